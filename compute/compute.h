@@ -1,0 +1,92 @@
+/* compute.h: CSV validation, dataset statistics, prepared tables and SQL
+ * computations with the privacy filter. Knows nothing of sockets, events or
+ * FUSE; the daemon feeds it bytes and takes bytes back. The only module that
+ * includes sqlite3.h. */
+#ifndef DCR_COMPUTE_H
+#define DCR_COMPUTE_H
+
+#include "../base/base.h"
+
+enum cmp_type { CMP_STRING, CMP_INTEGER, CMP_FLOAT };
+enum cmp_format { CMP_FMT_NONE, CMP_FMT_EMAIL, CMP_FMT_DATE, CMP_FMT_SHA256 };
+
+typedef struct cmp_column {
+	const char *name;
+	enum cmp_type type;
+	enum cmp_format format;
+	bool nullable;
+} cmp_column;
+
+typedef struct cmp_schema {
+	const cmp_column *cols;
+	size_t ncols;
+} cmp_schema;
+
+const char *cmp_type_name(enum cmp_type t); /* "string", "integer", "float" */
+
+/* ---- CSV ingest: streaming validation + statistics ----------------------- */
+
+typedef struct cmp_ingest cmp_ingest;
+
+/* label names the file in errors ("bank.csv line 12, column \"age\": ..."). */
+int cmp_ingest_new(const cmp_schema *schema, const char *label, cmp_ingest **out);
+/* Feed any split of the bytes. The first error stops validation; later
+ * calls return the same error. */
+int cmp_ingest_feed(cmp_ingest *in, const void *p, size_t n, dcr_err *err);
+/* Ends the input; on success fills rows and the statistics JSON
+ * (docs/compute.md) into stats_json. */
+int cmp_ingest_finish(cmp_ingest *in, uint64_t *rows, dcr_buf *stats_json, dcr_err *err);
+void cmp_ingest_free(cmp_ingest *in);
+
+/* ---- prepared tables -----------------------------------------------------
+ * A prepared table is a serialized SQLite database (sqlite3_serialize
+ * image) holding one table named `table` with the schema's columns, built
+ * once at provisioning so a run costs the query, not the import. */
+typedef int (*cmp_read_fn)(void *ctx, void *buf, size_t cap); /* bytes, 0 at end, <0 error */
+int cmp_prepare(const cmp_schema *schema, const char *table, cmp_read_fn read, void *ctx,
+		dcr_buf *image, dcr_err *err);
+
+/* ---- SQL ------------------------------------------------------------------ */
+
+typedef struct cmp_input {
+	const char *name;     /* table name the query uses */
+	cmp_schema schema;
+	const void *image;    /* prepared table image; NULL = empty table */
+	size_t image_n;
+} cmp_input;
+
+typedef struct cmp_sql_limits {
+	uint64_t time_ms;      /* 0 = default */
+	uint64_t memory_bytes; /* 0 = default */
+	uint64_t rows_max;     /* result rows; 0 = default */
+	uint64_t bytes_max;    /* result CSV bytes; 0 = default */
+} cmp_sql_limits;
+
+typedef struct cmp_result {
+	dcr_buf csv;          /* header row + rows, RFC 4180 */
+	dcr_buf image;        /* the result as a prepared table (for downstream) */
+	cmp_column *cols;     /* result schema (names heap-owned) */
+	size_t ncols;
+	uint64_t rows;
+	uint64_t suppressed;  /* rows dropped by the privacy filter */
+} cmp_result;
+
+void cmp_result_init(cmp_result *r);
+void cmp_result_release(cmp_result *r);
+
+/* Checks a query against input schemas (empty tables): it must compile, read
+ * only the given inputs, and, when min_rows > 0, aggregate in its outermost
+ * SELECT. Fills the result schema (res may be NULL). */
+int cmp_sql_check(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
+		  cmp_result *res, dcr_err *err);
+/* Runs a query over the inputs with the limits and the privacy filter. */
+int cmp_sql_run(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
+		const cmp_sql_limits *lim, cmp_result *res, dcr_err *err);
+/* Which of the given names (datasets and computations of the room) the
+ * query refers to as identifiers, outside string literals and comments,
+ * case-insensitively; used[i] is set for names[i]. For dependency analysis
+ * before the schemas of upstream results are known. */
+int cmp_sql_refs(const char *query, const char *const *names, size_t n, bool *used,
+		 dcr_err *err);
+
+#endif

@@ -1,0 +1,157 @@
+/* eventstore.h: signed events, their canonical encoding, the per-room
+ * Merkle log and its LMDB storage.
+ *
+ * An event is an envelope (canonical msgpack map, see docs/event-format.md)
+ * plus a detached Ed25519 signature over DCR_DOMAIN_EVENT || 0x00 ||
+ * envelope bytes. The stored entry of an event is the envelope bytes
+ * followed by the 64 signature bytes; the Merkle leaf is
+ * SHA-256(0x00 || entry). Nothing is ever re-encoded to verify or hash.
+ *
+ * Envelope keys (sorted): actor (bin 32, Ed25519 public key), body (map),
+ * room (str, 32 lowercase hex chars), seq (uint, the exact position the
+ * signer expects the event to take: replay protection), ts (uint, unix ms),
+ * type (str), v (uint, 1). */
+#ifndef DCR_EVENTSTORE_H
+#define DCR_EVENTSTORE_H
+
+#include "../base/base.h"
+
+#define ES_ROOM_ID_BYTES 16 /* raw; 32 hex chars in envelopes */
+#define ES_ROOM_HEX_BYTES 33
+#define ES_TYPE_BYTES_MAX 64
+
+/* ---- envelopes ---------------------------------------------------------- */
+
+/* A decoded, structurally valid envelope. Pointers refer into the bytes
+ * passed to es_event_decode and into ev->doc; valid until es_event_release. */
+typedef struct es_event {
+	const uint8_t *env; /* envelope bytes */
+	size_t env_n;
+	uint8_t sig[DCR_ED25519_SIG_BYTES];
+	uint8_t actor[DCR_ED25519_PUB_BYTES];
+	uint8_t room[ES_ROOM_ID_BYTES];
+	char room_hex[ES_ROOM_HEX_BYTES];
+	uint64_t seq;
+	uint64_t ts_ms;
+	char type[ES_TYPE_BYTES_MAX];
+	const dcr_mpv *body; /* a map */
+	dcr_mp_doc *doc;
+} es_event;
+
+/* Builds and signs an envelope. body_mp is an already encoded canonical
+ * msgpack map (e.g. from dcr_mpw). Appends entry = envelope || sig to out. */
+int es_event_build(const dcr_key *k, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq,
+		   uint64_t ts_ms, const char *type, const void *body_mp, size_t body_n,
+		   dcr_buf *out, dcr_err *err);
+
+/* Decodes an entry (envelope || sig) from untrusted bytes: limits,
+ * canonical form, required fields and their types, no trailing bytes. Does
+ * NOT verify the signature (see es_event_verify). The entry bytes must
+ * outlive ev. */
+int es_event_decode(const void *entry, size_t n, es_event *ev, dcr_err *err);
+/* Verifies ev->sig by ev->actor over the stored envelope bytes. */
+int es_event_verify(const es_event *ev, dcr_err *err);
+void es_event_release(es_event *ev);
+
+/* Room id helpers. */
+void es_room_new(uint8_t room[ES_ROOM_ID_BYTES]);
+int es_room_parse(const char *hex, uint8_t room[ES_ROOM_ID_BYTES]);
+void es_room_format(const uint8_t room[ES_ROOM_ID_BYTES], char hex[ES_ROOM_HEX_BYTES]);
+
+/* ---- Merkle tree (RFC 6962), pure functions ------------------------------ */
+
+void es_leaf_hash(const void *entry, size_t n, uint8_t out[32]);
+void es_node_hash(const uint8_t l[32], const uint8_t r[32], uint8_t out[32]);
+/* Root of leaves[0..n) given leaf hashes (n may be 0: SHA-256 of ""). */
+void es_merkle_root(const uint8_t (*leaves)[32], uint64_t n, uint8_t out[32]);
+/* Proofs from an array of leaf hashes (reference implementation; the store
+ * has faster versions). proof must hold 64 hashes; *proof_n is set. */
+int es_merkle_inclusion(const uint8_t (*leaves)[32], uint64_t n, uint64_t index,
+			uint8_t (*proof)[32], size_t *proof_n);
+int es_merkle_consistency(const uint8_t (*leaves)[32], uint64_t n_old, uint64_t n_new,
+			  uint8_t (*proof)[32], size_t *proof_n);
+/* Verification (RFC 9162 §2.1.3.2 / §2.1.4.2). 0 or DCR_EINTEGRITY. */
+int es_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf[32],
+			const uint8_t (*proof)[32], size_t proof_n, const uint8_t root[32]);
+int es_verify_consistency(uint64_t size_old, uint64_t size_new, const uint8_t root_old[32],
+			  const uint8_t root_new[32], const uint8_t (*proof)[32], size_t proof_n);
+
+/* ---- checkpoints ------------------------------------------------------- */
+
+/* A signed statement "room R has size N and root H" by the daemon key.
+ * Signed message: DCR_DOMAIN_CHECKPOINT || 0x00 || body, where body is the
+ * canonical msgpack map {room: str hex, root: bin 32, size: uint, ts: uint}. */
+typedef struct es_checkpoint {
+	uint8_t room[ES_ROOM_ID_BYTES];
+	uint64_t size;
+	uint8_t root[32];
+	uint64_t ts_ms;
+	uint8_t key[DCR_ED25519_PUB_BYTES]; /* signer */
+	uint8_t sig[DCR_ED25519_SIG_BYTES];
+} es_checkpoint;
+
+int es_checkpoint_sign(es_checkpoint *cp, const dcr_key *k);
+int es_checkpoint_verify(const es_checkpoint *cp, dcr_err *err);
+/* Serialized form (canonical msgpack map with key and sig). */
+void es_checkpoint_encode(const es_checkpoint *cp, dcr_buf *out);
+int es_checkpoint_decode(const void *p, size_t n, es_checkpoint *cp, dcr_err *err);
+
+/* ---- the store (LMDB) --------------------------------------------------- */
+
+typedef struct es_store es_store;
+
+typedef struct es_options {
+	size_t map_size_bytes; /* initial map size; 0 = default (1 GiB); grows */
+	bool no_sync;          /* tests/benchmarks only; default full sync */
+	const dcr_key *checkpoint_key; /* daemon key; signs a checkpoint per commit */
+} es_options;
+
+/* Opens (creating) the store in directory dir. Clears stale readers. */
+int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err);
+void es_close(es_store *s); /* NULL ok; waits for the writer to drain */
+
+/* Appends one entry (already validated by the caller) to room. Blocks until
+ * the entry is durable; concurrent callers share one commit (group
+ * commit). expect_seq must equal the room's current size, else DCR_ESEQ
+ * (use ES_SEQ_ANY to skip the check). On success *seq_out is the entry's
+ * sequence and cp_out (may be NULL) the checkpoint signed for that commit.
+ * Thread safe. */
+#define ES_SEQ_ANY UINT64_MAX
+int es_append(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t expect_seq,
+	      const void *entry, size_t n, uint64_t *seq_out, es_checkpoint *cp_out,
+	      dcr_err *err);
+
+/* Number of events in room (0 if unknown room). */
+int es_room_size(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t *size);
+/* Latest checkpoint of room (DCR_ENOTFOUND if none). */
+int es_latest_checkpoint(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], es_checkpoint *cp);
+/* Lists rooms: calls fn for each room id; stops early if fn returns != 0. */
+int es_rooms(es_store *s, int (*fn)(void *ctx, const uint8_t room[ES_ROOM_ID_BYTES]),
+	     void *ctx);
+
+/* Copies entry seq of room into out (appends). */
+int es_get(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq, dcr_buf *out);
+
+/* Streams events [from, to) of room (to = ES_SEQ_ANY for the end) to fn in
+ * bounded chunks, each chunk read in its own short read transaction. The
+ * entry pointer is valid only during the call. A non-zero return from fn
+ * stops the fold and is returned. This is replay: fold(apply, events). */
+typedef int (*es_fold_fn)(void *ctx, uint64_t seq, const void *entry, size_t n);
+int es_fold(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, uint64_t to,
+	    es_fold_fn fn, void *ctx);
+
+/* Root of the first `size` leaves of room, and proofs against it. */
+int es_root(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size, uint8_t root[32]);
+int es_inclusion_proof(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t index,
+		       uint64_t size, uint8_t (*proof)[32], size_t *proof_n);
+int es_consistency_proof(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size_old,
+			 uint64_t size_new, uint8_t (*proof)[32], size_t *proof_n);
+
+/* Small key-value side table in the same environment for daemon metadata
+ * (blob index, upload records). Writes go through the writer thread and are
+ * durable on return. */
+int es_meta_put(es_store *s, const char *key, const void *v, size_t n);
+int es_meta_get(es_store *s, const char *key, dcr_buf *out); /* DCR_ENOTFOUND */
+int es_meta_del(es_store *s, const char *key);
+
+#endif

@@ -1,0 +1,131 @@
+/* proto.h: the dcr wire protocol (docs/protocol.md) and its blocking client.
+ *
+ * Frames are a 4-byte big-endian length followed by one canonical msgpack
+ * map, at most DCR_FRAME_BYTES_MAX. The daemon (libuv) uses the frame codec
+ * here; the CLI and the mount use the client (plain blocking sockets, one
+ * request at a time per connection; open several connections for
+ * concurrency). Neither client opens LMDB or the blob store. */
+#ifndef DCR_PROTO_H
+#define DCR_PROTO_H
+
+#include "../base/base.h"
+#include "../eventstore/eventstore.h"
+
+/* ---- frame codec (shared by both sides) ---------------------------------- */
+
+#define PROTO_HDR_BYTES 4
+/* Validates a frame body (canonical msgpack map within limits). */
+int proto_frame_parse(const void *p, size_t n, dcr_mp_doc **out, dcr_err *err);
+/* Appends header + body. */
+void proto_frame_wrap(dcr_buf *out, const void *body, size_t n);
+
+/* ---- client --------------------------------------------------------------- */
+
+typedef struct cl_conn cl_conn;
+
+/* Default socket: $DCR_SOCKET, else the path given, else error. */
+const char *cl_default_socket(void);
+
+/* Connects and authenticates by signing the daemon's challenge with id.
+ * The daemon's public key is returned by cl_daemon_key. */
+int cl_connect(const char *socket_path, const dcr_key *id, cl_conn **out, dcr_err *err);
+void cl_close(cl_conn *c);
+const uint8_t *cl_daemon_key(const cl_conn *c);
+const dcr_key *cl_identity(const cl_conn *c);
+
+/* Generic call: op name, args as an encoded canonical msgpack map (NULL for
+ * none). On success *resp is the response map (free with dcr_mp_doc_free;
+ * *resp_bytes, if given, keeps the bytes alive: release with
+ * dcr_buf_release after the doc). A daemon-side failure returns its code and
+ * message in err. */
+int cl_call(cl_conn *c, const char *op, const void *args, size_t args_n, dcr_buf *resp_bytes,
+	    dcr_mp_doc **resp, dcr_err *err);
+
+/* Resolves ROOM (32-hex id or unique room name among rooms visible to the
+ * caller). */
+int cl_room_resolve(cl_conn *c, const char *room, uint8_t id[ES_ROOM_ID_BYTES], dcr_err *err);
+
+/* Rooms where the caller is creator or participant. */
+typedef struct cl_room_info {
+	char id[ES_ROOM_HEX_BYTES];
+	char *name;
+	char *status; /* draft | published | stopped */
+	uint64_t size;
+} cl_room_info;
+int cl_rooms(cl_conn *c, cl_room_info **rooms, size_t *n, dcr_err *err);
+void cl_rooms_free(cl_room_info *rooms, size_t n);
+
+/* Raw events [from, to) of a room (to = ES_SEQ_ANY: up to the end), in
+ * chunks; fn gets each stored entry (envelope || sig). */
+int cl_events(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, uint64_t to,
+	      int (*fn)(void *ctx, uint64_t seq, const void *entry, size_t n), void *ctx,
+	      dcr_err *err);
+
+/* Signs an event of type/body as the caller with the room's current size as
+ * seq and submits it; on DCR_ESEQ (someone else appended first) refetches
+ * the size and retries a few times. *seq_out may be NULL. */
+int cl_submit(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *type,
+	      const void *body, size_t body_n, uint64_t *seq_out, dcr_err *err);
+
+/* Creates a room (room.created at seq 0, new random id). */
+int cl_room_create(cl_conn *c, const char *json, uint8_t id_out[ES_ROOM_ID_BYTES], dcr_err *err);
+
+/* Uploads a dataset file and, once the daemon validated and stored it,
+ * signs and submits dataset.provisioned. read() supplies the bytes;
+ * progress (may be NULL) is called with bytes sent so far. On a validation
+ * failure err holds the daemon's message (file line, column, reason) and
+ * nothing is stored. */
+typedef void (*cl_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
+		 const char *file_name, uint64_t total_hint, int (*read)(void *ctx, void *buf, size_t cap),
+		 void *rctx, cl_progress_fn progress, void *pctx, dcr_err *err);
+
+/* Requests a run (run.requested with a fresh id). */
+int cl_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
+	   char run_id[33], dcr_err *err);
+
+/* Status of the last run of a computation as the daemon sees it, including
+ * the transient "running" state: state is one of none, queued, running,
+ * done, failed. */
+typedef struct cl_run_status {
+	char run_id[33];
+	char state[16];
+	char *error;
+	uint64_t rows, suppressed, duration_ms, result_bytes;
+} cl_run_status;
+int cl_run_status(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
+		  cl_run_status *st, dcr_err *err);
+void cl_run_status_release(cl_run_status *st);
+
+/* Records result.retrieved for the last completed run of computation and
+ * returns its run id and size. Then read ranges with cl_result_read. */
+int cl_result_open(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
+		   char run_id[33], uint64_t *size, dcr_err *err);
+/* Reads up to cap bytes of the result CSV of run at offset; returns bytes
+ * read (0 at end) or a negative code. Analysts only. */
+int cl_result_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
+		   uint64_t offset, void *buf, size_t cap, dcr_err *err);
+
+/* Statistics JSON of a provisioned dataset (owners, or everyone when the
+ * definition shares them). */
+int cl_stats(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
+	     dcr_buf *json, dcr_err *err);
+
+/* Runs every computation of the room on empty inputs; report is text, one
+ * block per computation (columns and types, or the error). */
+int cl_room_test(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], dcr_buf *report,
+		 dcr_err *err);
+
+/* Everything the caller provisioned, across rooms, as JSON text. */
+int cl_datasets(cl_conn *c, dcr_buf *json, dcr_err *err);
+
+/* Latest signed checkpoint of the room, and an inclusion proof. */
+int cl_checkpoint(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], es_checkpoint *cp,
+		  dcr_err *err);
+int cl_inclusion_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq,
+		       uint64_t size, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err);
+
+/* Replays the room's events with rm_apply on the client side is done by the
+ * caller (room module); the client only moves bytes. */
+
+#endif
