@@ -1,0 +1,35 @@
+/* tools.h: the pieces of the dcr command-line tool shared between its
+ * files. tools/dcr.c holds main() and dispatches `dcr <command>`;
+ * each command family lives in its own file:
+ *   tools/dcr.c      main, keygen, whoami, room, provision, run, ... (CLI)
+ *   tools/audit.c    dcr audit log|export|verify|replay|proof|verify-proof
+ *   tools/mount.c    dcr mount / dcr umount (uses fs/)
+ * Every command prints usage on --help and exits 0; on error it prints
+ * "dcr <command>: <message>" to stderr and exits 1 (2 for usage errors). */
+#ifndef DCR_TOOLS_H
+#define DCR_TOOLS_H
+
+#include "../base/base.h"
+#include "../proto/proto.h"
+
+int cmd_audit(int argc, char **argv); /* argv[0] == "audit" */
+int cmd_mount(int argc, char **argv); /* argv[0] == "mount" */
+int cmd_umount(int argc, char **argv);
+
+/* Identity path: $DCR_IDENTITY, else ~/.config/dcr/identity.pem. */
+const char *tl_identity_path(void);
+int tl_load_identity(dcr_key **out, dcr_err *err);
+/* Socket path: $DCR_SOCKET (required unless --socket was given). */
+const char *tl_socket_path(void);
+/* Connects with the current identity; prints the error and returns
+ * non-zero on failure. */
+int tl_connect(cl_conn **out, dcr_err *err);
+/* Fetches every event of room and folds them with rm_apply into st
+ * (initialised with the connection's daemon key). */
+struct rm_state;
+int tl_replay(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], struct rm_state *st,
+	      dcr_err *err);
+/* Prints "dcr <cmd>: <msg>" to stderr. */
+void tl_fail(const char *cmd, const dcr_err *err);
+
+#endif
