@@ -14,6 +14,7 @@
 
 #include "../base/base.h"
 #include "../eventstore/eventstore.h"
+#include "../compute/compute.h"
 
 /* ---- definition -------------------------------------------------------- */
 
@@ -51,6 +52,12 @@ typedef struct rm_computation {
 	char **mask;
 	size_t nmask;
 	double epsilon;
+	/* Result schema as checked when the definition was parsed: sql (from
+	 * cmp_sql_check on empty inputs) and synthetic (the input dataset's
+	 * columns); NULL/0 for python and r, whose columns are known only
+	 * after a run. Names heap-owned by the definition. */
+	cmp_column *result_cols;
+	size_t nresult_cols;
 } rm_computation;
 
 typedef struct rm_participant {
@@ -75,25 +82,46 @@ typedef struct rm_def {
 	size_t ncomputations;
 } rm_def;
 
-/* Parses and validates a definition document. Errors name the field, e.g.
- * `participants[1].key: not an ed25519 public key` or `line 3, column 9:
- * JSON syntax error: ...`. Validation: unique names, known types, every
+/* Parses and validates a definition document (docs/room-format.md). On
+ * success *out is a new definition (free with rm_def_free). Errors
+ * (DCR_EINVALID, DCR_ELIMIT, DCR_EFORMAT for JSON syntax) name the field,
+ * e.g. `participants[1].key: not an ed25519 public key (...)` or `line 3,
+ * column 9: <jansson message>`. Validation: unique names, known types, every
  * reference resolves, computation dependencies acyclic, every dataset has an
  * owner and every computation an analyst, keys well formed, SQL compiles
  * against the declared schemas and aggregates where the privacy filter
- * requires it. */
+ * requires it. Fields starting with "x-" are ignored (and not kept). */
 int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err);
-void rm_def_free(rm_def *d);
-/* Definition as pretty JSON (accepted again by rm_def_parse). */
+void rm_def_free(rm_def *d); /* NULL ok */
+/* Definition as pretty JSON (2-space indent, fixed field order, trailing
+ * newline), accepted again by rm_def_parse. Heap string (free()). */
 char *rm_def_to_json(const rm_def *d);
+
+/* Room names: 1..DCR_RM_ROOM_NAME_BYTES_MAX of [A-Za-z0-9._-], not starting
+ * with '.' or '-'. Dataset, column and computation names: identifiers
+ * [A-Za-z_][A-Za-z0-9_]{0,62}, not starting with sqlite_. */
+bool rm_room_name_valid(const char *s);
+bool rm_ident_valid(const char *s);
+const char *rm_coltype_name(enum rm_coltype t);      /* "string", ... */
+const char *rm_format_name(enum rm_format f);        /* "", "email", ... */
+const char *rm_dskind_name(enum rm_dskind k);        /* "table", "file" */
+const char *rm_compkind_name(enum rm_compkind k);    /* "sql", "python", ... */
+/* The compute module's view of a table dataset's columns: fills cols
+ * (ds->ncolumns entries); names point into ds. */
+void rm_dataset_columns(const rm_dataset *ds, cmp_column *cols);
 
 const rm_dataset *rm_def_dataset(const rm_def *d, const char *name);
 const rm_computation *rm_def_computation(const rm_def *d, const char *name);
 const rm_participant *rm_def_participant(const rm_def *d, const uint8_t key[32]);
 bool rm_is_owner(const rm_def *d, const uint8_t key[32], const char *dataset);
 bool rm_is_analyst(const rm_def *d, const uint8_t key[32], const char *computation);
-/* Computations in dependency order (indices into d->computations). */
+/* Computations in dependency order (indices into d->computations; order
+ * must hold d->ncomputations entries): every computation after the
+ * computations it reads. DCR_EINVALID on a cycle (never for a parsed def). */
 int rm_def_topo(const rm_def *d, size_t *order);
+/* Datasets a computation reads, directly or through upstream computations:
+ * used[i] is set for d->datasets[i] (used must hold d->ndatasets). */
+void rm_def_datasets_read(const rm_def *d, const rm_computation *c, bool *used);
 
 /* ---- state -------------------------------------------------------------- */
 
@@ -125,6 +153,7 @@ typedef struct rm_run {
 	char *result_blob;
 	uint64_t rows, suppressed, result_bytes, duration_ms;
 	char *schema_json; /* [["col","type"],...] as sent by the daemon */
+	char *inputs_json; /* {"input": "sha256 hex", ...} as sent by the daemon */
 	uint64_t retrieved; /* count of result.retrieved */
 } rm_run;
 
@@ -142,6 +171,10 @@ typedef struct rm_state {
 	size_t nprovisions;
 	rm_run *runs;
 	size_t nruns;
+	char *stop_reason; /* room.stopped */
+	/* private: open-addressing index of runs by id (slot = index + 1) */
+	size_t *run_index;
+	size_t run_index_cap;
 } rm_state;
 
 void rm_state_init(rm_state *s, const uint8_t daemon_key[32]);
@@ -156,6 +189,44 @@ bool rm_state_is_participant(const rm_state *s, const uint8_t key[32]); /* incl.
  * says why ("seq 12 (dataset.provisioned): actor is not an owner of
  * dataset bank_customers"). */
 int rm_apply(rm_state *s, const es_event *ev, dcr_err *err);
+/* Replay step for stored entries (envelope || sig): es_event_decode,
+ * es_event_verify, rm_apply. Errors are prefixed with the seq. */
+int rm_apply_entry(rm_state *s, const void *entry, size_t n, dcr_err *err);
+
+/* ---- permissions ---------------------------------------------------------
+ * The read and action rules, for the daemon and the mount; rm_apply uses
+ * the same checks, so no rule is written twice. All fail closed. The
+ * rm_check_* variants return 0 or a negative code and say why in err (may
+ * be NULL); rm_may_* are the boolean forms. */
+bool rm_may_read_room(const rm_state *s, const uint8_t key[32]); /* creator or participant */
+/* Owner of the dataset, or any participant when share_statistics. */
+bool rm_may_read_stats(const rm_state *s, const uint8_t key[32], const char *dataset);
+/* The rows of a dataset: its owners only. */
+bool rm_may_read_data(const rm_state *s, const uint8_t key[32], const char *dataset);
+/* Results of a computation: its analysts only. */
+bool rm_may_read_result(const rm_state *s, const uint8_t key[32], const char *computation);
+/* Edit (room.draft_saved) and publish: the creator while draft. */
+int rm_check_edit(const rm_state *s, const uint8_t key[32], dcr_err *err);
+bool rm_may_edit(const rm_state *s, const uint8_t key[32]);
+/* Stop: the creator while draft or published. */
+int rm_check_stop(const rm_state *s, const uint8_t key[32], dcr_err *err);
+/* Provision: published, dataset exists, an owner of it. */
+int rm_check_provision(const rm_state *s, const uint8_t key[32], const char *dataset,
+		       dcr_err *err);
+bool rm_may_provision(const rm_state *s, const uint8_t key[32], const char *dataset);
+/* Deprovision: as provision, and the dataset is currently provisioned. */
+int rm_check_deprovision(const rm_state *s, const uint8_t key[32], const char *dataset,
+			 dcr_err *err);
+/* Run: published, computation exists, an analyst of it, and under
+ * settings.require_provisioned every required dataset it reads
+ * (transitively) is provisioned. */
+int rm_check_run(const rm_state *s, const uint8_t key[32], const char *computation,
+		 dcr_err *err);
+bool rm_may_run(const rm_state *s, const uint8_t key[32], const char *computation);
+/* Retrieve: published, the run exists and is done, an analyst of its
+ * computation. */
+int rm_check_retrieve(const rm_state *s, const uint8_t key[32], const char *run_id,
+		      dcr_err *err);
 
 /* Human line for audit.log / `dcr audit log`, without trailing newline:
  * "2026-11-25T12:00:00Z anna@bank.example provisioned bank_customers:
@@ -179,6 +250,19 @@ char *rm_describe(const rm_state *before, const es_event *ev);
 #define RM_EV_RUN_FAILED "run.failed"
 #define RM_EV_RETRIEVED "result.retrieved"
 
+/* Body keys (sorted), as rm_apply requires them, exactly:
+ *   created, draft_saved  {definition: str}
+ *   published             {definition_sha256: bin 32}
+ *   stopped               {reason: str}
+ *   provisioned           {blob: str, bytes: uint, dataset: str, file: str,
+ *                          rows: uint, sha256: bin 32, stats_sha256: bin 32}
+ *   deprovisioned         {dataset: str}
+ *   run.requested         {computation: str, run: str (32 lowercase hex)}
+ *   run.completed         {computation, duration_ms, inputs (str JSON),
+ *                          result_blob, result_bytes, result_sha256 (bin 32),
+ *                          rows, run, schema (str JSON), suppressed}
+ *   run.failed            {computation: str, error: str, run: str}
+ *   result.retrieved      {run: str} */
 void rm_body_definition(dcr_buf *out, const char *json);            /* created, draft_saved */
 void rm_body_published(dcr_buf *out, const uint8_t def_sha256[32]);
 void rm_body_stopped(dcr_buf *out, const char *reason);
