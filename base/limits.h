@@ -15,6 +15,23 @@
 #define DCR_FRAME_BYTES_MAX (DCR_EVENT_BYTES_MAX + 64u * 1024)
 #define DCR_CHUNK_BYTES (1024u * 1024)
 
+/* daemon/protocol (docs/protocol.md, docs/daemon.md) */
+#define DMN_CONNS_MAX 256u                  /* open connections */
+#define DMN_INFLIGHT_MAX 4u                 /* requests queued per connection */
+#define DMN_AUTH_FRAME_BYTES_MAX 256u       /* frames before authentication */
+#define DMN_AUTH_TIMEOUT_MS 10000u          /* to answer the challenge */
+#define DMN_IDLE_TIMEOUT_MS (10u * 60 * 1000) /* default --idle-timeout-ms */
+#define DMN_UPLOADS_MAX 4u                  /* open uploads per connection */
+#define DMN_EVENT_CLOCK_SKEW_MS (5u * 60 * 1000) /* |ts - now| of user events */
+#define DMN_EVENTS_PER_REPLY_MAX 4096u      /* events in one `events` reply */
+#define DMN_RESULT_READ_BYTES_MAX DCR_CHUNK_BYTES /* one result.read */
+#define DMN_RUN_TIME_MS (60u * 1000)        /* SQL time limit of one computation */
+#define DMN_RUN_QUEUE_MAX 1024u             /* queued background jobs */
+#define DMN_BLOB_CHUNK_BYTES (1024u * 1024) /* encryption chunk at rest */
+#define DMN_STATS_BYTES_MAX (16u * 1024 * 1024) /* statistics JSON of a dataset */
+#define DMN_IMAGE_BYTES_MAX (4ull * 1024 * 1024 * 1024) /* prepared table loaded for a run */
+#define DMN_SUBMIT_RETRIES 5u               /* cl_submit retries on ESEQ */
+
 /* room (definitions and event bodies, room/) */
 #define DCR_RM_DEF_BYTES_MAX (1024u * 1024)       /* definition JSON text */
 #define DCR_RM_ROOM_NAME_BYTES_MAX 128u
@@ -36,5 +53,20 @@
 #define DCR_RM_FILE_NAME_BYTES_MAX 255u
 #define DCR_RM_RUN_META_BYTES_MAX (64u * 1024)    /* run.completed schema, inputs */
 #define DCR_RM_RUNS_MAX 10000000u                 /* runs per room */
+
+/* compute (compute/): CSV ingest, prepared tables, SQL runs */
+#define DCR_CSV_FIELD_BYTES_MAX (64u * 1024)      /* one field, after unquoting */
+#define DCR_CSV_LINE_BYTES_MAX (1024u * 1024)     /* one record (may span lines) */
+#define DCR_CSV_COLS_MAX 1024u                    /* fields per record */
+#define DCR_CSV_ERR_VALUE_BYTES 40u               /* value shown in an error */
+#define DCR_CMP_DISTINCT_EXACT_MAX 65536u         /* then HyperLogLog */
+#define DCR_SQL_INPUTS_MAX 10u                    /* SQLite's attach limit */
+#define DCR_SQL_TIME_MS_DEFAULT 30000u
+#define DCR_SQL_MEMORY_BYTES_DEFAULT (512ull * 1024 * 1024)
+#define DCR_SQL_ROWS_MAX_DEFAULT 1000000u         /* result rows */
+#define DCR_SQL_BYTES_MAX_DEFAULT (256ull * 1024 * 1024) /* result CSV bytes */
+#define DCR_SQL_QUERY_BYTES_MAX (64u * 1024)
+#define DCR_SQL_COLS_MAX 256u                     /* result columns */
+#define DCR_SQL_VALUE_BYTES_MAX (16u * 1024 * 1024) /* one string or blob */
 
 #endif

@@ -1,0 +1,180 @@
+/* test_base.c: base primitives: canonical msgpack writer and checker,
+ * encodings, signatures with domain separation, AES-GCM. */
+#include <unistd.h>
+
+#include "../../base/base.h"
+
+static int failures;
+#define CHECK(c)                                                                        \
+	do {                                                                            \
+		if (!(c)) {                                                             \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
+			failures++;                                                     \
+		}                                                                       \
+	} while (0)
+
+static int check_bytes(const char *hex, dcr_err *err)
+{
+	uint8_t b[256];
+	size_t n = strlen(hex) / 2;
+	DCR_ASSERT(dcr_hex_decode(hex, strlen(hex), b, n) == 0);
+	return dcr_mp_check(b, n, NULL, err);
+}
+
+static void test_mp(void)
+{
+	dcr_buf b;
+	dcr_mpw w;
+	dcr_err err;
+	dcr_buf_init(&b);
+	dcr_mpw_init(&w, &b);
+	dcr_mpw_map(&w, 5);
+	dcr_mpw_str(&w, "a");
+	dcr_mpw_uint(&w, 300);
+	dcr_mpw_str(&w, "b");
+	dcr_mpw_int(&w, -5000);
+	dcr_mpw_str(&w, "bb");
+	dcr_mpw_bin(&w, "xyz", 3);
+	dcr_mpw_str(&w, "c");
+	dcr_mpw_array(&w, 2);
+	dcr_mpw_bool(&w, true);
+	dcr_mpw_double(&w, 1.5);
+	dcr_mpw_str(&w, "d");
+	dcr_mpw_str(&w, "h\xc3\xa9llo");
+	dcr_mp_doc *d = NULL;
+	CHECK(dcr_mp_parse(b.data, b.len, NULL, &d, &err) == 0);
+	uint64_t u = 0;
+	int64_t i = 0;
+	const char *s;
+	size_t n;
+	CHECK(dcr_mp_get_u64(dcr_mp_root(d), "a", &u, &err) == 0 && u == 300);
+	CHECK(dcr_mp_i64(dcr_mp_get(dcr_mp_root(d), "b"), &i) == 0 && i == -5000);
+	CHECK(dcr_mp_get_str(dcr_mp_root(d), "d", &s, &n, &err) == 0 && n == 6);
+	CHECK(dcr_mp_len(dcr_mp_get(dcr_mp_root(d), "c")) == 2);
+	CHECK(dcr_mp_get_u64(dcr_mp_root(d), "zz", &u, &err) == DCR_EFORMAT);
+	CHECK(strstr(err.msg, "missing field \"zz\"") != NULL);
+	dcr_mp_doc_free(d);
+	/* Every strict prefix is truncated; one extra byte is trailing. */
+	for (size_t k = 0; k < b.len; k++)
+		CHECK(dcr_mp_check(b.data, k, NULL, &err) == (k == 0 ? DCR_ETRUNC : DCR_ETRUNC));
+	dcr_buf_append_u8(&b, 0xc0);
+	CHECK(dcr_mp_check(b.data, b.len, NULL, &err) == DCR_ETRAILING);
+	dcr_buf_release(&b);
+
+	CHECK(check_bytes("cc05", &err) == DCR_ENONCANON);     /* 5 as uint8 */
+	CHECK(check_bytes("d0ff", &err) == DCR_ENONCANON);     /* -1 as int8 */
+	CHECK(check_bytes("d001", &err) == DCR_ENONCANON);     /* +1 signed */
+	CHECK(check_bytes("ca3f800000", &err) == DCR_ENONCANON); /* float32 */
+	CHECK(check_bytes("d90161", &err) == DCR_ENONCANON);   /* str8 of 1 */
+	CHECK(check_bytes("82a16201a16101", &err) == DCR_ENONCANON); /* b before a */
+	CHECK(check_bytes("82a16101a16101", &err) == DCR_ENONCANON); /* duplicate */
+	CHECK(check_bytes("810101", &err) == DCR_EFORMAT);     /* int key */
+	CHECK(check_bytes("a2c328", &err) == DCR_EFORMAT);     /* bad UTF-8 */
+	CHECK(check_bytes("c1", &err) == DCR_EFORMAT);
+	CHECK(check_bytes("d40000", &err) == DCR_EFORMAT);     /* ext */
+	CHECK(check_bytes("ddffffffff", &err) == DCR_ELIMIT);  /* 4G array */
+	CHECK(check_bytes("dd00010000", &err) == DCR_ETRUNC);  /* 65536 declared, none there */
+	CHECK(check_bytes("dbffffffff", &err) == DCR_ELIMIT);  /* 4G string */
+	/* deep nesting */
+	char deep[80];
+	memset(deep, '9', sizeof deep);
+	for (int k = 0; k < 38; k++)
+		deep[2 * k + 1] = '1';
+	deep[76] = 'c';
+	deep[77] = '0';
+	deep[78] = '\0';
+	CHECK(check_bytes(deep, &err) == DCR_ELIMIT);
+	CHECK(strstr(err.msg, "nesting") != NULL);
+}
+
+static void test_encodings(void)
+{
+	uint8_t raw[5] = {0, 1, 2, 0xfe, 0xff}, back[8];
+	char hex[11];
+	dcr_hex_encode(raw, 5, hex);
+	CHECK(strcmp(hex, "000102feff") == 0);
+	CHECK(dcr_hex_decode(hex, 10, back, 5) == 0 && memcmp(raw, back, 5) == 0);
+	CHECK(dcr_hex_decode("0g", 2, back, 1) == DCR_EFORMAT);
+	char *b64 = dcr_b64_encode((const uint8_t *)"foobar", 6);
+	CHECK(strcmp(b64, "Zm9vYmFy") == 0);
+	free(b64);
+	b64 = dcr_b64_encode((const uint8_t *)"fo", 2);
+	CHECK(strcmp(b64, "Zm8=") == 0);
+	CHECK(dcr_b64_decode(b64, 4, back, sizeof back) == 2 && memcmp(back, "fo", 2) == 0);
+	free(b64);
+	CHECK(dcr_b64_decode("Zm9=", 4, back, sizeof back) < 0); /* non-zero pad bits */
+	CHECK(dcr_b64_decode("Zm8", 3, back, sizeof back) < 0);
+}
+
+static void test_sign(void)
+{
+	dcr_key *k = NULL, *k2 = NULL;
+	uint8_t pub[32], pub2[32], sig[64];
+	CHECK(dcr_key_generate(&k) == 0 && dcr_key_generate(&k2) == 0);
+	dcr_key_public(k, pub);
+	dcr_key_public(k2, pub2);
+	CHECK(dcr_sign(k, DCR_DOMAIN_EVENT, "hello", 5, sig) == 0);
+	CHECK(dcr_verify(pub, DCR_DOMAIN_EVENT, "hello", 5, sig) == 0);
+	CHECK(dcr_verify(pub, DCR_DOMAIN_EVENT, "hello", 5, sig) == 0); /* cached */
+	CHECK(dcr_verify(pub, DCR_DOMAIN_AUTH, "hello", 5, sig) == DCR_ESIG);
+	CHECK(dcr_verify(pub2, DCR_DOMAIN_EVENT, "hello", 5, sig) == DCR_ESIG);
+	CHECK(dcr_verify(pub, DCR_DOMAIN_EVENT, "hellp", 5, sig) == DCR_ESIG);
+	sig[10] ^= 1;
+	CHECK(dcr_verify(pub, DCR_DOMAIN_EVENT, "hello", 5, sig) == DCR_ESIG);
+
+	char *line = dcr_pub_format(pub);
+	uint8_t parsed[32];
+	CHECK(dcr_pub_parse(line, parsed) == 0 && memcmp(parsed, pub, 32) == 0);
+	CHECK(dcr_pub_parse("ed25519:AAAA", parsed) == DCR_EKEY);
+	CHECK(dcr_pub_parse(line + 1, parsed) == DCR_EKEY);
+	free(line);
+
+	char dir[] = "/tmp/dcr-test-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char *path = dcr_asprintf("%s/id.pem", dir);
+	dcr_err err;
+	dcr_key *k3 = NULL;
+	CHECK(dcr_key_save(k, path, false, &err) == 0);
+	CHECK(dcr_key_save(k, path, false, &err) == DCR_EEXIST);
+	CHECK(dcr_key_load(path, &k3, &err) == 0);
+	uint8_t pub3[32];
+	dcr_key_public(k3, pub3);
+	CHECK(memcmp(pub3, pub, 32) == 0);
+	unlink(path);
+	rmdir(dir);
+	free(path);
+	dcr_key_free(k);
+	dcr_key_free(k2);
+	dcr_key_free(k3);
+}
+
+static void test_gcm(void)
+{
+	uint8_t key[32], nonce[12], tag[16], ct[100], pt[100], msg[100];
+	dcr_random(key, 32);
+	dcr_random(nonce, 12);
+	dcr_random(msg, 100);
+	CHECK(dcr_gcm_seal(key, nonce, "aad", 3, msg, 100, ct, tag) == 0);
+	CHECK(dcr_gcm_open(key, nonce, "aad", 3, ct, 100, pt, tag) == 0 && memcmp(pt, msg, 100) == 0);
+	CHECK(dcr_gcm_open(key, nonce, "aae", 3, ct, 100, pt, tag) == DCR_EINTEGRITY);
+	ct[0] ^= 1;
+	CHECK(dcr_gcm_open(key, nonce, "aad", 3, ct, 100, pt, tag) == DCR_EINTEGRITY);
+	uint8_t h[32];
+	dcr_sha256("abc", 3, h);
+	char hex[65];
+	dcr_hex_encode(h, 32, hex);
+	CHECK(strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+}
+
+int main(void)
+{
+	test_mp();
+	test_encodings();
+	test_sign();
+	test_gcm();
+	CHECK(strcmp(dcr_strerror(DCR_ESIG), "bad signature") == 0);
+	CHECK(strcmp(dcr_errname(DCR_ESEQ), "ESEQ") == 0);
+	if (failures)
+		fprintf(stderr, "%d failures\n", failures);
+	return failures ? 1 : 0;
+}
