@@ -24,6 +24,35 @@ typedef struct cmp_schema {
 
 const char *cmp_type_name(enum cmp_type t); /* "string", "integer", "float" */
 
+/* ---- CSV reader ------------------------------------------------------------
+ * Streaming RFC 4180 tokenizer: quoted fields, doubled quotes, embedded
+ * commas and newlines, CRLF or LF line ends, optional UTF-8 BOM, every field
+ * checked to be valid UTF-8. Memory is bounded by DCR_CSV_LINE_BYTES_MAX
+ * whatever the input size. Feeding any split of the bytes gives the same
+ * records and errors. Used by the ingest below; public for tests and tools. */
+
+typedef struct cmp_csv_field {
+	const char *p;   /* unquoted bytes (not NUL-terminated), valid UTF-8 */
+	size_t n;
+	uint64_t line;   /* 1-based physical line where the field starts */
+	bool quoted;     /* written in quotes: "" is an empty string, not NULL */
+} cmp_csv_field;
+
+/* Called once per record (the header is the first). The fields are valid
+ * only during the call. A non-zero return stops the reader with that code
+ * (the callback fills err). */
+typedef int (*cmp_csv_record_fn)(void *ctx, const cmp_csv_field *fields, size_t n, dcr_err *err);
+
+typedef struct cmp_csv cmp_csv;
+/* label names the input in errors: "bank.csv line 3: ...". */
+int cmp_csv_new(const char *label, cmp_csv_record_fn fn, void *ctx, cmp_csv **out);
+/* Names of fields by position, for errors ("column \"age\""); the array and
+ * strings must outlive the reader (or the next call). */
+void cmp_csv_set_names(cmp_csv *c, const char *const *names, size_t n);
+int cmp_csv_feed(cmp_csv *c, const void *p, size_t n, dcr_err *err);
+int cmp_csv_finish(cmp_csv *c, dcr_err *err);
+void cmp_csv_free(cmp_csv *c);
+
 /* ---- CSV ingest: streaming validation + statistics ----------------------- */
 
 typedef struct cmp_ingest cmp_ingest;

@@ -1,0 +1,432 @@
+/* cmp_csv.c: the streaming RFC 4180 tokenizer.
+ *
+ * Bytes arrive in arbitrary chunks; a small state machine keeps the current
+ * record (its unquoted field bytes, concatenated, and one entry per field)
+ * and hands it to the callback when the record ends. Nothing else is kept
+ * between records, so memory is bounded by DCR_CSV_LINE_BYTES_MAX however
+ * large the file is. The hot loops scan runs of ordinary bytes with a class
+ * table and copy them in one memcpy; there are no per-byte function calls.
+ *
+ * Invariants: every field handed out is valid UTF-8 and at most
+ * DCR_CSV_FIELD_BYTES_MAX bytes; a record has at most DCR_CSV_COLS_MAX
+ * fields; after the first error every call returns the same error. Line
+ * numbers count '\n' bytes (1-based); a field's line is where it starts. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compute_int.h"
+
+enum { ST_FIELD_START, ST_UNQUOTED, ST_QUOTED, ST_QUOTE_SEEN, ST_CR };
+
+struct csv_fld {
+	size_t off, n;
+	uint64_t line;
+	bool quoted;
+};
+
+struct cmp_csv {
+	char *label;
+	cmp_csv_record_fn fn;
+	void *ctx;
+	const char *const *names;
+	size_t nnames;
+
+	int state;
+	uint64_t line;
+	bool rec_open; /* some byte of the current record was seen */
+	char *rec;
+	size_t rec_len, rec_cap;
+	struct csv_fld *f;
+	size_t nf, fcap;
+	cmp_csv_field *view;
+
+	uint8_t bom[3];
+	size_t bom_n;
+	bool bom_done;
+
+	int err_code;
+	dcr_err err;
+};
+
+/* Bytes that end a run inside an unquoted field. */
+static uint8_t cls_unquoted[256];
+static bool cls_ready;
+
+static void cls_init(void)
+{
+	if (cls_ready)
+		return;
+	cls_unquoted[','] = 1;
+	cls_unquoted['\n'] = 1;
+	cls_unquoted['\r'] = 1;
+	cls_unquoted['"'] = 1;
+	__atomic_store_n(&cls_ready, true, __ATOMIC_RELEASE);
+}
+
+int cmp_csv_new(const char *label, cmp_csv_record_fn fn, void *ctx, cmp_csv **out)
+{
+	cls_init();
+	cmp_csv *c = dcr_calloc(1, sizeof(*c));
+	c->label = dcr_strdup(label ? label : "input");
+	c->fn = fn;
+	c->ctx = ctx;
+	c->line = 1;
+	c->state = ST_FIELD_START;
+	c->rec_cap = 4096;
+	c->rec = dcr_malloc(c->rec_cap);
+	c->fcap = 16;
+	c->f = dcr_malloc(c->fcap * sizeof(*c->f));
+	c->view = dcr_malloc(c->fcap * sizeof(*c->view));
+	*out = c;
+	return 0;
+}
+
+void cmp_csv_set_names(cmp_csv *c, const char *const *names, size_t n)
+{
+	c->names = names;
+	c->nnames = n;
+}
+
+void cmp_csv_free(cmp_csv *c)
+{
+	if (!c)
+		return;
+	free(c->label);
+	free(c->rec);
+	free(c->f);
+	free(c->view);
+	free(c);
+}
+
+const char *cmp__csv_label(const cmp_csv *c)
+{
+	return c->label;
+}
+
+/* Formats "label line N[, column "x"]: " into err and appends the message. */
+static int csv_fail(cmp_csv *c, dcr_err *err, uint64_t line, size_t field, const char *msg)
+{
+	if (field != SIZE_MAX && field < c->nnames)
+		dcr_err_set(&c->err, DCR_ECSV, "%s line %llu, column \"%s\": %s", c->label,
+			    (unsigned long long)line, c->names[field], msg);
+	else if (field != SIZE_MAX)
+		dcr_err_set(&c->err, DCR_ECSV, "%s line %llu, field %zu: %s", c->label,
+			    (unsigned long long)line, field + 1, msg);
+	else
+		dcr_err_set(&c->err, DCR_ECSV, "%s line %llu: %s", c->label,
+			    (unsigned long long)line, msg);
+	c->err_code = DCR_ECSV;
+	if (err)
+		*err = c->err;
+	return DCR_ECSV;
+}
+
+static int rec_append(cmp_csv *c, dcr_err *err, const char *p, size_t n)
+{
+	struct csv_fld *f = &c->f[c->nf];
+	if (f->n + n > DCR_CSV_FIELD_BYTES_MAX) {
+		char m[96];
+		snprintf(m, sizeof(m), "field longer than %u bytes", DCR_CSV_FIELD_BYTES_MAX);
+		return csv_fail(c, err, f->line, c->nf, m);
+	}
+	if (c->rec_len + n > DCR_CSV_LINE_BYTES_MAX) {
+		char m[96];
+		snprintf(m, sizeof(m), "record longer than %u bytes", DCR_CSV_LINE_BYTES_MAX);
+		return csv_fail(c, err, c->f[0].line, SIZE_MAX, m);
+	}
+	if (c->rec_len + n > c->rec_cap) {
+		size_t cap = c->rec_cap;
+		while (cap < c->rec_len + n)
+			cap *= 2;
+		c->rec = dcr_realloc(c->rec, cap);
+		c->rec_cap = cap;
+	}
+	memcpy(c->rec + c->rec_len, p, n);
+	c->rec_len += n;
+	f->n += n;
+	return 0;
+}
+
+static int field_begin(cmp_csv *c, dcr_err *err, bool quoted)
+{
+	if (c->nf >= DCR_CSV_COLS_MAX) {
+		char m[96];
+		snprintf(m, sizeof(m), "more than %u fields", DCR_CSV_COLS_MAX);
+		return csv_fail(c, err, c->line, SIZE_MAX, m);
+	}
+	if (c->nf == c->fcap) {
+		c->fcap *= 2;
+		c->f = dcr_realloc(c->f, c->fcap * sizeof(*c->f));
+		c->view = dcr_realloc(c->view, c->fcap * sizeof(*c->view));
+	}
+	struct csv_fld *f = &c->f[c->nf];
+	f->off = c->rec_len;
+	f->n = 0;
+	f->line = c->line;
+	f->quoted = quoted;
+	c->rec_open = true;
+	return 0;
+}
+
+/* Length of the longest prefix of p[0..n) that is valid UTF-8 (n if all). */
+size_t cmp__utf8_valid_prefix(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		/* ASCII fast path, 8 bytes at a time. */
+		while (i + 8 <= n) {
+			uint64_t w;
+			memcpy(&w, p + i, 8);
+			if (w & 0x8080808080808080ull)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
+		uint8_t b = p[i];
+		if (b < 0x80) {
+			i++;
+			continue;
+		}
+		size_t len;
+		uint32_t cp;
+		if (b >= 0xC2 && b <= 0xDF) {
+			len = 2;
+			cp = b & 0x1F;
+		} else if (b >= 0xE0 && b <= 0xEF) {
+			len = 3;
+			cp = b & 0x0F;
+		} else if (b >= 0xF0 && b <= 0xF4) {
+			len = 4;
+			cp = b & 0x07;
+		} else {
+			return i;
+		}
+		if (i + len > n)
+			return i;
+		for (size_t k = 1; k < len; k++) {
+			if ((p[i + k] & 0xC0) != 0x80)
+				return i;
+			cp = (cp << 6) | (p[i + k] & 0x3F);
+		}
+		if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF))
+			return i;
+		i += len;
+	}
+	return n;
+}
+
+static int record_end(cmp_csv *c, dcr_err *err)
+{
+	/* UTF-8: one pass over the whole record when it is ASCII (the
+	 * common case), per field only to name the culprit. */
+	if (cmp__utf8_valid_prefix((const uint8_t *)c->rec, c->rec_len) != c->rec_len) {
+		for (size_t i = 0; i < c->nf; i++) {
+			const uint8_t *p = (const uint8_t *)c->rec + c->f[i].off;
+			size_t k = cmp__utf8_valid_prefix(p, c->f[i].n);
+			if (k != c->f[i].n) {
+				char m[96];
+				snprintf(m, sizeof(m), "invalid UTF-8 (byte 0x%02x at offset %zu)",
+					 p[k], k);
+				return csv_fail(c, err, c->f[i].line, i, m);
+			}
+		}
+	}
+	for (size_t i = 0; i < c->nf; i++) {
+		c->view[i].p = c->rec + c->f[i].off;
+		c->view[i].n = c->f[i].n;
+		c->view[i].line = c->f[i].line;
+		c->view[i].quoted = c->f[i].quoted;
+	}
+	int rc = c->fn(c->ctx, c->view, c->nf, &c->err);
+	c->nf = 0;
+	c->rec_len = 0;
+	c->rec_open = false;
+	if (rc) {
+		c->err_code = rc;
+		if (err)
+			*err = c->err;
+		return rc;
+	}
+	return 0;
+}
+
+static int tokenize(cmp_csv *c, const char *p, size_t n, dcr_err *err)
+{
+	size_t i = 0;
+	int rc;
+	while (i < n) {
+		switch (c->state) {
+		case ST_FIELD_START: {
+			char ch = p[i];
+			if (ch == '"') {
+				if ((rc = field_begin(c, err, true)))
+					return rc;
+				c->state = ST_QUOTED;
+				i++;
+				break;
+			}
+			if ((rc = field_begin(c, err, false)))
+				return rc;
+			c->state = ST_UNQUOTED;
+			break;
+		}
+		case ST_UNQUOTED: {
+			size_t s = i;
+			const uint8_t *u = (const uint8_t *)p;
+			while (i < n && !cls_unquoted[u[i]])
+				i++;
+			if (i > s && (rc = rec_append(c, err, p + s, i - s)))
+				return rc;
+			if (i == n)
+				break;
+			char ch = p[i++];
+			if (ch == ',') {
+				c->nf++;
+				c->state = ST_FIELD_START;
+			} else if (ch == '\n') {
+				c->nf++;
+				c->state = ST_FIELD_START;
+				rc = record_end(c, err);
+				c->line++;
+				if (rc)
+					return rc;
+			} else if (ch == '\r') {
+				c->nf++;
+				c->state = ST_CR;
+			} else {
+				return csv_fail(c, err, c->line, c->nf,
+						"quote inside an unquoted field (quote the whole field and double the quote)");
+			}
+			break;
+		}
+		case ST_QUOTED: {
+			const char *q = memchr(p + i, '"', n - i);
+			size_t e = q ? (size_t)(q - p) : n;
+			if (e > i) {
+				if ((rc = rec_append(c, err, p + i, e - i)))
+					return rc;
+				for (const char *nl = memchr(p + i, '\n', e - i); nl;
+				     nl = memchr(nl + 1, '\n', (size_t)(p + e - nl - 1)))
+					c->line++;
+			}
+			i = e;
+			if (q) {
+				i++;
+				c->state = ST_QUOTE_SEEN;
+			}
+			break;
+		}
+		case ST_QUOTE_SEEN: {
+			char ch = p[i++];
+			if (ch == '"') {
+				if ((rc = rec_append(c, err, "\"", 1)))
+					return rc;
+				c->state = ST_QUOTED;
+			} else if (ch == ',') {
+				c->nf++;
+				c->state = ST_FIELD_START;
+			} else if (ch == '\n') {
+				c->nf++;
+				c->state = ST_FIELD_START;
+				rc = record_end(c, err);
+				c->line++;
+				if (rc)
+					return rc;
+			} else if (ch == '\r') {
+				c->nf++;
+				c->state = ST_CR;
+			} else {
+				return csv_fail(c, err, c->line, c->nf,
+						"unexpected character after a closing quote");
+			}
+			break;
+		}
+		case ST_CR: {
+			if (p[i] != '\n')
+				return csv_fail(c, err, c->line, SIZE_MAX,
+						"carriage return not followed by a line feed");
+			i++;
+			c->state = ST_FIELD_START;
+			rc = record_end(c, err);
+			c->line++;
+			if (rc)
+				return rc;
+			break;
+		}
+		}
+	}
+	return 0;
+}
+
+int cmp_csv_feed(cmp_csv *c, const void *buf, size_t n, dcr_err *err)
+{
+	const uint8_t *p = buf;
+	if (c->err_code) {
+		if (err)
+			*err = c->err;
+		return c->err_code;
+	}
+	if (!c->bom_done) {
+		static const uint8_t bom[3] = {0xEF, 0xBB, 0xBF};
+		while (n > 0 && c->bom_n < 3 && p[0] == bom[c->bom_n]) {
+			c->bom[c->bom_n++] = p[0];
+			p++;
+			n--;
+		}
+		if (c->bom_n == 3) {
+			c->bom_done = true;
+		} else if (n == 0) {
+			return 0; /* still a possible BOM prefix */
+		} else {
+			/* Not a BOM: replay the held bytes. */
+			c->bom_done = true;
+			if (c->bom_n) {
+				int rc = tokenize(c, (const char *)c->bom, c->bom_n, err);
+				if (rc)
+					return rc;
+			}
+		}
+	}
+	return tokenize(c, (const char *)p, n, err);
+}
+
+int cmp_csv_finish(cmp_csv *c, dcr_err *err)
+{
+	int rc;
+	if (c->err_code) {
+		if (err)
+			*err = c->err;
+		return c->err_code;
+	}
+	if (!c->bom_done) {
+		c->bom_done = true;
+		if (c->bom_n == 3)
+			c->bom_n = 0;
+		if (c->bom_n && (rc = tokenize(c, (const char *)c->bom, c->bom_n, err)))
+			return rc;
+	}
+	switch (c->state) {
+	case ST_FIELD_START:
+		if (!c->rec_open)
+			return 0; /* input ended with a line end (or was empty) */
+		if ((rc = field_begin(c, err, false)))
+			return rc;
+		c->nf++;
+		break;
+	case ST_UNQUOTED:
+	case ST_QUOTE_SEEN:
+	case ST_CR:
+		if (c->state != ST_CR)
+			c->nf++;
+		break;
+	case ST_QUOTED:
+		return csv_fail(c, err, c->f[c->nf].line, c->nf,
+				"quoted field not closed before the end of the file");
+	}
+	c->state = ST_FIELD_START;
+	return record_end(c, err);
+}

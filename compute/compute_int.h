@@ -1,0 +1,48 @@
+/* compute_int.h: internals shared by the files of compute/ (not a public
+ * header: nothing outside compute/ includes it). */
+#ifndef DCR_COMPUTE_INT_H
+#define DCR_COMPUTE_INT_H
+
+#include "compute.h"
+
+/* Typed value of one CSV field after validation. */
+enum { CMP__NULL, CMP__INT, CMP__FLOAT, CMP__TEXT };
+typedef struct cmp__value {
+	int kind;
+	int64_t i;
+	double d;
+	const char *s; /* CMP__TEXT: bytes of the field, valid during the sink call */
+	size_t n;
+} cmp__value;
+
+/* Receives each validated data row, values in schema column order. */
+typedef int (*cmp__row_fn)(void *ctx, const cmp__value *vals, size_t n, dcr_err *err);
+void cmp__ingest_set_sink(cmp_ingest *in, cmp__row_fn fn, void *ctx);
+/* Skip statistics (prepare only needs validation and values). */
+void cmp__ingest_no_stats(cmp_ingest *in);
+
+const char *cmp__csv_label(const cmp_csv *c);
+size_t cmp__utf8_valid_prefix(const uint8_t *p, size_t n);
+
+/* 0 ok, -1 syntax, -2 out of range. */
+int cmp__parse_int(const char *s, size_t n, int64_t *out);
+int cmp__parse_float(const char *s, size_t n, double *out);
+bool cmp__format_ok(enum cmp_format f, const char *s, size_t n);
+const char *cmp__format_name(enum cmp_format f);
+
+uint64_t cmp__hash(const void *p, size_t n);
+uint64_t cmp__mix64(uint64_t x);
+
+/* JSON string (with quotes), escaping '"', '\\' and control bytes. */
+void cmp__json_str(dcr_buf *b, const char *s, size_t n);
+/* JSON number for a double; null when not finite. */
+void cmp__json_double(dcr_buf *b, double v);
+/* Error-message form of a value: quoted, escaped, truncated to
+ * DCR_CSV_ERR_VALUE_BYTES at a character boundary ("..." appended). */
+void cmp__quote_value(char *out, size_t cap, const char *s, size_t n);
+
+/* Quoted SQL identifier ("a""b"), appended to b. */
+void cmp__sql_ident(dcr_buf *b, const char *name);
+const char *cmp__sql_decltype(enum cmp_type t);
+
+#endif
