@@ -1,0 +1,1206 @@
+/* def.c: the room definition document (docs/room-format.md): parsing,
+ * validation and pretty printing.
+ *
+ * A definition is untrusted JSON from a participant. Parsing is strict:
+ * duplicate keys and unknown fields are errors (typos must not silently
+ * drop a rule), every size and count is capped (base/limits.h, room
+ * section), and every error names the field path. Validation then checks
+ * the definition as a whole: unique names, references that resolve,
+ * owners and analysts for everything, an acyclic computation graph, and
+ * SQL that compiles against the declared schemas (cmp_sql_check, in
+ * dependency order, upstream results feeding downstream checks).
+ *
+ * Workload: a definition is parsed once per room.created/draft_saved/
+ * published event, on every replay; the cost is dominated by compiling
+ * the SQL of each computation once. */
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <strings.h>
+
+#include "room.h"
+
+/* ---- names ------------------------------------------------------------- */
+
+const char *rm_coltype_name(enum rm_coltype t)
+{
+	switch (t) {
+	case RM_STRING:
+		return "string";
+	case RM_INTEGER:
+		return "integer";
+	case RM_FLOAT:
+		return "float";
+	}
+	return "?";
+}
+
+const char *rm_format_name(enum rm_format f)
+{
+	switch (f) {
+	case RM_FMT_NONE:
+		return "";
+	case RM_FMT_EMAIL:
+		return "email";
+	case RM_FMT_DATE:
+		return "date";
+	case RM_FMT_SHA256:
+		return "sha256";
+	}
+	return "?";
+}
+
+const char *rm_dskind_name(enum rm_dskind k)
+{
+	return k == RM_DS_FILE ? "file" : "table";
+}
+
+const char *rm_compkind_name(enum rm_compkind k)
+{
+	switch (k) {
+	case RM_COMP_SQL:
+		return "sql";
+	case RM_COMP_PYTHON:
+		return "python";
+	case RM_COMP_R:
+		return "r";
+	case RM_COMP_SYNTHETIC:
+		return "synthetic";
+	}
+	return "?";
+}
+
+static enum cmp_type to_cmp_type(enum rm_coltype t)
+{
+	switch (t) {
+	case RM_INTEGER:
+		return CMP_INTEGER;
+	case RM_FLOAT:
+		return CMP_FLOAT;
+	case RM_STRING:
+		break;
+	}
+	return CMP_STRING;
+}
+
+static enum cmp_format to_cmp_format(enum rm_format f)
+{
+	switch (f) {
+	case RM_FMT_EMAIL:
+		return CMP_FMT_EMAIL;
+	case RM_FMT_DATE:
+		return CMP_FMT_DATE;
+	case RM_FMT_SHA256:
+		return CMP_FMT_SHA256;
+	case RM_FMT_NONE:
+		break;
+	}
+	return CMP_FMT_NONE;
+}
+
+void rm_dataset_columns(const rm_dataset *ds, cmp_column *cols)
+{
+	for (size_t i = 0; i < ds->ncolumns; i++) {
+		cols[i].name = ds->columns[i].name;
+		cols[i].type = to_cmp_type(ds->columns[i].type);
+		cols[i].format = to_cmp_format(ds->columns[i].format);
+		cols[i].nullable = ds->columns[i].nullable;
+	}
+}
+
+bool rm_ident_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > DCR_RM_NAME_BYTES_MAX)
+		return false;
+	if (!(s[0] == '_' || (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		char c = s[i];
+		if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9')))
+			return false;
+	}
+	/* SQLite reserves table names starting with sqlite_. */
+	return strncasecmp(s, "sqlite_", 7) != 0;
+}
+
+bool rm_room_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > DCR_RM_ROOM_NAME_BYTES_MAX || s[0] == '.' || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!(c == '_' || c == '-' || c == '.' || (c >= 'A' && c <= 'Z') ||
+		      (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+			return false;
+	}
+	return true;
+}
+
+/* Plausible, not RFC 5322: one '@', a non-empty local part, a domain with
+ * a dot not at either end, printable ASCII without spaces or quotes. */
+static bool email_plausible(const char *s)
+{
+	size_t n = strlen(s);
+	const char *at = strchr(s, '@');
+	if (n < 3 || n > DCR_RM_EMAIL_BYTES_MAX || !at || at == s || strchr(at + 1, '@'))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' ||
+		    c == ',' || c == ';')
+			return false;
+	}
+	const char *dom = at + 1;
+	const char *dot = strchr(dom, '.');
+	size_t dn = strlen(dom);
+	if (dn < 3 || !dot || dom[0] == '.' || dom[dn - 1] == '.' || strstr(dom, ".."))
+		return false;
+	return true;
+}
+
+/* ---- free ----------------------------------------------------------------- */
+
+static void free_list(char **l, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(l[i]);
+	free(l);
+}
+
+void rm_def_free(rm_def *d)
+{
+	if (!d)
+		return;
+	free(d->format);
+	free(d->name);
+	free(d->description);
+	for (size_t i = 0; i < d->nparticipants; i++) {
+		rm_participant *p = &d->participants[i];
+		free(p->email);
+		free_list(p->owner_of, p->nowner_of);
+		free_list(p->analyst_of, p->nanalyst_of);
+	}
+	free(d->participants);
+	for (size_t i = 0; i < d->ndatasets; i++) {
+		rm_dataset *ds = &d->datasets[i];
+		free(ds->name);
+		for (size_t j = 0; j < ds->ncolumns; j++)
+			free(ds->columns[j].name);
+		free(ds->columns);
+	}
+	free(d->datasets);
+	for (size_t i = 0; i < d->ncomputations; i++) {
+		rm_computation *c = &d->computations[i];
+		free(c->name);
+		free(c->query);
+		free(c->script);
+		free_list(c->inputs, c->ninputs);
+		free(c->input);
+		free_list(c->mask, c->nmask);
+		for (size_t j = 0; j < c->nresult_cols; j++)
+			free((char *)c->result_cols[j].name);
+		free(c->result_cols);
+	}
+	free(d->computations);
+	free(d);
+}
+
+/* ---- lookups ---------------------------------------------------------------- */
+
+const rm_dataset *rm_def_dataset(const rm_def *d, const char *name)
+{
+	if (!d || !name)
+		return NULL;
+	for (size_t i = 0; i < d->ndatasets; i++)
+		if (strcmp(d->datasets[i].name, name) == 0)
+			return &d->datasets[i];
+	return NULL;
+}
+
+const rm_computation *rm_def_computation(const rm_def *d, const char *name)
+{
+	if (!d || !name)
+		return NULL;
+	for (size_t i = 0; i < d->ncomputations; i++)
+		if (strcmp(d->computations[i].name, name) == 0)
+			return &d->computations[i];
+	return NULL;
+}
+
+const rm_participant *rm_def_participant(const rm_def *d, const uint8_t key[32])
+{
+	if (!d)
+		return NULL;
+	for (size_t i = 0; i < d->nparticipants; i++)
+		if (memcmp(d->participants[i].key, key, 32) == 0)
+			return &d->participants[i];
+	return NULL;
+}
+
+static bool in_list(char *const *l, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(l[i], name) == 0)
+			return true;
+	return false;
+}
+
+bool rm_is_owner(const rm_def *d, const uint8_t key[32], const char *dataset)
+{
+	const rm_participant *p = rm_def_participant(d, key);
+	return p && dataset && in_list(p->owner_of, p->nowner_of, dataset);
+}
+
+bool rm_is_analyst(const rm_def *d, const uint8_t key[32], const char *computation)
+{
+	const rm_participant *p = rm_def_participant(d, key);
+	return p && computation && in_list(p->analyst_of, p->nanalyst_of, computation);
+}
+
+static ptrdiff_t comp_index(const rm_def *d, const char *name)
+{
+	for (size_t i = 0; i < d->ncomputations; i++)
+		if (strcmp(d->computations[i].name, name) == 0)
+			return (ptrdiff_t)i;
+	return -1;
+}
+
+static ptrdiff_t ds_index(const rm_def *d, const char *name)
+{
+	for (size_t i = 0; i < d->ndatasets; i++)
+		if (strcmp(d->datasets[i].name, name) == 0)
+			return (ptrdiff_t)i;
+	return -1;
+}
+
+/* ---- dependency order ------------------------------------------------------ */
+
+typedef struct topo {
+	const rm_def *d;
+	uint8_t *color; /* 0 new, 1 on the stack, 2 done */
+	size_t *stack;
+	size_t depth;
+	size_t *order;
+	size_t norder;
+	dcr_buf *cycle; /* "a -> b -> a" on a cycle, may be NULL */
+	size_t cycle_at;
+} topo;
+
+static int topo_visit(topo *t, size_t i)
+{
+	const rm_computation *c = &t->d->computations[i];
+	if (t->color[i] == 2)
+		return 0;
+	if (t->color[i] == 1) {
+		size_t k = 0;
+		while (t->stack[k] != i)
+			k++;
+		t->cycle_at = i;
+		if (t->cycle) {
+			for (; k < t->depth; k++)
+				dcr_buf_printf(t->cycle, "%s -> ",
+					       t->d->computations[t->stack[k]].name);
+			dcr_buf_append_str(t->cycle, c->name);
+		}
+		return DCR_EINVALID;
+	}
+	t->color[i] = 1;
+	t->stack[t->depth++] = i;
+	for (size_t k = 0; k < c->ninputs; k++) {
+		ptrdiff_t j = comp_index(t->d, c->inputs[k]);
+		if (j >= 0) {
+			int rc = topo_visit(t, (size_t)j);
+			if (rc)
+				return rc;
+		}
+	}
+	t->depth--;
+	t->color[i] = 2;
+	t->order[t->norder++] = i;
+	return 0;
+}
+
+static int topo_run(const rm_def *d, size_t *order, dcr_buf *cycle, size_t *cycle_at)
+{
+	int rc = 0;
+	size_t n = d->ncomputations;
+	topo t = {.d = d, .order = order, .cycle = cycle};
+	t.color = dcr_calloc(n + 1, 1);
+	t.stack = dcr_calloc(n + 1, sizeof(size_t));
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = topo_visit(&t, i);
+	if (rc && cycle_at)
+		*cycle_at = t.cycle_at;
+	free(t.color);
+	free(t.stack);
+	return rc;
+}
+
+int rm_def_topo(const rm_def *d, size_t *order)
+{
+	return topo_run(d, order, NULL, NULL);
+}
+
+static void datasets_read(const rm_def *d, const rm_computation *c, bool *used, uint8_t *seen)
+{
+	for (size_t k = 0; k < c->ninputs; k++) {
+		ptrdiff_t j = ds_index(d, c->inputs[k]);
+		if (j >= 0) {
+			used[j] = true;
+			continue;
+		}
+		j = comp_index(d, c->inputs[k]);
+		if (j >= 0 && !seen[j]) {
+			seen[j] = 1;
+			datasets_read(d, &d->computations[j], used, seen);
+		}
+	}
+}
+
+void rm_def_datasets_read(const rm_def *d, const rm_computation *c, bool *used)
+{
+	uint8_t *seen = dcr_calloc(d->ncomputations + 1, 1);
+	for (size_t i = 0; i < d->ndatasets; i++)
+		used[i] = false;
+	datasets_read(d, c, used, seen);
+	free(seen);
+}
+
+/* ---- parsing helpers ------------------------------------------------------ */
+
+/* Sets err to "path.key: message" (key and path optional). */
+__attribute__((format(printf, 5, 6))) static int fail(dcr_err *err, int code, const char *path,
+						      const char *key, const char *fmt, ...)
+{
+	char msg[DCR_ERR_MSG_BYTES];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (path && *path && key)
+		return dcr_err_set(err, code, "%s.%s: %s", path, key, msg);
+	if (path && *path)
+		return dcr_err_set(err, code, "%s: %s", path, msg);
+	if (key)
+		return dcr_err_set(err, code, "%s: %s", key, msg);
+	return dcr_err_set(err, code, "%s", msg);
+}
+
+/* Rejects fields not in allowed (NULL-terminated), except "x-" ones. */
+static int check_fields(json_t *o, const char *path, const char *const *allowed, dcr_err *err)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(o, key, v)
+	{
+		bool ok = strncmp(key, "x-", 2) == 0;
+		for (size_t i = 0; !ok && allowed[i]; i++)
+			ok = strcmp(key, allowed[i]) == 0;
+		if (!ok)
+			return fail(err, DCR_EINVALID, path, NULL,
+				    "unknown field \"%s\" (expected one of the documented fields; "
+				    "names starting with x- are ignored)",
+				    key);
+	}
+	return 0;
+}
+
+static int get_str(json_t *o, const char *path, const char *key, bool required, size_t max,
+		   const char **out, dcr_err *err)
+{
+	json_t *v = json_object_get(o, key);
+	*out = NULL;
+	if (!v)
+		return required ? fail(err, DCR_EINVALID, path, key, "missing (required)") : 0;
+	if (!json_is_string(v))
+		return fail(err, DCR_EINVALID, path, key, "expected a string");
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	if (strlen(s) != n)
+		return fail(err, DCR_EINVALID, path, key, "contains a NUL character");
+	if (n > max)
+		return fail(err, DCR_ELIMIT, path, key, "%zu bytes, at most %zu allowed", n, max);
+	*out = s;
+	return 0;
+}
+
+static int get_bool(json_t *o, const char *path, const char *key, bool dflt, bool *out,
+		    dcr_err *err)
+{
+	json_t *v = json_object_get(o, key);
+	*out = dflt;
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return fail(err, DCR_EINVALID, path, key, "expected true or false");
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int get_array(json_t *o, const char *path, const char *key, bool required, size_t max,
+		     json_t **out, dcr_err *err)
+{
+	json_t *v = json_object_get(o, key);
+	*out = NULL;
+	if (!v)
+		return required ? fail(err, DCR_EINVALID, path, key, "missing (required)") : 0;
+	if (!json_is_array(v))
+		return fail(err, DCR_EINVALID, path, key, "expected an array");
+	if (json_array_size(v) > max)
+		return fail(err, DCR_ELIMIT, path, key, "%zu entries, at most %zu allowed",
+			    json_array_size(v), max);
+	*out = v;
+	return 0;
+}
+
+/* A list of names (strings), copied; absent means empty. No duplicates. */
+static int get_names(json_t *o, const char *path, const char *key, char ***out, size_t *n,
+		     dcr_err *err)
+{
+	json_t *a;
+	int rc = get_array(o, path, key, false, DCR_RM_LIST_MAX, &a, err);
+	if (rc || !a)
+		return rc;
+	size_t m = json_array_size(a);
+	*out = dcr_calloc(m + 1, sizeof(char *));
+	for (size_t i = 0; i < m; i++) {
+		json_t *v = json_array_get(a, i);
+		if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+			return fail(err, DCR_EINVALID, path, NULL, "%s[%zu]: expected a name (string)",
+				    key, i);
+		const char *s = json_string_value(v);
+		if (in_list(*out, *n, s))
+			return fail(err, DCR_EINVALID, path, NULL, "%s[%zu]: \"%s\" is listed twice",
+				    key, i, s);
+		(*out)[(*n)++] = dcr_strdup(s);
+	}
+	return 0;
+}
+
+static int need_object(json_t *v, const char *path, dcr_err *err)
+{
+	if (!json_is_object(v))
+		return fail(err, DCR_EINVALID, path, NULL, "expected an object");
+	return 0;
+}
+
+/* ---- sections --------------------------------------------------------------- */
+
+static int parse_settings(json_t *root, rm_def *d, dcr_err *err)
+{
+	static const char *const fields[] = {"interactive", "development", "require_provisioned",
+					     NULL};
+	json_t *s = json_object_get(root, "settings");
+	d->interactive = true;
+	d->development = false;
+	d->require_provisioned = true;
+	if (!s)
+		return 0;
+	int rc = need_object(s, "settings", err);
+	if (!rc)
+		rc = check_fields(s, "settings", fields, err);
+	if (!rc)
+		rc = get_bool(s, "settings", "interactive", true, &d->interactive, err);
+	if (!rc)
+		rc = get_bool(s, "settings", "development", false, &d->development, err);
+	if (!rc)
+		rc = get_bool(s, "settings", "require_provisioned", true,
+			      &d->require_provisioned, err);
+	return rc;
+}
+
+static int parse_column(json_t *v, const char *path, rm_column *col, dcr_err *err)
+{
+	static const char *const fields[] = {"name", "type", "nullable", "format", NULL};
+	const char *s;
+	int rc = need_object(v, path, err);
+	if (!rc)
+		rc = check_fields(v, path, fields, err);
+	if (!rc)
+		rc = get_str(v, path, "name", true, DCR_RM_NAME_BYTES_MAX + 64, &s, err);
+	if (rc)
+		return rc;
+	if (!rm_ident_valid(s))
+		return fail(err, DCR_EINVALID, path, "name",
+			    "\"%s\" is not a valid name (letters, digits and _, not starting "
+			    "with a digit or sqlite_, at most %u characters)",
+			    s, DCR_RM_NAME_BYTES_MAX);
+	col->name = dcr_strdup(s);
+	if ((rc = get_str(v, path, "type", true, 64, &s, err)))
+		return rc;
+	if (strcmp(s, "string") == 0)
+		col->type = RM_STRING;
+	else if (strcmp(s, "integer") == 0)
+		col->type = RM_INTEGER;
+	else if (strcmp(s, "float") == 0)
+		col->type = RM_FLOAT;
+	else
+		return fail(err, DCR_EINVALID, path, "type",
+			    "unknown type \"%s\"; expected string, integer or float", s);
+	if ((rc = get_bool(v, path, "nullable", true, &col->nullable, err)))
+		return rc;
+	if ((rc = get_str(v, path, "format", false, 64, &s, err)))
+		return rc;
+	col->format = RM_FMT_NONE;
+	if (s) {
+		if (col->type != RM_STRING)
+			return fail(err, DCR_EINVALID, path, "format",
+				    "only string columns take a format (this one is %s)",
+				    rm_coltype_name(col->type));
+		if (strcmp(s, "email") == 0)
+			col->format = RM_FMT_EMAIL;
+		else if (strcmp(s, "date") == 0)
+			col->format = RM_FMT_DATE;
+		else if (strcmp(s, "sha256") == 0)
+			col->format = RM_FMT_SHA256;
+		else
+			return fail(err, DCR_EINVALID, path, "format",
+				    "unknown format \"%s\"; expected email, date or sha256", s);
+	}
+	return 0;
+}
+
+static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *err)
+{
+	static const char *const fields[] = {"name",	     "kind",	"required",
+					     "share_statistics", "columns", NULL};
+	const char *s;
+	json_t *cols;
+	char cpath[96];
+	int rc = need_object(v, path, err);
+	if (!rc)
+		rc = check_fields(v, path, fields, err);
+	if (!rc)
+		rc = get_str(v, path, "name", true, DCR_RM_NAME_BYTES_MAX + 64, &s, err);
+	if (rc)
+		return rc;
+	if (!rm_ident_valid(s))
+		return fail(err, DCR_EINVALID, path, "name",
+			    "\"%s\" is not a valid name (letters, digits and _, not starting "
+			    "with a digit or sqlite_, at most %u characters; it becomes an SQL "
+			    "table name)",
+			    s, DCR_RM_NAME_BYTES_MAX);
+	ds->name = dcr_strdup(s);
+	if ((rc = get_str(v, path, "kind", false, 64, &s, err)))
+		return rc;
+	if (!s || strcmp(s, "table") == 0)
+		ds->kind = RM_DS_TABLE;
+	else if (strcmp(s, "file") == 0)
+		ds->kind = RM_DS_FILE;
+	else
+		return fail(err, DCR_EINVALID, path, "kind",
+			    "unknown kind \"%s\"; expected table or file", s);
+	if ((rc = get_bool(v, path, "required", true, &ds->required, err)) ||
+	    (rc = get_bool(v, path, "share_statistics", false, &ds->share_statistics, err)))
+		return rc;
+	if ((rc = get_array(v, path, "columns", ds->kind == RM_DS_TABLE, DCR_RM_COLUMNS_MAX,
+			    &cols, err)))
+		return rc;
+	if (ds->kind == RM_DS_FILE) {
+		if (cols)
+			return fail(err, DCR_EINVALID, path, "columns",
+				    "file datasets have no columns");
+		return 0;
+	}
+	if (json_array_size(cols) == 0)
+		return fail(err, DCR_EINVALID, path, "columns",
+			    "a table needs at least one column");
+	ds->columns = dcr_calloc(json_array_size(cols), sizeof(rm_column));
+	for (size_t j = 0; j < json_array_size(cols); j++) {
+		snprintf(cpath, sizeof cpath, "%s.columns[%zu]", path, j);
+		ds->ncolumns = j + 1;
+		if ((rc = parse_column(json_array_get(cols, j), cpath, &ds->columns[j], err)))
+			return rc;
+		for (size_t k = 0; k < j; k++)
+			if (strcasecmp(ds->columns[k].name, ds->columns[j].name) == 0)
+				return fail(err, DCR_EINVALID, cpath, "name",
+					    "\"%s\" is already the name of columns[%zu] "
+					    "(column names are case-insensitive)",
+					    ds->columns[j].name, k);
+	}
+	return 0;
+}
+
+static int parse_computation(json_t *v, const char *path, rm_computation *c, dcr_err *err)
+{
+	static const char *const fields[] = {"name",  "kind", "query",	 "script",  "inputs",
+					     "input", "mask", "epsilon", "privacy", NULL};
+	/* Fields each kind takes, beyond name and kind. */
+	static const char *const sql_f[] = {"query", "privacy", NULL};
+	static const char *const script_f[] = {"script", "inputs", NULL};
+	static const char *const synth_f[] = {"input", "mask", "epsilon", NULL};
+	const char *const *own;
+	const char *s;
+	int rc = need_object(v, path, err);
+	if (!rc)
+		rc = check_fields(v, path, fields, err);
+	if (!rc)
+		rc = get_str(v, path, "name", true, DCR_RM_NAME_BYTES_MAX + 64, &s, err);
+	if (rc)
+		return rc;
+	if (!rm_ident_valid(s))
+		return fail(err, DCR_EINVALID, path, "name",
+			    "\"%s\" is not a valid name (letters, digits and _, not starting "
+			    "with a digit or sqlite_, at most %u characters; it becomes an SQL "
+			    "table name)",
+			    s, DCR_RM_NAME_BYTES_MAX);
+	c->name = dcr_strdup(s);
+	if ((rc = get_str(v, path, "kind", true, 64, &s, err)))
+		return rc;
+	if (strcmp(s, "sql") == 0)
+		c->kind = RM_COMP_SQL, own = sql_f;
+	else if (strcmp(s, "python") == 0)
+		c->kind = RM_COMP_PYTHON, own = script_f;
+	else if (strcmp(s, "r") == 0)
+		c->kind = RM_COMP_R, own = script_f;
+	else if (strcmp(s, "synthetic") == 0)
+		c->kind = RM_COMP_SYNTHETIC, own = synth_f;
+	else
+		return fail(err, DCR_EINVALID, path, "kind",
+			    "unknown kind \"%s\"; expected sql, python, r or synthetic", s);
+	for (size_t i = 2; fields[i]; i++) {
+		bool mine = false;
+		for (size_t k = 0; own[k]; k++)
+			mine |= strcmp(own[k], fields[i]) == 0;
+		if (!mine && json_object_get(v, fields[i]))
+			return fail(err, DCR_EINVALID, path, fields[i],
+				    "not a field of %s computations%s", rm_compkind_name(c->kind),
+				    c->kind == RM_COMP_SQL && strcmp(fields[i], "inputs") == 0
+					    ? " (the inputs of a query are the tables it names)"
+					    : "");
+	}
+	switch (c->kind) {
+	case RM_COMP_SQL: {
+		json_t *p = json_object_get(v, "privacy");
+		if ((rc = get_str(v, path, "query", true, DCR_RM_QUERY_BYTES_MAX, &s, err)))
+			return rc;
+		c->query = dcr_strdup(s);
+		if (p) {
+			static const char *const pf[] = {"min_rows_aggregated", NULL};
+			char ppath[96];
+			snprintf(ppath, sizeof ppath, "%s.privacy", path);
+			if ((rc = need_object(p, ppath, err)) ||
+			    (rc = check_fields(p, ppath, pf, err)))
+				return rc;
+			json_t *k = json_object_get(p, "min_rows_aggregated");
+			if (k) {
+				if (!json_is_integer(k) || json_integer_value(k) < 0 ||
+				    json_integer_value(k) > DCR_RM_MIN_ROWS_MAX)
+					return fail(err, DCR_EINVALID, ppath, "min_rows_aggregated",
+						    "expected an integer from 0 to %lld",
+						    (long long)DCR_RM_MIN_ROWS_MAX);
+				c->min_rows_aggregated = (long long)json_integer_value(k);
+			}
+		}
+		break;
+	}
+	case RM_COMP_PYTHON:
+	case RM_COMP_R:
+		if ((rc = get_str(v, path, "script", true, DCR_RM_SCRIPT_BYTES_MAX, &s, err)))
+			return rc;
+		c->script = dcr_strdup(s);
+		if ((rc = get_names(v, path, "inputs", &c->inputs, &c->ninputs, err)))
+			return rc;
+		break;
+	case RM_COMP_SYNTHETIC: {
+		json_t *e = json_object_get(v, "epsilon");
+		if ((rc = get_str(v, path, "input", true, DCR_RM_NAME_BYTES_MAX + 64, &s, err)))
+			return rc;
+		c->input = dcr_strdup(s);
+		c->inputs = dcr_calloc(1, sizeof(char *));
+		c->inputs[0] = dcr_strdup(s);
+		c->ninputs = 1;
+		if ((rc = get_names(v, path, "mask", &c->mask, &c->nmask, err)))
+			return rc;
+		if (!e)
+			return fail(err, DCR_EINVALID, path, "epsilon",
+				    "missing (required: the privacy budget, e.g. 1.0)");
+		if (!json_is_number(e) || !(json_number_value(e) > 0) ||
+		    !isfinite(json_number_value(e)) || json_number_value(e) > DCR_RM_EPSILON_MAX)
+			return fail(err, DCR_EINVALID, path, "epsilon",
+				    "expected a number greater than 0 and at most %g",
+				    DCR_RM_EPSILON_MAX);
+		c->epsilon = json_number_value(e);
+		break;
+	}
+	}
+	return 0;
+}
+
+static int parse_participant(json_t *v, const char *path, rm_participant *p, dcr_err *err)
+{
+	static const char *const fields[] = {"email", "key", "owner_of", "analyst_of", NULL};
+	const char *s;
+	int rc = need_object(v, path, err);
+	if (!rc)
+		rc = check_fields(v, path, fields, err);
+	if (!rc)
+		rc = get_str(v, path, "email", true, DCR_RM_EMAIL_BYTES_MAX, &s, err);
+	if (rc)
+		return rc;
+	if (!email_plausible(s))
+		return fail(err, DCR_EINVALID, path, "email",
+			    "\"%s\" does not look like an email address", s);
+	p->email = dcr_strdup(s);
+	if ((rc = get_str(v, path, "key", true, 256, &s, err)))
+		return rc;
+	if (dcr_pub_parse(s, p->key) < 0)
+		return fail(err, DCR_EINVALID, path, "key",
+			    "not an ed25519 public key (expected \"ed25519:\" followed by base64 "
+			    "of 32 bytes)");
+	if ((rc = get_names(v, path, "owner_of", &p->owner_of, &p->nowner_of, err)) ||
+	    (rc = get_names(v, path, "analyst_of", &p->analyst_of, &p->nanalyst_of, err)))
+		return rc;
+	return 0;
+}
+
+/* ---- whole-definition checks --------------------------------------------- */
+
+static int check_names(const rm_def *d, dcr_err *err)
+{
+	size_t n = d->ndatasets + d->ncomputations;
+	for (size_t i = 0; i < n; i++) {
+		bool ids = i < d->ndatasets;
+		size_t ii = ids ? i : i - d->ndatasets;
+		const char *a = ids ? d->datasets[ii].name : d->computations[ii].name;
+		for (size_t j = 0; j < i; j++) {
+			bool jds = j < d->ndatasets;
+			size_t jj = jds ? j : j - d->ndatasets;
+			const char *b = jds ? d->datasets[jj].name : d->computations[jj].name;
+			if (strcasecmp(a, b) == 0)
+				return dcr_err_set(err, DCR_EINVALID,
+						   "%s[%zu].name: \"%s\" is already the name of "
+						   "%s[%zu] (dataset and computation names are "
+						   "unique, case-insensitively)",
+						   ids ? "datasets" : "computations", ii, a,
+						   jds ? "datasets" : "computations", jj);
+		}
+	}
+	return 0;
+}
+
+static int check_participants(const rm_def *d, dcr_err *err)
+{
+	for (size_t i = 0; i < d->nparticipants; i++) {
+		const rm_participant *p = &d->participants[i];
+		for (size_t j = 0; j < i; j++) {
+			if (strcasecmp(p->email, d->participants[j].email) == 0)
+				return dcr_err_set(err, DCR_EINVALID,
+						   "participants[%zu].email: \"%s\" is already "
+						   "participants[%zu]",
+						   i, p->email, j);
+			if (memcmp(p->key, d->participants[j].key, 32) == 0)
+				return dcr_err_set(err, DCR_EINVALID,
+						   "participants[%zu].key: same key as "
+						   "participants[%zu] (%s)",
+						   i, j, d->participants[j].email);
+		}
+		for (size_t k = 0; k < p->nowner_of; k++)
+			if (!rm_def_dataset(d, p->owner_of[k]))
+				return dcr_err_set(err, DCR_EINVALID,
+						   "participants[%zu].owner_of[%zu]: no dataset "
+						   "named \"%s\"",
+						   i, k, p->owner_of[k]);
+		for (size_t k = 0; k < p->nanalyst_of; k++)
+			if (!rm_def_computation(d, p->analyst_of[k]))
+				return dcr_err_set(err, DCR_EINVALID,
+						   "participants[%zu].analyst_of[%zu]: no "
+						   "computation named \"%s\"",
+						   i, k, p->analyst_of[k]);
+	}
+	for (size_t i = 0; i < d->ndatasets; i++) {
+		bool owned = false;
+		for (size_t j = 0; j < d->nparticipants && !owned; j++)
+			owned = in_list(d->participants[j].owner_of, d->participants[j].nowner_of,
+					d->datasets[i].name);
+		if (!owned)
+			return dcr_err_set(err, DCR_EINVALID,
+					   "datasets[%zu] (\"%s\"): no owner; list it in the owner_of "
+					   "of a participant",
+					   i, d->datasets[i].name);
+	}
+	for (size_t i = 0; i < d->ncomputations; i++) {
+		bool has = false;
+		for (size_t j = 0; j < d->nparticipants && !has; j++)
+			has = in_list(d->participants[j].analyst_of,
+				      d->participants[j].nanalyst_of, d->computations[i].name);
+		if (!has)
+			return dcr_err_set(err, DCR_EINVALID,
+					   "computations[%zu] (\"%s\"): no analyst; list it in the "
+					   "analyst_of of a participant",
+					   i, d->computations[i].name);
+	}
+	return 0;
+}
+
+/* Resolves inputs: python/r/synthetic lists, and the tables SQL names. */
+static int resolve_inputs(rm_def *d, dcr_err *err)
+{
+	int rc = 0;
+	size_t nn = d->ndatasets + d->ncomputations;
+	const char **names = dcr_calloc(nn + 1, sizeof(char *));
+	bool *used = dcr_calloc(nn + 1, sizeof(bool));
+	for (size_t i = 0; i < d->ndatasets; i++)
+		names[i] = d->datasets[i].name;
+	for (size_t i = 0; i < d->ncomputations; i++)
+		names[d->ndatasets + i] = d->computations[i].name;
+
+	for (size_t i = 0; i < d->ncomputations && !rc; i++) {
+		rm_computation *c = &d->computations[i];
+		if (c->kind == RM_COMP_SQL) {
+			dcr_err e;
+			dcr_err_clear(&e);
+			memset(used, 0, nn * sizeof(bool));
+			if (cmp_sql_refs(c->query, names, nn, used, &e) < 0) {
+				rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s",
+						 i, c->name, e.msg);
+				break;
+			}
+			size_t m = 0;
+			for (size_t k = 0; k < nn; k++)
+				m += used[k];
+			c->inputs = dcr_calloc(m + 1, sizeof(char *));
+			for (size_t k = 0; k < nn; k++)
+				if (used[k])
+					c->inputs[c->ninputs++] = dcr_strdup(names[k]);
+			if (m == 0) {
+				rc = dcr_err_set(err, DCR_EINVALID,
+						 "computations[%zu] (\"%s\"): the query reads no "
+						 "dataset or computation of this room",
+						 i, c->name);
+				break;
+			}
+		}
+		for (size_t k = 0; k < c->ninputs && !rc; k++) {
+			const char *in = c->inputs[k];
+			const rm_dataset *ds = rm_def_dataset(d, in);
+			const rm_computation *up = rm_def_computation(d, in);
+			const char *field = c->kind == RM_COMP_SYNTHETIC ? "input" : "inputs";
+			if (!ds && !up) {
+				if (c->kind == RM_COMP_SYNTHETIC)
+					rc = dcr_err_set(err, DCR_EINVALID,
+							 "computations[%zu].input: no dataset named "
+							 "\"%s\"",
+							 i, in);
+				else
+					rc = dcr_err_set(err, DCR_EINVALID,
+							 "computations[%zu].%s[%zu]: no dataset or "
+							 "computation named \"%s\"",
+							 i, field, k, in);
+			} else if (c->kind == RM_COMP_SYNTHETIC && (!ds || ds->kind != RM_DS_TABLE)) {
+				rc = dcr_err_set(err, DCR_EINVALID,
+						 "computations[%zu].input: \"%s\" is not a table "
+						 "dataset (synthetic data is made from a table)",
+						 i, in);
+			} else if (c->kind == RM_COMP_SQL && ds && ds->kind == RM_DS_FILE) {
+				rc = dcr_err_set(err, DCR_EINVALID,
+						 "computations[%zu] (\"%s\"): the query reads file "
+						 "dataset %s, which is not a table",
+						 i, c->name, in);
+			} else if (c->kind == RM_COMP_SQL && up &&
+				   (up->kind == RM_COMP_PYTHON || up->kind == RM_COMP_R)) {
+				rc = dcr_err_set(err, DCR_EINVALID,
+						 "computations[%zu] (\"%s\"): the query reads the "
+						 "result of %s computation %s, whose columns are not "
+						 "known before it runs; SQL reads datasets and sql "
+						 "or synthetic results",
+						 i, c->name, rm_compkind_name(up->kind), in);
+			}
+		}
+		if (!rc && c->kind == RM_COMP_SYNTHETIC) {
+			const rm_dataset *ds = rm_def_dataset(d, c->input);
+			for (size_t k = 0; k < c->nmask && !rc; k++) {
+				bool found = false;
+				for (size_t j = 0; j < ds->ncolumns && !found; j++)
+					found = strcmp(ds->columns[j].name, c->mask[k]) == 0;
+				if (!found)
+					rc = dcr_err_set(err, DCR_EINVALID,
+							 "computations[%zu].mask[%zu]: dataset %s has "
+							 "no column \"%s\"",
+							 i, k, ds->name, c->mask[k]);
+			}
+			if (!rc) {
+				c->result_cols = dcr_calloc(ds->ncolumns, sizeof(cmp_column));
+				rm_dataset_columns(ds, c->result_cols);
+				for (size_t j = 0; j < ds->ncolumns; j++)
+					c->result_cols[j].name = dcr_strdup(ds->columns[j].name);
+				c->nresult_cols = ds->ncolumns;
+			}
+		}
+	}
+	free(names);
+	free(used);
+	return rc;
+}
+
+/* Compiles every SQL computation against its inputs' schemas, upstream
+ * first, and records each result schema for the computations downstream. */
+static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
+{
+	int rc = 0;
+	for (size_t oi = 0; oi < d->ncomputations && !rc; oi++) {
+		size_t i = order[oi];
+		rm_computation *c = &d->computations[i];
+		if (c->kind != RM_COMP_SQL)
+			continue;
+		cmp_input *inputs = dcr_calloc(c->ninputs + 1, sizeof(cmp_input));
+		cmp_column **cols = dcr_calloc(c->ninputs + 1, sizeof(cmp_column *));
+		for (size_t k = 0; k < c->ninputs; k++) {
+			const rm_dataset *ds = rm_def_dataset(d, c->inputs[k]);
+			inputs[k].name = c->inputs[k];
+			if (ds) {
+				cols[k] = dcr_calloc(ds->ncolumns + 1, sizeof(cmp_column));
+				rm_dataset_columns(ds, cols[k]);
+				inputs[k].schema.cols = cols[k];
+				inputs[k].schema.ncols = ds->ncolumns;
+			} else {
+				const rm_computation *up = rm_def_computation(d, c->inputs[k]);
+				DCR_ASSERT(up && up->result_cols);
+				inputs[k].schema.cols = up->result_cols;
+				inputs[k].schema.ncols = up->nresult_cols;
+			}
+		}
+		cmp_result res;
+		dcr_err e;
+		dcr_err_clear(&e);
+		cmp_result_init(&res);
+		int crc = cmp_sql_check(c->query, inputs, c->ninputs, c->min_rows_aggregated, &res,
+					&e);
+		if (crc < 0) {
+			bool has_prefix = strncmp(e.msg, "SQL", 3) == 0;
+			rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s%s", i,
+					 c->name, has_prefix ? "" : "SQL error: ", e.msg);
+		} else {
+			c->nresult_cols = res.ncols;
+			c->result_cols = dcr_calloc(res.ncols + 1, sizeof(cmp_column));
+			for (size_t j = 0; j < res.ncols; j++) {
+				c->result_cols[j] = res.cols[j];
+				c->result_cols[j].name = dcr_strdup(res.cols[j].name);
+			}
+		}
+		cmp_result_release(&res);
+		for (size_t k = 0; k < c->ninputs; k++)
+			free(cols[k]);
+		free(cols);
+		free(inputs);
+	}
+	return rc;
+}
+
+static int parse_root(json_t *root, rm_def *d, dcr_err *err)
+{
+	static const char *const fields[] = {"format",	     "name",	 "description",
+					     "settings",     "participants", "datasets",
+					     "computations", NULL};
+	const char *s;
+	json_t *a;
+	char path[64];
+	int rc;
+
+	if (!json_is_object(root))
+		return dcr_err_set(err, DCR_EINVALID, "the definition must be a JSON object");
+	if ((rc = check_fields(root, "", fields, err)))
+		return rc;
+	if ((rc = get_str(root, "", "format", true, 64, &s, err)))
+		return rc;
+	if (strcmp(s, "dcr.room/1") != 0)
+		return fail(err, DCR_EINVALID, "", "format",
+			    "unknown format \"%s\"; expected \"dcr.room/1\"", s);
+	d->format = dcr_strdup(s);
+	if ((rc = get_str(root, "", "name", true, DCR_RM_ROOM_NAME_BYTES_MAX + 64, &s, err)))
+		return rc;
+	if (!rm_room_name_valid(s))
+		return fail(err, DCR_EINVALID, "", "name",
+			    "\"%s\" is not a valid room name (letters, digits, '.', '_' and '-', "
+			    "not starting with '.' or '-', at most %u characters)",
+			    s, DCR_RM_ROOM_NAME_BYTES_MAX);
+	d->name = dcr_strdup(s);
+	if ((rc = get_str(root, "", "description", false, DCR_RM_DESCRIPTION_BYTES_MAX, &s, err)))
+		return rc;
+	d->description = dcr_strdup(s ? s : "");
+	if ((rc = parse_settings(root, d, err)))
+		return rc;
+
+	if ((rc = get_array(root, "", "datasets", false, DCR_RM_DATASETS_MAX, &a, err)))
+		return rc;
+	if (a && json_array_size(a)) {
+		d->datasets = dcr_calloc(json_array_size(a), sizeof(rm_dataset));
+		for (size_t i = 0; i < json_array_size(a); i++) {
+			snprintf(path, sizeof path, "datasets[%zu]", i);
+			d->ndatasets = i + 1;
+			if ((rc = parse_dataset(json_array_get(a, i), path, &d->datasets[i], err)))
+				return rc;
+		}
+	}
+	if ((rc = get_array(root, "", "computations", false, DCR_RM_COMPUTATIONS_MAX, &a, err)))
+		return rc;
+	if (a && json_array_size(a)) {
+		d->computations = dcr_calloc(json_array_size(a), sizeof(rm_computation));
+		for (size_t i = 0; i < json_array_size(a); i++) {
+			snprintf(path, sizeof path, "computations[%zu]", i);
+			d->ncomputations = i + 1;
+			if ((rc = parse_computation(json_array_get(a, i), path,
+						    &d->computations[i], err)))
+				return rc;
+		}
+	}
+	if ((rc = get_array(root, "", "participants", true, DCR_RM_PARTICIPANTS_MAX, &a, err)))
+		return rc;
+	if (json_array_size(a) == 0)
+		return fail(err, DCR_EINVALID, "", "participants", "at least one is needed");
+	d->participants = dcr_calloc(json_array_size(a), sizeof(rm_participant));
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		snprintf(path, sizeof path, "participants[%zu]", i);
+		d->nparticipants = i + 1;
+		if ((rc = parse_participant(json_array_get(a, i), path, &d->participants[i], err)))
+			return rc;
+	}
+
+	if ((rc = check_names(d, err)) || (rc = check_participants(d, err)) ||
+	    (rc = resolve_inputs(d, err)))
+		return rc;
+
+	size_t *order = dcr_calloc(d->ncomputations + 1, sizeof(size_t));
+	dcr_buf cycle;
+	size_t at = 0;
+	dcr_buf_init(&cycle);
+	rc = topo_run(d, order, &cycle, &at);
+	if (rc)
+		rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): dependency cycle: %s",
+				 at, d->computations[at].name, dcr_buf_cstr(&cycle));
+	else
+		rc = check_sql(d, order, err);
+	dcr_buf_release(&cycle);
+	free(order);
+	return rc;
+}
+
+int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err)
+{
+	int rc;
+	json_error_t je;
+	json_t *root = NULL;
+	rm_def *d = NULL;
+
+	*out = NULL;
+	if (n > DCR_RM_DEF_BYTES_MAX) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "definition of %zu bytes exceeds the limit of %u",
+				 n, DCR_RM_DEF_BYTES_MAX);
+		goto out;
+	}
+	root = json_loadb(json, n, JSON_REJECT_DUPLICATES, &je);
+	if (!root) {
+		rc = dcr_err_set(err, DCR_EFORMAT, "line %d, column %d: %s", je.line, je.column,
+				 je.text);
+		goto out;
+	}
+	d = dcr_calloc(1, sizeof *d);
+	rc = parse_root(root, d, err);
+	if (rc)
+		goto out;
+	*out = d;
+	d = NULL;
+out:
+	rm_def_free(d);
+	json_decref(root);
+	return rc;
+}
+
+/* ---- printing ---------------------------------------------------------------- */
+
+static json_t *names_json(char *const *l, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(l[i]));
+	return a;
+}
+
+char *rm_def_to_json(const rm_def *d)
+{
+	json_t *root = json_object();
+	json_t *settings = json_object();
+	json_t *parts = json_array(), *dss = json_array(), *comps = json_array();
+
+	json_object_set_new(root, "format", json_string(d->format ? d->format : "dcr.room/1"));
+	json_object_set_new(root, "name", json_string(d->name));
+	json_object_set_new(root, "description", json_string(d->description ? d->description : ""));
+	json_object_set_new(settings, "interactive", json_boolean(d->interactive));
+	json_object_set_new(settings, "development", json_boolean(d->development));
+	json_object_set_new(settings, "require_provisioned", json_boolean(d->require_provisioned));
+	json_object_set_new(root, "settings", settings);
+	for (size_t i = 0; i < d->nparticipants; i++) {
+		const rm_participant *p = &d->participants[i];
+		json_t *o = json_object();
+		char *key = dcr_pub_format(p->key);
+		json_object_set_new(o, "email", json_string(p->email));
+		json_object_set_new(o, "key", json_string(key));
+		json_object_set_new(o, "owner_of", names_json(p->owner_of, p->nowner_of));
+		json_object_set_new(o, "analyst_of", names_json(p->analyst_of, p->nanalyst_of));
+		json_array_append_new(parts, o);
+		free(key);
+	}
+	json_object_set_new(root, "participants", parts);
+	for (size_t i = 0; i < d->ndatasets; i++) {
+		const rm_dataset *ds = &d->datasets[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "name", json_string(ds->name));
+		json_object_set_new(o, "kind", json_string(rm_dskind_name(ds->kind)));
+		json_object_set_new(o, "required", json_boolean(ds->required));
+		json_object_set_new(o, "share_statistics", json_boolean(ds->share_statistics));
+		if (ds->kind == RM_DS_TABLE) {
+			json_t *cols = json_array();
+			for (size_t j = 0; j < ds->ncolumns; j++) {
+				const rm_column *c = &ds->columns[j];
+				json_t *co = json_object();
+				json_object_set_new(co, "name", json_string(c->name));
+				json_object_set_new(co, "type", json_string(rm_coltype_name(c->type)));
+				json_object_set_new(co, "nullable", json_boolean(c->nullable));
+				if (c->format != RM_FMT_NONE)
+					json_object_set_new(co, "format",
+							    json_string(rm_format_name(c->format)));
+				json_array_append_new(cols, co);
+			}
+			json_object_set_new(o, "columns", cols);
+		}
+		json_array_append_new(dss, o);
+	}
+	json_object_set_new(root, "datasets", dss);
+	for (size_t i = 0; i < d->ncomputations; i++) {
+		const rm_computation *c = &d->computations[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "name", json_string(c->name));
+		json_object_set_new(o, "kind", json_string(rm_compkind_name(c->kind)));
+		switch (c->kind) {
+		case RM_COMP_SQL:
+			if (c->min_rows_aggregated > 0)
+				json_object_set_new(o, "privacy",
+						    json_pack("{s:I}", "min_rows_aggregated",
+							      (json_int_t)c->min_rows_aggregated));
+			json_object_set_new(o, "query", json_string(c->query));
+			break;
+		case RM_COMP_SYNTHETIC:
+			json_object_set_new(o, "input", json_string(c->input));
+			json_object_set_new(o, "mask", names_json(c->mask, c->nmask));
+			json_object_set_new(o, "epsilon", json_real(c->epsilon));
+			break;
+		case RM_COMP_PYTHON:
+		case RM_COMP_R:
+			json_object_set_new(o, "inputs", names_json(c->inputs, c->ninputs));
+			json_object_set_new(o, "script", json_string(c->script));
+			break;
+		}
+		json_array_append_new(comps, o);
+	}
+	json_object_set_new(root, "computations", comps);
+
+	char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+	json_decref(root);
+	DCR_ASSERT(text);
+	char *out = dcr_asprintf("%s\n", text);
+	free(text);
+	return out;
+}
