@@ -1,7 +1,7 @@
 /* eventstore.h: signed events, their canonical encoding, the per-room
  * Merkle log and its LMDB storage.
  *
- * An event is an envelope (canonical msgpack map, see docs/event-format.md)
+ * An event is an envelope (canonical msgpack map, see docs/eventstore.md)
  * plus a detached Ed25519 signature over DCR_DOMAIN_EVENT || 0x00 ||
  * envelope bytes. The stored entry of an event is the envelope bytes
  * followed by the 64 signature bytes; the Merkle leaf is
@@ -18,7 +18,21 @@
 
 #define ES_ROOM_ID_BYTES 16 /* raw; 32 hex chars in envelopes */
 #define ES_ROOM_HEX_BYTES 33
-#define ES_TYPE_BYTES_MAX 64
+#define ES_TYPE_BYTES_MAX 64 /* including the NUL: types are 1..63 chars of [a-z._] */
+#define ES_EVENT_VERSION 1
+
+/* Limits of this module (the msgpack limits come from base/limits.h). */
+#define ES_ENTRY_BYTES_MAX (DCR_EVENT_BYTES_MAX + DCR_ED25519_SIG_BYTES)
+#define ES_TREE_SIZE_MAX (UINT64_C(1) << 62) /* events per room */
+#define ES_PROOF_HASHES_MAX 64               /* any proof of a tree <= ES_TREE_SIZE_MAX */
+#define ES_CHECKPOINT_BYTES_MAX 512          /* serialized checkpoint */
+#define ES_QUEUE_DEPTH_MAX 65536             /* pending writes; more callers wait */
+#define ES_BATCH_REQS_MAX 4096               /* writes in one transaction */
+#define ES_BATCH_BYTES_MAX (64u * 1024 * 1024) /* bytes in one transaction (>= 1 write) */
+#define ES_FOLD_CHUNK_EVENTS 1024            /* events copied per read transaction */
+#define ES_FOLD_CHUNK_BYTES (8u * 1024 * 1024) /* bytes per chunk (>= 1 event) */
+#define ES_META_KEY_BYTES_MAX 256
+#define ES_META_VALUE_BYTES_MAX (1024u * 1024)
 
 /* ---- envelopes ---------------------------------------------------------- */
 
@@ -90,7 +104,10 @@ typedef struct es_checkpoint {
 	uint8_t sig[DCR_ED25519_SIG_BYTES];
 } es_checkpoint;
 
+/* Sets cp->key and cp->sig over the caller's room, size, root, ts_ms. */
 int es_checkpoint_sign(es_checkpoint *cp, const dcr_key *k);
+/* Checks cp->sig under cp->key (DCR_ESIG/DCR_EKEY). The caller must also
+ * check that cp->key is the key it trusts (the daemon's). */
 int es_checkpoint_verify(const es_checkpoint *cp, dcr_err *err);
 /* Serialized form (canonical msgpack map with key and sig). */
 void es_checkpoint_encode(const es_checkpoint *cp, dcr_buf *out);
@@ -103,18 +120,35 @@ typedef struct es_store es_store;
 typedef struct es_options {
 	size_t map_size_bytes; /* initial map size; 0 = default (1 GiB); grows */
 	bool no_sync;          /* tests/benchmarks only; default full sync */
-	const dcr_key *checkpoint_key; /* daemon key; signs a checkpoint per commit */
+	/* Daemon key; signs a checkpoint per touched room per commit. Borrowed:
+	 * must outlive the store. NULL: no checkpoints are signed or stored. */
+	const dcr_key *checkpoint_key;
 } es_options;
 
-/* Opens (creating) the store in directory dir. Clears stale readers. */
+/* Opens (creating dir, mode 0700, if needed) the store in directory dir.
+ * opt may be NULL (defaults). Clears stale reader slots. All functions
+ * below are thread safe; es_close must not race with them. */
 int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err);
 void es_close(es_store *s); /* NULL ok; waits for the writer to drain */
 
-/* Appends one entry (already validated by the caller) to room. Blocks until
- * the entry is durable; concurrent callers share one commit (group
- * commit). expect_seq must equal the room's current size, else DCR_ESEQ
- * (use ES_SEQ_ANY to skip the check). On success *seq_out is the entry's
- * sequence and cp_out (may be NULL) the checkpoint signed for that commit.
+/* Counters, for tests and benchmarks. */
+typedef struct es_stats {
+	uint64_t commits;        /* write transactions committed */
+	uint64_t appends;        /* entries appended since open */
+	uint64_t map_grows;      /* times the map was grown after MDB_MAP_FULL */
+	uint64_t map_size_bytes; /* current map size */
+} es_stats;
+void es_stats_get(es_store *s, es_stats *out);
+
+/* Appends one entry (already validated by the caller: the store does not
+ * decode it) to room. Blocks until the entry is durable; concurrent
+ * callers share one commit (group commit). expect_seq must equal the
+ * room's current size, else DCR_ESEQ (use ES_SEQ_ANY to skip the check).
+ * On success *seq_out is the entry's sequence and cp_out (may be NULL) the
+ * checkpoint signed for that commit: it covers the whole room after the
+ * commit (cp_out->size > seq), and is already stored as the room's latest.
+ * Without a checkpoint key cp_out has room, size, root and ts but a zero
+ * key and signature. Entries are 65..ES_ENTRY_BYTES_MAX bytes (DCR_ELIMIT).
  * Thread safe. */
 #define ES_SEQ_ANY UINT64_MAX
 int es_append(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t expect_seq,
@@ -129,18 +163,24 @@ int es_latest_checkpoint(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], es_c
 int es_rooms(es_store *s, int (*fn)(void *ctx, const uint8_t room[ES_ROOM_ID_BYTES]),
 	     void *ctx);
 
-/* Copies entry seq of room into out (appends). */
+/* Copies entry seq of room into out (appends). DCR_ENOTFOUND if absent. */
 int es_get(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq, dcr_buf *out);
 
 /* Streams events [from, to) of room (to = ES_SEQ_ANY for the end) to fn in
- * bounded chunks, each chunk read in its own short read transaction. The
+ * bounded chunks (ES_FOLD_CHUNK_EVENTS / ES_FOLD_CHUNK_BYTES), each chunk
+ * copied out of its own short read transaction; fn runs with no
+ * transaction open, so it may call any es_ function (even es_append). The
  * entry pointer is valid only during the call. A non-zero return from fn
- * stops the fold and is returned. This is replay: fold(apply, events). */
+ * stops the fold and is returned. Events appended meanwhile are included
+ * when to = ES_SEQ_ANY. This is replay: fold(apply, events). */
 typedef int (*es_fold_fn)(void *ctx, uint64_t seq, const void *entry, size_t n);
 int es_fold(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, uint64_t to,
 	    es_fold_fn fn, void *ctx);
 
-/* Root of the first `size` leaves of room, and proofs against it. */
+/* Root of the first `size` leaves of room, and proofs against it, from the
+ * stored complete subtrees (O(log^2 n) lookups, one read transaction).
+ * DCR_EINVALID if a size exceeds the room's size or index >= size. proof
+ * holds ES_PROOF_HASHES_MAX hashes. */
 int es_root(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size, uint8_t root[32]);
 int es_inclusion_proof(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t index,
 		       uint64_t size, uint8_t (*proof)[32], size_t *proof_n);
@@ -148,8 +188,10 @@ int es_consistency_proof(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint
 			 uint64_t size_new, uint8_t (*proof)[32], size_t *proof_n);
 
 /* Small key-value side table in the same environment for daemon metadata
- * (blob index, upload records). Writes go through the writer thread and are
- * durable on return. */
+ * (blob index, upload records). Keys are 1..ES_META_KEY_BYTES_MAX bytes,
+ * values up to ES_META_VALUE_BYTES_MAX (else DCR_ELIMIT). Writes go through
+ * the writer thread (group commit with appends) and are durable on return;
+ * deleting a missing key returns 0. */
 int es_meta_put(es_store *s, const char *key, const void *v, size_t n);
 int es_meta_get(es_store *s, const char *key, dcr_buf *out); /* DCR_ENOTFOUND */
 int es_meta_del(es_store *s, const char *key);
