@@ -134,7 +134,8 @@ void rm_body_retrieved(dcr_buf *out, const char *run_id)
 
 /* Appends a body string field, control characters replaced, at most max
  * bytes (then "..."); "?" when absent. */
-static void put_field(dcr_buf *b, const es_event *ev, const char *key, size_t max)
+static void put_field_ex(dcr_buf *b, const es_event *ev, const char *key, size_t max,
+			 bool ellipsis)
 {
 	const char *p;
 	size_t n;
@@ -146,8 +147,19 @@ static void put_field(dcr_buf *b, const es_event *ev, const char *key, size_t ma
 		unsigned char c = (unsigned char)p[i];
 		dcr_buf_append_u8(b, c < 0x20 || c == 0x7f ? ' ' : c);
 	}
-	if (n > max)
+	if (n > max && ellipsis)
 		dcr_buf_append_str(b, "...");
+}
+
+static void put_field(dcr_buf *b, const es_event *ev, const char *key, size_t max)
+{
+	put_field_ex(b, ev, key, max, true);
+}
+
+/* Run ids are shown by their first 8 characters, like short git hashes. */
+static void put_run(dcr_buf *b, const es_event *ev)
+{
+	put_field_ex(b, ev, "run", 8, false);
 }
 
 static uint64_t get_uint(const es_event *ev, const char *key)
@@ -242,19 +254,19 @@ char *rm_describe(const rm_state *before, const es_event *ev)
 		put_field(&b, ev, "dataset", 64);
 	} else if (strcmp(type, RM_EV_RUN_REQUESTED) == 0) {
 		dcr_buf_append_str(&b, "requested run ");
-		put_field(&b, ev, "run", 8);
+		put_run(&b, ev);
 		dcr_buf_append_str(&b, " of ");
 		put_field(&b, ev, "computation", 64);
 	} else if (strcmp(type, RM_EV_RUN_COMPLETED) == 0) {
 		dcr_buf_append_str(&b, "completed run ");
-		put_field(&b, ev, "run", 8);
+		put_run(&b, ev);
 		dcr_buf_append_str(&b, " of ");
 		put_field(&b, ev, "computation", 64);
 		dcr_buf_printf(&b, ": %" PRIu64 " rows, %" PRIu64 " suppressed",
 			       get_uint(ev, "rows"), get_uint(ev, "suppressed"));
 	} else if (strcmp(type, RM_EV_RUN_FAILED) == 0) {
 		dcr_buf_append_str(&b, "failed run ");
-		put_field(&b, ev, "run", 8);
+		put_run(&b, ev);
 		dcr_buf_append_str(&b, " of ");
 		put_field(&b, ev, "computation", 64);
 		dcr_buf_append_str(&b, ": ");
@@ -269,7 +281,7 @@ char *rm_describe(const rm_state *before, const es_event *ev)
 			r = rm_state_run(before, id);
 		}
 		dcr_buf_append_str(&b, "retrieved the result of run ");
-		put_field(&b, ev, "run", 8);
+		put_run(&b, ev);
 		if (r)
 			dcr_buf_printf(&b, " of %s", r->computation);
 	} else {
