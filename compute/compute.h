@@ -74,6 +74,12 @@ void cmp_ingest_free(cmp_ingest *in);
 typedef int (*cmp_read_fn)(void *ctx, void *buf, size_t cap); /* bytes, 0 at end, <0 error */
 int cmp_prepare(const cmp_schema *schema, const char *table, cmp_read_fn read, void *ctx,
 		dcr_buf *image, dcr_err *err);
+/* As cmp_prepare, and also builds an index on each named column (join
+ * keys: a run then looks rows up instead of building an automatic index
+ * per query). The image is replaced (image->len = its size). The CSV is
+ * validated again while loading; errors are those of the ingest. */
+int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *const *index,
+		   size_t nindex, cmp_read_fn read, void *ctx, dcr_buf *image, dcr_err *err);
 
 /* ---- SQL ------------------------------------------------------------------ */
 

@@ -1,0 +1,1030 @@
+/* cmp_sql.c: prepared tables and SQL runs on SQLite.
+ *
+ * A prepared table is a serialized SQLite database with one table, built at
+ * provisioning (one transaction, one prepared INSERT, no journal). A run
+ * opens a fresh in-memory connection, attaches one empty schema per input
+ * ("in_<name>") and deserializes the input's image into it read-only and
+ * without copying, so the table is found by its unqualified name. Only then
+ * is the connection locked down: limits lowered, extension loading and
+ * triggers off, defensive mode on, an authorizer that allows reading and
+ * the built-in functions on a list (nothing that touches files), and denies
+ * every write outside the temp schema, ATTACH, DETACH, PRAGMA and the rest.
+ * A progress handler enforces the time limit; an accounting allocator
+ * enforces the memory limit per run (see mem_* below); row and byte caps
+ * are checked while stepping.
+ *
+ * With min_rows_aggregated the query runs in the form cmp_privacy.c
+ * rewrote it to, and rows whose hidden count is below k are dropped here.
+ *
+ * The result is written as CSV (header row, RFC 4180 quoting; NULL is an
+ * empty field, the empty string is "") and as a prepared table named
+ * "result" for downstream computations, with a schema taken from the
+ * columns' declared types or, for expressions, from the values. */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "compute_sql.h"
+
+/* ---- memory accounting ------------------------------------------------------
+ * SQLite's heap limits are process-wide, but runs happen in parallel. The
+ * allocator below wraps SQLite's default one with a 16-byte header naming
+ * the run (struct mem_acct) that allocated the block; the run is found
+ * through a thread-local pointer set while the run's thread uses its
+ * connections. A block remembers its owner, so a free on any thread
+ * credits the right run. The accounting struct is reference counted by its
+ * live blocks plus one for the run itself. */
+
+struct mem_acct {
+	uint64_t used;  /* atomic */
+	uint64_t limit;
+	uint64_t refs;  /* atomic: live blocks + 1 while the run holds it */
+	int over;       /* atomic: an allocation was refused */
+};
+
+#define MEM_HDR 16
+static sqlite3_mem_methods mem_orig;
+static bool mem_on;
+static __thread struct mem_acct *mem_cur;
+
+static void acct_unref(struct mem_acct *a)
+{
+	if (__atomic_sub_fetch(&a->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(a);
+}
+
+static void *mem_malloc(int n)
+{
+	struct mem_acct *a = mem_cur;
+	if (a && __atomic_load_n(&a->used, __ATOMIC_RELAXED) + (uint64_t)n > a->limit) {
+		__atomic_store_n(&a->over, 1, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	uint8_t *p = mem_orig.xMalloc(n + MEM_HDR);
+	if (!p)
+		return NULL;
+	memcpy(p, &a, sizeof(a));
+	if (a) {
+		__atomic_add_fetch(&a->used, (uint64_t)mem_orig.xSize(p), __ATOMIC_RELAXED);
+		__atomic_add_fetch(&a->refs, 1, __ATOMIC_RELAXED);
+	}
+	return p + MEM_HDR;
+}
+
+static void mem_free(void *v)
+{
+	if (!v)
+		return;
+	uint8_t *p = (uint8_t *)v - MEM_HDR;
+	struct mem_acct *a;
+	memcpy(&a, p, sizeof(a));
+	if (a)
+		__atomic_sub_fetch(&a->used, (uint64_t)mem_orig.xSize(p), __ATOMIC_RELAXED);
+	mem_orig.xFree(p);
+	if (a)
+		acct_unref(a);
+}
+
+static int mem_size(void *v)
+{
+	return v ? mem_orig.xSize((uint8_t *)v - MEM_HDR) - MEM_HDR : 0;
+}
+
+static void *mem_realloc(void *v, int n)
+{
+	if (!v)
+		return mem_malloc(n);
+	uint8_t *p = (uint8_t *)v - MEM_HDR;
+	struct mem_acct *a;
+	memcpy(&a, p, sizeof(a));
+	int old = mem_orig.xSize(p);
+	if (a && n + MEM_HDR > old &&
+	    __atomic_load_n(&a->used, __ATOMIC_RELAXED) + (uint64_t)(n + MEM_HDR - old) >
+		    a->limit) {
+		__atomic_store_n(&a->over, 1, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	uint8_t *np = mem_orig.xRealloc(p, n + MEM_HDR);
+	if (!np)
+		return NULL;
+	if (a) {
+		int now = mem_orig.xSize(np);
+		if (now >= old)
+			__atomic_add_fetch(&a->used, (uint64_t)(now - old), __ATOMIC_RELAXED);
+		else
+			__atomic_sub_fetch(&a->used, (uint64_t)(old - now), __ATOMIC_RELAXED);
+	}
+	return np + MEM_HDR;
+}
+
+static int mem_roundup(int n)
+{
+	return mem_orig.xRoundup(n + MEM_HDR) - MEM_HDR;
+}
+
+static int mem_init(void *p)
+{
+	return mem_orig.xInit(p);
+}
+
+static void mem_shutdown(void *p)
+{
+	mem_orig.xShutdown(p);
+}
+
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+
+static void sqlite_setup(void)
+{
+	static sqlite3_mem_methods wrap = {mem_malloc, mem_free,    mem_realloc, mem_size,
+					   mem_roundup, mem_init, mem_shutdown, NULL};
+	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &mem_orig) == SQLITE_OK &&
+	    sqlite3_config(SQLITE_CONFIG_MALLOC, &wrap) == SQLITE_OK)
+		mem_on = true;
+	/* The global memory statistics take a mutex on every allocation. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	sqlite3_initialize();
+}
+
+static void sqlite_once_init(void)
+{
+	pthread_once(&sqlite_once, sqlite_setup);
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static int sql_err(sqlite3 *db, dcr_err *err, const char *what)
+{
+	return dcr_err_set(err, DCR_ESQL, "%s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+static int exec(sqlite3 *db, const char *sql, dcr_err *err)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		int rc = dcr_err_set(err, DCR_ESQL, "%s", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return rc;
+	}
+	return 0;
+}
+
+static bool name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	return n > 0 && n <= 128 && strncasecmp(name, "sqlite_", 7) != 0 &&
+	       cmp__utf8_valid_prefix((const uint8_t *)name, n) == n;
+}
+
+static void create_table_sql(dcr_buf *b, const char *schema, const char *table,
+			     const cmp_schema *s)
+{
+	dcr_buf_append_str(b, "CREATE TABLE ");
+	if (schema) {
+		cmp__sql_ident(b, schema);
+		dcr_buf_append_u8(b, '.');
+	}
+	cmp__sql_ident(b, table);
+	dcr_buf_append_u8(b, '(');
+	for (size_t i = 0; i < s->ncols; i++) {
+		if (i)
+			dcr_buf_append_u8(b, ',');
+		cmp__sql_ident(b, s->cols[i].name);
+		dcr_buf_printf(b, " %s", cmp__sql_decltype(s->cols[i].type));
+	}
+	dcr_buf_append_u8(b, ')');
+}
+
+static int image_out(sqlite3 *db, dcr_buf *image, dcr_err *err)
+{
+	sqlite3_int64 n = 0;
+	unsigned char *p = sqlite3_serialize(db, "main", &n, 0);
+	if (!p)
+		return dcr_err_set(err, DCR_ESQL, "cannot serialize the database");
+	dcr_buf_reset(image);
+	dcr_buf_append(image, p, (size_t)n);
+	sqlite3_free(p);
+	return 0;
+}
+
+static int open_plain(sqlite3 **db, dcr_err *err)
+{
+	if (sqlite3_open_v2(":memory:", db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+						SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+			    NULL) != SQLITE_OK) {
+		int rc = sql_err(*db, err, "cannot open SQLite");
+		sqlite3_close(*db);
+		*db = NULL;
+		return rc;
+	}
+	sqlite3_db_config(*db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
+	sqlite3_db_config(*db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(*db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	sqlite3_db_config(*db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL);
+	sqlite3_db_config(*db, SQLITE_DBCONFIG_DQS_DML, 0, NULL);
+	sqlite3_db_config(*db, SQLITE_DBCONFIG_DQS_DDL, 0, NULL);
+	return 0;
+}
+
+/* ---- prepared tables -------------------------------------------------------- */
+
+struct prep {
+	sqlite3 *db;
+	sqlite3_stmt *ins;
+};
+
+static int prep_row(void *ctx, const cmp__value *v, size_t n, dcr_err *err)
+{
+	struct prep *p = ctx;
+	for (size_t i = 0; i < n; i++) {
+		int c = (int)i + 1;
+		switch (v[i].kind) {
+		case CMP__NULL:
+			sqlite3_bind_null(p->ins, c);
+			break;
+		case CMP__INT:
+			sqlite3_bind_int64(p->ins, c, v[i].i);
+			break;
+		case CMP__FLOAT:
+			sqlite3_bind_double(p->ins, c, v[i].d);
+			break;
+		case CMP__TEXT:
+			sqlite3_bind_text64(p->ins, c, v[i].s, v[i].n, SQLITE_STATIC, SQLITE_UTF8);
+			break;
+		}
+	}
+	if (sqlite3_step(p->ins) != SQLITE_DONE)
+		return sql_err(p->db, err, "insert");
+	sqlite3_reset(p->ins);
+	return 0;
+}
+
+int cmp_prepare(const cmp_schema *schema, const char *table, cmp_read_fn read, void *ctx,
+		dcr_buf *image, dcr_err *err)
+{
+	return cmp_prepare_ex(schema, table, NULL, 0, read, ctx, image, err);
+}
+
+int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *const *index,
+		   size_t nindex, cmp_read_fn read, void *ctx, dcr_buf *image, dcr_err *err)
+{
+	struct prep p = {0};
+	cmp_ingest *in = NULL;
+	dcr_buf sql;
+	dcr_buf_init(&sql);
+	char *buf = NULL;
+	int rc;
+	sqlite_once_init();
+	if (!name_ok(table))
+		return dcr_err_set(err, DCR_EINVALID, "invalid table name \"%s\"", table);
+	for (size_t i = 0; i < nindex; i++) {
+		size_t c;
+		for (c = 0; c < schema->ncols; c++)
+			if (strcmp(schema->cols[c].name, index[i]) == 0)
+				break;
+		if (c == schema->ncols)
+			return dcr_err_set(err, DCR_EINVALID, "index on unknown column \"%s\"",
+					   index[i]);
+	}
+	if ((rc = open_plain(&p.db, err)))
+		goto out;
+	if ((rc = exec(p.db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
+			     "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-1048576",
+		       err)))
+		goto out;
+	create_table_sql(&sql, NULL, table, schema);
+	if ((rc = exec(p.db, dcr_buf_cstr(&sql), err)))
+		goto out;
+	dcr_buf_reset(&sql);
+	dcr_buf_append_str(&sql, "INSERT INTO ");
+	cmp__sql_ident(&sql, table);
+	dcr_buf_append_str(&sql, " VALUES(");
+	for (size_t i = 0; i < schema->ncols; i++)
+		dcr_buf_append_str(&sql, i ? ",?" : "?");
+	dcr_buf_append_u8(&sql, ')');
+	if (sqlite3_prepare_v2(p.db, dcr_buf_cstr(&sql), -1, &p.ins, NULL) != SQLITE_OK) {
+		rc = sql_err(p.db, err, "prepare insert");
+		goto out;
+	}
+	if ((rc = exec(p.db, "BEGIN", err)))
+		goto out;
+	if ((rc = cmp_ingest_new(schema, table, &in)))
+		goto out;
+	cmp__ingest_no_stats(in);
+	cmp__ingest_set_sink(in, prep_row, &p);
+	buf = dcr_malloc(DCR_CHUNK_BYTES);
+	for (;;) {
+		int got = read(ctx, buf, DCR_CHUNK_BYTES);
+		if (got < 0) {
+			rc = dcr_err_set(err, got, "reading the table data failed");
+			goto out;
+		}
+		if (got == 0)
+			break;
+		if ((rc = cmp_ingest_feed(in, buf, (size_t)got, err)))
+			goto out;
+	}
+	if ((rc = cmp_ingest_finish(in, NULL, NULL, err)))
+		goto out;
+	for (size_t i = 0; i < nindex; i++) {
+		dcr_buf_reset(&sql);
+		char *iname = dcr_asprintf("%s_%s_idx", table, index[i]);
+		dcr_buf_append_str(&sql, "CREATE INDEX ");
+		cmp__sql_ident(&sql, iname);
+		free(iname);
+		dcr_buf_append_str(&sql, " ON ");
+		cmp__sql_ident(&sql, table);
+		dcr_buf_append_u8(&sql, '(');
+		cmp__sql_ident(&sql, index[i]);
+		dcr_buf_append_u8(&sql, ')');
+		if ((rc = exec(p.db, dcr_buf_cstr(&sql), err)))
+			goto out;
+	}
+	if ((rc = exec(p.db, "COMMIT", err)))
+		goto out;
+	rc = image_out(p.db, image, err);
+out:
+	free(buf);
+	cmp_ingest_free(in);
+	sqlite3_finalize(p.ins);
+	sqlite3_close(p.db);
+	dcr_buf_release(&sql);
+	return rc;
+}
+
+/* ---- the locked-down connection ---------------------------------------------- */
+
+static const char *const allowed_fns[] = {
+	/* core scalar */
+	"abs", "char", "coalesce", "format", "glob", "hex", "ifnull", "iif", "instr", "length",
+	"like", "likelihood", "likely", "lower", "ltrim", "max", "min", "nullif", "printf",
+	"quote", "random", "randomblob", "replace", "round", "rtrim", "sign", "soundex",
+	"substr", "substring", "trim", "typeof", "unicode", "unlikely", "upper", "zeroblob",
+	"octet_length", "unhex", "concat", "concat_ws",
+	/* date and time */
+	"date", "time", "datetime", "julianday", "strftime", "unixepoch", "timediff",
+	/* aggregate */
+	"avg", "count", "group_concat", "string_agg", "sum", "total",
+	/* window */
+	"row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag",
+	"lead", "first_value", "last_value", "nth_value",
+	/* math */
+	"acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil", "ceiling", "cos",
+	"cosh", "degrees", "exp", "floor", "ln", "log", "log10", "log2", "mod", "pi", "pow",
+	"power", "radians", "sin", "sinh", "sqrt", "tan", "tanh", "trunc",
+	/* JSON */
+	"json", "json_array", "json_array_length", "json_extract", "json_insert",
+	"json_object", "json_patch", "json_remove", "json_replace", "json_set", "json_type",
+	"json_valid", "json_quote", "json_group_array", "json_group_object", "->", "->>",
+	"json_each", "json_tree"};
+
+struct run {
+	sqlite3 *db;
+	uint64_t deadline_ms;
+	uint64_t time_ms;
+	bool timed_out;
+	char denied[160]; /* what the authorizer refused, for the message */
+};
+
+static int authorizer(void *ud, int action, const char *a1, const char *a2, const char *db,
+		      const char *trigger)
+{
+	struct run *r = ud;
+	(void)trigger;
+	if (r->denied[0] && action != SQLITE_SELECT && action != SQLITE_READ)
+		return SQLITE_DENY; /* keep the first reason */
+	switch (action) {
+	case SQLITE_SELECT:
+	case SQLITE_READ:
+	case SQLITE_RECURSIVE:
+		return SQLITE_OK;
+	case SQLITE_FUNCTION:
+		for (size_t i = 0; i < sizeof(allowed_fns) / sizeof(allowed_fns[0]); i++)
+			if (a2 && strcasecmp(a2, allowed_fns[i]) == 0)
+				return SQLITE_OK;
+		snprintf(r->denied, sizeof(r->denied), "function %s() is not allowed",
+			 a2 ? a2 : "?");
+		return SQLITE_DENY;
+	case SQLITE_INSERT:
+	case SQLITE_UPDATE:
+	case SQLITE_DELETE:
+		if (db && strcmp(db, "temp") == 0)
+			return SQLITE_OK;
+		snprintf(r->denied, sizeof(r->denied), "writing to %s is not allowed",
+			 a1 ? a1 : "a table");
+		return SQLITE_DENY;
+	case SQLITE_CREATE_TEMP_TABLE:
+	case SQLITE_CREATE_TEMP_VIEW:
+	case SQLITE_CREATE_TEMP_INDEX:
+	case SQLITE_DROP_TEMP_TABLE:
+	case SQLITE_DROP_TEMP_VIEW:
+	case SQLITE_DROP_TEMP_INDEX:
+		return SQLITE_OK;
+	case SQLITE_PRAGMA:
+		snprintf(r->denied, sizeof(r->denied), "PRAGMA %s is not allowed", a1 ? a1 : "");
+		return SQLITE_DENY;
+	case SQLITE_ATTACH:
+	case SQLITE_DETACH:
+		snprintf(r->denied, sizeof(r->denied), "ATTACH and DETACH are not allowed");
+		return SQLITE_DENY;
+	default:
+		snprintf(r->denied, sizeof(r->denied), "this operation is not allowed (code %d)",
+			 action);
+		return SQLITE_DENY;
+	}
+}
+
+static int progress(void *ud)
+{
+	struct run *r = ud;
+	if (dcr_mono_ms() >= r->deadline_ms) {
+		r->timed_out = true;
+		return 1;
+	}
+	return 0;
+}
+
+static void lock_down(struct run *r, size_t ninputs)
+{
+	sqlite3 *db = r->db;
+	sqlite3_limit(db, SQLITE_LIMIT_LENGTH, (int)DCR_SQL_VALUE_BYTES_MAX);
+	sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, (int)(2 * DCR_SQL_QUERY_BYTES_MAX));
+	sqlite3_limit(db, SQLITE_LIMIT_COLUMN, 1000);
+	sqlite3_limit(db, SQLITE_LIMIT_EXPR_DEPTH, 200);
+	sqlite3_limit(db, SQLITE_LIMIT_COMPOUND_SELECT, 64);
+	sqlite3_limit(db, SQLITE_LIMIT_VDBE_OP, 1000000);
+	sqlite3_limit(db, SQLITE_LIMIT_FUNCTION_ARG, 64);
+	sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, (int)ninputs);
+	sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1000);
+	sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, 0);
+	sqlite3_limit(db, SQLITE_LIMIT_TRIGGER_DEPTH, 1);
+	sqlite3_limit(db, SQLITE_LIMIT_WORKER_THREADS, 0);
+	sqlite3_set_authorizer(db, authorizer, r);
+	sqlite3_progress_handler(db, 1000, progress, r);
+}
+
+/* Opens the run's connection with the inputs in place (empty tables when
+ * image is NULL or empty is set), not yet locked down. */
+static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, bool empty,
+		       dcr_err *err)
+{
+	int rc;
+	dcr_buf sql;
+	dcr_buf_init(&sql);
+	if (ninputs > DCR_SQL_INPUTS_MAX)
+		return dcr_err_set(err, DCR_ELIMIT, "at most %u inputs per query",
+				   DCR_SQL_INPUTS_MAX);
+	if ((rc = open_plain(&r->db, err)))
+		return rc;
+	if ((rc = exec(r->db, "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536", err)))
+		goto out;
+	for (size_t i = 0; i < ninputs; i++) {
+		const cmp_input *in = &inputs[i];
+		if (!name_ok(in->name)) {
+			rc = dcr_err_set(err, DCR_EINVALID, "invalid input name \"%s\"", in->name);
+			goto out;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (strcasecmp(inputs[j].name, in->name) == 0) {
+				rc = dcr_err_set(err, DCR_EINVALID, "input \"%s\" given twice",
+						 in->name);
+				goto out;
+			}
+		char *schema = dcr_asprintf("in_%s", in->name);
+		dcr_buf_reset(&sql);
+		dcr_buf_append_str(&sql, "ATTACH ':memory:' AS ");
+		cmp__sql_ident(&sql, schema);
+		rc = exec(r->db, dcr_buf_cstr(&sql), err);
+		if (!rc && (empty || !in->image || in->image_n == 0)) {
+			dcr_buf_reset(&sql);
+			create_table_sql(&sql, schema, in->name, &in->schema);
+			rc = exec(r->db, dcr_buf_cstr(&sql), err);
+		} else if (!rc) {
+			rc = sqlite3_deserialize(r->db, schema, (unsigned char *)in->image,
+						 (sqlite3_int64)in->image_n,
+						 (sqlite3_int64)in->image_n,
+						 SQLITE_DESERIALIZE_READONLY);
+			if (rc != SQLITE_OK)
+				rc = sql_err(r->db, err, "loading an input");
+		}
+		if (!rc && !empty && in->image && in->image_n) {
+			/* The image's one table; a view gives it the input's name. */
+			dcr_buf_reset(&sql);
+			dcr_buf_append_str(&sql, "SELECT name FROM ");
+			cmp__sql_ident(&sql, schema);
+			dcr_buf_append_str(&sql, ".sqlite_schema WHERE type='table'");
+			sqlite3_stmt *st = NULL;
+			char *tname = NULL;
+			int ntables = 0;
+			if (sqlite3_prepare_v2(r->db, dcr_buf_cstr(&sql), -1, &st, NULL) != SQLITE_OK) {
+				rc = dcr_err_set(err, DCR_EFORMAT, "input \"%s\": not a prepared table: %s",
+						 in->name, sqlite3_errmsg(r->db));
+			} else {
+				while (sqlite3_step(st) == SQLITE_ROW) {
+					ntables++;
+					free(tname);
+					tname = dcr_strdup((const char *)sqlite3_column_text(st, 0));
+				}
+				if (ntables != 1)
+					rc = dcr_err_set(err, DCR_EFORMAT,
+							 "input \"%s\": the image holds %d tables, not one",
+							 in->name, ntables);
+			}
+			sqlite3_finalize(st);
+			if (!rc && strcasecmp(tname, in->name) != 0) {
+				dcr_buf_reset(&sql);
+				dcr_buf_append_str(&sql, "CREATE TEMP VIEW ");
+				cmp__sql_ident(&sql, in->name);
+				dcr_buf_append_str(&sql, " AS SELECT * FROM ");
+				cmp__sql_ident(&sql, schema);
+				dcr_buf_append_u8(&sql, '.');
+				cmp__sql_ident(&sql, tname);
+				rc = exec(r->db, dcr_buf_cstr(&sql), err);
+			}
+			free(tname);
+		}
+		free(schema);
+		if (rc)
+			goto out;
+	}
+out:
+	dcr_buf_release(&sql);
+	return rc;
+}
+
+/* ---- results ------------------------------------------------------------------ */
+
+void cmp_result_init(cmp_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	dcr_buf_init(&r->csv);
+	dcr_buf_init(&r->image);
+}
+
+void cmp_result_release(cmp_result *r)
+{
+	if (!r)
+		return;
+	dcr_buf_release(&r->csv);
+	dcr_buf_release(&r->image);
+	for (size_t i = 0; i < r->ncols; i++)
+		free((char *)r->cols[i].name);
+	free(r->cols);
+	memset(r, 0, sizeof(*r));
+}
+
+static void csv_field(dcr_buf *b, const char *s, size_t n)
+{
+	bool q = n == 0 || memchr(s, ',', n) || memchr(s, '"', n) || memchr(s, '\n', n) ||
+		 memchr(s, '\r', n);
+	if (!q) {
+		dcr_buf_append(b, s, n);
+		return;
+	}
+	dcr_buf_append_u8(b, '"');
+	const char *e = s + n;
+	while (s < e) {
+		const char *qq = memchr(s, '"', (size_t)(e - s));
+		size_t l = qq ? (size_t)(qq - s) + 1 : (size_t)(e - s);
+		dcr_buf_append(b, s, l);
+		if (qq)
+			dcr_buf_append_u8(b, '"');
+		s += l;
+	}
+	dcr_buf_append_u8(b, '"');
+}
+
+static enum cmp_type type_from_decl(const char *d, bool *known)
+{
+	*known = true;
+	if (d) {
+		/* SQLite's affinity rules (datatype3.html, 3.1). */
+		char u[64];
+		size_t i;
+		for (i = 0; d[i] && i + 1 < sizeof(u); i++)
+			u[i] = (char)((d[i] >= 'a' && d[i] <= 'z') ? d[i] - 32 : d[i]);
+		u[i] = 0;
+		if (strstr(u, "INT"))
+			return CMP_INTEGER;
+		if (strstr(u, "CHAR") || strstr(u, "CLOB") || strstr(u, "TEXT"))
+			return CMP_STRING;
+		if (strstr(u, "REAL") || strstr(u, "FLOA") || strstr(u, "DOUB"))
+			return CMP_FLOAT;
+	}
+	*known = false;
+	return CMP_STRING;
+}
+
+/* Type of a result column with no values to go by: from the function the
+ * expression starts with (COUNT(...) is an integer, AVG(...) a float). */
+static enum cmp_type type_from_expr(const char *name, bool *known)
+{
+	static const char *const ints[] = {"count(", "length(", "row_number(", "rank(",
+					   "dense_rank(", "ntile(", "instr(", "unicode("};
+	static const char *const flts[] = {"avg(", "total(", "julianday(", "percent_rank(",
+					   "cume_dist("};
+	*known = true;
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+		if (name && strncasecmp(name, ints[i], strlen(ints[i])) == 0)
+			return CMP_INTEGER;
+	for (size_t i = 0; i < sizeof(flts) / sizeof(flts[0]); i++)
+		if (name && strncasecmp(name, flts[i], strlen(flts[i])) == 0)
+			return CMP_FLOAT;
+	*known = false;
+	return CMP_STRING;
+}
+
+struct colinfo {
+	bool saw_int, saw_float, saw_text;
+	enum cmp_type decl;
+	bool decl_known;
+};
+
+/* Set of visible rows already output (UNION / DISTINCT under the privacy
+ * filter): keys are type-tagged encodings, compared exactly. */
+struct rowset {
+	dcr_buf keys;
+	size_t *off; /* slot -> key offset + 1 (0 = empty) */
+	size_t cap, n;
+	uint64_t *hash;
+};
+
+static bool rowset_add(struct rowset *s, const uint8_t *k, size_t n)
+{
+	if (s->n * 2 >= s->cap) {
+		size_t ncap = s->cap ? s->cap * 2 : 1024;
+		size_t *no = dcr_calloc(ncap, sizeof(size_t));
+		uint64_t *nh = dcr_calloc(ncap, sizeof(uint64_t));
+		for (size_t i = 0; i < s->cap; i++) {
+			if (!s->off[i])
+				continue;
+			size_t j = s->hash[i] & (ncap - 1);
+			while (no[j])
+				j = (j + 1) & (ncap - 1);
+			no[j] = s->off[i];
+			nh[j] = s->hash[i];
+		}
+		free(s->off);
+		free(s->hash);
+		s->off = no;
+		s->hash = nh;
+		s->cap = ncap;
+	}
+	uint64_t h = cmp__hash(k, n);
+	size_t j = h & (s->cap - 1);
+	while (s->off[j]) {
+		if (s->hash[j] == h) {
+			size_t o = s->off[j] - 1, l;
+			memcpy(&l, s->keys.data + o, sizeof(l));
+			if (l == n && memcmp(s->keys.data + o + sizeof(l), k, n) == 0)
+				return false;
+		}
+		j = (j + 1) & (s->cap - 1);
+	}
+	s->off[j] = s->keys.len + 1;
+	s->hash[j] = h;
+	dcr_buf_append(&s->keys, &n, sizeof(n));
+	dcr_buf_append(&s->keys, k, n);
+	s->n++;
+	return true;
+}
+
+static void rowset_release(struct rowset *s)
+{
+	dcr_buf_release(&s->keys);
+	free(s->off);
+	free(s->hash);
+}
+
+static int step_error(struct run *r, int src, const cmp_sql_limits *lim, struct mem_acct *a,
+		      dcr_err *err)
+{
+	if (r->timed_out)
+		return dcr_err_set(err, DCR_ETIMEOUT, "query exceeded the time limit of %llu ms",
+				   (unsigned long long)r->time_ms);
+	if (a && __atomic_load_n(&a->over, __ATOMIC_RELAXED))
+		return dcr_err_set(err, DCR_ELIMIT, "query exceeded the memory limit of %llu bytes",
+				   (unsigned long long)a->limit);
+	if (src == SQLITE_NOMEM)
+		return dcr_err_set(err, DCR_ELIMIT, "query ran out of memory");
+	(void)lim;
+	return dcr_err_set(err, DCR_ESQL, "%s", sqlite3_errmsg(r->db));
+}
+
+/* Steps stmt and writes the result. hidden: the last column is the
+ * privacy count; rows below k are dropped. */
+static int collect(struct run *r, sqlite3_stmt *st, bool hidden, long long k, bool dedup,
+		   const cmp_sql_limits *lim, struct mem_acct *acct, bool want_image,
+		   cmp_result *res, dcr_err *err)
+{
+	int rc = 0;
+	int nall = sqlite3_column_count(st);
+	int nc = nall - (hidden ? 1 : 0);
+	sqlite3 *out = NULL;
+	sqlite3_stmt *ins = NULL;
+	struct colinfo *ci = NULL;
+	struct rowset seen = {0};
+	dcr_buf key, sql;
+	dcr_buf_init(&key);
+	dcr_buf_init(&sql);
+	if (nc <= 0 || nc > (int)DCR_SQL_COLS_MAX) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "the result has %d columns (at most %u)", nc,
+				 DCR_SQL_COLS_MAX);
+		goto out;
+	}
+	ci = dcr_calloc((size_t)nc, sizeof(*ci));
+	res->cols = dcr_calloc((size_t)nc, sizeof(cmp_column));
+	res->ncols = (size_t)nc;
+	for (int c = 0; c < nc; c++) {
+		const char *nm = sqlite3_column_name(st, c);
+		char *name = dcr_strdup(nm && *nm ? nm : "column");
+		/* Unique names: downstream they are table columns. */
+		for (int suffix = 2;; suffix++) {
+			bool dup = false;
+			for (int j = 0; j < c; j++)
+				dup = dup || strcasecmp(res->cols[j].name, name) == 0;
+			if (!dup)
+				break;
+			free(name);
+			name = dcr_asprintf("%s_%d", nm && *nm ? nm : "column", suffix);
+		}
+		res->cols[c].name = name;
+		res->cols[c].nullable = true;
+		ci[c].decl = type_from_decl(sqlite3_column_decltype(st, c), &ci[c].decl_known);
+		if (!ci[c].decl_known)
+			ci[c].decl = type_from_expr(nm, &ci[c].decl_known);
+		if (c)
+			dcr_buf_append_u8(&res->csv, ',');
+		csv_field(&res->csv, name, strlen(name));
+	}
+	dcr_buf_append_str(&res->csv, "\r\n");
+	if (want_image) {
+		if ((rc = open_plain(&out, err)))
+			goto out;
+		dcr_buf_append_str(&sql, "PRAGMA journal_mode=OFF; CREATE TABLE raw(");
+		for (int c = 0; c < nc; c++)
+			dcr_buf_printf(&sql, "%sc%d", c ? "," : "", c);
+		dcr_buf_append_str(&sql, "); BEGIN");
+		if ((rc = exec(out, dcr_buf_cstr(&sql), err)))
+			goto out;
+		dcr_buf_reset(&sql);
+		dcr_buf_append_str(&sql, "INSERT INTO raw VALUES(");
+		for (int c = 0; c < nc; c++)
+			dcr_buf_append_str(&sql, c ? ",?" : "?");
+		dcr_buf_append_u8(&sql, ')');
+		if (sqlite3_prepare_v2(out, dcr_buf_cstr(&sql), -1, &ins, NULL) != SQLITE_OK) {
+			rc = sql_err(out, err, "result table");
+			goto out;
+		}
+	}
+	for (;;) {
+		int s = sqlite3_step(st);
+		if (s == SQLITE_DONE)
+			break;
+		if (s != SQLITE_ROW) {
+			rc = step_error(r, s, lim, acct, err);
+			goto out;
+		}
+		if (hidden && sqlite3_column_int64(st, nc) < k) {
+			res->suppressed++;
+			continue;
+		}
+		if (dedup) {
+			dcr_buf_reset(&key);
+			for (int c = 0; c < nc; c++) {
+				int t = sqlite3_column_type(st, c);
+				dcr_buf_append_u8(&key, (uint8_t)t);
+				if (t == SQLITE_INTEGER) {
+					int64_t v = sqlite3_column_int64(st, c);
+					dcr_buf_append(&key, &v, sizeof(v));
+				} else if (t == SQLITE_FLOAT) {
+					double v = sqlite3_column_double(st, c);
+					dcr_buf_append(&key, &v, sizeof(v));
+				} else if (t != SQLITE_NULL) {
+					const void *p = sqlite3_column_blob(st, c);
+					size_t l = (size_t)sqlite3_column_bytes(st, c);
+					dcr_buf_append(&key, &l, sizeof(l));
+					dcr_buf_append(&key, p, l);
+				}
+			}
+			if (!rowset_add(&seen, key.data, key.len))
+				continue;
+		}
+		if (res->rows >= lim->rows_max) {
+			rc = dcr_err_set(err, DCR_ELIMIT,
+					 "query result exceeded the row limit of %llu rows",
+					 (unsigned long long)lim->rows_max);
+			goto out;
+		}
+		res->rows++;
+		for (int c = 0; c < nc; c++) {
+			if (c)
+				dcr_buf_append_u8(&res->csv, ',');
+			int t = sqlite3_column_type(st, c);
+			if (t == SQLITE_INTEGER) {
+				ci[c].saw_int = true;
+				dcr_buf_printf(&res->csv, "%lld", (long long)sqlite3_column_int64(st, c));
+			} else if (t == SQLITE_FLOAT) {
+				ci[c].saw_float = true;
+				const char *txt = (const char *)sqlite3_column_text(st, c);
+				dcr_buf_append_str(&res->csv, txt ? txt : "");
+			} else if (t == SQLITE_TEXT) {
+				ci[c].saw_text = true;
+				const char *txt = (const char *)sqlite3_column_text(st, c);
+				size_t l = (size_t)sqlite3_column_bytes(st, c);
+				if (cmp__utf8_valid_prefix((const uint8_t *)txt, l) != l) {
+					rc = dcr_err_set(err, DCR_ESQL,
+							 "result column \"%s\" holds text that is not "
+							 "valid UTF-8",
+							 res->cols[c].name);
+					goto out;
+				}
+				csv_field(&res->csv, txt, l);
+			} else if (t == SQLITE_BLOB) {
+				ci[c].saw_text = true;
+				const uint8_t *p = sqlite3_column_blob(st, c);
+				size_t l = (size_t)sqlite3_column_bytes(st, c);
+				char *hx = dcr_malloc(2 * l + 1);
+				dcr_hex_encode(p, l, hx);
+				dcr_buf_append(&res->csv, hx, 2 * l);
+				free(hx);
+			}
+			if (ins) {
+				if (t == SQLITE_BLOB) {
+					const uint8_t *p = sqlite3_column_blob(st, c);
+					size_t l = (size_t)sqlite3_column_bytes(st, c);
+					char *hx = dcr_malloc(2 * l + 1);
+					dcr_hex_encode(p, l, hx);
+					sqlite3_bind_text64(ins, c + 1, hx, 2 * l, free, SQLITE_UTF8);
+				} else {
+					sqlite3_bind_value(ins, c + 1, sqlite3_column_value(st, c));
+				}
+			}
+		}
+		dcr_buf_append_str(&res->csv, "\r\n");
+		if (res->csv.len > lim->bytes_max) {
+			rc = dcr_err_set(err, DCR_ELIMIT,
+					 "query result exceeded the size limit of %llu bytes",
+					 (unsigned long long)lim->bytes_max);
+			goto out;
+		}
+		if (ins) {
+			if (sqlite3_step(ins) != SQLITE_DONE) {
+				rc = step_error(r, SQLITE_ERROR, lim, acct, err);
+				if (!r->timed_out && !(acct && acct->over))
+					rc = sql_err(out, err, "result table");
+				goto out;
+			}
+			sqlite3_reset(ins);
+		}
+	}
+	for (int c = 0; c < nc; c++) {
+		enum cmp_type t;
+		if (ci[c].saw_text)
+			t = CMP_STRING;
+		else if (ci[c].saw_float)
+			t = CMP_FLOAT;
+		else if (ci[c].saw_int)
+			t = ci[c].decl_known && ci[c].decl == CMP_FLOAT ? CMP_FLOAT : CMP_INTEGER;
+		else
+			t = ci[c].decl;
+		res->cols[c].type = t;
+	}
+	if (out) {
+		sqlite3_finalize(ins);
+		ins = NULL;
+		cmp_schema rs = {res->cols, res->ncols};
+		dcr_buf_reset(&sql);
+		create_table_sql(&sql, NULL, "result", &rs);
+		dcr_buf_append_str(&sql, "; INSERT INTO result SELECT * FROM raw; DROP TABLE raw; COMMIT; VACUUM");
+		if ((rc = exec(out, dcr_buf_cstr(&sql), err)))
+			goto out;
+		rc = image_out(out, &res->image, err);
+	}
+out:
+	sqlite3_finalize(ins);
+	sqlite3_close(out);
+	rowset_release(&seen);
+	dcr_buf_release(&key);
+	dcr_buf_release(&sql);
+	free(ci);
+	return rc;
+}
+
+static void limits_default(const cmp_sql_limits *in, cmp_sql_limits *out)
+{
+	cmp_sql_limits z = {0};
+	if (!in)
+		in = &z;
+	out->time_ms = in->time_ms ? in->time_ms : DCR_SQL_TIME_MS_DEFAULT;
+	out->memory_bytes = in->memory_bytes ? in->memory_bytes : DCR_SQL_MEMORY_BYTES_DEFAULT;
+	out->rows_max = in->rows_max ? in->rows_max : DCR_SQL_ROWS_MAX_DEFAULT;
+	out->bytes_max = in->bytes_max ? in->bytes_max : DCR_SQL_BYTES_MAX_DEFAULT;
+}
+
+static bool tail_empty(const char *tail, dcr_err *err)
+{
+	cmp__tok *t = NULL;
+	size_t nt = 0;
+	if (!tail)
+		return true;
+	if (cmp__sql_tokenize(tail, strlen(tail), &t, &nt, err))
+		return false;
+	bool empty = true;
+	for (size_t i = 0; i < nt; i++)
+		empty = empty && cmp__tok_is(tail, &t[i], ";");
+	free(t);
+	return empty;
+}
+
+/* Shared by check and run: opens, locks down, prepares, collects. */
+static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
+		  const cmp_sql_limits *lim_in, bool empty, cmp_result *res, dcr_err *err)
+{
+	struct run r;
+	memset(&r, 0, sizeof(r));
+	cmp_sql_limits lim;
+	limits_default(lim_in, &lim);
+	cmp__rewrite rw = {0};
+	sqlite3_stmt *st = NULL;
+	struct mem_acct *acct = NULL;
+	struct mem_acct *prev = mem_cur;
+	cmp_result local;
+	cmp_result_init(&local);
+	int rc;
+	sqlite_once_init();
+	if ((rc = cmp__sql_shape(query, err)))
+		goto out;
+	if (min_rows > 0 && (rc = cmp__privacy_rewrite(query, &rw, err)))
+		goto out;
+	if (mem_on) {
+		acct = calloc(1, sizeof(*acct));
+		if (!acct)
+			abort();
+		acct->limit = lim.memory_bytes;
+		acct->refs = 1;
+		mem_cur = acct;
+	}
+	r.time_ms = lim.time_ms;
+	r.deadline_ms = dcr_mono_ms() + lim.time_ms;
+	if ((rc = open_inputs(&r, inputs, ninputs, empty, err)))
+		goto out;
+	lock_down(&r, ninputs);
+	const char *sql = rw.sql ? rw.sql : query;
+	const char *tail = NULL;
+	if (sqlite3_prepare_v3(r.db, sql, -1, 0, &st, &tail) != SQLITE_OK) {
+		if (r.denied[0])
+			rc = dcr_err_set(err, DCR_EDENIED, "%s", r.denied);
+		else if (r.timed_out || (acct && acct->over))
+			rc = step_error(&r, SQLITE_ERROR, &lim, acct, err);
+		else
+			rc = dcr_err_set(err, DCR_ESQL, "%s", sqlite3_errmsg(r.db));
+		goto out;
+	}
+	if (!st) {
+		rc = dcr_err_set(err, DCR_ESQL, "the query is empty");
+		goto out;
+	}
+	if (!tail_empty(tail, err)) {
+		rc = dcr_err_set(err, DCR_ESQL, "only one statement is allowed");
+		goto out;
+	}
+	if (!sqlite3_stmt_readonly(st)) {
+		rc = dcr_err_set(err, DCR_ESQL, "only a SELECT statement is allowed");
+		goto out;
+	}
+	rc = collect(&r, st, rw.sql != NULL, min_rows, rw.dedup, &lim, acct, !empty,
+		     &local, err);
+	if (rc)
+		goto out;
+	if (res) {
+		cmp_result_release(res);
+		*res = local;
+		cmp_result_init(&local);
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(r.db);
+	cmp_result_release(&local);
+	cmp__rewrite_release(&rw);
+	mem_cur = prev;
+	if (acct)
+		acct_unref(acct);
+	return rc;
+}
+
+int cmp_sql_check(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
+		  cmp_result *res, dcr_err *err)
+{
+	return sql_do(query, inputs, ninputs, min_rows, NULL, true, res, err);
+}
+
+int cmp_sql_run(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
+		const cmp_sql_limits *lim, cmp_result *res, dcr_err *err)
+{
+	return sql_do(query, inputs, ninputs, min_rows, lim, false, res, err);
+}

@@ -1,0 +1,35 @@
+/* compute_sql.h: internals of the SQL side of compute/ (tokenizer, privacy
+ * rewrite); private to compute/. */
+#ifndef DCR_COMPUTE_SQL_H
+#define DCR_COMPUTE_SQL_H
+
+#include "compute_int.h"
+
+enum { CMP__T_WORD, CMP__T_QID, CMP__T_STR, CMP__T_NUM, CMP__T_VAR, CMP__T_PUNCT };
+typedef struct cmp__tok {
+	int kind;
+	size_t off, len;
+} cmp__tok;
+
+/* Tokens of q[0..n), comments and whitespace dropped. *out is heap. */
+int cmp__sql_tokenize(const char *q, size_t n, cmp__tok **out, size_t *ntok, dcr_err *err);
+/* Keyword (case-insensitive) or punctuation match. */
+bool cmp__tok_is(const char *q, const cmp__tok *t, const char *word);
+bool cmp__tok_ident(const char *q, const cmp__tok *t, char *buf, size_t cap);
+
+/* Name of the hidden per-row input count added by the privacy rewrite. */
+#define CMP__HIDDEN_COL "__dcr_rows_aggregated"
+
+typedef struct cmp__rewrite {
+	char *sql;   /* the query with the hidden COUNT(*) column (heap) */
+	bool dedup;  /* UNION or DISTINCT: drop duplicate visible rows */
+} cmp__rewrite;
+
+/* The statement must be one SELECT (possibly WITH ..., compound): checked
+ * at the token level here and by SQLite when prepared. */
+int cmp__sql_shape(const char *query, dcr_err *err);
+/* Rewrites a query for the privacy filter, or explains why it cannot. */
+int cmp__privacy_rewrite(const char *query, cmp__rewrite *out, dcr_err *err);
+void cmp__rewrite_release(cmp__rewrite *r);
+
+#endif

@@ -1,0 +1,298 @@
+/* test_cmp_sql.c: prepared tables, SQL runs, cmp_sql_check, cmp_sql_refs
+ * and the hardening of the run connection (authorizer, limits): every
+ * hostile query must fail with a clear error, and the inputs must stay
+ * unchanged. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../compute/compute.h"
+
+static int failures;
+
+#define CHECK(c)                                                                \
+	do {                                                                    \
+		if (!(c)) {                                                     \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,  \
+				__LINE__, #c);                                  \
+			failures++;                                             \
+		}                                                               \
+	} while (0)
+
+struct mem {
+	const char *p;
+	size_t n, off, step;
+};
+
+static int mem_read(void *ctx, void *buf, size_t cap)
+{
+	struct mem *m = ctx;
+	size_t k = m->n - m->off;
+	if (k > cap)
+		k = cap;
+	if (m->step && k > m->step)
+		k = m->step;
+	memcpy(buf, m->p + m->off, k);
+	m->off += k;
+	return (int)k;
+}
+
+static void prepare(const cmp_schema *s, const char *table, const char *csv, dcr_buf *img)
+{
+	struct mem m = {csv, strlen(csv), 0, 7};
+	dcr_err err;
+	dcr_buf_init(img);
+	int rc = cmp_prepare(s, table, mem_read, &m, img, &err);
+	if (rc)
+		fprintf(stderr, "prepare: %s\n", err.msg);
+	DCR_ASSERT(rc == 0);
+}
+
+static const cmp_column bank_cols[] = {
+	{"email", CMP_STRING, CMP_FMT_EMAIL, false},
+	{"city", CMP_STRING, CMP_FMT_NONE, true},
+	{"age", CMP_INTEGER, CMP_FMT_NONE, true},
+	{"balance", CMP_FLOAT, CMP_FMT_NONE, true},
+};
+static const cmp_column ins_cols[] = {
+	{"email", CMP_STRING, CMP_FMT_EMAIL, false},
+	{"risk", CMP_STRING, CMP_FMT_NONE, false},
+	{"premium", CMP_FLOAT, CMP_FMT_NONE, false},
+};
+
+static const char *bank_csv = "email,city,age,balance\n"
+			      "a@x.io,Bern,30,100.5\n"
+			      "b@x.io,Bern,40,\n"
+			      "c@x.io,\"Z, \"\"rich\"\"\",,7\n"
+			      "d@x.io,,50,1e3\n";
+static const char *ins_csv = "risk,email,premium\n"
+			     "low,a@x.io,10\n"
+			     "high,b@x.io,20.25\n"
+			     "low,z@x.io,5\n";
+
+static dcr_buf bank_img, ins_img;
+static cmp_input inputs[2];
+
+static int run(const char *q, long long k, const cmp_sql_limits *lim, cmp_result *res,
+	       dcr_err *err)
+{
+	cmp_result_init(res);
+	return cmp_sql_run(q, inputs, 2, k, lim, res, err);
+}
+
+static void expect_csv(const char *q, const char *want)
+{
+	cmp_result res;
+	dcr_err err;
+	int rc = run(q, 0, NULL, &res, &err);
+	CHECK(rc == 0);
+	if (rc)
+		fprintf(stderr, "%s\n  error: %s\n", q, err.msg);
+	else if (strcmp(dcr_buf_cstr(&res.csv), want) != 0) {
+		fprintf(stderr, "%s\n  want: %s\n  got:  %s\n", q, want, dcr_buf_cstr(&res.csv));
+		failures++;
+	}
+	cmp_result_release(&res);
+}
+
+static void expect_fail(const char *q, int code, const char *want_substr,
+			const cmp_sql_limits *lim)
+{
+	cmp_result res;
+	dcr_err err;
+	dcr_err_clear(&err);
+	int rc = run(q, 0, lim, &res, &err);
+	if (rc != code || !strstr(err.msg, want_substr)) {
+		fprintf(stderr, "%s\n  want %d \"%s\"\n  got  %d \"%s\"\n", q, code, want_substr, rc,
+			err.msg);
+		failures++;
+	}
+	cmp_result_release(&res);
+}
+
+static void test_basic(void)
+{
+	expect_csv("SELECT email, city, age, balance FROM bank ORDER BY email",
+		   "email,city,age,balance\r\n"
+		   "a@x.io,Bern,30,100.5\r\n"
+		   "b@x.io,Bern,40,\r\n"
+		   "c@x.io,\"Z, \"\"rich\"\"\",,7.0\r\n"
+		   "d@x.io,,50,1000.0\r\n");
+	expect_csv("SELECT b.city, i.risk, COUNT(*), AVG(i.premium) AS p FROM bank b "
+		   "JOIN insurer i ON b.email = i.email GROUP BY 1, 2 ORDER BY 2",
+		   "city,risk,COUNT(*),p\r\nBern,high,1,20.25\r\nBern,low,1,10.0\r\n");
+	expect_csv("SELECT '' AS e, NULL AS n, 'a\nb' AS nl, 1 AS x, 1 AS x",
+		   "e,n,nl,x,x_2\r\n\"\",,\"a\nb\",1,1\r\n");
+	/* Case-insensitive table names, a CTE, a subquery. */
+	expect_csv("WITH t AS (SELECT * FROM BANK WHERE age > 35) SELECT count(*) FROM t",
+		   "count(*)\r\n2\r\n");
+
+	/* Schema of the result and the result image as a downstream input. */
+	cmp_result res;
+	dcr_err err;
+	CHECK(run("SELECT city, COUNT(*) AS n, AVG(age) AS a, MAX(balance) AS mb, "
+		  "SUM(age) AS s FROM bank GROUP BY city",
+		  0, NULL, &res, &err) == 0);
+	CHECK(res.ncols == 5 && res.rows == 3);
+	if (res.ncols == 5) {
+		CHECK(res.cols[0].type == CMP_STRING);
+		CHECK(res.cols[1].type == CMP_INTEGER);
+		CHECK(res.cols[2].type == CMP_FLOAT);
+		CHECK(res.cols[3].type == CMP_FLOAT);
+		CHECK(res.cols[4].type == CMP_INTEGER);
+		CHECK(strcmp(res.cols[1].name, "n") == 0);
+	}
+	cmp_input down = {"stats", {res.cols, res.ncols}, res.image.data, res.image.len};
+	cmp_result r2;
+	cmp_result_init(&r2);
+	CHECK(cmp_sql_run("SELECT SUM(n) FROM stats", &down, 1, 0, NULL, &r2, &err) == 0);
+	CHECK(strcmp(dcr_buf_cstr(&r2.csv), "SUM(n)\r\n4\r\n") == 0);
+	cmp_result_release(&r2);
+	cmp_result_release(&res);
+
+	/* Empty inputs: tables with the schema and no rows. */
+	cmp_input e[2] = {inputs[0], inputs[1]};
+	e[0].image = NULL;
+	e[1].image = NULL;
+	cmp_result_init(&res);
+	CHECK(cmp_sql_run("SELECT COUNT(*) FROM bank JOIN insurer USING (email)", e, 2, 0, NULL,
+			  &res, &err) == 0);
+	CHECK(strcmp(dcr_buf_cstr(&res.csv), "COUNT(*)\r\n0\r\n") == 0);
+	cmp_result_release(&res);
+
+	/* cmp_sql_check: schema from empty tables. */
+	cmp_result_init(&res);
+	CHECK(cmp_sql_check("SELECT city, COUNT(*), AVG(balance) AS ab, age FROM bank GROUP BY "
+			    "city",
+			    inputs, 2, 0, &res, &err) == 0);
+	CHECK(res.ncols == 4 && res.rows == 0);
+	if (res.ncols == 4) {
+		CHECK(res.cols[0].type == CMP_STRING);
+		CHECK(res.cols[1].type == CMP_INTEGER);
+		CHECK(res.cols[3].type == CMP_INTEGER);
+	}
+	cmp_result_release(&res);
+	CHECK(cmp_sql_check("SELECT nope FROM bank", inputs, 2, 0, NULL, &err) == DCR_ESQL);
+	CHECK(strstr(err.msg, "no such column: nope") != NULL);
+	CHECK(cmp_sql_check("SELECT * FROM other", inputs, 2, 0, NULL, &err) == DCR_ESQL);
+	CHECK(strstr(err.msg, "no such table: other") != NULL);
+}
+
+static void test_prepare_errors(void)
+{
+	cmp_schema bs = {bank_cols, 4};
+	struct mem m = {"email,city,age,balance\nx@y.io,a,notanumber,1\n", 0, 0, 0};
+	m.n = strlen(m.p);
+	dcr_buf img;
+	dcr_buf_init(&img);
+	dcr_err err;
+	CHECK(cmp_prepare(&bs, "bank", mem_read, &m, &img, &err) == DCR_ECSV);
+	CHECK(strcmp(err.msg, "bank line 2, column \"age\": expected integer, got \"notanumber\"") ==
+	      0);
+	/* An index on a join key. */
+	const char *idx[] = {"email"};
+	m.p = bank_csv;
+	m.n = strlen(bank_csv);
+	m.off = 0;
+	CHECK(cmp_prepare_ex(&bs, "bank", idx, 1, mem_read, &m, &img, &err) == 0);
+	cmp_input in = {"bank", bs, img.data, img.len};
+	cmp_result res;
+	cmp_result_init(&res);
+	CHECK(cmp_sql_run("SELECT COUNT(*) FROM bank WHERE email > 'b'", &in, 1, 0, NULL, &res,
+			  &err) == 0);
+	CHECK(strcmp(dcr_buf_cstr(&res.csv), "COUNT(*)\r\n3\r\n") == 0);
+	cmp_result_release(&res);
+	const char *bad[] = {"nope"};
+	CHECK(cmp_prepare_ex(&bs, "bank", bad, 1, mem_read, &m, &img, &err) == DCR_EINVALID);
+	dcr_buf_release(&img);
+}
+
+static void test_refs(void)
+{
+	const char *names[] = {"bank", "insurer", "overlap", "Sel ect"};
+	bool used[4];
+	dcr_err err;
+	CHECK(cmp_sql_refs("SELECT * FROM BANK b -- insurer\n JOIN \"Sel ect\" /* overlap */ "
+			   "WHERE x = 'insurer'",
+			   names, 4, used, &err) == 0);
+	CHECK(used[0] && !used[1] && !used[2] && used[3]);
+	CHECK(cmp_sql_refs("SELECT [insurer].a, `overlap`.b FROM x", names, 4, used, &err) == 0);
+	CHECK(!used[0] && used[1] && used[2] && !used[3]);
+	CHECK(cmp_sql_refs("SELECT 'it''s bank' FROM \"a\"\"b\"", names, 4, used, &err) == 0);
+	CHECK(!used[0] && !used[1] && !used[2] && !used[3]);
+	CHECK(cmp_sql_refs("SELECT 'open", names, 4, used, &err) == DCR_ESQL);
+	CHECK(strstr(err.msg, "unterminated string literal at offset 7") != NULL);
+}
+
+static void test_hostile(void)
+{
+	expect_fail("ATTACH '/tmp/x.db' AS x", DCR_ESQL, "only a SELECT statement is allowed",
+		    NULL);
+	expect_fail("SELECT 1; ATTACH '/tmp/x.db' AS x", DCR_ESQL, "only one statement", NULL);
+	expect_fail("PRAGMA writable_schema=1", DCR_ESQL, "only a SELECT statement", NULL);
+	expect_fail("SELECT * FROM pragma_table_info('bank')", DCR_EDENIED, "not allowed", NULL);
+	expect_fail("SELECT load_extension('/tmp/evil.so')", DCR_EDENIED,
+		    "function load_extension() is not allowed", NULL);
+	expect_fail("SELECT readfile('/etc/passwd')", DCR_ESQL, "no such function: readfile",
+		    NULL);
+	expect_fail("SELECT writefile('/tmp/x', 'y')", DCR_ESQL, "no such function: writefile",
+		    NULL);
+	expect_fail("SELECT fts3_tokenizer('simple')", DCR_EDENIED,
+		    "function fts3_tokenizer() is not allowed", NULL);
+	expect_fail("CREATE TABLE main.x(a)", DCR_ESQL, "only a SELECT statement", NULL);
+	expect_fail("INSERT INTO bank VALUES('e@x.io', 'x', 1, 1)", DCR_ESQL,
+		    "only a SELECT statement", NULL);
+	expect_fail("WITH t AS (SELECT 1) DELETE FROM bank", DCR_ESQL,
+		    "only a SELECT statement is allowed (the query starts with DELETE)", NULL);
+	expect_fail("SELECT 1;;  SELECT 2", DCR_ESQL, "only one statement", NULL);
+	expect_fail("", DCR_ESQL, "the query is empty", NULL);
+	expect_fail("SELECT sqlite_compileoption_get(0)", DCR_EDENIED, "not allowed", NULL);
+	expect_fail("SELECT * FROM sqlite_dbpage", DCR_ESQL, "no such table", NULL);
+	/* Time limit: an endless recursive CTE. */
+	cmp_sql_limits lim = {.time_ms = 300};
+	uint64_t t0 = dcr_mono_ms();
+	expect_fail("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+		    "SELECT COUNT(*) FROM c",
+		    DCR_ETIMEOUT, "query exceeded the time limit of 300 ms", &lim);
+	CHECK(dcr_mono_ms() - t0 < 3000);
+	/* Row and byte caps. */
+	cmp_sql_limits rows = {.rows_max = 1000};
+	expect_fail("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+		    "SELECT x FROM c",
+		    DCR_ELIMIT, "query result exceeded the row limit of 1000 rows", &rows);
+	cmp_sql_limits bytes = {.bytes_max = 100000};
+	expect_fail("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+		    "SELECT x, hex(zeroblob(100)) FROM c",
+		    DCR_ELIMIT, "query result exceeded the size limit of 100000 bytes", &bytes);
+	/* Memory: a sort of 100 MB. */
+	cmp_sql_limits mem = {.memory_bytes = 16 * 1024 * 1024};
+	expect_fail("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+		    "WHERE x < 1000000) SELECT COUNT(*) FROM (SELECT DISTINCT randomblob(100) FROM c)",
+		    DCR_ELIMIT, "query exceeded the memory limit of 16777216 bytes", &mem);
+	/* A string over the length limit. */
+	expect_fail("SELECT length(zeroblob(100000000))", DCR_ESQL, "too big", NULL);
+	/* Inputs unchanged after all of this. */
+	expect_csv("SELECT COUNT(*) FROM bank", "COUNT(*)\r\n4\r\n");
+	/* Temp objects are the only writable ones; still one statement. */
+	expect_csv("SELECT name FROM sqlite_temp_schema", "name\r\ninsurer\r\n");
+}
+
+int main(void)
+{
+	cmp_schema bs = {bank_cols, 4}, is = {ins_cols, 3};
+	prepare(&bs, "bank", bank_csv, &bank_img);
+	prepare(&is, "insurer_table", ins_csv, &ins_img); /* name differs: a view */
+	inputs[0] = (cmp_input){"bank", bs, bank_img.data, bank_img.len};
+	inputs[1] = (cmp_input){"insurer", is, ins_img.data, ins_img.len};
+	test_basic();
+	test_prepare_errors();
+	test_refs();
+	test_hostile();
+	dcr_buf_release(&bank_img);
+	dcr_buf_release(&ins_img);
+	if (failures) {
+		fprintf(stderr, "%d failures\n", failures);
+		return 1;
+	}
+	return 0;
+}
