@@ -183,18 +183,32 @@ static void put_hash(dcr_buf *b, const es_event *ev, const char *key)
 	dcr_buf_append(b, hex, 12);
 }
 
-static void put_actor(dcr_buf *b, const rm_state *s, const rm_def *def, const es_event *ev)
+static const char *actor_name(const rm_def *def, const uint8_t daemon_key[32],
+			      const uint8_t key[32], char *buf, size_t cap)
 {
-	const rm_participant *p = rm_def_participant(def ? def : s->def, ev->actor);
+	const rm_participant *p = rm_def_participant(def, key);
 	if (p) {
-		dcr_buf_append_str(b, p->email);
-	} else if (memcmp(ev->actor, s->daemon_key, 32) == 0) {
-		dcr_buf_append_str(b, "dcrd");
+		snprintf(buf, cap, "%s", p->email);
+	} else if (memcmp(key, daemon_key, 32) == 0) {
+		snprintf(buf, cap, "dcrd");
 	} else {
-		char *k = dcr_pub_format(ev->actor);
-		dcr_buf_append(b, k, strlen(k) < 20 ? strlen(k) : 20); /* "ed25519:" + 12 */
+		char *k = dcr_pub_format(key);
+		snprintf(buf, cap, "%.20s", k); /* "ed25519:" + 12 */
 		free(k);
 	}
+	return buf;
+}
+
+const char *rm_actor_name(const rm_state *s, const uint8_t key[32], char *buf, size_t cap)
+{
+	return actor_name(s->def, s->daemon_key, key, buf, cap);
+}
+
+static void put_actor(dcr_buf *b, const rm_state *s, const rm_def *def, const es_event *ev)
+{
+	char name[DCR_RM_EMAIL_BYTES_MAX + 1];
+	dcr_buf_append_str(b, actor_name(def ? def : s->def, s->daemon_key, ev->actor, name,
+					 sizeof name));
 }
 
 char *rm_describe(const rm_state *before, const es_event *ev)

@@ -184,6 +184,12 @@ const rm_run *rm_state_run(const rm_state *s, const char *run_id);
 const rm_run *rm_state_last_run(const rm_state *s, const char *computation);
 bool rm_state_is_participant(const rm_state *s, const uint8_t key[32]); /* incl. creator */
 
+/* Display name of an actor: the participant's email, "dcrd" for the
+ * daemon key, else "ed25519:" and the first 12 base64 characters of the
+ * key (as in audit lines). Written into buf (64 bytes suffice for the
+ * short forms; emails are truncated to cap); returns buf. */
+const char *rm_actor_name(const rm_state *s, const uint8_t key[32], char *buf, size_t cap);
+
 /* THE rule function. ev must be decoded (es_event_decode) and its
  * signature verified by the caller. On error the state is unchanged and err
  * says why ("seq 12 (dataset.provisioned): actor is not an owner of

@@ -1,0 +1,240 @@
+/* test_rm_def.c: room definition parsing, validation and printing.
+ * One valid definition (the DESIGN §4 example, completed, with real keys)
+ * parses and round-trips; then one edit per validation rule, each checked
+ * to fail with a message naming the field. */
+#include "test_rm_common.h"
+
+static t_fixture F;
+
+/* Parses text that must fail; checks the message contains the needles. */
+#define BAD(text, ...)                                                                  \
+	do {                                                                            \
+		rm_def *d_ = NULL;                                                      \
+		dcr_err e_;                                                             \
+		dcr_err_clear(&e_);                                                     \
+		int rc_ = rm_def_parse((text), strlen(text), &d_, &e_);                 \
+		CHECK_ERR(rc_, &e_, __VA_ARGS__);                                       \
+		if (getenv("RM_VERBOSE"))                                               \
+			fprintf(stderr, "ok: %s\n", e_.msg);                            \
+		CHECK(d_ == NULL);                                                      \
+		rm_def_free(d_);                                                        \
+	} while (0)
+
+/* Edit the valid definition once (from -> to) and expect failure. */
+#define BAD_EDIT(from, to, ...)                                                         \
+	do {                                                                            \
+		char *t_ = t_replace(valid, (from), (to));                              \
+		BAD(t_, __VA_ARGS__);                                                   \
+		free(t_);                                                               \
+	} while (0)
+
+static void test_valid_roundtrip(const char *valid)
+{
+	rm_def *d = NULL, *d2 = NULL;
+	dcr_err e;
+	dcr_err_clear(&e);
+	int rc = rm_def_parse(valid, strlen(valid), &d, &e);
+	if (rc) {
+		fprintf(stderr, "valid definition rejected: %s\n", e.msg);
+		t_failures++;
+		return;
+	}
+	CHECK(strcmp(d->name, "bank-insurer-overlap") == 0);
+	CHECK(d->interactive && d->development && d->require_provisioned);
+	CHECK(d->nparticipants == 2 && d->ndatasets == 3 && d->ncomputations == 5);
+	CHECK(memcmp(d->participants[0].key, F.anna_pub, 32) == 0);
+	CHECK(d->datasets[0].ncolumns == 4 && d->datasets[0].columns[0].format == RM_FMT_EMAIL);
+	CHECK(!d->datasets[0].columns[0].nullable && d->datasets[0].columns[1].nullable);
+	CHECK(d->datasets[0].columns[2].type == RM_INTEGER);
+	CHECK(d->datasets[0].columns[3].type == RM_FLOAT);
+	/* defaults */
+	CHECK(d->datasets[1].required && d->datasets[1].share_statistics);
+	CHECK(d->datasets[1].columns[1].nullable);
+	CHECK(d->datasets[2].kind == RM_DS_FILE && !d->datasets[2].required);
+	/* derived SQL inputs and result schemas */
+	const rm_computation *ov = rm_def_computation(d, "overlap");
+	CHECK(ov && ov->kind == RM_COMP_SQL && ov->min_rows_aggregated == 10);
+	CHECK(ov && ov->ninputs == 2 && strcmp(ov->inputs[0], "bank_customers") == 0 &&
+	      strcmp(ov->inputs[1], "insurer_customers") == 0);
+	CHECK(ov && ov->nresult_cols == 2 && strcmp(ov->result_cols[0].name, "city") == 0 &&
+	      strcmp(ov->result_cols[1].name, "n") == 0);
+	const rm_computation *bc = rm_def_computation(d, "by_city");
+	CHECK(bc && bc->ninputs == 1 && strcmp(bc->inputs[0], "overlap") == 0);
+	CHECK(bc && bc->nresult_cols == 2 && strcmp(bc->result_cols[1].name, "twice") == 0);
+	const rm_computation *sy = rm_def_computation(d, "bank_synthetic");
+	CHECK(sy && sy->epsilon == 1.0 && sy->nmask == 1 && sy->nresult_cols == 4);
+	CHECK(rm_def_computation(d, "churn")->nresult_cols == 0);
+	/* roles */
+	CHECK(rm_is_owner(d, F.anna_pub, "bank_customers"));
+	CHECK(!rm_is_owner(d, F.ian_pub, "bank_customers"));
+	CHECK(!rm_is_owner(d, F.carl_pub, "bank_customers"));
+	CHECK(rm_is_analyst(d, F.ian_pub, "churn") && !rm_is_analyst(d, F.anna_pub, "churn"));
+	CHECK(rm_def_dataset(d, "nope") == NULL && rm_def_participant(d, F.carl_pub) == NULL);
+	/* topological order: overlap before by_city, churn and summary_r */
+	size_t order[5], pos[5];
+	CHECK(rm_def_topo(d, order) == 0);
+	for (size_t i = 0; i < 5; i++)
+		pos[order[i]] = i;
+	CHECK(pos[0] < pos[1] && pos[0] < pos[3] && pos[0] < pos[4]);
+	bool used[3];
+	rm_def_datasets_read(d, bc, used);
+	CHECK(used[0] && used[1] && !used[2]);
+	rm_def_datasets_read(d, rm_def_computation(d, "summary_r"), used);
+	CHECK(used[0] && used[1] && used[2]);
+
+	/* round trip */
+	char *j1 = rm_def_to_json(d);
+	rc = rm_def_parse(j1, strlen(j1), &d2, &e);
+	if (rc) {
+		fprintf(stderr, "printed definition rejected: %s\n%s", e.msg, j1);
+		t_failures++;
+	} else {
+		char *j2 = rm_def_to_json(d2);
+		CHECK(strcmp(j1, j2) == 0);
+		CHECK(strstr(j1, "\n  \"format\": \"dcr.room/1\",\n") != NULL);
+		CHECK(strstr(j1, "x-comment") == NULL);
+		CHECK(d2->ncomputations == 5 && d2->computations[2].epsilon == 1.0);
+		CHECK(d2->datasets[2].kind == RM_DS_FILE);
+		free(j2);
+	}
+	free(j1);
+	rm_def_free(d2);
+	rm_def_free(d);
+}
+
+static void test_minimal_defaults(void)
+{
+	char *text = dcr_asprintf("{\"format\":\"dcr.room/1\",\"name\":\"r1\",\"participants\":"
+				  "[{\"email\":\"a@b.example\",\"key\":\"%s\"}]}",
+				  F.anna_s);
+	rm_def *d = NULL;
+	dcr_err e;
+	CHECK(rm_def_parse(text, strlen(text), &d, &e) == 0);
+	if (d) {
+		CHECK(d->interactive && !d->development && d->require_provisioned);
+		CHECK(strcmp(d->description, "") == 0 && d->ndatasets == 0);
+	}
+	rm_def_free(d);
+	free(text);
+}
+
+int main(void)
+{
+	t_fixture_init(&F);
+	char *valid = t_valid_def(&F);
+
+	test_valid_roundtrip(valid);
+	test_minimal_defaults();
+
+	/* duplicate names (case-insensitive, across datasets and computations) */
+	BAD_EDIT("\"name\": \"by_city\"", "\"name\": \"overlap\"",
+		 "computations[1].name: \"overlap\" is already the name of computations[0]");
+	BAD_EDIT("\"name\": \"contracts\"", "\"name\": \"Overlap\"",
+		 "computations[0].name: \"overlap\" is already the name of datasets[2]");
+	BAD_EDIT("\"name\": \"age\"", "\"name\": \"CITY\"", "datasets[0].columns[2].name",
+		 "columns[1]");
+	/* unknown type, bad format */
+	BAD_EDIT("{\"name\": \"risk\", \"type\": \"integer\"}", "{\"name\": \"risk\", \"type\": \"int\"}",
+		 "datasets[1].columns[1].type: unknown type \"int\"; expected string, integer or "
+		 "float");
+	BAD_EDIT("\"type\": \"integer\", \"nullable\": true}", "\"type\": \"integer\", \"format\": \"date\"}",
+		 "datasets[0].columns[2].format: only string columns take a format");
+	/* unresolved references */
+	BAD_EDIT("\"owner_of\": [\"insurer_customers\"]", "\"owner_of\": [\"insurer_custmers\"]",
+		 "participants[1].owner_of[0]: no dataset named \"insurer_custmers\"");
+	BAD_EDIT("\"analyst_of\": [\"overlap\"]}", "\"analyst_of\": [\"overlapp\"]}",
+		 "participants[0].analyst_of[0]: no computation named \"overlapp\"");
+	BAD_EDIT("\"inputs\": [\"overlap\"]", "\"inputs\": [\"overlap\", \"nothing\"]",
+		 "computations[3].inputs[1]: no dataset or computation named \"nothing\"");
+	BAD_EDIT("\"input\": \"bank_customers\"", "\"input\": \"bank_custom\"",
+		 "computations[2].input: no dataset named \"bank_custom\"");
+	BAD_EDIT("\"mask\": [\"email\"]", "\"mask\": [\"mail\"]",
+		 "computations[2].mask[0]: dataset bank_customers has no column \"mail\"");
+	/* owners and analysts */
+	BAD_EDIT("[\"bank_customers\", \"contracts\"]", "[\"bank_customers\"]",
+		 "datasets[2] (\"contracts\"): no owner");
+	BAD_EDIT(", \"summary_r\", \"by_city\"]", ", \"by_city\"]",
+		 "computations[4] (\"summary_r\"): no analyst");
+	/* keys and emails */
+	{
+		char *t = t_replace(valid, F.anna_s, "ed25519:AAAA");
+		BAD(t, "participants[0].key: not an ed25519 public key (expected \"ed25519:\" "
+		       "followed by base64 of 32 bytes)");
+		free(t);
+		t = t_replace(valid, F.ian_s, F.anna_s);
+		BAD(t, "participants[1].key: same key as participants[0]");
+		free(t);
+		t = t_replace(valid, F.anna_s, "ssh-ed25519 AAAA");
+		BAD(t, "participants[0].key: not an ed25519 public key");
+		free(t);
+	}
+	BAD_EDIT("\"anna@bank.example\"", "\"anna at bank\"",
+		 "participants[0].email: \"anna at bank\" does not look like an email address");
+	BAD_EDIT("\"ian@insurer.example\"", "\"ANNA@bank.example\"",
+		 "participants[1].email: \"ANNA@bank.example\" is already participants[0]");
+	/* cycles: between python computations, and an SQL query reading itself */
+	{
+		char *t = t_replace(valid, "\"inputs\": [\"overlap\"]", "\"inputs\": [\"summary_r\"]");
+		t = t_edit(t, "[\"overlap\", \"contracts\"]", "[\"churn\"]");
+		BAD(t, "computations[3] (\"churn\"): dependency cycle: churn -> summary_r -> churn");
+		free(t);
+	}
+	BAD_EDIT("n * 2 AS twice FROM overlap", "n * 2 AS twice FROM by_city",
+		 "dependency cycle: by_city -> by_city");
+	/* SQL against the declared schemas */
+	BAD_EDIT("GROUP BY b.city", "GROUP BY b.citi",
+		 "computations[0] (\"overlap\"): SQL error: ", "no such column: b.citi");
+	BAD_EDIT("SELECT city, n * 2", "SELECT city, m * 2",
+		 "computations[1] (\"by_city\"): SQL error: ", "no such column: m");
+	BAD_EDIT("SELECT b.city, COUNT(*) AS n FROM bank_customers b JOIN insurer_customers i "
+		 "USING (email) GROUP BY b.city",
+		 "SELECT b.city, i.risk AS n FROM bank_customers b JOIN insurer_customers i USING "
+		 "(email)",
+		 "computations[0] (\"overlap\"): ", "aggregat");
+	BAD_EDIT("FROM overlap\"}", "FROM overlap JOIN contracts\"}",
+		 "computations[1] (\"by_city\"): the query reads file dataset contracts");
+	BAD_EDIT("FROM overlap\"}", "FROM churn\"}",
+		 "computations[1] (\"by_city\"): the query reads the result of python computation "
+		 "churn");
+	BAD_EDIT("\"kind\": \"sql\",\n     \"query\"", "\"kind\": \"sql\", \"inputs\": [\"overlap\"],\n     \"query\"",
+		 "computations[1].inputs: not a field of sql computations");
+	BAD_EDIT("\"script\": \"x <- 1\"", "\"query\": \"x <- 1\"",
+		 "computations[4].query: not a field of r computations");
+	BAD_EDIT("\"epsilon\": 1.0", "\"epsilon\": 0", "computations[2].epsilon: expected a number");
+	BAD_EDIT("\"min_rows_aggregated\": 10", "\"min_rows_aggregated\": -1",
+		 "computations[0].privacy.min_rows_aggregated: expected an integer");
+	/* names */
+	BAD_EDIT("\"name\": \"contracts\"", "\"name\": \"con-tracts\"",
+		 "datasets[2].name: \"con-tracts\" is not a valid name");
+	BAD_EDIT("\"name\": \"contracts\"", "\"name\": \"sqlite_x\"",
+		 "datasets[2].name: \"sqlite_x\" is not a valid name");
+	BAD_EDIT("\"bank-insurer-overlap\"", "\"bank insurer\"", "name: \"bank insurer\" is not a valid room name");
+	/* JSON syntax, duplicate keys, unknown fields */
+	BAD_EDIT("\"name\": \"bank-insurer-overlap\",", "\"name\": \"bank-insurer-overlap\"",
+		 "line 4, column ");
+	BAD_EDIT("\"description\":", "\"name\": \"again\", \"description\":", "line 4, column ",
+		 "duplicate");
+	BAD_EDIT("\"x-comment\"", "\"nmae\"", "unknown field \"nmae\"");
+	BAD_EDIT("\"nullable\": false, \"format\"", "\"nulable\": false, \"format\"",
+		 "datasets[0].columns[0]: unknown field \"nulable\"");
+	BAD_EDIT("\"require_provisioned\": true", "\"require_provisioned\": 1",
+		 "settings.require_provisioned: expected true or false");
+	BAD_EDIT("\"dcr.room/1\"", "\"dcr.room/2\"", "format: unknown format \"dcr.room/2\"");
+	BAD("[]", "must be a JSON object");
+	BAD("", "line 1, column ");
+	/* limits */
+	{
+		size_t n = DCR_RM_DEF_BYTES_MAX + 1;
+		char *big = dcr_malloc(n + 1);
+		memset(big, ' ', n);
+		big[n] = 0;
+		BAD(big, "exceeds the limit");
+		free(big);
+	}
+
+	free(valid);
+	t_fixture_release(&F);
+	if (t_failures)
+		fprintf(stderr, "%d check(s) failed\n", t_failures);
+	return t_failures ? 1 : 0;
+}
