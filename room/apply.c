@@ -701,7 +701,7 @@ static int daemon_run(rm_state *s, const es_event *ev, rm_run **out, dcr_err *er
 }
 
 /* The meta JSON of run.completed: schema [["name","type"],...] and inputs
- * {"name": "sha256 hex"} whose names are inputs of the computation. */
+ * {"name": "sha256 hex" or ""} whose names are inputs of the computation. */
 static int check_schema_json(const char *text, dcr_err *err);
 static int check_inputs_json(const rm_computation *c, const char *text, dcr_err *err);
 
@@ -918,9 +918,12 @@ static int check_inputs_json(const rm_computation *c, const char *text, dcr_err 
 					 "computation %s", key, c ? c->name : "?");
 			goto out;
 		}
-		if (!h || strlen(h) != 64 || dcr_hex_decode(h, 64, raw, 32) != 0) {
+		/* "" marks an input that was not provisioned (read as empty) */
+		if (!h || (*h && (strlen(h) != 64 || dcr_hex_decode(h, 64, raw, 32) != 0))) {
 			rc = dcr_err_set(err, DCR_EFORMAT,
-					 "body.inputs.%s: expected a sha256 (64 hex characters)", key);
+					 "body.inputs.%s: expected a sha256 (64 hex characters) or "
+					 "\"\" for an input that was not provisioned",
+					 key);
 			goto out;
 		}
 	}

@@ -153,7 +153,7 @@ typedef struct rm_run {
 	char *result_blob;
 	uint64_t rows, suppressed, result_bytes, duration_ms;
 	char *schema_json; /* [["col","type"],...] as sent by the daemon */
-	char *inputs_json; /* {"input": "sha256 hex", ...} as sent by the daemon */
+	char *inputs_json; /* {"input": "sha256 hex" or "", ...} as sent by the daemon */
 	uint64_t retrieved; /* count of result.retrieved */
 } rm_run;
 

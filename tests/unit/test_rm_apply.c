@@ -357,7 +357,9 @@ static void test_lifecycle(void)
 	CHECK(rm_state_last_run(&S, "overlap") == rm_state_run(&S, R1));
 
 	/* ---- completion by the daemon only */
-	snprintf(INPUTS, sizeof INPUTS, "{\"bank_customers\": \"%064d\"}", 0);
+	/* "" = an input that was not provisioned */
+	snprintf(INPUTS, sizeof INPUTS, "{\"bank_customers\": \"%064d\", \"insurer_customers\": \"\"}",
+		 0);
 	NO(F.anna, RM_EV_RUN_COMPLETED, b_done("overlap", R1, SCHEMA, INPUTS),
 	   "seq 8 (run.completed): actor anna@bank.example is not the daemon");
 	NO(F.daemon, RM_EV_RUN_COMPLETED, b_done("overlap", R3, SCHEMA, INPUTS),
@@ -368,6 +370,10 @@ static void test_lifecycle(void)
 	   "body.schema: expected");
 	NO(F.daemon, RM_EV_RUN_COMPLETED, b_done("overlap", R1, SCHEMA, "{\"contracts\": \"00\"}"),
 	   "body.inputs: \"contracts\" is not an input of computation overlap");
+	NO(F.daemon, RM_EV_RUN_COMPLETED,
+	   b_done("overlap", R1, SCHEMA, "{\"bank_customers\": \"00\"}"),
+	   "body.inputs.bank_customers: expected a sha256");
+	NO(F.daemon, RM_EV_RUN_COMPLETED, b_done("overlap", R1, SCHEMA, "[1"), "body.inputs: line 1");
 	NO(F.daemon, RM_EV_RUN_FAILED, b_raw1("run", R1), "body: missing field");
 	CHECK_LINE(describe(F.daemon, RM_EV_RUN_COMPLETED, b_done("overlap", R1, SCHEMA, INPUTS)),
 		   "2026-11-25T12:00:00Z dcrd completed run 4f1c2a9b of overlap: 12 rows, 3 "
