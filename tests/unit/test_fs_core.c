@@ -1,0 +1,836 @@
+/* test_fs_core.c: the filesystem core against an in-memory fake daemon,
+ * without mounting anything.
+ *
+ * The fake keeps one room's log, validates every submitted event with the
+ * same rm_apply the daemon uses, "validates" uploaded CSV (every row must
+ * have as many fields as the header, checked as the bytes arrive) and
+ * completes runs at once, signing run.completed with its own key. Each
+ * identity (anna: creator, owner of bank_customers, analyst of overlap;
+ * ian: owner of insurer_customers; eve: outsider) gets its own fs. */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../fs/fs.h"
+#include "../../room/room.h"
+
+static int failures;
+#define CHECK(c)                                                                    \
+	do {                                                                        \
+		if (!(c)) {                                                         \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
+				#c);                                                \
+			failures++;                                                 \
+		}                                                                   \
+	} while (0)
+#define CHECK_RC(expr, want)                                                        \
+	do {                                                                        \
+		long _rc = (long)(expr);                                            \
+		if (_rc != (long)(want)) {                                          \
+			fprintf(stderr, "%s:%d: %s = %ld, want %ld\n", __FILE__, __LINE__, \
+				#expr, _rc, (long)(want));                          \
+			failures++;                                                 \
+		}                                                                   \
+	} while (0)
+
+/* ---- the fake daemon --------------------------------------------------------- */
+
+typedef struct fake_result {
+	char run_id[33];
+	char *csv;
+} fake_result;
+
+typedef struct fake {
+	dcr_key *daemon;
+	uint8_t daemon_pub[32];
+	uint8_t room[ES_ROOM_ID_BYTES];
+	rm_state st;
+	dcr_buf *entries;
+	size_t n;
+	fake_result results[64];
+	size_t nresults;
+	unsigned blobs;
+	unsigned uploads_open;
+} fake;
+
+typedef struct fake_user {
+	fake *fk;
+	dcr_key *key;
+	uint8_t pub[32];
+} fake_user;
+
+static int fake_append(fake *fk, const dcr_key *k, const char *type, const void *body,
+		       size_t n, dcr_err *err)
+{
+	dcr_buf e;
+	es_event ev;
+	dcr_buf_init(&e);
+	int rc = es_event_build(k, fk->room, fk->n, dcr_now_ms(), type, body, n, &e, err);
+	if (rc == 0)
+		rc = es_event_decode(e.data, e.len, &ev, err);
+	if (rc < 0) {
+		dcr_buf_release(&e);
+		return rc;
+	}
+	rc = rm_apply(&fk->st, &ev, err);
+	es_event_release(&ev);
+	if (rc < 0) {
+		dcr_buf_release(&e);
+		return rc;
+	}
+	fk->entries = dcr_realloc(fk->entries, (fk->n + 1) * sizeof *fk->entries);
+	fk->entries[fk->n++] = e;
+	return 0;
+}
+
+static int fk_events(void *ctx, uint64_t from,
+		     int (*fn)(void *fctx, uint64_t seq, const void *entry, size_t n), void *fctx,
+		     dcr_err *err)
+{
+	fake_user *u = ctx;
+	for (uint64_t i = from; i < u->fk->n; i++) {
+		int rc = fn(fctx, i, u->fk->entries[i].data, u->fk->entries[i].len);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int fk_submit(void *ctx, const char *type, const void *body, size_t n, dcr_err *err)
+{
+	fake_user *u = ctx;
+	return fake_append(u->fk, u->key, type, body, n, err);
+}
+
+typedef struct fk_upload {
+	fake_user *u;
+	char *dataset, *file;
+	dcr_sha256_ctx *sha;
+	uint64_t bytes, line, rows;
+	int header_fields, fields;
+	bool in_header, failed;
+} fk_upload;
+
+static int fk_upload_begin(void *ctx, const char *dataset, const char *file_name, void **up,
+			   dcr_err *err)
+{
+	fake_user *u = ctx;
+	int rc = rm_check_provision(&u->fk->st, u->pub, dataset, err);
+	if (rc < 0)
+		return rc;
+	fk_upload *x = dcr_calloc(1, sizeof *x);
+	x->u = u;
+	x->dataset = dcr_strdup(dataset);
+	x->file = dcr_strdup(file_name);
+	x->sha = dcr_sha256_new();
+	x->line = 1;
+	x->fields = 1;
+	x->in_header = true;
+	u->fk->uploads_open++;
+	*up = x;
+	return 0;
+}
+
+static int fk_upload_write(void *up, const void *p, size_t n, dcr_err *err)
+{
+	fk_upload *x = up;
+	const char *s = p;
+	if (x->failed)
+		return dcr_err_set(err, DCR_ECSV, "upload already failed");
+	dcr_sha256_update(x->sha, p, n);
+	for (size_t i = 0; i < n; i++) {
+		x->bytes++;
+		if (s[i] == ',') {
+			x->fields++;
+		} else if (s[i] == '\n') {
+			if (x->in_header) {
+				x->header_fields = x->fields;
+				x->in_header = false;
+			} else if (x->fields != x->header_fields) {
+				x->failed = true;
+				return dcr_err_set(err, DCR_ECSV,
+						   "line %llu, column %d: expected %d fields",
+						   (unsigned long long)x->line, x->fields,
+						   x->header_fields);
+			} else {
+				x->rows++;
+			}
+			x->line++;
+			x->fields = 1;
+		}
+	}
+	return 0;
+}
+
+static int fk_upload_end(void *up, bool commit, dcr_err *err)
+{
+	fk_upload *x = up;
+	int rc = 0;
+	x->u->fk->uploads_open--;
+	if (!commit)
+		goto out;
+	if (x->failed || x->in_header || x->fields != 1) {
+		rc = dcr_err_set(err, DCR_ECSV, "line %llu: incomplete CSV",
+				 (unsigned long long)x->line);
+		goto out;
+	}
+	rm_provision p;
+	memset(&p, 0, sizeof p);
+	p.dataset = x->dataset;
+	dcr_sha256_final(x->sha, p.sha256);
+	char blob[32];
+	snprintf(blob, sizeof blob, "blob-%u", ++x->u->fk->blobs);
+	p.blob = blob;
+	p.bytes = x->bytes;
+	p.rows = x->rows;
+	p.file = x->file;
+	dcr_buf body;
+	dcr_buf_init(&body);
+	rm_body_provisioned(&body, &p);
+	rc = fake_append(x->u->fk, x->u->key, RM_EV_PROVISIONED, body.data, body.len, err);
+	dcr_buf_release(&body);
+out:
+	dcr_sha256_free(x->sha);
+	free(x->dataset);
+	free(x->file);
+	free(x);
+	return rc;
+}
+
+static int fk_run(void *ctx, const char *computation, char run_id[33], dcr_err *err)
+{
+	fake_user *u = ctx;
+	fake *fk = u->fk;
+	uint8_t rnd[16];
+	dcr_buf body;
+	dcr_random(rnd, sizeof rnd);
+	dcr_hex_encode(rnd, 16, run_id);
+	dcr_buf_init(&body);
+	rm_body_run_requested(&body, computation, run_id);
+	int rc = fake_append(fk, u->key, RM_EV_RUN_REQUESTED, body.data, body.len, err);
+	dcr_buf_release(&body);
+	if (rc < 0)
+		return rc;
+	/* the fake computes at once */
+	DCR_ASSERT(fk->nresults < 64);
+	fake_result *res = &fk->results[fk->nresults++];
+	memcpy(res->run_id, run_id, 33);
+	res->csv = dcr_asprintf("city,n\nParis,%zu\n", fk->nresults * 10);
+	rm_run r;
+	memset(&r, 0, sizeof r);
+	r.id = run_id;
+	r.computation = (char *)computation;
+	r.state = RM_RUN_DONE;
+	dcr_sha256(res->csv, strlen(res->csv), r.result_sha256);
+	r.result_blob = (char *)"result-blob";
+	r.rows = 1;
+	r.suppressed = 2;
+	r.result_bytes = strlen(res->csv);
+	r.duration_ms = 3;
+	r.schema_json = (char *)"[[\"city\",\"string\"],[\"n\",\"integer\"]]";
+	dcr_buf_init(&body);
+	rm_body_run_completed(&body, &r, "{}");
+	rc = fake_append(fk, fk->daemon, RM_EV_RUN_COMPLETED, body.data, body.len, err);
+	dcr_buf_release(&body);
+	return rc;
+}
+
+static int fk_run_status(void *ctx, const char *computation, fs_run_status *st,
+			 dcr_err *err)
+{
+	fake_user *u = ctx;
+	const rm_run *r = rm_state_last_run(&u->fk->st, computation);
+	memset(st, 0, sizeof *st);
+	if (!r) {
+		snprintf(st->state, sizeof st->state, "none");
+		return 0;
+	}
+	memcpy(st->run_id, r->id, 33);
+	snprintf(st->state, sizeof st->state, "%s",
+		 r->state == RM_RUN_DONE ? "done" : r->state == RM_RUN_FAILED ? "failed" : "queued");
+	st->rows = r->rows;
+	st->suppressed = r->suppressed;
+	return 0;
+}
+
+static const char *fk_result(fake *fk, const char *run_id)
+{
+	for (size_t i = 0; i < fk->nresults; i++)
+		if (strcmp(fk->results[i].run_id, run_id) == 0)
+			return fk->results[i].csv;
+	return NULL;
+}
+
+static int fk_result_open(void *ctx, const char *computation, char run_id[33], uint64_t *size,
+			  dcr_err *err)
+{
+	fake_user *u = ctx;
+	const rm_run *r = NULL;
+	for (size_t i = u->fk->st.nruns; i-- > 0;)
+		if (strcmp(u->fk->st.runs[i].computation, computation) == 0 &&
+		    u->fk->st.runs[i].state == RM_RUN_DONE) {
+			r = &u->fk->st.runs[i];
+			break;
+		}
+	if (!r)
+		return dcr_err_set(err, DCR_ENOTFOUND, "no result");
+	int rc = rm_check_retrieve(&u->fk->st, u->pub, r->id, err);
+	if (rc < 0)
+		return rc;
+	memcpy(run_id, r->id, 33);
+	*size = strlen(fk_result(u->fk, r->id));
+	dcr_buf body;
+	dcr_buf_init(&body);
+	rm_body_retrieved(&body, run_id);
+	rc = fake_append(u->fk, u->key, RM_EV_RETRIEVED, body.data, body.len, err);
+	dcr_buf_release(&body);
+	return rc;
+}
+
+static int fk_result_read(void *ctx, const char *run_id, uint64_t off, void *buf, size_t cap,
+			  dcr_err *err)
+{
+	fake_user *u = ctx;
+	const char *csv = fk_result(u->fk, run_id);
+	if (!csv)
+		return dcr_err_set(err, DCR_ENOTFOUND, "no run %s", run_id);
+	size_t len = strlen(csv);
+	if (off >= len)
+		return 0;
+	size_t n = len - off < cap ? len - off : cap;
+	memcpy(buf, csv + off, n);
+	return (int)n;
+}
+
+static int fk_stats(void *ctx, const char *dataset, dcr_buf *json, dcr_err *err)
+{
+	fake_user *u = ctx;
+	if (!rm_may_read_stats(&u->fk->st, u->pub, dataset))
+		return dcr_err_set(err, DCR_EDENIED, "statistics of %s are not shared", dataset);
+	const rm_provision *p = rm_state_provision(&u->fk->st, dataset);
+	if (!p)
+		return dcr_err_set(err, DCR_ENOTFOUND, "not provisioned");
+	dcr_buf_printf(json, "{\"rows\": %llu}\n", (unsigned long long)p->rows);
+	return 0;
+}
+
+static int fk_room_test(void *ctx, dcr_buf *report, dcr_err *err)
+{
+	dcr_buf_append_str(report, "overlap: ok\n  city string\n  n integer\n");
+	return 0;
+}
+
+static void user_init(fake_user *u, fake *fk)
+{
+	u->fk = fk;
+	DCR_ASSERT(dcr_key_generate(&u->key) == 0);
+	dcr_key_public(u->key, u->pub);
+}
+
+static fs *mount_as(fake_user *u, fs_backend *be)
+{
+	fs_options o;
+	fs *f = NULL;
+	dcr_err err = {0};
+	memset(&o, 0, sizeof o);
+	memcpy(o.room, u->fk->room, sizeof o.room);
+	memcpy(o.me, u->pub, 32);
+	memcpy(o.daemon, u->fk->daemon_pub, 32);
+	o.mountpoint = "/mnt/room";
+	o.uid = 1000;
+	o.gid = 1000;
+	o.run_poll_ms = 1;
+	memset(be, 0, sizeof *be);
+	be->ctx = u;
+	be->events = fk_events;
+	be->submit = fk_submit;
+	be->upload_begin = fk_upload_begin;
+	be->upload_write = fk_upload_write;
+	be->upload_end = fk_upload_end;
+	be->run = fk_run;
+	be->run_status = fk_run_status;
+	be->result_open = fk_result_open;
+	be->result_read = fk_result_read;
+	be->stats = fk_stats;
+	be->room_test = fk_room_test;
+	int rc = fs_new(&o, be, &f, &err);
+	if (rc < 0)
+		fprintf(stderr, "fs_new: %s\n", err.msg);
+	DCR_ASSERT(rc == 0);
+	return f;
+}
+
+/* ---- helpers over the core ------------------------------------------------------- */
+
+static uint64_t walk(fs *f, const char *path)
+{
+	uint64_t ino = FS_ROOT_INO;
+	char buf[512];
+	snprintf(buf, sizeof buf, "%s", path);
+	for (char *save = NULL, *c = strtok_r(buf, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		fs_attr a;
+		if (fs_lookup(f, ino, c, &a) < 0)
+			return 0;
+		ino = a.ino;
+	}
+	return ino;
+}
+
+static uint64_t parent_of(fs *f, const char *path, const char **leaf)
+{
+	char dir[512];
+	const char *slash = strrchr(path, '/');
+	*leaf = slash ? slash + 1 : path;
+	if (!slash)
+		return FS_ROOT_INO;
+	snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	return walk(f, dir);
+}
+
+/* Reads a whole file; returns -errno or 0 with *out (heap, NUL terminated). */
+static int read_all(fs *f, const char *path, char **out)
+{
+	*out = NULL;
+	uint64_t ino = walk(f, path);
+	if (!ino)
+		return -ENOENT;
+	fs_file *h;
+	int rc = fs_open(f, ino, O_RDONLY, &h);
+	if (rc < 0)
+		return rc;
+	dcr_buf b;
+	dcr_buf_init(&b);
+	char tmp[7]; /* small reads exercise offsets */
+	for (;;) {
+		ssize_t r = fs_read(f, h, b.len, tmp, sizeof tmp);
+		if (r < 0) {
+			rc = (int)r;
+			break;
+		}
+		if (r == 0)
+			break;
+		dcr_buf_append(&b, tmp, (size_t)r);
+	}
+	fs_flush(f, h);
+	fs_release(f, h);
+	if (rc < 0) {
+		dcr_buf_release(&b);
+		return rc;
+	}
+	*out = dcr_strdup(dcr_buf_cstr(&b));
+	dcr_buf_release(&b);
+	return 0;
+}
+
+static bool file_contains(fs *f, const char *path, const char *needle)
+{
+	char *s;
+	if (read_all(f, path, &s) < 0)
+		return false;
+	bool ok = strstr(s, needle) != NULL;
+	if (!ok)
+		fprintf(stderr, "%s lacks \"%s\":\n%s\n", path, needle, s);
+	free(s);
+	return ok;
+}
+
+/* Writes data in chunks of `chunk` bytes to path (created when absent, else
+ * opened with O_TRUNC); returns the first error of write or close. */
+static int write_file(fs *f, const char *path, const char *data, size_t chunk)
+{
+	const char *leaf;
+	uint64_t dir = parent_of(f, path, &leaf);
+	fs_file *h = NULL;
+	fs_attr a;
+	int rc;
+	if (!dir)
+		return -ENOENT;
+	if (fs_lookup(f, dir, leaf, &a) == 0)
+		rc = fs_open(f, a.ino, O_WRONLY | O_TRUNC, &h);
+	else
+		rc = fs_create(f, dir, leaf, O_WRONLY | O_CREAT | O_TRUNC, &a, &h);
+	if (rc < 0)
+		return rc;
+	size_t len = strlen(data), off = 0;
+	while (off < len) {
+		size_t n = len - off < chunk ? len - off : chunk;
+		ssize_t w = fs_write(f, h, off, data + off, n);
+		if (w < 0) {
+			rc = (int)w;
+			break;
+		}
+		off += (size_t)w;
+	}
+	int frc = fs_flush(f, h);
+	fs_release(f, h);
+	return rc < 0 ? rc : frc;
+}
+
+static int do_rename(fs *f, const char *from, const char *to)
+{
+	const char *l1, *l2;
+	uint64_t d1 = parent_of(f, from, &l1), d2 = parent_of(f, to, &l2);
+	return fs_rename(f, d1, l1, d2, l2, 0);
+}
+
+static bool listed(fs *f, const char *dirpath, const char *name)
+{
+	fs_dir *d;
+	uint64_t ino = dirpath[0] ? walk(f, dirpath) : FS_ROOT_INO;
+	if (!ino || fs_opendir(f, ino, &d) < 0)
+		return false;
+	bool found = false;
+	for (size_t i = 0; i < d->n; i++)
+		if (strcmp(d->ents[i].name, name) == 0)
+			found = true;
+	fs_dir_free(d);
+	return found;
+}
+
+static int open_mode(fs *f, const char *path, int flags)
+{
+	uint64_t ino = walk(f, path);
+	fs_file *h;
+	if (!ino)
+		return -ENOENT;
+	int rc = fs_open(f, ino, flags, &h);
+	if (rc == 0)
+		fs_release(f, h);
+	return rc;
+}
+
+static size_t count_lines(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* ---- the room ---------------------------------------------------------------------- */
+
+static char *room_json(const fake_user *anna, const fake_user *ian, const char *desc)
+{
+	char *ka = dcr_pub_format(anna->pub), *ki = dcr_pub_format(ian->pub);
+	char *s = dcr_asprintf(
+		"{\"format\": \"dcr.room/1\", \"name\": \"bank-insurer\", \"description\": \"%s\",\n"
+		" \"settings\": {\"interactive\": true, \"development\": false, "
+		"\"require_provisioned\": true},\n"
+		" \"participants\": [\n"
+		"  {\"email\": \"anna@bank.example\", \"key\": \"%s\", \"owner_of\": "
+		"[\"bank_customers\"], \"analyst_of\": [\"overlap\"]},\n"
+		"  {\"email\": \"ian@insurer.example\", \"key\": \"%s\", \"owner_of\": "
+		"[\"insurer_customers\"]}],\n"
+		" \"datasets\": [\n"
+		"  {\"name\": \"bank_customers\", \"kind\": \"table\", \"columns\": ["
+		"{\"name\": \"email\", \"type\": \"string\", \"nullable\": false},"
+		"{\"name\": \"city\", \"type\": \"string\"}]},\n"
+		"  {\"name\": \"insurer_customers\", \"kind\": \"table\", \"share_statistics\": true, "
+		"\"columns\": [{\"name\": \"email\", \"type\": \"string\", \"nullable\": false},"
+		"{\"name\": \"risk\", \"type\": \"integer\"}]}],\n"
+		" \"computations\": [\n"
+		"  {\"name\": \"overlap\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": 2},"
+		" \"query\": \"SELECT b.city, COUNT(*) AS n FROM bank_customers b JOIN "
+		"insurer_customers i USING (email) GROUP BY b.city\"}]}\n",
+		desc, ka, ki);
+	free(ka);
+	free(ki);
+	return s;
+}
+
+static void test_temp_names(void)
+{
+	const char *temp[] = {".data.csv.AbC123", ".x.swp",     "data.csv~", ".fuse_hidden0001",
+			      "._data.csv",       ".DS_Store",  "data.part", "data.tmp",
+			      "x.csv.swp"};
+	const char *final[] = {"data.csv", "bank.csv", "4913", "a.b.c", "tmp.csv", "part"};
+	for (size_t i = 0; i < sizeof temp / sizeof temp[0]; i++)
+		CHECK(fs_is_temp_name(temp[i]));
+	for (size_t i = 0; i < sizeof final / sizeof final[0]; i++)
+		CHECK(!fs_is_temp_name(final[i]));
+	CHECK_RC(fs_errno(DCR_EDENIED), EACCES);
+	CHECK_RC(fs_errno(DCR_ECSV), EINVAL);
+	CHECK_RC(fs_errno(-ENOENT), ENOENT);
+}
+
+int main(void)
+{
+	fake fk;
+	fake_user anna, ian, eve;
+	fs_backend bea, bei, bee;
+	dcr_err err = {0};
+	char *s;
+	fs_attr a;
+
+	test_temp_names();
+
+	memset(&fk, 0, sizeof fk);
+	DCR_ASSERT(dcr_key_generate(&fk.daemon) == 0);
+	dcr_key_public(fk.daemon, fk.daemon_pub);
+	es_room_new(fk.room);
+	rm_state_init(&fk.st, fk.daemon_pub);
+	user_init(&anna, &fk);
+	user_init(&ian, &fk);
+	user_init(&eve, &fk);
+
+	char *json = room_json(&anna, &ian, "first draft");
+	dcr_buf body;
+	dcr_buf_init(&body);
+	rm_body_definition(&body, json);
+	if (fake_append(&fk, anna.key, RM_EV_CREATED, body.data, body.len, &err) < 0) {
+		fprintf(stderr, "room.created: %s\n", err.msg);
+		return 1;
+	}
+	dcr_buf_release(&body);
+	free(json);
+
+	fs *fa = mount_as(&anna, &bea);
+	fs *fi = mount_as(&ian, &bei);
+	fs *fe = mount_as(&eve, &bee);
+
+	/* layout */
+	const char *top[] = {"README",   "room.json",    "status",   "ctl",  "audit.log",
+			     "events",   "datasets",     "computations", "requests", "dev"};
+	for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
+		CHECK(listed(fa, "", top[i]));
+	CHECK(!listed(fa, "", "test.out"));
+	CHECK(walk(fa, "datasets/bank_customers/schema.json") != 0);
+	CHECK(walk(fa, "computations/overlap/query.sql") != 0);
+	CHECK(walk(fa, "datasets/nope") == 0);
+	CHECK_RC(fs_getattr(fa, 999999, &a), -ENOENT);
+	CHECK_RC(fs_getattr(fa, FS_ROOT_INO, &a), 0);
+	CHECK(S_ISDIR(a.mode));
+	CHECK_RC(fs_getattr(fa, walk(fa, "README"), &a), 0);
+	CHECK(S_ISREG(a.mode) && a.blksize == FS_BLKSIZE && a.size > 100 && a.uid == 1000);
+
+	/* README: roles in words and example commands */
+	CHECK(file_contains(fa, "README", "creator of the room"));
+	CHECK(file_contains(fa, "README", "data owner of dataset bank_customers"));
+	CHECK(file_contains(fa, "README", "analyst of computation overlap"));
+	CHECK(file_contains(fa, "README", "cp bank_customers.csv /mnt/room/datasets/bank_customers/"));
+	CHECK(file_contains(fa, "README", "echo > /mnt/room/computations/overlap/run"));
+	CHECK(file_contains(fa, "README", "requests/     (coming later)"));
+	CHECK(file_contains(fi, "README", "data owner of dataset insurer_customers"));
+	CHECK(read_all(fi, "README", &s) == 0 && !strstr(s, "analyst of") &&
+	      !strstr(s, "creator of"));
+	free(s);
+	CHECK(file_contains(fe, "README", "not a participant"));
+	CHECK(file_contains(fa, "status", "status: draft"));
+	CHECK(file_contains(fa, "computations/overlap/query.sql", "JOIN insurer_customers"));
+	CHECK(file_contains(fa, "datasets/bank_customers/schema.json", "\"name\": \"email\""));
+
+	/* outsider: nothing but README and status */
+	CHECK_RC(open_mode(fe, "room.json", O_RDONLY), -EACCES);
+	CHECK_RC(open_mode(fe, "audit.log", O_RDONLY), -EACCES);
+	CHECK_RC(open_mode(fe, "events/000000000000.event", O_RDONLY), -EACCES);
+	CHECK_RC(open_mode(fe, "datasets/bank_customers/schema.json", O_RDONLY), -EACCES);
+	CHECK(!listed(fe, "events", "000000000000.event"));
+
+	/* draft editing: only the creator; a bad document fails at close */
+	CHECK_RC(open_mode(fi, "room.json", O_WRONLY | O_TRUNC), -EACCES);
+	CHECK_RC(write_file(fa, "room.json", "{\"format\": \"dcr.room/1\",", 1000), -EINVAL);
+	CHECK(file_contains(fa, "status", "last_error:"));
+	CHECK(file_contains(fa, "status", "room.json"));
+	CHECK_RC(fs_size(fa), 1);
+	json = room_json(&anna, &ian, "second draft");
+	CHECK_RC(write_file(fa, "room.json", json, 100), 0);
+	free(json);
+	CHECK_RC(fs_size(fa), 2);
+	CHECK(file_contains(fa, "room.json", "second draft"));
+
+	/* ctl: test, then publish; unknown commands and other people fail */
+	CHECK_RC(open_mode(fi, "ctl", O_WRONLY), -EACCES);
+	CHECK_RC(write_file(fa, "ctl", "bogus\n", 100), -EINVAL);
+	CHECK_RC(write_file(fa, "ctl", "test\n", 100), 0);
+	CHECK(listed(fa, "", "test.out"));
+	CHECK(file_contains(fa, "test.out", "overlap: ok"));
+	/* provisioning before publish is refused by the rules */
+	CHECK(write_file(fa, "datasets/bank_customers/early.csv", "email,city\na,b\n", 100) < 0);
+	CHECK_RC(write_file(fa, "ctl", "publish\n", 100), 0);
+	CHECK(file_contains(fa, "status", "status: published"));
+	CHECK_RC(open_mode(fa, "room.json", O_WRONLY | O_TRUNC), -EACCES);
+
+	/* provisioning by cp: streamed in chunks, committed at close */
+	const char *bank = "email,city\na@x,Paris\nb@x,Paris\nc@x,Lyon\n";
+	CHECK_RC(write_file(fi, "datasets/bank_customers/bank.csv", bank, 5), -EACCES);
+	CHECK_RC(write_file(fa, "datasets/bank_customers/bank.csv", bank, 5), 0);
+	CHECK_RC(fk.uploads_open, 0);
+	CHECK(fs_lookup(fa, walk(fa, "datasets/bank_customers"), "bank.csv", &a) == 0);
+	CHECK(a.size == strlen(bank) && (a.mode & 0777) == 0200);
+	CHECK(file_contains(fa, "datasets/bank_customers/status", "state: provisioned"));
+	CHECK(file_contains(fa, "datasets/bank_customers/status", "rows: 3"));
+	CHECK(file_contains(fa, "datasets/bank_customers/stats.json", "\"rows\": 3"));
+	CHECK_RC(open_mode(fa, "datasets/bank_customers/bank.csv", O_RDONLY), -EACCES);
+	/* others do not see the file, nor unshared statistics, but see who provisioned */
+	CHECK(fs_refresh(fi, NULL, NULL, &err) > 0);
+	CHECK(walk(fi, "datasets/bank_customers/bank.csv") == 0);
+	CHECK(!listed(fi, "datasets/bank_customers", "stats.json"));
+	CHECK(file_contains(fi, "datasets/bank_customers/status", "by: anna@bank.example"));
+
+	/* a bad file fails the writer (at the bad line or at close), says where, and
+	 * leaves the earlier data in place */
+	uint64_t before = fs_size(fa);
+	CHECK_RC(write_file(fa, "datasets/bank_customers/bad.csv", "email,city\nz@x,Nice\noops\n",
+			    4),
+		 -EINVAL);
+	CHECK_RC(fs_size(fa), before);
+	CHECK(file_contains(fa, "datasets/bank_customers/status", "line 3"));
+	CHECK(file_contains(fa, "datasets/bank_customers/status", "file: bank.csv"));
+	CHECK(walk(fa, "datasets/bank_customers/bad.csv") == 0);
+	CHECK_RC(fk.uploads_open, 0);
+	/* only whole files: appending or seeking is refused */
+	{
+		uint64_t dir = walk(fa, "datasets/bank_customers");
+		fs_file *h;
+		CHECK_RC(fs_create(fa, dir, "gap.csv", O_WRONLY | O_CREAT, &a, &h), 0);
+		CHECK_RC(fs_write(fa, h, 10, "x", 1), -EINVAL);
+		fs_flush(fa, h);
+		fs_release(fa, h);
+		CHECK_RC(fk.uploads_open, 0);
+	}
+
+	/* rsync: temp name written, never ingested, renamed: ingested; same inode */
+	const char *ins = "email,risk\na@x,1\nb@x,2\nq@x,3\n";
+	before = fs_size(fi);
+	CHECK_RC(write_file(fi, "datasets/insurer_customers/.ins.csv.Xy12Ab", ins, 3), 0);
+	CHECK_RC(fs_size(fi), before);
+	CHECK(listed(fi, "datasets/insurer_customers", ".ins.csv.Xy12Ab"));
+	CHECK(file_contains(fi, "datasets/insurer_customers/.ins.csv.Xy12Ab", "q@x,3"));
+	uint64_t tino = walk(fi, "datasets/insurer_customers/.ins.csv.Xy12Ab");
+	CHECK_RC(do_rename(fi, "datasets/insurer_customers/.ins.csv.Xy12Ab",
+			   "datasets/insurer_customers/ins.csv"),
+		 0);
+	CHECK_RC(walk(fi, "datasets/insurer_customers/ins.csv"), tino);
+	CHECK(walk(fi, "datasets/insurer_customers/.ins.csv.Xy12Ab") == 0);
+	CHECK(file_contains(fi, "datasets/insurer_customers/status", "file: ins.csv"));
+	/* shared statistics: ian's stats are readable by anna */
+	CHECK_RC(fs_refresh(fa, NULL, NULL, &err) > 0, 1);
+	CHECK(file_contains(fa, "datasets/insurer_customers/stats.json", "\"rows\": 3"));
+
+	/* legacy drop: x.tmp renamed to x.csv; a bad drop fails the rename and stays */
+	CHECK_RC(write_file(fi, "datasets/insurer_customers/drop.tmp", "email,risk\nbad\n", 100), 0);
+	CHECK_RC(do_rename(fi, "datasets/insurer_customers/drop.tmp",
+			   "datasets/insurer_customers/drop.csv"),
+		 -EINVAL);
+	CHECK(listed(fi, "datasets/insurer_customers", "drop.tmp"));
+	CHECK(file_contains(fi, "datasets/insurer_customers/status", "line 2"));
+	CHECK(file_contains(fi, "datasets/insurer_customers/status", "file: ins.csv"));
+	CHECK_RC(write_file(fi, "datasets/insurer_customers/drop.tmp", ins, 100), 0);
+	CHECK_RC(do_rename(fi, "datasets/insurer_customers/drop.tmp",
+			   "datasets/insurer_customers/drop.csv"),
+		 0);
+	CHECK(file_contains(fi, "datasets/insurer_customers/status", "file: drop.csv"));
+	CHECK(!listed(fi, "datasets/insurer_customers", "ins.csv"));
+	CHECK(listed(fi, "datasets/insurer_customers", "drop.csv"));
+	/* renaming a final file is not a thing here */
+	CHECK_RC(do_rename(fi, "datasets/insurer_customers/drop.csv",
+			   "datasets/insurer_customers/drop.csv~"),
+		 -EPERM);
+
+	/* editor: swap file created and removed (never ingested), file rewritten in place */
+	CHECK(fs_refresh(fa, NULL, NULL, &err) >= 0);
+	before = fs_size(fa);
+	CHECK_RC(write_file(fa, "datasets/bank_customers/.bank.csv.swp", "garbage", 100), 0);
+	{
+		const char *leaf;
+		uint64_t dir = parent_of(fa, "datasets/bank_customers/.bank.csv.swp", &leaf);
+		CHECK_RC(fs_unlink(fa, dir, leaf), 0);
+		CHECK_RC(fs_unlink(fa, dir, leaf), -ENOENT);
+	}
+	CHECK_RC(fs_size(fa), before);
+	uint64_t bino = walk(fa, "datasets/bank_customers/bank.csv");
+	CHECK_RC(write_file(fa, "datasets/bank_customers/bank.csv",
+			    "email,city\na@x,Paris\nb@x,Paris\nq@x,Lyon\nr@x,Lyon\n", 7),
+		 0);
+	CHECK_RC(fs_size(fa), before + 1);
+	CHECK_RC(walk(fa, "datasets/bank_customers/bank.csv"), bino);
+	CHECK(file_contains(fa, "datasets/bank_customers/status", "rows: 4"));
+	/* root temp files only for the creator, and never other names */
+	CHECK_RC(write_file(fi, ".room.json.swp", "x", 10), -EACCES);
+	CHECK_RC(write_file(fa, "notes.txt", "x", 10), -EACCES);
+
+	/* runs: the write returns when the run is done; the result is the new one */
+	CHECK_RC(open_mode(fi, "computations/overlap/run", O_WRONLY), -EACCES);
+	CHECK(walk(fa, "computations/overlap/result.csv") == 0);
+	CHECK_RC(write_file(fa, "computations/overlap/run", "\n", 10), 0);
+	CHECK(file_contains(fa, "computations/overlap/result.csv", "city,n\nParis,10\n"));
+	CHECK(file_contains(fa, "computations/overlap/status", "state: done"));
+	CHECK(file_contains(fa, "computations/overlap/status", "suppressed: 2"));
+	CHECK_RC(write_file(fa, "computations/overlap/run", "\n", 10), 0);
+	uint64_t retrieved0 = rm_state_last_run(&fk.st, "overlap")->retrieved;
+	CHECK(file_contains(fa, "computations/overlap/result.csv", "Paris,20"));
+	CHECK_RC(rm_state_last_run(&fk.st, "overlap")->retrieved, retrieved0 + 1);
+	/* the other party is refused the result, and sees no rows */
+	CHECK_RC(fs_refresh(fi, NULL, NULL, &err) > 0, 1);
+	CHECK(walk(fi, "computations/overlap/result.csv") != 0);
+	CHECK_RC(open_mode(fi, "computations/overlap/result.csv", O_RDONLY), -EACCES);
+	CHECK_RC(fs_getattr(fi, walk(fi, "computations/overlap/result.csv"), &a), 0);
+	CHECK((a.mode & 0777) == 0);
+	CHECK(file_contains(fi, "computations/overlap/status", "state: done"));
+
+	/* audit.log: one line per event; events/: the raw entries */
+	CHECK_RC(fs_refresh(fa, NULL, NULL, &err) >= 0, 1);
+	CHECK(read_all(fa, "audit.log", &s) == 0);
+	CHECK_RC(count_lines(s), fk.n);
+	free(s);
+	CHECK(read_all(fi, "audit.log", &s) == 0);
+	CHECK(s && strstr(s, "anna@bank.example"));
+	free(s);
+	{
+		char name[64];
+		snprintf(name, sizeof name, "events/%012zu.event", fk.n - 1);
+		CHECK(read_all(fa, name, &s) == 0);
+		CHECK(s && memcmp(s, fk.entries[fk.n - 1].data, strlen(s)) == 0);
+		free(s);
+		CHECK(listed(fa, "events", "000000000000.event"));
+	}
+
+	/* refresh reports changed inodes to invalidate */
+	{
+		uint64_t *ch = NULL;
+		size_t nch = 0;
+		CHECK(fs_refresh(fi, &ch, &nch, &err) >= 0); /* drain */
+		free(ch);
+		CHECK_RC(write_file(fa, "datasets/bank_customers/bank.csv", bank, 64), 0);
+		CHECK(fs_refresh(fi, &ch, &nch, &err) >= 1);
+		CHECK(ch != NULL && nch > 3);
+		free(ch);
+		CHECK_RC(fs_refresh(fi, &ch, &nch, &err), 0);
+		CHECK(ch == NULL && nch == 0);
+	}
+
+	/* rm of the provisioned file deprovisions (owner only) */
+	{
+		const char *leaf;
+		uint64_t dir = parent_of(fa, "datasets/bank_customers/bank.csv", &leaf);
+		CHECK_RC(fs_unlink(fa, dir, leaf), 0);
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "state: not provisioned"));
+		CHECK(walk(fa, "datasets/bank_customers/bank.csv") == 0);
+		dir = walk(fi, "datasets");
+		CHECK_RC(fs_unlink(fi, dir, "bank_customers"), -EISDIR);
+	}
+
+	/* stop */
+	CHECK_RC(write_file(fa, "ctl", "stop\n", 100), 0);
+	CHECK(file_contains(fa, "status", "status: stopped"));
+
+	fs_free(fa);
+	fs_free(fi);
+	fs_free(fe);
+	for (size_t i = 0; i < fk.n; i++)
+		dcr_buf_release(&fk.entries[i]);
+	free(fk.entries);
+	for (size_t i = 0; i < fk.nresults; i++)
+		free(fk.results[i].csv);
+	rm_state_release(&fk.st);
+	dcr_key_free(fk.daemon);
+	dcr_key_free(anna.key);
+	dcr_key_free(ian.key);
+	dcr_key_free(eve.key);
+	if (failures) {
+		fprintf(stderr, "test_fs_core: %d failures\n", failures);
+		return 1;
+	}
+	printf("test_fs_core: ok\n");
+	return 0;
+}
