@@ -179,7 +179,7 @@ static int need_participant(const rm_state *s, const uint8_t key[32], dcr_err *e
 		return dcr_err_set(err, DCR_ESTATE, "the room does not exist yet");
 	if (!rm_state_is_participant(s, key))
 		return dcr_err_set(err, DCR_EDENIED, "actor %s is not a participant of this room",
-				   WHO(s, key));
+		                   WHO(s, key));
 	return 0;
 }
 
@@ -190,7 +190,7 @@ static int need_creator(const rm_state *s, const uint8_t key[32], dcr_err *err)
 		return rc;
 	if (memcmp(s->creator, key, 32) != 0)
 		return dcr_err_set(err, DCR_EDENIED, "actor %s is not the creator of the room",
-				   WHO(s, key));
+		                   WHO(s, key));
 	return 0;
 }
 
@@ -198,7 +198,7 @@ static int need_published(const rm_state *s, const char *what, dcr_err *err)
 {
 	if (s->status != RM_PUBLISHED)
 		return dcr_err_set(err, DCR_ESTATE, "the room is %s; %s only while it is published",
-				   rm_status_name(s->status), what);
+		                   rm_status_name(s->status), what);
 	return 0;
 }
 
@@ -206,12 +206,13 @@ static int need_daemon(const rm_state *s, const uint8_t key[32], dcr_err *err)
 {
 	if (memcmp(s->daemon_key, key, 32) != 0)
 		return dcr_err_set(err, DCR_EDENIED,
-				   "actor %s is not the daemon; only the daemon reports runs",
-				   WHO(s, key));
+		                   "actor %s is not the daemon; only the daemon reports runs",
+		                   WHO(s, key));
 	if (s->status != RM_PUBLISHED && s->status != RM_STOPPED)
-		return dcr_err_set(err, DCR_ESTATE, "the room is %s; runs are reported only "
-				   "while it is published or stopped",
-				   rm_status_name(s->status));
+		return dcr_err_set(err, DCR_ESTATE,
+		                   "the room is %s; runs are reported only "
+		                   "while it is published or stopped",
+		                   rm_status_name(s->status));
 	return 0;
 }
 
@@ -222,8 +223,8 @@ int rm_check_edit(const rm_state *s, const uint8_t key[32], dcr_err *err)
 		return rc;
 	if (s->status != RM_DRAFT)
 		return dcr_err_set(err, DCR_ESTATE,
-				   "the room is %s; the definition can only change while draft",
-				   rm_status_name(s->status));
+		                   "the room is %s; the definition can only change while draft",
+		                   rm_status_name(s->status));
 	return 0;
 }
 
@@ -239,12 +240,11 @@ int rm_check_stop(const rm_state *s, const uint8_t key[32], dcr_err *err)
 		return rc;
 	if (s->status != RM_DRAFT && s->status != RM_PUBLISHED)
 		return dcr_err_set(err, DCR_ESTATE, "the room is already %s",
-				   rm_status_name(s->status));
+		                   rm_status_name(s->status));
 	return 0;
 }
 
-int rm_check_provision(const rm_state *s, const uint8_t key[32], const char *dataset,
-		       dcr_err *err)
+int rm_check_provision(const rm_state *s, const uint8_t key[32], const char *dataset, dcr_err *err)
 {
 	int rc = need_participant(s, key, err);
 	if (!rc)
@@ -253,10 +253,10 @@ int rm_check_provision(const rm_state *s, const uint8_t key[32], const char *dat
 		return rc;
 	if (!rm_def_dataset(s->def, dataset))
 		return dcr_err_set(err, DCR_ENOTFOUND, "no dataset named \"%s\" in this room",
-				   dataset ? dataset : "");
+		                   dataset ? dataset : "");
 	if (!rm_is_owner(s->def, key, dataset))
 		return dcr_err_set(err, DCR_EDENIED, "actor %s is not an owner of dataset %s",
-				   WHO(s, key), dataset);
+		                   WHO(s, key), dataset);
 	return 0;
 }
 
@@ -266,7 +266,7 @@ bool rm_may_provision(const rm_state *s, const uint8_t key[32], const char *data
 }
 
 int rm_check_deprovision(const rm_state *s, const uint8_t key[32], const char *dataset,
-			 dcr_err *err)
+                         dcr_err *err)
 {
 	int rc = rm_check_provision(s, key, dataset, err);
 	if (rc)
@@ -276,8 +276,7 @@ int rm_check_deprovision(const rm_state *s, const uint8_t key[32], const char *d
 	return 0;
 }
 
-int rm_check_run(const rm_state *s, const uint8_t key[32], const char *computation,
-		 dcr_err *err)
+int rm_check_run(const rm_state *s, const uint8_t key[32], const char *computation, dcr_err *err)
 {
 	int rc = need_participant(s, key, err);
 	if (!rc)
@@ -287,10 +286,10 @@ int rm_check_run(const rm_state *s, const uint8_t key[32], const char *computati
 	const rm_computation *c = rm_def_computation(s->def, computation);
 	if (!c)
 		return dcr_err_set(err, DCR_ENOTFOUND, "no computation named \"%s\" in this room",
-				   computation ? computation : "");
+		                   computation ? computation : "");
 	if (!rm_is_analyst(s->def, key, computation))
 		return dcr_err_set(err, DCR_EDENIED, "actor %s is not an analyst of computation %s",
-				   WHO(s, key), computation);
+		                   WHO(s, key), computation);
 	if (!s->def->require_provisioned)
 		return 0;
 	const rm_def *d = s->def;
@@ -299,12 +298,14 @@ int rm_check_run(const rm_state *s, const uint8_t key[32], const char *computati
 	dcr_buf_init(&missing);
 	rm_def_datasets_read(d, c, used);
 	for (size_t i = 0; i < d->ndatasets; i++)
-		if (used[i] && d->datasets[i].required && !rm_state_provision(s, d->datasets[i].name))
+		if (used[i] && d->datasets[i].required &&
+		    !rm_state_provision(s, d->datasets[i].name))
 			dcr_buf_printf(&missing, "%s%s", missing.len ? ", " : "",
-				       d->datasets[i].name);
+			               d->datasets[i].name);
 	if (missing.len)
-		rc = dcr_err_set(err, DCR_ESTATE, "computation %s needs datasets not provisioned: %s",
-				 computation, dcr_buf_cstr(&missing));
+		rc = dcr_err_set(err, DCR_ESTATE,
+		                 "computation %s needs datasets not provisioned: %s", computation,
+		                 dcr_buf_cstr(&missing));
 	dcr_buf_release(&missing);
 	free(used);
 	return rc;
@@ -315,8 +316,7 @@ bool rm_may_run(const rm_state *s, const uint8_t key[32], const char *computatio
 	return rm_check_run(s, key, computation, NULL) == 0;
 }
 
-int rm_check_retrieve(const rm_state *s, const uint8_t key[32], const char *run_id,
-		      dcr_err *err)
+int rm_check_retrieve(const rm_state *s, const uint8_t key[32], const char *run_id, dcr_err *err)
 {
 	int rc = need_participant(s, key, err);
 	if (!rc)
@@ -326,13 +326,13 @@ int rm_check_retrieve(const rm_state *s, const uint8_t key[32], const char *run_
 	const rm_run *r = find_run(s, run_id);
 	if (!r)
 		return dcr_err_set(err, DCR_ENOTFOUND, "no run %s in this room",
-				   run_id ? run_id : "");
+		                   run_id ? run_id : "");
 	if (!rm_is_analyst(s->def, key, r->computation))
 		return dcr_err_set(err, DCR_EDENIED, "actor %s is not an analyst of computation %s",
-				   WHO(s, key), r->computation);
+		                   WHO(s, key), r->computation);
 	if (r->state != RM_RUN_DONE)
 		return dcr_err_set(err, DCR_ESTATE, "run %s has %s", run_id,
-				   r->state == RM_RUN_QUEUED ? "not finished" : "failed");
+		                   r->state == RM_RUN_QUEUED ? "not finished" : "failed");
 	return 0;
 }
 
@@ -385,7 +385,7 @@ static int body_check(const dcr_mpv *body, const field *f, size_t n, dcr_err *er
 			known = strlen(f[j].key) == kn && memcmp(f[j].key, k, kn) == 0;
 		if (!known)
 			return dcr_err_set(err, DCR_EFORMAT, "body: unexpected field \"%.*s\"",
-					   (int)(kn > 64 ? 64 : kn), k);
+			                   (int)(kn > 64 ? 64 : kn), k);
 	}
 	for (size_t j = 0; j < n; j++) {
 		const dcr_mpv *v = dcr_mp_get(body, f[j].key);
@@ -394,29 +394,31 @@ static int body_check(const dcr_mpv *body, const field *f, size_t n, dcr_err *er
 		size_t len;
 		uint64_t u;
 		if (!v)
-			return dcr_err_set(err, DCR_EFORMAT, "body: missing field \"%s\"", f[j].key);
+			return dcr_err_set(err, DCR_EFORMAT, "body: missing field \"%s\"",
+			                   f[j].key);
 		switch (f[j].kind) {
 		case F_STR:
 			if (dcr_mp_str(v, &p, &len))
 				return dcr_err_set(err, DCR_EFORMAT, "body.%s: expected a string",
-						   f[j].key);
+				                   f[j].key);
 			if (memchr(p, 0, len))
 				return dcr_err_set(err, DCR_EFORMAT,
-						   "body.%s: contains a NUL character", f[j].key);
+				                   "body.%s: contains a NUL character", f[j].key);
 			if (len > f[j].max)
 				return dcr_err_set(err, DCR_ELIMIT,
-						   "body.%s: %zu bytes, at most %zu allowed",
-						   f[j].key, len, f[j].max);
+				                   "body.%s: %zu bytes, at most %zu allowed",
+				                   f[j].key, len, f[j].max);
 			break;
 		case F_UINT:
 			if (dcr_mp_u64(v, &u))
 				return dcr_err_set(err, DCR_EFORMAT,
-						   "body.%s: expected an unsigned integer", f[j].key);
+				                   "body.%s: expected an unsigned integer",
+				                   f[j].key);
 			break;
 		case F_BIN32:
 			if (dcr_mp_bin(v, &b, &len) || len != 32)
 				return dcr_err_set(err, DCR_EFORMAT,
-						   "body.%s: expected 32 bytes (binary)", f[j].key);
+				                   "body.%s: expected 32 bytes (binary)", f[j].key);
 			break;
 		}
 	}
@@ -488,7 +490,7 @@ static int on_created(rm_state *s, const es_event *ev, dcr_err *err)
 	rm_def *def;
 	if (s->status != RM_NONE)
 		return dcr_err_set(err, DCR_ESTATE,
-				   "the room already exists; room.created is only the first event");
+		                   "the room already exists; room.created is only the first event");
 	int rc = body_definition(ev, &json, &def, err);
 	if (rc)
 		return rc;
@@ -528,9 +530,9 @@ static int on_published(rm_state *s, const es_event *ev, dcr_err *err)
 		dcr_hex_encode(h, 32, a);
 		dcr_hex_encode(s->def_sha256, 32, b);
 		return dcr_err_set(err, DCR_EINVALID,
-				   "definition_sha256 %.12s does not match the current definition "
-				   "(sha256 %.12s): publish what you read",
-				   a, b);
+		                   "definition_sha256 %.12s does not match the current definition "
+		                   "(sha256 %.12s): publish what you read",
+		                   a, b);
 	}
 	/* Validated again: the rules of the room are checked at the moment it
 	 * freezes, by the code that will enforce them. */
@@ -561,13 +563,13 @@ static int on_stopped(rm_state *s, const es_event *ev, dcr_err *err)
 static int on_provisioned(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	static const field f[] = {
-		{"blob", F_STR, DCR_RM_BLOB_ID_BYTES_MAX},
-		{"bytes", F_UINT, 0},
-		{"dataset", F_STR, DCR_RM_NAME_BYTES_MAX},
-		{"file", F_STR, DCR_RM_FILE_NAME_BYTES_MAX},
-		{"rows", F_UINT, 0},
-		{"sha256", F_BIN32, 0},
-		{"stats_sha256", F_BIN32, 0},
+	    {"blob", F_STR, DCR_RM_BLOB_ID_BYTES_MAX},
+	    {"bytes", F_UINT, 0},
+	    {"dataset", F_STR, DCR_RM_NAME_BYTES_MAX},
+	    {"file", F_STR, DCR_RM_FILE_NAME_BYTES_MAX},
+	    {"rows", F_UINT, 0},
+	    {"sha256", F_BIN32, 0},
+	    {"stats_sha256", F_BIN32, 0},
 	};
 	int rc = need_participant(s, ev->actor, err);
 	if (!rc)
@@ -584,8 +586,8 @@ static int on_provisioned(rm_state *s, const es_event *ev, dcr_err *err)
 	}
 	rm_provision *p = find_provision(s, dataset);
 	if (!p) {
-		s->provisions = dcr_realloc(s->provisions,
-					    (s->nprovisions + 1) * sizeof(rm_provision));
+		s->provisions =
+		    dcr_realloc(s->provisions, (s->nprovisions + 1) * sizeof(rm_provision));
 		p = &s->provisions[s->nprovisions++];
 		memset(p, 0, sizeof *p);
 		p->dataset = dataset;
@@ -634,7 +636,7 @@ static int on_deprovisioned(rm_state *s, const es_event *ev, dcr_err *err)
 static int on_run_requested(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	static const field f[] = {{"computation", F_STR, DCR_RM_NAME_BYTES_MAX},
-				  {"run", F_STR, 32}};
+	                          {"run", F_STR, 32}};
 	int rc = need_participant(s, ev->actor, err);
 	if (!rc)
 		rc = body_check(ev->body, f, 2, err);
@@ -645,8 +647,10 @@ static int on_run_requested(rm_state *s, const es_event *ev, dcr_err *err)
 	if ((rc = rm_check_run(s, ev->actor, comp, err)))
 		goto out;
 	if (!run_id_valid(id)) {
-		rc = dcr_err_set(err, DCR_EFORMAT, "body.run: \"%s\" is not a run id "
-				 "(32 lowercase hex characters)", id);
+		rc = dcr_err_set(err, DCR_EFORMAT,
+		                 "body.run: \"%s\" is not a run id "
+		                 "(32 lowercase hex characters)",
+		                 id);
 		goto out;
 	}
 	if (find_run(s, id)) {
@@ -687,15 +691,16 @@ static int daemon_run(rm_state *s, const es_event *ev, rm_run **out, dcr_err *er
 	rm_run *r = n == 32 ? find_run(s, id) : NULL;
 	if (!r)
 		return dcr_err_set(err, DCR_ENOTFOUND, "no run %.*s in this room",
-				   (int)(n > 64 ? 64 : n), p);
+		                   (int)(n > 64 ? 64 : n), p);
 	DCR_ASSERT(dcr_mp_get_str(ev->body, "computation", &p, &n, NULL) == 0);
-	snprintf(comp, sizeof comp, "%.*s", (int)(n > DCR_RM_NAME_BYTES_MAX ? DCR_RM_NAME_BYTES_MAX : n), p);
+	snprintf(comp, sizeof comp, "%.*s",
+	         (int)(n > DCR_RM_NAME_BYTES_MAX ? DCR_RM_NAME_BYTES_MAX : n), p);
 	if (n > DCR_RM_NAME_BYTES_MAX || strcmp(comp, r->computation) != 0)
 		return dcr_err_set(err, DCR_EINVALID, "run %s is of computation %s, not %s", id,
-				   r->computation, comp);
+		                   r->computation, comp);
 	if (r->state != RM_RUN_QUEUED)
 		return dcr_err_set(err, DCR_ESTATE, "run %s has already %s", id,
-				   r->state == RM_RUN_DONE ? "completed" : "failed");
+		                   r->state == RM_RUN_DONE ? "completed" : "failed");
 	*out = r;
 	return 0;
 }
@@ -708,16 +713,16 @@ static int check_inputs_json(const rm_computation *c, const char *text, dcr_err 
 static int on_run_completed(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	static const field f[] = {
-		{"computation", F_STR, DCR_RM_NAME_BYTES_MAX},
-		{"duration_ms", F_UINT, 0},
-		{"inputs", F_STR, DCR_RM_RUN_META_BYTES_MAX},
-		{"result_blob", F_STR, DCR_RM_BLOB_ID_BYTES_MAX},
-		{"result_bytes", F_UINT, 0},
-		{"result_sha256", F_BIN32, 0},
-		{"rows", F_UINT, 0},
-		{"run", F_STR, 32},
-		{"schema", F_STR, DCR_RM_RUN_META_BYTES_MAX},
-		{"suppressed", F_UINT, 0},
+	    {"computation", F_STR, DCR_RM_NAME_BYTES_MAX},
+	    {"duration_ms", F_UINT, 0},
+	    {"inputs", F_STR, DCR_RM_RUN_META_BYTES_MAX},
+	    {"result_blob", F_STR, DCR_RM_BLOB_ID_BYTES_MAX},
+	    {"result_bytes", F_UINT, 0},
+	    {"result_sha256", F_BIN32, 0},
+	    {"rows", F_UINT, 0},
+	    {"run", F_STR, 32},
+	    {"schema", F_STR, DCR_RM_RUN_META_BYTES_MAX},
+	    {"suppressed", F_UINT, 0},
 	};
 	rm_run *r;
 	int rc = need_daemon(s, ev->actor, err);
@@ -758,8 +763,8 @@ out:
 static int on_run_failed(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	static const field f[] = {{"computation", F_STR, DCR_RM_NAME_BYTES_MAX},
-				  {"error", F_STR, DCR_RM_ERROR_BYTES_MAX},
-				  {"run", F_STR, 32}};
+	                          {"error", F_STR, DCR_RM_ERROR_BYTES_MAX},
+	                          {"run", F_STR, 32}};
 	rm_run *r;
 	int rc = need_daemon(s, ev->actor, err);
 	if (!rc)
@@ -794,38 +799,38 @@ static const struct {
 	const char *type;
 	int (*fn)(rm_state *, const es_event *, dcr_err *);
 } handlers[] = {
-	{RM_EV_CREATED, on_created},
-	{RM_EV_SAVED, on_saved},
-	{RM_EV_PUBLISHED, on_published},
-	{RM_EV_STOPPED, on_stopped},
-	{RM_EV_PROVISIONED, on_provisioned},
-	{RM_EV_DEPROVISIONED, on_deprovisioned},
-	{RM_EV_RUN_REQUESTED, on_run_requested},
-	{RM_EV_RUN_COMPLETED, on_run_completed},
-	{RM_EV_RUN_FAILED, on_run_failed},
-	{RM_EV_RETRIEVED, on_retrieved},
+    {RM_EV_CREATED, on_created},
+    {RM_EV_SAVED, on_saved},
+    {RM_EV_PUBLISHED, on_published},
+    {RM_EV_STOPPED, on_stopped},
+    {RM_EV_PROVISIONED, on_provisioned},
+    {RM_EV_DEPROVISIONED, on_deprovisioned},
+    {RM_EV_RUN_REQUESTED, on_run_requested},
+    {RM_EV_RUN_COMPLETED, on_run_completed},
+    {RM_EV_RUN_FAILED, on_run_failed},
+    {RM_EV_RETRIEVED, on_retrieved},
 };
 
 static int apply(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	if (ev->seq != s->size)
 		return dcr_err_set(err, DCR_ESEQ,
-				   "event seq %" PRIu64 " but room has %" PRIu64
-				   " events: replayed or out of order",
-				   ev->seq, s->size);
+		                   "event seq %" PRIu64 " but room has %" PRIu64
+		                   " events: replayed or out of order",
+		                   ev->seq, s->size);
 	if (s->status != RM_NONE && memcmp(ev->room, s->room, ES_ROOM_ID_BYTES) != 0) {
 		char here[ES_ROOM_HEX_BYTES];
 		es_room_format(s->room, here);
 		return dcr_err_set(err, DCR_EINVALID, "event is for room %s, not this room %s",
-				   ev->room_hex, here);
+		                   ev->room_hex, here);
 	}
 	for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
 		if (strcmp(ev->type, handlers[i].type) != 0)
 			continue;
 		if (s->status == RM_NONE && handlers[i].fn != on_created)
 			return dcr_err_set(err, DCR_ESTATE,
-					   "the room does not exist yet; the first event must be "
-					   "room.created");
+			                   "the room does not exist yet; the first event must be "
+			                   "room.created");
 		return handlers[i].fn(s, ev, err);
 	}
 	return dcr_err_set(err, DCR_EINVALID, "unknown event type");
@@ -869,7 +874,7 @@ static int check_schema_json(const char *text, dcr_err *err)
 	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &je);
 	if (!j)
 		return dcr_err_set(err, DCR_EFORMAT, "body.schema: line %d, column %d: %s", je.line,
-				   je.column, je.text);
+		                   je.column, je.text);
 	if (!json_is_array(j)) {
 		rc = dcr_err_set(err, DCR_EFORMAT, "body.schema: expected [[name, type], ...]");
 		goto out;
@@ -881,9 +886,9 @@ static int check_schema_json(const char *text, dcr_err *err)
 		    !json_is_string(json_array_get(c, 0)) || !t ||
 		    (strcmp(t, "string") && strcmp(t, "integer") && strcmp(t, "float"))) {
 			rc = dcr_err_set(err, DCR_EFORMAT,
-					 "body.schema[%zu]: expected [name, \"string\"|\"integer\"|"
-					 "\"float\"]",
-					 i);
+			                 "body.schema[%zu]: expected [name, \"string\"|\"integer\"|"
+			                 "\"float\"]",
+			                 i);
 			goto out;
 		}
 	}
@@ -901,7 +906,7 @@ static int check_inputs_json(const rm_computation *c, const char *text, dcr_err 
 	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &je);
 	if (!j)
 		return dcr_err_set(err, DCR_EFORMAT, "body.inputs: line %d, column %d: %s", je.line,
-				   je.column, je.text);
+		                   je.column, je.text);
 	if (!json_is_object(j)) {
 		rc = dcr_err_set(err, DCR_EFORMAT, "body.inputs: expected {\"input\": \"sha256\"}");
 		goto out;
@@ -914,16 +919,18 @@ static int check_inputs_json(const rm_computation *c, const char *text, dcr_err 
 		for (size_t i = 0; c && i < c->ninputs && !known; i++)
 			known = strcmp(c->inputs[i], key) == 0;
 		if (!known) {
-			rc = dcr_err_set(err, DCR_EINVALID, "body.inputs: \"%s\" is not an input of "
-					 "computation %s", key, c ? c->name : "?");
+			rc = dcr_err_set(err, DCR_EINVALID,
+			                 "body.inputs: \"%s\" is not an input of "
+			                 "computation %s",
+			                 key, c ? c->name : "?");
 			goto out;
 		}
 		/* "" marks an input that was not provisioned (read as empty) */
 		if (!h || (*h && (strlen(h) != 64 || dcr_hex_decode(h, 64, raw, 32) != 0))) {
 			rc = dcr_err_set(err, DCR_EFORMAT,
-					 "body.inputs.%s: expected a sha256 (64 hex characters) or "
-					 "\"\" for an input that was not provisioned",
-					 key);
+			                 "body.inputs.%s: expected a sha256 (64 hex characters) or "
+			                 "\"\" for an input that was not provisioned",
+			                 key);
 			goto out;
 		}
 	}

@@ -108,7 +108,7 @@ void rm_body_run_completed(dcr_buf *out, const rm_run *r, const char *inputs_jso
 }
 
 void rm_body_run_failed(dcr_buf *out, const char *run_id, const char *computation,
-			const char *error)
+                        const char *error)
 {
 	dcr_mpw w;
 	dcr_mpw_init(&w, out);
@@ -134,8 +134,7 @@ void rm_body_retrieved(dcr_buf *out, const char *run_id)
 
 /* Appends a body string field, control characters replaced, at most max
  * bytes (then "..."); "?" when absent. */
-static void put_field_ex(dcr_buf *b, const es_event *ev, const char *key, size_t max,
-			 bool ellipsis)
+static void put_field_ex(dcr_buf *b, const es_event *ev, const char *key, size_t max, bool ellipsis)
 {
 	const char *p;
 	size_t n;
@@ -184,7 +183,7 @@ static void put_hash(dcr_buf *b, const es_event *ev, const char *key)
 }
 
 static const char *actor_name(const rm_def *def, const uint8_t daemon_key[32],
-			      const uint8_t key[32], char *buf, size_t cap)
+                              const uint8_t key[32], char *buf, size_t cap)
 {
 	const rm_participant *p = rm_def_participant(def, key);
 	if (p) {
@@ -207,8 +206,8 @@ const char *rm_actor_name(const rm_state *s, const uint8_t key[32], char *buf, s
 static void put_actor(dcr_buf *b, const rm_state *s, const rm_def *def, const es_event *ev)
 {
 	char name[DCR_RM_EMAIL_BYTES_MAX + 1];
-	dcr_buf_append_str(b, actor_name(def ? def : s->def, s->daemon_key, ev->actor, name,
-					 sizeof name));
+	dcr_buf_append_str(
+	    b, actor_name(def ? def : s->def, s->daemon_key, ev->actor, name, sizeof name));
 }
 
 char *rm_describe(const rm_state *before, const es_event *ev)
@@ -245,7 +244,7 @@ char *rm_describe(const rm_state *before, const es_event *ev)
 		dcr_hex_encode(h, 32, hex);
 		if (created)
 			dcr_buf_printf(&b, "created the room %s (definition sha256 %.12s)",
-				       created->name, hex);
+			               created->name, hex);
 		else if (strcmp(type, RM_EV_CREATED) == 0)
 			dcr_buf_printf(&b, "created the room (definition sha256 %.12s)", hex);
 		else
@@ -261,7 +260,7 @@ char *rm_describe(const rm_state *before, const es_event *ev)
 		dcr_buf_append_str(&b, "provisioned ");
 		put_field(&b, ev, "dataset", 64);
 		dcr_buf_printf(&b, ": %" PRIu64 " rows, %" PRIu64 " bytes, sha256 ",
-			       get_uint(ev, "rows"), get_uint(ev, "bytes"));
+		               get_uint(ev, "rows"), get_uint(ev, "bytes"));
 		put_hash(&b, ev, "sha256");
 	} else if (strcmp(type, RM_EV_DEPROVISIONED) == 0) {
 		dcr_buf_append_str(&b, "deprovisioned ");
@@ -277,7 +276,7 @@ char *rm_describe(const rm_state *before, const es_event *ev)
 		dcr_buf_append_str(&b, " of ");
 		put_field(&b, ev, "computation", 64);
 		dcr_buf_printf(&b, ": %" PRIu64 " rows, %" PRIu64 " suppressed",
-			       get_uint(ev, "rows"), get_uint(ev, "suppressed"));
+		               get_uint(ev, "rows"), get_uint(ev, "suppressed"));
 	} else if (strcmp(type, RM_EV_RUN_FAILED) == 0) {
 		dcr_buf_append_str(&b, "failed run ");
 		put_run(&b, ev);

@@ -302,7 +302,7 @@ static int topo_visit(topo *t, size_t i)
 		if (t->cycle) {
 			for (; k < t->depth; k++)
 				dcr_buf_printf(t->cycle, "%s -> ",
-					       t->d->computations[t->stack[k]].name);
+				               t->d->computations[t->stack[k]].name);
 			dcr_buf_append_str(t->cycle, c->name);
 		}
 		return DCR_EINVALID;
@@ -373,7 +373,7 @@ void rm_def_datasets_read(const rm_def *d, const rm_computation *c, bool *used)
 
 /* Sets err to "path.key: message" (key and path optional). */
 __attribute__((format(printf, 5, 6))) static int fail(dcr_err *err, int code, const char *path,
-						      const char *key, const char *fmt, ...)
+                                                      const char *key, const char *fmt, ...)
 {
 	char msg[DCR_ERR_MSG_BYTES];
 	va_list ap;
@@ -401,15 +401,15 @@ static int check_fields(json_t *o, const char *path, const char *const *allowed,
 			ok = strcmp(key, allowed[i]) == 0;
 		if (!ok)
 			return fail(err, DCR_EINVALID, path, NULL,
-				    "unknown field \"%s\" (expected one of the documented fields; "
-				    "names starting with x- are ignored)",
-				    key);
+			            "unknown field \"%s\" (expected one of the documented fields; "
+			            "names starting with x- are ignored)",
+			            key);
 	}
 	return 0;
 }
 
 static int get_str(json_t *o, const char *path, const char *key, bool required, size_t max,
-		   const char **out, dcr_err *err)
+                   const char **out, dcr_err *err)
 {
 	json_t *v = json_object_get(o, key);
 	*out = NULL;
@@ -428,7 +428,7 @@ static int get_str(json_t *o, const char *path, const char *key, bool required, 
 }
 
 static int get_bool(json_t *o, const char *path, const char *key, bool dflt, bool *out,
-		    dcr_err *err)
+                    dcr_err *err)
 {
 	json_t *v = json_object_get(o, key);
 	*out = dflt;
@@ -441,7 +441,7 @@ static int get_bool(json_t *o, const char *path, const char *key, bool dflt, boo
 }
 
 static int get_array(json_t *o, const char *path, const char *key, bool required, size_t max,
-		     json_t **out, dcr_err *err)
+                     json_t **out, dcr_err *err)
 {
 	json_t *v = json_object_get(o, key);
 	*out = NULL;
@@ -451,14 +451,14 @@ static int get_array(json_t *o, const char *path, const char *key, bool required
 		return fail(err, DCR_EINVALID, path, key, "expected an array");
 	if (json_array_size(v) > max)
 		return fail(err, DCR_ELIMIT, path, key, "%zu entries, at most %zu allowed",
-			    json_array_size(v), max);
+		            json_array_size(v), max);
 	*out = v;
 	return 0;
 }
 
 /* A list of names (strings), copied; absent means empty. No duplicates. */
 static int get_names(json_t *o, const char *path, const char *key, char ***out, size_t *n,
-		     dcr_err *err)
+                     dcr_err *err)
 {
 	json_t *a;
 	int rc = get_array(o, path, key, false, DCR_RM_LIST_MAX, &a, err);
@@ -469,12 +469,12 @@ static int get_names(json_t *o, const char *path, const char *key, char ***out, 
 	for (size_t i = 0; i < m; i++) {
 		json_t *v = json_array_get(a, i);
 		if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
-			return fail(err, DCR_EINVALID, path, NULL, "%s[%zu]: expected a name (string)",
-				    key, i);
+			return fail(err, DCR_EINVALID, path, NULL,
+			            "%s[%zu]: expected a name (string)", key, i);
 		const char *s = json_string_value(v);
 		if (in_list(*out, *n, s))
-			return fail(err, DCR_EINVALID, path, NULL, "%s[%zu]: \"%s\" is listed twice",
-				    key, i, s);
+			return fail(err, DCR_EINVALID, path, NULL,
+			            "%s[%zu]: \"%s\" is listed twice", key, i, s);
 		(*out)[(*n)++] = dcr_strdup(s);
 	}
 	return 0;
@@ -492,7 +492,7 @@ static int need_object(json_t *v, const char *path, dcr_err *err)
 static int parse_settings(json_t *root, rm_def *d, dcr_err *err)
 {
 	static const char *const fields[] = {"interactive", "development", "require_provisioned",
-					     NULL};
+	                                     NULL};
 	json_t *s = json_object_get(root, "settings");
 	d->interactive = true;
 	d->development = false;
@@ -507,8 +507,8 @@ static int parse_settings(json_t *root, rm_def *d, dcr_err *err)
 	if (!rc)
 		rc = get_bool(s, "settings", "development", false, &d->development, err);
 	if (!rc)
-		rc = get_bool(s, "settings", "require_provisioned", true,
-			      &d->require_provisioned, err);
+		rc = get_bool(s, "settings", "require_provisioned", true, &d->require_provisioned,
+		              err);
 	return rc;
 }
 
@@ -525,9 +525,9 @@ static int parse_column(json_t *v, const char *path, rm_column *col, dcr_err *er
 		return rc;
 	if (!rm_ident_valid(s))
 		return fail(err, DCR_EINVALID, path, "name",
-			    "\"%s\" is not a valid name (letters, digits and _, not starting "
-			    "with a digit or sqlite_, at most %u characters)",
-			    s, DCR_RM_NAME_BYTES_MAX);
+		            "\"%s\" is not a valid name (letters, digits and _, not starting "
+		            "with a digit or sqlite_, at most %u characters)",
+		            s, DCR_RM_NAME_BYTES_MAX);
 	col->name = dcr_strdup(s);
 	if ((rc = get_str(v, path, "type", true, 64, &s, err)))
 		return rc;
@@ -539,7 +539,7 @@ static int parse_column(json_t *v, const char *path, rm_column *col, dcr_err *er
 		col->type = RM_FLOAT;
 	else
 		return fail(err, DCR_EINVALID, path, "type",
-			    "unknown type \"%s\"; expected string, integer or float", s);
+		            "unknown type \"%s\"; expected string, integer or float", s);
 	if ((rc = get_bool(v, path, "nullable", true, &col->nullable, err)))
 		return rc;
 	if ((rc = get_str(v, path, "format", false, 64, &s, err)))
@@ -548,8 +548,8 @@ static int parse_column(json_t *v, const char *path, rm_column *col, dcr_err *er
 	if (s) {
 		if (col->type != RM_STRING)
 			return fail(err, DCR_EINVALID, path, "format",
-				    "only string columns take a format (this one is %s)",
-				    rm_coltype_name(col->type));
+			            "only string columns take a format (this one is %s)",
+			            rm_coltype_name(col->type));
 		if (strcmp(s, "email") == 0)
 			col->format = RM_FMT_EMAIL;
 		else if (strcmp(s, "date") == 0)
@@ -558,15 +558,15 @@ static int parse_column(json_t *v, const char *path, rm_column *col, dcr_err *er
 			col->format = RM_FMT_SHA256;
 		else
 			return fail(err, DCR_EINVALID, path, "format",
-				    "unknown format \"%s\"; expected email, date or sha256", s);
+			            "unknown format \"%s\"; expected email, date or sha256", s);
 	}
 	return 0;
 }
 
 static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *err)
 {
-	static const char *const fields[] = {"name",	     "kind",	"required",
-					     "share_statistics", "columns", NULL};
+	static const char *const fields[] = {"name",    "kind", "required", "share_statistics",
+	                                     "columns", NULL};
 	const char *s;
 	json_t *cols;
 	char cpath[96];
@@ -579,10 +579,10 @@ static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *e
 		return rc;
 	if (!rm_ident_valid(s))
 		return fail(err, DCR_EINVALID, path, "name",
-			    "\"%s\" is not a valid name (letters, digits and _, not starting "
-			    "with a digit or sqlite_, at most %u characters; it becomes an SQL "
-			    "table name)",
-			    s, DCR_RM_NAME_BYTES_MAX);
+		            "\"%s\" is not a valid name (letters, digits and _, not starting "
+		            "with a digit or sqlite_, at most %u characters; it becomes an SQL "
+		            "table name)",
+		            s, DCR_RM_NAME_BYTES_MAX);
 	ds->name = dcr_strdup(s);
 	if ((rc = get_str(v, path, "kind", false, 64, &s, err)))
 		return rc;
@@ -592,22 +592,22 @@ static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *e
 		ds->kind = RM_DS_FILE;
 	else
 		return fail(err, DCR_EINVALID, path, "kind",
-			    "unknown kind \"%s\"; expected table or file", s);
+		            "unknown kind \"%s\"; expected table or file", s);
 	if ((rc = get_bool(v, path, "required", true, &ds->required, err)) ||
 	    (rc = get_bool(v, path, "share_statistics", false, &ds->share_statistics, err)))
 		return rc;
-	if ((rc = get_array(v, path, "columns", ds->kind == RM_DS_TABLE, DCR_RM_COLUMNS_MAX,
-			    &cols, err)))
+	if ((rc = get_array(v, path, "columns", ds->kind == RM_DS_TABLE, DCR_RM_COLUMNS_MAX, &cols,
+	                    err)))
 		return rc;
 	if (ds->kind == RM_DS_FILE) {
 		if (cols)
 			return fail(err, DCR_EINVALID, path, "columns",
-				    "file datasets have no columns");
+			            "file datasets have no columns");
 		return 0;
 	}
 	if (json_array_size(cols) == 0)
 		return fail(err, DCR_EINVALID, path, "columns",
-			    "a table needs at least one column");
+		            "a table needs at least one column");
 	ds->columns = dcr_calloc(json_array_size(cols), sizeof(rm_column));
 	for (size_t j = 0; j < json_array_size(cols); j++) {
 		snprintf(cpath, sizeof cpath, "%s.columns[%zu]", path, j);
@@ -617,17 +617,17 @@ static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *e
 		for (size_t k = 0; k < j; k++)
 			if (strcasecmp(ds->columns[k].name, ds->columns[j].name) == 0)
 				return fail(err, DCR_EINVALID, cpath, "name",
-					    "\"%s\" is already the name of columns[%zu] "
-					    "(column names are case-insensitive)",
-					    ds->columns[j].name, k);
+				            "\"%s\" is already the name of columns[%zu] "
+				            "(column names are case-insensitive)",
+				            ds->columns[j].name, k);
 	}
 	return 0;
 }
 
 static int parse_computation(json_t *v, const char *path, rm_computation *c, dcr_err *err)
 {
-	static const char *const fields[] = {"name",  "kind", "query",	 "script",  "inputs",
-					     "input", "mask", "epsilon", "privacy", NULL};
+	static const char *const fields[] = {"name",  "kind", "query",   "script",  "inputs",
+	                                     "input", "mask", "epsilon", "privacy", NULL};
 	/* Fields each kind takes, beyond name and kind. */
 	static const char *const sql_f[] = {"query", "privacy", NULL};
 	static const char *const script_f[] = {"script", "inputs", NULL};
@@ -643,10 +643,10 @@ static int parse_computation(json_t *v, const char *path, rm_computation *c, dcr
 		return rc;
 	if (!rm_ident_valid(s))
 		return fail(err, DCR_EINVALID, path, "name",
-			    "\"%s\" is not a valid name (letters, digits and _, not starting "
-			    "with a digit or sqlite_, at most %u characters; it becomes an SQL "
-			    "table name)",
-			    s, DCR_RM_NAME_BYTES_MAX);
+		            "\"%s\" is not a valid name (letters, digits and _, not starting "
+		            "with a digit or sqlite_, at most %u characters; it becomes an SQL "
+		            "table name)",
+		            s, DCR_RM_NAME_BYTES_MAX);
 	c->name = dcr_strdup(s);
 	if ((rc = get_str(v, path, "kind", true, 64, &s, err)))
 		return rc;
@@ -660,17 +660,17 @@ static int parse_computation(json_t *v, const char *path, rm_computation *c, dcr
 		c->kind = RM_COMP_SYNTHETIC, own = synth_f;
 	else
 		return fail(err, DCR_EINVALID, path, "kind",
-			    "unknown kind \"%s\"; expected sql, python, r or synthetic", s);
+		            "unknown kind \"%s\"; expected sql, python, r or synthetic", s);
 	for (size_t i = 2; fields[i]; i++) {
 		bool mine = false;
 		for (size_t k = 0; own[k]; k++)
 			mine |= strcmp(own[k], fields[i]) == 0;
 		if (!mine && json_object_get(v, fields[i]))
 			return fail(err, DCR_EINVALID, path, fields[i],
-				    "not a field of %s computations%s", rm_compkind_name(c->kind),
-				    c->kind == RM_COMP_SQL && strcmp(fields[i], "inputs") == 0
-					    ? " (the inputs of a query are the tables it names)"
-					    : "");
+			            "not a field of %s computations%s", rm_compkind_name(c->kind),
+			            c->kind == RM_COMP_SQL && strcmp(fields[i], "inputs") == 0
+			                ? " (the inputs of a query are the tables it names)"
+			                : "");
 	}
 	switch (c->kind) {
 	case RM_COMP_SQL: {
@@ -690,8 +690,8 @@ static int parse_computation(json_t *v, const char *path, rm_computation *c, dcr
 				if (!json_is_integer(k) || json_integer_value(k) < 0 ||
 				    json_integer_value(k) > DCR_RM_MIN_ROWS_MAX)
 					return fail(err, DCR_EINVALID, ppath, "min_rows_aggregated",
-						    "expected an integer from 0 to %lld",
-						    (long long)DCR_RM_MIN_ROWS_MAX);
+					            "expected an integer from 0 to %lld",
+					            (long long)DCR_RM_MIN_ROWS_MAX);
 				c->min_rows_aggregated = (long long)json_integer_value(k);
 			}
 		}
@@ -717,12 +717,12 @@ static int parse_computation(json_t *v, const char *path, rm_computation *c, dcr
 			return rc;
 		if (!e)
 			return fail(err, DCR_EINVALID, path, "epsilon",
-				    "missing (required: the privacy budget, e.g. 1.0)");
+			            "missing (required: the privacy budget, e.g. 1.0)");
 		if (!json_is_number(e) || !(json_number_value(e) > 0) ||
 		    !isfinite(json_number_value(e)) || json_number_value(e) > DCR_RM_EPSILON_MAX)
 			return fail(err, DCR_EINVALID, path, "epsilon",
-				    "expected a number greater than 0 and at most %g",
-				    DCR_RM_EPSILON_MAX);
+			            "expected a number greater than 0 and at most %g",
+			            DCR_RM_EPSILON_MAX);
 		c->epsilon = json_number_value(e);
 		break;
 	}
@@ -743,14 +743,14 @@ static int parse_participant(json_t *v, const char *path, rm_participant *p, dcr
 		return rc;
 	if (!email_plausible(s))
 		return fail(err, DCR_EINVALID, path, "email",
-			    "\"%s\" does not look like an email address", s);
+		            "\"%s\" does not look like an email address", s);
 	p->email = dcr_strdup(s);
 	if ((rc = get_str(v, path, "key", true, 256, &s, err)))
 		return rc;
 	if (dcr_pub_parse(s, p->key) < 0)
 		return fail(err, DCR_EINVALID, path, "key",
-			    "not an ed25519 public key (expected \"ed25519:\" followed by base64 "
-			    "of 32 bytes)");
+		            "not an ed25519 public key (expected \"ed25519:\" followed by base64 "
+		            "of 32 bytes)");
 	if ((rc = get_names(v, path, "owner_of", &p->owner_of, &p->nowner_of, err)) ||
 	    (rc = get_names(v, path, "analyst_of", &p->analyst_of, &p->nanalyst_of, err)))
 		return rc;
@@ -772,11 +772,11 @@ static int check_names(const rm_def *d, dcr_err *err)
 			const char *b = jds ? d->datasets[jj].name : d->computations[jj].name;
 			if (strcasecmp(a, b) == 0)
 				return dcr_err_set(err, DCR_EINVALID,
-						   "%s[%zu].name: \"%s\" is already the name of "
-						   "%s[%zu] (dataset and computation names are "
-						   "unique, case-insensitively)",
-						   ids ? "datasets" : "computations", ii, a,
-						   jds ? "datasets" : "computations", jj);
+				                   "%s[%zu].name: \"%s\" is already the name of "
+				                   "%s[%zu] (dataset and computation names are "
+				                   "unique, case-insensitively)",
+				                   ids ? "datasets" : "computations", ii, a,
+				                   jds ? "datasets" : "computations", jj);
 		}
 	}
 	return 0;
@@ -789,49 +789,50 @@ static int check_participants(const rm_def *d, dcr_err *err)
 		for (size_t j = 0; j < i; j++) {
 			if (strcasecmp(p->email, d->participants[j].email) == 0)
 				return dcr_err_set(err, DCR_EINVALID,
-						   "participants[%zu].email: \"%s\" is already "
-						   "participants[%zu]",
-						   i, p->email, j);
+				                   "participants[%zu].email: \"%s\" is already "
+				                   "participants[%zu]",
+				                   i, p->email, j);
 			if (memcmp(p->key, d->participants[j].key, 32) == 0)
 				return dcr_err_set(err, DCR_EINVALID,
-						   "participants[%zu].key: same key as "
-						   "participants[%zu] (%s)",
-						   i, j, d->participants[j].email);
+				                   "participants[%zu].key: same key as "
+				                   "participants[%zu] (%s)",
+				                   i, j, d->participants[j].email);
 		}
 		for (size_t k = 0; k < p->nowner_of; k++)
 			if (!rm_def_dataset(d, p->owner_of[k]))
 				return dcr_err_set(err, DCR_EINVALID,
-						   "participants[%zu].owner_of[%zu]: no dataset "
-						   "named \"%s\"",
-						   i, k, p->owner_of[k]);
+				                   "participants[%zu].owner_of[%zu]: no dataset "
+				                   "named \"%s\"",
+				                   i, k, p->owner_of[k]);
 		for (size_t k = 0; k < p->nanalyst_of; k++)
 			if (!rm_def_computation(d, p->analyst_of[k]))
 				return dcr_err_set(err, DCR_EINVALID,
-						   "participants[%zu].analyst_of[%zu]: no "
-						   "computation named \"%s\"",
-						   i, k, p->analyst_of[k]);
+				                   "participants[%zu].analyst_of[%zu]: no "
+				                   "computation named \"%s\"",
+				                   i, k, p->analyst_of[k]);
 	}
 	for (size_t i = 0; i < d->ndatasets; i++) {
 		bool owned = false;
 		for (size_t j = 0; j < d->nparticipants && !owned; j++)
 			owned = in_list(d->participants[j].owner_of, d->participants[j].nowner_of,
-					d->datasets[i].name);
+			                d->datasets[i].name);
 		if (!owned)
-			return dcr_err_set(err, DCR_EINVALID,
-					   "datasets[%zu] (\"%s\"): no owner; list it in the owner_of "
-					   "of a participant",
-					   i, d->datasets[i].name);
+			return dcr_err_set(
+			    err, DCR_EINVALID,
+			    "datasets[%zu] (\"%s\"): no owner; list it in the owner_of "
+			    "of a participant",
+			    i, d->datasets[i].name);
 	}
 	for (size_t i = 0; i < d->ncomputations; i++) {
 		bool has = false;
 		for (size_t j = 0; j < d->nparticipants && !has; j++)
-			has = in_list(d->participants[j].analyst_of,
-				      d->participants[j].nanalyst_of, d->computations[i].name);
+			has = in_list(d->participants[j].analyst_of, d->participants[j].nanalyst_of,
+			              d->computations[i].name);
 		if (!has)
 			return dcr_err_set(err, DCR_EINVALID,
-					   "computations[%zu] (\"%s\"): no analyst; list it in the "
-					   "analyst_of of a participant",
-					   i, d->computations[i].name);
+			                   "computations[%zu] (\"%s\"): no analyst; list it in the "
+			                   "analyst_of of a participant",
+			                   i, d->computations[i].name);
 	}
 	return 0;
 }
@@ -855,8 +856,9 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 			dcr_err_clear(&e);
 			memset(used, 0, nn * sizeof(bool));
 			if (cmp_sql_refs(c->query, names, nn, used, &e) < 0) {
-				rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s",
-						 i, c->name, e.msg);
+				rc =
+				    dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s",
+				                i, c->name, e.msg);
 				break;
 			}
 			size_t m = 0;
@@ -868,9 +870,9 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 					c->inputs[c->ninputs++] = dcr_strdup(names[k]);
 			if (m == 0) {
 				rc = dcr_err_set(err, DCR_EINVALID,
-						 "computations[%zu] (\"%s\"): the query reads no "
-						 "dataset or computation of this room",
-						 i, c->name);
+				                 "computations[%zu] (\"%s\"): the query reads no "
+				                 "dataset or computation of this room",
+				                 i, c->name);
 				break;
 			}
 		}
@@ -881,33 +883,36 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 			const char *field = c->kind == RM_COMP_SYNTHETIC ? "input" : "inputs";
 			if (!ds && !up) {
 				if (c->kind == RM_COMP_SYNTHETIC)
-					rc = dcr_err_set(err, DCR_EINVALID,
-							 "computations[%zu].input: no dataset named "
-							 "\"%s\"",
-							 i, in);
+					rc =
+					    dcr_err_set(err, DCR_EINVALID,
+					                "computations[%zu].input: no dataset named "
+					                "\"%s\"",
+					                i, in);
 				else
 					rc = dcr_err_set(err, DCR_EINVALID,
-							 "computations[%zu].%s[%zu]: no dataset or "
-							 "computation named \"%s\"",
-							 i, field, k, in);
-			} else if (c->kind == RM_COMP_SYNTHETIC && (!ds || ds->kind != RM_DS_TABLE)) {
+					                 "computations[%zu].%s[%zu]: no dataset or "
+					                 "computation named \"%s\"",
+					                 i, field, k, in);
+			} else if (c->kind == RM_COMP_SYNTHETIC &&
+			           (!ds || ds->kind != RM_DS_TABLE)) {
 				rc = dcr_err_set(err, DCR_EINVALID,
-						 "computations[%zu].input: \"%s\" is not a table "
-						 "dataset (synthetic data is made from a table)",
-						 i, in);
+				                 "computations[%zu].input: \"%s\" is not a table "
+				                 "dataset (synthetic data is made from a table)",
+				                 i, in);
 			} else if (c->kind == RM_COMP_SQL && ds && ds->kind == RM_DS_FILE) {
 				rc = dcr_err_set(err, DCR_EINVALID,
-						 "computations[%zu] (\"%s\"): the query reads file "
-						 "dataset %s, which is not a table",
-						 i, c->name, in);
+				                 "computations[%zu] (\"%s\"): the query reads file "
+				                 "dataset %s, which is not a table",
+				                 i, c->name, in);
 			} else if (c->kind == RM_COMP_SQL && up &&
-				   (up->kind == RM_COMP_PYTHON || up->kind == RM_COMP_R)) {
-				rc = dcr_err_set(err, DCR_EINVALID,
-						 "computations[%zu] (\"%s\"): the query reads the "
-						 "result of %s computation %s, whose columns are not "
-						 "known before it runs; SQL reads datasets and sql "
-						 "or synthetic results",
-						 i, c->name, rm_compkind_name(up->kind), in);
+			           (up->kind == RM_COMP_PYTHON || up->kind == RM_COMP_R)) {
+				rc = dcr_err_set(
+				    err, DCR_EINVALID,
+				    "computations[%zu] (\"%s\"): the query reads the "
+				    "result of %s computation %s, whose columns are not "
+				    "known before it runs; SQL reads datasets and sql "
+				    "or synthetic results",
+				    i, c->name, rm_compkind_name(up->kind), in);
 			}
 		}
 		if (!rc && c->kind == RM_COMP_SYNTHETIC) {
@@ -917,10 +922,11 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 				for (size_t j = 0; j < ds->ncolumns && !found; j++)
 					found = strcmp(ds->columns[j].name, c->mask[k]) == 0;
 				if (!found)
-					rc = dcr_err_set(err, DCR_EINVALID,
-							 "computations[%zu].mask[%zu]: dataset %s has "
-							 "no column \"%s\"",
-							 i, k, ds->name, c->mask[k]);
+					rc = dcr_err_set(
+					    err, DCR_EINVALID,
+					    "computations[%zu].mask[%zu]: dataset %s has "
+					    "no column \"%s\"",
+					    i, k, ds->name, c->mask[k]);
 			}
 			if (!rc) {
 				c->result_cols = dcr_calloc(ds->ncolumns, sizeof(cmp_column));
@@ -967,12 +973,12 @@ static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
 		dcr_err e;
 		dcr_err_clear(&e);
 		cmp_result_init(&res);
-		int crc = cmp_sql_check(c->query, inputs, c->ninputs, c->min_rows_aggregated, &res,
-					&e);
+		int crc =
+		    cmp_sql_check(c->query, inputs, c->ninputs, c->min_rows_aggregated, &res, &e);
 		if (crc < 0) {
 			bool has_prefix = strncmp(e.msg, "SQL", 3) == 0;
 			rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s%s", i,
-					 c->name, has_prefix ? "" : "SQL error: ", e.msg);
+			                 c->name, has_prefix ? "" : "SQL error: ", e.msg);
 		} else {
 			c->nresult_cols = res.ncols;
 			c->result_cols = dcr_calloc(res.ncols + 1, sizeof(cmp_column));
@@ -992,9 +998,8 @@ static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
 
 static int parse_root(json_t *root, rm_def *d, dcr_err *err)
 {
-	static const char *const fields[] = {"format",	     "name",	 "description",
-					     "settings",     "participants", "datasets",
-					     "computations", NULL};
+	static const char *const fields[] = {"format",       "name",     "description",  "settings",
+	                                     "participants", "datasets", "computations", NULL};
 	const char *s;
 	json_t *a;
 	char path[64];
@@ -1008,15 +1013,15 @@ static int parse_root(json_t *root, rm_def *d, dcr_err *err)
 		return rc;
 	if (strcmp(s, "dcr.room/1") != 0)
 		return fail(err, DCR_EINVALID, "", "format",
-			    "unknown format \"%s\"; expected \"dcr.room/1\"", s);
+		            "unknown format \"%s\"; expected \"dcr.room/1\"", s);
 	d->format = dcr_strdup(s);
 	if ((rc = get_str(root, "", "name", true, DCR_RM_ROOM_NAME_BYTES_MAX + 64, &s, err)))
 		return rc;
 	if (!rm_room_name_valid(s))
 		return fail(err, DCR_EINVALID, "", "name",
-			    "\"%s\" is not a valid room name (letters, digits, '.', '_' and '-', "
-			    "not starting with '.' or '-', at most %u characters)",
-			    s, DCR_RM_ROOM_NAME_BYTES_MAX);
+		            "\"%s\" is not a valid room name (letters, digits, '.', '_' and '-', "
+		            "not starting with '.' or '-', at most %u characters)",
+		            s, DCR_RM_ROOM_NAME_BYTES_MAX);
 	d->name = dcr_strdup(s);
 	if ((rc = get_str(root, "", "description", false, DCR_RM_DESCRIPTION_BYTES_MAX, &s, err)))
 		return rc;
@@ -1042,8 +1047,8 @@ static int parse_root(json_t *root, rm_def *d, dcr_err *err)
 		for (size_t i = 0; i < json_array_size(a); i++) {
 			snprintf(path, sizeof path, "computations[%zu]", i);
 			d->ncomputations = i + 1;
-			if ((rc = parse_computation(json_array_get(a, i), path,
-						    &d->computations[i], err)))
+			if ((rc = parse_computation(json_array_get(a, i), path, &d->computations[i],
+			                            err)))
 				return rc;
 		}
 	}
@@ -1069,8 +1074,9 @@ static int parse_root(json_t *root, rm_def *d, dcr_err *err)
 	dcr_buf_init(&cycle);
 	rc = topo_run(d, order, &cycle, &at);
 	if (rc)
-		rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): dependency cycle: %s",
-				 at, d->computations[at].name, dcr_buf_cstr(&cycle));
+		rc = dcr_err_set(err, DCR_EINVALID,
+		                 "computations[%zu] (\"%s\"): dependency cycle: %s", at,
+		                 d->computations[at].name, dcr_buf_cstr(&cycle));
 	else
 		rc = check_sql(d, order, err);
 	dcr_buf_release(&cycle);
@@ -1088,13 +1094,13 @@ int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err)
 	*out = NULL;
 	if (n > DCR_RM_DEF_BYTES_MAX) {
 		rc = dcr_err_set(err, DCR_ELIMIT, "definition of %zu bytes exceeds the limit of %u",
-				 n, DCR_RM_DEF_BYTES_MAX);
+		                 n, DCR_RM_DEF_BYTES_MAX);
 		goto out;
 	}
 	root = json_loadb(json, n, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
 		rc = dcr_err_set(err, DCR_EFORMAT, "line %d, column %d: %s", je.line, je.column,
-				 je.text);
+		                 je.text);
 		goto out;
 	}
 	d = dcr_calloc(1, sizeof *d);
@@ -1157,11 +1163,12 @@ char *rm_def_to_json(const rm_def *d)
 				const rm_column *c = &ds->columns[j];
 				json_t *co = json_object();
 				json_object_set_new(co, "name", json_string(c->name));
-				json_object_set_new(co, "type", json_string(rm_coltype_name(c->type)));
+				json_object_set_new(co, "type",
+				                    json_string(rm_coltype_name(c->type)));
 				json_object_set_new(co, "nullable", json_boolean(c->nullable));
 				if (c->format != RM_FMT_NONE)
 					json_object_set_new(co, "format",
-							    json_string(rm_format_name(c->format)));
+					                    json_string(rm_format_name(c->format)));
 				json_array_append_new(cols, co);
 			}
 			json_object_set_new(o, "columns", cols);
@@ -1178,8 +1185,8 @@ char *rm_def_to_json(const rm_def *d)
 		case RM_COMP_SQL:
 			if (c->min_rows_aggregated > 0)
 				json_object_set_new(o, "privacy",
-						    json_pack("{s:I}", "min_rows_aggregated",
-							      (json_int_t)c->min_rows_aggregated));
+				                    json_pack("{s:I}", "min_rows_aggregated",
+				                              (json_int_t)c->min_rows_aggregated));
 			json_object_set_new(o, "query", json_string(c->query));
 			break;
 		case RM_COMP_SYNTHETIC:

@@ -45,7 +45,7 @@ typedef struct rm_computation {
 	char *query;   /* sql */
 	char *script;  /* python, r */
 	char **inputs; /* datasets or computations this one reads (for sql:
-			  the tables the query references, derived at parse) */
+	                  the tables the query references, derived at parse) */
 	size_t ninputs;
 	long long min_rows_aggregated; /* privacy.min_rows_aggregated; 0 = none */
 	char *input;                   /* synthetic */
@@ -102,10 +102,10 @@ char *rm_def_to_json(const rm_def *d);
  * [A-Za-z_][A-Za-z0-9_]{0,62}, not starting with sqlite_. */
 bool rm_room_name_valid(const char *s);
 bool rm_ident_valid(const char *s);
-const char *rm_coltype_name(enum rm_coltype t);      /* "string", ... */
-const char *rm_format_name(enum rm_format f);        /* "", "email", ... */
-const char *rm_dskind_name(enum rm_dskind k);        /* "table", "file" */
-const char *rm_compkind_name(enum rm_compkind k);    /* "sql", "python", ... */
+const char *rm_coltype_name(enum rm_coltype t);   /* "string", ... */
+const char *rm_format_name(enum rm_format f);     /* "", "email", ... */
+const char *rm_dskind_name(enum rm_dskind k);     /* "table", "file" */
+const char *rm_compkind_name(enum rm_compkind k); /* "sql", "python", ... */
 /* The compute module's view of a table dataset's columns: fills cols
  * (ds->ncolumns entries); names point into ds. */
 void rm_dataset_columns(const rm_dataset *ds, cmp_column *cols);
@@ -132,8 +132,8 @@ typedef struct rm_provision {
 	char *dataset;
 	bool present; /* false after deprovision */
 	uint8_t by[32];
-	uint8_t sha256[32];       /* of the plaintext CSV */
-	char *blob;               /* blob id in the daemon's store */
+	uint8_t sha256[32]; /* of the plaintext CSV */
+	char *blob;         /* blob id in the daemon's store */
 	uint64_t bytes, rows;
 	uint8_t stats_sha256[32]; /* digest of the statistics JSON */
 	char *file;               /* original file name */
@@ -148,12 +148,12 @@ typedef struct rm_run {
 	uint8_t by[32];
 	enum rm_run_state state;
 	uint64_t requested_seq, requested_ts_ms, finished_ts_ms;
-	char *error;              /* failed */
+	char *error;               /* failed */
 	uint8_t result_sha256[32]; /* done */
 	char *result_blob;
 	uint64_t rows, suppressed, result_bytes, duration_ms;
-	char *schema_json; /* [["col","type"],...] as sent by the daemon */
-	char *inputs_json; /* {"input": "sha256 hex" or "", ...} as sent by the daemon */
+	char *schema_json;  /* [["col","type"],...] as sent by the daemon */
+	char *inputs_json;  /* {"input": "sha256 hex" or "", ...} as sent by the daemon */
 	uint64_t retrieved; /* count of result.retrieved */
 } rm_run;
 
@@ -164,8 +164,8 @@ typedef struct rm_state {
 	uint64_t size; /* events applied = next seq */
 	uint64_t last_ts_ms;
 	uint8_t creator[32];
-	rm_def *def;        /* current definition (NULL before room.created) */
-	char *def_json;     /* as stored in the last created/draft_saved event */
+	rm_def *def;    /* current definition (NULL before room.created) */
+	char *def_json; /* as stored in the last created/draft_saved event */
 	uint8_t def_sha256[32];
 	rm_provision *provisions; /* one per dataset name ever provisioned */
 	size_t nprovisions;
@@ -217,22 +217,19 @@ bool rm_may_edit(const rm_state *s, const uint8_t key[32]);
 /* Stop: the creator while draft or published. */
 int rm_check_stop(const rm_state *s, const uint8_t key[32], dcr_err *err);
 /* Provision: published, dataset exists, an owner of it. */
-int rm_check_provision(const rm_state *s, const uint8_t key[32], const char *dataset,
-		       dcr_err *err);
+int rm_check_provision(const rm_state *s, const uint8_t key[32], const char *dataset, dcr_err *err);
 bool rm_may_provision(const rm_state *s, const uint8_t key[32], const char *dataset);
 /* Deprovision: as provision, and the dataset is currently provisioned. */
 int rm_check_deprovision(const rm_state *s, const uint8_t key[32], const char *dataset,
-			 dcr_err *err);
+                         dcr_err *err);
 /* Run: published, computation exists, an analyst of it, and under
  * settings.require_provisioned every required dataset it reads
  * (transitively) is provisioned. */
-int rm_check_run(const rm_state *s, const uint8_t key[32], const char *computation,
-		 dcr_err *err);
+int rm_check_run(const rm_state *s, const uint8_t key[32], const char *computation, dcr_err *err);
 bool rm_may_run(const rm_state *s, const uint8_t key[32], const char *computation);
 /* Retrieve: published, the run exists and is done, an analyst of its
  * computation. */
-int rm_check_retrieve(const rm_state *s, const uint8_t key[32], const char *run_id,
-		      dcr_err *err);
+int rm_check_retrieve(const rm_state *s, const uint8_t key[32], const char *run_id, dcr_err *err);
 
 /* Human line for audit.log / `dcr audit log`, without trailing newline:
  * "2026-11-25T12:00:00Z anna@bank.example provisioned bank_customers:
@@ -245,16 +242,16 @@ char *rm_describe(const rm_state *before, const es_event *ev);
  * to out. Types: room.created, room.draft_saved, room.published,
  * room.stopped, dataset.provisioned, dataset.deprovisioned, run.requested,
  * run.completed, run.failed, result.retrieved. */
-#define RM_EV_CREATED "room.created"
-#define RM_EV_SAVED "room.draft_saved"
-#define RM_EV_PUBLISHED "room.published"
-#define RM_EV_STOPPED "room.stopped"
-#define RM_EV_PROVISIONED "dataset.provisioned"
+#define RM_EV_CREATED       "room.created"
+#define RM_EV_SAVED         "room.draft_saved"
+#define RM_EV_PUBLISHED     "room.published"
+#define RM_EV_STOPPED       "room.stopped"
+#define RM_EV_PROVISIONED   "dataset.provisioned"
 #define RM_EV_DEPROVISIONED "dataset.deprovisioned"
 #define RM_EV_RUN_REQUESTED "run.requested"
 #define RM_EV_RUN_COMPLETED "run.completed"
-#define RM_EV_RUN_FAILED "run.failed"
-#define RM_EV_RETRIEVED "result.retrieved"
+#define RM_EV_RUN_FAILED    "run.failed"
+#define RM_EV_RETRIEVED     "result.retrieved"
 
 /* Body keys (sorted), as rm_apply requires them, exactly:
  *   created, draft_saved  {definition: str}
@@ -269,15 +266,15 @@ char *rm_describe(const rm_state *before, const es_event *ev);
  *                          rows, run, schema (str JSON), suppressed}
  *   run.failed            {computation: str, error: str, run: str}
  *   result.retrieved      {run: str} */
-void rm_body_definition(dcr_buf *out, const char *json);            /* created, draft_saved */
+void rm_body_definition(dcr_buf *out, const char *json); /* created, draft_saved */
 void rm_body_published(dcr_buf *out, const uint8_t def_sha256[32]);
 void rm_body_stopped(dcr_buf *out, const char *reason);
-void rm_body_provisioned(dcr_buf *out, const rm_provision *p);      /* uses dataset..file */
+void rm_body_provisioned(dcr_buf *out, const rm_provision *p); /* uses dataset..file */
 void rm_body_deprovisioned(dcr_buf *out, const char *dataset);
 void rm_body_run_requested(dcr_buf *out, const char *computation, const char *run_id);
 void rm_body_run_completed(dcr_buf *out, const rm_run *r, const char *inputs_json);
 void rm_body_run_failed(dcr_buf *out, const char *run_id, const char *computation,
-			const char *error);
+                        const char *error);
 void rm_body_retrieved(dcr_buf *out, const char *run_id);
 
 #endif

@@ -17,7 +17,7 @@ static uint8_t ROOM[ES_ROOM_ID_BYTES], OTHER_ROOM[ES_ROOM_ID_BYTES];
  * means "the room's current size". The entry is appended to keep (if not
  * NULL) so tests can replay it. */
 static int submit_ex(const dcr_key *k, const uint8_t *room, uint64_t seq, const char *type,
-		     const dcr_buf *body, dcr_buf *keep, dcr_err *e)
+                     const dcr_buf *body, dcr_buf *keep, dcr_err *e)
 {
 	dcr_buf entry;
 	es_event ev;
@@ -25,7 +25,7 @@ static int submit_ex(const dcr_key *k, const uint8_t *room, uint64_t seq, const 
 	if (seq == UINT64_MAX)
 		seq = S.size;
 	DCR_ASSERT(es_event_build(k, room, seq, T0 + seq * 1000, type, body->data, body->len,
-				  &entry, e) == 0);
+	                          &entry, e) == 0);
 	DCR_ASSERT(es_event_decode(entry.data, entry.len, &ev, e) == 0);
 	int rc = rm_apply(&S, &ev, e);
 	if (rc == 0 && getenv("RM_VERBOSE")) {
@@ -51,7 +51,8 @@ typedef struct snap {
 
 static snap take(void)
 {
-	snap n = {.size = S.size, .status = S.status, .nprovisions = S.nprovisions, .nruns = S.nruns};
+	snap n = {
+	    .size = S.size, .status = S.status, .nprovisions = S.nprovisions, .nruns = S.nruns};
 	memcpy(n.def_sha256, S.def_sha256, 32);
 	for (size_t i = 0; i < S.nprovisions; i++)
 		n.npresent += S.provisions[i].present;
@@ -72,36 +73,36 @@ static bool same(snap a, snap b)
 }
 
 /* Must succeed. Consumes body. */
-#define OK(k, type, body)                                                                  \
-	do {                                                                               \
-		dcr_err e_;                                                                \
-		dcr_err_clear(&e_);                                                        \
-		uint64_t size_ = S.size;                                                   \
-		dcr_buf *b_ = (body);                                                      \
-		int rc_ = submit_ex((k), ROOM, UINT64_MAX, (type), b_, NULL, &e_);         \
-		if (rc_) {                                                                 \
-			fprintf(stderr, "%s:%d: %s rejected: %s\n", __FILE__, __LINE__,    \
-				(type), e_.msg);                                           \
-			t_failures++;                                                      \
-		}                                                                          \
-		CHECK(S.size == size_ + (rc_ == 0));                                       \
-		dcr_buf_release(b_);                                                       \
+#define OK(k, type, body)                                                                          \
+	do {                                                                                       \
+		dcr_err e_;                                                                        \
+		dcr_err_clear(&e_);                                                                \
+		uint64_t size_ = S.size;                                                           \
+		dcr_buf *b_ = (body);                                                              \
+		int rc_ = submit_ex((k), ROOM, UINT64_MAX, (type), b_, NULL, &e_);                 \
+		if (rc_) {                                                                         \
+			fprintf(stderr, "%s:%d: %s rejected: %s\n", __FILE__, __LINE__, (type),    \
+			        e_.msg);                                                           \
+			t_failures++;                                                              \
+		}                                                                                  \
+		CHECK(S.size == size_ + (rc_ == 0));                                               \
+		dcr_buf_release(b_);                                                               \
 	} while (0)
 
 /* Must fail with the needles in the message and leave the state unchanged.
  * Consumes body. */
-#define NO(k, type, body, ...)                                                             \
-	do {                                                                               \
-		dcr_err e_;                                                                \
-		dcr_err_clear(&e_);                                                        \
-		snap before_ = take();                                                     \
-		dcr_buf *b_ = (body);                                                      \
-		int rc_ = submit_ex((k), ROOM, UINT64_MAX, (type), b_, NULL, &e_);         \
-		CHECK_ERR(rc_, &e_, __VA_ARGS__);                                          \
-		if (getenv("RM_VERBOSE"))                                                  \
-			fprintf(stderr, "rejected: %s\n", e_.msg);                         \
-		CHECK(same(before_, take()));                                              \
-		dcr_buf_release(b_);                                                       \
+#define NO(k, type, body, ...)                                                                     \
+	do {                                                                                       \
+		dcr_err e_;                                                                        \
+		dcr_err_clear(&e_);                                                                \
+		snap before_ = take();                                                             \
+		dcr_buf *b_ = (body);                                                              \
+		int rc_ = submit_ex((k), ROOM, UINT64_MAX, (type), b_, NULL, &e_);                 \
+		CHECK_ERR(rc_, &e_, __VA_ARGS__);                                                  \
+		if (getenv("RM_VERBOSE"))                                                          \
+			fprintf(stderr, "rejected: %s\n", e_.msg);                                 \
+		CHECK(same(before_, take()));                                                      \
+		dcr_buf_release(b_);                                                               \
 	} while (0)
 
 /* ---- bodies ---------------------------------------------------------------------- */
@@ -131,8 +132,11 @@ static dcr_buf *b_stopped(const char *reason)
 
 static dcr_buf *b_prov(const char *dataset, uint64_t rows, uint64_t bytes)
 {
-	rm_provision p = {.dataset = (char *)dataset, .blob = "blob-1", .file = "data.csv",
-			  .rows = rows, .bytes = bytes};
+	rm_provision p = {.dataset = (char *)dataset,
+	                  .blob = "blob-1",
+	                  .file = "data.csv",
+	                  .rows = rows,
+	                  .bytes = bytes};
 	memset(p.sha256, 0x3f, 32);
 	memset(p.stats_sha256, 0x11, 32);
 	dcr_buf_init(&B);
@@ -156,9 +160,14 @@ static dcr_buf *b_run(const char *comp, const char *id)
 
 static dcr_buf *b_done(const char *comp, const char *id, const char *schema, const char *inputs)
 {
-	rm_run r = {.id = (char *)id, .computation = (char *)comp, .result_blob = "res-1",
-		    .rows = 12, .suppressed = 3, .result_bytes = 99, .duration_ms = 7,
-		    .schema_json = (char *)schema};
+	rm_run r = {.id = (char *)id,
+	            .computation = (char *)comp,
+	            .result_blob = "res-1",
+	            .rows = 12,
+	            .suppressed = 3,
+	            .result_bytes = 99,
+	            .duration_ms = 7,
+	            .schema_json = (char *)schema};
 	memset(r.result_sha256, 0xab, 32);
 	dcr_buf_init(&B);
 	rm_body_run_completed(&B, &r, inputs);
@@ -206,7 +215,8 @@ static char *describe(const dcr_key *k, const char *type, dcr_buf *body)
 	es_event ev;
 	dcr_err e;
 	dcr_buf_init(&entry);
-	DCR_ASSERT(es_event_build(k, ROOM, S.size, T0, type, body->data, body->len, &entry, &e) == 0);
+	DCR_ASSERT(es_event_build(k, ROOM, S.size, T0, type, body->data, body->len, &entry, &e) ==
+	           0);
 	DCR_ASSERT(es_event_decode(entry.data, entry.len, &ev, &e) == 0);
 	char *line = rm_describe(&S, &ev);
 	es_event_release(&ev);
@@ -217,16 +227,16 @@ static char *describe(const dcr_key *k, const char *type, dcr_buf *body)
 
 #define CHECK_LINE(line, want) CHECK_LINE_N((line), (want), SIZE_MAX)
 /* The first n bytes of line must equal want (n = SIZE_MAX: all of it). */
-#define CHECK_LINE_N(line, want, n)                                                        \
-	do {                                                                               \
-		char *l_ = (line);                                                         \
-		if ((n) == SIZE_MAX ? strcmp(l_, (want)) != 0                              \
-				    : strncmp(l_, (want), strlen(want)) != 0) {            \
-			fprintf(stderr, "%s:%d: line\n  %s\nwanted\n  %s\n", __FILE__,      \
-				__LINE__, l_, (want));                                     \
-			t_failures++;                                                      \
-		}                                                                          \
-		free(l_);                                                                  \
+#define CHECK_LINE_N(line, want, n)                                                                \
+	do {                                                                                       \
+		char *l_ = (line);                                                                 \
+		if ((n) == SIZE_MAX ? strcmp(l_, (want)) != 0                                      \
+		                    : strncmp(l_, (want), strlen(want)) != 0) {                    \
+			fprintf(stderr, "%s:%d: line\n  %s\nwanted\n  %s\n", __FILE__, __LINE__,   \
+			        l_, (want));                                                       \
+			t_failures++;                                                              \
+		}                                                                                  \
+		free(l_);                                                                          \
 	} while (0)
 
 static void test_lifecycle(void)
@@ -240,17 +250,17 @@ static void test_lifecycle(void)
 	rm_state_init(&S, F.daemon_pub);
 
 	/* ---- before the room exists */
-	NO(F.anna, RM_EV_SAVED, b_def(def), "seq 0 (room.draft_saved): ",
-	   "the room does not exist yet");
-	NO(F.anna, RM_EV_CREATED, b_def(baddef), "seq 0 (room.created): definition: ",
-	   "no such column: b.citi");
+	NO(F.anna, RM_EV_SAVED, b_def(def),
+	   "seq 0 (room.draft_saved): ", "the room does not exist yet");
+	NO(F.anna, RM_EV_CREATED, b_def(baddef),
+	   "seq 0 (room.created): definition: ", "no such column: b.citi");
 	NO(F.anna, RM_EV_CREATED, b_raw1("definitio", def), "body: unexpected field \"definitio\"");
 	{
 		snap b = take();
 		dcr_buf *body = b_def(def);
 		CHECK_ERR(submit_ex(F.anna, ROOM, 1, RM_EV_CREATED, body, NULL, &e), &e,
-			  "seq 1 (room.created): event seq 1 but room has 0 events: replayed or "
-			  "out of order");
+		          "seq 1 (room.created): event seq 1 but room has 0 events: replayed or "
+		          "out of order");
 		dcr_buf_release(body);
 		CHECK(same(b, take()));
 	}
@@ -258,8 +268,9 @@ static void test_lifecycle(void)
 
 	/* ---- create (anna), save */
 	CHECK_LINE_N(describe(F.anna, RM_EV_CREATED, b_def(def)),
-		   "2026-11-25T12:00:00Z anna@bank.example created the room bank-insurer-overlap "
-		   "(definition sha256 ", 0);
+	             "2026-11-25T12:00:00Z anna@bank.example created the room bank-insurer-overlap "
+	             "(definition sha256 ",
+	             0);
 	OK(F.anna, RM_EV_CREATED, b_def(def));
 	CHECK(S.status == RM_DRAFT && memcmp(S.creator, F.anna_pub, 32) == 0);
 	CHECK(memcmp(S.room, ROOM, 16) == 0 && strcmp(S.def_json, def) == 0);
@@ -294,15 +305,16 @@ static void test_lifecycle(void)
 		char hex[65];
 		dcr_hex_encode(h, 32, hex);
 		char *want = dcr_asprintf("2026-11-25T12:00:00Z anna@bank.example published the "
-					  "room (definition sha256 %.12s)",
-					  hex);
+		                          "room (definition sha256 %.12s)",
+		                          hex);
 		CHECK_LINE(describe(F.anna, RM_EV_PUBLISHED, b_published(h)), want);
 		free(want);
 		OK(F.anna, RM_EV_PUBLISHED, b_published(h));
 	}
 	CHECK(S.status == RM_PUBLISHED);
 	/* draft-only actions after publish */
-	NO(F.anna, RM_EV_SAVED, b_def(def), "the room is published; the definition can only "
+	NO(F.anna, RM_EV_SAVED, b_def(def),
+	   "the room is published; the definition can only "
 	   "change while draft");
 	NO(F.anna, RM_EV_PUBLISHED, b_published(S.def_sha256), "the room is published");
 	CHECK(!rm_may_edit(&S, F.anna_pub));
@@ -313,13 +325,14 @@ static void test_lifecycle(void)
 	NO(F.carl, RM_EV_PROVISIONED, b_prov("bank_customers", 1, 1), "is not a participant");
 	NO(F.daemon, RM_EV_PROVISIONED, b_prov("bank_customers", 1, 1),
 	   "actor dcrd is not a participant");
-	NO(F.anna, RM_EV_PROVISIONED, b_prov("bank_custom", 1, 1), "no dataset named \"bank_custom\"");
+	NO(F.anna, RM_EV_PROVISIONED, b_prov("bank_custom", 1, 1),
+	   "no dataset named \"bank_custom\"");
 	NO(F.anna, RM_EV_PROVISIONED, b_raw1("dataset", "bank_customers"), "body: missing field");
 	CHECK(rm_may_provision(&S, F.anna_pub, "bank_customers"));
 	CHECK(!rm_may_provision(&S, F.ian_pub, "bank_customers"));
 	CHECK_LINE(describe(F.anna, RM_EV_PROVISIONED, b_prov("bank_customers", 1000, 48213)),
-		   "2026-11-25T12:00:00Z anna@bank.example provisioned bank_customers: 1000 rows, "
-		   "48213 bytes, sha256 3f3f3f3f3f3f");
+	           "2026-11-25T12:00:00Z anna@bank.example provisioned bank_customers: 1000 rows, "
+	           "48213 bytes, sha256 3f3f3f3f3f3f");
 	OK(F.anna, RM_EV_PROVISIONED, b_prov("bank_customers", 10, 100));
 	CHECK(rm_state_provision(&S, "bank_customers") != NULL);
 	CHECK(rm_state_provision(&S, "bank_customers")->rows == 10);
@@ -349,7 +362,7 @@ static void test_lifecycle(void)
 	   "is not a run id (32 lowercase hex characters)");
 	NO(F.ian, RM_EV_RUN_REQUESTED, b_run("nope", R1), "no computation named \"nope\"");
 	CHECK_LINE(describe(F.ian, RM_EV_RUN_REQUESTED, b_run("overlap", R1)),
-		   "2026-11-25T12:00:00Z ian@insurer.example requested run 4f1c2a9b of overlap");
+	           "2026-11-25T12:00:00Z ian@insurer.example requested run 4f1c2a9b of overlap");
 	OK(F.ian, RM_EV_RUN_REQUESTED, b_run("overlap", R1));
 	NO(F.ian, RM_EV_RUN_REQUESTED, b_run("overlap", R1), "run " R1 " already exists");
 	CHECK(rm_state_run(&S, R1) && rm_state_run(&S, R1)->state == RM_RUN_QUEUED);
@@ -358,8 +371,8 @@ static void test_lifecycle(void)
 
 	/* ---- completion by the daemon only */
 	/* "" = an input that was not provisioned */
-	snprintf(INPUTS, sizeof INPUTS, "{\"bank_customers\": \"%064d\", \"insurer_customers\": \"\"}",
-		 0);
+	snprintf(INPUTS, sizeof INPUTS,
+	         "{\"bank_customers\": \"%064d\", \"insurer_customers\": \"\"}", 0);
 	NO(F.anna, RM_EV_RUN_COMPLETED, b_done("overlap", R1, SCHEMA, INPUTS),
 	   "seq 8 (run.completed): actor anna@bank.example is not the daemon");
 	NO(F.daemon, RM_EV_RUN_COMPLETED, b_done("overlap", R3, SCHEMA, INPUTS),
@@ -373,11 +386,12 @@ static void test_lifecycle(void)
 	NO(F.daemon, RM_EV_RUN_COMPLETED,
 	   b_done("overlap", R1, SCHEMA, "{\"bank_customers\": \"00\"}"),
 	   "body.inputs.bank_customers: expected a sha256");
-	NO(F.daemon, RM_EV_RUN_COMPLETED, b_done("overlap", R1, SCHEMA, "[1"), "body.inputs: line 1");
+	NO(F.daemon, RM_EV_RUN_COMPLETED, b_done("overlap", R1, SCHEMA, "[1"),
+	   "body.inputs: line 1");
 	NO(F.daemon, RM_EV_RUN_FAILED, b_raw1("run", R1), "body: missing field");
 	CHECK_LINE(describe(F.daemon, RM_EV_RUN_COMPLETED, b_done("overlap", R1, SCHEMA, INPUTS)),
-		   "2026-11-25T12:00:00Z dcrd completed run 4f1c2a9b of overlap: 12 rows, 3 "
-		   "suppressed");
+	           "2026-11-25T12:00:00Z dcrd completed run 4f1c2a9b of overlap: 12 rows, 3 "
+	           "suppressed");
 	/* retrieving before completion */
 	NO(F.ian, RM_EV_RETRIEVED, b_retrieved(R1), "run " R1 " has not finished");
 	OK(F.daemon, RM_EV_RUN_COMPLETED, b_done("overlap", R1, SCHEMA, INPUTS));
@@ -407,36 +421,40 @@ static void test_lifecycle(void)
 	CHECK(rm_may_read_room(&S, F.anna_pub) && rm_may_read_room(&S, F.ian_pub));
 	CHECK(!rm_may_read_room(&S, F.carl_pub) && !rm_may_read_room(&S, F.daemon_pub));
 	CHECK(rm_may_read_stats(&S, F.anna_pub, "bank_customers"));
-	CHECK(!rm_may_read_stats(&S, F.ian_pub, "bank_customers")); /* not shared */
+	CHECK(!rm_may_read_stats(&S, F.ian_pub, "bank_customers"));    /* not shared */
 	CHECK(rm_may_read_stats(&S, F.anna_pub, "insurer_customers")); /* shared */
 	CHECK(!rm_may_read_stats(&S, F.carl_pub, "insurer_customers"));
 	CHECK(!rm_may_read_stats(&S, F.anna_pub, "nope"));
 	CHECK(rm_may_read_data(&S, F.anna_pub, "bank_customers"));
 	CHECK(!rm_may_read_data(&S, F.ian_pub, "bank_customers"));
-	CHECK(rm_may_read_result(&S, F.ian_pub, "churn") && !rm_may_read_result(&S, F.anna_pub, "churn"));
+	CHECK(rm_may_read_result(&S, F.ian_pub, "churn") &&
+	      !rm_may_read_result(&S, F.anna_pub, "churn"));
 	CHECK(!rm_may_read_result(&S, F.carl_pub, "overlap"));
 
 	/* ---- replay, wrong room, unknown type */
 	{
 		dcr_buf *body = b_run("overlap", R3);
-		CHECK(submit_ex(F.ian, ROOM, UINT64_MAX, RM_EV_RUN_REQUESTED, body, &keep, &e) == 0);
+		CHECK(submit_ex(F.ian, ROOM, UINT64_MAX, RM_EV_RUN_REQUESTED, body, &keep, &e) ==
+		      0);
 		dcr_buf_release(body);
 		snap b = take();
 		CHECK_ERR(rm_apply_entry(&S, keep.data, keep.len, &e), &e,
-			  "seq 12 (run.requested): event seq 12 but room has 13 events: replayed "
-			  "or out of order");
+		          "seq 12 (run.requested): event seq 12 but room has 13 events: replayed "
+		          "or out of order");
 		CHECK(same(b, take()));
 		body = b_run("overlap", R4);
-		CHECK_ERR(submit_ex(F.ian, OTHER_ROOM, UINT64_MAX, RM_EV_RUN_REQUESTED, body, NULL,
-				    &e),
-			  &e, "seq 13 (run.requested): event is for room ");
+		CHECK_ERR(
+		    submit_ex(F.ian, OTHER_ROOM, UINT64_MAX, RM_EV_RUN_REQUESTED, body, NULL, &e),
+		    &e, "seq 13 (run.requested): event is for room ");
 		dcr_buf_release(body);
 		CHECK(same(b, take()));
 	}
-	NO(F.anna, "room.renamed", b_raw1("name", "x"), "seq 13 (room.renamed): unknown event type");
+	NO(F.anna, "room.renamed", b_raw1("name", "x"),
+	   "seq 13 (room.renamed): unknown event type");
 
 	/* ---- deprovision */
-	NO(F.ian, RM_EV_DEPROVISIONED, b_deprov("bank_customers"), "is not an owner of dataset "
+	NO(F.ian, RM_EV_DEPROVISIONED, b_deprov("bank_customers"),
+	   "is not an owner of dataset "
 	   "bank_customers");
 	OK(F.anna, RM_EV_DEPROVISIONED, b_deprov("bank_customers"));
 	CHECK(rm_state_provision(&S, "bank_customers") == NULL && S.nprovisions == 2);
@@ -463,7 +481,7 @@ static void test_lifecycle(void)
 	{
 		char *l = describe(F.carl, RM_EV_STOPPED, b_stopped("line\nbreak"));
 		char *want = dcr_asprintf("2026-11-25T12:00:00Z %.20s stopped the room: line break",
-					  F.carl_s);
+		                          F.carl_s);
 		CHECK_LINE(l, want);
 		free(want);
 	}

@@ -9,19 +9,19 @@
 
 static int t_failures;
 
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-			t_failures++;                                                     \
-		}                                                                         \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+			t_failures++;                                                              \
+		}                                                                                  \
 	} while (0)
 
 /* rc must be an error and err.msg must contain every non-NULL needle. */
 #define CHECK_ERR(rc, err, ...) t_check_err((rc), (err), __FILE__, __LINE__, __VA_ARGS__, NULL)
 
-__attribute__((sentinel, unused)) static void t_check_err(int rc, const dcr_err *err, const char *file,
-						  int line, ...)
+__attribute__((sentinel, unused)) static void t_check_err(int rc, const dcr_err *err,
+                                                          const char *file, int line, ...)
 {
 	va_list ap;
 	if (rc == 0) {
@@ -33,7 +33,7 @@ __attribute__((sentinel, unused)) static void t_check_err(int rc, const dcr_err 
 	for (const char *n = va_arg(ap, const char *); n; n = va_arg(ap, const char *)) {
 		if (!strstr(err->msg, n)) {
 			fprintf(stderr, "%s:%d: error \"%s\" does not contain \"%s\"\n", file, line,
-				err->msg, n);
+			        err->msg, n);
 			t_failures++;
 		}
 	}
@@ -76,41 +76,48 @@ static void t_fixture_release(t_fixture *f)
  * column to group by, an analyst for every computation. @ANNA@ and @IAN@
  * are replaced by the keys. */
 static const char t_def_template[] =
-	"{\n"
-	"  \"format\": \"dcr.room/1\",\n"
-	"  \"name\": \"bank-insurer-overlap\",\n"
-	"  \"description\": \"Customer overlap between a bank and an insurer\",\n"
-	"  \"settings\": {\"interactive\": true, \"development\": true, \"require_provisioned\": true},\n"
-	"  \"participants\": [\n"
-	"    {\"email\": \"anna@bank.example\", \"key\": \"@ANNA@\",\n"
-	"     \"owner_of\": [\"bank_customers\", \"contracts\"], \"analyst_of\": [\"overlap\"]},\n"
-	"    {\"email\": \"ian@insurer.example\", \"key\": \"@IAN@\",\n"
-	"     \"owner_of\": [\"insurer_customers\"],\n"
-	"     \"analyst_of\": [\"overlap\", \"bank_synthetic\", \"churn\", \"summary_r\", \"by_city\"]}\n"
-	"  ],\n"
-	"  \"datasets\": [\n"
-	"    {\"name\": \"bank_customers\", \"kind\": \"table\", \"required\": true, \"share_statistics\": false,\n"
-	"     \"columns\": [{\"name\": \"email\", \"type\": \"string\", \"nullable\": false, \"format\": \"email\"},\n"
-	"                 {\"name\": \"city\", \"type\": \"string\", \"nullable\": true},\n"
-	"                 {\"name\": \"age\", \"type\": \"integer\", \"nullable\": true},\n"
-	"                 {\"name\": \"balance\", \"type\": \"float\", \"nullable\": true}]},\n"
-	"    {\"name\": \"insurer_customers\", \"kind\": \"table\", \"share_statistics\": true,\n"
-	"     \"columns\": [{\"name\": \"email\", \"type\": \"string\", \"nullable\": false},\n"
-	"                 {\"name\": \"risk\", \"type\": \"integer\"}]},\n"
-	"    {\"name\": \"contracts\", \"kind\": \"file\", \"required\": false}\n"
-	"  ],\n"
-	"  \"computations\": [\n"
-	"    {\"name\": \"overlap\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": 10},\n"
-	"     \"query\": \"SELECT b.city, COUNT(*) AS n FROM bank_customers b JOIN insurer_customers i USING (email) GROUP BY b.city\"},\n"
-	"    {\"name\": \"by_city\", \"kind\": \"sql\",\n"
-	"     \"query\": \"SELECT city, n * 2 AS twice FROM overlap\"},\n"
-	"    {\"name\": \"bank_synthetic\", \"kind\": \"synthetic\", \"input\": \"bank_customers\",\n"
-	"     \"mask\": [\"email\"], \"epsilon\": 1.0},\n"
-	"    {\"name\": \"churn\", \"kind\": \"python\", \"inputs\": [\"overlap\"], \"script\": \"print(1)\\n\"},\n"
-	"    {\"name\": \"summary_r\", \"kind\": \"r\", \"inputs\": [\"overlap\", \"contracts\"], \"script\": \"x <- 1\"}\n"
-	"  ],\n"
-	"  \"x-comment\": \"ignored\"\n"
-	"}\n";
+    "{\n"
+    "  \"format\": \"dcr.room/1\",\n"
+    "  \"name\": \"bank-insurer-overlap\",\n"
+    "  \"description\": \"Customer overlap between a bank and an insurer\",\n"
+    "  \"settings\": {\"interactive\": true, \"development\": true, \"require_provisioned\": "
+    "true},\n"
+    "  \"participants\": [\n"
+    "    {\"email\": \"anna@bank.example\", \"key\": \"@ANNA@\",\n"
+    "     \"owner_of\": [\"bank_customers\", \"contracts\"], \"analyst_of\": [\"overlap\"]},\n"
+    "    {\"email\": \"ian@insurer.example\", \"key\": \"@IAN@\",\n"
+    "     \"owner_of\": [\"insurer_customers\"],\n"
+    "     \"analyst_of\": [\"overlap\", \"bank_synthetic\", \"churn\", \"summary_r\", "
+    "\"by_city\"]}\n"
+    "  ],\n"
+    "  \"datasets\": [\n"
+    "    {\"name\": \"bank_customers\", \"kind\": \"table\", \"required\": true, "
+    "\"share_statistics\": false,\n"
+    "     \"columns\": [{\"name\": \"email\", \"type\": \"string\", \"nullable\": false, "
+    "\"format\": \"email\"},\n"
+    "                 {\"name\": \"city\", \"type\": \"string\", \"nullable\": true},\n"
+    "                 {\"name\": \"age\", \"type\": \"integer\", \"nullable\": true},\n"
+    "                 {\"name\": \"balance\", \"type\": \"float\", \"nullable\": true}]},\n"
+    "    {\"name\": \"insurer_customers\", \"kind\": \"table\", \"share_statistics\": true,\n"
+    "     \"columns\": [{\"name\": \"email\", \"type\": \"string\", \"nullable\": false},\n"
+    "                 {\"name\": \"risk\", \"type\": \"integer\"}]},\n"
+    "    {\"name\": \"contracts\", \"kind\": \"file\", \"required\": false}\n"
+    "  ],\n"
+    "  \"computations\": [\n"
+    "    {\"name\": \"overlap\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": 10},\n"
+    "     \"query\": \"SELECT b.city, COUNT(*) AS n FROM bank_customers b JOIN insurer_customers i "
+    "USING (email) GROUP BY b.city\"},\n"
+    "    {\"name\": \"by_city\", \"kind\": \"sql\",\n"
+    "     \"query\": \"SELECT city, n * 2 AS twice FROM overlap\"},\n"
+    "    {\"name\": \"bank_synthetic\", \"kind\": \"synthetic\", \"input\": \"bank_customers\",\n"
+    "     \"mask\": [\"email\"], \"epsilon\": 1.0},\n"
+    "    {\"name\": \"churn\", \"kind\": \"python\", \"inputs\": [\"overlap\"], \"script\": "
+    "\"print(1)\\n\"},\n"
+    "    {\"name\": \"summary_r\", \"kind\": \"r\", \"inputs\": [\"overlap\", \"contracts\"], "
+    "\"script\": \"x <- 1\"}\n"
+    "  ],\n"
+    "  \"x-comment\": \"ignored\"\n"
+    "}\n";
 
 /* Replaces the first occurrence of from by to; aborts if absent. Heap. */
 __attribute__((unused)) static char *t_replace(const char *s, const char *from, const char *to)

@@ -7,25 +7,25 @@
 static t_fixture F;
 
 /* Parses text that must fail; checks the message contains the needles. */
-#define BAD(text, ...)                                                                  \
-	do {                                                                            \
-		rm_def *d_ = NULL;                                                      \
-		dcr_err e_;                                                             \
-		dcr_err_clear(&e_);                                                     \
-		int rc_ = rm_def_parse((text), strlen(text), &d_, &e_);                 \
-		CHECK_ERR(rc_, &e_, __VA_ARGS__);                                       \
-		if (getenv("RM_VERBOSE"))                                               \
-			fprintf(stderr, "ok: %s\n", e_.msg);                            \
-		CHECK(d_ == NULL);                                                      \
-		rm_def_free(d_);                                                        \
+#define BAD(text, ...)                                                                             \
+	do {                                                                                       \
+		rm_def *d_ = NULL;                                                                 \
+		dcr_err e_;                                                                        \
+		dcr_err_clear(&e_);                                                                \
+		int rc_ = rm_def_parse((text), strlen(text), &d_, &e_);                            \
+		CHECK_ERR(rc_, &e_, __VA_ARGS__);                                                  \
+		if (getenv("RM_VERBOSE"))                                                          \
+			fprintf(stderr, "ok: %s\n", e_.msg);                                       \
+		CHECK(d_ == NULL);                                                                 \
+		rm_def_free(d_);                                                                   \
 	} while (0)
 
 /* Edit the valid definition once (from -> to) and expect failure. */
-#define BAD_EDIT(from, to, ...)                                                         \
-	do {                                                                            \
-		char *t_ = t_replace(valid, (from), (to));                              \
-		BAD(t_, __VA_ARGS__);                                                   \
-		free(t_);                                                               \
+#define BAD_EDIT(from, to, ...)                                                                    \
+	do {                                                                                       \
+		char *t_ = t_replace(valid, (from), (to));                                         \
+		BAD(t_, __VA_ARGS__);                                                              \
+		free(t_);                                                                          \
 	} while (0)
 
 static void test_valid_roundtrip(const char *valid)
@@ -105,8 +105,8 @@ static void test_valid_roundtrip(const char *valid)
 static void test_minimal_defaults(void)
 {
 	char *text = dcr_asprintf("{\"format\":\"dcr.room/1\",\"name\":\"r1\",\"participants\":"
-				  "[{\"email\":\"a@b.example\",\"key\":\"%s\"}]}",
-				  F.anna_s);
+	                          "[{\"email\":\"a@b.example\",\"key\":\"%s\"}]}",
+	                          F.anna_s);
 	rm_def *d = NULL;
 	dcr_err e;
 	CHECK(rm_def_parse(text, strlen(text), &d, &e) == 0);
@@ -128,33 +128,35 @@ int main(void)
 
 	/* duplicate names (case-insensitive, across datasets and computations) */
 	BAD_EDIT("\"name\": \"by_city\"", "\"name\": \"overlap\"",
-		 "computations[1].name: \"overlap\" is already the name of computations[0]");
+	         "computations[1].name: \"overlap\" is already the name of computations[0]");
 	BAD_EDIT("\"name\": \"contracts\"", "\"name\": \"Overlap\"",
-		 "computations[0].name: \"overlap\" is already the name of datasets[2]");
+	         "computations[0].name: \"overlap\" is already the name of datasets[2]");
 	BAD_EDIT("\"name\": \"age\"", "\"name\": \"CITY\"", "datasets[0].columns[2].name",
-		 "columns[1]");
+	         "columns[1]");
 	/* unknown type, bad format */
-	BAD_EDIT("{\"name\": \"risk\", \"type\": \"integer\"}", "{\"name\": \"risk\", \"type\": \"int\"}",
-		 "datasets[1].columns[1].type: unknown type \"int\"; expected string, integer or "
-		 "float");
-	BAD_EDIT("\"type\": \"integer\", \"nullable\": true}", "\"type\": \"integer\", \"format\": \"date\"}",
-		 "datasets[0].columns[2].format: only string columns take a format");
+	BAD_EDIT("{\"name\": \"risk\", \"type\": \"integer\"}",
+	         "{\"name\": \"risk\", \"type\": \"int\"}",
+	         "datasets[1].columns[1].type: unknown type \"int\"; expected string, integer or "
+	         "float");
+	BAD_EDIT("\"type\": \"integer\", \"nullable\": true}",
+	         "\"type\": \"integer\", \"format\": \"date\"}",
+	         "datasets[0].columns[2].format: only string columns take a format");
 	/* unresolved references */
 	BAD_EDIT("\"owner_of\": [\"insurer_customers\"]", "\"owner_of\": [\"insurer_custmers\"]",
-		 "participants[1].owner_of[0]: no dataset named \"insurer_custmers\"");
+	         "participants[1].owner_of[0]: no dataset named \"insurer_custmers\"");
 	BAD_EDIT("\"analyst_of\": [\"overlap\"]}", "\"analyst_of\": [\"overlapp\"]}",
-		 "participants[0].analyst_of[0]: no computation named \"overlapp\"");
+	         "participants[0].analyst_of[0]: no computation named \"overlapp\"");
 	BAD_EDIT("\"inputs\": [\"overlap\"]", "\"inputs\": [\"overlap\", \"nothing\"]",
-		 "computations[3].inputs[1]: no dataset or computation named \"nothing\"");
+	         "computations[3].inputs[1]: no dataset or computation named \"nothing\"");
 	BAD_EDIT("\"input\": \"bank_customers\"", "\"input\": \"bank_custom\"",
-		 "computations[2].input: no dataset named \"bank_custom\"");
+	         "computations[2].input: no dataset named \"bank_custom\"");
 	BAD_EDIT("\"mask\": [\"email\"]", "\"mask\": [\"mail\"]",
-		 "computations[2].mask[0]: dataset bank_customers has no column \"mail\"");
+	         "computations[2].mask[0]: dataset bank_customers has no column \"mail\"");
 	/* owners and analysts */
 	BAD_EDIT("[\"bank_customers\", \"contracts\"]", "[\"bank_customers\"]",
-		 "datasets[2] (\"contracts\"): no owner");
+	         "datasets[2] (\"contracts\"): no owner");
 	BAD_EDIT(", \"summary_r\", \"by_city\"]", ", \"by_city\"]",
-		 "computations[4] (\"summary_r\"): no analyst");
+	         "computations[4] (\"summary_r\"): no analyst");
 	/* keys and emails */
 	{
 		char *t = t_replace(valid, F.anna_s, "ed25519:AAAA");
@@ -169,56 +171,61 @@ int main(void)
 		free(t);
 	}
 	BAD_EDIT("\"anna@bank.example\"", "\"anna at bank\"",
-		 "participants[0].email: \"anna at bank\" does not look like an email address");
+	         "participants[0].email: \"anna at bank\" does not look like an email address");
 	BAD_EDIT("\"ian@insurer.example\"", "\"ANNA@bank.example\"",
-		 "participants[1].email: \"ANNA@bank.example\" is already participants[0]");
+	         "participants[1].email: \"ANNA@bank.example\" is already participants[0]");
 	/* cycles: between python computations, and an SQL query reading itself */
 	{
-		char *t = t_replace(valid, "\"inputs\": [\"overlap\"]", "\"inputs\": [\"summary_r\"]");
+		char *t =
+		    t_replace(valid, "\"inputs\": [\"overlap\"]", "\"inputs\": [\"summary_r\"]");
 		t = t_edit(t, "[\"overlap\", \"contracts\"]", "[\"churn\"]");
-		BAD(t, "computations[3] (\"churn\"): dependency cycle: churn -> summary_r -> churn");
+		BAD(t,
+		    "computations[3] (\"churn\"): dependency cycle: churn -> summary_r -> churn");
 		free(t);
 	}
 	BAD_EDIT("n * 2 AS twice FROM overlap", "n * 2 AS twice FROM by_city",
-		 "dependency cycle: by_city -> by_city");
+	         "dependency cycle: by_city -> by_city");
 	/* SQL against the declared schemas */
 	BAD_EDIT("GROUP BY b.city", "GROUP BY b.citi",
-		 "computations[0] (\"overlap\"): SQL error: ", "no such column: b.citi");
+	         "computations[0] (\"overlap\"): SQL error: ", "no such column: b.citi");
 	BAD_EDIT("SELECT city, n * 2", "SELECT city, m * 2",
-		 "computations[1] (\"by_city\"): SQL error: ", "no such column: m");
+	         "computations[1] (\"by_city\"): SQL error: ", "no such column: m");
 	BAD_EDIT("SELECT b.city, COUNT(*) AS n FROM bank_customers b JOIN insurer_customers i "
-		 "USING (email) GROUP BY b.city",
-		 "SELECT b.city, i.risk AS n FROM bank_customers b JOIN insurer_customers i USING "
-		 "(email)",
-		 "computations[0] (\"overlap\"): ", "aggregat");
+	         "USING (email) GROUP BY b.city",
+	         "SELECT b.city, i.risk AS n FROM bank_customers b JOIN insurer_customers i USING "
+	         "(email)",
+	         "computations[0] (\"overlap\"): ", "aggregat");
 	BAD_EDIT("FROM overlap\"}", "FROM overlap JOIN contracts\"}",
-		 "computations[1] (\"by_city\"): the query reads file dataset contracts");
+	         "computations[1] (\"by_city\"): the query reads file dataset contracts");
 	BAD_EDIT("FROM overlap\"}", "FROM churn\"}",
-		 "computations[1] (\"by_city\"): the query reads the result of python computation "
-		 "churn");
-	BAD_EDIT("\"kind\": \"sql\",\n     \"query\"", "\"kind\": \"sql\", \"inputs\": [\"overlap\"],\n     \"query\"",
-		 "computations[1].inputs: not a field of sql computations");
+	         "computations[1] (\"by_city\"): the query reads the result of python computation "
+	         "churn");
+	BAD_EDIT("\"kind\": \"sql\",\n     \"query\"",
+	         "\"kind\": \"sql\", \"inputs\": [\"overlap\"],\n     \"query\"",
+	         "computations[1].inputs: not a field of sql computations");
 	BAD_EDIT("\"script\": \"x <- 1\"", "\"query\": \"x <- 1\"",
-		 "computations[4].query: not a field of r computations");
-	BAD_EDIT("\"epsilon\": 1.0", "\"epsilon\": 0", "computations[2].epsilon: expected a number");
+	         "computations[4].query: not a field of r computations");
+	BAD_EDIT("\"epsilon\": 1.0", "\"epsilon\": 0",
+	         "computations[2].epsilon: expected a number");
 	BAD_EDIT("\"min_rows_aggregated\": 10", "\"min_rows_aggregated\": -1",
-		 "computations[0].privacy.min_rows_aggregated: expected an integer");
+	         "computations[0].privacy.min_rows_aggregated: expected an integer");
 	/* names */
 	BAD_EDIT("\"name\": \"contracts\"", "\"name\": \"con-tracts\"",
-		 "datasets[2].name: \"con-tracts\" is not a valid name");
+	         "datasets[2].name: \"con-tracts\" is not a valid name");
 	BAD_EDIT("\"name\": \"contracts\"", "\"name\": \"sqlite_x\"",
-		 "datasets[2].name: \"sqlite_x\" is not a valid name");
-	BAD_EDIT("\"bank-insurer-overlap\"", "\"bank insurer\"", "name: \"bank insurer\" is not a valid room name");
+	         "datasets[2].name: \"sqlite_x\" is not a valid name");
+	BAD_EDIT("\"bank-insurer-overlap\"", "\"bank insurer\"",
+	         "name: \"bank insurer\" is not a valid room name");
 	/* JSON syntax, duplicate keys, unknown fields */
 	BAD_EDIT("\"name\": \"bank-insurer-overlap\",", "\"name\": \"bank-insurer-overlap\"",
-		 "line 4, column ");
+	         "line 4, column ");
 	BAD_EDIT("\"description\":", "\"name\": \"again\", \"description\":", "line 4, column ",
-		 "duplicate");
+	         "duplicate");
 	BAD_EDIT("\"x-comment\"", "\"nmae\"", "unknown field \"nmae\"");
 	BAD_EDIT("\"nullable\": false, \"format\"", "\"nulable\": false, \"format\"",
-		 "datasets[0].columns[0]: unknown field \"nulable\"");
+	         "datasets[0].columns[0]: unknown field \"nulable\"");
 	BAD_EDIT("\"require_provisioned\": true", "\"require_provisioned\": 1",
-		 "settings.require_provisioned: expected true or false");
+	         "settings.require_provisioned: expected true or false");
 	BAD_EDIT("\"dcr.room/1\"", "\"dcr.room/2\"", "format: unknown format \"dcr.room/2\"");
 	BAD("[]", "must be a JSON object");
 	BAD("", "line 1, column ");

@@ -28,10 +28,10 @@ static size_t rndn(size_t n)
 }
 
 static const char *const tokens[] = {
-	"{",	  "}",	   "[",	      "]",	  ",",	       ":",	"\"",	 "null",
-	"true",	  "1e999", "-1",      "0.5",	  "\\u0000",   "\"x-a\":1,", "\"\"", "[]",
-	"{}",	  "\"int\"", "\"file\"", "\"sql\"", "\"python\"", "overlap", "sqlite_", "\\",
-	"SELECT", "FROM",  "COUNT(*)", "ed25519:", "@",	       "\xff",	"\xc3\xa9", "\n",
+    "{",      "}",       "[",        "]",        ",",          ":",          "\"",       "null",
+    "true",   "1e999",   "-1",       "0.5",      "\\u0000",    "\"x-a\":1,", "\"\"",     "[]",
+    "{}",     "\"int\"", "\"file\"", "\"sql\"",  "\"python\"", "overlap",    "sqlite_",  "\\",
+    "SELECT", "FROM",    "COUNT(*)", "ed25519:", "@",          "\xff",       "\xc3\xa9", "\n",
 };
 
 static char *mutate(const char *src)
@@ -104,7 +104,8 @@ static void fuzz_definitions(const char *valid, int iters)
 			parsed++;
 			char *j1 = rm_def_to_json(d);
 			if (rm_def_parse(j1, strlen(j1), &d2, &e) != 0) {
-				fprintf(stderr, "iteration %d: printed form rejected: %s\n", i, e.msg);
+				fprintf(stderr, "iteration %d: printed form rejected: %s\n", i,
+				        e.msg);
 				t_failures++;
 			} else {
 				char *j2 = rm_def_to_json(d2);
@@ -124,31 +125,31 @@ static void fuzz_definitions(const char *valid, int iters)
 /* ---- bodies --------------------------------------------------------------------- */
 
 static const char *const keys[] = {
-	/* sorted, so any subset in order is canonical */
-	"blob",	   "bytes",	  "computation",  "dataset",	   "definition",  "definition_sha256",
-	"duration_ms", "error",	  "file",	  "inputs",	   "reason",	  "result_blob",
-	"result_bytes", "result_sha256", "rows",	  "run",	   "schema",	  "sha256",
-	"stats_sha256", "suppressed",
+    /* sorted, so any subset in order is canonical */
+    "blob",         "bytes",         "computation", "dataset", "definition", "definition_sha256",
+    "duration_ms",  "error",         "file",        "inputs",  "reason",     "result_blob",
+    "result_bytes", "result_sha256", "rows",        "run",     "schema",     "sha256",
+    "stats_sha256", "suppressed",
 };
 static const char *const types[] = {
-	RM_EV_CREATED,	 RM_EV_SAVED,	      RM_EV_PUBLISHED,	    RM_EV_STOPPED,
-	RM_EV_PROVISIONED, RM_EV_DEPROVISIONED, RM_EV_RUN_REQUESTED, RM_EV_RUN_COMPLETED,
-	RM_EV_RUN_FAILED, RM_EV_RETRIEVED,	"room.other",
+    RM_EV_CREATED,     RM_EV_SAVED,         RM_EV_PUBLISHED,     RM_EV_STOPPED,
+    RM_EV_PROVISIONED, RM_EV_DEPROVISIONED, RM_EV_RUN_REQUESTED, RM_EV_RUN_COMPLETED,
+    RM_EV_RUN_FAILED,  RM_EV_RETRIEVED,     "room.other",
 };
 static const char *const strs[] = {
-	"bank_customers",
-	"insurer_customers",
-	"overlap",
-	"by_city",
-	"churn",
-	"",
-	"4f1c2a9b000000000000000000000001",
-	"4f1c2a9b000000000000000000000002",
-	"[[\"city\",\"string\"],[\"n\",\"integer\"]]",
-	"{}",
-	"{\"bank_customers\":\"0000000000000000000000000000000000000000000000000000000000000000\"}",
-	"[",
-	"line\nbreak",
+    "bank_customers",
+    "insurer_customers",
+    "overlap",
+    "by_city",
+    "churn",
+    "",
+    "4f1c2a9b000000000000000000000001",
+    "4f1c2a9b000000000000000000000002",
+    "[[\"city\",\"string\"],[\"n\",\"integer\"]]",
+    "{}",
+    "{\"bank_customers\":\"0000000000000000000000000000000000000000000000000000000000000000\"}",
+    "[",
+    "line\nbreak",
 };
 
 static void random_value(dcr_mpw *w)
@@ -177,17 +178,17 @@ static void random_value(dcr_mpw *w)
 
 /* Field names of each type in types[] (space separated, padded). */
 static const char *const fields_of[] = {
-	" definition ",
-	" definition ",
-	" definition_sha256 ",
-	" reason ",
-	" blob bytes dataset file rows sha256 stats_sha256 ",
-	" dataset ",
-	" computation run ",
-	" computation duration_ms inputs result_blob result_bytes result_sha256 rows run schema "
-	"suppressed ",
-	" computation error run ",
-	" run ",
+    " definition ",
+    " definition ",
+    " definition_sha256 ",
+    " reason ",
+    " blob bytes dataset file rows sha256 stats_sha256 ",
+    " dataset ",
+    " computation run ",
+    " computation duration_ms inputs result_blob result_bytes result_sha256 rows run schema "
+    "suppressed ",
+    " computation error run ",
+    " run ",
 };
 
 static bool has_field(const char *list, const char *key)
@@ -250,13 +251,18 @@ static void fuzz_bodies(const t_fixture *f, int iters)
 			type = RM_EV_PUBLISHED;
 			rm_body_published(&body, s.def_sha256);
 		} else {
-			rm_provision p = {.dataset = step == 2 ? "bank_customers" : "insurer_customers",
-					  .blob = "b", .file = "f.csv", .rows = 1, .bytes = 1};
+			rm_provision p = {.dataset =
+			                      step == 2 ? "bank_customers" : "insurer_customers",
+			                  .blob = "b",
+			                  .file = "f.csv",
+			                  .rows = 1,
+			                  .bytes = 1};
 			type = RM_EV_PROVISIONED;
 			k = step == 2 ? f->anna : f->ian;
 			rm_body_provisioned(&body, &p);
 		}
-		DCR_ASSERT(es_event_build(k, room, s.size, 1, type, body.data, body.len, &entry, &e) == 0);
+		DCR_ASSERT(
+		    es_event_build(k, room, s.size, 1, type, body.data, body.len, &entry, &e) == 0);
 		DCR_ASSERT(es_event_decode(entry.data, entry.len, &ev, &e) == 0);
 		DCR_ASSERT(rm_apply(&s, &ev, &e) == 0);
 		es_event_release(&ev);
@@ -292,8 +298,8 @@ static void fuzz_bodies(const t_fixture *f, int iters)
 				random_value(&w);
 		}
 		uint64_t seq = rndn(10) ? s.size : rndn(s.size + 2);
-		DCR_ASSERT(es_event_build(actor, room, seq, rnd() >> 20, type, body.data,
-					  body.len, &entry, &e) == 0);
+		DCR_ASSERT(es_event_build(actor, room, seq, rnd() >> 20, type, body.data, body.len,
+		                          &entry, &e) == 0);
 		DCR_ASSERT(es_event_decode(entry.data, entry.len, &ev, &e) == 0);
 		char *line = rm_describe(&s, &ev);
 		CHECK(line && strchr(line, '\n') == NULL);
