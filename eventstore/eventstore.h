@@ -63,8 +63,14 @@ int es_event_build(const dcr_key *k, const uint8_t room[ES_ROOM_ID_BYTES], uint6
  * NOT verify the signature (see es_event_verify). The entry bytes must
  * outlive ev. */
 int es_event_decode(const void *entry, size_t n, es_event *ev, dcr_err *err);
-/* Verifies ev->sig by ev->actor over the stored envelope bytes. */
+/* Verifies ev->sig by ev->actor over the stored envelope bytes: 0,
+ * DCR_ESIG, or DCR_EKEY (not a point, or of small order: see below). */
 int es_event_verify(const es_event *ev, dcr_err *err);
+/* True for the public keys of small order (0, identity, order 2, 4, 8 and
+ * their non-canonical encodings): OpenSSL accepts them, and signatures
+ * under them can be forged without the private key. Reject such keys
+ * wherever a key enters the system (room definitions, authentication). */
+bool es_key_is_weak(const uint8_t pub[DCR_ED25519_PUB_BYTES]);
 void es_event_release(es_event *ev);
 
 /* Room id helpers. */

@@ -628,6 +628,43 @@ static void test_signatures(void)
 		CHECK(es_event_verify(&ev, &err) != 0, "invalid actor key verifies");
 		es_event_release(&ev);
 	}
+	/* Small-order actor keys: with R = identity and S = 0 the signature
+	 * "verifies" for many messages under OpenSSL; es_event_verify must
+	 * refuse the key itself, whatever the message. */
+	{
+		static const char *const weak[] = {
+			"0000000000000000000000000000000000000000000000000000000000000000",
+			"0100000000000000000000000000000000000000000000000000000000000000",
+			"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+			"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+			"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+			"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+			"eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+		};
+		uint8_t raw[34] = {0xc4, 32};
+
+		CHECK(!es_key_is_weak(pub_a) && !es_key_is_weak(pub_b), "real keys are not weak");
+		for (size_t i = 0; i < 7; i++)
+			for (int sign = 0; sign < 2; sign++)
+				for (int m = 0; m < 8; m++) {
+					DCR_ASSERT(dcr_hex_decode(weak[i], 64, raw + 2, 32) == 0);
+					raw[2 + 31] |= (uint8_t)(sign << 7);
+					CHECK(es_key_is_weak(raw + 2), "weak key %zu", i);
+					fields_set(&f, "actor", raw, sizeof(raw));
+					{
+						uint8_t ts = (uint8_t)m; /* another message */
+
+						fields_set(&f, "ts", &ts, 1);
+					}
+					fields_entry(&f, key_a, DCR_DOMAIN_EVENT, &e);
+					memset(e.data + e.len - 64, 0, 64);
+					e.data[e.len - 64] = 0x01; /* R = identity, S = 0 */
+					CHECK(es_event_decode(e.data, e.len, &ev, &err) == 0, "decodes");
+					CHECK(es_event_verify(&ev, &err) == DCR_EKEY,
+					      "weak actor key %zu (sign %d, msg %d) refused", i, sign, m);
+					es_event_release(&ev);
+				}
+	}
 	fields_release(&f);
 	dcr_buf_release(&e);
 }
@@ -692,6 +729,12 @@ static void test_checkpoints(void)
 	cp2 = cp;
 	cp2.sig[63] ^= 0x40;
 	CHECK(es_checkpoint_verify(&cp2, &err) == DCR_ESIG, "sig changed");
+	/* All-zero key and signature (what an unsigned checkpoint holds) verify
+	 * under plain OpenSSL Ed25519; they must not here. */
+	cp2 = cp;
+	memset(cp2.key, 0, 32);
+	memset(cp2.sig, 0, 64);
+	CHECK(es_checkpoint_verify(&cp2, &err) == DCR_EKEY, "zero key refused");
 
 	/* An event-domain signature over the checkpoint body is not a checkpoint. */
 	{
