@@ -290,6 +290,17 @@ static void test_lifecycle(void)
 	CHECK(rm_may_edit(&S, F.anna_pub) && !rm_may_edit(&S, F.ian_pub));
 	uint8_t h1[32];
 	memcpy(h1, S.def_sha256, 32);
+	{
+		uint8_t h[32];
+		char hex[65], *want;
+		dcr_sha256(def2, strlen(def2), h);
+		dcr_hex_encode(h, 32, hex);
+		want = dcr_asprintf("2026-11-25T12:00:00Z anna@bank.example saved a draft "
+		                    "(definition sha256 %.12s)",
+		                    hex);
+		CHECK_LINE(describe(F.anna, RM_EV_SAVED, b_def(def2)), want);
+		free(want);
+	}
 	OK(F.anna, RM_EV_SAVED, b_def(def2));
 	CHECK(memcmp(h1, S.def_sha256, 32) != 0 && strstr(S.def->description, "v2"));
 
@@ -403,6 +414,10 @@ static void test_lifecycle(void)
 	NO(F.daemon, RM_EV_RUN_COMPLETED, b_done("overlap", R1, SCHEMA, INPUTS),
 	   "run " R1 " has already completed");
 	NO(F.daemon, RM_EV_RUN_FAILED, b_failed("overlap", R1, "x"), "has already completed");
+	CHECK_LINE(describe(F.daemon, RM_EV_RUN_FAILED,
+	                    b_failed("bank_synthetic", R2, "not supported yet")),
+	           "2026-11-25T12:00:00Z dcrd failed run 4f1c2a9b of bank_synthetic: not supported "
+	           "yet");
 	OK(F.daemon, RM_EV_RUN_FAILED, b_failed("bank_synthetic", R2, "not supported yet"));
 	CHECK(strcmp(rm_state_run(&S, R2)->error, "not supported yet") == 0);
 
@@ -412,6 +427,10 @@ static void test_lifecycle(void)
 	NO(F.anna, RM_EV_RETRIEVED, b_retrieved(R2),
 	   "actor anna@bank.example is not an analyst of computation bank_synthetic");
 	NO(F.ian, RM_EV_RETRIEVED, b_retrieved(R4), "no run " R4);
+	CHECK_LINE(
+	    describe(F.ian, RM_EV_RETRIEVED, b_retrieved(R1)),
+	    "2026-11-25T12:00:00Z ian@insurer.example retrieved the result of run 4f1c2a9b of "
+	    "overlap");
 	OK(F.ian, RM_EV_RETRIEVED, b_retrieved(R1));
 	OK(F.anna, RM_EV_RETRIEVED, b_retrieved(R1)); /* anna is an analyst of overlap too */
 	CHECK(rm_state_run(&S, R1)->retrieved == 2);
@@ -449,6 +468,9 @@ static void test_lifecycle(void)
 		dcr_buf_release(body);
 		CHECK(same(b, take()));
 	}
+	CHECK_LINE(describe(F.anna, "room.renamed", b_raw1("name", "x")),
+	           "2026-11-25T12:00:00Z anna@bank.example sent an event of unknown type "
+	           "room.renamed");
 	NO(F.anna, "room.renamed", b_raw1("name", "x"),
 	   "seq 13 (room.renamed): unknown event type");
 
@@ -456,6 +478,8 @@ static void test_lifecycle(void)
 	NO(F.ian, RM_EV_DEPROVISIONED, b_deprov("bank_customers"),
 	   "is not an owner of dataset "
 	   "bank_customers");
+	CHECK_LINE(describe(F.anna, RM_EV_DEPROVISIONED, b_deprov("bank_customers")),
+	           "2026-11-25T12:00:00Z anna@bank.example deprovisioned bank_customers");
 	OK(F.anna, RM_EV_DEPROVISIONED, b_deprov("bank_customers"));
 	CHECK(rm_state_provision(&S, "bank_customers") == NULL && S.nprovisions == 2);
 	NO(F.anna, RM_EV_DEPROVISIONED, b_deprov("bank_customers"),

@@ -231,6 +231,24 @@ int main(void)
 	BAD("", "line 1, column ");
 	/* limits */
 	{
+		char *longdesc = dcr_malloc(DCR_RM_DESCRIPTION_BYTES_MAX + 2);
+		memset(longdesc, 'a', DCR_RM_DESCRIPTION_BYTES_MAX + 1);
+		longdesc[DCR_RM_DESCRIPTION_BYTES_MAX + 1] = 0;
+		BAD_EDIT("Customer overlap between a bank and an insurer", longdesc,
+		         "description: 4097 bytes, at most 4096 allowed");
+		free(longdesc);
+		dcr_buf many;
+		dcr_buf_init(&many);
+		for (unsigned i = 0; i <= DCR_RM_PARTICIPANTS_MAX; i++)
+			dcr_buf_printf(&many, "%s{}", i ? "," : "");
+		char *t = dcr_asprintf("{\"format\":\"dcr.room/1\",\"name\":\"r\",\"participants\":"
+		                       "[%s]}",
+		                       dcr_buf_cstr(&many));
+		BAD(t, "participants: 65 entries, at most 64 allowed");
+		free(t);
+		dcr_buf_release(&many);
+	}
+	{
 		size_t n = DCR_RM_DEF_BYTES_MAX + 1;
 		char *big = dcr_malloc(n + 1);
 		memset(big, ' ', n);
