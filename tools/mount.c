@@ -1,0 +1,297 @@
+/* mount.c: `dcr mount ROOM DIR` and `dcr umount DIR`.
+ *
+ * mount shows one room, as the current identity sees it, at DIR (fs/). It
+ * daemonizes unless --foreground, and the parent returns only once the
+ * mount answers (the child reports "ok" or the error through a pipe), so
+ * `dcr mount R D && ls D` never races. A stale mount left at DIR by a
+ * crashed mount process (stat fails with ENOTCONN, "Transport endpoint is
+ * not connected") is detached first.
+ *
+ * umount: umount2() as root, else fusermount3 -u (the setuid helper). The
+ * mount process sees the unmount and exits. */
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tools.h"
+#include "../fs/fs.h"
+
+static void usage_mount(FILE *o)
+{
+	fprintf(o, "usage: dcr mount ROOM DIR [--foreground] [--socket PATH] [--debug]\n"
+		   "  Mounts room ROOM (id or name) at DIR as the current identity sees it.\n"
+		   "  Returns once the mount works; --foreground stays attached until it is\n"
+		   "  unmounted (dcr umount DIR). DCR_MOUNT_LOG=FILE keeps the background\n"
+		   "  process's diagnostics. See docs/mount.md.\n");
+}
+
+static void usage_umount(FILE *o)
+{
+	fprintf(o, "usage: dcr umount DIR [--lazy]\n"
+		   "  Unmounts a room mounted with dcr mount.\n");
+}
+
+static int run_fusermount(const char *dir, bool lazy)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		if (lazy)
+			execlp("fusermount3", "fusermount3", "-u", "-z", dir, (char *)NULL);
+		else
+			execlp("fusermount3", "fusermount3", "-u", dir, (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return 0;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 127 ? -ENOENT : -EIO;
+}
+
+static int do_unmount(const char *dir, bool lazy)
+{
+	if (geteuid() == 0) {
+		if (umount2(dir, lazy ? MNT_DETACH : 0) == 0)
+			return 0;
+		if (errno != EPERM)
+			return -errno;
+	}
+	return run_fusermount(dir, lazy);
+}
+
+/* Detaches a dead mount at dir (ENOTCONN on stat). */
+static int clear_stale(const char *dir, dcr_err *err)
+{
+	struct stat st;
+	if (stat(dir, &st) == 0 || errno != ENOTCONN)
+		return 0;
+	int rc = do_unmount(dir, true);
+	if (rc < 0)
+		return dcr_err_set(err, rc, "%s: stale mount (transport endpoint not connected) "
+					    "could not be cleared: %s",
+				   dir, strerror(-rc));
+	fprintf(stderr, "dcr mount: cleared a stale mount at %s\n", dir);
+	return 0;
+}
+
+/* Runs the mount in this process; writes the outcome to ready_fd. */
+static int serve(const char *room, const char *dir, const char *sock, bool debug, int ready_fd,
+		 dcr_err *err)
+{
+	dcr_key *key = NULL;
+	cl_conn *c = NULL;
+	fs_proto *p = NULL;
+	fs *f = NULL;
+	fs_options o;
+	fs_backend be;
+	int rc;
+
+	memset(&o, 0, sizeof o);
+	rc = tl_load_identity(&key, err);
+	if (rc < 0)
+		goto out;
+	rc = cl_connect(sock, key, &c, err);
+	if (rc < 0)
+		goto out;
+	rc = cl_room_resolve(c, room, o.room, err);
+	cl_close(c);
+	c = NULL;
+	if (rc < 0)
+		goto out;
+	rc = fs_proto_new(sock, key, o.room, 4, &p, err);
+	if (rc < 0)
+		goto out;
+	fs_proto_backend(p, &be);
+	dcr_key_public(key, o.me);
+	memcpy(o.daemon, fs_proto_daemon_key(p), 32);
+	o.mountpoint = dir;
+	o.uid = getuid();
+	o.gid = getgid();
+	rc = fs_new(&o, &be, &f, err);
+	if (rc < 0)
+		goto out;
+	rc = fs_fuse_run(f, dir, ready_fd, 200, debug, err);
+	ready_fd = -1; /* fs_fuse_run reported and closed it */
+out:
+	if (rc < 0 && ready_fd >= 0) {
+		char msg[DCR_ERR_MSG_BYTES + 2];
+		snprintf(msg, sizeof msg, "%s\n", err->msg[0] ? err->msg : dcr_strerror(rc));
+		if (write(ready_fd, msg, strlen(msg)) < 0)
+			rc = rc < 0 ? rc : -errno;
+		close(ready_fd);
+	}
+	fs_free(f);
+	fs_proto_free(p);
+	cl_close(c);
+	dcr_key_free(key);
+	return rc;
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	const char *room = NULL, *dir = NULL, *sock = NULL;
+	bool fg = false, debug = false;
+	char dirabs[PATH_MAX], sockabs[PATH_MAX];
+	dcr_err err = {0};
+	struct stat st;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage_mount(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--foreground") == 0 || strcmp(argv[i], "-f") == 0) {
+			fg = true;
+		} else if (strcmp(argv[i], "--debug") == 0) {
+			debug = true;
+			fg = true;
+		} else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+			sock = argv[++i];
+		} else if (argv[i][0] == '-') {
+			usage_mount(stderr);
+			return 2;
+		} else if (!room) {
+			room = argv[i];
+		} else if (!dir) {
+			dir = argv[i];
+		} else {
+			usage_mount(stderr);
+			return 2;
+		}
+	}
+	if (!room || !dir) {
+		usage_mount(stderr);
+		return 2;
+	}
+	if (!sock)
+		sock = tl_socket_path();
+	if (!sock || !sock[0]) {
+		dcr_err_set(&err, DCR_EINVALID, "no daemon socket: set DCR_SOCKET or use --socket");
+		tl_fail("mount", &err);
+		return 1;
+	}
+	if (clear_stale(dir, &err) < 0) {
+		tl_fail("mount", &err);
+		return 1;
+	}
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || !realpath(dir, dirabs)) {
+		dcr_err_set(&err, -ENOTDIR, "%s: not a directory", dir);
+		tl_fail("mount", &err);
+		return 1;
+	}
+	/* the background process reconnects later, from / */
+	if (!realpath(sock, sockabs)) {
+		dcr_err_set(&err, -errno, "socket %s: %s", sock, strerror(errno));
+		tl_fail("mount", &err);
+		return 1;
+	}
+	if (fg) {
+		rc = serve(room, dirabs, sockabs, debug, -1, &err);
+		if (rc < 0) {
+			tl_fail("mount", &err);
+			return 1;
+		}
+		return 0;
+	}
+
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		dcr_err_set(&err, -errno, "pipe: %s", strerror(errno));
+		tl_fail("mount", &err);
+		return 1;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		dcr_err_set(&err, -errno, "fork: %s", strerror(errno));
+		tl_fail("mount", &err);
+		return 1;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		setsid();
+		signal(SIGHUP, SIG_IGN);
+		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+		const char *log = getenv("DCR_MOUNT_LOG");
+		int lfd = log && log[0] ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)
+				      : -1;
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 1);
+			dup2(lfd >= 0 ? lfd : nul, 2);
+		}
+		if (chdir("/") < 0)
+			_exit(1);
+		rc = serve(room, dirabs, sockabs, false, pfd[1], &err);
+		if (rc < 0)
+			fprintf(stderr, "dcr mount: %s\n", err.msg);
+		if (lfd >= 0)
+			close(lfd);
+		if (nul >= 0)
+			close(nul);
+		exit(rc < 0 ? 1 : 0);
+	}
+	close(pfd[1]);
+	char buf[DCR_ERR_MSG_BYTES + 64];
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = read(pfd[0], buf + n, sizeof buf - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (n == sizeof buf - 1)
+			break;
+	}
+	close(pfd[0]);
+	buf[n] = 0;
+	if (strncmp(buf, "ok\n", 3) == 0)
+		return 0;
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = 0;
+	int wst;
+	waitpid(pid, &wst, WNOHANG);
+	dcr_err_set(&err, DCR_EINTERNAL, "%s", n ? buf : "the mount process exited");
+	tl_fail("mount", &err);
+	return 1;
+}
+
+int cmd_umount(int argc, char **argv)
+{
+	const char *dir = NULL;
+	bool lazy = false;
+	dcr_err err = {0};
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage_umount(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--lazy") == 0 || strcmp(argv[i], "-z") == 0) {
+			lazy = true;
+		} else if (argv[i][0] == '-' || dir) {
+			usage_umount(stderr);
+			return 2;
+		} else {
+			dir = argv[i];
+		}
+	}
+	if (!dir) {
+		usage_umount(stderr);
+		return 2;
+	}
+	int rc = do_unmount(dir, lazy);
+	if (rc < 0) {
+		dcr_err_set(&err, rc, "%s: %s", dir,
+			    rc == -EINVAL ? "not a mount point" : strerror(-rc));
+		tl_fail("umount", &err);
+		return 1;
+	}
+	return 0;
+}
