@@ -232,3 +232,40 @@ expect_eq() {
 expect_contains() {
 	grep -q -F -e "$2" "$1" || e2e_fail "$1 lacks \"$2\"; it was: $(cat "$1")"
 }
+
+# ---- self-test ---------------------------------------------------------------
+# ctest runs every tests/e2e/*.sh, this file too: run directly (not
+# sourced), it checks its own helpers, the cleanup trap above all.
+if [ "$E2E_NAME" = lib ] && [ -z "${E2E_LIB_CHILD:-}" ]; then
+	e2e_setup
+	lib=$DCR_SOURCE_DIR/tests/e2e/lib.sh
+	# A failing test leaves no directory and no process behind.
+	E2E_LIB_CHILD=1 sh -c ". '$lib'; e2e_setup; sleep 300 & E2E_PIDS=\$!;
+		echo \"\$T \$!\"; e2e_fail deliberate" >"$T/child.out" 2>"$T/child.err" && e2e_fail "e2e_fail exited 0"
+	read -r cdir cpid <"$T/child.out" || e2e_fail "child printed nothing: $(cat "$T/child.err")"
+	[ ! -e "$cdir" ] || e2e_fail "cleanup left $cdir"
+	kill -0 "$cpid" 2>/dev/null && e2e_fail "cleanup left process $cpid"
+	grep -q "FAIL: deliberate" "$T/child.err" || e2e_fail "e2e_fail message: $(cat "$T/child.err")"
+	# So does one interrupted by SIGTERM.
+	E2E_LIB_CHILD=1 sh -c ". '$lib'; e2e_setup; sleep 300 & E2E_PIDS=\$!;
+		echo \"\$T \$!\"; wait" >"$T/child2.out" 2>"$T/child2.err" &
+	spid=$!
+	i=0
+	while [ ! -s "$T/child2.out" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	read -r cdir cpid <"$T/child2.out" || e2e_fail "child printed nothing"
+	kill -TERM "$spid"
+	wait "$spid" && e2e_fail "a child killed by SIGTERM exited 0"
+	[ ! -e "$cdir" ] || e2e_fail "cleanup after SIGTERM left $cdir"
+	kill -0 "$cpid" 2>/dev/null && e2e_fail "cleanup after SIGTERM left process $cpid"
+	# expect_* helpers.
+	expect_fail sh -c 'echo oops >&2; exit 3'
+	expect_status 3
+	expect_stderr oops
+	expect_ok sh -c 'echo fine'
+	expect_contains "$E2E_OUT" fine
+	( expect_fail true ) 2>/dev/null && e2e_fail "expect_fail accepted success"
+	( expect_ok false ) 2>/dev/null && e2e_fail "expect_ok accepted failure"
+	( expect_stderr "not there" ) 2>/dev/null && e2e_fail "expect_stderr accepted a missing text"
+	echo "lib: ok"
+	exit 0
+fi
