@@ -1,0 +1,868 @@
+/* test_audit_forge.c: the offline verifier (tools/audit_core.c) against
+ * forged and tampered logs built with real keys.
+ *
+ * Builds an honest room log (every event type, signed by the creator, two
+ * data owners and the daemon), then derives broken exports: flipped bits in
+ * envelopes and signatures, a dropped event, two swapped events, an event
+ * appended by the host with a forged signature, a validly signed provision
+ * by a participant who does not own the dataset, a checkpoint from another
+ * log, an older checkpoint the log does not extend, a truncated log, a
+ * tampered participant list, a wrong daemon key. Each must be reported
+ * invalid, naming the first bad event (seq and type) or the failed check,
+ * with any number of verification threads. Inclusion proofs round-trip and
+ * fail when tampered.
+ *
+ * `test_audit_forge write DIR` writes some of these exports to DIR for
+ * tests/e2e/audit_forge.sh, which checks the same verdicts through
+ * `dcr audit verify`. */
+#include <sys/stat.h>
+
+#include "../../base/base.h"
+#include "../../eventstore/eventstore.h"
+#include "../../room/room.h"
+#include "../../tools/audit_core.h"
+
+static int failures;
+
+#define CHECK(cond)                                                                       \
+	do {                                                                              \
+		if (!(cond)) {                                                            \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
+				#cond);                                                   \
+			failures++;                                                       \
+		}                                                                         \
+	} while (0)
+
+/* ---- a log under construction ------------------------------------------------ */
+
+typedef struct tlog {
+	uint8_t room[ES_ROOM_ID_BYTES];
+	dcr_buf e[64];
+	size_t n;
+	uint64_t ts;
+} tlog;
+
+static dcr_key *kd, *ka, *ki, *km; /* daemon, anna (creator), ian, mallory */
+static uint8_t pd[32], pa[32], pi_[32], pm[32];
+static char *def_json;
+
+static void tlog_init(tlog *l, uint8_t fill)
+{
+	memset(l, 0, sizeof(*l));
+	memset(l->room, fill, sizeof(l->room));
+	l->ts = 1795000000000ull;
+}
+
+static void tlog_release(tlog *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		dcr_buf_release(&l->e[i]);
+}
+
+/* Signs type/body with k as the event at position seq. */
+static void tlog_add_at(tlog *l, const dcr_key *k, uint64_t seq, const char *type, dcr_buf *body)
+{
+	dcr_err err;
+	DCR_ASSERT(l->n < 64);
+	dcr_buf_init(&l->e[l->n]);
+	l->ts += 1000;
+	int rc = es_event_build(k, l->room, seq, l->ts, type, body->data, body->len, &l->e[l->n],
+				&err);
+	if (rc) {
+		fprintf(stderr, "es_event_build: %s\n", err.msg);
+		abort();
+	}
+	l->n++;
+	dcr_buf_reset(body);
+}
+
+static void tlog_add(tlog *l, const dcr_key *k, const char *type, dcr_buf *body)
+{
+	tlog_add_at(l, k, l->n, type, body);
+}
+
+static void run_id(int i, char out[33])
+{
+	snprintf(out, 33, "%032x", 0xabc00 + i);
+}
+
+/* The honest log: every event type. Positions:
+ *  0 room.created (anna)        1 room.draft_saved (anna)
+ *  2 room.published (anna)      3 dataset.provisioned bank (anna)
+ *  4 dataset.provisioned ins (ian)  5 run.requested overlap (anna)
+ *  6 run.completed (dcrd)       7 result.retrieved (anna)
+ *  8 run.requested (ian)        9 run.failed (dcrd)
+ * 10 dataset.deprovisioned ins (ian)  11 room.stopped (anna) */
+static void build_honest(tlog *l, size_t upto)
+{
+	dcr_buf b;
+	char id[33];
+	uint8_t h[32];
+	rm_provision p;
+	rm_run r;
+
+	dcr_buf_init(&b);
+	rm_body_definition(&b, def_json);
+	tlog_add(l, ka, RM_EV_CREATED, &b);
+	if (l->n >= upto)
+		goto out;
+	rm_body_definition(&b, def_json);
+	tlog_add(l, ka, RM_EV_SAVED, &b);
+	if (l->n >= upto)
+		goto out;
+	dcr_sha256(def_json, strlen(def_json), h);
+	rm_body_published(&b, h);
+	tlog_add(l, ka, RM_EV_PUBLISHED, &b);
+	if (l->n >= upto)
+		goto out;
+	memset(&p, 0, sizeof(p));
+	p.dataset = "bank_customers";
+	p.blob = "b1";
+	p.bytes = 1234;
+	p.rows = 1000;
+	memset(p.sha256, 0x3f, 32);
+	memset(p.stats_sha256, 0x11, 32);
+	p.file = "bank.csv";
+	rm_body_provisioned(&b, &p);
+	tlog_add(l, ka, RM_EV_PROVISIONED, &b);
+	if (l->n >= upto)
+		goto out;
+	p.dataset = "insurer_customers";
+	p.blob = "b2";
+	memset(p.sha256, 0x4e, 32);
+	p.file = "ins.csv";
+	rm_body_provisioned(&b, &p);
+	tlog_add(l, ki, RM_EV_PROVISIONED, &b);
+	if (l->n >= upto)
+		goto out;
+	run_id(1, id);
+	rm_body_run_requested(&b, "overlap", id);
+	tlog_add(l, ka, RM_EV_RUN_REQUESTED, &b);
+	if (l->n >= upto)
+		goto out;
+	memset(&r, 0, sizeof(r));
+	r.id = id;
+	r.computation = "overlap";
+	r.state = RM_RUN_DONE;
+	r.result_blob = "r1";
+	r.rows = 1;
+	r.result_bytes = 10;
+	r.duration_ms = 5;
+	memset(r.result_sha256, 0x77, 32);
+	r.schema_json = "[[\"n\",\"integer\"]]";
+	rm_body_run_completed(&b, &r,
+			      "{\"bank_customers\": "
+			      "\"3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f\"}");
+	tlog_add(l, kd, RM_EV_RUN_COMPLETED, &b);
+	if (l->n >= upto)
+		goto out;
+	rm_body_retrieved(&b, id);
+	tlog_add(l, ka, RM_EV_RETRIEVED, &b);
+	if (l->n >= upto)
+		goto out;
+	run_id(2, id);
+	rm_body_run_requested(&b, "overlap", id);
+	tlog_add(l, ki, RM_EV_RUN_REQUESTED, &b);
+	if (l->n >= upto)
+		goto out;
+	rm_body_run_failed(&b, id, "overlap", "out of memory");
+	tlog_add(l, kd, RM_EV_RUN_FAILED, &b);
+	if (l->n >= upto)
+		goto out;
+	rm_body_deprovisioned(&b, "insurer_customers");
+	tlog_add(l, ki, RM_EV_DEPROVISIONED, &b);
+	if (l->n >= upto)
+		goto out;
+	rm_body_stopped(&b, "study finished");
+	tlog_add(l, ka, RM_EV_STOPPED, &b);
+out:
+	dcr_buf_release(&b);
+}
+
+/* Checkpoint signed by k over entries (pointers) [0, n). */
+static void sign_cp(const uint8_t room[16], const uint8_t *const *ents, const size_t *lens,
+		    size_t n, const dcr_key *k, es_checkpoint *cp)
+{
+	uint8_t(*leaves)[32] = dcr_malloc((n + 1) * 32);
+	for (size_t i = 0; i < n; i++)
+		es_leaf_hash(ents[i], lens[i], leaves[i]);
+	memset(cp, 0, sizeof(*cp));
+	memcpy(cp->room, room, 16);
+	cp->size = n;
+	es_merkle_root((const uint8_t(*)[32])leaves, n, cp->root);
+	cp->ts_ms = 1795000999000ull;
+	DCR_ASSERT(es_checkpoint_sign(cp, k) == 0);
+	free(leaves);
+}
+
+/* A view of a log as pointer arrays that tampering can rearrange. */
+typedef struct view {
+	const uint8_t *ent[80];
+	size_t len[80];
+	size_t n;
+	dcr_buf own[8]; /* modified copies */
+	size_t nown;
+} view;
+
+static void view_of(view *v, const tlog *l)
+{
+	memset(v, 0, sizeof(*v));
+	for (size_t i = 0; i < l->n; i++) {
+		v->ent[i] = l->e[i].data;
+		v->len[i] = l->e[i].len;
+	}
+	v->n = l->n;
+}
+
+static void view_release(view *v)
+{
+	for (size_t i = 0; i < v->nown; i++)
+		dcr_buf_release(&v->own[i]);
+}
+
+/* Replaces entry i with a copy that has bit `bit` of byte `off` flipped. */
+static void view_flip(view *v, size_t i, size_t off, int bit)
+{
+	dcr_buf *b = &v->own[v->nown++];
+	dcr_buf_init(b);
+	dcr_buf_append(b, v->ent[i], v->len[i]);
+	DCR_ASSERT(off < b->len);
+	b->data[off] ^= (uint8_t)(1u << bit);
+	v->ent[i] = b->data;
+}
+
+/* The honest final state, for the participant list. */
+static rm_state honest_final;
+
+/* Export of a view; the checkpoint re-signed by the daemon over exactly
+ * these entries (a dishonest host can do that) unless cp is given. */
+static void export_view(const view *v, const uint8_t room[16], const es_checkpoint *cp,
+			dcr_buf *out)
+{
+	es_checkpoint c;
+	if (cp)
+		c = *cp;
+	else
+		sign_cp(room, v->ent, v->len, v->n, kd, &c);
+	dcr_buf_reset(out);
+	au_export_encode(out, room, pd, &c, v->ent, v->len, v->n, &honest_final);
+}
+
+/* Decodes and verifies; returns the code and fills msg/bad_seq. */
+static int verify_bytes(const dcr_buf *b, const au_verify_opts *o, unsigned threads,
+			char *msg, size_t cap, uint64_t *bad_seq)
+{
+	au_export x;
+	au_report rep;
+	au_verify_opts vo;
+	dcr_err err;
+	int rc;
+
+	memset(&vo, 0, sizeof(vo));
+	if (o)
+		vo = *o;
+	vo.threads = threads;
+	dcr_err_clear(&err);
+	*bad_seq = UINT64_MAX;
+	rc = au_export_decode(b->data, b->len, &x, &err);
+	if (rc == 0) {
+		rc = au_verify(&x, &vo, &rep, &err);
+		*bad_seq = rep.bad_seq;
+		au_export_release(&x);
+	}
+	snprintf(msg, cap, "%s", err.msg);
+	return rc;
+}
+
+/* Must be valid with 1, 2 and 3 threads. */
+static void expect_valid(const char *what, const dcr_buf *b, const au_verify_opts *o)
+{
+	char msg[DCR_ERR_MSG_BYTES];
+	uint64_t bad;
+	for (unsigned t = 1; t <= 3; t++) {
+		int rc = verify_bytes(b, o, t, msg, sizeof(msg), &bad);
+		if (rc) {
+			fprintf(stderr, "%s (threads %u): expected valid, got: %s\n", what, t, msg);
+			failures++;
+		}
+	}
+}
+
+/* Must be invalid, at seq (UINT64_MAX: not an event) with a message that
+ * contains want, with 1, 2 and 3 threads. */
+static void expect_invalid(const char *what, const dcr_buf *b, const au_verify_opts *o,
+			   uint64_t seq, const char *want)
+{
+	char msg[DCR_ERR_MSG_BYTES], prefix[64];
+	uint64_t bad;
+	for (unsigned t = 1; t <= 3; t++) {
+		int rc = verify_bytes(b, o, t, msg, sizeof(msg), &bad);
+		bool ok = rc != 0 && strstr(msg, want) != NULL;
+		if (seq != UINT64_MAX) {
+			snprintf(prefix, sizeof(prefix), "seq %llu", (unsigned long long)seq);
+			ok = ok && bad == seq && strncmp(msg, prefix, strlen(prefix)) == 0;
+		}
+		if (!ok) {
+			fprintf(stderr,
+				"%s (threads %u): expected invalid at seq %lld with \"%s\", got rc "
+				"%d at %lld: %s\n",
+				what, t, seq == UINT64_MAX ? -1LL : (long long)seq, want, rc,
+				bad == UINT64_MAX ? -1LL : (long long)bad, msg);
+			failures++;
+		} else if (t == 1) {
+			printf("ok: %s: invalid: %s\n", what, msg);
+		}
+	}
+}
+
+/* Offset of needle inside entry i's envelope. */
+static size_t find_in(const view *v, size_t i, const void *needle, size_t n)
+{
+	const uint8_t *p = memmem(v->ent[i], v->len[i] - 64, needle, n);
+	DCR_ASSERT(p);
+	return (size_t)(p - v->ent[i]);
+}
+
+static void setup(void)
+{
+	char *fa, *fi;
+	DCR_ASSERT(dcr_key_generate(&kd) == 0);
+	DCR_ASSERT(dcr_key_generate(&ka) == 0);
+	DCR_ASSERT(dcr_key_generate(&ki) == 0);
+	DCR_ASSERT(dcr_key_generate(&km) == 0);
+	dcr_key_public(kd, pd);
+	dcr_key_public(ka, pa);
+	dcr_key_public(ki, pi_);
+	dcr_key_public(km, pm);
+	fa = dcr_pub_format(pa);
+	fi = dcr_pub_format(pi_);
+	def_json = dcr_asprintf(
+		"{\"format\": \"dcr.room/1\", \"name\": \"forge-test\",\n"
+		" \"description\": \"audit forgery test\",\n"
+		" \"settings\": {\"require_provisioned\": true},\n"
+		" \"participants\": [\n"
+		"  {\"email\": \"anna@bank.example\", \"key\": \"%s\",\n"
+		"   \"owner_of\": [\"bank_customers\"], \"analyst_of\": [\"overlap\"]},\n"
+		"  {\"email\": \"ian@insurer.example\", \"key\": \"%s\",\n"
+		"   \"owner_of\": [\"insurer_customers\"], \"analyst_of\": [\"overlap\"]}],\n"
+		" \"datasets\": [\n"
+		"  {\"name\": \"bank_customers\", \"columns\": [{\"name\": \"email\", \"type\": "
+		"\"string\"}]},\n"
+		"  {\"name\": \"insurer_customers\", \"columns\": [{\"name\": \"email\", \"type\": "
+		"\"string\"}]}],\n"
+		" \"computations\": [\n"
+		"  {\"name\": \"overlap\", \"kind\": \"sql\",\n"
+		"   \"query\": \"SELECT COUNT(*) AS n FROM bank_customers b JOIN insurer_customers "
+		"i USING (email)\"}]}\n",
+		fa, fi);
+	free(fa);
+	free(fi);
+}
+
+static void teardown(void)
+{
+	dcr_key_free(kd);
+	dcr_key_free(ka);
+	dcr_key_free(ki);
+	dcr_key_free(km);
+	free(def_json);
+	rm_state_release(&honest_final);
+}
+
+/* ---- the checks --------------------------------------------------------------- */
+
+static void test_honest(tlog *l, dcr_buf *out)
+{
+	view v;
+	dcr_err err;
+
+	/* The honest log replays (this also checks the test's own events). */
+	rm_state_init(&honest_final, pd);
+	for (size_t i = 0; i < l->n; i++) {
+		es_event ev;
+		if (au_check_entry(l->room, i, l->e[i].data, l->e[i].len, &ev, &err) ||
+		    au_apply(&honest_final, &ev, i, &err)) {
+			fprintf(stderr, "honest log does not replay: %s\n", err.msg);
+			abort();
+		}
+		es_event_release(&ev);
+	}
+	CHECK(honest_final.status == RM_STOPPED);
+	view_of(&v, l);
+	export_view(&v, l->room, NULL, out);
+	expect_valid("honest log", out, NULL);
+
+	/* Decoding round trip. */
+	au_export x;
+	CHECK(au_export_decode(out->data, out->len, &x, &err) == 0);
+	CHECK(x.n == l->n && x.nparticipants == 2);
+	CHECK(strcmp(x.participants[0].email, "anna@bank.example") == 0);
+	CHECK(memcmp(x.participants[1].key, pi_, 32) == 0);
+	CHECK(memcmp(x.daemon_key, pd, 32) == 0);
+	for (size_t i = 0; i < l->n; i++)
+		CHECK(x.entry_n[i] == l->e[i].len && memcmp(x.entry[i], l->e[i].data, x.entry_n[i]) == 0);
+	au_report rep;
+	CHECK(au_verify(&x, NULL, &rep, &err) == 0);
+	CHECK(strcmp(rep.name, "forge-test") == 0 && rep.events == l->n);
+	au_export_release(&x);
+
+	/* Trailing byte, truncation: structure errors, not crashes. */
+	dcr_buf t;
+	dcr_buf_init(&t);
+	dcr_buf_append(&t, out->data, out->len);
+	dcr_buf_append_u8(&t, 0);
+	expect_invalid("export with a trailing byte", &t, NULL, UINT64_MAX, "export file");
+	t.len = out->len - 1;
+	expect_invalid("truncated export", &t, NULL, UINT64_MAX, "export file");
+	dcr_buf_release(&t);
+	view_release(&v);
+}
+
+static void test_bitflips(const tlog *l)
+{
+	dcr_buf out;
+	view v;
+	char what[128];
+	dcr_buf_init(&out);
+
+	struct {
+		size_t seq;
+		const char *where;
+		const void *needle;
+		size_t n;
+		int bit;
+		const char *want;
+	} cases[] = {
+		{3, "dataset name", "bank_customers", 14, 0, "bad signature"},
+		{3, "actor key", pa, 32, 3, "bad signature"},
+		{6, "run id", "00000000000000000000000000abc01", 31, 1, "bad signature"},
+		{0, "definition text", "forge-test", 10, 5, "bad signature"},
+		{11, "stop reason", "study finished", 14, 2, "bad signature"},
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		view_of(&v, l);
+		size_t off = find_in(&v, cases[c].seq, cases[c].needle, cases[c].n) + 2;
+		view_flip(&v, cases[c].seq, off, cases[c].bit);
+		export_view(&v, l->room, NULL, &out);
+		snprintf(what, sizeof(what), "bit flip in seq %zu envelope (%s)", cases[c].seq,
+			 cases[c].where);
+		expect_invalid(what, &out, NULL, cases[c].seq, cases[c].want);
+		view_release(&v);
+	}
+	/* Structural bytes of the envelope: the map header, the type string:
+	 * the event no longer decodes, or decodes to something unsigned. */
+	size_t structural[] = {0, 1, 9};
+	for (size_t c = 0; c < 3; c++) {
+		view_of(&v, l);
+		view_flip(&v, 4, structural[c], 6);
+		export_view(&v, l->room, NULL, &out);
+		snprintf(what, sizeof(what), "bit flip at envelope byte %zu of seq 4", structural[c]);
+		expect_invalid(what, &out, NULL, 4, "seq 4");
+		view_release(&v);
+	}
+	/* Signature bytes: first, middle, last. */
+	size_t sigoff[] = {64, 31, 1};
+	for (size_t c = 0; c < 3; c++) {
+		view_of(&v, l);
+		view_flip(&v, 7, v.len[7] - sigoff[c], 0);
+		export_view(&v, l->room, NULL, &out);
+		snprintf(what, sizeof(what), "bit flip in seq 7 signature (byte %zu from end)",
+			 sigoff[c]);
+		expect_invalid(what, &out, NULL, 7, "seq 7 (result.retrieved): bad signature");
+		view_release(&v);
+	}
+	/* Flip under the original checkpoint too: the event check comes first. */
+	view_of(&v, l);
+	es_checkpoint cp;
+	sign_cp(l->room, v.ent, v.len, v.n, kd, &cp);
+	view_flip(&v, 5, v.len[5] - 5, 7);
+	export_view(&v, l->room, &cp, &out);
+	expect_invalid("bit flip under the honest checkpoint", &out, NULL, 5,
+		       "seq 5 (run.requested): bad signature");
+	view_release(&v);
+	/* Two bad events: the first is named, whatever the thread split. */
+	view_of(&v, l);
+	view_flip(&v, 9, v.len[9] - 2, 1);
+	view_flip(&v, 2, v.len[2] - 2, 1);
+	export_view(&v, l->room, NULL, &out);
+	expect_invalid("two bad signatures", &out, NULL, 2, "seq 2 (room.published): bad signature");
+	view_release(&v);
+	dcr_buf_release(&out);
+}
+
+static void test_reorder(const tlog *l)
+{
+	dcr_buf out;
+	view v;
+	dcr_buf_init(&out);
+
+	view_of(&v, l);
+	memmove(&v.ent[4], &v.ent[5], (v.n - 5) * sizeof(v.ent[0]));
+	memmove(&v.len[4], &v.len[5], (v.n - 5) * sizeof(v.len[0]));
+	v.n--;
+	export_view(&v, l->room, NULL, &out);
+	expect_invalid("dropped event 4", &out, NULL, 4, "signed for position 5");
+	view_release(&v);
+
+	/* Dropping the last event under the old checkpoint. */
+	view_of(&v, l);
+	es_checkpoint cp;
+	sign_cp(l->room, v.ent, v.len, v.n, kd, &cp);
+	v.n--;
+	export_view(&v, l->room, &cp, &out);
+	expect_invalid("dropped last event", &out, NULL, UINT64_MAX,
+		       "checkpoint covers 12 events but the log has 11");
+	view_release(&v);
+
+	view_of(&v, l);
+	const uint8_t *t = v.ent[7];
+	size_t tn = v.len[7];
+	v.ent[7] = v.ent[8];
+	v.len[7] = v.len[8];
+	v.ent[8] = t;
+	v.len[8] = tn;
+	export_view(&v, l->room, NULL, &out);
+	expect_invalid("swapped events 7 and 8", &out, NULL, 7, "signed for position 8");
+	view_release(&v);
+	dcr_buf_release(&out);
+}
+
+/* The host appends an event claiming to be from anna, signed with its own
+ * key (it has no other), and re-signs the checkpoint. */
+static void forge_appended(const tlog *l, dcr_buf *out)
+{
+	tlog f;
+	dcr_buf b;
+	view v;
+	rm_provision p;
+
+	tlog_init(&f, 0);
+	memcpy(f.room, l->room, 16);
+	f.ts = l->ts;
+	dcr_buf_init(&b);
+	memset(&p, 0, sizeof(p));
+	p.dataset = "bank_customers";
+	p.blob = "evil";
+	p.bytes = 1;
+	p.rows = 1;
+	p.file = "x.csv";
+	rm_body_provisioned(&b, &p);
+	tlog_add_at(&f, kd, l->n, RM_EV_PROVISIONED, &b);
+	dcr_buf_release(&b);
+	/* Put anna's key in the actor field. */
+	uint8_t *act = memmem(f.e[0].data, f.e[0].len - 64, pd, 32);
+	DCR_ASSERT(act);
+	memcpy(act, pa, 32);
+	view_of(&v, l);
+	v.ent[v.n] = f.e[0].data;
+	v.len[v.n] = f.e[0].len;
+	v.n++;
+	export_view(&v, l->room, NULL, out);
+	view_release(&v);
+	tlog_release(&f);
+}
+
+/* ian, validly signing, provisions anna's dataset right after publish
+ * (the daemon would refuse it; a dishonest host could slip it in). */
+static void forge_owner(const tlog *l, dcr_buf *out)
+{
+	tlog f;
+	dcr_buf b;
+	rm_provision p;
+	view v;
+
+	tlog_init(&f, 0);
+	memcpy(f.room, l->room, 16);
+	f.ts = l->ts;
+	dcr_buf_init(&b);
+	memset(&p, 0, sizeof(p));
+	p.dataset = "bank_customers";
+	p.blob = "b9";
+	p.bytes = 9;
+	p.rows = 9;
+	p.file = "fake.csv";
+	rm_body_provisioned(&b, &p);
+	tlog_add_at(&f, ki, 3, RM_EV_PROVISIONED, &b);
+	dcr_buf_release(&b);
+	view_of(&v, l);
+	v.ent[3] = f.e[0].data; /* replaces anna's provision at position 3 */
+	v.len[3] = f.e[0].len;
+	export_view(&v, l->room, NULL, out);
+	view_release(&v);
+	tlog_release(&f);
+}
+
+static void test_forgeries(const tlog *l)
+{
+	dcr_buf out;
+	dcr_buf_init(&out);
+	forge_appended(l, &out);
+	expect_invalid("appended event with a forged signature", &out, NULL, 12,
+		       "seq 12 (dataset.provisioned): bad signature");
+	forge_owner(l, &out);
+	expect_invalid("provision by a non-owner", &out, NULL, 3,
+		       "seq 3 (dataset.provisioned): actor ian@insurer.example is not an owner of "
+		       "dataset bank_customers");
+	dcr_buf_release(&out);
+}
+
+static void test_checkpoints(const tlog *l)
+{
+	dcr_buf out;
+	view v;
+	tlog other, fork;
+	es_checkpoint cp, old;
+	au_verify_opts o;
+	dcr_buf_init(&out);
+
+	/* A checkpoint of another room's log. */
+	tlog_init(&other, 0x22);
+	build_honest(&other, 5);
+	view_of(&v, &other);
+	sign_cp(other.room, v.ent, v.len, v.n, kd, &cp);
+	view_release(&v);
+	view_of(&v, l);
+	export_view(&v, l->room, &cp, &out);
+	expect_invalid("checkpoint of another room", &out, NULL, UINT64_MAX,
+		       "checkpoint is for room 2222");
+
+	/* Same room, same size, different events (a fork). */
+	tlog_init(&fork, 0);
+	memcpy(fork.room, l->room, 16);
+	fork.ts = l->ts + 77777;
+	build_honest(&fork, 12);
+	view fv;
+	view_of(&fv, &fork);
+	sign_cp(fork.room, fv.ent, fv.len, fv.n, kd, &cp);
+	export_view(&v, l->room, &cp, &out);
+	expect_invalid("checkpoint of a forked log", &out, NULL, UINT64_MAX,
+		       "but the signed checkpoint says");
+
+	/* Checkpoint signed by someone else. */
+	sign_cp(l->room, v.ent, v.len, v.n, km, &cp);
+	export_view(&v, l->room, &cp, &out);
+	expect_invalid("checkpoint signed by another key", &out, NULL, UINT64_MAX,
+		       "not by the daemon key");
+
+	/* Checkpoint whose signature is broken. */
+	sign_cp(l->room, v.ent, v.len, v.n, kd, &cp);
+	cp.sig[10] ^= 1;
+	export_view(&v, l->room, &cp, &out);
+	expect_invalid("checkpoint with a bad signature", &out, NULL, UINT64_MAX,
+		       "checkpoint: bad signature");
+
+	/* Older checkpoints. */
+	export_view(&v, l->room, NULL, &out);
+	memset(&o, 0, sizeof(o));
+	o.old_cp = &old;
+	for (size_t k = 1; k <= v.n; k++) {
+		sign_cp(l->room, v.ent, v.len, k, kd, &old);
+		expect_valid("older checkpoint of a prefix", &out, &o);
+	}
+	sign_cp(fork.room, fv.ent, fv.len, 6, kd, &old);
+	expect_invalid("older checkpoint of a forked log", &out, &o, UINT64_MAX,
+		       "not an extension of the older checkpoint");
+	sign_cp(l->room, v.ent, v.len, 6, km, &old);
+	expect_invalid("older checkpoint signed by another key", &out, &o, UINT64_MAX,
+		       "older checkpoint is signed by");
+	/* The log was truncated after the older checkpoint. */
+	sign_cp(l->room, v.ent, v.len, v.n, kd, &old);
+	view tv = v;
+	tv.n = 8;
+	export_view(&tv, l->room, NULL, &out);
+	expect_invalid("log truncated below an older checkpoint", &out, &o, UINT64_MAX,
+		       "history was truncated");
+
+	/* au_checkpoint_load accepts a checkpoint file and an export file. */
+	dcr_buf cpf;
+	dcr_err err;
+	es_checkpoint got;
+	dcr_buf_init(&cpf);
+	sign_cp(l->room, v.ent, v.len, 4, kd, &old);
+	es_checkpoint_encode(&old, &cpf);
+	CHECK(au_checkpoint_load(cpf.data, cpf.len, &got, &err) == 0);
+	CHECK(got.size == 4 && memcmp(got.root, old.root, 32) == 0);
+	view pv = v;
+	pv.n = 4;
+	export_view(&pv, l->room, NULL, &cpf);
+	CHECK(au_checkpoint_load(cpf.data, cpf.len, &got, &err) == 0);
+	CHECK(got.size == 4 && memcmp(got.root, old.root, 32) == 0);
+	/* The export's checkpoint bin starts at byte 14 (map, key, bin8
+	 * header); byte 124 is inside its root or signature. */
+	cpf.data[124] ^= 1;
+	CHECK(au_checkpoint_load(cpf.data, cpf.len, &got, &err) != 0);
+	CHECK(strstr(err.msg, "signature does not verify") != NULL);
+	dcr_buf_release(&cpf);
+
+	/* Daemon key pinning. */
+	memset(&o, 0, sizeof(o));
+	export_view(&v, l->room, NULL, &out);
+	o.daemon_key = pd;
+	expect_valid("pinned daemon key", &out, &o);
+	o.daemon_key = pm;
+	expect_invalid("wrong pinned daemon key", &out, &o, UINT64_MAX, "but you trust");
+
+	view_release(&v);
+	view_release(&fv);
+	tlog_release(&other);
+	tlog_release(&fork);
+	dcr_buf_release(&out);
+}
+
+static void test_participants(const tlog *l)
+{
+	dcr_buf out;
+	view v;
+	dcr_buf_init(&out);
+	view_of(&v, l);
+	export_view(&v, l->room, NULL, &out);
+	/* Change one letter of an email (same length keeps the structure);
+	 * the definitions inside the entries hold the same text, so search
+	 * from the participants key on. */
+	uint8_t *sec = memmem(out.data, out.len, "\xacparticipants", 13);
+	DCR_ASSERT(sec);
+	size_t rest = out.len - (size_t)(sec - out.data);
+	uint8_t *p = memmem(sec, rest, "ian@insurer", 11);
+	DCR_ASSERT(p);
+	p[0] = 'j';
+	expect_invalid("tampered participant email", &out, NULL, UINT64_MAX,
+		       "participants[1] (jan@insurer.example) does not match");
+	/* A participant key swapped for mallory's. */
+	export_view(&v, l->room, NULL, &out);
+	sec = memmem(out.data, out.len, "\xacparticipants", 13);
+	DCR_ASSERT(sec);
+	p = memmem(sec, out.len - (size_t)(sec - out.data), pa, 32);
+	DCR_ASSERT(p);
+	memcpy(p, pm, 32);
+	expect_invalid("tampered participant key", &out, NULL, UINT64_MAX,
+		       "participants[0] (anna@bank.example) does not match");
+	view_release(&v);
+	dcr_buf_release(&out);
+}
+
+static void test_proofs(const tlog *l)
+{
+	view v;
+	es_checkpoint cp;
+	uint8_t(*leaves)[32];
+	dcr_err err;
+	char type[ES_TYPE_BYTES_MAX];
+
+	view_of(&v, l);
+	sign_cp(l->room, v.ent, v.len, v.n, kd, &cp);
+	leaves = dcr_malloc(v.n * 32);
+	for (size_t i = 0; i < v.n; i++)
+		es_leaf_hash(v.ent[i], v.len[i], leaves[i]);
+	for (size_t i = 0; i < v.n; i++) {
+		au_proof p, q;
+		dcr_buf b;
+		memset(&p, 0, sizeof(p));
+		p.cp = cp;
+		p.entry = v.ent[i];
+		p.entry_n = v.len[i];
+		p.index = i;
+		CHECK(es_merkle_inclusion((const uint8_t(*)[32])leaves, v.n, i, p.hashes,
+					  &p.nhashes) == 0);
+		dcr_buf_init(&b);
+		au_proof_encode(&b, &p);
+		CHECK(au_proof_decode(b.data, b.len, &q, &err) == 0);
+		CHECK(au_proof_verify(&q, pd, type, &err) == 0);
+		if (i == 3)
+			CHECK(strcmp(type, "dataset.provisioned") == 0);
+		CHECK(au_proof_verify(&q, pm, type, &err) != 0);
+		q.index = (i + 1) % v.n;
+		CHECK(au_proof_verify(&q, NULL, type, &err) != 0);
+		q.index = i;
+		if (q.nhashes) {
+			q.hashes[0][5] ^= 1;
+			CHECK(au_proof_verify(&q, NULL, type, &err) != 0 &&
+			      strstr(err.msg, "inclusion proof does not verify"));
+			q.hashes[0][5] ^= 1;
+		}
+		b.data[b.len - 40] ^= 1; /* inside the last proof hash or the entry */
+		if (au_proof_decode(b.data, b.len, &q, &err) == 0)
+			CHECK(au_proof_verify(&q, NULL, type, &err) != 0);
+		dcr_buf_release(&b);
+	}
+	free(leaves);
+	view_release(&v);
+}
+
+/* ---- files for the e2e test ----------------------------------------------------- */
+
+static int write_file(const char *dir, const char *name, const dcr_buf *b)
+{
+	char *path = dcr_asprintf("%s/%s", dir, name);
+	dcr_err err;
+	int rc = dcr_write_file_atomic(path, b->data, b->len, 0644, &err);
+	if (rc)
+		fprintf(stderr, "%s\n", err.msg);
+	free(path);
+	return rc;
+}
+
+static int write_files(const char *dir, const tlog *l)
+{
+	dcr_buf out;
+	view v;
+	es_checkpoint cp;
+	int rc = 0;
+	char *k;
+	dcr_buf_init(&out);
+
+	view_of(&v, l);
+	export_view(&v, l->room, NULL, &out);
+	rc |= write_file(dir, "valid.export", &out);
+	forge_appended(l, &out);
+	rc |= write_file(dir, "forged-append.export", &out);
+	forge_owner(l, &out);
+	rc |= write_file(dir, "non-owner.export", &out);
+	sign_cp(l->room, v.ent, v.len, 5, kd, &cp);
+	dcr_buf_reset(&out);
+	es_checkpoint_encode(&cp, &out);
+	rc |= write_file(dir, "prefix5.checkpoint", &out);
+	cp.root[0] ^= 1;
+	DCR_ASSERT(es_checkpoint_sign(&cp, kd) == 0);
+	dcr_buf_reset(&out);
+	es_checkpoint_encode(&cp, &out);
+	rc |= write_file(dir, "fork5.checkpoint", &out);
+	dcr_buf_reset(&out);
+	k = dcr_pub_format(pd);
+	dcr_buf_printf(&out, "%s\n", k);
+	free(k);
+	rc |= write_file(dir, "daemon.key", &out);
+	view_release(&v);
+	dcr_buf_release(&out);
+	return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	tlog l;
+	dcr_buf out;
+
+	setup();
+	tlog_init(&l, 0xd0);
+	build_honest(&l, 12);
+	dcr_buf_init(&out);
+	test_honest(&l, &out);
+	if (argc == 3 && strcmp(argv[1], "write") == 0) {
+		int rc = write_files(argv[2], &l);
+		dcr_buf_release(&out);
+		tlog_release(&l);
+		teardown();
+		return rc;
+	}
+	test_bitflips(&l);
+	test_reorder(&l);
+	test_forgeries(&l);
+	test_checkpoints(&l);
+	test_participants(&l);
+	test_proofs(&l);
+	dcr_buf_release(&out);
+	tlog_release(&l);
+	teardown();
+	if (failures)
+		fprintf(stderr, "%d failures\n", failures);
+	return failures ? 1 : 0;
+}
