@@ -459,8 +459,11 @@ static bool run_id_valid(const char *id)
 
 static const field def_fields[] = {{"definition", F_STR, DCR_RM_DEF_BYTES_MAX}};
 
-/* Parses the definition in a created/draft_saved body. */
-static int body_definition(const es_event *ev, char **json, rm_def **def, dcr_err *err)
+/* Parses the definition in a created/draft_saved body. The daemon's key
+ * may not be a participant: daemon events and participant events must
+ * stay apart, or the host could provision, run and read as a party. */
+static int body_definition(const rm_state *s, const es_event *ev, char **json, rm_def **def,
+                           dcr_err *err)
 {
 	int rc = body_check(ev->body, def_fields, 1, err);
 	if (rc)
@@ -469,6 +472,19 @@ static int body_definition(const es_event *ev, char **json, rm_def **def, dcr_er
 	rc = rm_def_parse(*json, strlen(*json), def, err);
 	if (rc) {
 		dcr_err_prefix(err, "definition");
+	} else {
+		for (size_t i = 0; i < (*def)->nparticipants && !rc; i++)
+			if (memcmp((*def)->participants[i].key, s->daemon_key, 32) == 0)
+				rc = dcr_err_set(err, DCR_EINVALID,
+				                 "definition: participants[%zu].key: is the "
+				                 "daemon's key; the host cannot be a participant",
+				                 i);
+		if (rc) {
+			rm_def_free(*def);
+			*def = NULL;
+		}
+	}
+	if (rc) {
 		free(*json);
 		*json = NULL;
 	}
@@ -491,7 +507,9 @@ static int on_created(rm_state *s, const es_event *ev, dcr_err *err)
 	if (s->status != RM_NONE)
 		return dcr_err_set(err, DCR_ESTATE,
 		                   "the room already exists; room.created is only the first event");
-	int rc = body_definition(ev, &json, &def, err);
+	if (memcmp(ev->actor, s->daemon_key, 32) == 0)
+		return dcr_err_set(err, DCR_EDENIED, "the daemon cannot create rooms");
+	int rc = body_definition(s, ev, &json, &def, err);
 	if (rc)
 		return rc;
 	memcpy(s->room, ev->room, ES_ROOM_ID_BYTES);
@@ -507,7 +525,7 @@ static int on_saved(rm_state *s, const es_event *ev, dcr_err *err)
 	rm_def *def;
 	int rc = rm_check_edit(s, ev->actor, err);
 	if (!rc)
-		rc = body_definition(ev, &json, &def, err);
+		rc = body_definition(s, ev, &json, &def, err);
 	if (rc)
 		return rc;
 	commit_definition(s, json, def);

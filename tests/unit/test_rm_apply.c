@@ -255,6 +255,16 @@ static void test_lifecycle(void)
 	NO(F.anna, RM_EV_CREATED, b_def(baddef),
 	   "seq 0 (room.created): definition: ", "no such column: b.citi");
 	NO(F.anna, RM_EV_CREATED, b_raw1("definitio", def), "body: unexpected field \"definitio\"");
+	NO(F.daemon, RM_EV_CREATED, b_def(def),
+	   "seq 0 (room.created): the daemon cannot create rooms");
+	{
+		char *ds = dcr_pub_format(F.daemon_pub);
+		char *withd = t_replace(def, F.ian_s, ds);
+		NO(F.anna, RM_EV_CREATED, b_def(withd),
+		   "definition: participants[1].key: is the daemon's key");
+		free(withd);
+		free(ds);
+	}
 	{
 		snap b = take();
 		dcr_buf *body = b_def(def);
