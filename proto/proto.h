@@ -19,6 +19,27 @@ int proto_frame_parse(const void *p, size_t n, dcr_mp_doc **out, dcr_err *err);
 /* Appends header + body. */
 void proto_frame_wrap(dcr_buf *out, const void *body, size_t n);
 
+/* Canonical map builder: add keys in any order, each followed by exactly
+ * one encoded value written through the returned writer (valid until the
+ * next proto_map_key call); proto_map_encode writes the map with its keys
+ * in canonical (bytewise) order. Keys must be distinct. Used for request
+ * args and response bodies on both sides. */
+typedef struct proto_map {
+	struct proto__kv **kv;
+	size_t n, cap;
+} proto_map;
+void proto_map_init(proto_map *m);
+dcr_mpw *proto_map_key(proto_map *m, const char *key);
+void proto_map_encode(const proto_map *m, dcr_buf *out);
+void proto_map_release(proto_map *m);
+
+/* Requests are {args: map, id: uint, op: str} (args may be absent);
+ * responses {id, ok: true, ...results} or {code: str, error: str, id,
+ * ok: false}. proto_request appends a whole frame (header + body). */
+void proto_request(dcr_buf *out, uint64_t id, const char *op, const void *args, size_t args_n);
+/* Project code for a dcr_errname() string ("ESIG"); DCR_EPROTO if unknown. */
+int proto_code_parse(const char *name, size_t n);
+
 /* ---- client --------------------------------------------------------------- */
 
 typedef struct cl_conn cl_conn;
@@ -93,8 +114,12 @@ typedef struct cl_run_status {
 	char *error;
 	uint64_t rows, suppressed, duration_ms, result_bytes;
 } cl_run_status;
-int cl_run_status(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
-		  cl_run_status *st, dcr_err *err);
+int cl_run_status_get(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
+		      cl_run_status *st, dcr_err *err);
+/* The type and the call share a name: C cannot have both as identifiers,
+ * so the call is a function-like macro (only `cl_run_status(` expands). */
+#define cl_run_status(c, room, computation, st, err)                            \
+	cl_run_status_get(c, room, computation, st, err)
 void cl_run_status_release(cl_run_status *st);
 
 /* Records result.retrieved for the last completed run of computation and

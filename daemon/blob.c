@@ -1,0 +1,557 @@
+/* blob.c: the encrypted blob store (docs/daemon.md, "Blob format").
+ *
+ * A blob is a file DIR/blobs/XX/ID (ID = 32 random hex chars, XX its first
+ * two) holding an 88-byte header and the plaintext sealed with AES-256-GCM
+ * in chunks of DMN_BLOB_CHUNK_BYTES under a random per-blob key. The
+ * per-blob key is itself sealed (wrapped) by the daemon's master key in the
+ * header. Chunk i uses nonce = prefix(8 random bytes) || be32(i) and AAD =
+ * blob id (16 bytes) || be32(i) || last flag (1 byte): a reordered, dropped,
+ * truncated or transplanted chunk fails authentication. An empty blob still
+ * has one (empty, last) chunk so that it too is authenticated.
+ *
+ * Blobs are written once: to DIR/tmp first, fsynced, then renamed into
+ * place, so a crash leaves either no blob or a whole one (and temp files
+ * that the next start removes). Reads decrypt only the chunks they touch;
+ * a reader caches its last chunk for sequential access. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dmn_int.h"
+
+#define BLOB_MAGIC "DCRBLOB1"
+#define BLOB_HDR_BYTES 88u
+#define BLOB_KEY_AAD "dcr.blob.key.v1"
+
+struct dmn_blobs {
+	char *blob_dir;
+	char *tmp_dir;
+	uint8_t master[DCR_AES_KEY_BYTES];
+};
+
+struct dmn_blob_writer {
+	dmn_blobs *b;
+	int fd;
+	char *tmp_path;
+	uint8_t id[DMN_BLOB_ID_BYTES];
+	uint8_t key[DCR_AES_KEY_BYTES];
+	uint8_t prefix[8];
+	uint8_t *buf; /* plaintext of the chunk being filled */
+	uint8_t *ct;
+	size_t have;
+	uint32_t index;
+	uint64_t size, file_off;
+	dcr_sha256_ctx *sha;
+	bool failed;
+};
+
+struct dmn_blob_reader {
+	int fd;
+	char hex[DMN_BLOB_HEX_BYTES];
+	uint8_t id[DMN_BLOB_ID_BYTES];
+	uint8_t key[DCR_AES_KEY_BYTES];
+	uint8_t prefix[8];
+	uint64_t size;
+	uint64_t nchunks;
+	int64_t cached; /* index of the chunk in plain, -1 if none */
+	uint8_t *plain;
+	uint8_t *ct;
+};
+
+static int mkdir_p1(const char *path, dcr_err *err)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return dcr_err_set(err, -errno, "mkdir %s: %s", path, strerror(errno));
+	return 0;
+}
+
+bool dmn__blob_id_valid(const char *id)
+{
+	size_t i;
+
+	if (!id || strlen(id) != 2 * DMN_BLOB_ID_BYTES)
+		return false;
+	for (i = 0; id[i]; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return false;
+	return true;
+}
+
+int dmn__blobs_open(dmn_blobs **out, const char *dir, const uint8_t master[DCR_AES_KEY_BYTES],
+		    dcr_err *err)
+{
+	dmn_blobs *b = dcr_calloc(1, sizeof *b);
+	DIR *dp = NULL;
+	struct dirent *de;
+	int rc;
+
+	*out = NULL;
+	b->blob_dir = dcr_asprintf("%s/blobs", dir);
+	b->tmp_dir = dcr_asprintf("%s/tmp", dir);
+	memcpy(b->master, master, DCR_AES_KEY_BYTES);
+	rc = mkdir_p1(b->blob_dir, err);
+	if (rc == 0)
+		rc = mkdir_p1(b->tmp_dir, err);
+	if (rc < 0)
+		goto out;
+	/* Temp files are uploads or results that never committed. */
+	dp = opendir(b->tmp_dir);
+	if (!dp) {
+		rc = dcr_err_set(err, -errno, "opendir %s: %s", b->tmp_dir, strerror(errno));
+		goto out;
+	}
+	while ((de = readdir(dp)) != NULL) {
+		char *p;
+		if (de->d_name[0] == '.')
+			continue;
+		p = dcr_asprintf("%s/%s", b->tmp_dir, de->d_name);
+		unlink(p);
+		free(p);
+	}
+	closedir(dp);
+	*out = b;
+	b = NULL;
+out:
+	dmn__blobs_close(b);
+	return rc;
+}
+
+void dmn__blobs_close(dmn_blobs *b)
+{
+	if (!b)
+		return;
+	dcr_wipe(b->master, sizeof b->master);
+	free(b->blob_dir);
+	free(b->tmp_dir);
+	free(b);
+}
+
+static char *blob_path(const dmn_blobs *b, const char *hex)
+{
+	return dcr_asprintf("%s/%.2s/%s", b->blob_dir, hex, hex);
+}
+
+static void chunk_aad(uint8_t aad[DMN_BLOB_ID_BYTES + 5], const uint8_t id[DMN_BLOB_ID_BYTES],
+		      uint32_t index, bool last)
+{
+	memcpy(aad, id, DMN_BLOB_ID_BYTES);
+	dcr_put_be32(aad + DMN_BLOB_ID_BYTES, index);
+	aad[DMN_BLOB_ID_BYTES + 4] = last ? 1 : 0;
+}
+
+static void chunk_nonce(uint8_t nonce[DCR_GCM_NONCE_BYTES], const uint8_t prefix[8],
+			uint32_t index)
+{
+	memcpy(nonce, prefix, 8);
+	dcr_put_be32(nonce + 8, index);
+}
+
+static void key_aad(uint8_t *aad, const uint8_t id[DMN_BLOB_ID_BYTES])
+{
+	memcpy(aad, BLOB_KEY_AAD, sizeof BLOB_KEY_AAD - 1);
+	memcpy(aad + sizeof BLOB_KEY_AAD - 1, id, DMN_BLOB_ID_BYTES);
+}
+
+static int pwrite_all(int fd, const void *p, size_t n, uint64_t off)
+{
+	const uint8_t *b = p;
+
+	while (n > 0) {
+		ssize_t w = pwrite(fd, b, n, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		b += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+static int pread_all(int fd, void *p, size_t n, uint64_t off)
+{
+	uint8_t *b = p;
+
+	while (n > 0) {
+		ssize_t r = pread(fd, b, n, (off_t)off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return DCR_ETRUNC;
+		b += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+/* ---- writing --------------------------------------------------------------- */
+
+int dmn__blob_create(dmn_blobs *b, dmn_blob_writer **out, dcr_err *err)
+{
+	dmn_blob_writer *w = dcr_calloc(1, sizeof *w);
+	char hex[DMN_BLOB_HEX_BYTES];
+
+	*out = NULL;
+	w->b = b;
+	dcr_random(w->id, sizeof w->id);
+	dcr_random(w->key, sizeof w->key);
+	dcr_random(w->prefix, sizeof w->prefix);
+	dcr_hex_encode(w->id, sizeof w->id, hex);
+	w->tmp_path = dcr_asprintf("%s/%s.tmp", b->tmp_dir, hex);
+	w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (w->fd < 0) {
+		int rc = dcr_err_set(err, -errno, "creating %s: %s", w->tmp_path, strerror(errno));
+		free(w->tmp_path);
+		dcr_wipe(w->key, sizeof w->key);
+		free(w);
+		return rc;
+	}
+	w->buf = dcr_malloc(DMN_BLOB_CHUNK_BYTES);
+	w->ct = dcr_malloc(DMN_BLOB_CHUNK_BYTES + DCR_GCM_TAG_BYTES);
+	w->sha = dcr_sha256_new();
+	w->file_off = BLOB_HDR_BYTES;
+	*out = w;
+	return 0;
+}
+
+static int flush_chunk(dmn_blob_writer *w, bool last, dcr_err *err)
+{
+	uint8_t nonce[DCR_GCM_NONCE_BYTES], aad[DMN_BLOB_ID_BYTES + 5];
+	int rc;
+
+	chunk_nonce(nonce, w->prefix, w->index);
+	chunk_aad(aad, w->id, w->index, last);
+	rc = dcr_gcm_seal(w->key, nonce, aad, sizeof aad, w->buf, w->have, w->ct,
+			  w->ct + w->have);
+	if (rc < 0)
+		return dcr_err_set(err, rc, "sealing blob chunk %u", w->index);
+	rc = pwrite_all(w->fd, w->ct, w->have + DCR_GCM_TAG_BYTES, w->file_off);
+	if (rc < 0)
+		return dcr_err_set(err, rc, "writing %s: %s", w->tmp_path, dcr_strerror(rc));
+	w->file_off += w->have + DCR_GCM_TAG_BYTES;
+	w->index++;
+	w->have = 0;
+	return 0;
+}
+
+int dmn__blob_write(dmn_blob_writer *w, const void *p, size_t n, dcr_err *err)
+{
+	const uint8_t *src = p;
+	int rc;
+
+	if (w->failed)
+		return dcr_err_set(err, DCR_ESTATE, "blob write after a failure");
+	dcr_sha256_update(w->sha, p, n);
+	w->size += n;
+	while (n > 0) {
+		size_t k;
+		if (w->have == DMN_BLOB_CHUNK_BYTES) {
+			/* Only now do we know this chunk is not the last. */
+			if (w->index == UINT32_MAX) {
+				w->failed = true;
+				return dcr_err_set(err, DCR_ELIMIT, "blob too large");
+			}
+			rc = flush_chunk(w, false, err);
+			if (rc < 0) {
+				w->failed = true;
+				return rc;
+			}
+		}
+		k = DMN_BLOB_CHUNK_BYTES - w->have;
+		if (k > n)
+			k = n;
+		memcpy(w->buf + w->have, src, k);
+		w->have += k;
+		src += k;
+		n -= k;
+	}
+	return 0;
+}
+
+static void writer_free(dmn_blob_writer *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	dcr_wipe(w->key, sizeof w->key);
+	if (w->buf) {
+		dcr_wipe(w->buf, DMN_BLOB_CHUNK_BYTES);
+		free(w->buf);
+	}
+	free(w->ct);
+	dcr_sha256_free(w->sha);
+	free(w->tmp_path);
+	free(w);
+}
+
+void dmn__blob_abort(dmn_blob_writer *w)
+{
+	if (!w)
+		return;
+	unlink(w->tmp_path);
+	writer_free(w);
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int dmn__blob_commit(dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES], uint8_t sha[32],
+		     uint64_t *bytes, dcr_err *err)
+{
+	uint8_t hdr[BLOB_HDR_BYTES], nonce[DCR_GCM_NONCE_BYTES];
+	uint8_t aad[sizeof BLOB_KEY_AAD - 1 + DMN_BLOB_ID_BYTES];
+	char hex[DMN_BLOB_HEX_BYTES], *sub = NULL, *path = NULL;
+	int rc;
+
+	if (w->failed) {
+		rc = dcr_err_set(err, DCR_ESTATE, "blob commit after a failure");
+		goto out;
+	}
+	rc = flush_chunk(w, true, err);
+	if (rc < 0)
+		goto out;
+	memcpy(hdr, BLOB_MAGIC, 8);
+	dcr_put_be32(hdr + 8, DMN_BLOB_CHUNK_BYTES);
+	dcr_put_be64(hdr + 12, w->size);
+	memcpy(hdr + 20, w->prefix, 8);
+	dcr_random(nonce, sizeof nonce);
+	memcpy(hdr + 28, nonce, sizeof nonce);
+	key_aad(aad, w->id);
+	rc = dcr_gcm_seal(w->b->master, nonce, aad, sizeof aad, w->key, sizeof w->key, hdr + 40,
+			  hdr + 72);
+	if (rc < 0) {
+		dcr_err_set(err, rc, "wrapping the blob key");
+		goto out;
+	}
+	rc = pwrite_all(w->fd, hdr, sizeof hdr, 0);
+	if (rc == 0 && fsync(w->fd) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		dcr_err_set(err, rc, "writing %s: %s", w->tmp_path, dcr_strerror(rc));
+		goto out;
+	}
+	dcr_hex_encode(w->id, sizeof w->id, hex);
+	sub = dcr_asprintf("%s/%.2s", w->b->blob_dir, hex);
+	rc = mkdir_p1(sub, err);
+	if (rc < 0)
+		goto out;
+	path = blob_path(w->b, hex);
+	if (rename(w->tmp_path, path) < 0) {
+		rc = dcr_err_set(err, -errno, "rename %s: %s", path, strerror(errno));
+		goto out;
+	}
+	rc = fsync_dir(sub);
+	if (rc < 0) {
+		dcr_err_set(err, rc, "fsync %s: %s", sub, dcr_strerror(rc));
+		goto out;
+	}
+	fsync_dir(w->b->blob_dir);
+	memcpy(id, hex, DMN_BLOB_HEX_BYTES);
+	dcr_sha256_final(w->sha, sha);
+	if (bytes)
+		*bytes = w->size;
+out:
+	free(sub);
+	free(path);
+	if (rc < 0)
+		unlink(w->tmp_path);
+	writer_free(w);
+	return rc;
+}
+
+int dmn__blob_put(dmn_blobs *b, const void *p, size_t n, char id[DMN_BLOB_HEX_BYTES],
+		  uint8_t sha[32], dcr_err *err)
+{
+	dmn_blob_writer *w;
+	int rc = dmn__blob_create(b, &w, err);
+
+	if (rc < 0)
+		return rc;
+	rc = dmn__blob_write(w, p, n, err);
+	if (rc < 0) {
+		dmn__blob_abort(w);
+		return rc;
+	}
+	return dmn__blob_commit(w, id, sha, NULL, err);
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+int dmn__blob_open(dmn_blobs *b, const char *id, dmn_blob_reader **out, dcr_err *err)
+{
+	dmn_blob_reader *r = NULL;
+	uint8_t hdr[BLOB_HDR_BYTES];
+	uint8_t aad[sizeof BLOB_KEY_AAD - 1 + DMN_BLOB_ID_BYTES];
+	char *path = NULL;
+	struct stat st;
+	uint64_t expect;
+	int rc;
+
+	*out = NULL;
+	if (!dmn__blob_id_valid(id))
+		return dcr_err_set(err, DCR_EINVALID, "bad blob id");
+	r = dcr_calloc(1, sizeof *r);
+	r->fd = -1;
+	r->cached = -1;
+	memcpy(r->hex, id, DMN_BLOB_HEX_BYTES);
+	dcr_hex_decode(id, 2 * DMN_BLOB_ID_BYTES, r->id, DMN_BLOB_ID_BYTES);
+	path = blob_path(b, id);
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0) {
+		rc = dcr_err_set(err, errno == ENOENT ? DCR_ENOTFOUND : -errno, "blob %s: %s", id,
+				 strerror(errno));
+		goto out;
+	}
+	rc = pread_all(r->fd, hdr, sizeof hdr, 0);
+	if (rc < 0 || memcmp(hdr, BLOB_MAGIC, 8) != 0 ||
+	    dcr_get_be32(hdr + 8) != DMN_BLOB_CHUNK_BYTES) {
+		rc = dcr_err_set(err, DCR_EINTEGRITY, "blob %s: bad header", id);
+		goto out;
+	}
+	r->size = dcr_get_be64(hdr + 12);
+	memcpy(r->prefix, hdr + 20, 8);
+	key_aad(aad, r->id);
+	rc = dcr_gcm_open(b->master, hdr + 28, aad, sizeof aad, hdr + 40, 32, r->key, hdr + 72);
+	if (rc < 0) {
+		rc = dcr_err_set(err, DCR_EINTEGRITY, "blob %s: key does not unwrap", id);
+		goto out;
+	}
+	r->nchunks = r->size == 0 ? 1 : (r->size + DMN_BLOB_CHUNK_BYTES - 1) / DMN_BLOB_CHUNK_BYTES;
+	if (r->nchunks > UINT32_MAX) {
+		rc = dcr_err_set(err, DCR_EINTEGRITY, "blob %s: bad size", id);
+		goto out;
+	}
+	expect = BLOB_HDR_BYTES + r->size + r->nchunks * DCR_GCM_TAG_BYTES;
+	if (fstat(r->fd, &st) < 0 || (uint64_t)st.st_size != expect) {
+		rc = dcr_err_set(err, DCR_EINTEGRITY, "blob %s: file size does not match its header",
+				 id);
+		goto out;
+	}
+	r->plain = dcr_malloc(DMN_BLOB_CHUNK_BYTES);
+	r->ct = dcr_malloc(DMN_BLOB_CHUNK_BYTES + DCR_GCM_TAG_BYTES);
+	*out = r;
+	r = NULL;
+	rc = 0;
+out:
+	free(path);
+	dmn__blob_close(r);
+	return rc;
+}
+
+uint64_t dmn__blob_size(const dmn_blob_reader *r)
+{
+	return r->size;
+}
+
+static int load_chunk(dmn_blob_reader *r, uint64_t idx, dcr_err *err)
+{
+	uint8_t nonce[DCR_GCM_NONCE_BYTES], aad[DMN_BLOB_ID_BYTES + 5];
+	uint64_t start = idx * DMN_BLOB_CHUNK_BYTES;
+	size_t len = r->size - start < DMN_BLOB_CHUNK_BYTES ? (size_t)(r->size - start)
+							    : DMN_BLOB_CHUNK_BYTES;
+	bool last = idx + 1 == r->nchunks;
+	int rc;
+
+	if ((int64_t)idx == r->cached)
+		return 0;
+	r->cached = -1;
+	rc = pread_all(r->fd, r->ct, len + DCR_GCM_TAG_BYTES,
+		       BLOB_HDR_BYTES + idx * (DMN_BLOB_CHUNK_BYTES + DCR_GCM_TAG_BYTES));
+	if (rc < 0)
+		return dcr_err_set(err, rc == DCR_ETRUNC ? DCR_EINTEGRITY : rc,
+				   "blob %s: reading chunk %llu: %s", r->hex,
+				   (unsigned long long)idx, dcr_strerror(rc));
+	chunk_nonce(nonce, r->prefix, (uint32_t)idx);
+	chunk_aad(aad, r->id, (uint32_t)idx, last);
+	rc = dcr_gcm_open(r->key, nonce, aad, sizeof aad, r->ct, len, r->plain, r->ct + len);
+	if (rc < 0)
+		return dcr_err_set(err, DCR_EINTEGRITY, "blob %s: chunk %llu fails authentication",
+				   r->hex, (unsigned long long)idx);
+	r->cached = (int64_t)idx;
+	return 0;
+}
+
+int dmn__blob_pread(dmn_blob_reader *r, uint64_t off, void *buf, size_t n, size_t *got,
+		    dcr_err *err)
+{
+	uint8_t *dst = buf;
+	int rc;
+
+	*got = 0;
+	while (n > 0 && off < r->size) {
+		uint64_t idx = off / DMN_BLOB_CHUNK_BYTES;
+		size_t in = (size_t)(off - idx * DMN_BLOB_CHUNK_BYTES);
+		size_t avail, k;
+		rc = load_chunk(r, idx, err);
+		if (rc < 0)
+			return rc;
+		avail = (r->size - idx * DMN_BLOB_CHUNK_BYTES < DMN_BLOB_CHUNK_BYTES
+				 ? (size_t)(r->size - idx * DMN_BLOB_CHUNK_BYTES)
+				 : DMN_BLOB_CHUNK_BYTES) -
+			in;
+		k = avail < n ? avail : n;
+		memcpy(dst, r->plain + in, k);
+		dst += k;
+		n -= k;
+		off += k;
+		*got += k;
+	}
+	if (r->size == 0)
+		return load_chunk(r, 0, err); /* authenticate the empty blob */
+	return 0;
+}
+
+void dmn__blob_close(dmn_blob_reader *r)
+{
+	if (!r)
+		return;
+	if (r->fd >= 0)
+		close(r->fd);
+	dcr_wipe(r->key, sizeof r->key);
+	if (r->plain) {
+		dcr_wipe(r->plain, DMN_BLOB_CHUNK_BYTES);
+		free(r->plain);
+	}
+	free(r->ct);
+	free(r);
+}
+
+int dmn__blob_read_all(dmn_blobs *b, const char *id, size_t max, dcr_buf *out, dcr_err *err)
+{
+	dmn_blob_reader *r = NULL;
+	size_t got;
+	int rc = dmn__blob_open(b, id, &r, err);
+
+	if (rc < 0)
+		return rc;
+	if (r->size > max) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "blob %s of %llu bytes exceeds %zu", id,
+				 (unsigned long long)r->size, max);
+		goto out;
+	}
+	dcr_buf_reserve(out, (size_t)r->size);
+	rc = dmn__blob_pread(r, 0, out->data + out->len, (size_t)r->size, &got, err);
+	if (rc == 0 && got != r->size)
+		rc = dcr_err_set(err, DCR_EINTEGRITY, "blob %s: short read", id);
+	if (rc == 0)
+		out->len += got;
+out:
+	dmn__blob_close(r);
+	return rc;
+}

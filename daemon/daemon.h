@@ -1,0 +1,28 @@
+/* daemon.h: dcrd, the clean room host, as seen by its main().
+ *
+ * dmn_run opens (creating) the data directory, replays every room, serves
+ * the protocol of docs/protocol.md on a unix socket until SIGTERM/SIGINT,
+ * then shuts down cleanly. See docs/daemon.md for the data directory. */
+#ifndef DCR_DAEMON_H
+#define DCR_DAEMON_H
+
+#include "../base/base.h"
+
+enum dmn_log_level { DMN_LOG_ERROR, DMN_LOG_WARN, DMN_LOG_INFO, DMN_LOG_DEBUG };
+
+typedef struct dmn_options {
+	const char *data_dir;     /* required */
+	const char *socket_path;  /* NULL: $DCR_SOCKET, else DATA_DIR/dcr.sock */
+	uint64_t idle_timeout_ms; /* 0: DMN_IDLE_TIMEOUT_MS */
+	enum dmn_log_level log_level;
+	bool no_sync;             /* tests only: LMDB without fsync */
+} dmn_options;
+
+/* Runs the daemon in the foreground. Returns 0 after a clean shutdown, or a
+ * negative code with err set (e.g. another dcrd holds the directory). */
+int dmn_run(const dmn_options *opt, dcr_err *err);
+
+/* Parses "error|warn|info|debug"; -1 if unknown. */
+int dmn_log_level_parse(const char *s);
+
+#endif

@@ -1,0 +1,189 @@
+/* dmn_int.h: the pieces of dcrd shared between its source files.
+ *
+ * Threads: the libuv loop (server.c) owns sockets and never blocks; every
+ * request runs on libuv's thread pool (ops.c), one at a time per
+ * connection, so a connection's uploads need no lock; background jobs
+ * (prepared tables, runs) run on dcrd's own worker threads (jobs.c). Room
+ * states live in memory (rooms.c), one mutex each; every append to a room
+ * happens under that mutex after rm_apply accepted the event, so the
+ * in-memory state and the log never disagree (if an append fails, the room
+ * is rebuilt from the log). Only this module includes uv.h, and only
+ * server.c does. */
+#ifndef DCR_DMN_INT_H
+#define DCR_DMN_INT_H
+
+#include <pthread.h>
+
+#include "daemon.h"
+#include "../eventstore/eventstore.h"
+#include "../compute/compute.h"
+#include "../room/room.h"
+#include "../proto/proto.h"
+
+#define DMN_BLOB_ID_BYTES 16
+#define DMN_BLOB_HEX_BYTES 33
+
+/* ---- blob store (blob.c, format in docs/daemon.md) ---------------------- */
+
+typedef struct dmn_blobs dmn_blobs;
+typedef struct dmn_blob_writer dmn_blob_writer;
+typedef struct dmn_blob_reader dmn_blob_reader;
+
+/* dir is the data directory; blobs live in dir/blobs, temp files in
+ * dir/tmp (emptied here: leftovers of a crash). */
+int dmn__blobs_open(dmn_blobs **out, const char *dir, const uint8_t master[DCR_AES_KEY_BYTES],
+		    dcr_err *err);
+void dmn__blobs_close(dmn_blobs *b);
+
+/* Streaming write to a temp file; commit encrypts the tail, fsyncs and
+ * renames into place, giving the new blob's id, the SHA-256 of the
+ * plaintext and its size. abort (also after a failed write) removes the
+ * temp file. Both free w. */
+int dmn__blob_create(dmn_blobs *b, dmn_blob_writer **out, dcr_err *err);
+int dmn__blob_write(dmn_blob_writer *w, const void *p, size_t n, dcr_err *err);
+int dmn__blob_commit(dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES], uint8_t sha[32],
+		     uint64_t *bytes, dcr_err *err);
+void dmn__blob_abort(dmn_blob_writer *w);
+int dmn__blob_put(dmn_blobs *b, const void *p, size_t n, char id[DMN_BLOB_HEX_BYTES],
+		  uint8_t sha[32], dcr_err *err);
+
+/* Random access reads; every chunk touched is authenticated. */
+int dmn__blob_open(dmn_blobs *b, const char *id, dmn_blob_reader **out, dcr_err *err);
+uint64_t dmn__blob_size(const dmn_blob_reader *r);
+/* Reads up to n bytes at off; *got is 0 at the end. */
+int dmn__blob_pread(dmn_blob_reader *r, uint64_t off, void *buf, size_t n, size_t *got,
+		    dcr_err *err);
+void dmn__blob_close(dmn_blob_reader *r);
+/* Whole blob into out (appends), refusing blobs larger than max. */
+int dmn__blob_read_all(dmn_blobs *b, const char *id, size_t max, dcr_buf *out, dcr_err *err);
+bool dmn__blob_id_valid(const char *id);
+
+/* ---- the daemon --------------------------------------------------------- */
+
+typedef struct dmn_room {
+	uint8_t id[ES_ROOM_ID_BYTES];
+	char hex[ES_ROOM_HEX_BYTES];
+	pthread_mutex_t mu; /* guards st and every append to this room */
+	rm_state st;
+} dmn_room;
+
+/* A finished upload waiting for its dataset.provisioned event. */
+typedef struct dmn_done_upload {
+	struct dmn_done_upload *next;
+	uint8_t actor[32];
+	uint8_t room[ES_ROOM_ID_BYTES];
+	rm_provision p; /* dataset, blob, file heap-owned */
+	uint64_t done_ms;
+} dmn_done_upload;
+
+typedef struct dmn_job dmn_job;
+
+typedef struct dmn {
+	dmn_options opt;
+	char *dir;
+	dcr_key *key;
+	uint8_t pub[32];
+	es_store *store;
+	dmn_blobs *blobs;
+
+	pthread_rwlock_t rooms_lock;
+	dmn_room **rooms;
+	size_t nrooms, rooms_cap;
+
+	pthread_mutex_t up_mu;
+	dmn_done_upload *done_uploads;
+	uint64_t next_upload_id;
+
+	/* background jobs (jobs.c) */
+	pthread_mutex_t job_mu;
+	pthread_cond_t job_cv;
+	pthread_cond_t append_cv;
+	dmn_job *job_head, *job_tail;
+	size_t njobs;
+	bool stopping;
+	unsigned appends_active;
+	char **running; /* run ids being computed */
+	size_t nrunning;
+	pthread_t workers[2];
+	size_t nworkers;
+	bool workers_leaked; /* a computation outlived shutdown */
+	pthread_mutex_t image_mu; /* one prepared-table build at a time */
+} dmn;
+
+void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- rooms (rooms.c) ------------------------------------------------------ */
+
+/* Replays every room of the store into memory. */
+int dmn__rooms_load(dmn *d, dcr_err *err);
+void dmn__rooms_free(dmn *d);
+/* The room, or NULL. Rooms are never removed, so the pointer stays valid. */
+dmn_room *dmn__room_find(dmn *d, const uint8_t id[ES_ROOM_ID_BYTES]);
+/* Snapshot of the room list (free the array only). */
+dmn_room **dmn__rooms_list(dmn *d, size_t *n);
+
+/* The one path into the log. Decodes the entry, verifies its signature,
+ * checks that a user event's actor is `conn_key` and its clock is close to
+ * ours (conn_key NULL: a daemon event, actor must be the daemon key), then
+ * under the room's lock: seq, rm_apply, the daemon's own checks
+ * (provisioning matches an upload), es_append; then schedules follow-up
+ * work (prepared tables, runs). */
+int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry, size_t n,
+		const uint8_t *conn_key, uint64_t *seq_out, dcr_err *err);
+/* Builds, signs (daemon key) and submits a daemon event at the room's
+ * current size. */
+int dmn__submit_daemon(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *type,
+		       const dcr_buf *body, dcr_err *err);
+
+/* Schema of a table dataset as compute columns (names heap-owned). */
+int dmn__schema_of(const rm_dataset *ds, cmp_column **cols, size_t *n);
+void dmn__schema_free(cmp_column *cols, size_t n);
+
+/* Participant email for key in the room (heap), or "ed25519:XXXXXXXX". */
+char *dmn__who(dmn_room *r, const uint8_t key[32]);
+
+/* ---- jobs (jobs.c) ------------------------------------------------------ */
+
+int dmn__jobs_start(dmn *d, dcr_err *err);
+/* Stops taking jobs, waits for appends in progress, joins the workers
+ * (giving a running computation a short grace period). */
+void dmn__jobs_stop(dmn *d);
+void dmn__job_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID_BYTES],
+		    const char *dataset);
+void dmn__job_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id);
+bool dmn__run_is_running(dmn *d, const char *run_id);
+/* Enters/leaves an append made by a background job; enter fails once the
+ * daemon is stopping. */
+bool dmn__append_enter(dmn *d);
+void dmn__append_leave(dmn *d);
+
+/* ---- requests (ops.c) ------------------------------------------------------ */
+
+typedef struct dmn_upload dmn_upload;
+
+/* Per-connection state touched by requests (one request at a time). */
+typedef struct dmn_session {
+	uint8_t key[32];
+	dmn_upload *uploads;
+	size_t nuploads;
+	dmn_blob_reader *rd; /* last result blob read (sequential reads) */
+	char rd_blob[DMN_BLOB_HEX_BYTES];
+	/* filled by dmn__handle for the request log line */
+	char op[32];
+	char room[ES_ROOM_HEX_BYTES];
+	char *who;
+} dmn_session;
+
+/* Handles one request frame body; appends the response frame (header +
+ * body) to resp. Returns 0, or a negative code when the connection must be
+ * closed after sending resp (protocol violation). log_outcome gets "ok" or
+ * "CODE: message" for the log. */
+int dmn__handle(dmn *d, dmn_session *s, const void *frame, size_t n, dcr_buf *resp,
+		dcr_buf *log_outcome);
+/* Drops the session's unfinished uploads (temp files removed, logged). */
+void dmn__session_release(dmn *d, dmn_session *s);
+/* An error frame {code, error, id, ok: false}. */
+void dmn__error_frame(dcr_buf *out, uint64_t id, int code, const char *msg);
+
+#endif

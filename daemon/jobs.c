@@ -1,0 +1,834 @@
+/* jobs.c: background work of dcrd: prepared tables and runs.
+ *
+ * Two worker threads take jobs from one bounded FIFO. A job never holds a
+ * room's mutex while computing: it copies what it needs from the state (a
+ * plan), computes, then appends its outcome through dmn__submit like any
+ * other event, signed by the daemon key. Jobs are idempotent and derived
+ * from the log (a run is pending while the log says run.requested without
+ * run.completed/failed; a prepared table is missing while es_meta has no
+ * "image:<blob>"), so a restart simply re-queues them.
+ *
+ * Runs evaluate the upstream SQL computations they read in dependency
+ * order, reusing a cached result when the inputs' hashes did not change
+ * (es_meta "cache:<key>", key = SHA-256 over name, query, min_rows and the
+ * inputs' hashes), then run the requested computation itself. */
+#include <time.h>
+
+#include "dmn_int.h"
+
+enum job_kind { JOB_IMAGE, JOB_RUN };
+
+struct dmn_job {
+	struct dmn_job *next;
+	enum job_kind kind;
+	uint8_t room[ES_ROOM_ID_BYTES];
+	char *blob;    /* image: data blob */
+	char *dataset; /* image */
+	char *run_id;  /* run */
+};
+
+static void job_free(dmn_job *j)
+{
+	if (!j)
+		return;
+	free(j->blob);
+	free(j->dataset);
+	free(j->run_id);
+	free(j);
+}
+
+static void push(dmn *d, dmn_job *j)
+{
+	pthread_mutex_lock(&d->job_mu);
+	if (d->stopping || d->njobs >= DMN_RUN_QUEUE_MAX) {
+		if (!d->stopping)
+			dmn__log(d, DMN_LOG_ERROR,
+				 "job queue full (%u): dropping a job (it is re-queued at "
+				 "the next start)",
+				 (unsigned)DMN_RUN_QUEUE_MAX);
+		pthread_mutex_unlock(&d->job_mu);
+		job_free(j);
+		return;
+	}
+	if (d->job_tail)
+		d->job_tail->next = j;
+	else
+		d->job_head = j;
+	d->job_tail = j;
+	d->njobs++;
+	pthread_cond_signal(&d->job_cv);
+	pthread_mutex_unlock(&d->job_mu);
+}
+
+void dmn__job_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID_BYTES],
+		    const char *dataset)
+{
+	dmn_job *j = dcr_calloc(1, sizeof *j);
+
+	j->kind = JOB_IMAGE;
+	memcpy(j->room, room, ES_ROOM_ID_BYTES);
+	j->blob = dcr_strdup(data_blob);
+	j->dataset = dcr_strdup(dataset);
+	push(d, j);
+}
+
+void dmn__job_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id)
+{
+	dmn_job *j = dcr_calloc(1, sizeof *j);
+
+	j->kind = JOB_RUN;
+	memcpy(j->room, room, ES_ROOM_ID_BYTES);
+	j->run_id = dcr_strdup(run_id);
+	push(d, j);
+}
+
+bool dmn__run_is_running(dmn *d, const char *run_id)
+{
+	bool hit = false;
+	size_t i;
+
+	pthread_mutex_lock(&d->job_mu);
+	for (i = 0; i < d->nrunning && !hit; i++)
+		hit = strcmp(d->running[i], run_id) == 0;
+	pthread_mutex_unlock(&d->job_mu);
+	return hit;
+}
+
+static void set_running(dmn *d, const char *run_id, bool on)
+{
+	size_t i;
+
+	pthread_mutex_lock(&d->job_mu);
+	if (on) {
+		d->running = dcr_realloc(d->running, (d->nrunning + 1) * sizeof *d->running);
+		d->running[d->nrunning++] = dcr_strdup(run_id);
+	} else {
+		for (i = 0; i < d->nrunning; i++)
+			if (strcmp(d->running[i], run_id) == 0) {
+				free(d->running[i]);
+				d->running[i] = d->running[--d->nrunning];
+				break;
+			}
+	}
+	pthread_mutex_unlock(&d->job_mu);
+}
+
+bool dmn__append_enter(dmn *d)
+{
+	bool ok;
+
+	pthread_mutex_lock(&d->job_mu);
+	ok = !d->stopping;
+	if (ok)
+		d->appends_active++;
+	pthread_mutex_unlock(&d->job_mu);
+	return ok;
+}
+
+void dmn__append_leave(dmn *d)
+{
+	pthread_mutex_lock(&d->job_mu);
+	d->appends_active--;
+	pthread_cond_broadcast(&d->append_cv);
+	pthread_mutex_unlock(&d->job_mu);
+}
+
+/* ---- prepared tables --------------------------------------------------------- */
+
+struct blob_src {
+	dmn_blob_reader *r;
+	uint64_t off;
+	dcr_err err;
+};
+
+static int blob_src_read(void *ctx, void *buf, size_t cap)
+{
+	struct blob_src *s = ctx;
+	size_t got = 0;
+	int rc;
+
+	if (cap > INT32_MAX)
+		cap = INT32_MAX;
+	rc = dmn__blob_pread(s->r, s->off, buf, cap, &got, &s->err);
+	if (rc < 0)
+		return rc;
+	s->off += got;
+	return (int)got;
+}
+
+/* Makes sure the prepared table of data_blob exists; *image_id (may be
+ * NULL) gets its blob id. The dataset's schema is taken from the room's
+ * current definition. */
+static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
+			const char *data_blob, char image_id[DMN_BLOB_HEX_BYTES], dcr_err *err)
+{
+	char *key = dcr_asprintf("image:%s", data_blob);
+	cmp_column *cols = NULL;
+	size_t ncols = 0;
+	struct blob_src src = {0};
+	dcr_buf v, image;
+	dmn_room *r;
+	bool locked = false;
+	uint64_t t0 = dcr_mono_ms();
+	char id[DMN_BLOB_HEX_BYTES];
+	uint8_t sha[32];
+	int rc;
+
+	dcr_buf_init(&v);
+	dcr_buf_init(&image);
+	rc = es_meta_get(d->store, key, &v);
+	if (rc == 0)
+		goto found;
+	if (rc != DCR_ENOTFOUND) {
+		dcr_err_set(err, rc, "reading %s: %s", key, dcr_strerror(rc));
+		goto out;
+	}
+	pthread_mutex_lock(&d->image_mu);
+	locked = true;
+	rc = es_meta_get(d->store, key, &v);
+	if (rc == 0)
+		goto found;
+	if (rc != DCR_ENOTFOUND) {
+		dcr_err_set(err, rc, "reading %s: %s", key, dcr_strerror(rc));
+		goto out;
+	}
+	rc = 0;
+	r = dmn__room_find(d, room);
+	if (!r) {
+		rc = dcr_err_set(err, DCR_ENOTFOUND, "no such room");
+		goto out;
+	}
+	pthread_mutex_lock(&r->mu);
+	{
+		const rm_dataset *ds = r->st.def ? rm_def_dataset(r->st.def, dataset) : NULL;
+		if (!ds || ds->kind != RM_DS_TABLE)
+			rc = dcr_err_set(err, DCR_ENOTFOUND, "dataset %s is not a table of the room",
+					 dataset);
+		else
+			dmn__schema_of(ds, &cols, &ncols);
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (rc < 0)
+		goto out;
+	rc = dmn__blob_open(d->blobs, data_blob, &src.r, err);
+	if (rc < 0)
+		goto out;
+	{
+		cmp_schema schema = {cols, ncols};
+		rc = cmp_prepare(&schema, dataset, blob_src_read, &src, &image, err);
+	}
+	if (rc < 0) {
+		if (src.err.code)
+			*err = src.err;
+		dcr_err_prefix(err, "preparing table %s", dataset);
+		goto out;
+	}
+	rc = dmn__blob_put(d->blobs, image.data, image.len, id, sha, err);
+	if (rc < 0)
+		goto out;
+	rc = es_meta_put(d->store, key, id, strlen(id));
+	if (rc < 0) {
+		dcr_err_set(err, rc, "storing %s: %s", key, dcr_strerror(rc));
+		goto out;
+	}
+	dmn__log(d, DMN_LOG_INFO, "prepared table %s (blob %s, %zu bytes) in %llu ms", dataset,
+		 data_blob, image.len, (unsigned long long)(dcr_mono_ms() - t0));
+	if (image_id)
+		memcpy(image_id, id, DMN_BLOB_HEX_BYTES);
+	goto out;
+found:
+	if (v.len != DMN_BLOB_HEX_BYTES - 1) {
+		rc = dcr_err_set(err, DCR_EINTEGRITY, "%s: bad value", key);
+		goto out;
+	}
+	if (image_id) {
+		memcpy(image_id, v.data, v.len);
+		image_id[v.len] = 0;
+	}
+out:
+	if (locked)
+		pthread_mutex_unlock(&d->image_mu);
+	dmn__blob_close(src.r);
+	dmn__schema_free(cols, ncols);
+	dcr_buf_release(&image);
+	dcr_buf_release(&v);
+	free(key);
+	return rc;
+}
+
+static void image_job(dmn *d, dmn_job *j)
+{
+	dcr_err err;
+
+	dcr_err_clear(&err);
+	if (ensure_image(d, j->room, j->dataset, j->blob, NULL, &err) < 0)
+		dmn__log(d, DMN_LOG_ERROR, "prepared table of %s (blob %s): %s", j->dataset,
+			 j->blob, err.msg);
+}
+
+/* ---- runs ---------------------------------------------------------------------- */
+
+/* One table a computation reads: a dataset or an upstream computation. */
+typedef struct plan_node {
+	char *name;
+	bool is_dataset;
+	bool needed;
+	/* dataset */
+	bool is_table;
+	char *blob; /* NULL: not provisioned (an empty table) */
+	/* computation */
+	enum rm_compkind kind;
+	char *query;
+	long long min_rows;
+	size_t *inputs; /* indices into plan nodes */
+	size_t ninputs;
+	/* evaluated */
+	bool ready;
+	cmp_column *cols;
+	size_t ncols;
+	dcr_buf image;
+	uint8_t hash[32]; /* dataset: plaintext sha256; computation: cache key */
+	uint8_t result_sha[32];
+} plan_node;
+
+typedef struct plan {
+	plan_node *n;
+	size_t nn;
+	size_t *order; /* computations' node indices in dependency order */
+	size_t norder;
+	size_t target;
+	char *computation;
+} plan;
+
+static void plan_free(plan *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->nn; i++) {
+		plan_node *n = &p->n[i];
+		free(n->name);
+		free(n->blob);
+		free(n->query);
+		free(n->inputs);
+		dmn__schema_free(n->cols, n->ncols);
+		dcr_buf_release(&n->image);
+	}
+	free(p->n);
+	free(p->order);
+	free(p->computation);
+	memset(p, 0, sizeof *p);
+}
+
+static size_t node_find(const plan *p, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < p->nn; i++)
+		if (strcmp(p->n[i].name, name) == 0)
+			return i;
+	return SIZE_MAX;
+}
+
+/* Copies what a run needs from the state; r->mu held. */
+static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *err)
+{
+	const rm_def *def = st->def;
+	size_t *topo = NULL, i, k;
+	int rc = 0;
+
+	memset(p, 0, sizeof *p);
+	if (!def)
+		return dcr_err_set(err, DCR_ESTATE, "room has no definition");
+	p->nn = def->ndatasets + def->ncomputations;
+	p->n = dcr_calloc(p->nn ? p->nn : 1, sizeof *p->n);
+	for (i = 0; i < def->ndatasets; i++) {
+		const rm_dataset *ds = &def->datasets[i];
+		const rm_provision *pv = rm_state_provision(st, ds->name);
+		plan_node *n = &p->n[i];
+		n->name = dcr_strdup(ds->name);
+		n->is_dataset = true;
+		n->is_table = ds->kind == RM_DS_TABLE;
+		dcr_buf_init(&n->image);
+		if (n->is_table)
+			dmn__schema_of(ds, &n->cols, &n->ncols);
+		if (pv && pv->blob) {
+			n->blob = dcr_strdup(pv->blob);
+			memcpy(n->hash, pv->sha256, 32);
+		}
+	}
+	for (i = 0; i < def->ncomputations; i++) {
+		const rm_computation *c = &def->computations[i];
+		plan_node *n = &p->n[def->ndatasets + i];
+		n->name = dcr_strdup(c->name);
+		n->kind = c->kind;
+		n->query = c->query ? dcr_strdup(c->query) : NULL;
+		n->min_rows = c->min_rows_aggregated;
+		dcr_buf_init(&n->image);
+	}
+	for (i = 0; i < def->ncomputations; i++) {
+		const rm_computation *c = &def->computations[i];
+		plan_node *n = &p->n[def->ndatasets + i];
+		n->inputs = dcr_calloc(c->ninputs ? c->ninputs : 1, sizeof *n->inputs);
+		for (k = 0; k < c->ninputs; k++) {
+			size_t at = node_find(p, c->inputs[k]);
+			if (at == SIZE_MAX)
+				return dcr_err_set(err, DCR_EINVALID, "computation %s reads unknown %s",
+						   c->name, c->inputs[k]);
+			n->inputs[n->ninputs++] = at;
+		}
+	}
+	p->target = node_find(p, run->computation);
+	if (p->target == SIZE_MAX || p->n[p->target].is_dataset)
+		return dcr_err_set(err, DCR_ENOTFOUND, "no computation %s", run->computation);
+	p->computation = dcr_strdup(run->computation);
+	topo = dcr_calloc(def->ncomputations ? def->ncomputations : 1, sizeof *topo);
+	rc = rm_def_topo(def, topo);
+	if (rc < 0) {
+		free(topo);
+		return dcr_err_set(err, rc, "computations form a cycle");
+	}
+	/* Mark what the target needs, walking the order backwards. */
+	p->n[p->target].needed = true;
+	for (i = def->ncomputations; i-- > 0;) {
+		plan_node *n = &p->n[def->ndatasets + topo[i]];
+		if (!n->needed)
+			continue;
+		for (k = 0; k < n->ninputs; k++)
+			p->n[n->inputs[k]].needed = true;
+	}
+	p->order = dcr_calloc(def->ncomputations ? def->ncomputations : 1, sizeof *p->order);
+	for (i = 0; i < def->ncomputations; i++)
+		if (p->n[def->ndatasets + topo[i]].needed)
+			p->order[p->norder++] = def->ndatasets + topo[i];
+	free(topo);
+	return 0;
+}
+
+static const char *kind_name(enum rm_compkind k)
+{
+	switch (k) {
+	case RM_COMP_SQL: return "sql";
+	case RM_COMP_PYTHON: return "python";
+	case RM_COMP_R: return "r";
+	case RM_COMP_SYNTHETIC: return "synthetic";
+	}
+	return "unknown";
+}
+
+static void json_str(dcr_buf *b, const char *s)
+{
+	dcr_buf_append_u8(b, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			dcr_buf_append_u8(b, '\\');
+			dcr_buf_append_u8(b, c);
+		} else if (c < 0x20) {
+			dcr_buf_printf(b, "\\u%04x", c);
+		} else {
+			dcr_buf_append_u8(b, c);
+		}
+	}
+	dcr_buf_append_u8(b, '"');
+}
+
+static enum cmp_type type_parse(const char *s, size_t n)
+{
+	if (n == 7 && memcmp(s, "integer", 7) == 0)
+		return CMP_INTEGER;
+	if (n == 5 && memcmp(s, "float", 5) == 0)
+		return CMP_FLOAT;
+	return CMP_STRING;
+}
+
+static void cache_key(const plan *p, const plan_node *n, uint8_t out[32])
+{
+	dcr_buf b;
+	size_t k;
+
+	dcr_buf_init(&b);
+	dcr_buf_printf(&b, "dcr.cache.v1%c%s%c%s%c%lld%c", 0, n->name, 0, n->query ? n->query : "",
+		       0, n->min_rows, 0);
+	for (k = 0; k < n->ninputs; k++) {
+		const plan_node *in = &p->n[n->inputs[k]];
+		dcr_buf_append(&b, in->name, strlen(in->name) + 1);
+		dcr_buf_append(&b, in->hash, 32);
+	}
+	dcr_sha256(b.data, b.len, out);
+	dcr_buf_release(&b);
+}
+
+/* Loads a cached upstream result into n; DCR_ENOTFOUND on a miss. */
+static int cache_load(dmn *d, plan_node *n, dcr_err *err)
+{
+	char hex[65], *key;
+	dcr_buf v;
+	dcr_mp_doc *doc = NULL;
+	const dcr_mpv *cols;
+	const char *img;
+	size_t img_n;
+	char img_id[DMN_BLOB_HEX_BYTES];
+	uint32_t i;
+	int rc;
+
+	dcr_hex_encode(n->hash, 32, hex);
+	key = dcr_asprintf("cache:%s", hex);
+	dcr_buf_init(&v);
+	rc = es_meta_get(d->store, key, &v);
+	if (rc < 0)
+		goto out;
+	rc = dcr_mp_parse(v.data, v.len, &dcr_mp_limits_default, &doc, err);
+	if (rc < 0)
+		goto out;
+	rc = dcr_mp_get_str(dcr_mp_root(doc), "image", &img, &img_n, err);
+	if (rc == 0 && img_n != DMN_BLOB_HEX_BYTES - 1)
+		rc = dcr_err_set(err, DCR_EINTEGRITY, "%s: bad image id", key);
+	if (rc == 0)
+		rc = dcr_mp_get_binn(dcr_mp_root(doc), "sha256", n->result_sha, 32, err);
+	cols = dcr_mp_get(dcr_mp_root(doc), "cols");
+	if (rc == 0 && dcr_mp_type(cols) != DCR_MP_ARRAY)
+		rc = dcr_err_set(err, DCR_EINTEGRITY, "%s: bad cols", key);
+	if (rc < 0)
+		goto out;
+	memcpy(img_id, img, img_n);
+	img_id[img_n] = 0;
+	n->ncols = dcr_mp_len(cols);
+	n->cols = dcr_calloc(n->ncols ? n->ncols : 1, sizeof *n->cols);
+	for (i = 0; i < n->ncols; i++) {
+		const dcr_mpv *c = dcr_mp_at(cols, i);
+		const char *t;
+		size_t tn;
+		char *name = NULL;
+		if (dcr_mp_strdup(dcr_mp_at(c, 0), &name) < 0 ||
+		    dcr_mp_str(dcr_mp_at(c, 1), &t, &tn) < 0) {
+			free(name);
+			rc = dcr_err_set(err, DCR_EINTEGRITY, "%s: bad column %u", key, i);
+			goto out;
+		}
+		n->cols[i].name = name;
+		n->cols[i].type = type_parse(t, tn);
+		n->cols[i].nullable = true;
+	}
+	rc = dmn__blob_read_all(d->blobs, img_id, DMN_IMAGE_BYTES_MAX, &n->image, err);
+out:
+	if (rc < 0 && n->cols) {
+		dmn__schema_free(n->cols, n->ncols);
+		n->cols = NULL;
+		n->ncols = 0;
+	}
+	dcr_mp_doc_free(doc);
+	dcr_buf_release(&v);
+	free(key);
+	return rc;
+}
+
+static void cache_store(dmn *d, const plan_node *n, const char *image_id)
+{
+	char hex[65], *key;
+	dcr_buf v;
+	dcr_mpw w;
+	size_t i;
+
+	dcr_hex_encode(n->hash, 32, hex);
+	key = dcr_asprintf("cache:%s", hex);
+	dcr_buf_init(&v);
+	dcr_mpw_init(&w, &v);
+	dcr_mpw_map(&w, 3);
+	dcr_mpw_str(&w, "cols");
+	dcr_mpw_array(&w, (uint32_t)n->ncols);
+	for (i = 0; i < n->ncols; i++) {
+		dcr_mpw_array(&w, 2);
+		dcr_mpw_str(&w, n->cols[i].name);
+		dcr_mpw_str(&w, cmp_type_name(n->cols[i].type));
+	}
+	dcr_mpw_str(&w, "image");
+	dcr_mpw_str(&w, image_id);
+	dcr_mpw_str(&w, "sha256");
+	dcr_mpw_bin(&w, n->result_sha, 32);
+	if (es_meta_put(d->store, key, v.data, v.len) < 0)
+		dmn__log(d, DMN_LOG_WARN, "could not store %s", key);
+	dcr_buf_release(&v);
+	free(key);
+}
+
+/* Evaluates computation node n (inputs ready). For the target, res keeps
+ * the full result (CSV). */
+static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res, dcr_err *err)
+{
+	cmp_input *in = NULL;
+	cmp_sql_limits lim = {.time_ms = DMN_RUN_TIME_MS};
+	char image_id[DMN_BLOB_HEX_BYTES];
+	uint8_t sha[32];
+	size_t k;
+	int rc;
+
+	if (n->kind != RM_COMP_SQL)
+		return dcr_err_set(err, DCR_ESTATE, "computation kind %s is not supported yet",
+				   kind_name(n->kind));
+	cache_key(p, n, n->hash);
+	if (!target) {
+		rc = cache_load(d, n, err);
+		if (rc == 0) {
+			n->ready = true;
+			return 0;
+		}
+		if (rc != DCR_ENOTFOUND)
+			dmn__log(d, DMN_LOG_WARN, "cache of %s unusable (%s): recomputing", n->name,
+				 err ? err->msg : "");
+	}
+	in = dcr_calloc(n->ninputs ? n->ninputs : 1, sizeof *in);
+	for (k = 0; k < n->ninputs; k++) {
+		plan_node *x = &p->n[n->inputs[k]];
+		if (x->is_dataset && !x->is_table) {
+			rc = dcr_err_set(err, DCR_EINVALID, "%s reads file dataset %s: SQL reads "
+				       "tables only", n->name, x->name);
+			goto out;
+		}
+		if (!x->ready) {
+			rc = dcr_err_set(err, DCR_EINTERNAL, "input %s of %s not ready", x->name,
+					 n->name);
+			goto out;
+		}
+		in[k].name = x->name;
+		in[k].schema.cols = x->cols;
+		in[k].schema.ncols = x->ncols;
+		in[k].image = x->image.len ? x->image.data : NULL;
+		in[k].image_n = x->image.len;
+	}
+	rc = cmp_sql_run(n->query, in, n->ninputs, n->min_rows, &lim, res, err);
+	if (rc < 0) {
+		dcr_err_prefix(err, "computation %s", n->name);
+		goto out;
+	}
+	dcr_sha256(res->csv.data, res->csv.len, n->result_sha);
+	/* Keep the result as a table for downstream computations. */
+	n->ncols = res->ncols;
+	n->cols = dcr_calloc(res->ncols ? res->ncols : 1, sizeof *n->cols);
+	for (k = 0; k < res->ncols; k++) {
+		n->cols[k] = res->cols[k];
+		n->cols[k].name = dcr_strdup(res->cols[k].name);
+	}
+	dcr_buf_append(&n->image, res->image.data, res->image.len);
+	n->ready = true;
+	if (dmn__blob_put(d->blobs, res->image.data, res->image.len, image_id, sha, NULL) == 0)
+		cache_store(d, n, image_id);
+	rc = 0;
+out:
+	free(in);
+	return rc;
+}
+
+static int load_dataset(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], plan_node *n, dcr_err *err)
+{
+	char image_id[DMN_BLOB_HEX_BYTES];
+	int rc;
+
+	if (n->ready)
+		return 0;
+	if (n->is_table && n->blob) {
+		rc = ensure_image(d, room, n->name, n->blob, image_id, err);
+		if (rc == 0)
+			rc = dmn__blob_read_all(d->blobs, image_id, DMN_IMAGE_BYTES_MAX, &n->image,
+						err);
+		if (rc < 0)
+			return rc;
+	}
+	n->ready = true;
+	return 0;
+}
+
+static void run_job(dmn *d, dmn_job *j)
+{
+	dmn_room *r = dmn__room_find(d, j->room);
+	cmp_result res;
+	plan p;
+	dcr_err err;
+	dcr_buf body, inputs, schema;
+	rm_run out;
+	uint64_t t0 = dcr_mono_ms();
+	char blob_id[DMN_BLOB_HEX_BYTES];
+	size_t i, k;
+	int rc;
+
+	memset(&p, 0, sizeof p);
+	memset(&out, 0, sizeof out);
+	dcr_err_clear(&err);
+	cmp_result_init(&res);
+	dcr_buf_init(&body);
+	dcr_buf_init(&inputs);
+	dcr_buf_init(&schema);
+	if (!r)
+		goto done;
+	pthread_mutex_lock(&r->mu);
+	{
+		const rm_run *run = rm_state_run(&r->st, j->run_id);
+		if (!run || run->state != RM_RUN_QUEUED) {
+			pthread_mutex_unlock(&r->mu);
+			goto done; /* finished meanwhile (duplicate job) */
+		}
+		rc = plan_build(&r->st, run, &p, &err);
+		if (!p.computation)
+			p.computation = dcr_strdup(run->computation);
+	}
+	pthread_mutex_unlock(&r->mu);
+	set_running(d, j->run_id, true);
+	dmn__log(d, DMN_LOG_INFO, "run %s (%s) in room %s: started", j->run_id, p.computation,
+		 r->hex);
+	for (i = 0; rc == 0 && i < p.norder; i++) {
+		plan_node *n = &p.n[p.order[i]];
+		bool target = p.order[i] == p.target;
+		for (k = 0; rc == 0 && k < n->ninputs; k++)
+			if (p.n[n->inputs[k]].is_dataset)
+				rc = load_dataset(d, j->room, &p.n[n->inputs[k]], &err);
+		if (rc < 0)
+			break;
+		if (target) {
+			rc = eval_node(d, &p, n, true, &res, &err);
+		} else {
+			cmp_result tmp;
+			cmp_result_init(&tmp);
+			rc = eval_node(d, &p, n, false, &tmp, &err);
+			cmp_result_release(&tmp);
+		}
+	}
+	if (rc == 0)
+		rc = dmn__blob_put(d->blobs, res.csv.data, res.csv.len, blob_id, out.result_sha256,
+				   &err);
+	out.id = j->run_id;
+	out.computation = p.computation;
+	out.duration_ms = dcr_mono_ms() - t0;
+	if (rc == 0) {
+		plan_node *t = &p.n[p.target];
+		out.state = RM_RUN_DONE;
+		out.result_blob = blob_id;
+		out.rows = res.rows;
+		out.suppressed = res.suppressed;
+		out.result_bytes = res.csv.len;
+		dcr_buf_append_u8(&schema, '[');
+		for (k = 0; k < res.ncols; k++) {
+			dcr_buf_append_str(&schema, k ? ",[" : "[");
+			json_str(&schema, res.cols[k].name);
+			dcr_buf_append_u8(&schema, ',');
+			json_str(&schema, cmp_type_name(res.cols[k].type));
+			dcr_buf_append_u8(&schema, ']');
+		}
+		dcr_buf_append_u8(&schema, ']');
+		out.schema_json = dcr_buf_cstr(&schema);
+		dcr_buf_append_u8(&inputs, '{');
+		for (k = 0; k < t->ninputs; k++) {
+			const plan_node *x = &p.n[t->inputs[k]];
+			char hex[65];
+			dcr_hex_encode(x->is_dataset ? x->hash : x->result_sha, 32, hex);
+			if (k)
+				dcr_buf_append_u8(&inputs, ',');
+			json_str(&inputs, x->name);
+			dcr_buf_printf(&inputs, ":\"%s\"", x->is_dataset && !x->blob ? "" : hex);
+		}
+		dcr_buf_append_u8(&inputs, '}');
+		rm_body_run_completed(&body, &out, dcr_buf_cstr(&inputs));
+	} else {
+		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "", err.msg);
+	}
+	if (dmn__append_enter(d)) {
+		dcr_err e2;
+		rc = dmn__submit_daemon(d, j->room, rc == 0 ? RM_EV_RUN_COMPLETED : RM_EV_RUN_FAILED,
+					&body, &e2);
+		dmn__append_leave(d);
+		if (rc < 0)
+			dmn__log(d, DMN_LOG_ERROR, "run %s: recording the outcome: %s", j->run_id,
+				 e2.msg);
+		else
+			dmn__log(d, DMN_LOG_INFO, "run %s (%s) in room %s: %s in %llu ms%s%s",
+				 j->run_id, p.computation, r->hex,
+				 out.state == RM_RUN_DONE ? "done" : "failed",
+				 (unsigned long long)out.duration_ms,
+				 out.state == RM_RUN_DONE ? "" : ": ",
+				 out.state == RM_RUN_DONE ? "" : err.msg);
+	}
+	set_running(d, j->run_id, false);
+done:
+	cmp_result_release(&res);
+	dcr_buf_release(&body);
+	dcr_buf_release(&inputs);
+	dcr_buf_release(&schema);
+	plan_free(&p);
+}
+
+/* ---- workers ---------------------------------------------------------------------- */
+
+static void *worker(void *arg)
+{
+	dmn *d = arg;
+
+	for (;;) {
+		dmn_job *j;
+		pthread_mutex_lock(&d->job_mu);
+		while (!d->stopping && !d->job_head)
+			pthread_cond_wait(&d->job_cv, &d->job_mu);
+		if (d->stopping) {
+			pthread_mutex_unlock(&d->job_mu);
+			break;
+		}
+		j = d->job_head;
+		d->job_head = j->next;
+		if (!d->job_head)
+			d->job_tail = NULL;
+		d->njobs--;
+		pthread_mutex_unlock(&d->job_mu);
+		if (j->kind == JOB_IMAGE)
+			image_job(d, j);
+		else
+			run_job(d, j);
+		job_free(j);
+	}
+	return NULL;
+}
+
+int dmn__jobs_start(dmn *d, dcr_err *err)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof d->workers / sizeof d->workers[0]; i++) {
+		int rc = pthread_create(&d->workers[i], NULL, worker, d);
+		if (rc != 0)
+			return dcr_err_set(err, -rc, "starting a worker thread: %s", strerror(rc));
+		d->nworkers++;
+	}
+	return 0;
+}
+
+void dmn__jobs_stop(dmn *d)
+{
+	struct timespec ts;
+	size_t i;
+
+	pthread_mutex_lock(&d->job_mu);
+	d->stopping = true;
+	pthread_cond_broadcast(&d->job_cv);
+	while (d->appends_active > 0)
+		pthread_cond_wait(&d->append_cv, &d->job_mu);
+	pthread_mutex_unlock(&d->job_mu);
+	/* A computation in progress cannot be interrupted from outside; its
+	 * outcome will not be recorded (stopping), and it is re-queued at the
+	 * next start. Give it a moment, then leave it to process exit. */
+	for (i = 0; i < d->nworkers; i++) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 2;
+		if (pthread_timedjoin_np(d->workers[i], NULL, &ts) != 0) {
+			dmn__log(d, DMN_LOG_WARN, "a computation is still running at shutdown; "
+						  "it will be re-run at the next start");
+			pthread_detach(d->workers[i]);
+			d->workers_leaked = true;
+		}
+	}
+	d->nworkers = 0;
+	pthread_mutex_lock(&d->job_mu);
+	while (d->job_head) {
+		dmn_job *j = d->job_head;
+		d->job_head = j->next;
+		job_free(j);
+	}
+	d->job_tail = NULL;
+	d->njobs = 0;
+	pthread_mutex_unlock(&d->job_mu);
+}

@@ -1,0 +1,1039 @@
+/* ops.c: the request handlers of dcrd (docs/protocol.md, "Operations").
+ *
+ * Runs on libuv's thread pool, one request at a time per connection, so a
+ * session's uploads and reader cache need no lock. Every read is checked
+ * with the room module's predicates (rm_may_*, rm_check_*): no rule is
+ * written here. A caller who may not see a room gets the same ENOTFOUND as
+ * for a room that does not exist. Uploads stream: each chunk goes through
+ * the CSV validator, SHA-256 and encryption to a temp file; nothing is kept
+ * in memory beyond one chunk. */
+#include "dmn_int.h"
+
+struct dmn_upload {
+	dmn_upload *next;
+	uint64_t id;
+	uint8_t room[ES_ROOM_ID_BYTES];
+	char *dataset;
+	char *file;
+	bool table;
+	cmp_column *cols;
+	size_t ncols;
+	cmp_ingest *ing;
+	dmn_blob_writer *w;
+	uint64_t bytes;
+	uint64_t t0_ms;
+};
+
+typedef int (*op_fn)(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
+		     dcr_err *err);
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+static int arg_str(const dcr_mpv *args, const char *key, char **out, dcr_err *err)
+{
+	const dcr_mpv *v = dcr_mp_get(args, key);
+
+	*out = NULL;
+	if (!v)
+		return dcr_err_set(err, DCR_EINVALID, "missing argument %s", key);
+	if (dcr_mp_strdup(v, out) < 0)
+		return dcr_err_set(err, DCR_EINVALID, "argument %s: not a string", key);
+	return 0;
+}
+
+static int arg_u64(const dcr_mpv *args, const char *key, uint64_t *out, dcr_err *err)
+{
+	const dcr_mpv *v = dcr_mp_get(args, key);
+
+	if (!v)
+		return dcr_err_set(err, DCR_EINVALID, "missing argument %s", key);
+	if (dcr_mp_u64(v, out) < 0)
+		return dcr_err_set(err, DCR_EINVALID, "argument %s: not an unsigned integer", key);
+	return 0;
+}
+
+/* Resolves args.room to a room the caller may read; the room's mutex is
+ * NOT held on return. */
+static int arg_room(dmn *d, dmn_session *s, const dcr_mpv *args, dmn_room **out, dcr_err *err)
+{
+	const char *p;
+	size_t n;
+	uint8_t id[ES_ROOM_ID_BYTES];
+	char hex[ES_ROOM_HEX_BYTES];
+	dmn_room *r;
+	bool ok;
+
+	*out = NULL;
+	if (dcr_mp_str(dcr_mp_get(args, "room"), &p, &n) < 0)
+		return dcr_err_set(err, DCR_EINVALID, "missing argument room");
+	if (n != 32) 
+		return dcr_err_set(err, DCR_EINVALID, "room: not a room id (32 hex chars)");
+	memcpy(hex, p, 32);
+	hex[32] = 0;
+	if (es_room_parse(hex, id) < 0)
+		return dcr_err_set(err, DCR_EINVALID, "room: not a room id (32 hex chars)");
+	memcpy(s->room, hex, sizeof hex);
+	r = dmn__room_find(d, id);
+	if (!r)
+		return dcr_err_set(err, DCR_ENOTFOUND, "no room %s", hex);
+	pthread_mutex_lock(&r->mu);
+	ok = rm_may_read_room(&r->st, s->key);
+	pthread_mutex_unlock(&r->mu);
+	if (!ok)
+		return dcr_err_set(err, DCR_ENOTFOUND, "no room %s", hex);
+	free(s->who);
+	s->who = dmn__who(r, s->key);
+	*out = r;
+	return 0;
+}
+
+static void json_str(dcr_buf *b, const char *s)
+{
+	dcr_buf_append_u8(b, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			dcr_buf_append_u8(b, '\\');
+			dcr_buf_append_u8(b, c);
+		} else if (c < 0x20) {
+			dcr_buf_printf(b, "\\u%04x", c);
+		} else {
+			dcr_buf_append_u8(b, c);
+		}
+	}
+	dcr_buf_append_u8(b, '"');
+}
+
+/* ---- rooms and events ------------------------------------------------------------ */
+
+static int op_rooms(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
+{
+	size_t n, i, hits = 0;
+	dmn_room **rooms = dmn__rooms_list(d, &n);
+	dcr_buf arr;
+	dcr_mpw w;
+
+	dcr_buf_init(&arr);
+	dcr_mpw_init(&w, &arr);
+	for (i = 0; i < n; i++) {
+		dmn_room *r = rooms[i];
+		pthread_mutex_lock(&r->mu);
+		if (rm_may_read_room(&r->st, s->key)) {
+			dcr_mpw_map(&w, 4);
+			dcr_mpw_str(&w, "id");
+			dcr_mpw_str(&w, r->hex);
+			dcr_mpw_str(&w, "name");
+			dcr_mpw_str(&w, r->st.def && r->st.def->name ? r->st.def->name : "");
+			dcr_mpw_str(&w, "size");
+			dcr_mpw_uint(&w, r->st.size);
+			dcr_mpw_str(&w, "status");
+			dcr_mpw_str(&w, rm_status_name(r->st.status));
+			hits++;
+		}
+		pthread_mutex_unlock(&r->mu);
+	}
+	free(rooms);
+	if (hits > DCR_MP_ELEMS_MAX || arr.len > DCR_FRAME_BYTES_MAX - 1024) {
+		dcr_buf_release(&arr);
+		return dcr_err_set(err, DCR_ELIMIT, "too many rooms to list");
+	}
+	{
+		dcr_mpw *v = proto_map_key(res, "rooms");
+		dcr_mpw_array(v, (uint32_t)hits);
+		dcr_mpw_raw(v, arr.data, arr.len);
+	}
+	dcr_buf_release(&arr);
+	return 0;
+}
+
+static int op_size(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
+{
+	dmn_room *r;
+	uint64_t size;
+	int rc = arg_room(d, s, args, &r, err);
+
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&r->mu);
+	size = r->st.size;
+	pthread_mutex_unlock(&r->mu);
+	dcr_mpw_uint(proto_map_key(res, "size"), size);
+	return 0;
+}
+
+struct events_ctx {
+	dcr_mpw *w;
+	uint32_t count;
+	uint64_t max;
+	size_t bytes, budget;
+};
+
+#define EVENTS_STOP 1
+
+static int events_one(void *ctx, uint64_t seq, const void *entry, size_t n)
+{
+	struct events_ctx *e = ctx;
+
+	(void)seq;
+	if (e->count >= e->max || (e->count > 0 && e->bytes + n + 8 > e->budget))
+		return EVENTS_STOP;
+	dcr_mpw_bin(e->w, entry, n);
+	e->bytes += n + 8;
+	e->count++;
+	return 0;
+}
+
+static int op_events(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
+{
+	struct events_ctx e = {0};
+	dmn_room *r;
+	uint64_t from = 0, max = DMN_EVENTS_PER_REPLY_MAX;
+	dcr_buf arr;
+	dcr_mpw w;
+	int rc = arg_room(d, s, args, &r, err);
+
+	if (rc < 0)
+		return rc;
+	rc = arg_u64(args, "from", &from, err);
+	if (rc < 0)
+		return rc;
+	if (dcr_mp_get(args, "max")) {
+		rc = arg_u64(args, "max", &max, err);
+		if (rc < 0)
+			return rc;
+	}
+	if (max > DMN_EVENTS_PER_REPLY_MAX)
+		max = DMN_EVENTS_PER_REPLY_MAX;
+	dcr_buf_init(&arr);
+	dcr_mpw_init(&w, &arr);
+	e.w = &w;
+	e.max = max;
+	e.budget = DCR_FRAME_BYTES_MAX - 1024;
+	rc = es_fold(d->store, r->id, from, ES_SEQ_ANY, events_one, &e);
+	if (rc == EVENTS_STOP)
+		rc = 0;
+	if (rc < 0) {
+		dcr_buf_release(&arr);
+		return dcr_err_set(err, rc, "reading events: %s", dcr_strerror(rc));
+	}
+	{
+		dcr_mpw *v = proto_map_key(res, "events");
+		dcr_mpw_array(v, e.count);
+		dcr_mpw_raw(v, arr.data, arr.len);
+	}
+	dcr_buf_release(&arr);
+	return 0;
+}
+
+static int op_submit(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
+{
+	const char *p;
+	size_t n;
+	const uint8_t *entry;
+	size_t entry_n;
+	uint8_t id[ES_ROOM_ID_BYTES];
+	char hex[ES_ROOM_HEX_BYTES];
+	uint64_t seq = 0;
+	dmn_room *r;
+	int rc;
+
+	/* No read check: a new room does not exist yet, and rm_apply decides
+	 * what this actor may do. */
+	if (dcr_mp_str(dcr_mp_get(args, "room"), &p, &n) < 0 || n != 32)
+		return dcr_err_set(err, DCR_EINVALID, "room: not a room id (32 hex chars)");
+	memcpy(hex, p, 32);
+	hex[32] = 0;
+	if (es_room_parse(hex, id) < 0)
+		return dcr_err_set(err, DCR_EINVALID, "room: not a room id (32 hex chars)");
+	memcpy(s->room, hex, sizeof hex);
+	rc = dcr_mp_get_bin(args, "entry", &entry, &entry_n, err);
+	if (rc < 0)
+		return dcr_err_set(err, DCR_EINVALID, "missing argument entry (bin)");
+	rc = dmn__submit(d, id, entry, entry_n, s->key, &seq, err);
+	r = dmn__room_find(d, id);
+	if (r) {
+		free(s->who);
+		s->who = dmn__who(r, s->key);
+	}
+	if (rc < 0)
+		return rc;
+	dcr_mpw_uint(proto_map_key(res, "seq"), seq);
+	return 0;
+}
+
+/* ---- uploads ------------------------------------------------------------------------ */
+
+static void upload_free(dmn_upload *u)
+{
+	if (!u)
+		return;
+	cmp_ingest_free(u->ing);
+	dmn__blob_abort(u->w);
+	dmn__schema_free(u->cols, u->ncols);
+	free(u->dataset);
+	free(u->file);
+	free(u);
+}
+
+static dmn_upload *upload_find(dmn_session *s, uint64_t id, bool unlink_it)
+{
+	dmn_upload **pp;
+
+	for (pp = &s->uploads; *pp; pp = &(*pp)->next)
+		if ((*pp)->id == id) {
+			dmn_upload *u = *pp;
+			if (unlink_it) {
+				*pp = u->next;
+				s->nuploads--;
+			}
+			return u;
+		}
+	return NULL;
+}
+
+static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
+			   dcr_err *err)
+{
+	dmn_room *r;
+	dmn_upload *u = NULL;
+	char *dataset = NULL, *file = NULL, *label = NULL;
+	int rc;
+
+	rc = arg_room(d, s, args, &r, err);
+	if (rc == 0)
+		rc = arg_str(args, "dataset", &dataset, err);
+	if (rc == 0 && dcr_mp_get(args, "file"))
+		rc = arg_str(args, "file", &file, err);
+	if (rc < 0)
+		goto out;
+	if (file && strlen(file) > DCR_RM_FILE_NAME_BYTES_MAX) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "file name longer than %u bytes",
+				 (unsigned)DCR_RM_FILE_NAME_BYTES_MAX);
+		goto out;
+	}
+	if (s->nuploads >= DMN_UPLOADS_MAX) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "more than %u uploads open on this connection",
+				 (unsigned)DMN_UPLOADS_MAX);
+		goto out;
+	}
+	u = dcr_calloc(1, sizeof *u);
+	pthread_mutex_lock(&r->mu);
+	rc = rm_check_provision(&r->st, s->key, dataset, err);
+	if (rc == 0) {
+		const rm_dataset *ds = rm_def_dataset(r->st.def, dataset);
+		u->table = ds->kind == RM_DS_TABLE;
+		if (u->table)
+			dmn__schema_of(ds, &u->cols, &u->ncols);
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (rc < 0)
+		goto out;
+	memcpy(u->room, r->id, ES_ROOM_ID_BYTES);
+	u->dataset = dataset;
+	dataset = NULL;
+	u->file = file ? file : dcr_strdup("");
+	file = NULL;
+	u->t0_ms = dcr_mono_ms();
+	if (u->table) {
+		cmp_schema schema = {u->cols, u->ncols};
+		label = dcr_strdup(*u->file ? u->file : u->dataset);
+		rc = cmp_ingest_new(&schema, label, &u->ing);
+		if (rc < 0) {
+			dcr_err_set(err, rc, "starting validation of %s", label);
+			goto out;
+		}
+	}
+	rc = dmn__blob_create(d->blobs, &u->w, err);
+	if (rc < 0)
+		goto out;
+	pthread_mutex_lock(&d->up_mu);
+	u->id = ++d->next_upload_id;
+	pthread_mutex_unlock(&d->up_mu);
+	u->next = s->uploads;
+	s->uploads = u;
+	s->nuploads++;
+	dcr_mpw_uint(proto_map_key(res, "upload"), u->id);
+	u = NULL;
+out:
+	upload_free(u);
+	free(label);
+	free(dataset);
+	free(file);
+	return rc;
+}
+
+static int arg_upload(dmn_session *s, const dcr_mpv *args, bool unlink_it, dmn_upload **out,
+		      dcr_err *err)
+{
+	uint64_t id;
+	int rc = arg_u64(args, "upload", &id, err);
+
+	if (rc < 0)
+		return rc;
+	*out = upload_find(s, id, unlink_it);
+	if (!*out)
+		return dcr_err_set(err, DCR_ENOTFOUND, "no upload %llu on this connection",
+				   (unsigned long long)id);
+	memcpy(s->room, "", 1);
+	es_room_format((*out)->room, s->room);
+	return 0;
+}
+
+static void upload_drop(dmn *d, dmn_session *s, dmn_upload *u, const char *why)
+{
+	char *who = dmn__who(dmn__room_find(d, u->room), s->key);
+
+	dmn__log(d, DMN_LOG_INFO, "%s upload %llu of %s (%s) dropped after %llu bytes: %s", who,
+		 (unsigned long long)u->id, u->dataset, u->file, (unsigned long long)u->bytes,
+		 why);
+	free(who);
+	upload_free(u);
+}
+
+static int op_upload_chunk(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
+			   dcr_err *err)
+{
+	dmn_upload *u;
+	const uint8_t *p;
+	size_t n;
+	int rc = arg_upload(s, args, false, &u, err);
+
+	if (rc < 0)
+		return rc;
+	rc = dcr_mp_get_bin(args, "data", &p, &n, err);
+	if (rc < 0)
+		return dcr_err_set(err, DCR_EINVALID, "missing argument data (bin)");
+	if (n > DCR_CHUNK_BYTES)
+		return dcr_err_set(err, DCR_ELIMIT, "chunk of %zu bytes exceeds %u", n,
+				   (unsigned)DCR_CHUNK_BYTES);
+	if (u->ing)
+		rc = cmp_ingest_feed(u->ing, p, n, err);
+	if (rc == 0)
+		rc = dmn__blob_write(u->w, p, n, err);
+	if (rc < 0) {
+		/* A rejected file stores nothing. */
+		upload_find(s, u->id, true);
+		upload_drop(d, s, u, err ? err->msg : dcr_strerror(rc));
+		return rc;
+	}
+	u->bytes += n;
+	return 0;
+}
+
+static int op_upload_end(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
+			 dcr_err *err)
+{
+	dmn_upload *u;
+	dmn_done_upload *done = NULL;
+	dcr_buf stats;
+	uint64_t rows = 0, bytes = 0;
+	char blob[DMN_BLOB_HEX_BYTES], stats_blob[DMN_BLOB_HEX_BYTES], *key = NULL;
+	uint8_t sha[32], stats_sha[32];
+	int rc = arg_upload(s, args, true, &u, err);
+
+	if (rc < 0)
+		return rc;
+	dcr_buf_init(&stats);
+	if (u->ing) {
+		rc = cmp_ingest_finish(u->ing, &rows, &stats, err);
+		if (rc < 0)
+			goto fail;
+	} else {
+		dcr_buf_printf(&stats, "{\"bytes\":%llu,\"rows\":0}", (unsigned long long)u->bytes);
+	}
+	rc = dmn__blob_commit(u->w, blob, sha, &bytes, err);
+	u->w = NULL;
+	if (rc < 0)
+		goto fail;
+	rc = dmn__blob_put(d->blobs, stats.data, stats.len, stats_blob, stats_sha, err);
+	if (rc < 0)
+		goto fail;
+	/* Durable before any event can name the blob. */
+	key = dcr_asprintf("stats:%s", blob);
+	rc = es_meta_put(d->store, key, stats_blob, strlen(stats_blob));
+	if (rc < 0) {
+		dcr_err_set(err, rc, "recording statistics: %s", dcr_strerror(rc));
+		goto fail;
+	}
+	done = dcr_calloc(1, sizeof *done);
+	memcpy(done->actor, s->key, 32);
+	memcpy(done->room, u->room, ES_ROOM_ID_BYTES);
+	done->p.dataset = dcr_strdup(u->dataset);
+	done->p.file = dcr_strdup(u->file);
+	done->p.blob = dcr_strdup(blob);
+	done->p.present = true;
+	memcpy(done->p.by, s->key, 32);
+	memcpy(done->p.sha256, sha, 32);
+	memcpy(done->p.stats_sha256, stats_sha, 32);
+	done->p.bytes = bytes;
+	done->p.rows = rows;
+	done->done_ms = dcr_now_ms();
+	pthread_mutex_lock(&d->up_mu);
+	done->next = d->done_uploads;
+	d->done_uploads = done;
+	pthread_mutex_unlock(&d->up_mu);
+	dcr_mpw_str(proto_map_key(res, "blob"), blob);
+	dcr_mpw_uint(proto_map_key(res, "bytes"), bytes);
+	dcr_mpw_uint(proto_map_key(res, "rows"), rows);
+	dcr_mpw_bin(proto_map_key(res, "sha256"), sha, 32);
+	dcr_mpw_bin(proto_map_key(res, "stats_sha256"), stats_sha, 32);
+	dmn__log(d, DMN_LOG_INFO, "upload %llu of %s: %llu bytes, %llu rows, blob %s in %llu ms",
+		 (unsigned long long)u->id, u->dataset, (unsigned long long)bytes,
+		 (unsigned long long)rows, blob, (unsigned long long)(dcr_mono_ms() - u->t0_ms));
+	upload_free(u);
+	goto out;
+fail:
+	upload_drop(d, s, u, err ? err->msg : dcr_strerror(rc));
+out:
+	free(key);
+	dcr_buf_release(&stats);
+	return rc;
+}
+
+static int op_upload_abort(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
+			   dcr_err *err)
+{
+	dmn_upload *u;
+	int rc = arg_upload(s, args, true, &u, err);
+
+	if (rc < 0)
+		return rc;
+	upload_drop(d, s, u, "aborted by the client");
+	return 0;
+}
+
+void dmn__session_release(dmn *d, dmn_session *s)
+{
+	while (s->uploads) {
+		dmn_upload *u = s->uploads;
+		s->uploads = u->next;
+		s->nuploads--;
+		upload_drop(d, s, u, "connection closed mid-upload");
+	}
+	dmn__blob_close(s->rd);
+	s->rd = NULL;
+	free(s->who);
+	s->who = NULL;
+}
+
+/* ---- runs and results ---------------------------------------------------------------- */
+
+static const char *run_state(dmn *d, const rm_run *run)
+{
+	switch (run->state) {
+	case RM_RUN_QUEUED: return dmn__run_is_running(d, run->id) ? "running" : "queued";
+	case RM_RUN_DONE: return "done";
+	case RM_RUN_FAILED: return "failed";
+	}
+	return "none";
+}
+
+static int op_run_status(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
+			 dcr_err *err)
+{
+	dmn_room *r;
+	char *comp = NULL;
+	int rc = arg_room(d, s, args, &r, err);
+
+	if (rc == 0)
+		rc = arg_str(args, "computation", &comp, err);
+	if (rc < 0)
+		goto out;
+	pthread_mutex_lock(&r->mu);
+	if (!r->st.def || !rm_def_computation(r->st.def, comp)) {
+		rc = dcr_err_set(err, DCR_ENOTFOUND, "no computation %s", comp);
+	} else {
+		const rm_run *run = rm_state_last_run(&r->st, comp);
+		if (!run) {
+			dcr_mpw_str(proto_map_key(res, "state"), "none");
+		} else {
+			dcr_mpw_str(proto_map_key(res, "state"), run_state(d, run));
+			dcr_mpw_str(proto_map_key(res, "run"), run->id);
+			if (run->error)
+				dcr_mpw_str(proto_map_key(res, "error"), run->error);
+			dcr_mpw_uint(proto_map_key(res, "rows"), run->rows);
+			dcr_mpw_uint(proto_map_key(res, "suppressed"), run->suppressed);
+			dcr_mpw_uint(proto_map_key(res, "duration_ms"), run->duration_ms);
+			dcr_mpw_uint(proto_map_key(res, "result_bytes"), run->result_bytes);
+			dcr_mpw_uint(proto_map_key(res, "requested_seq"), run->requested_seq);
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+out:
+	free(comp);
+	return rc;
+}
+
+static int op_result_open(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
+			  dcr_err *err)
+{
+	dmn_room *r;
+	char *comp = NULL;
+	int rc = arg_room(d, s, args, &r, err);
+
+	if (rc == 0)
+		rc = arg_str(args, "computation", &comp, err);
+	if (rc < 0)
+		goto out;
+	pthread_mutex_lock(&r->mu);
+	if (!rm_may_read_result(&r->st, s->key, comp)) {
+		rc = dcr_err_set(err, DCR_EDENIED, "you are not an analyst of computation %s", comp);
+	} else {
+		const rm_run *last = NULL;
+		size_t i;
+		for (i = r->st.nruns; i-- > 0;)
+			if (r->st.runs[i].state == RM_RUN_DONE &&
+			    strcmp(r->st.runs[i].computation, comp) == 0) {
+				last = &r->st.runs[i];
+				break;
+			}
+		if (!last) {
+			rc = dcr_err_set(err, DCR_ENOTFOUND, "computation %s has no result yet",
+					 comp);
+		} else {
+			dcr_mpw_str(proto_map_key(res, "run"), last->id);
+			dcr_mpw_uint(proto_map_key(res, "size"), last->result_bytes);
+			dcr_mpw_uint(proto_map_key(res, "rows"), last->rows);
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+out:
+	free(comp);
+	return rc;
+}
+
+static int op_result_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
+			  dcr_err *err)
+{
+	dmn_room *r;
+	char *run_id = NULL, blob[DMN_BLOB_HEX_BYTES] = "";
+	uint64_t off = 0, len = 0;
+	uint8_t *buf = NULL;
+	size_t got = 0;
+	int rc = arg_room(d, s, args, &r, err);
+
+	if (rc == 0)
+		rc = arg_str(args, "run", &run_id, err);
+	if (rc == 0)
+		rc = arg_u64(args, "offset", &off, err);
+	if (rc == 0)
+		rc = arg_u64(args, "len", &len, err);
+	if (rc < 0)
+		goto out;
+	if (len > DMN_RESULT_READ_BYTES_MAX)
+		len = DMN_RESULT_READ_BYTES_MAX;
+	pthread_mutex_lock(&r->mu);
+	{
+		const rm_run *run = rm_state_run(&r->st, run_id);
+		if (!run || !rm_may_read_result(&r->st, s->key, run->computation))
+			rc = dcr_err_set(err, DCR_EDENIED, "you may not read the result of run %s",
+					 run_id);
+		else if (run->state != RM_RUN_DONE || !run->result_blob ||
+			 !dmn__blob_id_valid(run->result_blob))
+			rc = dcr_err_set(err, DCR_ESTATE, "run %s has no result", run_id);
+		else if (run->retrieved == 0)
+			rc = dcr_err_set(err, DCR_ESTATE,
+					 "run %s: record result.retrieved first (result.open)",
+					 run_id);
+		else
+			memcpy(blob, run->result_blob, DMN_BLOB_HEX_BYTES);
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (rc < 0)
+		goto out;
+	if (!s->rd || strcmp(s->rd_blob, blob) != 0) {
+		dmn__blob_close(s->rd);
+		s->rd = NULL;
+		rc = dmn__blob_open(d->blobs, blob, &s->rd, err);
+		if (rc < 0)
+			goto out;
+		memcpy(s->rd_blob, blob, sizeof blob);
+	}
+	buf = dcr_malloc(len ? (size_t)len : 1);
+	rc = dmn__blob_pread(s->rd, off, buf, (size_t)len, &got, err);
+	if (rc < 0)
+		goto out;
+	dcr_mpw_bin(proto_map_key(res, "data"), buf, got);
+	dcr_mpw_uint(proto_map_key(res, "size"), dmn__blob_size(s->rd));
+out:
+	free(buf);
+	free(run_id);
+	return rc;
+}
+
+static int op_stats(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
+{
+	dmn_room *r;
+	char *ds = NULL, *key = NULL, blob[DMN_BLOB_HEX_BYTES] = "";
+	dcr_buf v, json;
+	int rc = arg_room(d, s, args, &r, err);
+
+	dcr_buf_init(&v);
+	dcr_buf_init(&json);
+	if (rc == 0)
+		rc = arg_str(args, "dataset", &ds, err);
+	if (rc < 0)
+		goto out;
+	pthread_mutex_lock(&r->mu);
+	if (!rm_may_read_stats(&r->st, s->key, ds)) {
+		rc = dcr_err_set(err, DCR_EDENIED, "you may not read the statistics of %s", ds);
+	} else {
+		const rm_provision *p = rm_state_provision(&r->st, ds);
+		if (!p || !p->blob || !dmn__blob_id_valid(p->blob))
+			rc = dcr_err_set(err, DCR_ENOTFOUND, "dataset %s is not provisioned", ds);
+		else
+			memcpy(blob, p->blob, DMN_BLOB_HEX_BYTES);
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (rc < 0)
+		goto out;
+	key = dcr_asprintf("stats:%s", blob);
+	rc = es_meta_get(d->store, key, &v);
+	if (rc < 0 || v.len != DMN_BLOB_HEX_BYTES - 1) {
+		rc = dcr_err_set(err, DCR_ENOTFOUND, "no statistics for %s", ds);
+		goto out;
+	}
+	memcpy(blob, v.data, v.len);
+	blob[v.len] = 0;
+	rc = dmn__blob_read_all(d->blobs, blob, DMN_STATS_BYTES_MAX, &json, err);
+	if (rc < 0)
+		goto out;
+	dcr_mpw_strn(proto_map_key(res, "json"), (const char *)json.data, json.len);
+out:
+	free(key);
+	free(ds);
+	dcr_buf_release(&v);
+	dcr_buf_release(&json);
+	return rc;
+}
+
+/* ---- room test, datasets, integrity ------------------------------------------------------ */
+
+static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
+			dcr_err *err)
+{
+	dmn_room *r;
+	rm_def *def = NULL;
+	cmp_result *results = NULL;
+	bool *ok = NULL;
+	size_t *order = NULL, i, k;
+	dcr_buf report;
+	int rc = arg_room(d, s, args, &r, err);
+
+	if (rc < 0)
+		return rc;
+	dcr_buf_init(&report);
+	/* Work on a private copy of the definition: checks take time. */
+	pthread_mutex_lock(&r->mu);
+	if (r->st.def_json)
+		rc = rm_def_parse(r->st.def_json, strlen(r->st.def_json), &def, err);
+	else
+		rc = dcr_err_set(err, DCR_ESTATE, "the room has no definition");
+	pthread_mutex_unlock(&r->mu);
+	if (rc < 0)
+		goto out;
+	order = dcr_calloc(def->ncomputations + 1, sizeof *order);
+	results = dcr_calloc(def->ncomputations + 1, sizeof *results);
+	ok = dcr_calloc(def->ncomputations + 1, sizeof *ok);
+	for (i = 0; i < def->ncomputations; i++)
+		cmp_result_init(&results[i]);
+	rc = rm_def_topo(def, order);
+	if (rc < 0) {
+		dcr_err_set(err, rc, "computations form a cycle");
+		goto out;
+	}
+	for (i = 0; i < def->ncomputations; i++) {
+		size_t ci = order[i];
+		const rm_computation *c = &def->computations[ci];
+		cmp_input *in = dcr_calloc(c->ninputs + 1, sizeof *in);
+		cmp_column **owned = dcr_calloc(c->ninputs + 1, sizeof *owned);
+		size_t *owned_n = dcr_calloc(c->ninputs + 1, sizeof *owned_n);
+		dcr_err e;
+		int crc = 0;
+
+		dcr_err_clear(&e);
+		dcr_buf_printf(&report, "%s (%s): ", c->name, rm_compkind_name(c->kind));
+		if (c->kind != RM_COMP_SQL) {
+			crc = dcr_err_set(&e, DCR_ESTATE, "computation kind %s is not supported yet",
+					  rm_compkind_name(c->kind));
+		}
+		for (k = 0; crc == 0 && k < c->ninputs; k++) {
+			const rm_dataset *ds = rm_def_dataset(def, c->inputs[k]);
+			in[k].name = c->inputs[k];
+			if (ds) {
+				if (ds->kind != RM_DS_TABLE) {
+					crc = dcr_err_set(&e, DCR_EINVALID,
+							  "reads file dataset %s: SQL reads tables "
+							  "only",
+							  ds->name);
+					break;
+				}
+				dmn__schema_of(ds, &owned[k], &owned_n[k]);
+				in[k].schema.cols = owned[k];
+				in[k].schema.ncols = owned_n[k];
+			} else {
+				size_t up;
+				for (up = 0; up < def->ncomputations; up++)
+					if (strcmp(def->computations[up].name, c->inputs[k]) == 0)
+						break;
+				if (up == def->ncomputations || !ok[up]) {
+					crc = dcr_err_set(&e, DCR_ESTATE,
+							  "upstream computation %s failed its test",
+							  c->inputs[k]);
+					break;
+				}
+				in[k].schema.cols = results[up].cols;
+				in[k].schema.ncols = results[up].ncols;
+			}
+		}
+		if (crc == 0)
+			crc = cmp_sql_check(c->query, in, c->ninputs, c->min_rows_aggregated,
+					    &results[ci], &e);
+		if (crc == 0) {
+			ok[ci] = true;
+			dcr_buf_append_str(&report, "ok\n");
+			for (k = 0; k < results[ci].ncols; k++)
+				dcr_buf_printf(&report, "  %s %s\n", results[ci].cols[k].name,
+					       cmp_type_name(results[ci].cols[k].type));
+		} else {
+			dcr_buf_printf(&report, "error: %s\n", e.msg);
+		}
+		for (k = 0; k < c->ninputs; k++)
+			dmn__schema_free(owned[k], owned_n[k]);
+		free(owned);
+		free(owned_n);
+		free(in);
+	}
+	dcr_mpw_strn(proto_map_key(res, "report"), (const char *)report.data, report.len);
+	rc = 0;
+out:
+	if (results)
+		for (i = 0; i < def->ncomputations; i++)
+			cmp_result_release(&results[i]);
+	free(results);
+	free(order);
+	free(ok);
+	rm_def_free(def);
+	dcr_buf_release(&report);
+	return rc;
+}
+
+static int op_datasets(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
+		       dcr_err *err)
+{
+	size_t n, i, k, hits = 0;
+	dmn_room **rooms = dmn__rooms_list(d, &n);
+	dcr_buf json;
+
+	dcr_buf_init(&json);
+	dcr_buf_append_u8(&json, '[');
+	for (i = 0; i < n; i++) {
+		dmn_room *r = rooms[i];
+		pthread_mutex_lock(&r->mu);
+		for (k = 0; k < r->st.nprovisions; k++) {
+			const rm_provision *p = &r->st.provisions[k];
+			char sha[65];
+			if (!p->present || memcmp(p->by, s->key, 32) != 0)
+				continue;
+			dcr_hex_encode(p->sha256, 32, sha);
+			dcr_buf_append_str(&json, hits++ ? ",\n {" : "\n {");
+			dcr_buf_printf(&json, "\"room\": \"%s\", \"room_name\": ", r->hex);
+			json_str(&json, r->st.def && r->st.def->name ? r->st.def->name : "");
+			dcr_buf_append_str(&json, ", \"dataset\": ");
+			json_str(&json, p->dataset);
+			dcr_buf_append_str(&json, ", \"file\": ");
+			json_str(&json, p->file ? p->file : "");
+			dcr_buf_printf(&json,
+				       ", \"rows\": %llu, \"bytes\": %llu, \"sha256\": \"%s\", "
+				       "\"seq\": %llu, \"ts_ms\": %llu}",
+				       (unsigned long long)p->rows, (unsigned long long)p->bytes, sha,
+				       (unsigned long long)p->seq, (unsigned long long)p->ts_ms);
+		}
+		pthread_mutex_unlock(&r->mu);
+	}
+	free(rooms);
+	dcr_buf_append_str(&json, hits ? "\n]\n" : "]\n");
+	if (json.len > DCR_FRAME_BYTES_MAX - 1024) {
+		dcr_buf_release(&json);
+		return dcr_err_set(err, DCR_ELIMIT, "too many datasets to list");
+	}
+	dcr_mpw_strn(proto_map_key(res, "json"), (const char *)json.data, json.len);
+	dcr_buf_release(&json);
+	return 0;
+}
+
+static int op_checkpoint(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
+			 dcr_err *err)
+{
+	dmn_room *r;
+	es_checkpoint cp;
+	dcr_buf b;
+	int rc = arg_room(d, s, args, &r, err);
+
+	if (rc < 0)
+		return rc;
+	rc = es_latest_checkpoint(d->store, r->id, &cp);
+	if (rc < 0)
+		return dcr_err_set(err, rc, "no checkpoint for room %s", r->hex);
+	dcr_buf_init(&b);
+	es_checkpoint_encode(&cp, &b);
+	dcr_mpw_bin(proto_map_key(res, "checkpoint"), b.data, b.len);
+	dcr_buf_release(&b);
+	return 0;
+}
+
+static int op_proof(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
+{
+	dmn_room *r;
+	uint64_t seq, size;
+	uint8_t proof[ES_PROOF_HASHES_MAX][32];
+	size_t n = 0, i;
+	dcr_mpw *w;
+	int rc = arg_room(d, s, args, &r, err);
+
+	if (rc == 0)
+		rc = arg_u64(args, "seq", &seq, err);
+	if (rc == 0)
+		rc = arg_u64(args, "size", &size, err);
+	if (rc < 0)
+		return rc;
+	rc = es_inclusion_proof(d->store, r->id, seq, size, proof, &n);
+	if (rc < 0)
+		return dcr_err_set(err, rc, "inclusion proof of seq %llu in size %llu: %s",
+				   (unsigned long long)seq, (unsigned long long)size,
+				   dcr_strerror(rc));
+	w = proto_map_key(res, "proof");
+	dcr_mpw_array(w, (uint32_t)n);
+	for (i = 0; i < n; i++)
+		dcr_mpw_bin(w, proof[i], 32);
+	return 0;
+}
+
+static int op_whoami(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
+{
+	dcr_mpw_bin(proto_map_key(res, "key"), s->key, 32);
+	dcr_mpw_bin(proto_map_key(res, "daemon_key"), d->pub, 32);
+	return 0;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------- */
+
+static const struct {
+	const char *name;
+	op_fn fn;
+} ops[] = {
+	{"checkpoint", op_checkpoint},
+	{"datasets", op_datasets},
+	{"events", op_events},
+	{"proof", op_proof},
+	{"result.open", op_result_open},
+	{"result.read", op_result_read},
+	{"room.test", op_room_test},
+	{"rooms", op_rooms},
+	{"run.status", op_run_status},
+	{"size", op_size},
+	{"stats", op_stats},
+	{"submit", op_submit},
+	{"upload.abort", op_upload_abort},
+	{"upload.begin", op_upload_begin},
+	{"upload.chunk", op_upload_chunk},
+	{"upload.end", op_upload_end},
+	{"whoami", op_whoami},
+};
+
+void dmn__error_frame(dcr_buf *out, uint64_t id, int code, const char *msg)
+{
+	proto_map m;
+	dcr_buf body;
+
+	proto_map_init(&m);
+	dcr_buf_init(&body);
+	dcr_mpw_str(proto_map_key(&m, "code"), dcr_errname(code));
+	if (code > DCR__ERR_BASE && code < DCR__ERR_END)
+		; /* project code */
+	else if (code < 0)
+		dcr_mpw_uint(proto_map_key(&m, "errno"), (uint64_t)-code);
+	dcr_mpw_str(proto_map_key(&m, "error"), msg && *msg ? msg : dcr_strerror(code));
+	dcr_mpw_uint(proto_map_key(&m, "id"), id);
+	dcr_mpw_bool(proto_map_key(&m, "ok"), false);
+	proto_map_encode(&m, &body);
+	proto_map_release(&m);
+	proto_frame_wrap(out, body.data, body.len);
+	dcr_buf_release(&body);
+}
+
+int dmn__handle(dmn *d, dmn_session *s, const void *frame, size_t n, dcr_buf *resp,
+		dcr_buf *log_outcome)
+{
+	static const uint8_t empty_map = 0x80;
+	dcr_mp_doc *doc = NULL, *empty = NULL;
+	const dcr_mpv *root, *args;
+	const char *op;
+	size_t op_n, i;
+	uint64_t id = 0;
+	proto_map res;
+	dcr_err err;
+	int rc, fatal = 0;
+
+	dcr_err_clear(&err);
+	proto_map_init(&res);
+	s->op[0] = 0;
+	s->room[0] = 0;
+	rc = proto_frame_parse(frame, n, &doc, &err);
+	if (rc < 0) {
+		fatal = rc;
+		goto out;
+	}
+	root = dcr_mp_root(doc);
+	if (dcr_mp_u64(dcr_mp_get(root, "id"), &id) < 0 ||
+	    dcr_mp_str(dcr_mp_get(root, "op"), &op, &op_n) < 0) {
+		rc = fatal = dcr_err_set(&err, DCR_EPROTO, "request without id or op");
+		goto out;
+	}
+	memcpy(s->op, op, op_n < sizeof s->op - 1 ? op_n : sizeof s->op - 1);
+	s->op[op_n < sizeof s->op - 1 ? op_n : sizeof s->op - 1] = 0;
+	args = dcr_mp_get(root, "args");
+	if (args && dcr_mp_type(args) != DCR_MP_MAP) {
+		rc = dcr_err_set(&err, DCR_EPROTO, "args must be a map");
+		goto out;
+	}
+	if (!args) {
+		rc = dcr_mp_parse(&empty_map, 1, &dcr_mp_limits_default, &empty, &err);
+		if (rc < 0)
+			goto out;
+		args = dcr_mp_root(empty);
+	}
+	for (i = 0; i < sizeof ops / sizeof ops[0]; i++)
+		if (strlen(ops[i].name) == op_n && memcmp(ops[i].name, op, op_n) == 0)
+			break;
+	if (i == sizeof ops / sizeof ops[0]) {
+		rc = dcr_err_set(&err, DCR_EINVALID, "unknown op \"%s\"", s->op);
+		goto out;
+	}
+	rc = ops[i].fn(d, s, args, &res, &err);
+out:
+	if (rc < 0) {
+		if (err.code == 0)
+			dcr_err_set(&err, rc, NULL);
+		dmn__error_frame(resp, id, rc, err.msg);
+		dcr_buf_printf(log_outcome, "%s: %s", dcr_errname(rc), err.msg);
+	} else {
+		dcr_buf body;
+		dcr_buf_init(&body);
+		dcr_mpw_uint(proto_map_key(&res, "id"), id);
+		dcr_mpw_bool(proto_map_key(&res, "ok"), true);
+		proto_map_encode(&res, &body);
+		if (body.len > DCR_FRAME_BYTES_MAX) {
+			dmn__error_frame(resp, id, DCR_ELIMIT, "response too large");
+			dcr_buf_append_str(log_outcome, "ELIMIT: response too large");
+		} else {
+			proto_frame_wrap(resp, body.data, body.len);
+			dcr_buf_append_str(log_outcome, "ok");
+		}
+		dcr_buf_release(&body);
+	}
+	proto_map_release(&res);
+	dcr_mp_doc_free(empty);
+	dcr_mp_doc_free(doc);
+	return fatal;
+}

@@ -1,0 +1,515 @@
+/* rooms.c: the room service. Every room's state is fold(rm_apply, log),
+ * kept in memory; the log is the truth.
+ *
+ * dmn__submit is the only way an event enters the log, for user events and
+ * the daemon's own alike: decode, verify, check the actor and clock, then
+ * under the room's mutex check the sequence, apply the room's rules, check
+ * what only the daemon can know (that a provisioned blob is the upload this
+ * actor just finished), and append. The mutex is held across the append,
+ * so at most one event per room is in flight and rm_apply always sees the
+ * state the event will follow. A failed append rebuilds the room from the
+ * log, so memory never runs ahead of disk. */
+#include "dmn_int.h"
+
+/* ---- registry ------------------------------------------------------------------ */
+
+static dmn_room *room_new(dmn *d, const uint8_t id[ES_ROOM_ID_BYTES])
+{
+	dmn_room *r = dcr_calloc(1, sizeof *r);
+
+	memcpy(r->id, id, ES_ROOM_ID_BYTES);
+	es_room_format(id, r->hex);
+	pthread_mutex_init(&r->mu, NULL);
+	rm_state_init(&r->st, d->pub);
+	return r;
+}
+
+static void room_free(dmn_room *r)
+{
+	if (!r)
+		return;
+	rm_state_release(&r->st);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+static dmn_room *find_locked(dmn *d, const uint8_t id[ES_ROOM_ID_BYTES])
+{
+	size_t i;
+
+	for (i = 0; i < d->nrooms; i++)
+		if (memcmp(d->rooms[i]->id, id, ES_ROOM_ID_BYTES) == 0)
+			return d->rooms[i];
+	return NULL;
+}
+
+dmn_room *dmn__room_find(dmn *d, const uint8_t id[ES_ROOM_ID_BYTES])
+{
+	dmn_room *r;
+
+	pthread_rwlock_rdlock(&d->rooms_lock);
+	r = find_locked(d, id);
+	pthread_rwlock_unlock(&d->rooms_lock);
+	return r;
+}
+
+static void insert_locked(dmn *d, dmn_room *r)
+{
+	if (d->nrooms == d->rooms_cap) {
+		d->rooms_cap = d->rooms_cap ? 2 * d->rooms_cap : 16;
+		d->rooms = dcr_realloc(d->rooms, d->rooms_cap * sizeof *d->rooms);
+	}
+	d->rooms[d->nrooms++] = r;
+}
+
+dmn_room **dmn__rooms_list(dmn *d, size_t *n)
+{
+	dmn_room **out;
+
+	pthread_rwlock_rdlock(&d->rooms_lock);
+	*n = d->nrooms;
+	out = dcr_malloc((d->nrooms ? d->nrooms : 1) * sizeof *out);
+	if (d->nrooms)
+		memcpy(out, d->rooms, d->nrooms * sizeof *out);
+	pthread_rwlock_unlock(&d->rooms_lock);
+	return out;
+}
+
+void dmn__rooms_free(dmn *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nrooms; i++)
+		room_free(d->rooms[i]);
+	free(d->rooms);
+	d->rooms = NULL;
+	d->nrooms = d->rooms_cap = 0;
+}
+
+/* ---- replay ----------------------------------------------------------------------- */
+
+struct replay_ctx {
+	dmn_room *r;
+	dcr_err *err;
+};
+
+static int replay_one(void *ctx, uint64_t seq, const void *entry, size_t n)
+{
+	struct replay_ctx *rc = ctx;
+	int e = rm_apply_entry(&rc->r->st, entry, n, rc->err);
+
+	(void)seq;
+	if (e < 0)
+		dcr_err_prefix(rc->err, "room %s", rc->r->hex);
+	return e;
+}
+
+/* (Re)computes r->st from the log; caller holds r->mu or owns r. */
+static int room_replay(dmn *d, dmn_room *r, dcr_err *err)
+{
+	struct replay_ctx c = {r, err};
+
+	rm_state_release(&r->st);
+	rm_state_init(&r->st, d->pub);
+	return es_fold(d->store, r->id, 0, ES_SEQ_ANY, replay_one, &c);
+}
+
+/* Follow-up work a state needs after a restart: prepared tables of present
+ * datasets and runs requested but not finished. */
+static void room_resume(dmn *d, dmn_room *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->st.nprovisions; i++) {
+		const rm_provision *p = &r->st.provisions[i];
+		if (p->present && p->blob)
+			dmn__job_image(d, p->blob, r->id, p->dataset);
+	}
+	for (i = 0; i < r->st.nruns; i++)
+		if (r->st.runs[i].state == RM_RUN_QUEUED)
+			dmn__job_run(d, r->id, r->st.runs[i].id);
+}
+
+struct load_ctx {
+	dmn *d;
+	dcr_err *err;
+	int rc;
+	uint64_t events;
+};
+
+static int load_room(void *ctx, const uint8_t id[ES_ROOM_ID_BYTES])
+{
+	struct load_ctx *lc = ctx;
+	dmn_room *r = room_new(lc->d, id);
+	int rc = room_replay(lc->d, r, lc->err);
+
+	if (rc < 0) {
+		room_free(r);
+		lc->rc = rc;
+		return rc;
+	}
+	lc->events += r->st.size;
+	insert_locked(lc->d, r);
+	return 0;
+}
+
+int dmn__rooms_load(dmn *d, dcr_err *err)
+{
+	struct load_ctx lc = {d, err, 0, 0};
+	uint64_t t0 = dcr_mono_ms();
+	int rc;
+	size_t i;
+
+	pthread_rwlock_wrlock(&d->rooms_lock);
+	rc = es_rooms(d->store, load_room, &lc);
+	pthread_rwlock_unlock(&d->rooms_lock);
+	if (lc.rc < 0)
+		return lc.rc;
+	if (rc < 0)
+		return dcr_err_set(err, rc, "listing rooms: %s", dcr_strerror(rc));
+	dmn__log(d, DMN_LOG_INFO, "replayed %zu rooms, %llu events in %llu ms", d->nrooms,
+		 (unsigned long long)lc.events, (unsigned long long)(dcr_mono_ms() - t0));
+	for (i = 0; i < d->nrooms; i++)
+		room_resume(d, d->rooms[i]);
+	return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+int dmn__schema_of(const rm_dataset *ds, cmp_column **cols, size_t *n)
+{
+	cmp_column *c = dcr_calloc(ds->ncolumns ? ds->ncolumns : 1, sizeof *c);
+	size_t i;
+
+	for (i = 0; i < ds->ncolumns; i++) {
+		const rm_column *rc = &ds->columns[i];
+		c[i].name = dcr_strdup(rc->name);
+		c[i].nullable = rc->nullable;
+		switch (rc->type) {
+		case RM_STRING: c[i].type = CMP_STRING; break;
+		case RM_INTEGER: c[i].type = CMP_INTEGER; break;
+		case RM_FLOAT: c[i].type = CMP_FLOAT; break;
+		}
+		switch (rc->format) {
+		case RM_FMT_NONE: c[i].format = CMP_FMT_NONE; break;
+		case RM_FMT_EMAIL: c[i].format = CMP_FMT_EMAIL; break;
+		case RM_FMT_DATE: c[i].format = CMP_FMT_DATE; break;
+		case RM_FMT_SHA256: c[i].format = CMP_FMT_SHA256; break;
+		}
+	}
+	*cols = c;
+	*n = ds->ncolumns;
+	return 0;
+}
+
+void dmn__schema_free(cmp_column *cols, size_t n)
+{
+	size_t i;
+
+	if (!cols)
+		return;
+	for (i = 0; i < n; i++)
+		free((char *)cols[i].name);
+	free(cols);
+}
+
+char *dmn__who(dmn_room *r, const uint8_t key[32])
+{
+	char *full, *s;
+	const rm_participant *p;
+
+	if (!r) {
+		full = dcr_pub_format(key);
+		s = dcr_strndup(full, strlen("ed25519:") + 8);
+		free(full);
+		return s;
+	}
+	pthread_mutex_lock(&r->mu);
+	p = r->st.def ? rm_def_participant(r->st.def, key) : NULL;
+	s = p && p->email ? dcr_strdup(p->email) : NULL;
+	pthread_mutex_unlock(&r->mu);
+	if (s)
+		return s;
+	return dmn__who(NULL, key);
+}
+
+/* Deep equality of two canonical msgpack values. */
+static bool mpv_equal(const dcr_mpv *a, const dcr_mpv *b)
+{
+	enum dcr_mp_type t = dcr_mp_type(a);
+	uint32_t i, n;
+
+	if (t != dcr_mp_type(b))
+		return false;
+	switch (t) {
+	case DCR_MP_NIL:
+		return true;
+	case DCR_MP_BOOL: {
+		bool x, y;
+		return dcr_mp_bool(a, &x) == 0 && dcr_mp_bool(b, &y) == 0 && x == y;
+	}
+	case DCR_MP_UINT: {
+		uint64_t x, y;
+		return dcr_mp_u64(a, &x) == 0 && dcr_mp_u64(b, &y) == 0 && x == y;
+	}
+	case DCR_MP_INT: {
+		int64_t x, y;
+		return dcr_mp_i64(a, &x) == 0 && dcr_mp_i64(b, &y) == 0 && x == y;
+	}
+	case DCR_MP_FLOAT: {
+		double x, y;
+		return dcr_mp_f64(a, &x) == 0 && dcr_mp_f64(b, &y) == 0 &&
+		       memcmp(&x, &y, sizeof x) == 0;
+	}
+	case DCR_MP_STR: {
+		const char *x, *y;
+		size_t xn, yn;
+		return dcr_mp_str(a, &x, &xn) == 0 && dcr_mp_str(b, &y, &yn) == 0 && xn == yn &&
+		       memcmp(x, y, xn) == 0;
+	}
+	case DCR_MP_BIN: {
+		const uint8_t *x, *y;
+		size_t xn, yn;
+		return dcr_mp_bin(a, &x, &xn) == 0 && dcr_mp_bin(b, &y, &yn) == 0 && xn == yn &&
+		       memcmp(x, y, xn) == 0;
+	}
+	case DCR_MP_ARRAY:
+		n = dcr_mp_len(a);
+		if (n != dcr_mp_len(b))
+			return false;
+		for (i = 0; i < n; i++)
+			if (!mpv_equal(dcr_mp_at(a, i), dcr_mp_at(b, i)))
+				return false;
+		return true;
+	case DCR_MP_MAP:
+		n = dcr_mp_len(a);
+		if (n != dcr_mp_len(b))
+			return false;
+		for (i = 0; i < n; i++) {
+			const char *ka, *kb;
+			size_t kan, kbn;
+			const dcr_mpv *va = dcr_mp_map_at(a, i, &ka, &kan);
+			const dcr_mpv *vb = dcr_mp_map_at(b, i, &kb, &kbn);
+			if (kan != kbn || memcmp(ka, kb, kan) != 0 || !mpv_equal(va, vb))
+				return false;
+		}
+		return true;
+	}
+	return false;
+}
+
+/* Finds (and unlinks, if take) the finished upload whose provisioned body
+ * is exactly ev's body. Caller holds no lock of d->up_mu. */
+static dmn_done_upload *match_upload(dmn *d, const es_event *ev, bool take)
+{
+	dmn_done_upload **pp, *hit = NULL;
+
+	pthread_mutex_lock(&d->up_mu);
+	for (pp = &d->done_uploads; *pp; pp = &(*pp)->next) {
+		dmn_done_upload *u = *pp;
+		dcr_buf body;
+		dcr_mp_doc *doc = NULL;
+		bool eq = false;
+
+		if (memcmp(u->actor, ev->actor, 32) != 0 ||
+		    memcmp(u->room, ev->room, ES_ROOM_ID_BYTES) != 0)
+			continue;
+		dcr_buf_init(&body);
+		rm_body_provisioned(&body, &u->p);
+		if (dcr_mp_parse(body.data, body.len, &dcr_mp_limits_default, &doc, NULL) == 0)
+			eq = mpv_equal(dcr_mp_root(doc), ev->body);
+		dcr_mp_doc_free(doc);
+		dcr_buf_release(&body);
+		if (eq) {
+			hit = u;
+			if (take)
+				*pp = u->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&d->up_mu);
+	return hit;
+}
+
+static void done_upload_free(dmn_done_upload *u)
+{
+	if (!u)
+		return;
+	free(u->p.dataset);
+	free(u->p.blob);
+	free(u->p.file);
+	free(u);
+}
+
+/* ---- submit --------------------------------------------------------------------------- */
+
+/* Work that follows an appended event; r->mu held. */
+static void after_append(dmn *d, dmn_room *r, const es_event *ev, uint64_t seq)
+{
+	size_t i;
+
+	if (strcmp(ev->type, RM_EV_PROVISIONED) == 0) {
+		for (i = 0; i < r->st.nprovisions; i++) {
+			const rm_provision *p = &r->st.provisions[i];
+			if (p->seq == seq && p->present && p->blob)
+				dmn__job_image(d, p->blob, r->id, p->dataset);
+		}
+	} else if (strcmp(ev->type, RM_EV_RUN_REQUESTED) == 0) {
+		for (i = 0; i < r->st.nruns; i++)
+			if (r->st.runs[i].requested_seq == seq)
+				dmn__job_run(d, r->id, r->st.runs[i].id);
+	}
+}
+
+int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry, size_t n,
+		const uint8_t *conn_key, uint64_t *seq_out, dcr_err *err)
+{
+	es_event ev;
+	dmn_room *r = NULL, *fresh = NULL;
+	dmn_done_upload *up = NULL;
+	bool decoded = false, locked = false, provisioned;
+	uint64_t now = dcr_now_ms(), seq = 0;
+	int rc;
+
+	rc = es_event_decode(entry, n, &ev, err);
+	if (rc < 0) {
+		dcr_err_prefix(err, "event");
+		goto out;
+	}
+	decoded = true;
+	if (memcmp(ev.room, room, ES_ROOM_ID_BYTES) != 0) {
+		rc = dcr_err_set(err, DCR_EINVALID, "event is for room %s, not this room",
+				 ev.room_hex);
+		goto out;
+	}
+	rc = es_event_verify(&ev, err);
+	if (rc < 0)
+		goto out;
+	if (conn_key) {
+		if (memcmp(ev.actor, conn_key, 32) != 0) {
+			rc = dcr_err_set(err, DCR_EDENIED,
+					 "seq %llu (%s): signed by another key than this "
+					 "connection's",
+					 (unsigned long long)ev.seq, ev.type);
+			goto out;
+		}
+		if (memcmp(ev.actor, d->pub, 32) == 0) {
+			rc = dcr_err_set(err, DCR_EDENIED, "clients cannot sign as the daemon");
+			goto out;
+		}
+		if ((ev.ts_ms > now ? ev.ts_ms - now : now - ev.ts_ms) > DMN_EVENT_CLOCK_SKEW_MS) {
+			rc = dcr_err_set(err, DCR_EINVALID,
+					 "seq %llu (%s): event time %llu is more than %u s from "
+					 "the daemon's clock %llu",
+					 (unsigned long long)ev.seq, ev.type,
+					 (unsigned long long)ev.ts_ms,
+					 (unsigned)(DMN_EVENT_CLOCK_SKEW_MS / 1000),
+					 (unsigned long long)now);
+			goto out;
+		}
+	} else if (memcmp(ev.actor, d->pub, 32) != 0) {
+		rc = dcr_err_set(err, DCR_EINTERNAL, "daemon event not signed by the daemon key");
+		goto out;
+	}
+
+	r = dmn__room_find(d, room);
+	if (!r) {
+		uint64_t size = 0;
+		if (ev.seq != 0 || strcmp(ev.type, RM_EV_CREATED) != 0) {
+			rc = dcr_err_set(err, DCR_ENOTFOUND, "no room %s", ev.room_hex);
+			goto out;
+		}
+		rc = es_room_size(d->store, room, &size);
+		if (rc == 0 && size != 0)
+			rc = DCR_EEXIST;
+		if (rc < 0) {
+			dcr_err_set(err, rc, "room %s: %s", ev.room_hex, dcr_strerror(rc));
+			goto out;
+		}
+		/* Not visible to others until its first event is durable. */
+		fresh = r = room_new(d, room);
+	}
+	pthread_mutex_lock(&r->mu);
+	locked = true;
+	if (ev.seq != r->st.size) {
+		rc = dcr_err_set(err, DCR_ESEQ,
+				 "seq %llu (%s): the room is at %llu (replayed event, or another "
+				 "event was appended first)",
+				 (unsigned long long)ev.seq, ev.type,
+				 (unsigned long long)r->st.size);
+		goto out;
+	}
+	provisioned = strcmp(ev.type, RM_EV_PROVISIONED) == 0;
+	if (provisioned && !match_upload(d, &ev, false)) {
+		rc = dcr_err_set(err, DCR_EINVALID,
+				 "seq %llu (%s): does not match an upload this key completed in "
+				 "this room (upload the file first; sign exactly the values "
+				 "upload.end returned)",
+				 (unsigned long long)ev.seq, ev.type);
+		goto out;
+	}
+	rc = rm_apply(&r->st, &ev, err);
+	if (rc < 0)
+		goto out;
+	rc = es_append(d->store, room, ev.seq, entry, n, &seq, NULL, err);
+	if (rc < 0) {
+		dcr_err e2;
+		dcr_err_prefix(err, "appending seq %llu", (unsigned long long)ev.seq);
+		dmn__log(d, DMN_LOG_ERROR, "room %s: append failed (%s); rebuilding from the log",
+			 r->hex, err ? err->msg : dcr_strerror(rc));
+		if (!fresh && room_replay(d, r, &e2) < 0)
+			dmn__log(d, DMN_LOG_ERROR, "room %s: rebuild failed: %s", r->hex, e2.msg);
+		goto out;
+	}
+	DCR_ASSERT(seq == ev.seq);
+	if (provisioned)
+		up = match_upload(d, &ev, true);
+	if (fresh) {
+		pthread_rwlock_wrlock(&d->rooms_lock);
+		insert_locked(d, fresh);
+		pthread_rwlock_unlock(&d->rooms_lock);
+		fresh = NULL;
+	}
+	after_append(d, r, &ev, seq);
+	if (seq_out)
+		*seq_out = seq;
+out:
+	if (locked)
+		pthread_mutex_unlock(&r->mu);
+	room_free(fresh);
+	done_upload_free(up);
+	if (decoded)
+		es_event_release(&ev);
+	return rc;
+}
+
+int dmn__submit_daemon(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *type,
+		       const dcr_buf *body, dcr_err *err)
+{
+	dcr_buf entry;
+	unsigned attempt;
+	int rc = 0;
+
+	dcr_buf_init(&entry);
+	for (attempt = 0; attempt <= DMN_SUBMIT_RETRIES; attempt++) {
+		uint64_t size = 0;
+		dmn_room *r = dmn__room_find(d, room);
+		if (!r) {
+			rc = dcr_err_set(err, DCR_ENOTFOUND, "no such room");
+			break;
+		}
+		pthread_mutex_lock(&r->mu);
+		size = r->st.size;
+		pthread_mutex_unlock(&r->mu);
+		dcr_buf_reset(&entry);
+		rc = es_event_build(d->key, room, size, dcr_now_ms(), type, body->data, body->len,
+				    &entry, err);
+		if (rc < 0)
+			break;
+		rc = dmn__submit(d, room, entry.data, entry.len, NULL, NULL, err);
+		if (rc != DCR_ESEQ)
+			break;
+	}
+	dcr_buf_release(&entry);
+	return rc;
+}

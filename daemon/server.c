@@ -1,0 +1,773 @@
+/* server.c: dcrd's event loop: the listening socket, connections,
+ * authentication, framing, and the lifecycle of the whole daemon.
+ *
+ * The loop thread never blocks: it reads frames (4-byte length + body,
+ * never allocating more than the frame limit, and rejecting an oversize
+ * length before allocating), answers the authentication challenge, and
+ * hands each request to the thread pool (ops.c). A connection runs one
+ * request at a time, in order; it stops reading while DMN_INFLIGHT_MAX
+ * requests are received but not yet answered, so its memory is bounded. A
+ * connection is freed only when both its handles are closed and no request
+ * of it is running on the pool. Shutdown (SIGTERM/SIGINT) closes the
+ * listener and every connection, lets requests already running finish
+ * (appends complete), stops the workers and closes the store.
+ *
+ * The only file that includes uv.h. */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "dmn_int.h"
+
+#define READ_BUF_BYTES (64u * 1024)
+
+typedef struct server server;
+typedef struct conn conn;
+
+typedef struct req {
+	struct req *next;
+	conn *c;
+	uint8_t *frame;
+	size_t n;
+	uv_work_t work;
+	dcr_buf resp;
+	dcr_buf outcome;
+	int fatal;
+	uint64_t t0_ms;
+} req;
+
+typedef struct wreq {
+	uv_write_t w;
+	dcr_buf buf;
+	conn *c;
+	bool close_after;
+	bool counts; /* answers a request (inflight) */
+} wreq;
+
+struct conn {
+	server *srv;
+	conn *prev, *next;
+	uv_pipe_t pipe;
+	uv_timer_t timer;
+	int handles_open;
+	bool closing, authed, reading;
+	bool doomed; /* protocol violation answered: ignore further input */
+	uint8_t challenge[32];
+	dmn_session sess;
+	char who[24]; /* key prefix before a room names the caller */
+	/* frame being read */
+	uint8_t hdr[PROTO_HDR_BYTES];
+	size_t hdr_have;
+	uint8_t *body;
+	uint32_t body_len;
+	size_t body_have;
+	/* requests */
+	req *q_head, *q_tail;
+	bool busy;              /* a request is on the pool */
+	unsigned inflight;      /* received, not yet answered */
+	uint8_t rbuf[READ_BUF_BYTES];
+};
+
+struct server {
+	dmn *d;
+	uv_loop_t *loop;
+	uv_pipe_t listen;
+	uv_signal_t sig_term, sig_int;
+	conn *conns;
+	size_t nconns;
+	bool stopping;
+	uint64_t idle_ms;
+	char *socket_path;
+};
+
+/* ---- logging ---------------------------------------------------------------- */
+
+static void fmt_time(char *out, size_t n)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000,
+		 (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
+		 tm.tm_sec % 100, (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
+{
+	static const char *names[] = {"error", "warn", "info", "debug"};
+	char t[40], msg[1024];
+	va_list ap;
+
+	if (d && lvl > d->opt.log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fmt_time(t, sizeof t);
+	fprintf(stderr, "%s dcrd %s: %s\n", t, names[lvl], msg);
+}
+
+int dmn_log_level_parse(const char *s)
+{
+	if (strcmp(s, "error") == 0)
+		return DMN_LOG_ERROR;
+	if (strcmp(s, "warn") == 0)
+		return DMN_LOG_WARN;
+	if (strcmp(s, "info") == 0)
+		return DMN_LOG_INFO;
+	if (strcmp(s, "debug") == 0)
+		return DMN_LOG_DEBUG;
+	return -1;
+}
+
+/* ---- connections -------------------------------------------------------------- */
+
+static void conn_close(conn *c);
+static void pump(conn *c);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+static void req_free(req *r)
+{
+	if (!r)
+		return;
+	free(r->frame);
+	dcr_buf_release(&r->resp);
+	dcr_buf_release(&r->outcome);
+	free(r);
+}
+
+static void conn_maybe_free(conn *c)
+{
+	server *s = c->srv;
+
+	if (c->handles_open > 0 || c->busy)
+		return;
+	while (c->q_head) {
+		req *r = c->q_head;
+		c->q_head = r->next;
+		req_free(r);
+	}
+	dmn__session_release(s->d, &c->sess);
+	free(c->body);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->nconns--;
+	free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	conn *c = h->data;
+
+	c->handles_open--;
+	conn_maybe_free(c);
+}
+
+static void conn_close(conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	uv_read_stop((uv_stream_t *)&c->pipe);
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void on_write(uv_write_t *w, int status)
+{
+	wreq *wr = w->data;
+	conn *c = wr->c;
+
+	if (wr->counts) {
+		c->inflight--;
+		if (!c->closing && c->authed && !c->reading && c->inflight < DMN_INFLIGHT_MAX) {
+			c->reading = true;
+			uv_read_start((uv_stream_t *)&c->pipe, NULL, on_read);
+		}
+	}
+	if (status < 0 || wr->close_after)
+		conn_close(c);
+	dcr_buf_release(&wr->buf);
+	free(wr);
+}
+
+/* Sends a frame (takes buf's memory). */
+static void conn_send(conn *c, dcr_buf *buf, bool close_after, bool counts)
+{
+	wreq *wr;
+	uv_buf_t b;
+	int rc;
+
+	if (c->closing) {
+		dcr_buf_release(buf);
+		if (counts)
+			c->inflight--;
+		return;
+	}
+	wr = dcr_calloc(1, sizeof *wr);
+	wr->buf = *buf;
+	dcr_buf_init(buf);
+	wr->c = c;
+	wr->close_after = close_after;
+	wr->counts = counts;
+	wr->w.data = wr;
+	b = uv_buf_init((char *)wr->buf.data, (unsigned)wr->buf.len);
+	rc = uv_write(&wr->w, (uv_stream_t *)&c->pipe, &b, 1, on_write);
+	if (rc < 0) {
+		if (counts)
+			c->inflight--;
+		dcr_buf_release(&wr->buf);
+		free(wr);
+		conn_close(c);
+	}
+}
+
+static void send_error(conn *c, uint64_t id, int code, const char *msg, bool close_after)
+{
+	dcr_buf b;
+
+	dcr_buf_init(&b);
+	dmn__error_frame(&b, id, code, msg);
+	conn_send(c, &b, close_after, false);
+}
+
+static void log_request(conn *c, req *r)
+{
+	dmn *d = c->srv->d;
+	const char *who = c->sess.who ? c->sess.who : c->who;
+
+	dmn__log(d, DMN_LOG_INFO, "%s %s%s%s %s %llu ms", who, c->sess.op[0] ? c->sess.op : "?",
+		 c->sess.room[0] ? " room=" : "", c->sess.room, dcr_buf_cstr(&r->outcome),
+		 (unsigned long long)(dcr_mono_ms() - r->t0_ms));
+}
+
+static void work_cb(uv_work_t *w)
+{
+	req *r = w->data;
+	conn *c = r->c;
+
+	r->fatal = dmn__handle(c->srv->d, &c->sess, r->frame, r->n, &r->resp, &r->outcome);
+}
+
+static void after_work_cb(uv_work_t *w, int status)
+{
+	req *r = w->data;
+	conn *c = r->c;
+
+	c->busy = false;
+	free(r->frame);
+	r->frame = NULL;
+	if (status == 0)
+		log_request(c, r);
+	if (c->closing) {
+		c->inflight--;
+		req_free(r);
+		conn_maybe_free(c);
+		return;
+	}
+	if (r->fatal < 0)
+		c->doomed = true;
+	conn_send(c, &r->resp, r->fatal < 0, true);
+	req_free(r);
+	pump(c);
+}
+
+/* Starts the next queued request if none is running. */
+static void pump(conn *c)
+{
+	req *r;
+
+	if (c->busy || c->closing || c->doomed || !c->q_head)
+		return;
+	r = c->q_head;
+	c->q_head = r->next;
+	if (!c->q_head)
+		c->q_tail = NULL;
+	c->busy = true;
+	r->work.data = r;
+	r->t0_ms = dcr_mono_ms();
+	if (uv_queue_work(c->srv->loop, &r->work, work_cb, after_work_cb) < 0) {
+		c->busy = false;
+		c->inflight--;
+		req_free(r);
+		conn_close(c);
+	}
+}
+
+static void auth_frame(conn *c, const uint8_t *p, size_t n)
+{
+	server *s = c->srv;
+	dcr_mp_doc *doc = NULL;
+	uint8_t key[32], sig[64], msg[64];
+	dcr_err err;
+	char *full;
+	int rc;
+
+	dcr_err_clear(&err);
+	rc = proto_frame_parse(p, n, &doc, &err);
+	if (rc == 0)
+		rc = dcr_mp_get_binn(dcr_mp_root(doc), "key", key, 32, &err);
+	if (rc == 0)
+		rc = dcr_mp_get_binn(dcr_mp_root(doc), "sig", sig, 64, &err);
+	dcr_mp_doc_free(doc);
+	if (rc < 0) {
+		dmn__log(s->d, DMN_LOG_INFO, "connection refused: bad authentication frame: %s",
+			 err.msg);
+		c->doomed = true;
+		send_error(c, 0, DCR_EPROTO, "expected {key, sig} answering the challenge", true);
+		return;
+	}
+	memcpy(msg, c->challenge, 32);
+	memcpy(msg + 32, s->d->pub, 32);
+	full = dcr_pub_format(key);
+	snprintf(c->who, sizeof c->who, "%.16s", full);
+	free(full);
+	rc = dcr_verify(key, DCR_DOMAIN_AUTH, msg, sizeof msg, sig);
+	if (rc < 0) {
+		dmn__log(s->d, DMN_LOG_INFO, "%s connection refused: bad challenge signature",
+			 c->who);
+		c->doomed = true;
+		send_error(c, 0, DCR_ESIG, "authentication failed: bad signature", true);
+		return;
+	}
+	c->authed = true;
+	memcpy(c->sess.key, key, 32);
+	{
+		proto_map m;
+		dcr_buf body, frame;
+		proto_map_init(&m);
+		dcr_buf_init(&body);
+		dcr_buf_init(&frame);
+		dcr_mpw_bool(proto_map_key(&m, "ok"), true);
+		dcr_mpw_uint(proto_map_key(&m, "v"), 1);
+		proto_map_encode(&m, &body);
+		proto_map_release(&m);
+		proto_frame_wrap(&frame, body.data, body.len);
+		dcr_buf_release(&body);
+		conn_send(c, &frame, false, false);
+	}
+	dmn__log(s->d, DMN_LOG_DEBUG, "%s authenticated", c->who);
+	uv_timer_again(&c->timer);
+}
+
+static void on_frame(conn *c, uint8_t *body, size_t n)
+{
+	req *r;
+
+	if (!c->authed) {
+		auth_frame(c, body, n);
+		free(body);
+		return;
+	}
+	if (c->inflight >= DMN_INFLIGHT_MAX) {
+		free(body);
+		c->doomed = true;
+		send_error(c, 0, DCR_ELIMIT, "more than DMN_INFLIGHT_MAX requests in flight", true);
+		return;
+	}
+	r = dcr_calloc(1, sizeof *r);
+	r->c = c;
+	r->frame = body;
+	r->n = n;
+	dcr_buf_init(&r->resp);
+	dcr_buf_init(&r->outcome);
+	if (c->q_tail)
+		c->q_tail->next = r;
+	else
+		c->q_head = r;
+	c->q_tail = r;
+	c->inflight++;
+	if (c->inflight >= DMN_INFLIGHT_MAX && c->reading) {
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->reading = false;
+	}
+	pump(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	conn *c = h->data;
+
+	(void)suggested;
+	*buf = uv_buf_init((char *)c->rbuf, sizeof c->rbuf);
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	conn *c = st->data;
+	const uint8_t *p = (const uint8_t *)buf->base;
+	size_t n;
+
+	if (nread < 0) {
+		if (nread != UV_EOF)
+			dmn__log(c->srv->d, DMN_LOG_DEBUG, "%s read error: %s", c->who,
+				 uv_strerror((int)nread));
+		conn_close(c);
+		return;
+	}
+	n = (size_t)nread;
+	if (n > 0 && c->authed)
+		uv_timer_again(&c->timer);
+	while (n > 0 && !c->closing && !c->doomed) {
+		if (c->hdr_have < PROTO_HDR_BYTES) {
+			size_t k = PROTO_HDR_BYTES - c->hdr_have;
+			uint32_t len, max;
+			if (k > n)
+				k = n;
+			memcpy(c->hdr + c->hdr_have, p, k);
+			c->hdr_have += k;
+			p += k;
+			n -= k;
+			if (c->hdr_have < PROTO_HDR_BYTES)
+				break;
+			len = dcr_get_be32(c->hdr);
+			max = c->authed ? DCR_FRAME_BYTES_MAX : DMN_AUTH_FRAME_BYTES_MAX;
+			if (len > max) {
+				char msg[128];
+				snprintf(msg, sizeof msg, "frame of %u bytes exceeds the limit of %u",
+					 len, max);
+				dmn__log(c->srv->d, DMN_LOG_INFO, "%s connection closed: %s", c->who,
+					 msg);
+				c->doomed = true;
+				send_error(c, 0, DCR_ELIMIT, msg, true);
+				return;
+			}
+			c->body_len = len;
+			c->body_have = 0;
+			c->body = dcr_malloc(len ? len : 1);
+		}
+		if (c->body_have < c->body_len) {
+			size_t k = c->body_len - c->body_have;
+			if (k > n)
+				k = n;
+			memcpy(c->body + c->body_have, p, k);
+			c->body_have += k;
+			p += k;
+			n -= k;
+		}
+		if (c->body_have == c->body_len) {
+			uint8_t *body = c->body;
+			c->body = NULL;
+			c->hdr_have = 0;
+			on_frame(c, body, c->body_len);
+		}
+	}
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	conn *c = t->data;
+
+	if (!c->authed) {
+		dmn__log(c->srv->d, DMN_LOG_INFO, "connection closed: no authentication within %u ms",
+			 (unsigned)DMN_AUTH_TIMEOUT_MS);
+		conn_close(c);
+		return;
+	}
+	if (c->inflight > 0 || c->busy)
+		return; /* uv_timer_again will rearm it on the next activity */
+	dmn__log(c->srv->d, DMN_LOG_INFO, "%s connection closed: idle for %llu ms",
+		 c->sess.who ? c->sess.who : c->who, (unsigned long long)c->srv->idle_ms);
+	conn_close(c);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	server *s = listener->data;
+	conn *c;
+	proto_map m;
+	dcr_buf body, frame;
+
+	if (status < 0) {
+		dmn__log(s->d, DMN_LOG_WARN, "accept: %s", uv_strerror(status));
+		return;
+	}
+	c = dcr_calloc(1, sizeof *c);
+	c->srv = s;
+	uv_pipe_init(s->loop, &c->pipe, 0);
+	uv_timer_init(s->loop, &c->timer);
+	c->pipe.data = c;
+	c->timer.data = c;
+	c->handles_open = 2;
+	snprintf(c->who, sizeof c->who, "(unauthenticated)");
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	if (uv_accept(listener, (uv_stream_t *)&c->pipe) < 0) {
+		conn_close(c);
+		return;
+	}
+	if (s->nconns > DMN_CONNS_MAX || s->stopping) {
+		dmn__log(s->d, DMN_LOG_WARN, "connection refused: %s",
+			 s->stopping ? "shutting down" : "too many connections");
+		send_error(c, 0, DCR_ELIMIT,
+			   s->stopping ? "dcrd is shutting down" : "too many connections", true);
+		return;
+	}
+	dcr_random(c->challenge, sizeof c->challenge);
+	proto_map_init(&m);
+	dcr_buf_init(&body);
+	dcr_buf_init(&frame);
+	dcr_mpw_bin(proto_map_key(&m, "challenge"), c->challenge, 32);
+	dcr_mpw_bin(proto_map_key(&m, "daemon_key"), s->d->pub, 32);
+	dcr_mpw_uint(proto_map_key(&m, "v"), 1);
+	proto_map_encode(&m, &body);
+	proto_map_release(&m);
+	proto_frame_wrap(&frame, body.data, body.len);
+	dcr_buf_release(&body);
+	conn_send(c, &frame, false, false);
+	uv_timer_start(&c->timer, on_timer, DMN_AUTH_TIMEOUT_MS, s->idle_ms);
+	c->reading = true;
+	uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	server *s = h->data;
+	conn *c;
+
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	dmn__log(s->d, DMN_LOG_INFO, "signal %d: shutting down", signum);
+	uv_close((uv_handle_t *)&s->listen, NULL);
+	for (c = s->conns; c; c = c->next)
+		conn_close(c);
+	uv_close((uv_handle_t *)&s->sig_term, NULL);
+	uv_close((uv_handle_t *)&s->sig_int, NULL);
+}
+
+static int take_lock(const char *dir, int *fd_out, dcr_err *err)
+{
+	char *path = dcr_asprintf("%s/lock", dir);
+	char pid[32];
+	int fd, rc = 0;
+
+	*fd_out = -1;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = dcr_err_set(err, -errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ssize_t k = pread(fd, pid, sizeof pid - 1, 0);
+		pid[k > 0 ? k : 0] = 0;
+		pid[strcspn(pid, "\n")] = 0;
+		rc = dcr_err_set(err, DCR_EEXIST, "another dcrd (pid %s) is using %s",
+				 *pid ? pid : "unknown", dir);
+		close(fd);
+		goto out;
+	}
+	snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, strlen(pid), 0) < 0) {
+		rc = dcr_err_set(err, -errno, "%s: %s", path, strerror(errno));
+		close(fd);
+		goto out;
+	}
+	*fd_out = fd;
+out:
+	free(path);
+	return rc;
+}
+
+static int load_keys(dmn *d, uint8_t master[DCR_AES_KEY_BYTES], dcr_err *err)
+{
+	char *kp = dcr_asprintf("%s/daemon.pem", d->dir);
+	char *mp = dcr_asprintf("%s/master.key", d->dir);
+	dcr_buf mk;
+	struct stat st;
+	int rc;
+
+	dcr_buf_init(&mk);
+	if (stat(kp, &st) == 0) {
+		rc = dcr_key_load(kp, &d->key, err);
+	} else {
+		rc = dcr_key_generate(&d->key);
+		if (rc == 0)
+			rc = dcr_key_save(d->key, kp, false, err);
+		if (rc == 0)
+			dmn__log(d, DMN_LOG_INFO, "created daemon key %s", kp);
+	}
+	if (rc < 0)
+		goto out;
+	dcr_key_public(d->key, d->pub);
+	if (stat(mp, &st) == 0) {
+		rc = dcr_read_file(mp, 64, &mk, err);
+		if (rc == 0 && mk.len != DCR_AES_KEY_BYTES)
+			rc = dcr_err_set(err, DCR_EKEY, "%s: expected %u bytes, found %zu", mp,
+					 (unsigned)DCR_AES_KEY_BYTES, mk.len);
+		if (rc == 0)
+			memcpy(master, mk.data, DCR_AES_KEY_BYTES);
+	} else {
+		dcr_random(master, DCR_AES_KEY_BYTES);
+		rc = dcr_write_file_atomic(mp, master, DCR_AES_KEY_BYTES, 0600, err);
+		if (rc == 0)
+			dmn__log(d, DMN_LOG_INFO, "created master key %s", mp);
+	}
+out:
+	if (mk.data)
+		dcr_wipe(mk.data, mk.len);
+	dcr_buf_release(&mk);
+	free(kp);
+	free(mp);
+	return rc;
+}
+
+int dmn_run(const dmn_options *opt, dcr_err *err)
+{
+	dmn *d = dcr_calloc(1, sizeof *d);
+	server s;
+	uv_loop_t loop;
+	bool loop_ok = false, started_jobs = false;
+	uint8_t master[DCR_AES_KEY_BYTES];
+	char *events_dir = NULL;
+	const char *env;
+	int lock_fd = -1, rc;
+
+	memset(&s, 0, sizeof s);
+	d->opt = *opt;
+	d->dir = dcr_strdup(opt->data_dir);
+	pthread_rwlock_init(&d->rooms_lock, NULL);
+	pthread_mutex_init(&d->up_mu, NULL);
+	pthread_mutex_init(&d->job_mu, NULL);
+	pthread_cond_init(&d->job_cv, NULL);
+	pthread_cond_init(&d->append_cv, NULL);
+	pthread_mutex_init(&d->image_mu, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* Requests block on fsync and compute; give the pool more threads than
+	 * cores (the caller's setting wins). */
+	setenv("UV_THREADPOOL_SIZE", "8", 0);
+
+	if (mkdir(d->dir, 0700) < 0 && errno != EEXIST) {
+		rc = dcr_err_set(err, -errno, "creating %s: %s", d->dir, strerror(errno));
+		goto out;
+	}
+	rc = take_lock(d->dir, &lock_fd, err);
+	if (rc < 0)
+		goto out;
+	rc = load_keys(d, master, err);
+	if (rc < 0)
+		goto out;
+	{
+		es_options eo = {0};
+		eo.no_sync = opt->no_sync;
+		eo.checkpoint_key = d->key;
+		events_dir = dcr_asprintf("%s/events", d->dir);
+		rc = es_open(&d->store, events_dir, &eo, err);
+		if (rc < 0)
+			goto out;
+	}
+	rc = dmn__blobs_open(&d->blobs, d->dir, master, err);
+	dcr_wipe(master, sizeof master);
+	if (rc < 0)
+		goto out;
+	rc = dmn__rooms_load(d, err);
+	if (rc < 0)
+		goto out;
+	rc = dmn__jobs_start(d, err);
+	started_jobs = true;
+	if (rc < 0)
+		goto out;
+
+	s.d = d;
+	s.idle_ms = opt->idle_timeout_ms ? opt->idle_timeout_ms : DMN_IDLE_TIMEOUT_MS;
+	env = getenv("DCR_SOCKET");
+	if (opt->socket_path)
+		s.socket_path = dcr_strdup(opt->socket_path);
+	else if (env && *env)
+		s.socket_path = dcr_strdup(env);
+	else
+		s.socket_path = dcr_asprintf("%s/dcr.sock", d->dir);
+	rc = uv_loop_init(&loop);
+	if (rc < 0) {
+		rc = dcr_err_set(err, DCR_EINTERNAL, "uv_loop_init: %s", uv_strerror(rc));
+		goto out;
+	}
+	loop_ok = true;
+	s.loop = &loop;
+	uv_pipe_init(&loop, &s.listen, 0);
+	s.listen.data = &s;
+	/* We hold the directory lock: a socket file left here is stale. */
+	unlink(s.socket_path);
+	rc = uv_pipe_bind(&s.listen, s.socket_path);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&s.listen, 128, on_connection);
+	if (rc < 0) {
+		rc = dcr_err_set(err, DCR_EINTERNAL, "listening on %s: %s", s.socket_path,
+				 uv_strerror(rc));
+		uv_close((uv_handle_t *)&s.listen, NULL);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		goto out;
+	}
+	uv_signal_init(&loop, &s.sig_term);
+	uv_signal_init(&loop, &s.sig_int);
+	s.sig_term.data = s.sig_int.data = &s;
+	uv_signal_start(&s.sig_term, on_signal, SIGTERM);
+	uv_signal_start(&s.sig_int, on_signal, SIGINT);
+	fprintf(stderr, "dcrd: listening on %s\n", s.socket_path);
+	fflush(stderr);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	unlink(s.socket_path);
+	dmn__log(d, DMN_LOG_INFO, "stopped accepting; requests finished");
+	rc = 0;
+out:
+	if (started_jobs)
+		dmn__jobs_stop(d);
+	if (loop_ok) {
+		uv_run(&loop, UV_RUN_DEFAULT);
+		uv_loop_close(&loop);
+	}
+	if (d->workers_leaked) {
+		/* A worker may still touch the store and the rooms when its
+		 * computation returns: leave them to process exit. Every commit
+		 * is already durable. */
+		free(s.socket_path);
+		free(events_dir);
+		return rc;
+	}
+	es_close(d->store);
+	dmn__blobs_close(d->blobs);
+	dmn__rooms_free(d);
+	while (d->done_uploads) {
+		dmn_done_upload *u = d->done_uploads;
+		d->done_uploads = u->next;
+		free(u->p.dataset);
+		free(u->p.blob);
+		free(u->p.file);
+		free(u);
+	}
+	while (d->nrunning > 0)
+		free(d->running[--d->nrunning]);
+	free(d->running);
+	dcr_key_free(d->key);
+	pthread_rwlock_destroy(&d->rooms_lock);
+	pthread_mutex_destroy(&d->up_mu);
+	pthread_mutex_destroy(&d->job_mu);
+	pthread_cond_destroy(&d->job_cv);
+	pthread_cond_destroy(&d->append_cv);
+	pthread_mutex_destroy(&d->image_mu);
+	if (rc == 0)
+		dmn__log(d, DMN_LOG_INFO, "clean shutdown");
+	free(events_dir);
+	free(s.socket_path);
+	free(d->dir);
+	free(d);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return rc;
+}

@@ -1,0 +1,935 @@
+/* client.c: the blocking client of dcrd (docs/protocol.md).
+ *
+ * One connection carries one request at a time: write a frame, read frames
+ * until the response with the same id arrives. Everything a caller gets
+ * back has been through the same validating frame parser the daemon uses.
+ * Large payloads move in DCR_CHUNK_BYTES pieces (uploads, result reads) and
+ * event listings in bounded pages, so memory stays bounded on both sides.
+ * The client never sees LMDB or the blob store; it signs the caller's events
+ * with the identity key it was given (borrowed, must outlive the
+ * connection). */
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <poll.h>
+
+#include "proto.h"
+#include "../room/room.h"
+
+struct cl_conn {
+	int fd;
+	const dcr_key *id;
+	uint8_t pub[DCR_ED25519_PUB_BYTES];
+	uint8_t daemon_key[DCR_ED25519_PUB_BYTES];
+	uint64_t next_id;
+	dcr_buf last; /* bytes of the last response when the caller kept none */
+};
+
+const char *cl_default_socket(void)
+{
+	const char *s = getenv("DCR_SOCKET");
+
+	return s && *s ? s : NULL;
+}
+
+static int write_all(int fd, const void *p, size_t n, dcr_err *err)
+{
+	const uint8_t *b = p;
+
+	while (n > 0) {
+		ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return dcr_err_set(err, -errno, "sending to dcrd: %s", strerror(errno));
+		}
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int read_all(int fd, void *p, size_t n, dcr_err *err)
+{
+	uint8_t *b = p;
+
+	while (n > 0) {
+		ssize_t r = read(fd, b, n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return dcr_err_set(err, -errno, "reading from dcrd: %s", strerror(errno));
+		}
+		if (r == 0)
+			return dcr_err_set(err, -EPIPE, "dcrd closed the connection");
+		b += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Reads one frame into buf (reset first) and parses it. */
+static int read_frame(int fd, dcr_buf *buf, dcr_mp_doc **doc, dcr_err *err)
+{
+	uint8_t hdr[PROTO_HDR_BYTES];
+	uint32_t n;
+	int rc;
+
+	dcr_buf_reset(buf);
+	rc = read_all(fd, hdr, sizeof hdr, err);
+	if (rc < 0)
+		return rc;
+	n = dcr_get_be32(hdr);
+	if (n > DCR_FRAME_BYTES_MAX)
+		return dcr_err_set(err, DCR_EPROTO, "dcrd sent a frame of %u bytes (max %u)", n,
+				   (unsigned)DCR_FRAME_BYTES_MAX);
+	dcr_buf_reserve(buf, n);
+	rc = read_all(fd, buf->data, n, err);
+	if (rc < 0)
+		return rc;
+	buf->len = n;
+	return proto_frame_parse(buf->data, buf->len, doc, err);
+}
+
+/* Turns an {ok: false} response into its code and message. */
+static int response_error(const dcr_mpv *root, dcr_err *err)
+{
+	const char *code = NULL, *msg = NULL;
+	size_t code_n = 0, msg_n = 0;
+	int rc;
+
+	if (dcr_mp_str(dcr_mp_get(root, "code"), &code, &code_n) < 0)
+		return dcr_err_set(err, DCR_EPROTO, "dcrd sent an error without a code");
+	rc = proto_code_parse(code, code_n);
+	if (code_n == 5 && memcmp(code, "ERRNO", 5) == 0) {
+		uint64_t e = 0;
+		if (dcr_mp_u64(dcr_mp_get(root, "errno"), &e) == 0 && e > 0 && e < 4096)
+			rc = -(int)e;
+		else
+			rc = DCR_EINTERNAL;
+	}
+	if (dcr_mp_str(dcr_mp_get(root, "error"), &msg, &msg_n) < 0 || msg_n == 0)
+		return dcr_err_set(err, rc, NULL);
+	return dcr_err_set(err, rc, "%.*s", (int)(msg_n > 400 ? 400 : msg_n), msg);
+}
+
+int cl_connect(const char *socket_path, const dcr_key *id, cl_conn **out, dcr_err *err)
+{
+	struct sockaddr_un sa;
+	cl_conn *c = NULL;
+	dcr_mp_doc *doc = NULL;
+	dcr_buf buf, body;
+	uint8_t challenge[32], msg[64], sig[DCR_ED25519_SIG_BYTES];
+	bool ok = false;
+	dcr_mpw w;
+	int rc;
+
+	*out = NULL;
+	dcr_buf_init(&buf);
+	dcr_buf_init(&body);
+	if (!socket_path)
+		socket_path = cl_default_socket();
+	if (!socket_path) {
+		rc = dcr_err_set(err, DCR_EINVALID, "no daemon socket: set DCR_SOCKET or give --socket");
+		goto out;
+	}
+	if (strlen(socket_path) >= sizeof sa.sun_path) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "socket path too long: %s", socket_path);
+		goto out;
+	}
+	c = dcr_calloc(1, sizeof *c);
+	c->id = id;
+	c->next_id = 1;
+	dcr_buf_init(&c->last);
+	dcr_key_public(id, c->pub);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		rc = dcr_err_set(err, -errno, "socket: %s", strerror(errno));
+		goto out;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		rc = dcr_err_set(err, -errno, "cannot connect to dcrd at %s: %s", socket_path,
+				 strerror(errno));
+		goto out;
+	}
+	/* {challenge, daemon_key, v} */
+	rc = read_frame(c->fd, &buf, &doc, err);
+	if (rc < 0)
+		goto out;
+	if (dcr_mp_get(dcr_mp_root(doc), "ok")) {
+		rc = response_error(dcr_mp_root(doc), err);
+		goto out;
+	}
+	rc = dcr_mp_get_binn(dcr_mp_root(doc), "challenge", challenge, 32, err);
+	if (rc == 0)
+		rc = dcr_mp_get_binn(dcr_mp_root(doc), "daemon_key", c->daemon_key, 32, err);
+	if (rc < 0) {
+		dcr_err_prefix(err, "dcrd hello");
+		goto out;
+	}
+	dcr_mp_doc_free(doc);
+	doc = NULL;
+	memcpy(msg, challenge, 32);
+	memcpy(msg + 32, c->daemon_key, 32);
+	rc = dcr_sign(id, DCR_DOMAIN_AUTH, msg, sizeof msg, sig);
+	if (rc < 0) {
+		dcr_err_set(err, rc, "signing the challenge");
+		goto out;
+	}
+	dcr_mpw_init(&w, &body);
+	dcr_mpw_map(&w, 2);
+	dcr_mpw_str(&w, "key");
+	dcr_mpw_bin(&w, c->pub, 32);
+	dcr_mpw_str(&w, "sig");
+	dcr_mpw_bin(&w, sig, sizeof sig);
+	dcr_buf_reset(&buf);
+	proto_frame_wrap(&buf, body.data, body.len);
+	rc = write_all(c->fd, buf.data, buf.len, err);
+	if (rc < 0)
+		goto out;
+	rc = read_frame(c->fd, &buf, &doc, err);
+	if (rc < 0)
+		goto out;
+	if (dcr_mp_bool(dcr_mp_get(dcr_mp_root(doc), "ok"), &ok) < 0 || !ok) {
+		rc = response_error(dcr_mp_root(doc), err);
+		dcr_err_prefix(err, "authentication");
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+	rc = 0;
+out:
+	dcr_mp_doc_free(doc);
+	dcr_buf_release(&buf);
+	dcr_buf_release(&body);
+	cl_close(c);
+	return rc;
+}
+
+void cl_close(cl_conn *c)
+{
+	if (!c)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	dcr_buf_release(&c->last);
+	free(c);
+}
+
+const uint8_t *cl_daemon_key(const cl_conn *c)
+{
+	return c->daemon_key;
+}
+
+const dcr_key *cl_identity(const cl_conn *c)
+{
+	return c->id;
+}
+
+int cl_call(cl_conn *c, const char *op, const void *args, size_t args_n, dcr_buf *resp_bytes,
+	    dcr_mp_doc **resp, dcr_err *err)
+{
+	dcr_buf req, *rb = resp_bytes ? resp_bytes : &c->last;
+	dcr_mp_doc *doc = NULL;
+	uint64_t id = c->next_id++, rid;
+	bool ok = false;
+	int rc;
+
+	if (resp)
+		*resp = NULL;
+	if (c->fd < 0)
+		return dcr_err_set(err, -EPIPE, "connection to dcrd is closed");
+	dcr_buf_init(&req);
+	if (args_n + 64 + strlen(op) > DCR_FRAME_BYTES_MAX) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "request %s of %zu bytes is too large", op, args_n);
+		goto out;
+	}
+	proto_request(&req, id, op, args, args_n);
+	rc = write_all(c->fd, req.data, req.len, err);
+	if (rc < 0)
+		goto fail_conn;
+	rc = read_frame(c->fd, rb, &doc, err);
+	if (rc < 0)
+		goto fail_conn;
+	if (dcr_mp_u64(dcr_mp_get(dcr_mp_root(doc), "id"), &rid) < 0 || rid != id) {
+		/* An error frame with id 0 precedes a close by the daemon. */
+		if (dcr_mp_get(dcr_mp_root(doc), "code")) {
+			rc = response_error(dcr_mp_root(doc), err);
+			goto fail_conn;
+		}
+		rc = dcr_err_set(err, DCR_EPROTO, "dcrd answered request %llu with another id",
+				 (unsigned long long)id);
+		goto fail_conn;
+	}
+	if (dcr_mp_bool(dcr_mp_get(dcr_mp_root(doc), "ok"), &ok) < 0) {
+		rc = dcr_err_set(err, DCR_EPROTO, "dcrd response without ok");
+		goto fail_conn;
+	}
+	if (!ok) {
+		rc = response_error(dcr_mp_root(doc), err);
+		goto out;
+	}
+	if (resp) {
+		*resp = doc;
+		doc = NULL;
+	}
+	rc = 0;
+	goto out;
+fail_conn:
+	/* The stream is out of step: no later request can be trusted. */
+	close(c->fd);
+	c->fd = -1;
+out:
+	dcr_mp_doc_free(doc);
+	dcr_buf_release(&req);
+	return rc;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Calls op with args built in m (released here). */
+static int call_map(cl_conn *c, const char *op, proto_map *m, dcr_buf *rb, dcr_mp_doc **resp,
+		    dcr_err *err)
+{
+	dcr_buf args;
+	int rc;
+
+	dcr_buf_init(&args);
+	proto_map_encode(m, &args);
+	proto_map_release(m);
+	rc = cl_call(c, op, args.data, args.len, rb, resp, err);
+	dcr_buf_release(&args);
+	return rc;
+}
+
+static void put_room(proto_map *m, const uint8_t room[ES_ROOM_ID_BYTES])
+{
+	char hex[ES_ROOM_HEX_BYTES];
+
+	es_room_format(room, hex);
+	dcr_mpw_str(proto_map_key(m, "room"), hex);
+}
+
+static int get_u64(const dcr_mpv *root, const char *key, uint64_t *v)
+{
+	*v = 0;
+	return dcr_mp_u64(dcr_mp_get(root, key), v);
+}
+
+static int room_size(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t *size,
+		     dcr_err *err)
+{
+	proto_map m;
+	dcr_mp_doc *d = NULL;
+	dcr_buf rb;
+	int rc;
+
+	dcr_buf_init(&rb);
+	proto_map_init(&m);
+	put_room(&m, room);
+	rc = call_map(c, "size", &m, &rb, &d, err);
+	if (rc == 0)
+		rc = dcr_mp_get_u64(dcr_mp_root(d), "size", size, err);
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	return rc;
+}
+
+/* Copies the str field key into a heap string (NULL if absent). */
+static char *get_strdup(const dcr_mpv *root, const char *key)
+{
+	char *s = NULL;
+
+	if (dcr_mp_strdup(dcr_mp_get(root, key), &s) < 0)
+		return NULL;
+	return s;
+}
+
+/* ---- rooms --------------------------------------------------------------- */
+
+int cl_rooms(cl_conn *c, cl_room_info **rooms, size_t *n, dcr_err *err)
+{
+	dcr_mp_doc *d = NULL;
+	const dcr_mpv *arr;
+	cl_room_info *r = NULL;
+	dcr_buf rb;
+	uint32_t i, cnt = 0;
+	int rc;
+
+	*rooms = NULL;
+	*n = 0;
+	dcr_buf_init(&rb);
+	rc = cl_call(c, "rooms", NULL, 0, &rb, &d, err);
+	if (rc < 0)
+		goto out;
+	arr = dcr_mp_get(dcr_mp_root(d), "rooms");
+	if (dcr_mp_type(arr) != DCR_MP_ARRAY) {
+		rc = dcr_err_set(err, DCR_EPROTO, "rooms: no rooms array");
+		goto out;
+	}
+	cnt = dcr_mp_len(arr);
+	r = dcr_calloc(cnt ? cnt : 1, sizeof *r);
+	for (i = 0; i < cnt; i++) {
+		const dcr_mpv *e = dcr_mp_at(arr, i);
+		const char *id;
+		size_t id_n;
+		if (dcr_mp_str(dcr_mp_get(e, "id"), &id, &id_n) < 0 || id_n != 32) {
+			rc = dcr_err_set(err, DCR_EPROTO, "rooms[%u]: bad id", i);
+			cl_rooms_free(r, i);
+			r = NULL;
+			goto out;
+		}
+		memcpy(r[i].id, id, 32);
+		r[i].id[32] = 0;
+		r[i].name = get_strdup(e, "name");
+		r[i].status = get_strdup(e, "status");
+		if (!r[i].name)
+			r[i].name = dcr_strdup("");
+		if (!r[i].status)
+			r[i].status = dcr_strdup("");
+		get_u64(e, "size", &r[i].size);
+	}
+	*rooms = r;
+	*n = cnt;
+	r = NULL;
+out:
+	free(r);
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	return rc;
+}
+
+void cl_rooms_free(cl_room_info *rooms, size_t n)
+{
+	size_t i;
+
+	if (!rooms)
+		return;
+	for (i = 0; i < n; i++) {
+		free(rooms[i].name);
+		free(rooms[i].status);
+	}
+	free(rooms);
+}
+
+int cl_room_resolve(cl_conn *c, const char *room, uint8_t id[ES_ROOM_ID_BYTES], dcr_err *err)
+{
+	cl_room_info *rooms = NULL;
+	size_t n = 0, i, hits = 0, hit = 0;
+	int rc;
+
+	if (strlen(room) == 32 && es_room_parse(room, id) == 0)
+		return 0;
+	rc = cl_rooms(c, &rooms, &n, err);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < n; i++)
+		if (strcmp(rooms[i].name, room) == 0) {
+			hits++;
+			hit = i;
+		}
+	if (hits == 0)
+		rc = dcr_err_set(err, DCR_ENOTFOUND, "no room named %s among your rooms", room);
+	else if (hits > 1)
+		rc = dcr_err_set(err, DCR_EINVALID,
+				 "%zu rooms are named %s: give the room id instead", hits, room);
+	else
+		rc = es_room_parse(rooms[hit].id, id);
+	cl_rooms_free(rooms, n);
+	return rc;
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+int cl_events(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, uint64_t to,
+	      int (*fn)(void *ctx, uint64_t seq, const void *entry, size_t n), void *ctx,
+	      dcr_err *err)
+{
+	dcr_buf rb;
+	int rc = 0;
+
+	dcr_buf_init(&rb);
+	while (to == ES_SEQ_ANY || from < to) {
+		proto_map m;
+		dcr_mp_doc *d = NULL;
+		const dcr_mpv *arr;
+		uint64_t max = to == ES_SEQ_ANY ? DMN_EVENTS_PER_REPLY_MAX : to - from;
+		uint32_t i, cnt;
+
+		if (max > DMN_EVENTS_PER_REPLY_MAX)
+			max = DMN_EVENTS_PER_REPLY_MAX;
+		proto_map_init(&m);
+		put_room(&m, room);
+		dcr_mpw_uint(proto_map_key(&m, "from"), from);
+		dcr_mpw_uint(proto_map_key(&m, "max"), max);
+		rc = call_map(c, "events", &m, &rb, &d, err);
+		if (rc < 0)
+			break;
+		arr = dcr_mp_get(dcr_mp_root(d), "events");
+		if (dcr_mp_type(arr) != DCR_MP_ARRAY) {
+			dcr_mp_doc_free(d);
+			rc = dcr_err_set(err, DCR_EPROTO, "events: no events array");
+			break;
+		}
+		cnt = dcr_mp_len(arr);
+		for (i = 0; i < cnt && rc == 0; i++) {
+			const uint8_t *p;
+			size_t n;
+			if (dcr_mp_bin(dcr_mp_at(arr, i), &p, &n) < 0) {
+				rc = dcr_err_set(err, DCR_EPROTO, "events: entry %u is not bin", i);
+				break;
+			}
+			rc = fn(ctx, from + i, p, n);
+		}
+		dcr_mp_doc_free(d);
+		if (rc != 0 || cnt == 0)
+			break;
+		from += cnt;
+	}
+	dcr_buf_release(&rb);
+	return rc;
+}
+
+/* ---- submit ---------------------------------------------------------------- */
+
+static int submit_entry(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const dcr_buf *entry,
+			uint64_t *seq_out, dcr_err *err)
+{
+	proto_map m;
+	dcr_mp_doc *d = NULL;
+	dcr_buf rb;
+	int rc;
+
+	dcr_buf_init(&rb);
+	proto_map_init(&m);
+	put_room(&m, room);
+	dcr_mpw_bin(proto_map_key(&m, "entry"), entry->data, entry->len);
+	rc = call_map(c, "submit", &m, &rb, &d, err);
+	if (rc == 0 && seq_out)
+		rc = dcr_mp_get_u64(dcr_mp_root(d), "seq", seq_out, err);
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	return rc;
+}
+
+int cl_submit(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *type,
+	      const void *body, size_t body_n, uint64_t *seq_out, dcr_err *err)
+{
+	dcr_buf entry;
+	unsigned attempt;
+	int rc = 0;
+
+	dcr_buf_init(&entry);
+	for (attempt = 0; attempt <= DMN_SUBMIT_RETRIES; attempt++) {
+		uint64_t size = 0;
+		rc = room_size(c, room, &size, err);
+		if (rc < 0)
+			break;
+		dcr_buf_reset(&entry);
+		rc = es_event_build(c->id, room, size, dcr_now_ms(), type, body, body_n, &entry,
+				    err);
+		if (rc < 0)
+			break;
+		rc = submit_entry(c, room, &entry, seq_out, err);
+		if (rc != DCR_ESEQ)
+			break;
+	}
+	dcr_buf_release(&entry);
+	return rc;
+}
+
+int cl_room_create(cl_conn *c, const char *json, uint8_t id_out[ES_ROOM_ID_BYTES], dcr_err *err)
+{
+	dcr_buf body, entry;
+	int rc;
+
+	dcr_buf_init(&body);
+	dcr_buf_init(&entry);
+	es_room_new(id_out);
+	rm_body_definition(&body, json);
+	rc = es_event_build(c->id, id_out, 0, dcr_now_ms(), RM_EV_CREATED, body.data, body.len,
+			    &entry, err);
+	if (rc == 0)
+		rc = submit_entry(c, id_out, &entry, NULL, err);
+	dcr_buf_release(&body);
+	dcr_buf_release(&entry);
+	return rc;
+}
+
+/* ---- provisioning ---------------------------------------------------------- */
+
+static int upload_end(cl_conn *c, uint64_t up, rm_provision *p, dcr_err *err)
+{
+	proto_map m;
+	dcr_mp_doc *d = NULL;
+	const dcr_mpv *r;
+	dcr_buf rb;
+	int rc;
+
+	dcr_buf_init(&rb);
+	proto_map_init(&m);
+	dcr_mpw_uint(proto_map_key(&m, "upload"), up);
+	rc = call_map(c, "upload.end", &m, &rb, &d, err);
+	if (rc < 0)
+		goto out;
+	r = dcr_mp_root(d);
+	p->blob = get_strdup(r, "blob");
+	if (!p->blob) {
+		rc = dcr_err_set(err, DCR_EPROTO, "upload.end: no blob");
+		goto out;
+	}
+	rc = dcr_mp_get_binn(r, "sha256", p->sha256, 32, err);
+	if (rc == 0)
+		rc = dcr_mp_get_binn(r, "stats_sha256", p->stats_sha256, 32, err);
+	if (rc == 0)
+		rc = dcr_mp_get_u64(r, "bytes", &p->bytes, err);
+	if (rc == 0)
+		rc = dcr_mp_get_u64(r, "rows", &p->rows, err);
+out:
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	return rc;
+}
+
+int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
+		 const char *file_name, uint64_t total_hint,
+		 int (*read_fn)(void *ctx, void *buf, size_t cap), void *rctx,
+		 cl_progress_fn progress, void *pctx, dcr_err *err)
+{
+	proto_map m;
+	dcr_mp_doc *d = NULL;
+	dcr_buf rb, body;
+	uint8_t *chunk = NULL;
+	uint64_t up = 0, done = 0;
+	rm_provision p;
+	int rc;
+
+	memset(&p, 0, sizeof p);
+	dcr_buf_init(&rb);
+	dcr_buf_init(&body);
+	proto_map_init(&m);
+	put_room(&m, room);
+	dcr_mpw_str(proto_map_key(&m, "dataset"), dataset);
+	dcr_mpw_str(proto_map_key(&m, "file"), file_name ? file_name : "");
+	rc = call_map(c, "upload.begin", &m, &rb, &d, err);
+	if (rc < 0)
+		goto out;
+	rc = dcr_mp_get_u64(dcr_mp_root(d), "upload", &up, err);
+	dcr_mp_doc_free(d);
+	d = NULL;
+	if (rc < 0)
+		goto out;
+	chunk = dcr_malloc(DCR_CHUNK_BYTES);
+	for (;;) {
+		size_t have = 0;
+		/* Fill whole chunks so the number of round trips stays low. */
+		while (have < DCR_CHUNK_BYTES) {
+			int r = read_fn(rctx, chunk + have, DCR_CHUNK_BYTES - have);
+			if (r < 0) {
+				rc = dcr_err_set(err, r, "reading %s: %s",
+						 file_name ? file_name : dataset, dcr_strerror(r));
+				goto out; /* closing the connection would also drop it */
+			}
+			if (r == 0)
+				break;
+			have += (size_t)r;
+		}
+		if (have == 0)
+			break;
+		proto_map_init(&m);
+		dcr_mpw_uint(proto_map_key(&m, "upload"), up);
+		dcr_mpw_bin(proto_map_key(&m, "data"), chunk, have);
+		rc = call_map(c, "upload.chunk", &m, &rb, NULL, err);
+		if (rc < 0)
+			goto out;
+		done += have;
+		if (progress)
+			progress(pctx, done, total_hint);
+		if (have < DCR_CHUNK_BYTES)
+			break;
+	}
+	p.dataset = (char *)dataset;
+	p.file = (char *)(file_name ? file_name : "");
+	p.present = true;
+	dcr_key_public(c->id, p.by);
+	rc = upload_end(c, up, &p, err);
+	if (rc < 0)
+		goto out;
+	up = 0;
+	rm_body_provisioned(&body, &p);
+	rc = cl_submit(c, room, RM_EV_PROVISIONED, body.data, body.len, NULL, err);
+out:
+	if (rc < 0 && up != 0 && c->fd >= 0) {
+		/* Tell the daemon to drop the partial upload; keep the first error. */
+		dcr_err e2;
+		proto_map_init(&m);
+		dcr_mpw_uint(proto_map_key(&m, "upload"), up);
+		call_map(c, "upload.abort", &m, &rb, NULL, &e2);
+	}
+	free(p.blob);
+	free(chunk);
+	dcr_buf_release(&body);
+	dcr_buf_release(&rb);
+	return rc;
+}
+
+/* ---- runs and results -------------------------------------------------------- */
+
+int cl_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
+	   char run_id[33], dcr_err *err)
+{
+	uint8_t raw[16];
+	dcr_buf body;
+	int rc;
+
+	dcr_random(raw, sizeof raw);
+	dcr_hex_encode(raw, sizeof raw, run_id);
+	dcr_buf_init(&body);
+	rm_body_run_requested(&body, computation, run_id);
+	rc = cl_submit(c, room, RM_EV_RUN_REQUESTED, body.data, body.len, NULL, err);
+	dcr_buf_release(&body);
+	return rc;
+}
+
+int cl_run_status_get(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
+		      cl_run_status *st, dcr_err *err)
+{
+	proto_map m;
+	dcr_mp_doc *d = NULL;
+	const dcr_mpv *r;
+	const char *s;
+	size_t n;
+	dcr_buf rb;
+	int rc;
+
+	memset(st, 0, sizeof *st);
+	dcr_buf_init(&rb);
+	proto_map_init(&m);
+	put_room(&m, room);
+	dcr_mpw_str(proto_map_key(&m, "computation"), computation);
+	rc = call_map(c, "run.status", &m, &rb, &d, err);
+	if (rc < 0)
+		goto out;
+	r = dcr_mp_root(d);
+	if (dcr_mp_str(dcr_mp_get(r, "state"), &s, &n) < 0 || n >= sizeof st->state) {
+		rc = dcr_err_set(err, DCR_EPROTO, "run.status: bad state");
+		goto out;
+	}
+	memcpy(st->state, s, n);
+	if (dcr_mp_str(dcr_mp_get(r, "run"), &s, &n) == 0 && n < sizeof st->run_id)
+		memcpy(st->run_id, s, n);
+	st->error = get_strdup(r, "error");
+	get_u64(r, "rows", &st->rows);
+	get_u64(r, "suppressed", &st->suppressed);
+	get_u64(r, "duration_ms", &st->duration_ms);
+	get_u64(r, "result_bytes", &st->result_bytes);
+out:
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	return rc;
+}
+
+void cl_run_status_release(cl_run_status *st)
+{
+	free(st->error);
+	st->error = NULL;
+}
+
+int cl_result_open(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
+		   char run_id[33], uint64_t *size, dcr_err *err)
+{
+	proto_map m;
+	dcr_mp_doc *d = NULL;
+	dcr_buf rb, body;
+	const char *s;
+	size_t n;
+	int rc;
+
+	dcr_buf_init(&rb);
+	dcr_buf_init(&body);
+	proto_map_init(&m);
+	put_room(&m, room);
+	dcr_mpw_str(proto_map_key(&m, "computation"), computation);
+	rc = call_map(c, "result.open", &m, &rb, &d, err);
+	if (rc < 0)
+		goto out;
+	if (dcr_mp_str(dcr_mp_get(dcr_mp_root(d), "run"), &s, &n) < 0 || n != 32) {
+		rc = dcr_err_set(err, DCR_EPROTO, "result.open: bad run id");
+		goto out;
+	}
+	memcpy(run_id, s, 32);
+	run_id[32] = 0;
+	rc = dcr_mp_get_u64(dcr_mp_root(d), "size", size, err);
+	if (rc < 0)
+		goto out;
+	rm_body_retrieved(&body, run_id);
+	rc = cl_submit(c, room, RM_EV_RETRIEVED, body.data, body.len, NULL, err);
+out:
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&body);
+	dcr_buf_release(&rb);
+	return rc;
+}
+
+int cl_result_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
+		   uint64_t offset, void *buf, size_t cap, dcr_err *err)
+{
+	proto_map m;
+	dcr_mp_doc *d = NULL;
+	const uint8_t *p;
+	size_t n;
+	dcr_buf rb;
+	int rc;
+
+	if (cap > DMN_RESULT_READ_BYTES_MAX)
+		cap = DMN_RESULT_READ_BYTES_MAX;
+	if (cap > INT32_MAX)
+		cap = INT32_MAX;
+	dcr_buf_init(&rb);
+	proto_map_init(&m);
+	put_room(&m, room);
+	dcr_mpw_str(proto_map_key(&m, "run"), run_id);
+	dcr_mpw_uint(proto_map_key(&m, "offset"), offset);
+	dcr_mpw_uint(proto_map_key(&m, "len"), cap);
+	rc = call_map(c, "result.read", &m, &rb, &d, err);
+	if (rc < 0)
+		goto out;
+	rc = dcr_mp_get_bin(dcr_mp_root(d), "data", &p, &n, err);
+	if (rc < 0)
+		goto out;
+	if (n > cap) {
+		rc = dcr_err_set(err, DCR_EPROTO, "result.read: %zu bytes for %zu asked", n, cap);
+		goto out;
+	}
+	memcpy(buf, p, n);
+	rc = (int)n;
+out:
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	return rc;
+}
+
+/* ---- text results --------------------------------------------------------------- */
+
+/* Calls op and appends the str field `key` of the response to out. */
+static int call_text(cl_conn *c, const char *op, proto_map *m, const char *key, dcr_buf *out,
+		     dcr_err *err)
+{
+	dcr_mp_doc *d = NULL;
+	const char *s;
+	size_t n;
+	dcr_buf rb, args;
+	int rc;
+
+	dcr_buf_init(&rb);
+	dcr_buf_init(&args);
+	if (m) {
+		proto_map_encode(m, &args);
+		proto_map_release(m);
+	}
+	rc = cl_call(c, op, m ? args.data : NULL, args.len, &rb, &d, err);
+	if (rc == 0) {
+		rc = dcr_mp_get_str(dcr_mp_root(d), key, &s, &n, err);
+		if (rc == 0)
+			dcr_buf_append(out, s, n);
+	}
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&args);
+	dcr_buf_release(&rb);
+	return rc;
+}
+
+int cl_stats(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
+	     dcr_buf *json, dcr_err *err)
+{
+	proto_map m;
+
+	proto_map_init(&m);
+	put_room(&m, room);
+	dcr_mpw_str(proto_map_key(&m, "dataset"), dataset);
+	return call_text(c, "stats", &m, "json", json, err);
+}
+
+int cl_room_test(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], dcr_buf *report,
+		 dcr_err *err)
+{
+	proto_map m;
+
+	proto_map_init(&m);
+	put_room(&m, room);
+	return call_text(c, "room.test", &m, "report", report, err);
+}
+
+int cl_datasets(cl_conn *c, dcr_buf *json, dcr_err *err)
+{
+	return call_text(c, "datasets", NULL, "json", json, err);
+}
+
+/* ---- log integrity --------------------------------------------------------------- */
+
+int cl_checkpoint(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], es_checkpoint *cp,
+		  dcr_err *err)
+{
+	proto_map m;
+	dcr_mp_doc *d = NULL;
+	const uint8_t *p;
+	size_t n;
+	dcr_buf rb;
+	int rc;
+
+	dcr_buf_init(&rb);
+	proto_map_init(&m);
+	put_room(&m, room);
+	rc = call_map(c, "checkpoint", &m, &rb, &d, err);
+	if (rc == 0)
+		rc = dcr_mp_get_bin(dcr_mp_root(d), "checkpoint", &p, &n, err);
+	if (rc == 0)
+		rc = es_checkpoint_decode(p, n, cp, err);
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	return rc;
+}
+
+int cl_inclusion_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq,
+		       uint64_t size, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err)
+{
+	proto_map m;
+	dcr_mp_doc *d = NULL;
+	const dcr_mpv *arr;
+	dcr_buf rb;
+	uint32_t i, cnt;
+	int rc;
+
+	*proof_n = 0;
+	dcr_buf_init(&rb);
+	proto_map_init(&m);
+	put_room(&m, room);
+	dcr_mpw_uint(proto_map_key(&m, "seq"), seq);
+	dcr_mpw_uint(proto_map_key(&m, "size"), size);
+	rc = call_map(c, "proof", &m, &rb, &d, err);
+	if (rc < 0)
+		goto out;
+	arr = dcr_mp_get(dcr_mp_root(d), "proof");
+	cnt = dcr_mp_len(arr);
+	if (dcr_mp_type(arr) != DCR_MP_ARRAY || cnt > 64) {
+		rc = dcr_err_set(err, DCR_EPROTO, "proof: bad proof array");
+		goto out;
+	}
+	for (i = 0; i < cnt; i++) {
+		const uint8_t *p;
+		size_t n;
+		if (dcr_mp_bin(dcr_mp_at(arr, i), &p, &n) < 0 || n != 32) {
+			rc = dcr_err_set(err, DCR_EPROTO, "proof[%u]: not a 32-byte hash", i);
+			goto out;
+		}
+		memcpy(proof[i], p, 32);
+	}
+	*proof_n = cnt;
+out:
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	return rc;
+}

@@ -1,0 +1,407 @@
+/* test_dmn_protocol.c: dcrd's connection handling against hostile and
+ * broken clients: authentication (good, bad signature, garbage before
+ * auth), an oversize length header, a garbage frame after auth, an unknown
+ * op, pipelining beyond the in-flight limit, the idle timeout; the daemon
+ * must answer with an error frame where it can, close, and keep serving
+ * everyone else. Also --help and a second dcrd on the same directory. */
+#include "test_dmn_common.h"
+
+static int raw_connect(const char *sock)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	if (strlen(sock) >= sizeof sa.sun_path) {
+		close(fd);
+		return -1;
+	}
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void raw_send(int fd, const void *p, size_t n)
+{
+	if (send(fd, p, n, MSG_NOSIGNAL) != (ssize_t)n)
+		fprintf(stderr, "raw_send: short write\n");
+}
+
+/* Reads one frame with a timeout; returns the parsed doc or NULL (EOF,
+ * timeout, or bad frame). *eof is set when the peer closed. */
+static dcr_mp_doc *raw_frame(int fd, dcr_buf *buf, int timeout_ms, bool *eof)
+{
+	uint8_t hdr[4];
+	size_t have = 0, need = 4;
+	dcr_mp_doc *doc = NULL;
+	dcr_err err;
+	bool in_body = false;
+
+	*eof = false;
+	dcr_buf_reset(buf);
+	for (;;) {
+		struct pollfd p = {fd, POLLIN, 0};
+		ssize_t r;
+		if (poll(&p, 1, timeout_ms) <= 0)
+			return NULL;
+		r = read(fd, in_body ? buf->data + have : hdr + have, need - have);
+		if (r <= 0) {
+			*eof = true;
+			return NULL;
+		}
+		have += (size_t)r;
+		if (have < need)
+			continue;
+		if (in_body)
+			break;
+		need = dcr_get_be32(hdr);
+		if (need > DCR_FRAME_BYTES_MAX)
+			return NULL;
+		dcr_buf_reserve(buf, need);
+		have = 0;
+		in_body = true;
+		if (need == 0)
+			break;
+	}
+	buf->len = need;
+	if (proto_frame_parse(buf->data, buf->len, &doc, &err) < 0)
+		return NULL;
+	return doc;
+}
+
+/* True once the peer has closed (reads EOF within timeout_ms, discarding
+ * any frames). */
+static bool raw_closed(int fd, int timeout_ms)
+{
+	dcr_buf b;
+	bool eof = false;
+
+	dcr_buf_init(&b);
+	for (int i = 0; i < 8 && !eof; i++) {
+		dcr_mp_doc *d = raw_frame(fd, &b, timeout_ms, &eof);
+		if (!d && !eof)
+			break;
+		dcr_mp_doc_free(d);
+	}
+	dcr_buf_release(&b);
+	return eof;
+}
+
+static bool has_code(const dcr_mp_doc *d, const char *code)
+{
+	const char *s;
+	size_t n;
+
+	return d && dcr_mp_str(dcr_mp_get(dcr_mp_root(d), "code"), &s, &n) == 0 &&
+	       n == strlen(code) && memcmp(s, code, n) == 0;
+}
+
+/* Authenticates a raw connection as k; returns the fd or -1. */
+static int raw_auth(td *t, const dcr_key *k, bool corrupt_sig)
+{
+	int fd = raw_connect(t->sock);
+	dcr_buf b, body, frame;
+	dcr_mp_doc *hello, *ok;
+	uint8_t msg[64], sig[64], pub[32];
+	bool eof, good = false;
+	dcr_mpw w;
+
+	if (fd < 0)
+		return -1;
+	dcr_buf_init(&b);
+	dcr_buf_init(&body);
+	dcr_buf_init(&frame);
+	hello = raw_frame(fd, &b, 5000, &eof);
+	CHECK(hello != NULL);
+	if (!hello)
+		goto out;
+	CHECK(dcr_mp_get_binn(dcr_mp_root(hello), "challenge", msg, 32, NULL) == 0);
+	CHECK(dcr_mp_get_binn(dcr_mp_root(hello), "daemon_key", msg + 32, 32, NULL) == 0);
+	dcr_mp_doc_free(hello);
+	dcr_sign(k, DCR_DOMAIN_AUTH, msg, sizeof msg, sig);
+	if (corrupt_sig)
+		sig[10] ^= 1;
+	dcr_key_public(k, pub);
+	dcr_mpw_init(&w, &body);
+	dcr_mpw_map(&w, 2);
+	dcr_mpw_str(&w, "key");
+	dcr_mpw_bin(&w, pub, 32);
+	dcr_mpw_str(&w, "sig");
+	dcr_mpw_bin(&w, sig, 64);
+	proto_frame_wrap(&frame, body.data, body.len);
+	raw_send(fd, frame.data, frame.len);
+	ok = raw_frame(fd, &b, 5000, &eof);
+	if (ok)
+		dcr_mp_bool(dcr_mp_get(dcr_mp_root(ok), "ok"), &good);
+	if (corrupt_sig)
+		CHECK(has_code(ok, "ESIG"));
+	dcr_mp_doc_free(ok);
+out:
+	dcr_buf_release(&b);
+	dcr_buf_release(&body);
+	dcr_buf_release(&frame);
+	if (!good && !corrupt_sig) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void test_auth(td *t)
+{
+	cl_conn *c = td_connect(t, t->anna);
+	dcr_mp_doc *d = NULL;
+	dcr_buf rb;
+	dcr_err err;
+	uint8_t k[32];
+	int fd;
+
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	dcr_buf_init(&rb);
+	CHECK_OK(cl_call(c, "whoami", NULL, 0, &rb, &d, &err), &err);
+	if (d) {
+		CHECK(dcr_mp_get_binn(dcr_mp_root(d), "key", k, 32, NULL) == 0);
+		CHECK(memcmp(k, t->anna_pub, 32) == 0);
+		CHECK(dcr_mp_get_binn(dcr_mp_root(d), "daemon_key", k, 32, NULL) == 0);
+		CHECK(memcmp(k, cl_daemon_key(c), 32) == 0);
+	}
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	cl_close(c);
+
+	/* A bad signature: ESIG, then the connection is closed. */
+	fd = raw_auth(t, t->ian, true);
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		CHECK(raw_closed(fd, 5000));
+		close(fd);
+	}
+	CHECK(td_log_wait(t, "bad challenge signature", 5000));
+
+	/* Garbage instead of the answer: closed. */
+	fd = raw_connect(t->sock);
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		static const uint8_t junk[] = {0, 0, 0, 3, 0xc1, 0xc1, 0xc1};
+		raw_send(fd, junk, sizeof junk);
+		CHECK(raw_closed(fd, 5000));
+		close(fd);
+	}
+	/* A request before authenticating: closed, not served. */
+	fd = raw_connect(t->sock);
+	if (fd >= 0) {
+		dcr_buf f;
+		dcr_buf_init(&f);
+		proto_request(&f, 1, "rooms", NULL, 0);
+		raw_send(fd, f.data, f.len);
+		CHECK(raw_closed(fd, 5000));
+		dcr_buf_release(&f);
+		close(fd);
+	}
+}
+
+static void test_oversize(td *t)
+{
+	/* A length header claiming 4 GiB, and one more byte. */
+	static const uint8_t big[] = {0xff, 0xff, 0xff, 0xff, 0x00};
+	dcr_buf b;
+	dcr_mp_doc *d;
+	bool eof;
+	int fd;
+
+	dcr_buf_init(&b);
+	/* Before authentication. */
+	fd = raw_connect(t->sock);
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		d = raw_frame(fd, &b, 5000, &eof); /* hello */
+		dcr_mp_doc_free(d);
+		raw_send(fd, big, sizeof big);
+		d = raw_frame(fd, &b, 5000, &eof);
+		CHECK(has_code(d, "ELIMIT"));
+		dcr_mp_doc_free(d);
+		CHECK(raw_closed(fd, 5000));
+		close(fd);
+	}
+	/* After authentication: the same. */
+	fd = raw_auth(t, t->anna, false);
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		raw_send(fd, big, sizeof big);
+		d = raw_frame(fd, &b, 5000, &eof);
+		CHECK(has_code(d, "ELIMIT"));
+		dcr_mp_doc_free(d);
+		CHECK(raw_closed(fd, 5000));
+		close(fd);
+	}
+	/* One byte over the limit. */
+	fd = raw_auth(t, t->anna, false);
+	if (fd >= 0) {
+		uint8_t hdr[5];
+		dcr_put_be32(hdr, DCR_FRAME_BYTES_MAX + 1u);
+		hdr[4] = 0x80;
+		raw_send(fd, hdr, sizeof hdr);
+		d = raw_frame(fd, &b, 5000, &eof);
+		CHECK(has_code(d, "ELIMIT"));
+		dcr_mp_doc_free(d);
+		CHECK(raw_closed(fd, 5000));
+		close(fd);
+	}
+	dcr_buf_release(&b);
+}
+
+static void test_garbage(td *t)
+{
+	dcr_buf b, f;
+	dcr_mp_doc *d;
+	bool eof;
+	int fd;
+
+	dcr_buf_init(&b);
+	dcr_buf_init(&f);
+	/* Not msgpack at all. */
+	fd = raw_auth(t, t->anna, false);
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		static const uint8_t junk[] = {0, 0, 0, 6, 'h', 'e', 'l', 'l', 'o', '!'};
+		raw_send(fd, junk, sizeof junk);
+		d = raw_frame(fd, &b, 5000, &eof);
+		CHECK(d != NULL);
+		CHECK(has_code(d, "ETRAILING") || has_code(d, "EFORMAT") || has_code(d, "EPROTO") ||
+		      has_code(d, "ETRUNC") || has_code(d, "ENONCANON"));
+		dcr_mp_doc_free(d);
+		CHECK(raw_closed(fd, 5000));
+		close(fd);
+	}
+	/* Non-canonical msgpack (a map with unsorted keys). */
+	fd = raw_auth(t, t->anna, false);
+	if (fd >= 0) {
+		static const uint8_t bad[] = {0x82, 0xa2, 'o', 'p', 0xa5, 'r', 'o', 'o', 'm', 's',
+					      0xa2, 'i', 'd', 0x01};
+		dcr_buf_reset(&f);
+		proto_frame_wrap(&f, bad, sizeof bad);
+		raw_send(fd, f.data, f.len);
+		d = raw_frame(fd, &b, 5000, &eof);
+		CHECK(has_code(d, "ENONCANON"));
+		dcr_mp_doc_free(d);
+		CHECK(raw_closed(fd, 5000));
+		close(fd);
+	}
+	/* An unknown op is an ordinary error: the connection stays usable. */
+	fd = raw_auth(t, t->anna, false);
+	if (fd >= 0) {
+		uint64_t id = 0;
+		dcr_buf_reset(&f);
+		proto_request(&f, 7, "no.such.op", NULL, 0);
+		proto_request(&f, 8, "rooms", NULL, 0);
+		raw_send(fd, f.data, f.len);
+		d = raw_frame(fd, &b, 5000, &eof);
+		CHECK(has_code(d, "EINVALID"));
+		if (d)
+			dcr_mp_u64(dcr_mp_get(dcr_mp_root(d), "id"), &id);
+		CHECK(id == 7);
+		dcr_mp_doc_free(d);
+		d = raw_frame(fd, &b, 5000, &eof);
+		CHECK(d && dcr_mp_get(dcr_mp_root(d), "rooms") != NULL);
+		dcr_mp_doc_free(d);
+		close(fd);
+	}
+	/* Pipelining far beyond the in-flight limit: refused, closed. */
+	fd = raw_auth(t, t->anna, false);
+	if (fd >= 0) {
+		dcr_buf_reset(&f);
+		for (int i = 0; i < 64; i++)
+			proto_request(&f, (uint64_t)i + 1, "rooms", NULL, 0);
+		raw_send(fd, f.data, f.len);
+		CHECK(raw_closed(fd, 10000));
+		close(fd);
+	}
+	dcr_buf_release(&b);
+	dcr_buf_release(&f);
+}
+
+static void test_idle(td *t)
+{
+	cl_conn *c = td_connect(t, t->anna);
+	cl_room_info *rooms = NULL;
+	size_t n = 0;
+	dcr_err err;
+
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	CHECK_OK(cl_rooms(c, &rooms, &n, &err), &err);
+	cl_rooms_free(rooms, n);
+	usleep(1500 * 1000); /* idle timeout is 500 ms */
+	CHECK(cl_rooms(c, &rooms, &n, &err) < 0);
+	cl_close(c);
+	CHECK(td_log_has(t, "idle for 500 ms"));
+}
+
+static void test_second_daemon(td *t)
+{
+	int st = 0;
+	pid_t p = td_spawn(t, &st, NULL, true);
+
+	CHECK(p < 0);
+	if (p > 0) {
+		kill(p, SIGKILL);
+		waitpid(p, &st, 0);
+	} else {
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+		CHECK(td_log_has(t, "another dcrd (pid"));
+	}
+}
+
+static void test_help(void)
+{
+	char *exe = td_dcrd_path();
+	char *cmd = dcr_asprintf("%s --help", exe);
+	FILE *f = popen(cmd, "r");
+	char buf[4096];
+	size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+
+	buf[n] = 0;
+	CHECK(f && pclose(f) == 0);
+	CHECK(strstr(buf, "--data") && strstr(buf, "--socket") && strstr(buf, "--idle-timeout-ms") &&
+	      strstr(buf, "--log-level"));
+	free(cmd);
+	free(exe);
+}
+
+int main(void)
+{
+	static const char *const args[] = {"--idle-timeout-ms", "500", NULL};
+	td t;
+
+	td_init(&t);
+	test_help();
+	if (td_start(&t, args) < 0)
+		return 1;
+	test_auth(&t);
+	test_oversize(&t);
+	test_garbage(&t);
+	test_idle(&t);
+	test_second_daemon(&t);
+	/* Still serving after all of that. */
+	{
+		cl_conn *c = td_connect(&t, t.ian);
+		CHECK(c != NULL);
+		cl_close(c);
+	}
+	CHECK(td_stop(&t, SIGTERM) == 0);
+	CHECK(td_log_has(&t, "clean shutdown"));
+	if (t_failures) {
+		char *log = td_log_text(&t);
+		fprintf(stderr, "---- dcrd log ----\n%s", log);
+		free(log);
+	}
+	td_cleanup();
+	return t_failures ? 1 : 0;
+}

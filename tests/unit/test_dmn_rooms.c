@@ -1,0 +1,275 @@
+/* test_dmn_rooms.c: rooms and events through dcrd and the client library:
+ * create and publish, list and resolve, fetch events and replay them with
+ * rm_apply, and the refusals: an event signed by another key than the
+ * connection's (forged), the same event submitted twice (replayed), a
+ * stale clock, a client signing as the daemon, a non-participant reading a
+ * room. Checkpoints are signed by the daemon key and inclusion proofs
+ * verify against them. */
+#include "test_dmn_common.h"
+
+struct collect {
+	rm_state st;
+	uint64_t n;
+	int rc;
+	dcr_err err;
+};
+
+static int collect_one(void *ctx, uint64_t seq, const void *entry, size_t n)
+{
+	struct collect *c = ctx;
+
+	CHECK(seq == c->n);
+	c->n++;
+	if (c->rc == 0)
+		c->rc = rm_apply_entry(&c->st, entry, n, &c->err);
+	return 0;
+}
+
+/* The entry of event seq, fetched. */
+struct one {
+	dcr_buf b;
+};
+
+static int keep_one(void *ctx, uint64_t seq, const void *entry, size_t n)
+{
+	struct one *o = ctx;
+
+	(void)seq;
+	dcr_buf_reset(&o->b);
+	dcr_buf_append(&o->b, entry, n);
+	return 0;
+}
+
+static void test_lifecycle(td *t)
+{
+	cl_conn *a = td_connect(t, t->anna), *i = td_connect(t, t->ian), *x = td_connect(t, t->carl);
+	char *json = td_room_json(t, "overlap-room");
+	uint8_t room[ES_ROOM_ID_BYTES], got[ES_ROOM_ID_BYTES];
+	cl_room_info *rooms = NULL;
+	size_t n = 0;
+	struct collect col;
+	dcr_err err;
+	es_checkpoint cp;
+
+	CHECK(a && i && x);
+	if (!a || !i || !x)
+		goto out;
+	CHECK_OK(td_room_publish(a, json, room, &err), &err);
+
+	/* Both participants list it; carl does not see it. */
+	CHECK_OK(cl_rooms(i, &rooms, &n, &err), &err);
+	CHECK(n == 1);
+	if (n == 1) {
+		CHECK(strcmp(rooms[0].name, "overlap-room") == 0);
+		CHECK(strcmp(rooms[0].status, "published") == 0);
+		CHECK(rooms[0].size == 2);
+	}
+	cl_rooms_free(rooms, n);
+	CHECK_OK(cl_rooms(x, &rooms, &n, &err), &err);
+	CHECK(n == 0);
+	cl_rooms_free(rooms, n);
+	CHECK_OK(cl_room_resolve(i, "overlap-room", got, &err), &err);
+	CHECK(memcmp(got, room, sizeof room) == 0);
+	CHECK_ERR(cl_room_resolve(x, "overlap-room", got, &err), DCR_ENOTFOUND, &err, NULL);
+
+	/* Events, replayed on the client side with the daemon's key. */
+	memset(&col, 0, sizeof col);
+	rm_state_init(&col.st, cl_daemon_key(i));
+	CHECK_OK(cl_events(i, room, 0, ES_SEQ_ANY, collect_one, &col, &err), &err);
+	CHECK(col.n == 2);
+	CHECK_OK(col.rc, &col.err);
+	CHECK(col.st.status == RM_PUBLISHED);
+	rm_state_release(&col.st);
+	/* carl may not read them. */
+	memset(&col, 0, sizeof col);
+	rm_state_init(&col.st, cl_daemon_key(x));
+	CHECK_ERR(cl_events(x, room, 0, ES_SEQ_ANY, collect_one, &col, &err), DCR_ENOTFOUND, &err,
+		  "no room");
+	CHECK(col.n == 0);
+	rm_state_release(&col.st);
+
+	/* Checkpoint: signed by the daemon, covers the whole room. */
+	CHECK_OK(cl_checkpoint(i, room, &cp, &err), &err);
+	CHECK(cp.size == 2);
+	CHECK(memcmp(cp.key, cl_daemon_key(i), 32) == 0);
+	CHECK_OK(es_checkpoint_verify(&cp, &err), &err);
+	{
+		uint8_t proof[64][32], leaf[32];
+		size_t pn = 0;
+		struct one e;
+		dcr_buf_init(&e.b);
+		CHECK_OK(cl_inclusion_proof(i, room, 1, cp.size, proof, &pn, &err), &err);
+		CHECK(pn == 1);
+		CHECK_OK(cl_events(i, room, 1, 2, keep_one, &e, &err), &err);
+		es_leaf_hash(e.b.data, e.b.len, leaf);
+		CHECK(es_verify_inclusion(1, cp.size, leaf, proof, pn, cp.root) == 0);
+		leaf[0] ^= 1;
+		CHECK(es_verify_inclusion(1, cp.size, leaf, proof, pn, cp.root) != 0);
+		dcr_buf_release(&e.b);
+	}
+	CHECK_ERR(cl_checkpoint(x, room, &cp, &err), DCR_ENOTFOUND, &err, NULL);
+out:
+	free(json);
+	cl_close(a);
+	cl_close(i);
+	cl_close(x);
+}
+
+static int submit_raw(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const dcr_buf *entry,
+		      dcr_err *err)
+{
+	proto_map m;
+	dcr_buf args;
+	char hex[ES_ROOM_HEX_BYTES];
+	int rc;
+
+	es_room_format(room, hex);
+	proto_map_init(&m);
+	dcr_buf_init(&args);
+	dcr_mpw_str(proto_map_key(&m, "room"), hex);
+	dcr_mpw_bin(proto_map_key(&m, "entry"), entry->data, entry->len);
+	proto_map_encode(&m, &args);
+	proto_map_release(&m);
+	rc = cl_call(c, "submit", args.data, args.len, NULL, NULL, err);
+	dcr_buf_release(&args);
+	return rc;
+}
+
+static uint64_t size_of(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES])
+{
+	cl_room_info *rooms = NULL;
+	size_t n = 0, k;
+	uint64_t size = UINT64_MAX;
+	char hex[ES_ROOM_HEX_BYTES];
+	dcr_err err;
+
+	es_room_format(room, hex);
+	if (cl_rooms(c, &rooms, &n, &err) < 0)
+		return UINT64_MAX;
+	for (k = 0; k < n; k++)
+		if (strcmp(rooms[k].id, hex) == 0)
+			size = rooms[k].size;
+	cl_rooms_free(rooms, n);
+	return size;
+}
+
+static void test_refusals(td *t)
+{
+	cl_conn *a = td_connect(t, t->anna), *i = td_connect(t, t->ian);
+	char *json0 = td_room_json(t, "refusals");
+	const char *key = "\"require_provisioned\": true";
+	char *at = strstr(json0, key);
+	/* Runs may be requested before provisioning here. */
+	char *json = dcr_asprintf("%.*s\"require_provisioned\": false%s", (int)(at - json0), json0,
+				  at + strlen(key));
+
+	free(json0);
+	uint8_t room[ES_ROOM_ID_BYTES];
+	struct one last;
+	dcr_buf body, entry;
+	dcr_key *fake_daemon = NULL;
+	uint64_t size;
+	char run[33];
+	dcr_err err;
+
+	dcr_buf_init(&last.b);
+	dcr_buf_init(&body);
+	dcr_buf_init(&entry);
+	CHECK(a && i);
+	if (!a || !i)
+		goto out;
+	CHECK_OK(td_room_publish(a, json, room, &err), &err);
+	size = size_of(a, room);
+	CHECK(size == 2);
+
+	/* Forged: ian's connection submits an event signed by anna. */
+	rm_body_run_requested(&body, "doubled", "0123456789abcdef0123456789abcdef");
+	CHECK_OK(es_event_build(t->anna, room, size, dcr_now_ms(), RM_EV_RUN_REQUESTED, body.data,
+				body.len, &entry, &err),
+		 &err);
+	CHECK_ERR(submit_raw(i, room, &entry, &err), DCR_EDENIED, &err, "another key");
+	CHECK(size_of(a, room) == size);
+
+	/* A corrupted signature. */
+	entry.data[entry.len - 5] ^= 0x40;
+	CHECK_ERR(submit_raw(a, room, &entry, &err), DCR_ESIG, &err, NULL);
+	entry.data[entry.len - 5] ^= 0x40;
+
+	/* Replayed: the same entry twice. The first is accepted... */
+	CHECK_OK(submit_raw(a, room, &entry, &err), &err);
+	CHECK(size_of(a, room) == size + 1);
+	/* ...the second is refused and changes nothing. */
+	CHECK_ERR(submit_raw(a, room, &entry, &err), DCR_ESEQ, &err, "replayed");
+	CHECK(size_of(a, room) == size + 1);
+	/* Also replaying an older event at its old position fails. */
+	CHECK_OK(cl_events(a, room, 1, 2, keep_one, &last, &err), &err);
+	CHECK_ERR(submit_raw(a, room, &last.b, &err), DCR_ESEQ, &err, NULL);
+
+	/* A clock far off. */
+	size = size_of(a, room);
+	dcr_buf_reset(&body);
+	dcr_buf_reset(&entry);
+	rm_body_run_requested(&body, "overlap", "11111111111111111111111111111111");
+	CHECK_OK(es_event_build(t->ian, room, size, dcr_now_ms() - 3600 * 1000,
+				RM_EV_RUN_REQUESTED, body.data, body.len, &entry, &err),
+		 &err);
+	CHECK_ERR(submit_raw(i, room, &entry, &err), DCR_EINVALID, &err, "clock");
+
+	/* The room's rules: carl cannot run; ian may not run doubled. */
+	CHECK_ERR(cl_run(i, room, "doubled", run, &err), DCR_EDENIED, &err, NULL);
+	{
+		cl_conn *x = td_connect(t, t->carl);
+		CHECK(x != NULL);
+		if (x) {
+			CHECK(cl_run(x, room, "overlap", run, &err) < 0);
+			cl_close(x);
+		}
+	}
+
+	/* An event for another room than the one named. */
+	{
+		uint8_t other[ES_ROOM_ID_BYTES];
+		es_room_new(other);
+		CHECK_ERR(submit_raw(a, other, &entry, &err), DCR_EINVALID, &err, NULL);
+	}
+
+	/* A client cannot create daemon events (run.completed signed by
+	 * itself is refused by the room's rules; signed as the daemon needs
+	 * the daemon's key, which the client does not have). */
+	DCR_ASSERT(dcr_key_generate(&fake_daemon) == 0);
+	dcr_buf_reset(&body);
+	dcr_buf_reset(&entry);
+	rm_body_run_failed(&body, "0123456789abcdef0123456789abcdef", "doubled", "nope");
+	CHECK_OK(es_event_build(t->anna, room, size_of(a, room), dcr_now_ms(), RM_EV_RUN_FAILED,
+				body.data, body.len, &entry, &err),
+		 &err);
+	CHECK(submit_raw(a, room, &entry, &err) < 0);
+out:
+	dcr_key_free(fake_daemon);
+	dcr_buf_release(&last.b);
+	dcr_buf_release(&body);
+	dcr_buf_release(&entry);
+	free(json);
+	cl_close(a);
+	cl_close(i);
+}
+
+int main(void)
+{
+	td t;
+
+	td_init(&t);
+	if (td_start(&t, NULL) < 0)
+		return 1;
+	test_lifecycle(&t);
+	test_refusals(&t);
+	CHECK(td_stop(&t, SIGTERM) == 0);
+	CHECK(td_log_has(&t, "anna@bank.example submit room="));
+	if (t_failures) {
+		char *log = td_log_text(&t);
+		fprintf(stderr, "---- dcrd log ----\n%s", log);
+		free(log);
+	}
+	td_cleanup();
+	return t_failures ? 1 : 0;
+}
