@@ -28,6 +28,7 @@
  * so every transaction holds map_lock shared and the writer takes it
  * exclusively to grow the map after MDB_MAP_FULL (then retries the whole
  * batch). No user callback is ever called while a transaction is open. */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -595,6 +596,14 @@ int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err
 		rc = dcr_err_set(err, DCR_ESTORE, "event store %s: cannot open: %s", dir,
 				 mdb_strerror(rc));
 		goto out;
+	}
+	/* LMDB 0.9.24 leaves the data file descriptor inheritable: a sandboxed
+	 * child (compute) must never get a writable handle on the log. */
+	{
+		mdb_filehandle_t fd;
+
+		if (mdb_env_get_fd(s->env, &fd) == 0 && fd >= 0)
+			fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
 	}
 	/* Reader slots left behind by crashed processes would pin old pages. */
 	rc = mdb_reader_check(s->env, &dead);

@@ -16,6 +16,7 @@
  *   each kill the store is reopened and every acknowledged event must be
  *   there, byte-identical, sequences dense, roots and checkpoint right.
  * Temporary directories live under /tmp/dcr-test-XXXXXX and are removed. */
+#include <dirent.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -174,6 +175,39 @@ static uint64_t check_room(es_store *s, const uint8_t room[16], int verify, bool
 	return check_room_leaves(s, room, verify, want_cp, NULL);
 }
 
+/* Counts descriptors open on files under dir that a child would inherit
+ * across exec (compute sandboxes must never get the log). */
+static int inheritable_fds(const char *dir)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0, found = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char path[300], target[512];
+		ssize_t len;
+		int fd;
+
+		if (de->d_name[0] == '.')
+			continue;
+		fd = (int)strtol(de->d_name, NULL, 10);
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+		len = readlink(path, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		if (strncmp(target, dir, strlen(dir)) != 0)
+			continue;
+		found++;
+		if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC))
+			n++;
+	}
+	closedir(d);
+	return found > 0 ? n : -1;
+}
+
 /* ---- basics ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -211,6 +245,8 @@ static void test_basics(void)
 	CHECK(rc == 0, "open: %s", err.msg);
 	if (rc != 0)
 		goto out;
+	CHECK(inheritable_fds(dir) == 0, "store descriptors are close-on-exec (%d)",
+	      inheritable_fds(dir));
 	CHECK(es_room_size(s, r1, &size) == 0 && size == 0, "unknown room is empty");
 	CHECK(es_latest_checkpoint(s, r1, &cp) == DCR_ENOTFOUND, "no checkpoint yet");
 	CHECK(es_get(s, r1, 0, &got) == DCR_ENOTFOUND, "no entry yet");
