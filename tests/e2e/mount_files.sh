@@ -1,0 +1,123 @@
+# mount_files.sh: files in the mount the way tools write them. A bad CSV
+# fails cp and status names the line while the earlier data stays; a large
+# CSV (500 MB, 50 MB under sanitizers) streams through cp; rsync and
+# temp-then-rename drops provision once renamed; an editor's swap file is
+# never ingested and the file rewritten in place is; concurrent readers of
+# result.csv see whole results while a new run finishes; a crashed mount
+# (ENOTCONN) is cleared by the next dcr mount.
+. "$DCR_SOURCE_DIR/tests/e2e/lib.sh"
+. "$DCR_SOURCE_DIR/tests/e2e/cli_story.inc"
+. "$DCR_SOURCE_DIR/tests/e2e/mount_lib.inc"
+
+mount_require
+e2e_setup
+e2e_start_daemon
+story_identities
+story_room_json "$T/room.json"
+story_csvs
+id=$(e2e_as anna dcr room create "$T/room.json") || e2e_fail "room create"
+A=$T/anna
+I=$T/ian
+mount_as anna "$id" "$A"
+mount_as ian "$id" "$I"
+echo publish >"$A/ctl" || e2e_fail "publish"
+DS=$A/datasets/bank_customers
+
+# 1. A bad file fails cp, status says where, the earlier data stays.
+cp "$T/bank.csv" "$DS/" || e2e_fail "cp bank.csv"
+sha_before=$(grep '^sha256:' "$DS/status")
+awk -F, 'NR == 5 { print $1 ",not-a-number," $3 "," $4; next } { print }' "$T/bank.csv" >"$T/bad.csv"
+expect_fail cp "$T/bad.csv" "$DS/"
+expect_contains "$DS/status" "rejected bad.csv"
+expect_contains "$DS/status" "line 5"
+expect_contains "$DS/status" "file: bank.csv"
+expect_eq "$(grep '^sha256:' "$DS/status")" "$sha_before" "sha256 after a rejected file"
+[ -e "$DS/bad.csv" ] && e2e_fail "a rejected file stays listed"
+
+# 2. A large file through cp (streamed; the mount never holds it whole).
+mb=500
+[ -n "${DCR_SANITIZED:-}" ] && mb=50
+awk -v mb=$mb 'BEGIN {
+	print "email,age,city,balance";
+	n = int(mb * 1048576 / 52);
+	for (i = 0; i < n; i++)
+		printf "customer%09d@bank-mail.example,%d,Berlin,%d.%02d\n", i, 20 + i % 60, i % 100000, i % 100;
+}' >"$T/big.csv"
+rows=$(($(wc -l <"$T/big.csv") - 1))
+cp "$T/big.csv" "$DS/" || e2e_fail "cp of a ${mb} MB file"
+expect_contains "$DS/status" "rows: $rows"
+expect_contains "$DS/status" "file: big.csv"
+rm -f "$T/big.csv"
+
+# 3. rsync (writes .NAME.XXXXXX, then renames) and a legacy drop (x.tmp,
+# renamed to x.csv): nothing is ingested before the rename.
+IS=$I/datasets/insurer_customers
+rsync "$T/insurer.csv" "$IS/ins.csv" || e2e_fail "rsync"
+expect_contains "$IS/status" "file: ins.csv"
+n0=$(ls "$I/events" | wc -l)
+cp "$T/insurer.csv" "$IS/drop.tmp" || e2e_fail "cp to drop.tmp"
+expect_eq "$(ls "$I/events" | wc -l)" "$n0" "events after writing a .tmp"
+ls "$IS" | grep -q -x drop.tmp || e2e_fail "drop.tmp not listed"
+mv "$IS/drop.tmp" "$IS/drop.csv" || e2e_fail "rename drop.tmp to drop.csv"
+expect_contains "$IS/status" "file: drop.csv"
+ls "$IS" | grep -q -x drop.tmp && e2e_fail "drop.tmp still listed after the rename"
+# A bad drop fails the rename and stays as it was.
+cp "$T/bad.csv" "$IS/bad.tmp" || e2e_fail "cp to bad.tmp"
+expect_fail mv "$IS/bad.tmp" "$IS/bad.csv"
+expect_contains "$IS/status" "file: drop.csv"
+rm "$IS/bad.tmp" || e2e_fail "rm bad.tmp"
+
+# 4. An editor: swap file written and removed, never ingested; the file
+# rewritten in place is.
+n0=$(ls "$A/events" | wc -l)
+printf 'b0VIM swap\n' >"$DS/.big.csv.swp" || e2e_fail "swap file"
+cat "$DS/.big.csv.swp" >/dev/null || e2e_fail "reading the swap file back"
+rm "$DS/.big.csv.swp" || e2e_fail "rm swap"
+expect_eq "$(ls "$A/events" | wc -l)" "$n0" "events after a swap file"
+head -n 51 "$T/bank.csv" >"$T/bank50.csv"
+cat "$T/bank50.csv" >"$DS/big.csv" || e2e_fail "rewrite in place"
+expect_contains "$DS/status" "rows: 50"
+cp "$T/bank.csv" "$DS/" || e2e_fail "cp bank.csv back"
+
+# 5. Concurrent readers of result.csv while a new run finishes.
+cp "$T/insurer.csv" "$IS/" || e2e_fail "cp insurer.csv"
+R=$A/computations/overlap
+echo >"$R/run" || e2e_fail "first run"
+story_expected "$T/expected.norm"
+cat "$R/result.csv" >"$T/expected.csv" || e2e_fail "reading result.csv"
+tr -d '\r"' <"$T/expected.csv" | cmp -s - "$T/expected.norm" || e2e_fail "first result differs"
+for r in 1 2 3; do
+	(
+		i=0
+		while [ $i -lt 20 ]; do
+			cat "$R/result.csv" >"$T/reader$r.csv" || exit 1
+			cmp -s "$T/reader$r.csv" "$T/expected.csv" || exit 2
+			i=$((i + 1))
+		done
+	) &
+	eval "reader$r=\$!"
+done
+echo >"$R/run" || e2e_fail "second run (with readers)"
+cmp -s "$R/result.csv" "$T/expected.csv" || e2e_fail "second result differs"
+for r in 1 2 3; do
+	eval "p=\$reader$r"
+	wait "$p" || e2e_fail "reader $r saw a failed or partial result"
+done
+expect_contains "$R/status" "state: done"
+
+# 6. A crashed mount (ENOTCONN) is cleared by the next mount.
+pa=$(mount_pid "$A") || e2e_fail "no mount process for $A"
+kill -KILL "$pa"
+i=0
+while kill -0 "$pa" 2>/dev/null; do
+	[ $i -lt 50 ] || e2e_fail "mount process survived SIGKILL"
+	sleep 0.1
+	i=$((i + 1))
+done
+expect_fail ls "$A"
+expect_stderr "Transport endpoint is not connected"
+mount_as anna "$id" "$A"
+expect_contains "$A/status" "status: published"
+dcr umount "$A" || e2e_fail "umount anna"
+dcr umount "$I" || e2e_fail "umount ian"
+e2e_log "ok"
