@@ -1,0 +1,195 @@
+# lifecycle.sh: the bank/insurer overlap of DESIGN §1 from the dcr CLI
+# alone, start to end: identities, draft, save, export/create round trip,
+# duplicate, list, publish, provisioning of real CSVs by both owners, a run,
+# status, the result checked against an independent computation (awk), the
+# empty-input test, stop. Three identities: anna (bank, creator, analyst),
+# ian (insurer), eve (outsider).
+. "$DCR_SOURCE_DIR/tests/e2e/lib.sh"
+. "$DCR_SOURCE_DIR/tests/e2e/cli_story.inc"
+
+e2e_setup
+e2e_start_daemon
+
+# ---- identities
+story_identities
+case $ANNA in
+"anna@bank.example ed25519:"*) ;;
+*) e2e_fail "keygen printed \"$ANNA\"" ;;
+esac
+expect_eq "$(stat -c %a "$T/anna.pem")" 600 "mode of the private key"
+expect_eq "$(e2e_as anna dcr whoami)" "$ANNA" "whoami"
+expect_fail dcr keygen --email anna@bank.example --out "$T/anna.pem"
+expect_stderr "dcr keygen:" "exists" "--force"
+expect_eq "$(e2e_as anna dcr whoami)" "$ANNA" "whoami after a refused overwrite"
+expect_fail dcr keygen --email not-an-email --out "$T/x.pem"
+expect_status 2
+# Default location, made with mode 0700.
+expect_ok dcr keygen --email home@example.org
+expect_eq "$(stat -c %a "$HOME/.config/dcr")" 700 "mode of ~/.config/dcr"
+expect_eq "$(dcr whoami)" "$(cat "$E2E_OUT")" "whoami with the default identity"
+
+# ---- draft
+story_room_json "$T/room.json"
+ROOM=$(e2e_as anna dcr room create "$T/room.json") || e2e_fail "room create"
+echo "$ROOM" | grep -q -E '^[0-9a-f]{32}$' || e2e_fail "room create printed \"$ROOM\""
+
+expect_ok e2e_as anna dcr room show bank-insurer-overlap
+expect_contains "$E2E_OUT" '"name": "bank-insurer-overlap"'
+expect_contains "$E2E_OUT" '"min_rows_aggregated": 10'
+expect_contains "$E2E_ERR" "draft"
+expect_ok e2e_as ian dcr room show "$ROOM" --status
+expect_contains "$E2E_OUT" "room $ROOM bank-insurer-overlap: draft, 1 events"
+
+# save a new description, see it
+sed 's/"Customer overlap between a bank and an insurer"/"Overlap, second draft"/' \
+	"$T/room.json" >"$T/room2.json"
+expect_ok e2e_as anna dcr room save bank-insurer-overlap "$T/room2.json"
+expect_ok e2e_as anna dcr room show "$ROOM"
+expect_contains "$E2E_OUT" "Overlap, second draft"
+# ... from stdin too
+expect_ok sh -c "DCR_IDENTITY='$T/anna.pem' dcr room save '$ROOM' - <'$T/room2.json'"
+
+# export is exactly the saved text; create accepts it (round trip)
+e2e_as anna dcr room export "$ROOM" >"$T/export.json" || e2e_fail "export"
+cmp -s "$T/export.json" "$T/room2.json" || e2e_fail "export differs from the saved file"
+COPY=$(e2e_as anna dcr room export "$ROOM" | e2e_as anna dcr room create -) ||
+	e2e_fail "export | create"
+e2e_as anna dcr room export "$COPY" >"$T/export2.json" || e2e_fail "export of the copy"
+cmp -s "$T/export.json" "$T/export2.json" || e2e_fail "export/create round trip changed the text"
+
+# two rooms share the name now: names stop resolving, ids still do
+expect_fail e2e_as anna dcr room show bank-insurer-overlap
+expect_stderr "dcr room show:" "bank-insurer-overlap" "room id"
+
+# duplicate, with and without a new name
+DUP=$(e2e_as anna dcr room duplicate "$ROOM" --name overlap-v2) || e2e_fail "duplicate"
+expect_ok e2e_as anna dcr room show overlap-v2 --status
+expect_contains "$E2E_OUT" "room $DUP overlap-v2: draft, 1 events"
+DUP2=$(e2e_as anna dcr room duplicate "$ROOM") || e2e_fail "duplicate without --name"
+e2e_as anna dcr room export "$DUP2" | cmp -s - "$T/export.json" ||
+	e2e_fail "duplicate changed the definition"
+
+# list: anna and ian see the rooms, eve none
+expect_ok e2e_as anna dcr room list
+head -n 1 "$E2E_OUT" | grep -q -E '^ID +NAME +STATUS +EVENTS$' || e2e_fail "list header: $(cat "$E2E_OUT")"
+expect_eq "$(grep -c -E '^[0-9a-f]{32} ' "$E2E_OUT")" 4 "rooms listed for anna"
+grep -q -E "^$ROOM +bank-insurer-overlap +draft +3\$" "$E2E_OUT" || e2e_fail "list line: $(cat "$E2E_OUT")"
+grep -q -E "^$DUP +overlap-v2 +draft +1\$" "$E2E_OUT" || e2e_fail "list line: $(cat "$E2E_OUT")"
+expect_ok e2e_as ian dcr room list
+expect_contains "$E2E_OUT" "$ROOM"
+expect_ok e2e_as eve dcr room list
+expect_eq "$(grep -c -E '^[0-9a-f]{32} ' "$E2E_OUT")" 0 "rooms listed for eve"
+
+# ---- publish: signs the sha256 of the exported text
+SHA=$(sha256sum "$T/export.json" | cut -d' ' -f1)
+expect_ok e2e_as anna dcr room publish "$ROOM"
+expect_contains "$E2E_OUT" "definition sha256 $SHA"
+expect_ok e2e_as ian dcr room show "$ROOM" --status
+expect_contains "$E2E_OUT" "published, 4 events"
+e2e_as anna dcr room export "$ROOM" | cmp -s - "$T/export.json" || e2e_fail "export changed by publish"
+
+# ---- provisioning by both owners
+story_csvs
+expect_ok e2e_as anna dcr provision "$ROOM" bank_customers "$T/bank.csv"
+BANK_SHA=$(sha256sum "$T/bank.csv" | cut -d' ' -f1)
+expect_contains "$E2E_OUT" "provisioned bank_customers: 200 rows, $(wc -c <"$T/bank.csv") bytes, sha256 $BANK_SHA"
+[ ! -s "$E2E_ERR" ] || e2e_fail "provision wrote to stderr when it is not a terminal: $(cat "$E2E_ERR")"
+INS_SHA=$(sha256sum "$T/insurer.csv" | cut -d' ' -f1)
+expect_ok sh -c "DCR_IDENTITY='$T/ian.pem' dcr provision '$ROOM' insurer_customers - <'$T/insurer.csv'"
+expect_contains "$E2E_OUT" "provisioned insurer_customers: 200 rows, $(wc -c <"$T/insurer.csv") bytes, sha256 $INS_SHA"
+
+expect_ok e2e_as anna dcr datasets
+head -n 1 "$E2E_OUT" | grep -q -E '^ROOM +DATASET +STATUS +ROWS +BYTES +FILE +SHA256$' ||
+	e2e_fail "datasets header: $(cat "$E2E_OUT")"
+grep -q -E "^bank-insurer-overlap +bank_customers +provisioned +200 +[0-9]+ +bank.csv +$BANK_SHA\$" "$E2E_OUT" ||
+	e2e_fail "datasets: $(cat "$E2E_OUT")"
+expect_ok e2e_as ian dcr datasets
+grep -q -E "^bank-insurer-overlap +insurer_customers +provisioned +200 .* $INS_SHA\$" "$E2E_OUT" ||
+	e2e_fail "datasets (ian): $(cat "$E2E_OUT")"
+grep -q bank_customers "$E2E_OUT" && e2e_fail "ian's datasets list the bank's dataset"
+expect_ok e2e_as anna dcr datasets --json
+expect_contains "$E2E_OUT" bank_customers
+
+# ---- run
+story_expected "$T/expected.csv"
+NGROUPS=$(($(wc -l <"$T/expected.csv") - 1))
+SUPP=$(story_expected_suppressed)
+[ "$NGROUPS" -ge 5 ] && [ "$SUPP" -ge 1 ] || e2e_fail "test data: $NGROUPS groups, $SUPP suppressed"
+expect_ok e2e_as anna dcr run "$ROOM" overlap --wait --timeout 30
+RUN=$(head -n 1 "$E2E_OUT")
+echo "$RUN" | grep -q -E '^[0-9a-f]{32}$' || e2e_fail "run printed \"$(cat "$E2E_OUT")\""
+sed -n 2p "$E2E_OUT" | grep -q -E "^done: $NGROUPS rows, $SUPP suppressed, [0-9]+ bytes, [0-9]+ ms\$" ||
+	e2e_fail "run --wait outcome: $(cat "$E2E_OUT")"
+
+# ---- status
+expect_ok e2e_as anna dcr status "$ROOM"
+expect_contains "$E2E_OUT" "status    published"
+expect_contains "$E2E_OUT" "you       anna@bank.example: creator, owner of bank_customers, analyst of overlap"
+expect_contains "$E2E_OUT" "provisioned by anna@bank.example: 200 rows"
+expect_contains "$E2E_OUT" "sha256 $BANK_SHA"
+expect_contains "$E2E_OUT" "sha256 $INS_SHA"
+expect_contains "$E2E_OUT" "done, run $RUN: $NGROUPS rows, $SUPP suppressed"
+EVENTS=$(awk '$1 == "events" { print $2 }' "$E2E_OUT")
+[ "$EVENTS" -ge 7 ] || e2e_fail "events: $(cat "$E2E_OUT")"
+expect_ok e2e_as ian dcr status "$ROOM"
+expect_contains "$E2E_OUT" "you       ian@insurer.example: owner of insurer_customers"
+expect_ok e2e_as anna dcr status "$ROOM" overlap
+expect_contains "$E2E_OUT" "run          $RUN"
+expect_contains "$E2E_OUT" "state        done"
+expect_contains "$E2E_OUT" "rows         $NGROUPS"
+expect_contains "$E2E_OUT" "suppressed   $SUPP"
+
+# ---- result: header row and numbers equal to the independent computation
+e2e_as anna dcr result "$ROOM" overlap >"$T/result.csv" 2>"$T/result.err" || e2e_fail "result: $(cat "$T/result.err")"
+tr -d '\r"' <"$T/result.csv" >"$T/result.norm"
+if ! cmp -s "$T/result.norm" "$T/expected.csv"; then
+	diff "$T/expected.csv" "$T/result.norm" >&2
+	e2e_fail "result differs from the independent computation"
+fi
+expect_ok e2e_as anna dcr result "$ROOM" overlap -o "$T/result2.csv"
+cmp -s "$T/result.csv" "$T/result2.csv" || e2e_fail "result -o differs from stdout"
+expect_contains "$E2E_ERR" "bytes written to $T/result2.csv"
+# each retrieval is in the log
+expect_ok e2e_as ian dcr room show "$ROOM" --status
+AFTER=$(sed -n 's/.*published, \([0-9]*\) events.*/\1/p' "$E2E_OUT")
+expect_eq "$AFTER" $((EVENTS + 2)) "events after two retrievals"
+
+# ---- test on empty inputs
+expect_ok e2e_as anna dcr room test "$ROOM"
+expect_contains "$E2E_OUT" overlap
+expect_contains "$E2E_OUT" customers
+expect_contains "$E2E_OUT" age_sum
+
+# ---- stop
+expect_ok e2e_as anna dcr room stop "$ROOM" --reason "study finished"
+expect_ok e2e_as ian dcr status "$ROOM"
+expect_contains "$E2E_OUT" "status    stopped (study finished)"
+# the log stays readable, the result too
+expect_ok e2e_as anna dcr room export "$ROOM"
+
+# ---- usage errors and help
+expect_fail dcr room
+expect_status 2
+expect_fail dcr room frobnicate
+expect_status 2
+expect_fail dcr provision "$ROOM"
+expect_status 2
+expect_stderr "usage: dcr provision ROOM DATASET FILE"
+for c in keygen whoami datasets status result run provision deprovision "room create" \
+	"room save" "room show" "room export" "room list" "room duplicate" "room publish" \
+	"room stop" "room test"; do
+	# shellcheck disable=SC2086
+	dcr $c --help >"$T/help.out" 2>&1 || e2e_fail "dcr $c --help failed"
+	grep -q "^usage: dcr " "$T/help.out" || e2e_fail "dcr $c --help: $(cat "$T/help.out")"
+done
+# no socket: a clear error
+expect_fail env -u DCR_SOCKET DCR_IDENTITY="$T/anna.pem" dcr room list
+expect_stderr "dcr room list: no daemon socket" "--socket" "DCR_SOCKET"
+# --socket works where DCR_SOCKET is unset, anywhere on the line
+expect_ok env -u DCR_SOCKET DCR_IDENTITY="$T/anna.pem" dcr room list --socket "$T/sock"
+expect_contains "$E2E_OUT" "$ROOM"
+expect_ok env -u DCR_SOCKET dcr --socket "$T/sock" --identity "$T/anna.pem" room list
+expect_contains "$E2E_OUT" "$ROOM"
+
+e2e_stop_daemon || e2e_fail "dcrd did not exit cleanly on SIGTERM"
+echo "lifecycle: ok"

@@ -1,0 +1,676 @@
+/* cli_data.c: `dcr provision|deprovision|datasets|run|status|result`.
+ *
+ * Data moves in bounded chunks (cl_provision reads the file through a
+ * callback, results are read DCR_CHUNK_BYTES at a time), so memory does not
+ * grow with the file. What the commands print about a room comes from the
+ * replayed log (tl_replay), never from a separate daemon-side summary, except
+ * the transient "running" state of a run, which only the daemon knows. */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static int fail(const char *cmd, dcr_err *err)
+{
+	tl_fail(cmd, err);
+	return CLI_EXIT_FAIL;
+}
+
+static void hex32(const uint8_t *p, char out[65])
+{
+	dcr_hex_encode(p, 32, out);
+}
+
+/* ---- provision ------------------------------------------------------------- */
+
+static const char provision_usage[] =
+	"usage: dcr provision ROOM DATASET FILE\n"
+	"Uploads FILE (CSV with a header row; \"-\" reads stdin) as DATASET of ROOM.\n"
+	"The daemon validates every row against the schema; on success the signed\n"
+	"dataset.provisioned event records rows, bytes and the file's SHA-256,\n"
+	"which are printed. A rejected file changes nothing: the error names the\n"
+	"line and column. Shows progress on stderr when it is a terminal.\n";
+
+struct fd_reader {
+	int fd;
+};
+
+static int read_fd(void *ctx, void *buf, size_t cap)
+{
+	struct fd_reader *r = ctx;
+
+	for (;;) {
+		ssize_t n = read(r->fd, buf, cap);
+
+		if (n >= 0)
+			return (int)n;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+static void provision_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	cli_progress_update(ctx, done, total);
+}
+
+int cli_cmd_provision(int argc, char **argv)
+{
+	char *pos[3];
+	cl_conn *c = NULL;
+	dcr_err err = {0};
+	uint8_t id[ES_ROOM_ID_BYTES];
+	struct fd_reader rd = {.fd = -1};
+	cli_progress prog;
+	struct stat sb;
+	uint64_t total = 0;
+	const char *base;
+	rm_state st;
+	bool have_state = false;
+	int rc;
+
+	CLI_PARSE("provision", provision_usage, argc, argv, NULL, pos, 3, 3, NULL);
+	if (strcmp(pos[2], "-") == 0) {
+		rd.fd = STDIN_FILENO;
+		base = "stdin";
+	} else {
+		rd.fd = open(pos[2], O_RDONLY | O_CLOEXEC);
+		if (rd.fd < 0) {
+			rc = dcr_err_set(&err, -errno, "%s: %s", pos[2], strerror(errno));
+			goto out;
+		}
+		base = strrchr(pos[2], '/') ? strrchr(pos[2], '/') + 1 : pos[2];
+	}
+	if (fstat(rd.fd, &sb) == 0 && S_ISREG(sb.st_mode))
+		total = (uint64_t)sb.st_size;
+	else if (rd.fd != STDIN_FILENO && fstat(rd.fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		rc = dcr_err_set(&err, -EISDIR, "%s: is a directory", pos[2]);
+		goto out;
+	}
+	rc = cli_open_room(pos[0], &c, id, &err);
+	if (rc)
+		goto out;
+	cli_progress_init(&prog, "provision", pos[1]);
+	rc = cl_provision(c, id, pos[1], base, total, read_fd, &rd, provision_progress, &prog,
+			  &err);
+	cli_progress_end(&prog);
+	if (rc)
+		goto out;
+	/* What was recorded, as the log says it. */
+	have_state = true;
+	rc = tl_replay(c, id, &st, &err);
+	if (rc)
+		goto out;
+	{
+		const rm_provision *p = rm_state_provision(&st, pos[1]);
+		char sha[65];
+
+		if (!p) {
+			rc = dcr_err_set(&err, DCR_EINTEGRITY,
+					 "the daemon accepted %s but the log has no "
+					 "dataset.provisioned event for it",
+					 pos[1]);
+			goto out;
+		}
+		hex32(p->sha256, sha);
+		printf("provisioned %s: %llu rows, %llu bytes, sha256 %s\n", p->dataset,
+		       (unsigned long long)p->rows, (unsigned long long)p->bytes, sha);
+	}
+out:
+	if (have_state)
+		rm_state_release(&st);
+	cl_close(c);
+	if (rd.fd > STDIN_FILENO)
+		close(rd.fd);
+	return rc ? fail("provision", &err) : CLI_EXIT_OK;
+}
+
+/* ---- deprovision ------------------------------------------------------------------ */
+
+int cli_cmd_deprovision(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: dcr deprovision ROOM DATASET\n"
+		"Withdraws a dataset you own from ROOM (dataset.deprovisioned); runs that\n"
+		"need it are refused until it is provisioned again.\n";
+	char *pos[2];
+	cl_conn *c = NULL;
+	dcr_err err = {0};
+	uint8_t id[ES_ROOM_ID_BYTES];
+	dcr_buf body;
+	int rc;
+
+	CLI_PARSE("deprovision", usage, argc, argv, NULL, pos, 2, 2, NULL);
+	dcr_buf_init(&body);
+	rc = cli_open_room(pos[0], &c, id, &err);
+	if (rc)
+		goto out;
+	rm_body_deprovisioned(&body, pos[1]);
+	rc = cl_submit(c, id, RM_EV_DEPROVISIONED, body.data, body.len, NULL, &err);
+	if (rc)
+		goto out;
+	printf("deprovisioned %s\n", pos[1]);
+out:
+	dcr_buf_release(&body);
+	cl_close(c);
+	return rc ? fail("deprovision", &err) : CLI_EXIT_OK;
+}
+
+/* ---- datasets ------------------------------------------------------------------------- */
+
+struct ds_row {
+	char *room, *dataset, *status, *rows, *bytes, *file, *sha;
+};
+
+static void ds_row_free(struct ds_row *r)
+{
+	free(r->room);
+	free(r->dataset);
+	free(r->status);
+	free(r->rows);
+	free(r->bytes);
+	free(r->file);
+	free(r->sha);
+}
+
+int cli_cmd_datasets(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: dcr datasets [--json]\n"
+		"Lists the datasets you own in every room you take part in, with what is\n"
+		"provisioned (from each room's replayed log). --json prints the daemon's\n"
+		"list of what you provisioned instead.\n";
+	bool json = false;
+	const cli_opt opts[] = {{"--json", NULL, &json}, {NULL, NULL, NULL}};
+	cl_conn *c = NULL;
+	dcr_err err = {0};
+	cl_room_info *rooms = NULL;
+	size_t nrooms = 0, nrows = 0, cap = 0;
+	struct ds_row *rows = NULL;
+	uint8_t me[32];
+	dcr_buf out;
+	int rc;
+
+	CLI_PARSE("datasets", usage, argc, argv, opts, NULL, 0, 0, NULL);
+	dcr_buf_init(&out);
+	rc = tl_connect(&c, &err);
+	if (rc)
+		goto out;
+	if (json) {
+		rc = cl_datasets(c, &out, &err);
+		if (rc)
+			goto out;
+		fwrite(out.data, 1, out.len, stdout);
+		if (out.len && out.data[out.len - 1] != '\n')
+			fputc('\n', stdout);
+		goto out;
+	}
+	dcr_key_public(cl_identity(c), me);
+	rc = cl_rooms(c, &rooms, &nrooms, &err);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < nrooms; i++) {
+		uint8_t id[ES_ROOM_ID_BYTES];
+		rm_state st;
+
+		if (es_room_parse(rooms[i].id, id) != 0)
+			continue;
+		rc = tl_replay(c, id, &st, &err);
+		if (rc) {
+			rm_state_release(&st);
+			dcr_err_prefix(&err, "room %s", rooms[i].id);
+			goto out;
+		}
+		for (size_t d = 0; st.def && d < st.def->ndatasets; d++) {
+			const rm_dataset *ds = &st.def->datasets[d];
+			const rm_provision *p;
+			struct ds_row *r;
+
+			if (!rm_is_owner(st.def, me, ds->name))
+				continue;
+			if (nrows == cap) {
+				cap = cap ? 2 * cap : 16;
+				rows = dcr_realloc(rows, cap * sizeof *rows);
+			}
+			r = &rows[nrows++];
+			p = rm_state_provision(&st, ds->name);
+			r->room = dcr_strdup(st.def->name);
+			r->dataset = dcr_strdup(ds->name);
+			if (p) {
+				char sha[65];
+
+				hex32(p->sha256, sha);
+				r->status = dcr_strdup("provisioned");
+				r->rows = dcr_asprintf("%llu", (unsigned long long)p->rows);
+				r->bytes = dcr_asprintf("%llu", (unsigned long long)p->bytes);
+				r->file = dcr_strdup(p->file ? p->file : "");
+				r->sha = dcr_strdup(sha);
+			} else {
+				r->status = dcr_strdup("-");
+				r->rows = dcr_strdup("-");
+				r->bytes = dcr_strdup("-");
+				r->file = dcr_strdup("-");
+				r->sha = dcr_strdup("-");
+			}
+		}
+		rm_state_release(&st);
+	}
+	{
+		int w[6] = {4, 7, 6, 4, 5, 4};
+		const char *hdr[7] = {"ROOM", "DATASET", "STATUS", "ROWS", "BYTES", "FILE", "SHA256"};
+
+		for (size_t i = 0; i < nrows; i++) {
+			const char *f[6] = {rows[i].room, rows[i].dataset, rows[i].status,
+					    rows[i].rows, rows[i].bytes, rows[i].file};
+			for (int k = 0; k < 6; k++)
+				if ((int)strlen(f[k]) > w[k])
+					w[k] = (int)strlen(f[k]);
+		}
+		printf("%-*s  %-*s  %-*s  %*s  %*s  %-*s  %s\n", w[0], hdr[0], w[1], hdr[1], w[2],
+		       hdr[2], w[3], hdr[3], w[4], hdr[4], w[5], hdr[5], hdr[6]);
+		for (size_t i = 0; i < nrows; i++)
+			printf("%-*s  %-*s  %-*s  %*s  %*s  %-*s  %s\n", w[0], rows[i].room, w[1],
+			       rows[i].dataset, w[2], rows[i].status, w[3], rows[i].rows, w[4],
+			       rows[i].bytes, w[5], rows[i].file, rows[i].sha);
+	}
+out:
+	for (size_t i = 0; i < nrows; i++)
+		ds_row_free(&rows[i]);
+	free(rows);
+	if (rooms)
+		cl_rooms_free(rooms, nrooms);
+	dcr_buf_release(&out);
+	cl_close(c);
+	return rc ? fail("datasets", &err) : CLI_EXIT_OK;
+}
+
+/* ---- run ----------------------------------------------------------------------------- */
+
+static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* State of run_id: from the daemon's status of the computation's last run
+ * when that is our run (it knows "running"), else from the log. Fills
+ * state ("queued", "running", "done", "failed") and, when finished, the
+ * outcome fields of out. */
+static int poll_run(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], const char *comp,
+		    const char *run_id, cl_run_status *out, dcr_err *err)
+{
+	rm_state st;
+	const rm_run *r;
+	int rc;
+
+	rc = cl_run_status(c, id, comp, out, err);
+	if (rc)
+		return rc;
+	if (strcmp(out->run_id, run_id) == 0)
+		return 0;
+	/* Someone ran the computation again since: ask the log about ours. */
+	cl_run_status_release(out);
+	memset(out, 0, sizeof *out);
+	rc = tl_replay(c, id, &st, err);
+	if (rc)
+		goto out;
+	r = rm_state_run(&st, run_id);
+	if (!r) {
+		rc = dcr_err_set(err, DCR_ENOTFOUND, "run %s is not in the log", run_id);
+		goto out;
+	}
+	snprintf(out->run_id, sizeof out->run_id, "%s", run_id);
+	snprintf(out->state, sizeof out->state, "%s",
+		 r->state == RM_RUN_DONE ? "done" : r->state == RM_RUN_FAILED ? "failed" : "queued");
+	out->error = r->error ? dcr_strdup(r->error) : NULL;
+	out->rows = r->rows;
+	out->suppressed = r->suppressed;
+	out->duration_ms = r->duration_ms;
+	out->result_bytes = r->result_bytes;
+out:
+	rm_state_release(&st);
+	return rc;
+}
+
+int cli_cmd_run(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: dcr run ROOM COMPUTATION [--wait] [--timeout SECONDS]\n"
+		"Requests a run (analysts of COMPUTATION only) and prints its id. With\n"
+		"--wait, waits until it is done or failed (at most --timeout seconds,\n"
+		"default 600, 0 = no limit) and prints the outcome; exits 1 if the run\n"
+		"failed or the wait timed out.\n";
+	bool wait = false;
+	const char *timeout_s = NULL;
+	const cli_opt opts[] = {{"--wait", NULL, &wait},
+				{"--timeout", &timeout_s, NULL},
+				{NULL, NULL, NULL}};
+	char *pos[2];
+	cl_conn *c = NULL;
+	dcr_err err = {0};
+	uint8_t id[ES_ROOM_ID_BYTES];
+	char run_id[33];
+	uint64_t timeout = 600, start, sleep_ms = 50;
+	cl_run_status rs;
+	bool have_rs = false;
+	int rc;
+
+	memset(&rs, 0, sizeof rs);
+	CLI_PARSE("run", usage, argc, argv, opts, pos, 2, 2, NULL);
+	if (timeout_s && !parse_uint(timeout_s, 7 * 24 * 3600, &timeout)) {
+		fprintf(stderr, "dcr run: --timeout: \"%s\" is not a number of seconds\n",
+			timeout_s);
+		return CLI_EXIT_USAGE;
+	}
+	rc = cli_open_room(pos[0], &c, id, &err);
+	if (rc)
+		goto out;
+	rc = cl_run(c, id, pos[1], run_id, &err);
+	if (rc)
+		goto out;
+	printf("%s\n", run_id);
+	fflush(stdout);
+	if (!wait)
+		goto out;
+	start = dcr_mono_ms();
+	for (;;) {
+		if (have_rs)
+			cl_run_status_release(&rs);
+		memset(&rs, 0, sizeof rs);
+		have_rs = true;
+		rc = poll_run(c, id, pos[1], run_id, &rs, &err);
+		if (rc)
+			goto out;
+		if (strcmp(rs.state, "done") == 0 || strcmp(rs.state, "failed") == 0)
+			break;
+		if (timeout && dcr_mono_ms() - start >= timeout * 1000) {
+			rc = dcr_err_set(&err, DCR_ETIMEOUT,
+					 "run %s still %s after %llu s (it goes on; see dcr "
+					 "status %s %s)",
+					 run_id, rs.state, (unsigned long long)timeout, pos[0],
+					 pos[1]);
+			goto out;
+		}
+		usleep((useconds_t)(sleep_ms * 1000));
+		if (sleep_ms < 500)
+			sleep_ms *= 2;
+	}
+	if (strcmp(rs.state, "failed") == 0) {
+		rc = dcr_err_set(&err, DCR_EINVALID, "run %s failed: %s", run_id,
+				 rs.error ? rs.error : "(no error message)");
+		goto out;
+	}
+	printf("done: %llu rows, %llu suppressed, %llu bytes, %llu ms\n",
+	       (unsigned long long)rs.rows, (unsigned long long)rs.suppressed,
+	       (unsigned long long)rs.result_bytes, (unsigned long long)rs.duration_ms);
+out:
+	if (have_rs)
+		cl_run_status_release(&rs);
+	cl_close(c);
+	return rc ? fail("run", &err) : CLI_EXIT_OK;
+}
+
+/* ---- status -------------------------------------------------------------------------- */
+
+static void print_list(const char *label, char **v, size_t n, bool *first)
+{
+	if (!n)
+		return;
+	printf("%s%s ", *first ? "" : ", ", label);
+	for (size_t i = 0; i < n; i++)
+		printf("%s%s", i ? " " : "", v[i]);
+	*first = false;
+}
+
+static int status_room(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], dcr_err *err)
+{
+	rm_state st;
+	uint8_t me[32];
+	char hex[ES_ROOM_HEX_BYTES], buf[128];
+	const rm_participant *p;
+	int rc;
+
+	rc = tl_replay(c, id, &st, err);
+	if (rc)
+		goto out;
+	if (!st.def) {
+		rc = dcr_err_set(err, DCR_ENOTFOUND, "room has no definition");
+		goto out;
+	}
+	dcr_key_public(cl_identity(c), me);
+	es_room_format(st.room, hex);
+	printf("room      %s (%s)\n", st.def->name, hex);
+	printf("status    %s", rm_status_name(st.status));
+	if (st.status == RM_STOPPED && st.stop_reason && *st.stop_reason)
+		printf(" (%s)", st.stop_reason);
+	printf("\nevents    %llu\n", (unsigned long long)st.size);
+	printf("creator   %s\n", cli_email(&st, st.creator, buf, sizeof buf));
+	printf("you       %s:", cli_email(&st, me, buf, sizeof buf));
+	{
+		bool first = true;
+
+		printf(" ");
+		if (memcmp(me, st.creator, 32) == 0) {
+			printf("creator");
+			first = false;
+		}
+		p = rm_def_participant(st.def, me);
+		if (p) {
+			print_list("owner of", p->owner_of, p->nowner_of, &first);
+			print_list("analyst of", p->analyst_of, p->nanalyst_of, &first);
+			if (first)
+				printf("participant (auditor)");
+		} else if (first) {
+			printf("not a participant");
+		}
+		printf("\n");
+	}
+	printf("datasets\n");
+	for (size_t i = 0; i < st.def->ndatasets; i++) {
+		const rm_dataset *ds = &st.def->datasets[i];
+		const rm_provision *pv = rm_state_provision(&st, ds->name);
+
+		if (pv) {
+			char sha[65];
+
+			hex32(pv->sha256, sha);
+			printf("  %-24s provisioned by %s: %llu rows, %llu bytes, sha256 %s\n",
+			       ds->name, cli_email(&st, pv->by, buf, sizeof buf),
+			       (unsigned long long)pv->rows, (unsigned long long)pv->bytes, sha);
+		} else {
+			printf("  %-24s not provisioned%s\n", ds->name,
+			       ds->required ? " (required)" : "");
+		}
+	}
+	printf("computations\n");
+	for (size_t i = 0; i < st.def->ncomputations; i++) {
+		const rm_computation *cp = &st.def->computations[i];
+		const rm_run *r = rm_state_last_run(&st, cp->name);
+
+		printf("  %-24s ", cp->name);
+		if (!r)
+			printf("never run\n");
+		else if (r->state == RM_RUN_DONE)
+			printf("done, run %s: %llu rows, %llu suppressed, %llu ms\n", r->id,
+			       (unsigned long long)r->rows, (unsigned long long)r->suppressed,
+			       (unsigned long long)r->duration_ms);
+		else if (r->state == RM_RUN_FAILED)
+			printf("failed, run %s: %s\n", r->id, r->error ? r->error : "");
+		else
+			printf("queued, run %s\n", r->id);
+	}
+out:
+	rm_state_release(&st);
+	return rc;
+}
+
+static int status_computation(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], const char *comp,
+			      dcr_err *err)
+{
+	cl_run_status rs;
+	int rc;
+
+	memset(&rs, 0, sizeof rs);
+	rc = cl_run_status(c, id, comp, &rs, err);
+	if (rc)
+		return rc;
+	printf("computation  %s\n", comp);
+	if (strcmp(rs.state, "none") == 0 || !rs.run_id[0]) {
+		printf("state        none (never run)\n");
+		goto out;
+	}
+	printf("run          %s\n", rs.run_id);
+	printf("state        %s\n", rs.state);
+	if (strcmp(rs.state, "done") == 0) {
+		printf("rows         %llu\n", (unsigned long long)rs.rows);
+		printf("suppressed   %llu\n", (unsigned long long)rs.suppressed);
+		printf("bytes        %llu\n", (unsigned long long)rs.result_bytes);
+		printf("duration     %llu ms\n", (unsigned long long)rs.duration_ms);
+	}
+	if (rs.error && *rs.error)
+		printf("error        %s\n", rs.error);
+out:
+	cl_run_status_release(&rs);
+	return 0;
+}
+
+int cli_cmd_status(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: dcr status ROOM [COMPUTATION]\n"
+		"Without COMPUTATION: the room's status, event count, your roles, the\n"
+		"provisioned datasets (rows, bytes, sha256) and the last run of each\n"
+		"computation, all from the replayed log. With COMPUTATION: its last run\n"
+		"(state, rows, suppressed rows, error) as the daemon sees it now.\n";
+	char *pos[2];
+	int npos = 0, rc;
+	cl_conn *c = NULL;
+	dcr_err err = {0};
+	uint8_t id[ES_ROOM_ID_BYTES];
+
+	CLI_PARSE("status", usage, argc, argv, NULL, pos, 1, 2, &npos);
+	rc = cli_open_room(pos[0], &c, id, &err);
+	if (rc)
+		goto out;
+	if (npos == 2)
+		rc = status_computation(c, id, pos[1], &err);
+	else
+		rc = status_room(c, id, &err);
+out:
+	cl_close(c);
+	return rc ? fail("status", &err) : CLI_EXIT_OK;
+}
+
+/* ---- result ------------------------------------------------------------------------ */
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	while (n) {
+		ssize_t w = write(fd, b, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int cli_cmd_result(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: dcr result ROOM COMPUTATION [-o FILE]\n"
+		"Writes the result CSV (with a header row) of the last completed run of\n"
+		"COMPUTATION to stdout or FILE (analysts only; recorded in the log as\n"
+		"result.retrieved). Shows progress on stderr when it is a terminal.\n";
+	const char *outp = NULL;
+	const cli_opt opts[] = {{"-o", &outp, NULL}, {"--out", &outp, NULL}, {NULL, NULL, NULL}};
+	char *pos[2];
+	cl_conn *c = NULL;
+	dcr_err err = {0};
+	uint8_t id[ES_ROOM_ID_BYTES];
+	char run_id[33];
+	uint64_t size = 0, off = 0;
+	uint8_t *buf = NULL;
+	cli_progress prog;
+	int fd = STDOUT_FILENO, rc;
+	bool created = false;
+
+	CLI_PARSE("result", usage, argc, argv, opts, pos, 2, 2, NULL);
+	cli_progress_init(&prog, "result", pos[1]);
+	rc = cli_open_room(pos[0], &c, id, &err);
+	if (rc)
+		goto out;
+	rc = cl_result_open(c, id, pos[1], run_id, &size, &err);
+	if (rc)
+		goto out;
+	if (outp && strcmp(outp, "-") != 0) {
+		fd = open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			rc = dcr_err_set(&err, -errno, "%s: %s", outp, strerror(errno));
+			fd = STDOUT_FILENO;
+			goto out;
+		}
+		created = true;
+	}
+	buf = dcr_malloc(DCR_CHUNK_BYTES);
+	for (;;) {
+		int n = cl_result_read(c, id, run_id, off, buf, DCR_CHUNK_BYTES, &err);
+
+		if (n < 0) {
+			rc = n;
+			if (!err.code)
+				dcr_err_set(&err, rc, "reading the result of run %s: %s", run_id,
+					    dcr_strerror(rc));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		rc = write_all(fd, buf, (size_t)n);
+		if (rc) {
+			dcr_err_set(&err, rc, "writing %s: %s", created ? outp : "standard output",
+				    strerror(-rc));
+			goto out;
+		}
+		off += (uint64_t)n;
+		cli_progress_update(&prog, off, size);
+	}
+	if (off != size) {
+		rc = dcr_err_set(&err, DCR_EINTEGRITY,
+				 "result of run %s: got %llu bytes, the daemon announced %llu",
+				 run_id, (unsigned long long)off, (unsigned long long)size);
+		goto out;
+	}
+	if (created && fsync(fd) != 0) {
+		rc = dcr_err_set(&err, -errno, "%s: %s", outp, strerror(errno));
+		goto out;
+	}
+out:
+	cli_progress_end(&prog);
+	free(buf);
+	if (created) {
+		if (close(fd) != 0 && !rc)
+			rc = dcr_err_set(&err, -errno, "%s: %s", outp, strerror(errno));
+		if (rc)
+			unlink(outp);
+	}
+	cl_close(c);
+	if (!rc && created)
+		fprintf(stderr, "dcr result: run %s, %llu bytes written to %s\n", run_id,
+			(unsigned long long)off, outp);
+	return rc ? fail("result", &err) : CLI_EXIT_OK;
+}
