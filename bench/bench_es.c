@@ -130,6 +130,19 @@ static void machine_limits(void)
 	printf("machine: %ld cores online\n", sysconf(_SC_NPROCESSORS_ONLN));
 	printf("ed25519 verify, 1 thread:   %9.0f /s\n", verify_rate(1));
 	printf("ed25519 verify, 2 threads:  %9.0f /s\n", verify_rate(2));
+	{
+		es_checkpoint cp = {.size = 1};
+		uint64_t signs = 0;
+
+		t0 = now_s();
+		while ((dt = now_s() - t0) < seconds / 2)
+			for (int i = 0; i < 100; i++) {
+				cp.size++;
+				DCR_ASSERT(es_checkpoint_sign(&cp, daemon_key) == 0);
+				signs++;
+			}
+		printf("checkpoint sign, 1 thread:  %9.0f /s\n", (double)signs / dt);
+	}
 	t0 = now_s();
 	while ((dt = now_s() - t0) < seconds / 2) {
 		dcr_sha256(buf, n, h);

@@ -92,6 +92,11 @@ struct es_store {
 	size_t nrooms;
 	uint8_t last_ev[24], last_node[24];
 	bool have_last_ev, have_last_node;
+	/* registry of open environments (one per directory per process) */
+	dev_t dev;
+	ino_t ino;
+	bool registered;
+	struct es_store *open_next;
 };
 
 static int mdb_to_dcr(int rc)
@@ -554,9 +559,46 @@ out:
 
 /* ---- open / close ----------------------------------------------------------------- */
 
+/* LMDB must not open one environment twice in a process (its fcntl locks
+ * are per process: closing one handle would drop the other's). Open
+ * directories are registered by device and inode. */
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+static es_store *open_list;
+
+static bool register_open(es_store *s)
+{
+	bool ok = true;
+
+	pthread_mutex_lock(&open_mu);
+	for (es_store *o = open_list; o; o = o->open_next)
+		if (o->dev == s->dev && o->ino == s->ino)
+			ok = false;
+	if (ok) {
+		s->open_next = open_list;
+		open_list = s;
+		s->registered = true;
+	}
+	pthread_mutex_unlock(&open_mu);
+	return ok;
+}
+
+static void unregister_open(es_store *s)
+{
+	if (!s->registered)
+		return;
+	pthread_mutex_lock(&open_mu);
+	for (es_store **p = &open_list; *p; p = &(*p)->open_next)
+		if (*p == s) {
+			*p = s->open_next;
+			break;
+		}
+	pthread_mutex_unlock(&open_mu);
+}
+
 int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err)
 {
 	static const es_options defaults = {0};
+	struct stat st;
 	es_store *s;
 	MDB_txn *txn = NULL;
 	pthread_rwlockattr_t ra;
@@ -568,7 +610,11 @@ int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
 		return dcr_err_set(err, -errno, "event store %s: cannot create directory: %s", dir,
 				   strerror(errno));
+	if (stat(dir, &st) != 0)
+		return dcr_err_set(err, -errno, "event store %s: %s", dir, strerror(errno));
 	s = dcr_calloc(1, sizeof(*s));
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
 	s->cp_key = opt->checkpoint_key;
 	s->no_sync = opt->no_sync;
 	pthread_rwlockattr_init(&ra);
@@ -582,6 +628,11 @@ int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err
 	s->batch = dcr_calloc(ES_BATCH_REQS_MAX, sizeof(*s->batch));
 	s->rooms = dcr_calloc(ES_BATCH_REQS_MAX, sizeof(*s->rooms));
 
+	if (!register_open(s)) {
+		rc = dcr_err_set(err, DCR_EEXIST, "event store %s: already open in this process",
+				 dir);
+		goto out;
+	}
 	rc = mdb_env_create(&s->env);
 	if (rc == 0)
 		rc = mdb_env_set_maxdbs(s->env, 8);
@@ -672,6 +723,7 @@ void es_close(es_store *s)
 			mdb_env_sync(s->env, 1);
 		mdb_env_close(s->env);
 	}
+	unregister_open(s);
 	pthread_cond_destroy(&s->space_cv);
 	pthread_cond_destroy(&s->work_cv);
 	pthread_mutex_destroy(&s->mu);

@@ -132,7 +132,9 @@ typedef struct es_options {
 } es_options;
 
 /* Opens (creating dir, mode 0700, if needed) the store in directory dir.
- * opt may be NULL (defaults). Clears stale reader slots. All functions
+ * opt may be NULL (defaults). Clears stale reader slots. A directory can be
+ * open once per process (DCR_EEXIST otherwise); a forked child must not use
+ * the parent's store (its descriptors are close-on-exec). All functions
  * below are thread safe; es_close must not race with them. */
 int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err);
 void es_close(es_store *s); /* NULL ok; waits for the writer to drain */

@@ -247,6 +247,14 @@ static void test_basics(void)
 		goto out;
 	CHECK(inheritable_fds(dir) == 0, "store descriptors are close-on-exec (%d)",
 	      inheritable_fds(dir));
+	{
+		es_store *s2 = NULL;
+		char *alias = dcr_asprintf("%s/../basics", dir);
+
+		CHECK(es_open(&s2, alias, &opt, &err) == DCR_EEXIST && s2 == NULL,
+		      "second open of one directory refused: %s", err.msg);
+		free(alias);
+	}
 	CHECK(es_room_size(s, r1, &size) == 0 && size == 0, "unknown room is empty");
 	CHECK(es_latest_checkpoint(s, r1, &cp) == DCR_ENOTFOUND, "no checkpoint yet");
 	CHECK(es_get(s, r1, 0, &got) == DCR_ENOTFOUND, "no entry yet");
