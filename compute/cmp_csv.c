@@ -15,6 +15,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "compute_int.h"
 
@@ -123,43 +126,63 @@ static int csv_fail(cmp_csv *c, dcr_err *err, uint64_t line, size_t field, const
 	return DCR_ECSV;
 }
 
-static int rec_append(cmp_csv *c, dcr_err *err, const char *p, size_t n)
+static __attribute__((noinline)) int field_too_long(cmp_csv *c, dcr_err *err)
+{
+	char m[96];
+	snprintf(m, sizeof(m), "field longer than %u bytes", DCR_CSV_FIELD_BYTES_MAX);
+	return csv_fail(c, err, c->f[c->nf].line, c->nf, m);
+}
+
+static __attribute__((noinline)) int record_too_long(cmp_csv *c, dcr_err *err)
+{
+	char m[96];
+	snprintf(m, sizeof(m), "record longer than %u bytes", DCR_CSV_LINE_BYTES_MAX);
+	return csv_fail(c, err, c->f[0].line, SIZE_MAX, m);
+}
+
+static __attribute__((noinline)) void rec_grow(cmp_csv *c, size_t need)
+{
+	size_t cap = c->rec_cap;
+	while (cap < need)
+		cap *= 2;
+	c->rec = dcr_realloc(c->rec, cap);
+	c->rec_cap = cap;
+}
+
+static inline int rec_append(cmp_csv *c, dcr_err *err, const char *p, size_t n)
 {
 	struct csv_fld *f = &c->f[c->nf];
-	if (f->n + n > DCR_CSV_FIELD_BYTES_MAX) {
-		char m[96];
-		snprintf(m, sizeof(m), "field longer than %u bytes", DCR_CSV_FIELD_BYTES_MAX);
-		return csv_fail(c, err, f->line, c->nf, m);
-	}
-	if (c->rec_len + n > DCR_CSV_LINE_BYTES_MAX) {
-		char m[96];
-		snprintf(m, sizeof(m), "record longer than %u bytes", DCR_CSV_LINE_BYTES_MAX);
-		return csv_fail(c, err, c->f[0].line, SIZE_MAX, m);
-	}
-	if (c->rec_len + n > c->rec_cap) {
-		size_t cap = c->rec_cap;
-		while (cap < c->rec_len + n)
-			cap *= 2;
-		c->rec = dcr_realloc(c->rec, cap);
-		c->rec_cap = cap;
-	}
+	if (__builtin_expect(f->n + n > DCR_CSV_FIELD_BYTES_MAX, 0))
+		return field_too_long(c, err);
+	if (__builtin_expect(c->rec_len + n > DCR_CSV_LINE_BYTES_MAX, 0))
+		return record_too_long(c, err);
+	if (__builtin_expect(c->rec_len + n > c->rec_cap, 0))
+		rec_grow(c, c->rec_len + n);
 	memcpy(c->rec + c->rec_len, p, n);
 	c->rec_len += n;
 	f->n += n;
 	return 0;
 }
 
-static int field_begin(cmp_csv *c, dcr_err *err, bool quoted)
+static __attribute__((noinline)) int field_slow(cmp_csv *c, dcr_err *err)
 {
 	if (c->nf >= DCR_CSV_COLS_MAX) {
 		char m[96];
 		snprintf(m, sizeof(m), "more than %u fields", DCR_CSV_COLS_MAX);
 		return csv_fail(c, err, c->line, SIZE_MAX, m);
 	}
-	if (c->nf == c->fcap) {
-		c->fcap *= 2;
-		c->f = dcr_realloc(c->f, c->fcap * sizeof(*c->f));
-		c->view = dcr_realloc(c->view, c->fcap * sizeof(*c->view));
+	c->fcap *= 2;
+	c->f = dcr_realloc(c->f, c->fcap * sizeof(*c->f));
+	c->view = dcr_realloc(c->view, c->fcap * sizeof(*c->view));
+	return 0;
+}
+
+static inline int field_begin(cmp_csv *c, dcr_err *err, bool quoted)
+{
+	if (__builtin_expect(c->nf == c->fcap || c->nf >= DCR_CSV_COLS_MAX, 0)) {
+		int rc = field_slow(c, err);
+		if (rc)
+			return rc;
 	}
 	struct csv_fld *f = &c->f[c->nf];
 	f->off = c->rec_len;
@@ -223,7 +246,17 @@ static int record_end(cmp_csv *c, dcr_err *err)
 {
 	/* UTF-8: one pass over the whole record when it is ASCII (the
 	 * common case), per field only to name the culprit. */
-	if (cmp__utf8_valid_prefix((const uint8_t *)c->rec, c->rec_len) != c->rec_len) {
+	uint64_t hi = 0;
+	size_t j = 0;
+	for (; j + 8 <= c->rec_len; j += 8) {
+		uint64_t w;
+		memcpy(&w, c->rec + j, 8);
+		hi |= w;
+	}
+	for (; j < c->rec_len; j++)
+		hi |= (uint8_t)c->rec[j];
+	bool ascii = (hi & 0x8080808080808080ull) == 0;
+	if (!ascii && cmp__utf8_valid_prefix((const uint8_t *)c->rec, c->rec_len) != c->rec_len) {
 		for (size_t i = 0; i < c->nf; i++) {
 			const uint8_t *p = (const uint8_t *)c->rec + c->f[i].off;
 			size_t k = cmp__utf8_valid_prefix(p, c->f[i].n);
@@ -240,6 +273,7 @@ static int record_end(cmp_csv *c, dcr_err *err)
 		c->view[i].n = c->f[i].n;
 		c->view[i].line = c->f[i].line;
 		c->view[i].quoted = c->f[i].quoted;
+		c->view[i].ascii = ascii;
 	}
 	int rc = c->fn(c->ctx, c->view, c->nf, &c->err);
 	c->nf = 0;
@@ -277,8 +311,28 @@ static int tokenize(cmp_csv *c, const char *p, size_t n, dcr_err *err)
 		case ST_UNQUOTED: {
 			size_t s = i;
 			const uint8_t *u = (const uint8_t *)p;
+#ifdef __SSE2__
+			/* 16 bytes per step: compare with the four special bytes. */
+			const __m128i vc = _mm_set1_epi8(','), vn = _mm_set1_epi8('\n'),
+				      vr = _mm_set1_epi8('\r'), vq = _mm_set1_epi8('"');
+			while (i + 16 <= n) {
+				__m128i x = _mm_loadu_si128((const __m128i *)(u + i));
+				__m128i m = _mm_or_si128(
+					_mm_or_si128(_mm_cmpeq_epi8(x, vc), _mm_cmpeq_epi8(x, vn)),
+					_mm_or_si128(_mm_cmpeq_epi8(x, vr), _mm_cmpeq_epi8(x, vq)));
+				unsigned mask = (unsigned)_mm_movemask_epi8(m);
+				if (mask) {
+					i += (size_t)__builtin_ctz(mask);
+					goto found;
+				}
+				i += 16;
+			}
+#endif
 			while (i < n && !cls_unquoted[u[i]])
 				i++;
+#ifdef __SSE2__
+		found:
+#endif
 			if (i > s && (rc = rec_append(c, err, p + s, i - s)))
 				return rc;
 			if (i == n)

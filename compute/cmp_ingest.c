@@ -171,16 +171,27 @@ out:
 	return rc;
 }
 
-static void set_insert(struct col_stats *s, uint64_t h)
+static inline void hll_add(struct col_stats *s, uint64_t h)
 {
-	if (!s->exact) {
-		uint32_t idx = (uint32_t)(h >> (64 - HLL_P));
-		uint64_t w = (h << HLL_P) | (1ull << (HLL_P - 1));
-		uint8_t rank = (uint8_t)(__builtin_clzll(w) + 1);
-		if (rank > s->hll[idx])
-			s->hll[idx] = rank;
-		return;
-	}
+	uint32_t idx = (uint32_t)(h >> (64 - HLL_P));
+	uint64_t w = (h << HLL_P) | (1ull << (HLL_P - 1));
+	uint8_t rank = (uint8_t)(__builtin_clzll(w) + 1);
+	uint8_t old = s->hll[idx];
+	s->hll[idx] = rank > old ? rank : old;
+}
+
+static void set_insert_exact(struct col_stats *s, uint64_t h);
+
+static inline void set_insert(struct col_stats *s, uint64_t h)
+{
+	if (__builtin_expect(!s->exact, 1))
+		hll_add(s, h);
+	else
+		set_insert_exact(s, h);
+}
+
+static __attribute__((noinline)) void set_insert_exact(struct col_stats *s, uint64_t h)
+{
 	if (h == 0)
 		h = 1;
 	if (s->set_n * 2 >= s->set_cap) {
@@ -190,10 +201,10 @@ static void set_insert(struct col_stats *s, uint64_t h)
 			s->exact = false;
 			for (size_t i = 0; i < s->set_cap; i++)
 				if (s->set[i])
-					set_insert(s, s->set[i]);
+					hll_add(s, s->set[i]);
 			free(s->set);
 			s->set = NULL;
-			set_insert(s, h);
+			hll_add(s, h);
 			return;
 		}
 		size_t ncap = s->set_cap ? s->set_cap * 2 : 256;
@@ -328,9 +339,12 @@ static int on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
 			v->n = len;
 			if (in->no_stats)
 				break;
-			uint64_t chars = 0;
-			for (size_t k = 0; k < len; k++)
-				chars += ((unsigned char)p[k] & 0xC0) != 0x80;
+			uint64_t chars = len;
+			if (!f[i].ascii) {
+				chars = 0;
+				for (size_t k = 0; k < len; k++)
+					chars += ((unsigned char)p[k] & 0xC0) != 0x80;
+			}
 			if (chars < s->lmin)
 				s->lmin = chars;
 			if (chars > s->lmax)

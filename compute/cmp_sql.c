@@ -293,15 +293,29 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 	if ((rc = open_plain(&p.db, err)))
 		goto out;
 	if ((rc = exec(p.db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
-			     "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-1048576",
+			     "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-1048576; "
+			     "PRAGMA temp_store=MEMORY",
 		       err)))
 		goto out;
 	create_table_sql(&sql, NULL, table, schema);
 	if ((rc = exec(p.db, dcr_buf_cstr(&sql), err)))
 		goto out;
+	/* With indexes, rows are loaded into a staging table and stored in
+	 * the order of the first indexed column: a join on that key then
+	 * walks both tables and the index in key order (cache-friendly),
+	 * instead of jumping around 100 MB of pages once per row. */
+	if (nindex) {
+		dcr_buf_reset(&sql);
+		create_table_sql(&sql, "temp", "stage", schema);
+		if ((rc = exec(p.db, dcr_buf_cstr(&sql), err)))
+			goto out;
+	}
 	dcr_buf_reset(&sql);
 	dcr_buf_append_str(&sql, "INSERT INTO ");
-	cmp__sql_ident(&sql, table);
+	if (nindex)
+		dcr_buf_append_str(&sql, "temp.stage");
+	else
+		cmp__sql_ident(&sql, table);
 	dcr_buf_append_str(&sql, " VALUES(");
 	for (size_t i = 0; i < schema->ncols; i++)
 		dcr_buf_append_str(&sql, i ? ",?" : "?");
@@ -330,6 +344,18 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 	}
 	if ((rc = cmp_ingest_finish(in, NULL, NULL, err)))
 		goto out;
+	if (nindex) {
+		sqlite3_finalize(p.ins);
+		p.ins = NULL;
+		dcr_buf_reset(&sql);
+		dcr_buf_append_str(&sql, "INSERT INTO main.");
+		cmp__sql_ident(&sql, table);
+		dcr_buf_append_str(&sql, " SELECT * FROM temp.stage ORDER BY ");
+		cmp__sql_ident(&sql, index[0]);
+		dcr_buf_append_str(&sql, "; DROP TABLE temp.stage");
+		if ((rc = exec(p.db, dcr_buf_cstr(&sql), err)))
+			goto out;
+	}
 	for (size_t i = 0; i < nindex; i++) {
 		dcr_buf_reset(&sql);
 		char *iname = dcr_asprintf("%s_%s_idx", table, index[i]);
@@ -470,7 +496,7 @@ static void lock_down(struct run *r, size_t ninputs)
 /* Opens the run's connection with the inputs in place (empty tables when
  * image is NULL or empty is set), not yet locked down. */
 static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, bool empty,
-		       dcr_err *err)
+		       uint64_t cache_kib, dcr_err *err)
 {
 	int rc;
 	dcr_buf sql;
@@ -480,7 +506,15 @@ static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, b
 				   DCR_SQL_INPUTS_MAX);
 	if ((rc = open_plain(&r->db, err)))
 		return rc;
-	if ((rc = exec(r->db, "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536", err)))
+	/* temp_store=FILE: SQLite's sorter then sorts in one bulk buffer
+	 * (with MEMORY it mallocs every record, about 1.5x slower for a
+	 * GROUP BY over 300k rows); temp data stays in the page cache up to
+	 * cache_size and only then spills to an unlinked file in
+	 * SQLITE_TMPDIR/TMPDIR (docs/compute.md). */
+	char pragmas[128];
+	snprintf(pragmas, sizeof(pragmas), "PRAGMA temp_store=FILE; PRAGMA cache_size=-%llu",
+		 (unsigned long long)(cache_kib ? cache_kib : 65536));
+	if ((rc = exec(r->db, pragmas, err)))
 		goto out;
 	for (size_t i = 0; i < ninputs; i++) {
 		const cmp_input *in = &inputs[i];
@@ -508,8 +542,17 @@ static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, b
 						 (sqlite3_int64)in->image_n,
 						 (sqlite3_int64)in->image_n,
 						 SQLITE_DESERIALIZE_READONLY);
-			if (rc != SQLITE_OK)
+			if (rc != SQLITE_OK) {
 				rc = sql_err(r->db, err, "loading an input");
+			} else {
+				/* Read pages in place (memdb's xFetch) instead of
+				 * copying each into the page cache. */
+				dcr_buf_reset(&sql);
+				dcr_buf_append_str(&sql, "PRAGMA ");
+				cmp__sql_ident(&sql, schema);
+				dcr_buf_append_str(&sql, ".mmap_size=2147418112");
+				rc = exec(r->db, dcr_buf_cstr(&sql), err);
+			}
 		}
 		if (!rc && !empty && in->image && in->image_n) {
 			/* The image's one table; a view gives it the input's name. */
@@ -971,7 +1014,11 @@ static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, lo
 	}
 	r.time_ms = lim.time_ms;
 	r.deadline_ms = dcr_mono_ms() + lim.time_ms;
-	if ((rc = open_inputs(&r, inputs, ninputs, empty, err)))
+	/* Page cache: a quarter of the memory limit, at most 64 MiB. */
+	uint64_t cache_kib = lim.memory_bytes / 4 / 1024;
+	if (cache_kib > 65536)
+		cache_kib = 65536;
+	if ((rc = open_inputs(&r, inputs, ninputs, empty, cache_kib, err)))
 		goto out;
 	lock_down(&r, ninputs);
 	const char *sql = rw.sql ? rw.sql : query;

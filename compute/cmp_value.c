@@ -180,13 +180,24 @@ int cmp__parse_float(const char *s, size_t n, double *out)
 	return 0;
 }
 
-static bool email_local_char(unsigned char c)
+/* Character classes for email addresses: 1 = allowed in the local part
+ * (RFC 5322 atext and '.'), 2 = letter or digit (domain labels). Bytes
+ * >= 0x80 are allowed in both (RFC 6531; UTF-8 is checked before). */
+static uint8_t email_cls[256];
+
+static void email_cls_init(void)
 {
-	if (c >= 0x80)
-		return true; /* internationalised (RFC 6531); UTF-8 checked before */
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	return c && strchr(".!#$%&'*+/=?^_`{|}~-", c) != NULL;
+	if (email_cls['a'])
+		return;
+	uint8_t t[256] = {0};
+	for (int c = 0; c < 256; c++) {
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		if (alnum || c >= 0x80)
+			t[c] = 3;
+		else if (c && strchr(".!#$%&'*+/=?^_`{|}~-", c))
+			t[c] = 1;
+	}
+	memcpy(email_cls, t, sizeof(t));
 }
 
 static bool email_ok(const char *s, size_t n)
@@ -199,8 +210,9 @@ static bool email_ok(const char *s, size_t n)
 		return false;
 	if (s[0] == '.' || s[ln - 1] == '.')
 		return false;
+	email_cls_init();
 	for (size_t i = 0; i < ln; i++) {
-		if (!email_local_char((unsigned char)s[i]))
+		if (!email_cls[(unsigned char)s[i]])
 			return false;
 		if (s[i] == '.' && i + 1 < ln && s[i + 1] == '.')
 			return false;
@@ -216,8 +228,7 @@ static bool email_ok(const char *s, size_t n)
 			label = 0;
 			continue;
 		}
-		bool ok = c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			  (c >= '0' && c <= '9') || (c == '-' && label > 0);
+		bool ok = (email_cls[c] & 2) || (c == '-' && label > 0);
 		if (!ok || ++label > 63)
 			return false;
 	}
@@ -274,38 +285,6 @@ bool cmp__format_ok(enum cmp_format f, const char *s, size_t n)
 		return sha256_ok(s, n);
 	}
 	return false;
-}
-
-uint64_t cmp__mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	x ^= x >> 31;
-	return x;
-}
-
-/* Not cryptographic: distinct counting only. 8 bytes per step, each step
- * a multiply and a rotate, then a full avalanche at the end. */
-uint64_t cmp__hash(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ (n * 0xff51afd7ed558ccdull);
-	while (n >= 8) {
-		uint64_t w;
-		memcpy(&w, b, 8);
-		h = (h ^ (w * 0x87c37b91114253d5ull)) * 0x4cf5ad432745937full;
-		h = (h << 29) | (h >> 35);
-		b += 8;
-		n -= 8;
-	}
-	if (n) {
-		uint64_t w = 0;
-		memcpy(&w, b, n);
-		h = (h ^ (w * 0x87c37b91114253d5ull)) * 0x4cf5ad432745937full;
-	}
-	return cmp__mix64(h);
 }
 
 void cmp__json_str(dcr_buf *b, const char *s, size_t n)

@@ -36,6 +36,7 @@ typedef struct cmp_csv_field {
 	size_t n;
 	uint64_t line;   /* 1-based physical line where the field starts */
 	bool quoted;     /* written in quotes: "" is an empty string, not NULL */
+	bool ascii;      /* every byte < 0x80 (so characters == bytes) */
 } cmp_csv_field;
 
 /* Called once per record (the header is the first). The fields are valid

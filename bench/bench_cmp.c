@@ -1,0 +1,363 @@
+/* bench_cmp.c: compute benchmark (docs/benchmarks.md, section "Compute").
+ *
+ *   bench_cmp [--rows N] [--dir DIR] [--keep] [--save-images] [--sqlite3 PATH]
+ *
+ * Generates bank.csv (email,name,age,city,balance) and insurer.csv
+ * (email,policy,premium,risk_class), N rows each (default 1,000,000), 30% of
+ * the insurer's emails shared with the bank, into a fresh temp dir (or DIR),
+ * then measures in one run:
+ *   1. provisioning: CSV validation + statistics + AES-256-GCM over 1 MiB
+ *      chunks, as the daemon does on upload (MB/s of CSV);
+ *   2. the prepared image (cmp_prepare_ex, index on email), built after the
+ *      provision is acknowledged (seconds until ready);
+ *   3. the overlap query through cmp_sql_run on the prepared images
+ *      (median of 3), against the sqlite3 shell: .import of both CSVs and
+ *      the query (whole process wall time), and the query alone (the
+ *      shell's own ".timer" figure).
+ * Generation uses a fixed-seed PRNG, so runs are comparable. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../compute/compute.h"
+
+#define QUERY                                                                           \
+	"SELECT b.city, i.risk_class, COUNT(*), AVG(i.premium) FROM bank b JOIN insurer i " \
+	"ON b.email = i.email GROUP BY 1, 2"
+
+static uint64_t rng_state = 0x853c49e6748fea9bull;
+static uint64_t rnd(void)
+{
+	/* splitmix64 */
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *const firsts[] = {"Anna", "Ben", "Chiara", "David", "Elif", "Farid", "Grace",
+				     "Hugo", "Ines", "Jonas", "Kira", "Luca", "Mara", "Noah",
+				     "Olga", "Paul", "Rosa", "Sami", "Tara", "Umar"};
+static const char *const lasts[] = {"Meier", "Rossi", "Dupont", "Schmid", "Keller", "Weber",
+				    "Huber", "Moser", "Brunner", "Fischer", "Baumann", "Frei",
+				    "Gerber", "Widmer", "Zimmermann", "Graf"};
+static const char *const cities[] = {"Zurich", "Geneva", "Basel", "Bern", "Lausanne",
+				     "Winterthur", "Lucerne", "St. Gallen", "Lugano", "Biel",
+				     "Thun", "Koniz", "La Chaux-de-Fonds", "Fribourg", "Schaffhausen",
+				     "Chur", "Vernier", "Neuchatel", "Uster", "Sion"};
+static const char *const risks[] = {"A", "B", "C", "D", "E"};
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static int write_file(const char *path, dcr_buf *b)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f || fwrite(b->data, 1, b->len, f) != b->len || fclose(f) != 0) {
+		fprintf(stderr, "bench_cmp: cannot write %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void gen(uint64_t rows, dcr_buf *bank, dcr_buf *ins)
+{
+	dcr_buf_append_str(bank, "email,name,age,city,balance\n");
+	dcr_buf_append_str(ins, "email,policy,premium,risk_class\n");
+	for (uint64_t i = 0; i < rows; i++) {
+		uint64_t r = rnd();
+		/* Quote a name now and then, as exports do. */
+		const char *q = (r & 15) == 0 ? "\"" : "";
+		dcr_buf_printf(bank, "cust%07llu@mail.example,%s%s %s%s,%u,%s,%llu.%02u\n",
+			       (unsigned long long)i, q, firsts[r % N_OF(firsts)],
+			       lasts[(r >> 8) % N_OF(lasts)], q, (unsigned)(18 + (r >> 16) % 72),
+			       cities[(r >> 24) % N_OF(cities)],
+			       (unsigned long long)((r >> 32) % 200000),
+			       (unsigned)((r >> 52) % 100));
+	}
+	for (uint64_t i = 0; i < rows; i++) {
+		uint64_t r = rnd();
+		/* 30% of the insurer's customers are the bank's too. */
+		uint64_t id = (r % 100) < 30 ? (r >> 8) % rows : rows + i;
+		dcr_buf_printf(ins, "cust%07llu@mail.example,P%08llu,%llu.%02u,%s\n",
+			       (unsigned long long)id, (unsigned long long)(i * 7 + 13),
+			       (unsigned long long)(200 + (r >> 20) % 3000),
+			       (unsigned)((r >> 40) % 100), risks[(r >> 48) % N_OF(risks)]);
+	}
+}
+
+/* Provisioning as the daemon does it: validate + stats, encrypt. */
+static int provision(const cmp_schema *s, const char *label, const dcr_buf *csv, bool validate,
+		     bool encrypt, double *secs)
+{
+	uint8_t key[DCR_AES_KEY_BYTES], nonce[DCR_GCM_NONCE_BYTES] = {0},
+					tag[DCR_GCM_TAG_BYTES];
+	dcr_random(key, sizeof(key));
+	uint8_t *ct = dcr_malloc(DCR_CHUNK_BYTES);
+	cmp_ingest *in;
+	dcr_err err;
+	dcr_buf stats;
+	dcr_buf_init(&stats);
+	uint64_t rows = 0;
+	double t0 = now_s();
+	cmp_ingest_new(s, label, &in);
+	int rc = 0;
+	for (size_t off = 0, chunk = 0; off < csv->len && !rc; off += DCR_CHUNK_BYTES, chunk++) {
+		size_t n = csv->len - off < DCR_CHUNK_BYTES ? csv->len - off : DCR_CHUNK_BYTES;
+		if (validate)
+			rc = cmp_ingest_feed(in, csv->data + off, n, &err);
+		dcr_put_be64(nonce + 4, chunk);
+		if (!rc && encrypt)
+			rc = dcr_gcm_seal(key, nonce, NULL, 0, csv->data + off, n, ct, tag);
+	}
+	if (!rc && validate)
+		rc = cmp_ingest_finish(in, &rows, &stats, &err);
+	*secs = now_s() - t0;
+	if (rc)
+		fprintf(stderr, "bench_cmp: provision %s: %s\n", label, err.msg);
+	cmp_ingest_free(in);
+	dcr_buf_release(&stats);
+	free(ct);
+	return rc;
+}
+
+struct reader {
+	const dcr_buf *b;
+	size_t off;
+};
+
+static int buf_read(void *ctx, void *out, size_t cap)
+{
+	struct reader *r = ctx;
+	size_t n = r->b->len - r->off < cap ? r->b->len - r->off : cap;
+	memcpy(out, r->b->data + r->off, n);
+	r->off += n;
+	return (int)n;
+}
+
+/* Runs the sqlite3 shell on the CSVs; returns whole-process wall seconds,
+ * and the query's own time from ".timer on" in *query_s. */
+static int shell(const char *sqlite3, const char *dir, bool with_query, double *wall_s,
+		 double *query_s)
+{
+	char script[8192];
+	snprintf(script, sizeof(script),
+		 ".mode csv\n.import '%s/bank.csv' bank\n.import '%s/insurer.csv' insurer\n"
+		 "%s",
+		 dir, dir, with_query ? ".timer on\n" QUERY ";\n" : "");
+	int in[2], out[2];
+	if (pipe(in) || pipe(out))
+		return -1;
+	double t0 = now_s();
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[0]);
+		close(in[1]);
+		close(out[0]);
+		close(out[1]);
+		execl(sqlite3, sqlite3, ":memory:", (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	size_t sl = strlen(script);
+	if (write(in[1], script, sl) != (ssize_t)sl)
+		fprintf(stderr, "bench_cmp: short write to sqlite3\n");
+	close(in[1]);
+	dcr_buf o;
+	dcr_buf_init(&o);
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(out[0], buf, sizeof(buf))) > 0)
+		dcr_buf_append(&o, buf, (size_t)n);
+	close(out[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	*wall_s = now_s() - t0;
+	*query_s = 0;
+	const char *rt = strstr(dcr_buf_cstr(&o), "Run Time: real ");
+	if (rt)
+		*query_s = strtod(rt + 15, NULL);
+	int rc = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+	if (with_query && !rt)
+		rc = -1;
+	dcr_buf_release(&o);
+	return rc;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t rows = 1000000;
+	const char *dir = NULL, *sqlite3 = "/usr/bin/sqlite3";
+	bool keep = false, save_images = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--rows") && i + 1 < argc)
+			rows = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+			dir = argv[++i];
+		else if (!strcmp(argv[i], "--sqlite3") && i + 1 < argc)
+			sqlite3 = argv[++i];
+		else if (!strcmp(argv[i], "--keep"))
+			keep = true;
+		else if (!strcmp(argv[i], "--save-images"))
+			save_images = keep = true;
+		else {
+			fprintf(stderr, "usage: bench_cmp [--rows N] [--dir DIR] [--keep] "
+					"[--save-images] [--sqlite3 PATH]\n");
+			return 2;
+		}
+	}
+	char tmpl[] = "/tmp/bench_cmp.XXXXXX";
+	bool made = false;
+	if (!dir) {
+		dir = mkdtemp(tmpl);
+		if (!dir) {
+			perror("mkdtemp");
+			return 1;
+		}
+		made = true;
+	}
+	int ret = 1;
+	dcr_buf bank, ins, bimg, iimg;
+	dcr_buf_init(&bank);
+	dcr_buf_init(&ins);
+	dcr_buf_init(&bimg);
+	dcr_buf_init(&iimg);
+	char bpath[4096], ipath[4096];
+	snprintf(bpath, sizeof(bpath), "%s/bank.csv", dir);
+	snprintf(ipath, sizeof(ipath), "%s/insurer.csv", dir);
+
+	double t = now_s();
+	gen(rows, &bank, &ins);
+	if (write_file(bpath, &bank) || write_file(ipath, &ins))
+		goto out;
+	printf("bench_cmp: %llu rows each; bank.csv %.1f MB, insurer.csv %.1f MB (generated in "
+	       "%.1f s, %s)\n",
+	       (unsigned long long)rows, bank.len / 1e6, ins.len / 1e6, now_s() - t, dir);
+
+	static const cmp_column bcols[] = {{"email", CMP_STRING, CMP_FMT_EMAIL, false},
+					   {"name", CMP_STRING, CMP_FMT_NONE, true},
+					   {"age", CMP_INTEGER, CMP_FMT_NONE, true},
+					   {"city", CMP_STRING, CMP_FMT_NONE, true},
+					   {"balance", CMP_FLOAT, CMP_FMT_NONE, true}};
+	static const cmp_column icols[] = {{"email", CMP_STRING, CMP_FMT_EMAIL, false},
+					   {"policy", CMP_STRING, CMP_FMT_NONE, false},
+					   {"premium", CMP_FLOAT, CMP_FMT_NONE, false},
+					   {"risk_class", CMP_STRING, CMP_FMT_NONE, false}};
+	cmp_schema bs = {bcols, 5}, is = {icols, 4};
+
+	double pb, pi, vb, vi, eb, ei;
+	if (provision(&bs, "bank.csv", &bank, true, false, &vb) ||
+	    provision(&is, "insurer.csv", &ins, true, false, &vi) ||
+	    provision(&bs, "bank.csv", &bank, false, true, &eb) ||
+	    provision(&is, "insurer.csv", &ins, false, true, &ei) ||
+	    provision(&bs, "bank.csv", &bank, true, true, &pb) ||
+	    provision(&is, "insurer.csv", &ins, true, true, &pi))
+		goto out;
+	printf("  parts: validate + statistics alone %.0f MB/s, AES-256-GCM alone %.0f MB/s\n",
+	       (bank.len + ins.len) / 1e6 / (vb + vi), (bank.len + ins.len) / 1e6 / (eb + ei));
+	printf("provision (validate + statistics + AES-256-GCM, 1 MiB chunks): bank %.0f MB/s, "
+	       "insurer %.0f MB/s, both %.0f MB/s\n",
+	       bank.len / 1e6 / pb, ins.len / 1e6 / pi, (bank.len + ins.len) / 1e6 / (pb + pi));
+
+	dcr_err err;
+	const char *idx[] = {"email"};
+	struct reader rb = {&bank, 0}, ri = {&ins, 0};
+	t = now_s();
+	if (cmp_prepare_ex(&bs, "bank", idx, 1, buf_read, &rb, &bimg, &err)) {
+		fprintf(stderr, "bench_cmp: prepare bank: %s\n", err.msg);
+		goto out;
+	}
+	double tb = now_s() - t;
+	t = now_s();
+	if (cmp_prepare_ex(&is, "insurer", idx, 1, buf_read, &ri, &iimg, &err)) {
+		fprintf(stderr, "bench_cmp: prepare insurer: %s\n", err.msg);
+		goto out;
+	}
+	double ti = now_s() - t;
+	printf("prepared image (index on email), ready after provision: bank %.2f s (%.0f MB), "
+	       "insurer %.2f s (%.0f MB)\n",
+	       tb, bimg.len / 1e6, ti, iimg.len / 1e6);
+
+	if (save_images) {
+		char p1[4200], p2[4200];
+		snprintf(p1, sizeof(p1), "%s/bank.db", dir);
+		snprintf(p2, sizeof(p2), "%s/insurer.db", dir);
+		if (write_file(p1, &bimg) || write_file(p2, &iimg))
+			goto out;
+	}
+	cmp_input inputs[2] = {{"bank", bs, bimg.data, bimg.len}, {"insurer", is, iimg.data, iimg.len}};
+	double runs[3];
+	char first_csv[256] = "";
+	uint64_t res_rows = 0;
+	for (int k = 0; k < 3; k++) {
+		cmp_result res;
+		cmp_result_init(&res);
+		t = now_s();
+		int rc = cmp_sql_run(QUERY, inputs, 2, 10, NULL, &res, &err);
+		runs[k] = now_s() - t;
+		if (rc) {
+			fprintf(stderr, "bench_cmp: run: %s\n", err.msg);
+			cmp_result_release(&res);
+			goto out;
+		}
+		res_rows = res.rows;
+		snprintf(first_csv, sizeof(first_csv), "%.*s",
+			 (int)(res.csv.len < 120 ? res.csv.len : 120), (const char *)res.csv.data);
+		cmp_result_release(&res);
+	}
+	qsort(runs, 3, sizeof(double), cmp_double);
+	printf("query via cmp_sql_run (k = 10): %.3f s median of 3 (min %.3f), %llu result "
+	       "rows\n",
+	       runs[1], runs[0], (unsigned long long)res_rows);
+
+	double wall_import, q_dummy, wall_all, q_shell;
+	if (access(sqlite3, X_OK) != 0) {
+		printf("sqlite3 shell: %s not found, comparison skipped\n", sqlite3);
+	} else if (shell(sqlite3, dir, false, &wall_import, &q_dummy) ||
+		   shell(sqlite3, dir, true, &wall_all, &q_shell)) {
+		fprintf(stderr, "bench_cmp: the sqlite3 shell failed\n");
+		goto out;
+	} else {
+		printf("sqlite3 shell (%s): import only %.2f s, import + query %.2f s, query alone "
+		       "%.3f s\n",
+		       sqlite3, wall_import, wall_all, q_shell);
+		printf("speedup of cmp_sql_run: %.1fx vs shell import + query (target >= 5x), "
+		       "%.1fx vs shell query alone (stretch >= 8x)\n",
+		       wall_all / runs[1], q_shell / runs[1]);
+	}
+	(void)first_csv;
+	ret = 0;
+out:
+	if (made && !keep) {
+		unlink(bpath);
+		unlink(ipath);
+		rmdir(dir);
+	}
+	dcr_buf_release(&bank);
+	dcr_buf_release(&ins);
+	dcr_buf_release(&bimg);
+	dcr_buf_release(&iimg);
+	return ret;
+}
