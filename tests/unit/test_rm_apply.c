@@ -568,6 +568,37 @@ static void test_replay_entries(void)
 	free(def);
 }
 
+/* A creator who is not a participant: may edit, publish and stop, read the
+ * room, but has no data roles. A draft may be stopped directly. */
+static void test_outside_creator(void)
+{
+	char *def = t_valid_def(&F);
+	rm_state_release(&S);
+	rm_state_init(&S, F.daemon_pub);
+	OK(F.carl, RM_EV_CREATED, b_def(def));
+	CHECK(rm_may_read_room(&S, F.carl_pub) && rm_may_edit(&S, F.carl_pub));
+	/* shared statistics are for every participant, and the creator is one */
+	CHECK(rm_may_read_stats(&S, F.carl_pub, "insurer_customers"));
+	CHECK(!rm_may_read_stats(&S, F.carl_pub, "bank_customers"));
+	CHECK(!rm_may_read_data(&S, F.carl_pub, "bank_customers"));
+	OK(F.carl, RM_EV_SAVED, b_def(def));
+	NO(F.anna, RM_EV_STOPPED, b_stopped("no"),
+	   "actor anna@bank.example is not the creator of the room");
+	OK(F.carl, RM_EV_STOPPED, b_stopped("never mind"));
+	CHECK(S.status == RM_STOPPED);
+	NO(F.carl, RM_EV_PUBLISHED, b_published(S.def_sha256), "the room is stopped");
+	rm_state_release(&S);
+
+	rm_state_init(&S, F.daemon_pub);
+	OK(F.carl, RM_EV_CREATED, b_def(def));
+	OK(F.carl, RM_EV_PUBLISHED, b_published(S.def_sha256));
+	NO(F.carl, RM_EV_PROVISIONED, b_prov("bank_customers", 1, 1),
+	   "is not an owner of dataset bank_customers");
+	NO(F.carl, RM_EV_RUN_REQUESTED, b_run("overlap", R1),
+	   "is not an analyst of computation overlap");
+	free(def);
+}
+
 /* Many runs: exercises the run index growing; every run stays findable. */
 static void test_many_runs(void)
 {
@@ -606,6 +637,7 @@ int main(void)
 	es_room_new(OTHER_ROOM);
 	test_lifecycle();
 	test_replay_entries();
+	test_outside_creator();
 	test_many_runs();
 	rm_state_release(&S);
 	t_fixture_release(&F);
