@@ -122,12 +122,42 @@ int tl_replay(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], struct rm_state 
 	return rc;
 }
 
+/* Length of a leading "seq N (type): " that rm_apply puts before a refusal
+ * of a submitted event, 0 if there is none. */
+static size_t seq_prefix_len(const char *m)
+{
+	size_t i = 4;
+
+	if (strncmp(m, "seq ", 4) != 0 || m[i] < '0' || m[i] > '9')
+		return 0;
+	while (m[i] >= '0' && m[i] <= '9')
+		i++;
+	if (m[i] != ' ' || m[i + 1] != '(')
+		return 0;
+	for (i += 2; m[i] && m[i] != ')'; i++)
+		if (!((m[i] >= 'a' && m[i] <= 'z') || m[i] == '.' || m[i] == '_'))
+			return 0;
+	if (m[i] != ')' || m[i + 1] != ':' || m[i + 2] != ' ')
+		return 0;
+	return i + 3;
+}
+
+void cli_err_unseq(dcr_err *err)
+{
+	size_t n = seq_prefix_len(err->msg);
+
+	if (n)
+		memmove(err->msg, err->msg + n, strlen(err->msg + n) + 1);
+}
+
 void tl_fail(const char *cmd, const dcr_err *err)
 {
 	const char *msg = "failed";
 
+	/* The user knows which event they asked for; the position it would
+	 * have taken in the log is noise here (dcr audit shows it). */
 	if (err && err->msg[0])
-		msg = err->msg;
+		msg = err->msg + seq_prefix_len(err->msg);
 	else if (err && err->code)
 		msg = dcr_strerror(err->code);
 	fprintf(stderr, "dcr %s: %s\n", cmd, msg);
@@ -513,7 +543,7 @@ static const char main_usage[] =
 	"Data and runs:\n"
 	"  provision ROOM DATASET FILE  upload a dataset (CSV), print rows/bytes/sha256\n"
 	"  deprovision ROOM DATASET\n"
-	"  datasets [--json]            what you provisioned, in every room\n"
+	"  datasets [--json]            your datasets in every room, what is provisioned\n"
 	"  run ROOM COMPUTATION [--wait] [--timeout SECONDS]\n"
 	"  status ROOM [COMPUTATION]\n"
 	"  result ROOM COMPUTATION [-o FILE]\n"
