@@ -382,12 +382,14 @@ static int arg_upload(dmn_session *s, const dcr_mpv *args, bool unlink_it, dmn_u
 static void upload_drop(dmn *d, dmn_session *s, dmn_upload *u, const char *why)
 {
 	char *who = dmn__who(dmn__room_find(d, u->room), s->key);
+	char *line = dcr_asprintf("%s upload %llu of %s (%s) dropped after %llu bytes: %s", who,
+				  (unsigned long long)u->id, u->dataset, u->file,
+				  (unsigned long long)u->bytes, why);
 
-	dmn__log(d, DMN_LOG_INFO, "%s upload %llu of %s (%s) dropped after %llu bytes: %s", who,
-		 (unsigned long long)u->id, u->dataset, u->file, (unsigned long long)u->bytes,
-		 why);
+	upload_free(u); /* removes the temp file: log only once it is gone */
+	dmn__log(d, DMN_LOG_INFO, "%s", line);
+	free(line);
 	free(who);
-	upload_free(u);
 }
 
 static int op_upload_chunk(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
