@@ -54,23 +54,10 @@ struct cmp_csv {
 };
 
 /* Bytes that end a run inside an unquoted field. */
-static uint8_t cls_unquoted[256];
-static bool cls_ready;
-
-static void cls_init(void)
-{
-	if (cls_ready)
-		return;
-	cls_unquoted[','] = 1;
-	cls_unquoted['\n'] = 1;
-	cls_unquoted['\r'] = 1;
-	cls_unquoted['"'] = 1;
-	__atomic_store_n(&cls_ready, true, __ATOMIC_RELEASE);
-}
+static const uint8_t cls_unquoted[256] = {[','] = 1, ['\n'] = 1, ['\r'] = 1, ['"'] = 1};
 
 int cmp_csv_new(const char *label, cmp_csv_record_fn fn, void *ctx, cmp_csv **out)
 {
-	cls_init();
 	cmp_csv *c = dcr_calloc(1, sizeof(*c));
 	c->label = dcr_strdup(label ? label : "input");
 	c->fn = fn;

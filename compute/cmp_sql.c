@@ -408,8 +408,11 @@ static const char *const allowed_fns[] = {
 	"json_valid", "json_quote", "json_group_array", "json_group_object", "->", "->>",
 	"json_each", "json_tree"};
 
+enum { FILL_IMAGES, FILL_EMPTY, FILL_PROBE };
+
 struct run {
 	sqlite3 *db;
+	bool *known; /* per result column: type from a declaration or values */
 	uint64_t deadline_ms;
 	uint64_t time_ms;
 	bool timed_out;
@@ -493,12 +496,15 @@ static void lock_down(struct run *r, size_t ninputs)
 	sqlite3_progress_handler(db, 1000, progress, r);
 }
 
-/* Opens the run's connection with the inputs in place (empty tables when
- * image is NULL or empty is set), not yet locked down. */
-static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, bool empty,
+/* Opens the run's connection with the inputs in place, not yet locked
+ * down: the images (an empty table where image is NULL), or empty tables
+ * (FILL_EMPTY), or tables of one made-up row (FILL_PROBE: 1, 1.5, 'a') to
+ * learn the types of computed result columns. */
+static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, int fill,
 		       uint64_t cache_kib, dcr_err *err)
 {
 	int rc;
+	bool empty = fill != FILL_IMAGES;
 	dcr_buf sql;
 	dcr_buf_init(&sql);
 	if (ninputs > DCR_SQL_INPUTS_MAX)
@@ -536,6 +542,21 @@ static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, b
 		if (!rc && (empty || !in->image || in->image_n == 0)) {
 			dcr_buf_reset(&sql);
 			create_table_sql(&sql, schema, in->name, &in->schema);
+			if (fill == FILL_PROBE) {
+				dcr_buf_append_str(&sql, "; INSERT INTO ");
+				cmp__sql_ident(&sql, schema);
+				dcr_buf_append_u8(&sql, '.');
+				cmp__sql_ident(&sql, in->name);
+				dcr_buf_append_str(&sql, " VALUES(");
+				for (size_t c = 0; c < in->schema.ncols; c++) {
+					enum cmp_type t = in->schema.cols[c].type;
+					dcr_buf_append_str(&sql, c ? "," : "");
+					dcr_buf_append_str(&sql, t == CMP_INTEGER ? "1"
+								 : t == CMP_FLOAT ? "1.5"
+										  : "'a'");
+				}
+				dcr_buf_append_u8(&sql, ')');
+			}
 			rc = exec(r->db, dcr_buf_cstr(&sql), err);
 		} else if (!rc) {
 			rc = sqlite3_deserialize(r->db, schema, (unsigned char *)in->image,
@@ -936,6 +957,9 @@ static int collect(struct run *r, sqlite3_stmt *st, bool hidden, long long k, bo
 		else
 			t = ci[c].decl;
 		res->cols[c].type = t;
+		if (r->known)
+			r->known[c] = ci[c].saw_text || ci[c].saw_float || ci[c].saw_int ||
+				      ci[c].decl_known;
 	}
 	if (out) {
 		sqlite3_finalize(ins);
@@ -986,10 +1010,11 @@ static bool tail_empty(const char *tail, dcr_err *err)
 
 /* Shared by check and run: opens, locks down, prepares, collects. */
 static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
-		  const cmp_sql_limits *lim_in, bool empty, cmp_result *res, dcr_err *err)
+		  const cmp_sql_limits *lim_in, int fill, bool *known, cmp_result *res, dcr_err *err)
 {
 	struct run r;
 	memset(&r, 0, sizeof(r));
+	r.known = known;
 	cmp_sql_limits lim;
 	limits_default(lim_in, &lim);
 	cmp__rewrite rw = {0};
@@ -1018,7 +1043,7 @@ static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, lo
 	uint64_t cache_kib = lim.memory_bytes / 4 / 1024;
 	if (cache_kib > 65536)
 		cache_kib = 65536;
-	if ((rc = open_inputs(&r, inputs, ninputs, empty, cache_kib, err)))
+	if ((rc = open_inputs(&r, inputs, ninputs, fill, cache_kib, err)))
 		goto out;
 	lock_down(&r, ninputs);
 	const char *sql = rw.sql ? rw.sql : query;
@@ -1044,7 +1069,7 @@ static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, lo
 		rc = dcr_err_set(err, DCR_ESQL, "only a SELECT statement is allowed");
 		goto out;
 	}
-	rc = collect(&r, st, rw.sql != NULL, min_rows, rw.dedup, &lim, acct, !empty,
+	rc = collect(&r, st, rw.sql != NULL, min_rows, rw.dedup, &lim, acct, fill == FILL_IMAGES,
 		     &local, err);
 	if (rc)
 		goto out;
@@ -1067,11 +1092,38 @@ out:
 int cmp_sql_check(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
 		  cmp_result *res, dcr_err *err)
 {
-	return sql_do(query, inputs, ninputs, min_rows, NULL, true, res, err);
+	cmp_result local, probe;
+	cmp_result_init(&local);
+	cmp_result_init(&probe);
+	bool known[DCR_SQL_COLS_MAX], pknown[DCR_SQL_COLS_MAX];
+	int rc = sql_do(query, inputs, ninputs, min_rows, NULL, FILL_EMPTY, known, &local, err);
+	if (rc)
+		goto out;
+	bool all = true;
+	for (size_t c = 0; c < local.ncols; c++)
+		all = all && known[c];
+	/* Computed columns on empty tables give no values (a GROUP BY has no
+	 * groups): learn their types from a run on one made-up row per input
+	 * (without the privacy filter; its result is only types). */
+	dcr_err perr;
+	if (!all && sql_do(query, inputs, ninputs, 0, NULL, FILL_PROBE, pknown, &probe, &perr) == 0 &&
+	    probe.ncols == local.ncols)
+		for (size_t c = 0; c < local.ncols; c++)
+			if (!known[c] && pknown[c])
+				local.cols[c].type = probe.cols[c].type;
+	if (res) {
+		cmp_result_release(res);
+		*res = local;
+		cmp_result_init(&local);
+	}
+out:
+	cmp_result_release(&local);
+	cmp_result_release(&probe);
+	return rc;
 }
 
 int cmp_sql_run(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
 		const cmp_sql_limits *lim, cmp_result *res, dcr_err *err)
 {
-	return sql_do(query, inputs, ninputs, min_rows, lim, false, res, err);
+	return sql_do(query, inputs, ninputs, min_rows, lim, FILL_IMAGES, NULL, res, err);
 }

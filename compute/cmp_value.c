@@ -10,6 +10,7 @@
  * doubles, so the IEEE result is correctly rounded); the rest go through
  * strtod. */
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -185,10 +186,8 @@ int cmp__parse_float(const char *s, size_t n, double *out)
  * >= 0x80 are allowed in both (RFC 6531; UTF-8 is checked before). */
 static uint8_t email_cls[256];
 
-static void email_cls_init(void)
+static void email_cls_fill(void)
 {
-	if (email_cls['a'])
-		return;
 	uint8_t t[256] = {0};
 	for (int c = 0; c < 256; c++) {
 		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -198,6 +197,13 @@ static void email_cls_init(void)
 			t[c] = 1;
 	}
 	memcpy(email_cls, t, sizeof(t));
+}
+
+static pthread_once_t email_once = PTHREAD_ONCE_INIT;
+
+static void email_cls_init(void)
+{
+	pthread_once(&email_once, email_cls_fill);
 }
 
 static bool email_ok(const char *s, size_t n)

@@ -177,6 +177,21 @@ static void test_basic(void)
 		CHECK(res.cols[3].type == CMP_INTEGER);
 	}
 	cmp_result_release(&res);
+	/* Computed columns of a GROUP BY (no rows on empty tables): types
+	 * from a probe row. */
+	cmp_result_init(&res);
+	CHECK(cmp_sql_check("SELECT city, SUM(age) AS s, MAX(balance) AS m, age || 'x' AS t, "
+			    "i.premium * 2 AS p FROM bank JOIN insurer i USING (email) GROUP BY city",
+			    inputs, 2, 5, &res, &err) == 0);
+	CHECK(res.ncols == 5);
+	if (res.ncols == 5) {
+		CHECK(res.cols[0].type == CMP_STRING);
+		CHECK(res.cols[1].type == CMP_INTEGER);
+		CHECK(res.cols[2].type == CMP_FLOAT);
+		CHECK(res.cols[3].type == CMP_STRING);
+		CHECK(res.cols[4].type == CMP_FLOAT);
+	}
+	cmp_result_release(&res);
 	CHECK(cmp_sql_check("SELECT nope FROM bank", inputs, 2, 0, NULL, &err) == DCR_ESQL);
 	CHECK(strstr(err.msg, "no such column: nope") != NULL);
 	CHECK(cmp_sql_check("SELECT * FROM other", inputs, 2, 0, NULL, &err) == DCR_ESQL);
