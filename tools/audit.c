@@ -481,7 +481,7 @@ static int replay_after(void *ctx, uint64_t seq, const es_event *ev, const rm_st
 		for (size_t i = 0; i < st->def->ndatasets; i++) {
 			const rm_dataset *d = &st->def->datasets[i];
 			const rm_provision *p = rm_state_provision(st, d->name);
-			printf("  %s %s: ", shown++ ? "        " : "datasets:", d->name);
+			printf("  %s %s: ", shown++ ? "         " : "datasets:", d->name);
 			if (p) {
 				dcr_hex_encode(p->sha256, 32, h);
 				printf("provisioned by %s at seq %llu, sha256 %s, %llu rows, %llu "
@@ -499,12 +499,13 @@ static int replay_after(void *ctx, uint64_t seq, const es_event *ev, const rm_st
 		printf("  runs: none\n");
 	for (size_t i = 0; i < st->nruns; i++) {
 		const rm_run *u = &st->runs[i];
-		printf("  %s %s %s by %s: %s", i ? "    " : "runs:", u->computation, u->id,
+		printf("  %s %s %s by %s: %s", i ? "     " : "runs:", u->computation, u->id,
 		       who(st, u->by, buf, sizeof(buf)), run_state_name(u->state));
 		if (u->state == RM_RUN_DONE) {
 			dcr_hex_encode(u->result_sha256, 32, h);
-			printf(", result sha256 %s, %llu rows, retrieved %llu times", h,
-			       (unsigned long long)u->rows, (unsigned long long)u->retrieved);
+			printf(", result sha256 %s, %llu rows, retrieved %llu time%s", h,
+			       (unsigned long long)u->rows, (unsigned long long)u->retrieved,
+			       u->retrieved == 1 ? "" : "s");
 		} else if (u->state == RM_RUN_FAILED) {
 			printf(": %s", u->error ? u->error : "");
 		}

@@ -1,0 +1,61 @@
+# audit_forge.sh: `dcr audit verify` offline (no daemon at all) on exports
+# forged with real keys by tests/unit/test_audit_forge (`write DIR` mode):
+# a valid room with every event type, an event the host appended with a
+# forged signature, a validly signed provision by a participant who does
+# not own the dataset, and older checkpoints the log does or does not
+# extend. Checks the verdict, the exit code and that the message names the
+# first bad event.
+. "$DCR_SOURCE_DIR/tests/e2e/lib.sh"
+
+e2e_setup
+FORGE="$DCR_BUILD_DIR/tests/test_audit_forge"
+[ -x "$FORGE" ] || e2e_fail "$FORGE not built"
+mkdir -p "$T/f"
+"$FORGE" write "$T/f" >"$T/forge.out" 2>&1 || e2e_fail "test_audit_forge write: $(cat "$T/forge.out")"
+DKEY=$(cat "$T/f/daemon.key")
+# No daemon, no socket: verify must not need one.
+unset DCR_SOCKET
+
+expect_ok dcr audit verify "$T/f/valid.export"
+grep -q -E '^valid: room [0-9a-f]{32} "forge-test", 12 events, root [0-9a-f]{64}, checkpoint signed by dcrd ed25519:' "$E2E_OUT" ||
+	e2e_fail "summary: $(cat "$E2E_OUT")"
+expect_ok dcr audit verify "$T/f/valid.export" --daemon-key "$DKEY" --threads 1
+expect_contains "$E2E_OUT" "valid: room"
+
+expect_fail dcr audit verify "$T/f/forged-append.export"
+expect_status 1
+expect_contains "$E2E_OUT" "invalid: seq 12 (dataset.provisioned): bad signature"
+
+expect_fail dcr audit verify "$T/f/non-owner.export"
+expect_status 1
+expect_contains "$E2E_OUT" "invalid: seq 3 (dataset.provisioned): actor ian@insurer.example is not an owner of dataset bank_customers"
+
+# Older checkpoints: a prefix is extended, a fork is not.
+expect_ok dcr audit verify "$T/f/valid.export" --checkpoint "$T/f/prefix5.checkpoint"
+expect_contains "$E2E_OUT" "extends checkpoint of 5 events"
+expect_fail dcr audit verify "$T/f/valid.export" --checkpoint "$T/f/fork5.checkpoint"
+expect_status 1
+expect_contains "$E2E_OUT" "invalid: log is not an extension of the older checkpoint"
+
+# A pinned daemon key that is not the file's.
+OTHER=$(e2e_identity other other@example.org) || e2e_fail keygen
+expect_fail dcr audit verify "$T/f/valid.export" --daemon-key "${OTHER#* }"
+expect_status 1
+expect_contains "$E2E_OUT" "but you trust"
+expect_fail dcr audit verify "$T/f/valid.export" --daemon-key nonsense
+expect_status 2
+
+# Replay of the forged file stops before the bad event.
+expect_fail dcr audit replay "$T/f/non-owner.export"
+expect_status 1
+expect_contains "$E2E_OUT" "after seq 2 (room.published)"
+grep -q "after seq 3" "$E2E_OUT" && e2e_fail "replay printed the state after the bad event"
+expect_contains "$E2E_OUT" "invalid: seq 3 (dataset.provisioned)"
+
+# The offline log of the valid file: one line per event.
+expect_ok dcr audit log "$T/f/valid.export"
+expect_eq "$(wc -l <"$E2E_OUT")" 12 "log lines"
+expect_contains "$E2E_OUT" "anna@bank.example created the room forge-test"
+expect_contains "$E2E_OUT" "dcrd completed run"
+
+echo "audit_forge: ok"
