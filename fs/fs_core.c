@@ -1787,6 +1787,11 @@ out_locked:
 		fs_run_status live;
 		memset(&live, 0, sizeof live);
 		int lrc = f->be.run_status(f->be.ctx, h->name, &live, &err);
+		if (lrc == 0 && live.run_id[0]) {
+			/* the log may already say more than our last poll */
+			dcr_err ferr = {0};
+			fetch_apply(f, &ferr);
+		}
 		pthread_mutex_lock(&f->mu);
 		if (resolve(f, ino, &d) == 0)
 			gen_comp_status(f, h->name, lrc == 0 ? &live : NULL, &h->buf);
@@ -1794,6 +1799,10 @@ out_locked:
 	} else if (h->kind == K_COMP_RESULT) {
 		/* Records result.retrieved (once per open). */
 		rc = f->be.result_open(f->be.ctx, h->name, h->run_id, &h->size, &err);
+		if (rc == 0) {
+			dcr_err ferr = {0};
+			fetch_apply(f, &ferr); /* our own event shows at once */
+		}
 	}
 	if (rc < 0) {
 		set_last_error(f, h->name, &err);
