@@ -186,3 +186,59 @@ int cmp_sql_refs(const char *query, const char *const *names, size_t n, bool *us
 	free(t);
 	return 0;
 }
+
+/* Join keys, for choosing indexes at prepare time: a column counts when
+ * its name appears between ON and the end of that join constraint, or
+ * inside USING (...). Names are matched without resolving tables or
+ * aliases, so a hint may name a column of another table too; an index is
+ * only an optimisation, never a change of results. */
+int cmp_sql_join_columns(const char *query, const cmp_schema *schema, bool *used, dcr_err *err)
+{
+	cmp__tok *t;
+	size_t nt;
+	for (size_t i = 0; i < schema->ncols; i++)
+		used[i] = false;
+	size_t ql = strlen(query);
+	if (ql > DCR_SQL_QUERY_BYTES_MAX)
+		return dcr_err_set(err, DCR_ELIMIT, "query longer than %u bytes",
+				   DCR_SQL_QUERY_BYTES_MAX);
+	int rc = cmp__sql_tokenize(query, ql, &t, &nt, err);
+	if (rc)
+		return rc;
+	static const char *const ends[] = {"JOIN", "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT",
+					   "UNION", "INTERSECT", "EXCEPT", "WINDOW", "LEFT",
+					   "RIGHT", "INNER", "CROSS", "FULL", "NATURAL", ")", ";",
+					   ","};
+	bool in_on = false;
+	int depth = 0, using_depth = -1;
+	char id[256];
+	for (size_t k = 0; k < nt; k++) {
+		if (cmp__tok_is(query, &t[k], "(")) {
+			depth++;
+		} else if (cmp__tok_is(query, &t[k], ")")) {
+			if (depth == using_depth)
+				using_depth = -1;
+			depth--;
+		}
+		if (cmp__tok_is(query, &t[k], "ON")) {
+			in_on = true;
+			continue;
+		}
+		if (cmp__tok_is(query, &t[k], "USING") && k + 1 < nt &&
+		    cmp__tok_is(query, &t[k + 1], "(")) {
+			using_depth = depth + 1;
+			continue;
+		}
+		if (in_on) {
+			for (size_t e = 0; e < sizeof(ends) / sizeof(ends[0]); e++)
+				if (cmp__tok_is(query, &t[k], ends[e]))
+					in_on = false;
+		}
+		if ((in_on || using_depth >= 0) && cmp__tok_ident(query, &t[k], id, sizeof(id)))
+			for (size_t c = 0; c < schema->ncols; c++)
+				if (strcasecmp(id, schema->cols[c].name) == 0)
+					used[c] = true;
+	}
+	free(t);
+	return 0;
+}

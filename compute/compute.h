@@ -125,4 +125,9 @@ int cmp_sql_run(const char *query, const cmp_input *inputs, size_t ninputs, long
 int cmp_sql_refs(const char *query, const char *const *names, size_t n, bool *used,
 		 dcr_err *err);
 
+/* Columns of schema named in a join constraint of the query (ON ... or
+ * USING (...)), by name only: a hint for cmp_prepare_ex's indexes (for
+ * every query of a room that reads the dataset). used[i] for cols[i]. */
+int cmp_sql_join_columns(const char *query, const cmp_schema *schema, bool *used, dcr_err *err);
+
 #endif

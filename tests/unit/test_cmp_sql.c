@@ -240,6 +240,17 @@ static void test_refs(void)
 	CHECK(!used[0] && used[1] && used[2] && !used[3]);
 	CHECK(cmp_sql_refs("SELECT 'it''s bank' FROM \"a\"\"b\"", names, 4, used, &err) == 0);
 	CHECK(!used[0] && !used[1] && !used[2] && !used[3]);
+	/* Join-key hints. */
+	cmp_schema bs = {bank_cols, 4};
+	bool keys[4];
+	CHECK(cmp_sql_join_columns("SELECT b.city, COUNT(*) FROM bank b JOIN insurer i ON "
+				   "b.email = i.email AND (b.age > 3) WHERE b.balance > 0 GROUP BY "
+				   "b.city",
+				   &bs, keys, &err) == 0);
+	CHECK(keys[0] && !keys[1] && keys[2] && !keys[3]);
+	CHECK(cmp_sql_join_columns("SELECT 1 FROM bank JOIN x USING (city) WHERE email = 'on'",
+				   &bs, keys, &err) == 0);
+	CHECK(!keys[0] && keys[1] && !keys[2] && !keys[3]);
 	CHECK(cmp_sql_refs("SELECT 'open", names, 4, used, &err) == DCR_ESQL);
 	CHECK(strstr(err.msg, "unterminated string literal at offset 7") != NULL);
 }
