@@ -389,7 +389,36 @@ __attribute__((format(printf, 5, 6))) static int fail(dcr_err *err, int code, co
 	return dcr_err_set(err, code, "%s", msg);
 }
 
-/* Rejects fields not in allowed (NULL-terminated), except "x-" ones. */
+/* Edit distance (insert, delete, substitute, swap adjacent), capped: the
+ * inputs are field names; longer than 32 bytes counts as far. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t n = strlen(a), m = strlen(b);
+	size_t d[33][33];
+	if (n > 32 || m > 32)
+		return SIZE_MAX;
+	for (size_t i = 0; i <= n; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= m; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= n; i++) {
+		for (size_t j = 1; j <= m; j++) {
+			size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	}
+	return d[n][m];
+}
+
+/* Rejects fields not in allowed (NULL-terminated), except "x-" ones,
+ * suggesting the closest allowed name for a likely typo. */
 static int check_fields(json_t *o, const char *path, const char *const *allowed, dcr_err *err)
 {
 	const char *key;
@@ -399,11 +428,31 @@ static int check_fields(json_t *o, const char *path, const char *const *allowed,
 		bool ok = strncmp(key, "x-", 2) == 0;
 		for (size_t i = 0; !ok && allowed[i]; i++)
 			ok = strcmp(key, allowed[i]) == 0;
-		if (!ok)
-			return fail(err, DCR_EINVALID, path, NULL,
-			            "unknown field \"%s\" (expected one of the documented fields; "
-			            "names starting with x- are ignored)",
-			            key);
+		if (ok)
+			continue;
+		const char *near = NULL;
+		size_t best = 3; /* at most 2 edits */
+		dcr_buf list;
+		dcr_buf_init(&list);
+		for (size_t i = 0; allowed[i]; i++) {
+			size_t dist = edit_distance(key, allowed[i]);
+			if (dist < best)
+				best = dist, near = allowed[i];
+			dcr_buf_printf(&list, "%s%s", i ? ", " : "", allowed[i]);
+		}
+		int rc;
+		if (near)
+			rc = fail(err, DCR_EINVALID, path, NULL,
+			          "unknown field \"%s\" (did you mean \"%s\"? names starting with "
+			          "x- are ignored)",
+			          key, near);
+		else
+			rc = fail(err, DCR_EINVALID, path, NULL,
+			          "unknown field \"%s\" (expected %s; names starting with x- are "
+			          "ignored)",
+			          key, dcr_buf_cstr(&list));
+		dcr_buf_release(&list);
+		return rc;
 	}
 	return 0;
 }

@@ -221,9 +221,12 @@ int main(void)
 	         "line 4, column ");
 	BAD_EDIT("\"description\":", "\"name\": \"again\", \"description\":", "line 4, column ",
 	         "duplicate");
-	BAD_EDIT("\"x-comment\"", "\"nmae\"", "unknown field \"nmae\"");
+	BAD_EDIT("\"x-comment\"", "\"nmae\"", "unknown field \"nmae\" (did you mean \"name\"?");
 	BAD_EDIT("\"nullable\": false, \"format\"", "\"nulable\": false, \"format\"",
-	         "datasets[0].columns[0]: unknown field \"nulable\"");
+	         "datasets[0].columns[0]: unknown field \"nulable\" (did you mean \"nullable\"?");
+	BAD_EDIT("\"x-comment\"", "\"owners\"",
+	         "unknown field \"owners\" (expected format, name, description, settings, "
+	         "participants, datasets, computations;");
 	BAD_EDIT("\"require_provisioned\": true", "\"require_provisioned\": 1",
 	         "settings.require_provisioned: expected true or false");
 	BAD_EDIT("\"dcr.room/1\"", "\"dcr.room/2\"", "format: unknown format \"dcr.room/2\"");
