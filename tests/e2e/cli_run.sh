@@ -1,0 +1,93 @@
+# cli_run.sh: runs that fail and results that do not exist, through the
+# CLI: `dcr run --wait` exits 1 with the daemon's error when the run fails
+# at run time (an integer overflow that only real rows trigger), `dcr
+# status ROOM COMPUTATION` shows the failure, `dcr result` refuses to read a
+# result that does not exist, `--timeout` is validated, and a later good
+# run of another computation is unaffected.
+. "$DCR_SOURCE_DIR/tests/e2e/lib.sh"
+. "$DCR_SOURCE_DIR/tests/e2e/cli_story.inc"
+
+e2e_setup
+e2e_start_daemon
+story_identities
+story_csvs
+
+cat >"$T/room.json" <<JSON
+{
+  "format": "dcr.room/1",
+  "name": "runs",
+  "settings": {"require_provisioned": true},
+  "participants": [
+    {"email": "anna@bank.example", "key": "$ANNA_KEY",
+     "owner_of": ["bank_customers"], "analyst_of": ["by_city", "overflow"]}
+  ],
+  "datasets": [
+    {"name": "bank_customers", "kind": "table",
+     "columns": [{"name": "email", "type": "string", "nullable": false},
+                 {"name": "age", "type": "integer", "nullable": true},
+                 {"name": "city", "type": "string", "nullable": false},
+                 {"name": "balance", "type": "float", "nullable": true}]}
+  ],
+  "computations": [
+    {"name": "by_city", "kind": "sql", "privacy": {"min_rows_aggregated": 10},
+     "query": "SELECT city, COUNT(*) AS n FROM bank_customers GROUP BY city ORDER BY city"},
+    {"name": "overflow", "kind": "sql", "privacy": {"min_rows_aggregated": 10},
+     "query": "SELECT city, SUM(9223372036854775807 + 0 * age) AS s FROM bank_customers GROUP BY city"}
+  ]
+}
+JSON
+ROOM=$(e2e_as anna dcr room create "$T/room.json") || e2e_fail "room create"
+expect_ok e2e_as anna dcr room publish "$ROOM"
+
+# nothing run yet
+expect_ok e2e_as anna dcr status "$ROOM" overflow
+expect_contains "$E2E_OUT" "state        none (never run)"
+expect_fail e2e_as anna dcr result "$ROOM" by_city
+expect_status 1
+expect_stderr "dcr result:" "by_city"
+expect_fail e2e_as anna dcr run "$ROOM" by_city --timeout soon
+expect_status 2
+expect_stderr "dcr run: --timeout: \"soon\" is not a number of seconds"
+
+expect_ok e2e_as anna dcr provision "$ROOM" bank_customers "$T/bank.csv"
+
+# a run that fails at run time
+expect_fail e2e_as anna dcr run "$ROOM" overflow --wait --timeout 30
+expect_status 1
+RUN=$(head -n 1 "$E2E_OUT")
+echo "$RUN" | grep -q -E '^[0-9a-f]{32}$' || e2e_fail "failed run printed no id: $(cat "$E2E_OUT")"
+expect_stderr "dcr run: run $RUN failed: " "overflow"
+expect_ok e2e_as anna dcr status "$ROOM" overflow
+expect_contains "$E2E_OUT" "run          $RUN"
+expect_contains "$E2E_OUT" "state        failed"
+expect_contains "$E2E_OUT" "error        "
+expect_ok e2e_as anna dcr status "$ROOM"
+expect_contains "$E2E_OUT" "overflow                 failed, run $RUN: "
+expect_fail e2e_as anna dcr result "$ROOM" overflow
+expect_status 1
+expect_stderr "dcr result:"
+
+# a good run next to it; without --wait the id comes back at once and
+# the run finishes on its own
+RUN2=$(e2e_as anna dcr run "$ROOM" by_city) || e2e_fail "run by_city"
+i=0
+while :; do
+	e2e_as anna dcr status "$ROOM" by_city >"$T/st.out" 2>&1 || e2e_fail "status: $(cat "$T/st.out")"
+	grep -q "^state        done" "$T/st.out" && break
+	grep -q "^state        failed" "$T/st.out" && e2e_fail "by_city failed: $(cat "$T/st.out")"
+	[ $i -lt 300 ] || e2e_fail "run $RUN2 not done after 30 s: $(cat "$T/st.out")"
+	sleep 0.1
+	i=$((i + 1))
+done
+expect_contains "$T/st.out" "run          $RUN2"
+expect_ok e2e_as anna dcr result "$ROOM" by_city
+awk -F, 'NR > 1 { n[$3]++ } END { for (c in n) if (n[c] >= 10) print c "," n[c] }' "$T/bank.csv" |
+	LC_ALL=C sort >"$T/expected.body"
+{ echo "city,n"; cat "$T/expected.body"; } >"$T/expected.csv"
+tr -d '\r"' <"$E2E_OUT" | cmp -s - "$T/expected.csv" || {
+	diff "$T/expected.csv" "$E2E_OUT" >&2
+	e2e_fail "by_city result"
+}
+
+e2e_stop_daemon || e2e_fail "dcrd did not exit cleanly on SIGTERM"
+echo "cli_run: ok"
