@@ -517,13 +517,13 @@ static int get_names(json_t *o, const char *path, const char *key, char ***out, 
 	*out = dcr_calloc(m + 1, sizeof(char *));
 	for (size_t i = 0; i < m; i++) {
 		json_t *v = json_array_get(a, i);
+		char item[128];
+		snprintf(item, sizeof item, "%s%s%s[%zu]", path, *path ? "." : "", key, i);
 		if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
-			return fail(err, DCR_EINVALID, path, NULL,
-			            "%s[%zu]: expected a name (string)", key, i);
+			return fail(err, DCR_EINVALID, item, NULL, "expected a name (string)");
 		const char *s = json_string_value(v);
 		if (in_list(*out, *n, s))
-			return fail(err, DCR_EINVALID, path, NULL,
-			            "%s[%zu]: \"%s\" is listed twice", key, i, s);
+			return fail(err, DCR_EINVALID, item, NULL, "\"%s\" is listed twice", s);
 		(*out)[(*n)++] = dcr_strdup(s);
 	}
 	return 0;

@@ -209,6 +209,32 @@ int main(void)
 	         "computations[2].epsilon: expected a number");
 	BAD_EDIT("\"min_rows_aggregated\": 10", "\"min_rows_aggregated\": -1",
 	         "computations[0].privacy.min_rows_aggregated: expected an integer");
+	/* kinds and their fields */
+	BAD_EDIT("\"kind\": \"file\"", "\"kind\": \"blob\"",
+	         "datasets[2].kind: unknown kind \"blob\"; expected table or file");
+	BAD_EDIT("\"kind\": \"file\"", "\"kind\": \"file\", \"columns\": []",
+	         "datasets[2].columns: file datasets have no columns");
+	BAD_EDIT("\"kind\": \"file\"", "\"kind\": \"table\"", "datasets[2].columns: missing");
+	BAD_EDIT(
+	    "\"kind\": \"r\"", "\"kind\": \"julia\"",
+	    "computations[4].kind: unknown kind \"julia\"; expected sql, python, r or synthetic");
+	BAD_EDIT("\"script\": \"x <- 1\"", "\"inputs2\": 1", "computations[4]: unknown field");
+	BAD_EDIT(", \"script\": \"x <- 1\"", "", "computations[4].script: missing (required)");
+	BAD_EDIT(", \"epsilon\": 1.0", "", "computations[2].epsilon: missing");
+	BAD_EDIT("\"min_rows_aggregated\": 10", "\"min_rows\": 10",
+	         "computations[0].privacy: unknown field \"min_rows\"");
+	BAD_EDIT("\"input\": \"bank_customers\"", "\"input\": \"contracts\"",
+	         "computations[2].input: \"contracts\" is not a table dataset");
+	BAD_EDIT("[\"bank_customers\", \"contracts\"]", "[\"bank_customers\", \"bank_customers\"]",
+	         "participants[0].owner_of[1]: \"bank_customers\" is listed twice");
+	BAD_EDIT("\"owner_of\": [\"insurer_customers\"]", "\"owner_of\": \"insurer_customers\"",
+	         "participants[1].owner_of: expected an array");
+	BAD_EDIT("\"email\": \"ian@insurer.example\", ", "", "participants[1].email: missing");
+	BAD_EDIT("\"participants\": [", "\"participants\": [], \"x-p\": [",
+	         "participants: at least one is needed");
+	BAD_EDIT("\"type\": \"string\", \"nullable\": false, \"format\": \"email\"",
+	         "\"type\": \"string\", \"format\": \"phone\"",
+	         "datasets[0].columns[0].format: unknown format \"phone\"");
 	/* names */
 	BAD_EDIT("\"name\": \"contracts\"", "\"name\": \"con-tracts\"",
 	         "datasets[2].name: \"con-tracts\" is not a valid name");
