@@ -408,7 +408,10 @@ static int op_upload_chunk(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 	if (n > DCR_CHUNK_BYTES)
 		return dcr_err_set(err, DCR_ELIMIT, "chunk of %zu bytes exceeds %u", n,
 				   (unsigned)DCR_CHUNK_BYTES);
-	if (u->ing)
+	if (u->bytes + n > DMN_UPLOAD_BYTES_MAX)
+		rc = dcr_err_set(err, DCR_ELIMIT, "%s: file larger than %llu bytes", u->file,
+				 (unsigned long long)DMN_UPLOAD_BYTES_MAX);
+	if (rc == 0 && u->ing)
 		rc = cmp_ingest_feed(u->ing, p, n, err);
 	if (rc == 0)
 		rc = dmn__blob_write(u->w, p, n, err);
@@ -473,6 +476,26 @@ static int op_upload_end(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 	pthread_mutex_lock(&d->up_mu);
 	done->next = d->done_uploads;
 	d->done_uploads = done;
+	{
+		/* Forget uploads never signed: old ones, and beyond the cap (the
+		 * list is newest first). Their blobs stay unreferenced. */
+		dmn_done_upload **pp = &d->done_uploads;
+		size_t kept = 0;
+		while (*pp) {
+			dmn_done_upload *x = *pp;
+			if (kept >= DMN_UPLOADS_PENDING_MAX ||
+			    done->done_ms - x->done_ms > DMN_UPLOAD_PENDING_MS) {
+				*pp = x->next;
+				free(x->p.dataset);
+				free(x->p.blob);
+				free(x->p.file);
+				free(x);
+				continue;
+			}
+			kept++;
+			pp = &x->next;
+		}
+	}
 	pthread_mutex_unlock(&d->up_mu);
 	dcr_mpw_str(proto_map_key(res, "blob"), blob);
 	dcr_mpw_uint(proto_map_key(res, "bytes"), bytes);

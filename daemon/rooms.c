@@ -114,6 +114,13 @@ static int room_replay(dmn *d, dmn_room *r, dcr_err *err)
 	return es_fold(d->store, r->id, 0, ES_SEQ_ANY, replay_one, &c);
 }
 
+static bool is_table(const rm_state *st, const char *dataset)
+{
+	const rm_dataset *ds = st->def ? rm_def_dataset(st->def, dataset) : NULL;
+
+	return ds && ds->kind == RM_DS_TABLE;
+}
+
 /* Follow-up work a state needs after a restart: prepared tables of present
  * datasets and runs requested but not finished. */
 static void room_resume(dmn *d, dmn_room *r)
@@ -122,7 +129,7 @@ static void room_resume(dmn *d, dmn_room *r)
 
 	for (i = 0; i < r->st.nprovisions; i++) {
 		const rm_provision *p = &r->st.provisions[i];
-		if (p->present && p->blob)
+		if (p->present && p->blob && is_table(&r->st, p->dataset))
 			dmn__job_image(d, p->blob, r->id, p->dataset);
 	}
 	for (i = 0; i < r->st.nruns; i++)
@@ -351,7 +358,7 @@ static void after_append(dmn *d, dmn_room *r, const es_event *ev, uint64_t seq)
 	if (strcmp(ev->type, RM_EV_PROVISIONED) == 0) {
 		for (i = 0; i < r->st.nprovisions; i++) {
 			const rm_provision *p = &r->st.provisions[i];
-			if (p->seq == seq && p->present && p->blob)
+			if (p->seq == seq && p->present && p->blob && is_table(&r->st, p->dataset))
 				dmn__job_image(d, p->blob, r->id, p->dataset);
 		}
 	} else if (strcmp(ev->type, RM_EV_RUN_REQUESTED) == 0) {

@@ -536,6 +536,9 @@ int cl_submit(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *type
 		rc = submit_entry(c, room, &entry, seq_out, err);
 		if (rc != DCR_ESEQ)
 			break;
+		/* Someone appended first: back off a little, randomly, so
+		 * competing writers do not collide again in lockstep. */
+		usleep((useconds_t)(1000 * (1 + attempt) + dcr_random_below(2000 * (attempt + 1))));
 	}
 	dcr_buf_release(&entry);
 	return rc;

@@ -5,6 +5,8 @@
  * stale clock, a client signing as the daemon, a non-participant reading a
  * room. Checkpoints are signed by the daemon key and inclusion proofs
  * verify against them. */
+#include <pthread.h>
+
 #include "test_dmn_common.h"
 
 struct collect {
@@ -254,6 +256,84 @@ out:
 	cl_close(i);
 }
 
+/* Concurrent writers on one room: every submit lands (cl_submit retries
+ * on ESEQ), the daemon's own run events interleave, and the log replays. */
+struct writer {
+	td *t;
+	const uint8_t *room;
+	int ok;
+	char last[33];
+};
+
+#define WRITERS 4
+#define PER_WRITER 10
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	cl_conn *c = td_connect(w->t, w->t->anna);
+	dcr_err err;
+
+	if (!c)
+		return NULL;
+	for (int k = 0; k < PER_WRITER; k++) {
+		if (cl_run(c, w->room, "doubled", w->last, &err) == 0)
+			w->ok++;
+		else
+			fprintf(stderr, "cl_run: %s\n", err.msg);
+	}
+	cl_close(c);
+	return NULL;
+}
+
+static void test_concurrent(td *t)
+{
+	cl_conn *a = td_connect(t, t->anna);
+	char *json0 = td_room_json(t, "concurrent");
+	const char *key = "\"require_provisioned\": true";
+	char *at = strstr(json0, key);
+	char *json = dcr_asprintf("%.*s\"require_provisioned\": false%s", (int)(at - json0), json0,
+				  at + strlen(key));
+	struct writer w[WRITERS];
+	pthread_t th[WRITERS];
+	uint8_t room[ES_ROOM_ID_BYTES];
+	struct collect col;
+	uint64_t t0;
+	dcr_err err;
+	int total = 0;
+
+	free(json0);
+	CHECK(a != NULL);
+	if (!a)
+		goto out;
+	CHECK_OK(td_room_publish(a, json, room, &err), &err);
+	for (int k = 0; k < WRITERS; k++) {
+		w[k] = (struct writer){t, room, 0, ""};
+		pthread_create(&th[k], NULL, writer_main, &w[k]);
+	}
+	for (int k = 0; k < WRITERS; k++) {
+		pthread_join(th[k], NULL);
+		total += w[k].ok;
+	}
+	CHECK(total == WRITERS * PER_WRITER);
+	/* Wait until every run has its outcome: 2 + 2 events per run. */
+	t0 = dcr_mono_ms();
+	while (size_of(a, room) < 2 + 2u * WRITERS * PER_WRITER && dcr_mono_ms() - t0 < 30000)
+		usleep(20000);
+	CHECK(size_of(a, room) == 2 + 2u * WRITERS * PER_WRITER);
+	memset(&col, 0, sizeof col);
+	rm_state_init(&col.st, cl_daemon_key(a));
+	CHECK_OK(cl_events(a, room, 0, ES_SEQ_ANY, collect_one, &col, &err), &err);
+	CHECK_OK(col.rc, &col.err);
+	CHECK(col.st.nruns == WRITERS * PER_WRITER);
+	for (size_t k = 0; k < col.st.nruns; k++)
+		CHECK(col.st.runs[k].state == RM_RUN_DONE);
+	rm_state_release(&col.st);
+out:
+	free(json);
+	cl_close(a);
+}
+
 int main(void)
 {
 	td t;
@@ -263,6 +343,7 @@ int main(void)
 		return 1;
 	test_lifecycle(&t);
 	test_refusals(&t);
+	test_concurrent(&t);
 	CHECK(td_stop(&t, SIGTERM) == 0);
 	CHECK(td_log_has(&t, "anna@bank.example submit room="));
 	if (t_failures) {
