@@ -235,12 +235,8 @@ int au_export_decode(const void *bytes, size_t n, au_export *x, dcr_err *err)
 	}
 	rc = 0;
 out:
-	if (rc) {
+	if (rc)
 		au_export_release(x);
-		if (rc != DCR_ELIMIT && rc != DCR_ENONCANON && rc != DCR_ETRUNC &&
-		    rc != DCR_ETRAILING && rc > DCR__ERR_BASE && rc < DCR__ERR_END)
-			rc = DCR_EFORMAT;
-	}
 	return rc;
 }
 
