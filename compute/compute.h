@@ -58,13 +58,17 @@ void cmp_csv_free(cmp_csv *c);
 
 typedef struct cmp_ingest cmp_ingest;
 
-/* label names the file in errors ("bank.csv line 12, column \"age\": ..."). */
+/* label names the file in errors ("bank.csv line 12, column \"age\": ...").
+ * The schema is copied. NULL is an empty unquoted field; a quoted empty
+ * field is the empty string in string columns (docs/compute.md). Returns
+ * DCR_EINVALID for a schema without columns or with too many. */
 int cmp_ingest_new(const cmp_schema *schema, const char *label, cmp_ingest **out);
 /* Feed any split of the bytes. The first error stops validation; later
  * calls return the same error. */
 int cmp_ingest_feed(cmp_ingest *in, const void *p, size_t n, dcr_err *err);
-/* Ends the input; on success fills rows and the statistics JSON
- * (docs/compute.md) into stats_json. */
+/* Ends the input; on success fills rows and appends the statistics JSON
+ * (docs/compute.md) to stats_json (either may be NULL). Errors are
+ * DCR_ECSV with the message "label line N, column \"c\": ...". */
 int cmp_ingest_finish(cmp_ingest *in, uint64_t *rows, dcr_buf *stats_json, dcr_err *err);
 void cmp_ingest_free(cmp_ingest *in);
 
@@ -77,8 +81,10 @@ int cmp_prepare(const cmp_schema *schema, const char *table, cmp_read_fn read, v
 		dcr_buf *image, dcr_err *err);
 /* As cmp_prepare, and also builds an index on each named column (join
  * keys: a run then looks rows up instead of building an automatic index
- * per query). The image is replaced (image->len = its size). The CSV is
- * validated again while loading; errors are those of the ingest. */
+ * per query) and stores the rows in the order of index[0], which makes
+ * joins on that key walk memory in order. The image is replaced
+ * (image->len = its size). The CSV is validated again while loading;
+ * errors are those of the ingest. */
 int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *const *index,
 		   size_t nindex, cmp_read_fn read, void *ctx, dcr_buf *image, dcr_err *err);
 
@@ -110,12 +116,20 @@ typedef struct cmp_result {
 void cmp_result_init(cmp_result *r);
 void cmp_result_release(cmp_result *r);
 
-/* Checks a query against input schemas (empty tables): it must compile, read
- * only the given inputs, and, when min_rows > 0, aggregate in its outermost
- * SELECT. Fills the result schema (res may be NULL). */
+/* Checks a query against input schemas (empty tables): it must be one
+ * SELECT, compile, read only the given inputs, and, when min_rows > 0,
+ * aggregate in its outermost SELECT (docs/privacy.md). Fills the result
+ * schema (res may be NULL; res->csv holds the header row, image is empty).
+ * Images in inputs are ignored. */
 int cmp_sql_check(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
 		  cmp_result *res, dcr_err *err);
-/* Runs a query over the inputs with the limits and the privacy filter. */
+/* Runs a query over the inputs with the limits (NULL = defaults) and the
+ * privacy filter. The images must stay valid during the call (they are
+ * read in place, never written). res must have been initialised; it is
+ * replaced on success and unchanged on failure. Errors: DCR_ESQL (SQL),
+ * DCR_EDENIED (authorizer), DCR_ETIMEOUT, DCR_ELIMIT (memory, rows,
+ * bytes), DCR_EINVALID (inputs). Thread safe: runs on different threads
+ * are independent, including their memory accounting. */
 int cmp_sql_run(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
 		const cmp_sql_limits *lim, cmp_result *res, dcr_err *err);
 /* Which of the given names (datasets and computations of the room) the
