@@ -285,6 +285,25 @@ static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, EACCES);
 }
 
+/* access(2) from the modes fs_getattr computes for this identity. */
+static void ll_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	fs_attr a;
+	int rc = fs_getattr(F(req), ino, &a);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	mode_t need = 0;
+	if (mask & R_OK)
+		need |= 0400;
+	if (mask & W_OK)
+		need |= 0200;
+	if (mask & X_OK)
+		need |= 0100;
+	fuse_reply_err(req, (a.mode & need) == need ? 0 : EACCES);
+}
+
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv;
@@ -318,6 +337,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.mkdir = ll_mkdir,
 	.rmdir = ll_rmdir,
 	.statfs = ll_statfs,
+	.access = ll_access,
 };
 
 /* ---- the poller ------------------------------------------------------------------ */

@@ -98,6 +98,8 @@ expect_contains "$A/computations/overlap/status" "suppressed: $(story_expected_s
 wait_for "$I/computations/overlap/status" "state: done"
 expect_eacces cat "$I/computations/overlap/result.csv"
 expect_eacces sh -c "echo > '$I/computations/overlap/run'"
+[ -w "$I/computations/overlap/run" ] && e2e_fail "access(2) says ian may write run"
+[ -w "$A/computations/overlap/run" ] || e2e_fail "access(2) says anna may not write run"
 if grep -r -q -F "c000@mail.example" "$I" 2>/dev/null; then
 	e2e_fail "a bank row is readable in the insurer's mount"
 fi
