@@ -49,6 +49,13 @@ void cli_err_unseq(dcr_err *err);
  * nothing is left open and err says why. */
 int cli_open_room(const char *room, cl_conn **c, uint8_t id[ES_ROOM_ID_BYTES], dcr_err *err);
 
+/* tl_replay, checked against the daemon's latest signed checkpoint: its
+ * signature by the connection's daemon key, its room, and the Merkle root of
+ * the first cp->size events fetched (DCR_EINTEGRITY when they differ). st
+ * is always initialised (release it). */
+int cli_replay_verified(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], rm_state *st,
+			es_checkpoint *cp, dcr_err *err);
+
 /* Email of key in the definition ("ed25519:..." prefix when unknown).
  * Returns a pointer into def or into buf (at least 64 bytes). */
 const char *cli_email(const rm_state *st, const uint8_t key[32], char *buf, size_t cap);

@@ -435,12 +435,13 @@ static void print_list(const char *label, char **v, size_t n, bool *first)
 static int status_room(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], dcr_err *err)
 {
 	rm_state st;
+	es_checkpoint cp;
 	uint8_t me[32];
 	char hex[ES_ROOM_HEX_BYTES], buf[128];
 	const rm_participant *p;
 	int rc;
 
-	rc = tl_replay(c, id, &st, err);
+	rc = cli_replay_verified(c, id, &st, &cp, err);
 	if (rc)
 		goto out;
 	if (!st.def) {
@@ -454,6 +455,14 @@ static int status_room(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], dcr_err *
 	if (st.status == RM_STOPPED && st.stop_reason && *st.stop_reason)
 		printf(" (%s)", st.stop_reason);
 	printf("\nevents    %llu\n", (unsigned long long)st.size);
+	{
+		char root[65];
+
+		dcr_hex_encode(cp.root, 32, root);
+		printf("log       root %s of %llu events: signed by the daemon, matches the "
+		       "events replayed\n",
+		       root, (unsigned long long)cp.size);
+	}
 	printf("creator   %s\n", cli_email(&st, st.creator, buf, sizeof buf));
 	printf("you       %s:", cli_email(&st, me, buf, sizeof buf));
 	{
@@ -494,10 +503,10 @@ static int status_room(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], dcr_err *
 	}
 	printf("computations\n");
 	for (size_t i = 0; i < st.def->ncomputations; i++) {
-		const rm_computation *cp = &st.def->computations[i];
-		const rm_run *r = rm_state_last_run(&st, cp->name);
+		const rm_computation *comp = &st.def->computations[i];
+		const rm_run *r = rm_state_last_run(&st, comp->name);
 
-		printf("  %-24s ", cp->name);
+		printf("  %-24s ", comp->name);
 		if (!r)
 			printf("never run\n");
 		else if (r->state == RM_RUN_DONE)
@@ -550,7 +559,8 @@ int cli_cmd_status(int argc, char **argv)
 		"usage: dcr status ROOM [COMPUTATION]\n"
 		"Without COMPUTATION: the room's status, event count, your roles, the\n"
 		"provisioned datasets (rows, bytes, sha256) and the last run of each\n"
-		"computation, all from the replayed log. With COMPUTATION: its last run\n"
+		"computation, all from the replayed log, whose Merkle root is checked\n"
+		"against the daemon's signed checkpoint. With COMPUTATION: its last run\n"
 		"(state, rows, suppressed rows, error) as the daemon sees it now.\n";
 	char *pos[2];
 	int npos = 0, rc;

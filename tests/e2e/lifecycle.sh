@@ -130,6 +130,8 @@ expect_contains "$E2E_OUT" "sha256 $BANK_SHA"
 expect_contains "$E2E_OUT" "sha256 $INS_SHA"
 expect_contains "$E2E_OUT" "done, run $RUN: $NGROUPS rows, $SUPP suppressed"
 EVENTS=$(awk '$1 == "events" { print $2 }' "$E2E_OUT")
+grep -q -E "^log       root [0-9a-f]{64} of $EVENTS events: signed by the daemon, matches the events replayed\$" "$E2E_OUT" ||
+	e2e_fail "status: no verified checkpoint line: $(cat "$E2E_OUT")"
 [ "$EVENTS" -ge 7 ] || e2e_fail "events: $(cat "$E2E_OUT")"
 expect_ok e2e_as ian dcr status "$ROOM"
 expect_contains "$E2E_OUT" "you       ian@insurer.example: owner of insurer_customers"
