@@ -1,0 +1,423 @@
+/* bench_dmn.c: dcrd figures through the client library (see
+ * docs/benchmarks.md, "Daemon").
+ *
+ *   bench_dmn [--dcrd PATH] [--rows N] [--seconds S] [--no-sync]
+ *
+ * Starts a real dcrd (default $DCR_BUILD_DIR/daemon/dcrd, else
+ * ./daemon/dcrd) on a fresh directory under /tmp and measures:
+ * 1. connect + authenticate, per connection;
+ * 2. durable submits/s (signed room.draft_saved events, each checked by
+ *    rm_apply and appended with fsync) with 1, 8 and 32 clients, each on
+ *    its own room and all on one room (ESEQ retries included);
+ * 3. event listing (cl_events) of the largest room, events/s;
+ * 4. provisioning a generated CSV of N rows (default 1,000,000): upload
+ *    (validate + hash + encrypt + store) MB/s, then the prepared table;
+ * 5. a GROUP BY run over it, from run.requested to run.completed, and
+ *    reading the result.
+ * The directory is removed at the end. */
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../proto/proto.h"
+#include "../room/room.h"
+
+static char dir[64], sock[128], data[128], logp[128];
+static pid_t daemon_pid;
+static double seconds = 3.0;
+static dcr_key *anna;
+static char *anna_s;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void cleanup(void)
+{
+	if (daemon_pid > 0) {
+		int st;
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, &st, 0);
+		daemon_pid = 0;
+	}
+	if (dir[0])
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void die(const char *what, const dcr_err *err)
+{
+	fprintf(stderr, "bench_dmn: %s: %s\n", what, err ? err->msg : "");
+	exit(1);
+}
+
+static cl_conn *conn(void)
+{
+	cl_conn *c;
+	dcr_err err;
+
+	if (cl_connect(sock, anna, &c, &err) < 0)
+		die("connect", &err);
+	return c;
+}
+
+static char *def_json(const char *name, const char *extra)
+{
+	return dcr_asprintf("{\"format\": \"dcr.room/1\", \"name\": \"%s\", \"description\": \"%s\",\n"
+			    " \"settings\": {\"require_provisioned\": false},\n"
+			    " \"participants\": [{\"email\": \"anna@bank.example\", \"key\": \"%s\",\n"
+			    "   \"owner_of\": [\"bank\"], \"analyst_of\": [\"by_city\"]}],\n"
+			    " \"datasets\": [{\"name\": \"bank\", \"kind\": \"table\", \"columns\": [\n"
+			    "   {\"name\": \"email\", \"type\": \"string\"},\n"
+			    "   {\"name\": \"city\", \"type\": \"string\"},\n"
+			    "   {\"name\": \"age\", \"type\": \"integer\"},\n"
+			    "   {\"name\": \"balance\", \"type\": \"float\"}]}],\n"
+			    " \"computations\": [{\"name\": \"by_city\", \"kind\": \"sql\",\n"
+			    "   \"privacy\": {\"min_rows_aggregated\": 10},\n"
+			    "   \"query\": \"SELECT city, COUNT(*) AS n, AVG(age) AS age, SUM(balance) AS "
+			    "total FROM bank GROUP BY city\"}]}\n",
+			    name, extra, anna_s);
+}
+
+/* ---- submits ------------------------------------------------------------------ */
+
+struct writer {
+	uint8_t room[ES_ROOM_ID_BYTES];
+	double until;
+	uint64_t done, gave_up;
+	const char *json;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	cl_conn *c = conn();
+	dcr_buf body;
+	dcr_err err;
+
+	dcr_buf_init(&body);
+	rm_body_definition(&body, w->json);
+	while (now_s() < w->until) {
+		int rc = cl_submit(c, w->room, RM_EV_SAVED, body.data, body.len, NULL, &err);
+		if (rc == DCR_ESEQ)
+			w->gave_up++; /* lost every retry to other writers */
+		else if (rc < 0)
+			die("submit", &err);
+		else
+			w->done++;
+	}
+	dcr_buf_release(&body);
+	cl_close(c);
+	return NULL;
+}
+
+static void bench_submits(int nclients, bool one_room, uint8_t biggest[ES_ROOM_ID_BYTES])
+{
+	struct writer *w = dcr_calloc((size_t)nclients, sizeof *w);
+	pthread_t *th = dcr_calloc((size_t)nclients, sizeof *th);
+	cl_conn *c = conn();
+	char *json = def_json("bench", "x");
+	uint8_t shared[ES_ROOM_ID_BYTES];
+	uint64_t total = 0, gave_up = 0;
+	double t0, t1;
+	dcr_err err;
+
+	if (one_room && cl_room_create(c, json, shared, &err) < 0)
+		die("create", &err);
+	for (int i = 0; i < nclients; i++) {
+		if (one_room)
+			memcpy(w[i].room, shared, sizeof shared);
+		else if (cl_room_create(c, json, w[i].room, &err) < 0)
+			die("create", &err);
+		w[i].json = json;
+	}
+	t0 = now_s();
+	for (int i = 0; i < nclients; i++) {
+		w[i].until = t0 + seconds;
+		pthread_create(&th[i], NULL, writer_main, &w[i]);
+	}
+	for (int i = 0; i < nclients; i++) {
+		pthread_join(th[i], NULL);
+		total += w[i].done;
+		gave_up += w[i].gave_up;
+	}
+	t1 = now_s();
+	printf("  %2d client%s, %s: %8.0f submits/s (%llu in %.1f s", nclients,
+	       nclients == 1 ? " " : "s", one_room ? "one room     " : "room each    ",
+	       (double)total / (t1 - t0), (unsigned long long)total, t1 - t0);
+	if (gave_up)
+		printf("; %llu gave up after %u ESEQ retries", (unsigned long long)gave_up,
+		       (unsigned)DMN_SUBMIT_RETRIES);
+	printf(")\n");
+	if (one_room && biggest)
+		memcpy(biggest, shared, sizeof shared);
+	free(json);
+	free(w);
+	free(th);
+	cl_close(c);
+}
+
+static int count_event(void *ctx, uint64_t seq, const void *entry, size_t n)
+{
+	(void)seq;
+	(void)entry;
+	(*(uint64_t *)ctx) += n;
+	return 0;
+}
+
+/* ---- provisioning and runs ------------------------------------------------------ */
+
+struct gen {
+	uint64_t rows, next;
+	dcr_buf line;
+	size_t off;
+	bool header;
+};
+
+static int gen_read(void *ctx, void *buf, size_t cap)
+{
+	static const char *cities[] = {"Paris", "Lyon", "Nice", "Lille", "Metz", "Brest", "Nantes",
+				       "Dijon"};
+	struct gen *g = ctx;
+	size_t out = 0;
+
+	while (out < cap) {
+		if (g->off == g->line.len) {
+			dcr_buf_reset(&g->line);
+			g->off = 0;
+			if (!g->header) {
+				dcr_buf_append_str(&g->line, "email,city,age,balance\n");
+				g->header = true;
+			} else if (g->next < g->rows) {
+				uint64_t i = g->next++;
+				dcr_buf_printf(&g->line, "user%llu@example.org,%s,%llu,%llu.%02llu\n",
+					       (unsigned long long)i, cities[i % 8],
+					       (unsigned long long)(18 + i % 70),
+					       (unsigned long long)(i * 7919 % 100000),
+					       (unsigned long long)(i % 100));
+			} else {
+				break;
+			}
+		}
+		size_t k = g->line.len - g->off;
+		if (k > cap - out)
+			k = cap - out;
+		memcpy((uint8_t *)buf + out, g->line.data + g->off, k);
+		g->off += k;
+		out += k;
+	}
+	return (int)out;
+}
+
+static bool log_has(const char *needle)
+{
+	dcr_buf b;
+	dcr_err err;
+	bool hit;
+
+	dcr_buf_init(&b);
+	dcr_read_file(logp, 256u * 1024 * 1024, &b, &err);
+	hit = strstr(dcr_buf_cstr(&b), needle) != NULL;
+	dcr_buf_release(&b);
+	return hit;
+}
+
+static void bench_data(uint64_t rows)
+{
+	cl_conn *c = conn();
+	char *json = def_json("data", "provisioning");
+	uint8_t room[ES_ROOM_ID_BYTES], h[32];
+	struct gen g = {rows, 0, {0}, 0, false};
+	uint64_t size = 0, off = 0, bytes = 0;
+	cl_run_status st;
+	char run[33];
+	uint8_t *buf = dcr_malloc(DCR_CHUNK_BYTES);
+	dcr_buf body;
+	double t0, t1, t2;
+	dcr_err err;
+
+	dcr_buf_init(&body);
+	dcr_buf_init(&g.line);
+	if (cl_room_create(c, json, room, &err) < 0)
+		die("create", &err);
+	dcr_sha256(json, strlen(json), h);
+	rm_body_published(&body, h);
+	if (cl_submit(c, room, RM_EV_PUBLISHED, body.data, body.len, NULL, &err) < 0)
+		die("publish", &err);
+	t0 = now_s();
+	if (cl_provision(c, room, "bank", "bank.csv", 0, gen_read, &g, NULL, NULL, &err) < 0)
+		die("provision", &err);
+	t1 = now_s();
+	{
+		/* bytes of the generated file: what upload.end counted */
+		dcr_buf js;
+		dcr_buf_init(&js);
+		if (cl_datasets(c, &js, &err) == 0) {
+			const char *p = strstr(dcr_buf_cstr(&js), "\"bytes\": ");
+			if (p)
+				bytes = strtoull(p + 9, NULL, 10);
+		}
+		dcr_buf_release(&js);
+	}
+	printf("  provision %llu rows (%.1f MB): %.2f s, %.1f MB/s (validate, stats, SHA-256, "
+	       "AES-GCM, fsync)\n",
+	       (unsigned long long)rows, (double)bytes / 1e6, t1 - t0,
+	       (double)bytes / 1e6 / (t1 - t0));
+	while (!log_has("prepared table bank"))
+		usleep(10000);
+	t2 = now_s();
+	printf("  prepared table ready %.2f s after provisioning returned\n", t2 - t1);
+
+	t0 = now_s();
+	if (cl_run(c, room, "by_city", run, &err) < 0)
+		die("run", &err);
+	for (;;) {
+		if (cl_run_status(c, room, "by_city", &st, &err) < 0)
+			die("status", &err);
+		bool fin = strcmp(st.run_id, run) == 0 &&
+			   (strcmp(st.state, "done") == 0 || strcmp(st.state, "failed") == 0);
+		if (fin) {
+			if (strcmp(st.state, "done") != 0)
+				die("run failed", NULL);
+			printf("  run GROUP BY over %llu rows: %.0f ms end to end (%llu ms in the "
+			       "daemon), %llu result rows\n",
+			       (unsigned long long)rows, (now_s() - t0) * 1000,
+			       (unsigned long long)st.duration_ms, (unsigned long long)st.rows);
+			cl_run_status_release(&st);
+			break;
+		}
+		cl_run_status_release(&st);
+		usleep(2000);
+	}
+	t0 = now_s();
+	if (cl_result_open(c, room, "by_city", run, &size, &err) < 0)
+		die("result.open", &err);
+	for (;;) {
+		int n = cl_result_read(c, room, run, off, buf, DCR_CHUNK_BYTES, &err);
+		if (n < 0)
+			die("result.read", &err);
+		if (n == 0)
+			break;
+		off += (uint64_t)n;
+	}
+	printf("  result.open + read %llu bytes: %.1f ms\n", (unsigned long long)off,
+	       (now_s() - t0) * 1000);
+	free(buf);
+	free(json);
+	dcr_buf_release(&body);
+	dcr_buf_release(&g.line);
+	cl_close(c);
+}
+
+int main(int argc, char **argv)
+{
+	const char *exe = NULL, *b = getenv("DCR_BUILD_DIR");
+	uint64_t rows = 1000000;
+	bool no_sync = false;
+	uint8_t pub[32], big[ES_ROOM_ID_BYTES];
+	double t0;
+	char *exe_buf = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--dcrd") == 0 && i + 1 < argc)
+			exe = argv[++i];
+		else if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc)
+			rows = strtoull(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+			seconds = strtod(argv[++i], NULL);
+		else if (strcmp(argv[i], "--no-sync") == 0)
+			no_sync = true;
+		else {
+			fprintf(stderr, "usage: bench_dmn [--dcrd PATH] [--rows N] [--seconds S] "
+					"[--no-sync]\n");
+			return 2;
+		}
+	}
+	if (!exe)
+		exe = exe_buf = dcr_asprintf("%s/daemon/dcrd", b && *b ? b : ".");
+	snprintf(dir, sizeof dir, "/tmp/dcr-bench-dmn-XXXXXX");
+	if (!mkdtemp(dir))
+		return 1;
+	atexit(cleanup);
+	snprintf(sock, sizeof sock, "%s/s", dir);
+	snprintf(data, sizeof data, "%s/data", dir);
+	snprintf(logp, sizeof logp, "%s/log", dir);
+	dcr_key_generate(&anna);
+	dcr_key_public(anna, pub);
+	anna_s = dcr_pub_format(pub);
+
+	daemon_pid = fork();
+	if (daemon_pid == 0) {
+		int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(fd, 2);
+		if (no_sync)
+			execl(exe, exe, "--data", data, "--socket", sock, "--no-sync", (char *)NULL);
+		else
+			execl(exe, exe, "--data", data, "--socket", sock, (char *)NULL);
+		_exit(127);
+	}
+	while (!log_has("listening on")) {
+		int st;
+		if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid) {
+			daemon_pid = 0;
+			fprintf(stderr, "bench_dmn: dcrd (%s) did not start\n", exe);
+			return 1;
+		}
+		usleep(10000);
+	}
+	printf("dcrd benchmark (%s)\n", no_sync ? "--no-sync: NOT durable" : "durable: fsync");
+
+	t0 = now_s();
+	for (int i = 0; i < 200; i++)
+		cl_close(conn());
+	printf("  connect + authenticate: %.2f ms per connection\n", (now_s() - t0) * 1000 / 200);
+
+	bench_submits(1, false, NULL);
+	bench_submits(8, false, NULL);
+	bench_submits(32, false, NULL);
+	bench_submits(8, true, NULL);
+	bench_submits(32, true, big);
+	{
+		cl_conn *c = conn();
+		uint64_t bytes = 0;
+		size_t n = 0;
+		cl_room_info *rooms = NULL;
+		uint64_t events = 0;
+		dcr_err err;
+		char hex[ES_ROOM_HEX_BYTES];
+		es_room_format(big, hex);
+		if (cl_rooms(c, &rooms, &n, &err) == 0)
+			for (size_t i = 0; i < n; i++)
+				if (strcmp(rooms[i].id, hex) == 0)
+					events = rooms[i].size;
+		cl_rooms_free(rooms, n);
+		t0 = now_s();
+		if (cl_events(c, big, 0, ES_SEQ_ANY, count_event, &bytes, &err) < 0)
+			die("events", &err);
+		printf("  list %llu events (%.1f MB): %.0f events/s\n", (unsigned long long)events,
+		       (double)bytes / 1e6, (double)events / (now_s() - t0));
+		cl_close(c);
+	}
+	bench_data(rows);
+	cleanup();
+	dcr_key_free(anna);
+	free(anna_s);
+	free(exe_buf);
+	return 0;
+}
