@@ -11,8 +11,8 @@
 #include "tools.h"
 #include "../room/room.h"
 
-#define CLI_EXIT_OK 0
-#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_OK    0
+#define CLI_EXIT_FAIL  1
 #define CLI_EXIT_USAGE 2
 
 /* One option of a command. value != NULL: the option takes an argument
@@ -30,12 +30,12 @@ typedef struct cli_opt {
  * printing what was wrong and the usage to stderr. */
 #define CLI_PARSE_HELP (-1)
 int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts,
-	      char **pos, int pos_min, int pos_max, int *npos);
-#define CLI_PARSE(...)                                                          \
-	do {                                                                    \
-		int cli_r_ = cli_parse(__VA_ARGS__);                            \
-		if (cli_r_)                                                     \
-			return cli_r_ == CLI_PARSE_HELP ? CLI_EXIT_OK : cli_r_; \
+              char **pos, int pos_min, int pos_max, int *npos);
+#define CLI_PARSE(...)                                                                             \
+	do {                                                                                       \
+		int cli_r_ = cli_parse(__VA_ARGS__);                                               \
+		if (cli_r_)                                                                        \
+			return cli_r_ == CLI_PARSE_HELP ? CLI_EXIT_OK : cli_r_;                    \
 	} while (0)
 
 /* Reads a whole file, or stdin for "-", of at most max_bytes; NUL
@@ -54,7 +54,7 @@ int cli_open_room(const char *room, cl_conn **c, uint8_t id[ES_ROOM_ID_BYTES], d
  * the first cp->size events fetched (DCR_EINTEGRITY when they differ). st
  * is always initialised (release it). */
 int cli_replay_verified(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], rm_state *st,
-			es_checkpoint *cp, dcr_err *err);
+                        es_checkpoint *cp, dcr_err *err);
 
 /* Email of key in the definition ("ed25519:..." prefix when unknown).
  * Returns a pointer into def or into buf (at least 64 bytes). */

@@ -25,12 +25,12 @@ static void hex32(const uint8_t *p, char out[65])
 /* ---- provision ------------------------------------------------------------- */
 
 static const char provision_usage[] =
-	"usage: dcr provision ROOM DATASET FILE\n"
-	"Uploads FILE (CSV with a header row; \"-\" reads stdin) as DATASET of ROOM.\n"
-	"The daemon validates every row against the schema; on success the signed\n"
-	"dataset.provisioned event records rows, bytes and the file's SHA-256,\n"
-	"which are printed. A rejected file changes nothing: the error names the\n"
-	"line and column. Shows progress on stderr when it is a terminal.\n";
+    "usage: dcr provision ROOM DATASET FILE\n"
+    "Uploads FILE (CSV with a header row; \"-\" reads stdin) as DATASET of ROOM.\n"
+    "The daemon validates every row against the schema; on success the signed\n"
+    "dataset.provisioned event records rows, bytes and the file's SHA-256,\n"
+    "which are printed. A rejected file changes nothing: the error names the\n"
+    "line and column. Shows progress on stderr when it is a terminal.\n";
 
 struct fd_reader {
 	int fd;
@@ -92,8 +92,8 @@ int cli_cmd_provision(int argc, char **argv)
 	if (rc)
 		goto out;
 	cli_progress_init(&prog, "provision", pos[1]);
-	rc = cl_provision(c, id, pos[1], base, total, read_fd, &rd, provision_progress, &prog,
-			  &err);
+	rc =
+	    cl_provision(c, id, pos[1], base, total, read_fd, &rd, provision_progress, &prog, &err);
 	cli_progress_end(&prog);
 	if (rc)
 		goto out;
@@ -108,9 +108,9 @@ int cli_cmd_provision(int argc, char **argv)
 
 		if (!p) {
 			rc = dcr_err_set(&err, DCR_EINTEGRITY,
-					 "the daemon accepted %s but the log has no "
-					 "dataset.provisioned event for it",
-					 pos[1]);
+			                 "the daemon accepted %s but the log has no "
+			                 "dataset.provisioned event for it",
+			                 pos[1]);
 			goto out;
 		}
 		hex32(p->sha256, sha);
@@ -131,9 +131,9 @@ out:
 int cli_cmd_deprovision(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: dcr deprovision ROOM DATASET\n"
-		"Withdraws a dataset you own from ROOM (dataset.deprovisioned); runs that\n"
-		"need it are refused until it is provisioned again.\n";
+	    "usage: dcr deprovision ROOM DATASET\n"
+	    "Withdraws a dataset you own from ROOM (dataset.deprovisioned); runs that\n"
+	    "need it are refused until it is provisioned again.\n";
 	char *pos[2];
 	cl_conn *c = NULL;
 	dcr_err err = {0};
@@ -177,10 +177,10 @@ static void ds_row_free(struct ds_row *r)
 int cli_cmd_datasets(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: dcr datasets [--json]\n"
-		"Lists the datasets you own in every room you take part in, with what is\n"
-		"provisioned (from each room's replayed log). --json prints the daemon's\n"
-		"list of what you provisioned instead.\n";
+	    "usage: dcr datasets [--json]\n"
+	    "Lists the datasets you own in every room you take part in, with what is\n"
+	    "provisioned (from each room's replayed log). --json prints the daemon's\n"
+	    "list of what you provisioned instead.\n";
 	bool json = false;
 	const cli_opt opts[] = {{"--json", NULL, &json}, {NULL, NULL, NULL}};
 	cl_conn *c = NULL;
@@ -258,11 +258,12 @@ int cli_cmd_datasets(int argc, char **argv)
 	}
 	{
 		int w[6] = {4, 7, 6, 4, 5, 4};
-		const char *hdr[7] = {"ROOM", "DATASET", "STATUS", "ROWS", "BYTES", "FILE", "SHA256"};
+		const char *hdr[7] = {"ROOM",  "DATASET", "STATUS", "ROWS",
+		                      "BYTES", "FILE",    "SHA256"};
 
 		for (size_t i = 0; i < nrows; i++) {
 			const char *f[6] = {rows[i].room, rows[i].dataset, rows[i].status,
-					    rows[i].rows, rows[i].bytes, rows[i].file};
+			                    rows[i].rows, rows[i].bytes,   rows[i].file};
 			for (int k = 0; k < 6; k++)
 				if ((int)strlen(f[k]) > w[k])
 					w[k] = (int)strlen(f[k]);
@@ -307,7 +308,7 @@ static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
  * state ("queued", "running", "done", "failed") and, when finished, the
  * outcome fields of out. */
 static int poll_run(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], const char *comp,
-		    const char *run_id, cl_run_status *out, dcr_err *err)
+                    const char *run_id, cl_run_status *out, dcr_err *err)
 {
 	rm_state st;
 	const rm_run *r;
@@ -331,7 +332,9 @@ static int poll_run(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], const char *
 	}
 	snprintf(out->run_id, sizeof out->run_id, "%s", run_id);
 	snprintf(out->state, sizeof out->state, "%s",
-		 r->state == RM_RUN_DONE ? "done" : r->state == RM_RUN_FAILED ? "failed" : "queued");
+	         r->state == RM_RUN_DONE     ? "done"
+	         : r->state == RM_RUN_FAILED ? "failed"
+	                                     : "queued");
 	out->error = r->error ? dcr_strdup(r->error) : NULL;
 	out->rows = r->rows;
 	out->suppressed = r->suppressed;
@@ -345,16 +348,15 @@ out:
 int cli_cmd_run(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: dcr run ROOM COMPUTATION [--wait] [--timeout SECONDS]\n"
-		"Requests a run (analysts of COMPUTATION only) and prints its id. With\n"
-		"--wait, waits until it is done or failed (at most --timeout seconds,\n"
-		"default 600, 0 = no limit) and prints the outcome; exits 1 if the run\n"
-		"failed or the wait timed out.\n";
+	    "usage: dcr run ROOM COMPUTATION [--wait] [--timeout SECONDS]\n"
+	    "Requests a run (analysts of COMPUTATION only) and prints its id. With\n"
+	    "--wait, waits until it is done or failed (at most --timeout seconds,\n"
+	    "default 600, 0 = no limit) and prints the outcome; exits 1 if the run\n"
+	    "failed or the wait timed out.\n";
 	bool wait = false;
 	const char *timeout_s = NULL;
-	const cli_opt opts[] = {{"--wait", NULL, &wait},
-				{"--timeout", &timeout_s, NULL},
-				{NULL, NULL, NULL}};
+	const cli_opt opts[] = {
+	    {"--wait", NULL, &wait}, {"--timeout", &timeout_s, NULL}, {NULL, NULL, NULL}};
 	char *pos[2];
 	cl_conn *c = NULL;
 	dcr_err err = {0};
@@ -369,7 +371,7 @@ int cli_cmd_run(int argc, char **argv)
 	CLI_PARSE("run", usage, argc, argv, opts, pos, 2, 2, NULL);
 	if (timeout_s && !parse_uint(timeout_s, 7 * 24 * 3600, &timeout)) {
 		fprintf(stderr, "dcr run: --timeout: \"%s\" is not a number of seconds\n",
-			timeout_s);
+		        timeout_s);
 		return CLI_EXIT_USAGE;
 	}
 	rc = cli_open_room(pos[0], &c, id, &err);
@@ -395,10 +397,10 @@ int cli_cmd_run(int argc, char **argv)
 			break;
 		if (timeout && dcr_mono_ms() - start >= timeout * 1000) {
 			rc = dcr_err_set(&err, DCR_ETIMEOUT,
-					 "run %s still %s after %llu s (it goes on; see dcr "
-					 "status %s %s)",
-					 run_id, rs.state, (unsigned long long)timeout, pos[0],
-					 pos[1]);
+			                 "run %s still %s after %llu s (it goes on; see dcr "
+			                 "status %s %s)",
+			                 run_id, rs.state, (unsigned long long)timeout, pos[0],
+			                 pos[1]);
 			goto out;
 		}
 		usleep((useconds_t)(sleep_ms * 1000));
@@ -407,7 +409,7 @@ int cli_cmd_run(int argc, char **argv)
 	}
 	if (strcmp(rs.state, "failed") == 0) {
 		rc = dcr_err_set(&err, DCR_EINVALID, "run %s failed: %s", run_id,
-				 rs.error ? rs.error : "(no error message)");
+		                 rs.error ? rs.error : "(no error message)");
 		goto out;
 	}
 	printf("done: %llu rows, %llu suppressed, %llu bytes, %llu ms\n",
@@ -524,7 +526,7 @@ out:
 }
 
 static int status_computation(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], const char *comp,
-			      dcr_err *err)
+                              dcr_err *err)
 {
 	cl_run_status rs;
 	int rc;
@@ -556,12 +558,12 @@ out:
 int cli_cmd_status(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: dcr status ROOM [COMPUTATION]\n"
-		"Without COMPUTATION: the room's status, event count, your roles, the\n"
-		"provisioned datasets (rows, bytes, sha256) and the last run of each\n"
-		"computation, all from the replayed log, whose Merkle root is checked\n"
-		"against the daemon's signed checkpoint. With COMPUTATION: its last run\n"
-		"(state, rows, suppressed rows, error) as the daemon sees it now.\n";
+	    "usage: dcr status ROOM [COMPUTATION]\n"
+	    "Without COMPUTATION: the room's status, event count, your roles, the\n"
+	    "provisioned datasets (rows, bytes, sha256) and the last run of each\n"
+	    "computation, all from the replayed log, whose Merkle root is checked\n"
+	    "against the daemon's signed checkpoint. With COMPUTATION: its last run\n"
+	    "(state, rows, suppressed rows, error) as the daemon sees it now.\n";
 	char *pos[2];
 	int npos = 0, rc;
 	cl_conn *c = NULL;
@@ -603,10 +605,10 @@ static int write_all(int fd, const void *p, size_t n)
 int cli_cmd_result(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: dcr result ROOM COMPUTATION [-o FILE]\n"
-		"Writes the result CSV (with a header row) of the last completed run of\n"
-		"COMPUTATION to stdout or FILE (analysts only; recorded in the log as\n"
-		"result.retrieved). Shows progress on stderr when it is a terminal.\n";
+	    "usage: dcr result ROOM COMPUTATION [-o FILE]\n"
+	    "Writes the result CSV (with a header row) of the last completed run of\n"
+	    "COMPUTATION to stdout or FILE (analysts only; recorded in the log as\n"
+	    "result.retrieved). Shows progress on stderr when it is a terminal.\n";
 	const char *outp = NULL;
 	const cli_opt opts[] = {{"-o", &outp, NULL}, {"--out", &outp, NULL}, {NULL, NULL, NULL}};
 	char *pos[2];
@@ -645,7 +647,7 @@ int cli_cmd_result(int argc, char **argv)
 			rc = n;
 			if (!err.code)
 				dcr_err_set(&err, rc, "reading the result of run %s: %s", run_id,
-					    dcr_strerror(rc));
+				            dcr_strerror(rc));
 			goto out;
 		}
 		if (n == 0)
@@ -653,7 +655,7 @@ int cli_cmd_result(int argc, char **argv)
 		rc = write_all(fd, buf, (size_t)n);
 		if (rc) {
 			dcr_err_set(&err, rc, "writing %s: %s", created ? outp : "standard output",
-				    strerror(-rc));
+			            strerror(-rc));
 			goto out;
 		}
 		off += (uint64_t)n;
@@ -661,8 +663,8 @@ int cli_cmd_result(int argc, char **argv)
 	}
 	if (off != size) {
 		rc = dcr_err_set(&err, DCR_EINTEGRITY,
-				 "result of run %s: got %llu bytes, the daemon announced %llu",
-				 run_id, (unsigned long long)off, (unsigned long long)size);
+		                 "result of run %s: got %llu bytes, the daemon announced %llu",
+		                 run_id, (unsigned long long)off, (unsigned long long)size);
 		goto out;
 	}
 	if (created && fsync(fd) != 0) {
@@ -681,6 +683,6 @@ out:
 	cl_close(c);
 	if (!rc && created)
 		fprintf(stderr, "dcr result: run %s, %llu bytes written to %s\n", run_id,
-			(unsigned long long)off, outp);
+		        (unsigned long long)off, outp);
 	return rc ? fail("result", &err) : CLI_EXIT_OK;
 }

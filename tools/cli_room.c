@@ -11,25 +11,25 @@
 #include "cli.h"
 
 static const char room_usage[] =
-	"usage: dcr room SUBCOMMAND ...\n"
-	"\n"
-	"  create FILE.json              create a draft room (FILE \"-\" is stdin),\n"
-	"                                print its id\n"
-	"  save ROOM FILE.json           replace the draft definition (creator, draft)\n"
-	"  show ROOM [--status]          the definition as normalised JSON; a status\n"
-	"                                line on stderr (--status: only the status,\n"
-	"                                on stdout)\n"
-	"  export ROOM                   the definition exactly as signed (input for\n"
-	"                                room create; its sha256 is what publish signs)\n"
-	"  list                          rooms you take part in\n"
-	"  duplicate ROOM [--name NAME]  new draft with the same definition (renamed\n"
-	"                                with --name), print its id\n"
-	"  publish ROOM                  freeze the definition (creator, draft)\n"
-	"  stop ROOM [--reason TEXT]     stop the room (creator)\n"
-	"  test ROOM                     run every computation on empty inputs and\n"
-	"                                report each result's columns or error\n"
-	"\n"
-	"ROOM is a room id (32 hex characters) or the name of a room you take part in.\n";
+    "usage: dcr room SUBCOMMAND ...\n"
+    "\n"
+    "  create FILE.json              create a draft room (FILE \"-\" is stdin),\n"
+    "                                print its id\n"
+    "  save ROOM FILE.json           replace the draft definition (creator, draft)\n"
+    "  show ROOM [--status]          the definition as normalised JSON; a status\n"
+    "                                line on stderr (--status: only the status,\n"
+    "                                on stdout)\n"
+    "  export ROOM                   the definition exactly as signed (input for\n"
+    "                                room create; its sha256 is what publish signs)\n"
+    "  list                          rooms you take part in\n"
+    "  duplicate ROOM [--name NAME]  new draft with the same definition (renamed\n"
+    "                                with --name), print its id\n"
+    "  publish ROOM                  freeze the definition (creator, draft)\n"
+    "  stop ROOM [--reason TEXT]     stop the room (creator)\n"
+    "  test ROOM                     run every computation on empty inputs and\n"
+    "                                report each result's columns or error\n"
+    "\n"
+    "ROOM is a room id (32 hex characters) or the name of a room you take part in.\n";
 
 static int fail(const char *cmd, dcr_err *err)
 {
@@ -42,8 +42,8 @@ static int fail(const char *cmd, dcr_err *err)
 static int room_create(int argc, char **argv)
 {
 	static const char usage[] = "usage: dcr room create FILE.json\n"
-				    "Creates a draft room from a definition (\"-\" reads "
-				    "stdin) and prints its id.\n";
+	                            "Creates a draft room from a definition (\"-\" reads "
+	                            "stdin) and prints its id.\n";
 	char *pos[1];
 	cl_conn *c = NULL;
 	dcr_err err = {0};
@@ -77,8 +77,8 @@ out:
 static int room_save(int argc, char **argv)
 {
 	static const char usage[] = "usage: dcr room save ROOM FILE.json\n"
-				    "Replaces the definition of a draft room (creator only; "
-				    "\"-\" reads stdin).\n";
+	                            "Replaces the definition of a draft room (creator only; "
+	                            "\"-\" reads stdin).\n";
 	char *pos[2];
 	cl_conn *c = NULL;
 	dcr_err err = {0};
@@ -116,7 +116,7 @@ static void status_line(FILE *f, const rm_state *st)
 
 	es_room_format(st->room, hex);
 	fprintf(f, "room %s %s: %s, %llu events", hex, st->def ? st->def->name : "?",
-		rm_status_name(st->status), (unsigned long long)st->size);
+	        rm_status_name(st->status), (unsigned long long)st->size);
 	if (st->status == RM_STOPPED && st->stop_reason && *st->stop_reason)
 		fprintf(f, " (stopped: %s)", st->stop_reason);
 	fputc('\n', f);
@@ -125,14 +125,14 @@ static void status_line(FILE *f, const rm_state *st)
 static int room_show_export(int argc, char **argv, bool exp)
 {
 	static const char show_usage[] =
-		"usage: dcr room show ROOM [--status]\n"
-		"Prints the definition as normalised JSON (defaults filled in) on stdout\n"
-		"and \"room ID NAME: STATUS, N events\" on stderr; with --status only that\n"
-		"line, on stdout.\n";
+	    "usage: dcr room show ROOM [--status]\n"
+	    "Prints the definition as normalised JSON (defaults filled in) on stdout\n"
+	    "and \"room ID NAME: STATUS, N events\" on stderr; with --status only that\n"
+	    "line, on stdout.\n";
 	static const char export_usage[] =
-		"usage: dcr room export ROOM\n"
-		"Prints the definition text exactly as stored in the log (accepted by\n"
-		"dcr room create; its SHA-256 is what dcr room publish signs).\n";
+	    "usage: dcr room export ROOM\n"
+	    "Prints the definition text exactly as stored in the log (accepted by\n"
+	    "dcr room create; its SHA-256 is what dcr room publish signs).\n";
 	const char *cmd = exp ? "room export" : "room show";
 	bool only_status = false;
 	const cli_opt opts[] = {{"--status", NULL, &only_status}, {NULL, NULL, NULL}};
@@ -146,7 +146,7 @@ static int room_show_export(int argc, char **argv, bool exp)
 	int rc;
 
 	CLI_PARSE(cmd, exp ? export_usage : show_usage, argc, argv, exp ? NULL : opts, pos, 1, 1,
-		  NULL);
+	          NULL);
 	rc = cli_open_room(pos[0], &c, id, &err);
 	if (rc)
 		goto out;
@@ -183,8 +183,8 @@ out:
 static int room_list(int argc, char **argv)
 {
 	static const char usage[] = "usage: dcr room list\n"
-				    "Lists the rooms you created or take part in: id, name, "
-				    "status, events.\n";
+	                            "Lists the rooms you created or take part in: id, name, "
+	                            "status, events.\n";
 	cl_conn *c = NULL;
 	dcr_err err = {0};
 	cl_room_info *rooms = NULL;
@@ -222,10 +222,10 @@ out:
 static int room_duplicate(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: dcr room duplicate ROOM [--name NAME]\n"
-		"Creates a new draft room with the definition of ROOM (any status) and\n"
-		"prints its id. --name gives the copy another name (then the copy's\n"
-		"definition is the normalised form, as dcr room show prints it).\n";
+	    "usage: dcr room duplicate ROOM [--name NAME]\n"
+	    "Creates a new draft room with the definition of ROOM (any status) and\n"
+	    "prints its id. --name gives the copy another name (then the copy's\n"
+	    "definition is the normalised form, as dcr room show prints it).\n";
 	const char *name = NULL;
 	const cli_opt opts[] = {{"--name", &name, NULL}, {NULL, NULL, NULL}};
 	char *pos[1];
@@ -241,9 +241,9 @@ static int room_duplicate(int argc, char **argv)
 	CLI_PARSE("room duplicate", usage, argc, argv, opts, pos, 1, 1, NULL);
 	if (name && !rm_room_name_valid(name)) {
 		fprintf(stderr,
-			"dcr room duplicate: \"%s\" is not a room name (1 to %u of A-Z a-z 0-9 "
-			". _ -, not starting with . or -)\n",
-			name, DCR_RM_ROOM_NAME_BYTES_MAX);
+		        "dcr room duplicate: \"%s\" is not a room name (1 to %u of A-Z a-z 0-9 "
+		        ". _ -, not starting with . or -)\n",
+		        name, DCR_RM_ROOM_NAME_BYTES_MAX);
 		return CLI_EXIT_USAGE;
 	}
 	rc = cli_open_room(pos[0], &c, id, &err);
@@ -284,9 +284,9 @@ out:
 static int room_publish(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: dcr room publish ROOM\n"
-		"Publishes a draft room (creator only): signs room.published with the\n"
-		"SHA-256 of the current definition text, which freezes the contract.\n";
+	    "usage: dcr room publish ROOM\n"
+	    "Publishes a draft room (creator only): signs room.published with the\n"
+	    "SHA-256 of the current definition text, which freezes the contract.\n";
 	char *pos[1];
 	cl_conn *c = NULL;
 	dcr_err err = {0};
@@ -331,8 +331,8 @@ out:
 static int room_stop(int argc, char **argv)
 {
 	static const char usage[] = "usage: dcr room stop ROOM [--reason TEXT]\n"
-				    "Stops a room (creator only): no provisioning or runs "
-				    "afterwards; the log stays readable.\n";
+	                            "Stops a room (creator only): no provisioning or runs "
+	                            "afterwards; the log stays readable.\n";
 	const char *reason = NULL;
 	const cli_opt opts[] = {{"--reason", &reason, NULL}, {NULL, NULL, NULL}};
 	char *pos[1];
@@ -363,10 +363,10 @@ out:
 static int room_test(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: dcr room test ROOM\n"
-		"Runs every computation of ROOM on empty inputs (no real data is read)\n"
-		"and prints each result's columns and types, or its error. Exits 1 if\n"
-		"the daemon could not run the test.\n";
+	    "usage: dcr room test ROOM\n"
+	    "Runs every computation of ROOM on empty inputs (no real data is read)\n"
+	    "and prints each result's columns and types, or its error. Exits 1 if\n"
+	    "the daemon could not run the test.\n";
 	char *pos[1];
 	cl_conn *c = NULL;
 	dcr_err err = {0};
@@ -409,9 +409,9 @@ int cli_cmd_room(int argc, char **argv)
 		const char *name;
 		int (*fn)(int, char **);
 	} subs[] = {
-		{"create", room_create},       {"save", room_save},       {"show", room_show},
-		{"export", room_export},       {"list", room_list},       {"duplicate", room_duplicate},
-		{"publish", room_publish},     {"stop", room_stop},       {"test", room_test},
+	    {"create", room_create},   {"save", room_save}, {"show", room_show},
+	    {"export", room_export},   {"list", room_list}, {"duplicate", room_duplicate},
+	    {"publish", room_publish}, {"stop", room_stop}, {"test", room_test},
 	};
 
 	if (argc < 2) {

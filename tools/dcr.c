@@ -52,9 +52,9 @@ int tl_load_identity(dcr_key **out, dcr_err *err)
 	*out = NULL;
 	if (access(path, F_OK) != 0)
 		return dcr_err_set(err, -ENOENT,
-				   "no identity key at %s: make one with `dcr keygen --email "
-				   "EMAIL`, or name it with --identity FILE or DCR_IDENTITY",
-				   path);
+		                   "no identity key at %s: make one with `dcr keygen --email "
+		                   "EMAIL`, or name it with --identity FILE or DCR_IDENTITY",
+		                   path);
 	return dcr_key_load(path, out, err);
 }
 
@@ -78,7 +78,7 @@ int tl_connect(cl_conn **out, dcr_err *err)
 	*out = NULL;
 	if (!sock)
 		return dcr_err_set(err, DCR_EINVALID,
-				   "no daemon socket: pass --socket PATH or set DCR_SOCKET");
+		                   "no daemon socket: pass --socket PATH or set DCR_SOCKET");
 	/* The connection borrows the key (cl_identity); it lives until main()
 	 * returns, so any number of connections may share it. */
 	if (!g_key) {
@@ -114,8 +114,8 @@ static int replay_one(void *ctx, uint64_t seq, const void *entry, size_t n)
 	return rc;
 }
 
-static int replay(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], rm_state *st,
-		  dcr_buf *leaves, dcr_err *err)
+static int replay(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], rm_state *st, dcr_buf *leaves,
+                  dcr_err *err)
 {
 	struct replay_ctx r = {.st = st, .leaves = leaves};
 	int rc;
@@ -138,7 +138,7 @@ int tl_replay(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], struct rm_state 
 }
 
 int cli_replay_verified(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], rm_state *st,
-			es_checkpoint *cp, dcr_err *err)
+                        es_checkpoint *cp, dcr_err *err)
 {
 	dcr_buf leaves;
 	uint8_t root[32];
@@ -162,13 +162,13 @@ int cli_replay_verified(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], rm_sta
 	if (memcmp(cp->key, cl_daemon_key(c), 32) != 0 ||
 	    memcmp(cp->room, room, ES_ROOM_ID_BYTES) != 0) {
 		rc = dcr_err_set(err, DCR_EINTEGRITY,
-				 "the checkpoint is not the daemon's checkpoint of this room");
+		                 "the checkpoint is not the daemon's checkpoint of this room");
 		goto out;
 	}
 	if (cp->size > st->size) {
 		rc = dcr_err_set(err, DCR_EINTEGRITY,
-				 "the daemon signed a log of %llu events but served %llu",
-				 (unsigned long long)cp->size, (unsigned long long)st->size);
+		                 "the daemon signed a log of %llu events but served %llu",
+		                 (unsigned long long)cp->size, (unsigned long long)st->size);
 		goto out;
 	}
 	es_merkle_root((const uint8_t(*)[32])leaves.data, cp->size, root);
@@ -178,9 +178,9 @@ int cli_replay_verified(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], rm_sta
 		dcr_hex_encode(cp->root, 32, a);
 		dcr_hex_encode(root, 32, b);
 		rc = dcr_err_set(err, DCR_EINTEGRITY,
-				 "the first %llu events served do not match the signed checkpoint "
-				 "(root %s, computed %s)",
-				 (unsigned long long)cp->size, a, b);
+		                 "the first %llu events served do not match the signed checkpoint "
+		                 "(root %s, computed %s)",
+		                 (unsigned long long)cp->size, a, b);
 		goto out;
 	}
 out:
@@ -240,7 +240,7 @@ static const cli_opt *find_opt(const cli_opt *opts, const char *arg, size_t n)
 }
 
 int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts,
-	      char **pos, int pos_min, int pos_max, int *npos)
+              char **pos, int pos_min, int pos_max, int *npos)
 {
 	bool only_pos = false;
 	int np = 0;
@@ -264,7 +264,7 @@ int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const c
 			o = find_opt(opts, a, n);
 			if (!o) {
 				fprintf(stderr, "dcr %s: unknown option %.*s\n%s", cmd, (int)n, a,
-					usage);
+				        usage);
 				return CLI_EXIT_USAGE;
 			}
 			if (o->value) {
@@ -274,13 +274,13 @@ int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const c
 					*o->value = argv[++i];
 				} else {
 					fprintf(stderr, "dcr %s: option %s needs a value\n%s", cmd,
-						o->name, usage);
+					        o->name, usage);
 					return CLI_EXIT_USAGE;
 				}
 			} else {
 				if (eq) {
-					fprintf(stderr, "dcr %s: option %s takes no value\n%s",
-						cmd, o->name, usage);
+					fprintf(stderr, "dcr %s: option %s takes no value\n%s", cmd,
+					        o->name, usage);
 					return CLI_EXIT_USAGE;
 				}
 				*o->flag = true;
@@ -320,13 +320,13 @@ int cli_read_input(const char *path, size_t max_bytes, dcr_buf *out, dcr_err *er
 			continue;
 		if (r < 0)
 			return dcr_err_set(err, -errno, "reading standard input: %s",
-					   strerror(errno));
+			                   strerror(errno));
 		if (r == 0)
 			break;
 		out->len += (size_t)r;
 		if (out->len > max_bytes)
-			return dcr_err_set(err, DCR_ELIMIT,
-					   "standard input: more than %zu bytes", max_bytes);
+			return dcr_err_set(err, DCR_ELIMIT, "standard input: more than %zu bytes",
+			                   max_bytes);
 	}
 	dcr_buf_cstr(out);
 	return 0;
@@ -402,7 +402,7 @@ void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total)
 	if (total) {
 		cli_human_bytes(total, b, sizeof b);
 		fprintf(stderr, "\r\033[Kdcr %s: %s %s of %s (%d%%)", p->cmd, p->what, a, b,
-			(int)(done * 100 / total));
+		        (int)(done * 100 / total));
 	} else {
 		fprintf(stderr, "\r\033[Kdcr %s: %s %s", p->cmd, p->what, a);
 	}
@@ -419,25 +419,44 @@ void cli_progress_end(cli_progress *p)
 /* ---- keygen / whoami ------------------------------------------------------ */
 
 static const char keygen_usage[] =
-	"usage: dcr keygen --email EMAIL [--out FILE] [--force]\n"
-	"\n"
-	"Makes an Ed25519 identity: the private key FILE (PEM, mode 0600) and its\n"
-	"public line FILE.pub, and prints the public line \"EMAIL ed25519:...\"\n"
-	"that goes into room definitions. FILE defaults to --identity, else\n"
-	"$DCR_IDENTITY, else ~/.config/dcr/identity.pem (the directory is made\n"
-	"with mode 0700). An existing key is never overwritten without --force.\n";
+    "usage: dcr keygen --email EMAIL [--out FILE] [--force]\n"
+    "\n"
+    "Makes an Ed25519 identity: the private key FILE (PEM, mode 0600) and its\n"
+    "public line FILE.pub, and prints the public line \"EMAIL ed25519:...\"\n"
+    "that goes into room definitions. FILE defaults to --identity, else\n"
+    "$DCR_IDENTITY, else ~/.config/dcr/identity.pem (the directory is made\n"
+    "with mode 0700). An existing key is never overwritten without --force.\n";
 
-static bool email_valid(const char *e)
+/* The email must be one a room definition accepts, so the public line
+ * keygen prints can go into a definition as is. The rule is the room
+ * module's: the email is checked by parsing the smallest definition that
+ * names it (with the new key). Returns 0, or fills err. */
+static int email_check(const char *email, const uint8_t pub[DCR_ED25519_PUB_BYTES], dcr_err *err)
 {
-	const char *at = strchr(e, '@');
-	size_t n = strlen(e);
+	static const char prefix[] = "participants[0].email: ";
+	char *key = dcr_pub_format(pub), *json = NULL;
+	rm_def *d = NULL;
+	int rc = 0;
 
-	if (n < 3 || n > 254 || !at || at == e || at[1] == '\0' || strchr(at + 1, '@'))
-		return false;
-	for (const char *p = e; *p; p++)
-		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '"' || *p == ',')
-			return false;
-	return true;
+	/* Keep the JSON well formed: the room rule refuses these anyway. */
+	for (const char *p = email; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\\') {
+			rc = dcr_err_set(err, DCR_EINVALID,
+			                 "\"%s\" does not look like an email address", email);
+			goto out;
+		}
+	json = dcr_asprintf("{\"format\": \"dcr.room/1\", \"name\": \"keygen\", "
+	                    "\"participants\": [{\"email\": \"%s\", \"key\": \"%s\"}]}",
+	                    email, key);
+	rc = rm_def_parse(json, strlen(json), &d, err);
+	if (rc && err && strncmp(err->msg, prefix, sizeof prefix - 1) == 0)
+		memmove(err->msg, err->msg + sizeof prefix - 1,
+		        strlen(err->msg + sizeof prefix - 1) + 1);
+out:
+	rm_def_free(d);
+	free(json);
+	free(key);
+	return rc;
 }
 
 /* mkdir -p for the parent of path, new directories with mode 0700. */
@@ -457,7 +476,7 @@ static int make_parent_dirs(const char *path, dcr_err *err)
 			*p = '\0';
 			if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 				rc = dcr_err_set(err, -errno, "cannot make directory %s: %s", dir,
-						 strerror(errno));
+				                 strerror(errno));
 				goto out;
 			}
 			*p = save;
@@ -475,10 +494,10 @@ static int cmd_keygen(int argc, char **argv)
 	const char *email = NULL, *outp = NULL;
 	bool force = false;
 	const cli_opt opts[] = {{"--email", &email, NULL},
-				{"--out", &outp, NULL},
-				{"-o", &outp, NULL},
-				{"--force", NULL, &force},
-				{NULL, NULL, NULL}};
+	                        {"--out", &outp, NULL},
+	                        {"-o", &outp, NULL},
+	                        {"--force", NULL, &force},
+	                        {NULL, NULL, NULL}};
 	dcr_key *k = NULL;
 	dcr_err err = {0};
 	char *pub = NULL, *line = NULL, *pubpath = NULL;
@@ -491,22 +510,23 @@ static int cmd_keygen(int argc, char **argv)
 		fprintf(stderr, "dcr keygen: --email EMAIL is required\n%s", keygen_usage);
 		return CLI_EXIT_USAGE;
 	}
-	if (!email_valid(email)) {
-		fprintf(stderr, "dcr keygen: \"%s\" is not an email address (name@domain)\n",
-			email);
-		return CLI_EXIT_USAGE;
-	}
 	path = outp ? outp : tl_identity_path();
-	if (!outp) {
-		rc = make_parent_dirs(path, &err);
-		if (rc)
-			goto out;
-	}
 	pubpath = dcr_asprintf("%s.pub", path);
 	rc = dcr_key_generate(&k);
 	if (rc) {
 		dcr_err_set(&err, rc, "cannot generate a key: %s", dcr_strerror(rc));
 		goto out;
+	}
+	dcr_key_public(k, raw);
+	if (email_check(email, raw, &err) != 0) {
+		tl_fail("keygen", &err);
+		rc = CLI_EXIT_USAGE;
+		goto out_usage;
+	}
+	if (!outp) {
+		rc = make_parent_dirs(path, &err);
+		if (rc)
+			goto out;
 	}
 	rc = dcr_key_save(k, path, force, &err);
 	if (rc) {
@@ -514,7 +534,6 @@ static int cmd_keygen(int argc, char **argv)
 			dcr_err_set(&err, rc, "%s exists; use --force to overwrite it", path);
 		goto out;
 	}
-	dcr_key_public(k, raw);
 	pub = dcr_pub_format(raw);
 	line = dcr_asprintf("%s %s\n", email, pub);
 	rc = dcr_write_file_atomic(pubpath, line, strlen(line), 0644, &err);
@@ -524,19 +543,21 @@ static int cmd_keygen(int argc, char **argv)
 out:
 	if (rc)
 		tl_fail("keygen", &err);
+	rc = rc ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+out_usage:
 	free(line);
 	free(pub);
 	free(pubpath);
 	dcr_key_free(k);
-	return rc ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+	return rc;
 }
 
 static const char whoami_usage[] =
-	"usage: dcr whoami\n"
-	"\n"
-	"Prints the public line \"EMAIL ed25519:...\" of the current identity\n"
-	"(--identity, $DCR_IDENTITY or ~/.config/dcr/identity.pem), checking that\n"
-	"FILE.pub matches the private key.\n";
+    "usage: dcr whoami\n"
+    "\n"
+    "Prints the public line \"EMAIL ed25519:...\" of the current identity\n"
+    "(--identity, $DCR_IDENTITY or ~/.config/dcr/identity.pem), checking that\n"
+    "FILE.pub matches the private key.\n";
 
 static int cmd_whoami(int argc, char **argv)
 {
@@ -558,9 +579,9 @@ static int cmd_whoami(int argc, char **argv)
 	rc = dcr_read_file(pubpath, 4096, &b, &err);
 	if (rc) {
 		dcr_err_set(&err, rc,
-			    "%s: cannot read the email of this identity (%s); it is written "
-			    "by dcr keygen --email EMAIL",
-			    pubpath, dcr_strerror(rc));
+		            "%s: cannot read the email of this identity (%s); it is written "
+		            "by dcr keygen --email EMAIL",
+		            pubpath, dcr_strerror(rc));
 		goto out;
 	}
 	{
@@ -571,9 +592,9 @@ static int cmd_whoami(int argc, char **argv)
 		s[n] = '\0';
 		if (!sp || strcmp(sp + 1, pub) != 0) {
 			rc = dcr_err_set(&err, DCR_EKEY,
-					 "%s does not match the private key %s (expected "
-					 "\"EMAIL %s\")",
-					 pubpath, tl_identity_path(), pub);
+			                 "%s does not match the private key %s (expected "
+			                 "\"EMAIL %s\")",
+			                 pubpath, tl_identity_path(), pub);
 			goto out;
 		}
 		printf("%s\n", s);
@@ -591,37 +612,37 @@ out:
 /* ---- main ------------------------------------------------------------------ */
 
 static const char main_usage[] =
-	"usage: dcr [--socket PATH] [--identity FILE] COMMAND [ARGS...]\n"
-	"\n"
-	"Identity:\n"
-	"  keygen --email EMAIL [--out FILE] [--force]   make a key, print its public line\n"
-	"  whoami                                        print the current public line\n"
-	"Rooms (ROOM is an id or a unique room name):\n"
-	"  room create FILE.json        create a draft room, print its id\n"
-	"  room save ROOM FILE.json     replace the draft definition\n"
-	"  room show ROOM [--status]    print the definition (status on stderr)\n"
-	"  room export ROOM             print the definition exactly as stored\n"
-	"  room list                    rooms you take part in\n"
-	"  room duplicate ROOM [--name NAME]   new draft with the same definition\n"
-	"  room publish ROOM            freeze the contract\n"
-	"  room stop ROOM [--reason TEXT]\n"
-	"  room test ROOM               run every computation on empty inputs\n"
-	"Data and runs:\n"
-	"  provision ROOM DATASET FILE  upload a dataset (CSV), print rows/bytes/sha256\n"
-	"  deprovision ROOM DATASET\n"
-	"  datasets [--json]            your datasets in every room, what is provisioned\n"
-	"  run ROOM COMPUTATION [--wait] [--timeout SECONDS]\n"
-	"  status ROOM [COMPUTATION]\n"
-	"  result ROOM COMPUTATION [-o FILE]\n"
-	"Audit and mount:\n"
-	"  audit ...                    see dcr audit --help\n"
-	"  mount ROOM DIR, umount DIR   see dcr mount --help\n"
-	"\n"
-	"Global options (anywhere before \"--\"):\n"
-	"  --socket PATH    daemon socket (default: $DCR_SOCKET)\n"
-	"  --identity FILE  private key (default: $DCR_IDENTITY, else\n"
-	"                   ~/.config/dcr/identity.pem)\n"
-	"Every command takes --help. Exit status: 0 ok, 1 failure, 2 usage error.\n";
+    "usage: dcr [--socket PATH] [--identity FILE] COMMAND [ARGS...]\n"
+    "\n"
+    "Identity:\n"
+    "  keygen --email EMAIL [--out FILE] [--force]   make a key, print its public line\n"
+    "  whoami                                        print the current public line\n"
+    "Rooms (ROOM is an id or a unique room name):\n"
+    "  room create FILE.json        create a draft room, print its id\n"
+    "  room save ROOM FILE.json     replace the draft definition\n"
+    "  room show ROOM [--status]    print the definition (status on stderr)\n"
+    "  room export ROOM             print the definition exactly as stored\n"
+    "  room list                    rooms you take part in\n"
+    "  room duplicate ROOM [--name NAME]   new draft with the same definition\n"
+    "  room publish ROOM            freeze the contract\n"
+    "  room stop ROOM [--reason TEXT]\n"
+    "  room test ROOM               run every computation on empty inputs\n"
+    "Data and runs:\n"
+    "  provision ROOM DATASET FILE  upload a dataset (CSV), print rows/bytes/sha256\n"
+    "  deprovision ROOM DATASET\n"
+    "  datasets [--json]            your datasets in every room, what is provisioned\n"
+    "  run ROOM COMPUTATION [--wait] [--timeout SECONDS]\n"
+    "  status ROOM [COMPUTATION]\n"
+    "  result ROOM COMPUTATION [-o FILE]\n"
+    "Audit and mount:\n"
+    "  audit ...                    see dcr audit --help\n"
+    "  mount ROOM DIR, umount DIR   see dcr mount --help\n"
+    "\n"
+    "Global options (anywhere before \"--\"):\n"
+    "  --socket PATH    daemon socket (default: $DCR_SOCKET)\n"
+    "  --identity FILE  private key (default: $DCR_IDENTITY, else\n"
+    "                   ~/.config/dcr/identity.pem)\n"
+    "Every command takes --help. Exit status: 0 ok, 1 failure, 2 usage error.\n";
 
 /* Takes --socket/--identity out of argv (in place); returns the new argc,
  * or -1 after printing a usage error. */
@@ -672,18 +693,18 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{"keygen", cmd_keygen},
-	{"whoami", cmd_whoami},
-	{"room", cli_cmd_room},
-	{"provision", cli_cmd_provision},
-	{"deprovision", cli_cmd_deprovision},
-	{"datasets", cli_cmd_datasets},
-	{"run", cli_cmd_run},
-	{"status", cli_cmd_status},
-	{"result", cli_cmd_result},
-	{"audit", cmd_audit},
-	{"mount", cmd_mount},
-	{"umount", cmd_umount},
+    {"keygen", cmd_keygen},
+    {"whoami", cmd_whoami},
+    {"room", cli_cmd_room},
+    {"provision", cli_cmd_provision},
+    {"deprovision", cli_cmd_deprovision},
+    {"datasets", cli_cmd_datasets},
+    {"run", cli_cmd_run},
+    {"status", cli_cmd_status},
+    {"result", cli_cmd_result},
+    {"audit", cmd_audit},
+    {"mount", cmd_mount},
+    {"umount", cmd_umount},
 };
 
 int main(int argc, char **argv)
@@ -710,7 +731,7 @@ int main(int argc, char **argv)
 		g_key = NULL;
 		if (fflush(stdout) != 0 || ferror(stdout)) {
 			fprintf(stderr, "dcr %s: writing standard output: %s\n", argv[1],
-				strerror(errno));
+			        strerror(errno));
 			return CLI_EXIT_FAIL;
 		}
 		return rc;

@@ -23,6 +23,11 @@ expect_stderr "dcr keygen:" "exists" "--force"
 expect_eq "$(e2e_as anna dcr whoami)" "$ANNA" "whoami after a refused overwrite"
 expect_fail dcr keygen --email not-an-email --out "$T/x.pem"
 expect_status 2
+expect_stderr "dcr keygen: \"not-an-email\" does not look like an email address"
+[ ! -e "$T/x.pem" ] || e2e_fail "keygen wrote a key for a bad email"
+# the same rule as room definitions: a@b is refused by both
+expect_fail dcr keygen --email a@b --out "$T/x.pem"
+expect_status 2
 # Default location, made with mode 0700.
 expect_ok dcr keygen --email home@example.org
 expect_eq "$(stat -c %a "$HOME/.config/dcr")" 700 "mode of ~/.config/dcr"
