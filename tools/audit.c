@@ -56,6 +56,10 @@ static int fail(const char *sub, const dcr_err *err)
 static int write_out(const char *path, const dcr_buf *b, dcr_err *err)
 {
 	if (!path || strcmp(path, "-") == 0) {
+		if (isatty(STDOUT_FILENO))
+			return dcr_err_set(err, DCR_EINVALID,
+					   "not writing a binary file to a terminal: use -o FILE "
+					   "or redirect the output");
 		if (b->len && fwrite(b->data, 1, b->len, stdout) != b->len)
 			return dcr_err_set(err, -EIO, "standard output: write failed");
 		if (fflush(stdout) != 0)
