@@ -39,6 +39,14 @@ struct cmp_csv {
 	int state;
 	uint64_t line;
 	bool rec_open; /* some byte of the current record was seen */
+	/* Direct mode: the current record lies in the chunk being tokenized,
+	 * starting at base; field offsets are relative to base and nothing is
+	 * copied. A doubled quote (content no longer contiguous) or the end
+	 * of the chunk copies the record so far into rec ("materialize"), and
+	 * it continues there. Between feed calls direct is always false. */
+	bool direct;
+	const char *base;
+	size_t rec_bytes; /* content bytes of the record (the limit counts these) */
 	char *rec;
 	size_t rec_len, rec_cap;
 	struct csv_fld *f;
@@ -136,13 +144,32 @@ static __attribute__((noinline)) void rec_grow(cmp_csv *c, size_t need)
 	c->rec_cap = cap;
 }
 
+/* Copies the record so far to rec: up to the end of the open field
+ * (upto = its content end), or up to upto when no field is open. */
+static __attribute__((noinline)) void materialize(cmp_csv *c, size_t upto)
+{
+	if (upto > c->rec_cap)
+		rec_grow(c, upto);
+	memcpy(c->rec, c->base, upto);
+	c->rec_len = upto;
+	c->direct = false;
+	c->base = NULL;
+}
+
 static inline int rec_append(cmp_csv *c, dcr_err *err, const char *p, size_t n)
 {
 	struct csv_fld *f = &c->f[c->nf];
 	if (__builtin_expect(f->n + n > DCR_CSV_FIELD_BYTES_MAX, 0))
 		return field_too_long(c, err);
-	if (__builtin_expect(c->rec_len + n > DCR_CSV_LINE_BYTES_MAX, 0))
+	if (__builtin_expect(c->rec_bytes + n > DCR_CSV_LINE_BYTES_MAX, 0))
 		return record_too_long(c, err);
+	c->rec_bytes += n;
+	if (c->direct) {
+		/* p is where the field's content continues in the chunk. */
+		DCR_ASSERT(p == c->base + f->off + f->n);
+		f->n += n;
+		return 0;
+	}
 	if (__builtin_expect(c->rec_len + n > c->rec_cap, 0))
 		rec_grow(c, c->rec_len + n);
 	memcpy(c->rec + c->rec_len, p, n);
@@ -164,15 +191,21 @@ static __attribute__((noinline)) int field_slow(cmp_csv *c, dcr_err *err)
 	return 0;
 }
 
-static inline int field_begin(cmp_csv *c, dcr_err *err, bool quoted)
+/* content: where the field's content starts in the chunk being tokenized
+ * (after the opening quote of a quoted field). */
+static inline int field_begin(cmp_csv *c, dcr_err *err, bool quoted, const char *content)
 {
 	if (__builtin_expect(c->nf == c->fcap || c->nf >= DCR_CSV_COLS_MAX, 0)) {
 		int rc = field_slow(c, err);
 		if (rc)
 			return rc;
 	}
+	if (!c->rec_open && content) {
+		c->direct = true;
+		c->base = content - (quoted ? 1 : 0);
+	}
 	struct csv_fld *f = &c->f[c->nf];
-	f->off = c->rec_len;
+	f->off = c->direct ? (size_t)(content - c->base) : c->rec_len;
 	f->n = 0;
 	f->line = c->line;
 	f->quoted = quoted;
@@ -231,21 +264,25 @@ size_t cmp__utf8_valid_prefix(const uint8_t *p, size_t n)
 
 static int record_end(cmp_csv *c, dcr_err *err)
 {
-	/* UTF-8: one pass over the whole record when it is ASCII (the
-	 * common case), per field only to name the culprit. */
+	/* UTF-8: one pass over the whole record to see whether it is all
+	 * ASCII (the common case); otherwise each field is decoded. */
+	const char *data = c->direct ? c->base : c->rec;
+	size_t len = c->direct ? c->f[c->nf - 1].off + c->f[c->nf - 1].n : c->rec_len;
 	uint64_t hi = 0;
 	size_t j = 0;
-	for (; j + 8 <= c->rec_len; j += 8) {
+	for (; j + 8 <= len; j += 8) {
 		uint64_t w;
-		memcpy(&w, c->rec + j, 8);
+		memcpy(&w, data + j, 8);
 		hi |= w;
 	}
-	for (; j < c->rec_len; j++)
-		hi |= (uint8_t)c->rec[j];
+	for (; j < len; j++)
+		hi |= (uint8_t)data[j];
 	bool ascii = (hi & 0x8080808080808080ull) == 0;
-	if (!ascii && cmp__utf8_valid_prefix((const uint8_t *)c->rec, c->rec_len) != c->rec_len) {
+	if (!ascii) {
+		/* Per field: a sequence split by a separator (or, in the copy,
+		 * by concatenation) must not pass as one character. */
 		for (size_t i = 0; i < c->nf; i++) {
-			const uint8_t *p = (const uint8_t *)c->rec + c->f[i].off;
+			const uint8_t *p = (const uint8_t *)data + c->f[i].off;
 			size_t k = cmp__utf8_valid_prefix(p, c->f[i].n);
 			if (k != c->f[i].n) {
 				char m[96];
@@ -256,7 +293,7 @@ static int record_end(cmp_csv *c, dcr_err *err)
 		}
 	}
 	for (size_t i = 0; i < c->nf; i++) {
-		c->view[i].p = c->rec + c->f[i].off;
+		c->view[i].p = data + c->f[i].off;
 		c->view[i].n = c->f[i].n;
 		c->view[i].line = c->f[i].line;
 		c->view[i].quoted = c->f[i].quoted;
@@ -265,7 +302,10 @@ static int record_end(cmp_csv *c, dcr_err *err)
 	int rc = c->fn(c->ctx, c->view, c->nf, &c->err);
 	c->nf = 0;
 	c->rec_len = 0;
+	c->rec_bytes = 0;
 	c->rec_open = false;
+	c->direct = false;
+	c->base = NULL;
 	if (rc) {
 		c->err_code = rc;
 		if (err)
@@ -284,13 +324,13 @@ static int tokenize(cmp_csv *c, const char *p, size_t n, dcr_err *err)
 		case ST_FIELD_START: {
 			char ch = p[i];
 			if (ch == '"') {
-				if ((rc = field_begin(c, err, true)))
+				if ((rc = field_begin(c, err, true, p + i + 1)))
 					return rc;
 				c->state = ST_QUOTED;
 				i++;
 				break;
 			}
-			if ((rc = field_begin(c, err, false)))
+			if ((rc = field_begin(c, err, false, p + i)))
 				return rc;
 			c->state = ST_UNQUOTED;
 			break;
@@ -364,6 +404,8 @@ static int tokenize(cmp_csv *c, const char *p, size_t n, dcr_err *err)
 		case ST_QUOTE_SEEN: {
 			char ch = p[i++];
 			if (ch == '"') {
+				if (c->direct)
+					materialize(c, c->f[c->nf].off + c->f[c->nf].n);
 				if ((rc = rec_append(c, err, "\"", 1)))
 					return rc;
 				c->state = ST_QUOTED;
@@ -399,6 +441,12 @@ static int tokenize(cmp_csv *c, const char *p, size_t n, dcr_err *err)
 			break;
 		}
 		}
+	}
+	if (c->direct) {
+		/* The record continues in the next chunk. */
+		bool open = c->state == ST_UNQUOTED || c->state == ST_QUOTED ||
+			    c->state == ST_QUOTE_SEEN;
+		materialize(c, open ? c->f[c->nf].off + c->f[c->nf].n : (size_t)(p + n - c->base));
 	}
 	return 0;
 }
@@ -454,7 +502,7 @@ int cmp_csv_finish(cmp_csv *c, dcr_err *err)
 	case ST_FIELD_START:
 		if (!c->rec_open)
 			return 0; /* input ended with a line end (or was empty) */
-		if ((rc = field_begin(c, err, false)))
+		if ((rc = field_begin(c, err, false, NULL)))
 			return rc;
 		c->nf++;
 		break;

@@ -221,6 +221,16 @@ static void test_errors(void)
 	expect_err(&people, "email,name,age,email\n",
 		   "t.csv line 1: header: duplicate column \"email\"");
 
+	/* Regression: a UTF-8 sequence split by a separator is invalid in
+	 * both fields, even though the fields' bytes concatenated decode. */
+	const cmp_column scols[] = {{"x", CMP_STRING, CMP_FMT_NONE, true},
+				    {"y", CMP_STRING, CMP_FMT_NONE, true}};
+	const cmp_schema ss = {scols, 2};
+	expect_err(&ss, "x,y\n\xC3,\xA9\n",
+		   "t.csv line 2, column \"x\": invalid UTF-8 (byte 0xc3 at offset 0)");
+	expect_err(&ss, "x,y\n\"\xC3\",\"\xA9\"\n",
+		   "t.csv line 2, column \"x\": invalid UTF-8 (byte 0xc3 at offset 0)");
+
 	const cmp_column fcols[] = {{"d", CMP_STRING, CMP_FMT_DATE, true},
 				    {"h", CMP_STRING, CMP_FMT_SHA256, true}};
 	const cmp_schema fs = {fcols, 2};
@@ -391,19 +401,26 @@ static void test_random(void)
 				{"b", CMP_FLOAT, CMP_FMT_NONE, true}};
 	const cmp_schema s = {c, 2};
 	uint64_t x = 0x1234567;
-	char buf[96];
-	for (int iter = 0; iter < 3000; iter++) {
+	char buf[128];
+	for (int iter = 0; iter < 20000; iter++) {
 		size_t n = 4;
 		memcpy(buf, "a,b\n", 4);
-		size_t len = 4 + (size_t)(iter % 60);
+		size_t len = 4 + (size_t)(iter % 90);
 		for (; n < len; n++) {
 			x = x * 6364136223846793005ull + 1442695040888963407ull;
 			buf[n] = alpha[(x >> 33) % sizeof(alpha)];
 		}
 		struct outcome o1, o2;
 		run_chunked(&s, buf, n, n, &o1);
-		run_chunked(&s, buf, n, 1 + (size_t)(iter % 5), &o2);
+		run_chunked(&s, buf, n, 1 + (size_t)(iter % 7), &o2);
 		CHECK(o1.rc == o2.rc && o1.rows == o2.rows && strcmp(o1.msg, o2.msg) == 0);
+		if (o1.rc != o2.rc || o1.rows != o2.rows || strcmp(o1.msg, o2.msg)) {
+			fprintf(stderr, "input (%zu bytes, chunk %d):", n, 1 + iter % 7);
+			for (size_t k = 0; k < n; k++)
+				fprintf(stderr, " %02x", (unsigned char)buf[k]);
+			fprintf(stderr, "\n  whole: %d %s\n  split: %d %s\n", o1.rc, o1.msg, o2.rc,
+				o2.msg);
+		}
 		CHECK(o1.rc == 0 || o1.rc == DCR_ECSV);
 		if (o1.stats && o2.stats)
 			CHECK(strcmp(o1.stats, o2.stats) == 0);
