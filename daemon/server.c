@@ -64,7 +64,7 @@ struct conn {
 	size_t hdr_have;
 	uint8_t *body;
 	uint32_t body_len;
-	size_t body_have;
+	size_t body_have, body_cap;
 	/* requests */
 	req *q_head, *q_tail;
 	bool busy;              /* a request is on the pool */
@@ -109,6 +109,10 @@ void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	/* Names in messages come from clients: one event, one line. */
+	for (char *q = msg; *q; q++)
+		if ((unsigned char)*q < 0x20 || *q == 0x7f)
+			*q = '?';
 	fmt_time(t, sizeof t);
 	fprintf(stderr, "%s dcrd %s: %s\n", t, names[lvl], msg);
 }
@@ -445,12 +449,25 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			}
 			c->body_len = len;
 			c->body_have = 0;
-			c->body = dcr_malloc(len ? len : 1);
+			c->body_cap = len < READ_BUF_BYTES ? (len ? len : 1) : READ_BUF_BYTES;
+			c->body = dcr_malloc(c->body_cap);
 		}
 		if (c->body_have < c->body_len) {
 			size_t k = c->body_len - c->body_have;
 			if (k > n)
 				k = n;
+			/* Memory follows the bytes received, not the length
+			 * announced: a peer that claims 4 MiB and sends nothing
+			 * costs 64 KiB. */
+			if (c->body_have + k > c->body_cap) {
+				size_t cap = c->body_cap;
+				while (cap < c->body_have + k)
+					cap *= 2;
+				if (cap > c->body_len)
+					cap = c->body_len;
+				c->body = dcr_realloc(c->body, cap);
+				c->body_cap = cap;
+			}
 			memcpy(c->body + c->body_have, p, k);
 			c->body_have += k;
 			p += k;

@@ -197,6 +197,12 @@ static void test_mid_upload_disconnect(td *t, const uint8_t room[ES_ROOM_ID_BYTE
 	proto_map_release(&m);
 	CHECK_OK(cl_call(a, "upload.chunk", args.data, args.len, NULL, NULL, &err), &err);
 	CHECK(count_files(tmp) == 1); /* the temp file exists while uploading */
+	if (count_files(tmp) != 1) {
+		char *cmd = dcr_asprintf("ls -la %s >&2", tmp);
+		if (system(cmd) < 0)
+			perror("system");
+		free(cmd);
+	}
 	cl_close(a);
 	a = NULL;
 	CHECK(td_log_wait(t, "connection closed mid-upload", 10000));
