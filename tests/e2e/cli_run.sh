@@ -2,8 +2,9 @@
 # CLI: `dcr run --wait` exits 1 with the daemon's error when the run fails
 # at run time (an integer overflow that only real rows trigger), `dcr
 # status ROOM COMPUTATION` shows the failure, `dcr result` refuses to read a
-# result that does not exist, `--timeout` is validated, and a later good
-# run of another computation is unaffected.
+# result that does not exist, `--timeout` is validated, a later good run
+# of another computation is unaffected, and progress lines show on a
+# terminal (script(1)).
 . "$DCR_SOURCE_DIR/tests/e2e/lib.sh"
 . "$DCR_SOURCE_DIR/tests/e2e/cli_story.inc"
 
@@ -88,6 +89,20 @@ tr -d '\r"' <"$E2E_OUT" | cmp -s - "$T/expected.csv" || {
 	diff "$T/expected.csv" "$E2E_OUT" >&2
 	e2e_fail "by_city result"
 }
+
+# progress lines appear when stderr is a terminal (script(1) gives a pty)
+if command -v script >/dev/null 2>&1 && [ -c /dev/ptmx ]; then
+	script -qec "DCR_IDENTITY='$T/anna.pem' dcr provision '$ROOM' bank_customers '$T/bank.csv'" \
+		/dev/null >"$T/tty.out" 2>&1 || e2e_fail "provision on a terminal: $(cat "$T/tty.out")"
+	expect_contains "$T/tty.out" "dcr provision: bank_customers 7.1 KiB of 7.1 KiB (100%)"
+	expect_contains "$T/tty.out" "provisioned bank_customers: 200 rows"
+	script -qec "DCR_IDENTITY='$T/anna.pem' dcr result '$ROOM' by_city -o '$T/tty.csv'" \
+		/dev/null >"$T/tty.out" 2>&1 || e2e_fail "result on a terminal: $(cat "$T/tty.out")"
+	expect_contains "$T/tty.out" "dcr result: by_city"
+	tr -d '\r"' <"$T/tty.csv" | cmp -s - "$T/expected.csv" || e2e_fail "result -o on a terminal"
+else
+	e2e_log "no script(1) or /dev/ptmx: progress lines not checked"
+fi
 
 e2e_stop_daemon || e2e_fail "dcrd did not exit cleanly on SIGTERM"
 echo "cli_run: ok"
