@@ -3,8 +3,8 @@
 # at run time (an integer overflow that only real rows trigger), `dcr
 # status ROOM COMPUTATION` shows the failure, `dcr result` refuses to read a
 # result that does not exist, `--timeout` is validated, a later good run
-# of another computation is unaffected, and progress lines show on a
-# terminal (script(1)).
+# of another computation is unaffected, progress lines show on a
+# terminal (script(1)), and a result of several MiB arrives whole.
 . "$DCR_SOURCE_DIR/tests/e2e/lib.sh"
 . "$DCR_SOURCE_DIR/tests/e2e/cli_story.inc"
 
@@ -20,7 +20,7 @@ cat >"$T/room.json" <<JSON
   "settings": {"require_provisioned": true},
   "participants": [
     {"email": "anna@bank.example", "key": "$ANNA_KEY",
-     "owner_of": ["bank_customers"], "analyst_of": ["by_city", "overflow"]}
+     "owner_of": ["bank_customers"], "analyst_of": ["by_city", "overflow", "dump"]}
   ],
   "datasets": [
     {"name": "bank_customers", "kind": "table",
@@ -33,7 +33,9 @@ cat >"$T/room.json" <<JSON
     {"name": "by_city", "kind": "sql", "privacy": {"min_rows_aggregated": 10},
      "query": "SELECT city, COUNT(*) AS n FROM bank_customers GROUP BY city ORDER BY city"},
     {"name": "overflow", "kind": "sql", "privacy": {"min_rows_aggregated": 10},
-     "query": "SELECT city, SUM(9223372036854775807 + 0 * age) AS s FROM bank_customers GROUP BY city"}
+     "query": "SELECT city, SUM(9223372036854775807 + 0 * age) AS s FROM bank_customers GROUP BY city"},
+    {"name": "dump", "kind": "sql",
+     "query": "SELECT email, age, city FROM bank_customers ORDER BY email"}
   ]
 }
 JSON
@@ -103,6 +105,16 @@ if command -v script >/dev/null 2>&1 && [ -c /dev/ptmx ]; then
 else
 	e2e_log "no script(1) or /dev/ptmx: progress lines not checked"
 fi
+
+# a result of several MiB comes back whole, read in 1 MiB ranges
+awk 'BEGIN { print "email,age,city,balance";
+	for (i = 0; i < 120000; i++) printf "u%06d@mail.example,%d,City%d,%d.25\n", i, i % 90, i % 7, i }' >"$T/big.csv"
+expect_ok e2e_as anna dcr provision "$ROOM" bank_customers "$T/big.csv"
+expect_ok e2e_as anna dcr run "$ROOM" dump --wait --timeout 60
+expect_ok e2e_as anna dcr result "$ROOM" dump -o "$T/dump.csv"
+cut -d, -f1-3 "$T/big.csv" >"$T/dump.expected"
+tr -d '\r"' <"$T/dump.csv" | cmp -s - "$T/dump.expected" || e2e_fail "dump result differs from its input"
+[ "$(wc -c <"$T/dump.csv")" -gt 3000000 ] || e2e_fail "dump result smaller than 3 MB"
 
 e2e_stop_daemon || e2e_fail "dcrd did not exit cleanly on SIGTERM"
 echo "cli_run: ok"
