@@ -16,20 +16,27 @@ int cmd_audit(int argc, char **argv); /* argv[0] == "audit" */
 int cmd_mount(int argc, char **argv); /* argv[0] == "mount" */
 int cmd_umount(int argc, char **argv);
 
-/* Identity path: $DCR_IDENTITY, else ~/.config/dcr/identity.pem. */
+/* Identity path: --identity, else $DCR_IDENTITY, else
+ * ~/.config/dcr/identity.pem. main() takes the global options --identity
+ * and --socket out of argv (anywhere before "--") before dispatching, so
+ * these helpers see them in every command. */
 const char *tl_identity_path(void);
 int tl_load_identity(dcr_key **out, dcr_err *err);
-/* Socket path: $DCR_SOCKET (required unless --socket was given). */
+/* Socket path: --socket, else $DCR_SOCKET, else NULL. */
 const char *tl_socket_path(void);
-/* Connects with the current identity; prints the error and returns
- * non-zero on failure. */
+/* Connects with the current identity. On failure returns non-zero and
+ * fills err without printing (call tl_fail). The identity key is loaded
+ * once and shared by every connection of the process; main() frees it. */
 int tl_connect(cl_conn **out, dcr_err *err);
-/* Fetches every event of room and folds them with rm_apply into st
- * (initialised with the connection's daemon key). */
+/* Fetches every event of room and folds them with rm_apply_entry
+ * (signature check, then rm_apply) into st, initialised with the
+ * connection's daemon key. st is initialised even on failure: always
+ * rm_state_release it. */
 struct rm_state;
 int tl_replay(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], struct rm_state *st,
 	      dcr_err *err);
-/* Prints "dcr <cmd>: <msg>" to stderr. */
+/* Prints "dcr <cmd>: <msg>" to stderr (without rm_apply's leading
+ * "seq N (type): "). */
 void tl_fail(const char *cmd, const dcr_err *err);
 
 #endif
