@@ -1,0 +1,108 @@
+/* test_dmn_shutdown.c: SIGTERM while a computation runs. dcrd must stop
+ * promptly (it cannot interrupt SQLite from outside: it gives the run a
+ * short grace period, records nothing for it, and leaves it to process
+ * exit), exit 0, and at the next start re-queue the run, because the log
+ * still says run.requested without an outcome. */
+#include "test_dmn_common.h"
+
+static char *slow_room(const td *t)
+{
+	return dcr_asprintf(
+		"{\"format\": \"dcr.room/1\", \"name\": \"slow\", \"description\": \"x\",\n"
+		" \"settings\": {\"require_provisioned\": false},\n"
+		" \"participants\": [{\"email\": \"anna@bank.example\", \"key\": \"%s\",\n"
+		"   \"owner_of\": [\"bank\"], \"analyst_of\": [\"slow\"]}],\n"
+		" \"datasets\": [{\"name\": \"bank\", \"kind\": \"table\", \"columns\": [\n"
+		"   {\"name\": \"email\", \"type\": \"string\"},\n"
+		"   {\"name\": \"age\", \"type\": \"integer\"}]}],\n"
+		" \"computations\": [{\"name\": \"slow\", \"kind\": \"sql\",\n"
+		"   \"query\": \"SELECT a.age, COUNT(*) AS n FROM bank a JOIN bank b ON a.age <> "
+		"b.age JOIN bank c ON c.age <> b.age GROUP BY a.age\"}]}\n",
+		t->anna_s);
+}
+
+int main(void)
+{
+	td t;
+	cl_conn *a = NULL;
+	uint8_t room[ES_ROOM_ID_BYTES];
+	char *json = NULL, run[33];
+	cl_run_status st;
+	dcr_buf csv;
+	dcr_err err;
+	uint64_t t0;
+	int status;
+
+	td_init(&t);
+	dcr_buf_init(&csv);
+	if (td_start(&t, NULL) < 0)
+		return 1;
+	a = td_connect(&t, t.anna);
+	CHECK(a != NULL);
+	if (!a)
+		goto out;
+	json = slow_room(&t);
+	CHECK_OK(td_room_publish(a, json, room, &err), &err);
+	dcr_buf_append_str(&csv, "email,age\n");
+	for (int i = 0; i < 3000; i++)
+		dcr_buf_printf(&csv, "u%d@x.org,%d\n", i, i % 90);
+	CHECK_OK(td_provision(a, room, "bank", dcr_buf_cstr(&csv), &err), &err);
+	CHECK(td_log_wait(&t, "prepared table bank", 30000));
+	CHECK_OK(cl_run(a, room, "slow", run, &err), &err);
+	/* wait until it is computing */
+	t0 = dcr_mono_ms();
+	for (;;) {
+		CHECK_OK(cl_run_status(a, room, "slow", &st, &err), &err);
+		bool running = strcmp(st.state, "running") == 0;
+		bool over = strcmp(st.state, "done") == 0 || strcmp(st.state, "failed") == 0;
+		cl_run_status_release(&st);
+		if (running)
+			break;
+		if (over || dcr_mono_ms() - t0 > 20000) {
+			CHECK(!"the slow run never ran");
+			goto out;
+		}
+		usleep(10000);
+	}
+	cl_close(a);
+	a = NULL;
+	t0 = dcr_mono_ms();
+	status = td_stop(&t, SIGTERM);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(dcr_mono_ms() - t0 < 15000);
+	CHECK(td_log_has(&t, "still running at shutdown"));
+	CHECK(!td_log_has(&t, "(slow) in room") || !td_log_has(&t, ": done in"));
+
+	/* Restarted: the run is queued again and starts. */
+	CHECK(td_start(&t, NULL) == 0);
+	a = td_connect(&t, t.anna);
+	CHECK(a != NULL);
+	if (a) {
+		CHECK_OK(cl_run_status(a, room, "slow", &st, &err), &err);
+		CHECK(strcmp(st.run_id, run) == 0);
+		CHECK(strcmp(st.state, "queued") == 0 || strcmp(st.state, "running") == 0);
+		cl_run_status_release(&st);
+	}
+	{
+		char *started = dcr_asprintf("run %s (slow) in room", run);
+		char *log = td_log_text(&t);
+		char *first = strstr(log, started);
+		CHECK(first != NULL);
+		free(log);
+		free(started);
+	}
+	cl_close(a);
+	a = NULL;
+	td_kill(&t);
+out:
+	cl_close(a);
+	free(json);
+	dcr_buf_release(&csv);
+	if (t_failures) {
+		char *log = td_log_text(&t);
+		fprintf(stderr, "---- dcrd log ----\n%s", log);
+		free(log);
+	}
+	td_cleanup();
+	return t_failures ? 1 : 0;
+}
