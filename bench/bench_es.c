@@ -14,6 +14,7 @@
  *    read back with es_fold alone, and with es_fold + es_event_decode.
  * The store lives in a fresh directory under DIR (default /tmp) and is
  * removed at the end. */
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -71,8 +72,8 @@ static void build_pool(const uint8_t room[16])
 		dcr_mpw_str(&w, "sha256");
 		dcr_mpw_bin(&w, h, 32);
 		DCR_ASSERT(es_event_build(user_key, room, (uint64_t)i, dcr_now_ms(),
-					  "dataset.provisioned", body.data, body.len, &pool[i],
-					  &err) == 0);
+		                          "dataset.provisioned", body.data, body.len, &pool[i],
+		                          &err) == 0);
 		dcr_buf_release(&body);
 	}
 }
@@ -92,8 +93,8 @@ static void *verify_loop(void *p)
 	DCR_ASSERT(es_event_decode(pool[0].data, pool[0].len, &ev, NULL) == 0);
 	while (now_s() < a->until)
 		for (int i = 0; i < 100; i++) {
-			DCR_ASSERT(dcr_verify(ev.actor, DCR_DOMAIN_EVENT, ev.env, ev.env_n, ev.sig) ==
-				   0);
+			DCR_ASSERT(
+			    dcr_verify(ev.actor, DCR_DOMAIN_EVENT, ev.env, ev.env_n, ev.sig) == 0);
 			a->n++;
 		}
 	es_event_release(&ev);
@@ -117,6 +118,39 @@ static double verify_rate(int threads)
 	}
 	dt = now_s() - t0;
 	return (double)total / dt;
+}
+
+/* fdatasync latency of a 4 KiB overwrite in dir: a durable LMDB commit
+ * does two (data pages, then the meta page). */
+static void fsync_rate(const char *dir)
+{
+	char *path = dcr_asprintf("%s/fsync-probe", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	uint8_t page[4096];
+	uint64_t n = 0;
+	double t0, dt;
+
+	memset(page, 0xa5, sizeof(page));
+	if (fd < 0) {
+		perror(path);
+		free(path);
+		return;
+	}
+	t0 = now_s();
+	while ((dt = now_s() - t0) < seconds / 2) {
+		if (pwrite(fd, page, sizeof(page), (off_t)((n % 16) * sizeof(page))) !=
+		        (ssize_t)sizeof(page) ||
+		    fdatasync(fd) != 0) {
+			perror("fsync probe");
+			break;
+		}
+		n++;
+	}
+	printf("4 KiB write + fdatasync:    %9.0f /s (%.2f ms each)\n", (double)n / dt,
+	       dt * 1e3 / (double)(n ? n : 1));
+	close(fd);
+	unlink(path);
+	free(path);
 }
 
 static void machine_limits(void)
@@ -163,7 +197,8 @@ static void machine_limits(void)
 		leaves = 0;
 		while ((dt = now_s() - t0) < seconds / 2)
 			for (int i = 0; i < 1000; i++) {
-				DCR_ASSERT(es_event_decode(pool[i].data, pool[i].len, &ev, NULL) == 0);
+				DCR_ASSERT(es_event_decode(pool[i].data, pool[i].len, &ev, NULL) ==
+				           0);
 				es_event_release(&ev);
 				leaves++;
 			}
@@ -240,9 +275,9 @@ static void durable(const char *base, int writers, bool one_room)
 	es_stats_get(s, &st);
 	printf("%s appends, %2d writer%s %-17s %8.0f /s  (%" PRIu64 " commits, %.1f "
 	       "appends/commit, %.2f ms/commit)\n",
-	       no_sync ? "NO-SYNC" : "durable", writers, writers == 1 ? ", " : "s,", one_room ? "1 room:" : "room per writer:",
-	       (double)total / dt, st.commits, (double)st.appends / (double)st.commits,
-	       dt * 1e3 / (double)st.commits);
+	       no_sync ? "NO-SYNC" : "durable", writers, writers == 1 ? ", " : "s,",
+	       one_room ? "1 room:" : "room per writer:", (double)total / dt, st.commits,
+	       (double)st.appends / (double)st.commits, dt * 1e3 / (double)st.commits);
 	es_close(s);
 	free(t);
 	free(a);
@@ -355,7 +390,7 @@ static void replay(const char *base, uint64_t events)
 		t0 = now_s();
 		for (uint64_t i = 0; i < 1000; i++)
 			DCR_ASSERT(es_consistency_proof(s, room, events / 3 + i * 7, events, proof,
-							&pn) == 0);
+			                                &pn) == 0);
 		printf("es_consistency_proof at %" PRIu64 " events: %.1f us\n", events,
 		       (now_s() - t0) * 1e3);
 	}
@@ -383,7 +418,7 @@ int main(int argc, char **argv)
 			no_sync = true;
 		else {
 			fprintf(stderr, "usage: bench_es [--events N] [--seconds S] [--dir DIR] "
-					"[--only limits|durable|replay] [--no-sync]\n");
+			                "[--only limits|durable|replay] [--no-sync]\n");
 			return 2;
 		}
 	}
@@ -398,8 +433,10 @@ int main(int argc, char **argv)
 	DCR_ASSERT(dcr_key_generate(&daemon_key) == 0);
 	build_pool(room);
 
-	if (!only || strcmp(only, "limits") == 0)
+	if (!only || strcmp(only, "limits") == 0) {
 		machine_limits();
+		fsync_rate(tmp);
+	}
 	if (!only || strcmp(only, "durable") == 0) {
 		durable(tmp, 1, true);
 		durable(tmp, 8, true);

@@ -46,8 +46,8 @@ static const char *type_name(const dcr_mpv *v)
 
 /* Checks that map m has exactly the fields in names[] (sorted bytewise, as
  * canonical maps are): names the first unknown or missing field. */
-static int check_fields(const dcr_mpv *m, const char *what, const char *const *names,
-			size_t nnames, dcr_err *err)
+static int check_fields(const dcr_mpv *m, const char *what, const char *const *names, size_t nnames,
+                        dcr_err *err)
 {
 	uint32_t n = dcr_mp_len(m), i = 0;
 	size_t j = 0;
@@ -73,10 +73,10 @@ static int check_fields(const dcr_mpv *m, const char *what, const char *const *n
 		}
 		if (c < 0)
 			return dcr_err_set(err, DCR_EFORMAT, "%s: unknown field '%.*s'", what,
-					   (int)(key_n > 64 ? 64 : key_n), key);
+			                   (int)(key_n > 64 ? 64 : key_n), key);
 		if (c > 0)
 			return dcr_err_set(err, DCR_EFORMAT, "%s: missing field '%s'", what,
-					   names[j]);
+			                   names[j]);
 		i++;
 		j++;
 	}
@@ -84,30 +84,30 @@ static int check_fields(const dcr_mpv *m, const char *what, const char *const *n
 }
 
 static int get_uint(const dcr_mpv *m, const char *what, const char *key, uint64_t *out,
-		    dcr_err *err)
+                    dcr_err *err)
 {
 	const dcr_mpv *v = dcr_mp_get(m, key);
 
 	if (dcr_mp_type(v) != DCR_MP_UINT || dcr_mp_u64(v, out) != 0)
 		return dcr_err_set(err, DCR_EFORMAT,
-				   "%s: field '%s' must be an unsigned integer, got %s", what, key,
-				   type_name(v));
+		                   "%s: field '%s' must be an unsigned integer, got %s", what, key,
+		                   type_name(v));
 	return 0;
 }
 
 static int get_bin_exact(const dcr_mpv *m, const char *what, const char *key, uint8_t *out,
-			 size_t want, dcr_err *err)
+                         size_t want, dcr_err *err)
 {
 	const dcr_mpv *v = dcr_mp_get(m, key);
 	const uint8_t *p;
 	size_t n;
 
 	if (dcr_mp_type(v) != DCR_MP_BIN || dcr_mp_bin(v, &p, &n) != 0)
-		return dcr_err_set(err, DCR_EFORMAT, "%s: field '%s' must be binary, got %s",
-				   what, key, type_name(v));
+		return dcr_err_set(err, DCR_EFORMAT, "%s: field '%s' must be binary, got %s", what,
+		                   key, type_name(v));
 	if (n != want)
 		return dcr_err_set(err, DCR_EFORMAT, "%s: field '%s' must be %zu bytes, got %zu",
-				   what, key, want, n);
+		                   what, key, want, n);
 	memcpy(out, p, want);
 	return 0;
 }
@@ -123,7 +123,7 @@ static int room_from_str(const char *p, size_t n, uint8_t room[ES_ROOM_ID_BYTES]
 }
 
 static int get_room(const dcr_mpv *m, const char *what, uint8_t room[ES_ROOM_ID_BYTES],
-		    dcr_err *err)
+                    dcr_err *err)
 {
 	const dcr_mpv *v = dcr_mp_get(m, "room");
 	const char *p;
@@ -131,12 +131,12 @@ static int get_room(const dcr_mpv *m, const char *what, uint8_t room[ES_ROOM_ID_
 
 	if (dcr_mp_type(v) != DCR_MP_STR || dcr_mp_str(v, &p, &n) != 0)
 		return dcr_err_set(err, DCR_EFORMAT, "%s: field 'room' must be a string, got %s",
-				   what, type_name(v));
+		                   what, type_name(v));
 	if (room_from_str(p, n, room) != 0)
 		return dcr_err_set(err, DCR_EFORMAT,
-				   "%s: field 'room' must be 32 lowercase hex characters, got %zu "
-				   "bytes '%.*s'",
-				   what, n, (int)(n > 40 ? 40 : n), p);
+		                   "%s: field 'room' must be 32 lowercase hex characters, got %zu "
+		                   "bytes '%.*s'",
+		                   what, n, (int)(n > 40 ? 40 : n), p);
 	return 0;
 }
 
@@ -145,16 +145,16 @@ static int check_type(const char *p, size_t n, const char *what, dcr_err *err)
 {
 	if (n == 0 || n >= ES_TYPE_BYTES_MAX)
 		return dcr_err_set(err, DCR_EFORMAT,
-				   "%s: field 'type' must be 1 to %d characters, got %zu", what,
-				   ES_TYPE_BYTES_MAX - 1, n);
+		                   "%s: field 'type' must be 1 to %d characters, got %zu", what,
+		                   ES_TYPE_BYTES_MAX - 1, n);
 	for (size_t i = 0; i < n; i++) {
 		char c = p[i];
 
 		if (!((c >= 'a' && c <= 'z') || c == '.' || c == '_'))
 			return dcr_err_set(err, DCR_EFORMAT,
-					   "%s: field 'type': character %zu (0x%02x) is not one "
-					   "of [a-z._]",
-					   what, i, (unsigned)(uint8_t)c);
+			                   "%s: field 'type': character %zu (0x%02x) is not one "
+			                   "of [a-z._]",
+			                   what, i, (unsigned)(uint8_t)c);
 	}
 	return 0;
 }
@@ -166,18 +166,23 @@ static int check_type(const char *p, size_t n, const char *what, dcr_err *err)
  * The list is the well-known blocklist: 0 and 1, the two points of order
  * 8, and p-1, p, p+1 (each checked against dcr_verify in development). */
 static const uint8_t weak_keys[7][32] = {
-	{0x00},
-	{0x01},
-	{0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0,
-	 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05},
-	{0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
-	 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a},
-	{0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-	 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
-	{0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-	 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
-	{0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-	 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+    {0x00},
+    {0x01},
+    {0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4,
+     0x89, 0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6,
+     0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05},
+    {0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b,
+     0x76, 0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39,
+     0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a},
+    {0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+    {0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+    {0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
 };
 
 bool es_key_is_weak(const uint8_t pub[DCR_ED25519_PUB_BYTES])
@@ -223,8 +228,8 @@ static dcr_mp_limits env_limits(void)
 }
 
 int es_event_build(const dcr_key *k, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq,
-		   uint64_t ts_ms, const char *type, const void *body_mp, size_t body_n,
-		   dcr_buf *out, dcr_err *err)
+                   uint64_t ts_ms, const char *type, const void *body_mp, size_t body_n,
+                   dcr_buf *out, dcr_err *err)
 {
 	uint8_t pub[DCR_ED25519_PUB_BYTES], sig[DCR_ED25519_SIG_BYTES];
 	char room_hex[ES_ROOM_HEX_BYTES];
@@ -246,7 +251,7 @@ int es_event_build(const dcr_key *k, const uint8_t room[ES_ROOM_ID_BYTES], uint6
 	first = *(const uint8_t *)body_mp; /* fixmap, map16 or map32 */
 	if (!((first >= 0x80 && first <= 0x8f) || first == 0xde || first == 0xdf)) {
 		rc = dcr_err_set(err, DCR_EFORMAT, "event body must be a map (first byte 0x%02x)",
-				 (unsigned)first);
+		                 (unsigned)first);
 		goto out;
 	}
 	dcr_key_public(k, pub);
@@ -270,7 +275,7 @@ int es_event_build(const dcr_key *k, const uint8_t room[ES_ROOM_ID_BYTES], uint6
 	env_n = out->len - start;
 	if (env_n > DCR_EVENT_BYTES_MAX) {
 		rc = dcr_err_set(err, DCR_ELIMIT, "event of %zu bytes exceeds the limit of %u",
-				 env_n, (unsigned)DCR_EVENT_BYTES_MAX);
+		                 env_n, (unsigned)DCR_EVENT_BYTES_MAX);
 		goto out;
 	}
 	rc = dcr_sign(k, DCR_DOMAIN_EVENT, out->data + start, env_n, sig);
@@ -299,14 +304,14 @@ int es_event_decode(const void *entry, size_t n, es_event *ev, dcr_err *err)
 	memset(ev, 0, sizeof(*ev));
 	if (n <= DCR_ED25519_SIG_BYTES)
 		return dcr_err_set(err, DCR_ETRUNC,
-				   "entry of %zu bytes is too short for an envelope and a "
-				   "%d-byte signature",
-				   n, DCR_ED25519_SIG_BYTES);
+		                   "entry of %zu bytes is too short for an envelope and a "
+		                   "%d-byte signature",
+		                   n, DCR_ED25519_SIG_BYTES);
 	env_n = n - DCR_ED25519_SIG_BYTES;
 	if (env_n > DCR_EVENT_BYTES_MAX)
 		return dcr_err_set(err, DCR_ELIMIT,
-				   "envelope of %zu bytes exceeds the limit of %u bytes", env_n,
-				   (unsigned)DCR_EVENT_BYTES_MAX);
+		                   "envelope of %zu bytes exceeds the limit of %u bytes", env_n,
+		                   (unsigned)DCR_EVENT_BYTES_MAX);
 	lim = env_limits();
 	rc = dcr_mp_parse(bytes, env_n, &lim, &ev->doc, err);
 	if (rc != 0) {
@@ -316,11 +321,10 @@ int es_event_decode(const void *entry, size_t n, es_event *ev, dcr_err *err)
 	root = dcr_mp_root(ev->doc);
 	if (dcr_mp_type(root) != DCR_MP_MAP) {
 		rc = dcr_err_set(err, DCR_EFORMAT, "%s: expected a map, got %s", what,
-				 type_name(root));
+		                 type_name(root));
 		goto out;
 	}
-	rc = check_fields(root, what, env_fields, sizeof(env_fields) / sizeof(env_fields[0]),
-			  err);
+	rc = check_fields(root, what, env_fields, sizeof(env_fields) / sizeof(env_fields[0]), err);
 	if (rc != 0)
 		goto out;
 	rc = get_uint(root, what, "v", &ver, err);
@@ -328,8 +332,8 @@ int es_event_decode(const void *entry, size_t n, es_event *ev, dcr_err *err)
 		goto out;
 	if (ver != ES_EVENT_VERSION) {
 		rc = dcr_err_set(err, DCR_EFORMAT,
-				 "%s: field 'v': unsupported version %" PRIu64 " (expected %d)",
-				 what, ver, ES_EVENT_VERSION);
+		                 "%s: field 'v': unsupported version %" PRIu64 " (expected %d)",
+		                 what, ver, ES_EVENT_VERSION);
 		goto out;
 	}
 	rc = get_room(root, what, ev->room, err);
@@ -348,7 +352,7 @@ int es_event_decode(const void *entry, size_t n, es_event *ev, dcr_err *err)
 	v = dcr_mp_get(root, "type");
 	if (dcr_mp_type(v) != DCR_MP_STR || dcr_mp_str(v, &p, &len) != 0) {
 		rc = dcr_err_set(err, DCR_EFORMAT, "%s: field 'type' must be a string, got %s",
-				 what, type_name(v));
+		                 what, type_name(v));
 		goto out;
 	}
 	rc = check_type(p, len, what, err);
@@ -358,8 +362,8 @@ int es_event_decode(const void *entry, size_t n, es_event *ev, dcr_err *err)
 	ev->type[len] = '\0';
 	ev->body = dcr_mp_get(root, "body");
 	if (dcr_mp_type(ev->body) != DCR_MP_MAP) {
-		rc = dcr_err_set(err, DCR_EFORMAT, "%s: field 'body' must be a map, got %s",
-				 what, type_name(ev->body));
+		rc = dcr_err_set(err, DCR_EFORMAT, "%s: field 'body' must be a map, got %s", what,
+		                 type_name(ev->body));
 		goto out;
 	}
 	ev->env = bytes;
@@ -377,19 +381,21 @@ int es_event_verify(const es_event *ev, dcr_err *err)
 
 	if (es_key_is_weak(ev->actor))
 		return dcr_err_set(err, DCR_EKEY,
-				   "event seq %" PRIu64 " (%s): actor key has small order (forgeable)",
-				   ev->seq, ev->type);
+		                   "event seq %" PRIu64
+		                   " (%s): actor key has small order (forgeable)",
+		                   ev->seq, ev->type);
 	rc = dcr_verify(ev->actor, DCR_DOMAIN_EVENT, ev->env, ev->env_n, ev->sig);
 	if (rc == 0)
 		return 0;
 	if (rc == DCR_EKEY)
-		return dcr_err_set(err, rc, "event seq %" PRIu64 " (%s): actor is not a valid "
-					    "Ed25519 public key",
-				   ev->seq, ev->type);
+		return dcr_err_set(err, rc,
+		                   "event seq %" PRIu64 " (%s): actor is not a valid "
+		                   "Ed25519 public key",
+		                   ev->seq, ev->type);
 	return dcr_err_set(err, DCR_ESIG,
-			   "event seq %" PRIu64 " (%s): signature does not verify under the "
-			   "actor's key",
-			   ev->seq, ev->type);
+	                   "event seq %" PRIu64 " (%s): signature does not verify under the "
+	                   "actor's key",
+	                   ev->seq, ev->type);
 }
 
 void es_event_release(es_event *ev)
@@ -442,19 +448,19 @@ int es_checkpoint_verify(const es_checkpoint *cp, dcr_err *err)
 	es_room_format(cp->room, room_hex);
 	if (es_key_is_weak(cp->key))
 		return dcr_err_set(err, DCR_EKEY,
-				   "checkpoint of room %s at size %" PRIu64
-				   ": signer key has small order (unsigned or forged)",
-				   room_hex, cp->size);
+		                   "checkpoint of room %s at size %" PRIu64
+		                   ": signer key has small order (unsigned or forged)",
+		                   room_hex, cp->size);
 	dcr_buf_init(&b);
 	checkpoint_body(cp, &b);
 	rc = dcr_verify(cp->key, DCR_DOMAIN_CHECKPOINT, b.data, b.len, cp->sig);
 	dcr_buf_release(&b);
 	if (rc != 0) {
 		return dcr_err_set(err, rc == DCR_EKEY ? DCR_EKEY : DCR_ESIG,
-				   "checkpoint of room %s at size %" PRIu64 ": %s", room_hex,
-				   cp->size,
-				   rc == DCR_EKEY ? "signer is not a valid Ed25519 public key"
-						  : "signature does not verify");
+		                   "checkpoint of room %s at size %" PRIu64 ": %s", room_hex,
+		                   cp->size,
+		                   rc == DCR_EKEY ? "signer is not a valid Ed25519 public key"
+		                                  : "signature does not verify");
 	}
 	return 0;
 }
@@ -504,7 +510,7 @@ int es_checkpoint_decode(const void *p, size_t n, es_checkpoint *cp, dcr_err *er
 	root = dcr_mp_root(doc);
 	if (dcr_mp_type(root) != DCR_MP_MAP) {
 		rc = dcr_err_set(err, DCR_EFORMAT, "%s: expected a map, got %s", what,
-				 type_name(root));
+		                 type_name(root));
 		goto out;
 	}
 	rc = check_fields(root, what, cp_fields, sizeof(cp_fields) / sizeof(cp_fields[0]), err);

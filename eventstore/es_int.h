@@ -17,10 +17,10 @@ uint64_t es__split(uint64_t n);
 
 /* RFC 6962 §2.1.1 PATH(index, D[0:size]) and §2.1.2 PROOF(old, D[0:new]).
  * proof holds ES_PROOF_HASHES_MAX hashes. */
-int es__inclusion(es__range_fn fn, void *ctx, uint64_t index, uint64_t size,
-		  uint8_t (*proof)[32], size_t *proof_n);
+int es__inclusion(es__range_fn fn, void *ctx, uint64_t index, uint64_t size, uint8_t (*proof)[32],
+                  size_t *proof_n);
 int es__consistency(es__range_fn fn, void *ctx, uint64_t size_old, uint64_t size_new,
-		    uint8_t (*proof)[32], size_t *proof_n);
+                    uint8_t (*proof)[32], size_t *proof_n);
 
 /* Position of the complete subtree (level, index) in post-order, i.e. the
  * order in which an append-only log completes its subtrees. Keys built from

@@ -104,7 +104,7 @@ void es_merkle_root(const uint8_t (*leaves)[32], uint64_t n, uint8_t out[32])
 }
 
 int es_merkle_inclusion(const uint8_t (*leaves)[32], uint64_t n, uint64_t index,
-			uint8_t (*proof)[32], size_t *proof_n)
+                        uint8_t (*proof)[32], size_t *proof_n)
 {
 	array_ctx a = {leaves};
 
@@ -112,7 +112,7 @@ int es_merkle_inclusion(const uint8_t (*leaves)[32], uint64_t n, uint64_t index,
 }
 
 int es_merkle_consistency(const uint8_t (*leaves)[32], uint64_t n_old, uint64_t n_new,
-			  uint8_t (*proof)[32], size_t *proof_n)
+                          uint8_t (*proof)[32], size_t *proof_n)
 {
 	array_ctx a = {leaves};
 
@@ -122,7 +122,7 @@ int es_merkle_consistency(const uint8_t (*leaves)[32], uint64_t n_old, uint64_t 
 /* ---- proof generation (RFC 6962 §2.1.1, §2.1.2) -------------------------- */
 
 static int path(es__range_fn fn, void *ctx, uint64_t m, uint64_t lo, uint64_t hi,
-		uint8_t (*proof)[32], size_t *proof_n)
+                uint8_t (*proof)[32], size_t *proof_n)
 {
 	uint64_t k;
 	int rc;
@@ -146,8 +146,8 @@ static int path(es__range_fn fn, void *ctx, uint64_t m, uint64_t lo, uint64_t hi
 	return 0;
 }
 
-int es__inclusion(es__range_fn fn, void *ctx, uint64_t index, uint64_t size,
-		  uint8_t (*proof)[32], size_t *proof_n)
+int es__inclusion(es__range_fn fn, void *ctx, uint64_t index, uint64_t size, uint8_t (*proof)[32],
+                  size_t *proof_n)
 {
 	*proof_n = 0;
 	if (size > ES_TREE_SIZE_MAX || index >= size)
@@ -155,8 +155,8 @@ int es__inclusion(es__range_fn fn, void *ctx, uint64_t index, uint64_t size,
 	return path(fn, ctx, index, 0, size, proof, proof_n);
 }
 
-static int subproof(es__range_fn fn, void *ctx, uint64_t m, uint64_t lo, uint64_t hi,
-		    bool whole, uint8_t (*proof)[32], size_t *proof_n)
+static int subproof(es__range_fn fn, void *ctx, uint64_t m, uint64_t lo, uint64_t hi, bool whole,
+                    uint8_t (*proof)[32], size_t *proof_n)
 {
 	uint64_t n = hi - lo, k;
 	int rc;
@@ -185,7 +185,7 @@ static int subproof(es__range_fn fn, void *ctx, uint64_t m, uint64_t lo, uint64_
 }
 
 int es__consistency(es__range_fn fn, void *ctx, uint64_t size_old, uint64_t size_new,
-		    uint8_t (*proof)[32], size_t *proof_n)
+                    uint8_t (*proof)[32], size_t *proof_n)
 {
 	*proof_n = 0;
 	if (size_new > ES_TREE_SIZE_MAX || size_old > size_new)
@@ -198,13 +198,12 @@ int es__consistency(es__range_fn fn, void *ctx, uint64_t size_old, uint64_t size
 /* ---- verification (RFC 9162 §2.1.3.2, §2.1.4.2) --------------------------- */
 
 int es_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf[32],
-			const uint8_t (*proof)[32], size_t proof_n, const uint8_t root[32])
+                        const uint8_t (*proof)[32], size_t proof_n, const uint8_t root[32])
 {
 	uint64_t fn = index, sn;
 	uint8_t r[32];
 
-	if (size == 0 || size > ES_TREE_SIZE_MAX || index >= size ||
-	    proof_n > ES_PROOF_HASHES_MAX)
+	if (size == 0 || size > ES_TREE_SIZE_MAX || index >= size || proof_n > ES_PROOF_HASHES_MAX)
 		return DCR_EINTEGRITY;
 	sn = size - 1;
 	memcpy(r, leaf, 32);
@@ -229,7 +228,7 @@ int es_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf[32],
 }
 
 int es_verify_consistency(uint64_t size_old, uint64_t size_new, const uint8_t root_old[32],
-			  const uint8_t root_new[32], const uint8_t (*proof)[32], size_t proof_n)
+                          const uint8_t root_new[32], const uint8_t (*proof)[32], size_t proof_n)
 {
 	uint64_t fn, sn;
 	uint8_t fr[32], sr[32];
@@ -239,7 +238,7 @@ int es_verify_consistency(uint64_t size_old, uint64_t size_new, const uint8_t ro
 		return DCR_EINTEGRITY;
 	if (size_old == size_new)
 		return proof_n == 0 && dcr_ct_memcmp(root_old, root_new, 32) == 0 ? 0
-										  : DCR_EINTEGRITY;
+		                                                                  : DCR_EINTEGRITY;
 	if (size_old == 0) /* the empty tree is a prefix of every tree */
 		return proof_n == 0 ? 0 : DCR_EINTEGRITY;
 	if (proof_n == 0)

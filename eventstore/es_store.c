@@ -39,9 +39,9 @@
 #include "es_int.h"
 
 #define ES_MAP_SIZE_DEFAULT ((size_t)1 << 30)
-#define ES_READERS_MAX 512
+#define ES_READERS_MAX      512
 #define ES_GROW_RETRIES_MAX 48
-#define ES_ROOMS_CHUNK 256
+#define ES_ROOMS_CHUNK      256
 
 enum { REQ_APPEND, REQ_META_PUT, REQ_META_DEL };
 
@@ -55,9 +55,9 @@ typedef struct es_req {
 	size_t key_n;
 	/* Results, written by the writer thread before done is set. */
 	int rc;
-	int mdb_rc;    /* LMDB code behind a DCR_ESTORE */
-	uint64_t seq;  /* APPEND: the entry's seq; on DCR_ESEQ the room's size */
-	size_t ridx;   /* APPEND: index into the batch's room table */
+	int mdb_rc;   /* LMDB code behind a DCR_ESTORE */
+	uint64_t seq; /* APPEND: the entry's seq; on DCR_ESEQ the room's size */
+	size_t ridx;  /* APPEND: index into the batch's room table */
 	es_checkpoint cp;
 	bool done;
 	pthread_cond_t cv;
@@ -115,7 +115,7 @@ static void ev_key(uint8_t k[24], const uint8_t room[ES_ROOM_ID_BYTES], uint64_t
 }
 
 static void node_key(uint8_t k[24], const uint8_t room[ES_ROOM_ID_BYTES], unsigned level,
-		     uint64_t index)
+                     uint64_t index)
 {
 	memcpy(k, room, ES_ROOM_ID_BYTES);
 	dcr_put_be64(k + ES_ROOM_ID_BYTES, es__postorder(level, index));
@@ -153,8 +153,7 @@ static void rd_end(es_store *s, MDB_txn *txn)
 	pthread_rwlock_unlock(&s->map_lock);
 }
 
-static int get_size(es_store *s, MDB_txn *txn, const uint8_t room[ES_ROOM_ID_BYTES],
-		    uint64_t *size)
+static int get_size(es_store *s, MDB_txn *txn, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t *size)
 {
 	MDB_val k = {ES_ROOM_ID_BYTES, (void *)room}, v;
 	int rc = mdb_get(txn, s->db_rooms, &k, &v);
@@ -218,7 +217,7 @@ static int range_store(void *ctx, uint64_t lo, uint64_t hi, uint8_t out[32])
 }
 
 static int root_in_txn(es_store *s, MDB_txn *txn, const uint8_t *room, uint64_t size,
-		       uint8_t root[32])
+                       uint8_t root[32])
 {
 	range_ctx c = {s, txn, room};
 
@@ -256,7 +255,7 @@ static int last_key(MDB_txn *txn, MDB_dbi dbi, uint8_t key[24], bool *have)
 /* Puts key (24 bytes) with MDB_APPEND when it sorts after the last key of
  * the database, else a plain insert; both refuse to overwrite. */
 static int put_ordered(MDB_txn *txn, MDB_dbi dbi, uint8_t last[24], bool *have,
-		       const uint8_t key[24], const void *p, size_t n)
+                       const uint8_t key[24], const void *p, size_t n)
 {
 	MDB_val k = {24, (void *)key}, v = {n, (void *)p};
 	bool append = !*have || memcmp(key, last, 24) > 0;
@@ -452,7 +451,7 @@ again:
 		rc = last_key(txn, s->db_nodes, s->last_node, &s->have_last_node);
 	for (size_t i = 0; i < nb && rc == 0; i++)
 		rc = batch[i]->kind == REQ_APPEND ? apply_append(s, txn, batch[i])
-						  : apply_meta(s, txn, batch[i]);
+		                                  : apply_meta(s, txn, batch[i]);
 	if (rc == 0)
 		rc = finish_rooms(s, txn, dcr_now_ms());
 	if (rc != 0) {
@@ -609,7 +608,7 @@ int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err
 		opt = &defaults;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
 		return dcr_err_set(err, -errno, "event store %s: cannot create directory: %s", dir,
-				   strerror(errno));
+		                   strerror(errno));
 	if (stat(dir, &st) != 0)
 		return dcr_err_set(err, -errno, "event store %s: %s", dir, strerror(errno));
 	s = dcr_calloc(1, sizeof(*s));
@@ -630,7 +629,7 @@ int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err
 
 	if (!register_open(s)) {
 		rc = dcr_err_set(err, DCR_EEXIST, "event store %s: already open in this process",
-				 dir);
+		                 dir);
 		goto out;
 	}
 	rc = mdb_env_create(&s->env);
@@ -640,12 +639,12 @@ int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err
 		rc = mdb_env_set_maxreaders(s->env, ES_READERS_MAX);
 	if (rc == 0)
 		rc = mdb_env_set_mapsize(s->env, opt->map_size_bytes ? opt->map_size_bytes
-								 : ES_MAP_SIZE_DEFAULT);
+		                                                     : ES_MAP_SIZE_DEFAULT);
 	if (rc == 0)
 		rc = mdb_env_open(s->env, dir, MDB_NOTLS | (opt->no_sync ? MDB_NOSYNC : 0), 0600);
 	if (rc != 0) {
 		rc = dcr_err_set(err, DCR_ESTORE, "event store %s: cannot open: %s", dir,
-				 mdb_strerror(rc));
+		                 mdb_strerror(rc));
 		goto out;
 	}
 	/* LMDB 0.9.24 leaves the data file descriptor inheritable: a sandboxed
@@ -660,7 +659,7 @@ int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err
 	rc = mdb_reader_check(s->env, &dead);
 	if (rc != 0) {
 		rc = dcr_err_set(err, DCR_ESTORE, "event store %s: reader check: %s", dir,
-				 mdb_strerror(rc));
+		                 mdb_strerror(rc));
 		goto out;
 	}
 	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -680,7 +679,7 @@ int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err
 	}
 	if (rc != 0) {
 		rc = dcr_err_set(err, DCR_ESTORE, "event store %s: cannot create databases: %s",
-				 dir, mdb_strerror(rc));
+		                 dir, mdb_strerror(rc));
 		goto out;
 	}
 	rc = pthread_create(&s->writer, NULL, writer_main, s);
@@ -749,8 +748,7 @@ void es_stats_get(es_store *s, es_stats *out)
 /* ---- writes ----------------------------------------------------------------------- */
 
 int es_append(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t expect_seq,
-	      const void *entry, size_t n, uint64_t *seq_out, es_checkpoint *cp_out,
-	      dcr_err *err)
+              const void *entry, size_t n, uint64_t *seq_out, es_checkpoint *cp_out, dcr_err *err)
 {
 	char room_hex[ES_ROOM_HEX_BYTES];
 	es_req r;
@@ -759,8 +757,8 @@ int es_append(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t expect
 	es_room_format(room, room_hex);
 	if (n <= DCR_ED25519_SIG_BYTES || n > ES_ENTRY_BYTES_MAX)
 		return dcr_err_set(err, n ? DCR_ELIMIT : DCR_EINVALID,
-				   "room %s: entry of %zu bytes is outside 65..%u bytes", room_hex,
-				   n, (unsigned)ES_ENTRY_BYTES_MAX);
+		                   "room %s: entry of %zu bytes is outside 65..%u bytes", room_hex,
+		                   n, (unsigned)ES_ENTRY_BYTES_MAX);
 	memset(&r, 0, sizeof(r));
 	r.kind = REQ_APPEND;
 	r.room = room;
@@ -770,18 +768,18 @@ int es_append(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t expect
 	rc = submit(s, &r);
 	if (rc == DCR_ESEQ)
 		return dcr_err_set(err, rc,
-				   "room %s: event expects seq %" PRIu64 " but the room has %" PRIu64
-				   " events",
-				   room_hex, expect_seq, r.seq);
+		                   "room %s: event expects seq %" PRIu64
+		                   " but the room has %" PRIu64 " events",
+		                   room_hex, expect_seq, r.seq);
 	if (rc == DCR_ELIMIT)
 		return dcr_err_set(err, rc, "room %s: the log is full (%" PRIu64 " events)",
-				   room_hex, r.seq);
+		                   room_hex, r.seq);
 	if (rc == DCR_ESTORE)
 		return dcr_err_set(err, rc, "room %s: append failed: %s", room_hex,
-				   r.mdb_rc ? mdb_strerror(r.mdb_rc) : "storage failure");
+		                   r.mdb_rc ? mdb_strerror(r.mdb_rc) : "storage failure");
 	if (rc != 0)
 		return dcr_err_set(err, rc, "room %s: append failed: %s", room_hex,
-				   dcr_strerror(rc));
+		                   dcr_strerror(rc));
 	if (seq_out)
 		*seq_out = r.seq;
 	if (cp_out)
@@ -888,8 +886,7 @@ int es_latest_checkpoint(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], es_c
 	return rc;
 }
 
-int es_rooms(es_store *s, int (*fn)(void *ctx, const uint8_t room[ES_ROOM_ID_BYTES]),
-	     void *ctx)
+int es_rooms(es_store *s, int (*fn)(void *ctx, const uint8_t room[ES_ROOM_ID_BYTES]), void *ctx)
 {
 	uint8_t ids[ES_ROOMS_CHUNK][ES_ROOM_ID_BYTES], next[ES_ROOM_ID_BYTES];
 	bool first = true;
@@ -956,7 +953,7 @@ int es_get(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq, dcr_
 /* Copies up to one chunk of entries [seq, to) into b; offs[i] is where
  * entry i starts, offs[*n] the end. *more is false at the end of the room. */
 static int fold_chunk(es_store *s, const uint8_t *room, uint64_t seq, uint64_t to, dcr_buf *b,
-		      size_t *offs, size_t *n, bool *more)
+                      size_t *offs, size_t *n, bool *more)
 {
 	uint8_t key[24];
 	MDB_val k = {sizeof(key), key}, v;
@@ -1004,7 +1001,7 @@ out:
 }
 
 int es_fold(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, uint64_t to,
-	    es_fold_fn fn, void *ctx)
+            es_fold_fn fn, void *ctx)
 {
 	size_t *offs = dcr_calloc(ES_FOLD_CHUNK_EVENTS + 1, sizeof(*offs));
 	uint64_t seq = from;
@@ -1051,7 +1048,7 @@ int es_root(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size, ui
 }
 
 int es_inclusion_proof(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t index,
-		       uint64_t size, uint8_t (*proof)[32], size_t *proof_n)
+                       uint64_t size, uint8_t (*proof)[32], size_t *proof_n)
 {
 	MDB_txn *txn;
 	range_ctx c;
@@ -1076,7 +1073,7 @@ int es_inclusion_proof(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64
 }
 
 int es_consistency_proof(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size_old,
-			 uint64_t size_new, uint8_t (*proof)[32], size_t *proof_n)
+                         uint64_t size_new, uint8_t (*proof)[32], size_t *proof_n)
 {
 	MDB_txn *txn;
 	range_ctx c;

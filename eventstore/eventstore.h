@@ -16,22 +16,22 @@
 
 #include "../base/base.h"
 
-#define ES_ROOM_ID_BYTES 16 /* raw; 32 hex chars in envelopes */
+#define ES_ROOM_ID_BYTES  16 /* raw; 32 hex chars in envelopes */
 #define ES_ROOM_HEX_BYTES 33
 #define ES_TYPE_BYTES_MAX 64 /* including the NUL: types are 1..63 chars of [a-z._] */
-#define ES_EVENT_VERSION 1
+#define ES_EVENT_VERSION  1
 
 /* Limits of this module (the msgpack limits come from base/limits.h). */
-#define ES_ENTRY_BYTES_MAX (DCR_EVENT_BYTES_MAX + DCR_ED25519_SIG_BYTES)
-#define ES_TREE_SIZE_MAX (UINT64_C(1) << 62) /* events per room */
-#define ES_PROOF_HASHES_MAX 64               /* any proof of a tree <= ES_TREE_SIZE_MAX */
-#define ES_CHECKPOINT_BYTES_MAX 512          /* serialized checkpoint */
-#define ES_QUEUE_DEPTH_MAX 65536             /* pending writes; more callers wait */
-#define ES_BATCH_REQS_MAX 4096               /* writes in one transaction */
-#define ES_BATCH_BYTES_MAX (64u * 1024 * 1024) /* bytes in one transaction (>= 1 write) */
-#define ES_FOLD_CHUNK_EVENTS 1024            /* events copied per read transaction */
-#define ES_FOLD_CHUNK_BYTES (8u * 1024 * 1024) /* bytes per chunk (>= 1 event) */
-#define ES_META_KEY_BYTES_MAX 256
+#define ES_ENTRY_BYTES_MAX      (DCR_EVENT_BYTES_MAX + DCR_ED25519_SIG_BYTES)
+#define ES_TREE_SIZE_MAX        (UINT64_C(1) << 62) /* events per room */
+#define ES_PROOF_HASHES_MAX     64                  /* any proof of a tree <= ES_TREE_SIZE_MAX */
+#define ES_CHECKPOINT_BYTES_MAX 512                 /* serialized checkpoint */
+#define ES_QUEUE_DEPTH_MAX      65536               /* pending writes; more callers wait */
+#define ES_BATCH_REQS_MAX       4096                /* writes in one transaction */
+#define ES_BATCH_BYTES_MAX      (64u * 1024 * 1024) /* bytes in one transaction (>= 1 write) */
+#define ES_FOLD_CHUNK_EVENTS    1024                /* events copied per read transaction */
+#define ES_FOLD_CHUNK_BYTES     (8u * 1024 * 1024)  /* bytes per chunk (>= 1 event) */
+#define ES_META_KEY_BYTES_MAX   256
 #define ES_META_VALUE_BYTES_MAX (1024u * 1024)
 
 /* ---- envelopes ---------------------------------------------------------- */
@@ -55,8 +55,8 @@ typedef struct es_event {
 /* Builds and signs an envelope. body_mp is an already encoded canonical
  * msgpack map (e.g. from dcr_mpw). Appends entry = envelope || sig to out. */
 int es_event_build(const dcr_key *k, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq,
-		   uint64_t ts_ms, const char *type, const void *body_mp, size_t body_n,
-		   dcr_buf *out, dcr_err *err);
+                   uint64_t ts_ms, const char *type, const void *body_mp, size_t body_n,
+                   dcr_buf *out, dcr_err *err);
 
 /* Decodes an entry (envelope || sig) from untrusted bytes: limits,
  * canonical form, required fields and their types, no trailing bytes. Does
@@ -87,14 +87,14 @@ void es_merkle_root(const uint8_t (*leaves)[32], uint64_t n, uint8_t out[32]);
 /* Proofs from an array of leaf hashes (reference implementation; the store
  * has faster versions). proof must hold 64 hashes; *proof_n is set. */
 int es_merkle_inclusion(const uint8_t (*leaves)[32], uint64_t n, uint64_t index,
-			uint8_t (*proof)[32], size_t *proof_n);
+                        uint8_t (*proof)[32], size_t *proof_n);
 int es_merkle_consistency(const uint8_t (*leaves)[32], uint64_t n_old, uint64_t n_new,
-			  uint8_t (*proof)[32], size_t *proof_n);
+                          uint8_t (*proof)[32], size_t *proof_n);
 /* Verification (RFC 9162 §2.1.3.2 / §2.1.4.2). 0 or DCR_EINTEGRITY. */
 int es_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf[32],
-			const uint8_t (*proof)[32], size_t proof_n, const uint8_t root[32]);
+                        const uint8_t (*proof)[32], size_t proof_n, const uint8_t root[32]);
 int es_verify_consistency(uint64_t size_old, uint64_t size_new, const uint8_t root_old[32],
-			  const uint8_t root_new[32], const uint8_t (*proof)[32], size_t proof_n);
+                          const uint8_t root_new[32], const uint8_t (*proof)[32], size_t proof_n);
 
 /* ---- checkpoints ------------------------------------------------------- */
 
@@ -160,16 +160,14 @@ void es_stats_get(es_store *s, es_stats *out);
  * Thread safe. */
 #define ES_SEQ_ANY UINT64_MAX
 int es_append(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t expect_seq,
-	      const void *entry, size_t n, uint64_t *seq_out, es_checkpoint *cp_out,
-	      dcr_err *err);
+              const void *entry, size_t n, uint64_t *seq_out, es_checkpoint *cp_out, dcr_err *err);
 
 /* Number of events in room (0 if unknown room). */
 int es_room_size(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t *size);
 /* Latest checkpoint of room (DCR_ENOTFOUND if none). */
 int es_latest_checkpoint(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], es_checkpoint *cp);
 /* Lists rooms: calls fn for each room id; stops early if fn returns != 0. */
-int es_rooms(es_store *s, int (*fn)(void *ctx, const uint8_t room[ES_ROOM_ID_BYTES]),
-	     void *ctx);
+int es_rooms(es_store *s, int (*fn)(void *ctx, const uint8_t room[ES_ROOM_ID_BYTES]), void *ctx);
 
 /* Copies entry seq of room into out (appends). DCR_ENOTFOUND if absent. */
 int es_get(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq, dcr_buf *out);
@@ -183,7 +181,7 @@ int es_get(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq, dcr_
  * when to = ES_SEQ_ANY. This is replay: fold(apply, events). */
 typedef int (*es_fold_fn)(void *ctx, uint64_t seq, const void *entry, size_t n);
 int es_fold(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, uint64_t to,
-	    es_fold_fn fn, void *ctx);
+            es_fold_fn fn, void *ctx);
 
 /* Root of the first `size` leaves of room, and proofs against it, from the
  * stored complete subtrees (O(log^2 n) lookups, one read transaction).
@@ -191,9 +189,9 @@ int es_fold(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, ui
  * holds ES_PROOF_HASHES_MAX hashes. */
 int es_root(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size, uint8_t root[32]);
 int es_inclusion_proof(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t index,
-		       uint64_t size, uint8_t (*proof)[32], size_t *proof_n);
+                       uint64_t size, uint8_t (*proof)[32], size_t *proof_n);
 int es_consistency_proof(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size_old,
-			 uint64_t size_new, uint8_t (*proof)[32], size_t *proof_n);
+                         uint64_t size_new, uint8_t (*proof)[32], size_t *proof_n);
 
 /* Small key-value side table in the same environment for daemon metadata
  * (blob index, upload records). Keys are 1..ES_META_KEY_BYTES_MAX bytes,

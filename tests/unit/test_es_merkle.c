@@ -14,16 +14,16 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			failures++;                                                        \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                      \
-			fprintf(stderr, "\n");                                             \
-			if (failures > 50)                                                 \
-				exit(1);                                                   \
-		}                                                                          \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			failures++;                                                                \
+			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);   \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fprintf(stderr, "\n");                                                     \
+			if (failures > 50)                                                         \
+				exit(1);                                                           \
+		}                                                                                  \
 	} while (0)
 
 static void unhex(const char *s, uint8_t *out, size_t n)
@@ -33,21 +33,27 @@ static void unhex(const char *s, uint8_t *out, size_t n)
 }
 
 static const char *const leaves_hex[8] = {
-	"", "00", "10", "2021", "3031", "40414243", "5051525354555657",
-	"606162636465666768696a6b6c6d6e6f",
+    "",
+    "00",
+    "10",
+    "2021",
+    "3031",
+    "40414243",
+    "5051525354555657",
+    "606162636465666768696a6b6c6d6e6f",
 };
 
 /* roots[n] is the root of the first n leaves. */
 static const char *const roots_hex[9] = {
-	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-	"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-	"fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-	"aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
-	"d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-	"4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
-	"76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
-	"ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
-	"5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
 };
 
 typedef struct {
@@ -57,39 +63,53 @@ typedef struct {
 } vector;
 
 static const vector inclusion_vectors[] = {
-	{0, 8, 3,
-	 {"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
-	  "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-	  "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"}},
-	{5, 8, 3,
-	 {"bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
-	  "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-	  "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
-	{2, 3, 1, {"fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"}},
-	{1, 5, 3,
-	 {"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-	  "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-	  "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"}},
-	{0, 1, 0, {NULL}},
+    {0,
+     8,
+     3,
+     {"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+      "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+      "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"}},
+    {5,
+     8,
+     3,
+     {"bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+      "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+      "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
+    {2, 3, 1, {"fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"}},
+    {1,
+     5,
+     3,
+     {"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+      "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+      "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"}},
+    {0, 1, 0, {NULL}},
 };
 
 static const vector consistency_vectors[] = {
-	{1, 1, 0, {NULL}},
-	{1, 8, 3,
-	 {"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
-	  "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-	  "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"}},
-	{6, 8, 3,
-	 {"0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
-	  "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-	  "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
-	{2, 5, 2,
-	 {"5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-	  "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"}},
-	{6, 7, 3,
-	 {"0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
-	  "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
-	  "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
+    {1, 1, 0, {NULL}},
+    {1,
+     8,
+     3,
+     {"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+      "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+      "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"}},
+    {6,
+     8,
+     3,
+     {"0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+      "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+      "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
+    {2,
+     5,
+     2,
+     {"5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+      "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"}},
+    {6,
+     7,
+     3,
+     {"0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+      "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
+      "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
 };
 
 static void test_vectors(void)
@@ -114,7 +134,7 @@ static void test_vectors(void)
 		const vector *t = &inclusion_vectors[v];
 
 		CHECK(es_merkle_inclusion((const uint8_t(*)[32])leaves, t->b, t->a, proof,
-					  &proof_n) == 0,
+		                          &proof_n) == 0,
 		      "inclusion %" PRIu64 "/%" PRIu64, t->a, t->b);
 		CHECK(proof_n == t->n, "inclusion %" PRIu64 "/%" PRIu64 " has %zu hashes", t->a,
 		      t->b, proof_n);
@@ -125,19 +145,18 @@ static void test_vectors(void)
 		}
 		unhex(roots_hex[t->b], root, 32);
 		CHECK(es_verify_inclusion(t->a, t->b, leaves[t->a], (const uint8_t(*)[32])proof,
-					  proof_n, root) == 0,
+		                          proof_n, root) == 0,
 		      "published inclusion proof %zu verifies", v);
 	}
-	for (size_t v = 0; v < sizeof(consistency_vectors) / sizeof(consistency_vectors[0]);
-	     v++) {
+	for (size_t v = 0; v < sizeof(consistency_vectors) / sizeof(consistency_vectors[0]); v++) {
 		const vector *t = &consistency_vectors[v];
 		uint8_t r1[32];
 
 		CHECK(es_merkle_consistency((const uint8_t(*)[32])leaves, t->a, t->b, proof,
-					    &proof_n) == 0,
+		                            &proof_n) == 0,
 		      "consistency %" PRIu64 "->%" PRIu64, t->a, t->b);
-		CHECK(proof_n == t->n, "consistency %" PRIu64 "->%" PRIu64 " has %zu hashes",
-		      t->a, t->b, proof_n);
+		CHECK(proof_n == t->n, "consistency %" PRIu64 "->%" PRIu64 " has %zu hashes", t->a,
+		      t->b, proof_n);
 		for (size_t i = 0; i < t->n && i < proof_n; i++) {
 			unhex(t->h[i], h, 32);
 			CHECK(memcmp(proof[i], h, 32) == 0,
@@ -146,7 +165,7 @@ static void test_vectors(void)
 		unhex(roots_hex[t->a], r1, 32);
 		unhex(roots_hex[t->b], root, 32);
 		CHECK(es_verify_consistency(t->a, t->b, r1, root, (const uint8_t(*)[32])proof,
-					    proof_n) == 0,
+		                            proof_n) == 0,
 		      "published consistency proof %zu verifies", v);
 	}
 }
@@ -168,8 +187,8 @@ static void setup_big(void)
 		es_merkle_root((const uint8_t(*)[32])big, n, roots[n]);
 }
 
-static int verify_inc(uint64_t index, uint64_t size, const uint8_t leaf[32],
-		      uint8_t (*proof)[32], size_t n, const uint8_t root[32])
+static int verify_inc(uint64_t index, uint64_t size, const uint8_t leaf[32], uint8_t (*proof)[32],
+                      size_t n, const uint8_t root[32])
 {
 	return es_verify_inclusion(index, size, leaf, (const uint8_t(*)[32])proof, n, root);
 }
@@ -182,7 +201,7 @@ static void test_inclusion_all(void)
 	for (uint64_t size = 1; size <= N_MAX; size++) {
 		for (uint64_t i = 0; i < size; i++) {
 			CHECK(es_merkle_inclusion((const uint8_t(*)[32])big, size, i, proof, &n) ==
-				      0,
+			          0,
 			      "proof %" PRIu64 "/%" PRIu64, i, size);
 			CHECK(verify_inc(i, size, big[i], proof, n, roots[size]) == 0,
 			      "inclusion %" PRIu64 "/%" PRIu64 " verifies", i, size);
@@ -190,7 +209,7 @@ static void test_inclusion_all(void)
 			for (size_t k = 0; k < n; k++) {
 				proof[k][k % 32] ^= 0x08;
 				CHECK(verify_inc(i, size, big[i], proof, n, roots[size]) ==
-					      DCR_EINTEGRITY,
+				          DCR_EINTEGRITY,
 				      "inclusion %" PRIu64 "/%" PRIu64 " with hash %zu flipped", i,
 				      size, k);
 				proof[k][k % 32] ^= 0x08;
@@ -237,13 +256,13 @@ static void test_inclusion_all(void)
 			CHECK(verify_inc(i, 0, big[i], proof, n, roots[0]) != 0, "size 0");
 		}
 		CHECK(es_merkle_inclusion((const uint8_t(*)[32])big, size, size, proof, &n) ==
-			      DCR_EINVALID,
+		          DCR_EINVALID,
 		      "index == size is refused");
 	}
 }
 
 static int verify_cons(uint64_t m, uint64_t n, const uint8_t *r1, const uint8_t *r2,
-		       uint8_t (*proof)[32], size_t pn)
+                       uint8_t (*proof)[32], size_t pn)
 {
 	return es_verify_consistency(m, n, r1, r2, (const uint8_t(*)[32])proof, pn);
 }
@@ -256,7 +275,7 @@ static void test_consistency_all(void)
 	for (uint64_t n = 0; n <= N_MAX; n++) {
 		for (uint64_t m = 0; m <= n; m++) {
 			CHECK(es_merkle_consistency((const uint8_t(*)[32])big, m, n, proof, &pn) ==
-				      0,
+			          0,
 			      "proof %" PRIu64 "->%" PRIu64, m, n);
 			CHECK(verify_cons(m, n, roots[m], roots[n], proof, pn) == 0,
 			      "consistency %" PRIu64 "->%" PRIu64 " verifies", m, n);
@@ -267,7 +286,7 @@ static void test_consistency_all(void)
 				      "non-empty trivial proof %" PRIu64 "->%" PRIu64, m, n);
 				if (m == n && n > 0)
 					CHECK(verify_cons(m, n, roots[m], roots[n - 1], proof, 0) !=
-						      0,
+					          0,
 					      "equal sizes, different roots");
 				continue;
 			}

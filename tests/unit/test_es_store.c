@@ -30,16 +30,16 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			failures++;                                                        \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                      \
-			fprintf(stderr, "\n");                                             \
-			if (failures > 50)                                                 \
-				exit(1);                                                   \
-		}                                                                          \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			failures++;                                                                \
+			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);   \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fprintf(stderr, "\n");                                                     \
+			if (failures > 50)                                                         \
+				exit(1);                                                           \
+		}                                                                                  \
 	} while (0)
 
 static char tmp_root[64];
@@ -70,7 +70,7 @@ static char *subdir(const char *name)
 /* A deterministic entry for (room, seq): Ed25519 signatures are
  * deterministic, so the parent can rebuild what a child appended. */
 static void make_entry(const dcr_key *k, const uint8_t room[16], uint64_t seq, size_t pad,
-		       dcr_buf *out)
+                       dcr_buf *out)
 {
 	dcr_buf body;
 	dcr_mpw w;
@@ -88,7 +88,7 @@ static void make_entry(const dcr_key *k, const uint8_t room[16], uint64_t seq, s
 	dcr_mpw_uint(&w, seq);
 	dcr_buf_reset(out);
 	if (es_event_build(k, room, seq, 1764072000000ull + seq, "test.event", body.data, body.len,
-			   out, &err) != 0) {
+	                   out, &err) != 0) {
 		fprintf(stderr, "build: %s\n", err.msg);
 		abort();
 	}
@@ -135,7 +135,7 @@ static int collect_fn(void *ctx, uint64_t seq, const void *entry, size_t n)
 /* Folds the room, checks density, root vs reference, latest checkpoint.
  * Returns the room size. */
 static uint64_t check_room_leaves(es_store *s, const uint8_t room[16], int verify, bool want_cp,
-				  uint8_t (**leaves_out)[32])
+                                  uint8_t (**leaves_out)[32])
 {
 	collect c = {.dense = true, .room = room, .verify = verify};
 	uint8_t root[32], ref[32];
@@ -152,8 +152,8 @@ static uint64_t check_room_leaves(es_store *s, const uint8_t room[16], int verif
 	CHECK(c.bad == 0, "%d entries do not decode/verify", c.bad);
 	CHECK(es_root(s, room, size, root) == 0, "root");
 	es_merkle_root((const uint8_t(*)[32])c.leaves, c.n, ref);
-	CHECK(memcmp(root, ref, 32) == 0, "stored root equals the recomputed one (size %" PRIu64 ")",
-	      size);
+	CHECK(memcmp(root, ref, 32) == 0,
+	      "stored root equals the recomputed one (size %" PRIu64 ")", size);
 	if (want_cp && size > 0) {
 		rc = es_latest_checkpoint(s, room, &cp);
 		CHECK(rc == 0, "latest checkpoint: %d", rc);
@@ -270,7 +270,7 @@ static void test_basics(void)
 		CHECK(es_root(s, r1, i + 1, root) == 0 && memcmp(root, cp.root, 32) == 0,
 		      "cp root");
 		CHECK(es_latest_checkpoint(s, r1, &latest) == 0 &&
-			      memcmp(&latest, &cp, sizeof(cp)) == 0,
+		          memcmp(&latest, &cp, sizeof(cp)) == 0,
 		      "latest checkpoint is the one returned");
 	}
 	/* Wrong expect_seq: too small, too big; nothing appended. */
@@ -291,7 +291,7 @@ static void test_basics(void)
 	make_entry(user_key, r2, 0, 3000, &e);
 	CHECK(es_append(s, r2, 0, e.data, e.len, &seq, NULL, &err) == 0 && seq == 0, "room 2");
 	CHECK(es_get(s, r2, 0, &got) == 0 && got.len == e.len &&
-		      memcmp(got.data, e.data, e.len) == 0,
+	          memcmp(got.data, e.data, e.len) == 0,
 	      "es_get identical");
 	CHECK(es_get(s, r2, 1, &got) == DCR_ENOTFOUND, "beyond the end");
 	check_room(s, r1, 2, true);
@@ -312,7 +312,8 @@ static void test_basics(void)
 	dcr_buf_reset(&got);
 	CHECK(es_meta_get(s, "blob/abc", &got) == DCR_ENOTFOUND, "meta absent");
 	CHECK(es_meta_put(s, "blob/abc", "v1", 2) == 0, "meta put");
-	CHECK(es_meta_get(s, "blob/abc", &got) == 0 && got.len == 2 && memcmp(got.data, "v1", 2) == 0,
+	CHECK(es_meta_get(s, "blob/abc", &got) == 0 && got.len == 2 &&
+	          memcmp(got.data, "v1", 2) == 0,
 	      "meta get");
 	CHECK(es_meta_put(s, "blob/abc", "value2", 6) == 0, "meta overwrite");
 	dcr_buf_reset(&got);
@@ -404,7 +405,7 @@ static void test_proofs(void)
 			      "inclusion %" PRIu64 "/%" PRIu64 " equals the reference", i, n);
 			es_merkle_root((const uint8_t(*)[32])leaves, n, ref);
 			CHECK(es_verify_inclusion(i, n, leaves[i], (const uint8_t(*)[32])p1, n1,
-						  ref) == 0,
+			                          ref) == 0,
 			      "verifies");
 		}
 		for (uint64_t m = 0; m <= n; m++) {
@@ -412,15 +413,17 @@ static void test_proofs(void)
 
 			if (!full && dcr_random_below(n) >= 3)
 				continue;
-			CHECK(es_consistency_proof(s, room, m, n, p1, &n1) == 0, "store consistency");
+			CHECK(es_consistency_proof(s, room, m, n, p1, &n1) == 0,
+			      "store consistency");
 			CHECK(es_merkle_consistency((const uint8_t(*)[32])leaves, m, n, p2, &n2) ==
-				      0,
+			          0,
 			      "ref consistency");
 			CHECK(n1 == n2 && memcmp(p1, p2, n1 * 32) == 0,
 			      "consistency %" PRIu64 "->%" PRIu64 " equals the reference", m, n);
 			es_merkle_root((const uint8_t(*)[32])leaves, m, ro);
 			es_merkle_root((const uint8_t(*)[32])leaves, n, ref);
-			CHECK(es_verify_consistency(m, n, ro, ref, (const uint8_t(*)[32])p1, n1) == 0,
+			CHECK(es_verify_consistency(m, n, ro, ref, (const uint8_t(*)[32])p1, n1) ==
+			          0,
 			      "verifies");
 		}
 	}
@@ -467,7 +470,8 @@ static int fold_check(void *ctx, uint64_t seq, const void *entry, size_t n)
 
 		/* The callback runs outside any transaction: writing is fine. */
 		make_entry(user_key, f->other, ES_SEQ_ANY - 1, 1, &want);
-		if (es_append(f->s, f->other, ES_SEQ_ANY, want.data, want.len, NULL, NULL, &err) != 0)
+		if (es_append(f->s, f->other, ES_SEQ_ANY, want.data, want.len, NULL, NULL, &err) !=
+		    0)
 			f->same = false;
 	}
 	dcr_buf_release(&want);
@@ -505,38 +509,53 @@ static void test_fold(void)
 	}
 	static const struct {
 		uint64_t from, to;
-	} ranges[] = {{0, ES_SEQ_ANY}, {0, N},	   {1000, 2100}, {1023, 1025}, {1024, 1025},
-		      {2047, 2049},	   {5, 5},	   {2599, 5000}, {N, ES_SEQ_ANY}, {7000, 8000},
-		      {0, 1},		   {1, 1024 + 1}};
+	} ranges[] = {{0, ES_SEQ_ANY}, {0, N},       {1000, 2100}, {1023, 1025},
+	              {1024, 1025},    {2047, 2049}, {5, 5},       {2599, 5000},
+	              {N, ES_SEQ_ANY}, {7000, 8000}, {0, 1},       {1, 1024 + 1}};
 	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
-		fold_ctx f = {.s = s, .room = room, .dense = true, .same = true, .pad = 5,
-			      .stop_at = UINT64_MAX};
+		fold_ctx f = {.s = s,
+		              .room = room,
+		              .dense = true,
+		              .same = true,
+		              .pad = 5,
+		              .stop_at = UINT64_MAX};
 		uint64_t to = ranges[i].to > N ? N : ranges[i].to;
 		uint64_t want = to > ranges[i].from ? to - ranges[i].from : 0;
 
 		CHECK(es_fold(s, room, ranges[i].from, ranges[i].to, fold_check, &f) == 0, "fold");
-		CHECK(f.count == want, "[%" PRIu64 ", %" PRIu64 "): %" PRIu64 " events, want %" PRIu64,
+		CHECK(f.count == want,
+		      "[%" PRIu64 ", %" PRIu64 "): %" PRIu64 " events, want %" PRIu64,
 		      ranges[i].from, ranges[i].to, f.count, want);
 		CHECK(want == 0 || f.first == ranges[i].from, "first");
 		CHECK(f.dense && f.same, "dense and identical");
 	}
 	{
-		fold_ctx f = {.s = s, .room = room, .dense = true, .same = true, .pad = 5,
-			      .stop_at = 1500};
+		fold_ctx f = {
+		    .s = s, .room = room, .dense = true, .same = true, .pad = 5, .stop_at = 1500};
 
 		CHECK(es_fold(s, room, 0, ES_SEQ_ANY, fold_check, &f) == 42, "stopped by fn");
 		CHECK(f.count == 1501, "stopped at 1500");
 	}
 	{
-		fold_ctx f = {.s = s, .room = big, .dense = true, .same = true, .pad = 100000,
-			      .stop_at = UINT64_MAX};
+		fold_ctx f = {.s = s,
+		              .room = big,
+		              .dense = true,
+		              .same = true,
+		              .pad = 100000,
+		              .stop_at = UINT64_MAX};
 
 		CHECK(es_fold(s, big, 0, ES_SEQ_ANY, fold_check, &f) == 0, "fold big");
 		CHECK(f.count == NBIG && f.dense && f.same, "big entries across byte chunks");
 	}
 	{
-		fold_ctx f = {.s = s, .room = room, .other = other, .dense = true, .same = true,
-			      .pad = 5, .stop_at = UINT64_MAX, .append_inside = true};
+		fold_ctx f = {.s = s,
+		              .room = room,
+		              .other = other,
+		              .dense = true,
+		              .same = true,
+		              .pad = 5,
+		              .stop_at = UINT64_MAX,
+		              .append_inside = true};
 
 		CHECK(es_fold(s, room, 0, ES_SEQ_ANY, fold_check, &f) == 0, "fold + append");
 		CHECK(f.count == N && f.same, "appends from inside the fold");
@@ -554,7 +573,7 @@ out:
 /* ---- concurrency ------------------------------------------------------------------- */
 
 #define THREADS 8
-#define ROOMS 4
+#define ROOMS   4
 
 typedef struct {
 	es_store *s;
@@ -581,7 +600,7 @@ static void thread_entry(int id, int i, const uint8_t room[16], uint64_t seq_fie
 	dcr_mpw_uint(&w, (uint64_t)id);
 	dcr_buf_reset(out);
 	DCR_ASSERT(es_event_build(user_key, room, seq_field, 1, "test.concurrent", body.data,
-				  body.len, out, &err) == 0);
+	                          body.len, out, &err) == 0);
 	dcr_buf_release(&body);
 }
 
@@ -607,7 +626,8 @@ static void *writer_main(void *p)
 
 				es_room_size(a->s, a->room, &size);
 				thread_entry(a->id, i, a->room, size, &e);
-				rc = es_append(a->s, a->room, size, e.data, e.len, &seq, NULL, &err);
+				rc =
+				    es_append(a->s, a->room, size, e.data, e.len, &seq, NULL, &err);
 			} while (rc == DCR_ESEQ && ++tries < 1000);
 		}
 		if (rc != 0)
@@ -648,7 +668,8 @@ static void *reader_main(void *p)
 
 			if (es_room_size(a->s, a->rooms[r], &size) != 0)
 				a->errors++;
-			if (es_fold(a->s, a->rooms[r], 0, size, count_fn, &count) != 0 || count != size)
+			if (es_fold(a->s, a->rooms[r], 0, size, count_fn, &count) != 0 ||
+			    count != size)
 				a->errors++;
 			if (size == 0)
 				continue;
@@ -656,13 +677,14 @@ static void *reader_main(void *p)
 			dcr_buf_reset(&e);
 			if (es_get(a->s, a->rooms[r], size - 1, &e) != 0 ||
 			    es_root(a->s, a->rooms[r], size, root) != 0 ||
-			    es_inclusion_proof(a->s, a->rooms[r], size - 1, size, proof, &pn) != 0) {
+			    es_inclusion_proof(a->s, a->rooms[r], size - 1, size, proof, &pn) !=
+			        0) {
 				a->errors++;
 				continue;
 			}
 			es_leaf_hash(e.data, e.len, leaf);
-			if (es_verify_inclusion(size - 1, size, leaf, (const uint8_t(*)[32])proof, pn,
-						root) != 0)
+			if (es_verify_inclusion(size - 1, size, leaf, (const uint8_t(*)[32])proof,
+			                        pn, root) != 0)
 				a->errors++;
 		}
 		a->rounds++;
@@ -772,7 +794,8 @@ static void test_concurrency(void)
 static void test_map_growth(void)
 {
 	char *dir = subdir("growth");
-	es_options opt = {.no_sync = true, .checkpoint_key = daemon_key, .map_size_bytes = 64 * 1024};
+	es_options opt = {
+	    .no_sync = true, .checkpoint_key = daemon_key, .map_size_bytes = 64 * 1024};
 	uint8_t room[16], room2[16];
 	es_store *s;
 	es_stats st;
@@ -810,7 +833,7 @@ static void test_map_growth(void)
 		make_entry(user_key, room, i, 10000, &e);
 		dcr_buf_reset(&got);
 		CHECK(es_get(s, room, i, &got) == 0 && got.len == e.len &&
-			      memcmp(got.data, e.data, e.len) == 0,
+		          memcmp(got.data, e.data, e.len) == 0,
 		      "entry %" PRIu64 " after growth", i);
 	}
 	CHECK(check_room(s, room, 2, true) == 400, "all 400");
@@ -900,7 +923,7 @@ static void test_durability(void)
 	const int kills = 24;
 	uint64_t acked[DUR_ROOMS] = {0}; /* highest acknowledged seq + 1 */
 	uint64_t total_acks = 0;
-	uint8_t (*known[DUR_ROOMS])[32] = {NULL};
+	uint8_t(*known[DUR_ROOMS])[32] = {NULL};
 	uint64_t known_n[DUR_ROOMS] = {0};
 	dcr_buf e, got;
 
@@ -937,8 +960,9 @@ static void test_durability(void)
 			CHECK(a.room < DUR_ROOMS, "ack room");
 			if (a.room >= DUR_ROOMS)
 				break;
-			CHECK(a.seq == acked[a.room], "kill %d room %d: ack %" PRIu64 ", expected %" PRIu64,
-			      k, a.room, a.seq, acked[a.room]);
+			CHECK(a.seq == acked[a.room],
+			      "kill %d room %d: ack %" PRIu64 ", expected %" PRIu64, k, a.room,
+			      a.seq, acked[a.room]);
 			acked[a.room] = a.seq + 1;
 			total_acks++;
 		}
@@ -961,8 +985,9 @@ static void test_durability(void)
 			dur_room(r, room);
 			/* dense, root = recomputed root, checkpoint signed and matching */
 			size = check_room_leaves(s, room, 0, true, &leaves);
-			CHECK(size >= acked[r], "kill %d room %d: size %" PRIu64 " < acknowledged %" PRIu64,
-			      k, r, size, acked[r]);
+			CHECK(size >= acked[r],
+			      "kill %d room %d: size %" PRIu64 " < acknowledged %" PRIu64, k, r,
+			      size, acked[r]);
 			/* Entries checked after earlier kills must not have changed
 			 * (their leaf hashes); every new entry, acknowledged or not,
 			 * is byte for byte the one the child built. */
@@ -973,7 +998,8 @@ static void test_durability(void)
 				make_entry(user_key, room, q, 200 + (q % 7) * 100, &e);
 				dcr_buf_reset(&got);
 				rc = es_get(s, room, q, &got);
-				CHECK(rc == 0 && got.len == e.len && memcmp(got.data, e.data, e.len) == 0,
+				CHECK(rc == 0 && got.len == e.len &&
+				          memcmp(got.data, e.data, e.len) == 0,
 				      "kill %d room %d seq %" PRIu64 " byte-identical", k, r, q);
 			}
 			free(known[r]);
@@ -1009,13 +1035,13 @@ int main(int argc, char **argv)
 	DCR_ASSERT(dcr_key_generate(&user_key) == 0);
 	dcr_key_public(daemon_key, daemon_pub);
 
-#define RUN(name)                                                                          \
-	do {                                                                               \
-		if (!only || strcmp(only, #name) == 0) {                                   \
-			uint64_t t0 = dcr_mono_ms();                                       \
-			test_##name();                                                     \
-			printf("%s: %" PRIu64 " ms\n", #name, dcr_mono_ms() - t0);          \
-		}                                                                          \
+#define RUN(name)                                                                                  \
+	do {                                                                                       \
+		if (!only || strcmp(only, #name) == 0) {                                           \
+			uint64_t t0 = dcr_mono_ms();                                               \
+			test_##name();                                                             \
+			printf("%s: %" PRIu64 " ms\n", #name, dcr_mono_ms() - t0);                 \
+		}                                                                                  \
 	} while (0)
 	RUN(basics);
 	RUN(proofs);
