@@ -114,7 +114,12 @@ expect_status 2
 # ---- inclusion proof
 export DCR_SOCKET="$T/sock"
 expect_ok e2e_as ian dcr audit proof "$ROOM" 3 -o "$T/p3.proof"
+expect_fail e2e_as ian dcr audit proof "$ROOM" 12 -o "$T/p12.proof"
+expect_stderr "dcr audit proof: seq 12: the room has 12 events"
+[ ! -e "$T/p12.proof" ] || e2e_fail "a failed proof left a file"
 unset DCR_SOCKET
+expect_fail e2e_as ian dcr audit proof "$ROOM" 3 -o "$T/p.proof"
+expect_stderr "dcr audit proof: no daemon socket"
 expect_ok dcr audit verify-proof "$T/p3.proof" --daemon-key "$DKEY"
 expect_contains "$E2E_OUT" "valid: seq 3 (dataset.provisioned) is included in room $ROOM at 12 events"
 python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[-1]^=1; open(p+".bad","wb").write(b)' "$T/p3.proof"
