@@ -23,11 +23,6 @@
 
 enum { ST_FIELD_START, ST_UNQUOTED, ST_QUOTED, ST_QUOTE_SEEN, ST_CR };
 
-struct csv_fld {
-	size_t off, n;
-	uint64_t line;
-	bool quoted;
-};
 
 struct cmp_csv {
 	char *label;
@@ -49,9 +44,11 @@ struct cmp_csv {
 	size_t rec_bytes; /* content bytes of the record (the limit counts these) */
 	char *rec;
 	size_t rec_len, rec_cap;
-	struct csv_fld *f;
+	/* Fields of the current record: f[i] is handed out as is, with p set
+	 * from off[i] (relative to base or rec) when the record ends. */
+	cmp_csv_field *f;
+	size_t *off;
 	size_t nf, fcap;
-	cmp_csv_field *view;
 
 	uint8_t bom[3];
 	size_t bom_n;
@@ -76,7 +73,7 @@ int cmp_csv_new(const char *label, cmp_csv_record_fn fn, void *ctx, cmp_csv **ou
 	c->rec = dcr_malloc(c->rec_cap);
 	c->fcap = 16;
 	c->f = dcr_malloc(c->fcap * sizeof(*c->f));
-	c->view = dcr_malloc(c->fcap * sizeof(*c->view));
+	c->off = dcr_malloc(c->fcap * sizeof(*c->off));
 	*out = c;
 	return 0;
 }
@@ -94,7 +91,7 @@ void cmp_csv_free(cmp_csv *c)
 	free(c->label);
 	free(c->rec);
 	free(c->f);
-	free(c->view);
+	free(c->off);
 	free(c);
 }
 
@@ -158,7 +155,7 @@ static __attribute__((noinline)) void materialize(cmp_csv *c, size_t upto)
 
 static inline int rec_append(cmp_csv *c, dcr_err *err, const char *p, size_t n)
 {
-	struct csv_fld *f = &c->f[c->nf];
+	cmp_csv_field *f = &c->f[c->nf];
 	if (__builtin_expect(f->n + n > DCR_CSV_FIELD_BYTES_MAX, 0))
 		return field_too_long(c, err);
 	if (__builtin_expect(c->rec_bytes + n > DCR_CSV_LINE_BYTES_MAX, 0))
@@ -166,7 +163,7 @@ static inline int rec_append(cmp_csv *c, dcr_err *err, const char *p, size_t n)
 	c->rec_bytes += n;
 	if (c->direct) {
 		/* p is where the field's content continues in the chunk. */
-		DCR_ASSERT(p == c->base + f->off + f->n);
+		DCR_ASSERT(p == c->base + c->off[c->nf] + f->n);
 		f->n += n;
 		return 0;
 	}
@@ -187,7 +184,7 @@ static __attribute__((noinline)) int field_slow(cmp_csv *c, dcr_err *err)
 	}
 	c->fcap *= 2;
 	c->f = dcr_realloc(c->f, c->fcap * sizeof(*c->f));
-	c->view = dcr_realloc(c->view, c->fcap * sizeof(*c->view));
+	c->off = dcr_realloc(c->off, c->fcap * sizeof(*c->off));
 	return 0;
 }
 
@@ -204,8 +201,8 @@ static inline int field_begin(cmp_csv *c, dcr_err *err, bool quoted, const char 
 		c->direct = true;
 		c->base = content - (quoted ? 1 : 0);
 	}
-	struct csv_fld *f = &c->f[c->nf];
-	f->off = c->direct ? (size_t)(content - c->base) : c->rec_len;
+	cmp_csv_field *f = &c->f[c->nf];
+	c->off[c->nf] = c->direct ? (size_t)(content - c->base) : c->rec_len;
 	f->n = 0;
 	f->line = c->line;
 	f->quoted = quoted;
@@ -267,7 +264,7 @@ static int record_end(cmp_csv *c, dcr_err *err)
 	/* UTF-8: one pass over the whole record to see whether it is all
 	 * ASCII (the common case); otherwise each field is decoded. */
 	const char *data = c->direct ? c->base : c->rec;
-	size_t len = c->direct ? c->f[c->nf - 1].off + c->f[c->nf - 1].n : c->rec_len;
+	size_t len = c->direct ? c->off[c->nf - 1] + c->f[c->nf - 1].n : c->rec_len;
 	uint64_t hi = 0;
 	size_t j = 0;
 	for (; j + 8 <= len; j += 8) {
@@ -282,7 +279,7 @@ static int record_end(cmp_csv *c, dcr_err *err)
 		/* Per field: a sequence split by a separator (or, in the copy,
 		 * by concatenation) must not pass as one character. */
 		for (size_t i = 0; i < c->nf; i++) {
-			const uint8_t *p = (const uint8_t *)data + c->f[i].off;
+			const uint8_t *p = (const uint8_t *)data + c->off[i];
 			size_t k = cmp__utf8_valid_prefix(p, c->f[i].n);
 			if (k != c->f[i].n) {
 				char m[96];
@@ -293,13 +290,10 @@ static int record_end(cmp_csv *c, dcr_err *err)
 		}
 	}
 	for (size_t i = 0; i < c->nf; i++) {
-		c->view[i].p = data + c->f[i].off;
-		c->view[i].n = c->f[i].n;
-		c->view[i].line = c->f[i].line;
-		c->view[i].quoted = c->f[i].quoted;
-		c->view[i].ascii = ascii;
+		c->f[i].p = data + c->off[i];
+		c->f[i].ascii = ascii;
 	}
-	int rc = c->fn(c->ctx, c->view, c->nf, &c->err);
+	int rc = c->fn(c->ctx, c->f, c->nf, &c->err);
 	c->nf = 0;
 	c->rec_len = 0;
 	c->rec_bytes = 0;
@@ -405,7 +399,7 @@ static int tokenize(cmp_csv *c, const char *p, size_t n, dcr_err *err)
 			char ch = p[i++];
 			if (ch == '"') {
 				if (c->direct)
-					materialize(c, c->f[c->nf].off + c->f[c->nf].n);
+					materialize(c, c->off[c->nf] + c->f[c->nf].n);
 				if ((rc = rec_append(c, err, "\"", 1)))
 					return rc;
 				c->state = ST_QUOTED;
@@ -446,7 +440,7 @@ static int tokenize(cmp_csv *c, const char *p, size_t n, dcr_err *err)
 		/* The record continues in the next chunk. */
 		bool open = c->state == ST_UNQUOTED || c->state == ST_QUOTED ||
 			    c->state == ST_QUOTE_SEEN;
-		materialize(c, open ? c->f[c->nf].off + c->f[c->nf].n : (size_t)(p + n - c->base));
+		materialize(c, open ? c->off[c->nf] + c->f[c->nf].n : (size_t)(p + n - c->base));
 	}
 	return 0;
 }

@@ -28,8 +28,12 @@
 #define HLL_P 14
 #define HLL_M (1u << HLL_P)
 
+#define WELFORD_BATCH 64
+
 struct col_stats {
 	uint64_t nulls, count;
+	double buf[WELFORD_BATCH];
+	unsigned nbuf;
 	double mean, m2;
 	int64_t imin, imax;
 	double dmin, dmax;
@@ -184,10 +188,15 @@ static void set_insert_exact(struct col_stats *s, uint64_t h);
 
 static inline void set_insert(struct col_stats *s, uint64_t h)
 {
-	if (__builtin_expect(!s->exact, 1))
+	if (__builtin_expect(!s->exact, 1)) {
 		hll_add(s, h);
-	else
-		set_insert_exact(s, h);
+		return;
+	}
+	/* A value already seen in its home slot (the common case for
+	 * columns with few values) needs no call. */
+	if (s->set_cap && s->set[h & (s->set_cap - 1)] == (h ? h : 1))
+		return;
+	set_insert_exact(s, h);
 }
 
 static __attribute__((noinline)) void set_insert_exact(struct col_stats *s, uint64_t h)
@@ -249,12 +258,36 @@ static uint64_t distinct_estimate(const struct col_stats *s)
 	return (uint64_t)llround(e);
 }
 
+/* Mean and variance: Welford's online update generalised to batches
+ * (Chan, Golub and LeVeque): values are buffered WELFORD_BATCH at a time,
+ * the batch's mean and sum of squared deviations are computed in two
+ * passes, and the batch is merged into the running (count, mean, m2).
+ * As stable as the one-value update, without a division per value. */
+static void welford_flush(struct col_stats *s)
+{
+	if (!s->nbuf)
+		return;
+	double n_b = (double)s->nbuf, sum = 0;
+	for (unsigned i = 0; i < s->nbuf; i++)
+		sum += s->buf[i];
+	double mean_b = sum / n_b, m2_b = 0;
+	for (unsigned i = 0; i < s->nbuf; i++) {
+		double d = s->buf[i] - mean_b;
+		m2_b += d * d;
+	}
+	double n_a = (double)s->count, n = n_a + n_b;
+	double delta = mean_b - s->mean;
+	s->mean += delta * (n_b / n);
+	s->m2 += m2_b + delta * delta * (n_a * n_b / n);
+	s->count += s->nbuf;
+	s->nbuf = 0;
+}
+
 static inline void welford(struct col_stats *s, double x)
 {
-	s->count++;
-	double d = x - s->mean;
-	s->mean += d / (double)s->count;
-	s->m2 += d * (x - s->mean);
+	s->buf[s->nbuf++] = x;
+	if (s->nbuf == WELFORD_BATCH)
+		welford_flush(s);
 }
 
 static int on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
@@ -369,6 +402,9 @@ int cmp_ingest_feed(cmp_ingest *in, const void *p, size_t n, dcr_err *err)
 
 static void stats_json(cmp_ingest *in, dcr_buf *b)
 {
+	for (size_t c = 0; c < in->schema.ncols; c++)
+		if (in->cols[c].type != CMP_STRING)
+			welford_flush(&in->st[c]);
 	dcr_buf_printf(b, "{\"rows\":%llu,\"bytes\":%llu,\"columns\":[",
 		       (unsigned long long)in->rows, (unsigned long long)in->bytes);
 	for (size_t c = 0; c < in->schema.ncols; c++) {

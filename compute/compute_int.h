@@ -45,8 +45,9 @@ static inline uint64_t cmp__mix64(uint64_t x)
 static inline uint64_t cmp__hash(const void *p, size_t n)
 {
 	const uint8_t *b = p;
+	const size_t len = n;
 	uint64_t h = 0x9e3779b97f4a7c15ull ^ (n * 0xff51afd7ed558ccdull);
-	while (n >= 8) {
+	while (n > 8) {
 		uint64_t w;
 		memcpy(&w, b, 8);
 		h = (h ^ (w * 0x87c37b91114253d5ull)) * 0x4cf5ad432745937full;
@@ -54,11 +55,22 @@ static inline uint64_t cmp__hash(const void *p, size_t n)
 		b += 8;
 		n -= 8;
 	}
-	if (n) {
-		uint64_t w = 0;
-		memcpy(&w, b, n);
-		h = (h ^ (w * 0x87c37b91114253d5ull)) * 0x4cf5ad432745937full;
+	/* The last 1..8 bytes without a variable-length copy: an 8-byte load
+	 * ending at the end when the input is that long (overlapping bytes
+	 * already hashed is fine), else two overlapping 4-byte loads, else
+	 * single bytes. */
+	uint64_t w = 0;
+	if (len >= 8) {
+		memcpy(&w, b + n - 8, 8);
+	} else if (n >= 4) {
+		uint32_t lo, hi;
+		memcpy(&lo, b, 4);
+		memcpy(&hi, b + n - 4, 4);
+		w = ((uint64_t)hi << 32) | lo;
+	} else if (n > 0) {
+		w = (uint64_t)b[0] | ((uint64_t)b[n / 2] << 8) | ((uint64_t)b[n - 1] << 16);
 	}
+	h = (h ^ (w * 0x87c37b91114253d5ull)) * 0x4cf5ad432745937full;
 	return cmp__mix64(h);
 }
 
