@@ -166,7 +166,8 @@ int es_append(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t expect
 int es_room_size(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t *size);
 /* Latest checkpoint of room (DCR_ENOTFOUND if none). */
 int es_latest_checkpoint(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], es_checkpoint *cp);
-/* Lists rooms: calls fn for each room id; stops early if fn returns != 0. */
+/* Lists rooms (those with at least one event), in id order: calls fn for
+ * each, outside any transaction; a non-zero return stops and is returned. */
 int es_rooms(es_store *s, int (*fn)(void *ctx, const uint8_t room[ES_ROOM_ID_BYTES]), void *ctx);
 
 /* Copies entry seq of room into out (appends). DCR_ENOTFOUND if absent. */
@@ -178,7 +179,8 @@ int es_get(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq, dcr_
  * transaction open, so it may call any es_ function (even es_append). The
  * entry pointer is valid only during the call. A non-zero return from fn
  * stops the fold and is returned. Events appended meanwhile are included
- * when to = ES_SEQ_ANY. This is replay: fold(apply, events). */
+ * when to = ES_SEQ_ANY. Other errors: DCR_ESTORE, DCR_EINTEGRITY (a gap in
+ * the sequence: a damaged file). This is replay: fold(apply, events). */
 typedef int (*es_fold_fn)(void *ctx, uint64_t seq, const void *entry, size_t n);
 int es_fold(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, uint64_t to,
             es_fold_fn fn, void *ctx);
