@@ -583,19 +583,25 @@ typedef struct {
 	uint64_t *seqs;
 	int errors;
 	bool use_expect;
+	size_t pad;
 } writer_arg;
 
-static void thread_entry(int id, int i, const uint8_t room[16], uint64_t seq_field, dcr_buf *out)
+static void thread_entry(int id, int i, const uint8_t room[16], uint64_t seq_field, size_t pad,
+                         dcr_buf *out)
 {
+	static const uint8_t zeros[4096];
 	dcr_buf body;
 	dcr_mpw w;
 	dcr_err err;
 
+	DCR_ASSERT(pad <= sizeof(zeros));
 	dcr_buf_init(&body);
 	dcr_mpw_init(&w, &body);
-	dcr_mpw_map(&w, 2);
+	dcr_mpw_map(&w, 3);
 	dcr_mpw_str(&w, "i");
 	dcr_mpw_uint(&w, (uint64_t)i);
+	dcr_mpw_str(&w, "p");
+	dcr_mpw_bin(&w, zeros, pad);
 	dcr_mpw_str(&w, "t");
 	dcr_mpw_uint(&w, (uint64_t)id);
 	dcr_buf_reset(out);
@@ -616,7 +622,7 @@ static void *writer_main(void *p)
 		int rc, tries = 0;
 
 		if (!a->use_expect) {
-			thread_entry(a->id, i, a->room, 0, &e);
+			thread_entry(a->id, i, a->room, 0, a->pad, &e);
 			rc = es_append(a->s, a->room, ES_SEQ_ANY, e.data, e.len, &seq, NULL, &err);
 		} else {
 			/* Optimistic: read the size, sign for it, retry on ESEQ
@@ -625,7 +631,7 @@ static void *writer_main(void *p)
 				uint64_t size;
 
 				es_room_size(a->s, a->room, &size);
-				thread_entry(a->id, i, a->room, size, &e);
+				thread_entry(a->id, i, a->room, size, a->pad, &e);
 				rc =
 				    es_append(a->s, a->room, size, e.data, e.len, &seq, NULL, &err);
 			} while (rc == DCR_ESEQ && ++tries < 1000);
@@ -716,10 +722,13 @@ static int origin_fn(void *ctx, uint64_t seq, const void *entry, size_t n)
 	return 0;
 }
 
-static void test_concurrency(void)
+/* grow: start from a 64 KiB map, so the map is resized (exclusive lock)
+ * while readers and writers run; entries are padded to ~3 KB. */
+static void concurrency(bool grow)
 {
-	char *dir = subdir("concurrency");
-	es_options opt = {.checkpoint_key = daemon_key}; /* full sync: commits are shared */
+	char *dir = subdir(grow ? "concurrency-grow" : "concurrency");
+	/* full sync: commits are shared */
+	es_options opt = {.checkpoint_key = daemon_key, .map_size_bytes = grow ? 65536 : 0};
 	const int per_thread = sanitized ? 60 : 150;
 	uint8_t rooms[ROOMS][16];
 	writer_arg wa[THREADS];
@@ -741,7 +750,8 @@ static void test_concurrency(void)
 	ra = (reader_arg){.s = s, .rooms = (const uint8_t(*)[16])rooms};
 	pthread_create(&rt, NULL, reader_main, &ra);
 	for (int t = 0; t < THREADS; t++) {
-		wa[t] = (writer_arg){.s = s, .id = t, .n = per_thread, .use_expect = t >= 4};
+		wa[t] = (writer_arg){
+		    .s = s, .id = t, .n = per_thread, .use_expect = t >= 4, .pad = grow ? 3000 : 0};
 		memcpy(wa[t].room, rooms[t % ROOMS], 16);
 		wa[t].seqs = dcr_calloc((size_t)per_thread, sizeof(uint64_t));
 		pthread_create(&wt[t], NULL, writer_main, &wa[t]);
@@ -777,16 +787,28 @@ static void test_concurrency(void)
 		free(o);
 	}
 	es_stats_get(s, &st);
+	if (grow)
+		CHECK(st.map_grows > 0, "the map grew during the run");
 	CHECK(st.appends == (uint64_t)(per_thread * THREADS), "appends %" PRIu64, st.appends);
 	CHECK(st.commits < st.appends, "group commit: %" PRIu64 " commits for %" PRIu64 " appends",
 	      st.commits, st.appends);
-	printf("concurrency: %" PRIu64 " appends in %" PRIu64 " commits, %" PRIu64
-	       " reader rounds\n",
-	       st.appends, st.commits, ra.rounds);
+	printf("concurrency%s: %" PRIu64 " appends in %" PRIu64 " commits, %" PRIu64
+	       " reader rounds, %" PRIu64 " map grows\n",
+	       grow ? " (growing map)" : "", st.appends, st.commits, ra.rounds, st.map_grows);
 	for (int t = 0; t < THREADS; t++)
 		free(wa[t].seqs);
 	es_close(s);
 	free(dir);
+}
+
+static void test_concurrency(void)
+{
+	concurrency(false);
+}
+
+static void test_concurrency_grow(void)
+{
+	concurrency(true);
 }
 
 /* ---- map growth -------------------------------------------------------------------- */
@@ -1047,6 +1069,7 @@ int main(int argc, char **argv)
 	RUN(proofs);
 	RUN(fold);
 	RUN(concurrency);
+	RUN(concurrency_grow);
 	RUN(map_growth);
 	RUN(durability);
 
