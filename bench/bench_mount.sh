@@ -68,11 +68,18 @@ t1=$(now)
 echo "cp to a local directory + sync: $(rate "$t0" "$t1")"
 rm -f "$T/local/big.csv"
 
+# CPU time (user + system) of a process, in seconds.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+mpid=$(mount_pid "$M") || e2e_fail "no mount process"
 for i in 1 2 3; do
+	c0=$(cpu_s "$mpid")
+	d0=$(cpu_s "$E2E_DAEMON_PID")
 	t0=$(now)
 	cp "$T/big.csv" "$M/datasets/customers/" || e2e_fail "cp into the mount"
 	t1=$(now)
-	echo "cp into the mount (run $i):      $(rate "$t0" "$t1")"
+	c1=$(cpu_s "$mpid")
+	d1=$(cpu_s "$E2E_DAEMON_PID")
+	echo "cp into the mount (run $i):      $(rate "$t0" "$t1"); CPU s: mount $(awk "BEGIN { print $c1 - $c0 }"), dcrd $(awk "BEGIN { print $d1 - $d0 }")"
 done
 grep -E '^(rows|bytes):' "$M/datasets/customers/status"
 # The same upload without the mount: the protocol and the daemon alone.

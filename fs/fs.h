@@ -148,8 +148,14 @@ int fs_create(fs *f, uint64_t parent, const char *name, int flags, fs_attr *attr
 /* Returns bytes read/written or -errno. */
 ssize_t fs_read(fs *f, fs_file *h, uint64_t off, void *buf, size_t cap);
 ssize_t fs_write(fs *f, fs_file *h, uint64_t off, const void *p, size_t n);
-/* close(2): commits a written dataset file or room.json. */
-int fs_flush(fs *f, fs_file *h);
+/* The process (thread group id) that opened h, for fs_flush; 0 unknown. */
+void fs_file_set_opener(fs_file *h, uint64_t opener);
+/* close(2): commits a written dataset file or room.json, when the closer
+ * is the process that opened it (or either is unknown, 0): every close of
+ * a descriptor shared with children flushes, and only the opener's close
+ * ends the file. writer_killed: the closing process is dying of a signal
+ * (the adapter knows), so the data is incomplete and is abandoned. */
+int fs_flush(fs *f, fs_file *h, uint64_t closer, bool writer_killed);
 /* Last close of the handle; frees h. */
 int fs_release(fs *f, fs_file *h);
 int fs_unlink(fs *f, uint64_t parent, const char *name);

@@ -132,6 +132,7 @@ struct fs_file {
 	char *name; /* dataset or computation */
 	char run_id[33];
 	uint64_t size;
+	uint64_t opener; /* process that opened it (0: unknown) */
 };
 
 struct desc {
@@ -1983,9 +1984,42 @@ ssize_t fs_write(fs *f, fs_file *h, uint64_t off, const void *p, size_t n)
 	}
 }
 
-int fs_flush(fs *f, fs_file *h)
+void fs_file_set_opener(fs_file *h, uint64_t opener)
+{
+	h->opener = opener;
+}
+
+int fs_flush(fs *f, fs_file *h, uint64_t closer, bool writer_killed)
 {
 	int rc = 0;
+	/* Every close of a shared descriptor flushes; only the opener's close
+	 * ends the file (`(cat a; cat b) > x.csv`: cat a's exit is not it). */
+	if (h->opener && closer && closer != h->opener &&
+	    (h->kind == K_LFILE || h->kind == K_ROOMJSON))
+		return 0;
+	if (writer_killed && h->kind == K_LFILE && !h->lf->temp) {
+		/* A writer killed by a signal closed the file: what arrived is
+		 * not the whole file, so nothing is ingested. */
+		lfile *l = h->lf;
+		pthread_mutex_lock(&l->mu);
+		if (l->state == LF_STREAM) {
+			f->be.upload_end(l->up, false, NULL);
+			l->up = NULL;
+			l->state = LF_FAILED;
+			char ts[32];
+			iso_time(dcr_now_ms(), ts);
+			set_dserr(f, l->dataset,
+				  dcr_asprintf("%s abandoned %s: the writer was killed after %llu "
+					       "bytes; nothing was provisioned",
+					       ts, l->name, (unsigned long long)l->size));
+		}
+		pthread_mutex_unlock(&l->mu);
+		return 0;
+	}
+	if (writer_killed && h->kind == K_ROOMJSON) {
+		h->dirty = false;
+		return 0;
+	}
 	if (h->kind == K_ROOMJSON && h->dirty) {
 		h->dirty = false;
 		rc = save_draft(f, (const char *)h->buf.data, h->buf.len);

@@ -182,6 +182,58 @@ static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
+/* Is the task closing the file dying of a signal? /proc/PID/stat: flags
+ * (field 9) has PF_EXITING once do_exit runs, and exit_code (field 52) is
+ * the signal number for a killed task, status << 8 for a normal exit. A
+ * process that exits normally without closing its files commits them. */
+static bool killed_writer(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *fp = fopen(path, "re");
+	if (!fp)
+		return false;
+	size_t n = fread(buf, 1, sizeof buf - 1, fp);
+	fclose(fp);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+	if (!p)
+		return false;
+	unsigned long long flags = 0;
+	long long exit_code = 0;
+	int field = 2;
+	for (char *save = NULL, *t = strtok_r(p + 1, " ", &save); t;
+	     t = strtok_r(NULL, " ", &save)) {
+		field++;
+		if (field == 9)
+			flags = strtoull(t, NULL, 10);
+		else if (field == 52)
+			exit_code = strtoll(t, NULL, 10);
+	}
+	return (flags & 0x4) && (exit_code & 0x7f) != 0; /* PF_EXITING, by a signal */
+}
+
+/* Thread group (process) of the requesting thread; 0 if unknown. */
+static uint64_t caller_tgid(fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	char path[64], line[128];
+	uint64_t tgid = 0;
+	if (!ctx || ctx->pid <= 0)
+		return 0;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)ctx->pid);
+	FILE *fp = fopen(path, "re");
+	if (!fp)
+		return 0;
+	while (fgets(line, sizeof line, fp))
+		if (strncmp(line, "Tgid:", 5) == 0) {
+			tgid = strtoull(line + 5, NULL, 10);
+			break;
+		}
+	fclose(fp);
+	return tgid;
+}
+
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	fs_file *h;
@@ -190,6 +242,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	fs_file_set_opener(h, caller_tgid(req));
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
@@ -214,6 +267,7 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	e.attr_timeout = FS_ATTR_TIMEOUT_S;
 	e.entry_timeout = FS_ENTRY_TIMEOUT_S;
 	to_stat(&a, &e.attr);
+	fs_file_set_opener(h, caller_tgid(req));
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
@@ -247,7 +301,9 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int rc = fs_flush(F(req), (fs_file *)(uintptr_t)fi->fh);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	bool killed = ctx && ctx->pid > 0 && killed_writer(ctx->pid);
+	int rc = fs_flush(F(req), (fs_file *)(uintptr_t)fi->fh, caller_tgid(req), killed);
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
 }
 

@@ -3,8 +3,9 @@
 # CSV (500 MB, 50 MB under sanitizers) streams through cp; rsync and
 # temp-then-rename drops provision once renamed; an editor's swap file is
 # never ingested and the file rewritten in place is; concurrent readers of
-# result.csv see whole results while a new run finishes; a crashed mount
-# (ENOTCONN) is cleared by the next dcr mount.
+# result.csv see whole results while a new run finishes; `(cat a; cat b) >
+# x.csv` provisions both parts; a writer killed mid-file provisions
+# nothing; a crashed mount (ENOTCONN) is cleared by the next dcr mount.
 . "$DCR_SOURCE_DIR/tests/e2e/lib.sh"
 . "$DCR_SOURCE_DIR/tests/e2e/cli_story.inc"
 . "$DCR_SOURCE_DIR/tests/e2e/mount_lib.inc"
@@ -79,7 +80,25 @@ cat "$T/bank50.csv" >"$DS/big.csv" || e2e_fail "rewrite in place"
 expect_contains "$DS/status" "rows: 50"
 cp "$T/bank.csv" "$DS/" || e2e_fail "cp bank.csv back"
 
-# 5. Concurrent readers of result.csv while a new run finishes.
+# 5. Shell-composed writes: children that close their copy of the
+# descriptor do not end the file, the opener's close does. A writer killed
+# by a signal provisions nothing.
+head -n 101 "$T/bank.csv" >"$T/part1.csv"
+tail -n +102 "$T/bank.csv" >"$T/part2.csv"
+(cat "$T/part1.csv"; cat "$T/part2.csv") >"$DS/composed.csv" || e2e_fail "(cat; cat) > composed.csv"
+expect_contains "$DS/status" "file: composed.csv"
+expect_contains "$DS/status" "rows: 200"
+n0=$(ls "$A/events" | wc -l)
+sh -c 'cat "$1"; exec sleep 30' sh "$T/part1.csv" >"$DS/cut.csv" &
+kp=$!
+wait_for "$DS/status" "uploading: cut.csv"
+kill -KILL "$kp"
+wait "$kp" 2>/dev/null
+wait_for "$DS/status" "writer was killed"
+expect_eq "$(ls "$A/events" | wc -l)" "$n0" "events after a killed writer"
+expect_contains "$DS/status" "file: composed.csv"
+
+# 6. Concurrent readers of result.csv while a new run finishes.
 cp "$T/insurer.csv" "$IS/" || e2e_fail "cp insurer.csv"
 R=$A/computations/overlap
 echo >"$R/run" || e2e_fail "first run"
@@ -105,7 +124,7 @@ for r in 1 2 3; do
 done
 expect_contains "$R/status" "state: done"
 
-# 6. A crashed mount (ENOTCONN) is cleared by the next mount.
+# 7. A crashed mount (ENOTCONN) is cleared by the next mount.
 pa=$(mount_pid "$A") || e2e_fail "no mount process for $A"
 kill -KILL "$pa"
 i=0

@@ -411,7 +411,7 @@ static int read_all(fs *f, const char *path, char **out)
 			break;
 		dcr_buf_append(&b, tmp, (size_t)r);
 	}
-	fs_flush(f, h);
+	fs_flush(f, h, 0, false);
 	fs_release(f, h);
 	if (rc < 0) {
 		dcr_buf_release(&b);
@@ -461,7 +461,7 @@ static int write_file(fs *f, const char *path, const char *data, size_t chunk)
 		}
 		off += (size_t)w;
 	}
-	int frc = fs_flush(f, h);
+	int frc = fs_flush(f, h, 0, false);
 	fs_release(f, h);
 	return rc < 0 ? rc : frc;
 }
@@ -684,9 +684,29 @@ int main(void)
 		fs_file *h;
 		CHECK_RC(fs_create(fa, dir, "gap.csv", O_WRONLY | O_CREAT, &a, &h), 0);
 		CHECK_RC(fs_write(fa, h, 10, "x", 1), -EINVAL);
-		fs_flush(fa, h);
+		fs_flush(fa, h, 0, false);
 		fs_release(fa, h);
 		CHECK_RC(fk.uploads_open, 0);
+	}
+
+	/* a writer killed mid-file: the close abandons the upload */
+	{
+		uint64_t dir = walk(fa, "datasets/bank_customers");
+		fs_file *h;
+		before = fs_size(fa);
+		CHECK_RC(fs_create(fa, dir, "cut.csv", O_WRONLY | O_CREAT, &a, &h), 0);
+		CHECK_RC(fs_write(fa, h, 0, "email,city\na@x,P\n", 17), 17);
+		fs_file_set_opener(h, 42);
+		CHECK_RC(fs_flush(fa, h, 43, false), 0); /* a child's close: not the end */
+		CHECK_RC(fk.uploads_open, 1);
+		CHECK_RC(fs_write(fa, h, 17, "b@x,Q\n", 6), 6);
+		CHECK_RC(fs_flush(fa, h, 42, true), 0);
+		CHECK_RC(fs_flush(fa, h, 42, false), 0); /* a later close commits nothing */
+		fs_release(fa, h);
+		CHECK_RC(fk.uploads_open, 0);
+		CHECK_RC(fs_size(fa), before);
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "writer was killed"));
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "file: bank.csv"));
 	}
 
 	/* rsync: temp name written, never ingested, renamed: ingested; same inode */
