@@ -608,37 +608,54 @@ int cli_cmd_result(int argc, char **argv)
 	    "usage: dcr result ROOM COMPUTATION [-o FILE]\n"
 	    "Writes the result CSV (with a header row) of the last completed run of\n"
 	    "COMPUTATION to stdout or FILE (analysts only; recorded in the log as\n"
-	    "result.retrieved). Shows progress on stderr when it is a terminal.\n";
+	    "result.retrieved). The bytes are checked against the result SHA-256\n"
+	    "the daemon signed into the log. FILE is replaced only once the whole\n"
+	    "result arrived and checked. Shows progress on stderr when it is a\n"
+	    "terminal.\n";
 	const char *outp = NULL;
 	const cli_opt opts[] = {{"-o", &outp, NULL}, {"--out", &outp, NULL}, {NULL, NULL, NULL}};
 	char *pos[2];
 	cl_conn *c = NULL;
 	dcr_err err = {0};
-	uint8_t id[ES_ROOM_ID_BYTES];
+	uint8_t id[ES_ROOM_ID_BYTES], sha[DCR_SHA256_BYTES];
 	char run_id[33];
 	uint64_t size = 0, off = 0;
 	uint8_t *buf = NULL;
 	cli_progress prog;
+	dcr_sha256_ctx *hash = NULL;
+	char *tmp = NULL;
 	int fd = STDOUT_FILENO, rc;
-	bool created = false;
+	rm_state st;
+	bool have_state = false;
 
 	CLI_PARSE("result", usage, argc, argv, opts, pos, 2, 2, NULL);
+	hash = dcr_sha256_new();
+	if (outp && strcmp(outp, "-") == 0)
+		outp = NULL;
 	cli_progress_init(&prog, "result", pos[1]);
+	if (outp) {
+		/* A temporary file beside FILE, renamed over it at the end: a
+		 * refused or broken transfer leaves FILE as it was. */
+		tmp = dcr_asprintf("%s.dcr-XXXXXX", outp);
+		fd = mkostemp(tmp, O_CLOEXEC);
+		if (fd < 0) {
+			rc = dcr_err_set(&err, -errno, "%s: %s", outp, strerror(errno));
+			free(tmp);
+			tmp = NULL;
+			fd = STDOUT_FILENO;
+			goto out;
+		}
+		if (fchmod(fd, 0644) != 0) {
+			rc = dcr_err_set(&err, -errno, "%s: %s", tmp, strerror(errno));
+			goto out;
+		}
+	}
 	rc = cli_open_room(pos[0], &c, id, &err);
 	if (rc)
 		goto out;
 	rc = cl_result_open(c, id, pos[1], run_id, &size, &err);
 	if (rc)
 		goto out;
-	if (outp && strcmp(outp, "-") != 0) {
-		fd = open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd < 0) {
-			rc = dcr_err_set(&err, -errno, "%s: %s", outp, strerror(errno));
-			fd = STDOUT_FILENO;
-			goto out;
-		}
-		created = true;
-	}
 	buf = dcr_malloc(DCR_CHUNK_BYTES);
 	for (;;) {
 		int n = cl_result_read(c, id, run_id, off, buf, DCR_CHUNK_BYTES, &err);
@@ -652,9 +669,17 @@ int cli_cmd_result(int argc, char **argv)
 		}
 		if (n == 0)
 			break;
+		if (off + (uint64_t)n > size) {
+			rc = dcr_err_set(&err, DCR_EINTEGRITY,
+			                 "result of run %s: the daemon sent more than the %llu "
+			                 "bytes it announced",
+			                 run_id, (unsigned long long)size);
+			goto out;
+		}
+		dcr_sha256_update(hash, buf, (size_t)n);
 		rc = write_all(fd, buf, (size_t)n);
 		if (rc) {
-			dcr_err_set(&err, rc, "writing %s: %s", created ? outp : "standard output",
+			dcr_err_set(&err, rc, "writing %s: %s", outp ? outp : "standard output",
 			            strerror(-rc));
 			goto out;
 		}
@@ -667,21 +692,53 @@ int cli_cmd_result(int argc, char **argv)
 		                 run_id, (unsigned long long)off, (unsigned long long)size);
 		goto out;
 	}
-	if (created && fsync(fd) != 0) {
-		rc = dcr_err_set(&err, -errno, "%s: %s", outp, strerror(errno));
+	/* The bytes must be the result the daemon signed into the log. */
+	dcr_sha256_final(hash, sha);
+	have_state = true;
+	rc = tl_replay(c, id, &st, &err);
+	if (rc)
+		goto out;
+	{
+		const rm_run *r = rm_state_run(&st, run_id);
+
+		if (!r || r->state != RM_RUN_DONE) {
+			rc = dcr_err_set(&err, DCR_EINTEGRITY,
+			                 "run %s is not a completed run in the room's log", run_id);
+			goto out;
+		}
+		if (memcmp(r->result_sha256, sha, sizeof sha) != 0) {
+			char a[65], b[65];
+
+			hex32(r->result_sha256, a);
+			hex32(sha, b);
+			rc = dcr_err_set(&err, DCR_EINTEGRITY,
+			                 "result of run %s: sha256 %s, but the log records %s",
+			                 run_id, b, a);
+			goto out;
+		}
+	}
+	if (tmp && fsync(fd) != 0) {
+		rc = dcr_err_set(&err, -errno, "%s: %s", tmp, strerror(errno));
 		goto out;
 	}
 out:
 	cli_progress_end(&prog);
 	free(buf);
-	if (created) {
+	dcr_sha256_free(hash);
+	if (have_state)
+		rm_state_release(&st);
+	if (tmp) {
 		if (close(fd) != 0 && !rc)
-			rc = dcr_err_set(&err, -errno, "%s: %s", outp, strerror(errno));
+			rc = dcr_err_set(&err, -errno, "%s: %s", tmp, strerror(errno));
+		if (!rc && rename(tmp, outp) != 0)
+			rc = dcr_err_set(&err, -errno, "renaming %s to %s: %s", tmp, outp,
+			                 strerror(errno));
 		if (rc)
-			unlink(outp);
+			unlink(tmp);
+		free(tmp);
 	}
 	cl_close(c);
-	if (!rc && created)
+	if (!rc && outp)
 		fprintf(stderr, "dcr result: run %s, %llu bytes written to %s\n", run_id,
 		        (unsigned long long)off, outp);
 	return rc ? fail("result", &err) : CLI_EXIT_OK;

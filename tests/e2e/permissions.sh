@@ -112,6 +112,12 @@ refused anna "no computation named \"nosuch\"" -- dcr run "$ROOM" nosuch
 refused anna "" -- dcr result "$ROOM" overlap
 expect_ok e2e_as anna dcr run "$ROOM" overlap --wait --timeout 30
 refused ian "analyst" -- dcr result "$ROOM" overlap
+# a refused retrieval leaves an existing output file (and its directory) as it was
+mkdir "$T/out"
+echo "keep me" >"$T/out/result.csv"
+refused ian "analyst" -- dcr result "$ROOM" overlap -o "$T/out/result.csv"
+expect_eq "$(cat "$T/out/result.csv")" "keep me" "output file after a refused result"
+expect_eq "$(ls "$T/out")" "result.csv" "files left in the output directory"
 expect_ok e2e_as anna dcr result "$ROOM" overlap
 expect_contains "$E2E_OUT" "city,risk_class,customers,age_sum"
 
