@@ -128,9 +128,11 @@ dmn_room **dmn__rooms_list(dmn *d, size_t *n);
  * ours (conn_key NULL: a daemon event, actor must be the daemon key), then
  * under the room's lock: seq, rm_apply, the daemon's own checks
  * (provisioning matches an upload), es_append; then schedules follow-up
- * work (prepared tables, runs). */
+ * work (prepared tables, runs). type_out (may be NULL) gets the event's
+ * type once decoded. */
 int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry, size_t n,
-		const uint8_t *conn_key, uint64_t *seq_out, dcr_err *err);
+		const uint8_t *conn_key, uint64_t *seq_out, char type_out[ES_TYPE_BYTES_MAX],
+		dcr_err *err);
 /* Builds, signs (daemon key) and submits a daemon event at the room's
  * current size. */
 int dmn__submit_daemon(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *type,
@@ -170,7 +172,7 @@ typedef struct dmn_session {
 	dmn_blob_reader *rd; /* last result blob read (sequential reads) */
 	char rd_blob[DMN_BLOB_HEX_BYTES];
 	/* filled by dmn__handle for the request log line */
-	char op[32];
+	char op[96]; /* "submit <type>" */
 	char room[ES_ROOM_HEX_BYTES];
 	char *who;
 } dmn_session;

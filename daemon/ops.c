@@ -234,6 +234,7 @@ static int op_submit(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res
 	uint8_t id[ES_ROOM_ID_BYTES];
 	char hex[ES_ROOM_HEX_BYTES];
 	uint64_t seq = 0;
+	char type[ES_TYPE_BYTES_MAX];
 	dmn_room *r;
 	int rc;
 
@@ -249,7 +250,10 @@ static int op_submit(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res
 	rc = dcr_mp_get_bin(args, "entry", &entry, &entry_n, err);
 	if (rc < 0)
 		return dcr_err_set(err, DCR_EINVALID, "missing argument entry (bin)");
-	rc = dmn__submit(d, id, entry, entry_n, s->key, &seq, err);
+	type[0] = 0;
+	rc = dmn__submit(d, id, entry, entry_n, s->key, &seq, type, err);
+	if (type[0])
+		snprintf(s->op, sizeof s->op, "submit %s", type);
 	r = dmn__room_find(d, id);
 	if (r) {
 		free(s->who);

@@ -369,7 +369,8 @@ static void after_append(dmn *d, dmn_room *r, const es_event *ev, uint64_t seq)
 }
 
 int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry, size_t n,
-		const uint8_t *conn_key, uint64_t *seq_out, dcr_err *err)
+		const uint8_t *conn_key, uint64_t *seq_out, char type_out[ES_TYPE_BYTES_MAX],
+		dcr_err *err)
 {
 	es_event ev;
 	dmn_room *r = NULL, *fresh = NULL;
@@ -384,6 +385,8 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		goto out;
 	}
 	decoded = true;
+	if (type_out)
+		memcpy(type_out, ev.type, ES_TYPE_BYTES_MAX);
 	if (memcmp(ev.room, room, ES_ROOM_ID_BYTES) != 0) {
 		rc = dcr_err_set(err, DCR_EINVALID, "event is for room %s, not this room",
 				 ev.room_hex);
@@ -513,7 +516,7 @@ int dmn__submit_daemon(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char 
 				    &entry, err);
 		if (rc < 0)
 			break;
-		rc = dmn__submit(d, room, entry.data, entry.len, NULL, NULL, err);
+		rc = dmn__submit(d, room, entry.data, entry.len, NULL, NULL, NULL, err);
 		if (rc != DCR_ESEQ)
 			break;
 	}

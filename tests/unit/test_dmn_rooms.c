@@ -345,7 +345,7 @@ int main(void)
 	test_refusals(&t);
 	test_concurrent(&t);
 	CHECK(td_stop(&t, SIGTERM) == 0);
-	CHECK(td_log_has(&t, "anna@bank.example submit room="));
+	CHECK(td_log_has(&t, "anna@bank.example submit room.created room="));
 	if (t_failures) {
 		char *log = td_log_text(&t);
 		fprintf(stderr, "---- dcrd log ----\n%s", log);
