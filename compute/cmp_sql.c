@@ -514,11 +514,17 @@ static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, i
 		return rc;
 	/* temp_store=FILE: SQLite's sorter then sorts in one bulk buffer
 	 * (with MEMORY it mallocs every record, about 1.5x slower for a
-	 * GROUP BY over 300k rows); temp data stays in the page cache up to
-	 * cache_size and only then spills to an unlinked file in
-	 * SQLITE_TMPDIR/TMPDIR (docs/compute.md). */
-	char pragmas[128];
-	snprintf(pragmas, sizeof(pragmas), "PRAGMA temp_store=FILE; PRAGMA cache_size=-%llu",
+	 * GROUP BY over 300k rows); temp data stays in memory up to the
+	 * cache size and only then spills to an unlinked file in
+	 * SQLITE_TMPDIR/TMPDIR (docs/compute.md). The sorter sorts runs of
+	 * the main schema's cache size (which holds no data: the inputs are
+	 * attached and read through mmap); 1 MiB runs fit the CPU caches and
+	 * make a GROUP BY over 300k rows ~30% cheaper than 64 MiB ones. The
+	 * temp schema (temp tables, materialised views) gets the rest. */
+	char pragmas[160];
+	snprintf(pragmas, sizeof(pragmas),
+		 "PRAGMA temp_store=FILE; PRAGMA main.cache_size=-1024; "
+		 "PRAGMA temp.cache_size=-%llu",
 		 (unsigned long long)(cache_kib ? cache_kib : 65536));
 	if ((rc = exec(r->db, pragmas, err)))
 		goto out;
