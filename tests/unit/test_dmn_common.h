@@ -303,8 +303,9 @@ __attribute__((unused)) static cl_conn *td_connect(td *t, const dcr_key *k)
 	return c;
 }
 
-/* A small room: anna owns bank, ian owns insurer; both analysts of
- * overlap (k = 2); anna of doubled (reads overlap) and churn (python). */
+/* A small room: anna owns bank and contracts (a file), ian owns insurer;
+ * both analysts of overlap (k = 2); anna of doubled (reads overlap) and
+ * churn (python). */
 __attribute__((unused)) static char *td_room_json(const td *t, const char *name)
 {
 	return dcr_asprintf(
@@ -313,7 +314,8 @@ __attribute__((unused)) static char *td_room_json(const td *t, const char *name)
 		" \"settings\": {\"interactive\": true, \"development\": true, "
 		"\"require_provisioned\": true},\n"
 		" \"participants\": [\n"
-		"  {\"email\": \"anna@bank.example\", \"key\": \"%s\", \"owner_of\": [\"bank\"],\n"
+		"  {\"email\": \"anna@bank.example\", \"key\": \"%s\", \"owner_of\": [\"bank\", "
+		"\"contracts\"],\n"
 		"   \"analyst_of\": [\"overlap\", \"doubled\", \"churn\"]},\n"
 		"  {\"email\": \"ian@insurer.example\", \"key\": \"%s\", \"owner_of\": "
 		"[\"insurer\"],\n"
@@ -326,7 +328,8 @@ __attribute__((unused)) static char *td_room_json(const td *t, const char *name)
 		"  {\"name\": \"insurer\", \"kind\": \"table\", \"share_statistics\": true, "
 		"\"columns\": [\n"
 		"    {\"name\": \"email\", \"type\": \"string\", \"nullable\": false},\n"
-		"    {\"name\": \"risk\", \"type\": \"integer\"}]}],\n"
+		"    {\"name\": \"risk\", \"type\": \"integer\"}]},\n"
+		"  {\"name\": \"contracts\", \"kind\": \"file\", \"required\": false}],\n"
 		" \"computations\": [\n"
 		"  {\"name\": \"overlap\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": "
 		"2},\n"

@@ -144,10 +144,24 @@ static void test_uploads(td *t, cl_conn *a, cl_conn *i, const uint8_t room[ES_RO
 	CHECK_OK(cl_stats(a, room, "insurer", &json, &err), &err);
 	CHECK(strstr(dcr_buf_cstr(&json), "risk") != NULL);
 
+	/* A file dataset: any bytes, stored as they are, no rows. */
+	{
+		static const char pdf[] = "%PDF-1.4\n\x00\x01binary contract\xff\n";
+		td_src f = {pdf, sizeof pdf - 1, 0, 0};
+		dcr_buf_reset(&json);
+		CHECK_OK(cl_provision(a, room, "contracts", "contract.pdf", f.n, td_src_read, &f,
+				      NULL, NULL, &err),
+			 &err);
+		CHECK_OK(cl_stats(a, room, "contracts", &json, &err), &err);
+		CHECK(strstr(dcr_buf_cstr(&json), "\"rows\":0") != NULL);
+		CHECK(room_size(a, room) == size0 + 3);
+	}
+
 	/* datasets: what I provisioned. */
 	dcr_buf_reset(&json);
 	CHECK_OK(cl_datasets(a, &json, &err), &err);
 	CHECK(strstr(dcr_buf_cstr(&json), "\"bank\"") && !strstr(dcr_buf_cstr(&json), "insurer\""));
+	CHECK(strstr(dcr_buf_cstr(&json), "\"contracts\"") != NULL);
 	CHECK(strstr(dcr_buf_cstr(&json), "\"rows\": 6") != NULL);
 
 	/* Plaintext never lands on disk. */
