@@ -11,6 +11,7 @@
  * mount process sees the unmount and exits. */
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -94,6 +95,10 @@ static int serve(const char *room, const char *dir, const char *sock, bool debug
 	int rc;
 
 	memset(&o, 0, sizeof o);
+	/* Every upload chunk and FUSE buffer is about 1 MiB: keep such blocks
+	 * in the heap instead of an mmap/munmap (and page faults) per chunk. */
+	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 	rc = tl_load_identity(&key, err);
 	if (rc < 0)
 		goto out;
