@@ -646,8 +646,10 @@ int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 		dcr_mpw_uint(proto_map_key(&m, "upload"), up);
 		dcr_mpw_bin(proto_map_key(&m, "data"), chunk, have);
 		rc = call_map(c, "upload.chunk", &m, &rb, NULL, err);
-		if (rc < 0)
+		if (rc < 0) {
+			up = 0; /* the daemon dropped it (or the connection is gone) */
 			goto out;
+		}
 		done += have;
 		if (progress)
 			progress(pctx, done, total_hint);
@@ -659,9 +661,9 @@ int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 	p.present = true;
 	dcr_key_public(c->id, p.by);
 	rc = upload_end(c, up, &p, err);
+	up = 0; /* finished or dropped by the daemon either way */
 	if (rc < 0)
 		goto out;
-	up = 0;
 	rm_body_provisioned(&body, &p);
 	rc = cl_submit(c, room, RM_EV_PROVISIONED, body.data, body.len, NULL, err);
 out:
