@@ -512,6 +512,7 @@ static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, i
 				   DCR_SQL_INPUTS_MAX);
 	if ((rc = open_plain(&r->db, err)))
 		return rc;
+	char **tables = dcr_calloc(ninputs + 1, sizeof(char *)); /* table name in each image */
 	/* temp_store=FILE: SQLite's sorter then sorts in one bulk buffer
 	 * (with MEMORY it mallocs every record, about 1.5x slower for a
 	 * GROUP BY over 300k rows); temp data stays in memory up to the
@@ -605,23 +606,44 @@ static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, i
 							 in->name, ntables);
 			}
 			sqlite3_finalize(st);
-			if (!rc && strcasecmp(tname, in->name) != 0) {
-				dcr_buf_reset(&sql);
-				dcr_buf_append_str(&sql, "CREATE TEMP VIEW ");
-				cmp__sql_ident(&sql, in->name);
-				dcr_buf_append_str(&sql, " AS SELECT * FROM ");
-				cmp__sql_ident(&sql, schema);
-				dcr_buf_append_u8(&sql, '.');
-				cmp__sql_ident(&sql, tname);
-				rc = exec(r->db, dcr_buf_cstr(&sql), err);
-			}
-			free(tname);
+			if (!rc)
+				tables[i] = tname;
+			else
+				free(tname);
+		} else if (!rc) {
+			tables[i] = dcr_strdup(in->name);
 		}
 		free(schema);
 		if (rc)
 			goto out;
 	}
+	/* SQLite finds an unqualified name in temp, then main, then the
+	 * attached schemas in order. A temp view named after the input gives
+	 * it its name when the image's table is named otherwise (results are
+	 * "result"), and also when another input's table carries this input's
+	 * name (it would otherwise be found first). */
+	for (size_t i = 0; i < ninputs; i++) {
+		bool view = strcasecmp(tables[i], inputs[i].name) != 0;
+		for (size_t j = 0; j < ninputs && !view; j++)
+			view = j != i && strcasecmp(tables[j], inputs[i].name) == 0;
+		if (!view)
+			continue;
+		char *schema = dcr_asprintf("in_%s", inputs[i].name);
+		dcr_buf_reset(&sql);
+		dcr_buf_append_str(&sql, "CREATE TEMP VIEW ");
+		cmp__sql_ident(&sql, inputs[i].name);
+		dcr_buf_append_str(&sql, " AS SELECT * FROM ");
+		cmp__sql_ident(&sql, schema);
+		dcr_buf_append_u8(&sql, '.');
+		cmp__sql_ident(&sql, tables[i]);
+		free(schema);
+		if ((rc = exec(r->db, dcr_buf_cstr(&sql), err)))
+			goto out;
+	}
 out:
+	for (size_t i = 0; i < ninputs; i++)
+		free(tables[i]);
+	free(tables);
 	dcr_buf_release(&sql);
 	return rc;
 }

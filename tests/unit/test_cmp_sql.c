@@ -153,6 +153,21 @@ static void test_basic(void)
 	CHECK(cmp_sql_run("SELECT SUM(n) FROM stats", &down, 1, 0, NULL, &r2, &err) == 0);
 	CHECK(strcmp(dcr_buf_cstr(&r2.csv), "SUM(n)\r\n4\r\n") == 0);
 	cmp_result_release(&r2);
+	/* An input named like another input's table ("result"): each name
+	 * must still find its own data, whatever the attach order. */
+	dcr_buf rimg;
+	prepare(&(cmp_schema){bank_cols, 4}, "result", bank_csv, &rimg);
+	cmp_input two[2] = {down, {"result", {bank_cols, 4}, rimg.data, rimg.len}};
+	for (int order = 0; order < 2; order++) {
+		cmp_input pair[2] = {two[order], two[1 - order]};
+		cmp_result_init(&r2);
+		CHECK(cmp_sql_run("SELECT (SELECT COUNT(*) FROM result) AS r, (SELECT COUNT(*) FROM "
+				  "stats) AS s",
+				  pair, 2, 0, NULL, &r2, &err) == 0);
+		CHECK(strcmp(dcr_buf_cstr(&r2.csv), "r,s\r\n4,3\r\n") == 0);
+		cmp_result_release(&r2);
+	}
+	dcr_buf_release(&rimg);
 	cmp_result_release(&res);
 
 	/* Empty inputs: tables with the schema and no rows. */
