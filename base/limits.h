@@ -34,6 +34,7 @@
 #define DMN_UPLOAD_BYTES_MAX (64ull * 1024 * 1024 * 1024) /* one dataset file */
 #define DMN_UPLOADS_PENDING_MAX 1024u       /* finished uploads awaiting their signed event */
 #define DMN_UPLOAD_PENDING_MS (60u * 60 * 1000) /* ...forgotten after this long */
+#define DMN_CLIENT_TIMEOUT_MS (5u * 60 * 1000) /* client: longest wait for one answer */
 
 /* room (definitions and event bodies, room/) */
 #define DCR_RM_DEF_BYTES_MAX (1024u * 1024)       /* definition JSON text */

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <poll.h>
+#include <sys/time.h>
 
 #include "proto.h"
 #include "../room/room.h"
@@ -41,6 +42,9 @@ static int write_all(int fd, const void *p, size_t n, dcr_err *err)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return dcr_err_set(err, -ETIMEDOUT, "dcrd did not read for %u s",
+						   (unsigned)(DMN_CLIENT_TIMEOUT_MS / 1000));
 			return dcr_err_set(err, -errno, "sending to dcrd: %s", strerror(errno));
 		}
 		b += w;
@@ -58,6 +62,9 @@ static int read_all(int fd, void *p, size_t n, dcr_err *err)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return dcr_err_set(err, -ETIMEDOUT, "dcrd did not answer within %u s",
+						   (unsigned)(DMN_CLIENT_TIMEOUT_MS / 1000));
 			return dcr_err_set(err, -errno, "reading from dcrd: %s", strerror(errno));
 		}
 		if (r == 0)
@@ -150,6 +157,13 @@ int cl_connect(const char *socket_path, const dcr_key *id, cl_conn **out, dcr_er
 	memset(&sa, 0, sizeof sa);
 	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
+	{
+		/* Every request is answered promptly (runs are asynchronous): a
+		 * daemon that stays silent this long is stuck, not busy. */
+		struct timeval tv = {DMN_CLIENT_TIMEOUT_MS / 1000, 0};
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	}
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
 		rc = dcr_err_set(err, -errno, "cannot connect to dcrd at %s: %s", socket_path,
 				 strerror(errno));
