@@ -950,10 +950,11 @@ int es_get(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq, dcr_
 	return mdb_to_dcr(rc);
 }
 
-/* Copies up to one chunk of entries [seq, to) into b; offs[i] is where
- * entry i starts, offs[*n] the end. *more is false at the end of the room. */
-static int fold_chunk(es_store *s, const uint8_t *room, uint64_t seq, uint64_t to, dcr_buf *b,
-                      size_t *offs, size_t *n, bool *more)
+/* Copies up to one chunk (max_n entries, or max_bytes, at least one entry)
+ * of entries [seq, to) into b; offs[i] is where entry i starts, offs[*n]
+ * the end. *more is false at the end of the room. */
+static int fold_chunk(es_store *s, const uint8_t *room, uint64_t seq, uint64_t to, size_t max_n,
+                      size_t max_bytes, dcr_buf *b, size_t *offs, size_t *n, bool *more)
 {
 	uint8_t key[24];
 	MDB_val k = {sizeof(key), key}, v;
@@ -985,7 +986,7 @@ static int fold_chunk(es_store *s, const uint8_t *room, uint64_t seq, uint64_t t
 		seq++;
 		if (seq >= to)
 			break;
-		if (*n == ES_FOLD_CHUNK_EVENTS || b->len >= ES_FOLD_CHUNK_BYTES) {
+		if (*n == max_n || b->len >= max_bytes) {
 			*more = true;
 			break;
 		}
@@ -1004,6 +1005,9 @@ int es_fold(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, ui
             es_fold_fn fn, void *ctx)
 {
 	size_t *offs = dcr_calloc(ES_FOLD_CHUNK_EVENTS + 1, sizeof(*offs));
+	/* Chunks start small (a caller reading the tail, or stopping early,
+	 * copies little) and double up to the limits (replay). */
+	size_t max_n = 32, max_bytes = 256 * 1024;
 	uint64_t seq = from;
 	bool more = true;
 	dcr_buf b;
@@ -1013,7 +1017,11 @@ int es_fold(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, ui
 	while (more && seq < to) {
 		size_t n;
 
-		rc = fold_chunk(s, room, seq, to, &b, offs, &n, &more);
+		rc = fold_chunk(s, room, seq, to, max_n, max_bytes, &b, offs, &n, &more);
+		if (max_n < ES_FOLD_CHUNK_EVENTS)
+			max_n *= 2;
+		if (max_bytes < ES_FOLD_CHUNK_BYTES)
+			max_bytes *= 2;
 		if (rc != 0)
 			break;
 		for (size_t i = 0; i < n && rc == 0; i++)

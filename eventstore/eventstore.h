@@ -174,7 +174,8 @@ int es_rooms(es_store *s, int (*fn)(void *ctx, const uint8_t room[ES_ROOM_ID_BYT
 int es_get(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq, dcr_buf *out);
 
 /* Streams events [from, to) of room (to = ES_SEQ_ANY for the end) to fn in
- * bounded chunks (ES_FOLD_CHUNK_EVENTS / ES_FOLD_CHUNK_BYTES), each chunk
+ * bounded chunks (32 events / 256 KiB at first, doubling up to
+ * ES_FOLD_CHUNK_EVENTS / ES_FOLD_CHUNK_BYTES; at least one event), each chunk
  * copied out of its own short read transaction; fn runs with no
  * transaction open, so it may call any es_ function (even es_append). The
  * entry pointer is valid only during the call. A non-zero return from fn
