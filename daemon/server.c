@@ -16,7 +16,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -645,6 +647,25 @@ out:
 	return rc;
 }
 
+static bool socket_live(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd;
+	bool live;
+
+	if (strlen(path) >= sizeof sa.sun_path)
+		return false;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	live = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+	close(fd);
+	return live;
+}
+
 int dmn_run(const dmn_options *opt, dcr_err *err)
 {
 	dmn *d = dcr_calloc(1, sizeof *d);
@@ -711,6 +732,14 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 		s.socket_path = dcr_strdup(env);
 	else
 		s.socket_path = dcr_asprintf("%s/dcr.sock", d->dir);
+	/* We hold the directory lock, so no dcrd of this directory listens
+	 * there; but another directory's dcrd might (same --socket): a socket
+	 * that accepts is live and is not ours to remove. */
+	if (socket_live(s.socket_path)) {
+		rc = dcr_err_set(err, DCR_EEXIST, "%s is in use by another process (another dcrd?)",
+				 s.socket_path);
+		goto out;
+	}
 	rc = uv_loop_init(&loop);
 	if (rc < 0) {
 		rc = dcr_err_set(err, DCR_EINTERNAL, "uv_loop_init: %s", uv_strerror(rc));
@@ -720,7 +749,6 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	s.loop = &loop;
 	uv_pipe_init(&loop, &s.listen, 0);
 	s.listen.data = &s;
-	/* We hold the directory lock: a socket file left here is stale. */
 	unlink(s.socket_path);
 	rc = uv_pipe_bind(&s.listen, s.socket_path);
 	if (rc == 0)

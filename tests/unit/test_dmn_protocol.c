@@ -359,6 +359,25 @@ static void test_second_daemon(td *t)
 	}
 }
 
+/* Another data directory, the same socket: refused, the first daemon
+ * keeps its socket. */
+static void test_socket_in_use(td *t)
+{
+	char *exe = td_dcrd_path(), *other = dcr_asprintf("%s/other", t->dir);
+	char *cmd = dcr_asprintf("%s --data %s --socket %s 2>>%s", exe, other, t->sock, t->log);
+	int st = system(cmd);
+	cl_conn *c;
+
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	CHECK(td_log_has(t, "is in use by another process"));
+	c = td_connect(t, t->anna);
+	CHECK(c != NULL);
+	cl_close(c);
+	free(cmd);
+	free(other);
+	free(exe);
+}
+
 static void test_help(void)
 {
 	char *exe = td_dcrd_path();
@@ -389,6 +408,7 @@ int main(void)
 	test_garbage(&t);
 	test_idle(&t);
 	test_second_daemon(&t);
+	test_socket_in_use(&t);
 	/* Still serving after all of that. */
 	{
 		cl_conn *c = td_connect(&t, t.ian);
