@@ -69,6 +69,11 @@ expect_stderr "dcr audit log:"
 # ---- export and offline verification
 expect_ok e2e_as ian dcr audit export "$ROOM" -o "$T/room.export"
 expect_contains "$E2E_ERR" "exported 12 events of room $ROOM"
+# standard output and input work too
+e2e_as ian dcr audit export "$ROOM" >"$T/stdout.export" || e2e_fail "export to stdout"
+cmp -s "$T/stdout.export" "$T/room.export" || e2e_fail "export to stdout differs from -o"
+expect_ok sh -c "dcr audit verify - <'$T/stdout.export'"
+expect_contains "$E2E_OUT" "valid: room $ROOM"
 unset DCR_SOCKET # everything below that reads a file must work offline
 expect_ok dcr audit verify "$T/room.export"
 grep -q -E "^valid: room $ROOM \"audit-room\", 12 events, root [0-9a-f]{64}, checkpoint signed by dcrd ed25519:[A-Za-z0-9+/]{43}=\$" "$E2E_OUT" ||
