@@ -291,6 +291,15 @@ static void test_hostile(void)
 	expect_fail("WITH t AS (SELECT 1) DELETE FROM bank", DCR_ESQL,
 		    "only a SELECT statement is allowed (the query starts with DELETE)", NULL);
 	expect_fail("SELECT 1;;  SELECT 2", DCR_ESQL, "only one statement", NULL);
+	expect_fail("VACUUM INTO '/tmp/dcr-test-vacuum.db'", DCR_ESQL, "only a SELECT statement",
+		    NULL);
+	expect_fail("SELECT 1; VACUUM INTO '/tmp/dcr-test-vacuum.db'", DCR_ESQL,
+		    "only one statement", NULL);
+	expect_fail("ANALYZE", DCR_ESQL, "only a SELECT statement", NULL);
+	expect_fail("EXPLAIN SELECT 1", DCR_ESQL, "only a SELECT statement", NULL);
+	expect_csv("SELECT * FROM bank /* ; ATTACH */ WHERE 'a;b' = x'00'",
+		   "email,city,age,balance\r\n");
+	expect_fail("SELECT \"a string\"", DCR_ESQL, "no such column: a string", NULL);
 	expect_fail("", DCR_ESQL, "the query is empty", NULL);
 	expect_fail("SELECT sqlite_compileoption_get(0)", DCR_EDENIED, "not allowed", NULL);
 	expect_fail("SELECT * FROM sqlite_dbpage", DCR_ESQL, "no such table", NULL);
