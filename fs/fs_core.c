@@ -1683,7 +1683,7 @@ static bool wants_write(int flags)
 /* Opens an lfile (f->mu held): pins it, applies O_TRUNC. */
 static int lfile_open(fs *f, lfile *l, int flags, fs_file *h)
 {
-	if (!l->temp && (flags & O_ACCMODE) != O_WRONLY)
+	if (!l->temp && (flags & O_ACCMODE) == O_RDONLY)
 		return -EACCES; /* a dataset file being written is write-only */
 	if (!l->temp && wants_write(flags) && !(flags & O_TRUNC) && l->state != LF_IDLE &&
 	    l->size > 0)
@@ -1740,7 +1740,11 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 		rc = -EACCES;
 		goto out_locked;
 	}
-	if ((flags & O_ACCMODE) != O_WRONLY && !may_read(f, &d)) {
+	/* O_RDWR on a dataset file is for writing (python's "w+"); its reads
+	 * fail in fs_read */
+	bool rdwr_data = (flags & O_ACCMODE) == O_RDWR &&
+			 (d.kind == K_DS_DATA || (d.kind == K_LFILE && !d.lf->temp));
+	if ((flags & O_ACCMODE) != O_WRONLY && !rdwr_data && !may_read(f, &d)) {
 		rc = -EACCES;
 		goto out_locked;
 	}

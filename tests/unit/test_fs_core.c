@@ -661,6 +661,20 @@ int main(void)
 	CHECK(file_contains(fa, "datasets/bank_customers/status", "rows: 3"));
 	CHECK(file_contains(fa, "datasets/bank_customers/stats.json", "\"rows\": 3"));
 	CHECK_RC(open_mode(fa, "datasets/bank_customers/bank.csv", O_RDONLY), -EACCES);
+	CHECK_RC(open_mode(fi, "datasets/insurer_customers/nothing.csv", O_RDWR), -ENOENT);
+	{
+		/* O_RDWR (python's "w+") writes; its reads are refused */
+		uint64_t dir = walk(fa, "datasets/bank_customers");
+		fs_file *h;
+		char c;
+		CHECK_RC(fs_create(fa, dir, "rw.csv", O_RDWR | O_CREAT, &a, &h), 0);
+		CHECK_RC(fs_read(fa, h, 0, &c, 1), -EACCES);
+		CHECK_RC(fs_write(fa, h, 0, bank, strlen(bank)), strlen(bank));
+		CHECK_RC(fs_flush(fa, h, 0, false), 0);
+		fs_release(fa, h);
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "file: rw.csv"));
+		CHECK_RC(write_file(fa, "datasets/bank_customers/bank.csv", bank, 5), 0);
+	}
 	/* others do not see the file, nor unshared statistics, but see who provisioned */
 	CHECK(fs_refresh(fi, NULL, NULL, &err) > 0);
 	CHECK(walk(fi, "datasets/bank_customers/bank.csv") == 0);
