@@ -58,6 +58,8 @@ struct conn {
 	int handles_open;
 	bool closing, authed, reading;
 	bool doomed; /* protocol violation answered: ignore further input */
+	bool releasing;     /* session release queued on the pool */
+	uv_work_t release;
 	uint8_t challenge[32];
 	dmn_session sess;
 	char who[24]; /* key prefix before a room names the caller */
@@ -148,18 +150,10 @@ static void req_free(req *r)
 	free(r);
 }
 
-static void conn_maybe_free(conn *c)
+static void conn_free(conn *c)
 {
 	server *s = c->srv;
 
-	if (c->handles_open > 0 || c->busy)
-		return;
-	while (c->q_head) {
-		req *r = c->q_head;
-		c->q_head = r->next;
-		req_free(r);
-	}
-	dmn__session_release(s->d, &c->sess);
 	free(c->body);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -169,6 +163,38 @@ static void conn_maybe_free(conn *c)
 		c->next->prev = c->prev;
 	s->nconns--;
 	free(c);
+}
+
+/* Dropping a session's uploads touches files and room locks: not on the
+ * loop thread. */
+static void release_work(uv_work_t *w)
+{
+	conn *c = w->data;
+
+	dmn__session_release(c->srv->d, &c->sess);
+}
+
+static void release_done(uv_work_t *w, int status)
+{
+	(void)status;
+	conn_free(w->data);
+}
+
+static void conn_maybe_free(conn *c)
+{
+	if (c->handles_open > 0 || c->busy || c->releasing)
+		return;
+	while (c->q_head) {
+		req *r = c->q_head;
+		c->q_head = r->next;
+		req_free(r);
+	}
+	c->releasing = true;
+	c->release.data = c;
+	if (uv_queue_work(c->srv->loop, &c->release, release_work, release_done) < 0) {
+		dmn__session_release(c->srv->d, &c->sess);
+		conn_free(c);
+	}
 }
 
 static void on_handle_closed(uv_handle_t *h)
