@@ -79,6 +79,10 @@ expect_ok dcr audit verify "$T/room.export"
 grep -q -E "^valid: room $ROOM \"audit-room\", 12 events, root [0-9a-f]{64}, checkpoint signed by dcrd ed25519:[A-Za-z0-9+/]{43}=\$" "$E2E_OUT" ||
 	e2e_fail "verify summary: $(cat "$E2E_OUT")"
 DKEY=$(sed 's/.*checkpoint signed by dcrd //' "$E2E_OUT")
+ROOT=$(sed 's/.*, root \([0-9a-f]*\),.*/\1/' "$E2E_OUT")
+# an independent verifier written from docs/event-format.md agrees
+INDEP="python3 $DCR_SOURCE_DIR/tests/e2e/audit_indep.py"
+expect_eq "$($INDEP export "$T/room.export")" "ok $ROOM 12 $ROOT" "independent verifier"
 expect_ok dcr audit verify "$T/room.export" --daemon-key "$DKEY" --threads 1
 expect_fail dcr audit verify "$T/room.export" --daemon-key "$ANNA_KEY"
 expect_status 1
@@ -127,6 +131,13 @@ expect_fail e2e_as ian dcr audit proof "$ROOM" 3 -o "$T/p.proof"
 expect_stderr "dcr audit proof: no daemon socket"
 expect_ok dcr audit verify-proof "$T/p3.proof" --daemon-key "$DKEY"
 expect_contains "$E2E_OUT" "valid: seq 3 (dataset.provisioned) is included in room $ROOM at 12 events"
+expect_eq "$($INDEP proof "$T/p3.proof")" "ok $ROOM 3 dataset.provisioned" "independent proof check"
+for s in 0 5 11; do
+	export DCR_SOCKET="$T/sock"
+	e2e_as anna dcr audit proof "$ROOM" $s -o "$T/p$s.proof" 2>/dev/null || e2e_fail "proof $s"
+	unset DCR_SOCKET
+	$INDEP proof "$T/p$s.proof" | grep -q "^ok $ROOM $s " || e2e_fail "independent proof check of seq $s"
+done
 python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[-1]^=1; open(p+".bad","wb").write(b)' "$T/p3.proof"
 expect_fail dcr audit verify-proof "$T/p3.proof.bad"
 expect_status 1
@@ -143,6 +154,7 @@ bad() { # NAME EXPECTED-TEXT: verify $T/NAME must fail with the text
 OFF=$($TAMPER find "$T/room.export" 3 bank_customers) || e2e_fail "find"
 $TAMPER flip "$T/room.export" "$T/t1" 3 $((OFF + 4)) 0 || e2e_fail tamper
 bad t1 "invalid: seq 3 (dataset.provisioned): bad signature"
+expect_eq "$($INDEP export "$T/t1")" "bad: seq 3 (dataset.provisioned): bad signature" "independent verifier on t1"
 OFF=$($TAMPER find "$T/room.export" 0 audit-room) || e2e_fail "find"
 $TAMPER flip "$T/room.export" "$T/t2" 0 $((OFF + 1)) 3 || e2e_fail tamper
 bad t2 "invalid: seq 0 (room.created): bad signature"
@@ -156,6 +168,7 @@ $TAMPER drop "$T/room.export" "$T/t6" 4 || e2e_fail tamper
 bad t6 "invalid: seq 4 (run.requested): event was signed for position 5"
 $TAMPER swap "$T/room.export" "$T/t7" 7 8 || e2e_fail tamper
 bad t7 "invalid: seq 7 (run.requested): event was signed for position 8"
+expect_eq "$($INDEP export "$T/t7")" "bad: seq 7 (run.requested): signed for position 8" "independent verifier on t7"
 $TAMPER truncate "$T/room.export" "$T/t8" 10 || e2e_fail tamper
 bad t8 "invalid: checkpoint covers 12 events but the log has 10"
 # a checkpoint of another room (a copy of this one) in the file

@@ -19,6 +19,10 @@ unset DCR_SOCKET
 expect_ok dcr audit verify "$T/f/valid.export"
 grep -q -E '^valid: room [0-9a-f]{32} "forge-test", 12 events, root [0-9a-f]{64}, checkpoint signed by dcrd ed25519:' "$E2E_OUT" ||
 	e2e_fail "summary: $(cat "$E2E_OUT")"
+ROOT=$(sed 's/.*, root \([0-9a-f]*\),.*/\1/' "$E2E_OUT")
+INDEP="python3 $DCR_SOURCE_DIR/tests/e2e/audit_indep.py"
+$INDEP export "$T/f/valid.export" | grep -q " 12 $ROOT\$" || e2e_fail "independent verifier disagrees"
+expect_eq "$($INDEP export "$T/f/forged-append.export")" "bad: seq 12 (dataset.provisioned): bad signature" "independent verifier"
 expect_ok dcr audit verify "$T/f/valid.export" --daemon-key "$DKEY" --threads 1
 expect_contains "$E2E_OUT" "valid: room"
 
