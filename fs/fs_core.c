@@ -104,6 +104,7 @@ struct fs {
 	char *fatal; /* an event the room rules refused: replay stopped */
 	uint64_t reported_size;
 	bool force_inval;
+	uint64_t fetched_ms; /* monotonic time of the last fetch */
 	uint8_t root_hash[32];
 	uint64_t root_size;
 	/* nodes: ino i is nodes[i - 1] */
@@ -1040,6 +1041,7 @@ static int fetch_apply(fs *f, dcr_err *err)
 		}
 		applied++;
 	}
+	f->fetched_ms = dcr_mono_ms();
 	pthread_mutex_unlock(&f->mu);
 	rc = applied;
 out:
@@ -1079,6 +1081,22 @@ int fs_refresh(fs *f, uint64_t **changed, size_t *nchanged, dcr_err *err)
 	}
 	pthread_mutex_unlock(&f->mu);
 	return rc;
+}
+
+/* Reading a file or a listing, or missing a name, shows the log as it is
+ * now, not as of the last poll: a person who ran something in another
+ * mount and looks here sees it. At most one fetch per FS_FRESH_MS. f->mu
+ * not held. */
+#define FS_FRESH_MS 20
+static void maybe_refresh(fs *f)
+{
+	pthread_mutex_lock(&f->mu);
+	bool stale = dcr_mono_ms() - f->fetched_ms > FS_FRESH_MS;
+	pthread_mutex_unlock(&f->mu);
+	if (stale) {
+		dcr_err err = {0};
+		fetch_apply(f, &err);
+	}
 }
 
 uint64_t fs_size(fs *f)
@@ -1208,7 +1226,7 @@ void fs_free(fs *f)
 
 /* ---- lookup, getattr, readdir --------------------------------------------------- */
 
-int fs_lookup(fs *f, uint64_t parent, const char *name, fs_attr *out)
+static int lookup_once(fs *f, uint64_t parent, const char *name, fs_attr *out)
 {
 	struct desc pd, d;
 	int rc;
@@ -1227,6 +1245,16 @@ int fs_lookup(fs *f, uint64_t parent, const char *name, fs_attr *out)
 	rc = fill_attr(f, ino, &d, out);
 out:
 	pthread_mutex_unlock(&f->mu);
+	return rc;
+}
+
+int fs_lookup(fs *f, uint64_t parent, const char *name, fs_attr *out)
+{
+	int rc = lookup_once(f, parent, name, out);
+	if (rc == -ENOENT && !fs_is_temp_name(name)) {
+		maybe_refresh(f); /* a result or dataset that just appeared */
+		rc = lookup_once(f, parent, name, out);
+	}
 	return rc;
 }
 
@@ -1260,6 +1288,7 @@ int fs_opendir(fs *f, uint64_t ino, fs_dir **out)
 {
 	struct desc d;
 	size_t cap = 0;
+	maybe_refresh(f);
 	fs_dir *dir = dcr_calloc(1, sizeof *dir);
 	pthread_mutex_lock(&f->mu);
 	int rc = resolve(f, ino, &d);
@@ -1727,6 +1756,8 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 	bool trunc_lf = false;
 	int rc;
 	*out = NULL;
+	if ((flags & O_ACCMODE) == O_RDONLY)
+		maybe_refresh(f);
 	pthread_mutex_lock(&f->mu);
 	rc = resolve(f, ino, &d);
 	if (rc < 0)
