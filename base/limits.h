@@ -35,6 +35,8 @@
 #define DMN_UPLOADS_PENDING_MAX 1024u       /* finished uploads awaiting their signed event */
 #define DMN_UPLOAD_PENDING_MS (60u * 60 * 1000) /* ...forgotten after this long */
 #define DMN_CLIENT_TIMEOUT_MS (5u * 60 * 1000) /* client: longest wait for one answer */
+#define DMN_WAIT_MS_MAX 30000u              /* one `wait` (long poll) */
+#define DMN_WAITERS_MAX 8u                  /* `wait`s blocking pool threads at once */
 
 /* room (definitions and event bodies, room/) */
 #define DCR_RM_DEF_BYTES_MAX (1024u * 1024)       /* definition JSON text */

@@ -108,6 +108,13 @@ typedef struct dmn {
 	size_t nworkers;
 	bool workers_leaked; /* a computation outlived shutdown */
 	pthread_mutex_t image_mu; /* one prepared-table build at a time */
+
+	/* long polls (`wait`): woken by every append and by shutdown */
+	pthread_mutex_t wait_mu;
+	pthread_cond_t wait_cv;
+	uint64_t appends; /* total appended since start */
+	unsigned waiters;
+	bool closing; /* shutdown began: waits return at once */
 } dmn;
 
 void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
@@ -141,6 +148,9 @@ int dmn__submit_daemon(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char 
 /* Schema of a table dataset as compute columns (names heap-owned). */
 int dmn__schema_of(const rm_dataset *ds, cmp_column **cols, size_t *n);
 void dmn__schema_free(cmp_column *cols, size_t n);
+
+/* Wakes every `wait` (after an append, or at shutdown with closing). */
+void dmn__wake_waiters(dmn *d, bool closing);
 
 /* Participant email for key in the room (heap), or "ed25519:XXXXXXXX". */
 char *dmn__who(dmn_room *r, const uint8_t key[32]);

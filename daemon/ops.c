@@ -7,6 +7,8 @@
  * for a room that does not exist. Uploads stream: each chunk goes through
  * the CSV validator, SHA-256 and encryption to a temp file; nothing is kept
  * in memory beyond one chunk. */
+#include <time.h>
+
 #include "dmn_int.h"
 
 struct dmn_upload {
@@ -938,6 +940,75 @@ static int op_proof(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
 	return 0;
 }
 
+/* Long poll: answers as soon as the room has more than `size` events, or
+ * after timeout_ms (at most DMN_WAIT_MS_MAX) with the size unchanged. Holds
+ * a pool thread, so at most DMN_WAITERS_MAX wait at once; beyond that the
+ * answer is immediate (the client then polls). */
+static int op_wait(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
+{
+	dmn_room *r;
+	uint64_t size, timeout_ms = DMN_WAIT_MS_MAX, now_size;
+	struct timespec deadline;
+	bool waiting = false;
+	int rc = arg_room(d, s, args, &r, err);
+
+	if (rc == 0)
+		rc = arg_u64(args, "size", &size, err);
+	if (rc == 0 && dcr_mp_get(args, "timeout_ms"))
+		rc = arg_u64(args, "timeout_ms", &timeout_ms, err);
+	if (rc < 0)
+		return rc;
+	if (timeout_ms > DMN_WAIT_MS_MAX)
+		timeout_ms = DMN_WAIT_MS_MAX;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += (time_t)(timeout_ms / 1000);
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	/* Lock order: never take a room's mutex while holding wait_mu (an
+	 * append holds the room's and then wakes us). The append counter
+	 * read before the size closes the race with an append in between. */
+	pthread_mutex_lock(&d->wait_mu);
+	if (d->waiters < DMN_WAITERS_MAX) {
+		d->waiters++;
+		waiting = true;
+	}
+	pthread_mutex_unlock(&d->wait_mu);
+	for (;;) {
+		uint64_t gen;
+		bool timed_out = false, closing;
+		pthread_mutex_lock(&d->wait_mu);
+		gen = d->appends;
+		closing = d->closing;
+		pthread_mutex_unlock(&d->wait_mu);
+		pthread_mutex_lock(&r->mu);
+		now_size = r->st.size;
+		pthread_mutex_unlock(&r->mu);
+		if (!waiting || now_size > size || closing)
+			break;
+		pthread_mutex_lock(&d->wait_mu);
+		while (d->appends == gen && !d->closing && !timed_out)
+			timed_out = pthread_cond_timedwait(&d->wait_cv, &d->wait_mu, &deadline) ==
+				    ETIMEDOUT;
+		pthread_mutex_unlock(&d->wait_mu);
+		if (timed_out) {
+			pthread_mutex_lock(&r->mu);
+			now_size = r->st.size;
+			pthread_mutex_unlock(&r->mu);
+			break;
+		}
+	}
+	if (waiting) {
+		pthread_mutex_lock(&d->wait_mu);
+		d->waiters--;
+		pthread_mutex_unlock(&d->wait_mu);
+	}
+	dcr_mpw_uint(proto_map_key(res, "size"), now_size);
+	return 0;
+}
+
 static int op_whoami(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	dcr_mpw_bin(proto_map_key(res, "key"), s->key, 32);
@@ -967,6 +1038,7 @@ static const struct {
 	{"upload.begin", op_upload_begin},
 	{"upload.chunk", op_upload_chunk},
 	{"upload.end", op_upload_end},
+	{"wait", op_wait},
 	{"whoami", op_whoami},
 };
 

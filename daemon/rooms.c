@@ -348,6 +348,16 @@ static void done_upload_free(dmn_done_upload *u)
 	free(u);
 }
 
+void dmn__wake_waiters(dmn *d, bool closing)
+{
+	pthread_mutex_lock(&d->wait_mu);
+	d->appends++;
+	if (closing)
+		d->closing = true;
+	pthread_cond_broadcast(&d->wait_cv);
+	pthread_mutex_unlock(&d->wait_mu);
+}
+
 /* ---- submit --------------------------------------------------------------------------- */
 
 /* Work that follows an appended event; r->mu held. */
@@ -375,7 +385,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	es_event ev;
 	dmn_room *r = NULL, *fresh = NULL;
 	dmn_done_upload *up = NULL;
-	bool decoded = false, locked = false, provisioned;
+	bool decoded = false, locked = false, provisioned, woke = false;
 	uint64_t now = dcr_now_ms(), seq = 0;
 	int rc;
 
@@ -481,11 +491,14 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		fresh = NULL;
 	}
 	after_append(d, r, &ev, seq);
+	woke = true;
 	if (seq_out)
 		*seq_out = seq;
 out:
 	if (locked)
 		pthread_mutex_unlock(&r->mu);
+	if (woke)
+		dmn__wake_waiters(d, false); /* after unlocking: waiters take r->mu */
 	room_free(fresh);
 	done_upload_free(up);
 	if (decoded)

@@ -590,6 +590,7 @@ static void on_signal(uv_signal_t *h, int signum)
 		return;
 	s->stopping = true;
 	dmn__log(s->d, DMN_LOG_INFO, "signal %d: shutting down", signum);
+	dmn__wake_waiters(s->d, true); /* long polls return now */
 	uv_close((uv_handle_t *)&s->listen, NULL);
 	for (c = s->conns; c; c = c->next)
 		conn_close(c);
@@ -712,6 +713,14 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	pthread_cond_init(&d->job_cv, NULL);
 	pthread_cond_init(&d->append_cv, NULL);
 	pthread_mutex_init(&d->image_mu, NULL);
+	pthread_mutex_init(&d->wait_mu, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&d->wait_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	/* Requests spend most of their time waiting for fsync (group commit
 	 * gathers the appends of concurrent requests): give the pool many
@@ -833,6 +842,8 @@ out:
 	pthread_cond_destroy(&d->job_cv);
 	pthread_cond_destroy(&d->append_cv);
 	pthread_mutex_destroy(&d->image_mu);
+	pthread_mutex_destroy(&d->wait_mu);
+	pthread_cond_destroy(&d->wait_cv);
 	if (rc == 0)
 		dmn__log(d, DMN_LOG_INFO, "clean shutdown");
 	free(events_dir);

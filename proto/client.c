@@ -507,6 +507,27 @@ int cl_events(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, u
 	return rc;
 }
 
+int cl_wait(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size, uint64_t timeout_ms,
+	    uint64_t *size_out, dcr_err *err)
+{
+	proto_map m;
+	dcr_mp_doc *d = NULL;
+	dcr_buf rb;
+	int rc;
+
+	dcr_buf_init(&rb);
+	proto_map_init(&m);
+	put_room(&m, room);
+	dcr_mpw_uint(proto_map_key(&m, "size"), size);
+	dcr_mpw_uint(proto_map_key(&m, "timeout_ms"), timeout_ms);
+	rc = call_map(c, "wait", &m, &rb, &d, err);
+	if (rc == 0)
+		rc = dcr_mp_get_u64(dcr_mp_root(d), "size", size_out, err);
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	return rc;
+}
+
 /* ---- submit ---------------------------------------------------------------- */
 
 static int submit_entry(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const dcr_buf *entry,

@@ -82,6 +82,14 @@ int cl_events(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, u
 	      int (*fn)(void *ctx, uint64_t seq, const void *entry, size_t n), void *ctx,
 	      dcr_err *err);
 
+/* Long poll: returns as soon as the room has more than `size` events, or
+ * after timeout_ms (capped at DMN_WAIT_MS_MAX) with the size unchanged;
+ * *size_out is the room's size then. Cheap way to follow a room (mount,
+ * `run --wait`) without polling in a loop. When many clients wait at once
+ * the daemon may answer at once; callers just call again. */
+int cl_wait(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size, uint64_t timeout_ms,
+	    uint64_t *size_out, dcr_err *err);
+
 /* Signs an event of type/body as the caller with the room's current size as
  * seq and submits it; on DCR_ESEQ (someone else appended first) refetches
  * the size and retries a few times. *seq_out may be NULL. */

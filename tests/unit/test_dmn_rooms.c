@@ -334,6 +334,72 @@ out:
 	cl_close(a);
 }
 
+/* wait: wakes on an append, times out otherwise. */
+struct waiter {
+	td *t;
+	const uint8_t *room;
+	uint64_t size, got, ms;
+	int rc;
+};
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	cl_conn *c = td_connect(w->t, w->t->ian);
+	uint64_t t0 = dcr_mono_ms();
+	dcr_err err;
+
+	w->rc = c ? cl_wait(c, w->room, w->size, 20000, &w->got, &err) : -1;
+	w->ms = dcr_mono_ms() - t0;
+	cl_close(c);
+	return NULL;
+}
+
+static void test_wait(td *t)
+{
+	cl_conn *a = td_connect(t, t->anna), *x = td_connect(t, t->carl);
+	char *json = td_room_json(t, "waiting");
+	uint8_t room[ES_ROOM_ID_BYTES];
+	uint64_t size, got = 0, t0;
+	struct waiter w;
+	pthread_t th;
+	dcr_buf body;
+	dcr_err err;
+
+	dcr_buf_init(&body);
+	CHECK(a && x);
+	if (!a || !x)
+		goto out;
+	CHECK_OK(td_room_publish(a, json, room, &err), &err);
+	size = size_of(a, room);
+	/* nothing happens: back after the timeout with the same size */
+	t0 = dcr_mono_ms();
+	CHECK_OK(cl_wait(a, room, size, 300, &got, &err), &err);
+	CHECK(got == size);
+	CHECK(dcr_mono_ms() - t0 >= 250);
+	/* already beyond: at once */
+	t0 = dcr_mono_ms();
+	CHECK_OK(cl_wait(a, room, size - 1, 10000, &got, &err), &err);
+	CHECK(got == size && dcr_mono_ms() - t0 < 2000);
+	/* an append wakes a waiter */
+	w = (struct waiter){t, room, size, 0, 0, -1};
+	pthread_create(&th, NULL, waiter_main, &w);
+	usleep(300 * 1000);
+	rm_body_stopped(&body, "done waiting");
+	CHECK_OK(cl_submit(a, room, RM_EV_STOPPED, body.data, body.len, NULL, &err), &err);
+	pthread_join(th, NULL);
+	CHECK(w.rc == 0);
+	CHECK(w.got == size + 1);
+	CHECK(w.ms < 10000);
+	/* carl may not wait on the room */
+	CHECK_ERR(cl_wait(x, room, 0, 100, &got, &err), DCR_ENOTFOUND, &err, NULL);
+out:
+	dcr_buf_release(&body);
+	free(json);
+	cl_close(a);
+	cl_close(x);
+}
+
 int main(void)
 {
 	td t;
@@ -344,6 +410,7 @@ int main(void)
 	test_lifecycle(&t);
 	test_refusals(&t);
 	test_concurrent(&t);
+	test_wait(&t);
 	CHECK(td_stop(&t, SIGTERM) == 0);
 	CHECK(td_log_has(&t, "anna@bank.example submit room.created room="));
 	if (t_failures) {

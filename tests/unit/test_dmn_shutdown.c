@@ -3,6 +3,8 @@
  * short grace period, records nothing for it, and leaves it to process
  * exit), exit 0, and at the next start re-queue the run, because the log
  * still says run.requested without an outcome. */
+#include <pthread.h>
+
 #include "test_dmn_common.h"
 
 static char *slow_room(const td *t)
@@ -19,6 +21,25 @@ static char *slow_room(const td *t)
 		"   \"query\": \"SELECT a.age, COUNT(*) AS n FROM bank a JOIN bank b ON a.age <> "
 		"b.age JOIN bank c ON c.age <> b.age GROUP BY a.age\"}]}\n",
 		t->anna_s);
+}
+
+/* A long poll in progress must not hold up the shutdown. */
+struct waiter {
+	td *t;
+	const uint8_t *room;
+	int rc;
+};
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	cl_conn *c = td_connect(w->t, w->t->anna);
+	uint64_t got;
+	dcr_err err;
+
+	w->rc = c ? cl_wait(c, w->room, 1000000, 30000, &got, &err) : -1;
+	cl_close(c);
+	return NULL;
 }
 
 int main(void)
@@ -66,8 +87,15 @@ int main(void)
 	}
 	cl_close(a);
 	a = NULL;
-	t0 = dcr_mono_ms();
-	status = td_stop(&t, SIGTERM);
+	{
+		struct waiter w = {&t, room, 0};
+		pthread_t th;
+		pthread_create(&th, NULL, waiter_main, &w);
+		usleep(200 * 1000);
+		t0 = dcr_mono_ms();
+		status = td_stop(&t, SIGTERM);
+		pthread_join(th, NULL);
+	}
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	CHECK(dcr_mono_ms() - t0 < 15000);
 	CHECK(td_log_has(&t, "still running at shutdown"));
