@@ -55,6 +55,19 @@ static bool transport_error(int rc)
 	return rc == DCR_EPROTO || (rc < 0 && rc > -4096 && rc != -ENOENT && rc != -EACCES);
 }
 
+/* The daemon is unreachable (socket gone, refused, ...): EIO for the file
+ * tools, not the connect's own errno (ENOENT would read as "no such file"). */
+static int connect_fail(fs_proto *p, int rc, dcr_err *err)
+{
+	if (rc < 0 && rc > -4096) {
+		dcr_err_prefix(err, "daemon at %s unreachable", p->socket);
+		if (err)
+			err->code = -EIO;
+		return -EIO;
+	}
+	return rc;
+}
+
 static int pool_get(fs_proto *p, pconn **out, dcr_err *err)
 {
 	pconn *pc = NULL;
@@ -74,6 +87,7 @@ static int pool_get(fs_proto *p, pconn **out, dcr_err *err)
 	if (!pc->c) {
 		int rc = cl_connect(p->socket, p->id, &pc->c, err);
 		if (rc < 0) {
+			rc = connect_fail(p, rc, err);
 			pc->c = NULL;
 			pthread_mutex_lock(&p->mu);
 			pc->busy = false;
@@ -256,7 +270,7 @@ static int pb_upload_begin(void *ctx, const char *dataset, const char *file_name
 	if (rc < 0) {
 		u->c = NULL;
 		up_free(u);
-		return rc;
+		return connect_fail(p, rc, err);
 	}
 	if (pthread_create(&u->th, NULL, up_thread, u) != 0) {
 		up_free(u);

@@ -5,7 +5,8 @@
 # never ingested and the file rewritten in place is; concurrent readers of
 # result.csv see whole results while a new run finishes; `(cat a; cat b) >
 # x.csv` provisions both parts; a writer killed mid-file provisions
-# nothing; a crashed mount (ENOTCONN) is cleared by the next dcr mount.
+# nothing; the mount survives a daemon restart; a crashed mount (ENOTCONN)
+# is cleared by the next dcr mount.
 . "$DCR_SOURCE_DIR/tests/e2e/lib.sh"
 . "$DCR_SOURCE_DIR/tests/e2e/cli_story.inc"
 . "$DCR_SOURCE_DIR/tests/e2e/mount_lib.inc"
@@ -124,7 +125,17 @@ for r in 1 2 3; do
 done
 expect_contains "$R/status" "state: done"
 
-# 7. A crashed mount (ENOTCONN) is cleared by the next mount.
+# 7. The daemon restarts under a live mount: while it is away writes fail
+# with EIO; afterwards the mount reconnects by itself.
+e2e_stop_daemon || e2e_fail "daemon did not stop cleanly"
+expect_fail cp "$T/bank50.csv" "$DS/"
+expect_stderr "Input/output error"
+e2e_start_daemon
+cp "$T/bank50.csv" "$DS/" || e2e_fail "cp after the daemon restarted"
+expect_contains "$DS/status" "file: bank50.csv"
+expect_contains "$DS/status" "rows: 50"
+
+# 8. A crashed mount (ENOTCONN) is cleared by the next mount.
 pa=$(mount_pid "$A") || e2e_fail "no mount process for $A"
 kill -KILL "$pa"
 i=0
