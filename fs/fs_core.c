@@ -66,12 +66,12 @@ typedef struct lfile {
 	bool temp;
 	int fd; /* spool file (temp only) */
 	char *spool;
-	uint64_t size;
-	enum lf_state state;
+	_Atomic uint64_t size; /* written under mu, read under f->mu */
+	_Atomic int state; /* enum lf_state; as size */
 	void *up; /* backend upload while LF_STREAM */
 	int opens;
 	bool linked; /* in f->lfiles (not unlinked/renamed away) */
-	uint64_t mtime_ms;
+	_Atomic uint64_t mtime_ms;
 	pthread_mutex_t mu;
 	struct lfile *next;
 } lfile;
