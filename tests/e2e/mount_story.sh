@@ -63,6 +63,11 @@ expect_contains "$A/status" "status: published"
 wait_for "$I/status" "status: published"
 expect_eacces sh -c "cat '$T/room2.json' > '$A/room.json'"
 
+# Running before the data is there is refused; status says why.
+expect_fail sh -c "echo > '$A/computations/overlap/run'"
+expect_contains "$A/status" "last_error:"
+expect_contains "$A/status" "not provisioned"
+
 # Provisioning: cp by the bank, rsync by the insurer; nobody writes the
 # other's dataset.
 expect_eacces cp "$T/insurer.csv" "$A/datasets/insurer_customers/"
