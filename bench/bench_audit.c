@@ -52,23 +52,23 @@ static char *definition(void)
 	dcr_key_public(ki, pi);
 	char *fa = dcr_pub_format(pa), *fi = dcr_pub_format(pi);
 	char *json = dcr_asprintf(
-		"{\"format\": \"dcr.room/1\", \"name\": \"bench-audit\",\n"
-		" \"settings\": {\"require_provisioned\": true},\n"
-		" \"participants\": [\n"
-		"  {\"email\": \"anna@bank.example\", \"key\": \"%s\",\n"
-		"   \"owner_of\": [\"bank_customers\"], \"analyst_of\": [\"overlap\"]},\n"
-		"  {\"email\": \"ian@insurer.example\", \"key\": \"%s\",\n"
-		"   \"owner_of\": [\"insurer_customers\"], \"analyst_of\": [\"overlap\"]}],\n"
-		" \"datasets\": [\n"
-		"  {\"name\": \"bank_customers\", \"columns\": [{\"name\": \"email\", \"type\": "
-		"\"string\"}]},\n"
-		"  {\"name\": \"insurer_customers\", \"columns\": [{\"name\": \"email\", \"type\": "
-		"\"string\"}]}],\n"
-		" \"computations\": [\n"
-		"  {\"name\": \"overlap\", \"kind\": \"sql\",\n"
-		"   \"query\": \"SELECT COUNT(*) AS n FROM bank_customers b JOIN insurer_customers "
-		"i USING (email)\"}]}\n",
-		fa, fi);
+	    "{\"format\": \"dcr.room/1\", \"name\": \"bench-audit\",\n"
+	    " \"settings\": {\"require_provisioned\": true},\n"
+	    " \"participants\": [\n"
+	    "  {\"email\": \"anna@bank.example\", \"key\": \"%s\",\n"
+	    "   \"owner_of\": [\"bank_customers\"], \"analyst_of\": [\"overlap\"]},\n"
+	    "  {\"email\": \"ian@insurer.example\", \"key\": \"%s\",\n"
+	    "   \"owner_of\": [\"insurer_customers\"], \"analyst_of\": [\"overlap\"]}],\n"
+	    " \"datasets\": [\n"
+	    "  {\"name\": \"bank_customers\", \"columns\": [{\"name\": \"email\", \"type\": "
+	    "\"string\"}]},\n"
+	    "  {\"name\": \"insurer_customers\", \"columns\": [{\"name\": \"email\", \"type\": "
+	    "\"string\"}]}],\n"
+	    " \"computations\": [\n"
+	    "  {\"name\": \"overlap\", \"kind\": \"sql\",\n"
+	    "   \"query\": \"SELECT COUNT(*) AS n FROM bank_customers b JOIN insurer_customers "
+	    "i USING (email)\"}]}\n",
+	    fa, fi);
 	free(fa);
 	free(fi);
 	return json;
@@ -143,7 +143,7 @@ static void *raw_worker(void *arg)
 	for (uint64_t i = j->lo; i < j->hi; i++) {
 		size_t env_n = j->len[i] - DCR_ED25519_SIG_BYTES;
 		DCR_ASSERT(dcr_verify(j->actors[i], DCR_DOMAIN_EVENT, j->ents[i], env_n,
-				      j->ents[i] + env_n) == 0);
+		                      j->ents[i] + env_n) == 0);
 	}
 	return NULL;
 }
@@ -240,8 +240,8 @@ int main(int argc, char **argv)
 	uint64_t c0 = cpu_ms();
 	for (uint64_t i = 0; i < nsig; i++) {
 		size_t env_n = l.len[i] - DCR_ED25519_SIG_BYTES;
-		DCR_ASSERT(dcr_verify(actors[i], DCR_DOMAIN_EVENT, ents[i], env_n,
-				      ents[i] + env_n) == 0);
+		DCR_ASSERT(
+		    dcr_verify(actors[i], DCR_DOMAIN_EVENT, ents[i], env_n, ents[i] + env_n) == 0);
 	}
 	uint64_t t_sig = dcr_mono_ms() - t0;
 	uint64_t c_sig = cpu_ms() - c0;
@@ -253,7 +253,7 @@ int main(int argc, char **argv)
 	t0 = dcr_mono_ms();
 	for (int t = 0; t < 2; t++) {
 		rj[t] = (raw_job){ents, l.len, (const uint8_t(*)[32])actors, nsig * t / 2,
-				  nsig * (t + 1) / 2};
+		                  nsig * (t + 1) / 2};
 		DCR_ASSERT(pthread_create(&rt[t], NULL, raw_worker, &rj[t]) == 0);
 	}
 	for (int t = 0; t < 2; t++)

@@ -23,24 +23,24 @@
 #define AU_CMD "audit"
 
 static const char usage_main[] =
-	"usage: dcr audit COMMAND [ARGS]\n"
-	"\n"
-	"Read and check a room's tamper-evident event log.\n"
-	"\n"
-	"commands (each has --help):\n"
-	"  log ROOM|FILE           the log as text, one line per event\n"
-	"  export ROOM [-o FILE]   the log, keys and latest signed checkpoint in one file\n"
-	"  verify FILE [--checkpoint OLD] [--daemon-key KEY]\n"
-	"                          check an export offline (exit 0 valid, 1 invalid)\n"
-	"  replay FILE [--at SEQ]  the room's state after each event (or at SEQ)\n"
-	"  proof ROOM SEQ [-o FILE]\n"
-	"                          inclusion proof of one event against the checkpoint\n"
-	"  verify-proof FILE [--daemon-key KEY]\n"
-	"                          check a proof file offline\n"
-	"  checkpoint ROOM [-o FILE]\n"
-	"                          the latest signed checkpoint (for verify --checkpoint)\n"
-	"\n"
-	"File formats: docs/event-format.md. Guide: docs/audit.md.\n";
+    "usage: dcr audit COMMAND [ARGS]\n"
+    "\n"
+    "Read and check a room's tamper-evident event log.\n"
+    "\n"
+    "commands (each has --help):\n"
+    "  log ROOM|FILE           the log as text, one line per event\n"
+    "  export ROOM [-o FILE]   the log, keys and latest signed checkpoint in one file\n"
+    "  verify FILE [--checkpoint OLD] [--daemon-key KEY]\n"
+    "                          check an export offline (exit 0 valid, 1 invalid)\n"
+    "  replay FILE [--at SEQ]  the room's state after each event (or at SEQ)\n"
+    "  proof ROOM SEQ [-o FILE]\n"
+    "                          inclusion proof of one event against the checkpoint\n"
+    "  verify-proof FILE [--daemon-key KEY]\n"
+    "                          check a proof file offline\n"
+    "  checkpoint ROOM [-o FILE]\n"
+    "                          the latest signed checkpoint (for verify --checkpoint)\n"
+    "\n"
+    "File formats: docs/event-format.md. Guide: docs/audit.md.\n";
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -58,8 +58,8 @@ static int write_out(const char *path, const dcr_buf *b, dcr_err *err)
 	if (!path || strcmp(path, "-") == 0) {
 		if (isatty(STDOUT_FILENO))
 			return dcr_err_set(err, DCR_EINVALID,
-					   "not writing a binary file to a terminal: use -o FILE "
-					   "or redirect the output");
+			                   "not writing a binary file to a terminal: use -o FILE "
+			                   "or redirect the output");
 		if (b->len && fwrite(b->data, 1, b->len, stdout) != b->len)
 			return dcr_err_set(err, -EIO, "standard output: write failed");
 		if (fflush(stdout) != 0)
@@ -94,7 +94,7 @@ static int parse_daemon_key(const char *sub, const char *s, uint8_t key[32])
 {
 	if (dcr_pub_parse(s, key) != 0) {
 		fprintf(stderr, "dcr audit %s: --daemon-key: not an ed25519:<base64> public key\n",
-			sub);
+		        sub);
 		return CLI_EXIT_USAGE;
 	}
 	return 0;
@@ -122,13 +122,13 @@ static int load_export(const char *path, dcr_buf *bytes, au_export *x, dcr_err *
 /* ---- log ------------------------------------------------------------------ */
 
 static const char usage_log[] =
-	"usage: dcr audit log ROOM|FILE\n"
-	"\n"
-	"Prints the room's log, one line per event: UTC time, actor (email, or\n"
-	"dcrd for the daemon), what happened. ROOM is a room id or name on the\n"
-	"daemon; FILE an export file (read offline). Every event's signature is\n"
-	"checked and the log replayed with the room rules; the first event that\n"
-	"fails stops the listing (exit 1).\n";
+    "usage: dcr audit log ROOM|FILE\n"
+    "\n"
+    "Prints the room's log, one line per event: UTC time, actor (email, or\n"
+    "dcrd for the daemon), what happened. ROOM is a room id or name on the\n"
+    "daemon; FILE an export file (read offline). Every event's signature is\n"
+    "checked and the log replayed with the room rules; the first event that\n"
+    "fails stops the listing (exit 1).\n";
 
 typedef struct log_ctx {
 	const uint8_t *room;
@@ -207,18 +207,18 @@ static int audit_log(int argc, char **argv)
 /* ---- export --------------------------------------------------------------- */
 
 static const char usage_export[] =
-	"usage: dcr audit export ROOM [-o FILE]\n"
-	"\n"
-	"Writes the room's whole log to FILE (default: standard output) as one\n"
-	"self-contained file: every event exactly as stored and signed, the\n"
-	"participants' public keys, the daemon's public key and the latest signed\n"
-	"checkpoint. Check it offline with `dcr audit verify FILE`. The format is\n"
-	"specified in docs/event-format.md.\n";
+    "usage: dcr audit export ROOM [-o FILE]\n"
+    "\n"
+    "Writes the room's whole log to FILE (default: standard output) as one\n"
+    "self-contained file: every event exactly as stored and signed, the\n"
+    "participants' public keys, the daemon's public key and the latest signed\n"
+    "checkpoint. Check it offline with `dcr audit verify FILE`. The format is\n"
+    "specified in docs/event-format.md.\n";
 
 typedef struct export_ctx {
 	const uint8_t *room;
-	dcr_buf all;   /* entries back to back */
-	size_t *off;   /* offset of entry i in all */
+	dcr_buf all; /* entries back to back */
+	size_t *off; /* offset of entry i in all */
 	size_t *len;
 	uint64_t n, cap;
 	rm_state st;
@@ -281,7 +281,7 @@ static int audit_export(int argc, char **argv)
 		goto out;
 	if (cp.size > AU_EVENTS_MAX) {
 		rc = dcr_err_set(&err, DCR_ELIMIT, "room has %llu events; exports hold at most %u",
-				 (unsigned long long)cp.size, AU_EVENTS_MAX);
+		                 (unsigned long long)cp.size, AU_EVENTS_MAX);
 		goto out;
 	}
 	e.cap = cp.size;
@@ -291,13 +291,14 @@ static int audit_export(int argc, char **argv)
 		goto out;
 	if (e.n != cp.size) {
 		rc = dcr_err_set(&err, DCR_EPROTO, "daemon sent %llu events, checkpoint says %llu",
-				 (unsigned long long)e.n, (unsigned long long)cp.size);
+		                 (unsigned long long)e.n, (unsigned long long)cp.size);
 		goto out;
 	}
 	if (!e.replay_ok)
-		fprintf(stderr, "dcr audit export: warning: the log does not verify (%s); "
-				"exporting it as served\n",
-			e.rerr.msg);
+		fprintf(stderr,
+		        "dcr audit export: warning: the log does not verify (%s); "
+		        "exporting it as served\n",
+		        e.rerr.msg);
 	ents = dcr_calloc(e.n + 1, sizeof(*ents));
 	for (uint64_t i = 0; i < e.n; i++)
 		ents[i] = e.all.data + e.off[i];
@@ -307,8 +308,8 @@ static int audit_export(int argc, char **argv)
 	if (outp && strcmp(outp, "-") != 0) {
 		char hex[ES_ROOM_HEX_BYTES];
 		es_room_format(room, hex);
-		fprintf(stderr, "exported %llu events of room %s to %s\n",
-			(unsigned long long)e.n, hex, outp);
+		fprintf(stderr, "exported %llu events of room %s to %s\n", (unsigned long long)e.n,
+		        hex, outp);
 	}
 out:
 	free(ents);
@@ -324,29 +325,29 @@ out:
 /* ---- verify --------------------------------------------------------------- */
 
 static const char usage_verify[] =
-	"usage: dcr audit verify FILE [--checkpoint OLD] [--daemon-key KEY] [--threads N]\n"
-	"\n"
-	"Checks an export file offline (no daemon): every event's signature, that\n"
-	"every event was allowed by the room's rules when it happened (replaying\n"
-	"them), the Merkle root against the daemon's signed checkpoint, and the\n"
-	"participants' keys listed in the file.\n"
-	"\n"
-	"  --checkpoint OLD   also check that the log is an append-only extension\n"
-	"                     of an older checkpoint: a file from `dcr audit\n"
-	"                     checkpoint`, or an older export file\n"
-	"  --daemon-key KEY   the daemon key you trust (ed25519:<base64>); the\n"
-	"                     file's must match\n"
-	"  --threads N        signature-checking threads (default 2)\n"
-	"\n"
-	"Prints `valid: ...` and exits 0, or `invalid: <first problem>` and exits 1.\n";
+    "usage: dcr audit verify FILE [--checkpoint OLD] [--daemon-key KEY] [--threads N]\n"
+    "\n"
+    "Checks an export file offline (no daemon): every event's signature, that\n"
+    "every event was allowed by the room's rules when it happened (replaying\n"
+    "them), the Merkle root against the daemon's signed checkpoint, and the\n"
+    "participants' keys listed in the file.\n"
+    "\n"
+    "  --checkpoint OLD   also check that the log is an append-only extension\n"
+    "                     of an older checkpoint: a file from `dcr audit\n"
+    "                     checkpoint`, or an older export file\n"
+    "  --daemon-key KEY   the daemon key you trust (ed25519:<base64>); the\n"
+    "                     file's must match\n"
+    "  --threads N        signature-checking threads (default 2)\n"
+    "\n"
+    "Prints `valid: ...` and exits 0, or `invalid: <first problem>` and exits 1.\n";
 
 static int audit_verify(int argc, char **argv)
 {
 	const char *oldp = NULL, *dkey = NULL, *threads = NULL;
 	const cli_opt opts[] = {{"--checkpoint", &oldp, NULL},
-				{"--daemon-key", &dkey, NULL},
-				{"--threads", &threads, NULL},
-				{NULL, NULL, NULL}};
+	                        {"--daemon-key", &dkey, NULL},
+	                        {"--threads", &threads, NULL},
+	                        {NULL, NULL, NULL}};
 	char *pos[1];
 	uint8_t key[32];
 	es_checkpoint old;
@@ -367,7 +368,7 @@ static int audit_verify(int argc, char **argv)
 	}
 	if (threads && (parse_seq(threads, &nt) || nt < 1 || nt > AU_THREADS_MAX)) {
 		fprintf(stderr, "dcr audit verify: --threads: a number from 1 to %u\n",
-			AU_THREADS_MAX);
+		        AU_THREADS_MAX);
 		return CLI_EXIT_USAGE;
 	}
 	vo.threads = (unsigned)nt;
@@ -399,8 +400,7 @@ static int audit_verify(int argc, char **argv)
 		printf("valid: room %s \"%s\", %llu events, root %s", room, rep.name,
 		       (unsigned long long)rep.events, root);
 		if (vo.old_cp)
-			printf(", extends checkpoint of %llu events",
-			       (unsigned long long)old.size);
+			printf(", extends checkpoint of %llu events", (unsigned long long)old.size);
 		printf(", checkpoint signed by dcrd ");
 		print_key_line(stdout, x.cp.key);
 		printf("\n");
@@ -420,13 +420,13 @@ io_fail:
 /* ---- replay --------------------------------------------------------------- */
 
 static const char usage_replay[] =
-	"usage: dcr audit replay FILE [--at SEQ]\n"
-	"\n"
-	"Replays an export file offline with the room's rules and prints the\n"
-	"room's state after each event (or only after event SEQ): status,\n"
-	"definition hash, provisioned datasets with their sha256, runs, requests.\n"
-	"The file is verified first; if it is invalid, the states before the\n"
-	"first bad event are printed, then `invalid: ...`, and the exit code is 1.\n";
+    "usage: dcr audit replay FILE [--at SEQ]\n"
+    "\n"
+    "Replays an export file offline with the room's rules and prints the\n"
+    "room's state after each event (or only after event SEQ): status,\n"
+    "definition hash, provisioned datasets with their sha256, runs, requests.\n"
+    "The file is verified first; if it is invalid, the states before the\n"
+    "first bad event are printed, then `invalid: ...`, and the exit code is 1.\n";
 
 typedef struct replay_ctx {
 	uint64_t at; /* UINT64_MAX: every event */
@@ -491,7 +491,8 @@ static int replay_after(void *ctx, uint64_t seq, const es_event *ev, const rm_st
 				printf("provisioned by %s at seq %llu, sha256 %s, %llu rows, %llu "
 				       "bytes\n",
 				       who(st, p->by, buf, sizeof(buf)), (unsigned long long)p->seq,
-				       h, (unsigned long long)p->rows, (unsigned long long)p->bytes);
+				       h, (unsigned long long)p->rows,
+				       (unsigned long long)p->bytes);
 			} else {
 				printf("not provisioned\n");
 			}
@@ -546,8 +547,8 @@ static int audit_replay(int argc, char **argv)
 	}
 	if (r.at != UINT64_MAX && r.at >= x.n) {
 		fprintf(stderr, "dcr audit replay: --at %llu: the log has %llu events (0..%llu)\n",
-			(unsigned long long)r.at, (unsigned long long)x.n,
-			(unsigned long long)(x.n ? x.n - 1 : 0));
+		        (unsigned long long)r.at, (unsigned long long)x.n,
+		        (unsigned long long)(x.n ? x.n - 1 : 0));
 		au_export_release(&x);
 		dcr_buf_release(&bytes);
 		return CLI_EXIT_USAGE;
@@ -571,12 +572,12 @@ static int audit_replay(int argc, char **argv)
 /* ---- proof / verify-proof -------------------------------------------------- */
 
 static const char usage_proof[] =
-	"usage: dcr audit proof ROOM SEQ [-o FILE]\n"
-	"\n"
-	"Writes to FILE (default: standard output) an inclusion proof that event\n"
-	"SEQ is in the room's log: the event as stored, the latest checkpoint the\n"
-	"daemon signed and the Merkle audit path between them. Anyone can check it\n"
-	"offline with `dcr audit verify-proof FILE`.\n";
+    "usage: dcr audit proof ROOM SEQ [-o FILE]\n"
+    "\n"
+    "Writes to FILE (default: standard output) an inclusion proof that event\n"
+    "SEQ is in the room's log: the event as stored, the latest checkpoint the\n"
+    "daemon signed and the Merkle audit path between them. Anyone can check it\n"
+    "offline with `dcr audit verify-proof FILE`.\n";
 
 typedef struct one_ctx {
 	dcr_buf entry;
@@ -624,7 +625,7 @@ static int audit_proof(int argc, char **argv)
 		goto out;
 	if (seq >= p->cp.size) {
 		rc = dcr_err_set(&err, DCR_ENOTFOUND, "seq %llu: the room has %llu events",
-				 (unsigned long long)seq, (unsigned long long)p->cp.size);
+		                 (unsigned long long)seq, (unsigned long long)p->cp.size);
 		goto out;
 	}
 	if ((rc = cl_inclusion_proof(c, room, seq, p->cp.size, p->hashes, &p->nhashes, &err)))
@@ -633,7 +634,7 @@ static int audit_proof(int argc, char **argv)
 		goto out;
 	if (o.got != 1) {
 		rc = dcr_err_set(&err, DCR_EPROTO, "daemon did not send event %llu",
-				 (unsigned long long)seq);
+		                 (unsigned long long)seq);
 		goto out;
 	}
 	p->entry = o.entry.data;
@@ -648,9 +649,10 @@ static int audit_proof(int argc, char **argv)
 	if ((rc = write_out(outp, &out, &err)))
 		goto out;
 	if (outp && strcmp(outp, "-") != 0)
-		fprintf(stderr, "proof of seq %llu (%s) against the checkpoint at %llu events "
-				"written to %s\n",
-			(unsigned long long)seq, type, (unsigned long long)p->cp.size, outp);
+		fprintf(stderr,
+		        "proof of seq %llu (%s) against the checkpoint at %llu events "
+		        "written to %s\n",
+		        (unsigned long long)seq, type, (unsigned long long)p->cp.size, outp);
 out:
 	free(p);
 	dcr_buf_release(&o.entry);
@@ -660,12 +662,12 @@ out:
 }
 
 static const char usage_verify_proof[] =
-	"usage: dcr audit verify-proof FILE [--daemon-key KEY]\n"
-	"\n"
-	"Checks a proof file from `dcr audit proof` offline: the checkpoint's\n"
-	"signature (by KEY, if given), the event's signature and that the event\n"
-	"is included in the log at the checkpoint. Prints `valid: ...` and exits\n"
-	"0, or `invalid: ...` and exits 1.\n";
+    "usage: dcr audit verify-proof FILE [--daemon-key KEY]\n"
+    "\n"
+    "Checks a proof file from `dcr audit proof` offline: the checkpoint's\n"
+    "signature (by KEY, if given), the event's signature and that the event\n"
+    "is included in the log at the checkpoint. Prints `valid: ...` and exits\n"
+    "0, or `invalid: ...` and exits 1.\n";
 
 static int audit_verify_proof(int argc, char **argv)
 {
@@ -714,12 +716,12 @@ static int audit_verify_proof(int argc, char **argv)
 /* ---- checkpoint ------------------------------------------------------------ */
 
 static const char usage_checkpoint[] =
-	"usage: dcr audit checkpoint ROOM [-o FILE]\n"
-	"\n"
-	"Writes the room's latest checkpoint signed by the daemon (room, number\n"
-	"of events, Merkle root) to FILE (default: standard output), after\n"
-	"checking its signature. Keep it: `dcr audit verify EXPORT --checkpoint\n"
-	"FILE` later proves the log was only appended to since.\n";
+    "usage: dcr audit checkpoint ROOM [-o FILE]\n"
+    "\n"
+    "Writes the room's latest checkpoint signed by the daemon (room, number\n"
+    "of events, Merkle root) to FILE (default: standard output), after\n"
+    "checking its signature. Keep it: `dcr audit verify EXPORT --checkpoint\n"
+    "FILE` later proves the log was only appended to since.\n";
 
 static int audit_checkpoint(int argc, char **argv)
 {
@@ -745,8 +747,9 @@ static int audit_checkpoint(int argc, char **argv)
 		goto out;
 	}
 	if (memcmp(cp.key, cl_daemon_key(c), 32) != 0 || memcmp(cp.room, room, 16) != 0) {
-		rc = dcr_err_set(&err, DCR_EINTEGRITY,
-				 "checkpoint from the daemon is not signed by its key for this room");
+		rc = dcr_err_set(
+		    &err, DCR_EINTEGRITY,
+		    "checkpoint from the daemon is not signed by its key for this room");
 		goto out;
 	}
 	es_checkpoint_encode(&cp, &out);
@@ -756,7 +759,7 @@ static int audit_checkpoint(int argc, char **argv)
 		char root[65];
 		dcr_hex_encode(cp.root, 32, root);
 		fprintf(stderr, "checkpoint at %llu events, root %s, written to %s\n",
-			(unsigned long long)cp.size, root, outp);
+		        (unsigned long long)cp.size, root, outp);
 	}
 out:
 	dcr_buf_release(&out);
@@ -772,13 +775,13 @@ int cmd_audit(int argc, char **argv)
 		const char *name;
 		int (*fn)(int, char **);
 	} subs[] = {
-		{"log", audit_log},
-		{"export", audit_export},
-		{"verify", audit_verify},
-		{"replay", audit_replay},
-		{"proof", audit_proof},
-		{"verify-proof", audit_verify_proof},
-		{"checkpoint", audit_checkpoint},
+	    {"log", audit_log},
+	    {"export", audit_export},
+	    {"verify", audit_verify},
+	    {"replay", audit_replay},
+	    {"proof", audit_proof},
+	    {"verify-proof", audit_verify_proof},
+	    {"checkpoint", audit_checkpoint},
 	};
 
 	if (argc < 2) {

@@ -36,17 +36,17 @@ static void pub_str(const uint8_t pub[32], char *out, size_t cap)
 }
 
 static const dcr_mp_limits au_export_limits = {
-	.bytes_max = AU_EXPORT_BYTES_MAX,
-	.depth_max = 4,
-	.str_max = DCR_EVENT_BYTES_MAX + DCR_ED25519_SIG_BYTES,
-	.elems_max = AU_EVENTS_MAX,
+    .bytes_max = AU_EXPORT_BYTES_MAX,
+    .depth_max = 4,
+    .str_max = DCR_EVENT_BYTES_MAX + DCR_ED25519_SIG_BYTES,
+    .elems_max = AU_EVENTS_MAX,
 };
 
 static const dcr_mp_limits au_proof_limits = {
-	.bytes_max = AU_PROOF_BYTES_MAX,
-	.depth_max = 4,
-	.str_max = DCR_EVENT_BYTES_MAX + DCR_ED25519_SIG_BYTES,
-	.elems_max = 64,
+    .bytes_max = AU_PROOF_BYTES_MAX,
+    .depth_max = 4,
+    .str_max = DCR_EVENT_BYTES_MAX + DCR_ED25519_SIG_BYTES,
+    .elems_max = 64,
 };
 
 /* Requires map m to have exactly the keys listed (NULL-terminated). */
@@ -67,12 +67,12 @@ static int exact_keys(const dcr_mpv *m, const char *what, const char *const *key
 				known = true;
 		if (!known)
 			return dcr_err_set(err, DCR_EFORMAT, "%s: unknown field \"%.*s\"", what,
-					   (int)(kn > 64 ? 64 : kn), k);
+			                   (int)(kn > 64 ? 64 : kn), k);
 	}
 	for (uint32_t j = 0; j < want; j++)
 		if (!dcr_mp_get(m, keys[j]))
 			return dcr_err_set(err, DCR_EFORMAT, "%s: missing field \"%s\"", what,
-					   keys[j]);
+			                   keys[j]);
 	return 0;
 }
 
@@ -85,16 +85,16 @@ static int check_format(const dcr_mpv *root, const char *want, dcr_err *err)
 		return rc;
 	if (fn != strlen(want) || memcmp(f, want, fn) != 0)
 		return dcr_err_set(err, DCR_EFORMAT, "format is \"%.*s\", expected \"%s\"",
-				   (int)(fn > 64 ? 64 : fn), f, want);
+		                   (int)(fn > 64 ? 64 : fn), f, want);
 	return 0;
 }
 
 /* ---- export files ------------------------------------------------------- */
 
 void au_export_encode(dcr_buf *out, const uint8_t room[ES_ROOM_ID_BYTES],
-		      const uint8_t daemon_key[DCR_ED25519_PUB_BYTES], const es_checkpoint *cp,
-		      const uint8_t *const *entries, const size_t *entry_n, uint64_t n,
-		      const rm_state *final)
+                      const uint8_t daemon_key[DCR_ED25519_PUB_BYTES], const es_checkpoint *cp,
+                      const uint8_t *const *entries, const size_t *entry_n, uint64_t n,
+                      const rm_state *final)
 {
 	dcr_mpw w;
 	dcr_buf cpb;
@@ -147,8 +147,8 @@ void au_export_release(au_export *x)
 
 int au_export_decode(const void *bytes, size_t n, au_export *x, dcr_err *err)
 {
-	static const char *const keys[] = {"checkpoint", "daemon_key", "entries", "format",
-					   "participants", "room", NULL};
+	static const char *const keys[] = {"checkpoint",   "daemon_key", "entries", "format",
+	                                   "participants", "room",       NULL};
 	static const char *const pkeys[] = {"email", "key", NULL};
 	const dcr_mpv *root, *v;
 	const uint8_t *p;
@@ -204,15 +204,15 @@ int au_export_decode(const void *bytes, size_t n, au_export *x, dcr_err *err)
 	for (uint64_t i = 0; i < x->n; i++) {
 		if (dcr_mp_bin(dcr_mp_at(v, (uint32_t)i), &x->entry[i], &x->entry_n[i]) != 0) {
 			rc = dcr_err_set(err, DCR_EFORMAT, "export file: entries[%llu] is not bin",
-					 (unsigned long long)i);
+			                 (unsigned long long)i);
 			goto out;
 		}
 	}
 	v = dcr_mp_get(root, "participants");
 	if (dcr_mp_type(v) != DCR_MP_ARRAY || dcr_mp_len(v) > AU_PARTICIPANTS_MAX) {
 		rc = dcr_err_set(err, DCR_EFORMAT,
-				 "export file: participants is not an array of at most %u",
-				 AU_PARTICIPANTS_MAX);
+		                 "export file: participants is not an array of at most %u",
+		                 AU_PARTICIPANTS_MAX);
 		goto out;
 	}
 	x->participants = dcr_calloc(dcr_mp_len(v) + 1, sizeof(*x->participants));
@@ -228,7 +228,7 @@ int au_export_decode(const void *bytes, size_t n, au_export *x, dcr_err *err)
 		}
 		x->nparticipants = i + 1;
 		if ((rc = dcr_mp_get_binn(e, "key", x->participants[i].key, DCR_ED25519_PUB_BYTES,
-					  err))) {
+		                          err))) {
 			dcr_err_prefix(err, "%s", what);
 			goto out;
 		}
@@ -256,8 +256,8 @@ int au_checkpoint_load(const void *bytes, size_t n, es_checkpoint *cp, dcr_err *
 		goto verify;
 	}
 	return dcr_err_set(err, DCR_EFORMAT,
-			   "neither a checkpoint file (%s) nor an export file (%s)",
-			   e1.msg[0] ? e1.msg : "too large", e2.msg);
+	                   "neither a checkpoint file (%s) nor an export file (%s)",
+	                   e1.msg[0] ? e1.msg : "too large", e2.msg);
 verify:
 	rc = es_checkpoint_verify(cp, err);
 	if (rc)
@@ -268,7 +268,7 @@ verify:
 /* ---- per-event checks ---------------------------------------------------- */
 
 static int check_entry(const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq, const void *entry,
-		       size_t n, es_event *ev, bool verify_sig, dcr_err *err)
+                       size_t n, es_event *ev, bool verify_sig, dcr_err *err)
 {
 	dcr_err e;
 	int rc;
@@ -279,26 +279,28 @@ static int check_entry(const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq, const
 	if (rc) {
 		memset(ev, 0, sizeof(*ev));
 		return dcr_err_set(err, rc, "seq %llu: malformed event: %s",
-				   (unsigned long long)seq, e.msg);
+		                   (unsigned long long)seq, e.msg);
 	}
 	if (memcmp(ev->room, room, ES_ROOM_ID_BYTES) != 0) {
 		char want[ES_ROOM_HEX_BYTES];
 		es_room_format(room, want);
-		rc = dcr_err_set(err, DCR_EINTEGRITY, "seq %llu (%s): event belongs to room %s, not %s",
-				 (unsigned long long)seq, ev->type, ev->room_hex, want);
+		rc = dcr_err_set(err, DCR_EINTEGRITY,
+		                 "seq %llu (%s): event belongs to room %s, not %s",
+		                 (unsigned long long)seq, ev->type, ev->room_hex, want);
 		goto fail;
 	}
 	if (ev->seq != seq) {
-		rc = dcr_err_set(err, DCR_EINTEGRITY,
-				 "seq %llu (%s): event was signed for position %llu (events dropped, "
-				 "inserted or reordered)",
-				 (unsigned long long)seq, ev->type, (unsigned long long)ev->seq);
+		rc = dcr_err_set(
+		    err, DCR_EINTEGRITY,
+		    "seq %llu (%s): event was signed for position %llu (events dropped, "
+		    "inserted or reordered)",
+		    (unsigned long long)seq, ev->type, (unsigned long long)ev->seq);
 		goto fail;
 	}
 	rc = verify_sig ? es_event_verify(ev, &e) : 0;
 	if (rc) {
 		rc = dcr_err_set(err, rc == DCR_EKEY ? DCR_EKEY : DCR_ESIG,
-				 "seq %llu (%s): bad signature", (unsigned long long)seq, ev->type);
+		                 "seq %llu (%s): bad signature", (unsigned long long)seq, ev->type);
 		goto fail;
 	}
 	return 0;
@@ -308,8 +310,8 @@ fail:
 	return rc;
 }
 
-int au_check_entry(const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq, const void *entry,
-		   size_t n, es_event *ev, dcr_err *err)
+int au_check_entry(const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq, const void *entry, size_t n,
+                   es_event *ev, dcr_err *err)
 {
 	return check_entry(room, seq, entry, n, ev, true, err);
 }
@@ -328,11 +330,11 @@ int au_apply(rm_state *st, const es_event *ev, uint64_t seq, dcr_err *err)
 	if (strncmp(e.msg, "seq ", 4) == 0)
 		return dcr_err_set(err, rc, "%s", e.msg);
 	return dcr_err_set(err, rc, "seq %llu (%s): %s", (unsigned long long)seq, ev->type,
-			   e.msg[0] ? e.msg : dcr_strerror(rc));
+	                   e.msg[0] ? e.msg : dcr_strerror(rc));
 }
 
 int au_replay(const au_export *x, uint64_t upto, rm_state *st, au_event_fn before,
-	      au_event_fn after, void *ctx, dcr_err *err)
+              au_event_fn after, void *ctx, dcr_err *err)
 {
 	int rc = 0;
 
@@ -349,7 +351,7 @@ int au_replay(const au_export *x, uint64_t upto, rm_state *st, au_event_fn befor
 			goto next;
 		if (after)
 			rc = after(ctx, i, &ev, st);
-next:
+	next:
 		es_event_release(&ev);
 		if (rc)
 			return rc;
@@ -403,22 +405,22 @@ static int check_participants(const au_export *x, const rm_state *st, dcr_err *e
 
 	if (x->nparticipants != np)
 		return dcr_err_set(err, DCR_EINTEGRITY,
-				   "participants: the export lists %zu, the replayed definition "
-				   "declares %zu",
-				   x->nparticipants, np);
+		                   "participants: the export lists %zu, the replayed definition "
+		                   "declares %zu",
+		                   x->nparticipants, np);
 	for (size_t i = 0; i < np; i++) {
 		if (strcmp(x->participants[i].email, d->participants[i].email) != 0 ||
 		    memcmp(x->participants[i].key, d->participants[i].key, 32) != 0)
 			return dcr_err_set(err, DCR_EINTEGRITY,
-					   "participants[%zu] (%s) does not match the replayed "
-					   "definition",
-					   i, x->participants[i].email);
+			                   "participants[%zu] (%s) does not match the replayed "
+			                   "definition",
+			                   i, x->participants[i].email);
 	}
 	return 0;
 }
 
 static int check_checkpoints(const au_export *x, const au_verify_opts *opt,
-			     const uint8_t (*leaves)[32], au_report *rep, dcr_err *err)
+                             const uint8_t (*leaves)[32], au_report *rep, dcr_err *err)
 {
 	char a[65], b[65], ka[64], kb[64];
 	dcr_err e;
@@ -433,7 +435,7 @@ static int check_checkpoints(const au_export *x, const au_verify_opts *opt,
 		pub_str(x->cp.key, ka, sizeof(ka));
 		pub_str(x->daemon_key, kb, sizeof(kb));
 		return dcr_err_set(err, DCR_EINTEGRITY,
-				   "checkpoint is signed by %s, not by the daemon key %s", ka, kb);
+		                   "checkpoint is signed by %s, not by the daemon key %s", ka, kb);
 	}
 	if (memcmp(x->cp.room, x->room, ES_ROOM_ID_BYTES) != 0) {
 		es_room_format(x->cp.room, a);
@@ -441,15 +443,15 @@ static int check_checkpoints(const au_export *x, const au_verify_opts *opt,
 	}
 	if (x->cp.size != x->n)
 		return dcr_err_set(err, DCR_EINTEGRITY,
-				   "checkpoint covers %llu events but the log has %llu",
-				   (unsigned long long)x->cp.size, (unsigned long long)x->n);
+		                   "checkpoint covers %llu events but the log has %llu",
+		                   (unsigned long long)x->cp.size, (unsigned long long)x->n);
 	if (memcmp(x->cp.root, rep->root, 32) != 0) {
 		hex32(rep->root, a);
 		hex32(x->cp.root, b);
 		return dcr_err_set(err, DCR_EINTEGRITY,
-				   "Merkle root of the %llu events is %s but the signed checkpoint "
-				   "says %s",
-				   (unsigned long long)x->n, a, b);
+		                   "Merkle root of the %llu events is %s but the signed checkpoint "
+		                   "says %s",
+		                   (unsigned long long)x->n, a, b);
 	}
 	if (!opt || !opt->old_cp)
 		return 0;
@@ -461,8 +463,8 @@ static int check_checkpoints(const au_export *x, const au_verify_opts *opt,
 		pub_str(old->key, ka, sizeof(ka));
 		pub_str(x->daemon_key, kb, sizeof(kb));
 		return dcr_err_set(err, DCR_EINTEGRITY,
-				   "older checkpoint is signed by %s, not by the daemon key %s", ka,
-				   kb);
+		                   "older checkpoint is signed by %s, not by the daemon key %s", ka,
+		                   kb);
 	}
 	if (memcmp(old->room, x->room, ES_ROOM_ID_BYTES) != 0) {
 		es_room_format(old->room, a);
@@ -470,17 +472,18 @@ static int check_checkpoints(const au_export *x, const au_verify_opts *opt,
 	}
 	if (old->size > x->n)
 		return dcr_err_set(err, DCR_EINTEGRITY,
-				   "older checkpoint covers %llu events but the log has only %llu "
-				   "(history was truncated)",
-				   (unsigned long long)old->size, (unsigned long long)x->n);
+		                   "older checkpoint covers %llu events but the log has only %llu "
+		                   "(history was truncated)",
+		                   (unsigned long long)old->size, (unsigned long long)x->n);
 	es_merkle_root(leaves, old->size, r);
 	if (memcmp(r, old->root, 32) != 0) {
 		hex32(r, a);
 		hex32(old->root, b);
-		return dcr_err_set(err, DCR_EINTEGRITY,
-				   "log is not an extension of the older checkpoint: its first %llu "
-				   "events have root %s, the older checkpoint says %s",
-				   (unsigned long long)old->size, a, b);
+		return dcr_err_set(
+		    err, DCR_EINTEGRITY,
+		    "log is not an extension of the older checkpoint: its first %llu "
+		    "events have root %s, the older checkpoint says %s",
+		    (unsigned long long)old->size, a, b);
 	}
 	if (old->size == 0 || old->size == x->n)
 		return 0; /* empty prefix, or the same tree: the root check is the proof */
@@ -488,12 +491,12 @@ static int check_checkpoints(const au_export *x, const au_verify_opts *opt,
 	size_t pn = 0;
 	if ((rc = es_merkle_consistency(leaves, old->size, x->n, proof, &pn)))
 		return dcr_err_set(err, rc, "consistency proof: cannot compute (%s)",
-				   dcr_strerror(rc));
-	if (es_verify_consistency(old->size, x->n, old->root, rep->root, (const uint8_t(*)[32])proof,
-				  pn) != 0)
+		                   dcr_strerror(rc));
+	if (es_verify_consistency(old->size, x->n, old->root, rep->root,
+	                          (const uint8_t(*)[32])proof, pn) != 0)
 		return dcr_err_set(err, DCR_EINTEGRITY,
-				   "consistency proof from size %llu to %llu does not verify",
-				   (unsigned long long)old->size, (unsigned long long)x->n);
+		                   "consistency proof from size %llu to %llu does not verify",
+		                   (unsigned long long)old->size, (unsigned long long)x->n);
 	return 0;
 }
 
@@ -503,7 +506,7 @@ int au_verify(const au_export *x, const au_verify_opts *opt, au_report *rep, dcr
 	sig_job jobs[AU_THREADS_MAX];
 	pthread_t tids[AU_THREADS_MAX];
 	_Atomic uint64_t first_bad = UINT64_MAX;
-	uint8_t (*leaves)[32] = NULL;
+	uint8_t(*leaves)[32] = NULL;
 	uint64_t t0 = dcr_mono_ms();
 	uint64_t rbad = UINT64_MAX, sbad = UINT64_MAX;
 	const dcr_err *serr = NULL;
@@ -523,7 +526,7 @@ int au_verify(const au_export *x, const au_verify_opts *opt, au_report *rep, dcr
 		pub_str(x->daemon_key, ka, sizeof(ka));
 		pub_str(opt->daemon_key, kb, sizeof(kb));
 		rc = dcr_err_set(err, DCR_EINTEGRITY,
-				 "the export names daemon key %s, but you trust %s", ka, kb);
+		                 "the export names daemon key %s, but you trust %s", ka, kb);
 		goto out;
 	}
 	if (nthreads > AU_THREADS_MAX)
@@ -629,8 +632,7 @@ void au_proof_encode(dcr_buf *out, const au_proof *p)
 
 int au_proof_decode(const void *bytes, size_t n, au_proof *p, dcr_err *err)
 {
-	static const char *const keys[] = {"checkpoint", "entry", "format", "index", "proof",
-					   NULL};
+	static const char *const keys[] = {"checkpoint", "entry", "format", "index", "proof", NULL};
 	dcr_mp_doc *doc = NULL;
 	const dcr_mpv *root, *v;
 	const uint8_t *b;
@@ -657,15 +659,17 @@ int au_proof_decode(const void *bytes, size_t n, au_proof *p, dcr_err *err)
 		goto out;
 	v = dcr_mp_get(root, "proof");
 	if (dcr_mp_type(v) != DCR_MP_ARRAY || dcr_mp_len(v) > AU_PROOF_HASHES_MAX) {
-		rc = dcr_err_set(err, DCR_EFORMAT, "proof file: proof is not an array of at most %u "
-				 "hashes", AU_PROOF_HASHES_MAX);
+		rc = dcr_err_set(err, DCR_EFORMAT,
+		                 "proof file: proof is not an array of at most %u "
+		                 "hashes",
+		                 AU_PROOF_HASHES_MAX);
 		goto out;
 	}
 	p->nhashes = dcr_mp_len(v);
 	for (size_t i = 0; i < p->nhashes; i++) {
 		if (dcr_mp_bin(dcr_mp_at(v, (uint32_t)i), &b, &bn) || bn != 32) {
 			rc = dcr_err_set(err, DCR_EFORMAT, "proof file: proof[%zu] is not 32 bytes",
-					 i);
+			                 i);
 			goto out;
 		}
 		memcpy(p->hashes[i], b, 32);
@@ -693,25 +697,25 @@ int au_proof_verify(const au_proof *p, const uint8_t *daemon_key, char *ev_type,
 		pub_str(p->cp.key, ka, sizeof(ka));
 		pub_str(daemon_key, kb, sizeof(kb));
 		return dcr_err_set(err, DCR_EINTEGRITY,
-				   "checkpoint is signed by %s, but you trust %s", ka, kb);
+		                   "checkpoint is signed by %s, but you trust %s", ka, kb);
 	}
 	if (p->index >= p->cp.size)
 		return dcr_err_set(err, DCR_EINTEGRITY,
-				   "seq %llu is beyond the checkpoint's %llu events",
-				   (unsigned long long)p->index, (unsigned long long)p->cp.size);
+		                   "seq %llu is beyond the checkpoint's %llu events",
+		                   (unsigned long long)p->index, (unsigned long long)p->cp.size);
 	if ((rc = au_check_entry(p->cp.room, p->index, p->entry, p->entry_n, &ev, err)))
 		return rc;
 	if (ev_type)
 		snprintf(ev_type, ES_TYPE_BYTES_MAX, "%s", ev.type);
 	es_leaf_hash(p->entry, p->entry_n, leaf);
 	if (es_verify_inclusion(p->index, p->cp.size, leaf, (const uint8_t(*)[32])p->hashes,
-				p->nhashes, p->cp.root) != 0) {
+	                        p->nhashes, p->cp.root) != 0) {
 		es_room_format(p->cp.room, room);
 		rc = dcr_err_set(err, DCR_EINTEGRITY,
-				 "seq %llu (%s): inclusion proof does not verify against the "
-				 "checkpoint of room %s at size %llu",
-				 (unsigned long long)p->index, ev.type, room,
-				 (unsigned long long)p->cp.size);
+		                 "seq %llu (%s): inclusion proof does not verify against the "
+		                 "checkpoint of room %s at size %llu",
+		                 (unsigned long long)p->index, ev.type, room,
+		                 (unsigned long long)p->cp.size);
 	}
 	es_event_release(&ev);
 	return rc;

@@ -25,17 +25,17 @@
 struct rm_state;
 
 #define AU_EXPORT_FORMAT "dcr.audit-export/1"
-#define AU_PROOF_FORMAT "dcr.audit-proof/1"
+#define AU_PROOF_FORMAT  "dcr.audit-proof/1"
 
 /* Limits on export files (they come from outside). An export is read into
  * memory whole; entries are bounded by the event limit. */
-#define AU_EXPORT_BYTES_MAX ((size_t)2 * 1024 * 1024 * 1024 - 1)
-#define AU_EVENTS_MAX 8000000u
-#define AU_PARTICIPANTS_MAX 10000u
-#define AU_PROOF_BYTES_MAX (DCR_EVENT_BYTES_MAX + 64u * 1024)
-#define AU_PROOF_HASHES_MAX 64u
+#define AU_EXPORT_BYTES_MAX     ((size_t)2 * 1024 * 1024 * 1024 - 1)
+#define AU_EVENTS_MAX           8000000u
+#define AU_PARTICIPANTS_MAX     10000u
+#define AU_PROOF_BYTES_MAX      (DCR_EVENT_BYTES_MAX + 64u * 1024)
+#define AU_PROOF_HASHES_MAX     64u
 #define AU_CHECKPOINT_BYTES_MAX 4096u
-#define AU_THREADS_MAX 64u
+#define AU_THREADS_MAX          64u
 
 typedef struct au_participant {
 	char *email;
@@ -60,9 +60,9 @@ typedef struct au_export {
  * entries in log order; final is the state after replaying all of them
  * (its definition's participants are listed), may be NULL for none. */
 void au_export_encode(dcr_buf *out, const uint8_t room[ES_ROOM_ID_BYTES],
-		      const uint8_t daemon_key[DCR_ED25519_PUB_BYTES], const es_checkpoint *cp,
-		      const uint8_t *const *entries, const size_t *entry_n, uint64_t n,
-		      const struct rm_state *final);
+                      const uint8_t daemon_key[DCR_ED25519_PUB_BYTES], const es_checkpoint *cp,
+                      const uint8_t *const *entries, const size_t *entry_n, uint64_t n,
+                      const struct rm_state *final);
 /* Decodes an export file (structure, canonical form, limits; no signature
  * or rule checks: see au_verify). bytes must outlive x. */
 int au_export_decode(const void *bytes, size_t n, au_export *x, dcr_err *err);
@@ -104,8 +104,8 @@ int au_verify(const au_export *x, const au_verify_opts *opt, au_report *rep, dcr
  * to the position, and the actor's signature. On error ev is released and
  * err names the event ("seq 17 (dataset.provisioned): bad signature"). On
  * success release ev with es_event_release. */
-int au_check_entry(const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq, const void *entry,
-		   size_t n, es_event *ev, dcr_err *err);
+int au_check_entry(const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq, const void *entry, size_t n,
+                   es_event *ev, dcr_err *err);
 
 /* rm_apply with its error worded "seq N (type): reason". */
 int au_apply(struct rm_state *st, const es_event *ev, uint64_t seq, dcr_err *err);
@@ -113,15 +113,14 @@ int au_apply(struct rm_state *st, const es_event *ev, uint64_t seq, dcr_err *err
 /* Called by au_replay for each event, before (state before the event) and
  * after (state after it) rm_apply. A non-zero return stops the replay and is
  * returned. */
-typedef int (*au_event_fn)(void *ctx, uint64_t seq, const es_event *ev,
-			   const struct rm_state *st);
+typedef int (*au_event_fn)(void *ctx, uint64_t seq, const es_event *ev, const struct rm_state *st);
 /* Replays entries [0, upto) of x sequentially (au_check_entry, au_apply),
  * calling the callbacks (each may be NULL). st must be initialised by the
  * caller (rm_state_init with the daemon key); on return it holds the state
  * after the last applied event. Stops at the first failure, with err naming
  * the event. */
 int au_replay(const au_export *x, uint64_t upto, struct rm_state *st, au_event_fn before,
-	      au_event_fn after, void *ctx, dcr_err *err);
+              au_event_fn after, void *ctx, dcr_err *err);
 
 /* ---- proof files ------------------------------------------------------- */
 
@@ -140,7 +139,6 @@ int au_proof_decode(const void *bytes, size_t n, au_proof *p, dcr_err *err);
  * the entry's signature, that the entry belongs to the checkpoint's room at
  * position index, and the inclusion proof. ev_type (if not NULL, 64 bytes)
  * receives the event type. */
-int au_proof_verify(const au_proof *p, const uint8_t *daemon_key, char *ev_type,
-		    dcr_err *err);
+int au_proof_verify(const au_proof *p, const uint8_t *daemon_key, char *ev_type, dcr_err *err);
 
 #endif

@@ -24,13 +24,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                   \
-			failures++;                                                       \
-		}                                                                         \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 /* ---- a log under construction ------------------------------------------------ */
@@ -66,8 +65,8 @@ static void tlog_add_at(tlog *l, const dcr_key *k, uint64_t seq, const char *typ
 	DCR_ASSERT(l->n < 64);
 	dcr_buf_init(&l->e[l->n]);
 	l->ts += 1000;
-	int rc = es_event_build(k, l->room, seq, l->ts, type, body->data, body->len, &l->e[l->n],
-				&err);
+	int rc =
+	    es_event_build(k, l->room, seq, l->ts, type, body->data, body->len, &l->e[l->n], &err);
 	if (rc) {
 		fprintf(stderr, "es_event_build: %s\n", err.msg);
 		abort();
@@ -150,9 +149,10 @@ static void build_honest(tlog *l, size_t upto)
 	r.duration_ms = 5;
 	memset(r.result_sha256, 0x77, 32);
 	r.schema_json = "[[\"n\",\"integer\"]]";
-	rm_body_run_completed(&b, &r,
-			      "{\"bank_customers\": "
-			      "\"3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f\"}");
+	rm_body_run_completed(
+	    &b, &r,
+	    "{\"bank_customers\": "
+	    "\"3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f\"}");
 	tlog_add(l, kd, RM_EV_RUN_COMPLETED, &b);
 	if (l->n >= upto)
 		goto out;
@@ -181,7 +181,7 @@ out:
 
 /* Checkpoint signed by k over entries (pointers) [0, n). */
 static void sign_cp(const uint8_t room[16], const uint8_t *const *ents, const size_t *lens,
-		    size_t n, const dcr_key *k, es_checkpoint *cp)
+                    size_t n, const dcr_key *k, es_checkpoint *cp)
 {
 	uint8_t(*leaves)[32] = dcr_malloc((n + 1) * 32);
 	for (size_t i = 0; i < n; i++)
@@ -237,7 +237,7 @@ static rm_state honest_final;
 /* Export of a view; the checkpoint re-signed by the daemon over exactly
  * these entries (a dishonest host can do that) unless cp is given. */
 static void export_view(const view *v, const uint8_t room[16], const es_checkpoint *cp,
-			dcr_buf *out)
+                        dcr_buf *out)
 {
 	es_checkpoint c;
 	if (cp)
@@ -249,8 +249,8 @@ static void export_view(const view *v, const uint8_t room[16], const es_checkpoi
 }
 
 /* Decodes and verifies; returns the code and fills msg/bad_seq. */
-static int verify_bytes(const dcr_buf *b, const au_verify_opts *o, unsigned threads,
-			char *msg, size_t cap, uint64_t *bad_seq)
+static int verify_bytes(const dcr_buf *b, const au_verify_opts *o, unsigned threads, char *msg,
+                        size_t cap, uint64_t *bad_seq)
 {
 	au_export x;
 	au_report rep;
@@ -291,7 +291,7 @@ static void expect_valid(const char *what, const dcr_buf *b, const au_verify_opt
 /* Must be invalid, at seq (UINT64_MAX: not an event) with a message that
  * contains want, with 1, 2 and 3 threads. */
 static void expect_invalid(const char *what, const dcr_buf *b, const au_verify_opts *o,
-			   uint64_t seq, const char *want)
+                           uint64_t seq, const char *want)
 {
 	char msg[DCR_ERR_MSG_BYTES], prefix[64];
 	uint64_t bad;
@@ -304,10 +304,10 @@ static void expect_invalid(const char *what, const dcr_buf *b, const au_verify_o
 		}
 		if (!ok) {
 			fprintf(stderr,
-				"%s (threads %u): expected invalid at seq %lld with \"%s\", got rc "
-				"%d at %lld: %s\n",
-				what, t, seq == UINT64_MAX ? -1LL : (long long)seq, want, rc,
-				bad == UINT64_MAX ? -1LL : (long long)bad, msg);
+			        "%s (threads %u): expected invalid at seq %lld with \"%s\", got rc "
+			        "%d at %lld: %s\n",
+			        what, t, seq == UINT64_MAX ? -1LL : (long long)seq, want, rc,
+			        bad == UINT64_MAX ? -1LL : (long long)bad, msg);
 			failures++;
 		} else if (t == 1) {
 			printf("ok: %s: invalid: %s\n", what, msg);
@@ -337,24 +337,24 @@ static void setup(void)
 	fa = dcr_pub_format(pa);
 	fi = dcr_pub_format(pi_);
 	def_json = dcr_asprintf(
-		"{\"format\": \"dcr.room/1\", \"name\": \"forge-test\",\n"
-		" \"description\": \"audit forgery test\",\n"
-		" \"settings\": {\"require_provisioned\": true},\n"
-		" \"participants\": [\n"
-		"  {\"email\": \"anna@bank.example\", \"key\": \"%s\",\n"
-		"   \"owner_of\": [\"bank_customers\"], \"analyst_of\": [\"overlap\"]},\n"
-		"  {\"email\": \"ian@insurer.example\", \"key\": \"%s\",\n"
-		"   \"owner_of\": [\"insurer_customers\"], \"analyst_of\": [\"overlap\"]}],\n"
-		" \"datasets\": [\n"
-		"  {\"name\": \"bank_customers\", \"columns\": [{\"name\": \"email\", \"type\": "
-		"\"string\"}]},\n"
-		"  {\"name\": \"insurer_customers\", \"columns\": [{\"name\": \"email\", \"type\": "
-		"\"string\"}]}],\n"
-		" \"computations\": [\n"
-		"  {\"name\": \"overlap\", \"kind\": \"sql\",\n"
-		"   \"query\": \"SELECT COUNT(*) AS n FROM bank_customers b JOIN insurer_customers "
-		"i USING (email)\"}]}\n",
-		fa, fi);
+	    "{\"format\": \"dcr.room/1\", \"name\": \"forge-test\",\n"
+	    " \"description\": \"audit forgery test\",\n"
+	    " \"settings\": {\"require_provisioned\": true},\n"
+	    " \"participants\": [\n"
+	    "  {\"email\": \"anna@bank.example\", \"key\": \"%s\",\n"
+	    "   \"owner_of\": [\"bank_customers\"], \"analyst_of\": [\"overlap\"]},\n"
+	    "  {\"email\": \"ian@insurer.example\", \"key\": \"%s\",\n"
+	    "   \"owner_of\": [\"insurer_customers\"], \"analyst_of\": [\"overlap\"]}],\n"
+	    " \"datasets\": [\n"
+	    "  {\"name\": \"bank_customers\", \"columns\": [{\"name\": \"email\", \"type\": "
+	    "\"string\"}]},\n"
+	    "  {\"name\": \"insurer_customers\", \"columns\": [{\"name\": \"email\", \"type\": "
+	    "\"string\"}]}],\n"
+	    " \"computations\": [\n"
+	    "  {\"name\": \"overlap\", \"kind\": \"sql\",\n"
+	    "   \"query\": \"SELECT COUNT(*) AS n FROM bank_customers b JOIN insurer_customers "
+	    "i USING (email)\"}]}\n",
+	    fa, fi);
 	free(fa);
 	free(fi);
 }
@@ -400,7 +400,8 @@ static void test_honest(tlog *l, dcr_buf *out)
 	CHECK(memcmp(x.participants[1].key, pi_, 32) == 0);
 	CHECK(memcmp(x.daemon_key, pd, 32) == 0);
 	for (size_t i = 0; i < l->n; i++)
-		CHECK(x.entry_n[i] == l->e[i].len && memcmp(x.entry[i], l->e[i].data, x.entry_n[i]) == 0);
+		CHECK(x.entry_n[i] == l->e[i].len &&
+		      memcmp(x.entry[i], l->e[i].data, x.entry_n[i]) == 0);
 	au_report rep;
 	CHECK(au_verify(&x, NULL, &rep, &err) == 0);
 	CHECK(strcmp(rep.name, "forge-test") == 0 && rep.events == l->n);
@@ -433,11 +434,11 @@ static void test_bitflips(const tlog *l)
 		int bit;
 		const char *want;
 	} cases[] = {
-		{3, "dataset name", "bank_customers", 14, 0, "bad signature"},
-		{3, "actor key", pa, 32, 3, "bad signature"},
-		{6, "run id", "00000000000000000000000000abc01", 31, 1, "bad signature"},
-		{0, "definition text", "forge-test", 10, 5, "bad signature"},
-		{11, "stop reason", "study finished", 14, 2, "bad signature"},
+	    {3, "dataset name", "bank_customers", 14, 0, "bad signature"},
+	    {3, "actor key", pa, 32, 3, "bad signature"},
+	    {6, "run id", "00000000000000000000000000abc01", 31, 1, "bad signature"},
+	    {0, "definition text", "forge-test", 10, 5, "bad signature"},
+	    {11, "stop reason", "study finished", 14, 2, "bad signature"},
 	};
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		view_of(&v, l);
@@ -445,7 +446,7 @@ static void test_bitflips(const tlog *l)
 		view_flip(&v, cases[c].seq, off, cases[c].bit);
 		export_view(&v, l->room, NULL, &out);
 		snprintf(what, sizeof(what), "bit flip in seq %zu envelope (%s)", cases[c].seq,
-			 cases[c].where);
+		         cases[c].where);
 		expect_invalid(what, &out, NULL, cases[c].seq, cases[c].want);
 		view_release(&v);
 	}
@@ -456,7 +457,8 @@ static void test_bitflips(const tlog *l)
 		view_of(&v, l);
 		view_flip(&v, 4, structural[c], 6);
 		export_view(&v, l->room, NULL, &out);
-		snprintf(what, sizeof(what), "bit flip at envelope byte %zu of seq 4", structural[c]);
+		snprintf(what, sizeof(what), "bit flip at envelope byte %zu of seq 4",
+		         structural[c]);
 		expect_invalid(what, &out, NULL, 4, "seq 4");
 		view_release(&v);
 	}
@@ -467,7 +469,7 @@ static void test_bitflips(const tlog *l)
 		view_flip(&v, 7, v.len[7] - sigoff[c], 0);
 		export_view(&v, l->room, NULL, &out);
 		snprintf(what, sizeof(what), "bit flip in seq 7 signature (byte %zu from end)",
-			 sigoff[c]);
+		         sigoff[c]);
 		expect_invalid(what, &out, NULL, 7, "seq 7 (result.retrieved): bad signature");
 		view_release(&v);
 	}
@@ -478,14 +480,15 @@ static void test_bitflips(const tlog *l)
 	view_flip(&v, 5, v.len[5] - 5, 7);
 	export_view(&v, l->room, &cp, &out);
 	expect_invalid("bit flip under the honest checkpoint", &out, NULL, 5,
-		       "seq 5 (run.requested): bad signature");
+	               "seq 5 (run.requested): bad signature");
 	view_release(&v);
 	/* Two bad events: the first is named, whatever the thread split. */
 	view_of(&v, l);
 	view_flip(&v, 9, v.len[9] - 2, 1);
 	view_flip(&v, 2, v.len[2] - 2, 1);
 	export_view(&v, l->room, NULL, &out);
-	expect_invalid("two bad signatures", &out, NULL, 2, "seq 2 (room.published): bad signature");
+	expect_invalid("two bad signatures", &out, NULL, 2,
+	               "seq 2 (room.published): bad signature");
 	view_release(&v);
 	dcr_buf_release(&out);
 }
@@ -511,7 +514,7 @@ static void test_reorder(const tlog *l)
 	v.n--;
 	export_view(&v, l->room, &cp, &out);
 	expect_invalid("dropped last event", &out, NULL, UINT64_MAX,
-		       "checkpoint covers 12 events but the log has 11");
+	               "checkpoint covers 12 events but the log has 11");
 	view_release(&v);
 
 	view_of(&v, l);
@@ -598,11 +601,11 @@ static void test_forgeries(const tlog *l)
 	dcr_buf_init(&out);
 	forge_appended(l, &out);
 	expect_invalid("appended event with a forged signature", &out, NULL, 12,
-		       "seq 12 (dataset.provisioned): bad signature");
+	               "seq 12 (dataset.provisioned): bad signature");
 	forge_owner(l, &out);
 	expect_invalid("provision by a non-owner", &out, NULL, 3,
-		       "seq 3 (dataset.provisioned): actor ian@insurer.example is not an owner of "
-		       "dataset bank_customers");
+	               "seq 3 (dataset.provisioned): actor ian@insurer.example is not an owner of "
+	               "dataset bank_customers");
 	dcr_buf_release(&out);
 }
 
@@ -624,7 +627,7 @@ static void test_checkpoints(const tlog *l)
 	view_of(&v, l);
 	export_view(&v, l->room, &cp, &out);
 	expect_invalid("checkpoint of another room", &out, NULL, UINT64_MAX,
-		       "checkpoint is for room 2222");
+	               "checkpoint is for room 2222");
 
 	/* Same room, same size, different events (a fork). */
 	tlog_init(&fork, 0);
@@ -636,20 +639,20 @@ static void test_checkpoints(const tlog *l)
 	sign_cp(fork.room, fv.ent, fv.len, fv.n, kd, &cp);
 	export_view(&v, l->room, &cp, &out);
 	expect_invalid("checkpoint of a forked log", &out, NULL, UINT64_MAX,
-		       "but the signed checkpoint says");
+	               "but the signed checkpoint says");
 
 	/* Checkpoint signed by someone else. */
 	sign_cp(l->room, v.ent, v.len, v.n, km, &cp);
 	export_view(&v, l->room, &cp, &out);
 	expect_invalid("checkpoint signed by another key", &out, NULL, UINT64_MAX,
-		       "not by the daemon key");
+	               "not by the daemon key");
 
 	/* Checkpoint whose signature is broken. */
 	sign_cp(l->room, v.ent, v.len, v.n, kd, &cp);
 	cp.sig[10] ^= 1;
 	export_view(&v, l->room, &cp, &out);
 	expect_invalid("checkpoint with a bad signature", &out, NULL, UINT64_MAX,
-		       "checkpoint: bad signature");
+	               "checkpoint: bad signature");
 
 	/* Older checkpoints. */
 	export_view(&v, l->room, NULL, &out);
@@ -661,17 +664,17 @@ static void test_checkpoints(const tlog *l)
 	}
 	sign_cp(fork.room, fv.ent, fv.len, 6, kd, &old);
 	expect_invalid("older checkpoint of a forked log", &out, &o, UINT64_MAX,
-		       "not an extension of the older checkpoint");
+	               "not an extension of the older checkpoint");
 	sign_cp(l->room, v.ent, v.len, 6, km, &old);
 	expect_invalid("older checkpoint signed by another key", &out, &o, UINT64_MAX,
-		       "older checkpoint is signed by");
+	               "older checkpoint is signed by");
 	/* The log was truncated after the older checkpoint. */
 	sign_cp(l->room, v.ent, v.len, v.n, kd, &old);
 	view tv = v;
 	tv.n = 8;
 	export_view(&tv, l->room, NULL, &out);
 	expect_invalid("log truncated below an older checkpoint", &out, &o, UINT64_MAX,
-		       "history was truncated");
+	               "history was truncated");
 
 	/* au_checkpoint_load accepts a checkpoint file and an export file. */
 	dcr_buf cpf;
@@ -726,7 +729,7 @@ static void test_participants(const tlog *l)
 	DCR_ASSERT(p);
 	p[0] = 'j';
 	expect_invalid("tampered participant email", &out, NULL, UINT64_MAX,
-		       "participants[1] (jan@insurer.example) does not match");
+	               "participants[1] (jan@insurer.example) does not match");
 	/* A participant key swapped for mallory's. */
 	export_view(&v, l->room, NULL, &out);
 	sec = memmem(out.data, out.len, "\xacparticipants", 13);
@@ -735,7 +738,7 @@ static void test_participants(const tlog *l)
 	DCR_ASSERT(p);
 	memcpy(p, pm, 32);
 	expect_invalid("tampered participant key", &out, NULL, UINT64_MAX,
-		       "participants[0] (anna@bank.example) does not match");
+	               "participants[0] (anna@bank.example) does not match");
 	view_release(&v);
 	dcr_buf_release(&out);
 }
@@ -762,7 +765,7 @@ static void test_proofs(const tlog *l)
 		p.entry_n = v.len[i];
 		p.index = i;
 		CHECK(es_merkle_inclusion((const uint8_t(*)[32])leaves, v.n, i, p.hashes,
-					  &p.nhashes) == 0);
+		                          &p.nhashes) == 0);
 		dcr_buf_init(&b);
 		au_proof_encode(&b, &p);
 		CHECK(au_proof_decode(b.data, b.len, &q, &err) == 0);
@@ -822,8 +825,8 @@ static void test_every_byte(const tlog *l)
 		t.data[i] ^= (uint8_t)(1u << (i % 8));
 		if (verify_bytes(&t, NULL, 2, msg, sizeof(msg), &bad) == 0) {
 			if (missed++ < 5)
-				fprintf(stderr, "flip of bit %zu of byte %zu is not detected\n", i % 8,
-					i);
+				fprintf(stderr, "flip of bit %zu of byte %zu is not detected\n",
+				        i % 8, i);
 			failures++;
 		}
 	}
