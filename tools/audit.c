@@ -337,7 +337,7 @@ static const char usage_verify[] =
     "                     checkpoint`, or an older export file\n"
     "  --daemon-key KEY   the daemon key you trust (ed25519:<base64>); the\n"
     "                     file's must match\n"
-    "  --threads N        signature-checking threads (default 2)\n"
+    "  --threads N        signature-checking threads (default: one per CPU)\n"
     "\n"
     "Prints `valid: ...` and exits 0, or `invalid: <first problem>` and exits 1.\n";
 
@@ -356,7 +356,7 @@ static int audit_verify(int argc, char **argv)
 	au_export x;
 	dcr_buf bytes, ob;
 	dcr_err err;
-	uint64_t nt = 2;
+	uint64_t nt = 0;
 	int rc;
 
 	CLI_PARSE("audit verify", usage_verify, argc, argv, opts, pos, 1, 1, NULL);

@@ -14,6 +14,7 @@
  * participants are those of the replayed definition. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #include "../base/base.h"
 #include "../eventstore/eventstore.h"
@@ -361,6 +362,12 @@ int au_replay(const au_export *x, uint64_t upto, rm_state *st, au_event_fn befor
 
 /* ---- the verifier -------------------------------------------------------- */
 
+static unsigned online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > (long)AU_THREADS_MAX ? AU_THREADS_MAX : (unsigned)n;
+}
+
 typedef struct sig_job {
 	const au_export *x;
 	uint64_t lo, hi;
@@ -502,7 +509,7 @@ static int check_checkpoints(const au_export *x, const au_verify_opts *opt,
 
 int au_verify(const au_export *x, const au_verify_opts *opt, au_report *rep, dcr_err *err)
 {
-	unsigned nthreads = opt && opt->threads ? opt->threads : 2;
+	unsigned nthreads = opt && opt->threads ? opt->threads : online_cpus();
 	sig_job jobs[AU_THREADS_MAX];
 	pthread_t tids[AU_THREADS_MAX];
 	_Atomic uint64_t first_bad = UINT64_MAX;

@@ -79,7 +79,7 @@ typedef struct au_verify_opts {
 	const uint8_t *daemon_key;
 	/* If not NULL, an older checkpoint the log must extend. */
 	const es_checkpoint *old_cp;
-	unsigned threads; /* signature threads; 0 = 2 */
+	unsigned threads; /* signature threads; 0 = one per online CPU */
 } au_verify_opts;
 
 typedef struct au_report {
