@@ -27,14 +27,14 @@
 #include "../base/base.h"
 #include "../eventstore/eventstore.h"
 
-#define FS_ROOT_INO 1
-#define FS_BLKSIZE (1024u * 1024)      /* st_blksize: cp sizes its buffer on it */
-#define FS_IO_BYTES_MAX (1024u * 1024) /* max_read / max_write of the mount */
+#define FS_ROOT_INO           1
+#define FS_BLKSIZE            (1024u * 1024) /* st_blksize: cp sizes its buffer on it */
+#define FS_IO_BYTES_MAX       (1024u * 1024) /* max_read / max_write of the mount */
 #define FS_ROOMJSON_BYTES_MAX (1024u * 1024)
-#define FS_CTL_BYTES_MAX 256
-#define FS_RUN_WAIT_MS_MAX (15u * 60 * 1000) /* writing `run` waits at most this */
-#define FS_SPOOL_FILES_MAX 256               /* temp files alive at once */
-#define FS_NAME_BYTES_MAX 255
+#define FS_CTL_BYTES_MAX      256
+#define FS_RUN_WAIT_MS_MAX    (15u * 60 * 1000) /* writing `run` waits at most this */
+#define FS_SPOOL_FILES_MAX    256               /* temp files alive at once */
+#define FS_NAME_BYTES_MAX     255
 
 /* Status of the last run of a computation as the daemon sees it (state:
  * none, queued, running, done, failed). */
@@ -54,8 +54,8 @@ typedef struct fs_backend {
 	void *ctx;
 	/* Entries (envelope || sig) of the room from seq `from` to the end. */
 	int (*events)(void *ctx, uint64_t from,
-		      int (*fn)(void *fctx, uint64_t seq, const void *entry, size_t n),
-		      void *fctx, dcr_err *err);
+	              int (*fn)(void *fctx, uint64_t seq, const void *entry, size_t n), void *fctx,
+	              dcr_err *err);
 	/* Signs type/body as the mounting identity and appends it. */
 	int (*submit)(void *ctx, const char *type, const void *body, size_t n, dcr_err *err);
 	/* A streaming upload of one dataset file. begin sets *up; write sends
@@ -64,7 +64,7 @@ typedef struct fs_backend {
 	 * abandons it and nothing is stored. end always frees up. A write may
 	 * fail early when the daemon already rejected the data. */
 	int (*upload_begin)(void *ctx, const char *dataset, const char *file_name, void **up,
-			    dcr_err *err);
+	                    dcr_err *err);
 	int (*upload_write)(void *up, const void *p, size_t n, dcr_err *err);
 	int (*upload_end)(void *up, bool commit, dcr_err *err);
 	/* Requests a run (run.requested); run_id gets the new id. */
@@ -72,10 +72,10 @@ typedef struct fs_backend {
 	int (*run_status)(void *ctx, const char *computation, fs_run_status *st, dcr_err *err);
 	/* Records result.retrieved, returns the run id and result size. */
 	int (*result_open)(void *ctx, const char *computation, char run_id[33], uint64_t *size,
-			   dcr_err *err);
+	                   dcr_err *err);
 	/* Returns bytes read (0 at the end) or a negative code. */
 	int (*result_read)(void *ctx, const char *run_id, uint64_t off, void *buf, size_t cap,
-			   dcr_err *err);
+	                   dcr_err *err);
 	int (*stats)(void *ctx, const char *dataset, dcr_buf *json, dcr_err *err);
 	int (*room_test)(void *ctx, dcr_buf *report, dcr_err *err);
 } fs_backend;
@@ -88,7 +88,7 @@ typedef struct fs_options {
 	uint8_t room[ES_ROOM_ID_BYTES];
 	uint8_t me[DCR_ED25519_PUB_BYTES];     /* the mounting identity */
 	uint8_t daemon[DCR_ED25519_PUB_BYTES]; /* daemon key (rm_state_init) */
-	const char *mountpoint;  /* shown in README examples (may be NULL) */
+	const char *mountpoint;                /* shown in README examples (may be NULL) */
 	const char *spool_parent; /* where the private spool dir goes; NULL: $TMPDIR or /tmp */
 	uid_t uid;
 	gid_t gid;
@@ -143,8 +143,7 @@ void fs_dir_free(fs_dir *d);
 
 /* Files. flags are open(2) flags. */
 int fs_open(fs *f, uint64_t ino, int flags, fs_file **out);
-int fs_create(fs *f, uint64_t parent, const char *name, int flags, fs_attr *attr,
-	      fs_file **out);
+int fs_create(fs *f, uint64_t parent, const char *name, int flags, fs_attr *attr, fs_file **out);
 /* Returns bytes read/written or -errno. */
 ssize_t fs_read(fs *f, fs_file *h, uint64_t off, void *buf, size_t cap);
 ssize_t fs_write(fs *f, fs_file *h, uint64_t off, const void *p, size_t n);
@@ -159,8 +158,8 @@ int fs_flush(fs *f, fs_file *h, uint64_t closer, bool writer_killed);
 /* Last close of the handle; frees h. */
 int fs_release(fs *f, fs_file *h);
 int fs_unlink(fs *f, uint64_t parent, const char *name);
-int fs_rename(fs *f, uint64_t parent, const char *name, uint64_t newparent,
-	      const char *newname, unsigned flags);
+int fs_rename(fs *f, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
+              unsigned flags);
 
 /* Temporary and editor names (never ingested when written). */
 bool fs_is_temp_name(const char *name);
@@ -173,9 +172,8 @@ int fs_errno(int code);
  * socket_path authenticated as id (copied by reference: id must outlive
  * the backend), uploads on their own connection. */
 typedef struct fs_proto fs_proto;
-int fs_proto_new(const char *socket_path, const dcr_key *id,
-		 const uint8_t room[ES_ROOM_ID_BYTES], unsigned conns, fs_proto **out,
-		 dcr_err *err);
+int fs_proto_new(const char *socket_path, const dcr_key *id, const uint8_t room[ES_ROOM_ID_BYTES],
+                 unsigned conns, fs_proto **out, dcr_err *err);
 void fs_proto_free(fs_proto *p);
 void fs_proto_backend(fs_proto *p, fs_backend *be);
 const uint8_t *fs_proto_daemon_key(const fs_proto *p);
@@ -187,6 +185,6 @@ const uint8_t *fs_proto_daemon_key(const fs_proto *p);
  * failure before that, returns the error (err says why). A background
  * thread polls the daemon every poll_ms and invalidates changed inodes. */
 int fs_fuse_run(fs *f, const char *mountpoint, int ready_fd, unsigned poll_ms, bool debug,
-		dcr_err *err);
+                dcr_err *err);
 
 #endif

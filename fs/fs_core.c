@@ -60,15 +60,15 @@ enum lf_state { LF_IDLE, LF_STREAM, LF_DONE, LF_FAILED };
 
 typedef struct lfile {
 	uint64_t ino;
-	uint64_t dir;  /* parent inode */
+	uint64_t dir; /* parent inode */
 	char *name;
 	char *dataset; /* NULL at the root */
 	bool temp;
 	int fd; /* spool file (temp only) */
 	char *spool;
 	_Atomic uint64_t size; /* written under mu, read under f->mu */
-	_Atomic int state; /* enum lf_state; as size */
-	void *up; /* backend upload while LF_STREAM */
+	_Atomic int state;     /* enum lf_state; as size */
+	void *up;              /* backend upload while LF_STREAM */
 	int opens;
 	bool linked; /* in f->lfiles (not unlinked/renamed away) */
 	_Atomic uint64_t mtime_ms;
@@ -78,8 +78,8 @@ typedef struct lfile {
 
 typedef struct node {
 	uint64_t parent;
-	char *name; /* NULL once renamed away */
-	uint64_t hnext; /* next ino in the hash chain, 0 = end */
+	char *name;         /* NULL once renamed away */
+	uint64_t hnext;     /* next ino in the hash chain, 0 = end */
 	uint64_t last_size; /* size of the last backend-made content */
 } node;
 
@@ -189,8 +189,8 @@ static bool has_suffix(const char *s, const char *suf)
 
 bool fs_is_temp_name(const char *name)
 {
-	static const char *const sufs[] = {".swp", ".swo", ".swx", "~", ".part", ".tmp",
-					   ".crdownload"};
+	static const char *const sufs[] = {".swp",  ".swo", ".swx",       "~",
+	                                   ".part", ".tmp", ".crdownload"};
 	if (name[0] == '.') /* .x.XXXXXX (rsync, mkstemp), ._*, .DS_Store, .fuse_hidden* */
 		return true;
 	for (size_t i = 0; i < sizeof sufs / sizeof sufs[0]; i++)
@@ -241,8 +241,8 @@ static void set_last_error(fs *f, const char *what, const dcr_err *err)
 	iso_time(dcr_now_ms(), ts);
 	pthread_mutex_lock(&f->mu);
 	free(f->last_error);
-	f->last_error = dcr_asprintf("%s %s: %s", ts, what, err->msg[0] ? err->msg :
-							     dcr_strerror(err->code));
+	f->last_error =
+	    dcr_asprintf("%s %s: %s", ts, what, err->msg[0] ? err->msg : dcr_strerror(err->code));
 	pthread_mutex_unlock(&f->mu);
 }
 
@@ -432,7 +432,7 @@ static bool parse_event_name(const char *name, uint64_t *seq)
 
 /* Resolves a child name of a resolved directory. f->mu held. */
 static int resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char *name,
-			 struct desc *d)
+                         struct desc *d)
 {
 	memset(d, 0, sizeof *d);
 	const rm_def *def = f->st.def;
@@ -451,12 +451,17 @@ static int resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char 
 			const char *name;
 			enum kind kind;
 		} top[] = {
-			{"README", K_README},	  {"room.json", K_ROOMJSON},
-			{"status", K_STATUS},	  {"ctl", K_CTL},
-			{"audit.log", K_AUDIT},	  {"test.out", K_TESTOUT},
-			{"events", K_EVENTS},	  {"datasets", K_DATASETS},
-			{"computations", K_COMPS}, {"requests", K_REQUESTS},
-			{"dev", K_DEV},
+		    {"README", K_README},
+		    {"room.json", K_ROOMJSON},
+		    {"status", K_STATUS},
+		    {"ctl", K_CTL},
+		    {"audit.log", K_AUDIT},
+		    {"test.out", K_TESTOUT},
+		    {"events", K_EVENTS},
+		    {"datasets", K_DATASETS},
+		    {"computations", K_COMPS},
+		    {"requests", K_REQUESTS},
+		    {"dev", K_DEV},
 		};
 		for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) {
 			if (strcmp(name, top[i].name) != 0)
@@ -573,7 +578,7 @@ static void gen_roles(fs *f, dcr_buf *b, const char *indent)
 	bool any = false;
 	if (is_creator(f)) {
 		dcr_buf_printf(b, "%screator of the room (you edit the draft and publish it)\n",
-			       indent);
+		               indent);
 		any = true;
 	}
 	if (me) {
@@ -581,10 +586,11 @@ static void gen_roles(fs *f, dcr_buf *b, const char *indent)
 			dcr_buf_printf(b, "%sdata owner of dataset %s\n", indent, me->owner_of[i]);
 		for (size_t i = 0; i < me->nanalyst_of; i++)
 			dcr_buf_printf(b, "%sanalyst of computation %s\n", indent,
-				       me->analyst_of[i]);
-		dcr_buf_printf(b, "%sparticipant and auditor (you read the definition, the log "
-				  "and the shared statistics)\n",
-			       indent);
+			               me->analyst_of[i]);
+		dcr_buf_printf(b,
+		               "%sparticipant and auditor (you read the definition, the log "
+		               "and the shared statistics)\n",
+		               indent);
 		any = true;
 	}
 	if (!any)
@@ -602,34 +608,36 @@ static void gen_readme(fs *f, dcr_buf *b)
 	if (def && def->description && def->description[0])
 		dcr_buf_printf(b, "%s\n\n", def->description);
 	dcr_buf_printf(b, "Room id %s, %s, %llu events.\n", hex, rm_status_name(f->st.status),
-		       (unsigned long long)f->st.size);
+	               (unsigned long long)f->st.size);
 	dcr_buf_printf(b, "You are %s. Your roles:\n", me ? me->email : "(not a participant)");
 	gen_roles(f, b, "  - ");
 	dcr_buf_append_str(b, "\nWHAT IS HERE\n"
-			      "  README        this text\n"
-			      "  room.json     the room definition (the contract)\n"
-			      "  status        draft | published | stopped, events, Merkle root, "
-			      "last error\n"
-			      "  ctl           write publish, stop or test (the creator)\n"
-			      "  audit.log     one line per event: time, who, what\n"
-			      "  events/       every signed event as a raw file, for auditors\n"
-			      "  datasets/     one folder per dataset: schema.json, status, "
-			      "stats.json\n"
-			      "  computations/ one folder per computation: its source, run, "
-			      "status, result.csv\n"
-			      "  requests/     (coming later) proposals of new computations and "
-			      "their approvals\n"
-			      "  dev/          (coming later) development runs on data you may "
-			      "see\n");
+	                      "  README        this text\n"
+	                      "  room.json     the room definition (the contract)\n"
+	                      "  status        draft | published | stopped, events, Merkle root, "
+	                      "last error\n"
+	                      "  ctl           write publish, stop or test (the creator)\n"
+	                      "  audit.log     one line per event: time, who, what\n"
+	                      "  events/       every signed event as a raw file, for auditors\n"
+	                      "  datasets/     one folder per dataset: schema.json, status, "
+	                      "stats.json\n"
+	                      "  computations/ one folder per computation: its source, run, "
+	                      "status, result.csv\n"
+	                      "  requests/     (coming later) proposals of new computations and "
+	                      "their approvals\n"
+	                      "  dev/          (coming later) development runs on data you may "
+	                      "see\n");
 	dcr_buf_append_str(b, "\nWHAT YOU CAN DO\n");
 	dcr_buf_printf(b, "  cat %s/audit.log                 who did what, when\n", m);
 	if (is_creator(f) && f->st.status == RM_DRAFT) {
-		dcr_buf_printf(b, "  cp room.json %s/room.json        save a new draft "
-				  "(errors: cat %s/status)\n",
-			       m, m);
-		dcr_buf_printf(b, "  echo test > %s/ctl; cat %s/test.out   test every "
-				  "computation on empty inputs\n",
-			       m, m);
+		dcr_buf_printf(b,
+		               "  cp room.json %s/room.json        save a new draft "
+		               "(errors: cat %s/status)\n",
+		               m, m);
+		dcr_buf_printf(b,
+		               "  echo test > %s/ctl; cat %s/test.out   test every "
+		               "computation on empty inputs\n",
+		               m, m);
 		dcr_buf_printf(b, "  echo publish > %s/ctl            freeze the contract\n", m);
 	}
 	if (is_creator(f) && f->st.status != RM_STOPPED)
@@ -637,19 +645,21 @@ static void gen_readme(fs *f, dcr_buf *b)
 	if (me) {
 		for (size_t i = 0; i < me->nowner_of; i++) {
 			const char *ds = me->owner_of[i];
-			dcr_buf_printf(b, "  cp %s.csv %s/datasets/%s/   provision %s (rsync and "
-					  "temp-then-rename drops work too;\n"
-					  "      a bad file makes cp fail: cat "
-					  "%s/datasets/%s/status)\n",
-				       ds, m, ds, ds, m, ds);
-			dcr_buf_printf(b, "  rm %s/datasets/%s/FILE           deprovision %s\n",
-				       m, ds, ds);
+			dcr_buf_printf(b,
+			               "  cp %s.csv %s/datasets/%s/   provision %s (rsync and "
+			               "temp-then-rename drops work too;\n"
+			               "      a bad file makes cp fail: cat "
+			               "%s/datasets/%s/status)\n",
+			               ds, m, ds, ds, m, ds);
+			dcr_buf_printf(b, "  rm %s/datasets/%s/FILE           deprovision %s\n", m,
+			               ds, ds);
 		}
 		for (size_t i = 0; i < me->nanalyst_of; i++) {
 			const char *c = me->analyst_of[i];
-			dcr_buf_printf(b, "  echo > %s/computations/%s/run && cat "
-					  "%s/computations/%s/result.csv\n",
-				       m, c, m, c);
+			dcr_buf_printf(b,
+			               "  echo > %s/computations/%s/run && cat "
+			               "%s/computations/%s/result.csv\n",
+			               m, c, m, c);
 		}
 	}
 	if (def) {
@@ -658,7 +668,7 @@ static void gen_readme(fs *f, dcr_buf *b)
 			const rm_dataset *ds = &def->datasets[i];
 			const rm_provision *p = rm_state_provision(&f->st, ds->name);
 			dcr_buf_printf(b, "  %-24s %s", ds->name,
-				       p ? "provisioned" : "not provisioned");
+			               p ? "provisioned" : "not provisioned");
 			if (p)
 				dcr_buf_printf(b, " by %s", email_of(f, p->by));
 			dcr_buf_append_str(b, "\n");
@@ -667,13 +677,13 @@ static void gen_readme(fs *f, dcr_buf *b)
 		for (size_t i = 0; i < def->ncomputations; i++) {
 			const rm_computation *c = &def->computations[i];
 			dcr_buf_printf(b, "  %-24s %s%s\n", c->name, rm_compkind_name(c->kind),
-				       rm_may_read_result(&f->st, f->opt.me, c->name)
-					       ? " (you run it and read its results)"
-					       : "");
+			               rm_may_read_result(&f->st, f->opt.me, c->name)
+			                   ? " (you run it and read its results)"
+			                   : "");
 		}
 	}
 	dcr_buf_append_str(b, "\nWhat your roles do not allow fails with \"Permission denied\" "
-			      "(EACCES);\nother parties' rows are never shown here.\n");
+	                      "(EACCES);\nother parties' rows are never shown here.\n");
 }
 
 static void gen_status(fs *f, dcr_buf *b)
@@ -705,8 +715,8 @@ static void gen_schema(fs *f, const char *dsname, dcr_buf *b)
 	dcr_buf_append_str(b, "{\n  \"name\": ");
 	json_str(b, ds->name);
 	dcr_buf_printf(b, ",\n  \"kind\": \"%s\",\n  \"required\": %s,\n  \"share_statistics\": %s",
-		       rm_dskind_name(ds->kind), ds->required ? "true" : "false",
-		       ds->share_statistics ? "true" : "false");
+	               rm_dskind_name(ds->kind), ds->required ? "true" : "false",
+	               ds->share_statistics ? "true" : "false");
 	dcr_buf_append_str(b, ",\n  \"columns\": [");
 	for (size_t i = 0; i < ds->ncolumns; i++) {
 		const rm_column *c = &ds->columns[i];
@@ -733,11 +743,12 @@ static void gen_ds_status(fs *f, const char *dsname, dcr_buf *b)
 	if (p) {
 		iso_time(p->ts_ms, ts);
 		dcr_hex_encode(p->sha256, 32, hex);
-		dcr_buf_printf(b, "state: provisioned\nby: %s\nat: %s (event %llu)\nrows: %llu\n"
-				  "bytes: %llu\nsha256: %s\nfile: %s\n",
-			       email_of(f, p->by), ts, (unsigned long long)p->seq,
-			       (unsigned long long)p->rows, (unsigned long long)p->bytes, hex,
-			       p->file ? p->file : "");
+		dcr_buf_printf(b,
+		               "state: provisioned\nby: %s\nat: %s (event %llu)\nrows: %llu\n"
+		               "bytes: %llu\nsha256: %s\nfile: %s\n",
+		               email_of(f, p->by), ts, (unsigned long long)p->seq,
+		               (unsigned long long)p->rows, (unsigned long long)p->bytes, hex,
+		               p->file ? p->file : "");
 	} else {
 		dcr_buf_append_str(b, "state: not provisioned\n");
 	}
@@ -745,7 +756,7 @@ static void gen_ds_status(fs *f, const char *dsname, dcr_buf *b)
 		if (l->dataset && strcmp(l->dataset, dsname) == 0 && !l->temp &&
 		    l->state == LF_STREAM)
 			dcr_buf_printf(b, "uploading: %s (%llu bytes so far)\n", l->name,
-				       (unsigned long long)l->size);
+			               (unsigned long long)l->size);
 	const char *e = get_dserr(f, dsname);
 	if (e)
 		dcr_buf_printf(b, "last_upload: %s\n", e);
@@ -779,10 +790,10 @@ static void gen_comp_status(fs *f, const char *comp, const fs_run_status *live, 
 	const rm_run *r = rm_state_last_run(&f->st, comp);
 	char ts[32];
 	dcr_buf_printf(b, "computation: %s\n", comp);
-	const char *state = r ? (r->state == RM_RUN_DONE ? "done"
-				 : r->state == RM_RUN_FAILED ? "failed"
-							     : "queued")
-			      : "none";
+	const char *state = r ? (r->state == RM_RUN_DONE     ? "done"
+	                         : r->state == RM_RUN_FAILED ? "failed"
+	                                                     : "queued")
+	                      : "none";
 	if (live && live->state[0] && r && strcmp(live->run_id, r->id) == 0)
 		state = live->state; /* adds "running" */
 	dcr_buf_printf(b, "state: %s\n", state);
@@ -790,17 +801,19 @@ static void gen_comp_status(fs *f, const char *comp, const fs_run_status *live, 
 		return;
 	iso_time(r->requested_ts_ms, ts);
 	dcr_buf_printf(b, "run: %s\nrequested_by: %s\nrequested_at: %s\n", r->id,
-		       email_of(f, r->by), ts);
+	               email_of(f, r->by), ts);
 	if (r->state == RM_RUN_DONE) {
-		dcr_buf_printf(b, "rows: %llu\nsuppressed: %llu\nresult_bytes: %llu\n"
-				  "duration_ms: %llu\n",
-			       (unsigned long long)r->rows, (unsigned long long)r->suppressed,
-			       (unsigned long long)r->result_bytes,
-			       (unsigned long long)r->duration_ms);
+		dcr_buf_printf(b,
+		               "rows: %llu\nsuppressed: %llu\nresult_bytes: %llu\n"
+		               "duration_ms: %llu\n",
+		               (unsigned long long)r->rows, (unsigned long long)r->suppressed,
+		               (unsigned long long)r->result_bytes,
+		               (unsigned long long)r->duration_ms);
 		if (r->suppressed)
-			dcr_buf_printf(b, "note: %llu output rows aggregated fewer input rows than "
-					  "the privacy threshold and were suppressed\n",
-				       (unsigned long long)r->suppressed);
+			dcr_buf_printf(b,
+			               "note: %llu output rows aggregated fewer input rows than "
+			               "the privacy threshold and were suppressed\n",
+			               (unsigned long long)r->suppressed);
 	} else if (r->state == RM_RUN_FAILED) {
 		dcr_buf_printf(b, "error: %s\n", r->error ? r->error : "");
 	}
@@ -1035,8 +1048,8 @@ static int fetch_apply(fs *f, dcr_err *err)
 		dcr_err aerr = {0};
 		int arc = apply_entry(f, &fe.v[i], &aerr);
 		if (arc < 0) {
-			f->fatal = dcr_asprintf("event %llu: %s",
-						(unsigned long long)f->nentries, aerr.msg);
+			f->fatal = dcr_asprintf("event %llu: %s", (unsigned long long)f->nentries,
+			                        aerr.msg);
 			break;
 		}
 		applied++;
@@ -1142,7 +1155,7 @@ int fs_new(const fs_options *opt, const fs_backend *be, fs **out, dcr_err *err)
 	f->spool_dir = dcr_asprintf("%s/dcr-spool-XXXXXX", parent);
 	if (!mkdtemp(f->spool_dir)) { /* mode 0700 */
 		rc = dcr_err_set(err, -errno, "spool directory %s: %s", f->spool_dir,
-				 strerror(errno));
+		                 strerror(errno));
 		free(f->spool_dir);
 		f->spool_dir = NULL;
 		goto out;
@@ -1301,10 +1314,9 @@ int fs_opendir(fs *f, uint64_t ino, fs_dir **out)
 	const rm_def *def = f->st.def;
 	switch (d.kind) {
 	case K_ROOT: {
-		static const char *const top[] = {"README",   "room.json", "status",
-						  "ctl",      "audit.log", "test.out",
-						  "events",   "datasets",  "computations",
-						  "requests", "dev"};
+		static const char *const top[] = {"README",       "room.json", "status", "ctl",
+		                                  "audit.log",    "test.out",  "events", "datasets",
+		                                  "computations", "requests",  "dev"};
 		for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
 			dir_add(f, dir, &cap, ino, top[i]);
 		break;
@@ -1386,7 +1398,8 @@ static int lfile_new(fs *f, uint64_t dir, const char *name, const char *dataset,
 	l->mtime_ms = dcr_now_ms();
 	pthread_mutex_init(&l->mu, NULL);
 	if (l->temp) {
-		l->spool = dcr_asprintf("%s/%llu", f->spool_dir, (unsigned long long)++f->spool_seq);
+		l->spool =
+		    dcr_asprintf("%s/%llu", f->spool_dir, (unsigned long long)++f->spool_seq);
 		l->fd = open(l->spool, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (l->fd < 0) {
 			int e = errno;
@@ -1435,7 +1448,7 @@ static char *upload_msg(const char *file, const dcr_err *err)
 	char ts[32];
 	iso_time(dcr_now_ms(), ts);
 	return dcr_asprintf("%s rejected %s: %s", ts, file,
-			    err->msg[0] ? err->msg : dcr_strerror(err->code));
+	                    err->msg[0] ? err->msg : dcr_strerror(err->code));
 }
 
 /* Marks a streaming lfile failed (lf->mu held). Returns -errno. */
@@ -1483,8 +1496,8 @@ static int lfile_commit(fs *f, lfile *l)
 	char ts[32];
 	iso_time(dcr_now_ms(), ts);
 	set_dserr(f, l->dataset,
-		  dcr_asprintf("%s provisioned from %s (%llu bytes)", ts, l->name,
-			       (unsigned long long)l->size));
+	          dcr_asprintf("%s provisioned from %s (%llu bytes)", ts, l->name,
+	                       (unsigned long long)l->size));
 	fetch_apply(f, &err);
 	return 0;
 }
@@ -1527,8 +1540,8 @@ out:
 		return -upload_errno(rc);
 	}
 	set_dserr(f, l->dataset,
-		  dcr_asprintf("%s provisioned from %s (renamed from %s, %llu bytes)", ts, name,
-			       l->name, (unsigned long long)off));
+	          dcr_asprintf("%s provisioned from %s (renamed from %s, %llu bytes)", ts, name,
+	                       l->name, (unsigned long long)off));
 	fetch_apply(f, &err);
 	return 0;
 }
@@ -1597,7 +1610,7 @@ static int ctl_command(fs *f, const char *cmd)
 		dcr_buf_release(&rep);
 	} else {
 		rc = dcr_err_set(&err, DCR_EINVALID,
-				 "unknown command \"%s\" (publish, stop or test)", cmd);
+		                 "unknown command \"%s\" (publish, stop or test)", cmd);
 	}
 	dcr_buf_release(&body);
 	if (rc < 0) {
@@ -1663,7 +1676,7 @@ static int run_and_wait(fs *f, const char *comp)
 		bool failed = mine && strcmp(st.state, "failed") == 0;
 		if (failed)
 			dcr_err_set(&err, DCR_EINVALID, "run %s of %s failed: %s", run_id, comp,
-				    st.error);
+			            st.error);
 		if (done)
 			break;
 		if (failed) {
@@ -1774,7 +1787,7 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 	/* O_RDWR on a dataset file is for writing (python's "w+"); its reads
 	 * fail in fs_read */
 	bool rdwr_data = (flags & O_ACCMODE) == O_RDWR &&
-			 (d.kind == K_DS_DATA || (d.kind == K_LFILE && !d.lf->temp));
+	                 (d.kind == K_DS_DATA || (d.kind == K_LFILE && !d.lf->temp));
 	if ((flags & O_ACCMODE) != O_WRONLY && !rdwr_data && !may_read(f, &d)) {
 		rc = -EACCES;
 		goto out_locked;
@@ -1866,8 +1879,7 @@ out:
 	return 0;
 }
 
-int fs_create(fs *f, uint64_t parent, const char *name, int flags, fs_attr *attr,
-	      fs_file **out)
+int fs_create(fs *f, uint64_t parent, const char *name, int flags, fs_attr *attr, fs_file **out)
 {
 	struct desc pd, d;
 	lfile *l = NULL;
@@ -1948,8 +1960,8 @@ ssize_t fs_read(fs *f, fs_file *h, uint64_t off, void *buf, size_t cap)
 		dcr_err err = {0};
 		size_t got = 0;
 		while (got < cap) {
-			int r = f->be.result_read(f->be.ctx, h->run_id, off + got, (uint8_t *)buf + got,
-						  cap - got, &err);
+			int r = f->be.result_read(f->be.ctx, h->run_id, off + got,
+			                          (uint8_t *)buf + got, cap - got, &err);
 			if (r < 0)
 				return -fs_errno(r);
 			if (r == 0)
@@ -1984,9 +1996,9 @@ ssize_t fs_write(fs *f, fs_file *h, uint64_t off, const void *p, size_t n)
 		} else if (off != l->size) {
 			dcr_err err;
 			dcr_err_set(&err, DCR_EINVALID,
-				    "write at offset %llu after %llu bytes: dataset files are "
-				    "written from start to end",
-				    (unsigned long long)off, (unsigned long long)l->size);
+			            "write at offset %llu after %llu bytes: dataset files are "
+			            "written from start to end",
+			            (unsigned long long)off, (unsigned long long)l->size);
 			rc = lfile_fail(f, l, DCR_EINVALID, &err);
 		} else {
 			rc = lfile_stream(f, l, p, n);
@@ -2044,9 +2056,9 @@ int fs_flush(fs *f, fs_file *h, uint64_t closer, bool writer_killed)
 			char ts[32];
 			iso_time(dcr_now_ms(), ts);
 			set_dserr(f, l->dataset,
-				  dcr_asprintf("%s abandoned %s: the writer was killed after %llu "
-					       "bytes; nothing was provisioned",
-					       ts, l->name, (unsigned long long)l->size));
+			          dcr_asprintf("%s abandoned %s: the writer was killed after %llu "
+			                       "bytes; nothing was provisioned",
+			                       ts, l->name, (unsigned long long)l->size));
 		}
 		pthread_mutex_unlock(&l->mu);
 		return 0;
@@ -2096,7 +2108,7 @@ int fs_release(fs *f, fs_file *h)
 		l->opens--;
 		if (l->opens == 0 && !l->temp && l->linked)
 			lfile_unlink(f, l); /* committed, failed or empty: the name goes back
-					       to the provisioned file, if any */
+			                       to the provisioned file, if any */
 		else if (l->opens == 0 && !l->linked)
 			lfile_free(f, l);
 		pthread_mutex_unlock(&f->mu);
@@ -2157,8 +2169,8 @@ out:
 #define RENAME_EXCHANGE 2
 #endif
 
-int fs_rename(fs *f, uint64_t parent, const char *name, uint64_t newparent,
-	      const char *newname, unsigned flags)
+int fs_rename(fs *f, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
+              unsigned flags)
 {
 	struct desc pd, d, nd;
 	lfile *l = NULL;
@@ -2268,7 +2280,7 @@ int fs_setattr(fs *f, uint64_t ino, fs_file *fh, int64_t size, fs_attr *out)
 				rc = -EINVAL;
 			}
 		} else if ((d.kind == K_ROOMJSON || d.kind == K_CTL || d.kind == K_COMP_RUN) &&
-			   size == 0 && may_write(f, &d)) {
+		           size == 0 && may_write(f, &d)) {
 			rc = 0; /* open(O_TRUNC) without atomic truncation */
 		} else if (d.kind == K_DS_DATA && may_write(f, &d)) {
 			rc = -EPERM; /* rewrite it with cp or > instead */

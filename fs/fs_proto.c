@@ -112,21 +112,21 @@ static void pool_put(fs_proto *p, pconn *pc, int rc)
 	pthread_mutex_unlock(&p->mu);
 }
 
-#define WITH_CONN(p, err, call)                                                 \
-	do {                                                                    \
-		pconn *pc_;                                                     \
-		int rc_ = pool_get((p), &pc_, (err));                           \
-		if (rc_ < 0)                                                    \
-			return rc_;                                             \
-		cl_conn *c = pc_->c;                                            \
-		rc_ = (call);                                                   \
-		pool_put((p), pc_, rc_);                                        \
-		return rc_;                                                     \
+#define WITH_CONN(p, err, call)                                                                    \
+	do {                                                                                       \
+		pconn *pc_;                                                                        \
+		int rc_ = pool_get((p), &pc_, (err));                                              \
+		if (rc_ < 0)                                                                       \
+			return rc_;                                                                \
+		cl_conn *c = pc_->c;                                                               \
+		rc_ = (call);                                                                      \
+		pool_put((p), pc_, rc_);                                                           \
+		return rc_;                                                                        \
 	} while (0)
 
 static int pb_events(void *ctx, uint64_t from,
-		     int (*fn)(void *fctx, uint64_t seq, const void *entry, size_t n), void *fctx,
-		     dcr_err *err)
+                     int (*fn)(void *fctx, uint64_t seq, const void *entry, size_t n), void *fctx,
+                     dcr_err *err)
 {
 	fs_proto *p = ctx;
 	WITH_CONN(p, err, cl_events(c, p->room, from, ES_SEQ_ANY, fn, fctx, err));
@@ -144,8 +144,8 @@ static int pb_run(void *ctx, const char *comp, char run_id[33], dcr_err *err)
 	WITH_CONN(p, err, cl_run(c, p->room, comp, run_id, err));
 }
 
-static int run_status_conv(cl_conn *c, const uint8_t *room, const char *comp,
-			   fs_run_status *out, dcr_err *err)
+static int run_status_conv(cl_conn *c, const uint8_t *room, const char *comp, fs_run_status *out,
+                           dcr_err *err)
 {
 	cl_run_status st;
 	memset(&st, 0, sizeof st);
@@ -173,14 +173,14 @@ static int pb_run_status(void *ctx, const char *comp, fs_run_status *st, dcr_err
 }
 
 static int pb_result_open(void *ctx, const char *comp, char run_id[33], uint64_t *size,
-			  dcr_err *err)
+                          dcr_err *err)
 {
 	fs_proto *p = ctx;
 	WITH_CONN(p, err, cl_result_open(c, p->room, comp, run_id, size, err));
 }
 
 static int pb_result_read(void *ctx, const char *run_id, uint64_t off, void *buf, size_t cap,
-			  dcr_err *err)
+                          dcr_err *err)
 {
 	fs_proto *p = ctx;
 	WITH_CONN(p, err, cl_result_read(c, p->room, run_id, off, buf, cap, err));
@@ -232,8 +232,8 @@ static void *up_thread(void *arg)
 {
 	upload *u = arg;
 	dcr_err err = {0};
-	int rc = cl_provision(u->c, u->p->room, u->dataset, u->file, 0, up_read, u, NULL, NULL,
-			      &err);
+	int rc =
+	    cl_provision(u->c, u->p->room, u->dataset, u->file, 0, up_read, u, NULL, NULL, &err);
 	pthread_mutex_lock(&u->mu);
 	u->rc = rc;
 	u->err = err;
@@ -256,7 +256,7 @@ static void up_free(upload *u)
 }
 
 static int pb_upload_begin(void *ctx, const char *dataset, const char *file_name, void **up,
-			   dcr_err *err)
+                           dcr_err *err)
 {
 	fs_proto *p = ctx;
 	upload *u = dcr_calloc(1, sizeof *u);
@@ -336,9 +336,8 @@ static int pb_upload_end(void *up, bool commit, dcr_err *err)
 
 /* ---- lifecycle ------------------------------------------------------------------ */
 
-int fs_proto_new(const char *socket_path, const dcr_key *id,
-		 const uint8_t room[ES_ROOM_ID_BYTES], unsigned conns, fs_proto **out,
-		 dcr_err *err)
+int fs_proto_new(const char *socket_path, const dcr_key *id, const uint8_t room[ES_ROOM_ID_BYTES],
+                 unsigned conns, fs_proto **out, dcr_err *err)
 {
 	fs_proto *p = dcr_calloc(1, sizeof *p);
 	p->socket = dcr_strdup(socket_path);

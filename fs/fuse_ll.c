@@ -23,7 +23,7 @@
 
 #include "fs.h"
 
-#define FS_ATTR_TIMEOUT_S 1.0
+#define FS_ATTR_TIMEOUT_S  1.0
 #define FS_ENTRY_TIMEOUT_S 1.0
 
 typedef struct ll {
@@ -115,7 +115,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		       struct fuse_file_info *fi)
+                       struct fuse_file_info *fi)
 {
 	fs_attr a;
 	struct stat st;
@@ -144,7 +144,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+                       struct fuse_file_info *fi)
 {
 	fs_dir *d = (fs_dir *)(uintptr_t)fi->fh;
 	char *buf = dcr_malloc(size);
@@ -251,7 +251,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		      struct fuse_file_info *fi)
+                      struct fuse_file_info *fi)
 {
 	fs_file *h;
 	fs_attr a;
@@ -276,7 +276,7 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 }
 
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+                    struct fuse_file_info *fi)
 {
 	if (size > FS_IO_BYTES_MAX)
 		size = FS_IO_BYTES_MAX;
@@ -290,7 +290,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 }
 
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+                     struct fuse_file_info *fi)
 {
 	ssize_t r = fs_write(F(req), (fs_file *)(uintptr_t)fi->fh, (uint64_t)off, buf, size);
 	if (r < 0)
@@ -325,7 +325,7 @@ static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		      const char *newname, unsigned int flags)
+                      const char *newname, unsigned int flags)
 {
 	int rc = fs_rename(F(req), parent, name, newparent, newname, flags);
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
@@ -373,27 +373,27 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 }
 
 static const struct fuse_lowlevel_ops ops = {
-	.init = ll_init,
-	.lookup = ll_lookup,
-	.forget = ll_forget,
-	.getattr = ll_getattr,
-	.setattr = ll_setattr,
-	.opendir = ll_opendir,
-	.readdir = ll_readdir,
-	.releasedir = ll_releasedir,
-	.open = ll_open,
-	.create = ll_create,
-	.read = ll_read,
-	.write = ll_write,
-	.flush = ll_flush,
-	.release = ll_release,
-	.fsync = ll_fsync,
-	.unlink = ll_unlink,
-	.rename = ll_rename,
-	.mkdir = ll_mkdir,
-	.rmdir = ll_rmdir,
-	.statfs = ll_statfs,
-	.access = ll_access,
+    .init = ll_init,
+    .lookup = ll_lookup,
+    .forget = ll_forget,
+    .getattr = ll_getattr,
+    .setattr = ll_setattr,
+    .opendir = ll_opendir,
+    .readdir = ll_readdir,
+    .releasedir = ll_releasedir,
+    .open = ll_open,
+    .create = ll_create,
+    .read = ll_read,
+    .write = ll_write,
+    .flush = ll_flush,
+    .release = ll_release,
+    .fsync = ll_fsync,
+    .unlink = ll_unlink,
+    .rename = ll_rename,
+    .mkdir = ll_mkdir,
+    .rmdir = ll_rmdir,
+    .statfs = ll_statfs,
+    .access = ll_access,
 };
 
 /* ---- the poller ------------------------------------------------------------------ */
@@ -465,13 +465,14 @@ static void *poller(void *arg)
 }
 
 int fs_fuse_run(fs *f, const char *mountpoint, int ready_fd, unsigned poll_ms, bool debug,
-		dcr_err *err)
+                dcr_err *err)
 {
 	char max_read[64], max_write[64];
 	snprintf(max_read, sizeof max_read, "max_read=%u", FS_IO_BYTES_MAX);
 	snprintf(max_write, sizeof max_write, "max_write=%u", FS_IO_BYTES_MAX);
 	char *argv[] = {(char *)"dcr-mount", (char *)"-o", (char *)"fsname=dcr,subtype=dcr",
-			(char *)"-o", max_read, (char *)"-o", max_write, (char *)"-d", NULL};
+	                (char *)"-o",        max_read,     (char *)"-o",
+	                max_write,           (char *)"-d", NULL};
 	struct fuse_args args = FUSE_ARGS_INIT(debug ? 8 : 7, argv);
 	ll l;
 	pthread_t th;
@@ -503,9 +504,10 @@ int fs_fuse_run(fs *f, const char *mountpoint, int ready_fd, unsigned poll_ms, b
 	}
 	handlers = true;
 	if (fuse_session_mount(l.se, mountpoint) != 0) {
-		rc = dcr_err_set(err, -EIO, "cannot mount on %s (is /dev/fuse usable and "
-					     "fusermount3 installed?)",
-				 mountpoint);
+		rc = dcr_err_set(err, -EIO,
+		                 "cannot mount on %s (is /dev/fuse usable and "
+		                 "fusermount3 installed?)",
+		                 mountpoint);
 		goto out;
 	}
 	mounted = true;

@@ -24,16 +24,16 @@
 static void usage_mount(FILE *o)
 {
 	fprintf(o, "usage: dcr mount ROOM DIR [--foreground] [--socket PATH] [--debug]\n"
-		   "  Mounts room ROOM (id or name) at DIR as the current identity sees it.\n"
-		   "  Returns once the mount works; --foreground stays attached until it is\n"
-		   "  unmounted (dcr umount DIR). DCR_MOUNT_LOG=FILE keeps the background\n"
-		   "  process's diagnostics. See docs/mount.md.\n");
+	           "  Mounts room ROOM (id or name) at DIR as the current identity sees it.\n"
+	           "  Returns once the mount works; --foreground stays attached until it is\n"
+	           "  unmounted (dcr umount DIR). DCR_MOUNT_LOG=FILE keeps the background\n"
+	           "  process's diagnostics. See docs/mount.md.\n");
 }
 
 static void usage_umount(FILE *o)
 {
 	fprintf(o, "usage: dcr umount DIR [--lazy]\n"
-		   "  Unmounts a room mounted with dcr mount.\n");
+	           "  Unmounts a room mounted with dcr mount.\n");
 }
 
 static int run_fusermount(const char *dir, bool lazy)
@@ -75,16 +75,17 @@ static int clear_stale(const char *dir, dcr_err *err)
 		return 0;
 	int rc = do_unmount(dir, true);
 	if (rc < 0)
-		return dcr_err_set(err, rc, "%s: stale mount (transport endpoint not connected) "
-					    "could not be cleared: %s",
-				   dir, strerror(-rc));
+		return dcr_err_set(err, rc,
+		                   "%s: stale mount (transport endpoint not connected) "
+		                   "could not be cleared: %s",
+		                   dir, strerror(-rc));
 	fprintf(stderr, "dcr mount: cleared a stale mount at %s\n", dir);
 	return 0;
 }
 
 /* Runs the mount in this process; writes the outcome to ready_fd. */
 static int serve(const char *room, const char *dir, const char *sock, bool debug, int ready_fd,
-		 dcr_err *err)
+                 dcr_err *err)
 {
 	dcr_key *key = NULL;
 	cl_conn *c = NULL;
@@ -225,8 +226,8 @@ int cmd_mount(int argc, char **argv)
 		signal(SIGHUP, SIG_IGN);
 		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 		const char *log = getenv("DCR_MOUNT_LOG");
-		int lfd = log && log[0] ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)
-				      : -1;
+		int lfd =
+		    log && log[0] ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
 		if (nul >= 0) {
 			dup2(nul, 0);
 			dup2(nul, 1);
@@ -294,7 +295,7 @@ int cmd_umount(int argc, char **argv)
 	int rc = do_unmount(dir, lazy);
 	if (rc < 0) {
 		dcr_err_set(&err, rc, "%s: %s", dir,
-			    rc == -EINVAL ? "not a mount point" : strerror(-rc));
+		            rc == -EINVAL ? "not a mount point" : strerror(-rc));
 		tl_fail("umount", &err);
 		return 1;
 	}

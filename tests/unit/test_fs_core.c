@@ -15,22 +15,21 @@
 #include "../../room/room.h"
 
 static int failures;
-#define CHECK(c)                                                                    \
-	do {                                                                        \
-		if (!(c)) {                                                         \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-				#c);                                                \
-			failures++;                                                 \
-		}                                                                   \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);      \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
-#define CHECK_RC(expr, want)                                                        \
-	do {                                                                        \
-		long _rc = (long)(expr);                                            \
-		if (_rc != (long)(want)) {                                          \
-			fprintf(stderr, "%s:%d: %s = %ld, want %ld\n", __FILE__, __LINE__, \
-				#expr, _rc, (long)(want));                          \
-			failures++;                                                 \
-		}                                                                   \
+#define CHECK_RC(expr, want)                                                                       \
+	do {                                                                                       \
+		long _rc = (long)(expr);                                                           \
+		if (_rc != (long)(want)) {                                                         \
+			fprintf(stderr, "%s:%d: %s = %ld, want %ld\n", __FILE__, __LINE__, #expr,  \
+			        _rc, (long)(want));                                                \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 /* ---- the fake daemon --------------------------------------------------------- */
@@ -59,8 +58,8 @@ typedef struct fake_user {
 	uint8_t pub[32];
 } fake_user;
 
-static int fake_append(fake *fk, const dcr_key *k, const char *type, const void *body,
-		       size_t n, dcr_err *err)
+static int fake_append(fake *fk, const dcr_key *k, const char *type, const void *body, size_t n,
+                       dcr_err *err)
 {
 	dcr_buf e;
 	es_event ev;
@@ -84,8 +83,8 @@ static int fake_append(fake *fk, const dcr_key *k, const char *type, const void 
 }
 
 static int fk_events(void *ctx, uint64_t from,
-		     int (*fn)(void *fctx, uint64_t seq, const void *entry, size_t n), void *fctx,
-		     dcr_err *err)
+                     int (*fn)(void *fctx, uint64_t seq, const void *entry, size_t n), void *fctx,
+                     dcr_err *err)
 {
 	fake_user *u = ctx;
 	for (uint64_t i = from; i < u->fk->n; i++) {
@@ -112,7 +111,7 @@ typedef struct fk_upload {
 } fk_upload;
 
 static int fk_upload_begin(void *ctx, const char *dataset, const char *file_name, void **up,
-			   dcr_err *err)
+                           dcr_err *err)
 {
 	fake_user *u = ctx;
 	int rc = rm_check_provision(&u->fk->st, u->pub, dataset, err);
@@ -148,10 +147,9 @@ static int fk_upload_write(void *up, const void *p, size_t n, dcr_err *err)
 				x->in_header = false;
 			} else if (x->fields != x->header_fields) {
 				x->failed = true;
-				return dcr_err_set(err, DCR_ECSV,
-						   "line %llu, column %d: expected %d fields",
-						   (unsigned long long)x->line, x->fields,
-						   x->header_fields);
+				return dcr_err_set(
+				    err, DCR_ECSV, "line %llu, column %d: expected %d fields",
+				    (unsigned long long)x->line, x->fields, x->header_fields);
 			} else {
 				x->rows++;
 			}
@@ -171,7 +169,7 @@ static int fk_upload_end(void *up, bool commit, dcr_err *err)
 		goto out;
 	if (x->failed || x->in_header || x->fields != 1) {
 		rc = dcr_err_set(err, DCR_ECSV, "line %llu: incomplete CSV",
-				 (unsigned long long)x->line);
+		                 (unsigned long long)x->line);
 		goto out;
 	}
 	rm_provision p;
@@ -235,8 +233,7 @@ static int fk_run(void *ctx, const char *computation, char run_id[33], dcr_err *
 	return rc;
 }
 
-static int fk_run_status(void *ctx, const char *computation, fs_run_status *st,
-			 dcr_err *err)
+static int fk_run_status(void *ctx, const char *computation, fs_run_status *st, dcr_err *err)
 {
 	fake_user *u = ctx;
 	const rm_run *r = rm_state_last_run(&u->fk->st, computation);
@@ -247,7 +244,9 @@ static int fk_run_status(void *ctx, const char *computation, fs_run_status *st,
 	}
 	memcpy(st->run_id, r->id, 33);
 	snprintf(st->state, sizeof st->state, "%s",
-		 r->state == RM_RUN_DONE ? "done" : r->state == RM_RUN_FAILED ? "failed" : "queued");
+	         r->state == RM_RUN_DONE     ? "done"
+	         : r->state == RM_RUN_FAILED ? "failed"
+	                                     : "queued");
 	st->rows = r->rows;
 	st->suppressed = r->suppressed;
 	return 0;
@@ -262,7 +261,7 @@ static const char *fk_result(fake *fk, const char *run_id)
 }
 
 static int fk_result_open(void *ctx, const char *computation, char run_id[33], uint64_t *size,
-			  dcr_err *err)
+                          dcr_err *err)
 {
 	fake_user *u = ctx;
 	const rm_run *r = NULL;
@@ -288,7 +287,7 @@ static int fk_result_open(void *ctx, const char *computation, char run_id[33], u
 }
 
 static int fk_result_read(void *ctx, const char *run_id, uint64_t off, void *buf, size_t cap,
-			  dcr_err *err)
+                          dcr_err *err)
 {
 	fake_user *u = ctx;
 	const char *csv = fk_result(u->fk, run_id);
@@ -513,26 +512,27 @@ static char *room_json(const fake_user *anna, const fake_user *ian, const char *
 {
 	char *ka = dcr_pub_format(anna->pub), *ki = dcr_pub_format(ian->pub);
 	char *s = dcr_asprintf(
-		"{\"format\": \"dcr.room/1\", \"name\": \"bank-insurer\", \"description\": \"%s\",\n"
-		" \"settings\": {\"interactive\": true, \"development\": false, "
-		"\"require_provisioned\": true},\n"
-		" \"participants\": [\n"
-		"  {\"email\": \"anna@bank.example\", \"key\": \"%s\", \"owner_of\": "
-		"[\"bank_customers\"], \"analyst_of\": [\"overlap\"]},\n"
-		"  {\"email\": \"ian@insurer.example\", \"key\": \"%s\", \"owner_of\": "
-		"[\"insurer_customers\"]}],\n"
-		" \"datasets\": [\n"
-		"  {\"name\": \"bank_customers\", \"kind\": \"table\", \"columns\": ["
-		"{\"name\": \"email\", \"type\": \"string\", \"nullable\": false},"
-		"{\"name\": \"city\", \"type\": \"string\"}]},\n"
-		"  {\"name\": \"insurer_customers\", \"kind\": \"table\", \"share_statistics\": true, "
-		"\"columns\": [{\"name\": \"email\", \"type\": \"string\", \"nullable\": false},"
-		"{\"name\": \"risk\", \"type\": \"integer\"}]}],\n"
-		" \"computations\": [\n"
-		"  {\"name\": \"overlap\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": 2},"
-		" \"query\": \"SELECT b.city, COUNT(*) AS n FROM bank_customers b JOIN "
-		"insurer_customers i USING (email) GROUP BY b.city\"}]}\n",
-		desc, ka, ki);
+	    "{\"format\": \"dcr.room/1\", \"name\": \"bank-insurer\", \"description\": \"%s\",\n"
+	    " \"settings\": {\"interactive\": true, \"development\": false, "
+	    "\"require_provisioned\": true},\n"
+	    " \"participants\": [\n"
+	    "  {\"email\": \"anna@bank.example\", \"key\": \"%s\", \"owner_of\": "
+	    "[\"bank_customers\"], \"analyst_of\": [\"overlap\"]},\n"
+	    "  {\"email\": \"ian@insurer.example\", \"key\": \"%s\", \"owner_of\": "
+	    "[\"insurer_customers\"]}],\n"
+	    " \"datasets\": [\n"
+	    "  {\"name\": \"bank_customers\", \"kind\": \"table\", \"columns\": ["
+	    "{\"name\": \"email\", \"type\": \"string\", \"nullable\": false},"
+	    "{\"name\": \"city\", \"type\": \"string\"}]},\n"
+	    "  {\"name\": \"insurer_customers\", \"kind\": \"table\", \"share_statistics\": true, "
+	    "\"columns\": [{\"name\": \"email\", \"type\": \"string\", \"nullable\": false},"
+	    "{\"name\": \"risk\", \"type\": \"integer\"}]}],\n"
+	    " \"computations\": [\n"
+	    "  {\"name\": \"overlap\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": "
+	    "2},"
+	    " \"query\": \"SELECT b.city, COUNT(*) AS n FROM bank_customers b JOIN "
+	    "insurer_customers i USING (email) GROUP BY b.city\"}]}\n",
+	    desc, ka, ki);
 	free(ka);
 	free(ki);
 	return s;
@@ -540,9 +540,9 @@ static char *room_json(const fake_user *anna, const fake_user *ian, const char *
 
 static void test_temp_names(void)
 {
-	const char *temp[] = {".data.csv.AbC123", ".x.swp",     "data.csv~", ".fuse_hidden0001",
-			      "._data.csv",       ".DS_Store",  "data.part", "data.tmp",
-			      "x.csv.swp"};
+	const char *temp[] = {".data.csv.AbC123", ".x.swp",     "data.csv~",
+	                      ".fuse_hidden0001", "._data.csv", ".DS_Store",
+	                      "data.part",        "data.tmp",   "x.csv.swp"};
 	const char *final[] = {"data.csv", "bank.csv", "4913", "a.b.c", "tmp.csv", "part"};
 	for (size_t i = 0; i < sizeof temp / sizeof temp[0]; i++)
 		CHECK(fs_is_temp_name(temp[i]));
@@ -589,8 +589,8 @@ int main(void)
 	fs *fe = mount_as(&eve, &bee);
 
 	/* layout */
-	const char *top[] = {"README",   "room.json",    "status",   "ctl",  "audit.log",
-			     "events",   "datasets",     "computations", "requests", "dev"};
+	const char *top[] = {"README", "room.json", "status",       "ctl",      "audit.log",
+	                     "events", "datasets",  "computations", "requests", "dev"};
 	for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
 		CHECK(listed(fa, "", top[i]));
 	CHECK(!listed(fa, "", "test.out"));
@@ -607,7 +607,8 @@ int main(void)
 	CHECK(file_contains(fa, "README", "creator of the room"));
 	CHECK(file_contains(fa, "README", "data owner of dataset bank_customers"));
 	CHECK(file_contains(fa, "README", "analyst of computation overlap"));
-	CHECK(file_contains(fa, "README", "cp bank_customers.csv /mnt/room/datasets/bank_customers/"));
+	CHECK(file_contains(fa, "README",
+	                    "cp bank_customers.csv /mnt/room/datasets/bank_customers/"));
 	CHECK(file_contains(fa, "README", "echo > /mnt/room/computations/overlap/run"));
 	CHECK(file_contains(fa, "README", "requests/     (coming later)"));
 	CHECK(file_contains(fi, "README", "data owner of dataset insurer_customers"));
@@ -684,9 +685,9 @@ int main(void)
 	/* a bad file fails the writer (at the bad line or at close), says where, and
 	 * leaves the earlier data in place */
 	uint64_t before = fs_size(fa);
-	CHECK_RC(write_file(fa, "datasets/bank_customers/bad.csv", "email,city\nz@x,Nice\noops\n",
-			    4),
-		 -EINVAL);
+	CHECK_RC(
+	    write_file(fa, "datasets/bank_customers/bad.csv", "email,city\nz@x,Nice\noops\n", 4),
+	    -EINVAL);
 	CHECK_RC(fs_size(fa), before);
 	CHECK(file_contains(fa, "datasets/bank_customers/status", "line 3"));
 	CHECK(file_contains(fa, "datasets/bank_customers/status", "file: bank.csv"));
@@ -732,8 +733,8 @@ int main(void)
 	CHECK(file_contains(fi, "datasets/insurer_customers/.ins.csv.Xy12Ab", "q@x,3"));
 	uint64_t tino = walk(fi, "datasets/insurer_customers/.ins.csv.Xy12Ab");
 	CHECK_RC(do_rename(fi, "datasets/insurer_customers/.ins.csv.Xy12Ab",
-			   "datasets/insurer_customers/ins.csv"),
-		 0);
+	                   "datasets/insurer_customers/ins.csv"),
+	         0);
 	CHECK_RC(walk(fi, "datasets/insurer_customers/ins.csv"), tino);
 	CHECK(walk(fi, "datasets/insurer_customers/.ins.csv.Xy12Ab") == 0);
 	CHECK(file_contains(fi, "datasets/insurer_customers/status", "file: ins.csv"));
@@ -742,24 +743,25 @@ int main(void)
 	CHECK(file_contains(fa, "datasets/insurer_customers/stats.json", "\"rows\": 3"));
 
 	/* legacy drop: x.tmp renamed to x.csv; a bad drop fails the rename and stays */
-	CHECK_RC(write_file(fi, "datasets/insurer_customers/drop.tmp", "email,risk\nbad\n", 100), 0);
+	CHECK_RC(write_file(fi, "datasets/insurer_customers/drop.tmp", "email,risk\nbad\n", 100),
+	         0);
 	CHECK_RC(do_rename(fi, "datasets/insurer_customers/drop.tmp",
-			   "datasets/insurer_customers/drop.csv"),
-		 -EINVAL);
+	                   "datasets/insurer_customers/drop.csv"),
+	         -EINVAL);
 	CHECK(listed(fi, "datasets/insurer_customers", "drop.tmp"));
 	CHECK(file_contains(fi, "datasets/insurer_customers/status", "line 2"));
 	CHECK(file_contains(fi, "datasets/insurer_customers/status", "file: ins.csv"));
 	CHECK_RC(write_file(fi, "datasets/insurer_customers/drop.tmp", ins, 100), 0);
 	CHECK_RC(do_rename(fi, "datasets/insurer_customers/drop.tmp",
-			   "datasets/insurer_customers/drop.csv"),
-		 0);
+	                   "datasets/insurer_customers/drop.csv"),
+	         0);
 	CHECK(file_contains(fi, "datasets/insurer_customers/status", "file: drop.csv"));
 	CHECK(!listed(fi, "datasets/insurer_customers", "ins.csv"));
 	CHECK(listed(fi, "datasets/insurer_customers", "drop.csv"));
 	/* renaming a final file is not a thing here */
 	CHECK_RC(do_rename(fi, "datasets/insurer_customers/drop.csv",
-			   "datasets/insurer_customers/drop.csv~"),
-		 -EPERM);
+	                   "datasets/insurer_customers/drop.csv~"),
+	         -EPERM);
 
 	/* editor: swap file created and removed (never ingested), file rewritten in place */
 	CHECK(fs_refresh(fa, NULL, NULL, &err) >= 0);
@@ -774,8 +776,8 @@ int main(void)
 	CHECK_RC(fs_size(fa), before);
 	uint64_t bino = walk(fa, "datasets/bank_customers/bank.csv");
 	CHECK_RC(write_file(fa, "datasets/bank_customers/bank.csv",
-			    "email,city\na@x,Paris\nb@x,Paris\nq@x,Lyon\nr@x,Lyon\n", 7),
-		 0);
+	                    "email,city\na@x,Paris\nb@x,Paris\nq@x,Lyon\nr@x,Lyon\n", 7),
+	         0);
 	CHECK_RC(fs_size(fa), before + 1);
 	CHECK_RC(walk(fa, "datasets/bank_customers/bank.csv"), bino);
 	CHECK(file_contains(fa, "datasets/bank_customers/status", "rows: 4"));
@@ -838,7 +840,8 @@ int main(void)
 		const char *leaf;
 		uint64_t dir = parent_of(fa, "datasets/bank_customers/bank.csv", &leaf);
 		CHECK_RC(fs_unlink(fa, dir, leaf), 0);
-		CHECK(file_contains(fa, "datasets/bank_customers/status", "state: not provisioned"));
+		CHECK(
+		    file_contains(fa, "datasets/bank_customers/status", "state: not provisioned"));
 		CHECK(walk(fa, "datasets/bank_customers/bank.csv") == 0);
 		dir = walk(fi, "datasets");
 		CHECK_RC(fs_unlink(fi, dir, "bank_customers"), -EISDIR);
