@@ -555,3 +555,52 @@ out:
 	dmn__blob_close(r);
 	return rc;
 }
+
+int dmn__blobs_each(dmn_blobs *b, int (*fn)(void *ctx, const char *id, uint64_t file_bytes),
+		    void *ctx)
+{
+	DIR *top = opendir(b->blob_dir);
+	struct dirent *e;
+	int rc = 0;
+
+	if (!top)
+		return -errno;
+	while (rc == 0 && (e = readdir(top)) != NULL) {
+		char *sub;
+		DIR *dp;
+		struct dirent *f;
+		if (strlen(e->d_name) != 2 || e->d_name[0] == '.')
+			continue;
+		sub = dcr_asprintf("%s/%s", b->blob_dir, e->d_name);
+		dp = opendir(sub);
+		while (rc == 0 && dp && (f = readdir(dp)) != NULL) {
+			struct stat st;
+			char *path;
+			if (!dmn__blob_id_valid(f->d_name) || memcmp(f->d_name, e->d_name, 2) != 0)
+				continue;
+			path = dcr_asprintf("%s/%s", sub, f->d_name);
+			if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+				rc = fn(ctx, f->d_name, (uint64_t)st.st_size);
+			free(path);
+		}
+		if (dp)
+			closedir(dp);
+		free(sub);
+	}
+	closedir(top);
+	return rc;
+}
+
+int dmn__blob_remove(dmn_blobs *b, const char *id)
+{
+	char *p;
+	int rc = 0;
+
+	if (!dmn__blob_id_valid(id))
+		return DCR_EINVALID;
+	p = blob_path(b, id);
+	if (unlink(p) < 0)
+		rc = -errno;
+	free(p);
+	return rc;
+}

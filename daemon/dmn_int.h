@@ -57,6 +57,11 @@ void dmn__blob_close(dmn_blob_reader *r);
 /* Whole blob into out (appends), refusing blobs larger than max. */
 int dmn__blob_read_all(dmn_blobs *b, const char *id, size_t max, dcr_buf *out, dcr_err *err);
 bool dmn__blob_id_valid(const char *id);
+/* Calls fn for every committed blob (id, file size); stops early if fn
+ * returns non-zero. Removing a blob deletes its file. */
+int dmn__blobs_each(dmn_blobs *b, int (*fn)(void *ctx, const char *id, uint64_t file_bytes),
+		    void *ctx);
+int dmn__blob_remove(dmn_blobs *b, const char *id);
 
 /* ---- the daemon --------------------------------------------------------- */
 
@@ -158,6 +163,10 @@ char *dmn__who(dmn_room *r, const uint8_t key[32]);
 /* ---- jobs (jobs.c) ------------------------------------------------------ */
 
 int dmn__jobs_start(dmn *d, dcr_err *err);
+/* At start, before any request or job: removes every blob that nothing
+ * references (uploads never signed, superseded or withdrawn datasets and
+ * their tables, cached results of old inputs). */
+int dmn__blobs_gc(dmn *d, dcr_err *err);
 /* Stops taking jobs, waits for appends in progress, joins the workers
  * (giving a running computation a short grace period). */
 void dmn__jobs_stop(dmn *d);

@@ -446,9 +446,13 @@ static void cache_key(const plan *p, const plan_node *n, uint8_t out[32])
 	dcr_buf b;
 	size_t k;
 
+	/* NUL-separated fields: names and queries contain no NUL. */
 	dcr_buf_init(&b);
-	dcr_buf_printf(&b, "dcr.cache.v1%c%s%c%s%c%lld%c", 0, n->name, 0, n->query ? n->query : "",
-		       0, n->min_rows, 0);
+	dcr_buf_append(&b, "dcr.cache.v1", sizeof "dcr.cache.v1");
+	dcr_buf_append(&b, n->name, strlen(n->name) + 1);
+	dcr_buf_append(&b, n->query ? n->query : "", strlen(n->query ? n->query : "") + 1);
+	dcr_buf_printf(&b, "%lld", n->min_rows);
+	dcr_buf_append_u8(&b, 0);
 	for (k = 0; k < n->ninputs; k++) {
 		const plan_node *in = &p->n[n->inputs[k]];
 		dcr_buf_append(&b, in->name, strlen(in->name) + 1);
@@ -752,6 +756,150 @@ done:
 	dcr_buf_release(&inputs);
 	dcr_buf_release(&schema);
 	plan_free(&p);
+}
+
+/* ---- garbage collection of blobs ------------------------------------------------ */
+
+typedef struct keep_set {
+	char (*ids)[DMN_BLOB_HEX_BYTES];
+	size_t n, cap;
+} keep_set;
+
+static void keep_add(keep_set *k, const char *id)
+{
+	if (!id || !dmn__blob_id_valid(id))
+		return;
+	if (k->n == k->cap) {
+		k->cap = k->cap ? 2 * k->cap : 64;
+		k->ids = dcr_realloc(k->ids, k->cap * sizeof *k->ids);
+	}
+	memcpy(k->ids[k->n++], id, DMN_BLOB_HEX_BYTES);
+}
+
+/* Keeps the blob named by es_meta key (a blob id value), if any. */
+static void keep_meta(dmn *d, keep_set *k, const char *key)
+{
+	dcr_buf v;
+	char id[DMN_BLOB_HEX_BYTES];
+
+	dcr_buf_init(&v);
+	if (es_meta_get(d->store, key, &v) == 0 && v.len == DMN_BLOB_HEX_BYTES - 1) {
+		memcpy(id, v.data, v.len);
+		id[v.len] = 0;
+		keep_add(k, id);
+	}
+	dcr_buf_release(&v);
+}
+
+/* The cached result tables a run would use now: the cache keys of every
+ * computation under the room's current provisions. */
+static void keep_cache(dmn *d, keep_set *k, const rm_state *st)
+{
+	size_t c, i;
+
+	for (c = 0; st->def && c < st->def->ncomputations; c++) {
+		rm_run fake;
+		plan p;
+		memset(&fake, 0, sizeof fake);
+		fake.computation = st->def->computations[c].name;
+		if (plan_build(st, &fake, &p, NULL) == 0) {
+			for (i = 0; i < p.norder; i++) {
+				plan_node *n = &p.n[p.order[i]];
+				char hex[65], *key;
+				dcr_buf v;
+				dcr_mp_doc *doc = NULL;
+				const char *img;
+				size_t img_n;
+				cache_key(&p, n, n->hash);
+				dcr_hex_encode(n->hash, 32, hex);
+				key = dcr_asprintf("cache:%s", hex);
+				dcr_buf_init(&v);
+				if (es_meta_get(d->store, key, &v) == 0 &&
+				    dcr_mp_parse(v.data, v.len, &dcr_mp_limits_default, &doc, NULL) == 0 &&
+				    dcr_mp_get_str(dcr_mp_root(doc), "image", &img, &img_n, NULL) == 0 &&
+				    img_n == DMN_BLOB_HEX_BYTES - 1) {
+					char id[DMN_BLOB_HEX_BYTES];
+					memcpy(id, img, img_n);
+					id[img_n] = 0;
+					keep_add(k, id);
+				}
+				dcr_mp_doc_free(doc);
+				dcr_buf_release(&v);
+				free(key);
+			}
+		}
+		plan_free(&p);
+	}
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, DMN_BLOB_HEX_BYTES - 1);
+}
+
+struct gc_ctx {
+	dmn *d;
+	keep_set *keep;
+	uint64_t removed, bytes, kept;
+};
+
+static int gc_one(void *ctx, const char *id, uint64_t file_bytes)
+{
+	struct gc_ctx *g = ctx;
+
+	if (g->keep->n && bsearch(id, g->keep->ids, g->keep->n, sizeof *g->keep->ids, id_cmp)) {
+		g->kept++;
+		return 0;
+	}
+	if (dmn__blob_remove(g->d->blobs, id) == 0) {
+		g->removed++;
+		g->bytes += file_bytes;
+	}
+	return 0;
+}
+
+int dmn__blobs_gc(dmn *d, dcr_err *err)
+{
+	keep_set keep = {0};
+	struct gc_ctx g = {d, &keep, 0, 0, 0};
+	dmn_room **rooms;
+	size_t n, i, j;
+	int rc;
+
+	rooms = dmn__rooms_list(d, &n);
+	for (i = 0; i < n; i++) {
+		dmn_room *r = rooms[i];
+		pthread_mutex_lock(&r->mu);
+		for (j = 0; j < r->st.nprovisions; j++) {
+			const rm_provision *p = &r->st.provisions[j];
+			char *key;
+			if (!p->present || !p->blob || !dmn__blob_id_valid(p->blob))
+				continue;
+			keep_add(&keep, p->blob);
+			key = dcr_asprintf("stats:%s", p->blob);
+			keep_meta(d, &keep, key);
+			free(key);
+			key = dcr_asprintf("image:%s", p->blob);
+			keep_meta(d, &keep, key);
+			free(key);
+		}
+		for (j = 0; j < r->st.nruns; j++)
+			keep_add(&keep, r->st.runs[j].result_blob);
+		keep_cache(d, &keep, &r->st);
+		pthread_mutex_unlock(&r->mu);
+	}
+	free(rooms);
+	if (keep.n)
+		qsort(keep.ids, keep.n, sizeof *keep.ids, id_cmp);
+	rc = dmn__blobs_each(d->blobs, gc_one, &g);
+	free(keep.ids);
+	if (rc < 0)
+		return dcr_err_set(err, rc, "listing blobs: %s", dcr_strerror(rc));
+	if (g.removed)
+		dmn__log(d, DMN_LOG_INFO, "removed %llu unreferenced blobs (%llu bytes); %llu kept",
+			 (unsigned long long)g.removed, (unsigned long long)g.bytes,
+			 (unsigned long long)g.kept);
+	return 0;
 }
 
 /* ---- workers ---------------------------------------------------------------------- */

@@ -751,6 +751,8 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	if (rc < 0)
 		goto out;
 	rc = dmn__rooms_load(d, err);
+	if (rc == 0)
+		rc = dmn__blobs_gc(d, err);
 	if (rc < 0)
 		goto out;
 	rc = dmn__jobs_start(d, err);

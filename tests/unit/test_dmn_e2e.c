@@ -316,7 +316,7 @@ static void test_restart(td *t, const uint8_t room[ES_ROOM_ID_BYTES])
 	cl_conn *a = td_connect(t, t->anna);
 	cl_run_status st;
 	uint64_t size0 = 0;
-	char run[33];
+	char run[33], *orphan = NULL;
 	dcr_buf res;
 	dcr_err err;
 
@@ -325,6 +325,51 @@ static void test_restart(td *t, const uint8_t room[ES_ROOM_ID_BYTES])
 	if (!a)
 		return;
 	size0 = room_size(a, room);
+	/* An upload finished but never signed: its blob is garbage. */
+	{
+		proto_map m;
+		dcr_buf args, rb;
+		dcr_mp_doc *d = NULL;
+		uint64_t up = 0;
+		char hex[ES_ROOM_HEX_BYTES];
+		const char *id;
+		size_t id_n;
+		es_room_format(room, hex);
+		dcr_buf_init(&args);
+		dcr_buf_init(&rb);
+		proto_map_init(&m);
+		dcr_mpw_str(proto_map_key(&m, "room"), hex);
+		dcr_mpw_str(proto_map_key(&m, "dataset"), "bank");
+		proto_map_encode(&m, &args);
+		proto_map_release(&m);
+		CHECK_OK(cl_call(a, "upload.begin", args.data, args.len, &rb, &d, &err), &err);
+		if (d)
+			dcr_mp_get_u64(dcr_mp_root(d), "upload", &up, &err);
+		dcr_mp_doc_free(d);
+		d = NULL;
+		dcr_buf_reset(&args);
+		proto_map_init(&m);
+		dcr_mpw_uint(proto_map_key(&m, "upload"), up);
+		dcr_mpw_bin(proto_map_key(&m, "data"), "email,city,age\nq@x.org,Metz,1\n", 30);
+		proto_map_encode(&m, &args);
+		proto_map_release(&m);
+		CHECK_OK(cl_call(a, "upload.chunk", args.data, args.len, NULL, NULL, &err), &err);
+		dcr_buf_reset(&args);
+		proto_map_init(&m);
+		dcr_mpw_uint(proto_map_key(&m, "upload"), up);
+		proto_map_encode(&m, &args);
+		proto_map_release(&m);
+		CHECK_OK(cl_call(a, "upload.end", args.data, args.len, &rb, &d, &err), &err);
+		if (d && dcr_mp_get_str(dcr_mp_root(d), "blob", &id, &id_n, &err) == 0 &&
+		    id_n == 32)
+			orphan = dcr_asprintf("%s/blobs/%.2s/%.32s", t->data, id, id);
+		dcr_mp_doc_free(d);
+		dcr_buf_release(&args);
+		dcr_buf_release(&rb);
+		CHECK(orphan != NULL);
+		if (orphan)
+			CHECK(access(orphan, F_OK) == 0);
+	}
 	/* A run requested right before the crash. */
 	CHECK_OK(cl_run(a, room, "overlap", run, &err), &err);
 	cl_close(a);
@@ -335,6 +380,9 @@ static void test_restart(td *t, const uint8_t room[ES_ROOM_ID_BYTES])
 	if (!a)
 		return;
 	CHECK(room_size(a, room) >= size0 + 1);
+	CHECK(td_log_has(t, "unreferenced blobs"));
+	if (orphan)
+		CHECK(access(orphan, F_OK) != 0);
 	CHECK_OK(td_wait_run(a, room, "overlap", run, &st, 30000, &err), &err);
 	CHECK(strcmp(st.state, "done") == 0);
 	cl_run_status_release(&st);
@@ -345,13 +393,24 @@ static void test_restart(td *t, const uint8_t room[ES_ROOM_ID_BYTES])
 	CHECK(strstr(dcr_buf_cstr(&res), "Paris,6") != NULL);
 	dcr_buf_reset(&res);
 	CHECK_OK(cl_stats(a, room, "bank", &res, &err), &err);
+	dcr_buf_reset(&res);
+	CHECK_OK(cl_stats(a, room, "contracts", &res, &err), &err);
+	/* runs after the collection still find their tables */
+	CHECK_OK(cl_run(a, room, "doubled", run, &err), &err);
+	CHECK_OK(td_wait_run(a, room, "doubled", run, &st, 30000, &err), &err);
+	CHECK(strcmp(st.state, "done") == 0);
+	cl_run_status_release(&st);
+	dcr_buf_reset(&res);
+	CHECK_OK(td_result(a, room, "doubled", &res, &err), &err);
+	CHECK(strstr(dcr_buf_cstr(&res), "Paris,6") != NULL);
 	dcr_buf_release(&res);
+	free(orphan);
 	cl_close(a);
 }
 
 int main(void)
 {
-	td t;
+	static td t; /* the atexit cleanup reads it after main returns */
 	cl_conn *a = NULL, *i = NULL;
 	uint8_t room[ES_ROOM_ID_BYTES];
 	char *json;

@@ -205,7 +205,7 @@ out:
 
 int main(void)
 {
-	td t;
+	static td t; /* the atexit cleanup reads it after main returns */
 	cl_conn *a = NULL;
 	uint8_t room[ES_ROOM_ID_BYTES];
 	char *json = NULL;

@@ -397,7 +397,7 @@ static void test_help(void)
 int main(void)
 {
 	static const char *const args[] = {"--idle-timeout-ms", "500", NULL};
-	td t;
+	static td t; /* the atexit cleanup reads it after main returns */
 
 	td_init(&t);
 	test_help();

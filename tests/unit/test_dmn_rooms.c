@@ -402,7 +402,7 @@ out:
 
 int main(void)
 {
-	td t;
+	static td t; /* the atexit cleanup reads it after main returns */
 
 	td_init(&t);
 	if (td_start(&t, NULL) < 0)

@@ -44,7 +44,7 @@ static void *waiter_main(void *arg)
 
 int main(void)
 {
-	td t;
+	static td t; /* the atexit cleanup reads it after main returns */
 	cl_conn *a = NULL;
 	uint8_t room[ES_ROOM_ID_BYTES];
 	char *json = NULL, run[33];
