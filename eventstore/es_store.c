@@ -527,7 +527,9 @@ static void *writer_main(void *arg)
 }
 
 /* Queues r and waits for the writer to finish it. */
-static int submit(es_store *s, es_req *r)
+/* Queues r (waiting while the queue is full); DCR_ESTATE when closing. On
+ * success the caller must wait_done(s, r). */
+static int enqueue(es_store *s, es_req *r)
 {
 	int rc = 0;
 
@@ -537,23 +539,41 @@ static int submit(es_store *s, es_req *r)
 		pthread_cond_wait(&s->space_cv, &s->mu);
 	if (s->stop) {
 		rc = DCR_ESTATE;
-		goto out;
+	} else {
+		r->next = NULL;
+		if (s->tail)
+			s->tail->next = r;
+		else
+			s->head = r;
+		s->tail = r;
+		s->depth++;
+		pthread_cond_signal(&s->work_cv);
 	}
-	r->next = NULL;
-	if (s->tail)
-		s->tail->next = r;
-	else
-		s->head = r;
-	s->tail = r;
-	s->depth++;
-	pthread_cond_signal(&s->work_cv);
+	pthread_mutex_unlock(&s->mu);
+	if (rc != 0)
+		pthread_cond_destroy(&r->cv);
+	return rc;
+}
+
+static int wait_done(es_store *s, es_req *r)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
 	while (!r->done)
 		pthread_cond_wait(&r->cv, &s->mu);
 	rc = r->rc;
-out:
 	pthread_mutex_unlock(&s->mu);
 	pthread_cond_destroy(&r->cv);
 	return rc;
+}
+
+/* Queues r and waits for the writer to finish it. */
+static int submit(es_store *s, es_req *r)
+{
+	int rc = enqueue(s, r);
+
+	return rc != 0 ? rc : wait_done(s, r);
 }
 
 /* ---- open / close ----------------------------------------------------------------- */
@@ -747,18 +767,55 @@ void es_stats_get(es_store *s, es_stats *out)
 
 /* ---- writes ----------------------------------------------------------------------- */
 
+static int check_entry_size(const uint8_t *room, size_t n, dcr_err *err)
+{
+	char room_hex[ES_ROOM_HEX_BYTES];
+
+	if (n > DCR_ED25519_SIG_BYTES && n <= ES_ENTRY_BYTES_MAX)
+		return 0;
+	es_room_format(room, room_hex);
+	return dcr_err_set(err, n ? DCR_ELIMIT : DCR_EINVALID,
+	                   "room %s: entry of %zu bytes is outside 65..%u bytes", room_hex, n,
+	                   (unsigned)ES_ENTRY_BYTES_MAX);
+}
+
+/* The caller's view of a finished append request. */
+static int append_result(const es_req *r, int rc, uint64_t *seq_out, es_checkpoint *cp_out,
+                         dcr_err *err)
+{
+	char room_hex[ES_ROOM_HEX_BYTES];
+
+	if (rc == 0) {
+		if (seq_out)
+			*seq_out = r->seq;
+		if (cp_out)
+			*cp_out = r->cp;
+		return 0;
+	}
+	es_room_format(r->room, room_hex);
+	if (rc == DCR_ESEQ)
+		return dcr_err_set(err, rc,
+		                   "room %s: event expects seq %" PRIu64
+		                   " but the room has %" PRIu64 " events",
+		                   room_hex, r->expect_seq, r->seq);
+	if (rc == DCR_ELIMIT)
+		return dcr_err_set(err, rc, "room %s: the log is full (%" PRIu64 " events)",
+		                   room_hex, r->seq);
+	if (rc == DCR_ESTORE)
+		return dcr_err_set(err, rc, "room %s: append failed: %s", room_hex,
+		                   r->mdb_rc ? mdb_strerror(r->mdb_rc) : "storage failure");
+	return dcr_err_set(err, rc, "room %s: append failed: %s", room_hex, dcr_strerror(rc));
+}
+
 int es_append(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t expect_seq,
               const void *entry, size_t n, uint64_t *seq_out, es_checkpoint *cp_out, dcr_err *err)
 {
-	char room_hex[ES_ROOM_HEX_BYTES];
 	es_req r;
 	int rc;
 
-	es_room_format(room, room_hex);
-	if (n <= DCR_ED25519_SIG_BYTES || n > ES_ENTRY_BYTES_MAX)
-		return dcr_err_set(err, n ? DCR_ELIMIT : DCR_EINVALID,
-		                   "room %s: entry of %zu bytes is outside 65..%u bytes", room_hex,
-		                   n, (unsigned)ES_ENTRY_BYTES_MAX);
+	rc = check_entry_size(room, n, err);
+	if (rc != 0)
+		return rc;
 	memset(&r, 0, sizeof(r));
 	r.kind = REQ_APPEND;
 	r.room = room;
@@ -766,25 +823,55 @@ int es_append(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t expect
 	r.p = entry;
 	r.n = n;
 	rc = submit(s, &r);
-	if (rc == DCR_ESEQ)
-		return dcr_err_set(err, rc,
-		                   "room %s: event expects seq %" PRIu64
-		                   " but the room has %" PRIu64 " events",
-		                   room_hex, expect_seq, r.seq);
-	if (rc == DCR_ELIMIT)
-		return dcr_err_set(err, rc, "room %s: the log is full (%" PRIu64 " events)",
-		                   room_hex, r.seq);
-	if (rc == DCR_ESTORE)
-		return dcr_err_set(err, rc, "room %s: append failed: %s", room_hex,
-		                   r.mdb_rc ? mdb_strerror(r.mdb_rc) : "storage failure");
+	return append_result(&r, rc, seq_out, cp_out, err);
+}
+
+struct es_pending {
+	es_store *s;
+	es_req r;
+	uint8_t room[ES_ROOM_ID_BYTES];
+	uint8_t entry[]; /* a copy: the caller's bytes may go at once */
+};
+
+int es_append_start(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t expect_seq,
+                    const void *entry, size_t n, es_pending **out, dcr_err *err)
+{
+	es_pending *p;
+	int rc;
+
+	*out = NULL;
+	rc = check_entry_size(room, n, err);
 	if (rc != 0)
-		return dcr_err_set(err, rc, "room %s: append failed: %s", room_hex,
-		                   dcr_strerror(rc));
-	if (seq_out)
-		*seq_out = r.seq;
-	if (cp_out)
-		*cp_out = r.cp;
+		return rc;
+	p = dcr_calloc(1, sizeof(*p) + n);
+	p->s = s;
+	memcpy(p->room, room, ES_ROOM_ID_BYTES);
+	memcpy(p->entry, entry, n);
+	p->r.kind = REQ_APPEND;
+	p->r.room = p->room;
+	p->r.expect_seq = expect_seq;
+	p->r.p = p->entry;
+	p->r.n = n;
+	rc = enqueue(s, &p->r);
+	if (rc != 0) {
+		rc = append_result(&p->r, rc, NULL, NULL, err);
+		free(p);
+		return rc;
+	}
+	*out = p;
 	return 0;
+}
+
+int es_append_wait(es_pending *p, uint64_t *seq_out, es_checkpoint *cp_out, dcr_err *err)
+{
+	int rc;
+
+	if (!p)
+		return dcr_err_set(err, DCR_EINVALID, "no pending append");
+	rc = wait_done(p->s, &p->r);
+	rc = append_result(&p->r, rc, seq_out, cp_out, err);
+	free(p);
+	return rc;
 }
 
 static int meta_check_key(const char *key, size_t *key_n)

@@ -162,6 +162,20 @@ void es_stats_get(es_store *s, es_stats *out);
 int es_append(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t expect_seq,
               const void *entry, size_t n, uint64_t *seq_out, es_checkpoint *cp_out, dcr_err *err);
 
+/* es_append in two halves, so that a caller can fix the order of its
+ * appends under its own lock and wait for durability outside it:
+ * es_append_start copies the entry, queues it and returns at once (it
+ * blocks only while ES_QUEUE_DEPTH_MAX requests are pending); appends are
+ * applied in the order they were queued, so appends of one room queued
+ * with expect_seq n, n+1, ... (and no other writer of that room) all
+ * succeed or, from the first failure on, fail with DCR_ESEQ. es_append_wait blocks until the append
+ * is durable (or failed), returns what es_append would, and frees p. Call it exactly once for every
+ * started append, before es_close. */
+typedef struct es_pending es_pending;
+int es_append_start(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t expect_seq,
+                    const void *entry, size_t n, es_pending **out, dcr_err *err);
+int es_append_wait(es_pending *p, uint64_t *seq_out, es_checkpoint *cp_out, dcr_err *err);
+
 /* Number of events in room (0 if unknown room). */
 int es_room_size(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t *size);
 /* Latest checkpoint of room (DCR_ENOTFOUND if none). */
