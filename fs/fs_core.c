@@ -1402,7 +1402,7 @@ static int lfile_new(fs *f, uint64_t dir, const char *name, const char *dataset,
 		    dcr_asprintf("%s/%llu", f->spool_dir, (unsigned long long)++f->spool_seq);
 		l->fd = open(l->spool, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (l->fd < 0) {
-			int e = errno;
+			int e = errno ? errno : EIO;
 			free(l->spool);
 			l->spool = NULL;
 			lfile_free(f, l);

@@ -638,6 +638,20 @@ int main(void)
 	free(json);
 	CHECK_RC(fs_size(fa), 2);
 	CHECK(file_contains(fa, "room.json", "second draft"));
+	/* an editor's way: write a temp file next to it, rename it over */
+	json = room_json(&anna, &ian, "third draft");
+	CHECK_RC(write_file(fa, ".room.json.tmp", json, 64), 0);
+	free(json);
+	CHECK_RC(fs_size(fa), 2);
+	CHECK(listed(fa, "", ".room.json.tmp"));
+	CHECK_RC(do_rename(fa, ".room.json.tmp", "room.json"), 0);
+	CHECK_RC(fs_size(fa), 3);
+	CHECK(file_contains(fa, "room.json", "third draft"));
+	CHECK(!listed(fa, "", ".room.json.tmp"));
+	CHECK_RC(write_file(fa, ".bad.tmp", "{", 64), 0);
+	CHECK_RC(do_rename(fa, ".bad.tmp", "room.json"), -EINVAL);
+	CHECK_RC(do_rename(fa, ".bad.tmp", "other.json"), -EACCES);
+	CHECK(listed(fa, "", ".bad.tmp"));
 
 	/* ctl: test, then publish; unknown commands and other people fail */
 	CHECK_RC(open_mode(fi, "ctl", O_WRONLY), -EACCES);
