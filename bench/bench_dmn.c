@@ -79,20 +79,21 @@ static cl_conn *conn(void)
 
 static char *def_json(const char *name, const char *extra)
 {
-	return dcr_asprintf("{\"format\": \"dcr.room/1\", \"name\": \"%s\", \"description\": \"%s\",\n"
-			    " \"settings\": {\"require_provisioned\": false},\n"
-			    " \"participants\": [{\"email\": \"anna@bank.example\", \"key\": \"%s\",\n"
-			    "   \"owner_of\": [\"bank\"], \"analyst_of\": [\"by_city\"]}],\n"
-			    " \"datasets\": [{\"name\": \"bank\", \"kind\": \"table\", \"columns\": [\n"
-			    "   {\"name\": \"email\", \"type\": \"string\"},\n"
-			    "   {\"name\": \"city\", \"type\": \"string\"},\n"
-			    "   {\"name\": \"age\", \"type\": \"integer\"},\n"
-			    "   {\"name\": \"balance\", \"type\": \"float\"}]}],\n"
-			    " \"computations\": [{\"name\": \"by_city\", \"kind\": \"sql\",\n"
-			    "   \"privacy\": {\"min_rows_aggregated\": 10},\n"
-			    "   \"query\": \"SELECT city, COUNT(*) AS n, AVG(age) AS age, SUM(balance) AS "
-			    "total FROM bank GROUP BY city\"}]}\n",
-			    name, extra, anna_s);
+	return dcr_asprintf(
+	    "{\"format\": \"dcr.room/1\", \"name\": \"%s\", \"description\": \"%s\",\n"
+	    " \"settings\": {\"require_provisioned\": false},\n"
+	    " \"participants\": [{\"email\": \"anna@bank.example\", \"key\": \"%s\",\n"
+	    "   \"owner_of\": [\"bank\"], \"analyst_of\": [\"by_city\"]}],\n"
+	    " \"datasets\": [{\"name\": \"bank\", \"kind\": \"table\", \"columns\": [\n"
+	    "   {\"name\": \"email\", \"type\": \"string\"},\n"
+	    "   {\"name\": \"city\", \"type\": \"string\"},\n"
+	    "   {\"name\": \"age\", \"type\": \"integer\"},\n"
+	    "   {\"name\": \"balance\", \"type\": \"float\"}]}],\n"
+	    " \"computations\": [{\"name\": \"by_city\", \"kind\": \"sql\",\n"
+	    "   \"privacy\": {\"min_rows_aggregated\": 10},\n"
+	    "   \"query\": \"SELECT city, COUNT(*) AS n, AVG(age) AS age, SUM(balance) AS "
+	    "total FROM bank GROUP BY city\"}]}\n",
+	    name, extra, anna_s);
 }
 
 /* ---- submits ------------------------------------------------------------------ */
@@ -192,8 +193,8 @@ struct gen {
 
 static int gen_read(void *ctx, void *buf, size_t cap)
 {
-	static const char *cities[] = {"Paris", "Lyon", "Nice", "Lille", "Metz", "Brest", "Nantes",
-				       "Dijon"};
+	static const char *cities[] = {"Paris", "Lyon",  "Nice",   "Lille",
+	                               "Metz",  "Brest", "Nantes", "Dijon"};
 	struct gen *g = ctx;
 	size_t out = 0;
 
@@ -206,11 +207,12 @@ static int gen_read(void *ctx, void *buf, size_t cap)
 				g->header = true;
 			} else if (g->next < g->rows) {
 				uint64_t i = g->next++;
-				dcr_buf_printf(&g->line, "user%llu@example.org,%s,%llu,%llu.%02llu\n",
-					       (unsigned long long)i, cities[i % 8],
-					       (unsigned long long)(18 + i % 70),
-					       (unsigned long long)(i * 7919 % 100000),
-					       (unsigned long long)(i % 100));
+				dcr_buf_printf(&g->line,
+				               "user%llu@example.org,%s,%llu,%llu.%02llu\n",
+				               (unsigned long long)i, cities[i % 8],
+				               (unsigned long long)(18 + i % 70),
+				               (unsigned long long)(i * 7919 % 100000),
+				               (unsigned long long)(i % 100));
 			} else {
 				break;
 			}
@@ -291,7 +293,7 @@ static void bench_data(uint64_t rows)
 		if (cl_run_status(c, room, "by_city", &st, &err) < 0)
 			die("status", &err);
 		bool fin = strcmp(st.run_id, run) == 0 &&
-			   (strcmp(st.state, "done") == 0 || strcmp(st.state, "failed") == 0);
+		           (strcmp(st.state, "done") == 0 || strcmp(st.state, "failed") == 0);
 		if (fin) {
 			if (strcmp(st.state, "done") != 0)
 				die("run failed", NULL);
@@ -345,7 +347,7 @@ int main(int argc, char **argv)
 			no_sync = true;
 		else {
 			fprintf(stderr, "usage: bench_dmn [--dcrd PATH] [--rows N] [--seconds S] "
-					"[--no-sync]\n");
+			                "[--no-sync]\n");
 			return 2;
 		}
 	}
@@ -367,7 +369,8 @@ int main(int argc, char **argv)
 		int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, 2);
 		if (no_sync)
-			execl(exe, exe, "--data", data, "--socket", sock, "--no-sync", (char *)NULL);
+			execl(exe, exe, "--data", data, "--socket", sock, "--no-sync",
+			      (char *)NULL);
 		else
 			execl(exe, exe, "--data", data, "--socket", sock, (char *)NULL);
 		_exit(127);

@@ -20,9 +20,9 @@
 
 #include "dmn_int.h"
 
-#define BLOB_MAGIC "DCRBLOB1"
+#define BLOB_MAGIC     "DCRBLOB1"
 #define BLOB_HDR_BYTES 88u
-#define BLOB_KEY_AAD "dcr.blob.key.v1"
+#define BLOB_KEY_AAD   "dcr.blob.key.v1"
 
 struct dmn_blobs {
 	char *blob_dir;
@@ -79,7 +79,7 @@ bool dmn__blob_id_valid(const char *id)
 }
 
 int dmn__blobs_open(dmn_blobs **out, const char *dir, const uint8_t master[DCR_AES_KEY_BYTES],
-		    dcr_err *err)
+                    dcr_err *err)
 {
 	dmn_blobs *b = dcr_calloc(1, sizeof *b);
 	DIR *dp = NULL;
@@ -133,15 +133,14 @@ static char *blob_path(const dmn_blobs *b, const char *hex)
 }
 
 static void chunk_aad(uint8_t aad[DMN_BLOB_ID_BYTES + 5], const uint8_t id[DMN_BLOB_ID_BYTES],
-		      uint32_t index, bool last)
+                      uint32_t index, bool last)
 {
 	memcpy(aad, id, DMN_BLOB_ID_BYTES);
 	dcr_put_be32(aad + DMN_BLOB_ID_BYTES, index);
 	aad[DMN_BLOB_ID_BYTES + 4] = last ? 1 : 0;
 }
 
-static void chunk_nonce(uint8_t nonce[DCR_GCM_NONCE_BYTES], const uint8_t prefix[8],
-			uint32_t index)
+static void chunk_nonce(uint8_t nonce[DCR_GCM_NONCE_BYTES], const uint8_t prefix[8], uint32_t index)
 {
 	memcpy(nonce, prefix, 8);
 	dcr_put_be32(nonce + 8, index);
@@ -228,8 +227,7 @@ static int flush_chunk(dmn_blob_writer *w, bool last, dcr_err *err)
 
 	chunk_nonce(nonce, w->prefix, w->index);
 	chunk_aad(aad, w->id, w->index, last);
-	rc = dcr_gcm_seal(w->key, nonce, aad, sizeof aad, w->buf, w->have, w->ct,
-			  w->ct + w->have);
+	rc = dcr_gcm_seal(w->key, nonce, aad, sizeof aad, w->buf, w->have, w->ct, w->ct + w->have);
 	if (rc < 0)
 		return dcr_err_set(err, rc, "sealing blob chunk %u", w->index);
 	rc = pwrite_all(w->fd, w->ct, w->have + DCR_GCM_TAG_BYTES, w->file_off);
@@ -312,7 +310,7 @@ static int fsync_dir(const char *dir)
 }
 
 int dmn__blob_commit(dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES], uint8_t sha[32],
-		     uint64_t *bytes, dcr_err *err)
+                     uint64_t *bytes, dcr_err *err)
 {
 	uint8_t hdr[BLOB_HDR_BYTES], nonce[DCR_GCM_NONCE_BYTES];
 	uint8_t aad[sizeof BLOB_KEY_AAD - 1 + DMN_BLOB_ID_BYTES];
@@ -334,7 +332,7 @@ int dmn__blob_commit(dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES], uint8_t sh
 	memcpy(hdr + 28, nonce, sizeof nonce);
 	key_aad(aad, w->id);
 	rc = dcr_gcm_seal(w->b->master, nonce, aad, sizeof aad, w->key, sizeof w->key, hdr + 40,
-			  hdr + 72);
+	                  hdr + 72);
 	if (rc < 0) {
 		dcr_err_set(err, rc, "wrapping the blob key");
 		goto out;
@@ -376,7 +374,7 @@ out:
 }
 
 int dmn__blob_put(dmn_blobs *b, const void *p, size_t n, char id[DMN_BLOB_HEX_BYTES],
-		  uint8_t sha[32], dcr_err *err)
+                  uint8_t sha[32], dcr_err *err)
 {
 	dmn_blob_writer *w;
 	int rc = dmn__blob_create(b, &w, err);
@@ -415,7 +413,7 @@ int dmn__blob_open(dmn_blobs *b, const char *id, dmn_blob_reader **out, dcr_err 
 	r->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (r->fd < 0) {
 		rc = dcr_err_set(err, errno == ENOENT ? DCR_ENOTFOUND : -errno, "blob %s: %s", id,
-				 strerror(errno));
+		                 strerror(errno));
 		goto out;
 	}
 	rc = pread_all(r->fd, hdr, sizeof hdr, 0);
@@ -439,8 +437,8 @@ int dmn__blob_open(dmn_blobs *b, const char *id, dmn_blob_reader **out, dcr_err 
 	}
 	expect = BLOB_HDR_BYTES + r->size + r->nchunks * DCR_GCM_TAG_BYTES;
 	if (fstat(r->fd, &st) < 0 || (uint64_t)st.st_size != expect) {
-		rc = dcr_err_set(err, DCR_EINTEGRITY, "blob %s: file size does not match its header",
-				 id);
+		rc = dcr_err_set(err, DCR_EINTEGRITY,
+		                 "blob %s: file size does not match its header", id);
 		goto out;
 	}
 	r->plain = dcr_malloc(DMN_BLOB_CHUNK_BYTES);
@@ -464,7 +462,7 @@ static int load_chunk(dmn_blob_reader *r, uint64_t idx, dcr_err *err)
 	uint8_t nonce[DCR_GCM_NONCE_BYTES], aad[DMN_BLOB_ID_BYTES + 5];
 	uint64_t start = idx * DMN_BLOB_CHUNK_BYTES;
 	size_t len = r->size - start < DMN_BLOB_CHUNK_BYTES ? (size_t)(r->size - start)
-							    : DMN_BLOB_CHUNK_BYTES;
+	                                                    : DMN_BLOB_CHUNK_BYTES;
 	bool last = idx + 1 == r->nchunks;
 	int rc;
 
@@ -472,23 +470,23 @@ static int load_chunk(dmn_blob_reader *r, uint64_t idx, dcr_err *err)
 		return 0;
 	r->cached = -1;
 	rc = pread_all(r->fd, r->ct, len + DCR_GCM_TAG_BYTES,
-		       BLOB_HDR_BYTES + idx * (DMN_BLOB_CHUNK_BYTES + DCR_GCM_TAG_BYTES));
+	               BLOB_HDR_BYTES + idx * (DMN_BLOB_CHUNK_BYTES + DCR_GCM_TAG_BYTES));
 	if (rc < 0)
 		return dcr_err_set(err, rc == DCR_ETRUNC ? DCR_EINTEGRITY : rc,
-				   "blob %s: reading chunk %llu: %s", r->hex,
-				   (unsigned long long)idx, dcr_strerror(rc));
+		                   "blob %s: reading chunk %llu: %s", r->hex,
+		                   (unsigned long long)idx, dcr_strerror(rc));
 	chunk_nonce(nonce, r->prefix, (uint32_t)idx);
 	chunk_aad(aad, r->id, (uint32_t)idx, last);
 	rc = dcr_gcm_open(r->key, nonce, aad, sizeof aad, r->ct, len, r->plain, r->ct + len);
 	if (rc < 0)
 		return dcr_err_set(err, DCR_EINTEGRITY, "blob %s: chunk %llu fails authentication",
-				   r->hex, (unsigned long long)idx);
+		                   r->hex, (unsigned long long)idx);
 	r->cached = (int64_t)idx;
 	return 0;
 }
 
 int dmn__blob_pread(dmn_blob_reader *r, uint64_t off, void *buf, size_t n, size_t *got,
-		    dcr_err *err)
+                    dcr_err *err)
 {
 	uint8_t *dst = buf;
 	int rc;
@@ -502,9 +500,9 @@ int dmn__blob_pread(dmn_blob_reader *r, uint64_t off, void *buf, size_t n, size_
 		if (rc < 0)
 			return rc;
 		avail = (r->size - idx * DMN_BLOB_CHUNK_BYTES < DMN_BLOB_CHUNK_BYTES
-				 ? (size_t)(r->size - idx * DMN_BLOB_CHUNK_BYTES)
-				 : DMN_BLOB_CHUNK_BYTES) -
-			in;
+		             ? (size_t)(r->size - idx * DMN_BLOB_CHUNK_BYTES)
+		             : DMN_BLOB_CHUNK_BYTES) -
+		        in;
 		k = avail < n ? avail : n;
 		memcpy(dst, r->plain + in, k);
 		dst += k;
@@ -542,7 +540,7 @@ int dmn__blob_read_all(dmn_blobs *b, const char *id, size_t max, dcr_buf *out, d
 		return rc;
 	if (r->size > max) {
 		rc = dcr_err_set(err, DCR_ELIMIT, "blob %s of %llu bytes exceeds %zu", id,
-				 (unsigned long long)r->size, max);
+		                 (unsigned long long)r->size, max);
 		goto out;
 	}
 	dcr_buf_reserve(out, (size_t)r->size);
@@ -557,7 +555,7 @@ out:
 }
 
 int dmn__blobs_each(dmn_blobs *b, int (*fn)(void *ctx, const char *id, uint64_t file_bytes),
-		    void *ctx)
+                    void *ctx)
 {
 	DIR *top = opendir(b->blob_dir);
 	struct dirent *e;

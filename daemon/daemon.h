@@ -15,7 +15,7 @@ typedef struct dmn_options {
 	const char *socket_path;  /* NULL: $DCR_SOCKET, else DATA_DIR/dcr.sock */
 	uint64_t idle_timeout_ms; /* 0: DMN_IDLE_TIMEOUT_MS */
 	enum dmn_log_level log_level;
-	bool no_sync;             /* tests only: LMDB without fsync */
+	bool no_sync; /* tests only: LMDB without fsync */
 } dmn_options;
 
 /* Runs the daemon in the foreground. Returns 0 after a clean shutdown, or a

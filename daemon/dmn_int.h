@@ -20,7 +20,7 @@
 #include "../room/room.h"
 #include "../proto/proto.h"
 
-#define DMN_BLOB_ID_BYTES 16
+#define DMN_BLOB_ID_BYTES  16
 #define DMN_BLOB_HEX_BYTES 33
 
 /* ---- blob store (blob.c, format in docs/daemon.md) ---------------------- */
@@ -32,7 +32,7 @@ typedef struct dmn_blob_reader dmn_blob_reader;
 /* dir is the data directory; blobs live in dir/blobs, temp files in
  * dir/tmp (emptied here: leftovers of a crash). */
 int dmn__blobs_open(dmn_blobs **out, const char *dir, const uint8_t master[DCR_AES_KEY_BYTES],
-		    dcr_err *err);
+                    dcr_err *err);
 void dmn__blobs_close(dmn_blobs *b);
 
 /* Streaming write to a temp file; commit encrypts the tail, fsyncs and
@@ -42,17 +42,17 @@ void dmn__blobs_close(dmn_blobs *b);
 int dmn__blob_create(dmn_blobs *b, dmn_blob_writer **out, dcr_err *err);
 int dmn__blob_write(dmn_blob_writer *w, const void *p, size_t n, dcr_err *err);
 int dmn__blob_commit(dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES], uint8_t sha[32],
-		     uint64_t *bytes, dcr_err *err);
+                     uint64_t *bytes, dcr_err *err);
 void dmn__blob_abort(dmn_blob_writer *w);
 int dmn__blob_put(dmn_blobs *b, const void *p, size_t n, char id[DMN_BLOB_HEX_BYTES],
-		  uint8_t sha[32], dcr_err *err);
+                  uint8_t sha[32], dcr_err *err);
 
 /* Random access reads; every chunk touched is authenticated. */
 int dmn__blob_open(dmn_blobs *b, const char *id, dmn_blob_reader **out, dcr_err *err);
 uint64_t dmn__blob_size(const dmn_blob_reader *r);
 /* Reads up to n bytes at off; *got is 0 at the end. */
 int dmn__blob_pread(dmn_blob_reader *r, uint64_t off, void *buf, size_t n, size_t *got,
-		    dcr_err *err);
+                    dcr_err *err);
 void dmn__blob_close(dmn_blob_reader *r);
 /* Whole blob into out (appends), refusing blobs larger than max. */
 int dmn__blob_read_all(dmn_blobs *b, const char *id, size_t max, dcr_buf *out, dcr_err *err);
@@ -60,7 +60,7 @@ bool dmn__blob_id_valid(const char *id);
 /* Calls fn for every committed blob (id, file size); stops early if fn
  * returns non-zero. Removing a blob deletes its file. */
 int dmn__blobs_each(dmn_blobs *b, int (*fn)(void *ctx, const char *id, uint64_t file_bytes),
-		    void *ctx);
+                    void *ctx);
 int dmn__blob_remove(dmn_blobs *b, const char *id);
 
 /* ---- the daemon --------------------------------------------------------- */
@@ -111,7 +111,7 @@ typedef struct dmn {
 	size_t nrunning;
 	pthread_t workers[2];
 	size_t nworkers;
-	bool workers_leaked; /* a computation outlived shutdown */
+	bool workers_leaked;      /* a computation outlived shutdown */
 	pthread_mutex_t image_mu; /* one prepared-table build at a time */
 
 	/* long polls (`wait`): woken by every append and by shutdown */
@@ -123,7 +123,7 @@ typedef struct dmn {
 } dmn;
 
 void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- rooms (rooms.c) ------------------------------------------------------ */
 
@@ -143,12 +143,12 @@ dmn_room **dmn__rooms_list(dmn *d, size_t *n);
  * work (prepared tables, runs). type_out (may be NULL) gets the event's
  * type once decoded. */
 int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry, size_t n,
-		const uint8_t *conn_key, uint64_t *seq_out, char type_out[ES_TYPE_BYTES_MAX],
-		dcr_err *err);
+                const uint8_t *conn_key, uint64_t *seq_out, char type_out[ES_TYPE_BYTES_MAX],
+                dcr_err *err);
 /* Builds, signs (daemon key) and submits a daemon event at the room's
  * current size. */
 int dmn__submit_daemon(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *type,
-		       const dcr_buf *body, dcr_err *err);
+                       const dcr_buf *body, dcr_err *err);
 
 /* Schema of a table dataset as compute columns (names heap-owned). */
 int dmn__schema_of(const rm_dataset *ds, cmp_column **cols, size_t *n);
@@ -171,7 +171,7 @@ int dmn__blobs_gc(dmn *d, dcr_err *err);
  * (giving a running computation a short grace period). */
 void dmn__jobs_stop(dmn *d);
 void dmn__job_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID_BYTES],
-		    const char *dataset);
+                    const char *dataset);
 void dmn__job_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id);
 bool dmn__run_is_running(dmn *d, const char *run_id);
 /* Enters/leaves an append made by a background job; enter fails once the
@@ -201,7 +201,7 @@ typedef struct dmn_session {
  * closed after sending resp (protocol violation). log_outcome gets "ok" or
  * "CODE: message" for the log. */
 int dmn__handle(dmn *d, dmn_session *s, const void *frame, size_t n, dcr_buf *resp,
-		dcr_buf *log_outcome);
+                dcr_buf *log_outcome);
 /* Drops the session's unfinished uploads (temp files removed, logged). */
 void dmn__session_release(dmn *d, dmn_session *s);
 /* An error frame {code, error, id, ok: false}. */

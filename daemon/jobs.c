@@ -43,9 +43,9 @@ static void push(dmn *d, dmn_job *j)
 	if (d->stopping || d->njobs >= DMN_RUN_QUEUE_MAX) {
 		if (!d->stopping)
 			dmn__log(d, DMN_LOG_ERROR,
-				 "job queue full (%u): dropping a job (it is re-queued at "
-				 "the next start)",
-				 (unsigned)DMN_RUN_QUEUE_MAX);
+			         "job queue full (%u): dropping a job (it is re-queued at "
+			         "the next start)",
+			         (unsigned)DMN_RUN_QUEUE_MAX);
 		pthread_mutex_unlock(&d->job_mu);
 		job_free(j);
 		return;
@@ -61,7 +61,7 @@ static void push(dmn *d, dmn_job *j)
 }
 
 void dmn__job_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID_BYTES],
-		    const char *dataset)
+                    const char *dataset)
 {
 	dmn_job *j = dcr_calloc(1, sizeof *j);
 
@@ -160,7 +160,7 @@ static int blob_src_read(void *ctx, void *buf, size_t cap)
  * NULL) gets its blob id. The dataset's schema is taken from the room's
  * current definition. */
 static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
-			const char *data_blob, char image_id[DMN_BLOB_HEX_BYTES], dcr_err *err)
+                        const char *data_blob, char image_id[DMN_BLOB_HEX_BYTES], dcr_err *err)
 {
 	char *key = dcr_asprintf("image:%s", data_blob);
 	cmp_column *cols = NULL;
@@ -202,8 +202,8 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	{
 		const rm_dataset *ds = r->st.def ? rm_def_dataset(r->st.def, dataset) : NULL;
 		if (!ds || ds->kind != RM_DS_TABLE)
-			rc = dcr_err_set(err, DCR_ENOTFOUND, "dataset %s is not a table of the room",
-					 dataset);
+			rc = dcr_err_set(err, DCR_ENOTFOUND,
+			                 "dataset %s is not a table of the room", dataset);
 		else
 			dmn__schema_of(ds, &cols, &ncols);
 	}
@@ -232,7 +232,7 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		goto out;
 	}
 	dmn__log(d, DMN_LOG_INFO, "prepared table %s (blob %s, %zu bytes) in %llu ms", dataset,
-		 data_blob, image.len, (unsigned long long)(dcr_mono_ms() - t0));
+	         data_blob, image.len, (unsigned long long)(dcr_mono_ms() - t0));
 	if (image_id)
 		memcpy(image_id, id, DMN_BLOB_HEX_BYTES);
 	goto out;
@@ -263,7 +263,7 @@ static void image_job(dmn *d, dmn_job *j)
 	dcr_err_clear(&err);
 	if (ensure_image(d, j->room, j->dataset, j->blob, NULL, &err) < 0)
 		dmn__log(d, DMN_LOG_ERROR, "prepared table of %s (blob %s): %s", j->dataset,
-			 j->blob, err.msg);
+		         j->blob, err.msg);
 }
 
 /* ---- runs ---------------------------------------------------------------------- */
@@ -372,8 +372,9 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 		for (k = 0; k < c->ninputs; k++) {
 			size_t at = node_find(p, c->inputs[k]);
 			if (at == SIZE_MAX)
-				return dcr_err_set(err, DCR_EINVALID, "computation %s reads unknown %s",
-						   c->name, c->inputs[k]);
+				return dcr_err_set(err, DCR_EINVALID,
+				                   "computation %s reads unknown %s", c->name,
+				                   c->inputs[k]);
 			n->inputs[n->ninputs++] = at;
 		}
 	}
@@ -407,10 +408,14 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 static const char *kind_name(enum rm_compkind k)
 {
 	switch (k) {
-	case RM_COMP_SQL: return "sql";
-	case RM_COMP_PYTHON: return "python";
-	case RM_COMP_R: return "r";
-	case RM_COMP_SYNTHETIC: return "synthetic";
+	case RM_COMP_SQL:
+		return "sql";
+	case RM_COMP_PYTHON:
+		return "python";
+	case RM_COMP_R:
+		return "r";
+	case RM_COMP_SYNTHETIC:
+		return "synthetic";
 	}
 	return "unknown";
 }
@@ -568,7 +573,7 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 
 	if (n->kind != RM_COMP_SQL)
 		return dcr_err_set(err, DCR_ESTATE, "computation kind %s is not supported yet",
-				   kind_name(n->kind));
+		                   kind_name(n->kind));
 	cache_key(p, n, n->hash);
 	if (!target) {
 		rc = cache_load(d, n, err);
@@ -578,19 +583,21 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 		}
 		if (rc != DCR_ENOTFOUND)
 			dmn__log(d, DMN_LOG_WARN, "cache of %s unusable (%s): recomputing", n->name,
-				 err ? err->msg : "");
+			         err ? err->msg : "");
 	}
 	in = dcr_calloc(n->ninputs ? n->ninputs : 1, sizeof *in);
 	for (k = 0; k < n->ninputs; k++) {
 		plan_node *x = &p->n[n->inputs[k]];
 		if (x->is_dataset && !x->is_table) {
-			rc = dcr_err_set(err, DCR_EINVALID, "%s reads file dataset %s: SQL reads "
-				       "tables only", n->name, x->name);
+			rc = dcr_err_set(err, DCR_EINVALID,
+			                 "%s reads file dataset %s: SQL reads "
+			                 "tables only",
+			                 n->name, x->name);
 			goto out;
 		}
 		if (!x->ready) {
 			rc = dcr_err_set(err, DCR_EINTERNAL, "input %s of %s not ready", x->name,
-					 n->name);
+			                 n->name);
 			goto out;
 		}
 		in[k].name = x->name;
@@ -633,7 +640,7 @@ static int load_dataset(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], plan_node 
 		rc = ensure_image(d, room, n->name, n->blob, image_id, err);
 		if (rc == 0)
 			rc = dmn__blob_read_all(d->blobs, image_id, DMN_IMAGE_BYTES_MAX, &n->image,
-						err);
+			                        err);
 		if (rc < 0)
 			return rc;
 	}
@@ -677,7 +684,7 @@ static void run_job(dmn *d, dmn_job *j)
 	pthread_mutex_unlock(&r->mu);
 	set_running(d, j->run_id, true);
 	dmn__log(d, DMN_LOG_INFO, "run %s (%s) in room %s: started", j->run_id, p.computation,
-		 r->hex);
+	         r->hex);
 	for (i = 0; rc == 0 && i < p.norder; i++) {
 		plan_node *n = &p.n[p.order[i]];
 		bool target = p.order[i] == p.target;
@@ -697,7 +704,7 @@ static void run_job(dmn *d, dmn_job *j)
 	}
 	if (rc == 0)
 		rc = dmn__blob_put(d->blobs, res.csv.data, res.csv.len, blob_id, out.result_sha256,
-				   &err);
+		                   &err);
 	out.id = j->run_id;
 	out.computation = p.computation;
 	out.duration_ms = dcr_mono_ms() - t0;
@@ -735,19 +742,19 @@ static void run_job(dmn *d, dmn_job *j)
 	}
 	if (dmn__append_enter(d)) {
 		dcr_err e2;
-		rc = dmn__submit_daemon(d, j->room, rc == 0 ? RM_EV_RUN_COMPLETED : RM_EV_RUN_FAILED,
-					&body, &e2);
+		rc = dmn__submit_daemon(
+		    d, j->room, rc == 0 ? RM_EV_RUN_COMPLETED : RM_EV_RUN_FAILED, &body, &e2);
 		dmn__append_leave(d);
 		if (rc < 0)
 			dmn__log(d, DMN_LOG_ERROR, "run %s: recording the outcome: %s", j->run_id,
-				 e2.msg);
+			         e2.msg);
 		else
 			dmn__log(d, DMN_LOG_INFO, "run %s (%s) in room %s: %s in %llu ms%s%s",
-				 j->run_id, p.computation, r->hex,
-				 out.state == RM_RUN_DONE ? "done" : "failed",
-				 (unsigned long long)out.duration_ms,
-				 out.state == RM_RUN_DONE ? "" : ": ",
-				 out.state == RM_RUN_DONE ? "" : err.msg);
+			         j->run_id, p.computation, r->hex,
+			         out.state == RM_RUN_DONE ? "done" : "failed",
+			         (unsigned long long)out.duration_ms,
+			         out.state == RM_RUN_DONE ? "" : ": ",
+			         out.state == RM_RUN_DONE ? "" : err.msg);
 	}
 	set_running(d, j->run_id, false);
 done:
@@ -815,8 +822,10 @@ static void keep_cache(dmn *d, keep_set *k, const rm_state *st)
 				key = dcr_asprintf("cache:%s", hex);
 				dcr_buf_init(&v);
 				if (es_meta_get(d->store, key, &v) == 0 &&
-				    dcr_mp_parse(v.data, v.len, &dcr_mp_limits_default, &doc, NULL) == 0 &&
-				    dcr_mp_get_str(dcr_mp_root(doc), "image", &img, &img_n, NULL) == 0 &&
+				    dcr_mp_parse(v.data, v.len, &dcr_mp_limits_default, &doc,
+				                 NULL) == 0 &&
+				    dcr_mp_get_str(dcr_mp_root(doc), "image", &img, &img_n, NULL) ==
+				        0 &&
 				    img_n == DMN_BLOB_HEX_BYTES - 1) {
 					char id[DMN_BLOB_HEX_BYTES];
 					memcpy(id, img, img_n);
@@ -897,8 +906,8 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 		return dcr_err_set(err, rc, "listing blobs: %s", dcr_strerror(rc));
 	if (g.removed)
 		dmn__log(d, DMN_LOG_INFO, "removed %llu unreferenced blobs (%llu bytes); %llu kept",
-			 (unsigned long long)g.removed, (unsigned long long)g.bytes,
-			 (unsigned long long)g.kept);
+		         (unsigned long long)g.removed, (unsigned long long)g.bytes,
+		         (unsigned long long)g.kept);
 	return 0;
 }
 
@@ -963,8 +972,9 @@ void dmn__jobs_stop(dmn *d)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 2;
 		if (pthread_timedjoin_np(d->workers[i], NULL, &ts) != 0) {
-			dmn__log(d, DMN_LOG_WARN, "a computation is still running at shutdown; "
-						  "it will be re-run at the next start");
+			dmn__log(d, DMN_LOG_WARN,
+			         "a computation is still running at shutdown; "
+			         "it will be re-run at the next start");
 			pthread_detach(d->workers[i]);
 			d->workers_leaked = true;
 		}

@@ -6,36 +6,36 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: dcrd --data DIR [--socket PATH] [--idle-timeout-ms N] [--log-level LEVEL]\n"
-		"\n"
-		"The dcr clean room host. Runs in the foreground, logs to stderr (one line\n"
-		"per request), stops cleanly on SIGTERM or SIGINT.\n"
-		"\n"
-		"  --data DIR             data directory (created on first start): event log,\n"
-		"                         encrypted blobs, daemon key (daemon.pem), master key\n"
-		"                         (master.key). One dcrd per directory (DIR/lock).\n"
-		"  --socket PATH          unix socket to listen on; default $DCR_SOCKET, else\n"
-		"                         DIR/dcr.sock\n"
-		"  --idle-timeout-ms N    close connections idle for N ms (default %u)\n"
-		"  --log-level LEVEL      error, warn, info (default) or debug\n"
-		"  --no-sync              do not fsync the event log (tests and benchmarks only:\n"
-		"                         a crash may lose recent events)\n"
-		"  --help                 this text\n"
-		"\n"
-		"Prints \"dcrd: listening on PATH\" to stderr when ready. See docs/daemon.md.\n",
-		(unsigned)DMN_IDLE_TIMEOUT_MS);
+	        "usage: dcrd --data DIR [--socket PATH] [--idle-timeout-ms N] [--log-level LEVEL]\n"
+	        "\n"
+	        "The dcr clean room host. Runs in the foreground, logs to stderr (one line\n"
+	        "per request), stops cleanly on SIGTERM or SIGINT.\n"
+	        "\n"
+	        "  --data DIR             data directory (created on first start): event log,\n"
+	        "                         encrypted blobs, daemon key (daemon.pem), master key\n"
+	        "                         (master.key). One dcrd per directory (DIR/lock).\n"
+	        "  --socket PATH          unix socket to listen on; default $DCR_SOCKET, else\n"
+	        "                         DIR/dcr.sock\n"
+	        "  --idle-timeout-ms N    close connections idle for N ms (default %u)\n"
+	        "  --log-level LEVEL      error, warn, info (default) or debug\n"
+	        "  --no-sync              do not fsync the event log (tests and benchmarks only:\n"
+	        "                         a crash may lose recent events)\n"
+	        "  --help                 this text\n"
+	        "\n"
+	        "Prints \"dcrd: listening on PATH\" to stderr when ready. See docs/daemon.md.\n",
+	        (unsigned)DMN_IDLE_TIMEOUT_MS);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"data", required_argument, NULL, 'd'},
-		{"socket", required_argument, NULL, 's'},
-		{"idle-timeout-ms", required_argument, NULL, 'i'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"no-sync", no_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"data", required_argument, NULL, 'd'},
+	    {"socket", required_argument, NULL, 's'},
+	    {"idle-timeout-ms", required_argument, NULL, 'i'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"no-sync", no_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	dmn_options opt;
 	dcr_err err;
@@ -58,9 +58,10 @@ int main(int argc, char **argv)
 			errno = 0;
 			v = strtoull(optarg, &end, 10);
 			if (errno || !end || *end || v == 0 || v > 7ull * 24 * 3600 * 1000) {
-				fprintf(stderr, "dcrd: --idle-timeout-ms: not a positive number of "
-						"milliseconds: %s\n",
-					optarg);
+				fprintf(stderr,
+				        "dcrd: --idle-timeout-ms: not a positive number of "
+				        "milliseconds: %s\n",
+				        optarg);
 				return 2;
 			}
 			opt.idle_timeout_ms = v;
@@ -69,9 +70,10 @@ int main(int argc, char **argv)
 		case 'l':
 			lvl = dmn_log_level_parse(optarg);
 			if (lvl < 0) {
-				fprintf(stderr, "dcrd: --log-level: expected error, warn, info or "
-						"debug, got %s\n",
-					optarg);
+				fprintf(stderr,
+				        "dcrd: --log-level: expected error, warn, info or "
+				        "debug, got %s\n",
+				        optarg);
 				return 2;
 			}
 			opt.log_level = (enum dmn_log_level)lvl;

@@ -26,8 +26,7 @@ struct dmn_upload {
 	uint64_t t0_ms;
 };
 
-typedef int (*op_fn)(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
-		     dcr_err *err);
+typedef int (*op_fn)(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err);
 
 /* ---- helpers ------------------------------------------------------------------- */
 
@@ -68,7 +67,7 @@ static int arg_room(dmn *d, dmn_session *s, const dcr_mpv *args, dmn_room **out,
 	*out = NULL;
 	if (dcr_mp_str(dcr_mp_get(args, "room"), &p, &n) < 0)
 		return dcr_err_set(err, DCR_EINVALID, "missing argument room");
-	if (n != 32) 
+	if (n != 32)
 		return dcr_err_set(err, DCR_EINVALID, "room: not a room id (32 hex chars)");
 	memcpy(hex, p, 32);
 	hex[32] = 0;
@@ -298,7 +297,7 @@ static dmn_upload *upload_find(dmn_session *s, uint64_t id, bool unlink_it)
 }
 
 static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
-			   dcr_err *err)
+                           dcr_err *err)
 {
 	dmn_room *r;
 	dmn_upload *u = NULL;
@@ -314,12 +313,12 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 		goto out;
 	if (file && strlen(file) > DCR_RM_FILE_NAME_BYTES_MAX) {
 		rc = dcr_err_set(err, DCR_ELIMIT, "file name longer than %u bytes",
-				 (unsigned)DCR_RM_FILE_NAME_BYTES_MAX);
+		                 (unsigned)DCR_RM_FILE_NAME_BYTES_MAX);
 		goto out;
 	}
 	if (s->nuploads >= DMN_UPLOADS_MAX) {
 		rc = dcr_err_set(err, DCR_ELIMIT, "more than %u uploads open on this connection",
-				 (unsigned)DMN_UPLOADS_MAX);
+		                 (unsigned)DMN_UPLOADS_MAX);
 		goto out;
 	}
 	u = dcr_calloc(1, sizeof *u);
@@ -369,7 +368,7 @@ out:
 }
 
 static int arg_upload(dmn_session *s, const dcr_mpv *args, bool unlink_it, dmn_upload **out,
-		      dcr_err *err)
+                      dcr_err *err)
 {
 	uint64_t id;
 	int rc = arg_u64(args, "upload", &id, err);
@@ -379,7 +378,7 @@ static int arg_upload(dmn_session *s, const dcr_mpv *args, bool unlink_it, dmn_u
 	*out = upload_find(s, id, unlink_it);
 	if (!*out)
 		return dcr_err_set(err, DCR_ENOTFOUND, "no upload %llu on this connection",
-				   (unsigned long long)id);
+		                   (unsigned long long)id);
 	memcpy(s->room, "", 1);
 	es_room_format((*out)->room, s->room);
 	return 0;
@@ -389,8 +388,8 @@ static void upload_drop(dmn *d, dmn_session *s, dmn_upload *u, const char *why)
 {
 	char *who = dmn__who(dmn__room_find(d, u->room), s->key);
 	char *line = dcr_asprintf("%s upload %llu of %s (%s) dropped after %llu bytes: %s", who,
-				  (unsigned long long)u->id, u->dataset, u->file,
-				  (unsigned long long)u->bytes, why);
+	                          (unsigned long long)u->id, u->dataset, u->file,
+	                          (unsigned long long)u->bytes, why);
 
 	upload_free(u); /* removes the temp file: log only once it is gone */
 	dmn__log(d, DMN_LOG_INFO, "%s", line);
@@ -399,7 +398,7 @@ static void upload_drop(dmn *d, dmn_session *s, dmn_upload *u, const char *why)
 }
 
 static int op_upload_chunk(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
-			   dcr_err *err)
+                           dcr_err *err)
 {
 	dmn_upload *u;
 	const uint8_t *p;
@@ -413,10 +412,10 @@ static int op_upload_chunk(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 		return dcr_err_set(err, DCR_EINVALID, "missing argument data (bin)");
 	if (n > DCR_CHUNK_BYTES)
 		return dcr_err_set(err, DCR_ELIMIT, "chunk of %zu bytes exceeds %u", n,
-				   (unsigned)DCR_CHUNK_BYTES);
+		                   (unsigned)DCR_CHUNK_BYTES);
 	if (u->bytes + n > DMN_UPLOAD_BYTES_MAX)
 		rc = dcr_err_set(err, DCR_ELIMIT, "%s: file larger than %llu bytes", u->file,
-				 (unsigned long long)DMN_UPLOAD_BYTES_MAX);
+		                 (unsigned long long)DMN_UPLOAD_BYTES_MAX);
 	if (rc == 0 && u->ing)
 		rc = cmp_ingest_feed(u->ing, p, n, err);
 	if (rc == 0)
@@ -431,8 +430,7 @@ static int op_upload_chunk(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 	return 0;
 }
 
-static int op_upload_end(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
-			 dcr_err *err)
+static int op_upload_end(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	dmn_upload *u;
 	dmn_done_upload *done = NULL;
@@ -509,8 +507,8 @@ static int op_upload_end(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 	dcr_mpw_bin(proto_map_key(res, "sha256"), sha, 32);
 	dcr_mpw_bin(proto_map_key(res, "stats_sha256"), stats_sha, 32);
 	dmn__log(d, DMN_LOG_INFO, "upload %llu of %s: %llu bytes, %llu rows, blob %s in %llu ms",
-		 (unsigned long long)u->id, u->dataset, (unsigned long long)bytes,
-		 (unsigned long long)rows, blob, (unsigned long long)(dcr_mono_ms() - u->t0_ms));
+	         (unsigned long long)u->id, u->dataset, (unsigned long long)bytes,
+	         (unsigned long long)rows, blob, (unsigned long long)(dcr_mono_ms() - u->t0_ms));
 	upload_free(u);
 	goto out;
 fail:
@@ -522,7 +520,7 @@ out:
 }
 
 static int op_upload_abort(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
-			   dcr_err *err)
+                           dcr_err *err)
 {
 	dmn_upload *u;
 	int rc = arg_upload(s, args, true, &u, err);
@@ -552,15 +550,17 @@ void dmn__session_release(dmn *d, dmn_session *s)
 static const char *run_state(dmn *d, const rm_run *run)
 {
 	switch (run->state) {
-	case RM_RUN_QUEUED: return dmn__run_is_running(d, run->id) ? "running" : "queued";
-	case RM_RUN_DONE: return "done";
-	case RM_RUN_FAILED: return "failed";
+	case RM_RUN_QUEUED:
+		return dmn__run_is_running(d, run->id) ? "running" : "queued";
+	case RM_RUN_DONE:
+		return "done";
+	case RM_RUN_FAILED:
+		return "failed";
 	}
 	return "none";
 }
 
-static int op_run_status(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
-			 dcr_err *err)
+static int op_run_status(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	dmn_room *r;
 	char *comp = NULL;
@@ -595,8 +595,7 @@ out:
 	return rc;
 }
 
-static int op_result_open(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
-			  dcr_err *err)
+static int op_result_open(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	dmn_room *r;
 	char *comp = NULL;
@@ -608,7 +607,8 @@ static int op_result_open(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map
 		goto out;
 	pthread_mutex_lock(&r->mu);
 	if (!rm_may_read_result(&r->st, s->key, comp)) {
-		rc = dcr_err_set(err, DCR_EDENIED, "you are not an analyst of computation %s", comp);
+		rc =
+		    dcr_err_set(err, DCR_EDENIED, "you are not an analyst of computation %s", comp);
 	} else {
 		const rm_run *last = NULL;
 		size_t i;
@@ -620,7 +620,7 @@ static int op_result_open(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map
 			}
 		if (!last) {
 			rc = dcr_err_set(err, DCR_ENOTFOUND, "computation %s has no result yet",
-					 comp);
+			                 comp);
 		} else {
 			dcr_mpw_str(proto_map_key(res, "run"), last->id);
 			dcr_mpw_uint(proto_map_key(res, "size"), last->result_bytes);
@@ -633,8 +633,7 @@ out:
 	return rc;
 }
 
-static int op_result_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
-			  dcr_err *err)
+static int op_result_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	dmn_room *r;
 	char *run_id = NULL, blob[DMN_BLOB_HEX_BYTES] = "";
@@ -658,14 +657,14 @@ static int op_result_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map
 		const rm_run *run = rm_state_run(&r->st, run_id);
 		if (!run || !rm_may_read_result(&r->st, s->key, run->computation))
 			rc = dcr_err_set(err, DCR_EDENIED, "you may not read the result of run %s",
-					 run_id);
+			                 run_id);
 		else if (run->state != RM_RUN_DONE || !run->result_blob ||
-			 !dmn__blob_id_valid(run->result_blob))
+		         !dmn__blob_id_valid(run->result_blob))
 			rc = dcr_err_set(err, DCR_ESTATE, "run %s has no result", run_id);
 		else if (run->retrieved == 0)
 			rc = dcr_err_set(err, DCR_ESTATE,
-					 "run %s: record result.retrieved first (result.open)",
-					 run_id);
+			                 "run %s: record result.retrieved first (result.open)",
+			                 run_id);
 		else
 			memcpy(blob, run->result_blob, DMN_BLOB_HEX_BYTES);
 	}
@@ -740,8 +739,7 @@ out:
 
 /* ---- room test, datasets, integrity ------------------------------------------------------ */
 
-static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
-			dcr_err *err)
+static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	dmn_room *r;
 	rm_def *def = NULL;
@@ -785,8 +783,9 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 		dcr_err_clear(&e);
 		dcr_buf_printf(&report, "%s (%s): ", c->name, rm_compkind_name(c->kind));
 		if (c->kind != RM_COMP_SQL) {
-			crc = dcr_err_set(&e, DCR_ESTATE, "computation kind %s is not supported yet",
-					  rm_compkind_name(c->kind));
+			crc =
+			    dcr_err_set(&e, DCR_ESTATE, "computation kind %s is not supported yet",
+			                rm_compkind_name(c->kind));
 		}
 		for (k = 0; crc == 0 && k < c->ninputs; k++) {
 			const rm_dataset *ds = rm_def_dataset(def, c->inputs[k]);
@@ -794,9 +793,9 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 			if (ds) {
 				if (ds->kind != RM_DS_TABLE) {
 					crc = dcr_err_set(&e, DCR_EINVALID,
-							  "reads file dataset %s: SQL reads tables "
-							  "only",
-							  ds->name);
+					                  "reads file dataset %s: SQL reads tables "
+					                  "only",
+					                  ds->name);
 					break;
 				}
 				dmn__schema_of(ds, &owned[k], &owned_n[k]);
@@ -809,8 +808,8 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 						break;
 				if (up == def->ncomputations || !ok[up]) {
 					crc = dcr_err_set(&e, DCR_ESTATE,
-							  "upstream computation %s failed its test",
-							  c->inputs[k]);
+					                  "upstream computation %s failed its test",
+					                  c->inputs[k]);
 					break;
 				}
 				in[k].schema.cols = results[up].cols;
@@ -819,13 +818,13 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 		}
 		if (crc == 0)
 			crc = cmp_sql_check(c->query, in, c->ninputs, c->min_rows_aggregated,
-					    &results[ci], &e);
+			                    &results[ci], &e);
 		if (crc == 0) {
 			ok[ci] = true;
 			dcr_buf_append_str(&report, "ok\n");
 			for (k = 0; k < results[ci].ncols; k++)
 				dcr_buf_printf(&report, "  %s %s\n", results[ci].cols[k].name,
-					       cmp_type_name(results[ci].cols[k].type));
+				               cmp_type_name(results[ci].cols[k].type));
 		} else {
 			dcr_buf_printf(&report, "error: %s\n", e.msg);
 		}
@@ -849,8 +848,7 @@ out:
 	return rc;
 }
 
-static int op_datasets(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
-		       dcr_err *err)
+static int op_datasets(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	size_t n, i, k, hits = 0;
 	dmn_room **rooms = dmn__rooms_list(d, &n);
@@ -875,10 +873,11 @@ static int op_datasets(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *r
 			dcr_buf_append_str(&json, ", \"file\": ");
 			json_str(&json, p->file ? p->file : "");
 			dcr_buf_printf(&json,
-				       ", \"rows\": %llu, \"bytes\": %llu, \"sha256\": \"%s\", "
-				       "\"seq\": %llu, \"ts_ms\": %llu}",
-				       (unsigned long long)p->rows, (unsigned long long)p->bytes, sha,
-				       (unsigned long long)p->seq, (unsigned long long)p->ts_ms);
+			               ", \"rows\": %llu, \"bytes\": %llu, \"sha256\": \"%s\", "
+			               "\"seq\": %llu, \"ts_ms\": %llu}",
+			               (unsigned long long)p->rows, (unsigned long long)p->bytes,
+			               sha, (unsigned long long)p->seq,
+			               (unsigned long long)p->ts_ms);
 		}
 		pthread_mutex_unlock(&r->mu);
 	}
@@ -893,8 +892,7 @@ static int op_datasets(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *r
 	return 0;
 }
 
-static int op_checkpoint(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
-			 dcr_err *err)
+static int op_checkpoint(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	dmn_room *r;
 	es_checkpoint cp;
@@ -931,8 +929,8 @@ static int op_proof(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
 	rc = es_inclusion_proof(d->store, r->id, seq, size, proof, &n);
 	if (rc < 0)
 		return dcr_err_set(err, rc, "inclusion proof of seq %llu in size %llu: %s",
-				   (unsigned long long)seq, (unsigned long long)size,
-				   dcr_strerror(rc));
+		                   (unsigned long long)seq, (unsigned long long)size,
+		                   dcr_strerror(rc));
 	w = proto_map_key(res, "proof");
 	dcr_mpw_array(w, (uint32_t)n);
 	for (i = 0; i < n; i++)
@@ -991,7 +989,7 @@ static int op_wait(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, 
 		pthread_mutex_lock(&d->wait_mu);
 		while (d->appends == gen && !d->closing && !timed_out)
 			timed_out = pthread_cond_timedwait(&d->wait_cv, &d->wait_mu, &deadline) ==
-				    ETIMEDOUT;
+			            ETIMEDOUT;
 		pthread_mutex_unlock(&d->wait_mu);
 		if (timed_out) {
 			pthread_mutex_lock(&r->mu);
@@ -1022,24 +1020,24 @@ static const struct {
 	const char *name;
 	op_fn fn;
 } ops[] = {
-	{"checkpoint", op_checkpoint},
-	{"datasets", op_datasets},
-	{"events", op_events},
-	{"proof", op_proof},
-	{"result.open", op_result_open},
-	{"result.read", op_result_read},
-	{"room.test", op_room_test},
-	{"rooms", op_rooms},
-	{"run.status", op_run_status},
-	{"size", op_size},
-	{"stats", op_stats},
-	{"submit", op_submit},
-	{"upload.abort", op_upload_abort},
-	{"upload.begin", op_upload_begin},
-	{"upload.chunk", op_upload_chunk},
-	{"upload.end", op_upload_end},
-	{"wait", op_wait},
-	{"whoami", op_whoami},
+    {"checkpoint", op_checkpoint},
+    {"datasets", op_datasets},
+    {"events", op_events},
+    {"proof", op_proof},
+    {"result.open", op_result_open},
+    {"result.read", op_result_read},
+    {"room.test", op_room_test},
+    {"rooms", op_rooms},
+    {"run.status", op_run_status},
+    {"size", op_size},
+    {"stats", op_stats},
+    {"submit", op_submit},
+    {"upload.abort", op_upload_abort},
+    {"upload.begin", op_upload_begin},
+    {"upload.chunk", op_upload_chunk},
+    {"upload.end", op_upload_end},
+    {"wait", op_wait},
+    {"whoami", op_whoami},
 };
 
 void dmn__error_frame(dcr_buf *out, uint64_t id, int code, const char *msg)
@@ -1064,7 +1062,7 @@ void dmn__error_frame(dcr_buf *out, uint64_t id, int code, const char *msg)
 }
 
 int dmn__handle(dmn *d, dmn_session *s, const void *frame, size_t n, dcr_buf *resp,
-		dcr_buf *log_outcome)
+                dcr_buf *log_outcome)
 {
 	static const uint8_t empty_map = 0x80;
 	dcr_mp_doc *doc = NULL, *empty = NULL;

@@ -175,7 +175,7 @@ int dmn__rooms_load(dmn *d, dcr_err *err)
 	if (rc < 0)
 		return dcr_err_set(err, rc, "listing rooms: %s", dcr_strerror(rc));
 	dmn__log(d, DMN_LOG_INFO, "replayed %zu rooms, %llu events in %llu ms", d->nrooms,
-		 (unsigned long long)lc.events, (unsigned long long)(dcr_mono_ms() - t0));
+	         (unsigned long long)lc.events, (unsigned long long)(dcr_mono_ms() - t0));
 	for (i = 0; i < d->nrooms; i++)
 		room_resume(d, d->rooms[i]);
 	return 0;
@@ -193,15 +193,29 @@ int dmn__schema_of(const rm_dataset *ds, cmp_column **cols, size_t *n)
 		c[i].name = dcr_strdup(rc->name);
 		c[i].nullable = rc->nullable;
 		switch (rc->type) {
-		case RM_STRING: c[i].type = CMP_STRING; break;
-		case RM_INTEGER: c[i].type = CMP_INTEGER; break;
-		case RM_FLOAT: c[i].type = CMP_FLOAT; break;
+		case RM_STRING:
+			c[i].type = CMP_STRING;
+			break;
+		case RM_INTEGER:
+			c[i].type = CMP_INTEGER;
+			break;
+		case RM_FLOAT:
+			c[i].type = CMP_FLOAT;
+			break;
 		}
 		switch (rc->format) {
-		case RM_FMT_NONE: c[i].format = CMP_FMT_NONE; break;
-		case RM_FMT_EMAIL: c[i].format = CMP_FMT_EMAIL; break;
-		case RM_FMT_DATE: c[i].format = CMP_FMT_DATE; break;
-		case RM_FMT_SHA256: c[i].format = CMP_FMT_SHA256; break;
+		case RM_FMT_NONE:
+			c[i].format = CMP_FMT_NONE;
+			break;
+		case RM_FMT_EMAIL:
+			c[i].format = CMP_FMT_EMAIL;
+			break;
+		case RM_FMT_DATE:
+			c[i].format = CMP_FMT_DATE;
+			break;
+		case RM_FMT_SHA256:
+			c[i].format = CMP_FMT_SHA256;
+			break;
 		}
 	}
 	*cols = c;
@@ -379,8 +393,8 @@ static void after_append(dmn *d, dmn_room *r, const es_event *ev, uint64_t seq)
 }
 
 int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry, size_t n,
-		const uint8_t *conn_key, uint64_t *seq_out, char type_out[ES_TYPE_BYTES_MAX],
-		dcr_err *err)
+                const uint8_t *conn_key, uint64_t *seq_out, char type_out[ES_TYPE_BYTES_MAX],
+                dcr_err *err)
 {
 	es_event ev;
 	dmn_room *r = NULL, *fresh = NULL;
@@ -399,7 +413,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		memcpy(type_out, ev.type, ES_TYPE_BYTES_MAX);
 	if (memcmp(ev.room, room, ES_ROOM_ID_BYTES) != 0) {
 		rc = dcr_err_set(err, DCR_EINVALID, "event is for room %s, not this room",
-				 ev.room_hex);
+		                 ev.room_hex);
 		goto out;
 	}
 	rc = es_event_verify(&ev, err);
@@ -408,9 +422,9 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	if (conn_key) {
 		if (memcmp(ev.actor, conn_key, 32) != 0) {
 			rc = dcr_err_set(err, DCR_EDENIED,
-					 "seq %llu (%s): signed by another key than this "
-					 "connection's",
-					 (unsigned long long)ev.seq, ev.type);
+			                 "seq %llu (%s): signed by another key than this "
+			                 "connection's",
+			                 (unsigned long long)ev.seq, ev.type);
 			goto out;
 		}
 		if (memcmp(ev.actor, d->pub, 32) == 0) {
@@ -418,13 +432,12 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 			goto out;
 		}
 		if ((ev.ts_ms > now ? ev.ts_ms - now : now - ev.ts_ms) > DMN_EVENT_CLOCK_SKEW_MS) {
-			rc = dcr_err_set(err, DCR_EINVALID,
-					 "seq %llu (%s): event time %llu is more than %u s from "
-					 "the daemon's clock %llu",
-					 (unsigned long long)ev.seq, ev.type,
-					 (unsigned long long)ev.ts_ms,
-					 (unsigned)(DMN_EVENT_CLOCK_SKEW_MS / 1000),
-					 (unsigned long long)now);
+			rc = dcr_err_set(
+			    err, DCR_EINVALID,
+			    "seq %llu (%s): event time %llu is more than %u s from "
+			    "the daemon's clock %llu",
+			    (unsigned long long)ev.seq, ev.type, (unsigned long long)ev.ts_ms,
+			    (unsigned)(DMN_EVENT_CLOCK_SKEW_MS / 1000), (unsigned long long)now);
 			goto out;
 		}
 	} else if (memcmp(ev.actor, d->pub, 32) != 0) {
@@ -453,19 +466,19 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	locked = true;
 	if (ev.seq != r->st.size) {
 		rc = dcr_err_set(err, DCR_ESEQ,
-				 "seq %llu (%s): the room is at %llu (replayed event, or another "
-				 "event was appended first)",
-				 (unsigned long long)ev.seq, ev.type,
-				 (unsigned long long)r->st.size);
+		                 "seq %llu (%s): the room is at %llu (replayed event, or another "
+		                 "event was appended first)",
+		                 (unsigned long long)ev.seq, ev.type,
+		                 (unsigned long long)r->st.size);
 		goto out;
 	}
 	provisioned = strcmp(ev.type, RM_EV_PROVISIONED) == 0;
 	if (provisioned && !match_upload(d, &ev, false)) {
 		rc = dcr_err_set(err, DCR_EINVALID,
-				 "seq %llu (%s): does not match an upload this key completed in "
-				 "this room (upload the file first; sign exactly the values "
-				 "upload.end returned)",
-				 (unsigned long long)ev.seq, ev.type);
+		                 "seq %llu (%s): does not match an upload this key completed in "
+		                 "this room (upload the file first; sign exactly the values "
+		                 "upload.end returned)",
+		                 (unsigned long long)ev.seq, ev.type);
 		goto out;
 	}
 	rc = rm_apply(&r->st, &ev, err);
@@ -476,7 +489,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		dcr_err e2;
 		dcr_err_prefix(err, "appending seq %llu", (unsigned long long)ev.seq);
 		dmn__log(d, DMN_LOG_ERROR, "room %s: append failed (%s); rebuilding from the log",
-			 r->hex, err ? err->msg : dcr_strerror(rc));
+		         r->hex, err ? err->msg : dcr_strerror(rc));
 		if (!fresh && room_replay(d, r, &e2) < 0)
 			dmn__log(d, DMN_LOG_ERROR, "room %s: rebuild failed: %s", r->hex, e2.msg);
 		goto out;
@@ -507,7 +520,7 @@ out:
 }
 
 int dmn__submit_daemon(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *type,
-		       const dcr_buf *body, dcr_err *err)
+                       const dcr_buf *body, dcr_err *err)
 {
 	dcr_buf entry;
 	unsigned attempt;
@@ -526,7 +539,7 @@ int dmn__submit_daemon(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char 
 		pthread_mutex_unlock(&r->mu);
 		dcr_buf_reset(&entry);
 		rc = es_event_build(d->key, room, size, dcr_now_ms(), type, body->data, body->len,
-				    &entry, err);
+		                    &entry, err);
 		if (rc < 0)
 			break;
 		rc = dmn__submit(d, room, entry.data, entry.len, NULL, NULL, NULL, err);

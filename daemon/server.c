@@ -57,8 +57,8 @@ struct conn {
 	uv_timer_t timer;
 	int handles_open;
 	bool closing, authed, reading;
-	bool doomed; /* protocol violation answered: ignore further input */
-	bool releasing;     /* session release queued on the pool */
+	bool doomed;    /* protocol violation answered: ignore further input */
+	bool releasing; /* session release queued on the pool */
 	uv_work_t release;
 	uint8_t challenge[32];
 	dmn_session sess;
@@ -71,8 +71,8 @@ struct conn {
 	size_t body_have, body_cap;
 	/* requests */
 	req *q_head, *q_tail;
-	bool busy;              /* a request is on the pool */
-	unsigned inflight;      /* received, not yet answered */
+	bool busy;         /* a request is on the pool */
+	unsigned inflight; /* received, not yet answered */
 	uint8_t rbuf[READ_BUF_BYTES];
 };
 
@@ -98,8 +98,8 @@ static void fmt_time(char *out, size_t n)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000,
-		 (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
-		 tm.tm_sec % 100, (int)(ts.tv_nsec / 1000000) % 1000);
+	         (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
+	         tm.tm_sec % 100, (int)(ts.tv_nsec / 1000000) % 1000);
 }
 
 void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
@@ -280,8 +280,8 @@ static void log_request(conn *c, req *r)
 	const char *who = c->sess.who ? c->sess.who : c->who;
 
 	dmn__log(d, DMN_LOG_INFO, "%s %s%s%s %s %llu ms", who, c->sess.op[0] ? c->sess.op : "?",
-		 c->sess.room[0] ? " room=" : "", c->sess.room, dcr_buf_cstr(&r->outcome),
-		 (unsigned long long)(dcr_mono_ms() - r->t0_ms));
+	         c->sess.room[0] ? " room=" : "", c->sess.room, dcr_buf_cstr(&r->outcome),
+	         (unsigned long long)(dcr_mono_ms() - r->t0_ms));
 }
 
 static void work_cb(uv_work_t *w)
@@ -355,7 +355,7 @@ static void auth_frame(conn *c, const uint8_t *p, size_t n)
 	dcr_mp_doc_free(doc);
 	if (rc < 0) {
 		dmn__log(s->d, DMN_LOG_INFO, "connection refused: bad authentication frame: %s",
-			 err.msg);
+		         err.msg);
 		c->doomed = true;
 		send_error(c, 0, DCR_EPROTO, "expected {key, sig} answering the challenge", true);
 		return;
@@ -368,7 +368,7 @@ static void auth_frame(conn *c, const uint8_t *p, size_t n)
 	rc = dcr_verify(key, DCR_DOMAIN_AUTH, msg, sizeof msg, sig);
 	if (rc < 0) {
 		dmn__log(s->d, DMN_LOG_INFO, "%s connection refused: bad challenge signature",
-			 c->who);
+		         c->who);
 		c->doomed = true;
 		send_error(c, 0, DCR_ESIG, "authentication failed: bad signature", true);
 		return;
@@ -444,7 +444,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	if (nread < 0) {
 		if (nread != UV_EOF)
 			dmn__log(c->srv->d, DMN_LOG_DEBUG, "%s read error: %s", c->who,
-				 uv_strerror((int)nread));
+			         uv_strerror((int)nread));
 		conn_close(c);
 		return;
 	}
@@ -467,10 +467,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			max = c->authed ? DCR_FRAME_BYTES_MAX : DMN_AUTH_FRAME_BYTES_MAX;
 			if (len > max) {
 				char msg[128];
-				snprintf(msg, sizeof msg, "frame of %u bytes exceeds the limit of %u",
-					 len, max);
-				dmn__log(c->srv->d, DMN_LOG_INFO, "%s connection closed: %s", c->who,
-					 msg);
+				snprintf(msg, sizeof msg,
+				         "frame of %u bytes exceeds the limit of %u", len, max);
+				dmn__log(c->srv->d, DMN_LOG_INFO, "%s connection closed: %s",
+				         c->who, msg);
 				c->doomed = true;
 				send_error(c, 0, DCR_ELIMIT, msg, true);
 				return;
@@ -515,15 +515,16 @@ static void on_timer(uv_timer_t *t)
 	conn *c = t->data;
 
 	if (!c->authed) {
-		dmn__log(c->srv->d, DMN_LOG_INFO, "connection closed: no authentication within %u ms",
-			 (unsigned)DMN_AUTH_TIMEOUT_MS);
+		dmn__log(c->srv->d, DMN_LOG_INFO,
+		         "connection closed: no authentication within %u ms",
+		         (unsigned)DMN_AUTH_TIMEOUT_MS);
 		conn_close(c);
 		return;
 	}
 	if (c->inflight > 0 || c->busy)
 		return; /* uv_timer_again will rearm it on the next activity */
 	dmn__log(c->srv->d, DMN_LOG_INFO, "%s connection closed: idle for %llu ms",
-		 c->sess.who ? c->sess.who : c->who, (unsigned long long)c->srv->idle_ms);
+	         c->sess.who ? c->sess.who : c->who, (unsigned long long)c->srv->idle_ms);
 	conn_close(c);
 }
 
@@ -557,9 +558,9 @@ static void on_connection(uv_stream_t *listener, int status)
 	}
 	if (s->nconns > DMN_CONNS_MAX || s->stopping) {
 		dmn__log(s->d, DMN_LOG_WARN, "connection refused: %s",
-			 s->stopping ? "shutting down" : "too many connections");
+		         s->stopping ? "shutting down" : "too many connections");
 		send_error(c, 0, DCR_ELIMIT,
-			   s->stopping ? "dcrd is shutting down" : "too many connections", true);
+		           s->stopping ? "dcrd is shutting down" : "too many connections", true);
 		return;
 	}
 	dcr_random(c->challenge, sizeof c->challenge);
@@ -615,7 +616,7 @@ static int take_lock(const char *dir, int *fd_out, dcr_err *err)
 		pid[k > 0 ? k : 0] = 0;
 		pid[strcspn(pid, "\n")] = 0;
 		rc = dcr_err_set(err, DCR_EEXIST, "another dcrd (pid %s) is using %s",
-				 *pid ? pid : "unknown", dir);
+		                 *pid ? pid : "unknown", dir);
 		close(fd);
 		goto out;
 	}
@@ -656,7 +657,7 @@ static int load_keys(dmn *d, uint8_t master[DCR_AES_KEY_BYTES], dcr_err *err)
 		rc = dcr_read_file(mp, 64, &mk, err);
 		if (rc == 0 && mk.len != DCR_AES_KEY_BYTES)
 			rc = dcr_err_set(err, DCR_EKEY, "%s: expected %u bytes, found %zu", mp,
-					 (unsigned)DCR_AES_KEY_BYTES, mk.len);
+			                 (unsigned)DCR_AES_KEY_BYTES, mk.len);
 		if (rc == 0)
 			memcpy(master, mk.data, DCR_AES_KEY_BYTES);
 	} else {
@@ -774,7 +775,7 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	 * that accepts is live and is not ours to remove. */
 	if (socket_live(s.socket_path)) {
 		rc = dcr_err_set(err, DCR_EEXIST, "%s is in use by another process (another dcrd?)",
-				 s.socket_path);
+		                 s.socket_path);
 		goto out;
 	}
 	rc = uv_loop_init(&loop);
@@ -792,7 +793,7 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 		rc = uv_listen((uv_stream_t *)&s.listen, 128, on_connection);
 	if (rc < 0) {
 		rc = dcr_err_set(err, DCR_EINTERNAL, "listening on %s: %s", s.socket_path,
-				 uv_strerror(rc));
+		                 uv_strerror(rc));
 		uv_close((uv_handle_t *)&s.listen, NULL);
 		uv_run(&loop, UV_RUN_DEFAULT);
 		goto out;

@@ -44,7 +44,7 @@ static int write_all(int fd, const void *p, size_t n, dcr_err *err)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return dcr_err_set(err, -ETIMEDOUT, "dcrd did not read for %u s",
-						   (unsigned)(DMN_CLIENT_TIMEOUT_MS / 1000));
+				                   (unsigned)(DMN_CLIENT_TIMEOUT_MS / 1000));
 			return dcr_err_set(err, -errno, "sending to dcrd: %s", strerror(errno));
 		}
 		b += w;
@@ -63,8 +63,9 @@ static int read_all(int fd, void *p, size_t n, dcr_err *err)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return dcr_err_set(err, -ETIMEDOUT, "dcrd did not answer within %u s",
-						   (unsigned)(DMN_CLIENT_TIMEOUT_MS / 1000));
+				return dcr_err_set(err, -ETIMEDOUT,
+				                   "dcrd did not answer within %u s",
+				                   (unsigned)(DMN_CLIENT_TIMEOUT_MS / 1000));
 			return dcr_err_set(err, -errno, "reading from dcrd: %s", strerror(errno));
 		}
 		if (r == 0)
@@ -89,7 +90,7 @@ static int read_frame(int fd, dcr_buf *buf, dcr_mp_doc **doc, dcr_err *err)
 	n = dcr_get_be32(hdr);
 	if (n > DCR_FRAME_BYTES_MAX)
 		return dcr_err_set(err, DCR_EPROTO, "dcrd sent a frame of %u bytes (max %u)", n,
-				   (unsigned)DCR_FRAME_BYTES_MAX);
+		                   (unsigned)DCR_FRAME_BYTES_MAX);
 	dcr_buf_reserve(buf, n);
 	rc = read_all(fd, buf->data, n, err);
 	if (rc < 0)
@@ -137,7 +138,8 @@ int cl_connect(const char *socket_path, const dcr_key *id, cl_conn **out, dcr_er
 	if (!socket_path)
 		socket_path = cl_default_socket();
 	if (!socket_path) {
-		rc = dcr_err_set(err, DCR_EINVALID, "no daemon socket: set DCR_SOCKET or give --socket");
+		rc = dcr_err_set(err, DCR_EINVALID,
+		                 "no daemon socket: set DCR_SOCKET or give --socket");
 		goto out;
 	}
 	if (strlen(socket_path) >= sizeof sa.sun_path) {
@@ -166,7 +168,7 @@ int cl_connect(const char *socket_path, const dcr_key *id, cl_conn **out, dcr_er
 	}
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
 		rc = dcr_err_set(err, -errno, "cannot connect to dcrd at %s: %s", socket_path,
-				 strerror(errno));
+		                 strerror(errno));
 		goto out;
 	}
 	/* {challenge, daemon_key, v} */
@@ -244,7 +246,7 @@ const dcr_key *cl_identity(const cl_conn *c)
 }
 
 int cl_call(cl_conn *c, const char *op, const void *args, size_t args_n, dcr_buf *resp_bytes,
-	    dcr_mp_doc **resp, dcr_err *err)
+            dcr_mp_doc **resp, dcr_err *err)
 {
 	dcr_buf req, *rb = resp_bytes ? resp_bytes : &c->last;
 	dcr_mp_doc *doc = NULL;
@@ -258,7 +260,8 @@ int cl_call(cl_conn *c, const char *op, const void *args, size_t args_n, dcr_buf
 		return dcr_err_set(err, -EPIPE, "connection to dcrd is closed");
 	dcr_buf_init(&req);
 	if (args_n + 64 + strlen(op) > DCR_FRAME_BYTES_MAX) {
-		rc = dcr_err_set(err, DCR_ELIMIT, "request %s of %zu bytes is too large", op, args_n);
+		rc = dcr_err_set(err, DCR_ELIMIT, "request %s of %zu bytes is too large", op,
+		                 args_n);
 		goto out;
 	}
 	proto_request(&req, id, op, args, args_n);
@@ -275,7 +278,7 @@ int cl_call(cl_conn *c, const char *op, const void *args, size_t args_n, dcr_buf
 			goto fail_conn;
 		}
 		rc = dcr_err_set(err, DCR_EPROTO, "dcrd answered request %llu with another id",
-				 (unsigned long long)id);
+		                 (unsigned long long)id);
 		goto fail_conn;
 	}
 	if (dcr_mp_bool(dcr_mp_get(dcr_mp_root(doc), "ok"), &ok) < 0) {
@@ -306,7 +309,7 @@ out:
 
 /* Calls op with args built in m (released here). */
 static int call_map(cl_conn *c, const char *op, proto_map *m, dcr_buf *rb, dcr_mp_doc **resp,
-		    dcr_err *err)
+                    dcr_err *err)
 {
 	dcr_buf args;
 	int rc;
@@ -333,8 +336,7 @@ static int get_u64(const dcr_mpv *root, const char *key, uint64_t *v)
 	return dcr_mp_u64(dcr_mp_get(root, key), v);
 }
 
-static int room_size(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t *size,
-		     dcr_err *err)
+static int room_size(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t *size, dcr_err *err)
 {
 	proto_map m;
 	dcr_mp_doc *d = NULL;
@@ -449,7 +451,7 @@ int cl_room_resolve(cl_conn *c, const char *room, uint8_t id[ES_ROOM_ID_BYTES], 
 		rc = dcr_err_set(err, DCR_ENOTFOUND, "no room named %s among your rooms", room);
 	else if (hits > 1)
 		rc = dcr_err_set(err, DCR_EINVALID,
-				 "%zu rooms are named %s: give the room id instead", hits, room);
+		                 "%zu rooms are named %s: give the room id instead", hits, room);
 	else
 		rc = es_room_parse(rooms[hit].id, id);
 	cl_rooms_free(rooms, n);
@@ -459,8 +461,8 @@ int cl_room_resolve(cl_conn *c, const char *room, uint8_t id[ES_ROOM_ID_BYTES], 
 /* ---- events -------------------------------------------------------------- */
 
 int cl_events(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, uint64_t to,
-	      int (*fn)(void *ctx, uint64_t seq, const void *entry, size_t n), void *ctx,
-	      dcr_err *err)
+              int (*fn)(void *ctx, uint64_t seq, const void *entry, size_t n), void *ctx,
+              dcr_err *err)
 {
 	dcr_buf rb;
 	int rc = 0;
@@ -508,7 +510,7 @@ int cl_events(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, u
 }
 
 int cl_wait(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size, uint64_t timeout_ms,
-	    uint64_t *size_out, dcr_err *err)
+            uint64_t *size_out, dcr_err *err)
 {
 	proto_map m;
 	dcr_mp_doc *d = NULL;
@@ -531,7 +533,7 @@ int cl_wait(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size, uin
 /* ---- submit ---------------------------------------------------------------- */
 
 static int submit_entry(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const dcr_buf *entry,
-			uint64_t *seq_out, dcr_err *err)
+                        uint64_t *seq_out, dcr_err *err)
 {
 	proto_map m;
 	dcr_mp_doc *d = NULL;
@@ -550,8 +552,8 @@ static int submit_entry(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const 
 	return rc;
 }
 
-int cl_submit(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *type,
-	      const void *body, size_t body_n, uint64_t *seq_out, dcr_err *err)
+int cl_submit(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *type, const void *body,
+              size_t body_n, uint64_t *seq_out, dcr_err *err)
 {
 	dcr_buf entry;
 	unsigned attempt;
@@ -565,7 +567,7 @@ int cl_submit(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *type
 			break;
 		dcr_buf_reset(&entry);
 		rc = es_event_build(c->id, room, size, dcr_now_ms(), type, body, body_n, &entry,
-				    err);
+		                    err);
 		if (rc < 0)
 			break;
 		rc = submit_entry(c, room, &entry, seq_out, err);
@@ -589,7 +591,7 @@ int cl_room_create(cl_conn *c, const char *json, uint8_t id_out[ES_ROOM_ID_BYTES
 	es_room_new(id_out);
 	rm_body_definition(&body, json);
 	rc = es_event_build(c->id, id_out, 0, dcr_now_ms(), RM_EV_CREATED, body.data, body.len,
-			    &entry, err);
+	                    &entry, err);
 	if (rc == 0)
 		rc = submit_entry(c, id_out, &entry, NULL, err);
 	dcr_buf_release(&body);
@@ -633,9 +635,9 @@ out:
 }
 
 int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
-		 const char *file_name, uint64_t total_hint,
-		 int (*read_fn)(void *ctx, void *buf, size_t cap), void *rctx,
-		 cl_progress_fn progress, void *pctx, dcr_err *err)
+                 const char *file_name, uint64_t total_hint,
+                 int (*read_fn)(void *ctx, void *buf, size_t cap), void *rctx,
+                 cl_progress_fn progress, void *pctx, dcr_err *err)
 {
 	proto_map m;
 	dcr_mp_doc *d = NULL;
@@ -668,7 +670,7 @@ int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 			int r = read_fn(rctx, chunk + have, DCR_CHUNK_BYTES - have);
 			if (r < 0) {
 				rc = dcr_err_set(err, r, "reading %s: %s",
-						 file_name ? file_name : dataset, dcr_strerror(r));
+				                 file_name ? file_name : dataset, dcr_strerror(r));
 				goto out; /* closing the connection would also drop it */
 			}
 			if (r == 0)
@@ -719,7 +721,7 @@ out:
 /* ---- runs and results -------------------------------------------------------- */
 
 int cl_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
-	   char run_id[33], dcr_err *err)
+           char run_id[33], dcr_err *err)
 {
 	uint8_t raw[16];
 	dcr_buf body;
@@ -735,7 +737,7 @@ int cl_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computa
 }
 
 int cl_run_status_get(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
-		      cl_run_status *st, dcr_err *err)
+                      cl_run_status *st, dcr_err *err)
 {
 	proto_map m;
 	dcr_mp_doc *d = NULL;
@@ -779,7 +781,7 @@ void cl_run_status_release(cl_run_status *st)
 }
 
 int cl_result_open(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
-		   char run_id[33], uint64_t *size, dcr_err *err)
+                   char run_id[33], uint64_t *size, dcr_err *err)
 {
 	proto_map m;
 	dcr_mp_doc *d = NULL;
@@ -815,7 +817,7 @@ out:
 }
 
 int cl_result_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
-		   uint64_t offset, void *buf, size_t cap, dcr_err *err)
+                   uint64_t offset, void *buf, size_t cap, dcr_err *err)
 {
 	proto_map m;
 	dcr_mp_doc *d = NULL;
@@ -856,7 +858,7 @@ out:
 
 /* Calls op and appends the str field `key` of the response to out. */
 static int call_text(cl_conn *c, const char *op, proto_map *m, const char *key, dcr_buf *out,
-		     dcr_err *err)
+                     dcr_err *err)
 {
 	dcr_mp_doc *d = NULL;
 	const char *s;
@@ -882,8 +884,8 @@ static int call_text(cl_conn *c, const char *op, proto_map *m, const char *key, 
 	return rc;
 }
 
-int cl_stats(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
-	     dcr_buf *json, dcr_err *err)
+int cl_stats(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset, dcr_buf *json,
+             dcr_err *err)
 {
 	proto_map m;
 
@@ -893,8 +895,7 @@ int cl_stats(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *datas
 	return call_text(c, "stats", &m, "json", json, err);
 }
 
-int cl_room_test(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], dcr_buf *report,
-		 dcr_err *err)
+int cl_room_test(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], dcr_buf *report, dcr_err *err)
 {
 	proto_map m;
 
@@ -910,8 +911,7 @@ int cl_datasets(cl_conn *c, dcr_buf *json, dcr_err *err)
 
 /* ---- log integrity --------------------------------------------------------------- */
 
-int cl_checkpoint(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], es_checkpoint *cp,
-		  dcr_err *err)
+int cl_checkpoint(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], es_checkpoint *cp, dcr_err *err)
 {
 	proto_map m;
 	dcr_mp_doc *d = NULL;
@@ -934,7 +934,7 @@ int cl_checkpoint(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], es_checkpoin
 }
 
 int cl_inclusion_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq,
-		       uint64_t size, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err)
+                       uint64_t size, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err)
 {
 	proto_map m;
 	dcr_mp_doc *d = NULL;

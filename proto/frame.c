@@ -14,10 +14,10 @@ struct proto__kv {
 };
 
 static const dcr_mp_limits frame_limits = {
-	.bytes_max = DCR_FRAME_BYTES_MAX,
-	.depth_max = DCR_MP_DEPTH_MAX,
-	.str_max = DCR_FRAME_BYTES_MAX,
-	.elems_max = DCR_MP_ELEMS_MAX,
+    .bytes_max = DCR_FRAME_BYTES_MAX,
+    .depth_max = DCR_MP_DEPTH_MAX,
+    .str_max = DCR_FRAME_BYTES_MAX,
+    .elems_max = DCR_MP_ELEMS_MAX,
 };
 
 int proto_frame_parse(const void *p, size_t n, dcr_mp_doc **out, dcr_err *err)
@@ -28,7 +28,7 @@ int proto_frame_parse(const void *p, size_t n, dcr_mp_doc **out, dcr_err *err)
 	*out = NULL;
 	if (n > DCR_FRAME_BYTES_MAX)
 		return dcr_err_set(err, DCR_ELIMIT, "frame of %zu bytes exceeds %u", n,
-				   (unsigned)DCR_FRAME_BYTES_MAX);
+		                   (unsigned)DCR_FRAME_BYTES_MAX);
 	rc = dcr_mp_parse(p, n, &frame_limits, &d, err);
 	if (rc < 0) {
 		dcr_err_prefix(err, "frame");

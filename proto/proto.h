@@ -60,7 +60,7 @@ const dcr_key *cl_identity(const cl_conn *c);
  * dcr_buf_release after the doc). A daemon-side failure returns its code and
  * message in err. */
 int cl_call(cl_conn *c, const char *op, const void *args, size_t args_n, dcr_buf *resp_bytes,
-	    dcr_mp_doc **resp, dcr_err *err);
+            dcr_mp_doc **resp, dcr_err *err);
 
 /* Resolves ROOM (32-hex id or unique room name among rooms visible to the
  * caller). */
@@ -79,8 +79,8 @@ void cl_rooms_free(cl_room_info *rooms, size_t n);
 /* Raw events [from, to) of a room (to = ES_SEQ_ANY: up to the end), in
  * chunks; fn gets each stored entry (envelope || sig). */
 int cl_events(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, uint64_t to,
-	      int (*fn)(void *ctx, uint64_t seq, const void *entry, size_t n), void *ctx,
-	      dcr_err *err);
+              int (*fn)(void *ctx, uint64_t seq, const void *entry, size_t n), void *ctx,
+              dcr_err *err);
 
 /* Long poll: returns as soon as the room has more than `size` events, or
  * after timeout_ms (capped at DMN_WAIT_MS_MAX) with the size unchanged;
@@ -88,13 +88,13 @@ int cl_events(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, u
  * `run --wait`) without polling in a loop. When many clients wait at once
  * the daemon may answer at once; callers just call again. */
 int cl_wait(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size, uint64_t timeout_ms,
-	    uint64_t *size_out, dcr_err *err);
+            uint64_t *size_out, dcr_err *err);
 
 /* Signs an event of type/body as the caller with the room's current size as
  * seq and submits it; on DCR_ESEQ (someone else appended first) refetches
  * the size and retries a few times. *seq_out may be NULL. */
-int cl_submit(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *type,
-	      const void *body, size_t body_n, uint64_t *seq_out, dcr_err *err);
+int cl_submit(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *type, const void *body,
+              size_t body_n, uint64_t *seq_out, dcr_err *err);
 
 /* Creates a room (room.created at seq 0, new random id). */
 int cl_room_create(cl_conn *c, const char *json, uint8_t id_out[ES_ROOM_ID_BYTES], dcr_err *err);
@@ -106,12 +106,13 @@ int cl_room_create(cl_conn *c, const char *json, uint8_t id_out[ES_ROOM_ID_BYTES
  * nothing is stored. */
 typedef void (*cl_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
-		 const char *file_name, uint64_t total_hint, int (*read)(void *ctx, void *buf, size_t cap),
-		 void *rctx, cl_progress_fn progress, void *pctx, dcr_err *err);
+                 const char *file_name, uint64_t total_hint,
+                 int (*read)(void *ctx, void *buf, size_t cap), void *rctx, cl_progress_fn progress,
+                 void *pctx, dcr_err *err);
 
 /* Requests a run (run.requested with a fresh id). */
 int cl_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
-	   char run_id[33], dcr_err *err);
+           char run_id[33], dcr_err *err);
 
 /* Status of the last run of a computation as the daemon sees it, including
  * the transient "running" state: state is one of none, queued, running,
@@ -123,40 +124,39 @@ typedef struct cl_run_status {
 	uint64_t rows, suppressed, duration_ms, result_bytes;
 } cl_run_status;
 int cl_run_status_get(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
-		      cl_run_status *st, dcr_err *err);
+                      cl_run_status *st, dcr_err *err);
 /* The type and the call share a name: C cannot have both as identifiers,
  * so the call is a function-like macro (only `cl_run_status(` expands). */
-#define cl_run_status(c, room, computation, st, err)                            \
+#define cl_run_status(c, room, computation, st, err)                                               \
 	cl_run_status_get(c, room, computation, st, err)
 void cl_run_status_release(cl_run_status *st);
 
 /* Records result.retrieved for the last completed run of computation and
  * returns its run id and size. Then read ranges with cl_result_read. */
 int cl_result_open(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
-		   char run_id[33], uint64_t *size, dcr_err *err);
+                   char run_id[33], uint64_t *size, dcr_err *err);
 /* Reads up to cap bytes of the result CSV of run at offset; returns bytes
  * read (0 at end) or a negative code. Analysts only. */
 int cl_result_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
-		   uint64_t offset, void *buf, size_t cap, dcr_err *err);
+                   uint64_t offset, void *buf, size_t cap, dcr_err *err);
 
 /* Statistics JSON of a provisioned dataset (owners, or everyone when the
  * definition shares them). */
-int cl_stats(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
-	     dcr_buf *json, dcr_err *err);
+int cl_stats(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset, dcr_buf *json,
+             dcr_err *err);
 
 /* Runs every computation of the room on empty inputs; report is text, one
  * block per computation (columns and types, or the error). */
-int cl_room_test(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], dcr_buf *report,
-		 dcr_err *err);
+int cl_room_test(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], dcr_buf *report, dcr_err *err);
 
 /* Everything the caller provisioned, across rooms, as JSON text. */
 int cl_datasets(cl_conn *c, dcr_buf *json, dcr_err *err);
 
 /* Latest signed checkpoint of the room, and an inclusion proof. */
 int cl_checkpoint(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], es_checkpoint *cp,
-		  dcr_err *err);
+                  dcr_err *err);
 int cl_inclusion_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq,
-		       uint64_t size, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err);
+                       uint64_t size, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err);
 
 /* Replays the room's events with rm_apply on the client side is done by the
  * caller (room module); the client only moves bytes. */

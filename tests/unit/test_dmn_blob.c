@@ -17,15 +17,15 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                       \
-		}                                                                         \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
-#define CH DMN_BLOB_CHUNK_BYTES
+#define CH  DMN_BLOB_CHUNK_BYTES
 #define HDR 88u
 
 static char dir[64];
@@ -111,8 +111,7 @@ static void test_roundtrip(dmn_blobs *b)
 		CHECK(memcmp(sha, want, 32) == 0);
 		p = path_of(id);
 		CHECK(stat(p, &st) == 0);
-		CHECK((uint64_t)st.st_size ==
-		      HDR + n + 16u * (n == 0 ? 1 : (n + CH - 1) / CH));
+		CHECK((uint64_t)st.st_size == HDR + n + 16u * (n == 0 ? 1 : (n + CH - 1) / CH));
 		CHECK((st.st_mode & 0777) == 0600);
 		free(p);
 		CHECK(read_all(b, id, &out, &err) == 0);
@@ -128,7 +127,8 @@ static void test_roundtrip(dmn_blobs *b)
 			CHECK(dmn__blob_size(r) == n);
 			for (size_t j = 0; j < sizeof offs / sizeof offs[0]; j++) {
 				size_t expect = n - offs[j] < sizeof buf ? n - offs[j] : sizeof buf;
-				CHECK(dmn__blob_pread(r, offs[j], buf, sizeof buf, &got, &err) == 0);
+				CHECK(dmn__blob_pread(r, offs[j], buf, sizeof buf, &got, &err) ==
+				      0);
 				CHECK(got == expect);
 				CHECK(memcmp(buf, data + offs[j], got) == 0);
 			}

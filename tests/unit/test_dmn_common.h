@@ -22,38 +22,38 @@
 
 static int t_failures;
 
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-			t_failures++;                                                     \
-		}                                                                         \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+			t_failures++;                                                              \
+		}                                                                                  \
 	} while (0)
 
 /* rc must be 0; prints err otherwise. */
-#define CHECK_OK(rc, err)                                                                \
-	do {                                                                             \
-		int rc__ = (rc);                                                         \
-		if (rc__ != 0) {                                                         \
-			fprintf(stderr, "%s:%d: %s failed: %d %s\n", __FILE__, __LINE__, #rc, \
-				rc__, (err)->msg);                                       \
-			t_failures++;                                                    \
-		}                                                                        \
+#define CHECK_OK(rc, err)                                                                          \
+	do {                                                                                       \
+		int rc__ = (rc);                                                                   \
+		if (rc__ != 0) {                                                                   \
+			fprintf(stderr, "%s:%d: %s failed: %d %s\n", __FILE__, __LINE__, #rc,      \
+			        rc__, (err)->msg);                                                 \
+			t_failures++;                                                              \
+		}                                                                                  \
 	} while (0)
 
 /* rc must be the error code, and err.msg must contain needle (or NULL). */
-#define CHECK_ERR(rc, code, err, needle)                                                  \
-	do {                                                                              \
-		int rc__ = (rc);                                                          \
-		if (rc__ != (code)) {                                                     \
-			fprintf(stderr, "%s:%d: %s: expected %s, got %d (%s)\n", __FILE__,    \
-				__LINE__, #rc, dcr_errname(code), rc__, (err)->msg);      \
-			t_failures++;                                                     \
-		} else if ((needle) && !strstr((err)->msg, (needle) ? (needle) : "")) {    \
-			fprintf(stderr, "%s:%d: error \"%s\" lacks \"%s\"\n", __FILE__,     \
-				__LINE__, (err)->msg, (needle) ? (needle) : "");          \
-			t_failures++;                                                     \
-		}                                                                         \
+#define CHECK_ERR(rc, code, err, needle)                                                           \
+	do {                                                                                       \
+		int rc__ = (rc);                                                                   \
+		if (rc__ != (code)) {                                                              \
+			fprintf(stderr, "%s:%d: %s: expected %s, got %d (%s)\n", __FILE__,         \
+			        __LINE__, #rc, dcr_errname(code), rc__, (err)->msg);               \
+			t_failures++;                                                              \
+		} else if ((needle) && !strstr((err)->msg, (needle) ? (needle) : "")) {            \
+			fprintf(stderr, "%s:%d: error \"%s\" lacks \"%s\"\n", __FILE__, __LINE__,  \
+			        (err)->msg, (needle) ? (needle) : "");                             \
+			t_failures++;                                                              \
+		}                                                                                  \
 	} while (0)
 
 typedef struct td {
@@ -69,7 +69,8 @@ typedef struct td {
 
 static td *td_global;
 
-__attribute__((unused)) static int td_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+__attribute__((unused)) static int td_rm(const char *path, const struct stat *st, int flag,
+                                         struct FTW *ftw)
 {
 	(void)st;
 	(void)flag;
@@ -170,7 +171,7 @@ __attribute__((unused)) static bool td_can_connect(const char *sock)
  * accepts connections (or, if wait_exit, until it exits). Returns its
  * pid, or -1 if it exited (its exit status in *status). */
 __attribute__((unused)) static pid_t td_spawn(td *t, int *status, const char *const *extra,
-					      bool wait_exit)
+                                              bool wait_exit)
 {
 	char *exe = td_dcrd_path();
 	const char *argv[16];
@@ -309,42 +310,42 @@ __attribute__((unused)) static cl_conn *td_connect(td *t, const dcr_key *k)
 __attribute__((unused)) static char *td_room_json(const td *t, const char *name)
 {
 	return dcr_asprintf(
-		"{\"format\": \"dcr.room/1\", \"name\": \"%s\",\n"
-		" \"description\": \"daemon test\",\n"
-		" \"settings\": {\"interactive\": true, \"development\": true, "
-		"\"require_provisioned\": true},\n"
-		" \"participants\": [\n"
-		"  {\"email\": \"anna@bank.example\", \"key\": \"%s\", \"owner_of\": [\"bank\", "
-		"\"contracts\"],\n"
-		"   \"analyst_of\": [\"overlap\", \"doubled\", \"churn\"]},\n"
-		"  {\"email\": \"ian@insurer.example\", \"key\": \"%s\", \"owner_of\": "
-		"[\"insurer\"],\n"
-		"   \"analyst_of\": [\"overlap\"]}],\n"
-		" \"datasets\": [\n"
-		"  {\"name\": \"bank\", \"kind\": \"table\", \"columns\": [\n"
-		"    {\"name\": \"email\", \"type\": \"string\", \"nullable\": false},\n"
-		"    {\"name\": \"city\", \"type\": \"string\"},\n"
-		"    {\"name\": \"age\", \"type\": \"integer\"}]},\n"
-		"  {\"name\": \"insurer\", \"kind\": \"table\", \"share_statistics\": true, "
-		"\"columns\": [\n"
-		"    {\"name\": \"email\", \"type\": \"string\", \"nullable\": false},\n"
-		"    {\"name\": \"risk\", \"type\": \"integer\"}]},\n"
-		"  {\"name\": \"contracts\", \"kind\": \"file\", \"required\": false}],\n"
-		" \"computations\": [\n"
-		"  {\"name\": \"overlap\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": "
-		"2},\n"
-		"   \"query\": \"SELECT b.city, COUNT(*) AS n FROM bank b JOIN insurer i USING "
-		"(email) GROUP BY b.city\"},\n"
-		"  {\"name\": \"doubled\", \"kind\": \"sql\", \"query\": \"SELECT city, n * 2 AS "
-		"twice FROM overlap\"},\n"
-		"  {\"name\": \"churn\", \"kind\": \"python\", \"inputs\": [\"overlap\"], "
-		"\"script\": \"print(1)\\n\"}]}\n",
-		name, t->anna_s, t->ian_s);
+	    "{\"format\": \"dcr.room/1\", \"name\": \"%s\",\n"
+	    " \"description\": \"daemon test\",\n"
+	    " \"settings\": {\"interactive\": true, \"development\": true, "
+	    "\"require_provisioned\": true},\n"
+	    " \"participants\": [\n"
+	    "  {\"email\": \"anna@bank.example\", \"key\": \"%s\", \"owner_of\": [\"bank\", "
+	    "\"contracts\"],\n"
+	    "   \"analyst_of\": [\"overlap\", \"doubled\", \"churn\"]},\n"
+	    "  {\"email\": \"ian@insurer.example\", \"key\": \"%s\", \"owner_of\": "
+	    "[\"insurer\"],\n"
+	    "   \"analyst_of\": [\"overlap\"]}],\n"
+	    " \"datasets\": [\n"
+	    "  {\"name\": \"bank\", \"kind\": \"table\", \"columns\": [\n"
+	    "    {\"name\": \"email\", \"type\": \"string\", \"nullable\": false},\n"
+	    "    {\"name\": \"city\", \"type\": \"string\"},\n"
+	    "    {\"name\": \"age\", \"type\": \"integer\"}]},\n"
+	    "  {\"name\": \"insurer\", \"kind\": \"table\", \"share_statistics\": true, "
+	    "\"columns\": [\n"
+	    "    {\"name\": \"email\", \"type\": \"string\", \"nullable\": false},\n"
+	    "    {\"name\": \"risk\", \"type\": \"integer\"}]},\n"
+	    "  {\"name\": \"contracts\", \"kind\": \"file\", \"required\": false}],\n"
+	    " \"computations\": [\n"
+	    "  {\"name\": \"overlap\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": "
+	    "2},\n"
+	    "   \"query\": \"SELECT b.city, COUNT(*) AS n FROM bank b JOIN insurer i USING "
+	    "(email) GROUP BY b.city\"},\n"
+	    "  {\"name\": \"doubled\", \"kind\": \"sql\", \"query\": \"SELECT city, n * 2 AS "
+	    "twice FROM overlap\"},\n"
+	    "  {\"name\": \"churn\", \"kind\": \"python\", \"inputs\": [\"overlap\"], "
+	    "\"script\": \"print(1)\\n\"}]}\n",
+	    name, t->anna_s, t->ian_s);
 }
 
 /* Creates and publishes the room as anna. */
-__attribute__((unused)) static int td_room_publish(cl_conn *c, const char *json, uint8_t room[ES_ROOM_ID_BYTES],
-			   dcr_err *err)
+__attribute__((unused)) static int td_room_publish(cl_conn *c, const char *json,
+                                                   uint8_t room[ES_ROOM_ID_BYTES], dcr_err *err)
 {
 	uint8_t h[32];
 	dcr_buf body;
@@ -380,18 +381,19 @@ __attribute__((unused)) static int td_src_read(void *ctx, void *buf, size_t cap)
 	return (int)k;
 }
 
-__attribute__((unused)) static int td_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
-			const char *csv, dcr_err *err)
+__attribute__((unused)) static int td_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES],
+                                                const char *dataset, const char *csv, dcr_err *err)
 {
 	td_src src = {csv, strlen(csv), 0, 0};
 
 	return cl_provision(c, room, dataset, "data.csv", src.n, td_src_read, &src, NULL, NULL,
-			    err);
+	                    err);
 }
 
 /* Polls run.status until the run is done or failed (or timeout). */
-__attribute__((unused)) static int td_wait_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *comp,
-		       const char *run_id, cl_run_status *st, uint64_t ms, dcr_err *err)
+__attribute__((unused)) static int td_wait_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES],
+                                               const char *comp, const char *run_id,
+                                               cl_run_status *st, uint64_t ms, dcr_err *err)
 {
 	uint64_t t0 = dcr_mono_ms();
 
@@ -410,8 +412,8 @@ __attribute__((unused)) static int td_wait_run(cl_conn *c, const uint8_t room[ES
 }
 
 /* Reads the whole result of a run. */
-__attribute__((unused)) static int td_result(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *comp,
-		     dcr_buf *out, dcr_err *err)
+__attribute__((unused)) static int td_result(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES],
+                                             const char *comp, dcr_buf *out, dcr_err *err)
 {
 	char run[33];
 	uint64_t size = 0, off = 0;
@@ -429,7 +431,7 @@ __attribute__((unused)) static int td_result(cl_conn *c, const uint8_t room[ES_R
 	}
 	if (rc == 0 && off != size)
 		return dcr_err_set(err, DCR_EINTEGRITY, "result of %llu bytes, read %llu",
-				   (unsigned long long)size, (unsigned long long)off);
+		                   (unsigned long long)size, (unsigned long long)off);
 	return rc;
 }
 

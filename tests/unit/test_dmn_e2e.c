@@ -17,20 +17,20 @@
 #include "test_dmn_common.h"
 
 static const char bank_csv[] = "email,city,age\r\n"
-			       "a@x.org,Paris,31\r\n"
-			       "b@x.org,Paris,42\r\n"
-			       "c@x.org,Paris,\r\n"
-			       "d@x.org,Lyon,55\r\n"
-			       "e@x.org,\"Nice, Cote d'Azur\",60\r\n"
-			       "f@x.org,Lyon,23\r\n";
+                               "a@x.org,Paris,31\r\n"
+                               "b@x.org,Paris,42\r\n"
+                               "c@x.org,Paris,\r\n"
+                               "d@x.org,Lyon,55\r\n"
+                               "e@x.org,\"Nice, Cote d'Azur\",60\r\n"
+                               "f@x.org,Lyon,23\r\n";
 
 static const char insurer_csv[] = "email,risk\n"
-				  "a@x.org,1\n"
-				  "b@x.org,2\n"
-				  "c@x.org,3\n"
-				  "d@x.org,1\n"
-				  "e@x.org,2\n"
-				  "zz@y.org,5\n";
+                                  "a@x.org,1\n"
+                                  "b@x.org,2\n"
+                                  "c@x.org,3\n"
+                                  "d@x.org,1\n"
+                                  "e@x.org,2\n"
+                                  "zz@y.org,5\n";
 
 /* Files under dir (recursively) whose content contains needle. */
 static int grep_dir(const char *dir, const char *needle)
@@ -118,7 +118,7 @@ static void test_uploads(td *t, cl_conn *a, cl_conn *i, const uint8_t room[ES_RO
 	dcr_buf_init(&json);
 	/* A bad file: the error names the line and the column; nothing stored. */
 	CHECK_ERR(td_provision(a, room, "bank", "email,city,age\na@x.org,Paris,old\n", &err),
-		  DCR_ECSV, &err, "line 2");
+	          DCR_ECSV, &err, "line 2");
 	CHECK(strstr(err.msg, "age") != NULL);
 	CHECK(room_size(a, room) == size0);
 	CHECK(count_files(tmp) == 0);
@@ -129,9 +129,9 @@ static void test_uploads(td *t, cl_conn *a, cl_conn *i, const uint8_t room[ES_RO
 
 	/* Good files, streamed in small pieces. */
 	src = (td_src){bank_csv, strlen(bank_csv), 0, 7};
-	CHECK_OK(cl_provision(a, room, "bank", "bank.csv", src.n, td_src_read, &src, NULL, NULL,
-			      &err),
-		 &err);
+	CHECK_OK(
+	    cl_provision(a, room, "bank", "bank.csv", src.n, td_src_read, &src, NULL, NULL, &err),
+	    &err);
 	CHECK_OK(td_provision(i, room, "insurer", insurer_csv, &err), &err);
 	CHECK(room_size(a, room) == size0 + 2);
 
@@ -150,8 +150,8 @@ static void test_uploads(td *t, cl_conn *a, cl_conn *i, const uint8_t room[ES_RO
 		td_src f = {pdf, sizeof pdf - 1, 0, 0};
 		dcr_buf_reset(&json);
 		CHECK_OK(cl_provision(a, room, "contracts", "contract.pdf", f.n, td_src_read, &f,
-				      NULL, NULL, &err),
-			 &err);
+		                      NULL, NULL, &err),
+		         &err);
 		CHECK_OK(cl_stats(a, room, "contracts", &json, &err), &err);
 		CHECK(strstr(dcr_buf_cstr(&json), "\"rows\":0") != NULL);
 		CHECK(room_size(a, room) == size0 + 3);
@@ -251,7 +251,7 @@ static void test_provision_mismatch(td *t, cl_conn *a, const uint8_t room[ES_ROO
 	dcr_buf_init(&body);
 	rm_body_provisioned(&body, &p);
 	CHECK_ERR(cl_submit(a, room, RM_EV_PROVISIONED, body.data, body.len, NULL, &err),
-		  DCR_EINVALID, &err, "does not match an upload");
+	          DCR_EINVALID, &err, "does not match an upload");
 	dcr_buf_release(&body);
 }
 
@@ -292,7 +292,7 @@ static void test_runs(td *t, cl_conn *a, cl_conn *i, const uint8_t room[ES_ROOM_
 		char rid[33];
 		uint64_t size;
 		CHECK_ERR(cl_result_open(i, room, "doubled", rid, &size, &err), DCR_EDENIED, &err,
-			  NULL);
+		          NULL);
 	}
 
 	/* python is not supported yet: the run fails with that message. */

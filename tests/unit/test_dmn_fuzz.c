@@ -25,27 +25,38 @@ static uint64_t rnd(void)
 }
 
 static const char *const ops[] = {
-	"checkpoint", "datasets",   "events",	    "proof",	    "result.open",
-	"result.read", "room.test", "rooms",	    "run.status",   "size",
-	"stats",      "submit",	    "upload.abort", "upload.begin", "upload.chunk",
-	"upload.end", "whoami",	    "nope",
+    "checkpoint",   "datasets",     "events",       "proof",      "result.open", "result.read",
+    "room.test",    "rooms",        "run.status",   "size",       "stats",       "submit",
+    "upload.abort", "upload.begin", "upload.chunk", "upload.end", "whoami",      "nope",
 };
 
-static const char *const keys[] = {"computation", "data", "dataset", "entry", "file",
-				   "from",	  "len",  "max",     "offset", "room",
-				   "run",	  "seq",  "size",    "upload"};
+static const char *const keys[] = {"computation", "data", "dataset", "entry",  "file",
+                                   "from",        "len",  "max",     "offset", "room",
+                                   "run",         "seq",  "size",    "upload"};
 
 static char room_hex[ES_ROOM_HEX_BYTES];
 
 static void rand_value(dcr_mpw *w, int depth)
 {
 	switch (rnd() % 12) {
-	case 0: dcr_mpw_uint(w, rnd() % 4); break;
-	case 1: dcr_mpw_uint(w, UINT64_MAX - rnd() % 3); break;
-	case 2: dcr_mpw_uint(w, (uint64_t)1 << (rnd() % 64)); break;
-	case 3: dcr_mpw_int(w, -(int64_t)(rnd() % 1000) - 1); break;
-	case 4: dcr_mpw_str(w, room_hex); break;
-	case 5: dcr_mpw_str(w, rnd() % 2 ? "overlap" : "bank"); break;
+	case 0:
+		dcr_mpw_uint(w, rnd() % 4);
+		break;
+	case 1:
+		dcr_mpw_uint(w, UINT64_MAX - rnd() % 3);
+		break;
+	case 2:
+		dcr_mpw_uint(w, (uint64_t)1 << (rnd() % 64));
+		break;
+	case 3:
+		dcr_mpw_int(w, -(int64_t)(rnd() % 1000) - 1);
+		break;
+	case 4:
+		dcr_mpw_str(w, room_hex);
+		break;
+	case 5:
+		dcr_mpw_str(w, rnd() % 2 ? "overlap" : "bank");
+		break;
 	case 6: {
 		char s[80];
 		size_t n = rnd() % sizeof s;
@@ -62,8 +73,12 @@ static void rand_value(dcr_mpw *w, int depth)
 		dcr_mpw_bin(w, b, n);
 		break;
 	}
-	case 8: dcr_mpw_nil(w); break;
-	case 9: dcr_mpw_bool(w, rnd() % 2); break;
+	case 8:
+		dcr_mpw_nil(w);
+		break;
+	case 9:
+		dcr_mpw_bool(w, rnd() % 2);
+		break;
 	case 10:
 		if (depth < 3) {
 			dcr_mpw_array(w, 2);
@@ -99,7 +114,7 @@ static void rand_request(dcr_buf *frame, uint64_t id)
 	proto_map_encode(&m, &args);
 	proto_map_release(&m);
 	proto_request(frame, id, ops[rnd() % (sizeof ops / sizeof ops[0])],
-		      rnd() % 8 ? args.data : NULL, args.len);
+	              rnd() % 8 ? args.data : NULL, args.len);
 	dcr_buf_release(&args);
 }
 
@@ -318,8 +333,8 @@ int main(void)
 	if (fd >= 0)
 		close(fd);
 	fprintf(stderr, "fuzz: %llu answered (%llu errors), %llu closed\n",
-		(unsigned long long)answered, (unsigned long long)errors,
-		(unsigned long long)closed);
+	        (unsigned long long)answered, (unsigned long long)errors,
+	        (unsigned long long)closed);
 	CHECK(answered > (uint64_t)rounds / 2);
 
 	/* Still serving, and nothing was appended. */

@@ -282,8 +282,8 @@ static void test_garbage(td *t)
 	/* Non-canonical msgpack (a map with unsorted keys). */
 	fd = raw_auth(t, t->anna, false);
 	if (fd >= 0) {
-		static const uint8_t bad[] = {0x82, 0xa2, 'o', 'p', 0xa5, 'r', 'o', 'o', 'm', 's',
-					      0xa2, 'i', 'd', 0x01};
+		static const uint8_t bad[] = {0x82, 0xa2, 'o', 'p',  0xa5, 'r', 'o',
+		                              'o',  'm',  's', 0xa2, 'i',  'd', 0x01};
 		dcr_buf_reset(&f);
 		proto_frame_wrap(&f, bad, sizeof bad);
 		raw_send(fd, f.data, f.len);
@@ -388,8 +388,8 @@ static void test_help(void)
 
 	buf[n] = 0;
 	CHECK(f && pclose(f) == 0);
-	CHECK(strstr(buf, "--data") && strstr(buf, "--socket") && strstr(buf, "--idle-timeout-ms") &&
-	      strstr(buf, "--log-level"));
+	CHECK(strstr(buf, "--data") && strstr(buf, "--socket") &&
+	      strstr(buf, "--idle-timeout-ms") && strstr(buf, "--log-level"));
 	free(cmd);
 	free(exe);
 }

@@ -44,7 +44,8 @@ static int keep_one(void *ctx, uint64_t seq, const void *entry, size_t n)
 
 static void test_lifecycle(td *t)
 {
-	cl_conn *a = td_connect(t, t->anna), *i = td_connect(t, t->ian), *x = td_connect(t, t->carl);
+	cl_conn *a = td_connect(t, t->anna), *i = td_connect(t, t->ian),
+	        *x = td_connect(t, t->carl);
 	char *json = td_room_json(t, "overlap-room");
 	uint8_t room[ES_ROOM_ID_BYTES], got[ES_ROOM_ID_BYTES];
 	cl_room_info *rooms = NULL;
@@ -86,7 +87,7 @@ static void test_lifecycle(td *t)
 	memset(&col, 0, sizeof col);
 	rm_state_init(&col.st, cl_daemon_key(x));
 	CHECK_ERR(cl_events(x, room, 0, ES_SEQ_ANY, collect_one, &col, &err), DCR_ENOTFOUND, &err,
-		  "no room");
+	          "no room");
 	CHECK(col.n == 0);
 	rm_state_release(&col.st);
 
@@ -118,7 +119,7 @@ out:
 }
 
 static int submit_raw(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const dcr_buf *entry,
-		      dcr_err *err)
+                      dcr_err *err)
 {
 	proto_map m;
 	dcr_buf args;
@@ -163,7 +164,7 @@ static void test_refusals(td *t)
 	char *at = strstr(json0, key);
 	/* Runs may be requested before provisioning here. */
 	char *json = dcr_asprintf("%.*s\"require_provisioned\": false%s", (int)(at - json0), json0,
-				  at + strlen(key));
+	                          at + strlen(key));
 
 	free(json0);
 	uint8_t room[ES_ROOM_ID_BYTES];
@@ -187,8 +188,8 @@ static void test_refusals(td *t)
 	/* Forged: ian's connection submits an event signed by anna. */
 	rm_body_run_requested(&body, "doubled", "0123456789abcdef0123456789abcdef");
 	CHECK_OK(es_event_build(t->anna, room, size, dcr_now_ms(), RM_EV_RUN_REQUESTED, body.data,
-				body.len, &entry, &err),
-		 &err);
+	                        body.len, &entry, &err),
+	         &err);
 	CHECK_ERR(submit_raw(i, room, &entry, &err), DCR_EDENIED, &err, "another key");
 	CHECK(size_of(a, room) == size);
 
@@ -212,9 +213,9 @@ static void test_refusals(td *t)
 	dcr_buf_reset(&body);
 	dcr_buf_reset(&entry);
 	rm_body_run_requested(&body, "overlap", "11111111111111111111111111111111");
-	CHECK_OK(es_event_build(t->ian, room, size, dcr_now_ms() - 3600 * 1000,
-				RM_EV_RUN_REQUESTED, body.data, body.len, &entry, &err),
-		 &err);
+	CHECK_OK(es_event_build(t->ian, room, size, dcr_now_ms() - 3600 * 1000, RM_EV_RUN_REQUESTED,
+	                        body.data, body.len, &entry, &err),
+	         &err);
 	CHECK_ERR(submit_raw(i, room, &entry, &err), DCR_EINVALID, &err, "clock");
 
 	/* The room's rules: carl cannot run; ian may not run doubled. */
@@ -243,8 +244,8 @@ static void test_refusals(td *t)
 	dcr_buf_reset(&entry);
 	rm_body_run_failed(&body, "0123456789abcdef0123456789abcdef", "doubled", "nope");
 	CHECK_OK(es_event_build(t->anna, room, size_of(a, room), dcr_now_ms(), RM_EV_RUN_FAILED,
-				body.data, body.len, &entry, &err),
-		 &err);
+	                        body.data, body.len, &entry, &err),
+	         &err);
 	CHECK(submit_raw(a, room, &entry, &err) < 0);
 out:
 	dcr_key_free(fake_daemon);
@@ -265,7 +266,7 @@ struct writer {
 	char last[33];
 };
 
-#define WRITERS 4
+#define WRITERS    4
 #define PER_WRITER 10
 
 static void *writer_main(void *arg)
@@ -293,7 +294,7 @@ static void test_concurrent(td *t)
 	const char *key = "\"require_provisioned\": true";
 	char *at = strstr(json0, key);
 	char *json = dcr_asprintf("%.*s\"require_provisioned\": false%s", (int)(at - json0), json0,
-				  at + strlen(key));
+	                          at + strlen(key));
 	struct writer w[WRITERS];
 	pthread_t th[WRITERS];
 	uint8_t room[ES_ROOM_ID_BYTES];

@@ -10,17 +10,17 @@
 static char *slow_room(const td *t)
 {
 	return dcr_asprintf(
-		"{\"format\": \"dcr.room/1\", \"name\": \"slow\", \"description\": \"x\",\n"
-		" \"settings\": {\"require_provisioned\": false},\n"
-		" \"participants\": [{\"email\": \"anna@bank.example\", \"key\": \"%s\",\n"
-		"   \"owner_of\": [\"bank\"], \"analyst_of\": [\"slow\"]}],\n"
-		" \"datasets\": [{\"name\": \"bank\", \"kind\": \"table\", \"columns\": [\n"
-		"   {\"name\": \"email\", \"type\": \"string\"},\n"
-		"   {\"name\": \"age\", \"type\": \"integer\"}]}],\n"
-		" \"computations\": [{\"name\": \"slow\", \"kind\": \"sql\",\n"
-		"   \"query\": \"SELECT a.age, COUNT(*) AS n FROM bank a JOIN bank b ON a.age <> "
-		"b.age JOIN bank c ON c.age <> b.age GROUP BY a.age\"}]}\n",
-		t->anna_s);
+	    "{\"format\": \"dcr.room/1\", \"name\": \"slow\", \"description\": \"x\",\n"
+	    " \"settings\": {\"require_provisioned\": false},\n"
+	    " \"participants\": [{\"email\": \"anna@bank.example\", \"key\": \"%s\",\n"
+	    "   \"owner_of\": [\"bank\"], \"analyst_of\": [\"slow\"]}],\n"
+	    " \"datasets\": [{\"name\": \"bank\", \"kind\": \"table\", \"columns\": [\n"
+	    "   {\"name\": \"email\", \"type\": \"string\"},\n"
+	    "   {\"name\": \"age\", \"type\": \"integer\"}]}],\n"
+	    " \"computations\": [{\"name\": \"slow\", \"kind\": \"sql\",\n"
+	    "   \"query\": \"SELECT a.age, COUNT(*) AS n FROM bank a JOIN bank b ON a.age <> "
+	    "b.age JOIN bank c ON c.age <> b.age GROUP BY a.age\"}]}\n",
+	    t->anna_s);
 }
 
 /* A long poll in progress must not hold up the shutdown. */
