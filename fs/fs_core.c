@@ -1680,9 +1680,9 @@ static int run_and_wait(fs *f, const char *comp)
 		if (done)
 			break;
 		if (failed) {
-			rc = DCR_EINVALID;
-			fetch_apply(f, &err);
+			dcr_err ferr = {0};
 			set_last_error(f, comp, &err);
+			fetch_apply(f, &ferr);
 			return -EIO;
 		}
 		if (dcr_mono_ms() - t0 > FS_RUN_WAIT_MS_MAX) {
