@@ -265,6 +265,8 @@ int dcr_mp_parse(const void *p, size_t n, const dcr_mp_limits *lim, dcr_mp_doc *
 void dcr_mp_doc_free(dcr_mp_doc *d);
 const dcr_mpv *dcr_mp_root(const dcr_mp_doc *d);
 
+/* NULL (an absent entry from dcr_mp_get or dcr_mp_at) gives DCR_MP_NIL, so
+ * `dcr_mp_type(dcr_mp_get(m, "k")) != DCR_MP_ARRAY` is a safe check. */
 enum dcr_mp_type dcr_mp_type(const dcr_mpv *v);
 /* Map lookup by key; NULL if absent or v is not a map. */
 const dcr_mpv *dcr_mp_get(const dcr_mpv *v, const char *key);

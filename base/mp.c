@@ -400,6 +400,8 @@ const dcr_mpv *dcr_mp_root(const dcr_mp_doc *d)
 
 enum dcr_mp_type dcr_mp_type(const dcr_mpv *v)
 {
+	if (v == NULL) /* an absent entry (dcr_mp_get, dcr_mp_at) */
+		return DCR_MP_NIL;
 	switch (OBJ(v)->type) {
 	case MSGPACK_OBJECT_NIL:
 		return DCR_MP_NIL;
