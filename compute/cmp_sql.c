@@ -513,6 +513,10 @@ static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, i
 	if ((rc = open_plain(&r->db, err)))
 		return rc;
 	char **tables = dcr_calloc(ninputs + 1, sizeof(char *)); /* table name in each image */
+	if ((rc = cmp__register_printf(r->db))) {
+		rc = sql_err(r->db, err, "registering printf");
+		goto out;
+	}
 	/* temp_store=FILE: SQLite's sorter then sorts in one bulk buffer
 	 * (with MEMORY it mallocs every record, about 1.5x slower for a
 	 * GROUP BY over 300k rows); temp data stays in memory up to the
@@ -1124,7 +1128,11 @@ int cmp_sql_check(const char *query, const cmp_input *inputs, size_t ninputs, lo
 	cmp_result_init(&local);
 	cmp_result_init(&probe);
 	bool known[DCR_SQL_COLS_MAX], pknown[DCR_SQL_COLS_MAX];
-	int rc = sql_do(query, inputs, ninputs, min_rows, NULL, FILL_EMPTY, known, &local, err);
+	/* On empty tables a query takes no time, unless it makes up its own
+	 * data (an endless recursive CTE): a short limit keeps saving a room
+	 * definition quick. */
+	cmp_sql_limits lim = {.time_ms = DCR_SQL_CHECK_TIME_MS};
+	int rc = sql_do(query, inputs, ninputs, min_rows, &lim, FILL_EMPTY, known, &local, err);
 	if (rc)
 		goto out;
 	bool all = true;
@@ -1134,7 +1142,7 @@ int cmp_sql_check(const char *query, const cmp_input *inputs, size_t ninputs, lo
 	 * groups): learn their types from a run on one made-up row per input
 	 * (without the privacy filter; its result is only types). */
 	dcr_err perr;
-	if (!all && sql_do(query, inputs, ninputs, 0, NULL, FILL_PROBE, pknown, &probe, &perr) == 0 &&
+	if (!all && sql_do(query, inputs, ninputs, 0, &lim, FILL_PROBE, pknown, &probe, &perr) == 0 &&
 	    probe.ncols == local.ncols)
 		for (size_t c = 0; c < local.ncols; c++)
 			if (!known[c] && pknown[c])

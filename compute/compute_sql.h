@@ -32,4 +32,9 @@ int cmp__sql_shape(const char *query, dcr_err *err);
 int cmp__privacy_rewrite(const char *query, cmp__rewrite *out, dcr_err *err);
 void cmp__rewrite_release(cmp__rewrite *r);
 
+/* Replaces printf() and format() on a connection with a bounded version
+ * (cmp_printf.c). */
+struct sqlite3;
+int cmp__register_printf(struct sqlite3 *db);
+
 #endif

@@ -332,6 +332,18 @@ static void test_hostile(void)
 		       "COUNT(*)\r\n300000\r\n", &mem2);
 	/* A string over the length limit. */
 	expect_fail("SELECT length(zeroblob(100000000))", DCR_ESQL, "too big", NULL);
+	/* printf()/format(): bounded (SQLite's built-in loops per character). */
+	expect_csv("SELECT printf('%d|%5.2f|%-4s|%x|%%|%3c|%.2c|%05d|%s', 42, 3.14159, 'ab', 255, "
+		   "'xyz', 'é', -7, NULL) AS p, format('%.1e', 12345.0) AS f, printf(NULL) AS n",
+		   "p,f,n\r\n42| 3.14|ab  |ff|%|  x|éé|-0007|,1.2e+04,\r\n");
+	t0 = dcr_mono_ms();
+	expect_fail("SELECT printf('%.*c', 1000000000, 'x')", DCR_ESQL,
+		    "printf(): width or precision above 1000", NULL);
+	expect_fail("SELECT printf('%2000d', 1)", DCR_ESQL, "width or precision above 1000", NULL);
+	CHECK(dcr_mono_ms() - t0 < 1000);
+	expect_fail("SELECT printf('%q', 'x')", DCR_ESQL, "printf(): conversion %q is not supported",
+		    NULL);
+	expect_fail("SELECT length(printf('%1000c', 'x') || printf('%.*c', 1000, 'y'))", 0, "", NULL);
 	/* Inputs unchanged after all of this. */
 	expect_csv("SELECT COUNT(*) FROM bank", "COUNT(*)\r\n4\r\n");
 	/* Temp objects are the only writable ones; still one statement. */
