@@ -44,12 +44,26 @@ static const char *type_name(const dcr_mpv *v)
 	return "an unknown type";
 }
 
+/* Up to 40 bytes of untrusted text for an error message, with anything but
+ * printable ASCII shown as '?' (no control characters reach a terminal or
+ * a log line). */
+static const char *printable(const char *p, size_t n, char out[41])
+{
+	size_t i;
+
+	for (i = 0; i < n && i < 40; i++)
+		out[i] = p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '?';
+	out[i] = '\0';
+	return out;
+}
+
 /* Checks that map m has exactly the fields in names[] (sorted bytewise, as
  * canonical maps are): names the first unknown or missing field. */
 static int check_fields(const dcr_mpv *m, const char *what, const char *const *names, size_t nnames,
                         dcr_err *err)
 {
 	uint32_t n = dcr_mp_len(m), i = 0;
+	char shown[41];
 	size_t j = 0;
 
 	while (i < n || j < nnames) {
@@ -72,8 +86,8 @@ static int check_fields(const dcr_mpv *m, const char *what, const char *const *n
 				c = key_n < name_n ? -1 : key_n > name_n ? 1 : 0;
 		}
 		if (c < 0)
-			return dcr_err_set(err, DCR_EFORMAT, "%s: unknown field '%.*s'", what,
-			                   (int)(key_n > 64 ? 64 : key_n), key);
+			return dcr_err_set(err, DCR_EFORMAT, "%s: unknown field '%s'", what,
+			                   printable(key, key_n, shown));
 		if (c > 0)
 			return dcr_err_set(err, DCR_EFORMAT, "%s: missing field '%s'", what,
 			                   names[j]);
@@ -126,6 +140,7 @@ static int get_room(const dcr_mpv *m, const char *what, uint8_t room[ES_ROOM_ID_
                     dcr_err *err)
 {
 	const dcr_mpv *v = dcr_mp_get(m, "room");
+	char shown[41];
 	const char *p;
 	size_t n;
 
@@ -135,8 +150,8 @@ static int get_room(const dcr_mpv *m, const char *what, uint8_t room[ES_ROOM_ID_
 	if (room_from_str(p, n, room) != 0)
 		return dcr_err_set(err, DCR_EFORMAT,
 		                   "%s: field 'room' must be 32 lowercase hex characters, got %zu "
-		                   "bytes '%.*s'",
-		                   what, n, (int)(n > 40 ? 40 : n), p);
+		                   "bytes '%s'",
+		                   what, n, printable(p, n, shown));
 	return 0;
 }
 

@@ -555,6 +555,14 @@ static void test_fields(void)
 		expect_decode(&e, DCR_EFORMAT, needle, needle);
 		fields_release(&f);
 	}
+	/* Control characters of untrusted keys never reach the message. */
+	fields_std(&f);
+	f.key[7] = "zz\n\x1b[31m";
+	dcr_buf_append_u8(&f.val[7], 0x00);
+	f.n = 8;
+	fields_entry(&f, key_a, DCR_DOMAIN_EVENT, &e);
+	expect_decode(&e, DCR_EFORMAT, "unknown field 'zz??[31m'", "control characters");
+	fields_release(&f);
 	/* Not a map at all. */
 	dcr_buf_reset(&e);
 	dcr_buf_append(&e, "\x93\x01\x02\x03", 4);
