@@ -90,4 +90,5 @@ echo "dcr provision (no mount):       $(rate "$t0" "$t1")"
 # Daemon time per 1 MiB chunk (dcrd log), the floor of the synchronous
 # chunk protocol.
 grep 'upload.chunk' "$T/dcrd.log" | awk '{ ms = $(NF - 1); s += ms; n++ } END { if (n) printf "daemon upload.chunk: %d chunks, mean %.2f ms\n", n, s / n }'
+echo "mount process peak RSS: $(awk '/VmHWM/ { print $2, $3 }' "/proc/$mpid/status") (memory stays bounded whatever the file size)"
 dcr umount "$M"
