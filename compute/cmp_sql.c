@@ -488,7 +488,7 @@ static void lock_down(struct run *r, size_t ninputs)
 	sqlite3_limit(db, SQLITE_LIMIT_VDBE_OP, 1000000);
 	sqlite3_limit(db, SQLITE_LIMIT_FUNCTION_ARG, 64);
 	sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, (int)ninputs);
-	sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1000);
+	sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 100);
 	sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, 0);
 	sqlite3_limit(db, SQLITE_LIMIT_TRIGGER_DEPTH, 1);
 	sqlite3_limit(db, SQLITE_LIMIT_WORKER_THREADS, 0);
