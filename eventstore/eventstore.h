@@ -1,7 +1,8 @@
 /* eventstore.h: signed events, their canonical encoding, the per-room
  * Merkle log and its LMDB storage.
  *
- * An event is an envelope (canonical msgpack map, see docs/eventstore.md)
+ * An event is an envelope (canonical msgpack map; byte-level spec in
+ * docs/event-format.md, storage and transactions in docs/eventstore.md)
  * plus a detached Ed25519 signature over DCR_DOMAIN_EVENT || 0x00 ||
  * envelope bytes. The stored entry of an event is the envelope bytes
  * followed by the 64 signature bytes; the Merkle leaf is
