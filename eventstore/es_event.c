@@ -176,8 +176,8 @@ static int check_type(const char *p, size_t n, const char *what, dcr_err *err)
 
 /* Public keys of small order (and their non-canonical encodings, with or
  * without the sign bit). OpenSSL's Ed25519 accepts them, and under such a
- * key a signature with R = identity and S = 0 verifies for about 1 message
- * in 8 (or every message): anyone could forge events "by" such an actor.
+ * key a signature with R = identity and S = 0 verifies for 1 message in 8
+ * up to every message: anyone could forge events "by" such an actor.
  * The list is the well-known blocklist: 0 and 1, the two points of order
  * 8, and p-1, p, p+1 (each checked against dcr_verify in development). */
 static const uint8_t weak_keys[7][32] = {
