@@ -68,8 +68,10 @@ int dmn__blob_remove(dmn_blobs *b, const char *id);
 typedef struct dmn_room {
 	uint8_t id[ES_ROOM_ID_BYTES];
 	char hex[ES_ROOM_HEX_BYTES];
-	pthread_mutex_t mu; /* guards st and every append to this room */
-	rm_state st;
+	pthread_mutex_t mu; /* guards st and the order of this room's appends */
+	rm_state st;        /* may include appends in flight (see inflight) */
+	unsigned inflight;  /* appends queued, not yet durable */
+	bool broken;        /* an append failed: rebuild once inflight is 0 */
 } dmn_room;
 
 /* A finished upload waiting for its dataset.provisioned event. */
@@ -138,9 +140,10 @@ dmn_room **dmn__rooms_list(dmn *d, size_t *n);
 /* The one path into the log. Decodes the entry, verifies its signature,
  * checks that a user event's actor is `conn_key` and its clock is close to
  * ours (conn_key NULL: a daemon event, actor must be the daemon key), then
- * under the room's lock: seq, rm_apply, the daemon's own checks
- * (provisioning matches an upload), es_append; then schedules follow-up
- * work (prepared tables, runs). type_out (may be NULL) gets the event's
+ * under the room's lock: seq, the daemon's own checks (provisioning
+ * matches an upload), rm_apply, es_append_start; waits for durability
+ * outside the lock; then schedules follow-up work (prepared tables, runs).
+ * Returns only once the event is durable (or refused). type_out (may be NULL) gets the event's
  * type once decoded. */
 int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry, size_t n,
                 const uint8_t *conn_key, uint64_t *seq_out, char type_out[ES_TYPE_BYTES_MAX],

@@ -3,12 +3,15 @@
  *
  * dmn__submit is the only way an event enters the log, for user events and
  * the daemon's own alike: decode, verify, check the actor and clock, then
- * under the room's mutex check the sequence, apply the room's rules, check
- * what only the daemon can know (that a provisioned blob is the upload this
- * actor just finished), and append. The mutex is held across the append,
- * so at most one event per room is in flight and rm_apply always sees the
- * state the event will follow. A failed append rebuilds the room from the
- * log, so memory never runs ahead of disk. */
+ * under the room's mutex check the sequence, check what only the daemon
+ * can know (that a provisioned blob is the upload this actor just
+ * finished), apply the room's rules and queue the append
+ * (es_append_start), so the order of a room's appends is fixed under its
+ * mutex; the wait for durability happens outside it, so appends of one room
+ * share commits. The in-memory state may thus include appends in flight,
+ * never more: nothing is acknowledged or acted upon (jobs, waiters) before
+ * it is durable, and if an append fails (the ones queued after it fail
+ * too) the room is rebuilt from the log once the last one is back. */
 #include "dmn_int.h"
 
 /* ---- registry ------------------------------------------------------------------ */
@@ -464,6 +467,13 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	}
 	pthread_mutex_lock(&r->mu);
 	locked = true;
+	if (r->broken) {
+		rc = dcr_err_set(err, DCR_ESTORE,
+		                 "room %s: an append failed and the room is being rebuilt from "
+		                 "the log; retry",
+		                 r->hex);
+		goto out;
+	}
 	if (ev.seq != r->st.size) {
 		rc = dcr_err_set(err, DCR_ESEQ,
 		                 "seq %llu (%s): the room is at %llu (replayed event, or another "
@@ -473,36 +483,67 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		goto out;
 	}
 	provisioned = strcmp(ev.type, RM_EV_PROVISIONED) == 0;
-	if (provisioned && !match_upload(d, &ev, false)) {
-		rc = dcr_err_set(err, DCR_EINVALID,
-		                 "seq %llu (%s): does not match an upload this key completed in "
-		                 "this room (upload the file first; sign exactly the values "
-		                 "upload.end returned)",
-		                 (unsigned long long)ev.seq, ev.type);
-		goto out;
+	if (provisioned) {
+		/* Taken now, so one upload backs at most one event; a refused or
+		 * failed event forgets it (the client uploads again). */
+		up = match_upload(d, &ev, true);
+		if (!up) {
+			rc = dcr_err_set(err, DCR_EINVALID,
+			                 "seq %llu (%s): does not match an upload this key "
+			                 "completed in this room (upload the file first; sign "
+			                 "exactly the values upload.end returned)",
+			                 (unsigned long long)ev.seq, ev.type);
+			goto out;
+		}
 	}
 	rc = rm_apply(&r->st, &ev, err);
 	if (rc < 0)
 		goto out;
-	rc = es_append(d->store, room, ev.seq, entry, n, &seq, NULL, err);
-	if (rc < 0) {
-		dcr_err e2;
-		dcr_err_prefix(err, "appending seq %llu", (unsigned long long)ev.seq);
-		dmn__log(d, DMN_LOG_ERROR, "room %s: append failed (%s); rebuilding from the log",
-		         r->hex, err ? err->msg : dcr_strerror(rc));
-		if (!fresh && room_replay(d, r, &e2) < 0)
-			dmn__log(d, DMN_LOG_ERROR, "room %s: rebuild failed: %s", r->hex, e2.msg);
-		goto out;
-	}
-	DCR_ASSERT(seq == ev.seq);
-	if (provisioned)
-		up = match_upload(d, &ev, true);
 	if (fresh) {
+		/* Nobody else can see this room yet: append synchronously. */
+		rc = es_append(d->store, room, ev.seq, entry, n, &seq, NULL, err);
+		if (rc < 0) {
+			dcr_err_prefix(err, "appending seq %llu", (unsigned long long)ev.seq);
+			goto out;
+		}
 		pthread_rwlock_wrlock(&d->rooms_lock);
 		insert_locked(d, fresh);
 		pthread_rwlock_unlock(&d->rooms_lock);
 		fresh = NULL;
+	} else {
+		/* Fix the order of this room's appends under its lock, wait for
+		 * durability outside it: events of one room share commits.
+		 * Memory runs ahead of the log only by appends in flight, and
+		 * nothing is acknowledged or acted on before it is durable. */
+		es_pending *pend = NULL;
+		rc = es_append_start(d->store, room, ev.seq, entry, n, &pend, err);
+		if (rc == 0) {
+			r->inflight++;
+			pthread_mutex_unlock(&r->mu);
+			rc = es_append_wait(pend, &seq, NULL, err);
+			pthread_mutex_lock(&r->mu);
+			r->inflight--;
+		}
+		if (rc < 0) {
+			dcr_err_prefix(err, "appending seq %llu", (unsigned long long)ev.seq);
+			dmn__log(d, DMN_LOG_ERROR, "room %s: append failed (%s); rebuilding from "
+			                           "the log",
+			         r->hex, err ? err->msg : dcr_strerror(rc));
+			r->broken = true;
+		}
+		if (r->broken && r->inflight == 0) {
+			/* The last append in flight is back: the log is final. */
+			dcr_err e2;
+			if (room_replay(d, r, &e2) < 0)
+				dmn__log(d, DMN_LOG_ERROR, "room %s: rebuild failed: %s", r->hex,
+				         e2.msg);
+			else
+				r->broken = false;
+		}
+		if (rc < 0)
+			goto out;
 	}
+	DCR_ASSERT(seq == ev.seq);
 	after_append(d, r, &ev, seq);
 	woke = true;
 	if (seq_out)
