@@ -66,6 +66,7 @@
 #define DCR_CSV_COLS_MAX 1024u                    /* fields per record */
 #define DCR_CSV_ERR_VALUE_BYTES 40u               /* value shown in an error */
 #define DCR_CMP_DISTINCT_EXACT_MAX 65536u         /* then HyperLogLog */
+#define DCR_CMP_DISTINCT_SETS_BYTES_MAX (16u * 1024 * 1024) /* all exact sets of one ingest */
 #define DCR_SQL_INPUTS_MAX 10u                    /* SQLite's attach limit */
 #define DCR_SQL_TIME_MS_DEFAULT 30000u
 #define DCR_SQL_CHECK_TIME_MS 2000u               /* cmp_sql_check, on empty tables */

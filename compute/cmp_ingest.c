@@ -11,11 +11,11 @@
  * string in a string column and NULL in a numeric column.
  *
  * Statistics per column: nulls; distinct values, exact (a set of 64-bit
- * hashes) up to DCR_CMP_DISTINCT_EXACT_MAX values, then a HyperLogLog with
+ * hashes) up to DCR_CMP_DISTINCT_EXACT_MAX values (fewer for wide schemas:
+ * all sets share DCR_CMP_DISTINCT_SETS_BYTES_MAX), then a HyperLogLog with
  * 2^14 registers (about 0.8% standard error); min, max, mean and standard
  * deviation (Welford's update) for numbers; min and max length in
- * characters for strings. Memory per column is bounded (at most 1 MiB of
- * set plus 16 KiB of registers), whatever the input size. */
+ * characters for strings. Memory is bounded whatever the input size. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,6 +40,7 @@ struct col_stats {
 	uint64_t lmin, lmax;
 	uint64_t *set; /* open addressing, 0 = empty */
 	size_t set_cap, set_n;
+	size_t exact_max; /* values counted exactly before HyperLogLog */
 	bool exact;
 	uint8_t *hll;
 };
@@ -78,8 +79,16 @@ int cmp_ingest_new(const cmp_schema *schema, const char *label, cmp_ingest **out
 	in->map = dcr_calloc(nc, sizeof(*in->map));
 	in->st = dcr_calloc(nc, sizeof(*in->st));
 	in->vals = dcr_calloc(nc, sizeof(*in->vals));
+	/* The exact sets of all columns share one budget (a set of n values
+	 * takes up to 32n bytes: 8-byte slots, at most half full, a power of
+	 * two), so a wide schema counts fewer values exactly instead of
+	 * using more memory. */
+	size_t exact_max = DCR_CMP_DISTINCT_SETS_BYTES_MAX / 32 / nc;
+	if (exact_max > DCR_CMP_DISTINCT_EXACT_MAX)
+		exact_max = DCR_CMP_DISTINCT_EXACT_MAX;
 	for (size_t i = 0; i < nc; i++) {
 		in->st[i].exact = true;
+		in->st[i].exact_max = exact_max;
 		in->st[i].imin = INT64_MAX;
 		in->st[i].imax = INT64_MIN;
 		in->st[i].dmin = INFINITY;
@@ -203,39 +212,46 @@ static __attribute__((noinline)) void set_insert_exact(struct col_stats *s, uint
 {
 	if (h == 0)
 		h = 1;
-	if (s->set_n * 2 >= s->set_cap) {
-		if (s->set_n >= DCR_CMP_DISTINCT_EXACT_MAX) {
-			/* Switch to HyperLogLog, replaying the set. */
-			s->hll = dcr_calloc(HLL_M, 1);
-			s->exact = false;
-			for (size_t i = 0; i < s->set_cap; i++)
-				if (s->set[i])
-					hll_add(s, s->set[i]);
-			free(s->set);
-			s->set = NULL;
-			hll_add(s, h);
-			return;
+	size_t j = 0;
+	if (s->set_cap) {
+		j = h & (s->set_cap - 1);
+		while (s->set[j]) {
+			if (s->set[j] == h)
+				return;
+			j = (j + 1) & (s->set_cap - 1);
 		}
+	}
+	/* A new value. */
+	if (s->set_n >= s->exact_max) {
+		/* Switch to HyperLogLog, replaying the set. */
+		s->hll = dcr_calloc(HLL_M, 1);
+		s->exact = false;
+		for (size_t i = 0; i < s->set_cap; i++)
+			if (s->set[i])
+				hll_add(s, s->set[i]);
+		free(s->set);
+		s->set = NULL;
+		hll_add(s, h);
+		return;
+	}
+	if ((s->set_n + 1) * 2 > s->set_cap) {
 		size_t ncap = s->set_cap ? s->set_cap * 2 : 256;
 		uint64_t *ns = dcr_calloc(ncap, sizeof(uint64_t));
 		for (size_t i = 0; i < s->set_cap; i++) {
 			uint64_t v = s->set[i];
 			if (!v)
 				continue;
-			size_t j = v & (ncap - 1);
-			while (ns[j])
-				j = (j + 1) & (ncap - 1);
-			ns[j] = v;
+			size_t k = v & (ncap - 1);
+			while (ns[k])
+				k = (k + 1) & (ncap - 1);
+			ns[k] = v;
 		}
 		free(s->set);
 		s->set = ns;
 		s->set_cap = ncap;
-	}
-	size_t j = h & (s->set_cap - 1);
-	while (s->set[j]) {
-		if (s->set[j] == h)
-			return;
-		j = (j + 1) & (s->set_cap - 1);
+		j = h & (ncap - 1);
+		while (s->set[j])
+			j = (j + 1) & (ncap - 1);
 	}
 	s->set[j] = h;
 	s->set_n++;

@@ -353,6 +353,52 @@ static void test_distinct(void)
 	cmp_ingest_free(in);
 }
 
+/* distinct_exact at and past the bound: n distinct values, each twice. */
+static void distinct_case(size_t ncols, uint64_t n, const char *want)
+{
+	cmp_column *c = dcr_calloc(ncols, sizeof(*c));
+	char **names = dcr_calloc(ncols, sizeof(char *));
+	dcr_buf b;
+	dcr_buf_init(&b);
+	for (size_t i = 0; i < ncols; i++) {
+		names[i] = dcr_asprintf("c%zu", i);
+		c[i] = (cmp_column){names[i], CMP_INTEGER, CMP_FMT_NONE, true};
+		dcr_buf_printf(&b, "%s%s", i ? "," : "", names[i]);
+	}
+	dcr_buf_append_u8(&b, '\n');
+	for (uint64_t r = 0; r < 2 * n; r++) {
+		dcr_buf_printf(&b, "%llu", (unsigned long long)(r % n));
+		for (size_t i = 1; i < ncols; i++)
+			dcr_buf_append_u8(&b, ',');
+		dcr_buf_append_u8(&b, '\n');
+	}
+	cmp_schema s = {c, ncols};
+	struct outcome o;
+	run_chunked(&s, (const char *)b.data, b.len, 1 << 20, &o);
+	CHECK(o.rc == 0);
+	CHECK(o.stats && strstr(o.stats, want) != NULL);
+	if (o.stats && !strstr(o.stats, want))
+		fprintf(stderr, "want %s in %.300s\n", want, o.stats);
+	free(o.stats);
+	for (size_t i = 0; i < ncols; i++)
+		free(names[i]);
+	free(names);
+	free(c);
+	dcr_buf_release(&b);
+}
+
+static void test_distinct_bounds(void)
+{
+	distinct_case(1, DCR_CMP_DISTINCT_EXACT_MAX, "\"distinct\":65536,\"distinct_exact\":true");
+	distinct_case(1, DCR_CMP_DISTINCT_EXACT_MAX + 1, "\"distinct_exact\":false");
+	/* 64 columns share the budget: 16 MiB / 32 / 64 = 8192 each. */
+	size_t per = DCR_CMP_DISTINCT_SETS_BYTES_MAX / 32 / 64;
+	char want[64];
+	snprintf(want, sizeof(want), "\"distinct\":%zu,\"distinct_exact\":true", per);
+	distinct_case(64, per, want);
+	distinct_case(64, per + 1, "\"distinct_exact\":false");
+}
+
 static int rec_count;
 static int count_rec(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
 {
@@ -435,6 +481,7 @@ int main(void)
 	test_errors();
 	test_limits();
 	test_distinct();
+	test_distinct_bounds();
 	test_reader();
 	test_random();
 	if (failures) {
