@@ -83,6 +83,35 @@ static int clear_stale(const char *dir, dcr_err *err)
 	return 0;
 }
 
+/* Is something mounted exactly at dir (absolute, resolved)? /proc/mounts
+ * escapes space, tab, newline and backslash as octal. */
+static bool is_mountpoint(const char *dir)
+{
+	FILE *fp = fopen("/proc/self/mounts", "re");
+	char line[4096], esc[PATH_MAX * 4 + 1];
+	bool found = false;
+	size_t n = 0;
+	if (!fp)
+		return false;
+	for (const char *p = dir; *p && n + 4 < sizeof esc; p++) {
+		if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\\')
+			n += (size_t)snprintf(esc + n, sizeof esc - n, "\\%03o", (unsigned char)*p);
+		else
+			esc[n++] = *p;
+	}
+	esc[n] = 0;
+	while (!found && fgets(line, sizeof line, fp)) {
+		char *sp = strchr(line, ' ');
+		if (!sp)
+			continue;
+		char *mp = sp + 1, *end = strchr(mp, ' ');
+		if (end && (size_t)(end - mp) == n && memcmp(mp, esc, n) == 0)
+			found = true;
+	}
+	fclose(fp);
+	return found;
+}
+
 /* Runs the mount in this process; writes the outcome to ready_fd. */
 static int serve(const char *room, const char *dir, const char *sock, bool debug, int ready_fd,
                  dcr_err *err)
@@ -189,6 +218,12 @@ int cmd_mount(int argc, char **argv)
 	}
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || !realpath(dir, dirabs)) {
 		dcr_err_set(&err, -ENOTDIR, "%s: not a directory", dir);
+		tl_fail("mount", &err);
+		return 1;
+	}
+	if (is_mountpoint(dirabs)) {
+		dcr_err_set(&err, -EBUSY, "%s: already a mount point (dcr umount %s first)", dir,
+		            dir);
 		tl_fail("mount", &err);
 		return 1;
 	}

@@ -22,6 +22,8 @@ A=$T/anna
 I=$T/ian
 mount_as anna "$id" "$A"
 mount_as ian "$id" "$I"
+expect_fail e2e_as anna dcr mount "$id" "$A"
+expect_stderr "already a mount point"
 
 # The layout, and a README that says who you are and what you can do.
 ls "$A" >"$T/ls.out" || e2e_fail "ls of the mount"
