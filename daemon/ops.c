@@ -1007,6 +1007,33 @@ static int op_wait(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, 
 	return 0;
 }
 
+static int op_consistency(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
+{
+	dmn_room *r;
+	uint64_t old_size, new_size;
+	uint8_t proof[ES_PROOF_HASHES_MAX][32];
+	size_t n = 0, i;
+	dcr_mpw *w;
+	int rc = arg_room(d, s, args, &r, err);
+
+	if (rc == 0)
+		rc = arg_u64(args, "old", &old_size, err);
+	if (rc == 0)
+		rc = arg_u64(args, "new", &new_size, err);
+	if (rc < 0)
+		return rc;
+	rc = es_consistency_proof(d->store, r->id, old_size, new_size, proof, &n);
+	if (rc < 0)
+		return dcr_err_set(err, rc, "consistency proof from size %llu to %llu: %s",
+		                   (unsigned long long)old_size, (unsigned long long)new_size,
+		                   dcr_strerror(rc));
+	w = proto_map_key(res, "proof");
+	dcr_mpw_array(w, (uint32_t)n);
+	for (i = 0; i < n; i++)
+		dcr_mpw_bin(w, proof[i], 32);
+	return 0;
+}
+
 static int op_whoami(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	dcr_mpw_bin(proto_map_key(res, "key"), s->key, 32);
@@ -1021,6 +1048,7 @@ static const struct {
 	op_fn fn;
 } ops[] = {
     {"checkpoint", op_checkpoint},
+    {"consistency", op_consistency},
     {"datasets", op_datasets},
     {"events", op_events},
     {"proof", op_proof},

@@ -405,7 +405,7 @@ static void on_frame(conn *c, uint8_t *body, size_t n)
 	if (c->inflight >= DMN_INFLIGHT_MAX) {
 		free(body);
 		c->doomed = true;
-		send_error(c, 0, DCR_ELIMIT, "more than DMN_INFLIGHT_MAX requests in flight", true);
+		send_error(c, 0, DCR_ELIMIT, "too many requests in flight (the limit is 4)", true);
 		return;
 	}
 	r = dcr_calloc(1, sizeof *r);

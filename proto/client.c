@@ -973,3 +973,44 @@ out:
 	dcr_buf_release(&rb);
 	return rc;
 }
+
+/* Reads an array of 32-byte hashes (at most 64) from response key. */
+static int get_proof(const dcr_mpv *root, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err)
+{
+	const dcr_mpv *arr = dcr_mp_get(root, "proof");
+	uint32_t i, cnt = dcr_mp_len(arr);
+
+	if (dcr_mp_type(arr) != DCR_MP_ARRAY || cnt > 64)
+		return dcr_err_set(err, DCR_EPROTO, "proof: bad proof array");
+	for (i = 0; i < cnt; i++) {
+		const uint8_t *p;
+		size_t n;
+		if (dcr_mp_bin(dcr_mp_at(arr, i), &p, &n) < 0 || n != 32)
+			return dcr_err_set(err, DCR_EPROTO, "proof[%u]: not a 32-byte hash", i);
+		memcpy(proof[i], p, 32);
+	}
+	*proof_n = cnt;
+	return 0;
+}
+
+int cl_consistency_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size_old,
+                         uint64_t size_new, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err)
+{
+	proto_map m;
+	dcr_mp_doc *d = NULL;
+	dcr_buf rb;
+	int rc;
+
+	*proof_n = 0;
+	dcr_buf_init(&rb);
+	proto_map_init(&m);
+	put_room(&m, room);
+	dcr_mpw_uint(proto_map_key(&m, "old"), size_old);
+	dcr_mpw_uint(proto_map_key(&m, "new"), size_new);
+	rc = call_map(c, "consistency", &m, &rb, &d, err);
+	if (rc == 0)
+		rc = get_proof(dcr_mp_root(d), proof, proof_n, err);
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	return rc;
+}

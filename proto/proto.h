@@ -157,6 +157,11 @@ int cl_checkpoint(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], es_checkpoin
                   dcr_err *err);
 int cl_inclusion_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq,
                        uint64_t size, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err);
+/* RFC 6962 consistency proof between the first size_old and size_new
+ * events (proof holds ES_PROOF_HASHES_MAX hashes): check it against two
+ * signed checkpoints with es_verify_consistency. */
+int cl_consistency_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size_old,
+                         uint64_t size_new, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err);
 
 /* Replays the room's events with rm_apply on the client side is done by the
  * caller (room module); the client only moves bytes. */

@@ -111,6 +111,28 @@ static void test_lifecycle(td *t)
 		dcr_buf_release(&e.b);
 	}
 	CHECK_ERR(cl_checkpoint(x, room, &cp, &err), DCR_ENOTFOUND, &err, NULL);
+	/* The log grows: the new checkpoint is consistent with the old one. */
+	{
+		es_checkpoint cp2;
+		uint8_t proof[64][32];
+		size_t pn = 0;
+		dcr_buf body;
+		dcr_buf_init(&body);
+		rm_body_stopped(&body, "consistency check");
+		CHECK_OK(cl_submit(a, room, RM_EV_STOPPED, body.data, body.len, NULL, &err), &err);
+		dcr_buf_release(&body);
+		CHECK_OK(cl_checkpoint(i, room, &cp2, &err), &err);
+		CHECK(cp2.size == cp.size + 1);
+		CHECK_OK(es_checkpoint_verify(&cp2, &err), &err);
+		CHECK_OK(cl_consistency_proof(i, room, cp.size, cp2.size, proof, &pn, &err), &err);
+		CHECK(pn > 0);
+		CHECK(es_verify_consistency(cp.size, cp2.size, cp.root, cp2.root, proof, pn) == 0);
+		proof[0][3] ^= 1;
+		CHECK(es_verify_consistency(cp.size, cp2.size, cp.root, cp2.root, proof, pn) != 0);
+		CHECK_ERR(cl_consistency_proof(x, room, 1, 2, proof, &pn, &err), DCR_ENOTFOUND,
+		          &err, NULL);
+		CHECK(cl_consistency_proof(i, room, 2, 99, proof, &pn, &err) < 0);
+	}
 out:
 	free(json);
 	cl_close(a);
