@@ -7,7 +7,7 @@
  * the adapter (fuse_ll.c, the only file that includes fuse_lowlevel.h)
  * translates to FUSE replies. The core talks to the daemon only through
  * the fs_backend vtable, so tests drive it with an in-memory fake
- * (tests/unit/test_fs_core.c) and the mount uses fs_backend_proto (a small
+ * (tests/unit/test_fs_core.c) and the mount uses fs_proto (fs_proto.c, a small
  * pool of proto client connections).
  *
  * Room state is never stored: the core folds the room's events with
