@@ -2,6 +2,7 @@
  * and the hardening of the run connection (authorizer, limits): every
  * hostile query must fail with a clear error, and the inputs must stay
  * unchanged. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,6 +351,46 @@ static void test_hostile(void)
 	expect_csv("SELECT name FROM sqlite_temp_schema", "name\r\ninsurer\r\n");
 }
 
+/* Two threads at once: one under a tight memory limit that it exceeds,
+ * one under the default that it does not. The accounting is per run, so
+ * each gets its own outcome every time. */
+struct thr {
+	cmp_sql_limits lim;
+	const char *q;
+	int want;
+	int bad;
+};
+
+static void *thr_main(void *arg)
+{
+	struct thr *t = arg;
+	for (int i = 0; i < 10; i++) {
+		cmp_result res;
+		dcr_err err;
+		cmp_result_init(&res);
+		int rc = cmp_sql_run(t->q, inputs, 2, 0, &t->lim, &res, &err);
+		if (rc != t->want)
+			t->bad++;
+		cmp_result_release(&res);
+	}
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	const char *big = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+			  "WHERE x < 4000) SELECT length(group_concat(hex(randomblob(500)))) FROM c";
+	struct thr a = {{.memory_bytes = 2 * 1024 * 1024}, big, DCR_ELIMIT, 0};
+	struct thr b = {{.memory_bytes = 0}, big, 0, 0};
+	pthread_t ta, tb;
+	CHECK(pthread_create(&ta, NULL, thr_main, &a) == 0);
+	CHECK(pthread_create(&tb, NULL, thr_main, &b) == 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	CHECK(a.bad == 0);
+	CHECK(b.bad == 0);
+}
+
 int main(void)
 {
 	cmp_schema bs = {bank_cols, 4}, is = {ins_cols, 3};
@@ -361,6 +402,7 @@ int main(void)
 	test_prepare_errors();
 	test_refs();
 	test_hostile();
+	test_threads();
 	dcr_buf_release(&bank_img);
 	dcr_buf_release(&ins_img);
 	if (failures) {
