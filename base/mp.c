@@ -436,7 +436,7 @@ const dcr_mpv *dcr_mp_get(const dcr_mpv *v, const char *key)
 	for (uint32_t i = 0; i < m->size; i++) {
 		const msgpack_object *k = &m->ptr[i].key;
 		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kn &&
-		    memcmp(k->via.str.ptr, key, kn) == 0)
+		    (kn == 0 || memcmp(k->via.str.ptr, key, kn) == 0))
 			return MPV(&m->ptr[i].val);
 	}
 	return NULL;
@@ -467,12 +467,19 @@ const dcr_mpv *dcr_mp_at(const dcr_mpv *v, uint32_t i)
 	return MPV(&OBJ(v)->via.array.ptr[i]);
 }
 
+/* msgpack-c leaves the pointer of an empty str/bin NULL; callers get a
+ * valid pointer so memcmp/memchr/memcpy of 0 bytes stay defined. */
+static const char *nonnull(const char *p)
+{
+	return p ? p : "";
+}
+
 const dcr_mpv *dcr_mp_map_at(const dcr_mpv *v, uint32_t i, const char **key, size_t *key_n)
 {
 	if (v == NULL || OBJ(v)->type != MSGPACK_OBJECT_MAP || i >= OBJ(v)->via.map.size)
 		return NULL;
 	const msgpack_object_kv *kv = &OBJ(v)->via.map.ptr[i];
-	*key = kv->key.via.str.ptr;
+	*key = nonnull(kv->key.via.str.ptr);
 	*key_n = kv->key.via.str.size;
 	return MPV(&kv->val);
 }
@@ -532,7 +539,7 @@ int dcr_mp_str(const dcr_mpv *v, const char **p, size_t *n)
 {
 	if (v == NULL || OBJ(v)->type != MSGPACK_OBJECT_STR)
 		return DCR_EFORMAT;
-	*p = OBJ(v)->via.str.ptr;
+	*p = nonnull(OBJ(v)->via.str.ptr);
 	*n = OBJ(v)->via.str.size;
 	return 0;
 }
@@ -541,7 +548,7 @@ int dcr_mp_bin(const dcr_mpv *v, const uint8_t **p, size_t *n)
 {
 	if (v == NULL || OBJ(v)->type != MSGPACK_OBJECT_BIN)
 		return DCR_EFORMAT;
-	*p = (const uint8_t *)OBJ(v)->via.bin.ptr;
+	*p = (const uint8_t *)nonnull(OBJ(v)->via.bin.ptr);
 	*n = OBJ(v)->via.bin.size;
 	return 0;
 }
