@@ -134,6 +134,7 @@ static void test_valid(void)
 	expect_ok(&people, "email,name,age,balance\n", 23, 0, NULL);
 	expect_ok(&people, "email,name,age,balance", 22, 0, NULL);
 	expect_ok(&people, "email,name,age,balance\na@b.cd,,,", 0, 1, NULL);
+	expect_ok(&people, "email,name,age,balance\r\na@b.cd,,,\r", 0, 1, NULL);
 	/* Edge numbers. */
 	expect_ok(&people,
 		  "email,name,age,balance\n"
