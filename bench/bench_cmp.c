@@ -30,8 +30,8 @@
 
 #include "../compute/compute.h"
 
-#define QUERY                                                                           \
-	"SELECT b.city, i.risk_class, COUNT(*), AVG(i.premium) FROM bank b JOIN insurer i " \
+#define QUERY                                                                                      \
+	"SELECT b.city, i.risk_class, COUNT(*), AVG(i.premium) FROM bank b JOIN insurer i "        \
 	"ON b.email = i.email GROUP BY 1, 2"
 
 static uint64_t rng_state = 0x853c49e6748fea9bull;
@@ -60,16 +60,32 @@ static double cpu_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static const char *const firsts[] = {"Anna", "Ben", "Chiara", "David", "Elif", "Farid", "Grace",
-				     "Hugo", "Ines", "Jonas", "Kira", "Luca", "Mara", "Noah",
-				     "Olga", "Paul", "Rosa", "Sami", "Tara", "Umar"};
-static const char *const lasts[] = {"Meier", "Rossi", "Dupont", "Schmid", "Keller", "Weber",
-				    "Huber", "Moser", "Brunner", "Fischer", "Baumann", "Frei",
-				    "Gerber", "Widmer", "Zimmermann", "Graf"};
-static const char *const cities[] = {"Zurich", "Geneva", "Basel", "Bern", "Lausanne",
-				     "Winterthur", "Lucerne", "St. Gallen", "Lugano", "Biel",
-				     "Thun", "Koniz", "La Chaux-de-Fonds", "Fribourg", "Schaffhausen",
-				     "Chur", "Vernier", "Neuchatel", "Uster", "Sion"};
+static const char *const firsts[] = {"Anna", "Ben",  "Chiara", "David", "Elif", "Farid", "Grace",
+                                     "Hugo", "Ines", "Jonas",  "Kira",  "Luca", "Mara",  "Noah",
+                                     "Olga", "Paul", "Rosa",   "Sami",  "Tara", "Umar"};
+static const char *const lasts[] = {"Meier",  "Rossi",  "Dupont",     "Schmid",  "Keller",  "Weber",
+                                    "Huber",  "Moser",  "Brunner",    "Fischer", "Baumann", "Frei",
+                                    "Gerber", "Widmer", "Zimmermann", "Graf"};
+static const char *const cities[] = {"Zurich",
+                                     "Geneva",
+                                     "Basel",
+                                     "Bern",
+                                     "Lausanne",
+                                     "Winterthur",
+                                     "Lucerne",
+                                     "St. Gallen",
+                                     "Lugano",
+                                     "Biel",
+                                     "Thun",
+                                     "Koniz",
+                                     "La Chaux-de-Fonds",
+                                     "Fribourg",
+                                     "Schaffhausen",
+                                     "Chur",
+                                     "Vernier",
+                                     "Neuchatel",
+                                     "Uster",
+                                     "Sion"};
 static const char *const risks[] = {"A", "B", "C", "D", "E"};
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -92,29 +108,28 @@ static void gen(uint64_t rows, dcr_buf *bank, dcr_buf *ins)
 		/* Quote a name now and then, as exports do. */
 		const char *q = (r & 15) == 0 ? "\"" : "";
 		dcr_buf_printf(bank, "cust%07llu@mail.example,%s%s %s%s,%u,%s,%llu.%02u\n",
-			       (unsigned long long)i, q, firsts[r % N_OF(firsts)],
-			       lasts[(r >> 8) % N_OF(lasts)], q, (unsigned)(18 + (r >> 16) % 72),
-			       cities[(r >> 24) % N_OF(cities)],
-			       (unsigned long long)((r >> 32) % 200000),
-			       (unsigned)((r >> 52) % 100));
+		               (unsigned long long)i, q, firsts[r % N_OF(firsts)],
+		               lasts[(r >> 8) % N_OF(lasts)], q, (unsigned)(18 + (r >> 16) % 72),
+		               cities[(r >> 24) % N_OF(cities)],
+		               (unsigned long long)((r >> 32) % 200000),
+		               (unsigned)((r >> 52) % 100));
 	}
 	for (uint64_t i = 0; i < rows; i++) {
 		uint64_t r = rnd();
 		/* 30% of the insurer's customers are the bank's too. */
 		uint64_t id = (r % 100) < 30 ? (r >> 8) % rows : rows + i;
 		dcr_buf_printf(ins, "cust%07llu@mail.example,P%08llu,%llu.%02u,%s\n",
-			       (unsigned long long)id, (unsigned long long)(i * 7 + 13),
-			       (unsigned long long)(200 + (r >> 20) % 3000),
-			       (unsigned)((r >> 40) % 100), risks[(r >> 48) % N_OF(risks)]);
+		               (unsigned long long)id, (unsigned long long)(i * 7 + 13),
+		               (unsigned long long)(200 + (r >> 20) % 3000),
+		               (unsigned)((r >> 40) % 100), risks[(r >> 48) % N_OF(risks)]);
 	}
 }
 
 /* Provisioning as the daemon does it: validate + stats, encrypt. */
 static int provision(const cmp_schema *s, const char *label, const dcr_buf *csv, bool validate,
-		     bool encrypt, double *secs, double *cpu)
+                     bool encrypt, double *secs, double *cpu)
 {
-	uint8_t key[DCR_AES_KEY_BYTES], nonce[DCR_GCM_NONCE_BYTES] = {0},
-					tag[DCR_GCM_TAG_BYTES];
+	uint8_t key[DCR_AES_KEY_BYTES], nonce[DCR_GCM_NONCE_BYTES] = {0}, tag[DCR_GCM_TAG_BYTES];
 	dcr_random(key, sizeof(key));
 	uint8_t *ct = dcr_malloc(DCR_CHUNK_BYTES);
 	cmp_ingest *in;
@@ -162,13 +177,13 @@ static int buf_read(void *ctx, void *out, size_t cap)
 /* Runs the sqlite3 shell on the CSVs; returns whole-process wall seconds,
  * and the query's own time from ".timer on" in *query_s. */
 static int shell(const char *sqlite3, const char *dir, bool with_query, double *wall_s,
-		 double *cpu_total_s, double *query_s, double *query_cpu_s)
+                 double *cpu_total_s, double *query_s, double *query_cpu_s)
 {
 	char script[8192];
 	snprintf(script, sizeof(script),
-		 ".mode csv\n.import '%s/bank.csv' bank\n.import '%s/insurer.csv' insurer\n"
-		 "%s",
-		 dir, dir, with_query ? ".timer on\n" QUERY ";\n" : "");
+	         ".mode csv\n.import '%s/bank.csv' bank\n.import '%s/insurer.csv' insurer\n"
+	         "%s",
+	         dir, dir, with_query ? ".timer on\n" QUERY ";\n" : "");
 	int in[2], out[2];
 	if (pipe(in) || pipe(out))
 		return -1;
@@ -204,7 +219,7 @@ static int shell(const char *sqlite3, const char *dir, bool with_query, double *
 	wait4(pid, &st, 0, &ru);
 	*wall_s = now_s() - t0;
 	*cpu_total_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-		       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	*query_s = *query_cpu_s = 0;
 	const char *rt = strstr(dcr_buf_cstr(&o), "Run Time: real ");
 	if (rt) {
@@ -245,7 +260,7 @@ int main(int argc, char **argv)
 			save_images = keep = true;
 		else {
 			fprintf(stderr, "usage: bench_cmp [--rows N] [--dir DIR] [--keep] "
-					"[--save-images] [--sqlite3 PATH]\n");
+			                "[--save-images] [--sqlite3 PATH]\n");
 			return 2;
 		}
 	}
@@ -278,14 +293,14 @@ int main(int argc, char **argv)
 	       (unsigned long long)rows, bank.len / 1e6, ins.len / 1e6, now_s() - t, dir);
 
 	static const cmp_column bcols[] = {{"email", CMP_STRING, CMP_FMT_EMAIL, false},
-					   {"name", CMP_STRING, CMP_FMT_NONE, true},
-					   {"age", CMP_INTEGER, CMP_FMT_NONE, true},
-					   {"city", CMP_STRING, CMP_FMT_NONE, true},
-					   {"balance", CMP_FLOAT, CMP_FMT_NONE, true}};
+	                                   {"name", CMP_STRING, CMP_FMT_NONE, true},
+	                                   {"age", CMP_INTEGER, CMP_FMT_NONE, true},
+	                                   {"city", CMP_STRING, CMP_FMT_NONE, true},
+	                                   {"balance", CMP_FLOAT, CMP_FMT_NONE, true}};
 	static const cmp_column icols[] = {{"email", CMP_STRING, CMP_FMT_EMAIL, false},
-					   {"policy", CMP_STRING, CMP_FMT_NONE, false},
-					   {"premium", CMP_FLOAT, CMP_FMT_NONE, false},
-					   {"risk_class", CMP_STRING, CMP_FMT_NONE, false}};
+	                                   {"policy", CMP_STRING, CMP_FMT_NONE, false},
+	                                   {"premium", CMP_FLOAT, CMP_FMT_NONE, false},
+	                                   {"risk_class", CMP_STRING, CMP_FMT_NONE, false}};
 	cmp_schema bs = {bcols, 5}, is = {icols, 4};
 
 	double pb, pi, vb, vi, eb, ei, cpb, cpi, cvb, cvi, ceb, cei;
@@ -343,7 +358,8 @@ int main(int argc, char **argv)
 		if (write_file(p1, &bimg) || write_file(p2, &iimg))
 			goto out;
 	}
-	cmp_input inputs[2] = {{"bank", bs, bimg.data, bimg.len}, {"insurer", is, iimg.data, iimg.len}};
+	cmp_input inputs[2] = {{"bank", bs, bimg.data, bimg.len},
+	                       {"insurer", is, iimg.data, iimg.len}};
 	double runs[3], cpus[3];
 	char first_csv[256] = "";
 	uint64_t res_rows = 0;
@@ -362,7 +378,7 @@ int main(int argc, char **argv)
 		}
 		res_rows = res.rows;
 		snprintf(first_csv, sizeof(first_csv), "%.*s",
-			 (int)(res.csv.len < 120 ? res.csv.len : 120), (const char *)res.csv.data);
+		         (int)(res.csv.len < 120 ? res.csv.len : 120), (const char *)res.csv.data);
 		cmp_result_release(&res);
 	}
 	qsort(runs, 3, sizeof(double), cmp_double);
@@ -375,7 +391,7 @@ int main(int argc, char **argv)
 	if (access(sqlite3, X_OK) != 0) {
 		printf("sqlite3 shell: %s not found, comparison skipped\n", sqlite3);
 	} else if (shell(sqlite3, dir, false, &wall_import, &cpu_import, &q_dummy, &qc_dummy) ||
-		   shell(sqlite3, dir, true, &wall_all, &cpu_all, &q_shell, &qc_shell)) {
+	           shell(sqlite3, dir, true, &wall_all, &cpu_all, &q_shell, &qc_shell)) {
 		fprintf(stderr, "bench_cmp: the sqlite3 shell failed\n");
 		goto out;
 	} else {

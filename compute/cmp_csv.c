@@ -23,7 +23,6 @@
 
 enum { ST_FIELD_START, ST_UNQUOTED, ST_QUOTED, ST_QUOTE_SEEN, ST_CR };
 
-
 struct cmp_csv {
 	char *label;
 	cmp_csv_record_fn fn;
@@ -105,13 +104,13 @@ static int csv_fail(cmp_csv *c, dcr_err *err, uint64_t line, size_t field, const
 {
 	if (field != SIZE_MAX && field < c->nnames)
 		dcr_err_set(&c->err, DCR_ECSV, "%s line %llu, column \"%s\": %s", c->label,
-			    (unsigned long long)line, c->names[field], msg);
+		            (unsigned long long)line, c->names[field], msg);
 	else if (field != SIZE_MAX)
 		dcr_err_set(&c->err, DCR_ECSV, "%s line %llu, field %zu: %s", c->label,
-			    (unsigned long long)line, field + 1, msg);
+		            (unsigned long long)line, field + 1, msg);
 	else
 		dcr_err_set(&c->err, DCR_ECSV, "%s line %llu: %s", c->label,
-			    (unsigned long long)line, msg);
+		            (unsigned long long)line, msg);
 	c->err_code = DCR_ECSV;
 	if (err)
 		*err = c->err;
@@ -284,7 +283,7 @@ static int record_end(cmp_csv *c, dcr_err *err)
 			if (k != c->f[i].n) {
 				char m[96];
 				snprintf(m, sizeof(m), "invalid UTF-8 (byte 0x%02x at offset %zu)",
-					 p[k], k);
+				         p[k], k);
 				return csv_fail(c, err, c->f[i].line, i, m);
 			}
 		}
@@ -335,12 +334,12 @@ static int tokenize(cmp_csv *c, const char *p, size_t n, dcr_err *err)
 #ifdef __SSE2__
 			/* 16 bytes per step: compare with the four special bytes. */
 			const __m128i vc = _mm_set1_epi8(','), vn = _mm_set1_epi8('\n'),
-				      vr = _mm_set1_epi8('\r'), vq = _mm_set1_epi8('"');
+			              vr = _mm_set1_epi8('\r'), vq = _mm_set1_epi8('"');
 			while (i + 16 <= n) {
 				__m128i x = _mm_loadu_si128((const __m128i *)(u + i));
 				__m128i m = _mm_or_si128(
-					_mm_or_si128(_mm_cmpeq_epi8(x, vc), _mm_cmpeq_epi8(x, vn)),
-					_mm_or_si128(_mm_cmpeq_epi8(x, vr), _mm_cmpeq_epi8(x, vq)));
+				    _mm_or_si128(_mm_cmpeq_epi8(x, vc), _mm_cmpeq_epi8(x, vn)),
+				    _mm_or_si128(_mm_cmpeq_epi8(x, vr), _mm_cmpeq_epi8(x, vq)));
 				unsigned mask = (unsigned)_mm_movemask_epi8(m);
 				if (mask) {
 					i += (size_t)__builtin_ctz(mask);
@@ -374,7 +373,8 @@ static int tokenize(cmp_csv *c, const char *p, size_t n, dcr_err *err)
 				c->state = ST_CR;
 			} else {
 				return csv_fail(c, err, c->line, c->nf,
-						"quote inside an unquoted field (quote the whole field and double the quote)");
+				                "quote inside an unquoted field (quote the whole "
+				                "field and double the quote)");
 			}
 			break;
 		}
@@ -418,14 +418,14 @@ static int tokenize(cmp_csv *c, const char *p, size_t n, dcr_err *err)
 				c->state = ST_CR;
 			} else {
 				return csv_fail(c, err, c->line, c->nf,
-						"unexpected character after a closing quote");
+				                "unexpected character after a closing quote");
 			}
 			break;
 		}
 		case ST_CR: {
 			if (p[i] != '\n')
 				return csv_fail(c, err, c->line, SIZE_MAX,
-						"carriage return not followed by a line feed");
+				                "carriage return not followed by a line feed");
 			i++;
 			c->state = ST_FIELD_START;
 			rc = record_end(c, err);
@@ -438,8 +438,8 @@ static int tokenize(cmp_csv *c, const char *p, size_t n, dcr_err *err)
 	}
 	if (c->direct) {
 		/* The record continues in the next chunk. */
-		bool open = c->state == ST_UNQUOTED || c->state == ST_QUOTED ||
-			    c->state == ST_QUOTE_SEEN;
+		bool open =
+		    c->state == ST_UNQUOTED || c->state == ST_QUOTED || c->state == ST_QUOTE_SEEN;
 		materialize(c, open ? c->off[c->nf] + c->f[c->nf].n : (size_t)(p + n - c->base));
 	}
 	return 0;
@@ -508,7 +508,7 @@ int cmp_csv_finish(cmp_csv *c, dcr_err *err)
 		break;
 	case ST_QUOTED:
 		return csv_fail(c, err, c->f[c->nf].line, c->nf,
-				"quoted field not closed before the end of the file");
+		                "quoted field not closed before the end of the file");
 	}
 	c->state = ST_FIELD_START;
 	return record_end(c, err);

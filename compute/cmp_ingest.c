@@ -129,10 +129,9 @@ void cmp__ingest_no_stats(cmp_ingest *in)
 	in->no_stats = true;
 }
 
-static int fail(cmp_ingest *in, dcr_err *err, uint64_t line, const char *col, const char *fmt,
-		...) __attribute__((format(printf, 5, 6)));
-static int fail(cmp_ingest *in, dcr_err *err, uint64_t line, const char *col, const char *fmt,
-		...)
+static int fail(cmp_ingest *in, dcr_err *err, uint64_t line, const char *col, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int fail(cmp_ingest *in, dcr_err *err, uint64_t line, const char *col, const char *fmt, ...)
 {
 	char msg[DCR_ERR_MSG_BYTES];
 	va_list ap;
@@ -141,9 +140,9 @@ static int fail(cmp_ingest *in, dcr_err *err, uint64_t line, const char *col, co
 	va_end(ap);
 	if (col)
 		return dcr_err_set(err, DCR_ECSV, "%s line %llu, column \"%s\": %s",
-				   cmp__csv_label(in->csv), (unsigned long long)line, col, msg);
+		                   cmp__csv_label(in->csv), (unsigned long long)line, col, msg);
 	return dcr_err_set(err, DCR_ECSV, "%s line %llu: %s", cmp__csv_label(in->csv),
-			   (unsigned long long)line, msg);
+	                   (unsigned long long)line, msg);
 }
 
 static int on_header(cmp_ingest *in, const cmp_csv_field *f, size_t n, dcr_err *err)
@@ -174,7 +173,7 @@ static int on_header(cmp_ingest *in, const cmp_csv_field *f, size_t n, dcr_err *
 	for (size_t c = 0; c < nc; c++)
 		if (!seen[c]) {
 			rc = fail(in, err, f[0].line, NULL, "header: missing column \"%s\"",
-				  in->cols[c].name);
+			          in->cols[c].name);
 			goto out;
 		}
 	cmp_csv_set_names(in->csv, in->names_by_field, nc);
@@ -325,7 +324,7 @@ static int on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
 		if (len == 0 && (!f[i].quoted || col->type != CMP_STRING)) {
 			if (!col->nullable)
 				return fail(in, err, f[i].line, col->name,
-					    "empty value in a column that is not nullable");
+				            "empty value in a column that is not nullable");
 			v->kind = CMP__NULL;
 			s->nulls++;
 			continue;
@@ -336,9 +335,9 @@ static int on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
 			if (r) {
 				cmp__quote_value(q, sizeof(q), p, len);
 				return fail(in, err, f[i].line, col->name,
-					    r == -2 ? "integer out of range (64-bit), got %s"
-						    : "expected integer, got %s",
-					    q);
+				            r == -2 ? "integer out of range (64-bit), got %s"
+				                    : "expected integer, got %s",
+				            q);
 			}
 			v->kind = CMP__INT;
 			if (in->no_stats)
@@ -356,9 +355,9 @@ static int on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
 			if (r) {
 				cmp__quote_value(q, sizeof(q), p, len);
 				return fail(in, err, f[i].line, col->name,
-					    r == -2 ? "float out of range, got %s"
-						    : "expected float, got %s",
-					    q);
+				            r == -2 ? "float out of range, got %s"
+				                    : "expected float, got %s",
+				            q);
 			}
 			v->kind = CMP__FLOAT;
 			if (in->no_stats)
@@ -377,11 +376,11 @@ static int on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
 		case CMP_STRING: {
 			if (col->format != CMP_FMT_NONE && !cmp__format_ok(col->format, p, len)) {
 				cmp__quote_value(q, sizeof(q), p, len);
-				static const char *const what[] = {
-					"", "email address", "date (YYYY-MM-DD)",
-					"sha256 (64 hex digits)"};
+				static const char *const what[] = {"", "email address",
+				                                   "date (YYYY-MM-DD)",
+				                                   "sha256 (64 hex digits)"};
 				return fail(in, err, f[i].line, col->name, "expected %s, got %s",
-					    what[col->format], q);
+				            what[col->format], q);
 			}
 			v->kind = CMP__TEXT;
 			v->s = p;
@@ -422,7 +421,7 @@ static void stats_json(cmp_ingest *in, dcr_buf *b)
 		if (in->cols[c].type != CMP_STRING)
 			welford_flush(&in->st[c]);
 	dcr_buf_printf(b, "{\"rows\":%llu,\"bytes\":%llu,\"columns\":[",
-		       (unsigned long long)in->rows, (unsigned long long)in->bytes);
+	               (unsigned long long)in->rows, (unsigned long long)in->bytes);
 	for (size_t c = 0; c < in->schema.ncols; c++) {
 		const cmp_column *col = &in->cols[c];
 		const struct col_stats *s = &in->st[c];
@@ -433,16 +432,17 @@ static void stats_json(cmp_ingest *in, dcr_buf *b)
 		dcr_buf_printf(b, ",\"type\":\"%s\"", cmp_type_name(col->type));
 		if (col->format != CMP_FMT_NONE)
 			dcr_buf_printf(b, ",\"format\":\"%s\"", cmp__format_name(col->format));
-		dcr_buf_printf(b, ",\"nullable\":%s,\"nulls\":%llu,\"distinct\":%llu,"
-				  "\"distinct_exact\":%s",
-			       col->nullable ? "true" : "false", (unsigned long long)s->nulls,
-			       (unsigned long long)distinct_estimate(s),
-			       s->exact ? "true" : "false");
+		dcr_buf_printf(b,
+		               ",\"nullable\":%s,\"nulls\":%llu,\"distinct\":%llu,"
+		               "\"distinct_exact\":%s",
+		               col->nullable ? "true" : "false", (unsigned long long)s->nulls,
+		               (unsigned long long)distinct_estimate(s),
+		               s->exact ? "true" : "false");
 		if (col->type == CMP_STRING) {
 			if (s->count)
 				dcr_buf_printf(b, ",\"min_length\":%llu,\"max_length\":%llu",
-					       (unsigned long long)s->lmin,
-					       (unsigned long long)s->lmax);
+				               (unsigned long long)s->lmin,
+				               (unsigned long long)s->lmax);
 			else
 				dcr_buf_append_str(b, ",\"min_length\":null,\"max_length\":null");
 		} else {
@@ -450,7 +450,7 @@ static void stats_json(cmp_ingest *in, dcr_buf *b)
 				dcr_buf_append_str(b, ",\"min\":null,\"max\":null,\"mean\":null");
 			} else if (col->type == CMP_INTEGER) {
 				dcr_buf_printf(b, ",\"min\":%lld,\"max\":%lld,\"mean\":",
-					       (long long)s->imin, (long long)s->imax);
+				               (long long)s->imin, (long long)s->imax);
 				cmp__json_double(b, s->mean);
 			} else {
 				dcr_buf_append_str(b, ",\"min\":");
@@ -478,7 +478,7 @@ int cmp_ingest_finish(cmp_ingest *in, uint64_t *rows, dcr_buf *stats, dcr_err *e
 		return rc;
 	if (!in->header_done)
 		return dcr_err_set(err, DCR_ECSV, "%s line 1: no header row (the file is empty)",
-				   cmp__csv_label(in->csv));
+		                   cmp__csv_label(in->csv));
 	if (rows)
 		*rows = in->rows;
 	if (stats)

@@ -19,8 +19,8 @@
 
 #define CMP_PRINTF_WIDTH_MAX 1000
 
-static int read_num(sqlite3_context *ctx, const char **f, sqlite3_value **argv, int argc,
-		    int *ai, int *out)
+static int read_num(sqlite3_context *ctx, const char **f, sqlite3_value **argv, int argc, int *ai,
+                    int *out)
 {
 	if (**f == '*') {
 		(*f)++;
@@ -109,7 +109,7 @@ static void cmp_printf_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		case 'i':
 			snprintf(spec + sn, sizeof(spec) - sn, "lld");
 			n = snprintf(piece, sizeof(piece), spec,
-				     (long long)(a ? sqlite3_value_int64(a) : 0));
+			             (long long)(a ? sqlite3_value_int64(a) : 0));
 			ai++;
 			break;
 		case 'u':
@@ -118,7 +118,7 @@ static void cmp_printf_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		case 'o':
 			snprintf(spec + sn, sizeof(spec) - sn, "ll%c", conv);
 			n = snprintf(piece, sizeof(piece), spec,
-				     (unsigned long long)(a ? sqlite3_value_int64(a) : 0));
+			             (unsigned long long)(a ? sqlite3_value_int64(a) : 0));
 			ai++;
 			break;
 		case 'f':
@@ -150,8 +150,8 @@ static void cmp_printf_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 				int reps = prec > 0 ? prec : 1;
 				size_t body = cl * (size_t)reps;
 				size_t pad = width > 0 && (size_t)width > (size_t)reps
-						     ? (size_t)width - (size_t)reps
-						     : 0;
+				                 ? (size_t)width - (size_t)reps
+				                 : 0;
 				bool left = memchr(spec, '-', sn) != NULL;
 				for (size_t k = 0; !left && k < pad; k++)
 					dcr_buf_append_u8(&out, ' ');
@@ -177,17 +177,18 @@ static void cmp_printf_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		default: {
 			char msg[80];
 			if (conv)
-				snprintf(msg, sizeof(msg), "printf(): conversion %%%c is not supported",
-					 conv);
+				snprintf(msg, sizeof(msg),
+				         "printf(): conversion %%%c is not supported", conv);
 			else
-				snprintf(msg, sizeof(msg), "printf(): incomplete conversion at the end");
+				snprintf(msg, sizeof(msg),
+				         "printf(): incomplete conversion at the end");
 			sqlite3_result_error(ctx, msg, -1);
 			goto fail;
 		}
 		}
 		if (n > 0)
-			dcr_buf_append(&out, piece, (size_t)n < sizeof(piece) ? (size_t)n
-									: sizeof(piece) - 1);
+			dcr_buf_append(&out, piece,
+			               (size_t)n < sizeof(piece) ? (size_t)n : sizeof(piece) - 1);
 		if (out.len > (size_t)lim) {
 			sqlite3_result_error_toobig(ctx);
 			goto fail;
@@ -198,7 +199,7 @@ static void cmp_printf_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		goto fail;
 	}
 	sqlite3_result_text64(ctx, out.len ? (const char *)out.data : "", out.len, SQLITE_TRANSIENT,
-			      SQLITE_UTF8);
+	                      SQLITE_UTF8);
 fail:
 	dcr_buf_release(&out);
 }
@@ -208,10 +209,10 @@ fail:
 int cmp__register_printf(sqlite3 *db)
 {
 	int rc = sqlite3_create_function_v2(db, "printf", -1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
-					    NULL, cmp_printf_fn, NULL, NULL, NULL);
+	                                    NULL, cmp_printf_fn, NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_create_function_v2(db, "format", -1,
-						SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
-						cmp_printf_fn, NULL, NULL, NULL);
+		rc =
+		    sqlite3_create_function_v2(db, "format", -1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+		                               NULL, cmp_printf_fn, NULL, NULL, NULL);
 	return rc == SQLITE_OK ? 0 : DCR_ESQL;
 }

@@ -31,7 +31,7 @@ struct toks {
 	const char *q;
 	cmp__tok *t;
 	size_t n;
-	int *depth;   /* paren depth before the token */
+	int *depth;    /* paren depth before the token */
 	size_t *match; /* for '(' the index of its ')' (n if unmatched) */
 };
 
@@ -42,7 +42,7 @@ static int toks_init(struct toks *k, const char *q, dcr_err *err)
 	size_t ql = strlen(q);
 	if (ql > DCR_SQL_QUERY_BYTES_MAX)
 		return dcr_err_set(err, DCR_ELIMIT, "query longer than %u bytes",
-				   DCR_SQL_QUERY_BYTES_MAX);
+		                   DCR_SQL_QUERY_BYTES_MAX);
 	int rc = cmp__sql_tokenize(q, ql, &k->t, &k->n, err);
 	if (rc)
 		return rc;
@@ -57,7 +57,7 @@ static int toks_init(struct toks *k, const char *q, dcr_err *err)
 			if (d == 0) {
 				free(stack);
 				return dcr_err_set(err, DCR_ESQL, "unbalanced ')' at offset %zu",
-						   k->t[i].off);
+				                   k->t[i].off);
 			}
 			d--;
 			k->match[stack[--sp]] = i;
@@ -91,8 +91,8 @@ static size_t main_start(const struct toks *k)
 {
 	if (!is(k, 0, "WITH"))
 		return 0;
-	static const char *const heads[] = {"SELECT", "VALUES", "INSERT", "UPDATE",
-					    "DELETE", "REPLACE"};
+	static const char *const heads[] = {"SELECT", "VALUES", "INSERT",
+	                                    "UPDATE", "DELETE", "REPLACE"};
 	for (size_t i = 1; i < k->n; i++) {
 		if (k->depth[i] != 0)
 			continue;
@@ -119,16 +119,16 @@ int cmp__sql_shape(const char *query, dcr_err *err)
 	for (size_t i = 0; i < n; i++)
 		if (is(&k, i, ";")) {
 			rc = dcr_err_set(err, DCR_ESQL,
-					 "only one statement is allowed (found ';' at offset %zu)",
-					 k.t[i].off);
+			                 "only one statement is allowed (found ';' at offset %zu)",
+			                 k.t[i].off);
 			goto out;
 		}
 	size_t m = main_start(&k);
 	if (m >= n || !(is(&k, m, "SELECT") || is(&k, m, "VALUES"))) {
 		size_t at = m < n ? m : 0;
 		rc = dcr_err_set(err, DCR_ESQL,
-				 "only a SELECT statement is allowed (the query starts with %.*s)",
-				 (int)(k.t[at].len > 32 ? 32 : k.t[at].len), query + k.t[at].off);
+		                 "only a SELECT statement is allowed (the query starts with %.*s)",
+		                 (int)(k.t[at].len > 32 ? 32 : k.t[at].len), query + k.t[at].off);
 		goto out;
 	}
 out:
@@ -138,8 +138,14 @@ out:
 
 static bool agg_name(const struct toks *k, size_t i, bool *minmax)
 {
-	static const char *const names[] = {"count", "sum", "avg", "total", "group_concat",
-					    "string_agg", "json_group_array", "json_group_object"};
+	static const char *const names[] = {"count",
+	                                    "sum",
+	                                    "avg",
+	                                    "total",
+	                                    "group_concat",
+	                                    "string_agg",
+	                                    "json_group_array",
+	                                    "json_group_object"};
 	*minmax = is(k, i, "min") || is(k, i, "max");
 	if (*minmax)
 		return true;
@@ -150,16 +156,16 @@ static bool agg_name(const struct toks *k, size_t i, bool *minmax)
 }
 
 struct arm {
-	size_t s, e;  /* tokens [s, e) */
-	size_t ins;   /* token index to insert before (e = at the end) */
+	size_t s, e; /* tokens [s, e) */
+	size_t ins;  /* token index to insert before (e = at the end) */
 };
 
 static int check_arm(const struct toks *k, struct arm *a, bool *distinct, dcr_err *err)
 {
 	if (is(k, a->s, "VALUES"))
 		return dcr_err_set(err, DCR_ESQL,
-				   "a VALUES list in the outermost query does not aggregate input "
-				   "rows; not allowed with min_rows_aggregated");
+		                   "a VALUES list in the outermost query does not aggregate input "
+		                   "rows; not allowed with min_rows_aggregated");
 	if (!is(k, a->s, "SELECT"))
 		return dcr_err_set(err, DCR_ESQL, "cannot find the outermost SELECT");
 	size_t i = a->s + 1;
@@ -176,7 +182,7 @@ static int check_arm(const struct toks *k, struct arm *a, bool *distinct, dcr_er
 		if (k->depth[j] != 0)
 			continue;
 		if (is(k, j, "FROM") && !(j >= 2 && is(k, j - 1, "DISTINCT") &&
-					  (is(k, j - 2, "IS") || is(k, j - 2, "NOT")))) {
+		                          (is(k, j - 2, "IS") || is(k, j - 2, "NOT")))) {
 			if (a->ins == a->e)
 				a->ins = j;
 		} else if (is(k, j, "WHERE") || is(k, j, "HAVING") || is(k, j, "WINDOW")) {
@@ -197,15 +203,15 @@ static int check_arm(const struct toks *k, struct arm *a, bool *distinct, dcr_er
 		int d = k->depth[j];
 		if (is(k, j, "(")) {
 			sub[d + 1] = sub[d] || is(k, j + 1, "SELECT") || is(k, j + 1, "WITH") ||
-				     is(k, j + 1, "VALUES");
+			             is(k, j + 1, "VALUES");
 			continue;
 		}
 		if (sub[d] || k->t[j].kind != CMP__T_WORD)
 			continue;
 		if (is(k, j, "OVER")) {
 			rc = dcr_err_set(err, DCR_ESQL,
-					 "window functions (OVER) are not allowed in the outermost "
-					 "SELECT with min_rows_aggregated");
+			                 "window functions (OVER) are not allowed in the outermost "
+			                 "SELECT with min_rows_aggregated");
 			goto out;
 		}
 		bool minmax;
@@ -222,9 +228,10 @@ static int check_arm(const struct toks *k, struct arm *a, bool *distinct, dcr_er
 		agg = true;
 	}
 	if (!group && !agg)
-		rc = dcr_err_set(err, DCR_ESQL,
-				 "the outermost SELECT must aggregate (GROUP BY, or only aggregate "
-				 "functions such as COUNT, SUM or AVG) when min_rows_aggregated is set");
+		rc = dcr_err_set(
+		    err, DCR_ESQL,
+		    "the outermost SELECT must aggregate (GROUP BY, or only aggregate "
+		    "functions such as COUNT, SUM or AVG) when min_rows_aggregated is set");
 out:
 	free(sub);
 	return rc;
@@ -249,9 +256,10 @@ int cmp__privacy_rewrite(const char *query, cmp__rewrite *out, dcr_err *err)
 		if (k.depth[i] != 0)
 			continue;
 		if (is(&k, i, "INTERSECT") || is(&k, i, "EXCEPT")) {
-			rc = dcr_err_set(err, DCR_ESQL,
-					 "INTERSECT and EXCEPT are not allowed in the outermost query "
-					 "with min_rows_aggregated (use UNION or UNION ALL)");
+			rc = dcr_err_set(
+			    err, DCR_ESQL,
+			    "INTERSECT and EXCEPT are not allowed in the outermost query "
+			    "with min_rows_aggregated (use UNION or UNION ALL)");
 			goto out;
 		}
 		if (is(&k, i, "UNION")) {
@@ -274,8 +282,8 @@ int cmp__privacy_rewrite(const char *query, cmp__rewrite *out, dcr_err *err)
 	arms[narms++].e = i;
 	if (unions && union_all) {
 		rc = dcr_err_set(err, DCR_ESQL,
-				 "mixing UNION and UNION ALL in the outermost query is not allowed "
-				 "with min_rows_aggregated");
+		                 "mixing UNION and UNION ALL in the outermost query is not allowed "
+		                 "with min_rows_aggregated");
 		goto out;
 	}
 	for (size_t a = 0; a < narms; a++)

@@ -40,10 +40,10 @@
  * live blocks plus one for the run itself. */
 
 struct mem_acct {
-	uint64_t used;  /* atomic */
+	uint64_t used; /* atomic */
 	uint64_t limit;
-	uint64_t refs;  /* atomic: live blocks + 1 while the run holds it */
-	int over;       /* atomic: an allocation was refused */
+	uint64_t refs; /* atomic: live blocks + 1 while the run holds it */
+	int over;      /* atomic: an allocation was refused */
 };
 
 #define MEM_HDR 16
@@ -104,7 +104,7 @@ static void *mem_realloc(void *v, int n)
 	int old = mem_orig.xSize(p);
 	if (a && n + MEM_HDR > old &&
 	    __atomic_load_n(&a->used, __ATOMIC_RELAXED) + (uint64_t)(n + MEM_HDR - old) >
-		    a->limit) {
+	        a->limit) {
 		__atomic_store_n(&a->over, 1, __ATOMIC_RELAXED);
 		return NULL;
 	}
@@ -140,8 +140,8 @@ static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
 
 static void sqlite_setup(void)
 {
-	static sqlite3_mem_methods wrap = {mem_malloc, mem_free,    mem_realloc, mem_size,
-					   mem_roundup, mem_init, mem_shutdown, NULL};
+	static sqlite3_mem_methods wrap = {mem_malloc,  mem_free, mem_realloc,  mem_size,
+	                                   mem_roundup, mem_init, mem_shutdown, NULL};
 	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &mem_orig) == SQLITE_OK &&
 	    sqlite3_config(SQLITE_CONFIG_MALLOC, &wrap) == SQLITE_OK)
 		mem_on = true;
@@ -159,7 +159,8 @@ static void sqlite_once_init(void)
 
 static int sql_err(sqlite3 *db, dcr_err *err, const char *what)
 {
-	return dcr_err_set(err, DCR_ESQL, "%s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
+	return dcr_err_set(err, DCR_ESQL, "%s: %s", what,
+	                   db ? sqlite3_errmsg(db) : "out of memory");
 }
 
 static int exec(sqlite3 *db, const char *sql, dcr_err *err)
@@ -180,8 +181,7 @@ static bool name_ok(const char *name)
 	       cmp__utf8_valid_prefix((const uint8_t *)name, n) == n;
 }
 
-static void create_table_sql(dcr_buf *b, const char *schema, const char *table,
-			     const cmp_schema *s)
+static void create_table_sql(dcr_buf *b, const char *schema, const char *table, const cmp_schema *s)
 {
 	dcr_buf_append_str(b, "CREATE TABLE ");
 	if (schema) {
@@ -213,9 +213,10 @@ static int image_out(sqlite3 *db, dcr_buf *image, dcr_err *err)
 
 static int open_plain(sqlite3 **db, dcr_err *err)
 {
-	if (sqlite3_open_v2(":memory:", db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-						SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
-			    NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(":memory:", db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+	                        SQLITE_OPEN_EXRESCODE,
+	                    NULL) != SQLITE_OK) {
 		int rc = sql_err(*db, err, "cannot open SQLite");
 		sqlite3_close(*db);
 		*db = NULL;
@@ -264,13 +265,13 @@ static int prep_row(void *ctx, const cmp__value *v, size_t n, dcr_err *err)
 }
 
 int cmp_prepare(const cmp_schema *schema, const char *table, cmp_read_fn read, void *ctx,
-		dcr_buf *image, dcr_err *err)
+                dcr_buf *image, dcr_err *err)
 {
 	return cmp_prepare_ex(schema, table, NULL, 0, read, ctx, image, err);
 }
 
 int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *const *index,
-		   size_t nindex, cmp_read_fn read, void *ctx, dcr_buf *image, dcr_err *err)
+                   size_t nindex, cmp_read_fn read, void *ctx, dcr_buf *image, dcr_err *err)
 {
 	struct prep p = {0};
 	cmp_ingest *in = NULL;
@@ -288,14 +289,15 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 				break;
 		if (c == schema->ncols)
 			return dcr_err_set(err, DCR_EINVALID, "index on unknown column \"%s\"",
-					   index[i]);
+			                   index[i]);
 	}
 	if ((rc = open_plain(&p.db, err)))
 		goto out;
-	if ((rc = exec(p.db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
-			     "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-1048576; "
-			     "PRAGMA temp_store=MEMORY",
-		       err)))
+	if ((rc = exec(p.db,
+	               "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
+	               "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-1048576; "
+	               "PRAGMA temp_store=MEMORY",
+	               err)))
 		goto out;
 	create_table_sql(&sql, NULL, table, schema);
 	if ((rc = exec(p.db, dcr_buf_cstr(&sql), err)))
@@ -385,28 +387,27 @@ out:
 /* ---- the locked-down connection ---------------------------------------------- */
 
 static const char *const allowed_fns[] = {
-	/* core scalar */
-	"abs", "char", "coalesce", "format", "glob", "hex", "ifnull", "iif", "instr", "length",
-	"like", "likelihood", "likely", "lower", "ltrim", "max", "min", "nullif", "printf",
-	"quote", "random", "randomblob", "replace", "round", "rtrim", "sign", "soundex",
-	"substr", "substring", "trim", "typeof", "unicode", "unlikely", "upper", "zeroblob",
-	"octet_length", "unhex", "concat", "concat_ws",
-	/* date and time */
-	"date", "time", "datetime", "julianday", "strftime", "unixepoch", "timediff",
-	/* aggregate */
-	"avg", "count", "group_concat", "string_agg", "sum", "total",
-	/* window */
-	"row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag",
-	"lead", "first_value", "last_value", "nth_value",
-	/* math */
-	"acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil", "ceiling", "cos",
-	"cosh", "degrees", "exp", "floor", "ln", "log", "log10", "log2", "mod", "pi", "pow",
-	"power", "radians", "sin", "sinh", "sqrt", "tan", "tanh", "trunc",
-	/* JSON */
-	"json", "json_array", "json_array_length", "json_extract", "json_insert",
-	"json_object", "json_patch", "json_remove", "json_replace", "json_set", "json_type",
-	"json_valid", "json_quote", "json_group_array", "json_group_object", "->", "->>",
-	"json_each", "json_tree"};
+    /* core scalar */
+    "abs", "char", "coalesce", "format", "glob", "hex", "ifnull", "iif", "instr", "length", "like",
+    "likelihood", "likely", "lower", "ltrim", "max", "min", "nullif", "printf", "quote", "random",
+    "randomblob", "replace", "round", "rtrim", "sign", "soundex", "substr", "substring", "trim",
+    "typeof", "unicode", "unlikely", "upper", "zeroblob", "octet_length", "unhex", "concat",
+    "concat_ws",
+    /* date and time */
+    "date", "time", "datetime", "julianday", "strftime", "unixepoch", "timediff",
+    /* aggregate */
+    "avg", "count", "group_concat", "string_agg", "sum", "total",
+    /* window */
+    "row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead",
+    "first_value", "last_value", "nth_value",
+    /* math */
+    "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil", "ceiling", "cos", "cosh",
+    "degrees", "exp", "floor", "ln", "log", "log10", "log2", "mod", "pi", "pow", "power", "radians",
+    "sin", "sinh", "sqrt", "tan", "tanh", "trunc",
+    /* JSON */
+    "json", "json_array", "json_array_length", "json_extract", "json_insert", "json_object",
+    "json_patch", "json_remove", "json_replace", "json_set", "json_type", "json_valid",
+    "json_quote", "json_group_array", "json_group_object", "->", "->>", "json_each", "json_tree"};
 
 enum { FILL_IMAGES, FILL_EMPTY, FILL_PROBE };
 
@@ -420,7 +421,7 @@ struct run {
 };
 
 static int authorizer(void *ud, int action, const char *a1, const char *a2, const char *db,
-		      const char *trigger)
+                      const char *trigger)
 {
 	struct run *r = ud;
 	(void)trigger;
@@ -436,7 +437,7 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2, cons
 			if (a2 && strcasecmp(a2, allowed_fns[i]) == 0)
 				return SQLITE_OK;
 		snprintf(r->denied, sizeof(r->denied), "function %s() is not allowed",
-			 a2 ? a2 : "?");
+		         a2 ? a2 : "?");
 		return SQLITE_DENY;
 	case SQLITE_INSERT:
 	case SQLITE_UPDATE:
@@ -444,7 +445,7 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2, cons
 		if (db && strcmp(db, "temp") == 0)
 			return SQLITE_OK;
 		snprintf(r->denied, sizeof(r->denied), "writing to %s is not allowed",
-			 a1 ? a1 : "a table");
+		         a1 ? a1 : "a table");
 		return SQLITE_DENY;
 	case SQLITE_CREATE_TEMP_TABLE:
 	case SQLITE_CREATE_TEMP_VIEW:
@@ -462,7 +463,7 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2, cons
 		return SQLITE_DENY;
 	default:
 		snprintf(r->denied, sizeof(r->denied), "this operation is not allowed (code %d)",
-			 action);
+		         action);
 		return SQLITE_DENY;
 	}
 }
@@ -501,7 +502,7 @@ static void lock_down(struct run *r, size_t ninputs)
  * (FILL_EMPTY), or tables of one made-up row (FILL_PROBE: 1, 1.5, 'a') to
  * learn the types of computed result columns. */
 static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, int fill,
-		       uint64_t cache_kib, dcr_err *err)
+                       uint64_t cache_kib, dcr_err *err)
 {
 	int rc;
 	bool empty = fill != FILL_IMAGES;
@@ -509,7 +510,7 @@ static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, i
 	dcr_buf_init(&sql);
 	if (ninputs > DCR_SQL_INPUTS_MAX)
 		return dcr_err_set(err, DCR_ELIMIT, "at most %u inputs per query",
-				   DCR_SQL_INPUTS_MAX);
+		                   DCR_SQL_INPUTS_MAX);
 	if ((rc = open_plain(&r->db, err)))
 		return rc;
 	char **tables = dcr_calloc(ninputs + 1, sizeof(char *)); /* table name in each image */
@@ -528,9 +529,9 @@ static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, i
 	 * temp schema (temp tables, materialised views) gets the rest. */
 	char pragmas[160];
 	snprintf(pragmas, sizeof(pragmas),
-		 "PRAGMA temp_store=FILE; PRAGMA main.cache_size=-1024; "
-		 "PRAGMA temp.cache_size=-%llu",
-		 (unsigned long long)(cache_kib ? cache_kib : 65536));
+	         "PRAGMA temp_store=FILE; PRAGMA main.cache_size=-1024; "
+	         "PRAGMA temp.cache_size=-%llu",
+	         (unsigned long long)(cache_kib ? cache_kib : 65536));
 	if ((rc = exec(r->db, pragmas, err)))
 		goto out;
 	for (size_t i = 0; i < ninputs; i++) {
@@ -542,7 +543,7 @@ static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, i
 		for (size_t j = 0; j < i; j++)
 			if (strcasecmp(inputs[j].name, in->name) == 0) {
 				rc = dcr_err_set(err, DCR_EINVALID, "input \"%s\" given twice",
-						 in->name);
+				                 in->name);
 				goto out;
 			}
 		char *schema = dcr_asprintf("in_%s", in->name);
@@ -563,17 +564,16 @@ static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, i
 					enum cmp_type t = in->schema.cols[c].type;
 					dcr_buf_append_str(&sql, c ? "," : "");
 					dcr_buf_append_str(&sql, t == CMP_INTEGER ? "1"
-								 : t == CMP_FLOAT ? "1.5"
-										  : "'a'");
+					                         : t == CMP_FLOAT ? "1.5"
+					                                          : "'a'");
 				}
 				dcr_buf_append_u8(&sql, ')');
 			}
 			rc = exec(r->db, dcr_buf_cstr(&sql), err);
 		} else if (!rc) {
-			rc = sqlite3_deserialize(r->db, schema, (unsigned char *)in->image,
-						 (sqlite3_int64)in->image_n,
-						 (sqlite3_int64)in->image_n,
-						 SQLITE_DESERIALIZE_READONLY);
+			rc = sqlite3_deserialize(
+			    r->db, schema, (unsigned char *)in->image, (sqlite3_int64)in->image_n,
+			    (sqlite3_int64)in->image_n, SQLITE_DESERIALIZE_READONLY);
 			if (rc != SQLITE_OK) {
 				rc = sql_err(r->db, err, "loading an input");
 			} else {
@@ -595,19 +595,23 @@ static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, i
 			sqlite3_stmt *st = NULL;
 			char *tname = NULL;
 			int ntables = 0;
-			if (sqlite3_prepare_v2(r->db, dcr_buf_cstr(&sql), -1, &st, NULL) != SQLITE_OK) {
-				rc = dcr_err_set(err, DCR_EFORMAT, "input \"%s\": not a prepared table: %s",
-						 in->name, sqlite3_errmsg(r->db));
+			if (sqlite3_prepare_v2(r->db, dcr_buf_cstr(&sql), -1, &st, NULL) !=
+			    SQLITE_OK) {
+				rc = dcr_err_set(err, DCR_EFORMAT,
+				                 "input \"%s\": not a prepared table: %s", in->name,
+				                 sqlite3_errmsg(r->db));
 			} else {
 				while (sqlite3_step(st) == SQLITE_ROW) {
 					ntables++;
 					free(tname);
-					tname = dcr_strdup((const char *)sqlite3_column_text(st, 0));
+					tname =
+					    dcr_strdup((const char *)sqlite3_column_text(st, 0));
 				}
 				if (ntables != 1)
-					rc = dcr_err_set(err, DCR_EFORMAT,
-							 "input \"%s\": the image holds %d tables, not one",
-							 in->name, ntables);
+					rc = dcr_err_set(
+					    err, DCR_EFORMAT,
+					    "input \"%s\": the image holds %d tables, not one",
+					    in->name, ntables);
 			}
 			sqlite3_finalize(st);
 			if (!rc)
@@ -676,7 +680,7 @@ void cmp_result_release(cmp_result *r)
 static void csv_field(dcr_buf *b, const char *s, size_t n)
 {
 	bool q = n == 0 || memchr(s, ',', n) || memchr(s, '"', n) || memchr(s, '\n', n) ||
-		 memchr(s, '\r', n);
+	         memchr(s, '\r', n);
 	if (!q) {
 		dcr_buf_append(b, s, n);
 		return;
@@ -719,10 +723,10 @@ static enum cmp_type type_from_decl(const char *d, bool *known)
  * expression starts with (COUNT(...) is an integer, AVG(...) a float). */
 static enum cmp_type type_from_expr(const char *name, bool *known)
 {
-	static const char *const ints[] = {"count(", "length(", "row_number(", "rank(",
-					   "dense_rank(", "ntile(", "instr(", "unicode("};
+	static const char *const ints[] = {"count(",      "length(", "row_number(", "rank(",
+	                                   "dense_rank(", "ntile(",  "instr(",      "unicode("};
 	static const char *const flts[] = {"avg(", "total(", "julianday(", "percent_rank(",
-					   "cume_dist("};
+	                                   "cume_dist("};
 	*known = true;
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
 		if (name && strncasecmp(name, ints[i], strlen(ints[i])) == 0)
@@ -797,14 +801,14 @@ static void rowset_release(struct rowset *s)
 }
 
 static int step_error(struct run *r, int src, const cmp_sql_limits *lim, struct mem_acct *a,
-		      dcr_err *err)
+                      dcr_err *err)
 {
 	if (r->timed_out)
 		return dcr_err_set(err, DCR_ETIMEOUT, "query exceeded the time limit of %llu ms",
-				   (unsigned long long)r->time_ms);
+		                   (unsigned long long)r->time_ms);
 	if (a && __atomic_load_n(&a->over, __ATOMIC_RELAXED))
 		return dcr_err_set(err, DCR_ELIMIT, "query exceeded the memory limit of %llu bytes",
-				   (unsigned long long)a->limit);
+		                   (unsigned long long)a->limit);
 	if (src == SQLITE_NOMEM)
 		return dcr_err_set(err, DCR_ELIMIT, "query ran out of memory");
 	(void)lim;
@@ -814,8 +818,8 @@ static int step_error(struct run *r, int src, const cmp_sql_limits *lim, struct 
 /* Steps stmt and writes the result. hidden: the last column is the
  * privacy count; rows below k are dropped. */
 static int collect(struct run *r, sqlite3_stmt *st, bool hidden, long long k, bool dedup,
-		   const cmp_sql_limits *lim, struct mem_acct *acct, bool want_image,
-		   cmp_result *res, dcr_err *err)
+                   const cmp_sql_limits *lim, struct mem_acct *acct, bool want_image,
+                   cmp_result *res, dcr_err *err)
 {
 	int rc = 0;
 	int nall = sqlite3_column_count(st);
@@ -829,7 +833,7 @@ static int collect(struct run *r, sqlite3_stmt *st, bool hidden, long long k, bo
 	dcr_buf_init(&sql);
 	if (nc <= 0 || nc > (int)DCR_SQL_COLS_MAX) {
 		rc = dcr_err_set(err, DCR_ELIMIT, "the result has %d columns (at most %u)", nc,
-				 DCR_SQL_COLS_MAX);
+		                 DCR_SQL_COLS_MAX);
 		goto out;
 	}
 	ci = dcr_calloc((size_t)nc, sizeof(*ci));
@@ -912,8 +916,8 @@ static int collect(struct run *r, sqlite3_stmt *st, bool hidden, long long k, bo
 		}
 		if (res->rows >= lim->rows_max) {
 			rc = dcr_err_set(err, DCR_ELIMIT,
-					 "query result exceeded the row limit of %llu rows",
-					 (unsigned long long)lim->rows_max);
+			                 "query result exceeded the row limit of %llu rows",
+			                 (unsigned long long)lim->rows_max);
 			goto out;
 		}
 		res->rows++;
@@ -923,7 +927,8 @@ static int collect(struct run *r, sqlite3_stmt *st, bool hidden, long long k, bo
 			int t = sqlite3_column_type(st, c);
 			if (t == SQLITE_INTEGER) {
 				ci[c].saw_int = true;
-				dcr_buf_printf(&res->csv, "%lld", (long long)sqlite3_column_int64(st, c));
+				dcr_buf_printf(&res->csv, "%lld",
+				               (long long)sqlite3_column_int64(st, c));
 			} else if (t == SQLITE_FLOAT) {
 				ci[c].saw_float = true;
 				const char *txt = (const char *)sqlite3_column_text(st, c);
@@ -933,10 +938,11 @@ static int collect(struct run *r, sqlite3_stmt *st, bool hidden, long long k, bo
 				const char *txt = (const char *)sqlite3_column_text(st, c);
 				size_t l = (size_t)sqlite3_column_bytes(st, c);
 				if (cmp__utf8_valid_prefix((const uint8_t *)txt, l) != l) {
-					rc = dcr_err_set(err, DCR_ESQL,
-							 "result column \"%s\" holds text that is not "
-							 "valid UTF-8",
-							 res->cols[c].name);
+					rc = dcr_err_set(
+					    err, DCR_ESQL,
+					    "result column \"%s\" holds text that is not "
+					    "valid UTF-8",
+					    res->cols[c].name);
 					goto out;
 				}
 				csv_field(&res->csv, txt, l);
@@ -955,7 +961,8 @@ static int collect(struct run *r, sqlite3_stmt *st, bool hidden, long long k, bo
 					size_t l = (size_t)sqlite3_column_bytes(st, c);
 					char *hx = dcr_malloc(2 * l + 1);
 					dcr_hex_encode(p, l, hx);
-					sqlite3_bind_text64(ins, c + 1, hx, 2 * l, free, SQLITE_UTF8);
+					sqlite3_bind_text64(ins, c + 1, hx, 2 * l, free,
+					                    SQLITE_UTF8);
 				} else {
 					sqlite3_bind_value(ins, c + 1, sqlite3_column_value(st, c));
 				}
@@ -964,8 +971,8 @@ static int collect(struct run *r, sqlite3_stmt *st, bool hidden, long long k, bo
 		dcr_buf_append_str(&res->csv, "\r\n");
 		if (res->csv.len > lim->bytes_max) {
 			rc = dcr_err_set(err, DCR_ELIMIT,
-					 "query result exceeded the size limit of %llu bytes",
-					 (unsigned long long)lim->bytes_max);
+			                 "query result exceeded the size limit of %llu bytes",
+			                 (unsigned long long)lim->bytes_max);
 			goto out;
 		}
 		if (ins) {
@@ -990,8 +997,8 @@ static int collect(struct run *r, sqlite3_stmt *st, bool hidden, long long k, bo
 			t = ci[c].decl;
 		res->cols[c].type = t;
 		if (r->known)
-			r->known[c] = ci[c].saw_text || ci[c].saw_float || ci[c].saw_int ||
-				      ci[c].decl_known;
+			r->known[c] =
+			    ci[c].saw_text || ci[c].saw_float || ci[c].saw_int || ci[c].decl_known;
 	}
 	if (out) {
 		sqlite3_finalize(ins);
@@ -999,7 +1006,8 @@ static int collect(struct run *r, sqlite3_stmt *st, bool hidden, long long k, bo
 		cmp_schema rs = {res->cols, res->ncols};
 		dcr_buf_reset(&sql);
 		create_table_sql(&sql, NULL, "result", &rs);
-		dcr_buf_append_str(&sql, "; INSERT INTO result SELECT * FROM raw; DROP TABLE raw; COMMIT; VACUUM");
+		dcr_buf_append_str(
+		    &sql, "; INSERT INTO result SELECT * FROM raw; DROP TABLE raw; COMMIT; VACUUM");
 		if ((rc = exec(out, dcr_buf_cstr(&sql), err)))
 			goto out;
 		rc = image_out(out, &res->image, err);
@@ -1042,7 +1050,8 @@ static bool tail_empty(const char *tail, dcr_err *err)
 
 /* Shared by check and run: opens, locks down, prepares, collects. */
 static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
-		  const cmp_sql_limits *lim_in, int fill, bool *known, cmp_result *res, dcr_err *err)
+                  const cmp_sql_limits *lim_in, int fill, bool *known, cmp_result *res,
+                  dcr_err *err)
 {
 	struct run r;
 	memset(&r, 0, sizeof(r));
@@ -1102,7 +1111,7 @@ static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, lo
 		goto out;
 	}
 	rc = collect(&r, st, rw.sql != NULL, min_rows, rw.dedup, &lim, acct, fill == FILL_IMAGES,
-		     &local, err);
+	             &local, err);
 	if (rc)
 		goto out;
 	if (res) {
@@ -1122,7 +1131,7 @@ out:
 }
 
 int cmp_sql_check(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
-		  cmp_result *res, dcr_err *err)
+                  cmp_result *res, dcr_err *err)
 {
 	cmp_result local, probe;
 	cmp_result_init(&local);
@@ -1142,7 +1151,8 @@ int cmp_sql_check(const char *query, const cmp_input *inputs, size_t ninputs, lo
 	 * groups): learn their types from a run on one made-up row per input
 	 * (without the privacy filter; its result is only types). */
 	dcr_err perr;
-	if (!all && sql_do(query, inputs, ninputs, 0, &lim, FILL_PROBE, pknown, &probe, &perr) == 0 &&
+	if (!all &&
+	    sql_do(query, inputs, ninputs, 0, &lim, FILL_PROBE, pknown, &probe, &perr) == 0 &&
 	    probe.ncols == local.ncols)
 		for (size_t c = 0; c < local.ncols; c++)
 			if (!known[c] && pknown[c])
@@ -1159,7 +1169,7 @@ out:
 }
 
 int cmp_sql_run(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
-		const cmp_sql_limits *lim, cmp_result *res, dcr_err *err)
+                const cmp_sql_limits *lim, cmp_result *res, dcr_err *err)
 {
 	return sql_do(query, inputs, ninputs, min_rows, lim, FILL_IMAGES, NULL, res, err);
 }

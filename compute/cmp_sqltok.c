@@ -45,7 +45,8 @@ int cmp__sql_tokenize(const char *q, size_t n, cmp__tok **out, size_t *ntok, dcr
 			i += 2;
 			while (i + 1 < n && !(q[i] == '*' && q[i + 1] == '/'))
 				i++;
-			i = i + 1 < n ? i + 2 : n; /* SQLite accepts an unclosed comment at the end */
+			i = i + 1 < n ? i + 2
+			              : n; /* SQLite accepts an unclosed comment at the end */
 			continue;
 		}
 		if ((c == 'x' || c == 'X') && i + 1 < n && q[i + 1] == '\'') {
@@ -53,7 +54,8 @@ int cmp__sql_tokenize(const char *q, size_t n, cmp__tok **out, size_t *ntok, dcr
 			while (i < n && q[i] != '\'')
 				i++;
 			if (i == n) {
-				rc = dcr_err_set(err, DCR_ESQL, "unterminated blob literal at offset %zu", s);
+				rc = dcr_err_set(err, DCR_ESQL,
+				                 "unterminated blob literal at offset %zu", s);
 				goto out;
 			}
 			i++;
@@ -63,8 +65,9 @@ int cmp__sql_tokenize(const char *q, size_t n, cmp__tok **out, size_t *ntok, dcr
 			i++;
 			for (;;) {
 				if (i >= n) {
-					rc = dcr_err_set(err, DCR_ESQL, "unterminated %s at offset %zu",
-							 c == '\'' ? "string literal" : "quoted identifier", s);
+					rc = dcr_err_set(
+					    err, DCR_ESQL, "unterminated %s at offset %zu",
+					    c == '\'' ? "string literal" : "quoted identifier", s);
 					goto out;
 				}
 				if (q[i] == close) {
@@ -82,10 +85,12 @@ int cmp__sql_tokenize(const char *q, size_t n, cmp__tok **out, size_t *ntok, dcr
 			while (i < n && id_char((unsigned char)q[i]))
 				i++;
 			kind = CMP__T_WORD;
-		} else if (isdigit(c) || (c == '.' && i + 1 < n && isdigit((unsigned char)q[i + 1]))) {
-			while (i < n && (isalnum((unsigned char)q[i]) || q[i] == '.' || q[i] == '_' ||
-					 ((q[i] == '+' || q[i] == '-') &&
-					  (q[i - 1] == 'e' || q[i - 1] == 'E'))))
+		} else if (isdigit(c) ||
+		           (c == '.' && i + 1 < n && isdigit((unsigned char)q[i + 1]))) {
+			while (i < n &&
+			       (isalnum((unsigned char)q[i]) || q[i] == '.' || q[i] == '_' ||
+			        ((q[i] == '+' || q[i] == '-') &&
+			         (q[i - 1] == 'e' || q[i - 1] == 'E'))))
 				i++;
 			kind = CMP__T_NUM;
 		} else if (c == '?' || c == ':' || c == '@' || c == '$' || c == '#') {
@@ -95,8 +100,8 @@ int cmp__sql_tokenize(const char *q, size_t n, cmp__tok **out, size_t *ntok, dcr
 			kind = CMP__T_VAR;
 		} else {
 			/* Multi-character operators matter only as non-structure. */
-			static const char *const ops[] = {"->>", "->", "||", "<=", ">=", "<>", "!=",
-							  "==", "<<", ">>"};
+			static const char *const ops[] = {
+			    "->>", "->", "||", "<=", ">=", "<>", "!=", "==", "<<", ">>"};
 			i++;
 			for (size_t k = 0; k < sizeof(ops) / sizeof(ops[0]); k++) {
 				size_t l = strlen(ops[k]);
@@ -161,8 +166,7 @@ bool cmp__tok_ident(const char *q, const cmp__tok *t, char *buf, size_t cap)
 	return true;
 }
 
-int cmp_sql_refs(const char *query, const char *const *names, size_t n, bool *used,
-		 dcr_err *err)
+int cmp_sql_refs(const char *query, const char *const *names, size_t n, bool *used, dcr_err *err)
 {
 	cmp__tok *t;
 	size_t nt;
@@ -171,7 +175,7 @@ int cmp_sql_refs(const char *query, const char *const *names, size_t n, bool *us
 	size_t ql = strlen(query);
 	if (ql > DCR_SQL_QUERY_BYTES_MAX)
 		return dcr_err_set(err, DCR_ELIMIT, "query longer than %u bytes",
-				   DCR_SQL_QUERY_BYTES_MAX);
+		                   DCR_SQL_QUERY_BYTES_MAX);
 	int rc = cmp__sql_tokenize(query, ql, &t, &nt, err);
 	if (rc)
 		return rc;
@@ -201,14 +205,14 @@ int cmp_sql_join_columns(const char *query, const cmp_schema *schema, bool *used
 	size_t ql = strlen(query);
 	if (ql > DCR_SQL_QUERY_BYTES_MAX)
 		return dcr_err_set(err, DCR_ELIMIT, "query longer than %u bytes",
-				   DCR_SQL_QUERY_BYTES_MAX);
+		                   DCR_SQL_QUERY_BYTES_MAX);
 	int rc = cmp__sql_tokenize(query, ql, &t, &nt, err);
 	if (rc)
 		return rc;
-	static const char *const ends[] = {"JOIN", "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT",
-					   "UNION", "INTERSECT", "EXCEPT", "WINDOW", "LEFT",
-					   "RIGHT", "INNER", "CROSS", "FULL", "NATURAL", ")", ";",
-					   ","};
+	static const char *const ends[] = {"JOIN",    "WHERE", "GROUP",     "ORDER",  "HAVING",
+	                                   "LIMIT",   "UNION", "INTERSECT", "EXCEPT", "WINDOW",
+	                                   "LEFT",    "RIGHT", "INNER",     "CROSS",  "FULL",
+	                                   "NATURAL", ")",     ";",         ","};
 	bool in_on = false;
 	int depth = 0, using_depth = -1;
 	char id[256];

@@ -91,8 +91,8 @@ int cmp__parse_int(const char *s, size_t n, int64_t *out)
 }
 
 static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-				       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-				       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 int cmp__parse_float(const char *s, size_t n, double *out)
 {
@@ -190,7 +190,8 @@ static void email_cls_fill(void)
 {
 	uint8_t t[256] = {0};
 	for (int c = 0; c < 256; c++) {
-		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		bool alnum =
+		    (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 		if (alnum || c >= 0x80)
 			t[c] = 3;
 		else if (c && strchr(".!#$%&'*+/=?^_`{|}~-", c))

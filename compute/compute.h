@@ -32,11 +32,11 @@ const char *cmp_type_name(enum cmp_type t); /* "string", "integer", "float" */
  * records and errors. Used by the ingest below; public for tests and tools. */
 
 typedef struct cmp_csv_field {
-	const char *p;   /* unquoted bytes (not NUL-terminated), valid UTF-8 */
+	const char *p; /* unquoted bytes (not NUL-terminated), valid UTF-8 */
 	size_t n;
-	uint64_t line;   /* 1-based physical line where the field starts */
-	bool quoted;     /* written in quotes: "" is an empty string, not NULL */
-	bool ascii;      /* every byte < 0x80 (so characters == bytes) */
+	uint64_t line; /* 1-based physical line where the field starts */
+	bool quoted;   /* written in quotes: "" is an empty string, not NULL */
+	bool ascii;    /* every byte < 0x80 (so characters == bytes) */
 } cmp_csv_field;
 
 /* Called once per record (the header is the first). The fields are valid
@@ -78,7 +78,7 @@ void cmp_ingest_free(cmp_ingest *in);
  * once at provisioning so a run costs the query, not the import. */
 typedef int (*cmp_read_fn)(void *ctx, void *buf, size_t cap); /* bytes, 0 at end, <0 error */
 int cmp_prepare(const cmp_schema *schema, const char *table, cmp_read_fn read, void *ctx,
-		dcr_buf *image, dcr_err *err);
+                dcr_buf *image, dcr_err *err);
 /* As cmp_prepare, and also builds an index on each named column (join
  * keys: a run then looks rows up instead of building an automatic index
  * per query) and stores the rows in the order of index[0], which makes
@@ -86,14 +86,14 @@ int cmp_prepare(const cmp_schema *schema, const char *table, cmp_read_fn read, v
  * (image->len = its size). The CSV is validated again while loading;
  * errors are those of the ingest. */
 int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *const *index,
-		   size_t nindex, cmp_read_fn read, void *ctx, dcr_buf *image, dcr_err *err);
+                   size_t nindex, cmp_read_fn read, void *ctx, dcr_buf *image, dcr_err *err);
 
 /* ---- SQL ------------------------------------------------------------------ */
 
 typedef struct cmp_input {
-	const char *name;     /* table name the query uses */
+	const char *name; /* table name the query uses */
 	cmp_schema schema;
-	const void *image;    /* prepared table image; NULL = empty table */
+	const void *image; /* prepared table image; NULL = empty table */
 	size_t image_n;
 } cmp_input;
 
@@ -105,12 +105,12 @@ typedef struct cmp_sql_limits {
 } cmp_sql_limits;
 
 typedef struct cmp_result {
-	dcr_buf csv;          /* header row + rows, RFC 4180 */
-	dcr_buf image;        /* the result as a prepared table (for downstream) */
-	cmp_column *cols;     /* result schema (names heap-owned) */
+	dcr_buf csv;      /* header row + rows, RFC 4180 */
+	dcr_buf image;    /* the result as a prepared table (for downstream) */
+	cmp_column *cols; /* result schema (names heap-owned) */
 	size_t ncols;
 	uint64_t rows;
-	uint64_t suppressed;  /* rows dropped by the privacy filter */
+	uint64_t suppressed; /* rows dropped by the privacy filter */
 } cmp_result;
 
 void cmp_result_init(cmp_result *r);
@@ -122,7 +122,7 @@ void cmp_result_release(cmp_result *r);
  * schema (res may be NULL; res->csv holds the header row, image is empty).
  * Images in inputs are ignored. */
 int cmp_sql_check(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
-		  cmp_result *res, dcr_err *err);
+                  cmp_result *res, dcr_err *err);
 /* Runs a query over the inputs with the limits (NULL = defaults) and the
  * privacy filter. The images must stay valid during the call (they are
  * read in place, never written). res must have been initialised; it is
@@ -131,13 +131,12 @@ int cmp_sql_check(const char *query, const cmp_input *inputs, size_t ninputs, lo
  * bytes), DCR_EINVALID (inputs). Thread safe: runs on different threads
  * are independent, including their memory accounting. */
 int cmp_sql_run(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
-		const cmp_sql_limits *lim, cmp_result *res, dcr_err *err);
+                const cmp_sql_limits *lim, cmp_result *res, dcr_err *err);
 /* Which of the given names (datasets and computations of the room) the
  * query refers to as identifiers, outside string literals and comments,
  * case-insensitively; used[i] is set for names[i]. For dependency analysis
  * before the schemas of upstream results are known. */
-int cmp_sql_refs(const char *query, const char *const *names, size_t n, bool *used,
-		 dcr_err *err);
+int cmp_sql_refs(const char *query, const char *const *names, size_t n, bool *used, dcr_err *err);
 
 /* Columns of schema named in a join constraint of the query (ON ... or
  * USING (...)), by name only: a hint for cmp_prepare_ex's indexes (for

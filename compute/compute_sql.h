@@ -21,8 +21,8 @@ bool cmp__tok_ident(const char *q, const cmp__tok *t, char *buf, size_t cap);
 #define CMP__HIDDEN_COL "__dcr_rows_aggregated"
 
 typedef struct cmp__rewrite {
-	char *sql;   /* the query with the hidden COUNT(*) column (heap) */
-	bool dedup;  /* UNION or DISTINCT: drop duplicate visible rows */
+	char *sql;  /* the query with the hidden COUNT(*) column (heap) */
+	bool dedup; /* UNION or DISTINCT: drop duplicate visible rows */
 } cmp__rewrite;
 
 /* The statement must be one SELECT (possibly WITH ..., compound): checked

@@ -11,13 +11,12 @@
 
 static int failures;
 
-#define CHECK(c)                                                                \
-	do {                                                                    \
-		if (!(c)) {                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,  \
-				__LINE__, #c);                                  \
-			failures++;                                             \
-		}                                                               \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);      \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 struct outcome {
@@ -28,7 +27,7 @@ struct outcome {
 };
 
 static void run_chunked(const cmp_schema *s, const char *data, size_t n, size_t chunk,
-			struct outcome *o)
+                        struct outcome *o)
 {
 	cmp_ingest *in = NULL;
 	dcr_err err;
@@ -69,10 +68,10 @@ static void run(const cmp_schema *s, const char *data, size_t n, struct outcome 
 }
 
 static const cmp_column people_cols[] = {
-	{"email", CMP_STRING, CMP_FMT_EMAIL, false},
-	{"name", CMP_STRING, CMP_FMT_NONE, true},
-	{"age", CMP_INTEGER, CMP_FMT_NONE, true},
-	{"balance", CMP_FLOAT, CMP_FMT_NONE, true},
+    {"email", CMP_STRING, CMP_FMT_EMAIL, false},
+    {"name", CMP_STRING, CMP_FMT_NONE, true},
+    {"age", CMP_INTEGER, CMP_FMT_NONE, true},
+    {"balance", CMP_FLOAT, CMP_FMT_NONE, true},
 };
 static const cmp_schema people = {people_cols, 4};
 
@@ -89,7 +88,7 @@ static void expect_err(const cmp_schema *s, const char *data, const char *want)
 }
 
 static void expect_ok(const cmp_schema *s, const char *data, size_t n, uint64_t rows,
-		      const char *stats_want)
+                      const char *stats_want)
 {
 	struct outcome o;
 	if (n == 0)
@@ -111,23 +110,24 @@ static void test_valid(void)
 	/* Header in another order, CRLF, quoted fields with commas, doubled
 	 * quotes and an embedded newline, a NULL, a BOM. */
 	const char *d = "\xEF\xBB\xBF"
-			"age,email,balance,name\r\n"
-			"30,a@x.example,1.5,\"Doe, John\"\r\n"
-			"40,b@x.example,-2.5e1,\"say \"\"hi\"\"\nthere\"\r\n"
-			",c@x.example,,\"\"\r\n"
-			"30,d@x.example,100,Ren\xC3\xA9";
+	                "age,email,balance,name\r\n"
+	                "30,a@x.example,1.5,\"Doe, John\"\r\n"
+	                "40,b@x.example,-2.5e1,\"say \"\"hi\"\"\nthere\"\r\n"
+	                ",c@x.example,,\"\"\r\n"
+	                "30,d@x.example,100,Ren\xC3\xA9";
 	const char *want =
-		"{\"rows\":4,\"bytes\":143,\"columns\":["
-		"{\"name\":\"email\",\"type\":\"string\",\"format\":\"email\",\"nullable\":false,"
-		"\"nulls\":0,\"distinct\":4,\"distinct_exact\":true,\"min_length\":11,\"max_length\":11},"
-		"{\"name\":\"name\",\"type\":\"string\",\"nullable\":true,\"nulls\":0,\"distinct\":4,"
-		"\"distinct_exact\":true,\"min_length\":0,\"max_length\":14},"
-		"{\"name\":\"age\",\"type\":\"integer\",\"nullable\":true,\"nulls\":1,\"distinct\":2,"
-		"\"distinct_exact\":true,\"min\":30,\"max\":40,\"mean\":33.333333333333336,"
-		"\"stddev\":5.7735026918962582},"
-		"{\"name\":\"balance\",\"type\":\"float\",\"nullable\":true,\"nulls\":1,\"distinct\":3,"
-		"\"distinct_exact\":true,\"min\":-25.0,\"max\":100.0,\"mean\":25.5,"
-		"\"stddev\":65.865393037618773}]}";
+	    "{\"rows\":4,\"bytes\":143,\"columns\":["
+	    "{\"name\":\"email\",\"type\":\"string\",\"format\":\"email\",\"nullable\":false,"
+	    "\"nulls\":0,\"distinct\":4,\"distinct_exact\":true,\"min_length\":11,\"max_length\":"
+	    "11},"
+	    "{\"name\":\"name\",\"type\":\"string\",\"nullable\":true,\"nulls\":0,\"distinct\":4,"
+	    "\"distinct_exact\":true,\"min_length\":0,\"max_length\":14},"
+	    "{\"name\":\"age\",\"type\":\"integer\",\"nullable\":true,\"nulls\":1,\"distinct\":2,"
+	    "\"distinct_exact\":true,\"min\":30,\"max\":40,\"mean\":33.333333333333336,"
+	    "\"stddev\":5.7735026918962582},"
+	    "{\"name\":\"balance\",\"type\":\"float\",\"nullable\":true,\"nulls\":1,\"distinct\":3,"
+	    "\"distinct_exact\":true,\"min\":-25.0,\"max\":100.0,\"mean\":25.5,"
+	    "\"stddev\":65.865393037618773}]}";
 	CHECK(strlen(d) == 143);
 	expect_ok(&people, d, strlen(d), 4, want);
 	/* Header only; LF; trailing newline or not. */
@@ -137,22 +137,22 @@ static void test_valid(void)
 	expect_ok(&people, "email,name,age,balance\r\na@b.cd,,,\r", 0, 1, NULL);
 	/* Edge numbers. */
 	expect_ok(&people,
-		  "email,name,age,balance\n"
-		  "a@b.cd,,9223372036854775807,1e308\n"
-		  "a@b.cd,,-9223372036854775808,.5\n"
-		  "a@b.cd,,+7,00012.50\n"
-		  "a@b.cd,,007,123456789012345678901234567890\n",
-		  0, 4, NULL);
+	          "email,name,age,balance\n"
+	          "a@b.cd,,9223372036854775807,1e308\n"
+	          "a@b.cd,,-9223372036854775808,.5\n"
+	          "a@b.cd,,+7,00012.50\n"
+	          "a@b.cd,,007,123456789012345678901234567890\n",
+	          0, 4, NULL);
 }
 
 static void test_errors(void)
 {
 	const char *h = "email,name,age,balance\n";
 	char buf[4096];
-#define E(body, want)                                                           \
-	do {                                                                    \
-		snprintf(buf, sizeof(buf), "%s%s", h, body);                    \
-		expect_err(&people, buf, want);                                 \
+#define E(body, want)                                                                              \
+	do {                                                                                       \
+		snprintf(buf, sizeof(buf), "%s%s", h, body);                                       \
+		expect_err(&people, buf, want);                                                    \
 	} while (0)
 	E("a@b.cd,x,1,1\nb@b.cd,y,12a,2\n",
 	  "t.csv line 3, column \"age\": expected integer, got \"12a\"");
@@ -173,10 +173,8 @@ static void test_errors(void)
 	  "t.csv line 2, column \"balance\": float out of range, got \"1e999\"");
 	E(",x,1,1\n",
 	  "t.csv line 2, column \"email\": empty value in a column that is not nullable");
-	E("\"\",x,1,1\n",
-	  "t.csv line 2, column \"email\": expected email address, got \"\"");
-	E("ab.cd,x,1,1\n",
-	  "t.csv line 2, column \"email\": expected email address, got \"ab.cd\"");
+	E("\"\",x,1,1\n", "t.csv line 2, column \"email\": expected email address, got \"\"");
+	E("ab.cd,x,1,1\n", "t.csv line 2, column \"email\": expected email address, got \"ab.cd\"");
 	E("a@localhost,x,1,1\n",
 	  "t.csv line 2, column \"email\": expected email address, got \"a@localhost\"");
 	E("a@b.cd,x,1\n", "t.csv line 2: expected 4 fields, got 3");
@@ -189,7 +187,8 @@ static void test_errors(void)
 	  "t.csv line 2, column \"name\": unexpected character after a closing quote");
 	E("a@b.cd,x,1,2\na@b.cd,\"x\n\ny,1,2\n",
 	  "t.csv line 3, column \"name\": quoted field not closed before the end of the file");
-	E("a@b.cd,x,1,2\rb@b.cd,x,1,2\n", "t.csv line 2: carriage return not followed by a line feed");
+	E("a@b.cd,x,1,2\rb@b.cd,x,1,2\n",
+	  "t.csv line 2: carriage return not followed by a line feed");
 	E("a@b.cd,\"multi\nline\nname\",1x,2\n",
 	  "t.csv line 4, column \"age\": expected integer, got \"1x\"");
 	E("a@b.cd,\"multi\nline\nname\",1,2\na@b.cd,\"x\",y,2\n",
@@ -210,46 +209,47 @@ static void test_errors(void)
 	E("a@b.cd,x,1\"2,2\n",
 	  "t.csv line 2, column \"age\": quote inside an unquoted field (quote the whole field "
 	  "and double the quote)");
-	E("a@b.cd,x,\"1\"\"\",2\n", "t.csv line 2, column \"age\": expected integer, got \"1\\\"\"");
+	E("a@b.cd,x,\"1\"\"\",2\n",
+	  "t.csv line 2, column \"age\": expected integer, got \"1\\\"\"");
 #undef E
 	expect_err(&people, "", "t.csv line 1: no header row (the file is empty)");
 	expect_err(&people, "\xEF\xBB\xBF", "t.csv line 1: no header row (the file is empty)");
 	expect_err(&people, "email,name,age\n", "t.csv line 1: header: missing column \"balance\"");
 	expect_err(&people, "email,name,age,balance,x\n",
-		   "t.csv line 1: header: unknown column \"x\"");
+	           "t.csv line 1: header: unknown column \"x\"");
 	expect_err(&people, "email,name,age,Balance\n",
-		   "t.csv line 1: header: unknown column \"Balance\"");
+	           "t.csv line 1: header: unknown column \"Balance\"");
 	expect_err(&people, "email,name,age,email\n",
-		   "t.csv line 1: header: duplicate column \"email\"");
+	           "t.csv line 1: header: duplicate column \"email\"");
 
 	/* Regression: a UTF-8 sequence split by a separator is invalid in
 	 * both fields, even though the fields' bytes concatenated decode. */
 	const cmp_column scols[] = {{"x", CMP_STRING, CMP_FMT_NONE, true},
-				    {"y", CMP_STRING, CMP_FMT_NONE, true}};
+	                            {"y", CMP_STRING, CMP_FMT_NONE, true}};
 	const cmp_schema ss = {scols, 2};
 	expect_err(&ss, "x,y\n\xC3,\xA9\n",
-		   "t.csv line 2, column \"x\": invalid UTF-8 (byte 0xc3 at offset 0)");
+	           "t.csv line 2, column \"x\": invalid UTF-8 (byte 0xc3 at offset 0)");
 	expect_err(&ss, "x,y\n\"\xC3\",\"\xA9\"\n",
-		   "t.csv line 2, column \"x\": invalid UTF-8 (byte 0xc3 at offset 0)");
+	           "t.csv line 2, column \"x\": invalid UTF-8 (byte 0xc3 at offset 0)");
 
 	const cmp_column fcols[] = {{"d", CMP_STRING, CMP_FMT_DATE, true},
-				    {"h", CMP_STRING, CMP_FMT_SHA256, true}};
+	                            {"h", CMP_STRING, CMP_FMT_SHA256, true}};
 	const cmp_schema fs = {fcols, 2};
 	const char *sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 	snprintf(buf, sizeof(buf), "d,h\n2024-02-29,%s\n,\n", sha);
 	expect_ok(&fs, buf, strlen(buf), 2, NULL);
 	expect_err(&fs, "d,h\n2023-02-29,\n",
-		   "t.csv line 2, column \"d\": expected date (YYYY-MM-DD), got \"2023-02-29\"");
+	           "t.csv line 2, column \"d\": expected date (YYYY-MM-DD), got \"2023-02-29\"");
 	expect_err(&fs, "d,h\n2023-1-01,\n",
-		   "t.csv line 2, column \"d\": expected date (YYYY-MM-DD), got \"2023-1-01\"");
+	           "t.csv line 2, column \"d\": expected date (YYYY-MM-DD), got \"2023-1-01\"");
 	expect_err(&fs, "d,h\n,abc\n",
-		   "t.csv line 2, column \"h\": expected sha256 (64 hex digits), got \"abc\"");
+	           "t.csv line 2, column \"h\": expected sha256 (64 hex digits), got \"abc\"");
 }
 
 static void test_limits(void)
 {
 	const cmp_column c1[] = {{"a", CMP_STRING, CMP_FMT_NONE, true},
-				 {"b", CMP_STRING, CMP_FMT_NONE, true}};
+	                         {"b", CMP_STRING, CMP_FMT_NONE, true}};
 	const cmp_schema s = {c1, 2};
 	dcr_buf b;
 	dcr_buf_init(&b);
@@ -269,7 +269,7 @@ static void test_limits(void)
 	dcr_buf_append_str(&b, "\n");
 	char want[256];
 	snprintf(want, sizeof(want), "t.csv line 2, column \"b\": field longer than %u bytes",
-		 DCR_CSV_FIELD_BYTES_MAX);
+	         DCR_CSV_FIELD_BYTES_MAX);
 	run_chunked(&s, (const char *)b.data, b.len, 1000, &o);
 	CHECK(o.rc == DCR_ECSV && strcmp(o.msg, want) == 0);
 	/* A record over the line limit (many fields, each short): memory
@@ -286,7 +286,7 @@ static void test_limits(void)
 	dcr_buf_append_str(&b, "\"\n");
 	run_chunked(&sm, (const char *)b.data, b.len, 65536, &o);
 	snprintf(want, sizeof(want), "t.csv line 3, column \"a\": field longer than %u bytes",
-		 DCR_CSV_FIELD_BYTES_MAX);
+	         DCR_CSV_FIELD_BYTES_MAX);
 	CHECK(o.rc == DCR_ECSV && strcmp(o.msg, want) == 0);
 	/* Overlong line made of many fields. */
 	const cmp_column c2[] = {{"a", CMP_STRING, CMP_FMT_NONE, true}};
@@ -300,7 +300,7 @@ static void test_limits(void)
 	}
 	run_chunked(&s2, (const char *)b.data, b.len, 65536, &o);
 	snprintf(want, sizeof(want), "t.csv line 2: record longer than %u bytes",
-		 DCR_CSV_LINE_BYTES_MAX);
+	         DCR_CSV_LINE_BYTES_MAX);
 	CHECK(o.rc == DCR_ECSV && strcmp(o.msg, want) == 0);
 	if (strcmp(o.msg, want))
 		fprintf(stderr, "got %s\n", o.msg);
@@ -319,7 +319,7 @@ static void test_distinct(void)
 	/* 200k distinct integers: beyond the exact bound, HyperLogLog must
 	 * be within 3%. 1000 distinct strings: exact. */
 	const cmp_column c[] = {{"n", CMP_INTEGER, CMP_FMT_NONE, false},
-				{"s", CMP_STRING, CMP_FMT_NONE, false}};
+	                        {"s", CMP_STRING, CMP_FMT_NONE, false}};
 	const cmp_schema s = {c, 2};
 	cmp_ingest *in;
 	dcr_err err;
@@ -330,7 +330,7 @@ static void test_distinct(void)
 	const uint64_t n = 200000;
 	for (uint64_t i = 0; i < n; i++)
 		dcr_buf_printf(&b, "k%llu,%llu\n", (unsigned long long)(i % 1000),
-			       (unsigned long long)i * 7919);
+		               (unsigned long long)i * 7919);
 	CHECK(cmp_ingest_feed(in, b.data, b.len, &err) == 0);
 	dcr_buf st;
 	dcr_buf_init(&st);
@@ -442,10 +442,11 @@ static void test_reader(void)
  * nothing may crash or leak (this runs under ASan in CI). */
 static void test_random(void)
 {
-	static const char alpha[] = {'a', '1', '.', '-', 'e', ',', ',', '"', '"', '\r', '\n',
-				     '\n', (char)0xC3, (char)0xA9, (char)0xFF, ' '};
+	static const char alpha[] = {'a',        '1',        '.',        '-',  'e',  ',',
+	                             ',',        '"',        '"',        '\r', '\n', '\n',
+	                             (char)0xC3, (char)0xA9, (char)0xFF, ' '};
 	const cmp_column c[] = {{"a", CMP_STRING, CMP_FMT_NONE, true},
-				{"b", CMP_FLOAT, CMP_FMT_NONE, true}};
+	                        {"b", CMP_FLOAT, CMP_FMT_NONE, true}};
 	const cmp_schema s = {c, 2};
 	uint64_t x = 0x1234567;
 	char buf[128];
@@ -466,7 +467,7 @@ static void test_random(void)
 			for (size_t k = 0; k < n; k++)
 				fprintf(stderr, " %02x", (unsigned char)buf[k]);
 			fprintf(stderr, "\n  whole: %d %s\n  split: %d %s\n", o1.rc, o1.msg, o2.rc,
-				o2.msg);
+			        o2.msg);
 		}
 		CHECK(o1.rc == 0 || o1.rc == DCR_ECSV);
 		if (o1.stats && o2.stats)

@@ -187,7 +187,7 @@ static int on_rec(void *vctx, const cmp_csv_field *f, size_t n, dcr_err *err)
 		/* NULL (empty unquoted) and "" both read as "" in the corpus. */
 		if (!want || strlen(want) != f[i].n || memcmp(want, f[i].p, f[i].n) != 0) {
 			fprintf(stderr, "record %d field %zu: want \"%s\", got \"%.*s\"\n", r, i,
-				want ? want : "(missing key)", (int)f[i].n, f[i].p);
+			        want ? want : "(missing key)", (int)f[i].n, f[i].p);
 			c->bad++;
 		}
 	}
@@ -260,7 +260,8 @@ int main(void)
 	snprintf(csvdir, sizeof(csvdir), "%s/csvs", dir);
 	DIR *d = opendir(csvdir);
 	if (!d) {
-		fprintf(stderr, "csv-spectrum not installed at %s (run tools/deps): skipped\n", dir);
+		fprintf(stderr, "csv-spectrum not installed at %s (run tools/deps): skipped\n",
+		        dir);
 		return 77;
 	}
 	int files = 0, bad = 0;

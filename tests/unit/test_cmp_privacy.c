@@ -10,13 +10,12 @@
 
 static int failures;
 
-#define CHECK(c)                                                                \
-	do {                                                                    \
-		if (!(c)) {                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,  \
-				__LINE__, #c);                                  \
-			failures++;                                             \
-		}                                                               \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);      \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 #define K 5
@@ -36,10 +35,10 @@ static int mem_read(void *ctx, void *buf, size_t cap)
 }
 
 static const cmp_column t_cols[] = {{"g", CMP_STRING, CMP_FMT_NONE, false},
-				    {"u", CMP_STRING, CMP_FMT_NONE, false},
-				    {"v", CMP_INTEGER, CMP_FMT_NONE, false}};
+                                    {"u", CMP_STRING, CMP_FMT_NONE, false},
+                                    {"v", CMP_INTEGER, CMP_FMT_NONE, false}};
 static const cmp_column s_cols[] = {{"u", CMP_STRING, CMP_FMT_NONE, false},
-				    {"w", CMP_INTEGER, CMP_FMT_NONE, false}};
+                                    {"w", CMP_INTEGER, CMP_FMT_NONE, false}};
 static cmp_input inputs[2];
 static dcr_buf img_t, img_s;
 
@@ -84,9 +83,9 @@ static void expect(const char *q, const char *csv, uint64_t suppressed)
 		fprintf(stderr, "%s\n  error: %s\n", q, err.msg);
 		failures++;
 	} else if (strcmp(dcr_buf_cstr(&res.csv), csv) || res.suppressed != suppressed) {
-		fprintf(stderr, "%s\n  want (%llu suppressed): %s\n  got  (%llu suppressed): %s\n", q,
-			(unsigned long long)suppressed, csv, (unsigned long long)res.suppressed,
-			dcr_buf_cstr(&res.csv));
+		fprintf(stderr, "%s\n  want (%llu suppressed): %s\n  got  (%llu suppressed): %s\n",
+		        q, (unsigned long long)suppressed, csv, (unsigned long long)res.suppressed,
+		        dcr_buf_cstr(&res.csv));
 		failures++;
 	}
 	/* cmp_sql_check agrees and gives the same visible schema. */
@@ -107,7 +106,8 @@ static void reject(const char *q, const char *why)
 	dcr_err_clear(&err);
 	int rc = cmp_sql_check(q, inputs, 2, K, NULL, &err);
 	if (rc != DCR_ESQL || !strstr(err.msg, why)) {
-		fprintf(stderr, "%s\n  want rejection \"%s\"\n  got %d \"%s\"\n", q, why, rc, err.msg);
+		fprintf(stderr, "%s\n  want rejection \"%s\"\n  got %d \"%s\"\n", q, why, rc,
+		        err.msg);
 		failures++;
 	}
 	cmp_result res;
@@ -128,15 +128,22 @@ static unsigned pick(unsigned n)
 /* One random arm: select list, FROM, WHERE, GROUP BY, from small menus. */
 static void gen_arm(char *q, size_t cap, size_t *len)
 {
-	static const char *const items[] = {"g", "COUNT(*)", "SUM(v)", "MAX(u)", "'x'",
-					    "(SELECT COUNT(*) FROM s)", "g IS DISTINCT FROM 'A'",
-					    "AVG(v) + 1", "u", "max(u, g)"};
+	static const char *const items[] = {"g",
+	                                    "COUNT(*)",
+	                                    "SUM(v)",
+	                                    "MAX(u)",
+	                                    "'x'",
+	                                    "(SELECT COUNT(*) FROM s)",
+	                                    "g IS DISTINCT FROM 'A'",
+	                                    "AVG(v) + 1",
+	                                    "u",
+	                                    "max(u, g)"};
 	static const char *const froms[] = {"t", "t JOIN s USING (u)",
-					    "(SELECT g, u, v FROM t WHERE v > 1)",
-					    "(SELECT u AS g, COUNT(*) AS v, u FROM t GROUP BY u)",
-					    "t, (SELECT COUNT(*) AS c FROM s)"};
+	                                    "(SELECT g, u, v FROM t WHERE v > 1)",
+	                                    "(SELECT u AS g, COUNT(*) AS v, u FROM t GROUP BY u)",
+	                                    "t, (SELECT COUNT(*) AS c FROM s)"};
 	*len += (size_t)snprintf(q + *len, cap - *len, "SELECT %s%s", pick(4) ? "" : "DISTINCT ",
-				 items[pick(10)]);
+	                         items[pick(10)]);
 	for (unsigned i = pick(3); i > 0; i--)
 		*len += (size_t)snprintf(q + *len, cap - *len, ", %s", items[pick(10)]);
 	*len += (size_t)snprintf(q + *len, cap - *len, " FROM %s", froms[pick(5)]);
@@ -160,7 +167,7 @@ static void test_random(void)
 		unsigned comp = pick(4);
 		if (comp == 1 || comp == 2) {
 			len += (size_t)snprintf(q + len, sizeof(q) - len, " UNION%s ",
-						comp == 1 ? " ALL" : "");
+			                        comp == 1 ? " ALL" : "");
 			gen_arm(q, sizeof(q), &len);
 		}
 		bool limit = !pick(5);
@@ -182,9 +189,9 @@ static void test_random(void)
 			checked++;
 			if (with.rows + with.suppressed != without.rows) {
 				fprintf(stderr, "%s\n  %llu + %llu suppressed != %llu\n", q,
-					(unsigned long long)with.rows,
-					(unsigned long long)with.suppressed,
-					(unsigned long long)without.rows);
+				        (unsigned long long)with.rows,
+				        (unsigned long long)with.suppressed,
+				        (unsigned long long)without.rows);
 				failures++;
 			}
 		}
@@ -193,7 +200,7 @@ static void test_random(void)
 	}
 	CHECK(accepted > 30 && checked > 10);
 	fprintf(stderr, "random queries: %d accepted with the filter, %d checked\n", accepted,
-		checked);
+	        checked);
 }
 
 int main(void)
@@ -201,10 +208,9 @@ int main(void)
 	build();
 	test_random();
 	/* Groups of k-1, k, k+1 rows. */
-	expect("SELECT g, COUNT(*) AS n FROM t GROUP BY g ORDER BY g",
-	       "g,n\r\nB,5\r\nC,6\r\n", 1);
-	expect("SELECT g, SUM(v) FROM t GROUP BY g ORDER BY 2 DESC",
-	       "g,SUM(v)\r\nC,21\r\nB,15\r\n", 1);
+	expect("SELECT g, COUNT(*) AS n FROM t GROUP BY g ORDER BY g", "g,n\r\nB,5\r\nC,6\r\n", 1);
+	expect("SELECT g, SUM(v) FROM t GROUP BY g ORDER BY 2 DESC", "g,SUM(v)\r\nC,21\r\nB,15\r\n",
+	       1);
 	expect("SELECT COUNT(*) FROM t WHERE g = 'A'", "COUNT(*)\r\n", 1);
 	expect("SELECT COUNT(*) FROM t WHERE g = 'B'", "COUNT(*)\r\n5\r\n", 0);
 	expect("SELECT g, COUNT(*) FROM t GROUP BY g HAVING COUNT(*) < 6", "g,COUNT(*)\r\nB,5\r\n",
@@ -239,11 +245,13 @@ int main(void)
 	reject("SELECT u, COUNT(*) OVER () FROM t", "window functions");
 	reject("SELECT g, COUNT(*) FROM t GROUP BY g UNION ALL SELECT u, 1 FROM t",
 	       "the outermost SELECT must aggregate");
-	reject("SELECT g, COUNT(*) FROM t GROUP BY g INTERSECT SELECT g, COUNT(*) FROM t GROUP BY g",
-	       "INTERSECT and EXCEPT");
-	reject("SELECT g FROM t GROUP BY g UNION SELECT g FROM t GROUP BY g UNION ALL SELECT g FROM "
-	       "t GROUP BY g",
-	       "mixing UNION and UNION ALL");
+	reject(
+	    "SELECT g, COUNT(*) FROM t GROUP BY g INTERSECT SELECT g, COUNT(*) FROM t GROUP BY g",
+	    "INTERSECT and EXCEPT");
+	reject(
+	    "SELECT g FROM t GROUP BY g UNION SELECT g FROM t GROUP BY g UNION ALL SELECT g FROM "
+	    "t GROUP BY g",
+	    "mixing UNION and UNION ALL");
 	reject("VALUES (1)", "VALUES");
 	reject("SELECT COUNT(*) FROM t UNION ALL VALUES (1)", "VALUES");
 	reject("WITH x AS (SELECT COUNT(*) AS n FROM t) SELECT n FROM x",
@@ -273,7 +281,7 @@ int main(void)
 	dcr_err err;
 	cmp_result_init(&res);
 	CHECK(cmp_sql_run("SELECT u FROM t WHERE g = 'A' ORDER BY u", inputs, 2, 0, NULL, &res,
-			  &err) == 0);
+	                  &err) == 0);
 	CHECK(res.rows == 4 && res.suppressed == 0);
 	cmp_result_release(&res);
 	dcr_buf_release(&img_t);

@@ -11,13 +11,12 @@
 
 static int failures;
 
-#define CHECK(c)                                                                \
-	do {                                                                    \
-		if (!(c)) {                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,  \
-				__LINE__, #c);                                  \
-			failures++;                                             \
-		}                                                               \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);      \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 struct mem {
@@ -50,32 +49,31 @@ static void prepare(const cmp_schema *s, const char *table, const char *csv, dcr
 }
 
 static const cmp_column bank_cols[] = {
-	{"email", CMP_STRING, CMP_FMT_EMAIL, false},
-	{"city", CMP_STRING, CMP_FMT_NONE, true},
-	{"age", CMP_INTEGER, CMP_FMT_NONE, true},
-	{"balance", CMP_FLOAT, CMP_FMT_NONE, true},
+    {"email", CMP_STRING, CMP_FMT_EMAIL, false},
+    {"city", CMP_STRING, CMP_FMT_NONE, true},
+    {"age", CMP_INTEGER, CMP_FMT_NONE, true},
+    {"balance", CMP_FLOAT, CMP_FMT_NONE, true},
 };
 static const cmp_column ins_cols[] = {
-	{"email", CMP_STRING, CMP_FMT_EMAIL, false},
-	{"risk", CMP_STRING, CMP_FMT_NONE, false},
-	{"premium", CMP_FLOAT, CMP_FMT_NONE, false},
+    {"email", CMP_STRING, CMP_FMT_EMAIL, false},
+    {"risk", CMP_STRING, CMP_FMT_NONE, false},
+    {"premium", CMP_FLOAT, CMP_FMT_NONE, false},
 };
 
 static const char *bank_csv = "email,city,age,balance\n"
-			      "a@x.io,Bern,30,100.5\n"
-			      "b@x.io,Bern,40,\n"
-			      "c@x.io,\"Z, \"\"rich\"\"\",,7\n"
-			      "d@x.io,,50,1e3\n";
+                              "a@x.io,Bern,30,100.5\n"
+                              "b@x.io,Bern,40,\n"
+                              "c@x.io,\"Z, \"\"rich\"\"\",,7\n"
+                              "d@x.io,,50,1e3\n";
 static const char *ins_csv = "risk,email,premium\n"
-			     "low,a@x.io,10\n"
-			     "high,b@x.io,20.25\n"
-			     "low,z@x.io,5\n";
+                             "low,a@x.io,10\n"
+                             "high,b@x.io,20.25\n"
+                             "low,z@x.io,5\n";
 
 static dcr_buf bank_img, ins_img;
 static cmp_input inputs[2];
 
-static int run(const char *q, long long k, const cmp_sql_limits *lim, cmp_result *res,
-	       dcr_err *err)
+static int run(const char *q, long long k, const cmp_sql_limits *lim, cmp_result *res, dcr_err *err)
 {
 	cmp_result_init(res);
 	return cmp_sql_run(q, inputs, 2, k, lim, res, err);
@@ -101,16 +99,15 @@ static void expect_csv(const char *q, const char *want)
 	expect_csv_lim(q, want, NULL);
 }
 
-static void expect_fail(const char *q, int code, const char *want_substr,
-			const cmp_sql_limits *lim)
+static void expect_fail(const char *q, int code, const char *want_substr, const cmp_sql_limits *lim)
 {
 	cmp_result res;
 	dcr_err err;
 	dcr_err_clear(&err);
 	int rc = run(q, 0, lim, &res, &err);
 	if (rc != code || !strstr(err.msg, want_substr)) {
-		fprintf(stderr, "%s\n  want %d \"%s\"\n  got  %d \"%s\"\n", q, code, want_substr, rc,
-			err.msg);
+		fprintf(stderr, "%s\n  want %d \"%s\"\n  got  %d \"%s\"\n", q, code, want_substr,
+		        rc, err.msg);
 		failures++;
 	}
 	cmp_result_release(&res);
@@ -119,26 +116,26 @@ static void expect_fail(const char *q, int code, const char *want_substr,
 static void test_basic(void)
 {
 	expect_csv("SELECT email, city, age, balance FROM bank ORDER BY email",
-		   "email,city,age,balance\r\n"
-		   "a@x.io,Bern,30,100.5\r\n"
-		   "b@x.io,Bern,40,\r\n"
-		   "c@x.io,\"Z, \"\"rich\"\"\",,7.0\r\n"
-		   "d@x.io,,50,1000.0\r\n");
+	           "email,city,age,balance\r\n"
+	           "a@x.io,Bern,30,100.5\r\n"
+	           "b@x.io,Bern,40,\r\n"
+	           "c@x.io,\"Z, \"\"rich\"\"\",,7.0\r\n"
+	           "d@x.io,,50,1000.0\r\n");
 	expect_csv("SELECT b.city, i.risk, COUNT(*), AVG(i.premium) AS p FROM bank b "
-		   "JOIN insurer i ON b.email = i.email GROUP BY 1, 2 ORDER BY 2",
-		   "city,risk,COUNT(*),p\r\nBern,high,1,20.25\r\nBern,low,1,10.0\r\n");
+	           "JOIN insurer i ON b.email = i.email GROUP BY 1, 2 ORDER BY 2",
+	           "city,risk,COUNT(*),p\r\nBern,high,1,20.25\r\nBern,low,1,10.0\r\n");
 	expect_csv("SELECT '' AS e, NULL AS n, 'a\nb' AS nl, 1 AS x, 1 AS x",
-		   "e,n,nl,x,x_2\r\n\"\",,\"a\nb\",1,1\r\n");
+	           "e,n,nl,x,x_2\r\n\"\",,\"a\nb\",1,1\r\n");
 	/* Case-insensitive table names, a CTE, a subquery. */
 	expect_csv("WITH t AS (SELECT * FROM BANK WHERE age > 35) SELECT count(*) FROM t",
-		   "count(*)\r\n2\r\n");
+	           "count(*)\r\n2\r\n");
 
 	/* Schema of the result and the result image as a downstream input. */
 	cmp_result res;
 	dcr_err err;
 	CHECK(run("SELECT city, COUNT(*) AS n, AVG(age) AS a, MAX(balance) AS mb, "
-		  "SUM(age) AS s FROM bank GROUP BY city",
-		  0, NULL, &res, &err) == 0);
+	          "SUM(age) AS s FROM bank GROUP BY city",
+	          0, NULL, &res, &err) == 0);
 	CHECK(res.ncols == 5 && res.rows == 3);
 	if (res.ncols == 5) {
 		CHECK(res.cols[0].type == CMP_STRING);
@@ -162,9 +159,10 @@ static void test_basic(void)
 	for (int order = 0; order < 2; order++) {
 		cmp_input pair[2] = {two[order], two[1 - order]};
 		cmp_result_init(&r2);
-		CHECK(cmp_sql_run("SELECT (SELECT COUNT(*) FROM result) AS r, (SELECT COUNT(*) FROM "
-				  "stats) AS s",
-				  pair, 2, 0, NULL, &r2, &err) == 0);
+		CHECK(
+		    cmp_sql_run("SELECT (SELECT COUNT(*) FROM result) AS r, (SELECT COUNT(*) FROM "
+		                "stats) AS s",
+		                pair, 2, 0, NULL, &r2, &err) == 0);
 		CHECK(strcmp(dcr_buf_cstr(&r2.csv), "r,s\r\n4,3\r\n") == 0);
 		cmp_result_release(&r2);
 	}
@@ -177,15 +175,15 @@ static void test_basic(void)
 	e[1].image = NULL;
 	cmp_result_init(&res);
 	CHECK(cmp_sql_run("SELECT COUNT(*) FROM bank JOIN insurer USING (email)", e, 2, 0, NULL,
-			  &res, &err) == 0);
+	                  &res, &err) == 0);
 	CHECK(strcmp(dcr_buf_cstr(&res.csv), "COUNT(*)\r\n0\r\n") == 0);
 	cmp_result_release(&res);
 
 	/* cmp_sql_check: schema from empty tables. */
 	cmp_result_init(&res);
 	CHECK(cmp_sql_check("SELECT city, COUNT(*), AVG(balance) AS ab, age FROM bank GROUP BY "
-			    "city",
-			    inputs, 2, 0, &res, &err) == 0);
+	                    "city",
+	                    inputs, 2, 0, &res, &err) == 0);
 	CHECK(res.ncols == 4 && res.rows == 0);
 	if (res.ncols == 4) {
 		CHECK(res.cols[0].type == CMP_STRING);
@@ -196,9 +194,10 @@ static void test_basic(void)
 	/* Computed columns of a GROUP BY (no rows on empty tables): types
 	 * from a probe row. */
 	cmp_result_init(&res);
-	CHECK(cmp_sql_check("SELECT city, SUM(age) AS s, MAX(balance) AS m, age || 'x' AS t, "
-			    "i.premium * 2 AS p FROM bank JOIN insurer i USING (email) GROUP BY city",
-			    inputs, 2, 5, &res, &err) == 0);
+	CHECK(
+	    cmp_sql_check("SELECT city, SUM(age) AS s, MAX(balance) AS m, age || 'x' AS t, "
+	                  "i.premium * 2 AS p FROM bank JOIN insurer i USING (email) GROUP BY city",
+	                  inputs, 2, 5, &res, &err) == 0);
 	CHECK(res.ncols == 5);
 	if (res.ncols == 5) {
 		CHECK(res.cols[0].type == CMP_STRING);
@@ -223,8 +222,8 @@ static void test_prepare_errors(void)
 	dcr_buf_init(&img);
 	dcr_err err;
 	CHECK(cmp_prepare(&bs, "bank", mem_read, &m, &img, &err) == DCR_ECSV);
-	CHECK(strcmp(err.msg, "bank line 2, column \"age\": expected integer, got \"notanumber\"") ==
-	      0);
+	CHECK(strcmp(err.msg,
+	             "bank line 2, column \"age\": expected integer, got \"notanumber\"") == 0);
 	/* An index on a join key. */
 	const char *idx[] = {"email"};
 	m.p = bank_csv;
@@ -235,7 +234,7 @@ static void test_prepare_errors(void)
 	cmp_result res;
 	cmp_result_init(&res);
 	CHECK(cmp_sql_run("SELECT COUNT(*) FROM bank WHERE email > 'b'", &in, 1, 0, NULL, &res,
-			  &err) == 0);
+	                  &err) == 0);
 	CHECK(strcmp(dcr_buf_cstr(&res.csv), "COUNT(*)\r\n3\r\n") == 0);
 	cmp_result_release(&res);
 	const char *bad[] = {"nope"};
@@ -249,8 +248,8 @@ static void test_refs(void)
 	bool used[4];
 	dcr_err err;
 	CHECK(cmp_sql_refs("SELECT * FROM BANK b -- insurer\n JOIN \"Sel ect\" /* overlap */ "
-			   "WHERE x = 'insurer'",
-			   names, 4, used, &err) == 0);
+	                   "WHERE x = 'insurer'",
+	                   names, 4, used, &err) == 0);
 	CHECK(used[0] && !used[1] && !used[2] && used[3]);
 	CHECK(cmp_sql_refs("SELECT [insurer].a, `overlap`.b FROM x", names, 4, used, &err) == 0);
 	CHECK(!used[0] && used[1] && used[2] && !used[3]);
@@ -260,12 +259,12 @@ static void test_refs(void)
 	cmp_schema bs = {bank_cols, 4};
 	bool keys[4];
 	CHECK(cmp_sql_join_columns("SELECT b.city, COUNT(*) FROM bank b JOIN insurer i ON "
-				   "b.email = i.email AND (b.age > 3) WHERE b.balance > 0 GROUP BY "
-				   "b.city",
-				   &bs, keys, &err) == 0);
+	                           "b.email = i.email AND (b.age > 3) WHERE b.balance > 0 GROUP BY "
+	                           "b.city",
+	                           &bs, keys, &err) == 0);
 	CHECK(keys[0] && !keys[1] && keys[2] && !keys[3]);
-	CHECK(cmp_sql_join_columns("SELECT 1 FROM bank JOIN x USING (city) WHERE email = 'on'",
-				   &bs, keys, &err) == 0);
+	CHECK(cmp_sql_join_columns("SELECT 1 FROM bank JOIN x USING (city) WHERE email = 'on'", &bs,
+	                           keys, &err) == 0);
 	CHECK(!keys[0] && keys[1] && !keys[2] && !keys[3]);
 	CHECK(cmp_sql_refs("SELECT 'open", names, 4, used, &err) == DCR_ESQL);
 	CHECK(strstr(err.msg, "unterminated string literal at offset 7") != NULL);
@@ -274,32 +273,31 @@ static void test_refs(void)
 static void test_hostile(void)
 {
 	expect_fail("ATTACH '/tmp/x.db' AS x", DCR_ESQL, "only a SELECT statement is allowed",
-		    NULL);
+	            NULL);
 	expect_fail("SELECT 1; ATTACH '/tmp/x.db' AS x", DCR_ESQL, "only one statement", NULL);
 	expect_fail("PRAGMA writable_schema=1", DCR_ESQL, "only a SELECT statement", NULL);
 	expect_fail("SELECT * FROM pragma_table_info('bank')", DCR_EDENIED, "not allowed", NULL);
 	expect_fail("SELECT load_extension('/tmp/evil.so')", DCR_EDENIED,
-		    "function load_extension() is not allowed", NULL);
-	expect_fail("SELECT readfile('/etc/passwd')", DCR_ESQL, "no such function: readfile",
-		    NULL);
+	            "function load_extension() is not allowed", NULL);
+	expect_fail("SELECT readfile('/etc/passwd')", DCR_ESQL, "no such function: readfile", NULL);
 	expect_fail("SELECT writefile('/tmp/x', 'y')", DCR_ESQL, "no such function: writefile",
-		    NULL);
+	            NULL);
 	expect_fail("SELECT fts3_tokenizer('simple')", DCR_EDENIED,
-		    "function fts3_tokenizer() is not allowed", NULL);
+	            "function fts3_tokenizer() is not allowed", NULL);
 	expect_fail("CREATE TABLE main.x(a)", DCR_ESQL, "only a SELECT statement", NULL);
 	expect_fail("INSERT INTO bank VALUES('e@x.io', 'x', 1, 1)", DCR_ESQL,
-		    "only a SELECT statement", NULL);
+	            "only a SELECT statement", NULL);
 	expect_fail("WITH t AS (SELECT 1) DELETE FROM bank", DCR_ESQL,
-		    "only a SELECT statement is allowed (the query starts with DELETE)", NULL);
+	            "only a SELECT statement is allowed (the query starts with DELETE)", NULL);
 	expect_fail("SELECT 1;;  SELECT 2", DCR_ESQL, "only one statement", NULL);
 	expect_fail("VACUUM INTO '/tmp/dcr-test-vacuum.db'", DCR_ESQL, "only a SELECT statement",
-		    NULL);
+	            NULL);
 	expect_fail("SELECT 1; VACUUM INTO '/tmp/dcr-test-vacuum.db'", DCR_ESQL,
-		    "only one statement", NULL);
+	            "only one statement", NULL);
 	expect_fail("ANALYZE", DCR_ESQL, "only a SELECT statement", NULL);
 	expect_fail("EXPLAIN SELECT 1", DCR_ESQL, "only a SELECT statement", NULL);
 	expect_csv("SELECT * FROM bank /* ; ATTACH */ WHERE 'a;b' = x'00'",
-		   "email,city,age,balance\r\n");
+	           "email,city,age,balance\r\n");
 	expect_fail("SELECT \"a string\"", DCR_ESQL, "no such column: a string", NULL);
 	expect_fail("", DCR_ESQL, "the query is empty", NULL);
 	expect_fail("SELECT sqlite_compileoption_get(0)", DCR_EDENIED, "not allowed", NULL);
@@ -308,43 +306,44 @@ static void test_hostile(void)
 	cmp_sql_limits lim = {.time_ms = 300};
 	uint64_t t0 = dcr_mono_ms();
 	expect_fail("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
-		    "SELECT COUNT(*) FROM c",
-		    DCR_ETIMEOUT, "query exceeded the time limit of 300 ms", &lim);
+	            "SELECT COUNT(*) FROM c",
+	            DCR_ETIMEOUT, "query exceeded the time limit of 300 ms", &lim);
 	CHECK(dcr_mono_ms() - t0 < 3000);
 	/* Row and byte caps. */
 	cmp_sql_limits rows = {.rows_max = 1000};
 	expect_fail("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
-		    "SELECT x FROM c",
-		    DCR_ELIMIT, "query result exceeded the row limit of 1000 rows", &rows);
+	            "SELECT x FROM c",
+	            DCR_ELIMIT, "query result exceeded the row limit of 1000 rows", &rows);
 	cmp_sql_limits bytes = {.bytes_max = 100000};
 	expect_fail("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
-		    "SELECT x, hex(zeroblob(100)) FROM c",
-		    DCR_ELIMIT, "query result exceeded the size limit of 100000 bytes", &bytes);
+	            "SELECT x, hex(zeroblob(100)) FROM c",
+	            DCR_ELIMIT, "query result exceeded the size limit of 100000 bytes", &bytes);
 	/* Memory: a 10 MB string under an 8 MiB limit. (Sorts and temp
 	 * b-trees spill to a temp file past the page cache instead.) */
 	cmp_sql_limits mem = {.memory_bytes = 8 * 1024 * 1024};
 	expect_fail("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-		    "WHERE x < 10000) SELECT length(group_concat(hex(randomblob(500)))) FROM c",
-		    DCR_ELIMIT, "query exceeded the memory limit of 8388608 bytes", &mem);
+	            "WHERE x < 10000) SELECT length(group_concat(hex(randomblob(500)))) FROM c",
+	            DCR_ELIMIT, "query exceeded the memory limit of 8388608 bytes", &mem);
 	cmp_sql_limits mem2 = {.memory_bytes = 16 * 1024 * 1024};
 	expect_csv_lim("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-		       "WHERE x < 300000) SELECT COUNT(*) FROM (SELECT DISTINCT randomblob(100) "
-		       "FROM c)",
-		       "COUNT(*)\r\n300000\r\n", &mem2);
+	               "WHERE x < 300000) SELECT COUNT(*) FROM (SELECT DISTINCT randomblob(100) "
+	               "FROM c)",
+	               "COUNT(*)\r\n300000\r\n", &mem2);
 	/* A string over the length limit. */
 	expect_fail("SELECT length(zeroblob(100000000))", DCR_ESQL, "too big", NULL);
 	/* printf()/format(): bounded (SQLite's built-in loops per character). */
 	expect_csv("SELECT printf('%d|%5.2f|%-4s|%x|%%|%3c|%.2c|%05d|%s', 42, 3.14159, 'ab', 255, "
-		   "'xyz', 'é', -7, NULL) AS p, format('%.1e', 12345.0) AS f, printf(NULL) AS n",
-		   "p,f,n\r\n42| 3.14|ab  |ff|%|  x|éé|-0007|,1.2e+04,\r\n");
+	           "'xyz', 'é', -7, NULL) AS p, format('%.1e', 12345.0) AS f, printf(NULL) AS n",
+	           "p,f,n\r\n42| 3.14|ab  |ff|%|  x|éé|-0007|,1.2e+04,\r\n");
 	t0 = dcr_mono_ms();
 	expect_fail("SELECT printf('%.*c', 1000000000, 'x')", DCR_ESQL,
-		    "printf(): width or precision above 1000", NULL);
+	            "printf(): width or precision above 1000", NULL);
 	expect_fail("SELECT printf('%2000d', 1)", DCR_ESQL, "width or precision above 1000", NULL);
 	CHECK(dcr_mono_ms() - t0 < 1000);
-	expect_fail("SELECT printf('%q', 'x')", DCR_ESQL, "printf(): conversion %q is not supported",
-		    NULL);
-	expect_fail("SELECT length(printf('%1000c', 'x') || printf('%.*c', 1000, 'y'))", 0, "", NULL);
+	expect_fail("SELECT printf('%q', 'x')", DCR_ESQL,
+	            "printf(): conversion %q is not supported", NULL);
+	expect_fail("SELECT length(printf('%1000c', 'x') || printf('%.*c', 1000, 'y'))", 0, "",
+	            NULL);
 	/* Inputs unchanged after all of this. */
 	expect_csv("SELECT COUNT(*) FROM bank", "COUNT(*)\r\n4\r\n");
 	/* Temp objects are the only writable ones; still one statement. */
@@ -378,8 +377,9 @@ static void *thr_main(void *arg)
 
 static void test_threads(void)
 {
-	const char *big = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-			  "WHERE x < 4000) SELECT length(group_concat(hex(randomblob(500)))) FROM c";
+	const char *big =
+	    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+	    "WHERE x < 4000) SELECT length(group_concat(hex(randomblob(500)))) FROM c";
 	struct thr a = {{.memory_bytes = 2 * 1024 * 1024}, big, DCR_ELIMIT, 0};
 	struct thr b = {{.memory_bytes = 0}, big, 0, 0};
 	pthread_t ta, tb;
