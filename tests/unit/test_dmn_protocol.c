@@ -359,6 +359,46 @@ static void test_second_daemon(td *t)
 	}
 }
 
+/* DMN_CONNS_MAX connections are served; one more is refused with ELIMIT
+ * and closed; closing some makes room again. */
+static void test_conns_max(td *t)
+{
+	int fds[DMN_CONNS_MAX + 1], n = 0, extra;
+	dcr_buf b;
+	dcr_mp_doc *d;
+	bool eof;
+	cl_conn *c;
+
+	dcr_buf_init(&b);
+	for (n = 0; n < (int)DMN_CONNS_MAX; n++) {
+		fds[n] = raw_connect(t->sock);
+		if (fds[n] < 0)
+			break;
+		d = raw_frame(fds[n], &b, 5000, &eof); /* the challenge: accepted */
+		CHECK(d && dcr_mp_get(dcr_mp_root(d), "challenge"));
+		dcr_mp_doc_free(d);
+		if (!d)
+			break;
+	}
+	CHECK(n == (int)DMN_CONNS_MAX);
+	extra = raw_connect(t->sock);
+	if (extra >= 0) {
+		d = raw_frame(extra, &b, 5000, &eof);
+		CHECK(has_code(d, "ELIMIT"));
+		dcr_mp_doc_free(d);
+		CHECK(raw_closed(extra, 5000));
+		close(extra);
+	}
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	/* the daemon notices the closes; then a client is served again */
+	usleep(300 * 1000);
+	c = td_connect(t, t->anna);
+	CHECK(c != NULL);
+	cl_close(c);
+	dcr_buf_release(&b);
+}
+
 /* Another data directory, the same socket: refused, the first daemon
  * keeps its socket. */
 static void test_socket_in_use(td *t)
@@ -409,6 +449,7 @@ int main(void)
 	test_idle(&t);
 	test_second_daemon(&t);
 	test_socket_in_use(&t);
+	test_conns_max(&t);
 	/* Still serving after all of that. */
 	{
 		cl_conn *c = td_connect(&t, t.ian);
