@@ -653,7 +653,14 @@ static int load_keys(dmn *d, uint8_t master[DCR_AES_KEY_BYTES], dcr_err *err)
 	if (rc < 0)
 		goto out;
 	dcr_key_public(d->key, d->pub);
+	if (stat(kp, &st) == 0 && (st.st_mode & 077))
+		dmn__log(d, DMN_LOG_WARN, "%s is readable by others (mode %03o): chmod 600 it", kp,
+		         (unsigned)(st.st_mode & 0777));
 	if (stat(mp, &st) == 0) {
+		if (st.st_mode & 077)
+			dmn__log(d, DMN_LOG_WARN,
+			         "%s is readable by others (mode %03o): chmod 600 it", mp,
+			         (unsigned)(st.st_mode & 0777));
 		rc = dcr_read_file(mp, 64, &mk, err);
 		if (rc == 0 && mk.len != DCR_AES_KEY_BYTES)
 			rc = dcr_err_set(err, DCR_EKEY, "%s: expected %u bytes, found %zu", mp,
