@@ -37,6 +37,7 @@
 #define DMN_CLIENT_TIMEOUT_MS (5u * 60 * 1000) /* client: longest wait for one answer */
 #define DMN_WAIT_MS_MAX 30000u              /* one `wait` (long poll) */
 #define DMN_WAITERS_MAX 8u                  /* `wait`s blocking pool threads at once */
+#define CL_UPLOAD_WINDOW 3                  /* client: upload chunks in flight (< DMN_INFLIGHT_MAX) */
 
 /* room (definitions and event bodies, room/) */
 #define DCR_RM_DEF_BYTES_MAX (1024u * 1024)       /* definition JSON text */

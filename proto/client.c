@@ -17,6 +17,8 @@
 #include "proto.h"
 #include "../room/room.h"
 
+_Static_assert(CL_UPLOAD_WINDOW < DMN_INFLIGHT_MAX, "the daemon must keep reading");
+
 struct cl_conn {
 	int fd;
 	const dcr_key *id;
@@ -245,12 +247,38 @@ const dcr_key *cl_identity(const cl_conn *c)
 	return c->id;
 }
 
-int cl_call(cl_conn *c, const char *op, const void *args, size_t args_n, dcr_buf *resp_bytes,
-            dcr_mp_doc **resp, dcr_err *err)
+/* The two halves of a call, so that a few requests can be in flight on
+ * one connection (uploads); cl_call is send then receive. A transport or
+ * framing failure closes the connection: the stream is out of step. */
+static int send_request(cl_conn *c, const char *op, const void *args, size_t args_n,
+                        uint64_t *id_out, dcr_err *err)
 {
-	dcr_buf req, *rb = resp_bytes ? resp_bytes : &c->last;
+	dcr_buf req;
+	uint64_t id = c->next_id++;
+	int rc;
+
+	if (c->fd < 0)
+		return dcr_err_set(err, -EPIPE, "connection to dcrd is closed");
+	if (args_n + 64 + strlen(op) > DCR_FRAME_BYTES_MAX)
+		return dcr_err_set(err, DCR_ELIMIT, "request %s of %zu bytes is too large", op,
+		                   args_n);
+	dcr_buf_init(&req);
+	proto_request(&req, id, op, args, args_n);
+	rc = write_all(c->fd, req.data, req.len, err);
+	dcr_buf_release(&req);
+	if (rc < 0) {
+		close(c->fd);
+		c->fd = -1;
+		return rc;
+	}
+	*id_out = id;
+	return 0;
+}
+
+static int recv_response(cl_conn *c, uint64_t id, dcr_buf *rb, dcr_mp_doc **resp, dcr_err *err)
+{
 	dcr_mp_doc *doc = NULL;
-	uint64_t id = c->next_id++, rid;
+	uint64_t rid;
 	bool ok = false;
 	int rc;
 
@@ -258,16 +286,6 @@ int cl_call(cl_conn *c, const char *op, const void *args, size_t args_n, dcr_buf
 		*resp = NULL;
 	if (c->fd < 0)
 		return dcr_err_set(err, -EPIPE, "connection to dcrd is closed");
-	dcr_buf_init(&req);
-	if (args_n + 64 + strlen(op) > DCR_FRAME_BYTES_MAX) {
-		rc = dcr_err_set(err, DCR_ELIMIT, "request %s of %zu bytes is too large", op,
-		                 args_n);
-		goto out;
-	}
-	proto_request(&req, id, op, args, args_n);
-	rc = write_all(c->fd, req.data, req.len, err);
-	if (rc < 0)
-		goto fail_conn;
 	rc = read_frame(c->fd, rb, &doc, err);
 	if (rc < 0)
 		goto fail_conn;
@@ -296,12 +314,24 @@ int cl_call(cl_conn *c, const char *op, const void *args, size_t args_n, dcr_buf
 	rc = 0;
 	goto out;
 fail_conn:
-	/* The stream is out of step: no later request can be trusted. */
 	close(c->fd);
 	c->fd = -1;
 out:
 	dcr_mp_doc_free(doc);
-	dcr_buf_release(&req);
+	return rc;
+}
+
+int cl_call(cl_conn *c, const char *op, const void *args, size_t args_n, dcr_buf *resp_bytes,
+            dcr_mp_doc **resp, dcr_err *err)
+{
+	uint64_t id = 0;
+	int rc;
+
+	if (resp)
+		*resp = NULL;
+	rc = send_request(c, op, args, args_n, &id, err);
+	if (rc == 0)
+		rc = recv_response(c, id, resp_bytes ? resp_bytes : &c->last, resp, err);
 	return rc;
 }
 
@@ -643,7 +673,8 @@ int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 	dcr_mp_doc *d = NULL;
 	dcr_buf rb, body;
 	uint8_t *chunk = NULL;
-	uint64_t up = 0, done = 0;
+	uint64_t up = 0, done = 0, pend[CL_UPLOAD_WINDOW];
+	size_t npend = 0;
 	rm_provision p;
 	int rc;
 
@@ -662,37 +693,69 @@ int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 	d = NULL;
 	if (rc < 0)
 		goto out;
+	/* Keep a few chunks in flight (fewer than DMN_INFLIGHT_MAX), so the
+	 * daemon validates one while the next is read and sent. Answers come
+	 * in order; the first error wins (after a failed chunk the daemon
+	 * has dropped the upload and answers the rest with ENOTFOUND). */
 	chunk = dcr_malloc(DCR_CHUNK_BYTES);
-	for (;;) {
+	for (bool eof = false; !eof;) {
 		size_t have = 0;
+		dcr_buf args;
 		/* Fill whole chunks so the number of round trips stays low. */
 		while (have < DCR_CHUNK_BYTES) {
 			int r = read_fn(rctx, chunk + have, DCR_CHUNK_BYTES - have);
 			if (r < 0) {
 				rc = dcr_err_set(err, r, "reading %s: %s",
 				                 file_name ? file_name : dataset, dcr_strerror(r));
-				goto out; /* closing the connection would also drop it */
+				goto drain; /* then abort the upload */
 			}
 			if (r == 0)
 				break;
 			have += (size_t)r;
 		}
+		eof = have < DCR_CHUNK_BYTES;
 		if (have == 0)
 			break;
+		if (npend == CL_UPLOAD_WINDOW) {
+			int r = recv_response(c, pend[0], &rb, NULL, err);
+			memmove(pend, pend + 1, (npend - 1) * sizeof *pend);
+			npend--;
+			if (r < 0) {
+				rc = r;
+				up = 0; /* dropped by the daemon (or the connection is gone) */
+				goto drain;
+			}
+		}
 		proto_map_init(&m);
 		dcr_mpw_uint(proto_map_key(&m, "upload"), up);
 		dcr_mpw_bin(proto_map_key(&m, "data"), chunk, have);
-		rc = call_map(c, "upload.chunk", &m, &rb, NULL, err);
+		dcr_buf_init(&args);
+		proto_map_encode(&m, &args);
+		proto_map_release(&m);
+		rc = send_request(c, "upload.chunk", args.data, args.len, &pend[npend], err);
+		dcr_buf_release(&args);
 		if (rc < 0) {
-			up = 0; /* the daemon dropped it (or the connection is gone) */
-			goto out;
+			up = 0;
+			goto drain;
 		}
+		npend++;
 		done += have;
 		if (progress)
 			progress(pctx, done, total_hint);
-		if (have < DCR_CHUNK_BYTES)
-			break;
 	}
+drain:
+	while (npend > 0) {
+		dcr_err e2;
+		int r = recv_response(c, pend[0], &rb, NULL, rc < 0 ? &e2 : err);
+		memmove(pend, pend + 1, (npend - 1) * sizeof *pend);
+		npend--;
+		if (r < 0 && rc == 0) {
+			rc = r;
+			up = 0;
+		}
+	}
+	if (rc < 0)
+		goto out;
 	p.dataset = (char *)dataset;
 	p.file = (char *)(file_name ? file_name : "");
 	p.present = true;

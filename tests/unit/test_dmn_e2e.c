@@ -127,12 +127,41 @@ static void test_uploads(td *t, cl_conn *a, cl_conn *i, const uint8_t room[ES_RO
 	/* Not an owner. */
 	CHECK(td_provision(i, room, "bank", bank_csv, &err) < 0);
 
+	/* A bad row after several chunks (uploads keep chunks in flight):
+	 * the first error is reported, with its line; nothing stored. */
+	{
+		dcr_buf big;
+		dcr_buf_init(&big);
+		dcr_buf_append_str(&big, "email,city,age\n");
+		for (int k = 0; k < 200000; k++)
+			dcr_buf_printf(&big, "user%d@x.org,Town%d,%d\n", k, k % 50, k % 90);
+		dcr_buf_append_str(&big, "bad@x.org,Metz,forty\n");
+		for (int k = 0; k < 100000; k++)
+			dcr_buf_printf(&big, "more%d@x.org,Town,%d\n", k, k % 90);
+		CHECK(big.len > 4u * DCR_CHUNK_BYTES);
+		CHECK_ERR(td_provision(a, room, "bank", dcr_buf_cstr(&big), &err), DCR_ECSV, &err,
+		          "line 200002");
+		CHECK(room_size(a, room) == size0);
+		CHECK(count_files(tmp) == 0);
+		dcr_buf_release(&big);
+	}
+
 	/* Good files, streamed in small pieces. */
 	src = (td_src){bank_csv, strlen(bank_csv), 0, 7};
 	CHECK_OK(
 	    cl_provision(a, room, "bank", "bank.csv", src.n, td_src_read, &src, NULL, NULL, &err),
 	    &err);
-	CHECK_OK(td_provision(i, room, "insurer", insurer_csv, &err), &err);
+	/* insurer: the six rows and 300,000 that match nobody, in > 3 chunks */
+	{
+		dcr_buf big;
+		dcr_buf_init(&big);
+		dcr_buf_append_str(&big, insurer_csv);
+		for (int k = 0; k < 300000; k++)
+			dcr_buf_printf(&big, "nobody%d@y.org,%d\n", k, k % 7);
+		CHECK(big.len > 4u * DCR_CHUNK_BYTES);
+		CHECK_OK(td_provision(i, room, "insurer", dcr_buf_cstr(&big), &err), &err);
+		dcr_buf_release(&big);
+	}
 	CHECK(room_size(a, room) == size0 + 2);
 
 	/* Statistics: the owner sees bank's; ian does not (not shared);
