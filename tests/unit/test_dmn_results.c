@@ -1,0 +1,123 @@
+/* test_dmn_results.c: a result larger than one blob chunk read back through
+ * result.read: sequentially in odd sizes, and at random offsets (across the
+ * 1 MiB encryption chunks, past the end), always equal to the whole; and
+ * result.read refused before result.retrieved is recorded and to a
+ * non-analyst. */
+#include "test_dmn_common.h"
+
+static char *big_room(const td *t)
+{
+	return dcr_asprintf(
+	    "{\"format\": \"dcr.room/1\", \"name\": \"big\", \"description\": \"x\",\n"
+	    " \"participants\": [{\"email\": \"anna@bank.example\", \"key\": \"%s\",\n"
+	    "   \"owner_of\": [\"bank\"], \"analyst_of\": [\"everything\"]},\n"
+	    "  {\"email\": \"ian@insurer.example\", \"key\": \"%s\", \"owner_of\": [],\n"
+	    "   \"analyst_of\": []}],\n"
+	    " \"datasets\": [{\"name\": \"bank\", \"kind\": \"table\", \"columns\": [\n"
+	    "   {\"name\": \"email\", \"type\": \"string\"},\n"
+	    "   {\"name\": \"age\", \"type\": \"integer\"}]}],\n"
+	    " \"computations\": [{\"name\": \"everything\", \"kind\": \"sql\",\n"
+	    "   \"query\": \"SELECT email, age FROM bank ORDER BY email\"}]}\n",
+	    t->anna_s, t->ian_s);
+}
+
+int main(void)
+{
+	static td t; /* the atexit cleanup reads it after main returns */
+	cl_conn *a = NULL, *i = NULL;
+	uint8_t room[ES_ROOM_ID_BYTES];
+	char *json = NULL, run[33], rid[33];
+	cl_run_status st;
+	dcr_buf csv, whole;
+	uint8_t *buf = dcr_malloc(DCR_CHUNK_BYTES);
+	uint64_t size = 0, rng = 12345;
+	dcr_err err;
+
+	td_init(&t);
+	dcr_buf_init(&csv);
+	dcr_buf_init(&whole);
+	if (td_start(&t, NULL) < 0)
+		return 1;
+	a = td_connect(&t, t.anna);
+	i = td_connect(&t, t.ian);
+	CHECK(a && i);
+	if (!a || !i)
+		goto out;
+	json = big_room(&t);
+	CHECK_OK(td_room_publish(a, json, room, &err), &err);
+	dcr_buf_append_str(&csv, "email,age\n");
+	for (int k = 0; k < 120000; k++)
+		dcr_buf_printf(&csv, "person%06d@example.org,%d\n", k, k % 100);
+	CHECK_OK(td_provision(a, room, "bank", dcr_buf_cstr(&csv), &err), &err);
+	CHECK_OK(cl_run(a, room, "everything", run, &err), &err);
+	CHECK_OK(td_wait_run(a, room, "everything", run, &st, 60000, &err), &err);
+	CHECK(strcmp(st.state, "done") == 0 && st.rows == 120000);
+	cl_run_status_release(&st);
+
+	/* Before result.retrieved: refused. */
+	CHECK_ERR(cl_result_read(a, room, run, 0, buf, 100, &err), DCR_ESTATE, &err,
+	          "result.retrieved");
+	/* Sequential reads in odd sizes. */
+	CHECK_OK(cl_result_open(a, room, "everything", rid, &size, &err), &err);
+	CHECK(strcmp(rid, run) == 0);
+	CHECK(size > 2u * DCR_CHUNK_BYTES);
+	for (uint64_t off = 0;;) {
+		size_t want = 1000 + (size_t)(off % 77777);
+		int n = cl_result_read(a, room, run, off, buf, want, &err);
+		CHECK(n >= 0);
+		if (n <= 0)
+			break;
+		dcr_buf_append(&whole, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	CHECK(whole.len == size);
+	CHECK(whole.len > 30 && memcmp(whole.data, "email,age", 9) == 0);
+	CHECK(strstr(dcr_buf_cstr(&whole), "person119999@example.org,99") != NULL);
+	/* Random offsets, some across chunk boundaries, some past the end. */
+	for (int k = 0; k < 200; k++) {
+		uint64_t off;
+		size_t want;
+		int n;
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		off = (rng >> 11) % (size + 100);
+		if (k % 5 == 0)
+			off = (uint64_t)(1 + k % 2) * DCR_CHUNK_BYTES - 7; /* straddles a chunk */
+		want = 1 + (size_t)((rng >> 40) % (3 * DCR_CHUNK_BYTES / 2));
+		n = cl_result_read(a, room, run, off, buf, want, &err);
+		CHECK(n >= 0);
+		if (n < 0)
+			break;
+		if (off >= size) {
+			CHECK(n == 0);
+			continue;
+		}
+		CHECK((size_t)n <= want && (size_t)n <= DCR_CHUNK_BYTES);
+		{
+			uint64_t expect = size - off;
+			if (expect > want)
+				expect = want;
+			if (expect > DCR_CHUNK_BYTES)
+				expect = DCR_CHUNK_BYTES;
+			CHECK((uint64_t)n == expect);
+		}
+		CHECK(memcmp(buf, whole.data + off, (size_t)n) == 0);
+	}
+	/* ian is a participant, not an analyst. */
+	CHECK_ERR(cl_result_read(i, room, run, 0, buf, 100, &err), DCR_EDENIED, &err, NULL);
+	CHECK(td_stop(&t, SIGTERM) == 0);
+out:
+	cl_close(a);
+	cl_close(i);
+	free(json);
+	free(buf);
+	dcr_buf_release(&csv);
+	dcr_buf_release(&whole);
+	if (t_failures) {
+		char *log = td_log_text(&t);
+		size_t n = strlen(log);
+		fprintf(stderr, "---- dcrd log (tail) ----\n%s", n > 6000 ? log + n - 6000 : log);
+		free(log);
+	}
+	td_cleanup();
+	return t_failures ? 1 : 0;
+}
