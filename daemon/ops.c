@@ -691,6 +691,59 @@ out:
 	return rc;
 }
 
+/* The provisioned file itself, back to its owners (rm_may_read_data). */
+static int op_data_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
+{
+	dmn_room *r;
+	char *ds = NULL, blob[DMN_BLOB_HEX_BYTES] = "";
+	uint64_t off = 0, len = 0;
+	uint8_t *buf = NULL;
+	size_t got = 0;
+	int rc = arg_room(d, s, args, &r, err);
+
+	if (rc == 0)
+		rc = arg_str(args, "dataset", &ds, err);
+	if (rc == 0)
+		rc = arg_u64(args, "offset", &off, err);
+	if (rc == 0)
+		rc = arg_u64(args, "len", &len, err);
+	if (rc < 0)
+		goto out;
+	if (len > DMN_RESULT_READ_BYTES_MAX)
+		len = DMN_RESULT_READ_BYTES_MAX;
+	pthread_mutex_lock(&r->mu);
+	if (!rm_may_read_data(&r->st, s->key, ds)) {
+		rc = dcr_err_set(err, DCR_EDENIED, "you are not an owner of dataset %s", ds);
+	} else {
+		const rm_provision *p = rm_state_provision(&r->st, ds);
+		if (!p || !p->blob || !dmn__blob_id_valid(p->blob))
+			rc = dcr_err_set(err, DCR_ENOTFOUND, "dataset %s is not provisioned", ds);
+		else
+			memcpy(blob, p->blob, DMN_BLOB_HEX_BYTES);
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (rc < 0)
+		goto out;
+	if (!s->rd || strcmp(s->rd_blob, blob) != 0) {
+		dmn__blob_close(s->rd);
+		s->rd = NULL;
+		rc = dmn__blob_open(d->blobs, blob, &s->rd, err);
+		if (rc < 0)
+			goto out;
+		memcpy(s->rd_blob, blob, sizeof blob);
+	}
+	buf = dcr_malloc(len ? (size_t)len : 1);
+	rc = dmn__blob_pread(s->rd, off, buf, (size_t)len, &got, err);
+	if (rc < 0)
+		goto out;
+	dcr_mpw_bin(proto_map_key(res, "data"), buf, got);
+	dcr_mpw_uint(proto_map_key(res, "size"), dmn__blob_size(s->rd));
+out:
+	free(buf);
+	free(ds);
+	return rc;
+}
+
 static int op_stats(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	dmn_room *r;
@@ -1049,6 +1102,7 @@ static const struct {
 } ops[] = {
     {"checkpoint", op_checkpoint},
     {"consistency", op_consistency},
+    {"data.read", op_data_read},
     {"datasets", op_datasets},
     {"events", op_events},
     {"proof", op_proof},

@@ -917,6 +917,46 @@ out:
 	return rc;
 }
 
+int cl_data_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
+                 uint64_t offset, void *buf, size_t cap, uint64_t *size, dcr_err *err)
+{
+	proto_map m;
+	dcr_mp_doc *d = NULL;
+	const uint8_t *p;
+	size_t n;
+	dcr_buf rb;
+	int rc;
+
+	if (cap > DMN_RESULT_READ_BYTES_MAX)
+		cap = DMN_RESULT_READ_BYTES_MAX;
+	dcr_buf_init(&rb);
+	proto_map_init(&m);
+	put_room(&m, room);
+	dcr_mpw_str(proto_map_key(&m, "dataset"), dataset);
+	dcr_mpw_uint(proto_map_key(&m, "offset"), offset);
+	dcr_mpw_uint(proto_map_key(&m, "len"), cap);
+	rc = call_map(c, "data.read", &m, &rb, &d, err);
+	if (rc < 0)
+		goto out;
+	rc = dcr_mp_get_bin(dcr_mp_root(d), "data", &p, &n, err);
+	if (rc < 0)
+		goto out;
+	if (n > cap) {
+		rc = dcr_err_set(err, DCR_EPROTO, "data.read: %zu bytes for %zu asked", n, cap);
+		goto out;
+	}
+	if (size && dcr_mp_get_u64(dcr_mp_root(d), "size", size, err) < 0) {
+		rc = DCR_EPROTO;
+		goto out;
+	}
+	memcpy(buf, p, n);
+	rc = (int)n;
+out:
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	return rc;
+}
+
 /* ---- text results --------------------------------------------------------------- */
 
 /* Calls op and appends the str field `key` of the response to out. */

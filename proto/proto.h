@@ -140,6 +140,12 @@ int cl_result_open(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char 
 int cl_result_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
                    uint64_t offset, void *buf, size_t cap, dcr_err *err);
 
+/* Reads up to cap bytes of the file provisioned for dataset (as uploaded)
+ * at offset: owners only (rm_may_read_data). Returns bytes read (0 at the
+ * end) or a negative code; *size (may be NULL) gets the file's size. */
+int cl_data_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
+                 uint64_t offset, void *buf, size_t cap, uint64_t *size, dcr_err *err);
+
 /* Statistics JSON of a provisioned dataset (owners, or everyone when the
  * definition shares them). */
 int cl_stats(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset, dcr_buf *json,

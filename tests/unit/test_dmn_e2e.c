@@ -173,6 +173,20 @@ static void test_uploads(td *t, cl_conn *a, cl_conn *i, const uint8_t room[ES_RO
 	CHECK_OK(cl_stats(a, room, "insurer", &json, &err), &err);
 	CHECK(strstr(dcr_buf_cstr(&json), "risk") != NULL);
 
+	/* Owners read their file back, byte for byte; others may not. */
+	{
+		uint8_t back[sizeof bank_csv];
+		uint64_t fsize = 0;
+		int n = cl_data_read(a, room, "bank", 0, back, sizeof back, &fsize, &err);
+		CHECK(n == (int)strlen(bank_csv) && fsize == strlen(bank_csv));
+		CHECK(n > 0 && memcmp(back, bank_csv, (size_t)n) == 0);
+		n = cl_data_read(a, room, "bank", 6, back, 5, NULL, &err);
+		CHECK(n == 5 && memcmp(back, bank_csv + 6, 5) == 0);
+		CHECK(cl_data_read(a, room, "bank", fsize, back, 5, NULL, &err) == 0);
+		CHECK_ERR(cl_data_read(i, room, "bank", 0, back, 5, NULL, &err), DCR_EDENIED, &err,
+		          "not an owner");
+	}
+
 	/* A file dataset: any bytes, stored as they are, no rows. */
 	{
 		static const char pdf[] = "%PDF-1.4\n\x00\x01binary contract\xff\n";

@@ -25,9 +25,9 @@ static uint64_t rnd(void)
 }
 
 static const char *const ops[] = {
-    "checkpoint",   "datasets",     "events",       "proof",      "result.open", "result.read",
-    "room.test",    "rooms",        "run.status",   "size",       "stats",       "submit",
-    "upload.abort", "upload.begin", "upload.chunk", "upload.end", "whoami",      "nope",
+    "checkpoint",  "consistency",  "data.read",    "wait",         "datasets",   "events", "proof",
+    "result.open", "result.read",  "room.test",    "rooms",        "run.status", "size",   "stats",
+    "submit",      "upload.abort", "upload.begin", "upload.chunk", "upload.end", "whoami", "nope",
 };
 
 static const char *const keys[] = {"computation", "data", "dataset", "entry",  "file",
