@@ -115,6 +115,11 @@ char *dcr_buf_cstr(dcr_buf *b);
 
 /* ---- encodings --------------------------------------------------------- */
 
+/* Appends s[0..n) as a JSON string literal (quotes included), escaping
+ * quotes, backslashes and control characters; bytes >= 0x80 pass through
+ * (callers hold UTF-8). */
+void dcr_json_str(dcr_buf *b, const char *s, size_t n);
+
 /* Lowercase hex; out must hold 2*n+1 bytes. */
 void dcr_hex_encode(const uint8_t *p, size_t n, char *out);
 /* Decodes exactly 2*n hex chars (either case) into n bytes. */

@@ -216,6 +216,42 @@ char *dcr_buf_cstr(dcr_buf *b)
 
 /* ---- encodings ---- */
 
+void dcr_json_str(dcr_buf *b, const char *s, size_t n)
+{
+	dcr_buf_reserve(b, n + 2);
+	dcr_buf_append_u8(b, '"');
+	size_t run = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+			continue;
+		dcr_buf_append(b, s + run, i - run);
+		run = i + 1;
+		switch (c) {
+		case '"':
+			dcr_buf_append_str(b, "\\\"");
+			break;
+		case '\\':
+			dcr_buf_append_str(b, "\\\\");
+			break;
+		case '\n':
+			dcr_buf_append_str(b, "\\n");
+			break;
+		case '\r':
+			dcr_buf_append_str(b, "\\r");
+			break;
+		case '\t':
+			dcr_buf_append_str(b, "\\t");
+			break;
+		default:
+			dcr_buf_printf(b, "\\u%04x", c);
+		}
+	}
+	dcr_buf_append(b, s + run, n - run);
+	dcr_buf_append_u8(b, '"');
+}
+
+
 void dcr_hex_encode(const uint8_t *p, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";

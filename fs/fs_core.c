@@ -214,19 +214,7 @@ static void iso_time(uint64_t ms, char out[32])
 
 static void json_str(dcr_buf *b, const char *s)
 {
-	dcr_buf_append_u8(b, '"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			dcr_buf_append_u8(b, '\\');
-			dcr_buf_append_u8(b, c);
-		} else if (c < 0x20) {
-			dcr_buf_printf(b, "\\u%04x", c);
-		} else {
-			dcr_buf_append_u8(b, c);
-		}
-	}
-	dcr_buf_append_u8(b, '"');
+	dcr_json_str(b, s, strlen(s));
 }
 
 static const char *email_of(const fs *f, const uint8_t key[32])
