@@ -2,6 +2,15 @@
  * docs/benchmarks.md, "Daemon").
  *
  *   bench_dmn [--dcrd PATH] [--rows N] [--seconds S] [--no-sync]
+ *   bench_dmn [--dcrd PATH] --provision-mb MB [--csv PATH] [--repeat N]
+ *
+ * The second form measures provisioning alone, as `dcr provision` does it:
+ * a CSV file of MB megabytes (generated once into PATH, default
+ * /tmp/dcr-bench-prov-MB.csv, and kept for later runs) is read from disk
+ * (page cache) and uploaded N times (default 3) into one room; each upload
+ * prints the time until cl_provision returned (provisioned: validated,
+ * hashed, encrypted, fsynced, event appended) and until the prepared table
+ * is ready (a run can start), plus the CPU seconds dcrd spent.
  *
  * Starts a real dcrd (default $DCR_BUILD_DIR/daemon/dcrd, else
  * ./daemon/dcrd) on a fresh directory under /tmp and measures:
@@ -39,6 +48,29 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds (user + system) of a process. */
+static double cpu_of(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+	char *p;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof buf, f)) {
+		fclose(f);
+		return 0;
+	}
+	fclose(f);
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -327,11 +359,168 @@ static void bench_data(uint64_t rows)
 	cl_close(c);
 }
 
+static char *u64s(char *p, uint64_t v)
+{
+	char t[24];
+	int n = 0;
+
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*p++ = t[--n];
+	return p;
+}
+
+/* Writes a CSV of about mb megabytes (the bank schema) to path unless a
+ * file of that size class is there already; returns its size. */
+static uint64_t gen_csv(const char *path, uint64_t mb)
+{
+	static const char *cities[] = {"Paris", "Lyon",  "Nice",   "Lille",
+	                               "Metz",  "Brest", "Nantes", "Dijon"};
+	struct stat stt;
+	uint64_t want = mb * 1000000, out = 0, i = 0;
+	char *buf, *p;
+	FILE *f;
+
+	if (stat(path, &stt) == 0 && (uint64_t)stt.st_size <= want &&
+	    (uint64_t)stt.st_size + 100 > want)
+		return (uint64_t)stt.st_size;
+	f = fopen(path, "w");
+	if (!f)
+		die("create csv", NULL);
+	buf = dcr_malloc(1u << 20);
+	p = buf;
+	memcpy(p, "email,city,age,balance\n", 23);
+	p += 23;
+	for (;;) {
+		char line[96], *q = line;
+		size_t n;
+		memcpy(q, "user", 4);
+		q = u64s(q + 4, i);
+		memcpy(q, "@example.org,", 13);
+		q += 13;
+		n = strlen(cities[i % 8]);
+		memcpy(q, cities[i % 8], n);
+		q += n;
+		*q++ = ',';
+		q = u64s(q, 18 + i % 70);
+		*q++ = ',';
+		q = u64s(q, i * 7919 % 100000);
+		*q++ = '.';
+		*q++ = (char)('0' + i % 100 / 10);
+		*q++ = (char)('0' + i % 10);
+		*q++ = '\n';
+		n = (size_t)(q - line);
+		if (out + (uint64_t)(p - buf) + n > want)
+			break;
+		if ((size_t)(p - buf) + n > (1u << 20)) {
+			fwrite(buf, 1, (size_t)(p - buf), f);
+			out += (uint64_t)(p - buf);
+			p = buf;
+		}
+		memcpy(p, line, n);
+		p += n;
+		i++;
+	}
+	fwrite(buf, 1, (size_t)(p - buf), f);
+	out += (uint64_t)(p - buf);
+	free(buf);
+	if (fclose(f) != 0)
+		die("write csv", NULL);
+	return out;
+}
+
+static int fd_read(void *ctx, void *buf, size_t cap)
+{
+	ssize_t r = read(*(int *)ctx, buf, cap);
+	return r < 0 ? -errno : (int)r;
+}
+
+static size_t count_in_log(const char *needle)
+{
+	dcr_buf b;
+	dcr_err err;
+	size_t n = 0;
+
+	dcr_buf_init(&b);
+	dcr_read_file(logp, 256u * 1024 * 1024, &b, &err);
+	for (const char *p = dcr_buf_cstr(&b); (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	dcr_buf_release(&b);
+	return n;
+}
+
+static void bench_provision(const char *csv, uint64_t mb, int repeat)
+{
+	cl_conn *c = conn();
+	char *json = def_json("prov", "provisioning");
+	uint8_t room[ES_ROOM_ID_BYTES], h[32];
+	uint64_t bytes;
+	dcr_buf body;
+	dcr_err err;
+	double t0;
+
+	t0 = now_s();
+	bytes = gen_csv(csv, mb);
+	printf("  CSV %s: %llu bytes (%.2f s to generate or find)\n", csv,
+	       (unsigned long long)bytes, now_s() - t0);
+	{
+		/* into the page cache, as for cp */
+		int fd = open(csv, O_RDONLY);
+		char *b = dcr_malloc(1u << 20);
+		while (fd >= 0 && read(fd, b, 1u << 20) > 0)
+			;
+		if (fd >= 0)
+			close(fd);
+		free(b);
+	}
+	dcr_buf_init(&body);
+	if (cl_room_create(c, json, room, &err) < 0)
+		die("create", &err);
+	dcr_sha256(json, strlen(json), h);
+	rm_body_published(&body, h);
+	if (cl_submit(c, room, RM_EV_PUBLISHED, body.data, body.len, NULL, &err) < 0)
+		die("publish", &err);
+	for (int k = 0; k < repeat; k++) {
+		size_t prepared = count_in_log("prepared table bank");
+		double t1, t2, c0 = cpu_of(daemon_pid), c1, s0 = cpu_of(getpid()), s1;
+		int fd = open(csv, O_RDONLY);
+		if (fd < 0)
+			die("open csv", NULL);
+		t0 = now_s();
+		if (cl_provision(c, room, "bank", "bank.csv", bytes, fd_read, &fd, NULL, NULL,
+		                 &err) < 0)
+			die("provision", &err);
+		t1 = now_s();
+		c1 = cpu_of(daemon_pid);
+		s1 = cpu_of(getpid());
+		close(fd);
+		while (count_in_log("prepared table bank") == prepared)
+			usleep(5000);
+		t2 = now_s();
+		printf("  provision %.0f MB: %.2f s, %.0f MB/s (CPU: dcrd %.2f s, client %.2f s); "
+		       "prepared table (first run can start) after %.2f s, %.0f MB/s (dcrd CPU "
+		       "%.2f s)\n",
+		       (double)bytes / 1e6, t1 - t0, (double)bytes / 1e6 / (t1 - t0), c1 - c0, s1 - s0,
+		       t2 - t0, (double)bytes / 1e6 / (t2 - t0), cpu_of(daemon_pid) - c0);
+		fflush(stdout);
+	}
+	free(json);
+	dcr_buf_release(&body);
+	cl_close(c);
+}
+
 int main(int argc, char **argv)
 {
 	const char *exe = NULL, *b = getenv("DCR_BUILD_DIR");
 	uint64_t rows = 1000000;
 	bool no_sync = false;
+	uint64_t prov_mb = 0;
+	int repeat = 3;
+	const char *csv = NULL;
+	char csv_buf[64];
 	uint8_t pub[32], big[ES_ROOM_ID_BYTES];
 	double t0;
 	char *exe_buf = NULL;
@@ -345,9 +534,17 @@ int main(int argc, char **argv)
 			seconds = strtod(argv[++i], NULL);
 		else if (strcmp(argv[i], "--no-sync") == 0)
 			no_sync = true;
+		else if (strcmp(argv[i], "--provision-mb") == 0 && i + 1 < argc)
+			prov_mb = strtoull(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--csv") == 0 && i + 1 < argc)
+			csv = argv[++i];
+		else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
+			repeat = (int)strtol(argv[++i], NULL, 10);
 		else {
 			fprintf(stderr, "usage: bench_dmn [--dcrd PATH] [--rows N] [--seconds S] "
-			                "[--no-sync]\n");
+			                "[--no-sync]\n"
+			                "       bench_dmn [--dcrd PATH] --provision-mb MB [--csv PATH] "
+			                "[--repeat N]\n");
 			return 2;
 		}
 	}
@@ -385,6 +582,19 @@ int main(int argc, char **argv)
 		usleep(10000);
 	}
 	printf("dcrd benchmark (%s)\n", no_sync ? "--no-sync: NOT durable" : "durable: fsync");
+	if (prov_mb > 0) {
+		if (!csv) {
+			snprintf(csv_buf, sizeof csv_buf, "/tmp/dcr-bench-prov-%llu.csv",
+			         (unsigned long long)prov_mb);
+			csv = csv_buf;
+		}
+		bench_provision(csv, prov_mb, repeat);
+		cleanup();
+		dcr_key_free(anna);
+		free(anna_s);
+		free(exe_buf);
+		return 0;
+	}
 
 	t0 = now_s();
 	for (int i = 0; i < 200; i++)

@@ -12,9 +12,16 @@
  * Blobs are written once: to DIR/tmp first, fsynced, then renamed into
  * place, so a crash leaves either no blob or a whole one (and temp files
  * that the next start removes). Reads decrypt only the chunks they touch;
- * a reader caches its last chunk for sequential access. */
+ * a reader caches its last chunk for sequential access.
+ *
+ * Uploads hand their bytes to the writer with dmn__blob_write_start: a
+ * helper thread (BLOB_HELPERS of them per store) hashes, encrypts and
+ * writes them while the request's thread validates the same bytes, and
+ * dmn__blob_write_wait joins the two. One job per writer at a time, the
+ * caller's buffer stays valid until the wait: no copy, bounded memory. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,10 +31,20 @@
 #define BLOB_HDR_BYTES 88u
 #define BLOB_KEY_AAD   "dcr.blob.key.v1"
 
+#define BLOB_HELPERS 2
+
 struct dmn_blobs {
 	char *blob_dir;
 	char *tmp_dir;
 	uint8_t master[DCR_AES_KEY_BYTES];
+	/* helper threads for dmn__blob_write_start */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;   /* a job was queued, or stopping */
+	pthread_cond_t done; /* a job finished */
+	dmn_blob_writer *q_head, *q_tail;
+	pthread_t helpers[BLOB_HELPERS];
+	size_t nhelpers;
+	bool stop;
 };
 
 struct dmn_blob_writer {
@@ -44,6 +61,13 @@ struct dmn_blob_writer {
 	uint64_t size, file_off;
 	dcr_sha256_ctx *sha;
 	bool failed;
+	/* the job handed to a helper (under b->mu) */
+	dmn_blob_writer *q_next;
+	const void *job_p;
+	size_t job_n;
+	int job_state; /* 0 none, 1 queued or running, 2 done */
+	int job_rc;
+	dcr_err job_err;
 };
 
 struct dmn_blob_reader {
@@ -78,6 +102,31 @@ bool dmn__blob_id_valid(const char *id)
 	return true;
 }
 
+static void *helper_main(void *arg)
+{
+	dmn_blobs *b = arg;
+
+	pthread_mutex_lock(&b->mu);
+	for (;;) {
+		dmn_blob_writer *w;
+		while (!b->q_head && !b->stop)
+			pthread_cond_wait(&b->cv, &b->mu);
+		if (!b->q_head)
+			break;
+		w = b->q_head;
+		b->q_head = w->q_next;
+		if (!b->q_head)
+			b->q_tail = NULL;
+		pthread_mutex_unlock(&b->mu);
+		w->job_rc = dmn__blob_write(w, w->job_p, w->job_n, &w->job_err);
+		pthread_mutex_lock(&b->mu);
+		w->job_state = 2;
+		pthread_cond_broadcast(&b->done);
+	}
+	pthread_mutex_unlock(&b->mu);
+	return NULL;
+}
+
 int dmn__blobs_open(dmn_blobs **out, const char *dir, const uint8_t master[DCR_AES_KEY_BYTES],
                     dcr_err *err)
 {
@@ -110,10 +159,22 @@ int dmn__blobs_open(dmn_blobs **out, const char *dir, const uint8_t master[DCR_A
 		free(p);
 	}
 	closedir(dp);
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->cv, NULL);
+	pthread_cond_init(&b->done, NULL);
+	/* Without helpers, writes simply run on the caller's thread. */
+	while (b->nhelpers < BLOB_HELPERS &&
+	       pthread_create(&b->helpers[b->nhelpers], NULL, helper_main, b) == 0)
+		b->nhelpers++;
 	*out = b;
 	b = NULL;
 out:
-	dmn__blobs_close(b);
+	if (b) {
+		free(b->blob_dir);
+		free(b->tmp_dir);
+		dcr_wipe(b->master, sizeof b->master);
+		free(b);
+	}
 	return rc;
 }
 
@@ -121,6 +182,15 @@ void dmn__blobs_close(dmn_blobs *b)
 {
 	if (!b)
 		return;
+	pthread_mutex_lock(&b->mu);
+	b->stop = true;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	for (size_t i = 0; i < b->nhelpers; i++)
+		pthread_join(b->helpers[i], NULL);
+	pthread_mutex_destroy(&b->mu);
+	pthread_cond_destroy(&b->cv);
+	pthread_cond_destroy(&b->done);
 	dcr_wipe(b->master, sizeof b->master);
 	free(b->blob_dir);
 	free(b->tmp_dir);
@@ -271,6 +341,50 @@ int dmn__blob_write(dmn_blob_writer *w, const void *p, size_t n, dcr_err *err)
 		n -= k;
 	}
 	return 0;
+}
+
+void dmn__blob_write_start(dmn_blob_writer *w, const void *p, size_t n)
+{
+	dmn_blobs *b = w->b;
+
+	w->job_p = p;
+	w->job_n = n;
+	w->job_rc = 0;
+	if (b->nhelpers == 0) {
+		w->job_rc = dmn__blob_write(w, p, n, &w->job_err);
+		w->job_state = 2;
+		return;
+	}
+	pthread_mutex_lock(&b->mu);
+	w->job_state = 1;
+	w->q_next = NULL;
+	if (b->q_tail)
+		b->q_tail->q_next = w;
+	else
+		b->q_head = w;
+	b->q_tail = w;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+int dmn__blob_write_wait(dmn_blob_writer *w, dcr_err *err)
+{
+	dmn_blobs *b = w->b;
+	int rc;
+
+	if (w->job_state == 0)
+		return 0;
+	if (b->nhelpers > 0) {
+		pthread_mutex_lock(&b->mu);
+		while (w->job_state != 2)
+			pthread_cond_wait(&b->done, &b->mu);
+		pthread_mutex_unlock(&b->mu);
+	}
+	w->job_state = 0;
+	rc = w->job_rc;
+	if (rc < 0 && err)
+		*err = w->job_err;
+	return rc;
 }
 
 static void writer_free(dmn_blob_writer *w)

@@ -41,6 +41,11 @@ void dmn__blobs_close(dmn_blobs *b);
  * temp file. Both free w. */
 int dmn__blob_create(dmn_blobs *b, dmn_blob_writer **out, dcr_err *err);
 int dmn__blob_write(dmn_blob_writer *w, const void *p, size_t n, dcr_err *err);
+/* dmn__blob_write on a helper thread: p must stay valid and untouched
+ * until dmn__blob_write_wait, which returns its result. Call the wait
+ * before any other use of the writer. */
+void dmn__blob_write_start(dmn_blob_writer *w, const void *p, size_t n);
+int dmn__blob_write_wait(dmn_blob_writer *w, dcr_err *err);
 int dmn__blob_commit(dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES], uint8_t sha[32],
                      uint64_t *bytes, dcr_err *err);
 void dmn__blob_abort(dmn_blob_writer *w);

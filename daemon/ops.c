@@ -416,10 +416,21 @@ static int op_upload_chunk(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 	if (u->bytes + n > DMN_UPLOAD_BYTES_MAX)
 		rc = dcr_err_set(err, DCR_ELIMIT, "%s: file larger than %llu bytes", u->file,
 		                 (unsigned long long)DMN_UPLOAD_BYTES_MAX);
-	if (rc == 0 && u->ing)
-		rc = cmp_ingest_feed(u->ing, p, n, err);
-	if (rc == 0)
-		rc = dmn__blob_write(u->w, p, n, err);
+	if (rc == 0) {
+		/* Hashing, encryption and the write run on a blob helper
+		 * while this thread validates the same bytes. */
+		dcr_err werr;
+		int wrc;
+		dmn__blob_write_start(u->w, p, n);
+		if (u->ing)
+			rc = cmp_ingest_feed(u->ing, p, n, err);
+		wrc = dmn__blob_write_wait(u->w, &werr);
+		if (rc == 0 && wrc < 0) {
+			rc = wrc;
+			if (err)
+				*err = werr;
+		}
+	}
 	if (rc < 0) {
 		/* A rejected file stores nothing. */
 		upload_find(s, u->id, true);
