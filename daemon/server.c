@@ -34,7 +34,7 @@ typedef struct req {
 	struct req *next;
 	conn *c;
 	uint8_t *frame;
-	size_t n;
+	size_t n, cap;
 	uv_work_t work;
 	dcr_buf resp;
 	dcr_buf outcome;
@@ -69,6 +69,10 @@ struct conn {
 	uint8_t *body;
 	uint32_t body_len;
 	size_t body_have, body_cap;
+	/* A large frame's buffer, kept for the next large frame (uploads send
+	 * one 1 MiB chunk after another): no allocation, no page faults. */
+	uint8_t *spare;
+	size_t spare_cap;
 	/* requests */
 	req *q_head, *q_tail;
 	bool busy;         /* a request is on the pool */
@@ -155,6 +159,7 @@ static void conn_free(conn *c)
 	server *s = c->srv;
 
 	free(c->body);
+	free(c->spare);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -298,7 +303,13 @@ static void after_work_cb(uv_work_t *w, int status)
 	conn *c = r->c;
 
 	c->busy = false;
-	free(r->frame);
+	if (!c->spare && !c->closing && r->cap > READ_BUF_BYTES &&
+	    r->cap <= DCR_CHUNK_BYTES + READ_BUF_BYTES) {
+		c->spare = r->frame;
+		c->spare_cap = r->cap;
+	} else {
+		free(r->frame);
+	}
 	r->frame = NULL;
 	if (status == 0)
 		log_request(c, r);
@@ -412,6 +423,7 @@ static void on_frame(conn *c, uint8_t *body, size_t n)
 	r->c = c;
 	r->frame = body;
 	r->n = n;
+	r->cap = c->body_cap;
 	dcr_buf_init(&r->resp);
 	dcr_buf_init(&r->outcome);
 	if (c->q_tail)
@@ -427,12 +439,50 @@ static void on_frame(conn *c, uint8_t *body, size_t n)
 	pump(c);
 }
 
+/* Grows the frame being read once it is full: memory follows the bytes
+ * received, not the length announced (a peer that claims 4 MiB and sends
+ * nothing costs 64 KiB). */
+static void body_grow(conn *c)
+{
+	size_t cap = c->body_cap;
+
+	if (c->body_have < cap)
+		return;
+	while (cap <= c->body_have)
+		cap *= 2;
+	if (cap > c->body_len)
+		cap = c->body_len;
+	c->body = dcr_realloc(c->body, cap);
+	c->body_cap = cap;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	conn *c = h->data;
 
 	(void)suggested;
+	if (c->hdr_have == PROTO_HDR_BYTES && c->body && c->body_have < c->body_len &&
+	    !c->doomed) {
+		/* In the middle of a frame: read straight into it, no further
+		 * than its end. */
+		size_t room;
+		body_grow(c);
+		room = c->body_cap - c->body_have;
+		if (room > c->body_len - c->body_have)
+			room = c->body_len - c->body_have;
+		*buf = uv_buf_init((char *)c->body + c->body_have, (unsigned)room);
+		return;
+	}
 	*buf = uv_buf_init((char *)c->rbuf, sizeof c->rbuf);
+}
+
+static void body_done(conn *c)
+{
+	uint8_t *body = c->body;
+
+	c->body = NULL;
+	c->hdr_have = 0;
+	on_frame(c, body, c->body_len);
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
@@ -451,6 +501,15 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	n = (size_t)nread;
 	if (n > 0 && c->authed)
 		uv_timer_again(&c->timer);
+	if (buf->base != (char *)c->rbuf) {
+		/* read into the frame itself (on_alloc) */
+		if (c->closing || c->doomed || !c->body)
+			return;
+		c->body_have += n;
+		if (c->body_have == c->body_len)
+			body_done(c);
+		return;
+	}
 	while (n > 0 && !c->closing && !c->doomed) {
 		if (c->hdr_have < PROTO_HDR_BYTES) {
 			size_t k = PROTO_HDR_BYTES - c->hdr_have;
@@ -477,16 +536,21 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			}
 			c->body_len = len;
 			c->body_have = 0;
-			c->body_cap = len < READ_BUF_BYTES ? (len ? len : 1) : READ_BUF_BYTES;
-			c->body = dcr_malloc(c->body_cap);
+			if (len > READ_BUF_BYTES && c->spare && c->spare_cap >= len) {
+				c->body = c->spare;
+				c->body_cap = c->spare_cap;
+				c->spare = NULL;
+			} else {
+				c->body_cap = len < READ_BUF_BYTES ? (len ? len : 1)
+				                                   : READ_BUF_BYTES;
+				c->body = dcr_malloc(c->body_cap);
+			}
 		}
 		if (c->body_have < c->body_len) {
 			size_t k = c->body_len - c->body_have;
 			if (k > n)
 				k = n;
-			/* Memory follows the bytes received, not the length
-			 * announced: a peer that claims 4 MiB and sends nothing
-			 * costs 64 KiB. */
+			/* Memory follows the bytes received (body_grow). */
 			if (c->body_have + k > c->body_cap) {
 				size_t cap = c->body_cap;
 				while (cap < c->body_have + k)
@@ -501,12 +565,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			p += k;
 			n -= k;
 		}
-		if (c->body_have == c->body_len) {
-			uint8_t *body = c->body;
-			c->body = NULL;
-			c->hdr_have = 0;
-			on_frame(c, body, c->body_len);
-		}
+		if (c->body_have == c->body_len)
+			body_done(c);
 	}
 }
 

@@ -9,6 +9,7 @@
  * with the identity key it was given (borrowed, must outlive the
  * connection). */
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <poll.h>
@@ -266,6 +267,96 @@ static int send_request(cl_conn *c, const char *op, const void *args, size_t arg
 	proto_request(&req, id, op, args, args_n);
 	rc = write_all(c->fd, req.data, req.len, err);
 	dcr_buf_release(&req);
+	if (rc < 0) {
+		close(c->fd);
+		c->fd = -1;
+		return rc;
+	}
+	*id_out = id;
+	return 0;
+}
+
+/* Sends {args: {data: bin, upload}, id, op: "upload.chunk"} straight from
+ * the caller's buffer (writev of head, data, tail): the canonical frame
+ * proto_request would build, without copying the chunk. */
+static int send_chunk(cl_conn *c, uint64_t up, const uint8_t *data, size_t n, uint64_t *id_out,
+                      dcr_err *err)
+{
+	uint8_t head[32];
+	size_t hn = PROTO_HDR_BYTES, total;
+	dcr_buf tail;
+	dcr_mpw w;
+	struct iovec iov[3];
+	uint64_t id = c->next_id++;
+	int rc = 0, k = 0;
+
+	if (c->fd < 0)
+		return dcr_err_set(err, -EPIPE, "connection to dcrd is closed");
+	if (n > DCR_CHUNK_BYTES)
+		return dcr_err_set(err, DCR_ELIMIT, "chunk of %zu bytes is too large", n);
+	head[hn++] = 0x83; /* map of 3: args, id, op */
+	head[hn++] = 0xa4;
+	memcpy(head + hn, "args", 4);
+	hn += 4;
+	head[hn++] = 0x82; /* map of 2: data, upload */
+	head[hn++] = 0xa4;
+	memcpy(head + hn, "data", 4);
+	hn += 4;
+	if (n < 0x100) { /* shortest bin header, as dcr_mpw_bin writes it */
+		head[hn++] = 0xc4;
+		head[hn++] = (uint8_t)n;
+	} else if (n < 0x10000) {
+		head[hn++] = 0xc5;
+		head[hn++] = (uint8_t)(n >> 8);
+		head[hn++] = (uint8_t)n;
+	} else {
+		head[hn++] = 0xc6;
+		dcr_put_be32(head + hn, (uint32_t)n);
+		hn += 4;
+	}
+	dcr_buf_init(&tail);
+	dcr_mpw_init(&w, &tail);
+	dcr_mpw_str(&w, "upload");
+	dcr_mpw_uint(&w, up);
+	dcr_mpw_str(&w, "id");
+	dcr_mpw_uint(&w, id);
+	dcr_mpw_str(&w, "op");
+	dcr_mpw_str(&w, "upload.chunk");
+	total = hn + n + tail.len;
+	dcr_put_be32(head, (uint32_t)(total - PROTO_HDR_BYTES));
+	iov[0].iov_base = head;
+	iov[0].iov_len = hn;
+	iov[1].iov_base = (void *)data;
+	iov[1].iov_len = n;
+	iov[2].iov_base = tail.data;
+	iov[2].iov_len = tail.len;
+	while (k < 3) {
+		struct msghdr mh;
+		ssize_t sent;
+		memset(&mh, 0, sizeof mh);
+		mh.msg_iov = iov + k;
+		mh.msg_iovlen = (size_t)(3 - k);
+		sent = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		if (sent < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				rc = dcr_err_set(err, -ETIMEDOUT, "dcrd did not read for %u s",
+				                 (unsigned)(DMN_CLIENT_TIMEOUT_MS / 1000));
+			else
+				rc = dcr_err_set(err, -errno, "sending to dcrd: %s", strerror(errno));
+			break;
+		}
+		while (k < 3 && (size_t)sent >= iov[k].iov_len) {
+			sent -= (ssize_t)iov[k].iov_len;
+			k++;
+		}
+		if (k < 3) {
+			iov[k].iov_base = (uint8_t *)iov[k].iov_base + sent;
+			iov[k].iov_len -= (size_t)sent;
+		}
+	}
+	dcr_buf_release(&tail);
 	if (rc < 0) {
 		close(c->fd);
 		c->fd = -1;
@@ -700,7 +791,6 @@ int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 	chunk = dcr_malloc(DCR_CHUNK_BYTES);
 	for (bool eof = false; !eof;) {
 		size_t have = 0;
-		dcr_buf args;
 		/* Fill whole chunks so the number of round trips stays low. */
 		while (have < DCR_CHUNK_BYTES) {
 			int r = read_fn(rctx, chunk + have, DCR_CHUNK_BYTES - have);
@@ -726,14 +816,7 @@ int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 				goto drain;
 			}
 		}
-		proto_map_init(&m);
-		dcr_mpw_uint(proto_map_key(&m, "upload"), up);
-		dcr_mpw_bin(proto_map_key(&m, "data"), chunk, have);
-		dcr_buf_init(&args);
-		proto_map_encode(&m, &args);
-		proto_map_release(&m);
-		rc = send_request(c, "upload.chunk", args.data, args.len, &pend[npend], err);
-		dcr_buf_release(&args);
+		rc = send_chunk(c, up, chunk, have, &pend[npend], err);
 		if (rc < 0) {
 			up = 0;
 			goto drain;
