@@ -15,13 +15,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(cond)                                                        \
-	do {                                                                    \
-		if (!(cond)) {                                                  \
-			fprintf(stderr, "%s:%d: fuzz check failed: %s\n", __FILE__, \
-				__LINE__, #cond);                               \
-			abort();                                                \
-		}                                                               \
+#define FUZZ_CHECK(cond)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: fuzz check failed: %s\n", __FILE__, __LINE__,      \
+			        #cond);                                                            \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 /* Writes v canonically to w (map keys in the order they were parsed, which
@@ -100,7 +100,7 @@ __attribute__((unused)) static void fuzz_mp_reencode(dcr_mpw *w, const dcr_mpv *
 
 /* Parsed document -> bytes, which must equal [p, p+n). */
 __attribute__((unused)) static void fuzz_mp_roundtrip(const dcr_mp_doc *doc, const void *p,
-						      size_t n)
+                                                      size_t n)
 {
 	dcr_buf out;
 	dcr_mpw w;
@@ -109,8 +109,7 @@ __attribute__((unused)) static void fuzz_mp_roundtrip(const dcr_mp_doc *doc, con
 	dcr_mpw_init(&w, &out);
 	fuzz_mp_reencode(&w, dcr_mp_root(doc));
 	if (out.len != n || memcmp(out.data, p, n) != 0) {
-		fprintf(stderr, "fuzz: re-encoding differs (%zu bytes in, %zu out)\n", n,
-			out.len);
+		fprintf(stderr, "fuzz: re-encoding differs (%zu bytes in, %zu out)\n", n, out.len);
 		abort();
 	}
 	dcr_buf_release(&out);

@@ -15,14 +15,10 @@
 #include "fuzz.h"
 
 static const cmp_column cols[] = {
-	{"id", CMP_INTEGER, CMP_FMT_NONE, false},
-	{"name", CMP_STRING, CMP_FMT_NONE, true},
-	{"score", CMP_FLOAT, CMP_FMT_NONE, true},
-	{"email", CMP_STRING, CMP_FMT_EMAIL, true},
-	{"day", CMP_STRING, CMP_FMT_DATE, true},
-	{"digest", CMP_STRING, CMP_FMT_SHA256, true},
-	{"qty", CMP_INTEGER, CMP_FMT_NONE, true},
-	{"ratio", CMP_FLOAT, CMP_FMT_NONE, false},
+    {"id", CMP_INTEGER, CMP_FMT_NONE, false}, {"name", CMP_STRING, CMP_FMT_NONE, true},
+    {"score", CMP_FLOAT, CMP_FMT_NONE, true}, {"email", CMP_STRING, CMP_FMT_EMAIL, true},
+    {"day", CMP_STRING, CMP_FMT_DATE, true},  {"digest", CMP_STRING, CMP_FMT_SHA256, true},
+    {"qty", CMP_INTEGER, CMP_FMT_NONE, true}, {"ratio", CMP_FLOAT, CMP_FMT_NONE, false},
 };
 static const cmp_schema schema = {cols, sizeof cols / sizeof cols[0]};
 
@@ -155,21 +151,22 @@ static void run(const uint8_t *data, size_t size, const size_t *cuts, size_t ncu
 static void same(const outcome *a, const outcome *b)
 {
 	bool ok = a->rc == b->rc && a->raw_rc == b->raw_rc && a->rows == b->rows &&
-		  a->raw_records == b->raw_records && a->raw_digest == b->raw_digest &&
-		  a->stats.len == b->stats.len &&
-		  (a->stats.len == 0 || memcmp(a->stats.data, b->stats.data, a->stats.len) == 0);
+	          a->raw_records == b->raw_records && a->raw_digest == b->raw_digest &&
+	          a->stats.len == b->stats.len &&
+	          (a->stats.len == 0 || memcmp(a->stats.data, b->stats.data, a->stats.len) == 0);
 	if (ok && a->rc != 0)
 		ok = strcmp(a->err.msg, b->err.msg) == 0;
 	if (ok && a->raw_rc != 0)
 		ok = strcmp(a->raw_err.msg, b->raw_err.msg) == 0;
 	if (!ok) {
-		fprintf(stderr, "fuzz_csv: outcome depends on the split:\n  rc %d/%d rows %llu/%llu\n"
-				"  err \"%s\"\n  vs  \"%s\"\n  raw rc %d/%d records %llu/%llu\n"
-				"  raw err \"%s\"\n  vs      \"%s\"\n",
-			a->rc, b->rc, (unsigned long long)a->rows, (unsigned long long)b->rows,
-			a->err.msg, b->err.msg, a->raw_rc, b->raw_rc,
-			(unsigned long long)a->raw_records, (unsigned long long)b->raw_records,
-			a->raw_err.msg, b->raw_err.msg);
+		fprintf(stderr,
+		        "fuzz_csv: outcome depends on the split:\n  rc %d/%d rows %llu/%llu\n"
+		        "  err \"%s\"\n  vs  \"%s\"\n  raw rc %d/%d records %llu/%llu\n"
+		        "  raw err \"%s\"\n  vs      \"%s\"\n",
+		        a->rc, b->rc, (unsigned long long)a->rows, (unsigned long long)b->rows,
+		        a->err.msg, b->err.msg, a->raw_rc, b->raw_rc,
+		        (unsigned long long)a->raw_records, (unsigned long long)b->raw_records,
+		        a->raw_err.msg, b->raw_err.msg);
 		abort();
 	}
 }
@@ -209,7 +206,7 @@ static void check_prepare(const uint8_t *data, size_t size, const outcome *o, ui
 	rc = cmp_prepare(&schema, "t", read_mem, &r, &image, &err);
 	if (rc != o->rc) {
 		fprintf(stderr, "fuzz_csv: ingest says %d (%s), prepare says %d (%s)\n", o->rc,
-			o->rc ? o->err.msg : "ok", rc, rc ? err.msg : "ok");
+		        o->rc ? o->err.msg : "ok", rc, rc ? err.msg : "ok");
 		abort();
 	}
 	if (rc == 0) {
@@ -228,8 +225,8 @@ static void check_prepare(const uint8_t *data, size_t size, const outcome *o, ui
 		wn = snprintf(want, sizeof want, "n\r\n%llu\r\n", (unsigned long long)o->rows);
 		if (res.csv.len != (size_t)wn || memcmp(res.csv.data, want, (size_t)wn) != 0) {
 			fprintf(stderr, "fuzz_csv: ingest counted %llu rows, the table has %.*s\n",
-				(unsigned long long)o->rows, (int)res.csv.len,
-				(const char *)res.csv.data);
+			        (unsigned long long)o->rows, (int)res.csv.len,
+			        (const char *)res.csv.data);
 			abort();
 		}
 	}

@@ -17,65 +17,62 @@
 #include "fuzz.h"
 
 static const uint8_t fx_anna[32] = {
-	0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe,
-	0xd3, 0xc9, 0x64, 0x07, 0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6,
-	0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07, 0x51, 0x1a};
-static const uint8_t fx_ian[32] = {
-	0x3d, 0x40, 0x17, 0xc3, 0xe8, 0x43, 0x89, 0x5a, 0x92, 0xb7, 0x0a,
-	0xa7, 0x4d, 0x1b, 0x7e, 0xbc, 0x9c, 0x98, 0x2c, 0xcf, 0x2e, 0xc4,
-	0x96, 0x8c, 0xc0, 0xcd, 0x55, 0xf1, 0x2a, 0xf4, 0x66, 0x0c};
+    0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64, 0x07, 0x3a,
+    0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07, 0x51, 0x1a};
+static const uint8_t fx_ian[32] = {0x3d, 0x40, 0x17, 0xc3, 0xe8, 0x43, 0x89, 0x5a, 0x92, 0xb7, 0x0a,
+                                   0xa7, 0x4d, 0x1b, 0x7e, 0xbc, 0x9c, 0x98, 0x2c, 0xcf, 0x2e, 0xc4,
+                                   0x96, 0x8c, 0xc0, 0xcd, 0x55, 0xf1, 0x2a, 0xf4, 0x66, 0x0c};
 static const uint8_t fx_daemon[32] = {
-	0xfc, 0x51, 0xcd, 0x8e, 0x62, 0x18, 0xa1, 0xa3, 0x8d, 0xa4, 0x7e,
-	0xd0, 0x02, 0x30, 0xf0, 0x58, 0x08, 0x16, 0xed, 0x13, 0xba, 0x33,
-	0x03, 0xac, 0x5d, 0xeb, 0x91, 0x15, 0x48, 0x90, 0x80, 0x25};
+    0xfc, 0x51, 0xcd, 0x8e, 0x62, 0x18, 0xa1, 0xa3, 0x8d, 0xa4, 0x7e, 0xd0, 0x02, 0x30, 0xf0, 0x58,
+    0x08, 0x16, 0xed, 0x13, 0xba, 0x33, 0x03, 0xac, 0x5d, 0xeb, 0x91, 0x15, 0x48, 0x90, 0x80, 0x25};
 static const uint8_t fx_room[16] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
-				    0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
-#define FX_TS0 1764072000000ull /* 2025-11-25T12:00:00Z */
+                                    0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
+#define FX_TS0  1764072000000ull /* 2025-11-25T12:00:00Z */
 #define FX_RUN1 "0123456789abcdef0123456789abcdef"
 #define FX_RUN2 "fedcba9876543210fedcba9876543210"
 
 static const char fx_def[] =
-	"{\n"
-	"  \"format\": \"dcr.room/1\",\n"
-	"  \"name\": \"fuzz-room\",\n"
-	"  \"description\": \"fixture of the fuzz targets\",\n"
-	"  \"settings\": {\"interactive\": true, \"development\": true, "
-	"\"require_provisioned\": true},\n"
-	"  \"participants\": [\n"
-	"    {\"email\": \"anna@bank.example\", \"key\": "
-	"\"ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\",\n"
-	"     \"owner_of\": [\"bank\", \"docs\"], \"analyst_of\": [\"raw\"]},\n"
-	"    {\"email\": \"ian@insurer.example\", \"key\": "
-	"\"ed25519:PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=\",\n"
-	"     \"owner_of\": [\"ins\"], \"analyst_of\": [\"overlap\", \"py\", \"syn\"]}\n"
-	"  ],\n"
-	"  \"datasets\": [\n"
-	"    {\"name\": \"bank\", \"columns\": [\n"
-	"      {\"name\": \"email\", \"type\": \"string\", \"format\": \"email\", \"nullable\": "
-	"false},\n"
-	"      {\"name\": \"city\", \"type\": \"string\"},\n"
-	"      {\"name\": \"age\", \"type\": \"integer\"}]},\n"
-	"    {\"name\": \"ins\", \"share_statistics\": true, \"columns\": [\n"
-	"      {\"name\": \"email\", \"type\": \"string\"},\n"
-	"      {\"name\": \"risk\", \"type\": \"float\"}]},\n"
-	"    {\"name\": \"docs\", \"kind\": \"file\", \"required\": false}\n"
-	"  ],\n"
-	"  \"computations\": [\n"
-	"    {\"name\": \"raw\", \"kind\": \"sql\", \"query\": \"SELECT city, age FROM bank\"},\n"
-	"    {\"name\": \"overlap\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": "
-	"5},\n"
-	"     \"query\": \"SELECT b.city, COUNT(*) AS n FROM bank b JOIN ins i USING (email) "
-	"GROUP BY b.city\"},\n"
-	"    {\"name\": \"py\", \"kind\": \"python\", \"inputs\": [\"overlap\", \"docs\"], "
-	"\"script\": \"print(1)\\n\"},\n"
-	"    {\"name\": \"syn\", \"kind\": \"synthetic\", \"input\": \"bank\", \"mask\": "
-	"[\"email\"], \"epsilon\": 1.0}\n"
-	"  ]\n"
-	"}\n";
+    "{\n"
+    "  \"format\": \"dcr.room/1\",\n"
+    "  \"name\": \"fuzz-room\",\n"
+    "  \"description\": \"fixture of the fuzz targets\",\n"
+    "  \"settings\": {\"interactive\": true, \"development\": true, "
+    "\"require_provisioned\": true},\n"
+    "  \"participants\": [\n"
+    "    {\"email\": \"anna@bank.example\", \"key\": "
+    "\"ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\",\n"
+    "     \"owner_of\": [\"bank\", \"docs\"], \"analyst_of\": [\"raw\"]},\n"
+    "    {\"email\": \"ian@insurer.example\", \"key\": "
+    "\"ed25519:PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=\",\n"
+    "     \"owner_of\": [\"ins\"], \"analyst_of\": [\"overlap\", \"py\", \"syn\"]}\n"
+    "  ],\n"
+    "  \"datasets\": [\n"
+    "    {\"name\": \"bank\", \"columns\": [\n"
+    "      {\"name\": \"email\", \"type\": \"string\", \"format\": \"email\", \"nullable\": "
+    "false},\n"
+    "      {\"name\": \"city\", \"type\": \"string\"},\n"
+    "      {\"name\": \"age\", \"type\": \"integer\"}]},\n"
+    "    {\"name\": \"ins\", \"share_statistics\": true, \"columns\": [\n"
+    "      {\"name\": \"email\", \"type\": \"string\"},\n"
+    "      {\"name\": \"risk\", \"type\": \"float\"}]},\n"
+    "    {\"name\": \"docs\", \"kind\": \"file\", \"required\": false}\n"
+    "  ],\n"
+    "  \"computations\": [\n"
+    "    {\"name\": \"raw\", \"kind\": \"sql\", \"query\": \"SELECT city, age FROM bank\"},\n"
+    "    {\"name\": \"overlap\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": "
+    "5},\n"
+    "     \"query\": \"SELECT b.city, COUNT(*) AS n FROM bank b JOIN ins i USING (email) "
+    "GROUP BY b.city\"},\n"
+    "    {\"name\": \"py\", \"kind\": \"python\", \"inputs\": [\"overlap\", \"docs\"], "
+    "\"script\": \"print(1)\\n\"},\n"
+    "    {\"name\": \"syn\", \"kind\": \"synthetic\", \"input\": \"bank\", \"mask\": "
+    "[\"email\"], \"epsilon\": 1.0}\n"
+    "  ]\n"
+    "}\n";
 
 /* Envelope || 64 zero bytes of signature, appended to out. */
 static void fx_entry(dcr_buf *out, const uint8_t actor[32], uint64_t seq, uint64_t ts,
-		     const char *type, const dcr_buf *body)
+                     const char *type, const dcr_buf *body)
 {
 	char hex[ES_ROOM_HEX_BYTES];
 	uint8_t sig[DCR_ED25519_SIG_BYTES] = {0};
@@ -160,9 +157,10 @@ static void fx_room_state(rm_state *s)
 	r.result_bytes = 400;
 	r.duration_ms = 12;
 	r.schema_json = (char *)"[[\"city\",\"string\"],[\"age\",\"integer\"]]";
-	rm_body_run_completed(&body, &r,
-			      "{\"bank\": "
-			      "\"abababababababababababababababababababababababababababababababab\"}");
+	rm_body_run_completed(
+	    &body, &r,
+	    "{\"bank\": "
+	    "\"abababababababababababababababababababababababababababababababab\"}");
 	fx_apply(s, fx_daemon, RM_EV_RUN_COMPLETED, &body);
 
 	rm_body_run_requested(&body, "raw", FX_RUN2);

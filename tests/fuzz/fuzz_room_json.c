@@ -83,8 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(j1 != NULL);
 	rc = rm_def_parse(j1, strlen(j1), &d2, &err);
 	if (rc != 0) {
-		fprintf(stderr, "fuzz_room_json: the printout does not parse again: %s\n%s", err.msg,
-			j1);
+		fprintf(stderr, "fuzz_room_json: the printout does not parse again: %s\n%s",
+		        err.msg, j1);
 		abort();
 	}
 	j2 = rm_def_to_json(d2);

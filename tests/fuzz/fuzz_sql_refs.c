@@ -20,13 +20,13 @@
 #include "fuzz.h"
 
 static const cmp_column t_cols[] = {
-	{"id", CMP_INTEGER, CMP_FMT_NONE, false},
-	{"name", CMP_STRING, CMP_FMT_NONE, true},
-	{"score", CMP_FLOAT, CMP_FMT_NONE, true},
+    {"id", CMP_INTEGER, CMP_FMT_NONE, false},
+    {"name", CMP_STRING, CMP_FMT_NONE, true},
+    {"score", CMP_FLOAT, CMP_FMT_NONE, true},
 };
 static const cmp_column u_cols[] = {
-	{"email", CMP_STRING, CMP_FMT_EMAIL, false},
-	{"risk", CMP_FLOAT, CMP_FMT_NONE, true},
+    {"email", CMP_STRING, CMP_FMT_EMAIL, false},
+    {"risk", CMP_FLOAT, CMP_FMT_NONE, true},
 };
 static const char t_csv[] = "id,name,score\n1,alpha,0.5\n2,,\n";
 static const char u_csv[] = "email,risk\na@b.example,1.5\nc@d.example,\n";
@@ -67,7 +67,7 @@ static void setup(void)
 
 		dcr_buf_init(&images[i]);
 		if (cmp_prepare(&inputs[i].schema, inputs[i].name, read_mem, &r, &images[i],
-				&err) != 0) {
+		                &err) != 0) {
 			fprintf(stderr, "fuzz_sql_refs: setup: %s\n", err.msg);
 			abort();
 		}
@@ -75,8 +75,7 @@ static void setup(void)
 	ready = true;
 }
 
-static int check(const char *q, const cmp_input *in, size_t n, long long min_rows,
-		 cmp_result *res)
+static int check(const char *q, const cmp_input *in, size_t n, long long min_rows, cmp_result *res)
 {
 	cmp_input local[2];
 	dcr_err err;
@@ -131,16 +130,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rc = check(q, &inputs[1 - drop], 1, min_rows, NULL);
 		if ((rc == 0) != (rc_both == 0)) {
 			fprintf(stderr,
-				"fuzz_sql_refs: cmp_sql_refs says the query does not name %s, "
-				"yet it checks %s with %s and %s without it\n",
-				names[drop], rc_both ? "fails" : "passes", names[drop],
-				rc ? "fails" : "passes");
+			        "fuzz_sql_refs: cmp_sql_refs says the query does not name %s, "
+			        "yet it checks %s with %s and %s without it\n",
+			        names[drop], rc_both ? "fails" : "passes", names[drop],
+			        rc ? "fails" : "passes");
 			abort();
 		}
 	}
 	if (rc_both == 0) {
-		cmp_sql_limits lim = {.time_ms = 1000, .memory_bytes = 64u << 20,
-				      .rows_max = 1000, .bytes_max = 1u << 20};
+		cmp_sql_limits lim = {.time_ms = 1000,
+		                      .memory_bytes = 64u << 20,
+		                      .rows_max = 1000,
+		                      .bytes_max = 1u << 20};
 		cmp_input run_in[2] = {inputs[0], inputs[1]};
 		cmp_result out;
 
