@@ -120,6 +120,10 @@ typedef struct dmn {
 	size_t nworkers;
 	bool workers_leaked;      /* a computation outlived shutdown */
 	pthread_mutex_t image_mu; /* one prepared-table build at a time */
+	/* Background table builds pause while uploads are open (uploads
+	 * first), unless a run waits for a table (__atomic counters). */
+	unsigned uploads_open;
+	unsigned image_waiting_runs;
 
 	/* long polls (`wait`): woken by every append and by shutdown */
 	pthread_mutex_t wait_mu;

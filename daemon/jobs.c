@@ -12,7 +12,10 @@
  * order, reusing a cached result when the inputs' hashes did not change
  * (es_meta "cache:<key>", key = SHA-256 over name, query, min_rows and the
  * inputs' hashes), then run the requested computation itself. */
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dmn_int.h"
 
@@ -139,13 +142,31 @@ struct blob_src {
 	dmn_blob_reader *r;
 	uint64_t off;
 	dcr_err err;
+	dmn *d;          /* set for background builds: */
+	bool background; /* pause while uploads are open */
 };
+
+/* Uploads come first: a background build waits while any upload is open,
+ * unless a run waits for a table or the daemon stops. A build that has
+ * to wait is merely slower; the run that needs it then waits for it. */
+static void background_yield(struct blob_src *s)
+{
+	dmn *d = s->d;
+
+	while (__atomic_load_n(&d->uploads_open, __ATOMIC_RELAXED) > 0 &&
+	       __atomic_load_n(&d->image_waiting_runs, __ATOMIC_RELAXED) == 0 &&
+	       !__atomic_load_n(&d->stopping, __ATOMIC_RELAXED))
+		usleep(20 * 1000);
+}
 
 static int blob_src_read(void *ctx, void *buf, size_t cap)
 {
 	struct blob_src *s = ctx;
 	size_t got = 0;
 	int rc;
+
+	if (s->background)
+		background_yield(s);
 
 	if (cap > INT32_MAX)
 		cap = INT32_MAX;
@@ -160,11 +181,14 @@ static int blob_src_read(void *ctx, void *buf, size_t cap)
  * NULL) gets its blob id. The dataset's schema is taken from the room's
  * current definition. */
 static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
-                        const char *data_blob, char image_id[DMN_BLOB_HEX_BYTES], dcr_err *err)
+                        const char *data_blob, bool background,
+                        char image_id[DMN_BLOB_HEX_BYTES], dcr_err *err)
 {
 	char *key = dcr_asprintf("image:%s", data_blob);
 	cmp_column *cols = NULL;
-	size_t ncols = 0;
+	size_t ncols = 0, nindex = 0;
+	const char **index = NULL;
+	bool *join = NULL;
 	struct blob_src src = {0};
 	dcr_buf v, image;
 	dmn_room *r;
@@ -183,6 +207,10 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		dcr_err_set(err, rc, "reading %s: %s", key, dcr_strerror(rc));
 		goto out;
 	}
+	src.d = d;
+	src.background = background;
+	if (!background) /* a run waits: background builds stop yielding */
+		__atomic_add_fetch(&d->image_waiting_runs, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&d->image_mu);
 	locked = true;
 	rc = es_meta_get(d->store, key, &v);
@@ -206,6 +234,31 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 			                 "dataset %s is not a table of the room", dataset);
 		else
 			dmn__schema_of(ds, &cols, &ncols);
+		if (rc == 0 && ncols > 0) {
+			/* Index the columns that the room's SQL computations
+			 * reading this dataset join on (cmp_sql_join_columns):
+			 * a run then looks rows up instead of indexing. */
+			cmp_schema schema = {cols, ncols};
+			const rm_def *def = r->st.def;
+			join = dcr_calloc(ncols, sizeof *join);
+			index = dcr_calloc(ncols, sizeof *index);
+			for (size_t i = 0; i < def->ncomputations; i++) {
+				const rm_computation *c = &def->computations[i];
+				bool reads = false, used[DCR_RM_COLUMNS_MAX];
+				dcr_err e2;
+				if (c->kind != RM_COMP_SQL || !c->query || ncols > DCR_RM_COLUMNS_MAX)
+					continue;
+				for (size_t k = 0; k < c->ninputs; k++)
+					reads = reads || strcmp(c->inputs[k], dataset) == 0;
+				memset(used, 0, sizeof used);
+				if (reads && cmp_sql_join_columns(c->query, &schema, used, &e2) == 0)
+					for (size_t k = 0; k < ncols; k++)
+						join[k] = join[k] || used[k];
+			}
+			for (size_t k = 0; k < ncols; k++)
+				if (join[k])
+					index[nindex++] = cols[k].name;
+		}
 	}
 	pthread_mutex_unlock(&r->mu);
 	if (rc < 0)
@@ -215,7 +268,8 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		goto out;
 	{
 		cmp_schema schema = {cols, ncols};
-		rc = cmp_prepare(&schema, dataset, blob_src_read, &src, &image, err);
+		rc = cmp_prepare_ex(&schema, dataset, index, nindex, blob_src_read, &src, &image,
+		                    err);
 	}
 	if (rc < 0) {
 		if (src.err.code)
@@ -231,8 +285,8 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		dcr_err_set(err, rc, "storing %s: %s", key, dcr_strerror(rc));
 		goto out;
 	}
-	dmn__log(d, DMN_LOG_INFO, "prepared table %s (blob %s, %zu bytes) in %llu ms", dataset,
-	         data_blob, image.len, (unsigned long long)(dcr_mono_ms() - t0));
+	dmn__log(d, DMN_LOG_INFO, "prepared table %s (blob %s, %zu bytes, %zu indexes) in %llu ms",
+	         dataset, data_blob, image.len, nindex, (unsigned long long)(dcr_mono_ms() - t0));
 	if (image_id)
 		memcpy(image_id, id, DMN_BLOB_HEX_BYTES);
 	goto out;
@@ -246,9 +300,14 @@ found:
 		image_id[v.len] = 0;
 	}
 out:
-	if (locked)
+	if (locked) {
 		pthread_mutex_unlock(&d->image_mu);
+		if (!background)
+			__atomic_sub_fetch(&d->image_waiting_runs, 1, __ATOMIC_RELAXED);
+	}
 	dmn__blob_close(src.r);
+	free(index);
+	free(join);
 	dmn__schema_free(cols, ncols);
 	dcr_buf_release(&image);
 	dcr_buf_release(&v);
@@ -256,14 +315,45 @@ out:
 	return rc;
 }
 
-static void image_job(dmn *d, dmn_job *j)
+/* Nice value of background prepared-table builds (derived work yields
+ * to uploads and runs; a run that needs the table waits for it). */
+#define DMN_IMAGE_NICE 10
+
+static void image_build(dmn *d, dmn_job *j)
 {
 	dcr_err err;
 
 	dcr_err_clear(&err);
-	if (ensure_image(d, j->room, j->dataset, j->blob, NULL, &err) < 0)
+	if (ensure_image(d, j->room, j->dataset, j->blob, true, NULL, &err) < 0)
 		dmn__log(d, DMN_LOG_ERROR, "prepared table of %s (blob %s): %s", j->dataset,
 		         j->blob, err.msg);
+}
+
+struct image_bg {
+	dmn *d;
+	dmn_job *j;
+};
+
+static void *image_bg_main(void *arg)
+{
+	struct image_bg *a = arg;
+
+	/* Nice is per thread on Linux: this short-lived thread is niced, so
+	 * the worker keeps its priority for the runs it takes next. */
+	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), DMN_IMAGE_NICE);
+	image_build(a->d, a->j);
+	return NULL;
+}
+
+static void image_job(dmn *d, dmn_job *j)
+{
+	struct image_bg a = {d, j};
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, image_bg_main, &a) == 0)
+		pthread_join(t, NULL);
+	else
+		image_build(d, j);
 }
 
 /* ---- runs ---------------------------------------------------------------------- */
@@ -637,7 +727,7 @@ static int load_dataset(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], plan_node 
 	if (n->ready)
 		return 0;
 	if (n->is_table && n->blob) {
-		rc = ensure_image(d, room, n->name, n->blob, image_id, err);
+		rc = ensure_image(d, room, n->name, n->blob, false, image_id, err);
 		if (rc == 0)
 			rc = dmn__blob_read_all(d->blobs, image_id, DMN_IMAGE_BYTES_MAX, &n->image,
 			                        err);

@@ -24,6 +24,7 @@ struct dmn_upload {
 	dmn_blob_writer *w;
 	uint64_t bytes;
 	uint64_t t0_ms;
+	dmn *d; /* set once counted in d->uploads_open */
 };
 
 typedef int (*op_fn)(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err);
@@ -272,6 +273,8 @@ static void upload_free(dmn_upload *u)
 {
 	if (!u)
 		return;
+	if (u->d)
+		__atomic_sub_fetch(&u->d->uploads_open, 1, __ATOMIC_RELAXED);
 	cmp_ingest_free(u->ing);
 	dmn__blob_abort(u->w);
 	dmn__schema_free(u->cols, u->ncols);
@@ -354,6 +357,8 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 	pthread_mutex_lock(&d->up_mu);
 	u->id = ++d->next_upload_id;
 	pthread_mutex_unlock(&d->up_mu);
+	u->d = d;
+	__atomic_add_fetch(&d->uploads_open, 1, __ATOMIC_RELAXED);
 	u->next = s->uploads;
 	s->uploads = u;
 	s->nuploads++;
