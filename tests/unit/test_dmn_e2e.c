@@ -473,6 +473,11 @@ int main(void)
 		 * that the temp and blob directories hold only what we count. */
 		CHECK(td_log_wait(&t, "prepared table bank", 30000));
 		CHECK(td_log_wait(&t, "prepared table insurer", 30000));
+		/* overlap joins bank and insurer USING (email): both tables
+		 * are built with an index on email (cmp_prepare_ex). */
+		CHECK(td_log_has(&t, "prepared table bank (blob ") &&
+		      td_log_has(&t, " bytes, 1 indexes) in "));
+		CHECK(!td_log_has(&t, " bytes, 0 indexes) in "));
 		test_mid_upload_disconnect(&t, room);
 		test_provision_mismatch(&t, a, room);
 		test_runs(&t, a, i, room);
