@@ -190,7 +190,12 @@ int dcr_verify(const uint8_t pub[DCR_ED25519_PUB_BYTES], const char *domain, con
 #define DCR_DOMAIN_CHECKPOINT "dcr.checkpoint.v1"
 #define DCR_DOMAIN_AUTH "dcr.auth.v1"
 
-/* "ed25519:<base64>" <-> raw key. */
+/* True for the small-order public keys (identity, points of order 2, 4
+ * and 8, and their non-canonical encodings) under which a signature can be
+ * forged without a private key. dcr_verify and dcr_pub_parse refuse them. */
+bool dcr_pub_is_weak(const uint8_t pub[DCR_ED25519_PUB_BYTES]);
+
+/* "ed25519:<base64>" <-> raw key (weak keys refused). */
 char *dcr_pub_format(const uint8_t pub[DCR_ED25519_PUB_BYTES]);
 int dcr_pub_parse(const char *s, uint8_t pub[DCR_ED25519_PUB_BYTES]);
 

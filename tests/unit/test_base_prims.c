@@ -122,6 +122,18 @@ static void test_sign(void)
 	sig[10] ^= 1;
 	CHECK(dcr_verify(pub, DCR_DOMAIN_EVENT, "hello", 5, sig) == DCR_ESIG);
 
+	/* Small-order keys: a zero signature must not verify, and the key
+	 * is refused outright (forgeable without a private key). */
+	uint8_t weak[32] = {1}, zsig[64] = {0};
+	zsig[0] = 1; /* R = identity encoding, S = 0 */
+	CHECK(dcr_pub_is_weak(weak));
+	CHECK(!dcr_pub_is_weak(pub));
+	CHECK(dcr_verify(weak, DCR_DOMAIN_EVENT, "hello", 5, zsig) == DCR_EKEY);
+	char *wl = dcr_pub_format(weak);
+	uint8_t wparsed[32];
+	CHECK(dcr_pub_parse(wl, wparsed) == DCR_EKEY);
+	free(wl);
+
 	char *line = dcr_pub_format(pub);
 	uint8_t parsed[32];
 	CHECK(dcr_pub_parse(line, parsed) == 0 && memcmp(parsed, pub, 32) == 0);
