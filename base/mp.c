@@ -182,6 +182,15 @@ static int check_strbody(chk *c, size_t at, uint64_t len, bool is_str, size_t hd
 	return 0;
 }
 
+/* Untrusted bytes shown in a message: printable ASCII only, truncated. */
+static void printable(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+	size_t k = n < cap - 1 ? n : cap - 1;
+	for (size_t i = 0; i < k; i++)
+		out[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
+	out[k] = '\0';
+}
+
 static int key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 {
 	int r = memcmp(a, b, an < bn ? an : bn);
@@ -231,12 +240,15 @@ static int check_container(chk *c, size_t at, uint64_t count, bool is_map, size_
 			size_t hl = b <= 0xbf ? 1 : b == 0xd9 ? 2 : b == 0xda ? 3 : 5;
 			const uint8_t *kp = c->p + kat + hl;
 			size_t kn = c->off - kat - hl;
-			if (prev && key_cmp(prev, prev_n, kp, kn) >= 0)
+			if (prev && key_cmp(prev, prev_n, kp, kn) >= 0) {
+				char a[41], b[41];
+				printable(kp, kn, a, sizeof a);
+				printable(prev, prev_n, b, sizeof b);
 				return dcr_err_set(c->err, DCR_ENONCANON,
 						   "offset %zu: map keys not in strictly increasing order "
-						   "(\"%.*s\" after \"%.*s\")",
-						   kat, (int)(kn > 40 ? 40 : kn), (const char *)kp,
-						   (int)(prev_n > 40 ? 40 : prev_n), (const char *)prev);
+						   "(\"%s\" after \"%s\")",
+						   kat, a, b);
+			}
 			prev = kp;
 			prev_n = kn;
 		}
