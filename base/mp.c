@@ -241,13 +241,13 @@ static int check_container(chk *c, size_t at, uint64_t count, bool is_map, size_
 			const uint8_t *kp = c->p + kat + hl;
 			size_t kn = c->off - kat - hl;
 			if (prev && key_cmp(prev, prev_n, kp, kn) >= 0) {
-				char a[41], b[41];
-				printable(kp, kn, a, sizeof a);
-				printable(prev, prev_n, b, sizeof b);
+				char ka[41], kb[41];
+				printable(kp, kn, ka, sizeof ka);
+				printable(prev, prev_n, kb, sizeof kb);
 				return dcr_err_set(c->err, DCR_ENONCANON,
 						   "offset %zu: map keys not in strictly increasing order "
 						   "(\"%s\" after \"%s\")",
-						   kat, a, b);
+						   kat, ka, kb);
 			}
 			prev = kp;
 			prev_n = kn;
