@@ -143,6 +143,7 @@ int dmn_log_level_parse(const char *s)
 static void conn_close(conn *c);
 static void pump(conn *c);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 static void req_free(req *r)
 {
@@ -229,8 +230,10 @@ static void on_write(uv_write_t *w, int status)
 	if (wr->counts) {
 		c->inflight--;
 		if (!c->closing && c->authed && !c->reading && c->inflight < DMN_INFLIGHT_MAX) {
+			/* (libuv refuses a NULL alloc callback: reading would
+			 * never resume and the connection would hang) */
 			c->reading = true;
-			uv_read_start((uv_stream_t *)&c->pipe, NULL, on_read);
+			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 		}
 	}
 	if (status < 0 || wr->close_after)

@@ -326,6 +326,37 @@ static void test_garbage(td *t)
 	dcr_buf_release(&f);
 }
 
+/* A burst of exactly DMN_INFLIGHT_MAX requests is allowed: the daemon stops
+ * reading while they are unanswered, and must resume once it answered
+ * (uploads keep several chunks in flight and hit this all the time). */
+static void test_inflight_resume(td *t)
+{
+	dcr_buf b, f;
+	dcr_mp_doc *d;
+	bool eof;
+	int fd = raw_auth(t, t->anna, false);
+
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	dcr_buf_init(&b);
+	dcr_buf_init(&f);
+	for (int round = 0; round < 3; round++) {
+		dcr_buf_reset(&f);
+		for (unsigned i = 0; i < DMN_INFLIGHT_MAX; i++)
+			proto_request(&f, (uint64_t)round * 100 + i + 1, "rooms", NULL, 0);
+		raw_send(fd, f.data, f.len);
+		for (unsigned i = 0; i < DMN_INFLIGHT_MAX; i++) {
+			d = raw_frame(fd, &b, 5000, &eof);
+			CHECK(d && dcr_mp_get(dcr_mp_root(d), "rooms") != NULL);
+			dcr_mp_doc_free(d);
+		}
+	}
+	close(fd);
+	dcr_buf_release(&b);
+	dcr_buf_release(&f);
+}
+
 static void test_idle(td *t)
 {
 	cl_conn *c = td_connect(t, t->anna);
@@ -446,6 +477,7 @@ int main(void)
 	test_auth(&t);
 	test_oversize(&t);
 	test_garbage(&t);
+	test_inflight_resume(&t);
 	test_idle(&t);
 	test_second_daemon(&t);
 	test_socket_in_use(&t);
