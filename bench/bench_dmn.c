@@ -95,7 +95,20 @@ static void cleanup(void)
 
 static void die(const char *what, const dcr_err *err)
 {
+	char tail[2048];
+	FILE *f = logp[0] ? fopen(logp, "r") : NULL;
+
 	fprintf(stderr, "bench_dmn: %s: %s\n", what, err ? err->msg : "");
+	if (f) {
+		/* the end of dcrd's log says why */
+		size_t n;
+		if (fseek(f, -(long)sizeof tail + 1, SEEK_END) != 0)
+			rewind(f);
+		n = fread(tail, 1, sizeof tail - 1, f);
+		tail[n] = 0;
+		fprintf(stderr, "bench_dmn: end of dcrd's log:\n%s", tail);
+		fclose(f);
+	}
 	exit(1);
 }
 
