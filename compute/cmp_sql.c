@@ -417,6 +417,8 @@ struct run {
 	uint64_t deadline_ms;
 	uint64_t time_ms;
 	bool timed_out;
+	uint64_t steps, steps_max; /* progress callbacks (every 1000 VM steps) */
+	bool stepped_out;
 	char denied[160]; /* what the authorizer refused, for the message */
 };
 
@@ -471,6 +473,10 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2, cons
 static int progress(void *ud)
 {
 	struct run *r = ud;
+	if (r->steps_max && ++r->steps > r->steps_max) {
+		r->stepped_out = true;
+		return 1;
+	}
 	if (dcr_mono_ms() >= r->deadline_ms) {
 		r->timed_out = true;
 		return 1;
@@ -803,6 +809,11 @@ static void rowset_release(struct rowset *s)
 static int step_error(struct run *r, int src, const cmp_sql_limits *lim, struct mem_acct *a,
                       dcr_err *err)
 {
+	if (r->stepped_out)
+		return dcr_err_set(err, DCR_ETIMEOUT,
+		                   "query exceeded the work limit of %llu thousand steps "
+		                   "on the check's tiny inputs",
+		                   (unsigned long long)r->steps_max);
 	if (r->timed_out)
 		return dcr_err_set(err, DCR_ETIMEOUT, "query exceeded the time limit of %llu ms",
 		                   (unsigned long long)r->time_ms);
@@ -1031,6 +1042,7 @@ static void limits_default(const cmp_sql_limits *in, cmp_sql_limits *out)
 	out->memory_bytes = in->memory_bytes ? in->memory_bytes : DCR_SQL_MEMORY_BYTES_DEFAULT;
 	out->rows_max = in->rows_max ? in->rows_max : DCR_SQL_ROWS_MAX_DEFAULT;
 	out->bytes_max = in->bytes_max ? in->bytes_max : DCR_SQL_BYTES_MAX_DEFAULT;
+	out->steps_max = in->steps_max;
 }
 
 static bool tail_empty(const char *tail, dcr_err *err)
@@ -1080,6 +1092,7 @@ static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, lo
 	}
 	r.time_ms = lim.time_ms;
 	r.deadline_ms = dcr_mono_ms() + lim.time_ms;
+	r.steps_max = lim.steps_max;
 	/* Page cache: a quarter of the memory limit, at most 64 MiB. */
 	uint64_t cache_kib = lim.memory_bytes / 4 / 1024;
 	if (cache_kib > 65536)
@@ -1140,7 +1153,7 @@ int cmp_sql_check(const char *query, const cmp_input *inputs, size_t ninputs, lo
 	/* On empty tables a query takes no time, unless it makes up its own
 	 * data (an endless recursive CTE): a short limit keeps saving a room
 	 * definition quick. */
-	cmp_sql_limits lim = {.time_ms = DCR_SQL_CHECK_TIME_MS};
+	cmp_sql_limits lim = {.time_ms = DCR_SQL_CHECK_TIME_MS, .steps_max = DCR_SQL_CHECK_STEPS};
 	int rc = sql_do(query, inputs, ninputs, min_rows, &lim, FILL_EMPTY, known, &local, err);
 	if (rc)
 		goto out;

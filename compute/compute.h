@@ -102,6 +102,10 @@ typedef struct cmp_sql_limits {
 	uint64_t memory_bytes; /* 0 = default */
 	uint64_t rows_max;     /* result rows; 0 = default */
 	uint64_t bytes_max;    /* result CSV bytes; 0 = default */
+	uint64_t steps_max;    /* thousands of SQLite VM steps; 0 = unlimited.
+				  Deterministic, unlike time: the definition
+				  check uses it so every machine that replays
+				  a log judges a definition the same way. */
 } cmp_sql_limits;
 
 typedef struct cmp_result {

@@ -495,36 +495,9 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 	return 0;
 }
 
-static const char *kind_name(enum rm_compkind k)
-{
-	switch (k) {
-	case RM_COMP_SQL:
-		return "sql";
-	case RM_COMP_PYTHON:
-		return "python";
-	case RM_COMP_R:
-		return "r";
-	case RM_COMP_SYNTHETIC:
-		return "synthetic";
-	}
-	return "unknown";
-}
-
 static void json_str(dcr_buf *b, const char *s)
 {
-	dcr_buf_append_u8(b, '"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			dcr_buf_append_u8(b, '\\');
-			dcr_buf_append_u8(b, c);
-		} else if (c < 0x20) {
-			dcr_buf_printf(b, "\\u%04x", c);
-		} else {
-			dcr_buf_append_u8(b, c);
-		}
-	}
-	dcr_buf_append_u8(b, '"');
+	dcr_json_str(b, s, strlen(s));
 }
 
 static enum cmp_type type_parse(const char *s, size_t n)
@@ -663,7 +636,7 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 
 	if (n->kind != RM_COMP_SQL)
 		return dcr_err_set(err, DCR_ESTATE, "computation kind %s is not supported yet",
-		                   kind_name(n->kind));
+		                   rm_compkind_name(n->kind));
 	cache_key(p, n, n->hash);
 	if (!target) {
 		rc = cache_load(d, n, err);

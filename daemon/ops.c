@@ -91,19 +91,7 @@ static int arg_room(dmn *d, dmn_session *s, const dcr_mpv *args, dmn_room **out,
 
 static void json_str(dcr_buf *b, const char *s)
 {
-	dcr_buf_append_u8(b, '"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			dcr_buf_append_u8(b, '\\');
-			dcr_buf_append_u8(b, c);
-		} else if (c < 0x20) {
-			dcr_buf_printf(b, "\\u%04x", c);
-		} else {
-			dcr_buf_append_u8(b, c);
-		}
-	}
-	dcr_buf_append_u8(b, '"');
+	dcr_json_str(b, s, strlen(s));
 }
 
 /* ---- rooms and events ------------------------------------------------------------ */

@@ -391,6 +391,21 @@ static void test_threads(void)
 	CHECK(b.bad == 0);
 }
 
+/* The definition check stops an endless query by a work limit (VM
+ * steps), not by the clock, so every replaying machine agrees. */
+static void test_check_steps(void)
+{
+	cmp_result res;
+	dcr_err err;
+	cmp_result_init(&res);
+	int rc = cmp_sql_check("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+	                       "SELECT count(*) FROM c",
+	                       inputs, 2, 0, &res, &err);
+	CHECK(rc == DCR_ETIMEOUT);
+	CHECK(strstr(err.msg, "work limit") != NULL); /* the steps, not the clock */
+	cmp_result_release(&res);
+}
+
 int main(void)
 {
 	cmp_schema bs = {bank_cols, 4}, is = {ins_cols, 3};
@@ -403,6 +418,7 @@ int main(void)
 	test_refs();
 	test_hostile();
 	test_threads();
+	test_check_steps();
 	dcr_buf_release(&bank_img);
 	dcr_buf_release(&ins_img);
 	if (failures) {
