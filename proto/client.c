@@ -767,6 +767,8 @@ int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 	uint64_t up = 0, done = 0, pend[CL_UPLOAD_WINDOW];
 	size_t npend = 0;
 	rm_provision p;
+	uint8_t mine[DCR_SHA256_BYTES];
+	dcr_sha256_ctx *h = dcr_sha256_new();
 	int rc;
 
 	memset(&p, 0, sizeof p);
@@ -816,6 +818,8 @@ int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 				goto drain;
 			}
 		}
+		/* The owner signs the hash of what it sent, not the daemon's word. */
+		dcr_sha256_update(h, chunk, have);
 		rc = send_chunk(c, up, chunk, have, &pend[npend], err);
 		if (rc < 0) {
 			up = 0;
@@ -847,6 +851,14 @@ drain:
 	up = 0; /* finished or dropped by the daemon either way */
 	if (rc < 0)
 		goto out;
+	dcr_sha256_final(h, mine);
+	if (p.bytes != done || memcmp(p.sha256, mine, sizeof mine) != 0) {
+		rc = dcr_err_set(err, DCR_EINTEGRITY,
+		                 "the daemon reports %llu bytes with a different sha256 than the "
+		                 "%llu bytes sent: not signing the provision",
+		                 (unsigned long long)p.bytes, (unsigned long long)done);
+		goto out;
+	}
 	rm_body_provisioned(&body, &p);
 	rc = cl_submit(c, room, RM_EV_PROVISIONED, body.data, body.len, NULL, err);
 out:
@@ -859,6 +871,7 @@ out:
 	}
 	free(p.blob);
 	free(chunk);
+	dcr_sha256_free(h);
 	dcr_buf_release(&body);
 	dcr_buf_release(&rb);
 	return rc;
