@@ -98,6 +98,11 @@ e2e_setup() {
 	trap 'exit 143' TERM
 	export HOME="$T/home"
 	mkdir -p "$HOME"
+	# Everything a test's processes put in a temp dir (the mount's spool,
+	# SQLite's sort files) lands under $T, removed at exit even when a
+	# process was killed with -9 and could not clean up itself.
+	export TMPDIR="$T/tmp"
+	mkdir -p "$TMPDIR"
 	unset DCR_IDENTITY DCR_SOCKET
 	# A leak or UB report in a client must fail the command (and the test).
 	if [ -n "${DCR_SANITIZED:-}" ]; then
