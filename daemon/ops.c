@@ -968,13 +968,21 @@ static int op_checkpoint(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 	return 0;
 }
 
+/* The "proof" field of a response: an array of n 32-byte hashes. */
+static void put_proof(proto_map *res, const uint8_t (*proof)[32], size_t n)
+{
+	dcr_mpw *w = proto_map_key(res, "proof");
+	dcr_mpw_array(w, (uint32_t)n);
+	for (size_t i = 0; i < n; i++)
+		dcr_mpw_bin(w, proof[i], 32);
+}
+
 static int op_proof(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	dmn_room *r;
 	uint64_t seq, size;
 	uint8_t proof[ES_PROOF_HASHES_MAX][32];
-	size_t n = 0, i;
-	dcr_mpw *w;
+	size_t n = 0;
 	int rc = arg_room(d, s, args, &r, err);
 
 	if (rc == 0)
@@ -988,10 +996,7 @@ static int op_proof(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
 		return dcr_err_set(err, rc, "inclusion proof of seq %llu in size %llu: %s",
 		                   (unsigned long long)seq, (unsigned long long)size,
 		                   dcr_strerror(rc));
-	w = proto_map_key(res, "proof");
-	dcr_mpw_array(w, (uint32_t)n);
-	for (i = 0; i < n; i++)
-		dcr_mpw_bin(w, proof[i], 32);
+	put_proof(res, proof, n);
 	return 0;
 }
 
@@ -1069,8 +1074,7 @@ static int op_consistency(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map
 	dmn_room *r;
 	uint64_t old_size, new_size;
 	uint8_t proof[ES_PROOF_HASHES_MAX][32];
-	size_t n = 0, i;
-	dcr_mpw *w;
+	size_t n = 0;
 	int rc = arg_room(d, s, args, &r, err);
 
 	if (rc == 0)
@@ -1084,10 +1088,7 @@ static int op_consistency(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map
 		return dcr_err_set(err, rc, "consistency proof from size %llu to %llu: %s",
 		                   (unsigned long long)old_size, (unsigned long long)new_size,
 		                   dcr_strerror(rc));
-	w = proto_map_key(res, "proof");
-	dcr_mpw_array(w, (uint32_t)n);
-	for (i = 0; i < n; i++)
-		dcr_mpw_bin(w, proof[i], 32);
+	put_proof(res, proof, n);
 	return 0;
 }
 

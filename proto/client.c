@@ -975,8 +975,12 @@ out:
 	return rc;
 }
 
-int cl_result_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
-                   uint64_t offset, void *buf, size_t cap, dcr_err *err)
+/* One ranged read (result.read, data.read): the object is named by the
+ * str arg `key`; the response's "data" is at most cap bytes, copied to buf;
+ * `size` (if asked) is the object's total size. Returns bytes read. */
+static int ranged_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *op,
+                       const char *key, const char *name, uint64_t offset, void *buf, size_t cap,
+                       uint64_t *size, dcr_err *err)
 {
 	proto_map m;
 	dcr_mp_doc *d = NULL;
@@ -992,53 +996,17 @@ int cl_result_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char 
 	dcr_buf_init(&rb);
 	proto_map_init(&m);
 	put_room(&m, room);
-	dcr_mpw_str(proto_map_key(&m, "run"), run_id);
+	dcr_mpw_str(proto_map_key(&m, key), name);
 	dcr_mpw_uint(proto_map_key(&m, "offset"), offset);
 	dcr_mpw_uint(proto_map_key(&m, "len"), cap);
-	rc = call_map(c, "result.read", &m, &rb, &d, err);
+	rc = call_map(c, op, &m, &rb, &d, err);
 	if (rc < 0)
 		goto out;
 	rc = dcr_mp_get_bin(dcr_mp_root(d), "data", &p, &n, err);
 	if (rc < 0)
 		goto out;
 	if (n > cap) {
-		rc = dcr_err_set(err, DCR_EPROTO, "result.read: %zu bytes for %zu asked", n, cap);
-		goto out;
-	}
-	memcpy(buf, p, n);
-	rc = (int)n;
-out:
-	dcr_mp_doc_free(d);
-	dcr_buf_release(&rb);
-	return rc;
-}
-
-int cl_data_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
-                 uint64_t offset, void *buf, size_t cap, uint64_t *size, dcr_err *err)
-{
-	proto_map m;
-	dcr_mp_doc *d = NULL;
-	const uint8_t *p;
-	size_t n;
-	dcr_buf rb;
-	int rc;
-
-	if (cap > DMN_RESULT_READ_BYTES_MAX)
-		cap = DMN_RESULT_READ_BYTES_MAX;
-	dcr_buf_init(&rb);
-	proto_map_init(&m);
-	put_room(&m, room);
-	dcr_mpw_str(proto_map_key(&m, "dataset"), dataset);
-	dcr_mpw_uint(proto_map_key(&m, "offset"), offset);
-	dcr_mpw_uint(proto_map_key(&m, "len"), cap);
-	rc = call_map(c, "data.read", &m, &rb, &d, err);
-	if (rc < 0)
-		goto out;
-	rc = dcr_mp_get_bin(dcr_mp_root(d), "data", &p, &n, err);
-	if (rc < 0)
-		goto out;
-	if (n > cap) {
-		rc = dcr_err_set(err, DCR_EPROTO, "data.read: %zu bytes for %zu asked", n, cap);
+		rc = dcr_err_set(err, DCR_EPROTO, "%s: %zu bytes for %zu asked", op, n, cap);
 		goto out;
 	}
 	if (size && dcr_mp_get_u64(dcr_mp_root(d), "size", size, err) < 0) {
@@ -1051,6 +1019,18 @@ out:
 	dcr_mp_doc_free(d);
 	dcr_buf_release(&rb);
 	return rc;
+}
+
+int cl_result_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
+                   uint64_t offset, void *buf, size_t cap, dcr_err *err)
+{
+	return ranged_read(c, room, "result.read", "run", run_id, offset, buf, cap, NULL, err);
+}
+
+int cl_data_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
+                 uint64_t offset, void *buf, size_t cap, uint64_t *size, dcr_err *err)
+{
+	return ranged_read(c, room, "data.read", "dataset", dataset, offset, buf, cap, size, err);
 }
 
 /* ---- text results --------------------------------------------------------------- */
@@ -1132,48 +1112,7 @@ int cl_checkpoint(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], es_checkpoin
 	return rc;
 }
 
-int cl_inclusion_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq,
-                       uint64_t size, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err)
-{
-	proto_map m;
-	dcr_mp_doc *d = NULL;
-	const dcr_mpv *arr;
-	dcr_buf rb;
-	uint32_t i, cnt;
-	int rc;
-
-	*proof_n = 0;
-	dcr_buf_init(&rb);
-	proto_map_init(&m);
-	put_room(&m, room);
-	dcr_mpw_uint(proto_map_key(&m, "seq"), seq);
-	dcr_mpw_uint(proto_map_key(&m, "size"), size);
-	rc = call_map(c, "proof", &m, &rb, &d, err);
-	if (rc < 0)
-		goto out;
-	arr = dcr_mp_get(dcr_mp_root(d), "proof");
-	cnt = dcr_mp_len(arr);
-	if (dcr_mp_type(arr) != DCR_MP_ARRAY || cnt > 64) {
-		rc = dcr_err_set(err, DCR_EPROTO, "proof: bad proof array");
-		goto out;
-	}
-	for (i = 0; i < cnt; i++) {
-		const uint8_t *p;
-		size_t n;
-		if (dcr_mp_bin(dcr_mp_at(arr, i), &p, &n) < 0 || n != 32) {
-			rc = dcr_err_set(err, DCR_EPROTO, "proof[%u]: not a 32-byte hash", i);
-			goto out;
-		}
-		memcpy(proof[i], p, 32);
-	}
-	*proof_n = cnt;
-out:
-	dcr_mp_doc_free(d);
-	dcr_buf_release(&rb);
-	return rc;
-}
-
-/* Reads an array of 32-byte hashes (at most 64) from response key. */
+/* Reads an array of 32-byte hashes (at most 64) from the response's "proof". */
 static int get_proof(const dcr_mpv *root, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err)
 {
 	const dcr_mpv *arr = dcr_mp_get(root, "proof");
@@ -1190,6 +1129,28 @@ static int get_proof(const dcr_mpv *root, uint8_t (*proof)[32], size_t *proof_n,
 	}
 	*proof_n = cnt;
 	return 0;
+}
+
+int cl_inclusion_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq,
+                       uint64_t size, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err)
+{
+	proto_map m;
+	dcr_mp_doc *d = NULL;
+	dcr_buf rb;
+	int rc;
+
+	*proof_n = 0;
+	dcr_buf_init(&rb);
+	proto_map_init(&m);
+	put_room(&m, room);
+	dcr_mpw_uint(proto_map_key(&m, "seq"), seq);
+	dcr_mpw_uint(proto_map_key(&m, "size"), size);
+	rc = call_map(c, "proof", &m, &rb, &d, err);
+	if (rc == 0)
+		rc = get_proof(dcr_mp_root(d), proof, proof_n, err);
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	return rc;
 }
 
 int cl_consistency_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size_old,
