@@ -561,9 +561,12 @@ static int parse_settings(json_t *root, rm_def *d, dcr_err *err)
 	return rc;
 }
 
-static int parse_column(json_t *v, const char *path, rm_column *col, dcr_err *err)
+/* The start of every named object (column, dataset, computation): v is an
+ * object with only the given fields and a valid "name", returned in *name
+ * (owned by v). hint ends the invalid-name message. */
+static int parse_named(json_t *v, const char *path, const char *const *fields, const char *hint,
+                       const char **name, dcr_err *err)
 {
-	static const char *const fields[] = {"name", "type", "nullable", "format", NULL};
 	const char *s;
 	int rc = need_object(v, path, err);
 	if (!rc)
@@ -575,8 +578,19 @@ static int parse_column(json_t *v, const char *path, rm_column *col, dcr_err *er
 	if (!rm_ident_valid(s))
 		return fail(err, DCR_EINVALID, path, "name",
 		            "\"%s\" is not a valid name (letters, digits and _, not starting "
-		            "with a digit or sqlite_, at most %u characters)",
-		            s, DCR_RM_NAME_BYTES_MAX);
+		            "with a digit or sqlite_, at most %u characters%s)",
+		            s, DCR_RM_NAME_BYTES_MAX, hint);
+	*name = s;
+	return 0;
+}
+
+static int parse_column(json_t *v, const char *path, rm_column *col, dcr_err *err)
+{
+	static const char *const fields[] = {"name", "type", "nullable", "format", NULL};
+	const char *s;
+	int rc = parse_named(v, path, fields, "", &s, err);
+	if (rc)
+		return rc;
 	col->name = dcr_strdup(s);
 	if ((rc = get_str(v, path, "type", true, 64, &s, err)))
 		return rc;
@@ -619,19 +633,9 @@ static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *e
 	const char *s;
 	json_t *cols;
 	char cpath[96];
-	int rc = need_object(v, path, err);
-	if (!rc)
-		rc = check_fields(v, path, fields, err);
-	if (!rc)
-		rc = get_str(v, path, "name", true, DCR_RM_NAME_BYTES_MAX + 64, &s, err);
+	int rc = parse_named(v, path, fields, "; it becomes an SQL table name", &s, err);
 	if (rc)
 		return rc;
-	if (!rm_ident_valid(s))
-		return fail(err, DCR_EINVALID, path, "name",
-		            "\"%s\" is not a valid name (letters, digits and _, not starting "
-		            "with a digit or sqlite_, at most %u characters; it becomes an SQL "
-		            "table name)",
-		            s, DCR_RM_NAME_BYTES_MAX);
 	ds->name = dcr_strdup(s);
 	if ((rc = get_str(v, path, "kind", false, 64, &s, err)))
 		return rc;
@@ -683,19 +687,9 @@ static int parse_computation(json_t *v, const char *path, rm_computation *c, dcr
 	static const char *const synth_f[] = {"input", "mask", "epsilon", NULL};
 	const char *const *own;
 	const char *s;
-	int rc = need_object(v, path, err);
-	if (!rc)
-		rc = check_fields(v, path, fields, err);
-	if (!rc)
-		rc = get_str(v, path, "name", true, DCR_RM_NAME_BYTES_MAX + 64, &s, err);
+	int rc = parse_named(v, path, fields, "; it becomes an SQL table name", &s, err);
 	if (rc)
 		return rc;
-	if (!rm_ident_valid(s))
-		return fail(err, DCR_EINVALID, path, "name",
-		            "\"%s\" is not a valid name (letters, digits and _, not starting "
-		            "with a digit or sqlite_, at most %u characters; it becomes an SQL "
-		            "table name)",
-		            s, DCR_RM_NAME_BYTES_MAX);
 	c->name = dcr_strdup(s);
 	if ((rc = get_str(v, path, "kind", true, 64, &s, err)))
 		return rc;
