@@ -76,6 +76,7 @@ typedef struct dmn_room {
 	pthread_mutex_t mu; /* guards st and the order of this room's appends */
 	rm_state st;        /* may include appends in flight (see inflight) */
 	unsigned inflight;  /* appends queued, not yet durable */
+	uint64_t durable;   /* events [0, durable) are durable in the log */
 	bool broken;        /* an append failed: rebuild once inflight is 0 */
 } dmn_room;
 

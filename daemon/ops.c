@@ -551,8 +551,18 @@ void dmn__session_release(dmn *d, dmn_session *s)
 
 /* ---- runs and results ---------------------------------------------------------------- */
 
-static const char *run_state(dmn *d, const rm_run *run)
+/* A run's outcome counts once its event is durable (r->durable): until then
+ * it is still running, so a client that sees "done" finds the event in the
+ * log. Caller holds r->mu. */
+static bool run_finished(const dmn_room *r, const rm_run *run)
 {
+	return run->state != RM_RUN_QUEUED && run->finished_seq < r->durable;
+}
+
+static const char *run_state(dmn *d, const dmn_room *r, const rm_run *run)
+{
+	if (run->state != RM_RUN_QUEUED && !run_finished(r, run))
+		return "running";
 	switch (run->state) {
 	case RM_RUN_QUEUED:
 		return dmn__run_is_running(d, run->id) ? "running" : "queued";
@@ -582,14 +592,16 @@ static int op_run_status(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 		if (!run) {
 			dcr_mpw_str(proto_map_key(res, "state"), "none");
 		} else {
-			dcr_mpw_str(proto_map_key(res, "state"), run_state(d, run));
+			/* Nothing of an outcome that is not durable yet. */
+			bool fin = run_finished(r, run);
+			dcr_mpw_str(proto_map_key(res, "state"), run_state(d, r, run));
 			dcr_mpw_str(proto_map_key(res, "run"), run->id);
-			if (run->error)
+			if (fin && run->error)
 				dcr_mpw_str(proto_map_key(res, "error"), run->error);
-			dcr_mpw_uint(proto_map_key(res, "rows"), run->rows);
-			dcr_mpw_uint(proto_map_key(res, "suppressed"), run->suppressed);
-			dcr_mpw_uint(proto_map_key(res, "duration_ms"), run->duration_ms);
-			dcr_mpw_uint(proto_map_key(res, "result_bytes"), run->result_bytes);
+			dcr_mpw_uint(proto_map_key(res, "rows"), fin ? run->rows : 0);
+			dcr_mpw_uint(proto_map_key(res, "suppressed"), fin ? run->suppressed : 0);
+			dcr_mpw_uint(proto_map_key(res, "duration_ms"), fin ? run->duration_ms : 0);
+			dcr_mpw_uint(proto_map_key(res, "result_bytes"), fin ? run->result_bytes : 0);
 			dcr_mpw_uint(proto_map_key(res, "requested_seq"), run->requested_seq);
 		}
 	}
@@ -617,7 +629,7 @@ static int op_result_open(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map
 		const rm_run *last = NULL;
 		size_t i;
 		for (i = r->st.nruns; i-- > 0;)
-			if (r->st.runs[i].state == RM_RUN_DONE &&
+			if (r->st.runs[i].state == RM_RUN_DONE && run_finished(r, &r->st.runs[i]) &&
 			    strcmp(r->st.runs[i].computation, comp) == 0) {
 				last = &r->st.runs[i];
 				break;

@@ -114,7 +114,9 @@ static int room_replay(dmn *d, dmn_room *r, dcr_err *err)
 
 	rm_state_release(&r->st);
 	rm_state_init(&r->st, d->pub);
-	return es_fold(d->store, r->id, 0, ES_SEQ_ANY, replay_one, &c);
+	int rc = es_fold(d->store, r->id, 0, ES_SEQ_ANY, replay_one, &c);
+	r->durable = r->st.size;
+	return rc;
 }
 
 static bool is_table(const rm_state *st, const char *dataset)
@@ -506,6 +508,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 			dcr_err_prefix(err, "appending seq %llu", (unsigned long long)ev.seq);
 			goto out;
 		}
+		fresh->durable = seq + 1;
 		pthread_rwlock_wrlock(&d->rooms_lock);
 		insert_locked(d, fresh);
 		pthread_rwlock_unlock(&d->rooms_lock);
@@ -523,6 +526,10 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 			rc = es_append_wait(pend, &seq, NULL, err);
 			pthread_mutex_lock(&r->mu);
 			r->inflight--;
+			/* The writer commits a room's appends in order: all before
+			 * this one are durable too. */
+			if (rc == 0 && seq + 1 > r->durable)
+				r->durable = seq + 1;
 		}
 		if (rc < 0) {
 			dcr_err_prefix(err, "appending seq %llu", (unsigned long long)ev.seq);

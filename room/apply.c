@@ -762,6 +762,7 @@ static int on_run_completed(rm_state *s, const es_event *ev, dcr_err *err)
 	}
 	r->state = RM_RUN_DONE;
 	r->finished_ts_ms = ev->ts_ms;
+	r->finished_seq = ev->seq;
 	r->schema_json = schema;
 	r->inputs_json = inputs;
 	r->result_blob = blob;
@@ -793,6 +794,7 @@ static int on_run_failed(rm_state *s, const es_event *ev, dcr_err *err)
 		return rc;
 	r->state = RM_RUN_FAILED;
 	r->finished_ts_ms = ev->ts_ms;
+	r->finished_seq = ev->seq;
 	r->error = bstr(ev->body, "error");
 	return 0;
 }

@@ -148,6 +148,7 @@ typedef struct rm_run {
 	uint8_t by[32];
 	enum rm_run_state state;
 	uint64_t requested_seq, requested_ts_ms, finished_ts_ms;
+	uint64_t finished_seq;      /* seq of run.completed/failed; 0 while queued */
 	char *error;               /* failed */
 	uint8_t result_sha256[32]; /* done */
 	char *result_blob;

@@ -2,7 +2,9 @@
  * result.read: sequentially in odd sizes, and at random offsets (across the
  * 1 MiB encryption chunks, past the end), always equal to the whole; and
  * result.read refused before result.retrieved is recorded and to a
- * non-analyst. */
+ * non-analyst. And: once run.status says "done", the run.completed event is
+ * in the log (a client that polls status and then fetches events finds it;
+ * the daemon used to report the outcome while its append was in flight). */
 #include "test_dmn_common.h"
 
 static char *big_room(const td *t)
@@ -19,6 +21,25 @@ static char *big_room(const td *t)
 	    " \"computations\": [{\"name\": \"everything\", \"kind\": \"sql\",\n"
 	    "   \"query\": \"SELECT email, age FROM bank ORDER BY email\"}]}\n",
 	    t->anna_s, t->ian_s);
+}
+
+struct last_ev {
+	char type[ES_TYPE_BYTES_MAX];
+	uint64_t n;
+};
+
+static int last_type(void *ctx, uint64_t seq, const void *entry, size_t n)
+{
+	struct last_ev *l = ctx;
+	es_event ev;
+	dcr_err err;
+	(void)seq;
+	if (es_event_decode(entry, n, &ev, &err) < 0)
+		return -1;
+	snprintf(l->type, sizeof l->type, "%s", ev.type);
+	l->n++;
+	es_event_release(&ev);
+	return 0;
 }
 
 int main(void)
@@ -101,6 +122,23 @@ int main(void)
 			CHECK((uint64_t)n == expect);
 		}
 		CHECK(memcmp(buf, whole.data + off, (size_t)n) == 0);
+	}
+	/* "done" means durable: poll without pausing, then read the log. */
+	for (int k = 0; k < 8; k++) {
+		struct last_ev l = {"", 0};
+		char r2[33];
+		CHECK_OK(cl_run(a, room, "everything", r2, &err), &err);
+		for (;;) {
+			CHECK_OK(cl_run_status(a, room, "everything", &st, &err), &err);
+			bool fin = strcmp(st.run_id, r2) == 0 &&
+			           (strcmp(st.state, "done") == 0 || strcmp(st.state, "failed") == 0);
+			CHECK(strcmp(st.state, "failed") != 0);
+			cl_run_status_release(&st);
+			if (fin || t_failures)
+				break;
+		}
+		CHECK_OK(cl_events(a, room, 0, ES_SEQ_ANY, last_type, &l, &err), &err);
+		CHECK(strcmp(l.type, "run.completed") == 0);
 	}
 	/* ian is a participant, not an analyst. */
 	CHECK_ERR(cl_result_read(i, room, run, 0, buf, 100, &err), DCR_EDENIED, &err, NULL);
