@@ -38,9 +38,9 @@ expect_ok e2e_as ian dcr provision "$ROOM" insurer_customers "$T/insurer.csv"
 expect_ok e2e_as ian dcr audit checkpoint "$ROOM" -o "$T/at5.cp"
 expect_contains "$E2E_ERR" "checkpoint at 5 events"
 expect_ok e2e_as ian dcr audit export "$ROOM" -o "$T/at5.export"
-expect_ok e2e_as anna dcr run "$ROOM" overlap --wait --timeout 30
+expect_ok e2e_as anna dcr run "$ROOM" overlap --wait --timeout 120
 expect_ok e2e_as anna dcr result "$ROOM" overlap -o "$T/result.csv"
-expect_fail e2e_as anna dcr run "$ROOM" broken --wait --timeout 30
+expect_fail e2e_as anna dcr run "$ROOM" broken --wait --timeout 120
 expect_ok e2e_as ian dcr deprovision "$ROOM" insurer_customers
 expect_ok e2e_as anna dcr room stop "$ROOM" --reason "audit test finished"
 

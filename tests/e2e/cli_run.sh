@@ -55,7 +55,7 @@ expect_stderr "dcr run: --timeout: \"soon\" is not a number of seconds"
 expect_ok e2e_as anna dcr provision "$ROOM" bank_customers "$T/bank.csv"
 
 # a run that fails at run time
-expect_fail e2e_as anna dcr run "$ROOM" overflow --wait --timeout 30
+expect_fail e2e_as anna dcr run "$ROOM" overflow --wait --timeout 120
 expect_status 1
 RUN=$(head -n 1 "$E2E_OUT")
 echo "$RUN" | grep -q -E '^[0-9a-f]{32}$' || e2e_fail "failed run printed no id: $(cat "$E2E_OUT")"
@@ -78,7 +78,7 @@ while :; do
 	e2e_as anna dcr status "$ROOM" by_city >"$T/st.out" 2>&1 || e2e_fail "status: $(cat "$T/st.out")"
 	grep -q "^state        done" "$T/st.out" && break
 	grep -q "^state        failed" "$T/st.out" && e2e_fail "by_city failed: $(cat "$T/st.out")"
-	[ $i -lt 300 ] || e2e_fail "run $RUN2 not done after 30 s: $(cat "$T/st.out")"
+	[ $i -lt 1200 ] || e2e_fail "run $RUN2 not done after 120 s: $(cat "$T/st.out")"
 	sleep 0.1
 	i=$((i + 1))
 done

@@ -125,7 +125,7 @@ e2e_start_daemon() {
 			wait "$E2E_DAEMON_PID" 2>/dev/null
 			e2e_fail "dcrd exited at start (status $?)"
 		fi
-		[ $i -lt 100 ] || e2e_fail "dcrd did not create $T/sock within 10 s"
+		[ $i -lt 600 ] || e2e_fail "dcrd did not create $T/sock within 60 s"
 		sleep 0.1
 		i=$((i + 1))
 	done

@@ -120,7 +120,7 @@ story_expected "$T/expected.csv"
 NGROUPS=$(($(wc -l <"$T/expected.csv") - 1))
 SUPP=$(story_expected_suppressed)
 [ "$NGROUPS" -ge 5 ] && [ "$SUPP" -ge 1 ] || e2e_fail "test data: $NGROUPS groups, $SUPP suppressed"
-expect_ok e2e_as anna dcr run "$ROOM" overlap --wait --timeout 30
+expect_ok e2e_as anna dcr run "$ROOM" overlap --wait --timeout 120
 RUN=$(head -n 1 "$E2E_OUT")
 echo "$RUN" | grep -q -E '^[0-9a-f]{32}$' || e2e_fail "run printed \"$(cat "$E2E_OUT")\""
 sed -n 2p "$E2E_OUT" | grep -q -E "^done: $NGROUPS rows, $SUPP suppressed, [0-9]+ bytes, [0-9]+ ms\$" ||

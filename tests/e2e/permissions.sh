@@ -110,7 +110,7 @@ grep -q -E "^  insurer_customers +provisioned by ian@insurer.example: 200 rows, 
 refused ian "is not an analyst of computation overlap" -- dcr run "$ROOM" overlap
 refused anna "no computation named \"nosuch\"" -- dcr run "$ROOM" nosuch
 refused anna "" -- dcr result "$ROOM" overlap
-expect_ok e2e_as anna dcr run "$ROOM" overlap --wait --timeout 30
+expect_ok e2e_as anna dcr run "$ROOM" overlap --wait --timeout 120
 refused ian "analyst" -- dcr result "$ROOM" overlap
 # a refused retrieval leaves an existing output file (and its directory) as it was
 mkdir "$T/out"

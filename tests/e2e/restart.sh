@@ -51,7 +51,7 @@ expect_contains "$T/provision.after.snap" "sha256 $(sha256sum "$T/bank.csv" | cu
 expect_contains "$T/provision.after.snap" "sha256 $(sha256sum "$T/insurer.csv" | cut -d' ' -f1)"
 expect_contains "$T/provision.after.snap" "published, 4 events"
 # the stored data survived too: a run over it works after the crash
-expect_ok e2e_as anna dcr run "$ROOM" overlap --wait --timeout 30
+expect_ok e2e_as anna dcr run "$ROOM" overlap --wait --timeout 120
 RUN1=$(head -n 1 "$E2E_OUT")
 
 # ---- after a run (and its result read once)
@@ -75,7 +75,7 @@ i=0
 while :; do
 	e2e_as anna dcr status "$ROOM" overlap >"$T/st.out" 2>&1 || e2e_fail "status: $(cat "$T/st.out")"
 	grep -q -E '^state +(done|failed)' "$T/st.out" && break
-	[ $i -lt 100 ] || e2e_fail "run $RUN2 still not finished 10 s after restart: $(cat "$T/st.out")"
+	[ $i -lt 1200 ] || e2e_fail "run $RUN2 still not finished 120 s after restart: $(cat "$T/st.out")"
 	sleep 0.1
 	i=$((i + 1))
 done

@@ -308,7 +308,7 @@ static void test_runs(td *t, cl_conn *a, cl_conn *i, const uint8_t room[ES_ROOM_
 	dcr_buf_init(&res);
 	/* overlap: Paris 3 (a, b, c), Lyon 1 (d), Nice 1 (e); k = 2 keeps Paris. */
 	CHECK_OK(cl_run(i, room, "overlap", run, &err), &err);
-	CHECK_OK(td_wait_run(i, room, "overlap", run, &st, 30000, &err), &err);
+	CHECK_OK(td_wait_run(i, room, "overlap", run, &st, 120000, &err), &err);
 	CHECK(strcmp(st.state, "done") == 0);
 	CHECK(st.rows == 1);
 	CHECK(st.suppressed == 2);
@@ -321,7 +321,7 @@ static void test_runs(td *t, cl_conn *a, cl_conn *i, const uint8_t room[ES_ROOM_
 
 	/* doubled reads overlap's result (no filter of its own). */
 	CHECK_OK(cl_run(a, room, "doubled", run, &err), &err);
-	CHECK_OK(td_wait_run(a, room, "doubled", run, &st, 30000, &err), &err);
+	CHECK_OK(td_wait_run(a, room, "doubled", run, &st, 120000, &err), &err);
 	CHECK(strcmp(st.state, "done") == 0);
 	cl_run_status_release(&st);
 	dcr_buf_reset(&res);
@@ -340,7 +340,7 @@ static void test_runs(td *t, cl_conn *a, cl_conn *i, const uint8_t room[ES_ROOM_
 
 	/* python is not supported yet: the run fails with that message. */
 	CHECK_OK(cl_run(a, room, "churn", run, &err), &err);
-	CHECK_OK(td_wait_run(a, room, "churn", run, &st, 30000, &err), &err);
+	CHECK_OK(td_wait_run(a, room, "churn", run, &st, 120000, &err), &err);
 	CHECK(strcmp(st.state, "failed") == 0);
 	CHECK(st.error && strstr(st.error, "python is not supported yet"));
 	cl_run_status_release(&st);
@@ -426,7 +426,7 @@ static void test_restart(td *t, const uint8_t room[ES_ROOM_ID_BYTES])
 	CHECK(td_log_has(t, "unreferenced blobs"));
 	if (orphan)
 		CHECK(access(orphan, F_OK) != 0);
-	CHECK_OK(td_wait_run(a, room, "overlap", run, &st, 30000, &err), &err);
+	CHECK_OK(td_wait_run(a, room, "overlap", run, &st, 120000, &err), &err);
 	CHECK(strcmp(st.state, "done") == 0);
 	cl_run_status_release(&st);
 	CHECK_OK(td_result(a, room, "overlap", &res, &err), &err);
@@ -440,7 +440,7 @@ static void test_restart(td *t, const uint8_t room[ES_ROOM_ID_BYTES])
 	CHECK_OK(cl_stats(a, room, "contracts", &res, &err), &err);
 	/* runs after the collection still find their tables */
 	CHECK_OK(cl_run(a, room, "doubled", run, &err), &err);
-	CHECK_OK(td_wait_run(a, room, "doubled", run, &st, 30000, &err), &err);
+	CHECK_OK(td_wait_run(a, room, "doubled", run, &st, 120000, &err), &err);
 	CHECK(strcmp(st.state, "done") == 0);
 	cl_run_status_release(&st);
 	dcr_buf_reset(&res);

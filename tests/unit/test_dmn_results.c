@@ -71,7 +71,7 @@ int main(void)
 		dcr_buf_printf(&csv, "person%06d@example.org,%d\n", k, k % 100);
 	CHECK_OK(td_provision(a, room, "bank", dcr_buf_cstr(&csv), &err), &err);
 	CHECK_OK(cl_run(a, room, "everything", run, &err), &err);
-	CHECK_OK(td_wait_run(a, room, "everything", run, &st, 60000, &err), &err);
+	CHECK_OK(td_wait_run(a, room, "everything", run, &st, 120000, &err), &err);
 	CHECK(strcmp(st.state, "done") == 0 && st.rows == 120000);
 	cl_run_status_release(&st);
 
