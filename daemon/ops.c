@@ -115,7 +115,7 @@ static int op_rooms(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
 			dcr_mpw_str(&w, "name");
 			dcr_mpw_str(&w, r->st.def && r->st.def->name ? r->st.def->name : "");
 			dcr_mpw_str(&w, "size");
-			dcr_mpw_uint(&w, r->st.size);
+			dcr_mpw_uint(&w, r->durable);
 			dcr_mpw_str(&w, "status");
 			dcr_mpw_str(&w, rm_status_name(r->st.status));
 			hits++;
@@ -1039,7 +1039,7 @@ static int op_wait(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, 
 		deadline.tv_sec++;
 		deadline.tv_nsec -= 1000000000L;
 	}
-	/* Lock order: never take a room's mutex while holding wait_mu (an
+	/* Answers with the durable size: what events returns. Lock order: never take a room's mutex while holding wait_mu (an
 	 * append holds the room's and then wakes us). The append counter
 	 * read before the size closes the race with an append in between. */
 	pthread_mutex_lock(&d->wait_mu);
@@ -1056,7 +1056,7 @@ static int op_wait(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, 
 		closing = d->closing;
 		pthread_mutex_unlock(&d->wait_mu);
 		pthread_mutex_lock(&r->mu);
-		now_size = r->st.size;
+		now_size = r->durable;
 		pthread_mutex_unlock(&r->mu);
 		if (!waiting || now_size > size || closing)
 			break;
@@ -1067,7 +1067,7 @@ static int op_wait(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, 
 		pthread_mutex_unlock(&d->wait_mu);
 		if (timed_out) {
 			pthread_mutex_lock(&r->mu);
-			now_size = r->st.size;
+			now_size = r->durable;
 			pthread_mutex_unlock(&r->mu);
 			break;
 		}
