@@ -308,7 +308,7 @@ static void test_hostile(void)
 	expect_fail("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
 	            "SELECT COUNT(*) FROM c",
 	            DCR_ETIMEOUT, "query exceeded the time limit of 300 ms", &lim);
-	CHECK(dcr_mono_ms() - t0 < 3000);
+	CHECK(dcr_mono_ms() - t0 < 10000);
 	/* Row and byte caps. */
 	cmp_sql_limits rows = {.rows_max = 1000};
 	expect_fail("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
@@ -339,7 +339,7 @@ static void test_hostile(void)
 	expect_fail("SELECT printf('%.*c', 1000000000, 'x')", DCR_ESQL,
 	            "printf(): width or precision above 1000", NULL);
 	expect_fail("SELECT printf('%2000d', 1)", DCR_ESQL, "width or precision above 1000", NULL);
-	CHECK(dcr_mono_ms() - t0 < 1000);
+	CHECK(dcr_mono_ms() - t0 < 5000);
 	expect_fail("SELECT printf('%q', 'x')", DCR_ESQL,
 	            "printf(): conversion %q is not supported", NULL);
 	expect_fail("SELECT length(printf('%1000c', 'x') || printf('%.*c', 1000, 'y'))", 0, "",

@@ -341,7 +341,7 @@ static void test_concurrent(td *t)
 	CHECK(total == WRITERS * PER_WRITER);
 	/* Wait until every run has its outcome: 2 + 2 events per run. */
 	t0 = dcr_mono_ms();
-	while (size_of(a, room) < 2 + 2u * WRITERS * PER_WRITER && dcr_mono_ms() - t0 < 30000)
+	while (size_of(a, room) < 2 + 2u * WRITERS * PER_WRITER && dcr_mono_ms() - t0 < 120000)
 		usleep(20000);
 	CHECK(size_of(a, room) == 2 + 2u * WRITERS * PER_WRITER);
 	memset(&col, 0, sizeof col);
