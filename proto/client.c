@@ -755,6 +755,16 @@ out:
 	return rc;
 }
 
+/* "dataset NAME (file FILE)" for messages; the file only when named. */
+static const char *upload_label(char *buf, size_t cap, const char *dataset, const char *file)
+{
+	if (file && *file)
+		snprintf(buf, cap, "dataset %s (file %s)", dataset, file);
+	else
+		snprintf(buf, cap, "dataset %s", dataset);
+	return buf;
+}
+
 int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
                  const char *file_name, uint64_t total_hint,
                  int (*read_fn)(void *ctx, void *buf, size_t cap), void *rctx,
@@ -769,6 +779,8 @@ int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 	rm_provision p;
 	uint8_t mine[DCR_SHA256_BYTES];
 	dcr_sha256_ctx *h = dcr_sha256_new();
+	bool uploading = true; /* until upload.end has answered */
+	char label[DCR_ERR_MSG_BYTES / 2];
 	int rc;
 
 	memset(&p, 0, sizeof p);
@@ -851,17 +863,37 @@ drain:
 	up = 0; /* finished or dropped by the daemon either way */
 	if (rc < 0)
 		goto out;
+	uploading = false;
 	dcr_sha256_final(h, mine);
-	if (p.bytes != done || memcmp(p.sha256, mine, sizeof mine) != 0) {
+	/* Name the upload and both values, so the user can compare them with
+	 * the file (sha256sum) and knows which side to distrust. */
+	if (p.bytes != done) {
 		rc = dcr_err_set(err, DCR_EINTEGRITY,
-		                 "the daemon reports %llu bytes with a different sha256 than the "
-		                 "%llu bytes sent: not signing the provision",
+		                 "%s: the size dcrd reports (%llu bytes) differs from the %llu "
+		                 "bytes sent: not signing dataset.provisioned",
+		                 upload_label(label, sizeof label, dataset, file_name),
 		                 (unsigned long long)p.bytes, (unsigned long long)done);
+		goto out;
+	}
+	if (memcmp(p.sha256, mine, sizeof mine) != 0) {
+		char theirs_hex[2 * DCR_SHA256_BYTES + 1], mine_hex[2 * DCR_SHA256_BYTES + 1];
+		dcr_hex_encode(p.sha256, sizeof p.sha256, theirs_hex);
+		dcr_hex_encode(mine, sizeof mine, mine_hex);
+		rc = dcr_err_set(err, DCR_EINTEGRITY,
+		                 "%s: the sha256 dcrd reports (%s) differs from the sha256 of the "
+		                 "%llu bytes sent (%s): not signing dataset.provisioned",
+		                 upload_label(label, sizeof label, dataset, file_name), theirs_hex,
+		                 (unsigned long long)done, mine_hex);
 		goto out;
 	}
 	rm_body_provisioned(&body, &p);
 	rc = cl_submit(c, room, RM_EV_PROVISIONED, body.data, body.len, NULL, err);
 out:
+	/* A transport failure ("dcrd closed the connection") says nothing of
+	 * what was being done: name the upload it broke. */
+	if (rc < 0 && uploading && c->fd < 0)
+		dcr_err_prefix(err, "uploading %s",
+		               upload_label(label, sizeof label, dataset, file_name));
 	if (rc < 0 && up != 0 && c->fd >= 0) {
 		/* Tell the daemon to drop the partial upload; keep the first error. */
 		dcr_err e2;
