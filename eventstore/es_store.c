@@ -32,6 +32,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include <lmdb.h>
@@ -779,10 +780,27 @@ static int check_entry_size(const uint8_t *room, size_t n, dcr_err *err)
 	                   (unsigned)ES_ENTRY_BYTES_MAX);
 }
 
-/* The caller's view of a finished append request. */
-static int append_result(const es_req *r, int rc, uint64_t *seq_out, es_checkpoint *cp_out,
-                         dcr_err *err)
+/* LMDB reports a full disk as ENOSPC, or as EIO when a write came back
+ * short: say which it was when the store's filesystem is (nearly) full. */
+static const char *store_failure(es_store *s, int mdb_rc, char *buf, size_t cap)
 {
+	const char *path = NULL;
+	struct statvfs v;
+
+	if ((mdb_rc == EIO || mdb_rc == ENOSPC) && mdb_env_get_path(s->env, &path) == 0 && path &&
+	    statvfs(path, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < ES_DISK_FULL_BYTES) {
+		snprintf(buf, cap, "No space left on device (%llu bytes free in %s; LMDB: %s)",
+		         (unsigned long long)v.f_bavail * v.f_frsize, path, mdb_strerror(mdb_rc));
+		return buf;
+	}
+	return mdb_rc ? mdb_strerror(mdb_rc) : "storage failure";
+}
+
+/* The caller's view of a finished append request. */
+static int append_result(es_store *s, const es_req *r, int rc, uint64_t *seq_out,
+                         es_checkpoint *cp_out, dcr_err *err)
+{
+	char why[512];
 	char room_hex[ES_ROOM_HEX_BYTES];
 
 	if (rc == 0) {
@@ -803,7 +821,7 @@ static int append_result(const es_req *r, int rc, uint64_t *seq_out, es_checkpoi
 		                   room_hex, r->seq);
 	if (rc == DCR_ESTORE)
 		return dcr_err_set(err, rc, "room %s: append failed: %s", room_hex,
-		                   r->mdb_rc ? mdb_strerror(r->mdb_rc) : "storage failure");
+		                   store_failure(s, r->mdb_rc, why, sizeof why));
 	return dcr_err_set(err, rc, "room %s: append failed: %s", room_hex, dcr_strerror(rc));
 }
 
@@ -823,7 +841,7 @@ int es_append(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t expect
 	r.p = entry;
 	r.n = n;
 	rc = submit(s, &r);
-	return append_result(&r, rc, seq_out, cp_out, err);
+	return append_result(s, &r, rc, seq_out, cp_out, err);
 }
 
 struct es_pending {
@@ -854,7 +872,7 @@ int es_append_start(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t 
 	p->r.n = n;
 	rc = enqueue(s, &p->r);
 	if (rc != 0) {
-		rc = append_result(&p->r, rc, NULL, NULL, err);
+		rc = append_result(s, &p->r, rc, NULL, NULL, err);
 		free(p);
 		return rc;
 	}
@@ -869,7 +887,7 @@ int es_append_wait(es_pending *p, uint64_t *seq_out, es_checkpoint *cp_out, dcr_
 	if (!p)
 		return dcr_err_set(err, DCR_EINVALID, "no pending append");
 	rc = wait_done(p->s, &p->r);
-	rc = append_result(&p->r, rc, seq_out, cp_out, err);
+	rc = append_result(p->s, &p->r, rc, seq_out, cp_out, err);
 	free(p);
 	return rc;
 }

@@ -29,6 +29,7 @@
 #define ES_CHECKPOINT_BYTES_MAX 512                 /* serialized checkpoint */
 #define ES_QUEUE_DEPTH_MAX      65536               /* pending writes; more callers wait */
 #define ES_BATCH_REQS_MAX       4096                /* writes in one transaction */
+#define ES_DISK_FULL_BYTES      (16u * 1024 * 1024) /* less free: a failed write is a full disk */
 #define ES_BATCH_BYTES_MAX      (64u * 1024 * 1024) /* bytes in one transaction (>= 1 write) */
 #define ES_FOLD_CHUNK_EVENTS    1024                /* events copied per read transaction */
 #define ES_FOLD_CHUNK_BYTES     (8u * 1024 * 1024)  /* bytes per chunk (>= 1 event) */
