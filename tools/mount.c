@@ -112,11 +112,11 @@ static bool is_mountpoint(const char *dir)
 	return found;
 }
 
-/* Runs the mount in this process; writes the outcome to ready_fd. */
-static int serve(const char *room, const char *dir, const char *sock, bool debug, int ready_fd,
-                 dcr_err *err)
+/* Runs the mount in this process as key (freed here); writes the outcome
+ * to ready_fd. */
+static int serve(const char *room, const char *dir, const char *sock, dcr_key *key, bool debug,
+                 int ready_fd, dcr_err *err)
 {
-	dcr_key *key = NULL;
 	cl_conn *c = NULL;
 	fs_proto *p = NULL;
 	fs *f = NULL;
@@ -129,9 +129,6 @@ static int serve(const char *room, const char *dir, const char *sock, bool debug
 	 * in the heap instead of an mmap/munmap (and page faults) per chunk. */
 	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-	rc = tl_load_identity(&key, err);
-	if (rc < 0)
-		goto out;
 	rc = cl_connect(sock, key, &c, err);
 	if (rc < 0)
 		goto out;
@@ -233,8 +230,15 @@ int cmd_mount(int argc, char **argv)
 		tl_fail("mount", &err);
 		return 1;
 	}
+	/* Loaded here, before the background process leaves the current
+	 * directory: a relative --identity or DCR_IDENTITY names a file here. */
+	dcr_key *key = NULL;
+	if (tl_load_identity(&key, &err) < 0) {
+		tl_fail("mount", &err);
+		return 1;
+	}
 	if (fg) {
-		rc = serve(room, dirabs, sockabs, debug, -1, &err);
+		rc = serve(room, dirabs, sockabs, key, debug, -1, &err);
 		if (rc < 0) {
 			tl_fail("mount", &err);
 			return 1;
@@ -245,6 +249,7 @@ int cmd_mount(int argc, char **argv)
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		dcr_err_set(&err, -errno, "pipe: %s", strerror(errno));
+		dcr_key_free(key);
 		tl_fail("mount", &err);
 		return 1;
 	}
@@ -252,6 +257,7 @@ int cmd_mount(int argc, char **argv)
 	pid_t pid = fork();
 	if (pid < 0) {
 		dcr_err_set(&err, -errno, "fork: %s", strerror(errno));
+		dcr_key_free(key);
 		tl_fail("mount", &err);
 		return 1;
 	}
@@ -270,7 +276,7 @@ int cmd_mount(int argc, char **argv)
 		}
 		if (chdir("/") < 0)
 			_exit(1);
-		rc = serve(room, dirabs, sockabs, false, pfd[1], &err);
+		rc = serve(room, dirabs, sockabs, key, false, pfd[1], &err);
 		if (rc < 0)
 			fprintf(stderr, "dcr mount: %s\n", err.msg);
 		if (lfd >= 0)
@@ -280,6 +286,7 @@ int cmd_mount(int argc, char **argv)
 		exit(rc < 0 ? 1 : 0);
 	}
 	close(pfd[1]);
+	dcr_key_free(key); /* the background process has its own copy */
 	char buf[DCR_ERR_MSG_BYTES + 64];
 	size_t n = 0;
 	for (;;) {

@@ -21,7 +21,10 @@ id=$(e2e_as anna dcr room create "$T/room.json") || e2e_fail "room create"
 A=$T/anna
 I=$T/ian
 mount_as anna "$id" "$A"
-mount_as ian "$id" "$I"
+# ian names his key relative to the current directory.
+mkdir -p "$I"
+(cd "$T" && DCR_MOUNT_LOG="$T/mount-ian.log" DCR_IDENTITY=ian.pem dcr mount "$id" "$I") ||
+	e2e_fail "dcr mount with a relative identity: $(cat "$T/mount-ian.log" 2>/dev/null)"
 expect_fail e2e_as anna dcr mount "$id" "$A"
 expect_stderr "already a mount point"
 
