@@ -774,8 +774,13 @@ static int op_stats(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
 	if (rc < 0)
 		goto out;
 	pthread_mutex_lock(&r->mu);
-	if (!rm_may_read_stats(&r->st, s->key, ds)) {
-		rc = dcr_err_set(err, DCR_EDENIED, "you may not read the statistics of %s", ds);
+	if (!r->st.def || !rm_def_dataset(r->st.def, ds)) {
+		rc = dcr_err_set(err, DCR_ENOTFOUND, "the room has no dataset %s", ds);
+	} else if (!rm_may_read_stats(&r->st, s->key, ds)) {
+		rc = dcr_err_set(err, DCR_EDENIED,
+		                 "you may not read the statistics of %s (its owners may; the "
+		                 "others only when the definition sets share_statistics)",
+		                 ds);
 	} else {
 		const rm_provision *p = rm_state_provision(&r->st, ds);
 		if (!p || !p->blob || !dmn__blob_id_valid(p->blob))

@@ -63,6 +63,10 @@ const char *cli_email(const rm_state *st, const uint8_t key[32], char *buf, size
 /* Human sizes ("12.3 MiB") into buf. */
 void cli_human_bytes(uint64_t n, char *buf, size_t cap);
 
+/* Prints a dataset's statistics JSON (docs/compute.md) as a table under
+ * the line "TITLE: N rows, B bytes". DCR_EFORMAT when it is not that JSON. */
+int cli_print_stats(FILE *out, const char *title, const char *json, dcr_err *err);
+
 /* Progress line on stderr (only when stderr is a terminal). */
 typedef struct cli_progress {
 	const char *cmd;
@@ -80,6 +84,7 @@ int cli_cmd_room(int argc, char **argv);
 int cli_cmd_provision(int argc, char **argv);
 int cli_cmd_deprovision(int argc, char **argv);
 int cli_cmd_datasets(int argc, char **argv);
+int cli_cmd_stats(int argc, char **argv);
 int cli_cmd_run(int argc, char **argv);
 int cli_cmd_status(int argc, char **argv);
 int cli_cmd_result(int argc, char **argv);

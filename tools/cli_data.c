@@ -166,6 +166,7 @@ out:
 
 struct ds_row {
 	char *room, *dataset, *status, *rows, *bytes, *file, *sha;
+	char *stats; /* statistics JSON of a provisioned dataset, or NULL */
 };
 
 static void ds_row_free(struct ds_row *r)
@@ -177,17 +178,21 @@ static void ds_row_free(struct ds_row *r)
 	free(r->bytes);
 	free(r->file);
 	free(r->sha);
+	free(r->stats);
 }
 
 int cli_cmd_datasets(int argc, char **argv)
 {
 	static const char usage[] =
-	    "usage: dcr datasets [--json]\n"
+	    "usage: dcr datasets [--brief] [--json]\n"
 	    "Lists the datasets you own in every room you take part in, with what is\n"
-	    "provisioned (from each room's replayed log). --json prints the daemon's\n"
-	    "list of what you provisioned instead.\n";
-	bool json = false;
-	const cli_opt opts[] = {{"--json", NULL, &json}, {NULL, NULL, NULL}};
+	    "provisioned (from each room's replayed log), then the columns and\n"
+	    "statistics of each provisioned one (as `dcr stats` prints them).\n"
+	    "--brief prints the list only. --json prints the daemon's list of what\n"
+	    "you provisioned instead.\n";
+	bool json = false, brief = false;
+	const cli_opt opts[] = {
+	    {"--json", NULL, &json}, {"--brief", NULL, &brief}, {NULL, NULL, NULL}};
 	cl_conn *c = NULL;
 	dcr_err err = {0};
 	cl_room_info *rooms = NULL;
@@ -251,12 +256,27 @@ int cli_cmd_datasets(int argc, char **argv)
 				r->bytes = dcr_asprintf("%llu", (unsigned long long)p->bytes);
 				r->file = dcr_strdup(p->file ? p->file : "");
 				r->sha = dcr_strdup(sha);
+				r->stats = NULL;
+				if (!brief && ds->kind == RM_DS_TABLE) {
+					dcr_buf sj;
+					dcr_buf_init(&sj);
+					rc = cl_stats(c, id, ds->name, &sj, &err);
+					if (rc == 0)
+						r->stats = dcr_strdup(dcr_buf_cstr(&sj));
+					dcr_buf_release(&sj);
+					if (rc) {
+						rm_state_release(&st);
+						dcr_err_prefix(&err, "statistics of %s", ds->name);
+						goto out;
+					}
+				}
 			} else {
 				r->status = dcr_strdup("-");
 				r->rows = dcr_strdup("-");
 				r->bytes = dcr_strdup("-");
 				r->file = dcr_strdup("-");
 				r->sha = dcr_strdup("-");
+				r->stats = NULL;
 			}
 		}
 		rm_state_release(&st);
@@ -279,6 +299,14 @@ int cli_cmd_datasets(int argc, char **argv)
 			printf("%-*s  %-*s  %-*s  %*s  %*s  %-*s  %s\n", w[0], rows[i].room, w[1],
 			       rows[i].dataset, w[2], rows[i].status, w[3], rows[i].rows, w[4],
 			       rows[i].bytes, w[5], rows[i].file, rows[i].sha);
+		for (size_t i = 0; i < nrows && rc == 0; i++) {
+			if (!rows[i].stats)
+				continue;
+			char *title = dcr_asprintf("%s / %s", rows[i].room, rows[i].dataset);
+			fputc('\n', stdout);
+			rc = cli_print_stats(stdout, title, rows[i].stats, &err);
+			free(title);
+		}
 	}
 out:
 	for (size_t i = 0; i < nrows; i++)

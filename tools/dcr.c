@@ -630,7 +630,9 @@ static const char main_usage[] =
     "Data and runs:\n"
     "  provision ROOM DATASET FILE  upload a dataset (CSV), print rows/bytes/sha256\n"
     "  deprovision ROOM DATASET\n"
-    "  datasets [--json]            your datasets in every room, what is provisioned\n"
+    "  datasets [--json]            your datasets in every room: what is provisioned,\n"
+    "                               its columns and statistics\n"
+    "  stats ROOM DATASET [--json]  columns and statistics of a provisioned dataset\n"
     "  run ROOM COMPUTATION [--wait] [--timeout SECONDS]\n"
     "  status ROOM [COMPUTATION]\n"
     "  result ROOM COMPUTATION [-o FILE]\n"
@@ -699,6 +701,7 @@ static const struct command commands[] = {
     {"provision", cli_cmd_provision},
     {"deprovision", cli_cmd_deprovision},
     {"datasets", cli_cmd_datasets},
+    {"stats", cli_cmd_stats},
     {"run", cli_cmd_run},
     {"status", cli_cmd_status},
     {"result", cli_cmd_result},

@@ -114,6 +114,27 @@ grep -q -E "^bank-insurer-overlap +insurer_customers +provisioned +200 .* $INS_S
 grep -q bank_customers "$E2E_OUT" && e2e_fail "ian's datasets list the bank's dataset"
 expect_ok e2e_as anna dcr datasets --json
 expect_contains "$E2E_OUT" bank_customers
+# Columns and statistics: in dcr datasets, and with dcr stats (owners only:
+# the bank does not share its statistics).
+AGE_MIN=$(awk -F, 'NR > 1 && $2 != "" { if (m == "" || $2 < m) m = $2 } END { print m }' "$T/bank.csv")
+AGE_MAX=$(awk -F, 'NR > 1 && $2 != "" { if ($2 > m) m = $2 } END { print m }' "$T/bank.csv")
+expect_ok e2e_as anna dcr datasets
+expect_contains "$E2E_OUT" "bank-insurer-overlap / bank_customers: 200 rows, $(wc -c <"$T/bank.csv") bytes"
+grep -q -E "^ +age +integer +[0-9]+ +[0-9]+ +$AGE_MIN +$AGE_MAX " "$E2E_OUT" ||
+	e2e_fail "datasets: no statistics of age ($AGE_MIN..$AGE_MAX): $(cat "$E2E_OUT")"
+grep -q -E "^ +email +string \(email\) +0 +200 .* [0-9]+\.\.[0-9]+$" "$E2E_OUT" ||
+	e2e_fail "datasets: no statistics of email: $(cat "$E2E_OUT")"
+expect_ok e2e_as anna dcr datasets --brief
+grep -q "rows, " "$E2E_OUT" && e2e_fail "datasets --brief printed statistics"
+expect_ok e2e_as anna dcr stats "$ROOM" bank_customers
+expect_contains "$E2E_OUT" "bank_customers: 200 rows"
+expect_ok e2e_as anna dcr stats "$ROOM" bank_customers --json
+expect_contains "$E2E_OUT" '"name":"age","type":"integer"'
+expect_contains "$E2E_OUT" "\"min\":$AGE_MIN,\"max\":$AGE_MAX"
+expect_fail e2e_as ian dcr stats "$ROOM" bank_customers
+expect_stderr "dcr stats: you may not read the statistics of bank_customers" "share_statistics"
+expect_fail e2e_as anna dcr stats "$ROOM" no_such_dataset
+expect_stderr "dcr stats: the room has no dataset no_such_dataset"
 
 # ---- run
 story_expected "$T/expected.csv"
@@ -164,8 +185,10 @@ expect_eq "$AFTER" $((EVENTS + 2)) "events after two retrievals"
 # ---- test on empty inputs
 expect_ok e2e_as anna dcr room test "$ROOM"
 expect_contains "$E2E_OUT" overlap
-expect_contains "$E2E_OUT" customers
-expect_contains "$E2E_OUT" age_sum
+expect_contains "$E2E_OUT" "overlap (sql): ok"
+expect_contains "$E2E_OUT" "city string"
+expect_contains "$E2E_OUT" "customers integer"
+expect_contains "$E2E_OUT" "age_sum integer"
 
 # ---- stop
 expect_ok e2e_as anna dcr room stop "$ROOM" --reason "study finished"
@@ -182,7 +205,7 @@ expect_status 2
 expect_fail dcr provision "$ROOM"
 expect_status 2
 expect_stderr "usage: dcr provision ROOM DATASET FILE"
-for c in keygen whoami datasets status result run provision deprovision "room create" \
+for c in keygen whoami datasets stats status result run provision deprovision "room create" \
 	"room save" "room show" "room export" "room list" "room duplicate" "room publish" \
 	"room stop" "room test"; do
 	# shellcheck disable=SC2086
