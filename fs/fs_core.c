@@ -871,6 +871,8 @@ static bool may_read(fs *f, const struct desc *d)
 		return rm_may_read_result(&f->st, f->opt.me, d->comp);
 	case K_LFILE:
 		return d->lf->temp;
+	case K_DS_DATA:
+		return rm_may_read_data(&f->st, f->opt.me, d->ds);
 	default:
 		return false;
 	}
@@ -1786,6 +1788,11 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 		trunc_lf = rc == 0 && (flags & O_TRUNC);
 		break;
 	case K_DS_DATA: {
+		if (!wants_write(flags)) {
+			/* Reading it back: ranged reads from the daemon. */
+			h->name = dcr_strdup(d.ds);
+			break;
+		}
 		/* Rewriting the provisioned file: a new upload under its name. */
 		lfile *l;
 		rc = lfile_new(f, node_at(f, ino)->parent, node_at(f, ino)->name, d.ds, &l);
@@ -1944,12 +1951,15 @@ ssize_t fs_read(fs *f, fs_file *h, uint64_t off, void *buf, size_t cap)
 		pthread_mutex_unlock(&l->mu);
 		return r < 0 ? -errno : r;
 	}
-	if (h->kind == K_COMP_RESULT) {
+	if (h->kind == K_COMP_RESULT || h->kind == K_DS_DATA) {
 		dcr_err err = {0};
 		size_t got = 0;
 		while (got < cap) {
-			int r = f->be.result_read(f->be.ctx, h->run_id, off + got,
-			                          (uint8_t *)buf + got, cap - got, &err);
+			int r = h->kind == K_DS_DATA
+			            ? f->be.data_read(f->be.ctx, h->name, off + got,
+			                              (uint8_t *)buf + got, cap - got, &err)
+			            : f->be.result_read(f->be.ctx, h->run_id, off + got,
+			                                (uint8_t *)buf + got, cap - got, &err);
 			if (r < 0)
 				return -fs_errno(r);
 			if (r == 0)

@@ -92,7 +92,9 @@ grep -q bank.csv "$T/ls.out" && e2e_fail "ian sees the bank's file"
 expect_fail cat "$I/datasets/bank_customers/bank.csv"
 expect_fail cat "$I/datasets/bank_customers/stats.json"
 expect_contains "$A/datasets/bank_customers/stats.json" "200"
-expect_fail cat "$A/datasets/bank_customers/bank.csv"
+# Its owner reads the provisioned file back, byte for byte.
+cmp -s "$A/datasets/bank_customers/bank.csv" "$T/bank.csv" ||
+	e2e_fail "the bank's file read back from the mount differs"
 
 # The analyst runs and reads the new result at once.
 echo >"$A/computations/overlap/run" && cat "$A/computations/overlap/result.csv" >"$T/result.csv" ||
