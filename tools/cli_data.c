@@ -635,6 +635,112 @@ static int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* ---- downloads: dcr result, dcr data ------------------------------------------------ */
+
+/* A download to stdout or to FILE: FILE is written as a temporary file
+ * beside it and renamed over it only when the caller found the bytes good,
+ * so a refused or broken transfer leaves FILE as it was. Every byte is
+ * hashed for that check. */
+typedef struct dl {
+	const char *cmd, *outp;
+	char *tmp;
+	int fd;
+	uint64_t off;
+	dcr_sha256_ctx *hash;
+	cli_progress prog;
+	char label[64]; /* "run ID, " before "N bytes written to FILE" */
+} dl;
+
+static int dl_begin(dl *d, const char *cmd, const char *what, const char *outp, dcr_err *err)
+{
+	memset(d, 0, sizeof *d);
+	d->cmd = cmd;
+	d->outp = outp && strcmp(outp, "-") != 0 ? outp : NULL;
+	d->fd = STDOUT_FILENO;
+	d->hash = dcr_sha256_new();
+	cli_progress_init(&d->prog, cmd, what);
+	if (!d->outp)
+		return 0;
+	d->tmp = dcr_asprintf("%s.dcr-XXXXXX", d->outp);
+	d->fd = mkostemp(d->tmp, O_CLOEXEC);
+	if (d->fd < 0) {
+		int rc = dcr_err_set(err, -errno, "%s: %s", d->outp, strerror(errno));
+		free(d->tmp);
+		d->tmp = NULL;
+		d->fd = STDOUT_FILENO;
+		return rc;
+	}
+	if (fchmod(d->fd, 0644) != 0)
+		return dcr_err_set(err, -errno, "%s: %s", d->tmp, strerror(errno));
+	return 0;
+}
+
+/* Appends the next n bytes (size: the announced total, for progress and
+ * to refuse more than announced). */
+static int dl_put(dl *d, const void *p, size_t n, uint64_t size, const char *what, dcr_err *err)
+{
+	int rc;
+
+	if (d->off + n > size)
+		return dcr_err_set(err, DCR_EINTEGRITY,
+		                   "%s: the daemon sent more than the %llu bytes it announced", what,
+		                   (unsigned long long)size);
+	dcr_sha256_update(d->hash, p, n);
+	rc = write_all(d->fd, p, n);
+	if (rc)
+		return dcr_err_set(err, rc, "writing %s: %s", d->outp ? d->outp : "standard output",
+		                   strerror(-rc));
+	d->off += n;
+	cli_progress_update(&d->prog, d->off, size);
+	return 0;
+}
+
+/* The whole transfer's SHA-256 (once, after the last dl_put). */
+static void dl_sha256(dl *d, uint8_t sha[DCR_SHA256_BYTES])
+{
+	dcr_sha256_final(d->hash, sha);
+	dcr_sha256_free(d->hash);
+	d->hash = NULL;
+}
+
+/* Ends the download: with rc == 0 FILE gets the bytes (fsync, rename),
+ * otherwise the temporary file goes. Returns rc or the error of finishing. */
+static int dl_end(dl *d, int rc, dcr_err *err)
+{
+	cli_progress_end(&d->prog);
+	dcr_sha256_free(d->hash);
+	if (d->tmp) {
+		if (!rc && fsync(d->fd) != 0)
+			rc = dcr_err_set(err, -errno, "%s: %s", d->tmp, strerror(errno));
+		if (close(d->fd) != 0 && !rc)
+			rc = dcr_err_set(err, -errno, "%s: %s", d->tmp, strerror(errno));
+		if (!rc && rename(d->tmp, d->outp) != 0)
+			rc = dcr_err_set(err, -errno, "renaming %s to %s: %s", d->tmp, d->outp,
+			                 strerror(errno));
+		if (rc)
+			unlink(d->tmp);
+		free(d->tmp);
+	}
+	if (!rc && d->outp)
+		fprintf(stderr, "dcr %s: %s%llu bytes written to %s\n", d->cmd, d->label,
+		        (unsigned long long)d->off, d->outp);
+	return rc;
+}
+
+/* The SHA-256 of what arrived must be the one the log records. */
+static int check_sha(const uint8_t want[DCR_SHA256_BYTES], const uint8_t got[DCR_SHA256_BYTES],
+                     const char *what, dcr_err *err)
+{
+	char a[65], b[65];
+
+	if (memcmp(want, got, DCR_SHA256_BYTES) == 0)
+		return 0;
+	hex32(want, a);
+	hex32(got, b);
+	return dcr_err_set(err, DCR_EINTEGRITY, "%s: sha256 %s, but the log records %s", what, b,
+	                   a);
+}
+
 int cli_cmd_result(int argc, char **argv)
 {
 	static const char usage[] =
@@ -651,82 +757,47 @@ int cli_cmd_result(int argc, char **argv)
 	cl_conn *c = NULL;
 	dcr_err err = {0};
 	uint8_t id[ES_ROOM_ID_BYTES], sha[DCR_SHA256_BYTES];
-	char run_id[33];
-	uint64_t size = 0, off = 0;
+	char run_id[33] = "", what[64];
+	uint64_t size = 0;
 	uint8_t *buf = NULL;
-	cli_progress prog;
-	dcr_sha256_ctx *hash = NULL;
-	char *tmp = NULL;
-	int fd = STDOUT_FILENO, rc;
+	dl d;
+	int rc;
 	rm_state st;
 	bool have_state = false;
 
 	CLI_PARSE("result", usage, argc, argv, opts, pos, 2, 2, NULL);
-	hash = dcr_sha256_new();
-	if (outp && strcmp(outp, "-") == 0)
-		outp = NULL;
-	cli_progress_init(&prog, "result", pos[1]);
-	if (outp) {
-		/* A temporary file beside FILE, renamed over it at the end: a
-		 * refused or broken transfer leaves FILE as it was. */
-		tmp = dcr_asprintf("%s.dcr-XXXXXX", outp);
-		fd = mkostemp(tmp, O_CLOEXEC);
-		if (fd < 0) {
-			rc = dcr_err_set(&err, -errno, "%s: %s", outp, strerror(errno));
-			free(tmp);
-			tmp = NULL;
-			fd = STDOUT_FILENO;
-			goto out;
-		}
-		if (fchmod(fd, 0644) != 0) {
-			rc = dcr_err_set(&err, -errno, "%s: %s", tmp, strerror(errno));
-			goto out;
-		}
-	}
-	rc = cli_open_room(pos[0], &c, id, &err);
+	rc = dl_begin(&d, "result", pos[1], outp, &err);
+	if (rc == 0)
+		rc = cli_open_room(pos[0], &c, id, &err);
+	if (rc == 0)
+		rc = cl_result_open(c, id, pos[1], run_id, &size, &err);
 	if (rc)
 		goto out;
-	rc = cl_result_open(c, id, pos[1], run_id, &size, &err);
-	if (rc)
-		goto out;
+	snprintf(what, sizeof what, "result of run %s", run_id);
+	snprintf(d.label, sizeof d.label, "run %s, ", run_id);
 	buf = dcr_malloc(DCR_CHUNK_BYTES);
 	for (;;) {
-		int n = cl_result_read(c, id, run_id, off, buf, DCR_CHUNK_BYTES, &err);
+		int n = cl_result_read(c, id, run_id, d.off, buf, DCR_CHUNK_BYTES, &err);
 
 		if (n < 0) {
 			rc = n;
 			if (!err.code)
-				dcr_err_set(&err, rc, "reading the result of run %s: %s", run_id,
-				            dcr_strerror(rc));
+				dcr_err_set(&err, rc, "reading the %s: %s", what, dcr_strerror(rc));
 			goto out;
 		}
 		if (n == 0)
 			break;
-		if (off + (uint64_t)n > size) {
-			rc = dcr_err_set(&err, DCR_EINTEGRITY,
-			                 "result of run %s: the daemon sent more than the %llu "
-			                 "bytes it announced",
-			                 run_id, (unsigned long long)size);
+		rc = dl_put(&d, buf, (size_t)n, size, what, &err);
+		if (rc)
 			goto out;
-		}
-		dcr_sha256_update(hash, buf, (size_t)n);
-		rc = write_all(fd, buf, (size_t)n);
-		if (rc) {
-			dcr_err_set(&err, rc, "writing %s: %s", outp ? outp : "standard output",
-			            strerror(-rc));
-			goto out;
-		}
-		off += (uint64_t)n;
-		cli_progress_update(&prog, off, size);
 	}
-	if (off != size) {
-		rc = dcr_err_set(&err, DCR_EINTEGRITY,
-		                 "result of run %s: got %llu bytes, the daemon announced %llu",
-		                 run_id, (unsigned long long)off, (unsigned long long)size);
+	if (d.off != size) {
+		rc = dcr_err_set(&err, DCR_EINTEGRITY, "%s: got %llu bytes, the daemon announced %llu",
+		                 what, (unsigned long long)d.off, (unsigned long long)size);
 		goto out;
 	}
 	/* The bytes must be the result the daemon signed into the log. */
-	dcr_sha256_final(hash, sha);
+	dl_sha256(&d, sha);
 	have_state = true;
 	rc = tl_replay(c, id, &st, &err);
 	if (rc)
@@ -734,45 +805,103 @@ int cli_cmd_result(int argc, char **argv)
 	{
 		const rm_run *r = rm_state_run(&st, run_id);
 
-		if (!r || r->state != RM_RUN_DONE) {
+		if (!r || r->state != RM_RUN_DONE)
 			rc = dcr_err_set(&err, DCR_EINTEGRITY,
 			                 "run %s is not a completed run in the room's log", run_id);
-			goto out;
-		}
-		if (memcmp(r->result_sha256, sha, sizeof sha) != 0) {
-			char a[65], b[65];
-
-			hex32(r->result_sha256, a);
-			hex32(sha, b);
-			rc = dcr_err_set(&err, DCR_EINTEGRITY,
-			                 "result of run %s: sha256 %s, but the log records %s",
-			                 run_id, b, a);
-			goto out;
-		}
-	}
-	if (tmp && fsync(fd) != 0) {
-		rc = dcr_err_set(&err, -errno, "%s: %s", tmp, strerror(errno));
-		goto out;
+		else
+			rc = check_sha(r->result_sha256, sha, what, &err);
 	}
 out:
-	cli_progress_end(&prog);
 	free(buf);
-	dcr_sha256_free(hash);
 	if (have_state)
 		rm_state_release(&st);
-	if (tmp) {
-		if (close(fd) != 0 && !rc)
-			rc = dcr_err_set(&err, -errno, "%s: %s", tmp, strerror(errno));
-		if (!rc && rename(tmp, outp) != 0)
-			rc = dcr_err_set(&err, -errno, "renaming %s to %s: %s", tmp, outp,
-			                 strerror(errno));
-		if (rc)
-			unlink(tmp);
-		free(tmp);
-	}
 	cl_close(c);
-	if (!rc && outp)
-		fprintf(stderr, "dcr result: run %s, %llu bytes written to %s\n", run_id,
-		        (unsigned long long)off, outp);
+	rc = dl_end(&d, rc, &err);
 	return rc ? fail("result", &err) : CLI_EXIT_OK;
+}
+
+int cli_cmd_data(int argc, char **argv)
+{
+	static const char usage[] =
+	    "usage: dcr data ROOM DATASET [-o FILE]\n"
+	    "Writes the file provisioned for DATASET, as it was uploaded, to stdout or\n"
+	    "FILE (the dataset's owners only: nobody else ever reads its rows). The\n"
+	    "bytes are checked against the SHA-256 in the dataset.provisioned event;\n"
+	    "FILE is replaced only once the whole file arrived and checked. Shows\n"
+	    "progress on stderr when it is a terminal.\n";
+	const char *outp = NULL;
+	const cli_opt opts[] = {{"-o", &outp, NULL}, {"--out", &outp, NULL}, {NULL, NULL, NULL}};
+	char *pos[2];
+	cl_conn *c = NULL;
+	dcr_err err = {0};
+	uint8_t id[ES_ROOM_ID_BYTES], sha[DCR_SHA256_BYTES];
+	char what[128];
+	uint64_t size = 0;
+	uint8_t *buf = NULL;
+	const rm_provision *p = NULL;
+	dl d;
+	int rc;
+	rm_state st;
+	bool have_state = false;
+
+	CLI_PARSE("data", usage, argc, argv, opts, pos, 2, 2, NULL);
+	snprintf(what, sizeof what, "file of dataset %s", pos[1]);
+	rc = dl_begin(&d, "data", pos[1], outp, &err);
+	if (rc == 0)
+		rc = cli_open_room(pos[0], &c, id, &err);
+	if (rc)
+		goto out;
+	/* The log first: the provision the bytes must match. */
+	have_state = true;
+	rc = tl_replay(c, id, &st, &err);
+	if (rc)
+		goto out;
+	p = rm_state_provision(&st, pos[1]);
+	if (!st.def || !rm_def_dataset(st.def, pos[1])) {
+		rc = dcr_err_set(&err, DCR_ENOTFOUND, "no dataset named \"%s\" in this room", pos[1]);
+		goto out;
+	}
+	if (!p) {
+		rc = dcr_err_set(&err, DCR_ENOTFOUND, "dataset %s is not provisioned", pos[1]);
+		goto out;
+	}
+	buf = dcr_malloc(DCR_CHUNK_BYTES);
+	size = p->bytes;
+	for (;;) {
+		uint64_t now = 0;
+		int n = cl_data_read(c, id, pos[1], d.off, buf, DCR_CHUNK_BYTES, &now, &err);
+
+		if (n < 0) {
+			rc = n;
+			if (!err.code)
+				dcr_err_set(&err, rc, "reading the %s: %s", what, dcr_strerror(rc));
+			goto out;
+		}
+		if (now != size) {
+			rc = dcr_err_set(&err, DCR_ESTATE,
+			                 "dataset %s was provisioned again during the download: "
+			                 "run the command again",
+			                 pos[1]);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		rc = dl_put(&d, buf, (size_t)n, size, what, &err);
+		if (rc)
+			goto out;
+	}
+	if (d.off != size) {
+		rc = dcr_err_set(&err, DCR_EINTEGRITY, "%s: got %llu bytes, the log records %llu",
+		                 what, (unsigned long long)d.off, (unsigned long long)size);
+		goto out;
+	}
+	dl_sha256(&d, sha);
+	rc = check_sha(p->sha256, sha, what, &err);
+out:
+	free(buf);
+	if (have_state)
+		rm_state_release(&st);
+	cl_close(c);
+	rc = dl_end(&d, rc, &err);
+	return rc ? fail("data", &err) : CLI_EXIT_OK;
 }

@@ -636,6 +636,7 @@ static const char main_usage[] =
     "  run ROOM COMPUTATION [--wait] [--timeout SECONDS]\n"
     "  status ROOM [COMPUTATION]\n"
     "  result ROOM COMPUTATION [-o FILE]\n"
+    "  data ROOM DATASET [-o FILE]  the file you provisioned, back (owners only)\n"
     "Audit and mount:\n"
     "  audit ...                    see dcr audit --help\n"
     "  mount ROOM DIR, umount DIR   see dcr mount --help\n"
@@ -705,6 +706,7 @@ static const struct command commands[] = {
     {"run", cli_cmd_run},
     {"status", cli_cmd_status},
     {"result", cli_cmd_result},
+    {"data", cli_cmd_data},
     {"audit", cmd_audit},
     {"mount", cmd_mount},
     {"umount", cmd_umount},

@@ -133,6 +133,20 @@ expect_contains "$E2E_OUT" '"name":"age","type":"integer"'
 expect_contains "$E2E_OUT" "\"min\":$AGE_MIN,\"max\":$AGE_MAX"
 expect_fail e2e_as ian dcr stats "$ROOM" bank_customers
 expect_stderr "dcr stats: you may not read the statistics of bank_customers" "share_statistics"
+# The owner gets the provisioned file back, checked against the log; nobody
+# else does.
+expect_ok e2e_as anna dcr data "$ROOM" bank_customers
+cmp -s "$E2E_OUT" "$T/bank.csv" || e2e_fail "dcr data: the file differs from bank.csv"
+echo "old" >"$T/back.csv"
+expect_ok e2e_as anna dcr data "$ROOM" bank_customers -o "$T/back.csv"
+cmp -s "$T/back.csv" "$T/bank.csv" || e2e_fail "dcr data -o: the file differs from bank.csv"
+expect_contains "$E2E_ERR" "dcr data: $(wc -c <"$T/bank.csv") bytes written to $T/back.csv"
+expect_fail e2e_as ian dcr data "$ROOM" bank_customers -o "$T/back.csv"
+expect_stderr "dcr data:" "bank_customers"
+cmp -s "$T/back.csv" "$T/bank.csv" || e2e_fail "a refused dcr data -o changed the file"
+ls "$T" | grep -q "back.csv.dcr-" && e2e_fail "a refused dcr data -o left a temporary file"
+expect_fail e2e_as anna dcr data "$ROOM" no_such_dataset
+expect_stderr 'dcr data: no dataset named "no_such_dataset" in this room'
 expect_fail e2e_as anna dcr stats "$ROOM" no_such_dataset
 expect_stderr "dcr stats: the room has no dataset no_such_dataset"
 
@@ -205,7 +219,7 @@ expect_status 2
 expect_fail dcr provision "$ROOM"
 expect_status 2
 expect_stderr "usage: dcr provision ROOM DATASET FILE"
-for c in keygen whoami datasets stats status result run provision deprovision "room create" \
+for c in keygen whoami datasets stats data status result run provision deprovision "room create" \
 	"room save" "room show" "room export" "room list" "room duplicate" "room publish" \
 	"room stop" "room test"; do
 	# shellcheck disable=SC2086
