@@ -15,7 +15,9 @@
  *      (median of 3), against the sqlite3 shell: .import of both CSVs and
  *      the query (whole process wall time), and the query alone (the
  *      shell's own ".timer" figure).
- * Generation uses a fixed-seed PRNG, so runs are comparable. */
+ * The files and the shell run come from bench_overlap.h (fixed-seed PRNG,
+ * so runs are comparable), shared with bench_dmn --overlap, which times
+ * the same query through dcrd. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,20 +31,9 @@
 #include <unistd.h>
 
 #include "../compute/compute.h"
+#include "bench_overlap.h"
 
-#define QUERY                                                                                      \
-	"SELECT b.city, i.risk_class, COUNT(*), AVG(i.premium) FROM bank b JOIN insurer i "        \
-	"ON b.email = i.email GROUP BY 1, 2"
-
-static uint64_t rng_state = 0x853c49e6748fea9bull;
-static uint64_t rnd(void)
-{
-	/* splitmix64 */
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
+#define QUERY BENCH_OVERLAP_QUERY
 
 static double now_s(void)
 {
@@ -58,71 +49,6 @@ static double cpu_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static const char *const firsts[] = {"Anna", "Ben",  "Chiara", "David", "Elif", "Farid", "Grace",
-                                     "Hugo", "Ines", "Jonas",  "Kira",  "Luca", "Mara",  "Noah",
-                                     "Olga", "Paul", "Rosa",   "Sami",  "Tara", "Umar"};
-static const char *const lasts[] = {"Meier",  "Rossi",  "Dupont",     "Schmid",  "Keller",  "Weber",
-                                    "Huber",  "Moser",  "Brunner",    "Fischer", "Baumann", "Frei",
-                                    "Gerber", "Widmer", "Zimmermann", "Graf"};
-static const char *const cities[] = {"Zurich",
-                                     "Geneva",
-                                     "Basel",
-                                     "Bern",
-                                     "Lausanne",
-                                     "Winterthur",
-                                     "Lucerne",
-                                     "St. Gallen",
-                                     "Lugano",
-                                     "Biel",
-                                     "Thun",
-                                     "Koniz",
-                                     "La Chaux-de-Fonds",
-                                     "Fribourg",
-                                     "Schaffhausen",
-                                     "Chur",
-                                     "Vernier",
-                                     "Neuchatel",
-                                     "Uster",
-                                     "Sion"};
-static const char *const risks[] = {"A", "B", "C", "D", "E"};
-#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
-
-static int write_file(const char *path, dcr_buf *b)
-{
-	FILE *f = fopen(path, "wb");
-	if (!f || fwrite(b->data, 1, b->len, f) != b->len || fclose(f) != 0) {
-		fprintf(stderr, "bench_cmp: cannot write %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static void gen(uint64_t rows, dcr_buf *bank, dcr_buf *ins)
-{
-	dcr_buf_append_str(bank, "email,name,age,city,balance\n");
-	dcr_buf_append_str(ins, "email,policy,premium,risk_class\n");
-	for (uint64_t i = 0; i < rows; i++) {
-		uint64_t r = rnd();
-		/* Quote a name now and then, as exports do. */
-		const char *q = (r & 15) == 0 ? "\"" : "";
-		dcr_buf_printf(bank, "cust%07llu@mail.example,%s%s %s%s,%u,%s,%llu.%02u\n",
-		               (unsigned long long)i, q, firsts[r % N_OF(firsts)],
-		               lasts[(r >> 8) % N_OF(lasts)], q, (unsigned)(18 + (r >> 16) % 72),
-		               cities[(r >> 24) % N_OF(cities)],
-		               (unsigned long long)((r >> 32) % 200000),
-		               (unsigned)((r >> 52) % 100));
-	}
-	for (uint64_t i = 0; i < rows; i++) {
-		uint64_t r = rnd();
-		/* 30% of the insurer's customers are the bank's too. */
-		uint64_t id = (r % 100) < 30 ? (r >> 8) % rows : rows + i;
-		dcr_buf_printf(ins, "cust%07llu@mail.example,P%08llu,%llu.%02u,%s\n",
-		               (unsigned long long)id, (unsigned long long)(i * 7 + 13),
-		               (unsigned long long)(200 + (r >> 20) % 3000),
-		               (unsigned)((r >> 40) % 100), risks[(r >> 48) % N_OF(risks)]);
-	}
 }
 
 /* Provisioning as the daemon does it: validate + stats, encrypt. */
@@ -174,74 +100,6 @@ static int buf_read(void *ctx, void *out, size_t cap)
 	return (int)n;
 }
 
-/* Runs the sqlite3 shell on the CSVs; returns whole-process wall seconds,
- * and the query's own time from ".timer on" in *query_s. */
-static int shell(const char *sqlite3, const char *dir, bool with_query, double *wall_s,
-                 double *cpu_total_s, double *query_s, double *query_cpu_s)
-{
-	char script[8192];
-	snprintf(script, sizeof(script),
-	         ".mode csv\n.import '%s/bank.csv' bank\n.import '%s/insurer.csv' insurer\n"
-	         "%s",
-	         dir, dir, with_query ? ".timer on\n" QUERY ";\n" : "");
-	int in[2], out[2];
-	if (pipe(in) || pipe(out))
-		return -1;
-	double t0 = now_s();
-	pid_t pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		close(in[0]);
-		close(in[1]);
-		close(out[0]);
-		close(out[1]);
-		execl(sqlite3, sqlite3, ":memory:", (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	size_t sl = strlen(script);
-	if (write(in[1], script, sl) != (ssize_t)sl)
-		fprintf(stderr, "bench_cmp: short write to sqlite3\n");
-	close(in[1]);
-	dcr_buf o;
-	dcr_buf_init(&o);
-	char buf[4096];
-	ssize_t n;
-	while ((n = read(out[0], buf, sizeof(buf))) > 0)
-		dcr_buf_append(&o, buf, (size_t)n);
-	close(out[0]);
-	int st;
-	struct rusage ru;
-	wait4(pid, &st, 0, &ru);
-	*wall_s = now_s() - t0;
-	*cpu_total_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-	               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-	*query_s = *query_cpu_s = 0;
-	const char *rt = strstr(dcr_buf_cstr(&o), "Run Time: real ");
-	if (rt) {
-		char *e;
-		*query_s = strtod(rt + 15, &e);
-		const char *u = strstr(e, "user "), *sy = strstr(e, "sys ");
-		if (u && sy)
-			*query_cpu_s = strtod(u + 5, NULL) + strtod(sy + 4, NULL);
-	}
-	int rc = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-	if (with_query && !rt)
-		rc = -1;
-	dcr_buf_release(&o);
-	return rc;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 int main(int argc, char **argv)
 {
 	uint64_t rows = 1000000;
@@ -285,8 +143,8 @@ int main(int argc, char **argv)
 	snprintf(ipath, sizeof(ipath), "%s/insurer.csv", dir);
 
 	double t = now_s();
-	gen(rows, &bank, &ins);
-	if (write_file(bpath, &bank) || write_file(ipath, &ins))
+	bench_overlap_gen(rows, &bank, &ins);
+	if (bench_write_file(bpath, &bank) || bench_write_file(ipath, &ins))
 		goto out;
 	printf("bench_cmp: %llu rows each; bank.csv %.1f MB, insurer.csv %.1f MB (generated in "
 	       "%.1f s, %s)\n",
@@ -355,7 +213,7 @@ int main(int argc, char **argv)
 		char p1[4200], p2[4200];
 		snprintf(p1, sizeof(p1), "%s/bank.db", dir);
 		snprintf(p2, sizeof(p2), "%s/insurer.db", dir);
-		if (write_file(p1, &bimg) || write_file(p2, &iimg))
+		if (bench_write_file(p1, &bimg) || bench_write_file(p2, &iimg))
 			goto out;
 	}
 	cmp_input inputs[2] = {{"bank", bs, bimg.data, bimg.len},
@@ -381,8 +239,8 @@ int main(int argc, char **argv)
 		         (int)(res.csv.len < 120 ? res.csv.len : 120), (const char *)res.csv.data);
 		cmp_result_release(&res);
 	}
-	qsort(runs, 3, sizeof(double), cmp_double);
-	qsort(cpus, 3, sizeof(double), cmp_double);
+	qsort(runs, 3, sizeof(double), bench_cmp_double);
+	qsort(cpus, 3, sizeof(double), bench_cmp_double);
 	printf("query via cmp_sql_run (k = 10): %.3f s wall median of 3 (min %.3f), %.3f s CPU, "
 	       "%llu result rows\n",
 	       runs[1], runs[0], cpus[1], (unsigned long long)res_rows);
@@ -390,8 +248,10 @@ int main(int argc, char **argv)
 	double wall_import, cpu_import, q_dummy, qc_dummy, wall_all, cpu_all, q_shell, qc_shell;
 	if (access(sqlite3, X_OK) != 0) {
 		printf("sqlite3 shell: %s not found, comparison skipped\n", sqlite3);
-	} else if (shell(sqlite3, dir, false, &wall_import, &cpu_import, &q_dummy, &qc_dummy) ||
-	           shell(sqlite3, dir, true, &wall_all, &cpu_all, &q_shell, &qc_shell)) {
+	} else if (bench_sqlite3_shell(sqlite3, dir, false, &wall_import, &cpu_import, &q_dummy,
+	                               &qc_dummy) ||
+	           bench_sqlite3_shell(sqlite3, dir, true, &wall_all, &cpu_all, &q_shell,
+	                               &qc_shell)) {
 		fprintf(stderr, "bench_cmp: the sqlite3 shell failed\n");
 		goto out;
 	} else {

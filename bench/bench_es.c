@@ -1,6 +1,6 @@
 /* bench_es.c: event store figures (see docs/benchmarks.md, "Event store").
  *
- *   bench_es [--events N] [--seconds S] [--dir DIR] [--only limits|durable|replay]
+ *   bench_es [--events N] [--seconds S] [--dir DIR] [--only limits|durable|replay|verify]
  *            [--no-sync]
  *
  * 1. Machine limits: Ed25519 verifications/s on one core (tight dcr_verify
@@ -12,6 +12,10 @@
  *    ~300 bytes, signed before the clock starts.
  * 3. Replay: a room of N events (default 1,000,000, loaded without sync)
  *    read back with es_fold alone, and with es_fold + es_event_decode.
+ * 4. Verification of the same room (also alone: --only verify): every
+ *    event read back with es_fold, decoded and its signature checked
+ *    (es_event_verify), with 1 thread and with 2 (each folds one half of
+ *    the sequence), against the raw Ed25519 rate measured just before.
  * The store lives in a fresh directory under DIR (default /tmp) and is
  * removed at the end. */
 #include <fcntl.h>
@@ -335,6 +339,88 @@ static void pipelined(const char *base, int window)
 	free(dir);
 }
 
+/* ---- verification of a stored room ---------------------------------------------- */
+
+/* What an auditor of the room does per event: read it back (es_fold),
+ * decode the envelope and check its Ed25519 signature. */
+typedef struct {
+	es_store *s;
+	const uint8_t *room;
+	uint64_t from, to, n;
+	double cpu_s;
+} verify_range;
+
+static int verify_fn(void *ctx, uint64_t seq, const void *entry, size_t n)
+{
+	verify_range *v = ctx;
+	es_event ev;
+	dcr_err err;
+	int rc = es_event_decode(entry, n, &ev, &err);
+
+	if (rc == 0)
+		rc = es_event_verify(&ev, &err);
+	es_event_release(&ev);
+	if (rc != 0) {
+		fprintf(stderr, "verify: seq %" PRIu64 ": %s\n", seq, err.msg);
+		return rc;
+	}
+	v->n++;
+	return 0;
+}
+
+static void *verify_range_main(void *p)
+{
+	verify_range *v = p;
+	struct timespec ts;
+
+	DCR_ASSERT(es_fold(v->s, v->room, v->from, v->to, verify_fn, v) == 0);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	v->cpu_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return NULL;
+}
+
+/* Re-verifies every event of room with 1 and with 2 threads, each thread
+ * folding its own contiguous half of the sequence, against the raw
+ * signature rate measured just before with as many threads. */
+static void verify_all(es_store *s, const uint8_t room[16], uint64_t events)
+{
+	double raw[3];
+
+	raw[1] = verify_rate(1);
+	raw[2] = verify_rate(2);
+	printf("raw ed25519 verify (dcr_verify loop) now: %.0f /s on 1 thread, %.0f /s on 2\n",
+	       raw[1], raw[2]);
+	fflush(stdout);
+	for (int threads = 1; threads <= 2; threads++) {
+		pthread_t t[2];
+		verify_range v[2];
+		uint64_t total = 0;
+		double t0 = now_s(), dt, cpu = 0;
+
+		for (int i = 0; i < threads; i++) {
+			v[i] = (verify_range){.s = s,
+			                      .room = room,
+			                      .from = events * (uint64_t)i / (uint64_t)threads,
+			                      .to = events * (uint64_t)(i + 1) / (uint64_t)threads};
+			pthread_create(&t[i], NULL, verify_range_main, &v[i]);
+		}
+		for (int i = 0; i < threads; i++) {
+			pthread_join(t[i], NULL);
+			total += v[i].n;
+			cpu += v[i].cpu_s;
+		}
+		dt = now_s() - t0;
+		DCR_ASSERT(total == events);
+		printf(
+		    "verify every event (es_fold + decode + es_event_verify), %d thread%s %" PRIu64
+		    " events in %.1f s: %.0f events/s (%.2f of the raw %d-thread rate; %.0f "
+		    "events per CPU-second)\n",
+		    threads, threads == 1 ? ": " : "s:", total, dt, (double)total / dt,
+		    (double)total / dt / raw[threads], threads, (double)total / cpu);
+		fflush(stdout);
+	}
+}
+
 /* ---- replay ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -385,7 +471,7 @@ static int replay_fn(void *ctx, uint64_t seq, const void *entry, size_t n)
 	return 0;
 }
 
-static void replay(const char *base, uint64_t events)
+static void replay(const char *base, uint64_t events, bool do_replay, bool do_verify)
 {
 	char *dir = dcr_asprintf("%s/replay", base);
 	es_options opt = {.no_sync = true, .checkpoint_key = daemon_key};
@@ -419,7 +505,7 @@ static void replay(const char *base, uint64_t events)
 		fprintf(stderr, "%s\n", err.msg);
 		exit(1);
 	}
-	for (int decode = 0; decode < 2; decode++) {
+	for (int decode = 0; decode < 2 && do_replay; decode++) {
 		replay_ctx r = {.decode = decode};
 
 		t0 = now_s();
@@ -430,21 +516,24 @@ static void replay(const char *base, uint64_t events)
 		       decode ? "es_fold + decode:" : "es_fold alone:   ", r.n, dt,
 		       (double)r.n / dt, (double)r.bytes / dt / 1e6);
 	}
-	t0 = now_s();
-	for (int i = 0; i < 1000; i++)
-		DCR_ASSERT(es_root(s, room, events - (uint64_t)i, root) == 0);
-	printf("es_root at %" PRIu64 " events: %.1f us\n", events, (now_s() - t0) * 1e3);
-	{
+	if (do_replay) {
 		uint8_t proof[ES_PROOF_HASHES_MAX][32];
 		size_t pn;
 
 		t0 = now_s();
+		for (int i = 0; i < 1000; i++)
+			DCR_ASSERT(es_root(s, room, events - (uint64_t)i, root) == 0);
+		printf("es_root at %" PRIu64 " events: %.1f us\n", events, (now_s() - t0) * 1e3);
+		t0 = now_s();
 		for (uint64_t i = 0; i < 1000; i++)
-			DCR_ASSERT(es_consistency_proof(s, room, events / 3 + i * 7, events, proof,
-			                                &pn) == 0);
+			DCR_ASSERT(es_consistency_proof(s, room,
+			                                events / 3 + i * 7 % (events - events / 3),
+			                                events, proof, &pn) == 0);
 		printf("es_consistency_proof at %" PRIu64 " events: %.1f us\n", events,
 		       (now_s() - t0) * 1e3);
 	}
+	if (do_verify)
+		verify_all(s, room, events);
 	es_close(s);
 	free(dir);
 }
@@ -469,7 +558,7 @@ int main(int argc, char **argv)
 			no_sync = true;
 		else {
 			fprintf(stderr, "usage: bench_es [--events N] [--seconds S] [--dir DIR] "
-			                "[--only limits|durable|replay] [--no-sync]\n");
+			                "[--only limits|durable|replay|verify] [--no-sync]\n");
 			return 2;
 		}
 	}
@@ -496,8 +585,9 @@ int main(int argc, char **argv)
 		durable(tmp, 64, false);
 		pipelined(tmp, 32);
 	}
-	if (!only || strcmp(only, "replay") == 0)
-		replay(tmp, events);
+	if (!only || strcmp(only, "replay") == 0 || strcmp(only, "verify") == 0)
+		replay(tmp, events, !only || strcmp(only, "replay") == 0,
+		       !only || strcmp(only, "verify") == 0);
 
 	nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	for (int i = 0; i < POOL; i++)
