@@ -40,6 +40,9 @@ struct cmp_csv {
 	 * it continues there. Between feed calls direct is always false. */
 	bool direct;
 	const char *base;
+	/* Where the open record started in the chunk being tokenized (valid
+	 * only for the feed in which it opened): cmp__csv_pending. */
+	const char *rec_start;
 	size_t rec_bytes; /* content bytes of the record (the limit counts these) */
 	char *rec;
 	size_t rec_len, rec_cap;
@@ -199,6 +202,7 @@ static inline int field_begin(cmp_csv *c, dcr_err *err, bool quoted, const char 
 	if (!c->rec_open && content) {
 		c->direct = true;
 		c->base = content - (quoted ? 1 : 0);
+		c->rec_start = c->base;
 	}
 	cmp_csv_field *f = &c->f[c->nf];
 	c->off[c->nf] = c->direct ? (size_t)(content - c->base) : c->rec_len;
@@ -512,4 +516,90 @@ int cmp_csv_finish(cmp_csv *c, dcr_err *err)
 	}
 	c->state = ST_FIELD_START;
 	return record_end(c, err);
+}
+
+/* ---- support for validating one chunk on two threads (cmp_ingest.c) ---- */
+
+void cmp__csv_restart(cmp_csv *c)
+{
+	c->state = ST_FIELD_START;
+	c->line = 1;
+	c->rec_open = false;
+	c->direct = false;
+	c->base = NULL;
+	c->rec_start = NULL;
+	c->nf = 0;
+	c->rec_len = 0;
+	c->rec_bytes = 0;
+	c->bom_done = true;
+	c->bom_n = 0;
+	c->err_code = 0;
+}
+
+bool cmp__csv_at_record_start(const cmp_csv *c)
+{
+	return !c->err_code && c->bom_done && c->state == ST_FIELD_START && !c->rec_open;
+}
+
+int cmp__csv_error(const cmp_csv *c)
+{
+	return c->err_code;
+}
+
+uint64_t cmp__csv_line(const cmp_csv *c)
+{
+	return c->line;
+}
+
+void cmp__csv_skip_lines(cmp_csv *c, uint64_t lines)
+{
+	DCR_ASSERT(cmp__csv_at_record_start(c));
+	c->line += lines;
+}
+
+const char *cmp__csv_pending(const cmp_csv *c, uint64_t *line)
+{
+	if (!c->rec_open)
+		return NULL;
+	*line = c->f[0].line;
+	return c->rec_start;
+}
+
+/* Parity of the quotes in p[0..n): 16 bytes per step, the compare masks
+ * xor-ed together and counted once. */
+static unsigned quote_parity(const char *p, size_t n)
+{
+	size_t i = 0;
+	unsigned odd = 0;
+#ifdef __SSE2__
+	const __m128i vq = _mm_set1_epi8('"');
+	unsigned acc = 0;
+	for (; i + 16 <= n; i += 16) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(p + i));
+		acc ^= (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, vq));
+	}
+	odd = (unsigned)__builtin_popcount(acc) & 1;
+#endif
+	for (; i < n; i++)
+		odd ^= p[i] == '"';
+	return odd;
+}
+
+size_t cmp__csv_split(const cmp_csv *c, const char *p, size_t n, size_t from, bool quote_aware)
+{
+	if (!quote_aware) {
+		const char *nl = from < n ? memchr(p + from, '\n', n - from) : NULL;
+		return nl ? (size_t)(nl - p) : SIZE_MAX;
+	}
+	/* In valid CSV a quote opens or closes a quoted field, and a doubled
+	 * quote counts twice, so a '\n' is outside quotes when the quotes
+	 * before it (and the reader's state at p) add up to an even number. */
+	unsigned odd = (c->state == ST_QUOTED) ^ quote_parity(p, from);
+	for (size_t i = from; i < n; i++) {
+		if (p[i] == '"')
+			odd ^= 1;
+		else if (p[i] == '\n' && !odd)
+			return i;
+	}
+	return SIZE_MAX;
 }

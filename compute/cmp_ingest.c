@@ -15,8 +15,23 @@
  * all sets share DCR_CMP_DISTINCT_SETS_BYTES_MAX), then a HyperLogLog with
  * 2^14 registers (about 0.8% standard error); min, max, mean and standard
  * deviation (Welford's update) for numbers; min and max length in
- * characters for strings. Memory is bounded whatever the input size. */
+ * characters for strings. Memory is bounded whatever the input size.
+ *
+ * Two threads: a large feed (>= 256 KiB, after the header, without a
+ * sink) is split at a line end (where, adapts to who waited last time); a
+ * worker thread owned by the ingest validates the second part with a
+ * fresh tokenizer and its own statistics while the caller validates the
+ * first, and takes the second part back if the worker has not started by
+ * then. The worker's work is kept only when the first part ended exactly
+ * at a record boundary and the worker met no error; its statistics are then merged so that the result
+ * is bit for bit what one thread computes (numbers it saw are replayed
+ * through the caller's Welford batches in order; distinct sets are merged
+ * through the same insert path). Otherwise it is discarded and the rest of
+ * the chunk is validated sequentially, so every error message comes from
+ * the sequential path. docs/compute.md, "Two threads". */
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +45,12 @@
 
 #define WELFORD_BATCH 64
 
+/* Feeds of at least this many bytes are validated on two threads. */
+#define PAR_MIN_BYTES (256u * 1024)
+/* Larger feeds are taken in pieces of this size (bounds the worker's
+ * memory: its values and distinct sets are per piece). */
+#define PAR_PIECE_BYTES DCR_CHUNK_BYTES
+
 struct col_stats {
 	uint64_t nulls, count;
 	double buf[WELFORD_BATCH];
@@ -42,8 +63,29 @@ struct col_stats {
 	size_t set_cap, set_n;
 	size_t exact_max; /* values counted exactly before HyperLogLog */
 	bool exact;
-	uint8_t *hll;
+	uint8_t *hll; /* when exact: NULL, or all zero (a worker's, kept) */
+	/* Worker only: the numbers it validated, in order, replayed through
+	 * the caller's Welford batches at the merge. */
+	double *vlog;
+	size_t vlog_n, vlog_cap;
 };
+
+/* What checking a record reads and writes. The caller's reader points it
+ * at the ingest's own fields; the worker at copies made on its own thread,
+ * so that the two threads share no cache line that either of them writes
+ * per record (measured: reading the ingest's map and flags next to the
+ * caller's per-record writes cost the two-thread path 2-3x its CPU). */
+struct checker {
+	cmp_ingest *in; /* for error messages only */
+	const cmp_column *cols;
+	const size_t *map; /* field index -> column index */
+	size_t nc;
+	bool no_stats;
+	struct col_stats *st;
+	cmp__value *vals;
+};
+
+struct par;
 
 struct cmp_ingest {
 	cmp_schema schema; /* columns copied (names owned) */
@@ -58,6 +100,47 @@ struct cmp_ingest {
 	bool no_stats;
 	cmp__row_fn sink;
 	void *sink_ctx;
+	struct par *par; /* the worker, created on the first large feed */
+	size_t par_min_bytes;
+	int par_flags; /* CMP__PAR_* */
+	unsigned par_split; /* where the split is sought, in 64ths of a piece */
+	uint64_t par_fast, par_fallback, par_retracted;
+};
+
+/* The worker thread and its part of a chunk. The job fields are written
+ * by the caller before it posts the job and read by it after the worker
+ * reports done (both under mu); in between only the worker touches them.
+ * abort is the one field both threads use at once (atomic). Allocated
+ * aligned to a cache line and padded (no line shared with the caller's
+ * data); the worker allocates its own state on its thread. */
+enum { JOB_IDLE, JOB_POSTED, JOB_RUNNING, JOB_DONE };
+#define CACHE_LINE 64
+struct par {
+	cmp_ingest *in;
+	pthread_t tid;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_job, cv_done, cv_ready;
+	bool ready; /* the worker's state exists */
+	int job;
+	bool quit;
+	int abort;
+	/* job, from the caller */
+	const char *p;
+	size_t n;
+	bool no_stats;
+	bool *exact; /* per column: the caller's set is exact */
+	/* the worker's own */
+	struct checker k;
+	cmp_csv *csv;
+	struct col_stats *st;
+	cmp__value *vals;
+	cmp_column *cols;
+	size_t *map;
+	uint64_t rows;
+	/* result */
+	int rc;
+	const char *resume; /* where the caller continues */
+	uint64_t lines;     /* line ends the worker consumed before resume */
 };
 
 static int on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err);
@@ -96,14 +179,19 @@ int cmp_ingest_new(const cmp_schema *schema, const char *label, cmp_ingest **out
 		in->st[i].lmin = UINT64_MAX;
 	}
 	cmp_csv_new(label, on_record, in, &in->csv);
+	in->par_min_bytes = PAR_MIN_BYTES;
+	in->par_split = 32;
 	*out = in;
 	return 0;
 }
+
+static void par_free(struct par *w);
 
 void cmp_ingest_free(cmp_ingest *in)
 {
 	if (!in)
 		return;
+	par_free(in->par);
 	for (size_t i = 0; i < in->schema.ncols; i++) {
 		free((char *)in->cols[i].name);
 		free(in->st[i].set);
@@ -127,6 +215,22 @@ void cmp__ingest_set_sink(cmp_ingest *in, cmp__row_fn fn, void *ctx)
 void cmp__ingest_no_stats(cmp_ingest *in)
 {
 	in->no_stats = true;
+}
+
+void cmp__ingest_par_config(cmp_ingest *in, size_t min_bytes, int flags)
+{
+	in->par_min_bytes = min_bytes ? min_bytes : PAR_MIN_BYTES;
+	in->par_flags = flags;
+	in->par_split = 32;
+}
+
+void cmp__ingest_par_counts(const cmp_ingest *in, uint64_t *fast, uint64_t *fallback,
+                            uint64_t *retracted)
+{
+	*fast = in->par_fast;
+	*fallback = in->par_fallback;
+	if (retracted)
+		*retracted = in->par_retracted;
 }
 
 static int fail(cmp_ingest *in, dcr_err *err, uint64_t line, const char *col, const char *fmt, ...)
@@ -207,6 +311,21 @@ static inline void set_insert(struct col_stats *s, uint64_t h)
 	set_insert_exact(s, h);
 }
 
+/* Switches a column to HyperLogLog, replaying the set. */
+static void to_hll(struct col_stats *s)
+{
+	if (!s->hll)
+		s->hll = dcr_calloc(HLL_M, 1);
+	s->exact = false;
+	for (size_t i = 0; i < s->set_cap; i++)
+		if (s->set[i])
+			hll_add(s, s->set[i]);
+	free(s->set);
+	s->set = NULL;
+	s->set_cap = 0;
+	s->set_n = 0;
+}
+
 static __attribute__((noinline)) void set_insert_exact(struct col_stats *s, uint64_t h)
 {
 	if (h == 0)
@@ -222,14 +341,7 @@ static __attribute__((noinline)) void set_insert_exact(struct col_stats *s, uint
 	}
 	/* A new value. */
 	if (s->set_n >= s->exact_max) {
-		/* Switch to HyperLogLog, replaying the set. */
-		s->hll = dcr_calloc(HLL_M, 1);
-		s->exact = false;
-		for (size_t i = 0; i < s->set_cap; i++)
-			if (s->set[i])
-				hll_add(s, s->set[i]);
-		free(s->set);
-		s->set = NULL;
+		to_hll(s);
 		hll_add(s, h);
 		return;
 	}
@@ -305,19 +417,38 @@ static inline void welford(struct col_stats *s, double x)
 		welford_flush(s);
 }
 
-static int on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
+static __attribute__((noinline)) void vlog_grow(struct col_stats *s)
 {
-	cmp_ingest *in = ctx;
-	if (!in->header_done)
-		return on_header(in, f, n, err);
-	size_t nc = in->schema.ncols;
+	s->vlog_cap = s->vlog_cap ? s->vlog_cap * 2 : 4096;
+	s->vlog = dcr_realloc(s->vlog, s->vlog_cap * sizeof(double));
+}
+
+/* The worker's welford(): keep the value for the caller to replay. */
+static inline void vlog_push(struct col_stats *s, double x)
+{
+	if (__builtin_expect(s->vlog_n == s->vlog_cap, 0))
+		vlog_grow(s);
+	s->vlog[s->vlog_n++] = x;
+}
+
+/* Checks one data record and folds it into the statistics st, typed
+ * values into vals. Shared by the caller's reader (worker = false) and the
+ * worker's (worker = true: numbers go to the value log instead of Welford's
+ * batches); each gets its own copy, specialised by the compiler. */
+static inline __attribute__((always_inline)) int
+check_record(const struct checker *ck, const cmp_csv_field *f, size_t n, dcr_err *err,
+             const bool worker)
+{
+	cmp_ingest *in = ck->in;
+	size_t nc = ck->nc;
+	const bool no_stats = ck->no_stats;
 	if (n != nc)
 		return fail(in, err, f[0].line, NULL, "expected %zu fields, got %zu", nc, n);
 	for (size_t i = 0; i < n; i++) {
-		size_t c = in->map[i];
-		const cmp_column *col = &in->cols[c];
-		struct col_stats *s = &in->st[c];
-		cmp__value *v = &in->vals[c];
+		size_t c = ck->map[i];
+		const cmp_column *col = &ck->cols[c];
+		struct col_stats *s = &ck->st[c];
+		cmp__value *v = &ck->vals[c];
 		const char *p = f[i].p;
 		size_t len = f[i].n;
 		char q[DCR_CSV_ERR_VALUE_BYTES * 4 + 16];
@@ -340,13 +471,16 @@ static int on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
 				            q);
 			}
 			v->kind = CMP__INT;
-			if (in->no_stats)
+			if (no_stats)
 				break;
 			if (v->i < s->imin)
 				s->imin = v->i;
 			if (v->i > s->imax)
 				s->imax = v->i;
-			welford(s, (double)v->i);
+			if (worker)
+				vlog_push(s, (double)v->i);
+			else
+				welford(s, (double)v->i);
 			set_insert(s, cmp__mix64((uint64_t)v->i ^ 0x5851f42d4c957f2dull));
 			break;
 		}
@@ -360,13 +494,16 @@ static int on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
 				            q);
 			}
 			v->kind = CMP__FLOAT;
-			if (in->no_stats)
+			if (no_stats)
 				break;
 			if (v->d < s->dmin)
 				s->dmin = v->d;
 			if (v->d > s->dmax)
 				s->dmax = v->d;
-			welford(s, v->d);
+			if (worker)
+				vlog_push(s, v->d);
+			else
+				welford(s, v->d);
 			double d = v->d == 0 ? 0.0 : v->d; /* -0 and 0 are one value */
 			uint64_t bits;
 			memcpy(&bits, &d, 8);
@@ -385,7 +522,7 @@ static int on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
 			v->kind = CMP__TEXT;
 			v->s = p;
 			v->n = len;
-			if (in->no_stats)
+			if (no_stats)
 				break;
 			uint64_t chars = len;
 			if (!f[i].ascii) {
@@ -403,16 +540,370 @@ static int on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
 		}
 		}
 	}
-	in->rows++;
-	if (in->sink)
-		return in->sink(in->sink_ctx, in->vals, nc, err);
 	return 0;
 }
 
-int cmp_ingest_feed(cmp_ingest *in, const void *p, size_t n, dcr_err *err)
+static int on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
 {
+	cmp_ingest *in = ctx;
+	if (!in->header_done)
+		return on_header(in, f, n, err);
+	const struct checker k = {in,      in->cols, in->map, in->schema.ncols,
+	                          in->no_stats, in->st,   in->vals};
+	int rc = check_record(&k, f, n, err, false);
+	if (rc)
+		return rc;
+	in->rows++;
+	if (in->sink)
+		return in->sink(in->sink_ctx, in->vals, in->schema.ncols, err);
+	return 0;
+}
+
+/* ---- two threads ---------------------------------------------------------- */
+
+static int par_on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
+{
+	struct par *w = ctx;
+	if (__atomic_load_n(&w->abort, __ATOMIC_RELAXED))
+		return dcr_err_set(err, DCR_ECSV, "cancelled");
+	int rc = check_record(&w->k, f, n, err, true);
+	if (rc)
+		return rc;
+	w->rows++;
+	return 0;
+}
+
+/* Validates the posted part; on success says where the caller resumes:
+ * after the last complete record, with the line ends before it. */
+static void par_reset(struct par *w);
+
+static void par_run(struct par *w)
+{
+	dcr_err err;
+	uint64_t line;
+	par_reset(w);
+	cmp__csv_restart(w->csv);
+	w->rows = 0;
+	w->rc = cmp_csv_feed(w->csv, w->p, w->n, &err);
+	if (w->rc)
+		return;
+	w->resume = cmp__csv_pending(w->csv, &line);
+	if (!w->resume) {
+		w->resume = w->p + w->n;
+		line = cmp__csv_line(w->csv);
+	}
+	w->lines = line - 1;
+}
+
+/* The worker's state, allocated on its own thread (with glibc, from its
+ * own arena: not next to the caller's allocations). The ingest's header
+ * is done and its map and columns no longer change. */
+static void par_init(struct par *w)
+{
+	cmp_ingest *in = w->in;
+	size_t nc = in->schema.ncols;
+	w->cols = dcr_malloc(nc * sizeof(*w->cols));
+	memcpy(w->cols, in->cols, nc * sizeof(*w->cols));
+	w->map = dcr_malloc(nc * sizeof(*w->map));
+	memcpy(w->map, in->map, nc * sizeof(*w->map));
+	w->st = dcr_calloc(nc, sizeof(*w->st));
+	w->vals = dcr_calloc(nc, sizeof(*w->vals));
+	for (size_t c = 0; c < nc; c++)
+		w->st[c].exact_max = in->st[c].exact_max;
+	cmp_csv_new(cmp__csv_label(in->csv), par_on_record, w, &w->csv);
+	w->k = (struct checker){in, w->cols, w->map, nc, false, w->st, w->vals};
+}
+
+static void *par_main(void *arg)
+{
+	struct par *w = arg;
+	par_init(w);
+	pthread_mutex_lock(&w->mu);
+	w->ready = true;
+	pthread_cond_signal(&w->cv_ready);
+	for (;;) {
+		while (w->job != JOB_POSTED && !w->quit)
+			pthread_cond_wait(&w->cv_job, &w->mu);
+		if (w->job != JOB_POSTED)
+			break;
+		w->job = JOB_RUNNING;
+		pthread_mutex_unlock(&w->mu);
+		par_run(w);
+		pthread_mutex_lock(&w->mu);
+		w->job = JOB_DONE;
+		pthread_cond_signal(&w->cv_done);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static void par_free(struct par *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->quit = true;
+	pthread_cond_signal(&w->cv_job);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->tid, NULL);
+	pthread_cond_destroy(&w->cv_ready);
+	pthread_cond_destroy(&w->cv_done);
+	pthread_cond_destroy(&w->cv_job);
+	pthread_mutex_destroy(&w->mu);
+	for (size_t c = 0; c < w->in->schema.ncols; c++) {
+		free(w->st[c].set);
+		free(w->st[c].hll);
+		free(w->st[c].vlog);
+	}
+	free(w->st);
+	free(w->vals);
+	free(w->cols);
+	free(w->map);
+	free(w->exact);
+	cmp_csv_free(w->csv);
+	free(w);
+}
+
+/* The worker, started on the first large feed. NULL if the thread cannot
+ * be created (then every feed is sequential, with the same results). */
+static struct par *par_get(cmp_ingest *in)
+{
+	if (in->par)
+		return in->par;
+	void *mem = NULL;
+	size_t size = (sizeof(struct par) + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
+	if (posix_memalign(&mem, CACHE_LINE, size) != 0)
+		DCR_ASSERT(!"out of memory");
+	struct par *w = memset(mem, 0, size);
+	w->in = in;
+	w->exact = dcr_calloc(in->schema.ncols, sizeof(*w->exact));
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv_job, NULL);
+	pthread_cond_init(&w->cv_done, NULL);
+	pthread_cond_init(&w->cv_ready, NULL);
+	/* The worker takes no signals: they stay with the caller's threads
+	 * (dcrd handles them through libuv). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int prc = pthread_create(&w->tid, NULL, par_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (prc != 0) {
+		pthread_cond_destroy(&w->cv_ready);
+		pthread_cond_destroy(&w->cv_done);
+		pthread_cond_destroy(&w->cv_job);
+		pthread_mutex_destroy(&w->mu);
+		free(w->exact);
+		free(w);
+		in->par_min_bytes = SIZE_MAX;
+		return NULL;
+	}
+	/* Its state must exist before the caller merges or discards. */
+	pthread_mutex_lock(&w->mu);
+	while (!w->ready)
+		pthread_cond_wait(&w->cv_ready, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+	in->par = w;
+	return w;
+}
+
+/* Clears the worker's statistics for a new part (on the worker); a
+ * column counts distinct values the way the caller's did when the job was
+ * posted (exact or HyperLogLog). */
+static void par_reset(struct par *w)
+{
+	w->k.no_stats = w->no_stats;
+	for (size_t c = 0; c < w->k.nc; c++) {
+		struct col_stats *s = &w->st[c];
+		DCR_ASSERT(s->set_n == 0); /* emptied by the merge or discard */
+		s->nulls = s->count = 0;
+		s->nbuf = 0;
+		s->mean = s->m2 = 0;
+		s->imin = INT64_MAX;
+		s->imax = INT64_MIN;
+		s->dmin = INFINITY;
+		s->dmax = -INFINITY;
+		s->lmin = UINT64_MAX;
+		s->lmax = 0;
+		s->vlog_n = 0;
+		s->exact = w->exact[c];
+		if (!s->exact && !s->hll)
+			s->hll = dcr_calloc(HLL_M, 1);
+	}
+}
+
+/* Empties the worker's distinct sets and registers (keeping memory). */
+static void par_discard(cmp_ingest *in, struct par *w)
+{
+	for (size_t c = 0; c < in->schema.ncols; c++) {
+		struct col_stats *s = &w->st[c];
+		if (s->set)
+			memset(s->set, 0, s->set_cap * sizeof(*s->set));
+		s->set_n = 0;
+		if (s->hll)
+			memset(s->hll, 0, HLL_M);
+	}
+}
+
+/* Folds the worker's statistics into the caller's, which then read as if
+ * one reader had seen both parts in order, and empties the worker's. */
+static void par_merge(cmp_ingest *in, struct par *w)
+{
+	in->rows += w->rows;
+	for (size_t c = 0; c < in->schema.ncols; c++) {
+		struct col_stats *m = &in->st[c], *s = &w->st[c];
+		m->nulls += s->nulls;
+		/* Numbers: the same Welford batches as one reader. */
+		for (size_t k = 0; k < s->vlog_n; k++)
+			welford(m, s->vlog[k]);
+		/* Ties keep the earlier value (-0 vs 0), as one reader does. */
+		if (s->imin < m->imin)
+			m->imin = s->imin;
+		if (s->imax > m->imax)
+			m->imax = s->imax;
+		if (s->dmin < m->dmin)
+			m->dmin = s->dmin;
+		if (s->dmax > m->dmax)
+			m->dmax = s->dmax;
+		if (s->lmin < m->lmin)
+			m->lmin = s->lmin;
+		if (s->lmax > m->lmax)
+			m->lmax = s->lmax;
+		m->count += s->count; /* strings; numbers count in welford */
+		if (s->exact) {
+			/* Through the same insert path: the switch to
+			 * HyperLogLog happens at the same value count. */
+			for (size_t i = 0; i < s->set_cap; i++)
+				if (s->set[i]) {
+					set_insert(m, s->set[i]);
+					s->set[i] = 0;
+				}
+			s->set_n = 0;
+		} else {
+			if (m->exact)
+				to_hll(m);
+			for (size_t i = 0; i < HLL_M; i++) {
+				if (s->hll[i] > m->hll[i])
+					m->hll[i] = s->hll[i];
+				s->hll[i] = 0;
+			}
+		}
+	}
+}
+
+/* Where the next split is sought, in 64ths of a piece: the caller's share.
+ * Moved after every split by who had to wait, so both sides end at about
+ * the same time: in dcrd the worker shares the other core with the blob
+ * helper (SHA-256, AES-GCM) that starts with each chunk, so it starts late
+ * and the caller's share settles near three quarters. Only speed depends
+ * on it: any split gives the same results. */
+#define SPLIT_MIN 16
+#define SPLIT_MAX 60
+
+static void split_adapt(cmp_ingest *in, int step)
+{
+	int q = (int)in->par_split + step;
+	in->par_split = (unsigned)(q < SPLIT_MIN ? SPLIT_MIN : q > SPLIT_MAX ? SPLIT_MAX : q);
+}
+
+/* One piece of a feed, after the header: the caller validates
+ * [0, s + 1), the worker [s + 1, n), s a line end near the split share. */
+static int par_feed(cmp_ingest *in, const char *p, size_t n, dcr_err *err)
+{
+	if (cmp__csv_error(in->csv))
+		return cmp_csv_feed(in->csv, p, n, err);
+	const bool fixed = in->par_flags & CMP__PAR_FIXED;
+	size_t from = fixed ? n / 2 : n / 64 * in->par_split;
+	size_t s = cmp__csv_split(in->csv, p, n, from, !(in->par_flags & CMP__PAR_NAIVE_SPLIT));
+	/* Not worth a handoff for a small second part. */
+	if (s == SIZE_MAX || n - (s + 1) < n / 16)
+		return cmp_csv_feed(in->csv, p, n, err);
+	struct par *w = par_get(in);
+	if (!w)
+		return cmp_csv_feed(in->csv, p, n, err);
+	pthread_mutex_lock(&w->mu);
+	w->p = p + s + 1;
+	w->n = n - (s + 1);
+	w->no_stats = in->no_stats;
+	for (size_t c = 0; c < in->schema.ncols; c++)
+		w->exact[c] = in->st[c].exact;
+	__atomic_store_n(&w->abort, 0, __ATOMIC_RELAXED);
+	w->job = JOB_POSTED;
+	pthread_cond_signal(&w->cv_job);
+	pthread_mutex_unlock(&w->mu);
+
+	int rc = cmp_csv_feed(in->csv, p, s + 1, err);
+	bool keep = rc == 0 && cmp__csv_at_record_start(in->csv);
+
+	/* A worker that has not started yet (not scheduled: the machine is
+	 * busy) is not waited for: the caller takes its part back. */
+	pthread_mutex_lock(&w->mu);
+	bool retract = w->job == JOB_POSTED && !fixed;
+	bool worker_first = w->job == JOB_DONE;
+	if (retract)
+		w->job = JOB_IDLE;
+	pthread_mutex_unlock(&w->mu);
+	if (retract) {
+		in->par_retracted++;
+		split_adapt(in, 2);
+		if (rc == 0)
+			rc = cmp_csv_feed(in->csv, p + s + 1, n - (s + 1), err);
+		return rc;
+	}
+	if (!keep) {
+		/* The split was inside a record (or the caller's part has an
+		 * error): the worker's work is void; the caller goes on alone. */
+		__atomic_store_n(&w->abort, 1, __ATOMIC_RELAXED);
+		if (rc == 0)
+			rc = cmp_csv_feed(in->csv, p + s + 1, n - (s + 1), err);
+	}
+
+	pthread_mutex_lock(&w->mu);
+	while (w->job != JOB_DONE)
+		pthread_cond_wait(&w->cv_done, &w->mu);
+	w->job = JOB_IDLE;
+	pthread_mutex_unlock(&w->mu);
+
+	if (keep && w->rc == 0) {
+		split_adapt(in, worker_first ? -1 : 1);
+		par_merge(in, w);
+		in->par_fast++;
+		cmp__csv_skip_lines(in->csv, w->lines);
+		return cmp_csv_feed(in->csv, w->resume, (size_t)(p + n - w->resume), err);
+	}
+	par_discard(in, w);
+	in->par_fallback++;
+	if (keep) /* the worker failed: the caller finds the error */
+		rc = cmp_csv_feed(in->csv, p + s + 1, n - (s + 1), err);
+	return rc;
+}
+
+int cmp_ingest_feed(cmp_ingest *in, const void *buf, size_t n, dcr_err *err)
+{
+	const char *p = buf;
+	int rc = 0;
 	in->bytes += n;
-	return cmp_csv_feed(in->csv, p, n, err);
+	/* A sink (cmp_prepare) needs the rows in order: one thread. */
+	if (in->sink || n < in->par_min_bytes)
+		return cmp_csv_feed(in->csv, p, n, err);
+	while (n > 0 && rc == 0) {
+		size_t k;
+		if (n < in->par_min_bytes) {
+			k = n;
+			rc = cmp_csv_feed(in->csv, p, k, err);
+		} else if (!in->header_done) {
+			/* The header alone, one line at a time. */
+			const char *nl = memchr(p, '\n', n);
+			k = nl ? (size_t)(nl - p) + 1 : n;
+			rc = cmp_csv_feed(in->csv, p, k, err);
+		} else {
+			k = n < PAR_PIECE_BYTES + in->par_min_bytes ? n : PAR_PIECE_BYTES;
+			rc = par_feed(in, p, k, err);
+		}
+		p += k;
+		n -= k;
+	}
+	return rc;
 }
 
 static void stats_json(cmp_ingest *in, dcr_buf *b)

@@ -64,7 +64,12 @@ typedef struct cmp_ingest cmp_ingest;
  * DCR_EINVALID for a schema without columns or with too many. */
 int cmp_ingest_new(const cmp_schema *schema, const char *label, cmp_ingest **out);
 /* Feed any split of the bytes. The first error stops validation; later
- * calls return the same error. */
+ * calls return the same error. A feed of 256 KiB or more is validated on
+ * two threads (docs/compute.md, "Two threads"): the ingest starts one
+ * worker thread the first time, which reads p only during the call and is
+ * joined by cmp_ingest_free. Results, statistics and errors are byte for
+ * byte those of one thread. An ingest is still used by one thread at a
+ * time. */
 int cmp_ingest_feed(cmp_ingest *in, const void *p, size_t n, dcr_err *err);
 /* Ends the input; on success fills rows and appends the statistics JSON
  * (docs/compute.md) to stats_json (either may be NULL). Errors are

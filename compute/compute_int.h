@@ -20,8 +20,43 @@ typedef int (*cmp__row_fn)(void *ctx, const cmp__value *vals, size_t n, dcr_err 
 void cmp__ingest_set_sink(cmp_ingest *in, cmp__row_fn fn, void *ctx);
 /* Skip statistics (prepare only needs validation and values). */
 void cmp__ingest_no_stats(cmp_ingest *in);
+/* Two-thread validation of large feeds (docs/compute.md): feeds of at
+ * least min_bytes are split (0 = the default, 256 KiB; SIZE_MAX = never).
+ * Flags, for tests: CMP__PAR_FIXED splits at the middle and always waits
+ * for the worker (no adaptive split, no retracting: which path a chunk
+ * takes no longer depends on timing); CMP__PAR_NAIVE_SPLIT splits at the
+ * first '\n' even inside quotes (to reach the fallback). */
+enum { CMP__PAR_FIXED = 1, CMP__PAR_NAIVE_SPLIT = 2 };
+void cmp__ingest_par_config(cmp_ingest *in, size_t min_bytes, int flags);
+/* Chunks whose second part the worker validated and that were kept
+ * (fast), where its work was discarded (fallback), and where it had not
+ * started when the caller was done and the caller took it back
+ * (retracted; may be NULL). */
+void cmp__ingest_par_counts(const cmp_ingest *in, uint64_t *fast, uint64_t *fallback,
+                            uint64_t *retracted);
 
 const char *cmp__csv_label(const cmp_csv *c);
+
+/* For validating one chunk on two threads (cmp_ingest.c). */
+/* Starts a fresh input at a record boundary: line 1, no BOM expected, no
+ * error (the names and label stay). */
+void cmp__csv_restart(cmp_csv *c);
+/* No error, and the last byte fed ended a record (or nothing was fed). */
+bool cmp__csv_at_record_start(const cmp_csv *c);
+int cmp__csv_error(const cmp_csv *c); /* the sticky error code, or 0 */
+uint64_t cmp__csv_line(const cmp_csv *c);
+/* Advances the line counter by lines another reader consumed; only at a
+ * record start. */
+void cmp__csv_skip_lines(cmp_csv *c, uint64_t lines);
+/* NULL at a record boundary; else where the open record starts in the
+ * buffer of the last feed (only meaningful when that record opened in
+ * it, e.g. after cmp__csv_restart and one feed), its line in *line. */
+const char *cmp__csv_pending(const cmp_csv *c, uint64_t *line);
+/* Index of the first '\n' in p[from..n) that, by the parity of the quotes
+ * since p (and whether the reader is inside a quoted field now), lies
+ * outside quotes; without quote_aware simply the first '\n'. SIZE_MAX if
+ * none. A guess for valid CSV; the reader's own state decides. */
+size_t cmp__csv_split(const cmp_csv *c, const char *p, size_t n, size_t from, bool quote_aware);
 size_t cmp__utf8_valid_prefix(const uint8_t *p, size_t n);
 
 /* 0 ok, -1 syntax, -2 out of range. */
