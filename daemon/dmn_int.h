@@ -121,6 +121,11 @@ typedef struct dmn {
 	size_t nworkers;
 	bool workers_leaked;      /* a computation outlived shutdown */
 	pthread_mutex_t image_mu; /* one prepared-table build at a time */
+	/* decrypted images shared by runs (imgcache.c), under imgc_mu */
+	pthread_mutex_t imgc_mu;
+	struct dmn_image *imgc; /* list, most recent anywhere */
+	size_t imgc_bytes;
+	uint64_t imgc_tick, imgc_hits, imgc_misses;
 	/* Background table builds pause while uploads are open (uploads
 	 * first), unless a run waits for a table (__atomic counters). */
 	unsigned uploads_open;
@@ -191,6 +196,20 @@ bool dmn__run_is_running(dmn *d, const char *run_id);
  * daemon is stopping. */
 bool dmn__append_enter(dmn *d);
 void dmn__append_leave(dmn *d);
+
+/* ---- decrypted images shared by runs (imgcache.c) ------------------------- */
+
+typedef struct dmn_image dmn_image;
+/* The decrypted contents of blob id (a prepared table or a cached result),
+ * read from the blob store on a miss (*hit false); hold it until
+ * dmn__image_put. */
+int dmn__image_get(dmn *d, const char *id, dmn_image **out, bool *hit, dcr_err *err);
+void dmn__image_put(dmn *d, dmn_image *im); /* NULL is fine */
+const void *dmn__image_data(const dmn_image *im, size_t *n);
+/* The blob is gone: drop its entry (once no run holds it). */
+void dmn__image_forget(dmn *d, const char *id);
+void dmn__image_cache_stats(dmn *d, uint64_t *hits, uint64_t *misses, size_t *bytes);
+void dmn__image_cache_free(dmn *d); /* at shutdown, no run left */
 
 /* ---- requests (ops.c) ------------------------------------------------------ */
 

@@ -376,7 +376,9 @@ typedef struct plan_node {
 	bool ready;
 	cmp_column *cols;
 	size_t ncols;
-	dcr_buf image;
+	dcr_buf image;    /* a result computed in this run */
+	dmn_image *img;   /* or a stored image, shared through the cache */
+	bool img_hit;     /* img was in memory already */
 	uint8_t hash[32]; /* dataset: plaintext sha256; computation: cache key */
 	uint8_t result_sha[32];
 } plan_node;
@@ -390,7 +392,7 @@ typedef struct plan {
 	char *computation;
 } plan;
 
-static void plan_free(plan *p)
+static void plan_free(dmn *d, plan *p)
 {
 	size_t i;
 
@@ -402,6 +404,7 @@ static void plan_free(plan *p)
 		free(n->inputs);
 		dmn__schema_free(n->cols, n->ncols);
 		dcr_buf_release(&n->image);
+		dmn__image_put(d, n->img);
 	}
 	free(p->n);
 	free(p->order);
@@ -581,7 +584,7 @@ static int cache_load(dmn *d, plan_node *n, dcr_err *err)
 		n->cols[i].type = type_parse(t, tn);
 		n->cols[i].nullable = true;
 	}
-	rc = dmn__blob_read_all(d->blobs, img_id, DMN_IMAGE_BYTES_MAX, &n->image, err);
+	rc = dmn__image_get(d, img_id, &n->img, &n->img_hit, err);
 out:
 	if (rc < 0 && n->cols) {
 		dmn__schema_free(n->cols, n->ncols);
@@ -666,8 +669,12 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 		in[k].name = x->name;
 		in[k].schema.cols = x->cols;
 		in[k].schema.ncols = x->ncols;
-		in[k].image = x->image.len ? x->image.data : NULL;
-		in[k].image_n = x->image.len;
+		if (x->img) {
+			in[k].image = dmn__image_data(x->img, &in[k].image_n);
+		} else {
+			in[k].image = x->image.len ? x->image.data : NULL;
+			in[k].image_n = x->image.len;
+		}
 	}
 	rc = cmp_sql_run(n->query, in, n->ninputs, n->min_rows, &lim, res, err);
 	if (rc < 0) {
@@ -702,8 +709,7 @@ static int load_dataset(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], plan_node 
 	if (n->is_table && n->blob) {
 		rc = ensure_image(d, room, n->name, n->blob, false, image_id, err);
 		if (rc == 0)
-			rc = dmn__blob_read_all(d->blobs, image_id, DMN_IMAGE_BYTES_MAX, &n->image,
-			                        err);
+			rc = dmn__image_get(d, image_id, &n->img, &n->img_hit, err);
 		if (rc < 0)
 			return rc;
 	}
@@ -811,13 +817,22 @@ static void run_job(dmn *d, dmn_job *j)
 		if (rc < 0)
 			dmn__log(d, DMN_LOG_ERROR, "run %s: recording the outcome: %s", j->run_id,
 			         e2.msg);
-		else
-			dmn__log(d, DMN_LOG_INFO, "run %s (%s) in room %s: %s in %llu ms%s%s",
+		else {
+			unsigned imgs = 0, hits = 0;
+			for (k = 0; k < p.nn; k++)
+				if (p.n[k].img) {
+					imgs++;
+					hits += p.n[k].img_hit;
+				}
+			dmn__log(d, DMN_LOG_INFO,
+			         "run %s (%s) in room %s: %s in %llu ms (%u stored images, %u "
+			         "already in memory)%s%s",
 			         j->run_id, p.computation, r->hex,
 			         out.state == RM_RUN_DONE ? "done" : "failed",
-			         (unsigned long long)out.duration_ms,
+			         (unsigned long long)out.duration_ms, imgs, hits,
 			         out.state == RM_RUN_DONE ? "" : ": ",
 			         out.state == RM_RUN_DONE ? "" : err.msg);
+		}
 	}
 	set_running(d, j->run_id, false);
 done:
@@ -825,7 +840,7 @@ done:
 	dcr_buf_release(&body);
 	dcr_buf_release(&inputs);
 	dcr_buf_release(&schema);
-	plan_free(&p);
+	plan_free(d, &p);
 }
 
 /* ---- garbage collection of blobs ------------------------------------------------ */
@@ -900,7 +915,7 @@ static void keep_cache(dmn *d, keep_set *k, const rm_state *st)
 				free(key);
 			}
 		}
-		plan_free(&p);
+		plan_free(d, &p);
 	}
 }
 
@@ -924,6 +939,7 @@ static int gc_one(void *ctx, const char *id, uint64_t file_bytes)
 		return 0;
 	}
 	if (dmn__blob_remove(g->d->blobs, id) == 0) {
+		dmn__image_forget(g->d, id);
 		g->removed++;
 		g->bytes += file_bytes;
 	}

@@ -784,6 +784,7 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	pthread_cond_init(&d->job_cv, NULL);
 	pthread_cond_init(&d->append_cv, NULL);
 	pthread_mutex_init(&d->image_mu, NULL);
+	pthread_mutex_init(&d->imgc_mu, NULL);
 	pthread_mutex_init(&d->wait_mu, NULL);
 	{
 		pthread_condattr_t ca;
@@ -897,6 +898,7 @@ out:
 	es_close(d->store);
 	dmn__blobs_close(d->blobs);
 	dmn__rooms_free(d);
+	dmn__image_cache_free(d);
 	while (d->done_uploads) {
 		dmn_done_upload *u = d->done_uploads;
 		d->done_uploads = u->next;
@@ -915,6 +917,7 @@ out:
 	pthread_cond_destroy(&d->job_cv);
 	pthread_cond_destroy(&d->append_cv);
 	pthread_mutex_destroy(&d->image_mu);
+	pthread_mutex_destroy(&d->imgc_mu);
 	pthread_mutex_destroy(&d->wait_mu);
 	pthread_cond_destroy(&d->wait_cv);
 	if (rc == 0)

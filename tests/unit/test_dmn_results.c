@@ -140,6 +140,17 @@ int main(void)
 		CHECK_OK(cl_events(a, room, 0, ES_SEQ_ANY, last_type, &l, &err), &err);
 		CHECK(strcmp(l.type, "run.completed") == 0);
 	}
+	/* Later runs read the prepared table from memory (the daemon's image
+	 * cache) and give the same result. */
+	CHECK(td_log_has(&t, "(1 stored images, 0 already in memory)"));
+	CHECK(td_log_has(&t, "(1 stored images, 1 already in memory)"));
+	{
+		dcr_buf again;
+		dcr_buf_init(&again);
+		CHECK_OK(td_result(a, room, "everything", &again, &err), &err);
+		CHECK(again.len == whole.len && memcmp(again.data, whole.data, whole.len) == 0);
+		dcr_buf_release(&again);
+	}
 	/* ian is a participant, not an analyst. */
 	CHECK_ERR(cl_result_read(i, room, run, 0, buf, 100, &err), DCR_EDENIED, &err, NULL);
 	CHECK(td_stop(&t, SIGTERM) == 0);
