@@ -12,6 +12,7 @@
  * over the prepared table must equal the ingest's row count; when it
  * refuses, cmp_prepare must refuse with the same code. */
 #include "../../compute/compute.h"
+#include "../../compute/compute_int.h"
 #include "fuzz.h"
 
 static const cmp_column cols[] = {
@@ -111,8 +112,11 @@ static int on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
 	return 0;
 }
 
-/* Feeds [data, data+size) in pieces: cuts[] are increasing offsets. */
-static void run(const uint8_t *data, size_t size, const size_t *cuts, size_t ncuts, outcome *o)
+/* Feeds [data, data+size) in pieces: cuts[] are increasing offsets.
+ * par_flags >= 0: feeds of 64 bytes or more take the two-thread path
+ * (cmp__ingest_par_config), which must give the very same outcome. */
+static void run(const uint8_t *data, size_t size, const size_t *cuts, size_t ncuts, int par_flags,
+                outcome *o)
 {
 	cmp_ingest *in = NULL;
 	cmp_csv *raw = NULL;
@@ -122,6 +126,7 @@ static void run(const uint8_t *data, size_t size, const size_t *cuts, size_t ncu
 	dcr_buf_init(&o->stats);
 	o->raw_digest = 0xcbf29ce484222325ull;
 	FUZZ_CHECK(cmp_ingest_new(&schema, "fuzz.csv", &in) == 0);
+	cmp__ingest_par_config(in, par_flags >= 0 ? 64 : SIZE_MAX, par_flags >= 0 ? par_flags : 0);
 	FUZZ_CHECK(cmp_csv_new("raw.csv", on_record, o, &raw) == 0);
 	for (i = 0; i <= ncuts; i++) {
 		size_t end = i < ncuts ? cuts[i] : size;
@@ -253,11 +258,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		cuts[ncuts++] = at;
 	}
-	run(data, size, NULL, 0, &whole);
-	run(data, size, &one, 1, &split);
-	run(data, size, cuts, ncuts, &chunks);
+	run(data, size, NULL, 0, -1, &whole);
+	run(data, size, &one, 1, -1, &split);
+	run(data, size, cuts, ncuts, -1, &chunks);
 	same(&whole, &split);
 	same(&whole, &chunks);
+	/* The two-thread path: a split at the middle, and a naive split at
+	 * the first line end even inside quotes (its fallback). */
+	for (int pf = 0; pf < 2; pf++) {
+		outcome par;
+		run(data, size, &one, 1, pf ? CMP__PAR_FIXED | CMP__PAR_NAIVE_SPLIT : CMP__PAR_FIXED,
+		    &par);
+		same(&whole, &par);
+		dcr_buf_release(&par.stats);
+	}
 	check_prepare(data, size, &whole, h);
 	dcr_buf_release(&whole.stats);
 	dcr_buf_release(&split.stats);
