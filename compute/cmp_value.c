@@ -176,6 +176,8 @@ int cmp__parse_float(const char *s, size_t n, double *out)
 			free(tmp);
 		if (!isfinite(v))
 			return -2;
+		if (v == 0)
+			v = 0.0; /* an underflow like -1e-400 is zero, as "-0" is */
 	}
 	*out = v;
 	return 0;

@@ -354,6 +354,24 @@ static void test_distinct(void)
 	cmp_ingest_free(in);
 }
 
+/* Zeros: "-0", "0.0" and an underflow such as "-1e-400" are one value,
+ * +0 (a min of -0.0 would print as "-0.0"). */
+static void test_zeros(void)
+{
+	const cmp_column c[] = {{"x", CMP_FLOAT, CMP_FMT_NONE, false}};
+	const cmp_schema s = {c, 1};
+	struct outcome o;
+	const char *csv = "x\n-1e-400\n-0\n0.0\n1e-400\n";
+	run(&s, csv, strlen(csv), &o);
+	CHECK(o.rc == 0 && o.stats);
+	if (o.stats) {
+		CHECK(strstr(o.stats, "\"distinct\":1,") != NULL);
+		CHECK(strstr(o.stats, "\"min\":0.0,\"max\":0.0") != NULL ||
+		      !fprintf(stderr, "%s\n", o.stats));
+	}
+	free(o.stats);
+}
+
 /* distinct_exact at and past the bound: n distinct values, each twice. */
 static void distinct_case(size_t ncols, uint64_t n, const char *want)
 {
@@ -483,6 +501,7 @@ int main(void)
 	test_errors();
 	test_limits();
 	test_distinct();
+	test_zeros();
 	test_distinct_bounds();
 	test_reader();
 	test_random();
