@@ -695,6 +695,38 @@ static int dl_put(dl *d, const void *p, size_t n, uint64_t size, const char *wha
 	return 0;
 }
 
+/* Reads the whole of `what` (size bytes announced) with rd, chunk by
+ * chunk, into the download. */
+typedef int (*dl_read_fn)(void *ctx, uint64_t off, void *buf, size_t cap, dcr_err *err);
+
+static int dl_pull(dl *d, dl_read_fn rd, void *ctx, uint64_t size, const char *what,
+                   dcr_err *err)
+{
+	uint8_t *buf = dcr_malloc(DCR_CHUNK_BYTES);
+	int rc = 0;
+
+	for (;;) {
+		int n = rd(ctx, d->off, buf, DCR_CHUNK_BYTES, err);
+
+		if (n < 0) {
+			rc = n;
+			if (!err->code)
+				dcr_err_set(err, rc, "reading the %s: %s", what, dcr_strerror(rc));
+			break;
+		}
+		if (n == 0)
+			break;
+		rc = dl_put(d, buf, (size_t)n, size, what, err);
+		if (rc)
+			break;
+	}
+	free(buf);
+	if (rc == 0 && d->off != size)
+		rc = dcr_err_set(err, DCR_EINTEGRITY, "%s: got %llu bytes, %llu were announced", what,
+		                 (unsigned long long)d->off, (unsigned long long)size);
+	return rc;
+}
+
 /* The whole transfer's SHA-256 (once, after the last dl_put). */
 static void dl_sha256(dl *d, uint8_t sha[DCR_SHA256_BYTES])
 {
@@ -741,6 +773,18 @@ static int check_sha(const uint8_t want[DCR_SHA256_BYTES], const uint8_t got[DCR
 	                   a);
 }
 
+struct result_src {
+	cl_conn *c;
+	const uint8_t *room;
+	const char *run_id;
+};
+
+static int result_read(void *ctx, uint64_t off, void *buf, size_t cap, dcr_err *err)
+{
+	struct result_src *r = ctx;
+	return cl_result_read(r->c, r->room, r->run_id, off, buf, cap, err);
+}
+
 int cli_cmd_result(int argc, char **argv)
 {
 	static const char usage[] =
@@ -759,7 +803,6 @@ int cli_cmd_result(int argc, char **argv)
 	uint8_t id[ES_ROOM_ID_BYTES], sha[DCR_SHA256_BYTES];
 	char run_id[33] = "", what[64];
 	uint64_t size = 0;
-	uint8_t *buf = NULL;
 	dl d;
 	int rc;
 	rm_state st;
@@ -775,27 +818,12 @@ int cli_cmd_result(int argc, char **argv)
 		goto out;
 	snprintf(what, sizeof what, "result of run %s", run_id);
 	snprintf(d.label, sizeof d.label, "run %s, ", run_id);
-	buf = dcr_malloc(DCR_CHUNK_BYTES);
-	for (;;) {
-		int n = cl_result_read(c, id, run_id, d.off, buf, DCR_CHUNK_BYTES, &err);
-
-		if (n < 0) {
-			rc = n;
-			if (!err.code)
-				dcr_err_set(&err, rc, "reading the %s: %s", what, dcr_strerror(rc));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		rc = dl_put(&d, buf, (size_t)n, size, what, &err);
-		if (rc)
-			goto out;
+	{
+		struct result_src src = {c, id, run_id};
+		rc = dl_pull(&d, result_read, &src, size, what, &err);
 	}
-	if (d.off != size) {
-		rc = dcr_err_set(&err, DCR_EINTEGRITY, "%s: got %llu bytes, the daemon announced %llu",
-		                 what, (unsigned long long)d.off, (unsigned long long)size);
+	if (rc)
 		goto out;
-	}
 	/* The bytes must be the result the daemon signed into the log. */
 	dl_sha256(&d, sha);
 	have_state = true;
@@ -812,12 +840,32 @@ int cli_cmd_result(int argc, char **argv)
 			rc = check_sha(r->result_sha256, sha, what, &err);
 	}
 out:
-	free(buf);
 	if (have_state)
 		rm_state_release(&st);
 	cl_close(c);
 	rc = dl_end(&d, rc, &err);
 	return rc ? fail("result", &err) : CLI_EXIT_OK;
+}
+
+struct data_src {
+	cl_conn *c;
+	const uint8_t *room;
+	const char *dataset;
+	uint64_t size; /* as the log records it */
+};
+
+static int data_read(void *ctx, uint64_t off, void *buf, size_t cap, dcr_err *err)
+{
+	struct data_src *x = ctx;
+	uint64_t now = 0;
+	int n = cl_data_read(x->c, x->room, x->dataset, off, buf, cap, &now, err);
+
+	if (n >= 0 && now != x->size)
+		return dcr_err_set(err, DCR_ESTATE,
+		                   "dataset %s was provisioned again during the download: run the "
+		                   "command again",
+		                   x->dataset);
+	return n;
 }
 
 int cli_cmd_data(int argc, char **argv)
@@ -836,8 +884,6 @@ int cli_cmd_data(int argc, char **argv)
 	dcr_err err = {0};
 	uint8_t id[ES_ROOM_ID_BYTES], sha[DCR_SHA256_BYTES];
 	char what[128];
-	uint64_t size = 0;
-	uint8_t *buf = NULL;
 	const rm_provision *p = NULL;
 	dl d;
 	int rc;
@@ -865,40 +911,15 @@ int cli_cmd_data(int argc, char **argv)
 		rc = dcr_err_set(&err, DCR_ENOTFOUND, "dataset %s is not provisioned", pos[1]);
 		goto out;
 	}
-	buf = dcr_malloc(DCR_CHUNK_BYTES);
-	size = p->bytes;
-	for (;;) {
-		uint64_t now = 0;
-		int n = cl_data_read(c, id, pos[1], d.off, buf, DCR_CHUNK_BYTES, &now, &err);
-
-		if (n < 0) {
-			rc = n;
-			if (!err.code)
-				dcr_err_set(&err, rc, "reading the %s: %s", what, dcr_strerror(rc));
-			goto out;
-		}
-		if (now != size) {
-			rc = dcr_err_set(&err, DCR_ESTATE,
-			                 "dataset %s was provisioned again during the download: "
-			                 "run the command again",
-			                 pos[1]);
-			goto out;
-		}
-		if (n == 0)
-			break;
-		rc = dl_put(&d, buf, (size_t)n, size, what, &err);
-		if (rc)
-			goto out;
+	{
+		struct data_src src = {c, id, pos[1], p->bytes};
+		rc = dl_pull(&d, data_read, &src, p->bytes, what, &err);
 	}
-	if (d.off != size) {
-		rc = dcr_err_set(&err, DCR_EINTEGRITY, "%s: got %llu bytes, the log records %llu",
-		                 what, (unsigned long long)d.off, (unsigned long long)size);
+	if (rc)
 		goto out;
-	}
 	dl_sha256(&d, sha);
 	rc = check_sha(p->sha256, sha, what, &err);
 out:
-	free(buf);
 	if (have_state)
 		rm_state_release(&st);
 	cl_close(c);
