@@ -16,7 +16,12 @@ typedef struct dmn_options {
 	uint64_t idle_timeout_ms; /* 0: DMN_IDLE_TIMEOUT_MS */
 	enum dmn_log_level log_level;
 	bool no_sync; /* tests only: LMDB without fsync */
+	/* decrypted images kept between runs, bytes; 0: DMN_IMAGE_CACHE_BYTES,
+	 * DMN_IMAGE_CACHE_OFF: none */
+	uint64_t image_cache_bytes;
 } dmn_options;
+
+#define DMN_IMAGE_CACHE_OFF UINT64_MAX
 
 /* Runs the daemon in the foreground. Returns 0 after a clean shutdown, or a
  * negative code with err set (e.g. another dcrd holds the directory). */

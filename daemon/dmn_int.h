@@ -125,6 +125,7 @@ typedef struct dmn {
 	pthread_mutex_t imgc_mu;
 	struct dmn_image *imgc; /* list, most recent anywhere */
 	size_t imgc_bytes;
+	uint64_t imgc_budget; /* bytes; 0: keep nothing */
 	uint64_t imgc_tick, imgc_hits, imgc_misses;
 	/* Background table builds pause while uploads are open (uploads
 	 * first), unless a run waits for a table (__atomic counters). */

@@ -7,7 +7,8 @@
  * an image can be shared by any number of runs at once (SQLite opens it
  * read-only, without a copy: cmp_sql_run) and never goes stale. Entries
  * are reference counted; unreferenced ones are evicted least recently used
- * first once the cache holds more than DMN_IMAGE_CACHE_BYTES, and at once
+ * first once the cache holds more than its budget (dcrd --image-cache-mb,
+ * default DMN_IMAGE_CACHE_BYTES; 0 keeps nothing), and at once
  * when their blob is garbage collected (dmn__image_forget), so a
  * deprovisioned dataset does not linger in memory. An image larger than
  * the whole budget is read for its run and dropped after it. */
@@ -34,7 +35,7 @@ static void entry_free(dmn_image *e)
  * fits its budget. Caller holds imgc_mu. */
 static void evict_locked(dmn *d)
 {
-	while (d->imgc_bytes > DMN_IMAGE_CACHE_BYTES) {
+	while (d->imgc_bytes > d->imgc_budget) {
 		dmn_image **victim = NULL;
 		for (dmn_image **pp = &d->imgc; *pp; pp = &(*pp)->next)
 			if ((*pp)->refs == 0 && (!victim || (*pp)->used < (*victim)->used))

@@ -7,6 +7,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: dcrd --data DIR [--socket PATH] [--idle-timeout-ms N] [--log-level LEVEL]\n"
+	        "            [--image-cache-mb N]\n"
 	        "\n"
 	        "The dcr clean room host. Runs in the foreground, logs to stderr (one line\n"
 	        "per request), stops cleanly on SIGTERM or SIGINT.\n"
@@ -18,12 +19,14 @@ static void usage(FILE *f)
 	        "                         DIR/dcr.sock\n"
 	        "  --idle-timeout-ms N    close connections idle for N ms (default %u)\n"
 	        "  --log-level LEVEL      error, warn, info (default) or debug\n"
+	        "  --image-cache-mb N     memory for decrypted tables kept between runs, in MiB\n"
+	        "                         (default %llu; 0 turns the cache off)\n"
 	        "  --no-sync              do not fsync the event log (tests and benchmarks only:\n"
 	        "                         a crash may lose recent events)\n"
 	        "  --help                 this text\n"
 	        "\n"
 	        "Prints \"dcrd: listening on PATH\" to stderr when ready. See docs/daemon.md.\n",
-	        (unsigned)DMN_IDLE_TIMEOUT_MS);
+	        (unsigned)DMN_IDLE_TIMEOUT_MS, (unsigned long long)(DMN_IMAGE_CACHE_BYTES >> 20));
 }
 
 int main(int argc, char **argv)
@@ -34,6 +37,7 @@ int main(int argc, char **argv)
 	    {"idle-timeout-ms", required_argument, NULL, 'i'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"no-sync", no_argument, NULL, 'n'},
+	    {"image-cache-mb", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -81,6 +85,21 @@ int main(int argc, char **argv)
 		case 'n':
 			opt.no_sync = true;
 			break;
+		case 'c': {
+			char *end = NULL;
+			unsigned long long v;
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || !end || end == optarg || *end || v > (1ull << 24)) {
+				fprintf(stderr,
+				        "dcrd: --image-cache-mb: not a number of MiB (0 to %llu): "
+				        "%s\n",
+				        1ull << 24, optarg);
+				return 2;
+			}
+			opt.image_cache_bytes = v ? v << 20 : DMN_IMAGE_CACHE_OFF;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;

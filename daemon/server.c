@@ -785,6 +785,9 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	pthread_cond_init(&d->append_cv, NULL);
 	pthread_mutex_init(&d->image_mu, NULL);
 	pthread_mutex_init(&d->imgc_mu, NULL);
+	d->imgc_budget = opt->image_cache_bytes == DMN_IMAGE_CACHE_OFF ? 0
+	                 : opt->image_cache_bytes                      ? opt->image_cache_bytes
+	                                                               : DMN_IMAGE_CACHE_BYTES;
 	pthread_mutex_init(&d->wait_mu, NULL);
 	{
 		pthread_condattr_t ca;

@@ -42,6 +42,17 @@ static int last_type(void *ctx, uint64_t seq, const void *entry, size_t n)
 	return 0;
 }
 
+/* Occurrences of needle in the daemon's log (kept across restarts). */
+static unsigned log_count(td *t, const char *needle)
+{
+	char *s = td_log_text(t);
+	unsigned n = 0;
+	for (const char *p = s; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	free(s);
+	return n;
+}
+
 int main(void)
 {
 	static td t; /* the atexit cleanup reads it after main returns */
@@ -154,6 +165,34 @@ int main(void)
 	/* ian is a participant, not an analyst. */
 	CHECK_ERR(cl_result_read(i, room, run, 0, buf, 100, &err), DCR_EDENIED, &err, NULL);
 	CHECK(td_stop(&t, SIGTERM) == 0);
+	cl_close(a);
+	cl_close(i);
+	a = i = NULL;
+
+	/* With the cache turned off (dcrd --image-cache-mb 0) every run reads
+	 * its table from the blob store, and the result is the same. */
+	{
+		static const char *const no_cache[] = {"--image-cache-mb", "0", NULL};
+		unsigned hits0 = log_count(&t, "1 already in memory"),
+		         miss0 = log_count(&t, "(1 stored images, 0 already in memory)");
+		CHECK(td_start(&t, no_cache) == 0);
+		a = td_connect(&t, t.anna);
+		CHECK(a != NULL);
+		for (int k = 0; a && k < 2; k++) {
+			char r3[33];
+			dcr_buf again;
+			dcr_buf_init(&again);
+			CHECK_OK(cl_run(a, room, "everything", r3, &err), &err);
+			CHECK_OK(td_wait_run(a, room, "everything", r3, &st, 120000, &err), &err);
+			cl_run_status_release(&st);
+			CHECK_OK(td_result(a, room, "everything", &again, &err), &err);
+			CHECK(again.len == whole.len && memcmp(again.data, whole.data, whole.len) == 0);
+			dcr_buf_release(&again);
+		}
+		CHECK(log_count(&t, "1 already in memory") == hits0);
+		CHECK(log_count(&t, "(1 stored images, 0 already in memory)") == miss0 + 2);
+		CHECK(td_stop(&t, SIGTERM) == 0);
+	}
 out:
 	cl_close(a);
 	cl_close(i);
