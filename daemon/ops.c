@@ -713,7 +713,8 @@ static int op_data_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	dmn_room *r;
 	char *ds = NULL, blob[DMN_BLOB_HEX_BYTES] = "";
 	uint64_t off = 0, len = 0;
-	uint8_t *buf = NULL;
+	uint8_t *buf = NULL, want[DCR_SHA256_BYTES];
+	bool pinned = false;
 	size_t got = 0;
 	int rc = arg_room(d, s, args, &r, err);
 
@@ -723,6 +724,10 @@ static int op_data_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 		rc = arg_u64(args, "offset", &off, err);
 	if (rc == 0)
 		rc = arg_u64(args, "len", &len, err);
+	if (rc == 0 && dcr_mp_get(args, "sha256")) {
+		rc = dcr_mp_get_binn(args, "sha256", want, sizeof want, err);
+		pinned = rc == 0;
+	}
 	if (rc < 0)
 		goto out;
 	if (len > DMN_RESULT_READ_BYTES_MAX)
@@ -733,7 +738,11 @@ static int op_data_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	} else {
 		const rm_provision *p = rm_state_provision(&r->st, ds);
 		if (!p || !p->blob || !dmn__blob_id_valid(p->blob))
-			rc = dcr_err_set(err, DCR_ENOTFOUND, "dataset %s is not provisioned", ds);
+			rc = dcr_err_set(err, pinned ? DCR_ESTATE : DCR_ENOTFOUND,
+			                 "dataset %s is not provisioned", ds);
+		else if (pinned && memcmp(p->sha256, want, sizeof want) != 0)
+			rc = dcr_err_set(err, DCR_ESTATE,
+			                 "dataset %s was provisioned again since this read began", ds);
 		else
 			memcpy(blob, p->blob, DMN_BLOB_HEX_BYTES);
 	}

@@ -77,9 +77,10 @@ typedef struct fs_backend {
 	int (*result_read)(void *ctx, const char *run_id, uint64_t off, void *buf, size_t cap,
 	                   dcr_err *err);
 	/* The file provisioned for dataset, back to its owners: bytes read at
-	 * off (0 at the end) or a negative code. */
-	int (*data_read)(void *ctx, const char *dataset, uint64_t off, void *buf, size_t cap,
-	                 dcr_err *err);
+	 * off (0 at the end) or a negative code; DCR_ESTATE once the provision
+	 * with this sha256 is no longer the current one. */
+	int (*data_read)(void *ctx, const char *dataset, const uint8_t sha256[32], uint64_t off,
+	                 void *buf, size_t cap, dcr_err *err);
 	int (*stats)(void *ctx, const char *dataset, dcr_buf *json, dcr_err *err);
 	int (*room_test)(void *ctx, dcr_buf *report, dcr_err *err);
 } fs_backend;

@@ -133,6 +133,7 @@ struct fs_file {
 	char *name; /* dataset or computation */
 	char run_id[33];
 	uint64_t size;
+	uint8_t sha256[DCR_SHA256_BYTES]; /* K_DS_DATA: the provision being read */
 	uint64_t opener; /* process that opened it (0: unknown) */
 };
 
@@ -1789,8 +1790,10 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 		break;
 	case K_DS_DATA: {
 		if (!wants_write(flags)) {
-			/* Reading it back: ranged reads from the daemon. */
+			/* Reading it back: ranged reads from the daemon, pinned to
+			 * this provision (a new one fails the read, never mixes). */
 			h->name = dcr_strdup(d.ds);
+			memcpy(h->sha256, d.prov->sha256, sizeof h->sha256);
 			break;
 		}
 		/* Rewriting the provisioned file: a new upload under its name. */
@@ -1956,10 +1959,12 @@ ssize_t fs_read(fs *f, fs_file *h, uint64_t off, void *buf, size_t cap)
 		size_t got = 0;
 		while (got < cap) {
 			int r = h->kind == K_DS_DATA
-			            ? f->be.data_read(f->be.ctx, h->name, off + got,
+			            ? f->be.data_read(f->be.ctx, h->name, h->sha256, off + got,
 			                              (uint8_t *)buf + got, cap - got, &err)
 			            : f->be.result_read(f->be.ctx, h->run_id, off + got,
 			                                (uint8_t *)buf + got, cap - got, &err);
+			if (r == DCR_ESTATE && h->kind == K_DS_DATA)
+				return -ESTALE; /* provisioned again since the open */
 			if (r < 0)
 				return -fs_errno(r);
 			if (r == 0)

@@ -186,11 +186,11 @@ static int pb_result_read(void *ctx, const char *run_id, uint64_t off, void *buf
 	WITH_CONN(p, err, cl_result_read(c, p->room, run_id, off, buf, cap, err));
 }
 
-static int pb_data_read(void *ctx, const char *dataset, uint64_t off, void *buf, size_t cap,
-                        dcr_err *err)
+static int pb_data_read(void *ctx, const char *dataset, const uint8_t sha256[32], uint64_t off,
+                        void *buf, size_t cap, dcr_err *err)
 {
 	fs_proto *p = ctx;
-	WITH_CONN(p, err, cl_data_read(c, p->room, dataset, off, buf, cap, NULL, err));
+	WITH_CONN(p, err, cl_data_read(c, p->room, dataset, sha256, off, buf, cap, NULL, err));
 }
 
 static int pb_stats(void *ctx, const char *dataset, dcr_buf *json, dcr_err *err)

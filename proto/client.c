@@ -1011,8 +1011,8 @@ out:
  * str arg `key`; the response's "data" is at most cap bytes, copied to buf;
  * `size` (if asked) is the object's total size. Returns bytes read. */
 static int ranged_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *op,
-                       const char *key, const char *name, uint64_t offset, void *buf, size_t cap,
-                       uint64_t *size, dcr_err *err)
+                       const char *key, const char *name, const uint8_t *sha256,
+                       uint64_t offset, void *buf, size_t cap, uint64_t *size, dcr_err *err)
 {
 	proto_map m;
 	dcr_mp_doc *d = NULL;
@@ -1031,6 +1031,8 @@ static int ranged_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const c
 	dcr_mpw_str(proto_map_key(&m, key), name);
 	dcr_mpw_uint(proto_map_key(&m, "offset"), offset);
 	dcr_mpw_uint(proto_map_key(&m, "len"), cap);
+	if (sha256)
+		dcr_mpw_bin(proto_map_key(&m, "sha256"), sha256, DCR_SHA256_BYTES);
 	rc = call_map(c, op, &m, &rb, &d, err);
 	if (rc < 0)
 		goto out;
@@ -1056,13 +1058,15 @@ out:
 int cl_result_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
                    uint64_t offset, void *buf, size_t cap, dcr_err *err)
 {
-	return ranged_read(c, room, "result.read", "run", run_id, offset, buf, cap, NULL, err);
+	return ranged_read(c, room, "result.read", "run", run_id, NULL, offset, buf, cap, NULL, err);
 }
 
 int cl_data_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
-                 uint64_t offset, void *buf, size_t cap, uint64_t *size, dcr_err *err)
+                 const uint8_t *sha256, uint64_t offset, void *buf, size_t cap, uint64_t *size,
+                 dcr_err *err)
 {
-	return ranged_read(c, room, "data.read", "dataset", dataset, offset, buf, cap, size, err);
+	return ranged_read(c, room, "data.read", "dataset", dataset, sha256, offset, buf, cap, size,
+	                   err);
 }
 
 /* ---- text results --------------------------------------------------------------- */

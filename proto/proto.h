@@ -142,9 +142,13 @@ int cl_result_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char 
 
 /* Reads up to cap bytes of the file provisioned for dataset (as uploaded)
  * at offset: owners only (rm_may_read_data). Returns bytes read (0 at the
- * end) or a negative code; *size (may be NULL) gets the file's size. */
+ * end) or a negative code; *size (may be NULL) gets the file's size. With
+ * sha256 (may be NULL) the read is pinned to that provision: DCR_ESTATE
+ * once the dataset was provisioned again or withdrawn, so a reader never
+ * mixes two files. */
 int cl_data_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
-                 uint64_t offset, void *buf, size_t cap, uint64_t *size, dcr_err *err);
+                 const uint8_t *sha256, uint64_t offset, void *buf, size_t cap, uint64_t *size,
+                 dcr_err *err);
 
 /* Statistics JSON of a provisioned dataset (owners, or everyone when the
  * definition shares them). */

@@ -851,14 +851,15 @@ struct data_src {
 	cl_conn *c;
 	const uint8_t *room;
 	const char *dataset;
-	uint64_t size; /* as the log records it */
+	const uint8_t *sha256; /* the provision the log records: reads are pinned to it */
+	uint64_t size;
 };
 
 static int data_read(void *ctx, uint64_t off, void *buf, size_t cap, dcr_err *err)
 {
 	struct data_src *x = ctx;
 	uint64_t now = 0;
-	int n = cl_data_read(x->c, x->room, x->dataset, off, buf, cap, &now, err);
+	int n = cl_data_read(x->c, x->room, x->dataset, x->sha256, off, buf, cap, &now, err);
 
 	if (n >= 0 && now != x->size)
 		return dcr_err_set(err, DCR_ESTATE,
@@ -912,7 +913,7 @@ int cli_cmd_data(int argc, char **argv)
 		goto out;
 	}
 	{
-		struct data_src src = {c, id, pos[1], p->bytes};
+		struct data_src src = {c, id, pos[1], p->sha256, p->bytes};
 		rc = dl_pull(&d, data_read, &src, p->bytes, what, &err);
 	}
 	if (rc)

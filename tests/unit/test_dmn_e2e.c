@@ -177,14 +177,22 @@ static void test_uploads(td *t, cl_conn *a, cl_conn *i, const uint8_t room[ES_RO
 	{
 		uint8_t back[sizeof bank_csv];
 		uint64_t fsize = 0;
-		int n = cl_data_read(a, room, "bank", 0, back, sizeof back, &fsize, &err);
+		int n = cl_data_read(a, room, "bank", NULL, 0, back, sizeof back, &fsize, &err);
 		CHECK(n == (int)strlen(bank_csv) && fsize == strlen(bank_csv));
 		CHECK(n > 0 && memcmp(back, bank_csv, (size_t)n) == 0);
-		n = cl_data_read(a, room, "bank", 6, back, 5, NULL, &err);
+		n = cl_data_read(a, room, "bank", NULL, 6, back, 5, NULL, &err);
 		CHECK(n == 5 && memcmp(back, bank_csv + 6, 5) == 0);
-		CHECK(cl_data_read(a, room, "bank", fsize, back, 5, NULL, &err) == 0);
-		CHECK_ERR(cl_data_read(i, room, "bank", 0, back, 5, NULL, &err), DCR_EDENIED, &err,
+		CHECK(cl_data_read(a, room, "bank", NULL, fsize, back, 5, NULL, &err) == 0);
+		CHECK_ERR(cl_data_read(i, room, "bank", NULL, 0, back, 5, NULL, &err), DCR_EDENIED, &err,
 		          "not an owner");
+		/* Pinned to a provision: its sha256 reads, any other is refused. */
+		uint8_t sha[32], other[32];
+		dcr_sha256(bank_csv, strlen(bank_csv), sha);
+		memcpy(other, sha, 32);
+		other[0] ^= 1;
+		CHECK(cl_data_read(a, room, "bank", sha, 6, back, 5, NULL, &err) == 5);
+		CHECK_ERR(cl_data_read(a, room, "bank", other, 6, back, 5, NULL, &err), DCR_ESTATE,
+		          &err, "provisioned again");
 	}
 
 	/* A file dataset: any bytes, stored as they are, no rows. */

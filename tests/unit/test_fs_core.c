@@ -323,12 +323,15 @@ static int fk_result_read(void *ctx, const char *run_id, uint64_t off, void *buf
 	return (int)n;
 }
 
-static int fk_data_read(void *ctx, const char *dataset, uint64_t off, void *buf, size_t cap,
-                        dcr_err *err)
+static int fk_data_read(void *ctx, const char *dataset, const uint8_t sha256[32], uint64_t off,
+                        void *buf, size_t cap, dcr_err *err)
 {
 	fake_user *u = ctx;
 	if (!rm_may_read_data(&u->fk->st, u->pub, dataset))
 		return dcr_err_set(err, DCR_EDENIED, "not an owner of %s", dataset);
+	const rm_provision *pv = rm_state_provision(&u->fk->st, dataset);
+	if (!pv || (sha256 && memcmp(pv->sha256, sha256, 32) != 0))
+		return dcr_err_set(err, DCR_ESTATE, "%s was provisioned again", dataset);
 	for (size_t i = 0; i < u->fk->nfiles; i++) {
 		const dcr_buf *b = &u->fk->files[i].bytes;
 		if (strcmp(u->fk->files[i].dataset, dataset) != 0)
@@ -722,6 +725,24 @@ int main(void)
 	/* the owner reads the provisioned file back (ranged reads from the daemon) */
 	CHECK(read_all(fa, "datasets/bank_customers/bank.csv", &s) == 0 && strcmp(s, bank) == 0);
 	free(s);
+	{
+		/* a read pinned to one provision fails (ESTALE) once the dataset is
+		 * provisioned again, instead of mixing the two files */
+		fs_file *h;
+		char got[8];
+		CHECK_RC(fs_open(fa, walk(fa, "datasets/bank_customers/bank.csv"), O_RDONLY, &h), 0);
+		CHECK_RC(fs_read(fa, h, 0, got, 5), 5);
+		CHECK_RC(write_file(fa, "datasets/bank_customers/bank.csv",
+		                    "email,city\nz@x,Nice\ny@x,Nice\nx@x,Nice\n", 7),
+		         0);
+		CHECK_RC(fs_read(fa, h, 5, got, 5), -ESTALE);
+		fs_flush(fa, h, 0, false);
+		fs_release(fa, h);
+		CHECK_RC(write_file(fa, "datasets/bank_customers/bank.csv", bank, 5), 0);
+		CHECK(read_all(fa, "datasets/bank_customers/bank.csv", &s) == 0 &&
+		      strcmp(s, bank) == 0);
+		free(s);
+	}
 	CHECK_RC(open_mode(fi, "datasets/insurer_customers/nothing.csv", O_RDWR), -ENOENT);
 	{
 		/* O_RDWR (python's "w+") writes; its reads are refused */
