@@ -651,8 +651,13 @@ typedef struct dl {
 	char label[64]; /* "run ID, " before "N bytes written to FILE" */
 } dl;
 
-static int dl_begin(dl *d, const char *cmd, const char *what, const char *outp, dcr_err *err)
+/* mode: of a new FILE, before the umask (an existing FILE keeps its own). */
+static int dl_begin(dl *d, const char *cmd, const char *what, const char *outp, mode_t mode,
+                    dcr_err *err)
 {
+	struct stat st;
+	mode_t mask;
+
 	memset(d, 0, sizeof *d);
 	d->cmd = cmd;
 	d->outp = outp && strcmp(outp, "-") != 0 ? outp : NULL;
@@ -670,7 +675,13 @@ static int dl_begin(dl *d, const char *cmd, const char *what, const char *outp, 
 		d->fd = STDOUT_FILENO;
 		return rc;
 	}
-	if (fchmod(d->fd, 0644) != 0)
+	mask = umask(0);
+	umask(mask);
+	if (stat(d->outp, &st) == 0 && S_ISREG(st.st_mode))
+		mode = st.st_mode & 07777;
+	else
+		mode &= ~mask;
+	if (fchmod(d->fd, mode) != 0)
 		return dcr_err_set(err, -errno, "%s: %s", d->tmp, strerror(errno));
 	return 0;
 }
@@ -809,7 +820,7 @@ int cli_cmd_result(int argc, char **argv)
 	bool have_state = false;
 
 	CLI_PARSE("result", usage, argc, argv, opts, pos, 2, 2, NULL);
-	rc = dl_begin(&d, "result", pos[1], outp, &err);
+	rc = dl_begin(&d, "result", pos[1], outp, 0666, &err);
 	if (rc == 0)
 		rc = cli_open_room(pos[0], &c, id, &err);
 	if (rc == 0)
@@ -893,7 +904,7 @@ int cli_cmd_data(int argc, char **argv)
 
 	CLI_PARSE("data", usage, argc, argv, opts, pos, 2, 2, NULL);
 	snprintf(what, sizeof what, "file of dataset %s", pos[1]);
-	rc = dl_begin(&d, "data", pos[1], outp, &err);
+	rc = dl_begin(&d, "data", pos[1], outp, 0600, &err); /* raw rows: owner only */
 	if (rc == 0)
 		rc = cli_open_room(pos[0], &c, id, &err);
 	if (rc)

@@ -141,6 +141,14 @@ echo "old" >"$T/back.csv"
 expect_ok e2e_as anna dcr data "$ROOM" bank_customers -o "$T/back.csv"
 cmp -s "$T/back.csv" "$T/bank.csv" || e2e_fail "dcr data -o: the file differs from bank.csv"
 expect_contains "$E2E_ERR" "dcr data: $(wc -c <"$T/bank.csv") bytes written to $T/back.csv"
+# A new file gets the umask's share of 0600 (raw rows: owner only); an
+# existing file keeps its mode.
+rm -f "$T/new.csv"
+expect_ok sh -c "umask 022; DCR_IDENTITY='$T/anna.pem' dcr data '$ROOM' bank_customers -o '$T/new.csv'"
+expect_eq "$(stat -c %a "$T/new.csv")" 600 "mode of a new file written by dcr data"
+chmod 640 "$T/new.csv"
+expect_ok e2e_as anna dcr data "$ROOM" bank_customers -o "$T/new.csv"
+expect_eq "$(stat -c %a "$T/new.csv")" 640 "mode of an existing file rewritten by dcr data"
 expect_fail e2e_as ian dcr data "$ROOM" bank_customers -o "$T/back.csv"
 expect_stderr "dcr data:" "bank_customers"
 cmp -s "$T/back.csv" "$T/bank.csv" || e2e_fail "a refused dcr data -o changed the file"
@@ -188,9 +196,10 @@ if ! cmp -s "$T/result.norm" "$T/expected.csv"; then
 	diff "$T/expected.csv" "$T/result.norm" >&2
 	e2e_fail "result differs from the independent computation"
 fi
-expect_ok e2e_as anna dcr result "$ROOM" overlap -o "$T/result2.csv"
+expect_ok sh -c "umask 077; DCR_IDENTITY='$T/anna.pem' dcr result '$ROOM' overlap -o '$T/result2.csv'"
 cmp -s "$T/result.csv" "$T/result2.csv" || e2e_fail "result -o differs from stdout"
 expect_contains "$E2E_ERR" "bytes written to $T/result2.csv"
+expect_eq "$(stat -c %a "$T/result2.csv")" 600 "mode of a result written under umask 077"
 # each retrieval is in the log
 expect_ok e2e_as ian dcr room show "$ROOM" --status
 AFTER=$(sed -n 's/.*published, \([0-9]*\) events.*/\1/p' "$E2E_OUT")
