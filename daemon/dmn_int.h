@@ -209,6 +209,9 @@ void dmn__image_put(dmn *d, dmn_image *im); /* NULL is fine */
 const void *dmn__image_data(const dmn_image *im, size_t *n);
 /* The blob is gone: drop its entry (once no run holds it). */
 void dmn__image_forget(dmn *d, const char *id);
+/* Data was withdrawn or replaced: drop every entry; *freed entries (of
+ * *bytes) go now, *held ones once their runs let go. */
+void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *bytes);
 void dmn__image_cache_stats(dmn *d, uint64_t *hits, uint64_t *misses, size_t *bytes);
 void dmn__image_cache_free(dmn *d); /* at shutdown, no run left */
 

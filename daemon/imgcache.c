@@ -8,10 +8,12 @@
  * read-only, without a copy: cmp_sql_run) and never goes stale. Entries
  * are reference counted; unreferenced ones are evicted least recently used
  * first once the cache holds more than its budget (dcrd --image-cache-mb,
- * default DMN_IMAGE_CACHE_BYTES; 0 keeps nothing), and at once
- * when their blob is garbage collected (dmn__image_forget), so a
- * deprovisioned dataset does not linger in memory. An image larger than
- * the whole budget is read for its run and dropped after it. */
+ * default DMN_IMAGE_CACHE_BYTES; 0 keeps nothing). When a provision is
+ * withdrawn or replaced, every entry goes (dmn__image_forget_all, from
+ * dmn__submit: tables and the cached results derived from them alike), so
+ * withdrawn data does not linger in memory; freed entries are wiped. An
+ * image larger than the whole budget is read for its run only, outside
+ * the cache, and freed after it. */
 #include <string.h>
 
 #include "dmn_int.h"
@@ -21,12 +23,16 @@ struct dmn_image {
 	char id[DMN_BLOB_HEX_BYTES];
 	dcr_buf bytes;
 	unsigned refs;
-	bool forgotten; /* its blob is gone: free when the last run lets go */
+	bool forgotten; /* to be dropped: free when the last run lets go */
+	bool private_;  /* larger than the budget: not in the list, one run's own */
 	uint64_t used;  /* d->imgc_tick at the last get */
 };
 
+/* Decrypted rows: wiped before the memory goes back to the allocator. */
 static void entry_free(dmn_image *e)
 {
+	if (e->bytes.data)
+		dcr_wipe(e->bytes.data, e->bytes.len);
 	dcr_buf_release(&e->bytes);
 	free(e);
 }
@@ -84,6 +90,14 @@ int dmn__image_get(dmn *d, const char *id, dmn_image **out, bool *hit, dcr_err *
 		entry_free(mine);
 		return rc;
 	}
+	if (mine->bytes.len > d->imgc_budget) {
+		/* Too large to keep (or the cache is off): this run's own copy,
+		 * so it does not push everything else out. */
+		mine->private_ = true;
+		mine->refs = 1;
+		*out = mine;
+		return 0;
+	}
 	pthread_mutex_lock(&d->imgc_mu);
 	for (e = d->imgc; e; e = e->next)
 		if (!e->forgotten && strcmp(e->id, id) == 0)
@@ -120,6 +134,10 @@ void dmn__image_put(dmn *d, dmn_image *im)
 {
 	if (!im)
 		return;
+	if (im->private_) {
+		entry_free(im);
+		return;
+	}
 	pthread_mutex_lock(&d->imgc_mu);
 	DCR_ASSERT(im->refs > 0);
 	im->refs--;
@@ -140,6 +158,32 @@ void dmn__image_forget(dmn *d, const char *id)
 				unlink_locked(d, e);
 			break;
 		}
+	pthread_mutex_unlock(&d->imgc_mu);
+}
+
+void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *bytes)
+{
+	*freed = *held = 0;
+	*bytes = 0;
+	pthread_mutex_lock(&d->imgc_mu);
+	for (dmn_image **pp = &d->imgc; *pp;) {
+		dmn_image *e = *pp;
+		if (e->forgotten) {
+			pp = &e->next;
+			continue;
+		}
+		e->forgotten = true;
+		if (e->refs == 0) {
+			*pp = e->next;
+			d->imgc_bytes -= e->bytes.len;
+			*bytes += e->bytes.len;
+			(*freed)++;
+			entry_free(e);
+		} else {
+			(*held)++;
+			pp = &e->next;
+		}
+	}
 	pthread_mutex_unlock(&d->imgc_mu);
 }
 

@@ -674,10 +674,11 @@ static int op_result_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map
 		if (!run || !rm_may_read_result(&r->st, s->key, run->computation))
 			rc = dcr_err_set(err, DCR_EDENIED, "you may not read the result of run %s",
 			                 run_id);
-		else if (run->state != RM_RUN_DONE || !run->result_blob ||
+		else if (run->state != RM_RUN_DONE || !run_finished(r, run) || !run->result_blob ||
 		         !dmn__blob_id_valid(run->result_blob))
 			rc = dcr_err_set(err, DCR_ESTATE, "run %s has no result", run_id);
-		else if (run->retrieved == 0)
+		else if (run->retrieved == 0 || run->retrieved_seq >= r->durable)
+			/* the retrieval must be in the log (durable) before any byte */
 			rc = dcr_err_set(err, DCR_ESTATE,
 			                 "run %s: record result.retrieved first (result.open)",
 			                 run_id);

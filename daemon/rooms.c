@@ -397,10 +397,46 @@ static void after_append(dmn *d, dmn_room *r, const es_event *ev, uint64_t seq)
 	}
 }
 
+/* The blobs of the datasets' current provisions (heap copies). */
+static char **current_blobs(const rm_state *st, size_t *n)
+{
+	char **v = dcr_calloc(st->nprovisions ? st->nprovisions : 1, sizeof *v);
+	*n = 0;
+	for (size_t i = 0; i < st->nprovisions; i++) {
+		const rm_provision *p = &st->provisions[i];
+		if (p->present && p->blob && rm_state_provision(st, p->dataset) == p)
+			v[(*n)++] = dcr_strdup(p->blob);
+	}
+	return v;
+}
+
+/* Whether a provision current before this event no longer is (its data
+ * withdrawn or replaced); frees old. */
+static bool blobs_withdrawn(const rm_state *st, char **old, size_t n)
+{
+	bool gone = false;
+	for (size_t i = 0; i < n; i++) {
+		size_t m = 0;
+		char **now = current_blobs(st, &m);
+		bool found = false;
+		for (size_t k = 0; k < m; k++) {
+			found = found || strcmp(now[k], old[i]) == 0;
+			free(now[k]);
+		}
+		free(now);
+		gone = gone || !found;
+		free(old[i]);
+	}
+	free(old);
+	return gone;
+}
+
 int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry, size_t n,
                 const uint8_t *conn_key, uint64_t *seq_out, char type_out[ES_TYPE_BYTES_MAX],
                 dcr_err *err)
 {
+	char **old_blobs = NULL;
+	size_t nold = 0;
 	es_event ev;
 	dmn_room *r = NULL, *fresh = NULL;
 	dmn_done_upload *up = NULL;
@@ -498,6 +534,8 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 			goto out;
 		}
 	}
+	if (provisioned || strcmp(ev.type, RM_EV_DEPROVISIONED) == 0)
+		old_blobs = current_blobs(&r->st, &nold);
 	rc = rm_apply(&r->st, &ev, err);
 	if (rc < 0)
 		goto out;
@@ -552,6 +590,20 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	}
 	DCR_ASSERT(seq == ev.seq);
 	after_append(d, r, &ev, seq);
+	if (old_blobs) {
+		/* Withdrawn or replaced data leaves the daemon's memory too: the
+		 * image cache drops what it decrypted (tables and results alike). */
+		if (blobs_withdrawn(&r->st, old_blobs, nold)) {
+			unsigned freed, held;
+			uint64_t bytes;
+			dmn__image_forget_all(d, &freed, &held, &bytes);
+			dmn__log(d, DMN_LOG_INFO,
+			         "room %s: data withdrawn or replaced: image cache cleared (%u "
+			         "images, %llu bytes freed; %u in use freed after their runs)",
+			         r->hex, freed, (unsigned long long)bytes, held);
+		}
+		old_blobs = NULL;
+	}
 	woke = true;
 	if (seq_out)
 		*seq_out = seq;
@@ -560,6 +612,11 @@ out:
 		pthread_mutex_unlock(&r->mu);
 	if (woke)
 		dmn__wake_waiters(d, false); /* after unlocking: waiters take r->mu */
+	if (old_blobs) {
+		for (size_t i = 0; i < nold; i++)
+			free(old_blobs[i]);
+		free(old_blobs);
+	}
 	room_free(fresh);
 	done_upload_free(up);
 	if (decoded)

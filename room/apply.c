@@ -809,8 +809,11 @@ static int on_retrieved(rm_state *s, const es_event *ev, dcr_err *err)
 		return rc;
 	char *id = bstr(ev->body, "run");
 	rc = rm_check_retrieve(s, ev->actor, id, err);
-	if (!rc)
-		find_run(s, id)->retrieved++;
+	if (!rc) {
+		rm_run *r = find_run(s, id);
+		if (r->retrieved++ == 0)
+			r->retrieved_seq = ev->seq;
+	}
 	free(id);
 	return rc;
 }

@@ -155,7 +155,8 @@ typedef struct rm_run {
 	uint64_t rows, suppressed, result_bytes, duration_ms;
 	char *schema_json;  /* [["col","type"],...] as sent by the daemon */
 	char *inputs_json;  /* {"input": "sha256 hex" or "", ...} as sent by the daemon */
-	uint64_t retrieved; /* count of result.retrieved */
+	uint64_t retrieved;     /* count of result.retrieved */
+	uint64_t retrieved_seq; /* seq of the first of them */
 } rm_run;
 
 typedef struct rm_state {

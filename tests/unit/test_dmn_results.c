@@ -164,6 +164,18 @@ int main(void)
 	}
 	/* ian is a participant, not an analyst. */
 	CHECK_ERR(cl_result_read(i, room, run, 0, buf, 100, &err), DCR_EDENIED, &err, NULL);
+	/* Withdrawn data leaves the daemon's memory: the image cache is
+	 * cleared; provisioned again, the next runs read the new table. */
+	{
+		dcr_buf body;
+		dcr_buf_init(&body);
+		rm_body_deprovisioned(&body, "bank");
+		CHECK_OK(cl_submit(a, room, RM_EV_DEPROVISIONED, body.data, body.len, NULL, &err),
+		         &err);
+		dcr_buf_release(&body);
+		CHECK(td_log_has(&t, "data withdrawn or replaced: image cache cleared (1 images"));
+		CHECK_OK(td_provision(a, room, "bank", dcr_buf_cstr(&csv), &err), &err);
+	}
 	CHECK(td_stop(&t, SIGTERM) == 0);
 	cl_close(a);
 	cl_close(i);
