@@ -125,6 +125,27 @@ static void die(const char *what, const dcr_err *err)
 	exit(1);
 }
 
+/* result.open (records result.retrieved) and the whole result; returns its
+ * size. run gets the id of the run read. */
+static uint64_t download_result(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES],
+                                const char *comp, char run[33], uint8_t *buf)
+{
+	dcr_err err;
+	uint64_t size = 0, off = 0;
+
+	if (cl_result_open(c, room, comp, run, &size, &err) < 0)
+		die("result.open", &err);
+	for (;;) {
+		int n = cl_result_read(c, room, run, off, buf, DCR_CHUNK_BYTES, &err);
+		if (n < 0)
+			die("result.read", &err);
+		if (n == 0)
+			break;
+		off += (uint64_t)n;
+	}
+	return off;
+}
+
 static cl_conn *conn(void)
 {
 	cl_conn *c;
@@ -304,7 +325,7 @@ static void bench_data(uint64_t rows)
 	char *json = def_json("data", "provisioning");
 	uint8_t room[ES_ROOM_ID_BYTES], h[32];
 	struct gen g = {rows, 0, {0}, 0, false};
-	uint64_t size = 0, off = 0, bytes = 0;
+	uint64_t off = 0, bytes = 0;
 	cl_run_status st;
 	char run[33];
 	uint8_t *buf = dcr_malloc(DCR_CHUNK_BYTES);
@@ -366,16 +387,7 @@ static void bench_data(uint64_t rows)
 		usleep(2000);
 	}
 	t0 = now_s();
-	if (cl_result_open(c, room, "by_city", run, &size, &err) < 0)
-		die("result.open", &err);
-	for (;;) {
-		int n = cl_result_read(c, room, run, off, buf, DCR_CHUNK_BYTES, &err);
-		if (n < 0)
-			die("result.read", &err);
-		if (n == 0)
-			break;
-		off += (uint64_t)n;
-	}
+	off = download_result(c, room, "by_city", run, buf);
 	printf("  result.open + read %llu bytes: %.1f ms\n", (unsigned long long)off,
 	       (now_s() - t0) * 1000);
 	free(buf);
@@ -644,7 +656,7 @@ static void bench_overlap(uint64_t rows, const char *sqlite3)
 	uint8_t room[ES_ROOM_ID_BYTES], h[32];
 	uint8_t *buf = dcr_malloc(DCR_CHUNK_BYTES);
 	double t0, t1, tp, runs[3], cpus[3], tr;
-	uint64_t size = 0, off = 0, res_rows = 0, in_daemon[3];
+	uint64_t off = 0, res_rows = 0, in_daemon[3];
 	dcr_buf bank, ins, body;
 	dcr_err err;
 
@@ -724,16 +736,7 @@ static void bench_overlap(uint64_t rows, const char *sqlite3)
 	       (unsigned long long)res_rows);
 
 	t0 = now_s();
-	if (cl_result_open(c, room, "overlap", run, &size, &err) < 0)
-		die("result.open", &err);
-	for (;;) {
-		int n = cl_result_read(c, room, run, off, buf, DCR_CHUNK_BYTES, &err);
-		if (n < 0)
-			die("result.read", &err);
-		if (n == 0)
-			break;
-		off += (uint64_t)n;
-	}
+	off = download_result(c, room, "overlap", run, buf);
 	printf("  result.open (records result.retrieved) + read %llu bytes: %.1f ms\n",
 	       (unsigned long long)off, (now_s() - t0) * 1000);
 	printf("  request -> result in hand: %.0f ms (median run + download)\n",
