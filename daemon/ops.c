@@ -649,13 +649,38 @@ out:
 	return rc;
 }
 
+/* The ranged read of result.read and data.read: len bytes of blob at off
+ * (the session keeps the last blob open), and the blob's size. */
+static int read_range(dmn *d, dmn_session *s, const char blob[DMN_BLOB_HEX_BYTES], uint64_t off,
+                      uint64_t len, proto_map *res, dcr_err *err)
+{
+	uint8_t *buf;
+	size_t got = 0;
+	int rc;
+
+	if (!s->rd || strcmp(s->rd_blob, blob) != 0) {
+		dmn__blob_close(s->rd);
+		s->rd = NULL;
+		rc = dmn__blob_open(d->blobs, blob, &s->rd, err);
+		if (rc < 0)
+			return rc;
+		memcpy(s->rd_blob, blob, DMN_BLOB_HEX_BYTES);
+	}
+	buf = dcr_malloc(len ? (size_t)len : 1);
+	rc = dmn__blob_pread(s->rd, off, buf, (size_t)len, &got, err);
+	if (rc == 0) {
+		dcr_mpw_bin(proto_map_key(res, "data"), buf, got);
+		dcr_mpw_uint(proto_map_key(res, "size"), dmn__blob_size(s->rd));
+	}
+	free(buf);
+	return rc;
+}
+
 static int op_result_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	dmn_room *r;
 	char *run_id = NULL, blob[DMN_BLOB_HEX_BYTES] = "";
 	uint64_t off = 0, len = 0;
-	uint8_t *buf = NULL;
-	size_t got = 0;
 	int rc = arg_room(d, s, args, &r, err);
 
 	if (rc == 0)
@@ -688,22 +713,8 @@ static int op_result_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map
 	pthread_mutex_unlock(&r->mu);
 	if (rc < 0)
 		goto out;
-	if (!s->rd || strcmp(s->rd_blob, blob) != 0) {
-		dmn__blob_close(s->rd);
-		s->rd = NULL;
-		rc = dmn__blob_open(d->blobs, blob, &s->rd, err);
-		if (rc < 0)
-			goto out;
-		memcpy(s->rd_blob, blob, sizeof blob);
-	}
-	buf = dcr_malloc(len ? (size_t)len : 1);
-	rc = dmn__blob_pread(s->rd, off, buf, (size_t)len, &got, err);
-	if (rc < 0)
-		goto out;
-	dcr_mpw_bin(proto_map_key(res, "data"), buf, got);
-	dcr_mpw_uint(proto_map_key(res, "size"), dmn__blob_size(s->rd));
+	rc = read_range(d, s, blob, off, len, res, err);
 out:
-	free(buf);
 	free(run_id);
 	return rc;
 }
@@ -714,9 +725,8 @@ static int op_data_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	dmn_room *r;
 	char *ds = NULL, blob[DMN_BLOB_HEX_BYTES] = "";
 	uint64_t off = 0, len = 0;
-	uint8_t *buf = NULL, want[DCR_SHA256_BYTES];
+	uint8_t want[DCR_SHA256_BYTES];
 	bool pinned = false;
-	size_t got = 0;
 	int rc = arg_room(d, s, args, &r, err);
 
 	if (rc == 0)
@@ -750,22 +760,8 @@ static int op_data_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	pthread_mutex_unlock(&r->mu);
 	if (rc < 0)
 		goto out;
-	if (!s->rd || strcmp(s->rd_blob, blob) != 0) {
-		dmn__blob_close(s->rd);
-		s->rd = NULL;
-		rc = dmn__blob_open(d->blobs, blob, &s->rd, err);
-		if (rc < 0)
-			goto out;
-		memcpy(s->rd_blob, blob, sizeof blob);
-	}
-	buf = dcr_malloc(len ? (size_t)len : 1);
-	rc = dmn__blob_pread(s->rd, off, buf, (size_t)len, &got, err);
-	if (rc < 0)
-		goto out;
-	dcr_mpw_bin(proto_map_key(res, "data"), buf, got);
-	dcr_mpw_uint(proto_map_key(res, "size"), dmn__blob_size(s->rd));
+	rc = read_range(d, s, blob, off, len, res, err);
 out:
-	free(buf);
 	free(ds);
 	return rc;
 }

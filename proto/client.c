@@ -1167,8 +1167,10 @@ static int get_proof(const dcr_mpv *root, uint8_t (*proof)[32], size_t *proof_n,
 	return 0;
 }
 
-int cl_inclusion_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq,
-                       uint64_t size, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err)
+/* A proof request: op with the room and two sizes, answered by a proof. */
+static int call_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *op,
+                      const char *k1, uint64_t v1, const char *k2, uint64_t v2,
+                      uint8_t (*proof)[32], size_t *proof_n, dcr_err *err)
 {
 	proto_map m;
 	dcr_mp_doc *d = NULL;
@@ -1179,9 +1181,9 @@ int cl_inclusion_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_
 	dcr_buf_init(&rb);
 	proto_map_init(&m);
 	put_room(&m, room);
-	dcr_mpw_uint(proto_map_key(&m, "seq"), seq);
-	dcr_mpw_uint(proto_map_key(&m, "size"), size);
-	rc = call_map(c, "proof", &m, &rb, &d, err);
+	dcr_mpw_uint(proto_map_key(&m, k1), v1);
+	dcr_mpw_uint(proto_map_key(&m, k2), v2);
+	rc = call_map(c, op, &m, &rb, &d, err);
 	if (rc == 0)
 		rc = get_proof(dcr_mp_root(d), proof, proof_n, err);
 	dcr_mp_doc_free(d);
@@ -1189,24 +1191,15 @@ int cl_inclusion_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_
 	return rc;
 }
 
+int cl_inclusion_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq,
+                       uint64_t size, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err)
+{
+	return call_proof(c, room, "proof", "seq", seq, "size", size, proof, proof_n, err);
+}
+
 int cl_consistency_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size_old,
                          uint64_t size_new, uint8_t (*proof)[32], size_t *proof_n, dcr_err *err)
 {
-	proto_map m;
-	dcr_mp_doc *d = NULL;
-	dcr_buf rb;
-	int rc;
-
-	*proof_n = 0;
-	dcr_buf_init(&rb);
-	proto_map_init(&m);
-	put_room(&m, room);
-	dcr_mpw_uint(proto_map_key(&m, "old"), size_old);
-	dcr_mpw_uint(proto_map_key(&m, "new"), size_new);
-	rc = call_map(c, "consistency", &m, &rb, &d, err);
-	if (rc == 0)
-		rc = get_proof(dcr_mp_root(d), proof, proof_n, err);
-	dcr_mp_doc_free(d);
-	dcr_buf_release(&rb);
-	return rc;
+	return call_proof(c, room, "consistency", "old", size_old, "new", size_new, proof, proof_n,
+	                  err);
 }
