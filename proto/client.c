@@ -451,6 +451,24 @@ static void put_room(proto_map *m, const uint8_t room[ES_ROOM_ID_BYTES])
 	dcr_mpw_str(proto_map_key(m, "room"), hex);
 }
 
+/* Calls op with the arguments in m (released) and reads the uint field key
+ * of the answer into *out (out may be NULL: the answer is only checked). */
+static int call_u64(cl_conn *c, const char *op, proto_map *m, const char *key, uint64_t *out,
+                    dcr_err *err)
+{
+	dcr_mp_doc *d = NULL;
+	dcr_buf rb;
+	int rc;
+
+	dcr_buf_init(&rb);
+	rc = call_map(c, op, m, &rb, &d, err);
+	if (rc == 0 && out)
+		rc = dcr_mp_get_u64(dcr_mp_root(d), key, out, err);
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	return rc;
+}
+
 static int get_u64(const dcr_mpv *root, const char *key, uint64_t *v)
 {
 	*v = 0;
@@ -460,19 +478,10 @@ static int get_u64(const dcr_mpv *root, const char *key, uint64_t *v)
 static int room_size(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t *size, dcr_err *err)
 {
 	proto_map m;
-	dcr_mp_doc *d = NULL;
-	dcr_buf rb;
-	int rc;
 
-	dcr_buf_init(&rb);
 	proto_map_init(&m);
 	put_room(&m, room);
-	rc = call_map(c, "size", &m, &rb, &d, err);
-	if (rc == 0)
-		rc = dcr_mp_get_u64(dcr_mp_root(d), "size", size, err);
-	dcr_mp_doc_free(d);
-	dcr_buf_release(&rb);
-	return rc;
+	return call_u64(c, "size", &m, "size", size, err);
 }
 
 /* Copies the str field key into a heap string (NULL if absent). */
@@ -634,21 +643,12 @@ int cl_wait(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size, uin
             uint64_t *size_out, dcr_err *err)
 {
 	proto_map m;
-	dcr_mp_doc *d = NULL;
-	dcr_buf rb;
-	int rc;
 
-	dcr_buf_init(&rb);
 	proto_map_init(&m);
 	put_room(&m, room);
 	dcr_mpw_uint(proto_map_key(&m, "size"), size);
 	dcr_mpw_uint(proto_map_key(&m, "timeout_ms"), timeout_ms);
-	rc = call_map(c, "wait", &m, &rb, &d, err);
-	if (rc == 0)
-		rc = dcr_mp_get_u64(dcr_mp_root(d), "size", size_out, err);
-	dcr_mp_doc_free(d);
-	dcr_buf_release(&rb);
-	return rc;
+	return call_u64(c, "wait", &m, "size", size_out, err);
 }
 
 /* ---- submit ---------------------------------------------------------------- */
@@ -657,20 +657,11 @@ static int submit_entry(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const 
                         uint64_t *seq_out, dcr_err *err)
 {
 	proto_map m;
-	dcr_mp_doc *d = NULL;
-	dcr_buf rb;
-	int rc;
 
-	dcr_buf_init(&rb);
 	proto_map_init(&m);
 	put_room(&m, room);
 	dcr_mpw_bin(proto_map_key(&m, "entry"), entry->data, entry->len);
-	rc = call_map(c, "submit", &m, &rb, &d, err);
-	if (rc == 0 && seq_out)
-		rc = dcr_mp_get_u64(dcr_mp_root(d), "seq", seq_out, err);
-	dcr_mp_doc_free(d);
-	dcr_buf_release(&rb);
-	return rc;
+	return call_u64(c, "submit", &m, "seq", seq_out, err);
 }
 
 int cl_submit(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *type, const void *body,
