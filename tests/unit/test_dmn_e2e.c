@@ -223,13 +223,11 @@ static void test_uploads(td *t, cl_conn *a, cl_conn *i, const uint8_t room[ES_RO
 	free(blobs);
 }
 
-/* Begins an upload, sends one chunk, then drops the connection. */
-static void test_mid_upload_disconnect(td *t, const uint8_t room[ES_ROOM_ID_BYTES])
+/* Begins an upload of dataset bank over the raw protocol (as cl_provision
+ * would, file may be NULL) and sends one valid chunk; returns the upload id
+ * (its CHECKs report a failure). */
+static uint64_t raw_begin_chunk(cl_conn *a, const uint8_t room[ES_ROOM_ID_BYTES], const char *file)
 {
-	cl_conn *a = td_connect(t, t->anna);
-	char *tmp = dcr_asprintf("%s/tmp", t->data), *blobs = dcr_asprintf("%s/blobs", t->data);
-	int blobs0 = count_files(blobs);
-	uint64_t size0;
 	proto_map m;
 	dcr_buf args, rb;
 	dcr_mp_doc *d = NULL;
@@ -237,17 +235,14 @@ static void test_mid_upload_disconnect(td *t, const uint8_t room[ES_ROOM_ID_BYTE
 	char hex[ES_ROOM_HEX_BYTES];
 	dcr_err err;
 
-	CHECK(a != NULL);
-	if (!a)
-		goto out;
-	size0 = room_size(a, room);
 	es_room_format(room, hex);
 	dcr_buf_init(&args);
 	dcr_buf_init(&rb);
 	proto_map_init(&m);
 	dcr_mpw_str(proto_map_key(&m, "room"), hex);
 	dcr_mpw_str(proto_map_key(&m, "dataset"), "bank");
-	dcr_mpw_str(proto_map_key(&m, "file"), "partial.csv");
+	if (file)
+		dcr_mpw_str(proto_map_key(&m, "file"), file);
 	proto_map_encode(&m, &args);
 	proto_map_release(&m);
 	CHECK_OK(cl_call(a, "upload.begin", args.data, args.len, &rb, &d, &err), &err);
@@ -261,6 +256,24 @@ static void test_mid_upload_disconnect(td *t, const uint8_t room[ES_ROOM_ID_BYTE
 	proto_map_encode(&m, &args);
 	proto_map_release(&m);
 	CHECK_OK(cl_call(a, "upload.chunk", args.data, args.len, NULL, NULL, &err), &err);
+	dcr_buf_release(&args);
+	dcr_buf_release(&rb);
+	return up;
+}
+
+/* Begins an upload, sends one chunk, then drops the connection. */
+static void test_mid_upload_disconnect(td *t, const uint8_t room[ES_ROOM_ID_BYTES])
+{
+	cl_conn *a = td_connect(t, t->anna);
+	char *tmp = dcr_asprintf("%s/tmp", t->data), *blobs = dcr_asprintf("%s/blobs", t->data);
+	int blobs0 = count_files(blobs);
+	uint64_t size0;
+
+	CHECK(a != NULL);
+	if (!a)
+		goto out;
+	size0 = room_size(a, room);
+	raw_begin_chunk(a, room, "partial.csv");
 	CHECK(count_files(tmp) == 1); /* the temp file exists while uploading */
 	if (count_files(tmp) != 1) {
 		char *cmd = dcr_asprintf("ls -la %s >&2", tmp);
@@ -276,8 +289,6 @@ static void test_mid_upload_disconnect(td *t, const uint8_t room[ES_ROOM_ID_BYTE
 	a = td_connect(t, t->anna);
 	if (a)
 		CHECK(room_size(a, room) == size0);
-	dcr_buf_release(&args);
-	dcr_buf_release(&rb);
 out:
 	cl_close(a);
 	free(tmp);
@@ -381,31 +392,11 @@ static void test_restart(td *t, const uint8_t room[ES_ROOM_ID_BYTES])
 		proto_map m;
 		dcr_buf args, rb;
 		dcr_mp_doc *d = NULL;
-		uint64_t up = 0;
-		char hex[ES_ROOM_HEX_BYTES];
+		uint64_t up = raw_begin_chunk(a, room, NULL);
 		const char *id;
 		size_t id_n;
-		es_room_format(room, hex);
 		dcr_buf_init(&args);
 		dcr_buf_init(&rb);
-		proto_map_init(&m);
-		dcr_mpw_str(proto_map_key(&m, "room"), hex);
-		dcr_mpw_str(proto_map_key(&m, "dataset"), "bank");
-		proto_map_encode(&m, &args);
-		proto_map_release(&m);
-		CHECK_OK(cl_call(a, "upload.begin", args.data, args.len, &rb, &d, &err), &err);
-		if (d)
-			dcr_mp_get_u64(dcr_mp_root(d), "upload", &up, &err);
-		dcr_mp_doc_free(d);
-		d = NULL;
-		dcr_buf_reset(&args);
-		proto_map_init(&m);
-		dcr_mpw_uint(proto_map_key(&m, "upload"), up);
-		dcr_mpw_bin(proto_map_key(&m, "data"), "email,city,age\nq@x.org,Metz,1\n", 30);
-		proto_map_encode(&m, &args);
-		proto_map_release(&m);
-		CHECK_OK(cl_call(a, "upload.chunk", args.data, args.len, NULL, NULL, &err), &err);
-		dcr_buf_reset(&args);
 		proto_map_init(&m);
 		dcr_mpw_uint(proto_map_key(&m, "upload"), up);
 		proto_map_encode(&m, &args);
