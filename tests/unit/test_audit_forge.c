@@ -530,28 +530,37 @@ static void test_reorder(const tlog *l)
 	dcr_buf_release(&out);
 }
 
+/* A one-event log f in l's room: a dataset.provisioned of bank_customers
+ * signed by k at seq, with made-up values (blob, n bytes and rows, file). */
+static void forged_provision(const tlog *l, tlog *f, const dcr_key *k, uint64_t seq,
+                             const char *blob, uint64_t n, const char *file)
+{
+	dcr_buf b;
+	rm_provision p;
+
+	tlog_init(f, 0);
+	memcpy(f->room, l->room, 16);
+	f->ts = l->ts;
+	dcr_buf_init(&b);
+	memset(&p, 0, sizeof(p));
+	p.dataset = "bank_customers";
+	p.blob = (char *)blob;
+	p.bytes = n;
+	p.rows = n;
+	p.file = (char *)file;
+	rm_body_provisioned(&b, &p);
+	tlog_add_at(f, k, seq, RM_EV_PROVISIONED, &b);
+	dcr_buf_release(&b);
+}
+
 /* The host appends an event claiming to be from anna, signed with its own
  * key (it has no other), and re-signs the checkpoint. */
 static void forge_appended(const tlog *l, dcr_buf *out)
 {
 	tlog f;
-	dcr_buf b;
 	view v;
-	rm_provision p;
 
-	tlog_init(&f, 0);
-	memcpy(f.room, l->room, 16);
-	f.ts = l->ts;
-	dcr_buf_init(&b);
-	memset(&p, 0, sizeof(p));
-	p.dataset = "bank_customers";
-	p.blob = "evil";
-	p.bytes = 1;
-	p.rows = 1;
-	p.file = "x.csv";
-	rm_body_provisioned(&b, &p);
-	tlog_add_at(&f, kd, l->n, RM_EV_PROVISIONED, &b);
-	dcr_buf_release(&b);
+	forged_provision(l, &f, kd, l->n, "evil", 1, "x.csv");
 	/* Put anna's key in the actor field. */
 	uint8_t *act = memmem(f.e[0].data, f.e[0].len - 64, pd, 32);
 	DCR_ASSERT(act);
@@ -570,23 +579,9 @@ static void forge_appended(const tlog *l, dcr_buf *out)
 static void forge_owner(const tlog *l, dcr_buf *out)
 {
 	tlog f;
-	dcr_buf b;
-	rm_provision p;
 	view v;
 
-	tlog_init(&f, 0);
-	memcpy(f.room, l->room, 16);
-	f.ts = l->ts;
-	dcr_buf_init(&b);
-	memset(&p, 0, sizeof(p));
-	p.dataset = "bank_customers";
-	p.blob = "b9";
-	p.bytes = 9;
-	p.rows = 9;
-	p.file = "fake.csv";
-	rm_body_provisioned(&b, &p);
-	tlog_add_at(&f, ki, 3, RM_EV_PROVISIONED, &b);
-	dcr_buf_release(&b);
+	forged_provision(l, &f, ki, 3, "b9", 9, "fake.csv");
 	view_of(&v, l);
 	v.ent[3] = f.e[0].data; /* replaces anna's provision at position 3 */
 	v.len[3] = f.e[0].len;
