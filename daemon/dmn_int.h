@@ -126,7 +126,7 @@ typedef struct dmn {
 	struct dmn_image *imgc; /* list, most recent anywhere */
 	size_t imgc_bytes;
 	uint64_t imgc_budget; /* bytes; 0: keep nothing */
-	uint64_t imgc_tick, imgc_hits, imgc_misses;
+	uint64_t imgc_tick;
 	/* Background table builds pause while uploads are open (uploads
 	 * first), unless a run waits for a table (__atomic counters). */
 	unsigned uploads_open;
@@ -207,12 +207,9 @@ typedef struct dmn_image dmn_image;
 int dmn__image_get(dmn *d, const char *id, dmn_image **out, bool *hit, dcr_err *err);
 void dmn__image_put(dmn *d, dmn_image *im); /* NULL is fine */
 const void *dmn__image_data(const dmn_image *im, size_t *n);
-/* The blob is gone: drop its entry (once no run holds it). */
-void dmn__image_forget(dmn *d, const char *id);
 /* Data was withdrawn or replaced: drop every entry; *freed entries (of
  * *bytes) go now, *held ones once their runs let go. */
 void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *bytes);
-void dmn__image_cache_stats(dmn *d, uint64_t *hits, uint64_t *misses, size_t *bytes);
 void dmn__image_cache_free(dmn *d); /* at shutdown, no run left */
 
 /* ---- requests (ops.c) ------------------------------------------------------ */

@@ -73,13 +73,11 @@ int dmn__image_get(dmn *d, const char *id, dmn_image **out, bool *hit, dcr_err *
 		if (!e->forgotten && strcmp(e->id, id) == 0) {
 			e->refs++;
 			e->used = ++d->imgc_tick;
-			d->imgc_hits++;
 			pthread_mutex_unlock(&d->imgc_mu);
 			*hit = true;
 			*out = e;
 			return 0;
 		}
-	d->imgc_misses++;
 	pthread_mutex_unlock(&d->imgc_mu);
 	/* Read and decrypt outside the lock: other runs go on meanwhile. */
 	mine = dcr_calloc(1, sizeof *mine);
@@ -148,19 +146,6 @@ void dmn__image_put(dmn *d, dmn_image *im)
 	pthread_mutex_unlock(&d->imgc_mu);
 }
 
-void dmn__image_forget(dmn *d, const char *id)
-{
-	pthread_mutex_lock(&d->imgc_mu);
-	for (dmn_image *e = d->imgc; e; e = e->next)
-		if (strcmp(e->id, id) == 0) {
-			e->forgotten = true;
-			if (e->refs == 0)
-				unlink_locked(d, e);
-			break;
-		}
-	pthread_mutex_unlock(&d->imgc_mu);
-}
-
 void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *bytes)
 {
 	*freed = *held = 0;
@@ -184,15 +169,6 @@ void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *by
 			pp = &e->next;
 		}
 	}
-	pthread_mutex_unlock(&d->imgc_mu);
-}
-
-void dmn__image_cache_stats(dmn *d, uint64_t *hits, uint64_t *misses, size_t *bytes)
-{
-	pthread_mutex_lock(&d->imgc_mu);
-	*hits = d->imgc_hits;
-	*misses = d->imgc_misses;
-	*bytes = d->imgc_bytes;
 	pthread_mutex_unlock(&d->imgc_mu);
 }
 

@@ -939,7 +939,6 @@ static int gc_one(void *ctx, const char *id, uint64_t file_bytes)
 		return 0;
 	}
 	if (dmn__blob_remove(g->d->blobs, id) == 0) {
-		dmn__image_forget(g->d, id);
 		g->removed++;
 		g->bytes += file_bytes;
 	}

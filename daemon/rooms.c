@@ -410,24 +410,29 @@ static char **current_blobs(const rm_state *st, size_t *n)
 	return v;
 }
 
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 /* Whether a provision current before this event no longer is (its data
  * withdrawn or replaced); frees old. */
 static bool blobs_withdrawn(const rm_state *st, char **old, size_t n)
 {
+	size_t m = 0;
+	char **now = current_blobs(st, &m);
 	bool gone = false;
+
 	for (size_t i = 0; i < n; i++) {
-		size_t m = 0;
-		char **now = current_blobs(st, &m);
 		bool found = false;
-		for (size_t k = 0; k < m; k++) {
-			found = found || strcmp(now[k], old[i]) == 0;
-			free(now[k]);
-		}
-		free(now);
+		for (size_t k = 0; k < m && !found; k++)
+			found = strcmp(now[k], old[i]) == 0;
 		gone = gone || !found;
-		free(old[i]);
 	}
-	free(old);
+	strv_free(now, m);
+	strv_free(old, n);
 	return gone;
 }
 
@@ -612,11 +617,7 @@ out:
 		pthread_mutex_unlock(&r->mu);
 	if (woke)
 		dmn__wake_waiters(d, false); /* after unlocking: waiters take r->mu */
-	if (old_blobs) {
-		for (size_t i = 0; i < nold; i++)
-			free(old_blobs[i]);
-		free(old_blobs);
-	}
+	strv_free(old_blobs, nold);
 	room_free(fresh);
 	done_upload_free(up);
 	if (decoded)
