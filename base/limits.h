@@ -42,6 +42,7 @@
 
 /* room (definitions and event bodies, room/) */
 #define DCR_RM_DEF_BYTES_MAX (1024u * 1024)       /* definition JSON text */
+#define DCR_RM_DEF_DEPTH_MAX 32u                  /* its nesting of [ and { */
 #define DCR_RM_ROOM_NAME_BYTES_MAX 128u
 #define DCR_RM_NAME_BYTES_MAX 63u                 /* dataset/column/computation */
 #define DCR_RM_DESCRIPTION_BYTES_MAX 4096u

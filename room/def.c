@@ -1065,6 +1065,32 @@ static int parse_root(json_t *root, rm_def *d, dcr_err *err)
 	return rc;
 }
 
+/* The nesting depth of a JSON text, counting [ and { outside strings, is
+ * at most DCR_RM_DEF_DEPTH_MAX: our own limit, checked before the JSON
+ * library sees the text, so its version's limit never decides. */
+static bool depth_ok(const char *s, size_t n)
+{
+	size_t depth = 0;
+	bool in_str = false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = false;
+		} else if (c == '"') {
+			in_str = true;
+		} else if (c == '[' || c == '{') {
+			if (++depth > DCR_RM_DEF_DEPTH_MAX)
+				return false;
+		} else if ((c == ']' || c == '}') && depth) {
+			depth--;
+		}
+	}
+	return true;
+}
+
 int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err)
 {
 	int rc;
@@ -1076,6 +1102,11 @@ int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err)
 	if (n > DCR_RM_DEF_BYTES_MAX) {
 		rc = dcr_err_set(err, DCR_ELIMIT, "definition of %zu bytes exceeds the limit of %u",
 		                 n, DCR_RM_DEF_BYTES_MAX);
+		goto out;
+	}
+	if (!depth_ok(json, n)) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "nested deeper than %u levels",
+		                 DCR_RM_DEF_DEPTH_MAX);
 		goto out;
 	}
 	root = json_loadb(json, n, JSON_REJECT_DUPLICATES, &je);

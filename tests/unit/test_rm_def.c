@@ -290,6 +290,64 @@ int main(void)
 	BAD_EDIT("\"description\":", "\"name\": \"again\", \"description\":", "line 4, column ",
 	         "duplicate");
 	BAD_EDIT("\"x-comment\"", "\"nmae\"", "unknown field \"nmae\" (did you mean \"name\"?");
+	/* JSON rules of docs/room-format.md that are ours, not the library's */
+	BAD_EDIT("\"ignored\"", "\"a\\u0000b\"", "line ");
+	BAD_EDIT("\"ignored\"", "\"\\ud800\"", "line ");
+	BAD_EDIT("\"ignored\"", "9223372036854775808", "line ");
+	BAD_EDIT("\"ignored\"", "1e400", "line ");
+	BAD_EDIT("\"ignored\"", "NaN", "line ");
+	{
+		/* nesting: at most 32 levels of [ and { (the root object is one),
+		 * brackets inside strings do not count */
+		char deep[128], deeper[128];
+		memset(deep, 0, sizeof deep);
+		memset(deeper, 0, sizeof deeper);
+		for (int i = 0; i < 31; i++)
+			deep[i] = '[', deep[31 + i] = ']';
+		for (int i = 0; i < 32; i++)
+			deeper[i] = '[', deeper[32 + i] = ']';
+		char *t = t_replace(valid, "\"ignored\"", deep);
+		rm_def *d = NULL;
+		dcr_err e;
+		CHECK(rm_def_parse(t, strlen(t), &d, &e) == 0);
+		rm_def_free(d);
+		free(t);
+		BAD_EDIT("\"ignored\"", deeper, "nested deeper than 32 levels");
+		t = t_replace(valid, "\"ignored\"", "[\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"{\"]");
+		CHECK(rm_def_parse(t, strlen(t), &d, &e) == 0);
+		rm_def_free(d);
+		free(t);
+	}
+	{
+		/* min_rows_aggregated: 0 to 1,000,000,000 */
+		char *t = t_replace(valid, "\"min_rows_aggregated\": 10",
+		                    "\"min_rows_aggregated\": 1000000000");
+		rm_def *d = NULL;
+		dcr_err e;
+		CHECK(rm_def_parse(t, strlen(t), &d, &e) == 0);
+		rm_def_free(d);
+		free(t);
+	}
+	BAD_EDIT("\"min_rows_aggregated\": 10", "\"min_rows_aggregated\": 1000000001",
+	         "privacy.min_rows_aggregated: expected an integer from 0 to 1000000000");
+	BAD_EDIT("\"min_rows_aggregated\": 10", "\"min_rows_aggregated\": 10.0",
+	         "privacy.min_rows_aggregated: expected an integer");
+	/* the tokenizer: names in strings and comments are not read; quoted
+	 * identifiers are */
+	BAD_EDIT("FROM overlap\"", "FROM \\\"x\\\" -- overlap\\n WHERE 'overlap' = 1\"",
+	         "computations[1] (\"by_city\"): the query reads no dataset or computation");
+	{
+		char *t = t_replace(valid, "FROM overlap\"", "FROM [OVERLAP] /* unclosed\"");
+		rm_def *d = NULL;
+		dcr_err e;
+		CHECK(rm_def_parse(t, strlen(t), &d, &e) == 0);
+		const rm_computation *bc = d ? rm_def_computation(d, "by_city") : NULL;
+		CHECK(bc && bc->ninputs == 1 && strcmp(bc->inputs[0], "overlap") == 0);
+		rm_def_free(d);
+		free(t);
+	}
+	BAD_EDIT("FROM overlap\"", "FROM overlap WHERE city = 'open\"",
+	         "computations[1] (\"by_city\"): unterminated string literal");
 	BAD_EDIT("\"nullable\": false, \"format\"", "\"nulable\": false, \"format\"",
 	         "datasets[0].columns[0]: unknown field \"nulable\" (did you mean \"nullable\"?");
 	BAD_EDIT("\"x-comment\"", "\"owners\"",
