@@ -794,7 +794,7 @@ static int parse_participant(json_t *v, const char *path, rm_participant *p, dcr
 	if (dcr_pub_parse(s, p->key) < 0)
 		return fail(err, DCR_EINVALID, path, "key",
 		            "not an ed25519 public key (expected \"ed25519:\" followed by base64 "
-		            "of 32 bytes)");
+		            "of 32 bytes that encode a curve point of large order)");
 	if ((rc = get_names(v, path, "owner_of", &p->owner_of, &p->nowner_of, err)) ||
 	    (rc = get_names(v, path, "analyst_of", &p->analyst_of, &p->nanalyst_of, err)))
 		return rc;
