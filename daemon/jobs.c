@@ -982,8 +982,21 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 			keep_meta(d, &keep, key);
 			free(key);
 		}
-		for (j = 0; j < r->st.nruns; j++)
-			keep_add(&keep, r->st.runs[j].result_blob);
+		for (j = 0; j < r->st.nruns; j++) {
+			const rm_run *run = &r->st.runs[j];
+			keep_add(&keep, run->result_blob);
+			/* a queued run reads the data provisioned when it was
+			 * requested, even if that was replaced since */
+			for (size_t k = 0; run->state == RM_RUN_QUEUED && k < run->ninputs; k++) {
+				char *key;
+				if (!run->inputs[k].blob || !dmn__blob_id_valid(run->inputs[k].blob))
+					continue;
+				keep_add(&keep, run->inputs[k].blob);
+				key = dcr_asprintf("image:%s", run->inputs[k].blob);
+				keep_meta(d, &keep, key);
+				free(key);
+			}
+		}
 		keep_cache(d, &keep, &r->st);
 		pthread_mutex_unlock(&r->mu);
 	}

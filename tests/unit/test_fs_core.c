@@ -685,6 +685,14 @@ int main(void)
 	CHECK(file_contains(fa, "status", "last_error:"));
 	CHECK(file_contains(fa, "status", "room.json"));
 	CHECK_RC(fs_size(fa), 1);
+	/* a query that does not compile: refused by the admission check before
+	 * anything is signed */
+	json = room_json(&anna, &ian, "bad sql");
+	memcpy(strstr(json, "GROUP BY b.city"), "GROUP BY b.citi", 15);
+	CHECK_RC(write_file(fa, "room.json", json, 100), -EINVAL);
+	free(json);
+	CHECK(file_contains(fa, "status", "SQL error: no such column: b.citi"));
+	CHECK_RC(fs_size(fa), 1);
 	json = room_json(&anna, &ian, "second draft");
 	CHECK_RC(write_file(fa, "room.json", json, 100), 0);
 	free(json);
