@@ -98,7 +98,7 @@ static bool same(snap a, snap b)
 		snap before_ = take();                                                             \
 		dcr_buf *b_ = (body);                                                              \
 		int rc_ = submit_ex((k), ROOM, UINT64_MAX, (type), b_, NULL, &e_);                 \
-		CHECK_ERR(rc_, &e_, __VA_ARGS__);                                                  \
+		CHECK_FAILS(rc_, &e_, __VA_ARGS__);                                                  \
 		if (getenv("RM_VERBOSE"))                                                          \
 			fprintf(stderr, "rejected: %s\n", e_.msg);                                 \
 		CHECK(same(before_, take()));                                                      \
@@ -268,7 +268,7 @@ static void test_lifecycle(void)
 	{
 		snap b = take();
 		dcr_buf *body = b_def(def);
-		CHECK_ERR(submit_ex(F.anna, ROOM, 1, RM_EV_CREATED, body, NULL, &e), &e,
+		CHECK_FAILS(submit_ex(F.anna, ROOM, 1, RM_EV_CREATED, body, NULL, &e), &e,
 		          "seq 1 (room.created): event seq 1 but room has 0 events: replayed or "
 		          "out of order");
 		dcr_buf_release(body);
@@ -467,12 +467,12 @@ static void test_lifecycle(void)
 		      0);
 		dcr_buf_release(body);
 		snap b = take();
-		CHECK_ERR(rm_apply_entry(&S, keep.data, keep.len, &e), &e,
+		CHECK_FAILS(rm_apply_entry(&S, keep.data, keep.len, &e), &e,
 		          "seq 12 (run.requested): event seq 12 but room has 13 events: replayed "
 		          "or out of order");
 		CHECK(same(b, take()));
 		body = b_run("overlap", R4);
-		CHECK_ERR(
+		CHECK_FAILS(
 		    submit_ex(F.ian, OTHER_ROOM, UINT64_MAX, RM_EV_RUN_REQUESTED, body, NULL, &e),
 		    &e, "seq 13 (run.requested): event is for room ");
 		dcr_buf_release(body);
@@ -557,9 +557,9 @@ static void test_replay_entries(void)
 	rm_state_init(&s2, F.daemon_pub);
 	CHECK(rm_apply_entry(&s2, log[0].data, log[0].len, &e) == 0);
 	log[1].data[log[1].len - 1] ^= 1; /* signature */
-	CHECK_ERR(rm_apply_entry(&s2, log[1].data, log[1].len, &e), &e, "seq 1 (room.published)");
+	CHECK_FAILS(rm_apply_entry(&s2, log[1].data, log[1].len, &e), &e, "seq 1 (room.published)");
 	CHECK(s2.size == 1 && s2.status == RM_DRAFT);
-	CHECK_ERR(rm_apply_entry(&s2, "\x01\x02", 2, &e), &e, "seq 1");
+	CHECK_FAILS(rm_apply_entry(&s2, "\x01\x02", 2, &e), &e, "seq 1");
 	rm_state_release(&s2);
 
 	for (int i = 0; i < 3; i++)

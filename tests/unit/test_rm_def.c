@@ -13,7 +13,7 @@ static t_fixture F;
 		dcr_err e_;                                                                        \
 		dcr_err_clear(&e_);                                                                \
 		int rc_ = rm_def_parse((text), strlen(text), &d_, &e_);                            \
-		CHECK_ERR(rc_, &e_, __VA_ARGS__);                                                  \
+		CHECK_FAILS(rc_, &e_, __VA_ARGS__);                                                  \
 		if (getenv("RM_VERBOSE"))                                                          \
 			fprintf(stderr, "ok: %s\n", e_.msg);                                       \
 		CHECK(d_ == NULL);                                                                 \
