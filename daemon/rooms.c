@@ -197,31 +197,8 @@ int dmn__schema_of(const rm_dataset *ds, cmp_column **cols, size_t *n)
 		const rm_column *rc = &ds->columns[i];
 		c[i].name = dcr_strdup(rc->name);
 		c[i].nullable = rc->nullable;
-		switch (rc->type) {
-		case RM_STRING:
-			c[i].type = CMP_STRING;
-			break;
-		case RM_INTEGER:
-			c[i].type = CMP_INTEGER;
-			break;
-		case RM_FLOAT:
-			c[i].type = CMP_FLOAT;
-			break;
-		}
-		switch (rc->format) {
-		case RM_FMT_NONE:
-			c[i].format = CMP_FMT_NONE;
-			break;
-		case RM_FMT_EMAIL:
-			c[i].format = CMP_FMT_EMAIL;
-			break;
-		case RM_FMT_DATE:
-			c[i].format = CMP_FMT_DATE;
-			break;
-		case RM_FMT_SHA256:
-			c[i].format = CMP_FMT_SHA256;
-			break;
-		}
+		c[i].type = rc->type;
+		c[i].format = rc->format;
 	}
 	*cols = c;
 	*n = ds->ncolumns;

@@ -711,9 +711,9 @@ static void gen_schema(fs *f, const char *dsname, dcr_buf *b)
 		const rm_column *c = &ds->columns[i];
 		dcr_buf_append_str(b, i ? ",\n    {\"name\": " : "\n    {\"name\": ");
 		json_str(b, c->name);
-		dcr_buf_printf(b, ", \"type\": \"%s\"", rm_coltype_name(c->type));
-		if (c->format != RM_FMT_NONE)
-			dcr_buf_printf(b, ", \"format\": \"%s\"", rm_format_name(c->format));
+		dcr_buf_printf(b, ", \"type\": \"%s\"", cmp_type_name(c->type));
+		if (c->format != CMP_FMT_NONE)
+			dcr_buf_printf(b, ", \"format\": \"%s\"", cmp_format_name(c->format));
 		dcr_buf_printf(b, ", \"nullable\": %s}", c->nullable ? "true" : "false");
 	}
 	dcr_buf_append_str(b, ds->ncolumns ? "\n  ]\n}\n" : "]\n}\n");

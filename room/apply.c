@@ -905,9 +905,10 @@ static int check_schema_json(const char *text, dcr_err *err)
 	for (size_t i = 0; i < json_array_size(j); i++) {
 		json_t *c = json_array_get(j, i);
 		const char *t = json_string_value(json_array_get(c, 1));
+		enum cmp_type ty;
 		if (!json_is_array(c) || json_array_size(c) != 2 ||
 		    !json_is_string(json_array_get(c, 0)) || !t ||
-		    (strcmp(t, "string") && strcmp(t, "integer") && strcmp(t, "float"))) {
+		    !cmp_type_parse(t, strlen(t), &ty)) {
 			rc = dcr_err_set(err, DCR_EFORMAT,
 			                 "body.schema[%zu]: expected [name, \"string\"|\"integer\"|"
 			                 "\"float\"]",

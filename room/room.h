@@ -18,15 +18,13 @@
 
 /* ---- definition -------------------------------------------------------- */
 
-enum rm_coltype { RM_STRING, RM_INTEGER, RM_FLOAT };
-enum rm_format { RM_FMT_NONE, RM_FMT_EMAIL, RM_FMT_DATE, RM_FMT_SHA256 };
 enum rm_dskind { RM_DS_TABLE, RM_DS_FILE };
 enum rm_compkind { RM_COMP_SQL, RM_COMP_PYTHON, RM_COMP_R, RM_COMP_SYNTHETIC };
 
 typedef struct rm_column {
 	char *name;
-	enum rm_coltype type;
-	enum rm_format format;
+	enum cmp_type type; /* compute's vocabulary: cmp_type_name, cmp_type_parse */
+	enum cmp_format format;
 	bool nullable; /* default true */
 } rm_column;
 
@@ -102,8 +100,6 @@ char *rm_def_to_json(const rm_def *d);
  * [A-Za-z_][A-Za-z0-9_]{0,62}, not starting with sqlite_. */
 bool rm_room_name_valid(const char *s);
 bool rm_ident_valid(const char *s);
-const char *rm_coltype_name(enum rm_coltype t);   /* "string", ... */
-const char *rm_format_name(enum rm_format f);     /* "", "email", ... */
 const char *rm_dskind_name(enum rm_dskind k);     /* "table", "file" */
 const char *rm_compkind_name(enum rm_compkind k); /* "sql", "python", ... */
 /* The compute module's view of a table dataset's columns: fills cols

@@ -43,10 +43,10 @@ static void test_valid_roundtrip(const char *valid)
 	CHECK(d->interactive && d->development && d->require_provisioned);
 	CHECK(d->nparticipants == 2 && d->ndatasets == 3 && d->ncomputations == 5);
 	CHECK(memcmp(d->participants[0].key, F.anna_pub, 32) == 0);
-	CHECK(d->datasets[0].ncolumns == 4 && d->datasets[0].columns[0].format == RM_FMT_EMAIL);
+	CHECK(d->datasets[0].ncolumns == 4 && d->datasets[0].columns[0].format == CMP_FMT_EMAIL);
 	CHECK(!d->datasets[0].columns[0].nullable && d->datasets[0].columns[1].nullable);
-	CHECK(d->datasets[0].columns[2].type == RM_INTEGER);
-	CHECK(d->datasets[0].columns[3].type == RM_FLOAT);
+	CHECK(d->datasets[0].columns[2].type == CMP_INTEGER);
+	CHECK(d->datasets[0].columns[3].type == CMP_FLOAT);
 	/* defaults */
 	CHECK(d->datasets[1].required && d->datasets[1].share_statistics);
 	CHECK(d->datasets[1].columns[1].nullable);
