@@ -218,22 +218,14 @@ void dmn__schema_free(cmp_column *cols, size_t n)
 
 char *dmn__who(dmn_room *r, const uint8_t key[32])
 {
-	char *full, *s;
-	const rm_participant *p;
+	char name[RM_ACTOR_NAME_BYTES];
 
-	if (!r) {
-		full = dcr_pub_format(key);
-		s = dcr_strndup(full, strlen("ed25519:") + 8);
-		free(full);
-		return s;
-	}
+	if (!r)
+		return dcr_strdup(rm_actor_name(NULL, NULL, key, RM_ACTOR_SHORT, name, sizeof name));
 	pthread_mutex_lock(&r->mu);
-	p = r->st.def ? rm_def_participant(r->st.def, key) : NULL;
-	s = p && p->email ? dcr_strdup(p->email) : NULL;
+	rm_actor_name(r->st.def, r->st.daemon_key, key, RM_ACTOR_SHORT, name, sizeof name);
 	pthread_mutex_unlock(&r->mu);
-	if (s)
-		return s;
-	return dmn__who(NULL, key);
+	return dcr_strdup(name);
 }
 
 /* Deep equality of two canonical msgpack values. */

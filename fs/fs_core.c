@@ -218,11 +218,10 @@ static void json_str(dcr_buf *b, const char *s)
 	dcr_json_str(b, s, strlen(s));
 }
 
-static const char *email_of(const fs *f, const uint8_t key[32])
-{
-	const rm_participant *p = f->st.def ? rm_def_participant(f->st.def, key) : NULL;
-	return p ? p->email : "(unknown key)";
-}
+/* The actor's name (rm_actor_name, full key), in a compound literal. */
+#define ACTOR_NAME(f, key)                                                                         \
+	rm_actor_name((f)->st.def, (f)->st.daemon_key, (key), RM_ACTOR_FULL,                       \
+	              (char[RM_ACTOR_NAME_BYTES]){0}, RM_ACTOR_NAME_BYTES)
 
 static void set_last_error(fs *f, const char *what, const dcr_err *err)
 {
@@ -659,7 +658,7 @@ static void gen_readme(fs *f, dcr_buf *b)
 			dcr_buf_printf(b, "  %-24s %s", ds->name,
 			               p ? "provisioned" : "not provisioned");
 			if (p)
-				dcr_buf_printf(b, " by %s", email_of(f, p->by));
+				dcr_buf_printf(b, " by %s", ACTOR_NAME(f, p->by));
 			dcr_buf_append_str(b, "\n");
 		}
 		dcr_buf_append_str(b, "\nCOMPUTATIONS\n");
@@ -735,7 +734,7 @@ static void gen_ds_status(fs *f, const char *dsname, dcr_buf *b)
 		dcr_buf_printf(b,
 		               "state: provisioned\nby: %s\nat: %s (event %llu)\nrows: %llu\n"
 		               "bytes: %llu\nsha256: %s\nfile: %s\n",
-		               email_of(f, p->by), ts, (unsigned long long)p->seq,
+		               ACTOR_NAME(f, p->by), ts, (unsigned long long)p->seq,
 		               (unsigned long long)p->rows, (unsigned long long)p->bytes, hex,
 		               p->file ? p->file : "");
 	} else {
@@ -790,7 +789,7 @@ static void gen_comp_status(fs *f, const char *comp, const fs_run_status *live, 
 		return;
 	iso_time(r->requested_ts_ms, ts);
 	dcr_buf_printf(b, "run: %s\nrequested_by: %s\nrequested_at: %s\n", r->id,
-	               email_of(f, r->by), ts);
+	               ACTOR_NAME(f, r->by), ts);
 	if (r->state == RM_RUN_DONE) {
 		dcr_buf_printf(b,
 		               "rows: %llu\nsuppressed: %llu\nresult_bytes: %llu\n"

@@ -153,23 +153,10 @@ bool rm_state_is_participant(const rm_state *s, const uint8_t key[32])
 
 /* ---- who --------------------------------------------------------------------- */
 
-/* "anna@bank.example", "dcrd" or "ed25519:<base64>" into buf. */
-static const char *who(const rm_state *s, const uint8_t key[32], char *buf, size_t cap)
-{
-	const rm_participant *p = rm_def_participant(s->def, key);
-	if (p) {
-		snprintf(buf, cap, "%s", p->email);
-	} else if (memcmp(key, s->daemon_key, 32) == 0) {
-		snprintf(buf, cap, "dcrd");
-	} else {
-		char *k = dcr_pub_format(key);
-		snprintf(buf, cap, "%s", k);
-		free(k);
-	}
-	return buf;
-}
-
-#define WHO(s, key) who((s), (key), (char[160]){0}, 160)
+/* "anna@bank.example", "dcrd" or "ed25519:<base64>", in a compound literal. */
+#define WHO(s, key)                                                                                \
+	rm_actor_name((s)->def, (s)->daemon_key, (key), RM_ACTOR_FULL,                             \
+	              (char[RM_ACTOR_NAME_BYTES]){0}, RM_ACTOR_NAME_BYTES)
 
 /* ---- checks shared by rm_apply and the permission predicates ---------------- */
 

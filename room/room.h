@@ -182,11 +182,16 @@ const rm_run *rm_state_run(const rm_state *s, const char *run_id);
 const rm_run *rm_state_last_run(const rm_state *s, const char *computation);
 bool rm_state_is_participant(const rm_state *s, const uint8_t key[32]); /* incl. creator */
 
-/* Display name of an actor: the participant's email, "dcrd" for the
- * daemon key, else "ed25519:" and the first 12 base64 characters of the
- * key (as in audit lines). Written into buf (64 bytes suffice for the
- * short forms; emails are truncated to cap); returns buf. */
-const char *rm_actor_name(const rm_state *s, const uint8_t key[32], char *buf, size_t cap);
+/* The one display name of an actor: the participant's email in def, "dcrd"
+ * for daemon_key, else the key: RM_ACTOR_SHORT gives "ed25519:" and its
+ * first 12 base64 characters (audit lines, dcrd's log), RM_ACTOR_FULL the
+ * whole "ed25519:<base64>" (rule errors, the CLI). def and daemon_key may
+ * be NULL (not known). Written into buf (RM_ACTOR_NAME_BYTES hold any;
+ * longer names are truncated to cap); returns buf. */
+enum rm_actor_form { RM_ACTOR_SHORT, RM_ACTOR_FULL };
+#define RM_ACTOR_NAME_BYTES (DCR_RM_EMAIL_BYTES_MAX + 1)
+const char *rm_actor_name(const rm_def *def, const uint8_t *daemon_key, const uint8_t key[32],
+                          enum rm_actor_form form, char *buf, size_t cap);
 
 /* THE rule function. ev must be decoded (es_event_decode) and its
  * signature verified by the caller. On error the state is unchanged and err

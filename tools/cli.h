@@ -56,10 +56,6 @@ int cli_open_room(const char *room, cl_conn **c, uint8_t id[ES_ROOM_ID_BYTES], d
 int cli_replay_verified(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], rm_state *st,
                         es_checkpoint *cp, dcr_err *err);
 
-/* Email of key in the definition ("ed25519:..." prefix when unknown).
- * Returns a pointer into def or into buf (at least 64 bytes). */
-const char *cli_email(const rm_state *st, const uint8_t key[32], char *buf, size_t cap);
-
 /* Human sizes ("12.3 MiB") into buf. */
 void cli_human_bytes(uint64_t n, char *buf, size_t cap);
 

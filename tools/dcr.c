@@ -346,21 +346,6 @@ int cli_open_room(const char *room, cl_conn **c, uint8_t id[ES_ROOM_ID_BYTES], d
 	return rc;
 }
 
-const char *cli_email(const rm_state *st, const uint8_t key[32], char *buf, size_t cap)
-{
-	const rm_participant *p = st->def ? rm_def_participant(st->def, key) : NULL;
-	char *f;
-
-	if (p)
-		return p->email;
-	if (memcmp(key, st->daemon_key, 32) == 0)
-		return "daemon";
-	f = dcr_pub_format(key);
-	snprintf(buf, cap, "%s", f);
-	free(f);
-	return buf;
-}
-
 void cli_human_bytes(uint64_t n, char *buf, size_t cap)
 {
 	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};

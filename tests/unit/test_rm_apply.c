@@ -630,6 +630,36 @@ static void test_many_runs(void)
 	free(def);
 }
 
+/* One actor name in two forms: the email and "dcrd" in both, the key short
+ * (audit lines, dcrd's log) or whole (rule errors, the CLI). */
+static void test_actor_name(void)
+{
+	char *def = t_valid_def(&F);
+	char buf[RM_ACTOR_NAME_BYTES], tiny[8];
+	rm_state_release(&S);
+	rm_state_init(&S, F.daemon_pub);
+	OK(F.anna, RM_EV_CREATED, b_def(def));
+	for (int form = RM_ACTOR_SHORT; form <= RM_ACTOR_FULL; form++) {
+		CHECK(strcmp(rm_actor_name(S.def, S.daemon_key, F.ian_pub, form, buf, sizeof buf),
+		             "ian@insurer.example") == 0);
+		CHECK(strcmp(rm_actor_name(S.def, S.daemon_key, F.daemon_pub, form, buf, sizeof buf),
+		             "dcrd") == 0);
+	}
+	CHECK(strcmp(rm_actor_name(S.def, S.daemon_key, F.carl_pub, RM_ACTOR_FULL, buf, sizeof buf),
+	             F.carl_s) == 0);
+	rm_actor_name(S.def, S.daemon_key, F.carl_pub, RM_ACTOR_SHORT, buf, sizeof buf);
+	CHECK(strlen(buf) == strlen("ed25519:") + 12 && strncmp(buf, F.carl_s, strlen(buf)) == 0);
+	/* no definition, no daemon key: only the key names anyone */
+	rm_actor_name(NULL, NULL, F.ian_pub, RM_ACTOR_FULL, buf, sizeof buf);
+	CHECK(strcmp(buf, F.ian_s) == 0);
+	rm_actor_name(NULL, NULL, F.daemon_pub, RM_ACTOR_SHORT, buf, sizeof buf);
+	CHECK(strcmp(buf, "dcrd") != 0 && strncmp(buf, "ed25519:", 8) == 0);
+	/* a short buffer truncates, never overflows */
+	CHECK(strcmp(rm_actor_name(S.def, S.daemon_key, F.ian_pub, RM_ACTOR_FULL, tiny, sizeof tiny),
+	             "ian@ins") == 0);
+	free(def);
+}
+
 int main(void)
 {
 	t_fixture_init(&F);
@@ -639,6 +669,7 @@ int main(void)
 	test_replay_entries();
 	test_outside_creator();
 	test_many_runs();
+	test_actor_name();
 	rm_state_release(&S);
 	t_fixture_release(&F);
 	if (t_failures)
