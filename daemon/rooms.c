@@ -99,11 +99,14 @@ struct replay_ctx {
 static int replay_one(void *ctx, uint64_t seq, const void *entry, size_t n)
 {
 	struct replay_ctx *rc = ctx;
-	int e = rm_apply_entry(&rc->r->st, entry, n, rc->err);
+	rm_step step;
+	int e = rm_replay_step(&rc->r->st, entry, n, NULL, NULL, &step);
 
 	(void)seq;
-	if (e < 0)
+	if (e < 0) {
+		rm_step_err(&step, rc->err);
 		dcr_err_prefix(rc->err, "room %s", rc->r->hex);
+	}
 	return e;
 }
 
@@ -414,6 +417,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	es_event ev;
 	dmn_room *r = NULL, *fresh = NULL;
 	dmn_done_upload *up = NULL;
+	rm_step step;
 	bool decoded = false, locked = false, provisioned, woke = false;
 	uint64_t now = dcr_now_ms(), seq = 0;
 	int rc;
@@ -437,9 +441,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	if (conn_key) {
 		if (memcmp(ev.actor, conn_key, 32) != 0) {
 			rc = dcr_err_set(err, DCR_EDENIED,
-			                 "seq %llu (%s): signed by another key than this "
-			                 "connection's",
-			                 (unsigned long long)ev.seq, ev.type);
+			                 "signed by another key than this connection's");
 			goto out;
 		}
 		if (memcmp(ev.actor, d->pub, 32) == 0) {
@@ -449,9 +451,8 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		if ((ev.ts_ms > now ? ev.ts_ms - now : now - ev.ts_ms) > DMN_EVENT_CLOCK_SKEW_MS) {
 			rc = dcr_err_set(
 			    err, DCR_EINVALID,
-			    "seq %llu (%s): event time %llu is more than %u s from "
-			    "the daemon's clock %llu",
-			    (unsigned long long)ev.seq, ev.type, (unsigned long long)ev.ts_ms,
+			    "event time %llu is more than %u s from the daemon's clock %llu",
+			    (unsigned long long)ev.ts_ms,
 			    (unsigned)(DMN_EVENT_CLOCK_SKEW_MS / 1000), (unsigned long long)now);
 			goto out;
 		}
@@ -488,10 +489,9 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	}
 	if (ev.seq != r->st.size) {
 		rc = dcr_err_set(err, DCR_ESEQ,
-		                 "seq %llu (%s): the room is at %llu (replayed event, or another "
-		                 "event was appended first)",
-		                 (unsigned long long)ev.seq, ev.type,
-		                 (unsigned long long)r->st.size);
+		                 "event seq %llu but the room is at %llu (replayed event, or "
+		                 "another event was appended first)",
+		                 (unsigned long long)ev.seq, (unsigned long long)r->st.size);
 		goto out;
 	}
 	provisioned = strcmp(ev.type, RM_EV_PROVISIONED) == 0;
@@ -501,18 +501,20 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		up = match_upload(d, &ev, true);
 		if (!up) {
 			rc = dcr_err_set(err, DCR_EINVALID,
-			                 "seq %llu (%s): does not match an upload this key "
-			                 "completed in this room (upload the file first; sign "
-			                 "exactly the values upload.end returned)",
-			                 (unsigned long long)ev.seq, ev.type);
+			                 "does not match an upload this key completed in this "
+			                 "room (upload the file first; sign exactly the values "
+			                 "upload.end returned)");
 			goto out;
 		}
 	}
 	if (provisioned || strcmp(ev.type, RM_EV_DEPROVISIONED) == 0)
 		old_blobs = current_blobs(&r->st, &nold);
-	rc = rm_apply(&r->st, &ev, err);
-	if (rc < 0)
+	/* The rule's reason alone: the client knows what it submitted. */
+	rc = rm_apply_at(&r->st, &ev, &step);
+	if (rc < 0) {
+		dcr_err_set(err, rc, "%s", step.reason.msg);
 		goto out;
+	}
 	if (fresh) {
 		/* Nobody else can see this room yet: append synchronously. */
 		rc = es_append(d->store, room, ev.seq, entry, n, &seq, NULL, err);

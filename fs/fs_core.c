@@ -983,25 +983,27 @@ static int fetch_cb(void *ctx, uint64_t seq, const void *entry, size_t n)
 	return 0;
 }
 
+/* rm_replay_step's hook: the audit line is worded from the state before. */
+static int describe_before(void *ctx, const rm_state *before, const es_event *ev, dcr_err *err)
+{
+	char **line = ctx;
+	(void)err;
+	*line = rm_describe(before, ev);
+	return 0;
+}
+
 /* Applies one fetched entry (taking ownership of it). f->mu held. */
 static int apply_entry(fs *f, dcr_buf *entry, dcr_err *err)
 {
-	es_event ev;
-	int rc = es_event_decode(entry->data, entry->len, &ev, err);
-	if (rc < 0)
-		return rc;
-	rc = es_event_verify(&ev, err);
-	if (rc < 0)
-		goto out;
-	char *line = rm_describe(&f->st, &ev);
-	rc = rm_apply(&f->st, &ev, err);
+	char *line = NULL;
+	rm_step step;
+	int rc = rm_replay_step(&f->st, entry->data, entry->len, describe_before, &line, &step);
 	if (rc < 0) {
-		free(line);
+		rm_step_err(&step, err);
 		goto out;
 	}
 	dcr_buf_append_str(&f->audit, line);
 	dcr_buf_append_u8(&f->audit, '\n');
-	free(line);
 	if (f->nentries == f->cap_entries) {
 		f->cap_entries = f->cap_entries ? f->cap_entries * 2 : 64;
 		f->entries = dcr_realloc(f->entries, f->cap_entries * sizeof *f->entries);
@@ -1011,7 +1013,7 @@ static int apply_entry(fs *f, dcr_buf *entry, dcr_err *err)
 	f->entries[f->nentries++] = *entry;
 	dcr_buf_init(entry);
 out:
-	es_event_release(&ev);
+	free(line);
 	return rc;
 }
 

@@ -198,9 +198,28 @@ const char *rm_actor_name(const rm_def *def, const uint8_t *daemon_key, const ui
  * says why ("seq 12 (dataset.provisioned): actor is not an owner of
  * dataset bank_customers"). */
 int rm_apply(rm_state *s, const es_event *ev, dcr_err *err);
-/* Replay step for stored entries (envelope || sig): es_event_decode,
- * es_event_verify, rm_apply. Errors are prefixed with the seq. */
-int rm_apply_entry(rm_state *s, const void *entry, size_t n, dcr_err *err);
+
+/* Where an event stopped, with the reason kept apart from the position, so
+ * that nobody has to parse "seq N (type): " back out of a message. */
+typedef struct rm_step {
+	uint64_t seq;                 /* the event's seq (the room's size if it does not decode) */
+	char type[ES_TYPE_BYTES_MAX]; /* the event's type; "" if it does not decode */
+	dcr_err reason;               /* why, without the position (code 0: it applied) */
+} rm_step;
+typedef int (*rm_step_fn)(void *ctx, const rm_state *before, const es_event *ev, dcr_err *err);
+
+/* rm_apply with the position and reason apart in step (rm_apply is this
+ * plus rm_step_err). */
+int rm_apply_at(rm_state *s, const es_event *ev, rm_step *step);
+/* THE replay step for a stored entry (envelope || sig): es_event_decode,
+ * es_event_verify, then before(ctx, s, ev, err) if given (a non-zero return
+ * stops the step with its err as the reason), then rm_apply. Returns 0 or
+ * the negative code; step says where and why. */
+int rm_replay_step(rm_state *s, const void *entry, size_t n, rm_step_fn before, void *ctx,
+                   rm_step *step);
+/* err = "seq N (type): reason" ("seq N: reason" when the entry did not
+ * decode), the form docs/rules.md gives; returns the step's code. */
+int rm_step_err(const rm_step *step, dcr_err *err);
 
 /* ---- permissions ---------------------------------------------------------
  * The read and action rules, for the daemon and the mount; rm_apply uses

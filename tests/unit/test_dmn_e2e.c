@@ -314,6 +314,7 @@ static void test_provision_mismatch(td *t, cl_conn *a, const uint8_t room[ES_ROO
 	rm_body_provisioned(&body, &p);
 	CHECK_ERR(cl_submit(a, room, RM_EV_PROVISIONED, body.data, body.len, NULL, &err),
 	          DCR_EINVALID, &err, "does not match an upload");
+	CHECK(strncmp(err.msg, "does not match", 14) == 0);
 	dcr_buf_release(&body);
 }
 
