@@ -100,22 +100,18 @@ static bool has_code(const dcr_mp_doc *d, const char *code)
 	       n == strlen(code) && memcmp(s, code, n) == 0;
 }
 
-/* Authenticates a raw connection as k; returns the fd or -1. */
-static int raw_auth(td *t, const dcr_key *k, bool corrupt_sig)
+/* Answers the challenge in hello (freed) as k on fd; true if accepted. */
+static bool raw_answer(int fd, dcr_mp_doc *hello, const dcr_key *k, bool corrupt_sig)
 {
-	int fd = raw_connect(t->sock);
 	dcr_buf b, body, frame;
-	dcr_mp_doc *hello, *ok;
+	dcr_mp_doc *ok;
 	uint8_t msg[64], sig[64], pub[32];
 	bool eof, good = false;
 	dcr_mpw w;
 
-	if (fd < 0)
-		return -1;
 	dcr_buf_init(&b);
 	dcr_buf_init(&body);
 	dcr_buf_init(&frame);
-	hello = raw_frame(fd, &b, 5000, &eof);
 	CHECK(hello != NULL);
 	if (!hello)
 		goto out;
@@ -144,6 +140,21 @@ out:
 	dcr_buf_release(&b);
 	dcr_buf_release(&body);
 	dcr_buf_release(&frame);
+	return good;
+}
+
+/* Authenticates a raw connection as k; returns the fd or -1. */
+static int raw_auth(td *t, const dcr_key *k, bool corrupt_sig)
+{
+	int fd = raw_connect(t->sock);
+	dcr_buf b;
+	bool eof, good;
+
+	if (fd < 0)
+		return -1;
+	dcr_buf_init(&b);
+	good = raw_answer(fd, raw_frame(fd, &b, 5000, &eof), k, corrupt_sig);
+	dcr_buf_release(&b);
 	if (!good && !corrupt_sig) {
 		close(fd);
 		return -1;
@@ -390,8 +401,8 @@ static void test_second_daemon(td *t)
 	}
 }
 
-/* DMN_CONNS_MAX connections are served; one more is refused with ELIMIT
- * and closed; closing some makes room again. */
+/* DMN_CONNS_MAX (authenticated) connections are served; one more is
+ * refused with ELIMIT and closed; closing some makes room again. */
 static void test_conns_max(td *t)
 {
 	int fds[DMN_CONNS_MAX + 1], n = 0, extra;
@@ -412,6 +423,12 @@ static void test_conns_max(td *t)
 				break;
 			d = raw_frame(fds[n], &b, 5000, &eof); /* the challenge: accepted */
 			ok = d && dcr_mp_get(dcr_mp_root(d), "challenge");
+			if (ok) {
+				/* (at most DMN_UNAUTH_CONNS_MAX may wait unanswered) */
+				ok = raw_answer(fds[n], d, t->carl, false);
+				d = NULL;
+				CHECK(ok);
+			}
 			if (!ok && has_code(d, "ELIMIT")) {
 				close(fds[n]);
 				fds[n] = -1;
@@ -445,6 +462,55 @@ static void test_conns_max(td *t)
 	CHECK(c != NULL);
 	cl_close(c);
 	dcr_buf_release(&b);
+}
+
+/* At most DMN_UNAUTH_CONNS_MAX connections wait to authenticate: one
+ * more pushes out the oldest (ELIMIT, closed); the others, and the
+ * newcomer, can still authenticate. */
+static void test_unauth_max(td *t)
+{
+	int fds[DMN_UNAUTH_CONNS_MAX];
+	dcr_buf b, b1;
+	dcr_mp_doc *d, *hello1 = NULL;
+	bool eof;
+	cl_conn *c;
+	int n;
+
+	dcr_buf_init(&b);
+	dcr_buf_init(&b1);
+	for (n = 0; n < (int)DMN_UNAUTH_CONNS_MAX; n++) {
+		fds[n] = raw_connect(t->sock);
+		CHECK(fds[n] >= 0);
+		if (fds[n] < 0)
+			break;
+		d = raw_frame(fds[n], n == 1 ? &b1 : &b, 5000, &eof);
+		CHECK(d && dcr_mp_get(dcr_mp_root(d), "challenge"));
+		if (n == 1)
+			hello1 = d;
+		else
+			dcr_mp_doc_free(d);
+	}
+	/* one more, a real client: it gets through */
+	c = td_connect(t, t->anna);
+	CHECK(c != NULL);
+	cl_close(c);
+	if (n == (int)DMN_UNAUTH_CONNS_MAX) {
+		/* the oldest was told why and closed */
+		d = raw_frame(fds[0], &b, 5000, &eof);
+		CHECK(has_code(d, "ELIMIT"));
+		CHECK(d && memmem(b.data, b.len, "waiting to authenticate", 23) != NULL);
+		dcr_mp_doc_free(d);
+		CHECK(raw_closed(fds[0], 5000));
+		/* the next one still answers its challenge and is in */
+		CHECK(raw_answer(fds[1], hello1, t->ian, false));
+		hello1 = NULL;
+	}
+	dcr_mp_doc_free(hello1);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	CHECK(td_log_has(t, "too many connections waiting to authenticate"));
+	dcr_buf_release(&b);
+	dcr_buf_release(&b1);
 }
 
 /* Another data directory, the same socket: refused, the first daemon
@@ -499,6 +565,7 @@ int main(void)
 	test_second_daemon(&t);
 	test_socket_in_use(&t);
 	test_conns_max(&t);
+	test_unauth_max(&t);
 	/* Still serving after all of that. */
 	{
 		cl_conn *c = td_connect(&t, t.ian);
