@@ -3,8 +3,21 @@
  * auth), an oversize length header, a garbage frame after auth, an unknown
  * op, pipelining beyond the in-flight limit, the idle timeout; the daemon
  * must answer with an error frame where it can, close, and keep serving
- * everyone else. Also --help and a second dcrd on the same directory. */
+ * everyone else. Also --help and a second dcrd on the same directory.
+ * Last, the frame-memory attack of issue 9 against a dcrd with a small
+ * --frame-budget-mb: its peak RSS stays within the budget (plus a fixed
+ * allowance) and a legitimate client keeps being served. */
+#include <pthread.h>
+
 #include "test_dmn_common.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
 
 static int raw_connect(const char *sock)
 {
@@ -532,6 +545,259 @@ static void test_socket_in_use(td *t)
 	free(exe);
 }
 
+/* ---- the frame-memory attack ---------------------------------------------------- */
+
+#define ATK_AUTHED 16     /* authenticated attackers */
+#define ATK_UNAUTHED 8    /* attackers that never authenticate */
+#define ATK_BUDGET_MB 32u /* --frame-budget-mb of the attacked dcrd */
+/* RSS that is not frames: the connections' read buffers, threads, malloc's
+ * slack. Without the budget the attack queues ATK_AUTHED x 4 x 4.1 MB =
+ * 262 MB, and unpacking one map of arrays alone costs 98 MB. */
+#define ATK_RSS_SLACK_MB 32u
+
+typedef struct atk_conn {
+	int fd;
+	const dcr_buf *out; /* shared: the same bytes for every attacker */
+	size_t sent;
+	dcr_buf in; /* everything dcrd answered */
+	bool eof;
+} atk_conn;
+
+typedef struct atk {
+	atk_conn c[ATK_AUTHED + ATK_UNAUTHED];
+	int n;
+	_Atomic bool done;
+	bool timed_out;
+} atk;
+
+/* Writes the attack into every connection (non-blocking: dcrd stops
+ * reading the ones past its budget) and reads whatever comes back, until
+ * dcrd closed them all. */
+static void *atk_main(void *arg)
+{
+	atk *a = arg;
+	uint64_t t0 = dcr_mono_ms();
+
+	for (;;) {
+		struct pollfd p[ATK_AUTHED + ATK_UNAUTHED];
+		int live = 0;
+		for (int i = 0; i < a->n; i++) {
+			atk_conn *c = &a->c[i];
+			p[i].fd = c->eof ? -1 : c->fd;
+			p[i].events = POLLIN | (c->sent < c->out->len ? POLLOUT : 0);
+			p[i].revents = 0;
+			live += !c->eof;
+		}
+		if (!live)
+			break;
+		if (dcr_mono_ms() - t0 > 120000) {
+			a->timed_out = true;
+			break;
+		}
+		if (poll(p, (nfds_t)a->n, 1000) < 0)
+			continue;
+		for (int i = 0; i < a->n; i++) {
+			atk_conn *c = &a->c[i];
+			if (c->eof)
+				continue;
+			if ((p[i].revents & POLLOUT) && c->sent < c->out->len) {
+				ssize_t k = send(c->fd, c->out->data + c->sent, c->out->len - c->sent,
+				                 MSG_NOSIGNAL | MSG_DONTWAIT);
+				if (k > 0)
+					c->sent += (size_t)k;
+				else if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+					c->sent = c->out->len; /* closed by dcrd: stop writing */
+			}
+			if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+				uint8_t buf[4096];
+				ssize_t k = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+				if (k > 0)
+					dcr_buf_append(&c->in, buf, (size_t)k);
+				else if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+					c->eof = true;
+			}
+		}
+	}
+	a->done = true;
+	return NULL;
+}
+
+/* The codes of the frames in an attacker's input, in order ("EINVALID
+ * EINVALID ... ELIMIT"), skipping the challenge and the auth answer. */
+static void atk_codes(const dcr_buf *in, char *out, size_t cap)
+{
+	size_t at = 0;
+
+	out[0] = 0;
+	while (in->len - at >= 4) {
+		uint32_t len = dcr_get_be32(in->data + at);
+		dcr_mp_doc *d = NULL;
+		const char *code;
+		size_t code_n;
+
+		if (len > in->len - at - 4)
+			break;
+		if (proto_frame_parse(in->data + at + 4, len, &d, NULL) == 0 &&
+		    dcr_mp_str(dcr_mp_get(dcr_mp_root(d), "code"), &code, &code_n) == 0 &&
+		    strlen(out) + code_n + 2 < cap) {
+			strncat(out, code, code_n);
+			strncat(out, " ", 2);
+		}
+		dcr_mp_doc_free(d);
+		at += 4 + len;
+	}
+}
+
+static uint64_t proc_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	uint64_t v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, field, strlen(field)) == 0 && line[strlen(field)] == ':')
+			v = strtoull(line + strlen(field) + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* ATK_AUTHED connections (any key may authenticate) each queue
+ * DMN_INFLIGHT_MAX valid requests of 4.1 MB and then the 4.2 MB map of
+ * arrays of small integers; ATK_UNAUTHED more send that frame without
+ * authenticating. Meanwhile a legitimate client keeps calling. dcrd must
+ * answer every valid request (unknown op), refuse the map of arrays before
+ * unpacking it (ELIMIT, more than 4096 values), refuse the unauthenticated
+ * frames on their header, keep its peak RSS under its budget plus
+ * ATK_RSS_SLACK_MB, and still serve. */
+static void test_frame_memory(td *t)
+{
+	static atk a;
+	dcr_buf pad, args, one, flood, attack;
+	dcr_mpw w;
+	pthread_t th;
+	cl_conn *legit;
+	dcr_err err;
+	uint64_t hwm0, hwm, calls = 0;
+	int fails = 0;
+
+	dcr_buf_init(&pad);
+	dcr_buf_init(&args);
+	dcr_buf_init(&one);
+	dcr_buf_init(&flood);
+	dcr_buf_init(&attack);
+	/* a valid request of 4.1 MB: an op dcrd does not know, a large bin */
+	dcr_buf_reserve(&pad, 4100000);
+	memset(pad.data, 0x5a, 4100000);
+	pad.len = 4100000;
+	dcr_mpw_init(&w, &args);
+	dcr_mpw_map(&w, 1);
+	dcr_mpw_str(&w, "pad");
+	dcr_mpw_bin(&w, pad.data, pad.len);
+	for (uint64_t i = 1; i <= DMN_INFLIGHT_MAX; i++)
+		proto_request(&flood, i, "attack.nop", args.data, args.len);
+	/* the map of arrays of small integers: 42 x 100000 values, 4.2 MB */
+	dcr_buf_reset(&one);
+	dcr_mpw_init(&w, &one);
+	dcr_mpw_map(&w, 42);
+	for (uint32_t i = 0; i < 42; i++) {
+		char k[8];
+		snprintf(k, sizeof k, "k%02u", i);
+		dcr_mpw_str(&w, k);
+		dcr_mpw_array(&w, 100000);
+		for (uint32_t j = 0; j < 100000; j++)
+			dcr_mpw_uint(&w, j % 128);
+	}
+	CHECK(one.len > 4200000 && one.len <= DCR_FRAME_BYTES_MAX);
+	proto_frame_wrap(&attack, one.data, one.len);
+	dcr_buf_append(&flood, attack.data, attack.len);
+
+	legit = td_connect(t, t->anna);
+	CHECK(legit != NULL);
+	hwm0 = proc_kb(t->pid, "VmHWM");
+	CHECK(hwm0 > 0);
+	memset(&a, 0, sizeof a);
+	for (int i = 0; i < ATK_AUTHED + ATK_UNAUTHED; i++) {
+		atk_conn *c = &a.c[a.n];
+		dcr_buf_init(&c->in);
+		if (i < ATK_AUTHED) {
+			c->fd = raw_auth(t, i % 2 ? t->ian : t->carl, false);
+			c->out = &flood;
+		} else {
+			c->fd = raw_connect(t->sock);
+			c->out = &attack;
+		}
+		CHECK(c->fd >= 0);
+		if (c->fd < 0)
+			break;
+		a.n++;
+	}
+	pthread_create(&th, NULL, atk_main, &a);
+	/* the legitimate client, all through the attack */
+	do {
+		dcr_buf rb;
+		dcr_mp_doc *d = NULL;
+		dcr_buf_init(&rb);
+		if (cl_call(legit, "whoami", NULL, 0, &rb, &d, &err) == 0)
+			calls++;
+		else
+			fails++;
+		dcr_mp_doc_free(d);
+		dcr_buf_release(&rb);
+	} while (!a.done && fails == 0);
+	pthread_join(th, NULL);
+	CHECK(!a.timed_out);
+	CHECK(fails == 0);
+	CHECK(calls >= 1);
+	hwm = proc_kb(t->pid, "VmHWM");
+	fprintf(stderr,
+	        "frame-memory attack: %d connections, %llu legitimate calls; dcrd VmHWM %llu kB "
+	        "before, %llu kB after (budget %u MiB)\n",
+	        a.n, (unsigned long long)calls, (unsigned long long)hwm0,
+	        (unsigned long long)hwm, ATK_BUDGET_MB);
+#ifndef UNDER_ASAN
+	/* (ASan keeps freed memory in quarantine: RSS is not the program's) */
+	CHECK(hwm <= hwm0 + (ATK_BUDGET_MB + ATK_RSS_SLACK_MB) * 1024);
+#endif
+	for (int i = 0; i < a.n; i++) {
+		char codes[256], want[256] = "";
+		atk_codes(&a.c[i].in, codes, sizeof codes);
+		if (i < ATK_AUTHED)
+			for (unsigned k = 0; k < DMN_INFLIGHT_MAX; k++)
+				strncat(want, "EINVALID ", sizeof want - strlen(want) - 1);
+		strncat(want, "ELIMIT ", sizeof want - strlen(want) - 1);
+		if (strcmp(codes, want) != 0)
+			fprintf(stderr, "attacker %d got \"%s\", expected \"%s\"\n", i, codes, want);
+		CHECK(strcmp(codes, want) == 0);
+		CHECK(a.c[i].eof);
+		close(a.c[i].fd);
+		dcr_buf_release(&a.c[i].in);
+	}
+	CHECK(td_log_has(t, "more than 4096 values"));
+	CHECK(td_log_has(t, "exceeds the limit of 256"));
+	/* still serving, the legitimate connection and a new one */
+	{
+		dcr_buf rb;
+		dcr_mp_doc *d = NULL;
+		cl_conn *c2 = td_connect(t, t->ian);
+		dcr_buf_init(&rb);
+		CHECK_OK(cl_call(legit, "whoami", NULL, 0, &rb, &d, &err), &err);
+		CHECK(c2 != NULL);
+		cl_close(c2);
+		dcr_mp_doc_free(d);
+		dcr_buf_release(&rb);
+	}
+	cl_close(legit);
+	dcr_buf_release(&pad);
+	dcr_buf_release(&args);
+	dcr_buf_release(&one);
+	dcr_buf_release(&flood);
+	dcr_buf_release(&attack);
+}
+
 static void test_help(void)
 {
 	char *exe = td_dcrd_path();
@@ -574,6 +840,14 @@ int main(void)
 	}
 	CHECK(td_stop(&t, SIGTERM) == 0);
 	CHECK(td_log_has(&t, "clean shutdown"));
+	{
+		static const char *const atk_args[] = {"--frame-budget-mb", "32", NULL};
+		if (td_start(&t, atk_args) < 0)
+			return 1;
+		test_frame_memory(&t);
+		CHECK(td_stop(&t, SIGTERM) == 0);
+		CHECK(td_log_has(&t, "frame budget: peak"));
+	}
 	if (t_failures) {
 		char *log = td_log_text(&t);
 		fprintf(stderr, "---- dcrd log ----\n%s", log);
