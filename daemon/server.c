@@ -314,24 +314,28 @@ static void budget_wake(server *s)
 
 static void req_free(req *r)
 {
+	server *s;
+	uint64_t charge;
+
 	if (!r)
 		return;
-	budget_give(r->c->srv, r->charge);
+	s = r->c->srv;
+	charge = r->charge;
 	free(r->frame);
 	dcr_buf_release(&r->resp);
 	dcr_buf_release(&r->outcome);
 	free(r);
+	budget_give(s, charge); /* may start other connections' frames */
 }
 
 static void conn_free(conn *c)
 {
 	server *s = c->srv;
+	uint64_t charge = c->body_charge + c->spare_charge;
 
 	DCR_ASSERT(!c->waiting);
 	free(c->body);
 	free(c->spare);
-	c->body = c->spare = NULL;
-	budget_give(s, c->body_charge + c->spare_charge);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -340,6 +344,7 @@ static void conn_free(conn *c)
 		c->next->prev = c->prev;
 	s->nconns--;
 	free(c);
+	budget_give(s, charge); /* may start other connections' frames */
 }
 
 /* Dropping a session's uploads touches files and room locks: not on the
@@ -1156,6 +1161,8 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	unlink(s.socket_path);
 	dmn__log(d, DMN_LOG_INFO, "stopped accepting; requests finished");
+	/* every connection is freed: every frame gave its budget back */
+	DCR_ASSERT(s.budget.used_bytes == 0 && s.budget.wait_head == NULL && s.unauthed == 0);
 	dmn__log(d, DMN_LOG_INFO,
 	         "frame budget: peak %llu of %llu bytes, %llu frames waited for it",
 	         (unsigned long long)s.budget.peak_bytes, (unsigned long long)s.budget.max_bytes,

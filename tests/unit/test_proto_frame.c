@@ -153,7 +153,7 @@ static void request_of(dcr_buf *out, uint32_t n)
 static void map_of_int_arrays(dcr_buf *out, uint32_t keys, uint32_t per)
 {
 	dcr_mpw w;
-	char k[8];
+	char k[16];
 
 	dcr_buf_reset(out);
 	dcr_mpw_init(&w, out);
@@ -275,7 +275,7 @@ static void test_unpacked_bound(void)
 		uint64_t objs = 0;
 		size_t before, after;
 		uint32_t i;
-		char k[8];
+		char k[16];
 
 		dcr_buf_reset(&b);
 		dcr_mpw_init(&w, &b);
