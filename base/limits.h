@@ -10,6 +10,10 @@
 #define DCR_EVENT_BYTES_MAX (4u * 1024 * 1024) /* one envelope */
 #define DCR_MP_DEPTH_MAX 16u
 #define DCR_MP_ELEMS_MAX 100000u
+/* Values in one envelope (every valid event has fewer than 40: its body
+ * holds scalars only), so decoding one never costs more than about
+ * DCR_EVENT_OBJECTS_MAX x DCR_MP_UNPACKED_BYTES_PER_OBJECT. */
+#define DCR_EVENT_OBJECTS_MAX 4096u
 /* What msgpack-c's unpacker allocates per value, at most (a 24-byte
  * msgpack_object, zone chunk slack, malloc overhead): dcrd charges its
  * frame budget this much per value of a request before unpacking it. */

@@ -668,11 +668,14 @@ static uint64_t proc_kb(pid_t pid, const char *field)
 }
 
 /* ATK_AUTHED connections (any key may authenticate) each queue
- * DMN_INFLIGHT_MAX valid requests of 4.1 MB and then the 4.2 MB map of
- * arrays of small integers; ATK_UNAUTHED more send that frame without
- * authenticating. Meanwhile a legitimate client keeps calling. dcrd must
- * answer every valid request (unknown op), refuse the map of arrays before
- * unpacking it (ELIMIT, more than 4096 values), refuse the unauthenticated
+ * DMN_INFLIGHT_MAX valid requests of 4.1 MB (the first a submit of a 4 MB
+ * event whose body is a map of arrays of small integers, the others an
+ * unknown op) and then the 4.2 MB map of arrays of small integers as a
+ * frame; ATK_UNAUTHED more send that frame without authenticating.
+ * Meanwhile a legitimate client keeps calling. dcrd must answer every
+ * valid request (the event refused before it is unpacked, ELIMIT; unknown
+ * op), refuse the map of arrays before unpacking it (ELIMIT, more than
+ * 4096 values, closed), refuse the unauthenticated
  * frames on their header, keep its peak RSS under its budget plus
  * ATK_RSS_SLACK_MB, and still serve. */
 static void test_frame_memory(td *t, unsigned budget_mb)
@@ -699,7 +702,50 @@ static void test_frame_memory(td *t, unsigned budget_mb)
 	dcr_mpw_map(&w, 1);
 	dcr_mpw_str(&w, "pad");
 	dcr_mpw_bin(&w, pad.data, pad.len);
-	for (uint64_t i = 1; i <= DMN_INFLIGHT_MAX; i++)
+	/* first the attack as an event (submit): a 4 MB envelope whose body is
+	 * a map of arrays of small integers, refused before it is unpacked */
+	{
+		dcr_buf entry, sargs;
+		uint8_t zero[64] = {0};
+		dcr_buf_init(&entry);
+		dcr_buf_init(&sargs);
+		dcr_mpw_init(&w, &entry);
+		dcr_mpw_map(&w, 7);
+		dcr_mpw_str(&w, "actor");
+		dcr_mpw_bin(&w, t->ian_pub, 32);
+		dcr_mpw_str(&w, "body");
+		dcr_mpw_map(&w, 40);
+		for (uint32_t i = 0; i < 40; i++) {
+			char k[16];
+			snprintf(k, sizeof k, "k%02u", i);
+			dcr_mpw_str(&w, k);
+			dcr_mpw_array(&w, 100000);
+			for (uint32_t j = 0; j < 100000; j++)
+				dcr_mpw_uint(&w, j % 128);
+		}
+		dcr_mpw_str(&w, "room");
+		dcr_mpw_str(&w, "0123456789abcdef0123456789abcdef");
+		dcr_mpw_str(&w, "seq");
+		dcr_mpw_uint(&w, 1);
+		dcr_mpw_str(&w, "ts");
+		dcr_mpw_uint(&w, dcr_now_ms());
+		dcr_mpw_str(&w, "type");
+		dcr_mpw_str(&w, "room.stopped");
+		dcr_mpw_str(&w, "v");
+		dcr_mpw_uint(&w, 1);
+		dcr_buf_append(&entry, zero, sizeof zero); /* never checked */
+		CHECK(entry.len > 4000000 && entry.len <= DCR_EVENT_BYTES_MAX + 64);
+		dcr_mpw_init(&w, &sargs);
+		dcr_mpw_map(&w, 2);
+		dcr_mpw_str(&w, "entry");
+		dcr_mpw_bin(&w, entry.data, entry.len);
+		dcr_mpw_str(&w, "room");
+		dcr_mpw_str(&w, "0123456789abcdef0123456789abcdef");
+		proto_request(&flood, 1, "submit", sargs.data, sargs.len);
+		dcr_buf_release(&entry);
+		dcr_buf_release(&sargs);
+	}
+	for (uint64_t i = 2; i <= DMN_INFLIGHT_MAX; i++)
 		proto_request(&flood, i, "attack.nop", args.data, args.len);
 	/* the map of arrays of small integers: 42 x 100000 values, 4.2 MB */
 	dcr_buf_reset(&one);
@@ -767,9 +813,11 @@ static void test_frame_memory(td *t, unsigned budget_mb)
 	for (int i = 0; i < a.n; i++) {
 		char codes[256], want[256] = "";
 		atk_codes(&a.c[i].in, codes, sizeof codes);
-		if (i < ATK_AUTHED)
-			for (unsigned k = 0; k < DMN_INFLIGHT_MAX; k++)
+		if (i < ATK_AUTHED) {
+			strncat(want, "ELIMIT ", sizeof want - strlen(want) - 1); /* submit */
+			for (unsigned k = 1; k < DMN_INFLIGHT_MAX; k++)
 				strncat(want, "EINVALID ", sizeof want - strlen(want) - 1);
+		}
 		strncat(want, "ELIMIT ", sizeof want - strlen(want) - 1);
 		if (strcmp(codes, want) != 0)
 			fprintf(stderr, "attacker %d got \"%s\", expected \"%s\"\n", i, codes, want);
@@ -779,6 +827,7 @@ static void test_frame_memory(td *t, unsigned budget_mb)
 		dcr_buf_release(&a.c[i].in);
 	}
 	CHECK(td_log_has(t, "more than 4096 values"));
+	CHECK(td_log_has(t, "ELIMIT: event: envelope: offset"));
 	CHECK(td_log_has(t, "exceeds the limit of 256"));
 	/* still serving, the legitimate connection and a new one */
 	{
