@@ -1,7 +1,8 @@
 /* mp.c: canonical msgpack. Writing goes through msgpack-c's packer, which
  * already picks the shortest form of every integer and header. Reading
  * untrusted bytes happens in two steps: dcr_mp_check walks the bytes with
- * explicit limits (size, depth, string length, element count) and the
+ * explicit limits (size, depth, string length, element count, values in
+ * the whole document, which bound what unpacking allocates) and the
  * canonical-form rules, never allocating in proportion to a declared length;
  * only then msgpack-c unpacks the (now known good) bytes. Nodes handed out
  * (dcr_mpv) are msgpack_object pointers in disguise, so msgpack.h stays in

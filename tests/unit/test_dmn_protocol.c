@@ -6,7 +6,8 @@
  * everyone else. Also --help and a second dcrd on the same directory.
  * Last, the frame-memory attack of issue 9 against a dcrd with a small
  * --frame-budget-mb: its peak RSS stays within the budget (plus a fixed
- * allowance) and a legitimate client keeps being served. */
+ * allowance) and a legitimate client keeps being served; and a frame that
+ * waits for the budget resumes where it was left. */
 #include <pthread.h>
 
 #include "test_dmn_common.h"
@@ -849,6 +850,110 @@ static void test_frame_memory(td *t, unsigned budget_mb)
 	dcr_buf_release(&attack);
 }
 
+/* Two 4.1 MB frames cannot both hold a budget of 8 MiB: two connections
+ * each send the start of one (header and 1000 bytes in one write) and
+ * stall; whichever came second waits, unread (logged). Then both send the
+ * rest and a whoami behind it: the first frame is handled, gives its
+ * budget back, the waiter's frame starts, the bytes it had already
+ * received are parsed where they were left, and both get both answers in
+ * order. Run against --frame-budget-mb 8 --log-level debug. */
+static void test_frame_wait(td *t)
+{
+	dcr_buf pad, args, big, rest, in[2];
+	dcr_mpw w;
+	int fd[2] = {-1, -1};
+	size_t sent[2] = {0, 0}, start = PROTO_HDR_BYTES + 1000;
+	uint64_t t0;
+	bool complete = false;
+
+	dcr_buf_init(&pad);
+	dcr_buf_init(&args);
+	dcr_buf_init(&big);
+	dcr_buf_init(&rest);
+	dcr_buf_reserve(&pad, 4100000);
+	memset(pad.data, 0xa5, 4100000);
+	pad.len = 4100000;
+	dcr_mpw_init(&w, &args);
+	dcr_mpw_map(&w, 1);
+	dcr_mpw_str(&w, "pad");
+	dcr_mpw_bin(&w, pad.data, pad.len);
+	proto_request(&big, 1, "attack.nop", args.data, args.len);
+	dcr_buf_append(&rest, big.data + start, big.len - start);
+	proto_request(&rest, 2, "whoami", NULL, 0);
+	dcr_buf_init(&in[0]);
+	dcr_buf_init(&in[1]);
+	for (int i = 0; i < 2; i++) {
+		fd[i] = raw_auth(t, i ? t->ian : t->anna, false);
+		CHECK(fd[i] >= 0);
+		if (fd[i] < 0)
+			goto out;
+		raw_send(fd[i], big.data, start);
+	}
+	CHECK(td_log_wait(t, "waits for the frame budget", 10000));
+	t0 = dcr_mono_ms();
+	while (!complete && dcr_mono_ms() - t0 < 60000) {
+		struct pollfd p[2];
+		complete = true;
+		for (int i = 0; i < 2; i++) {
+			p[i].fd = fd[i];
+			p[i].events = POLLIN | (sent[i] < rest.len ? POLLOUT : 0);
+			p[i].revents = 0;
+		}
+		if (poll(p, 2, 1000) < 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			size_t at = 0, frames = 0;
+			if ((p[i].revents & POLLOUT) && sent[i] < rest.len) {
+				ssize_t k = send(fd[i], rest.data + sent[i], rest.len - sent[i],
+				                 MSG_NOSIGNAL | MSG_DONTWAIT);
+				if (k > 0)
+					sent[i] += (size_t)k;
+			}
+			if (p[i].revents & POLLIN) {
+				uint8_t buf[4096];
+				ssize_t k = recv(fd[i], buf, sizeof buf, MSG_DONTWAIT);
+				if (k > 0)
+					dcr_buf_append(&in[i], buf, (size_t)k);
+			}
+			while (in[i].len - at >= 4 &&
+			       in[i].len - at - 4 >= dcr_get_be32(in[i].data + at)) {
+				at += 4 + dcr_get_be32(in[i].data + at);
+				frames++;
+			}
+			if (frames < 2)
+				complete = false;
+		}
+	}
+	CHECK(complete);
+	for (int i = 0; i < 2; i++) {
+		char codes[64];
+		dcr_mp_doc *d = NULL;
+		uint32_t len0 = in[i].len >= 4 ? dcr_get_be32(in[i].data) : 0;
+		uint64_t id = 0;
+		bool ok = false;
+		atk_codes(&in[i], codes, sizeof codes);
+		CHECK(strcmp(codes, "EINVALID ") == 0); /* then the whoami: no code */
+		if (in[i].len >= 8 + len0 &&
+		    proto_frame_parse(in[i].data + 8 + len0, dcr_get_be32(in[i].data + 4 + len0), &d,
+		                      NULL) == 0) {
+			dcr_mp_u64(dcr_mp_get(dcr_mp_root(d), "id"), &id);
+			dcr_mp_bool(dcr_mp_get(dcr_mp_root(d), "ok"), &ok);
+		}
+		CHECK(id == 2 && ok);
+		dcr_mp_doc_free(d);
+	}
+out:
+	for (int i = 0; i < 2; i++) {
+		if (fd[i] >= 0)
+			close(fd[i]);
+		dcr_buf_release(&in[i]);
+	}
+	dcr_buf_release(&pad);
+	dcr_buf_release(&args);
+	dcr_buf_release(&big);
+	dcr_buf_release(&rest);
+}
+
 static void test_help(void)
 {
 	char *exe = td_dcrd_path();
@@ -902,6 +1007,15 @@ int main(void)
 		test_frame_memory(&t, mb);
 		CHECK(td_stop(&t, SIGTERM) == 0);
 		CHECK(td_log_has(&t, "frame budget: peak"));
+	}
+	{
+		static const char *const wait_args[] = {"--frame-budget-mb", "8", "--log-level",
+		                                        "debug", NULL};
+		if (td_start(&t, wait_args) < 0)
+			return 1;
+		test_frame_wait(&t);
+		CHECK(td_stop(&t, SIGTERM) == 0);
+		CHECK(td_log_has(&t, "frames waited for it"));
 	}
 	if (t_failures) {
 		char *log = td_log_text(&t);
