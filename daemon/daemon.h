@@ -19,6 +19,9 @@ typedef struct dmn_options {
 	/* decrypted images kept between runs, bytes; 0: DMN_IMAGE_CACHE_BYTES,
 	 * DMN_IMAGE_CACHE_OFF: none */
 	uint64_t image_cache_bytes;
+	/* request frames buffered, queued or being handled, with what
+	 * unpacking them may cost, bytes; 0: DMN_FRAME_BUDGET_BYTES */
+	uint64_t frame_budget_bytes;
 } dmn_options;
 
 #define DMN_IMAGE_CACHE_OFF UINT64_MAX
