@@ -91,28 +91,33 @@ typedef struct dmn_done_upload {
 
 typedef struct dmn_job dmn_job;
 
-typedef struct dmn {
-	dmn_options opt;
-	char *dir;
-	dcr_key *key;
-	uint8_t pub[32];
-	es_store *store;
-	dmn_blobs *blobs;
+/* The daemon's parts. Each owns its fields and its lock; the table in
+ * "Locks" above dmn__log says which lock guards which field. */
 
-	pthread_rwlock_t rooms_lock;
-	dmn_room **rooms;
-	size_t nrooms, rooms_cap;
+/* Rooms (rooms.c): the registry; each room's own fields are under its mu. */
+typedef struct dmn_rooms {
+	pthread_rwlock_t lock; /* guards list, n, cap */
+	dmn_room **list;       /* rooms are never removed */
+	size_t n, cap;
+} dmn_rooms;
 
-	pthread_mutex_t up_mu;
-	dmn_done_upload *done_uploads;
-	uint64_t next_upload_id;
+/* Uploads finished and waiting for their event (ops.c, rooms.c). */
+typedef struct dmn_uploads {
+	pthread_mutex_t mu;    /* guards done, next_id */
+	dmn_done_upload *done; /* newest first */
+	uint64_t next_id;
+	/* Background table builds pause while uploads are open (uploads
+	 * first), unless a run waits for a table (__atomic counter). */
+	unsigned open;
+} dmn_uploads;
 
-	/* background jobs (jobs.c) */
-	pthread_mutex_t job_mu;
-	pthread_cond_t job_cv;
+/* Background jobs (jobs.c). */
+typedef struct dmn_jobs {
+	pthread_mutex_t mu; /* guards the queue, stopping, appends_active, running */
+	pthread_cond_t cv;
 	pthread_cond_t append_cv;
-	dmn_job *job_head, *job_tail;
-	size_t njobs;
+	dmn_job *head, *tail;
+	size_t n;
 	bool stopping;
 	unsigned appends_active;
 	char **running; /* run ids being computed */
@@ -121,23 +126,42 @@ typedef struct dmn {
 	size_t nworkers;
 	bool workers_leaked;      /* a computation outlived shutdown */
 	pthread_mutex_t image_mu; /* one prepared-table build at a time */
-	/* decrypted images shared by runs (imgcache.c), under imgc_mu */
-	pthread_mutex_t imgc_mu;
-	struct dmn_image *imgc; /* list, most recent anywhere */
-	size_t imgc_bytes;
-	uint64_t imgc_budget; /* bytes; 0: keep nothing */
-	uint64_t imgc_tick;
-	/* Background table builds pause while uploads are open (uploads
-	 * first), unless a run waits for a table (__atomic counters). */
-	unsigned uploads_open;
-	unsigned image_waiting_runs;
+	unsigned image_waiting_runs; /* __atomic counter */
+} dmn_jobs;
 
-	/* long polls (`wait`): woken by every append and by shutdown */
-	pthread_mutex_t wait_mu;
-	pthread_cond_t wait_cv;
+/* Decrypted images shared by runs (imgcache.c). */
+typedef struct dmn_imgcache {
+	pthread_mutex_t mu;     /* guards list, bytes, tick */
+	struct dmn_image *list; /* most recent anywhere */
+	size_t bytes;
+	uint64_t budget; /* bytes; 0: keep nothing (set at start) */
+	uint64_t tick;
+} dmn_imgcache;
+
+/* Long polls (`wait`): woken by every append and by shutdown (rooms.c
+ * wakes, ops.c waits). */
+typedef struct dmn_waiters {
+	pthread_mutex_t mu; /* guards appends, n, closing */
+	pthread_cond_t cv;
 	uint64_t appends; /* total appended since start */
-	unsigned waiters;
+	unsigned n;
 	bool closing; /* shutdown began: waits return at once */
+} dmn_waiters;
+
+typedef struct dmn {
+	/* set at start, read-only while serving */
+	dmn_options opt;
+	char *dir;
+	dcr_key *key;
+	uint8_t pub[32];
+	es_store *store;  /* thread-safe (eventstore.h) */
+	dmn_blobs *blobs; /* thread-safe (blob.c) */
+
+	dmn_rooms rooms;
+	dmn_uploads up;
+	dmn_jobs jobs;
+	dmn_imgcache imgc;
+	dmn_waiters wait;
 } dmn;
 
 void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)

@@ -42,25 +42,25 @@ static void job_free(dmn_job *j)
 
 static void push(dmn *d, dmn_job *j)
 {
-	pthread_mutex_lock(&d->job_mu);
-	if (d->stopping || d->njobs >= DMN_RUN_QUEUE_MAX) {
-		if (!d->stopping)
+	pthread_mutex_lock(&d->jobs.mu);
+	if (d->jobs.stopping || d->jobs.n >= DMN_RUN_QUEUE_MAX) {
+		if (!d->jobs.stopping)
 			dmn__log(d, DMN_LOG_ERROR,
 			         "job queue full (%u): dropping a job (it is re-queued at "
 			         "the next start)",
 			         (unsigned)DMN_RUN_QUEUE_MAX);
-		pthread_mutex_unlock(&d->job_mu);
+		pthread_mutex_unlock(&d->jobs.mu);
 		job_free(j);
 		return;
 	}
-	if (d->job_tail)
-		d->job_tail->next = j;
+	if (d->jobs.tail)
+		d->jobs.tail->next = j;
 	else
-		d->job_head = j;
-	d->job_tail = j;
-	d->njobs++;
-	pthread_cond_signal(&d->job_cv);
-	pthread_mutex_unlock(&d->job_mu);
+		d->jobs.head = j;
+	d->jobs.tail = j;
+	d->jobs.n++;
+	pthread_cond_signal(&d->jobs.cv);
+	pthread_mutex_unlock(&d->jobs.mu);
 }
 
 void dmn__job_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID_BYTES],
@@ -90,10 +90,10 @@ bool dmn__run_is_running(dmn *d, const char *run_id)
 	bool hit = false;
 	size_t i;
 
-	pthread_mutex_lock(&d->job_mu);
-	for (i = 0; i < d->nrunning && !hit; i++)
-		hit = strcmp(d->running[i], run_id) == 0;
-	pthread_mutex_unlock(&d->job_mu);
+	pthread_mutex_lock(&d->jobs.mu);
+	for (i = 0; i < d->jobs.nrunning && !hit; i++)
+		hit = strcmp(d->jobs.running[i], run_id) == 0;
+	pthread_mutex_unlock(&d->jobs.mu);
 	return hit;
 }
 
@@ -101,39 +101,39 @@ static void set_running(dmn *d, const char *run_id, bool on)
 {
 	size_t i;
 
-	pthread_mutex_lock(&d->job_mu);
+	pthread_mutex_lock(&d->jobs.mu);
 	if (on) {
-		d->running = dcr_realloc(d->running, (d->nrunning + 1) * sizeof *d->running);
-		d->running[d->nrunning++] = dcr_strdup(run_id);
+		d->jobs.running = dcr_realloc(d->jobs.running, (d->jobs.nrunning + 1) * sizeof *d->jobs.running);
+		d->jobs.running[d->jobs.nrunning++] = dcr_strdup(run_id);
 	} else {
-		for (i = 0; i < d->nrunning; i++)
-			if (strcmp(d->running[i], run_id) == 0) {
-				free(d->running[i]);
-				d->running[i] = d->running[--d->nrunning];
+		for (i = 0; i < d->jobs.nrunning; i++)
+			if (strcmp(d->jobs.running[i], run_id) == 0) {
+				free(d->jobs.running[i]);
+				d->jobs.running[i] = d->jobs.running[--d->jobs.nrunning];
 				break;
 			}
 	}
-	pthread_mutex_unlock(&d->job_mu);
+	pthread_mutex_unlock(&d->jobs.mu);
 }
 
 bool dmn__append_enter(dmn *d)
 {
 	bool ok;
 
-	pthread_mutex_lock(&d->job_mu);
-	ok = !d->stopping;
+	pthread_mutex_lock(&d->jobs.mu);
+	ok = !d->jobs.stopping;
 	if (ok)
-		d->appends_active++;
-	pthread_mutex_unlock(&d->job_mu);
+		d->jobs.appends_active++;
+	pthread_mutex_unlock(&d->jobs.mu);
 	return ok;
 }
 
 void dmn__append_leave(dmn *d)
 {
-	pthread_mutex_lock(&d->job_mu);
-	d->appends_active--;
-	pthread_cond_broadcast(&d->append_cv);
-	pthread_mutex_unlock(&d->job_mu);
+	pthread_mutex_lock(&d->jobs.mu);
+	d->jobs.appends_active--;
+	pthread_cond_broadcast(&d->jobs.append_cv);
+	pthread_mutex_unlock(&d->jobs.mu);
 }
 
 /* ---- prepared tables --------------------------------------------------------- */
@@ -153,9 +153,9 @@ static void background_yield(struct blob_src *s)
 {
 	dmn *d = s->d;
 
-	while (__atomic_load_n(&d->uploads_open, __ATOMIC_RELAXED) > 0 &&
-	       __atomic_load_n(&d->image_waiting_runs, __ATOMIC_RELAXED) == 0 &&
-	       !__atomic_load_n(&d->stopping, __ATOMIC_RELAXED))
+	while (__atomic_load_n(&d->up.open, __ATOMIC_RELAXED) > 0 &&
+	       __atomic_load_n(&d->jobs.image_waiting_runs, __ATOMIC_RELAXED) == 0 &&
+	       !__atomic_load_n(&d->jobs.stopping, __ATOMIC_RELAXED))
 		usleep(20 * 1000);
 }
 
@@ -210,8 +210,8 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	src.d = d;
 	src.background = background;
 	if (!background) /* a run waits: background builds stop yielding */
-		__atomic_add_fetch(&d->image_waiting_runs, 1, __ATOMIC_RELAXED);
-	pthread_mutex_lock(&d->image_mu);
+		__atomic_add_fetch(&d->jobs.image_waiting_runs, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&d->jobs.image_mu);
 	locked = true;
 	rc = es_meta_get(d->store, key, &v);
 	if (rc == 0)
@@ -301,9 +301,9 @@ found:
 	}
 out:
 	if (locked) {
-		pthread_mutex_unlock(&d->image_mu);
+		pthread_mutex_unlock(&d->jobs.image_mu);
 		if (!background)
-			__atomic_sub_fetch(&d->image_waiting_runs, 1, __ATOMIC_RELAXED);
+			__atomic_sub_fetch(&d->jobs.image_waiting_runs, 1, __ATOMIC_RELAXED);
 	}
 	dmn__blob_close(src.r);
 	free(index);
@@ -997,19 +997,19 @@ static void *worker(void *arg)
 
 	for (;;) {
 		dmn_job *j;
-		pthread_mutex_lock(&d->job_mu);
-		while (!d->stopping && !d->job_head)
-			pthread_cond_wait(&d->job_cv, &d->job_mu);
-		if (d->stopping) {
-			pthread_mutex_unlock(&d->job_mu);
+		pthread_mutex_lock(&d->jobs.mu);
+		while (!d->jobs.stopping && !d->jobs.head)
+			pthread_cond_wait(&d->jobs.cv, &d->jobs.mu);
+		if (d->jobs.stopping) {
+			pthread_mutex_unlock(&d->jobs.mu);
 			break;
 		}
-		j = d->job_head;
-		d->job_head = j->next;
-		if (!d->job_head)
-			d->job_tail = NULL;
-		d->njobs--;
-		pthread_mutex_unlock(&d->job_mu);
+		j = d->jobs.head;
+		d->jobs.head = j->next;
+		if (!d->jobs.head)
+			d->jobs.tail = NULL;
+		d->jobs.n--;
+		pthread_mutex_unlock(&d->jobs.mu);
 		if (j->kind == JOB_IMAGE)
 			image_job(d, j);
 		else
@@ -1023,11 +1023,11 @@ int dmn__jobs_start(dmn *d, dcr_err *err)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof d->workers / sizeof d->workers[0]; i++) {
-		int rc = pthread_create(&d->workers[i], NULL, worker, d);
+	for (i = 0; i < sizeof d->jobs.workers / sizeof d->jobs.workers[0]; i++) {
+		int rc = pthread_create(&d->jobs.workers[i], NULL, worker, d);
 		if (rc != 0)
 			return dcr_err_set(err, -rc, "starting a worker thread: %s", strerror(rc));
-		d->nworkers++;
+		d->jobs.nworkers++;
 	}
 	return 0;
 }
@@ -1037,34 +1037,34 @@ void dmn__jobs_stop(dmn *d)
 	struct timespec ts;
 	size_t i;
 
-	pthread_mutex_lock(&d->job_mu);
-	d->stopping = true;
-	pthread_cond_broadcast(&d->job_cv);
-	while (d->appends_active > 0)
-		pthread_cond_wait(&d->append_cv, &d->job_mu);
-	pthread_mutex_unlock(&d->job_mu);
+	pthread_mutex_lock(&d->jobs.mu);
+	d->jobs.stopping = true;
+	pthread_cond_broadcast(&d->jobs.cv);
+	while (d->jobs.appends_active > 0)
+		pthread_cond_wait(&d->jobs.append_cv, &d->jobs.mu);
+	pthread_mutex_unlock(&d->jobs.mu);
 	/* A computation in progress cannot be interrupted from outside; its
 	 * outcome will not be recorded (stopping), and it is re-queued at the
 	 * next start. Give it a moment, then leave it to process exit. */
-	for (i = 0; i < d->nworkers; i++) {
+	for (i = 0; i < d->jobs.nworkers; i++) {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 2;
-		if (pthread_timedjoin_np(d->workers[i], NULL, &ts) != 0) {
+		if (pthread_timedjoin_np(d->jobs.workers[i], NULL, &ts) != 0) {
 			dmn__log(d, DMN_LOG_WARN,
 			         "a computation is still running at shutdown; "
 			         "it will be re-run at the next start");
-			pthread_detach(d->workers[i]);
-			d->workers_leaked = true;
+			pthread_detach(d->jobs.workers[i]);
+			d->jobs.workers_leaked = true;
 		}
 	}
-	d->nworkers = 0;
-	pthread_mutex_lock(&d->job_mu);
-	while (d->job_head) {
-		dmn_job *j = d->job_head;
-		d->job_head = j->next;
+	d->jobs.nworkers = 0;
+	pthread_mutex_lock(&d->jobs.mu);
+	while (d->jobs.head) {
+		dmn_job *j = d->jobs.head;
+		d->jobs.head = j->next;
 		job_free(j);
 	}
-	d->job_tail = NULL;
-	d->njobs = 0;
-	pthread_mutex_unlock(&d->job_mu);
+	d->jobs.tail = NULL;
+	d->jobs.n = 0;
+	pthread_mutex_unlock(&d->jobs.mu);
 }

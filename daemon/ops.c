@@ -24,7 +24,7 @@ struct dmn_upload {
 	dmn_blob_writer *w;
 	uint64_t bytes;
 	uint64_t t0_ms;
-	dmn *d; /* set once counted in d->uploads_open */
+	dmn *d; /* set once counted in d->up.open */
 };
 
 typedef int (*op_fn)(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err);
@@ -262,7 +262,7 @@ static void upload_free(dmn_upload *u)
 	if (!u)
 		return;
 	if (u->d)
-		__atomic_sub_fetch(&u->d->uploads_open, 1, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&u->d->up.open, 1, __ATOMIC_RELAXED);
 	cmp_ingest_free(u->ing);
 	dmn__blob_abort(u->w);
 	dmn__schema_free(u->cols, u->ncols);
@@ -342,11 +342,11 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 	rc = dmn__blob_create(d->blobs, &u->w, err);
 	if (rc < 0)
 		goto out;
-	pthread_mutex_lock(&d->up_mu);
-	u->id = ++d->next_upload_id;
-	pthread_mutex_unlock(&d->up_mu);
+	pthread_mutex_lock(&d->up.mu);
+	u->id = ++d->up.next_id;
+	pthread_mutex_unlock(&d->up.mu);
 	u->d = d;
-	__atomic_add_fetch(&d->uploads_open, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&d->up.open, 1, __ATOMIC_RELAXED);
 	u->next = s->uploads;
 	s->uploads = u;
 	s->nuploads++;
@@ -481,13 +481,13 @@ static int op_upload_end(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 	done->p.bytes = bytes;
 	done->p.rows = rows;
 	done->done_ms = dcr_now_ms();
-	pthread_mutex_lock(&d->up_mu);
-	done->next = d->done_uploads;
-	d->done_uploads = done;
+	pthread_mutex_lock(&d->up.mu);
+	done->next = d->up.done;
+	d->up.done = done;
 	{
 		/* Forget uploads never signed: old ones, and beyond the cap (the
 		 * list is newest first). Their blobs stay unreferenced. */
-		dmn_done_upload **pp = &d->done_uploads;
+		dmn_done_upload **pp = &d->up.done;
 		size_t kept = 0;
 		while (*pp) {
 			dmn_done_upload *x = *pp;
@@ -504,7 +504,7 @@ static int op_upload_end(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 			pp = &x->next;
 		}
 	}
-	pthread_mutex_unlock(&d->up_mu);
+	pthread_mutex_unlock(&d->up.mu);
 	dcr_mpw_str(proto_map_key(res, "blob"), blob);
 	dcr_mpw_uint(proto_map_key(res, "bytes"), bytes);
 	dcr_mpw_uint(proto_map_key(res, "rows"), rows);
@@ -1053,29 +1053,29 @@ static int op_wait(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, 
 	/* Answers with the durable size: what events returns. Lock order: never take a room's mutex while holding wait_mu (an
 	 * append holds the room's and then wakes us). The append counter
 	 * read before the size closes the race with an append in between. */
-	pthread_mutex_lock(&d->wait_mu);
-	if (d->waiters < DMN_WAITERS_MAX) {
-		d->waiters++;
+	pthread_mutex_lock(&d->wait.mu);
+	if (d->wait.n < DMN_WAITERS_MAX) {
+		d->wait.n++;
 		waiting = true;
 	}
-	pthread_mutex_unlock(&d->wait_mu);
+	pthread_mutex_unlock(&d->wait.mu);
 	for (;;) {
 		uint64_t gen;
 		bool timed_out = false, closing;
-		pthread_mutex_lock(&d->wait_mu);
-		gen = d->appends;
-		closing = d->closing;
-		pthread_mutex_unlock(&d->wait_mu);
+		pthread_mutex_lock(&d->wait.mu);
+		gen = d->wait.appends;
+		closing = d->wait.closing;
+		pthread_mutex_unlock(&d->wait.mu);
 		pthread_mutex_lock(&r->mu);
 		now_size = r->durable;
 		pthread_mutex_unlock(&r->mu);
 		if (!waiting || now_size > size || closing)
 			break;
-		pthread_mutex_lock(&d->wait_mu);
-		while (d->appends == gen && !d->closing && !timed_out)
-			timed_out = pthread_cond_timedwait(&d->wait_cv, &d->wait_mu, &deadline) ==
+		pthread_mutex_lock(&d->wait.mu);
+		while (d->wait.appends == gen && !d->wait.closing && !timed_out)
+			timed_out = pthread_cond_timedwait(&d->wait.cv, &d->wait.mu, &deadline) ==
 			            ETIMEDOUT;
-		pthread_mutex_unlock(&d->wait_mu);
+		pthread_mutex_unlock(&d->wait.mu);
 		if (timed_out) {
 			pthread_mutex_lock(&r->mu);
 			now_size = r->durable;
@@ -1084,9 +1084,9 @@ static int op_wait(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, 
 		}
 	}
 	if (waiting) {
-		pthread_mutex_lock(&d->wait_mu);
-		d->waiters--;
-		pthread_mutex_unlock(&d->wait_mu);
+		pthread_mutex_lock(&d->wait.mu);
+		d->wait.n--;
+		pthread_mutex_unlock(&d->wait.mu);
 	}
 	dcr_mpw_uint(proto_map_key(res, "size"), now_size);
 	return 0;

@@ -40,9 +40,9 @@ static dmn_room *find_locked(dmn *d, const uint8_t id[ES_ROOM_ID_BYTES])
 {
 	size_t i;
 
-	for (i = 0; i < d->nrooms; i++)
-		if (memcmp(d->rooms[i]->id, id, ES_ROOM_ID_BYTES) == 0)
-			return d->rooms[i];
+	for (i = 0; i < d->rooms.n; i++)
+		if (memcmp(d->rooms.list[i]->id, id, ES_ROOM_ID_BYTES) == 0)
+			return d->rooms.list[i];
 	return NULL;
 }
 
@@ -50,31 +50,31 @@ dmn_room *dmn__room_find(dmn *d, const uint8_t id[ES_ROOM_ID_BYTES])
 {
 	dmn_room *r;
 
-	pthread_rwlock_rdlock(&d->rooms_lock);
+	pthread_rwlock_rdlock(&d->rooms.lock);
 	r = find_locked(d, id);
-	pthread_rwlock_unlock(&d->rooms_lock);
+	pthread_rwlock_unlock(&d->rooms.lock);
 	return r;
 }
 
 static void insert_locked(dmn *d, dmn_room *r)
 {
-	if (d->nrooms == d->rooms_cap) {
-		d->rooms_cap = d->rooms_cap ? 2 * d->rooms_cap : 16;
-		d->rooms = dcr_realloc(d->rooms, d->rooms_cap * sizeof *d->rooms);
+	if (d->rooms.n == d->rooms.cap) {
+		d->rooms.cap = d->rooms.cap ? 2 * d->rooms.cap : 16;
+		d->rooms.list = dcr_realloc(d->rooms.list, d->rooms.cap * sizeof *d->rooms.list);
 	}
-	d->rooms[d->nrooms++] = r;
+	d->rooms.list[d->rooms.n++] = r;
 }
 
 dmn_room **dmn__rooms_list(dmn *d, size_t *n)
 {
 	dmn_room **out;
 
-	pthread_rwlock_rdlock(&d->rooms_lock);
-	*n = d->nrooms;
-	out = dcr_malloc((d->nrooms ? d->nrooms : 1) * sizeof *out);
-	if (d->nrooms)
-		memcpy(out, d->rooms, d->nrooms * sizeof *out);
-	pthread_rwlock_unlock(&d->rooms_lock);
+	pthread_rwlock_rdlock(&d->rooms.lock);
+	*n = d->rooms.n;
+	out = dcr_malloc((d->rooms.n ? d->rooms.n : 1) * sizeof *out);
+	if (d->rooms.n)
+		memcpy(out, d->rooms.list, d->rooms.n * sizeof *out);
+	pthread_rwlock_unlock(&d->rooms.lock);
 	return out;
 }
 
@@ -82,11 +82,11 @@ void dmn__rooms_free(dmn *d)
 {
 	size_t i;
 
-	for (i = 0; i < d->nrooms; i++)
-		room_free(d->rooms[i]);
-	free(d->rooms);
-	d->rooms = NULL;
-	d->nrooms = d->rooms_cap = 0;
+	for (i = 0; i < d->rooms.n; i++)
+		room_free(d->rooms.list[i]);
+	free(d->rooms.list);
+	d->rooms.list = NULL;
+	d->rooms.n = d->rooms.cap = 0;
 }
 
 /* ---- replay ----------------------------------------------------------------------- */
@@ -172,17 +172,17 @@ int dmn__rooms_load(dmn *d, dcr_err *err)
 	int rc;
 	size_t i;
 
-	pthread_rwlock_wrlock(&d->rooms_lock);
+	pthread_rwlock_wrlock(&d->rooms.lock);
 	rc = es_rooms(d->store, load_room, &lc);
-	pthread_rwlock_unlock(&d->rooms_lock);
+	pthread_rwlock_unlock(&d->rooms.lock);
 	if (lc.rc < 0)
 		return lc.rc;
 	if (rc < 0)
 		return dcr_err_set(err, rc, "listing rooms: %s", dcr_strerror(rc));
-	dmn__log(d, DMN_LOG_INFO, "replayed %zu rooms, %llu events in %llu ms", d->nrooms,
+	dmn__log(d, DMN_LOG_INFO, "replayed %zu rooms, %llu events in %llu ms", d->rooms.n,
 	         (unsigned long long)lc.events, (unsigned long long)(dcr_mono_ms() - t0));
-	for (i = 0; i < d->nrooms; i++)
-		room_resume(d, d->rooms[i]);
+	for (i = 0; i < d->rooms.n; i++)
+		room_resume(d, d->rooms.list[i]);
 	return 0;
 }
 
@@ -325,13 +325,13 @@ static bool mpv_equal(const dcr_mpv *a, const dcr_mpv *b)
 }
 
 /* Finds (and unlinks, if take) the finished upload whose provisioned body
- * is exactly ev's body. Caller holds no lock of d->up_mu. */
+ * is exactly ev's body. Caller holds no lock of d->up.mu. */
 static dmn_done_upload *match_upload(dmn *d, const es_event *ev, bool take)
 {
 	dmn_done_upload **pp, *hit = NULL;
 
-	pthread_mutex_lock(&d->up_mu);
-	for (pp = &d->done_uploads; *pp; pp = &(*pp)->next) {
+	pthread_mutex_lock(&d->up.mu);
+	for (pp = &d->up.done; *pp; pp = &(*pp)->next) {
 		dmn_done_upload *u = *pp;
 		dcr_buf body;
 		dcr_mp_doc *doc = NULL;
@@ -353,7 +353,7 @@ static dmn_done_upload *match_upload(dmn *d, const es_event *ev, bool take)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&d->up_mu);
+	pthread_mutex_unlock(&d->up.mu);
 	return hit;
 }
 
@@ -369,12 +369,12 @@ static void done_upload_free(dmn_done_upload *u)
 
 void dmn__wake_waiters(dmn *d, bool closing)
 {
-	pthread_mutex_lock(&d->wait_mu);
-	d->appends++;
+	pthread_mutex_lock(&d->wait.mu);
+	d->wait.appends++;
 	if (closing)
-		d->closing = true;
-	pthread_cond_broadcast(&d->wait_cv);
-	pthread_mutex_unlock(&d->wait_mu);
+		d->wait.closing = true;
+	pthread_cond_broadcast(&d->wait.cv);
+	pthread_mutex_unlock(&d->wait.mu);
 }
 
 /* ---- submit --------------------------------------------------------------------------- */
@@ -552,9 +552,9 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 			goto out;
 		}
 		fresh->durable = seq + 1;
-		pthread_rwlock_wrlock(&d->rooms_lock);
+		pthread_rwlock_wrlock(&d->rooms.lock);
 		insert_locked(d, fresh);
-		pthread_rwlock_unlock(&d->rooms_lock);
+		pthread_rwlock_unlock(&d->rooms.lock);
 		fresh = NULL;
 	} else {
 		/* Fix the order of this room's appends under its lock, wait for

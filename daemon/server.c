@@ -92,52 +92,6 @@ struct server {
 	char *socket_path;
 };
 
-/* ---- logging ---------------------------------------------------------------- */
-
-static void fmt_time(char *out, size_t n)
-{
-	struct timespec ts;
-	struct tm tm;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000,
-	         (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
-	         tm.tm_sec % 100, (int)(ts.tv_nsec / 1000000) % 1000);
-}
-
-void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
-{
-	static const char *names[] = {"error", "warn", "info", "debug"};
-	char t[40], msg[1024];
-	va_list ap;
-
-	if (d && lvl > d->opt.log_level)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	/* Names in messages come from clients: one event, one line. */
-	for (char *q = msg; *q; q++)
-		if ((unsigned char)*q < 0x20 || *q == 0x7f)
-			*q = '?';
-	fmt_time(t, sizeof t);
-	fprintf(stderr, "%s dcrd %s: %s\n", t, names[lvl], msg);
-}
-
-int dmn_log_level_parse(const char *s)
-{
-	if (strcmp(s, "error") == 0)
-		return DMN_LOG_ERROR;
-	if (strcmp(s, "warn") == 0)
-		return DMN_LOG_WARN;
-	if (strcmp(s, "info") == 0)
-		return DMN_LOG_INFO;
-	if (strcmp(s, "debug") == 0)
-		return DMN_LOG_DEBUG;
-	return -1;
-}
-
 /* ---- connections -------------------------------------------------------------- */
 
 static void conn_close(conn *c);
@@ -778,22 +732,22 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	memset(&s, 0, sizeof s);
 	d->opt = *opt;
 	d->dir = dcr_strdup(opt->data_dir);
-	pthread_rwlock_init(&d->rooms_lock, NULL);
-	pthread_mutex_init(&d->up_mu, NULL);
-	pthread_mutex_init(&d->job_mu, NULL);
-	pthread_cond_init(&d->job_cv, NULL);
-	pthread_cond_init(&d->append_cv, NULL);
-	pthread_mutex_init(&d->image_mu, NULL);
-	pthread_mutex_init(&d->imgc_mu, NULL);
-	d->imgc_budget = opt->image_cache_bytes == DMN_IMAGE_CACHE_OFF ? 0
+	pthread_rwlock_init(&d->rooms.lock, NULL);
+	pthread_mutex_init(&d->up.mu, NULL);
+	pthread_mutex_init(&d->jobs.mu, NULL);
+	pthread_cond_init(&d->jobs.cv, NULL);
+	pthread_cond_init(&d->jobs.append_cv, NULL);
+	pthread_mutex_init(&d->jobs.image_mu, NULL);
+	pthread_mutex_init(&d->imgc.mu, NULL);
+	d->imgc.budget = opt->image_cache_bytes == DMN_IMAGE_CACHE_OFF ? 0
 	                 : opt->image_cache_bytes                      ? opt->image_cache_bytes
 	                                                               : DMN_IMAGE_CACHE_BYTES;
-	pthread_mutex_init(&d->wait_mu, NULL);
+	pthread_mutex_init(&d->wait.mu, NULL);
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&d->wait_cv, &ca);
+		pthread_cond_init(&d->wait.cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -890,7 +844,7 @@ out:
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);
 	}
-	if (d->workers_leaked) {
+	if (d->jobs.workers_leaked) {
 		/* A worker may still touch the store and the rooms when its
 		 * computation returns: leave them to process exit. Every commit
 		 * is already durable. */
@@ -902,27 +856,27 @@ out:
 	dmn__blobs_close(d->blobs);
 	dmn__rooms_free(d);
 	dmn__image_cache_free(d);
-	while (d->done_uploads) {
-		dmn_done_upload *u = d->done_uploads;
-		d->done_uploads = u->next;
+	while (d->up.done) {
+		dmn_done_upload *u = d->up.done;
+		d->up.done = u->next;
 		free(u->p.dataset);
 		free(u->p.blob);
 		free(u->p.file);
 		free(u);
 	}
-	while (d->nrunning > 0)
-		free(d->running[--d->nrunning]);
-	free(d->running);
+	while (d->jobs.nrunning > 0)
+		free(d->jobs.running[--d->jobs.nrunning]);
+	free(d->jobs.running);
 	dcr_key_free(d->key);
-	pthread_rwlock_destroy(&d->rooms_lock);
-	pthread_mutex_destroy(&d->up_mu);
-	pthread_mutex_destroy(&d->job_mu);
-	pthread_cond_destroy(&d->job_cv);
-	pthread_cond_destroy(&d->append_cv);
-	pthread_mutex_destroy(&d->image_mu);
-	pthread_mutex_destroy(&d->imgc_mu);
-	pthread_mutex_destroy(&d->wait_mu);
-	pthread_cond_destroy(&d->wait_cv);
+	pthread_rwlock_destroy(&d->rooms.lock);
+	pthread_mutex_destroy(&d->up.mu);
+	pthread_mutex_destroy(&d->jobs.mu);
+	pthread_cond_destroy(&d->jobs.cv);
+	pthread_cond_destroy(&d->jobs.append_cv);
+	pthread_mutex_destroy(&d->jobs.image_mu);
+	pthread_mutex_destroy(&d->imgc.mu);
+	pthread_mutex_destroy(&d->wait.mu);
+	pthread_cond_destroy(&d->wait.cv);
 	if (rc == 0)
 		dmn__log(d, DMN_LOG_INFO, "clean shutdown");
 	free(events_dir);
