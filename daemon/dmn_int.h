@@ -13,6 +13,8 @@
 #define DCR_DMN_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 
 #include "daemon.h"
 #include "../eventstore/eventstore.h"
@@ -68,12 +70,32 @@ int dmn__blobs_each(dmn_blobs *b, int (*fn)(void *ctx, const char *id, uint64_t 
                     void *ctx);
 int dmn__blob_remove(dmn_blobs *b, const char *id);
 
+/* ---- locks (lock.c) ------------------------------------------------------ */
+
+/* A mutex that knows its holder: "caller holds X" is DMN_ASSERT_HELD(X),
+ * on in every build. Relocking a held mutex or unlocking one not held
+ * fails an assertion too. */
+typedef struct dmn_mutex {
+	pthread_mutex_t mu;
+	_Atomic uintptr_t owner; /* the holder's tag (lock.c), 0 when free */
+} dmn_mutex;
+
+void dmn__mutex_init(dmn_mutex *m);
+void dmn__mutex_destroy(dmn_mutex *m);
+void dmn__mutex_lock(dmn_mutex *m);
+void dmn__mutex_unlock(dmn_mutex *m);
+/* Whether the calling thread holds m. */
+bool dmn__mutex_held(const dmn_mutex *m);
+void dmn__cond_wait(pthread_cond_t *cv, dmn_mutex *m);
+int dmn__cond_timedwait(pthread_cond_t *cv, dmn_mutex *m, const struct timespec *abstime);
+#define DMN_ASSERT_HELD(m) DCR_ASSERT(dmn__mutex_held(m))
+
 /* ---- the daemon --------------------------------------------------------- */
 
 typedef struct dmn_room {
 	uint8_t id[ES_ROOM_ID_BYTES];
 	char hex[ES_ROOM_HEX_BYTES];
-	pthread_mutex_t mu; /* guards st and the order of this room's appends */
+	dmn_mutex mu;       /* guards st, inflight, durable, broken and the order of the appends */
 	rm_state st;        /* may include appends in flight (see inflight) */
 	unsigned inflight;  /* appends queued, not yet durable */
 	uint64_t durable;   /* events [0, durable) are durable in the log */
@@ -103,7 +125,7 @@ typedef struct dmn_rooms {
 
 /* Uploads finished and waiting for their event (ops.c, rooms.c). */
 typedef struct dmn_uploads {
-	pthread_mutex_t mu;    /* guards done, next_id */
+	dmn_mutex mu;    /* guards done, next_id */
 	dmn_done_upload *done; /* newest first */
 	uint64_t next_id;
 	/* Background table builds pause while uploads are open (uploads
@@ -113,7 +135,7 @@ typedef struct dmn_uploads {
 
 /* Background jobs (jobs.c). */
 typedef struct dmn_jobs {
-	pthread_mutex_t mu; /* guards the queue, stopping, appends_active, running */
+	dmn_mutex mu; /* guards the queue, stopping, appends_active, running */
 	pthread_cond_t cv;
 	pthread_cond_t append_cv;
 	dmn_job *head, *tail;
@@ -125,13 +147,13 @@ typedef struct dmn_jobs {
 	pthread_t workers[2];
 	size_t nworkers;
 	bool workers_leaked;      /* a computation outlived shutdown */
-	pthread_mutex_t image_mu; /* one prepared-table build at a time */
+	dmn_mutex image_mu; /* one prepared-table build at a time */
 	unsigned image_waiting_runs; /* __atomic counter */
 } dmn_jobs;
 
 /* Decrypted images shared by runs (imgcache.c). */
 typedef struct dmn_imgcache {
-	pthread_mutex_t mu;     /* guards list, bytes, tick */
+	dmn_mutex mu;     /* guards list, bytes, tick */
 	struct dmn_image *list; /* most recent anywhere */
 	size_t bytes;
 	uint64_t budget; /* bytes; 0: keep nothing (set at start) */
@@ -141,7 +163,7 @@ typedef struct dmn_imgcache {
 /* Long polls (`wait`): woken by every append and by shutdown (rooms.c
  * wakes, ops.c waits). */
 typedef struct dmn_waiters {
-	pthread_mutex_t mu; /* guards appends, n, closing */
+	dmn_mutex mu; /* guards appends, n, closing */
 	pthread_cond_t cv;
 	uint64_t appends; /* total appended since start */
 	unsigned n;

@@ -38,9 +38,10 @@ static void entry_free(dmn_image *e)
 }
 
 /* Drops unreferenced entries, least recently used first, until the cache
- * fits its budget. Caller holds imgc_mu. */
+ * fits its budget. */
 static void evict_locked(dmn *d)
 {
+	DMN_ASSERT_HELD(&d->imgc.mu);
 	while (d->imgc.bytes > d->imgc.budget) {
 		dmn_image **victim = NULL;
 		for (dmn_image **pp = &d->imgc.list; *pp; pp = &(*pp)->next)
@@ -68,17 +69,17 @@ int dmn__image_get(dmn *d, const char *id, dmn_image **out, bool *hit, dcr_err *
 
 	*out = NULL;
 	*hit = false;
-	pthread_mutex_lock(&d->imgc.mu);
+	dmn__mutex_lock(&d->imgc.mu);
 	for (e = d->imgc.list; e; e = e->next)
 		if (!e->forgotten && strcmp(e->id, id) == 0) {
 			e->refs++;
 			e->used = ++d->imgc.tick;
-			pthread_mutex_unlock(&d->imgc.mu);
+			dmn__mutex_unlock(&d->imgc.mu);
 			*hit = true;
 			*out = e;
 			return 0;
 		}
-	pthread_mutex_unlock(&d->imgc.mu);
+	dmn__mutex_unlock(&d->imgc.mu);
 	/* Read and decrypt outside the lock: other runs go on meanwhile. */
 	mine = dcr_calloc(1, sizeof *mine);
 	snprintf(mine->id, sizeof mine->id, "%s", id);
@@ -96,7 +97,7 @@ int dmn__image_get(dmn *d, const char *id, dmn_image **out, bool *hit, dcr_err *
 		*out = mine;
 		return 0;
 	}
-	pthread_mutex_lock(&d->imgc.mu);
+	dmn__mutex_lock(&d->imgc.mu);
 	for (e = d->imgc.list; e; e = e->next)
 		if (!e->forgotten && strcmp(e->id, id) == 0)
 			break;
@@ -112,13 +113,14 @@ int dmn__image_get(dmn *d, const char *id, dmn_image **out, bool *hit, dcr_err *
 	e->refs++;
 	e->used = ++d->imgc.tick;
 	evict_locked(d);
-	pthread_mutex_unlock(&d->imgc.mu);
+	dmn__mutex_unlock(&d->imgc.mu);
 	*out = e;
 	return 0;
 }
 
 static void unlink_locked(dmn *d, dmn_image *e)
 {
+	DMN_ASSERT_HELD(&d->imgc.mu);
 	for (dmn_image **pp = &d->imgc.list; *pp; pp = &(*pp)->next)
 		if (*pp == e) {
 			*pp = e->next;
@@ -136,21 +138,21 @@ void dmn__image_put(dmn *d, dmn_image *im)
 		entry_free(im);
 		return;
 	}
-	pthread_mutex_lock(&d->imgc.mu);
+	dmn__mutex_lock(&d->imgc.mu);
 	DCR_ASSERT(im->refs > 0);
 	im->refs--;
 	if (im->refs == 0 && im->forgotten)
 		unlink_locked(d, im);
 	else
 		evict_locked(d);
-	pthread_mutex_unlock(&d->imgc.mu);
+	dmn__mutex_unlock(&d->imgc.mu);
 }
 
 void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *bytes)
 {
 	*freed = *held = 0;
 	*bytes = 0;
-	pthread_mutex_lock(&d->imgc.mu);
+	dmn__mutex_lock(&d->imgc.mu);
 	for (dmn_image **pp = &d->imgc.list; *pp;) {
 		dmn_image *e = *pp;
 		if (e->forgotten) {
@@ -169,7 +171,7 @@ void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *by
 			pp = &e->next;
 		}
 	}
-	pthread_mutex_unlock(&d->imgc.mu);
+	dmn__mutex_unlock(&d->imgc.mu);
 }
 
 void dmn__image_cache_free(dmn *d)

@@ -42,14 +42,14 @@ static void job_free(dmn_job *j)
 
 static void push(dmn *d, dmn_job *j)
 {
-	pthread_mutex_lock(&d->jobs.mu);
+	dmn__mutex_lock(&d->jobs.mu);
 	if (d->jobs.stopping || d->jobs.n >= DMN_RUN_QUEUE_MAX) {
 		if (!d->jobs.stopping)
 			dmn__log(d, DMN_LOG_ERROR,
 			         "job queue full (%u): dropping a job (it is re-queued at "
 			         "the next start)",
 			         (unsigned)DMN_RUN_QUEUE_MAX);
-		pthread_mutex_unlock(&d->jobs.mu);
+		dmn__mutex_unlock(&d->jobs.mu);
 		job_free(j);
 		return;
 	}
@@ -60,7 +60,7 @@ static void push(dmn *d, dmn_job *j)
 	d->jobs.tail = j;
 	d->jobs.n++;
 	pthread_cond_signal(&d->jobs.cv);
-	pthread_mutex_unlock(&d->jobs.mu);
+	dmn__mutex_unlock(&d->jobs.mu);
 }
 
 void dmn__job_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID_BYTES],
@@ -90,10 +90,10 @@ bool dmn__run_is_running(dmn *d, const char *run_id)
 	bool hit = false;
 	size_t i;
 
-	pthread_mutex_lock(&d->jobs.mu);
+	dmn__mutex_lock(&d->jobs.mu);
 	for (i = 0; i < d->jobs.nrunning && !hit; i++)
 		hit = strcmp(d->jobs.running[i], run_id) == 0;
-	pthread_mutex_unlock(&d->jobs.mu);
+	dmn__mutex_unlock(&d->jobs.mu);
 	return hit;
 }
 
@@ -101,7 +101,7 @@ static void set_running(dmn *d, const char *run_id, bool on)
 {
 	size_t i;
 
-	pthread_mutex_lock(&d->jobs.mu);
+	dmn__mutex_lock(&d->jobs.mu);
 	if (on) {
 		d->jobs.running = dcr_realloc(d->jobs.running, (d->jobs.nrunning + 1) * sizeof *d->jobs.running);
 		d->jobs.running[d->jobs.nrunning++] = dcr_strdup(run_id);
@@ -113,27 +113,27 @@ static void set_running(dmn *d, const char *run_id, bool on)
 				break;
 			}
 	}
-	pthread_mutex_unlock(&d->jobs.mu);
+	dmn__mutex_unlock(&d->jobs.mu);
 }
 
 bool dmn__append_enter(dmn *d)
 {
 	bool ok;
 
-	pthread_mutex_lock(&d->jobs.mu);
+	dmn__mutex_lock(&d->jobs.mu);
 	ok = !d->jobs.stopping;
 	if (ok)
 		d->jobs.appends_active++;
-	pthread_mutex_unlock(&d->jobs.mu);
+	dmn__mutex_unlock(&d->jobs.mu);
 	return ok;
 }
 
 void dmn__append_leave(dmn *d)
 {
-	pthread_mutex_lock(&d->jobs.mu);
+	dmn__mutex_lock(&d->jobs.mu);
 	d->jobs.appends_active--;
 	pthread_cond_broadcast(&d->jobs.append_cv);
-	pthread_mutex_unlock(&d->jobs.mu);
+	dmn__mutex_unlock(&d->jobs.mu);
 }
 
 /* ---- prepared tables --------------------------------------------------------- */
@@ -211,7 +211,7 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	src.background = background;
 	if (!background) /* a run waits: background builds stop yielding */
 		__atomic_add_fetch(&d->jobs.image_waiting_runs, 1, __ATOMIC_RELAXED);
-	pthread_mutex_lock(&d->jobs.image_mu);
+	dmn__mutex_lock(&d->jobs.image_mu);
 	locked = true;
 	rc = es_meta_get(d->store, key, &v);
 	if (rc == 0)
@@ -226,7 +226,7 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		rc = dcr_err_set(err, DCR_ENOTFOUND, "no such room");
 		goto out;
 	}
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	{
 		const rm_dataset *ds = r->st.def ? rm_def_dataset(r->st.def, dataset) : NULL;
 		if (!ds || ds->kind != RM_DS_TABLE)
@@ -260,7 +260,7 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 					index[nindex++] = cols[k].name;
 		}
 	}
-	pthread_mutex_unlock(&r->mu);
+	dmn__mutex_unlock(&r->mu);
 	if (rc < 0)
 		goto out;
 	rc = dmn__blob_open(d->blobs, data_blob, &src.r, err);
@@ -301,7 +301,7 @@ found:
 	}
 out:
 	if (locked) {
-		pthread_mutex_unlock(&d->jobs.image_mu);
+		dmn__mutex_unlock(&d->jobs.image_mu);
 		if (!background)
 			__atomic_sub_fetch(&d->jobs.image_waiting_runs, 1, __ATOMIC_RELAXED);
 	}
@@ -739,18 +739,18 @@ static void run_job(dmn *d, dmn_job *j)
 	dcr_buf_init(&schema);
 	if (!r)
 		goto done;
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	{
 		const rm_run *run = rm_state_run(&r->st, j->run_id);
 		if (!run || run->state != RM_RUN_QUEUED) {
-			pthread_mutex_unlock(&r->mu);
+			dmn__mutex_unlock(&r->mu);
 			goto done; /* finished meanwhile (duplicate job) */
 		}
 		rc = plan_build(&r->st, run, &p, &err);
 		if (!p.computation)
 			p.computation = dcr_strdup(run->computation);
 	}
-	pthread_mutex_unlock(&r->mu);
+	dmn__mutex_unlock(&r->mu);
 	set_running(d, j->run_id, true);
 	dmn__log(d, DMN_LOG_INFO, "run %s (%s) in room %s: started", j->run_id, p.computation,
 	         r->hex);
@@ -956,7 +956,7 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 	rooms = dmn__rooms_list(d, &n);
 	for (i = 0; i < n; i++) {
 		dmn_room *r = rooms[i];
-		pthread_mutex_lock(&r->mu);
+		dmn__mutex_lock(&r->mu);
 		for (j = 0; j < r->st.nprovisions; j++) {
 			const rm_provision *p = &r->st.provisions[j];
 			char *key;
@@ -973,7 +973,7 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 		for (j = 0; j < r->st.nruns; j++)
 			keep_add(&keep, r->st.runs[j].result_blob);
 		keep_cache(d, &keep, &r->st);
-		pthread_mutex_unlock(&r->mu);
+		dmn__mutex_unlock(&r->mu);
 	}
 	free(rooms);
 	if (keep.n)
@@ -997,11 +997,11 @@ static void *worker(void *arg)
 
 	for (;;) {
 		dmn_job *j;
-		pthread_mutex_lock(&d->jobs.mu);
+		dmn__mutex_lock(&d->jobs.mu);
 		while (!d->jobs.stopping && !d->jobs.head)
-			pthread_cond_wait(&d->jobs.cv, &d->jobs.mu);
+			dmn__cond_wait(&d->jobs.cv, &d->jobs.mu);
 		if (d->jobs.stopping) {
-			pthread_mutex_unlock(&d->jobs.mu);
+			dmn__mutex_unlock(&d->jobs.mu);
 			break;
 		}
 		j = d->jobs.head;
@@ -1009,7 +1009,7 @@ static void *worker(void *arg)
 		if (!d->jobs.head)
 			d->jobs.tail = NULL;
 		d->jobs.n--;
-		pthread_mutex_unlock(&d->jobs.mu);
+		dmn__mutex_unlock(&d->jobs.mu);
 		if (j->kind == JOB_IMAGE)
 			image_job(d, j);
 		else
@@ -1037,12 +1037,12 @@ void dmn__jobs_stop(dmn *d)
 	struct timespec ts;
 	size_t i;
 
-	pthread_mutex_lock(&d->jobs.mu);
+	dmn__mutex_lock(&d->jobs.mu);
 	d->jobs.stopping = true;
 	pthread_cond_broadcast(&d->jobs.cv);
 	while (d->jobs.appends_active > 0)
-		pthread_cond_wait(&d->jobs.append_cv, &d->jobs.mu);
-	pthread_mutex_unlock(&d->jobs.mu);
+		dmn__cond_wait(&d->jobs.append_cv, &d->jobs.mu);
+	dmn__mutex_unlock(&d->jobs.mu);
 	/* A computation in progress cannot be interrupted from outside; its
 	 * outcome will not be recorded (stopping), and it is re-queued at the
 	 * next start. Give it a moment, then leave it to process exit. */
@@ -1058,7 +1058,7 @@ void dmn__jobs_stop(dmn *d)
 		}
 	}
 	d->jobs.nworkers = 0;
-	pthread_mutex_lock(&d->jobs.mu);
+	dmn__mutex_lock(&d->jobs.mu);
 	while (d->jobs.head) {
 		dmn_job *j = d->jobs.head;
 		d->jobs.head = j->next;
@@ -1066,5 +1066,5 @@ void dmn__jobs_stop(dmn *d)
 	}
 	d->jobs.tail = NULL;
 	d->jobs.n = 0;
-	pthread_mutex_unlock(&d->jobs.mu);
+	dmn__mutex_unlock(&d->jobs.mu);
 }

@@ -22,7 +22,7 @@ static dmn_room *room_new(dmn *d, const uint8_t id[ES_ROOM_ID_BYTES])
 
 	memcpy(r->id, id, ES_ROOM_ID_BYTES);
 	es_room_format(id, r->hex);
-	pthread_mutex_init(&r->mu, NULL);
+	dmn__mutex_init(&r->mu);
 	rm_state_init(&r->st, d->pub);
 	return r;
 }
@@ -32,7 +32,7 @@ static void room_free(dmn_room *r)
 	if (!r)
 		return;
 	rm_state_release(&r->st);
-	pthread_mutex_destroy(&r->mu);
+	dmn__mutex_destroy(&r->mu);
 	free(r);
 }
 
@@ -94,6 +94,7 @@ void dmn__rooms_free(dmn *d)
 struct replay_ctx {
 	dmn_room *r;
 	dcr_err *err;
+	bool refused; /* err is set: an event did not apply */
 };
 
 static int replay_one(void *ctx, uint64_t seq, const void *entry, size_t n)
@@ -102,19 +103,25 @@ static int replay_one(void *ctx, uint64_t seq, const void *entry, size_t n)
 	int e = rm_apply_entry(&rc->r->st, entry, n, rc->err);
 
 	(void)seq;
-	if (e < 0)
+	if (e < 0) {
 		dcr_err_prefix(rc->err, "room %s", rc->r->hex);
+		rc->refused = true;
+	}
 	return e;
 }
 
-/* (Re)computes r->st from the log; caller holds r->mu or owns r. */
+/* (Re)computes r->st from the log. */
 static int room_replay(dmn *d, dmn_room *r, dcr_err *err)
 {
-	struct replay_ctx c = {r, err};
+	struct replay_ctx c = {r, err, false};
+	int rc;
 
+	DMN_ASSERT_HELD(&r->mu);
 	rm_state_release(&r->st);
 	rm_state_init(&r->st, d->pub);
-	int rc = es_fold(d->store, r->id, 0, ES_SEQ_ANY, replay_one, &c);
+	rc = es_fold(d->store, r->id, 0, ES_SEQ_ANY, replay_one, &c);
+	if (rc < 0 && !c.refused) /* the store failed, not an event */
+		dcr_err_set(err, rc, "room %s: reading the log: %s", r->hex, dcr_strerror(rc));
 	r->durable = r->st.size;
 	return rc;
 }
@@ -153,8 +160,11 @@ static int load_room(void *ctx, const uint8_t id[ES_ROOM_ID_BYTES])
 {
 	struct load_ctx *lc = ctx;
 	dmn_room *r = room_new(lc->d, id);
-	int rc = room_replay(lc->d, r, lc->err);
+	int rc;
 
+	dmn__mutex_lock(&r->mu); /* nobody else sees r yet: for the assertion */
+	rc = room_replay(lc->d, r, lc->err);
+	dmn__mutex_unlock(&r->mu);
 	if (rc < 0) {
 		room_free(r);
 		lc->rc = rc;
@@ -250,10 +260,10 @@ char *dmn__who(dmn_room *r, const uint8_t key[32])
 		free(full);
 		return s;
 	}
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	p = r->st.def ? rm_def_participant(r->st.def, key) : NULL;
 	s = p && p->email ? dcr_strdup(p->email) : NULL;
-	pthread_mutex_unlock(&r->mu);
+	dmn__mutex_unlock(&r->mu);
 	if (s)
 		return s;
 	return dmn__who(NULL, key);
@@ -325,12 +335,12 @@ static bool mpv_equal(const dcr_mpv *a, const dcr_mpv *b)
 }
 
 /* Finds (and unlinks, if take) the finished upload whose provisioned body
- * is exactly ev's body. Caller holds no lock of d->up.mu. */
+ * is exactly ev's body. */
 static dmn_done_upload *match_upload(dmn *d, const es_event *ev, bool take)
 {
 	dmn_done_upload **pp, *hit = NULL;
 
-	pthread_mutex_lock(&d->up.mu);
+	dmn__mutex_lock(&d->up.mu);
 	for (pp = &d->up.done; *pp; pp = &(*pp)->next) {
 		dmn_done_upload *u = *pp;
 		dcr_buf body;
@@ -353,7 +363,7 @@ static dmn_done_upload *match_upload(dmn *d, const es_event *ev, bool take)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&d->up.mu);
+	dmn__mutex_unlock(&d->up.mu);
 	return hit;
 }
 
@@ -369,21 +379,22 @@ static void done_upload_free(dmn_done_upload *u)
 
 void dmn__wake_waiters(dmn *d, bool closing)
 {
-	pthread_mutex_lock(&d->wait.mu);
+	dmn__mutex_lock(&d->wait.mu);
 	d->wait.appends++;
 	if (closing)
 		d->wait.closing = true;
 	pthread_cond_broadcast(&d->wait.cv);
-	pthread_mutex_unlock(&d->wait.mu);
+	dmn__mutex_unlock(&d->wait.mu);
 }
 
 /* ---- submit --------------------------------------------------------------------------- */
 
-/* Work that follows an appended event; r->mu held. */
+/* Work that follows an appended event. */
 static void after_append(dmn *d, dmn_room *r, const es_event *ev, uint64_t seq)
 {
 	size_t i;
 
+	DMN_ASSERT_HELD(&r->mu);
 	if (strcmp(ev->type, RM_EV_PROVISIONED) == 0) {
 		for (i = 0; i < r->st.nprovisions; i++) {
 			const rm_provision *p = &r->st.provisions[i];
@@ -508,7 +519,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		/* Not visible to others until its first event is durable. */
 		fresh = r = room_new(d, room);
 	}
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	locked = true;
 	if (r->broken) {
 		rc = dcr_err_set(err, DCR_ESTORE,
@@ -565,9 +576,9 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		rc = es_append_start(d->store, room, ev.seq, entry, n, &pend, err);
 		if (rc == 0) {
 			r->inflight++;
-			pthread_mutex_unlock(&r->mu);
+			dmn__mutex_unlock(&r->mu);
 			rc = es_append_wait(pend, &seq, NULL, err);
-			pthread_mutex_lock(&r->mu);
+			dmn__mutex_lock(&r->mu);
 			r->inflight--;
 			/* The writer commits a room's appends in order: all before
 			 * this one are durable too. */
@@ -584,6 +595,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		if (r->broken && r->inflight == 0) {
 			/* The last append in flight is back: the log is final. */
 			dcr_err e2;
+			dcr_err_clear(&e2);
 			if (room_replay(d, r, &e2) < 0)
 				dmn__log(d, DMN_LOG_ERROR, "room %s: rebuild failed: %s", r->hex,
 				         e2.msg);
@@ -614,7 +626,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		*seq_out = seq;
 out:
 	if (locked)
-		pthread_mutex_unlock(&r->mu);
+		dmn__mutex_unlock(&r->mu);
 	if (woke)
 		dmn__wake_waiters(d, false); /* after unlocking: waiters take r->mu */
 	strv_free(old_blobs, nold);
@@ -640,9 +652,9 @@ int dmn__submit_daemon(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char 
 			rc = dcr_err_set(err, DCR_ENOTFOUND, "no such room");
 			break;
 		}
-		pthread_mutex_lock(&r->mu);
+		dmn__mutex_lock(&r->mu);
 		size = r->st.size;
-		pthread_mutex_unlock(&r->mu);
+		dmn__mutex_unlock(&r->mu);
 		dcr_buf_reset(&entry);
 		rc = es_event_build(d->key, room, size, dcr_now_ms(), type, body->data, body->len,
 		                    &entry, err);

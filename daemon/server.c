@@ -733,16 +733,16 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	d->opt = *opt;
 	d->dir = dcr_strdup(opt->data_dir);
 	pthread_rwlock_init(&d->rooms.lock, NULL);
-	pthread_mutex_init(&d->up.mu, NULL);
-	pthread_mutex_init(&d->jobs.mu, NULL);
+	dmn__mutex_init(&d->up.mu);
+	dmn__mutex_init(&d->jobs.mu);
 	pthread_cond_init(&d->jobs.cv, NULL);
 	pthread_cond_init(&d->jobs.append_cv, NULL);
-	pthread_mutex_init(&d->jobs.image_mu, NULL);
-	pthread_mutex_init(&d->imgc.mu, NULL);
+	dmn__mutex_init(&d->jobs.image_mu);
+	dmn__mutex_init(&d->imgc.mu);
 	d->imgc.budget = opt->image_cache_bytes == DMN_IMAGE_CACHE_OFF ? 0
 	                 : opt->image_cache_bytes                      ? opt->image_cache_bytes
 	                                                               : DMN_IMAGE_CACHE_BYTES;
-	pthread_mutex_init(&d->wait.mu, NULL);
+	dmn__mutex_init(&d->wait.mu);
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
@@ -869,13 +869,13 @@ out:
 	free(d->jobs.running);
 	dcr_key_free(d->key);
 	pthread_rwlock_destroy(&d->rooms.lock);
-	pthread_mutex_destroy(&d->up.mu);
-	pthread_mutex_destroy(&d->jobs.mu);
+	dmn__mutex_destroy(&d->up.mu);
+	dmn__mutex_destroy(&d->jobs.mu);
 	pthread_cond_destroy(&d->jobs.cv);
 	pthread_cond_destroy(&d->jobs.append_cv);
-	pthread_mutex_destroy(&d->jobs.image_mu);
-	pthread_mutex_destroy(&d->imgc.mu);
-	pthread_mutex_destroy(&d->wait.mu);
+	dmn__mutex_destroy(&d->jobs.image_mu);
+	dmn__mutex_destroy(&d->imgc.mu);
+	dmn__mutex_destroy(&d->wait.mu);
 	pthread_cond_destroy(&d->wait.cv);
 	if (rc == 0)
 		dmn__log(d, DMN_LOG_INFO, "clean shutdown");
