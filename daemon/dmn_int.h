@@ -116,11 +116,23 @@ typedef struct dmn_job dmn_job;
 /* The daemon's parts. Each owns its fields and its lock; the table in
  * "Locks" above dmn__log says which lock guards which field. */
 
+/* Called once an event is durable, under the room's mutex (read r->st,
+ * take no room's mutex, do not block); ev NULL: the room was replayed at
+ * start (once per room, before any request). How jobs learn of work
+ * without rooms.c calling jobs.c. */
+typedef void (*dmn_durable_fn)(void *ctx, dmn_room *r, const es_event *ev, uint64_t seq);
+#define DMN_DURABLE_HOOKS_MAX 4
+
 /* Rooms (rooms.c): the registry; each room's own fields are under its mu. */
 typedef struct dmn_rooms {
 	pthread_rwlock_t lock; /* guards list, n, cap */
 	dmn_room **list;       /* rooms are never removed */
 	size_t n, cap;
+	struct {
+		dmn_durable_fn fn;
+		void *ctx;
+	} hooks[DMN_DURABLE_HOOKS_MAX]; /* set before the load, read-only after */
+	size_t nhooks;
 } dmn_rooms;
 
 /* Uploads finished and waiting for their event (ops.c, rooms.c). */
@@ -191,7 +203,10 @@ void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
 
 /* ---- rooms (rooms.c) ------------------------------------------------------ */
 
-/* Replays every room of the store into memory. */
+/* Registers a durable-event hook; before dmn__rooms_load only. */
+void dmn__rooms_on_durable(dmn *d, dmn_durable_fn fn, void *ctx);
+/* Replays every room of the store into memory, then calls the hooks with
+ * ev NULL for each room. */
 int dmn__rooms_load(dmn *d, dcr_err *err);
 void dmn__rooms_free(dmn *d);
 /* The room, or NULL. Rooms are never removed, so the pointer stays valid. */
@@ -227,7 +242,12 @@ char *dmn__who(dmn_room *r, const uint8_t key[32]);
 
 /* ---- jobs (jobs.c) ------------------------------------------------------ */
 
+/* Sets up the queue and subscribes to durable events (before
+ * dmn__rooms_load, which queues the work left over from the last run);
+ * start starts the workers; release frees what stop left (after it). */
+void dmn__jobs_init(dmn *d);
 int dmn__jobs_start(dmn *d, dcr_err *err);
+void dmn__jobs_release(dmn *d);
 /* At start, before any request or job: removes every blob that nothing
  * references (uploads never signed, superseded or withdrawn datasets and
  * their tables, cached results of old inputs). */
@@ -235,9 +255,6 @@ int dmn__blobs_gc(dmn *d, dcr_err *err);
 /* Stops taking jobs, waits for appends in progress, joins the workers
  * (giving a running computation a short grace period). */
 void dmn__jobs_stop(dmn *d);
-void dmn__job_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID_BYTES],
-                    const char *dataset);
-void dmn__job_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id);
 bool dmn__run_is_running(dmn *d, const char *run_id);
 /* Enters/leaves an append made by a background job; enter fails once the
  * daemon is stopping. */

@@ -63,8 +63,8 @@ static void push(dmn *d, dmn_job *j)
 	dmn__mutex_unlock(&d->jobs.mu);
 }
 
-void dmn__job_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID_BYTES],
-                    const char *dataset)
+static void queue_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID_BYTES],
+                        const char *dataset)
 {
 	dmn_job *j = dcr_calloc(1, sizeof *j);
 
@@ -75,7 +75,7 @@ void dmn__job_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID
 	push(d, j);
 }
 
-void dmn__job_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id)
+static void queue_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id)
 {
 	dmn_job *j = dcr_calloc(1, sizeof *j);
 
@@ -83,6 +83,46 @@ void dmn__job_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_
 	memcpy(j->room, room, ES_ROOM_ID_BYTES);
 	j->run_id = dcr_strdup(run_id);
 	push(d, j);
+}
+
+static bool is_table(const rm_state *st, const char *dataset)
+{
+	const rm_dataset *ds = st->def ? rm_def_dataset(st->def, dataset) : NULL;
+
+	return ds && ds->kind == RM_DS_TABLE;
+}
+
+/* The rooms' durable-event hook: queues the work an event calls for once
+ * it is durable (a prepared table for a provisioned table, a run for a
+ * run.requested); ev NULL (a room replayed at start): every present
+ * table without its prepared table and every run requested but not
+ * finished. r->mu held. */
+static void on_durable(void *ctx, dmn_room *r, const es_event *ev, uint64_t seq)
+{
+	dmn *d = ctx;
+	size_t i;
+
+	DMN_ASSERT_HELD(&r->mu);
+	if (!ev) {
+		for (i = 0; i < r->st.nprovisions; i++) {
+			const rm_provision *p = &r->st.provisions[i];
+			if (p->present && p->blob && is_table(&r->st, p->dataset))
+				queue_image(d, p->blob, r->id, p->dataset);
+		}
+		for (i = 0; i < r->st.nruns; i++)
+			if (r->st.runs[i].state == RM_RUN_QUEUED)
+				queue_run(d, r->id, r->st.runs[i].id);
+	} else if (strcmp(ev->type, RM_EV_PROVISIONED) == 0) {
+		for (i = 0; i < r->st.nprovisions; i++) {
+			const rm_provision *p = &r->st.provisions[i];
+			if (p->seq == seq && p->present && p->blob && is_table(&r->st, p->dataset))
+				queue_image(d, p->blob, r->id, p->dataset);
+		}
+	} else if (strcmp(ev->type, RM_EV_RUN_REQUESTED) == 0) {
+		for (i = 0; i < r->st.nruns; i++)
+			if (r->st.runs[i].requested_seq == seq)
+				queue_run(d, r->id, r->st.runs[i].id);
+	}
 }
 
 bool dmn__run_is_running(dmn *d, const char *run_id)
@@ -1017,6 +1057,28 @@ static void *worker(void *arg)
 		job_free(j);
 	}
 	return NULL;
+}
+
+void dmn__jobs_init(dmn *d)
+{
+	dmn__mutex_init(&d->jobs.mu);
+	pthread_cond_init(&d->jobs.cv, NULL);
+	pthread_cond_init(&d->jobs.append_cv, NULL);
+	dmn__mutex_init(&d->jobs.image_mu);
+	dmn__rooms_on_durable(d, on_durable, d);
+}
+
+void dmn__jobs_release(dmn *d)
+{
+	DCR_ASSERT(d->jobs.nworkers == 0);
+	while (d->jobs.nrunning > 0)
+		free(d->jobs.running[--d->jobs.nrunning]);
+	free(d->jobs.running);
+	d->jobs.running = NULL;
+	dmn__mutex_destroy(&d->jobs.mu);
+	pthread_cond_destroy(&d->jobs.cv);
+	pthread_cond_destroy(&d->jobs.append_cv);
+	dmn__mutex_destroy(&d->jobs.image_mu);
 }
 
 int dmn__jobs_start(dmn *d, dcr_err *err)

@@ -126,27 +126,22 @@ static int room_replay(dmn *d, dmn_room *r, dcr_err *err)
 	return rc;
 }
 
-static bool is_table(const rm_state *st, const char *dataset)
+/* Tells every hook that an event is durable (ev NULL: the room was
+ * replayed at start). */
+static void publish_durable(dmn *d, dmn_room *r, const es_event *ev, uint64_t seq)
 {
-	const rm_dataset *ds = st->def ? rm_def_dataset(st->def, dataset) : NULL;
-
-	return ds && ds->kind == RM_DS_TABLE;
+	DMN_ASSERT_HELD(&r->mu);
+	for (size_t i = 0; i < d->rooms.nhooks; i++)
+		d->rooms.hooks[i].fn(d->rooms.hooks[i].ctx, r, ev, seq);
 }
 
-/* Follow-up work a state needs after a restart: prepared tables of present
- * datasets and runs requested but not finished. */
-static void room_resume(dmn *d, dmn_room *r)
+void dmn__rooms_on_durable(dmn *d, dmn_durable_fn fn, void *ctx)
 {
-	size_t i;
-
-	for (i = 0; i < r->st.nprovisions; i++) {
-		const rm_provision *p = &r->st.provisions[i];
-		if (p->present && p->blob && is_table(&r->st, p->dataset))
-			dmn__job_image(d, p->blob, r->id, p->dataset);
-	}
-	for (i = 0; i < r->st.nruns; i++)
-		if (r->st.runs[i].state == RM_RUN_QUEUED)
-			dmn__job_run(d, r->id, r->st.runs[i].id);
+	DCR_ASSERT(d->rooms.nhooks < DMN_DURABLE_HOOKS_MAX);
+	DCR_ASSERT(d->rooms.n == 0); /* before dmn__rooms_load: read-only after */
+	d->rooms.hooks[d->rooms.nhooks].fn = fn;
+	d->rooms.hooks[d->rooms.nhooks].ctx = ctx;
+	d->rooms.nhooks++;
 }
 
 struct load_ctx {
@@ -191,8 +186,12 @@ int dmn__rooms_load(dmn *d, dcr_err *err)
 		return dcr_err_set(err, rc, "listing rooms: %s", dcr_strerror(rc));
 	dmn__log(d, DMN_LOG_INFO, "replayed %zu rooms, %llu events in %llu ms", d->rooms.n,
 	         (unsigned long long)lc.events, (unsigned long long)(dcr_mono_ms() - t0));
-	for (i = 0; i < d->rooms.n; i++)
-		room_resume(d, d->rooms.list[i]);
+	for (i = 0; i < d->rooms.n; i++) {
+		dmn_room *r = d->rooms.list[i];
+		dmn__mutex_lock(&r->mu);
+		publish_durable(d, r, NULL, 0);
+		dmn__mutex_unlock(&r->mu);
+	}
 	return 0;
 }
 
@@ -388,25 +387,6 @@ void dmn__wake_waiters(dmn *d, bool closing)
 }
 
 /* ---- submit --------------------------------------------------------------------------- */
-
-/* Work that follows an appended event. */
-static void after_append(dmn *d, dmn_room *r, const es_event *ev, uint64_t seq)
-{
-	size_t i;
-
-	DMN_ASSERT_HELD(&r->mu);
-	if (strcmp(ev->type, RM_EV_PROVISIONED) == 0) {
-		for (i = 0; i < r->st.nprovisions; i++) {
-			const rm_provision *p = &r->st.provisions[i];
-			if (p->seq == seq && p->present && p->blob && is_table(&r->st, p->dataset))
-				dmn__job_image(d, p->blob, r->id, p->dataset);
-		}
-	} else if (strcmp(ev->type, RM_EV_RUN_REQUESTED) == 0) {
-		for (i = 0; i < r->st.nruns; i++)
-			if (r->st.runs[i].requested_seq == seq)
-				dmn__job_run(d, r->id, r->st.runs[i].id);
-	}
-}
 
 /* The blobs of the datasets' current provisions (heap copies). */
 static char **current_blobs(const rm_state *st, size_t *n)
@@ -606,7 +586,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 			goto out;
 	}
 	DCR_ASSERT(seq == ev.seq);
-	after_append(d, r, &ev, seq);
+	publish_durable(d, r, &ev, seq);
 	if (old_blobs) {
 		/* Withdrawn or replaced data leaves the daemon's memory too: the
 		 * image cache drops what it decrypted (tables and results alike). */

@@ -734,11 +734,8 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	d->dir = dcr_strdup(opt->data_dir);
 	pthread_rwlock_init(&d->rooms.lock, NULL);
 	dmn__mutex_init(&d->up.mu);
-	dmn__mutex_init(&d->jobs.mu);
-	pthread_cond_init(&d->jobs.cv, NULL);
-	pthread_cond_init(&d->jobs.append_cv, NULL);
-	dmn__mutex_init(&d->jobs.image_mu);
 	dmn__mutex_init(&d->imgc.mu);
+	dmn__jobs_init(d);
 	d->imgc.budget = opt->image_cache_bytes == DMN_IMAGE_CACHE_OFF ? 0
 	                 : opt->image_cache_bytes                      ? opt->image_cache_bytes
 	                                                               : DMN_IMAGE_CACHE_BYTES;
@@ -864,16 +861,10 @@ out:
 		free(u->p.file);
 		free(u);
 	}
-	while (d->jobs.nrunning > 0)
-		free(d->jobs.running[--d->jobs.nrunning]);
-	free(d->jobs.running);
+	dmn__jobs_release(d);
 	dcr_key_free(d->key);
 	pthread_rwlock_destroy(&d->rooms.lock);
 	dmn__mutex_destroy(&d->up.mu);
-	dmn__mutex_destroy(&d->jobs.mu);
-	pthread_cond_destroy(&d->jobs.cv);
-	pthread_cond_destroy(&d->jobs.append_cv);
-	dmn__mutex_destroy(&d->jobs.image_mu);
 	dmn__mutex_destroy(&d->imgc.mu);
 	dmn__mutex_destroy(&d->wait.mu);
 	pthread_cond_destroy(&d->wait.cv);
