@@ -141,26 +141,34 @@ typedef struct dmn_uploads {
 	dmn_done_upload *done; /* newest first */
 	uint64_t next_id;
 	/* Background table builds pause while uploads are open (uploads
-	 * first), unless a run waits for a table (__atomic counter). */
-	unsigned open;
+	 * first), unless a run waits for a table. */
+	atomic_uint open;
 } dmn_uploads;
+
+/* Stops a job's computation from another thread (a SQL run: cmp_cancel;
+ * a sandboxed script, later: killing its process group). Called under
+ * jobs.mu: it must not block or take another daemon lock. */
+typedef void (*dmn_cancel_fn)(void *ctx);
 
 /* Background jobs (jobs.c). */
 typedef struct dmn_jobs {
-	dmn_mutex mu; /* guards the queue, stopping, appends_active, running */
-	pthread_cond_t cv;
-	pthread_cond_t append_cv;
+	dmn_mutex mu; /* guards head, tail, n, appends_active, active, nactive */
+	pthread_cond_t cv;        /* a job was queued, or stopping */
+	pthread_cond_t append_cv; /* appends_active went down */
 	dmn_job *head, *tail;
 	size_t n;
-	bool stopping;
+	atomic_bool stopping; /* set once, under mu (waiters on cv see it) */
 	unsigned appends_active;
-	char **running; /* run ids being computed */
-	size_t nrunning;
-	pthread_t workers[2];
+	struct dmn_active {
+		char *run_id;
+		dmn_cancel_fn cancel;
+		void *ctx;
+	} *active; /* runs being computed, with how to stop each */
+	size_t nactive;
+	pthread_t workers[2]; /* started and joined by the main thread only */
 	size_t nworkers;
-	bool workers_leaked;      /* a computation outlived shutdown */
 	dmn_mutex image_mu; /* one prepared-table build at a time */
-	unsigned image_waiting_runs; /* __atomic counter */
+	atomic_uint image_waiting_runs;
 } dmn_jobs;
 
 /* Decrypted images shared by runs (imgcache.c). */
@@ -252,8 +260,8 @@ void dmn__jobs_release(dmn *d);
  * references (uploads never signed, superseded or withdrawn datasets and
  * their tables, cached results of old inputs). */
 int dmn__blobs_gc(dmn *d, dcr_err *err);
-/* Stops taking jobs, waits for appends in progress, joins the workers
- * (giving a running computation a short grace period). */
+/* Stops taking jobs, cancels what is computing (its run stays queued in
+ * the log), waits for appends in progress and joins every worker. */
 void dmn__jobs_stop(dmn *d);
 bool dmn__run_is_running(dmn *d, const char *run_id);
 /* Enters/leaves an append made by a background job; enter fails once the

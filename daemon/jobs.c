@@ -43,8 +43,8 @@ static void job_free(dmn_job *j)
 static void push(dmn *d, dmn_job *j)
 {
 	dmn__mutex_lock(&d->jobs.mu);
-	if (d->jobs.stopping || d->jobs.n >= DMN_RUN_QUEUE_MAX) {
-		if (!d->jobs.stopping)
+	if (atomic_load(&d->jobs.stopping) || d->jobs.n >= DMN_RUN_QUEUE_MAX) {
+		if (!atomic_load(&d->jobs.stopping))
 			dmn__log(d, DMN_LOG_ERROR,
 			         "job queue full (%u): dropping a job (it is re-queued at "
 			         "the next start)",
@@ -131,29 +131,52 @@ bool dmn__run_is_running(dmn *d, const char *run_id)
 	size_t i;
 
 	dmn__mutex_lock(&d->jobs.mu);
-	for (i = 0; i < d->jobs.nrunning && !hit; i++)
-		hit = strcmp(d->jobs.running[i], run_id) == 0;
+	for (i = 0; i < d->jobs.nactive && !hit; i++)
+		hit = strcmp(d->jobs.active[i].run_id, run_id) == 0;
 	dmn__mutex_unlock(&d->jobs.mu);
 	return hit;
 }
 
-static void set_running(dmn *d, const char *run_id, bool on)
+/* Registers the run being computed with the way to stop it; false (and
+ * nothing registered) once the daemon is stopping. */
+static bool active_enter(dmn *d, const char *run_id, dmn_cancel_fn cancel, void *ctx)
+{
+	bool ok;
+
+	dmn__mutex_lock(&d->jobs.mu);
+	ok = !atomic_load(&d->jobs.stopping);
+	if (ok) {
+		d->jobs.active = dcr_realloc(d->jobs.active,
+		                             (d->jobs.nactive + 1) * sizeof *d->jobs.active);
+		d->jobs.active[d->jobs.nactive].run_id = dcr_strdup(run_id);
+		d->jobs.active[d->jobs.nactive].cancel = cancel;
+		d->jobs.active[d->jobs.nactive].ctx = ctx;
+		d->jobs.nactive++;
+	}
+	dmn__mutex_unlock(&d->jobs.mu);
+	return ok;
+}
+
+/* After this returns, the job's cancel function is no longer called. */
+static void active_leave(dmn *d, const char *run_id)
 {
 	size_t i;
 
 	dmn__mutex_lock(&d->jobs.mu);
-	if (on) {
-		d->jobs.running = dcr_realloc(d->jobs.running, (d->jobs.nrunning + 1) * sizeof *d->jobs.running);
-		d->jobs.running[d->jobs.nrunning++] = dcr_strdup(run_id);
-	} else {
-		for (i = 0; i < d->jobs.nrunning; i++)
-			if (strcmp(d->jobs.running[i], run_id) == 0) {
-				free(d->jobs.running[i]);
-				d->jobs.running[i] = d->jobs.running[--d->jobs.nrunning];
-				break;
-			}
-	}
+	for (i = 0; i < d->jobs.nactive; i++)
+		if (strcmp(d->jobs.active[i].run_id, run_id) == 0) {
+			free(d->jobs.active[i].run_id);
+			d->jobs.active[i] = d->jobs.active[--d->jobs.nactive];
+			break;
+		}
 	dmn__mutex_unlock(&d->jobs.mu);
+}
+
+/* A SQL run's cancel function (a sandboxed script's would kill its
+ * process group). Called under jobs.mu. */
+static void cancel_sql(void *ctx)
+{
+	cmp_cancel_fire(ctx);
 }
 
 bool dmn__append_enter(dmn *d)
@@ -161,7 +184,7 @@ bool dmn__append_enter(dmn *d)
 	bool ok;
 
 	dmn__mutex_lock(&d->jobs.mu);
-	ok = !d->jobs.stopping;
+	ok = !atomic_load(&d->jobs.stopping);
 	if (ok)
 		d->jobs.appends_active++;
 	dmn__mutex_unlock(&d->jobs.mu);
@@ -193,9 +216,9 @@ static void background_yield(struct blob_src *s)
 {
 	dmn *d = s->d;
 
-	while (__atomic_load_n(&d->up.open, __ATOMIC_RELAXED) > 0 &&
-	       __atomic_load_n(&d->jobs.image_waiting_runs, __ATOMIC_RELAXED) == 0 &&
-	       !__atomic_load_n(&d->jobs.stopping, __ATOMIC_RELAXED))
+	while (atomic_load_explicit(&d->up.open, memory_order_relaxed) > 0 &&
+	       atomic_load_explicit(&d->jobs.image_waiting_runs, memory_order_relaxed) == 0 &&
+	       !atomic_load(&d->jobs.stopping))
 		usleep(20 * 1000);
 }
 
@@ -207,6 +230,10 @@ static int blob_src_read(void *ctx, void *buf, size_t cap)
 
 	if (s->background)
 		background_yield(s);
+	/* A build stops at its next read once the daemon stops (its table is
+	 * built again at the next start). */
+	if (atomic_load(&s->d->jobs.stopping))
+		return dcr_err_set(&s->err, DCR_ECANCELED, "dcrd is shutting down");
 
 	if (cap > INT32_MAX)
 		cap = INT32_MAX;
@@ -250,7 +277,7 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	src.d = d;
 	src.background = background;
 	if (!background) /* a run waits: background builds stop yielding */
-		__atomic_add_fetch(&d->jobs.image_waiting_runs, 1, __ATOMIC_RELAXED);
+		atomic_fetch_add_explicit(&d->jobs.image_waiting_runs, 1, memory_order_relaxed);
 	dmn__mutex_lock(&d->jobs.image_mu);
 	locked = true;
 	rc = es_meta_get(d->store, key, &v);
@@ -343,7 +370,7 @@ out:
 	if (locked) {
 		dmn__mutex_unlock(&d->jobs.image_mu);
 		if (!background)
-			__atomic_sub_fetch(&d->jobs.image_waiting_runs, 1, __ATOMIC_RELAXED);
+			atomic_fetch_sub_explicit(&d->jobs.image_waiting_runs, 1, memory_order_relaxed);
 	}
 	dmn__blob_close(src.r);
 	free(index);
@@ -430,6 +457,7 @@ typedef struct plan {
 	size_t norder;
 	size_t target;
 	char *computation;
+	cmp_cancel *cancel; /* stops the run's SQL (not owned) */
 } plan;
 
 static void plan_free(dmn *d, plan *p)
@@ -671,7 +699,7 @@ static void cache_store(dmn *d, const plan_node *n, const char *image_id)
 static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res, dcr_err *err)
 {
 	cmp_input *in = NULL;
-	cmp_sql_limits lim = {.time_ms = DMN_RUN_TIME_MS};
+	cmp_sql_limits lim = {.time_ms = DMN_RUN_TIME_MS, .cancel = p->cancel};
 	char image_id[DMN_BLOB_HEX_BYTES];
 	uint8_t sha[32];
 	size_t k;
@@ -791,7 +819,9 @@ static void run_job(dmn *d, dmn_job *j)
 			p.computation = dcr_strdup(run->computation);
 	}
 	dmn__mutex_unlock(&r->mu);
-	set_running(d, j->run_id, true);
+	p.cancel = cmp_cancel_new();
+	if (!active_enter(d, j->run_id, cancel_sql, p.cancel))
+		goto done; /* stopping: the run stays queued */
 	dmn__log(d, DMN_LOG_INFO, "run %s (%s) in room %s: started", j->run_id, p.computation,
 	         r->hex);
 	for (i = 0; rc == 0 && i < p.norder; i++) {
@@ -849,7 +879,17 @@ static void run_job(dmn *d, dmn_job *j)
 	} else {
 		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "", err.msg);
 	}
-	if (dmn__append_enter(d)) {
+	if (atomic_load(&d->jobs.stopping)) {
+		/* Cancelled (or finished) during shutdown: nothing is recorded.
+		 * The log still says run.requested without an outcome, so the
+		 * next start queues the run again, as after a crash. */
+		dmn__log(d, DMN_LOG_INFO,
+		         "run %s (%s) in room %s: %s at shutdown after %llu ms; not recorded, it "
+		         "runs again at the next start",
+		         j->run_id, p.computation, r->hex,
+		         rc == DCR_ECANCELED ? "cancelled" : "stopped",
+		         (unsigned long long)out.duration_ms);
+	} else if (dmn__append_enter(d)) {
 		dcr_err e2;
 		rc = dmn__submit_daemon(
 		    d, j->room, rc == 0 ? RM_EV_RUN_COMPLETED : RM_EV_RUN_FAILED, &body, &e2);
@@ -874,12 +914,13 @@ static void run_job(dmn *d, dmn_job *j)
 			         out.state == RM_RUN_DONE ? "" : err.msg);
 		}
 	}
-	set_running(d, j->run_id, false);
+	active_leave(d, j->run_id);
 done:
 	cmp_result_release(&res);
 	dcr_buf_release(&body);
 	dcr_buf_release(&inputs);
 	dcr_buf_release(&schema);
+	cmp_cancel_free(p.cancel); /* after active_leave: nobody fires it now */
 	plan_free(d, &p);
 }
 
@@ -1038,9 +1079,9 @@ static void *worker(void *arg)
 	for (;;) {
 		dmn_job *j;
 		dmn__mutex_lock(&d->jobs.mu);
-		while (!d->jobs.stopping && !d->jobs.head)
+		while (!atomic_load(&d->jobs.stopping) && !d->jobs.head)
 			dmn__cond_wait(&d->jobs.cv, &d->jobs.mu);
-		if (d->jobs.stopping) {
+		if (atomic_load(&d->jobs.stopping)) {
 			dmn__mutex_unlock(&d->jobs.mu);
 			break;
 		}
@@ -1062,6 +1103,8 @@ static void *worker(void *arg)
 void dmn__jobs_init(dmn *d)
 {
 	dmn__mutex_init(&d->jobs.mu);
+	atomic_init(&d->jobs.stopping, false);
+	atomic_init(&d->jobs.image_waiting_runs, 0);
 	pthread_cond_init(&d->jobs.cv, NULL);
 	pthread_cond_init(&d->jobs.append_cv, NULL);
 	dmn__mutex_init(&d->jobs.image_mu);
@@ -1070,11 +1113,9 @@ void dmn__jobs_init(dmn *d)
 
 void dmn__jobs_release(dmn *d)
 {
-	DCR_ASSERT(d->jobs.nworkers == 0);
-	while (d->jobs.nrunning > 0)
-		free(d->jobs.running[--d->jobs.nrunning]);
-	free(d->jobs.running);
-	d->jobs.running = NULL;
+	DCR_ASSERT(d->jobs.nworkers == 0 && d->jobs.nactive == 0);
+	free(d->jobs.active);
+	d->jobs.active = NULL;
 	dmn__mutex_destroy(&d->jobs.mu);
 	pthread_cond_destroy(&d->jobs.cv);
 	pthread_cond_destroy(&d->jobs.append_cv);
@@ -1096,29 +1137,27 @@ int dmn__jobs_start(dmn *d, dcr_err *err)
 
 void dmn__jobs_stop(dmn *d)
 {
-	struct timespec ts;
 	size_t i;
 
 	dmn__mutex_lock(&d->jobs.mu);
-	d->jobs.stopping = true;
+	atomic_store(&d->jobs.stopping, true);
 	pthread_cond_broadcast(&d->jobs.cv);
+	/* Stop what is computing: its outcome will not be recorded, and the
+	 * run is queued again at the next start. */
+	for (i = 0; i < d->jobs.nactive; i++)
+		if (d->jobs.active[i].cancel)
+			d->jobs.active[i].cancel(d->jobs.active[i].ctx);
+	if (d->jobs.nactive)
+		dmn__log(d, DMN_LOG_INFO, "shutting down: cancelled %zu running computations",
+		         d->jobs.nactive);
 	while (d->jobs.appends_active > 0)
 		dmn__cond_wait(&d->jobs.append_cv, &d->jobs.mu);
 	dmn__mutex_unlock(&d->jobs.mu);
-	/* A computation in progress cannot be interrupted from outside; its
-	 * outcome will not be recorded (stopping), and it is re-queued at the
-	 * next start. Give it a moment, then leave it to process exit. */
-	for (i = 0; i < d->jobs.nworkers; i++) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 2;
-		if (pthread_timedjoin_np(d->jobs.workers[i], NULL, &ts) != 0) {
-			dmn__log(d, DMN_LOG_WARN,
-			         "a computation is still running at shutdown; "
-			         "it will be re-run at the next start");
-			pthread_detach(d->jobs.workers[i]);
-			d->jobs.workers_leaked = true;
-		}
-	}
+	/* Every worker returns promptly now (a table build stops at its next
+	 * read, a SQL run within 1000 VM steps): join them all, so nothing
+	 * outlives the store and OpenSSL state freed after this. */
+	for (i = 0; i < d->jobs.nworkers; i++)
+		pthread_join(d->jobs.workers[i], NULL);
 	d->jobs.nworkers = 0;
 	dmn__mutex_lock(&d->jobs.mu);
 	while (d->jobs.head) {

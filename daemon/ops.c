@@ -262,7 +262,7 @@ static void upload_free(dmn_upload *u)
 	if (!u)
 		return;
 	if (u->d)
-		__atomic_sub_fetch(&u->d->up.open, 1, __ATOMIC_RELAXED);
+		atomic_fetch_sub_explicit(&u->d->up.open, 1, memory_order_relaxed);
 	cmp_ingest_free(u->ing);
 	dmn__blob_abort(u->w);
 	dmn__schema_free(u->cols, u->ncols);
@@ -346,7 +346,7 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 	u->id = ++d->up.next_id;
 	dmn__mutex_unlock(&d->up.mu);
 	u->d = d;
-	__atomic_add_fetch(&d->up.open, 1, __ATOMIC_RELAXED);
+	atomic_fetch_add_explicit(&d->up.open, 1, memory_order_relaxed);
 	u->next = s->uploads;
 	s->uploads = u;
 	s->nuploads++;

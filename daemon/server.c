@@ -186,8 +186,13 @@ static void on_write(uv_write_t *w, int status)
 		if (!c->closing && c->authed && !c->reading && c->inflight < DMN_INFLIGHT_MAX) {
 			/* (libuv refuses a NULL alloc callback: reading would
 			 * never resume and the connection would hang) */
-			c->reading = true;
-			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+			int e = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+			c->reading = e == 0;
+			if (e < 0) {
+				dmn__log(c->srv->d, DMN_LOG_WARN, "%s: resuming reads: %s; closing",
+				         c->sess.who ? c->sess.who : c->who, uv_strerror(e));
+				conn_close(c);
+			}
 		}
 	}
 	if (status < 0 || wr->close_after)
@@ -551,6 +556,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	conn *c;
 	proto_map m;
 	dcr_buf body, frame;
+	int rc;
 
 	if (status < 0) {
 		dmn__log(s->d, DMN_LOG_WARN, "accept: %s", uv_strerror(status));
@@ -593,8 +599,13 @@ static void on_connection(uv_stream_t *listener, int status)
 	dcr_buf_release(&body);
 	conn_send(c, &frame, false, false);
 	uv_timer_start(&c->timer, on_timer, DMN_AUTH_TIMEOUT_MS, s->idle_ms);
-	c->reading = true;
-	uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+	rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+	c->reading = rc == 0;
+	if (rc < 0) {
+		dmn__log(s->d, DMN_LOG_WARN, "connection closed: reading from it: %s",
+		         uv_strerror(rc));
+		conn_close(c);
+	}
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
@@ -734,6 +745,7 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	d->dir = dcr_strdup(opt->data_dir);
 	pthread_rwlock_init(&d->rooms.lock, NULL);
 	dmn__mutex_init(&d->up.mu);
+	atomic_init(&d->up.open, 0);
 	dmn__mutex_init(&d->imgc.mu);
 	dmn__jobs_init(d);
 	d->imgc.budget = opt->image_cache_bytes == DMN_IMAGE_CACHE_OFF ? 0
@@ -826,8 +838,20 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	uv_signal_init(&loop, &s.sig_term);
 	uv_signal_init(&loop, &s.sig_int);
 	s.sig_term.data = s.sig_int.data = &s;
-	uv_signal_start(&s.sig_term, on_signal, SIGTERM);
-	uv_signal_start(&s.sig_int, on_signal, SIGINT);
+	rc = uv_signal_start(&s.sig_term, on_signal, SIGTERM);
+	if (rc == 0)
+		rc = uv_signal_start(&s.sig_int, on_signal, SIGINT);
+	if (rc < 0) {
+		/* Without them dcrd could not be stopped cleanly: refuse to run. */
+		rc = dcr_err_set(err, DCR_EINTERNAL, "handling SIGTERM and SIGINT: %s",
+		                 uv_strerror(rc));
+		uv_close((uv_handle_t *)&s.listen, NULL);
+		uv_close((uv_handle_t *)&s.sig_term, NULL);
+		uv_close((uv_handle_t *)&s.sig_int, NULL);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		unlink(s.socket_path);
+		goto out;
+	}
 	fprintf(stderr, "dcrd: listening on %s\n", s.socket_path);
 	fflush(stderr);
 	uv_run(&loop, UV_RUN_DEFAULT);
@@ -841,14 +865,9 @@ out:
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);
 	}
-	if (d->jobs.workers_leaked) {
-		/* A worker may still touch the store and the rooms when its
-		 * computation returns: leave them to process exit. Every commit
-		 * is already durable. */
-		free(s.socket_path);
-		free(events_dir);
-		return rc;
-	}
+	/* Joins libuv's thread pool (idle now: every request finished), so
+	 * no thread of ours outlives the state freed below. */
+	uv_library_shutdown();
 	es_close(d->store);
 	dmn__blobs_close(d->blobs);
 	dmn__rooms_free(d);
