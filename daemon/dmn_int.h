@@ -1,14 +1,51 @@
 /* dmn_int.h: the pieces of dcrd shared between its source files.
  *
- * Threads: the libuv loop (server.c) owns sockets and never blocks; every
- * request runs on libuv's thread pool (ops.c), one at a time per
- * connection, so a connection's uploads need no lock; background jobs
- * (prepared tables, runs) run on dcrd's own worker threads (jobs.c). Room
- * states live in memory (rooms.c), one mutex each; every append to a room
- * happens under that mutex after rm_apply accepted the event, so the
+ * Room states live in memory (rooms.c), one mutex each; every append to a
+ * room happens under that mutex after rm_apply accepted the event, so the
  * in-memory state and the log never disagree (if an append fails, the room
  * is rebuilt from the log). Only this module includes uv.h, and only
- * server.c does. */
+ * server.c does.
+ *
+ * Parts, their locks and the fields each lock guards:
+ *
+ *   part              lock               guards
+ *   rooms (rooms.c)   rooms.lock (rw)    rooms.list, n, cap (rooms are never removed)
+ *   a room            room->mu           st, inflight, durable, broken; the order of
+ *                                        the room's appends
+ *   uploads (ops.c)   up.mu              up.done, up.next_id   (up.open: atomic)
+ *   jobs (jobs.c)     jobs.mu            jobs.head, tail, n, appends_active, active,
+ *                                        nactive (jobs.stopping: atomic, set under mu)
+ *                     jobs.image_mu      one prepared-table build at a time
+ *                                        (jobs.image_waiting_runs: atomic)
+ *   image cache       imgc.mu            imgc.list, bytes, tick and each entry's refs
+ *   waiters           wait.mu            wait.appends, n, closing
+ *   blobs (blob.c)    its own mu         the helpers' queue and each writer's job
+ *   store             eventstore's own   (thread-safe, eventstore.h)
+ *   set at start      none               opt, dir, key, pub, store, blobs,
+ *                                        imgc.budget, rooms.hooks (read-only after)
+ *
+ * Lock order: a thread holding a lock takes only locks further down:
+ *
+ *   jobs.image_mu -> room->mu -> rooms.lock -> up.mu -> jobs.mu -> imgc.mu
+ *   -> wait.mu -> leaves (blobs' mu, a cmp_cancel's mu, the store's locks)
+ *
+ * (rooms.lock is taken after room->mu only to insert a new room, which
+ * nobody else can see yet; dmn__room_find takes and drops it alone.) Never
+ * two rooms' mutexes at once. "Caller holds X" is DMN_ASSERT_HELD(X).
+ *
+ * Threads, and what each may call:
+ *   main (= the libuv loop, server.c): start-up (replay, GC, start the
+ *     workers), then sockets, framing and authentication, never blocking;
+ *     at shutdown it stops the jobs and joins every thread below.
+ *   libuv's pool (ops.c): one request at a time per connection (so a
+ *     connection's session needs no lock): anything in this header but the
+ *     start/stop functions.
+ *   job workers (jobs.c, 2): prepared tables and runs; each background
+ *     build runs on a short-lived niced thread the worker joins.
+ *   blob helpers (blob.c, 2): dmn__blob_write_start's work; joined by
+ *     dmn__blobs_close.
+ *   ingest validators (compute, one per open table upload): joined by the
+ *     pool thread that ends or releases the upload. */
 #ifndef DCR_DMN_INT_H
 #define DCR_DMN_INT_H
 

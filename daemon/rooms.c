@@ -36,10 +36,16 @@ static void room_free(dmn_room *r)
 	free(r);
 }
 
+/* rooms.lock is held (read or write). A rwlock does not know its readers:
+ * the assertion checks that somebody holds it, which catches a caller
+ * that forgot to lock on every uncontended path. */
+#define ROOMS_ASSERT_LOCKED(d) DCR_ASSERT(pthread_rwlock_trywrlock(&(d)->rooms.lock) == EBUSY)
+
 static dmn_room *find_locked(dmn *d, const uint8_t id[ES_ROOM_ID_BYTES])
 {
 	size_t i;
 
+	ROOMS_ASSERT_LOCKED(d);
 	for (i = 0; i < d->rooms.n; i++)
 		if (memcmp(d->rooms.list[i]->id, id, ES_ROOM_ID_BYTES) == 0)
 			return d->rooms.list[i];
@@ -58,6 +64,7 @@ dmn_room *dmn__room_find(dmn *d, const uint8_t id[ES_ROOM_ID_BYTES])
 
 static void insert_locked(dmn *d, dmn_room *r)
 {
+	ROOMS_ASSERT_LOCKED(d);
 	if (d->rooms.n == d->rooms.cap) {
 		d->rooms.cap = d->rooms.cap ? 2 * d->rooms.cap : 16;
 		d->rooms.list = dcr_realloc(d->rooms.list, d->rooms.cap * sizeof *d->rooms.list);
@@ -166,7 +173,9 @@ static int load_room(void *ctx, const uint8_t id[ES_ROOM_ID_BYTES])
 		return rc;
 	}
 	lc->events += r->st.size;
+	pthread_rwlock_wrlock(&lc->d->rooms.lock); /* taken last (lock order) */
 	insert_locked(lc->d, r);
+	pthread_rwlock_unlock(&lc->d->rooms.lock);
 	return 0;
 }
 
@@ -177,9 +186,7 @@ int dmn__rooms_load(dmn *d, dcr_err *err)
 	int rc;
 	size_t i;
 
-	pthread_rwlock_wrlock(&d->rooms.lock);
 	rc = es_rooms(d->store, load_room, &lc);
-	pthread_rwlock_unlock(&d->rooms.lock);
 	if (lc.rc < 0)
 		return lc.rc;
 	if (rc < 0)
