@@ -248,12 +248,20 @@ void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
 
 /* ---- rooms (rooms.c) ------------------------------------------------------ */
 
+/* Set up and free the rooms part (free: after every thread is joined). */
+void dmn__rooms_init(dmn *d);
 /* Registers a durable-event hook; before dmn__rooms_load only. */
 void dmn__rooms_on_durable(dmn *d, dmn_durable_fn fn, void *ctx);
 /* Replays every room of the store into memory, then calls the hooks with
  * ev NULL for each room. */
 int dmn__rooms_load(dmn *d, dcr_err *err);
 void dmn__rooms_free(dmn *d);
+/* The waiters and uploads parts (their functions live in rooms.c, next to
+ * their use in dmn__submit; release after every thread is joined). */
+void dmn__waiters_init(dmn *d);
+void dmn__waiters_release(dmn *d);
+void dmn__uploads_init(dmn *d);
+void dmn__uploads_release(dmn *d);
 /* The room, or NULL. Rooms are never removed, so the pointer stays valid. */
 dmn_room *dmn__room_find(dmn *d, const uint8_t id[ES_ROOM_ID_BYTES]);
 /* Snapshot of the room list (free the array only). */
@@ -318,6 +326,7 @@ const void *dmn__image_data(const dmn_image *im, size_t *n);
 /* Data was withdrawn or replaced: drop every entry; *freed entries (of
  * *bytes) go now, *held ones once their runs let go. */
 void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *bytes);
+void dmn__image_cache_init(dmn *d, uint64_t budget); /* bytes; 0: keep nothing */
 void dmn__image_cache_free(dmn *d); /* at shutdown, no run left */
 
 /* ---- requests (ops.c) ------------------------------------------------------ */

@@ -174,12 +174,20 @@ void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *by
 	dmn__mutex_unlock(&d->imgc.mu);
 }
 
+void dmn__image_cache_init(dmn *d, uint64_t budget)
+{
+	dmn__mutex_init(&d->imgc.mu);
+	d->imgc.budget = budget;
+}
+
 void dmn__image_cache_free(dmn *d)
 {
 	while (d->imgc.list) {
 		dmn_image *e = d->imgc.list;
 		d->imgc.list = e->next;
+		DCR_ASSERT(e->refs == 0); /* no run left */
 		entry_free(e);
 	}
 	d->imgc.bytes = 0;
+	dmn__mutex_destroy(&d->imgc.mu);
 }

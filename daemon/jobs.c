@@ -1114,6 +1114,15 @@ void dmn__jobs_init(dmn *d)
 void dmn__jobs_release(dmn *d)
 {
 	DCR_ASSERT(d->jobs.nworkers == 0 && d->jobs.nactive == 0);
+	/* Jobs never taken (stopped, or the start failed after the replay
+	 * queued them): the next start queues them again. */
+	while (d->jobs.head) {
+		dmn_job *j = d->jobs.head;
+		d->jobs.head = j->next;
+		job_free(j);
+	}
+	d->jobs.tail = NULL;
+	d->jobs.n = 0;
 	free(d->jobs.active);
 	d->jobs.active = NULL;
 	dmn__mutex_destroy(&d->jobs.mu);
@@ -1159,13 +1168,4 @@ void dmn__jobs_stop(dmn *d)
 	for (i = 0; i < d->jobs.nworkers; i++)
 		pthread_join(d->jobs.workers[i], NULL);
 	d->jobs.nworkers = 0;
-	dmn__mutex_lock(&d->jobs.mu);
-	while (d->jobs.head) {
-		dmn_job *j = d->jobs.head;
-		d->jobs.head = j->next;
-		job_free(j);
-	}
-	d->jobs.tail = NULL;
-	d->jobs.n = 0;
-	dmn__mutex_unlock(&d->jobs.mu);
 }

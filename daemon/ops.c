@@ -1051,9 +1051,10 @@ static int op_wait(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, 
 		deadline.tv_sec++;
 		deadline.tv_nsec -= 1000000000L;
 	}
-	/* Answers with the durable size: what events returns. Lock order: never take a room's mutex while holding wait_mu (an
-	 * append holds the room's and then wakes us). The append counter
-	 * read before the size closes the race with an append in between. */
+	/* Answers with the durable size: what events returns. wait.mu comes
+	 * after room->mu in the lock order (dmn_int.h): never hold it while
+	 * taking the room's. The append counter read before the size closes
+	 * the race with an append in between. */
 	dmn__mutex_lock(&d->wait.mu);
 	if (d->wait.n < DMN_WAITERS_MAX) {
 		d->wait.n++;

@@ -85,6 +85,11 @@ dmn_room **dmn__rooms_list(dmn *d, size_t *n)
 	return out;
 }
 
+void dmn__rooms_init(dmn *d)
+{
+	pthread_rwlock_init(&d->rooms.lock, NULL);
+}
+
 void dmn__rooms_free(dmn *d)
 {
 	size_t i;
@@ -94,6 +99,7 @@ void dmn__rooms_free(dmn *d)
 	free(d->rooms.list);
 	d->rooms.list = NULL;
 	d->rooms.n = d->rooms.cap = 0;
+	pthread_rwlock_destroy(&d->rooms.lock);
 }
 
 /* ---- replay ----------------------------------------------------------------------- */
@@ -381,6 +387,41 @@ static void done_upload_free(dmn_done_upload *u)
 	free(u->p.blob);
 	free(u->p.file);
 	free(u);
+}
+
+void dmn__waiters_init(dmn *d)
+{
+	pthread_condattr_t ca;
+
+	dmn__mutex_init(&d->wait.mu);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* op_wait's deadline */
+	pthread_cond_init(&d->wait.cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+void dmn__waiters_release(dmn *d)
+{
+	DCR_ASSERT(d->wait.n == 0);
+	dmn__mutex_destroy(&d->wait.mu);
+	pthread_cond_destroy(&d->wait.cv);
+}
+
+void dmn__uploads_init(dmn *d)
+{
+	dmn__mutex_init(&d->up.mu);
+	atomic_init(&d->up.open, 0);
+}
+
+void dmn__uploads_release(dmn *d)
+{
+	DCR_ASSERT(atomic_load(&d->up.open) == 0);
+	while (d->up.done) {
+		dmn_done_upload *u = d->up.done;
+		d->up.done = u->next;
+		done_upload_free(u);
+	}
+	dmn__mutex_destroy(&d->up.mu);
 }
 
 void dmn__wake_waiters(dmn *d, bool closing)

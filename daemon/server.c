@@ -743,22 +743,16 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	memset(&s, 0, sizeof s);
 	d->opt = *opt;
 	d->dir = dcr_strdup(opt->data_dir);
-	pthread_rwlock_init(&d->rooms.lock, NULL);
-	dmn__mutex_init(&d->up.mu);
-	atomic_init(&d->up.open, 0);
-	dmn__mutex_init(&d->imgc.mu);
+	/* Each part sets up its own state and lock; jobs subscribes to the
+	 * rooms' durable events, so rooms come first. */
+	dmn__rooms_init(d);
+	dmn__waiters_init(d);
+	dmn__uploads_init(d);
+	dmn__image_cache_init(d,
+	                      opt->image_cache_bytes == DMN_IMAGE_CACHE_OFF ? 0
+	                      : opt->image_cache_bytes ? opt->image_cache_bytes
+	                                               : DMN_IMAGE_CACHE_BYTES);
 	dmn__jobs_init(d);
-	d->imgc.budget = opt->image_cache_bytes == DMN_IMAGE_CACHE_OFF ? 0
-	                 : opt->image_cache_bytes                      ? opt->image_cache_bytes
-	                                                               : DMN_IMAGE_CACHE_BYTES;
-	dmn__mutex_init(&d->wait.mu);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&d->wait.cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
 	signal(SIGPIPE, SIG_IGN);
 	/* Requests spend most of their time waiting for fsync (group commit
 	 * gathers the appends of concurrent requests): give the pool many
@@ -870,23 +864,12 @@ out:
 	uv_library_shutdown();
 	es_close(d->store);
 	dmn__blobs_close(d->blobs);
-	dmn__rooms_free(d);
-	dmn__image_cache_free(d);
-	while (d->up.done) {
-		dmn_done_upload *u = d->up.done;
-		d->up.done = u->next;
-		free(u->p.dataset);
-		free(u->p.blob);
-		free(u->p.file);
-		free(u);
-	}
 	dmn__jobs_release(d);
+	dmn__image_cache_free(d);
+	dmn__uploads_release(d);
+	dmn__waiters_release(d);
+	dmn__rooms_free(d);
 	dcr_key_free(d->key);
-	pthread_rwlock_destroy(&d->rooms.lock);
-	dmn__mutex_destroy(&d->up.mu);
-	dmn__mutex_destroy(&d->imgc.mu);
-	dmn__mutex_destroy(&d->wait.mu);
-	pthread_cond_destroy(&d->wait.cv);
 	if (rc == 0)
 		dmn__log(d, DMN_LOG_INFO, "clean shutdown");
 	free(events_dir);

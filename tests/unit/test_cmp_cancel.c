@@ -43,7 +43,6 @@ static void *job_main(void *arg)
 	cmp_sql_limits lim = {.time_ms = 120000, .cancel = j->cancel};
 	uint64_t t0 = dcr_mono_ms();
 
-	cmp_result_init(&j->res);
 	j->rc = cmp_sql_run(j->query, NULL, 0, 0, &lim, &j->res, &j->err);
 	j->ms = dcr_mono_ms() - t0;
 	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
@@ -56,6 +55,8 @@ int main(void)
 	pthread_t ts, tq;
 	uint64_t t0;
 
+	cmp_result_init(&slow.res);
+	cmp_result_init(&quick.res);
 	slow.query = ENDLESS;
 	slow.cancel = cmp_cancel_new();
 	quick.query = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
