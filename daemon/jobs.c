@@ -389,9 +389,14 @@ out:
 static void image_build(dmn *d, dmn_job *j)
 {
 	dcr_err err;
+	int rc;
 
 	dcr_err_clear(&err);
-	if (ensure_image(d, j->room, j->dataset, j->blob, true, NULL, &err) < 0)
+	rc = ensure_image(d, j->room, j->dataset, j->blob, true, NULL, &err);
+	if (rc == DCR_ECANCELED) /* shutdown: built again at the next start */
+		dmn__log(d, DMN_LOG_INFO, "prepared table of %s (blob %s): cancelled at shutdown",
+		         j->dataset, j->blob);
+	else if (rc < 0)
 		dmn__log(d, DMN_LOG_ERROR, "prepared table of %s (blob %s): %s", j->dataset,
 		         j->blob, err.msg);
 }
