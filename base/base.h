@@ -47,7 +47,8 @@
 	X(ETIMEOUT, "time limit exceeded")                                      \
 	X(EPROTO, "protocol error")                                             \
 	X(EINTEGRITY, "integrity check failed")                                 \
-	X(EINTERNAL, "internal error")
+	X(EINTERNAL, "internal error")                                          \
+	X(ECANCELED, "cancelled")
 
 enum {
 	DCR__ERR_BASE = -30000,

@@ -127,52 +127,6 @@ struct server {
 	char *socket_path;
 };
 
-/* ---- logging ---------------------------------------------------------------- */
-
-static void fmt_time(char *out, size_t n)
-{
-	struct timespec ts;
-	struct tm tm;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000,
-	         (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
-	         tm.tm_sec % 100, (int)(ts.tv_nsec / 1000000) % 1000);
-}
-
-void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
-{
-	static const char *names[] = {"error", "warn", "info", "debug"};
-	char t[40], msg[1024];
-	va_list ap;
-
-	if (d && lvl > d->opt.log_level)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	/* Names in messages come from clients: one event, one line. */
-	for (char *q = msg; *q; q++)
-		if ((unsigned char)*q < 0x20 || *q == 0x7f)
-			*q = '?';
-	fmt_time(t, sizeof t);
-	fprintf(stderr, "%s dcrd %s: %s\n", t, names[lvl], msg);
-}
-
-int dmn_log_level_parse(const char *s)
-{
-	if (strcmp(s, "error") == 0)
-		return DMN_LOG_ERROR;
-	if (strcmp(s, "warn") == 0)
-		return DMN_LOG_WARN;
-	if (strcmp(s, "info") == 0)
-		return DMN_LOG_INFO;
-	if (strcmp(s, "debug") == 0)
-		return DMN_LOG_DEBUG;
-	return -1;
-}
-
 /* ---- connections -------------------------------------------------------------- */
 
 static void conn_close(conn *c);
@@ -415,8 +369,13 @@ static void on_write(uv_write_t *w, int status)
 		    c->inflight < DMN_INFLIGHT_MAX) {
 			/* (libuv refuses a NULL alloc callback: reading would
 			 * never resume and the connection would hang) */
-			c->reading = true;
-			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+			int e = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+			c->reading = e == 0;
+			if (e < 0) {
+				dmn__log(c->srv->d, DMN_LOG_WARN, "%s: resuming reads: %s; closing",
+				         c->sess.who ? c->sess.who : c->who, uv_strerror(e));
+				conn_close(c);
+			}
 		}
 	}
 	if (status < 0 || wr->close_after)
@@ -854,6 +813,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	conn *c;
 	proto_map m;
 	dcr_buf body, frame;
+	int rc;
 
 	if (status < 0) {
 		dmn__log(s->d, DMN_LOG_WARN, "accept: %s", uv_strerror(status));
@@ -913,8 +873,13 @@ static void on_connection(uv_stream_t *listener, int status)
 	dcr_buf_release(&body);
 	conn_send(c, &frame, false, false);
 	uv_timer_start(&c->timer, on_timer, DMN_AUTH_TIMEOUT_MS, s->idle_ms);
-	c->reading = true;
-	uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+	rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+	c->reading = rc == 0;
+	if (rc < 0) {
+		dmn__log(s->d, DMN_LOG_WARN, "connection closed: reading from it: %s",
+		         uv_strerror(rc));
+		conn_close(c);
+	}
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
@@ -1052,24 +1017,16 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	memset(&s, 0, sizeof s);
 	d->opt = *opt;
 	d->dir = dcr_strdup(opt->data_dir);
-	pthread_rwlock_init(&d->rooms_lock, NULL);
-	pthread_mutex_init(&d->up_mu, NULL);
-	pthread_mutex_init(&d->job_mu, NULL);
-	pthread_cond_init(&d->job_cv, NULL);
-	pthread_cond_init(&d->append_cv, NULL);
-	pthread_mutex_init(&d->image_mu, NULL);
-	pthread_mutex_init(&d->imgc_mu, NULL);
-	d->imgc_budget = opt->image_cache_bytes == DMN_IMAGE_CACHE_OFF ? 0
-	                 : opt->image_cache_bytes                      ? opt->image_cache_bytes
-	                                                               : DMN_IMAGE_CACHE_BYTES;
-	pthread_mutex_init(&d->wait_mu, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&d->wait_cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	/* Each part sets up its own state and lock; jobs subscribes to the
+	 * rooms' durable events, so rooms come first. */
+	dmn__rooms_init(d);
+	dmn__waiters_init(d);
+	dmn__uploads_init(d);
+	dmn__image_cache_init(d,
+	                      opt->image_cache_bytes == DMN_IMAGE_CACHE_OFF ? 0
+	                      : opt->image_cache_bytes ? opt->image_cache_bytes
+	                                               : DMN_IMAGE_CACHE_BYTES);
+	dmn__jobs_init(d);
 	signal(SIGPIPE, SIG_IGN);
 	/* Requests spend most of their time waiting for fsync (group commit
 	 * gathers the appends of concurrent requests): give the pool many
@@ -1151,8 +1108,20 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	uv_signal_init(&loop, &s.sig_term);
 	uv_signal_init(&loop, &s.sig_int);
 	s.sig_term.data = s.sig_int.data = &s;
-	uv_signal_start(&s.sig_term, on_signal, SIGTERM);
-	uv_signal_start(&s.sig_int, on_signal, SIGINT);
+	rc = uv_signal_start(&s.sig_term, on_signal, SIGTERM);
+	if (rc == 0)
+		rc = uv_signal_start(&s.sig_int, on_signal, SIGINT);
+	if (rc < 0) {
+		/* Without them dcrd could not be stopped cleanly: refuse to run. */
+		rc = dcr_err_set(err, DCR_EINTERNAL, "handling SIGTERM and SIGINT: %s",
+		                 uv_strerror(rc));
+		uv_close((uv_handle_t *)&s.listen, NULL);
+		uv_close((uv_handle_t *)&s.sig_term, NULL);
+		uv_close((uv_handle_t *)&s.sig_int, NULL);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		unlink(s.socket_path);
+		goto out;
+	}
 	fprintf(stderr, "dcrd: listening on %s\n", s.socket_path);
 	fflush(stderr);
 	uv_run(&loop, UV_RUN_DEFAULT);
@@ -1172,39 +1141,17 @@ out:
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);
 	}
-	if (d->workers_leaked) {
-		/* A worker may still touch the store and the rooms when its
-		 * computation returns: leave them to process exit. Every commit
-		 * is already durable. */
-		free(s.socket_path);
-		free(events_dir);
-		return rc;
-	}
+	/* Joins libuv's thread pool (idle now: every request finished), so
+	 * no thread of ours outlives the state freed below. */
+	uv_library_shutdown();
 	es_close(d->store);
 	dmn__blobs_close(d->blobs);
-	dmn__rooms_free(d);
+	dmn__jobs_release(d);
 	dmn__image_cache_free(d);
-	while (d->done_uploads) {
-		dmn_done_upload *u = d->done_uploads;
-		d->done_uploads = u->next;
-		free(u->p.dataset);
-		free(u->p.blob);
-		free(u->p.file);
-		free(u);
-	}
-	while (d->nrunning > 0)
-		free(d->running[--d->nrunning]);
-	free(d->running);
+	dmn__uploads_release(d);
+	dmn__waiters_release(d);
+	dmn__rooms_free(d);
 	dcr_key_free(d->key);
-	pthread_rwlock_destroy(&d->rooms_lock);
-	pthread_mutex_destroy(&d->up_mu);
-	pthread_mutex_destroy(&d->job_mu);
-	pthread_cond_destroy(&d->job_cv);
-	pthread_cond_destroy(&d->append_cv);
-	pthread_mutex_destroy(&d->image_mu);
-	pthread_mutex_destroy(&d->imgc_mu);
-	pthread_mutex_destroy(&d->wait_mu);
-	pthread_cond_destroy(&d->wait_cv);
 	if (rc == 0)
 		dmn__log(d, DMN_LOG_INFO, "clean shutdown");
 	free(events_dir);
