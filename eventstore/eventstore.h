@@ -147,6 +147,7 @@ typedef struct es_stats {
 	uint64_t appends;        /* entries appended since open */
 	uint64_t map_grows;      /* times the map was grown after MDB_MAP_FULL */
 	uint64_t map_size_bytes; /* current map size */
+	uint64_t env_reopens;    /* times LMDB was reopened after a failed commit */
 } es_stats;
 void es_stats_get(es_store *s, es_stats *out);
 
