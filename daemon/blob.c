@@ -468,12 +468,21 @@ int dmn__blob_commit(dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES], uint8_t sh
 		rc = dcr_err_set(err, -errno, "rename %s: %s", path, strerror(errno));
 		goto out;
 	}
-	rc = fsync_dir(sub);
-	if (rc < 0) {
-		dcr_err_set(err, rc, "fsync %s: %s", sub, dcr_strerror(rc));
-		goto out;
+	/* Both directories: the blob's entry, and the entry of sub if new. A
+	 * blob whose entry may not be durable is not a blob. */
+	{
+		const char *d = sub;
+		rc = fsync_dir(d);
+		if (rc == 0) {
+			d = w->b->blob_dir;
+			rc = fsync_dir(d);
+		}
+		if (rc < 0) {
+			dcr_err_set(err, rc, "fsync %s: %s", d, dcr_strerror(rc));
+			unlink(path);
+			goto out;
+		}
 	}
-	fsync_dir(w->b->blob_dir);
 	memcpy(id, hex, DMN_BLOB_HEX_BYTES);
 	dcr_sha256_final(w->sha, sha);
 	if (bytes)

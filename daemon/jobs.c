@@ -603,6 +603,7 @@ static void cache_store(dmn *d, const plan_node *n, const char *image_id)
 	dcr_buf v;
 	dcr_mpw w;
 	size_t i;
+	int rc;
 
 	dcr_hex_encode(n->hash, 32, hex);
 	key = dcr_asprintf("cache:%s", hex);
@@ -620,8 +621,9 @@ static void cache_store(dmn *d, const plan_node *n, const char *image_id)
 	dcr_mpw_str(&w, image_id);
 	dcr_mpw_str(&w, "sha256");
 	dcr_mpw_bin(&w, n->result_sha, 32);
-	if (es_meta_put(d->store, key, v.data, v.len) < 0)
-		dmn__log(d, DMN_LOG_WARN, "could not store %s", key);
+	rc = es_meta_put(d->store, key, v.data, v.len);
+	if (rc < 0)
+		dmn__log(d, DMN_LOG_WARN, "could not store %s: %s", key, dcr_strerror(rc));
 	dcr_buf_release(&v);
 	free(key);
 }

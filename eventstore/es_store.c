@@ -974,6 +974,15 @@ static int meta_check_key(const char *key, size_t *key_n)
 	return 0;
 }
 
+/* A failed meta write says which I/O error it was (EIO, ENOSPC...) rather
+ * than just "storage failure". */
+static int meta_result(int rc, const es_req *r)
+{
+	if (rc == DCR_ESTORE && r->mdb_rc > 0)
+		return -r->mdb_rc;
+	return rc;
+}
+
 int es_meta_put(es_store *s, const char *key, const void *v, size_t n)
 {
 	es_req r;
@@ -989,7 +998,7 @@ int es_meta_put(es_store *s, const char *key, const void *v, size_t n)
 	r.key = key;
 	r.p = n ? v : "";
 	r.n = n;
-	return submit(s, &r);
+	return meta_result(submit(s, &r), &r);
 }
 
 int es_meta_del(es_store *s, const char *key)
@@ -1003,7 +1012,7 @@ int es_meta_del(es_store *s, const char *key)
 		return rc;
 	r.kind = REQ_META_DEL;
 	r.key = key;
-	return submit(s, &r);
+	return meta_result(submit(s, &r), &r);
 }
 
 /* ---- reads ------------------------------------------------------------------------ */
