@@ -693,8 +693,16 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 	}
 	dcr_buf_append(&n->image, res->image.data, res->image.len);
 	n->ready = true;
-	if (dmn__blob_put(d->blobs, res->image.data, res->image.len, image_id, sha, NULL) == 0)
-		cache_store(d, n, image_id);
+	{
+		/* The cache is an optimization: a failure only costs a recompute. */
+		dcr_err e2;
+		if (dmn__blob_put(d->blobs, res->image.data, res->image.len, image_id, sha,
+		                  &e2) == 0)
+			cache_store(d, n, image_id);
+		else
+			dmn__log(d, DMN_LOG_WARN, "could not store the result of %s as a table: %s",
+			         n->name, e2.msg);
+	}
 	rc = 0;
 out:
 	free(in);

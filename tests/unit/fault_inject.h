@@ -17,7 +17,12 @@
  *   FI_EIO, FI_ENOSPC  the call does nothing and returns -1 with that errno;
  *   FI_SHORT           a write writes half its bytes and returns that count.
  * The state lives in a shared anonymous mapping, so a parent can arm a
- * forked daemon and read its counts. */
+ * forked daemon and read its counts.
+ *
+ * With fi->no_sync (the default), a sync under fi->dir that does not fail
+ * returns at once without reaching the disk, and O_SYNC/O_DSYNC are
+ * dropped from opens there: the sweeps restart processes, they do not cut
+ * the power, and thousands of real fsyncs would make them slow. */
 #ifndef FAULT_INJECT_H
 #define FAULT_INJECT_H
 
@@ -51,6 +56,7 @@ typedef struct fi_state {
 	long target;      /* 0: count only */
 	long count;       /* points seen while armed */
 	long fired;       /* failures injected */
+	int no_sync;      /* syncs under dir succeed without syncing */
 	char what[320];   /* the first injected point: "fsync .../blobs/ab" */
 } fi_state;
 
@@ -70,6 +76,7 @@ __attribute__((unused)) static void fi_setup(const char *dir)
 	memset(fi, 0, sizeof *fi);
 	snprintf(fi->dir, sizeof fi->dir, "%s/", dir);
 	fi->dir_n = strlen(fi->dir);
+	fi->no_sync = 1;
 }
 
 /* Arms the hook for process pid: point target (0: none) fails. */
@@ -259,11 +266,14 @@ FI_PWRITEV(fi_pwritev64, "pwritev64")
 	int cname(int fd) __asm__(sym);                                                            \
 	int cname(int fd)                                                                          \
 	{                                                                                          \
+		char path_[512];                                                                   \
 		FI_REAL(int (*)(int), sym);                                                        \
 		if (fi_fd_hit(FI_SYNC, sym, fd)) {                                                 \
 			errno = fi_errno();                                                        \
 			return -1;                                                                 \
 		}                                                                                  \
+		if (fi && fi->no_sync && fi_fd_counts(fd, path_, sizeof path_))                    \
+			return 0;                                                                  \
 		return real(fd);                                                                   \
 	}
 FI_SYNC_FN(fi_fsync, "fsync")
@@ -323,6 +333,8 @@ int fi_renameat(int fd1, const char *from, int fd2, const char *to)
 				return -1;                                                         \
 			}                                                                          \
 		}                                                                                  \
+		if (fi && fi->no_sync && fi_path_counts(path))                                     \
+			flags &= ~(O_SYNC | O_DSYNC);                                              \
 		return real(path, flags, mode);                                                    \
 	}
 FI_OPEN(fi_open, "open")
@@ -345,6 +357,8 @@ FI_OPEN(fi_open64, "open64")
 				return -1;                                                         \
 			}                                                                          \
 		}                                                                                  \
+		if (fi && fi->no_sync && fi_path_counts(path))                                     \
+			flags &= ~(O_SYNC | O_DSYNC);                                              \
 		return real(dfd, path, flags, mode);                                               \
 	}
 FI_OPENAT(fi_openat, "openat")

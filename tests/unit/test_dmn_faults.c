@@ -56,16 +56,6 @@ static const char *kind_name(int kind)
 	return kind == FI_EIO ? "EIO" : kind == FI_ENOSPC ? "ENOSPC" : "short write";
 }
 
-/* Runs a shell command (heap string, freed); exits on failure. */
-static void sh(char *cmd)
-{
-	if (system(cmd) != 0) {
-		fprintf(stderr, "%s failed\n", cmd);
-		exit(1);
-	}
-	free(cmd);
-}
-
 /* ---- dcrd in a forked child ------------------------------------------------ */
 
 static void ft_child(void)
@@ -86,7 +76,7 @@ static void ft_child(void)
 	memset(&o, 0, sizeof o);
 	o.data_dir = t.data;
 	o.socket_path = t.sock;
-	o.log_level = DMN_LOG_INFO;
+	o.log_level = getenv("DCR_FAULT_DEBUG") ? DMN_LOG_DEBUG : DMN_LOG_INFO;
 	dcr_err_clear(&e);
 	rc = dmn_run(&o, &e);
 	if (rc < 0)
@@ -102,6 +92,8 @@ static void print_log(void)
 	char *s = td_log_text(&t);
 	size_t n = strlen(s);
 
+	if (getenv("DCR_FAULT_FULL_LOG"))
+		n = 0;
 	fprintf(stderr, "---- dcrd log (end) ----\n%s----\n", n > 6000 ? s + n - 6000 : s);
 	free(s);
 }
@@ -137,7 +129,21 @@ static int ft_start(void)
 /* SIGTERM; the daemon must stop cleanly (exit 0). */
 static void ft_stop(const char *where)
 {
-	int st = td_stop(&t, SIGTERM);
+	uint64_t t0 = dcr_mono_ms();
+	int st = -1;
+
+	if (t.pid > 0) {
+		kill(t.pid, SIGTERM);
+		while (waitpid(t.pid, &st, WNOHANG) == 0) {
+			if (dcr_mono_ms() - t0 > 30000) {
+				td_kill(&t);
+				st = -1;
+				break;
+			}
+			usleep(1000);
+		}
+		t.pid = 0;
+	}
 
 	if (!(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
 		fprintf(stderr, "%s: dcrd did not stop cleanly (status %d)\n", where, st);
@@ -235,19 +241,28 @@ static bool snap_extends(const snap *a, const snap *b)
 	return b->n >= a->n && (a->n == 0 || memcmp(a->leaf, b->leaf, a->n * 32) == 0);
 }
 
+static size_t nfiles;
+
+static int count_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)path;
+	(void)ftw;
+	if (flag == FTW_F && S_ISREG(st->st_mode))
+		nfiles++;
+	return 0;
+}
+
+/* Regular files under t.data/sub. */
 static size_t count_files(const char *sub)
 {
-	char *cmd = dcr_asprintf("find %s/%s -type f 2>/dev/null | wc -l", t.data, sub);
-	FILE *f = popen(cmd, "r");
-	unsigned long n = 0;
+	char *dir = dcr_asprintf("%s/%s", t.data, sub);
+	struct stat st;
 
-	free(cmd);
-	if (!f)
-		return (size_t)-1;
-	if (fscanf(f, "%lu", &n) != 1)
-		n = (unsigned long)-1;
-	pclose(f);
-	return n;
+	nfiles = 0;
+	if (stat(dir, &st) == 0)
+		nftw(dir, count_one, 16, FTW_PHYS);
+	free(dir);
+	return nfiles;
 }
 
 static size_t log_count(const char *needle)
@@ -302,6 +317,9 @@ struct op {
 	void (*verify)(op *o, cl_conn *a, const snap *s, const char *where);
 	bool base_room;   /* the room exists in the starting directory */
 	bool may_grow;    /* dcrd may append on its own after a restart */
+	/* After the restart, before reading the room: waits for what dcrd
+	 * resumed on its own (may be NULL). */
+	void (*settle)(op *o, cl_conn *a);
 	uint8_t room[ES_ROOM_ID_BYTES];
 	bool have_room;
 	size_t blobs0;    /* blob files in the starting directory */
@@ -501,8 +519,10 @@ static int run_run(op *o, cl_conn *a, unsigned *acked, dcr_err *err)
 	cl_run_status st;
 	int rc = cl_run(a, o->room, "overlap", o->run_id, err);
 
-	if (rc < 0)
+	if (rc < 0) {
+		o->run_id[0] = 0; /* not requested */
 		return rc;
+	}
 	++*acked;
 	for (;;) {
 		rc = cl_run_status(a, o->room, "overlap", &st, err);
@@ -532,6 +552,18 @@ static int run_run(op *o, cl_conn *a, unsigned *acked, dcr_err *err)
 		                 st.error ? st.error : "(no message)");
 	cl_run_status_release(&st);
 	return rc;
+}
+
+/* A run whose outcome was not recorded runs again at the restart. */
+static void run_settle(op *o, cl_conn *a)
+{
+	cl_run_status st;
+	dcr_err err;
+
+	if (!o->run_id[0])
+		return;
+	CHECK_OK(wait_run(a, o, &st, 20000, &err), &err);
+	cl_run_status_release(&st);
 }
 
 static void run_verify(op *o, cl_conn *a, const snap *s, const char *where)
@@ -580,10 +612,63 @@ static bool dead(void)
 	return t.pid <= 0;
 }
 
+/* Copies a tree of directories and regular files (in process: a shell
+ * per case would cost more than the case). */
+static const char *cp_src, *cp_dst;
+
+static int cp_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	char *dst = dcr_asprintf("%s%s", cp_dst, path + strlen(cp_src));
+	int rc = 0;
+
+	(void)ftw;
+	if (flag == FTW_D) {
+		rc = mkdir(dst, 0700);
+	} else if (flag == FTW_F && S_ISREG(st->st_mode)) {
+		char buf[65536];
+		int in = open(path, O_RDONLY | O_CLOEXEC);
+		int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		ssize_t n;
+		rc = in < 0 || out < 0 ? -1 : 0;
+		while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0)
+			if (write(out, buf, (size_t)n) != n)
+				rc = -1;
+		if (in >= 0)
+			close(in);
+		if (out >= 0)
+			close(out);
+	}
+	if (rc < 0)
+		fprintf(stderr, "copying %s: %s\n", path, strerror(errno));
+	free(dst);
+	return rc;
+}
+
+static void rm_tree(const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st) == 0 && nftw(dir, td_rm, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+		fprintf(stderr, "removing %s failed\n", dir);
+		exit(1);
+	}
+}
+
+static void copy_tree(const char *src, const char *dst)
+{
+	cp_src = src;
+	cp_dst = dst;
+	if (nftw(src, cp_one, 16, FTW_PHYS) != 0) {
+		fprintf(stderr, "copying %s to %s failed\n", src, dst);
+		exit(1);
+	}
+}
+
 /* Replaces t.data by a copy of dir. */
 static void data_from(const char *dir)
 {
-	sh(dcr_asprintf("rm -rf %s && cp -a %s %s", t.data, dir, t.data));
+	rm_tree(t.data);
+	copy_tree(dir, t.data);
 }
 
 /* The error of a failed operation must say what failed. */
@@ -599,8 +684,18 @@ static void check_message(int kind, const char *msg, const char *where)
 
 /* Runs o from its starting directory with point target failing (0: none);
  * returns the number of I/O points seen. */
+#define TICK(name)                                                                                 \
+	do {                                                                                       \
+		if (timing)                                                                        \
+			fprintf(stderr, "  %-10s %4llu ms\n", name,                                \
+			        (unsigned long long)(dcr_mono_ms() - tick));                       \
+		tick = dcr_mono_ms();                                                              \
+	} while (0)
+
 static long dmn_case(op *o, unsigned classes, int kind, bool sticky, long target)
 {
+	bool timing = getenv("DCR_FAULT_TIMING") != NULL;
+	uint64_t tick = dcr_mono_ms();
 	char where[512], *dir;
 	snap before, live, after;
 	cl_conn *a = NULL, *c = NULL;
@@ -618,6 +713,7 @@ static long dmn_case(op *o, unsigned classes, int kind, bool sticky, long target
 	data_from(dir);
 	free(dir);
 	unlink(t.log);
+	TICK("copy");
 	snprintf(where, sizeof where, "%s, %s%s, point %ld", o->name, kind_name(kind),
 	         sticky ? " from there on" : "", target);
 	if (ft_start() < 0) {
@@ -634,12 +730,14 @@ static long dmn_case(op *o, unsigned classes, int kind, bool sticky, long target
 	if (o->have_room)
 		CHECK(room_snap(a, o->room, &before, where) == 0);
 
+	TICK("start");
 	dcr_err_clear(&err);
 	fi_arm(t.pid, classes, kind, sticky, target);
 	rc = o->run(o, a, &acked, &err);
 	fi_disarm();
 	points = fi->count;
 	fired = fi->fired;
+	TICK("operation");
 	if (fired)
 		snprintf(where + strlen(where), sizeof where - strlen(where), " (%s)", fi->what);
 	if (verbose)
@@ -686,7 +784,9 @@ static long dmn_case(op *o, unsigned classes, int kind, bool sticky, long target
 		}
 		cl_close(c);
 		c = NULL;
+		TICK("live");
 		ft_stop(where);
+		TICK("stop");
 	}
 
 	/* A restart replays the same room. */
@@ -700,6 +800,9 @@ static long dmn_case(op *o, unsigned classes, int kind, bool sticky, long target
 		t_failures++;
 		goto out;
 	}
+	TICK("restart");
+	if (o->settle)
+		o->settle(o, a);
 	if (o->have_room) {
 		CHECK(room_snap(a, o->room, &after, where) == 0);
 		if (!snap_extends(&before, &after) || after.n < before.n + acked ||
@@ -713,10 +816,13 @@ static long dmn_case(op *o, unsigned classes, int kind, bool sticky, long target
 			t_failures++;
 		}
 	}
+	TICK("replayed");
 	o->verify(o, a, &after, where);
 	cl_close(a);
 	a = NULL;
+	TICK("verify");
 	ft_stop(where);
+	TICK("stop");
 	if (count_files("tmp") != 0) {
 		fprintf(stderr, "%s: temp files left after a clean shutdown\n", where);
 		t_failures++;
@@ -743,7 +849,8 @@ static void sweep_dmn(op *o, unsigned classes, int kind, bool sticky)
 		return;
 	}
 	for (i = 1; i <= n; i++)
-		dmn_case(o, classes, kind, sticky, i);
+		if (!getenv("DCR_FAULT_POINT") || atol(getenv("DCR_FAULT_POINT")) == i)
+			dmn_case(o, classes, kind, sticky, i);
 	fprintf(stderr, "%s, %s%s: %ld points\n", o->name, kind_name(kind),
 	        sticky ? " from there on" : "", n);
 }
@@ -754,7 +861,7 @@ static void prepare(op *o)
 	char *dir = dcr_asprintf("%s/%s", base_dir, o->key);
 	cl_conn *a;
 
-	sh(dcr_asprintf("rm -rf %s", t.data));
+	rm_tree(t.data);
 	unlink(t.log);
 	if (ft_start() < 0)
 		exit(1);
@@ -764,7 +871,7 @@ static void prepare(op *o)
 	cl_close(a);
 	ft_stop(o->name);
 	o->blobs0 = count_files("blobs");
-	sh(dcr_asprintf("cp -a %s %s", t.data, dir));
+	copy_tree(t.data, dir);
 	free(dir);
 }
 
@@ -854,7 +961,11 @@ static long es_case(bool group, unsigned classes, int kind, bool sticky, long ta
 	snprintf(where, sizeof where, "event store, %s, %s%s, point %ld",
 	         group ? "group commit" : "append", kind_name(kind),
 	         sticky ? " from there on" : "", target);
-	sh(dcr_asprintf("rm -rf %s && mkdir %s", t.data, t.data));
+	rm_tree(t.data);
+	if (mkdir(t.data, 0700) < 0) {
+		perror(t.data);
+		exit(1);
+	}
 	es_room_new(room);
 	for (i = 0; i < ES_BASE + nb + 1; i++)
 		es_entry(room, i, &e[i]);
@@ -978,6 +1089,8 @@ int main(void)
 	     .prepare = run_prepare,
 	     .run = run_run,
 	     .verify = run_verify,
+	     .settle = run_settle,
+	     .bg_error = "could not store",
 	     .base_room = true,
 	     .may_grow = true},
 	};
@@ -986,6 +1099,19 @@ int main(void)
 
 	verbose = getenv("DCR_FAULT_VERBOSE") != NULL;
 	td_init(&t);
+	{
+		/* Hundreds of data directories are copied and removed: in memory
+		 * (tmpfs) when there is one, else where td_init made them. */
+		char shm[sizeof t.dir];
+		snprintf(shm, sizeof shm, "/dev/shm/dcr-faults-XXXXXX");
+		if (mkdtemp(shm)) {
+			rmdir(t.dir);
+			memcpy(t.dir, shm, sizeof shm);
+			snprintf(t.data, sizeof t.data, "%s/data", t.dir);
+			snprintf(t.sock, sizeof t.sock, "%s/dcr.sock", t.dir);
+			snprintf(t.log, sizeof t.log, "%s/dcrd.log", t.dir);
+		}
+	}
 	fi_setup(t.data);
 	snprintf(base_dir, sizeof base_dir, "%s/base", t.dir);
 	if (mkdir(base_dir, 0700) < 0) {
