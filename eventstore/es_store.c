@@ -860,7 +860,8 @@ static const char *store_failure(es_store *s, int mdb_rc, char *buf, size_t cap)
 	const char *path = s->dir;
 	struct statvfs v;
 
-	if ((mdb_rc == EIO || mdb_rc == ENOSPC) && statvfs(path, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < ES_DISK_FULL_BYTES) {
+	if ((mdb_rc == EIO || mdb_rc == ENOSPC) && statvfs(path, &v) == 0 &&
+	    (uint64_t)v.f_bavail * v.f_frsize < ES_DISK_FULL_BYTES) {
 		snprintf(buf, cap, "No space left on device (%llu bytes free in %s; LMDB: %s)",
 		         (unsigned long long)v.f_bavail * v.f_frsize, path, mdb_strerror(mdb_rc));
 		return buf;

@@ -1,14 +1,13 @@
 /* fault_inject.h: I/O fault injection for tests (tests/README.md, "Fault
  * injection"). Header-only: include it in exactly one test executable.
  *
- * The executable itself defines write, pwrite, writev, pwritev, fsync, fdatasync, msync, rename, renameat, open, openat and mkdir (under
- * their link names, so header redirections such as pwrite -> pwrite64 do
- * not matter). A dynamic executable's symbols come first in symbol lookup,
- * so these definitions receive the calls of the statically linked dcr
- * libraries (blob store, key files) and of liblmdb.so alike; each forwards
- * to the next definition (libc, or the sanitizer's interceptor) found with
- * dlsym(RTLD_NEXT). Nothing of this is in dcrd or in any library: the
- * production binary carries no hook.
+ * The executable itself defines write, pwrite, writev, pwritev, fsync, fdatasync, msync, rename,
+ * renameat, open, openat and mkdir (under their link names, so header redirections such as pwrite
+ * -> pwrite64 do not matter). A dynamic executable's symbols come first in symbol lookup, so these
+ * definitions receive the calls of the statically linked dcr libraries (blob store, key files) and
+ * of liblmdb.so alike; each forwards to the next definition (libc, or the sanitizer's interceptor)
+ * found with dlsym(RTLD_NEXT). Nothing of this is in dcrd or in any library: the production binary
+ * carries no hook.
  *
  * Only calls of the process fi->pid on files under fi->dir count, and only
  * while armed. Every such call of a selected class is one "I/O point",
@@ -65,8 +64,7 @@ static fi_state *fi;
 /* Maps the shared state (once, before any fork). */
 __attribute__((unused)) static void fi_setup(const char *dir)
 {
-	void *p = mmap(NULL, sizeof *fi, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-	               0);
+	void *p = mmap(NULL, sizeof *fi, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED) {
 		perror("fi_setup: mmap");
@@ -202,7 +200,7 @@ ssize_t fi_write(int fd, const void *p, size_t n)
 	ssize_t cname(int fd, const void *p, size_t n, off_t off) __asm__(sym);                    \
 	ssize_t cname(int fd, const void *p, size_t n, off_t off)                                  \
 	{                                                                                          \
-		FI_REAL(ssize_t(*)(int, const void *, size_t, off_t), sym);                        \
+		FI_REAL(ssize_t (*)(int, const void *, size_t, off_t), sym);                       \
 		if (fi_fd_hit(FI_WRITE, "pwrite", fd)) {                                           \
 			ssize_t k = fi_write_fault(n);                                             \
 			if (k < 0)                                                                 \
@@ -251,7 +249,7 @@ ssize_t fi_writev(int fd, const struct iovec *iov, int cnt)
 	ssize_t cname(int fd, const struct iovec *iov, int cnt, off_t off)                         \
 	{                                                                                          \
 		struct iovec one;                                                                  \
-		FI_REAL(ssize_t(*)(int, const struct iovec *, int, off_t), sym);                   \
+		FI_REAL(ssize_t (*)(int, const struct iovec *, int, off_t), sym);                  \
 		if (fi_fd_hit(FI_WRITE, "pwritev", fd)) {                                          \
 			if (fi_iov_fault(iov, cnt, &one) < 0)                                      \
 				return -1;                                                         \
@@ -327,8 +325,8 @@ int fi_renameat(int fd1, const char *from, int fd2, const char *to)
 			va_start(ap, flags);                                                       \
 			mode = (mode_t)va_arg(ap, int);                                            \
 			va_end(ap);                                                                \
-			if (fi_path_counts(path) && access(path, F_OK) < 0 &&                    \
-			    fi_hit(FI_CREATE, "create", path)) {     \
+			if (fi_path_counts(path) && access(path, F_OK) < 0 &&                      \
+			    fi_hit(FI_CREATE, "create", path)) {                                   \
 				errno = fi_errno();                                                \
 				return -1;                                                         \
 			}                                                                          \
@@ -351,8 +349,8 @@ FI_OPEN(fi_open64, "open64")
 			va_start(ap, flags);                                                       \
 			mode = (mode_t)va_arg(ap, int);                                            \
 			va_end(ap);                                                                \
-			if (fi_path_counts(path) && access(path, F_OK) < 0 &&                    \
-			    fi_hit(FI_CREATE, "create", path)) {     \
+			if (fi_path_counts(path) && access(path, F_OK) < 0 &&                      \
+			    fi_hit(FI_CREATE, "create", path)) {                                   \
 				errno = fi_errno();                                                \
 				return -1;                                                         \
 			}                                                                          \
@@ -368,8 +366,7 @@ int fi_mkdir(const char *path, mode_t mode) __asm__("mkdir");
 int fi_mkdir(const char *path, mode_t mode)
 {
 	FI_REAL(int (*)(const char *, mode_t), "mkdir");
-	if (fi_path_counts(path) && access(path, F_OK) < 0 &&
-	    fi_hit(FI_CREATE, "mkdir", path)) {
+	if (fi_path_counts(path) && access(path, F_OK) < 0 && fi_hit(FI_CREATE, "mkdir", path)) {
 		errno = fi_errno();
 		return -1;
 	}
