@@ -152,4 +152,16 @@ int cmp_sql_refs(const char *query, const char *const *names, size_t n, bool *us
  * every query of a room that reads the dataset). used[i] for cols[i]. */
 int cmp_sql_join_columns(const char *query, const cmp_schema *schema, bool *used, dcr_err *err);
 
+/* ---- error classes -------------------------------------------------------
+ * A run's error message may quote data; what leaves the run is its class,
+ * one of a fixed vocabulary (docs/privacy.md, "Errors"): "time limit",
+ * "memory limit", "row limit", "size limit", "sql error", "sql error: json
+ * path", "sql error: malformed json", "sql error: integer overflow", "sql
+ * error: invalid text", "sql error: too big", "sql error: not allowed",
+ * "privacy filter", "input unavailable", "not supported", "internal error".
+ * The returned string is a constant of that list, whatever err holds. */
+const char *cmp_error_class(const dcr_err *err);
+/* s is one of the classes above (rm_apply checks run.failed with it). */
+bool cmp_error_class_valid(const char *s);
+
 #endif

@@ -807,7 +807,10 @@ static void run_job(dmn *d, dmn_job *j)
 		dcr_buf_append_u8(&inputs, '}');
 		rm_body_run_completed(&body, &out, dcr_buf_cstr(&inputs));
 	} else {
-		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "", err.msg);
+		/* The message may quote data (docs/privacy.md, "Errors"): the
+		 * event and the log get its data-free class only. */
+		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "",
+		                   cmp_error_class(&err));
 	}
 	if (dmn__append_enter(d)) {
 		dcr_err e2;
@@ -831,7 +834,7 @@ static void run_job(dmn *d, dmn_job *j)
 			         out.state == RM_RUN_DONE ? "done" : "failed",
 			         (unsigned long long)out.duration_ms, imgs, hits,
 			         out.state == RM_RUN_DONE ? "" : ": ",
-			         out.state == RM_RUN_DONE ? "" : err.msg);
+			         out.state == RM_RUN_DONE ? "" : cmp_error_class(&err));
 		}
 	}
 	set_running(d, j->run_id, false);
