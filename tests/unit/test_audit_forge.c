@@ -148,11 +148,16 @@ static void build_honest(tlog *l, size_t upto)
 	r.result_bytes = 10;
 	r.duration_ms = 5;
 	memset(r.result_sha256, 0x77, 32);
-	r.schema_json = "[[\"n\",\"integer\"]]";
-	rm_body_run_completed(
-	    &b, &r,
-	    "{\"bank_customers\": "
-	    "\"3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f\"}");
+	rm_run_col col = {"n", RM_INTEGER};
+	rm_run_input in[2] = {{.dataset = "bank_customers", .present = true},
+	                      {.dataset = "insurer_customers", .present = true}};
+	memset(in[0].sha256, 0x3f, 32);
+	memset(in[1].sha256, 0x4e, 32);
+	r.cols = &col;
+	r.ncols = 1;
+	r.inputs = in;
+	r.ninputs = 2;
+	rm_body_run_completed(&b, &r);
 	tlog_add(l, kd, RM_EV_RUN_COMPLETED, &b);
 	if (l->n >= upto)
 		goto out;
