@@ -372,6 +372,7 @@ typedef struct plan_node {
 	long long min_rows;
 	size_t *inputs; /* indices into plan nodes */
 	size_t ninputs;
+	cmp_psource priv; /* what a filtered reader knows of this table (a copy) */
 	/* evaluated */
 	bool ready;
 	cmp_column *cols;
@@ -405,6 +406,7 @@ static void plan_free(dmn *d, plan *p)
 		dmn__schema_free(n->cols, n->ncols);
 		dcr_buf_release(&n->image);
 		dmn__image_put(d, n->img);
+		cmp_psource_release(&n->priv);
 	}
 	free(p->n);
 	free(p->order);
@@ -442,8 +444,10 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 		n->is_dataset = true;
 		n->is_table = ds->kind == RM_DS_TABLE;
 		dcr_buf_init(&n->image);
-		if (n->is_table)
+		if (n->is_table) {
 			dmn__schema_of(ds, &n->cols, &n->ncols);
+			cmp_psource_copy(&n->priv, &ds->psrc);
+		}
 		if (pv && pv->blob) {
 			n->blob = dcr_strdup(pv->blob);
 			memcpy(n->hash, pv->sha256, 32);
@@ -466,6 +470,7 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 		n->kind = c->kind;
 		n->query = c->query ? dcr_strdup(c->query) : NULL;
 		n->min_rows = c->min_rows_aggregated;
+		cmp_psource_copy(&n->priv, &c->psrc);
 		dcr_buf_init(&n->image);
 	}
 	for (i = 0; i < def->ncomputations; i++) {
@@ -531,8 +536,17 @@ static void cache_key(const plan *p, const plan_node *n, uint8_t out[32])
 	dcr_buf_append_u8(&b, 0);
 	for (k = 0; k < n->ninputs; k++) {
 		const plan_node *in = &p->n[n->inputs[k]];
+		size_t c;
 		dcr_buf_append(&b, in->name, strlen(in->name) + 1);
 		dcr_buf_append(&b, in->hash, 32);
+		/* the privacy filter's view (permissions, units) changes results */
+		dcr_buf_printf(&b, "%d", (int)in->priv.kind);
+		for (c = 0; c < in->priv.ncols; c++)
+			dcr_buf_printf(&b, "%s=%u", in->priv.cols[c].name, in->priv.cols[c].allow);
+		dcr_buf_append_u8(&b, 0);
+		for (c = 0; c < in->priv.nunits; c++)
+			dcr_buf_append(&b, in->priv.units[c], strlen(in->priv.units[c]) + 1);
+		dcr_buf_append_u8(&b, 0);
 	}
 	dcr_sha256(b.data, b.len, out);
 	dcr_buf_release(&b);
@@ -674,6 +688,7 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 		in[k].name = x->name;
 		in[k].schema.cols = x->cols;
 		in[k].schema.ncols = x->ncols;
+		in[k].priv = &x->priv;
 		if (x->img) {
 			in[k].image = dmn__image_data(x->img, &in[k].image_n);
 		} else {

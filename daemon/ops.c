@@ -881,6 +881,7 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 				dmn__schema_of(ds, &owned[k], &owned_n[k]);
 				in[k].schema.cols = owned[k];
 				in[k].schema.ncols = owned_n[k];
+				in[k].priv = &ds->psrc;
 			} else {
 				size_t up;
 				for (up = 0; up < def->ncomputations; up++)
@@ -894,6 +895,7 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 				}
 				in[k].schema.cols = results[up].cols;
 				in[k].schema.ncols = results[up].ncols;
+				in[k].priv = &def->computations[up].psrc;
 			}
 		}
 		if (crc == 0)

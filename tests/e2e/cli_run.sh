@@ -23,10 +23,10 @@ cat >"$T/room.json" <<JSON
      "owner_of": ["bank_customers"], "analyst_of": ["by_city", "overflow", "dump"]}
   ],
   "datasets": [
-    {"name": "bank_customers", "kind": "table",
+    {"name": "bank_customers", "kind": "table", "unit": "email",
      "columns": [{"name": "email", "type": "string", "nullable": false},
-                 {"name": "age", "type": "integer", "nullable": true},
-                 {"name": "city", "type": "string", "nullable": false},
+                 {"name": "age", "type": "integer", "nullable": true, "allow": ["aggregate"]},
+                 {"name": "city", "type": "string", "nullable": false, "allow": ["group"]},
                  {"name": "balance", "type": "float", "nullable": true}]}
   ],
   "computations": [

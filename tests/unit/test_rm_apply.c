@@ -333,7 +333,9 @@ static void test_lifecycle(void)
 {
 	char *def = t_valid_def(&F);
 	char *def2 = t_replace(def, "Customer overlap", "Customer overlap, v2");
-	char *baddef = t_replace(def, "GROUP BY b.city", "GROUP BY b.citi");
+	/* in the filtered subset, but SQLite refuses it (abs() takes one
+	 * argument): only the admission check knows */
+	char *baddef = t_replace(def, "GROUP BY b.city", "GROUP BY b.city HAVING abs() > 0");
 	dcr_buf keep;
 	dcr_err e;
 	dcr_buf_init(&keep);
