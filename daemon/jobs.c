@@ -85,6 +85,39 @@ void dmn__job_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_
 	push(d, j);
 }
 
+/* Error details of failed runs of unfiltered computations: the last
+ * DETAILS_MAX, in memory only (lost at restart). Run ids are random and
+ * unique per daemon, so one table serves every daemon in the process. */
+#define DETAILS_MAX 256
+static pthread_mutex_t details_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char run[33];
+	char msg[DCR_ERR_MSG_BYTES];
+} details[DETAILS_MAX];
+static size_t details_next;
+
+static void detail_put(const char *run_id, const char *msg)
+{
+	pthread_mutex_lock(&details_mu);
+	snprintf(details[details_next].run, sizeof details[0].run, "%s", run_id);
+	snprintf(details[details_next].msg, sizeof details[0].msg, "%s", msg);
+	details_next = (details_next + 1) % DETAILS_MAX;
+	pthread_mutex_unlock(&details_mu);
+}
+
+bool dmn__run_detail(const char *run_id, char *out, size_t cap)
+{
+	bool hit = false;
+	pthread_mutex_lock(&details_mu);
+	for (size_t i = 0; i < DETAILS_MAX && !hit; i++)
+		if (details[i].run[0] && strcmp(details[i].run, run_id) == 0) {
+			snprintf(out, cap, "%s", details[i].msg);
+			hit = true;
+		}
+	pthread_mutex_unlock(&details_mu);
+	return hit;
+}
+
 bool dmn__run_is_running(dmn *d, const char *run_id)
 {
 	bool hit = false;
@@ -826,6 +859,13 @@ static void run_job(dmn *d, dmn_job *j)
 		 * event and the log get its data-free class only. */
 		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "",
 		                   cmp_error_class(&err));
+		/* The detail only where no evaluated computation is filtered:
+		 * their analysts may read rows anyway. */
+		bool filtered = false;
+		for (k = 0; k < p.norder; k++)
+			filtered = filtered || p.n[p.order[k]].min_rows > 0;
+		if (!filtered && err.msg[0])
+			detail_put(j->run_id, err.msg);
 	}
 	if (dmn__append_enter(d)) {
 		dcr_err e2;

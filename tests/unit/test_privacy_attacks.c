@@ -27,7 +27,8 @@ static char *room_json(const td *t, const char *extra)
 	    "{\"format\": \"dcr.room/1\", \"name\": \"attacks\",\n"
 	    " \"participants\": [\n"
 	    "  {\"email\": \"anna@bank.example\", \"key\": \"%s\", \"owner_of\": [\"bank\"],\n"
-	    "   \"analyst_of\": [\"leaky\", \"multiply\", \"down\", \"diff_all\", \"diff_young\","
+	    "   \"analyst_of\": [\"leaky\", \"overflow\", \"multiply\", \"down\", \"diff_all\", "
+	    "\"diff_young\","
 	    "%s \"by_city\"]},\n"
 	    "  {\"email\": \"ian@insurer.example\", \"key\": \"%s\", \"owner_of\": [\"policies\"],\n"
 	    "   \"analyst_of\": [\"up\"]}],\n"
@@ -49,6 +50,10 @@ static char *room_json(const td *t, const char *extra)
 	    "  {\"name\": \"leaky\", \"kind\": \"sql\", \"query\": \"SELECT city, COUNT(*) FROM "
 	    "bank GROUP BY city HAVING json_extract('{}', (SELECT group_concat(email||'='||balance, "
 	    "';') FROM bank WHERE age > 90)) IS NULL\"},\n"
+	    /* a filtered query that fails on the victim's row only */
+	    "  {\"name\": \"overflow\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": "
+	    "10}, \"query\": \"SELECT city, SUM(CASE WHEN age > 90 THEN 9223372036854775807 ELSE "
+	    "age END) AS s FROM bank GROUP BY city\"},\n"
 	    /* 2: row multiplication with a second dataset */
 	    "  {\"name\": \"multiply\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": "
 	    "10}, \"query\": \"SELECT b.age, COUNT(*) AS n, SUM(b.balance) AS s FROM bank b CROSS "
@@ -275,6 +280,17 @@ int main(void)
 	CHECK(st.error && strcmp(st.error, "sql error: json path") == 0);
 	if (st.error && strcmp(st.error, "sql error: json path") != 0)
 		fprintf(stderr, "leaky failed with: %s\n", st.error);
+	/* its analyst, anna, may see the message: the computation has no
+	 * filter, she could read rows of it anyway */
+	CHECK(st.detail && strstr(st.detail, "JSON path error"));
+	cl_run_status_release(&st);
+	free(r);
+	/* a filtered computation failing on the victim's row: the class only,
+	 * even for its analyst */
+	r = run_result(a, room, "overflow", &st);
+	CHECK(r == NULL && strcmp(st.state, "failed") == 0);
+	CHECK(st.error && strcmp(st.error, "sql error: integer overflow") == 0);
+	CHECK(st.detail == NULL);
 	cl_run_status_release(&st);
 	free(r);
 	{
@@ -293,10 +309,10 @@ int main(void)
 		/* the owner of the other dataset asks for the run status */
 		cl_run_status s2;
 		memset(&s2, 0, sizeof s2);
-		if (cl_run_status(i, room, "leaky", &s2, &err) == 0) {
-			CHECK(!s2.error || (!strstr(s2.error, "victim") && !strstr(s2.error, "987654")));
-			cl_run_status_release(&s2);
-		}
+		CHECK_OK(cl_run_status(i, room, "leaky", &s2, &err), &err);
+		CHECK(s2.error && strcmp(s2.error, "sql error: json path") == 0);
+		CHECK(s2.detail == NULL);
+		cl_run_status_release(&s2);
 	}
 
 	/* 2. Row multiplication: a cross join with 30 policies makes 30 rows
