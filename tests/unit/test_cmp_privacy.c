@@ -290,7 +290,18 @@ int main(void)
 	       "function json_extract() is not allowed");
 	reject("SELECT g, COUNT(*) FROM t WHERE COUNT(*) > 1 GROUP BY g",
 	       "aggregate COUNT() is not allowed in WHERE");
-	reject("SELECT g, SUM(COUNT(*)) FROM t GROUP BY g", "an aggregate inside an aggregate");
+	reject("SELECT g, SUM(COUNT(*)) FROM t GROUP BY g", "the argument of SUM() must be one column");
+	/* conditional aggregation is FILTER in disguise */
+	reject("SELECT g, SUM(CASE WHEN v > 5 THEN v ELSE 0 END) FROM t GROUP BY g",
+	       "the argument of SUM() must be one column");
+	reject("SELECT g, SUM((CASE WHEN v > 5 THEN v END)) FROM t GROUP BY g",
+	       "the argument of SUM() must be one column");
+	reject("SELECT g, AVG(v * (u = 'C0')) FROM t GROUP BY g", "the argument of AVG() must be");
+	reject("SELECT g, COUNT(DISTINCT v + 1) FROM t GROUP BY g", "the argument of COUNT()");
+	reject("SELECT g, SUM((SELECT 1)) FROM t GROUP BY g", "subqueries are not allowed");
+	expect("SELECT g, ROUND(AVG(t.v), 1) AS a, SUM(DISTINCT v) + COUNT(*) AS b FROM t GROUP BY g "
+	       "ORDER BY g",
+	       "g,a,b\r\nB,3.0,20\r\nC,3.5,27\r\n", 1);
 	reject("SELECT g, COUNT(*) FROM t GROUP BY g LIMIT (SELECT 1)", "LIMIT takes a number");
 	reject("SELECT g, COUNT(*) FROM json_each('[1]') GROUP BY g", "table-valued functions");
 	reject("SELECT g, COUNT(*) FROM nope GROUP BY g", "nope is not a dataset or computation");
