@@ -1,7 +1,7 @@
 /* bench_rm_apply.c: cost of the room rules.
  *
  * Measures (1) rm_def_parse of a realistic definition (JSON, validation and
- * SQL compilation of every query), (2) replay of a room's log from stored
+ * the SQL tokenizer; no SQLite: compiling is the admission check), (2) replay of a room's log from stored
  * entries (decode + signature check + rm_apply) and (3) rm_apply alone,
  * over a log of N run.requested/run.completed pairs, and rm_describe.
  *

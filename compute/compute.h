@@ -246,9 +246,12 @@ int cmp_sql_join_columns(const char *query, const cmp_schema *schema, bool *used
  * "memory limit", "row limit", "size limit", "sql error", "sql error: json
  * path", "sql error: malformed json", "sql error: integer overflow", "sql
  * error: invalid text", "sql error: too big", "sql error: not allowed",
- * "privacy filter", "input unavailable", "not supported", "internal error".
+ * "privacy filter", "input unavailable", "not supported", "internal error",
+ * and "result not recordable" (set by dcrd, below).
  * The returned string is a constant of that list, whatever err holds. */
 const char *cmp_error_class(const dcr_err *err);
+/* The class of a result the room's rules refuse to record (dcrd). */
+#define CMP_ERRCLASS_UNRECORDABLE "result not recordable"
 /* s is one of the classes above (rm_apply checks run.failed with it). */
 bool cmp_error_class_valid(const char *s);
 

@@ -776,6 +776,7 @@ static void run_job(dmn *d, dmn_job *j)
 	cmp_result res;
 	plan p;
 	dcr_err err;
+	const char *cls = "";
 	dcr_buf body;
 	rm_run out;
 	rm_run_input *run_inputs = NULL;
@@ -857,8 +858,8 @@ static void run_job(dmn *d, dmn_job *j)
 	} else {
 		/* The message may quote data (docs/privacy.md, "Errors"): the
 		 * event and the log get its data-free class only. */
-		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "",
-		                   cmp_error_class(&err));
+		cls = cmp_error_class(&err);
+		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "", cls);
 		/* The detail only where no evaluated computation is filtered:
 		 * their analysts may read rows anyway. */
 		bool filtered = false;
@@ -878,7 +879,13 @@ static void run_job(dmn *d, dmn_job *j)
 			out.state = RM_RUN_FAILED;
 			dcr_err_set(&err, rc, "the result could not be recorded: %s", e2.msg);
 			dcr_buf_reset(&body);
-			rm_body_run_failed(&body, j->run_id, p.computation, err.msg);
+			cls = CMP_ERRCLASS_UNRECORDABLE;
+			rm_body_run_failed(&body, j->run_id, p.computation, cls);
+			bool filtered = false;
+			for (k = 0; k < p.norder; k++)
+				filtered = filtered || p.n[p.order[k]].min_rows > 0;
+			if (!filtered)
+				detail_put(j->run_id, err.msg);
 			rc = dmn__submit_daemon(d, j->room, RM_EV_RUN_FAILED, &body, &e2);
 		}
 		dmn__append_leave(d);
@@ -899,7 +906,7 @@ static void run_job(dmn *d, dmn_job *j)
 			         out.state == RM_RUN_DONE ? "done" : "failed",
 			         (unsigned long long)out.duration_ms, imgs, hits,
 			         out.state == RM_RUN_DONE ? "" : ": ",
-			         out.state == RM_RUN_DONE ? "" : cmp_error_class(&err));
+			         out.state == RM_RUN_DONE ? "" : cls);
 		}
 	}
 	set_running(d, j->run_id, false);
@@ -1040,8 +1047,21 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 			keep_meta(d, &keep, key);
 			free(key);
 		}
-		for (j = 0; j < r->st.nruns; j++)
-			keep_add(&keep, r->st.runs[j].result_blob);
+		for (j = 0; j < r->st.nruns; j++) {
+			const rm_run *run = &r->st.runs[j];
+			keep_add(&keep, run->result_blob);
+			/* a queued run reads the data provisioned when it was
+			 * requested, even if that was replaced since */
+			for (size_t k = 0; run->state == RM_RUN_QUEUED && k < run->ninputs; k++) {
+				char *key;
+				if (!run->inputs[k].blob || !dmn__blob_id_valid(run->inputs[k].blob))
+					continue;
+				keep_add(&keep, run->inputs[k].blob);
+				key = dcr_asprintf("image:%s", run->inputs[k].blob);
+				keep_meta(d, &keep, key);
+				free(key);
+			}
+		}
 		keep_cache(d, &keep, &r->st);
 		pthread_mutex_unlock(&r->mu);
 	}

@@ -449,6 +449,7 @@ static int admit(const rm_state *st, const es_event *ev, dcr_err *err)
 	rm_def_free(def);
 	return rc;
 }
+
 /* Whether a provision current before this event no longer is (its data
  * withdrawn or replaced); frees old. */
 static bool blobs_withdrawn(const rm_state *st, char **old, size_t n)

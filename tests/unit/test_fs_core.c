@@ -689,6 +689,22 @@ int main(void)
 	CHECK(file_contains(fa, "status", "last_error:"));
 	CHECK(file_contains(fa, "status", "room.json"));
 	CHECK_RC(fs_size(fa), 1);
+	/* a query that does not compile: refused by the admission check before
+	 * anything is signed */
+	json = room_json(&anna, &ian, "bad sql");
+	{
+		/* abs() without argument: in the filtered subset, refused by
+		 * SQLite */
+		char *at = strstr(json, "GROUP BY b.city");
+		char *bad = dcr_asprintf("%.*sGROUP BY b.city HAVING abs() > 0%s", (int)(at - json),
+		                         json, at + strlen("GROUP BY b.city"));
+		free(json);
+		json = bad;
+	}
+	CHECK_RC(write_file(fa, "room.json", json, 100), -EINVAL);
+	free(json);
+	CHECK(file_contains(fa, "status", "SQL error: wrong number of arguments to function abs()"));
+	CHECK_RC(fs_size(fa), 1);
 	json = room_json(&anna, &ian, "second draft");
 	CHECK_RC(write_file(fa, "room.json", json, 100), 0);
 	free(json);
