@@ -851,7 +851,7 @@ typedef struct rcase {
 	const char *want;
 } rcase;
 
-#define NCASES 24
+#define NCASES 26
 static rcase cases[NCASES];
 static size_t ncases;
 
@@ -1009,6 +1009,16 @@ static void build_cases(const tlog *l)
 	completed_raw(&b, &good_in, &good_schema, false);
 	c = case_new("rules-completed-ok", UINT64_MAX, NULL);
 	replace_export(l, 6, kd, RM_EV_RUN_COMPLETED, &b, &c->out);
+
+	/* run.failed carries a data-free class, never a message that could
+	 * quote data (privacy.md, "Errors"): a daemon that leaks is caught */
+	run_id(2, id);
+	rm_body_run_failed(&b, id, "overlap", "JSON path error near 'victim@bank.example=987654.32'");
+	c = case_new("rules-failed-leaky-error", 9, "not one of the data-free error classes");
+	replace_export(l, 9, kd, RM_EV_RUN_FAILED, &b, &c->out);
+	rm_body_run_failed(&b, id, "overlap", "sql error: json path");
+	c = case_new("rules-failed-class-ok", UINT64_MAX, NULL);
+	replace_export(l, 9, kd, RM_EV_RUN_FAILED, &b, &c->out);
 
 	/* inputs: a wrong hash, a missing dataset, {}, nil for a provisioned one */
 	RAW(in_wrong, dcr_mpw_map(w, 2); dcr_mpw_str(w, "bank_customers"); dcr_mpw_bin(w, h00, 32);
