@@ -851,7 +851,7 @@ typedef struct rcase {
 	const char *want;
 } rcase;
 
-#define NCASES 26
+#define NCASES 28
 static rcase cases[NCASES];
 static size_t ncases;
 
@@ -1137,6 +1137,42 @@ static void build_cases(const tlog *l)
 	 * (admission, not a rule); quoted identifiers are read; a name in a
 	 * comment is not (so the honest completion names an input the run
 	 * does not read) */
+	/* the privacy rules (privacy.md): a filtered query in the subset over
+	 * columns allowed for their use is valid; group_concat is not */
+	{
+		char *u = def_edit("\"kind\": \"sql\",",
+		                   "\"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": 5},");
+		for (int k = 0; k < 2; k++) {
+			const char *from = k ? "{\"name\": \"insurer_customers\", \"columns\": [{\"name\": "
+			                       "\"email\", \"type\": \"string\"}"
+			                     : "{\"name\": \"bank_customers\", \"columns\": [{\"name\": "
+			                       "\"email\", \"type\": \"string\"}";
+			const char *to = k ? "{\"name\": \"insurer_customers\", \"unit\": \"email\", "
+			                     "\"columns\": [{\"name\": \"email\", \"type\": \"string\", "
+			                     "\"allow\": [\"join\"]}"
+			                   : "{\"name\": \"bank_customers\", \"unit\": \"email\", "
+			                     "\"columns\": [{\"name\": \"email\", \"type\": \"string\", "
+			                     "\"allow\": [\"join\"]}";
+			char *at = strstr(u, from);
+			DCR_ASSERT(at);
+			char *v = dcr_asprintf("%.*s%s%s", (int)(at - u), u, to, at + strlen(from));
+			free(u);
+			u = v;
+		}
+		c = case_new("rules-privacy-ok", UINT64_MAX, NULL);
+		honest_with(u, 12, &c->out);
+		char *at = strstr(u, "COUNT(*) AS n");
+		DCR_ASSERT(at);
+		char *bad = dcr_asprintf("%.*sgroup_concat(b.email) AS n%s", (int)(at - u), u,
+		                         at + strlen("COUNT(*) AS n"));
+		rm_body_definition(&b, bad);
+		c = case_new("rules-privacy-group-concat", 1,
+		             "privacy filter: offset 7 (near \"group_concat\"): group_concat() is not "
+		             "allowed");
+		replace_export(l, 1, ka, RM_EV_SAVED, &b, &c->out);
+		free(bad);
+		free(u);
+	}
 	t = def_edit("USING (email)", "USING (emial)");
 	c = case_new("rules-sql-does-not-compile", UINT64_MAX, NULL);
 	honest_with(t, 12, &c->out);
