@@ -546,15 +546,6 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 	return 0;
 }
 
-static enum cmp_type type_parse(const char *s, size_t n)
-{
-	if (n == 7 && memcmp(s, "integer", 7) == 0)
-		return CMP_INTEGER;
-	if (n == 5 && memcmp(s, "float", 5) == 0)
-		return CMP_FLOAT;
-	return CMP_STRING;
-}
-
 static void cache_key(const plan *p, const plan_node *n, uint8_t out[32])
 {
 	dcr_buf b;
@@ -633,7 +624,8 @@ static int cache_load(dmn *d, plan_node *n, dcr_err *err)
 			goto out;
 		}
 		n->cols[i].name = name;
-		n->cols[i].type = type_parse(t, tn);
+		if (!cmp_type_parse(t, tn, &n->cols[i].type))
+			n->cols[i].type = CMP_STRING;
 		n->cols[i].nullable = true;
 	}
 	rc = dmn__image_get(d, img_id, &n->img, &n->img_hit, err);
@@ -850,9 +842,7 @@ static void run_job(dmn *d, dmn_job *j)
 		out.cols = dcr_calloc(res.ncols + 1, sizeof *out.cols);
 		for (k = 0; k < res.ncols; k++) {
 			out.cols[k].name = (char *)res.cols[k].name;
-			out.cols[k].type = res.cols[k].type == CMP_INTEGER ? RM_INTEGER
-			                   : res.cols[k].type == CMP_FLOAT ? RM_FLOAT
-			                                                   : RM_STRING;
+			out.cols[k].type = res.cols[k].type;
 		}
 		rm_body_run_completed(&body, &out);
 	} else {

@@ -22,15 +22,7 @@
 #include "../../room/room.h"
 #include "../../tools/audit_core.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 /* ---- a log under construction ------------------------------------------------ */
 
@@ -148,7 +140,7 @@ static void build_honest(tlog *l, size_t upto)
 	r.result_bytes = 10;
 	r.duration_ms = 5;
 	memset(r.result_sha256, 0x77, 32);
-	rm_run_col col = {"n", RM_INTEGER};
+	rm_run_col col = {"n", CMP_INTEGER};
 	rm_run_input in[2] = {{.dataset = "bank_customers", .present = true},
 	                      {.dataset = "insurer_customers", .present = true}};
 	memset(in[0].sha256, 0x3f, 32);
@@ -288,7 +280,7 @@ static void expect_valid(const char *what, const dcr_buf *b, const au_verify_opt
 		int rc = verify_bytes(b, o, t, msg, sizeof(msg), &bad);
 		if (rc) {
 			fprintf(stderr, "%s (threads %u): expected valid, got: %s\n", what, t, msg);
-			failures++;
+			t_failures++;
 		}
 	}
 }
@@ -313,7 +305,7 @@ static void expect_invalid(const char *what, const dcr_buf *b, const au_verify_o
 			        "%d at %lld: %s\n",
 			        what, t, seq == UINT64_MAX ? -1LL : (long long)seq, want, rc,
 			        bad == UINT64_MAX ? -1LL : (long long)bad, msg);
-			failures++;
+			t_failures++;
 		} else if (t == 1) {
 			printf("ok: %s: invalid: %s\n", what, msg);
 		}
@@ -813,7 +805,7 @@ static void test_every_byte(const tlog *l)
 		dcr_err err;
 		if (au_export_decode(out.data, i, &x, &err) == 0) {
 			fprintf(stderr, "prefix of %zu bytes decodes\n", i);
-			failures++;
+			t_failures++;
 			au_export_release(&x);
 		}
 	}
@@ -827,7 +819,7 @@ static void test_every_byte(const tlog *l)
 			if (missed++ < 5)
 				fprintf(stderr, "flip of bit %zu of byte %zu is not detected\n",
 				        i % 8, i);
-			failures++;
+			t_failures++;
 		}
 	}
 	printf("ok: %zu single-bit flips (every third byte) and %zu truncations of an export, "
@@ -1196,7 +1188,7 @@ static void build_cases(const tlog *l)
 		view v;
 		rm_provision p;
 		rm_run r;
-		rm_run_col col = {"n", RM_INTEGER};
+		rm_run_col col = {"n", CMP_INTEGER};
 		rm_run_input in[2] = {{.dataset = "bank_customers", .present = true},
 		                      {.dataset = "insurer_customers", .present = true}};
 		tlog_init(&l3, 0xd2);
@@ -1355,7 +1347,7 @@ int main(int argc, char **argv)
 	dcr_buf_release(&out);
 	tlog_release(&l);
 	teardown();
-	if (failures)
-		fprintf(stderr, "%d failures\n", failures);
-	return failures ? 1 : 0;
+	if (t_failures)
+		fprintf(stderr, "%d failures\n", t_failures);
+	return t_failures ? 1 : 0;
 }

@@ -184,8 +184,8 @@ int main(void)
 		uint8_t broom[ES_ROOM_ID_BYTES];
 		memcpy(badq, "SELECT emial, age", 17);
 		CHECK_ERR(td_room_publish(a, bad, broom, &err), DCR_EINVALID, &err,
-		          "seq 0 (room.created): definition: computations[0] (\"everything\"): "
-		          "SQL error: no such column: emial");
+		          "definition: computations[0] (\"everything\"): SQL error: no such "
+		          "column: emial");
 		free(bad);
 	}
 	/* A result the rules cannot record (a column name over 1024 bytes) is

@@ -14,23 +14,7 @@
 #include "../../fs/fs.h"
 #include "../../room/room.h"
 
-static int failures;
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c)) {                                                                        \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);      \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
-#define CHECK_RC(expr, want)                                                                       \
-	do {                                                                                       \
-		long _rc = (long)(expr);                                                           \
-		if (_rc != (long)(want)) {                                                         \
-			fprintf(stderr, "%s:%d: %s = %ld, want %ld\n", __FILE__, __LINE__, #expr,  \
-			        _rc, (long)(want));                                                \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 /* ---- the fake daemon --------------------------------------------------------- */
 
@@ -247,7 +231,7 @@ static int fk_run(void *ctx, const char *computation, char run_id[33], dcr_err *
 	r.suppressed = 2;
 	r.result_bytes = strlen(res->csv);
 	r.duration_ms = 3;
-	rm_run_col cols[] = {{(char *)"city", RM_STRING}, {(char *)"n", RM_INTEGER}};
+	rm_run_col cols[] = {{(char *)"city", CMP_STRING}, {(char *)"n", CMP_INTEGER}};
 	const rm_run *q = rm_state_run(&fk->st, run_id);
 	r.cols = cols;
 	r.ncols = 2;
@@ -974,8 +958,8 @@ int main(void)
 	dcr_key_free(anna.key);
 	dcr_key_free(ian.key);
 	dcr_key_free(eve.key);
-	if (failures) {
-		fprintf(stderr, "test_fs_core: %d failures\n", failures);
+	if (t_failures) {
+		fprintf(stderr, "test_fs_core: %d failures\n", t_failures);
 		return 1;
 	}
 	printf("test_fs_core: ok\n");
