@@ -761,7 +761,8 @@ static int parse_select_list(struct P *p, size_t end)
 			it->plain = true;
 			it->col = p->refs[0];
 			snprintf(it->name, sizeof it->name, "%s", a);
-		} else if (it->e - it->s == 3 && ident(p, it->s, a) && ident(p, it->s + 2, b) &&
+		} else if (it->e - it->s == 3 && ident(p, it->s, a) && is(p, it->s + 1, ".") &&
+		           ident(p, it->s + 2, b) &&
 		           p->nrefs == 1) {
 			it->plain = true;
 			it->col = p->refs[0];
@@ -822,7 +823,9 @@ static int parse_terms(struct P *p, enum ctx ctx, bool order)
 				}
 			}
 		} else if (ctx == C_GROUP) {
-			if (p->nrefs == 1 && (e - s == 1 || e - s == 3)) {
+			/* a plain column (col or t.col) is a key; in an expression
+			 * (GROUP BY age / 10) the column itself is not */
+			if (p->nrefs == 1 && (e - s == 1 || (e - s == 3 && is(p, s + 1, ".")))) {
 				p->group = dcr_realloc(p->group, (p->ngroup + 1) * sizeof *p->group);
 				p->group[p->ngroup++] = p->refs[0];
 			}

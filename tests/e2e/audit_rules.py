@@ -1067,7 +1067,7 @@ class PQuery:
             ln = it["e"] - it["s"]
             if ln == 1 and self.ident(it["s"]) is not None and len(self.refs) == 1:
                 it["plain"], it["name"] = self.refs[0], self.ident(it["s"])
-            elif (ln == 3 and self.ident(it["s"]) is not None and
+            elif (ln == 3 and self.ident(it["s"]) is not None and self.is_(it["s"] + 1, b".") and
                   self.ident(it["s"] + 2) is not None and len(self.refs) == 1):
                 it["plain"], it["name"] = self.refs[0], self.ident(it["s"] + 2)
             if self.at(b"AS"):
@@ -1111,7 +1111,8 @@ class PQuery:
                     if it["plain"] is not None:
                         self.group.add(it["plain"])
             elif ctx == "group":
-                if len(self.refs) == 1 and e - s in (1, 3):
+                if len(self.refs) == 1 and (e - s == 1 or
+                                            (e - s == 3 and self.is_(s + 1, b"."))):
                     self.group.add(self.refs[0])
                 for it in self.items:
                     if self.teq(s, e, it["s"], it["e"]):

@@ -262,6 +262,11 @@ int main(void)
 	reject("SELECT u, COUNT(*) OVER () FROM t", "window functions");
 	reject("SELECT u, COUNT(*) FROM t", "column t.u in the select list is neither aggregated");
 	reject("SELECT g, v, COUNT(*) FROM t GROUP BY g", "column t.v in the select list");
+	/* v / 10 is the key, not v: v beside it would show one row's value */
+	reject("SELECT v, COUNT(*) FROM t GROUP BY v / 10", "column t.v in the select list");
+	expect("SELECT v / 10 AS d, COUNT(*) FROM t GROUP BY v / 10", "d,COUNT(*)\r\n0,15\r\n", 0);
+	expect("SELECT t.g, COUNT(*) FROM t GROUP BY t.g ORDER BY t.g", "g,COUNT(*)\r\nB,5\r\nC,6\r\n",
+	       1);
 	reject("SELECT g, COUNT(*) FROM t GROUP BY g HAVING v > 1", "column t.v in HAVING");
 	reject("SELECT g, COUNT(*) FROM t GROUP BY g ORDER BY u", "column t.u in ORDER BY");
 	reject("SELECT g, COUNT(*) FROM t GROUP BY g UNION ALL SELECT g, 1 FROM t GROUP BY g",
