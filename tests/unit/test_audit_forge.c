@@ -843,7 +843,7 @@ typedef struct rcase {
 	const char *want;
 } rcase;
 
-#define NCASES 28
+#define NCASES 33
 static rcase cases[NCASES];
 static size_t ncases;
 
@@ -1163,6 +1163,46 @@ static void build_cases(const tlog *l)
 		             "allowed");
 		replace_export(l, 1, ka, RM_EV_SAVED, &b, &c->out);
 		free(bad);
+		/* more of the subset, the same verdict from both verifiers */
+		static const struct {
+			const char *name, *query, *want;
+		} pq[] = {
+		    {"rules-privacy-bare-column",
+		     "SELECT b.email, COUNT(*) AS n FROM bank_customers b JOIN insurer_customers i "
+		     "USING (email)",
+		     "column bank_customers.email may not be used outside an aggregate"},
+		    {"rules-privacy-self-join",
+		     "SELECT COUNT(*) AS n FROM bank_customers b JOIN bank_customers i USING (email)",
+		     "bank_customers is read twice"},
+		    {"rules-privacy-case-in-sum",
+		     "SELECT SUM(CASE WHEN 1 THEN 1 END) AS n FROM bank_customers b JOIN "
+		     "insurer_customers i USING (email)",
+		     "the argument of SUM() must be one column"},
+		    {"rules-privacy-join-only",
+		     "SELECT COUNT(DISTINCT b.email) AS n FROM bank_customers b JOIN "
+		     "insurer_customers i ON b.email = i.email",
+		     "may not be used in COUNT()"},
+		    {"rules-privacy-ok-having",
+		     "SELECT COUNT(*) AS n FROM bank_customers b CROSS JOIN insurer_customers i "
+		     "WHERE 1 = 1 HAVING COUNT(*) > 0 ORDER BY 1 LIMIT 5",
+		     NULL},
+		};
+		const char *q0 = "SELECT COUNT(*) AS n FROM bank_customers b JOIN insurer_customers i "
+		                 "USING (email)";
+		for (size_t k = 0; k < sizeof pq / sizeof pq[0]; k++) {
+			char *qa = strstr(u, q0);
+			DCR_ASSERT(qa);
+			char *v = dcr_asprintf("%.*s%s%s", (int)(qa - u), u, pq[k].query,
+			                       qa + strlen(q0));
+			c = case_new(pq[k].name, pq[k].want ? 1 : UINT64_MAX, pq[k].want);
+			if (pq[k].want) {
+				rm_body_definition(&b, v);
+				replace_export(l, 1, ka, RM_EV_SAVED, &b, &c->out);
+			} else {
+				honest_with(v, 12, &c->out);
+			}
+			free(v);
+		}
 		free(u);
 	}
 	t = def_edit("USING (email)", "USING (emial)");
