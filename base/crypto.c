@@ -257,6 +257,17 @@ static EVP_PKEY *pubkey_get(const uint8_t pub[DCR_ED25519_PUB_BYTES])
 	return pk;
 }
 
+/* Drops a reference from pubkey_get under the cache's lock, so the last
+ * free (here or at an eviction in another thread) is ordered after every
+ * use of the key by the lock, not only by OpenSSL's internal atomics (which
+ * ThreadSanitizer cannot see). */
+static void pubkey_put(EVP_PKEY *pk)
+{
+	pthread_mutex_lock(&pk_cache.lock);
+	EVP_PKEY_free(pk);
+	pthread_mutex_unlock(&pk_cache.lock);
+}
+
 __attribute__((destructor)) static void pk_cache_clear(void)
 {
 	pthread_mutex_lock(&pk_cache.lock);
@@ -322,7 +333,7 @@ int dcr_verify(const uint8_t pub[DCR_ED25519_PUB_BYTES], const char *domain, con
 	}
 	ERR_clear_error();
 	EVP_MD_CTX_free(md);
-	EVP_PKEY_free(pk);
+	pubkey_put(pk);
 	if (m != stackbuf)
 		free(m);
 	return rc;
