@@ -85,6 +85,39 @@ static void queue_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *
 	push(d, j);
 }
 
+/* Error details of failed runs of unfiltered computations: the last
+ * DETAILS_MAX, in memory only (lost at restart). Run ids are random and
+ * unique per daemon, so one table serves every daemon in the process. */
+#define DETAILS_MAX 256
+static pthread_mutex_t details_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char run[33];
+	char msg[DCR_ERR_MSG_BYTES];
+} details[DETAILS_MAX];
+static size_t details_next;
+
+static void detail_put(const char *run_id, const char *msg)
+{
+	pthread_mutex_lock(&details_mu);
+	snprintf(details[details_next].run, sizeof details[0].run, "%s", run_id);
+	snprintf(details[details_next].msg, sizeof details[0].msg, "%s", msg);
+	details_next = (details_next + 1) % DETAILS_MAX;
+	pthread_mutex_unlock(&details_mu);
+}
+
+bool dmn__run_detail(const char *run_id, char *out, size_t cap)
+{
+	bool hit = false;
+	pthread_mutex_lock(&details_mu);
+	for (size_t i = 0; i < DETAILS_MAX && !hit; i++)
+		if (details[i].run[0] && strcmp(details[i].run, run_id) == 0) {
+			snprintf(out, cap, "%s", details[i].msg);
+			hit = true;
+		}
+	pthread_mutex_unlock(&details_mu);
+	return hit;
+}
+
 static bool is_table(const rm_state *st, const char *dataset)
 {
 	const rm_dataset *ds = st->def ? rm_def_dataset(st->def, dataset) : NULL;
@@ -444,6 +477,7 @@ typedef struct plan_node {
 	long long min_rows;
 	size_t *inputs; /* indices into plan nodes */
 	size_t ninputs;
+	cmp_psource priv; /* what a filtered reader knows of this table (a copy) */
 	/* evaluated */
 	bool ready;
 	cmp_column *cols;
@@ -478,6 +512,7 @@ static void plan_free(dmn *d, plan *p)
 		dmn__schema_free(n->cols, n->ncols);
 		dcr_buf_release(&n->image);
 		dmn__image_put(d, n->img);
+		cmp_psource_release(&n->priv);
 	}
 	free(p->n);
 	free(p->order);
@@ -515,8 +550,10 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 		n->is_dataset = true;
 		n->is_table = ds->kind == RM_DS_TABLE;
 		dcr_buf_init(&n->image);
-		if (n->is_table)
+		if (n->is_table) {
 			dmn__schema_of(ds, &n->cols, &n->ncols);
+			cmp_psource_copy(&n->priv, &ds->psrc);
+		}
 		if (pv && pv->blob) {
 			n->blob = dcr_strdup(pv->blob);
 			memcpy(n->hash, pv->sha256, 32);
@@ -539,6 +576,7 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 		n->kind = c->kind;
 		n->query = c->query ? dcr_strdup(c->query) : NULL;
 		n->min_rows = c->min_rows_aggregated;
+		cmp_psource_copy(&n->priv, &c->psrc);
 		dcr_buf_init(&n->image);
 	}
 	for (i = 0; i < def->ncomputations; i++) {
@@ -595,8 +633,17 @@ static void cache_key(const plan *p, const plan_node *n, uint8_t out[32])
 	dcr_buf_append_u8(&b, 0);
 	for (k = 0; k < n->ninputs; k++) {
 		const plan_node *in = &p->n[n->inputs[k]];
+		size_t c;
 		dcr_buf_append(&b, in->name, strlen(in->name) + 1);
 		dcr_buf_append(&b, in->hash, 32);
+		/* the privacy filter's view (permissions, units) changes results */
+		dcr_buf_printf(&b, "%d", (int)in->priv.kind);
+		for (c = 0; c < in->priv.ncols; c++)
+			dcr_buf_printf(&b, "%s=%u", in->priv.cols[c].name, in->priv.cols[c].allow);
+		dcr_buf_append_u8(&b, 0);
+		for (c = 0; c < in->priv.nunits; c++)
+			dcr_buf_append(&b, in->priv.units[c], strlen(in->priv.units[c]) + 1);
+		dcr_buf_append_u8(&b, 0);
 	}
 	dcr_sha256(b.data, b.len, out);
 	dcr_buf_release(&b);
@@ -741,6 +788,7 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 		in[k].name = x->name;
 		in[k].schema.cols = x->cols;
 		in[k].schema.ncols = x->ncols;
+		in[k].priv = &x->priv;
 		if (x->img) {
 			in[k].image = dmn__image_data(x->img, &in[k].image_n);
 		} else {
@@ -803,6 +851,7 @@ static void run_job(dmn *d, dmn_job *j)
 	cmp_result res;
 	plan p;
 	dcr_err err;
+	const char *cls = "";
 	dcr_buf body;
 	rm_run out;
 	rm_run_input *run_inputs = NULL;
@@ -882,7 +931,17 @@ static void run_job(dmn *d, dmn_job *j)
 		}
 		rm_body_run_completed(&body, &out);
 	} else {
-		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "", err.msg);
+		/* The message may quote data (docs/privacy.md, "Errors"): the
+		 * event and the log get its data-free class only. */
+		cls = cmp_error_class(&err);
+		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "", cls);
+		/* The detail only where no evaluated computation is filtered:
+		 * their analysts may read rows anyway. */
+		bool filtered = false;
+		for (k = 0; k < p.norder; k++)
+			filtered = filtered || p.n[p.order[k]].min_rows > 0;
+		if (!filtered && err.msg[0])
+			detail_put(j->run_id, err.msg);
 	}
 	if (atomic_load(&d->jobs.stopping)) {
 		/* Cancelled (or finished) during shutdown: nothing is recorded.
@@ -905,7 +964,13 @@ static void run_job(dmn *d, dmn_job *j)
 			out.state = RM_RUN_FAILED;
 			dcr_err_set(&err, rc, "the result could not be recorded: %s", e2.msg);
 			dcr_buf_reset(&body);
-			rm_body_run_failed(&body, j->run_id, p.computation, err.msg);
+			cls = CMP_ERRCLASS_UNRECORDABLE;
+			rm_body_run_failed(&body, j->run_id, p.computation, cls);
+			bool filtered = false;
+			for (k = 0; k < p.norder; k++)
+				filtered = filtered || p.n[p.order[k]].min_rows > 0;
+			if (!filtered)
+				detail_put(j->run_id, err.msg);
 			rc = dmn__submit_daemon(d, j->room, RM_EV_RUN_FAILED, &body, &e2);
 		}
 		dmn__append_leave(d);
@@ -926,7 +991,7 @@ static void run_job(dmn *d, dmn_job *j)
 			         out.state == RM_RUN_DONE ? "done" : "failed",
 			         (unsigned long long)out.duration_ms, imgs, hits,
 			         out.state == RM_RUN_DONE ? "" : ": ",
-			         out.state == RM_RUN_DONE ? "" : err.msg);
+			         out.state == RM_RUN_DONE ? "" : cls);
 		}
 	}
 	active_leave(d, j->run_id);

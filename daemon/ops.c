@@ -599,6 +599,14 @@ static int op_run_status(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 			dcr_mpw_str(proto_map_key(res, "run"), run->id);
 			if (fin && run->error)
 				dcr_mpw_str(proto_map_key(res, "error"), run->error);
+			/* The message behind the class: for analysts of an
+			 * unfiltered computation only (docs/privacy.md). */
+			char detail[DCR_ERR_MSG_BYTES];
+			const rm_computation *c = rm_def_computation(r->st.def, comp);
+			if (fin && run->state == RM_RUN_FAILED && c->min_rows_aggregated == 0 &&
+			    rm_is_analyst(r->st.def, s->key, comp) &&
+			    dmn__run_detail(run->id, detail, sizeof detail))
+				dcr_mpw_str(proto_map_key(res, "detail"), detail);
 			dcr_mpw_uint(proto_map_key(res, "rows"), fin ? run->rows : 0);
 			dcr_mpw_uint(proto_map_key(res, "suppressed"), fin ? run->suppressed : 0);
 			dcr_mpw_uint(proto_map_key(res, "duration_ms"), fin ? run->duration_ms : 0);

@@ -26,6 +26,7 @@ typedef struct rm_column {
 	enum cmp_type type; /* compute's vocabulary: cmp_type_name, cmp_type_parse */
 	enum cmp_format format;
 	bool nullable; /* default true */
+	unsigned allow; /* CMP_ALLOW_* bits from "allow"; default none (deny) */
 } rm_column;
 
 typedef struct rm_dataset {
@@ -35,6 +36,10 @@ typedef struct rm_dataset {
 	bool share_statistics; /* default false */
 	rm_column *columns;
 	size_t ncolumns;
+	char *unit; /* "unit": the column naming a person; NULL = none (rows counted) */
+	/* What the privacy filter knows of this table (built at parse):
+	 * columns with their permissions, and the unit. */
+	cmp_psource psrc;
 } rm_dataset;
 
 typedef struct rm_computation {
@@ -56,6 +61,11 @@ typedef struct rm_computation {
 	 * only after a run, and before admission. Names heap-owned. */
 	cmp_column *result_cols;
 	size_t nresult_cols;
+	/* What the privacy filter of a downstream computation knows of this
+	 * result (built at parse, docs/privacy.md "Chains"): AGGREGATE if
+	 * filtered, TABLE if an unfiltered row projection exposing its
+	 * datasets' units, OPAQUE otherwise. */
+	cmp_psource psrc;
 	/* Why rm_def_admit refused this sql computation (heap), or NULL. */
 	char *admit_error;
 } rm_computation;

@@ -162,7 +162,7 @@ static void build_honest(tlog *l, size_t upto)
 	tlog_add(l, ki, RM_EV_RUN_REQUESTED, &b);
 	if (l->n >= upto)
 		goto out;
-	rm_body_run_failed(&b, id, "overlap", "out of memory");
+	rm_body_run_failed(&b, id, "overlap", "memory limit");
 	tlog_add(l, kd, RM_EV_RUN_FAILED, &b);
 	if (l->n >= upto)
 		goto out;
@@ -843,7 +843,7 @@ typedef struct rcase {
 	const char *want;
 } rcase;
 
-#define NCASES 24
+#define NCASES 33
 static rcase cases[NCASES];
 static size_t ncases;
 
@@ -1002,6 +1002,16 @@ static void build_cases(const tlog *l)
 	c = case_new("rules-completed-ok", UINT64_MAX, NULL);
 	replace_export(l, 6, kd, RM_EV_RUN_COMPLETED, &b, &c->out);
 
+	/* run.failed carries a data-free class, never a message that could
+	 * quote data (privacy.md, "Errors"): a daemon that leaks is caught */
+	run_id(2, id);
+	rm_body_run_failed(&b, id, "overlap", "JSON path error near 'victim@bank.example=987654.32'");
+	c = case_new("rules-failed-leaky-error", 9, "not one of the data-free error classes");
+	replace_export(l, 9, kd, RM_EV_RUN_FAILED, &b, &c->out);
+	rm_body_run_failed(&b, id, "overlap", "sql error: json path");
+	c = case_new("rules-failed-class-ok", UINT64_MAX, NULL);
+	replace_export(l, 9, kd, RM_EV_RUN_FAILED, &b, &c->out);
+
 	/* inputs: a wrong hash, a missing dataset, {}, nil for a provisioned one */
 	RAW(in_wrong, dcr_mpw_map(w, 2); dcr_mpw_str(w, "bank_customers"); dcr_mpw_bin(w, h00, 32);
 	    dcr_mpw_str(w, "insurer_customers"); dcr_mpw_bin(w, h4e, 32));
@@ -1119,6 +1129,82 @@ static void build_cases(const tlog *l)
 	 * (admission, not a rule); quoted identifiers are read; a name in a
 	 * comment is not (so the honest completion names an input the run
 	 * does not read) */
+	/* the privacy rules (privacy.md): a filtered query in the subset over
+	 * columns allowed for their use is valid; group_concat is not */
+	{
+		char *u = def_edit("\"kind\": \"sql\",",
+		                   "\"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": 5},");
+		for (int k = 0; k < 2; k++) {
+			const char *from = k ? "{\"name\": \"insurer_customers\", \"columns\": [{\"name\": "
+			                       "\"email\", \"type\": \"string\"}"
+			                     : "{\"name\": \"bank_customers\", \"columns\": [{\"name\": "
+			                       "\"email\", \"type\": \"string\"}";
+			const char *to = k ? "{\"name\": \"insurer_customers\", \"unit\": \"email\", "
+			                     "\"columns\": [{\"name\": \"email\", \"type\": \"string\", "
+			                     "\"allow\": [\"join\"]}"
+			                   : "{\"name\": \"bank_customers\", \"unit\": \"email\", "
+			                     "\"columns\": [{\"name\": \"email\", \"type\": \"string\", "
+			                     "\"allow\": [\"join\"]}";
+			char *at = strstr(u, from);
+			DCR_ASSERT(at);
+			char *v = dcr_asprintf("%.*s%s%s", (int)(at - u), u, to, at + strlen(from));
+			free(u);
+			u = v;
+		}
+		c = case_new("rules-privacy-ok", UINT64_MAX, NULL);
+		honest_with(u, 12, &c->out);
+		char *at = strstr(u, "COUNT(*) AS n");
+		DCR_ASSERT(at);
+		char *bad = dcr_asprintf("%.*sgroup_concat(b.email) AS n%s", (int)(at - u), u,
+		                         at + strlen("COUNT(*) AS n"));
+		rm_body_definition(&b, bad);
+		c = case_new("rules-privacy-group-concat", 1,
+		             "privacy filter: offset 7 (near \"group_concat\"): group_concat() is not "
+		             "allowed");
+		replace_export(l, 1, ka, RM_EV_SAVED, &b, &c->out);
+		free(bad);
+		/* more of the subset, the same verdict from both verifiers */
+		static const struct {
+			const char *name, *query, *want;
+		} pq[] = {
+		    {"rules-privacy-bare-column",
+		     "SELECT b.email, COUNT(*) AS n FROM bank_customers b JOIN insurer_customers i "
+		     "USING (email)",
+		     "column bank_customers.email may not be used outside an aggregate"},
+		    {"rules-privacy-self-join",
+		     "SELECT COUNT(*) AS n FROM bank_customers b JOIN bank_customers i USING (email)",
+		     "bank_customers is read twice"},
+		    {"rules-privacy-case-in-sum",
+		     "SELECT SUM(CASE WHEN 1 THEN 1 END) AS n FROM bank_customers b JOIN "
+		     "insurer_customers i USING (email)",
+		     "the argument of SUM() must be one column"},
+		    {"rules-privacy-join-only",
+		     "SELECT COUNT(DISTINCT b.email) AS n FROM bank_customers b JOIN "
+		     "insurer_customers i ON b.email = i.email",
+		     "may not be used in COUNT()"},
+		    {"rules-privacy-ok-having",
+		     "SELECT COUNT(*) AS n FROM bank_customers b CROSS JOIN insurer_customers i "
+		     "WHERE 1 = 1 HAVING COUNT(*) > 0 ORDER BY 1 LIMIT 5",
+		     NULL},
+		};
+		const char *q0 = "SELECT COUNT(*) AS n FROM bank_customers b JOIN insurer_customers i "
+		                 "USING (email)";
+		for (size_t k = 0; k < sizeof pq / sizeof pq[0]; k++) {
+			char *qa = strstr(u, q0);
+			DCR_ASSERT(qa);
+			char *v = dcr_asprintf("%.*s%s%s", (int)(qa - u), u, pq[k].query,
+			                       qa + strlen(q0));
+			c = case_new(pq[k].name, pq[k].want ? 1 : UINT64_MAX, pq[k].want);
+			if (pq[k].want) {
+				rm_body_definition(&b, v);
+				replace_export(l, 1, ka, RM_EV_SAVED, &b, &c->out);
+			} else {
+				honest_with(v, 12, &c->out);
+			}
+			free(v);
+		}
+		free(u);
+	}
 	t = def_edit("USING (email)", "USING (emial)");
 	c = case_new("rules-sql-does-not-compile", UINT64_MAX, NULL);
 	honest_with(t, 12, &c->out);
