@@ -152,4 +152,29 @@ int cmp_sql_refs(const char *query, const char *const *names, size_t n, bool *us
  * every query of a room that reads the dataset). used[i] for cols[i]. */
 int cmp_sql_join_columns(const char *query, const cmp_schema *schema, bool *used, dcr_err *err);
 
+/* ---- noise (cmp_noise.c; docs/privacy.md, "Differential privacy") --------
+ * Exact discrete samplers (Canonne, Kamath, Steinke 2020) in integer
+ * arithmetic. A cmp_rng draws from OpenSSL's CSPRNG; the seeded generator
+ * is for tests only and is never used by dcrd. One rng per thread. */
+typedef struct cmp_rng {
+	bool test;      /* cmp__rng_init_test: deterministic xoshiro256** */
+	uint64_t s[4];  /* its state */
+} cmp_rng;
+void cmp_rng_init(cmp_rng *r); /* the CSPRNG */
+void cmp_rng_release(cmp_rng *r);
+/* TEST ONLY: a deterministic generator from a seed, so statistical tests
+ * cannot flake. dcrd never calls it. */
+void cmp__rng_init_test(cmp_rng *r, uint64_t seed);
+uint64_t cmp_rng_below(cmp_rng *r, uint64_t n); /* uniform on [0, n), n >= 1 */
+/* Bernoulli(exp(-num/den)), exposed for tests. */
+bool cmp__noise_bern_exp(cmp_rng *r, uint64_t num, uint64_t den);
+/* Discrete Laplace Lap_Z(t/s): P(x) proportional to exp(-|x| s / t).
+ * 1 <= s, t <= DCR_NOISE_PARAM_MAX, t/s < DCR_NOISE_SCALE_MAX, else
+ * DCR_EINVALID. */
+int cmp_noise_dlaplace(cmp_rng *r, uint64_t s, uint64_t t, int64_t *out, dcr_err *err);
+/* Discrete Gaussian N_Z(0, num/den): P(x) proportional to
+ * exp(-x^2 den / (2 num)). num <= DCR_NOISE_SIGMA_NUM_MAX, den <=
+ * DCR_NOISE_SIGMA_DEN_MAX, both >= 1, else DCR_EINVALID. */
+int cmp_noise_dgauss(cmp_rng *r, uint64_t num, uint64_t den, int64_t *out, dcr_err *err);
+
 #endif
