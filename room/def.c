@@ -1188,6 +1188,32 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 	return rc;
 }
 
+void rm_computation_dp(const rm_computation *c, cmp_dp *dp, cmp_dp_bound *bounds)
+{
+	memset(dp, 0, sizeof *dp);
+	dp->epsilon = c->dp_epsilon;
+	for (size_t i = 0; i < c->ndp_bounds; i++) {
+		bounds[i].column = c->dp_bounds[i].column;
+		bounds[i].lo = c->dp_bounds[i].lo;
+		bounds[i].hi = c->dp_bounds[i].hi;
+		bounds[i].decimals = c->dp_bounds[i].decimals;
+	}
+	dp->bounds = bounds;
+	dp->nbounds = c->ndp_bounds;
+}
+
+/* A DP query: the shape docs/privacy.md allows, compiled against its inputs. */
+static int dp_check(const rm_computation *c, const cmp_input *inputs, cmp_result *res,
+                    dcr_err *err)
+{
+	cmp_dp dp;
+	cmp_dp_bound *b = dcr_calloc(c->ndp_bounds + 1, sizeof *b);
+	rm_computation_dp(c, &dp, b);
+	int rc = cmp_dp_check(c->query, inputs, c->ninputs, &dp, res, err);
+	free(b);
+	return rc;
+}
+
 /* Compiles every SQL computation against its inputs' schemas, upstream
  * first, and records each result schema for the computations downstream. */
 static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
@@ -1219,8 +1245,9 @@ static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
 		dcr_err e;
 		dcr_err_clear(&e);
 		cmp_result_init(&res);
-		int crc =
-		    cmp_sql_check(c->query, inputs, c->ninputs, c->min_rows_aggregated, &res, &e);
+		int crc = c->dp_epsilon ? dp_check(c, inputs, &res, &e)
+		                        : cmp_sql_check(c->query, inputs, c->ninputs,
+		                                        c->min_rows_aggregated, &res, &e);
 		if (crc < 0) {
 			bool has_prefix = strncmp(e.msg, "SQL", 3) == 0;
 			rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s%s", i,

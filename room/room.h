@@ -132,6 +132,10 @@ const char *rm_epsilon_format(uint64_t micro, char *buf, size_t cap);
 int rm_decimal_parse(const char *s, unsigned max_decimals, int64_t max_scaled, int64_t *scaled,
                      unsigned *decimals);
 
+/* The compute module's view of a DP computation (epsilon, bounds): fills
+ * dp and bounds (c->ndp_bounds entries; names point into c). */
+void rm_computation_dp(const rm_computation *c, cmp_dp *dp, cmp_dp_bound *bounds);
+
 const rm_dataset *rm_def_dataset(const rm_def *d, const char *name);
 const rm_computation *rm_def_computation(const rm_def *d, const char *name);
 const rm_participant *rm_def_participant(const rm_def *d, const uint8_t key[32]);

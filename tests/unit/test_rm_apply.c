@@ -639,7 +639,7 @@ static const char dp_def_template[] =
     "  {\"email\": \"anna@bank.example\", \"key\": \"@ANNA@\",\n"
     "   \"owner_of\": [\"bank\", \"other\", \"public\"]},\n"
     "  {\"email\": \"ian@insurer.example\", \"key\": \"@IAN@\",\n"
-    "   \"analyst_of\": [\"avg_balance\", \"joined\", \"plain\"]}],\n"
+    "   \"analyst_of\": [\"avg_balance\", \"bank_n\", \"other_n\", \"plain\"]}],\n"
     " \"datasets\": [\n"
     "  {\"name\": \"bank\", \"epsilon_budget\": \"2\", \"columns\": [\n"
     "    {\"name\": \"city\", \"type\": \"string\"}, {\"name\": \"balance\", \"type\": \"float\"}]},\n"
@@ -650,8 +650,10 @@ static const char dp_def_template[] =
     "  {\"name\": \"avg_balance\", \"kind\": \"sql\",\n"
     "   \"privacy\": {\"epsilon\": \"0.75\", \"bounds\": {\"balance\": [\"0\", \"1000.50\"]}},\n"
     "   \"query\": \"SELECT AVG(balance) AS a FROM bank\"},\n"
-    "  {\"name\": \"joined\", \"kind\": \"sql\", \"privacy\": {\"epsilon\": \"0.5\"},\n"
-    "   \"query\": \"SELECT COUNT(*) AS n FROM bank JOIN other ON other.x = bank.balance\"},\n"
+    "  {\"name\": \"bank_n\", \"kind\": \"sql\", \"privacy\": {\"epsilon\": \"0.5\"},\n"
+    "   \"query\": \"SELECT COUNT(*) AS n FROM bank WHERE city = 'Bern'\"},\n"
+    "  {\"name\": \"other_n\", \"kind\": \"sql\", \"privacy\": {\"epsilon\": \"0.5\"},\n"
+    "   \"query\": \"SELECT COUNT(*) AS n FROM other\"},\n"
     "  {\"name\": \"plain\", \"kind\": \"sql\", \"query\": \"SELECT COUNT(*) AS n FROM public\"}]}\n";
 
 static char *dp_def(void)
@@ -747,7 +749,11 @@ static void test_dp_ledger(void)
 	/* charged at request: a failed run keeps what it spent */
 	KEEP(F.daemon, RM_EV_RUN_FAILED, b_failed("avg_balance", R1, "time limit"));
 	CHECK(rm_state_epsilon_spent(&S, "bank") == 750000);
-	KEEP(F.ian, RM_EV_RUN_REQUESTED, b_run_eps("joined", "0.5", R2));
+	KEEP(F.ian, RM_EV_RUN_REQUESTED, b_run_eps("bank_n", "0.5", R2));
+	CHECK(rm_state_epsilon_spent(&S, "bank") == 1250000);
+	CHECK(rm_state_epsilon_spent(&S, "other") == 0);
+	KEEP(F.ian, RM_EV_RUN_REQUESTED,
+	     b_run_eps("other_n", "0.5", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"));
 	CHECK(rm_state_epsilon_spent(&S, "bank") == 1250000);
 	CHECK(rm_state_epsilon_spent(&S, "other") == 500000);
 	CHECK(rm_state_epsilon_spent(&S, "public") == 0);
@@ -759,17 +765,27 @@ static void test_dp_ledger(void)
 	     b_run_eps("avg_balance", "0.75", "dddddddddddddddddddddddddddddddd"));
 	CHECK(rm_state_epsilon_spent(&S, "bank") == 2000000); /* = the budget: allowed */
 	CHECK(rm_may_run(&S, F.ian_pub, "plain"));
-	CHECK(!rm_may_run(&S, F.ian_pub, "joined"));
+	CHECK(!rm_may_run(&S, F.ian_pub, "bank_n"));
+	CHECK(rm_may_run(&S, F.ian_pub, "other_n"));
 	CHECK_ERR(rm_check_run(&S, F.ian_pub, "avg_balance", &e), &e,
 	          "computation avg_balance would spend epsilon 0.75 on dataset bank, which has "
 	          "spent 2 of its budget 2 (0 left)");
 
 	/* the next is refused, naming dataset, budget, spent and asked */
 	NO(F.ian, RM_EV_RUN_REQUESTED,
-	   b_run_eps("joined", "0.5", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"),
-	   "seq 10 (run.requested): computation joined would spend epsilon 0.5 on dataset bank, "
+	   b_run_eps("bank_n", "0.5", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"),
+	   "seq 11 (run.requested): computation bank_n would spend epsilon 0.5 on dataset bank, "
 	   "which has spent 2 of its budget 2 (0 left)");
-	CHECK(rm_state_epsilon_spent(&S, "other") == 500000);
+	/* other datasets keep their own budget: other has 1 left, spend it exactly */
+	KEEP(F.ian, RM_EV_RUN_REQUESTED,
+	     b_run_eps("other_n", "0.5", "abababababababababababababababab"));
+	KEEP(F.ian, RM_EV_RUN_REQUESTED,
+	     b_run_eps("other_n", "0.5", "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"));
+	CHECK(rm_state_epsilon_spent(&S, "other") == 1500000);
+	NO(F.ian, RM_EV_RUN_REQUESTED,
+	   b_run_eps("other_n", "0.5", "efefefefefefefefefefefefefefefef"),
+	   "computation other_n would spend epsilon 0.5 on dataset other, which has spent 1.5 "
+	   "of its budget 1.5 (0 left)");
 	CHECK(rm_state_run(&S, "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee") == NULL);
 	KEEP(F.ian, RM_EV_RUN_REQUESTED, b_run("plain", "ffffffffffffffffffffffffffffffff"));
 
@@ -785,7 +801,7 @@ static void test_dp_ledger(void)
 	}
 	CHECK(s2.size == S.size);
 	CHECK(rm_state_epsilon_spent(&s2, "bank") == 2000000);
-	CHECK(rm_state_epsilon_spent(&s2, "other") == 500000);
+	CHECK(rm_state_epsilon_spent(&s2, "other") == 1500000);
 	CHECK(rm_state_epsilon_spent(&s2, "public") == 0);
 	rm_state_release(&s2);
 #undef KEEP
@@ -815,17 +831,31 @@ static void test_dp_definition(void)
 	     "computations[0] (\"avg_balance\"): reads dataset bank, which has no epsilon_budget"},
 	    {"\"name\": \"plain\", \"kind\": \"sql\", \"query\": \"SELECT COUNT(*) AS n FROM public\"",
 	     "\"name\": \"plain\", \"kind\": \"sql\", \"query\": \"SELECT COUNT(*) AS n FROM bank\"",
-	     "computations[2] (\"plain\"): reads dataset bank (directly or through upstream "
+	     "computations[3] (\"plain\"): reads dataset bank (directly or through upstream "
 	     "computations), which has an epsilon_budget: only computations with "
 	     "privacy.epsilon may read it"},
-	    {"FROM public\"", "FROM joined\"",
-	     "computations[2] (\"plain\"): reads the result of the differentially private "
-	     "computation joined"},
+	    {"FROM public\"", "FROM bank_n\"",
+	     "computations[3] (\"plain\"): reads the result of the differentially private "
+	     "computation bank_n"},
 	    {"\"privacy\": {\"epsilon\": \"0.5\"}", "\"privacy\": {\"epsilon\": \"0.5\", "
 	                                            "\"min_rows_aggregated\": 5}",
 	     "privacy.epsilon and min_rows_aggregated together are not supported"},
-	    {"\"balance\": [\"0\", \"1000.50\"]", "\"city\": [\"0\", \"1\"]",
+	    {"\"balance\": [\"0\", \"1000.50\"]",
+	     "\"balance\": [\"0\", \"1000.50\"], \"city\": [\"0\", \"1\"]",
 	     "computations[0].privacy.bounds.city: no integer or float column"},
+	    {"SELECT AVG(balance) AS a FROM bank\"", "SELECT AVG(balance) AS a FROM bank GROUP BY city\"",
+	     "computations[0] (\"avg_balance\"): SQL error: \"GROUP\" after the FROM clause"},
+	    {"SELECT AVG(balance) AS a FROM bank\"", "SELECT MAX(balance) AS a FROM bank\"",
+	     "select list item 1: \"MAX\" is not COUNT, SUM or AVG"},
+	    {"SELECT AVG(balance) AS a FROM bank\"",
+	     "SELECT AVG(balance) AS a FROM bank WHERE balance > (SELECT AVG(balance) FROM bank)\"",
+	     "the WHERE condition may not contain a subquery"},
+	    {"SELECT AVG(balance) AS a FROM bank\"", "SELECT AVG(balance * 2) AS a FROM bank\"",
+	     "the aggregate's argument must be one column name"},
+	    {"SELECT AVG(balance) AS a FROM bank\"", "SELECT SUM(city) AS a FROM bank\"",
+	     "SUM(city) needs declared bounds: privacy.bounds.city"},
+	    {"SELECT AVG(balance) AS a FROM bank\"", "SELECT AVG(balance) AS a FROM bank, other\"",
+	     "\",\" after the FROM clause"},
 	    {"\"balance\": [\"0\", \"1000.50\"]", "\"balance\": [\"10\", \"1\"]",
 	     "the lower bound is above the upper"},
 	    {"\"balance\": [\"0\", \"1000.50\"]", "\"balance\": [\"0\", \"1.1234567\"]",
