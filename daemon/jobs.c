@@ -370,6 +370,8 @@ typedef struct plan_node {
 	enum rm_compkind kind;
 	char *query;
 	long long min_rows;
+	cmp_dp dp;               /* dp.epsilon > 0: differentially private */
+	cmp_dp_bound *dp_bounds; /* its bounds (column names owned) */
 	size_t *inputs; /* indices into plan nodes */
 	size_t ninputs;
 	/* evaluated */
@@ -401,6 +403,9 @@ static void plan_free(dmn *d, plan *p)
 		free(n->name);
 		free(n->blob);
 		free(n->query);
+		for (size_t k = 0; k < n->dp.nbounds; k++)
+			free((char *)n->dp_bounds[k].column);
+		free(n->dp_bounds);
 		free(n->inputs);
 		dmn__schema_free(n->cols, n->ncols);
 		dcr_buf_release(&n->image);
@@ -456,6 +461,12 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 		n->kind = c->kind;
 		n->query = c->query ? dcr_strdup(c->query) : NULL;
 		n->min_rows = c->min_rows_aggregated;
+		if (c->dp_epsilon) {
+			n->dp_bounds = dcr_calloc(c->ndp_bounds + 1, sizeof *n->dp_bounds);
+			rm_computation_dp(c, &n->dp, n->dp_bounds);
+			for (k = 0; k < c->ndp_bounds; k++)
+				n->dp_bounds[k].column = dcr_strdup(c->dp_bounds[k].column);
+		}
 		dcr_buf_init(&n->image);
 	}
 	for (i = 0; i < def->ncomputations; i++) {
@@ -676,7 +687,9 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 			in[k].image_n = x->image.len;
 		}
 	}
-	rc = cmp_sql_run(n->query, in, n->ninputs, n->min_rows, &lim, res, err);
+	/* a DP computation draws fresh noise from the CSPRNG (dp.rng NULL) */
+	rc = n->dp.epsilon ? cmp_dp_run(n->query, in, n->ninputs, &n->dp, &lim, res, err)
+	                   : cmp_sql_run(n->query, in, n->ninputs, n->min_rows, &lim, res, err);
 	if (rc < 0) {
 		dcr_err_prefix(err, "computation %s", n->name);
 		goto out;
