@@ -42,6 +42,7 @@
 
 /* room (definitions and event bodies, room/) */
 #define DCR_RM_DEF_BYTES_MAX (1024u * 1024)       /* definition JSON text */
+#define DCR_RM_DEF_DEPTH_MAX 32u                  /* its nesting of [ and { */
 #define DCR_RM_ROOM_NAME_BYTES_MAX 128u
 #define DCR_RM_NAME_BYTES_MAX 63u                 /* dataset/column/computation */
 #define DCR_RM_DESCRIPTION_BYTES_MAX 4096u
@@ -59,7 +60,7 @@
 #define DCR_RM_ERROR_BYTES_MAX 4096u              /* run.failed error */
 #define DCR_RM_BLOB_ID_BYTES_MAX 128u
 #define DCR_RM_FILE_NAME_BYTES_MAX 255u
-#define DCR_RM_RUN_META_BYTES_MAX (64u * 1024)    /* run.completed schema, inputs */
+#define DCR_RM_RESULT_COL_BYTES_MAX 1024u         /* run.completed schema column name */
 #define DCR_RM_RUNS_MAX 10000000u                 /* runs per room */
 
 /* compute (compute/): CSV ingest, prepared tables, SQL runs */

@@ -108,12 +108,17 @@ int main(int argc, char **argv)
 		snprintf(id, sizeof id, "%032lx", (unsigned long)i * 2654435761ul);
 		rm_body_run_requested(&body, "overlap", id);
 		emit(&l, &s, ian, room, RM_EV_RUN_REQUESTED, &body);
+		rm_run_col cols[] = {{"city", RM_STRING}, {"n", RM_INTEGER}};
+		const rm_run *q = rm_state_run(&s, id);
 		rm_run r = {.id = id,
 		            .computation = "overlap",
 		            .result_blob = "r",
 		            .rows = 12,
-		            .schema_json = "[[\"city\",\"string\"],[\"n\",\"integer\"]]"};
-		rm_body_run_completed(&body, &r, "{}");
+		            .cols = cols,
+		            .ncols = 2,
+		            .inputs = q->inputs,
+		            .ninputs = q->ninputs};
+		rm_body_run_completed(&body, &r);
 		emit(&l, &s, daemon, room, RM_EV_RUN_COMPLETED, &body);
 	}
 	rm_state_release(&s);

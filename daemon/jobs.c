@@ -453,6 +453,16 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 			n->blob = dcr_strdup(pv->blob);
 			memcpy(n->hash, pv->sha256, 32);
 		}
+		/* A requested run reads what was provisioned when it was
+		 * requested, the inputs run.completed must report. */
+		for (k = 0; k < run->ninputs; k++) {
+			const rm_run_input *in = &run->inputs[k];
+			if (strcmp(in->dataset, ds->name) != 0)
+				continue;
+			free(n->blob);
+			n->blob = in->present ? dcr_strdup(in->blob) : NULL;
+			memcpy(n->hash, in->sha256, 32);
+		}
 	}
 	for (i = 0; i < def->ncomputations; i++) {
 		const rm_computation *c = &def->computations[i];
@@ -507,11 +517,6 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 			p->order[p->norder++] = def->ndatasets + topo[i];
 	free(topo);
 	return 0;
-}
-
-static void json_str(dcr_buf *b, const char *s)
-{
-	dcr_json_str(b, s, strlen(s));
 }
 
 static enum cmp_type type_parse(const char *s, size_t n)
@@ -736,8 +741,10 @@ static void run_job(dmn *d, dmn_job *j)
 	cmp_result res;
 	plan p;
 	dcr_err err;
-	dcr_buf body, inputs, schema;
+	dcr_buf body;
 	rm_run out;
+	rm_run_input *run_inputs = NULL;
+	size_t nrun_inputs = 0;
 	uint64_t t0 = dcr_mono_ms();
 	char blob_id[DMN_BLOB_HEX_BYTES];
 	size_t i, k;
@@ -748,8 +755,6 @@ static void run_job(dmn *d, dmn_job *j)
 	dcr_err_clear(&err);
 	cmp_result_init(&res);
 	dcr_buf_init(&body);
-	dcr_buf_init(&inputs);
-	dcr_buf_init(&schema);
 	if (!r)
 		goto done;
 	pthread_mutex_lock(&r->mu);
@@ -762,6 +767,13 @@ static void run_job(dmn *d, dmn_job *j)
 		rc = plan_build(&r->st, run, &p, &err);
 		if (!p.computation)
 			p.computation = dcr_strdup(run->computation);
+		nrun_inputs = run->ninputs;
+		run_inputs = dcr_calloc(nrun_inputs + 1, sizeof *run_inputs);
+		for (k = 0; k < nrun_inputs; k++) {
+			run_inputs[k] = run->inputs[k];
+			run_inputs[k].dataset = dcr_strdup(run->inputs[k].dataset);
+			run_inputs[k].blob = NULL; /* not needed for the body */
+		}
 	}
 	pthread_mutex_unlock(&r->mu);
 	set_running(d, j->run_id, true);
@@ -791,41 +803,39 @@ static void run_job(dmn *d, dmn_job *j)
 	out.computation = p.computation;
 	out.duration_ms = dcr_mono_ms() - t0;
 	if (rc == 0) {
-		plan_node *t = &p.n[p.target];
 		out.state = RM_RUN_DONE;
 		out.result_blob = blob_id;
 		out.rows = res.rows;
 		out.suppressed = res.suppressed;
 		out.result_bytes = res.csv.len;
-		dcr_buf_append_u8(&schema, '[');
+		out.inputs = run_inputs;
+		out.ninputs = nrun_inputs;
+		out.ncols = res.ncols;
+		out.cols = dcr_calloc(res.ncols + 1, sizeof *out.cols);
 		for (k = 0; k < res.ncols; k++) {
-			dcr_buf_append_str(&schema, k ? ",[" : "[");
-			json_str(&schema, res.cols[k].name);
-			dcr_buf_append_u8(&schema, ',');
-			json_str(&schema, cmp_type_name(res.cols[k].type));
-			dcr_buf_append_u8(&schema, ']');
+			out.cols[k].name = (char *)res.cols[k].name;
+			out.cols[k].type = res.cols[k].type == CMP_INTEGER ? RM_INTEGER
+			                   : res.cols[k].type == CMP_FLOAT ? RM_FLOAT
+			                                                   : RM_STRING;
 		}
-		dcr_buf_append_u8(&schema, ']');
-		out.schema_json = dcr_buf_cstr(&schema);
-		dcr_buf_append_u8(&inputs, '{');
-		for (k = 0; k < t->ninputs; k++) {
-			const plan_node *x = &p.n[t->inputs[k]];
-			char hex[65];
-			dcr_hex_encode(x->is_dataset ? x->hash : x->result_sha, 32, hex);
-			if (k)
-				dcr_buf_append_u8(&inputs, ',');
-			json_str(&inputs, x->name);
-			dcr_buf_printf(&inputs, ":\"%s\"", x->is_dataset && !x->blob ? "" : hex);
-		}
-		dcr_buf_append_u8(&inputs, '}');
-		rm_body_run_completed(&body, &out, dcr_buf_cstr(&inputs));
+		rm_body_run_completed(&body, &out);
 	} else {
 		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "", err.msg);
 	}
 	if (dmn__append_enter(d)) {
 		dcr_err e2;
-		rc = dmn__submit_daemon(
-		    d, j->room, rc == 0 ? RM_EV_RUN_COMPLETED : RM_EV_RUN_FAILED, &body, &e2);
+		bool done = rc == 0;
+		rc = dmn__submit_daemon(d, j->room, done ? RM_EV_RUN_COMPLETED : RM_EV_RUN_FAILED,
+		                        &body, &e2);
+		if (done && (rc == DCR_EINVALID || rc == DCR_EFORMAT || rc == DCR_ELIMIT)) {
+			/* The rules refused the result (say a schema run.completed
+			 * cannot carry): record the run as failed, with why. */
+			out.state = RM_RUN_FAILED;
+			dcr_err_set(&err, rc, "the result could not be recorded: %s", e2.msg);
+			dcr_buf_reset(&body);
+			rm_body_run_failed(&body, j->run_id, p.computation, err.msg);
+			rc = dmn__submit_daemon(d, j->room, RM_EV_RUN_FAILED, &body, &e2);
+		}
 		dmn__append_leave(d);
 		if (rc < 0)
 			dmn__log(d, DMN_LOG_ERROR, "run %s: recording the outcome: %s", j->run_id,
@@ -851,8 +861,10 @@ static void run_job(dmn *d, dmn_job *j)
 done:
 	cmp_result_release(&res);
 	dcr_buf_release(&body);
-	dcr_buf_release(&inputs);
-	dcr_buf_release(&schema);
+	for (k = 0; k < nrun_inputs; k++)
+		free(run_inputs[k].dataset);
+	free(run_inputs);
+	free(out.cols);
 	plan_free(d, &p);
 }
 

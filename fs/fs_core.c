@@ -1559,6 +1559,8 @@ static int save_draft(fs *f, const char *json, size_t n)
 	/* Checked here first so the reason is local and precise; the daemon
 	 * checks again with the same rules. */
 	int rc = rm_def_parse(text, n, &def, &err);
+	if (rc == 0) /* the admission check before signing (docs/rules.md) */
+		rc = rm_def_admit(def, &err);
 	if (rc < 0) {
 		dcr_err_prefix(&err, "room.json");
 		goto out;
@@ -1586,11 +1588,18 @@ static int ctl_command(fs *f, const char *cmd)
 	dcr_buf_init(&body);
 	if (strcmp(cmd, "publish") == 0) {
 		uint8_t h[32];
+		char *def = NULL;
 		pthread_mutex_lock(&f->mu);
 		memcpy(h, f->st.def_sha256, 32);
+		if (f->st.def_json)
+			def = dcr_strdup(f->st.def_json);
 		pthread_mutex_unlock(&f->mu);
+		/* the admission check before signing (docs/rules.md) */
+		rc = def ? rm_def_admit_json(def, strlen(def), &err) : 0;
+		free(def);
 		rm_body_published(&body, h);
-		rc = f->be.submit(f->be.ctx, RM_EV_PUBLISHED, body.data, body.len, &err);
+		if (rc == 0)
+			rc = f->be.submit(f->be.ctx, RM_EV_PUBLISHED, body.data, body.len, &err);
 	} else if (strcmp(cmd, "stop") == 0) {
 		rm_body_stopped(&body, "stopped through the mount");
 		rc = f->be.submit(f->be.ctx, RM_EV_STOPPED, body.data, body.len, &err);

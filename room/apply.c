@@ -14,7 +14,6 @@
  * O(1) or linear in the (small, capped) definition, except run lookups,
  * which use a hash index because a long-lived room has many runs. */
 #include <inttypes.h>
-#include <jansson.h>
 
 #include "room.h"
 
@@ -48,8 +47,14 @@ static void run_release(rm_run *r)
 	free(r->computation);
 	free(r->error);
 	free(r->result_blob);
-	free(r->schema_json);
-	free(r->inputs_json);
+	for (size_t i = 0; i < r->ninputs; i++) {
+		free(r->inputs[i].dataset);
+		free(r->inputs[i].blob);
+	}
+	free(r->inputs);
+	for (size_t i = 0; i < r->ncols; i++)
+		free(r->cols[i].name);
+	free(r->cols);
 }
 
 void rm_state_release(rm_state *s)
@@ -420,7 +425,7 @@ bool rm_may_read_result(const rm_state *s, const uint8_t key[32], const char *co
 
 /* ---- bodies -------------------------------------------------------------------- */
 
-enum fkind { F_STR, F_UINT, F_BIN32 };
+enum fkind { F_STR, F_UINT, F_BIN32, F_ARRAY, F_MAP };
 typedef struct field {
 	const char *key;
 	enum fkind kind;
@@ -476,6 +481,16 @@ static int body_check(const dcr_mpv *body, const field *f, size_t n, dcr_err *er
 			if (dcr_mp_bin(v, &b, &len) || len != 32)
 				return dcr_err_set(err, DCR_EFORMAT,
 				                   "body.%s: expected 32 bytes (binary)", f[j].key);
+			break;
+		case F_ARRAY:
+			if (dcr_mp_type(v) != DCR_MP_ARRAY)
+				return dcr_err_set(err, DCR_EFORMAT, "body.%s: expected an array",
+				                   f[j].key);
+			break;
+		case F_MAP:
+			if (dcr_mp_type(v) != DCR_MP_MAP)
+				return dcr_err_set(err, DCR_EFORMAT, "body.%s: expected a map",
+				                   f[j].key);
 			break;
 		}
 	}
@@ -740,6 +755,36 @@ static int check_request_epsilon(const rm_state *s, const es_event *ev, const ch
 	return 0;
 }
 
+static int input_cmp(const void *a, const void *b)
+{
+	return strcmp(((const rm_run_input *)a)->dataset, ((const rm_run_input *)b)->dataset);
+}
+
+/* Every dataset the run's computation reads, directly or through upstream
+ * computations, as provisioned now; sorted by name (bytewise), the order
+ * of the run.completed inputs map. */
+static void record_inputs(const rm_state *s, rm_run *r)
+{
+	const rm_def *d = s->def;
+	bool *used = dcr_calloc(d->ndatasets + 1, sizeof(bool));
+	rm_def_datasets_read(d, rm_def_computation(d, r->computation), used);
+	r->inputs = dcr_calloc(d->ndatasets + 1, sizeof(rm_run_input));
+	for (size_t i = 0; i < d->ndatasets; i++) {
+		if (!used[i])
+			continue;
+		rm_run_input *in = &r->inputs[r->ninputs++];
+		const rm_provision *p = rm_state_provision(s, d->datasets[i].name);
+		in->dataset = dcr_strdup(d->datasets[i].name);
+		if (p) {
+			in->present = true;
+			memcpy(in->sha256, p->sha256, 32);
+			in->blob = dcr_strdup(p->blob);
+		}
+	}
+	qsort(r->inputs, r->ninputs, sizeof(rm_run_input), input_cmp);
+	free(used);
+}
+
 static int on_run_requested(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	static const field f[] = {{"computation", F_STR, DCR_RM_NAME_BYTES_MAX},
@@ -783,6 +828,7 @@ static int on_run_requested(rm_state *s, const es_event *ev, dcr_err *err)
 	r->computation = comp;
 	id = comp = NULL;
 	memcpy(r->by, ev->actor, 32);
+	record_inputs(s, r);
 	r->state = RM_RUN_QUEUED;
 	r->requested_seq = ev->seq;
 	r->requested_ts_ms = ev->ts_ms;
@@ -822,60 +868,187 @@ static int daemon_run(rm_state *s, const es_event *ev, rm_run **out, dcr_err *er
 	return 0;
 }
 
-/* The meta JSON of run.completed: schema [["name","type"],...] and inputs
- * {"name": "sha256 hex" or ""} whose names are inputs of the computation. */
-static int check_schema_json(const char *text, dcr_err *err);
-static int check_inputs_json(const rm_computation *c, const char *text, dcr_err *err);
+/* strcasecmp with only A-Z folded, whatever the locale (docs/rules.md). */
+static bool ascii_caseeq(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
+		if (x >= 'A' && x <= 'Z')
+			x = (unsigned char)(x + 32);
+		if (y >= 'A' && y <= 'Z')
+			y = (unsigned char)(y + 32);
+		if (x != y)
+			return false;
+		if (!x)
+			return true;
+	}
+}
+
+/* body.schema: 1..DCR_SQL_COLS_MAX [name, type] pairs, names non-empty and
+ * unique case-insensitively (ASCII), types from the column vocabulary.
+ * Fills cols (heap) on success. */
+static int check_schema(const dcr_mpv *v, rm_run_col **out, size_t *nout, dcr_err *err)
+{
+	uint32_t n = dcr_mp_len(v);
+	rm_run_col *cols = NULL;
+	size_t nc = 0;
+	int rc = 0;
+	if (n == 0 || n > DCR_SQL_COLS_MAX)
+		return dcr_err_set(err, DCR_EFORMAT, "body.schema: %u columns; 1 to %u allowed",
+		                   (unsigned)n, DCR_SQL_COLS_MAX);
+	cols = dcr_calloc(n, sizeof(rm_run_col));
+	for (uint32_t i = 0; i < n && !rc; i++) {
+		const dcr_mpv *c = dcr_mp_at(v, i);
+		const char *name, *type;
+		size_t nn, tn;
+		if (dcr_mp_type(c) != DCR_MP_ARRAY || dcr_mp_len(c) != 2 ||
+		    dcr_mp_str(dcr_mp_at(c, 0), &name, &nn) ||
+		    dcr_mp_str(dcr_mp_at(c, 1), &type, &tn)) {
+			rc = dcr_err_set(err, DCR_EFORMAT,
+			                 "body.schema[%u]: expected [name, type] (two strings)", i);
+			break;
+		}
+		if (nn == 0 || nn > DCR_RM_RESULT_COL_BYTES_MAX || memchr(name, 0, nn)) {
+			rc = dcr_err_set(err, DCR_EFORMAT,
+			                 "body.schema[%u]: a column name has 1 to %u bytes and no "
+			                 "NUL",
+			                 i, DCR_RM_RESULT_COL_BYTES_MAX);
+			break;
+		}
+		enum rm_coltype t;
+		if (tn == 6 && memcmp(type, "string", 6) == 0)
+			t = RM_STRING;
+		else if (tn == 7 && memcmp(type, "integer", 7) == 0)
+			t = RM_INTEGER;
+		else if (tn == 5 && memcmp(type, "float", 5) == 0)
+			t = RM_FLOAT;
+		else {
+			rc = dcr_err_set(err, DCR_EFORMAT,
+			                 "body.schema[%u]: type must be \"string\", \"integer\" or "
+			                 "\"float\"",
+			                 i);
+			break;
+		}
+		char *nm = dcr_strndup(name, nn);
+		for (size_t j = 0; j < nc && !rc; j++)
+			if (ascii_caseeq(cols[j].name, nm))
+				rc = dcr_err_set(err, DCR_EFORMAT,
+				                 "body.schema[%u]: column name \"%.64s\" is already "
+				                 "schema[%zu] (names are unique, case-insensitively)",
+				                 i, nm, j);
+		cols[nc].name = nm;
+		cols[nc++].type = t;
+	}
+	if (rc) {
+		for (size_t j = 0; j < nc; j++)
+			free(cols[j].name);
+		free(cols);
+		return rc;
+	}
+	*out = cols;
+	*nout = nc;
+	return 0;
+}
+
+/* body.inputs must name exactly the datasets recorded at run.requested,
+ * each with the SHA-256 provisioned then (bin 32), or nil for one that was
+ * not provisioned then (read as an empty table). */
+static int check_inputs(const rm_run *r, const dcr_mpv *v, dcr_err *err)
+{
+	uint32_t n = dcr_mp_len(v);
+	for (uint32_t i = 0; i < n; i++) {
+		const char *k;
+		size_t kn;
+		const dcr_mpv *val = dcr_mp_map_at(v, i, &k, &kn);
+		const rm_run_input *in = NULL;
+		for (size_t j = 0; j < r->ninputs && !in; j++)
+			if (strlen(r->inputs[j].dataset) == kn &&
+			    memcmp(r->inputs[j].dataset, k, kn) == 0)
+				in = &r->inputs[j];
+		if (!in)
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "body.inputs: \"%.*s\" is not a dataset run %s reads",
+			                   (int)(kn > 64 ? 64 : kn), k, r->id);
+		if (!in->present) {
+			if (dcr_mp_type(val) != DCR_MP_NIL)
+				return dcr_err_set(err, DCR_EINVALID,
+				                   "body.inputs.%s: must be nil: the dataset was not "
+				                   "provisioned when the run was requested",
+				                   in->dataset);
+			continue;
+		}
+		const uint8_t *h;
+		size_t hn;
+		if (dcr_mp_bin(val, &h, &hn) || hn != 32)
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "body.inputs.%s: expected the 32-byte sha256 provisioned "
+			                   "when the run was requested",
+			                   in->dataset);
+		if (memcmp(h, in->sha256, 32) != 0) {
+			char a[65], b[65];
+			dcr_hex_encode(h, 32, a);
+			dcr_hex_encode(in->sha256, 32, b);
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "body.inputs.%s: sha256 %.12s is not the one provisioned "
+			                   "when the run was requested (%.12s)",
+			                   in->dataset, a, b);
+		}
+	}
+	if (n != r->ninputs) {
+		/* every key matched a distinct dataset (keys are unique), so one is
+		 * missing */
+		for (size_t j = 0; j < r->ninputs; j++)
+			if (!dcr_mp_get(v, r->inputs[j].dataset))
+				return dcr_err_set(err, DCR_EINVALID,
+				                   "body.inputs: dataset %s is missing (run %s "
+				                   "reads it)",
+				                   r->inputs[j].dataset, r->id);
+	}
+	return 0;
+}
 
 static int on_run_completed(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	static const field f[] = {
 	    {"computation", F_STR, DCR_RM_NAME_BYTES_MAX},
 	    {"duration_ms", F_UINT, 0},
-	    {"inputs", F_STR, DCR_RM_RUN_META_BYTES_MAX},
+	    {"inputs", F_MAP, 0},
 	    {"result_blob", F_STR, DCR_RM_BLOB_ID_BYTES_MAX},
 	    {"result_bytes", F_UINT, 0},
 	    {"result_sha256", F_BIN32, 0},
 	    {"rows", F_UINT, 0},
 	    {"run", F_STR, 32},
-	    {"schema", F_STR, DCR_RM_RUN_META_BYTES_MAX},
+	    {"schema", F_ARRAY, 0},
 	    {"suppressed", F_UINT, 0},
 	};
 	rm_run *r;
+	rm_run_col *cols = NULL;
+	size_t ncols = 0;
 	int rc = need_daemon(s, ev->actor, err);
 	if (!rc)
 		rc = body_check(ev->body, f, sizeof f / sizeof f[0], err);
 	if (!rc)
 		rc = daemon_run(s, ev, &r, err);
+	if (!rc)
+		rc = check_inputs(r, dcr_mp_get(ev->body, "inputs"), err);
+	if (!rc && dcr_mp_len(dcr_mp_get(ev->body, "result_blob")) == 0)
+		rc = dcr_err_set(err, DCR_EFORMAT, "body.result_blob: empty blob id");
+	if (!rc)
+		rc = check_schema(dcr_mp_get(ev->body, "schema"), &cols, &ncols, err);
 	if (rc)
 		return rc;
-	char *schema = bstr(ev->body, "schema");
-	char *inputs = bstr(ev->body, "inputs");
-	char *blob = bstr(ev->body, "result_blob");
-	if ((rc = check_schema_json(schema, err)) ||
-	    (rc = check_inputs_json(rm_def_computation(s->def, r->computation), inputs, err)))
-		goto out;
-	if (!*blob) {
-		rc = dcr_err_set(err, DCR_EFORMAT, "body.result_blob: empty blob id");
-		goto out;
-	}
 	r->state = RM_RUN_DONE;
 	r->finished_ts_ms = ev->ts_ms;
 	r->finished_seq = ev->seq;
-	r->schema_json = schema;
-	r->inputs_json = inputs;
-	r->result_blob = blob;
-	schema = inputs = blob = NULL;
+	r->cols = cols;
+	r->ncols = ncols;
+	r->result_blob = bstr(ev->body, "result_blob");
 	bbin32(ev->body, "result_sha256", r->result_sha256);
 	r->rows = buint(ev->body, "rows");
 	r->suppressed = buint(ev->body, "suppressed");
 	r->result_bytes = buint(ev->body, "result_bytes");
 	r->duration_ms = buint(ev->body, "duration_ms");
-out:
-	free(schema);
-	free(inputs);
-	free(blob);
-	return rc;
+	return 0;
 }
 
 static int on_run_failed(rm_state *s, const es_event *ev, dcr_err *err)
@@ -984,79 +1157,5 @@ int rm_apply_entry(rm_state *s, const void *entry, size_t n, dcr_err *err)
 	else
 		rc = rm_apply(s, &ev, err);
 	es_event_release(&ev);
-	return rc;
-}
-
-/* ---- run meta JSON ------------------------------------------------------------ */
-
-static int check_schema_json(const char *text, dcr_err *err)
-{
-	json_error_t je;
-	int rc = 0;
-	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-	if (!j)
-		return dcr_err_set(err, DCR_EFORMAT, "body.schema: line %d, column %d: %s", je.line,
-		                   je.column, je.text);
-	if (!json_is_array(j)) {
-		rc = dcr_err_set(err, DCR_EFORMAT, "body.schema: expected [[name, type], ...]");
-		goto out;
-	}
-	for (size_t i = 0; i < json_array_size(j); i++) {
-		json_t *c = json_array_get(j, i);
-		const char *t = json_string_value(json_array_get(c, 1));
-		if (!json_is_array(c) || json_array_size(c) != 2 ||
-		    !json_is_string(json_array_get(c, 0)) || !t ||
-		    (strcmp(t, "string") && strcmp(t, "integer") && strcmp(t, "float"))) {
-			rc = dcr_err_set(err, DCR_EFORMAT,
-			                 "body.schema[%zu]: expected [name, \"string\"|\"integer\"|"
-			                 "\"float\"]",
-			                 i);
-			goto out;
-		}
-	}
-out:
-	json_decref(j);
-	return rc;
-}
-
-static int check_inputs_json(const rm_computation *c, const char *text, dcr_err *err)
-{
-	json_error_t je;
-	int rc = 0;
-	const char *key;
-	json_t *v;
-	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-	if (!j)
-		return dcr_err_set(err, DCR_EFORMAT, "body.inputs: line %d, column %d: %s", je.line,
-		                   je.column, je.text);
-	if (!json_is_object(j)) {
-		rc = dcr_err_set(err, DCR_EFORMAT, "body.inputs: expected {\"input\": \"sha256\"}");
-		goto out;
-	}
-	json_object_foreach(j, key, v)
-	{
-		bool known = false;
-		const char *h = json_string_value(v);
-		uint8_t raw[32];
-		for (size_t i = 0; c && i < c->ninputs && !known; i++)
-			known = strcmp(c->inputs[i], key) == 0;
-		if (!known) {
-			rc = dcr_err_set(err, DCR_EINVALID,
-			                 "body.inputs: \"%s\" is not an input of "
-			                 "computation %s",
-			                 key, c ? c->name : "?");
-			goto out;
-		}
-		/* "" marks an input that was not provisioned (read as empty) */
-		if (!h || (*h && (strlen(h) != 64 || dcr_hex_decode(h, 64, raw, 32) != 0))) {
-			rc = dcr_err_set(err, DCR_EFORMAT,
-			                 "body.inputs.%s: expected a sha256 (64 hex characters) or "
-			                 "\"\" for an input that was not provisioned",
-			                 key);
-			goto out;
-		}
-	}
-out:
-	json_decref(j);
 	return rc;
 }

@@ -90,7 +90,7 @@ void rm_body_run_requested(dcr_buf *out, const char *computation, const char *ru
 	rm_body_run_requested_eps(out, computation, NULL, run_id);
 }
 
-void rm_body_run_completed(dcr_buf *out, const rm_run *r, const char *inputs_json)
+void rm_body_run_completed(dcr_buf *out, const rm_run *r)
 {
 	dcr_mpw w;
 	dcr_mpw_init(&w, out);
@@ -100,7 +100,14 @@ void rm_body_run_completed(dcr_buf *out, const rm_run *r, const char *inputs_jso
 	dcr_mpw_str(&w, "duration_ms");
 	dcr_mpw_uint(&w, r->duration_ms);
 	dcr_mpw_str(&w, "inputs");
-	dcr_mpw_str(&w, inputs_json ? inputs_json : "{}");
+	dcr_mpw_map(&w, (uint32_t)r->ninputs); /* sorted at run.requested */
+	for (size_t i = 0; i < r->ninputs; i++) {
+		dcr_mpw_str(&w, r->inputs[i].dataset);
+		if (r->inputs[i].present)
+			dcr_mpw_bin(&w, r->inputs[i].sha256, 32);
+		else
+			dcr_mpw_nil(&w);
+	}
 	dcr_mpw_str(&w, "result_blob");
 	dcr_mpw_str(&w, r->result_blob);
 	dcr_mpw_str(&w, "result_bytes");
@@ -112,7 +119,12 @@ void rm_body_run_completed(dcr_buf *out, const rm_run *r, const char *inputs_jso
 	dcr_mpw_str(&w, "run");
 	dcr_mpw_str(&w, r->id);
 	dcr_mpw_str(&w, "schema");
-	dcr_mpw_str(&w, r->schema_json ? r->schema_json : "[]");
+	dcr_mpw_array(&w, (uint32_t)r->ncols);
+	for (size_t i = 0; i < r->ncols; i++) {
+		dcr_mpw_array(&w, 2);
+		dcr_mpw_str(&w, r->cols[i].name);
+		dcr_mpw_str(&w, rm_coltype_name(r->cols[i].type));
+	}
 	dcr_mpw_str(&w, "suppressed");
 	dcr_mpw_uint(&w, r->suppressed);
 }

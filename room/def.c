@@ -6,13 +6,14 @@
  * drop a rule), every size and count is capped (base/limits.h, room
  * section), and every error names the field path. Validation then checks
  * the definition as a whole: unique names, references that resolve,
- * owners and analysts for everything, an acyclic computation graph, and
- * SQL that compiles against the declared schemas (cmp_sql_check, in
- * dependency order, upstream results feeding downstream checks).
+ * owners and analysts for everything and an acyclic computation graph.
+ * The inputs of a query come from the project's own tokenizer
+ * (cmp_sql_refs), never from SQLite: parsing is a rule of replay and must
+ * give the same verdict everywhere. Compiling the SQL is an admission
+ * check made before signing (admit.c), not part of parsing.
  *
  * Workload: a definition is parsed once per room.created/draft_saved/
- * published event, on every replay; the cost is dominated by compiling
- * the SQL of each computation once. */
+ * published event, on every replay; linear in its size. */
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -996,7 +997,7 @@ static int parse_participant(json_t *v, const char *path, rm_participant *p, dcr
 	if (dcr_pub_parse(s, p->key) < 0)
 		return fail(err, DCR_EINVALID, path, "key",
 		            "not an ed25519 public key (expected \"ed25519:\" followed by base64 "
-		            "of 32 bytes)");
+		            "of 32 bytes that encode a curve point of large order)");
 	if ((rc = get_names(v, path, "owner_of", &p->owner_of, &p->nowner_of, err)) ||
 	    (rc = get_names(v, path, "analyst_of", &p->analyst_of, &p->nanalyst_of, err)))
 		return rc;
@@ -1174,13 +1175,6 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 					    "no column \"%s\"",
 					    i, k, ds->name, c->mask[k]);
 			}
-			if (!rc) {
-				c->result_cols = dcr_calloc(ds->ncolumns, sizeof(cmp_column));
-				rm_dataset_columns(ds, c->result_cols);
-				for (size_t j = 0; j < ds->ncolumns; j++)
-					c->result_cols[j].name = dcr_strdup(ds->columns[j].name);
-				c->nresult_cols = ds->ncolumns;
-			}
 		}
 	}
 	free(names);
@@ -1200,73 +1194,6 @@ void rm_computation_dp(const rm_computation *c, cmp_dp *dp, cmp_dp_bound *bounds
 	}
 	dp->bounds = bounds;
 	dp->nbounds = c->ndp_bounds;
-}
-
-/* A DP query: the shape docs/privacy.md allows, compiled against its inputs. */
-static int dp_check(const rm_computation *c, const cmp_input *inputs, cmp_result *res,
-                    dcr_err *err)
-{
-	cmp_dp dp;
-	cmp_dp_bound *b = dcr_calloc(c->ndp_bounds + 1, sizeof *b);
-	rm_computation_dp(c, &dp, b);
-	int rc = cmp_dp_check(c->query, inputs, c->ninputs, &dp, res, err);
-	free(b);
-	return rc;
-}
-
-/* Compiles every SQL computation against its inputs' schemas, upstream
- * first, and records each result schema for the computations downstream. */
-static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
-{
-	int rc = 0;
-	for (size_t oi = 0; oi < d->ncomputations && !rc; oi++) {
-		size_t i = order[oi];
-		rm_computation *c = &d->computations[i];
-		if (c->kind != RM_COMP_SQL)
-			continue;
-		cmp_input *inputs = dcr_calloc(c->ninputs + 1, sizeof(cmp_input));
-		cmp_column **cols = dcr_calloc(c->ninputs + 1, sizeof(cmp_column *));
-		for (size_t k = 0; k < c->ninputs; k++) {
-			const rm_dataset *ds = rm_def_dataset(d, c->inputs[k]);
-			inputs[k].name = c->inputs[k];
-			if (ds) {
-				cols[k] = dcr_calloc(ds->ncolumns + 1, sizeof(cmp_column));
-				rm_dataset_columns(ds, cols[k]);
-				inputs[k].schema.cols = cols[k];
-				inputs[k].schema.ncols = ds->ncolumns;
-			} else {
-				const rm_computation *up = rm_def_computation(d, c->inputs[k]);
-				DCR_ASSERT(up && up->result_cols);
-				inputs[k].schema.cols = up->result_cols;
-				inputs[k].schema.ncols = up->nresult_cols;
-			}
-		}
-		cmp_result res;
-		dcr_err e;
-		dcr_err_clear(&e);
-		cmp_result_init(&res);
-		int crc = c->dp_epsilon ? dp_check(c, inputs, &res, &e)
-		                        : cmp_sql_check(c->query, inputs, c->ninputs,
-		                                        c->min_rows_aggregated, &res, &e);
-		if (crc < 0) {
-			bool has_prefix = strncmp(e.msg, "SQL", 3) == 0;
-			rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s%s", i,
-			                 c->name, has_prefix ? "" : "SQL error: ", e.msg);
-		} else {
-			c->nresult_cols = res.ncols;
-			c->result_cols = dcr_calloc(res.ncols + 1, sizeof(cmp_column));
-			for (size_t j = 0; j < res.ncols; j++) {
-				c->result_cols[j] = res.cols[j];
-				c->result_cols[j].name = dcr_strdup(res.cols[j].name);
-			}
-		}
-		cmp_result_release(&res);
-		for (size_t k = 0; k < c->ninputs; k++)
-			free(cols[k]);
-		free(cols);
-		free(inputs);
-	}
-	return rc;
 }
 
 /* Differential privacy across the definition (docs/privacy.md): a DP
@@ -1423,11 +1350,37 @@ static int parse_root(json_t *root, rm_def *d, dcr_err *err)
 		rc = dcr_err_set(err, DCR_EINVALID,
 		                 "computations[%zu] (\"%s\"): dependency cycle: %s", at,
 		                 d->computations[at].name, dcr_buf_cstr(&cycle));
-	else if (!(rc = check_sql(d, order, err)))
+	else
 		rc = check_dp(d, err);
 	dcr_buf_release(&cycle);
 	free(order);
 	return rc;
+}
+
+/* The nesting depth of a JSON text, counting [ and { outside strings, is
+ * at most DCR_RM_DEF_DEPTH_MAX: our own limit, checked before the JSON
+ * library sees the text, so its version's limit never decides. */
+static bool depth_ok(const char *s, size_t n)
+{
+	size_t depth = 0;
+	bool in_str = false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = false;
+		} else if (c == '"') {
+			in_str = true;
+		} else if (c == '[' || c == '{') {
+			if (++depth > DCR_RM_DEF_DEPTH_MAX)
+				return false;
+		} else if ((c == ']' || c == '}') && depth) {
+			depth--;
+		}
+	}
+	return true;
 }
 
 int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err)
@@ -1441,6 +1394,11 @@ int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err)
 	if (n > DCR_RM_DEF_BYTES_MAX) {
 		rc = dcr_err_set(err, DCR_ELIMIT, "definition of %zu bytes exceeds the limit of %u",
 		                 n, DCR_RM_DEF_BYTES_MAX);
+		goto out;
+	}
+	if (!depth_ok(json, n)) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "nested deeper than %u levels",
+		                 DCR_RM_DEF_DEPTH_MAX);
 		goto out;
 	}
 	root = json_loadb(json, n, JSON_REJECT_DUPLICATES, &je);

@@ -64,10 +64,10 @@ typedef struct rm_computation {
 	char **mask;
 	size_t nmask;
 	double epsilon;
-	/* Result schema as checked when the definition was parsed: sql (from
-	 * cmp_sql_check on empty inputs) and synthetic (the input dataset's
-	 * columns); NULL/0 for python and r, whose columns are known only
-	 * after a run. Names heap-owned by the definition. */
+	/* Result schema filled by rm_def_admit (never by rm_def_parse): sql
+	 * (from cmp_sql_check on empty inputs) and synthetic (the input
+	 * dataset's columns); NULL/0 for python and r, whose columns are known
+	 * only after a run, and before admission. Names heap-owned. */
 	cmp_column *result_cols;
 	size_t nresult_cols;
 } rm_computation;
@@ -99,11 +99,23 @@ typedef struct rm_def {
  * (DCR_EINVALID, DCR_ELIMIT, DCR_EFORMAT for JSON syntax) name the field,
  * e.g. `participants[1].key: not an ed25519 public key (...)` or `line 3,
  * column 9: <jansson message>`. Validation: unique names, known types, every
- * reference resolves, computation dependencies acyclic, every dataset has an
- * owner and every computation an analyst, keys well formed, SQL compiles
- * against the declared schemas and aggregates where the privacy filter
- * requires it. Fields starting with "x-" are ignored (and not kept). */
+ * reference resolves (sql inputs from the tokenizer, cmp_sql_refs),
+ * computation dependencies acyclic, every dataset has an owner and every
+ * computation an analyst, keys valid points. A rule of replay: pure, no
+ * SQLite, no clock. Fields starting with "x-" are ignored (and not kept). */
 int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err);
+/* The admission check (room/admit.c, docs/rules.md "Admission checks"):
+ * every sql query compiles with SQLite against the declared schemas of
+ * what it reads, upstream first, is one SELECT of allowed functions, and
+ * aggregates where the privacy filter requires it; fills result_cols.
+ * Not a rule of replay (rm_apply never calls it): dcrd runs it before
+ * appending room.created/draft_saved/published, the CLI and the mount
+ * before signing one. Errors read `computations[0] ("overlap"): SQL
+ * error: no such column: b.citi`. */
+int rm_def_admit(rm_def *d, dcr_err *err);
+/* rm_def_parse, then rm_def_admit; errors prefixed "definition: " as
+ * rm_apply words definition errors. */
+int rm_def_admit_json(const char *json, size_t n, dcr_err *err);
 void rm_def_free(rm_def *d); /* NULL ok */
 /* Definition as pretty JSON (2-space indent, fixed field order, trailing
  * newline), accepted again by rm_def_parse. Heap string (free()). */
@@ -168,6 +180,21 @@ typedef struct rm_provision {
 
 enum rm_run_state { RM_RUN_QUEUED, RM_RUN_DONE, RM_RUN_FAILED };
 
+/* A dataset a run reads, directly or through upstream computations, as it
+ * was provisioned when the run was requested (docs/rules.md). */
+typedef struct rm_run_input {
+	char *dataset;
+	bool present;       /* provisioned at run.requested */
+	uint8_t sha256[32]; /* of the plaintext CSV, when present */
+	char *blob;         /* the provision's blob id, when present */
+} rm_run_input;
+
+/* One column of a run's result (run.completed schema). */
+typedef struct rm_run_col {
+	char *name;
+	enum rm_coltype type;
+} rm_run_col;
+
 typedef struct rm_run {
 	char *id; /* 32 hex chars, chosen by the requester */
 	char *computation;
@@ -179,8 +206,12 @@ typedef struct rm_run {
 	uint8_t result_sha256[32]; /* done */
 	char *result_blob;
 	uint64_t rows, suppressed, result_bytes, duration_ms;
-	char *schema_json;  /* [["col","type"],...] as sent by the daemon */
-	char *inputs_json;  /* {"input": "sha256 hex" or "", ...} as sent by the daemon */
+	/* Every dataset the computation reads, sorted by name (bytewise),
+	 * recorded at run.requested; run.completed must report exactly these. */
+	rm_run_input *inputs;
+	size_t ninputs;
+	rm_run_col *cols; /* result schema (done) */
+	size_t ncols;
 	uint64_t epsilon;       /* DP: millionths spent at request (body.epsilon); 0 = not DP */
 	uint64_t retrieved;     /* count of result.retrieved */
 	uint64_t retrieved_seq; /* seq of the first of them */
@@ -300,9 +331,10 @@ char *rm_describe(const rm_state *before, const es_event *ev);
  *   deprovisioned         {dataset: str}
  *   run.requested         {computation: str, run: str (32 lowercase hex)}, and
  *                         epsilon: str exactly when the computation is DP
- *   run.completed         {computation, duration_ms, inputs (str JSON),
- *                          result_blob, result_bytes, result_sha256 (bin 32),
- *                          rows, run, schema (str JSON), suppressed}
+ *   run.completed         {computation, duration_ms, inputs (map: dataset
+ *                          -> bin 32 or nil), result_blob, result_bytes,
+ *                          result_sha256 (bin 32), rows, run, schema (array
+ *                          of [name, type]), suppressed}
  *   run.failed            {computation: str, error: str, run: str}
  *   result.retrieved      {run: str} */
 void rm_body_definition(dcr_buf *out, const char *json); /* created, draft_saved */
@@ -315,7 +347,9 @@ void rm_body_run_requested(dcr_buf *out, const char *computation, const char *ru
  * privacy.epsilon in canonical form (rm_epsilon_format); NULL = not DP. */
 void rm_body_run_requested_eps(dcr_buf *out, const char *computation, const char *epsilon,
                                const char *run_id);
-void rm_body_run_completed(dcr_buf *out, const rm_run *r, const char *inputs_json);
+/* Writes r->inputs (as recorded at run.requested; nil for a dataset not
+ * provisioned then) and r->cols. */
+void rm_body_run_completed(dcr_buf *out, const rm_run *r);
 void rm_body_run_failed(dcr_buf *out, const char *run_id, const char *computation,
                         const char *error);
 void rm_body_retrieved(dcr_buf *out, const char *run_id);

@@ -536,6 +536,13 @@ int au_verify(const au_export *x, const au_verify_opts *opt, au_report *rep, dcr
 		                 "the export names daemon key %s, but you trust %s", ka, kb);
 		goto out;
 	}
+	if (x->n == 0) {
+		/* A room exists from its room.created on: an empty log proves
+		 * nothing (docs/event-format.md, 8.1). */
+		rc = dcr_err_set(err, DCR_EFORMAT,
+		                 "export file: no events (a room's log starts with room.created)");
+		goto out;
+	}
 	if (nthreads > AU_THREADS_MAX)
 		nthreads = AU_THREADS_MAX;
 	if (nthreads > x->n)

@@ -156,11 +156,12 @@ static void fx_room_state(rm_state *s)
 	r.rows = 40;
 	r.result_bytes = 400;
 	r.duration_ms = 12;
-	r.schema_json = (char *)"[[\"city\",\"string\"],[\"age\",\"integer\"]]";
-	rm_body_run_completed(
-	    &body, &r,
-	    "{\"bank\": "
-	    "\"abababababababababababababababababababababababababababababababab\"}");
+	rm_run_col cols[] = {{(char *)"city", RM_STRING}, {(char *)"age", RM_INTEGER}};
+	r.cols = cols;
+	r.ncols = 2;
+	r.inputs = rm_state_run(s, FX_RUN1)->inputs;
+	r.ninputs = rm_state_run(s, FX_RUN1)->ninputs;
+	rm_body_run_completed(&body, &r);
 	fx_apply(s, fx_daemon, RM_EV_RUN_COMPLETED, &body);
 
 	rm_body_run_requested(&body, "raw", FX_RUN2);

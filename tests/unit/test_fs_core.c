@@ -247,9 +247,14 @@ static int fk_run(void *ctx, const char *computation, char run_id[33], dcr_err *
 	r.suppressed = 2;
 	r.result_bytes = strlen(res->csv);
 	r.duration_ms = 3;
-	r.schema_json = (char *)"[[\"city\",\"string\"],[\"n\",\"integer\"]]";
+	rm_run_col cols[] = {{(char *)"city", RM_STRING}, {(char *)"n", RM_INTEGER}};
+	const rm_run *q = rm_state_run(&fk->st, run_id);
+	r.cols = cols;
+	r.ncols = 2;
+	r.inputs = q ? q->inputs : NULL;
+	r.ninputs = q ? q->ninputs : 0;
 	dcr_buf_init(&body);
-	rm_body_run_completed(&body, &r, "{}");
+	rm_body_run_completed(&body, &r);
 	rc = fake_append(fk, fk->daemon, RM_EV_RUN_COMPLETED, body.data, body.len, err);
 	dcr_buf_release(&body);
 	return rc;

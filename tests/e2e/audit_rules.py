@@ -1,0 +1,860 @@
+#!/usr/bin/env python3
+"""audit_rules.py: the rules half of an independent verifier of dcr export
+files, written from docs/rules.md and docs/room-format.md alone (Python
+standard library only). The cryptographic half (canonical msgpack,
+envelopes, signatures, Merkle root, checkpoints) is audit_indep.py, written
+from docs/event-format.md; this file imports it and adds, for every event
+in log order, the room's rules: the definition parser and validator, the
+SQL tokenizer that decides which datasets a query reads, the status and
+role checks of every event type, the inputs and schema of run.completed,
+and at the end the export's participant list.
+
+tests/e2e/audit.sh and audit_forge.sh run it on real and on forged exports
+and require the same verdict as `dcr audit verify`: valid, or invalid at
+the same seq and event type.
+
+usage:
+  audit_rules.py export FILE   prints "ok ROOM EVENTS ROOT" or
+                               "bad: seq N (TYPE): REASON" / "bad: REASON"
+exit 0 when ok, 1 when bad.
+"""
+import hashlib
+import json
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import audit_indep as ai  # noqa: E402
+
+Bad = ai.Bad
+
+
+class Refused(Exception):
+    """A rule refused the event (message without the seq prefix)."""
+
+
+def refuse(msg):
+    raise Refused(msg)
+
+
+def ubytes(s):
+    return len(s.encode("utf-8"))
+
+
+def ascii_fold(s):
+    """Only A-Z are folded (rules.md: case-insensitive comparisons)."""
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in s)
+
+
+# ---- limits (base/limits.h, as the docs state them) ---------------------------
+
+DEF_BYTES_MAX = 1 << 20
+DEF_DEPTH_MAX = 32
+NAME_MAX = 63
+ROOM_NAME_MAX = 128
+DESCRIPTION_MAX = 4096
+EMAIL_MAX = 254
+PARTICIPANTS_MAX = 64
+DATASETS_MAX = 64
+COMPUTATIONS_MAX = 64
+COLUMNS_MAX = 256
+LIST_MAX = 256
+QUERY_MAX = 64 * 1024
+SCRIPT_MAX = 256 * 1024
+MIN_ROWS_MAX = 1000000000
+EPSILON_MAX = 100.0
+REASON_MAX = 1024
+ERROR_MAX = 4096
+BLOB_MAX = 128
+FILE_MAX = 255
+RUNS_MAX = 10000000
+RESULT_COLS_MAX = 256
+RESULT_COL_BYTES_MAX = 1024
+
+# ---- JSON (room-format.md, "Parsing") -----------------------------------------
+
+
+def depth_ok(b):
+    depth, in_str, i = 0, False, 0
+    while i < len(b):
+        c = b[i]
+        if in_str:
+            if c == 0x5C:  # backslash skips the next byte
+                i += 1
+            elif c == 0x22:
+                in_str = False
+        elif c == 0x22:
+            in_str = True
+        elif c in (0x5B, 0x7B):
+            depth += 1
+            if depth > DEF_DEPTH_MAX:
+                return False
+        elif c in (0x5D, 0x7D) and depth:
+            depth -= 1
+        i += 1
+    return True
+
+
+def strict_json(b):
+    if len(b) > DEF_BYTES_MAX:
+        refuse("definition too large")
+    if not depth_ok(b):
+        refuse("nested deeper than 32 levels")
+
+    def pairs(ps):
+        out = {}
+        for k, v in ps:
+            if k in out:
+                refuse("duplicate object key")
+            out[k] = v
+        return out
+
+    def pint(s):
+        v = int(s)
+        if not -(1 << 63) <= v < (1 << 63):
+            refuse("integer out of range")
+        return v
+
+    def pfloat(s):
+        v = float(s)
+        if math.isinf(v) or math.isnan(v):
+            refuse("real number overflow")
+        return v
+
+    def pconst(s):
+        refuse("not JSON: %s" % s)
+
+    try:
+        v = json.loads(b.decode("utf-8"), object_pairs_hook=pairs, parse_int=pint,
+                       parse_float=pfloat, parse_constant=pconst)
+    except (ValueError, RecursionError) as x:
+        refuse("JSON syntax: %s" % x)
+
+    def walk(x):
+        if isinstance(x, str):
+            for c in x:
+                if c == "\0" or 0xD800 <= ord(c) <= 0xDFFF:
+                    refuse("NUL or lone surrogate in a string")
+        elif isinstance(x, list):
+            for y in x:
+                walk(y)
+        elif isinstance(x, dict):
+            for k, y in x.items():
+                walk(k)
+                walk(y)
+
+    walk(v)
+    if not isinstance(v, dict):
+        refuse("the definition must be a JSON object")
+    return v
+
+
+# ---- field helpers ----------------------------------------------------------------
+
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def fields(o, allowed, what):
+    if not isinstance(o, dict):
+        refuse("%s: expected an object" % what)
+    for k in o:
+        if k not in allowed and not k.startswith("x-"):
+            refuse("%s: unknown field %r" % (what, k))
+
+
+def get_str(o, key, required, maxb, what):
+    if key not in o:
+        if required:
+            refuse("%s.%s: missing" % (what, key))
+        return None
+    v = o[key]
+    if not isinstance(v, str):
+        refuse("%s.%s: expected a string" % (what, key))
+    if ubytes(v) > maxb:
+        refuse("%s.%s: too long" % (what, key))
+    return v
+
+
+def get_bool(o, key, dflt, what):
+    if key not in o:
+        return dflt
+    if not isinstance(o[key], bool):
+        refuse("%s.%s: expected true or false" % (what, key))
+    return o[key]
+
+
+def get_array(o, key, required, maxn, what):
+    if key not in o:
+        if required:
+            refuse("%s.%s: missing" % (what, key))
+        return None
+    v = o[key]
+    if not isinstance(v, list):
+        refuse("%s.%s: expected an array" % (what, key))
+    if len(v) > maxn:
+        refuse("%s.%s: too many entries" % (what, key))
+    return v
+
+
+def get_names(o, key, what):
+    a = get_array(o, key, False, LIST_MAX, what) or []
+    out = []
+    for v in a:
+        if not isinstance(v, str):
+            refuse("%s.%s: expected a name" % (what, key))
+        if v in out:
+            refuse("%s.%s: %r listed twice" % (what, key, v))
+        out.append(v)
+    return out
+
+
+def ident_valid(s):
+    if not 1 <= len(s) <= NAME_MAX:
+        return False
+    ok0 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
+    if s[0] not in ok0 or any(c not in ok0 + "0123456789" for c in s[1:]):
+        return False
+    return not ascii_fold(s[:7]) == "sqlite_"
+
+
+def room_name_valid(s):
+    ok = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+    return (1 <= ubytes(s) <= ROOM_NAME_MAX and s[0] not in ".-" and all(c in ok for c in s))
+
+
+def email_plausible(s):
+    if not 3 <= ubytes(s) <= EMAIL_MAX:
+        return False
+    if any(not 0x21 <= ord(c) <= 0x7E or c in '"\\<>,;' for c in s):
+        return False
+    if s.count("@") != 1 or s[0] == "@":
+        return False
+    dom = s.split("@")[1]
+    return len(dom) >= 3 and "." in dom and dom[0] != "." and dom[-1] != "." and ".." not in dom
+
+
+# ---- keys (room-format.md, participants[]) ------------------------------------------
+
+P = 2**255 - 19
+D = -121665 * pow(121666, P - 2, P) % P
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+WEAK = [bytes(32), bytes([1]) + bytes(31),
+        bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+        bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+        bytes([0xEC]) + b"\xff" * 30 + b"\x7f", bytes([0xED]) + b"\xff" * 30 + b"\x7f",
+        bytes([0xEE]) + b"\xff" * 30 + b"\x7f"]
+
+
+def point_valid(k):
+    y = int.from_bytes(k, "little")
+    sign, y = y >> 255, y & ((1 << 255) - 1)
+    if y >= P:
+        return False
+    u, v = (y * y - 1) % P, (D * y * y + 1) % P
+    x = u * pow(v, 3, P) * pow(u * pow(v, 7, P), (P - 5) // 8, P) % P
+    if (v * x * x - u) % P == 0:
+        pass
+    elif (v * x * x + u) % P == 0:
+        x = x * pow(2, (P - 1) // 4, P) % P
+    else:
+        return False
+    return not (x == 0 and sign)
+
+
+def parse_key(s):
+    if not s.startswith("ed25519:"):
+        return None
+    t = s[8:]
+    if len(t) != 44 or t[43] != "=" or any(c not in B64 for c in t[:43]):
+        return None
+    if B64.index(t[42]) & 3:
+        return None
+    bits = "".join(format(B64.index(c), "06b") for c in t[:43])[:256]
+    k = int(bits, 2).to_bytes(32, "big")
+    if not point_valid(k):
+        return None
+    masked = k[:31] + bytes([k[31] & 0x7F])
+    if masked in WEAK:
+        return None
+    return k
+
+
+# ---- the SQL tokenizer (room-format.md, "The tokenizer") ------------------------------
+
+OPS = [b"->>", b"->", b"||", b"<=", b">=", b"<>", b"!=", b"==", b"<<", b">>"]
+
+
+def is_alpha(c):
+    return 0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A
+
+
+def is_digit(c):
+    return 0x30 <= c <= 0x39
+
+
+def word_start(c):
+    return is_alpha(c) or c == 0x5F or c >= 0x80
+
+
+def word_byte(c):
+    return is_alpha(c) or is_digit(c) or c in (0x5F, 0x24) or c >= 0x80
+
+
+def names_in(query):
+    """The names (words and quoted identifiers, unquoted) of a query, as
+    bytes; refuses an unterminated literal or identifier."""
+    q, n, i, out = query.encode("utf-8"), len(query.encode("utf-8")), 0, []
+    while i < n:
+        c = q[i]
+        if c in b" \t\n\v\f\r":
+            i += 1
+        elif q[i:i + 2] == b"--":
+            while i < n and q[i] != 0x0A:
+                i += 1
+        elif q[i:i + 2] == b"/*":
+            e = q.find(b"*/", i + 2)
+            i = n if e < 0 else e + 2
+        elif c in b"xX" and i + 1 < n and q[i + 1] == 0x27:
+            e = q.find(b"'", i + 2)
+            if e < 0:
+                refuse("unterminated blob literal at offset %d" % i)
+            i = e + 1
+        elif c in b"'\"`[":
+            close = 0x5D if c == 0x5B else c
+            j, buf = i + 1, bytearray()
+            while True:
+                if j >= n:
+                    refuse("unterminated %s at offset %d" %
+                           ("string literal" if c == 0x27 else "quoted identifier", i))
+                if q[j] == close:
+                    if close != 0x5D and j + 1 < n and q[j + 1] == close:
+                        buf.append(close)
+                        j += 2
+                        continue
+                    j += 1
+                    break
+                buf.append(q[j])
+                j += 1
+            if c != 0x27:
+                out.append(bytes(buf))
+            i = j
+        elif word_start(c):
+            j = i
+            while j < n and word_byte(q[j]):
+                j += 1
+            out.append(q[i:j])
+            i = j
+        elif is_digit(c) or (c == 0x2E and i + 1 < n and is_digit(q[i + 1])):
+            j = i
+            while j < n and (is_alpha(q[j]) or is_digit(q[j]) or q[j] in b"._" or
+                             (q[j] in b"+-" and q[j - 1] in b"eE")):
+                j += 1
+            i = j
+        elif c in b"?:@$#":
+            j = i + 1
+            while j < n and word_byte(q[j]):
+                j += 1
+            i = j
+        else:
+            i += 1
+            for op in OPS:
+                if q[i - 1:i - 1 + len(op)] == op:
+                    i = i - 1 + len(op)
+                    break
+    return out
+
+
+def bfold(b):
+    return bytes(x + 32 if 0x41 <= x <= 0x5A else x for x in b)
+
+
+# ---- the definition (room-format.md) ----------------------------------------------------
+
+
+def parse_def(text):
+    o = strict_json(text.encode("utf-8"))
+    fields(o, ["format", "name", "description", "settings", "participants", "datasets",
+               "computations"], "definition")
+    if get_str(o, "format", True, 64, "") != "dcr.room/1":
+        refuse("format: unknown format")
+    name = get_str(o, "name", True, ROOM_NAME_MAX + 64, "")
+    if not room_name_valid(name):
+        refuse("name: not a valid room name")
+    get_str(o, "description", False, DESCRIPTION_MAX, "")
+    d = {"name": name, "require_provisioned": True, "datasets": [], "computations": [],
+         "participants": []}
+    if "settings" in o:
+        s = o["settings"]
+        fields(s, ["interactive", "development", "require_provisioned"], "settings")
+        get_bool(s, "interactive", True, "settings")
+        get_bool(s, "development", False, "settings")
+        d["require_provisioned"] = get_bool(s, "require_provisioned", True, "settings")
+    for i, v in enumerate(get_array(o, "datasets", False, DATASETS_MAX, "") or []):
+        d["datasets"].append(parse_dataset(v, "datasets[%d]" % i))
+    for i, v in enumerate(get_array(o, "computations", False, COMPUTATIONS_MAX, "") or []):
+        d["computations"].append(parse_computation(v, "computations[%d]" % i))
+    parts = get_array(o, "participants", True, PARTICIPANTS_MAX, "")
+    if not parts:
+        refuse("participants: at least one is needed")
+    for i, v in enumerate(parts):
+        d["participants"].append(parse_participant(v, "participants[%d]" % i))
+    validate(d)
+    return d
+
+
+def parse_named(v, allowed, what):
+    fields(v, allowed, what)
+    name = get_str(v, "name", True, NAME_MAX + 64, what)
+    if not ident_valid(name):
+        refuse("%s.name: not a valid name" % what)
+    return name
+
+
+def parse_dataset(v, what):
+    name = parse_named(v, ["name", "kind", "required", "share_statistics", "columns"], what)
+    kind = get_str(v, "kind", False, 64, what) or "table"
+    if kind not in ("table", "file"):
+        refuse("%s.kind: unknown kind" % what)
+    ds = {"name": name, "kind": kind, "required": get_bool(v, "required", True, what),
+          "columns": []}
+    get_bool(v, "share_statistics", False, what)
+    cols = get_array(v, "columns", kind == "table", COLUMNS_MAX, what)
+    if kind == "file":
+        if cols is not None:
+            refuse("%s.columns: file datasets have no columns" % what)
+        return ds
+    if not cols:
+        refuse("%s.columns: a table needs at least one column" % what)
+    for j, c in enumerate(cols):
+        cw = "%s.columns[%d]" % (what, j)
+        cn = parse_named(c, ["name", "type", "nullable", "format"], cw)
+        t = get_str(c, "type", True, 64, cw)
+        if t not in ("string", "integer", "float"):
+            refuse("%s.type: unknown type" % cw)
+        get_bool(c, "nullable", True, cw)
+        f = get_str(c, "format", False, 64, cw)
+        if f is not None:
+            if t != "string":
+                refuse("%s.format: only string columns take a format" % cw)
+            if f not in ("email", "date", "sha256"):
+                refuse("%s.format: unknown format" % cw)
+        if any(ascii_fold(x) == ascii_fold(cn) for x in ds["columns"]):
+            refuse("%s.name: column names are unique, case-insensitively" % cw)
+        ds["columns"].append(cn)
+    return ds
+
+
+COMP_FIELDS = ["name", "kind", "query", "script", "inputs", "input", "mask", "epsilon",
+               "privacy"]
+OWN = {"sql": ["query", "privacy"], "python": ["script", "inputs"], "r": ["script", "inputs"],
+       "synthetic": ["input", "mask", "epsilon"]}
+
+
+def parse_computation(v, what):
+    name = parse_named(v, COMP_FIELDS, what)
+    kind = get_str(v, "kind", True, 64, what)
+    if kind not in OWN:
+        refuse("%s.kind: unknown kind" % what)
+    for f in COMP_FIELDS[2:]:
+        if f not in OWN[kind] and f in v:
+            refuse("%s.%s: not a field of %s computations" % (what, f, kind))
+    c = {"name": name, "kind": kind, "inputs": []}
+    if kind == "sql":
+        c["query"] = get_str(v, "query", True, QUERY_MAX, what)
+        if "privacy" in v:
+            p = v["privacy"]
+            fields(p, ["min_rows_aggregated"], what + ".privacy")
+            if "min_rows_aggregated" in p:
+                k = p["min_rows_aggregated"]
+                if not is_int(k) or not 0 <= k <= MIN_ROWS_MAX:
+                    refuse("%s.privacy.min_rows_aggregated: out of range" % what)
+    elif kind in ("python", "r"):
+        get_str(v, "script", True, SCRIPT_MAX, what)
+        c["inputs"] = get_names(v, "inputs", what)
+    else:
+        c["input"] = get_str(v, "input", True, NAME_MAX + 64, what)
+        c["inputs"] = [c["input"]]
+        c["mask"] = get_names(v, "mask", what)
+        if "epsilon" not in v:
+            refuse("%s.epsilon: missing" % what)
+        e = v["epsilon"]
+        if (isinstance(e, bool) or not isinstance(e, (int, float)) or not float(e) > 0 or
+                not math.isfinite(float(e)) or float(e) > EPSILON_MAX):
+            refuse("%s.epsilon: out of range" % what)
+    return c
+
+
+def parse_participant(v, what):
+    fields(v, ["email", "key", "owner_of", "analyst_of"], what)
+    email = get_str(v, "email", True, EMAIL_MAX, what)
+    if not email_plausible(email):
+        refuse("%s.email: not plausible" % what)
+    key = parse_key(get_str(v, "key", True, 256, what))
+    if key is None:
+        refuse("%s.key: not an ed25519 public key" % what)
+    return {"email": email, "key": key, "owner_of": get_names(v, "owner_of", what),
+            "analyst_of": get_names(v, "analyst_of", what)}
+
+
+def validate(d):
+    dsn = [x["name"] for x in d["datasets"]]
+    cn = [x["name"] for x in d["computations"]]
+    allnames = dsn + cn
+    folded = [ascii_fold(x) for x in allnames]
+    if len(set(folded)) != len(folded):
+        refuse("dataset and computation names are unique, case-insensitively")
+    ps = d["participants"]
+    if len({ascii_fold(p["email"]) for p in ps}) != len(ps):
+        refuse("participant emails are unique")
+    if len({p["key"] for p in ps}) != len(ps):
+        refuse("participant keys are unique")
+    for p in ps:
+        if any(x not in dsn for x in p["owner_of"]):
+            refuse("owner_of names no dataset")
+        if any(x not in cn for x in p["analyst_of"]):
+            refuse("analyst_of names no computation")
+    for x in dsn:
+        if not any(x in p["owner_of"] for p in ps):
+            refuse("dataset %s has no owner" % x)
+    for x in cn:
+        if not any(x in p["analyst_of"] for p in ps):
+            refuse("computation %s has no analyst" % x)
+    dsd = {x["name"]: x for x in d["datasets"]}
+    cd = {x["name"]: x for x in d["computations"]}
+    for c in d["computations"]:
+        if c["kind"] == "sql":
+            used = {bfold(x) for x in names_in(c["query"])}
+            c["inputs"] = [x for x in allnames if bfold(x.encode()) in used]
+            if not c["inputs"]:
+                refuse("computation %s: the query reads no dataset or computation" %
+                       c["name"])
+        for x in c["inputs"]:
+            if x not in dsd and x not in cd:
+                refuse("computation %s: no dataset or computation %r" % (c["name"], x))
+            if c["kind"] == "synthetic" and (x not in dsd or dsd[x]["kind"] != "table"):
+                refuse("computation %s: input is not a table dataset" % c["name"])
+            if c["kind"] == "sql" and x in dsd and dsd[x]["kind"] == "file":
+                refuse("computation %s: the query reads a file dataset" % c["name"])
+            if c["kind"] == "sql" and x in cd and cd[x]["kind"] in ("python", "r"):
+                refuse("computation %s: the query reads a python or r result" % c["name"])
+        if c["kind"] == "synthetic":
+            for m in c["mask"]:
+                if m not in dsd[c["input"]]["columns"]:
+                    refuse("computation %s: mask names no column" % c["name"])
+    state = {}
+
+    def visit(x):
+        if state.get(x) == 2:
+            return
+        if state.get(x) == 1:
+            refuse("dependency cycle through %s" % x)
+        state[x] = 1
+        for y in cd[x]["inputs"]:
+            if y in cd:
+                visit(y)
+        state[x] = 2
+
+    for x in cn:
+        visit(x)
+
+
+def datasets_read(d, comp):
+    """Dataset names a computation reads, directly or through upstream
+    computations (rules.md, "Datasets a run reads")."""
+    cd = {x["name"]: x for x in d["computations"]}
+    dsn = {x["name"] for x in d["datasets"]}
+    out, seen = set(), set()
+
+    def walk(c):
+        for x in c["inputs"]:
+            if x in dsn:
+                out.add(x)
+            elif x in cd and x not in seen:
+                seen.add(x)
+                walk(cd[x])
+
+    walk(comp)
+    return out
+
+
+# ---- the state and the events (rules.md) ----------------------------------------------
+
+
+class Room:
+    def __init__(self, daemon_key):
+        self.daemon = daemon_key
+        self.status = "none"
+        self.size = 0
+        self.creator = None
+        self.d = None
+        self.text = None
+        self.prov = {}  # dataset -> sha256 (present only)
+        self.runs = {}  # id -> dict
+
+    def participant(self, k):
+        if self.status == "none":
+            refuse("the room does not exist yet")
+        if k != self.creator and not any(p["key"] == k for p in self.d["participants"]):
+            refuse("actor is not a participant of this room")
+
+    def creator_only(self, k):
+        self.participant(k)
+        if k != self.creator:
+            refuse("actor is not the creator of the room")
+
+    def published(self):
+        if self.status != "published":
+            refuse("the room is %s" % self.status)
+
+    def role(self, k, what, name):
+        for p in self.d["participants"]:
+            if p["key"] == k and name in p[what]:
+                return
+        refuse("actor is not %s %s" % (what, name))
+
+    def body(self, b, spec):
+        if not isinstance(b, dict):
+            refuse("body is not a map")
+        if sorted(b) != sorted(spec):
+            refuse("body: fields %s, expected %s" % (sorted(b), sorted(spec)))
+        for k, (t, mx) in spec.items():
+            v = b[k]
+            if t == "str":
+                if not isinstance(v, str) or "\0" in v:
+                    refuse("body.%s: expected a string without NUL" % k)
+                if ubytes(v) > mx:
+                    refuse("body.%s: too long" % k)
+            elif t == "uint":
+                if not is_int(v) or v < 0:
+                    refuse("body.%s: expected an unsigned integer" % k)
+            elif t == "bin32":
+                if not isinstance(v, bytes) or len(v) != 32:
+                    refuse("body.%s: expected 32 bytes" % k)
+            elif t == "map" and not isinstance(v, dict):
+                refuse("body.%s: expected a map" % k)
+            elif t == "array" and not isinstance(v, list):
+                refuse("body.%s: expected an array" % k)
+
+    def definition(self, b):
+        self.body(b, {"definition": ("str", DEF_BYTES_MAX)})
+        d = parse_def(b["definition"])
+        if any(p["key"] == self.daemon for p in d["participants"]):
+            refuse("definition: a participant key is the daemon's key")
+        return d
+
+    def check_edit(self, k):
+        self.creator_only(k)
+        if self.status != "draft":
+            refuse("the definition can only change while draft")
+
+    def check_provision(self, k, ds):
+        self.participant(k)
+        self.published()
+        if not any(x["name"] == ds for x in self.d["datasets"]):
+            refuse("no dataset named %r" % ds)
+        self.role(k, "owner_of", ds)
+
+    def apply(self, e):
+        t, k, b = e["type"], e["actor"], e["body"]
+        if e["seq"] != self.size:
+            refuse("event seq %d but room has %d events" % (e["seq"], self.size))
+        h = getattr(self, "on_" + t.replace(".", "_"), None) if t in TYPES else None
+        if h is None:
+            refuse("unknown event type")
+        if self.status == "none" and t != "room.created":
+            refuse("the room does not exist yet")
+        h(k, b)
+        self.size += 1
+
+    def on_room_created(self, k, b):
+        if self.status != "none":
+            refuse("the room already exists")
+        if k == self.daemon:
+            refuse("the daemon cannot create rooms")
+        d = self.definition(b)
+        self.creator, self.status, self.d, self.text = k, "draft", d, b["definition"]
+
+    def on_room_draft_saved(self, k, b):
+        self.check_edit(k)
+        self.d = self.definition(b)
+        self.text = b["definition"]
+
+    def on_room_published(self, k, b):
+        self.check_edit(k)
+        self.body(b, {"definition_sha256": ("bin32", 0)})
+        if b["definition_sha256"] != hashlib.sha256(self.text.encode("utf-8")).digest():
+            refuse("definition_sha256 does not match the current definition")
+        self.status = "published"
+
+    def on_room_stopped(self, k, b):
+        self.creator_only(k)
+        if self.status not in ("draft", "published"):
+            refuse("the room is already %s" % self.status)
+        self.body(b, {"reason": ("str", REASON_MAX)})
+        self.status = "stopped"
+
+    def on_dataset_provisioned(self, k, b):
+        self.participant(k)
+        self.body(b, {"blob": ("str", BLOB_MAX), "bytes": ("uint", 0),
+                      "dataset": ("str", NAME_MAX), "file": ("str", FILE_MAX),
+                      "rows": ("uint", 0), "sha256": ("bin32", 0),
+                      "stats_sha256": ("bin32", 0)})
+        self.check_provision(k, b["dataset"])
+        if not b["blob"]:
+            refuse("body.blob: empty blob id")
+        self.prov[b["dataset"]] = b["sha256"]
+
+    def on_dataset_deprovisioned(self, k, b):
+        self.participant(k)
+        self.body(b, {"dataset": ("str", NAME_MAX)})
+        self.check_provision(k, b["dataset"])
+        if b["dataset"] not in self.prov:
+            refuse("dataset is not provisioned")
+        del self.prov[b["dataset"]]
+
+    def on_run_requested(self, k, b):
+        self.participant(k)
+        self.body(b, {"computation": ("str", NAME_MAX), "run": ("str", 32)})
+        self.published()
+        comp = next((c for c in self.d["computations"] if c["name"] == b["computation"]),
+                    None)
+        if comp is None:
+            refuse("no computation named %r" % b["computation"])
+        self.role(k, "analyst_of", comp["name"])
+        reads = datasets_read(self.d, comp)
+        if self.d["require_provisioned"]:
+            req = {x["name"] for x in self.d["datasets"] if x["required"]}
+            if any(x in req and x not in self.prov for x in reads):
+                refuse("computation needs datasets not provisioned")
+        r = b["run"]
+        if len(r) != 32 or any(c not in "0123456789abcdef" for c in r):
+            refuse("body.run: not a run id (32 lowercase hex characters)")
+        if r in self.runs:
+            refuse("run already exists")
+        if len(self.runs) >= RUNS_MAX:
+            refuse("too many runs")
+        self.runs[r] = {"computation": comp["name"], "state": "queued",
+                        "inputs": {x: self.prov.get(x) for x in reads}}
+
+    def daemon_run(self, k, b, spec):
+        if k != self.daemon:
+            refuse("actor is not the daemon")
+        if self.status not in ("published", "stopped"):
+            refuse("runs are reported only while published or stopped")
+        self.body(b, spec)
+        r = self.runs.get(b["run"])
+        if r is None:
+            refuse("no run %s" % b["run"])
+        if r["computation"] != b["computation"]:
+            refuse("run is of another computation")
+        if r["state"] != "queued":
+            refuse("run has already finished")
+        return r
+
+    def on_run_completed(self, k, b):
+        r = self.daemon_run(k, b, {
+            "computation": ("str", NAME_MAX), "duration_ms": ("uint", 0), "inputs": ("map", 0),
+            "result_blob": ("str", BLOB_MAX), "result_bytes": ("uint", 0),
+            "result_sha256": ("bin32", 0), "rows": ("uint", 0), "run": ("str", 32),
+            "schema": ("array", 0), "suppressed": ("uint", 0)})
+        ins = b["inputs"]
+        if sorted(ins) != sorted(r["inputs"]):
+            refuse("body.inputs: not exactly the datasets the run reads")
+        for x, want in r["inputs"].items():
+            got = ins[x]
+            if want is None:
+                if got is not None:
+                    refuse("body.inputs.%s: must be nil" % x)
+            elif not isinstance(got, bytes) or got != want:
+                refuse("body.inputs.%s: not the sha256 provisioned when requested" % x)
+        if not b["result_blob"]:
+            refuse("body.result_blob: empty blob id")
+        s = b["schema"]
+        if not 1 <= len(s) <= RESULT_COLS_MAX:
+            refuse("body.schema: 1 to 256 columns")
+        seen = set()
+        for c in s:
+            if (not isinstance(c, list) or len(c) != 2 or not isinstance(c[0], str) or
+                    not isinstance(c[1], str)):
+                refuse("body.schema: expected [name, type]")
+            if not 1 <= ubytes(c[0]) <= RESULT_COL_BYTES_MAX or "\0" in c[0]:
+                refuse("body.schema: bad column name")
+            if c[1] not in ("string", "integer", "float"):
+                refuse("body.schema: bad type")
+            if ascii_fold(c[0]) in seen:
+                refuse("body.schema: duplicate column name")
+            seen.add(ascii_fold(c[0]))
+        r["state"] = "done"
+
+    def on_run_failed(self, k, b):
+        r = self.daemon_run(k, b, {"computation": ("str", NAME_MAX), "error": ("str", ERROR_MAX),
+                                   "run": ("str", 32)})
+        r["state"] = "failed"
+
+    def on_result_retrieved(self, k, b):
+        self.participant(k)
+        self.body(b, {"run": ("str", 32)})
+        self.published()
+        r = self.runs.get(b["run"])
+        if r is None:
+            refuse("no run %s" % b["run"])
+        self.role(k, "analyst_of", r["computation"])
+        if r["state"] != "done":
+            refuse("run has not completed")
+
+
+TYPES = ["room.created", "room.draft_saved", "room.published", "room.stopped",
+         "dataset.provisioned", "dataset.deprovisioned", "run.requested", "run.completed",
+         "run.failed", "result.retrieved"]
+
+# ---- the export (event-format.md §8.1 + the rules) -------------------------------------
+
+
+def verify_export(b):
+    x = ai.dec_all(b)
+    keys = ["checkpoint", "daemon_key", "entries", "format", "participants", "room"]
+    if not isinstance(x, dict) or sorted(x) != keys:
+        raise Bad("export fields")
+    if x["format"] != "dcr.audit-export/1" or not ai.is_room(x["room"]):
+        raise Bad("export format or room")
+    if not x["entries"]:
+        raise Bad("export has no events")
+    room = Room(x["daemon_key"])
+    for i, entry in enumerate(x["entries"]):
+        e = ai.check_entry(entry, x["room"], i)
+        try:
+            room.apply(e)
+        except Refused as r:
+            raise Bad("seq %d (%s): %s" % (i, e["type"], r))
+    want = [{"email": p["email"], "key": p["key"]} for p in room.d["participants"]]
+    if x["participants"] != want:
+        raise Bad("participants do not match the replayed definition")
+    cp = ai.check_checkpoint(x["checkpoint"])
+    if cp["key"] != x["daemon_key"]:
+        raise Bad("checkpoint not signed by the daemon key")
+    if cp["room"] != x["room"] or cp["size"] != len(x["entries"]):
+        raise Bad("checkpoint room or size")
+    root = ai.mth([ai.leaf(e) for e in x["entries"]])
+    if root != cp["root"]:
+        raise Bad("root mismatch")
+    return "ok %s %d %s" % (x["room"], len(x["entries"]), root.hex())
+
+
+def main(argv):
+    if len(argv) != 3 or argv[1] != "export":
+        sys.stderr.write(__doc__)
+        return 2
+    b = open(argv[2], "rb").read()
+    try:
+        print(verify_export(b))
+        return 0
+    except (Bad, KeyError, TypeError, ValueError, IndexError, AttributeError) as x:
+        print("bad: %s" % x)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
