@@ -868,22 +868,6 @@ static int daemon_run(rm_state *s, const es_event *ev, rm_run **out, dcr_err *er
 	return 0;
 }
 
-/* strcasecmp with only A-Z folded, whatever the locale (docs/rules.md). */
-static bool ascii_caseeq(const char *a, const char *b)
-{
-	for (;; a++, b++) {
-		unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
-		if (x >= 'A' && x <= 'Z')
-			x = (unsigned char)(x + 32);
-		if (y >= 'A' && y <= 'Z')
-			y = (unsigned char)(y + 32);
-		if (x != y)
-			return false;
-		if (!x)
-			return true;
-	}
-}
-
 /* body.schema: 1..DCR_SQL_COLS_MAX [name, type] pairs, names non-empty and
  * unique case-insensitively (ASCII), types from the column vocabulary.
  * Fills cols (heap) on success. */
@@ -931,7 +915,7 @@ static int check_schema(const dcr_mpv *v, rm_run_col **out, size_t *nout, dcr_er
 		}
 		char *nm = dcr_strndup(name, nn);
 		for (size_t j = 0; j < nc && !rc; j++)
-			if (ascii_caseeq(cols[j].name, nm))
+			if (rm_ascii_caseeq(cols[j].name, nm, SIZE_MAX))
 				rc = dcr_err_set(err, DCR_EFORMAT,
 				                 "body.schema[%u]: column name \"%.64s\" is already "
 				                 "schema[%zu] (names are unique, case-insensitively)",

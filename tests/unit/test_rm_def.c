@@ -192,8 +192,27 @@ int main(void)
 	{
 		char *t = t_replace(valid, F.anna_s, "ed25519:AAAA");
 		BAD(t, "participants[0].key: not an ed25519 public key (expected \"ed25519:\" "
-		       "followed by base64 of 32 bytes)");
+		       "followed by base64 of 32 bytes that encode a curve point of large order)");
 		free(t);
+		/* 32 bytes that are not a point (y = 2), and y >= p */
+		t = t_replace(valid, F.anna_s, "ed25519:AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+		BAD(t, "participants[0].key: not an ed25519 public key");
+		free(t);
+		t = t_replace(valid, F.anna_s, "ed25519:7f///////////////////////////////////////38=");
+		BAD(t, "participants[0].key: not an ed25519 public key");
+		free(t);
+		/* the same key spelled with non-zero unused bits is refused */
+		{
+			char *k = dcr_strdup(F.anna_s);
+			size_t n = strlen(k);
+			const char *b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+			size_t v = (size_t)(strchr(b64, k[n - 2]) - b64);
+			k[n - 2] = b64[v ^ 1];
+			t = t_replace(valid, F.anna_s, k);
+			BAD(t, "participants[0].key: not an ed25519 public key");
+			free(t);
+			free(k);
+		}
 		t = t_replace(valid, F.ian_s, F.anna_s);
 		BAD(t, "participants[1].key: same key as participants[0]");
 		free(t);
