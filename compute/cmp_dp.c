@@ -193,6 +193,12 @@ static int shape_parse(const char *q, const cmp_input *inputs, size_t ninputs, c
 	} while (0)
 	if (nt == 0 || !cmp__tok_is(q, &t[0], "SELECT"))
 		BAD("the query must start with SELECT" SHAPE_HINT);
+	/* One table: a second one, even only in the condition (x IN other),
+	 * could let one of its rows change any number of counted rows. */
+	if (ninputs != 1)
+		BAD("a differentially private query reads exactly one dataset; this one names "
+		    "%zu tables" SHAPE_HINT,
+		    ninputs);
 	i = 1;
 	for (;;) {
 		struct item *it = &sh->items[sh->n];
