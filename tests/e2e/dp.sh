@@ -4,7 +4,8 @@
 # three runs spend the budget exactly, the fourth is refused with the
 # ledger message (dataset, budget, spent, asked); `dcr status` and the
 # audit line show the ledger; `dcr audit export` + `dcr audit verify`
-# replay it to the same remaining budget. The released values differ from
+# replay it to the same remaining budget, and so does the independent
+# verifier written from the docs (audit_rules.py). The released values differ from
 # run to run (fresh CSPRNG noise) and stay near the true values (loose
 # bound: 10 noise scales, exceeded with probability below 1e-4). A non-DP computation may not read the budgeted
 # dataset (refused when the room is created).
@@ -102,6 +103,11 @@ expect_ok e2e_as anna dcr audit export "$ROOM" -o "$T/room.export"
 expect_ok dcr audit verify "$T/room.export"
 expect_contains "$E2E_OUT" "valid: room"
 expect_contains "$E2E_OUT" "epsilon budgets (replayed): bank_customers: 6 of 6 spent, 0 left"
+# the independent verifier written from the docs agrees, ledger included
+expect_verifiers_agree "$T/room.export" >/dev/null
+L=$(python3 "$DCR_SOURCE_DIR/tests/e2e/audit_rules.py" ledger "$T/room.export") ||
+	e2e_fail "audit_rules.py ledger: $L"
+expect_eq "$L" "bank_customers: 6 of 6 spent, 0 left" "independent ledger"
 
 # a restarted daemon replays the same ledger and still refuses
 e2e_stop_daemon || e2e_fail "dcrd did not stop cleanly"
