@@ -193,6 +193,10 @@ void dmn__job_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID
                     const char *dataset);
 void dmn__job_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id);
 bool dmn__run_is_running(dmn *d, const char *run_id);
+/* The detailed error message of a failed run, kept in memory only (never
+ * logged, never in an event) and only for a run in which no filtered
+ * computation was evaluated (docs/privacy.md, "Errors"); false if none. */
+bool dmn__run_detail(const char *run_id, char *out, size_t cap);
 /* Enters/leaves an append made by a background job; enter fails once the
  * daemon is stopping. */
 bool dmn__append_enter(dmn *d);

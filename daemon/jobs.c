@@ -85,6 +85,39 @@ void dmn__job_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_
 	push(d, j);
 }
 
+/* Error details of failed runs of unfiltered computations: the last
+ * DETAILS_MAX, in memory only (lost at restart). Run ids are random and
+ * unique per daemon, so one table serves every daemon in the process. */
+#define DETAILS_MAX 256
+static pthread_mutex_t details_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char run[33];
+	char msg[DCR_ERR_MSG_BYTES];
+} details[DETAILS_MAX];
+static size_t details_next;
+
+static void detail_put(const char *run_id, const char *msg)
+{
+	pthread_mutex_lock(&details_mu);
+	snprintf(details[details_next].run, sizeof details[0].run, "%s", run_id);
+	snprintf(details[details_next].msg, sizeof details[0].msg, "%s", msg);
+	details_next = (details_next + 1) % DETAILS_MAX;
+	pthread_mutex_unlock(&details_mu);
+}
+
+bool dmn__run_detail(const char *run_id, char *out, size_t cap)
+{
+	bool hit = false;
+	pthread_mutex_lock(&details_mu);
+	for (size_t i = 0; i < DETAILS_MAX && !hit; i++)
+		if (details[i].run[0] && strcmp(details[i].run, run_id) == 0) {
+			snprintf(out, cap, "%s", details[i].msg);
+			hit = true;
+		}
+	pthread_mutex_unlock(&details_mu);
+	return hit;
+}
+
 bool dmn__run_is_running(dmn *d, const char *run_id)
 {
 	bool hit = false;
@@ -374,6 +407,7 @@ typedef struct plan_node {
 	cmp_dp_bound *dp_bounds; /* its bounds (column names owned) */
 	size_t *inputs; /* indices into plan nodes */
 	size_t ninputs;
+	cmp_psource priv; /* what a filtered reader knows of this table (a copy) */
 	/* evaluated */
 	bool ready;
 	cmp_column *cols;
@@ -410,6 +444,7 @@ static void plan_free(dmn *d, plan *p)
 		dmn__schema_free(n->cols, n->ncols);
 		dcr_buf_release(&n->image);
 		dmn__image_put(d, n->img);
+		cmp_psource_release(&n->priv);
 	}
 	free(p->n);
 	free(p->order);
@@ -447,8 +482,10 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 		n->is_dataset = true;
 		n->is_table = ds->kind == RM_DS_TABLE;
 		dcr_buf_init(&n->image);
-		if (n->is_table)
+		if (n->is_table) {
 			dmn__schema_of(ds, &n->cols, &n->ncols);
+			cmp_psource_copy(&n->priv, &ds->psrc);
+		}
 		if (pv && pv->blob) {
 			n->blob = dcr_strdup(pv->blob);
 			memcpy(n->hash, pv->sha256, 32);
@@ -477,6 +514,7 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 			for (k = 0; k < c->ndp_bounds; k++)
 				n->dp_bounds[k].column = dcr_strdup(c->dp_bounds[k].column);
 		}
+		cmp_psource_copy(&n->priv, &c->psrc);
 		dcr_buf_init(&n->image);
 	}
 	for (i = 0; i < def->ncomputations; i++) {
@@ -542,8 +580,17 @@ static void cache_key(const plan *p, const plan_node *n, uint8_t out[32])
 	dcr_buf_append_u8(&b, 0);
 	for (k = 0; k < n->ninputs; k++) {
 		const plan_node *in = &p->n[n->inputs[k]];
+		size_t c;
 		dcr_buf_append(&b, in->name, strlen(in->name) + 1);
 		dcr_buf_append(&b, in->hash, 32);
+		/* the privacy filter's view (permissions, units) changes results */
+		dcr_buf_printf(&b, "%d", (int)in->priv.kind);
+		for (c = 0; c < in->priv.ncols; c++)
+			dcr_buf_printf(&b, "%s=%u", in->priv.cols[c].name, in->priv.cols[c].allow);
+		dcr_buf_append_u8(&b, 0);
+		for (c = 0; c < in->priv.nunits; c++)
+			dcr_buf_append(&b, in->priv.units[c], strlen(in->priv.units[c]) + 1);
+		dcr_buf_append_u8(&b, 0);
 	}
 	dcr_sha256(b.data, b.len, out);
 	dcr_buf_release(&b);
@@ -685,6 +732,7 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 		in[k].name = x->name;
 		in[k].schema.cols = x->cols;
 		in[k].schema.ncols = x->ncols;
+		in[k].priv = &x->priv;
 		if (x->img) {
 			in[k].image = dmn__image_data(x->img, &in[k].image_n);
 		} else {
@@ -820,7 +868,17 @@ static void run_job(dmn *d, dmn_job *j)
 		}
 		rm_body_run_completed(&body, &out);
 	} else {
-		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "", err.msg);
+		/* The message may quote data (docs/privacy.md, "Errors"): the
+		 * event and the log get its data-free class only. */
+		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "",
+		                   cmp_error_class(&err));
+		/* The detail only where no evaluated computation is filtered:
+		 * their analysts may read rows anyway. */
+		bool filtered = false;
+		for (k = 0; k < p.norder; k++)
+			filtered = filtered || p.n[p.order[k]].min_rows > 0;
+		if (!filtered && err.msg[0])
+			detail_put(j->run_id, err.msg);
 	}
 	if (dmn__append_enter(d)) {
 		dcr_err e2;
@@ -854,7 +912,7 @@ static void run_job(dmn *d, dmn_job *j)
 			         out.state == RM_RUN_DONE ? "done" : "failed",
 			         (unsigned long long)out.duration_ms, imgs, hits,
 			         out.state == RM_RUN_DONE ? "" : ": ",
-			         out.state == RM_RUN_DONE ? "" : err.msg);
+			         out.state == RM_RUN_DONE ? "" : cmp_error_class(&err));
 		}
 	}
 	set_running(d, j->run_id, false);

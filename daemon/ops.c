@@ -598,6 +598,14 @@ static int op_run_status(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 			dcr_mpw_str(proto_map_key(res, "run"), run->id);
 			if (fin && run->error)
 				dcr_mpw_str(proto_map_key(res, "error"), run->error);
+			/* The message behind the class: for analysts of an
+			 * unfiltered computation only (docs/privacy.md). */
+			char detail[DCR_ERR_MSG_BYTES];
+			const rm_computation *c = rm_def_computation(r->st.def, comp);
+			if (fin && run->state == RM_RUN_FAILED && c->min_rows_aggregated == 0 &&
+			    rm_is_analyst(r->st.def, s->key, comp) &&
+			    dmn__run_detail(run->id, detail, sizeof detail))
+				dcr_mpw_str(proto_map_key(res, "detail"), detail);
 			dcr_mpw_uint(proto_map_key(res, "rows"), fin ? run->rows : 0);
 			dcr_mpw_uint(proto_map_key(res, "suppressed"), fin ? run->suppressed : 0);
 			dcr_mpw_uint(proto_map_key(res, "duration_ms"), fin ? run->duration_ms : 0);
@@ -881,6 +889,7 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 				dmn__schema_of(ds, &owned[k], &owned_n[k]);
 				in[k].schema.cols = owned[k];
 				in[k].schema.ncols = owned_n[k];
+				in[k].priv = &ds->psrc;
 			} else {
 				size_t up;
 				for (up = 0; up < def->ncomputations; up++)
@@ -894,6 +903,7 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 				}
 				in[k].schema.cols = results[up].cols;
 				in[k].schema.ncols = results[up].ncols;
+				in[k].priv = &def->computations[up].psrc;
 			}
 		}
 		if (crc == 0)

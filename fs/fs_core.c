@@ -815,6 +815,8 @@ static void gen_comp_status(fs *f, const char *comp, const fs_run_status *live, 
 			               (unsigned long long)r->suppressed);
 	} else if (r->state == RM_RUN_FAILED) {
 		dcr_buf_printf(b, "error: %s\n", r->error ? r->error : "");
+		if (live && live->detail[0] && strcmp(live->run_id, r->id) == 0)
+			dcr_buf_printf(b, "detail: %s\n", live->detail);
 	}
 	const rm_run *d = last_done_run(f, comp);
 	if (d && d != r)

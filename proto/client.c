@@ -952,6 +952,7 @@ int cl_run_status_get(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const ch
 	if (dcr_mp_str(dcr_mp_get(r, "run"), &s, &n) == 0 && n < sizeof st->run_id)
 		memcpy(st->run_id, s, n);
 	st->error = get_strdup(r, "error");
+	st->detail = get_strdup(r, "detail");
 	get_u64(r, "rows", &st->rows);
 	get_u64(r, "suppressed", &st->suppressed);
 	get_u64(r, "duration_ms", &st->duration_ms);
@@ -966,6 +967,8 @@ void cl_run_status_release(cl_run_status *st)
 {
 	free(st->error);
 	st->error = NULL;
+	free(st->detail);
+	st->detail = NULL;
 }
 
 int cl_result_open(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,

@@ -125,7 +125,8 @@ int cl_run_eps(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *com
 typedef struct cl_run_status {
 	char run_id[33];
 	char state[16];
-	char *error;
+	char *error;  /* a data-free class (docs/privacy.md, "Errors") */
+	char *detail; /* the message behind it: analysts of unfiltered computations only */
 	uint64_t rows, suppressed, duration_ms, result_bytes;
 } cl_run_status;
 int cl_run_status_get(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,

@@ -58,11 +58,13 @@ static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
 				rm_dataset_columns(ds, cols[k]);
 				inputs[k].schema.cols = cols[k];
 				inputs[k].schema.ncols = ds->ncolumns;
+				inputs[k].priv = &ds->psrc;
 			} else {
 				const rm_computation *up = rm_def_computation(d, c->inputs[k]);
 				DCR_ASSERT(up && up->result_cols);
 				inputs[k].schema.cols = up->result_cols;
 				inputs[k].schema.ncols = up->nresult_cols;
+				inputs[k].priv = &up->psrc;
 			}
 		}
 		cmp_result res;

@@ -1044,6 +1044,16 @@ static int on_run_failed(rm_state *s, const es_event *ev, dcr_err *err)
 	int rc = need_daemon(s, ev->actor, err);
 	if (!rc)
 		rc = body_check(ev->body, f, 3, err);
+	if (!rc) {
+		/* Only a class of the fixed vocabulary, never a message that
+		 * could quote data (docs/privacy.md, "Errors"). */
+		char *e = bstr(ev->body, "error");
+		if (!cmp_error_class_valid(e))
+			rc = dcr_err_set(err, DCR_EINVALID,
+			                 "run.failed: the error is not one of the data-free "
+			                 "error classes (docs/privacy.md)");
+		free(e);
+	}
 	if (!rc)
 		rc = daemon_run(s, ev, &r, err);
 	if (rc)

@@ -204,6 +204,8 @@ void rm_def_free(rm_def *d)
 		for (size_t j = 0; j < ds->ncolumns; j++)
 			free(ds->columns[j].name);
 		free(ds->columns);
+		free(ds->unit);
+		cmp_psource_release(&ds->psrc);
 	}
 	free(d->datasets);
 	for (size_t i = 0; i < d->ncomputations; i++) {
@@ -220,6 +222,7 @@ void rm_def_free(rm_def *d)
 		for (size_t j = 0; j < c->nresult_cols; j++)
 			free((char *)c->result_cols[j].name);
 		free(c->result_cols);
+		cmp_psource_release(&c->psrc);
 	}
 	free(d->computations);
 	free(d);
@@ -603,12 +606,34 @@ static int parse_named(json_t *v, const char *path, const char *const *fields, c
 
 static int parse_column(json_t *v, const char *path, rm_column *col, dcr_err *err)
 {
-	static const char *const fields[] = {"name", "type", "nullable", "format", NULL};
+	static const char *const fields[] = {"name", "type", "nullable", "format", "allow", NULL};
 	const char *s;
+	json_t *allow;
 	int rc = parse_named(v, path, fields, "", &s, err);
 	if (rc)
 		return rc;
 	col->name = dcr_strdup(s);
+	if ((rc = get_array(v, path, "allow", false, 4, &allow, err)))
+		return rc;
+	for (size_t k = 0; allow && k < json_array_size(allow); k++) {
+		static const char *const names[] = {"group", "aggregate", "join", "minmax"};
+		json_t *e = json_array_get(allow, k);
+		char apath[128];
+		size_t b;
+		snprintf(apath, sizeof apath, "%s.allow", path);
+		for (b = 0; b < 4; b++)
+			if (json_is_string(e) && strcmp(json_string_value(e), names[b]) == 0)
+				break;
+		if (b == 4)
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "%s[%zu]: expected \"group\", \"aggregate\", \"join\" "
+			                   "or \"minmax\"",
+			                   apath, k);
+		if (col->allow & (1u << b))
+			return dcr_err_set(err, DCR_EINVALID, "%s[%zu]: \"%s\" is listed twice",
+			                   apath, k, names[b]);
+		col->allow |= 1u << b;
+	}
 	if ((rc = get_str(v, path, "type", true, 64, &s, err)))
 		return rc;
 	if (strcmp(s, "string") == 0)
@@ -833,8 +858,8 @@ static json_t *bound_json(int64_t v, unsigned decimals)
 
 static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *err)
 {
-	static const char *const fields[] = {"name",    "kind",           "required", "share_statistics",
-	                                     "columns", "epsilon_budget", NULL};
+	static const char *const fields[] = {"name",    "kind", "required", "share_statistics",
+	                                     "columns", "unit", "epsilon_budget", NULL};
 	const char *s;
 	json_t *cols;
 	char cpath[96];
@@ -858,10 +883,16 @@ static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *e
 	if ((rc = get_array(v, path, "columns", ds->kind == RM_DS_TABLE, DCR_RM_COLUMNS_MAX, &cols,
 	                    err)))
 		return rc;
+	if ((rc = get_str(v, path, "unit", false, DCR_RM_NAME_BYTES_MAX + 64, &s, err)))
+		return rc;
+	if (s)
+		ds->unit = dcr_strdup(s);
 	if (ds->kind == RM_DS_FILE) {
 		if (cols)
 			return fail(err, DCR_EINVALID, path, "columns",
 			            "file datasets have no columns");
+		if (ds->unit)
+			return fail(err, DCR_EINVALID, path, "unit", "file datasets have no columns");
 		return 0;
 	}
 	if (json_array_size(cols) == 0)
@@ -880,6 +911,26 @@ static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *e
 				            "(column names are case-insensitive)",
 				            ds->columns[j].name, k);
 	}
+	if (ds->unit) {
+		size_t j;
+		for (j = 0; j < ds->ncolumns; j++)
+			if (strcmp(ds->columns[j].name, ds->unit) == 0)
+				break;
+		if (j == ds->ncolumns)
+			return fail(err, DCR_EINVALID, path, "unit", "\"%s\" is not a column of %s",
+			            ds->unit, ds->name);
+	}
+	/* the privacy filter's view of the table */
+	cmp_pcol *pc = dcr_calloc(ds->ncolumns + 1, sizeof *pc);
+	for (size_t j = 0; j < ds->ncolumns; j++) {
+		pc[j].name = ds->columns[j].name;
+		pc[j].allow = ds->columns[j].allow;
+	}
+	const char *units[1] = {ds->unit};
+	cmp_psource tmp = {ds->name, CMP_PSRC_TABLE, pc, ds->ncolumns, units, ds->unit ? 1 : 0,
+	                   NULL};
+	cmp_psource_copy(&ds->psrc, &tmp);
+	free(pc);
 	return 0;
 }
 
@@ -1282,6 +1333,55 @@ static int check_dp(const rm_def *d, dcr_err *err)
 	return rc;
 }
 
+/* The privacy rules of docs/privacy.md, upstream first: every filtered
+ * query is in the filtered subset over its inputs' descriptors; every sql
+ * computation gets the descriptor its downstream queries see (filtered:
+ * aggregate rows; unfiltered: a row projection exposing units, or opaque).
+ * Pure: our parser on the query text and the definition only. */
+static int check_privacy(rm_def *d, const size_t *order, dcr_err *err)
+{
+	int rc = 0;
+	for (size_t oi = 0; oi < d->ncomputations && !rc; oi++) {
+		size_t i = order[oi];
+		rm_computation *c = &d->computations[i];
+		cmp_psource self = {c->name, CMP_PSRC_OPAQUE, NULL, 0, NULL, 0, NULL};
+		if (c->kind != RM_COMP_SQL) {
+			cmp_psource_copy(&c->psrc, &self);
+			continue;
+		}
+		cmp_psource *src = dcr_calloc(c->ninputs + 1, sizeof *src);
+		for (size_t k = 0; k < c->ninputs; k++) {
+			const rm_dataset *ds = rm_def_dataset(d, c->inputs[k]);
+			const rm_computation *up = rm_def_computation(d, c->inputs[k]);
+			src[k] = ds ? ds->psrc : up->psrc;
+			src[k].name = c->inputs[k];
+		}
+		cmp_pquery pq;
+		dcr_err e;
+		if (c->min_rows_aggregated > 0) {
+			if (cmp_pquery_parse(c->query, src, c->ninputs, false, &pq, &e) < 0)
+				rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s", i,
+				                 c->name, e.msg);
+			else
+				cmp_pquery_release(&pq);
+			self.kind = CMP_PSRC_AGGREGATE;
+		} else if (cmp_pquery_parse(c->query, src, c->ninputs, true, &pq, &e) == 0) {
+			self.kind = CMP_PSRC_TABLE;
+			self.cols = pq.out;
+			self.ncols = pq.nout;
+			self.units = (const char *const *)pq.units;
+			self.nunits = pq.nunits;
+			cmp_psource_copy(&c->psrc, &self);
+			cmp_pquery_release(&pq);
+			free(src);
+			continue;
+		}
+		cmp_psource_copy(&c->psrc, &self);
+		free(src);
+	}
+	return rc;
+}
+
 static int parse_root(json_t *root, rm_def *d, dcr_err *err)
 {
 	static const char *const fields[] = {"format",       "name",     "description",  "settings",
@@ -1363,9 +1463,11 @@ static int parse_root(json_t *root, rm_def *d, dcr_err *err)
 		rc = dcr_err_set(err, DCR_EINVALID,
 		                 "computations[%zu] (\"%s\"): dependency cycle: %s", at,
 		                 d->computations[at].name, dcr_buf_cstr(&cycle));
-	else
-		rc = check_dp(d, err);
 	dcr_buf_release(&cycle);
+	if (!rc)
+		rc = check_privacy(d, order, err);
+	if (!rc)
+		rc = check_dp(d, err);
 	free(order);
 	return rc;
 }
@@ -1516,9 +1618,20 @@ char *rm_def_to_json(const rm_def *d)
 				if (c->format != RM_FMT_NONE)
 					json_object_set_new(co, "format",
 					                    json_string(rm_format_name(c->format)));
+				if (c->allow) {
+					static const char *const names[] = {"group", "aggregate",
+					                                    "join", "minmax"};
+					json_t *al = json_array();
+					for (unsigned b = 0; b < 4; b++)
+						if (c->allow & (1u << b))
+							json_array_append_new(al, json_string(names[b]));
+					json_object_set_new(co, "allow", al);
+				}
 				json_array_append_new(cols, co);
 			}
 			json_object_set_new(o, "columns", cols);
+			if (ds->unit)
+				json_object_set_new(o, "unit", json_string(ds->unit));
 		}
 		json_array_append_new(dss, o);
 	}

@@ -28,6 +28,7 @@ typedef struct rm_column {
 	enum rm_coltype type;
 	enum rm_format format;
 	bool nullable; /* default true */
+	unsigned allow; /* CMP_ALLOW_* bits from "allow"; default none (deny) */
 } rm_column;
 
 typedef struct rm_dataset {
@@ -38,6 +39,10 @@ typedef struct rm_dataset {
 	uint64_t epsilon_budget; /* epsilon_budget in millionths; 0 = none */
 	rm_column *columns;
 	size_t ncolumns;
+	char *unit; /* "unit": the column naming a person; NULL = none (rows counted) */
+	/* What the privacy filter knows of this table (built at parse):
+	 * columns with their permissions, and the unit. */
+	cmp_psource psrc;
 } rm_dataset;
 
 /* privacy.bounds of a DP computation: values of the column are clamped to
@@ -70,6 +75,11 @@ typedef struct rm_computation {
 	 * only after a run, and before admission. Names heap-owned. */
 	cmp_column *result_cols;
 	size_t nresult_cols;
+	/* What the privacy filter of a downstream computation knows of this
+	 * result (built at parse, docs/privacy.md "Chains"): AGGREGATE if
+	 * filtered, TABLE if an unfiltered row projection exposing its
+	 * datasets' units, OPAQUE otherwise. */
+	cmp_psource psrc;
 } rm_computation;
 
 typedef struct rm_participant {

@@ -455,8 +455,9 @@ int cli_cmd_run(int argc, char **argv)
 			sleep_ms *= 2;
 	}
 	if (strcmp(rs.state, "failed") == 0) {
-		rc = dcr_err_set(&err, DCR_EINVALID, "run %s failed: %s", run_id,
-		                 rs.error ? rs.error : "(no error message)");
+		rc = dcr_err_set(&err, DCR_EINVALID, "run %s failed: %s%s%s", run_id,
+		                 rs.error ? rs.error : "(no error message)",
+		                 rs.detail ? ": " : "", rs.detail ? rs.detail : "");
 		goto out;
 	}
 	printf("done: %llu rows, %llu suppressed, %llu bytes, %llu ms\n",
@@ -606,6 +607,8 @@ static int status_computation(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], co
 	}
 	if (rs.error && *rs.error)
 		printf("error        %s\n", rs.error);
+	if (rs.detail && *rs.detail)
+		printf("detail       %s\n", rs.detail);
 out:
 	cl_run_status_release(&rs);
 	return 0;

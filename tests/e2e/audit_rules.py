@@ -8,7 +8,11 @@ in log order, the room's rules: the definition parser and validator, the
 SQL tokenizer that decides which datasets a query reads, the status and
 role checks of every event type, the inputs and schema of run.completed,
 the differential-privacy fields and the epsilon ledger of run.requested,
-and at the end the export's participant list.
+and at the end the export's participant list. Not re-implemented here: the
+filtered subset's grammar and column permissions of privacy.md (rule 6 of
+room-format.md's validation); `unit` and `allow` are checked for syntax
+only, so a forged definition with a filtered query outside the subset
+would be accepted by this file and refused by dcr audit verify.
 
 tests/e2e/audit.sh and audit_forge.sh run it on real and on forged exports
 and require the same verdict as `dcr audit verify`: valid, or invalid at
@@ -513,7 +517,7 @@ def epsilon_text(m):
 
 def parse_dataset(v, what):
     name = parse_named(v, ["name", "kind", "required", "share_statistics", "columns",
-                           "epsilon_budget"], what)
+                           "unit", "epsilon_budget"], what)
     kind = get_str(v, "kind", False, 64, what) or "table"
     if kind not in ("table", "file"):
         refuse("%s.kind: unknown kind" % what)
@@ -526,15 +530,24 @@ def parse_dataset(v, what):
         ds["budget"] = parse_amount(v["epsilon_budget"], DP_BUDGET_MAX,
                                     what + ".epsilon_budget")
     cols = get_array(v, "columns", kind == "table", COLUMNS_MAX, what)
+    unit = get_str(v, "unit", False, NAME_MAX + 64, what)
     if kind == "file":
         if cols is not None:
             refuse("%s.columns: file datasets have no columns" % what)
+        if unit is not None:
+            refuse("%s.unit: file datasets have no columns" % what)
         return ds
     if not cols:
         refuse("%s.columns: a table needs at least one column" % what)
     for j, c in enumerate(cols):
         cw = "%s.columns[%d]" % (what, j)
-        cn = parse_named(c, ["name", "type", "nullable", "format"], cw)
+        cn = parse_named(c, ["name", "type", "nullable", "format", "allow"], cw)
+        allow = get_array(c, "allow", False, 4, cw) or []
+        for a in allow:
+            if a not in ("group", "aggregate", "join", "minmax"):
+                refuse("%s.allow: unknown use" % cw)
+        if len(set(allow)) != len(allow):
+            refuse("%s.allow: a use is listed twice" % cw)
         t = get_str(c, "type", True, 64, cw)
         if t not in ("string", "integer", "float"):
             refuse("%s.type: unknown type" % cw)
@@ -550,6 +563,8 @@ def parse_dataset(v, what):
         ds["columns"].append(cn)
         if t != "string":
             ds["numeric"].append(cn)
+    if unit is not None and unit not in ds["columns"]:
+        refuse("%s.unit: not a column of %s" % (what, name))
     return ds
 
 

@@ -23,10 +23,10 @@ cat >"$T/room.json" <<JSON
      "owner_of": ["bank_customers"], "analyst_of": ["by_city", "overflow", "dump"]}
   ],
   "datasets": [
-    {"name": "bank_customers", "kind": "table",
+    {"name": "bank_customers", "kind": "table", "unit": "email",
      "columns": [{"name": "email", "type": "string", "nullable": false},
-                 {"name": "age", "type": "integer", "nullable": true},
-                 {"name": "city", "type": "string", "nullable": false},
+                 {"name": "age", "type": "integer", "nullable": true, "allow": ["aggregate"]},
+                 {"name": "city", "type": "string", "nullable": false, "allow": ["group"]},
                  {"name": "balance", "type": "float", "nullable": true}]}
   ],
   "computations": [
@@ -63,7 +63,9 @@ expect_stderr "dcr run: run $RUN failed: " "overflow"
 expect_ok e2e_as anna dcr status "$ROOM" overflow
 expect_contains "$E2E_OUT" "run          $RUN"
 expect_contains "$E2E_OUT" "state        failed"
-expect_contains "$E2E_OUT" "error        "
+expect_contains "$E2E_OUT" "error        sql error: integer overflow"
+# a filtered computation: the class only, never SQLite's message
+grep -q "^detail" "$E2E_OUT" && e2e_fail "detail shown for a filtered computation: $(cat "$E2E_OUT")"
 expect_ok e2e_as anna dcr status "$ROOM"
 expect_contains "$E2E_OUT" "overflow                 failed, run $RUN: "
 expect_fail e2e_as anna dcr result "$ROOM" overflow

@@ -170,7 +170,7 @@ static void build_honest(tlog *l, size_t upto)
 	tlog_add(l, ki, RM_EV_RUN_REQUESTED, &b);
 	if (l->n >= upto)
 		goto out;
-	rm_body_run_failed(&b, id, "overlap", "out of memory");
+	rm_body_run_failed(&b, id, "overlap", "memory limit");
 	tlog_add(l, kd, RM_EV_RUN_FAILED, &b);
 	if (l->n >= upto)
 		goto out;

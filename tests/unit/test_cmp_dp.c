@@ -200,7 +200,7 @@ static void test_queries(void)
 	dcr_err err;
 	dcr_buf_init(&img);
 	DCR_ASSERT(cmp_prepare(&(cmp_schema){cols, 3}, "bank", mem_read, &m, &img, &err) == 0);
-	in = (cmp_input){"bank", {cols, 3}, img.data, img.len};
+	in = (cmp_input){"bank", {cols, 3}, img.data, img.len, NULL};
 
 	expect_exact("SELECT COUNT(*) FROM bank", "__dcr_c0,__dcr_s0\r\n5,0\r\n");
 	expect_exact("SELECT COUNT(*) AS n, COUNT(age) n_age FROM bank b WHERE city = 'Bern'",
@@ -244,7 +244,7 @@ static void test_fresh_noise(void)
 	struct mem m = {csv, strlen(csv), 0};
 	dcr_buf_init(&img);
 	DCR_ASSERT(cmp_prepare(&(cmp_schema){cols, 3}, "bank", mem_read, &m, &img, &err) == 0);
-	in = (cmp_input){"bank", {cols, 3}, img.data, img.len};
+	in = (cmp_input){"bank", {cols, 3}, img.data, img.len, NULL};
 	for (int i = 0; i < 5; i++) {
 		cmp_result_init(&a);
 		cmp_result_init(&b);

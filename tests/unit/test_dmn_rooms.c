@@ -264,7 +264,7 @@ static void test_refusals(td *t)
 	DCR_ASSERT(dcr_key_generate(&fake_daemon) == 0);
 	dcr_buf_reset(&body);
 	dcr_buf_reset(&entry);
-	rm_body_run_failed(&body, "0123456789abcdef0123456789abcdef", "doubled", "nope");
+	rm_body_run_failed(&body, "0123456789abcdef0123456789abcdef", "doubled", "sql error");
 	CHECK_OK(es_event_build(t->anna, room, size_of(a, room), dcr_now_ms(), RM_EV_RUN_FAILED,
 	                        body.data, body.len, &entry, &err),
 	         &err);

@@ -76,6 +76,13 @@ static void test_valid_roundtrip(const char *valid)
 	CHECK(d->datasets[1].required && d->datasets[1].share_statistics);
 	CHECK(d->datasets[1].columns[1].nullable);
 	CHECK(d->datasets[2].kind == RM_DS_FILE && !d->datasets[2].required);
+	CHECK(d->datasets[0].unit && strcmp(d->datasets[0].unit, "email") == 0);
+	CHECK(d->datasets[0].columns[0].allow == CMP_ALLOW_JOIN);
+	CHECK(d->datasets[0].columns[2].allow == (CMP_ALLOW_GROUP | CMP_ALLOW_AGGREGATE));
+	CHECK(d->datasets[0].psrc.nunits == 1 && d->datasets[0].psrc.ncols == 4);
+	/* descriptors for downstream filtered queries: overlap is filtered */
+	CHECK(rm_def_computation(d, "overlap")->psrc.kind == CMP_PSRC_AGGREGATE);
+	CHECK(rm_def_computation(d, "by_city")->psrc.kind == CMP_PSRC_OPAQUE);
 	/* derived SQL inputs and result schemas */
 	const rm_computation *ov = rm_def_computation(d, "overlap");
 	CHECK(ov && ov->kind == RM_COMP_SQL && ov->min_rows_aggregated == 10);
@@ -165,12 +172,12 @@ int main(void)
 	BAD_EDIT("\"name\": \"age\"", "\"name\": \"CITY\"", "datasets[0].columns[2].name",
 	         "columns[1]");
 	/* unknown type, bad format */
-	BAD_EDIT("{\"name\": \"risk\", \"type\": \"integer\"}",
-	         "{\"name\": \"risk\", \"type\": \"int\"}",
+	BAD_EDIT("{\"name\": \"risk\", \"type\": \"integer\",",
+	         "{\"name\": \"risk\", \"type\": \"int\",",
 	         "datasets[1].columns[1].type: unknown type \"int\"; expected string, integer or "
 	         "float");
-	BAD_EDIT("\"type\": \"integer\", \"nullable\": true}",
-	         "\"type\": \"integer\", \"format\": \"date\"}",
+	BAD_EDIT("\"type\": \"integer\", \"nullable\": true,",
+	         "\"type\": \"integer\", \"format\": \"date\",",
 	         "datasets[0].columns[2].format: only string columns take a format");
 	/* unresolved references */
 	BAD_EDIT("\"owner_of\": [\"insurer_customers\"]", "\"owner_of\": [\"insurer_custmers\"]",
@@ -235,24 +242,45 @@ int main(void)
 	}
 	BAD_EDIT("n * 2 AS twice FROM overlap", "n * 2 AS twice FROM by_city",
 	         "dependency cycle: by_city -> by_city");
+	/* units and column permissions (docs/room-format.md) */
+	BAD_EDIT("\"unit\": \"email\",\n     \"columns\"", "\"unit\": \"mail\",\n     \"columns\"",
+	         "datasets[0].unit: \"mail\" is not a column of bank_customers");
+	BAD_EDIT("\"required\": false}", "\"required\": false, \"unit\": \"x\"}",
+	         "datasets[2].unit: file datasets have no columns");
+	BAD_EDIT("\"allow\": [\"join\"]}", "\"allow\": [\"joins\"]}",
+	         "datasets[0].columns[0].allow[0]: expected \"group\", \"aggregate\", \"join\" or "
+	         "\"minmax\"");
+	BAD_EDIT("\"allow\": [\"join\"]}", "\"allow\": [\"join\", \"join\"]}",
+	         "datasets[0].columns[0].allow[1]: \"join\" is listed twice");
+	BAD_EDIT("\"allow\": [\"join\"]}", "\"allow\": \"join\"}",
+	         "datasets[0].columns[0].allow: expected an array");
+	/* the default is deny: without "group", city cannot be a group key */
+	BAD_EDIT("\"nullable\": true, \"allow\": [\"group\"]}", "\"nullable\": true}",
+	         "computations[0] (\"overlap\"): privacy filter: offset 7 (near \"b\"): column "
+	         "bank_customers.city may not be used outside an aggregate in a filtered query "
+	         "(its \"allow\" list lacks \"group\")");
 	/* SQL against the declared schemas */
-	ADMIT_BAD_EDIT("GROUP BY b.city", "GROUP BY b.citi",
-	               "computations[0] (\"overlap\"): SQL error: ", "no such column: b.citi");
+	/* a filtered query is parsed by our own parser: a rule */
+	BAD_EDIT("GROUP BY b.city", "GROUP BY b.citi",
+	         "computations[0] (\"overlap\"): privacy filter: offset 99 (near \"b\"): "
+	         "bank_customers has no column \"citi\"");
+	ADMIT_BAD_EDIT("GROUP BY b.city", "GROUP BY b.city HAVING abs() > 0",
+	               "computations[0] (\"overlap\"): SQL error: ", "wrong number of arguments");
 	ADMIT_BAD_EDIT("SELECT city, n * 2", "SELECT city, m * 2",
 	               "computations[1] (\"by_city\"): SQL error: ", "no such column: m");
-	ADMIT_BAD_EDIT("SELECT b.city, COUNT(*) AS n FROM bank_customers b JOIN insurer_customers "
-	               "i USING (email) GROUP BY b.city",
-	               "SELECT b.city, i.risk AS n FROM bank_customers b JOIN insurer_customers i "
-	               "USING (email)",
-	               "computations[0] (\"overlap\"): ", "aggregat");
+	BAD_EDIT("SELECT b.city, COUNT(*) AS n FROM bank_customers b JOIN insurer_customers "
+	         "i USING (email) GROUP BY b.city",
+	         "SELECT b.city, i.risk AS n FROM bank_customers b JOIN insurer_customers i "
+	         "USING (email)",
+	         "computations[0] (\"overlap\"): privacy filter: ", "must aggregate");
 	ADMIT_BAD_EDIT("SELECT city, n * 2", "SELECT sqlite_version(), city, n * 2",
 	               "computations[1] (\"by_city\"): ");
 	{
 		/* the admission check with its prefix, as rm_apply words definition errors */
-		char *t = t_replace(valid, "GROUP BY b.city", "GROUP BY b.citi");
+		char *t = t_replace(valid, "GROUP BY b.city", "GROUP BY b.city HAVING abs() > 0");
 		dcr_err e;
 		CHECK_ERR(rm_def_admit_json(t, strlen(t), &e), &e,
-		          "definition: computations[0] (\"overlap\"): SQL error: no such column");
+		          "definition: computations[0] (\"overlap\"): SQL error: wrong number");
 		CHECK_ERR(rm_def_admit_json("{", 1, &e), &e, "definition: line 1");
 		free(t);
 	}
