@@ -872,11 +872,14 @@ static void run_job(dmn *d, dmn_job *j)
 		 * event and the log get its data-free class only. */
 		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "",
 		                   cmp_error_class(&err));
-		/* The detail only where no evaluated computation is filtered:
-		 * their analysts may read rows anyway. */
+		/* The detail only where no evaluated computation is filtered
+		 * or differentially private: their analysts may read rows
+		 * anyway. A DP analyst may not (the message could quote a
+		 * value, docs/privacy.md). */
 		bool filtered = false;
 		for (k = 0; k < p.norder; k++)
-			filtered = filtered || p.n[p.order[k]].min_rows > 0;
+			filtered = filtered || p.n[p.order[k]].min_rows > 0 ||
+			           p.n[p.order[k]].dp.epsilon > 0;
 		if (!filtered && err.msg[0])
 			detail_put(j->run_id, err.msg);
 	}
