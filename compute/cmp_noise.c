@@ -42,6 +42,7 @@ void cmp_rng_init(cmp_rng *r)
 {
 	memset(r, 0, sizeof *r);
 	r->test = false;
+	r->pos = sizeof r->buf / sizeof r->buf[0]; /* empty: the first draw fills it */
 }
 
 void cmp__rng_init_test(cmp_rng *r, uint64_t seed)
@@ -61,7 +62,13 @@ static uint64_t rng_u64(cmp_rng *r)
 {
 	uint64_t v;
 	if (!r->test) {
-		dcr_random(&v, sizeof v);
+		/* RAND_bytes once per 64 words, not per word */
+		if (r->pos >= sizeof r->buf / sizeof r->buf[0]) {
+			dcr_random(r->buf, sizeof r->buf);
+			r->pos = 0;
+		}
+		v = r->buf[r->pos];
+		r->buf[r->pos++] = 0;
 		return v;
 	}
 	/* xoshiro256** (Blackman and Vigna), test only */

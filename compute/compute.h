@@ -247,6 +247,8 @@ int cmp_sql_join_columns(const char *query, const cmp_schema *schema, bool *used
 typedef struct cmp_rng {
 	bool test;      /* cmp__rng_init_test: deterministic xoshiro256** */
 	uint64_t s[4];  /* its state */
+	uint64_t buf[64]; /* CSPRNG words not used yet (wiped on release) */
+	size_t pos;       /* next unused word of buf */
 } cmp_rng;
 void cmp_rng_init(cmp_rng *r); /* the CSPRNG */
 void cmp_rng_release(cmp_rng *r);
