@@ -109,7 +109,7 @@ static void build(blog *l, uint64_t n)
 	r.rows = 12;
 	r.result_bytes = 345;
 	r.duration_ms = 40;
-	rm_run_col col = {"n", RM_INTEGER};
+	rm_run_col col = {"n", CMP_INTEGER};
 	rm_run_input in[2] = {{.dataset = "bank_customers", .present = true},
 	                      {.dataset = "insurer_customers", .present = true}};
 	memcpy(in[0].sha256, p.sha256, 32);

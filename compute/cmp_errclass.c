@@ -18,7 +18,7 @@ static const char *const classes[] = {
     "sql error",         "sql error: json path", "sql error: malformed json",
     "sql error: integer overflow",        "sql error: invalid text", "sql error: too big",
     "sql error: not allowed",             "privacy filter", "input unavailable",
-    "not supported",     "internal error"};
+    "not supported",     "internal error", CMP_ERRCLASS_UNRECORDABLE};
 
 const char *cmp_error_class(const dcr_err *err)
 {

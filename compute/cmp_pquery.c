@@ -18,11 +18,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "compute_sql.h"
 
 #define PQ_NAME_MAX 256
+
+/* Name comparisons fold A-Z only, whatever the locale: the verdict is a
+ * rule of rm_apply and must be the same on every machine. */
+static int a_ncasecmp(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+		x = (unsigned char)(x >= 'A' && x <= 'Z' ? x + 32 : x);
+		y = (unsigned char)(y >= 'A' && y <= 'Z' ? y + 32 : y);
+		if (x != y)
+			return x < y ? -1 : 1;
+		if (!x)
+			return 0;
+	}
+	return 0;
+}
+
+static int a_casecmp(const char *a, const char *b)
+{
+	return a_ncasecmp(a, b, SIZE_MAX);
+}
 
 enum ctx { C_SELECT, C_WHERE, C_ON, C_GROUP, C_HAVING, C_ORDER };
 
@@ -139,7 +159,7 @@ static bool ident(const struct P *p, size_t i, char *buf)
 static const cmp_pcol *src_col(const cmp_psource *s, const char *name)
 {
 	for (size_t c = 0; c < s->ncols; c++)
-		if (strcasecmp(s->cols[c].name, name) == 0)
+		if (a_casecmp(s->cols[c].name, name) == 0)
 			return &s->cols[c];
 	return NULL;
 }
@@ -156,7 +176,7 @@ static int use_column(struct P *p, size_t i, const char *qual, const char *col)
 	size_t f = p->nfrom, hits = 0;
 	if (qual) {
 		for (size_t k = 0; k < p->nfrom; k++)
-			if (strcasecmp(p->alias[k], qual) == 0)
+			if (a_casecmp(p->alias[k], qual) == 0)
 				f = k;
 		if (f == p->nfrom)
 			return fail(p, i, "no table or alias \"%s\" in FROM", qual);
@@ -190,7 +210,7 @@ static int use_column(struct P *p, size_t i, const char *qual, const char *col)
 			/* an output alias, in HAVING or ORDER BY */
 			if (p->ctx == C_HAVING || p->ctx == C_ORDER)
 				for (size_t k = 0; k < p->nitems; k++)
-					if (p->items[k].named && strcasecmp(p->items[k].name, col) == 0)
+					if (p->items[k].named && a_casecmp(p->items[k].name, col) == 0)
 						return 0;
 			return fail(p, i, "no such column \"%s\"", col);
 		}
@@ -342,15 +362,27 @@ static int call(struct P *p)
 			size_t before = p->nrefs;
 			p->agg = fn + 1;
 			char q1[PQ_NAME_MAX], c1[PQ_NAME_MAX];
-			/* one plain column (for DP): [qual .] col ) */
+			/* The argument is one column: [qual .] col ). Anything
+			 * else could weigh rows by a condition (SUM(CASE WHEN
+			 * age > 90 THEN balance END) is FILTER in disguise). */
 			if (ident(p, s, c1) && is(p, s + 1, ")")) {
 				a->column = dcr_strdup(c1);
 			} else if (ident(p, s, q1) && is(p, s + 1, ".") && ident(p, s + 2, c1) &&
 			           is(p, s + 3, ")")) {
 				a->column = dcr_strdup(c1);
 				for (size_t k = 0; k < p->nfrom; k++)
-					if (strcasecmp(p->alias[k], q1) == 0)
+					if (a_casecmp(p->alias[k], q1) == 0)
 						a->source = (int)p->from[k];
+			} else if (is(p, s, "(") &&
+			           (is(p, s + 1, "SELECT") || is(p, s + 1, "WITH") ||
+			            is(p, s + 1, "VALUES"))) {
+				return fail(p, s + 1, "subqueries are not allowed in a filtered query");
+			} else {
+				return fail(p, s,
+				            "the argument of %s() must be one column in a filtered "
+				            "query (an expression could weigh rows by a condition; "
+				            "filter with WHERE, compute outside the aggregate)",
+				            nm);
 			}
 			rc = expr(p);
 			p->agg = 0;
@@ -564,7 +596,7 @@ static bool tokens_equal(const struct P *p, size_t a, size_t ae, size_t b, size_
 	for (size_t k = 0; k < ae - a; k++) {
 		const cmp__tok *x = &p->t[a + k], *y = &p->t[b + k];
 		if (x->kind != y->kind || x->len != y->len ||
-		    strncasecmp(p->q + x->off, p->q + y->off, x->len) != 0)
+		    a_ncasecmp(p->q + x->off, p->q + y->off, x->len) != 0)
 			return false;
 	}
 	return true;
@@ -573,7 +605,7 @@ static bool tokens_equal(const struct P *p, size_t a, size_t ae, size_t b, size_
 static bool in_group(const struct P *p, const struct ref *r)
 {
 	for (size_t k = 0; k < p->ngroup; k++)
-		if (p->group[k].from == r->from && strcasecmp(p->group[k].col, r->col) == 0)
+		if (p->group[k].from == r->from && a_casecmp(p->group[k].col, r->col) == 0)
 			return true;
 	return false;
 }
@@ -608,7 +640,7 @@ static int parse_from(struct P *p)
 			return fail(p, nt, "schema-qualified names are not allowed");
 		size_t s;
 		for (s = 0; s < p->nsrc; s++)
-			if (strcasecmp(p->src[s].name, nm) == 0)
+			if (a_casecmp(p->src[s].name, nm) == 0)
 				break;
 		if (s == p->nsrc)
 			return fail(p, nt, "%s is not a dataset or computation of the room", nm);
@@ -639,7 +671,7 @@ static int parse_from(struct P *p)
 			p->i++;
 		}
 		for (size_t k = 0; k < p->nfrom; k++)
-			if (strcasecmp(p->alias[k], al) == 0)
+			if (a_casecmp(p->alias[k], al) == 0)
 				return fail(p, nt, "alias %s is used twice", al);
 		p->from[p->nfrom] = s;
 		snprintf(p->alias[p->nfrom], PQ_NAME_MAX, "%s", al);
@@ -961,7 +993,7 @@ static int projection_out(struct P *p)
 			return fail(p, it->s,
 			            "name every computed column of a row projection with AS");
 		for (size_t j = 0; j < k; j++)
-			if (strcasecmp(o->out[j].name, it->name) == 0)
+			if (a_casecmp(o->out[j].name, it->name) == 0)
 				return fail(p, it->s, "two result columns are named %s", it->name);
 		o->out[k].name = dcr_strdup(it->name);
 		o->out[k].allow = it->allow;
@@ -977,7 +1009,7 @@ static int projection_out(struct P *p)
 			size_t k;
 			for (k = 0; k < p->nitems; k++)
 				if (p->items[k].plain && p->items[k].col.from == f &&
-				    strcasecmp(p->items[k].col.col, s->units[u]) == 0)
+				    a_casecmp(p->items[k].col.col, s->units[u]) == 0)
 					break;
 			if (k == p->nitems)
 				return fail(p, 0,

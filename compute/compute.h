@@ -22,7 +22,12 @@ typedef struct cmp_schema {
 	size_t ncols;
 } cmp_schema;
 
+/* The one vocabulary of column types and formats (the room definition's
+ * columns use it too). */
 const char *cmp_type_name(enum cmp_type t); /* "string", "integer", "float" */
+/* The type named by s[0..n); false if s names none. */
+bool cmp_type_parse(const char *s, size_t n, enum cmp_type *t);
+const char *cmp_format_name(enum cmp_format f); /* "none", "email", "date", "sha256" */
 
 /* ---- CSV reader ------------------------------------------------------------
  * Streaming RFC 4180 tokenizer: quoted fields, doubled quotes, embedded
@@ -325,9 +330,12 @@ int cmp_dp_run(const char *query, const cmp_input *inputs, size_t ninputs, const
  * "memory limit", "row limit", "size limit", "sql error", "sql error: json
  * path", "sql error: malformed json", "sql error: integer overflow", "sql
  * error: invalid text", "sql error: too big", "sql error: not allowed",
- * "privacy filter", "input unavailable", "not supported", "internal error".
+ * "privacy filter", "input unavailable", "not supported", "internal error",
+ * and "result not recordable" (set by dcrd, below).
  * The returned string is a constant of that list, whatever err holds. */
 const char *cmp_error_class(const dcr_err *err);
+/* The class of a result the room's rules refuse to record (dcrd). */
+#define CMP_ERRCLASS_UNRECORDABLE "result not recordable"
 /* s is one of the classes above (rm_apply checks run.failed with it). */
 bool cmp_error_class_valid(const char *s);
 

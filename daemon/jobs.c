@@ -557,15 +557,6 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 	return 0;
 }
 
-static enum cmp_type type_parse(const char *s, size_t n)
-{
-	if (n == 7 && memcmp(s, "integer", 7) == 0)
-		return CMP_INTEGER;
-	if (n == 5 && memcmp(s, "float", 5) == 0)
-		return CMP_FLOAT;
-	return CMP_STRING;
-}
-
 static void cache_key(const plan *p, const plan_node *n, uint8_t out[32])
 {
 	dcr_buf b;
@@ -644,7 +635,8 @@ static int cache_load(dmn *d, plan_node *n, dcr_err *err)
 			goto out;
 		}
 		n->cols[i].name = name;
-		n->cols[i].type = type_parse(t, tn);
+		if (!cmp_type_parse(t, tn, &n->cols[i].type))
+			n->cols[i].type = CMP_STRING;
 		n->cols[i].nullable = true;
 	}
 	rc = dmn__image_get(d, img_id, &n->img, &n->img_hit, err);
@@ -789,6 +781,7 @@ static void run_job(dmn *d, dmn_job *j)
 	cmp_result res;
 	plan p;
 	dcr_err err;
+	const char *cls = "";
 	dcr_buf body;
 	rm_run out;
 	rm_run_input *run_inputs = NULL;
@@ -862,16 +855,14 @@ static void run_job(dmn *d, dmn_job *j)
 		out.cols = dcr_calloc(res.ncols + 1, sizeof *out.cols);
 		for (k = 0; k < res.ncols; k++) {
 			out.cols[k].name = (char *)res.cols[k].name;
-			out.cols[k].type = res.cols[k].type == CMP_INTEGER ? RM_INTEGER
-			                   : res.cols[k].type == CMP_FLOAT ? RM_FLOAT
-			                                                   : RM_STRING;
+			out.cols[k].type = res.cols[k].type;
 		}
 		rm_body_run_completed(&body, &out);
 	} else {
 		/* The message may quote data (docs/privacy.md, "Errors"): the
 		 * event and the log get its data-free class only. */
-		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "",
-		                   cmp_error_class(&err));
+		cls = cmp_error_class(&err);
+		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "", cls);
 		/* The detail only where no evaluated computation is filtered
 		 * or differentially private: their analysts may read rows
 		 * anyway. A DP analyst may not (the message could quote a
@@ -894,7 +885,13 @@ static void run_job(dmn *d, dmn_job *j)
 			out.state = RM_RUN_FAILED;
 			dcr_err_set(&err, rc, "the result could not be recorded: %s", e2.msg);
 			dcr_buf_reset(&body);
-			rm_body_run_failed(&body, j->run_id, p.computation, err.msg);
+			cls = CMP_ERRCLASS_UNRECORDABLE;
+			rm_body_run_failed(&body, j->run_id, p.computation, cls);
+			bool filtered = false;
+			for (k = 0; k < p.norder; k++)
+				filtered = filtered || p.n[p.order[k]].min_rows > 0;
+			if (!filtered)
+				detail_put(j->run_id, err.msg);
 			rc = dmn__submit_daemon(d, j->room, RM_EV_RUN_FAILED, &body, &e2);
 		}
 		dmn__append_leave(d);
@@ -915,7 +912,7 @@ static void run_job(dmn *d, dmn_job *j)
 			         out.state == RM_RUN_DONE ? "done" : "failed",
 			         (unsigned long long)out.duration_ms, imgs, hits,
 			         out.state == RM_RUN_DONE ? "" : ": ",
-			         out.state == RM_RUN_DONE ? "" : cmp_error_class(&err));
+			         out.state == RM_RUN_DONE ? "" : cls);
 		}
 	}
 	set_running(d, j->run_id, false);
@@ -1056,8 +1053,21 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 			keep_meta(d, &keep, key);
 			free(key);
 		}
-		for (j = 0; j < r->st.nruns; j++)
-			keep_add(&keep, r->st.runs[j].result_blob);
+		for (j = 0; j < r->st.nruns; j++) {
+			const rm_run *run = &r->st.runs[j];
+			keep_add(&keep, run->result_blob);
+			/* a queued run reads the data provisioned when it was
+			 * requested, even if that was replaced since */
+			for (size_t k = 0; run->state == RM_RUN_QUEUED && k < run->ninputs; k++) {
+				char *key;
+				if (!run->inputs[k].blob || !dmn__blob_id_valid(run->inputs[k].blob))
+					continue;
+				keep_add(&keep, run->inputs[k].blob);
+				key = dcr_asprintf("image:%s", run->inputs[k].blob);
+				keep_meta(d, &keep, key);
+				free(key);
+			}
+		}
 		keep_cache(d, &keep, &r->st);
 		pthread_mutex_unlock(&r->mu);
 	}

@@ -29,11 +29,13 @@ static int dp_check(const rm_computation *c, const cmp_input *inputs, cmp_result
 }
 
 /* Compiles every SQL computation against its inputs' schemas, upstream
- * first, and records each result schema for the computations downstream. */
+ * first, and records each result schema for the computations downstream.
+ * Goes on past a failure (each computation keeps its own admit_error, for
+ * room.test); returns the first. */
 static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
 {
 	int rc = 0;
-	for (size_t oi = 0; oi < d->ncomputations && !rc; oi++) {
+	for (size_t oi = 0; oi < d->ncomputations; oi++) {
 		size_t i = order[oi];
 		rm_computation *c = &d->computations[i];
 		if (c->kind == RM_COMP_SYNTHETIC) {
@@ -48,6 +50,20 @@ static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
 		}
 		if (c->kind != RM_COMP_SQL)
 			continue;
+		const char *failed_up = NULL;
+		for (size_t k = 0; k < c->ninputs && !failed_up; k++) {
+			const rm_computation *up = rm_def_computation(d, c->inputs[k]);
+			if (up && !up->result_cols)
+				failed_up = up->name;
+		}
+		if (failed_up) {
+			c->admit_error = dcr_asprintf("upstream computation %s failed its check",
+			                              failed_up);
+			if (!rc)
+				rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s",
+				                 i, c->name, c->admit_error);
+			continue;
+		}
 		cmp_input *inputs = dcr_calloc(c->ninputs + 1, sizeof(cmp_input));
 		cmp_column **cols = dcr_calloc(c->ninputs + 1, sizeof(cmp_column *));
 		for (size_t k = 0; k < c->ninputs; k++) {
@@ -61,7 +77,7 @@ static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
 				inputs[k].priv = &ds->psrc;
 			} else {
 				const rm_computation *up = rm_def_computation(d, c->inputs[k]);
-				DCR_ASSERT(up && up->result_cols);
+				DCR_ASSERT(up && up->result_cols); /* else failed_up above */
 				inputs[k].schema.cols = up->result_cols;
 				inputs[k].schema.ncols = up->nresult_cols;
 				inputs[k].priv = &up->psrc;
@@ -76,8 +92,10 @@ static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
 		                                        c->min_rows_aggregated, &res, &e);
 		if (crc < 0) {
 			bool has_prefix = strncmp(e.msg, "SQL", 3) == 0;
-			rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s%s", i,
-			                 c->name, has_prefix ? "" : "SQL error: ", e.msg);
+			c->admit_error = dcr_asprintf("%s%s", has_prefix ? "" : "SQL error: ", e.msg);
+			if (!rc)
+				rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s",
+				                 i, c->name, c->admit_error);
 		} else {
 			c->nresult_cols = res.ncols;
 			c->result_cols = dcr_calloc(res.ncols + 1, sizeof(cmp_column));
@@ -104,6 +122,8 @@ static void clear_results(rm_def *d)
 		free(c->result_cols);
 		c->result_cols = NULL;
 		c->nresult_cols = 0;
+		free(c->admit_error);
+		c->admit_error = NULL;
 	}
 }
 

@@ -213,23 +213,10 @@ bool rm_state_is_participant(const rm_state *s, const uint8_t key[32])
 
 /* ---- who --------------------------------------------------------------------- */
 
-/* "anna@bank.example", "dcrd" or "ed25519:<base64>" into buf. */
-static const char *who(const rm_state *s, const uint8_t key[32], char *buf, size_t cap)
-{
-	const rm_participant *p = rm_def_participant(s->def, key);
-	if (p) {
-		snprintf(buf, cap, "%s", p->email);
-	} else if (memcmp(key, s->daemon_key, 32) == 0) {
-		snprintf(buf, cap, "dcrd");
-	} else {
-		char *k = dcr_pub_format(key);
-		snprintf(buf, cap, "%s", k);
-		free(k);
-	}
-	return buf;
-}
-
-#define WHO(s, key) who((s), (key), (char[160]){0}, 160)
+/* "anna@bank.example", "dcrd" or "ed25519:<base64>", in a compound literal. */
+#define WHO(s, key)                                                                                \
+	rm_actor_name((s)->def, (s)->daemon_key, (key), RM_ACTOR_FULL,                             \
+	              (char[RM_ACTOR_NAME_BYTES]){0}, RM_ACTOR_NAME_BYTES)
 
 /* ---- checks shared by rm_apply and the permission predicates ---------------- */
 
@@ -899,14 +886,8 @@ static int check_schema(const dcr_mpv *v, rm_run_col **out, size_t *nout, dcr_er
 			                 i, DCR_RM_RESULT_COL_BYTES_MAX);
 			break;
 		}
-		enum rm_coltype t;
-		if (tn == 6 && memcmp(type, "string", 6) == 0)
-			t = RM_STRING;
-		else if (tn == 7 && memcmp(type, "integer", 7) == 0)
-			t = RM_INTEGER;
-		else if (tn == 5 && memcmp(type, "float", 5) == 0)
-			t = RM_FLOAT;
-		else {
+		enum cmp_type t;
+		if (!cmp_type_parse(type, tn, &t)) {
 			rc = dcr_err_set(err, DCR_EFORMAT,
 			                 "body.schema[%u]: type must be \"string\", \"integer\" or "
 			                 "\"float\"",
@@ -1125,31 +1106,54 @@ static int apply(rm_state *s, const es_event *ev, dcr_err *err)
 	return dcr_err_set(err, DCR_EINVALID, "unknown event type");
 }
 
-int rm_apply(rm_state *s, const es_event *ev, dcr_err *err)
+int rm_apply_at(rm_state *s, const es_event *ev, rm_step *step)
 {
-	dcr_err e;
-	dcr_err_clear(&e);
-	int rc = apply(s, ev, &e);
+	step->seq = ev->seq;
+	snprintf(step->type, sizeof step->type, "%s", ev->type);
+	dcr_err_clear(&step->reason);
+	int rc = apply(s, ev, &step->reason);
 	if (rc)
-		return dcr_err_set(err, rc, "seq %" PRIu64 " (%s): %s", ev->seq, ev->type, e.msg);
+		return rc;
 	s->size++;
 	s->last_ts_ms = ev->ts_ms;
 	return 0;
 }
 
-int rm_apply_entry(rm_state *s, const void *entry, size_t n, dcr_err *err)
+int rm_apply(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	rm_step step;
+	int rc = rm_apply_at(s, ev, &step);
+	return rc ? rm_step_err(&step, err) : 0;
+}
+
+int rm_step_err(const rm_step *step, dcr_err *err)
+{
+	int rc = step->reason.code ? step->reason.code : DCR_EINVALID;
+	const char *why = step->reason.msg[0] ? step->reason.msg : dcr_strerror(rc);
+	if (!step->type[0])
+		return dcr_err_set(err, rc, "seq %" PRIu64 ": %s", step->seq, why);
+	return dcr_err_set(err, rc, "seq %" PRIu64 " (%s): %s", step->seq, step->type, why);
+}
+
+int rm_replay_step(rm_state *s, const void *entry, size_t n, rm_step_fn before, void *ctx,
+                   rm_step *step)
 {
 	es_event ev;
-	int rc = es_event_decode(entry, n, &ev, err);
-	if (rc) {
-		dcr_err_prefix(err, "seq %" PRIu64, s->size);
-		return rc;
-	}
-	rc = es_event_verify(&ev, err);
+	step->seq = s->size;
+	step->type[0] = '\0';
+	dcr_err_clear(&step->reason);
+	int rc = es_event_decode(entry, n, &ev, &step->reason);
 	if (rc)
-		dcr_err_prefix(err, "seq %" PRIu64 " (%s)", ev.seq, ev.type);
-	else
-		rc = rm_apply(s, &ev, err);
+		return rc;
+	step->seq = ev.seq;
+	snprintf(step->type, sizeof step->type, "%s", ev.type);
+	rc = es_event_verify(&ev, &step->reason);
+	if (!rc && before)
+		rc = before(ctx, s, &ev, &step->reason);
+	if (!rc)
+		rc = rm_apply_at(s, &ev, step);
+	if (rc && !step->reason.code)
+		step->reason.code = rc; /* a hook that said no without a reason */
 	es_event_release(&ev);
 	return rc;
 }

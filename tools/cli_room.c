@@ -59,13 +59,15 @@ static int room_create(int argc, char **argv)
 		goto out;
 	/* The admission check before signing (docs/rules.md); dcrd repeats it. */
 	rc = rm_def_admit_json((const char *)json.data, json.len, &err);
-	if (!rc)
-		rc = tl_connect(&c, &err);
+	if (rc) {
+		dcr_err_prefix(&err, "%s", strcmp(pos[0], "-") == 0 ? "stdin" : pos[0]);
+		goto out;
+	}
+	rc = tl_connect(&c, &err);
 	if (rc)
 		goto out;
 	rc = cl_room_create(c, (const char *)json.data, id, &err);
 	if (rc) {
-		cli_err_unseq(&err);
 		dcr_err_prefix(&err, "%s", strcmp(pos[0], "-") == 0 ? "stdin" : pos[0]);
 		goto out;
 	}

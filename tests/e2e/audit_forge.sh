@@ -65,14 +65,16 @@ n=0
 for f in "$T"/f/*.export; do
 	v=$(expect_verifiers_agree "$f") || exit 1
 	case "$(basename "$f")" in
-	rules-completed-ok.* | rules-sql-does-not-compile.* | rules-quoted-identifiers.* | \
+	rules-completed-ok.* | rules-failed-class-ok.* | rules-privacy-ok.* | \
+		rules-sql-does-not-compile.* | \
+		rules-quoted-identifiers.* | \
 		rules-reprovisioned-old-hash.* | valid.*)
 		case "$v" in valid:*) ;; *) e2e_fail "$f: expected valid, got $v" ;; esac ;;
 	*) case "$v" in invalid:*) ;; *) e2e_fail "$f: expected invalid, got $v" ;; esac ;;
 	esac
 	n=$((n + 1))
 done
-[ "$n" -ge 25 ] || e2e_fail "only $n crafted exports"
+[ "$n" -ge 29 ] || e2e_fail "only $n crafted exports"
 
 # The offline log of the valid file: one line per event.
 expect_ok dcr audit log "$T/f/valid.export"

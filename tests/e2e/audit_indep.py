@@ -4,8 +4,9 @@ written from docs/event-format.md alone (Python standard library only, with
 Ed25519 verification written out from RFC 8032 §5.1.7). It checks the
 cryptographic half of `dcr audit verify`: canonical encoding, envelope
 fields, positions, signatures, the Merkle root and the signed checkpoint,
-and inclusion proofs. It does not replay the room's rules (docs/rules.md);
-that is rm_apply's job.
+and inclusion proofs. The room's rules (docs/rules.md, docs/room-format.md)
+are replayed by audit_rules.py, written from those pages, which imports
+this file.
 
 tests/e2e/audit.sh runs it on real exports and compares its root with the
 one `dcr audit verify` prints: two implementations of one specification.

@@ -8,11 +8,7 @@ in log order, the room's rules: the definition parser and validator, the
 SQL tokenizer that decides which datasets a query reads, the status and
 role checks of every event type, the inputs and schema of run.completed,
 the differential-privacy fields and the epsilon ledger of run.requested,
-and at the end the export's participant list. Not re-implemented here: the
-filtered subset's grammar and column permissions of privacy.md (rule 6 of
-room-format.md's validation); `unit` and `allow` are checked for syntax
-only, so a forged definition with a filtered query outside the subset
-would be accepted by this file and refused by dcr audit verify.
+and at the end the export's participant list.
 
 tests/e2e/audit.sh and audit_forge.sh run it on real and on forged exports
 and require the same verdict as `dcr audit verify`: valid, or invalid at
@@ -69,6 +65,8 @@ COMPUTATIONS_MAX = 64
 COLUMNS_MAX = 256
 LIST_MAX = 256
 QUERY_MAX = 64 * 1024
+SQL_INPUTS_MAX = 10  # tables a filtered query reads (SQLite's attach limit)
+SQL_COLS_MAX = 256  # result columns
 SCRIPT_MAX = 256 * 1024
 MIN_ROWS_MAX = 1000000000
 EPSILON_MAX = 100.0
@@ -375,6 +373,14 @@ def names_in(query):
     return out
 
 
+# privacy.md, "Errors": the only texts a run.failed may carry.
+ERROR_CLASSES = {"time limit", "memory limit", "row limit", "size limit", "sql error",
+                 "sql error: json path", "sql error: malformed json",
+                 "sql error: integer overflow", "sql error: invalid text", "sql error: too big",
+                 "sql error: not allowed", "privacy filter", "input unavailable",
+                 "not supported", "internal error", "result not recordable"}
+
+
 def bfold(b):
     return bytes(x + 32 if 0x41 <= x <= 0x5A else x for x in b)
 
@@ -500,7 +506,7 @@ def validate_dp(d):
                 refuse("DP computation %s reads %s, which has no budget" % (c["name"], x))
             if not c["epsilon"] and budget[x]:
                 refuse("computation %s reads budgeted dataset %s" % (c["name"], x))
-        if c["epsilon"] and c["min_rows"] > 0:
+        if c["epsilon"] and c["k"] > 0:
             refuse("computation %s: epsilon with min_rows_aggregated" % c["name"])
         for col in c["bounds"]:
             if not any(ds["name"] in reads and col in ds["numeric"] for ds in d["datasets"]):
@@ -522,15 +528,15 @@ def parse_dataset(v, what):
     if kind not in ("table", "file"):
         refuse("%s.kind: unknown kind" % what)
     ds = {"name": name, "kind": kind, "required": get_bool(v, "required", True, what),
-          "columns": [], "numeric": [], "budget": 0}
+          "columns": [], "allow": {}, "unit": None, "numeric": [], "budget": 0}
     get_bool(v, "share_statistics", False, what)
+    unit = get_str(v, "unit", False, NAME_MAX + 64, what)
     if "epsilon_budget" in v:
         if kind != "table":
             refuse("%s.epsilon_budget: only table datasets take a budget" % what)
         ds["budget"] = parse_amount(v["epsilon_budget"], DP_BUDGET_MAX,
                                     what + ".epsilon_budget")
     cols = get_array(v, "columns", kind == "table", COLUMNS_MAX, what)
-    unit = get_str(v, "unit", False, NAME_MAX + 64, what)
     if kind == "file":
         if cols is not None:
             refuse("%s.columns: file datasets have no columns" % what)
@@ -543,11 +549,12 @@ def parse_dataset(v, what):
         cw = "%s.columns[%d]" % (what, j)
         cn = parse_named(c, ["name", "type", "nullable", "format", "allow"], cw)
         allow = get_array(c, "allow", False, 4, cw) or []
-        for a in allow:
-            if a not in ("group", "aggregate", "join", "minmax"):
-                refuse("%s.allow: unknown use" % cw)
+        for x in allow:
+            if x not in ("group", "aggregate", "join", "minmax"):
+                refuse("%s.allow: unknown permission" % cw)
         if len(set(allow)) != len(allow):
-            refuse("%s.allow: a use is listed twice" % cw)
+            refuse("%s.allow: a permission is listed twice" % cw)
+        ds["allow"][cn] = set(allow)
         t = get_str(c, "type", True, 64, cw)
         if t not in ("string", "integer", "float"):
             refuse("%s.type: unknown type" % cw)
@@ -564,7 +571,8 @@ def parse_dataset(v, what):
         if t != "string":
             ds["numeric"].append(cn)
     if unit is not None and unit not in ds["columns"]:
-        refuse("%s.unit: not a column of %s" % (what, name))
+        refuse("%s.unit: not a column" % what)
+    ds["unit"] = unit
     return ds
 
 
@@ -582,7 +590,7 @@ def parse_computation(v, what):
     for f in COMP_FIELDS[2:]:
         if f not in OWN[kind] and f in v:
             refuse("%s.%s: not a field of %s computations" % (what, f, kind))
-    c = {"name": name, "kind": kind, "inputs": [], "epsilon": 0, "bounds": {}, "min_rows": 0}
+    c = {"name": name, "kind": kind, "inputs": [], "k": 0, "epsilon": 0, "bounds": {}}
     if kind == "sql":
         c["query"] = get_str(v, "query", True, QUERY_MAX, what)
         if "privacy" in v:
@@ -592,7 +600,7 @@ def parse_computation(v, what):
                 k = p["min_rows_aggregated"]
                 if not is_int(k) or not 0 <= k <= MIN_ROWS_MAX:
                     refuse("%s.privacy.min_rows_aggregated: out of range" % what)
-                c["min_rows"] = k
+                c["k"] = k
             if "epsilon" in p:
                 c["epsilon"] = parse_amount(p["epsilon"], DP_EPSILON_MAX,
                                             what + ".privacy.epsilon")
@@ -688,7 +696,684 @@ def validate(d):
 
     for x in cn:
         visit(x)
+    check_privacy(d, dsd, cd)
     validate_dp(d)
+
+
+
+# ---- the privacy rules (privacy.md, "The filtered subset", "Chains") ---------------------
+
+def sql_tokens(query):
+    """Tokens of a query as (kind, raw bytes, identifier value or None):
+    W word, Q quoted identifier, S string or blob, N number, V variable,
+    P punctuation; the same split as names_in."""
+    q, n, i, out = query.encode("utf-8"), len(query.encode("utf-8")), 0, []
+    while i < n:
+        c = q[i]
+        s = i
+        if c in b" \t\n\v\f\r":
+            i += 1
+            continue
+        if q[i:i + 2] == b"--":
+            while i < n and q[i] != 0x0A:
+                i += 1
+            continue
+        if q[i:i + 2] == b"/*":
+            e = q.find(b"*/", i + 2)
+            i = n if e < 0 else e + 2
+            continue
+        if c in b"xX" and i + 1 < n and q[i + 1] == 0x27:
+            e = q.find(b"'", i + 2)
+            if e < 0:
+                refuse("unterminated blob literal")
+            i = e + 1
+            out.append(("S", q[s:i], None))
+        elif c in b"'\"`[":
+            close = 0x5D if c == 0x5B else c
+            j, buf = i + 1, bytearray()
+            while True:
+                if j >= n:
+                    refuse("unterminated literal")
+                if q[j] == close:
+                    if close != 0x5D and j + 1 < n and q[j + 1] == close:
+                        buf.append(close)
+                        j += 2
+                        continue
+                    j += 1
+                    break
+                buf.append(q[j])
+                j += 1
+            i = j
+            if c == 0x27:
+                out.append(("S", q[s:i], None))
+            else:
+                out.append(("Q", q[s:i], bytes(buf)))
+        elif word_start(c):
+            j = i
+            while j < n and word_byte(q[j]):
+                j += 1
+            out.append(("W", q[i:j], q[i:j]))
+            i = j
+        elif is_digit(c) or (c == 0x2E and i + 1 < n and is_digit(q[i + 1])):
+            j = i
+            while j < n and (is_alpha(q[j]) or is_digit(q[j]) or q[j] in b"._" or
+                             (q[j] in b"+-" and q[j - 1] in b"eE")):
+                j += 1
+            out.append(("N", q[i:j], None))
+            i = j
+        elif c in b"?:@$#":
+            j = i + 1
+            while j < n and word_byte(q[j]):
+                j += 1
+            out.append(("V", q[i:j], None))
+            i = j
+        else:
+            i += 1
+            for op in OPS:
+                if q[i - 1:i - 1 + len(op)] == op:
+                    i = i - 1 + len(op)
+                    break
+            out.append(("P", q[s:i], None))
+    return out
+
+
+PQ_RESERVED = {bfold(w.encode()) for w in (
+    "SELECT FROM WHERE GROUP HAVING ORDER LIMIT OFFSET UNION EXCEPT INTERSECT JOIN INNER "
+    "CROSS LEFT RIGHT FULL NATURAL OUTER ON USING AS AND OR NOT IS IN LIKE GLOB BETWEEN "
+    "CASE WHEN THEN ELSE END WITH WINDOW VALUES DISTINCT ALL BY ASC DESC COLLATE ESCAPE "
+    "FILTER OVER EXISTS NULLS ISNULL NOTNULL REGEXP MATCH").split()}
+PQ_SCALAR = {w.encode() for w in (
+    "abs coalesce ifnull nullif iif lower upper length substr substring trim ltrim rtrim "
+    "round replace instr sign date time datetime julianday strftime unixepoch floor ceil "
+    "ceiling trunc typeof min max").split()}
+PQ_AGGS = [b"count", b"sum", b"avg", b"total", b"min", b"max"]
+PQ_BINOPS = {b"OR", b"AND", b"=", b"==", b"!=", b"<>", b"<", b"<=", b">", b">=", b"||", b"+",
+             b"-", b"*", b"/", b"%", b"&", b"|", b"<<", b">>", b"LIKE", b"GLOB", b"BETWEEN",
+             b"ESCAPE"}
+G, A, J, M = "group", "aggregate", "join", "minmax"
+ALL_PERMS = {G, A, J, M}
+
+
+class PQuery:
+    """A port of compute/cmp_pquery.c: only the verdict matters here."""
+
+    def __init__(self, query, src, proj):
+        self.t = sql_tokens(query)
+        self.src, self.proj, self.i = src, proj, 0
+        self.frm, self.alias = [], []
+        self.ctx, self.agg = "select", None
+        self.items, self.refs, self.saw_agg, self.acc = [], [], False, set(ALL_PERMS)
+        self.group, self.grouped = set(), False
+        n = len(self.t)
+        while n and self.is_(n - 1, b";"):
+            n -= 1
+        if any(self.is_(k, b";") for k in range(n)):
+            refuse("privacy filter: only one statement")
+        self.t = self.t[:n]
+
+    def is_(self, i, w):
+        if i >= len(self.t):
+            return False
+        k, raw, _ = self.t[i]
+        if k == "P":
+            return raw == w
+        return k == "W" and bfold(raw) == bfold(w)
+
+    def at(self, w):
+        return self.is_(self.i, w)
+
+    def reserved(self, i):
+        return i < len(self.t) and self.t[i][0] == "W" and bfold(self.t[i][1]) in PQ_RESERVED
+
+    def ident(self, i):
+        if i >= len(self.t) or self.reserved(i) or self.t[i][0] not in "WQ":
+            return None
+        return self.t[i][2]
+
+    def fail(self, what):
+        refuse("privacy filter: " + what)
+
+    def use(self, qual, col):
+        cand = []
+        if qual is not None:
+            f = [k for k, a in enumerate(self.alias) if bfold(a) == bfold(qual)]
+            if not f:
+                self.fail("no table or alias")
+            f = f[-1]
+            s = self.src[self.frm[f]]
+            if s["kind"] == "table" and bfold(col) not in s["cols"]:
+                self.fail("no such column")
+        else:
+            cand = [k for k in range(len(self.frm)) if self.src[self.frm[k]]["kind"] == "table"
+                    and bfold(col) in self.src[self.frm[k]]["cols"]]
+            if len(cand) > 1:
+                self.fail("ambiguous column")
+            if not cand:
+                cand = [k for k in range(len(self.frm))
+                        if self.src[self.frm[k]]["kind"] != "table"]
+                if len(cand) > 1:
+                    self.fail("ambiguous column")
+            if not cand:
+                if self.ctx in ("having", "order") and any(
+                        it["named"] and bfold(it["name"]) == bfold(col) for it in self.items):
+                    return
+                self.fail("no such column")
+            f = cand[-1]
+        s = self.src[self.frm[f]]
+        pc = s["cols"].get(bfold(col)) if s["kind"] == "table" else None
+        allow = pc[1] if pc else ALL_PERMS
+        if self.ctx == "on":
+            need = J
+        elif self.agg in (b"min", b"max"):
+            need = M
+        elif self.agg:
+            need = A
+        else:
+            need = G
+        if self.proj:
+            self.acc &= allow
+        elif need not in allow:
+            self.fail("column not allowed here")
+        if not self.agg and self.ctx not in ("on", "where"):
+            self.refs.append((f, bfold(pc[0] if pc else col)))
+
+    def paren_list(self):
+        self.i += 1
+        if self.at(b"SELECT") or self.at(b"WITH") or self.at(b"VALUES"):
+            self.fail("subquery")
+        if self.at(b")"):
+            self.fail("empty list")
+        while True:
+            self.expr()
+            if self.at(b","):
+                self.i += 1
+                continue
+            if not self.at(b")"):
+                self.fail("')' expected")
+            self.i += 1
+            return
+
+    def call(self):
+        name = self.i
+        nm = bfold(self.t[name][1])
+        opn = name + 1
+        depth, commas, close = 0, 0, opn
+        while close < len(self.t):
+            if self.is_(close, b"("):
+                depth += 1
+            elif self.is_(close, b")"):
+                depth -= 1
+                if depth == 0:
+                    break
+            elif depth == 1 and self.is_(close, b","):
+                commas += 1
+            close += 1
+        fn = nm if nm in PQ_AGGS else None
+        if fn in (b"min", b"max") and commas > 0:
+            fn = None
+        if nm in (b"group_concat", b"string_agg", b"json_group_array", b"json_group_object"):
+            self.fail("aggregate not allowed")
+        if fn is None and nm not in PQ_SCALAR:
+            self.fail("function not allowed")
+        if fn is not None:
+            if self.proj:
+                self.fail("aggregate in a projection")
+            if self.agg:
+                self.fail("nested aggregate")
+            if self.ctx not in ("select", "having", "order"):
+                self.fail("aggregate not allowed here")
+            self.saw_agg = True
+            self.i = opn + 1
+            distinct = False
+            if self.at(b"DISTINCT"):
+                distinct = True
+                self.i += 1
+            elif self.at(b"ALL"):
+                self.i += 1
+            if self.at(b"*") and fn == b"count" and not distinct:
+                self.i += 1
+            else:
+                s = self.i
+                one = ((self.ident(s) is not None and self.is_(s + 1, b")")) or
+                       (self.ident(s) is not None and self.is_(s + 1, b".") and
+                        self.ident(s + 2) is not None and self.is_(s + 3, b")")))
+                if not one:
+                    self.fail("the argument of an aggregate must be one column")
+                self.agg = fn
+                self.expr()
+                self.agg = None
+            if not self.at(b")"):
+                self.fail("')' expected")
+            self.i += 1
+        else:
+            self.i = opn
+            if self.is_(opn + 1, b")"):
+                self.i = opn + 2
+            else:
+                self.paren_list()
+        if self.at(b"FILTER") or self.at(b"OVER"):
+            self.fail("FILTER or OVER")
+
+    def primary(self):
+        if self.i >= len(self.t):
+            self.fail("expression missing")
+        k = self.t[self.i][0]
+        if self.at(b"-") or self.at(b"+") or self.at(b"~") or self.at(b"NOT"):
+            self.i += 1
+            return self.primary()
+        if k in "NS" or self.at(b"NULL") or self.at(b"TRUE") or self.at(b"FALSE"):
+            self.i += 1
+            return
+        if k == "V":
+            self.fail("parameters")
+        if self.at(b"("):
+            self.i += 1
+            if self.at(b"SELECT") or self.at(b"WITH") or self.at(b"VALUES"):
+                self.fail("subquery")
+            self.expr()
+            if self.at(b","):
+                self.fail("row values")
+            if not self.at(b")"):
+                self.fail("')' expected")
+            self.i += 1
+            return
+        if self.at(b"EXISTS"):
+            self.fail("EXISTS")
+        if self.at(b"CASE"):
+            self.i += 1
+            if not self.at(b"WHEN"):
+                self.expr()
+            if not self.at(b"WHEN"):
+                self.fail("WHEN expected")
+            while self.at(b"WHEN"):
+                self.i += 1
+                self.expr()
+                if not self.at(b"THEN"):
+                    self.fail("THEN expected")
+                self.i += 1
+                self.expr()
+            if self.at(b"ELSE"):
+                self.i += 1
+                self.expr()
+            if not self.at(b"END"):
+                self.fail("END expected")
+            self.i += 1
+            return
+        if self.at(b"CAST"):
+            self.i += 1
+            if not self.at(b"("):
+                self.fail("'(' expected")
+            self.i += 1
+            self.expr()
+            if not self.at(b"AS"):
+                self.fail("AS expected")
+            self.i += 1
+            if not (any(self.at(w) for w in (b"INTEGER", b"INT", b"REAL", b"TEXT", b"NUMERIC",
+                                             b"FLOAT")) and self.is_(self.i + 1, b")")):
+                self.fail("CAST type")
+            self.i += 2
+            return
+        a = self.ident(self.i)
+        if a is not None and self.is_(self.i + 1, b"(") and k == "W":
+            return self.call()
+        if a is not None and self.is_(self.i + 1, b"."):
+            if self.is_(self.i + 2, b"*"):
+                self.fail("t.*")
+            b = self.ident(self.i + 2)
+            if b is None:
+                self.fail("column expected")
+            if self.is_(self.i + 3, b"."):
+                self.fail("schema-qualified")
+            self.i += 3
+            return self.use(a, b)
+        if a is not None:
+            self.i += 1
+            return self.use(None, a)
+        self.fail("expression expected")
+
+    def expr(self):
+        self.primary()
+        while True:
+            if self.at(b"->") or self.at(b"->>"):
+                self.fail("JSON operators")
+            if self.at(b"COLLATE"):
+                if not any(self.is_(self.i + 1, w) for w in (b"NOCASE", b"BINARY", b"RTRIM")):
+                    self.fail("COLLATE")
+                self.i += 2
+                continue
+            if self.at(b"ISNULL") or self.at(b"NOTNULL"):
+                self.i += 1
+                continue
+            if self.at(b"NOT") and self.is_(self.i + 1, b"NULL"):
+                self.i += 2
+                continue
+            if self.at(b"NOT") and any(self.is_(self.i + 1, w)
+                                       for w in (b"LIKE", b"GLOB", b"BETWEEN", b"IN")):
+                self.i += 1
+            if self.at(b"IS"):
+                self.i += 1
+                if self.at(b"NOT"):
+                    self.i += 1
+                if self.at(b"DISTINCT"):
+                    if not self.is_(self.i + 1, b"FROM"):
+                        self.fail("IS DISTINCT FROM")
+                    self.i += 2
+                self.primary()
+                continue
+            if self.at(b"IN"):
+                self.i += 1
+                if not self.at(b"("):
+                    self.fail("IN list")
+                self.paren_list()
+                continue
+            if self.at(b"REGEXP") or self.at(b"MATCH"):
+                self.fail("REGEXP")
+            if self.i < len(self.t) and any(self.is_(self.i, w) for w in PQ_BINOPS):
+                self.i += 1
+                self.primary()
+                continue
+            return
+
+    def start(self):
+        self.refs, self.saw_agg, self.acc = [], False, set(ALL_PERMS)
+
+    def teq(self, a, ae, b, be):
+        if ae - a != be - b:
+            return False
+        return all(self.t[a + k][0] == self.t[b + k][0] and
+                   bfold(self.t[a + k][1]) == bfold(self.t[b + k][1]) for k in range(ae - a))
+
+    def bare(self, refs):
+        if not self.proj and any(r not in self.group for r in refs):
+            self.fail("bare column")
+
+    def parse_from(self):
+        while True:
+            if self.at(b"("):
+                self.fail("subquery in FROM")
+            nm = self.ident(self.i)
+            if nm is None:
+                self.fail("table name expected")
+            self.i += 1
+            if self.at(b"(") or self.at(b"."):
+                self.fail("table function or schema")
+            s = [k for k, x in enumerate(self.src) if bfold(x["name"].encode()) == bfold(nm)]
+            if not s:
+                self.fail("not a dataset or computation")
+            s = s[0]
+            if s in self.frm:
+                self.fail("read twice")
+            if self.src[s]["kind"] == "opaque":
+                self.fail("opaque upstream")
+            if self.proj and self.src[s]["kind"] == "aggregate":
+                self.fail("projection of a filtered computation")
+            if len(self.frm) == SQL_INPUTS_MAX:
+                self.fail("too many tables")
+            al = nm
+            if self.at(b"AS"):
+                self.i += 1
+                al = self.ident(self.i)
+                if al is None:
+                    self.fail("alias expected")
+                self.i += 1
+            elif self.ident(self.i) is not None:
+                al = self.ident(self.i)
+                self.i += 1
+            if any(bfold(a) == bfold(al) for a in self.alias):
+                self.fail("alias used twice")
+            self.frm.append(s)
+            self.alias.append(al)
+            if len(self.frm) > 1 and self.at(b"ON"):
+                self.i += 1
+                self.ctx = "on"
+                self.expr()
+            elif len(self.frm) > 1 and self.at(b"USING"):
+                self.i += 1
+                if not self.at(b"("):
+                    self.fail("'(' expected")
+                self.i += 1
+                self.ctx = "on"
+                while True:
+                    c = self.ident(self.i)
+                    if c is None:
+                        self.fail("column expected")
+                    self.use(self.alias[-1], c)
+                    found = False
+                    for k in range(len(self.frm) - 1):
+                        sk = self.src[self.frm[k]]
+                        if sk["kind"] != "table" or bfold(c) in sk["cols"]:
+                            self.use(self.alias[k], c)
+                            found = True
+                            break
+                    if not found:
+                        self.fail("no earlier table has the column")
+                    self.i += 1
+                    if self.at(b","):
+                        self.i += 1
+                        continue
+                    break
+                if not self.at(b")"):
+                    self.fail("')' expected")
+                self.i += 1
+            if self.at(b","):
+                self.i += 1
+                continue
+            if any(self.at(w) for w in (b"LEFT", b"RIGHT", b"FULL", b"NATURAL")):
+                self.fail("outer join")
+            if self.at(b"INNER") or self.at(b"CROSS"):
+                self.i += 1
+            if self.at(b"JOIN"):
+                self.i += 1
+                continue
+            return
+
+    def select_list(self, end):
+        while True:
+            if len(self.items) == SQL_COLS_MAX:
+                self.fail("too many columns")
+            it = {"s": self.i, "named": False, "name": b"", "key": False, "plain": None}
+            self.start()
+            self.ctx = "select"
+            self.expr()
+            it["e"], it["agg"], it["allow"], it["out"] = self.i, self.saw_agg, self.acc, \
+                list(self.refs)
+            ln = it["e"] - it["s"]
+            if ln == 1 and self.ident(it["s"]) is not None and len(self.refs) == 1:
+                it["plain"], it["name"] = self.refs[0], self.ident(it["s"])
+            elif (ln == 3 and self.ident(it["s"]) is not None and
+                  self.ident(it["s"] + 2) is not None and len(self.refs) == 1):
+                it["plain"], it["name"] = self.refs[0], self.ident(it["s"] + 2)
+            if self.at(b"AS"):
+                self.i += 1
+                if self.i < len(self.t) and self.t[self.i][0] == "S":
+                    it["name"] = self.t[self.i][1]
+                elif self.ident(self.i) is not None:
+                    it["name"] = self.ident(self.i)
+                else:
+                    self.fail("alias expected")
+                it["named"] = True
+                self.i += 1
+            elif self.i < end and self.ident(self.i) is not None:
+                it["name"], it["named"] = self.ident(self.i), True
+                self.i += 1
+            self.items.append(it)
+            if self.at(b","):
+                self.i += 1
+                continue
+            if self.i != end:
+                self.fail("',' or FROM expected")
+            return
+
+    def terms(self, ctx, order):
+        while True:
+            s = self.i
+            self.start()
+            self.ctx = ctx
+            pos = self.i < len(self.t) and self.t[self.i][0] == "N"
+            self.expr()
+            e = self.i
+            if pos and e == s + 1:
+                raw = self.t[s][1]
+                if not raw.isdigit() or not 1 <= int(raw) <= len(self.items):
+                    self.fail("not a result position")
+                if ctx == "group":
+                    it = self.items[int(raw) - 1]
+                    if it["agg"]:
+                        self.fail("GROUP BY an aggregate")
+                    it["key"] = True
+                    if it["plain"] is not None:
+                        self.group.add(it["plain"])
+            elif ctx == "group":
+                if len(self.refs) == 1 and e - s in (1, 3):
+                    self.group.add(self.refs[0])
+                for it in self.items:
+                    if self.teq(s, e, it["s"], it["e"]):
+                        it["key"] = True
+            else:
+                if not any(self.teq(s, e, it["s"], it["e"]) for it in self.items):
+                    self.bare(self.refs)
+            if order and (self.at(b"ASC") or self.at(b"DESC")):
+                self.i += 1
+            if order and self.at(b"NULLS"):
+                if not (self.is_(self.i + 1, b"FIRST") or self.is_(self.i + 1, b"LAST")):
+                    self.fail("NULLS")
+                self.i += 2
+            if self.at(b","):
+                self.i += 1
+                continue
+            return
+
+    def parse(self):
+        if self.at(b"WITH") or self.at(b"VALUES") or not self.at(b"SELECT"):
+            self.fail("not a SELECT of the subset")
+        self.i += 1
+        if self.at(b"DISTINCT") or self.at(b"ALL"):
+            self.i += 1
+        lst, depth, fr = self.i, 0, None
+        for k in range(lst, len(self.t)):
+            if self.is_(k, b"("):
+                depth += 1
+            elif self.is_(k, b")"):
+                depth -= 1
+            elif depth == 0 and self.is_(k, b"FROM") and not (
+                    k >= 2 and self.is_(k - 1, b"DISTINCT") and
+                    (self.is_(k - 2, b"IS") or self.is_(k - 2, b"NOT"))):
+                fr = k
+                break
+        if fr is None:
+            self.fail("FROM expected")
+        self.i = fr + 1
+        self.parse_from()
+        after = self.i
+        self.i = lst
+        self.select_list(fr)
+        self.i = after
+        if self.at(b"WHERE"):
+            self.i += 1
+            self.start()
+            self.ctx = "where"
+            self.expr()
+        if self.at(b"GROUP"):
+            if self.proj or not self.is_(self.i + 1, b"BY"):
+                self.fail("GROUP BY")
+            self.i += 2
+            self.grouped = True
+            self.terms("group", False)
+        if not self.proj:
+            if not self.grouped and not any(it["agg"] for it in self.items):
+                self.fail("must aggregate")
+            for it in self.items:
+                if not it["key"]:
+                    self.bare(it["out"])
+        if self.at(b"HAVING"):
+            if self.proj:
+                self.fail("HAVING in a projection")
+            self.i += 1
+            self.start()
+            self.ctx = "having"
+            self.expr()
+            self.bare(self.refs)
+        if any(self.at(w) for w in (b"WINDOW", b"UNION", b"INTERSECT", b"EXCEPT")):
+            self.fail("WINDOW or compound")
+        if self.at(b"ORDER"):
+            if not self.is_(self.i + 1, b"BY"):
+                self.fail("ORDER BY")
+            self.i += 2
+            self.terms("order", True)
+        if self.at(b"LIMIT"):
+            self.i += 1
+            for _ in (0, 1):
+                if self.i >= len(self.t) or self.t[self.i][0] != "N":
+                    self.fail("LIMIT")
+                self.i += 1
+                if not (self.at(b"OFFSET") or self.at(b",")):
+                    break
+                self.i += 1
+        if self.i < len(self.t):
+            self.fail("unexpected text")
+
+    def projection(self):
+        names, units = [], []
+        for it in self.items:
+            if not it["named"] and it["plain"] is None:
+                self.fail("unnamed computed column")
+            if any(bfold(x) == bfold(it["name"]) for x in names):
+                self.fail("duplicate column")
+            names.append(it["name"])
+        for f, s in enumerate(self.frm):
+            src = self.src[s]
+            if not src["units"]:
+                self.fail("no unit")
+            for u in src["units"]:
+                hit = [it for it in self.items if it["plain"] == (f, bfold(u))]
+                if not hit:
+                    self.fail("unit not shown")
+                units.append(hit[0]["name"])
+        cols = {bfold(it["name"]): (it["name"], it["allow"]) for it in self.items}
+        return cols, units
+
+
+def check_privacy(d, dsd, cd):
+    order, seen = [], set()
+
+    def post(x):
+        if x in seen:
+            return
+        seen.add(x)
+        for y in cd[x]["inputs"]:
+            if y in cd:
+                post(y)
+        order.append(x)
+
+    for c in d["computations"]:
+        post(c["name"])
+    desc = {}
+    for x in dsd.values():
+        if x["kind"] == "table":
+            desc[x["name"]] = {
+                "kind": "table", "units": [x["unit"].encode()] if x["unit"] else [],
+                "cols": {bfold(c.encode()): (c.encode(), x["allow"][c]) for c in x["columns"]}}
+    for name in order:
+        c = cd[name]
+        if c["kind"] != "sql":
+            desc[name] = {"kind": "opaque"}
+            continue
+        src = []
+        for x in c["inputs"]:
+            e = dict(desc[x])
+            e["name"] = x
+            src.append(e)
+        if c["k"] > 0:
+            PQuery(c["query"], src, False).parse()
+            desc[name] = {"kind": "aggregate"}
+            continue
+        try:
+            p = PQuery(c["query"], src, True)
+            p.parse()
+            cols, units = p.projection()
+            desc[name] = {"kind": "table", "cols": cols, "units": units}
+        except Refused:
+            desc[name] = {"kind": "opaque"}
 
 
 def datasets_read(d, comp):
@@ -939,6 +1624,8 @@ class Room:
     def on_run_failed(self, k, b):
         r = self.daemon_run(k, b, {"computation": ("str", NAME_MAX), "error": ("str", ERROR_MAX),
                                    "run": ("str", 32)})
+        if b["error"] not in ERROR_CLASSES:
+            refuse("run.failed: the error is not one of the data-free error classes")
         r["state"] = "failed"
 
     def on_result_retrieved(self, k, b):

@@ -156,7 +156,7 @@ static void fx_room_state(rm_state *s)
 	r.rows = 40;
 	r.result_bytes = 400;
 	r.duration_ms = 12;
-	rm_run_col cols[] = {{(char *)"city", RM_STRING}, {(char *)"age", RM_INTEGER}};
+	rm_run_col cols[] = {{(char *)"city", CMP_STRING}, {(char *)"age", CMP_INTEGER}};
 	r.cols = cols;
 	r.ncols = 2;
 	r.inputs = rm_state_run(s, FX_RUN1)->inputs;

@@ -22,15 +22,7 @@
 #include "../../room/room.h"
 #include "../../tools/audit_core.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 /* ---- a log under construction ------------------------------------------------ */
 
@@ -148,7 +140,7 @@ static void build_honest(tlog *l, size_t upto)
 	r.result_bytes = 10;
 	r.duration_ms = 5;
 	memset(r.result_sha256, 0x77, 32);
-	rm_run_col col = {"n", RM_INTEGER};
+	rm_run_col col = {"n", CMP_INTEGER};
 	rm_run_input in[2] = {{.dataset = "bank_customers", .present = true},
 	                      {.dataset = "insurer_customers", .present = true}};
 	memset(in[0].sha256, 0x3f, 32);
@@ -288,7 +280,7 @@ static void expect_valid(const char *what, const dcr_buf *b, const au_verify_opt
 		int rc = verify_bytes(b, o, t, msg, sizeof(msg), &bad);
 		if (rc) {
 			fprintf(stderr, "%s (threads %u): expected valid, got: %s\n", what, t, msg);
-			failures++;
+			t_failures++;
 		}
 	}
 }
@@ -313,7 +305,7 @@ static void expect_invalid(const char *what, const dcr_buf *b, const au_verify_o
 			        "%d at %lld: %s\n",
 			        what, t, seq == UINT64_MAX ? -1LL : (long long)seq, want, rc,
 			        bad == UINT64_MAX ? -1LL : (long long)bad, msg);
-			failures++;
+			t_failures++;
 		} else if (t == 1) {
 			printf("ok: %s: invalid: %s\n", what, msg);
 		}
@@ -813,7 +805,7 @@ static void test_every_byte(const tlog *l)
 		dcr_err err;
 		if (au_export_decode(out.data, i, &x, &err) == 0) {
 			fprintf(stderr, "prefix of %zu bytes decodes\n", i);
-			failures++;
+			t_failures++;
 			au_export_release(&x);
 		}
 	}
@@ -827,7 +819,7 @@ static void test_every_byte(const tlog *l)
 			if (missed++ < 5)
 				fprintf(stderr, "flip of bit %zu of byte %zu is not detected\n",
 				        i % 8, i);
-			failures++;
+			t_failures++;
 		}
 	}
 	printf("ok: %zu single-bit flips (every third byte) and %zu truncations of an export, "
@@ -851,7 +843,7 @@ typedef struct rcase {
 	const char *want;
 } rcase;
 
-#define NCASES 24
+#define NCASES 28
 static rcase cases[NCASES];
 static size_t ncases;
 
@@ -1010,6 +1002,16 @@ static void build_cases(const tlog *l)
 	c = case_new("rules-completed-ok", UINT64_MAX, NULL);
 	replace_export(l, 6, kd, RM_EV_RUN_COMPLETED, &b, &c->out);
 
+	/* run.failed carries a data-free class, never a message that could
+	 * quote data (privacy.md, "Errors"): a daemon that leaks is caught */
+	run_id(2, id);
+	rm_body_run_failed(&b, id, "overlap", "JSON path error near 'victim@bank.example=987654.32'");
+	c = case_new("rules-failed-leaky-error", 9, "not one of the data-free error classes");
+	replace_export(l, 9, kd, RM_EV_RUN_FAILED, &b, &c->out);
+	rm_body_run_failed(&b, id, "overlap", "sql error: json path");
+	c = case_new("rules-failed-class-ok", UINT64_MAX, NULL);
+	replace_export(l, 9, kd, RM_EV_RUN_FAILED, &b, &c->out);
+
 	/* inputs: a wrong hash, a missing dataset, {}, nil for a provisioned one */
 	RAW(in_wrong, dcr_mpw_map(w, 2); dcr_mpw_str(w, "bank_customers"); dcr_mpw_bin(w, h00, 32);
 	    dcr_mpw_str(w, "insurer_customers"); dcr_mpw_bin(w, h4e, 32));
@@ -1127,6 +1129,42 @@ static void build_cases(const tlog *l)
 	 * (admission, not a rule); quoted identifiers are read; a name in a
 	 * comment is not (so the honest completion names an input the run
 	 * does not read) */
+	/* the privacy rules (privacy.md): a filtered query in the subset over
+	 * columns allowed for their use is valid; group_concat is not */
+	{
+		char *u = def_edit("\"kind\": \"sql\",",
+		                   "\"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": 5},");
+		for (int k = 0; k < 2; k++) {
+			const char *from = k ? "{\"name\": \"insurer_customers\", \"columns\": [{\"name\": "
+			                       "\"email\", \"type\": \"string\"}"
+			                     : "{\"name\": \"bank_customers\", \"columns\": [{\"name\": "
+			                       "\"email\", \"type\": \"string\"}";
+			const char *to = k ? "{\"name\": \"insurer_customers\", \"unit\": \"email\", "
+			                     "\"columns\": [{\"name\": \"email\", \"type\": \"string\", "
+			                     "\"allow\": [\"join\"]}"
+			                   : "{\"name\": \"bank_customers\", \"unit\": \"email\", "
+			                     "\"columns\": [{\"name\": \"email\", \"type\": \"string\", "
+			                     "\"allow\": [\"join\"]}";
+			char *at = strstr(u, from);
+			DCR_ASSERT(at);
+			char *v = dcr_asprintf("%.*s%s%s", (int)(at - u), u, to, at + strlen(from));
+			free(u);
+			u = v;
+		}
+		c = case_new("rules-privacy-ok", UINT64_MAX, NULL);
+		honest_with(u, 12, &c->out);
+		char *at = strstr(u, "COUNT(*) AS n");
+		DCR_ASSERT(at);
+		char *bad = dcr_asprintf("%.*sgroup_concat(b.email) AS n%s", (int)(at - u), u,
+		                         at + strlen("COUNT(*) AS n"));
+		rm_body_definition(&b, bad);
+		c = case_new("rules-privacy-group-concat", 1,
+		             "privacy filter: offset 7 (near \"group_concat\"): group_concat() is not "
+		             "allowed");
+		replace_export(l, 1, ka, RM_EV_SAVED, &b, &c->out);
+		free(bad);
+		free(u);
+	}
 	t = def_edit("USING (email)", "USING (emial)");
 	c = case_new("rules-sql-does-not-compile", UINT64_MAX, NULL);
 	honest_with(t, 12, &c->out);
@@ -1150,7 +1188,7 @@ static void build_cases(const tlog *l)
 		view v;
 		rm_provision p;
 		rm_run r;
-		rm_run_col col = {"n", RM_INTEGER};
+		rm_run_col col = {"n", CMP_INTEGER};
 		rm_run_input in[2] = {{.dataset = "bank_customers", .present = true},
 		                      {.dataset = "insurer_customers", .present = true}};
 		tlog_init(&l3, 0xd2);
@@ -1309,7 +1347,7 @@ int main(int argc, char **argv)
 	dcr_buf_release(&out);
 	tlog_release(&l);
 	teardown();
-	if (failures)
-		fprintf(stderr, "%d failures\n", failures);
-	return failures ? 1 : 0;
+	if (t_failures)
+		fprintf(stderr, "%d failures\n", t_failures);
+	return t_failures ? 1 : 0;
 }

@@ -40,7 +40,8 @@ static char *room_json(const td *t, const char *extra)
 	    "    {\"name\": \"age\", \"type\": \"integer\", \"allow\": [\"group\", "
 	    "\"aggregate\"]},\n"
 	    "    {\"name\": \"city\", \"type\": \"string\", \"allow\": [\"group\"]},\n"
-	    "    {\"name\": \"balance\", \"type\": \"float\", \"allow\": [\"aggregate\"]}]},\n"
+	    "    {\"name\": \"balance\", \"type\": \"float\", \"allow\": [\"aggregate\"]},\n"
+	    "    {\"name\": \"points\", \"type\": \"integer\", \"allow\": [\"aggregate\"]}]},\n"
 	    "  {\"name\": \"policies\", \"unit\": \"email\", \"columns\": [\n"
 	    "    {\"name\": \"email\", \"type\": \"string\", \"allow\": [\"join\"]},\n"
 	    "    {\"name\": \"kind\", \"type\": \"string\", \"allow\": [\"group\"]}]}],\n"
@@ -52,8 +53,7 @@ static char *room_json(const td *t, const char *extra)
 	    "';') FROM bank WHERE age > 90)) IS NULL\"},\n"
 	    /* a filtered query that fails on the victim's row only */
 	    "  {\"name\": \"overflow\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": "
-	    "10}, \"query\": \"SELECT city, SUM(CASE WHEN age > 90 THEN 9223372036854775807 ELSE "
-	    "age END) AS s FROM bank GROUP BY city\"},\n"
+	    "10}, \"query\": \"SELECT city, SUM(points) AS s FROM bank GROUP BY city\"},\n"
 	    /* 2: row multiplication with a second dataset */
 	    "  {\"name\": \"multiply\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": "
 	    "10}, \"query\": \"SELECT b.age, COUNT(*) AS n, SUM(b.balance) AS s FROM bank b CROSS "
@@ -122,6 +122,9 @@ static const struct attack refused[] = {
     {"3. FILTER (WHERE age > 90)",
      "SELECT city, SUM(balance) FILTER (WHERE age > 90) AS s FROM bank GROUP BY city", NULL,
      "the FILTER clause is not allowed"},
+    {"3. FILTER in disguise: a condition inside the aggregate",
+     "SELECT city, SUM(CASE WHEN age > 90 THEN balance ELSE 0 END) AS s FROM bank GROUP BY city",
+     NULL, "the argument of SUM() must be one column"},
     {"4. CAST(age AS max(5)) past the must-aggregate check", "SELECT CAST(age AS max(5)) FROM bank",
      NULL, "CAST takes one type name here"},
     {"5. a filtered query over an unfiltered upstream hiding the unit",
@@ -263,11 +266,13 @@ int main(void)
 	CHECK_OK(td_room_publish(a, json, room, &err), &err);
 	/* 203 people aged 20 to 29 in four cities, and the victim (95) */
 	static const char *const cities[] = {"Berlin", "Hamburg", "Munich", "Cologne"};
-	dcr_buf_append_str(&bank, "email,name,age,city,balance\n");
+	dcr_buf_append_str(&bank, "email,name,age,city,balance,points\n");
 	for (int k = 0; k < 203; k++)
-		dcr_buf_printf(&bank, "c%03d@mail.example,Customer %d,%d,%s,%d.00\n", k, k,
+		dcr_buf_printf(&bank, "c%03d@mail.example,Customer %d,%d,%s,%d.00,1\n", k, k,
 		               20 + k % 10, cities[k % 4], 100 + 37 * k);
-	dcr_buf_append_str(&bank, VICTIM_EMAIL ",Victim,95,Berlin," VICTIM_BALANCE "\n");
+	/* the victim's points overflow any sum they are part of */
+	dcr_buf_append_str(&bank, VICTIM_EMAIL ",Victim,95,Berlin," VICTIM_BALANCE
+	                          ",9223372036854775800\n");
 	dcr_buf_append_str(&pol, "email,kind\n");
 	for (int k = 0; k < 30; k++)
 		dcr_buf_printf(&pol, "p%03d@mail.example,%s\n", k, k % 2 ? "car" : "home");

@@ -99,12 +99,20 @@ static bool same(snap a, snap b)
 		snap before_ = take();                                                             \
 		dcr_buf *b_ = (body);                                                              \
 		int rc_ = submit_ex((k), ROOM, UINT64_MAX, (type), b_, NULL, &e_);                 \
-		CHECK_ERR(rc_, &e_, __VA_ARGS__);                                                  \
+		CHECK_FAILS(rc_, &e_, __VA_ARGS__);                                                  \
 		if (getenv("RM_VERBOSE"))                                                          \
 			fprintf(stderr, "rejected: %s\n", e_.msg);                                 \
 		CHECK(same(before_, take()));                                                      \
 		dcr_buf_release(b_);                                                               \
 	} while (0)
+
+/* rm_replay_step, its refusal in the documented "seq N (type): reason" form. */
+static int replay_entry(rm_state *s, const void *entry, size_t n, dcr_err *err)
+{
+	rm_step step;
+	int rc = rm_replay_step(s, entry, n, NULL, NULL, &step);
+	return rc ? rm_step_err(&step, err) : 0;
+}
 
 /* ---- bodies ---------------------------------------------------------------------- */
 
@@ -175,7 +183,7 @@ static dcr_buf *b_run(const char *comp, const char *id)
 
 /* run.completed as the daemon writes it: the inputs recorded for the run
  * in S (or none), the schema city string, n integer. */
-static const rm_run_col COLS[] = {{"city", RM_STRING}, {"n", RM_INTEGER}};
+static const rm_run_col COLS[] = {{"city", CMP_STRING}, {"n", CMP_INTEGER}};
 
 static dcr_buf *b_done_ex(const char *comp, const char *id, const rm_run_col *cols, size_t ncols,
                           const rm_run_input *in, size_t nin)
@@ -364,7 +372,7 @@ static void test_lifecycle(void)
 	{
 		snap b = take();
 		dcr_buf *body = b_def(def);
-		CHECK_ERR(submit_ex(F.anna, ROOM, 1, RM_EV_CREATED, body, NULL, &e), &e,
+		CHECK_FAILS(submit_ex(F.anna, ROOM, 1, RM_EV_CREATED, body, NULL, &e), &e,
 		          "seq 1 (room.created): event seq 1 but room has 0 events: replayed or "
 		          "out of order");
 		dcr_buf_release(body);
@@ -553,10 +561,10 @@ static void test_lifecycle(void)
 		RAW(s_empty, dcr_mpw_array(w, 0));
 		NO(F.daemon, RM_EV_RUN_COMPLETED, b_done_raw("overlap", R1, NULL, &s_empty),
 		   "body.schema: 0 columns; 1 to 256 allowed");
-		static const rm_run_col dup[] = {{"n", RM_STRING}, {"N", RM_INTEGER}};
+		static const rm_run_col dup[] = {{"n", CMP_STRING}, {"N", CMP_INTEGER}};
 		NO(F.daemon, RM_EV_RUN_COMPLETED, b_done_ex("overlap", R1, dup, 2, NULL, 0),
 		   "body.schema[1]: column name \"N\" is already schema[0]");
-		static const rm_run_col noname[] = {{"", RM_STRING}};
+		static const rm_run_col noname[] = {{"", CMP_STRING}};
 		NO(F.daemon, RM_EV_RUN_COMPLETED, b_done_ex("overlap", R1, noname, 1, NULL, 0),
 		   "body.schema[0]: a column name has 1 to 1024 bytes");
 		RAW(s_type, dcr_mpw_array(w, 1); dcr_mpw_array(w, 2); dcr_mpw_str(w, "n");
@@ -611,7 +619,7 @@ static void test_lifecycle(void)
 		const rm_run *r = rm_state_run(&S, R1);
 		CHECK(r && r->state == RM_RUN_DONE && r->rows == 12 && r->suppressed == 3);
 		CHECK(r && r->ncols == 2 && strcmp(r->cols[0].name, "city") == 0 &&
-		      r->cols[1].type == RM_INTEGER && r->result_sha256[0] == 0xab);
+		      r->cols[1].type == CMP_INTEGER && r->result_sha256[0] == 0xab);
 	}
 	NO(F.daemon, RM_EV_RUN_COMPLETED, b_done("overlap", R1),
 	   "run " R1 " has already completed");
@@ -667,12 +675,12 @@ static void test_lifecycle(void)
 		      0);
 		dcr_buf_release(body);
 		snap b = take();
-		CHECK_ERR(rm_apply_entry(&S, keep.data, keep.len, &e), &e,
+		CHECK_FAILS(replay_entry(&S, keep.data, keep.len, &e), &e,
 		          "seq 13 (run.requested): event seq 13 but room has 14 events: replayed "
 		          "or out of order");
 		CHECK(same(b, take()));
 		body = b_run("overlap", R4);
-		CHECK_ERR(
+		CHECK_FAILS(
 		    submit_ex(F.ian, OTHER_ROOM, UINT64_MAX, RM_EV_RUN_REQUESTED, body, NULL, &e),
 		    &e, "seq 14 (run.requested): event is for room ");
 		dcr_buf_release(body);
@@ -725,8 +733,18 @@ static void test_lifecycle(void)
 	free(baddef);
 }
 
+/* A before hook: sees the state before the event; refuses room.stopped. */
+static int before_hook(void *ctx, const rm_state *before, const es_event *ev, dcr_err *err)
+{
+	uint64_t *sizes = ctx;
+	sizes[before->size] = before->size + 1;
+	if (strcmp(ev->type, RM_EV_STOPPED) == 0)
+		return dcr_err_set(err, DCR_EDENIED, "the hook says no");
+	return 0;
+}
+
 /* Same lifecycle prefix again, replayed from stored entries with
- * rm_apply_entry, and a tampered signature. */
+ * rm_replay_step, a hook before each event, and a tampered signature. */
 static void test_replay_entries(void)
 {
 	char *def = t_valid_def(&F);
@@ -749,18 +767,46 @@ static void test_replay_entries(void)
 
 	rm_state_init(&s2, F.daemon_pub);
 	for (int i = 0; i < 3; i++)
-		CHECK(rm_apply_entry(&s2, log[i].data, log[i].len, &e) == 0);
+		CHECK(replay_entry(&s2, log[i].data, log[i].len, &e) == 0);
 	CHECK(s2.size == 3 && s2.status == RM_STOPPED &&
 	      memcmp(s2.def_sha256, S.def_sha256, 32) == 0);
 	rm_state_release(&s2);
 
 	rm_state_init(&s2, F.daemon_pub);
-	CHECK(rm_apply_entry(&s2, log[0].data, log[0].len, &e) == 0);
+	CHECK(replay_entry(&s2, log[0].data, log[0].len, &e) == 0);
 	log[1].data[log[1].len - 1] ^= 1; /* signature */
-	CHECK_ERR(rm_apply_entry(&s2, log[1].data, log[1].len, &e), &e, "seq 1 (room.published)");
+	CHECK_FAILS(replay_entry(&s2, log[1].data, log[1].len, &e), &e, "seq 1 (room.published)");
 	CHECK(s2.size == 1 && s2.status == RM_DRAFT);
-	CHECK_ERR(rm_apply_entry(&s2, "\x01\x02", 2, &e), &e, "seq 1");
+	CHECK_FAILS(replay_entry(&s2, "\x01\x02", 2, &e), &e, "seq 1: ");
+	{
+		/* where and why, apart: nothing parses a message */
+		rm_step st;
+		CHECK(rm_replay_step(&s2, log[1].data, log[1].len, NULL, NULL, &st) == DCR_ESIG);
+		CHECK(st.seq == 1 && strcmp(st.type, RM_EV_PUBLISHED) == 0);
+		CHECK(st.reason.code == DCR_ESIG && strncmp(st.reason.msg, "seq ", 4) != 0 &&
+		      strstr(st.reason.msg, "signature does not verify") != NULL);
+		CHECK(rm_replay_step(&s2, "\x01\x02", 2, NULL, NULL, &st) < 0);
+		CHECK(st.seq == 1 && st.type[0] == '\0' && st.reason.code < 0);
+		CHECK(s2.size == 1 && s2.status == RM_DRAFT);
+	}
 	rm_state_release(&s2);
+
+	log[1].data[log[1].len - 1] ^= 1; /* the signature again */
+	{
+		uint64_t sizes[3] = {0, 0, 0};
+		rm_step st;
+		rm_state_init(&s2, F.daemon_pub);
+		for (int i = 0; i < 2; i++)
+			CHECK(rm_replay_step(&s2, log[i].data, log[i].len, before_hook, sizes, &st) ==
+			      0);
+		CHECK(rm_replay_step(&s2, log[2].data, log[2].len, before_hook, sizes, &st) ==
+		      DCR_EDENIED);
+		CHECK(st.seq == 2 && strcmp(st.type, RM_EV_STOPPED) == 0 &&
+		      strcmp(st.reason.msg, "the hook says no") == 0);
+		CHECK(sizes[0] == 1 && sizes[1] == 2 && sizes[2] == 3);
+		CHECK(s2.size == 2 && s2.status == RM_PUBLISHED);
+		rm_state_release(&s2);
+	}
 
 	for (int i = 0; i < 3; i++)
 		dcr_buf_release(&log[i]);
@@ -967,7 +1013,7 @@ static void test_dp_ledger(void)
 	CHECK(rm_may_run(&S, F.ian_pub, "plain"));
 	CHECK(!rm_may_run(&S, F.ian_pub, "bank_n"));
 	CHECK(rm_may_run(&S, F.ian_pub, "other_n"));
-	CHECK_ERR(rm_check_run(&S, F.ian_pub, "avg_balance", &e), &e,
+	CHECK_FAILS(rm_check_run(&S, F.ian_pub, "avg_balance", &e), &e,
 	          "computation avg_balance would spend epsilon 0.75 on dataset bank, which has "
 	          "spent 2 of its budget 2 (0 left)");
 
@@ -996,7 +1042,7 @@ static void test_dp_ledger(void)
 	while (off < log.len) {
 		uint32_t n;
 		memcpy(&n, log.data + off, 4);
-		CHECK(rm_apply_entry(&s2, log.data + off + 4, n, &e) == 0);
+		CHECK(replay_entry(&s2, log.data + off + 4, n, &e) == 0);
 		off += 4 + n;
 	}
 	CHECK(s2.size == S.size);
@@ -1079,7 +1125,7 @@ static void test_dp_definition(void)
 		int rc = rm_def_parse(d, strlen(d), &out, &e);
 		if (rc == 0)
 			rc = rm_def_admit(out, &e);
-		CHECK_ERR(rc, &e, bad[i].needle);
+		CHECK_FAILS(rc, &e, bad[i].needle);
 		rm_def_free(out);
 		free(d);
 	}
@@ -1115,6 +1161,36 @@ static void test_dp_definition(void)
 	free(def);
 }
 
+/* One actor name in two forms: the email and "dcrd" in both, the key short
+ * (audit lines, dcrd's log) or whole (rule errors, the CLI). */
+static void test_actor_name(void)
+{
+	char *def = t_valid_def(&F);
+	char buf[RM_ACTOR_NAME_BYTES], tiny[8];
+	rm_state_release(&S);
+	rm_state_init(&S, F.daemon_pub);
+	OK(F.anna, RM_EV_CREATED, b_def(def));
+	for (int form = RM_ACTOR_SHORT; form <= RM_ACTOR_FULL; form++) {
+		CHECK(strcmp(rm_actor_name(S.def, S.daemon_key, F.ian_pub, form, buf, sizeof buf),
+		             "ian@insurer.example") == 0);
+		CHECK(strcmp(rm_actor_name(S.def, S.daemon_key, F.daemon_pub, form, buf, sizeof buf),
+		             "dcrd") == 0);
+	}
+	CHECK(strcmp(rm_actor_name(S.def, S.daemon_key, F.carl_pub, RM_ACTOR_FULL, buf, sizeof buf),
+	             F.carl_s) == 0);
+	rm_actor_name(S.def, S.daemon_key, F.carl_pub, RM_ACTOR_SHORT, buf, sizeof buf);
+	CHECK(strlen(buf) == strlen("ed25519:") + 12 && strncmp(buf, F.carl_s, strlen(buf)) == 0);
+	/* no definition, no daemon key: only the key names anyone */
+	rm_actor_name(NULL, NULL, F.ian_pub, RM_ACTOR_FULL, buf, sizeof buf);
+	CHECK(strcmp(buf, F.ian_s) == 0);
+	rm_actor_name(NULL, NULL, F.daemon_pub, RM_ACTOR_SHORT, buf, sizeof buf);
+	CHECK(strcmp(buf, "dcrd") != 0 && strncmp(buf, "ed25519:", 8) == 0);
+	/* a short buffer truncates, never overflows */
+	CHECK(strcmp(rm_actor_name(S.def, S.daemon_key, F.ian_pub, RM_ACTOR_FULL, tiny, sizeof tiny),
+	             "ian@ins") == 0);
+	free(def);
+}
+
 int main(void)
 {
 	t_fixture_init(&F);
@@ -1126,6 +1202,7 @@ int main(void)
 	test_many_runs();
 	test_dp_ledger();
 	test_dp_definition();
+	test_actor_name();
 	rm_state_release(&S);
 	t_fixture_release(&F);
 	if (t_failures)
