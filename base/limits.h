@@ -96,6 +96,18 @@
 #define DCR_SQL_BYTES_MAX_DEFAULT (256ull * 1024 * 1024) /* result CSV bytes */
 #define DCR_SQL_QUERY_BYTES_MAX (64u * 1024)
 #define DCR_SQL_COLS_MAX 256u                     /* result columns */
+
+/* differential privacy (compute/cmp_noise.c, docs/privacy.md) */
+#define DCR_NOISE_PARAM_MAX (1ull << 62)          /* discrete Laplace s and t */
+#define DCR_NOISE_SCALE_MAX (1ull << 40)          /* discrete Laplace scale t/s */
+#define DCR_NOISE_SIGMA_NUM_MAX (1ull << 40)      /* discrete Gaussian sigma^2 numerator */
+#define DCR_NOISE_SIGMA_DEN_MAX (1ull << 20)      /* ... and denominator */
+#define DCR_DP_EPSILON_SCALE 1000000u             /* epsilon is kept in millionths */
+#define DCR_DP_EPSILON_MAX 100000000u             /* a computation's epsilon: at most 100 */
+#define DCR_DP_BUDGET_MAX 1000000000000ull        /* a dataset's budget: at most 10^6 */
+#define DCR_DP_BOUND_DECIMALS_MAX 6u              /* fraction digits of a declared bound */
+#define DCR_DP_BOUND_STEPS_MAX 1000000000000ll    /* |bound| in grid steps: at most 10^12 */
+#define DCR_DP_AGGREGATES_MAX 64u                 /* noised aggregates per computation */
 #define DCR_SQL_VALUE_BYTES_MAX (16u * 1024 * 1024) /* one string or blob */
 
 #endif

@@ -258,6 +258,85 @@ int cmp_sql_refs(const char *query, const char *const *names, size_t n, bool *us
  * every query of a room that reads the dataset). used[i] for cols[i]. */
 int cmp_sql_join_columns(const char *query, const cmp_schema *schema, bool *used, dcr_err *err);
 
+/* ---- noise (cmp_noise.c; docs/privacy.md, "Differential privacy") --------
+ * Exact discrete samplers (Canonne, Kamath, Steinke 2020) in integer
+ * arithmetic. A cmp_rng draws from OpenSSL's CSPRNG; the seeded generator
+ * is for tests only and is never used by dcrd. One rng per thread. */
+typedef struct cmp_rng {
+	bool test;      /* cmp__rng_init_test: deterministic xoshiro256** */
+	uint64_t s[4];  /* its state */
+	uint64_t buf[64]; /* CSPRNG words not used yet (wiped on release) */
+	size_t pos;       /* next unused word of buf */
+} cmp_rng;
+void cmp_rng_init(cmp_rng *r); /* the CSPRNG */
+void cmp_rng_release(cmp_rng *r);
+/* TEST ONLY: a deterministic generator from a seed, so statistical tests
+ * cannot flake. dcrd never calls it. */
+void cmp__rng_init_test(cmp_rng *r, uint64_t seed);
+uint64_t cmp_rng_below(cmp_rng *r, uint64_t n); /* uniform on [0, n), n >= 1 */
+/* Bernoulli(exp(-num/den)), exposed for tests. */
+bool cmp__noise_bern_exp(cmp_rng *r, uint64_t num, uint64_t den);
+/* Discrete Laplace Lap_Z(t/s): P(x) proportional to exp(-|x| s / t).
+ * 1 <= s, t <= DCR_NOISE_PARAM_MAX, t/s < DCR_NOISE_SCALE_MAX, else
+ * DCR_EINVALID. */
+int cmp_noise_dlaplace(cmp_rng *r, uint64_t s, uint64_t t, int64_t *out, dcr_err *err);
+/* Discrete Gaussian N_Z(0, num/den): P(x) proportional to
+ * exp(-x^2 den / (2 num)). num <= DCR_NOISE_SIGMA_NUM_MAX, den <=
+ * DCR_NOISE_SIGMA_DEN_MAX, both >= 1, else DCR_EINVALID. */
+int cmp_noise_dgauss(cmp_rng *r, uint64_t num, uint64_t den, int64_t *out, dcr_err *err);
+
+/* ---- differentially private aggregates (cmp_dp.c) -------------------------
+ * The mechanism: exact aggregates of one output row in, noisy values out.
+ * Epsilon (millionths) is split evenly over the noisy measurements: one per
+ * COUNT or SUM, two per AVG (its sum and its count). Sensitivity: 1 for a
+ * count, max(|lo|, |hi|) steps for a sum. */
+typedef enum { CMP_DP_COUNT, CMP_DP_SUM, CMP_DP_AVG } cmp_dp_fn;
+typedef struct cmp_dp_agg {
+	cmp_dp_fn fn;
+	int64_t lo, hi;    /* SUM, AVG: bounds in steps of 10^-decimals */
+	unsigned decimals;
+} cmp_dp_agg;
+typedef struct cmp_dp_exact {
+	uint64_t count; /* COUNT: rows; AVG: non-NULL values */
+	int64_t sum;    /* SUM, AVG: sum of the clamped values, in steps */
+} cmp_dp_exact;
+typedef struct cmp_dp_value {
+	enum cmp_type type; /* COUNT integer; SUM integer (0 decimals) or float; AVG float */
+	int64_t i;          /* COUNT (clamped at 0), SUM in steps */
+	double d;           /* AVG */
+	char text[48];      /* as an SQL literal */
+} cmp_dp_value;
+int cmp_dp_noise(cmp_rng *r, uint64_t epsilon, const cmp_dp_agg *aggs, size_t n,
+                 const cmp_dp_exact *exact, cmp_dp_value *out, dcr_err *err);
+
+/* The queries: SELECT COUNT(*) | COUNT(col) | SUM(col) | AVG(col) [[AS]
+ * name], ... FROM dataset [[AS] alias] [WHERE condition without
+ * subqueries]; SUM and AVG need bounds for their column (matched by name,
+ * case-insensitively). docs/privacy.md says why this shape. */
+typedef struct cmp_dp_bound {
+	const char *column;
+	int64_t lo, hi; /* steps of 10^-decimals */
+	unsigned decimals;
+} cmp_dp_bound;
+typedef struct cmp_dp {
+	uint64_t epsilon; /* millionths, > 0 */
+	const cmp_dp_bound *bounds;
+	size_t nbounds;
+	cmp_rng *rng; /* NULL: the CSPRNG (dcrd); tests pass a seeded one */
+} cmp_dp;
+/* As cmp_sql_check, for a DP query: the shape above, compiling against the
+ * inputs; res gets the released schema. Deterministic (no randomness). */
+int cmp_dp_check(const char *query, const cmp_input *inputs, size_t ninputs, const cmp_dp *dp,
+                 cmp_result *res, dcr_err *err);
+/* TEST ONLY: the rewritten query that computes the exact aggregates
+ * (__dcr_c<i> counts and __dcr_s<i> clamped sums in steps). */
+int cmp__dp_exact_query(const char *query, const cmp_input *inputs, size_t ninputs,
+                        const cmp_dp *dp, dcr_buf *out, dcr_err *err);
+/* As cmp_sql_run: one row of noisy aggregates. The exact values are wiped
+ * before returning and never reach res, the log or err. */
+int cmp_dp_run(const char *query, const cmp_input *inputs, size_t ninputs, const cmp_dp *dp,
+               const cmp_sql_limits *lim, cmp_result *res, dcr_err *err);
+
 /* ---- error classes -------------------------------------------------------
  * A run's error message may quote data; what leaves the run is its class,
  * one of a fixed vocabulary (docs/privacy.md, "Errors"): "time limit",

@@ -475,6 +475,8 @@ typedef struct plan_node {
 	enum rm_compkind kind;
 	char *query;
 	long long min_rows;
+	cmp_dp dp;               /* dp.epsilon > 0: differentially private */
+	cmp_dp_bound *dp_bounds; /* its bounds (column names owned) */
 	size_t *inputs; /* indices into plan nodes */
 	size_t ninputs;
 	cmp_psource priv; /* what a filtered reader knows of this table (a copy) */
@@ -508,6 +510,9 @@ static void plan_free(dmn *d, plan *p)
 		free(n->name);
 		free(n->blob);
 		free(n->query);
+		for (size_t k = 0; k < n->dp.nbounds; k++)
+			free((char *)n->dp_bounds[k].column);
+		free(n->dp_bounds);
 		free(n->inputs);
 		dmn__schema_free(n->cols, n->ncols);
 		dcr_buf_release(&n->image);
@@ -576,6 +581,12 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 		n->kind = c->kind;
 		n->query = c->query ? dcr_strdup(c->query) : NULL;
 		n->min_rows = c->min_rows_aggregated;
+		if (c->dp_epsilon) {
+			n->dp_bounds = dcr_calloc(c->ndp_bounds + 1, sizeof *n->dp_bounds);
+			rm_computation_dp(c, &n->dp, n->dp_bounds);
+			for (k = 0; k < c->ndp_bounds; k++)
+				n->dp_bounds[k].column = dcr_strdup(c->dp_bounds[k].column);
+		}
 		cmp_psource_copy(&n->priv, &c->psrc);
 		dcr_buf_init(&n->image);
 	}
@@ -796,7 +807,9 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 			in[k].image_n = x->image.len;
 		}
 	}
-	rc = cmp_sql_run(n->query, in, n->ninputs, n->min_rows, &lim, res, err);
+	/* a DP computation draws fresh noise from the CSPRNG (dp.rng NULL) */
+	rc = n->dp.epsilon ? cmp_dp_run(n->query, in, n->ninputs, &n->dp, &lim, res, err)
+	                   : cmp_sql_run(n->query, in, n->ninputs, n->min_rows, &lim, res, err);
 	if (rc < 0) {
 		dcr_err_prefix(err, "computation %s", n->name);
 		goto out;
@@ -935,11 +948,14 @@ static void run_job(dmn *d, dmn_job *j)
 		 * event and the log get its data-free class only. */
 		cls = cmp_error_class(&err);
 		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "", cls);
-		/* The detail only where no evaluated computation is filtered:
-		 * their analysts may read rows anyway. */
+		/* The detail only where no evaluated computation is filtered
+		 * or differentially private: their analysts may read rows
+		 * anyway. A DP analyst may not (the message could quote a
+		 * value, docs/privacy.md). */
 		bool filtered = false;
 		for (k = 0; k < p.norder; k++)
-			filtered = filtered || p.n[p.order[k]].min_rows > 0;
+			filtered = filtered || p.n[p.order[k]].min_rows > 0 ||
+			           p.n[p.order[k]].dp.epsilon > 0;
 		if (!filtered && err.msg[0])
 			detail_put(j->run_id, err.msg);
 	}

@@ -728,6 +728,16 @@ static void gen_ds_status(fs *f, const char *dsname, dcr_buf *b)
 		if (rm_is_owner(def, def->participants[i].key, dsname))
 			dcr_buf_printf(b, " %s", def->participants[i].email);
 	dcr_buf_append_str(b, "\n");
+	const rm_dataset *dsd = rm_def_dataset(def, dsname);
+	if (dsd && dsd->epsilon_budget) {
+		/* the budget ledger, replayed from the log (docs/privacy.md) */
+		uint64_t spent = rm_state_epsilon_spent(&f->st, dsname);
+		char x[32], y[32], z[32];
+		dcr_buf_printf(b, "epsilon_budget: %s\nepsilon_spent: %s\nepsilon_left: %s\n",
+		               rm_epsilon_format(dsd->epsilon_budget, x, sizeof x),
+		               rm_epsilon_format(spent, y, sizeof y),
+		               rm_epsilon_format(dsd->epsilon_budget - spent, z, sizeof z));
+	}
 	if (p) {
 		iso_time(p->ts_ms, ts);
 		dcr_hex_encode(p->sha256, 32, hex);
@@ -1659,6 +1669,22 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
+/* A differentially private computation's request states the epsilon it
+ * spends (docs/rules.md): built here, where the definition is known. */
+static int run_dp(fs *f, const char *comp, uint64_t epsilon, char run_id[33], dcr_err *err)
+{
+	uint8_t raw[16];
+	char eps[32];
+	dcr_buf body;
+	dcr_random(raw, sizeof raw);
+	dcr_hex_encode(raw, sizeof raw, run_id);
+	dcr_buf_init(&body);
+	rm_body_run_requested_eps(&body, comp, rm_epsilon_format(epsilon, eps, sizeof eps), run_id);
+	int rc = f->be.submit(f->be.ctx, RM_EV_RUN_REQUESTED, body.data, body.len, err);
+	dcr_buf_release(&body);
+	return rc;
+}
+
 /* Requests a run and waits until it is done or failed. */
 static int run_and_wait(fs *f, const char *comp)
 {
@@ -1666,7 +1692,9 @@ static int run_and_wait(fs *f, const char *comp)
 	char run_id[33];
 	fs_run_status st;
 	uint64_t t0 = dcr_mono_ms();
-	int rc = f->be.run(f->be.ctx, comp, run_id, &err);
+	const rm_computation *c = f->st.def ? rm_def_computation(f->st.def, comp) : NULL;
+	int rc = c && c->dp_epsilon ? run_dp(f, comp, c->dp_epsilon, run_id, &err)
+	                            : f->be.run(f->be.ctx, comp, run_id, &err);
 	if (rc < 0)
 		goto fail;
 	for (;;) {

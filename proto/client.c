@@ -905,6 +905,12 @@ out:
 int cl_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
            char run_id[33], dcr_err *err)
 {
+	return cl_run_eps(c, room, computation, NULL, run_id, err);
+}
+
+int cl_run_eps(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
+               const char *epsilon, char run_id[33], dcr_err *err)
+{
 	uint8_t raw[16];
 	dcr_buf body;
 	int rc;
@@ -912,7 +918,7 @@ int cl_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computa
 	dcr_random(raw, sizeof raw);
 	dcr_hex_encode(raw, sizeof raw, run_id);
 	dcr_buf_init(&body);
-	rm_body_run_requested(&body, computation, run_id);
+	rm_body_run_requested_eps(&body, computation, epsilon, run_id);
 	rc = cl_submit(c, room, RM_EV_RUN_REQUESTED, body.data, body.len, NULL, err);
 	dcr_buf_release(&body);
 	return rc;

@@ -1,7 +1,8 @@
 /* admit.c: the admission check of a room definition (docs/rules.md,
  * "Admission checks"): every sql query compiles with SQLite against the
  * declared schemas of what it reads, is one SELECT, uses only allowed
- * functions and aggregates where the privacy filter requires it.
+ * functions and aggregates where the privacy filter requires it; a
+ * differentially private query has the one shape cmp_dp accepts.
  *
  * This is not a rule of replay. rm_apply never calls it: its verdict
  * depends on the linked SQLite and on a time limit, so two machines could
@@ -13,6 +14,19 @@
  * Workload: once per definition event submitted; the cost is compiling
  * each query once on empty tables. */
 #include "room.h"
+
+/* A differentially private query: the shape whose sensitivity is known
+ * (cmp_dp_check, docs/privacy.md), compiled against its inputs. */
+static int dp_check(const rm_computation *c, const cmp_input *inputs, cmp_result *res,
+                    dcr_err *err)
+{
+	cmp_dp dp;
+	cmp_dp_bound *b = dcr_calloc(c->ndp_bounds + 1, sizeof *b);
+	rm_computation_dp(c, &dp, b);
+	int rc = cmp_dp_check(c->query, inputs, c->ninputs, &dp, res, err);
+	free(b);
+	return rc;
+}
 
 /* Compiles every SQL computation against its inputs' schemas, upstream
  * first, and records each result schema for the computations downstream.
@@ -73,8 +87,9 @@ static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
 		dcr_err e;
 		dcr_err_clear(&e);
 		cmp_result_init(&res);
-		int crc =
-		    cmp_sql_check(c->query, inputs, c->ninputs, c->min_rows_aggregated, &res, &e);
+		int crc = c->dp_epsilon ? dp_check(c, inputs, &res, &e)
+		                        : cmp_sql_check(c->query, inputs, c->ninputs,
+		                                        c->min_rows_aggregated, &res, &e);
 		if (crc < 0) {
 			bool has_prefix = strncmp(e.msg, "SQL", 3) == 0;
 			c->admit_error = dcr_asprintf("%s%s", has_prefix ? "" : "SQL error: ", e.msg);

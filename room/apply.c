@@ -72,6 +72,7 @@ void rm_state_release(rm_state *s)
 	free(s->runs);
 	free(s->stop_reason);
 	free(s->run_index);
+	free(s->dp_spent);
 	memset(s, 0, sizeof *s);
 }
 
@@ -81,6 +82,60 @@ static rm_provision *find_provision(const rm_state *s, const char *dataset)
 		if (strcmp(s->provisions[i].dataset, dataset) == 0)
 			return &s->provisions[i];
 	return NULL;
+}
+
+uint64_t rm_state_epsilon_spent(const rm_state *s, const char *dataset)
+{
+	for (size_t i = 0; s->dp_spent && s->def && i < s->def->ndatasets; i++)
+		if (dataset && strcmp(s->def->datasets[i].name, dataset) == 0)
+			return s->dp_spent[i];
+	return 0;
+}
+
+/* The budget ledger (docs/rules.md, run.requested): a DP computation spends
+ * its epsilon on every dataset it reads, directly or through upstream
+ * computations; no dataset may go past its budget. */
+static int check_budget(const rm_state *s, const rm_computation *c, dcr_err *err)
+{
+	const rm_def *d = s->def;
+	int rc = 0;
+	if (!c->dp_epsilon)
+		return 0;
+	bool *used = dcr_calloc(d->ndatasets + 1, sizeof(bool));
+	rm_def_datasets_read(d, c, used);
+	for (size_t i = 0; i < d->ndatasets && !rc; i++) {
+		uint64_t spent = s->dp_spent ? s->dp_spent[i] : 0, budget = d->datasets[i].epsilon_budget;
+		if (!used[i])
+			continue;
+		DCR_ASSERT(budget && spent <= budget); /* check_dp in def.c */
+		if (c->dp_epsilon > budget - spent) {
+			char a[32], b[32], sp[32], l[32];
+			rc = dcr_err_set(err, DCR_EDENIED,
+			                 "computation %s would spend epsilon %s on dataset %s, which "
+			                 "has spent %s of its budget %s (%s left)",
+			                 c->name, rm_epsilon_format(c->dp_epsilon, a, sizeof a),
+			                 d->datasets[i].name, rm_epsilon_format(spent, sp, sizeof sp),
+			                 rm_epsilon_format(budget, b, sizeof b),
+			                 rm_epsilon_format(budget - spent, l, sizeof l));
+		}
+	}
+	free(used);
+	return rc;
+}
+
+static void spend_budget(rm_state *s, const rm_computation *c)
+{
+	const rm_def *d = s->def;
+	if (!c->dp_epsilon)
+		return;
+	bool *used = dcr_calloc(d->ndatasets + 1, sizeof(bool));
+	rm_def_datasets_read(d, c, used);
+	if (!s->dp_spent)
+		s->dp_spent = dcr_calloc(d->ndatasets + 1, sizeof(uint64_t));
+	for (size_t i = 0; i < d->ndatasets; i++)
+		if (used[i])
+			s->dp_spent[i] += c->dp_epsilon;
+	free(used);
 }
 
 const rm_provision *rm_state_provision(const rm_state *s, const char *dataset)
@@ -282,6 +337,8 @@ int rm_check_run(const rm_state *s, const uint8_t key[32], const char *computati
 	if (!rm_is_analyst(s->def, key, computation))
 		return dcr_err_set(err, DCR_EDENIED, "actor %s is not an analyst of computation %s",
 		                   WHO(s, key), computation);
+	if ((rc = check_budget(s, c, err)))
+		return rc;
 	if (!s->def->require_provisioned)
 		return 0;
 	const rm_def *d = s->def;
@@ -653,6 +710,38 @@ static int on_deprovisioned(rm_state *s, const es_event *ev, dcr_err *err)
 	return rc;
 }
 
+/* body.epsilon of run.requested: present exactly for a DP computation, and
+ * then the computation's privacy.epsilon in canonical form. */
+static int check_request_epsilon(const rm_state *s, const es_event *ev, const char *comp,
+                                 dcr_err *err)
+{
+	const rm_computation *c = rm_def_computation(s->def, comp);
+	const dcr_mpv *e = dcr_mp_get(ev->body, "epsilon");
+	char want[32];
+	const char *p;
+	size_t n;
+	if (!c->dp_epsilon && e)
+		return dcr_err_set(err, DCR_EFORMAT,
+		                   "body: unexpected field \"epsilon\" (computation %s is not "
+		                   "differentially private)",
+		                   comp);
+	if (!c->dp_epsilon)
+		return 0;
+	rm_epsilon_format(c->dp_epsilon, want, sizeof want);
+	if (!e)
+		return dcr_err_set(err, DCR_EFORMAT,
+		                   "body: missing field \"epsilon\" (computation %s is "
+		                   "differentially private: the request states the epsilon it "
+		                   "spends, \"%s\")",
+		                   comp, want);
+	DCR_ASSERT(dcr_mp_str(e, &p, &n) == 0);
+	if (n != strlen(want) || memcmp(p, want, n) != 0)
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "body.epsilon: \"%.*s\" but computation %s spends \"%s\"",
+		                   (int)(n > 32 ? 32 : n), p, comp, want);
+	return 0;
+}
+
 static int input_cmp(const void *a, const void *b)
 {
 	return strcmp(((const rm_run_input *)a)->dataset, ((const rm_run_input *)b)->dataset);
@@ -686,15 +775,22 @@ static void record_inputs(const rm_state *s, rm_run *r)
 static int on_run_requested(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	static const field f[] = {{"computation", F_STR, DCR_RM_NAME_BYTES_MAX},
+	                          {"epsilon", F_STR, 32},
 	                          {"run", F_STR, 32}};
+	static const field f2[] = {{"computation", F_STR, DCR_RM_NAME_BYTES_MAX},
+	                           {"run", F_STR, 32}};
 	int rc = need_participant(s, ev->actor, err);
-	if (!rc)
-		rc = body_check(ev->body, f, 2, err);
+	if (!rc) {
+		bool eps = ev->body && dcr_mp_type(ev->body) == DCR_MP_MAP &&
+		           dcr_mp_get(ev->body, "epsilon");
+		rc = eps ? body_check(ev->body, f, 3, err) : body_check(ev->body, f2, 2, err);
+	}
 	if (rc)
 		return rc;
 	char *comp = bstr(ev->body, "computation");
 	char *id = bstr(ev->body, "run");
-	if ((rc = rm_check_run(s, ev->actor, comp, err)))
+	if ((rc = rm_check_run(s, ev->actor, comp, err)) ||
+	    (rc = check_request_epsilon(s, ev, comp, err)))
 		goto out;
 	if (!run_id_valid(id)) {
 		rc = dcr_err_set(err, DCR_EFORMAT,
@@ -723,6 +819,9 @@ static int on_run_requested(rm_state *s, const es_event *ev, dcr_err *err)
 	r->state = RM_RUN_QUEUED;
 	r->requested_seq = ev->seq;
 	r->requested_ts_ms = ev->ts_ms;
+	const rm_computation *c = rm_def_computation(s->def, r->computation);
+	r->epsilon = c->dp_epsilon;
+	spend_budget(s, c);
 	run_index_put(s, s->nruns);
 	s->nruns++;
 out:

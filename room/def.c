@@ -160,6 +160,9 @@ void rm_def_free(rm_def *d)
 		free_list(c->inputs, c->ninputs);
 		free(c->input);
 		free_list(c->mask, c->nmask);
+		for (size_t j = 0; j < c->ndp_bounds; j++)
+			free(c->dp_bounds[j].column);
+		free(c->dp_bounds);
 		for (size_t j = 0; j < c->nresult_cols; j++)
 			free((char *)c->result_cols[j].name);
 		free(c->result_cols);
@@ -604,10 +607,198 @@ static int parse_column(json_t *v, const char *path, rm_column *col, dcr_err *er
 	return 0;
 }
 
+/* ---- differential privacy fields (docs/room-format.md, docs/privacy.md) --
+ * Epsilons and budgets are exact: decimal strings (or JSON integers) read
+ * into integer millionths, never doubles, so the budget ledger replays to
+ * the same numbers on every machine. */
+
+int rm_decimal_parse(const char *s, unsigned max_decimals, int64_t max_scaled, int64_t *scaled,
+                     unsigned *decimals)
+{
+	const char *p = s;
+	bool neg = *p == '-', frac = false;
+	int64_t v = 0;
+	unsigned dec = 0;
+	if (neg)
+		p++;
+	if (!(*p >= '0' && *p <= '9') || (p[0] == '0' && p[1] >= '0' && p[1] <= '9'))
+		return DCR_EINVALID;
+	for (; *p; p++) {
+		if (*p == '.') {
+			if (frac || !(p[1] >= '0' && p[1] <= '9'))
+				return DCR_EINVALID;
+			frac = true;
+			continue;
+		}
+		if (*p < '0' || *p > '9')
+			return DCR_EINVALID;
+		if (frac && ++dec > max_decimals)
+			return DCR_EINVALID;
+		if (v > (max_scaled - (*p - '0')) / 10)
+			return DCR_EINVALID;
+		v = v * 10 + (*p - '0');
+	}
+	*scaled = neg ? -v : v;
+	*decimals = dec;
+	return 0;
+}
+
+const char *rm_epsilon_format(uint64_t micro, char *buf, size_t cap)
+{
+	uint64_t whole = micro / DCR_DP_EPSILON_SCALE, frac = micro % DCR_DP_EPSILON_SCALE;
+	if (!frac) {
+		snprintf(buf, cap, "%llu", (unsigned long long)whole);
+		return buf;
+	}
+	int digits = 6;
+	while (frac % 10 == 0)
+		frac /= 10, digits--;
+	snprintf(buf, cap, "%llu.%0*llu", (unsigned long long)whole, digits,
+	         (unsigned long long)frac);
+	return buf;
+}
+
+/* A positive amount of epsilon, at most max millionths: a decimal string
+ * with at most 6 fraction digits, or a JSON integer. */
+static int parse_epsilon(json_t *o, const char *path, const char *key, uint64_t max,
+                         uint64_t *out, dcr_err *err)
+{
+	json_t *v = json_object_get(o, key);
+	int64_t x;
+	unsigned dec;
+	char mx[32];
+	rm_epsilon_format(max, mx, sizeof mx);
+	if (json_is_integer(v) && json_integer_value(v) > 0 &&
+	    (uint64_t)json_integer_value(v) <= max / DCR_DP_EPSILON_SCALE) {
+		*out = (uint64_t)json_integer_value(v) * DCR_DP_EPSILON_SCALE;
+		return 0;
+	}
+	if (json_is_real(v))
+		return fail(err, DCR_EINVALID, path, key,
+		            "write it as a decimal string such as \"0.5\": a JSON number with a "
+		            "fraction is a binary float, and epsilons must add up exactly");
+	if (!json_is_string(v) ||
+	    rm_decimal_parse(json_string_value(v), 6, INT64_MAX / 10, &x, &dec) || x <= 0)
+		return fail(err, DCR_EINVALID, path, key,
+		            "expected a decimal string greater than 0 and at most %s, with at most "
+		            "6 digits after the point (\"0.5\")",
+		            mx);
+	for (; dec < 6; dec++)
+		x *= 10;
+	if ((uint64_t)x > max)
+		return fail(err, DCR_EINVALID, path, key, "%s is more than the maximum, %s",
+		            json_string_value(v), mx);
+	*out = (uint64_t)x;
+	return 0;
+}
+
+/* dataset.epsilon_budget (table datasets only). */
+static int parse_budget(json_t *v, const char *path, rm_dataset *ds, dcr_err *err)
+{
+	if (!json_object_get(v, "epsilon_budget"))
+		return 0;
+	if (ds->kind != RM_DS_TABLE)
+		return fail(err, DCR_EINVALID, path, "epsilon_budget",
+		            "only table datasets take a budget (differentially private queries "
+		            "read tables)");
+	return parse_epsilon(v, path, "epsilon_budget", DCR_DP_BUDGET_MAX, &ds->epsilon_budget,
+	                     err);
+}
+
+static int bound_value(json_t *v, const char *path, int64_t *x, unsigned *dec, dcr_err *err)
+{
+	char buf[32];
+	const char *s = buf;
+	if (json_is_integer(v))
+		snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+	else if (json_is_string(v))
+		s = json_string_value(v);
+	else
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "%s: expected a decimal string (\"-10.5\") or an integer", path);
+	if (rm_decimal_parse(s, DCR_DP_BOUND_DECIMALS_MAX, DCR_DP_BOUND_STEPS_MAX, x, dec))
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "%s: \"%.40s\" is not a decimal with at most %u digits after the "
+		                   "point and at most 10^12 in steps of its last digit",
+		                   path, s, DCR_DP_BOUND_DECIMALS_MAX);
+	return 0;
+}
+
+static int bound_cmp(const void *a, const void *b)
+{
+	return strcmp(((const rm_bound *)a)->column, ((const rm_bound *)b)->column);
+}
+
+/* privacy.bounds: {"column": [lower, upper], ...}; kept sorted by column. */
+static int parse_bounds(json_t *p, const char *ppath, rm_computation *c, dcr_err *err)
+{
+	json_t *b = json_object_get(p, "bounds"), *pair;
+	const char *col;
+	char path[256];
+	if (!b)
+		return 0;
+	if (!json_is_object(b))
+		return fail(err, DCR_EINVALID, ppath, "bounds",
+		            "expected an object {\"column\": [lower, upper], ...}");
+	if (json_object_size(b) > DCR_DP_AGGREGATES_MAX)
+		return fail(err, DCR_ELIMIT, ppath, "bounds", "more than %u columns",
+		            DCR_DP_AGGREGATES_MAX);
+	c->dp_bounds = dcr_calloc(json_object_size(b) + 1, sizeof(rm_bound));
+	json_object_foreach(b, col, pair)
+	{
+		rm_bound *bd = &c->dp_bounds[c->ndp_bounds];
+		int64_t lo, hi;
+		unsigned dlo, dhi;
+		int rc;
+		snprintf(path, sizeof path, "%s.bounds.%.63s", ppath, col);
+		if (!rm_ident_valid(col))
+			return dcr_err_set(err, DCR_EINVALID, "%s: not a column name", path);
+		if (!json_is_array(pair) || json_array_size(pair) != 2)
+			return dcr_err_set(err, DCR_EINVALID, "%s: expected [lower, upper]", path);
+		if ((rc = bound_value(json_array_get(pair, 0), path, &lo, &dlo, err)) ||
+		    (rc = bound_value(json_array_get(pair, 1), path, &hi, &dhi, err)))
+			return rc;
+		bd->decimals = dlo > dhi ? dlo : dhi;
+		for (; dlo < bd->decimals; dlo++)
+			lo *= 10;
+		for (; dhi < bd->decimals; dhi++)
+			hi *= 10;
+		if (lo < -DCR_DP_BOUND_STEPS_MAX || lo > DCR_DP_BOUND_STEPS_MAX ||
+		    hi < -DCR_DP_BOUND_STEPS_MAX || hi > DCR_DP_BOUND_STEPS_MAX)
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "%s: more than 10^12 steps of 10^-%u from zero", path,
+			                   bd->decimals);
+		if (lo > hi)
+			return dcr_err_set(err, DCR_EINVALID, "%s: the lower bound is above the upper",
+			                   path);
+		bd->column = dcr_strdup(col);
+		bd->lo = lo;
+		bd->hi = hi;
+		c->ndp_bounds++;
+	}
+	qsort(c->dp_bounds, c->ndp_bounds, sizeof(rm_bound), bound_cmp);
+	return 0;
+}
+
+/* A bound as a decimal string with its declared digits. */
+static json_t *bound_json(int64_t v, unsigned decimals)
+{
+	char buf[48];
+	uint64_t a = v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v, p = 1;
+	for (unsigned i = 0; i < decimals; i++)
+		p *= 10;
+	if (decimals)
+		snprintf(buf, sizeof buf, "%s%llu.%0*llu", v < 0 ? "-" : "",
+		         (unsigned long long)(a / p), (int)decimals, (unsigned long long)(a % p));
+	else
+		snprintf(buf, sizeof buf, "%s%llu", v < 0 ? "-" : "", (unsigned long long)a);
+	return json_string(buf);
+}
+
 static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *err)
 {
 	static const char *const fields[] = {"name",    "kind", "required", "share_statistics",
-	                                     "columns", "unit", NULL};
+	                                     "columns", "unit", "epsilon_budget", NULL};
 	const char *s;
 	json_t *cols;
 	char cpath[96];
@@ -625,7 +816,8 @@ static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *e
 		return fail(err, DCR_EINVALID, path, "kind",
 		            "unknown kind \"%s\"; expected table or file", s);
 	if ((rc = get_bool(v, path, "required", true, &ds->required, err)) ||
-	    (rc = get_bool(v, path, "share_statistics", false, &ds->share_statistics, err)))
+	    (rc = get_bool(v, path, "share_statistics", false, &ds->share_statistics, err)) ||
+	    (rc = parse_budget(v, path, ds, err)))
 		return rc;
 	if ((rc = get_array(v, path, "columns", ds->kind == RM_DS_TABLE, DCR_RM_COLUMNS_MAX, &cols,
 	                    err)))
@@ -726,7 +918,8 @@ static int parse_computation(json_t *v, const char *path, rm_computation *c, dcr
 			return rc;
 		c->query = dcr_strdup(s);
 		if (p) {
-			static const char *const pf[] = {"min_rows_aggregated", NULL};
+			static const char *const pf[] = {"min_rows_aggregated", "epsilon", "bounds",
+			                                 NULL};
 			char ppath[96];
 			snprintf(ppath, sizeof ppath, "%s.privacy", path);
 			if ((rc = need_object(p, ppath, err)) ||
@@ -741,6 +934,16 @@ static int parse_computation(json_t *v, const char *path, rm_computation *c, dcr
 					            (long long)DCR_RM_MIN_ROWS_MAX);
 				c->min_rows_aggregated = (long long)json_integer_value(k);
 			}
+			if (json_object_get(p, "epsilon") &&
+			    (rc = parse_epsilon(p, ppath, "epsilon", DCR_DP_EPSILON_MAX,
+			                        &c->dp_epsilon, err)))
+				return rc;
+			if ((rc = parse_bounds(p, ppath, c, err)))
+				return rc;
+			if (c->ndp_bounds && !c->dp_epsilon)
+				return fail(err, DCR_EINVALID, ppath, "bounds",
+				            "bounds are for differentially private queries: set "
+				            "privacy.epsilon too");
 		}
 		break;
 	}
@@ -982,6 +1185,93 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 	return rc;
 }
 
+void rm_computation_dp(const rm_computation *c, cmp_dp *dp, cmp_dp_bound *bounds)
+{
+	memset(dp, 0, sizeof *dp);
+	dp->epsilon = c->dp_epsilon;
+	for (size_t i = 0; i < c->ndp_bounds; i++) {
+		bounds[i].column = c->dp_bounds[i].column;
+		bounds[i].lo = c->dp_bounds[i].lo;
+		bounds[i].hi = c->dp_bounds[i].hi;
+		bounds[i].decimals = c->dp_bounds[i].decimals;
+	}
+	dp->bounds = bounds;
+	dp->nbounds = c->ndp_bounds;
+}
+
+/* Differential privacy across the definition (docs/privacy.md): a DP
+ * computation reads only table datasets that have a budget, with bounds on
+ * numeric columns of them; nothing reads its result (every run of a reader
+ * would draw new noise outside the ledger); and a dataset with a budget is
+ * read by DP computations only, directly or through upstream computations
+ * (any other reader would bypass the budget). */
+static int check_dp(const rm_def *d, dcr_err *err)
+{
+	int rc = 0;
+	bool *used = dcr_calloc(d->ndatasets + 1, sizeof(bool));
+	for (size_t i = 0; i < d->ncomputations && !rc; i++) {
+		const rm_computation *c = &d->computations[i];
+		memset(used, 0, (d->ndatasets + 1) * sizeof(bool));
+		rm_def_datasets_read(d, c, used);
+		for (size_t k = 0; k < c->ninputs && !rc; k++) {
+			const rm_computation *up = rm_def_computation(d, c->inputs[k]);
+			if (up && up->dp_epsilon)
+				rc = dcr_err_set(err, DCR_EINVALID,
+				                 "computations[%zu] (\"%s\"): reads the result of the "
+				                 "differentially private computation %s; each of its "
+				                 "runs would draw new noise outside the budget",
+				                 i, c->name, up->name);
+			else if (up && c->dp_epsilon)
+				rc = dcr_err_set(err, DCR_EINVALID,
+				                 "computations[%zu] (\"%s\"): a differentially private "
+				                 "query reads datasets only, not the result of %s",
+				                 i, c->name, up->name);
+		}
+		for (size_t j = 0; j < d->ndatasets && !rc; j++) {
+			const rm_dataset *ds = &d->datasets[j];
+			if (!used[j])
+				continue;
+			if (c->dp_epsilon && !ds->epsilon_budget)
+				rc = dcr_err_set(err, DCR_EINVALID,
+				                 "computations[%zu] (\"%s\"): reads dataset %s, which has "
+				                 "no epsilon_budget; a differentially private query "
+				                 "spends the budget of every dataset it reads",
+				                 i, c->name, ds->name);
+			else if (!c->dp_epsilon && ds->epsilon_budget)
+				rc = dcr_err_set(err, DCR_EINVALID,
+				                 "computations[%zu] (\"%s\"): reads dataset %s (directly "
+				                 "or through upstream computations), which has an "
+				                 "epsilon_budget: only computations with privacy.epsilon "
+				                 "may read it",
+				                 i, c->name, ds->name);
+		}
+		if (!rc && c->dp_epsilon && c->min_rows_aggregated > 0)
+			rc = dcr_err_set(err, DCR_EINVALID,
+			                 "computations[%zu] (\"%s\"): privacy.epsilon and "
+			                 "min_rows_aggregated together are not supported "
+			                 "(suppressing groups by their true size is not "
+			                 "differentially private)",
+			                 i, c->name);
+		for (size_t b = 0; b < c->ndp_bounds && !rc; b++) {
+			bool found = false;
+			for (size_t j = 0; j < d->ndatasets && !found; j++)
+				for (size_t k = 0; used[j] && k < d->datasets[j].ncolumns; k++)
+					if (strcmp(d->datasets[j].columns[k].name,
+					           c->dp_bounds[b].column) == 0 &&
+					    d->datasets[j].columns[k].type != CMP_STRING)
+						found = true;
+			if (!found)
+				rc = dcr_err_set(err, DCR_EINVALID,
+				                 "computations[%zu].privacy.bounds.%s: no integer or "
+				                 "float column of that name in the datasets the query "
+				                 "reads",
+				                 i, c->dp_bounds[b].column);
+		}
+	}
+	free(used);
+	return rc;
+}
+
 /* The privacy rules of docs/privacy.md, upstream first: every filtered
  * query is in the filtered subset over its inputs' descriptors; every sql
  * computation gets the descriptor its downstream queries see (filtered:
@@ -1115,6 +1405,8 @@ static int parse_root(json_t *root, rm_def *d, dcr_err *err)
 	dcr_buf_release(&cycle);
 	if (!rc)
 		rc = check_privacy(d, order, err);
+	if (!rc)
+		rc = check_dp(d, err);
 	free(order);
 	return rc;
 }
@@ -1191,6 +1483,30 @@ static json_t *names_json(char *const *l, size_t n)
 	return a;
 }
 
+static json_t *privacy_json(const rm_computation *c)
+{
+	json_t *p = json_object();
+	char eb[32];
+	if (c->min_rows_aggregated > 0)
+		json_object_set_new(p, "min_rows_aggregated",
+		                    json_integer((json_int_t)c->min_rows_aggregated));
+	if (c->dp_epsilon)
+		json_object_set_new(p, "epsilon",
+		                    json_string(rm_epsilon_format(c->dp_epsilon, eb, sizeof eb)));
+	if (c->ndp_bounds) {
+		json_t *b = json_object();
+		for (size_t j = 0; j < c->ndp_bounds; j++) {
+			const rm_bound *bd = &c->dp_bounds[j];
+			json_t *pair = json_array();
+			json_array_append_new(pair, bound_json(bd->lo, bd->decimals));
+			json_array_append_new(pair, bound_json(bd->hi, bd->decimals));
+			json_object_set_new(b, bd->column, pair);
+		}
+		json_object_set_new(p, "bounds", b);
+	}
+	return p;
+}
+
 char *rm_def_to_json(const rm_def *d)
 {
 	json_t *root = json_object();
@@ -1223,6 +1539,12 @@ char *rm_def_to_json(const rm_def *d)
 		json_object_set_new(o, "kind", json_string(rm_dskind_name(ds->kind)));
 		json_object_set_new(o, "required", json_boolean(ds->required));
 		json_object_set_new(o, "share_statistics", json_boolean(ds->share_statistics));
+		if (ds->epsilon_budget) {
+			char eb[32];
+			json_object_set_new(o, "epsilon_budget",
+			                    json_string(rm_epsilon_format(ds->epsilon_budget, eb,
+			                                                  sizeof eb)));
+		}
 		if (ds->kind == RM_DS_TABLE) {
 			json_t *cols = json_array();
 			for (size_t j = 0; j < ds->ncolumns; j++) {
@@ -1260,10 +1582,8 @@ char *rm_def_to_json(const rm_def *d)
 		json_object_set_new(o, "kind", json_string(rm_compkind_name(c->kind)));
 		switch (c->kind) {
 		case RM_COMP_SQL:
-			if (c->min_rows_aggregated > 0)
-				json_object_set_new(o, "privacy",
-				                    json_pack("{s:I}", "min_rows_aggregated",
-				                              (json_int_t)c->min_rows_aggregated));
+			if (c->min_rows_aggregated > 0 || c->dp_epsilon)
+				json_object_set_new(o, "privacy", privacy_json(c));
 			json_object_set_new(o, "query", json_string(c->query));
 			break;
 		case RM_COMP_SYNTHETIC:

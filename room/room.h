@@ -34,6 +34,7 @@ typedef struct rm_dataset {
 	enum rm_dskind kind;
 	bool required;         /* default true */
 	bool share_statistics; /* default false */
+	uint64_t epsilon_budget; /* epsilon_budget in millionths; 0 = none */
 	rm_column *columns;
 	size_t ncolumns;
 	char *unit; /* "unit": the column naming a person; NULL = none (rows counted) */
@@ -41,6 +42,14 @@ typedef struct rm_dataset {
 	 * columns with their permissions, and the unit. */
 	cmp_psource psrc;
 } rm_dataset;
+
+/* privacy.bounds of a DP computation: values of the column are clamped to
+ * [lo, hi], given in steps of 10^-decimals (docs/privacy.md). */
+typedef struct rm_bound {
+	char *column;
+	int64_t lo, hi;
+	unsigned decimals;
+} rm_bound;
 
 typedef struct rm_computation {
 	char *name;
@@ -51,6 +60,9 @@ typedef struct rm_computation {
 	                  the tables the query references, derived at parse) */
 	size_t ninputs;
 	long long min_rows_aggregated; /* privacy.min_rows_aggregated; 0 = none */
+	uint64_t dp_epsilon;           /* privacy.epsilon in millionths; 0 = not DP */
+	rm_bound *dp_bounds;           /* privacy.bounds */
+	size_t ndp_bounds;
 	char *input;                   /* synthetic */
 	char **mask;
 	size_t nmask;
@@ -134,6 +146,20 @@ const char *rm_compkind_name(enum rm_compkind k); /* "sql", "python", ... */
  * (ds->ncolumns entries); names point into ds. */
 void rm_dataset_columns(const rm_dataset *ds, cmp_column *cols);
 
+/* Differential privacy amounts (epsilon, budgets) are exact integers in
+ * millionths (DCR_DP_EPSILON_SCALE), written as decimal strings: "0.5".
+ * rm_epsilon_format writes the canonical form (no trailing zeros, "0.000001",
+ * "5"); buf of 32 bytes suffices. rm_decimal_parse reads -?D+(.D+)? with at
+ * most max_decimals fraction digits into value * 10^decimals (and the digit
+ * count), |value * 10^decimals| <= max_scaled; DCR_EINVALID otherwise. */
+const char *rm_epsilon_format(uint64_t micro, char *buf, size_t cap);
+int rm_decimal_parse(const char *s, unsigned max_decimals, int64_t max_scaled, int64_t *scaled,
+                     unsigned *decimals);
+
+/* The compute module's view of a DP computation (epsilon, bounds): fills
+ * dp and bounds (c->ndp_bounds entries; names point into c). */
+void rm_computation_dp(const rm_computation *c, cmp_dp *dp, cmp_dp_bound *bounds);
+
 const rm_dataset *rm_def_dataset(const rm_def *d, const char *name);
 const rm_computation *rm_def_computation(const rm_def *d, const char *name);
 const rm_participant *rm_def_participant(const rm_def *d, const uint8_t key[32]);
@@ -198,6 +224,7 @@ typedef struct rm_run {
 	size_t ninputs;
 	rm_run_col *cols; /* result schema (done) */
 	size_t ncols;
+	uint64_t epsilon;       /* DP: millionths spent at request (body.epsilon); 0 = not DP */
 	uint64_t retrieved;     /* count of result.retrieved */
 	uint64_t retrieved_seq; /* seq of the first of them */
 } rm_run;
@@ -217,6 +244,10 @@ typedef struct rm_state {
 	rm_run *runs;
 	size_t nruns;
 	char *stop_reason; /* room.stopped */
+	/* The budget ledger: epsilon spent on each dataset of def (same index),
+	 * in millionths, by every run.requested of a DP computation. NULL until
+	 * the first such run (the definition is frozen by then). */
+	uint64_t *dp_spent;
 	/* private: open-addressing index of runs by id (slot = index + 1) */
 	size_t *run_index;
 	size_t run_index_cap;
@@ -228,6 +259,10 @@ const rm_provision *rm_state_provision(const rm_state *s, const char *dataset); 
 const rm_run *rm_state_run(const rm_state *s, const char *run_id);
 const rm_run *rm_state_last_run(const rm_state *s, const char *computation);
 bool rm_state_is_participant(const rm_state *s, const uint8_t key[32]); /* incl. creator */
+/* Epsilon spent on a dataset so far, in millionths (0 for a dataset
+ * without a budget or unknown). The budget left is
+ * ds->epsilon_budget - rm_state_epsilon_spent(). */
+uint64_t rm_state_epsilon_spent(const rm_state *s, const char *dataset);
 
 /* The one display name of an actor: the participant's email in def, "dcrd"
  * for daemon_key, else the key: RM_ACTOR_SHORT gives "ed25519:" and its
@@ -291,9 +326,10 @@ bool rm_may_provision(const rm_state *s, const uint8_t key[32], const char *data
 /* Deprovision: as provision, and the dataset is currently provisioned. */
 int rm_check_deprovision(const rm_state *s, const uint8_t key[32], const char *dataset,
                          dcr_err *err);
-/* Run: published, computation exists, an analyst of it, and under
+/* Run: published, computation exists, an analyst of it, under
  * settings.require_provisioned every required dataset it reads
- * (transitively) is provisioned. */
+ * (transitively) is provisioned, and for a DP computation no dataset it
+ * reads would go past its epsilon_budget. */
 int rm_check_run(const rm_state *s, const uint8_t key[32], const char *computation, dcr_err *err);
 bool rm_may_run(const rm_state *s, const uint8_t key[32], const char *computation);
 /* Retrieve: published, the run exists and is done, an analyst of its
@@ -329,7 +365,8 @@ char *rm_describe(const rm_state *before, const es_event *ev);
  *   provisioned           {blob: str, bytes: uint, dataset: str, file: str,
  *                          rows: uint, sha256: bin 32, stats_sha256: bin 32}
  *   deprovisioned         {dataset: str}
- *   run.requested         {computation: str, run: str (32 lowercase hex)}
+ *   run.requested         {computation: str, run: str (32 lowercase hex)}, and
+ *                         epsilon: str exactly when the computation is DP
  *   run.completed         {computation, duration_ms, inputs (map: dataset
  *                          -> bin 32 or nil), result_blob, result_bytes,
  *                          result_sha256 (bin 32), rows, run, schema (array
@@ -342,6 +379,10 @@ void rm_body_stopped(dcr_buf *out, const char *reason);
 void rm_body_provisioned(dcr_buf *out, const rm_provision *p); /* uses dataset..file */
 void rm_body_deprovisioned(dcr_buf *out, const char *dataset);
 void rm_body_run_requested(dcr_buf *out, const char *computation, const char *run_id);
+/* run.requested of a DP computation: epsilon is the computation's
+ * privacy.epsilon in canonical form (rm_epsilon_format); NULL = not DP. */
+void rm_body_run_requested_eps(dcr_buf *out, const char *computation, const char *epsilon,
+                               const char *run_id);
 /* Writes r->inputs (as recorded at run.requested; nil for a dataset not
  * provisioned then) and r->cols. */
 void rm_body_run_completed(dcr_buf *out, const rm_run *r);

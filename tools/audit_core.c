@@ -595,6 +595,18 @@ int au_verify(const au_export *x, const au_verify_opts *opt, au_report *rep, dcr
 	}
 	if (st.def && st.def->name)
 		snprintf(rep->name, sizeof(rep->name), "%s", st.def->name);
+	for (size_t i = 0; st.def && i < st.def->ndatasets; i++) {
+		const rm_dataset *ds = &st.def->datasets[i];
+		uint64_t spent = rm_state_epsilon_spent(&st, ds->name);
+		size_t at = strlen(rep->budgets);
+		char b[32], y[32], z[32];
+		if (!ds->epsilon_budget)
+			continue;
+		snprintf(rep->budgets + at, sizeof rep->budgets - at, "%s%s: %s of %s spent, %s left",
+		         at ? "; " : "", ds->name, rm_epsilon_format(spent, y, sizeof y),
+		         rm_epsilon_format(ds->epsilon_budget, b, sizeof b),
+		         rm_epsilon_format(ds->epsilon_budget - spent, z, sizeof z));
+	}
 	if ((rc = check_participants(x, &st, err)))
 		goto out;
 	if ((rc = check_checkpoints(x, opt, (const uint8_t(*)[32])leaves, rep, err)))

@@ -7,6 +7,7 @@ from docs/event-format.md; this file imports it and adds, for every event
 in log order, the room's rules: the definition parser and validator, the
 SQL tokenizer that decides which datasets a query reads, the status and
 role checks of every event type, the inputs and schema of run.completed,
+the differential-privacy fields and the epsilon ledger of run.requested,
 and at the end the export's participant list.
 
 tests/e2e/audit.sh and audit_forge.sh run it on real and on forged exports
@@ -16,11 +17,14 @@ the same seq and event type.
 usage:
   audit_rules.py export FILE   prints "ok ROOM EVENTS ROOT" or
                                "bad: seq N (TYPE): REASON" / "bad: REASON"
+  audit_rules.py ledger FILE   the same check; when ok prints the epsilon
+                               budgets replayed, worded as `dcr audit verify`
 exit 0 when ok, 1 when bad.
 """
 import hashlib
 import json
 import math
+import re
 import os
 import sys
 
@@ -423,16 +427,115 @@ def parse_named(v, allowed, what):
     return name
 
 
+# ---- differential privacy amounts (room-format.md, rules.md "The epsilon ledger")
+
+EPS_SCALE = 1000000
+DP_EPSILON_MAX = 100 * EPS_SCALE
+DP_BUDGET_MAX = 1000000 * EPS_SCALE
+BOUND_STEPS_MAX = 10 ** 12
+DP_AGGREGATES_MAX = 64
+AMOUNT_RE = re.compile(r"(0|[1-9][0-9]*)(\.([0-9]{1,6}))?\Z")
+BOUND_RE = re.compile(r"-?(0|[1-9][0-9]*)(\.([0-9]{1,6}))?\Z")
+
+
+def parse_amount(v, maxm, what):
+    """An amount of epsilon: a decimal string or a JSON integer, > 0, in
+    millionths, at most maxm."""
+    if is_int(v):
+        if v <= 0 or v > maxm // EPS_SCALE:
+            refuse("%s: out of range" % what)
+        return v * EPS_SCALE
+    if not isinstance(v, str) or not AMOUNT_RE.match(v):
+        refuse("%s: expected a decimal string" % what)
+    whole, _, frac = v.partition(".")
+    m = int(whole) * EPS_SCALE + int((frac + "000000")[:6])
+    if m <= 0 or m > maxm:
+        refuse("%s: out of range" % what)
+    return m
+
+
+def parse_bound(v, what):
+    """(value in steps of its own digits, digits)."""
+    if is_int(v):
+        v = str(v)
+    if not isinstance(v, str) or not BOUND_RE.match(v):
+        refuse("%s: not a decimal bound" % what)
+    neg = v.startswith("-")
+    whole, _, frac = v.lstrip("-").partition(".")
+    x = int(whole + frac)
+    if x > BOUND_STEPS_MAX:
+        refuse("%s: too large" % what)
+    return (-x if neg else x), len(frac)
+
+
+def parse_bounds(b, what):
+    if not isinstance(b, dict):
+        refuse("%s: expected an object" % what)
+    if len(b) > DP_AGGREGATES_MAX:
+        refuse("%s: too many columns" % what)
+    out = {}
+    for col, pair in b.items():
+        if not ident_valid(col):
+            refuse("%s.%s: not a column name" % (what, col))
+        if not isinstance(pair, list) or len(pair) != 2:
+            refuse("%s.%s: expected [lower, upper]" % (what, col))
+        (lo, dlo), (hi, dhi) = (parse_bound(x, what) for x in pair)
+        d = max(dlo, dhi)
+        lo, hi = lo * 10 ** (d - dlo), hi * 10 ** (d - dhi)
+        if abs(lo) > BOUND_STEPS_MAX or abs(hi) > BOUND_STEPS_MAX:
+            refuse("%s.%s: more than 10^12 steps" % (what, col))
+        if lo > hi:
+            refuse("%s.%s: the lower bound is above the upper" % (what, col))
+        out[col] = (lo, hi, d)
+    return out
+
+
+def validate_dp(d):
+    """Rule 6 of room-format.md's whole-definition validation."""
+    cd = {x["name"]: x for x in d["computations"]}
+    budget = {x["name"]: x["budget"] for x in d["datasets"]}
+    for c in d["computations"]:
+        for x in c["inputs"]:
+            if x in cd and cd[x]["epsilon"]:
+                refuse("computation %s reads the result of DP computation %s" % (c["name"], x))
+            if x in cd and c["epsilon"]:
+                refuse("DP computation %s reads a computation" % c["name"])
+        reads = datasets_read(d, c)
+        for x in sorted(reads):
+            if c["epsilon"] and not budget[x]:
+                refuse("DP computation %s reads %s, which has no budget" % (c["name"], x))
+            if not c["epsilon"] and budget[x]:
+                refuse("computation %s reads budgeted dataset %s" % (c["name"], x))
+        if c["epsilon"] and c["k"] > 0:
+            refuse("computation %s: epsilon with min_rows_aggregated" % c["name"])
+        for col in c["bounds"]:
+            if not any(ds["name"] in reads and col in ds["numeric"] for ds in d["datasets"]):
+                refuse("computation %s: bounds.%s names no numeric column" % (c["name"], col))
+
+
+def epsilon_text(m):
+    """The canonical form of an amount in millionths."""
+    whole, frac = divmod(m, EPS_SCALE)
+    if not frac:
+        return str(whole)
+    return "%d.%s" % (whole, ("%06d" % frac).rstrip("0"))
+
+
 def parse_dataset(v, what):
-    name = parse_named(v, ["name", "kind", "required", "share_statistics", "columns", "unit"],
-                       what)
+    name = parse_named(v, ["name", "kind", "required", "share_statistics", "columns",
+                           "unit", "epsilon_budget"], what)
     kind = get_str(v, "kind", False, 64, what) or "table"
     if kind not in ("table", "file"):
         refuse("%s.kind: unknown kind" % what)
     ds = {"name": name, "kind": kind, "required": get_bool(v, "required", True, what),
-          "columns": [], "allow": {}, "unit": None}
+          "columns": [], "allow": {}, "unit": None, "numeric": [], "budget": 0}
     get_bool(v, "share_statistics", False, what)
     unit = get_str(v, "unit", False, NAME_MAX + 64, what)
+    if "epsilon_budget" in v:
+        if kind != "table":
+            refuse("%s.epsilon_budget: only table datasets take a budget" % what)
+        ds["budget"] = parse_amount(v["epsilon_budget"], DP_BUDGET_MAX,
+                                    what + ".epsilon_budget")
     cols = get_array(v, "columns", kind == "table", COLUMNS_MAX, what)
     if kind == "file":
         if cols is not None:
@@ -465,6 +568,8 @@ def parse_dataset(v, what):
         if any(ascii_fold(x) == ascii_fold(cn) for x in ds["columns"]):
             refuse("%s.name: column names are unique, case-insensitively" % cw)
         ds["columns"].append(cn)
+        if t != "string":
+            ds["numeric"].append(cn)
     if unit is not None and unit not in ds["columns"]:
         refuse("%s.unit: not a column" % what)
     ds["unit"] = unit
@@ -485,17 +590,24 @@ def parse_computation(v, what):
     for f in COMP_FIELDS[2:]:
         if f not in OWN[kind] and f in v:
             refuse("%s.%s: not a field of %s computations" % (what, f, kind))
-    c = {"name": name, "kind": kind, "inputs": [], "k": 0}
+    c = {"name": name, "kind": kind, "inputs": [], "k": 0, "epsilon": 0, "bounds": {}}
     if kind == "sql":
         c["query"] = get_str(v, "query", True, QUERY_MAX, what)
         if "privacy" in v:
             p = v["privacy"]
-            fields(p, ["min_rows_aggregated"], what + ".privacy")
+            fields(p, ["min_rows_aggregated", "epsilon", "bounds"], what + ".privacy")
             if "min_rows_aggregated" in p:
                 k = p["min_rows_aggregated"]
                 if not is_int(k) or not 0 <= k <= MIN_ROWS_MAX:
                     refuse("%s.privacy.min_rows_aggregated: out of range" % what)
                 c["k"] = k
+            if "epsilon" in p:
+                c["epsilon"] = parse_amount(p["epsilon"], DP_EPSILON_MAX,
+                                            what + ".privacy.epsilon")
+            if "bounds" in p:
+                c["bounds"] = parse_bounds(p["bounds"], what + ".privacy.bounds")
+            if c["bounds"] and not c["epsilon"]:
+                refuse("%s.privacy.bounds: bounds need epsilon" % what)
     elif kind in ("python", "r"):
         get_str(v, "script", True, SCRIPT_MAX, what)
         c["inputs"] = get_names(v, "inputs", what)
@@ -585,6 +697,7 @@ def validate(d):
     for x in cn:
         visit(x)
     check_privacy(d, dsd, cd)
+    validate_dp(d)
 
 
 
@@ -1295,6 +1408,7 @@ class Room:
         self.d = None
         self.text = None
         self.prov = {}  # dataset -> sha256 (present only)
+        self.spent = {}  # dataset -> epsilon spent, in millionths (the ledger)
         self.runs = {}  # id -> dict
 
     def participant(self, k):
@@ -1420,7 +1534,10 @@ class Room:
 
     def on_run_requested(self, k, b):
         self.participant(k)
-        self.body(b, {"computation": ("str", NAME_MAX), "run": ("str", 32)})
+        spec = {"computation": ("str", NAME_MAX), "run": ("str", 32)}
+        if isinstance(b, dict) and "epsilon" in b:
+            spec["epsilon"] = ("str", 32)
+        self.body(b, spec)
         self.published()
         comp = next((c for c in self.d["computations"] if c["name"] == b["computation"]),
                     None)
@@ -1428,10 +1545,21 @@ class Room:
             refuse("no computation named %r" % b["computation"])
         self.role(k, "analyst_of", comp["name"])
         reads = datasets_read(self.d, comp)
+        e = comp["epsilon"]
+        budget = {x["name"]: x["budget"] for x in self.d["datasets"]}
+        for x in reads:
+            if e and self.spent.get(x, 0) + e > budget[x]:
+                refuse("computation %s would spend epsilon past the budget of %s" %
+                       (comp["name"], x))
         if self.d["require_provisioned"]:
             req = {x["name"] for x in self.d["datasets"] if x["required"]}
             if any(x in req and x not in self.prov for x in reads):
                 refuse("computation needs datasets not provisioned")
+        if bool(e) != ("epsilon" in b):
+            refuse("body.epsilon: present exactly for a differentially private computation")
+        if e and b["epsilon"] != epsilon_text(e):
+            refuse("body.epsilon: %r but the computation spends %r" %
+                   (b["epsilon"], epsilon_text(e)))
         r = b["run"]
         if len(r) != 32 or any(c not in "0123456789abcdef" for c in r):
             refuse("body.run: not a run id (32 lowercase hex characters)")
@@ -1441,6 +1569,8 @@ class Room:
             refuse("too many runs")
         self.runs[r] = {"computation": comp["name"], "state": "queued",
                         "inputs": {x: self.prov.get(x) for x in reads}}
+        for x in reads:
+            self.spent[x] = self.spent.get(x, 0) + e
 
     def daemon_run(self, k, b, spec):
         if k != self.daemon:
@@ -1518,7 +1648,7 @@ TYPES = ["room.created", "room.draft_saved", "room.published", "room.stopped",
 # ---- the export (event-format.md §8.1 + the rules) -------------------------------------
 
 
-def verify_export(b):
+def verify_export(b, out=None):
     x = ai.dec_all(b)
     keys = ["checkpoint", "daemon_key", "entries", "format", "participants", "room"]
     if not isinstance(x, dict) or sorted(x) != keys:
@@ -1545,16 +1675,33 @@ def verify_export(b):
     root = ai.mth([ai.leaf(e) for e in x["entries"]])
     if root != cp["root"]:
         raise Bad("root mismatch")
+    if out is not None:
+        out["room"] = room
     return "ok %s %d %s" % (x["room"], len(x["entries"]), root.hex())
 
 
+def ledger_lines(room):
+    """The epsilon ledger after the replay, as `dcr audit verify` words it."""
+    parts = []
+    for ds in room.d["datasets"]:
+        if ds["budget"]:
+            sp = room.spent.get(ds["name"], 0)
+            parts.append("%s: %s of %s spent, %s left" % (
+                ds["name"], epsilon_text(sp), epsilon_text(ds["budget"]),
+                epsilon_text(ds["budget"] - sp)))
+    return "; ".join(parts)
+
+
 def main(argv):
-    if len(argv) != 3 or argv[1] != "export":
+    if len(argv) != 3 or argv[1] not in ("export", "ledger"):
         sys.stderr.write(__doc__)
         return 2
     b = open(argv[2], "rb").read()
     try:
-        print(verify_export(b))
+        out = {}
+        verdict = verify_export(b, out)
+        # "ledger": the epsilon budgets replayed (rules.md, "The epsilon ledger")
+        print(ledger_lines(out["room"]) if argv[1] == "ledger" else verdict)
         return 0
     except (Bad, KeyError, TypeError, ValueError, IndexError, AttributeError) as x:
         print("bad: %s" % x)

@@ -10,6 +10,7 @@
 #define T0 1795608000000ull /* 2026-11-25T12:00:00Z */
 
 static t_fixture F;
+static dcr_err e_dummy;
 static rm_state S;
 static uint8_t ROOM[ES_ROOM_ID_BYTES], OTHER_ROOM[ES_ROOM_ID_BYTES];
 
@@ -875,6 +876,291 @@ static void test_many_runs(void)
 	free(def);
 }
 
+/* ---- the differential-privacy budget ledger ------------------------------- */
+
+static const char dp_def_template[] =
+    "{\"format\": \"dcr.room/1\", \"name\": \"dp-room\",\n"
+    " \"participants\": [\n"
+    "  {\"email\": \"anna@bank.example\", \"key\": \"@ANNA@\",\n"
+    "   \"owner_of\": [\"bank\", \"other\", \"public\"]},\n"
+    "  {\"email\": \"ian@insurer.example\", \"key\": \"@IAN@\",\n"
+    "   \"analyst_of\": [\"avg_balance\", \"bank_n\", \"other_n\", \"plain\"]}],\n"
+    " \"datasets\": [\n"
+    "  {\"name\": \"bank\", \"epsilon_budget\": \"2\", \"columns\": [\n"
+    "    {\"name\": \"city\", \"type\": \"string\", \"allow\": [\"group\"]},\n"
+    "    {\"name\": \"balance\", \"type\": \"float\", \"allow\": [\"aggregate\"]}]},\n"
+    "  {\"name\": \"other\", \"epsilon_budget\": \"1.5\", \"columns\": [\n"
+    "    {\"name\": \"x\", \"type\": \"integer\"}]},\n"
+    "  {\"name\": \"public\", \"columns\": [{\"name\": \"y\", \"type\": \"integer\"}]}],\n"
+    " \"computations\": [\n"
+    "  {\"name\": \"avg_balance\", \"kind\": \"sql\",\n"
+    "   \"privacy\": {\"epsilon\": \"0.75\", \"bounds\": {\"balance\": [\"0\", \"1000.50\"]}},\n"
+    "   \"query\": \"SELECT AVG(balance) AS a FROM bank\"},\n"
+    "  {\"name\": \"bank_n\", \"kind\": \"sql\", \"privacy\": {\"epsilon\": \"0.5\"},\n"
+    "   \"query\": \"SELECT COUNT(*) AS n FROM bank WHERE city = 'Bern'\"},\n"
+    "  {\"name\": \"other_n\", \"kind\": \"sql\", \"privacy\": {\"epsilon\": \"0.5\"},\n"
+    "   \"query\": \"SELECT COUNT(*) AS n FROM other\"},\n"
+    "  {\"name\": \"plain\", \"kind\": \"sql\", \"query\": \"SELECT COUNT(*) AS n FROM public\"}]}\n";
+
+static char *dp_def(void)
+{
+	char *a = t_replace(dp_def_template, "@ANNA@", F.anna_s);
+	return t_edit(a, "@IAN@", F.ian_s);
+}
+
+static dcr_buf *b_run_eps(const char *comp, const char *eps, const char *id)
+{
+	dcr_buf_init(&B);
+	rm_body_run_requested_eps(&B, comp, eps, id);
+	return &B;
+}
+
+static char *describe_dp(const char *type, const dcr_buf *body, const dcr_key *k)
+{
+	dcr_buf entry;
+	es_event ev;
+	dcr_err e;
+	dcr_buf_init(&entry);
+	DCR_ASSERT(es_event_build(k, ROOM, S.size, T0, type, body->data, body->len, &entry, &e) ==
+	           0);
+	DCR_ASSERT(es_event_decode(entry.data, entry.len, &ev, &e) == 0);
+	char *line = rm_describe(&S, &ev);
+	es_event_release(&ev);
+	dcr_buf_release(&entry);
+	return line;
+}
+
+static void test_dp_ledger(void)
+{
+	char *def = dp_def();
+	dcr_buf keep, log;
+	dcr_err e;
+	dcr_buf_init(&keep);
+	dcr_buf_init(&log);
+	rm_state_release(&S);
+	rm_state_init(&S, F.daemon_pub);
+#define KEEP(k, type, body)                                                                        \
+	do {                                                                                       \
+		dcr_buf *b_ = (body);                                                              \
+		int rc_ = submit_ex((k), ROOM, UINT64_MAX, (type), b_, &keep, &e);                 \
+		if (rc_) {                                                                         \
+			fprintf(stderr, "%s:%d: %s rejected: %s\n", __FILE__, __LINE__, (type),    \
+			        e.msg);                                                            \
+			t_failures++;                                                              \
+		}                                                                                  \
+		uint32_t n_ = (uint32_t)keep.len;                                                  \
+		dcr_buf_append(&log, &n_, 4);                                                      \
+		dcr_buf_append(&log, keep.data, keep.len);                                         \
+		dcr_buf_release(b_);                                                               \
+	} while (0)
+	KEEP(F.anna, RM_EV_CREATED, b_def(def));
+	CHECK(S.def->datasets[0].epsilon_budget == 2000000);
+	CHECK(S.def->datasets[1].epsilon_budget == 1500000);
+	CHECK(S.def->datasets[2].epsilon_budget == 0);
+	CHECK(S.def->computations[0].dp_epsilon == 750000);
+	CHECK(S.def->computations[0].ndp_bounds == 1 && S.def->computations[0].dp_bounds[0].lo == 0 &&
+	      S.def->computations[0].dp_bounds[0].hi == 100050 &&
+	      S.def->computations[0].dp_bounds[0].decimals == 2);
+	/* no spending before publication */
+	NO(F.ian, RM_EV_RUN_REQUESTED, b_run_eps("avg_balance", "0.75", R1), "published");
+	KEEP(F.anna, RM_EV_PUBLISHED, b_published(S.def_sha256));
+	KEEP(F.anna, RM_EV_PROVISIONED, b_prov("bank", 10, 100));
+	KEEP(F.anna, RM_EV_PROVISIONED, b_prov("other", 10, 100));
+	KEEP(F.anna, RM_EV_PROVISIONED, b_prov("public", 10, 100));
+
+	/* the request states the epsilon it spends, exactly */
+	NO(F.ian, RM_EV_RUN_REQUESTED, b_run("avg_balance", R1),
+	   "body: missing field \"epsilon\" (computation avg_balance is differentially private",
+	   "\"0.75\"");
+	NO(F.ian, RM_EV_RUN_REQUESTED, b_run_eps("avg_balance", "0.750", R1),
+	   "body.epsilon: \"0.750\" but computation avg_balance spends \"0.75\"");
+	NO(F.ian, RM_EV_RUN_REQUESTED, b_run_eps("avg_balance", "0.5", R1),
+	   "body.epsilon: \"0.5\" but computation avg_balance spends \"0.75\"");
+	NO(F.ian, RM_EV_RUN_REQUESTED, b_run_eps("plain", "0.5", R1),
+	   "body: unexpected field \"epsilon\" (computation plain is not differentially private)");
+	CHECK(rm_state_epsilon_spent(&S, "bank") == 0);
+	{
+		dcr_buf *b = b_run_eps("avg_balance", "0.75", R1);
+		char *line = describe_dp(RM_EV_RUN_REQUESTED, b, F.ian);
+		CHECK(strstr(line, "requested run 4f1c2a9b of avg_balance, spending epsilon 0.75 "
+		                   "(bank: 0.75 of 2 spent)") != NULL);
+		free(line);
+		dcr_buf_release(b);
+	}
+
+	/* spend until the budget of bank is exactly used up */
+	KEEP(F.ian, RM_EV_RUN_REQUESTED, b_run_eps("avg_balance", "0.75", R1));
+	CHECK(rm_state_epsilon_spent(&S, "bank") == 750000);
+	CHECK(rm_state_run(&S, R1)->epsilon == 750000);
+	/* charged at request: a failed run keeps what it spent */
+	KEEP(F.daemon, RM_EV_RUN_FAILED, b_failed("avg_balance", R1, "time limit"));
+	CHECK(rm_state_epsilon_spent(&S, "bank") == 750000);
+	KEEP(F.ian, RM_EV_RUN_REQUESTED, b_run_eps("bank_n", "0.5", R2));
+	CHECK(rm_state_epsilon_spent(&S, "bank") == 1250000);
+	CHECK(rm_state_epsilon_spent(&S, "other") == 0);
+	KEEP(F.ian, RM_EV_RUN_REQUESTED,
+	     b_run_eps("other_n", "0.5", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"));
+	CHECK(rm_state_epsilon_spent(&S, "bank") == 1250000);
+	CHECK(rm_state_epsilon_spent(&S, "other") == 500000);
+	CHECK(rm_state_epsilon_spent(&S, "public") == 0);
+	/* non-DP runs spend nothing */
+	KEEP(F.ian, RM_EV_RUN_REQUESTED, b_run("plain", "cccccccccccccccccccccccccccccccc"));
+	CHECK(rm_state_epsilon_spent(&S, "bank") == 1250000);
+	CHECK(rm_state_run(&S, "cccccccccccccccccccccccccccccccc")->epsilon == 0);
+	KEEP(F.ian, RM_EV_RUN_REQUESTED,
+	     b_run_eps("avg_balance", "0.75", "dddddddddddddddddddddddddddddddd"));
+	CHECK(rm_state_epsilon_spent(&S, "bank") == 2000000); /* = the budget: allowed */
+	CHECK(rm_may_run(&S, F.ian_pub, "plain"));
+	CHECK(!rm_may_run(&S, F.ian_pub, "bank_n"));
+	CHECK(rm_may_run(&S, F.ian_pub, "other_n"));
+	CHECK_FAILS(rm_check_run(&S, F.ian_pub, "avg_balance", &e), &e,
+	          "computation avg_balance would spend epsilon 0.75 on dataset bank, which has "
+	          "spent 2 of its budget 2 (0 left)");
+
+	/* the next is refused, naming dataset, budget, spent and asked */
+	NO(F.ian, RM_EV_RUN_REQUESTED,
+	   b_run_eps("bank_n", "0.5", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"),
+	   "seq 11 (run.requested): computation bank_n would spend epsilon 0.5 on dataset bank, "
+	   "which has spent 2 of its budget 2 (0 left)");
+	/* other datasets keep their own budget: other has 1 left, spend it exactly */
+	KEEP(F.ian, RM_EV_RUN_REQUESTED,
+	     b_run_eps("other_n", "0.5", "abababababababababababababababab"));
+	KEEP(F.ian, RM_EV_RUN_REQUESTED,
+	     b_run_eps("other_n", "0.5", "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"));
+	CHECK(rm_state_epsilon_spent(&S, "other") == 1500000);
+	NO(F.ian, RM_EV_RUN_REQUESTED,
+	   b_run_eps("other_n", "0.5", "efefefefefefefefefefefefefefefef"),
+	   "computation other_n would spend epsilon 0.5 on dataset other, which has spent 1.5 "
+	   "of its budget 1.5 (0 left)");
+	CHECK(rm_state_run(&S, "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee") == NULL);
+	KEEP(F.ian, RM_EV_RUN_REQUESTED, b_run("plain", "ffffffffffffffffffffffffffffffff"));
+
+	/* replay of the stored entries gives the same ledger */
+	rm_state s2;
+	rm_state_init(&s2, F.daemon_pub);
+	size_t off = 0;
+	while (off < log.len) {
+		uint32_t n;
+		memcpy(&n, log.data + off, 4);
+		CHECK(replay_entry(&s2, log.data + off + 4, n, &e) == 0);
+		off += 4 + n;
+	}
+	CHECK(s2.size == S.size);
+	CHECK(rm_state_epsilon_spent(&s2, "bank") == 2000000);
+	CHECK(rm_state_epsilon_spent(&s2, "other") == 1500000);
+	CHECK(rm_state_epsilon_spent(&s2, "public") == 0);
+	rm_state_release(&s2);
+#undef KEEP
+	dcr_buf_release(&keep);
+	dcr_buf_release(&log);
+	free(def);
+}
+
+/* Definition rules for the DP fields (docs/room-format.md). */
+static void test_dp_definition(void)
+{
+	char *def = dp_def();
+	static const struct {
+		const char *from, *to, *needle;
+	} bad[] = {
+	    {"\"epsilon\": \"0.75\"", "\"epsilon\": 0.75",
+	     "computations[0].privacy.epsilon: write it as a decimal string"},
+	    {"\"epsilon\": \"0.75\"", "\"epsilon\": \"0\"",
+	     "computations[0].privacy.epsilon: expected a decimal string greater than 0"},
+	    {"\"epsilon\": \"0.75\"", "\"epsilon\": \"0.0000001\"",
+	     "at most 6 digits after the point"},
+	    {"\"epsilon\": \"0.75\"", "\"epsilon\": \"100.5\"", "100.5 is more than the maximum, 100"},
+	    {"\"epsilon\": \"0.75\"", "\"epsilon\": \"1e-3\"", "expected a decimal string"},
+	    {"\"epsilon_budget\": \"2\"", "\"epsilon_budget\": \"-2\"",
+	     "datasets[0].epsilon_budget: expected a decimal string greater than 0"},
+	    {"\"epsilon_budget\": \"2\", ", "",
+	     "computations[0] (\"avg_balance\"): reads dataset bank, which has no epsilon_budget"},
+	    {"\"name\": \"plain\", \"kind\": \"sql\", \"query\": \"SELECT COUNT(*) AS n FROM public\"",
+	     "\"name\": \"plain\", \"kind\": \"sql\", \"query\": \"SELECT COUNT(*) AS n FROM bank\"",
+	     "computations[3] (\"plain\"): reads dataset bank (directly or through upstream "
+	     "computations), which has an epsilon_budget: only computations with "
+	     "privacy.epsilon may read it"},
+	    {"FROM public\"", "FROM bank_n\"",
+	     "computations[3] (\"plain\"): reads the result of the differentially private "
+	     "computation bank_n"},
+	    {"\"privacy\": {\"epsilon\": \"0.5\"}", "\"privacy\": {\"epsilon\": \"0.5\", "
+	                                            "\"min_rows_aggregated\": 5}",
+	     "privacy.epsilon and min_rows_aggregated together are not supported"},
+	    {"\"balance\": [\"0\", \"1000.50\"]",
+	     "\"balance\": [\"0\", \"1000.50\"], \"city\": [\"0\", \"1\"]",
+	     "computations[0].privacy.bounds.city: no integer or float column"},
+	    {"SELECT AVG(balance) AS a FROM bank\"", "SELECT AVG(balance) AS a FROM bank GROUP BY city\"",
+	     "computations[0] (\"avg_balance\"): SQL error: \"GROUP\" after the FROM clause"},
+	    {"SELECT AVG(balance) AS a FROM bank\"",
+	     "SELECT AVG(balance) AS a FROM bank WHERE balance IN other\"",
+	     "a differentially private query reads exactly one dataset; this one names 2 tables"},
+	    {"SELECT AVG(balance) AS a FROM bank\"", "SELECT MAX(balance) AS a FROM bank\"",
+	     "select list item 1: \"MAX\" is not COUNT, SUM or AVG"},
+	    {"SELECT AVG(balance) AS a FROM bank\"",
+	     "SELECT AVG(balance) AS a FROM bank WHERE balance > (SELECT AVG(balance) FROM bank)\"",
+	     "the WHERE condition may not contain a subquery"},
+	    {"SELECT AVG(balance) AS a FROM bank\"", "SELECT AVG(balance * 2) AS a FROM bank\"",
+	     "the aggregate's argument must be one column name"},
+	    {"SELECT AVG(balance) AS a FROM bank\"", "SELECT SUM(city) AS a FROM bank\"",
+	     "SUM(city) needs declared bounds: privacy.bounds.city"},
+	    {"SELECT AVG(balance) AS a FROM bank\"", "SELECT AVG(balance) AS a FROM bank, other\"",
+	     "reads exactly one dataset"},
+	    {"\"balance\": [\"0\", \"1000.50\"]", "\"balance\": [\"10\", \"1\"]",
+	     "the lower bound is above the upper"},
+	    {"\"balance\": [\"0\", \"1000.50\"]", "\"balance\": [\"0\", \"1.1234567\"]",
+	     "is not a decimal with at most 6 digits"},
+	    {"\"balance\": [\"0\", \"1000.50\"]", "\"balance\": [0]", "expected [lower, upper]"},
+	    {"{\"epsilon\": \"0.5\"}", "{\"bounds\": {\"balance\": [0, 1]}}",
+	     "bounds are for differentially private queries"},
+	    {"{\"name\": \"public\", \"columns\": [{\"name\": \"y\", \"type\": \"integer\"}]}",
+	     "{\"name\": \"public\", \"kind\": \"file\", \"epsilon_budget\": \"1\"}",
+	     "datasets[2].epsilon_budget: only table datasets take a budget"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char *d = t_replace(def, bad[i].from, bad[i].to);
+		rm_def *out = NULL;
+		dcr_err e;
+		dcr_err_clear(&e);
+		/* a rule of rm_def_parse, or (query shapes) of the admission check */
+		int rc = rm_def_parse(d, strlen(d), &out, &e);
+		if (rc == 0)
+			rc = rm_def_admit(out, &e);
+		CHECK_FAILS(rc, &e, bad[i].needle);
+		rm_def_free(out);
+		free(d);
+	}
+	/* integers are exact too; printing round-trips */
+	char *d = t_replace(def, "\"epsilon_budget\": \"2\"", "\"epsilon_budget\": 3");
+	rm_def *out = NULL;
+	CHECK(rm_def_parse(d, strlen(d), &out, &e_dummy) == 0);
+	if (out) {
+		CHECK(out->datasets[0].epsilon_budget == 3000000);
+		char *j = rm_def_to_json(out);
+		CHECK(strstr(j, "\"epsilon_budget\": \"3\"") != NULL);
+		CHECK(strstr(j, "\"epsilon\": \"0.75\"") != NULL);
+		CHECK(strstr(j, "\"balance\": [\n            \"0.00\",\n            \"1000.50\"") !=
+		          NULL ||
+		      strstr(j, "\"0.00\"") != NULL);
+		rm_def *again = NULL;
+		CHECK(rm_def_parse(j, strlen(j), &again, &e_dummy) == 0);
+		if (again) {
+			char *j2 = rm_def_to_json(again);
+			CHECK(strcmp(j, j2) == 0);
+			free(j2);
+		}
+		rm_def_free(again);
+		free(j);
+	}
+	rm_def_free(out);
+	free(d);
+	/* epsilon formatting */
+	char buf[32];
+	CHECK(strcmp(rm_epsilon_format(1, buf, sizeof buf), "0.000001") == 0);
+	CHECK(strcmp(rm_epsilon_format(2500000, buf, sizeof buf), "2.5") == 0);
+	CHECK(strcmp(rm_epsilon_format(0, buf, sizeof buf), "0") == 0);
+	free(def);
+}
+
 /* One actor name in two forms: the email and "dcrd" in both, the key short
  * (audit lines, dcrd's log) or whole (rule errors, the CLI). */
 static void test_actor_name(void)
@@ -914,6 +1200,8 @@ int main(void)
 	test_replay_entries();
 	test_outside_creator();
 	test_many_runs();
+	test_dp_ledger();
+	test_dp_definition();
 	test_actor_name();
 	rm_state_release(&S);
 	t_fixture_release(&F);
