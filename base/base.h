@@ -121,6 +121,11 @@ char *dcr_buf_cstr(dcr_buf *b);
  * (callers hold UTF-8). */
 void dcr_json_str(dcr_buf *b, const char *s, size_t n);
 
+/* Compares at most n bytes of two strings (to a NUL) folding A-Z to a-z
+ * only, whatever the locale: the rules and the SQL tokenizer use it, so
+ * that a verdict is the same on every machine. <0, 0 or >0. */
+int dcr_ascii_ncasecmp(const char *a, const char *b, size_t n);
+
 /* Lowercase hex; out must hold 2*n+1 bytes. */
 void dcr_hex_encode(const uint8_t *p, size_t n, char *out);
 /* Decodes exactly 2*n hex chars (either case) into n bytes. */

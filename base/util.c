@@ -252,6 +252,20 @@ void dcr_json_str(dcr_buf *b, const char *s, size_t n)
 }
 
 
+int dcr_ascii_ncasecmp(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+		x = (unsigned char)(x >= 'A' && x <= 'Z' ? x + 32 : x);
+		y = (unsigned char)(y >= 'A' && y <= 'Z' ? y + 32 : y);
+		if (x != y)
+			return x < y ? -1 : 1;
+		if (!x)
+			return 0;
+	}
+	return 0;
+}
+
 void dcr_hex_encode(const uint8_t *p, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";

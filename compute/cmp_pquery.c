@@ -25,23 +25,9 @@
 
 /* Name comparisons fold A-Z only, whatever the locale: the verdict is a
  * rule of rm_apply and must be the same on every machine. */
-static int a_ncasecmp(const char *a, const char *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-		x = (unsigned char)(x >= 'A' && x <= 'Z' ? x + 32 : x);
-		y = (unsigned char)(y >= 'A' && y <= 'Z' ? y + 32 : y);
-		if (x != y)
-			return x < y ? -1 : 1;
-		if (!x)
-			return 0;
-	}
-	return 0;
-}
-
 static int a_casecmp(const char *a, const char *b)
 {
-	return a_ncasecmp(a, b, SIZE_MAX);
+	return dcr_ascii_ncasecmp(a, b, SIZE_MAX);
 }
 
 enum ctx { C_SELECT, C_WHERE, C_ON, C_GROUP, C_HAVING, C_ORDER };
@@ -596,7 +582,7 @@ static bool tokens_equal(const struct P *p, size_t a, size_t ae, size_t b, size_
 	for (size_t k = 0; k < ae - a; k++) {
 		const cmp__tok *x = &p->t[a + k], *y = &p->t[b + k];
 		if (x->kind != y->kind || x->len != y->len ||
-		    a_ncasecmp(p->q + x->off, p->q + y->off, x->len) != 0)
+		    dcr_ascii_ncasecmp(p->q + x->off, p->q + y->off, x->len) != 0)
 			return false;
 	}
 	return true;

@@ -45,20 +45,6 @@ static bool id_char(unsigned char c)
 	return a_alnum(c) || c == '_' || c == '$' || c >= 0x80;
 }
 
-/* strcasecmp folding A-Z only, whatever the locale. */
-static bool a_caseeq(const char *a, const char *b)
-{
-	for (;; a++, b++) {
-		unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
-		x = (unsigned char)(x >= 'A' && x <= 'Z' ? x + 32 : x);
-		y = (unsigned char)(y >= 'A' && y <= 'Z' ? y + 32 : y);
-		if (x != y)
-			return false;
-		if (!x)
-			return true;
-	}
-}
-
 int cmp__sql_tokenize(const char *q, size_t n, cmp__tok **out, size_t *ntok, dcr_err *err)
 {
 	size_t cap = 64, nt = 0, i = 0;
@@ -220,7 +206,7 @@ int cmp_sql_refs(const char *query, const char *const *names, size_t n, bool *us
 		if (!cmp__tok_ident(query, &t[k], id, sizeof(id)))
 			continue;
 		for (size_t i = 0; i < n; i++)
-			if (!used[i] && a_caseeq(id, names[i]))
+			if (!used[i] && dcr_ascii_ncasecmp(id, names[i], SIZE_MAX) == 0)
 				used[i] = true;
 	}
 	free(t);

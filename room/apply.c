@@ -896,7 +896,7 @@ static int check_schema(const dcr_mpv *v, rm_run_col **out, size_t *nout, dcr_er
 		}
 		char *nm = dcr_strndup(name, nn);
 		for (size_t j = 0; j < nc && !rc; j++)
-			if (rm_ascii_caseeq(cols[j].name, nm, SIZE_MAX))
+			if (dcr_ascii_ncasecmp(cols[j].name, nm, SIZE_MAX) == 0)
 				rc = dcr_err_set(err, DCR_EFORMAT,
 				                 "body.schema[%u]: column name \"%.64s\" is already "
 				                 "schema[%zu] (names are unique, case-insensitively)",

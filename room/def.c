@@ -52,20 +52,6 @@ void rm_dataset_columns(const rm_dataset *ds, cmp_column *cols)
 	}
 }
 
-bool rm_ascii_caseeq(const char *a, const char *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-		x = (unsigned char)(x >= 'A' && x <= 'Z' ? x + 32 : x);
-		y = (unsigned char)(y >= 'A' && y <= 'Z' ? y + 32 : y);
-		if (x != y)
-			return false;
-		if (!x)
-			return true;
-	}
-	return true;
-}
-
 bool rm_ident_valid(const char *s)
 {
 	size_t n = strlen(s);
@@ -80,7 +66,7 @@ bool rm_ident_valid(const char *s)
 			return false;
 	}
 	/* SQLite reserves table names starting with sqlite_. */
-	return !rm_ascii_caseeq(s, "sqlite_", 7);
+	return dcr_ascii_ncasecmp(s, "sqlite_", 7) != 0;
 }
 
 bool rm_room_name_valid(const char *s)
@@ -844,7 +830,7 @@ static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *e
 		if ((rc = parse_column(json_array_get(cols, j), cpath, &ds->columns[j], err)))
 			return rc;
 		for (size_t k = 0; k < j; k++)
-			if (rm_ascii_caseeq(ds->columns[k].name, ds->columns[j].name, SIZE_MAX))
+			if (dcr_ascii_ncasecmp(ds->columns[k].name, ds->columns[j].name, SIZE_MAX) == 0)
 				return fail(err, DCR_EINVALID, cpath, "name",
 				            "\"%s\" is already the name of columns[%zu] "
 				            "(column names are case-insensitive)",
@@ -1020,7 +1006,7 @@ static int check_names(const rm_def *d, dcr_err *err)
 			bool jds = j < d->ndatasets;
 			size_t jj = jds ? j : j - d->ndatasets;
 			const char *b = jds ? d->datasets[jj].name : d->computations[jj].name;
-			if (rm_ascii_caseeq(a, b, SIZE_MAX))
+			if (dcr_ascii_ncasecmp(a, b, SIZE_MAX) == 0)
 				return dcr_err_set(err, DCR_EINVALID,
 				                   "%s[%zu].name: \"%s\" is already the name of "
 				                   "%s[%zu] (dataset and computation names are "
@@ -1037,7 +1023,7 @@ static int check_participants(const rm_def *d, dcr_err *err)
 	for (size_t i = 0; i < d->nparticipants; i++) {
 		const rm_participant *p = &d->participants[i];
 		for (size_t j = 0; j < i; j++) {
-			if (rm_ascii_caseeq(p->email, d->participants[j].email, SIZE_MAX))
+			if (dcr_ascii_ncasecmp(p->email, d->participants[j].email, SIZE_MAX) == 0)
 				return dcr_err_set(err, DCR_EINVALID,
 				                   "participants[%zu].email: \"%s\" is already "
 				                   "participants[%zu]",

@@ -135,10 +135,6 @@ char *rm_def_to_json(const rm_def *d);
  * with '.' or '-'. Dataset, column and computation names: identifiers
  * [A-Za-z_][A-Za-z0-9_]{0,62}, not starting with sqlite_. */
 bool rm_room_name_valid(const char *s);
-/* The first n bytes (or up to the NUL) of a and b are equal with only
- * A-Z folded to a-z, whatever the C locale: every case-insensitive
- * comparison of the rules (docs/rules.md). */
-bool rm_ascii_caseeq(const char *a, const char *b, size_t n);
 bool rm_ident_valid(const char *s);
 const char *rm_dskind_name(enum rm_dskind k);     /* "table", "file" */
 const char *rm_compkind_name(enum rm_compkind k); /* "sql", "python", ... */
