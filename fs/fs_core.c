@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "../compute/compute.h"
 #include "../room/room.h"
 
 enum kind {
@@ -72,15 +73,47 @@ typedef struct lfile {
 	int opens;
 	bool linked; /* in f->lfiles (not unlinked/renamed away) */
 	_Atomic uint64_t mtime_ms;
+	uint64_t mtime_ns; /* set by a tool (utimens), 0: none */
+	int mode;          /* permission bits set by a tool (chmod), -1: none */
+	bool holds;        /* this upload holds a pending rm of the dataset's file */
+	uint64_t writer;   /* process writing it (for the refusal of a second one) */
+	/* Local check of the first FS_CHECK_BYTES_MAX bytes (table datasets),
+	 * so a bad row fails the write(2) that carries it. */
+	cmp_ingest *chk;
+	uint64_t chk_bytes;
 	pthread_mutex_t mu;
 	struct lfile *next;
 } lfile;
+
+/* An rm of the provisioned file, applied after a grace period unless a new
+ * file for the dataset is written first (install, tar -x, rsync --delete
+ * delete before they write): a rejected new file then leaves the earlier
+ * data as it was. */
+typedef struct pdep {
+	char *dataset, *file;
+	uint8_t sha256[32];
+	uint64_t due_ms; /* monotonic */
+	uint64_t at_ms;  /* wall clock of the rm */
+	int uploads;     /* uploads of the dataset begun since the rm */
+	struct pdep *next;
+} pdep;
+
+/* Mode and mtime a tool set on a provisioned file (rsync -a, cp -p), kept
+ * by this mount for as long as that provision is the current one. */
+typedef struct pmeta {
+	char *dataset;
+	uint8_t sha256[32];
+	int mode;          /* -1: none */
+	uint64_t mtime_ns; /* 0: none */
+	struct pmeta *next;
+} pmeta;
 
 typedef struct node {
 	uint64_t parent;
 	char *name;         /* NULL once renamed away */
 	uint64_t hnext;     /* next ino in the hash chain, 0 = end */
 	uint64_t last_size; /* size of the last backend-made content */
+	uint64_t size_gen;  /* events applied + 1 when last_size was made; 0: never */
 } node;
 
 typedef struct dserr {
@@ -121,6 +154,10 @@ struct fs {
 	dcr_buf test_out;
 	bool have_test_out;
 	uint64_t mount_ms;
+	pdep *pending;     /* rm of provisioned files not yet applied */
+	pmeta *metas;      /* mode/mtime of provisioned files */
+	char *daemon_err;  /* the daemon does not answer: why (NULL: it does) */
+	uint64_t daemon_down_ms;
 };
 
 struct fs_file {
@@ -135,6 +172,7 @@ struct fs_file {
 	uint64_t size;
 	uint8_t sha256[DCR_SHA256_BYTES]; /* K_DS_DATA: the provision being read */
 	uint64_t opener; /* process that opened it (0: unknown) */
+	bool ran;        /* `run`: this open already requested its run */
 };
 
 struct desc {
@@ -265,6 +303,76 @@ static const char *get_dserr(const fs *f, const char *dataset)
 		if (strcmp(e->dataset, dataset) == 0)
 			return e->msg;
 	return NULL;
+}
+
+/* ---- interrupts ------------------------------------------------------------ */
+
+static _Thread_local bool (*tl_interrupted)(void *);
+static _Thread_local void *tl_interrupted_arg;
+
+void fs_set_interrupt(bool (*fn)(void *arg), void *arg)
+{
+	tl_interrupted = fn;
+	tl_interrupted_arg = arg;
+}
+
+static bool interrupted(void)
+{
+	return tl_interrupted && tl_interrupted(tl_interrupted_arg);
+}
+
+/* ---- pending rm and kept modes (f->mu held) -------------------------------- */
+
+static pdep *pdep_find(fs *f, const char *ds)
+{
+	for (pdep *p = f->pending; p; p = p->next)
+		if (strcmp(p->dataset, ds) == 0)
+			return p;
+	return NULL;
+}
+
+static void pdep_remove(fs *f, pdep *p)
+{
+	for (pdep **pp = &f->pending; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	free(p->dataset);
+	free(p->file);
+	free(p);
+	f->force_inval = true;
+}
+
+/* Is this provision hidden by a pending rm? */
+static bool pdep_hides(fs *f, const char *ds, const uint8_t sha256[32])
+{
+	pdep *p = pdep_find(f, ds);
+	return p && memcmp(p->sha256, sha256, 32) == 0;
+}
+
+static pmeta *pmeta_find(fs *f, const char *ds, const uint8_t sha256[32], bool create)
+{
+	for (pmeta *m = f->metas; m; m = m->next)
+		if (strcmp(m->dataset, ds) == 0) {
+			if (memcmp(m->sha256, sha256, 32) != 0) { /* another provision now */
+				if (!create)
+					return NULL;
+				memcpy(m->sha256, sha256, 32);
+				m->mode = -1;
+				m->mtime_ns = 0;
+			}
+			return m;
+		}
+	if (!create)
+		return NULL;
+	pmeta *m = dcr_calloc(1, sizeof *m);
+	m->dataset = dcr_strdup(ds);
+	memcpy(m->sha256, sha256, 32);
+	m->mode = -1;
+	m->next = f->metas;
+	f->metas = m;
+	return m;
 }
 
 /* ---- node table ------------------------------------------------------------ */
@@ -493,7 +601,8 @@ static int resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char 
 			return 0;
 		}
 		if (p && p->file && strcmp(p->file, name) == 0 &&
-		    rm_may_read_data(&f->st, f->opt.me, pd->ds)) {
+		    rm_may_read_data(&f->st, f->opt.me, pd->ds) &&
+		    !pdep_hides(f, pd->ds, p->sha256)) {
 			d->kind = K_DS_DATA;
 			d->prov = p;
 			return 0;
@@ -598,6 +707,18 @@ static void gen_readme(fs *f, dcr_buf *b)
 		dcr_buf_printf(b, "%s\n\n", def->description);
 	dcr_buf_printf(b, "Room id %s, %s, %llu events.\n", hex, rm_status_name(f->st.status),
 	               (unsigned long long)f->st.size);
+	if (f->daemon_err) {
+		char ts[32];
+		iso_time(f->daemon_down_ms, ts);
+		dcr_buf_printf(b,
+		               "\nWARNING: the daemon does not answer since %s (%s).\n"
+		               "Everything here is the room as of event %llu; nothing can be\n"
+		               "provisioned or run until it is back (cat %s/status).\n\n",
+		               ts, f->daemon_err, (unsigned long long)f->nentries, m);
+	}
+	if (f->st.status == RM_STOPPED)
+		dcr_buf_printf(b, "The room is stopped: nothing more can be provisioned or run; the "
+		                  "log, the statistics\nand the results stay readable.\n");
 	dcr_buf_printf(b, "You are %s. Your roles:\n", me ? me->email : "(not a participant)");
 	gen_roles(f, b, "  - ");
 	dcr_buf_append_str(b, "\nWHAT IS HERE\n"
@@ -631,7 +752,7 @@ static void gen_readme(fs *f, dcr_buf *b)
 	}
 	if (is_creator(f) && f->st.status != RM_STOPPED)
 		dcr_buf_printf(b, "  echo stop > %s/ctl               stop the room\n", m);
-	if (me) {
+	if (me && f->st.status != RM_STOPPED) {
 		for (size_t i = 0; i < me->nowner_of; i++) {
 			const char *ds = me->owner_of[i];
 			dcr_buf_printf(b,
@@ -683,6 +804,15 @@ static void gen_status(fs *f, dcr_buf *b)
 		f->root_size = f->nentries;
 	}
 	dcr_buf_printf(b, "status: %s\n", rm_status_name(f->st.status));
+	if (f->daemon_err) {
+		char ts[32];
+		iso_time(f->daemon_down_ms, ts);
+		dcr_buf_printf(b, "daemon: unreachable since %s: %s (shown: the room as of the "
+		                  "events below)\n",
+		               ts, f->daemon_err);
+	} else {
+		dcr_buf_append_str(b, "daemon: connected\n");
+	}
 	dcr_buf_printf(b, "events: %llu\n", (unsigned long long)f->nentries);
 	dcr_hex_encode(f->root_hash, 32, hex);
 	dcr_buf_printf(b, "merkle_root: %s\n", hex);
@@ -740,6 +870,15 @@ static void gen_ds_status(fs *f, const char *dsname, dcr_buf *b)
 		               p->file ? p->file : "");
 	} else {
 		dcr_buf_append_str(b, "state: not provisioned\n");
+	}
+	const pdep *pd = pdep_find(f, dsname);
+	if (pd && p && memcmp(pd->sha256, p->sha256, 32) == 0) {
+		iso_time(pd->at_ms, ts);
+		dcr_buf_printf(b, "pending_rm: %s removed at %s; %s\n", pd->file, ts,
+		               pd->uploads ? "a new file is being written: it replaces this "
+		                             "one if accepted, otherwise this data stays"
+		                           : "deprovisioned in a moment unless a new file is "
+		                             "written first (a rejected one keeps this data)");
 	}
 	for (lfile *l = f->lfiles; l; l = l->next)
 		if (l->dataset && strcmp(l->dataset, dsname) == 0 && !l->temp &&
@@ -879,18 +1018,23 @@ static bool may_read(fs *f, const struct desc *d)
 	}
 }
 
+/* What this identity may write: a stopped room takes no more actions, so
+ * its files do not advertise writing. */
 static bool may_write(fs *f, const struct desc *d)
 {
+	bool live = f->st.status != RM_STOPPED;
 	switch (d->kind) {
 	case K_ROOMJSON:
 		return rm_may_edit(&f->st, f->opt.me);
 	case K_CTL:
-		return is_creator(f);
+		return is_creator(f) && live;
 	case K_COMP_RUN:
-		return rm_is_analyst(f->st.def, f->opt.me, d->comp);
+		return rm_is_analyst(f->st.def, f->opt.me, d->comp) && live;
 	case K_DS_DATA:
 	case K_LFILE:
-		return d->ds == NULL || rm_is_owner(f->st.def, f->opt.me, d->ds);
+		if (d->kind == K_LFILE && d->lf->temp)
+			return d->ds == NULL || rm_is_owner(f->st.def, f->opt.me, d->ds);
+		return d->ds == NULL || (rm_is_owner(f->st.def, f->opt.me, d->ds) && live);
 	default:
 		return false;
 	}
@@ -906,7 +1050,8 @@ static int fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a)
 	a->mtime_ms = f->st.last_ts_ms ? f->st.last_ts_ms : f->mount_ms;
 	if (is_dir_kind(d->kind)) {
 		a->mode = S_IFDIR | 0555;
-		if (d->kind == K_DS && rm_is_owner(f->st.def, f->opt.me, d->ds))
+		if (d->kind == K_DS && rm_is_owner(f->st.def, f->opt.me, d->ds) &&
+		    f->st.status != RM_STOPPED)
 			a->mode = S_IFDIR | 0755;
 		if (d->kind == K_ROOT && is_creator(f))
 			a->mode = S_IFDIR | 0755; /* editors' swap files next to room.json */
@@ -926,11 +1071,20 @@ static int fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a)
 	case K_LFILE:
 		a->size = d->lf->size;
 		a->mtime_ms = d->lf->mtime_ms;
+		a->mtime_ns = d->lf->mtime_ns;
+		if (d->lf->mode >= 0)
+			a->mode = S_IFREG | (m & (mode_t)d->lf->mode);
 		break;
-	case K_DS_DATA:
+	case K_DS_DATA: {
 		a->size = d->prov->bytes;
 		a->mtime_ms = d->prov->ts_ms;
+		const pmeta *pm = pmeta_find(f, d->ds, d->prov->sha256, false);
+		if (pm && pm->mtime_ns)
+			a->mtime_ns = pm->mtime_ns;
+		if (pm && pm->mode >= 0)
+			a->mode = S_IFREG | (m & (mode_t)pm->mode);
 		break;
+	}
 	case K_COMP_RESULT: {
 		const rm_run *r = last_done_run(f, d->comp);
 		a->size = r ? r->result_bytes : 0;
@@ -953,6 +1107,8 @@ static int fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a)
 			a->size = node_at(f, ino)->last_size;
 		break;
 	}
+	if (a->mtime_ns)
+		a->mtime_ms = a->mtime_ns / 1000000;
 	dcr_buf_release(&b);
 	return 0;
 }
@@ -1031,10 +1187,27 @@ static int fetch_apply(fs *f, dcr_err *err)
 		goto out;
 	}
 	rc = f->be.events(f->be.ctx, fe.next, fetch_cb, &fe, err);
-	if (rc < 0 && !(fe.gap && fe.n > 0))
+	if (rc < 0 && !(fe.gap && fe.n > 0)) {
+		/* The daemon does not answer: say so (status, README) rather
+		 * than serve the last state as if it were current. */
+		pthread_mutex_lock(&f->mu);
+		if (!f->daemon_err) {
+			f->daemon_down_ms = dcr_now_ms();
+			f->force_inval = true;
+		}
+		free(f->daemon_err);
+		f->daemon_err = dcr_strdup(err && err->msg[0] ? err->msg : dcr_strerror(rc));
+		f->fetched_ms = dcr_mono_ms();
+		pthread_mutex_unlock(&f->mu);
 		goto out;
+	}
 	rc = 0;
 	pthread_mutex_lock(&f->mu);
+	if (f->daemon_err) {
+		free(f->daemon_err);
+		f->daemon_err = NULL;
+		f->force_inval = true;
+	}
 	for (size_t i = 0; i < fe.n; i++) {
 		dcr_err aerr = {0};
 		int arc = apply_entry(f, &fe.v[i], &aerr);
@@ -1056,18 +1229,63 @@ out:
 	return rc;
 }
 
+/* Applies the rm of provisioned files whose grace period is over (all of
+ * them when `all`, at unmount). f->mu not held. */
+static void pending_apply(fs *f, bool all)
+{
+	for (;;) {
+		char *ds = NULL, *file = NULL;
+		bool found = false;
+		pthread_mutex_lock(&f->mu);
+		uint64_t now = dcr_mono_ms();
+		for (pdep *p = f->pending; p; p = p->next) {
+			if (p->uploads > 0 || (!all && now < p->due_ms))
+				continue;
+			/* Replaced meanwhile (a new file was provisioned): nothing to do. */
+			const rm_provision *cur = rm_state_provision(&f->st, p->dataset);
+			if (cur && memcmp(cur->sha256, p->sha256, 32) == 0) {
+				ds = dcr_strdup(p->dataset);
+				file = dcr_strdup(p->file);
+			}
+			pdep_remove(f, p);
+			found = true;
+			break;
+		}
+		pthread_mutex_unlock(&f->mu);
+		if (!found)
+			return;
+		if (!ds)
+			continue;
+		dcr_err err = {0};
+		dcr_buf body;
+		dcr_buf_init(&body);
+		rm_body_deprovisioned(&body, ds);
+		int rc = f->be.submit(f->be.ctx, RM_EV_DEPROVISIONED, body.data, body.len, &err);
+		dcr_buf_release(&body);
+		if (rc < 0) {
+			char *what = dcr_asprintf("rm %s/%s", ds, file);
+			set_last_error(f, what, &err);
+			free(what);
+		} else {
+			fetch_apply(f, &err);
+		}
+		free(ds);
+		free(file);
+	}
+}
+
 int fs_refresh(fs *f, uint64_t **changed, size_t *nchanged, dcr_err *err)
 {
 	if (changed)
 		*changed = NULL;
 	if (nchanged)
 		*nchanged = 0;
+	pending_apply(f, false);
 	int rc = fetch_apply(f, err);
-	if (rc < 0)
-		return rc;
 	pthread_mutex_lock(&f->mu);
 	if (f->nentries != f->reported_size || f->force_inval) {
-		rc = (int)(f->nentries - f->reported_size);
+		if (rc >= 0)
+			rc = (int)(f->nentries - f->reported_size);
 		f->reported_size = f->nentries;
 		f->force_inval = false;
 		if (changed && nchanged) {
@@ -1094,6 +1312,7 @@ int fs_refresh(fs *f, uint64_t **changed, size_t *nchanged, dcr_err *err)
 #define FS_FRESH_MS 20
 static void maybe_refresh(fs *f)
 {
+	pending_apply(f, false);
 	pthread_mutex_lock(&f->mu);
 	bool stale = dcr_mono_ms() - f->fetched_ms > FS_FRESH_MS;
 	pthread_mutex_unlock(&f->mu);
@@ -1177,6 +1396,7 @@ static void lfile_free(fs *f, lfile *l)
 {
 	if (l->up)
 		f->be.upload_end(l->up, false, NULL);
+	cmp_ingest_free(l->chk);
 	if (l->fd >= 0)
 		close(l->fd);
 	if (l->spool) {
@@ -1193,6 +1413,7 @@ void fs_free(fs *f)
 {
 	if (!f)
 		return;
+	pending_apply(f, true); /* an rm done before the unmount stands */
 	while (f->lfiles) {
 		lfile *l = f->lfiles;
 		f->lfiles = l->next;
@@ -1220,6 +1441,15 @@ void fs_free(fs *f)
 	rm_state_release(&f->st);
 	dcr_buf_release(&f->audit);
 	dcr_buf_release(&f->test_out);
+	while (f->pending)
+		pdep_remove(f, f->pending);
+	while (f->metas) {
+		pmeta *m = f->metas;
+		f->metas = m->next;
+		free(m->dataset);
+		free(m);
+	}
+	free(f->daemon_err);
 	free(f->fatal);
 	free(f->last_error);
 	free(f->mountpoint);
@@ -1229,6 +1459,8 @@ void fs_free(fs *f)
 }
 
 /* ---- lookup, getattr, readdir --------------------------------------------------- */
+
+static void backend_size(fs *f, fs_attr *a);
 
 static int lookup_once(fs *f, uint64_t parent, const char *name, fs_attr *out)
 {
@@ -1259,6 +1491,8 @@ int fs_lookup(fs *f, uint64_t parent, const char *name, fs_attr *out)
 		maybe_refresh(f); /* a result or dataset that just appeared */
 		rc = lookup_once(f, parent, name, out);
 	}
+	if (rc == 0)
+		backend_size(f, out);
 	return rc;
 }
 
@@ -1270,6 +1504,8 @@ int fs_getattr(fs *f, uint64_t ino, fs_attr *out)
 	if (rc == 0)
 		rc = fill_attr(f, ino, &d, out);
 	pthread_mutex_unlock(&f->mu);
+	if (rc == 0)
+		backend_size(f, out);
 	return rc;
 }
 
@@ -1386,6 +1622,7 @@ static int lfile_new(fs *f, uint64_t dir, const char *name, const char *dataset,
 	l->dataset = dataset ? dcr_strdup(dataset) : NULL;
 	l->temp = fs_is_temp_name(name);
 	l->fd = -1;
+	l->mode = -1;
 	l->mtime_ms = dcr_now_ms();
 	pthread_mutex_init(&l->mu, NULL);
 	if (l->temp) {
@@ -1442,16 +1679,110 @@ static char *upload_msg(const char *file, const dcr_err *err)
 	                    err->msg[0] ? err->msg : dcr_strerror(err->code));
 }
 
-/* Marks a streaming lfile failed (lf->mu held). Returns -errno. */
-static int lfile_fail(fs *f, lfile *l, int code, const dcr_err *err)
+/* An upload of dataset ds begins: it holds a pending rm of the dataset's
+ * file, if any. Returns whether it does. f->mu not held. */
+static bool hold_begin(fs *f, const char *ds)
+{
+	pthread_mutex_lock(&f->mu);
+	pdep *p = pdep_find(f, ds);
+	if (p)
+		p->uploads++;
+	pthread_mutex_unlock(&f->mu);
+	return p != NULL;
+}
+
+/* The upload that held a pending rm ended. Accepted: the new file replaced
+ * the old one, the rm has nothing left to do. Not accepted: the rm is
+ * dropped, because a bad file must never cost the data already there. */
+static void hold_end(fs *f, const char *ds, bool accepted)
+{
+	pthread_mutex_lock(&f->mu);
+	pdep *p = pdep_find(f, ds);
+	if (p && (accepted || --p->uploads <= 0)) {
+		if (!accepted) {
+			const char *prev = get_dserr(f, ds);
+			set_dserr_locked(f, ds,
+			                 dcr_asprintf("%s; the earlier rm of %s is undone: its "
+			                              "data stays provisioned",
+			                              prev ? prev : "upload abandoned", p->file));
+		}
+		pdep_remove(f, p);
+	}
+	pthread_mutex_unlock(&f->mu);
+}
+
+static void lfile_unhold(fs *f, lfile *l, bool accepted)
+{
+	if (l->holds) {
+		l->holds = false;
+		hold_end(f, l->dataset, accepted);
+	}
+}
+
+/* Abandons the upload of l, if any: nothing is provisioned (lf->mu held). */
+static void lfile_abandon(fs *f, lfile *l)
 {
 	if (l->up) {
 		f->be.upload_end(l->up, false, NULL);
 		l->up = NULL;
 	}
+	cmp_ingest_free(l->chk);
+	l->chk = NULL;
+	lfile_unhold(f, l, false);
+}
+
+static enum cmp_type cmp_type_of(enum rm_coltype t)
+{
+	return t == RM_INTEGER ? CMP_INTEGER : t == RM_FLOAT ? CMP_FLOAT : CMP_STRING;
+}
+
+static enum cmp_format cmp_format_of(enum rm_format f)
+{
+	switch (f) {
+	case RM_FMT_EMAIL:
+		return CMP_FMT_EMAIL;
+	case RM_FMT_DATE:
+		return CMP_FMT_DATE;
+	case RM_FMT_SHA256:
+		return CMP_FMT_SHA256;
+	default:
+		return CMP_FMT_NONE;
+	}
+}
+
+/* The local check of a table dataset's file: the same validation as the
+ * daemon's (compute's ingest, same schema, same label), over the first
+ * FS_CHECK_BYTES_MAX bytes, so that the write(2) carrying a bad row fails
+ * (shells ignore errors at close). NULL for file datasets. f->mu not held. */
+static cmp_ingest *check_new(fs *f, const char *ds, const char *file)
+{
+	cmp_ingest *in = NULL;
+	pthread_mutex_lock(&f->mu);
+	const rm_dataset *d = f->st.def ? rm_def_dataset(f->st.def, ds) : NULL;
+	if (d && d->kind == RM_DS_TABLE && d->ncolumns > 0) {
+		cmp_column *c = dcr_calloc(d->ncolumns, sizeof *c);
+		for (size_t i = 0; i < d->ncolumns; i++) {
+			c[i].name = d->columns[i].name;
+			c[i].type = cmp_type_of(d->columns[i].type);
+			c[i].format = cmp_format_of(d->columns[i].format);
+			c[i].nullable = d->columns[i].nullable;
+		}
+		cmp_schema sc = {c, d->ncolumns};
+		if (cmp_ingest_new(&sc, file, &in) < 0)
+			in = NULL; /* the daemon checks anyway */
+		free(c);
+	}
+	pthread_mutex_unlock(&f->mu);
+	return in;
+}
+
+/* Marks a streaming lfile failed (lf->mu held). Returns -errno. */
+static int lfile_fail(fs *f, lfile *l, int code, const dcr_err *err)
+{
 	l->state = LF_FAILED;
 	set_dserr(f, l->dataset, upload_msg(l->name, err));
 	set_last_error(f, l->dataset, err);
+	lfile_abandon(f, l); /* after: may add that a pending rm is undone */
 	return -upload_errno(code);
 }
 
@@ -1461,17 +1792,48 @@ static int lfile_stream(fs *f, lfile *l, const void *p, size_t n)
 	dcr_err err = {0};
 	int rc;
 	if (l->state == LF_IDLE) {
+		l->holds = hold_begin(f, l->dataset);
 		rc = f->be.upload_begin(f->be.ctx, l->dataset, l->name, &l->up, &err);
 		if (rc < 0) {
 			l->up = NULL;
 			return lfile_fail(f, l, rc, &err);
 		}
 		l->state = LF_STREAM;
+		l->chk = check_new(f, l->dataset, l->name);
+		l->chk_bytes = 0;
+	}
+	if (l->chk) {
+		rc = cmp_ingest_feed(l->chk, p, n, &err);
+		if (rc < 0)
+			return lfile_fail(f, l, rc, &err);
+		l->chk_bytes += n;
+		if (l->chk_bytes >= FS_CHECK_BYTES_MAX) {
+			cmp_ingest_free(l->chk);
+			l->chk = NULL;
+		}
 	}
 	rc = f->be.upload_write(l->up, p, n, &err);
 	if (rc < 0)
 		return lfile_fail(f, l, rc, &err);
 	return 0;
+}
+
+/* Keeps the mode and mtime a tool set on a file for the provision it just
+ * became (the current one of ds). f->mu not held. */
+static void keep_meta(fs *f, const char *ds, int mode, uint64_t mtime_ns)
+{
+	if (mode < 0 && !mtime_ns)
+		return;
+	pthread_mutex_lock(&f->mu);
+	const rm_provision *p = rm_state_provision(&f->st, ds);
+	if (p) {
+		pmeta *m = pmeta_find(f, ds, p->sha256, true);
+		if (mode >= 0)
+			m->mode = mode;
+		if (mtime_ns)
+			m->mtime_ns = mtime_ns;
+	}
+	pthread_mutex_unlock(&f->mu);
 }
 
 /* Commits a streaming lfile (lf->mu held). */
@@ -1484,12 +1846,16 @@ static int lfile_commit(fs *f, lfile *l)
 	if (rc < 0)
 		return lfile_fail(f, l, rc, &err);
 	l->state = LF_DONE;
+	cmp_ingest_free(l->chk);
+	l->chk = NULL;
 	char ts[32];
 	iso_time(dcr_now_ms(), ts);
 	set_dserr(f, l->dataset,
 	          dcr_asprintf("%s provisioned from %s (%llu bytes)", ts, l->name,
 	                       (unsigned long long)l->size));
 	fetch_apply(f, &err);
+	lfile_unhold(f, l, true);
+	keep_meta(f, l->dataset, l->mode, l->mtime_ns);
 	return 0;
 }
 
@@ -1500,6 +1866,7 @@ static int lfile_ingest_spool(fs *f, lfile *l, const char *name)
 	void *up = NULL;
 	uint8_t *buf = dcr_malloc(FS_IO_BYTES_MAX);
 	uint64_t off = 0;
+	bool holds = hold_begin(f, l->dataset);
 	int rc = f->be.upload_begin(f->be.ctx, l->dataset, name, &up, &err);
 	if (rc < 0)
 		goto out;
@@ -1528,12 +1895,17 @@ out:
 	if (rc < 0) {
 		set_dserr(f, l->dataset, upload_msg(name, &err));
 		set_last_error(f, l->dataset, &err);
+		if (holds)
+			hold_end(f, l->dataset, false);
 		return -upload_errno(rc);
 	}
 	set_dserr(f, l->dataset,
 	          dcr_asprintf("%s provisioned from %s (renamed from %s, %llu bytes)", ts, name,
 	                       l->name, (unsigned long long)off));
 	fetch_apply(f, &err);
+	if (holds)
+		hold_end(f, l->dataset, true);
+	keep_meta(f, l->dataset, l->mode, l->mtime_ns);
 	return 0;
 }
 
@@ -1680,6 +2052,15 @@ static int run_and_wait(fs *f, const char *comp)
 			rc = dcr_err_set(&err, DCR_ETIMEOUT, "run %s still not finished", run_id);
 			goto fail;
 		}
+		if (interrupted()) {
+			/* The writer got a signal: it stops waiting; the run goes on. */
+			dcr_err_set(&err, -EINTR,
+			            "waiting for run %s interrupted by a signal; the run goes on "
+			            "(computations/%s/status)",
+			            run_id, comp);
+			set_last_error(f, comp, &err);
+			return -EINTR;
+		}
 		sleep_ms(f->opt.run_poll_ms);
 	}
 	fetch_apply(f, &err);
@@ -1718,6 +2099,21 @@ static int lfile_open(fs *f, lfile *l, int flags, fs_file *h)
 {
 	if (!l->temp && (flags & O_ACCMODE) == O_RDONLY)
 		return -EACCES; /* a dataset file being written is write-only */
+	if (!l->temp && wants_write(flags) && l->opens > 0) {
+		/* A second writer would cut the first one's file: refused at
+		 * open; the first goes on. */
+		dcr_err err;
+		dcr_err_set(&err, DCR_EEXIST,
+		            "%s is being written by another process; a second writer is "
+		            "refused (wait for the first to close it)",
+		            l->name);
+		char ts[32];
+		iso_time(dcr_now_ms(), ts);
+		set_dserr_locked(f, l->dataset, dcr_asprintf("%s refused a second writer of %s: %s", ts, l->name, err.msg));
+		free(f->last_error);
+		f->last_error = dcr_asprintf("%s %s: %s", ts, l->dataset, err.msg);
+		return -EBUSY;
+	}
 	if (!l->temp && wants_write(flags) && !(flags & O_TRUNC) && l->state != LF_IDLE &&
 	    l->size > 0)
 		return -EINVAL; /* no appending: write the whole file */
@@ -1739,10 +2135,7 @@ static int lfile_truncate(fs *f, lfile *l, uint64_t size)
 	} else if (size == l->size) {
 		rc = 0;
 	} else if (size == 0) {
-		if (l->up) {
-			f->be.upload_end(l->up, false, NULL);
-			l->up = NULL;
-		}
+		lfile_abandon(f, l);
 		l->state = LF_IDLE;
 		l->size = 0;
 	} else {
@@ -1751,6 +2144,94 @@ static int lfile_truncate(fs *f, lfile *l, uint64_t size)
 	l->mtime_ms = dcr_now_ms();
 	pthread_mutex_unlock(&l->mu);
 	return rc;
+}
+
+static bool reserved_ds_name(const char *name)
+{
+	return strcmp(name, "schema.json") == 0 || strcmp(name, "status") == 0 ||
+	       strcmp(name, "stats.json") == 0;
+}
+
+/* The kernel keeps a name for up to FS_ENTRY_TIMEOUT after the file went
+ * away (`touch x.csv` closed empty, a rejected upload): opening it for
+ * writing then is creating it anew, as in a local folder. f->mu held. */
+static int reopen_gone(fs *f, uint64_t ino, struct desc *d)
+{
+	node *n = node_at(f, ino);
+	struct desc pd;
+	lfile *l;
+	if (!n || !n->name || resolve(f, n->parent, &pd) < 0 || pd.kind != K_DS ||
+	    reserved_ds_name(n->name))
+		return -ENOENT;
+	if (!rm_is_owner(f->st.def, f->opt.me, pd.ds))
+		return -EACCES;
+	int rc = lfile_new(f, n->parent, n->name, pd.ds, &l);
+	if (rc < 0)
+		return rc;
+	memset(d, 0, sizeof *d);
+	d->kind = K_LFILE;
+	d->lf = l;
+	d->ds = l->dataset;
+	return 0;
+}
+
+/* Content of stats.json or of a computation's status: both need the
+ * daemon. Records its size for getattr. f->mu not held. */
+static int gen_backend(fs *f, uint64_t ino, enum kind kind, const char *name, dcr_buf *out,
+                       dcr_err *err)
+{
+	int rc = 0;
+	if (kind == K_DS_STATS) {
+		rc = f->be.stats(f->be.ctx, name, out, err);
+	} else {
+		fs_run_status live;
+		memset(&live, 0, sizeof live);
+		dcr_err lerr = {0};
+		int lrc = f->be.run_status(f->be.ctx, name, &live, &lerr);
+		if (lrc == 0 && live.run_id[0]) {
+			/* the log may already say more than our last poll */
+			dcr_err ferr = {0};
+			fetch_apply(f, &ferr);
+		}
+		struct desc d;
+		pthread_mutex_lock(&f->mu);
+		if (resolve(f, ino, &d) == 0)
+			gen_comp_status(f, name, lrc == 0 ? &live : NULL, out);
+		pthread_mutex_unlock(&f->mu);
+	}
+	if (rc == 0) {
+		pthread_mutex_lock(&f->mu);
+		node_at(f, ino)->last_size = out->len;
+		node_at(f, ino)->size_gen = f->nentries + 1;
+		pthread_mutex_unlock(&f->mu);
+	}
+	return rc;
+}
+
+/* The true size of a file made by the daemon (stats.json, a computation's
+ * status), made when the log changed since it was last made: `tar -c`,
+ * `rsync` and backups copy st_size bytes. f->mu not held. */
+static void backend_size(fs *f, fs_attr *a)
+{
+	struct desc d;
+	char *name = NULL;
+	enum kind k = K_NONE;
+	pthread_mutex_lock(&f->mu);
+	if (resolve(f, a->ino, &d) == 0 && (d.kind == K_DS_STATS || d.kind == K_COMP_STATUS) &&
+	    may_read(f, &d) && node_at(f, a->ino)->size_gen != f->nentries + 1) {
+		k = d.kind;
+		name = dcr_strdup(d.ds ? d.ds : d.comp);
+	}
+	pthread_mutex_unlock(&f->mu);
+	if (!name)
+		return;
+	dcr_buf b;
+	dcr_buf_init(&b);
+	dcr_err err = {0};
+	if (gen_backend(f, a->ino, k, name, &b, &err) == 0)
+		a->size = b.len;
+	dcr_buf_release(&b);
+	free(name);
 }
 
 int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
@@ -1764,6 +2245,8 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 		maybe_refresh(f);
 	pthread_mutex_lock(&f->mu);
 	rc = resolve(f, ino, &d);
+	if (rc == -ENOENT && wants_write(flags))
+		rc = reopen_gone(f, ino, &d);
 	if (rc < 0)
 		goto out_locked;
 	if (is_dir_kind(d.kind)) {
@@ -1816,6 +2299,8 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 	case K_COMP_RESULT:
 		h->name = dcr_strdup(d.ds ? d.ds : d.comp);
 		break;
+	case K_AUDIT:
+		break; /* read live (fs_read) */
 	default:
 		rc = gen_local(f, &d, &h->buf);
 		break;
@@ -1828,21 +2313,8 @@ out_locked:
 		lfile_truncate(f, h->lf, 0);
 	/* Contents that need the daemon, fetched once per open. */
 	dcr_err err = {0};
-	if (h->kind == K_DS_STATS) {
-		rc = f->be.stats(f->be.ctx, h->name, &h->buf, &err);
-	} else if (h->kind == K_COMP_STATUS) {
-		fs_run_status live;
-		memset(&live, 0, sizeof live);
-		int lrc = f->be.run_status(f->be.ctx, h->name, &live, &err);
-		if (lrc == 0 && live.run_id[0]) {
-			/* the log may already say more than our last poll */
-			dcr_err ferr = {0};
-			fetch_apply(f, &ferr);
-		}
-		pthread_mutex_lock(&f->mu);
-		if (resolve(f, ino, &d) == 0)
-			gen_comp_status(f, h->name, lrc == 0 ? &live : NULL, &h->buf);
-		pthread_mutex_unlock(&f->mu);
+	if (h->kind == K_DS_STATS || h->kind == K_COMP_STATUS) {
+		rc = gen_backend(f, ino, h->kind, h->name, &h->buf, &err);
 	} else if (h->kind == K_COMP_RESULT) {
 		/* Records result.retrieved (once per open). */
 		rc = f->be.result_open(f->be.ctx, h->name, h->run_id, &h->size, &err);
@@ -1855,11 +2327,6 @@ out_locked:
 		set_last_error(f, h->name, &err);
 		rc = -fs_errno(rc);
 		goto out;
-	}
-	if (h->kind == K_DS_STATS || h->kind == K_COMP_STATUS) {
-		pthread_mutex_lock(&f->mu);
-		node_at(f, ino)->last_size = h->buf.len;
-		pthread_mutex_unlock(&f->mu);
 	}
 out:
 	if (rc < 0) {
@@ -1973,6 +2440,15 @@ ssize_t fs_read(fs *f, fs_file *h, uint64_t off, void *buf, size_t cap)
 		}
 		return (ssize_t)got;
 	}
+	if (h->kind == K_AUDIT) {
+		/* Append-only: read as it is now, so `tail -f` sees new lines. */
+		pthread_mutex_lock(&f->mu);
+		size_t n = off >= f->audit.len ? 0 : f->audit.len - off < cap ? f->audit.len - off : cap;
+		if (n)
+			memcpy(buf, f->audit.data + off, n);
+		pthread_mutex_unlock(&f->mu);
+		return (ssize_t)n;
+	}
 	if (off >= h->buf.len)
 		return 0;
 	size_t n = h->buf.len - off < cap ? h->buf.len - off : cap;
@@ -2027,6 +2503,11 @@ ssize_t fs_write(fs *f, fs_file *h, uint64_t off, const void *p, size_t n)
 		rc = ctl_write(f, p, n);
 		return rc < 0 ? rc : (ssize_t)n;
 	case K_COMP_RUN:
+		/* One open-write-close is one run, however the bytes arrive
+		 * (printf writes per line, head per 8 KiB). */
+		if (h->ran)
+			return (ssize_t)n;
+		h->ran = true;
 		rc = run_and_wait(f, h->name);
 		return rc < 0 ? rc : (ssize_t)n;
 	default:
@@ -2053,8 +2534,7 @@ int fs_flush(fs *f, fs_file *h, uint64_t closer, bool writer_killed)
 		lfile *l = h->lf;
 		pthread_mutex_lock(&l->mu);
 		if (l->state == LF_STREAM) {
-			f->be.upload_end(l->up, false, NULL);
-			l->up = NULL;
+			lfile_abandon(f, l);
 			l->state = LF_FAILED;
 			char ts[32];
 			iso_time(dcr_now_ms(), ts);
@@ -2083,8 +2563,7 @@ int fs_flush(fs *f, fs_file *h, uint64_t closer, bool writer_killed)
 			if (linked) {
 				rc = lfile_commit(f, l);
 			} else {
-				f->be.upload_end(l->up, false, NULL);
-				l->up = NULL;
+				lfile_abandon(f, l);
 				l->state = LF_IDLE;
 			}
 		}
@@ -2102,8 +2581,7 @@ int fs_release(fs *f, fs_file *h)
 		pthread_mutex_lock(&l->mu);
 		if (!l->temp && l->state == LF_STREAM && l->up) {
 			/* closed without a flush (killed writer): nothing ingested */
-			f->be.upload_end(l->up, false, NULL);
-			l->up = NULL;
+			lfile_abandon(f, l);
 			l->state = LF_IDLE;
 		}
 		pthread_mutex_unlock(&l->mu);
@@ -2126,7 +2604,6 @@ int fs_unlink(fs *f, uint64_t parent, const char *name)
 {
 	struct desc pd, d;
 	dcr_err err = {0};
-	char *ds = NULL;
 	pthread_mutex_lock(&f->mu);
 	int rc = resolve(f, parent, &pd);
 	if (rc == 0)
@@ -2141,28 +2618,88 @@ int fs_unlink(fs *f, uint64_t parent, const char *name)
 		node_at(f, ino)->name = NULL;
 		rc = 0;
 	} else if (d.kind == K_DS_DATA && rm_is_owner(f->st.def, f->opt.me, d.ds)) {
-		ds = dcr_strdup(d.ds);
+		/* rm of the provisioned file deprovisions the dataset, after a
+		 * grace period: tools that delete before they write (install,
+		 * tar -x, rsync --delete) must not cost the data when the new
+		 * file is rejected (pending_apply, hold_end). */
+		rc = rm_check_deprovision(&f->st, f->opt.me, d.ds, &err);
+		if (rc < 0) {
+			pthread_mutex_unlock(&f->mu);
+			set_last_error(f, name, &err);
+			return -fs_errno(rc);
+		}
+		pdep *p = pdep_find(f, d.ds);
+		if (!p) {
+			p = dcr_calloc(1, sizeof *p);
+			p->dataset = dcr_strdup(d.ds);
+			p->next = f->pending;
+			f->pending = p;
+		}
+		free(p->file);
+		p->file = dcr_strdup(name);
+		memcpy(p->sha256, d.prov->sha256, 32);
+		p->at_ms = dcr_now_ms();
+		p->due_ms = dcr_mono_ms() + (f->opt.rm_grace_ms ? f->opt.rm_grace_ms : FS_RM_GRACE_MS);
+		f->force_inval = true;
+		rc = 0;
 	} else {
 		rc = is_dir_kind(d.kind) ? -EISDIR : -EACCES;
 	}
 out:
 	pthread_mutex_unlock(&f->mu);
-	if (ds) {
-		/* rm of the provisioned file deprovisions the dataset */
-		dcr_buf body;
-		dcr_buf_init(&body);
-		rm_body_deprovisioned(&body, ds);
-		rc = f->be.submit(f->be.ctx, RM_EV_DEPROVISIONED, body.data, body.len, &err);
-		dcr_buf_release(&body);
-		if (rc < 0) {
-			set_last_error(f, ds, &err);
-			rc = -fs_errno(rc);
-		} else {
-			fetch_apply(f, &err);
-		}
-		free(ds);
-	}
 	return rc;
+}
+
+/* Renames the provisioned file of ds (pinned by sha256) to a final name:
+ * the file is read back from the daemon and provisioned under the new
+ * name (the log names every provisioned file; there is no rename event).
+ * This is how `sed -i` and `perl -pi` finish: their work file, provisioned
+ * at its close, is renamed over the real name. f->mu not held. */
+static int reprovision_as(fs *f, const char *ds, const uint8_t sha256[32], const char *name)
+{
+	dcr_err err = {0};
+	void *up = NULL;
+	uint8_t *buf = dcr_malloc(FS_IO_BYTES_MAX);
+	uint64_t off = 0;
+	bool holds = hold_begin(f, ds);
+	int rc = f->be.upload_begin(f->be.ctx, ds, name, &up, &err);
+	if (rc < 0)
+		goto out;
+	for (;;) {
+		int r = f->be.data_read(f->be.ctx, ds, sha256, off, buf, FS_IO_BYTES_MAX, &err);
+		if (r < 0) {
+			rc = r;
+			break;
+		}
+		if (r == 0)
+			break;
+		rc = f->be.upload_write(up, buf, (size_t)r, &err);
+		if (rc < 0)
+			break;
+		off += (uint64_t)r;
+	}
+	if (rc < 0)
+		f->be.upload_end(up, false, NULL);
+	else
+		rc = f->be.upload_end(up, true, &err);
+out:
+	free(buf);
+	if (rc < 0) {
+		set_dserr(f, ds, upload_msg(name, &err));
+		set_last_error(f, ds, &err);
+		if (holds)
+			hold_end(f, ds, false);
+		return rc == DCR_ESTATE ? -ESTALE : -upload_errno(rc);
+	}
+	char ts[32];
+	iso_time(dcr_now_ms(), ts);
+	set_dserr(f, ds,
+	          dcr_asprintf("%s provisioned from %s (renamed, %llu bytes)", ts, name,
+	                       (unsigned long long)off));
+	fetch_apply(f, &err);
+	if (holds)
+		hold_end(f, ds, true);
+	return 0;
 }
 
 #ifndef RENAME_NOREPLACE
@@ -2192,11 +2729,30 @@ int fs_rename(fs *f, uint64_t parent, const char *name, uint64_t newparent, cons
 		rc = -EXDEV;
 		goto out_locked;
 	}
+	int exists = resolve_child(f, parent, &pd, newname, &nd);
+	if (d.kind == K_DS_DATA && pd.kind == K_DS && !fs_is_temp_name(newname) &&
+	    may_write(f, &d) && !(exists == 0 && (flags & RENAME_NOREPLACE)) &&
+	    !reserved_ds_name(newname)) {
+		if (exists == 0 && nd.kind == K_LFILE) {
+			rc = -EBUSY; /* a file of that name is being written */
+			goto out_locked;
+		}
+		uint8_t sha[32];
+		uint64_t ino = node_find(f, parent, name);
+		char *ds = dcr_strdup(d.ds);
+		memcpy(sha, d.prov->sha256, 32);
+		pthread_mutex_unlock(&f->mu);
+		rc = reprovision_as(f, ds, sha, newname);
+		free(ds);
+		pthread_mutex_lock(&f->mu);
+		if (rc == 0 && ino)
+			node_move(f, ino, parent, newname);
+		goto out_locked;
+	}
 	if (d.kind != K_LFILE || !d.lf->temp) {
 		rc = d.kind == K_LFILE || d.kind == K_DS_DATA ? -EPERM : -EACCES;
 		goto out_locked;
 	}
-	int exists = resolve_child(f, parent, &pd, newname, &nd);
 	if (exists == 0 && (flags & RENAME_NOREPLACE)) {
 		rc = -EEXIST;
 		goto out_locked;
@@ -2262,7 +2818,8 @@ out_locked:
 	return rc;
 }
 
-int fs_setattr(fs *f, uint64_t ino, fs_file *fh, int64_t size, fs_attr *out)
+int fs_setattr(fs *f, uint64_t ino, fs_file *fh, int64_t size, int mode, int64_t mtime_ns,
+               fs_attr *out)
 {
 	struct desc d;
 	int rc;
@@ -2271,6 +2828,26 @@ int fs_setattr(fs *f, uint64_t ino, fs_file *fh, int64_t size, fs_attr *out)
 	rc = resolve(f, ino, &d);
 	if (rc < 0)
 		goto out_locked;
+	if (mode >= 0 || mtime_ns >= 0) {
+		/* Kept where a tool will look for them again (rsync -a's quick
+		 * check, cp -p); elsewhere accepted and without effect. */
+		if (d.kind == K_LFILE) {
+			if (mode >= 0)
+				d.lf->mode = mode & 07777;
+			if (mtime_ns >= 0)
+				d.lf->mtime_ns = (uint64_t)mtime_ns ? (uint64_t)mtime_ns : 1;
+		} else if (d.kind == K_DS_DATA) {
+			if (!may_write(f, &d)) {
+				rc = -EPERM;
+				goto out_locked;
+			}
+			pmeta *m = pmeta_find(f, d.ds, d.prov->sha256, true);
+			if (mode >= 0)
+				m->mode = mode & 07777;
+			if (mtime_ns >= 0)
+				m->mtime_ns = (uint64_t)mtime_ns ? (uint64_t)mtime_ns : 1;
+		}
+	}
 	if (size >= 0) {
 		if (d.kind == K_LFILE) {
 			l = d.lf;
