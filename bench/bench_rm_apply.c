@@ -51,7 +51,9 @@ static void emit(logbuf *l, rm_state *s, const dcr_key *k, const uint8_t *room, 
 	dcr_buf_init(&l->e[l->n]);
 	DCR_ASSERT(es_event_build(k, room, l->n, 1795608000000ull + l->n, type, body->data,
 	                          body->len, &l->e[l->n], &e) == 0);
-	if (rm_apply_entry(s, l->e[l->n].data, l->e[l->n].len, &e) != 0) {
+	rm_step step;
+	if (rm_replay_step(s, l->e[l->n].data, l->e[l->n].len, NULL, NULL, &step) != 0) {
+		rm_step_err(&step, &e);
 		fprintf(stderr, "%s\n", e.msg);
 		exit(1);
 	}
@@ -66,6 +68,7 @@ int main(int argc, char **argv)
 	uint8_t ap[32], ip[32], dp[32], room[ES_ROOM_ID_BYTES];
 	dcr_err e;
 	rm_state s;
+	rm_step step;
 	rm_def *d;
 	dcr_buf body;
 	logbuf l = {0};
@@ -121,7 +124,7 @@ int main(int argc, char **argv)
 	rm_state_init(&s, dp);
 	t0 = now_s();
 	for (uint64_t i = 0; i < l.n; i++)
-		DCR_ASSERT(rm_apply_entry(&s, l.e[i].data, l.e[i].len, &e) == 0);
+		DCR_ASSERT(rm_replay_step(&s, l.e[i].data, l.e[i].len, NULL, NULL, &step) == 0);
 	double t = now_s() - t0;
 	printf("replay (decode + verify + rm_apply): %llu events in %.3f s, %.0f events/s\n",
 	       (unsigned long long)l.n, t, (double)l.n / t);

@@ -922,7 +922,7 @@ static void stats_json(cmp_ingest *in, dcr_buf *b)
 		cmp__json_str(b, col->name, strlen(col->name));
 		dcr_buf_printf(b, ",\"type\":\"%s\"", cmp_type_name(col->type));
 		if (col->format != CMP_FMT_NONE)
-			dcr_buf_printf(b, ",\"format\":\"%s\"", cmp__format_name(col->format));
+			dcr_buf_printf(b, ",\"format\":\"%s\"", cmp_format_name(col->format));
 		dcr_buf_printf(b,
 		               ",\"nullable\":%s,\"nulls\":%llu,\"distinct\":%llu,"
 		               "\"distinct_exact\":%s",

@@ -32,7 +32,20 @@ const char *cmp_type_name(enum cmp_type t)
 	return "?";
 }
 
-const char *cmp__format_name(enum cmp_format f)
+bool cmp_type_parse(const char *s, size_t n, enum cmp_type *t)
+{
+	static const enum cmp_type all[] = {CMP_STRING, CMP_INTEGER, CMP_FLOAT};
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+		const char *name = cmp_type_name(all[i]);
+		if (strlen(name) == n && memcmp(name, s, n) == 0) {
+			*t = all[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *cmp_format_name(enum cmp_format f)
 {
 	switch (f) {
 	case CMP_FMT_NONE:

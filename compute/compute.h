@@ -22,7 +22,12 @@ typedef struct cmp_schema {
 	size_t ncols;
 } cmp_schema;
 
+/* The one vocabulary of column types and formats (the room definition's
+ * columns use it too). */
 const char *cmp_type_name(enum cmp_type t); /* "string", "integer", "float" */
+/* The type named by s[0..n); false if s names none. */
+bool cmp_type_parse(const char *s, size_t n, enum cmp_type *t);
+const char *cmp_format_name(enum cmp_format f); /* "none", "email", "date", "sha256" */
 
 /* ---- CSV reader ------------------------------------------------------------
  * Streaming RFC 4180 tokenizer: quoted fields, doubled quotes, embedded

@@ -63,7 +63,6 @@ size_t cmp__utf8_valid_prefix(const uint8_t *p, size_t n);
 int cmp__parse_int(const char *s, size_t n, int64_t *out);
 int cmp__parse_float(const char *s, size_t n, double *out);
 bool cmp__format_ok(enum cmp_format f, const char *s, size_t n);
-const char *cmp__format_name(enum cmp_format f);
 
 static inline uint64_t cmp__mix64(uint64_t x)
 {

@@ -176,7 +176,7 @@ void dmn__schema_free(cmp_column *cols, size_t n);
 /* Wakes every `wait` (after an append, or at shutdown with closing). */
 void dmn__wake_waiters(dmn *d, bool closing);
 
-/* Participant email for key in the room (heap), or "ed25519:XXXXXXXX". */
+/* rm_actor_name(RM_ACTOR_SHORT) of key in the room (r may be NULL), on the heap. */
 char *dmn__who(dmn_room *r, const uint8_t key[32]);
 
 /* ---- jobs (jobs.c) ------------------------------------------------------ */

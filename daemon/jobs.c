@@ -503,15 +503,6 @@ static void json_str(dcr_buf *b, const char *s)
 	dcr_json_str(b, s, strlen(s));
 }
 
-static enum cmp_type type_parse(const char *s, size_t n)
-{
-	if (n == 7 && memcmp(s, "integer", 7) == 0)
-		return CMP_INTEGER;
-	if (n == 5 && memcmp(s, "float", 5) == 0)
-		return CMP_FLOAT;
-	return CMP_STRING;
-}
-
 static void cache_key(const plan *p, const plan_node *n, uint8_t out[32])
 {
 	dcr_buf b;
@@ -581,7 +572,8 @@ static int cache_load(dmn *d, plan_node *n, dcr_err *err)
 			goto out;
 		}
 		n->cols[i].name = name;
-		n->cols[i].type = type_parse(t, tn);
+		if (!cmp_type_parse(t, tn, &n->cols[i].type))
+			n->cols[i].type = CMP_STRING;
 		n->cols[i].nullable = true;
 	}
 	rc = dmn__image_get(d, img_id, &n->img, &n->img_hit, err);

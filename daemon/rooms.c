@@ -99,11 +99,14 @@ struct replay_ctx {
 static int replay_one(void *ctx, uint64_t seq, const void *entry, size_t n)
 {
 	struct replay_ctx *rc = ctx;
-	int e = rm_apply_entry(&rc->r->st, entry, n, rc->err);
+	rm_step step;
+	int e = rm_replay_step(&rc->r->st, entry, n, NULL, NULL, &step);
 
 	(void)seq;
-	if (e < 0)
+	if (e < 0) {
+		rm_step_err(&step, rc->err);
 		dcr_err_prefix(rc->err, "room %s", rc->r->hex);
+	}
 	return e;
 }
 
@@ -197,31 +200,8 @@ int dmn__schema_of(const rm_dataset *ds, cmp_column **cols, size_t *n)
 		const rm_column *rc = &ds->columns[i];
 		c[i].name = dcr_strdup(rc->name);
 		c[i].nullable = rc->nullable;
-		switch (rc->type) {
-		case RM_STRING:
-			c[i].type = CMP_STRING;
-			break;
-		case RM_INTEGER:
-			c[i].type = CMP_INTEGER;
-			break;
-		case RM_FLOAT:
-			c[i].type = CMP_FLOAT;
-			break;
-		}
-		switch (rc->format) {
-		case RM_FMT_NONE:
-			c[i].format = CMP_FMT_NONE;
-			break;
-		case RM_FMT_EMAIL:
-			c[i].format = CMP_FMT_EMAIL;
-			break;
-		case RM_FMT_DATE:
-			c[i].format = CMP_FMT_DATE;
-			break;
-		case RM_FMT_SHA256:
-			c[i].format = CMP_FMT_SHA256;
-			break;
-		}
+		c[i].type = rc->type;
+		c[i].format = rc->format;
 	}
 	*cols = c;
 	*n = ds->ncolumns;
@@ -241,22 +221,14 @@ void dmn__schema_free(cmp_column *cols, size_t n)
 
 char *dmn__who(dmn_room *r, const uint8_t key[32])
 {
-	char *full, *s;
-	const rm_participant *p;
+	char name[RM_ACTOR_NAME_BYTES];
 
-	if (!r) {
-		full = dcr_pub_format(key);
-		s = dcr_strndup(full, strlen("ed25519:") + 8);
-		free(full);
-		return s;
-	}
+	if (!r)
+		return dcr_strdup(rm_actor_name(NULL, NULL, key, RM_ACTOR_SHORT, name, sizeof name));
 	pthread_mutex_lock(&r->mu);
-	p = r->st.def ? rm_def_participant(r->st.def, key) : NULL;
-	s = p && p->email ? dcr_strdup(p->email) : NULL;
+	rm_actor_name(r->st.def, r->st.daemon_key, key, RM_ACTOR_SHORT, name, sizeof name);
 	pthread_mutex_unlock(&r->mu);
-	if (s)
-		return s;
-	return dmn__who(NULL, key);
+	return dcr_strdup(name);
 }
 
 /* Deep equality of two canonical msgpack values. */
@@ -445,6 +417,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	es_event ev;
 	dmn_room *r = NULL, *fresh = NULL;
 	dmn_done_upload *up = NULL;
+	rm_step step;
 	bool decoded = false, locked = false, provisioned, woke = false;
 	uint64_t now = dcr_now_ms(), seq = 0;
 	int rc;
@@ -468,9 +441,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	if (conn_key) {
 		if (memcmp(ev.actor, conn_key, 32) != 0) {
 			rc = dcr_err_set(err, DCR_EDENIED,
-			                 "seq %llu (%s): signed by another key than this "
-			                 "connection's",
-			                 (unsigned long long)ev.seq, ev.type);
+			                 "signed by another key than this connection's");
 			goto out;
 		}
 		if (memcmp(ev.actor, d->pub, 32) == 0) {
@@ -480,9 +451,8 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		if ((ev.ts_ms > now ? ev.ts_ms - now : now - ev.ts_ms) > DMN_EVENT_CLOCK_SKEW_MS) {
 			rc = dcr_err_set(
 			    err, DCR_EINVALID,
-			    "seq %llu (%s): event time %llu is more than %u s from "
-			    "the daemon's clock %llu",
-			    (unsigned long long)ev.seq, ev.type, (unsigned long long)ev.ts_ms,
+			    "event time %llu is more than %u s from the daemon's clock %llu",
+			    (unsigned long long)ev.ts_ms,
 			    (unsigned)(DMN_EVENT_CLOCK_SKEW_MS / 1000), (unsigned long long)now);
 			goto out;
 		}
@@ -519,10 +489,9 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	}
 	if (ev.seq != r->st.size) {
 		rc = dcr_err_set(err, DCR_ESEQ,
-		                 "seq %llu (%s): the room is at %llu (replayed event, or another "
-		                 "event was appended first)",
-		                 (unsigned long long)ev.seq, ev.type,
-		                 (unsigned long long)r->st.size);
+		                 "event seq %llu but the room is at %llu (replayed event, or "
+		                 "another event was appended first)",
+		                 (unsigned long long)ev.seq, (unsigned long long)r->st.size);
 		goto out;
 	}
 	provisioned = strcmp(ev.type, RM_EV_PROVISIONED) == 0;
@@ -532,18 +501,20 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		up = match_upload(d, &ev, true);
 		if (!up) {
 			rc = dcr_err_set(err, DCR_EINVALID,
-			                 "seq %llu (%s): does not match an upload this key "
-			                 "completed in this room (upload the file first; sign "
-			                 "exactly the values upload.end returned)",
-			                 (unsigned long long)ev.seq, ev.type);
+			                 "does not match an upload this key completed in this "
+			                 "room (upload the file first; sign exactly the values "
+			                 "upload.end returned)");
 			goto out;
 		}
 	}
 	if (provisioned || strcmp(ev.type, RM_EV_DEPROVISIONED) == 0)
 		old_blobs = current_blobs(&r->st, &nold);
-	rc = rm_apply(&r->st, &ev, err);
-	if (rc < 0)
+	/* The rule's reason alone: the client knows what it submitted. */
+	rc = rm_apply_at(&r->st, &ev, &step);
+	if (rc < 0) {
+		dcr_err_set(err, rc, "%s", step.reason.msg);
 		goto out;
+	}
 	if (fresh) {
 		/* Nobody else can see this room yet: append synchronously. */
 		rc = es_append(d->store, room, ev.seq, entry, n, &seq, NULL, err);

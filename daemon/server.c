@@ -357,7 +357,6 @@ static void auth_frame(conn *c, const uint8_t *p, size_t n)
 	dcr_mp_doc *doc = NULL;
 	uint8_t key[32], sig[64], msg[64];
 	dcr_err err;
-	char *full;
 	int rc;
 
 	dcr_err_clear(&err);
@@ -376,9 +375,7 @@ static void auth_frame(conn *c, const uint8_t *p, size_t n)
 	}
 	memcpy(msg, c->challenge, 32);
 	memcpy(msg + 32, s->d->pub, 32);
-	full = dcr_pub_format(key);
-	snprintf(c->who, sizeof c->who, "%.16s", full);
-	free(full);
+	rm_actor_name(NULL, s->d->pub, key, RM_ACTOR_SHORT, c->who, sizeof c->who);
 	rc = dcr_verify(key, DCR_DOMAIN_AUTH, msg, sizeof msg, sig);
 	if (rc < 0) {
 		dmn__log(s->d, DMN_LOG_INFO, "%s connection refused: bad challenge signature",

@@ -256,11 +256,10 @@ static void json_str(dcr_buf *b, const char *s)
 	dcr_json_str(b, s, strlen(s));
 }
 
-static const char *email_of(const fs *f, const uint8_t key[32])
-{
-	const rm_participant *p = f->st.def ? rm_def_participant(f->st.def, key) : NULL;
-	return p ? p->email : "(unknown key)";
-}
+/* The actor's name (rm_actor_name, full key), in a compound literal. */
+#define ACTOR_NAME(f, key)                                                                         \
+	rm_actor_name((f)->st.def, (f)->st.daemon_key, (key), RM_ACTOR_FULL,                       \
+	              (char[RM_ACTOR_NAME_BYTES]){0}, RM_ACTOR_NAME_BYTES)
 
 static void set_last_error(fs *f, const char *what, const dcr_err *err)
 {
@@ -780,7 +779,7 @@ static void gen_readme(fs *f, dcr_buf *b)
 			dcr_buf_printf(b, "  %-24s %s", ds->name,
 			               p ? "provisioned" : "not provisioned");
 			if (p)
-				dcr_buf_printf(b, " by %s", email_of(f, p->by));
+				dcr_buf_printf(b, " by %s", ACTOR_NAME(f, p->by));
 			dcr_buf_append_str(b, "\n");
 		}
 		dcr_buf_append_str(b, "\nCOMPUTATIONS\n");
@@ -841,9 +840,9 @@ static void gen_schema(fs *f, const char *dsname, dcr_buf *b)
 		const rm_column *c = &ds->columns[i];
 		dcr_buf_append_str(b, i ? ",\n    {\"name\": " : "\n    {\"name\": ");
 		json_str(b, c->name);
-		dcr_buf_printf(b, ", \"type\": \"%s\"", rm_coltype_name(c->type));
-		if (c->format != RM_FMT_NONE)
-			dcr_buf_printf(b, ", \"format\": \"%s\"", rm_format_name(c->format));
+		dcr_buf_printf(b, ", \"type\": \"%s\"", cmp_type_name(c->type));
+		if (c->format != CMP_FMT_NONE)
+			dcr_buf_printf(b, ", \"format\": \"%s\"", cmp_format_name(c->format));
 		dcr_buf_printf(b, ", \"nullable\": %s}", c->nullable ? "true" : "false");
 	}
 	dcr_buf_append_str(b, ds->ncolumns ? "\n  ]\n}\n" : "]\n}\n");
@@ -865,7 +864,7 @@ static void gen_ds_status(fs *f, const char *dsname, dcr_buf *b)
 		dcr_buf_printf(b,
 		               "state: provisioned\nby: %s\nat: %s (event %llu)\nrows: %llu\n"
 		               "bytes: %llu\nsha256: %s\nfile: %s\n",
-		               email_of(f, p->by), ts, (unsigned long long)p->seq,
+		               ACTOR_NAME(f, p->by), ts, (unsigned long long)p->seq,
 		               (unsigned long long)p->rows, (unsigned long long)p->bytes, hex,
 		               p->file ? p->file : "");
 	} else {
@@ -929,7 +928,7 @@ static void gen_comp_status(fs *f, const char *comp, const fs_run_status *live, 
 		return;
 	iso_time(r->requested_ts_ms, ts);
 	dcr_buf_printf(b, "run: %s\nrequested_by: %s\nrequested_at: %s\n", r->id,
-	               email_of(f, r->by), ts);
+	               ACTOR_NAME(f, r->by), ts);
 	if (r->state == RM_RUN_DONE) {
 		dcr_buf_printf(b,
 		               "rows: %llu\nsuppressed: %llu\nresult_bytes: %llu\n"
@@ -1140,25 +1139,27 @@ static int fetch_cb(void *ctx, uint64_t seq, const void *entry, size_t n)
 	return 0;
 }
 
+/* rm_replay_step's hook: the audit line is worded from the state before. */
+static int describe_before(void *ctx, const rm_state *before, const es_event *ev, dcr_err *err)
+{
+	char **line = ctx;
+	(void)err;
+	*line = rm_describe(before, ev);
+	return 0;
+}
+
 /* Applies one fetched entry (taking ownership of it). f->mu held. */
 static int apply_entry(fs *f, dcr_buf *entry, dcr_err *err)
 {
-	es_event ev;
-	int rc = es_event_decode(entry->data, entry->len, &ev, err);
-	if (rc < 0)
-		return rc;
-	rc = es_event_verify(&ev, err);
-	if (rc < 0)
-		goto out;
-	char *line = rm_describe(&f->st, &ev);
-	rc = rm_apply(&f->st, &ev, err);
+	char *line = NULL;
+	rm_step step;
+	int rc = rm_replay_step(&f->st, entry->data, entry->len, describe_before, &line, &step);
 	if (rc < 0) {
-		free(line);
+		rm_step_err(&step, err);
 		goto out;
 	}
 	dcr_buf_append_str(&f->audit, line);
 	dcr_buf_append_u8(&f->audit, '\n');
-	free(line);
 	if (f->nentries == f->cap_entries) {
 		f->cap_entries = f->cap_entries ? f->cap_entries * 2 : 64;
 		f->entries = dcr_realloc(f->entries, f->cap_entries * sizeof *f->entries);
@@ -1168,7 +1169,7 @@ static int apply_entry(fs *f, dcr_buf *entry, dcr_err *err)
 	f->entries[f->nentries++] = *entry;
 	dcr_buf_init(entry);
 out:
-	es_event_release(&ev);
+	free(line);
 	return rc;
 }
 

@@ -153,23 +153,10 @@ bool rm_state_is_participant(const rm_state *s, const uint8_t key[32])
 
 /* ---- who --------------------------------------------------------------------- */
 
-/* "anna@bank.example", "dcrd" or "ed25519:<base64>" into buf. */
-static const char *who(const rm_state *s, const uint8_t key[32], char *buf, size_t cap)
-{
-	const rm_participant *p = rm_def_participant(s->def, key);
-	if (p) {
-		snprintf(buf, cap, "%s", p->email);
-	} else if (memcmp(key, s->daemon_key, 32) == 0) {
-		snprintf(buf, cap, "dcrd");
-	} else {
-		char *k = dcr_pub_format(key);
-		snprintf(buf, cap, "%s", k);
-		free(k);
-	}
-	return buf;
-}
-
-#define WHO(s, key) who((s), (key), (char[160]){0}, 160)
+/* "anna@bank.example", "dcrd" or "ed25519:<base64>", in a compound literal. */
+#define WHO(s, key)                                                                                \
+	rm_actor_name((s)->def, (s)->daemon_key, (key), RM_ACTOR_FULL,                             \
+	              (char[RM_ACTOR_NAME_BYTES]){0}, RM_ACTOR_NAME_BYTES)
 
 /* ---- checks shared by rm_apply and the permission predicates ---------------- */
 
@@ -859,31 +846,54 @@ static int apply(rm_state *s, const es_event *ev, dcr_err *err)
 	return dcr_err_set(err, DCR_EINVALID, "unknown event type");
 }
 
-int rm_apply(rm_state *s, const es_event *ev, dcr_err *err)
+int rm_apply_at(rm_state *s, const es_event *ev, rm_step *step)
 {
-	dcr_err e;
-	dcr_err_clear(&e);
-	int rc = apply(s, ev, &e);
+	step->seq = ev->seq;
+	snprintf(step->type, sizeof step->type, "%s", ev->type);
+	dcr_err_clear(&step->reason);
+	int rc = apply(s, ev, &step->reason);
 	if (rc)
-		return dcr_err_set(err, rc, "seq %" PRIu64 " (%s): %s", ev->seq, ev->type, e.msg);
+		return rc;
 	s->size++;
 	s->last_ts_ms = ev->ts_ms;
 	return 0;
 }
 
-int rm_apply_entry(rm_state *s, const void *entry, size_t n, dcr_err *err)
+int rm_apply(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	rm_step step;
+	int rc = rm_apply_at(s, ev, &step);
+	return rc ? rm_step_err(&step, err) : 0;
+}
+
+int rm_step_err(const rm_step *step, dcr_err *err)
+{
+	int rc = step->reason.code ? step->reason.code : DCR_EINVALID;
+	const char *why = step->reason.msg[0] ? step->reason.msg : dcr_strerror(rc);
+	if (!step->type[0])
+		return dcr_err_set(err, rc, "seq %" PRIu64 ": %s", step->seq, why);
+	return dcr_err_set(err, rc, "seq %" PRIu64 " (%s): %s", step->seq, step->type, why);
+}
+
+int rm_replay_step(rm_state *s, const void *entry, size_t n, rm_step_fn before, void *ctx,
+                   rm_step *step)
 {
 	es_event ev;
-	int rc = es_event_decode(entry, n, &ev, err);
-	if (rc) {
-		dcr_err_prefix(err, "seq %" PRIu64, s->size);
-		return rc;
-	}
-	rc = es_event_verify(&ev, err);
+	step->seq = s->size;
+	step->type[0] = '\0';
+	dcr_err_clear(&step->reason);
+	int rc = es_event_decode(entry, n, &ev, &step->reason);
 	if (rc)
-		dcr_err_prefix(err, "seq %" PRIu64 " (%s)", ev.seq, ev.type);
-	else
-		rc = rm_apply(s, &ev, err);
+		return rc;
+	step->seq = ev.seq;
+	snprintf(step->type, sizeof step->type, "%s", ev.type);
+	rc = es_event_verify(&ev, &step->reason);
+	if (!rc && before)
+		rc = before(ctx, s, &ev, &step->reason);
+	if (!rc)
+		rc = rm_apply_at(s, &ev, step);
+	if (rc && !step->reason.code)
+		step->reason.code = rc; /* a hook that said no without a reason */
 	es_event_release(&ev);
 	return rc;
 }
@@ -905,9 +915,10 @@ static int check_schema_json(const char *text, dcr_err *err)
 	for (size_t i = 0; i < json_array_size(j); i++) {
 		json_t *c = json_array_get(j, i);
 		const char *t = json_string_value(json_array_get(c, 1));
+		enum cmp_type ty;
 		if (!json_is_array(c) || json_array_size(c) != 2 ||
 		    !json_is_string(json_array_get(c, 0)) || !t ||
-		    (strcmp(t, "string") && strcmp(t, "integer") && strcmp(t, "float"))) {
+		    !cmp_type_parse(t, strlen(t), &ty)) {
 			rc = dcr_err_set(err, DCR_EFORMAT,
 			                 "body.schema[%zu]: expected [name, \"string\"|\"integer\"|"
 			                 "\"float\"]",

@@ -182,32 +182,29 @@ static void put_hash(dcr_buf *b, const es_event *ev, const char *key)
 	dcr_buf_append(b, hex, 12);
 }
 
-static const char *actor_name(const rm_def *def, const uint8_t daemon_key[32],
-                              const uint8_t key[32], char *buf, size_t cap)
+const char *rm_actor_name(const rm_def *def, const uint8_t *daemon_key, const uint8_t key[32],
+                          enum rm_actor_form form, char *buf, size_t cap)
 {
-	const rm_participant *p = rm_def_participant(def, key);
+	const rm_participant *p = def ? rm_def_participant(def, key) : NULL;
 	if (p) {
 		snprintf(buf, cap, "%s", p->email);
-	} else if (memcmp(key, daemon_key, 32) == 0) {
+	} else if (daemon_key && memcmp(key, daemon_key, 32) == 0) {
 		snprintf(buf, cap, "dcrd");
 	} else {
 		char *k = dcr_pub_format(key);
-		snprintf(buf, cap, "%.20s", k); /* "ed25519:" + 12 */
+		if (form == RM_ACTOR_SHORT)
+			k[strlen("ed25519:") + 12] = '\0';
+		snprintf(buf, cap, "%s", k);
 		free(k);
 	}
 	return buf;
 }
 
-const char *rm_actor_name(const rm_state *s, const uint8_t key[32], char *buf, size_t cap)
-{
-	return actor_name(s->def, s->daemon_key, key, buf, cap);
-}
-
 static void put_actor(dcr_buf *b, const rm_state *s, const rm_def *def, const es_event *ev)
 {
-	char name[DCR_RM_EMAIL_BYTES_MAX + 1];
-	dcr_buf_append_str(
-	    b, actor_name(def ? def : s->def, s->daemon_key, ev->actor, name, sizeof name));
+	char name[RM_ACTOR_NAME_BYTES];
+	dcr_buf_append_str(b, rm_actor_name(def ? def : s->def, s->daemon_key, ev->actor,
+	                                    RM_ACTOR_SHORT, name, sizeof name));
 }
 
 char *rm_describe(const rm_state *before, const es_event *ev)

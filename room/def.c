@@ -22,34 +22,6 @@
 
 /* ---- names ------------------------------------------------------------- */
 
-const char *rm_coltype_name(enum rm_coltype t)
-{
-	switch (t) {
-	case RM_STRING:
-		return "string";
-	case RM_INTEGER:
-		return "integer";
-	case RM_FLOAT:
-		return "float";
-	}
-	return "?";
-}
-
-const char *rm_format_name(enum rm_format f)
-{
-	switch (f) {
-	case RM_FMT_NONE:
-		return "";
-	case RM_FMT_EMAIL:
-		return "email";
-	case RM_FMT_DATE:
-		return "date";
-	case RM_FMT_SHA256:
-		return "sha256";
-	}
-	return "?";
-}
-
 const char *rm_dskind_name(enum rm_dskind k)
 {
 	return k == RM_DS_FILE ? "file" : "table";
@@ -70,40 +42,12 @@ const char *rm_compkind_name(enum rm_compkind k)
 	return "?";
 }
 
-static enum cmp_type to_cmp_type(enum rm_coltype t)
-{
-	switch (t) {
-	case RM_INTEGER:
-		return CMP_INTEGER;
-	case RM_FLOAT:
-		return CMP_FLOAT;
-	case RM_STRING:
-		break;
-	}
-	return CMP_STRING;
-}
-
-static enum cmp_format to_cmp_format(enum rm_format f)
-{
-	switch (f) {
-	case RM_FMT_EMAIL:
-		return CMP_FMT_EMAIL;
-	case RM_FMT_DATE:
-		return CMP_FMT_DATE;
-	case RM_FMT_SHA256:
-		return CMP_FMT_SHA256;
-	case RM_FMT_NONE:
-		break;
-	}
-	return CMP_FMT_NONE;
-}
-
 void rm_dataset_columns(const rm_dataset *ds, cmp_column *cols)
 {
 	for (size_t i = 0; i < ds->ncolumns; i++) {
 		cols[i].name = ds->columns[i].name;
-		cols[i].type = to_cmp_type(ds->columns[i].type);
-		cols[i].format = to_cmp_format(ds->columns[i].format);
+		cols[i].type = ds->columns[i].type;
+		cols[i].format = ds->columns[i].format;
 		cols[i].nullable = ds->columns[i].nullable;
 	}
 }
@@ -594,31 +538,25 @@ static int parse_column(json_t *v, const char *path, rm_column *col, dcr_err *er
 	col->name = dcr_strdup(s);
 	if ((rc = get_str(v, path, "type", true, 64, &s, err)))
 		return rc;
-	if (strcmp(s, "string") == 0)
-		col->type = RM_STRING;
-	else if (strcmp(s, "integer") == 0)
-		col->type = RM_INTEGER;
-	else if (strcmp(s, "float") == 0)
-		col->type = RM_FLOAT;
-	else
+	if (!cmp_type_parse(s, strlen(s), &col->type))
 		return fail(err, DCR_EINVALID, path, "type",
 		            "unknown type \"%s\"; expected string, integer or float", s);
 	if ((rc = get_bool(v, path, "nullable", true, &col->nullable, err)))
 		return rc;
 	if ((rc = get_str(v, path, "format", false, 64, &s, err)))
 		return rc;
-	col->format = RM_FMT_NONE;
+	col->format = CMP_FMT_NONE;
 	if (s) {
-		if (col->type != RM_STRING)
+		if (col->type != CMP_STRING)
 			return fail(err, DCR_EINVALID, path, "format",
 			            "only string columns take a format (this one is %s)",
-			            rm_coltype_name(col->type));
+			            cmp_type_name(col->type));
 		if (strcmp(s, "email") == 0)
-			col->format = RM_FMT_EMAIL;
+			col->format = CMP_FMT_EMAIL;
 		else if (strcmp(s, "date") == 0)
-			col->format = RM_FMT_DATE;
+			col->format = CMP_FMT_DATE;
 		else if (strcmp(s, "sha256") == 0)
-			col->format = RM_FMT_SHA256;
+			col->format = CMP_FMT_SHA256;
 		else
 			return fail(err, DCR_EINVALID, path, "format",
 			            "unknown format \"%s\"; expected email, date or sha256", s);
@@ -1207,11 +1145,11 @@ char *rm_def_to_json(const rm_def *d)
 				json_t *co = json_object();
 				json_object_set_new(co, "name", json_string(c->name));
 				json_object_set_new(co, "type",
-				                    json_string(rm_coltype_name(c->type)));
+				                    json_string(cmp_type_name(c->type)));
 				json_object_set_new(co, "nullable", json_boolean(c->nullable));
-				if (c->format != RM_FMT_NONE)
+				if (c->format != CMP_FMT_NONE)
 					json_object_set_new(co, "format",
-					                    json_string(rm_format_name(c->format)));
+					                    json_string(cmp_format_name(c->format)));
 				json_array_append_new(cols, co);
 			}
 			json_object_set_new(o, "columns", cols);

@@ -18,15 +18,13 @@
 
 /* ---- definition -------------------------------------------------------- */
 
-enum rm_coltype { RM_STRING, RM_INTEGER, RM_FLOAT };
-enum rm_format { RM_FMT_NONE, RM_FMT_EMAIL, RM_FMT_DATE, RM_FMT_SHA256 };
 enum rm_dskind { RM_DS_TABLE, RM_DS_FILE };
 enum rm_compkind { RM_COMP_SQL, RM_COMP_PYTHON, RM_COMP_R, RM_COMP_SYNTHETIC };
 
 typedef struct rm_column {
 	char *name;
-	enum rm_coltype type;
-	enum rm_format format;
+	enum cmp_type type; /* compute's vocabulary: cmp_type_name, cmp_type_parse */
+	enum cmp_format format;
 	bool nullable; /* default true */
 } rm_column;
 
@@ -102,8 +100,6 @@ char *rm_def_to_json(const rm_def *d);
  * [A-Za-z_][A-Za-z0-9_]{0,62}, not starting with sqlite_. */
 bool rm_room_name_valid(const char *s);
 bool rm_ident_valid(const char *s);
-const char *rm_coltype_name(enum rm_coltype t);   /* "string", ... */
-const char *rm_format_name(enum rm_format f);     /* "", "email", ... */
 const char *rm_dskind_name(enum rm_dskind k);     /* "table", "file" */
 const char *rm_compkind_name(enum rm_compkind k); /* "sql", "python", ... */
 /* The compute module's view of a table dataset's columns: fills cols
@@ -186,20 +182,44 @@ const rm_run *rm_state_run(const rm_state *s, const char *run_id);
 const rm_run *rm_state_last_run(const rm_state *s, const char *computation);
 bool rm_state_is_participant(const rm_state *s, const uint8_t key[32]); /* incl. creator */
 
-/* Display name of an actor: the participant's email, "dcrd" for the
- * daemon key, else "ed25519:" and the first 12 base64 characters of the
- * key (as in audit lines). Written into buf (64 bytes suffice for the
- * short forms; emails are truncated to cap); returns buf. */
-const char *rm_actor_name(const rm_state *s, const uint8_t key[32], char *buf, size_t cap);
+/* The one display name of an actor: the participant's email in def, "dcrd"
+ * for daemon_key, else the key: RM_ACTOR_SHORT gives "ed25519:" and its
+ * first 12 base64 characters (audit lines, dcrd's log), RM_ACTOR_FULL the
+ * whole "ed25519:<base64>" (rule errors, the CLI). def and daemon_key may
+ * be NULL (not known). Written into buf (RM_ACTOR_NAME_BYTES hold any;
+ * longer names are truncated to cap); returns buf. */
+enum rm_actor_form { RM_ACTOR_SHORT, RM_ACTOR_FULL };
+#define RM_ACTOR_NAME_BYTES (DCR_RM_EMAIL_BYTES_MAX + 1)
+const char *rm_actor_name(const rm_def *def, const uint8_t *daemon_key, const uint8_t key[32],
+                          enum rm_actor_form form, char *buf, size_t cap);
 
 /* THE rule function. ev must be decoded (es_event_decode) and its
  * signature verified by the caller. On error the state is unchanged and err
  * says why ("seq 12 (dataset.provisioned): actor is not an owner of
  * dataset bank_customers"). */
 int rm_apply(rm_state *s, const es_event *ev, dcr_err *err);
-/* Replay step for stored entries (envelope || sig): es_event_decode,
- * es_event_verify, rm_apply. Errors are prefixed with the seq. */
-int rm_apply_entry(rm_state *s, const void *entry, size_t n, dcr_err *err);
+
+/* Where an event stopped, with the reason kept apart from the position, so
+ * that nobody has to parse "seq N (type): " back out of a message. */
+typedef struct rm_step {
+	uint64_t seq;                 /* the event's seq (the room's size if it does not decode) */
+	char type[ES_TYPE_BYTES_MAX]; /* the event's type; "" if it does not decode */
+	dcr_err reason;               /* why, without the position (code 0: it applied) */
+} rm_step;
+typedef int (*rm_step_fn)(void *ctx, const rm_state *before, const es_event *ev, dcr_err *err);
+
+/* rm_apply with the position and reason apart in step (rm_apply is this
+ * plus rm_step_err). */
+int rm_apply_at(rm_state *s, const es_event *ev, rm_step *step);
+/* THE replay step for a stored entry (envelope || sig): es_event_decode,
+ * es_event_verify, then before(ctx, s, ev, err) if given (a non-zero return
+ * stops the step with its err as the reason), then rm_apply. Returns 0 or
+ * the negative code; step says where and why. */
+int rm_replay_step(rm_state *s, const void *entry, size_t n, rm_step_fn before, void *ctx,
+                   rm_step *step);
+/* err = "seq N (type): reason" ("seq N: reason" when the entry did not
+ * decode), the form docs/rules.md gives; returns the step's code. */
+int rm_step_err(const rm_step *step, dcr_err *err);
 
 /* ---- permissions ---------------------------------------------------------
  * The read and action rules, for the daemon and the mount; rm_apply uses

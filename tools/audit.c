@@ -443,13 +443,6 @@ static int replay_before(void *ctx, uint64_t seq, const es_event *ev, const rm_s
 	return 0;
 }
 
-static const char *who(const rm_state *st, const uint8_t key[32], char *buf, size_t cap)
-{
-	if (memcmp(key, st->daemon_key, 32) == 0)
-		return "dcrd";
-	return cli_email(st, key, buf, cap);
-}
-
 static const char *run_state_name(enum rm_run_state s)
 {
 	switch (s) {
@@ -466,7 +459,7 @@ static const char *run_state_name(enum rm_run_state s)
 static int replay_after(void *ctx, uint64_t seq, const es_event *ev, const rm_state *st)
 {
 	replay_ctx *r = ctx;
-	char h[65], buf[80];
+	char h[65], buf[RM_ACTOR_NAME_BYTES];
 
 	if (r->at != UINT64_MAX && seq != r->at)
 		return 0;
@@ -490,7 +483,7 @@ static int replay_after(void *ctx, uint64_t seq, const es_event *ev, const rm_st
 				dcr_hex_encode(p->sha256, 32, h);
 				printf("provisioned by %s at seq %llu, sha256 %s, %llu rows, %llu "
 				       "bytes\n",
-				       who(st, p->by, buf, sizeof(buf)), (unsigned long long)p->seq,
+				       rm_actor_name(st->def, st->daemon_key, p->by, RM_ACTOR_FULL, buf, sizeof(buf)), (unsigned long long)p->seq,
 				       h, (unsigned long long)p->rows,
 				       (unsigned long long)p->bytes);
 			} else {
@@ -505,7 +498,7 @@ static int replay_after(void *ctx, uint64_t seq, const es_event *ev, const rm_st
 	for (size_t i = 0; i < st->nruns; i++) {
 		const rm_run *u = &st->runs[i];
 		printf("  %s %s %s by %s: %s", i ? "     " : "runs:", u->computation, u->id,
-		       who(st, u->by, buf, sizeof(buf)), run_state_name(u->state));
+		       rm_actor_name(st->def, st->daemon_key, u->by, RM_ACTOR_FULL, buf, sizeof(buf)), run_state_name(u->state));
 		if (u->state == RM_RUN_DONE) {
 			dcr_hex_encode(u->result_sha256, 32, h);
 			printf(", result sha256 %s, %llu rows, retrieved %llu time%s", h,

@@ -319,19 +319,11 @@ int au_check_entry(const uint8_t room[ES_ROOM_ID_BYTES], uint64_t seq, const voi
 
 int au_apply(rm_state *st, const es_event *ev, uint64_t seq, dcr_err *err)
 {
-	dcr_err e;
-	int rc;
+	rm_step step;
+	int rc = rm_apply_at(st, ev, &step);
 
-	dcr_err_clear(&e);
-	rc = rm_apply(st, ev, &e);
-	if (!rc)
-		return 0;
-	/* rm_apply words its errors "seq N (type): reason"; keep that, and
-	 * add the prefix if a message lacks it. */
-	if (strncmp(e.msg, "seq ", 4) == 0)
-		return dcr_err_set(err, rc, "%s", e.msg);
-	return dcr_err_set(err, rc, "seq %llu (%s): %s", (unsigned long long)seq, ev->type,
-	                   e.msg[0] ? e.msg : dcr_strerror(rc));
+	(void)seq; /* check_entry made it ev->seq */
+	return rc ? rm_step_err(&step, err) : 0;
 }
 
 int au_replay(const au_export *x, uint64_t upto, rm_state *st, au_event_fn before,

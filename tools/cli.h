@@ -42,9 +42,6 @@ int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const c
  * terminated (dcr_buf_cstr). Errors name the file. */
 int cli_read_input(const char *path, size_t max_bytes, dcr_buf *out, dcr_err *err);
 
-/* Drops a leading "seq N (type): " (rm_apply's refusal prefix) from err. */
-void cli_err_unseq(dcr_err *err);
-
 /* Connects (tl_connect) and resolves ROOM (id or unique name). On failure
  * nothing is left open and err says why. */
 int cli_open_room(const char *room, cl_conn **c, uint8_t id[ES_ROOM_ID_BYTES], dcr_err *err);
@@ -55,10 +52,6 @@ int cli_open_room(const char *room, cl_conn **c, uint8_t id[ES_ROOM_ID_BYTES], d
  * is always initialised (release it). */
 int cli_replay_verified(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], rm_state *st,
                         es_checkpoint *cp, dcr_err *err);
-
-/* Email of key in the definition ("ed25519:..." prefix when unknown).
- * Returns a pointer into def or into buf (at least 64 bytes). */
-const char *cli_email(const rm_state *st, const uint8_t key[32], char *buf, size_t cap);
 
 /* Human sizes ("12.3 MiB") into buf. */
 void cli_human_bytes(uint64_t n, char *buf, size_t cap);

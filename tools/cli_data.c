@@ -472,7 +472,7 @@ static int status_room(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], dcr_err *
 	rm_state st;
 	es_checkpoint cp;
 	uint8_t me[32];
-	char hex[ES_ROOM_HEX_BYTES], buf[128];
+	char hex[ES_ROOM_HEX_BYTES], buf[RM_ACTOR_NAME_BYTES];
 	const rm_participant *p;
 	int rc;
 
@@ -498,8 +498,8 @@ static int status_room(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], dcr_err *
 		       "events replayed\n",
 		       root, (unsigned long long)cp.size);
 	}
-	printf("creator   %s\n", cli_email(&st, st.creator, buf, sizeof buf));
-	printf("you       %s:", cli_email(&st, me, buf, sizeof buf));
+	printf("creator   %s\n", rm_actor_name(st.def, st.daemon_key, st.creator, RM_ACTOR_FULL, buf, sizeof buf));
+	printf("you       %s:", rm_actor_name(st.def, st.daemon_key, me, RM_ACTOR_FULL, buf, sizeof buf));
 	{
 		bool first = true;
 
@@ -529,7 +529,8 @@ static int status_room(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], dcr_err *
 
 			hex32(pv->sha256, sha);
 			printf("  %-24s provisioned by %s: %llu rows, %llu bytes, sha256 %s\n",
-			       ds->name, cli_email(&st, pv->by, buf, sizeof buf),
+			       ds->name, rm_actor_name(st.def, st.daemon_key, pv->by, RM_ACTOR_FULL, buf,
+			                     sizeof buf),
 			       (unsigned long long)pv->rows, (unsigned long long)pv->bytes, sha);
 		} else {
 			printf("  %-24s not provisioned%s\n", ds->name,

@@ -62,7 +62,6 @@ static int room_create(int argc, char **argv)
 		goto out;
 	rc = cl_room_create(c, (const char *)json.data, id, &err);
 	if (rc) {
-		cli_err_unseq(&err);
 		dcr_err_prefix(&err, "%s", strcmp(pos[0], "-") == 0 ? "stdin" : pos[0]);
 		goto out;
 	}

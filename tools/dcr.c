@@ -101,10 +101,13 @@ struct replay_ctx {
 static int replay_one(void *ctx, uint64_t seq, const void *entry, size_t n)
 {
 	struct replay_ctx *r = ctx;
+	rm_step step;
 	int rc;
 
 	(void)seq;
-	rc = rm_apply_entry(r->st, entry, n, &r->err);
+	rc = rm_replay_step(r->st, entry, n, NULL, NULL, &step);
+	if (rc)
+		rm_step_err(&step, &r->err);
 	if (rc == 0 && r->leaves) {
 		uint8_t h[32];
 
@@ -188,42 +191,12 @@ out:
 	return rc;
 }
 
-/* Length of a leading "seq N (type): " that rm_apply puts before a refusal
- * of a submitted event, 0 if there is none. */
-static size_t seq_prefix_len(const char *m)
-{
-	size_t i = 4;
-
-	if (strncmp(m, "seq ", 4) != 0 || m[i] < '0' || m[i] > '9')
-		return 0;
-	while (m[i] >= '0' && m[i] <= '9')
-		i++;
-	if (m[i] != ' ' || m[i + 1] != '(')
-		return 0;
-	for (i += 2; m[i] && m[i] != ')'; i++)
-		if (!((m[i] >= 'a' && m[i] <= 'z') || m[i] == '.' || m[i] == '_'))
-			return 0;
-	if (m[i] != ')' || m[i + 1] != ':' || m[i + 2] != ' ')
-		return 0;
-	return i + 3;
-}
-
-void cli_err_unseq(dcr_err *err)
-{
-	size_t n = seq_prefix_len(err->msg);
-
-	if (n)
-		memmove(err->msg, err->msg + n, strlen(err->msg + n) + 1);
-}
-
 void tl_fail(const char *cmd, const dcr_err *err)
 {
 	const char *msg = "failed";
 
-	/* The user knows which event they asked for; the position it would
-	 * have taken in the log is noise here (dcr audit shows it). */
 	if (err && err->msg[0])
-		msg = err->msg + seq_prefix_len(err->msg);
+		msg = err->msg;
 	else if (err && err->code)
 		msg = dcr_strerror(err->code);
 	fprintf(stderr, "dcr %s: %s\n", cmd, msg);
@@ -344,21 +317,6 @@ int cli_open_room(const char *room, cl_conn **c, uint8_t id[ES_ROOM_ID_BYTES], d
 		*c = NULL;
 	}
 	return rc;
-}
-
-const char *cli_email(const rm_state *st, const uint8_t key[32], char *buf, size_t cap)
-{
-	const rm_participant *p = st->def ? rm_def_participant(st->def, key) : NULL;
-	char *f;
-
-	if (p)
-		return p->email;
-	if (memcmp(key, st->daemon_key, 32) == 0)
-		return "daemon";
-	f = dcr_pub_format(key);
-	snprintf(buf, cap, "%s", f);
-	free(f);
-	return buf;
 }
 
 void cli_human_bytes(uint64_t n, char *buf, size_t cap)

@@ -28,7 +28,7 @@ const char *tl_socket_path(void);
  * fills err without printing (call tl_fail). The identity key is loaded
  * once and shared by every connection of the process; main() frees it. */
 int tl_connect(cl_conn **out, dcr_err *err);
-/* Fetches every event of room and folds them with rm_apply_entry
+/* Fetches every event of room and folds them with rm_replay_step
  * (signature check, then rm_apply) into st, initialised with the
  * connection's daemon key. st is initialised even on failure: always
  * rm_state_release it. */

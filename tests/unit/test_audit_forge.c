@@ -22,15 +22,7 @@
 #include "../../room/room.h"
 #include "../../tools/audit_core.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 /* ---- a log under construction ------------------------------------------------ */
 
@@ -283,7 +275,7 @@ static void expect_valid(const char *what, const dcr_buf *b, const au_verify_opt
 		int rc = verify_bytes(b, o, t, msg, sizeof(msg), &bad);
 		if (rc) {
 			fprintf(stderr, "%s (threads %u): expected valid, got: %s\n", what, t, msg);
-			failures++;
+			t_failures++;
 		}
 	}
 }
@@ -308,7 +300,7 @@ static void expect_invalid(const char *what, const dcr_buf *b, const au_verify_o
 			        "%d at %lld: %s\n",
 			        what, t, seq == UINT64_MAX ? -1LL : (long long)seq, want, rc,
 			        bad == UINT64_MAX ? -1LL : (long long)bad, msg);
-			failures++;
+			t_failures++;
 		} else if (t == 1) {
 			printf("ok: %s: invalid: %s\n", what, msg);
 		}
@@ -808,7 +800,7 @@ static void test_every_byte(const tlog *l)
 		dcr_err err;
 		if (au_export_decode(out.data, i, &x, &err) == 0) {
 			fprintf(stderr, "prefix of %zu bytes decodes\n", i);
-			failures++;
+			t_failures++;
 			au_export_release(&x);
 		}
 	}
@@ -822,7 +814,7 @@ static void test_every_byte(const tlog *l)
 			if (missed++ < 5)
 				fprintf(stderr, "flip of bit %zu of byte %zu is not detected\n",
 				        i % 8, i);
-			failures++;
+			t_failures++;
 		}
 	}
 	printf("ok: %zu single-bit flips (every third byte) and %zu truncations of an export, "
@@ -908,7 +900,7 @@ int main(int argc, char **argv)
 	dcr_buf_release(&out);
 	tlog_release(&l);
 	teardown();
-	if (failures)
-		fprintf(stderr, "%d failures\n", failures);
-	return failures ? 1 : 0;
+	if (t_failures)
+		fprintf(stderr, "%d failures\n", t_failures);
+	return t_failures ? 1 : 0;
 }

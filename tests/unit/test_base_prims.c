@@ -4,14 +4,7 @@
 
 #include "../../base/base.h"
 
-static int failures;
-#define CHECK(c)                                                                        \
-	do {                                                                            \
-		if (!(c)) {                                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			failures++;                                                     \
-		}                                                                       \
-	} while (0)
+#include "test.h"
 
 static int check_bytes(const char *hex, dcr_err *err)
 {
@@ -186,7 +179,7 @@ int main(void)
 	test_gcm();
 	CHECK(strcmp(dcr_strerror(DCR_ESIG), "bad signature") == 0);
 	CHECK(strcmp(dcr_errname(DCR_ESEQ), "ESEQ") == 0);
-	if (failures)
-		fprintf(stderr, "%d failures\n", failures);
-	return failures ? 1 : 0;
+	if (t_failures)
+		fprintf(stderr, "%d failures\n", t_failures);
+	return t_failures ? 1 : 0;
 }

@@ -9,15 +9,7 @@
 
 #include "../../compute/compute.h"
 
-static int failures;
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c)) {                                                                        \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);      \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 struct outcome {
 	int rc;
@@ -82,7 +74,7 @@ static void expect_err(const cmp_schema *s, const char *data, const char *want)
 	CHECK(o.rc == DCR_ECSV);
 	if (strcmp(o.msg, want) != 0) {
 		fprintf(stderr, "input: %s\n  want: %s\n  got:  %s\n", data, want, o.msg);
-		failures++;
+		t_failures++;
 	}
 	free(o.stats);
 }
@@ -100,7 +92,7 @@ static void expect_ok(const cmp_schema *s, const char *data, size_t n, uint64_t 
 	CHECK(o.rows == rows);
 	if (stats_want && o.stats && strcmp(o.stats, stats_want)) {
 		fprintf(stderr, "stats\n  want: %s\n  got:  %s\n", stats_want, o.stats);
-		failures++;
+		t_failures++;
 	}
 	free(o.stats);
 }
@@ -505,8 +497,8 @@ int main(void)
 	test_distinct_bounds();
 	test_reader();
 	test_random();
-	if (failures) {
-		fprintf(stderr, "%d failures\n", failures);
+	if (t_failures) {
+		fprintf(stderr, "%d failures\n", t_failures);
 		return 1;
 	}
 	return 0;

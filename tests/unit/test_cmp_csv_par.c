@@ -19,15 +19,7 @@
 
 #include "../../compute/compute_int.h"
 
-static int failures;
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c)) {                                                                        \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);      \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 static const cmp_column cols[] = {
     {"id", CMP_INTEGER, CMP_FMT_NONE, false},   {"name", CMP_STRING, CMP_FMT_NONE, true},
@@ -505,7 +497,7 @@ static void check_error(const char *what, int flags, size_t rows, double pos, in
 	if (strcmp(ref.msg, want)) {
 		fprintf(stderr, "%s: sequential message\n  got  %s\n  want %s\n", what, ref.msg,
 		        want);
-		failures++;
+		t_failures++;
 	}
 	/* 1 MiB chunks, as the daemon feeds: the bad row is in chunk 2. */
 	size_t cuts[64], nc = 0;
@@ -740,8 +732,8 @@ int main(void)
 	test_split_in_quoted_field();
 	test_value_only_in_worker();
 	test_worker_switches_to_hll();
-	if (failures) {
-		fprintf(stderr, "%d failures\n", failures);
+	if (t_failures) {
+		fprintf(stderr, "%d failures\n", t_failures);
 		return 1;
 	}
 	printf("ok\n");

@@ -8,15 +8,7 @@
 
 #include "../../compute/compute.h"
 
-static int failures;
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c)) {                                                                        \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);      \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 #define K 5
 
@@ -81,12 +73,12 @@ static void expect(const char *q, const char *csv, uint64_t suppressed)
 	int rc = cmp_sql_run(q, inputs, 2, K, NULL, &res, &err);
 	if (rc) {
 		fprintf(stderr, "%s\n  error: %s\n", q, err.msg);
-		failures++;
+		t_failures++;
 	} else if (strcmp(dcr_buf_cstr(&res.csv), csv) || res.suppressed != suppressed) {
 		fprintf(stderr, "%s\n  want (%llu suppressed): %s\n  got  (%llu suppressed): %s\n",
 		        q, (unsigned long long)suppressed, csv, (unsigned long long)res.suppressed,
 		        dcr_buf_cstr(&res.csv));
-		failures++;
+		t_failures++;
 	}
 	/* cmp_sql_check agrees and gives the same visible schema. */
 	cmp_result chk;
@@ -108,7 +100,7 @@ static void reject(const char *q, const char *why)
 	if (rc != DCR_ESQL || !strstr(err.msg, why)) {
 		fprintf(stderr, "%s\n  want rejection \"%s\"\n  got %d \"%s\"\n", q, why, rc,
 		        err.msg);
-		failures++;
+		t_failures++;
 	}
 	cmp_result res;
 	cmp_result_init(&res);
@@ -192,7 +184,7 @@ static void test_random(void)
 				        (unsigned long long)with.rows,
 				        (unsigned long long)with.suppressed,
 				        (unsigned long long)without.rows);
-				failures++;
+				t_failures++;
 			}
 		}
 		cmp_result_release(&with);
@@ -286,8 +278,8 @@ int main(void)
 	cmp_result_release(&res);
 	dcr_buf_release(&img_t);
 	dcr_buf_release(&img_s);
-	if (failures) {
-		fprintf(stderr, "%d failures\n", failures);
+	if (t_failures) {
+		fprintf(stderr, "%d failures\n", t_failures);
 		return 1;
 	}
 	return 0;

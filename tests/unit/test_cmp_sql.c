@@ -9,15 +9,7 @@
 
 #include "../../compute/compute.h"
 
-static int failures;
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c)) {                                                                        \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);      \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 struct mem {
 	const char *p;
@@ -89,7 +81,7 @@ static void expect_csv_lim(const char *q, const char *want, const cmp_sql_limits
 		fprintf(stderr, "%s\n  error: %s\n", q, err.msg);
 	else if (strcmp(dcr_buf_cstr(&res.csv), want) != 0) {
 		fprintf(stderr, "%s\n  want: %s\n  got:  %s\n", q, want, dcr_buf_cstr(&res.csv));
-		failures++;
+		t_failures++;
 	}
 	cmp_result_release(&res);
 }
@@ -108,7 +100,7 @@ static void expect_fail(const char *q, int code, const char *want_substr, const 
 	if (rc != code || !strstr(err.msg, want_substr)) {
 		fprintf(stderr, "%s\n  want %d \"%s\"\n  got  %d \"%s\"\n", q, code, want_substr,
 		        rc, err.msg);
-		failures++;
+		t_failures++;
 	}
 	cmp_result_release(&res);
 }
@@ -421,8 +413,8 @@ int main(void)
 	test_check_steps();
 	dcr_buf_release(&bank_img);
 	dcr_buf_release(&ins_img);
-	if (failures) {
-		fprintf(stderr, "%d failures\n", failures);
+	if (t_failures) {
+		fprintf(stderr, "%d failures\n", t_failures);
 		return 1;
 	}
 	return 0;

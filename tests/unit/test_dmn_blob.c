@@ -15,15 +15,7 @@
 
 #include "../../daemon/dmn_int.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 #define CH  DMN_BLOB_CHUNK_BYTES
 #define HDR 88u
@@ -329,5 +321,5 @@ int main(void)
 	test_tamper(b, master);
 	test_plaintext_and_tmp(&b, master);
 	dmn__blobs_close(b);
-	return failures ? 1 : 0;
+	return t_failures ? 1 : 0;
 }

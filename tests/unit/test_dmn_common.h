@@ -19,42 +19,7 @@
 
 #include "../../proto/proto.h"
 #include "../../room/room.h"
-
-static int t_failures;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
-			t_failures++;                                                              \
-		}                                                                                  \
-	} while (0)
-
-/* rc must be 0; prints err otherwise. */
-#define CHECK_OK(rc, err)                                                                          \
-	do {                                                                                       \
-		int rc__ = (rc);                                                                   \
-		if (rc__ != 0) {                                                                   \
-			fprintf(stderr, "%s:%d: %s failed: %d %s\n", __FILE__, __LINE__, #rc,      \
-			        rc__, (err)->msg);                                                 \
-			t_failures++;                                                              \
-		}                                                                                  \
-	} while (0)
-
-/* rc must be the error code, and err.msg must contain needle (or NULL). */
-#define CHECK_ERR(rc, code, err, needle)                                                           \
-	do {                                                                                       \
-		int rc__ = (rc);                                                                   \
-		if (rc__ != (code)) {                                                              \
-			fprintf(stderr, "%s:%d: %s: expected %s, got %d (%s)\n", __FILE__,         \
-			        __LINE__, #rc, dcr_errname(code), rc__, (err)->msg);               \
-			t_failures++;                                                              \
-		} else if ((needle) && !strstr((err)->msg, (needle) ? (needle) : "")) {            \
-			fprintf(stderr, "%s:%d: error \"%s\" lacks \"%s\"\n", __FILE__, __LINE__,  \
-			        (err)->msg, (needle) ? (needle) : "");                             \
-			t_failures++;                                                              \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 typedef struct td {
 	char dir[64];   /* mkdtemp */

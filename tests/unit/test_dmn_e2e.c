@@ -314,6 +314,7 @@ static void test_provision_mismatch(td *t, cl_conn *a, const uint8_t room[ES_ROO
 	rm_body_provisioned(&body, &p);
 	CHECK_ERR(cl_submit(a, room, RM_EV_PROVISIONED, body.data, body.len, NULL, &err),
 	          DCR_EINVALID, &err, "does not match an upload");
+	CHECK(strncmp(err.msg, "does not match", 14) == 0);
 	dcr_buf_release(&body);
 }
 
@@ -367,9 +368,41 @@ static void test_runs(td *t, cl_conn *a, cl_conn *i, const uint8_t room[ES_ROOM_
 	/* room.test: every computation on empty inputs. */
 	dcr_buf_reset(&res);
 	CHECK_OK(cl_room_test(a, room, &res, &err), &err);
-	CHECK(strstr(dcr_buf_cstr(&res), "overlap (sql): ok") != NULL);
-	CHECK(strstr(dcr_buf_cstr(&res), "twice") != NULL);
-	CHECK(strstr(dcr_buf_cstr(&res), "not supported yet") != NULL);
+	CHECK(strstr(dcr_buf_cstr(&res), "overlap (sql): ok\n  city string\n  n integer\n") != NULL);
+	CHECK(strstr(dcr_buf_cstr(&res), "doubled (sql): ok\n  city string\n  twice integer\n") !=
+	      NULL);
+	CHECK(strstr(dcr_buf_cstr(&res),
+	             "churn (python): error: computation kind python is not supported yet\n") != NULL);
+	CHECK(strstr(dcr_buf_cstr(&res), "upstream") == NULL);
+
+	/* An sql computation over a synthetic one: the upstream is not
+	 * supported yet, so neither is what reads it. */
+	{
+		static const char python[] = "\"kind\": \"python\", \"inputs\": [\"overlap\"], "
+		                             "\"script\": \"print(1)\\n\"}";
+		static const char doubled[] = "SELECT city, n * 2 AS twice FROM overlap";
+		char *json = td_room_json(t, "room-test-synthetic");
+		char *p1 = strstr(json, doubled), *p2 = strstr(json, python);
+		uint8_t room2[ES_ROOM_ID_BYTES];
+		CHECK(p1 != NULL && p2 != NULL && p1 < p2);
+		if (p1 && p2 && p1 < p2) {
+			char *json2 = dcr_asprintf(
+			    "%.*sSELECT city FROM churn%.*s\"kind\": \"synthetic\", \"input\": "
+			    "\"bank\", \"epsilon\": 1}%s",
+			    (int)(p1 - json), json, (int)(p2 - (p1 + strlen(doubled))),
+			    p1 + strlen(doubled), p2 + strlen(python));
+			CHECK_OK(cl_room_create(a, json2, room2, &err), &err);
+			dcr_buf_reset(&res);
+			CHECK_OK(cl_room_test(a, room2, &res, &err), &err);
+			CHECK(strstr(dcr_buf_cstr(&res), "churn (synthetic): error: computation kind "
+			                                 "synthetic is not supported yet\n") != NULL);
+			CHECK(strstr(dcr_buf_cstr(&res), "doubled (sql): error: upstream computation "
+			                                 "churn failed its test\n") != NULL);
+			CHECK(strstr(dcr_buf_cstr(&res), "overlap (sql): ok\n") != NULL);
+			free(json2);
+		}
+		free(json);
+	}
 	dcr_buf_release(&res);
 }
 

@@ -22,8 +22,12 @@ static int collect_one(void *ctx, uint64_t seq, const void *entry, size_t n)
 
 	CHECK(seq == c->n);
 	c->n++;
-	if (c->rc == 0)
-		c->rc = rm_apply_entry(&c->st, entry, n, &c->err);
+	if (c->rc == 0) {
+		rm_step step;
+		c->rc = rm_replay_step(&c->st, entry, n, NULL, NULL, &step);
+		if (c->rc)
+			rm_step_err(&step, &c->err);
+	}
 	return 0;
 }
 
@@ -241,7 +245,10 @@ static void test_refusals(td *t)
 	CHECK_ERR(submit_raw(i, room, &entry, &err), DCR_EINVALID, &err, "clock");
 
 	/* The room's rules: carl cannot run; ian may not run doubled. */
-	CHECK_ERR(cl_run(i, room, "doubled", run, &err), DCR_EDENIED, &err, NULL);
+	CHECK_ERR(cl_run(i, room, "doubled", run, &err), DCR_EDENIED, &err,
+	          "is not an analyst of computation doubled");
+	/* the rule's reason alone: no "seq N (type): " for the client to parse */
+	CHECK(strncmp(err.msg, "seq ", 4) != 0);
 	{
 		cl_conn *x = td_connect(t, t->carl);
 		CHECK(x != NULL);

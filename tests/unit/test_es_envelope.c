@@ -12,19 +12,7 @@
 
 #include "../../eventstore/eventstore.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			failures++;                                                                \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);   \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fprintf(stderr, "\n");                                                     \
-			if (failures > 50)                                                         \
-				exit(1);                                                           \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 static dcr_key *key_a, *key_b;
 static uint8_t pub_a[32], pub_b[32];
@@ -922,8 +910,8 @@ int main(void)
 
 	dcr_key_free(key_a);
 	dcr_key_free(key_b);
-	if (failures) {
-		fprintf(stderr, "%d failures\n", failures);
+	if (t_failures) {
+		fprintf(stderr, "%d failures\n", t_failures);
 		return 1;
 	}
 	printf("ok\n");

@@ -12,19 +12,7 @@
 
 #include "../../eventstore/eventstore.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			failures++;                                                                \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);   \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fprintf(stderr, "\n");                                                     \
-			if (failures > 50)                                                         \
-				exit(1);                                                           \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 static void unhex(const char *s, uint8_t *out, size_t n)
 {
@@ -373,8 +361,8 @@ int main(void)
 	test_inclusion_all();
 	test_consistency_all();
 	test_hash_prefixes();
-	if (failures) {
-		fprintf(stderr, "%d failures\n", failures);
+	if (t_failures) {
+		fprintf(stderr, "%d failures\n", t_failures);
 		return 1;
 	}
 	printf("ok\n");

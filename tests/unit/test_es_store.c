@@ -28,19 +28,7 @@
 
 #include "../../eventstore/eventstore.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			failures++;                                                                \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);   \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fprintf(stderr, "\n");                                                     \
-			if (failures > 50)                                                         \
-				exit(1);                                                           \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 static char tmp_root[64];
 static dcr_key *daemon_key, *user_key;
@@ -1153,8 +1141,8 @@ int main(int argc, char **argv)
 	dcr_key_free(daemon_key);
 	dcr_key_free(user_key);
 	cleanup();
-	if (failures) {
-		fprintf(stderr, "%d failures\n", failures);
+	if (t_failures) {
+		fprintf(stderr, "%d failures\n", t_failures);
 		return 1;
 	}
 	printf("ok\n");

@@ -14,23 +14,7 @@
 #include "../../fs/fs.h"
 #include "../../room/room.h"
 
-static int failures;
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c)) {                                                                        \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);      \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
-#define CHECK_RC(expr, want)                                                                       \
-	do {                                                                                       \
-		long _rc = (long)(expr);                                                           \
-		if (_rc != (long)(want)) {                                                         \
-			fprintf(stderr, "%s:%d: %s = %ld, want %ld\n", __FILE__, __LINE__, #expr,  \
-			        _rc, (long)(want));                                                \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 /* ---- the fake daemon --------------------------------------------------------- */
 
@@ -1054,8 +1038,8 @@ int main(void)
 	dcr_key_free(anna.key);
 	dcr_key_free(ian.key);
 	dcr_key_free(eve.key);
-	if (failures) {
-		fprintf(stderr, "test_fs_core: %d failures\n", failures);
+	if (t_failures) {
+		fprintf(stderr, "test_fs_core: %d failures\n", t_failures);
 		return 1;
 	}
 	printf("test_fs_core: ok\n");

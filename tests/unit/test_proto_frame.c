@@ -6,15 +6,7 @@
  * back to codes. */
 #include "../../proto/proto.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 static void test_map_order(void)
 {
@@ -133,5 +125,5 @@ int main(void)
 	test_request();
 	test_refusals();
 	test_codes();
-	return failures ? 1 : 0;
+	return t_failures ? 1 : 0;
 }

@@ -31,15 +31,7 @@
 #include "../../proto/proto.h"
 #include "../../room/room.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "test.h"
 
 #ifndef GUARD_S
 #define GUARD_S 60 /* whole test; a hang fails instead of blocking ctest */
@@ -468,7 +460,7 @@ static int run_case(int lfd, enum fake_mode mode, const dcr_key *daemon, const d
 		rc = cl_provision(c, room, "sales", "sales.csv", n, src_read, &s, NULL, NULL, err);
 	} else {
 		fprintf(stderr, "  cl_connect: %s\n", err->msg);
-		failures++;
+		t_failures++;
 	}
 	*ms = dcr_mono_ms() - t0;
 	cl_close(c); /* the fake reads EOF and ends */
@@ -482,7 +474,7 @@ static int run_case(int lfd, enum fake_mode mode, const dcr_key *daemon, const d
 	}
 	if (f->fail[0]) {
 		fprintf(stderr, "  the fake daemon complains: %s\n", f->fail);
-		failures++;
+		t_failures++;
 	}
 	return rc;
 }
@@ -500,7 +492,7 @@ static void check_event(const fake *f, const dcr_key *me, const uint8_t room[ES_
 	memset(&ev, 0, sizeof ev);
 	if (es_event_decode(f->entry.data, f->entry.len, &ev, &err) < 0) {
 		fprintf(stderr, "  submitted entry does not decode: %s\n", err.msg);
-		failures++;
+		t_failures++;
 		return;
 	}
 	dcr_key_public(me, pub);
@@ -573,12 +565,12 @@ int main(void)
 	lfd = listen_on(g_sock);
 	if (lfd < 0) {
 		perror("listen");
-		failures++;
+		t_failures++;
 		goto out;
 	}
 	if (dcr_key_generate(&daemon) < 0 || dcr_key_generate(&me) < 0) {
 		fprintf(stderr, "key generation failed\n");
-		failures++;
+		t_failures++;
 		goto out;
 	}
 	es_room_new(room);
@@ -674,7 +666,7 @@ out:
 	free(data);
 	dcr_key_free(daemon);
 	dcr_key_free(me);
-	if (failures)
-		fprintf(stderr, "test_proto_liar: %d failure(s)\n", failures);
-	return failures ? 1 : 0;
+	if (t_failures)
+		fprintf(stderr, "test_proto_liar: %d failure(s)\n", t_failures);
+	return t_failures ? 1 : 0;
 }

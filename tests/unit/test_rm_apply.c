@@ -98,12 +98,20 @@ static bool same(snap a, snap b)
 		snap before_ = take();                                                             \
 		dcr_buf *b_ = (body);                                                              \
 		int rc_ = submit_ex((k), ROOM, UINT64_MAX, (type), b_, NULL, &e_);                 \
-		CHECK_ERR(rc_, &e_, __VA_ARGS__);                                                  \
+		CHECK_FAILS(rc_, &e_, __VA_ARGS__);                                                  \
 		if (getenv("RM_VERBOSE"))                                                          \
 			fprintf(stderr, "rejected: %s\n", e_.msg);                                 \
 		CHECK(same(before_, take()));                                                      \
 		dcr_buf_release(b_);                                                               \
 	} while (0)
+
+/* rm_replay_step, its refusal in the documented "seq N (type): reason" form. */
+static int replay_entry(rm_state *s, const void *entry, size_t n, dcr_err *err)
+{
+	rm_step step;
+	int rc = rm_replay_step(s, entry, n, NULL, NULL, &step);
+	return rc ? rm_step_err(&step, err) : 0;
+}
 
 /* ---- bodies ---------------------------------------------------------------------- */
 
@@ -268,7 +276,7 @@ static void test_lifecycle(void)
 	{
 		snap b = take();
 		dcr_buf *body = b_def(def);
-		CHECK_ERR(submit_ex(F.anna, ROOM, 1, RM_EV_CREATED, body, NULL, &e), &e,
+		CHECK_FAILS(submit_ex(F.anna, ROOM, 1, RM_EV_CREATED, body, NULL, &e), &e,
 		          "seq 1 (room.created): event seq 1 but room has 0 events: replayed or "
 		          "out of order");
 		dcr_buf_release(body);
@@ -467,12 +475,12 @@ static void test_lifecycle(void)
 		      0);
 		dcr_buf_release(body);
 		snap b = take();
-		CHECK_ERR(rm_apply_entry(&S, keep.data, keep.len, &e), &e,
+		CHECK_FAILS(replay_entry(&S, keep.data, keep.len, &e), &e,
 		          "seq 12 (run.requested): event seq 12 but room has 13 events: replayed "
 		          "or out of order");
 		CHECK(same(b, take()));
 		body = b_run("overlap", R4);
-		CHECK_ERR(
+		CHECK_FAILS(
 		    submit_ex(F.ian, OTHER_ROOM, UINT64_MAX, RM_EV_RUN_REQUESTED, body, NULL, &e),
 		    &e, "seq 13 (run.requested): event is for room ");
 		dcr_buf_release(body);
@@ -525,8 +533,18 @@ static void test_lifecycle(void)
 	free(baddef);
 }
 
+/* A before hook: sees the state before the event; refuses room.stopped. */
+static int before_hook(void *ctx, const rm_state *before, const es_event *ev, dcr_err *err)
+{
+	uint64_t *sizes = ctx;
+	sizes[before->size] = before->size + 1;
+	if (strcmp(ev->type, RM_EV_STOPPED) == 0)
+		return dcr_err_set(err, DCR_EDENIED, "the hook says no");
+	return 0;
+}
+
 /* Same lifecycle prefix again, replayed from stored entries with
- * rm_apply_entry, and a tampered signature. */
+ * rm_replay_step, a hook before each event, and a tampered signature. */
 static void test_replay_entries(void)
 {
 	char *def = t_valid_def(&F);
@@ -549,18 +567,46 @@ static void test_replay_entries(void)
 
 	rm_state_init(&s2, F.daemon_pub);
 	for (int i = 0; i < 3; i++)
-		CHECK(rm_apply_entry(&s2, log[i].data, log[i].len, &e) == 0);
+		CHECK(replay_entry(&s2, log[i].data, log[i].len, &e) == 0);
 	CHECK(s2.size == 3 && s2.status == RM_STOPPED &&
 	      memcmp(s2.def_sha256, S.def_sha256, 32) == 0);
 	rm_state_release(&s2);
 
 	rm_state_init(&s2, F.daemon_pub);
-	CHECK(rm_apply_entry(&s2, log[0].data, log[0].len, &e) == 0);
+	CHECK(replay_entry(&s2, log[0].data, log[0].len, &e) == 0);
 	log[1].data[log[1].len - 1] ^= 1; /* signature */
-	CHECK_ERR(rm_apply_entry(&s2, log[1].data, log[1].len, &e), &e, "seq 1 (room.published)");
+	CHECK_FAILS(replay_entry(&s2, log[1].data, log[1].len, &e), &e, "seq 1 (room.published)");
 	CHECK(s2.size == 1 && s2.status == RM_DRAFT);
-	CHECK_ERR(rm_apply_entry(&s2, "\x01\x02", 2, &e), &e, "seq 1");
+	CHECK_FAILS(replay_entry(&s2, "\x01\x02", 2, &e), &e, "seq 1: ");
+	{
+		/* where and why, apart: nothing parses a message */
+		rm_step st;
+		CHECK(rm_replay_step(&s2, log[1].data, log[1].len, NULL, NULL, &st) == DCR_ESIG);
+		CHECK(st.seq == 1 && strcmp(st.type, RM_EV_PUBLISHED) == 0);
+		CHECK(st.reason.code == DCR_ESIG && strncmp(st.reason.msg, "seq ", 4) != 0 &&
+		      strstr(st.reason.msg, "signature does not verify") != NULL);
+		CHECK(rm_replay_step(&s2, "\x01\x02", 2, NULL, NULL, &st) < 0);
+		CHECK(st.seq == 1 && st.type[0] == '\0' && st.reason.code < 0);
+		CHECK(s2.size == 1 && s2.status == RM_DRAFT);
+	}
 	rm_state_release(&s2);
+
+	log[1].data[log[1].len - 1] ^= 1; /* the signature again */
+	{
+		uint64_t sizes[3] = {0, 0, 0};
+		rm_step st;
+		rm_state_init(&s2, F.daemon_pub);
+		for (int i = 0; i < 2; i++)
+			CHECK(rm_replay_step(&s2, log[i].data, log[i].len, before_hook, sizes, &st) ==
+			      0);
+		CHECK(rm_replay_step(&s2, log[2].data, log[2].len, before_hook, sizes, &st) ==
+		      DCR_EDENIED);
+		CHECK(st.seq == 2 && strcmp(st.type, RM_EV_STOPPED) == 0 &&
+		      strcmp(st.reason.msg, "the hook says no") == 0);
+		CHECK(sizes[0] == 1 && sizes[1] == 2 && sizes[2] == 3);
+		CHECK(s2.size == 2 && s2.status == RM_PUBLISHED);
+		rm_state_release(&s2);
+	}
 
 	for (int i = 0; i < 3; i++)
 		dcr_buf_release(&log[i]);
@@ -630,6 +676,36 @@ static void test_many_runs(void)
 	free(def);
 }
 
+/* One actor name in two forms: the email and "dcrd" in both, the key short
+ * (audit lines, dcrd's log) or whole (rule errors, the CLI). */
+static void test_actor_name(void)
+{
+	char *def = t_valid_def(&F);
+	char buf[RM_ACTOR_NAME_BYTES], tiny[8];
+	rm_state_release(&S);
+	rm_state_init(&S, F.daemon_pub);
+	OK(F.anna, RM_EV_CREATED, b_def(def));
+	for (int form = RM_ACTOR_SHORT; form <= RM_ACTOR_FULL; form++) {
+		CHECK(strcmp(rm_actor_name(S.def, S.daemon_key, F.ian_pub, form, buf, sizeof buf),
+		             "ian@insurer.example") == 0);
+		CHECK(strcmp(rm_actor_name(S.def, S.daemon_key, F.daemon_pub, form, buf, sizeof buf),
+		             "dcrd") == 0);
+	}
+	CHECK(strcmp(rm_actor_name(S.def, S.daemon_key, F.carl_pub, RM_ACTOR_FULL, buf, sizeof buf),
+	             F.carl_s) == 0);
+	rm_actor_name(S.def, S.daemon_key, F.carl_pub, RM_ACTOR_SHORT, buf, sizeof buf);
+	CHECK(strlen(buf) == strlen("ed25519:") + 12 && strncmp(buf, F.carl_s, strlen(buf)) == 0);
+	/* no definition, no daemon key: only the key names anyone */
+	rm_actor_name(NULL, NULL, F.ian_pub, RM_ACTOR_FULL, buf, sizeof buf);
+	CHECK(strcmp(buf, F.ian_s) == 0);
+	rm_actor_name(NULL, NULL, F.daemon_pub, RM_ACTOR_SHORT, buf, sizeof buf);
+	CHECK(strcmp(buf, "dcrd") != 0 && strncmp(buf, "ed25519:", 8) == 0);
+	/* a short buffer truncates, never overflows */
+	CHECK(strcmp(rm_actor_name(S.def, S.daemon_key, F.ian_pub, RM_ACTOR_FULL, tiny, sizeof tiny),
+	             "ian@ins") == 0);
+	free(def);
+}
+
 int main(void)
 {
 	t_fixture_init(&F);
@@ -639,6 +715,7 @@ int main(void)
 	test_replay_entries();
 	test_outside_creator();
 	test_many_runs();
+	test_actor_name();
 	rm_state_release(&S);
 	t_fixture_release(&F);
 	if (t_failures)

@@ -1,44 +1,12 @@
 /* test_rm_common.h: fixtures shared by the room module's unit tests: real
  * generated keys, the DESIGN §4 example definition completed so that it is
- * valid, string surgery on it for the negative cases, and CHECK macros
- * that report file:line and keep going. Header-only (static functions). */
+ * valid, and string surgery on it for the negative cases (the CHECK macros
+ * are test.h's). Header-only (static functions). */
 #ifndef TEST_RM_COMMON_H
 #define TEST_RM_COMMON_H
 
 #include "../../room/room.h"
-
-static int t_failures;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
-			t_failures++;                                                              \
-		}                                                                                  \
-	} while (0)
-
-/* rc must be an error and err.msg must contain every non-NULL needle. */
-#define CHECK_ERR(rc, err, ...) t_check_err((rc), (err), __FILE__, __LINE__, __VA_ARGS__, NULL)
-
-__attribute__((sentinel, unused)) static void t_check_err(int rc, const dcr_err *err,
-                                                          const char *file, int line, ...)
-{
-	va_list ap;
-	if (rc == 0) {
-		fprintf(stderr, "%s:%d: expected an error, got success\n", file, line);
-		t_failures++;
-		return;
-	}
-	va_start(ap, line);
-	for (const char *n = va_arg(ap, const char *); n; n = va_arg(ap, const char *)) {
-		if (!strstr(err->msg, n)) {
-			fprintf(stderr, "%s:%d: error \"%s\" does not contain \"%s\"\n", file, line,
-			        err->msg, n);
-			t_failures++;
-		}
-	}
-	va_end(ap);
-}
+#include "test.h"
 
 typedef struct t_fixture {
 	dcr_key *anna, *ian, *carl, *daemon; /* carl is not a participant */

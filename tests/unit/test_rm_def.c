@@ -13,7 +13,7 @@ static t_fixture F;
 		dcr_err e_;                                                                        \
 		dcr_err_clear(&e_);                                                                \
 		int rc_ = rm_def_parse((text), strlen(text), &d_, &e_);                            \
-		CHECK_ERR(rc_, &e_, __VA_ARGS__);                                                  \
+		CHECK_FAILS(rc_, &e_, __VA_ARGS__);                                                  \
 		if (getenv("RM_VERBOSE"))                                                          \
 			fprintf(stderr, "ok: %s\n", e_.msg);                                       \
 		CHECK(d_ == NULL);                                                                 \
@@ -43,10 +43,10 @@ static void test_valid_roundtrip(const char *valid)
 	CHECK(d->interactive && d->development && d->require_provisioned);
 	CHECK(d->nparticipants == 2 && d->ndatasets == 3 && d->ncomputations == 5);
 	CHECK(memcmp(d->participants[0].key, F.anna_pub, 32) == 0);
-	CHECK(d->datasets[0].ncolumns == 4 && d->datasets[0].columns[0].format == RM_FMT_EMAIL);
+	CHECK(d->datasets[0].ncolumns == 4 && d->datasets[0].columns[0].format == CMP_FMT_EMAIL);
 	CHECK(!d->datasets[0].columns[0].nullable && d->datasets[0].columns[1].nullable);
-	CHECK(d->datasets[0].columns[2].type == RM_INTEGER);
-	CHECK(d->datasets[0].columns[3].type == RM_FLOAT);
+	CHECK(d->datasets[0].columns[2].type == CMP_INTEGER);
+	CHECK(d->datasets[0].columns[3].type == CMP_FLOAT);
 	/* defaults */
 	CHECK(d->datasets[1].required && d->datasets[1].share_statistics);
 	CHECK(d->datasets[1].columns[1].nullable);
