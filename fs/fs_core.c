@@ -1732,25 +1732,6 @@ static void lfile_abandon(fs *f, lfile *l)
 	lfile_unhold(f, l, false);
 }
 
-static enum cmp_type cmp_type_of(enum rm_coltype t)
-{
-	return t == RM_INTEGER ? CMP_INTEGER : t == RM_FLOAT ? CMP_FLOAT : CMP_STRING;
-}
-
-static enum cmp_format cmp_format_of(enum rm_format f)
-{
-	switch (f) {
-	case RM_FMT_EMAIL:
-		return CMP_FMT_EMAIL;
-	case RM_FMT_DATE:
-		return CMP_FMT_DATE;
-	case RM_FMT_SHA256:
-		return CMP_FMT_SHA256;
-	default:
-		return CMP_FMT_NONE;
-	}
-}
-
 /* The local check of a table dataset's file: the same validation as the
  * daemon's (compute's ingest, same schema, same label), over the first
  * FS_CHECK_BYTES_MAX bytes, so that the write(2) carrying a bad row fails
@@ -1764,8 +1745,8 @@ static cmp_ingest *check_new(fs *f, const char *ds, const char *file)
 		cmp_column *c = dcr_calloc(d->ncolumns, sizeof *c);
 		for (size_t i = 0; i < d->ncolumns; i++) {
 			c[i].name = d->columns[i].name;
-			c[i].type = cmp_type_of(d->columns[i].type);
-			c[i].format = cmp_format_of(d->columns[i].format);
+			c[i].type = d->columns[i].type;
+			c[i].format = d->columns[i].format;
 			c[i].nullable = d->columns[i].nullable;
 		}
 		cmp_schema sc = {c, d->ncolumns};
