@@ -981,6 +981,34 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 	return 0;
 }
 
+void dmn__blobs_drop_withdrawn(dmn *d, const char *data_blob)
+{
+	static const char *const derived[] = {"stats", "image"};
+	unsigned removed = 0;
+
+	for (size_t i = 0; i < sizeof derived / sizeof derived[0]; i++) {
+		char *key = dcr_asprintf("%s:%s", derived[i], data_blob);
+		dcr_buf v;
+		dcr_buf_init(&v);
+		if (es_meta_get(d->store, key, &v) == 0 && v.len == DMN_BLOB_HEX_BYTES - 1) {
+			char id[DMN_BLOB_HEX_BYTES];
+			memcpy(id, v.data, v.len);
+			id[v.len] = 0;
+			if (dmn__blob_remove(d->blobs, id) == 0)
+				removed++;
+			es_meta_del(d->store, key);
+		}
+		dcr_buf_release(&v);
+		free(key);
+	}
+	if (dmn__blob_remove(d->blobs, data_blob) == 0)
+		removed++;
+	if (removed)
+		dmn__log(d, DMN_LOG_INFO, "removed %u blobs of withdrawn data %s (file, statistics, "
+		                          "prepared table)",
+		         removed, data_blob);
+}
+
 /* ---- workers ---------------------------------------------------------------------- */
 
 static void *worker(void *arg)

@@ -43,6 +43,17 @@ sha() { grep '^sha256:' "$DS/status"; }
 
 cp "$T/bank.csv" "$DS/" || e2e_fail "cp bank.csv"
 
+# 12. Replaced data leaves dcrd's store while it runs (not at its next start).
+nblobs() { find "$T/data/blobs" -type f | wc -l; }
+sleep 1 # the prepared table may be made just after the event
+b0=$(nblobs)
+for i in 1 2 3 4 5; do
+	cp "$T/bank.csv" "$DS/" || e2e_fail "cp bank.csv again ($i)"
+done
+sleep 1
+[ "$(nblobs)" -le "$b0" ] || e2e_fail "blob files after five more uploads of one dataset: $(nblobs), were $b0"
+grep -q "blobs of withdrawn data" "$T/dcrd.log" || e2e_fail "dcrd did not log the removal"
+
 # 1. sed -i and perl -pi: the work file is renamed over the real name.
 sed -i 's/Berlin/Potsdam/' "$DS/bank.csv" || e2e_fail "sed -i"
 expect_contains "$DS/status" "state: provisioned"
