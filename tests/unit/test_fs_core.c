@@ -34,6 +34,7 @@ typedef struct fake {
 	size_t nresults;
 	unsigned blobs;
 	unsigned uploads_open;
+	bool down; /* the daemon does not answer */
 	struct {
 		char *dataset;
 		dcr_buf bytes; /* the last committed upload, for data_read */
@@ -76,6 +77,8 @@ static int fk_events(void *ctx, uint64_t from,
                      dcr_err *err)
 {
 	fake_user *u = ctx;
+	if (u->fk->down)
+		return dcr_err_set(err, -EIO, "daemon at /fake/sock unreachable");
 	for (uint64_t i = from; i < u->fk->n; i++) {
 		int rc = fn(fctx, i, u->fk->entries[i].data, u->fk->entries[i].len);
 		if (rc)
@@ -983,6 +986,18 @@ int main(void)
 		CHECK(fs_read(fa, h, a.size, buf, sizeof buf) > 0);
 		fs_release(fa, h);
 	}
+	/* the daemon away: status and README say so; back when it answers */
+	CHECK(file_contains(fa, "status", "daemon: connected"));
+	fk.down = true;
+	CHECK(fs_refresh(fa, NULL, NULL, &err) < 0);
+	CHECK(file_contains(fa, "status", "daemon: unreachable since"));
+	CHECK(file_contains(fa, "README", "WARNING: the daemon does not answer"));
+	fk.down = false;
+	CHECK(fs_refresh(fa, NULL, NULL, &err) >= 0);
+	CHECK(file_contains(fa, "status", "daemon: connected"));
+	CHECK(read_all(fa, "README", &s) == 0 && !strstr(s, "WARNING"));
+	free(s);
+
 	/* one open-write-close is one run, whatever was written */
 	{
 		size_t runs0 = fk.st.nruns;
