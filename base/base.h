@@ -47,7 +47,8 @@
 	X(ETIMEOUT, "time limit exceeded")                                      \
 	X(EPROTO, "protocol error")                                             \
 	X(EINTEGRITY, "integrity check failed")                                 \
-	X(EINTERNAL, "internal error")
+	X(EINTERNAL, "internal error")                                          \
+	X(ECANCELED, "cancelled")
 
 enum {
 	DCR__ERR_BASE = -30000,
@@ -243,6 +244,11 @@ typedef struct dcr_mp_limits {
 	uint32_t depth_max; /* nesting of arrays/maps; scalars at top are depth 0 */
 	size_t str_max;     /* bytes of one str or bin */
 	uint32_t elems_max; /* entries of one array or map */
+	/* values in the whole document (every scalar, string, array and map
+	 * counts one; a map entry counts its key and its value); 0: bounded
+	 * only by bytes_max. Unpacking costs about DCR_MP_UNPACKED_BYTES_PER_OBJECT
+	 * per value, so this caps the memory of a parsed document. */
+	uint32_t objs_max;
 } dcr_mp_limits;
 
 /* Limits used for events and protocol frames (from limits.h). */
@@ -252,6 +258,10 @@ extern const dcr_mp_limits dcr_mp_limits_default;
  * limits. Never allocates in proportion to declared lengths. The error
  * names the byte offset: "offset 17: string of 9000 bytes exceeds ...". */
 int dcr_mp_check(const void *p, size_t n, const dcr_mp_limits *lim, dcr_err *err);
+/* dcr_mp_check that also returns the number of values (*objs, set on
+ * success only). */
+int dcr_mp_check_count(const void *p, size_t n, const dcr_mp_limits *lim, uint64_t *objs,
+                       dcr_err *err);
 
 /* A decoded document: dcr_mp_check, then unpacked. Values point into the
  * document (and into the input bytes, which must outlive it). */

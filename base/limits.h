@@ -10,16 +10,33 @@
 #define DCR_EVENT_BYTES_MAX (4u * 1024 * 1024) /* one envelope */
 #define DCR_MP_DEPTH_MAX 16u
 #define DCR_MP_ELEMS_MAX 100000u
+/* Values in one envelope (every valid event has fewer than 40: its body
+ * holds scalars only), so decoding one never costs more than about
+ * DCR_EVENT_OBJECTS_MAX x DCR_MP_UNPACKED_BYTES_PER_OBJECT. */
+#define DCR_EVENT_OBJECTS_MAX 4096u
+/* What msgpack-c's unpacker allocates per value, at most (a 24-byte
+ * msgpack_object, zone chunk slack, malloc overhead): dcrd charges its
+ * frame budget this much per value of a request before unpacking it. */
+#define DCR_MP_UNPACKED_BYTES_PER_OBJECT 64u
 
 /* protocol */
 #define DCR_FRAME_BYTES_MAX (DCR_EVENT_BYTES_MAX + 64u * 1024)
 #define DCR_CHUNK_BYTES (1024u * 1024)
+/* Values in one request frame (requests carry a few scalars and one bin or
+ * str; a map of arrays of small integers would unpack to 24x its bytes):
+ * checked by dcrd before it unpacks, see proto_request_check. */
+#define DCR_FRAME_REQUEST_OBJECTS_MAX 4096u
 
 /* daemon/protocol (docs/protocol.md, docs/daemon.md) */
 #define DMN_CONNS_MAX 256u                  /* open connections */
 #define DMN_INFLIGHT_MAX 4u                 /* requests queued per connection */
 #define DMN_AUTH_FRAME_BYTES_MAX 256u       /* frames before authentication */
 #define DMN_AUTH_TIMEOUT_MS 10000u          /* to answer the challenge */
+#define DMN_UNAUTH_CONNS_MAX 64u            /* connections still to answer it */
+/* Default --frame-budget-mb: request frames buffered or queued, plus what
+ * their unpacking may cost, across all connections (docs/daemon.md). */
+#define DMN_FRAME_BUDGET_BYTES (256ull * 1024 * 1024)
+#define DMN_FRAME_BUDGET_MB_MAX (1024u * 1024) /* --frame-budget-mb: 1 TiB */
 #define DMN_IDLE_TIMEOUT_MS (10u * 60 * 1000) /* default --idle-timeout-ms */
 #define DMN_UPLOADS_MAX 4u                  /* open uploads per connection */
 #define DMN_EVENT_CLOCK_SKEW_MS (5u * 60 * 1000) /* |ts - now| of user events */

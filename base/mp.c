@@ -1,7 +1,8 @@
 /* mp.c: canonical msgpack. Writing goes through msgpack-c's packer, which
  * already picks the shortest form of every integer and header. Reading
  * untrusted bytes happens in two steps: dcr_mp_check walks the bytes with
- * explicit limits (size, depth, string length, element count) and the
+ * explicit limits (size, depth, string length, element count, values in
+ * the whole document, which bound what unpacking allocates) and the
  * canonical-form rules, never allocating in proportion to a declared length;
  * only then msgpack-c unpacks the (now known good) bytes. Nodes handed out
  * (dcr_mpv) are msgpack_object pointers in disguise, so msgpack.h stays in
@@ -97,6 +98,7 @@ void dcr_mpw_raw(dcr_mpw *w, const void *p, size_t n)
 typedef struct chk {
 	const uint8_t *p;
 	size_t n, off;
+	uint64_t objs; /* values seen so far */
 	const dcr_mp_limits *lim;
 	dcr_err *err;
 } chk;
@@ -264,6 +266,14 @@ static int check_value(chk *c, uint32_t depth)
 	size_t at = c->off;
 	if ((rc = need(c, 1)) != 0)
 		return rc;
+	/* Counted before the value is read, so a document of tiny values
+	 * stops at the cap, not at its end. */
+	if (c->lim->objs_max && ++c->objs > c->lim->objs_max)
+		return dcr_err_set(c->err, DCR_ELIMIT,
+				   "offset %zu: more than %u values in one document (the limit)", at,
+				   c->lim->objs_max);
+	if (!c->lim->objs_max)
+		c->objs++;
 	uint8_t b = c->p[c->off++];
 	if (b <= 0x7f || b >= 0xe0)
 		return 0; /* fixints */
@@ -353,18 +363,27 @@ static int check_value(chk *c, uint32_t depth)
 
 int dcr_mp_check(const void *p, size_t n, const dcr_mp_limits *lim, dcr_err *err)
 {
+	uint64_t objs;
+
+	return dcr_mp_check_count(p, n, lim, &objs, err);
+}
+
+int dcr_mp_check_count(const void *p, size_t n, const dcr_mp_limits *lim, uint64_t *objs,
+		       dcr_err *err)
+{
 	if (lim == NULL)
 		lim = &dcr_mp_limits_default;
 	if (n > lim->bytes_max)
 		return dcr_err_set(err, DCR_ELIMIT, "input of %zu bytes exceeds the limit of %zu", n,
 				   lim->bytes_max);
-	chk c = {.p = p, .n = n, .off = 0, .lim = lim, .err = err};
+	chk c = {.p = p, .n = n, .off = 0, .objs = 0, .lim = lim, .err = err};
 	int rc = check_value(&c, 0);
 	if (rc != 0)
 		return rc;
 	if (c.off != n)
 		return dcr_err_set(err, DCR_ETRAILING, "offset %zu: %zu trailing bytes after the value",
 				   c.off, n - c.off);
+	*objs = c.objs;
 	return 0;
 }
 
@@ -383,10 +402,19 @@ int dcr_mp_parse(const void *p, size_t n, const dcr_mp_limits *lim, dcr_mp_doc *
 	int rc = dcr_mp_check(p, n, lim, err);
 	if (rc != 0)
 		return rc;
-	dcr_mp_doc *d = dcr_calloc(1, sizeof *d);
+	/* Out of memory here is the peer's doing as often as ours (a large
+	 * document): an error for this input, never an abort. */
+	dcr_mp_doc *d = calloc(1, sizeof *d);
+	if (d == NULL)
+		return dcr_err_set(err, -ENOMEM, "out of memory unpacking %zu bytes of msgpack", n);
 	msgpack_unpacked_init(&d->u);
 	size_t off = 0;
 	msgpack_unpack_return r = msgpack_unpack_next(&d->u, p, n, &off);
+	if (r == MSGPACK_UNPACK_NOMEM_ERROR) {
+		msgpack_unpacked_destroy(&d->u);
+		free(d);
+		return dcr_err_set(err, -ENOMEM, "out of memory unpacking %zu bytes of msgpack", n);
+	}
 	if (r != MSGPACK_UNPACK_SUCCESS || off != n) {
 		/* Cannot happen after dcr_mp_check; treat as an internal error. */
 		msgpack_unpacked_destroy(&d->u);

@@ -419,6 +419,8 @@ struct run {
 	bool timed_out;
 	uint64_t steps, steps_max; /* progress callbacks (every 1000 VM steps) */
 	bool stepped_out;
+	cmp_cancel *cancel; /* may be NULL */
+	bool cancelled;
 	char denied[160]; /* what the authorizer refused, for the message */
 };
 
@@ -473,6 +475,10 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2, cons
 static int progress(void *ud)
 {
 	struct run *r = ud;
+	if (cmp_cancel_fired(r->cancel)) {
+		r->cancelled = true;
+		return 1;
+	}
 	if (r->steps_max && ++r->steps > r->steps_max) {
 		r->stepped_out = true;
 		return 1;
@@ -809,6 +815,8 @@ static void rowset_release(struct rowset *s)
 static int step_error(struct run *r, int src, const cmp_sql_limits *lim, struct mem_acct *a,
                       dcr_err *err)
 {
+	if (r->cancelled || cmp_cancel_fired(r->cancel))
+		return dcr_err_set(err, DCR_ECANCELED, "the computation was cancelled");
 	if (r->stepped_out)
 		return dcr_err_set(err, DCR_ETIMEOUT,
 		                   "query exceeded the work limit of %llu thousand steps "
@@ -1043,6 +1051,7 @@ static void limits_default(const cmp_sql_limits *in, cmp_sql_limits *out)
 	out->rows_max = in->rows_max ? in->rows_max : DCR_SQL_ROWS_MAX_DEFAULT;
 	out->bytes_max = in->bytes_max ? in->bytes_max : DCR_SQL_BYTES_MAX_DEFAULT;
 	out->steps_max = in->steps_max;
+	out->cancel = in->cancel;
 }
 
 static bool tail_empty(const char *tail, dcr_err *err)
@@ -1082,7 +1091,16 @@ static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, lo
 		goto out;
 	if (min_rows > 0 && (rc = cmp__privacy_rewrite(query, &rw, err)))
 		goto out;
-	if (mem_on) {
+	if (!mem_on) {
+		/* Fail closed: without the allocator hook nothing bounds a run's
+		 * memory (SQLite was initialised before compute could hook it). */
+		rc = dcr_err_set(err, DCR_EINTERNAL,
+		                 "the SQL memory limit cannot be enforced (SQLite refused "
+		                 "the accounting allocator: it was initialised before "
+		                 "compute); refusing to run the query");
+		goto out;
+	}
+	{
 		acct = calloc(1, sizeof(*acct));
 		if (!acct)
 			abort();
@@ -1093,6 +1111,7 @@ static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, lo
 	r.time_ms = lim.time_ms;
 	r.deadline_ms = dcr_mono_ms() + lim.time_ms;
 	r.steps_max = lim.steps_max;
+	r.cancel = lim.cancel;
 	/* Page cache: a quarter of the memory limit, at most 64 MiB. */
 	uint64_t cache_kib = lim.memory_bytes / 4 / 1024;
 	if (cache_kib > 65536)
@@ -1100,12 +1119,13 @@ static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, lo
 	if ((rc = open_inputs(&r, inputs, ninputs, fill, cache_kib, err)))
 		goto out;
 	lock_down(&r, ninputs);
+	cmp__cancel_attach(r.cancel, r.db);
 	const char *sql = rw.sql ? rw.sql : query;
 	const char *tail = NULL;
 	if (sqlite3_prepare_v3(r.db, sql, -1, 0, &st, &tail) != SQLITE_OK) {
 		if (r.denied[0])
 			rc = dcr_err_set(err, DCR_EDENIED, "%s", r.denied);
-		else if (r.timed_out || (acct && acct->over))
+		else if (r.timed_out || r.cancelled || (acct && acct->over))
 			rc = step_error(&r, SQLITE_ERROR, &lim, acct, err);
 		else
 			rc = dcr_err_set(err, DCR_ESQL, "%s", sqlite3_errmsg(r.db));
@@ -1133,6 +1153,7 @@ static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, lo
 		cmp_result_init(&local);
 	}
 out:
+	cmp__cancel_detach(r.cancel);
 	sqlite3_finalize(st);
 	sqlite3_close(r.db);
 	cmp_result_release(&local);

@@ -107,6 +107,17 @@ typedef struct cmp_input {
 	size_t image_n;
 } cmp_input;
 
+/* Cancellation of a running computation from another thread. Attach the
+ * handle to a run (cmp_sql_limits.cancel); cmp_cancel_fire, from any
+ * thread, stops the statement the run is executing (sqlite3_interrupt)
+ * and makes the run, and any later run given the same handle, fail with
+ * DCR_ECANCELED. Free it only once no run uses it. */
+typedef struct cmp_cancel cmp_cancel;
+cmp_cancel *cmp_cancel_new(void);
+void cmp_cancel_free(cmp_cancel *c); /* NULL is fine */
+void cmp_cancel_fire(cmp_cancel *c); /* any thread, any number of times */
+bool cmp_cancel_fired(const cmp_cancel *c);
+
 typedef struct cmp_sql_limits {
 	uint64_t time_ms;      /* 0 = default */
 	uint64_t memory_bytes; /* 0 = default */
@@ -116,6 +127,7 @@ typedef struct cmp_sql_limits {
 				  Deterministic, unlike time: the definition
 				  check uses it so every machine that replays
 				  a log judges a definition the same way. */
+	cmp_cancel *cancel;    /* NULL: the run cannot be cancelled */
 } cmp_sql_limits;
 
 typedef struct cmp_result {
@@ -142,7 +154,8 @@ int cmp_sql_check(const char *query, const cmp_input *inputs, size_t ninputs, lo
  * read in place, never written). res must have been initialised; it is
  * replaced on success and unchanged on failure. Errors: DCR_ESQL (SQL),
  * DCR_EDENIED (authorizer), DCR_ETIMEOUT, DCR_ELIMIT (memory, rows,
- * bytes), DCR_EINVALID (inputs). Thread safe: runs on different threads
+ * bytes), DCR_EINVALID (inputs), DCR_ECANCELED (lim->cancel fired),
+ * DCR_EINTERNAL (the memory limit cannot be enforced: the run is refused). Thread safe: runs on different threads
  * are independent, including their memory accounting. */
 int cmp_sql_run(const char *query, const cmp_input *inputs, size_t ninputs, long long min_rows,
                 const cmp_sql_limits *lim, cmp_result *res, dcr_err *err);

@@ -5,6 +5,13 @@
 
 #include "compute.h"
 
+/* Cancellation (cmp_cancel.c): the connection a run executes on, so that
+ * cmp_cancel_fire can interrupt it; attach after opening, detach before
+ * closing (c may be NULL). */
+struct sqlite3;
+void cmp__cancel_attach(cmp_cancel *c, struct sqlite3 *db);
+void cmp__cancel_detach(cmp_cancel *c);
+
 /* Typed value of one CSV field after validation. */
 enum { CMP__NULL, CMP__INT, CMP__FLOAT, CMP__TEXT };
 typedef struct cmp__value {

@@ -370,17 +370,19 @@ void dmn__blob_write_start(dmn_blob_writer *w, const void *p, size_t n)
 int dmn__blob_write_wait(dmn_blob_writer *w, dcr_err *err)
 {
 	dmn_blobs *b = w->b;
-	int rc;
+	int rc, state;
 
-	if (w->job_state == 0)
-		return 0;
-	if (b->nhelpers > 0) {
+	/* With helpers, job_state is shared with them: read it under b->mu
+	 * (nhelpers is fixed once the store is open). */
+	if (b->nhelpers > 0)
 		pthread_mutex_lock(&b->mu);
-		while (w->job_state != 2)
-			pthread_cond_wait(&b->done, &b->mu);
-		pthread_mutex_unlock(&b->mu);
-	}
+	while ((state = w->job_state) == 1)
+		pthread_cond_wait(&b->done, &b->mu);
 	w->job_state = 0;
+	if (b->nhelpers > 0)
+		pthread_mutex_unlock(&b->mu);
+	if (state == 0)
+		return 0;
 	rc = w->job_rc;
 	if (rc < 0 && err)
 		*err = w->job_err;
@@ -473,7 +475,14 @@ int dmn__blob_commit(dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES], uint8_t sh
 		dcr_err_set(err, rc, "fsync %s: %s", sub, dcr_strerror(rc));
 		goto out;
 	}
-	fsync_dir(w->b->blob_dir);
+	/* The entry of blobs/XX itself (new for the first blob of XX): a
+	 * blob an event names must survive a crash. Left in place on failure,
+	 * unreferenced: the next start removes it. */
+	rc = fsync_dir(w->b->blob_dir);
+	if (rc < 0) {
+		dcr_err_set(err, rc, "fsync %s: %s", w->b->blob_dir, dcr_strerror(rc));
+		goto out;
+	}
 	memcpy(id, hex, DMN_BLOB_HEX_BYTES);
 	dcr_sha256_final(w->sha, sha);
 	if (bytes)

@@ -19,12 +19,17 @@ typedef struct dmn_options {
 	/* decrypted images kept between runs, bytes; 0: DMN_IMAGE_CACHE_BYTES,
 	 * DMN_IMAGE_CACHE_OFF: none */
 	uint64_t image_cache_bytes;
+	/* request frames buffered, queued or being handled, with what
+	 * unpacking them may cost, bytes; 0: DMN_FRAME_BUDGET_BYTES */
+	uint64_t frame_budget_bytes;
 } dmn_options;
 
 #define DMN_IMAGE_CACHE_OFF UINT64_MAX
 
 /* Runs the daemon in the foreground. Returns 0 after a clean shutdown, or a
- * negative code with err set (e.g. another dcrd holds the directory). */
+ * negative code with err set (e.g. another dcrd holds the directory).
+ * Every thread it started is joined when it returns, libuv's pool too
+ * (uv_library_shutdown): call it once per process. */
 int dmn_run(const dmn_options *opt, dcr_err *err);
 
 /* Parses "error|warn|info|debug"; -1 if unknown. */

@@ -1,18 +1,57 @@
 /* dmn_int.h: the pieces of dcrd shared between its source files.
  *
- * Threads: the libuv loop (server.c) owns sockets and never blocks; every
- * request runs on libuv's thread pool (ops.c), one at a time per
- * connection, so a connection's uploads need no lock; background jobs
- * (prepared tables, runs) run on dcrd's own worker threads (jobs.c). Room
- * states live in memory (rooms.c), one mutex each; every append to a room
- * happens under that mutex after rm_apply accepted the event, so the
+ * Room states live in memory (rooms.c), one mutex each; every append to a
+ * room happens under that mutex after rm_apply accepted the event, so the
  * in-memory state and the log never disagree (if an append fails, the room
  * is rebuilt from the log). Only this module includes uv.h, and only
- * server.c does. */
+ * server.c does.
+ *
+ * Parts, their locks and the fields each lock guards:
+ *
+ *   part              lock               guards
+ *   rooms (rooms.c)   rooms.lock (rw)    rooms.list, n, cap (rooms are never removed)
+ *   a room            room->mu           st, inflight, durable, broken; the order of
+ *                                        the room's appends
+ *   uploads (ops.c)   up.mu              up.done, up.next_id   (up.open: atomic)
+ *   jobs (jobs.c)     jobs.mu            jobs.head, tail, n, appends_active, active,
+ *                                        nactive (jobs.stopping: atomic, set under mu)
+ *                     jobs.image_mu      one prepared-table build at a time
+ *                                        (jobs.image_waiting_runs: atomic)
+ *   image cache       imgc.mu            imgc.list, bytes, tick and each entry's refs
+ *   waiters           wait.mu            wait.appends, n, closing
+ *   blobs (blob.c)    its own mu         the helpers' queue and each writer's job
+ *   store             eventstore's own   (thread-safe, eventstore.h)
+ *   set at start      none               opt, dir, key, pub, store, blobs,
+ *                                        imgc.budget, rooms.hooks (read-only after)
+ *
+ * Lock order: a thread holding a lock takes only locks further down:
+ *
+ *   jobs.image_mu -> room->mu -> rooms.lock -> up.mu -> jobs.mu -> imgc.mu
+ *   -> wait.mu -> leaves (blobs' mu, a cmp_cancel's mu, the store's locks)
+ *
+ * (rooms.lock is taken after room->mu only to insert a new room, which
+ * nobody else can see yet; dmn__room_find takes and drops it alone.) Never
+ * two rooms' mutexes at once. "Caller holds X" is DMN_ASSERT_HELD(X).
+ *
+ * Threads, and what each may call:
+ *   main (= the libuv loop, server.c): start-up (replay, GC, start the
+ *     workers), then sockets, framing and authentication, never blocking;
+ *     at shutdown it stops the jobs and joins every thread below.
+ *   libuv's pool (ops.c): one request at a time per connection (so a
+ *     connection's session needs no lock): anything in this header but the
+ *     start/stop functions.
+ *   job workers (jobs.c, 2): prepared tables and runs; each background
+ *     build runs on a short-lived niced thread the worker joins.
+ *   blob helpers (blob.c, 2): dmn__blob_write_start's work; joined by
+ *     dmn__blobs_close.
+ *   ingest validators (compute, one per open table upload): joined by the
+ *     pool thread that ends or releases the upload. */
 #ifndef DCR_DMN_INT_H
 #define DCR_DMN_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 
 #include "daemon.h"
 #include "../eventstore/eventstore.h"
@@ -68,12 +107,32 @@ int dmn__blobs_each(dmn_blobs *b, int (*fn)(void *ctx, const char *id, uint64_t 
                     void *ctx);
 int dmn__blob_remove(dmn_blobs *b, const char *id);
 
+/* ---- locks (lock.c) ------------------------------------------------------ */
+
+/* A mutex that knows its holder: "caller holds X" is DMN_ASSERT_HELD(X),
+ * on in every build. Relocking a held mutex or unlocking one not held
+ * fails an assertion too. */
+typedef struct dmn_mutex {
+	pthread_mutex_t mu;
+	_Atomic uintptr_t owner; /* the holder's tag (lock.c), 0 when free */
+} dmn_mutex;
+
+void dmn__mutex_init(dmn_mutex *m);
+void dmn__mutex_destroy(dmn_mutex *m);
+void dmn__mutex_lock(dmn_mutex *m);
+void dmn__mutex_unlock(dmn_mutex *m);
+/* Whether the calling thread holds m. */
+bool dmn__mutex_held(const dmn_mutex *m);
+void dmn__cond_wait(pthread_cond_t *cv, dmn_mutex *m);
+int dmn__cond_timedwait(pthread_cond_t *cv, dmn_mutex *m, const struct timespec *abstime);
+#define DMN_ASSERT_HELD(m) DCR_ASSERT(dmn__mutex_held(m))
+
 /* ---- the daemon --------------------------------------------------------- */
 
 typedef struct dmn_room {
 	uint8_t id[ES_ROOM_ID_BYTES];
 	char hex[ES_ROOM_HEX_BYTES];
-	pthread_mutex_t mu; /* guards st and the order of this room's appends */
+	dmn_mutex mu;       /* guards st, inflight, durable, broken and the order of the appends */
 	rm_state st;        /* may include appends in flight (see inflight) */
 	unsigned inflight;  /* appends queued, not yet durable */
 	uint64_t durable;   /* events [0, durable) are durable in the log */
@@ -91,53 +150,97 @@ typedef struct dmn_done_upload {
 
 typedef struct dmn_job dmn_job;
 
+/* The daemon's parts. Each owns its fields and its lock; the table in
+ * "Locks" above dmn__log says which lock guards which field. */
+
+/* Called once an event is durable, under the room's mutex (read r->st,
+ * take no room's mutex, do not block); ev NULL: the room was replayed at
+ * start (once per room, before any request). How jobs learn of work
+ * without rooms.c calling jobs.c. */
+typedef void (*dmn_durable_fn)(void *ctx, dmn_room *r, const es_event *ev, uint64_t seq);
+#define DMN_DURABLE_HOOKS_MAX 4
+
+/* Rooms (rooms.c): the registry; each room's own fields are under its mu. */
+typedef struct dmn_rooms {
+	pthread_rwlock_t lock; /* guards list, n, cap */
+	dmn_room **list;       /* rooms are never removed */
+	size_t n, cap;
+	struct {
+		dmn_durable_fn fn;
+		void *ctx;
+	} hooks[DMN_DURABLE_HOOKS_MAX]; /* set before the load, read-only after */
+	size_t nhooks;
+} dmn_rooms;
+
+/* Uploads finished and waiting for their event (ops.c, rooms.c). */
+typedef struct dmn_uploads {
+	dmn_mutex mu;    /* guards done, next_id */
+	dmn_done_upload *done; /* newest first */
+	uint64_t next_id;
+	/* Background table builds pause while uploads are open (uploads
+	 * first), unless a run waits for a table. */
+	atomic_uint open;
+} dmn_uploads;
+
+/* Stops a job's computation from another thread (a SQL run: cmp_cancel;
+ * a sandboxed script, later: killing its process group). Called under
+ * jobs.mu: it must not block or take another daemon lock. */
+typedef void (*dmn_cancel_fn)(void *ctx);
+
+/* Background jobs (jobs.c). */
+typedef struct dmn_jobs {
+	dmn_mutex mu; /* guards head, tail, n, appends_active, active, nactive */
+	pthread_cond_t cv;        /* a job was queued, or stopping */
+	pthread_cond_t append_cv; /* appends_active went down */
+	dmn_job *head, *tail;
+	size_t n;
+	atomic_bool stopping; /* set once, under mu (waiters on cv see it) */
+	unsigned appends_active;
+	struct dmn_active {
+		char *run_id;
+		dmn_cancel_fn cancel;
+		void *ctx;
+	} *active; /* runs being computed, with how to stop each */
+	size_t nactive;
+	pthread_t workers[2]; /* started and joined by the main thread only */
+	size_t nworkers;
+	dmn_mutex image_mu; /* one prepared-table build at a time */
+	atomic_uint image_waiting_runs;
+} dmn_jobs;
+
+/* Decrypted images shared by runs (imgcache.c). */
+typedef struct dmn_imgcache {
+	dmn_mutex mu;     /* guards list, bytes, tick */
+	struct dmn_image *list; /* most recent anywhere */
+	size_t bytes;
+	uint64_t budget; /* bytes; 0: keep nothing (set at start) */
+	uint64_t tick;
+} dmn_imgcache;
+
+/* Long polls (`wait`): woken by every append and by shutdown (rooms.c
+ * wakes, ops.c waits). */
+typedef struct dmn_waiters {
+	dmn_mutex mu; /* guards appends, n, closing */
+	pthread_cond_t cv;
+	uint64_t appends; /* total appended since start */
+	unsigned n;
+	bool closing; /* shutdown began: waits return at once */
+} dmn_waiters;
+
 typedef struct dmn {
+	/* set at start, read-only while serving */
 	dmn_options opt;
 	char *dir;
 	dcr_key *key;
 	uint8_t pub[32];
-	es_store *store;
-	dmn_blobs *blobs;
+	es_store *store;  /* thread-safe (eventstore.h) */
+	dmn_blobs *blobs; /* thread-safe (blob.c) */
 
-	pthread_rwlock_t rooms_lock;
-	dmn_room **rooms;
-	size_t nrooms, rooms_cap;
-
-	pthread_mutex_t up_mu;
-	dmn_done_upload *done_uploads;
-	uint64_t next_upload_id;
-
-	/* background jobs (jobs.c) */
-	pthread_mutex_t job_mu;
-	pthread_cond_t job_cv;
-	pthread_cond_t append_cv;
-	dmn_job *job_head, *job_tail;
-	size_t njobs;
-	bool stopping;
-	unsigned appends_active;
-	char **running; /* run ids being computed */
-	size_t nrunning;
-	pthread_t workers[2];
-	size_t nworkers;
-	bool workers_leaked;      /* a computation outlived shutdown */
-	pthread_mutex_t image_mu; /* one prepared-table build at a time */
-	/* decrypted images shared by runs (imgcache.c), under imgc_mu */
-	pthread_mutex_t imgc_mu;
-	struct dmn_image *imgc; /* list, most recent anywhere */
-	size_t imgc_bytes;
-	uint64_t imgc_budget; /* bytes; 0: keep nothing */
-	uint64_t imgc_tick;
-	/* Background table builds pause while uploads are open (uploads
-	 * first), unless a run waits for a table (__atomic counters). */
-	unsigned uploads_open;
-	unsigned image_waiting_runs;
-
-	/* long polls (`wait`): woken by every append and by shutdown */
-	pthread_mutex_t wait_mu;
-	pthread_cond_t wait_cv;
-	uint64_t appends; /* total appended since start */
-	unsigned waiters;
-	bool closing; /* shutdown began: waits return at once */
+	dmn_rooms rooms;
+	dmn_uploads up;
+	dmn_jobs jobs;
+	dmn_imgcache imgc;
+	dmn_waiters wait;
 } dmn;
 
 void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
@@ -145,9 +248,20 @@ void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
 
 /* ---- rooms (rooms.c) ------------------------------------------------------ */
 
-/* Replays every room of the store into memory. */
+/* Set up and free the rooms part (free: after every thread is joined). */
+void dmn__rooms_init(dmn *d);
+/* Registers a durable-event hook; before dmn__rooms_load only. */
+void dmn__rooms_on_durable(dmn *d, dmn_durable_fn fn, void *ctx);
+/* Replays every room of the store into memory, then calls the hooks with
+ * ev NULL for each room. */
 int dmn__rooms_load(dmn *d, dcr_err *err);
 void dmn__rooms_free(dmn *d);
+/* The waiters and uploads parts (their functions live in rooms.c, next to
+ * their use in dmn__submit; release after every thread is joined). */
+void dmn__waiters_init(dmn *d);
+void dmn__waiters_release(dmn *d);
+void dmn__uploads_init(dmn *d);
+void dmn__uploads_release(dmn *d);
 /* The room, or NULL. Rooms are never removed, so the pointer stays valid. */
 dmn_room *dmn__room_find(dmn *d, const uint8_t id[ES_ROOM_ID_BYTES]);
 /* Snapshot of the room list (free the array only). */
@@ -181,7 +295,12 @@ char *dmn__who(dmn_room *r, const uint8_t key[32]);
 
 /* ---- jobs (jobs.c) ------------------------------------------------------ */
 
+/* Sets up the queue and subscribes to durable events (before
+ * dmn__rooms_load, which queues the work left over from the last run);
+ * start starts the workers; release frees what stop left (after it). */
+void dmn__jobs_init(dmn *d);
 int dmn__jobs_start(dmn *d, dcr_err *err);
+void dmn__jobs_release(dmn *d);
 /* At start, before any request or job: removes every blob that nothing
  * references (uploads never signed, superseded or withdrawn datasets and
  * their tables, cached results of old inputs). */
@@ -193,12 +312,9 @@ int dmn__blobs_gc(dmn *d, dcr_err *err);
  * keeps reading it. Cached results of the old data wait for the next
  * start's dmn__blobs_gc. */
 void dmn__blobs_drop_withdrawn(dmn *d, const char *data_blob);
-/* Stops taking jobs, waits for appends in progress, joins the workers
- * (giving a running computation a short grace period). */
+/* Stops taking jobs, cancels what is computing (its run stays queued in
+ * the log), waits for appends in progress and joins every worker. */
 void dmn__jobs_stop(dmn *d);
-void dmn__job_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID_BYTES],
-                    const char *dataset);
-void dmn__job_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id);
 bool dmn__run_is_running(dmn *d, const char *run_id);
 /* Enters/leaves an append made by a background job; enter fails once the
  * daemon is stopping. */
@@ -217,6 +333,7 @@ const void *dmn__image_data(const dmn_image *im, size_t *n);
 /* Data was withdrawn or replaced: drop every entry; *freed entries (of
  * *bytes) go now, *held ones once their runs let go. */
 void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *bytes);
+void dmn__image_cache_init(dmn *d, uint64_t budget); /* bytes; 0: keep nothing */
 void dmn__image_cache_free(dmn *d); /* at shutdown, no run left */
 
 /* ---- requests (ops.c) ------------------------------------------------------ */

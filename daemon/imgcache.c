@@ -25,7 +25,7 @@ struct dmn_image {
 	unsigned refs;
 	bool forgotten; /* to be dropped: free when the last run lets go */
 	bool private_;  /* larger than the budget: not in the list, one run's own */
-	uint64_t used;  /* d->imgc_tick at the last get */
+	uint64_t used;  /* d->imgc.tick at the last get */
 };
 
 /* Decrypted rows: wiped before the memory goes back to the allocator. */
@@ -38,19 +38,20 @@ static void entry_free(dmn_image *e)
 }
 
 /* Drops unreferenced entries, least recently used first, until the cache
- * fits its budget. Caller holds imgc_mu. */
+ * fits its budget. */
 static void evict_locked(dmn *d)
 {
-	while (d->imgc_bytes > d->imgc_budget) {
+	DMN_ASSERT_HELD(&d->imgc.mu);
+	while (d->imgc.bytes > d->imgc.budget) {
 		dmn_image **victim = NULL;
-		for (dmn_image **pp = &d->imgc; *pp; pp = &(*pp)->next)
+		for (dmn_image **pp = &d->imgc.list; *pp; pp = &(*pp)->next)
 			if ((*pp)->refs == 0 && (!victim || (*pp)->used < (*victim)->used))
 				victim = pp;
 		if (!victim)
 			return; /* everything left is in use */
 		dmn_image *e = *victim;
 		*victim = e->next;
-		d->imgc_bytes -= e->bytes.len;
+		d->imgc.bytes -= e->bytes.len;
 		entry_free(e);
 	}
 }
@@ -68,17 +69,17 @@ int dmn__image_get(dmn *d, const char *id, dmn_image **out, bool *hit, dcr_err *
 
 	*out = NULL;
 	*hit = false;
-	pthread_mutex_lock(&d->imgc_mu);
-	for (e = d->imgc; e; e = e->next)
+	dmn__mutex_lock(&d->imgc.mu);
+	for (e = d->imgc.list; e; e = e->next)
 		if (!e->forgotten && strcmp(e->id, id) == 0) {
 			e->refs++;
-			e->used = ++d->imgc_tick;
-			pthread_mutex_unlock(&d->imgc_mu);
+			e->used = ++d->imgc.tick;
+			dmn__mutex_unlock(&d->imgc.mu);
 			*hit = true;
 			*out = e;
 			return 0;
 		}
-	pthread_mutex_unlock(&d->imgc_mu);
+	dmn__mutex_unlock(&d->imgc.mu);
 	/* Read and decrypt outside the lock: other runs go on meanwhile. */
 	mine = dcr_calloc(1, sizeof *mine);
 	snprintf(mine->id, sizeof mine->id, "%s", id);
@@ -88,7 +89,7 @@ int dmn__image_get(dmn *d, const char *id, dmn_image **out, bool *hit, dcr_err *
 		entry_free(mine);
 		return rc;
 	}
-	if (mine->bytes.len > d->imgc_budget) {
+	if (mine->bytes.len > d->imgc.budget) {
 		/* Too large to keep (or the cache is off): this run's own copy,
 		 * so it does not push everything else out. */
 		mine->private_ = true;
@@ -96,8 +97,8 @@ int dmn__image_get(dmn *d, const char *id, dmn_image **out, bool *hit, dcr_err *
 		*out = mine;
 		return 0;
 	}
-	pthread_mutex_lock(&d->imgc_mu);
-	for (e = d->imgc; e; e = e->next)
+	dmn__mutex_lock(&d->imgc.mu);
+	for (e = d->imgc.list; e; e = e->next)
 		if (!e->forgotten && strcmp(e->id, id) == 0)
 			break;
 	if (e) {
@@ -105,24 +106,25 @@ int dmn__image_get(dmn *d, const char *id, dmn_image **out, bool *hit, dcr_err *
 		entry_free(mine);
 	} else {
 		e = mine;
-		e->next = d->imgc;
-		d->imgc = e;
-		d->imgc_bytes += e->bytes.len;
+		e->next = d->imgc.list;
+		d->imgc.list = e;
+		d->imgc.bytes += e->bytes.len;
 	}
 	e->refs++;
-	e->used = ++d->imgc_tick;
+	e->used = ++d->imgc.tick;
 	evict_locked(d);
-	pthread_mutex_unlock(&d->imgc_mu);
+	dmn__mutex_unlock(&d->imgc.mu);
 	*out = e;
 	return 0;
 }
 
 static void unlink_locked(dmn *d, dmn_image *e)
 {
-	for (dmn_image **pp = &d->imgc; *pp; pp = &(*pp)->next)
+	DMN_ASSERT_HELD(&d->imgc.mu);
+	for (dmn_image **pp = &d->imgc.list; *pp; pp = &(*pp)->next)
 		if (*pp == e) {
 			*pp = e->next;
-			d->imgc_bytes -= e->bytes.len;
+			d->imgc.bytes -= e->bytes.len;
 			entry_free(e);
 			return;
 		}
@@ -136,22 +138,22 @@ void dmn__image_put(dmn *d, dmn_image *im)
 		entry_free(im);
 		return;
 	}
-	pthread_mutex_lock(&d->imgc_mu);
+	dmn__mutex_lock(&d->imgc.mu);
 	DCR_ASSERT(im->refs > 0);
 	im->refs--;
 	if (im->refs == 0 && im->forgotten)
 		unlink_locked(d, im);
 	else
 		evict_locked(d);
-	pthread_mutex_unlock(&d->imgc_mu);
+	dmn__mutex_unlock(&d->imgc.mu);
 }
 
 void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *bytes)
 {
 	*freed = *held = 0;
 	*bytes = 0;
-	pthread_mutex_lock(&d->imgc_mu);
-	for (dmn_image **pp = &d->imgc; *pp;) {
+	dmn__mutex_lock(&d->imgc.mu);
+	for (dmn_image **pp = &d->imgc.list; *pp;) {
 		dmn_image *e = *pp;
 		if (e->forgotten) {
 			pp = &e->next;
@@ -160,7 +162,7 @@ void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *by
 		e->forgotten = true;
 		if (e->refs == 0) {
 			*pp = e->next;
-			d->imgc_bytes -= e->bytes.len;
+			d->imgc.bytes -= e->bytes.len;
 			*bytes += e->bytes.len;
 			(*freed)++;
 			entry_free(e);
@@ -169,15 +171,23 @@ void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *by
 			pp = &e->next;
 		}
 	}
-	pthread_mutex_unlock(&d->imgc_mu);
+	dmn__mutex_unlock(&d->imgc.mu);
+}
+
+void dmn__image_cache_init(dmn *d, uint64_t budget)
+{
+	dmn__mutex_init(&d->imgc.mu);
+	d->imgc.budget = budget;
 }
 
 void dmn__image_cache_free(dmn *d)
 {
-	while (d->imgc) {
-		dmn_image *e = d->imgc;
-		d->imgc = e->next;
+	while (d->imgc.list) {
+		dmn_image *e = d->imgc.list;
+		d->imgc.list = e->next;
+		DCR_ASSERT(e->refs == 0); /* no run left */
 		entry_free(e);
 	}
-	d->imgc_bytes = 0;
+	d->imgc.bytes = 0;
+	dmn__mutex_destroy(&d->imgc.mu);
 }

@@ -42,29 +42,29 @@ static void job_free(dmn_job *j)
 
 static void push(dmn *d, dmn_job *j)
 {
-	pthread_mutex_lock(&d->job_mu);
-	if (d->stopping || d->njobs >= DMN_RUN_QUEUE_MAX) {
-		if (!d->stopping)
+	dmn__mutex_lock(&d->jobs.mu);
+	if (atomic_load(&d->jobs.stopping) || d->jobs.n >= DMN_RUN_QUEUE_MAX) {
+		if (!atomic_load(&d->jobs.stopping))
 			dmn__log(d, DMN_LOG_ERROR,
 			         "job queue full (%u): dropping a job (it is re-queued at "
 			         "the next start)",
 			         (unsigned)DMN_RUN_QUEUE_MAX);
-		pthread_mutex_unlock(&d->job_mu);
+		dmn__mutex_unlock(&d->jobs.mu);
 		job_free(j);
 		return;
 	}
-	if (d->job_tail)
-		d->job_tail->next = j;
+	if (d->jobs.tail)
+		d->jobs.tail->next = j;
 	else
-		d->job_head = j;
-	d->job_tail = j;
-	d->njobs++;
-	pthread_cond_signal(&d->job_cv);
-	pthread_mutex_unlock(&d->job_mu);
+		d->jobs.head = j;
+	d->jobs.tail = j;
+	d->jobs.n++;
+	pthread_cond_signal(&d->jobs.cv);
+	dmn__mutex_unlock(&d->jobs.mu);
 }
 
-void dmn__job_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID_BYTES],
-                    const char *dataset)
+static void queue_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID_BYTES],
+                        const char *dataset)
 {
 	dmn_job *j = dcr_calloc(1, sizeof *j);
 
@@ -75,7 +75,7 @@ void dmn__job_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID
 	push(d, j);
 }
 
-void dmn__job_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id)
+static void queue_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id)
 {
 	dmn_job *j = dcr_calloc(1, sizeof *j);
 
@@ -85,55 +85,118 @@ void dmn__job_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_
 	push(d, j);
 }
 
+static bool is_table(const rm_state *st, const char *dataset)
+{
+	const rm_dataset *ds = st->def ? rm_def_dataset(st->def, dataset) : NULL;
+
+	return ds && ds->kind == RM_DS_TABLE;
+}
+
+/* The rooms' durable-event hook: queues the work an event calls for once
+ * it is durable (a prepared table for a provisioned table, a run for a
+ * run.requested); ev NULL (a room replayed at start): every present
+ * table without its prepared table and every run requested but not
+ * finished. r->mu held. */
+static void on_durable(void *ctx, dmn_room *r, const es_event *ev, uint64_t seq)
+{
+	dmn *d = ctx;
+	size_t i;
+
+	DMN_ASSERT_HELD(&r->mu);
+	if (!ev) {
+		for (i = 0; i < r->st.nprovisions; i++) {
+			const rm_provision *p = &r->st.provisions[i];
+			if (p->present && p->blob && is_table(&r->st, p->dataset))
+				queue_image(d, p->blob, r->id, p->dataset);
+		}
+		for (i = 0; i < r->st.nruns; i++)
+			if (r->st.runs[i].state == RM_RUN_QUEUED)
+				queue_run(d, r->id, r->st.runs[i].id);
+	} else if (strcmp(ev->type, RM_EV_PROVISIONED) == 0) {
+		for (i = 0; i < r->st.nprovisions; i++) {
+			const rm_provision *p = &r->st.provisions[i];
+			if (p->seq == seq && p->present && p->blob && is_table(&r->st, p->dataset))
+				queue_image(d, p->blob, r->id, p->dataset);
+		}
+	} else if (strcmp(ev->type, RM_EV_RUN_REQUESTED) == 0) {
+		for (i = 0; i < r->st.nruns; i++)
+			if (r->st.runs[i].requested_seq == seq)
+				queue_run(d, r->id, r->st.runs[i].id);
+	}
+}
+
 bool dmn__run_is_running(dmn *d, const char *run_id)
 {
 	bool hit = false;
 	size_t i;
 
-	pthread_mutex_lock(&d->job_mu);
-	for (i = 0; i < d->nrunning && !hit; i++)
-		hit = strcmp(d->running[i], run_id) == 0;
-	pthread_mutex_unlock(&d->job_mu);
+	dmn__mutex_lock(&d->jobs.mu);
+	for (i = 0; i < d->jobs.nactive && !hit; i++)
+		hit = strcmp(d->jobs.active[i].run_id, run_id) == 0;
+	dmn__mutex_unlock(&d->jobs.mu);
 	return hit;
 }
 
-static void set_running(dmn *d, const char *run_id, bool on)
+/* Registers the run being computed with the way to stop it; false (and
+ * nothing registered) once the daemon is stopping. */
+static bool active_enter(dmn *d, const char *run_id, dmn_cancel_fn cancel, void *ctx)
+{
+	bool ok;
+
+	dmn__mutex_lock(&d->jobs.mu);
+	ok = !atomic_load(&d->jobs.stopping);
+	if (ok) {
+		d->jobs.active = dcr_realloc(d->jobs.active,
+		                             (d->jobs.nactive + 1) * sizeof *d->jobs.active);
+		d->jobs.active[d->jobs.nactive].run_id = dcr_strdup(run_id);
+		d->jobs.active[d->jobs.nactive].cancel = cancel;
+		d->jobs.active[d->jobs.nactive].ctx = ctx;
+		d->jobs.nactive++;
+	}
+	dmn__mutex_unlock(&d->jobs.mu);
+	return ok;
+}
+
+/* After this returns, the job's cancel function is no longer called. */
+static void active_leave(dmn *d, const char *run_id)
 {
 	size_t i;
 
-	pthread_mutex_lock(&d->job_mu);
-	if (on) {
-		d->running = dcr_realloc(d->running, (d->nrunning + 1) * sizeof *d->running);
-		d->running[d->nrunning++] = dcr_strdup(run_id);
-	} else {
-		for (i = 0; i < d->nrunning; i++)
-			if (strcmp(d->running[i], run_id) == 0) {
-				free(d->running[i]);
-				d->running[i] = d->running[--d->nrunning];
-				break;
-			}
-	}
-	pthread_mutex_unlock(&d->job_mu);
+	dmn__mutex_lock(&d->jobs.mu);
+	for (i = 0; i < d->jobs.nactive; i++)
+		if (strcmp(d->jobs.active[i].run_id, run_id) == 0) {
+			free(d->jobs.active[i].run_id);
+			d->jobs.active[i] = d->jobs.active[--d->jobs.nactive];
+			break;
+		}
+	dmn__mutex_unlock(&d->jobs.mu);
+}
+
+/* A SQL run's cancel function (a sandboxed script's would kill its
+ * process group). Called under jobs.mu. */
+static void cancel_sql(void *ctx)
+{
+	cmp_cancel_fire(ctx);
 }
 
 bool dmn__append_enter(dmn *d)
 {
 	bool ok;
 
-	pthread_mutex_lock(&d->job_mu);
-	ok = !d->stopping;
+	dmn__mutex_lock(&d->jobs.mu);
+	ok = !atomic_load(&d->jobs.stopping);
 	if (ok)
-		d->appends_active++;
-	pthread_mutex_unlock(&d->job_mu);
+		d->jobs.appends_active++;
+	dmn__mutex_unlock(&d->jobs.mu);
 	return ok;
 }
 
 void dmn__append_leave(dmn *d)
 {
-	pthread_mutex_lock(&d->job_mu);
-	d->appends_active--;
-	pthread_cond_broadcast(&d->append_cv);
-	pthread_mutex_unlock(&d->job_mu);
+	dmn__mutex_lock(&d->jobs.mu);
+	d->jobs.appends_active--;
+	pthread_cond_broadcast(&d->jobs.append_cv);
+	dmn__mutex_unlock(&d->jobs.mu);
 }
 
 /* ---- prepared tables --------------------------------------------------------- */
@@ -153,9 +216,9 @@ static void background_yield(struct blob_src *s)
 {
 	dmn *d = s->d;
 
-	while (__atomic_load_n(&d->uploads_open, __ATOMIC_RELAXED) > 0 &&
-	       __atomic_load_n(&d->image_waiting_runs, __ATOMIC_RELAXED) == 0 &&
-	       !__atomic_load_n(&d->stopping, __ATOMIC_RELAXED))
+	while (atomic_load_explicit(&d->up.open, memory_order_relaxed) > 0 &&
+	       atomic_load_explicit(&d->jobs.image_waiting_runs, memory_order_relaxed) == 0 &&
+	       !atomic_load(&d->jobs.stopping))
 		usleep(20 * 1000);
 }
 
@@ -167,6 +230,10 @@ static int blob_src_read(void *ctx, void *buf, size_t cap)
 
 	if (s->background)
 		background_yield(s);
+	/* A build stops at its next read once the daemon stops (its table is
+	 * built again at the next start). */
+	if (atomic_load(&s->d->jobs.stopping))
+		return dcr_err_set(&s->err, DCR_ECANCELED, "dcrd is shutting down");
 
 	if (cap > INT32_MAX)
 		cap = INT32_MAX;
@@ -210,8 +277,8 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	src.d = d;
 	src.background = background;
 	if (!background) /* a run waits: background builds stop yielding */
-		__atomic_add_fetch(&d->image_waiting_runs, 1, __ATOMIC_RELAXED);
-	pthread_mutex_lock(&d->image_mu);
+		atomic_fetch_add_explicit(&d->jobs.image_waiting_runs, 1, memory_order_relaxed);
+	dmn__mutex_lock(&d->jobs.image_mu);
 	locked = true;
 	rc = es_meta_get(d->store, key, &v);
 	if (rc == 0)
@@ -226,7 +293,7 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		rc = dcr_err_set(err, DCR_ENOTFOUND, "no such room");
 		goto out;
 	}
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	{
 		const rm_dataset *ds = r->st.def ? rm_def_dataset(r->st.def, dataset) : NULL;
 		if (!ds || ds->kind != RM_DS_TABLE)
@@ -260,7 +327,7 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 					index[nindex++] = cols[k].name;
 		}
 	}
-	pthread_mutex_unlock(&r->mu);
+	dmn__mutex_unlock(&r->mu);
 	if (rc < 0)
 		goto out;
 	rc = dmn__blob_open(d->blobs, data_blob, &src.r, err);
@@ -301,9 +368,9 @@ found:
 	}
 out:
 	if (locked) {
-		pthread_mutex_unlock(&d->image_mu);
+		dmn__mutex_unlock(&d->jobs.image_mu);
 		if (!background)
-			__atomic_sub_fetch(&d->image_waiting_runs, 1, __ATOMIC_RELAXED);
+			atomic_fetch_sub_explicit(&d->jobs.image_waiting_runs, 1, memory_order_relaxed);
 	}
 	dmn__blob_close(src.r);
 	free(index);
@@ -322,9 +389,14 @@ out:
 static void image_build(dmn *d, dmn_job *j)
 {
 	dcr_err err;
+	int rc;
 
 	dcr_err_clear(&err);
-	if (ensure_image(d, j->room, j->dataset, j->blob, true, NULL, &err) < 0)
+	rc = ensure_image(d, j->room, j->dataset, j->blob, true, NULL, &err);
+	if (rc == DCR_ECANCELED) /* shutdown: built again at the next start */
+		dmn__log(d, DMN_LOG_INFO, "prepared table of %s (blob %s): cancelled at shutdown",
+		         j->dataset, j->blob);
+	else if (rc < 0)
 		dmn__log(d, DMN_LOG_ERROR, "prepared table of %s (blob %s): %s", j->dataset,
 		         j->blob, err.msg);
 }
@@ -390,6 +462,7 @@ typedef struct plan {
 	size_t norder;
 	size_t target;
 	char *computation;
+	cmp_cancel *cancel; /* stops the run's SQL (not owned) */
 } plan;
 
 static void plan_free(dmn *d, plan *p)
@@ -623,7 +696,7 @@ static void cache_store(dmn *d, const plan_node *n, const char *image_id)
 static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res, dcr_err *err)
 {
 	cmp_input *in = NULL;
-	cmp_sql_limits lim = {.time_ms = DMN_RUN_TIME_MS};
+	cmp_sql_limits lim = {.time_ms = DMN_RUN_TIME_MS, .cancel = p->cancel};
 	char image_id[DMN_BLOB_HEX_BYTES];
 	uint8_t sha[32];
 	size_t k;
@@ -731,19 +804,21 @@ static void run_job(dmn *d, dmn_job *j)
 	dcr_buf_init(&schema);
 	if (!r)
 		goto done;
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	{
 		const rm_run *run = rm_state_run(&r->st, j->run_id);
 		if (!run || run->state != RM_RUN_QUEUED) {
-			pthread_mutex_unlock(&r->mu);
+			dmn__mutex_unlock(&r->mu);
 			goto done; /* finished meanwhile (duplicate job) */
 		}
 		rc = plan_build(&r->st, run, &p, &err);
 		if (!p.computation)
 			p.computation = dcr_strdup(run->computation);
 	}
-	pthread_mutex_unlock(&r->mu);
-	set_running(d, j->run_id, true);
+	dmn__mutex_unlock(&r->mu);
+	p.cancel = cmp_cancel_new();
+	if (!active_enter(d, j->run_id, cancel_sql, p.cancel))
+		goto done; /* stopping: the run stays queued */
 	dmn__log(d, DMN_LOG_INFO, "run %s (%s) in room %s: started", j->run_id, p.computation,
 	         r->hex);
 	for (i = 0; rc == 0 && i < p.norder; i++) {
@@ -801,7 +876,17 @@ static void run_job(dmn *d, dmn_job *j)
 	} else {
 		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "", err.msg);
 	}
-	if (dmn__append_enter(d)) {
+	if (atomic_load(&d->jobs.stopping)) {
+		/* Cancelled (or finished) during shutdown: nothing is recorded.
+		 * The log still says run.requested without an outcome, so the
+		 * next start queues the run again, as after a crash. */
+		dmn__log(d, DMN_LOG_INFO,
+		         "run %s (%s) in room %s: %s at shutdown after %llu ms; not recorded, it "
+		         "runs again at the next start",
+		         j->run_id, p.computation, r->hex,
+		         rc == DCR_ECANCELED ? "cancelled" : "stopped",
+		         (unsigned long long)out.duration_ms);
+	} else if (dmn__append_enter(d)) {
 		dcr_err e2;
 		rc = dmn__submit_daemon(
 		    d, j->room, rc == 0 ? RM_EV_RUN_COMPLETED : RM_EV_RUN_FAILED, &body, &e2);
@@ -826,12 +911,13 @@ static void run_job(dmn *d, dmn_job *j)
 			         out.state == RM_RUN_DONE ? "" : err.msg);
 		}
 	}
-	set_running(d, j->run_id, false);
+	active_leave(d, j->run_id);
 done:
 	cmp_result_release(&res);
 	dcr_buf_release(&body);
 	dcr_buf_release(&inputs);
 	dcr_buf_release(&schema);
+	cmp_cancel_free(p.cancel); /* after active_leave: nobody fires it now */
 	plan_free(d, &p);
 }
 
@@ -948,7 +1034,7 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 	rooms = dmn__rooms_list(d, &n);
 	for (i = 0; i < n; i++) {
 		dmn_room *r = rooms[i];
-		pthread_mutex_lock(&r->mu);
+		dmn__mutex_lock(&r->mu);
 		for (j = 0; j < r->st.nprovisions; j++) {
 			const rm_provision *p = &r->st.provisions[j];
 			char *key;
@@ -965,7 +1051,7 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 		for (j = 0; j < r->st.nruns; j++)
 			keep_add(&keep, r->st.runs[j].result_blob);
 		keep_cache(d, &keep, &r->st);
-		pthread_mutex_unlock(&r->mu);
+		dmn__mutex_unlock(&r->mu);
 	}
 	free(rooms);
 	if (keep.n)
@@ -1017,19 +1103,19 @@ static void *worker(void *arg)
 
 	for (;;) {
 		dmn_job *j;
-		pthread_mutex_lock(&d->job_mu);
-		while (!d->stopping && !d->job_head)
-			pthread_cond_wait(&d->job_cv, &d->job_mu);
-		if (d->stopping) {
-			pthread_mutex_unlock(&d->job_mu);
+		dmn__mutex_lock(&d->jobs.mu);
+		while (!atomic_load(&d->jobs.stopping) && !d->jobs.head)
+			dmn__cond_wait(&d->jobs.cv, &d->jobs.mu);
+		if (atomic_load(&d->jobs.stopping)) {
+			dmn__mutex_unlock(&d->jobs.mu);
 			break;
 		}
-		j = d->job_head;
-		d->job_head = j->next;
-		if (!d->job_head)
-			d->job_tail = NULL;
-		d->njobs--;
-		pthread_mutex_unlock(&d->job_mu);
+		j = d->jobs.head;
+		d->jobs.head = j->next;
+		if (!d->jobs.head)
+			d->jobs.tail = NULL;
+		d->jobs.n--;
+		dmn__mutex_unlock(&d->jobs.mu);
 		if (j->kind == JOB_IMAGE)
 			image_job(d, j);
 		else
@@ -1039,52 +1125,72 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+void dmn__jobs_init(dmn *d)
+{
+	dmn__mutex_init(&d->jobs.mu);
+	atomic_init(&d->jobs.stopping, false);
+	atomic_init(&d->jobs.image_waiting_runs, 0);
+	pthread_cond_init(&d->jobs.cv, NULL);
+	pthread_cond_init(&d->jobs.append_cv, NULL);
+	dmn__mutex_init(&d->jobs.image_mu);
+	dmn__rooms_on_durable(d, on_durable, d);
+}
+
+void dmn__jobs_release(dmn *d)
+{
+	DCR_ASSERT(d->jobs.nworkers == 0 && d->jobs.nactive == 0);
+	/* Jobs never taken (stopped, or the start failed after the replay
+	 * queued them): the next start queues them again. */
+	while (d->jobs.head) {
+		dmn_job *j = d->jobs.head;
+		d->jobs.head = j->next;
+		job_free(j);
+	}
+	d->jobs.tail = NULL;
+	d->jobs.n = 0;
+	free(d->jobs.active);
+	d->jobs.active = NULL;
+	dmn__mutex_destroy(&d->jobs.mu);
+	pthread_cond_destroy(&d->jobs.cv);
+	pthread_cond_destroy(&d->jobs.append_cv);
+	dmn__mutex_destroy(&d->jobs.image_mu);
+}
+
 int dmn__jobs_start(dmn *d, dcr_err *err)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof d->workers / sizeof d->workers[0]; i++) {
-		int rc = pthread_create(&d->workers[i], NULL, worker, d);
+	for (i = 0; i < sizeof d->jobs.workers / sizeof d->jobs.workers[0]; i++) {
+		int rc = pthread_create(&d->jobs.workers[i], NULL, worker, d);
 		if (rc != 0)
 			return dcr_err_set(err, -rc, "starting a worker thread: %s", strerror(rc));
-		d->nworkers++;
+		d->jobs.nworkers++;
 	}
 	return 0;
 }
 
 void dmn__jobs_stop(dmn *d)
 {
-	struct timespec ts;
 	size_t i;
 
-	pthread_mutex_lock(&d->job_mu);
-	d->stopping = true;
-	pthread_cond_broadcast(&d->job_cv);
-	while (d->appends_active > 0)
-		pthread_cond_wait(&d->append_cv, &d->job_mu);
-	pthread_mutex_unlock(&d->job_mu);
-	/* A computation in progress cannot be interrupted from outside; its
-	 * outcome will not be recorded (stopping), and it is re-queued at the
-	 * next start. Give it a moment, then leave it to process exit. */
-	for (i = 0; i < d->nworkers; i++) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 2;
-		if (pthread_timedjoin_np(d->workers[i], NULL, &ts) != 0) {
-			dmn__log(d, DMN_LOG_WARN,
-			         "a computation is still running at shutdown; "
-			         "it will be re-run at the next start");
-			pthread_detach(d->workers[i]);
-			d->workers_leaked = true;
-		}
-	}
-	d->nworkers = 0;
-	pthread_mutex_lock(&d->job_mu);
-	while (d->job_head) {
-		dmn_job *j = d->job_head;
-		d->job_head = j->next;
-		job_free(j);
-	}
-	d->job_tail = NULL;
-	d->njobs = 0;
-	pthread_mutex_unlock(&d->job_mu);
+	dmn__mutex_lock(&d->jobs.mu);
+	atomic_store(&d->jobs.stopping, true);
+	pthread_cond_broadcast(&d->jobs.cv);
+	/* Stop what is computing: its outcome will not be recorded, and the
+	 * run is queued again at the next start. */
+	for (i = 0; i < d->jobs.nactive; i++)
+		if (d->jobs.active[i].cancel)
+			d->jobs.active[i].cancel(d->jobs.active[i].ctx);
+	if (d->jobs.nactive)
+		dmn__log(d, DMN_LOG_INFO, "shutting down: cancelled %zu running computations",
+		         d->jobs.nactive);
+	while (d->jobs.appends_active > 0)
+		dmn__cond_wait(&d->jobs.append_cv, &d->jobs.mu);
+	dmn__mutex_unlock(&d->jobs.mu);
+	/* Every worker returns promptly now (a table build stops at its next
+	 * read, a SQL run within 1000 VM steps): join them all, so nothing
+	 * outlives the store and OpenSSL state freed after this. */
+	for (i = 0; i < d->jobs.nworkers; i++)
+		pthread_join(d->jobs.workers[i], NULL);
+	d->jobs.nworkers = 0;
 }

@@ -3,11 +3,14 @@
 
 #include "daemon.h"
 
+/* Enough for one frame of DCR_FRAME_BYTES_MAX and its unpacking. */
+#define FRAME_BUDGET_MB_MIN 8u
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: dcrd --data DIR [--socket PATH] [--idle-timeout-ms N] [--log-level LEVEL]\n"
-	        "            [--image-cache-mb N]\n"
+	        "            [--image-cache-mb N] [--frame-budget-mb N]\n"
 	        "\n"
 	        "The dcr clean room host. Runs in the foreground, logs to stderr (one line\n"
 	        "per request), stops cleanly on SIGTERM or SIGINT.\n"
@@ -21,12 +24,16 @@ static void usage(FILE *f)
 	        "  --log-level LEVEL      error, warn, info (default) or debug\n"
 	        "  --image-cache-mb N     memory for decrypted tables kept between runs, in MiB\n"
 	        "                         (default %llu; 0 turns the cache off)\n"
+	        "  --frame-budget-mb N    memory for request frames being read, queued or\n"
+	        "                         handled, in MiB, across all connections (default\n"
+	        "                         %llu, at least %u); past it clients are slowed\n"
 	        "  --no-sync              do not fsync the event log (tests and benchmarks only:\n"
 	        "                         a crash may lose recent events)\n"
 	        "  --help                 this text\n"
 	        "\n"
 	        "Prints \"dcrd: listening on PATH\" to stderr when ready. See docs/daemon.md.\n",
-	        (unsigned)DMN_IDLE_TIMEOUT_MS, (unsigned long long)(DMN_IMAGE_CACHE_BYTES >> 20));
+	        (unsigned)DMN_IDLE_TIMEOUT_MS, (unsigned long long)(DMN_IMAGE_CACHE_BYTES >> 20),
+	        (unsigned long long)(DMN_FRAME_BUDGET_BYTES >> 20), FRAME_BUDGET_MB_MIN);
 }
 
 int main(int argc, char **argv)
@@ -38,6 +45,7 @@ int main(int argc, char **argv)
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"no-sync", no_argument, NULL, 'n'},
 	    {"image-cache-mb", required_argument, NULL, 'c'},
+	    {"frame-budget-mb", required_argument, NULL, 'f'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -98,6 +106,22 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			opt.image_cache_bytes = v ? v << 20 : DMN_IMAGE_CACHE_OFF;
+			break;
+		}
+		case 'f': {
+			char *end = NULL;
+			unsigned long long v;
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || !end || end == optarg || *end || v < FRAME_BUDGET_MB_MIN ||
+			    v > DMN_FRAME_BUDGET_MB_MAX) {
+				fprintf(stderr,
+				        "dcrd: --frame-budget-mb: not a number of MiB (%u to %u): "
+				        "%s\n",
+				        FRAME_BUDGET_MB_MIN, DMN_FRAME_BUDGET_MB_MAX, optarg);
+				return 2;
+			}
+			opt.frame_budget_bytes = v << 20;
 			break;
 		}
 		case 'h':

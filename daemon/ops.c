@@ -24,7 +24,7 @@ struct dmn_upload {
 	dmn_blob_writer *w;
 	uint64_t bytes;
 	uint64_t t0_ms;
-	dmn *d; /* set once counted in d->uploads_open */
+	dmn *d; /* set once counted in d->up.open */
 };
 
 typedef int (*op_fn)(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err);
@@ -78,9 +78,9 @@ static int arg_room(dmn *d, dmn_session *s, const dcr_mpv *args, dmn_room **out,
 	r = dmn__room_find(d, id);
 	if (!r)
 		return dcr_err_set(err, DCR_ENOTFOUND, "no room %s", hex);
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	ok = rm_may_read_room(&r->st, s->key);
-	pthread_mutex_unlock(&r->mu);
+	dmn__mutex_unlock(&r->mu);
 	if (!ok)
 		return dcr_err_set(err, DCR_ENOTFOUND, "no room %s", hex);
 	free(s->who);
@@ -107,7 +107,7 @@ static int op_rooms(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
 	dcr_mpw_init(&w, &arr);
 	for (i = 0; i < n; i++) {
 		dmn_room *r = rooms[i];
-		pthread_mutex_lock(&r->mu);
+		dmn__mutex_lock(&r->mu);
 		if (rm_may_read_room(&r->st, s->key)) {
 			dcr_mpw_map(&w, 4);
 			dcr_mpw_str(&w, "id");
@@ -120,7 +120,7 @@ static int op_rooms(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
 			dcr_mpw_str(&w, rm_status_name(r->st.status));
 			hits++;
 		}
-		pthread_mutex_unlock(&r->mu);
+		dmn__mutex_unlock(&r->mu);
 	}
 	free(rooms);
 	if (hits > DCR_MP_ELEMS_MAX || arr.len > DCR_FRAME_BYTES_MAX - 1024) {
@@ -144,9 +144,9 @@ static int op_size(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, 
 
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	size = r->st.size;
-	pthread_mutex_unlock(&r->mu);
+	dmn__mutex_unlock(&r->mu);
 	dcr_mpw_uint(proto_map_key(res, "size"), size);
 	return 0;
 }
@@ -262,7 +262,7 @@ static void upload_free(dmn_upload *u)
 	if (!u)
 		return;
 	if (u->d)
-		__atomic_sub_fetch(&u->d->uploads_open, 1, __ATOMIC_RELAXED);
+		atomic_fetch_sub_explicit(&u->d->up.open, 1, memory_order_relaxed);
 	cmp_ingest_free(u->ing);
 	dmn__blob_abort(u->w);
 	dmn__schema_free(u->cols, u->ncols);
@@ -313,7 +313,7 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 		goto out;
 	}
 	u = dcr_calloc(1, sizeof *u);
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	rc = rm_check_provision(&r->st, s->key, dataset, err);
 	if (rc == 0) {
 		const rm_dataset *ds = rm_def_dataset(r->st.def, dataset);
@@ -321,7 +321,7 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 		if (u->table)
 			dmn__schema_of(ds, &u->cols, &u->ncols);
 	}
-	pthread_mutex_unlock(&r->mu);
+	dmn__mutex_unlock(&r->mu);
 	if (rc < 0)
 		goto out;
 	memcpy(u->room, r->id, ES_ROOM_ID_BYTES);
@@ -342,11 +342,11 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 	rc = dmn__blob_create(d->blobs, &u->w, err);
 	if (rc < 0)
 		goto out;
-	pthread_mutex_lock(&d->up_mu);
-	u->id = ++d->next_upload_id;
-	pthread_mutex_unlock(&d->up_mu);
+	dmn__mutex_lock(&d->up.mu);
+	u->id = ++d->up.next_id;
+	dmn__mutex_unlock(&d->up.mu);
 	u->d = d;
-	__atomic_add_fetch(&d->uploads_open, 1, __ATOMIC_RELAXED);
+	atomic_fetch_add_explicit(&d->up.open, 1, memory_order_relaxed);
 	u->next = s->uploads;
 	s->uploads = u;
 	s->nuploads++;
@@ -481,13 +481,13 @@ static int op_upload_end(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 	done->p.bytes = bytes;
 	done->p.rows = rows;
 	done->done_ms = dcr_now_ms();
-	pthread_mutex_lock(&d->up_mu);
-	done->next = d->done_uploads;
-	d->done_uploads = done;
+	dmn__mutex_lock(&d->up.mu);
+	done->next = d->up.done;
+	d->up.done = done;
 	{
 		/* Forget uploads never signed: old ones, and beyond the cap (the
 		 * list is newest first). Their blobs stay unreferenced. */
-		dmn_done_upload **pp = &d->done_uploads;
+		dmn_done_upload **pp = &d->up.done;
 		size_t kept = 0;
 		while (*pp) {
 			dmn_done_upload *x = *pp;
@@ -504,7 +504,7 @@ static int op_upload_end(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 			pp = &x->next;
 		}
 	}
-	pthread_mutex_unlock(&d->up_mu);
+	dmn__mutex_unlock(&d->up.mu);
 	dcr_mpw_str(proto_map_key(res, "blob"), blob);
 	dcr_mpw_uint(proto_map_key(res, "bytes"), bytes);
 	dcr_mpw_uint(proto_map_key(res, "rows"), rows);
@@ -553,9 +553,10 @@ void dmn__session_release(dmn *d, dmn_session *s)
 
 /* A run's outcome counts once its event is durable (r->durable): until then
  * it is still running, so a client that sees "done" finds the event in the
- * log. Caller holds r->mu. */
+ * log. */
 static bool run_finished(const dmn_room *r, const rm_run *run)
 {
+	DMN_ASSERT_HELD(&r->mu);
 	return run->state != RM_RUN_QUEUED && run->finished_seq < r->durable;
 }
 
@@ -584,7 +585,7 @@ static int op_run_status(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 		rc = arg_str(args, "computation", &comp, err);
 	if (rc < 0)
 		goto out;
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	if (!r->st.def || !rm_def_computation(r->st.def, comp)) {
 		rc = dcr_err_set(err, DCR_ENOTFOUND, "no computation %s", comp);
 	} else {
@@ -605,7 +606,7 @@ static int op_run_status(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 			dcr_mpw_uint(proto_map_key(res, "requested_seq"), run->requested_seq);
 		}
 	}
-	pthread_mutex_unlock(&r->mu);
+	dmn__mutex_unlock(&r->mu);
 out:
 	free(comp);
 	return rc;
@@ -621,7 +622,7 @@ static int op_result_open(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map
 		rc = arg_str(args, "computation", &comp, err);
 	if (rc < 0)
 		goto out;
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	if (!rm_may_read_result(&r->st, s->key, comp)) {
 		rc =
 		    dcr_err_set(err, DCR_EDENIED, "you are not an analyst of computation %s", comp);
@@ -643,7 +644,7 @@ static int op_result_open(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map
 			dcr_mpw_uint(proto_map_key(res, "rows"), last->rows);
 		}
 	}
-	pthread_mutex_unlock(&r->mu);
+	dmn__mutex_unlock(&r->mu);
 out:
 	free(comp);
 	return rc;
@@ -693,7 +694,7 @@ static int op_result_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map
 		goto out;
 	if (len > DMN_RESULT_READ_BYTES_MAX)
 		len = DMN_RESULT_READ_BYTES_MAX;
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	{
 		const rm_run *run = rm_state_run(&r->st, run_id);
 		if (!run || !rm_may_read_result(&r->st, s->key, run->computation))
@@ -710,7 +711,7 @@ static int op_result_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map
 		else
 			memcpy(blob, run->result_blob, DMN_BLOB_HEX_BYTES);
 	}
-	pthread_mutex_unlock(&r->mu);
+	dmn__mutex_unlock(&r->mu);
 	if (rc < 0)
 		goto out;
 	rc = read_range(d, s, blob, off, len, res, err);
@@ -743,7 +744,7 @@ static int op_data_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 		goto out;
 	if (len > DMN_RESULT_READ_BYTES_MAX)
 		len = DMN_RESULT_READ_BYTES_MAX;
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	if (!rm_may_read_data(&r->st, s->key, ds)) {
 		rc = dcr_err_set(err, DCR_EDENIED, "you are not an owner of dataset %s", ds);
 	} else {
@@ -757,7 +758,7 @@ static int op_data_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 		else
 			memcpy(blob, p->blob, DMN_BLOB_HEX_BYTES);
 	}
-	pthread_mutex_unlock(&r->mu);
+	dmn__mutex_unlock(&r->mu);
 	if (rc < 0)
 		goto out;
 	rc = read_range(d, s, blob, off, len, res, err);
@@ -779,7 +780,7 @@ static int op_stats(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
 		rc = arg_str(args, "dataset", &ds, err);
 	if (rc < 0)
 		goto out;
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	if (!r->st.def || !rm_def_dataset(r->st.def, ds)) {
 		rc = dcr_err_set(err, DCR_ENOTFOUND, "the room has no dataset %s", ds);
 	} else if (!rm_may_read_stats(&r->st, s->key, ds)) {
@@ -794,7 +795,7 @@ static int op_stats(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
 		else
 			memcpy(blob, p->blob, DMN_BLOB_HEX_BYTES);
 	}
-	pthread_mutex_unlock(&r->mu);
+	dmn__mutex_unlock(&r->mu);
 	if (rc < 0)
 		goto out;
 	key = dcr_asprintf("stats:%s", blob);
@@ -834,7 +835,7 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	/* rm_def_parse checked every SQL computation on empty inputs
 	 * (cmp_sql_check, upstream first) and kept each result's columns:
 	 * report those. */
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	def = r->st.def;
 	if (!def) {
 		rc = dcr_err_set(err, DCR_ESTATE, "the room has no definition");
@@ -877,7 +878,7 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	dcr_mpw_strn(proto_map_key(res, "report"), (const char *)report.data, report.len);
 	rc = 0;
 out:
-	pthread_mutex_unlock(&r->mu);
+	dmn__mutex_unlock(&r->mu);
 	free(order);
 	free(ok);
 	dcr_buf_release(&report);
@@ -894,7 +895,7 @@ static int op_datasets(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *r
 	dcr_buf_append_u8(&json, '[');
 	for (i = 0; i < n; i++) {
 		dmn_room *r = rooms[i];
-		pthread_mutex_lock(&r->mu);
+		dmn__mutex_lock(&r->mu);
 		for (k = 0; k < r->st.nprovisions; k++) {
 			const rm_provision *p = &r->st.provisions[k];
 			char sha[65];
@@ -915,7 +916,7 @@ static int op_datasets(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *r
 			               sha, (unsigned long long)p->seq,
 			               (unsigned long long)p->ts_ms);
 		}
-		pthread_mutex_unlock(&r->mu);
+		dmn__mutex_unlock(&r->mu);
 	}
 	free(rooms);
 	dcr_buf_append_str(&json, hits ? "\n]\n" : "]\n");
@@ -1006,43 +1007,44 @@ static int op_wait(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, 
 		deadline.tv_sec++;
 		deadline.tv_nsec -= 1000000000L;
 	}
-	/* Answers with the durable size: what events returns. Lock order: never take a room's mutex while holding wait_mu (an
-	 * append holds the room's and then wakes us). The append counter
-	 * read before the size closes the race with an append in between. */
-	pthread_mutex_lock(&d->wait_mu);
-	if (d->waiters < DMN_WAITERS_MAX) {
-		d->waiters++;
+	/* Answers with the durable size: what events returns. wait.mu comes
+	 * after room->mu in the lock order (dmn_int.h): never hold it while
+	 * taking the room's. The append counter read before the size closes
+	 * the race with an append in between. */
+	dmn__mutex_lock(&d->wait.mu);
+	if (d->wait.n < DMN_WAITERS_MAX) {
+		d->wait.n++;
 		waiting = true;
 	}
-	pthread_mutex_unlock(&d->wait_mu);
+	dmn__mutex_unlock(&d->wait.mu);
 	for (;;) {
 		uint64_t gen;
 		bool timed_out = false, closing;
-		pthread_mutex_lock(&d->wait_mu);
-		gen = d->appends;
-		closing = d->closing;
-		pthread_mutex_unlock(&d->wait_mu);
-		pthread_mutex_lock(&r->mu);
+		dmn__mutex_lock(&d->wait.mu);
+		gen = d->wait.appends;
+		closing = d->wait.closing;
+		dmn__mutex_unlock(&d->wait.mu);
+		dmn__mutex_lock(&r->mu);
 		now_size = r->durable;
-		pthread_mutex_unlock(&r->mu);
+		dmn__mutex_unlock(&r->mu);
 		if (!waiting || now_size > size || closing)
 			break;
-		pthread_mutex_lock(&d->wait_mu);
-		while (d->appends == gen && !d->closing && !timed_out)
-			timed_out = pthread_cond_timedwait(&d->wait_cv, &d->wait_mu, &deadline) ==
+		dmn__mutex_lock(&d->wait.mu);
+		while (d->wait.appends == gen && !d->wait.closing && !timed_out)
+			timed_out = dmn__cond_timedwait(&d->wait.cv, &d->wait.mu, &deadline) ==
 			            ETIMEDOUT;
-		pthread_mutex_unlock(&d->wait_mu);
+		dmn__mutex_unlock(&d->wait.mu);
 		if (timed_out) {
-			pthread_mutex_lock(&r->mu);
+			dmn__mutex_lock(&r->mu);
 			now_size = r->durable;
-			pthread_mutex_unlock(&r->mu);
+			dmn__mutex_unlock(&r->mu);
 			break;
 		}
 	}
 	if (waiting) {
-		pthread_mutex_lock(&d->wait_mu);
-		d->waiters--;
-		pthread_mutex_unlock(&d->wait_mu);
+		dmn__mutex_lock(&d->wait.mu);
+		d->wait.n--;
+		dmn__mutex_unlock(&d->wait.mu);
 	}
 	dcr_mpw_uint(proto_map_key(res, "size"), now_size);
 	return 0;

@@ -22,7 +22,7 @@ static dmn_room *room_new(dmn *d, const uint8_t id[ES_ROOM_ID_BYTES])
 
 	memcpy(r->id, id, ES_ROOM_ID_BYTES);
 	es_room_format(id, r->hex);
-	pthread_mutex_init(&r->mu, NULL);
+	dmn__mutex_init(&r->mu);
 	rm_state_init(&r->st, d->pub);
 	return r;
 }
@@ -32,17 +32,23 @@ static void room_free(dmn_room *r)
 	if (!r)
 		return;
 	rm_state_release(&r->st);
-	pthread_mutex_destroy(&r->mu);
+	dmn__mutex_destroy(&r->mu);
 	free(r);
 }
+
+/* rooms.lock is held (read or write). A rwlock does not know its readers:
+ * the assertion checks that somebody holds it, which catches a caller
+ * that forgot to lock on every uncontended path. */
+#define ROOMS_ASSERT_LOCKED(d) DCR_ASSERT(pthread_rwlock_trywrlock(&(d)->rooms.lock) == EBUSY)
 
 static dmn_room *find_locked(dmn *d, const uint8_t id[ES_ROOM_ID_BYTES])
 {
 	size_t i;
 
-	for (i = 0; i < d->nrooms; i++)
-		if (memcmp(d->rooms[i]->id, id, ES_ROOM_ID_BYTES) == 0)
-			return d->rooms[i];
+	ROOMS_ASSERT_LOCKED(d);
+	for (i = 0; i < d->rooms.n; i++)
+		if (memcmp(d->rooms.list[i]->id, id, ES_ROOM_ID_BYTES) == 0)
+			return d->rooms.list[i];
 	return NULL;
 }
 
@@ -50,43 +56,50 @@ dmn_room *dmn__room_find(dmn *d, const uint8_t id[ES_ROOM_ID_BYTES])
 {
 	dmn_room *r;
 
-	pthread_rwlock_rdlock(&d->rooms_lock);
+	pthread_rwlock_rdlock(&d->rooms.lock);
 	r = find_locked(d, id);
-	pthread_rwlock_unlock(&d->rooms_lock);
+	pthread_rwlock_unlock(&d->rooms.lock);
 	return r;
 }
 
 static void insert_locked(dmn *d, dmn_room *r)
 {
-	if (d->nrooms == d->rooms_cap) {
-		d->rooms_cap = d->rooms_cap ? 2 * d->rooms_cap : 16;
-		d->rooms = dcr_realloc(d->rooms, d->rooms_cap * sizeof *d->rooms);
+	ROOMS_ASSERT_LOCKED(d);
+	if (d->rooms.n == d->rooms.cap) {
+		d->rooms.cap = d->rooms.cap ? 2 * d->rooms.cap : 16;
+		d->rooms.list = dcr_realloc(d->rooms.list, d->rooms.cap * sizeof *d->rooms.list);
 	}
-	d->rooms[d->nrooms++] = r;
+	d->rooms.list[d->rooms.n++] = r;
 }
 
 dmn_room **dmn__rooms_list(dmn *d, size_t *n)
 {
 	dmn_room **out;
 
-	pthread_rwlock_rdlock(&d->rooms_lock);
-	*n = d->nrooms;
-	out = dcr_malloc((d->nrooms ? d->nrooms : 1) * sizeof *out);
-	if (d->nrooms)
-		memcpy(out, d->rooms, d->nrooms * sizeof *out);
-	pthread_rwlock_unlock(&d->rooms_lock);
+	pthread_rwlock_rdlock(&d->rooms.lock);
+	*n = d->rooms.n;
+	out = dcr_malloc((d->rooms.n ? d->rooms.n : 1) * sizeof *out);
+	if (d->rooms.n)
+		memcpy(out, d->rooms.list, d->rooms.n * sizeof *out);
+	pthread_rwlock_unlock(&d->rooms.lock);
 	return out;
+}
+
+void dmn__rooms_init(dmn *d)
+{
+	pthread_rwlock_init(&d->rooms.lock, NULL);
 }
 
 void dmn__rooms_free(dmn *d)
 {
 	size_t i;
 
-	for (i = 0; i < d->nrooms; i++)
-		room_free(d->rooms[i]);
-	free(d->rooms);
-	d->rooms = NULL;
-	d->nrooms = d->rooms_cap = 0;
+	for (i = 0; i < d->rooms.n; i++)
+		room_free(d->rooms.list[i]);
+	free(d->rooms.list);
+	d->rooms.list = NULL;
+	d->rooms.n = d->rooms.cap = 0;
+	pthread_rwlock_destroy(&d->rooms.lock);
 }
 
 /* ---- replay ----------------------------------------------------------------------- */
@@ -94,6 +107,7 @@ void dmn__rooms_free(dmn *d)
 struct replay_ctx {
 	dmn_room *r;
 	dcr_err *err;
+	bool refused; /* err is set: an event did not apply */
 };
 
 static int replay_one(void *ctx, uint64_t seq, const void *entry, size_t n)
@@ -106,43 +120,43 @@ static int replay_one(void *ctx, uint64_t seq, const void *entry, size_t n)
 	if (e < 0) {
 		rm_step_err(&step, rc->err);
 		dcr_err_prefix(rc->err, "room %s", rc->r->hex);
+		rc->refused = true;
 	}
 	return e;
 }
 
-/* (Re)computes r->st from the log; caller holds r->mu or owns r. */
+/* (Re)computes r->st from the log. */
 static int room_replay(dmn *d, dmn_room *r, dcr_err *err)
 {
-	struct replay_ctx c = {r, err};
+	struct replay_ctx c = {r, err, false};
+	int rc;
 
+	DMN_ASSERT_HELD(&r->mu);
 	rm_state_release(&r->st);
 	rm_state_init(&r->st, d->pub);
-	int rc = es_fold(d->store, r->id, 0, ES_SEQ_ANY, replay_one, &c);
+	rc = es_fold(d->store, r->id, 0, ES_SEQ_ANY, replay_one, &c);
+	if (rc < 0 && !c.refused) /* the store failed, not an event */
+		dcr_err_set(err, rc, "room %s: reading the log: %s", r->hex, dcr_strerror(rc));
 	r->durable = r->st.size;
 	return rc;
 }
 
-static bool is_table(const rm_state *st, const char *dataset)
+/* Tells every hook that an event is durable (ev NULL: the room was
+ * replayed at start). */
+static void publish_durable(dmn *d, dmn_room *r, const es_event *ev, uint64_t seq)
 {
-	const rm_dataset *ds = st->def ? rm_def_dataset(st->def, dataset) : NULL;
-
-	return ds && ds->kind == RM_DS_TABLE;
+	DMN_ASSERT_HELD(&r->mu);
+	for (size_t i = 0; i < d->rooms.nhooks; i++)
+		d->rooms.hooks[i].fn(d->rooms.hooks[i].ctx, r, ev, seq);
 }
 
-/* Follow-up work a state needs after a restart: prepared tables of present
- * datasets and runs requested but not finished. */
-static void room_resume(dmn *d, dmn_room *r)
+void dmn__rooms_on_durable(dmn *d, dmn_durable_fn fn, void *ctx)
 {
-	size_t i;
-
-	for (i = 0; i < r->st.nprovisions; i++) {
-		const rm_provision *p = &r->st.provisions[i];
-		if (p->present && p->blob && is_table(&r->st, p->dataset))
-			dmn__job_image(d, p->blob, r->id, p->dataset);
-	}
-	for (i = 0; i < r->st.nruns; i++)
-		if (r->st.runs[i].state == RM_RUN_QUEUED)
-			dmn__job_run(d, r->id, r->st.runs[i].id);
+	DCR_ASSERT(d->rooms.nhooks < DMN_DURABLE_HOOKS_MAX);
+	DCR_ASSERT(d->rooms.n == 0); /* before dmn__rooms_load: read-only after */
+	d->rooms.hooks[d->rooms.nhooks].fn = fn;
+	d->rooms.hooks[d->rooms.nhooks].ctx = ctx;
+	d->rooms.nhooks++;
 }
 
 struct load_ctx {
@@ -156,15 +170,20 @@ static int load_room(void *ctx, const uint8_t id[ES_ROOM_ID_BYTES])
 {
 	struct load_ctx *lc = ctx;
 	dmn_room *r = room_new(lc->d, id);
-	int rc = room_replay(lc->d, r, lc->err);
+	int rc;
 
+	dmn__mutex_lock(&r->mu); /* nobody else sees r yet: for the assertion */
+	rc = room_replay(lc->d, r, lc->err);
+	dmn__mutex_unlock(&r->mu);
 	if (rc < 0) {
 		room_free(r);
 		lc->rc = rc;
 		return rc;
 	}
 	lc->events += r->st.size;
+	pthread_rwlock_wrlock(&lc->d->rooms.lock); /* taken last (lock order) */
 	insert_locked(lc->d, r);
+	pthread_rwlock_unlock(&lc->d->rooms.lock);
 	return 0;
 }
 
@@ -175,17 +194,19 @@ int dmn__rooms_load(dmn *d, dcr_err *err)
 	int rc;
 	size_t i;
 
-	pthread_rwlock_wrlock(&d->rooms_lock);
 	rc = es_rooms(d->store, load_room, &lc);
-	pthread_rwlock_unlock(&d->rooms_lock);
 	if (lc.rc < 0)
 		return lc.rc;
 	if (rc < 0)
 		return dcr_err_set(err, rc, "listing rooms: %s", dcr_strerror(rc));
-	dmn__log(d, DMN_LOG_INFO, "replayed %zu rooms, %llu events in %llu ms", d->nrooms,
+	dmn__log(d, DMN_LOG_INFO, "replayed %zu rooms, %llu events in %llu ms", d->rooms.n,
 	         (unsigned long long)lc.events, (unsigned long long)(dcr_mono_ms() - t0));
-	for (i = 0; i < d->nrooms; i++)
-		room_resume(d, d->rooms[i]);
+	for (i = 0; i < d->rooms.n; i++) {
+		dmn_room *r = d->rooms.list[i];
+		dmn__mutex_lock(&r->mu);
+		publish_durable(d, r, NULL, 0);
+		dmn__mutex_unlock(&r->mu);
+	}
 	return 0;
 }
 
@@ -225,9 +246,9 @@ char *dmn__who(dmn_room *r, const uint8_t key[32])
 
 	if (!r)
 		return dcr_strdup(rm_actor_name(NULL, NULL, key, RM_ACTOR_SHORT, name, sizeof name));
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	rm_actor_name(r->st.def, r->st.daemon_key, key, RM_ACTOR_SHORT, name, sizeof name);
-	pthread_mutex_unlock(&r->mu);
+	dmn__mutex_unlock(&r->mu);
 	return dcr_strdup(name);
 }
 
@@ -297,13 +318,13 @@ static bool mpv_equal(const dcr_mpv *a, const dcr_mpv *b)
 }
 
 /* Finds (and unlinks, if take) the finished upload whose provisioned body
- * is exactly ev's body. Caller holds no lock of d->up_mu. */
+ * is exactly ev's body. */
 static dmn_done_upload *match_upload(dmn *d, const es_event *ev, bool take)
 {
 	dmn_done_upload **pp, *hit = NULL;
 
-	pthread_mutex_lock(&d->up_mu);
-	for (pp = &d->done_uploads; *pp; pp = &(*pp)->next) {
+	dmn__mutex_lock(&d->up.mu);
+	for (pp = &d->up.done; *pp; pp = &(*pp)->next) {
 		dmn_done_upload *u = *pp;
 		dcr_buf body;
 		dcr_mp_doc *doc = NULL;
@@ -325,7 +346,7 @@ static dmn_done_upload *match_upload(dmn *d, const es_event *ev, bool take)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&d->up_mu);
+	dmn__mutex_unlock(&d->up.mu);
 	return hit;
 }
 
@@ -339,35 +360,52 @@ static void done_upload_free(dmn_done_upload *u)
 	free(u);
 }
 
+void dmn__waiters_init(dmn *d)
+{
+	pthread_condattr_t ca;
+
+	dmn__mutex_init(&d->wait.mu);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* op_wait's deadline */
+	pthread_cond_init(&d->wait.cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+void dmn__waiters_release(dmn *d)
+{
+	DCR_ASSERT(d->wait.n == 0);
+	dmn__mutex_destroy(&d->wait.mu);
+	pthread_cond_destroy(&d->wait.cv);
+}
+
+void dmn__uploads_init(dmn *d)
+{
+	dmn__mutex_init(&d->up.mu);
+	atomic_init(&d->up.open, 0);
+}
+
+void dmn__uploads_release(dmn *d)
+{
+	DCR_ASSERT(atomic_load(&d->up.open) == 0);
+	while (d->up.done) {
+		dmn_done_upload *u = d->up.done;
+		d->up.done = u->next;
+		done_upload_free(u);
+	}
+	dmn__mutex_destroy(&d->up.mu);
+}
+
 void dmn__wake_waiters(dmn *d, bool closing)
 {
-	pthread_mutex_lock(&d->wait_mu);
-	d->appends++;
+	dmn__mutex_lock(&d->wait.mu);
+	d->wait.appends++;
 	if (closing)
-		d->closing = true;
-	pthread_cond_broadcast(&d->wait_cv);
-	pthread_mutex_unlock(&d->wait_mu);
+		d->wait.closing = true;
+	pthread_cond_broadcast(&d->wait.cv);
+	dmn__mutex_unlock(&d->wait.mu);
 }
 
 /* ---- submit --------------------------------------------------------------------------- */
-
-/* Work that follows an appended event; r->mu held. */
-static void after_append(dmn *d, dmn_room *r, const es_event *ev, uint64_t seq)
-{
-	size_t i;
-
-	if (strcmp(ev->type, RM_EV_PROVISIONED) == 0) {
-		for (i = 0; i < r->st.nprovisions; i++) {
-			const rm_provision *p = &r->st.provisions[i];
-			if (p->seq == seq && p->present && p->blob && is_table(&r->st, p->dataset))
-				dmn__job_image(d, p->blob, r->id, p->dataset);
-		}
-	} else if (strcmp(ev->type, RM_EV_RUN_REQUESTED) == 0) {
-		for (i = 0; i < r->st.nruns; i++)
-			if (r->st.runs[i].requested_seq == seq)
-				dmn__job_run(d, r->id, r->st.runs[i].id);
-	}
-}
 
 /* The blobs of the datasets' current provisions (heap copies). */
 static char **current_blobs(const rm_state *st, size_t *n)
@@ -480,7 +518,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		/* Not visible to others until its first event is durable. */
 		fresh = r = room_new(d, room);
 	}
-	pthread_mutex_lock(&r->mu);
+	dmn__mutex_lock(&r->mu);
 	locked = true;
 	if (r->broken) {
 		rc = dcr_err_set(err, DCR_ESTORE,
@@ -525,9 +563,9 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 			goto out;
 		}
 		fresh->durable = seq + 1;
-		pthread_rwlock_wrlock(&d->rooms_lock);
+		pthread_rwlock_wrlock(&d->rooms.lock);
 		insert_locked(d, fresh);
-		pthread_rwlock_unlock(&d->rooms_lock);
+		pthread_rwlock_unlock(&d->rooms.lock);
 		fresh = NULL;
 	} else {
 		/* Fix the order of this room's appends under its lock, wait for
@@ -538,9 +576,9 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		rc = es_append_start(d->store, room, ev.seq, entry, n, &pend, err);
 		if (rc == 0) {
 			r->inflight++;
-			pthread_mutex_unlock(&r->mu);
+			dmn__mutex_unlock(&r->mu);
 			rc = es_append_wait(pend, &seq, NULL, err);
-			pthread_mutex_lock(&r->mu);
+			dmn__mutex_lock(&r->mu);
 			r->inflight--;
 			/* The writer commits a room's appends in order: all before
 			 * this one are durable too. */
@@ -557,6 +595,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		if (r->broken && r->inflight == 0) {
 			/* The last append in flight is back: the log is final. */
 			dcr_err e2;
+			dcr_err_clear(&e2);
 			if (room_replay(d, r, &e2) < 0)
 				dmn__log(d, DMN_LOG_ERROR, "room %s: rebuild failed: %s", r->hex,
 				         e2.msg);
@@ -567,7 +606,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 			goto out;
 	}
 	DCR_ASSERT(seq == ev.seq);
-	after_append(d, r, &ev, seq);
+	publish_durable(d, r, &ev, seq);
 	if (old_blobs) {
 		/* Withdrawn or replaced data leaves the daemon's memory too: the
 		 * image cache drops what it decrypted (tables and results alike). */
@@ -587,7 +626,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		*seq_out = seq;
 out:
 	if (locked)
-		pthread_mutex_unlock(&r->mu);
+		dmn__mutex_unlock(&r->mu);
 	if (woke)
 		dmn__wake_waiters(d, false); /* after unlocking: waiters take r->mu */
 	strv_free(old_blobs, nold);
@@ -613,9 +652,9 @@ int dmn__submit_daemon(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char 
 			rc = dcr_err_set(err, DCR_ENOTFOUND, "no such room");
 			break;
 		}
-		pthread_mutex_lock(&r->mu);
+		dmn__mutex_lock(&r->mu);
 		size = r->st.size;
-		pthread_mutex_unlock(&r->mu);
+		dmn__mutex_unlock(&r->mu);
 		dcr_buf_reset(&entry);
 		rc = es_event_build(d->key, room, size, dcr_now_ms(), type, body->data, body->len,
 		                    &entry, err);

@@ -8,7 +8,15 @@
  * request at a time, in order; it stops reading while DMN_INFLIGHT_MAX
  * requests are received but not yet answered, so its memory is bounded. A
  * connection is freed only when both its handles are closed and no request
- * of it is running on the pool. Shutdown (SIGTERM/SIGINT) closes the
+ * of it is running on the pool.
+ *
+ * Memory for request frames is one global budget (frame_budget below):
+ * a connection whose next frame does not fit stops being read until
+ * handled frames give memory back; a frame is checked (proto_request_check:
+ * canonical, at most DCR_FRAME_REQUEST_OBJECTS_MAX values) before it is
+ * queued, so unpacking it costs a bounded amount. At most
+ * DMN_UNAUTH_CONNS_MAX connections wait to authenticate, each with frames
+ * of at most DMN_AUTH_FRAME_BYTES_MAX. Shutdown (SIGTERM/SIGINT) closes the
  * listener and every connection, lets requests already running finish
  * (appends complete), stops the workers and closes the store.
  *
@@ -40,6 +48,7 @@ typedef struct req {
 	dcr_buf outcome;
 	int fatal;
 	uint64_t t0_ms;
+	uint64_t charge; /* frame budget held: cap + proto_unpacked_bytes */
 } req;
 
 typedef struct wreq {
@@ -73,6 +82,13 @@ struct conn {
 	 * one 1 MiB chunk after another): no allocation, no page faults. */
 	uint8_t *spare;
 	size_t spare_cap;
+	/* frame budget: held by the frame being read, by the spare buffer;
+	 * while waiting for budget the connection is not read and pend_n
+	 * bytes of rbuf at pend_off are still to be parsed */
+	uint64_t body_charge, spare_charge;
+	bool waiting, unauth_counted;
+	conn *wait_next;
+	size_t pend_off, pend_n;
 	/* requests */
 	req *q_head, *q_tail;
 	bool busy;         /* a request is on the pool */
@@ -80,8 +96,27 @@ struct conn {
 	uint8_t rbuf[READ_BUF_BYTES];
 };
 
+/* The frame budget: memory for request frames from the moment their
+ * header arrives until their handler returns: the frame's buffer (its
+ * capacity) plus proto_unpacked_bytes of its values -- at the header, of as
+ * many values as its length allows (one per byte, at most
+ * DCR_FRAME_REQUEST_OBJECTS_MAX); once the frame is complete and checked,
+ * of the values it really has. The whole charge is taken at the header, so
+ * a frame that started arriving can always finish. A frame that does not
+ * fit waits: its connection stops being read, in arrival order (FIFO, no
+ * overtaking), until enough is given back; one that could never fit is
+ * refused. Loop thread only: no lock. */
+typedef struct frame_budget {
+	uint64_t max_bytes, used_bytes, peak_bytes;
+	uint64_t waits; /* frames that had to wait (logged at shutdown) */
+	conn *wait_head, *wait_tail;
+	bool waking;
+} frame_budget;
+
 struct server {
 	dmn *d;
+	frame_budget budget;
+	unsigned unauthed; /* open connections not yet authenticated */
 	uv_loop_t *loop;
 	uv_pipe_t listen;
 	uv_signal_t sig_term, sig_int;
@@ -92,73 +127,167 @@ struct server {
 	char *socket_path;
 };
 
-/* ---- logging ---------------------------------------------------------------- */
-
-static void fmt_time(char *out, size_t n)
-{
-	struct timespec ts;
-	struct tm tm;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000,
-	         (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
-	         tm.tm_sec % 100, (int)(ts.tv_nsec / 1000000) % 1000);
-}
-
-void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
-{
-	static const char *names[] = {"error", "warn", "info", "debug"};
-	char t[40], msg[1024];
-	va_list ap;
-
-	if (d && lvl > d->opt.log_level)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	/* Names in messages come from clients: one event, one line. */
-	for (char *q = msg; *q; q++)
-		if ((unsigned char)*q < 0x20 || *q == 0x7f)
-			*q = '?';
-	fmt_time(t, sizeof t);
-	fprintf(stderr, "%s dcrd %s: %s\n", t, names[lvl], msg);
-}
-
-int dmn_log_level_parse(const char *s)
-{
-	if (strcmp(s, "error") == 0)
-		return DMN_LOG_ERROR;
-	if (strcmp(s, "warn") == 0)
-		return DMN_LOG_WARN;
-	if (strcmp(s, "info") == 0)
-		return DMN_LOG_INFO;
-	if (strcmp(s, "debug") == 0)
-		return DMN_LOG_DEBUG;
-	return -1;
-}
-
 /* ---- connections -------------------------------------------------------------- */
 
 static void conn_close(conn *c);
 static void pump(conn *c);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void feed(conn *c, const uint8_t *p, size_t n);
+
+/* ---- frame budget ------------------------------------------------------------- */
+
+/* Budget a frame of len bytes needs at its header; *use_spare: it will be
+ * read into the connection's spare buffer (already charged). */
+static uint64_t frame_need(const conn *c, uint32_t len, bool *use_spare)
+{
+	uint64_t objs = len < DCR_FRAME_REQUEST_OBJECTS_MAX ? len : DCR_FRAME_REQUEST_OBJECTS_MAX;
+	uint64_t need = proto_unpacked_bytes(objs);
+
+	*use_spare = len > READ_BUF_BYTES && c->spare && c->spare_cap >= len;
+	if (!*use_spare)
+		need += len ? len : 1;
+	return need;
+}
+
+static void budget_take(frame_budget *b, uint64_t n)
+{
+	DCR_ASSERT(b->used_bytes + n <= b->max_bytes);
+	b->used_bytes += n;
+	if (b->used_bytes > b->peak_bytes)
+		b->peak_bytes = b->used_bytes;
+}
+
+static void budget_wake(server *s);
+
+static void budget_give(server *s, uint64_t n)
+{
+	DCR_ASSERT(s->budget.used_bytes >= n);
+	s->budget.used_bytes -= n;
+	if (n)
+		budget_wake(s);
+}
+
+static void budget_unwait(conn *c)
+{
+	frame_budget *b = &c->srv->budget;
+	conn **pp, *prev = NULL;
+
+	if (!c->waiting)
+		return;
+	for (pp = &b->wait_head; *pp && *pp != c; pp = &(*pp)->wait_next)
+		prev = *pp;
+	DCR_ASSERT(*pp == c);
+	*pp = c->wait_next;
+	if (b->wait_tail == c)
+		b->wait_tail = prev;
+	c->wait_next = NULL;
+	c->waiting = false;
+}
+
+/* Refuses the frame whose header was just read and closes the
+ * connection once the error is written. */
+static void frame_refuse(conn *c, int code, const char *msg);
+
+/* Takes the budget for the frame whose header was just read and sets up
+ * its buffer. 1: started; 0: does not fit now (the caller waits); -1:
+ * refused (never fits, or out of memory). `jump`: the caller is the
+ * waiter at the head, the one whose turn it is. */
+static int frame_start(conn *c, bool jump)
+{
+	frame_budget *b = &c->srv->budget;
+	bool use_spare;
+	uint64_t need = frame_need(c, c->body_len, &use_spare);
+	char msg[160];
+
+	if (need > b->max_bytes) {
+		snprintf(msg, sizeof msg,
+		         "frame of %u bytes needs %llu bytes of dcrd's frame budget of %llu",
+		         c->body_len, (unsigned long long)need,
+		         (unsigned long long)b->max_bytes);
+		frame_refuse(c, DCR_ELIMIT, msg);
+		return -1;
+	}
+	if ((!jump && b->wait_head) || b->used_bytes + need > b->max_bytes)
+		return 0;
+	budget_take(b, need);
+	c->body_have = 0;
+	if (use_spare) {
+		c->body = c->spare;
+		c->body_cap = c->spare_cap;
+		c->body_charge = need + c->spare_charge;
+		c->spare = NULL;
+		c->spare_charge = 0;
+		return 1;
+	}
+	c->body_cap = c->body_len < READ_BUF_BYTES ? (c->body_len ? c->body_len : 1)
+	                                           : READ_BUF_BYTES;
+	c->body = malloc(c->body_cap);
+	if (!c->body) {
+		budget_give(c->srv, need);
+		snprintf(msg, sizeof msg, "out of memory for a frame of %u bytes", c->body_len);
+		frame_refuse(c, -ENOMEM, msg);
+		return -1;
+	}
+	c->body_charge = need;
+	return 1;
+}
+
+/* Starts the frames of waiting connections, in order, while they fit. */
+static void budget_wake(server *s)
+{
+	frame_budget *b = &s->budget;
+	conn *c;
+
+	if (b->waking)
+		return; /* the loop below is running further up the stack */
+	b->waking = true;
+	while ((c = b->wait_head) != NULL) {
+		bool use_spare;
+		const uint8_t *p;
+		size_t n;
+
+		if (b->used_bytes + frame_need(c, c->body_len, &use_spare) > b->max_bytes)
+			break;
+		budget_unwait(c);
+		p = c->rbuf + c->pend_off;
+		n = c->pend_n;
+		c->pend_n = 0;
+		if (frame_start(c, true) > 0)
+			feed(c, p, n);
+		if (!c->closing && !c->doomed && !c->waiting && !c->reading &&
+		    (!c->authed || c->inflight < DMN_INFLIGHT_MAX)) {
+			c->reading = true;
+			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+		}
+	}
+	b->waking = false;
+}
+
+/* ---- connections -------------------------------------------------------------- */
 
 static void req_free(req *r)
 {
+	server *s;
+	uint64_t charge;
+
 	if (!r)
 		return;
+	s = r->c->srv;
+	charge = r->charge;
 	free(r->frame);
 	dcr_buf_release(&r->resp);
 	dcr_buf_release(&r->outcome);
 	free(r);
+	budget_give(s, charge); /* may start other connections' frames */
 }
 
 static void conn_free(conn *c)
 {
 	server *s = c->srv;
+	uint64_t charge = c->body_charge + c->spare_charge;
 
+	DCR_ASSERT(!c->waiting);
 	free(c->body);
 	free(c->spare);
 	if (c->prev)
@@ -169,6 +298,7 @@ static void conn_free(conn *c)
 		c->next->prev = c->prev;
 	s->nconns--;
 	free(c);
+	budget_give(s, charge); /* may start other connections' frames */
 }
 
 /* Dropping a session's uploads touches files and room locks: not on the
@@ -216,6 +346,12 @@ static void conn_close(conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	budget_unwait(c);
+	c->pend_n = 0;
+	if (c->unauth_counted) {
+		c->unauth_counted = false;
+		c->srv->unauthed--;
+	}
 	uv_read_stop((uv_stream_t *)&c->pipe);
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
@@ -229,11 +365,17 @@ static void on_write(uv_write_t *w, int status)
 
 	if (wr->counts) {
 		c->inflight--;
-		if (!c->closing && c->authed && !c->reading && c->inflight < DMN_INFLIGHT_MAX) {
+		if (!c->closing && c->authed && !c->reading && !c->waiting &&
+		    c->inflight < DMN_INFLIGHT_MAX) {
 			/* (libuv refuses a NULL alloc callback: reading would
 			 * never resume and the connection would hang) */
-			c->reading = true;
-			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+			int e = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+			c->reading = e == 0;
+			if (e < 0) {
+				dmn__log(c->srv->d, DMN_LOG_WARN, "%s: resuming reads: %s; closing",
+				         c->sess.who ? c->sess.who : c->who, uv_strerror(e));
+				conn_close(c);
+			}
 		}
 	}
 	if (status < 0 || wr->close_after)
@@ -282,6 +424,13 @@ static void send_error(conn *c, uint64_t id, int code, const char *msg, bool clo
 	conn_send(c, &b, close_after, false);
 }
 
+static void frame_refuse(conn *c, int code, const char *msg)
+{
+	dmn__log(c->srv->d, DMN_LOG_INFO, "%s connection closed: %s", c->who, msg);
+	c->doomed = true;
+	send_error(c, 0, code, msg, true);
+}
+
 static void log_request(conn *c, req *r)
 {
 	dmn *d = c->srv->d;
@@ -308,8 +457,12 @@ static void after_work_cb(uv_work_t *w, int status)
 	c->busy = false;
 	if (!c->spare && !c->closing && r->cap > READ_BUF_BYTES &&
 	    r->cap <= DCR_CHUNK_BYTES + READ_BUF_BYTES) {
+		/* the buffer keeps its share of the budget */
+		DCR_ASSERT(r->charge >= r->cap);
 		c->spare = r->frame;
 		c->spare_cap = r->cap;
+		c->spare_charge = r->cap;
+		r->charge -= r->cap;
 	} else {
 		free(r->frame);
 	}
@@ -385,6 +538,9 @@ static void auth_frame(conn *c, const uint8_t *p, size_t n)
 		return;
 	}
 	c->authed = true;
+	DCR_ASSERT(c->unauth_counted && s->unauthed > 0);
+	c->unauth_counted = false;
+	s->unauthed--;
 	memcpy(c->sess.key, key, 32);
 	{
 		proto_map m;
@@ -404,26 +560,57 @@ static void auth_frame(conn *c, const uint8_t *p, size_t n)
 	uv_timer_again(&c->timer);
 }
 
-static void on_frame(conn *c, uint8_t *body, size_t n)
+/* A complete frame: body and the budget it holds (charge) are the
+ * caller's to hand over. */
+static void on_frame(conn *c, uint8_t *body, size_t n, uint64_t charge)
 {
+	server *s = c->srv;
+	uint64_t objs = 0, keep;
+	dcr_err err;
 	req *r;
+	int rc;
 
-	if (!c->authed) {
-		auth_frame(c, body, n);
+	dcr_err_clear(&err);
+	rc = proto_request_check(body, n, &objs, &err);
+	if (rc < 0 && c->authed) {
 		free(body);
+		budget_give(s, charge);
+		dmn__log(s->d, DMN_LOG_INFO, "%s connection closed: bad frame: %s", c->who,
+		         err.msg);
+		c->doomed = true;
+		send_error(c, 0, rc, err.msg, true);
 		return;
 	}
+	if (!c->authed) {
+		auth_frame(c, body, n); /* its own error for a bad frame */
+		free(body);
+		budget_give(s, charge);
+		return;
+	}
+	/* The real cost of unpacking, now that the values are counted. */
+	keep = c->body_cap + proto_unpacked_bytes(objs);
+	DCR_ASSERT(keep <= charge);
+	budget_give(s, charge - keep);
+	charge = keep;
 	if (c->inflight >= DMN_INFLIGHT_MAX) {
 		free(body);
+		budget_give(s, charge);
 		c->doomed = true;
 		send_error(c, 0, DCR_ELIMIT, "too many requests in flight (the limit is 4)", true);
 		return;
 	}
-	r = dcr_calloc(1, sizeof *r);
+	r = calloc(1, sizeof *r);
+	if (!r) {
+		free(body);
+		budget_give(s, charge);
+		frame_refuse(c, -ENOMEM, "out of memory queuing a request");
+		return;
+	}
 	r->c = c;
 	r->frame = body;
 	r->n = n;
 	r->cap = c->body_cap;
+	r->charge = charge;
 	dcr_buf_init(&r->resp);
 	dcr_buf_init(&r->outcome);
 	if (c->q_tail)
@@ -442,18 +629,29 @@ static void on_frame(conn *c, uint8_t *body, size_t n)
 /* Grows the frame being read once it is full: memory follows the bytes
  * received, not the length announced (a peer that claims 4 MiB and sends
  * nothing costs 64 KiB). */
-static void body_grow(conn *c)
+static int body_grow(conn *c, size_t want)
 {
 	size_t cap = c->body_cap;
+	uint8_t *p;
 
-	if (c->body_have < cap)
-		return;
-	while (cap <= c->body_have)
+	if (want <= cap)
+		return 0;
+	while (cap < want)
 		cap *= 2;
 	if (cap > c->body_len)
 		cap = c->body_len;
-	c->body = dcr_realloc(c->body, cap);
+	DCR_ASSERT(cap >= want);
+	p = realloc(c->body, cap);
+	if (!p) {
+		char msg[96];
+		snprintf(msg, sizeof msg, "out of memory reading a frame of %u bytes",
+		         c->body_len);
+		frame_refuse(c, -ENOMEM, msg);
+		return -ENOMEM;
+	}
+	c->body = p;
 	c->body_cap = cap;
+	return 0;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -466,29 +664,107 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 		/* In the middle of a frame: read straight into it, no further
 		 * than its end. */
 		size_t room;
-		body_grow(c);
+		if (c->body_have == c->body_cap && body_grow(c, c->body_have + 1) < 0)
+			goto rbuf; /* refused: the rest is read and dropped */
 		room = c->body_cap - c->body_have;
 		if (room > c->body_len - c->body_have)
 			room = c->body_len - c->body_have;
 		*buf = uv_buf_init((char *)c->body + c->body_have, (unsigned)room);
 		return;
 	}
+rbuf:
+	DCR_ASSERT(c->pend_n == 0);
 	*buf = uv_buf_init((char *)c->rbuf, sizeof c->rbuf);
 }
 
 static void body_done(conn *c)
 {
 	uint8_t *body = c->body;
+	uint64_t charge = c->body_charge;
 
 	c->body = NULL;
+	c->body_charge = 0;
 	c->hdr_have = 0;
-	on_frame(c, body, c->body_len);
+	on_frame(c, body, c->body_len, charge);
+}
+
+/* Parses n bytes of rbuf at p: headers, and bodies up to their end. Stops
+ * (and remembers where) when a frame must wait for the budget. */
+static void feed(conn *c, const uint8_t *p, size_t n)
+{
+	while (n > 0 && !c->closing && !c->doomed) {
+		if (c->hdr_have < PROTO_HDR_BYTES) {
+			size_t k = PROTO_HDR_BYTES - c->hdr_have;
+			uint32_t len, max;
+			int rc;
+			if (k > n)
+				k = n;
+			memcpy(c->hdr + c->hdr_have, p, k);
+			c->hdr_have += k;
+			p += k;
+			n -= k;
+			if (c->hdr_have < PROTO_HDR_BYTES)
+				break;
+			len = dcr_get_be32(c->hdr);
+			max = c->authed ? DCR_FRAME_BYTES_MAX : DMN_AUTH_FRAME_BYTES_MAX;
+			if (len > max) {
+				char msg[128];
+				snprintf(msg, sizeof msg,
+				         "frame of %u bytes exceeds the limit of %u", len, max);
+				frame_refuse(c, DCR_ELIMIT, msg);
+				return;
+			}
+			c->body_len = len;
+			rc = frame_start(c, false);
+			if (rc < 0)
+				return;
+			if (rc == 0) {
+				/* Wait for the budget, not reading; the rest of
+				 * rbuf is parsed when this frame's turn comes. */
+				frame_budget *b = &c->srv->budget;
+				DCR_ASSERT(p >= c->rbuf && p + n <= c->rbuf + sizeof c->rbuf);
+				c->pend_off = (size_t)(p - c->rbuf);
+				c->pend_n = n;
+				c->waiting = true;
+				c->wait_next = NULL;
+				if (b->wait_tail)
+					b->wait_tail->wait_next = c;
+				else
+					b->wait_head = c;
+				b->wait_tail = c;
+				b->waits++;
+				if (c->reading) {
+					uv_read_stop((uv_stream_t *)&c->pipe);
+					c->reading = false;
+				}
+				dmn__log(c->srv->d, DMN_LOG_DEBUG,
+				         "%s frame of %u bytes waits for the frame budget (%llu of "
+				         "%llu bytes in use)",
+				         c->who, len, (unsigned long long)b->used_bytes,
+				         (unsigned long long)b->max_bytes);
+				return;
+			}
+		}
+		if (c->body_have < c->body_len) {
+			size_t k = c->body_len - c->body_have;
+			if (k > n)
+				k = n;
+			/* Memory follows the bytes received (body_grow). */
+			if (body_grow(c, c->body_have + k) < 0)
+				return;
+			memcpy(c->body + c->body_have, p, k);
+			c->body_have += k;
+			p += k;
+			n -= k;
+		}
+		if (c->body_have == c->body_len)
+			body_done(c);
+	}
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	conn *c = st->data;
-	const uint8_t *p = (const uint8_t *)buf->base;
 	size_t n;
 
 	if (nread < 0) {
@@ -510,64 +786,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			body_done(c);
 		return;
 	}
-	while (n > 0 && !c->closing && !c->doomed) {
-		if (c->hdr_have < PROTO_HDR_BYTES) {
-			size_t k = PROTO_HDR_BYTES - c->hdr_have;
-			uint32_t len, max;
-			if (k > n)
-				k = n;
-			memcpy(c->hdr + c->hdr_have, p, k);
-			c->hdr_have += k;
-			p += k;
-			n -= k;
-			if (c->hdr_have < PROTO_HDR_BYTES)
-				break;
-			len = dcr_get_be32(c->hdr);
-			max = c->authed ? DCR_FRAME_BYTES_MAX : DMN_AUTH_FRAME_BYTES_MAX;
-			if (len > max) {
-				char msg[128];
-				snprintf(msg, sizeof msg,
-				         "frame of %u bytes exceeds the limit of %u", len, max);
-				dmn__log(c->srv->d, DMN_LOG_INFO, "%s connection closed: %s",
-				         c->who, msg);
-				c->doomed = true;
-				send_error(c, 0, DCR_ELIMIT, msg, true);
-				return;
-			}
-			c->body_len = len;
-			c->body_have = 0;
-			if (len > READ_BUF_BYTES && c->spare && c->spare_cap >= len) {
-				c->body = c->spare;
-				c->body_cap = c->spare_cap;
-				c->spare = NULL;
-			} else {
-				c->body_cap = len < READ_BUF_BYTES ? (len ? len : 1)
-				                                   : READ_BUF_BYTES;
-				c->body = dcr_malloc(c->body_cap);
-			}
-		}
-		if (c->body_have < c->body_len) {
-			size_t k = c->body_len - c->body_have;
-			if (k > n)
-				k = n;
-			/* Memory follows the bytes received (body_grow). */
-			if (c->body_have + k > c->body_cap) {
-				size_t cap = c->body_cap;
-				while (cap < c->body_have + k)
-					cap *= 2;
-				if (cap > c->body_len)
-					cap = c->body_len;
-				c->body = dcr_realloc(c->body, cap);
-				c->body_cap = cap;
-			}
-			memcpy(c->body + c->body_have, p, k);
-			c->body_have += k;
-			p += k;
-			n -= k;
-		}
-		if (c->body_have == c->body_len)
-			body_done(c);
-	}
+	feed(c, (const uint8_t *)buf->base, n);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -594,6 +813,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	conn *c;
 	proto_map m;
 	dcr_buf body, frame;
+	int rc;
 
 	if (status < 0) {
 		dmn__log(s->d, DMN_LOG_WARN, "accept: %s", uv_strerror(status));
@@ -623,6 +843,23 @@ static void on_connection(uv_stream_t *listener, int status)
 		           s->stopping ? "dcrd is shutting down" : "too many connections", true);
 		return;
 	}
+	if (s->unauthed >= DMN_UNAUTH_CONNS_MAX) {
+		/* The oldest handshake gives way (the list is newest first): a
+		 * client that answers at once always gets through, one that
+		 * holds connections open without answering only pushes out
+		 * its own. */
+		conn *old = NULL, *o;
+		for (o = c->next; o; o = o->next)
+			if (o->unauth_counted)
+				old = o;
+		DCR_ASSERT(old != NULL);
+		old->unauth_counted = false;
+		s->unauthed--;
+		frame_refuse(old, DCR_ELIMIT,
+		             "too many connections waiting to authenticate: the oldest is closed");
+	}
+	s->unauthed++;
+	c->unauth_counted = true;
 	dcr_random(c->challenge, sizeof c->challenge);
 	proto_map_init(&m);
 	dcr_buf_init(&body);
@@ -636,8 +873,13 @@ static void on_connection(uv_stream_t *listener, int status)
 	dcr_buf_release(&body);
 	conn_send(c, &frame, false, false);
 	uv_timer_start(&c->timer, on_timer, DMN_AUTH_TIMEOUT_MS, s->idle_ms);
-	c->reading = true;
-	uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+	rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+	c->reading = rc == 0;
+	if (rc < 0) {
+		dmn__log(s->d, DMN_LOG_WARN, "connection closed: reading from it: %s",
+		         uv_strerror(rc));
+		conn_close(c);
+	}
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
@@ -775,24 +1017,16 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	memset(&s, 0, sizeof s);
 	d->opt = *opt;
 	d->dir = dcr_strdup(opt->data_dir);
-	pthread_rwlock_init(&d->rooms_lock, NULL);
-	pthread_mutex_init(&d->up_mu, NULL);
-	pthread_mutex_init(&d->job_mu, NULL);
-	pthread_cond_init(&d->job_cv, NULL);
-	pthread_cond_init(&d->append_cv, NULL);
-	pthread_mutex_init(&d->image_mu, NULL);
-	pthread_mutex_init(&d->imgc_mu, NULL);
-	d->imgc_budget = opt->image_cache_bytes == DMN_IMAGE_CACHE_OFF ? 0
-	                 : opt->image_cache_bytes                      ? opt->image_cache_bytes
-	                                                               : DMN_IMAGE_CACHE_BYTES;
-	pthread_mutex_init(&d->wait_mu, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&d->wait_cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	/* Each part sets up its own state and lock; jobs subscribes to the
+	 * rooms' durable events, so rooms come first. */
+	dmn__rooms_init(d);
+	dmn__waiters_init(d);
+	dmn__uploads_init(d);
+	dmn__image_cache_init(d,
+	                      opt->image_cache_bytes == DMN_IMAGE_CACHE_OFF ? 0
+	                      : opt->image_cache_bytes ? opt->image_cache_bytes
+	                                               : DMN_IMAGE_CACHE_BYTES);
+	dmn__jobs_init(d);
 	signal(SIGPIPE, SIG_IGN);
 	/* Requests spend most of their time waiting for fsync (group commit
 	 * gathers the appends of concurrent requests): give the pool many
@@ -833,6 +1067,8 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 		goto out;
 
 	s.d = d;
+	s.budget.max_bytes = opt->frame_budget_bytes ? opt->frame_budget_bytes
+	                                             : DMN_FRAME_BUDGET_BYTES;
 	s.idle_ms = opt->idle_timeout_ms ? opt->idle_timeout_ms : DMN_IDLE_TIMEOUT_MS;
 	env = getenv("DCR_SOCKET");
 	if (opt->socket_path)
@@ -872,13 +1108,31 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	uv_signal_init(&loop, &s.sig_term);
 	uv_signal_init(&loop, &s.sig_int);
 	s.sig_term.data = s.sig_int.data = &s;
-	uv_signal_start(&s.sig_term, on_signal, SIGTERM);
-	uv_signal_start(&s.sig_int, on_signal, SIGINT);
+	rc = uv_signal_start(&s.sig_term, on_signal, SIGTERM);
+	if (rc == 0)
+		rc = uv_signal_start(&s.sig_int, on_signal, SIGINT);
+	if (rc < 0) {
+		/* Without them dcrd could not be stopped cleanly: refuse to run. */
+		rc = dcr_err_set(err, DCR_EINTERNAL, "handling SIGTERM and SIGINT: %s",
+		                 uv_strerror(rc));
+		uv_close((uv_handle_t *)&s.listen, NULL);
+		uv_close((uv_handle_t *)&s.sig_term, NULL);
+		uv_close((uv_handle_t *)&s.sig_int, NULL);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		unlink(s.socket_path);
+		goto out;
+	}
 	fprintf(stderr, "dcrd: listening on %s\n", s.socket_path);
 	fflush(stderr);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	unlink(s.socket_path);
 	dmn__log(d, DMN_LOG_INFO, "stopped accepting; requests finished");
+	/* every connection is freed: every frame gave its budget back */
+	DCR_ASSERT(s.budget.used_bytes == 0 && s.budget.wait_head == NULL && s.unauthed == 0);
+	dmn__log(d, DMN_LOG_INFO,
+	         "frame budget: peak %llu of %llu bytes, %llu frames waited for it",
+	         (unsigned long long)s.budget.peak_bytes, (unsigned long long)s.budget.max_bytes,
+	         (unsigned long long)s.budget.waits);
 	rc = 0;
 out:
 	if (started_jobs)
@@ -887,39 +1141,17 @@ out:
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);
 	}
-	if (d->workers_leaked) {
-		/* A worker may still touch the store and the rooms when its
-		 * computation returns: leave them to process exit. Every commit
-		 * is already durable. */
-		free(s.socket_path);
-		free(events_dir);
-		return rc;
-	}
+	/* Joins libuv's thread pool (idle now: every request finished), so
+	 * no thread of ours outlives the state freed below. */
+	uv_library_shutdown();
 	es_close(d->store);
 	dmn__blobs_close(d->blobs);
-	dmn__rooms_free(d);
+	dmn__jobs_release(d);
 	dmn__image_cache_free(d);
-	while (d->done_uploads) {
-		dmn_done_upload *u = d->done_uploads;
-		d->done_uploads = u->next;
-		free(u->p.dataset);
-		free(u->p.blob);
-		free(u->p.file);
-		free(u);
-	}
-	while (d->nrunning > 0)
-		free(d->running[--d->nrunning]);
-	free(d->running);
+	dmn__uploads_release(d);
+	dmn__waiters_release(d);
+	dmn__rooms_free(d);
 	dcr_key_free(d->key);
-	pthread_rwlock_destroy(&d->rooms_lock);
-	pthread_mutex_destroy(&d->up_mu);
-	pthread_mutex_destroy(&d->job_mu);
-	pthread_cond_destroy(&d->job_cv);
-	pthread_cond_destroy(&d->append_cv);
-	pthread_mutex_destroy(&d->image_mu);
-	pthread_mutex_destroy(&d->imgc_mu);
-	pthread_mutex_destroy(&d->wait_mu);
-	pthread_cond_destroy(&d->wait_cv);
 	if (rc == 0)
 		dmn__log(d, DMN_LOG_INFO, "clean shutdown");
 	free(events_dir);

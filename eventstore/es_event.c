@@ -208,6 +208,7 @@ static dcr_mp_limits env_limits(void)
 	dcr_mp_limits lim = dcr_mp_limits_default;
 
 	lim.bytes_max = DCR_EVENT_BYTES_MAX;
+	lim.objs_max = DCR_EVENT_OBJECTS_MAX; /* counted before unpacking */
 	if (lim.str_max > DCR_EVENT_BYTES_MAX)
 		lim.str_max = DCR_EVENT_BYTES_MAX;
 	return lim;

@@ -4,7 +4,10 @@
  * at most DCR_FRAME_BYTES_MAX bytes. Both sides parse frames with the same
  * validating reader (dcr_mp_parse), so a frame that one side accepts the
  * other would have written the same way. The map builder lets code add keys
- * in any order and still emit the canonical (sorted) form. */
+ * in any order and still emit the canonical (sorted) form. dcrd checks a
+ * request with proto_request_check before it unpacks it, so the memory of
+ * an unpacked request is bounded by a count of values, not by 24 times its
+ * bytes (msgpack-c's unpacker has no limits of its own). */
 #include "proto.h"
 
 struct proto__kv {
@@ -19,6 +22,42 @@ static const dcr_mp_limits frame_limits = {
     .str_max = DCR_FRAME_BYTES_MAX,
     .elems_max = DCR_MP_ELEMS_MAX,
 };
+
+static const dcr_mp_limits request_limits = {
+    .bytes_max = DCR_FRAME_BYTES_MAX,
+    .depth_max = DCR_MP_DEPTH_MAX,
+    .str_max = DCR_FRAME_BYTES_MAX,
+    .elems_max = DCR_MP_ELEMS_MAX,
+    .objs_max = DCR_FRAME_REQUEST_OBJECTS_MAX,
+};
+
+int proto_request_check(const void *p, size_t n, uint64_t *objs, dcr_err *err)
+{
+	uint64_t k = 0;
+	int rc;
+
+	if (n > DCR_FRAME_BYTES_MAX)
+		return dcr_err_set(err, DCR_ELIMIT, "frame of %zu bytes exceeds %u", n,
+		                   (unsigned)DCR_FRAME_BYTES_MAX);
+	rc = dcr_mp_check_count(p, n, &request_limits, &k, err);
+	if (rc < 0) {
+		dcr_err_prefix(err, "frame");
+		return rc;
+	}
+	/* fixmap, map16, map32 */
+	if (!((*(const uint8_t *)p >= 0x80 && *(const uint8_t *)p <= 0x8f) ||
+	      *(const uint8_t *)p == 0xde || *(const uint8_t *)p == 0xdf))
+		return dcr_err_set(err, DCR_EPROTO, "frame: not a msgpack map");
+	DCR_ASSERT(k >= 1 && k <= DCR_FRAME_REQUEST_OBJECTS_MAX);
+	*objs = k;
+	return 0;
+}
+
+uint64_t proto_unpacked_bytes(uint64_t objs)
+{
+	/* the dcr_mp_doc and msgpack-c's first zone chunk, then per value */
+	return 16384 + objs * DCR_MP_UNPACKED_BYTES_PER_OBJECT;
+}
 
 int proto_frame_parse(const void *p, size_t n, dcr_mp_doc **out, dcr_err *err)
 {

@@ -16,6 +16,13 @@
 #define PROTO_HDR_BYTES 4
 /* Validates a frame body (canonical msgpack map within limits). */
 int proto_frame_parse(const void *p, size_t n, dcr_mp_doc **out, dcr_err *err);
+/* The check dcrd runs on a request frame before it queues or unpacks it:
+ * proto_frame_parse's rules plus at most DCR_FRAME_REQUEST_OBJECTS_MAX
+ * values. *objs (set on success) is the number of values, so unpacking
+ * costs at most proto_unpacked_bytes(*objs). Never allocates. */
+int proto_request_check(const void *p, size_t n, uint64_t *objs, dcr_err *err);
+/* Upper bound of what unpacking objs values allocates. */
+uint64_t proto_unpacked_bytes(uint64_t objs);
 /* Appends header + body. */
 void proto_frame_wrap(dcr_buf *out, const void *body, size_t n);
 

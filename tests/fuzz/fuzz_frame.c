@@ -10,7 +10,10 @@
  * checks the builder's canonical sort; proto_frame_wrap puts back the
  * header the stream had. The request and response fields every peer
  * reads (id, op, code, error, ok, args) are read with the typed getters,
- * and an error code name maps back to itself (proto_code_parse). */
+ * and an error code name maps back to itself (proto_code_parse). dcrd's
+ * pre-pass (proto_request_check) agrees with the parser: it accepts exactly
+ * the accepted bodies of at most DCR_FRAME_REQUEST_OBJECTS_MAX values, and
+ * its count of values is the number of nodes of the parsed document. */
 #include "../../proto/proto.h"
 #include "fuzz.h"
 
@@ -79,17 +82,44 @@ static void fields(const dcr_mpv *root)
 	}
 }
 
+/* Values of a parsed document, counted by walking it. */
+static uint64_t count_values(const dcr_mpv *v)
+{
+	uint64_t k = 1;
+	uint32_t i, len = dcr_mp_len(v);
+	const char *key;
+	size_t key_n;
+
+	if (dcr_mp_type(v) == DCR_MP_ARRAY)
+		for (i = 0; i < len; i++)
+			k += count_values(dcr_mp_at(v, i));
+	else if (dcr_mp_type(v) == DCR_MP_MAP)
+		for (i = 0; i < len; i++)
+			k += 1 + count_values(dcr_mp_map_at(v, i, &key, &key_n));
+	return k;
+}
+
 static void one_body(const uint8_t *body, size_t n)
 {
 	dcr_mp_doc *doc = NULL;
-	dcr_err err;
+	dcr_err err, err2;
 	dcr_buf wrapped;
-	int rc;
+	uint64_t objs = 0;
+	int rc, rc2;
 
 	rc = proto_frame_parse(body, n, &doc, &err);
+	rc2 = proto_request_check(body, n, &objs, &err2);
 	if (rc != 0) {
 		FUZZ_CHECK(doc == NULL && err.code == rc && err.msg[0] != '\0');
+		FUZZ_CHECK(rc2 < 0 && err2.msg[0] != '\0');
 		return;
+	}
+	if (rc2 == 0) {
+		FUZZ_CHECK(objs == count_values(dcr_mp_root(doc)));
+		FUZZ_CHECK(objs >= 1 && objs <= DCR_FRAME_REQUEST_OBJECTS_MAX);
+	} else {
+		FUZZ_CHECK(rc2 == DCR_ELIMIT && strstr(err2.msg, "values"));
+		FUZZ_CHECK(count_values(dcr_mp_root(doc)) > DCR_FRAME_REQUEST_OBJECTS_MAX);
 	}
 	FUZZ_CHECK(dcr_mp_type(dcr_mp_root(doc)) == DCR_MP_MAP);
 	fuzz_mp_roundtrip(doc, body, n);

@@ -268,6 +268,13 @@ def frame_seeds():
     write("frame", "limit_header", struct.pack(">I", 4 * 1024 * 1024 + 64 * 1024 + 1))
     write("frame", "unsorted", frame(b"\x82\xa2op\xa4size\xa2id\x01"))
     write("frame", "body_only", req)
+    # dcrd's pre-pass: at most 4096 values per request (DCR_FRAME_REQUEST_OBJECTS_MAX):
+    # map, "args", map, "x", array, n integers, "id", 1: 7 + n
+    write("frame", "values_at_limit", frame(mp({"args": {"x": [1] * 4089}, "id": 1})))
+    write("frame", "values_over_limit", frame(mp({"args": {"x": [1] * 4090}, "id": 1})))
+    # the memory attack in small: a map of arrays of small integers
+    write("frame", "map_of_int_arrays",
+          frame(mp({"k%02d" % i: [i % 128] * 1000 for i in range(16)})))
     write("frame", "submit", frame(mp({"args": {"entry": envelope(ANNA, 6, "room.stopped",
                                                                     {"reason": "x"}),
                                                 "room": ROOM}, "id": 9, "op": "submit"})))

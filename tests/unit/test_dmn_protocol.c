@@ -3,8 +3,22 @@
  * auth), an oversize length header, a garbage frame after auth, an unknown
  * op, pipelining beyond the in-flight limit, the idle timeout; the daemon
  * must answer with an error frame where it can, close, and keep serving
- * everyone else. Also --help and a second dcrd on the same directory. */
+ * everyone else. Also --help and a second dcrd on the same directory.
+ * Last, the frame-memory attack of issue 9 against a dcrd with a small
+ * --frame-budget-mb: its peak RSS stays within the budget (plus a fixed
+ * allowance) and a legitimate client keeps being served; and a frame that
+ * waits for the budget resumes where it was left. */
+#include <pthread.h>
+
 #include "test_dmn_common.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
 
 static int raw_connect(const char *sock)
 {
@@ -100,22 +114,18 @@ static bool has_code(const dcr_mp_doc *d, const char *code)
 	       n == strlen(code) && memcmp(s, code, n) == 0;
 }
 
-/* Authenticates a raw connection as k; returns the fd or -1. */
-static int raw_auth(td *t, const dcr_key *k, bool corrupt_sig)
+/* Answers the challenge in hello (freed) as k on fd; true if accepted. */
+static bool raw_answer(int fd, dcr_mp_doc *hello, const dcr_key *k, bool corrupt_sig)
 {
-	int fd = raw_connect(t->sock);
 	dcr_buf b, body, frame;
-	dcr_mp_doc *hello, *ok;
+	dcr_mp_doc *ok;
 	uint8_t msg[64], sig[64], pub[32];
 	bool eof, good = false;
 	dcr_mpw w;
 
-	if (fd < 0)
-		return -1;
 	dcr_buf_init(&b);
 	dcr_buf_init(&body);
 	dcr_buf_init(&frame);
-	hello = raw_frame(fd, &b, 5000, &eof);
 	CHECK(hello != NULL);
 	if (!hello)
 		goto out;
@@ -144,6 +154,21 @@ out:
 	dcr_buf_release(&b);
 	dcr_buf_release(&body);
 	dcr_buf_release(&frame);
+	return good;
+}
+
+/* Authenticates a raw connection as k; returns the fd or -1. */
+static int raw_auth(td *t, const dcr_key *k, bool corrupt_sig)
+{
+	int fd = raw_connect(t->sock);
+	dcr_buf b;
+	bool eof, good;
+
+	if (fd < 0)
+		return -1;
+	dcr_buf_init(&b);
+	good = raw_answer(fd, raw_frame(fd, &b, 5000, &eof), k, corrupt_sig);
+	dcr_buf_release(&b);
 	if (!good && !corrupt_sig) {
 		close(fd);
 		return -1;
@@ -390,8 +415,8 @@ static void test_second_daemon(td *t)
 	}
 }
 
-/* DMN_CONNS_MAX connections are served; one more is refused with ELIMIT
- * and closed; closing some makes room again. */
+/* DMN_CONNS_MAX (authenticated) connections are served; one more is
+ * refused with ELIMIT and closed; closing some makes room again. */
 static void test_conns_max(td *t)
 {
 	int fds[DMN_CONNS_MAX + 1], n = 0, extra;
@@ -412,6 +437,12 @@ static void test_conns_max(td *t)
 				break;
 			d = raw_frame(fds[n], &b, 5000, &eof); /* the challenge: accepted */
 			ok = d && dcr_mp_get(dcr_mp_root(d), "challenge");
+			if (ok) {
+				/* (at most DMN_UNAUTH_CONNS_MAX may wait unanswered) */
+				ok = raw_answer(fds[n], d, t->carl, false);
+				d = NULL;
+				CHECK(ok);
+			}
 			if (!ok && has_code(d, "ELIMIT")) {
 				close(fds[n]);
 				fds[n] = -1;
@@ -447,6 +478,55 @@ static void test_conns_max(td *t)
 	dcr_buf_release(&b);
 }
 
+/* At most DMN_UNAUTH_CONNS_MAX connections wait to authenticate: one
+ * more pushes out the oldest (ELIMIT, closed); the others, and the
+ * newcomer, can still authenticate. */
+static void test_unauth_max(td *t)
+{
+	int fds[DMN_UNAUTH_CONNS_MAX];
+	dcr_buf b, b1;
+	dcr_mp_doc *d, *hello1 = NULL;
+	bool eof;
+	cl_conn *c;
+	int n;
+
+	dcr_buf_init(&b);
+	dcr_buf_init(&b1);
+	for (n = 0; n < (int)DMN_UNAUTH_CONNS_MAX; n++) {
+		fds[n] = raw_connect(t->sock);
+		CHECK(fds[n] >= 0);
+		if (fds[n] < 0)
+			break;
+		d = raw_frame(fds[n], n == 1 ? &b1 : &b, 5000, &eof);
+		CHECK(d && dcr_mp_get(dcr_mp_root(d), "challenge"));
+		if (n == 1)
+			hello1 = d;
+		else
+			dcr_mp_doc_free(d);
+	}
+	/* one more, a real client: it gets through */
+	c = td_connect(t, t->anna);
+	CHECK(c != NULL);
+	cl_close(c);
+	if (n == (int)DMN_UNAUTH_CONNS_MAX) {
+		/* the oldest was told why and closed */
+		d = raw_frame(fds[0], &b, 5000, &eof);
+		CHECK(has_code(d, "ELIMIT"));
+		CHECK(d && memmem(b.data, b.len, "waiting to authenticate", 23) != NULL);
+		dcr_mp_doc_free(d);
+		CHECK(raw_closed(fds[0], 5000));
+		/* the next one still answers its challenge and is in */
+		CHECK(raw_answer(fds[1], hello1, t->ian, false));
+		hello1 = NULL;
+	}
+	dcr_mp_doc_free(hello1);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	CHECK(td_log_has(t, "too many connections waiting to authenticate"));
+	dcr_buf_release(&b);
+	dcr_buf_release(&b1);
+}
+
 /* Another data directory, the same socket: refused, the first daemon
  * keeps its socket. */
 static void test_socket_in_use(td *t)
@@ -464,6 +544,414 @@ static void test_socket_in_use(td *t)
 	free(cmd);
 	free(other);
 	free(exe);
+}
+
+/* ---- the frame-memory attack ---------------------------------------------------- */
+
+#define ATK_AUTHED 16     /* authenticated attackers */
+#define ATK_UNAUTHED 8    /* attackers that never authenticate */
+/* --frame-budget-mb of the attacked dcrd; $DCR_ATTACK_BUDGET_MB sets
+ * another (docs/benchmarks.md), the bound follows it */
+#define ATK_BUDGET_MB 32u
+/* RSS that is not frames: the connections' read buffers, threads, malloc's
+ * slack. Without the budget the attack queues ATK_AUTHED x 4 x 4.1 MB =
+ * 262 MB, and unpacking one map of arrays alone costs 98 MB. */
+#define ATK_RSS_SLACK_MB 32u
+
+typedef struct atk_conn {
+	int fd;
+	const dcr_buf *out; /* shared: the same bytes for every attacker */
+	size_t sent;
+	dcr_buf in; /* everything dcrd answered */
+	bool eof;
+} atk_conn;
+
+typedef struct atk {
+	atk_conn c[ATK_AUTHED + ATK_UNAUTHED];
+	int n;
+	_Atomic bool done;
+	bool timed_out;
+} atk;
+
+/* Writes the attack into every connection (non-blocking: dcrd stops
+ * reading the ones past its budget) and reads whatever comes back, until
+ * dcrd closed them all. */
+static void *atk_main(void *arg)
+{
+	atk *a = arg;
+	uint64_t t0 = dcr_mono_ms();
+
+	for (;;) {
+		struct pollfd p[ATK_AUTHED + ATK_UNAUTHED];
+		int live = 0;
+		for (int i = 0; i < a->n; i++) {
+			atk_conn *c = &a->c[i];
+			p[i].fd = c->eof ? -1 : c->fd;
+			p[i].events = POLLIN | (c->sent < c->out->len ? POLLOUT : 0);
+			p[i].revents = 0;
+			live += !c->eof;
+		}
+		if (!live)
+			break;
+		if (dcr_mono_ms() - t0 > 120000) {
+			a->timed_out = true;
+			break;
+		}
+		if (poll(p, (nfds_t)a->n, 1000) < 0)
+			continue;
+		for (int i = 0; i < a->n; i++) {
+			atk_conn *c = &a->c[i];
+			if (c->eof)
+				continue;
+			if ((p[i].revents & POLLOUT) && c->sent < c->out->len) {
+				ssize_t k = send(c->fd, c->out->data + c->sent, c->out->len - c->sent,
+				                 MSG_NOSIGNAL | MSG_DONTWAIT);
+				if (k > 0)
+					c->sent += (size_t)k;
+				else if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+					c->sent = c->out->len; /* closed by dcrd: stop writing */
+			}
+			if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+				uint8_t buf[4096];
+				ssize_t k = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+				if (k > 0)
+					dcr_buf_append(&c->in, buf, (size_t)k);
+				else if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+					c->eof = true;
+			}
+		}
+	}
+	a->done = true;
+	return NULL;
+}
+
+/* The codes of the frames in an attacker's input, in order ("EINVALID
+ * EINVALID ... ELIMIT"), skipping the challenge and the auth answer. */
+static void atk_codes(const dcr_buf *in, char *out, size_t cap)
+{
+	size_t at = 0;
+
+	out[0] = 0;
+	while (in->len - at >= 4) {
+		uint32_t len = dcr_get_be32(in->data + at);
+		dcr_mp_doc *d = NULL;
+		const char *code;
+		size_t code_n;
+
+		if (len > in->len - at - 4)
+			break;
+		if (proto_frame_parse(in->data + at + 4, len, &d, NULL) == 0 &&
+		    dcr_mp_str(dcr_mp_get(dcr_mp_root(d), "code"), &code, &code_n) == 0 &&
+		    strlen(out) + code_n + 2 < cap) {
+			strncat(out, code, code_n);
+			strncat(out, " ", 2);
+		}
+		dcr_mp_doc_free(d);
+		at += 4 + len;
+	}
+}
+
+static uint64_t proc_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	uint64_t v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, field, strlen(field)) == 0 && line[strlen(field)] == ':')
+			v = strtoull(line + strlen(field) + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* ATK_AUTHED connections (any key may authenticate) each queue
+ * DMN_INFLIGHT_MAX valid requests of 4.1 MB (the first a submit of a 4 MB
+ * event whose body is a map of arrays of small integers, the others an
+ * unknown op) and then the 4.2 MB map of arrays of small integers as a
+ * frame; ATK_UNAUTHED more send that frame without authenticating.
+ * Meanwhile a legitimate client keeps calling. dcrd must answer every
+ * valid request (the event refused before it is unpacked, ELIMIT; unknown
+ * op), refuse the map of arrays before unpacking it (ELIMIT, more than
+ * 4096 values, closed), refuse the unauthenticated
+ * frames on their header, keep its peak RSS under its budget plus
+ * ATK_RSS_SLACK_MB, and still serve. */
+static void test_frame_memory(td *t, unsigned budget_mb)
+{
+	static atk a;
+	dcr_buf pad, args, one, flood, attack;
+	dcr_mpw w;
+	pthread_t th;
+	cl_conn *legit;
+	dcr_err err;
+	uint64_t hwm0, hwm, calls = 0;
+	int fails = 0;
+
+	dcr_buf_init(&pad);
+	dcr_buf_init(&args);
+	dcr_buf_init(&one);
+	dcr_buf_init(&flood);
+	dcr_buf_init(&attack);
+	/* a valid request of 4.1 MB: an op dcrd does not know, a large bin */
+	dcr_buf_reserve(&pad, 4100000);
+	memset(pad.data, 0x5a, 4100000);
+	pad.len = 4100000;
+	dcr_mpw_init(&w, &args);
+	dcr_mpw_map(&w, 1);
+	dcr_mpw_str(&w, "pad");
+	dcr_mpw_bin(&w, pad.data, pad.len);
+	/* first the attack as an event (submit): a 4 MB envelope whose body is
+	 * a map of arrays of small integers, refused before it is unpacked */
+	{
+		dcr_buf entry, sargs;
+		uint8_t zero[64] = {0};
+		dcr_buf_init(&entry);
+		dcr_buf_init(&sargs);
+		dcr_mpw_init(&w, &entry);
+		dcr_mpw_map(&w, 7);
+		dcr_mpw_str(&w, "actor");
+		dcr_mpw_bin(&w, t->ian_pub, 32);
+		dcr_mpw_str(&w, "body");
+		dcr_mpw_map(&w, 40);
+		for (uint32_t i = 0; i < 40; i++) {
+			char k[16];
+			snprintf(k, sizeof k, "k%02u", i);
+			dcr_mpw_str(&w, k);
+			dcr_mpw_array(&w, 100000);
+			for (uint32_t j = 0; j < 100000; j++)
+				dcr_mpw_uint(&w, j % 128);
+		}
+		dcr_mpw_str(&w, "room");
+		dcr_mpw_str(&w, "0123456789abcdef0123456789abcdef");
+		dcr_mpw_str(&w, "seq");
+		dcr_mpw_uint(&w, 1);
+		dcr_mpw_str(&w, "ts");
+		dcr_mpw_uint(&w, dcr_now_ms());
+		dcr_mpw_str(&w, "type");
+		dcr_mpw_str(&w, "room.stopped");
+		dcr_mpw_str(&w, "v");
+		dcr_mpw_uint(&w, 1);
+		dcr_buf_append(&entry, zero, sizeof zero); /* never checked */
+		CHECK(entry.len > 4000000 && entry.len <= DCR_EVENT_BYTES_MAX + 64);
+		dcr_mpw_init(&w, &sargs);
+		dcr_mpw_map(&w, 2);
+		dcr_mpw_str(&w, "entry");
+		dcr_mpw_bin(&w, entry.data, entry.len);
+		dcr_mpw_str(&w, "room");
+		dcr_mpw_str(&w, "0123456789abcdef0123456789abcdef");
+		proto_request(&flood, 1, "submit", sargs.data, sargs.len);
+		dcr_buf_release(&entry);
+		dcr_buf_release(&sargs);
+	}
+	for (uint64_t i = 2; i <= DMN_INFLIGHT_MAX; i++)
+		proto_request(&flood, i, "attack.nop", args.data, args.len);
+	/* the map of arrays of small integers: 42 x 100000 values, 4.2 MB */
+	dcr_buf_reset(&one);
+	dcr_mpw_init(&w, &one);
+	dcr_mpw_map(&w, 42);
+	for (uint32_t i = 0; i < 42; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "k%02u", i);
+		dcr_mpw_str(&w, k);
+		dcr_mpw_array(&w, 100000);
+		for (uint32_t j = 0; j < 100000; j++)
+			dcr_mpw_uint(&w, j % 128);
+	}
+	CHECK(one.len > 4200000 && one.len <= DCR_FRAME_BYTES_MAX);
+	proto_frame_wrap(&attack, one.data, one.len);
+	dcr_buf_append(&flood, attack.data, attack.len);
+
+	legit = td_connect(t, t->anna);
+	CHECK(legit != NULL);
+	hwm0 = proc_kb(t->pid, "VmHWM");
+	CHECK(hwm0 > 0);
+	memset(&a, 0, sizeof a);
+	for (int i = 0; i < ATK_AUTHED + ATK_UNAUTHED; i++) {
+		atk_conn *c = &a.c[a.n];
+		dcr_buf_init(&c->in);
+		if (i < ATK_AUTHED) {
+			c->fd = raw_auth(t, i % 2 ? t->ian : t->carl, false);
+			c->out = &flood;
+		} else {
+			c->fd = raw_connect(t->sock);
+			c->out = &attack;
+		}
+		CHECK(c->fd >= 0);
+		if (c->fd < 0)
+			break;
+		a.n++;
+	}
+	pthread_create(&th, NULL, atk_main, &a);
+	/* the legitimate client, all through the attack */
+	do {
+		dcr_buf rb;
+		dcr_mp_doc *d = NULL;
+		dcr_buf_init(&rb);
+		if (cl_call(legit, "whoami", NULL, 0, &rb, &d, &err) == 0)
+			calls++;
+		else
+			fails++;
+		dcr_mp_doc_free(d);
+		dcr_buf_release(&rb);
+	} while (!a.done && fails == 0);
+	pthread_join(th, NULL);
+	CHECK(!a.timed_out);
+	CHECK(fails == 0);
+	CHECK(calls >= 1);
+	hwm = proc_kb(t->pid, "VmHWM");
+	fprintf(stderr,
+	        "frame-memory attack: %d connections, %llu legitimate calls; dcrd VmHWM %llu kB "
+	        "before, %llu kB after (budget %u MiB)\n",
+	        a.n, (unsigned long long)calls, (unsigned long long)hwm0,
+	        (unsigned long long)hwm, budget_mb);
+#ifndef UNDER_ASAN
+	/* (ASan keeps freed memory in quarantine: RSS is not the program's) */
+	CHECK(hwm <= hwm0 + ((uint64_t)budget_mb + ATK_RSS_SLACK_MB) * 1024);
+#endif
+	for (int i = 0; i < a.n; i++) {
+		char codes[256], want[256] = "";
+		atk_codes(&a.c[i].in, codes, sizeof codes);
+		if (i < ATK_AUTHED) {
+			strncat(want, "ELIMIT ", sizeof want - strlen(want) - 1); /* submit */
+			for (unsigned k = 1; k < DMN_INFLIGHT_MAX; k++)
+				strncat(want, "EINVALID ", sizeof want - strlen(want) - 1);
+		}
+		strncat(want, "ELIMIT ", sizeof want - strlen(want) - 1);
+		if (strcmp(codes, want) != 0)
+			fprintf(stderr, "attacker %d got \"%s\", expected \"%s\"\n", i, codes, want);
+		CHECK(strcmp(codes, want) == 0);
+		CHECK(a.c[i].eof);
+		close(a.c[i].fd);
+		dcr_buf_release(&a.c[i].in);
+	}
+	CHECK(td_log_has(t, "more than 4096 values"));
+	CHECK(td_log_has(t, "ELIMIT: event: envelope: offset"));
+	CHECK(td_log_has(t, "exceeds the limit of 256"));
+	/* still serving, the legitimate connection and a new one */
+	{
+		dcr_buf rb;
+		dcr_mp_doc *d = NULL;
+		cl_conn *c2 = td_connect(t, t->ian);
+		dcr_buf_init(&rb);
+		CHECK_OK(cl_call(legit, "whoami", NULL, 0, &rb, &d, &err), &err);
+		CHECK(c2 != NULL);
+		cl_close(c2);
+		dcr_mp_doc_free(d);
+		dcr_buf_release(&rb);
+	}
+	cl_close(legit);
+	dcr_buf_release(&pad);
+	dcr_buf_release(&args);
+	dcr_buf_release(&one);
+	dcr_buf_release(&flood);
+	dcr_buf_release(&attack);
+}
+
+/* Two 4.1 MB frames cannot both hold a budget of 8 MiB: two connections
+ * each send the start of one (header and 1000 bytes in one write) and
+ * stall; whichever came second waits, unread (logged). Then both send the
+ * rest and a whoami behind it: the first frame is handled, gives its
+ * budget back, the waiter's frame starts, the bytes it had already
+ * received are parsed where they were left, and both get both answers in
+ * order. Run against --frame-budget-mb 8 --log-level debug. */
+static void test_frame_wait(td *t)
+{
+	dcr_buf pad, args, big, rest, in[2];
+	dcr_mpw w;
+	int fd[2] = {-1, -1};
+	size_t sent[2] = {0, 0}, start = PROTO_HDR_BYTES + 1000;
+	uint64_t t0;
+	bool complete = false;
+
+	dcr_buf_init(&pad);
+	dcr_buf_init(&args);
+	dcr_buf_init(&big);
+	dcr_buf_init(&rest);
+	dcr_buf_reserve(&pad, 4100000);
+	memset(pad.data, 0xa5, 4100000);
+	pad.len = 4100000;
+	dcr_mpw_init(&w, &args);
+	dcr_mpw_map(&w, 1);
+	dcr_mpw_str(&w, "pad");
+	dcr_mpw_bin(&w, pad.data, pad.len);
+	proto_request(&big, 1, "attack.nop", args.data, args.len);
+	dcr_buf_append(&rest, big.data + start, big.len - start);
+	proto_request(&rest, 2, "whoami", NULL, 0);
+	dcr_buf_init(&in[0]);
+	dcr_buf_init(&in[1]);
+	for (int i = 0; i < 2; i++) {
+		fd[i] = raw_auth(t, i ? t->ian : t->anna, false);
+		CHECK(fd[i] >= 0);
+		if (fd[i] < 0)
+			goto out;
+		raw_send(fd[i], big.data, start);
+	}
+	CHECK(td_log_wait(t, "waits for the frame budget", 10000));
+	t0 = dcr_mono_ms();
+	while (!complete && dcr_mono_ms() - t0 < 60000) {
+		struct pollfd p[2];
+		complete = true;
+		for (int i = 0; i < 2; i++) {
+			p[i].fd = fd[i];
+			p[i].events = POLLIN | (sent[i] < rest.len ? POLLOUT : 0);
+			p[i].revents = 0;
+		}
+		if (poll(p, 2, 1000) < 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			size_t at = 0, frames = 0;
+			if ((p[i].revents & POLLOUT) && sent[i] < rest.len) {
+				ssize_t k = send(fd[i], rest.data + sent[i], rest.len - sent[i],
+				                 MSG_NOSIGNAL | MSG_DONTWAIT);
+				if (k > 0)
+					sent[i] += (size_t)k;
+			}
+			if (p[i].revents & POLLIN) {
+				uint8_t buf[4096];
+				ssize_t k = recv(fd[i], buf, sizeof buf, MSG_DONTWAIT);
+				if (k > 0)
+					dcr_buf_append(&in[i], buf, (size_t)k);
+			}
+			while (in[i].len - at >= 4 &&
+			       in[i].len - at - 4 >= dcr_get_be32(in[i].data + at)) {
+				at += 4 + dcr_get_be32(in[i].data + at);
+				frames++;
+			}
+			if (frames < 2)
+				complete = false;
+		}
+	}
+	CHECK(complete);
+	for (int i = 0; i < 2; i++) {
+		char codes[64];
+		dcr_mp_doc *d = NULL;
+		uint32_t len0 = in[i].len >= 4 ? dcr_get_be32(in[i].data) : 0;
+		uint64_t id = 0;
+		bool ok = false;
+		atk_codes(&in[i], codes, sizeof codes);
+		CHECK(strcmp(codes, "EINVALID ") == 0); /* then the whoami: no code */
+		if (in[i].len >= 8 + len0 &&
+		    proto_frame_parse(in[i].data + 8 + len0, dcr_get_be32(in[i].data + 4 + len0), &d,
+		                      NULL) == 0) {
+			dcr_mp_u64(dcr_mp_get(dcr_mp_root(d), "id"), &id);
+			dcr_mp_bool(dcr_mp_get(dcr_mp_root(d), "ok"), &ok);
+		}
+		CHECK(id == 2 && ok);
+		dcr_mp_doc_free(d);
+	}
+out:
+	for (int i = 0; i < 2; i++) {
+		if (fd[i] >= 0)
+			close(fd[i]);
+		dcr_buf_release(&in[i]);
+	}
+	dcr_buf_release(&pad);
+	dcr_buf_release(&args);
+	dcr_buf_release(&big);
+	dcr_buf_release(&rest);
 }
 
 static void test_help(void)
@@ -499,6 +987,7 @@ int main(void)
 	test_second_daemon(&t);
 	test_socket_in_use(&t);
 	test_conns_max(&t);
+	test_unauth_max(&t);
 	/* Still serving after all of that. */
 	{
 		cl_conn *c = td_connect(&t, t.ian);
@@ -507,6 +996,27 @@ int main(void)
 	}
 	CHECK(td_stop(&t, SIGTERM) == 0);
 	CHECK(td_log_has(&t, "clean shutdown"));
+	{
+		const char *env = getenv("DCR_ATTACK_BUDGET_MB");
+		unsigned mb = env && *env ? (unsigned)strtoul(env, NULL, 10) : ATK_BUDGET_MB;
+		char mbs[16];
+		const char *atk_args[] = {"--frame-budget-mb", mbs, NULL};
+		snprintf(mbs, sizeof mbs, "%u", mb);
+		if (td_start(&t, atk_args) < 0)
+			return 1;
+		test_frame_memory(&t, mb);
+		CHECK(td_stop(&t, SIGTERM) == 0);
+		CHECK(td_log_has(&t, "frame budget: peak"));
+	}
+	{
+		static const char *const wait_args[] = {"--frame-budget-mb", "8", "--log-level",
+		                                        "debug", NULL};
+		if (td_start(&t, wait_args) < 0)
+			return 1;
+		test_frame_wait(&t);
+		CHECK(td_stop(&t, SIGTERM) == 0);
+		CHECK(td_log_has(&t, "frames waited for it"));
+	}
 	if (t_failures) {
 		char *log = td_log_text(&t);
 		fprintf(stderr, "---- dcrd log ----\n%s", log);

@@ -1,7 +1,8 @@
 /* test_es_envelope.c: event envelopes and checkpoints from untrusted bytes.
  *
  * Round trips of every envelope field, then hostile inputs: every prefix,
- * trailing bytes, oversize and deep inputs, huge declared lengths (must
+ * trailing bytes, oversize and deep inputs, too many values (the 4 MB
+ * map of arrays of small integers), huge declared lengths (must
  * fail fast, without allocating in proportion), non-canonical integers,
  * unsorted and duplicate keys, wrong and missing fields, and signatures
  * that must not verify (flipped bit, another key, another domain). Each
@@ -362,6 +363,51 @@ static void test_limits(void)
 	memset(e.data, 0xc0, DCR_EVENT_BYTES_MAX + 65);
 	e.len = DCR_EVENT_BYTES_MAX + 65;
 	expect_decode(&e, DCR_ELIMIT, "limit", "oversize envelope");
+
+	/* Values in the envelope: 17 + n for a body {x: [0 x n]}; at most
+	 * DCR_EVENT_OBJECTS_MAX, counted before unpacking. */
+	for (uint32_t n = DCR_EVENT_OBJECTS_MAX - 17; n <= DCR_EVENT_OBJECTS_MAX - 16; n++) {
+		fields_std(&f);
+		dcr_buf_reset(&v);
+		dcr_mpw_map(&w, 1);
+		dcr_mpw_str(&w, "x");
+		dcr_mpw_array(&w, n);
+		for (uint32_t i = 0; i < n; i++)
+			dcr_mpw_uint(&w, 0);
+		fields_set(&f, "body", v.data, v.len);
+		fields_entry(&f, key_a, DCR_DOMAIN_EVENT, &e);
+		if (n + 17 <= DCR_EVENT_OBJECTS_MAX)
+			expect_decode(&e, 0, NULL, "values at the limit");
+		else
+			expect_decode(&e, DCR_ELIMIT, "more than 4096 values", "one value too many");
+		fields_release(&f);
+	}
+	/* The memory attack as an event: a body of arrays of small integers
+	 * (~4 MB, which msgpack-c would unpack into ~96 MB) is refused
+	 * without unpacking it. */
+	fields_std(&f);
+	dcr_buf_reset(&v);
+	dcr_mpw_map(&w, 40);
+	for (uint32_t k = 0; k < 40; k++) {
+		char key[16];
+		snprintf(key, sizeof key, "k%02u", k);
+		dcr_mpw_str(&w, key);
+		dcr_mpw_array(&w, 100000);
+		for (uint32_t i = 0; i < 100000; i++)
+			dcr_mpw_uint(&w, i % 128);
+	}
+	fields_set(&f, "body", v.data, v.len);
+	fields_entry(&f, key_a, DCR_DOMAIN_EVENT, &e);
+	CHECK(e.len > 4000000 && e.len <= DCR_EVENT_BYTES_MAX + 64, "attack size %zu", e.len);
+	if (measure)
+		before = mallinfo2();
+	expect_decode(&e, DCR_ELIMIT, "more than 4096 values", "map of arrays of small integers");
+	if (measure) {
+		after = mallinfo2();
+		CHECK(after.uordblks < before.uordblks + 65536,
+		      "the refused attack allocated %zu bytes", after.uordblks - before.uordblks);
+	}
+	fields_release(&f);
 
 	/* A string in the body longer than the whole envelope may be. */
 	fields_std(&f);

@@ -20,6 +20,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -711,7 +712,7 @@ static void *writer_main(void *p)
 typedef struct {
 	es_store *s;
 	const uint8_t (*rooms)[16];
-	volatile bool stop;
+	atomic_bool stop; /* set by the main thread: C11 atomic, not volatile (TSan) */
 	int errors;
 	uint64_t rounds;
 } reader_arg;
@@ -732,7 +733,7 @@ static void *reader_main(void *p)
 	dcr_buf e;
 
 	dcr_buf_init(&e);
-	while (!a->stop) {
+	while (!atomic_load(&a->stop)) {
 		for (int r = 0; r < ROOMS; r++) {
 			uint64_t size, count = 0;
 
@@ -822,7 +823,7 @@ static void concurrency(bool grow)
 	}
 	for (int t = 0; t < THREADS; t++)
 		pthread_join(wt[t], NULL);
-	ra.stop = true;
+	atomic_store(&ra.stop, true);
 	pthread_join(rt, NULL);
 	CHECK(ra.errors == 0, "reader saw %d errors in %" PRIu64 " rounds", ra.errors, ra.rounds);
 
