@@ -1720,6 +1720,21 @@ static void lfile_unhold(fs *f, lfile *l, bool accepted)
 	}
 }
 
+/* A temporary file of ds is being written (rsync's .NAME.XXXXXX, a drop's
+ * x.tmp): a pending rm waits for it to be renamed, however long the
+ * transfer, as long as it keeps being written. f->mu not held. */
+static void pending_extend(fs *f, const char *ds)
+{
+	pthread_mutex_lock(&f->mu);
+	pdep *p = pdep_find(f, ds);
+	if (p) {
+		uint64_t due = dcr_mono_ms() + (f->opt.rm_grace_ms ? f->opt.rm_grace_ms : FS_RM_GRACE_MS);
+		if (due > p->due_ms)
+			p->due_ms = due;
+	}
+	pthread_mutex_unlock(&f->mu);
+}
+
 /* Abandons the upload of l, if any: nothing is provisioned (lf->mu held). */
 static void lfile_abandon(fs *f, lfile *l)
 {
@@ -2452,6 +2467,8 @@ ssize_t fs_write(fs *f, fs_file *h, uint64_t off, const void *p, size_t n)
 			rc = w < 0 ? -errno : 0;
 			if (w > 0 && off + (uint64_t)w > l->size)
 				l->size = off + (uint64_t)w;
+			if (l->dataset)
+				pending_extend(f, l->dataset);
 		} else if (l->state == LF_FAILED || l->state == LF_DONE) {
 			rc = -EINVAL;
 		} else if (off != l->size) {

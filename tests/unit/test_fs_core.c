@@ -966,6 +966,26 @@ int main(void)
 		CHECK(file_contains(fa, "datasets/bank_customers/status", "state: provisioned"));
 		CHECK(walk(fa, "datasets/bank_customers/bank.csv") != 0);
 		CHECK_RC(fk.n, n0);
+		/* rsync --delete: rm, then a long transfer into a temp name that
+		 * keeps the rm pending, then a rejected rename: the data stays */
+		CHECK_RC(fs_unlink(fa, dir, "bank.csv"), 0);
+		CHECK_RC(fs_create(fa, dir, ".other.csv.Xy12Ab", O_WRONLY | O_CREAT, &a, &h), 0);
+		CHECK_RC(fs_write(fa, h, 0, "email,city\n", 11), 11);
+		for (int i = 0; i < 3; i++) {
+			usleep(600 * 1000);
+			CHECK(fs_refresh(fa, NULL, NULL, &err) >= 0);
+			CHECK_RC(fs_write(fa, h, 11 + (uint64_t)i * 4, "a@x\n", 4), 4);
+		}
+		fs_flush(fa, h, 0, false);
+		fs_release(fa, h);
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "pending_rm: bank.csv"));
+		CHECK_RC(do_rename(fa, "datasets/bank_customers/.other.csv.Xy12Ab",
+		                   "datasets/bank_customers/other.csv"),
+		         -EINVAL);
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "file: bank.csv"));
+		CHECK(walk(fa, "datasets/bank_customers/bank.csv") != 0);
+		CHECK_RC(fs_unlink(fa, dir, ".other.csv.Xy12Ab"), 0);
+		CHECK_RC(fk.n, n0);
 		/* ... and a good one replaces it without a deprovision */
 		CHECK_RC(fs_unlink(fa, dir, "bank.csv"), 0);
 		CHECK_RC(write_file(fa, "datasets/bank_customers/bank.csv", good, 64), 0);
