@@ -1856,6 +1856,53 @@ static int lfile_commit(fs *f, lfile *l)
 	return 0;
 }
 
+/* Is the spooled file l, renamed to `name`, the provisioned file itself
+ * (same name, same SHA-256)? Then there is nothing to upload and no event
+ * to sign: `rsync -a` of an unchanged file (after a remount, which forgets
+ * the kept mtime) changes nothing. Returns 1 (unchanged, the mode and
+ * mtime set on l are kept), 0 (upload it) or -errno. buf: FS_IO_BYTES_MAX
+ * bytes of scratch. lf->mu held. */
+static int spool_unchanged(fs *f, lfile *l, const char *name, uint8_t *buf)
+{
+	uint8_t cur[32], sha[32];
+	bool have = false;
+	pthread_mutex_lock(&f->mu);
+	const rm_provision *p = rm_state_provision(&f->st, l->dataset);
+	if (p && p->file && strcmp(p->file, name) == 0 && p->bytes == l->size) {
+		memcpy(cur, p->sha256, 32);
+		have = true;
+	}
+	pthread_mutex_unlock(&f->mu);
+	if (!have)
+		return 0;
+	dcr_sha256_ctx *c = dcr_sha256_new();
+	uint64_t off = 0;
+	for (;;) {
+		ssize_t r = pread(l->fd, buf, FS_IO_BYTES_MAX, (off_t)off);
+		if (r < 0) {
+			int e = errno;
+			dcr_sha256_free(c);
+			return -e;
+		}
+		if (r == 0)
+			break;
+		dcr_sha256_update(c, buf, (size_t)r);
+		off += (uint64_t)r;
+	}
+	dcr_sha256_final(c, sha);
+	dcr_sha256_free(c);
+	if (memcmp(sha, cur, 32) != 0)
+		return 0;
+	char ts[32];
+	iso_time(dcr_now_ms(), ts);
+	set_dserr(f, l->dataset,
+	          dcr_asprintf("%s %s unchanged (renamed from %s, same SHA-256 as the "
+	                       "provisioned file): nothing uploaded",
+	                       ts, name, l->name));
+	keep_meta(f, l->dataset, l->mode, l->mtime_ns);
+	return 1;
+}
+
 /* Uploads a spooled temp file under the final name `name` (lf->mu held). */
 static int lfile_ingest_spool(fs *f, lfile *l, const char *name)
 {
@@ -1864,7 +1911,14 @@ static int lfile_ingest_spool(fs *f, lfile *l, const char *name)
 	uint8_t *buf = dcr_malloc(FS_IO_BYTES_MAX);
 	uint64_t off = 0;
 	bool holds = hold_begin(f, l->dataset);
-	int rc = f->be.upload_begin(f->be.ctx, l->dataset, name, &up, &err);
+	int rc = spool_unchanged(f, l, name, buf);
+	if (rc != 0) {
+		free(buf);
+		if (holds)
+			hold_end(f, l->dataset, rc > 0);
+		return rc > 0 ? 0 : rc;
+	}
+	rc = f->be.upload_begin(f->be.ctx, l->dataset, name, &up, &err);
 	if (rc < 0)
 		goto out;
 	for (;;) {

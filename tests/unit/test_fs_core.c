@@ -807,6 +807,30 @@ int main(void)
 	CHECK_RC(walk(fi, "datasets/insurer_customers/ins.csv"), tino);
 	CHECK(walk(fi, "datasets/insurer_customers/.ins.csv.Xy12Ab") == 0);
 	CHECK(file_contains(fi, "datasets/insurer_customers/status", "file: ins.csv"));
+	{
+		/* the same file sent again (rsync -a after a remount): no upload, no
+		 * event; a changed one is uploaded */
+		size_t n0 = fk.n;
+		CHECK_RC(write_file(fi, "datasets/insurer_customers/.ins.csv.Zz", ins, 3), 0);
+		CHECK_RC(do_rename(fi, "datasets/insurer_customers/.ins.csv.Zz",
+		                   "datasets/insurer_customers/ins.csv"),
+		         0);
+		CHECK_RC(fk.n, n0);
+		CHECK(file_contains(fi, "datasets/insurer_customers/status", "nothing uploaded"));
+		CHECK(!listed(fi, "datasets/insurer_customers", ".ins.csv.Zz"));
+		char *ins2 = dcr_asprintf("%sz@x,9\n", ins);
+		CHECK_RC(write_file(fi, "datasets/insurer_customers/.ins.csv.Zz", ins2, 3), 0);
+		CHECK_RC(do_rename(fi, "datasets/insurer_customers/.ins.csv.Zz",
+		                   "datasets/insurer_customers/ins.csv"),
+		         0);
+		CHECK_RC(fk.n, n0 + 1);
+		free(ins2);
+		CHECK_RC(write_file(fi, "datasets/insurer_customers/.ins.csv.Zz", ins, 3), 0);
+		CHECK_RC(do_rename(fi, "datasets/insurer_customers/.ins.csv.Zz",
+		                   "datasets/insurer_customers/ins.csv"),
+		         0);
+		CHECK_RC(fk.n, n0 + 2);
+	}
 	/* shared statistics: ian's stats are readable by anna */
 	CHECK_RC(fs_refresh(fa, NULL, NULL, &err) > 0, 1);
 	CHECK(file_contains(fa, "datasets/insurer_customers/stats.json", "\"rows\": 3"));
