@@ -1,6 +1,7 @@
 /* fs.h: the mounted room (DESIGN §6) as a pure filesystem model.
  *
- * The core (fs_core.c) maps inode numbers to nodes of one room as one
+ * The core (fs_core.c, fs_nodes.c, fs_gen.c, fs_upload.c; shared types in
+ * fs_int.h) maps inode numbers to nodes of one room as one
  * identity sees it: README, room.json, status, ctl, audit.log, test.out,
  * events/, datasets/NAME/, computations/NAME/, requests/, dev/. It knows
  * nothing of libfuse: every operation returns a value >= 0 or -errno, and
