@@ -470,18 +470,20 @@ int dmn__blob_commit(dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES], uint8_t sh
 		rc = dcr_err_set(err, -errno, "rename %s: %s", path, strerror(errno));
 		goto out;
 	}
-	rc = fsync_dir(sub);
-	if (rc < 0) {
-		dcr_err_set(err, rc, "fsync %s: %s", sub, dcr_strerror(rc));
-		goto out;
-	}
-	/* The entry of blobs/XX itself (new for the first blob of XX): a
-	 * blob an event names must survive a crash. Left in place on failure,
-	 * unreferenced: the next start removes it. */
-	rc = fsync_dir(w->b->blob_dir);
-	if (rc < 0) {
-		dcr_err_set(err, rc, "fsync %s: %s", w->b->blob_dir, dcr_strerror(rc));
-		goto out;
+	/* Both directories: the blob's entry, and the entry of sub if new. A
+	 * blob whose entry may not be durable is not a blob. */
+	{
+		const char *d = sub;
+		rc = fsync_dir(d);
+		if (rc == 0) {
+			d = w->b->blob_dir;
+			rc = fsync_dir(d);
+		}
+		if (rc < 0) {
+			dcr_err_set(err, rc, "fsync %s: %s", d, dcr_strerror(rc));
+			unlink(path);
+			goto out;
+		}
 	}
 	memcpy(id, hex, DMN_BLOB_HEX_BYTES);
 	dcr_sha256_final(w->sha, sha);

@@ -695,6 +695,7 @@ static void cache_store(dmn *d, const plan_node *n, const char *image_id)
 	dcr_buf v;
 	dcr_mpw w;
 	size_t i;
+	int rc;
 
 	dcr_hex_encode(n->hash, 32, hex);
 	key = dcr_asprintf("cache:%s", hex);
@@ -712,8 +713,9 @@ static void cache_store(dmn *d, const plan_node *n, const char *image_id)
 	dcr_mpw_str(&w, image_id);
 	dcr_mpw_str(&w, "sha256");
 	dcr_mpw_bin(&w, n->result_sha, 32);
-	if (es_meta_put(d->store, key, v.data, v.len) < 0)
-		dmn__log(d, DMN_LOG_WARN, "could not store %s", key);
+	rc = es_meta_put(d->store, key, v.data, v.len);
+	if (rc < 0)
+		dmn__log(d, DMN_LOG_WARN, "could not store %s: %s", key, dcr_strerror(rc));
 	dcr_buf_release(&v);
 	free(key);
 }
@@ -783,8 +785,16 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 	}
 	dcr_buf_append(&n->image, res->image.data, res->image.len);
 	n->ready = true;
-	if (dmn__blob_put(d->blobs, res->image.data, res->image.len, image_id, sha, NULL) == 0)
-		cache_store(d, n, image_id);
+	{
+		/* The cache is an optimization: a failure only costs a recompute. */
+		dcr_err e2;
+		if (dmn__blob_put(d->blobs, res->image.data, res->image.len, image_id, sha,
+		                  &e2) == 0)
+			cache_store(d, n, image_id);
+		else
+			dmn__log(d, DMN_LOG_WARN, "could not store the result of %s as a table: %s",
+			         n->name, e2.msg);
+	}
 	rc = 0;
 out:
 	free(in);

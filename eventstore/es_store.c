@@ -87,6 +87,9 @@ struct es_store {
 	pthread_t writer;
 	bool writer_started;
 	es_stats stats; /* under mu */
+	char *dir;
+	/* env is NULL after a failed reopen (env_recover); env_rc says why */
+	int env_rc;
 	/* writer-only state */
 	es_req **batch;
 	room_work *rooms;
@@ -129,6 +132,11 @@ static int rd_begin(es_store *s, MDB_txn **txn)
 	int rc;
 
 	pthread_rwlock_rdlock(&s->map_lock);
+	if (!s->env) {
+		pthread_rwlock_unlock(&s->map_lock);
+		*txn = NULL;
+		return DCR_ESTORE;
+	}
 	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
 	if (rc == MDB_MAP_RESIZED) { /* another process grew the map */
 		pthread_rwlock_unlock(&s->map_lock);
@@ -403,6 +411,105 @@ static int finish_rooms(es_store *s, MDB_txn *txn, uint64_t now_ms)
 	return rc;
 }
 
+/* Creates s->env on s->dir with a map of map_size bytes and opens the
+ * databases (creating them when create). An LMDB code; *step says what
+ * failed. On failure s->env may be set: the caller closes it. */
+static int env_open(es_store *s, size_t map_size, bool create, const char **step)
+{
+	MDB_txn *txn = NULL;
+	unsigned dbflags = create ? MDB_CREATE : 0;
+	int rc, dead = 0;
+
+	*step = "cannot open";
+	rc = mdb_env_create(&s->env);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(s->env, 8);
+	if (rc == 0)
+		rc = mdb_env_set_maxreaders(s->env, ES_READERS_MAX);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(s->env, map_size);
+	if (rc == 0)
+		rc = mdb_env_open(s->env, s->dir, MDB_NOTLS | (s->no_sync ? MDB_NOSYNC : 0), 0600);
+	if (rc != 0)
+		return rc;
+	/* LMDB 0.9.24 leaves the data file descriptor inheritable: a sandboxed
+	 * child (compute) must never get a writable handle on the log. */
+	{
+		mdb_filehandle_t fd;
+
+		if (mdb_env_get_fd(s->env, &fd) == 0 && fd >= 0)
+			fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+	}
+	/* Reader slots left behind by crashed processes would pin old pages. */
+	*step = "reader check";
+	rc = mdb_reader_check(s->env, &dead);
+	if (rc != 0)
+		return rc;
+	/* Existing databases open in a read-only transaction: a reopen
+	 * (env_recover) writes nothing. */
+	*step = "cannot create databases";
+	rc = mdb_txn_begin(s->env, NULL, create ? 0 : MDB_RDONLY, &txn);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "events", dbflags, &s->db_events);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "nodes", dbflags, &s->db_nodes);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "rooms", dbflags, &s->db_rooms);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "checkpoints", dbflags, &s->db_cps);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "meta", dbflags, &s->db_meta);
+	if (rc == 0) {
+		rc = mdb_txn_commit(txn);
+		txn = NULL;
+	}
+	if (txn)
+		mdb_txn_abort(txn);
+	return rc;
+}
+
+/* After a failed commit. When LMDB could not write the meta page it marks
+ * the environment unusable (MDB_PANIC for every later transaction, reads
+ * included) although the file still holds the last committed state: the
+ * writer then reopens it, with no transaction open (map_lock exclusive).
+ * If the reopen fails, env stays NULL (reads fail with DCR_ESTORE) and the
+ * next batch tries again. */
+static void env_recover(es_store *s)
+{
+	MDB_envinfo info;
+	MDB_txn *txn;
+	const char *step;
+	size_t map_size = ES_MAP_SIZE_DEFAULT;
+	int rc;
+
+	if (s->env) {
+		pthread_rwlock_rdlock(&s->map_lock);
+		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+		if (rc == 0)
+			mdb_txn_abort(txn);
+		pthread_rwlock_unlock(&s->map_lock);
+		if (rc != MDB_PANIC)
+			return;
+	}
+	pthread_rwlock_wrlock(&s->map_lock);
+	if (s->env) {
+		mdb_env_info(s->env, &info);
+		map_size = info.me_mapsize;
+		mdb_env_close(s->env);
+		s->env = NULL;
+	}
+	rc = env_open(s, map_size, false, &step);
+	if (rc != 0 && s->env) {
+		mdb_env_close(s->env);
+		s->env = NULL;
+	}
+	s->env_rc = rc;
+	pthread_rwlock_unlock(&s->map_lock);
+	pthread_mutex_lock(&s->mu);
+	s->stats.env_reopens++;
+	pthread_mutex_unlock(&s->mu);
+}
+
 static int grow_map(es_store *s, size_t need)
 {
 	MDB_envinfo info;
@@ -434,6 +541,12 @@ again:
 	for (size_t i = 0; i < nb; i++) {
 		batch[i]->rc = DCR_EINTERNAL;
 		batch[i]->mdb_rc = 0;
+	}
+	if (!s->env)
+		env_recover(s); /* the last reopen failed: try again */
+	if (!s->env) {
+		rc = s->env_rc;
+		goto fail;
 	}
 	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 	if (rc == MDB_MAP_RESIZED) {
@@ -487,6 +600,7 @@ fail:
 		batch[i]->rc = DCR_ESTORE;
 		batch[i]->mdb_rc = rc;
 	}
+	env_recover(s);
 }
 
 static void *writer_main(void *arg)
@@ -620,9 +734,9 @@ int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err
 	static const es_options defaults = {0};
 	struct stat st;
 	es_store *s;
-	MDB_txn *txn = NULL;
 	pthread_rwlockattr_t ra;
-	int rc, dead = 0;
+	const char *step;
+	int rc;
 
 	*out = NULL;
 	if (!opt)
@@ -637,6 +751,7 @@ int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err
 	s->ino = st.st_ino;
 	s->cp_key = opt->checkpoint_key;
 	s->no_sync = opt->no_sync;
+	s->dir = dcr_strdup(dir);
 	pthread_rwlockattr_init(&ra);
 	/* a steady stream of readers must not starve a map resize */
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -653,54 +768,11 @@ int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err
 		                 dir);
 		goto out;
 	}
-	rc = mdb_env_create(&s->env);
-	if (rc == 0)
-		rc = mdb_env_set_maxdbs(s->env, 8);
-	if (rc == 0)
-		rc = mdb_env_set_maxreaders(s->env, ES_READERS_MAX);
-	if (rc == 0)
-		rc = mdb_env_set_mapsize(s->env, opt->map_size_bytes ? opt->map_size_bytes
-		                                                     : ES_MAP_SIZE_DEFAULT);
-	if (rc == 0)
-		rc = mdb_env_open(s->env, dir, MDB_NOTLS | (opt->no_sync ? MDB_NOSYNC : 0), 0600);
+	rc = env_open(s, opt->map_size_bytes ? opt->map_size_bytes : ES_MAP_SIZE_DEFAULT, true,
+	              &step);
 	if (rc != 0) {
-		rc = dcr_err_set(err, DCR_ESTORE, "event store %s: cannot open: %s", dir,
+		rc = dcr_err_set(err, DCR_ESTORE, "event store %s: %s: %s", dir, step,
 		                 mdb_strerror(rc));
-		goto out;
-	}
-	/* LMDB 0.9.24 leaves the data file descriptor inheritable: a sandboxed
-	 * child (compute) must never get a writable handle on the log. */
-	{
-		mdb_filehandle_t fd;
-
-		if (mdb_env_get_fd(s->env, &fd) == 0 && fd >= 0)
-			fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
-	}
-	/* Reader slots left behind by crashed processes would pin old pages. */
-	rc = mdb_reader_check(s->env, &dead);
-	if (rc != 0) {
-		rc = dcr_err_set(err, DCR_ESTORE, "event store %s: reader check: %s", dir,
-		                 mdb_strerror(rc));
-		goto out;
-	}
-	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, "events", MDB_CREATE, &s->db_events);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, "nodes", MDB_CREATE, &s->db_nodes);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, "rooms", MDB_CREATE, &s->db_rooms);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, "checkpoints", MDB_CREATE, &s->db_cps);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->db_meta);
-	if (rc == 0) {
-		rc = mdb_txn_commit(txn);
-		txn = NULL;
-	}
-	if (rc != 0) {
-		rc = dcr_err_set(err, DCR_ESTORE, "event store %s: cannot create databases: %s",
-		                 dir, mdb_strerror(rc));
 		goto out;
 	}
 	rc = pthread_create(&s->writer, NULL, writer_main, s);
@@ -716,8 +788,6 @@ int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err
 		s->stats.map_size_bytes = info.me_mapsize;
 	}
 out:
-	if (txn)
-		mdb_txn_abort(txn);
 	if (rc != 0) {
 		es_close(s);
 		return rc;
@@ -750,6 +820,7 @@ void es_close(es_store *s)
 	pthread_rwlock_destroy(&s->map_lock);
 	free(s->rooms);
 	free(s->batch);
+	free(s->dir);
 	free(s);
 }
 
@@ -757,8 +828,10 @@ void es_stats_get(es_store *s, es_stats *out)
 {
 	MDB_envinfo info;
 
+	memset(&info, 0, sizeof info);
 	pthread_rwlock_rdlock(&s->map_lock);
-	mdb_env_info(s->env, &info);
+	if (s->env)
+		mdb_env_info(s->env, &info);
 	pthread_rwlock_unlock(&s->map_lock);
 	pthread_mutex_lock(&s->mu);
 	*out = s->stats;
@@ -784,11 +857,11 @@ static int check_entry_size(const uint8_t *room, size_t n, dcr_err *err)
  * short: say which it was when the store's filesystem is (nearly) full. */
 static const char *store_failure(es_store *s, int mdb_rc, char *buf, size_t cap)
 {
-	const char *path = NULL;
+	const char *path = s->dir;
 	struct statvfs v;
 
-	if ((mdb_rc == EIO || mdb_rc == ENOSPC) && mdb_env_get_path(s->env, &path) == 0 && path &&
-	    statvfs(path, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < ES_DISK_FULL_BYTES) {
+	if ((mdb_rc == EIO || mdb_rc == ENOSPC) && statvfs(path, &v) == 0 &&
+	    (uint64_t)v.f_bavail * v.f_frsize < ES_DISK_FULL_BYTES) {
 		snprintf(buf, cap, "No space left on device (%llu bytes free in %s; LMDB: %s)",
 		         (unsigned long long)v.f_bavail * v.f_frsize, path, mdb_strerror(mdb_rc));
 		return buf;
@@ -902,6 +975,15 @@ static int meta_check_key(const char *key, size_t *key_n)
 	return 0;
 }
 
+/* A failed meta write says which I/O error it was (EIO, ENOSPC...) rather
+ * than just "storage failure". */
+static int meta_result(int rc, const es_req *r)
+{
+	if (rc == DCR_ESTORE && r->mdb_rc > 0)
+		return -r->mdb_rc;
+	return rc;
+}
+
 int es_meta_put(es_store *s, const char *key, const void *v, size_t n)
 {
 	es_req r;
@@ -917,7 +999,7 @@ int es_meta_put(es_store *s, const char *key, const void *v, size_t n)
 	r.key = key;
 	r.p = n ? v : "";
 	r.n = n;
-	return submit(s, &r);
+	return meta_result(submit(s, &r), &r);
 }
 
 int es_meta_del(es_store *s, const char *key)
@@ -931,7 +1013,7 @@ int es_meta_del(es_store *s, const char *key)
 		return rc;
 	r.kind = REQ_META_DEL;
 	r.key = key;
-	return submit(s, &r);
+	return meta_result(submit(s, &r), &r);
 }
 
 /* ---- reads ------------------------------------------------------------------------ */

@@ -147,6 +147,7 @@ typedef struct es_stats {
 	uint64_t appends;        /* entries appended since open */
 	uint64_t map_grows;      /* times the map was grown after MDB_MAP_FULL */
 	uint64_t map_size_bytes; /* current map size */
+	uint64_t env_reopens;    /* times LMDB was reopened after a failed commit */
 } es_stats;
 void es_stats_get(es_store *s, es_stats *out);
 
@@ -216,7 +217,8 @@ int es_consistency_proof(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint
  * (blob index, upload records). Keys are 1..ES_META_KEY_BYTES_MAX bytes,
  * values up to ES_META_VALUE_BYTES_MAX (else DCR_ELIMIT). Writes go through
  * the writer thread (group commit with appends) and are durable on return;
- * deleting a missing key returns 0. */
+ * deleting a missing key returns 0. A failed write returns -errno when the
+ * system said why (-EIO, -ENOSPC), else DCR_ESTORE. */
 int es_meta_put(es_store *s, const char *key, const void *v, size_t n);
 int es_meta_get(es_store *s, const char *key, dcr_buf *out); /* DCR_ENOTFOUND */
 int es_meta_del(es_store *s, const char *key);
