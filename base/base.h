@@ -196,7 +196,12 @@ int dcr_verify(const uint8_t pub[DCR_ED25519_PUB_BYTES], const char *domain, con
  * forged without a private key. dcr_verify and dcr_pub_parse refuse them. */
 bool dcr_pub_is_weak(const uint8_t pub[DCR_ED25519_PUB_BYTES]);
 
-/* "ed25519:<base64>" <-> raw key (weak keys refused). */
+/* RFC 8032 5.1.3: the 32 bytes decode to a curve point (y < p, x
+ * recoverable, not x = 0 with the sign bit set). Our own arithmetic, so
+ * the verdict does not depend on the OpenSSL version. */
+bool dcr_ed25519_point_valid(const uint8_t pub[DCR_ED25519_PUB_BYTES]);
+
+/* "ed25519:<base64>" <-> raw key (not a point or weak: refused). */
 char *dcr_pub_format(const uint8_t pub[DCR_ED25519_PUB_BYTES]);
 int dcr_pub_parse(const char *s, uint8_t pub[DCR_ED25519_PUB_BYTES]);
 

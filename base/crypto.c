@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -256,6 +257,17 @@ static EVP_PKEY *pubkey_get(const uint8_t pub[DCR_ED25519_PUB_BYTES])
 	return pk;
 }
 
+/* Drops a reference from pubkey_get under the cache's lock, so the last
+ * free (here or at an eviction in another thread) is ordered after every
+ * use of the key by the lock, not only by OpenSSL's internal atomics (which
+ * ThreadSanitizer cannot see). */
+static void pubkey_put(EVP_PKEY *pk)
+{
+	pthread_mutex_lock(&pk_cache.lock);
+	EVP_PKEY_free(pk);
+	pthread_mutex_unlock(&pk_cache.lock);
+}
+
 __attribute__((destructor)) static void pk_cache_clear(void)
 {
 	pthread_mutex_lock(&pk_cache.lock);
@@ -321,10 +333,66 @@ int dcr_verify(const uint8_t pub[DCR_ED25519_PUB_BYTES], const char *domain, con
 	}
 	ERR_clear_error();
 	EVP_MD_CTX_free(md);
-	EVP_PKEY_free(pk);
+	pubkey_put(pk);
 	if (m != stackbuf)
 		free(m);
 	return rc;
+}
+
+/* RFC 8032 5.1.3 point decoding, deterministic and independent of the
+ * OpenSSL version: y (the 255 low bits, little-endian) must be < p, x^2 =
+ * (y^2 - 1) / (d y^2 + 1) must have a square root mod p, and x = 0 with
+ * the sign bit set is refused. */
+bool dcr_ed25519_point_valid(const uint8_t pub[DCR_ED25519_PUB_BYTES])
+{
+	uint8_t be[32];
+	bool ok = false;
+	BN_CTX *ctx = BN_CTX_new();
+	DCR_ASSERT(ctx);
+	BN_CTX_start(ctx);
+	BIGNUM *p = BN_CTX_get(ctx), *d = BN_CTX_get(ctx), *y = BN_CTX_get(ctx),
+	       *u = BN_CTX_get(ctx), *v = BN_CTX_get(ctx), *x = BN_CTX_get(ctx),
+	       *t = BN_CTX_get(ctx), *e = BN_CTX_get(ctx), *y2 = BN_CTX_get(ctx);
+	DCR_ASSERT(y2);
+	for (size_t i = 0; i < 32; i++)
+		be[i] = pub[31 - i];
+	be[0] &= 0x7f;
+	int sign = pub[31] >> 7;
+	/* p = 2^255 - 19; d = -121665 / 121666 mod p */
+	DCR_ASSERT(BN_set_word(p, 1) && BN_lshift(p, p, 255) && BN_sub_word(p, 19));
+	DCR_ASSERT(BN_bin2bn(be, 32, y));
+	if (BN_cmp(y, p) >= 0)
+		goto out;
+	DCR_ASSERT(BN_set_word(t, 121666) && BN_mod_inverse(t, t, p, ctx));
+	DCR_ASSERT(BN_set_word(d, 121665) && BN_mod_mul(d, d, t, p, ctx) &&
+	           BN_mod_sub(d, p, d, p, ctx));
+	DCR_ASSERT(BN_mod_sqr(y2, y, p, ctx));
+	DCR_ASSERT(BN_copy(u, y2) && BN_mod_sub(u, u, BN_value_one(), p, ctx));
+	DCR_ASSERT(BN_mod_mul(v, d, y2, p, ctx) && BN_mod_add(v, v, BN_value_one(), p, ctx));
+	/* x = u v^3 (u v^7)^((p-5)/8) */
+	DCR_ASSERT(BN_copy(e, p) && BN_sub_word(e, 5) && BN_rshift(e, e, 3));
+	DCR_ASSERT(BN_mod_sqr(t, v, p, ctx) && BN_mod_mul(t, t, v, p, ctx)); /* v^3 */
+	DCR_ASSERT(BN_mod_mul(x, u, t, p, ctx));                              /* u v^3 */
+	DCR_ASSERT(BN_mod_sqr(t, t, p, ctx) && BN_mod_mul(t, t, v, p, ctx));  /* v^7 */
+	DCR_ASSERT(BN_mod_mul(t, t, u, p, ctx) && BN_mod_exp(t, t, e, p, ctx));
+	DCR_ASSERT(BN_mod_mul(x, x, t, p, ctx));
+	/* v x^2 == u: x; == -u: x * 2^((p-1)/4); else no square root */
+	DCR_ASSERT(BN_mod_sqr(t, x, p, ctx) && BN_mod_mul(t, t, v, p, ctx));
+	if (BN_cmp(t, u) != 0) {
+		DCR_ASSERT(BN_mod_sub(e, p, u, p, ctx));
+		if (BN_cmp(t, e) != 0)
+			goto out;
+		DCR_ASSERT(BN_copy(e, p) && BN_sub_word(e, 1) && BN_rshift(e, e, 2));
+		DCR_ASSERT(BN_set_word(t, 2) && BN_mod_exp(t, t, e, p, ctx));
+		DCR_ASSERT(BN_mod_mul(x, x, t, p, ctx));
+	}
+	if (BN_is_zero(x) && sign)
+		goto out;
+	ok = true;
+out:
+	BN_CTX_end(ctx);
+	BN_CTX_free(ctx);
+	return ok;
 }
 
 char *dcr_pub_format(const uint8_t pub[DCR_ED25519_PUB_BYTES])
@@ -343,15 +411,10 @@ int dcr_pub_parse(const char *s, uint8_t pub[DCR_ED25519_PUB_BYTES])
 		return DCR_EKEY;
 	s += sizeof prefix - 1;
 	int n = dcr_b64_decode(s, strlen(s), tmp, sizeof tmp);
-	if (n != DCR_ED25519_PUB_BYTES || dcr_pub_is_weak(tmp))
+	/* Refuse encodings that are not points on the curve (our own check:
+	 * OpenSSL only decodes a key when it verifies), and small-order keys. */
+	if (n != DCR_ED25519_PUB_BYTES || !dcr_ed25519_point_valid(tmp) || dcr_pub_is_weak(tmp))
 		return DCR_EKEY;
-	/* Reject encodings that are not points on the curve. */
-	EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, tmp, 32);
-	if (pk == NULL) {
-		ERR_clear_error();
-		return DCR_EKEY;
-	}
-	EVP_PKEY_free(pk);
 	memcpy(pub, tmp, DCR_ED25519_PUB_BYTES);
 	return 0;
 }

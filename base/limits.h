@@ -59,6 +59,7 @@
 
 /* room (definitions and event bodies, room/) */
 #define DCR_RM_DEF_BYTES_MAX (1024u * 1024)       /* definition JSON text */
+#define DCR_RM_DEF_DEPTH_MAX 32u                  /* its nesting of [ and { */
 #define DCR_RM_ROOM_NAME_BYTES_MAX 128u
 #define DCR_RM_NAME_BYTES_MAX 63u                 /* dataset/column/computation */
 #define DCR_RM_DESCRIPTION_BYTES_MAX 4096u
@@ -76,7 +77,7 @@
 #define DCR_RM_ERROR_BYTES_MAX 4096u              /* run.failed error */
 #define DCR_RM_BLOB_ID_BYTES_MAX 128u
 #define DCR_RM_FILE_NAME_BYTES_MAX 255u
-#define DCR_RM_RUN_META_BYTES_MAX (64u * 1024)    /* run.completed schema, inputs */
+#define DCR_RM_RESULT_COL_BYTES_MAX 1024u         /* run.completed schema column name */
 #define DCR_RM_RUNS_MAX 10000000u                 /* runs per room */
 
 /* compute (compute/): CSV ingest, prepared tables, SQL runs */
@@ -95,6 +96,18 @@
 #define DCR_SQL_BYTES_MAX_DEFAULT (256ull * 1024 * 1024) /* result CSV bytes */
 #define DCR_SQL_QUERY_BYTES_MAX (64u * 1024)
 #define DCR_SQL_COLS_MAX 256u                     /* result columns */
+
+/* differential privacy (compute/cmp_noise.c, docs/privacy.md) */
+#define DCR_NOISE_PARAM_MAX (1ull << 62)          /* discrete Laplace s and t */
+#define DCR_NOISE_SCALE_MAX (1ull << 40)          /* discrete Laplace scale t/s */
+#define DCR_NOISE_SIGMA_NUM_MAX (1ull << 40)      /* discrete Gaussian sigma^2 numerator */
+#define DCR_NOISE_SIGMA_DEN_MAX (1ull << 20)      /* ... and denominator */
+#define DCR_DP_EPSILON_SCALE 1000000u             /* epsilon is kept in millionths */
+#define DCR_DP_EPSILON_MAX 100000000u             /* a computation's epsilon: at most 100 */
+#define DCR_DP_BUDGET_MAX 1000000000000ull        /* a dataset's budget: at most 10^6 */
+#define DCR_DP_BOUND_DECIMALS_MAX 6u              /* fraction digits of a declared bound */
+#define DCR_DP_BOUND_STEPS_MAX 1000000000000ll    /* |bound| in grid steps: at most 10^12 */
+#define DCR_DP_AGGREGATES_MAX 64u                 /* noised aggregates per computation */
 #define DCR_SQL_VALUE_BYTES_MAX (16u * 1024 * 1024) /* one string or blob */
 
 #endif

@@ -109,7 +109,15 @@ static void build(blog *l, uint64_t n)
 	r.rows = 12;
 	r.result_bytes = 345;
 	r.duration_ms = 40;
-	r.schema_json = "[[\"n\",\"integer\"]]";
+	rm_run_col col = {"n", CMP_INTEGER};
+	rm_run_input in[2] = {{.dataset = "bank_customers", .present = true},
+	                      {.dataset = "insurer_customers", .present = true}};
+	memcpy(in[0].sha256, p.sha256, 32);
+	memcpy(in[1].sha256, p.sha256, 32);
+	r.cols = &col;
+	r.ncols = 1;
+	r.inputs = in;
+	r.ninputs = 2;
 	memset(r.result_sha256, 0x77, 32);
 	for (uint64_t i = 0; l->n < n; i++) {
 		const dcr_key *analyst = i % 2 ? ki : ka;
@@ -119,7 +127,7 @@ static void build(blog *l, uint64_t n)
 		add(l, analyst, RM_EV_RUN_REQUESTED, &b);
 		if (l->n >= n)
 			break;
-		rm_body_run_completed(&b, &r, "{}");
+		rm_body_run_completed(&b, &r);
 		add(l, kd, RM_EV_RUN_COMPLETED, &b);
 		if (l->n >= n)
 			break;

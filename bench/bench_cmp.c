@@ -216,8 +216,8 @@ int main(int argc, char **argv)
 		if (bench_write_file(p1, &bimg) || bench_write_file(p2, &iimg))
 			goto out;
 	}
-	cmp_input inputs[2] = {{"bank", bs, bimg.data, bimg.len},
-	                       {"insurer", is, iimg.data, iimg.len}};
+	cmp_input inputs[2] = {{"bank", bs, bimg.data, bimg.len, NULL},
+	                       {"insurer", is, iimg.data, iimg.len, NULL}};
 	double runs[3], cpus[3];
 	char first_csv[256] = "";
 	uint64_t res_rows = 0;

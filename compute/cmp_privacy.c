@@ -1,24 +1,16 @@
 /* cmp_privacy.c: the statement-shape check and the privacy rewrite.
  *
- * With min_rows_aggregated = k, every output row must aggregate at least k
- * rows of the outermost query's input (the rows of its FROM clause after
- * joins and WHERE, i.e. the rows that feed each group). The rewrite adds one
- * hidden column, COUNT(*), to the select list of the outermost SELECT (to
- * each arm of a compound), just before its FROM. COUNT(*) in an aggregate
- * query counts exactly the rows of each group, so the run can drop rows
- * whose hidden count is below k and strip the column (cmp_sql.c). The
- * check and the rewrite work on tokens (cmp_sqltok.c), never on raw text,
- * so keywords in strings, comments or quoted identifiers do not count, and
- * nested parentheses (subqueries, calls) are skipped as a whole.
- *
- * Refused rather than rewritten: an outermost SELECT that does not
- * aggregate (adding COUNT(*) would turn it into a one-row aggregate that
- * leaks a bare value), window functions in its select list, VALUES arms,
- * INTERSECT and EXCEPT (a hidden column would change which rows match),
- * and a mix of UNION and UNION ALL. UNION and SELECT DISTINCT are kept but
- * the run removes duplicate visible rows itself, since the hidden column
- * makes otherwise-equal rows differ. What this does not protect against is
- * written in docs/privacy.md. */
+ * With a privacy threshold k, the query must be in the filtered subset
+ * (cmp_pquery.c, docs/privacy.md). The rewrite adds hidden columns just
+ * before the outermost FROM: for each table the query reads, one
+ * COUNT(DISTINCT alias.unit) per unit column it declares, or
+ * COUNT(DISTINCT alias.rowid) when it declares none. Counting distinct
+ * people (or distinct source rows) rather than joined rows makes the count
+ * immune to anything that multiplies rows (joins, cross joins). The run
+ * drops a row unless every hidden count reaches k, and strips the hidden
+ * columns (cmp_sql.c). SELECT DISTINCT is kept, but the run removes
+ * duplicate visible rows itself, since the hidden columns make otherwise
+ * equal rows differ. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -136,179 +128,81 @@ out:
 	return rc;
 }
 
-static bool agg_name(const struct toks *k, size_t i, bool *minmax)
+/* The row id of a source: the first of SQLite's names for it that no
+ * column shadows (NULL if a table has columns named all three). */
+static const char *rowid_name(const cmp_schema *s)
 {
-	static const char *const names[] = {"count",
-	                                    "sum",
-	                                    "avg",
-	                                    "total",
-	                                    "group_concat",
-	                                    "string_agg",
-	                                    "json_group_array",
-	                                    "json_group_object"};
-	*minmax = is(k, i, "min") || is(k, i, "max");
-	if (*minmax)
-		return true;
-	for (size_t j = 0; j < sizeof(names) / sizeof(names[0]); j++)
-		if (is(k, i, names[j]))
-			return true;
-	return false;
+	static const char *const names[] = {"rowid", "_rowid_", "oid"};
+	for (size_t k = 0; k < 3; k++) {
+		bool taken = false;
+		for (size_t c = 0; c < s->ncols; c++)
+			taken = taken || strcasecmp(s->cols[c].name, names[k]) == 0;
+		if (!taken)
+			return names[k];
+	}
+	return NULL;
 }
 
-struct arm {
-	size_t s, e; /* tokens [s, e) */
-	size_t ins;  /* token index to insert before (e = at the end) */
-};
-
-static int check_arm(const struct toks *k, struct arm *a, bool *distinct, dcr_err *err)
+int cmp__privacy_rewrite(const char *query, const cmp_input *inputs, size_t ninputs,
+                         cmp__rewrite *out, dcr_err *err)
 {
-	if (is(k, a->s, "VALUES"))
-		return dcr_err_set(err, DCR_ESQL,
-		                   "a VALUES list in the outermost query does not aggregate input "
-		                   "rows; not allowed with min_rows_aggregated");
-	if (!is(k, a->s, "SELECT"))
-		return dcr_err_set(err, DCR_ESQL, "cannot find the outermost SELECT");
-	size_t i = a->s + 1;
-	if (is(k, i, "DISTINCT")) {
-		*distinct = true;
-		i++;
-	} else if (is(k, i, "ALL")) {
-		i++;
-	}
-	size_t list = i;
-	bool group = false;
-	a->ins = a->e;
-	for (size_t j = list; j < a->e; j++) {
-		if (k->depth[j] != 0)
-			continue;
-		if (is(k, j, "FROM") && !(j >= 2 && is(k, j - 1, "DISTINCT") &&
-		                          (is(k, j - 2, "IS") || is(k, j - 2, "NOT")))) {
-			if (a->ins == a->e)
-				a->ins = j;
-		} else if (is(k, j, "WHERE") || is(k, j, "HAVING") || is(k, j, "WINDOW")) {
-			if (a->ins == a->e)
-				a->ins = j;
-		} else if (is(k, j, "GROUP") && is(k, j + 1, "BY")) {
-			if (a->ins == a->e)
-				a->ins = j;
-			group = true;
-		}
-	}
-	/* Aggregate calls and window functions in the select list, outside
-	 * subqueries. sub[d] says whether depth d is inside a subquery. */
-	bool agg = false;
-	bool *sub = dcr_calloc(k->n + 2, sizeof(bool));
-	int rc = 0;
-	for (size_t j = list; j < a->ins; j++) {
-		int d = k->depth[j];
-		if (is(k, j, "(")) {
-			sub[d + 1] = sub[d] || is(k, j + 1, "SELECT") || is(k, j + 1, "WITH") ||
-			             is(k, j + 1, "VALUES");
-			continue;
-		}
-		if (sub[d] || k->t[j].kind != CMP__T_WORD)
-			continue;
-		if (is(k, j, "OVER")) {
-			rc = dcr_err_set(err, DCR_ESQL,
-			                 "window functions (OVER) are not allowed in the outermost "
-			                 "SELECT with min_rows_aggregated");
-			goto out;
-		}
-		bool minmax;
-		if (!is(k, j + 1, "(") || !agg_name(k, j, &minmax))
-			continue;
-		if (minmax) {
-			/* min(x) aggregates; min(x, y) is a scalar function. */
-			size_t close = k->match[j + 1], commas = 0;
-			for (size_t c = j + 2; c < close; c++)
-				commas += k->depth[c] == d + 1 && is(k, c, ",");
-			if (commas)
-				continue;
-		}
-		agg = true;
-	}
-	if (!group && !agg)
-		rc = dcr_err_set(
-		    err, DCR_ESQL,
-		    "the outermost SELECT must aggregate (GROUP BY, or only aggregate "
-		    "functions such as COUNT, SUM or AVG) when min_rows_aggregated is set");
-out:
-	free(sub);
-	return rc;
-}
-
-int cmp__privacy_rewrite(const char *query, cmp__rewrite *out, dcr_err *err)
-{
-	struct toks k;
-	struct arm *arms = NULL;
-	size_t narms = 0;
-	memset(out, 0, sizeof(*out));
-	int rc = toks_init(&k, query, err);
-	if (rc)
-		goto out;
-	if ((rc = cmp__sql_shape(query, err)))
-		goto out;
-	size_t m = main_start(&k);
-	arms = dcr_calloc(k.n + 1, sizeof(*arms));
-	bool unions = false, union_all = false, distinct = false;
-	size_t s = m, i;
-	for (i = m; i < k.n; i++) {
-		if (k.depth[i] != 0)
-			continue;
-		if (is(&k, i, "INTERSECT") || is(&k, i, "EXCEPT")) {
-			rc = dcr_err_set(
-			    err, DCR_ESQL,
-			    "INTERSECT and EXCEPT are not allowed in the outermost query "
-			    "with min_rows_aggregated (use UNION or UNION ALL)");
-			goto out;
-		}
-		if (is(&k, i, "UNION")) {
-			arms[narms].s = s;
-			arms[narms++].e = i;
-			if (is(&k, i + 1, "ALL")) {
-				union_all = true;
-				i++;
-			} else {
-				unions = true;
-			}
-			s = i + 1;
-			continue;
-		}
-		if ((is(&k, i, "ORDER") && is(&k, i + 1, "BY")) || is(&k, i, "LIMIT") ||
-		    is(&k, i, ";"))
-			break;
-	}
-	arms[narms].s = s;
-	arms[narms++].e = i;
-	if (unions && union_all) {
-		rc = dcr_err_set(err, DCR_ESQL,
-		                 "mixing UNION and UNION ALL in the outermost query is not allowed "
-		                 "with min_rows_aggregated");
-		goto out;
-	}
-	for (size_t a = 0; a < narms; a++)
-		if ((rc = check_arm(&k, &arms[a], &distinct, err)))
-			goto out;
+	cmp_psource *src = dcr_calloc(ninputs + 1, sizeof *src);
+	cmp_pcol **cols = dcr_calloc(ninputs + 1, sizeof *cols);
+	cmp_pquery pq;
 	dcr_buf b;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	memset(&pq, 0, sizeof pq);
 	dcr_buf_init(&b);
-	size_t pos = 0;
-	for (size_t a = 0; a < narms; a++) {
-		size_t at;
-		if (arms[a].ins < arms[a].e)
-			at = k.t[arms[a].ins].off;
-		else
-			at = k.t[arms[a].e - 1].off + k.t[arms[a].e - 1].len;
-		dcr_buf_append(&b, query + pos, at - pos);
-		dcr_buf_append_str(&b, " , COUNT(*) AS \"" CMP__HIDDEN_COL "\" ");
-		pos = at;
+	for (size_t k = 0; k < ninputs; k++) {
+		if (inputs[k].priv) {
+			src[k] = *inputs[k].priv;
+		} else {
+			/* no descriptor: every column allowed, rows counted */
+			cols[k] = dcr_calloc(inputs[k].schema.ncols + 1, sizeof **cols);
+			for (size_t c = 0; c < inputs[k].schema.ncols; c++) {
+				cols[k][c].name = inputs[k].schema.cols[c].name;
+				cols[k][c].allow = CMP_ALLOW_ALL;
+			}
+			src[k].kind = CMP_PSRC_TABLE;
+			src[k].cols = cols[k];
+			src[k].ncols = inputs[k].schema.ncols;
+		}
+		src[k].name = inputs[k].name;
+		src[k].rowid = rowid_name(&inputs[k].schema);
 	}
-	dcr_buf_append_str(&b, query + pos);
+	if ((rc = cmp_pquery_parse(query, src, ninputs, false, &pq, err)))
+		goto out;
+	dcr_buf_append(&b, query, pq.from_off);
+	for (size_t f = 0; f < pq.nfrom; f++) {
+		const cmp_psource *s = &src[pq.from[f]];
+		size_t nu = s->kind == CMP_PSRC_TABLE ? s->nunits : 0;
+		for (size_t u = 0; u < (nu ? nu : 1); u++) {
+			const char *col = nu ? s->units[u] : s->rowid;
+			if (!col) {
+				rc = dcr_err_set(err, DCR_EINVALID,
+				                 "%s has columns named rowid, _rowid_ and oid and no "
+				                 "unit: the privacy filter cannot count its rows",
+				                 s->name);
+				goto out;
+			}
+			dcr_buf_append_str(&b, ", COUNT(DISTINCT ");
+			cmp__sql_ident(&b, pq.alias[f]);
+			dcr_buf_append_u8(&b, '.');
+			cmp__sql_ident(&b, col);
+			dcr_buf_printf(&b, ") AS \"" CMP__HIDDEN_COL "%zu\" ", out->nhidden++);
+		}
+	}
+	dcr_buf_append_str(&b, query + pq.from_off);
 	out->sql = dcr_strdup(dcr_buf_cstr(&b));
-	dcr_buf_release(&b);
-	out->dedup = unions || distinct;
+	out->dedup = pq.distinct;
 out:
-	free(arms);
-	toks_release(&k);
+	cmp_pquery_release(&pq);
+	dcr_buf_release(&b);
+	for (size_t k = 0; k < ninputs; k++)
+		free(cols[k]);
+	free(cols);
+	free(src);
 	return rc;
 }
 

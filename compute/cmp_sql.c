@@ -834,15 +834,15 @@ static int step_error(struct run *r, int src, const cmp_sql_limits *lim, struct 
 	return dcr_err_set(err, DCR_ESQL, "%s", sqlite3_errmsg(r->db));
 }
 
-/* Steps stmt and writes the result. hidden: the last column is the
- * privacy count; rows below k are dropped. */
-static int collect(struct run *r, sqlite3_stmt *st, bool hidden, long long k, bool dedup,
+/* Steps stmt and writes the result. The last nhidden columns are the
+ * privacy counts; a row is dropped unless every one of them reaches k. */
+static int collect(struct run *r, sqlite3_stmt *st, size_t nhidden, long long k, bool dedup,
                    const cmp_sql_limits *lim, struct mem_acct *acct, bool want_image,
                    cmp_result *res, dcr_err *err)
 {
 	int rc = 0;
 	int nall = sqlite3_column_count(st);
-	int nc = nall - (hidden ? 1 : 0);
+	int nc = nall - (int)nhidden;
 	sqlite3 *out = NULL;
 	sqlite3_stmt *ins = NULL;
 	struct colinfo *ci = NULL;
@@ -908,7 +908,10 @@ static int collect(struct run *r, sqlite3_stmt *st, bool hidden, long long k, bo
 			rc = step_error(r, s, lim, acct, err);
 			goto out;
 		}
-		if (hidden && sqlite3_column_int64(st, nc) < k) {
+		bool small = false;
+		for (size_t h = 0; h < nhidden; h++)
+			small = small || sqlite3_column_int64(st, nc + (int)h) < k;
+		if (small) {
 			res->suppressed++;
 			continue;
 		}
@@ -1089,7 +1092,7 @@ static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, lo
 	sqlite_once_init();
 	if ((rc = cmp__sql_shape(query, err)))
 		goto out;
-	if (min_rows > 0 && (rc = cmp__privacy_rewrite(query, &rw, err)))
+	if (min_rows > 0 && (rc = cmp__privacy_rewrite(query, inputs, ninputs, &rw, err)))
 		goto out;
 	if (!mem_on) {
 		/* Fail closed: without the allocator hook nothing bounds a run's
@@ -1143,7 +1146,7 @@ static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, lo
 		rc = dcr_err_set(err, DCR_ESQL, "only a SELECT statement is allowed");
 		goto out;
 	}
-	rc = collect(&r, st, rw.sql != NULL, min_rows, rw.dedup, &lim, acct, fill == FILL_IMAGES,
+	rc = collect(&r, st, rw.nhidden, min_rows, rw.dedup, &lim, acct, fill == FILL_IMAGES,
 	             &local, err);
 	if (rc)
 		goto out;

@@ -4,7 +4,6 @@
  * comments and punctuation are told apart the way SQLite's own tokenizer
  * does (tokenize.c), so a keyword inside a string or comment is never taken
  * for structure. Used by cmp_sql_refs and the privacy rewrite. */
-#include <ctype.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,14 +12,51 @@
 
 #include "compute_sql.h"
 
+/* ASCII classes, spelled out: the tokenizer decides which names a query
+ * reads, a rule of replay (docs/room-format.md), so it must not depend on
+ * the C library's locale. */
+static bool a_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool a_alpha(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+static bool a_alnum(unsigned char c)
+{
+	return a_alpha(c) || a_digit(c);
+}
+
+static bool a_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
 static bool id_start(unsigned char c)
 {
-	return isalpha(c) || c == '_' || c >= 0x80;
+	return a_alpha(c) || c == '_' || c >= 0x80;
 }
 
 static bool id_char(unsigned char c)
 {
-	return isalnum(c) || c == '_' || c == '$' || c >= 0x80;
+	return a_alnum(c) || c == '_' || c == '$' || c >= 0x80;
+}
+
+/* strcasecmp folding A-Z only, whatever the locale. */
+static bool a_caseeq(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
+		x = (unsigned char)(x >= 'A' && x <= 'Z' ? x + 32 : x);
+		y = (unsigned char)(y >= 'A' && y <= 'Z' ? y + 32 : y);
+		if (x != y)
+			return false;
+		if (!x)
+			return true;
+	}
 }
 
 int cmp__sql_tokenize(const char *q, size_t n, cmp__tok **out, size_t *ntok, dcr_err *err)
@@ -32,7 +68,7 @@ int cmp__sql_tokenize(const char *q, size_t n, cmp__tok **out, size_t *ntok, dcr
 		unsigned char c = (unsigned char)q[i];
 		size_t s = i;
 		int kind;
-		if (isspace(c)) {
+		if (a_space(c)) {
 			i++;
 			continue;
 		}
@@ -85,10 +121,10 @@ int cmp__sql_tokenize(const char *q, size_t n, cmp__tok **out, size_t *ntok, dcr
 			while (i < n && id_char((unsigned char)q[i]))
 				i++;
 			kind = CMP__T_WORD;
-		} else if (isdigit(c) ||
-		           (c == '.' && i + 1 < n && isdigit((unsigned char)q[i + 1]))) {
+		} else if (a_digit(c) ||
+		           (c == '.' && i + 1 < n && a_digit((unsigned char)q[i + 1]))) {
 			while (i < n &&
-			       (isalnum((unsigned char)q[i]) || q[i] == '.' || q[i] == '_' ||
+			       (a_alnum((unsigned char)q[i]) || q[i] == '.' || q[i] == '_' ||
 			        ((q[i] == '+' || q[i] == '-') &&
 			         (q[i - 1] == 'e' || q[i - 1] == 'E'))))
 				i++;
@@ -184,7 +220,7 @@ int cmp_sql_refs(const char *query, const char *const *names, size_t n, bool *us
 		if (!cmp__tok_ident(query, &t[k], id, sizeof(id)))
 			continue;
 		for (size_t i = 0; i < n; i++)
-			if (!used[i] && strcasecmp(id, names[i]) == 0)
+			if (!used[i] && a_caseeq(id, names[i]))
 				used[i] = true;
 	}
 	free(t);

@@ -98,6 +98,90 @@ int cmp_prepare(const cmp_schema *schema, const char *table, cmp_read_fn read, v
 int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *const *index,
                    size_t nindex, cmp_read_fn read, void *ctx, dcr_buf *image, dcr_err *err);
 
+/* ---- the filtered SQL subset ------------------------------------------------
+ * A computation with a privacy threshold (k > 0) may only be a query of the
+ * subset of docs/privacy.md ("The filtered subset"), parsed here by our
+ * own recursive-descent parser on the tokenizer: SELECT of group keys and
+ * allow-listed aggregates over permitted columns, FROM sources each read
+ * at most once, JOIN ... ON/USING, WHERE, GROUP BY, HAVING, ORDER BY,
+ * LIMIT; no subqueries, CTEs, compounds, window functions or FILTER. The
+ * verdict depends on the query and the sources only (no SQLite), so it is
+ * a rule of rm_apply. The parse also drives the rewrite: one hidden
+ * COUNT(DISTINCT alias.unit) per unit of each source (COUNT(DISTINCT
+ * alias.rowid) for a source without unit), and a row is released only if
+ * every one of them reaches k. */
+
+enum {
+	CMP_ALLOW_GROUP = 1,     /* outside aggregates: select key, WHERE, GROUP BY, ... */
+	CMP_ALLOW_AGGREGATE = 2, /* inside COUNT, SUM, AVG, TOTAL */
+	CMP_ALLOW_JOIN = 4,      /* in ON and USING */
+	CMP_ALLOW_MINMAX = 8,    /* inside MIN, MAX */
+	CMP_ALLOW_ALL = 15
+};
+
+typedef struct cmp_pcol {
+	const char *name;
+	unsigned allow; /* CMP_ALLOW_* bits */
+} cmp_pcol;
+
+enum cmp_psrc_kind {
+	CMP_PSRC_TABLE,     /* a dataset, or a row projection of datasets (units known) */
+	CMP_PSRC_AGGREGATE, /* a filtered upstream result: any column, rows counted */
+	CMP_PSRC_OPAQUE     /* an unfiltered upstream that is no row projection: refused */
+};
+
+/* What the filter knows of one table a query may read. */
+typedef struct cmp_psource {
+	const char *name;
+	enum cmp_psrc_kind kind;
+	const cmp_pcol *cols; /* TABLE: the columns and their permissions */
+	size_t ncols;
+	const char *const *units; /* TABLE: columns naming the people (0: rows counted) */
+	size_t nunits;
+	const char *rowid; /* name of the row id (NULL: "rowid"); set at run time */
+} cmp_psource;
+
+/* Deep copy and release (the daemon copies descriptors out of the state). */
+void cmp_psource_copy(cmp_psource *dst, const cmp_psource *src);
+void cmp_psource_release(cmp_psource *s);
+
+enum cmp_aggfn { CMP_AGG_COUNT, CMP_AGG_SUM, CMP_AGG_AVG, CMP_AGG_TOTAL, CMP_AGG_MIN, CMP_AGG_MAX };
+
+/* One aggregate call of a filtered query (for the DP aggregates). */
+typedef struct cmp_pagg {
+	enum cmp_aggfn fn;
+	bool distinct;
+	bool star;     /* COUNT(*) */
+	int source;    /* index into the sources given to the parse; -1 if none or several */
+	char *column;  /* the column if the argument is one plain column, else NULL */
+	size_t off, len; /* the call's bytes in the query */
+} cmp_pagg;
+
+typedef struct cmp_pquery {
+	size_t nfrom;
+	size_t *from;  /* FROM sources in order: indices into the given sources */
+	char **alias;  /* their aliases (or names) */
+	cmp_pagg *aggs;
+	size_t naggs;
+	bool distinct; /* SELECT DISTINCT */
+	size_t from_off; /* byte offset of FROM (where hidden columns go) */
+	/* projection mode: the output columns and the units they expose */
+	cmp_pcol *out;
+	size_t nout;
+	char **units;
+	size_t nunits;
+} cmp_pquery;
+
+/* Parses query against the sources. projection = false: the filtered
+ * subset (aggregating). projection = true: a row projection (no
+ * aggregates, no GROUP BY) whose output must expose every unit of every
+ * source it reads; out/units describe it as a source for downstream
+ * filtered queries. Errors (DCR_EINVALID) name the construct and its byte
+ * offset: `offset 7: group_concat() is not allowed in a filtered query`. */
+int cmp_pquery_parse(const char *query, const cmp_psource *src, size_t nsrc, bool projection,
+                     cmp_pquery *out, dcr_err *err);
+void cmp_pquery_release(cmp_pquery *q);
+
 /* ---- SQL ------------------------------------------------------------------ */
 
 typedef struct cmp_input {
@@ -105,6 +189,10 @@ typedef struct cmp_input {
 	cmp_schema schema;
 	const void *image; /* prepared table image; NULL = empty table */
 	size_t image_n;
+	/* For the privacy filter: the source's permissions and units. NULL:
+	 * every column allowed, no unit (rows counted); the room layer always
+	 * passes one (its defaults deny). */
+	const cmp_psource *priv;
 } cmp_input;
 
 /* Cancellation of a running computation from another thread. Attach the
@@ -169,5 +257,99 @@ int cmp_sql_refs(const char *query, const char *const *names, size_t n, bool *us
  * USING (...)), by name only: a hint for cmp_prepare_ex's indexes (for
  * every query of a room that reads the dataset). used[i] for cols[i]. */
 int cmp_sql_join_columns(const char *query, const cmp_schema *schema, bool *used, dcr_err *err);
+
+/* ---- noise (cmp_noise.c; docs/privacy.md, "Differential privacy") --------
+ * Exact discrete samplers (Canonne, Kamath, Steinke 2020) in integer
+ * arithmetic. A cmp_rng draws from OpenSSL's CSPRNG; the seeded generator
+ * is for tests only and is never used by dcrd. One rng per thread. */
+typedef struct cmp_rng {
+	bool test;      /* cmp__rng_init_test: deterministic xoshiro256** */
+	uint64_t s[4];  /* its state */
+	uint64_t buf[64]; /* CSPRNG words not used yet (wiped on release) */
+	size_t pos;       /* next unused word of buf */
+} cmp_rng;
+void cmp_rng_init(cmp_rng *r); /* the CSPRNG */
+void cmp_rng_release(cmp_rng *r);
+/* TEST ONLY: a deterministic generator from a seed, so statistical tests
+ * cannot flake. dcrd never calls it. */
+void cmp__rng_init_test(cmp_rng *r, uint64_t seed);
+uint64_t cmp_rng_below(cmp_rng *r, uint64_t n); /* uniform on [0, n), n >= 1 */
+/* Bernoulli(exp(-num/den)), exposed for tests. */
+bool cmp__noise_bern_exp(cmp_rng *r, uint64_t num, uint64_t den);
+/* Discrete Laplace Lap_Z(t/s): P(x) proportional to exp(-|x| s / t).
+ * 1 <= s, t <= DCR_NOISE_PARAM_MAX, t/s < DCR_NOISE_SCALE_MAX, else
+ * DCR_EINVALID. */
+int cmp_noise_dlaplace(cmp_rng *r, uint64_t s, uint64_t t, int64_t *out, dcr_err *err);
+/* Discrete Gaussian N_Z(0, num/den): P(x) proportional to
+ * exp(-x^2 den / (2 num)). num <= DCR_NOISE_SIGMA_NUM_MAX, den <=
+ * DCR_NOISE_SIGMA_DEN_MAX, both >= 1, else DCR_EINVALID. */
+int cmp_noise_dgauss(cmp_rng *r, uint64_t num, uint64_t den, int64_t *out, dcr_err *err);
+
+/* ---- differentially private aggregates (cmp_dp.c) -------------------------
+ * The mechanism: exact aggregates of one output row in, noisy values out.
+ * Epsilon (millionths) is split evenly over the noisy measurements: one per
+ * COUNT or SUM, two per AVG (its sum and its count). Sensitivity: 1 for a
+ * count, max(|lo|, |hi|) steps for a sum. */
+typedef enum { CMP_DP_COUNT, CMP_DP_SUM, CMP_DP_AVG } cmp_dp_fn;
+typedef struct cmp_dp_agg {
+	cmp_dp_fn fn;
+	int64_t lo, hi;    /* SUM, AVG: bounds in steps of 10^-decimals */
+	unsigned decimals;
+} cmp_dp_agg;
+typedef struct cmp_dp_exact {
+	uint64_t count; /* COUNT: rows; AVG: non-NULL values */
+	int64_t sum;    /* SUM, AVG: sum of the clamped values, in steps */
+} cmp_dp_exact;
+typedef struct cmp_dp_value {
+	enum cmp_type type; /* COUNT integer; SUM integer (0 decimals) or float; AVG float */
+	int64_t i;          /* COUNT (clamped at 0), SUM in steps */
+	double d;           /* AVG */
+	char text[48];      /* as an SQL literal */
+} cmp_dp_value;
+int cmp_dp_noise(cmp_rng *r, uint64_t epsilon, const cmp_dp_agg *aggs, size_t n,
+                 const cmp_dp_exact *exact, cmp_dp_value *out, dcr_err *err);
+
+/* The queries: SELECT COUNT(*) | COUNT(col) | SUM(col) | AVG(col) [[AS]
+ * name], ... FROM dataset [[AS] alias] [WHERE condition without
+ * subqueries]; SUM and AVG need bounds for their column (matched by name,
+ * case-insensitively). docs/privacy.md says why this shape. */
+typedef struct cmp_dp_bound {
+	const char *column;
+	int64_t lo, hi; /* steps of 10^-decimals */
+	unsigned decimals;
+} cmp_dp_bound;
+typedef struct cmp_dp {
+	uint64_t epsilon; /* millionths, > 0 */
+	const cmp_dp_bound *bounds;
+	size_t nbounds;
+	cmp_rng *rng; /* NULL: the CSPRNG (dcrd); tests pass a seeded one */
+} cmp_dp;
+/* As cmp_sql_check, for a DP query: the shape above, compiling against the
+ * inputs; res gets the released schema. Deterministic (no randomness). */
+int cmp_dp_check(const char *query, const cmp_input *inputs, size_t ninputs, const cmp_dp *dp,
+                 cmp_result *res, dcr_err *err);
+/* TEST ONLY: the rewritten query that computes the exact aggregates
+ * (__dcr_c<i> counts and __dcr_s<i> clamped sums in steps). */
+int cmp__dp_exact_query(const char *query, const cmp_input *inputs, size_t ninputs,
+                        const cmp_dp *dp, dcr_buf *out, dcr_err *err);
+/* As cmp_sql_run: one row of noisy aggregates. The exact values are wiped
+ * before returning and never reach res, the log or err. */
+int cmp_dp_run(const char *query, const cmp_input *inputs, size_t ninputs, const cmp_dp *dp,
+               const cmp_sql_limits *lim, cmp_result *res, dcr_err *err);
+
+/* ---- error classes -------------------------------------------------------
+ * A run's error message may quote data; what leaves the run is its class,
+ * one of a fixed vocabulary (docs/privacy.md, "Errors"): "time limit",
+ * "memory limit", "row limit", "size limit", "sql error", "sql error: json
+ * path", "sql error: malformed json", "sql error: integer overflow", "sql
+ * error: invalid text", "sql error: too big", "sql error: not allowed",
+ * "privacy filter", "input unavailable", "not supported", "internal error",
+ * and "result not recordable" (set by dcrd, below).
+ * The returned string is a constant of that list, whatever err holds. */
+const char *cmp_error_class(const dcr_err *err);
+/* The class of a result the room's rules refuse to record (dcrd). */
+#define CMP_ERRCLASS_UNRECORDABLE "result not recordable"
+/* s is one of the classes above (rm_apply checks run.failed with it). */
+bool cmp_error_class_valid(const char *s);
 
 #endif

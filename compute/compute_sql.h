@@ -18,18 +18,21 @@ bool cmp__tok_is(const char *q, const cmp__tok *t, const char *word);
 bool cmp__tok_ident(const char *q, const cmp__tok *t, char *buf, size_t cap);
 
 /* Name of the hidden per-row input count added by the privacy rewrite. */
-#define CMP__HIDDEN_COL "__dcr_rows_aggregated"
+#define CMP__HIDDEN_COL "__dcr_units_"
 
 typedef struct cmp__rewrite {
-	char *sql;  /* the query with the hidden COUNT(*) column (heap) */
-	bool dedup; /* UNION or DISTINCT: drop duplicate visible rows */
+	char *sql;  /* the query with the hidden count columns at the end (heap) */
+	size_t nhidden; /* how many: one per unit of each source read */
+	bool dedup; /* DISTINCT: drop duplicate visible rows */
 } cmp__rewrite;
 
 /* The statement must be one SELECT (possibly WITH ..., compound): checked
  * at the token level here and by SQLite when prepared. */
 int cmp__sql_shape(const char *query, dcr_err *err);
-/* Rewrites a query for the privacy filter, or explains why it cannot. */
-int cmp__privacy_rewrite(const char *query, cmp__rewrite *out, dcr_err *err);
+/* Rewrites a query for the privacy filter (cmp_pquery_parse on the
+ * inputs' descriptors), or explains why it cannot. */
+int cmp__privacy_rewrite(const char *query, const cmp_input *inputs, size_t ninputs,
+                         cmp__rewrite *out, dcr_err *err);
 void cmp__rewrite_release(cmp__rewrite *r);
 
 /* Replaces printf() and format() on a connection with a bounded version

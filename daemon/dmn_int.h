@@ -316,6 +316,10 @@ void dmn__blobs_drop_withdrawn(dmn *d, const char *data_blob);
  * the log), waits for appends in progress and joins every worker. */
 void dmn__jobs_stop(dmn *d);
 bool dmn__run_is_running(dmn *d, const char *run_id);
+/* The detailed error message of a failed run, kept in memory only (never
+ * logged, never in an event) and only for a run in which no filtered
+ * computation was evaluated (docs/privacy.md, "Errors"); false if none. */
+bool dmn__run_detail(const char *run_id, char *out, size_t cap);
 /* Enters/leaves an append made by a background job; enter fails once the
  * daemon is stopping. */
 bool dmn__append_enter(dmn *d);

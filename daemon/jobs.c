@@ -85,6 +85,39 @@ static void queue_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *
 	push(d, j);
 }
 
+/* Error details of failed runs of unfiltered computations: the last
+ * DETAILS_MAX, in memory only (lost at restart). Run ids are random and
+ * unique per daemon, so one table serves every daemon in the process. */
+#define DETAILS_MAX 256
+static pthread_mutex_t details_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char run[33];
+	char msg[DCR_ERR_MSG_BYTES];
+} details[DETAILS_MAX];
+static size_t details_next;
+
+static void detail_put(const char *run_id, const char *msg)
+{
+	pthread_mutex_lock(&details_mu);
+	snprintf(details[details_next].run, sizeof details[0].run, "%s", run_id);
+	snprintf(details[details_next].msg, sizeof details[0].msg, "%s", msg);
+	details_next = (details_next + 1) % DETAILS_MAX;
+	pthread_mutex_unlock(&details_mu);
+}
+
+bool dmn__run_detail(const char *run_id, char *out, size_t cap)
+{
+	bool hit = false;
+	pthread_mutex_lock(&details_mu);
+	for (size_t i = 0; i < DETAILS_MAX && !hit; i++)
+		if (details[i].run[0] && strcmp(details[i].run, run_id) == 0) {
+			snprintf(out, cap, "%s", details[i].msg);
+			hit = true;
+		}
+	pthread_mutex_unlock(&details_mu);
+	return hit;
+}
+
 static bool is_table(const rm_state *st, const char *dataset)
 {
 	const rm_dataset *ds = st->def ? rm_def_dataset(st->def, dataset) : NULL;
@@ -469,8 +502,11 @@ typedef struct plan_node {
 	enum rm_compkind kind;
 	char *query;
 	long long min_rows;
+	cmp_dp dp;               /* dp.epsilon > 0: differentially private */
+	cmp_dp_bound *dp_bounds; /* its bounds (column names owned) */
 	size_t *inputs; /* indices into plan nodes */
 	size_t ninputs;
+	cmp_psource priv; /* what a filtered reader knows of this table (a copy) */
 	/* evaluated */
 	bool ready;
 	cmp_column *cols;
@@ -501,10 +537,14 @@ static void plan_free(dmn *d, plan *p)
 		free(n->name);
 		free(n->blob);
 		free(n->query);
+		for (size_t k = 0; k < n->dp.nbounds; k++)
+			free((char *)n->dp_bounds[k].column);
+		free(n->dp_bounds);
 		free(n->inputs);
 		dmn__schema_free(n->cols, n->ncols);
 		dcr_buf_release(&n->image);
 		dmn__image_put(d, n->img);
+		cmp_psource_release(&n->priv);
 	}
 	free(p->n);
 	free(p->order);
@@ -542,11 +582,23 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 		n->is_dataset = true;
 		n->is_table = ds->kind == RM_DS_TABLE;
 		dcr_buf_init(&n->image);
-		if (n->is_table)
+		if (n->is_table) {
 			dmn__schema_of(ds, &n->cols, &n->ncols);
+			cmp_psource_copy(&n->priv, &ds->psrc);
+		}
 		if (pv && pv->blob) {
 			n->blob = dcr_strdup(pv->blob);
 			memcpy(n->hash, pv->sha256, 32);
+		}
+		/* A requested run reads what was provisioned when it was
+		 * requested, the inputs run.completed must report. */
+		for (k = 0; k < run->ninputs; k++) {
+			const rm_run_input *in = &run->inputs[k];
+			if (strcmp(in->dataset, ds->name) != 0)
+				continue;
+			free(n->blob);
+			n->blob = in->present ? dcr_strdup(in->blob) : NULL;
+			memcpy(n->hash, in->sha256, 32);
 		}
 	}
 	for (i = 0; i < def->ncomputations; i++) {
@@ -556,6 +608,13 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 		n->kind = c->kind;
 		n->query = c->query ? dcr_strdup(c->query) : NULL;
 		n->min_rows = c->min_rows_aggregated;
+		if (c->dp_epsilon) {
+			n->dp_bounds = dcr_calloc(c->ndp_bounds + 1, sizeof *n->dp_bounds);
+			rm_computation_dp(c, &n->dp, n->dp_bounds);
+			for (k = 0; k < c->ndp_bounds; k++)
+				n->dp_bounds[k].column = dcr_strdup(c->dp_bounds[k].column);
+		}
+		cmp_psource_copy(&n->priv, &c->psrc);
 		dcr_buf_init(&n->image);
 	}
 	for (i = 0; i < def->ncomputations; i++) {
@@ -598,11 +657,6 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 	return 0;
 }
 
-static void json_str(dcr_buf *b, const char *s)
-{
-	dcr_json_str(b, s, strlen(s));
-}
-
 static void cache_key(const plan *p, const plan_node *n, uint8_t out[32])
 {
 	dcr_buf b;
@@ -617,8 +671,17 @@ static void cache_key(const plan *p, const plan_node *n, uint8_t out[32])
 	dcr_buf_append_u8(&b, 0);
 	for (k = 0; k < n->ninputs; k++) {
 		const plan_node *in = &p->n[n->inputs[k]];
+		size_t c;
 		dcr_buf_append(&b, in->name, strlen(in->name) + 1);
 		dcr_buf_append(&b, in->hash, 32);
+		/* the privacy filter's view (permissions, units) changes results */
+		dcr_buf_printf(&b, "%d", (int)in->priv.kind);
+		for (c = 0; c < in->priv.ncols; c++)
+			dcr_buf_printf(&b, "%s=%u", in->priv.cols[c].name, in->priv.cols[c].allow);
+		dcr_buf_append_u8(&b, 0);
+		for (c = 0; c < in->priv.nunits; c++)
+			dcr_buf_append(&b, in->priv.units[c], strlen(in->priv.units[c]) + 1);
+		dcr_buf_append_u8(&b, 0);
 	}
 	dcr_sha256(b.data, b.len, out);
 	dcr_buf_release(&b);
@@ -763,6 +826,7 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 		in[k].name = x->name;
 		in[k].schema.cols = x->cols;
 		in[k].schema.ncols = x->ncols;
+		in[k].priv = &x->priv;
 		if (x->img) {
 			in[k].image = dmn__image_data(x->img, &in[k].image_n);
 		} else {
@@ -770,7 +834,9 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 			in[k].image_n = x->image.len;
 		}
 	}
-	rc = cmp_sql_run(n->query, in, n->ninputs, n->min_rows, &lim, res, err);
+	/* a DP computation draws fresh noise from the CSPRNG (dp.rng NULL) */
+	rc = n->dp.epsilon ? cmp_dp_run(n->query, in, n->ninputs, &n->dp, &lim, res, err)
+	                   : cmp_sql_run(n->query, in, n->ninputs, n->min_rows, &lim, res, err);
 	if (rc < 0) {
 		dcr_err_prefix(err, "computation %s", n->name);
 		goto out;
@@ -825,8 +891,11 @@ static void run_job(dmn *d, dmn_job *j)
 	cmp_result res;
 	plan p;
 	dcr_err err;
-	dcr_buf body, inputs, schema;
+	const char *cls = "";
+	dcr_buf body;
 	rm_run out;
+	rm_run_input *run_inputs = NULL;
+	size_t nrun_inputs = 0;
 	uint64_t t0 = dcr_mono_ms();
 	char blob_id[DMN_BLOB_HEX_BYTES];
 	size_t i, k;
@@ -837,8 +906,6 @@ static void run_job(dmn *d, dmn_job *j)
 	dcr_err_clear(&err);
 	cmp_result_init(&res);
 	dcr_buf_init(&body);
-	dcr_buf_init(&inputs);
-	dcr_buf_init(&schema);
 	if (!r)
 		goto done;
 	dmn__mutex_lock(&r->mu);
@@ -851,6 +918,13 @@ static void run_job(dmn *d, dmn_job *j)
 		rc = plan_build(&r->st, run, &p, &err);
 		if (!p.computation)
 			p.computation = dcr_strdup(run->computation);
+		nrun_inputs = run->ninputs;
+		run_inputs = dcr_calloc(nrun_inputs + 1, sizeof *run_inputs);
+		for (k = 0; k < nrun_inputs; k++) {
+			run_inputs[k] = run->inputs[k];
+			run_inputs[k].dataset = dcr_strdup(run->inputs[k].dataset);
+			run_inputs[k].blob = NULL; /* not needed for the body */
+		}
 	}
 	dmn__mutex_unlock(&r->mu);
 	p.cancel = cmp_cancel_new();
@@ -882,36 +956,35 @@ static void run_job(dmn *d, dmn_job *j)
 	out.computation = p.computation;
 	out.duration_ms = dcr_mono_ms() - t0;
 	if (rc == 0) {
-		plan_node *t = &p.n[p.target];
 		out.state = RM_RUN_DONE;
 		out.result_blob = blob_id;
 		out.rows = res.rows;
 		out.suppressed = res.suppressed;
 		out.result_bytes = res.csv.len;
-		dcr_buf_append_u8(&schema, '[');
+		out.inputs = run_inputs;
+		out.ninputs = nrun_inputs;
+		out.ncols = res.ncols;
+		out.cols = dcr_calloc(res.ncols + 1, sizeof *out.cols);
 		for (k = 0; k < res.ncols; k++) {
-			dcr_buf_append_str(&schema, k ? ",[" : "[");
-			json_str(&schema, res.cols[k].name);
-			dcr_buf_append_u8(&schema, ',');
-			json_str(&schema, cmp_type_name(res.cols[k].type));
-			dcr_buf_append_u8(&schema, ']');
+			out.cols[k].name = (char *)res.cols[k].name;
+			out.cols[k].type = res.cols[k].type;
 		}
-		dcr_buf_append_u8(&schema, ']');
-		out.schema_json = dcr_buf_cstr(&schema);
-		dcr_buf_append_u8(&inputs, '{');
-		for (k = 0; k < t->ninputs; k++) {
-			const plan_node *x = &p.n[t->inputs[k]];
-			char hex[65];
-			dcr_hex_encode(x->is_dataset ? x->hash : x->result_sha, 32, hex);
-			if (k)
-				dcr_buf_append_u8(&inputs, ',');
-			json_str(&inputs, x->name);
-			dcr_buf_printf(&inputs, ":\"%s\"", x->is_dataset && !x->blob ? "" : hex);
-		}
-		dcr_buf_append_u8(&inputs, '}');
-		rm_body_run_completed(&body, &out, dcr_buf_cstr(&inputs));
+		rm_body_run_completed(&body, &out);
 	} else {
-		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "", err.msg);
+		/* The message may quote data (docs/privacy.md, "Errors"): the
+		 * event and the log get its data-free class only. */
+		cls = cmp_error_class(&err);
+		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "", cls);
+		/* The detail only where no evaluated computation is filtered
+		 * or differentially private: their analysts may read rows
+		 * anyway. A DP analyst may not (the message could quote a
+		 * value, docs/privacy.md). */
+		bool filtered = false;
+		for (k = 0; k < p.norder; k++)
+			filtered = filtered || p.n[p.order[k]].min_rows > 0 ||
+			           p.n[p.order[k]].dp.epsilon > 0;
+		if (!filtered && err.msg[0])
+			detail_put(j->run_id, err.msg);
 	}
 	if (atomic_load(&d->jobs.stopping)) {
 		/* Cancelled (or finished) during shutdown: nothing is recorded.
@@ -925,8 +998,24 @@ static void run_job(dmn *d, dmn_job *j)
 		         (unsigned long long)out.duration_ms);
 	} else if (dmn__append_enter(d)) {
 		dcr_err e2;
-		rc = dmn__submit_daemon(
-		    d, j->room, rc == 0 ? RM_EV_RUN_COMPLETED : RM_EV_RUN_FAILED, &body, &e2);
+		bool done = rc == 0;
+		rc = dmn__submit_daemon(d, j->room, done ? RM_EV_RUN_COMPLETED : RM_EV_RUN_FAILED,
+		                        &body, &e2);
+		if (done && (rc == DCR_EINVALID || rc == DCR_EFORMAT || rc == DCR_ELIMIT)) {
+			/* The rules refused the result (say a schema run.completed
+			 * cannot carry): record the run as failed, with why. */
+			out.state = RM_RUN_FAILED;
+			dcr_err_set(&err, rc, "the result could not be recorded: %s", e2.msg);
+			dcr_buf_reset(&body);
+			cls = CMP_ERRCLASS_UNRECORDABLE;
+			rm_body_run_failed(&body, j->run_id, p.computation, cls);
+			bool filtered = false;
+			for (k = 0; k < p.norder; k++)
+				filtered = filtered || p.n[p.order[k]].min_rows > 0;
+			if (!filtered)
+				detail_put(j->run_id, err.msg);
+			rc = dmn__submit_daemon(d, j->room, RM_EV_RUN_FAILED, &body, &e2);
+		}
 		dmn__append_leave(d);
 		if (rc < 0)
 			dmn__log(d, DMN_LOG_ERROR, "run %s: recording the outcome: %s", j->run_id,
@@ -945,15 +1034,17 @@ static void run_job(dmn *d, dmn_job *j)
 			         out.state == RM_RUN_DONE ? "done" : "failed",
 			         (unsigned long long)out.duration_ms, imgs, hits,
 			         out.state == RM_RUN_DONE ? "" : ": ",
-			         out.state == RM_RUN_DONE ? "" : err.msg);
+			         out.state == RM_RUN_DONE ? "" : cls);
 		}
 	}
 	active_leave(d, j->run_id);
 done:
 	cmp_result_release(&res);
 	dcr_buf_release(&body);
-	dcr_buf_release(&inputs);
-	dcr_buf_release(&schema);
+	for (k = 0; k < nrun_inputs; k++)
+		free(run_inputs[k].dataset);
+	free(run_inputs);
+	free(out.cols);
 	cmp_cancel_free(p.cancel); /* after active_leave: nobody fires it now */
 	plan_free(d, &p);
 }
@@ -1085,8 +1176,21 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 			keep_meta(d, &keep, key);
 			free(key);
 		}
-		for (j = 0; j < r->st.nruns; j++)
-			keep_add(&keep, r->st.runs[j].result_blob);
+		for (j = 0; j < r->st.nruns; j++) {
+			const rm_run *run = &r->st.runs[j];
+			keep_add(&keep, run->result_blob);
+			/* a queued run reads the data provisioned when it was
+			 * requested, even if that was replaced since */
+			for (size_t k = 0; run->state == RM_RUN_QUEUED && k < run->ninputs; k++) {
+				char *key;
+				if (!run->inputs[k].blob || !dmn__blob_id_valid(run->inputs[k].blob))
+					continue;
+				keep_add(&keep, run->inputs[k].blob);
+				key = dcr_asprintf("image:%s", run->inputs[k].blob);
+				keep_meta(d, &keep, key);
+				free(key);
+			}
+		}
 		keep_cache(d, &keep, &r->st);
 		dmn__mutex_unlock(&r->mu);
 	}

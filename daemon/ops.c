@@ -599,6 +599,14 @@ static int op_run_status(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 			dcr_mpw_str(proto_map_key(res, "run"), run->id);
 			if (fin && run->error)
 				dcr_mpw_str(proto_map_key(res, "error"), run->error);
+			/* The message behind the class: for analysts of an
+			 * unfiltered computation only (docs/privacy.md). */
+			char detail[DCR_ERR_MSG_BYTES];
+			const rm_computation *c = rm_def_computation(r->st.def, comp);
+			if (fin && run->state == RM_RUN_FAILED && c->min_rows_aggregated == 0 &&
+			    rm_is_analyst(r->st.def, s->key, comp) &&
+			    dmn__run_detail(run->id, detail, sizeof detail))
+				dcr_mpw_str(proto_map_key(res, "detail"), detail);
 			dcr_mpw_uint(proto_map_key(res, "rows"), fin ? run->rows : 0);
 			dcr_mpw_uint(proto_map_key(res, "suppressed"), fin ? run->suppressed : 0);
 			dcr_mpw_uint(proto_map_key(res, "duration_ms"), fin ? run->duration_ms : 0);
@@ -823,24 +831,32 @@ out:
 static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	dmn_room *r;
-	const rm_def *def;
+	rm_def *def = NULL;
+	char *text = NULL;
 	bool *ok = NULL;
-	size_t *order = NULL, i, k;
+	size_t *order = NULL, i;
 	dcr_buf report;
+	dcr_err e;
 	int rc = arg_room(d, s, args, &r, err);
 
 	if (rc < 0)
 		return rc;
 	dcr_buf_init(&report);
-	/* rm_def_parse checked every SQL computation on empty inputs
-	 * (cmp_sql_check, upstream first) and kept each result's columns:
-	 * report those. */
+	/* The admission check (rm_def_admit: every SQL computation on empty
+	 * inputs, upstream first) on a private copy of the definition, outside
+	 * the room's lock: report each computation's columns or error. */
 	dmn__mutex_lock(&r->mu);
-	def = r->st.def;
-	if (!def) {
+	if (r->st.def_json)
+		text = dcr_strdup(r->st.def_json);
+	dmn__mutex_unlock(&r->mu);
+	if (!text) {
 		rc = dcr_err_set(err, DCR_ESTATE, "the room has no definition");
 		goto out;
 	}
+	rc = rm_def_parse(text, strlen(text), &def, err);
+	if (rc < 0)
+		goto out;
+	(void)rm_def_admit(def, &e); /* each computation keeps its own error */
 	order = dcr_calloc(def->ncomputations + 1, sizeof *order);
 	ok = dcr_calloc(def->ncomputations + 1, sizeof *ok);
 	rc = rm_def_topo(def, order);
@@ -849,8 +865,7 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 		goto out;
 	}
 	for (i = 0; i < def->ncomputations; i++) {
-		size_t ci = order[i];
-		const rm_computation *c = &def->computations[ci];
+		const rm_computation *c = &def->computations[order[i]];
 		const char *failed_up = NULL;
 
 		dcr_buf_printf(&report, "%s (%s): ", c->name, rm_compkind_name(c->kind));
@@ -859,7 +874,8 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 			               rm_compkind_name(c->kind));
 			continue;
 		}
-		for (k = 0; !failed_up && k < c->ninputs; k++) {
+		/* only sql runs here: what reads another kind cannot run yet */
+		for (size_t k = 0; !failed_up && k < c->ninputs; k++) {
 			const rm_computation *up = rm_def_computation(def, c->inputs[k]);
 			if (up && !ok[up - def->computations])
 				failed_up = c->inputs[k];
@@ -869,16 +885,21 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 			               failed_up);
 			continue;
 		}
-		ok[ci] = true;
+		if (c->admit_error) {
+			dcr_buf_printf(&report, "error: %s\n", c->admit_error);
+			continue;
+		}
+		ok[order[i]] = true;
 		dcr_buf_append_str(&report, "ok\n");
-		for (k = 0; k < c->nresult_cols; k++)
+		for (size_t k = 0; k < c->nresult_cols; k++)
 			dcr_buf_printf(&report, "  %s %s\n", c->result_cols[k].name,
 			               cmp_type_name(c->result_cols[k].type));
 	}
 	dcr_mpw_strn(proto_map_key(res, "report"), (const char *)report.data, report.len);
 	rc = 0;
 out:
-	dmn__mutex_unlock(&r->mu);
+	rm_def_free(def);
+	free(text);
 	free(order);
 	free(ok);
 	dcr_buf_release(&report);

@@ -427,6 +427,38 @@ static void strv_free(char **v, size_t n)
 	free(v);
 }
 
+/* The admission check of a definition (rm_def_admit, docs/rules.md
+ * "Admission checks"): before room.created, room.draft_saved or
+ * room.published enters the log, SQLite must compile its queries. Not a
+ * rule of replay, so it is not in rm_apply; a definition rm_apply refuses
+ * anyway is left to rm_apply's message. */
+static int admit(const rm_state *st, const es_event *ev, dcr_err *err)
+{
+	const char *text = NULL;
+	size_t n = 0;
+	rm_def *def = NULL;
+	dcr_err e;
+	int rc;
+
+	if (strcmp(ev->type, RM_EV_CREATED) == 0 || strcmp(ev->type, RM_EV_SAVED) == 0) {
+		if (dcr_mp_str(dcr_mp_get(ev->body, "definition"), &text, &n) != 0)
+			return 0;
+	} else if (strcmp(ev->type, RM_EV_PUBLISHED) == 0 && st->def_json &&
+	           rm_check_edit(st, ev->actor, NULL) == 0) {
+		text = st->def_json;
+		n = strlen(text);
+	} else {
+		return 0;
+	}
+	if (rm_def_parse(text, n, &def, &e) != 0)
+		return 0;
+	rc = rm_def_admit(def, err);
+	if (rc)
+		dcr_err_prefix(err, "definition"); /* as rm_apply words it */
+	rm_def_free(def);
+	return rc;
+}
+
 /* Whether a provision current before this event no longer is (its data
  * withdrawn or replaced); removes the blobs of each such one; frees old. */
 static bool blobs_withdrawn(dmn *d, const rm_state *st, char **old, size_t n)
@@ -549,7 +581,11 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	}
 	if (provisioned || strcmp(ev.type, RM_EV_DEPROVISIONED) == 0)
 		old_blobs = current_blobs(&r->st, &nold);
-	/* The rule's reason alone: the client knows what it submitted. */
+	/* The admission check, then the rules; the reason alone: the client
+	 * knows what it submitted. */
+	rc = admit(&r->st, &ev, err);
+	if (rc < 0)
+		goto out;
 	rc = rm_apply_at(&r->st, &ev, &step);
 	if (rc < 0) {
 		dcr_err_set(err, rc, "%s", step.reason.msg);

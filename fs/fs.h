@@ -45,6 +45,7 @@ typedef struct fs_run_status {
 	char run_id[33];
 	char state[16];
 	char error[1024];
+	char detail[1024]; /* analysts of unfiltered computations only */
 	uint64_t rows, suppressed, duration_ms, result_bytes;
 } fs_run_status;
 

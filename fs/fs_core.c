@@ -441,6 +441,8 @@ static int save_draft(fs *f, const char *json, size_t n)
 	/* Checked here first so the reason is local and precise; the daemon
 	 * checks again with the same rules. */
 	int rc = rm_def_parse(text, n, &def, &err);
+	if (rc == 0) /* the admission check before signing (docs/rules.md) */
+		rc = rm_def_admit(def, &err);
 	if (rc < 0) {
 		dcr_err_prefix(&err, "room.json");
 		goto out;
@@ -468,11 +470,18 @@ static int ctl_command(fs *f, const char *cmd)
 	dcr_buf_init(&body);
 	if (strcmp(cmd, "publish") == 0) {
 		uint8_t h[32];
+		char *def = NULL;
 		pthread_mutex_lock(&f->mu);
 		memcpy(h, f->st.def_sha256, 32);
+		if (f->st.def_json)
+			def = dcr_strdup(f->st.def_json);
 		pthread_mutex_unlock(&f->mu);
+		/* the admission check before signing (docs/rules.md) */
+		rc = def ? rm_def_admit_json(def, strlen(def), &err) : 0;
+		free(def);
 		rm_body_published(&body, h);
-		rc = f->be.submit(f->be.ctx, RM_EV_PUBLISHED, body.data, body.len, &err);
+		if (rc == 0)
+			rc = f->be.submit(f->be.ctx, RM_EV_PUBLISHED, body.data, body.len, &err);
 	} else if (strcmp(cmd, "stop") == 0) {
 		rm_body_stopped(&body, "stopped through the mount");
 		rc = f->be.submit(f->be.ctx, RM_EV_STOPPED, body.data, body.len, &err);
@@ -539,6 +548,22 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
+/* A differentially private computation's request states the epsilon it
+ * spends (docs/rules.md): built here, where the definition is known. */
+static int run_dp(fs *f, const char *comp, uint64_t epsilon, char run_id[33], dcr_err *err)
+{
+	uint8_t raw[16];
+	char eps[32];
+	dcr_buf body;
+	dcr_random(raw, sizeof raw);
+	dcr_hex_encode(raw, sizeof raw, run_id);
+	dcr_buf_init(&body);
+	rm_body_run_requested_eps(&body, comp, rm_epsilon_format(epsilon, eps, sizeof eps), run_id);
+	int rc = f->be.submit(f->be.ctx, RM_EV_RUN_REQUESTED, body.data, body.len, err);
+	dcr_buf_release(&body);
+	return rc;
+}
+
 /* Requests a run and waits until it is done or failed. */
 static int run_and_wait(fs *f, const char *comp)
 {
@@ -546,7 +571,9 @@ static int run_and_wait(fs *f, const char *comp)
 	char run_id[33];
 	fs_run_status st;
 	uint64_t t0 = dcr_mono_ms();
-	int rc = f->be.run(f->be.ctx, comp, run_id, &err);
+	const rm_computation *c = f->st.def ? rm_def_computation(f->st.def, comp) : NULL;
+	int rc = c && c->dp_epsilon ? run_dp(f, comp, c->dp_epsilon, run_id, &err)
+	                            : f->be.run(f->be.ctx, comp, run_id, &err);
 	if (rc < 0)
 		goto fail;
 	for (;;) {

@@ -199,6 +199,16 @@ static void gen_ds_status(fs *f, const char *dsname, dcr_buf *b)
 		if (rm_is_owner(def, def->participants[i].key, dsname))
 			dcr_buf_printf(b, " %s", def->participants[i].email);
 	dcr_buf_append_str(b, "\n");
+	const rm_dataset *dsd = rm_def_dataset(def, dsname);
+	if (dsd && dsd->epsilon_budget) {
+		/* the budget ledger, replayed from the log (docs/privacy.md) */
+		uint64_t spent = rm_state_epsilon_spent(&f->st, dsname);
+		char x[32], y[32], z[32];
+		dcr_buf_printf(b, "epsilon_budget: %s\nepsilon_spent: %s\nepsilon_left: %s\n",
+		               rm_epsilon_format(dsd->epsilon_budget, x, sizeof x),
+		               rm_epsilon_format(spent, y, sizeof y),
+		               rm_epsilon_format(dsd->epsilon_budget - spent, z, sizeof z));
+	}
 	if (p) {
 		fs__iso_time(p->ts_ms, ts);
 		dcr_hex_encode(p->sha256, 32, hex);
@@ -279,11 +289,13 @@ static void gen_comp_status(fs *f, const char *comp, const fs_run_status *live, 
 		               (unsigned long long)r->duration_ms);
 		if (r->suppressed)
 			dcr_buf_printf(b,
-			               "note: %llu output rows aggregated fewer input rows than "
+			               "note: %llu output rows stood for fewer people than "
 			               "the privacy threshold and were suppressed\n",
 			               (unsigned long long)r->suppressed);
 	} else if (r->state == RM_RUN_FAILED) {
 		dcr_buf_printf(b, "error: %s\n", r->error ? r->error : "");
+		if (live && live->detail[0] && strcmp(live->run_id, r->id) == 0)
+			dcr_buf_printf(b, "detail: %s\n", live->detail);
 	}
 	const rm_run *d = fs__last_done_run(f, comp);
 	if (d && d != r)

@@ -169,6 +169,7 @@ static int run_status_conv(cl_conn *c, const uint8_t *room, const char *comp, fs
 	out->run_id[sizeof out->run_id - 1] = 0;
 	out->state[sizeof out->state - 1] = 0;
 	snprintf(out->error, sizeof out->error, "%s", st.error ? st.error : "");
+	snprintf(out->detail, sizeof out->detail, "%s", st.detail ? st.detail : "");
 	out->rows = st.rows;
 	out->suppressed = st.suppressed;
 	out->duration_ms = st.duration_ms;

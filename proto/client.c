@@ -905,6 +905,12 @@ out:
 int cl_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
            char run_id[33], dcr_err *err)
 {
+	return cl_run_eps(c, room, computation, NULL, run_id, err);
+}
+
+int cl_run_eps(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
+               const char *epsilon, char run_id[33], dcr_err *err)
+{
 	uint8_t raw[16];
 	dcr_buf body;
 	int rc;
@@ -912,7 +918,7 @@ int cl_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computa
 	dcr_random(raw, sizeof raw);
 	dcr_hex_encode(raw, sizeof raw, run_id);
 	dcr_buf_init(&body);
-	rm_body_run_requested(&body, computation, run_id);
+	rm_body_run_requested_eps(&body, computation, epsilon, run_id);
 	rc = cl_submit(c, room, RM_EV_RUN_REQUESTED, body.data, body.len, NULL, err);
 	dcr_buf_release(&body);
 	return rc;
@@ -946,6 +952,7 @@ int cl_run_status_get(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const ch
 	if (dcr_mp_str(dcr_mp_get(r, "run"), &s, &n) == 0 && n < sizeof st->run_id)
 		memcpy(st->run_id, s, n);
 	st->error = get_strdup(r, "error");
+	st->detail = get_strdup(r, "detail");
 	get_u64(r, "rows", &st->rows);
 	get_u64(r, "suppressed", &st->suppressed);
 	get_u64(r, "duration_ms", &st->duration_ms);
@@ -960,6 +967,8 @@ void cl_run_status_release(cl_run_status *st)
 {
 	free(st->error);
 	st->error = NULL;
+	free(st->detail);
+	st->detail = NULL;
 }
 
 int cl_result_open(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,

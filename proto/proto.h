@@ -120,6 +120,11 @@ int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 /* Requests a run (run.requested with a fresh id). */
 int cl_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
            char run_id[33], dcr_err *err);
+/* The same for a differentially private computation: epsilon is the
+ * epsilon it spends, as the definition writes it (rm_epsilon_format); the
+ * rules refuse a request without it or with another value. */
+int cl_run_eps(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,
+               const char *epsilon, char run_id[33], dcr_err *err);
 
 /* Status of the last run of a computation as the daemon sees it, including
  * the transient "running" state: state is one of none, queued, running,
@@ -127,7 +132,8 @@ int cl_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computa
 typedef struct cl_run_status {
 	char run_id[33];
 	char state[16];
-	char *error;
+	char *error;  /* a data-free class (docs/privacy.md, "Errors") */
+	char *detail; /* the message behind it: analysts of unfiltered computations only */
 	uint64_t rows, suppressed, duration_ms, result_bytes;
 } cl_run_status;
 int cl_run_status_get(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *computation,

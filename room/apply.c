@@ -14,7 +14,6 @@
  * O(1) or linear in the (small, capped) definition, except run lookups,
  * which use a hash index because a long-lived room has many runs. */
 #include <inttypes.h>
-#include <jansson.h>
 
 #include "room.h"
 
@@ -48,8 +47,14 @@ static void run_release(rm_run *r)
 	free(r->computation);
 	free(r->error);
 	free(r->result_blob);
-	free(r->schema_json);
-	free(r->inputs_json);
+	for (size_t i = 0; i < r->ninputs; i++) {
+		free(r->inputs[i].dataset);
+		free(r->inputs[i].blob);
+	}
+	free(r->inputs);
+	for (size_t i = 0; i < r->ncols; i++)
+		free(r->cols[i].name);
+	free(r->cols);
 }
 
 void rm_state_release(rm_state *s)
@@ -67,6 +72,7 @@ void rm_state_release(rm_state *s)
 	free(s->runs);
 	free(s->stop_reason);
 	free(s->run_index);
+	free(s->dp_spent);
 	memset(s, 0, sizeof *s);
 }
 
@@ -76,6 +82,60 @@ static rm_provision *find_provision(const rm_state *s, const char *dataset)
 		if (strcmp(s->provisions[i].dataset, dataset) == 0)
 			return &s->provisions[i];
 	return NULL;
+}
+
+uint64_t rm_state_epsilon_spent(const rm_state *s, const char *dataset)
+{
+	for (size_t i = 0; s->dp_spent && s->def && i < s->def->ndatasets; i++)
+		if (dataset && strcmp(s->def->datasets[i].name, dataset) == 0)
+			return s->dp_spent[i];
+	return 0;
+}
+
+/* The budget ledger (docs/rules.md, run.requested): a DP computation spends
+ * its epsilon on every dataset it reads, directly or through upstream
+ * computations; no dataset may go past its budget. */
+static int check_budget(const rm_state *s, const rm_computation *c, dcr_err *err)
+{
+	const rm_def *d = s->def;
+	int rc = 0;
+	if (!c->dp_epsilon)
+		return 0;
+	bool *used = dcr_calloc(d->ndatasets + 1, sizeof(bool));
+	rm_def_datasets_read(d, c, used);
+	for (size_t i = 0; i < d->ndatasets && !rc; i++) {
+		uint64_t spent = s->dp_spent ? s->dp_spent[i] : 0, budget = d->datasets[i].epsilon_budget;
+		if (!used[i])
+			continue;
+		DCR_ASSERT(budget && spent <= budget); /* check_dp in def.c */
+		if (c->dp_epsilon > budget - spent) {
+			char a[32], b[32], sp[32], l[32];
+			rc = dcr_err_set(err, DCR_EDENIED,
+			                 "computation %s would spend epsilon %s on dataset %s, which "
+			                 "has spent %s of its budget %s (%s left)",
+			                 c->name, rm_epsilon_format(c->dp_epsilon, a, sizeof a),
+			                 d->datasets[i].name, rm_epsilon_format(spent, sp, sizeof sp),
+			                 rm_epsilon_format(budget, b, sizeof b),
+			                 rm_epsilon_format(budget - spent, l, sizeof l));
+		}
+	}
+	free(used);
+	return rc;
+}
+
+static void spend_budget(rm_state *s, const rm_computation *c)
+{
+	const rm_def *d = s->def;
+	if (!c->dp_epsilon)
+		return;
+	bool *used = dcr_calloc(d->ndatasets + 1, sizeof(bool));
+	rm_def_datasets_read(d, c, used);
+	if (!s->dp_spent)
+		s->dp_spent = dcr_calloc(d->ndatasets + 1, sizeof(uint64_t));
+	for (size_t i = 0; i < d->ndatasets; i++)
+		if (used[i])
+			s->dp_spent[i] += c->dp_epsilon;
+	free(used);
 }
 
 const rm_provision *rm_state_provision(const rm_state *s, const char *dataset)
@@ -277,6 +337,8 @@ int rm_check_run(const rm_state *s, const uint8_t key[32], const char *computati
 	if (!rm_is_analyst(s->def, key, computation))
 		return dcr_err_set(err, DCR_EDENIED, "actor %s is not an analyst of computation %s",
 		                   WHO(s, key), computation);
+	if ((rc = check_budget(s, c, err)))
+		return rc;
 	if (!s->def->require_provisioned)
 		return 0;
 	const rm_def *d = s->def;
@@ -350,7 +412,7 @@ bool rm_may_read_result(const rm_state *s, const uint8_t key[32], const char *co
 
 /* ---- bodies -------------------------------------------------------------------- */
 
-enum fkind { F_STR, F_UINT, F_BIN32 };
+enum fkind { F_STR, F_UINT, F_BIN32, F_ARRAY, F_MAP };
 typedef struct field {
 	const char *key;
 	enum fkind kind;
@@ -406,6 +468,16 @@ static int body_check(const dcr_mpv *body, const field *f, size_t n, dcr_err *er
 			if (dcr_mp_bin(v, &b, &len) || len != 32)
 				return dcr_err_set(err, DCR_EFORMAT,
 				                   "body.%s: expected 32 bytes (binary)", f[j].key);
+			break;
+		case F_ARRAY:
+			if (dcr_mp_type(v) != DCR_MP_ARRAY)
+				return dcr_err_set(err, DCR_EFORMAT, "body.%s: expected an array",
+				                   f[j].key);
+			break;
+		case F_MAP:
+			if (dcr_mp_type(v) != DCR_MP_MAP)
+				return dcr_err_set(err, DCR_EFORMAT, "body.%s: expected a map",
+				                   f[j].key);
 			break;
 		}
 	}
@@ -638,18 +710,87 @@ static int on_deprovisioned(rm_state *s, const es_event *ev, dcr_err *err)
 	return rc;
 }
 
+/* body.epsilon of run.requested: present exactly for a DP computation, and
+ * then the computation's privacy.epsilon in canonical form. */
+static int check_request_epsilon(const rm_state *s, const es_event *ev, const char *comp,
+                                 dcr_err *err)
+{
+	const rm_computation *c = rm_def_computation(s->def, comp);
+	const dcr_mpv *e = dcr_mp_get(ev->body, "epsilon");
+	char want[32];
+	const char *p;
+	size_t n;
+	if (!c->dp_epsilon && e)
+		return dcr_err_set(err, DCR_EFORMAT,
+		                   "body: unexpected field \"epsilon\" (computation %s is not "
+		                   "differentially private)",
+		                   comp);
+	if (!c->dp_epsilon)
+		return 0;
+	rm_epsilon_format(c->dp_epsilon, want, sizeof want);
+	if (!e)
+		return dcr_err_set(err, DCR_EFORMAT,
+		                   "body: missing field \"epsilon\" (computation %s is "
+		                   "differentially private: the request states the epsilon it "
+		                   "spends, \"%s\")",
+		                   comp, want);
+	DCR_ASSERT(dcr_mp_str(e, &p, &n) == 0);
+	if (n != strlen(want) || memcmp(p, want, n) != 0)
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "body.epsilon: \"%.*s\" but computation %s spends \"%s\"",
+		                   (int)(n > 32 ? 32 : n), p, comp, want);
+	return 0;
+}
+
+static int input_cmp(const void *a, const void *b)
+{
+	return strcmp(((const rm_run_input *)a)->dataset, ((const rm_run_input *)b)->dataset);
+}
+
+/* Every dataset the run's computation reads, directly or through upstream
+ * computations, as provisioned now; sorted by name (bytewise), the order
+ * of the run.completed inputs map. */
+static void record_inputs(const rm_state *s, rm_run *r)
+{
+	const rm_def *d = s->def;
+	bool *used = dcr_calloc(d->ndatasets + 1, sizeof(bool));
+	rm_def_datasets_read(d, rm_def_computation(d, r->computation), used);
+	r->inputs = dcr_calloc(d->ndatasets + 1, sizeof(rm_run_input));
+	for (size_t i = 0; i < d->ndatasets; i++) {
+		if (!used[i])
+			continue;
+		rm_run_input *in = &r->inputs[r->ninputs++];
+		const rm_provision *p = rm_state_provision(s, d->datasets[i].name);
+		in->dataset = dcr_strdup(d->datasets[i].name);
+		if (p) {
+			in->present = true;
+			memcpy(in->sha256, p->sha256, 32);
+			in->blob = dcr_strdup(p->blob);
+		}
+	}
+	qsort(r->inputs, r->ninputs, sizeof(rm_run_input), input_cmp);
+	free(used);
+}
+
 static int on_run_requested(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	static const field f[] = {{"computation", F_STR, DCR_RM_NAME_BYTES_MAX},
+	                          {"epsilon", F_STR, 32},
 	                          {"run", F_STR, 32}};
+	static const field f2[] = {{"computation", F_STR, DCR_RM_NAME_BYTES_MAX},
+	                           {"run", F_STR, 32}};
 	int rc = need_participant(s, ev->actor, err);
-	if (!rc)
-		rc = body_check(ev->body, f, 2, err);
+	if (!rc) {
+		bool eps = ev->body && dcr_mp_type(ev->body) == DCR_MP_MAP &&
+		           dcr_mp_get(ev->body, "epsilon");
+		rc = eps ? body_check(ev->body, f, 3, err) : body_check(ev->body, f2, 2, err);
+	}
 	if (rc)
 		return rc;
 	char *comp = bstr(ev->body, "computation");
 	char *id = bstr(ev->body, "run");
-	if ((rc = rm_check_run(s, ev->actor, comp, err)))
+	if ((rc = rm_check_run(s, ev->actor, comp, err)) ||
+	    (rc = check_request_epsilon(s, ev, comp, err)))
 		goto out;
 	if (!run_id_valid(id)) {
 		rc = dcr_err_set(err, DCR_EFORMAT,
@@ -674,9 +815,13 @@ static int on_run_requested(rm_state *s, const es_event *ev, dcr_err *err)
 	r->computation = comp;
 	id = comp = NULL;
 	memcpy(r->by, ev->actor, 32);
+	record_inputs(s, r);
 	r->state = RM_RUN_QUEUED;
 	r->requested_seq = ev->seq;
 	r->requested_ts_ms = ev->ts_ms;
+	const rm_computation *c = rm_def_computation(s->def, r->computation);
+	r->epsilon = c->dp_epsilon;
+	spend_budget(s, c);
 	run_index_put(s, s->nruns);
 	s->nruns++;
 out:
@@ -710,60 +855,165 @@ static int daemon_run(rm_state *s, const es_event *ev, rm_run **out, dcr_err *er
 	return 0;
 }
 
-/* The meta JSON of run.completed: schema [["name","type"],...] and inputs
- * {"name": "sha256 hex" or ""} whose names are inputs of the computation. */
-static int check_schema_json(const char *text, dcr_err *err);
-static int check_inputs_json(const rm_computation *c, const char *text, dcr_err *err);
+/* body.schema: 1..DCR_SQL_COLS_MAX [name, type] pairs, names non-empty and
+ * unique case-insensitively (ASCII), types from the column vocabulary.
+ * Fills cols (heap) on success. */
+static int check_schema(const dcr_mpv *v, rm_run_col **out, size_t *nout, dcr_err *err)
+{
+	uint32_t n = dcr_mp_len(v);
+	rm_run_col *cols = NULL;
+	size_t nc = 0;
+	int rc = 0;
+	if (n == 0 || n > DCR_SQL_COLS_MAX)
+		return dcr_err_set(err, DCR_EFORMAT, "body.schema: %u columns; 1 to %u allowed",
+		                   (unsigned)n, DCR_SQL_COLS_MAX);
+	cols = dcr_calloc(n, sizeof(rm_run_col));
+	for (uint32_t i = 0; i < n && !rc; i++) {
+		const dcr_mpv *c = dcr_mp_at(v, i);
+		const char *name, *type;
+		size_t nn, tn;
+		if (dcr_mp_type(c) != DCR_MP_ARRAY || dcr_mp_len(c) != 2 ||
+		    dcr_mp_str(dcr_mp_at(c, 0), &name, &nn) ||
+		    dcr_mp_str(dcr_mp_at(c, 1), &type, &tn)) {
+			rc = dcr_err_set(err, DCR_EFORMAT,
+			                 "body.schema[%u]: expected [name, type] (two strings)", i);
+			break;
+		}
+		if (nn == 0 || nn > DCR_RM_RESULT_COL_BYTES_MAX || memchr(name, 0, nn)) {
+			rc = dcr_err_set(err, DCR_EFORMAT,
+			                 "body.schema[%u]: a column name has 1 to %u bytes and no "
+			                 "NUL",
+			                 i, DCR_RM_RESULT_COL_BYTES_MAX);
+			break;
+		}
+		enum cmp_type t;
+		if (!cmp_type_parse(type, tn, &t)) {
+			rc = dcr_err_set(err, DCR_EFORMAT,
+			                 "body.schema[%u]: type must be \"string\", \"integer\" or "
+			                 "\"float\"",
+			                 i);
+			break;
+		}
+		char *nm = dcr_strndup(name, nn);
+		for (size_t j = 0; j < nc && !rc; j++)
+			if (rm_ascii_caseeq(cols[j].name, nm, SIZE_MAX))
+				rc = dcr_err_set(err, DCR_EFORMAT,
+				                 "body.schema[%u]: column name \"%.64s\" is already "
+				                 "schema[%zu] (names are unique, case-insensitively)",
+				                 i, nm, j);
+		cols[nc].name = nm;
+		cols[nc++].type = t;
+	}
+	if (rc) {
+		for (size_t j = 0; j < nc; j++)
+			free(cols[j].name);
+		free(cols);
+		return rc;
+	}
+	*out = cols;
+	*nout = nc;
+	return 0;
+}
+
+/* body.inputs must name exactly the datasets recorded at run.requested,
+ * each with the SHA-256 provisioned then (bin 32), or nil for one that was
+ * not provisioned then (read as an empty table). */
+static int check_inputs(const rm_run *r, const dcr_mpv *v, dcr_err *err)
+{
+	uint32_t n = dcr_mp_len(v);
+	for (uint32_t i = 0; i < n; i++) {
+		const char *k;
+		size_t kn;
+		const dcr_mpv *val = dcr_mp_map_at(v, i, &k, &kn);
+		const rm_run_input *in = NULL;
+		for (size_t j = 0; j < r->ninputs && !in; j++)
+			if (strlen(r->inputs[j].dataset) == kn &&
+			    memcmp(r->inputs[j].dataset, k, kn) == 0)
+				in = &r->inputs[j];
+		if (!in)
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "body.inputs: \"%.*s\" is not a dataset run %s reads",
+			                   (int)(kn > 64 ? 64 : kn), k, r->id);
+		if (!in->present) {
+			if (dcr_mp_type(val) != DCR_MP_NIL)
+				return dcr_err_set(err, DCR_EINVALID,
+				                   "body.inputs.%s: must be nil: the dataset was not "
+				                   "provisioned when the run was requested",
+				                   in->dataset);
+			continue;
+		}
+		const uint8_t *h;
+		size_t hn;
+		if (dcr_mp_bin(val, &h, &hn) || hn != 32)
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "body.inputs.%s: expected the 32-byte sha256 provisioned "
+			                   "when the run was requested",
+			                   in->dataset);
+		if (memcmp(h, in->sha256, 32) != 0) {
+			char a[65], b[65];
+			dcr_hex_encode(h, 32, a);
+			dcr_hex_encode(in->sha256, 32, b);
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "body.inputs.%s: sha256 %.12s is not the one provisioned "
+			                   "when the run was requested (%.12s)",
+			                   in->dataset, a, b);
+		}
+	}
+	if (n != r->ninputs) {
+		/* every key matched a distinct dataset (keys are unique), so one is
+		 * missing */
+		for (size_t j = 0; j < r->ninputs; j++)
+			if (!dcr_mp_get(v, r->inputs[j].dataset))
+				return dcr_err_set(err, DCR_EINVALID,
+				                   "body.inputs: dataset %s is missing (run %s "
+				                   "reads it)",
+				                   r->inputs[j].dataset, r->id);
+	}
+	return 0;
+}
 
 static int on_run_completed(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	static const field f[] = {
 	    {"computation", F_STR, DCR_RM_NAME_BYTES_MAX},
 	    {"duration_ms", F_UINT, 0},
-	    {"inputs", F_STR, DCR_RM_RUN_META_BYTES_MAX},
+	    {"inputs", F_MAP, 0},
 	    {"result_blob", F_STR, DCR_RM_BLOB_ID_BYTES_MAX},
 	    {"result_bytes", F_UINT, 0},
 	    {"result_sha256", F_BIN32, 0},
 	    {"rows", F_UINT, 0},
 	    {"run", F_STR, 32},
-	    {"schema", F_STR, DCR_RM_RUN_META_BYTES_MAX},
+	    {"schema", F_ARRAY, 0},
 	    {"suppressed", F_UINT, 0},
 	};
 	rm_run *r;
+	rm_run_col *cols = NULL;
+	size_t ncols = 0;
 	int rc = need_daemon(s, ev->actor, err);
 	if (!rc)
 		rc = body_check(ev->body, f, sizeof f / sizeof f[0], err);
 	if (!rc)
 		rc = daemon_run(s, ev, &r, err);
+	if (!rc)
+		rc = check_inputs(r, dcr_mp_get(ev->body, "inputs"), err);
+	if (!rc && dcr_mp_len(dcr_mp_get(ev->body, "result_blob")) == 0)
+		rc = dcr_err_set(err, DCR_EFORMAT, "body.result_blob: empty blob id");
+	if (!rc)
+		rc = check_schema(dcr_mp_get(ev->body, "schema"), &cols, &ncols, err);
 	if (rc)
 		return rc;
-	char *schema = bstr(ev->body, "schema");
-	char *inputs = bstr(ev->body, "inputs");
-	char *blob = bstr(ev->body, "result_blob");
-	if ((rc = check_schema_json(schema, err)) ||
-	    (rc = check_inputs_json(rm_def_computation(s->def, r->computation), inputs, err)))
-		goto out;
-	if (!*blob) {
-		rc = dcr_err_set(err, DCR_EFORMAT, "body.result_blob: empty blob id");
-		goto out;
-	}
 	r->state = RM_RUN_DONE;
 	r->finished_ts_ms = ev->ts_ms;
 	r->finished_seq = ev->seq;
-	r->schema_json = schema;
-	r->inputs_json = inputs;
-	r->result_blob = blob;
-	schema = inputs = blob = NULL;
+	r->cols = cols;
+	r->ncols = ncols;
+	r->result_blob = bstr(ev->body, "result_blob");
 	bbin32(ev->body, "result_sha256", r->result_sha256);
 	r->rows = buint(ev->body, "rows");
 	r->suppressed = buint(ev->body, "suppressed");
 	r->result_bytes = buint(ev->body, "result_bytes");
 	r->duration_ms = buint(ev->body, "duration_ms");
-out:
-	free(schema);
-	free(inputs);
-	free(blob);
-	return rc;
+	return 0;
 }
 
 static int on_run_failed(rm_state *s, const es_event *ev, dcr_err *err)
@@ -775,6 +1025,16 @@ static int on_run_failed(rm_state *s, const es_event *ev, dcr_err *err)
 	int rc = need_daemon(s, ev->actor, err);
 	if (!rc)
 		rc = body_check(ev->body, f, 3, err);
+	if (!rc) {
+		/* Only a class of the fixed vocabulary, never a message that
+		 * could quote data (docs/privacy.md, "Errors"). */
+		char *e = bstr(ev->body, "error");
+		if (!cmp_error_class_valid(e))
+			rc = dcr_err_set(err, DCR_EINVALID,
+			                 "run.failed: the error is not one of the data-free "
+			                 "error classes (docs/privacy.md)");
+		free(e);
+	}
 	if (!rc)
 		rc = daemon_run(s, ev, &r, err);
 	if (rc)
@@ -895,80 +1155,5 @@ int rm_replay_step(rm_state *s, const void *entry, size_t n, rm_step_fn before, 
 	if (rc && !step->reason.code)
 		step->reason.code = rc; /* a hook that said no without a reason */
 	es_event_release(&ev);
-	return rc;
-}
-
-/* ---- run meta JSON ------------------------------------------------------------ */
-
-static int check_schema_json(const char *text, dcr_err *err)
-{
-	json_error_t je;
-	int rc = 0;
-	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-	if (!j)
-		return dcr_err_set(err, DCR_EFORMAT, "body.schema: line %d, column %d: %s", je.line,
-		                   je.column, je.text);
-	if (!json_is_array(j)) {
-		rc = dcr_err_set(err, DCR_EFORMAT, "body.schema: expected [[name, type], ...]");
-		goto out;
-	}
-	for (size_t i = 0; i < json_array_size(j); i++) {
-		json_t *c = json_array_get(j, i);
-		const char *t = json_string_value(json_array_get(c, 1));
-		enum cmp_type ty;
-		if (!json_is_array(c) || json_array_size(c) != 2 ||
-		    !json_is_string(json_array_get(c, 0)) || !t ||
-		    !cmp_type_parse(t, strlen(t), &ty)) {
-			rc = dcr_err_set(err, DCR_EFORMAT,
-			                 "body.schema[%zu]: expected [name, \"string\"|\"integer\"|"
-			                 "\"float\"]",
-			                 i);
-			goto out;
-		}
-	}
-out:
-	json_decref(j);
-	return rc;
-}
-
-static int check_inputs_json(const rm_computation *c, const char *text, dcr_err *err)
-{
-	json_error_t je;
-	int rc = 0;
-	const char *key;
-	json_t *v;
-	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-	if (!j)
-		return dcr_err_set(err, DCR_EFORMAT, "body.inputs: line %d, column %d: %s", je.line,
-		                   je.column, je.text);
-	if (!json_is_object(j)) {
-		rc = dcr_err_set(err, DCR_EFORMAT, "body.inputs: expected {\"input\": \"sha256\"}");
-		goto out;
-	}
-	json_object_foreach(j, key, v)
-	{
-		bool known = false;
-		const char *h = json_string_value(v);
-		uint8_t raw[32];
-		for (size_t i = 0; c && i < c->ninputs && !known; i++)
-			known = strcmp(c->inputs[i], key) == 0;
-		if (!known) {
-			rc = dcr_err_set(err, DCR_EINVALID,
-			                 "body.inputs: \"%s\" is not an input of "
-			                 "computation %s",
-			                 key, c ? c->name : "?");
-			goto out;
-		}
-		/* "" marks an input that was not provisioned (read as empty) */
-		if (!h || (*h && (strlen(h) != 64 || dcr_hex_decode(h, 64, raw, 32) != 0))) {
-			rc = dcr_err_set(err, DCR_EFORMAT,
-			                 "body.inputs.%s: expected a sha256 (64 hex characters) or "
-			                 "\"\" for an input that was not provisioned",
-			                 key);
-			goto out;
-		}
-	}
-out:
-	json_decref(j);
 	return rc;
 }

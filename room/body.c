@@ -69,18 +69,28 @@ void rm_body_deprovisioned(dcr_buf *out, const char *dataset)
 	dcr_mpw_str(&w, dataset);
 }
 
-void rm_body_run_requested(dcr_buf *out, const char *computation, const char *run_id)
+void rm_body_run_requested_eps(dcr_buf *out, const char *computation, const char *epsilon,
+                               const char *run_id)
 {
 	dcr_mpw w;
 	dcr_mpw_init(&w, out);
-	dcr_mpw_map(&w, 2);
+	dcr_mpw_map(&w, epsilon ? 3 : 2);
 	dcr_mpw_str(&w, "computation");
 	dcr_mpw_str(&w, computation);
+	if (epsilon) {
+		dcr_mpw_str(&w, "epsilon");
+		dcr_mpw_str(&w, epsilon);
+	}
 	dcr_mpw_str(&w, "run");
 	dcr_mpw_str(&w, run_id);
 }
 
-void rm_body_run_completed(dcr_buf *out, const rm_run *r, const char *inputs_json)
+void rm_body_run_requested(dcr_buf *out, const char *computation, const char *run_id)
+{
+	rm_body_run_requested_eps(out, computation, NULL, run_id);
+}
+
+void rm_body_run_completed(dcr_buf *out, const rm_run *r)
 {
 	dcr_mpw w;
 	dcr_mpw_init(&w, out);
@@ -90,7 +100,14 @@ void rm_body_run_completed(dcr_buf *out, const rm_run *r, const char *inputs_jso
 	dcr_mpw_str(&w, "duration_ms");
 	dcr_mpw_uint(&w, r->duration_ms);
 	dcr_mpw_str(&w, "inputs");
-	dcr_mpw_str(&w, inputs_json ? inputs_json : "{}");
+	dcr_mpw_map(&w, (uint32_t)r->ninputs); /* sorted at run.requested */
+	for (size_t i = 0; i < r->ninputs; i++) {
+		dcr_mpw_str(&w, r->inputs[i].dataset);
+		if (r->inputs[i].present)
+			dcr_mpw_bin(&w, r->inputs[i].sha256, 32);
+		else
+			dcr_mpw_nil(&w);
+	}
 	dcr_mpw_str(&w, "result_blob");
 	dcr_mpw_str(&w, r->result_blob);
 	dcr_mpw_str(&w, "result_bytes");
@@ -102,7 +119,12 @@ void rm_body_run_completed(dcr_buf *out, const rm_run *r, const char *inputs_jso
 	dcr_mpw_str(&w, "run");
 	dcr_mpw_str(&w, r->id);
 	dcr_mpw_str(&w, "schema");
-	dcr_mpw_str(&w, r->schema_json ? r->schema_json : "[]");
+	dcr_mpw_array(&w, (uint32_t)r->ncols);
+	for (size_t i = 0; i < r->ncols; i++) {
+		dcr_mpw_array(&w, 2);
+		dcr_mpw_str(&w, r->cols[i].name);
+		dcr_mpw_str(&w, cmp_type_name(r->cols[i].type));
+	}
 	dcr_mpw_str(&w, "suppressed");
 	dcr_mpw_uint(&w, r->suppressed);
 }
@@ -207,6 +229,44 @@ static void put_actor(dcr_buf *b, const rm_state *s, const rm_def *def, const es
 	                                    RM_ACTOR_SHORT, name, sizeof name));
 }
 
+/* A DP request: ", spending epsilon 0.5 (bank_customers: 1.5 of 5 spent)",
+ * the ledger after the event (the line is written for valid events). */
+static void put_spend(dcr_buf *b, const rm_state *before, const es_event *ev)
+{
+	const char *p;
+	size_t n;
+	char x[32], y[32];
+	if (dcr_mp_str(dcr_mp_get(ev->body, "epsilon"), &p, &n) != 0)
+		return;
+	dcr_buf_printf(b, ", spending epsilon %.*s", (int)(n > 32 ? 32 : n), p);
+	const rm_computation *c = NULL;
+	if (before->def && dcr_mp_str(dcr_mp_get(ev->body, "computation"), &p, &n) == 0 &&
+	    n <= DCR_RM_NAME_BYTES_MAX) {
+		char name[DCR_RM_NAME_BYTES_MAX + 1];
+		snprintf(name, sizeof name, "%.*s", (int)n, p);
+		c = rm_def_computation(before->def, name);
+	}
+	if (!c || !c->dp_epsilon)
+		return;
+	bool *used = dcr_calloc(before->def->ndatasets + 1, sizeof(bool));
+	rm_def_datasets_read(before->def, c, used);
+	const char *sep = " (";
+	for (size_t i = 0; i < before->def->ndatasets; i++) {
+		const rm_dataset *ds = &before->def->datasets[i];
+		if (!used[i])
+			continue;
+		dcr_buf_printf(b, "%s%s: %s of %s spent", sep, ds->name,
+		               rm_epsilon_format(rm_state_epsilon_spent(before, ds->name) +
+		                                     c->dp_epsilon,
+		                                 x, sizeof x),
+		               rm_epsilon_format(ds->epsilon_budget, y, sizeof y));
+		sep = ", ";
+	}
+	if (*sep == ',')
+		dcr_buf_append_str(b, ")");
+	free(used);
+}
+
 char *rm_describe(const rm_state *before, const es_event *ev)
 {
 	dcr_buf b;
@@ -267,6 +327,7 @@ char *rm_describe(const rm_state *before, const es_event *ev)
 		put_run(&b, ev);
 		dcr_buf_append_str(&b, " of ");
 		put_field(&b, ev, "computation", 64);
+		put_spend(&b, before, ev);
 	} else if (strcmp(type, RM_EV_RUN_COMPLETED) == 0) {
 		dcr_buf_append_str(&b, "completed run ");
 		put_run(&b, ev);

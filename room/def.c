@@ -6,17 +6,17 @@
  * drop a rule), every size and count is capped (base/limits.h, room
  * section), and every error names the field path. Validation then checks
  * the definition as a whole: unique names, references that resolve,
- * owners and analysts for everything, an acyclic computation graph, and
- * SQL that compiles against the declared schemas (cmp_sql_check, in
- * dependency order, upstream results feeding downstream checks).
+ * owners and analysts for everything and an acyclic computation graph.
+ * The inputs of a query come from the project's own tokenizer
+ * (cmp_sql_refs), never from SQLite: parsing is a rule of replay and must
+ * give the same verdict everywhere. Compiling the SQL is an admission
+ * check made before signing (admit.c), not part of parsing.
  *
  * Workload: a definition is parsed once per room.created/draft_saved/
- * published event, on every replay; the cost is dominated by compiling
- * the SQL of each computation once. */
+ * published event, on every replay; linear in its size. */
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
-#include <strings.h>
 
 #include "room.h"
 
@@ -52,6 +52,20 @@ void rm_dataset_columns(const rm_dataset *ds, cmp_column *cols)
 	}
 }
 
+bool rm_ascii_caseeq(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+		x = (unsigned char)(x >= 'A' && x <= 'Z' ? x + 32 : x);
+		y = (unsigned char)(y >= 'A' && y <= 'Z' ? y + 32 : y);
+		if (x != y)
+			return false;
+		if (!x)
+			return true;
+	}
+	return true;
+}
+
 bool rm_ident_valid(const char *s)
 {
 	size_t n = strlen(s);
@@ -66,7 +80,7 @@ bool rm_ident_valid(const char *s)
 			return false;
 	}
 	/* SQLite reserves table names starting with sqlite_. */
-	return strncasecmp(s, "sqlite_", 7) != 0;
+	return !rm_ascii_caseeq(s, "sqlite_", 7);
 }
 
 bool rm_room_name_valid(const char *s)
@@ -134,6 +148,8 @@ void rm_def_free(rm_def *d)
 		for (size_t j = 0; j < ds->ncolumns; j++)
 			free(ds->columns[j].name);
 		free(ds->columns);
+		free(ds->unit);
+		cmp_psource_release(&ds->psrc);
 	}
 	free(d->datasets);
 	for (size_t i = 0; i < d->ncomputations; i++) {
@@ -144,9 +160,14 @@ void rm_def_free(rm_def *d)
 		free_list(c->inputs, c->ninputs);
 		free(c->input);
 		free_list(c->mask, c->nmask);
+		for (size_t j = 0; j < c->ndp_bounds; j++)
+			free(c->dp_bounds[j].column);
+		free(c->dp_bounds);
 		for (size_t j = 0; j < c->nresult_cols; j++)
 			free((char *)c->result_cols[j].name);
 		free(c->result_cols);
+		cmp_psource_release(&c->psrc);
+		free(c->admit_error);
 	}
 	free(d->computations);
 	free(d);
@@ -530,12 +551,34 @@ static int parse_named(json_t *v, const char *path, const char *const *fields, c
 
 static int parse_column(json_t *v, const char *path, rm_column *col, dcr_err *err)
 {
-	static const char *const fields[] = {"name", "type", "nullable", "format", NULL};
+	static const char *const fields[] = {"name", "type", "nullable", "format", "allow", NULL};
 	const char *s;
+	json_t *allow;
 	int rc = parse_named(v, path, fields, "", &s, err);
 	if (rc)
 		return rc;
 	col->name = dcr_strdup(s);
+	if ((rc = get_array(v, path, "allow", false, 4, &allow, err)))
+		return rc;
+	for (size_t k = 0; allow && k < json_array_size(allow); k++) {
+		static const char *const names[] = {"group", "aggregate", "join", "minmax"};
+		json_t *e = json_array_get(allow, k);
+		char apath[128];
+		size_t b;
+		snprintf(apath, sizeof apath, "%s.allow", path);
+		for (b = 0; b < 4; b++)
+			if (json_is_string(e) && strcmp(json_string_value(e), names[b]) == 0)
+				break;
+		if (b == 4)
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "%s[%zu]: expected \"group\", \"aggregate\", \"join\" "
+			                   "or \"minmax\"",
+			                   apath, k);
+		if (col->allow & (1u << b))
+			return dcr_err_set(err, DCR_EINVALID, "%s[%zu]: \"%s\" is listed twice",
+			                   apath, k, names[b]);
+		col->allow |= 1u << b;
+	}
 	if ((rc = get_str(v, path, "type", true, 64, &s, err)))
 		return rc;
 	if (!cmp_type_parse(s, strlen(s), &col->type))
@@ -564,10 +607,198 @@ static int parse_column(json_t *v, const char *path, rm_column *col, dcr_err *er
 	return 0;
 }
 
+/* ---- differential privacy fields (docs/room-format.md, docs/privacy.md) --
+ * Epsilons and budgets are exact: decimal strings (or JSON integers) read
+ * into integer millionths, never doubles, so the budget ledger replays to
+ * the same numbers on every machine. */
+
+int rm_decimal_parse(const char *s, unsigned max_decimals, int64_t max_scaled, int64_t *scaled,
+                     unsigned *decimals)
+{
+	const char *p = s;
+	bool neg = *p == '-', frac = false;
+	int64_t v = 0;
+	unsigned dec = 0;
+	if (neg)
+		p++;
+	if (!(*p >= '0' && *p <= '9') || (p[0] == '0' && p[1] >= '0' && p[1] <= '9'))
+		return DCR_EINVALID;
+	for (; *p; p++) {
+		if (*p == '.') {
+			if (frac || !(p[1] >= '0' && p[1] <= '9'))
+				return DCR_EINVALID;
+			frac = true;
+			continue;
+		}
+		if (*p < '0' || *p > '9')
+			return DCR_EINVALID;
+		if (frac && ++dec > max_decimals)
+			return DCR_EINVALID;
+		if (v > (max_scaled - (*p - '0')) / 10)
+			return DCR_EINVALID;
+		v = v * 10 + (*p - '0');
+	}
+	*scaled = neg ? -v : v;
+	*decimals = dec;
+	return 0;
+}
+
+const char *rm_epsilon_format(uint64_t micro, char *buf, size_t cap)
+{
+	uint64_t whole = micro / DCR_DP_EPSILON_SCALE, frac = micro % DCR_DP_EPSILON_SCALE;
+	if (!frac) {
+		snprintf(buf, cap, "%llu", (unsigned long long)whole);
+		return buf;
+	}
+	int digits = 6;
+	while (frac % 10 == 0)
+		frac /= 10, digits--;
+	snprintf(buf, cap, "%llu.%0*llu", (unsigned long long)whole, digits,
+	         (unsigned long long)frac);
+	return buf;
+}
+
+/* A positive amount of epsilon, at most max millionths: a decimal string
+ * with at most 6 fraction digits, or a JSON integer. */
+static int parse_epsilon(json_t *o, const char *path, const char *key, uint64_t max,
+                         uint64_t *out, dcr_err *err)
+{
+	json_t *v = json_object_get(o, key);
+	int64_t x;
+	unsigned dec;
+	char mx[32];
+	rm_epsilon_format(max, mx, sizeof mx);
+	if (json_is_integer(v) && json_integer_value(v) > 0 &&
+	    (uint64_t)json_integer_value(v) <= max / DCR_DP_EPSILON_SCALE) {
+		*out = (uint64_t)json_integer_value(v) * DCR_DP_EPSILON_SCALE;
+		return 0;
+	}
+	if (json_is_real(v))
+		return fail(err, DCR_EINVALID, path, key,
+		            "write it as a decimal string such as \"0.5\": a JSON number with a "
+		            "fraction is a binary float, and epsilons must add up exactly");
+	if (!json_is_string(v) ||
+	    rm_decimal_parse(json_string_value(v), 6, INT64_MAX / 10, &x, &dec) || x <= 0)
+		return fail(err, DCR_EINVALID, path, key,
+		            "expected a decimal string greater than 0 and at most %s, with at most "
+		            "6 digits after the point (\"0.5\")",
+		            mx);
+	for (; dec < 6; dec++)
+		x *= 10;
+	if ((uint64_t)x > max)
+		return fail(err, DCR_EINVALID, path, key, "%s is more than the maximum, %s",
+		            json_string_value(v), mx);
+	*out = (uint64_t)x;
+	return 0;
+}
+
+/* dataset.epsilon_budget (table datasets only). */
+static int parse_budget(json_t *v, const char *path, rm_dataset *ds, dcr_err *err)
+{
+	if (!json_object_get(v, "epsilon_budget"))
+		return 0;
+	if (ds->kind != RM_DS_TABLE)
+		return fail(err, DCR_EINVALID, path, "epsilon_budget",
+		            "only table datasets take a budget (differentially private queries "
+		            "read tables)");
+	return parse_epsilon(v, path, "epsilon_budget", DCR_DP_BUDGET_MAX, &ds->epsilon_budget,
+	                     err);
+}
+
+static int bound_value(json_t *v, const char *path, int64_t *x, unsigned *dec, dcr_err *err)
+{
+	char buf[32];
+	const char *s = buf;
+	if (json_is_integer(v))
+		snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+	else if (json_is_string(v))
+		s = json_string_value(v);
+	else
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "%s: expected a decimal string (\"-10.5\") or an integer", path);
+	if (rm_decimal_parse(s, DCR_DP_BOUND_DECIMALS_MAX, DCR_DP_BOUND_STEPS_MAX, x, dec))
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "%s: \"%.40s\" is not a decimal with at most %u digits after the "
+		                   "point and at most 10^12 in steps of its last digit",
+		                   path, s, DCR_DP_BOUND_DECIMALS_MAX);
+	return 0;
+}
+
+static int bound_cmp(const void *a, const void *b)
+{
+	return strcmp(((const rm_bound *)a)->column, ((const rm_bound *)b)->column);
+}
+
+/* privacy.bounds: {"column": [lower, upper], ...}; kept sorted by column. */
+static int parse_bounds(json_t *p, const char *ppath, rm_computation *c, dcr_err *err)
+{
+	json_t *b = json_object_get(p, "bounds"), *pair;
+	const char *col;
+	char path[256];
+	if (!b)
+		return 0;
+	if (!json_is_object(b))
+		return fail(err, DCR_EINVALID, ppath, "bounds",
+		            "expected an object {\"column\": [lower, upper], ...}");
+	if (json_object_size(b) > DCR_DP_AGGREGATES_MAX)
+		return fail(err, DCR_ELIMIT, ppath, "bounds", "more than %u columns",
+		            DCR_DP_AGGREGATES_MAX);
+	c->dp_bounds = dcr_calloc(json_object_size(b) + 1, sizeof(rm_bound));
+	json_object_foreach(b, col, pair)
+	{
+		rm_bound *bd = &c->dp_bounds[c->ndp_bounds];
+		int64_t lo, hi;
+		unsigned dlo, dhi;
+		int rc;
+		snprintf(path, sizeof path, "%s.bounds.%.63s", ppath, col);
+		if (!rm_ident_valid(col))
+			return dcr_err_set(err, DCR_EINVALID, "%s: not a column name", path);
+		if (!json_is_array(pair) || json_array_size(pair) != 2)
+			return dcr_err_set(err, DCR_EINVALID, "%s: expected [lower, upper]", path);
+		if ((rc = bound_value(json_array_get(pair, 0), path, &lo, &dlo, err)) ||
+		    (rc = bound_value(json_array_get(pair, 1), path, &hi, &dhi, err)))
+			return rc;
+		bd->decimals = dlo > dhi ? dlo : dhi;
+		for (; dlo < bd->decimals; dlo++)
+			lo *= 10;
+		for (; dhi < bd->decimals; dhi++)
+			hi *= 10;
+		if (lo < -DCR_DP_BOUND_STEPS_MAX || lo > DCR_DP_BOUND_STEPS_MAX ||
+		    hi < -DCR_DP_BOUND_STEPS_MAX || hi > DCR_DP_BOUND_STEPS_MAX)
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "%s: more than 10^12 steps of 10^-%u from zero", path,
+			                   bd->decimals);
+		if (lo > hi)
+			return dcr_err_set(err, DCR_EINVALID, "%s: the lower bound is above the upper",
+			                   path);
+		bd->column = dcr_strdup(col);
+		bd->lo = lo;
+		bd->hi = hi;
+		c->ndp_bounds++;
+	}
+	qsort(c->dp_bounds, c->ndp_bounds, sizeof(rm_bound), bound_cmp);
+	return 0;
+}
+
+/* A bound as a decimal string with its declared digits. */
+static json_t *bound_json(int64_t v, unsigned decimals)
+{
+	char buf[48];
+	uint64_t a = v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v, p = 1;
+	for (unsigned i = 0; i < decimals; i++)
+		p *= 10;
+	if (decimals)
+		snprintf(buf, sizeof buf, "%s%llu.%0*llu", v < 0 ? "-" : "",
+		         (unsigned long long)(a / p), (int)decimals, (unsigned long long)(a % p));
+	else
+		snprintf(buf, sizeof buf, "%s%llu", v < 0 ? "-" : "", (unsigned long long)a);
+	return json_string(buf);
+}
+
 static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *err)
 {
 	static const char *const fields[] = {"name",    "kind", "required", "share_statistics",
-	                                     "columns", NULL};
+	                                     "columns", "unit", "epsilon_budget", NULL};
 	const char *s;
 	json_t *cols;
 	char cpath[96];
@@ -585,15 +816,22 @@ static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *e
 		return fail(err, DCR_EINVALID, path, "kind",
 		            "unknown kind \"%s\"; expected table or file", s);
 	if ((rc = get_bool(v, path, "required", true, &ds->required, err)) ||
-	    (rc = get_bool(v, path, "share_statistics", false, &ds->share_statistics, err)))
+	    (rc = get_bool(v, path, "share_statistics", false, &ds->share_statistics, err)) ||
+	    (rc = parse_budget(v, path, ds, err)))
 		return rc;
 	if ((rc = get_array(v, path, "columns", ds->kind == RM_DS_TABLE, DCR_RM_COLUMNS_MAX, &cols,
 	                    err)))
 		return rc;
+	if ((rc = get_str(v, path, "unit", false, DCR_RM_NAME_BYTES_MAX + 64, &s, err)))
+		return rc;
+	if (s)
+		ds->unit = dcr_strdup(s);
 	if (ds->kind == RM_DS_FILE) {
 		if (cols)
 			return fail(err, DCR_EINVALID, path, "columns",
 			            "file datasets have no columns");
+		if (ds->unit)
+			return fail(err, DCR_EINVALID, path, "unit", "file datasets have no columns");
 		return 0;
 	}
 	if (json_array_size(cols) == 0)
@@ -606,12 +844,32 @@ static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *e
 		if ((rc = parse_column(json_array_get(cols, j), cpath, &ds->columns[j], err)))
 			return rc;
 		for (size_t k = 0; k < j; k++)
-			if (strcasecmp(ds->columns[k].name, ds->columns[j].name) == 0)
+			if (rm_ascii_caseeq(ds->columns[k].name, ds->columns[j].name, SIZE_MAX))
 				return fail(err, DCR_EINVALID, cpath, "name",
 				            "\"%s\" is already the name of columns[%zu] "
 				            "(column names are case-insensitive)",
 				            ds->columns[j].name, k);
 	}
+	if (ds->unit) {
+		size_t j;
+		for (j = 0; j < ds->ncolumns; j++)
+			if (strcmp(ds->columns[j].name, ds->unit) == 0)
+				break;
+		if (j == ds->ncolumns)
+			return fail(err, DCR_EINVALID, path, "unit", "\"%s\" is not a column of %s",
+			            ds->unit, ds->name);
+	}
+	/* the privacy filter's view of the table */
+	cmp_pcol *pc = dcr_calloc(ds->ncolumns + 1, sizeof *pc);
+	for (size_t j = 0; j < ds->ncolumns; j++) {
+		pc[j].name = ds->columns[j].name;
+		pc[j].allow = ds->columns[j].allow;
+	}
+	const char *units[1] = {ds->unit};
+	cmp_psource tmp = {ds->name, CMP_PSRC_TABLE, pc, ds->ncolumns, units, ds->unit ? 1 : 0,
+	                   NULL};
+	cmp_psource_copy(&ds->psrc, &tmp);
+	free(pc);
 	return 0;
 }
 
@@ -660,7 +918,8 @@ static int parse_computation(json_t *v, const char *path, rm_computation *c, dcr
 			return rc;
 		c->query = dcr_strdup(s);
 		if (p) {
-			static const char *const pf[] = {"min_rows_aggregated", NULL};
+			static const char *const pf[] = {"min_rows_aggregated", "epsilon", "bounds",
+			                                 NULL};
 			char ppath[96];
 			snprintf(ppath, sizeof ppath, "%s.privacy", path);
 			if ((rc = need_object(p, ppath, err)) ||
@@ -675,6 +934,16 @@ static int parse_computation(json_t *v, const char *path, rm_computation *c, dcr
 					            (long long)DCR_RM_MIN_ROWS_MAX);
 				c->min_rows_aggregated = (long long)json_integer_value(k);
 			}
+			if (json_object_get(p, "epsilon") &&
+			    (rc = parse_epsilon(p, ppath, "epsilon", DCR_DP_EPSILON_MAX,
+			                        &c->dp_epsilon, err)))
+				return rc;
+			if ((rc = parse_bounds(p, ppath, c, err)))
+				return rc;
+			if (c->ndp_bounds && !c->dp_epsilon)
+				return fail(err, DCR_EINVALID, ppath, "bounds",
+				            "bounds are for differentially private queries: set "
+				            "privacy.epsilon too");
 		}
 		break;
 	}
@@ -731,7 +1000,7 @@ static int parse_participant(json_t *v, const char *path, rm_participant *p, dcr
 	if (dcr_pub_parse(s, p->key) < 0)
 		return fail(err, DCR_EINVALID, path, "key",
 		            "not an ed25519 public key (expected \"ed25519:\" followed by base64 "
-		            "of 32 bytes)");
+		            "of 32 bytes that encode a curve point of large order)");
 	if ((rc = get_names(v, path, "owner_of", &p->owner_of, &p->nowner_of, err)) ||
 	    (rc = get_names(v, path, "analyst_of", &p->analyst_of, &p->nanalyst_of, err)))
 		return rc;
@@ -751,7 +1020,7 @@ static int check_names(const rm_def *d, dcr_err *err)
 			bool jds = j < d->ndatasets;
 			size_t jj = jds ? j : j - d->ndatasets;
 			const char *b = jds ? d->datasets[jj].name : d->computations[jj].name;
-			if (strcasecmp(a, b) == 0)
+			if (rm_ascii_caseeq(a, b, SIZE_MAX))
 				return dcr_err_set(err, DCR_EINVALID,
 				                   "%s[%zu].name: \"%s\" is already the name of "
 				                   "%s[%zu] (dataset and computation names are "
@@ -768,7 +1037,7 @@ static int check_participants(const rm_def *d, dcr_err *err)
 	for (size_t i = 0; i < d->nparticipants; i++) {
 		const rm_participant *p = &d->participants[i];
 		for (size_t j = 0; j < i; j++) {
-			if (strcasecmp(p->email, d->participants[j].email) == 0)
+			if (rm_ascii_caseeq(p->email, d->participants[j].email, SIZE_MAX))
 				return dcr_err_set(err, DCR_EINVALID,
 				                   "participants[%zu].email: \"%s\" is already "
 				                   "participants[%zu]",
@@ -909,13 +1178,6 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 					    "no column \"%s\"",
 					    i, k, ds->name, c->mask[k]);
 			}
-			if (!rc) {
-				c->result_cols = dcr_calloc(ds->ncolumns, sizeof(cmp_column));
-				rm_dataset_columns(ds, c->result_cols);
-				for (size_t j = 0; j < ds->ncolumns; j++)
-					c->result_cols[j].name = dcr_strdup(ds->columns[j].name);
-				c->nresult_cols = ds->ncolumns;
-			}
 		}
 	}
 	free(names);
@@ -923,56 +1185,138 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 	return rc;
 }
 
-/* Compiles every SQL computation against its inputs' schemas, upstream
- * first, and records each result schema for the computations downstream. */
-static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
+void rm_computation_dp(const rm_computation *c, cmp_dp *dp, cmp_dp_bound *bounds)
+{
+	memset(dp, 0, sizeof *dp);
+	dp->epsilon = c->dp_epsilon;
+	for (size_t i = 0; i < c->ndp_bounds; i++) {
+		bounds[i].column = c->dp_bounds[i].column;
+		bounds[i].lo = c->dp_bounds[i].lo;
+		bounds[i].hi = c->dp_bounds[i].hi;
+		bounds[i].decimals = c->dp_bounds[i].decimals;
+	}
+	dp->bounds = bounds;
+	dp->nbounds = c->ndp_bounds;
+}
+
+/* Differential privacy across the definition (docs/privacy.md): a DP
+ * computation reads only table datasets that have a budget, with bounds on
+ * numeric columns of them; nothing reads its result (every run of a reader
+ * would draw new noise outside the ledger); and a dataset with a budget is
+ * read by DP computations only, directly or through upstream computations
+ * (any other reader would bypass the budget). */
+static int check_dp(const rm_def *d, dcr_err *err)
+{
+	int rc = 0;
+	bool *used = dcr_calloc(d->ndatasets + 1, sizeof(bool));
+	for (size_t i = 0; i < d->ncomputations && !rc; i++) {
+		const rm_computation *c = &d->computations[i];
+		memset(used, 0, (d->ndatasets + 1) * sizeof(bool));
+		rm_def_datasets_read(d, c, used);
+		for (size_t k = 0; k < c->ninputs && !rc; k++) {
+			const rm_computation *up = rm_def_computation(d, c->inputs[k]);
+			if (up && up->dp_epsilon)
+				rc = dcr_err_set(err, DCR_EINVALID,
+				                 "computations[%zu] (\"%s\"): reads the result of the "
+				                 "differentially private computation %s; each of its "
+				                 "runs would draw new noise outside the budget",
+				                 i, c->name, up->name);
+			else if (up && c->dp_epsilon)
+				rc = dcr_err_set(err, DCR_EINVALID,
+				                 "computations[%zu] (\"%s\"): a differentially private "
+				                 "query reads datasets only, not the result of %s",
+				                 i, c->name, up->name);
+		}
+		for (size_t j = 0; j < d->ndatasets && !rc; j++) {
+			const rm_dataset *ds = &d->datasets[j];
+			if (!used[j])
+				continue;
+			if (c->dp_epsilon && !ds->epsilon_budget)
+				rc = dcr_err_set(err, DCR_EINVALID,
+				                 "computations[%zu] (\"%s\"): reads dataset %s, which has "
+				                 "no epsilon_budget; a differentially private query "
+				                 "spends the budget of every dataset it reads",
+				                 i, c->name, ds->name);
+			else if (!c->dp_epsilon && ds->epsilon_budget)
+				rc = dcr_err_set(err, DCR_EINVALID,
+				                 "computations[%zu] (\"%s\"): reads dataset %s (directly "
+				                 "or through upstream computations), which has an "
+				                 "epsilon_budget: only computations with privacy.epsilon "
+				                 "may read it",
+				                 i, c->name, ds->name);
+		}
+		if (!rc && c->dp_epsilon && c->min_rows_aggregated > 0)
+			rc = dcr_err_set(err, DCR_EINVALID,
+			                 "computations[%zu] (\"%s\"): privacy.epsilon and "
+			                 "min_rows_aggregated together are not supported "
+			                 "(suppressing groups by their true size is not "
+			                 "differentially private)",
+			                 i, c->name);
+		for (size_t b = 0; b < c->ndp_bounds && !rc; b++) {
+			bool found = false;
+			for (size_t j = 0; j < d->ndatasets && !found; j++)
+				for (size_t k = 0; used[j] && k < d->datasets[j].ncolumns; k++)
+					if (strcmp(d->datasets[j].columns[k].name,
+					           c->dp_bounds[b].column) == 0 &&
+					    d->datasets[j].columns[k].type != CMP_STRING)
+						found = true;
+			if (!found)
+				rc = dcr_err_set(err, DCR_EINVALID,
+				                 "computations[%zu].privacy.bounds.%s: no integer or "
+				                 "float column of that name in the datasets the query "
+				                 "reads",
+				                 i, c->dp_bounds[b].column);
+		}
+	}
+	free(used);
+	return rc;
+}
+
+/* The privacy rules of docs/privacy.md, upstream first: every filtered
+ * query is in the filtered subset over its inputs' descriptors; every sql
+ * computation gets the descriptor its downstream queries see (filtered:
+ * aggregate rows; unfiltered: a row projection exposing units, or opaque).
+ * Pure: our parser on the query text and the definition only. */
+static int check_privacy(rm_def *d, const size_t *order, dcr_err *err)
 {
 	int rc = 0;
 	for (size_t oi = 0; oi < d->ncomputations && !rc; oi++) {
 		size_t i = order[oi];
 		rm_computation *c = &d->computations[i];
-		if (c->kind != RM_COMP_SQL)
+		cmp_psource self = {c->name, CMP_PSRC_OPAQUE, NULL, 0, NULL, 0, NULL};
+		if (c->kind != RM_COMP_SQL) {
+			cmp_psource_copy(&c->psrc, &self);
 			continue;
-		cmp_input *inputs = dcr_calloc(c->ninputs + 1, sizeof(cmp_input));
-		cmp_column **cols = dcr_calloc(c->ninputs + 1, sizeof(cmp_column *));
+		}
+		cmp_psource *src = dcr_calloc(c->ninputs + 1, sizeof *src);
 		for (size_t k = 0; k < c->ninputs; k++) {
 			const rm_dataset *ds = rm_def_dataset(d, c->inputs[k]);
-			inputs[k].name = c->inputs[k];
-			if (ds) {
-				cols[k] = dcr_calloc(ds->ncolumns + 1, sizeof(cmp_column));
-				rm_dataset_columns(ds, cols[k]);
-				inputs[k].schema.cols = cols[k];
-				inputs[k].schema.ncols = ds->ncolumns;
-			} else {
-				const rm_computation *up = rm_def_computation(d, c->inputs[k]);
-				DCR_ASSERT(up && up->result_cols);
-				inputs[k].schema.cols = up->result_cols;
-				inputs[k].schema.ncols = up->nresult_cols;
-			}
+			const rm_computation *up = rm_def_computation(d, c->inputs[k]);
+			src[k] = ds ? ds->psrc : up->psrc;
+			src[k].name = c->inputs[k];
 		}
-		cmp_result res;
+		cmp_pquery pq;
 		dcr_err e;
-		dcr_err_clear(&e);
-		cmp_result_init(&res);
-		int crc =
-		    cmp_sql_check(c->query, inputs, c->ninputs, c->min_rows_aggregated, &res, &e);
-		if (crc < 0) {
-			bool has_prefix = strncmp(e.msg, "SQL", 3) == 0;
-			rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s%s", i,
-			                 c->name, has_prefix ? "" : "SQL error: ", e.msg);
-		} else {
-			c->nresult_cols = res.ncols;
-			c->result_cols = dcr_calloc(res.ncols + 1, sizeof(cmp_column));
-			for (size_t j = 0; j < res.ncols; j++) {
-				c->result_cols[j] = res.cols[j];
-				c->result_cols[j].name = dcr_strdup(res.cols[j].name);
-			}
+		if (c->min_rows_aggregated > 0) {
+			if (cmp_pquery_parse(c->query, src, c->ninputs, false, &pq, &e) < 0)
+				rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s", i,
+				                 c->name, e.msg);
+			else
+				cmp_pquery_release(&pq);
+			self.kind = CMP_PSRC_AGGREGATE;
+		} else if (cmp_pquery_parse(c->query, src, c->ninputs, true, &pq, &e) == 0) {
+			self.kind = CMP_PSRC_TABLE;
+			self.cols = pq.out;
+			self.ncols = pq.nout;
+			self.units = (const char *const *)pq.units;
+			self.nunits = pq.nunits;
+			cmp_psource_copy(&c->psrc, &self);
+			cmp_pquery_release(&pq);
+			free(src);
+			continue;
 		}
-		cmp_result_release(&res);
-		for (size_t k = 0; k < c->ninputs; k++)
-			free(cols[k]);
-		free(cols);
-		free(inputs);
+		cmp_psource_copy(&c->psrc, &self);
+		free(src);
 	}
 	return rc;
 }
@@ -1058,11 +1402,39 @@ static int parse_root(json_t *root, rm_def *d, dcr_err *err)
 		rc = dcr_err_set(err, DCR_EINVALID,
 		                 "computations[%zu] (\"%s\"): dependency cycle: %s", at,
 		                 d->computations[at].name, dcr_buf_cstr(&cycle));
-	else
-		rc = check_sql(d, order, err);
 	dcr_buf_release(&cycle);
+	if (!rc)
+		rc = check_privacy(d, order, err);
+	if (!rc)
+		rc = check_dp(d, err);
 	free(order);
 	return rc;
+}
+
+/* The nesting depth of a JSON text, counting [ and { outside strings, is
+ * at most DCR_RM_DEF_DEPTH_MAX: our own limit, checked before the JSON
+ * library sees the text, so its version's limit never decides. */
+static bool depth_ok(const char *s, size_t n)
+{
+	size_t depth = 0;
+	bool in_str = false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = false;
+		} else if (c == '"') {
+			in_str = true;
+		} else if (c == '[' || c == '{') {
+			if (++depth > DCR_RM_DEF_DEPTH_MAX)
+				return false;
+		} else if ((c == ']' || c == '}') && depth) {
+			depth--;
+		}
+	}
+	return true;
 }
 
 int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err)
@@ -1076,6 +1448,11 @@ int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err)
 	if (n > DCR_RM_DEF_BYTES_MAX) {
 		rc = dcr_err_set(err, DCR_ELIMIT, "definition of %zu bytes exceeds the limit of %u",
 		                 n, DCR_RM_DEF_BYTES_MAX);
+		goto out;
+	}
+	if (!depth_ok(json, n)) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "nested deeper than %u levels",
+		                 DCR_RM_DEF_DEPTH_MAX);
 		goto out;
 	}
 	root = json_loadb(json, n, JSON_REJECT_DUPLICATES, &je);
@@ -1104,6 +1481,30 @@ static json_t *names_json(char *const *l, size_t n)
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(a, json_string(l[i]));
 	return a;
+}
+
+static json_t *privacy_json(const rm_computation *c)
+{
+	json_t *p = json_object();
+	char eb[32];
+	if (c->min_rows_aggregated > 0)
+		json_object_set_new(p, "min_rows_aggregated",
+		                    json_integer((json_int_t)c->min_rows_aggregated));
+	if (c->dp_epsilon)
+		json_object_set_new(p, "epsilon",
+		                    json_string(rm_epsilon_format(c->dp_epsilon, eb, sizeof eb)));
+	if (c->ndp_bounds) {
+		json_t *b = json_object();
+		for (size_t j = 0; j < c->ndp_bounds; j++) {
+			const rm_bound *bd = &c->dp_bounds[j];
+			json_t *pair = json_array();
+			json_array_append_new(pair, bound_json(bd->lo, bd->decimals));
+			json_array_append_new(pair, bound_json(bd->hi, bd->decimals));
+			json_object_set_new(b, bd->column, pair);
+		}
+		json_object_set_new(p, "bounds", b);
+	}
+	return p;
 }
 
 char *rm_def_to_json(const rm_def *d)
@@ -1138,6 +1539,12 @@ char *rm_def_to_json(const rm_def *d)
 		json_object_set_new(o, "kind", json_string(rm_dskind_name(ds->kind)));
 		json_object_set_new(o, "required", json_boolean(ds->required));
 		json_object_set_new(o, "share_statistics", json_boolean(ds->share_statistics));
+		if (ds->epsilon_budget) {
+			char eb[32];
+			json_object_set_new(o, "epsilon_budget",
+			                    json_string(rm_epsilon_format(ds->epsilon_budget, eb,
+			                                                  sizeof eb)));
+		}
 		if (ds->kind == RM_DS_TABLE) {
 			json_t *cols = json_array();
 			for (size_t j = 0; j < ds->ncolumns; j++) {
@@ -1150,9 +1557,20 @@ char *rm_def_to_json(const rm_def *d)
 				if (c->format != CMP_FMT_NONE)
 					json_object_set_new(co, "format",
 					                    json_string(cmp_format_name(c->format)));
+				if (c->allow) {
+					static const char *const names[] = {"group", "aggregate",
+					                                    "join", "minmax"};
+					json_t *al = json_array();
+					for (unsigned b = 0; b < 4; b++)
+						if (c->allow & (1u << b))
+							json_array_append_new(al, json_string(names[b]));
+					json_object_set_new(co, "allow", al);
+				}
 				json_array_append_new(cols, co);
 			}
 			json_object_set_new(o, "columns", cols);
+			if (ds->unit)
+				json_object_set_new(o, "unit", json_string(ds->unit));
 		}
 		json_array_append_new(dss, o);
 	}
@@ -1164,10 +1582,8 @@ char *rm_def_to_json(const rm_def *d)
 		json_object_set_new(o, "kind", json_string(rm_compkind_name(c->kind)));
 		switch (c->kind) {
 		case RM_COMP_SQL:
-			if (c->min_rows_aggregated > 0)
-				json_object_set_new(o, "privacy",
-				                    json_pack("{s:I}", "min_rows_aggregated",
-				                              (json_int_t)c->min_rows_aggregated));
+			if (c->min_rows_aggregated > 0 || c->dp_epsilon)
+				json_object_set_new(o, "privacy", privacy_json(c));
 			json_object_set_new(o, "query", json_string(c->query));
 			break;
 		case RM_COMP_SYNTHETIC:

@@ -26,6 +26,7 @@ typedef struct rm_column {
 	enum cmp_type type; /* compute's vocabulary: cmp_type_name, cmp_type_parse */
 	enum cmp_format format;
 	bool nullable; /* default true */
+	unsigned allow; /* CMP_ALLOW_* bits from "allow"; default none (deny) */
 } rm_column;
 
 typedef struct rm_dataset {
@@ -33,9 +34,22 @@ typedef struct rm_dataset {
 	enum rm_dskind kind;
 	bool required;         /* default true */
 	bool share_statistics; /* default false */
+	uint64_t epsilon_budget; /* epsilon_budget in millionths; 0 = none */
 	rm_column *columns;
 	size_t ncolumns;
+	char *unit; /* "unit": the column naming a person; NULL = none (rows counted) */
+	/* What the privacy filter knows of this table (built at parse):
+	 * columns with their permissions, and the unit. */
+	cmp_psource psrc;
 } rm_dataset;
+
+/* privacy.bounds of a DP computation: values of the column are clamped to
+ * [lo, hi], given in steps of 10^-decimals (docs/privacy.md). */
+typedef struct rm_bound {
+	char *column;
+	int64_t lo, hi;
+	unsigned decimals;
+} rm_bound;
 
 typedef struct rm_computation {
 	char *name;
@@ -46,16 +60,26 @@ typedef struct rm_computation {
 	                  the tables the query references, derived at parse) */
 	size_t ninputs;
 	long long min_rows_aggregated; /* privacy.min_rows_aggregated; 0 = none */
+	uint64_t dp_epsilon;           /* privacy.epsilon in millionths; 0 = not DP */
+	rm_bound *dp_bounds;           /* privacy.bounds */
+	size_t ndp_bounds;
 	char *input;                   /* synthetic */
 	char **mask;
 	size_t nmask;
 	double epsilon;
-	/* Result schema as checked when the definition was parsed: sql (from
-	 * cmp_sql_check on empty inputs) and synthetic (the input dataset's
-	 * columns); NULL/0 for python and r, whose columns are known only
-	 * after a run. Names heap-owned by the definition. */
+	/* Result schema filled by rm_def_admit (never by rm_def_parse): sql
+	 * (from cmp_sql_check on empty inputs) and synthetic (the input
+	 * dataset's columns); NULL/0 for python and r, whose columns are known
+	 * only after a run, and before admission. Names heap-owned. */
 	cmp_column *result_cols;
 	size_t nresult_cols;
+	/* What the privacy filter of a downstream computation knows of this
+	 * result (built at parse, docs/privacy.md "Chains"): AGGREGATE if
+	 * filtered, TABLE if an unfiltered row projection exposing its
+	 * datasets' units, OPAQUE otherwise. */
+	cmp_psource psrc;
+	/* Why rm_def_admit refused this sql computation (heap), or NULL. */
+	char *admit_error;
 } rm_computation;
 
 typedef struct rm_participant {
@@ -85,11 +109,23 @@ typedef struct rm_def {
  * (DCR_EINVALID, DCR_ELIMIT, DCR_EFORMAT for JSON syntax) name the field,
  * e.g. `participants[1].key: not an ed25519 public key (...)` or `line 3,
  * column 9: <jansson message>`. Validation: unique names, known types, every
- * reference resolves, computation dependencies acyclic, every dataset has an
- * owner and every computation an analyst, keys well formed, SQL compiles
- * against the declared schemas and aggregates where the privacy filter
- * requires it. Fields starting with "x-" are ignored (and not kept). */
+ * reference resolves (sql inputs from the tokenizer, cmp_sql_refs),
+ * computation dependencies acyclic, every dataset has an owner and every
+ * computation an analyst, keys valid points. A rule of replay: pure, no
+ * SQLite, no clock. Fields starting with "x-" are ignored (and not kept). */
 int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err);
+/* The admission check (room/admit.c, docs/rules.md "Admission checks"):
+ * every sql query compiles with SQLite against the declared schemas of
+ * what it reads, upstream first, is one SELECT of allowed functions, and
+ * aggregates where the privacy filter requires it; fills result_cols.
+ * Not a rule of replay (rm_apply never calls it): dcrd runs it before
+ * appending room.created/draft_saved/published, the CLI and the mount
+ * before signing one. Errors read `computations[0] ("overlap"): SQL
+ * error: no such column: b.citi`. */
+int rm_def_admit(rm_def *d, dcr_err *err);
+/* rm_def_parse, then rm_def_admit; errors prefixed "definition: " as
+ * rm_apply words definition errors. */
+int rm_def_admit_json(const char *json, size_t n, dcr_err *err);
 void rm_def_free(rm_def *d); /* NULL ok */
 /* Definition as pretty JSON (2-space indent, fixed field order, trailing
  * newline), accepted again by rm_def_parse. Heap string (free()). */
@@ -99,12 +135,30 @@ char *rm_def_to_json(const rm_def *d);
  * with '.' or '-'. Dataset, column and computation names: identifiers
  * [A-Za-z_][A-Za-z0-9_]{0,62}, not starting with sqlite_. */
 bool rm_room_name_valid(const char *s);
+/* The first n bytes (or up to the NUL) of a and b are equal with only
+ * A-Z folded to a-z, whatever the C locale: every case-insensitive
+ * comparison of the rules (docs/rules.md). */
+bool rm_ascii_caseeq(const char *a, const char *b, size_t n);
 bool rm_ident_valid(const char *s);
 const char *rm_dskind_name(enum rm_dskind k);     /* "table", "file" */
 const char *rm_compkind_name(enum rm_compkind k); /* "sql", "python", ... */
 /* The compute module's view of a table dataset's columns: fills cols
  * (ds->ncolumns entries); names point into ds. */
 void rm_dataset_columns(const rm_dataset *ds, cmp_column *cols);
+
+/* Differential privacy amounts (epsilon, budgets) are exact integers in
+ * millionths (DCR_DP_EPSILON_SCALE), written as decimal strings: "0.5".
+ * rm_epsilon_format writes the canonical form (no trailing zeros, "0.000001",
+ * "5"); buf of 32 bytes suffices. rm_decimal_parse reads -?D+(.D+)? with at
+ * most max_decimals fraction digits into value * 10^decimals (and the digit
+ * count), |value * 10^decimals| <= max_scaled; DCR_EINVALID otherwise. */
+const char *rm_epsilon_format(uint64_t micro, char *buf, size_t cap);
+int rm_decimal_parse(const char *s, unsigned max_decimals, int64_t max_scaled, int64_t *scaled,
+                     unsigned *decimals);
+
+/* The compute module's view of a DP computation (epsilon, bounds): fills
+ * dp and bounds (c->ndp_bounds entries; names point into c). */
+void rm_computation_dp(const rm_computation *c, cmp_dp *dp, cmp_dp_bound *bounds);
 
 const rm_dataset *rm_def_dataset(const rm_def *d, const char *name);
 const rm_computation *rm_def_computation(const rm_def *d, const char *name);
@@ -138,6 +192,21 @@ typedef struct rm_provision {
 
 enum rm_run_state { RM_RUN_QUEUED, RM_RUN_DONE, RM_RUN_FAILED };
 
+/* A dataset a run reads, directly or through upstream computations, as it
+ * was provisioned when the run was requested (docs/rules.md). */
+typedef struct rm_run_input {
+	char *dataset;
+	bool present;       /* provisioned at run.requested */
+	uint8_t sha256[32]; /* of the plaintext CSV, when present */
+	char *blob;         /* the provision's blob id, when present */
+} rm_run_input;
+
+/* One column of a run's result (run.completed schema). */
+typedef struct rm_run_col {
+	char *name;
+	enum cmp_type type;
+} rm_run_col;
+
 typedef struct rm_run {
 	char *id; /* 32 hex chars, chosen by the requester */
 	char *computation;
@@ -149,8 +218,13 @@ typedef struct rm_run {
 	uint8_t result_sha256[32]; /* done */
 	char *result_blob;
 	uint64_t rows, suppressed, result_bytes, duration_ms;
-	char *schema_json;  /* [["col","type"],...] as sent by the daemon */
-	char *inputs_json;  /* {"input": "sha256 hex" or "", ...} as sent by the daemon */
+	/* Every dataset the computation reads, sorted by name (bytewise),
+	 * recorded at run.requested; run.completed must report exactly these. */
+	rm_run_input *inputs;
+	size_t ninputs;
+	rm_run_col *cols; /* result schema (done) */
+	size_t ncols;
+	uint64_t epsilon;       /* DP: millionths spent at request (body.epsilon); 0 = not DP */
 	uint64_t retrieved;     /* count of result.retrieved */
 	uint64_t retrieved_seq; /* seq of the first of them */
 } rm_run;
@@ -170,6 +244,10 @@ typedef struct rm_state {
 	rm_run *runs;
 	size_t nruns;
 	char *stop_reason; /* room.stopped */
+	/* The budget ledger: epsilon spent on each dataset of def (same index),
+	 * in millionths, by every run.requested of a DP computation. NULL until
+	 * the first such run (the definition is frozen by then). */
+	uint64_t *dp_spent;
 	/* private: open-addressing index of runs by id (slot = index + 1) */
 	size_t *run_index;
 	size_t run_index_cap;
@@ -181,6 +259,10 @@ const rm_provision *rm_state_provision(const rm_state *s, const char *dataset); 
 const rm_run *rm_state_run(const rm_state *s, const char *run_id);
 const rm_run *rm_state_last_run(const rm_state *s, const char *computation);
 bool rm_state_is_participant(const rm_state *s, const uint8_t key[32]); /* incl. creator */
+/* Epsilon spent on a dataset so far, in millionths (0 for a dataset
+ * without a budget or unknown). The budget left is
+ * ds->epsilon_budget - rm_state_epsilon_spent(). */
+uint64_t rm_state_epsilon_spent(const rm_state *s, const char *dataset);
 
 /* The one display name of an actor: the participant's email in def, "dcrd"
  * for daemon_key, else the key: RM_ACTOR_SHORT gives "ed25519:" and its
@@ -244,9 +326,10 @@ bool rm_may_provision(const rm_state *s, const uint8_t key[32], const char *data
 /* Deprovision: as provision, and the dataset is currently provisioned. */
 int rm_check_deprovision(const rm_state *s, const uint8_t key[32], const char *dataset,
                          dcr_err *err);
-/* Run: published, computation exists, an analyst of it, and under
+/* Run: published, computation exists, an analyst of it, under
  * settings.require_provisioned every required dataset it reads
- * (transitively) is provisioned. */
+ * (transitively) is provisioned, and for a DP computation no dataset it
+ * reads would go past its epsilon_budget. */
 int rm_check_run(const rm_state *s, const uint8_t key[32], const char *computation, dcr_err *err);
 bool rm_may_run(const rm_state *s, const uint8_t key[32], const char *computation);
 /* Retrieve: published, the run exists and is done, an analyst of its
@@ -282,10 +365,12 @@ char *rm_describe(const rm_state *before, const es_event *ev);
  *   provisioned           {blob: str, bytes: uint, dataset: str, file: str,
  *                          rows: uint, sha256: bin 32, stats_sha256: bin 32}
  *   deprovisioned         {dataset: str}
- *   run.requested         {computation: str, run: str (32 lowercase hex)}
- *   run.completed         {computation, duration_ms, inputs (str JSON),
- *                          result_blob, result_bytes, result_sha256 (bin 32),
- *                          rows, run, schema (str JSON), suppressed}
+ *   run.requested         {computation: str, run: str (32 lowercase hex)}, and
+ *                         epsilon: str exactly when the computation is DP
+ *   run.completed         {computation, duration_ms, inputs (map: dataset
+ *                          -> bin 32 or nil), result_blob, result_bytes,
+ *                          result_sha256 (bin 32), rows, run, schema (array
+ *                          of [name, type]), suppressed}
  *   run.failed            {computation: str, error: str, run: str}
  *   result.retrieved      {run: str} */
 void rm_body_definition(dcr_buf *out, const char *json); /* created, draft_saved */
@@ -294,7 +379,13 @@ void rm_body_stopped(dcr_buf *out, const char *reason);
 void rm_body_provisioned(dcr_buf *out, const rm_provision *p); /* uses dataset..file */
 void rm_body_deprovisioned(dcr_buf *out, const char *dataset);
 void rm_body_run_requested(dcr_buf *out, const char *computation, const char *run_id);
-void rm_body_run_completed(dcr_buf *out, const rm_run *r, const char *inputs_json);
+/* run.requested of a DP computation: epsilon is the computation's
+ * privacy.epsilon in canonical form (rm_epsilon_format); NULL = not DP. */
+void rm_body_run_requested_eps(dcr_buf *out, const char *computation, const char *epsilon,
+                               const char *run_id);
+/* Writes r->inputs (as recorded at run.requested; nil for a dataset not
+ * provisioned then) and r->cols. */
+void rm_body_run_completed(dcr_buf *out, const rm_run *r);
 void rm_body_run_failed(dcr_buf *out, const char *run_id, const char *computation,
                         const char *error);
 void rm_body_retrieved(dcr_buf *out, const char *run_id);

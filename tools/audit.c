@@ -404,6 +404,8 @@ static int audit_verify(int argc, char **argv)
 		printf(", checkpoint signed by dcrd ");
 		print_key_line(stdout, x.cp.key);
 		printf("\n");
+		if (rep.budgets[0])
+			printf("epsilon budgets (replayed): %s\n", rep.budgets);
 	}
 	au_export_release(&x);
 done:

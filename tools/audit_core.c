@@ -528,6 +528,13 @@ int au_verify(const au_export *x, const au_verify_opts *opt, au_report *rep, dcr
 		                 "the export names daemon key %s, but you trust %s", ka, kb);
 		goto out;
 	}
+	if (x->n == 0) {
+		/* A room exists from its room.created on: an empty log proves
+		 * nothing (docs/event-format.md, 8.1). */
+		rc = dcr_err_set(err, DCR_EFORMAT,
+		                 "export file: no events (a room's log starts with room.created)");
+		goto out;
+	}
 	if (nthreads > AU_THREADS_MAX)
 		nthreads = AU_THREADS_MAX;
 	if (nthreads > x->n)
@@ -588,6 +595,18 @@ int au_verify(const au_export *x, const au_verify_opts *opt, au_report *rep, dcr
 	}
 	if (st.def && st.def->name)
 		snprintf(rep->name, sizeof(rep->name), "%s", st.def->name);
+	for (size_t i = 0; st.def && i < st.def->ndatasets; i++) {
+		const rm_dataset *ds = &st.def->datasets[i];
+		uint64_t spent = rm_state_epsilon_spent(&st, ds->name);
+		size_t at = strlen(rep->budgets);
+		char b[32], y[32], z[32];
+		if (!ds->epsilon_budget)
+			continue;
+		snprintf(rep->budgets + at, sizeof rep->budgets - at, "%s%s: %s of %s spent, %s left",
+		         at ? "; " : "", ds->name, rm_epsilon_format(spent, y, sizeof y),
+		         rm_epsilon_format(ds->epsilon_budget, b, sizeof b),
+		         rm_epsilon_format(ds->epsilon_budget - spent, z, sizeof z));
+	}
 	if ((rc = check_participants(x, &st, err)))
 		goto out;
 	if ((rc = check_checkpoints(x, opt, (const uint8_t(*)[32])leaves, rep, err)))

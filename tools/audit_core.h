@@ -89,6 +89,10 @@ typedef struct au_report {
 	/* When invalid: the position of the first bad event, or UINT64_MAX if
 	 * the failure is not about one event (checkpoint, root, header). */
 	uint64_t bad_seq;
+	/* The differential-privacy budget ledger after the replay, one
+	 * "dataset: S of B spent, L left" per dataset with a budget, "; "
+	 * between them (empty when no dataset has a budget; truncated). */
+	char budgets[1024];
 	/* Timings, for the bench. */
 	uint64_t verify_ms;
 } au_report;

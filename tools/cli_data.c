@@ -410,7 +410,21 @@ int cli_cmd_run(int argc, char **argv)
 	rc = cli_open_room(pos[0], &c, id, &err);
 	if (rc)
 		goto out;
-	rc = cl_run(c, id, pos[1], run_id, &err);
+	{
+		/* a DP computation's request states the epsilon it spends */
+		rm_state st;
+		char eps[32];
+		const rm_computation *comp;
+		rc = tl_replay(c, id, &st, &err);
+		comp = rc || !st.def ? NULL : rm_def_computation(st.def, pos[1]);
+		if (!rc)
+			rc = comp && comp->dp_epsilon
+			         ? cl_run_eps(c, id, pos[1],
+			                      rm_epsilon_format(comp->dp_epsilon, eps, sizeof eps),
+			                      run_id, &err)
+			         : cl_run(c, id, pos[1], run_id, &err);
+		rm_state_release(&st);
+	}
 	if (rc)
 		goto out;
 	printf("%s\n", run_id);
@@ -441,8 +455,9 @@ int cli_cmd_run(int argc, char **argv)
 			sleep_ms *= 2;
 	}
 	if (strcmp(rs.state, "failed") == 0) {
-		rc = dcr_err_set(&err, DCR_EINVALID, "run %s failed: %s", run_id,
-		                 rs.error ? rs.error : "(no error message)");
+		rc = dcr_err_set(&err, DCR_EINVALID, "run %s failed: %s%s%s", run_id,
+		                 rs.error ? rs.error : "(no error message)",
+		                 rs.detail ? ": " : "", rs.detail ? rs.detail : "");
 		goto out;
 	}
 	printf("done: %llu rows, %llu suppressed, %llu bytes, %llu ms\n",
@@ -536,6 +551,15 @@ static int status_room(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], dcr_err *
 			printf("  %-24s not provisioned%s\n", ds->name,
 			       ds->required ? " (required)" : "");
 		}
+		if (ds->epsilon_budget) {
+			/* the budget ledger, replayed from the log */
+			uint64_t spent = rm_state_epsilon_spent(&st, ds->name);
+			char x[32], y[32], z[32];
+			printf("  %-24s epsilon budget %s: %s spent, %s left\n", "",
+			       rm_epsilon_format(ds->epsilon_budget, x, sizeof x),
+			       rm_epsilon_format(spent, y, sizeof y),
+			       rm_epsilon_format(ds->epsilon_budget - spent, z, sizeof z));
+		}
 	}
 	printf("computations\n");
 	for (size_t i = 0; i < st.def->ncomputations; i++) {
@@ -584,6 +608,8 @@ static int status_computation(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], co
 	}
 	if (rs.error && *rs.error)
 		printf("error        %s\n", rs.error);
+	if (rs.detail && *rs.detail)
+		printf("detail       %s\n", rs.detail);
 out:
 	cl_run_status_release(&rs);
 	return 0;

@@ -57,6 +57,12 @@ static int room_create(int argc, char **argv)
 	rc = cli_read_input(pos[0], DCR_RM_DEF_BYTES_MAX, &json, &err);
 	if (rc)
 		goto out;
+	/* The admission check before signing (docs/rules.md); dcrd repeats it. */
+	rc = rm_def_admit_json((const char *)json.data, json.len, &err);
+	if (rc) {
+		dcr_err_prefix(&err, "%s", strcmp(pos[0], "-") == 0 ? "stdin" : pos[0]);
+		goto out;
+	}
 	rc = tl_connect(&c, &err);
 	if (rc)
 		goto out;
@@ -92,6 +98,11 @@ static int room_save(int argc, char **argv)
 	rc = cli_read_input(pos[1], DCR_RM_DEF_BYTES_MAX, &json, &err);
 	if (rc)
 		goto out;
+	rc = rm_def_admit_json((const char *)json.data, json.len, &err);
+	if (rc) {
+		dcr_err_prefix(&err, "%s", strcmp(pos[1], "-") == 0 ? "stdin" : pos[1]);
+		goto out;
+	}
 	rc = cli_open_room(pos[0], &c, id, &err);
 	if (rc)
 		goto out;
@@ -265,7 +276,9 @@ static int room_duplicate(int argc, char **argv)
 	} else {
 		json = dcr_strdup(st.def_json);
 	}
-	rc = cl_room_create(c, json, nid, &err);
+	rc = rm_def_admit_json(json, strlen(json), &err);
+	if (!rc)
+		rc = cl_room_create(c, json, nid, &err);
 	if (rc)
 		goto out;
 	es_room_format(nid, hex);
@@ -312,6 +325,9 @@ static int room_publish(int argc, char **argv)
 	/* The hash of the text we replayed: if the draft changes before our
 	 * event lands, rm_apply refuses the publish instead of freezing a
 	 * definition we never saw. */
+	rc = rm_def_admit_json(st.def_json, strlen(st.def_json), &err);
+	if (rc)
+		goto out;
 	dcr_sha256(st.def_json, strlen(st.def_json), sha);
 	rm_body_published(&body, sha);
 	rc = cl_submit(c, id, RM_EV_PUBLISHED, body.data, body.len, NULL, &err);

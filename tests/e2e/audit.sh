@@ -191,6 +191,11 @@ bad t10 "invalid: export file: offset"
 expect_fail dcr audit verify "$T/nonexistent"
 expect_stderr "dcr audit verify:"
 
+# the independent verifier with the rules agrees on every file above
+for f in room.export stdout.export at5.export copy.export t1 t2 t3 t4 t5 t6 t7 t8 t9 t10; do
+	expect_verifiers_agree "$T/$f" >/dev/null || exit 1
+done
+
 # ---- usage
 for c in "" log export verify replay proof verify-proof checkpoint; do
 	# shellcheck disable=SC2086

@@ -56,6 +56,27 @@ expect_contains "$E2E_OUT" "after seq 2 (room.published)"
 grep -q "after seq 3" "$E2E_OUT" && e2e_fail "replay printed the state after the bad event"
 expect_contains "$E2E_OUT" "invalid: seq 3 (dataset.provisioned)"
 
+# The rules half: every crafted log (tests/unit/test_audit_forge.c,
+# build_cases: inputs and schema of run.completed, keys that are not
+# points, JSON limits, the SQL tokenizer, SQL that does not compile, data
+# provisioned again, an empty export) gets the same verdict from the
+# independent verifier written from docs/rules.md and docs/room-format.md.
+n=0
+for f in "$T"/f/*.export; do
+	v=$(expect_verifiers_agree "$f") || exit 1
+	case "$(basename "$f")" in
+	rules-completed-ok.* | rules-failed-class-ok.* | rules-privacy-ok.* | \
+		rules-privacy-ok-having.* | \
+		rules-sql-does-not-compile.* | \
+		rules-quoted-identifiers.* | \
+		rules-reprovisioned-old-hash.* | valid.*)
+		case "$v" in valid:*) ;; *) e2e_fail "$f: expected valid, got $v" ;; esac ;;
+	*) case "$v" in invalid:*) ;; *) e2e_fail "$f: expected invalid, got $v" ;; esac ;;
+	esac
+	n=$((n + 1))
+done
+[ "$n" -ge 34 ] || e2e_fail "only $n crafted exports"
+
 # The offline log of the valid file: one line per event.
 expect_ok dcr audit log "$T/f/valid.export"
 expect_eq "$(wc -l <"$E2E_OUT")" 12 "log lines"

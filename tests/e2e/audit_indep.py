@@ -4,8 +4,9 @@ written from docs/event-format.md alone (Python standard library only, with
 Ed25519 verification written out from RFC 8032 §5.1.7). It checks the
 cryptographic half of `dcr audit verify`: canonical encoding, envelope
 fields, positions, signatures, the Merkle root and the signed checkpoint,
-and inclusion proofs. It does not replay the room's rules (docs/rules.md);
-that is rm_apply's job.
+and inclusion proofs. The room's rules (docs/rules.md, docs/room-format.md)
+are replayed by audit_rules.py, written from those pages, which imports
+this file.
 
 tests/e2e/audit.sh runs it on real exports and compares its root with the
 one `dcr audit verify` prints: two implementations of one specification.
@@ -16,6 +17,7 @@ usage:
 exit 0 when ok, 1 when bad.
 """
 import hashlib
+import struct
 import sys
 
 # ---- canonical msgpack (docs/event-format.md §1) ---------------------------
@@ -78,9 +80,16 @@ def dec(b, i=0, depth=0):
         if t in (0xDC, 0xDD):
             return dec_array(b, i + 1 + w, n, depth)
         return dec_map(b, i + 1 + w, n, depth)
+    if t in (0xD0, 0xD1, 0xD2, 0xD3):
+        w = 1 << (t - 0xD0)
+        v = int.from_bytes(take(w, i + 1), "big", signed=True)
+        lo = {0xD0: -128, 0xD1: -32768, 0xD2: -(1 << 31), 0xD3: -(1 << 63)}[t]
+        hi = {0xD0: -33, 0xD1: -129, 0xD2: -32769, 0xD3: -(1 << 31) - 1}[t]
+        if not lo <= v <= hi:
+            raise Bad("non-canonical integer at %d" % i)
+        return v, i + 1 + w
     if t == 0xCB:
-        take(8, i + 1)
-        return None, i + 9  # floats are not used by any field checked here
+        return struct.unpack(">d", take(8, i + 1))[0], i + 9
     raise Bad("type 0x%02x not allowed at %d" % (t, i))
 
 

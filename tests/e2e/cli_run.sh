@@ -23,16 +23,16 @@ cat >"$T/room.json" <<JSON
      "owner_of": ["bank_customers"], "analyst_of": ["by_city", "overflow", "dump"]}
   ],
   "datasets": [
-    {"name": "bank_customers", "kind": "table",
+    {"name": "bank_customers", "kind": "table", "unit": "email",
      "columns": [{"name": "email", "type": "string", "nullable": false},
-                 {"name": "age", "type": "integer", "nullable": true},
-                 {"name": "city", "type": "string", "nullable": false},
+                 {"name": "age", "type": "integer", "nullable": true, "allow": ["aggregate"]},
+                 {"name": "city", "type": "string", "nullable": false, "allow": ["group"]},
                  {"name": "balance", "type": "float", "nullable": true}]}
   ],
   "computations": [
     {"name": "by_city", "kind": "sql", "privacy": {"min_rows_aggregated": 10},
      "query": "SELECT city, COUNT(*) AS n FROM bank_customers GROUP BY city ORDER BY city"},
-    {"name": "overflow", "kind": "sql", "privacy": {"min_rows_aggregated": 10},
+    {"name": "overflow", "kind": "sql",
      "query": "SELECT city, SUM(9223372036854775807 + 0 * age) AS s FROM bank_customers GROUP BY city"},
     {"name": "dump", "kind": "sql",
      "query": "SELECT email, age, city FROM bank_customers ORDER BY email"}
@@ -63,7 +63,9 @@ expect_stderr "dcr run: run $RUN failed: " "overflow"
 expect_ok e2e_as anna dcr status "$ROOM" overflow
 expect_contains "$E2E_OUT" "run          $RUN"
 expect_contains "$E2E_OUT" "state        failed"
-expect_contains "$E2E_OUT" "error        "
+expect_contains "$E2E_OUT" "error        sql error: integer overflow"
+# no privacy filter: its analyst also gets SQLite's message
+expect_contains "$E2E_OUT" "detail       computation overflow: integer overflow"
 expect_ok e2e_as anna dcr status "$ROOM"
 expect_contains "$E2E_OUT" "overflow                 failed, run $RUN: "
 expect_fail e2e_as anna dcr result "$ROOM" overflow

@@ -274,3 +274,38 @@ if [ "$E2E_NAME" = lib ] && [ -z "${E2E_LIB_CHILD:-}" ]; then
 	echo "lib: ok"
 	exit 0
 fi
+
+# expect_verifiers_agree FILE: `dcr audit verify FILE` and the independent
+# verifier written from the docs (tests/e2e/audit_rules.py: rules and
+# cryptography) give the same verdict: both valid with the same root, or
+# both invalid at the same seq and event type (or both invalid for a
+# reason that is not an event). Prints the verdict.
+expect_verifiers_agree() {
+	_c=$(dcr audit verify "$1" 2>&1 | head -n 1)
+	_p=$(python3 "$DCR_SOURCE_DIR/tests/e2e/audit_rules.py" export "$1")
+	case "$_c" in
+	valid:*)
+		_root=$(printf '%s' "$_c" | sed -n 's/.*, root \([0-9a-f]*\),.*/\1/p')
+		case "$_p" in
+		"ok "*" $_root") ;;
+		*) e2e_fail "verifiers disagree on $1: dcr: $_c; independent: $_p" ;;
+		esac
+		;;
+	"invalid: seq "*)
+		_at=$(printf '%s' "$_c" | sed -n 's/^invalid: \(seq [0-9]*\( ([a-z._]*)\)\{0,1\}\).*/\1/p')
+		case "$_p" in
+		"bad: $_at:"*) ;;
+		*) e2e_fail "verifiers disagree on $1: dcr: $_c; independent: $_p" ;;
+		esac
+		;;
+	invalid:*)
+		case "$_p" in
+		"bad: seq "*) e2e_fail "verifiers disagree on $1: dcr: $_c; independent: $_p" ;;
+		"bad: "*) ;;
+		*) e2e_fail "verifiers disagree on $1: dcr: $_c; independent: $_p" ;;
+		esac
+		;;
+	*) e2e_fail "dcr audit verify $1: $_c" ;;
+	esac
+	printf '%s\n' "$_c"
+}

@@ -238,6 +238,19 @@ done
 # no socket: a clear error
 expect_fail env -u DCR_SOCKET DCR_IDENTITY="$T/anna.pem" dcr room list
 expect_stderr "dcr room list: no daemon socket" "--socket" "DCR_SOCKET"
+# the admission check runs before signing, in the CLI: a query that does
+# not compile is refused without a daemon (docs/rules.md); the same file
+# with the query fixed gets as far as needing the socket
+# (abs() with no argument: in the filtered subset, which is a rule, but
+# SQLite refuses it)
+sed 's/ ORDER BY b.city/ HAVING abs() > 0 ORDER BY b.city/' "$T/room.json" >"$T/badsql.json"
+grep -q 'abs()' "$T/badsql.json" || e2e_fail "badsql.json: the edit did not apply"
+expect_fail env -u DCR_SOCKET DCR_IDENTITY="$T/anna.pem" dcr room create "$T/badsql.json"
+expect_stderr "dcr room create: $T/badsql.json: definition: computations[0] (\"overlap\"): SQL error: wrong number of arguments to function abs()"
+expect_fail env -u DCR_SOCKET DCR_IDENTITY="$T/anna.pem" dcr room save "$ROOM" "$T/badsql.json"
+expect_stderr "dcr room save: $T/badsql.json: definition: computations[0] (\"overlap\"): SQL error"
+expect_fail env -u DCR_SOCKET DCR_IDENTITY="$T/anna.pem" dcr room create "$T/room.json"
+expect_stderr "dcr room create: no daemon socket"
 # --socket works where DCR_SOCKET is unset, anywhere on the line
 expect_ok env -u DCR_SOCKET DCR_IDENTITY="$T/anna.pem" dcr room list --socket "$T/sock"
 expect_contains "$E2E_OUT" "$ROOM"

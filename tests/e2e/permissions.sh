@@ -133,9 +133,9 @@ cat >"$T/room2.json" <<JSON
     {"email": "anna@bank.example", "key": "$ANNA_KEY", "owner_of": [], "analyst_of": []}
   ],
   "datasets": [
-    {"name": "insurer_customers", "kind": "table",
+    {"name": "insurer_customers", "kind": "table", "unit": "email",
      "columns": [{"name": "email", "type": "string", "nullable": false},
-                 {"name": "risk_class", "type": "string", "nullable": false},
+                 {"name": "risk_class", "type": "string", "nullable": false, "allow": ["group"]},
                  {"name": "premium", "type": "float", "nullable": false}]}
   ],
   "computations": [

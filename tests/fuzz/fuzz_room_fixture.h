@@ -47,13 +47,13 @@ static const char fx_def[] =
     "     \"owner_of\": [\"ins\"], \"analyst_of\": [\"overlap\", \"py\", \"syn\"]}\n"
     "  ],\n"
     "  \"datasets\": [\n"
-    "    {\"name\": \"bank\", \"columns\": [\n"
+    "    {\"name\": \"bank\", \"unit\": \"email\", \"columns\": [\n"
     "      {\"name\": \"email\", \"type\": \"string\", \"format\": \"email\", \"nullable\": "
-    "false},\n"
-    "      {\"name\": \"city\", \"type\": \"string\"},\n"
+    "false, \"allow\": [\"join\"]},\n"
+    "      {\"name\": \"city\", \"type\": \"string\", \"allow\": [\"group\"]},\n"
     "      {\"name\": \"age\", \"type\": \"integer\"}]},\n"
-    "    {\"name\": \"ins\", \"share_statistics\": true, \"columns\": [\n"
-    "      {\"name\": \"email\", \"type\": \"string\"},\n"
+    "    {\"name\": \"ins\", \"share_statistics\": true, \"unit\": \"email\", \"columns\": [\n"
+    "      {\"name\": \"email\", \"type\": \"string\", \"allow\": [\"join\"]},\n"
     "      {\"name\": \"risk\", \"type\": \"float\"}]},\n"
     "    {\"name\": \"docs\", \"kind\": \"file\", \"required\": false}\n"
     "  ],\n"
@@ -156,11 +156,12 @@ static void fx_room_state(rm_state *s)
 	r.rows = 40;
 	r.result_bytes = 400;
 	r.duration_ms = 12;
-	r.schema_json = (char *)"[[\"city\",\"string\"],[\"age\",\"integer\"]]";
-	rm_body_run_completed(
-	    &body, &r,
-	    "{\"bank\": "
-	    "\"abababababababababababababababababababababababababababababababab\"}");
+	rm_run_col cols[] = {{(char *)"city", CMP_STRING}, {(char *)"age", CMP_INTEGER}};
+	r.cols = cols;
+	r.ncols = 2;
+	r.inputs = rm_state_run(s, FX_RUN1)->inputs;
+	r.ninputs = rm_state_run(s, FX_RUN1)->ninputs;
+	rm_body_run_completed(&body, &r);
 	fx_apply(s, fx_daemon, RM_EV_RUN_COMPLETED, &body);
 
 	rm_body_run_requested(&body, "raw", FX_RUN2);

@@ -79,6 +79,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	check_def(d);
+	/* The admission check (SQLite) may refuse a definition the rules
+	 * accept; it must not crash, and it fills the result schemas on
+	 * success. */
+	if (rm_def_admit(d, &err) == 0)
+		for (size_t i = 0; i < d->ncomputations; i++)
+			FUZZ_CHECK(d->computations[i].kind != RM_COMP_SQL ||
+			           d->computations[i].nresult_cols > 0);
+	else
+		FUZZ_CHECK(err.msg[0] != '\0');
 	j1 = rm_def_to_json(d);
 	FUZZ_CHECK(j1 != NULL);
 	rc = rm_def_parse(j1, strlen(j1), &d2, &err);

@@ -116,6 +116,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		goto out;
 	}
 	(void)cmp_sql_join_columns(q, &inputs[0].schema, jused, &err);
+	{
+		/* the filtered subset's parser (a rule of rm_apply: it runs on
+		 * every replay) in both modes, with units: never a crash, and
+		 * the same verdict and message twice */
+		static const cmp_pcol tp[] = {{"id", CMP_ALLOW_ALL}, {"name", CMP_ALLOW_GROUP},
+		                              {"score", CMP_ALLOW_AGGREGATE}};
+		static const cmp_pcol up[] = {{"email", CMP_ALLOW_JOIN}, {"risk", CMP_ALLOW_MINMAX}};
+		static const char *const tu[] = {"id"}, *const uu[] = {"email"};
+		cmp_psource src[3] = {{"t", CMP_PSRC_TABLE, tp, 3, tu, 1, NULL},
+		                      {"u", CMP_PSRC_TABLE, up, 2, uu, 1, NULL},
+		                      {"overlap", CMP_PSRC_AGGREGATE, NULL, 0, NULL, 0, NULL}};
+		for (int proj = 0; proj < 2; proj++) {
+			cmp_pquery pq;
+			dcr_err e1, e2;
+			int r1 = cmp_pquery_parse(q, src, 3, proj, &pq, &e1);
+			if (r1 == 0) {
+				FUZZ_CHECK(pq.nfrom >= 1 && pq.nfrom <= 3);
+				FUZZ_CHECK(!proj || pq.nunits == pq.nfrom);
+				cmp_pquery_release(&pq);
+			} else {
+				FUZZ_CHECK(e1.code == r1 && e1.msg[0] != '\0');
+			}
+			int r2 = cmp_pquery_parse(q, src, 3, proj, &pq, &e2);
+			FUZZ_CHECK(r1 == r2 && (r1 == 0 || strcmp(e1.msg, e2.msg) == 0));
+			if (r2 == 0)
+				cmp_pquery_release(&pq);
+		}
+	}
 
 	rc_both = check(q, inputs, 2, min_rows, &res);
 	if (rc_both == 0) {

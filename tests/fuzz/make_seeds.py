@@ -174,10 +174,12 @@ def csv_seeds():
 def envelope_seeds():
     provisioned = {"blob": "blob-ins-1", "bytes": 10, "dataset": "ins", "file": "ins.csv",
                    "rows": 2, "sha256": b"\x11" * 32, "stats_sha256": b"\x22" * 32}
+    # run.completed of the fixture's queued run: inputs as recorded when it
+    # was requested (bank provisioned with sha256 ab..ab), schema in msgpack
     completed = {"computation": "raw", "duration_ms": 5,
-                 "inputs": '{"bank": "%s"}' % ("ab" * 32), "result_blob": "blob-r2",
+                 "inputs": {"bank": b"\xab" * 32}, "result_blob": "blob-r2",
                  "result_bytes": 10, "result_sha256": b"\x33" * 32, "rows": 1,
-                 "run": RUN2, "schema": '[["city","string"],["age","integer"]]',
+                 "run": RUN2, "schema": [["city", "string"], ["age", "integer"]],
                  "suppressed": 0}
     ev = {
         "created": envelope(ANNA, 0, "room.created", {"definition": DEF}),
@@ -186,6 +188,14 @@ def envelope_seeds():
         "retrieved_not_analyst": envelope(IAN, 6, "result.retrieved", {"run": RUN1}),
         "completed": envelope(DAEMON, 6, "run.completed", completed),
         "completed_not_daemon": envelope(ANNA, 6, "run.completed", completed),
+        "completed_wrong_input": envelope(DAEMON, 6, "run.completed",
+                                          dict(completed, inputs={"bank": b"\x00" * 32})),
+        "completed_no_inputs": envelope(DAEMON, 6, "run.completed", dict(completed, inputs={})),
+        "completed_dup_column": envelope(DAEMON, 6, "run.completed",
+                                         dict(completed, schema=[["a", "string"],
+                                                                 ["A", "integer"]])),
+        "completed_json_schema": envelope(DAEMON, 6, "run.completed",
+                                          dict(completed, schema='[["city","string"]]')),
         "failed": envelope(DAEMON, 6, "run.failed",
                            {"computation": "raw", "error": "time limit", "run": RUN2}),
         "deprovisioned": envelope(ANNA, 6, "dataset.deprovisioned", {"dataset": "bank"}),
@@ -290,6 +300,11 @@ def room_json_seeds():
         "bad_format": MINIMAL_DEF.replace("dcr.room/1", "dcr.room/2"),
         "bad_key": MINIMAL_DEF.replace(pubs(ANNA), "ed25519:AAAA"),
         "weak_key": MINIMAL_DEF.replace(pubs(ANNA), pubs(bytes(32))),
+        "not_a_point": MINIMAL_DEF.replace(pubs(ANNA), pubs(bytes([2]) + bytes(31))),
+        "too_deep": MINIMAL_DEF.replace('"name": "r"', '"name": "r", "x-d": ' + "[" * 33 + "]" * 33),
+        "min_rows_big": DEF.replace('"min_rows_aggregated": 5',
+                                    '"min_rows_aggregated": 1000000001'),
+        "reads_nothing": DEF.replace("FROM bank\"", "FROM (SELECT 1 AS city, 2 AS age) -- bank\""),
         "bad_email": MINIMAL_DEF.replace("a@b.example", "a b@c"),
         "syntax": MINIMAL_DEF[:-5],
         "not_object": "[1, 2, 3]",
@@ -352,17 +367,17 @@ def sql_seeds():
     }
     for k, v in qs.items():
         write("sql_refs", k, v)
-    # Queries that run into the SQL time limit: kept out of the replayed
-    # corpus (each costs the full limit per check), see docs/fuzzing.md.
+    # Queries that once ran into the SQL time limit; with the deterministic
+    # check budget they are fast and replayed with the corpus as slow-*
+    # (docs/fuzzing.md).
     slow = {
         "huge_cte": "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM c) "
                     "SELECT COUNT(*) FROM c",
         "printf": "SELECT printf('%.*c', 1000000000, 'x')",
     }
-    d = os.path.join(HERE, "slow", "sql_refs")
-    os.makedirs(d, exist_ok=True)
+    d = os.path.join(HERE, "corpus", "sql_refs")
     for k, v in slow.items():
-        with open(os.path.join(d, "seed-" + k), "w") as f:
+        with open(os.path.join(d, "slow-" + k), "w") as f:
             f.write(v)
 
 

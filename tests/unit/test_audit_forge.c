@@ -140,11 +140,16 @@ static void build_honest(tlog *l, size_t upto)
 	r.result_bytes = 10;
 	r.duration_ms = 5;
 	memset(r.result_sha256, 0x77, 32);
-	r.schema_json = "[[\"n\",\"integer\"]]";
-	rm_body_run_completed(
-	    &b, &r,
-	    "{\"bank_customers\": "
-	    "\"3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f\"}");
+	rm_run_col col = {"n", CMP_INTEGER};
+	rm_run_input in[2] = {{.dataset = "bank_customers", .present = true},
+	                      {.dataset = "insurer_customers", .present = true}};
+	memset(in[0].sha256, 0x3f, 32);
+	memset(in[1].sha256, 0x4e, 32);
+	r.cols = &col;
+	r.ncols = 1;
+	r.inputs = in;
+	r.ninputs = 2;
+	rm_body_run_completed(&b, &r);
 	tlog_add(l, kd, RM_EV_RUN_COMPLETED, &b);
 	if (l->n >= upto)
 		goto out;
@@ -157,7 +162,7 @@ static void build_honest(tlog *l, size_t upto)
 	tlog_add(l, ki, RM_EV_RUN_REQUESTED, &b);
 	if (l->n >= upto)
 		goto out;
-	rm_body_run_failed(&b, id, "overlap", "out of memory");
+	rm_body_run_failed(&b, id, "overlap", "memory limit");
 	tlog_add(l, kd, RM_EV_RUN_FAILED, &b);
 	if (l->n >= upto)
 		goto out;
@@ -825,6 +830,479 @@ static void test_every_byte(const tlog *l)
 	dcr_buf_release(&out);
 }
 
+/* ---- crafted logs, one per rule of docs/rules.md the rules half checks ----------
+ * Each is an export (re-signed checkpoint, as a dishonest host could make)
+ * with the verdict `dcr audit verify` must give; tests/e2e/audit_forge.sh
+ * requires tests/e2e/audit_rules.py, written from the docs alone, to give
+ * the same verdict on each. */
+
+typedef struct rcase {
+	const char *name;
+	dcr_buf out;
+	uint64_t seq; /* UINT64_MAX: valid (or want == NULL) */
+	const char *want;
+} rcase;
+
+#define NCASES 33
+static rcase cases[NCASES];
+static size_t ncases;
+
+static rcase *case_new(const char *name, uint64_t seq, const char *want)
+{
+	DCR_ASSERT(ncases < NCASES);
+	rcase *c = &cases[ncases++];
+	c->name = name;
+	c->seq = seq;
+	c->want = want;
+	dcr_buf_init(&c->out);
+	return c;
+}
+
+/* l with entry seq replaced by (k, type, body) signed at seq; exported. */
+static void replace_export(const tlog *l, size_t seq, const dcr_key *k, const char *type,
+                           dcr_buf *body, dcr_buf *out)
+{
+	tlog f;
+	view v;
+	tlog_init(&f, 0);
+	memcpy(f.room, l->room, 16);
+	f.ts = l->ts;
+	tlog_add_at(&f, k, seq, type, body);
+	view_of(&v, l);
+	v.ent[seq] = f.e[0].data;
+	v.len[seq] = f.e[0].len;
+	export_view(&v, l->room, NULL, out);
+	view_release(&v);
+	tlog_release(&f);
+}
+
+/* A run.completed body for run 1 of the honest log with the given raw
+ * inputs and schema (msgpack), other fields as the honest one. */
+static void completed_raw(dcr_buf *b, const dcr_buf *inputs, const dcr_buf *schema,
+                          bool rows_noncanonical)
+{
+	char id[33];
+	uint8_t h[32];
+	dcr_mpw w;
+	run_id(1, id);
+	memset(h, 0x77, 32);
+	dcr_buf_reset(b);
+	dcr_mpw_init(&w, b);
+	dcr_mpw_map(&w, 10);
+	dcr_mpw_str(&w, "computation");
+	dcr_mpw_str(&w, "overlap");
+	dcr_mpw_str(&w, "duration_ms");
+	dcr_mpw_uint(&w, 5);
+	dcr_mpw_str(&w, "inputs");
+	dcr_mpw_raw(&w, inputs->data, inputs->len);
+	dcr_mpw_str(&w, "result_blob");
+	dcr_mpw_str(&w, "r1");
+	dcr_mpw_str(&w, "result_bytes");
+	dcr_mpw_uint(&w, 10);
+	dcr_mpw_str(&w, "result_sha256");
+	dcr_mpw_bin(&w, h, 32);
+	dcr_mpw_str(&w, "rows");
+	if (rows_noncanonical)
+		dcr_mpw_raw(&w, "\xcd\x00\x01", 3); /* 1 as uint16 */
+	else
+		dcr_mpw_uint(&w, 1);
+	dcr_mpw_str(&w, "run");
+	dcr_mpw_str(&w, id);
+	dcr_mpw_str(&w, "schema");
+	dcr_mpw_raw(&w, schema->data, schema->len);
+	dcr_mpw_str(&w, "suppressed");
+	dcr_mpw_uint(&w, 0);
+}
+
+/* An envelope signed by k around a body that need not be canonical
+ * (es_event_build refuses those): what a host that signs garbage makes. */
+static void raw_event(const tlog *l, const dcr_key *k, uint64_t seq, const char *type,
+                      const dcr_buf *body, dcr_buf *out)
+{
+	uint8_t pub[32], sig[64];
+	char hex[ES_ROOM_HEX_BYTES];
+	dcr_mpw w;
+	dcr_key_public(k, pub);
+	es_room_format(l->room, hex);
+	dcr_buf_reset(out);
+	dcr_mpw_init(&w, out);
+	dcr_mpw_map(&w, 7);
+	dcr_mpw_str(&w, "actor");
+	dcr_mpw_bin(&w, pub, 32);
+	dcr_mpw_str(&w, "body");
+	dcr_mpw_raw(&w, body->data, body->len);
+	dcr_mpw_str(&w, "room");
+	dcr_mpw_str(&w, hex);
+	dcr_mpw_str(&w, "seq");
+	dcr_mpw_uint(&w, seq);
+	dcr_mpw_str(&w, "ts");
+	dcr_mpw_uint(&w, l->ts + 1);
+	dcr_mpw_str(&w, "type");
+	dcr_mpw_str(&w, type);
+	dcr_mpw_str(&w, "v");
+	dcr_mpw_uint(&w, 1);
+	DCR_ASSERT(dcr_sign(k, DCR_DOMAIN_EVENT, out->data, out->len, sig) == 0);
+	dcr_buf_append(out, sig, 64);
+}
+
+/* The honest log built with another definition, exported whole. */
+static void honest_with(const char *def, size_t upto, dcr_buf *out)
+{
+	char *saved = def_json;
+	tlog l2;
+	view v;
+	def_json = (char *)def;
+	tlog_init(&l2, 0xd1);
+	build_honest(&l2, upto);
+	def_json = saved;
+	view_of(&v, &l2);
+	export_view(&v, l2.room, NULL, out);
+	view_release(&v);
+	tlog_release(&l2);
+}
+
+/* Replaces from by to in def_json (must occur). Heap. */
+static char *def_edit(const char *from, const char *to)
+{
+	const char *at = strstr(def_json, from);
+	DCR_ASSERT(at);
+	return dcr_asprintf("%.*s%s%s", (int)(at - def_json), def_json, to, at + strlen(from));
+}
+
+#define RAW(var, body)                                                                             \
+	dcr_buf var;                                                                               \
+	do {                                                                                       \
+		dcr_mpw w_;                                                                        \
+		dcr_buf_init(&var);                                                                \
+		dcr_mpw_init(&w_, &var);                                                           \
+		dcr_mpw *w = &w_;                                                                  \
+		body;                                                                              \
+	} while (0)
+
+static void build_cases(const tlog *l)
+{
+	dcr_buf b;
+	uint8_t h3f[32], h4e[32], h00[32];
+	char *t, *fi;
+	char id[33];
+	rcase *c;
+
+	memset(h3f, 0x3f, 32);
+	memset(h4e, 0x4e, 32);
+	memset(h00, 0, 32);
+	dcr_buf_init(&b);
+	RAW(good_in, dcr_mpw_map(w, 2); dcr_mpw_str(w, "bank_customers"); dcr_mpw_bin(w, h3f, 32);
+	    dcr_mpw_str(w, "insurer_customers"); dcr_mpw_bin(w, h4e, 32));
+	RAW(good_schema, dcr_mpw_array(w, 1); dcr_mpw_array(w, 2); dcr_mpw_str(w, "n");
+	    dcr_mpw_str(w, "integer"));
+
+	/* the hand-written honest completion is accepted (the base of the
+	 * variants below) */
+	completed_raw(&b, &good_in, &good_schema, false);
+	c = case_new("rules-completed-ok", UINT64_MAX, NULL);
+	replace_export(l, 6, kd, RM_EV_RUN_COMPLETED, &b, &c->out);
+
+	/* run.failed carries a data-free class, never a message that could
+	 * quote data (privacy.md, "Errors"): a daemon that leaks is caught */
+	run_id(2, id);
+	rm_body_run_failed(&b, id, "overlap", "JSON path error near 'victim@bank.example=987654.32'");
+	c = case_new("rules-failed-leaky-error", 9, "not one of the data-free error classes");
+	replace_export(l, 9, kd, RM_EV_RUN_FAILED, &b, &c->out);
+	rm_body_run_failed(&b, id, "overlap", "sql error: json path");
+	c = case_new("rules-failed-class-ok", UINT64_MAX, NULL);
+	replace_export(l, 9, kd, RM_EV_RUN_FAILED, &b, &c->out);
+
+	/* inputs: a wrong hash, a missing dataset, {}, nil for a provisioned one */
+	RAW(in_wrong, dcr_mpw_map(w, 2); dcr_mpw_str(w, "bank_customers"); dcr_mpw_bin(w, h00, 32);
+	    dcr_mpw_str(w, "insurer_customers"); dcr_mpw_bin(w, h4e, 32));
+	completed_raw(&b, &in_wrong, &good_schema, false);
+	c = case_new("rules-input-wrong-hash", 6, "body.inputs.bank_customers: sha256");
+	replace_export(l, 6, kd, RM_EV_RUN_COMPLETED, &b, &c->out);
+	RAW(in_missing, dcr_mpw_map(w, 1); dcr_mpw_str(w, "bank_customers");
+	    dcr_mpw_bin(w, h3f, 32));
+	completed_raw(&b, &in_missing, &good_schema, false);
+	c = case_new("rules-input-missing", 6, "dataset insurer_customers is missing");
+	replace_export(l, 6, kd, RM_EV_RUN_COMPLETED, &b, &c->out);
+	RAW(in_empty, dcr_mpw_map(w, 0));
+	completed_raw(&b, &in_empty, &good_schema, false);
+	c = case_new("rules-input-empty", 6, "is missing");
+	replace_export(l, 6, kd, RM_EV_RUN_COMPLETED, &b, &c->out);
+	RAW(in_nil, dcr_mpw_map(w, 2); dcr_mpw_str(w, "bank_customers"); dcr_mpw_nil(w);
+	    dcr_mpw_str(w, "insurer_customers"); dcr_mpw_bin(w, h4e, 32));
+	completed_raw(&b, &in_nil, &good_schema, false);
+	c = case_new("rules-input-nil", 6, "body.inputs.bank_customers: expected");
+	replace_export(l, 6, kd, RM_EV_RUN_COMPLETED, &b, &c->out);
+	RAW(in_json, dcr_mpw_str(w, "{\"bank_customers\": \"3f3f\"}"));
+	completed_raw(&b, &in_json, &good_schema, false);
+	c = case_new("rules-input-json", 6, "body.inputs: expected a map");
+	replace_export(l, 6, kd, RM_EV_RUN_COMPLETED, &b, &c->out);
+
+	/* schema: duplicate (case-insensitively), empty name, bad type, JSON text */
+	RAW(s_dup, dcr_mpw_array(w, 2); dcr_mpw_array(w, 2); dcr_mpw_str(w, "n");
+	    dcr_mpw_str(w, "integer"); dcr_mpw_array(w, 2); dcr_mpw_str(w, "N");
+	    dcr_mpw_str(w, "string"));
+	completed_raw(&b, &good_in, &s_dup, false);
+	c = case_new("rules-schema-duplicate", 6, "is already schema[0]");
+	replace_export(l, 6, kd, RM_EV_RUN_COMPLETED, &b, &c->out);
+	RAW(s_empty, dcr_mpw_array(w, 1); dcr_mpw_array(w, 2); dcr_mpw_str(w, "");
+	    dcr_mpw_str(w, "integer"));
+	completed_raw(&b, &good_in, &s_empty, false);
+	c = case_new("rules-schema-empty-name", 6, "a column name has 1 to 1024 bytes");
+	replace_export(l, 6, kd, RM_EV_RUN_COMPLETED, &b, &c->out);
+	RAW(s_type, dcr_mpw_array(w, 1); dcr_mpw_array(w, 2); dcr_mpw_str(w, "n");
+	    dcr_mpw_str(w, "INTEGER"));
+	completed_raw(&b, &good_in, &s_type, false);
+	c = case_new("rules-schema-type", 6, "type must be");
+	replace_export(l, 6, kd, RM_EV_RUN_COMPLETED, &b, &c->out);
+	RAW(s_none, dcr_mpw_array(w, 0));
+	completed_raw(&b, &good_in, &s_none, false);
+	c = case_new("rules-schema-no-columns", 6, "0 columns");
+	replace_export(l, 6, kd, RM_EV_RUN_COMPLETED, &b, &c->out);
+	RAW(s_json, dcr_mpw_str(w, "[[\"n\", \"integer\"]]"));
+	completed_raw(&b, &good_in, &s_json, false);
+	c = case_new("rules-schema-json", 6, "body.schema: expected an array");
+	replace_export(l, 6, kd, RM_EV_RUN_COMPLETED, &b, &c->out);
+
+	/* a body that is not canonical msgpack, validly signed */
+	{
+		view v;
+		dcr_buf ent;
+		dcr_buf_init(&ent);
+		completed_raw(&b, &good_in, &good_schema, true);
+		raw_event(l, kd, 6, RM_EV_RUN_COMPLETED, &b, &ent);
+		c = case_new("rules-noncanonical", 6, "seq 6");
+		view_of(&v, l);
+		v.ent[6] = ent.data;
+		v.len[6] = ent.len;
+		export_view(&v, l->room, NULL, &c->out);
+		view_release(&v);
+		dcr_buf_release(&ent);
+		dcr_buf_reset(&b);
+	}
+
+	/* a run id in upper-case hex */
+	snprintf(id, sizeof id, "%032X", 0xabc01);
+	rm_body_run_requested(&b, "overlap", id);
+	c = case_new("rules-run-id-upper", 5, "32 lowercase hex");
+	replace_export(l, 5, ka, RM_EV_RUN_REQUESTED, &b, &c->out);
+
+	/* definitions: a key that is not a curve point, min_rows over the
+	 * bound, a \u0000, nesting over 32, a query that reads nothing */
+	fi = dcr_pub_format(pi_);
+	t = def_edit(fi, "ed25519:AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+	rm_body_definition(&b, t);
+	c = case_new("rules-key-not-a-point", 1, "participants[1].key: not an ed25519");
+	replace_export(l, 1, ka, RM_EV_SAVED, &b, &c->out);
+	free(t);
+	free(fi);
+	t = def_edit("\"kind\": \"sql\",", "\"kind\": \"sql\", \"privacy\": "
+	                                    "{\"min_rows_aggregated\": 1000000001},");
+	rm_body_definition(&b, t);
+	c = case_new("rules-min-rows", 1, "min_rows_aggregated");
+	replace_export(l, 1, ka, RM_EV_SAVED, &b, &c->out);
+	free(t);
+	t = def_edit("audit forgery test", "audit\\u0000test");
+	rm_body_definition(&b, t);
+	c = case_new("rules-nul", 1, "seq 1 (room.draft_saved): definition: line");
+	replace_export(l, 1, ka, RM_EV_SAVED, &b, &c->out);
+	free(t);
+	{
+		char deep[80] = "";
+		for (int i = 0; i < 32; i++)
+			deep[i] = '[', deep[32 + i] = ']';
+		char *x = dcr_asprintf("{\"x-deep\": %s, ", deep);
+		t = def_edit("{", x);
+		free(x);
+	}
+	rm_body_definition(&b, t);
+	c = case_new("rules-depth", 1, "nested deeper than 32 levels");
+	replace_export(l, 1, ka, RM_EV_SAVED, &b, &c->out);
+	free(t);
+	t = def_edit("FROM bank_customers b JOIN insurer_customers i USING (email)",
+	             "FROM (SELECT 'bank_customers' AS email) -- insurer_customers");
+	rm_body_definition(&b, t);
+	c = case_new("rules-query-reads-nothing", 1, "the query reads no dataset");
+	replace_export(l, 1, ka, RM_EV_SAVED, &b, &c->out);
+	free(t);
+
+	/* whole logs with another query: SQL that does not compile is valid
+	 * (admission, not a rule); quoted identifiers are read; a name in a
+	 * comment is not (so the honest completion names an input the run
+	 * does not read) */
+	/* the privacy rules (privacy.md): a filtered query in the subset over
+	 * columns allowed for their use is valid; group_concat is not */
+	{
+		char *u = def_edit("\"kind\": \"sql\",",
+		                   "\"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": 5},");
+		for (int k = 0; k < 2; k++) {
+			const char *from = k ? "{\"name\": \"insurer_customers\", \"columns\": [{\"name\": "
+			                       "\"email\", \"type\": \"string\"}"
+			                     : "{\"name\": \"bank_customers\", \"columns\": [{\"name\": "
+			                       "\"email\", \"type\": \"string\"}";
+			const char *to = k ? "{\"name\": \"insurer_customers\", \"unit\": \"email\", "
+			                     "\"columns\": [{\"name\": \"email\", \"type\": \"string\", "
+			                     "\"allow\": [\"join\"]}"
+			                   : "{\"name\": \"bank_customers\", \"unit\": \"email\", "
+			                     "\"columns\": [{\"name\": \"email\", \"type\": \"string\", "
+			                     "\"allow\": [\"join\"]}";
+			char *at = strstr(u, from);
+			DCR_ASSERT(at);
+			char *v = dcr_asprintf("%.*s%s%s", (int)(at - u), u, to, at + strlen(from));
+			free(u);
+			u = v;
+		}
+		c = case_new("rules-privacy-ok", UINT64_MAX, NULL);
+		honest_with(u, 12, &c->out);
+		char *at = strstr(u, "COUNT(*) AS n");
+		DCR_ASSERT(at);
+		char *bad = dcr_asprintf("%.*sgroup_concat(b.email) AS n%s", (int)(at - u), u,
+		                         at + strlen("COUNT(*) AS n"));
+		rm_body_definition(&b, bad);
+		c = case_new("rules-privacy-group-concat", 1,
+		             "privacy filter: offset 7 (near \"group_concat\"): group_concat() is not "
+		             "allowed");
+		replace_export(l, 1, ka, RM_EV_SAVED, &b, &c->out);
+		free(bad);
+		/* more of the subset, the same verdict from both verifiers */
+		static const struct {
+			const char *name, *query, *want;
+		} pq[] = {
+		    {"rules-privacy-bare-column",
+		     "SELECT b.email, COUNT(*) AS n FROM bank_customers b JOIN insurer_customers i "
+		     "USING (email)",
+		     "column bank_customers.email may not be used outside an aggregate"},
+		    {"rules-privacy-self-join",
+		     "SELECT COUNT(*) AS n FROM bank_customers b JOIN bank_customers i USING (email)",
+		     "bank_customers is read twice"},
+		    {"rules-privacy-case-in-sum",
+		     "SELECT SUM(CASE WHEN 1 THEN 1 END) AS n FROM bank_customers b JOIN "
+		     "insurer_customers i USING (email)",
+		     "the argument of SUM() must be one column"},
+		    {"rules-privacy-join-only",
+		     "SELECT COUNT(DISTINCT b.email) AS n FROM bank_customers b JOIN "
+		     "insurer_customers i ON b.email = i.email",
+		     "may not be used in COUNT()"},
+		    {"rules-privacy-ok-having",
+		     "SELECT COUNT(*) AS n FROM bank_customers b CROSS JOIN insurer_customers i "
+		     "WHERE 1 = 1 HAVING COUNT(*) > 0 ORDER BY 1 LIMIT 5",
+		     NULL},
+		};
+		const char *q0 = "SELECT COUNT(*) AS n FROM bank_customers b JOIN insurer_customers i "
+		                 "USING (email)";
+		for (size_t k = 0; k < sizeof pq / sizeof pq[0]; k++) {
+			char *qa = strstr(u, q0);
+			DCR_ASSERT(qa);
+			char *v = dcr_asprintf("%.*s%s%s", (int)(qa - u), u, pq[k].query,
+			                       qa + strlen(q0));
+			c = case_new(pq[k].name, pq[k].want ? 1 : UINT64_MAX, pq[k].want);
+			if (pq[k].want) {
+				rm_body_definition(&b, v);
+				replace_export(l, 1, ka, RM_EV_SAVED, &b, &c->out);
+			} else {
+				honest_with(v, 12, &c->out);
+			}
+			free(v);
+		}
+		free(u);
+	}
+	t = def_edit("USING (email)", "USING (emial)");
+	c = case_new("rules-sql-does-not-compile", UINT64_MAX, NULL);
+	honest_with(t, 12, &c->out);
+	free(t);
+	t = def_edit("FROM bank_customers b JOIN insurer_customers i",
+	             "FROM \\\"bank_customers\\\" b JOIN [INSURER_CUSTOMERS] i");
+	c = case_new("rules-quoted-identifiers", UINT64_MAX, NULL);
+	honest_with(t, 12, &c->out);
+	free(t);
+	t = def_edit("FROM bank_customers b JOIN insurer_customers i USING (email)",
+	             "FROM bank_customers b /* insurer_customers */ WHERE 'insurer_customers' "
+	             "<> x'00'");
+	c = case_new("rules-name-in-comment", 6, "\"insurer_customers\" is not a dataset run");
+	honest_with(t, 12, &c->out);
+	free(t);
+
+	/* provisioned again after the request: the run reports the data of
+	 * the request (valid), not the new one (invalid) */
+	for (int k = 0; k < 2; k++) {
+		tlog l3;
+		view v;
+		rm_provision p;
+		rm_run r;
+		rm_run_col col = {"n", CMP_INTEGER};
+		rm_run_input in[2] = {{.dataset = "bank_customers", .present = true},
+		                      {.dataset = "insurer_customers", .present = true}};
+		tlog_init(&l3, 0xd2);
+		build_honest(&l3, 6); /* up to run.requested */
+		memset(&p, 0, sizeof p);
+		p.dataset = "bank_customers";
+		p.blob = "b3";
+		p.bytes = 1;
+		p.rows = 1;
+		p.file = "bank2.csv";
+		memset(p.sha256, 0x55, 32);
+		rm_body_provisioned(&b, &p);
+		tlog_add(&l3, ka, RM_EV_PROVISIONED, &b);
+		memset(&r, 0, sizeof r);
+		run_id(1, id);
+		r.id = id;
+		r.computation = "overlap";
+		r.result_blob = "r1";
+		r.cols = &col;
+		r.ncols = 1;
+		memset(in[0].sha256, k ? 0x55 : 0x3f, 32);
+		memset(in[1].sha256, 0x4e, 32);
+		r.inputs = in;
+		r.ninputs = 2;
+		rm_body_run_completed(&b, &r);
+		tlog_add(&l3, kd, RM_EV_RUN_COMPLETED, &b);
+		c = k ? case_new("rules-reprovisioned-new-hash", 7, "is not the one provisioned")
+		      : case_new("rules-reprovisioned-old-hash", UINT64_MAX, NULL);
+		view_of(&v, &l3);
+		export_view(&v, l3.room, NULL, &c->out);
+		view_release(&v);
+		tlog_release(&l3);
+	}
+
+	/* an export of 0 events */
+	{
+		view v;
+		memset(&v, 0, sizeof v);
+		c = case_new("rules-no-events", UINT64_MAX, "no events");
+		export_view(&v, l->room, NULL, &c->out);
+	}
+
+	dcr_buf_release(&good_in);
+	dcr_buf_release(&good_schema);
+	dcr_buf_release(&in_wrong);
+	dcr_buf_release(&in_missing);
+	dcr_buf_release(&in_empty);
+	dcr_buf_release(&in_nil);
+	dcr_buf_release(&in_json);
+	dcr_buf_release(&s_dup);
+	dcr_buf_release(&s_empty);
+	dcr_buf_release(&s_type);
+	dcr_buf_release(&s_none);
+	dcr_buf_release(&s_json);
+	dcr_buf_release(&b);
+}
+
+static void test_rules_cases(void)
+{
+	for (size_t i = 0; i < ncases; i++) {
+		if (!cases[i].want)
+			expect_valid(cases[i].name, &cases[i].out, NULL);
+		else
+			expect_invalid(cases[i].name, &cases[i].out, NULL, cases[i].seq,
+			               cases[i].want);
+	}
+}
+
+static void release_cases(void)
+{
+	for (size_t i = 0; i < ncases; i++)
+		dcr_buf_release(&cases[i].out);
+}
+
 /* ---- files for the e2e test ----------------------------------------------------- */
 
 static int write_file(const char *dir, const char *name, const dcr_buf *b)
@@ -868,6 +1346,11 @@ static int write_files(const char *dir, const tlog *l)
 	dcr_buf_printf(&out, "%s\n", k);
 	free(k);
 	rc |= write_file(dir, "daemon.key", &out);
+	for (size_t i = 0; i < ncases; i++) {
+		char *name = dcr_asprintf("%s.export", cases[i].name);
+		rc |= write_file(dir, name, &cases[i].out);
+		free(name);
+	}
 	view_release(&v);
 	dcr_buf_release(&out);
 	return rc ? 1 : 0;
@@ -883,8 +1366,10 @@ int main(int argc, char **argv)
 	build_honest(&l, 12);
 	dcr_buf_init(&out);
 	test_honest(&l, &out);
+	build_cases(&l);
 	if (argc == 3 && strcmp(argv[1], "write") == 0) {
 		int rc = write_files(argv[2], &l);
+		release_cases();
 		dcr_buf_release(&out);
 		tlog_release(&l);
 		teardown();
@@ -897,6 +1382,8 @@ int main(int argc, char **argv)
 	test_participants(&l);
 	test_proofs(&l);
 	test_every_byte(&l);
+	test_rules_cases();
+	release_cases();
 	dcr_buf_release(&out);
 	tlog_release(&l);
 	teardown();

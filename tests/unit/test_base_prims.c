@@ -134,6 +134,36 @@ static void test_sign(void)
 	CHECK(dcr_pub_parse(line + 1, parsed) == DCR_EKEY);
 	free(line);
 
+	/* RFC 8032 5.1.3 point decoding (our own arithmetic): every generated
+	 * key is a point; y >= p, a y without a square root for x, and x = 0
+	 * with the sign bit set are not. */
+	CHECK(dcr_ed25519_point_valid(pub) && dcr_ed25519_point_valid(pub2));
+	for (int i = 0; i < 20; i++) {
+		dcr_key *kk;
+		uint8_t kp[32];
+		CHECK(dcr_key_generate(&kk) == 0);
+		dcr_key_public(kk, kp);
+		CHECK(dcr_ed25519_point_valid(kp));
+		dcr_key_free(kk);
+	}
+	uint8_t pt[32];
+	memset(pt, 0xff, 32);
+	pt[0] = 0xed, pt[31] = 0x7f; /* y = p */
+	CHECK(!dcr_ed25519_point_valid(pt));
+	pt[0] = 0xec; /* y = p - 1: x = 0, a point of order 2 */
+	CHECK(dcr_ed25519_point_valid(pt));
+	pt[31] = 0xff; /* the same with the sign bit set */
+	CHECK(!dcr_ed25519_point_valid(pt));
+	memset(pt, 0, 32);
+	pt[0] = 2; /* y = 2: (y^2 - 1) / (d y^2 + 1) is not a square */
+	CHECK(!dcr_ed25519_point_valid(pt));
+	CHECK(dcr_pub_parse("ed25519:AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", parsed) ==
+	      DCR_EKEY);
+	pt[0] = 1; /* y = 1: the identity, x = 0 */
+	CHECK(dcr_ed25519_point_valid(pt));
+	pt[31] = 0x80;
+	CHECK(!dcr_ed25519_point_valid(pt));
+
 	char dir[] = "/tmp/dcr-test-XXXXXX";
 	CHECK(mkdtemp(dir) != NULL);
 	char *path = dcr_asprintf("%s/id.pem", dir);

@@ -137,7 +137,7 @@ static void test_basic(void)
 		CHECK(res.cols[4].type == CMP_INTEGER);
 		CHECK(strcmp(res.cols[1].name, "n") == 0);
 	}
-	cmp_input down = {"stats", {res.cols, res.ncols}, res.image.data, res.image.len};
+	cmp_input down = {"stats", {res.cols, res.ncols}, res.image.data, res.image.len, NULL};
 	cmp_result r2;
 	cmp_result_init(&r2);
 	CHECK(cmp_sql_run("SELECT SUM(n) FROM stats", &down, 1, 0, NULL, &r2, &err) == 0);
@@ -147,7 +147,7 @@ static void test_basic(void)
 	 * must still find its own data, whatever the attach order. */
 	dcr_buf rimg;
 	prepare(&(cmp_schema){bank_cols, 4}, "result", bank_csv, &rimg);
-	cmp_input two[2] = {down, {"result", {bank_cols, 4}, rimg.data, rimg.len}};
+	cmp_input two[2] = {down, {"result", {bank_cols, 4}, rimg.data, rimg.len, NULL}};
 	for (int order = 0; order < 2; order++) {
 		cmp_input pair[2] = {two[order], two[1 - order]};
 		cmp_result_init(&r2);
@@ -189,7 +189,7 @@ static void test_basic(void)
 	CHECK(
 	    cmp_sql_check("SELECT city, SUM(age) AS s, MAX(balance) AS m, age || 'x' AS t, "
 	                  "i.premium * 2 AS p FROM bank JOIN insurer i USING (email) GROUP BY city",
-	                  inputs, 2, 5, &res, &err) == 0);
+	                  inputs, 2, 0, &res, &err) == 0);
 	CHECK(res.ncols == 5);
 	if (res.ncols == 5) {
 		CHECK(res.cols[0].type == CMP_STRING);
@@ -222,7 +222,7 @@ static void test_prepare_errors(void)
 	m.n = strlen(bank_csv);
 	m.off = 0;
 	CHECK(cmp_prepare_ex(&bs, "bank", idx, 1, mem_read, &m, &img, &err) == 0);
-	cmp_input in = {"bank", bs, img.data, img.len};
+	cmp_input in = {"bank", bs, img.data, img.len, NULL};
 	cmp_result res;
 	cmp_result_init(&res);
 	CHECK(cmp_sql_run("SELECT COUNT(*) FROM bank WHERE email > 'b'", &in, 1, 0, NULL, &res,
@@ -403,8 +403,8 @@ int main(void)
 	cmp_schema bs = {bank_cols, 4}, is = {ins_cols, 3};
 	prepare(&bs, "bank", bank_csv, &bank_img);
 	prepare(&is, "insurer_table", ins_csv, &ins_img); /* name differs: a view */
-	inputs[0] = (cmp_input){"bank", bs, bank_img.data, bank_img.len};
-	inputs[1] = (cmp_input){"insurer", is, ins_img.data, ins_img.len};
+	inputs[0] = (cmp_input){"bank", bs, bank_img.data, bank_img.len, NULL};
+	inputs[1] = (cmp_input){"insurer", is, ins_img.data, ins_img.len, NULL};
 	test_basic();
 	test_prepare_errors();
 	test_refs();

@@ -226,10 +226,13 @@ static void test_refusals(td *t)
 
 	/* Replayed: the same entry twice. The first is accepted... */
 	CHECK_OK(submit_raw(a, room, &entry, &err), &err);
-	CHECK(size_of(a, room) == size + 1);
+	/* (the daemon may already have appended the run's outcome: the run
+	 * needs no data here and can finish within milliseconds) */
+	uint64_t after = size_of(a, room);
+	CHECK(after == size + 1 || after == size + 2);
 	/* ...the second is refused and changes nothing. */
 	CHECK_ERR(submit_raw(a, room, &entry, &err), DCR_ESEQ, &err, "replayed");
-	CHECK(size_of(a, room) == size + 1);
+	CHECK(size_of(a, room) == size + 1 || size_of(a, room) == size + 2);
 	/* Also replaying an older event at its old position fails. */
 	CHECK_OK(cl_events(a, room, 1, 2, keep_one, &last, &err), &err);
 	CHECK_ERR(submit_raw(a, room, &last.b, &err), DCR_ESEQ, &err, NULL);
@@ -271,7 +274,7 @@ static void test_refusals(td *t)
 	DCR_ASSERT(dcr_key_generate(&fake_daemon) == 0);
 	dcr_buf_reset(&body);
 	dcr_buf_reset(&entry);
-	rm_body_run_failed(&body, "0123456789abcdef0123456789abcdef", "doubled", "nope");
+	rm_body_run_failed(&body, "0123456789abcdef0123456789abcdef", "doubled", "sql error");
 	CHECK_OK(es_event_build(t->anna, room, size_of(a, room), dcr_now_ms(), RM_EV_RUN_FAILED,
 	                        body.data, body.len, &entry, &err),
 	         &err);

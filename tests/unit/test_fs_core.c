@@ -234,9 +234,14 @@ static int fk_run(void *ctx, const char *computation, char run_id[33], dcr_err *
 	r.suppressed = 2;
 	r.result_bytes = strlen(res->csv);
 	r.duration_ms = 3;
-	r.schema_json = (char *)"[[\"city\",\"string\"],[\"n\",\"integer\"]]";
+	rm_run_col cols[] = {{(char *)"city", CMP_STRING}, {(char *)"n", CMP_INTEGER}};
+	const rm_run *q = rm_state_run(&fk->st, run_id);
+	r.cols = cols;
+	r.ncols = 2;
+	r.inputs = q ? q->inputs : NULL;
+	r.ninputs = q ? q->ninputs : 0;
 	dcr_buf_init(&body);
-	rm_body_run_completed(&body, &r, "{}");
+	rm_body_run_completed(&body, &r);
 	rc = fake_append(fk, fk->daemon, RM_EV_RUN_COMPLETED, body.data, body.len, err);
 	dcr_buf_release(&body);
 	return rc;
@@ -556,11 +561,15 @@ static char *room_json(const fake_user *anna, const fake_user *ian, const char *
 	    "  {\"email\": \"ian@insurer.example\", \"key\": \"%s\", \"owner_of\": "
 	    "[\"insurer_customers\"]}],\n"
 	    " \"datasets\": [\n"
-	    "  {\"name\": \"bank_customers\", \"kind\": \"table\", \"columns\": ["
-	    "{\"name\": \"email\", \"type\": \"string\", \"nullable\": false},"
-	    "{\"name\": \"city\", \"type\": \"string\"}]},\n"
+	    "  {\"name\": \"bank_customers\", \"kind\": \"table\", \"unit\": \"email\", "
+	    "\"columns\": ["
+	    "{\"name\": \"email\", \"type\": \"string\", \"nullable\": false, "
+	    "\"allow\": [\"join\"]},"
+	    "{\"name\": \"city\", \"type\": \"string\", \"allow\": [\"group\"]}]},\n"
 	    "  {\"name\": \"insurer_customers\", \"kind\": \"table\", \"share_statistics\": true, "
-	    "\"columns\": [{\"name\": \"email\", \"type\": \"string\", \"nullable\": false},"
+	    "\"unit\": \"email\", "
+	    "\"columns\": [{\"name\": \"email\", \"type\": \"string\", \"nullable\": false, "
+	    "\"allow\": [\"join\"]},"
 	    "{\"name\": \"risk\", \"type\": \"integer\"}]}],\n"
 	    " \"computations\": [\n"
 	    "  {\"name\": \"overlap\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": "
@@ -667,6 +676,22 @@ int main(void)
 	CHECK_RC(write_file(fa, "room.json", "{\"format\": \"dcr.room/1\",", 1000), -EINVAL);
 	CHECK(file_contains(fa, "status", "last_error:"));
 	CHECK(file_contains(fa, "status", "room.json"));
+	CHECK_RC(fs_size(fa), 1);
+	/* a query that does not compile: refused by the admission check before
+	 * anything is signed */
+	json = room_json(&anna, &ian, "bad sql");
+	{
+		/* abs() without argument: in the filtered subset, refused by
+		 * SQLite */
+		char *at = strstr(json, "GROUP BY b.city");
+		char *bad = dcr_asprintf("%.*sGROUP BY b.city HAVING abs() > 0%s", (int)(at - json),
+		                         json, at + strlen("GROUP BY b.city"));
+		free(json);
+		json = bad;
+	}
+	CHECK_RC(write_file(fa, "room.json", json, 100), -EINVAL);
+	free(json);
+	CHECK(file_contains(fa, "status", "SQL error: wrong number of arguments to function abs()"));
 	CHECK_RC(fs_size(fa), 1);
 	json = room_json(&anna, &ian, "second draft");
 	CHECK_RC(write_file(fa, "room.json", json, 100), 0);

@@ -20,6 +20,31 @@ static t_fixture F;
 		rm_def_free(d_);                                                                   \
 	} while (0)
 
+/* Parses (must succeed: a rule of replay accepts it), then the admission
+ * check (rm_def_admit) must refuse it with the needles. */
+#define ADMIT_BAD(text, ...)                                                                       \
+	do {                                                                                       \
+		rm_def *d_ = NULL;                                                                 \
+		dcr_err e_;                                                                        \
+		dcr_err_clear(&e_);                                                                \
+		int rc_ = rm_def_parse((text), strlen(text), &d_, &e_);                            \
+		CHECK(rc_ == 0);                                                                   \
+		if (rc_ == 0) {                                                                    \
+			rc_ = rm_def_admit(d_, &e_);                                               \
+			CHECK_FAILS(rc_, &e_, __VA_ARGS__);                                        \
+			if (getenv("RM_VERBOSE"))                                                  \
+				fprintf(stderr, "refused at admission: %s\n", e_.msg);            \
+		}                                                                                  \
+		rm_def_free(d_);                                                                   \
+	} while (0)
+
+#define ADMIT_BAD_EDIT(from, to, ...)                                                              \
+	do {                                                                                       \
+		char *t_ = t_replace(valid, (from), (to));                                         \
+		ADMIT_BAD(t_, __VA_ARGS__);                                                        \
+		free(t_);                                                                          \
+	} while (0)
+
 /* Edit the valid definition once (from -> to) and expect failure. */
 #define BAD_EDIT(from, to, ...)                                                                    \
 	do {                                                                                       \
@@ -51,19 +76,32 @@ static void test_valid_roundtrip(const char *valid)
 	CHECK(d->datasets[1].required && d->datasets[1].share_statistics);
 	CHECK(d->datasets[1].columns[1].nullable);
 	CHECK(d->datasets[2].kind == RM_DS_FILE && !d->datasets[2].required);
+	CHECK(d->datasets[0].unit && strcmp(d->datasets[0].unit, "email") == 0);
+	CHECK(d->datasets[0].columns[0].allow == CMP_ALLOW_JOIN);
+	CHECK(d->datasets[0].columns[2].allow == (CMP_ALLOW_GROUP | CMP_ALLOW_AGGREGATE));
+	CHECK(d->datasets[0].psrc.nunits == 1 && d->datasets[0].psrc.ncols == 4);
+	/* descriptors for downstream filtered queries: overlap is filtered */
+	CHECK(rm_def_computation(d, "overlap")->psrc.kind == CMP_PSRC_AGGREGATE);
+	CHECK(rm_def_computation(d, "by_city")->psrc.kind == CMP_PSRC_OPAQUE);
 	/* derived SQL inputs and result schemas */
 	const rm_computation *ov = rm_def_computation(d, "overlap");
 	CHECK(ov && ov->kind == RM_COMP_SQL && ov->min_rows_aggregated == 10);
 	CHECK(ov && ov->ninputs == 2 && strcmp(ov->inputs[0], "bank_customers") == 0 &&
 	      strcmp(ov->inputs[1], "insurer_customers") == 0);
-	CHECK(ov && ov->nresult_cols == 2 && strcmp(ov->result_cols[0].name, "city") == 0 &&
-	      strcmp(ov->result_cols[1].name, "n") == 0);
 	const rm_computation *bc = rm_def_computation(d, "by_city");
 	CHECK(bc && bc->ninputs == 1 && strcmp(bc->inputs[0], "overlap") == 0);
-	CHECK(bc && bc->nresult_cols == 2 && strcmp(bc->result_cols[1].name, "twice") == 0);
 	const rm_computation *sy = rm_def_computation(d, "bank_synthetic");
-	CHECK(sy && sy->epsilon == 1.0 && sy->nmask == 1 && sy->nresult_cols == 4);
+	CHECK(sy && sy->epsilon == 1.0 && sy->nmask == 1);
+	/* result schemas come from the admission check, never from parsing */
+	CHECK(ov && ov->nresult_cols == 0 && sy && sy->nresult_cols == 0);
+	CHECK(rm_def_admit(d, &e) == 0);
+	CHECK(ov && ov->nresult_cols == 2 && strcmp(ov->result_cols[0].name, "city") == 0 &&
+	      strcmp(ov->result_cols[1].name, "n") == 0);
+	CHECK(bc && bc->nresult_cols == 2 && strcmp(bc->result_cols[1].name, "twice") == 0);
+	CHECK(sy && sy->nresult_cols == 4);
 	CHECK(rm_def_computation(d, "churn")->nresult_cols == 0);
+	CHECK(rm_def_admit(d, &e) == 0 && ov->nresult_cols == 2); /* twice: same */
+	CHECK(rm_def_admit_json(valid, strlen(valid), &e) == 0);
 	/* roles */
 	CHECK(rm_is_owner(d, F.anna_pub, "bank_customers"));
 	CHECK(!rm_is_owner(d, F.ian_pub, "bank_customers"));
@@ -134,12 +172,12 @@ int main(void)
 	BAD_EDIT("\"name\": \"age\"", "\"name\": \"CITY\"", "datasets[0].columns[2].name",
 	         "columns[1]");
 	/* unknown type, bad format */
-	BAD_EDIT("{\"name\": \"risk\", \"type\": \"integer\"}",
-	         "{\"name\": \"risk\", \"type\": \"int\"}",
+	BAD_EDIT("{\"name\": \"risk\", \"type\": \"integer\",",
+	         "{\"name\": \"risk\", \"type\": \"int\",",
 	         "datasets[1].columns[1].type: unknown type \"int\"; expected string, integer or "
 	         "float");
-	BAD_EDIT("\"type\": \"integer\", \"nullable\": true}",
-	         "\"type\": \"integer\", \"format\": \"date\"}",
+	BAD_EDIT("\"type\": \"integer\", \"nullable\": true,",
+	         "\"type\": \"integer\", \"format\": \"date\",",
 	         "datasets[0].columns[2].format: only string columns take a format");
 	/* unresolved references */
 	BAD_EDIT("\"owner_of\": [\"insurer_customers\"]", "\"owner_of\": [\"insurer_custmers\"]",
@@ -161,8 +199,27 @@ int main(void)
 	{
 		char *t = t_replace(valid, F.anna_s, "ed25519:AAAA");
 		BAD(t, "participants[0].key: not an ed25519 public key (expected \"ed25519:\" "
-		       "followed by base64 of 32 bytes)");
+		       "followed by base64 of 32 bytes that encode a curve point of large order)");
 		free(t);
+		/* 32 bytes that are not a point (y = 2), and y >= p */
+		t = t_replace(valid, F.anna_s, "ed25519:AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+		BAD(t, "participants[0].key: not an ed25519 public key");
+		free(t);
+		t = t_replace(valid, F.anna_s, "ed25519:7f///////////////////////////////////////38=");
+		BAD(t, "participants[0].key: not an ed25519 public key");
+		free(t);
+		/* the same key spelled with non-zero unused bits is refused */
+		{
+			char *k = dcr_strdup(F.anna_s);
+			size_t n = strlen(k);
+			const char *b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+			size_t v = (size_t)(strchr(b64, k[n - 2]) - b64);
+			k[n - 2] = b64[v ^ 1];
+			t = t_replace(valid, F.anna_s, k);
+			BAD(t, "participants[0].key: not an ed25519 public key");
+			free(t);
+			free(k);
+		}
 		t = t_replace(valid, F.ian_s, F.anna_s);
 		BAD(t, "participants[1].key: same key as participants[0]");
 		free(t);
@@ -185,16 +242,48 @@ int main(void)
 	}
 	BAD_EDIT("n * 2 AS twice FROM overlap", "n * 2 AS twice FROM by_city",
 	         "dependency cycle: by_city -> by_city");
+	/* units and column permissions (docs/room-format.md) */
+	BAD_EDIT("\"unit\": \"email\",\n     \"columns\"", "\"unit\": \"mail\",\n     \"columns\"",
+	         "datasets[0].unit: \"mail\" is not a column of bank_customers");
+	BAD_EDIT("\"required\": false}", "\"required\": false, \"unit\": \"x\"}",
+	         "datasets[2].unit: file datasets have no columns");
+	BAD_EDIT("\"allow\": [\"join\"]}", "\"allow\": [\"joins\"]}",
+	         "datasets[0].columns[0].allow[0]: expected \"group\", \"aggregate\", \"join\" or "
+	         "\"minmax\"");
+	BAD_EDIT("\"allow\": [\"join\"]}", "\"allow\": [\"join\", \"join\"]}",
+	         "datasets[0].columns[0].allow[1]: \"join\" is listed twice");
+	BAD_EDIT("\"allow\": [\"join\"]}", "\"allow\": \"join\"}",
+	         "datasets[0].columns[0].allow: expected an array");
+	/* the default is deny: without "group", city cannot be a group key */
+	BAD_EDIT("\"nullable\": true, \"allow\": [\"group\"]}", "\"nullable\": true}",
+	         "computations[0] (\"overlap\"): privacy filter: offset 7 (near \"b\"): column "
+	         "bank_customers.city may not be used outside an aggregate in a filtered query "
+	         "(its \"allow\" list lacks \"group\")");
 	/* SQL against the declared schemas */
+	/* a filtered query is parsed by our own parser: a rule */
 	BAD_EDIT("GROUP BY b.city", "GROUP BY b.citi",
-	         "computations[0] (\"overlap\"): SQL error: ", "no such column: b.citi");
-	BAD_EDIT("SELECT city, n * 2", "SELECT city, m * 2",
-	         "computations[1] (\"by_city\"): SQL error: ", "no such column: m");
-	BAD_EDIT("SELECT b.city, COUNT(*) AS n FROM bank_customers b JOIN insurer_customers i "
-	         "USING (email) GROUP BY b.city",
-	         "SELECT b.city, i.risk AS n FROM bank_customers b JOIN insurer_customers i USING "
-	         "(email)",
-	         "computations[0] (\"overlap\"): ", "aggregat");
+	         "computations[0] (\"overlap\"): privacy filter: offset 99 (near \"b\"): "
+	         "bank_customers has no column \"citi\"");
+	ADMIT_BAD_EDIT("GROUP BY b.city", "GROUP BY b.city HAVING abs() > 0",
+	               "computations[0] (\"overlap\"): SQL error: ", "wrong number of arguments");
+	ADMIT_BAD_EDIT("SELECT city, n * 2", "SELECT city, m * 2",
+	               "computations[1] (\"by_city\"): SQL error: ", "no such column: m");
+	BAD_EDIT("SELECT b.city, COUNT(*) AS n FROM bank_customers b JOIN insurer_customers "
+	         "i USING (email) GROUP BY b.city",
+	         "SELECT b.city, i.risk AS n FROM bank_customers b JOIN insurer_customers i "
+	         "USING (email)",
+	         "computations[0] (\"overlap\"): privacy filter: ", "must aggregate");
+	ADMIT_BAD_EDIT("SELECT city, n * 2", "SELECT sqlite_version(), city, n * 2",
+	               "computations[1] (\"by_city\"): ");
+	{
+		/* the admission check with its prefix, as rm_apply words definition errors */
+		char *t = t_replace(valid, "GROUP BY b.city", "GROUP BY b.city HAVING abs() > 0");
+		dcr_err e;
+		CHECK_FAILS(rm_def_admit_json(t, strlen(t), &e), &e,
+		          "definition: computations[0] (\"overlap\"): SQL error: wrong number");
+		CHECK_FAILS(rm_def_admit_json("{", 1, &e), &e, "definition: line 1");
+		free(t);
+	}
 	BAD_EDIT("FROM overlap\"}", "FROM overlap JOIN contracts\"}",
 	         "computations[1] (\"by_city\"): the query reads file dataset contracts");
 	BAD_EDIT("FROM overlap\"}", "FROM churn\"}",
@@ -248,6 +337,64 @@ int main(void)
 	BAD_EDIT("\"description\":", "\"name\": \"again\", \"description\":", "line 4, column ",
 	         "duplicate");
 	BAD_EDIT("\"x-comment\"", "\"nmae\"", "unknown field \"nmae\" (did you mean \"name\"?");
+	/* JSON rules of docs/room-format.md that are ours, not the library's */
+	BAD_EDIT("\"ignored\"", "\"a\\u0000b\"", "line ");
+	BAD_EDIT("\"ignored\"", "\"\\ud800\"", "line ");
+	BAD_EDIT("\"ignored\"", "9223372036854775808", "line ");
+	BAD_EDIT("\"ignored\"", "1e400", "line ");
+	BAD_EDIT("\"ignored\"", "NaN", "line ");
+	{
+		/* nesting: at most 32 levels of [ and { (the root object is one),
+		 * brackets inside strings do not count */
+		char deep[128], deeper[128];
+		memset(deep, 0, sizeof deep);
+		memset(deeper, 0, sizeof deeper);
+		for (int i = 0; i < 31; i++)
+			deep[i] = '[', deep[31 + i] = ']';
+		for (int i = 0; i < 32; i++)
+			deeper[i] = '[', deeper[32 + i] = ']';
+		char *t = t_replace(valid, "\"ignored\"", deep);
+		rm_def *d = NULL;
+		dcr_err e;
+		CHECK(rm_def_parse(t, strlen(t), &d, &e) == 0);
+		rm_def_free(d);
+		free(t);
+		BAD_EDIT("\"ignored\"", deeper, "nested deeper than 32 levels");
+		t = t_replace(valid, "\"ignored\"", "[\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"{\"]");
+		CHECK(rm_def_parse(t, strlen(t), &d, &e) == 0);
+		rm_def_free(d);
+		free(t);
+	}
+	{
+		/* min_rows_aggregated: 0 to 1,000,000,000 */
+		char *t = t_replace(valid, "\"min_rows_aggregated\": 10",
+		                    "\"min_rows_aggregated\": 1000000000");
+		rm_def *d = NULL;
+		dcr_err e;
+		CHECK(rm_def_parse(t, strlen(t), &d, &e) == 0);
+		rm_def_free(d);
+		free(t);
+	}
+	BAD_EDIT("\"min_rows_aggregated\": 10", "\"min_rows_aggregated\": 1000000001",
+	         "privacy.min_rows_aggregated: expected an integer from 0 to 1000000000");
+	BAD_EDIT("\"min_rows_aggregated\": 10", "\"min_rows_aggregated\": 10.0",
+	         "privacy.min_rows_aggregated: expected an integer");
+	/* the tokenizer: names in strings and comments are not read; quoted
+	 * identifiers are */
+	BAD_EDIT("FROM overlap\"", "FROM \\\"x\\\" -- overlap\\n WHERE 'overlap' = 1\"",
+	         "computations[1] (\"by_city\"): the query reads no dataset or computation");
+	{
+		char *t = t_replace(valid, "FROM overlap\"", "FROM [OVERLAP] /* unclosed\"");
+		rm_def *d = NULL;
+		dcr_err e;
+		CHECK(rm_def_parse(t, strlen(t), &d, &e) == 0);
+		const rm_computation *bc = d ? rm_def_computation(d, "by_city") : NULL;
+		CHECK(bc && bc->ninputs == 1 && strcmp(bc->inputs[0], "overlap") == 0);
+		rm_def_free(d);
+		free(t);
+	}
+	BAD_EDIT("FROM overlap\"", "FROM overlap WHERE city = 'open\"",
+	         "computations[1] (\"by_city\"): unterminated string literal");
 	BAD_EDIT("\"nullable\": false, \"format\"", "\"nulable\": false, \"format\"",
 	         "datasets[0].columns[0]: unknown field \"nulable\" (did you mean \"nullable\"?");
 	BAD_EDIT("\"x-comment\"", "\"owners\"",

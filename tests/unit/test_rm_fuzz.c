@@ -216,9 +216,23 @@ static void good_value(dcr_mpw *w, const char *key)
 		snprintf(id, sizeof id, "%032x", (unsigned)rndn(6));
 		dcr_mpw_str(w, id);
 	} else if (strcmp(key, "schema") == 0) {
-		dcr_mpw_str(w, strs[8]);
+		dcr_mpw_array(w, 2);
+		dcr_mpw_array(w, 2);
+		dcr_mpw_str(w, "city");
+		dcr_mpw_str(w, "string");
+		dcr_mpw_array(w, 2);
+		dcr_mpw_str(w, rndn(2) ? "n" : "City");
+		dcr_mpw_str(w, "integer");
 	} else if (strcmp(key, "inputs") == 0) {
-		dcr_mpw_str(w, rndn(2) ? strs[9] : strs[10]);
+		/* 0..2 of the datasets overlap reads, in canonical order */
+		static const char *const ds[] = {"bank_customers", "insurer_customers"};
+		uint32_t n = (uint32_t)rndn(3);
+		memset(bin, (int)rndn(2) * 0x3f, sizeof bin);
+		dcr_mpw_map(w, n);
+		for (uint32_t i = 0; i < n; i++) {
+			dcr_mpw_str(w, ds[i]);
+			dcr_mpw_bin(w, bin, 32);
+		}
 	} else {
 		dcr_mpw_str(w, strs[rndn(6)]);
 	}

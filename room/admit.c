@@ -1,0 +1,153 @@
+/* admit.c: the admission check of a room definition (docs/rules.md,
+ * "Admission checks"): every sql query compiles with SQLite against the
+ * declared schemas of what it reads, is one SELECT, uses only allowed
+ * functions and aggregates where the privacy filter requires it; a
+ * differentially private query has the one shape cmp_dp accepts.
+ *
+ * This is not a rule of replay. rm_apply never calls it: its verdict
+ * depends on the linked SQLite and on a time limit, so two machines could
+ * disagree. dcrd runs it before appending room.created, room.draft_saved
+ * and room.published, and the CLI and the mount run it before they sign
+ * one of those events; `dcr audit verify` may report it as a warning.
+ * One function, so the daemon and the clients apply the same check.
+ *
+ * Workload: once per definition event submitted; the cost is compiling
+ * each query once on empty tables. */
+#include "room.h"
+
+/* A differentially private query: the shape whose sensitivity is known
+ * (cmp_dp_check, docs/privacy.md), compiled against its inputs. */
+static int dp_check(const rm_computation *c, const cmp_input *inputs, cmp_result *res,
+                    dcr_err *err)
+{
+	cmp_dp dp;
+	cmp_dp_bound *b = dcr_calloc(c->ndp_bounds + 1, sizeof *b);
+	rm_computation_dp(c, &dp, b);
+	int rc = cmp_dp_check(c->query, inputs, c->ninputs, &dp, res, err);
+	free(b);
+	return rc;
+}
+
+/* Compiles every SQL computation against its inputs' schemas, upstream
+ * first, and records each result schema for the computations downstream.
+ * Goes on past a failure (each computation keeps its own admit_error, for
+ * room.test); returns the first. */
+static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
+{
+	int rc = 0;
+	for (size_t oi = 0; oi < d->ncomputations; oi++) {
+		size_t i = order[oi];
+		rm_computation *c = &d->computations[i];
+		if (c->kind == RM_COMP_SYNTHETIC) {
+			const rm_dataset *ds = rm_def_dataset(d, c->input);
+			DCR_ASSERT(ds);
+			c->result_cols = dcr_calloc(ds->ncolumns + 1, sizeof(cmp_column));
+			rm_dataset_columns(ds, c->result_cols);
+			for (size_t j = 0; j < ds->ncolumns; j++)
+				c->result_cols[j].name = dcr_strdup(ds->columns[j].name);
+			c->nresult_cols = ds->ncolumns;
+			continue;
+		}
+		if (c->kind != RM_COMP_SQL)
+			continue;
+		const char *failed_up = NULL;
+		for (size_t k = 0; k < c->ninputs && !failed_up; k++) {
+			const rm_computation *up = rm_def_computation(d, c->inputs[k]);
+			if (up && !up->result_cols)
+				failed_up = up->name;
+		}
+		if (failed_up) {
+			c->admit_error = dcr_asprintf("upstream computation %s failed its check",
+			                              failed_up);
+			if (!rc)
+				rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s",
+				                 i, c->name, c->admit_error);
+			continue;
+		}
+		cmp_input *inputs = dcr_calloc(c->ninputs + 1, sizeof(cmp_input));
+		cmp_column **cols = dcr_calloc(c->ninputs + 1, sizeof(cmp_column *));
+		for (size_t k = 0; k < c->ninputs; k++) {
+			const rm_dataset *ds = rm_def_dataset(d, c->inputs[k]);
+			inputs[k].name = c->inputs[k];
+			if (ds) {
+				cols[k] = dcr_calloc(ds->ncolumns + 1, sizeof(cmp_column));
+				rm_dataset_columns(ds, cols[k]);
+				inputs[k].schema.cols = cols[k];
+				inputs[k].schema.ncols = ds->ncolumns;
+				inputs[k].priv = &ds->psrc;
+			} else {
+				const rm_computation *up = rm_def_computation(d, c->inputs[k]);
+				DCR_ASSERT(up && up->result_cols); /* else failed_up above */
+				inputs[k].schema.cols = up->result_cols;
+				inputs[k].schema.ncols = up->nresult_cols;
+				inputs[k].priv = &up->psrc;
+			}
+		}
+		cmp_result res;
+		dcr_err e;
+		dcr_err_clear(&e);
+		cmp_result_init(&res);
+		int crc = c->dp_epsilon ? dp_check(c, inputs, &res, &e)
+		                        : cmp_sql_check(c->query, inputs, c->ninputs,
+		                                        c->min_rows_aggregated, &res, &e);
+		if (crc < 0) {
+			bool has_prefix = strncmp(e.msg, "SQL", 3) == 0;
+			c->admit_error = dcr_asprintf("%s%s", has_prefix ? "" : "SQL error: ", e.msg);
+			if (!rc)
+				rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s",
+				                 i, c->name, c->admit_error);
+		} else {
+			c->nresult_cols = res.ncols;
+			c->result_cols = dcr_calloc(res.ncols + 1, sizeof(cmp_column));
+			for (size_t j = 0; j < res.ncols; j++) {
+				c->result_cols[j] = res.cols[j];
+				c->result_cols[j].name = dcr_strdup(res.cols[j].name);
+			}
+		}
+		cmp_result_release(&res);
+		for (size_t k = 0; k < c->ninputs; k++)
+			free(cols[k]);
+		free(cols);
+		free(inputs);
+	}
+	return rc;
+}
+
+static void clear_results(rm_def *d)
+{
+	for (size_t i = 0; i < d->ncomputations; i++) {
+		rm_computation *c = &d->computations[i];
+		for (size_t j = 0; j < c->nresult_cols; j++)
+			free((char *)c->result_cols[j].name);
+		free(c->result_cols);
+		c->result_cols = NULL;
+		c->nresult_cols = 0;
+		free(c->admit_error);
+		c->admit_error = NULL;
+	}
+}
+
+int rm_def_admit(rm_def *d, dcr_err *err)
+{
+	size_t *order = dcr_calloc(d->ncomputations + 1, sizeof(size_t));
+	int rc = rm_def_topo(d, order);
+	if (rc)
+		rc = dcr_err_set(err, rc, "computations form a cycle");
+	clear_results(d);
+	if (!rc)
+		rc = check_sql(d, order, err);
+	free(order);
+	return rc;
+}
+
+int rm_def_admit_json(const char *json, size_t n, dcr_err *err)
+{
+	rm_def *d = NULL;
+	int rc = rm_def_parse(json, n, &d, err);
+	if (!rc)
+		rc = rm_def_admit(d, err);
+	if (rc)
+		dcr_err_prefix(err, "definition");
+	rm_def_free(d);
+	return rc;
+}
