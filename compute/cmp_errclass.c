@@ -8,6 +8,7 @@
  * (docs/privacy.md, "Errors"). The class is chosen from the error code and
  * from fixed phrases of the message; whatever the message says, the result
  * is one of the constant strings of this file. */
+#include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -18,7 +19,8 @@ static const char *const classes[] = {
     "sql error",         "sql error: json path", "sql error: malformed json",
     "sql error: integer overflow",        "sql error: invalid text", "sql error: too big",
     "sql error: not allowed",             "privacy filter", "input unavailable",
-    "not supported",     "internal error", CMP_ERRCLASS_UNRECORDABLE};
+    "not supported",     "storage error: Input/output error",
+    "storage error: No space left on device", "internal error", CMP_ERRCLASS_UNRECORDABLE};
 
 const char *cmp_error_class(const dcr_err *err)
 {
@@ -59,6 +61,14 @@ const char *cmp_error_class(const dcr_err *err)
 	case DCR_ESTORE:
 	case DCR_ECSV:
 		return "input unavailable";
+	/* dcrd's own storage failed during the run (a result blob, a temp
+	 * file): the system error says nothing about the data, and the
+	 * operator needs to know the disk is the cause. */
+	case -EIO:
+		return "storage error: Input/output error";
+	case -ENOSPC:
+	case -EDQUOT:
+		return "storage error: No space left on device";
 	default:
 		return "internal error";
 	}

@@ -343,7 +343,8 @@ int cmp_dp_run(const char *query, const cmp_input *inputs, size_t ninputs, const
  * "memory limit", "row limit", "size limit", "sql error", "sql error: json
  * path", "sql error: malformed json", "sql error: integer overflow", "sql
  * error: invalid text", "sql error: too big", "sql error: not allowed",
- * "privacy filter", "input unavailable", "not supported", "internal error",
+ * "privacy filter", "input unavailable", "not supported", "storage error:
+ * Input/output error", "storage error: No space left on device", "internal error",
  * and "result not recordable" (set by dcrd, below).
  * The returned string is a constant of that list, whatever err holds. */
 const char *cmp_error_class(const dcr_err *err);

@@ -147,6 +147,8 @@ typedef struct dmn_done_upload {
 	rm_provision p; /* dataset, blob, file heap-owned */
 	uint64_t done_ms;
 } dmn_done_upload;
+/* Frees u and what it owns (rooms.c); NULL is fine. */
+void dmn__done_upload_free(dmn_done_upload *u);
 
 typedef struct dmn_job dmn_job;
 

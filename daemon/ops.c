@@ -494,10 +494,7 @@ static int op_upload_end(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 			if (kept >= DMN_UPLOADS_PENDING_MAX ||
 			    done->done_ms - x->done_ms > DMN_UPLOAD_PENDING_MS) {
 				*pp = x->next;
-				free(x->p.dataset);
-				free(x->p.blob);
-				free(x->p.file);
-				free(x);
+				dmn__done_upload_free(x);
 				continue;
 			}
 			kept++;

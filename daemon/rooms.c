@@ -350,7 +350,7 @@ static dmn_done_upload *match_upload(dmn *d, const es_event *ev, bool take)
 	return hit;
 }
 
-static void done_upload_free(dmn_done_upload *u)
+void dmn__done_upload_free(dmn_done_upload *u)
 {
 	if (!u)
 		return;
@@ -390,7 +390,7 @@ void dmn__uploads_release(dmn *d)
 	while (d->up.done) {
 		dmn_done_upload *u = d->up.done;
 		d->up.done = u->next;
-		done_upload_free(u);
+		dmn__done_upload_free(u);
 	}
 	dmn__mutex_destroy(&d->up.mu);
 }
@@ -667,7 +667,7 @@ out:
 		dmn__wake_waiters(d, false); /* after unlocking: waiters take r->mu */
 	strv_free(old_blobs, nold);
 	room_free(fresh);
-	done_upload_free(up);
+	dmn__done_upload_free(up);
 	if (decoded)
 		es_event_release(&ev);
 	return rc;

@@ -378,7 +378,9 @@ ERROR_CLASSES = {"time limit", "memory limit", "row limit", "size limit", "sql e
                  "sql error: json path", "sql error: malformed json",
                  "sql error: integer overflow", "sql error: invalid text", "sql error: too big",
                  "sql error: not allowed", "privacy filter", "input unavailable",
-                 "not supported", "internal error", "result not recordable"}
+                 "not supported", "storage error: Input/output error",
+                 "storage error: No space left on device", "internal error",
+                 "result not recordable"}
 
 
 def bfold(b):
