@@ -307,6 +307,13 @@ void dmn__jobs_release(dmn *d);
  * references (uploads never signed, superseded or withdrawn datasets and
  * their tables, cached results of old inputs). */
 int dmn__blobs_gc(dmn *d, dcr_err *err);
+/* While running, once the event that withdrew or replaced a provision is
+ * durable: removes its blobs (the file, its statistics, its prepared
+ * table) at once rather than at the next start. Blob ids are random per
+ * upload, so nothing current refers to them; a reader that has one open
+ * keeps reading it. Cached results of the old data wait for the next
+ * start's dmn__blobs_gc. */
+void dmn__blobs_drop_withdrawn(dmn *d, const char *data_blob);
 /* Stops taking jobs, cancels what is computing (its run stays queued in
  * the log), waits for appends in progress and joins every worker. */
 void dmn__jobs_stop(dmn *d);

@@ -277,6 +277,13 @@ static int blob_src_read(void *ctx, void *buf, size_t cap)
 	return (int)got;
 }
 
+/* Is data_blob the current provision of dataset? Caller holds r->mu. */
+static bool blob_current(dmn_room *r, const char *dataset, const char *data_blob)
+{
+	const rm_provision *p = rm_state_provision(&r->st, dataset);
+	return p && p->blob && strcmp(p->blob, data_blob) == 0;
+}
+
 /* Makes sure the prepared table of data_blob exists; *image_id (may be
  * NULL) gets its blob id. The dataset's schema is taken from the room's
  * current definition. */
@@ -327,6 +334,12 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		goto out;
 	}
 	dmn__mutex_lock(&r->mu);
+	if (background && !blob_current(r, dataset, data_blob)) {
+		/* Replaced or withdrawn before its table was built: its blobs
+		 * are gone (dmn__blobs_drop_withdrawn), nothing to build. */
+		dmn__mutex_unlock(&r->mu);
+		goto out;
+	}
 	{
 		const rm_dataset *ds = r->st.def ? rm_def_dataset(r->st.def, dataset) : NULL;
 		if (!ds || ds->kind != RM_DS_TABLE)
@@ -384,6 +397,20 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	if (rc < 0) {
 		dcr_err_set(err, rc, "storing %s: %s", key, dcr_strerror(rc));
 		goto out;
+	}
+	if (background) {
+		/* The data may have been replaced while the table was built: then
+		 * dmn__blobs_drop_withdrawn ran before the table existed, and the
+		 * table goes now (both under the room's lock, so one of the two
+		 * sees it). */
+		bool current;
+		dmn__mutex_lock(&r->mu);
+		current = blob_current(r, dataset, data_blob);
+		dmn__mutex_unlock(&r->mu);
+		if (!current) {
+			dmn__blobs_drop_withdrawn(d, data_blob);
+			goto out;
+		}
 	}
 	dmn__log(d, DMN_LOG_INFO, "prepared table %s (blob %s, %zu bytes, %zu indexes) in %llu ms",
 	         dataset, data_blob, image.len, nindex, (unsigned long long)(dcr_mono_ms() - t0));
@@ -1179,6 +1206,34 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 		         (unsigned long long)g.removed, (unsigned long long)g.bytes,
 		         (unsigned long long)g.kept);
 	return 0;
+}
+
+void dmn__blobs_drop_withdrawn(dmn *d, const char *data_blob)
+{
+	static const char *const derived[] = {"stats", "image"};
+	unsigned removed = 0;
+
+	for (size_t i = 0; i < sizeof derived / sizeof derived[0]; i++) {
+		char *key = dcr_asprintf("%s:%s", derived[i], data_blob);
+		dcr_buf v;
+		dcr_buf_init(&v);
+		if (es_meta_get(d->store, key, &v) == 0 && v.len == DMN_BLOB_HEX_BYTES - 1) {
+			char id[DMN_BLOB_HEX_BYTES];
+			memcpy(id, v.data, v.len);
+			id[v.len] = 0;
+			if (dmn__blob_remove(d->blobs, id) == 0)
+				removed++;
+			es_meta_del(d->store, key);
+		}
+		dcr_buf_release(&v);
+		free(key);
+	}
+	if (dmn__blob_remove(d->blobs, data_blob) == 0)
+		removed++;
+	if (removed)
+		dmn__log(d, DMN_LOG_INFO, "removed %u blobs of withdrawn data %s (file, statistics, "
+		                          "prepared table)",
+		         removed, data_blob);
 }
 
 /* ---- workers ---------------------------------------------------------------------- */

@@ -460,8 +460,8 @@ static int admit(const rm_state *st, const es_event *ev, dcr_err *err)
 }
 
 /* Whether a provision current before this event no longer is (its data
- * withdrawn or replaced); frees old. */
-static bool blobs_withdrawn(const rm_state *st, char **old, size_t n)
+ * withdrawn or replaced); removes the blobs of each such one; frees old. */
+static bool blobs_withdrawn(dmn *d, const rm_state *st, char **old, size_t n)
 {
 	size_t m = 0;
 	char **now = current_blobs(st, &m);
@@ -471,6 +471,8 @@ static bool blobs_withdrawn(const rm_state *st, char **old, size_t n)
 		bool found = false;
 		for (size_t k = 0; k < m && !found; k++)
 			found = strcmp(now[k], old[i]) == 0;
+		if (!found)
+			dmn__blobs_drop_withdrawn(d, old[i]);
 		gone = gone || !found;
 	}
 	strv_free(now, m);
@@ -644,7 +646,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	if (old_blobs) {
 		/* Withdrawn or replaced data leaves the daemon's memory too: the
 		 * image cache drops what it decrypted (tables and results alike). */
-		if (blobs_withdrawn(&r->st, old_blobs, nold)) {
+		if (blobs_withdrawn(d, &r->st, old_blobs, nold)) {
 			unsigned freed, held;
 			uint64_t bytes;
 			dmn__image_forget_all(d, &freed, &held, &bytes);

@@ -1,6 +1,7 @@
 /* fs.h: the mounted room (DESIGN §6) as a pure filesystem model.
  *
- * The core (fs_core.c) maps inode numbers to nodes of one room as one
+ * The core (fs_core.c, fs_nodes.c, fs_gen.c, fs_upload.c; shared types in
+ * fs_int.h) maps inode numbers to nodes of one room as one
  * identity sees it: README, room.json, status, ctl, audit.log, test.out,
  * events/, datasets/NAME/, computations/NAME/, requests/, dev/. It knows
  * nothing of libfuse: every operation returns a value >= 0 or -errno, and
@@ -35,6 +36,8 @@
 #define FS_RUN_WAIT_MS_MAX    (15u * 60 * 1000) /* writing `run` waits at most this */
 #define FS_SPOOL_FILES_MAX    256               /* temp files alive at once */
 #define FS_NAME_BYTES_MAX     255
+#define FS_RM_GRACE_MS        2000 /* rm of the provisioned file waits this for a new file */
+#define FS_CHECK_BYTES_MAX    (8u * 1024 * 1024) /* first bytes of a file checked locally */
 
 /* Status of the last run of a computation as the daemon sees it (state:
  * none, queued, running, done, failed). */
@@ -99,6 +102,7 @@ typedef struct fs_options {
 	uid_t uid;
 	gid_t gid;
 	unsigned run_poll_ms; /* run status polling while `run` waits; 0 = 50 */
+	unsigned rm_grace_ms; /* rm of a provisioned file takes effect after; 0 = FS_RM_GRACE_MS */
 } fs_options;
 
 typedef struct fs_attr {
@@ -107,6 +111,7 @@ typedef struct fs_attr {
 	uint32_t nlink;
 	uint64_t size;
 	uint64_t mtime_ms;
+	uint64_t mtime_ns; /* when not 0: the exact mtime a tool set (ns since the epoch) */
 	uid_t uid;
 	gid_t gid;
 	uint32_t blksize;
@@ -129,10 +134,13 @@ uint64_t fs_size(fs *f);
 
 int fs_lookup(fs *f, uint64_t parent, const char *name, fs_attr *out);
 int fs_getattr(fs *f, uint64_t ino, fs_attr *out);
-/* Truncate (size >= 0) and/or accept mode/time changes (no-ops here).
- * size < 0 means no truncation. fh may be NULL. */
+/* Truncate (size >= 0) and/or keep the permission bits (mode >= 0) and
+ * the modification time (mtime_ns >= 0, ns since the epoch) a tool sets:
+ * they are kept for files being written and for the provisioned file (in
+ * this mount), so `rsync -a` and `cp -p` find them again. fh may be NULL. */
 typedef struct fs_file fs_file;
-int fs_setattr(fs *f, uint64_t ino, fs_file *fh, int64_t size, fs_attr *out);
+int fs_setattr(fs *f, uint64_t ino, fs_file *fh, int64_t size, int mode, int64_t mtime_ns,
+               fs_attr *out);
 
 /* Directory listing, snapshot at open. */
 typedef struct fs_dirent {
@@ -166,6 +174,12 @@ int fs_release(fs *f, fs_file *h);
 int fs_unlink(fs *f, uint64_t parent, const char *name);
 int fs_rename(fs *f, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
               unsigned flags);
+
+/* The adapter's way to tell the core that the request being served was
+ * interrupted (the caller got a signal): long waits (writing `run`) check
+ * fn(arg) and give up with EINTR. Thread local: set before a call on the
+ * serving thread, cleared (NULL) after it. */
+void fs_set_interrupt(bool (*fn)(void *arg), void *arg);
 
 /* Temporary and editor names (never ingested when written). */
 bool fs_is_temp_name(const char *name);

@@ -68,7 +68,7 @@ static int connect_fail(fs_proto *p, int rc, dcr_err *err)
 	return rc;
 }
 
-static int pool_get(fs_proto *p, pconn **out, dcr_err *err)
+static int pool_get(fs_proto *p, pconn **out, bool *fresh, dcr_err *err)
 {
 	pconn *pc = NULL;
 	pthread_mutex_lock(&p->mu);
@@ -84,6 +84,7 @@ static int pool_get(fs_proto *p, pconn **out, dcr_err *err)
 	}
 	pc->busy = true;
 	pthread_mutex_unlock(&p->mu);
+	*fresh = !pc->c;
 	if (!pc->c) {
 		int rc = cl_connect(p->socket, p->id, &pc->c, err);
 		if (rc < 0) {
@@ -112,16 +113,26 @@ static void pool_put(fs_proto *p, pconn *pc, int rc)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/* One call on a pooled connection. A connection kept from before may be
+ * dead (the daemon restarted since it was last used): a transport error on
+ * it is retried once on a new connection, which is safe because a request
+ * to a daemon that is gone was never handled, and a repeated submit or run
+ * would be refused (its seq or run id is taken), never applied twice. */
 #define WITH_CONN(p, err, call)                                                                    \
 	do {                                                                                       \
-		pconn *pc_;                                                                        \
-		int rc_ = pool_get((p), &pc_, (err));                                              \
-		if (rc_ < 0)                                                                       \
-			return rc_;                                                                \
-		cl_conn *c = pc_->c;                                                               \
-		rc_ = (call);                                                                      \
-		pool_put((p), pc_, rc_);                                                           \
-		return rc_;                                                                        \
+		for (int try_ = 0;; try_++) {                                                      \
+			pconn *pc_;                                                                \
+			bool fresh_;                                                               \
+			int rc_ = pool_get((p), &pc_, &fresh_, (err));                             \
+			if (rc_ < 0)                                                               \
+				return rc_;                                                        \
+			cl_conn *c = pc_->c;                                                       \
+			rc_ = (call);                                                              \
+			pool_put((p), pc_, rc_);                                                   \
+			if (fresh_ || try_ > 0 || !transport_error(rc_))                           \
+				return rc_;                                                        \
+			dcr_err_clear(err);                                                        \
+		}                                                                                  \
 	} while (0)
 
 static int pb_events(void *ctx, uint64_t from,

@@ -54,8 +54,13 @@ static void to_stat(const fs_attr *a, struct stat *st)
 	st->st_gid = a->gid;
 	st->st_blksize = a->blksize;
 	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
-	st->st_mtim.tv_sec = (time_t)(a->mtime_ms / 1000);
-	st->st_mtim.tv_nsec = (long)(a->mtime_ms % 1000) * 1000000L;
+	if (a->mtime_ns) {
+		st->st_mtim.tv_sec = (time_t)(a->mtime_ns / 1000000000u);
+		st->st_mtim.tv_nsec = (long)(a->mtime_ns % 1000000000u);
+	} else {
+		st->st_mtim.tv_sec = (time_t)(a->mtime_ms / 1000);
+		st->st_mtim.tv_nsec = (long)(a->mtime_ms % 1000) * 1000000L;
+	}
 	st->st_atim = st->st_mtim;
 	st->st_ctim = st->st_mtim;
 }
@@ -120,8 +125,17 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	fs_attr a;
 	struct stat st;
 	int64_t size = (to_set & FUSE_SET_ATTR_SIZE) ? (int64_t)attr->st_size : -1;
+	int mode = (to_set & FUSE_SET_ATTR_MODE) ? (int)(attr->st_mode & 07777) : -1;
+	int64_t mtime_ns = -1;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		mtime_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+	} else if (to_set & FUSE_SET_ATTR_MTIME) {
+		mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 + attr->st_mtim.tv_nsec;
+	}
 	fs_file *h = fi ? (fs_file *)(uintptr_t)fi->fh : NULL;
-	int rc = fs_setattr(F(req), ino, h, size, &a);
+	int rc = fs_setattr(F(req), ino, h, size, mode, mtime_ns, &a);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -289,10 +303,18 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+static bool req_interrupted(void *req)
+{
+	return fuse_req_interrupted(req) != 0;
+}
+
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
+	/* Writing `run` waits for the run: a signal (^C, kill) ends the wait. */
+	fs_set_interrupt(req_interrupted, req);
 	ssize_t r = fs_write(F(req), (fs_file *)(uintptr_t)fi->fh, (uint64_t)off, buf, size);
+	fs_set_interrupt(NULL, NULL);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else
@@ -448,9 +470,9 @@ static void *poller(void *arg)
 		uint64_t *changed = NULL;
 		size_t n = 0;
 		dcr_err err = {0};
-		int rc = fs_refresh(l->f, &changed, &n, &err);
-		if (rc < 0)
-			continue; /* daemon away: keep serving what we know, retry */
+		/* daemon away: keep serving what we know (status and README say
+		 * so; those are invalidated), retry */
+		fs_refresh(l->f, &changed, &n, &err);
 		for (size_t i = 0; i < n; i++) {
 			pthread_mutex_lock(&l->mu);
 			bool stop = l->stop;

@@ -34,6 +34,7 @@ typedef struct fake {
 	size_t nresults;
 	unsigned blobs;
 	unsigned uploads_open;
+	bool down; /* the daemon does not answer */
 	struct {
 		char *dataset;
 		dcr_buf bytes; /* the last committed upload, for data_read */
@@ -76,6 +77,8 @@ static int fk_events(void *ctx, uint64_t from,
                      dcr_err *err)
 {
 	fake_user *u = ctx;
+	if (u->fk->down)
+		return dcr_err_set(err, -EIO, "daemon at /fake/sock unreachable");
 	for (uint64_t i = from; i < u->fk->n; i++) {
 		int rc = fn(fctx, i, u->fk->entries[i].data, u->fk->entries[i].len);
 		if (rc)
@@ -374,6 +377,7 @@ static fs *mount_as(fake_user *u, fs_backend *be)
 	o.uid = 1000;
 	o.gid = 1000;
 	o.run_poll_ms = 1;
+	o.rm_grace_ms = 1000;
 	memset(be, 0, sizeof *be);
 	be->ctx = u;
 	be->events = fk_events;
@@ -828,6 +832,30 @@ int main(void)
 	CHECK_RC(walk(fi, "datasets/insurer_customers/ins.csv"), tino);
 	CHECK(walk(fi, "datasets/insurer_customers/.ins.csv.Xy12Ab") == 0);
 	CHECK(file_contains(fi, "datasets/insurer_customers/status", "file: ins.csv"));
+	{
+		/* the same file sent again (rsync -a after a remount): no upload, no
+		 * event; a changed one is uploaded */
+		size_t n0 = fk.n;
+		CHECK_RC(write_file(fi, "datasets/insurer_customers/.ins.csv.Zz", ins, 3), 0);
+		CHECK_RC(do_rename(fi, "datasets/insurer_customers/.ins.csv.Zz",
+		                   "datasets/insurer_customers/ins.csv"),
+		         0);
+		CHECK_RC(fk.n, n0);
+		CHECK(file_contains(fi, "datasets/insurer_customers/status", "nothing uploaded"));
+		CHECK(!listed(fi, "datasets/insurer_customers", ".ins.csv.Zz"));
+		char *ins2 = dcr_asprintf("%sz@x,9\n", ins);
+		CHECK_RC(write_file(fi, "datasets/insurer_customers/.ins.csv.Zz", ins2, 3), 0);
+		CHECK_RC(do_rename(fi, "datasets/insurer_customers/.ins.csv.Zz",
+		                   "datasets/insurer_customers/ins.csv"),
+		         0);
+		CHECK_RC(fk.n, n0 + 1);
+		free(ins2);
+		CHECK_RC(write_file(fi, "datasets/insurer_customers/.ins.csv.Zz", ins, 3), 0);
+		CHECK_RC(do_rename(fi, "datasets/insurer_customers/.ins.csv.Zz",
+		                   "datasets/insurer_customers/ins.csv"),
+		         0);
+		CHECK_RC(fk.n, n0 + 2);
+	}
 	/* shared statistics: ian's stats are readable by anna */
 	CHECK_RC(fs_refresh(fa, NULL, NULL, &err) > 0, 1);
 	CHECK(file_contains(fa, "datasets/insurer_customers/stats.json", "\"rows\": 3"));
@@ -925,11 +953,138 @@ int main(void)
 		CHECK(ch == NULL && nch == 0);
 	}
 
-	/* rm of the provisioned file deprovisions (owner only) */
+	/* everyday tools (issue 17) */
+	{
+		const char *good = "email,city\na@x,Paris\nb@x,Paris\nc@x,Lyon\n";
+		const char *bad = "email,city\na@x,Paris\n,Lyon\n"; /* email is not nullable */
+		const char *leaf;
+		uint64_t dir = parent_of(fa, "datasets/bank_customers/bank.csv", &leaf);
+		fs_file *h, *h2;
+		size_t n0;
+		CHECK_RC(write_file(fa, "datasets/bank_customers/bank.csv", good, 64), 0);
+		/* a bad row fails the write(2) that carries it (the local check) */
+		n0 = fk.n;
+		CHECK_RC(fs_create(fa, dir, "x.csv", O_WRONLY | O_CREAT, &a, &h), 0);
+		CHECK_RC(fs_write(fa, h, 0, bad, strlen(bad)), -EINVAL);
+		fs_flush(fa, h, 0, false);
+		fs_release(fa, h);
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "x.csv line 3"));
+		CHECK_RC(fk.n, n0);
+		/* ... and the name can be written again at once (stale kernel entry) */
+		CHECK_RC(fs_open(fa, a.ino, O_WRONLY | O_TRUNC, &h), 0);
+		CHECK_RC(fs_write(fa, h, 0, good, strlen(good)), strlen(good));
+		CHECK_RC(fs_flush(fa, h, 0, false), 0);
+		fs_release(fa, h);
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "file: x.csv"));
+		/* two writers: the second is refused at open, the first succeeds */
+		CHECK_RC(fs_create(fa, dir, "two.csv", O_WRONLY | O_CREAT, &a, &h), 0);
+		CHECK_RC(fs_write(fa, h, 0, good, 12), 12);
+		CHECK_RC(fs_open(fa, a.ino, O_WRONLY | O_TRUNC, &h2), -EBUSY);
+		CHECK(file_contains(fa, "status", "being written by another process"));
+		CHECK_RC(fs_write(fa, h, 12, good + 12, strlen(good) - 12), strlen(good) - 12);
+		CHECK_RC(fs_flush(fa, h, 0, false), 0);
+		fs_release(fa, h);
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "file: two.csv"));
+		/* sed -i: the work file, provisioned at close, renamed over the name */
+		CHECK_RC(write_file(fa, "datasets/bank_customers/sedAb12Cd", good, 64), 0);
+		CHECK_RC(do_rename(fa, "datasets/bank_customers/sedAb12Cd",
+		                   "datasets/bank_customers/bank.csv"),
+		         0);
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "file: bank.csv"));
+		CHECK(listed(fa, "datasets/bank_customers", "bank.csv"));
+		CHECK(!listed(fa, "datasets/bank_customers", "sedAb12Cd"));
+		CHECK(read_all(fa, "datasets/bank_customers/bank.csv", &s) == 0 &&
+		      strcmp(s, good) == 0);
+		free(s);
+		/* mode and mtime a tool sets are kept (rsync -a, cp -p) */
+		uint64_t bank_ino = walk(fa, "datasets/bank_customers/bank.csv");
+		CHECK_RC(fs_setattr(fa, bank_ino, NULL, -1, 0600, 1700000000123456789LL, &a), 0);
+		CHECK(a.mtime_ns == 1700000000123456789ULL && (a.mode & 0777) == 0600);
+		CHECK_RC(fs_getattr(fa, bank_ino, &a), 0);
+		CHECK(a.mtime_ns == 1700000000123456789ULL && (a.mode & 0777) == 0600);
+		CHECK_RC(fs_setattr(fi, walk(fi, "datasets/insurer_customers"), NULL, -1, 0700, -1,
+		                    &a),
+		         0);
+		/* install / tar -x: rm, then a bad file: the data stays */
+		n0 = fk.n;
+		CHECK_RC(fs_unlink(fa, dir, "bank.csv"), 0);
+		CHECK(walk(fa, "datasets/bank_customers/bank.csv") == 0);
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "pending_rm: bank.csv"));
+		CHECK_RC(write_file(fa, "datasets/bank_customers/bank.csv", bad, 64), -EINVAL);
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "rm of bank.csv is undone"));
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "state: provisioned"));
+		CHECK(walk(fa, "datasets/bank_customers/bank.csv") != 0);
+		CHECK_RC(fk.n, n0);
+		/* rsync --delete: rm, then a long transfer into a temp name that
+		 * keeps the rm pending, then a rejected rename: the data stays */
+		CHECK_RC(fs_unlink(fa, dir, "bank.csv"), 0);
+		CHECK_RC(fs_create(fa, dir, ".other.csv.Xy12Ab", O_WRONLY | O_CREAT, &a, &h), 0);
+		CHECK_RC(fs_write(fa, h, 0, "email,city\n", 11), 11);
+		for (int i = 0; i < 3; i++) {
+			usleep(600 * 1000);
+			CHECK(fs_refresh(fa, NULL, NULL, &err) >= 0);
+			CHECK_RC(fs_write(fa, h, 11 + (uint64_t)i * 4, "a@x\n", 4), 4);
+		}
+		fs_flush(fa, h, 0, false);
+		fs_release(fa, h);
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "pending_rm: bank.csv"));
+		CHECK_RC(do_rename(fa, "datasets/bank_customers/.other.csv.Xy12Ab",
+		                   "datasets/bank_customers/other.csv"),
+		         -EINVAL);
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "file: bank.csv"));
+		CHECK(walk(fa, "datasets/bank_customers/bank.csv") != 0);
+		CHECK_RC(fs_unlink(fa, dir, ".other.csv.Xy12Ab"), 0);
+		CHECK_RC(fk.n, n0);
+		/* ... and a good one replaces it without a deprovision */
+		CHECK_RC(fs_unlink(fa, dir, "bank.csv"), 0);
+		CHECK_RC(write_file(fa, "datasets/bank_customers/bank.csv", good, 64), 0);
+		usleep(1100 * 1000);
+		CHECK(fs_refresh(fa, NULL, NULL, &err) >= 0);
+		CHECK(file_contains(fa, "datasets/bank_customers/status", "state: provisioned"));
+		CHECK_RC(fk.n, n0 + 1);
+		/* generated files have their size before the first open */
+		CHECK_RC(fs_lookup(fi, walk(fi, "datasets/insurer_customers"), "stats.json", &a), 0);
+		CHECK(read_all(fi, "datasets/insurer_customers/stats.json", &s) == 0);
+		CHECK(a.size > 0 && a.size == strlen(s));
+		free(s);
+		/* audit.log reads as it is now, not as of the open (tail -f) */
+		char buf[64];
+		CHECK_RC(fs_open(fa, walk(fa, "audit.log"), O_RDONLY, &h), 0);
+		CHECK_RC(fs_getattr(fa, walk(fa, "audit.log"), &a), 0);
+		CHECK_RC(write_file(fa, "computations/overlap/run", "a\nb\nc\n", 2), 0);
+		CHECK(fs_read(fa, h, a.size, buf, sizeof buf) > 0);
+		fs_release(fa, h);
+	}
+	/* the daemon away: status and README say so; back when it answers */
+	CHECK(file_contains(fa, "status", "daemon: connected"));
+	fk.down = true;
+	CHECK(fs_refresh(fa, NULL, NULL, &err) < 0);
+	CHECK(file_contains(fa, "status", "daemon: unreachable since"));
+	CHECK(file_contains(fa, "README", "WARNING: the daemon does not answer"));
+	fk.down = false;
+	CHECK(fs_refresh(fa, NULL, NULL, &err) >= 0);
+	CHECK(file_contains(fa, "status", "daemon: connected"));
+	CHECK(read_all(fa, "README", &s) == 0 && !strstr(s, "WARNING"));
+	free(s);
+
+	/* one open-write-close is one run, whatever was written */
+	{
+		size_t runs0 = fk.st.nruns;
+		CHECK_RC(write_file(fa, "computations/overlap/run", "a\nb\nc\n", 2), 0);
+		CHECK_RC(fk.st.nruns, runs0 + 1);
+		fs_file *h;
+		CHECK_RC(fs_open(fa, walk(fa, "computations/overlap/run"), O_WRONLY | O_TRUNC, &h), 0);
+		CHECK_RC(fs_flush(fa, h, 0, false), 0);
+		fs_release(fa, h);
+		CHECK_RC(fk.st.nruns, runs0 + 1); /* : > run */
+	}
+
+	/* rm of the provisioned file deprovisions (owner only), after the grace */
 	{
 		const char *leaf;
 		uint64_t dir = parent_of(fa, "datasets/bank_customers/bank.csv", &leaf);
 		CHECK_RC(fs_unlink(fa, dir, leaf), 0);
+		usleep(1100 * 1000);
 		CHECK(
 		    file_contains(fa, "datasets/bank_customers/status", "state: not provisioned"));
 		CHECK(walk(fa, "datasets/bank_customers/bank.csv") == 0);
@@ -937,9 +1092,18 @@ int main(void)
 		CHECK_RC(fs_unlink(fi, dir, "bank_customers"), -EISDIR);
 	}
 
-	/* stop */
+	/* stop: nothing advertises writing any more */
 	CHECK_RC(write_file(fa, "ctl", "stop\n", 100), 0);
 	CHECK(file_contains(fa, "status", "status: stopped"));
+	CHECK_RC(fs_getattr(fa, walk(fa, "computations/overlap/run"), &a), 0);
+	CHECK((a.mode & 0222) == 0);
+	CHECK_RC(fs_getattr(fa, walk(fa, "datasets/bank_customers"), &a), 0);
+	CHECK((a.mode & 0222) == 0);
+	CHECK_RC(fs_getattr(fa, walk(fa, "ctl"), &a), 0);
+	CHECK((a.mode & 0222) == 0);
+	CHECK(read_all(fa, "README", &s) == 0 && strstr(s, "The room is stopped") &&
+	      !strstr(s, "provision bank_customers"));
+	free(s);
 
 	fs_free(fa);
 	fs_free(fi);

@@ -1,0 +1,321 @@
+/* fs_int.h: what the parts of the filesystem core share (fs_core.c,
+ * fs_nodes.c, fs_gen.c, fs_upload.c): the node kinds, local files, the
+ * core's state, open files, and the fs__ functions one part calls in
+ * another. Not for use outside fs/. */
+#ifndef DCR_FS_INT_H
+#define DCR_FS_INT_H
+
+#include <pthread.h>
+
+#include "fs.h"
+#include "../compute/compute.h"
+#include "../room/room.h"
+
+enum kind {
+	K_NONE,
+	K_ROOT,
+	K_README,
+	K_ROOMJSON,
+	K_STATUS,
+	K_CTL,
+	K_AUDIT,
+	K_TESTOUT,
+	K_EVENTS,
+	K_EVENT,
+	K_DATASETS,
+	K_DS,
+	K_DS_SCHEMA,
+	K_DS_STATUS,
+	K_DS_STATS,
+	K_DS_DATA, /* the provisioned file, by its original name */
+	K_COMPS,
+	K_COMP,
+	K_COMP_SOURCE, /* query.sql | script.py | script.R | synthetic.json */
+	K_COMP_RUN,
+	K_COMP_STATUS,
+	K_COMP_RESULT,
+	K_REQUESTS,
+	K_DEV,
+	K_LFILE,
+};
+
+enum lf_state { LF_IDLE, LF_STREAM, LF_DONE, LF_FAILED };
+
+typedef struct lfile {
+	uint64_t ino;
+	uint64_t dir; /* parent inode */
+	char *name;
+	char *dataset; /* NULL at the root */
+	bool temp;
+	int fd; /* spool file (temp only) */
+	char *spool;
+	_Atomic uint64_t size; /* written under mu, read under f->mu */
+	_Atomic int state;     /* enum lf_state; as size */
+	void *up;              /* backend upload while LF_STREAM */
+	int opens;
+	bool linked; /* in f->lfiles (not unlinked/renamed away) */
+	_Atomic uint64_t mtime_ms;
+	uint64_t mtime_ns; /* set by a tool (utimens), 0: none */
+	int mode;          /* permission bits set by a tool (chmod), -1: none */
+	bool holds;        /* this upload holds a pending rm of the dataset's file */
+	uint64_t writer;   /* process writing it (for the refusal of a second one) */
+	/* Local check of the first FS_CHECK_BYTES_MAX bytes (table datasets),
+	 * so a bad row fails the write(2) that carries it. */
+	cmp_ingest *chk;
+	uint64_t chk_bytes;
+	pthread_mutex_t mu;
+	struct lfile *next;
+} lfile;
+
+/* An rm of the provisioned file, applied after a grace period unless a new
+ * file for the dataset is written first (install, tar -x, rsync --delete
+ * delete before they write): a rejected new file then leaves the earlier
+ * data as it was. */
+typedef struct pdep {
+	char *dataset, *file;
+	uint8_t sha256[32];
+	uint64_t due_ms; /* monotonic */
+	uint64_t at_ms;  /* wall clock of the rm */
+	int uploads;     /* uploads of the dataset begun since the rm */
+	struct pdep *next;
+} pdep;
+
+/* Mode and mtime a tool set on a provisioned file (rsync -a, cp -p), kept
+ * by this mount for as long as that provision is the current one. */
+typedef struct pmeta {
+	char *dataset;
+	uint8_t sha256[32];
+	int mode;          /* -1: none */
+	uint64_t mtime_ns; /* 0: none */
+	struct pmeta *next;
+} pmeta;
+
+typedef struct node {
+	uint64_t parent;
+	char *name;         /* NULL once renamed away */
+	uint64_t hnext;     /* next ino in the hash chain, 0 = end */
+	uint64_t last_size; /* size of the last backend-made content */
+	uint64_t size_gen;  /* events applied + 1 when last_size was made; 0: never */
+} node;
+
+typedef struct dserr {
+	char *dataset;
+	char *msg;
+	struct dserr *next;
+} dserr;
+
+struct fs {
+	fs_options opt;
+	char *mountpoint;
+	fs_backend be;
+	pthread_mutex_t mu;
+	pthread_mutex_t refresh_mu;
+	rm_state st;
+	/* events as applied */
+	dcr_buf *entries;
+	uint8_t (*leaves)[32];
+	size_t nentries, cap_entries;
+	dcr_buf audit;
+	char *fatal; /* an event the room rules refused: replay stopped */
+	uint64_t reported_size;
+	bool force_inval;
+	uint64_t fetched_ms; /* monotonic time of the last fetch */
+	uint8_t root_hash[32];
+	uint64_t root_size;
+	/* nodes: ino i is nodes[i - 1] */
+	node *nodes;
+	size_t nnodes, cap_nodes;
+	uint64_t *buckets;
+	size_t nbuckets;
+	lfile *lfiles;
+	size_t nlfiles;
+	char *spool_dir;
+	uint64_t spool_seq;
+	dserr *dserrs;
+	char *last_error; /* last failed action through this mount */
+	dcr_buf test_out;
+	bool have_test_out;
+	uint64_t mount_ms;
+	pdep *pending;    /* rm of provisioned files not yet applied */
+	pmeta *metas;     /* mode/mtime of provisioned files */
+	char *daemon_err; /* the daemon does not answer: why (NULL: it does) */
+	uint64_t daemon_down_ms;
+};
+
+struct fs_file {
+	enum kind kind;
+	uint64_t ino;
+	int flags;
+	dcr_buf buf; /* read snapshot, or room.json being written */
+	bool dirty;
+	lfile *lf;
+	char *name; /* dataset or computation */
+	char run_id[33];
+	uint64_t size;
+	uint8_t sha256[DCR_SHA256_BYTES]; /* K_DS_DATA: the provision being read */
+	uint64_t opener;                  /* process that opened it (0: unknown) */
+	bool ran;                         /* `run`: this open already requested its run */
+};
+
+struct desc {
+	enum kind kind;
+	const char *ds;
+	const char *comp;
+	uint64_t seq;
+	lfile *lf;
+	const rm_provision *prov;
+};
+
+/* The actor's name (rm_actor_name, full key), in a compound literal. */
+#define ACTOR_NAME(f, key)                                                                         \
+	rm_actor_name((f)->st.def, (f)->st.daemon_key, (key), RM_ACTOR_FULL,                       \
+	              (char[RM_ACTOR_NAME_BYTES]){0}, RM_ACTOR_NAME_BYTES)
+
+#define FS_FRESH_MS 20 /* fs__maybe_refresh fetches at most this often */
+
+/* ---- fs_core.c: helpers, events ------------------------------------------ */
+
+bool fs__key_eq(const uint8_t *a, const uint8_t *b);
+
+void fs__iso_time(uint64_t ms, char out[32]);
+
+void fs__json_str(dcr_buf *b, const char *s);
+
+void fs__set_last_error(fs *f, const char *what, const dcr_err *err);
+
+/* Per-dataset upload message (shown in datasets/NAME/status); f->mu held. */
+void fs__set_dserr_locked(fs *f, const char *dataset, char *msg);
+
+void fs__set_dserr(fs *f, const char *dataset, char *msg);
+
+const char *fs__get_dserr(const fs *f, const char *dataset);
+
+/* Fetches and applies whatever is new; returns the number applied. */
+int fs__fetch_apply(fs *f, dcr_err *err);
+
+/* Reading a file or a listing, or missing a name, shows the log as it is
+ * now, not as of the last poll: a person who ran something in another
+ * mount and looks here sees it. At most one fetch per FS_FRESH_MS. f->mu
+ * not held. */
+void fs__maybe_refresh(fs *f);
+
+bool fs__wants_write(int flags);
+
+/* ---- fs_nodes.c: inode table, resolution, permissions, attributes -------- */
+
+node *fs__node_at(fs *f, uint64_t ino);
+
+void fs__bucket_remove(fs *f, uint64_t ino);
+
+uint64_t fs__node_find(fs *f, uint64_t parent, const char *name);
+
+uint64_t fs__node_get(fs *f, uint64_t parent, const char *name);
+
+/* Moves inode ino to (parent, name); whatever held that name loses it. */
+void fs__node_move(fs *f, uint64_t ino, uint64_t parent, const char *name);
+
+bool fs__is_creator(const fs *f);
+
+const rm_run *fs__last_done_run(const fs *f, const char *comp);
+
+/* Resolves a child name of a resolved directory. f->mu held. */
+int fs__resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char *name, struct desc *d);
+
+/* Resolves an inode by walking up to the root (depth <= 3). f->mu held. */
+int fs__resolve(fs *f, uint64_t ino, struct desc *d);
+
+bool fs__is_dir_kind(enum kind k);
+
+/* May this identity read the node? f->mu held. */
+bool fs__may_read(fs *f, const struct desc *d);
+
+/* What this identity may write: a stopped room takes no more actions, so
+ * its files do not advertise writing. */
+bool fs__may_write(fs *f, const struct desc *d);
+
+int fs__fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a);
+
+bool fs__reserved_ds_name(const char *name);
+
+/* ---- fs_gen.c: generated files ------------------------------------------- */
+
+/* Content of a file generated from the state alone; -ENOSYS for kinds
+ * whose content needs the backend. f->mu held. */
+int fs__gen_local(fs *f, const struct desc *d, dcr_buf *b);
+
+/* Content of stats.json or of a computation's status: both need the
+ * daemon. Records its size for getattr. f->mu not held. */
+int fs__gen_backend(fs *f, uint64_t ino, enum kind kind, const char *name, dcr_buf *out,
+                    dcr_err *err);
+
+/* The true size of a file made by the daemon (stats.json, a computation's
+ * status), made when the log changed since it was last made: `tar -c`,
+ * `rsync` and backups copy st_size bytes. f->mu not held. */
+void fs__backend_size(fs *f, fs_attr *a);
+
+/* ---- fs_upload.c: pending rm, kept modes, local files and uploads -------- */
+
+pdep *fs__pdep_find(fs *f, const char *ds);
+
+void fs__pdep_remove(fs *f, pdep *p);
+
+/* Is this provision hidden by a pending rm? */
+bool fs__pdep_hides(fs *f, const char *ds, const uint8_t sha256[32]);
+
+pmeta *fs__pmeta_find(fs *f, const char *ds, const uint8_t sha256[32], bool create);
+
+/* Applies the rm of provisioned files whose grace period is over (all of
+ * them when `all`, at unmount). f->mu not held. */
+void fs__pending_apply(fs *f, bool all);
+
+void fs__lfile_free(fs *f, lfile *l);
+
+/* New lfile at (dir, name); f->mu held. */
+int fs__lfile_new(fs *f, uint64_t dir, const char *name, const char *dataset, lfile **out);
+
+/* Takes l out of the directory (it lives on while open). f->mu held. */
+void fs__lfile_unlink(fs *f, lfile *l);
+
+/* The upload that held a pending rm ended. Accepted: the new file replaced
+ * the old one, the rm has nothing left to do. Not accepted: the rm is
+ * dropped, because a bad file must never cost the data already there. */
+void fs__hold_end(fs *f, const char *ds, bool accepted);
+
+/* A temporary file of ds is being written (rsync's .NAME.XXXXXX, a drop's
+ * x.tmp): a pending rm waits for it to be renamed, however long the
+ * transfer, as long as it keeps being written. f->mu not held. */
+void fs__pending_extend(fs *f, const char *ds);
+
+/* Abandons the upload of l, if any: nothing is provisioned (lf->mu held). */
+void fs__lfile_abandon(fs *f, lfile *l);
+
+/* Marks a streaming lfile failed (lf->mu held). Returns -errno. */
+int fs__lfile_fail(fs *f, lfile *l, int code, const dcr_err *err);
+
+/* Streams n bytes to the upload of l (lf->mu held). */
+int fs__lfile_stream(fs *f, lfile *l, const void *p, size_t n);
+
+/* Commits a streaming lfile (lf->mu held). */
+int fs__lfile_commit(fs *f, lfile *l);
+
+/* Uploads a spooled temp file under the final name `name` (lf->mu held). */
+int fs__lfile_ingest_spool(fs *f, lfile *l, const char *name);
+
+/* Opens an lfile (f->mu held): pins it, applies O_TRUNC. */
+int fs__lfile_open(fs *f, lfile *l, int flags, fs_file *h);
+
+int fs__lfile_truncate(fs *f, lfile *l, uint64_t size);
+
+/* The kernel keeps a name for up to FS_ENTRY_TIMEOUT after the file went
+ * away (`touch x.csv` closed empty, a rejected upload): opening it for
+ * writing then is creating it anew, as in a local folder. f->mu held. */
+int fs__reopen_gone(fs *f, uint64_t ino, struct desc *d);
+
+/* Renames the provisioned file of ds (pinned by sha256) to a final name:
+ * the file is read back from the daemon and provisioned under the new
+ * name (the log names every provisioned file; there is no rename event).
+ * This is how `sed -i` and `perl -pi` finish: their work file, provisioned
+ * at its close, is renamed over the real name. f->mu not held. */
+int fs__reprovision_as(fs *f, const char *ds, const uint8_t sha256[32], const char *name);
+
+#endif

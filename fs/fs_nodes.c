@@ -1,0 +1,583 @@
+/* fs_nodes.c: the inode table and name resolution of the mounted room.
+ *
+ * Every path ever looked up gets an inode number for the life of the
+ * mount (never reused), kept in a hash table of (parent, name). What a
+ * node *is* is decided on each use by resolving its name against the
+ * current room state (fs__resolve), so a dataset dropped by a new draft
+ * simply stops resolving (ENOENT) and no cache of the state can go stale.
+ * Also here: what this identity may read and write (modes), attributes,
+ * lookup, getattr and directory listings. */
+#include <sys/stat.h>
+
+#include "fs_int.h"
+
+/* ---- node table ------------------------------------------------------------ */
+
+static uint64_t name_hash(uint64_t parent, const char *name)
+{
+	uint64_t h = 1469598103934665603ull ^ parent;
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 1099511628211ull;
+	return h;
+}
+
+node *fs__node_at(fs *f, uint64_t ino)
+{
+	if (ino == 0 || ino > f->nnodes)
+		return NULL;
+	return &f->nodes[ino - 1];
+}
+
+static void bucket_insert(fs *f, uint64_t ino)
+{
+	node *n = fs__node_at(f, ino);
+	size_t b = name_hash(n->parent, n->name) & (f->nbuckets - 1);
+	n->hnext = f->buckets[b];
+	f->buckets[b] = ino;
+}
+
+void fs__bucket_remove(fs *f, uint64_t ino)
+{
+	node *n = fs__node_at(f, ino);
+	size_t b = name_hash(n->parent, n->name) & (f->nbuckets - 1);
+	uint64_t *pp = &f->buckets[b];
+	while (*pp && *pp != ino)
+		pp = &fs__node_at(f, *pp)->hnext;
+	if (*pp)
+		*pp = n->hnext;
+	n->hnext = 0;
+}
+
+uint64_t fs__node_find(fs *f, uint64_t parent, const char *name)
+{
+	size_t b = name_hash(parent, name) & (f->nbuckets - 1);
+	for (uint64_t i = f->buckets[b]; i; i = fs__node_at(f, i)->hnext) {
+		node *n = fs__node_at(f, i);
+		if (n->parent == parent && strcmp(n->name, name) == 0)
+			return i;
+	}
+	return 0;
+}
+
+uint64_t fs__node_get(fs *f, uint64_t parent, const char *name)
+{
+	uint64_t ino = fs__node_find(f, parent, name);
+	if (ino)
+		return ino;
+	if (f->nnodes == f->cap_nodes) {
+		f->cap_nodes = f->cap_nodes ? f->cap_nodes * 2 : 64;
+		f->nodes = dcr_realloc(f->nodes, f->cap_nodes * sizeof *f->nodes);
+	}
+	if (f->nnodes + 1 > f->nbuckets) { /* keep load <= 1 */
+		size_t nb = f->nbuckets ? f->nbuckets * 2 : 64;
+		free(f->buckets);
+		f->buckets = dcr_calloc(nb, sizeof *f->buckets);
+		f->nbuckets = nb;
+		for (size_t i = 0; i < f->nnodes; i++)
+			if (f->nodes[i].name)
+				bucket_insert(f, i + 1);
+	}
+	node *n = &f->nodes[f->nnodes++];
+	memset(n, 0, sizeof *n);
+	n->parent = parent;
+	n->name = dcr_strdup(name);
+	ino = f->nnodes;
+	bucket_insert(f, ino);
+	return ino;
+}
+
+/* Moves inode ino to (parent, name); whatever held that name loses it. */
+void fs__node_move(fs *f, uint64_t ino, uint64_t parent, const char *name)
+{
+	uint64_t old = fs__node_find(f, parent, name);
+	if (old == ino)
+		return;
+	if (old) {
+		fs__bucket_remove(f, old);
+		free(fs__node_at(f, old)->name);
+		fs__node_at(f, old)->name = NULL;
+	}
+	node *n = fs__node_at(f, ino);
+	fs__bucket_remove(f, ino);
+	free(n->name);
+	n->parent = parent;
+	n->name = dcr_strdup(name);
+	bucket_insert(f, ino);
+}
+
+/* ---- resolution ------------------------------------------------------------ */
+
+static lfile *lfile_find(fs *f, uint64_t dir, const char *name)
+{
+	for (lfile *l = f->lfiles; l; l = l->next)
+		if (l->dir == dir && strcmp(l->name, name) == 0)
+			return l;
+	return NULL;
+}
+
+static bool is_participant(const fs *f)
+{
+	return rm_may_read_room(&f->st, f->opt.me);
+}
+
+bool fs__is_creator(const fs *f)
+{
+	return f->st.status != RM_NONE && fs__key_eq(f->st.creator, f->opt.me);
+}
+
+static const char *comp_source_name(const rm_computation *c)
+{
+	switch (c->kind) {
+	case RM_COMP_PYTHON:
+		return "script.py";
+	case RM_COMP_R:
+		return "script.R";
+	case RM_COMP_SYNTHETIC:
+		return "synthetic.json";
+	default:
+		return "query.sql";
+	}
+}
+
+const rm_run *fs__last_done_run(const fs *f, const char *comp)
+{
+	for (size_t i = f->st.nruns; i-- > 0;) {
+		const rm_run *r = &f->st.runs[i];
+		if (strcmp(r->computation, comp) == 0 && r->state == RM_RUN_DONE)
+			return r;
+	}
+	return NULL;
+}
+
+static bool parse_event_name(const char *name, uint64_t *seq)
+{
+	if (strlen(name) != 18 || strcmp(name + 12, ".event") != 0)
+		return false;
+	uint64_t v = 0;
+	for (int i = 0; i < 12; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(name[i] - '0');
+	}
+	*seq = v;
+	return true;
+}
+
+/* Resolves a child name of a resolved directory. f->mu held. */
+int fs__resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char *name, struct desc *d)
+{
+	memset(d, 0, sizeof *d);
+	const rm_def *def = f->st.def;
+	if (strlen(name) > FS_NAME_BYTES_MAX)
+		return -ENAMETOOLONG;
+	lfile *lf = lfile_find(f, dir, name);
+	if (lf) {
+		d->kind = K_LFILE;
+		d->lf = lf;
+		d->ds = pd->ds;
+		return 0;
+	}
+	switch (pd->kind) {
+	case K_ROOT: {
+		static const struct {
+			const char *name;
+			enum kind kind;
+		} top[] = {
+		    {"README", K_README},
+		    {"room.json", K_ROOMJSON},
+		    {"status", K_STATUS},
+		    {"ctl", K_CTL},
+		    {"audit.log", K_AUDIT},
+		    {"test.out", K_TESTOUT},
+		    {"events", K_EVENTS},
+		    {"datasets", K_DATASETS},
+		    {"computations", K_COMPS},
+		    {"requests", K_REQUESTS},
+		    {"dev", K_DEV},
+		};
+		for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) {
+			if (strcmp(name, top[i].name) != 0)
+				continue;
+			if (top[i].kind == K_TESTOUT && !f->have_test_out)
+				return -ENOENT;
+			d->kind = top[i].kind;
+			return 0;
+		}
+		return -ENOENT;
+	}
+	case K_EVENTS:
+		if (!parse_event_name(name, &d->seq) || d->seq >= f->nentries)
+			return -ENOENT;
+		d->kind = K_EVENT;
+		return 0;
+	case K_DATASETS: {
+		const rm_dataset *ds = def ? rm_def_dataset(def, name) : NULL;
+		if (!ds)
+			return -ENOENT;
+		d->kind = K_DS;
+		d->ds = ds->name;
+		return 0;
+	}
+	case K_DS: {
+		d->ds = pd->ds;
+		const rm_provision *p = rm_state_provision(&f->st, pd->ds);
+		if (strcmp(name, "schema.json") == 0) {
+			d->kind = K_DS_SCHEMA;
+			return 0;
+		}
+		if (strcmp(name, "status") == 0) {
+			d->kind = K_DS_STATUS;
+			return 0;
+		}
+		if (strcmp(name, "stats.json") == 0) {
+			if (!p || !rm_may_read_stats(&f->st, f->opt.me, pd->ds))
+				return -ENOENT;
+			d->kind = K_DS_STATS;
+			return 0;
+		}
+		if (p && p->file && strcmp(p->file, name) == 0 &&
+		    rm_may_read_data(&f->st, f->opt.me, pd->ds) &&
+		    !fs__pdep_hides(f, pd->ds, p->sha256)) {
+			d->kind = K_DS_DATA;
+			d->prov = p;
+			return 0;
+		}
+		return -ENOENT;
+	}
+	case K_COMPS: {
+		const rm_computation *c = def ? rm_def_computation(def, name) : NULL;
+		if (!c)
+			return -ENOENT;
+		d->kind = K_COMP;
+		d->comp = c->name;
+		return 0;
+	}
+	case K_COMP: {
+		const rm_computation *c = rm_def_computation(def, pd->comp);
+		d->comp = pd->comp;
+		if (strcmp(name, comp_source_name(c)) == 0)
+			d->kind = K_COMP_SOURCE;
+		else if (strcmp(name, "run") == 0)
+			d->kind = K_COMP_RUN;
+		else if (strcmp(name, "status") == 0)
+			d->kind = K_COMP_STATUS;
+		else if (strcmp(name, "result.csv") == 0 && fs__last_done_run(f, pd->comp))
+			d->kind = K_COMP_RESULT;
+		else
+			return -ENOENT;
+		return 0;
+	}
+	default:
+		return -ENOENT;
+	}
+}
+
+/* Resolves an inode by walking up to the root (depth <= 3). f->mu held. */
+int fs__resolve(fs *f, uint64_t ino, struct desc *d)
+{
+	uint64_t chain[8];
+	int depth = 0;
+	memset(d, 0, sizeof *d);
+	for (uint64_t i = ino; i != FS_ROOT_INO; i = fs__node_at(f, i)->parent) {
+		node *n = fs__node_at(f, i);
+		if (!n || !n->name || depth == 8)
+			return -ENOENT;
+		chain[depth++] = i;
+	}
+	d->kind = K_ROOT;
+	uint64_t dir = FS_ROOT_INO;
+	while (depth-- > 0) {
+		struct desc pd = *d;
+		int rc = fs__resolve_child(f, dir, &pd, fs__node_at(f, chain[depth])->name, d);
+		if (rc < 0)
+			return rc;
+		dir = chain[depth];
+	}
+	return 0;
+}
+
+bool fs__is_dir_kind(enum kind k)
+{
+	return k == K_ROOT || k == K_EVENTS || k == K_DATASETS || k == K_DS || k == K_COMPS ||
+	       k == K_COMP || k == K_REQUESTS || k == K_DEV;
+}
+
+/* May this identity read the node? f->mu held. */
+bool fs__may_read(fs *f, const struct desc *d)
+{
+	switch (d->kind) {
+	case K_README:
+	case K_STATUS:
+		return true;
+	case K_ROOMJSON:
+	case K_AUDIT:
+	case K_EVENT:
+	case K_DS_SCHEMA:
+	case K_DS_STATUS:
+	case K_COMP_SOURCE:
+	case K_COMP_STATUS:
+		return is_participant(f);
+	case K_TESTOUT:
+		return fs__is_creator(f) || is_participant(f);
+	case K_DS_STATS:
+		return rm_may_read_stats(&f->st, f->opt.me, d->ds);
+	case K_COMP_RESULT:
+		return rm_may_read_result(&f->st, f->opt.me, d->comp);
+	case K_LFILE:
+		return d->lf->temp;
+	case K_DS_DATA:
+		return rm_may_read_data(&f->st, f->opt.me, d->ds);
+	default:
+		return false;
+	}
+}
+
+/* What this identity may write: a stopped room takes no more actions, so
+ * its files do not advertise writing. */
+bool fs__may_write(fs *f, const struct desc *d)
+{
+	bool live = f->st.status != RM_STOPPED;
+	switch (d->kind) {
+	case K_ROOMJSON:
+		return rm_may_edit(&f->st, f->opt.me);
+	case K_CTL:
+		return fs__is_creator(f) && live;
+	case K_COMP_RUN:
+		return rm_is_analyst(f->st.def, f->opt.me, d->comp) && live;
+	case K_DS_DATA:
+	case K_LFILE:
+		if (d->kind == K_LFILE && d->lf->temp)
+			return d->ds == NULL || rm_is_owner(f->st.def, f->opt.me, d->ds);
+		return d->ds == NULL || (rm_is_owner(f->st.def, f->opt.me, d->ds) && live);
+	default:
+		return false;
+	}
+}
+
+int fs__fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a)
+{
+	memset(a, 0, sizeof *a);
+	a->ino = ino;
+	a->uid = f->opt.uid;
+	a->gid = f->opt.gid;
+	a->blksize = FS_BLKSIZE;
+	a->mtime_ms = f->st.last_ts_ms ? f->st.last_ts_ms : f->mount_ms;
+	if (fs__is_dir_kind(d->kind)) {
+		a->mode = S_IFDIR | 0555;
+		if (d->kind == K_DS && rm_is_owner(f->st.def, f->opt.me, d->ds) &&
+		    f->st.status != RM_STOPPED)
+			a->mode = S_IFDIR | 0755;
+		if (d->kind == K_ROOT && fs__is_creator(f))
+			a->mode = S_IFDIR | 0755; /* editors' swap files next to room.json */
+		a->nlink = 2;
+		return 0;
+	}
+	a->nlink = 1;
+	mode_t m = 0;
+	if (fs__may_read(f, d))
+		m |= 0444;
+	if (fs__may_write(f, d))
+		m |= 0200;
+	a->mode = S_IFREG | m;
+	dcr_buf b;
+	dcr_buf_init(&b);
+	switch (d->kind) {
+	case K_LFILE:
+		a->size = d->lf->size;
+		a->mtime_ms = d->lf->mtime_ms;
+		a->mtime_ns = d->lf->mtime_ns;
+		if (d->lf->mode >= 0)
+			a->mode = S_IFREG | (m & (mode_t)d->lf->mode);
+		break;
+	case K_DS_DATA: {
+		a->size = d->prov->bytes;
+		a->mtime_ms = d->prov->ts_ms;
+		const pmeta *pm = fs__pmeta_find(f, d->ds, d->prov->sha256, false);
+		if (pm && pm->mtime_ns)
+			a->mtime_ns = pm->mtime_ns;
+		if (pm && pm->mode >= 0)
+			a->mode = S_IFREG | (m & (mode_t)pm->mode);
+		break;
+	}
+	case K_COMP_RESULT: {
+		const rm_run *r = fs__last_done_run(f, d->comp);
+		a->size = r ? r->result_bytes : 0;
+		a->mtime_ms = r && r->finished_ts_ms ? r->finished_ts_ms : a->mtime_ms;
+		break;
+	}
+	case K_CTL:
+	case K_COMP_RUN:
+		break;
+	case K_EVENT:
+		a->size = f->entries[d->seq].len;
+		break;
+	case K_AUDIT:
+		a->size = f->audit.len;
+		break;
+	default:
+		if (fs__gen_local(f, d, &b) == 0)
+			a->size = b.len;
+		else
+			a->size = fs__node_at(f, ino)->last_size;
+		break;
+	}
+	if (a->mtime_ns)
+		a->mtime_ms = a->mtime_ns / 1000000;
+	dcr_buf_release(&b);
+	return 0;
+}
+
+/* ---- lookup, getattr, readdir --------------------------------------------------- */
+
+static int lookup_once(fs *f, uint64_t parent, const char *name, fs_attr *out)
+{
+	struct desc pd, d;
+	int rc;
+	pthread_mutex_lock(&f->mu);
+	rc = fs__resolve(f, parent, &pd);
+	if (rc < 0)
+		goto out;
+	if (!fs__is_dir_kind(pd.kind)) {
+		rc = -ENOTDIR;
+		goto out;
+	}
+	rc = fs__resolve_child(f, parent, &pd, name, &d);
+	if (rc < 0)
+		goto out;
+	uint64_t ino = d.kind == K_LFILE ? d.lf->ino : fs__node_get(f, parent, name);
+	rc = fs__fill_attr(f, ino, &d, out);
+out:
+	pthread_mutex_unlock(&f->mu);
+	return rc;
+}
+
+int fs_lookup(fs *f, uint64_t parent, const char *name, fs_attr *out)
+{
+	int rc = lookup_once(f, parent, name, out);
+	if (rc == -ENOENT && !fs_is_temp_name(name)) {
+		fs__maybe_refresh(f); /* a result or dataset that just appeared */
+		rc = lookup_once(f, parent, name, out);
+	}
+	if (rc == 0)
+		fs__backend_size(f, out);
+	return rc;
+}
+
+int fs_getattr(fs *f, uint64_t ino, fs_attr *out)
+{
+	struct desc d;
+	pthread_mutex_lock(&f->mu);
+	int rc = fs__resolve(f, ino, &d);
+	if (rc == 0)
+		rc = fs__fill_attr(f, ino, &d, out);
+	pthread_mutex_unlock(&f->mu);
+	if (rc == 0)
+		fs__backend_size(f, out);
+	return rc;
+}
+
+static void dir_add(fs *f, fs_dir *dir, size_t *cap, uint64_t parent, const char *name)
+{
+	struct desc pd, d;
+	if (fs__resolve(f, parent, &pd) < 0 || fs__resolve_child(f, parent, &pd, name, &d) < 0)
+		return;
+	if (dir->n == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		dir->ents = dcr_realloc(dir->ents, *cap * sizeof *dir->ents);
+	}
+	fs_dirent *e = &dir->ents[dir->n++];
+	e->name = dcr_strdup(name);
+	e->ino = d.kind == K_LFILE ? d.lf->ino : fs__node_get(f, parent, name);
+	e->mode = fs__is_dir_kind(d.kind) ? S_IFDIR : S_IFREG;
+}
+
+int fs_opendir(fs *f, uint64_t ino, fs_dir **out)
+{
+	struct desc d;
+	size_t cap = 0;
+	fs__maybe_refresh(f);
+	fs_dir *dir = dcr_calloc(1, sizeof *dir);
+	pthread_mutex_lock(&f->mu);
+	int rc = fs__resolve(f, ino, &d);
+	if (rc < 0)
+		goto out;
+	if (!fs__is_dir_kind(d.kind)) {
+		rc = -ENOTDIR;
+		goto out;
+	}
+	const rm_def *def = f->st.def;
+	switch (d.kind) {
+	case K_ROOT: {
+		static const char *const top[] = {"README",       "room.json", "status", "ctl",
+		                                  "audit.log",    "test.out",  "events", "datasets",
+		                                  "computations", "requests",  "dev"};
+		for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
+			dir_add(f, dir, &cap, ino, top[i]);
+		break;
+	}
+	case K_EVENTS:
+		if (!is_participant(f))
+			break;
+		for (size_t i = 0; i < f->nentries; i++) {
+			char name[32];
+			snprintf(name, sizeof name, "%012llu.event", (unsigned long long)i);
+			dir_add(f, dir, &cap, ino, name);
+		}
+		break;
+	case K_DATASETS:
+		for (size_t i = 0; def && i < def->ndatasets; i++)
+			dir_add(f, dir, &cap, ino, def->datasets[i].name);
+		break;
+	case K_DS: {
+		dir_add(f, dir, &cap, ino, "schema.json");
+		dir_add(f, dir, &cap, ino, "status");
+		dir_add(f, dir, &cap, ino, "stats.json");
+		const rm_provision *p = rm_state_provision(&f->st, d.ds);
+		if (p && p->file && !lfile_find(f, ino, p->file))
+			dir_add(f, dir, &cap, ino, p->file);
+		break;
+	}
+	case K_COMPS:
+		for (size_t i = 0; def && i < def->ncomputations; i++)
+			dir_add(f, dir, &cap, ino, def->computations[i].name);
+		break;
+	case K_COMP: {
+		const rm_computation *c = rm_def_computation(def, d.comp);
+		dir_add(f, dir, &cap, ino, comp_source_name(c));
+		dir_add(f, dir, &cap, ino, "run");
+		dir_add(f, dir, &cap, ino, "status");
+		dir_add(f, dir, &cap, ino, "result.csv");
+		break;
+	}
+	default:
+		break;
+	}
+	for (lfile *l = f->lfiles; l; l = l->next)
+		if (l->dir == ino)
+			dir_add(f, dir, &cap, ino, l->name);
+	rc = 0;
+out:
+	pthread_mutex_unlock(&f->mu);
+	if (rc < 0) {
+		fs_dir_free(dir);
+		dir = NULL;
+	}
+	*out = dir;
+	return rc;
+}
+
+void fs_dir_free(fs_dir *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		free(d->ents[i].name);
+	free(d->ents);
+	free(d);
+}
+
+bool fs__reserved_ds_name(const char *name)
+{
+	return strcmp(name, "schema.json") == 0 || strcmp(name, "status") == 0 ||
+	       strcmp(name, "stats.json") == 0;
+}
