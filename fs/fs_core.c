@@ -333,6 +333,7 @@ int fs_new(const fs_options *opt, const fs_backend *be, fs **out, dcr_err *err)
 	f->be = *be;
 	f->mount_ms = dcr_now_ms();
 	pthread_mutex_init(&f->mu, NULL);
+	pthread_mutex_init(&f->files_mu, NULL);
 	pthread_mutex_init(&f->refresh_mu, NULL);
 	rm_state_init(&f->st, opt->daemon);
 	dcr_buf_init(&f->audit);
@@ -384,6 +385,8 @@ void fs_free(fs *f)
 {
 	if (!f)
 		return;
+	while (f->files) /* the kernel will not release these any more */
+		fs_release(f, f->files);
 	fs__pending_apply(f, true); /* an rm done before the unmount stands */
 	while (f->lfiles) {
 		lfile *l = f->lfiles;
@@ -425,6 +428,7 @@ void fs_free(fs *f)
 	free(f->last_error);
 	free(f->mountpoint);
 	pthread_mutex_destroy(&f->mu);
+	pthread_mutex_destroy(&f->files_mu);
 	pthread_mutex_destroy(&f->refresh_mu);
 	free(f);
 }
@@ -619,18 +623,32 @@ fail:
 
 /* ---- open, read, write, flush, release ------------------------------------------------- */
 
-static fs_file *file_new(enum kind k, uint64_t ino, int flags)
+static fs_file *file_new(fs *f, enum kind k, uint64_t ino, int flags)
 {
 	fs_file *h = dcr_calloc(1, sizeof *h);
 	h->kind = k;
 	h->ino = ino;
 	h->flags = flags;
 	dcr_buf_init(&h->buf);
+	pthread_mutex_lock(&f->files_mu);
+	h->next = f->files;
+	if (f->files)
+		f->files->prev = h;
+	f->files = h;
+	pthread_mutex_unlock(&f->files_mu);
 	return h;
 }
 
-static void file_free(fs_file *h)
+static void file_free(fs *f, fs_file *h)
 {
+	pthread_mutex_lock(&f->files_mu);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		f->files = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&f->files_mu);
 	dcr_buf_release(&h->buf);
 	free(h->name);
 	free(h);
@@ -660,7 +678,7 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 		rc = -EISDIR;
 		goto out_locked;
 	}
-	h = file_new(d.kind, ino, flags);
+	h = file_new(f, d.kind, ino, flags);
 	if (fs__wants_write(flags) && !fs__may_write(f, &d)) {
 		rc = -EACCES;
 		goto out_locked;
@@ -745,7 +763,7 @@ out:
 			pthread_mutex_unlock(&f->mu);
 		}
 		if (h)
-			file_free(h);
+			file_free(f, h);
 		return rc;
 	}
 	*out = h;
@@ -803,7 +821,7 @@ int fs_create(fs *f, uint64_t parent, const char *name, int flags, fs_attr *attr
 	rc = fs__lfile_new(f, parent, name, pd.kind == K_DS ? pd.ds : NULL, &l);
 	if (rc < 0)
 		goto out;
-	fs_file *h = file_new(K_LFILE, l->ino, flags);
+	fs_file *h = file_new(f, K_LFILE, l->ino, flags);
 	l->opens++;
 	h->lf = l;
 	d.kind = K_LFILE;
@@ -1007,7 +1025,7 @@ int fs_release(fs *f, fs_file *h)
 			fs__lfile_free(f, l);
 		pthread_mutex_unlock(&f->mu);
 	}
-	file_free(h);
+	file_free(f, h);
 	return 0;
 }
 

@@ -140,6 +140,11 @@ struct fs {
 	pmeta *metas;     /* mode/mtime of provisioned files */
 	char *daemon_err; /* the daemon does not answer: why (NULL: it does) */
 	uint64_t daemon_down_ms;
+	/* Every open handle. FUSE does not promise a release for a file still
+	 * open when the mount goes away (a lazy unmount, a release in flight
+	 * at the unmount): fs_free releases what is left. */
+	pthread_mutex_t files_mu;
+	fs_file *files;
 };
 
 struct fs_file {
@@ -155,6 +160,7 @@ struct fs_file {
 	uint8_t sha256[DCR_SHA256_BYTES]; /* K_DS_DATA: the provision being read */
 	uint64_t opener;                  /* process that opened it (0: unknown) */
 	bool ran;                         /* `run`: this open already requested its run */
+	struct fs_file *prev, *next;      /* fs.files, under fs.files_mu */
 };
 
 struct desc {
