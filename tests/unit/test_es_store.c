@@ -6,10 +6,14 @@
  *   verify, for every size up to 80 and samples beyond;
  * - es_fold across chunk boundaries (by count and by bytes), early stop,
  *   and appending from inside the callback;
+ * - fold_missing: a fold over an event deleted behind the store's back is
+ *   DCR_EINTEGRITY, never a short fold with rc 0;
  * - concurrency: 8 threads append to 4 rooms at once (some with
  *   expect_seq and retries) while readers fold and prove: per-room
  *   sequences dense, each thread's ordered, contents and roots right, and
- *   commits shared (group commit);
+ *   commits shared (group commit); the reader reads a room's size, then in
+ *   a new transaction all events up to it (a snapshot must never go back;
+ *   each failing call is reported with its rc);
  * - map growth from a 64 KiB map;
  * - durability: a child appends with full sync and reports each
  *   acknowledged seq through a pipe; it is SIGKILLed at random points; after
