@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
@@ -78,6 +79,10 @@ struct es_store {
 	bool no_sync;
 	/* shared: a transaction is open; exclusive: the map is being resized */
 	pthread_rwlock_t map_lock;
+	/* odd while the writer is in mdb_txn_commit: +1 before, +1 after
+	 * (rd_begin) */
+	_Atomic uint64_t commit_seq;
+	_Atomic uint64_t read_retries; /* es_stats.read_retries */
 	/* queue of pending writes */
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv, space_cv;
@@ -127,11 +132,30 @@ static void node_key(uint8_t k[24], const uint8_t room[ES_ROOM_ID_BYTES], unsign
 
 /* ---- read transactions ----------------------------------------------------- */
 
+/* A read transaction must never see an older snapshot than one that ended
+ * before it began (the daemon reads a room's size, then its events up to
+ * it, in two transactions). LMDB 0.9.24 alone does not give that: a reader
+ * takes the last published txnid X (mti_txnid), registers it, and only then
+ * reads meta page X & 1; a commit writes its meta page before it publishes
+ * its txnid. A reader delayed between the two reads (preempted) while the
+ * writer commits X + 1 and writes the meta page of X + 2 (the same page)
+ * gets the snapshot of X + 2 under txnid X; until X + 2 is published, the
+ * next reader gets X + 1, which is older (a room's size 20, then only 19 of
+ * its events). That needs a commit to end and the next to start during one
+ * mdb_txn_begin, so commit_seq (odd during a commit) advancing by 2 or more
+ * across the begin tells exactly when it may have happened; the transaction
+ * is then begun again (a begin takes microseconds, a commit a sync, so this
+ * is rare and ends). One commit in progress, or ending, during the begin is
+ * harmless: it writes the other meta page. Commits by another process are
+ * not covered (the daemon is the only writer of its store). */
 static int rd_begin(es_store *s, MDB_txn **txn)
 {
+	uint64_t seq0, seq1;
 	int rc;
 
 	pthread_rwlock_rdlock(&s->map_lock);
+again:
+	seq0 = atomic_load(&s->commit_seq);
 	if (!s->env) {
 		pthread_rwlock_unlock(&s->map_lock);
 		*txn = NULL;
@@ -150,6 +174,13 @@ static int rd_begin(es_store *s, MDB_txn **txn)
 		pthread_rwlock_unlock(&s->map_lock);
 		*txn = NULL;
 		return DCR_ESTORE;
+	}
+	atomic_thread_fence(memory_order_seq_cst);
+	seq1 = atomic_load(&s->commit_seq);
+	if (seq1 - seq0 >= 2) {
+		mdb_txn_abort(*txn);
+		atomic_fetch_add(&s->read_retries, 1);
+		goto again;
 	}
 	return 0;
 }
@@ -572,7 +603,9 @@ again:
 		mdb_txn_abort(txn);
 		txn = NULL;
 	} else {
-		rc = mdb_txn_commit(txn); /* frees txn whatever the outcome */
+		atomic_fetch_add(&s->commit_seq, 1); /* odd: see rd_begin */
+		rc = mdb_txn_commit(txn);            /* frees txn whatever the outcome */
+		atomic_fetch_add(&s->commit_seq, 1);
 		txn = NULL;
 	}
 	if (rc == MDB_MAP_FULL && grows++ < ES_GROW_RETRIES_MAX) {
@@ -837,6 +870,7 @@ void es_stats_get(es_store *s, es_stats *out)
 	*out = s->stats;
 	pthread_mutex_unlock(&s->mu);
 	out->map_size_bytes = info.me_mapsize;
+	out->read_retries = atomic_load(&s->read_retries);
 }
 
 /* ---- writes ----------------------------------------------------------------------- */
@@ -1181,6 +1215,14 @@ static int fold_chunk(es_store *s, const uint8_t *room, uint64_t seq, uint64_t t
 	}
 	offs[*n] = b->len;
 	rc = (rc == 0 || rc == MDB_NOTFOUND) ? 0 : rc == DCR_EINTEGRITY ? rc : DCR_ESTORE;
+	if (rc == 0 && !*more && seq < to) {
+		/* The room's events ended before to: the snapshot's room size must
+		 * agree, else events are missing (never a silently short fold). */
+		uint64_t size;
+
+		rc = get_size(s, txn, room, &size);
+		rc = rc != 0 ? DCR_ESTORE : size > seq ? DCR_EINTEGRITY : 0;
+	}
 out:
 	if (cur)
 		mdb_cursor_close(cur);

@@ -148,6 +148,8 @@ typedef struct es_stats {
 	uint64_t map_grows;      /* times the map was grown after MDB_MAP_FULL */
 	uint64_t map_size_bytes; /* current map size */
 	uint64_t env_reopens;    /* times LMDB was reopened after a failed commit */
+	uint64_t read_retries;   /* read transactions begun again: a commit ended and
+	                          * another began during mdb_txn_begin (es_store.c) */
 } es_stats;
 void es_stats_get(es_store *s, es_stats *out);
 

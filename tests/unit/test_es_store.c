@@ -6,10 +6,14 @@
  *   verify, for every size up to 80 and samples beyond;
  * - es_fold across chunk boundaries (by count and by bytes), early stop,
  *   and appending from inside the callback;
+ * - fold_missing: a fold over an event deleted behind the store's back is
+ *   DCR_EINTEGRITY, never a short fold with rc 0;
  * - concurrency: 8 threads append to 4 rooms at once (some with
  *   expect_seq and retries) while readers fold and prove: per-room
  *   sequences dense, each thread's ordered, contents and roots right, and
- *   commits shared (group commit);
+ *   commits shared (group commit); the reader reads a room's size, then in
+ *   a new transaction all events up to it (a snapshot must never go back;
+ *   each failing call is reported with its rc);
  * - map growth from a 64 KiB map;
  * - durability: a child appends with full sync and reports each
  *   acknowledged seq through a pipe; it is SIGKILLed at random points; after
@@ -26,6 +30,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <lmdb.h>
 
 #include "../../eventstore/eventstore.h"
 
@@ -635,6 +641,77 @@ out:
 	free(dir);
 }
 
+/* A fold must never stop short silently: with the last event of a room
+ * deleted behind the store's back (the room's size still says 5), a fold up
+ * to the size, or to the end, is DCR_EINTEGRITY; a fold of the events that
+ * are there still works. */
+static int count_fn(void *ctx, uint64_t seq, const void *entry, size_t n);
+
+static void test_fold_missing(void)
+{
+	char *dir = subdir("fold-missing");
+	es_options opt = {.no_sync = true};
+	uint8_t room[16], key[24];
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	MDB_val k = {sizeof(key), key};
+	uint64_t size = 0, count;
+	es_store *s;
+	dcr_buf e;
+	dcr_err err;
+	int rc;
+
+	dcr_buf_init(&e);
+	memset(room, 0x47, 16);
+	rc = es_open(&s, dir, &opt, &err);
+	CHECK(rc == 0, "open: %s", err.msg);
+	if (rc != 0)
+		goto out;
+	for (uint64_t i = 0; i < 5; i++) {
+		make_entry(user_key, room, i, 5, &e);
+		CHECK(es_append(s, room, i, e.data, e.len, NULL, NULL, &err) == 0, "append");
+	}
+	es_close(s);
+	memcpy(key, room, 16);
+	dcr_put_be64(key + 16, 4);
+	rc = mdb_env_create(&env);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(env, 8);
+	if (rc == 0)
+		rc = mdb_env_open(env, dir, 0, 0600);
+	if (rc == 0)
+		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "events", 0, &dbi);
+	if (rc == 0)
+		rc = mdb_del(txn, dbi, &k, NULL);
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else if (txn)
+		mdb_txn_abort(txn);
+	CHECK(rc == 0, "delete event 4 with lmdb: %s", mdb_strerror(rc));
+	mdb_env_close(env);
+	rc = es_open(&s, dir, &opt, &err);
+	CHECK(rc == 0, "reopen: %s", err.msg);
+	if (rc != 0)
+		goto out;
+	CHECK(es_room_size(s, room, &size) == 0 && size == 5, "size %" PRIu64, size);
+	count = 0;
+	rc = es_fold(s, room, 0, 5, count_fn, &count);
+	CHECK(rc == DCR_EINTEGRITY, "fold to the size: rc %d after %" PRIu64 " events", rc, count);
+	count = 0;
+	rc = es_fold(s, room, 0, ES_SEQ_ANY, count_fn, &count);
+	CHECK(rc == DCR_EINTEGRITY, "fold to the end: rc %d after %" PRIu64 " events", rc, count);
+	count = 0;
+	rc = es_fold(s, room, 0, 4, count_fn, &count);
+	CHECK(rc == 0 && count == 4, "fold of the 4 left: rc %d, %" PRIu64 " events", rc, count);
+	es_close(s);
+out:
+	dcr_buf_release(&e);
+	free(dir);
+}
+
 /* ---- concurrency ------------------------------------------------------------------- */
 
 #define THREADS 8
@@ -725,6 +802,20 @@ static int count_fn(void *ctx, uint64_t seq, const void *entry, size_t n)
 	return 0;
 }
 
+/* One reader failure, saying which call failed and how (a flaky failure
+ * must be diagnosable from the log of the run that hit it). */
+static void reader_fail(reader_arg *a, int room, const char *fmt, ...)
+{
+	va_list ap;
+
+	a->errors++;
+	fprintf(stderr, "reader round %" PRIu64 " room %d: ", a->rounds, room);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
 static void *reader_main(void *p)
 {
 	reader_arg *a = p;
@@ -735,28 +826,59 @@ static void *reader_main(void *p)
 	dcr_buf_init(&e);
 	while (!atomic_load(&a->stop)) {
 		for (int r = 0; r < ROOMS; r++) {
-			uint64_t size, count = 0;
+			uint64_t size, count = 0, size2, count2 = 0;
+			int rc;
 
-			if (es_room_size(a->s, a->rooms[r], &size) != 0)
-				a->errors++;
-			if (es_fold(a->s, a->rooms[r], 0, size, count_fn, &count) != 0 ||
-			    count != size)
-				a->errors++;
+			rc = es_room_size(a->s, a->rooms[r], &size);
+			if (rc != 0) {
+				reader_fail(a, r, "es_room_size: rc %d (%s)", rc, dcr_strerror(rc));
+				continue;
+			}
+			/* A later transaction sees at least that size: all of [0, size). */
+			rc = es_fold(a->s, a->rooms[r], 0, size, count_fn, &count);
+			if (rc != 0 || count != size) {
+				/* Which: a size that went back, or a fold that stopped early? */
+				int rc2 = es_room_size(a->s, a->rooms[r], &size2);
+				int rc3 = es_fold(a->s, a->rooms[r], 0, size, count_fn, &count2);
+
+				reader_fail(a, r,
+				            "es_fold(0, %" PRIu64 ") after es_room_size -> %" PRIu64
+				            ": rc %d (%s), %" PRIu64
+				            " events; then es_room_size rc %d -> %" PRIu64
+				            ", es_fold again rc %d, %" PRIu64 " events",
+				            size, size, rc, dcr_strerror(rc), count, rc2, size2,
+				            rc3, count2);
+				continue;
+			}
 			if (size == 0)
 				continue;
 			/* A proof for the last entry against the root of that size. */
 			dcr_buf_reset(&e);
-			if (es_get(a->s, a->rooms[r], size - 1, &e) != 0 ||
-			    es_root(a->s, a->rooms[r], size, root) != 0 ||
-			    es_inclusion_proof(a->s, a->rooms[r], size - 1, size, proof, &pn) !=
-			        0) {
-				a->errors++;
+			if ((rc = es_get(a->s, a->rooms[r], size - 1, &e)) != 0) {
+				reader_fail(a, r, "es_get(%" PRIu64 "): rc %d (%s)", size - 1, rc,
+				            dcr_strerror(rc));
+				continue;
+			}
+			if ((rc = es_root(a->s, a->rooms[r], size, root)) != 0) {
+				reader_fail(a, r, "es_root(%" PRIu64 "): rc %d (%s)", size, rc,
+				            dcr_strerror(rc));
+				continue;
+			}
+			rc = es_inclusion_proof(a->s, a->rooms[r], size - 1, size, proof, &pn);
+			if (rc != 0) {
+				reader_fail(a, r,
+				            "es_inclusion_proof(%" PRIu64 ", %" PRIu64
+				            "): rc %d (%s)",
+				            size - 1, size, rc, dcr_strerror(rc));
 				continue;
 			}
 			es_leaf_hash(e.data, e.len, leaf);
-			if (es_verify_inclusion(size - 1, size, leaf, (const uint8_t(*)[32])proof,
-			                        pn, root) != 0)
-				a->errors++;
+			rc = es_verify_inclusion(size - 1, size, leaf, (const uint8_t(*)[32])proof,
+			                         pn, root);
+			if (rc != 0)
+				reader_fail(a, r,
+				            "es_verify_inclusion(%" PRIu64 ", %" PRIu64 "): rc %d",
+				            size - 1, size, rc);
 		}
 		a->rounds++;
 	}
@@ -858,8 +980,9 @@ static void concurrency(bool grow)
 	CHECK(st.commits < st.appends, "group commit: %" PRIu64 " commits for %" PRIu64 " appends",
 	      st.commits, st.appends);
 	printf("concurrency%s: %" PRIu64 " appends in %" PRIu64 " commits, %" PRIu64
-	       " reader rounds, %" PRIu64 " map grows\n",
-	       grow ? " (growing map)" : "", st.appends, st.commits, ra.rounds, st.map_grows);
+	       " reader rounds, %" PRIu64 " map grows, %" PRIu64 " read retries\n",
+	       grow ? " (growing map)" : "", st.appends, st.commits, ra.rounds, st.map_grows,
+	       st.read_retries);
 	for (int t = 0; t < THREADS; t++)
 		free(wa[t].seqs);
 	es_close(s);
@@ -1134,6 +1257,7 @@ int main(int argc, char **argv)
 	RUN(pipeline);
 	RUN(proofs);
 	RUN(fold);
+	RUN(fold_missing);
 	RUN(concurrency);
 	RUN(concurrency_grow);
 	RUN(map_growth);
