@@ -426,11 +426,69 @@ static int spool_unchanged(fs *f, lfile *l, const char *name, uint8_t *buf)
 	return 1;
 }
 
+/* One upload of dataset ds under the file name `name`, its bytes read
+ * with rd from offset 0 until it returns 0 (buf holds FS_IO_BYTES_MAX);
+ * *bytes gets how many were sent. */
+typedef int (*upload_read_fn)(void *ctx, uint64_t off, void *buf, size_t n, dcr_err *err);
+
+static int upload_from(fs *f, const char *ds, const char *name, upload_read_fn rd, void *ctx,
+                       uint8_t *buf, uint64_t *bytes, dcr_err *err)
+{
+	void *up = NULL;
+	uint64_t off = 0;
+	int rc = f->be.upload_begin(f->be.ctx, ds, name, &up, err);
+
+	if (rc < 0)
+		return rc;
+	for (;;) {
+		int r = rd(ctx, off, buf, FS_IO_BYTES_MAX, err);
+		if (r < 0) {
+			rc = r;
+			break;
+		}
+		if (r == 0)
+			break;
+		rc = f->be.upload_write(up, buf, (size_t)r, err);
+		if (rc < 0)
+			break;
+		off += (uint64_t)r;
+	}
+	if (rc < 0)
+		f->be.upload_end(up, false, NULL);
+	else
+		rc = f->be.upload_end(up, true, err);
+	*bytes = off;
+	return rc;
+}
+
+/* upload_from's reader of a spooled temp file (ctx: its lfile). */
+static int spool_read(void *ctx, uint64_t off, void *buf, size_t n, dcr_err *err)
+{
+	ssize_t r = pread(((lfile *)ctx)->fd, buf, n, (off_t)off);
+
+	if (r < 0)
+		return dcr_err_set(err, -errno, "spool read: %s", strerror(errno));
+	return (int)r;
+}
+
+/* upload_from's reader of the provisioned file of a dataset, pinned by its
+ * SHA-256, from the daemon. */
+struct provisioned_src {
+	fs *f;
+	const char *ds;
+	const uint8_t *sha256;
+};
+
+static int provisioned_read(void *ctx, uint64_t off, void *buf, size_t n, dcr_err *err)
+{
+	struct provisioned_src *p = ctx;
+	return p->f->be.data_read(p->f->be.ctx, p->ds, p->sha256, off, buf, n, err);
+}
+
 /* Uploads a spooled temp file under the final name `name` (lf->mu held). */
 int fs__lfile_ingest_spool(fs *f, lfile *l, const char *name)
 {
 	dcr_err err = {0};
-	void *up = NULL;
 	uint8_t *buf = dcr_malloc(FS_IO_BYTES_MAX);
 	uint64_t off = 0;
 	bool holds = hold_begin(f, l->dataset);
@@ -441,28 +499,7 @@ int fs__lfile_ingest_spool(fs *f, lfile *l, const char *name)
 			fs__hold_end(f, l->dataset, rc > 0);
 		return rc > 0 ? 0 : rc;
 	}
-	rc = f->be.upload_begin(f->be.ctx, l->dataset, name, &up, &err);
-	if (rc < 0)
-		goto out;
-	for (;;) {
-		ssize_t r = pread(l->fd, buf, FS_IO_BYTES_MAX, (off_t)off);
-		if (r < 0) {
-			rc = dcr_err_set(&err, -errno, "spool read: %s", strerror(errno));
-			break;
-		}
-		if (r == 0)
-			break;
-		rc = f->be.upload_write(up, buf, (size_t)r, &err);
-		if (rc < 0)
-			break;
-		off += (uint64_t)r;
-	}
-	if (rc < 0)
-		f->be.upload_end(up, false, NULL);
-	else
-		rc = f->be.upload_end(up, true, &err);
-	up = NULL;
-out:
+	rc = upload_from(f, l->dataset, name, spool_read, l, buf, &off, &err);
 	free(buf);
 	char ts[32];
 	fs__iso_time(dcr_now_ms(), ts);
@@ -568,31 +605,11 @@ int fs__reopen_gone(fs *f, uint64_t ino, struct desc *d)
 int fs__reprovision_as(fs *f, const char *ds, const uint8_t sha256[32], const char *name)
 {
 	dcr_err err = {0};
-	void *up = NULL;
 	uint8_t *buf = dcr_malloc(FS_IO_BYTES_MAX);
 	uint64_t off = 0;
 	bool holds = hold_begin(f, ds);
-	int rc = f->be.upload_begin(f->be.ctx, ds, name, &up, &err);
-	if (rc < 0)
-		goto out;
-	for (;;) {
-		int r = f->be.data_read(f->be.ctx, ds, sha256, off, buf, FS_IO_BYTES_MAX, &err);
-		if (r < 0) {
-			rc = r;
-			break;
-		}
-		if (r == 0)
-			break;
-		rc = f->be.upload_write(up, buf, (size_t)r, &err);
-		if (rc < 0)
-			break;
-		off += (uint64_t)r;
-	}
-	if (rc < 0)
-		f->be.upload_end(up, false, NULL);
-	else
-		rc = f->be.upload_end(up, true, &err);
-out:
+	struct provisioned_src src = {f, ds, sha256};
+	int rc = upload_from(f, ds, name, provisioned_read, &src, buf, &off, &err);
 	free(buf);
 	if (rc < 0) {
 		fs__set_dserr(f, ds, upload_msg(name, &err));
