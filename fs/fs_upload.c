@@ -45,10 +45,12 @@ bool fs__pdep_hides(fs *f, const char *ds, const uint8_t sha256[32])
 	return p && memcmp(p->sha256, sha256, 32) == 0;
 }
 
-pmeta *fs__pmeta_find(fs *f, const char *ds, const uint8_t sha256[32], bool create)
+pmeta *fs__pmeta_find(fs *f, const char *ds, const char *file, const uint8_t sha256[32],
+                      bool create)
 {
 	for (pmeta *m = f->metas; m; m = m->next)
-		if (strcmp(m->dataset, ds) == 0) {
+		if (strcmp(m->dataset, ds) == 0 && (m->file == file || (m->file && file &&
+		                                                        strcmp(m->file, file) == 0))) {
 			if (memcmp(m->sha256, sha256, 32) != 0) { /* another provision now */
 				if (!create)
 					return NULL;
@@ -62,6 +64,7 @@ pmeta *fs__pmeta_find(fs *f, const char *ds, const uint8_t sha256[32], bool crea
 		return NULL;
 	pmeta *m = dcr_calloc(1, sizeof *m);
 	m->dataset = dcr_strdup(ds);
+	m->file = file ? dcr_strdup(file) : NULL;
 	memcpy(m->sha256, sha256, 32);
 	m->mode = -1;
 	m->next = f->metas;
@@ -339,15 +342,18 @@ int fs__lfile_stream(fs *f, lfile *l, const void *p, size_t n)
 }
 
 /* Keeps the mode and mtime a tool set on a file for the provision it just
- * became (the current one of ds). f->mu not held. */
-static void keep_meta(fs *f, const char *ds, int mode, uint64_t mtime_ns)
+ * became (the current one of ds; of an append dataset, its drop `name`).
+ * f->mu not held. */
+static void keep_meta(fs *f, const char *ds, const char *name, int mode, uint64_t mtime_ns)
 {
 	if (mode < 0 && !mtime_ns)
 		return;
 	pthread_mutex_lock(&f->mu);
 	const rm_provision *p = rm_state_provision(&f->st, ds);
-	if (p) {
-		pmeta *m = fs__pmeta_find(f, ds, p->sha256, true);
+	const rm_drop *dr = p && fs__is_append(f, ds) ? rm_state_drop(&f->st, ds, name) : NULL;
+	if (p && (dr || !fs__is_append(f, ds))) {
+		pmeta *m = fs__pmeta_find(f, ds, dr ? dr->file : NULL, dr ? dr->sha256 : p->sha256,
+		                          true);
 		if (mode >= 0)
 			m->mode = mode;
 		if (mtime_ns)
@@ -363,7 +369,11 @@ int fs__lfile_commit(fs *f, lfile *l)
 	void *up = l->up;
 	l->up = NULL;
 	int rc = f->be.upload_end(up, true, &err);
-	if (rc < 0)
+	/* The same drop again (name and bytes): counted once, nothing changes
+	 * (docs/rules.md "Drops"); the copy succeeds, as into a folder that
+	 * already holds the file. */
+	bool same = rc == DCR_EEXIST && l->dataset && fs__drop_known(f, l->dataset, l->name);
+	if (rc < 0 && !same)
 		return fs__lfile_fail(f, l, rc, &err);
 	l->state = LF_DONE;
 	cmp_ingest_free(l->chk);
@@ -371,11 +381,16 @@ int fs__lfile_commit(fs *f, lfile *l)
 	char ts[32];
 	fs__iso_time(dcr_now_ms(), ts);
 	fs__set_dserr(f, l->dataset,
-	              dcr_asprintf("%s provisioned from %s (%llu bytes)", ts, l->name,
-	                           (unsigned long long)l->size));
+	              same ? dcr_asprintf("%s %s unchanged: the same file (name and SHA-256) is "
+	                                  "already a drop of %s, counted once",
+	                                  ts, l->name, l->dataset)
+	                   : dcr_asprintf("%s %s %s (%llu bytes)", ts,
+	                                  fs__drop_known(f, l->dataset, NULL) ? "dropped"
+	                                                                      : "provisioned from",
+	                                  l->name, (unsigned long long)l->size));
 	fs__fetch_apply(f, &err);
 	lfile_unhold(f, l, true);
-	keep_meta(f, l->dataset, l->mode, l->mtime_ns);
+	keep_meta(f, l->dataset, l->name, l->mode, l->mtime_ns);
 	return 0;
 }
 
@@ -394,6 +409,8 @@ static int spool_unchanged(fs *f, lfile *l, const char *name, uint8_t *buf)
 	if (p && p->file && strcmp(p->file, name) == 0 && p->bytes == l->size) {
 		memcpy(cur, p->sha256, 32);
 		have = true;
+	} else if (p && p->ndrops) {
+		have = fs__drop_same_size(f, l->dataset, name, l->size, cur);
 	}
 	pthread_mutex_unlock(&f->mu);
 	if (!have)
@@ -422,7 +439,7 @@ static int spool_unchanged(fs *f, lfile *l, const char *name, uint8_t *buf)
 	              dcr_asprintf("%s %s unchanged (renamed from %s, same SHA-256 as the "
 	                           "provisioned file): nothing uploaded",
 	                           ts, name, l->name));
-	keep_meta(f, l->dataset, l->mode, l->mtime_ns);
+	keep_meta(f, l->dataset, name, l->mode, l->mtime_ns);
 	return 1;
 }
 
@@ -477,11 +494,15 @@ struct provisioned_src {
 	fs *f;
 	const char *ds;
 	const uint8_t *sha256;
+	const char *file; /* a drop of an append dataset; NULL: the provisioned file */
 };
 
 static int provisioned_read(void *ctx, uint64_t off, void *buf, size_t n, dcr_err *err)
 {
 	struct provisioned_src *p = ctx;
+	if (p->file)
+		return p->f->be.drop_read(p->f->be.ctx, p->ds, p->file, p->sha256, off, buf, n,
+		                          err);
 	return p->f->be.data_read(p->f->be.ctx, p->ds, p->sha256, off, buf, n, err);
 }
 
@@ -503,6 +524,16 @@ int fs__lfile_ingest_spool(fs *f, lfile *l, const char *name)
 	free(buf);
 	char ts[32];
 	fs__iso_time(dcr_now_ms(), ts);
+	if (rc == DCR_EEXIST && fs__drop_known(f, l->dataset, name)) {
+		/* the same drop raced in meanwhile: counted once */
+		fs__set_dserr(f, l->dataset,
+		              dcr_asprintf("%s %s unchanged: the same file is already a drop of "
+		                           "%s, counted once",
+		                           ts, name, l->dataset));
+		if (holds)
+			fs__hold_end(f, l->dataset, true);
+		return 0;
+	}
 	if (rc < 0) {
 		fs__set_dserr(f, l->dataset, upload_msg(name, &err));
 		fs__set_last_error(f, l->dataset, &err);
@@ -516,7 +547,7 @@ int fs__lfile_ingest_spool(fs *f, lfile *l, const char *name)
 	fs__fetch_apply(f, &err);
 	if (holds)
 		fs__hold_end(f, l->dataset, true);
-	keep_meta(f, l->dataset, l->mode, l->mtime_ns);
+	keep_meta(f, l->dataset, name, l->mode, l->mtime_ns);
 	return 0;
 }
 
@@ -604,11 +635,17 @@ int fs__reopen_gone(fs *f, uint64_t ino, struct desc *d)
  * at its close, is renamed over the real name. f->mu not held. */
 int fs__reprovision_as(fs *f, const char *ds, const uint8_t sha256[32], const char *name)
 {
+	return fs__reprovision_from(f, ds, NULL, sha256, name);
+}
+
+int fs__reprovision_from(fs *f, const char *ds, const char *file, const uint8_t sha256[32],
+                         const char *name)
+{
 	dcr_err err = {0};
 	uint8_t *buf = dcr_malloc(FS_IO_BYTES_MAX);
 	uint64_t off = 0;
 	bool holds = hold_begin(f, ds);
-	struct provisioned_src src = {f, ds, sha256};
+	struct provisioned_src src = {f, ds, sha256, file};
 	int rc = upload_from(f, ds, name, provisioned_read, &src, buf, &off, &err);
 	free(buf);
 	if (rc < 0) {
