@@ -377,6 +377,17 @@ static int arg_upload(dmn_session *s, const dcr_mpv *args, bool unlink_it, dmn_u
 	return 0;
 }
 
+/* Why an upload was dropped, for dcrd's log: a schema check's message
+ * quotes the offending value (a row's data), so the log says only that it
+ * was rejected; the uploader got the message (docs/privacy.md "File
+ * names"). */
+static const char *drop_reason(int rc, const dcr_err *err)
+{
+	if (rc == DCR_ECSV)
+		return "rejected by the schema check (the uploader got the line, column and reason)";
+	return err ? err->msg : dcr_strerror(rc);
+}
+
 static void upload_drop(dmn *d, dmn_session *s, dmn_upload *u, const char *why)
 {
 	char *who = dmn__who(dmn__room_find(d, u->room), s->key);
@@ -427,7 +438,7 @@ static int op_upload_chunk(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 	if (rc < 0) {
 		/* A rejected file stores nothing. */
 		upload_find(s, u->id, true);
-		upload_drop(d, s, u, err ? err->msg : dcr_strerror(rc));
+		upload_drop(d, s, u, drop_reason(rc, err));
 		return rc;
 	}
 	u->bytes += n;
@@ -513,7 +524,7 @@ static int op_upload_end(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 	upload_free(u);
 	goto out;
 fail:
-	upload_drop(d, s, u, err ? err->msg : dcr_strerror(rc));
+	upload_drop(d, s, u, drop_reason(rc, err));
 out:
 	free(key);
 	dcr_buf_release(&stats);

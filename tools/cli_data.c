@@ -964,13 +964,17 @@ struct data_src {
 	const char *dataset;
 	const uint8_t *sha256; /* the provision the log records: reads are pinned to it */
 	uint64_t size;
+	const char *drop; /* one drop of an append dataset; NULL: the provisioned file */
 };
 
 static int data_read(void *ctx, uint64_t off, void *buf, size_t cap, dcr_err *err)
 {
 	struct data_src *x = ctx;
 	uint64_t now = 0;
-	int n = cl_data_read(x->c, x->room, x->dataset, x->sha256, off, buf, cap, &now, err);
+	int n = x->drop ? cl_drop_read(x->c, x->room, x->dataset, x->drop, x->sha256, off, buf,
+	                               cap, &now, err)
+	                : cl_data_read(x->c, x->room, x->dataset, x->sha256, off, buf, cap, &now,
+	                               err);
 
 	if (n >= 0 && now != x->size)
 		return dcr_err_set(err, DCR_ESTATE,
@@ -983,19 +987,23 @@ static int data_read(void *ctx, uint64_t off, void *buf, size_t cap, dcr_err *er
 int cli_cmd_data(int argc, char **argv)
 {
 	static const char usage[] =
-	    "usage: dcr data ROOM DATASET [-o FILE]\n"
+	    "usage: dcr data ROOM DATASET [--drop NAME] [-o FILE]\n"
 	    "Writes the file provisioned for DATASET, as it was uploaded, to stdout or\n"
 	    "FILE (the dataset's owners only: nobody else ever reads its rows). The\n"
 	    "bytes are checked against the SHA-256 in the dataset.provisioned event;\n"
 	    "FILE is replaced only once the whole file arrived and checked. Shows\n"
-	    "progress on stderr when it is a terminal.\n";
-	const char *outp = NULL;
-	const cli_opt opts[] = {{"-o", &outp, NULL}, {"--out", &outp, NULL}, {NULL, NULL, NULL}};
+	    "progress on stderr when it is a terminal. --drop NAME: one drop of an\n"
+	    "append dataset, by its file name.\n";
+	const char *outp = NULL, *drop = NULL;
+	const cli_opt opts[] = {{"-o", &outp, NULL},
+	                        {"--out", &outp, NULL},
+	                        {"--drop", &drop, NULL},
+	                        {NULL, NULL, NULL}};
 	char *pos[2];
 	cl_conn *c = NULL;
 	dcr_err err = {0};
 	uint8_t id[ES_ROOM_ID_BYTES], sha[DCR_SHA256_BYTES];
-	char what[128];
+	char what[192];
 	const rm_provision *p = NULL;
 	dl d;
 	int rc;
@@ -1023,14 +1031,38 @@ int cli_cmd_data(int argc, char **argv)
 		rc = dcr_err_set(&err, DCR_ENOTFOUND, "dataset %s is not provisioned", pos[1]);
 		goto out;
 	}
+	const uint8_t *want = p->sha256;
+	uint64_t size = p->bytes;
+	if (rm_def_dataset(st.def, pos[1])->append) {
+		/* a drop folder: one drop, by its name */
+		const rm_drop *dr = drop ? rm_state_drop(&st, pos[1], drop) : NULL;
+		if (!drop)
+			rc = dcr_err_set(&err, DCR_EINVALID,
+			                 "dataset %s is an append dataset: name one drop with --drop "
+			                 "(dcr status lists them)",
+			                 pos[1]);
+		else if (!dr)
+			rc = dcr_err_set(&err, DCR_ENOTFOUND, "dataset %s has no drop named \"%s\"",
+			                 pos[1], drop);
+		if (rc)
+			goto out;
+		want = dr->sha256;
+		size = dr->bytes;
+		snprintf(what, sizeof what, "drop %.60s of dataset %s", drop, pos[1]);
+	} else if (drop) {
+		rc = dcr_err_set(&err, DCR_EINVALID, "dataset %s is not an append dataset: it has no "
+		                                     "drops",
+		                 pos[1]);
+		goto out;
+	}
 	{
-		struct data_src src = {c, id, pos[1], p->sha256, p->bytes};
-		rc = dl_pull(&d, data_read, &src, p->bytes, what, &err);
+		struct data_src src = {c, id, pos[1], want, size, drop};
+		rc = dl_pull(&d, data_read, &src, size, what, &err);
 	}
 	if (rc)
 		goto out;
 	dl_sha256(&d, sha);
-	rc = check_sha(p->sha256, sha, what, &err);
+	rc = check_sha(want, sha, what, &err);
 out:
 	if (have_state)
 		rm_state_release(&st);

@@ -177,6 +177,13 @@ expect_fail e2e_as anna dcr provision "$id" transactions "$T/export_2026-12-06.c
 expect_stderr "line 4"
 wait_for "$DS/status" "drop_count: 5"
 expect_contains "$T/anna/datasets/transactions/status" "export_2026-12-07.csv"
+e2e_as anna dcr data "$id" transactions --drop export_2026-12-07.csv -o "$T/back.csv" ||
+	e2e_fail "dcr data --drop"
+cmp "$T/back.csv" "$T/export_2026-12-07.csv" || e2e_fail "dcr data --drop: other bytes"
+expect_fail e2e_as anna dcr data "$id" transactions
+expect_stderr "append dataset" "--drop"
+expect_fail e2e_as ian dcr data "$id" transactions --drop export_2026-12-07.csv
+expect_stderr "not an owner"
 expect_fail e2e_as anna dcr deprovision "$id" transactions
 expect_stderr "append dataset" "one at a time"
 expect_fail e2e_as anna dcr deprovision "$id" transactions --drop export_2026-12-09.csv
