@@ -1056,8 +1056,8 @@ int fs_unlink(fs *f, uint64_t parent, const char *name)
 		fs__node_at(f, ino)->name = NULL;
 		rc = 0;
 	} else if (d.kind == K_DS_DATA && d.drop && rm_is_owner(f->st.def, f->opt.me, d.ds)) {
-		/* rm of a drop withdraws it (fs_drops.c) */
-		rc = fs__drop_withdraw(f, d.ds, name);
+		/* rm of a drop withdraws it after the grace period (fs_drops.c) */
+		rc = fs__drop_rm(f, d.ds, d.drop);
 	} else if (d.kind == K_DS_DATA && rm_is_owner(f->st.def, f->opt.me, d.ds)) {
 		/* rm of the provisioned file deprovisions the dataset, after a
 		 * grace period: tools that delete before they write (install,

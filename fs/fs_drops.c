@@ -5,8 +5,10 @@
  * file under its own name: `cp export_2026-12-03.csv datasets/NAME/` adds
  * one (the ordinary upload path: each file is validated on its own and
  * signed as a dataset.provisioned naming it), `rm` of one withdraws it (a
- * signed dataset.deprovisioned naming it), `mv` drops it again under the
- * new name and withdraws the old one. The same file (name and bytes)
+ * signed dataset.deprovisioned naming it) after the grace period of a
+ * pending rm (fs_upload.c: an upload of the same name holds it, so a bad
+ * file written by install or tar -x never costs the drop), `mv` drops it
+ * again under the new name and withdraws the old one. The same file (name and bytes)
  * copied again is counted once: the copy succeeds and nothing changes. */
 #include "fs_int.h"
 
@@ -38,10 +40,39 @@ int fs__drop_resolve(fs *f, const char *ds, const char *name, struct desc *d)
 	const rm_drop *dr = rm_state_drop(&f->st, ds, name);
 	if (!dr || !rm_may_read_data(&f->st, f->opt.me, ds))
 		return -ENOENT;
+	const pdep *p = fs__pdep_for(f, ds, name);
+	if (p && memcmp(p->sha256, dr->sha256, 32) == 0)
+		return -ENOENT; /* rm pending (fs__drop_rm) */
 	d->kind = K_DS_DATA;
 	d->ds = ds;
 	d->prov = rm_state_provision(&f->st, ds);
 	d->drop = dr;
+	return 0;
+}
+
+int fs__drop_rm(fs *f, const char *ds, const rm_drop *d)
+{
+	dcr_err err = {0};
+	int rc = rm_check_withdraw(&f->st, f->opt.me, ds, d->file, &err);
+	if (rc < 0) {
+		pthread_mutex_unlock(&f->mu);
+		fs__set_last_error(f, d->file, &err);
+		pthread_mutex_lock(&f->mu);
+		return -fs_errno(rc);
+	}
+	pdep *p = fs__pdep_for(f, ds, d->file);
+	if (!p) {
+		p = dcr_calloc(1, sizeof *p);
+		p->dataset = dcr_strdup(ds);
+		p->file = dcr_strdup(d->file);
+		p->drop = true;
+		p->next = f->pending;
+		f->pending = p;
+	}
+	memcpy(p->sha256, d->sha256, 32);
+	p->at_ms = dcr_now_ms();
+	p->due_ms = dcr_mono_ms() + (f->opt.rm_grace_ms ? f->opt.rm_grace_ms : FS_RM_GRACE_MS);
+	f->force_inval = true;
 	return 0;
 }
 

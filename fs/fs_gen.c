@@ -236,6 +236,17 @@ static void gen_drops_status(fs *f, const rm_provision *p, dcr_buf *b)
 		dcr_buf_printf(b, "drop: %s: %llu rows, %llu bytes, sha256 %s, by %s at %s (event %llu)\n",
 		               d->file, (unsigned long long)d->rows, (unsigned long long)d->bytes, hex,
 		               ACTOR_NAME(f, d->by), ts, (unsigned long long)d->seq);
+		const pdep *pd = fs__pdep_for(f, p->dataset, d->file);
+		if (pd && memcmp(pd->sha256, d->sha256, 32) == 0) {
+			fs__iso_time(pd->at_ms, ts);
+			dcr_buf_printf(b, "pending_rm: %s removed at %s; %s\n", d->file, ts,
+			               pd->uploads ? "a new file of that name is being written: it "
+			                             "replaces this drop if accepted, otherwise the "
+			                             "drop stays"
+			                           : "withdrawn in a moment unless a new file of that "
+			                             "name is written first (a rejected one keeps "
+			                             "this drop)");
+		}
 	}
 }
 

@@ -73,6 +73,7 @@ typedef struct lfile {
  * data as it was. */
 typedef struct pdep {
 	char *dataset, *file;
+	bool drop; /* the rm of one drop of an append dataset (file: its name) */
 	uint8_t sha256[32];
 	uint64_t due_ms; /* monotonic */
 	uint64_t at_ms;  /* wall clock of the rm */
@@ -265,6 +266,9 @@ void fs__backend_size(fs *f, fs_attr *a);
 /* ---- fs_upload.c: pending rm, kept modes, local files and uploads -------- */
 
 pdep *fs__pdep_find(fs *f, const char *ds);
+/* The pending rm an upload of `name` into ds holds: of the drop `name` in
+ * an append dataset, else the dataset's (fs__pdep_find). f->mu held. */
+pdep *fs__pdep_for(fs *f, const char *ds, const char *name);
 
 void fs__pdep_remove(fs *f, pdep *p);
 
@@ -290,7 +294,7 @@ void fs__lfile_unlink(fs *f, lfile *l);
 /* The upload that held a pending rm ended. Accepted: the new file replaced
  * the old one, the rm has nothing left to do. Not accepted: the rm is
  * dropped, because a bad file must never cost the data already there. */
-void fs__hold_end(fs *f, const char *ds, bool accepted);
+void fs__hold_end(fs *f, const char *ds, const char *name, bool accepted);
 
 /* A temporary file of ds is being written (rsync's .NAME.XXXXXX, a drop's
  * x.tmp): a pending rm waits for it to be renamed, however long the
@@ -340,6 +344,10 @@ int fs__drop_resolve(fs *f, const char *ds, const char *name, struct desc *d);
 /* rm of a drop: withdraws it (a signed dataset.deprovisioned naming the
  * file). f->mu held on entry and on return (released while it submits). */
 int fs__drop_withdraw(fs *f, const char *ds, const char *file);
+/* rm of a drop in the mount: the withdrawal waits for the grace period,
+ * as the rm of a replace dataset's file does (a pending rm, held by an
+ * upload of the same name). f->mu held. */
+int fs__drop_rm(fs *f, const char *ds, const rm_drop *d);
 /* mv of a drop within its folder: dropped again under newname (read back
  * from dcrd), then the old name withdrawn. f->mu not held. */
 int fs__drop_rename(fs *f, const char *ds, const char *file, const uint8_t sha256[32],

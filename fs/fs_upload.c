@@ -20,7 +20,17 @@
 pdep *fs__pdep_find(fs *f, const char *ds)
 {
 	for (pdep *p = f->pending; p; p = p->next)
-		if (strcmp(p->dataset, ds) == 0)
+		if (!p->drop && strcmp(p->dataset, ds) == 0)
+			return p;
+	return NULL;
+}
+
+pdep *fs__pdep_for(fs *f, const char *ds, const char *name)
+{
+	if (!fs__is_append(f, ds))
+		return fs__pdep_find(f, ds);
+	for (pdep *p = f->pending; p && name; p = p->next)
+		if (p->drop && strcmp(p->dataset, ds) == 0 && strcmp(p->file, name) == 0)
 			return p;
 	return NULL;
 }
@@ -78,7 +88,7 @@ void fs__pending_apply(fs *f, bool all)
 {
 	for (;;) {
 		char *ds = NULL, *file = NULL;
-		bool found = false;
+		bool found = false, drop = false;
 		pthread_mutex_lock(&f->mu);
 		uint64_t now = dcr_mono_ms();
 		for (pdep *p = f->pending; p; p = p->next) {
@@ -86,9 +96,12 @@ void fs__pending_apply(fs *f, bool all)
 				continue;
 			/* Replaced meanwhile (a new file was provisioned): nothing to do. */
 			const rm_provision *cur = rm_state_provision(&f->st, p->dataset);
-			if (cur && memcmp(cur->sha256, p->sha256, 32) == 0) {
+			const rm_drop *dr = p->drop ? rm_state_drop(&f->st, p->dataset, p->file) : NULL;
+			if (p->drop ? dr && memcmp(dr->sha256, p->sha256, 32) == 0
+			            : cur && memcmp(cur->sha256, p->sha256, 32) == 0) {
 				ds = dcr_strdup(p->dataset);
 				file = dcr_strdup(p->file);
+				drop = p->drop;
 			}
 			fs__pdep_remove(f, p);
 			found = true;
@@ -102,7 +115,10 @@ void fs__pending_apply(fs *f, bool all)
 		dcr_err err = {0};
 		dcr_buf body;
 		dcr_buf_init(&body);
-		rm_body_deprovisioned(&body, ds);
+		if (drop)
+			rm_body_withdrawn(&body, ds, file); /* one drop (fs_drops.c) */
+		else
+			rm_body_deprovisioned(&body, ds);
 		int rc = f->be.submit(f->be.ctx, RM_EV_DEPROVISIONED, body.data, body.len, &err);
 		dcr_buf_release(&body);
 		if (rc < 0) {
@@ -204,12 +220,13 @@ static char *upload_msg(const char *file, const dcr_err *err)
 	                    err->msg[0] ? err->msg : dcr_strerror(err->code));
 }
 
-/* An upload of dataset ds begins: it holds a pending rm of the dataset's
- * file, if any. Returns whether it does. f->mu not held. */
-static bool hold_begin(fs *f, const char *ds)
+/* An upload of dataset ds under `name` begins: it holds a pending rm of
+ * the dataset's file (of an append dataset: of the drop of that name), if
+ * any. Returns whether it does. f->mu not held. */
+static bool hold_begin(fs *f, const char *ds, const char *name)
 {
 	pthread_mutex_lock(&f->mu);
-	pdep *p = fs__pdep_find(f, ds);
+	pdep *p = fs__pdep_for(f, ds, name);
 	if (p)
 		p->uploads++;
 	pthread_mutex_unlock(&f->mu);
@@ -219,10 +236,10 @@ static bool hold_begin(fs *f, const char *ds)
 /* The upload that held a pending rm ended. Accepted: the new file replaced
  * the old one, the rm has nothing left to do. Not accepted: the rm is
  * dropped, because a bad file must never cost the data already there. */
-void fs__hold_end(fs *f, const char *ds, bool accepted)
+void fs__hold_end(fs *f, const char *ds, const char *name, bool accepted)
 {
 	pthread_mutex_lock(&f->mu);
-	pdep *p = fs__pdep_find(f, ds);
+	pdep *p = fs__pdep_for(f, ds, name);
 	if (p && (accepted || --p->uploads <= 0)) {
 		if (!accepted) {
 			const char *prev = fs__get_dserr(f, ds);
@@ -241,7 +258,7 @@ static void lfile_unhold(fs *f, lfile *l, bool accepted)
 {
 	if (l->holds) {
 		l->holds = false;
-		fs__hold_end(f, l->dataset, accepted);
+		fs__hold_end(f, l->dataset, l->name, accepted);
 	}
 }
 
@@ -251,8 +268,9 @@ static void lfile_unhold(fs *f, lfile *l, bool accepted)
 void fs__pending_extend(fs *f, const char *ds)
 {
 	pthread_mutex_lock(&f->mu);
-	pdep *p = fs__pdep_find(f, ds);
-	if (p) {
+	for (pdep *p = f->pending; p; p = p->next) {
+		if (strcmp(p->dataset, ds) != 0)
+			continue;
 		uint64_t due =
 		    dcr_mono_ms() + (f->opt.rm_grace_ms ? f->opt.rm_grace_ms : FS_RM_GRACE_MS);
 		if (due > p->due_ms)
@@ -315,7 +333,7 @@ int fs__lfile_stream(fs *f, lfile *l, const void *p, size_t n)
 	dcr_err err = {0};
 	int rc;
 	if (l->state == LF_IDLE) {
-		l->holds = hold_begin(f, l->dataset);
+		l->holds = hold_begin(f, l->dataset, l->name);
 		rc = f->be.upload_begin(f->be.ctx, l->dataset, l->name, &l->up, &err);
 		if (rc < 0) {
 			l->up = NULL;
@@ -512,12 +530,12 @@ int fs__lfile_ingest_spool(fs *f, lfile *l, const char *name)
 	dcr_err err = {0};
 	uint8_t *buf = dcr_malloc(FS_IO_BYTES_MAX);
 	uint64_t off = 0;
-	bool holds = hold_begin(f, l->dataset);
+	bool holds = hold_begin(f, l->dataset, name);
 	int rc = spool_unchanged(f, l, name, buf);
 	if (rc != 0) {
 		free(buf);
 		if (holds)
-			fs__hold_end(f, l->dataset, rc > 0);
+			fs__hold_end(f, l->dataset, name, rc > 0);
 		return rc > 0 ? 0 : rc;
 	}
 	rc = upload_from(f, l->dataset, name, spool_read, l, buf, &off, &err);
@@ -531,14 +549,14 @@ int fs__lfile_ingest_spool(fs *f, lfile *l, const char *name)
 		                           "%s, counted once",
 		                           ts, name, l->dataset));
 		if (holds)
-			fs__hold_end(f, l->dataset, true);
+			fs__hold_end(f, l->dataset, name, true);
 		return 0;
 	}
 	if (rc < 0) {
 		fs__set_dserr(f, l->dataset, upload_msg(name, &err));
 		fs__set_last_error(f, l->dataset, &err);
 		if (holds)
-			fs__hold_end(f, l->dataset, false);
+			fs__hold_end(f, l->dataset, name, false);
 		return -upload_errno(rc);
 	}
 	fs__set_dserr(f, l->dataset,
@@ -546,7 +564,7 @@ int fs__lfile_ingest_spool(fs *f, lfile *l, const char *name)
 	                           l->name, (unsigned long long)off));
 	fs__fetch_apply(f, &err);
 	if (holds)
-		fs__hold_end(f, l->dataset, true);
+		fs__hold_end(f, l->dataset, name, true);
 	keep_meta(f, l->dataset, name, l->mode, l->mtime_ns);
 	return 0;
 }
@@ -644,7 +662,7 @@ int fs__reprovision_from(fs *f, const char *ds, const char *file, const uint8_t 
 	dcr_err err = {0};
 	uint8_t *buf = dcr_malloc(FS_IO_BYTES_MAX);
 	uint64_t off = 0;
-	bool holds = hold_begin(f, ds);
+	bool holds = hold_begin(f, ds, name);
 	struct provisioned_src src = {f, ds, sha256, file};
 	int rc = upload_from(f, ds, name, provisioned_read, &src, buf, &off, &err);
 	free(buf);
@@ -652,7 +670,7 @@ int fs__reprovision_from(fs *f, const char *ds, const char *file, const uint8_t 
 		fs__set_dserr(f, ds, upload_msg(name, &err));
 		fs__set_last_error(f, ds, &err);
 		if (holds)
-			fs__hold_end(f, ds, false);
+			fs__hold_end(f, ds, name, false);
 		return rc == DCR_ESTATE ? -ESTALE : -upload_errno(rc);
 	}
 	char ts[32];
@@ -662,6 +680,6 @@ int fs__reprovision_from(fs *f, const char *ds, const char *file, const uint8_t 
 	                           (unsigned long long)off));
 	fs__fetch_apply(f, &err);
 	if (holds)
-		fs__hold_end(f, ds, true);
+		fs__hold_end(f, ds, name, true);
 	return 0;
 }

@@ -2,7 +2,8 @@
 # a real mount with real tools, then the same through the CLI. A dataset
 # with "drops": "append" takes five daily exports copied in by a script;
 # the same file again is counted once; a bad drop fails cp and changes
-# nothing; rm withdraws one drop; mv renames one; rsync -a of the export
+# nothing; rm withdraws one drop (install of a bad file over a drop keeps
+# it); mv renames one; rsync -a of the export
 # folder sends nothing new; the SQL count over the union equals the count
 # computed independently (awk over the files still in); the statistics are
 # over the union; the audit log names the file of every drop; both
@@ -12,7 +13,7 @@
 . "$DCR_SOURCE_DIR/tests/e2e/mount_lib.inc"
 
 mount_require
-for tool in rsync awk python3; do
+for tool in rsync awk python3 install; do
 	command -v $tool >/dev/null 2>&1 || e2e_fail "$tool not installed (tools/deps installs it)"
 done
 e2e_setup
@@ -124,12 +125,23 @@ expect_eq "$(nevents)" "$((n0 + 1))" "events after a re-export"
 expect_contains "$DS/status" "drop_count: 5"
 
 # 5. Withdrawal of one drop: rm, a signed event naming the file.
+# It leaves the listing at once and is withdrawn after the grace period
+# (2 s), like the rm of a replace dataset's file.
 rm "$DS/export_2026-12-02.csv" || e2e_fail "rm of a drop"
-expect_eq "$(nevents)" "$((n0 + 2))" "events after rm of a drop"
 ls "$DS" >"$T/ls.out"
 grep -q export_2026-12-02.csv "$T/ls.out" && e2e_fail "a withdrawn drop is listed"
-expect_contains "$DS/status" "drop_count: 4"
+expect_contains "$DS/status" "pending_rm: export_2026-12-02.csv"
 wait_for "$A/audit.log" "withdrew from transactions, file export_2026-12-02.csv"
+expect_eq "$(nevents)" "$((n0 + 2))" "events after rm of a drop"
+expect_contains "$DS/status" "drop_count: 4"
+# install deletes the name before it writes it: a bad file so installed
+# must not cost the drop of that name.
+expect_fail install -m 0644 "$T/export_2026-12-06.csv" "$DS/export_2026-12-04.csv"
+sleep 3
+expect_eq "$(nevents)" "$((n0 + 2))" "events after install of a bad file over a drop"
+[ -e "$DS/export_2026-12-04.csv" ] || e2e_fail "install of a bad file cost the drop"
+expect_contains "$DS/status" "the earlier rm of export_2026-12-04.csv is undone"
+cmp "$DS/export_2026-12-04.csv" "$T/exports/export_2026-12-04.csv" || e2e_fail "day 4 changed"
 # mv of a drop: dropped again under the new name, the old name withdrawn.
 mv "$DS/export_2026-12-05.csv" "$DS/export_2026-12-05-final.csv" || e2e_fail "mv of a drop"
 ls "$DS" >"$T/ls.out"

@@ -746,6 +746,12 @@ static void test_drops(void)
 		CHECK_RC(fs_unlink(fi, walk(fi, "datasets/daily"), "export_2026-12-02.csv"),
 		         -ENOENT);
 		CHECK_RC(fs_unlink(fa, dir, leaf), 0);
+		/* gone from the listing at once, withdrawn after the grace */
+		CHECK(!listed(fa, "datasets/daily", "export_2026-12-02.csv"));
+		CHECK(file_contains(fa, "datasets/daily/status", "pending_rm: export_2026-12-02.csv"));
+		CHECK_RC(fs_size(fa), 5);
+		usleep(1100 * 1000);
+		CHECK(fs_refresh(fa, NULL, NULL, &err) >= 0);
 		CHECK_RC(fs_size(fa), 6);
 		CHECK(!listed(fa, "datasets/daily", "export_2026-12-02.csv"));
 		CHECK(file_contains(fa, "datasets/daily/status", "drop_count: 2"));
@@ -754,6 +760,23 @@ static void test_drops(void)
 		CHECK(file_contains(fi, "audit.log",
 		                    "withdrew from daily, file export_2026-12-02.csv"));
 		CHECK_RC(fs_unlink(fa, dir, "export_2026-12-09.csv"), -ENOENT);
+	}
+	/* rm, then a bad file under the same name (install, tar -x): the
+	 * rm is undone, the drop stays */
+	{
+		const char *leaf;
+		uint64_t dir = parent_of(fa, "datasets/daily/export_2026-12-03.csv", &leaf);
+		CHECK_RC(fs_unlink(fa, dir, leaf), 0);
+		CHECK(!listed(fa, "datasets/daily", "export_2026-12-03.csv"));
+		CHECK_RC(write_file(fa, "datasets/daily/export_2026-12-03.csv", "x,y\n1\n", 64),
+		         -EINVAL);
+		usleep(1100 * 1000);
+		CHECK(fs_refresh(fa, NULL, NULL, &err) >= 0);
+		CHECK_RC(fs_size(fa), 6);
+		CHECK(listed(fa, "datasets/daily", "export_2026-12-03.csv"));
+		CHECK(file_contains(fa, "datasets/daily/status",
+		                    "the earlier rm of export_2026-12-03.csv is undone"));
+		CHECK(file_contains(fa, "datasets/daily/status", "drop_count: 2"));
 	}
 	/* mv: dropped again under the new name, the old one withdrawn */
 	CHECK_RC(do_rename(fa, "datasets/daily/export_2026-12-01.csv",
