@@ -961,7 +961,8 @@ static void record_inputs(const rm_state *s, rm_run *r)
 			in->present = true;
 			memcpy(in->sha256, p->sha256, 32);
 			in->blob = p->blob ? dcr_strdup(p->blob) : NULL;
-			in->drop_blobs = dcr_calloc(p->ndrops + 1, sizeof(char *));
+			if (p->ndrops) /* an append dataset: the union as requested */
+				in->drop_blobs = dcr_calloc(p->ndrops, sizeof(char *));
 			for (size_t k = 0; k < p->ndrops; k++)
 				in->drop_blobs[in->ndrop_blobs++] = dcr_strdup(p->drops[k].blob);
 		}

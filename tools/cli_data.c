@@ -145,6 +145,13 @@ int cli_cmd_provision(int argc, char **argv)
 	rc =
 	    cl_provision(c, id, pos[1], base, total, read_fd, &rd, provision_progress, &prog, &err);
 	cli_progress_end(&prog);
+	if (rc == DCR_EEXIST && strstr(err.msg, "counts once")) {
+		/* the same drop (name and bytes) already in, read from stdin:
+		 * the rules refused to count it twice (docs/rules.md "Drops") */
+		printf("drop %s of %s is already in: unchanged, counted once\n", base, pos[1]);
+		rc = 0;
+		goto out;
+	}
 	if (rc)
 		goto out;
 	/* What was recorded, as the log says it. */
@@ -319,7 +326,8 @@ int cli_cmd_datasets(int argc, char **argv)
 				r->status = dcr_strdup("provisioned");
 				r->rows = dcr_asprintf("%llu", (unsigned long long)p->rows);
 				r->bytes = dcr_asprintf("%llu", (unsigned long long)p->bytes);
-				r->file = dcr_strdup(p->file ? p->file : "");
+				r->file = p->ndrops ? dcr_asprintf("%zu drops", p->ndrops)
+				                    : dcr_strdup(p->file ? p->file : "");
 				r->sha = dcr_strdup(sha);
 				r->stats = NULL;
 				if (!brief && ds->kind == RM_DS_TABLE) {

@@ -205,6 +205,15 @@ expect_stderr "not an owner"
 expect_ok e2e_as anna dcr deprovision "$id" transactions --drop export_2026-12-07.csv
 expect_contains "$E2E_OUT" "withdrew export_2026-12-07.csv from transactions"
 wait_for "$DS/status" "drop_count: 4"
+# From stdin the drop is named "stdin"; the same bytes again count once.
+expect_ok sh -c "DCR_IDENTITY='$T/anna.pem' dcr provision '$id' transactions - <'$T/export_2026-12-07.csv'"
+expect_contains "$E2E_OUT" "dropped stdin into transactions"
+expect_ok sh -c "DCR_IDENTITY='$T/anna.pem' dcr provision '$id' transactions - <'$T/export_2026-12-07.csv'"
+expect_contains "$E2E_OUT" "drop stdin of transactions is already in: unchanged, counted once"
+expect_ok e2e_as anna dcr deprovision "$id" transactions --drop stdin
+wait_for "$DS/status" "drop_count: 4"
+expect_ok e2e_as anna dcr datasets --brief
+expect_contains "$E2E_OUT" "4 drops"
 expect_ok e2e_as ian dcr audit log "$id"
 expect_contains "$E2E_OUT" "anna@bank.example dropped transactions:"
 expect_contains "$E2E_OUT" "file export_2026-12-07.csv"
