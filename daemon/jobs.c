@@ -1172,6 +1172,9 @@ static void keep_drops(dmn *d, keep_set *k, const rm_provision *p)
 	key = dcr_asprintf("image:%s", u);
 	keep_meta(d, k, key);
 	free(key);
+	key = dcr_asprintf("stats:%s", u);
+	keep_meta(d, k, key);
+	free(key);
 }
 
 /* The cached result tables a run would use now: the cache keys of every

@@ -846,10 +846,48 @@ out:
 	return rc;
 }
 
+/* union_stats, kept as a blob under "stats:" + the union's id (uid), like
+ * a file's statistics: made once per union, removed with it when a drop
+ * comes or goes (dmn__blobs_drop_withdrawn). */
+static int union_stats_cached(dmn *d, const char *ds, const char *uid, const cmp_column *cols,
+                              size_t ncols, char **drops, size_t ndrops, dcr_buf *json,
+                              dcr_err *err)
+{
+	char *key = dcr_asprintf("stats:%s", uid);
+	char id[DMN_BLOB_HEX_BYTES];
+	uint8_t sha[32];
+	dcr_buf v;
+	dcr_err e2;
+	int rc;
+
+	dcr_buf_init(&v);
+	if (es_meta_get(d->store, key, &v) == 0 && v.len == DMN_BLOB_HEX_BYTES - 1) {
+		memcpy(id, v.data, v.len);
+		id[v.len] = 0;
+		if (dmn__blob_read_all(d->blobs, id, DMN_STATS_BYTES_MAX, json, &e2) == 0) {
+			rc = 0;
+			goto out;
+		}
+		dcr_buf_reset(json);
+	}
+	rc = union_stats(d, ds, cols, ncols, drops, ndrops, json, err);
+	if (rc < 0)
+		goto out;
+	/* The cache is an optimization: a failure only costs a recompute. */
+	if (dmn__blob_put(d->blobs, json->data, json->len, id, sha, &e2) == 0 &&
+	    es_meta_put(d->store, key, id, strlen(id)) < 0)
+		(void)dmn__blob_remove(d->blobs, id);
+out:
+	dcr_buf_release(&v);
+	free(key);
+	return rc;
+}
+
 static int op_stats(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	dmn_room *r;
 	char *ds = NULL, *key = NULL, blob[DMN_BLOB_HEX_BYTES] = "", **drops = NULL;
+	char uid[DMN_UNION_ID_BYTES] = "";
 	size_t ndrops = 0, ncols = 0;
 	cmp_column *cols = NULL;
 	dcr_buf v, json;
@@ -872,6 +910,7 @@ static int op_stats(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
 	} else {
 		const rm_provision *p = rm_state_provision(&r->st, ds);
 		if (p && p->ndrops) {
+			dmn__union_id(p->sha256, uid);
 			ndrops = p->ndrops;
 			drops = dcr_calloc(ndrops, sizeof *drops);
 			for (size_t i = 0; i < ndrops; i++)
@@ -887,7 +926,7 @@ static int op_stats(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
 	if (rc < 0)
 		goto out;
 	if (ndrops) {
-		rc = union_stats(d, ds, cols, ncols, drops, ndrops, &json, err);
+		rc = union_stats_cached(d, ds, uid, cols, ncols, drops, ndrops, &json, err);
 		if (rc == 0)
 			dcr_mpw_strn(proto_map_key(res, "json"), (const char *)json.data, json.len);
 		goto out;

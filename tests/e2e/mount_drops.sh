@@ -160,7 +160,7 @@ wait_for "$I/computations/daily_count/status" "state: done" 120
 got=$(sed -n 2p "$I/computations/daily_count/result.csv" | tr -d '\r')
 expect_eq "$got" "$want,4" "COUNT(*) and days over the union"
 # The statistics are over the union too (shared with ian by the definition).
-expect_contains "$I/datasets/transactions/stats.json" "\"rows\":$want"
+expect_contains "$I/datasets/transactions/stats.json" "\"rows\":$want,"
 # The run recorded the union hash: SHA-256 of the drops' sha256 in drop order.
 union=$(for f in export_2026-12-01.csv export_2026-12-04.csv export_2026-12-03.csv \
 	export_2026-12-05-final.csv; do sha256sum "$T/exports/$f" | cut -c1-64; done |
@@ -180,6 +180,11 @@ sed -i 's/2026-12-01/2026-12-07/' "$T/export_2026-12-07.csv"
 expect_ok e2e_as anna dcr provision "$id" transactions "$T/export_2026-12-07.csv"
 expect_contains "$E2E_OUT" "dropped export_2026-12-07.csv into transactions: $(rows_of ../export_2026-12-07.csv) rows"
 expect_contains "$E2E_OUT" "transactions now holds 5 drops"
+# The statistics follow the union (made once per union, then kept).
+r7=$(rows_of ../export_2026-12-07.csv)
+wait_for "$I/datasets/transactions/stats.json" "\"rows\":$((want + r7)),"
+expect_ok e2e_as ian dcr stats "$id" transactions --json
+expect_contains "$E2E_OUT" "\"rows\":$((want + r7)),"
 n1=$(e2e_as anna dcr status "$id" | grep -c "drop export_")
 expect_eq "$n1" 5 "drops in dcr status"
 expect_ok e2e_as anna dcr provision "$id" transactions "$T/export_2026-12-07.csv"
@@ -214,6 +219,7 @@ expect_ok e2e_as anna dcr deprovision "$id" transactions --drop stdin
 wait_for "$DS/status" "drop_count: 4"
 expect_ok e2e_as anna dcr datasets --brief
 expect_contains "$E2E_OUT" "4 drops"
+wait_for "$I/datasets/transactions/stats.json" "\"rows\":$want,"
 expect_ok e2e_as ian dcr audit log "$id"
 expect_contains "$E2E_OUT" "anna@bank.example dropped transactions:"
 expect_contains "$E2E_OUT" "file export_2026-12-07.csv"
