@@ -239,4 +239,18 @@ case "$v" in valid:*) ;; *) e2e_fail "the room's log: $v" ;; esac
 mount_stop "$A"
 mount_stop "$I"
 mount_check_logs
+
+# 10. A restart keeps every drop (the start's sweep of unreferenced blobs
+# keeps the drops, their statistics and the union's table) and the union.
+e2e_stop_daemon || e2e_fail "dcrd did not stop cleanly"
+e2e_start_daemon
+expect_ok e2e_as ian dcr run "$id" daily_count --wait
+e2e_as ian dcr result "$id" daily_count >"$T/result.csv" || e2e_fail "dcr result after restart"
+expect_eq "$(sed -n 2p "$T/result.csv" | tr -d '\r')" "$want,4" "COUNT(*) after a restart"
+for f in $IN; do
+	e2e_as anna dcr data "$id" transactions --drop "$f" -o "$T/back.csv" || e2e_fail "drop $f after restart"
+	cmp "$T/back.csv" "$T/exports/$f" || e2e_fail "drop $f changed across a restart"
+done
+expect_ok e2e_as ian dcr stats "$id" transactions --json
+expect_contains "$E2E_OUT" "\"rows\":$want,"
 echo "mount_drops: ok"
