@@ -1294,6 +1294,33 @@ static void test_drops(void)
 	OK(F.anna, RM_EV_DEPROVISIONED, b_withdraw("daily", "export_2026-12-02.csv"));
 	OK(F.anna, RM_EV_DEPROVISIONED, b_withdraw("daily", "export_2026-12-01.csv"));
 	CHECK(rm_state_provision(&S, "daily") == NULL);
+	/* at most DCR_RM_DROPS_MAX drops; a re-export of a name still goes in */
+	{
+		char name[32];
+		dcr_err e;
+		for (unsigned i = 0; i < DCR_RM_DROPS_MAX; i++) {
+			snprintf(name, sizeof name, "d%05u.csv", i);
+			dcr_buf *b = b_drop(name, 1, (uint8_t)(i & 0xff));
+			if (submit_ex(F.anna, ROOM, UINT64_MAX, RM_EV_PROVISIONED, b, NULL, &e) != 0) {
+				fprintf(stderr, "drop %u: %s\n", i, e.msg);
+				t_failures++;
+				dcr_buf_release(b);
+				break;
+			}
+			dcr_buf_release(b);
+		}
+		CHECK(rm_state_provision(&S, "daily")->ndrops == DCR_RM_DROPS_MAX);
+		NO(F.anna, RM_EV_PROVISIONED, b_drop("one-more.csv", 1, 7), "4096 drops");
+		OK(F.anna, RM_EV_PROVISIONED, b_drop("d00007.csv", 2, 0x99));
+		CHECK(rm_state_provision(&S, "daily")->ndrops == DCR_RM_DROPS_MAX);
+		for (unsigned i = 0; i < DCR_RM_DROPS_MAX; i++) {
+			snprintf(name, sizeof name, "d%05u.csv", i);
+			dcr_buf *b = b_withdraw("daily", name);
+			CHECK(submit_ex(F.anna, ROOM, UINT64_MAX, RM_EV_DEPROVISIONED, b, NULL, &e) == 0);
+			dcr_buf_release(b);
+		}
+		CHECK(rm_state_provision(&S, "daily") == NULL);
+	}
 	/* a replace dataset: as before */
 	OK(F.anna, RM_EV_PROVISIONED, b_prov("once", 3, 3));
 	OK(F.anna, RM_EV_PROVISIONED, b_prov("once", 3, 3));
