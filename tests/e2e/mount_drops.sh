@@ -151,6 +151,17 @@ cmp "$DS/export_2026-12-05-final.csv" "$T/exports/export_2026-12-05.csv" || e2e_
 cp "$T/exports/export_2026-12-05.csv" "$T/exports/export_2026-12-05-final.csv"
 rm "$T/exports/export_2026-12-05.csv" "$T/exports/export_2026-12-02.csv"
 
+# rsync --delete mirrors the export folder: a drop no longer in it is
+# withdrawn, the others stay as they are (nothing sent, no event).
+awk 'NR <= 5' "$T/exports/export_2026-12-01.csv" | sed 's/2026-12-01/2026-12-08/' >"$T/export_2026-12-08.csv"
+cp "$T/export_2026-12-08.csv" "$DS/" || e2e_fail "cp of day 8"
+n2=$(nevents)
+rsync -a --delete --exclude schema.json --exclude status --exclude stats.json \
+	"$T/exports/" "$DS/" || e2e_fail "rsync -a --delete"
+wait_for "$A/audit.log" "withdrew from transactions, file export_2026-12-08.csv"
+expect_eq "$(nevents)" "$((n2 + 1))" "events after rsync --delete"
+expect_contains "$DS/status" "drop_count: 4"
+
 # 6. SQL sees one table: the union of the drops still in, counted
 # independently (awk/wc over the files).
 IN="export_2026-12-01.csv export_2026-12-03.csv export_2026-12-04.csv export_2026-12-05-final.csv"

@@ -1332,6 +1332,16 @@ static void test_drops(void)
 		CHECK_FAILS(rm_def_parse(bad, strlen(bad), &d, &e), &e, "datasets[1].drops",
 		            "unknown mode \"merge\"");
 		free(bad);
+		bad = t_replace(def, "{\"name\": \"once\", \"drops\": \"replace\", \"columns\": [\n"
+		                     "    {\"name\": \"y\", \"type\": \"integer\"}]}",
+		                "{\"name\": \"once\", \"kind\": \"file\", \"drops\": \"append\"}");
+		CHECK_FAILS(rm_def_parse(bad, strlen(bad), &d, &e), &e, "datasets[1].drops",
+		            "only table datasets");
+		free(bad);
+		bad = t_replace(def, "\"drops\": \"replace\"", "\"drops\": true");
+		CHECK_FAILS(rm_def_parse(bad, strlen(bad), &d, &e), &e, "datasets[1].drops",
+		            "expected a string");
+		free(bad);
 	}
 	free(def);
 }
