@@ -49,9 +49,9 @@
 	X(EINTEGRITY, "integrity check failed")                                 \
 	X(EINTERNAL, "internal error")                                          \
 	X(ECANCELED, "cancelled")                                               \
-	X(ESCRIPT, "script failed")                                             \
-	X(EOUTPUT, "output rule broken")                                        \
-	X(EUNAVAIL, "unavailable on this host")
+	X(ESCRIPT, "the script failed")                                         \
+	X(EOUTPUT, "output refused")                                            \
+	X(EUNAVAIL, "not available on this host")
 
 enum {
 	DCR__ERR_BASE = -30000,

@@ -44,7 +44,7 @@ const char *cmp_error_class(const dcr_err *err)
 			return "process limit";
 		if (strstr(m, "tmp"))
 			return "tmp limit";
-		if (strstr(m, "output"))
+		if (strstr(m, "output") || strstr(m, "file size"))
 			return "output limit";
 		if (strstr(m, "row limit"))
 			return "row limit";
@@ -68,8 +68,8 @@ const char *cmp_error_class(const dcr_err *err)
 	case DCR_ESCRIPT:
 		return "script error";
 	case DCR_EOUTPUT:
-		/* jobs.c prefixes the validation of the tabular result so */
-		if (strncmp(m, "/output/dataset.csv", 19) == 0)
+		/* jobs.c words the validation of the tabular result so */
+		if (strstr(m, "the tabular result"))
 			return "script result invalid";
 		return "output rule";
 	case DCR_EUNAVAIL:
