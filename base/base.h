@@ -48,7 +48,10 @@
 	X(EPROTO, "protocol error")                                             \
 	X(EINTEGRITY, "integrity check failed")                                 \
 	X(EINTERNAL, "internal error")                                          \
-	X(ECANCELED, "cancelled")
+	X(ECANCELED, "cancelled")                                               \
+	X(ESCRIPT, "the script failed")                                         \
+	X(EOUTPUT, "output refused")                                            \
+	X(EUNAVAIL, "not available on this host")
 
 enum {
 	DCR__ERR_BASE = -30000,
