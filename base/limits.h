@@ -124,4 +124,27 @@
 #define DCR_DP_AGGREGATES_MAX 64u                 /* noised aggregates per computation */
 #define DCR_SQL_VALUE_BYTES_MAX (16u * 1024 * 1024) /* one string or blob */
 
+/* python/r sandbox (compute/cmp_sandbox.c, docs/compute.md): the defaults
+ * of cmp_sandbox_limits, and bounds on the job a sandbox child accepts */
+#define CMP_SANDBOX_WALL_MS_DEFAULT (10u * 60 * 1000)
+#define CMP_SANDBOX_CPU_MS_DEFAULT (10u * 60 * 1000)
+#define CMP_SANDBOX_MEMORY_BYTES_DEFAULT (2ull * 1024 * 1024 * 1024)
+#define CMP_SANDBOX_PROCS_DEFAULT 64u
+#define CMP_SANDBOX_OUTPUT_BYTES_DEFAULT (256ull * 1024 * 1024)
+#define CMP_SANDBOX_OUTPUT_FILES_DEFAULT 4096u
+#define CMP_SANDBOX_OUTPUT_DEPTH_DEFAULT 8u
+#define CMP_SANDBOX_TMP_BYTES_DEFAULT (256ull * 1024 * 1024)
+#define CMP_SANDBOX_LOG_BYTES_DEFAULT (1024u * 1024)
+#define CMP_SANDBOX_INPUTS_MAX 65536u          /* input files of one run */
+#define CMP_SANDBOX_PATH_BYTES_MAX 4096u       /* an input or output path */
+#define CMP_SANDBOX_NAME_BYTES_MAX 255u        /* one component of it */
+#define CMP_SANDBOX_SCRIPT_BYTES_MAX (16u * 1024 * 1024)
+#define CMP_SANDBOX_OUTPUT_FILES_MAX 1000000u  /* any output_files limit */
+#define CMP_SANDBOX_OUTPUT_DEPTH_MAX 64u       /* any output_depth limit */
+#define CMP_SANDBOX_NOFILE 1024u               /* RLIMIT_NOFILE inside */
+/* host uids of runs when dcrd is root: base + the sandbox child's pid
+ * (pid_max is at most 2^22), see compute/cmp_sandbox.c */
+#define CMP_SANDBOX_UID_BASE 0x70000000u
+#define CMP_SANDBOX_KILL_GRACE_MS 5000u        /* caller's backstop past wall_ms */
+
 #endif

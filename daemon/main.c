@@ -3,6 +3,7 @@
 #include <stddef.h>
 
 #include "daemon.h"
+#include "../compute/compute_sandbox.h"
 
 /* Enough for one frame of DCR_FRAME_BYTES_MAX and its unpacking. */
 #define FRAME_BUDGET_MB_MIN 8u
@@ -67,6 +68,10 @@ int main(int argc, char **argv)
 	dmn_options opt;
 	dcr_err err;
 	int c, lvl;
+
+	/* a python/r sandbox child (compute_sandbox.h), before anything else */
+	if (argc > 1 && strcmp(argv[1], CMP_SANDBOX_ARGV) == 0)
+		return cmp_sandbox_child_main(argc, argv);
 
 	memset(&opt, 0, sizeof opt);
 	opt.log_level = DMN_LOG_INFO;
