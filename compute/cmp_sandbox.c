@@ -437,7 +437,9 @@ static int recv_answer(caller *c, dcr_buf *ans, size_t cap)
 			return -errno;
 		dcr_buf_reserve(ans, SBX_IO_CHUNK);
 		k = recv(c->fd, ans->data + ans->len, SBX_IO_CHUNK, MSG_DONTWAIT);
-		if (k == 0)
+		/* a child that exits without reading all of the job resets the
+		 * connection: that is its end too */
+		if (k == 0 || (k < 0 && errno == ECONNRESET))
 			return 0;
 		if (k < 0) {
 			if (errno == EAGAIN || errno == EINTR)

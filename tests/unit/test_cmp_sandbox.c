@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -858,6 +859,135 @@ static void esc_daemon(void)
 	done(&r);
 }
 
+/* ---- the caller's checks, availability, not root ----------------------------- */
+
+static int failing_read(void *ctx, void *buf, size_t cap)
+{
+	(void)ctx;
+	(void)buf;
+	(void)cap;
+	return -EIO;
+}
+
+static void test_spec_checks(void)
+{
+	static const char data[] = "abc";
+	cmp_sandbox_limits l = small_limits();
+	cmp_sandbox_mem m = {(const uint8_t *)data, 3, 0}, m2 = m;
+	cmp_sandbox_input in = {NULL, 3, cmp_sandbox_mem_read, &m};
+	static const char *const bad[] = {"../x", "a/../b", "a/./b", "/abs", "a//b", "a/",
+	                                  "new\nline", "tab\tx", "x..y", ""};
+	cmp_sandbox_input two[2];
+	size_t i;
+	run r;
+
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		in.path = bad[i];
+		m.off = 0;
+		run_spec(&r, CMP_LANG_PYTHON, "print(1)\n", &in, 1, &l, NULL);
+		CHECK(r.rc == DCR_EINVALID && strstr(r.err.msg, "input path"), "%s: %d %s", bad[i],
+		      r.rc, r.err.msg);
+		cmp_sandbox_out_release(&r.out);
+	}
+	/* positive: a nested path is fine, and readable where it says */
+	in.path = "a/b/c.txt";
+	m.off = 0;
+	run_spec(&r, CMP_LANG_PYTHON,
+	         "open('/output/x', 'w').write(open('/input/a/b/c.txt').read())\n", &in, 1, &l,
+	         NULL);
+	CHECK_OK(r.rc, &r.err);
+	CHECK(r.out.nfiles == 1 && r.out.files[0].len == 3 &&
+	      memcmp(r.out.files[0].data, "abc", 3) == 0);
+	done(&r);
+	/* a reader that gives fewer bytes than announced, or fails */
+	in.size = 10;
+	m.off = 0;
+	run_spec(&r, CMP_LANG_PYTHON, "print(1)\n", &in, 1, &l, NULL);
+	CHECK_ERR(r.rc, DCR_EINVALID, &r.err, "ended after 3 of 10 bytes");
+	cmp_sandbox_out_release(&r.out);
+	in.size = 2;
+	m.off = 0;
+	run_spec(&r, CMP_LANG_PYTHON, "print(1)\n", &in, 1, &l, NULL);
+	CHECK_ERR(r.rc, DCR_EINVALID, &r.err, "more than its 2 bytes");
+	cmp_sandbox_out_release(&r.out);
+	in.size = 3;
+	in.read = failing_read;
+	run_spec(&r, CMP_LANG_PYTHON, "print(1)\n", &in, 1, &l, NULL);
+	CHECK_ERR(r.rc, -EIO, &r.err, "reading it failed");
+	cmp_sandbox_out_release(&r.out);
+	/* the same path twice, or the script's own name */
+	memset(two, 0, sizeof two);
+	two[0].path = two[1].path = "d.csv";
+	two[0].size = two[1].size = 3;
+	two[0].read = two[1].read = cmp_sandbox_mem_read;
+	two[0].ctx = &m;
+	two[1].ctx = &m2;
+	m.off = 0;
+	run_spec(&r, CMP_LANG_PYTHON, "print(1)\n", two, 2, &l, NULL);
+	CHECK_ERR(r.rc, DCR_EEXIST, &r.err, "given twice");
+	cmp_sandbox_out_release(&r.out);
+	two[0].path = "script.py";
+	m.off = 0;
+	run_spec(&r, CMP_LANG_PYTHON, "print(1)\n", two, 1, &l, NULL);
+	CHECK_ERR(r.rc, DCR_EEXIST, &r.err, "given twice");
+	cmp_sandbox_out_release(&r.out);
+	/* an empty script runs and leaves nothing */
+	run_spec(&r, CMP_LANG_PYTHON, "", NULL, 0, &l, NULL);
+	CHECK_OK(r.rc, &r.err);
+	CHECK(r.out.nfiles == 0 && r.out.out_log.len == 0);
+	done(&r);
+}
+
+static void test_available(void)
+{
+	dcr_err err;
+
+	dcr_err_clear(&err);
+	CHECK(cmp_sandbox_available(NULL, &err), "%s", err.msg);
+	/* a program that does not know the child's argument */
+	dcr_err_clear(&err);
+	CHECK(!cmp_sandbox_available("/bin/true", &err));
+	CHECK(err.code == DCR_EUNAVAIL && strstr(err.msg, "without an answer"), "%s", err.msg);
+	dcr_err_clear(&err);
+	CHECK(!cmp_sandbox_available("/nonexistent/dcrd", &err));
+	CHECK(err.code == DCR_EUNAVAIL && strstr(err.msg, "cannot start"), "%s", err.msg);
+}
+
+/* dcrd not root: the same sandbox under the caller's own uid (nobody),
+ * in a forked process, before the test starts any thread. */
+static void test_unprivileged(void)
+{
+	pid_t pid = fork();
+	int st = 0;
+
+	if (pid == 0) {
+		run r;
+		cmp_sandbox_limits l = small_limits();
+
+		if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
+		    setresuid(65534, 65534, 65534))
+			_exit(2);
+		py(&r, "import socket\n"
+		       "open('/output/x', 'w').write('ok')\n"
+		       "try:\n"
+		       "    socket.socket(socket.AF_INET)\n"
+		       "    open('/output/report', 'w').write('SOCKET')\n"
+		       "except OSError as e:\n"
+		       "    open('/output/report', 'w').write('refused:%d' % e.errno)\n");
+		CHECK_OK(r.rc, &r.err);
+		CHECK(r.out.host_uid == 65534, "%u", r.out.host_uid);
+		CHECK(strcmp(report(&r), "refused:1") == 0, "%s", report(&r));
+		cmp_sandbox_out_release(&r.out);
+		l.cpu_ms = 1000;
+		run_spec(&r, CMP_LANG_PYTHON, "while True:\n    pass\n", NULL, 0, &l, NULL);
+		CHECK_ERR(r.rc, DCR_ELIMIT, &r.err, "CPU limit of 1000 ms");
+		cmp_sandbox_out_release(&r.out);
+		_exit(t_failures ? 1 : 0);
+	}
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the unprivileged runs failed (status %d)", st);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], CMP_SANDBOX_ARGV) == 0)
@@ -869,11 +999,14 @@ int main(int argc, char **argv)
 	}
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/dcr-sbxtest-%d", (int)getpid());
 	mkdir(tmpdir, 0700);
+	test_unprivileged();
 	test_python_ok();
 	test_r_ok();
 	test_script_fails();
 	test_wall_and_cancel();
 	test_cancel_running();
+	test_spec_checks();
+	test_available();
 	esc_tcp();
 	esc_unix_socket();
 	esc_dns();
