@@ -437,7 +437,9 @@ static int recv_answer(caller *c, dcr_buf *ans, size_t cap)
 			return -errno;
 		dcr_buf_reserve(ans, SBX_IO_CHUNK);
 		k = recv(c->fd, ans->data + ans->len, SBX_IO_CHUNK, MSG_DONTWAIT);
-		if (k == 0)
+		/* a child that exits without reading all of the job resets the
+		 * connection: that is its end too */
+		if (k == 0 || (k < 0 && errno == ECONNRESET))
 			return 0;
 		if (k < 0) {
 			if (errno == EAGAIN || errno == EINTR)
@@ -670,7 +672,8 @@ typedef struct child {
 	/* the watch loop's findings */
 	uint64_t start_ms, cpu_seen_ms, vm_peak_bytes;
 	uint32_t procs_peak;
-	int stop; /* DCR_ECANCELED, DCR_ETIMEOUT, DCR_ELIMIT (CPU sum), 0 */
+	int stop; /* DCR_ECANCELED, DCR_ETIMEOUT, DCR_ELIMIT, 0 */
+	bool stop_procs; /* DCR_ELIMIT: the process limit (else the CPU sum) */
 	dcr_buf out_log, err_log, info;
 	bool out_trunc, err_trunc;
 	char lnk[6][64]; /* merged-usr symlink targets */
@@ -1333,6 +1336,13 @@ static void watch(child *c)
 			next_sample = now + SBX_TICK_MS;
 			if (c->cpu_seen_ms > c->l.cpu_ms && !c->stop)
 				c->stop = DCR_ELIMIT;
+			/* all the processes RLIMIT_NPROC allows (bwrap's two
+			 * included) are alive: a fork bomb, or a script whose next
+			 * fork fails; either way the run ends here */
+			if (c->procs_peak >= c->l.procs + 2 && !c->stop) {
+				c->stop = DCR_ELIMIT;
+				c->stop_procs = true;
+			}
 		}
 		if (!c->stop && now - c->start_ms >= c->l.wall_ms)
 			c->stop = DCR_ETIMEOUT;
@@ -1533,6 +1543,8 @@ static int verdict(child *c, dcr_err *err)
 	                                  "memory exhausted", "Error: vector memory", NULL};
 	static const char *const nofork[] = {"Resource temporarily unavailable", "cannot fork",
 	                                     NULL};
+	/* python ignores SIGXFSZ and reports EFBIG */
+	static const char *const fbig[] = {"File too large", NULL};
 	int st = c->bwrap_status, code, sig = 0;
 	char m[32];
 
@@ -1541,6 +1553,9 @@ static int verdict(child *c, dcr_err *err)
 	if (c->stop == DCR_ETIMEOUT)
 		return CFAIL(DCR_ETIMEOUT, "the run passed its wall-clock limit of %llu ms",
 		             (unsigned long long)c->l.wall_ms);
+	if (c->stop == DCR_ELIMIT && c->stop_procs)
+		return CFAIL(DCR_ELIMIT, "the run reached its limit of %u processes",
+		             c->l.procs);
 	if (c->stop == DCR_ELIMIT)
 		return CFAIL(DCR_ELIMIT, "the run passed its CPU limit of %llu ms",
 		             (unsigned long long)c->l.cpu_ms);
@@ -1567,7 +1582,7 @@ static int verdict(child *c, dcr_err *err)
 	mib(m, sizeof m, c->l.tmp_bytes);
 	if (full(SBX_TMP))
 		return CFAIL(DCR_ELIMIT, "the run passed its /tmp limit of %s", m);
-	if (sig == SIGXFSZ)
+	if (sig == SIGXFSZ || (code != 0 && log_says(&c->err_log, fbig)))
 		return CFAIL(DCR_ELIMIT, "the run passed its file size limit of %llu bytes",
 		             (unsigned long long)(c->l.output_bytes + SBX_OUT_SLACK));
 	if (code != 0) {
@@ -1576,7 +1591,7 @@ static int verdict(child *c, dcr_err *err)
 			return CFAIL(DCR_ELIMIT, "the run passed its memory limit of %s (the script "
 			                         "exited with status %d)", m, code);
 		if (c->procs_peak >= c->l.procs || log_says(&c->err_log, nofork))
-			return CFAIL(DCR_ELIMIT, "the run passed its limit of %u processes (the script "
+			return CFAIL(DCR_ELIMIT, "the run reached its limit of %u processes (the script "
 			                         "exited with status %d)", c->l.procs, code);
 		if (sig)
 			return CFAIL(DCR_ESCRIPT, "the script was killed by signal %d", sig);
