@@ -78,6 +78,11 @@ I=$T/ian
 mount_as anna "$id" "$A"
 mount_as ian "$id" "$I"
 
+# the README tells where a script finds its inputs and leaves its result
+expect_contains "$A/README" "/input/NAME/FILE          a file dataset, under its provisioned name"
+expect_contains "$A/README" "echo > $A/computations/total/run && ls $A/computations/total/result/"
+expect_contains "$A/README" "echo > $A/computations/by_risk/run && cat $A/computations/by_risk/result.csv"
+
 # provisioning, a file dataset with cp
 cp "$T/bank.csv" "$A/datasets/bank_customers/" || e2e_fail "cp bank"
 cp "$T/insurer.csv" "$I/datasets/insurer_customers/" || e2e_fail "cp insurer"
