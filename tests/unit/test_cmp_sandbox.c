@@ -638,6 +638,21 @@ static void esc_fork_bomb(void)
 	CHECK_ERR(r.rc, DCR_ELIMIT, &r.err, "limit of 32 processes");
 	CHECK(r.ms < 8000, "%llu ms", (unsigned long long)r.ms);
 	done(&r);
+
+	/* negative: 8 processes at once are fine */
+	py(&r, "import os\n"
+	       "kids = []\n"
+	       "for i in range(8):\n"
+	       "    pid = os.fork()\n"
+	       "    if pid == 0:\n"
+	       "        open('/output/k%d' % i, 'w').write('x')\n"
+	       "        os._exit(0)\n"
+	       "    kids.append(pid)\n"
+	       "for k in kids:\n"
+	       "    os.waitpid(k, 0)\n");
+	CHECK_OK(r.rc, &r.err);
+	CHECK(r.out.nfiles == 8);
+	done(&r);
 }
 
 static void esc_memory_bomb(void)
@@ -649,6 +664,14 @@ static void esc_memory_bomb(void)
 	run_spec(&r, CMP_LANG_PYTHON,
 	         "x = []\nwhile True:\n    x.append(bytearray(8 << 20))\n", NULL, 0, &l, NULL);
 	CHECK_ERR(r.rc, DCR_ELIMIT, &r.err, "memory limit of 256 MiB");
+	done(&r);
+	/* the same after flooding stderr past log_bytes: the verdict reads
+	 * the end of stderr, not the part kept as the log */
+	run_spec(&r, CMP_LANG_PYTHON,
+	         "import sys\nsys.stderr.write('e' * 20000)\nx = []\n"
+	         "while True:\n    x.append(bytearray(8 << 20))\n", NULL, 0, &l, NULL);
+	CHECK_ERR(r.rc, DCR_ELIMIT, &r.err, "memory limit of 256 MiB");
+	CHECK(r.out.err_truncated && r.out.err_log.len == 4096);
 	CHECK(r.out.peak_rss_bytes < (256ull << 20), "rss %llu",
 	      (unsigned long long)r.out.peak_rss_bytes);
 	done(&r);
@@ -676,6 +699,15 @@ static void esc_cpu(void)
 	         NULL);
 	CHECK_ERR(r.rc, DCR_ELIMIT, &r.err, "CPU limit of 1500 ms");
 	CHECK(r.ms < 2500, "%llu ms", (unsigned long long)r.ms);
+	done(&r);
+
+	/* negative: half a second of CPU under the limit */
+	run_spec(&r, CMP_LANG_PYTHON,
+	         "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5:\n"
+	         "    pass\n",
+	         NULL, 0, &l, NULL);
+	CHECK_OK(r.rc, &r.err);
+	CHECK(r.out.cpu_ms >= 500, "%llu", (unsigned long long)r.out.cpu_ms);
 	done(&r);
 }
 
