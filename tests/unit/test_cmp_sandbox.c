@@ -853,6 +853,43 @@ static void esc_setuid(void)
 	done(&r);
 }
 
+/* The seccomp filter: calls that would work for an unprivileged user
+ * without it (io_uring_setup, keyctl, ...) are refused with EPERM, and a
+ * call through the x32 ABI kills the process (SIGSYS). */
+static void esc_syscalls(void)
+{
+#if defined(__x86_64__)
+	run r;
+
+	py(&r, "import ctypes, subprocess, sys\n"
+	       "libc = ctypes.CDLL(None, use_errno=True)\n"
+	       "buf = ctypes.create_string_buffer(256)\n"
+	       "out = []\n"
+	       /* io_uring_setup, keyctl(GET_KEYRING_ID), add_key, bpf, perf_event_open,
+	        * userfaultfd, mount, process_vm_readv, open_by_handle_at, kexec_load,
+	        * init_module */
+	       "calls = [(425, 8, buf), (250, 0, -3, 0), (248, b'user', b'k', b'v', 1, -3),\n"
+	       "         (321, 0, buf, 64), (298, buf, 0, -1, -1, 0), (323, 0),\n"
+	       "         (165, b'none', b'/tmp', b'tmpfs', 0, 0), (310, 1, buf, 1, buf, 1, 0),\n"
+	       "         (304, -100, buf, 0), (246, 0, 0, 0, 0), (175, buf, 0, b'')]\n"
+	       "for c in calls:\n"
+	       "    ctypes.set_errno(0)\n"
+	       "    r = libc.syscall(*c)\n"
+	       "    out.append('%d:%d' % (r, ctypes.get_errno()))\n"
+	       /* unshare(CLONE_NEWUSER): bwrap's --disable-userns */
+	       "out.append('userns:%d' % libc.syscall(272, 0x10000000))\n"
+	       "p = subprocess.run([sys.executable, '-c', 'import ctypes; "
+	       "ctypes.CDLL(None).syscall(39 | 0x40000000)'])\n"
+	       "out.append('x32:%d' % p.returncode)\n"
+	       "open('/output/report', 'w').write(' '.join(out))\n");
+	CHECK_OK(r.rc, &r.err);
+	CHECK(strcmp(report(&r), "-1:1 -1:1 -1:1 -1:1 -1:1 -1:1 -1:1 -1:1 -1:1 -1:1 -1:1 userns:-1 "
+	                         "x32:-31") == 0,
+	      "%s", report(&r));
+	done(&r);
+#endif
+}
+
 static void esc_daemon(void)
 {
 	char path[512], script[2048];
@@ -1054,6 +1091,7 @@ int main(int argc, char **argv)
 	esc_links();
 	esc_special_files();
 	esc_setuid();
+	esc_syscalls();
 	esc_daemon();
 	rmdir(tmpdir);
 	return t_failures ? 1 : 0;
