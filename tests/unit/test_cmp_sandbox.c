@@ -638,6 +638,21 @@ static void esc_fork_bomb(void)
 	CHECK_ERR(r.rc, DCR_ELIMIT, &r.err, "limit of 32 processes");
 	CHECK(r.ms < 8000, "%llu ms", (unsigned long long)r.ms);
 	done(&r);
+
+	/* negative: 8 processes at once are fine */
+	py(&r, "import os\n"
+	       "kids = []\n"
+	       "for i in range(8):\n"
+	       "    pid = os.fork()\n"
+	       "    if pid == 0:\n"
+	       "        open('/output/k%d' % i, 'w').write('x')\n"
+	       "        os._exit(0)\n"
+	       "    kids.append(pid)\n"
+	       "for k in kids:\n"
+	       "    os.waitpid(k, 0)\n");
+	CHECK_OK(r.rc, &r.err);
+	CHECK(r.out.nfiles == 8);
+	done(&r);
 }
 
 static void esc_memory_bomb(void)
@@ -649,6 +664,14 @@ static void esc_memory_bomb(void)
 	run_spec(&r, CMP_LANG_PYTHON,
 	         "x = []\nwhile True:\n    x.append(bytearray(8 << 20))\n", NULL, 0, &l, NULL);
 	CHECK_ERR(r.rc, DCR_ELIMIT, &r.err, "memory limit of 256 MiB");
+	done(&r);
+	/* the same after flooding stderr past log_bytes: the verdict reads
+	 * the end of stderr, not the part kept as the log */
+	run_spec(&r, CMP_LANG_PYTHON,
+	         "import sys\nsys.stderr.write('e' * 20000)\nx = []\n"
+	         "while True:\n    x.append(bytearray(8 << 20))\n", NULL, 0, &l, NULL);
+	CHECK_ERR(r.rc, DCR_ELIMIT, &r.err, "memory limit of 256 MiB");
+	CHECK(r.out.err_truncated && r.out.err_log.len == 4096);
 	CHECK(r.out.peak_rss_bytes < (256ull << 20), "rss %llu",
 	      (unsigned long long)r.out.peak_rss_bytes);
 	done(&r);
@@ -676,6 +699,15 @@ static void esc_cpu(void)
 	         NULL);
 	CHECK_ERR(r.rc, DCR_ELIMIT, &r.err, "CPU limit of 1500 ms");
 	CHECK(r.ms < 2500, "%llu ms", (unsigned long long)r.ms);
+	done(&r);
+
+	/* negative: half a second of CPU under the limit */
+	run_spec(&r, CMP_LANG_PYTHON,
+	         "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5:\n"
+	         "    pass\n",
+	         NULL, 0, &l, NULL);
+	CHECK_OK(r.rc, &r.err);
+	CHECK(r.out.cpu_ms >= 500, "%llu", (unsigned long long)r.out.cpu_ms);
 	done(&r);
 }
 
@@ -819,6 +851,43 @@ static void esc_setuid(void)
 	                         "1000,1000,1000,1000 1 1000") == 0,
 	      "%s", report(&r));
 	done(&r);
+}
+
+/* The seccomp filter: calls that would work for an unprivileged user
+ * without it (io_uring_setup, keyctl, ...) are refused with EPERM, and a
+ * call through the x32 ABI kills the process (SIGSYS). */
+static void esc_syscalls(void)
+{
+#if defined(__x86_64__)
+	run r;
+
+	py(&r, "import ctypes, subprocess, sys\n"
+	       "libc = ctypes.CDLL(None, use_errno=True)\n"
+	       "buf = ctypes.create_string_buffer(256)\n"
+	       "out = []\n"
+	       /* io_uring_setup, keyctl(GET_KEYRING_ID), add_key, bpf, perf_event_open,
+	        * userfaultfd, mount, process_vm_readv, open_by_handle_at, kexec_load,
+	        * init_module */
+	       "calls = [(425, 8, buf), (250, 0, -3, 0), (248, b'user', b'k', b'v', 1, -3),\n"
+	       "         (321, 0, buf, 64), (298, buf, 0, -1, -1, 0), (323, 0),\n"
+	       "         (165, b'none', b'/tmp', b'tmpfs', 0, 0), (310, 1, buf, 1, buf, 1, 0),\n"
+	       "         (304, -100, buf, 0), (246, 0, 0, 0, 0), (175, buf, 0, b'')]\n"
+	       "for c in calls:\n"
+	       "    ctypes.set_errno(0)\n"
+	       "    r = libc.syscall(*c)\n"
+	       "    out.append('%d:%d' % (r, ctypes.get_errno()))\n"
+	       /* unshare(CLONE_NEWUSER): bwrap's --disable-userns */
+	       "out.append('userns:%d' % libc.syscall(272, 0x10000000))\n"
+	       "p = subprocess.run([sys.executable, '-c', 'import ctypes; "
+	       "ctypes.CDLL(None).syscall(39 | 0x40000000)'])\n"
+	       "out.append('x32:%d' % p.returncode)\n"
+	       "open('/output/report', 'w').write(' '.join(out))\n");
+	CHECK_OK(r.rc, &r.err);
+	CHECK(strcmp(report(&r), "-1:1 -1:1 -1:1 -1:1 -1:1 -1:1 -1:1 -1:1 -1:1 -1:1 -1:1 userns:-1 "
+	                         "x32:-31") == 0,
+	      "%s", report(&r));
+	done(&r);
+#endif
 }
 
 static void esc_daemon(void)
@@ -1022,6 +1091,7 @@ int main(int argc, char **argv)
 	esc_links();
 	esc_special_files();
 	esc_setuid();
+	esc_syscalls();
 	esc_daemon();
 	rmdir(tmpdir);
 	return t_failures ? 1 : 0;
