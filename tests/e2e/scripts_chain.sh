@@ -71,7 +71,7 @@ cat >"$T/room.json" <<JSON
     {"email": "anna@bank.example", "key": "$ANNA_KEY",
      "owner_of": ["bank_customers", "contracts"],
      "analyst_of": ["joined", "py_stats", "top", "r_report", "fails", "fails_open",
-                    "sleeps", "greedy", "badcols", "quiet", "snoop", "naps"]},
+                    "sleeps", "greedy", "badcols", "quiet", "snoop", "naps", "after_bad"]},
     {"email": "ian@insurer.example", "key": "$IAN_KEY",
      "owner_of": ["insurer_customers"], "analyst_of": ["quiet"]}
   ],
@@ -109,6 +109,7 @@ cat >"$T/room.json" <<JSON
      "script": "print(open('/input/joined/dataset.csv').readline())\nopen('/output/ok.txt', 'w').write('ok')\n"},
     {"name": "sleeps", "kind": "python", "inputs": [], "limits": {"wall_seconds": 1},
      "script": $(json_str "$T/sleeps.py")},
+    {"name": "after_bad", "kind": "sql", "query": "SELECT COUNT(*) AS n FROM badcols"},
     {"name": "snoop", "kind": "python", "inputs": ["joined"],
      "script": "import os\nopen('/output/ls.txt', 'w').write(' '.join(sorted(os.listdir('/input'))))\n"},
     {"name": "naps", "kind": "r", "inputs": ["joined"],
@@ -135,6 +136,9 @@ expect_contains "$T/test.out" "r_report (r): ok"
 expect_contains "$T/test.out" "fails (python): error: "
 expect_contains "$T/test.out" "secret row"   # empty inputs: the author sees stderr
 expect_contains "$T/test.out" "badcols (python): error: the tabular result"
+# what reads a script that failed its test fails with it
+expect_contains "$T/test.out" "after_bad (sql): error: upstream computation badcols failed its test"
+expect_contains "$T/test.out" "snoop (python): ok"
 
 expect_ok e2e_as anna dcr room publish "$ROOM"
 expect_ok e2e_as anna dcr provision "$ROOM" bank_customers "$T/bank.csv"
