@@ -878,7 +878,9 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	dcr_buf_init(&report);
 	/* The admission check (rm_def_admit: every SQL computation on empty
 	 * inputs, upstream first) on a private copy of the definition, outside
-	 * the room's lock: report each computation's columns or error. */
+	 * the room's lock, and every python/r computation run in the sandbox
+	 * on empty inputs (dmn__script_test): report each computation's
+	 * columns (and a script's files) or error. */
 	dmn__mutex_lock(&r->mu);
 	if (r->st.def_json)
 		text = dcr_strdup(r->st.def_json);
