@@ -71,6 +71,20 @@
 #define DCR_RM_LIST_MAX 256u                      /* owner_of, inputs, mask, ... */
 #define DCR_RM_QUERY_BYTES_MAX (64u * 1024)
 #define DCR_RM_SCRIPT_BYTES_MAX (256u * 1024)
+/* The result archive of a python/r run (base/archive.c): files, name
+ * bytes, whole archive (the largest output a host may allow, plus the
+ * framing). */
+#define DCR_ARCHIVE_FILES_MAX 65536u
+#define DCR_ARCHIVE_NAME_BYTES_MAX 4096u
+#define DCR_ARCHIVE_BYTES_MAX                                                                     \
+	(((size_t)DCR_RM_LIMIT_OUTPUT_MB_MAX << 20) + (size_t)DCR_ARCHIVE_FILES_MAX * 8192u)
+/* Absolute caps of a python/r computation's "limits" (room-format.md). */
+#define DCR_RM_LIMIT_WALL_SECONDS_MAX (24u * 3600)
+#define DCR_RM_LIMIT_CPU_SECONDS_MAX (24u * 3600)
+#define DCR_RM_LIMIT_MEMORY_MB_MAX (256u * 1024)
+#define DCR_RM_LIMIT_PROCESSES_MAX 4096u
+#define DCR_RM_LIMIT_OUTPUT_MB_MAX (64u * 1024)
+#define DCR_RM_LIMIT_TMP_MB_MAX (64u * 1024)
 #define DCR_RM_MIN_ROWS_MAX 1000000000LL          /* privacy.min_rows_aggregated */
 #define DCR_RM_EPSILON_MAX 100.0                  /* synthetic epsilon */
 #define DCR_RM_REASON_BYTES_MAX 1024u             /* room.stopped reason */
