@@ -47,8 +47,10 @@ void dcr_archive_write(dcr_buf *out, const dcr_archive_entry *e, size_t n)
 	dcr_archive_entry *s = dcr_calloc(n + 1, sizeof *s);
 	dcr_mpw w;
 
-	memcpy(s, e, n * sizeof *s);
-	qsort(s, n, sizeof *s, entry_cmp);
+	if (n) {
+		memcpy(s, e, n * sizeof *s);
+		qsort(s, n, sizeof *s, entry_cmp);
+	}
 	dcr_mpw_init(&w, out);
 	dcr_mpw_array(&w, (uint32_t)n);
 	for (size_t i = 0; i < n; i++) {
