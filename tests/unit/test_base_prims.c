@@ -201,12 +201,96 @@ static void test_gcm(void)
 	CHECK(strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
 }
 
+/* The result archive of python/r runs (base/archive.c): written sorted and
+ * canonical, read back; every rule of the reader refuses its breach. */
+static void test_archive(void)
+{
+	dcr_archive_entry in[3] = {
+	    {"notes/b.txt", 11, (const uint8_t *)"bee", 3},
+	    {"dataset.csv", 11, (const uint8_t *)"a,b\n1,2\n", 8},
+	    {"notes/a.txt", 11, (const uint8_t *)"", 0},
+	};
+	dcr_buf b;
+	dcr_archive a;
+	dcr_err err;
+
+	dcr_buf_init(&b);
+	dcr_archive_write(&b, in, 3);
+	CHECK_OK(dcr_archive_read(b.data, b.len, &a, &err), &err);
+	CHECK(a.n == 3 && a.e[0].name_len == 11 && memcmp(a.e[0].name, "dataset.csv", 11) == 0 &&
+	      memcmp(a.e[1].name, "notes/a.txt", 11) == 0 && a.e[1].len == 0 && a.e[2].len == 3);
+	CHECK(dcr_archive_find(&a, "notes/b.txt") == &a.e[2] && !dcr_archive_find(&a, "notes"));
+	dcr_archive_release(&a);
+	/* the empty archive */
+	dcr_buf_reset(&b);
+	dcr_archive_write(&b, NULL, 0);
+	CHECK(b.len == 1 && b.data[0] == 0x90);
+	CHECK_OK(dcr_archive_read(b.data, b.len, &a, &err), &err);
+	CHECK(a.n == 0);
+	dcr_archive_release(&a);
+	/* names */
+	CHECK(dcr_archive_name_valid("a/b.txt", 7) && dcr_archive_name_valid(".hidden", 7));
+	CHECK(!dcr_archive_name_valid("", 0) && !dcr_archive_name_valid("../x", 4) &&
+	      !dcr_archive_name_valid("a/../x", 6) && !dcr_archive_name_valid("/abs", 4) &&
+	      !dcr_archive_name_valid("a//b", 4) && !dcr_archive_name_valid("a/", 2) &&
+	      !dcr_archive_name_valid("./a", 3) && !dcr_archive_name_valid("a\nb", 3) &&
+	      !dcr_archive_name_valid("a\x7f", 2) && !dcr_archive_name_valid("..", 2));
+	/* hand-made archives the reader refuses */
+	static const struct {
+		const char *n1, *n2; /* two entries' names */
+		const char *why;
+	} bad[] = {
+	    {"b", "a", "out of order or repeated"},
+	    {"a", "a", "out of order or repeated"},
+	    {"a", "../etc/passwd", "not a relative path"},
+	    {"a", "x/./y", "not a relative path"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		dcr_mpw w;
+		dcr_buf_reset(&b);
+		dcr_mpw_init(&w, &b);
+		dcr_mpw_array(&w, 2);
+		dcr_mpw_array(&w, 2);
+		dcr_mpw_str(&w, bad[i].n1);
+		dcr_mpw_bin(&w, "x", 1);
+		dcr_mpw_array(&w, 2);
+		dcr_mpw_str(&w, bad[i].n2);
+		dcr_mpw_bin(&w, "y", 1);
+		CHECK_ERR(dcr_archive_read(b.data, b.len, &a, &err), DCR_EFORMAT, &err, bad[i].why);
+	}
+	{
+		/* an entry that is not [str, bin], and a root that is not an array */
+		dcr_mpw w;
+		dcr_buf_reset(&b);
+		dcr_mpw_init(&w, &b);
+		dcr_mpw_array(&w, 1);
+		dcr_mpw_array(&w, 2);
+		dcr_mpw_str(&w, "a");
+		dcr_mpw_str(&w, "text, not bin");
+		CHECK_ERR(dcr_archive_read(b.data, b.len, &a, &err), DCR_EFORMAT, &err,
+		          "entry 0 is not [name, bytes]");
+		dcr_buf_reset(&b);
+		dcr_mpw_init(&w, &b);
+		dcr_mpw_map(&w, 0);
+		CHECK_ERR(dcr_archive_read(b.data, b.len, &a, &err), DCR_EFORMAT, &err,
+		          "not an array");
+		/* bytes after the value, and a cut archive */
+		dcr_buf_reset(&b);
+		dcr_archive_write(&b, in, 1);
+		dcr_buf_append_u8(&b, 0xc0);
+		CHECK(dcr_archive_read(b.data, b.len, &a, &err) < 0);
+		CHECK(dcr_archive_read(b.data, b.len - 3, &a, &err) < 0);
+	}
+	dcr_buf_release(&b);
+}
+
 int main(void)
 {
 	test_mp();
 	test_encodings();
 	test_sign();
 	test_gcm();
+	test_archive();
 	CHECK(strcmp(dcr_strerror(DCR_ESIG), "bad signature") == 0);
 	CHECK(strcmp(dcr_errname(DCR_ESEQ), "ESEQ") == 0);
 	if (t_failures)
