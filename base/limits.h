@@ -79,6 +79,8 @@
 #define DCR_RM_FILE_NAME_BYTES_MAX 255u
 #define DCR_RM_RESULT_COL_BYTES_MAX 1024u         /* run.completed schema column name */
 #define DCR_RM_RUNS_MAX 10000000u                 /* runs per room */
+#define DCR_RM_DEVS_MAX 10000000u                 /* development runs per room */
+#define DCR_RM_DEV_INPUTS_MAX 32u                 /* inputs of one development run */
 
 /* compute (compute/): CSV ingest, prepared tables, SQL runs */
 #define DCR_CSV_FIELD_BYTES_MAX (64u * 1024)      /* one field, after unquoting */
