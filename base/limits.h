@@ -43,6 +43,7 @@
 #define DMN_EVENTS_PER_REPLY_MAX 4096u      /* events in one `events` reply */
 #define DMN_RESULT_READ_BYTES_MAX DCR_CHUNK_BYTES /* one result.read */
 #define DMN_RUN_TIME_MS (60u * 1000)        /* SQL time limit of one computation */
+#define DMN_DEV_RESULT_INPUT_BYTES_MAX (256u * 1024 * 1024) /* a result a dev run reads */
 #define DMN_RUN_QUEUE_MAX 1024u             /* queued background jobs */
 #define DMN_BLOB_CHUNK_BYTES (1024u * 1024) /* encryption chunk at rest */
 #define DMN_STATS_BYTES_MAX (16u * 1024 * 1024) /* statistics JSON of a dataset */

@@ -19,7 +19,7 @@
 
 #include "dmn_int.h"
 
-enum job_kind { JOB_IMAGE, JOB_RUN };
+enum job_kind { JOB_IMAGE, JOB_RUN, JOB_DEV };
 
 struct dmn_job {
 	struct dmn_job *next;
@@ -85,6 +85,16 @@ static void queue_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *
 	push(d, j);
 }
 
+static void queue_dev(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id)
+{
+	dmn_job *j = dcr_calloc(1, sizeof *j);
+
+	j->kind = JOB_DEV;
+	memcpy(j->room, room, ES_ROOM_ID_BYTES);
+	j->run_id = dcr_strdup(run_id);
+	push(d, j);
+}
+
 /* Error details of failed runs of unfiltered computations: the last
  * DETAILS_MAX, in memory only (lost at restart). Run ids are random and
  * unique per daemon, so one table serves every daemon in the process. */
@@ -145,6 +155,15 @@ static void on_durable(void *ctx, dmn_room *r, const es_event *ev, uint64_t seq)
 		for (i = 0; i < r->st.nruns; i++)
 			if (r->st.runs[i].state == RM_RUN_QUEUED)
 				queue_run(d, r->id, r->st.runs[i].id);
+		for (i = 0; i < r->st.ndevs; i++)
+			if (r->st.devs[i].state == RM_RUN_QUEUED)
+				queue_dev(d, r->id, r->st.devs[i].id);
+	} else if (strcmp(ev->type, RM_EV_DEV_REQUESTED) == 0) {
+		for (i = r->st.ndevs; i-- > 0;)
+			if (r->st.devs[i].requested_seq == seq) {
+				queue_dev(d, r->id, r->st.devs[i].id);
+				break;
+			}
 	} else if (strcmp(ev->type, RM_EV_PROVISIONED) == 0) {
 		for (i = 0; i < r->st.nprovisions; i++) {
 			const rm_provision *p = &r->st.provisions[i];
@@ -1049,6 +1068,230 @@ done:
 	plan_free(d, &p);
 }
 
+/* ---- development runs ------------------------------------------------------------ */
+
+/* One input of a development run, copied out of the state. */
+typedef struct dev_in {
+	char *name;
+	bool is_dataset, is_table;
+	char *blob; /* the provision's file, or the computation run's result CSV */
+	cmp_column *cols;
+	size_t ncols;
+	dmn_image *img; /* a dataset's prepared table */
+	dcr_buf image;  /* a computation result prepared in this run */
+} dev_in;
+
+struct buf_src {
+	const dcr_buf *b;
+	size_t off;
+};
+
+static int buf_src_read(void *ctx, void *buf, size_t cap)
+{
+	struct buf_src *s = ctx;
+	size_t n = s->b->len - s->off;
+
+	if (n > cap)
+		n = cap;
+	if (n > INT32_MAX)
+		n = INT32_MAX;
+	memcpy(buf, (const char *)s->b->data + s->off, n);
+	s->off += n;
+	return (int)n;
+}
+
+/* Makes a SQL table of input x: a dataset's prepared table, or the result
+ * CSV of the computation run it pins, prepared here (a result is small:
+ * at most DMN_DEV_RESULT_INPUT_BYTES_MAX). */
+static int dev_load(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], dev_in *x, dcr_err *err)
+{
+	char image_id[DMN_BLOB_HEX_BYTES];
+	dcr_buf csv;
+	int rc;
+
+	if (x->is_dataset) {
+		bool hit;
+		if (!x->is_table)
+			return dcr_err_set(err, DCR_ESTATE,
+			                   "not supported: %s is a file dataset; SQL reads tables "
+			                   "only",
+			                   x->name);
+		rc = ensure_image(d, room, x->name, x->blob, false, image_id, err);
+		if (rc == 0)
+			rc = dmn__image_get(d, image_id, &x->img, &hit, err);
+		return rc;
+	}
+	dcr_buf_init(&csv);
+	rc = dmn__blob_read_all(d->blobs, x->blob, DMN_DEV_RESULT_INPUT_BYTES_MAX, &csv, err);
+	if (rc == 0) {
+		struct buf_src src = {&csv, 0};
+		cmp_schema schema = {x->cols, x->ncols};
+		rc = cmp_prepare(&schema, x->name, buf_src_read, &src, &x->image, err);
+	}
+	if (rc < 0)
+		dcr_err_prefix(err, "the result of %s", x->name);
+	dcr_buf_release(&csv);
+	return rc;
+}
+
+/* Runs a development run (docs/rules.md "Development runs"): the
+ * requester's script over the inputs recorded at dev.requested, without
+ * the privacy filter (the requester may read every input already: their
+ * own datasets and results they are an analyst of), then records
+ * dev.completed or dev.failed. SQL runs in the SQL engine; python and r
+ * need the script sandbox (issue 11) and fail as not supported until it
+ * is there. */
+static void dev_job(dmn *d, dmn_job *j)
+{
+	dmn_room *r = dmn__room_find(d, j->room);
+	cmp_result res;
+	cmp_cancel *cancel = NULL;
+	cmp_input *in = NULL;
+	dev_in *xs = NULL;
+	size_t nx = 0, k;
+	rm_dev out;
+	rm_dev_input *rec = NULL;
+	char *script = NULL, blob_id[DMN_BLOB_HEX_BYTES] = "";
+	enum rm_dev_lang lang = RM_DEV_SQL;
+	dcr_buf body;
+	dcr_err err;
+	uint64_t t0 = dcr_mono_ms();
+	int rc = 0;
+
+	memset(&out, 0, sizeof out);
+	cmp_result_init(&res);
+	dcr_buf_init(&body);
+	dcr_err_clear(&err);
+	if (!r)
+		goto done;
+	dmn__mutex_lock(&r->mu);
+	{
+		const rm_dev *dv = rm_state_dev(&r->st, j->run_id);
+		if (!dv || dv->state != RM_RUN_QUEUED) {
+			dmn__mutex_unlock(&r->mu);
+			goto done; /* finished meanwhile (duplicate job) */
+		}
+		lang = dv->lang;
+		script = dcr_strdup(dv->script);
+		nx = dv->ninputs;
+		xs = dcr_calloc(nx + 1, sizeof *xs);
+		rec = dcr_calloc(nx + 1, sizeof *rec);
+		for (k = 0; k < nx; k++) {
+			const rm_dev_input *di = &dv->inputs[k];
+			dev_in *x = &xs[k];
+			rec[k].name = dcr_strdup(di->name);
+			memcpy(rec[k].sha256, di->sha256, 32);
+			x->name = dcr_strdup(di->name);
+			x->is_dataset = di->is_dataset;
+			x->blob = dcr_strdup(di->blob);
+			dcr_buf_init(&x->image);
+			if (di->is_dataset) {
+				const rm_dataset *ds = rm_def_dataset(r->st.def, di->name);
+				x->is_table = ds && ds->kind == RM_DS_TABLE;
+				if (x->is_table)
+					dmn__schema_of(ds, &x->cols, &x->ncols);
+			} else {
+				const rm_run *run = rm_state_run(&r->st, di->run);
+				DCR_ASSERT(run && run->state == RM_RUN_DONE);
+				x->ncols = run->ncols;
+				x->cols = dcr_calloc(run->ncols + 1, sizeof *x->cols);
+				for (size_t c = 0; c < run->ncols; c++) {
+					x->cols[c].name = dcr_strdup(run->cols[c].name);
+					x->cols[c].type = run->cols[c].type;
+					x->cols[c].nullable = true;
+				}
+			}
+		}
+	}
+	dmn__mutex_unlock(&r->mu);
+	cancel = cmp_cancel_new();
+	if (!active_enter(d, j->run_id, cancel_sql, cancel))
+		goto done; /* stopping: the run stays queued */
+	dmn__log(d, DMN_LOG_INFO, "development run %s (%s) in room %s: started", j->run_id,
+	         rm_dev_lang_name(lang), r->hex);
+	if (lang != RM_DEV_SQL)
+		rc = dcr_err_set(&err, DCR_ESTATE,
+		                 "development runs in %s are not supported yet (they need the "
+		                 "script sandbox)",
+		                 rm_dev_lang_name(lang));
+	in = dcr_calloc(nx + 1, sizeof *in);
+	for (k = 0; rc == 0 && k < nx; k++) {
+		rc = dev_load(d, j->room, &xs[k], &err);
+		in[k].name = xs[k].name;
+		in[k].schema.cols = xs[k].cols;
+		in[k].schema.ncols = xs[k].ncols;
+		in[k].priv = NULL; /* no filter: the requester may read every input */
+		if (xs[k].img)
+			in[k].image = dmn__image_data(xs[k].img, &in[k].image_n);
+		else if (xs[k].image.len) {
+			in[k].image = xs[k].image.data;
+			in[k].image_n = xs[k].image.len;
+		}
+	}
+	if (rc == 0) {
+		cmp_sql_limits lim = {.time_ms = DMN_RUN_TIME_MS, .cancel = cancel};
+		rc = cmp_sql_run(script, in, nx, 0, &lim, &res, &err);
+	}
+	if (rc == 0)
+		rc = dmn__blob_put(d->blobs, res.csv.data, res.csv.len, blob_id, out.result_sha256,
+		                   &err);
+	out.id = j->run_id;
+	out.inputs = rec;
+	out.ninputs = nx;
+	out.duration_ms = dcr_mono_ms() - t0;
+	out.logs_blob = ""; /* a SQL run writes no logs */
+	dcr_sha256("", 0, out.logs_sha256);
+	if (rc == 0) {
+		out.result_blob = blob_id;
+		out.result_bytes = res.csv.len;
+		rm_body_dev_completed(&body, &out);
+	} else {
+		/* Only the class goes into the event; the message (which may
+		 * quote the requester's own data) is theirs (dev.status). */
+		out.error = (char *)cmp_error_class(&err);
+		rm_body_dev_failed(&body, &out);
+		if (err.msg[0])
+			detail_put(j->run_id, err.msg);
+	}
+	if (atomic_load(&d->jobs.stopping)) {
+		dmn__log(d, DMN_LOG_INFO,
+		         "development run %s in room %s: stopped at shutdown; it runs again at the "
+		         "next start",
+		         j->run_id, r->hex);
+	} else if (dmn__append_enter(d)) {
+		dcr_err e2;
+		bool ok = rc == 0;
+		rc = dmn__submit_daemon(d, j->room, ok ? RM_EV_DEV_COMPLETED : RM_EV_DEV_FAILED,
+		                        &body, &e2);
+		dmn__append_leave(d);
+		if (rc < 0)
+			dmn__log(d, DMN_LOG_ERROR, "development run %s: recording the outcome: %s",
+			         j->run_id, e2.msg);
+		else
+			dmn__log(d, DMN_LOG_INFO, "development run %s in room %s: %s in %llu ms%s%s",
+			         j->run_id, r->hex, ok ? "done" : "failed",
+			         (unsigned long long)out.duration_ms, ok ? "" : ": ",
+			         ok ? "" : out.error);
+	}
+	active_leave(d, j->run_id);
+done:
+	cmp_result_release(&res);
+	dcr_buf_release(&body);
+	for (k = 0; k < nx; k++) {
+		free(xs[k].name);
+		free(xs[k].blob);
+		dmn__schema_free(xs[k].cols, xs[k].ncols);
+		dmn__image_put(d, xs[k].img);
+		dcr_buf_release(&xs[k].image);
+		free(rec[k].name);
+	}
+	free(xs);
+	free(rec);
+	free(in);
+	free(script);
+	cmp_cancel_free(cancel);
+}
+
 /* ---- garbage collection of blobs ------------------------------------------------ */
 
 typedef struct keep_set {
@@ -1125,6 +1368,25 @@ static void keep_cache(dmn *d, keep_set *k, const rm_state *st)
 	}
 }
 
+/* A development run's result and logs, and the inputs of a queued one. */
+static void keep_devs(dmn *d, keep_set *k, const rm_state *st)
+{
+	for (size_t i = 0; i < st->ndevs; i++) {
+		const rm_dev *dv = &st->devs[i];
+		keep_add(k, dv->result_blob);
+		keep_add(k, dv->logs_blob);
+		for (size_t x = 0; dv->state == RM_RUN_QUEUED && x < dv->ninputs; x++) {
+			char *key;
+			keep_add(k, dv->inputs[x].blob);
+			if (!dv->inputs[x].is_dataset || !dmn__blob_id_valid(dv->inputs[x].blob))
+				continue;
+			key = dcr_asprintf("image:%s", dv->inputs[x].blob);
+			keep_meta(d, k, key);
+			free(key);
+		}
+	}
+}
+
 static int id_cmp(const void *a, const void *b)
 {
 	return memcmp(a, b, DMN_BLOB_HEX_BYTES - 1);
@@ -1192,6 +1454,7 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 			}
 		}
 		keep_cache(d, &keep, &r->st);
+		keep_devs(d, &keep, &r->st);
 		dmn__mutex_unlock(&r->mu);
 	}
 	free(rooms);
@@ -1259,6 +1522,8 @@ static void *worker(void *arg)
 		dmn__mutex_unlock(&d->jobs.mu);
 		if (j->kind == JOB_IMAGE)
 			image_job(d, j);
+		else if (j->kind == JOB_DEV)
+			dev_job(d, j);
 		else
 			run_job(d, j);
 		job_free(j);

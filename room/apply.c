@@ -1342,6 +1342,7 @@ static int on_dev_requested(rm_state *s, const es_event *ev, dcr_err *err)
 	d->inputs = in;
 	d->ninputs = nin;
 	in = NULL;
+	nin = 0;
 	qsort(d->inputs, d->ninputs, sizeof *d->inputs, dev_input_cmp); /* already sorted */
 	d->state = RM_RUN_QUEUED;
 	d->requested_seq = ev->seq;

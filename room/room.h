@@ -380,6 +380,16 @@ int rm_check_dev_input(const rm_state *s, const uint8_t key[32], const char *nam
 /* Reading a development run's result or logs: its requester only. */
 int rm_check_dev_read(const rm_state *s, const uint8_t key[32], const char *run_id, dcr_err *err);
 
+/* Client helpers (room/dev.c, not rules). The language of a script file
+ * from its extension (.sql, .py, .R or .r). The inputs a script reads
+ * when the user names none: for sql, every dataset or computation of the
+ * room its query names (cmp_sql_refs); for python and r, the names on a
+ * first line "# inputs: a, b" (none without it). *out: heap strings in a
+ * heap array (free each, then the array). */
+int rm_dev_lang_of_file(const char *file, enum rm_dev_lang *out, dcr_err *err);
+int rm_dev_infer_inputs(const rm_state *s, enum rm_dev_lang lang, const char *script,
+                        char ***out, size_t *nout, dcr_err *err);
+
 /* Human line for audit.log / `dcr audit log`, without trailing newline:
  * "2026-11-25T12:00:00Z anna@bank.example provisioned bank_customers:
  *  1000 rows, sha256 3f2a9c1e..." Uses the state *before* ev is applied

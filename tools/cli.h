@@ -74,6 +74,10 @@ void cli_progress_end(cli_progress *p);
 
 /* Commands. argv[0] is the command word ("room", "provision", ...). */
 int cli_cmd_room(int argc, char **argv);
+int cli_cmd_dev(int argc, char **argv); /* dev run|status|result (cli_dev.c) */
+int cli_cmd_dev_run(int argc, char **argv);
+int cli_cmd_dev_status(int argc, char **argv);
+int cli_cmd_dev_result(int argc, char **argv);
 int cli_cmd_provision(int argc, char **argv);
 int cli_cmd_deprovision(int argc, char **argv);
 int cli_cmd_datasets(int argc, char **argv);

@@ -595,6 +595,11 @@ static const char main_usage[] =
     "  status ROOM [COMPUTATION]\n"
     "  result ROOM COMPUTATION [-o FILE]\n"
     "  data ROOM DATASET [-o FILE]  the file you provisioned, back (owners only)\n"
+    "Development runs (settings.development):\n"
+    "  dev run ROOM FILE [--input NAME ...] [--wait]   your .sql/.py/.R script over\n"
+    "                               your datasets and results you may read\n"
+    "  dev status ROOM [RUN]\n"
+    "  dev result ROOM RUN [-o FILE|DIR] [--logs]\n"
     "Audit and mount:\n"
     "  audit ...                    see dcr audit --help\n"
     "  mount ROOM DIR, umount DIR   see dcr mount --help\n"
@@ -665,6 +670,7 @@ static const struct command commands[] = {
     {"status", cli_cmd_status},
     {"result", cli_cmd_result},
     {"data", cli_cmd_data},
+    {"dev", cli_cmd_dev},
     {"audit", cmd_audit},
     {"mount", cmd_mount},
     {"umount", cmd_umount},
