@@ -48,7 +48,10 @@
 	X(EPROTO, "protocol error")                                             \
 	X(EINTEGRITY, "integrity check failed")                                 \
 	X(EINTERNAL, "internal error")                                          \
-	X(ECANCELED, "cancelled")
+	X(ECANCELED, "cancelled")                                               \
+	X(ESCRIPT, "the script failed")                                         \
+	X(EOUTPUT, "output refused")                                            \
+	X(EUNAVAIL, "not available on this host")
 
 enum {
 	DCR__ERR_BASE = -30000,
@@ -325,4 +328,34 @@ int dcr_mp_get_bin(const dcr_mpv *m, const char *key, const uint8_t **p, size_t 
 int dcr_mp_get_binn(const dcr_mpv *m, const char *key, uint8_t *out, size_t n, dcr_err *err);
 
 #include "banned.h"
+/* ---- file archives (archive.c, docs/compute.md "The result archive") --- */
+
+/* One file of an archive: name (a relative path, not NUL-terminated when
+ * read back) and its bytes. */
+typedef struct dcr_archive_entry {
+	const char *name;
+	size_t name_len;
+	const uint8_t *data;
+	size_t len;
+} dcr_archive_entry;
+
+/* A relative path of '/'-separated components, none empty, "." or "..",
+ * without control bytes, at most DCR_ARCHIVE_NAME_BYTES_MAX bytes. */
+bool dcr_archive_name_valid(const char *s, size_t n);
+/* Appends the canonical archive of the n entries (any order; names valid
+ * and unique: asserted). */
+void dcr_archive_write(dcr_buf *out, const dcr_archive_entry *e, size_t n);
+/* A parsed archive: entries point into the input bytes, which must
+ * outlive it. */
+typedef struct dcr_archive {
+	dcr_archive_entry *e;
+	size_t n;
+	dcr_mp_doc *doc;
+} dcr_archive;
+/* Parses and checks an archive (canonical, sorted, names valid);
+ * DCR_EFORMAT (or the msgpack check's code) with a message otherwise. */
+int dcr_archive_read(const void *p, size_t n, dcr_archive *out, dcr_err *err);
+const dcr_archive_entry *dcr_archive_find(const dcr_archive *a, const char *name);
+void dcr_archive_release(dcr_archive *a);
+
 #endif

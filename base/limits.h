@@ -72,6 +72,20 @@
 #define DCR_RM_LIST_MAX 256u                      /* owner_of, inputs, mask, ... */
 #define DCR_RM_QUERY_BYTES_MAX (64u * 1024)
 #define DCR_RM_SCRIPT_BYTES_MAX (256u * 1024)
+/* The result archive of a python/r run (base/archive.c): files, name
+ * bytes, whole archive (the largest output a host may allow, plus the
+ * framing). */
+#define DCR_ARCHIVE_FILES_MAX 65536u
+#define DCR_ARCHIVE_NAME_BYTES_MAX 4096u
+#define DCR_ARCHIVE_BYTES_MAX                                                                     \
+	(((size_t)DCR_RM_LIMIT_OUTPUT_MB_MAX << 20) + (size_t)DCR_ARCHIVE_FILES_MAX * 8192u)
+/* Absolute caps of a python/r computation's "limits" (room-format.md). */
+#define DCR_RM_LIMIT_WALL_SECONDS_MAX (24u * 3600)
+#define DCR_RM_LIMIT_CPU_SECONDS_MAX (24u * 3600)
+#define DCR_RM_LIMIT_MEMORY_MB_MAX (256u * 1024)
+#define DCR_RM_LIMIT_PROCESSES_MAX 4096u
+#define DCR_RM_LIMIT_OUTPUT_MB_MAX (64u * 1024)
+#define DCR_RM_LIMIT_TMP_MB_MAX (64u * 1024)
 #define DCR_RM_MIN_ROWS_MAX 1000000000LL          /* privacy.min_rows_aggregated */
 #define DCR_RM_EPSILON_MAX 100.0                  /* synthetic epsilon */
 #define DCR_RM_REASON_BYTES_MAX 1024u             /* room.stopped reason */
@@ -112,5 +126,28 @@
 #define DCR_DP_BOUND_STEPS_MAX 1000000000000ll    /* |bound| in grid steps: at most 10^12 */
 #define DCR_DP_AGGREGATES_MAX 64u                 /* noised aggregates per computation */
 #define DCR_SQL_VALUE_BYTES_MAX (16u * 1024 * 1024) /* one string or blob */
+
+/* python/r sandbox (compute/cmp_sandbox.c, docs/compute.md): the defaults
+ * of cmp_sandbox_limits, and bounds on the job a sandbox child accepts */
+#define CMP_SANDBOX_WALL_MS_DEFAULT (10u * 60 * 1000)
+#define CMP_SANDBOX_CPU_MS_DEFAULT (10u * 60 * 1000)
+#define CMP_SANDBOX_MEMORY_BYTES_DEFAULT (2ull * 1024 * 1024 * 1024)
+#define CMP_SANDBOX_PROCS_DEFAULT 64u
+#define CMP_SANDBOX_OUTPUT_BYTES_DEFAULT (256ull * 1024 * 1024)
+#define CMP_SANDBOX_OUTPUT_FILES_DEFAULT 4096u
+#define CMP_SANDBOX_OUTPUT_DEPTH_DEFAULT 8u
+#define CMP_SANDBOX_TMP_BYTES_DEFAULT (256ull * 1024 * 1024)
+#define CMP_SANDBOX_LOG_BYTES_DEFAULT (1024u * 1024)
+#define CMP_SANDBOX_INPUTS_MAX 65536u          /* input files of one run */
+#define CMP_SANDBOX_PATH_BYTES_MAX 4096u       /* an input or output path */
+#define CMP_SANDBOX_NAME_BYTES_MAX 255u        /* one component of it */
+#define CMP_SANDBOX_SCRIPT_BYTES_MAX (16u * 1024 * 1024)
+#define CMP_SANDBOX_OUTPUT_FILES_MAX 1000000u  /* any output_files limit */
+#define CMP_SANDBOX_OUTPUT_DEPTH_MAX 64u       /* any output_depth limit */
+#define CMP_SANDBOX_NOFILE 1024u               /* RLIMIT_NOFILE inside */
+/* host uids of runs when dcrd is root: base + the sandbox child's pid
+ * (pid_max is at most 2^22), see compute/cmp_sandbox.c */
+#define CMP_SANDBOX_UID_BASE 0x70000000u
+#define CMP_SANDBOX_KILL_GRACE_MS 5000u        /* caller's backstop past wall_ms */
 
 #endif

@@ -20,7 +20,10 @@ static const char *const classes[] = {
     "sql error: integer overflow",        "sql error: invalid text", "sql error: too big",
     "sql error: not allowed",             "privacy filter", "input unavailable",
     "not supported",     "storage error: Input/output error",
-    "storage error: No space left on device", "internal error", CMP_ERRCLASS_UNRECORDABLE};
+    "storage error: No space left on device", "internal error", CMP_ERRCLASS_UNRECORDABLE,
+    /* python and r runs (docs/compute.md) */
+    "script error", "cpu limit", "process limit", "output limit", "tmp limit",
+    "output rule", "script result invalid", "sandbox unavailable", "limit past host maximum"};
 
 const char *cmp_error_class(const dcr_err *err)
 {
@@ -29,8 +32,20 @@ const char *cmp_error_class(const dcr_err *err)
 	case DCR_ETIMEOUT:
 		return "time limit";
 	case DCR_ELIMIT:
+		if (strstr(m, "host's maximum")) /* jobs.c, a definition's limit */
+			return "limit past host maximum";
 		if (strstr(m, "memory"))
 			return "memory limit";
+		/* the sandbox's messages name the limit (compute_sandbox.h);
+		 * no SQL limit message holds these words */
+		if (strstr(m, "CPU") || strstr(m, "cpu"))
+			return "cpu limit";
+		if (strstr(m, "process"))
+			return "process limit";
+		if (strstr(m, "tmp"))
+			return "tmp limit";
+		if (strstr(m, "output") || strstr(m, "file size"))
+			return "output limit";
 		if (strstr(m, "row limit"))
 			return "row limit";
 		return "size limit";
@@ -50,6 +65,15 @@ const char *cmp_error_class(const dcr_err *err)
 		if (strstr(m, "too big"))
 			return "sql error: too big";
 		return "sql error";
+	case DCR_ESCRIPT:
+		return "script error";
+	case DCR_EOUTPUT:
+		/* jobs.c words the validation of the tabular result so */
+		if (strstr(m, "the tabular result"))
+			return "script result invalid";
+		return "output rule";
+	case DCR_EUNAVAIL:
+		return "sandbox unavailable";
 	case DCR_ESTATE:
 		if (strstr(m, "not supported"))
 			return "not supported";

@@ -105,6 +105,10 @@ typedef struct cmp_sandbox_out {
 	int exit_code;  /* the script's exit status, or 128 + signal */
 	uint64_t wall_ms, cpu_ms; /* measured */
 	uint64_t peak_rss_bytes;  /* largest process, as getrusage reports */
+	uint32_t host_uid; /* the host uid the script ran as: a uid of the
+			      run's own (CMP_SANDBOX_UID_BASE + n) when dcrd
+			      is root, else dcrd's uid; no process of it is
+			      alive when cmp_sandbox_run returns */
 } cmp_sandbox_out;
 
 void cmp_sandbox_out_init(cmp_sandbox_out *o);

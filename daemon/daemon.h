@@ -22,6 +22,16 @@ typedef struct dmn_options {
 	/* request frames buffered, queued or being handled, with what
 	 * unpacking them may cost, bytes; 0: DMN_FRAME_BUDGET_BYTES */
 	uint64_t frame_budget_bytes;
+	/* The host's maxima of python/r limits (--script-max-*): a
+	 * definition asking for more fails its runs, naming the limit; the
+	 * defaults (docs/compute.md) are lowered to them. 0: the absolute cap
+	 * of docs/room-format.md. */
+	uint64_t script_max_wall_s, script_max_cpu_s, script_max_memory_mb, script_max_processes,
+	    script_max_output_mb, script_max_tmp_mb;
+	/* The program the sandbox re-executes (compute_sandbox.h); NULL:
+	 * /proc/self/exe (dcrd itself; tests that run dmn_run in-process give
+	 * the dcrd binary). */
+	const char *sandbox_exe;
 } dmn_options;
 
 #define DMN_IMAGE_CACHE_OFF UINT64_MAX

@@ -296,6 +296,13 @@ void dmn__wake_waiters(dmn *d, bool closing);
 char *dmn__who(dmn_room *r, const uint8_t key[32]);
 
 /* ---- jobs (jobs.c) ------------------------------------------------------ */
+/* room.test of python/r computation def->computations[ci] (jobs.c): runs
+ * its script in the sandbox on empty inputs (header-only CSVs, upstream
+ * scripts' test outputs from tests[], one buffer per computation, empty
+ * for none) and appends to report "ok" with its output files and columns,
+ * or "error: ..." with the end of its stderr. On success tests[ci] gets
+ * its output archive. Blocks for the script's run. */
+bool dmn__script_test(dmn *d, const rm_def *def, size_t ci, dcr_buf *tests, dcr_buf *report);
 
 /* Sets up the queue and subscribes to durable events (before
  * dmn__rooms_load, which queues the work left over from the last run);

@@ -11,13 +11,24 @@
  * Runs evaluate the upstream SQL computations they read in dependency
  * order, reusing a cached result when the inputs' hashes did not change
  * (es_meta "cache:<key>", key = SHA-256 over name, query, min_rows and the
- * inputs' hashes), then run the requested computation itself. */
+ * inputs' hashes), then run the requested computation itself.
+ *
+ * Python and r computations (script_eval) run in the sandbox of
+ * compute_sandbox.h over the /input layout of docs/compute.md built from
+ * their input nodes: datasets streamed from their blobs, upstream SQL
+ * results as CSV, upstream scripts' output files. Their result is the
+ * archive of their output files (base/archive.c); one that declares
+ * "columns" also gets a table (its /output/dataset.csv, validated), which
+ * downstream SQL reads like any result. Their stdout and stderr are kept
+ * as a blob for the analysts, as the definition's "logs" allows; nothing
+ * of them reaches dcrd's log or an event but their hash. */
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dmn_int.h"
+#include "../compute/compute_sandbox.h"
 
 enum job_kind { JOB_IMAGE, JOB_RUN, JOB_DEV };
 
@@ -224,8 +235,9 @@ static void active_leave(dmn *d, const char *run_id)
 	dmn__mutex_unlock(&d->jobs.mu);
 }
 
-/* A SQL run's cancel function (a sandboxed script's would kill its
- * process group). Called under jobs.mu. */
+/* A run's cancel function: fires its cmp_cancel, which stops its SQL
+ * (sqlite3_interrupt) and its sandboxed scripts (the sandbox kills their
+ * process group within 100 ms). Called under jobs.mu. */
 static void cancel_sql(void *ctx)
 {
 	cmp_cancel_fire(ctx);
@@ -517,9 +529,16 @@ typedef struct plan_node {
 	/* dataset */
 	bool is_table;
 	char *blob; /* NULL: not provisioned (an empty table) */
+	char *file; /* file dataset: the provisioned file name (NULL: none) */
 	/* computation */
 	enum rm_compkind kind;
 	char *query;
+	char *script;       /* python, r */
+	cmp_column *decl;   /* python, r: declared columns (names owned) */
+	size_t ndecl;
+	enum rm_logs logs;  /* python, r */
+	rm_limits limits;   /* python, r */
+	dcr_buf archive;    /* python, r: the output files (base/archive.c) */
 	long long min_rows;
 	cmp_dp dp;               /* dp.epsilon > 0: differentially private */
 	cmp_dp_bound *dp_bounds; /* its bounds (column names owned) */
@@ -555,7 +574,11 @@ static void plan_free(dmn *d, plan *p)
 		plan_node *n = &p->n[i];
 		free(n->name);
 		free(n->blob);
+		free(n->file);
 		free(n->query);
+		free(n->script);
+		dmn__schema_free(n->decl, n->ndecl);
+		dcr_buf_release(&n->archive);
 		for (size_t k = 0; k < n->dp.nbounds; k++)
 			free((char *)n->dp_bounds[k].column);
 		free(n->dp_bounds);
@@ -609,6 +632,8 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 			n->blob = dcr_strdup(pv->blob);
 			memcpy(n->hash, pv->sha256, 32);
 		}
+		if (!n->is_table && pv && pv->file && *pv->file)
+			n->file = dcr_strdup(pv->file);
 		/* A requested run reads what was provisioned when it was
 		 * requested, the inputs run.completed must report. */
 		for (k = 0; k < run->ninputs; k++) {
@@ -635,6 +660,20 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 		}
 		cmp_psource_copy(&n->priv, &c->psrc);
 		dcr_buf_init(&n->image);
+		dcr_buf_init(&n->archive);
+		if (c->kind == RM_COMP_PYTHON || c->kind == RM_COMP_R) {
+			n->script = dcr_strdup(c->script);
+			n->logs = c->logs;
+			n->limits = c->limits;
+			n->ndecl = c->ncolumns;
+			n->decl = dcr_calloc(c->ncolumns + 1, sizeof *n->decl);
+			for (k = 0; k < c->ncolumns; k++) {
+				n->decl[k].name = dcr_strdup(c->columns[k].name);
+				n->decl[k].type = c->columns[k].type;
+				n->decl[k].format = c->columns[k].format;
+				n->decl[k].nullable = c->columns[k].nullable;
+			}
+		}
 	}
 	for (i = 0; i < def->ncomputations; i++) {
 		const rm_computation *c = &def->computations[i];
@@ -886,6 +925,557 @@ out:
 	return rc;
 }
 
+/* ---- python and r ----------------------------------------------------------------- */
+
+/* The limits of a script run: the definition's, else the sandbox's
+ * defaults, each within the host's maximum (dcrd's --script-max-*). A
+ * definition asking for more than the host allows fails the run with a
+ * message naming the limit and the maximum. */
+static int script_limits(const dmn *d, const rm_limits *def, cmp_sandbox_limits *out,
+                         dcr_err *err)
+{
+	static const char *const names[] = {"wall_seconds", "cpu_seconds", "memory_mb",
+	                                    "processes",    "output_mb",   "tmp_mb"};
+	static const char *const opts[] = {"--script-max-wall-s",    "--script-max-cpu-s",
+	                                   "--script-max-memory-mb", "--script-max-processes",
+	                                   "--script-max-output-mb", "--script-max-tmp-mb"};
+	static const uint64_t caps[] = {DCR_RM_LIMIT_WALL_SECONDS_MAX, DCR_RM_LIMIT_CPU_SECONDS_MAX,
+	                                DCR_RM_LIMIT_MEMORY_MB_MAX,    DCR_RM_LIMIT_PROCESSES_MAX,
+	                                DCR_RM_LIMIT_OUTPUT_MB_MAX,    DCR_RM_LIMIT_TMP_MB_MAX};
+	/* units of each field in the sandbox's struct */
+	static const uint64_t unit[] = {1000, 1000, 1u << 20, 1, 1u << 20, 1u << 20};
+	const uint64_t want[] = {def->wall_seconds, def->cpu_seconds, def->memory_mb,
+	                         def->processes,    def->output_mb,   def->tmp_mb};
+	const uint64_t host[] = {d->opt.script_max_wall_s,    d->opt.script_max_cpu_s,
+	                         d->opt.script_max_memory_mb, d->opt.script_max_processes,
+	                         d->opt.script_max_output_mb, d->opt.script_max_tmp_mb};
+	uint64_t dflt[6];
+	uint64_t *dst[6];
+	size_t i;
+
+	memset(out, 0, sizeof *out);
+	cmp_sandbox_limits_default(out);
+	dflt[0] = out->wall_ms, dflt[1] = out->cpu_ms, dflt[2] = out->memory_bytes;
+	dflt[3] = out->procs, dflt[4] = out->output_bytes, dflt[5] = out->tmp_bytes;
+	for (i = 0; i < 6; i++) {
+		uint64_t max = host[i] ? host[i] : caps[i];
+		uint64_t v;
+		if (want[i] > max)
+			return dcr_err_set(err, DCR_ELIMIT,
+			                   "limits.%s of %llu is past this host's maximum of %llu "
+			                   "(dcrd %s)",
+			                   names[i], (unsigned long long)want[i],
+			                   (unsigned long long)max, opts[i]);
+		v = want[i] ? want[i] * unit[i] : dflt[i];
+		if (v > max * unit[i])
+			v = max * unit[i];
+		dflt[i] = v;
+	}
+	dst[0] = &out->wall_ms, dst[1] = &out->cpu_ms, dst[2] = &out->memory_bytes;
+	for (i = 0; i < 3; i++)
+		*dst[i] = dflt[i];
+	out->procs = (uint32_t)dflt[3];
+	out->output_bytes = dflt[4];
+	out->tmp_bytes = dflt[5];
+	return 0;
+}
+
+/* One file under /input: bytes in memory (a header-only CSV, an SQL
+ * result as CSV), bytes of an upstream archive, or a blob streamed
+ * decrypted (never written to disk). */
+typedef struct script_file {
+	char *path;
+	dcr_buf mem;
+	const uint8_t *ext; /* borrowed (an upstream node's archive) */
+	size_t ext_n;
+	cmp_sandbox_mem m;
+	struct blob_src src; /* src.r set: a blob */
+} script_file;
+
+typedef struct script_files {
+	script_file *f;
+	size_t n;
+} script_files;
+
+static script_file *files_add(script_files *fs, char *path)
+{
+	script_file *f;
+
+	fs->f = dcr_realloc(fs->f, (fs->n + 1) * sizeof *fs->f);
+	f = &fs->f[fs->n++];
+	memset(f, 0, sizeof *f);
+	f->path = path;
+	dcr_buf_init(&f->mem);
+	return f;
+}
+
+static void files_release(script_files *fs)
+{
+	for (size_t i = 0; i < fs->n; i++) {
+		free(fs->f[i].path);
+		dcr_buf_release(&fs->f[i].mem);
+		dmn__blob_close(fs->f[i].src.r);
+	}
+	free(fs->f);
+	memset(fs, 0, sizeof *fs);
+}
+
+static void header_csv(const cmp_column *cols, size_t n, dcr_buf *out)
+{
+	for (size_t i = 0; i < n; i++)
+		dcr_buf_printf(out, "%s%s", i ? "," : "", cols[i].name);
+	dcr_buf_append_str(out, "\n");
+}
+
+/* An evaluated result table (an upstream SQL or tabular script node) as
+ * CSV with a header row. */
+static int node_csv(plan *p, plan_node *x, dcr_buf *csv, dcr_err *err)
+{
+	cmp_sql_limits lim = {.time_ms = DMN_RUN_TIME_MS, .cancel = p->cancel};
+	cmp_input in;
+	cmp_result res;
+	char *q;
+	int rc;
+
+	memset(&in, 0, sizeof in);
+	in.name = x->name;
+	in.schema.cols = x->cols;
+	in.schema.ncols = x->ncols;
+	in.priv = &x->priv;
+	if (x->img) {
+		in.image = dmn__image_data(x->img, &in.image_n);
+	} else {
+		in.image = x->image.len ? x->image.data : NULL;
+		in.image_n = x->image.len;
+	}
+	q = dcr_asprintf("SELECT * FROM \"%s\"", x->name);
+	cmp_result_init(&res);
+	rc = cmp_sql_run(q, &in, 1, 0, &lim, &res, err);
+	if (rc == 0)
+		dcr_buf_append(csv, res.csv.data, res.csv.len);
+	else
+		dcr_err_prefix(err, "reading the result of %s as CSV", x->name);
+	cmp_result_release(&res);
+	free(q);
+	return rc;
+}
+
+/* The /input files of a script over input nodes in (indices into p):
+ * docs/compute.md, "Input layout". */
+static int script_inputs(dmn *d, plan *p, const size_t *in, size_t nin, script_files *fs,
+                         dcr_err *err)
+{
+	int rc = 0;
+
+	for (size_t k = 0; rc == 0 && k < nin; k++) {
+		plan_node *x = &p->n[in[k]];
+		script_file *f;
+		if (x->is_dataset && x->is_table) {
+			f = files_add(fs, dcr_asprintf("%s/dataset.csv", x->name));
+			if (!x->blob) { /* not provisioned: present and empty */
+				header_csv(x->cols, x->ncols, &f->mem);
+				continue;
+			}
+		} else if (x->is_dataset) {
+			if (!x->blob) /* not provisioned: absent (docs/compute.md) */
+				continue;
+			/* under its provisioned name, when that is one plain name */
+			const char *nm = x->file && dcr_archive_name_valid(x->file, strlen(x->file)) &&
+			                         !strchr(x->file, '/')
+			                     ? x->file
+			                     : "data";
+			f = files_add(fs, dcr_asprintf("%s/%s", x->name, nm));
+		} else if (x->script) {
+			dcr_archive a;
+			rc = dcr_archive_read(x->archive.data, x->archive.len, &a, err);
+			for (size_t i = 0; rc == 0 && i < a.n; i++) {
+				f = files_add(fs, dcr_asprintf("%s/%.*s", x->name, (int)a.e[i].name_len,
+				                               a.e[i].name));
+				f->ext = a.e[i].data;
+				f->ext_n = a.e[i].len;
+			}
+			if (rc == 0)
+				dcr_archive_release(&a);
+			continue;
+		} else {
+			f = files_add(fs, dcr_asprintf("%s/dataset.csv", x->name));
+			rc = node_csv(p, x, &f->mem, err);
+			continue;
+		}
+		f->src.d = d;
+		rc = dmn__blob_open(d->blobs, x->blob, &f->src.r, err);
+		if (rc < 0)
+			dcr_err_prefix(err, "input %s", x->name);
+	}
+	return rc;
+}
+
+/* What a script run left: the sandbox's outcome, its output files as an
+ * archive and its logs as an archive (stdout, stderr). */
+typedef struct script_out {
+	cmp_sandbox_out sb;
+	bool started; /* the sandbox ran: logs exists */
+	dcr_buf archive, logs;
+} script_out;
+
+static void script_out_init(script_out *o)
+{
+	memset(o, 0, sizeof *o);
+	cmp_sandbox_out_init(&o->sb);
+	dcr_buf_init(&o->archive);
+	dcr_buf_init(&o->logs);
+}
+
+static void script_out_release(script_out *o)
+{
+	cmp_sandbox_out_release(&o->sb);
+	dcr_buf_release(&o->archive);
+	dcr_buf_release(&o->logs);
+}
+
+/* Runs a python or r script over the input plan nodes in (evaluated
+ * already) with the definition's limits, in the sandbox. On return
+ * out->started says whether logs were captured (out->logs holds them
+ * then, whatever the outcome); on success out->archive holds the output
+ * files. The entry point for every script run of dcrd (runs of a room's
+ * computations, test all, development runs). */
+static int script_eval(dmn *d, plan *p, enum rm_compkind lang, const char *script,
+                       const size_t *in, size_t nin, const rm_limits *limits, script_out *out,
+                       dcr_err *err)
+{
+	script_files fs = {0};
+	cmp_sandbox_input *inputs = NULL;
+	cmp_sandbox_spec spec;
+	int rc;
+
+	DCR_ASSERT(lang == RM_COMP_PYTHON || lang == RM_COMP_R);
+	memset(&spec, 0, sizeof spec);
+	rc = script_limits(d, limits, &spec.limits, err);
+	if (rc == 0)
+		rc = script_inputs(d, p, in, nin, &fs, err);
+	if (rc < 0)
+		goto out;
+	inputs = dcr_calloc(fs.n + 1, sizeof *inputs);
+	for (size_t i = 0; i < fs.n; i++) {
+		script_file *f = &fs.f[i];
+		inputs[i].path = f->path;
+		if (f->src.r) {
+			inputs[i].size = dmn__blob_size(f->src.r);
+			inputs[i].read = blob_src_read;
+			inputs[i].ctx = &f->src;
+		} else {
+			f->m.p = f->ext ? f->ext : f->mem.data;
+			f->m.n = f->ext ? f->ext_n : f->mem.len;
+			inputs[i].size = f->m.n;
+			inputs[i].read = cmp_sandbox_mem_read;
+			inputs[i].ctx = &f->m;
+		}
+	}
+	spec.lang = lang == RM_COMP_PYTHON ? CMP_LANG_PYTHON : CMP_LANG_R;
+	spec.script = script;
+	spec.script_len = strlen(script);
+	spec.inputs = inputs;
+	spec.ninputs = fs.n;
+	spec.cancel = p->cancel;
+	spec.self_exe = d->opt.sandbox_exe;
+	rc = cmp_sandbox_run(&spec, &out->sb, err);
+	/* a reader's own error (a blob that cannot be read) is the cause */
+	for (size_t i = 0; rc < 0 && i < fs.n; i++)
+		if (fs.f[i].src.err.code) {
+			*err = fs.f[i].src.err;
+			dcr_err_prefix(err, "reading input %s", fs.f[i].path);
+			break;
+		}
+	out->started = rc == 0 || rc == DCR_ESCRIPT || rc == DCR_ELIMIT || rc == DCR_ETIMEOUT ||
+	               rc == DCR_EOUTPUT || out->sb.out_log.len || out->sb.err_log.len;
+	if (out->started) {
+		dcr_archive_entry e[2] = {
+		    {"stderr", 6, out->sb.err_log.data, out->sb.err_log.len},
+		    {"stdout", 6, out->sb.out_log.data, out->sb.out_log.len},
+		};
+		dcr_archive_write(&out->logs, e, 2);
+	}
+	if (rc == 0) {
+		dcr_archive_entry *e = dcr_calloc(out->sb.nfiles + 1, sizeof *e);
+		for (size_t i = 0; i < out->sb.nfiles; i++) {
+			e[i].name = out->sb.files[i].name;
+			e[i].name_len = strlen(out->sb.files[i].name);
+			e[i].data = out->sb.files[i].data;
+			e[i].len = out->sb.files[i].len;
+			if (!dcr_archive_name_valid(e[i].name, e[i].name_len)) {
+				rc = dcr_err_set(err, DCR_EOUTPUT,
+				                 "an output file name is not a plain relative path");
+				break;
+			}
+		}
+		if (rc == 0)
+			dcr_archive_write(&out->archive, e, out->sb.nfiles);
+		free(e);
+	}
+out:
+	free(inputs);
+	files_release(&fs);
+	return rc;
+}
+
+/* The tabular result of a script that declares columns: /output/dataset.csv
+ * validated against them (the CSV ingest), then as a table. Errors are
+ * DCR_EOUTPUT with a message starting "the tabular result" (class
+ * "script result invalid"; it may quote a value: shown only where the
+ * computation's logs are). */
+static int script_table(plan_node *n, const dcr_archive *a, uint64_t *rows, dcr_err *err)
+{
+	const dcr_archive_entry *e = dcr_archive_find(a, "dataset.csv");
+	cmp_schema schema = {n->decl, n->ndecl};
+	cmp_ingest *ing = NULL;
+	cmp_sandbox_mem m;
+	int rc;
+
+	if (!e)
+		return dcr_err_set(err, DCR_EOUTPUT,
+		                   "the tabular result: /output/dataset.csv is missing (computation "
+		                   "%s declares columns, so the script must write it)",
+		                   n->name);
+	rc = cmp_ingest_new(&schema, "/output/dataset.csv", &ing);
+	if (rc == 0)
+		rc = cmp_ingest_feed(ing, e->data, e->len, err);
+	if (rc == 0)
+		rc = cmp_ingest_finish(ing, rows, NULL, err);
+	cmp_ingest_free(ing);
+	if (rc == 0) {
+		m.p = e->data;
+		m.n = e->len;
+		m.off = 0;
+		dcr_buf_reset(&n->image);
+		rc = cmp_prepare(&schema, n->name, cmp_sandbox_mem_read, &m, &n->image, err);
+	}
+	if (rc < 0) {
+		dcr_err_prefix(err, "the tabular result");
+		err->code = DCR_EOUTPUT;
+		return DCR_EOUTPUT;
+	}
+	return 0;
+}
+
+/* Cache key of a script node: kind, script, declared columns and the
+ * inputs (their hashes, and a file dataset's name, which is its path
+ * under /input). The limits are not in it: a result computed under other
+ * limits is the same result. */
+static void script_cache_key(const plan *p, const plan_node *n, uint8_t out[32])
+{
+	dcr_buf b;
+
+	dcr_buf_init(&b);
+	dcr_buf_append(&b, "dcr.cache.script.v1", sizeof "dcr.cache.script.v1");
+	dcr_buf_append(&b, n->name, strlen(n->name) + 1);
+	dcr_buf_append_str(&b, rm_compkind_name(n->kind));
+	dcr_buf_append_u8(&b, 0);
+	dcr_buf_append(&b, n->script, strlen(n->script) + 1);
+	for (size_t k = 0; k < n->ndecl; k++)
+		dcr_buf_printf(&b, "%s:%s:%d:%d", n->decl[k].name, cmp_type_name(n->decl[k].type),
+		               (int)n->decl[k].format, (int)n->decl[k].nullable);
+	dcr_buf_append_u8(&b, 0);
+	for (size_t k = 0; k < n->ninputs; k++) {
+		const plan_node *in = &p->n[n->inputs[k]];
+		dcr_buf_append(&b, in->name, strlen(in->name) + 1);
+		dcr_buf_append(&b, in->hash, 32);
+		dcr_buf_append(&b, in->blob ? "1" : "0", 1);
+		if (in->file)
+			dcr_buf_append_str(&b, in->file);
+		dcr_buf_append_u8(&b, 0);
+	}
+	dcr_sha256(b.data, b.len, out);
+	dcr_buf_release(&b);
+}
+
+/* es_meta "cache:<key>" of a script node: {archive, image ("" without
+ * columns), sha256 of the archive}. */
+static void script_cache_store(dmn *d, const plan_node *n, const char *archive_id,
+                               const char *image_id)
+{
+	char hex[65], *key;
+	dcr_buf v;
+	dcr_mpw w;
+	int rc;
+
+	dcr_hex_encode(n->hash, 32, hex);
+	key = dcr_asprintf("cache:%s", hex);
+	dcr_buf_init(&v);
+	dcr_mpw_init(&w, &v);
+	dcr_mpw_map(&w, 3);
+	dcr_mpw_str(&w, "archive");
+	dcr_mpw_str(&w, archive_id);
+	dcr_mpw_str(&w, "image");
+	dcr_mpw_str(&w, image_id);
+	dcr_mpw_str(&w, "sha256");
+	dcr_mpw_bin(&w, n->result_sha, 32);
+	rc = es_meta_put(d->store, key, v.data, v.len);
+	if (rc < 0)
+		dmn__log(d, DMN_LOG_WARN, "could not store %s: %s", key, dcr_strerror(rc));
+	dcr_buf_release(&v);
+	free(key);
+}
+
+/* Reads a whole blob into out. */
+static int blob_read_all(dmn *d, const char *id, dcr_buf *out, dcr_err *err)
+{
+	dmn_blob_reader *r = NULL;
+	size_t got = 0;
+	uint64_t size;
+	int rc = dmn__blob_open(d->blobs, id, &r, err);
+
+	if (rc < 0)
+		return rc;
+	size = dmn__blob_size(r);
+	if (size > DCR_ARCHIVE_BYTES_MAX) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "blob %s: %llu bytes", id,
+		                 (unsigned long long)size);
+		goto out;
+	}
+	dcr_buf_reset(out);
+	dcr_buf_reserve(out, (size_t)size + 1);
+	rc = dmn__blob_pread(r, 0, out->data, (size_t)size, &got, err);
+	if (rc == 0 && got != size)
+		rc = dcr_err_set(err, DCR_EINTEGRITY, "blob %s: short read", id);
+	if (rc == 0)
+		out->len = got;
+out:
+	dmn__blob_close(r);
+	return rc;
+}
+
+static int script_cache_load(dmn *d, plan_node *n, dcr_err *err)
+{
+	char hex[65], *key;
+	dcr_buf v;
+	dcr_mp_doc *doc = NULL;
+	const char *arch, *img;
+	size_t arch_n, img_n;
+	char id[DMN_BLOB_HEX_BYTES];
+	uint8_t sha[32];
+	int rc;
+
+	dcr_hex_encode(n->hash, 32, hex);
+	key = dcr_asprintf("cache:%s", hex);
+	dcr_buf_init(&v);
+	rc = es_meta_get(d->store, key, &v);
+	if (rc < 0)
+		goto out;
+	rc = dcr_mp_parse(v.data, v.len, &dcr_mp_limits_default, &doc, err);
+	if (rc == 0)
+		rc = dcr_mp_get_str(dcr_mp_root(doc), "archive", &arch, &arch_n, err);
+	if (rc == 0)
+		rc = dcr_mp_get_str(dcr_mp_root(doc), "image", &img, &img_n, err);
+	if (rc == 0)
+		rc = dcr_mp_get_binn(dcr_mp_root(doc), "sha256", n->result_sha, 32, err);
+	if (rc == 0 && (arch_n != DMN_BLOB_HEX_BYTES - 1 ||
+	                (img_n != 0 && img_n != DMN_BLOB_HEX_BYTES - 1) ||
+	                (img_n == 0) != (n->ndecl == 0)))
+		rc = dcr_err_set(err, DCR_EINTEGRITY, "%s: bad value", key);
+	if (rc < 0)
+		goto out;
+	memcpy(id, arch, arch_n);
+	id[arch_n] = 0;
+	rc = blob_read_all(d, id, &n->archive, err);
+	if (rc == 0) {
+		dcr_sha256(n->archive.data, n->archive.len, sha);
+		if (memcmp(sha, n->result_sha, 32) != 0)
+			rc = dcr_err_set(err, DCR_EINTEGRITY, "%s: the archive's hash differs", key);
+	}
+	if (rc == 0 && img_n) {
+		memcpy(id, img, img_n);
+		id[img_n] = 0;
+		rc = dmn__image_get(d, id, &n->img, &n->img_hit, err);
+	}
+	if (rc < 0)
+		dcr_buf_reset(&n->archive);
+out:
+	dcr_mp_doc_free(doc);
+	dcr_buf_release(&v);
+	free(key);
+	return rc;
+}
+
+/* The result columns of a script node for downstream SQL: its declared
+ * columns. */
+static void script_node_cols(plan_node *n)
+{
+	n->ncols = n->ndecl;
+	n->cols = dcr_calloc(n->ndecl + 1, sizeof *n->cols);
+	for (size_t k = 0; k < n->ndecl; k++) {
+		n->cols[k] = n->decl[k];
+		n->cols[k].name = dcr_strdup(n->decl[k].name);
+	}
+}
+
+/* Evaluates script node n (inputs ready): from the cache when it is
+ * upstream and its inputs did not change, else in the sandbox. out gets
+ * the sandbox's outcome (logs) for the target; *rows the rows of its
+ * table. */
+static int eval_script_node(dmn *d, plan *p, plan_node *n, bool target, script_out *out,
+                            uint64_t *rows, dcr_err *err)
+{
+	char archive_id[DMN_BLOB_HEX_BYTES], image_id[DMN_BLOB_HEX_BYTES] = "";
+	uint8_t sha[32];
+	dcr_archive a;
+	bool have_a = false;
+	int rc;
+
+	*rows = 0;
+	script_cache_key(p, n, n->hash);
+	if (!target) {
+		rc = script_cache_load(d, n, err);
+		if (rc == 0) {
+			script_node_cols(n);
+			n->ready = true;
+			return 0;
+		}
+		if (rc != DCR_ENOTFOUND)
+			dmn__log(d, DMN_LOG_WARN, "cache of %s unusable (%s): recomputing", n->name,
+			         err->msg);
+	}
+	for (size_t k = 0; k < n->ninputs; k++)
+		if (!p->n[n->inputs[k]].is_dataset && !p->n[n->inputs[k]].ready)
+			return dcr_err_set(err, DCR_EINTERNAL, "input %s of %s not ready",
+			                   p->n[n->inputs[k]].name, n->name);
+	rc = script_eval(d, p, n->kind, n->script, n->inputs, n->ninputs, &n->limits, out, err);
+	if (rc < 0)
+		goto fail;
+	dcr_buf_reset(&n->archive);
+	dcr_buf_append(&n->archive, out->archive.data, out->archive.len);
+	dcr_sha256(n->archive.data, n->archive.len, n->result_sha);
+	if (n->ndecl) {
+		rc = dcr_archive_read(n->archive.data, n->archive.len, &a, err);
+		have_a = rc == 0;
+		if (rc == 0)
+			rc = script_table(n, &a, rows, err);
+		if (rc < 0)
+			goto fail;
+	}
+	script_node_cols(n);
+	n->ready = true;
+	{
+		/* The cache is an optimization: a failure only costs a rerun. */
+		dcr_err e2;
+		if (dmn__blob_put(d->blobs, n->archive.data, n->archive.len, archive_id, sha, &e2) ==
+		        0 &&
+		    (!n->ndecl ||
+		     dmn__blob_put(d->blobs, n->image.data, n->image.len, image_id, sha, &e2) == 0))
+			script_cache_store(d, n, archive_id, image_id);
+		else
+			dmn__log(d, DMN_LOG_WARN, "could not keep the result of %s: %s", n->name,
+			         e2.msg);
+	}
+	rc = 0;
+	goto out;
+fail:
+	dcr_err_prefix(err, "computation %s", n->name);
+out:
+	if (have_a)
+		dcr_archive_release(&a);
+	return rc;
+}
+
 static int load_dataset(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], plan_node *n, dcr_err *err)
 {
 	char image_id[DMN_BLOB_HEX_BYTES];
@@ -904,6 +1494,23 @@ static int load_dataset(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], plan_node 
 	return 0;
 }
 
+/* Whether the detail of a failed run (its message, which may quote a
+ * value) may go to the analysts of its computation: no evaluated
+ * computation is filtered or differentially private (their analysts may
+ * not read rows, docs/privacy.md), no upstream is a script (its logs
+ * policy is its own analysts'), and a script target allows its logs. */
+static bool detail_allowed(const plan *p)
+{
+	for (size_t k = 0; k < p->norder; k++) {
+		const plan_node *n = &p->n[p->order[k]];
+		if (n->min_rows > 0 || n->dp.epsilon > 0)
+			return false;
+		if (n->script && (p->order[k] != p->target || n->logs == RM_LOGS_NEVER))
+			return false;
+	}
+	return true;
+}
+
 static void run_job(dmn *d, dmn_job *j)
 {
 	dmn_room *r = dmn__room_find(d, j->room);
@@ -915,8 +1522,10 @@ static void run_job(dmn *d, dmn_job *j)
 	rm_run out;
 	rm_run_input *run_inputs = NULL;
 	size_t nrun_inputs = 0;
-	uint64_t t0 = dcr_mono_ms();
-	char blob_id[DMN_BLOB_HEX_BYTES];
+	uint64_t t0 = dcr_mono_ms(), script_rows = 0;
+	char blob_id[DMN_BLOB_HEX_BYTES], logs_id[DMN_BLOB_HEX_BYTES];
+	plan_node *script = NULL; /* the target, when it is a script */
+	script_out sout;
 	size_t i, k;
 	int rc;
 
@@ -924,6 +1533,7 @@ static void run_job(dmn *d, dmn_job *j)
 	memset(&out, 0, sizeof out);
 	dcr_err_clear(&err);
 	cmp_result_init(&res);
+	script_out_init(&sout);
 	dcr_buf_init(&body);
 	if (!r)
 		goto done;
@@ -954,13 +1564,23 @@ static void run_job(dmn *d, dmn_job *j)
 	for (i = 0; rc == 0 && i < p.norder; i++) {
 		plan_node *n = &p.n[p.order[i]];
 		bool target = p.order[i] == p.target;
-		for (k = 0; rc == 0 && k < n->ninputs; k++)
+		/* SQL reads prepared tables; a script streams its datasets */
+		for (k = 0; rc == 0 && !n->script && k < n->ninputs; k++)
 			if (p.n[n->inputs[k]].is_dataset)
 				rc = load_dataset(d, j->room, &p.n[n->inputs[k]], &err);
 		if (rc < 0)
 			break;
-		if (target) {
+		if (target && n->script) {
+			script = n;
+			rc = eval_script_node(d, &p, n, true, &sout, &script_rows, &err);
+		} else if (target) {
 			rc = eval_node(d, &p, n, true, &res, &err);
+		} else if (n->script) {
+			script_out tmp;
+			uint64_t rows;
+			script_out_init(&tmp);
+			rc = eval_script_node(d, &p, n, false, &tmp, &rows, &err);
+			script_out_release(&tmp);
 		} else {
 			cmp_result tmp;
 			cmp_result_init(&tmp);
@@ -968,13 +1588,45 @@ static void run_job(dmn *d, dmn_job *j)
 			cmp_result_release(&tmp);
 		}
 	}
-	if (rc == 0)
+	if (rc == 0 && script)
+		rc = dmn__blob_put(d->blobs, script->archive.data, script->archive.len, blob_id,
+		                   out.result_sha256, &err);
+	else if (rc == 0)
 		rc = dmn__blob_put(d->blobs, res.csv.data, res.csv.len, blob_id, out.result_sha256,
 		                   &err);
+	if (script && sout.started) {
+		/* the logs, kept for the analysts as "logs" allows; a failure
+		 * to store them fails a completed run, and a failed run is
+		 * recorded without them */
+		dcr_err e2;
+		int lrc = dmn__blob_put(d->blobs, sout.logs.data, sout.logs.len, logs_id,
+		                        out.logs_sha256, &e2);
+		if (lrc == 0)
+			out.logs_blob = logs_id;
+		else if (rc == 0) {
+			rc = lrc;
+			err = e2;
+		}
+	}
 	out.id = j->run_id;
 	out.computation = p.computation;
 	out.duration_ms = dcr_mono_ms() - t0;
-	if (rc == 0) {
+	if (rc == 0 && script) {
+		out.state = RM_RUN_DONE;
+		out.result_blob = blob_id;
+		out.rows = script_rows;
+		out.result_bytes = script->archive.len;
+		out.files = sout.sb.nfiles;
+		out.inputs = run_inputs;
+		out.ninputs = nrun_inputs;
+		out.ncols = script->ndecl;
+		out.cols = dcr_calloc(script->ndecl + 1, sizeof *out.cols);
+		for (k = 0; k < script->ndecl; k++) {
+			out.cols[k].name = (char *)script->decl[k].name;
+			out.cols[k].type = script->decl[k].type;
+		}
+		rm_body_run_completed_script(&body, &out);
+	} else if (rc == 0) {
 		out.state = RM_RUN_DONE;
 		out.result_blob = blob_id;
 		out.rows = res.rows;
@@ -993,16 +1645,13 @@ static void run_job(dmn *d, dmn_job *j)
 		/* The message may quote data (docs/privacy.md, "Errors"): the
 		 * event and the log get its data-free class only. */
 		cls = cmp_error_class(&err);
-		rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "", cls);
-		/* The detail only where no evaluated computation is filtered
-		 * or differentially private: their analysts may read rows
-		 * anyway. A DP analyst may not (the message could quote a
-		 * value, docs/privacy.md). */
-		bool filtered = false;
-		for (k = 0; k < p.norder; k++)
-			filtered = filtered || p.n[p.order[k]].min_rows > 0 ||
-			           p.n[p.order[k]].dp.epsilon > 0;
-		if (!filtered && err.msg[0])
+		if (out.logs_blob)
+			rm_body_run_failed_logs(&body, j->run_id, p.computation, cls, out.logs_blob,
+			                        out.logs_sha256);
+		else
+			rm_body_run_failed(&body, j->run_id, p.computation ? p.computation : "",
+			                   cls);
+		if (detail_allowed(&p) && err.msg[0])
 			detail_put(j->run_id, err.msg);
 	}
 	if (atomic_load(&d->jobs.stopping)) {
@@ -1028,10 +1677,7 @@ static void run_job(dmn *d, dmn_job *j)
 			dcr_buf_reset(&body);
 			cls = CMP_ERRCLASS_UNRECORDABLE;
 			rm_body_run_failed(&body, j->run_id, p.computation, cls);
-			bool filtered = false;
-			for (k = 0; k < p.norder; k++)
-				filtered = filtered || p.n[p.order[k]].min_rows > 0;
-			if (!filtered)
+			if (detail_allowed(&p))
 				detail_put(j->run_id, err.msg);
 			rc = dmn__submit_daemon(d, j->room, RM_EV_RUN_FAILED, &body, &e2);
 		}
@@ -1059,6 +1705,7 @@ static void run_job(dmn *d, dmn_job *j)
 	active_leave(d, j->run_id);
 done:
 	cmp_result_release(&res);
+	script_out_release(&sout);
 	dcr_buf_release(&body);
 	for (k = 0; k < nrun_inputs; k++)
 		free(run_inputs[k].dataset);
@@ -1292,6 +1939,120 @@ done:
 	cmp_cancel_free(cancel);
 }
 
+/* ---- test all: scripts on empty inputs ------------------------------------------- */
+
+bool dmn__script_test(dmn *d, const rm_def *def, size_t ci, dcr_buf *tests, dcr_buf *report)
+{
+	const rm_computation *c = &def->computations[ci];
+	plan p;
+	script_out out;
+	size_t *in = NULL, k;
+	dcr_err err;
+	uint64_t rows = 0;
+	bool ok = false;
+	int rc = 0;
+
+	memset(&p, 0, sizeof p);
+	dcr_err_clear(&err);
+	script_out_init(&out);
+	p.nn = c->ninputs + 1; /* the inputs, then c itself */
+	p.n = dcr_calloc(p.nn, sizeof *p.n);
+	in = dcr_calloc(c->ninputs + 1, sizeof *in);
+	for (k = 0; rc == 0 && k < c->ninputs; k++) {
+		const rm_dataset *ds = rm_def_dataset(def, c->inputs[k]);
+		const rm_computation *up = rm_def_computation(def, c->inputs[k]);
+		plan_node *n = &p.n[k];
+		in[k] = k;
+		n->name = dcr_strdup(c->inputs[k]);
+		dcr_buf_init(&n->image);
+		dcr_buf_init(&n->archive);
+		if (ds) {
+			n->is_dataset = true;
+			n->is_table = ds->kind == RM_DS_TABLE;
+			if (n->is_table)
+				dmn__schema_of(ds, &n->cols, &n->ncols);
+		} else if (up->kind == RM_COMP_PYTHON || up->kind == RM_COMP_R) {
+			n->kind = up->kind;
+			n->script = dcr_strdup(up->script);
+			if (tests[up - def->computations].len == 0)
+				rc = dcr_err_set(&err, DCR_ESTATE, "upstream computation %s failed its test",
+				                 up->name);
+			else
+				dcr_buf_append(&n->archive, tests[up - def->computations].data,
+				               tests[up - def->computations].len);
+		} else if (!up->result_cols) {
+			rc = dcr_err_set(&err, DCR_ESTATE, "upstream computation %s failed its test",
+			                 up->name);
+		} else { /* an sql (or synthetic) result: header only */
+			n->kind = up->kind;
+			n->ncols = up->nresult_cols;
+			n->cols = dcr_calloc(up->nresult_cols + 1, sizeof *n->cols);
+			for (size_t j = 0; j < up->nresult_cols; j++) {
+				n->cols[j] = up->result_cols[j];
+				n->cols[j].name = dcr_strdup(up->result_cols[j].name);
+			}
+		}
+		n->ready = true;
+	}
+	{
+		plan_node *self = &p.n[c->ninputs];
+		self->name = dcr_strdup(c->name);
+		self->kind = c->kind;
+		self->script = dcr_strdup(c->script);
+		dcr_buf_init(&self->image);
+		dcr_buf_init(&self->archive);
+		self->ndecl = c->ncolumns;
+		self->decl = dcr_calloc(c->ncolumns + 1, sizeof *self->decl);
+		for (k = 0; k < c->ncolumns; k++) {
+			self->decl[k].name = dcr_strdup(c->columns[k].name);
+			self->decl[k].type = c->columns[k].type;
+			self->decl[k].format = c->columns[k].format;
+			self->decl[k].nullable = c->columns[k].nullable;
+		}
+	}
+	if (rc == 0)
+		rc = script_eval(d, &p, c->kind, c->script, in, c->ninputs, &c->limits, &out, &err);
+	if (rc == 0 && c->ncolumns) {
+		dcr_archive a;
+		rc = dcr_archive_read(out.archive.data, out.archive.len, &a, &err);
+		if (rc == 0) {
+			rc = script_table(&p.n[c->ninputs], &a, &rows, &err);
+			dcr_archive_release(&a);
+		}
+	}
+	if (rc == 0) {
+		dcr_buf_append_str(report, "ok\n");
+		for (k = 0; k < out.sb.nfiles; k++)
+			dcr_buf_printf(report, "  file %s (%zu bytes)\n", out.sb.files[k].name,
+			               out.sb.files[k].len);
+		for (k = 0; k < c->ncolumns; k++)
+			dcr_buf_printf(report, "  %s %s\n", c->columns[k].name,
+			               cmp_type_name(c->columns[k].type));
+		dcr_buf_reset(&tests[ci]);
+		dcr_buf_append(&tests[ci], out.archive.data, out.archive.len);
+		ok = true;
+	} else {
+		/* empty inputs hold no data: the whole message, and the end
+		 * of stderr, help the author */
+		dcr_buf_printf(report, "error: %s\n", err.msg);
+		if (out.sb.err_log.len) {
+			size_t n = out.sb.err_log.len, from = n > 2000 ? n - 2000 : 0;
+			dcr_buf_append_str(report, "  stderr:\n");
+			for (size_t i = from; i < n;) {
+				const uint8_t *nl = memchr(out.sb.err_log.data + i, '\n', n - i);
+				size_t end = nl ? (size_t)(nl - out.sb.err_log.data) : n;
+				dcr_buf_printf(report, "    %.*s\n", (int)(end - i),
+				               (const char *)out.sb.err_log.data + i);
+				i = end + 1;
+			}
+		}
+	}
+	script_out_release(&out);
+	free(in);
+	plan_free(d, &p);
+	return ok;
+}
+
 /* ---- garbage collection of blobs ------------------------------------------------ */
 
 typedef struct keep_set {
@@ -1344,7 +2105,10 @@ static void keep_cache(dmn *d, keep_set *k, const rm_state *st)
 				dcr_mp_doc *doc = NULL;
 				const char *img;
 				size_t img_n;
-				cache_key(&p, n, n->hash);
+				if (n->script)
+					script_cache_key(&p, n, n->hash);
+				else
+					cache_key(&p, n, n->hash);
 				dcr_hex_encode(n->hash, 32, hex);
 				key = dcr_asprintf("cache:%s", hex);
 				dcr_buf_init(&v);
@@ -1352,6 +2116,16 @@ static void keep_cache(dmn *d, keep_set *k, const rm_state *st)
 				    dcr_mp_parse(v.data, v.len, &dcr_mp_limits_default, &doc,
 				                 NULL) == 0 &&
 				    dcr_mp_get_str(dcr_mp_root(doc), "image", &img, &img_n, NULL) ==
+				        0 &&
+				    img_n == DMN_BLOB_HEX_BYTES - 1) {
+					char id[DMN_BLOB_HEX_BYTES];
+					memcpy(id, img, img_n);
+					id[img_n] = 0;
+					keep_add(k, id);
+				}
+				/* a script's result: its archive (and its table, above) */
+				if (doc &&
+				    dcr_mp_get_str(dcr_mp_root(doc), "archive", &img, &img_n, NULL) ==
 				        0 &&
 				    img_n == DMN_BLOB_HEX_BYTES - 1) {
 					char id[DMN_BLOB_HEX_BYTES];
@@ -1441,6 +2215,7 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 		for (j = 0; j < r->st.nruns; j++) {
 			const rm_run *run = &r->st.runs[j];
 			keep_add(&keep, run->result_blob);
+			keep_add(&keep, run->logs_blob);
 			/* a queued run reads the data provisioned when it was
 			 * requested, even if that was replaced since */
 			for (size_t k = 0; run->state == RM_RUN_QUEUED && k < run->ninputs; k++) {

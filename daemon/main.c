@@ -1,7 +1,9 @@
 /* main.c: dcrd's command line. Everything else is in dmn_run (server.c). */
 #include <getopt.h>
+#include <stddef.h>
 
 #include "daemon.h"
+#include "../compute/compute_sandbox.h"
 
 /* Enough for one frame of DCR_FRAME_BYTES_MAX and its unpacking. */
 #define FRAME_BUDGET_MB_MIN 8u
@@ -10,7 +12,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: dcrd --data DIR [--socket PATH] [--idle-timeout-ms N] [--log-level LEVEL]\n"
-	        "            [--image-cache-mb N] [--frame-budget-mb N]\n"
+	        "            [--image-cache-mb N] [--frame-budget-mb N] [--script-max-LIMIT N]\n"
 	        "\n"
 	        "The dcr clean room host. Runs in the foreground, logs to stderr (one line\n"
 	        "per request), stops cleanly on SIGTERM or SIGINT.\n"
@@ -27,6 +29,14 @@ static void usage(FILE *f)
 	        "  --frame-budget-mb N    memory for request frames being read, queued or\n"
 	        "                         handled, in MiB, across all connections (default\n"
 	        "                         %llu, at least %u); past it clients are slowed\n"
+	        "  --script-max-wall-s N, --script-max-cpu-s N, --script-max-memory-mb N,\n"
+	        "  --script-max-processes N, --script-max-output-mb N, --script-max-tmp-mb N\n"
+	        "                         this host's maxima of the limits of python and r\n"
+	        "                         runs: a definition's \"limits\" above one fails its\n"
+	        "                         runs naming it, and the defaults (10 min wall and\n"
+	        "                         CPU, 2048 MiB, 64 processes, 256 MiB output and\n"
+	        "                         /tmp) are lowered to it (default: the caps of\n"
+	        "                         docs/room-format.md)\n"
 	        "  --no-sync              do not fsync the event log (tests and benchmarks only:\n"
 	        "                         a crash may lose recent events)\n"
 	        "  --help                 this text\n"
@@ -46,12 +56,22 @@ int main(int argc, char **argv)
 	    {"no-sync", no_argument, NULL, 'n'},
 	    {"image-cache-mb", required_argument, NULL, 'c'},
 	    {"frame-budget-mb", required_argument, NULL, 'f'},
+	    {"script-max-wall-s", required_argument, NULL, 'W'},
+	    {"script-max-cpu-s", required_argument, NULL, 'C'},
+	    {"script-max-memory-mb", required_argument, NULL, 'M'},
+	    {"script-max-processes", required_argument, NULL, 'P'},
+	    {"script-max-output-mb", required_argument, NULL, 'O'},
+	    {"script-max-tmp-mb", required_argument, NULL, 'T'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	dmn_options opt;
 	dcr_err err;
 	int c, lvl;
+
+	/* a python/r sandbox child (compute_sandbox.h), before anything else */
+	if (argc > 1 && strcmp(argv[1], CMP_SANDBOX_ARGV) == 0)
+		return cmp_sandbox_child_main(argc, argv);
 
 	memset(&opt, 0, sizeof opt);
 	opt.log_level = DMN_LOG_INFO;
@@ -122,6 +142,48 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			opt.frame_budget_bytes = v << 20;
+			break;
+		}
+		case 'W':
+		case 'C':
+		case 'M':
+		case 'P':
+		case 'O':
+		case 'T': {
+			/* the host's maxima of script limits, within the caps of
+			 * docs/room-format.md */
+			static const struct {
+				int c;
+				const char *name;
+				unsigned long long cap;
+				size_t off;
+			} lims[] = {
+			    {'W', "script-max-wall-s", DCR_RM_LIMIT_WALL_SECONDS_MAX,
+			     offsetof(dmn_options, script_max_wall_s)},
+			    {'C', "script-max-cpu-s", DCR_RM_LIMIT_CPU_SECONDS_MAX,
+			     offsetof(dmn_options, script_max_cpu_s)},
+			    {'M', "script-max-memory-mb", DCR_RM_LIMIT_MEMORY_MB_MAX,
+			     offsetof(dmn_options, script_max_memory_mb)},
+			    {'P', "script-max-processes", DCR_RM_LIMIT_PROCESSES_MAX,
+			     offsetof(dmn_options, script_max_processes)},
+			    {'O', "script-max-output-mb", DCR_RM_LIMIT_OUTPUT_MB_MAX,
+			     offsetof(dmn_options, script_max_output_mb)},
+			    {'T', "script-max-tmp-mb", DCR_RM_LIMIT_TMP_MB_MAX,
+			     offsetof(dmn_options, script_max_tmp_mb)},
+			};
+			size_t li = 0;
+			char *end = NULL;
+			unsigned long long v;
+			while (lims[li].c != c)
+				li++;
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || !end || end == optarg || *end || v < 1 || v > lims[li].cap) {
+				fprintf(stderr, "dcrd: --%s: not a number from 1 to %llu: %s\n",
+				        lims[li].name, lims[li].cap, optarg);
+				return 2;
+			}
+			*(uint64_t *)((char *)&opt + lims[li].off) = v;
 			break;
 		}
 		case 'h':

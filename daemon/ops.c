@@ -725,6 +725,43 @@ out:
 	return rc;
 }
 
+/* The logs of a python/r run (an archive of stdout and stderr,
+ * docs/compute.md), as the computation's "logs" allows
+ * (rm_check_read_logs); ranged like result.read. */
+static int op_logs_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
+{
+	dmn_room *r;
+	char *run_id = NULL, blob[DMN_BLOB_HEX_BYTES] = "";
+	uint64_t off = 0, len = 0;
+	int rc = arg_room(d, s, args, &r, err);
+
+	if (rc == 0)
+		rc = arg_str(args, "run", &run_id, err);
+	if (rc == 0)
+		rc = arg_u64(args, "offset", &off, err);
+	if (rc == 0)
+		rc = arg_u64(args, "len", &len, err);
+	if (rc < 0)
+		goto out;
+	if (len > DMN_RESULT_READ_BYTES_MAX)
+		len = DMN_RESULT_READ_BYTES_MAX;
+	dmn__mutex_lock(&r->mu);
+	rc = rm_check_read_logs(&r->st, s->key, run_id, err);
+	if (rc == 0) {
+		const rm_run *run = rm_state_run(&r->st, run_id);
+		if (!run_finished(r, run) || !dmn__blob_id_valid(run->logs_blob))
+			rc = dcr_err_set(err, DCR_ESTATE, "run %s has no logs yet", run_id);
+		else
+			memcpy(blob, run->logs_blob, DMN_BLOB_HEX_BYTES);
+	}
+	dmn__mutex_unlock(&r->mu);
+	if (rc == 0)
+		rc = read_range(d, s, blob, off, len, res, err);
+out:
+	free(run_id);
+	return rc;
+}
+
 /* The provisioned file itself, back to its owners (rm_may_read_data). */
 static int op_data_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
@@ -832,7 +869,7 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	char *text = NULL;
 	bool *ok = NULL;
 	size_t *order = NULL, i;
-	dcr_buf report;
+	dcr_buf report, *tests = NULL;
 	dcr_err e;
 	int rc = arg_room(d, s, args, &r, err);
 
@@ -856,6 +893,7 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	(void)rm_def_admit(def, &e); /* each computation keeps its own error */
 	order = dcr_calloc(def->ncomputations + 1, sizeof *order);
 	ok = dcr_calloc(def->ncomputations + 1, sizeof *ok);
+	tests = dcr_calloc(def->ncomputations + 1, sizeof *tests);
 	rc = rm_def_topo(def, order);
 	if (rc < 0) {
 		dcr_err_set(err, rc, "computations form a cycle");
@@ -866,12 +904,16 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 		const char *failed_up = NULL;
 
 		dcr_buf_printf(&report, "%s (%s): ", c->name, rm_compkind_name(c->kind));
+		if (c->kind == RM_COMP_PYTHON || c->kind == RM_COMP_R) {
+			ok[order[i]] = dmn__script_test(d, def, order[i], tests, &report);
+			continue;
+		}
 		if (c->kind != RM_COMP_SQL) {
 			dcr_buf_printf(&report, "error: computation kind %s is not supported yet\n",
 			               rm_compkind_name(c->kind));
 			continue;
 		}
-		/* only sql runs here: what reads another kind cannot run yet */
+		/* what reads a kind that cannot run yet fails with it */
 		for (size_t k = 0; !failed_up && k < c->ninputs; k++) {
 			const rm_computation *up = rm_def_computation(def, c->inputs[k]);
 			if (up && !ok[up - def->computations])
@@ -895,6 +937,9 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	dcr_mpw_strn(proto_map_key(res, "report"), (const char *)report.data, report.len);
 	rc = 0;
 out:
+	for (i = 0; tests && i < def->ncomputations; i++)
+		dcr_buf_release(&tests[i]);
+	free(tests);
 	rm_def_free(def);
 	free(text);
 	free(order);
@@ -1246,6 +1291,7 @@ static const struct {
     {"dev.read", op_dev_read},
     {"dev.status", op_dev_status},
     {"events", op_events},
+    {"logs.read", op_logs_read},
     {"proof", op_proof},
     {"result.open", op_result_open},
     {"result.read", op_result_read},

@@ -1061,6 +1061,12 @@ int cl_result_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char 
 	return ranged_read(c, room, "result.read", "run", run_id, NULL, offset, buf, cap, NULL, err);
 }
 
+int cl_logs_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
+                 uint64_t offset, void *buf, size_t cap, uint64_t *size, dcr_err *err)
+{
+	return ranged_read(c, room, "logs.read", "run", run_id, NULL, offset, buf, cap, size, err);
+}
+
 int cl_data_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
                  const uint8_t *sha256, uint64_t offset, void *buf, size_t cap, uint64_t *size,
                  dcr_err *err)

@@ -153,6 +153,11 @@ int cl_result_open(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char 
 int cl_result_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
                    uint64_t offset, void *buf, size_t cap, dcr_err *err);
 
+/* Reads up to cap bytes of the logs of a python/r run (an archive of
+ * stdout and stderr, docs/compute.md) at offset, and their size; as the
+ * computation's "logs" allows (docs/protocol.md, logs.read). */
+int cl_logs_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
+                 uint64_t offset, void *buf, size_t cap, uint64_t *size, dcr_err *err);
 /* Reads up to cap bytes of the file provisioned for dataset (as uploaded)
  * at offset: owners only (rm_may_read_data). Returns bytes read (0 at the
  * end) or a negative code; *size (may be NULL) gets the file's size. With

@@ -48,6 +48,18 @@ static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
 			c->nresult_cols = ds->ncolumns;
 			continue;
 		}
+		if ((c->kind == RM_COMP_PYTHON || c->kind == RM_COMP_R) && c->ncolumns) {
+			/* the declared tabular result (/output/dataset.csv) */
+			c->result_cols = dcr_calloc(c->ncolumns + 1, sizeof(cmp_column));
+			for (size_t j = 0; j < c->ncolumns; j++) {
+				c->result_cols[j].name = dcr_strdup(c->columns[j].name);
+				c->result_cols[j].type = c->columns[j].type;
+				c->result_cols[j].format = c->columns[j].format;
+				c->result_cols[j].nullable = c->columns[j].nullable;
+			}
+			c->nresult_cols = c->ncolumns;
+			continue;
+		}
 		if (c->kind != RM_COMP_SQL)
 			continue;
 		const char *failed_up = NULL;

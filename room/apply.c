@@ -47,6 +47,7 @@ static void run_release(rm_run *r)
 	free(r->computation);
 	free(r->error);
 	free(r->result_blob);
+	free(r->logs_blob);
 	for (size_t i = 0; i < r->ninputs; i++) {
 		free(r->inputs[i].dataset);
 		free(r->inputs[i].blob);
@@ -470,6 +471,36 @@ bool rm_may_read_data(const rm_state *s, const uint8_t key[32], const char *data
 bool rm_may_read_result(const rm_state *s, const uint8_t key[32], const char *computation)
 {
 	return s->status != RM_NONE && rm_is_analyst(s->def, key, computation);
+}
+
+int rm_check_read_logs(const rm_state *s, const uint8_t key[32], const char *run_id,
+                       dcr_err *err)
+{
+	const rm_run *r = rm_state_run(s, run_id);
+	const rm_computation *c = r && s->def ? rm_def_computation(s->def, r->computation) : NULL;
+	if (!r || !c || !rm_may_read_result(s, key, r->computation))
+		return dcr_err_set(err, DCR_EDENIED, "you may not read the logs of run %s", run_id);
+	if (c->kind != RM_COMP_PYTHON && c->kind != RM_COMP_R)
+		return dcr_err_set(err, DCR_ENOTFOUND,
+		                   "computation %s is a %s computation: only python and r runs "
+		                   "have logs",
+		                   c->name, rm_compkind_name(c->kind));
+	if (c->logs == RM_LOGS_NEVER)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "the logs of computation %s are never shown (its definition "
+		                   "says \"logs\": \"never\", the default, because prints can "
+		                   "leak rows)",
+		                   c->name);
+	if (c->logs == RM_LOGS_ON_ERROR && r->state != RM_RUN_FAILED)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "the logs of computation %s are shown only for a failed run "
+		                   "(\"logs\": \"on_error\"); run %s %s",
+		                   c->name, run_id,
+		                   r->state == RM_RUN_DONE ? "completed" : "has not finished");
+	if (!r->logs_blob)
+		return dcr_err_set(err, DCR_ENOTFOUND,
+		                   "run %s has no logs (the script did not start)", run_id);
+	return 0;
 }
 
 /* ---- bodies -------------------------------------------------------------------- */
@@ -1034,6 +1065,31 @@ static int check_inputs(const rm_run *r, const dcr_mpv *v, dcr_err *err)
 	return 0;
 }
 
+/* The computation a daemon run body names is a python or r computation of
+ * the current definition: its run.completed and run.failed take the
+ * script fields (files, logs). */
+static bool body_names_script(const rm_state *s, const dcr_mpv *body)
+{
+	const char *p;
+	size_t n;
+	char comp[DCR_RM_NAME_BYTES_MAX + 1];
+	const rm_computation *c;
+	if (!s->def || dcr_mp_get_str(body, "computation", &p, &n, NULL) != 0 ||
+	    n > DCR_RM_NAME_BYTES_MAX || memchr(p, 0, n))
+		return false;
+	memcpy(comp, p, n);
+	comp[n] = 0;
+	c = rm_def_computation(s->def, comp);
+	return c && (c->kind == RM_COMP_PYTHON || c->kind == RM_COMP_R);
+}
+
+static int check_logs_blob(const dcr_mpv *body, dcr_err *err)
+{
+	if (dcr_mp_len(dcr_mp_get(body, "logs_blob")) == 0)
+		return dcr_err_set(err, DCR_EFORMAT, "body.logs_blob: empty blob id");
+	return 0;
+}
+
 static int on_run_completed(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	static const field f[] = {
@@ -1047,23 +1103,68 @@ static int on_run_completed(rm_state *s, const es_event *ev, dcr_err *err)
 	    {"run", F_STR, 32},
 	    {"schema", F_ARRAY, 0},
 	    {"suppressed", F_UINT, 0},
+	    /* python and r only: */
+	    {"files", F_UINT, 0},
+	    {"logs_blob", F_STR, DCR_RM_BLOB_ID_BYTES_MAX},
+	    {"logs_sha256", F_BIN32, 0},
 	};
 	rm_run *r;
 	rm_run_col *cols = NULL;
 	size_t ncols = 0;
+	bool script = false;
+	const rm_computation *c = NULL;
 	int rc = need_daemon(s, ev->actor, err);
-	if (!rc)
-		rc = body_check(ev->body, f, sizeof f / sizeof f[0], err);
+	if (!rc) {
+		script = body_names_script(s, ev->body);
+		rc = body_check(ev->body, f, script ? 13 : 10, err);
+	}
 	if (!rc)
 		rc = daemon_run(s, ev, &r, err);
 	if (!rc)
 		rc = check_inputs(r, dcr_mp_get(ev->body, "inputs"), err);
 	if (!rc && dcr_mp_len(dcr_mp_get(ev->body, "result_blob")) == 0)
 		rc = dcr_err_set(err, DCR_EFORMAT, "body.result_blob: empty blob id");
-	if (!rc)
+	if (!rc && script)
+		rc = check_logs_blob(ev->body, err);
+	if (!rc && !script)
 		rc = check_schema(dcr_mp_get(ev->body, "schema"), &cols, &ncols, err);
-	if (rc)
+	if (!rc && script) {
+		/* a script's schema is its declared columns, exactly (none:
+		 * empty), and nothing is suppressed */
+		const dcr_mpv *sc = dcr_mp_get(ev->body, "schema");
+		c = rm_def_computation(s->def, r->computation);
+		DCR_ASSERT(c);
+		if (c->ncolumns && (rc = check_schema(sc, &cols, &ncols, err)) == 0) {
+			bool same = ncols == c->ncolumns;
+			for (size_t i = 0; same && i < ncols; i++)
+				same = strcmp(cols[i].name, c->columns[i].name) == 0 &&
+				       cols[i].type == c->columns[i].type;
+			if (!same)
+				rc = dcr_err_set(err, DCR_EINVALID,
+				                 "body.schema: not the columns computation %s "
+				                 "declares",
+				                 c->name);
+		} else if (!c->ncolumns && dcr_mp_len(sc) != 0) {
+			rc = dcr_err_set(err, DCR_EINVALID,
+			                 "body.schema: must be empty: computation %s declares no "
+			                 "columns",
+			                 c->name);
+		}
+		if (!rc && buint(ev->body, "suppressed") != 0)
+			rc = dcr_err_set(err, DCR_EINVALID,
+			                 "body.suppressed: must be 0 for a %s computation",
+			                 rm_compkind_name(c->kind));
+		if (!rc && !c->ncolumns && buint(ev->body, "rows") != 0)
+			rc = dcr_err_set(err, DCR_EINVALID,
+			                 "body.rows: must be 0: computation %s declares no columns",
+			                 c->name);
+	}
+	if (rc) {
+		for (size_t j = 0; j < ncols; j++)
+			free(cols[j].name);
+		free(cols);
 		return rc;
+	}
 	r->state = RM_RUN_DONE;
 	r->finished_ts_ms = ev->ts_ms;
 	r->finished_seq = ev->seq;
@@ -1075,6 +1176,11 @@ static int on_run_completed(rm_state *s, const es_event *ev, dcr_err *err)
 	r->suppressed = buint(ev->body, "suppressed");
 	r->result_bytes = buint(ev->body, "result_bytes");
 	r->duration_ms = buint(ev->body, "duration_ms");
+	if (script) {
+		r->files = buint(ev->body, "files");
+		r->logs_blob = bstr(ev->body, "logs_blob");
+		bbin32(ev->body, "logs_sha256", r->logs_sha256);
+	}
 	return 0;
 }
 
@@ -1082,11 +1188,21 @@ static int on_run_failed(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	static const field f[] = {{"computation", F_STR, DCR_RM_NAME_BYTES_MAX},
 	                          {"error", F_STR, DCR_RM_ERROR_BYTES_MAX},
-	                          {"run", F_STR, 32}};
+	                          {"run", F_STR, 32},
+	                          /* python and r, when the script started: */
+	                          {"logs_blob", F_STR, DCR_RM_BLOB_ID_BYTES_MAX},
+	                          {"logs_sha256", F_BIN32, 0}};
 	rm_run *r;
+	bool logs = false;
 	int rc = need_daemon(s, ev->actor, err);
-	if (!rc)
-		rc = body_check(ev->body, f, 3, err);
+	if (!rc) {
+		logs = body_names_script(s, ev->body) && ev->body &&
+		       dcr_mp_type(ev->body) == DCR_MP_MAP &&
+		       (dcr_mp_get(ev->body, "logs_blob") || dcr_mp_get(ev->body, "logs_sha256"));
+		rc = body_check(ev->body, f, logs ? 5 : 3, err);
+	}
+	if (!rc && logs)
+		rc = check_logs_blob(ev->body, err);
 	if (!rc) {
 		/* Only a class of the fixed vocabulary, never a message that
 		 * could quote data (docs/privacy.md, "Errors"). */
@@ -1105,6 +1221,10 @@ static int on_run_failed(rm_state *s, const es_event *ev, dcr_err *err)
 	r->finished_ts_ms = ev->ts_ms;
 	r->finished_seq = ev->seq;
 	r->error = bstr(ev->body, "error");
+	if (logs) {
+		r->logs_blob = bstr(ev->body, "logs_blob");
+		bbin32(ev->body, "logs_sha256", r->logs_sha256);
+	}
 	return 0;
 }
 

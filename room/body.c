@@ -152,15 +152,19 @@ void rm_body_run_requested(dcr_buf *out, const char *computation, const char *ru
 	rm_body_run_requested_eps(out, computation, NULL, run_id);
 }
 
-void rm_body_run_completed(dcr_buf *out, const rm_run *r)
+static void run_completed(dcr_buf *out, const rm_run *r, bool script)
 {
 	dcr_mpw w;
 	dcr_mpw_init(&w, out);
-	dcr_mpw_map(&w, 10);
+	dcr_mpw_map(&w, script ? 13 : 10);
 	dcr_mpw_str(&w, "computation");
 	dcr_mpw_str(&w, r->computation);
 	dcr_mpw_str(&w, "duration_ms");
 	dcr_mpw_uint(&w, r->duration_ms);
+	if (script) { /* keys sorted bytewise */
+		dcr_mpw_str(&w, "files");
+		dcr_mpw_uint(&w, r->files);
+	}
 	dcr_mpw_str(&w, "inputs");
 	dcr_mpw_map(&w, (uint32_t)r->ninputs); /* sorted at run.requested */
 	for (size_t i = 0; i < r->ninputs; i++) {
@@ -169,6 +173,12 @@ void rm_body_run_completed(dcr_buf *out, const rm_run *r)
 			dcr_mpw_bin(&w, r->inputs[i].sha256, 32);
 		else
 			dcr_mpw_nil(&w);
+	}
+	if (script) {
+		dcr_mpw_str(&w, "logs_blob");
+		dcr_mpw_str(&w, r->logs_blob);
+		dcr_mpw_str(&w, "logs_sha256");
+		dcr_mpw_bin(&w, r->logs_sha256, 32);
 	}
 	dcr_mpw_str(&w, "result_blob");
 	dcr_mpw_str(&w, r->result_blob);
@@ -191,6 +201,17 @@ void rm_body_run_completed(dcr_buf *out, const rm_run *r)
 	dcr_mpw_uint(&w, r->suppressed);
 }
 
+void rm_body_run_completed(dcr_buf *out, const rm_run *r)
+{
+	run_completed(out, r, false);
+}
+
+void rm_body_run_completed_script(dcr_buf *out, const rm_run *r)
+{
+	DCR_ASSERT(r->logs_blob);
+	run_completed(out, r, true);
+}
+
 void rm_body_run_failed(dcr_buf *out, const char *run_id, const char *computation,
                         const char *error)
 {
@@ -201,6 +222,25 @@ void rm_body_run_failed(dcr_buf *out, const char *run_id, const char *computatio
 	dcr_mpw_str(&w, computation);
 	dcr_mpw_str(&w, "error");
 	dcr_mpw_str(&w, error ? error : "");
+	dcr_mpw_str(&w, "run");
+	dcr_mpw_str(&w, run_id);
+}
+
+void rm_body_run_failed_logs(dcr_buf *out, const char *run_id, const char *computation,
+                             const char *error, const char *logs_blob,
+                             const uint8_t logs_sha256[32])
+{
+	dcr_mpw w;
+	dcr_mpw_init(&w, out);
+	dcr_mpw_map(&w, 5);
+	dcr_mpw_str(&w, "computation");
+	dcr_mpw_str(&w, computation);
+	dcr_mpw_str(&w, "error");
+	dcr_mpw_str(&w, error ? error : "");
+	dcr_mpw_str(&w, "logs_blob");
+	dcr_mpw_str(&w, logs_blob);
+	dcr_mpw_str(&w, "logs_sha256");
+	dcr_mpw_bin(&w, logs_sha256, 32);
 	dcr_mpw_str(&w, "run");
 	dcr_mpw_str(&w, run_id);
 }
@@ -397,6 +437,8 @@ char *rm_describe(const rm_state *before, const es_event *ev)
 		put_field(&b, ev, "computation", 64);
 		dcr_buf_printf(&b, ": %" PRIu64 " rows, %" PRIu64 " suppressed",
 		               get_uint(ev, "rows"), get_uint(ev, "suppressed"));
+		if (dcr_mp_get(ev->body, "files"))
+			dcr_buf_printf(&b, ", %" PRIu64 " files", get_uint(ev, "files"));
 	} else if (strcmp(type, RM_EV_RUN_FAILED) == 0) {
 		dcr_buf_append_str(&b, "failed run ");
 		put_run(&b, ev);

@@ -42,6 +42,19 @@ const char *rm_compkind_name(enum rm_compkind k)
 	return "?";
 }
 
+const char *rm_logs_name(enum rm_logs l)
+{
+	switch (l) {
+	case RM_LOGS_NEVER:
+		return "never";
+	case RM_LOGS_ON_ERROR:
+		return "on_error";
+	case RM_LOGS_ALWAYS:
+		return "always";
+	}
+	return "?";
+}
+
 void rm_dataset_columns(const rm_dataset *ds, cmp_column *cols)
 {
 	for (size_t i = 0; i < ds->ncolumns; i++) {
@@ -143,6 +156,9 @@ void rm_def_free(rm_def *d)
 		free(c->name);
 		free(c->query);
 		free(c->script);
+		for (size_t j = 0; j < c->ncolumns; j++)
+			free(c->columns[j].name);
+		free(c->columns);
 		free_list(c->inputs, c->ninputs);
 		free(c->input);
 		free_list(c->mask, c->nmask);
@@ -859,13 +875,99 @@ static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *e
 	return 0;
 }
 
+/* "columns" of a python/r computation: its declared tabular result, the
+ * shape of a table dataset's columns without "allow" (a filtered query
+ * never reads a script's result, docs/privacy.md). */
+static int parse_script_columns(json_t *v, const char *path, rm_computation *c, dcr_err *err)
+{
+	json_t *cols;
+	char cpath[96];
+	int rc = get_array(v, path, "columns", false, DCR_RM_COLUMNS_MAX, &cols, err);
+	if (rc || !cols)
+		return rc;
+	if (json_array_size(cols) == 0)
+		return fail(err, DCR_EINVALID, path, "columns",
+		            "a tabular result needs at least one column (leave \"columns\" out "
+		            "for a result of files only)");
+	c->columns = dcr_calloc(json_array_size(cols), sizeof(rm_column));
+	for (size_t j = 0; j < json_array_size(cols); j++) {
+		snprintf(cpath, sizeof cpath, "%s.columns[%zu]", path, j);
+		c->ncolumns = j + 1;
+		if ((rc = parse_column(json_array_get(cols, j), cpath, &c->columns[j], err)))
+			return rc;
+		if (c->columns[j].allow)
+			return fail(err, DCR_EINVALID, cpath, "allow",
+			            "the result of a %s computation is never read by a filtered "
+			            "query, so its columns take no \"allow\"",
+			            rm_compkind_name(c->kind));
+		for (size_t k = 0; k < j; k++)
+			if (dcr_ascii_ncasecmp(c->columns[k].name, c->columns[j].name, SIZE_MAX) == 0)
+				return fail(err, DCR_EINVALID, cpath, "name",
+				            "\"%s\" is already the name of columns[%zu] "
+				            "(column names are case-insensitive)",
+				            c->columns[j].name, k);
+	}
+	return 0;
+}
+
+static int parse_logs(json_t *v, const char *path, rm_computation *c, dcr_err *err)
+{
+	const char *s;
+	int rc = get_str(v, path, "logs", false, 64, &s, err);
+	c->logs = RM_LOGS_NEVER;
+	if (rc || !s)
+		return rc;
+	if (strcmp(s, "never") == 0)
+		c->logs = RM_LOGS_NEVER;
+	else if (strcmp(s, "on_error") == 0)
+		c->logs = RM_LOGS_ON_ERROR;
+	else if (strcmp(s, "always") == 0)
+		c->logs = RM_LOGS_ALWAYS;
+	else
+		return fail(err, DCR_EINVALID, path, "logs",
+		            "unknown value \"%s\"; expected never, on_error or always", s);
+	return 0;
+}
+
+static int parse_limits(json_t *v, const char *path, rm_computation *c, dcr_err *err)
+{
+	static const char *const fields[] = {"wall_seconds", "cpu_seconds", "memory_mb",
+	                                     "processes",    "output_mb",   "tmp_mb", NULL};
+	static const uint64_t max[] = {DCR_RM_LIMIT_WALL_SECONDS_MAX, DCR_RM_LIMIT_CPU_SECONDS_MAX,
+	                               DCR_RM_LIMIT_MEMORY_MB_MAX,    DCR_RM_LIMIT_PROCESSES_MAX,
+	                               DCR_RM_LIMIT_OUTPUT_MB_MAX,    DCR_RM_LIMIT_TMP_MB_MAX};
+	uint64_t *dst[] = {&c->limits.wall_seconds, &c->limits.cpu_seconds, &c->limits.memory_mb,
+	                   &c->limits.processes,    &c->limits.output_mb,   &c->limits.tmp_mb};
+	json_t *l = json_object_get(v, "limits");
+	char lpath[96];
+	int rc;
+	if (!l)
+		return 0;
+	snprintf(lpath, sizeof lpath, "%s.limits", path);
+	if ((rc = need_object(l, lpath, err)) || (rc = check_fields(l, lpath, fields, err)))
+		return rc;
+	for (size_t i = 0; fields[i]; i++) {
+		json_t *x = json_object_get(l, fields[i]);
+		if (!x)
+			continue;
+		if (!json_is_integer(x) || json_integer_value(x) < 1 ||
+		    (uint64_t)json_integer_value(x) > max[i])
+			return fail(err, DCR_EINVALID, lpath, fields[i],
+			            "expected an integer from 1 to %llu", (unsigned long long)max[i]);
+		*dst[i] = (uint64_t)json_integer_value(x);
+	}
+	return 0;
+}
+
 static int parse_computation(json_t *v, const char *path, rm_computation *c, dcr_err *err)
 {
-	static const char *const fields[] = {"name",  "kind", "query",   "script",  "inputs",
-	                                     "input", "mask", "epsilon", "privacy", NULL};
+	static const char *const fields[] = {"name",   "kind", "query",   "script",  "inputs",
+	                                     "input",  "mask", "epsilon", "privacy", "columns",
+	                                     "logs",   "limits", NULL};
 	/* Fields each kind takes, beyond name and kind. */
 	static const char *const sql_f[] = {"query", "privacy", NULL};
-	static const char *const script_f[] = {"script", "inputs", NULL};
+	static const char *const script_f[] = {"script", "inputs", "columns", "logs", "limits",
+	                                       NULL};
 	static const char *const synth_f[] = {"input", "mask", "epsilon", NULL};
 	const char *const *own;
 	const char *s;
@@ -938,7 +1040,9 @@ static int parse_computation(json_t *v, const char *path, rm_computation *c, dcr
 		if ((rc = get_str(v, path, "script", true, DCR_RM_SCRIPT_BYTES_MAX, &s, err)))
 			return rc;
 		c->script = dcr_strdup(s);
-		if ((rc = get_names(v, path, "inputs", &c->inputs, &c->ninputs, err)))
+		if ((rc = get_names(v, path, "inputs", &c->inputs, &c->ninputs, err)) ||
+		    (rc = parse_script_columns(v, path, c, err)) ||
+		    (rc = parse_logs(v, path, c, err)) || (rc = parse_limits(v, path, c, err)))
 			return rc;
 		break;
 	case RM_COMP_SYNTHETIC: {
@@ -1141,13 +1245,15 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 				                 "dataset %s, which is not a table",
 				                 i, c->name, in);
 			} else if (c->kind == RM_COMP_SQL && up &&
-			           (up->kind == RM_COMP_PYTHON || up->kind == RM_COMP_R)) {
+			           (up->kind == RM_COMP_PYTHON || up->kind == RM_COMP_R) &&
+			           up->ncolumns == 0) {
 				rc = dcr_err_set(
 				    err, DCR_EINVALID,
 				    "computations[%zu] (\"%s\"): the query reads the "
-				    "result of %s computation %s, whose columns are not "
-				    "known before it runs; SQL reads datasets and sql "
-				    "or synthetic results",
+				    "result of %s computation %s, which declares no "
+				    "\"columns\" (a tabular result); SQL reads datasets, "
+				    "sql or synthetic results and python/r results that "
+				    "declare their columns",
 				    i, c->name, rm_compkind_name(up->kind), in);
 			}
 		}
@@ -1493,6 +1599,54 @@ static json_t *privacy_json(const rm_computation *c)
 	return p;
 }
 
+static json_t *columns_json(const rm_column *cs, size_t n)
+{
+	json_t *cols = json_array();
+	for (size_t j = 0; j < n; j++) {
+		const rm_column *c = &cs[j];
+		json_t *co = json_object();
+		json_object_set_new(co, "name", json_string(c->name));
+		json_object_set_new(co, "type", json_string(cmp_type_name(c->type)));
+		json_object_set_new(co, "nullable", json_boolean(c->nullable));
+		if (c->format != CMP_FMT_NONE)
+			json_object_set_new(co, "format", json_string(cmp_format_name(c->format)));
+		if (c->allow) {
+			static const char *const names[] = {"group", "aggregate", "join", "minmax"};
+			json_t *al = json_array();
+			for (unsigned b = 0; b < 4; b++)
+				if (c->allow & (1u << b))
+					json_array_append_new(al, json_string(names[b]));
+			json_object_set_new(co, "allow", al);
+		}
+		json_array_append_new(cols, co);
+	}
+	return cols;
+}
+
+static bool limits_set(const rm_limits *l)
+{
+	return l->wall_seconds || l->cpu_seconds || l->memory_mb || l->processes ||
+	       l->output_mb || l->tmp_mb;
+}
+
+static json_t *limits_json(const rm_limits *l)
+{
+	json_t *o = json_object();
+	if (l->wall_seconds)
+		json_object_set_new(o, "wall_seconds", json_integer((json_int_t)l->wall_seconds));
+	if (l->cpu_seconds)
+		json_object_set_new(o, "cpu_seconds", json_integer((json_int_t)l->cpu_seconds));
+	if (l->memory_mb)
+		json_object_set_new(o, "memory_mb", json_integer((json_int_t)l->memory_mb));
+	if (l->processes)
+		json_object_set_new(o, "processes", json_integer((json_int_t)l->processes));
+	if (l->output_mb)
+		json_object_set_new(o, "output_mb", json_integer((json_int_t)l->output_mb));
+	if (l->tmp_mb)
+		json_object_set_new(o, "tmp_mb", json_integer((json_int_t)l->tmp_mb));
+	return o;
+}
+
 char *rm_def_to_json(const rm_def *d)
 {
 	json_t *root = json_object();
@@ -1532,29 +1686,7 @@ char *rm_def_to_json(const rm_def *d)
 			                                                  sizeof eb)));
 		}
 		if (ds->kind == RM_DS_TABLE) {
-			json_t *cols = json_array();
-			for (size_t j = 0; j < ds->ncolumns; j++) {
-				const rm_column *c = &ds->columns[j];
-				json_t *co = json_object();
-				json_object_set_new(co, "name", json_string(c->name));
-				json_object_set_new(co, "type",
-				                    json_string(cmp_type_name(c->type)));
-				json_object_set_new(co, "nullable", json_boolean(c->nullable));
-				if (c->format != CMP_FMT_NONE)
-					json_object_set_new(co, "format",
-					                    json_string(cmp_format_name(c->format)));
-				if (c->allow) {
-					static const char *const names[] = {"group", "aggregate",
-					                                    "join", "minmax"};
-					json_t *al = json_array();
-					for (unsigned b = 0; b < 4; b++)
-						if (c->allow & (1u << b))
-							json_array_append_new(al, json_string(names[b]));
-					json_object_set_new(co, "allow", al);
-				}
-				json_array_append_new(cols, co);
-			}
-			json_object_set_new(o, "columns", cols);
+			json_object_set_new(o, "columns", columns_json(ds->columns, ds->ncolumns));
 			if (ds->unit)
 				json_object_set_new(o, "unit", json_string(ds->unit));
 		}
@@ -1581,6 +1713,13 @@ char *rm_def_to_json(const rm_def *d)
 		case RM_COMP_R:
 			json_object_set_new(o, "inputs", names_json(c->inputs, c->ninputs));
 			json_object_set_new(o, "script", json_string(c->script));
+			if (c->ncolumns)
+				json_object_set_new(o, "columns",
+				                    columns_json(c->columns, c->ncolumns));
+			if (c->logs != RM_LOGS_NEVER)
+				json_object_set_new(o, "logs", json_string(rm_logs_name(c->logs)));
+			if (limits_set(&c->limits))
+				json_object_set_new(o, "limits", limits_json(&c->limits));
 			break;
 		}
 		json_array_append_new(comps, o);

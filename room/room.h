@@ -51,11 +51,29 @@ typedef struct rm_bound {
 	unsigned decimals;
 } rm_bound;
 
+/* "logs" of a python/r computation: when its analysts may read the
+ * script's stdout and stderr (docs/room-format.md). */
+enum rm_logs { RM_LOGS_NEVER, RM_LOGS_ON_ERROR, RM_LOGS_ALWAYS };
+const char *rm_logs_name(enum rm_logs l); /* "never", "on_error", "always" */
+
+/* "limits" of a python/r computation; 0 = not set (dcrd's default). Each
+ * at most its DCR_RM_LIMIT_*_MAX (base/limits.h); dcrd clamps further to
+ * its --script-max-* options when it runs. */
+typedef struct rm_limits {
+	uint64_t wall_seconds, cpu_seconds, memory_mb, processes, output_mb, tmp_mb;
+} rm_limits;
+
 typedef struct rm_computation {
 	char *name;
 	enum rm_compkind kind;
 	char *query;   /* sql */
 	char *script;  /* python, r */
+	/* python, r: "columns", the declared tabular result
+	 * (/output/dataset.csv); 0 = none (the result is files only). */
+	rm_column *columns;
+	size_t ncolumns;
+	enum rm_logs logs; /* python, r */
+	rm_limits limits;  /* python, r */
 	char **inputs; /* datasets or computations this one reads (for sql:
 	                  the tables the query references, derived at parse) */
 	size_t ninputs;
@@ -214,6 +232,12 @@ typedef struct rm_run {
 	uint8_t result_sha256[32]; /* done */
 	char *result_blob;
 	uint64_t rows, suppressed, result_bytes, duration_ms;
+	/* python/r runs (docs/compute.md): output files in the result archive,
+	 * and the archive of the script's stdout and stderr (done, or failed
+	 * after the script started); logs_blob NULL when there are none. */
+	uint64_t files;
+	char *logs_blob;
+	uint8_t logs_sha256[32];
 	/* Every dataset the computation reads, sorted by name (bytewise),
 	 * recorded at run.requested; run.completed must report exactly these. */
 	rm_run_input *inputs;
@@ -350,6 +374,11 @@ bool rm_may_read_stats(const rm_state *s, const uint8_t key[32], const char *dat
 bool rm_may_read_data(const rm_state *s, const uint8_t key[32], const char *dataset);
 /* Results of a computation: its analysts only. */
 bool rm_may_read_result(const rm_state *s, const uint8_t key[32], const char *computation);
+/* The logs of a finished python/r run: an analyst of its computation, the
+ * run has logs, and the computation's "logs" allows it (always; on_error
+ * when the run failed). */
+int rm_check_read_logs(const rm_state *s, const uint8_t key[32], const char *run_id,
+                       dcr_err *err);
 /* Edit (room.draft_saved) and publish: the creator while draft. */
 int rm_check_edit(const rm_state *s, const uint8_t key[32], dcr_err *err);
 bool rm_may_edit(const rm_state *s, const uint8_t key[32]);
@@ -428,7 +457,11 @@ char *rm_describe(const rm_state *before, const es_event *ev);
  *                          -> bin 32 or nil), result_blob, result_bytes,
  *                          result_sha256 (bin 32), rows, run, schema (array
  *                          of [name, type]), suppressed}
- *   run.failed            {computation: str, error: str, run: str}
+ *                         and for a python/r computation also files (uint),
+ *                         logs_blob (str), logs_sha256 (bin 32)
+ *   run.failed            {computation: str, error: str, run: str}, and for a
+ *                         python/r computation optionally logs_blob and
+ *                         logs_sha256 (both or neither)
  *   result.retrieved      {run: str}
  *   dev.requested         {inputs: array of str (sorted, unique), language:
  *                          str, run: str, script: str}
@@ -451,6 +484,13 @@ void rm_body_run_requested_eps(dcr_buf *out, const char *computation, const char
 void rm_body_run_completed(dcr_buf *out, const rm_run *r);
 void rm_body_run_failed(dcr_buf *out, const char *run_id, const char *computation,
                         const char *error);
+/* run.completed of a python/r run: as rm_body_run_completed, plus
+ * r->files, r->logs_blob and r->logs_sha256. */
+void rm_body_run_completed_script(dcr_buf *out, const rm_run *r);
+/* run.failed of a python/r run whose script started: with its logs. */
+void rm_body_run_failed_logs(dcr_buf *out, const char *run_id, const char *computation,
+                             const char *error, const char *logs_blob,
+                             const uint8_t logs_sha256[32]);
 void rm_body_retrieved(dcr_buf *out, const char *run_id);
 /* dev.requested: inputs sorted bytewise, each once (the caller sorts). */
 void rm_body_dev_requested(dcr_buf *out, const char *run_id, enum rm_dev_lang lang,

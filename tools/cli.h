@@ -85,6 +85,7 @@ int cli_cmd_stats(int argc, char **argv);
 int cli_cmd_run(int argc, char **argv);
 int cli_cmd_status(int argc, char **argv);
 int cli_cmd_result(int argc, char **argv);
+int cli_cmd_logs(int argc, char **argv);
 int cli_cmd_data(int argc, char **argv);
 
 #endif

@@ -823,16 +823,300 @@ static int result_read(void *ctx, uint64_t off, void *buf, size_t cap, dcr_err *
 	return cl_result_read(r->c, r->room, r->run_id, off, buf, cap, err);
 }
 
+/* ---- results of several files: python and r ------------------------------------ */
+
+/* Reads a whole ranged object (a result archive, logs) into out, at most
+ * DCR_ARCHIVE_BYTES_MAX bytes. */
+typedef int (*whole_read_fn)(void *ctx, uint64_t off, void *buf, size_t cap, uint64_t *size,
+                             dcr_err *err);
+
+static int read_whole(whole_read_fn rd, void *ctx, dcr_buf *out, const char *what, dcr_err *err)
+{
+	uint64_t size = UINT64_MAX;
+
+	for (;;) {
+		uint64_t now = 0;
+		int n;
+		dcr_buf_reserve(out, DCR_CHUNK_BYTES);
+		n = rd(ctx, out->len, out->data + out->len, DCR_CHUNK_BYTES, &now, err);
+		if (n < 0)
+			return n;
+		if (size == UINT64_MAX)
+			size = now;
+		if (now != size || size > DCR_ARCHIVE_BYTES_MAX)
+			return dcr_err_set(err, DCR_EPROTO, "%s: the size changed or is too large",
+			                   what);
+		out->len += (size_t)n;
+		if (out->len > size)
+			return dcr_err_set(err, DCR_EINTEGRITY,
+			                   "%s: the daemon sent more than the %llu bytes it announced",
+			                   what, (unsigned long long)size);
+		if (n == 0 || out->len == size)
+			break;
+	}
+	if (out->len != size)
+		return dcr_err_set(err, DCR_EINTEGRITY, "%s: got %zu bytes, %llu were announced",
+		                   what, out->len, (unsigned long long)size);
+	return 0;
+}
+
+struct ranged_src {
+	cl_conn *c;
+	const uint8_t *room;
+	const char *run_id;
+	uint64_t size; /* result: from result.open */
+};
+
+static int result_read_whole(void *ctx, uint64_t off, void *buf, size_t cap, uint64_t *size,
+                             dcr_err *err)
+{
+	struct ranged_src *r = ctx;
+	*size = r->size;
+	return cl_result_read(r->c, r->room, r->run_id, off, buf, cap, err);
+}
+
+static int logs_read_whole(void *ctx, uint64_t off, void *buf, size_t cap, uint64_t *size,
+                           dcr_err *err)
+{
+	struct ranged_src *r = ctx;
+	return cl_logs_read(r->c, r->room, r->run_id, off, buf, cap, size, err);
+}
+
+/* mkdir -p of the directories of path below root (path relative,
+ * validated by dcr_archive_read: no "..", no empty component). */
+static int make_parents(const char *root, const char *path, dcr_err *err)
+{
+	char *full = dcr_asprintf("%s/%s", root, path);
+	int rc = 0;
+
+	for (char *p = full + strlen(root) + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = 0;
+		if (mkdir(full, 0777) != 0 && errno != EEXIST)
+			rc = dcr_err_set(err, -errno, "%s: %s", full, strerror(errno));
+		*p = '/';
+		if (rc)
+			break;
+	}
+	free(full);
+	return rc;
+}
+
+/* Writes data to root/name as a temporary file renamed into place. */
+static int write_file_at(const char *root, const char *name, const void *data, size_t len,
+                         dcr_err *err)
+{
+	char *path = dcr_asprintf("%s/%s", root, name);
+	char *tmp = dcr_asprintf("%s.dcr-XXXXXX", path);
+	int fd = -1, rc = make_parents(root, name, err);
+
+	if (rc == 0) {
+		fd = mkostemp(tmp, O_CLOEXEC);
+		if (fd < 0)
+			rc = dcr_err_set(err, -errno, "%s: %s", tmp, strerror(errno));
+	}
+	if (rc == 0) {
+		mode_t mask = umask(0);
+		umask(mask);
+		if (fchmod(fd, 0666 & ~mask) != 0)
+			rc = dcr_err_set(err, -errno, "%s: %s", tmp, strerror(errno));
+	}
+	if (rc == 0 && (rc = write_all(fd, data, len)) != 0)
+		dcr_err_set(err, rc, "writing %s: %s", tmp, strerror(-rc));
+	if (fd >= 0 && close(fd) != 0 && rc == 0)
+		rc = dcr_err_set(err, -errno, "%s: %s", tmp, strerror(errno));
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = dcr_err_set(err, -errno, "renaming %s to %s: %s", tmp, path, strerror(errno));
+	if (rc && fd >= 0)
+		unlink(tmp);
+	free(tmp);
+	free(path);
+	return rc;
+}
+
+/* Writes every file of an archive under dir (created if missing). */
+static int write_archive(const dcr_archive *a, const char *dir, dcr_err *err)
+{
+	int rc = 0;
+
+	if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+		return dcr_err_set(err, -errno, "%s: %s", dir, strerror(errno));
+	for (size_t i = 0; rc == 0 && i < a->n; i++) {
+		char *name = dcr_strndup(a->e[i].name, a->e[i].name_len);
+		rc = write_file_at(dir, name, a->e[i].data, a->e[i].len, err);
+		free(name);
+	}
+	return rc;
+}
+
+/* dcr result of a python/r computation: the archive of its output files,
+ * checked against the log, written under DIR; without -o, the tabular
+ * result (dataset.csv) to stdout when the computation declares columns. */
+static int result_script(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES],
+                         const rm_computation *comp, const char *outp, dcr_err *err)
+{
+	struct ranged_src src = {c, id, NULL, 0};
+	char run_id[33] = "", what[64];
+	dcr_buf buf;
+	dcr_archive a;
+	bool have_a = false;
+	uint8_t sha[DCR_SHA256_BYTES];
+	rm_state st;
+	bool have_state = false;
+	int rc;
+
+	dcr_buf_init(&buf);
+	if (!outp && !comp->ncolumns)
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "the result of %s computation %s is files: give -o DIR to write "
+		                   "them",
+		                   rm_compkind_name(comp->kind), comp->name);
+	rc = cl_result_open(c, id, comp->name, run_id, &src.size, err);
+	if (rc)
+		goto out;
+	src.run_id = run_id;
+	snprintf(what, sizeof what, "result of run %s", run_id);
+	rc = read_whole(result_read_whole, &src, &buf, what, err);
+	if (rc)
+		goto out;
+	dcr_sha256(buf.data, buf.len, sha);
+	have_state = true;
+	rc = tl_replay(c, id, &st, err);
+	if (rc)
+		goto out;
+	{
+		const rm_run *r = rm_state_run(&st, run_id);
+		if (!r || r->state != RM_RUN_DONE)
+			rc = dcr_err_set(err, DCR_EINTEGRITY,
+			                 "run %s is not a completed run in the room's log", run_id);
+		else
+			rc = check_sha(r->result_sha256, sha, what, err);
+	}
+	if (rc == 0)
+		rc = dcr_archive_read(buf.data, buf.len, &a, err);
+	if (rc)
+		goto out;
+	have_a = true;
+	if (outp) {
+		rc = write_archive(&a, outp, err);
+		if (rc == 0)
+			fprintf(stderr, "dcr result: run %s, %zu files written to %s\n", run_id, a.n,
+			        outp);
+	} else {
+		const dcr_archive_entry *e = dcr_archive_find(&a, "dataset.csv");
+		if (!e)
+			rc = dcr_err_set(err, DCR_EINTEGRITY, "%s: no dataset.csv in the result",
+			                 what);
+		else if ((rc = write_all(STDOUT_FILENO, e->data, e->len)) != 0)
+			dcr_err_set(err, rc, "writing standard output: %s", strerror(-rc));
+	}
+out:
+	if (have_a)
+		dcr_archive_release(&a);
+	if (have_state)
+		rm_state_release(&st);
+	dcr_buf_release(&buf);
+	return rc;
+}
+
+int cli_cmd_logs(int argc, char **argv)
+{
+	static const char usage[] =
+	    "usage: dcr logs ROOM COMPUTATION [-o DIR]\n"
+	    "Prints the standard output and standard error of the last finished run of\n"
+	    "python or r COMPUTATION (its stdout to stdout, its stderr to stderr), or\n"
+	    "writes them as DIR/stdout and DIR/stderr. Analysts only, and only as the\n"
+	    "definition's \"logs\" allows: never (the default), on_error (a failed\n"
+	    "run) or always. The bytes are checked against the SHA-256 in the log.\n";
+	const char *outp = NULL;
+	const cli_opt opts[] = {{"-o", &outp, NULL}, {"--out", &outp, NULL}, {NULL, NULL, NULL}};
+	char *pos[2];
+	cl_conn *c = NULL;
+	dcr_err err = {0};
+	uint8_t id[ES_ROOM_ID_BYTES], sha[DCR_SHA256_BYTES];
+	cl_run_status rs;
+	dcr_buf buf;
+	dcr_archive a;
+	bool have_a = false, have_state = false, have_rs = false;
+	rm_state st;
+	char what[64];
+	int rc;
+
+	CLI_PARSE("logs", usage, argc, argv, opts, pos, 2, 2, NULL);
+	dcr_buf_init(&buf);
+	memset(&rs, 0, sizeof rs);
+	rc = cli_open_room(pos[0], &c, id, &err);
+	if (rc == 0) {
+		rc = cl_run_status(c, id, pos[1], &rs, &err);
+		have_rs = rc == 0;
+	}
+	if (rc == 0 && (!rs.run_id[0] || (strcmp(rs.state, "done") != 0 &&
+	                                  strcmp(rs.state, "failed") != 0)))
+		rc = dcr_err_set(&err, DCR_ENOTFOUND, "computation %s has no finished run (%s)",
+		                 pos[1], rs.state);
+	if (rc)
+		goto out;
+	snprintf(what, sizeof what, "logs of run %s", rs.run_id);
+	{
+		struct ranged_src src = {c, id, rs.run_id, 0};
+		rc = read_whole(logs_read_whole, &src, &buf, what, &err);
+	}
+	if (rc)
+		goto out;
+	dcr_sha256(buf.data, buf.len, sha);
+	have_state = true;
+	rc = tl_replay(c, id, &st, &err);
+	if (rc)
+		goto out;
+	{
+		const rm_run *r = rm_state_run(&st, rs.run_id);
+		if (!r || !r->logs_blob)
+			rc = dcr_err_set(&err, DCR_EINTEGRITY, "run %s has no logs in the room's log",
+			                 rs.run_id);
+		else
+			rc = check_sha(r->logs_sha256, sha, what, &err);
+	}
+	if (rc == 0)
+		rc = dcr_archive_read(buf.data, buf.len, &a, &err);
+	if (rc)
+		goto out;
+	have_a = true;
+	if (outp) {
+		rc = write_archive(&a, outp, &err);
+	} else {
+		const dcr_archive_entry *o = dcr_archive_find(&a, "stdout");
+		const dcr_archive_entry *e = dcr_archive_find(&a, "stderr");
+		fflush(stdout);
+		if (o && (rc = write_all(STDOUT_FILENO, o->data, o->len)) != 0)
+			dcr_err_set(&err, rc, "writing standard output: %s", strerror(-rc));
+		if (rc == 0 && e && (rc = write_all(STDERR_FILENO, e->data, e->len)) != 0)
+			dcr_err_set(&err, rc, "writing standard error: %s", strerror(-rc));
+	}
+out:
+	if (have_a)
+		dcr_archive_release(&a);
+	if (have_state)
+		rm_state_release(&st);
+	if (have_rs)
+		cl_run_status_release(&rs);
+	dcr_buf_release(&buf);
+	cl_close(c);
+	return rc ? fail("logs", &err) : CLI_EXIT_OK;
+}
+
 int cli_cmd_result(int argc, char **argv)
 {
 	static const char usage[] =
-	    "usage: dcr result ROOM COMPUTATION [-o FILE]\n"
+	    "usage: dcr result ROOM COMPUTATION [-o FILE|DIR]\n"
 	    "Writes the result CSV (with a header row) of the last completed run of\n"
 	    "COMPUTATION to stdout or FILE (analysts only; recorded in the log as\n"
 	    "result.retrieved). The bytes are checked against the result SHA-256\n"
 	    "the daemon signed into the log. FILE is replaced only once the whole\n"
 	    "result arrived and checked. Shows progress on stderr when it is a\n"
-	    "terminal.\n";
+	    "terminal.\n"
+	    "For a python or r computation the result is its output files: -o DIR\n"
+	    "writes every one of them under DIR (created if missing); without -o,\n"
+	    "its tabular result (dataset.csv) goes to stdout when the computation\n"
+	    "declares columns.\n";
 	const char *outp = NULL;
 	const cli_opt opts[] = {{"-o", &outp, NULL}, {"--out", &outp, NULL}, {NULL, NULL, NULL}};
 	char *pos[2];
@@ -847,6 +1131,25 @@ int cli_cmd_result(int argc, char **argv)
 	bool have_state = false;
 
 	CLI_PARSE("result", usage, argc, argv, opts, pos, 2, 2, NULL);
+	{
+		/* python and r: files, not one CSV */
+		cl_conn *c0 = NULL;
+		rm_state s0;
+		bool script = false;
+		rc = cli_open_room(pos[0], &c0, id, &err);
+		if (rc == 0 && (rc = tl_replay(c0, id, &s0, &err)) == 0) {
+			const rm_computation *cp =
+			    s0.def ? rm_def_computation(s0.def, pos[1]) : NULL;
+			script = cp && (cp->kind == RM_COMP_PYTHON || cp->kind == RM_COMP_R);
+			if (script)
+				rc = result_script(c0, id, cp, outp && strcmp(outp, "-") ? outp : NULL,
+				                   &err);
+			rm_state_release(&s0);
+		}
+		cl_close(c0);
+		if (rc || script)
+			return rc ? fail("result", &err) : CLI_EXIT_OK;
+	}
 	rc = dl_begin(&d, "result", pos[1], outp, 0666, &err);
 	if (rc == 0)
 		rc = cli_open_room(pos[0], &c, id, &err);

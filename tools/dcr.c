@@ -593,7 +593,9 @@ static const char main_usage[] =
     "  stats ROOM DATASET [--json]  columns and statistics of a provisioned dataset\n"
     "  run ROOM COMPUTATION [--wait] [--timeout SECONDS]\n"
     "  status ROOM [COMPUTATION]\n"
-    "  result ROOM COMPUTATION [-o FILE]\n"
+    "  result ROOM COMPUTATION [-o FILE|DIR]   (python/r: every output file)\n"
+    "  logs ROOM COMPUTATION [-o DIR]   a python/r run's stdout and stderr,\n"
+    "                               as the definition's \"logs\" allows\n"
     "  data ROOM DATASET [-o FILE]  the file you provisioned, back (owners only)\n"
     "Development runs (settings.development):\n"
     "  dev run ROOM FILE [--input NAME ...] [--wait]   your .sql/.py/.R script over\n"
@@ -669,6 +671,7 @@ static const struct command commands[] = {
     {"run", cli_cmd_run},
     {"status", cli_cmd_status},
     {"result", cli_cmd_result},
+    {"logs", cli_cmd_logs},
     {"data", cli_cmd_data},
     {"dev", cli_cmd_dev},
     {"audit", cmd_audit},

@@ -383,7 +383,16 @@ ERROR_CLASSES = {"time limit", "memory limit", "row limit", "size limit", "sql e
                  "sql error: not allowed", "privacy filter", "input unavailable",
                  "not supported", "storage error: Input/output error",
                  "storage error: No space left on device", "internal error",
-                 "result not recordable"}
+                 "result not recordable",
+                 # python and r runs (docs/compute.md)
+                 "script error", "cpu limit", "process limit", "output limit", "tmp limit",
+                 "output rule", "script result invalid", "sandbox unavailable",
+                 "limit past host maximum"}
+
+# room-format.md, python and r "limits": field -> absolute cap.
+SCRIPT_LIMITS = {"wall_seconds": 24 * 3600, "cpu_seconds": 24 * 3600,
+                 "memory_mb": 256 * 1024, "processes": 4096, "output_mb": 64 * 1024,
+                 "tmp_mb": 64 * 1024}
 
 
 def bfold(b):
@@ -582,9 +591,50 @@ def parse_dataset(v, what):
 
 
 COMP_FIELDS = ["name", "kind", "query", "script", "inputs", "input", "mask", "epsilon",
-               "privacy"]
-OWN = {"sql": ["query", "privacy"], "python": ["script", "inputs"], "r": ["script", "inputs"],
+               "privacy", "columns", "logs", "limits"]
+SCRIPT_FIELDS = ["script", "inputs", "columns", "logs", "limits"]
+OWN = {"sql": ["query", "privacy"], "python": SCRIPT_FIELDS, "r": SCRIPT_FIELDS,
        "synthetic": ["input", "mask", "epsilon"]}
+
+
+def parse_column_type(c, cw):
+    t = get_str(c, "type", True, 64, cw)
+    if t not in ("string", "integer", "float"):
+        refuse("%s.type: unknown type" % cw)
+    get_bool(c, "nullable", True, cw)
+    f = get_str(c, "format", False, 64, cw)
+    if f is not None:
+        if t != "string":
+            refuse("%s.format: only string columns take a format" % cw)
+        if f not in ("email", "date", "sha256"):
+            refuse("%s.format: unknown format" % cw)
+    return t
+
+
+def parse_script_columns(v, what):
+    """A python/r computation's declared tabular result: [(name, type)]."""
+    cols = get_array(v, "columns", False, COLUMNS_MAX, what)
+    if cols is None:
+        return []
+    if not cols:
+        refuse("%s.columns: a tabular result needs at least one column" % what)
+    out = []
+    for j, c in enumerate(cols):
+        cw = "%s.columns[%d]" % (what, j)
+        cn = parse_named(c, ["name", "type", "nullable", "format", "allow"], cw)
+        allow = get_array(c, "allow", False, 4, cw) or []
+        for x in allow:
+            if x not in ("group", "aggregate", "join", "minmax"):
+                refuse("%s.allow: unknown permission" % cw)
+        if len(set(allow)) != len(allow):
+            refuse("%s.allow: a permission is listed twice" % cw)
+        t = parse_column_type(c, cw)
+        if allow:
+            refuse("%s.allow: a script's result columns take no allow" % cw)
+        if any(ascii_fold(x) == ascii_fold(cn) for x, _ in out):
+            refuse("%s.name: column names are unique, case-insensitively" % cw)
+        out.append((cn, t))
+    return out
 
 
 def parse_computation(v, what):
@@ -616,6 +666,16 @@ def parse_computation(v, what):
     elif kind in ("python", "r"):
         get_str(v, "script", True, SCRIPT_MAX, what)
         c["inputs"] = get_names(v, "inputs", what)
+        c["columns"] = parse_script_columns(v, what)
+        logs = get_str(v, "logs", False, 64, what)
+        if logs is not None and logs not in ("never", "on_error", "always"):
+            refuse("%s.logs: unknown value" % what)
+        if "limits" in v:
+            lim = v["limits"]
+            fields(lim, list(SCRIPT_LIMITS), what + ".limits")
+            for f, cap in SCRIPT_LIMITS.items():
+                if f in lim and (not is_int(lim[f]) or not 1 <= lim[f] <= cap):
+                    refuse("%s.limits.%s: out of range" % (what, f))
     else:
         c["input"] = get_str(v, "input", True, NAME_MAX + 64, what)
         c["inputs"] = [c["input"]]
@@ -680,8 +740,10 @@ def validate(d):
                 refuse("computation %s: input is not a table dataset" % c["name"])
             if c["kind"] == "sql" and x in dsd and dsd[x]["kind"] == "file":
                 refuse("computation %s: the query reads a file dataset" % c["name"])
-            if c["kind"] == "sql" and x in cd and cd[x]["kind"] in ("python", "r"):
-                refuse("computation %s: the query reads a python or r result" % c["name"])
+            if (c["kind"] == "sql" and x in cd and cd[x]["kind"] in ("python", "r") and
+                    not cd[x]["columns"]):
+                refuse("computation %s: the query reads a python or r result without "
+                       "columns" % c["name"])
         if c["kind"] == "synthetic":
             for m in c["mask"]:
                 if m not in dsd[c["input"]]["columns"]:
@@ -1593,12 +1655,25 @@ class Room:
             refuse("run has already finished")
         return r
 
+    def script_comp(self, b):
+        """The python/r computation a daemon run body names, or None."""
+        if not isinstance(b, dict) or not isinstance(b.get("computation"), str):
+            return None
+        c = next((c for c in self.d["computations"] if c["name"] == b["computation"]),
+                 None)
+        return c if c is not None and c["kind"] in ("python", "r") else None
+
     def on_run_completed(self, k, b):
-        r = self.daemon_run(k, b, {
+        spec = {
             "computation": ("str", NAME_MAX), "duration_ms": ("uint", 0), "inputs": ("map", 0),
             "result_blob": ("str", BLOB_MAX), "result_bytes": ("uint", 0),
             "result_sha256": ("bin32", 0), "rows": ("uint", 0), "run": ("str", 32),
-            "schema": ("array", 0), "suppressed": ("uint", 0)})
+            "schema": ("array", 0), "suppressed": ("uint", 0)}
+        sc = self.script_comp(b) if k == self.daemon else None
+        if sc is not None:
+            spec.update({"files": ("uint", 0), "logs_blob": ("str", BLOB_MAX),
+                         "logs_sha256": ("bin32", 0)})
+        r = self.daemon_run(k, b, spec)
         ins = b["inputs"]
         if sorted(ins) != sorted(r["inputs"]):
             refuse("body.inputs: not exactly the datasets the run reads")
@@ -1611,7 +1686,25 @@ class Room:
                 refuse("body.inputs.%s: not the sha256 provisioned when requested" % x)
         if not b["result_blob"]:
             refuse("body.result_blob: empty blob id")
+        if sc is not None and not b["logs_blob"]:
+            refuse("body.logs_blob: empty blob id")
         s = b["schema"]
+        if sc is not None and not sc["columns"]:
+            if s:
+                refuse("body.schema: must be empty (no declared columns)")
+        else:
+            self.check_schema(s)
+            if sc is not None and [tuple(c) for c in s] != sc["columns"]:
+                refuse("body.schema: not the declared columns")
+        if sc is not None:
+            if b["suppressed"] != 0:
+                refuse("body.suppressed: must be 0 for a script")
+            if not sc["columns"] and b["rows"] != 0:
+                refuse("body.rows: must be 0 without declared columns")
+        r["state"] = "done"
+        r["result_sha256"] = b["result_sha256"]
+
+    def check_schema(self, s):
         if not 1 <= len(s) <= RESULT_COLS_MAX:
             refuse("body.schema: 1 to 256 columns")
         seen = set()
@@ -1626,12 +1719,17 @@ class Room:
             if ascii_fold(c[0]) in seen:
                 refuse("body.schema: duplicate column name")
             seen.add(ascii_fold(c[0]))
-        r["state"] = "done"
-        r["result_sha256"] = b["result_sha256"]
 
     def on_run_failed(self, k, b):
-        r = self.daemon_run(k, b, {"computation": ("str", NAME_MAX), "error": ("str", ERROR_MAX),
-                                   "run": ("str", 32)})
+        spec = {"computation": ("str", NAME_MAX), "error": ("str", ERROR_MAX),
+                "run": ("str", 32)}
+        logs = (k == self.daemon and self.script_comp(b) is not None and
+                ("logs_blob" in b or "logs_sha256" in b))
+        if logs:
+            spec.update({"logs_blob": ("str", BLOB_MAX), "logs_sha256": ("bin32", 0)})
+        r = self.daemon_run(k, b, spec)
+        if logs and not b["logs_blob"]:
+            refuse("body.logs_blob: empty blob id")
         if b["error"] not in ERROR_CLASSES:
             refuse("run.failed: the error is not one of the data-free error classes")
         r["state"] = "failed"

@@ -288,7 +288,80 @@ int main(void)
 	         "computations[1] (\"by_city\"): the query reads file dataset contracts");
 	BAD_EDIT("FROM overlap\"}", "FROM churn\"}",
 	         "computations[1] (\"by_city\"): the query reads the result of python computation "
-	         "churn");
+	         "churn, which declares no \"columns\"");
+	/* python/r: columns (a tabular result SQL may read), logs, limits */
+	{
+		const char *churn = "\"script\": \"print(1)\\n\"}";
+		char *t = t_replace(
+		    valid, churn,
+		    "\"script\": \"print(1)\\n\", \"logs\": \"on_error\", \"limits\": "
+		    "{\"wall_seconds\": 5, \"memory_mb\": 512}, \"columns\": [{\"name\": "
+		    "\"city\", \"type\": \"string\"}, {\"name\": \"score\", \"type\": "
+		    "\"float\", \"nullable\": false}]}");
+		t = t_edit(t, "FROM overlap\"}", "FROM churn\"}");
+		t = t_edit(t, "SELECT city, n * 2 AS twice", "SELECT city, score * 2 AS twice");
+		rm_def *d = NULL, *d2 = NULL;
+		dcr_err e;
+		CHECK_OK(rm_def_parse(t, strlen(t), &d, &e), &e);
+		if (d) {
+			const rm_computation *c = rm_def_computation(d, "churn");
+			CHECK(c->ncolumns == 2 && c->columns[1].type == CMP_FLOAT &&
+			      !c->columns[1].nullable && c->logs == RM_LOGS_ON_ERROR &&
+			      c->limits.wall_seconds == 5 && c->limits.memory_mb == 512 &&
+			      c->limits.cpu_seconds == 0);
+			CHECK(c->psrc.kind == CMP_PSRC_OPAQUE);
+			CHECK_OK(rm_def_admit(d, &e), &e);
+			CHECK(c->nresult_cols == 2 && strcmp(c->result_cols[0].name, "city") == 0);
+			const rm_computation *bc = rm_def_computation(d, "by_city");
+			CHECK(bc->nresult_cols == 2 && bc->result_cols[1].type == CMP_FLOAT);
+			char *j = rm_def_to_json(d);
+			CHECK(strstr(j, "\"logs\": \"on_error\"") && strstr(j, "\"wall_seconds\": 5"));
+			CHECK_OK(rm_def_parse(j, strlen(j), &d2, &e), &e);
+			if (d2) {
+				char *j2 = rm_def_to_json(d2);
+				CHECK(strcmp(j, j2) == 0);
+				free(j2);
+			}
+			free(j);
+			rm_def_free(d2);
+		}
+		rm_def_free(d);
+		/* a filtered query may not read a script's result (opaque) */
+		char *t2 = t_replace(t, "FROM churn\"}", "FROM churn\", \"privacy\": "
+		                                             "{\"min_rows_aggregated\": 5}}");
+		BAD(t2, "computations[1] (\"by_city\"): privacy filter");
+		free(t2);
+		free(t);
+	}
+	BAD_EDIT("\"script\": \"print(1)\\n\"}", "\"script\": \"print(1)\\n\", \"logs\": \"sometimes\"}",
+	         "computations[3].logs: unknown value \"sometimes\"; expected never, on_error or "
+	         "always");
+	BAD_EDIT("\"script\": \"print(1)\\n\"}",
+	         "\"script\": \"print(1)\\n\", \"limits\": {\"wall_seconds\": 0}}",
+	         "computations[3].limits.wall_seconds: expected an integer from 1 to 86400");
+	BAD_EDIT("\"script\": \"print(1)\\n\"}",
+	         "\"script\": \"print(1)\\n\", \"limits\": {\"memory_mb\": 1.5}}",
+	         "computations[3].limits.memory_mb: expected an integer");
+	BAD_EDIT("\"script\": \"print(1)\\n\"}",
+	         "\"script\": \"print(1)\\n\", \"limits\": {\"processes\": 4097}}",
+	         "computations[3].limits.processes: expected an integer from 1 to 4096");
+	BAD_EDIT("\"script\": \"print(1)\\n\"}",
+	         "\"script\": \"print(1)\\n\", \"limits\": {\"wall\": 1}}",
+	         "computations[3].limits: unknown field \"wall\"");
+	BAD_EDIT("\"script\": \"print(1)\\n\"}", "\"script\": \"print(1)\\n\", \"columns\": []}",
+	         "computations[3].columns: a tabular result needs at least one column");
+	BAD_EDIT("\"script\": \"print(1)\\n\"}",
+	         "\"script\": \"print(1)\\n\", \"columns\": [{\"name\": \"a\", \"type\": "
+	         "\"integer\", \"allow\": [\"group\"]}]}",
+	         "computations[3].columns[0].allow: the result of a python computation is never "
+	         "read by a filtered query");
+	BAD_EDIT("\"script\": \"print(1)\\n\"}",
+	         "\"script\": \"print(1)\\n\", \"columns\": [{\"name\": \"a\", \"type\": "
+	         "\"integer\"}, {\"name\": \"A\", \"type\": \"string\"}]}",
+	         "computations[3].columns[1].name: \"A\" is already the name of columns[0]");
+	BAD_EDIT("\"query\": \"SELECT city, n * 2 AS twice FROM overlap\"}",
+	         "\"query\": \"SELECT city, n * 2 AS twice FROM overlap\", \"logs\": \"always\"}",
+	         "computations[1].logs: not a field of sql computations");
 	BAD_EDIT("\"kind\": \"sql\",\n     \"query\"",
 	         "\"kind\": \"sql\", \"inputs\": [\"overlap\"],\n     \"query\"",
 	         "computations[1].inputs: not a field of sql computations");
