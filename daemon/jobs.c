@@ -1721,39 +1721,44 @@ done:
 typedef struct dev_in {
 	char *name;
 	bool is_dataset, is_table;
-	char *blob; /* the provision's file, or the computation run's result CSV */
-	cmp_column *cols;
+	enum rm_compkind kind; /* computation */
+	char *blob; /* the provision's file, or the computation run's result */
+	char *file; /* dataset: the provisioned file name */
+	cmp_column *cols; /* a table's columns, or a result's schema */
 	size_t ncols;
 	dmn_image *img; /* a dataset's prepared table */
 	dcr_buf image;  /* a computation result prepared in this run */
 } dev_in;
 
 struct buf_src {
-	const dcr_buf *b;
-	size_t off;
+	const uint8_t *p;
+	size_t n, off;
 };
 
 static int buf_src_read(void *ctx, void *buf, size_t cap)
 {
 	struct buf_src *s = ctx;
-	size_t n = s->b->len - s->off;
+	size_t n = s->n - s->off;
 
 	if (n > cap)
 		n = cap;
 	if (n > INT32_MAX)
 		n = INT32_MAX;
-	memcpy(buf, (const char *)s->b->data + s->off, n);
+	memcpy(buf, s->p + s->off, n);
 	s->off += n;
 	return (int)n;
 }
 
 /* Makes a SQL table of input x: a dataset's prepared table, or the result
- * CSV of the computation run it pins, prepared here (a result is small:
- * at most DMN_DEV_RESULT_INPUT_BYTES_MAX). */
-static int dev_load(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], dev_in *x, dcr_err *err)
+ * of the computation run it pins (an SQL result's CSV, or a python/r
+ * result's dataset.csv when it declares columns), prepared here. */
+static int dev_table(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], dev_in *x, dcr_err *err)
 {
 	char image_id[DMN_BLOB_HEX_BYTES];
-	dcr_buf csv;
+	dcr_archive a = {0};
+	bool have_a = false;
+	dcr_buf blob;
+	struct buf_src src = {0};
 	int rc;
 
 	if (x->is_dataset) {
@@ -1768,46 +1773,176 @@ static int dev_load(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], dev_in *x, dcr
 			rc = dmn__image_get(d, image_id, &x->img, &hit, err);
 		return rc;
 	}
-	dcr_buf_init(&csv);
-	rc = dmn__blob_read_all(d->blobs, x->blob, DMN_DEV_RESULT_INPUT_BYTES_MAX, &csv, err);
+	if (x->kind != RM_COMP_SQL && x->ncols == 0)
+		return dcr_err_set(err, DCR_ESTATE,
+		                   "not supported: computation %s declares no columns, so SQL "
+		                   "cannot read its result",
+		                   x->name);
+	dcr_buf_init(&blob);
+	rc = dmn__blob_read_all(d->blobs, x->blob, DMN_DEV_RESULT_INPUT_BYTES_MAX, &blob, err);
+	if (rc == 0 && x->kind == RM_COMP_SQL) {
+		src.p = blob.data;
+		src.n = blob.len;
+	} else if (rc == 0) {
+		const dcr_archive_entry *e;
+		rc = dcr_archive_read(blob.data, blob.len, &a, err);
+		have_a = rc == 0;
+		e = have_a ? dcr_archive_find(&a, "dataset.csv") : NULL;
+		if (rc == 0 && !e)
+			rc = dcr_err_set(err, DCR_EINTEGRITY, "no dataset.csv in the result");
+		if (e) {
+			src.p = e->data;
+			src.n = e->len;
+		}
+	}
 	if (rc == 0) {
-		struct buf_src src = {&csv, 0};
 		cmp_schema schema = {x->cols, x->ncols};
 		rc = cmp_prepare(&schema, x->name, buf_src_read, &src, &x->image, err);
 	}
 	if (rc < 0)
 		dcr_err_prefix(err, "the result of %s", x->name);
-	dcr_buf_release(&csv);
+	if (have_a)
+		dcr_archive_release(&a);
+	dcr_buf_release(&blob);
 	return rc;
 }
 
+/* An SQL development run: the query over the inputs as tables, without
+ * the privacy filter (priv NULL, min_rows 0): the requester may read every
+ * input in full already. The result is its CSV. */
+static int dev_sql(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *query, dev_in *xs,
+                   size_t nx, cmp_cancel *cancel, dcr_buf *result, dcr_err *err)
+{
+	cmp_input *in = dcr_calloc(nx + 1, sizeof *in);
+	cmp_sql_limits lim = {.time_ms = DMN_RUN_TIME_MS, .cancel = cancel};
+	cmp_result res;
+	int rc = 0;
+
+	cmp_result_init(&res);
+	for (size_t k = 0; rc == 0 && k < nx; k++) {
+		rc = dev_table(d, room, &xs[k], err);
+		in[k].name = xs[k].name;
+		in[k].schema.cols = xs[k].cols;
+		in[k].schema.ncols = xs[k].ncols;
+		in[k].priv = NULL;
+		if (xs[k].img) {
+			in[k].image = dmn__image_data(xs[k].img, &in[k].image_n);
+		} else if (xs[k].image.len) {
+			in[k].image = xs[k].image.data;
+			in[k].image_n = xs[k].image.len;
+		}
+	}
+	if (rc == 0)
+		rc = cmp_sql_run(query, in, nx, 0, &lim, &res, err);
+	if (rc == 0)
+		dcr_buf_append(result, res.csv.data, res.csv.len);
+	cmp_result_release(&res);
+	free(in);
+	return rc;
+}
+
+/* A python or r development run through script_eval, the entry point of
+ * every script run: the inputs as plan nodes in the /input layout of
+ * docs/compute.md (a dataset as provisioned, an SQL result as
+ * NAME/dataset.csv, a python/r result as its output files), the sandbox's
+ * default limits. result gets the archive of the output files, logs (when
+ * the script started) the logs archive. */
+static int dev_script(dmn *d, enum rm_dev_lang lang, const char *script, dev_in *xs, size_t nx,
+                      cmp_cancel *cancel, dcr_buf *result, dcr_buf *logs, bool *has_logs,
+                      dcr_err *err)
+{
+	plan p;
+	script_out out;
+	rm_limits lim;
+	size_t *idx = dcr_calloc(nx + 1, sizeof *idx);
+	int rc = 0;
+
+	memset(&p, 0, sizeof p);
+	memset(&lim, 0, sizeof lim);
+	script_out_init(&out);
+	p.nn = nx;
+	p.n = dcr_calloc(nx + 1, sizeof *p.n);
+	p.cancel = cancel;
+	for (size_t k = 0; k < nx; k++) {
+		plan_node *n = &p.n[k];
+		dev_in *x = &xs[k];
+		idx[k] = k;
+		dcr_buf_init(&n->image);
+		dcr_buf_init(&n->archive);
+		n->name = dcr_strdup(x->name);
+		n->ready = true;
+		n->blob = dcr_strdup(x->blob);
+		if (x->is_dataset) {
+			n->is_dataset = true;
+			n->is_table = x->is_table;
+			n->file = x->file ? dcr_strdup(x->file) : NULL;
+		} else if (x->kind == RM_COMP_SQL) {
+			/* an SQL result is CSV with a header row already: stream it
+			 * as NAME/dataset.csv, like a table dataset */
+			n->is_dataset = true;
+			n->is_table = true;
+		} else {
+			n->kind = x->kind;
+			n->script = dcr_strdup(""); /* a script node: its files */
+			if (rc == 0)
+				rc = dmn__blob_read_all(d->blobs, x->blob,
+				                        DMN_DEV_RESULT_INPUT_BYTES_MAX, &n->archive, err);
+			if (rc < 0)
+				dcr_err_prefix(err, "the result of %s", x->name);
+		}
+		if (x->ncols) {
+			n->ncols = x->ncols;
+			n->cols = dcr_calloc(x->ncols, sizeof *n->cols);
+			for (size_t c = 0; c < x->ncols; c++) {
+				n->cols[c] = x->cols[c];
+				n->cols[c].name = dcr_strdup(x->cols[c].name);
+			}
+		}
+	}
+	if (rc == 0)
+		rc = script_eval(d, &p, lang == RM_DEV_PYTHON ? RM_COMP_PYTHON : RM_COMP_R, script,
+		                 idx, nx, &lim, &out, err);
+	*has_logs = out.started;
+	if (out.started)
+		dcr_buf_append(logs, out.logs.data, out.logs.len);
+	if (rc == 0)
+		dcr_buf_append(result, out.archive.data, out.archive.len);
+	script_out_release(&out);
+	plan_free(d, &p);
+	free(idx);
+	return rc;
+}
+
+/* A development run's cancel function: stops its SQL or its sandbox. */
+static void cancel_dev(void *ctx)
+{
+	cmp_cancel_fire(ctx);
+}
+
 /* Runs a development run (docs/rules.md "Development runs"): the
- * requester's script over the inputs recorded at dev.requested, without
- * the privacy filter (the requester may read every input already: their
- * own datasets and results they are an analyst of), then records
- * dev.completed or dev.failed. SQL runs in the SQL engine; python and r
- * need the script sandbox (issue 11) and fail as not supported until it
- * is there. */
+ * requester's script over the inputs recorded at dev.requested, then
+ * records dev.completed (the result's and the logs' hashes) or dev.failed
+ * (a data-free class; the message is kept for the requester only). */
 static void dev_job(dmn *d, dmn_job *j)
 {
 	dmn_room *r = dmn__room_find(d, j->room);
-	cmp_result res;
 	cmp_cancel *cancel = NULL;
-	cmp_input *in = NULL;
 	dev_in *xs = NULL;
 	size_t nx = 0, k;
 	rm_dev out;
 	rm_dev_input *rec = NULL;
-	char *script = NULL, blob_id[DMN_BLOB_HEX_BYTES] = "";
+	char *script = NULL, blob_id[DMN_BLOB_HEX_BYTES] = "", logs_id[DMN_BLOB_HEX_BYTES] = "";
 	enum rm_dev_lang lang = RM_DEV_SQL;
-	dcr_buf body;
+	dcr_buf body, result, logs;
+	bool has_logs = false;
 	dcr_err err;
 	uint64_t t0 = dcr_mono_ms();
 	int rc = 0;
 
 	memset(&out, 0, sizeof out);
-	cmp_result_init(&res);
 	dcr_buf_init(&body);
+	dcr_buf_init(&result);
+	dcr_buf_init(&logs);
 	dcr_err_clear(&err);
 	if (!r)
 		goto done;
@@ -1831,6 +1966,7 @@ static void dev_job(dmn *d, dmn_job *j)
 			x->name = dcr_strdup(di->name);
 			x->is_dataset = di->is_dataset;
 			x->blob = dcr_strdup(di->blob);
+			x->file = di->file ? dcr_strdup(di->file) : NULL;
 			dcr_buf_init(&x->image);
 			if (di->is_dataset) {
 				const rm_dataset *ds = rm_def_dataset(r->st.def, di->name);
@@ -1839,58 +1975,54 @@ static void dev_job(dmn *d, dmn_job *j)
 					dmn__schema_of(ds, &x->cols, &x->ncols);
 			} else {
 				const rm_run *run = rm_state_run(&r->st, di->run);
-				DCR_ASSERT(run && run->state == RM_RUN_DONE);
+				const rm_computation *c = rm_def_computation(r->st.def, di->name);
+				DCR_ASSERT(run && run->state == RM_RUN_DONE && c);
+				x->kind = c->kind;
 				x->ncols = run->ncols;
 				x->cols = dcr_calloc(run->ncols + 1, sizeof *x->cols);
-				for (size_t c = 0; c < run->ncols; c++) {
-					x->cols[c].name = dcr_strdup(run->cols[c].name);
-					x->cols[c].type = run->cols[c].type;
-					x->cols[c].nullable = true;
+				for (size_t c2 = 0; c2 < run->ncols; c2++) {
+					x->cols[c2].name = dcr_strdup(run->cols[c2].name);
+					x->cols[c2].type = run->cols[c2].type;
+					x->cols[c2].nullable = true;
 				}
 			}
 		}
 	}
 	dmn__mutex_unlock(&r->mu);
 	cancel = cmp_cancel_new();
-	if (!active_enter(d, j->run_id, cancel_sql, cancel))
+	if (!active_enter(d, j->run_id, cancel_dev, cancel))
 		goto done; /* stopping: the run stays queued */
 	dmn__log(d, DMN_LOG_INFO, "development run %s (%s) in room %s: started", j->run_id,
 	         rm_dev_lang_name(lang), r->hex);
-	if (lang != RM_DEV_SQL)
-		rc = dcr_err_set(&err, DCR_ESTATE,
-		                 "development runs in %s are not supported yet (they need the "
-		                 "script sandbox)",
-		                 rm_dev_lang_name(lang));
-	in = dcr_calloc(nx + 1, sizeof *in);
-	for (k = 0; rc == 0 && k < nx; k++) {
-		rc = dev_load(d, j->room, &xs[k], &err);
-		in[k].name = xs[k].name;
-		in[k].schema.cols = xs[k].cols;
-		in[k].schema.ncols = xs[k].ncols;
-		in[k].priv = NULL; /* no filter: the requester may read every input */
-		if (xs[k].img)
-			in[k].image = dmn__image_data(xs[k].img, &in[k].image_n);
-		else if (xs[k].image.len) {
-			in[k].image = xs[k].image.data;
-			in[k].image_n = xs[k].image.len;
+	if (lang == RM_DEV_SQL)
+		rc = dev_sql(d, j->room, script, xs, nx, cancel, &result, &err);
+	else
+		rc = dev_script(d, lang, script, xs, nx, cancel, &result, &logs, &has_logs, &err);
+	if (rc == 0)
+		rc = dmn__blob_put(d->blobs, result.data, result.len, blob_id, out.result_sha256,
+		                   &err);
+	/* The logs are the requester's own: kept whatever the outcome. */
+	dcr_sha256("", 0, out.logs_sha256);
+	if (has_logs) {
+		dcr_err e2;
+		int lrc = dmn__blob_put(d->blobs, logs.data, logs.len, logs_id, out.logs_sha256, &e2);
+		if (lrc < 0 && rc == 0) {
+			rc = lrc;
+			err = e2;
+		}
+		if (lrc < 0) {
+			logs_id[0] = 0;
+			dcr_sha256("", 0, out.logs_sha256);
 		}
 	}
-	if (rc == 0) {
-		cmp_sql_limits lim = {.time_ms = DMN_RUN_TIME_MS, .cancel = cancel};
-		rc = cmp_sql_run(script, in, nx, 0, &lim, &res, &err);
-	}
-	if (rc == 0)
-		rc = dmn__blob_put(d->blobs, res.csv.data, res.csv.len, blob_id, out.result_sha256,
-		                   &err);
 	out.id = j->run_id;
 	out.inputs = rec;
 	out.ninputs = nx;
 	out.duration_ms = dcr_mono_ms() - t0;
-	out.logs_blob = ""; /* a SQL run writes no logs */
-	dcr_sha256("", 0, out.logs_sha256);
+	out.logs_blob = logs_id;
 	if (rc == 0) {
 		out.result_blob = blob_id;
-		out.result_bytes = res.csv.len;
+		out.result_bytes = result.len;
 		rm_body_dev_completed(&body, &out);
 	} else {
 		/* Only the class goes into the event; the message (which may
@@ -1922,11 +2054,13 @@ static void dev_job(dmn *d, dmn_job *j)
 	}
 	active_leave(d, j->run_id);
 done:
-	cmp_result_release(&res);
 	dcr_buf_release(&body);
+	dcr_buf_release(&result);
+	dcr_buf_release(&logs);
 	for (k = 0; k < nx; k++) {
 		free(xs[k].name);
 		free(xs[k].blob);
+		free(xs[k].file);
 		dmn__schema_free(xs[k].cols, xs[k].ncols);
 		dmn__image_put(d, xs[k].img);
 		dcr_buf_release(&xs[k].image);
@@ -1934,7 +2068,6 @@ done:
 	}
 	free(xs);
 	free(rec);
-	free(in);
 	free(script);
 	cmp_cancel_free(cancel);
 }

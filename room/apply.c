@@ -65,6 +65,7 @@ static void dev_release(rm_dev *d)
 	for (size_t i = 0; i < d->ninputs; i++) {
 		free(d->inputs[i].name);
 		free(d->inputs[i].blob);
+		free(d->inputs[i].file);
 		free(d->inputs[i].run);
 	}
 	free(d->inputs);
@@ -1358,6 +1359,7 @@ static void dev_inputs_free(rm_dev_input *in, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(in[i].name);
 		free(in[i].blob);
+		free(in[i].file);
 		free(in[i].run);
 	}
 	free(in);
@@ -1440,6 +1442,7 @@ static int on_dev_requested(rm_state *s, const es_event *ev, dcr_err *err)
 			in[i].is_dataset = true;
 			memcpy(in[i].sha256, pv->sha256, 32);
 			in[i].blob = dcr_strdup(pv->blob);
+			in[i].file = pv->file ? dcr_strdup(pv->file) : NULL;
 		} else {
 			const rm_run *r = last_done(s, name);
 			DCR_ASSERT(r);

@@ -262,6 +262,7 @@ typedef struct rm_dev_input {
 	bool is_dataset;
 	uint8_t sha256[32]; /* dataset: plaintext SHA-256; computation: result_sha256 */
 	char *blob;         /* the provision's blob, or the run's result blob */
+	char *file;         /* dataset: the provision's file name */
 	char *run;          /* computation: the run whose result is read */
 } rm_dev_input;
 

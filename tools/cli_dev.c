@@ -263,11 +263,105 @@ int cli_cmd_dev_status(int argc, char **argv)
 
 static const char result_usage[] =
     "usage: dcr dev result ROOM RUN [-o FILE|DIR] [--logs]\n"
-    "Writes the result of your development run RUN to stdout, FILE, or\n"
-    "DIR/result.csv when -o names a directory; with --logs, its logs instead\n"
-    "(stdout and stderr of a Python or R run). The bytes are checked against\n"
-    "the SHA-256 the daemon signed into the log; FILE is replaced only once\n"
-    "everything arrived and checked.\n";
+    "Writes the result of your development run RUN: for SQL the CSV (with a\n"
+    "header row) to stdout, FILE, or DIR/result.csv when -o names a directory;\n"
+    "for Python and R every output file under -o DIR (created if missing).\n"
+    "With --logs, the run's stdout and stderr instead (to stdout and stderr,\n"
+    "or as DIR/stdout and DIR/stderr): a development run's logs are always\n"
+    "its requester's. The bytes are checked against the SHA-256 the daemon\n"
+    "signed into the log before anything is written.\n";
+
+/* A whole ranged object of a development run (the logs, a python/r result
+ * archive) into out, at most max bytes, checked against sha. */
+static int dev_read_all(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run,
+                        const char *what, uint64_t max, const uint8_t sha[32], dcr_buf *out,
+                        dcr_err *err)
+{
+	uint8_t *buf = dcr_malloc(DCR_CHUNK_BYTES), got[32];
+	uint64_t size = 0;
+	int rc = 0;
+
+	for (;;) {
+		int n = cl_dev_read(c, room, run, what, out->len, buf, DCR_CHUNK_BYTES, &size, err);
+		if (n < 0) {
+			rc = n;
+			break;
+		}
+		if (n == 0)
+			break;
+		if (out->len + (uint64_t)n > max) {
+			rc = dcr_err_set(err, DCR_ELIMIT, "the %s of run %s is larger than %llu bytes",
+			                 what, run, (unsigned long long)max);
+			break;
+		}
+		dcr_buf_append(out, buf, (size_t)n);
+	}
+	free(buf);
+	if (rc == 0) {
+		dcr_sha256(out->data, out->len, got);
+		if (memcmp(got, sha, 32) != 0)
+			rc = dcr_err_set(err, DCR_EINTEGRITY,
+			                 "the %s of development run %s is not the one the log records",
+			                 what, run);
+	}
+	return rc;
+}
+
+/* SQL: the CSV streamed to stdout or path (replaced once checked). */
+static int dev_result_csv(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run,
+                          const uint8_t sha[32], const char *path, dcr_err *err)
+{
+	char *tmp = path ? dcr_asprintf("%s.dcr-tmp", path) : NULL;
+	dcr_sha256_ctx *h = dcr_sha256_new();
+	uint8_t *buf = dcr_malloc(DCR_CHUNK_BYTES), got[32];
+	uint64_t off = 0, size = 0;
+	int fd = -1, rc = 0;
+
+	if (tmp) {
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+		if (fd < 0)
+			rc = dcr_err_set(err, -errno, "%s: %s", tmp, strerror(errno));
+	}
+	while (rc == 0) {
+		int n = cl_dev_read(c, room, run, "result", off, buf, DCR_CHUNK_BYTES, &size, err);
+		if (n <= 0) {
+			rc = n;
+			break;
+		}
+		dcr_sha256_update(h, buf, (size_t)n);
+		if (fd >= 0 ? write_all(fd, buf, (size_t)n) != 0
+		            : fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			rc = dcr_err_set(err, -EIO, "writing %s: %s", tmp ? tmp : "stdout",
+			                 strerror(errno));
+		off += (uint64_t)n;
+	}
+	if (rc == 0) {
+		dcr_sha256_final(h, got);
+		if (memcmp(got, sha, 32) != 0)
+			rc = dcr_err_set(err, DCR_EINTEGRITY,
+			                 "the result of development run %s is not the one the log "
+			                 "records",
+			                 run);
+	}
+	if (fd >= 0) {
+		if (rc == 0 && fsync(fd) != 0)
+			rc = dcr_err_set(err, -errno, "%s: %s", tmp, strerror(errno));
+		if (close(fd) != 0 && rc == 0)
+			rc = dcr_err_set(err, -errno, "%s: %s", tmp, strerror(errno));
+		if (rc == 0 && rename(tmp, path) != 0)
+			rc = dcr_err_set(err, -errno, "renaming %s to %s: %s", tmp, path,
+			                 strerror(errno));
+		if (rc)
+			unlink(tmp);
+		else
+			fprintf(stderr, "dcr dev result: %llu bytes written to %s\n",
+			        (unsigned long long)off, path);
+	}
+	free(buf);
+	dcr_sha256_free(h);
+	free(tmp);
+	return rc;
+}
 
 int cli_cmd_dev_result(int argc, char **argv)
 {
@@ -277,25 +371,20 @@ int cli_cmd_dev_result(int argc, char **argv)
 	                        {"--out", &outp, NULL},
 	                        {"--logs", NULL, &logs},
 	                        {NULL, NULL, NULL}};
-	char *pos[2], *path = NULL, *tmp = NULL;
+	char *pos[2];
 	cl_conn *c = NULL;
 	dcr_err err = {0};
 	uint8_t id[ES_ROOM_ID_BYTES], sha[32];
-	const char *what = logs ? "logs" : "result";
-	dcr_sha256_ctx *h = NULL;
-	uint8_t *buf = NULL;
-	uint64_t off = 0, size = 0;
+	enum rm_dev_lang lang = RM_DEV_SQL;
+	bool has_logs = false;
+	dcr_buf buf;
 	rm_state st;
 	bool have_state = false;
-	int fd = -1, rc;
 	struct stat sb;
+	int rc;
 
 	CLI_PARSE("dev result", result_usage, argc, argv, opts, pos, 2, 2, NULL);
-	what = logs ? "logs" : "result";
-	if (outp && stat(outp, &sb) == 0 && S_ISDIR(sb.st_mode))
-		path = dcr_asprintf("%s/%s", outp, logs ? "logs" : "result.csv");
-	else if (outp)
-		path = dcr_strdup(outp);
+	dcr_buf_init(&buf);
 	rc = cli_open_room(pos[0], &c, id, &err);
 	if (rc == 0) {
 		have_state = true;
@@ -307,86 +396,73 @@ int cli_cmd_dev_result(int argc, char **argv)
 		const rm_dev *dv = rm_state_dev(&st, pos[1]);
 		if (!dv || dv->state == RM_RUN_QUEUED) {
 			/* the daemon words who may read it and what is missing */
-			(void)cl_dev_read(c, id, pos[1], what, 0, sha, 0, NULL, &err);
+			uint8_t one;
+			(void)cl_dev_read(c, id, pos[1], "result", 0, &one, 1, NULL, &err);
 			rc = err.code ? err.code
 			              : dcr_err_set(&err, DCR_ESTATE,
 			                            "development run %s has not finished", pos[1]);
 			goto out;
 		}
 		if (dv->state != RM_RUN_DONE && !logs) {
-			rc = dcr_err_set(&err, DCR_ESTATE, "development run %s failed: %s (no result)",
-			                 pos[1], dv->error ? dv->error : "");
+			bool l = dv->logs_blob && dv->logs_blob[0];
+			rc = dcr_err_set(&err, DCR_ESTATE, "development run %s failed: %s (no result%s)",
+			                 pos[1], dv->error ? dv->error : "",
+			                 l ? "; --logs shows its logs" : "");
 			goto out;
 		}
+		lang = dv->lang;
+		has_logs = dv->logs_blob && dv->logs_blob[0];
 		memcpy(sha, logs ? dv->logs_sha256 : dv->result_sha256, 32);
 	}
-	if (path) {
-		tmp = dcr_asprintf("%s.dcr-tmp", path);
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-		if (fd < 0) {
-			rc = dcr_err_set(&err, -errno, "%s: %s", tmp, strerror(errno));
+	if (logs || lang != RM_DEV_SQL) {
+		dcr_archive a;
+		if (logs && !has_logs) {
+			rc = dcr_err_set(&err, DCR_ENOTFOUND,
+			                 "development run %s has no logs (%s)", pos[1],
+			                 lang == RM_DEV_SQL ? "an SQL run writes none"
+			                                    : "its script never started");
 			goto out;
 		}
-	}
-	h = dcr_sha256_new();
-	buf = dcr_malloc(DCR_CHUNK_BYTES);
-	for (;;) {
-		int n = cl_dev_read(c, id, pos[1], what, off, buf, DCR_CHUNK_BYTES, &size, &err);
-		if (n < 0) {
-			rc = n;
+		if (!logs && !outp) {
+			rc = dcr_err_set(&err, DCR_EINVALID,
+			                 "the result of a %s run is files: give -o DIR",
+			                 rm_dev_lang_name(lang));
 			goto out;
 		}
-		if (n == 0)
-			break;
-		dcr_sha256_update(h, buf, (size_t)n);
-		if (fd >= 0 ? write_all(fd, buf, (size_t)n) != 0
-		            : fwrite(buf, 1, (size_t)n, stdout) != (size_t)n) {
-			rc = dcr_err_set(&err, -EIO, "writing %s: %s", path ? tmp : "stdout",
-			                 strerror(errno));
+		rc = dev_read_all(c, id, pos[1], logs ? "logs" : "result",
+		                  DMN_DEV_RESULT_INPUT_BYTES_MAX, sha, &buf, &err);
+		if (rc == 0)
+			rc = dcr_archive_read(buf.data, buf.len, &a, &err);
+		if (rc)
 			goto out;
+		if (outp) {
+			rc = cli_write_archive(&a, outp, &err);
+			if (rc == 0)
+				fprintf(stderr, "dcr dev result: %zu files written under %s\n", a.n,
+				        outp);
+		} else {
+			const dcr_archive_entry *o = dcr_archive_find(&a, "stdout");
+			const dcr_archive_entry *e = dcr_archive_find(&a, "stderr");
+			if (o)
+				fwrite(o->data, 1, o->len, stdout);
+			if (e)
+				fwrite(e->data, 1, e->len, stderr);
 		}
-		off += (uint64_t)n;
-	}
-	{
-		uint8_t got[32];
-		char a[65], b[65];
-		dcr_sha256_final(h, got);
-		if (memcmp(got, sha, 32) != 0) {
-			dcr_hex_encode(got, 32, a);
-			dcr_hex_encode(sha, 32, b);
-			rc = dcr_err_set(&err, DCR_EINTEGRITY,
-			                 "%s of development run %s: sha256 %s, but the log records %s",
-			                 what, pos[1], a, b);
-			goto out;
-		}
-	}
-	if (fd >= 0) {
-		if (fsync(fd) != 0 || close(fd) != 0) {
-			fd = -1;
-			rc = dcr_err_set(&err, -errno, "%s: %s", tmp, strerror(errno));
-			goto out;
-		}
-		fd = -1;
-		if (rename(tmp, path) != 0) {
-			rc = dcr_err_set(&err, -errno, "renaming %s to %s: %s", tmp, path,
-			                 strerror(errno));
-			goto out;
-		}
-		fprintf(stderr, "dcr dev result: %llu bytes written to %s\n",
-		        (unsigned long long)off, path);
+		dcr_archive_release(&a);
+	} else {
+		char *path = NULL;
+		if (outp && stat(outp, &sb) == 0 && S_ISDIR(sb.st_mode))
+			path = dcr_asprintf("%s/result.csv", outp);
+		else if (outp)
+			path = dcr_strdup(outp);
+		rc = dev_result_csv(c, id, pos[1], sha, path, &err);
+		free(path);
 	}
 out:
-	if (fd >= 0)
-		close(fd);
-	if (rc && tmp)
-		unlink(tmp);
-	free(buf);
-	dcr_sha256_free(h);
+	dcr_buf_release(&buf);
 	if (have_state)
 		rm_state_release(&st);
 	cl_close(c);
-	free(tmp);
-	free(path);
 	return rc ? fail("dev result", &err) : CLI_EXIT_OK;
 }
 

@@ -152,10 +152,64 @@ RUN5=$(head -n 1 "$E2E_OUT")
 expect_ok e2e_as anna dcr dev status "$ROOM" "$RUN5"
 expect_contains "$E2E_OUT" "failed: sql error"
 refused anna "$ROOM" "failed: sql error (no result)" -- dcr dev result "$ROOM" "$RUN5"
-# python and r need the script sandbox: refused as not supported, never run
-printf '# inputs: bank_customers\nprint(1)\n' >"$T/p.py"
-expect_fail e2e_as anna dcr dev run "$ROOM" "$T/p.py" --wait --timeout 120
-expect_stderr "not supported"
+# ---- python and r, in the sandbox, inputs from the first line
+cat >"$T/counts.py" <<'PY'
+# inputs: bank_customers, overlap
+import collections, csv, sys
+rows = list(csv.DictReader(open("/input/bank_customers/dataset.csv")))
+c = collections.Counter(r["city"] for r in rows)
+with open("/output/counts.csv", "w") as f:
+    f.write("city,n\n")
+    for k in sorted(c):
+        f.write("%s,%d\n" % (k, c[k]))
+ov = list(csv.DictReader(open("/input/overlap/dataset.csv")))
+print("overlap groups", len(ov))
+print("to stderr", file=sys.stderr)
+PY
+expect_ok e2e_as anna dcr dev run "$ROOM" "$T/counts.py" --wait --timeout 300
+RUN6=$(head -n 1 "$E2E_OUT")
+expect_contains "$E2E_OUT" "(python): done"
+expect_contains "$E2E_OUT" "inputs: bank_customers, overlap"
+expect_fail e2e_as anna dcr dev result "$ROOM" "$RUN6"
+expect_stderr "the result of a python run is files: give -o DIR"
+expect_ok e2e_as anna dcr dev result "$ROOM" "$RUN6" -o "$T/py"
+cut -d, -f1,2 "$T/by_city.want" | sed 's/^city,n$/city,n/' >"$T/counts.want"
+cmp -s "$T/py/counts.csv" "$T/counts.want" ||
+	e2e_fail "python dev result: $(diff "$T/counts.want" "$T/py/counts.csv")"
+expect_ok e2e_as anna dcr dev result "$ROOM" "$RUN6" --logs
+expect_eq "$(cat "$E2E_OUT")" "overlap groups $(($(wc -l <"$T/overlap.want") - 1))" "python stdout"
+expect_eq "$(cat "$E2E_ERR")" "to stderr" "python stderr"
+expect_ok e2e_as anna dcr dev result "$ROOM" "$RUN6" --logs -o "$T/pylogs"
+expect_eq "$(cat "$T/pylogs/stderr")" "to stderr" "python stderr file"
+refused ian "$ROOM" "did not request development run $RUN6" -- dcr dev result "$ROOM" "$RUN6" --logs
+cat >"$T/total.R" <<'R'
+# inputs: overlap
+x <- read.csv("/input/overlap/dataset.csv")
+writeLines(as.character(sum(x$customers)), "/output/total.txt")
+R
+expect_ok e2e_as anna dcr dev run "$ROOM" "$T/total.R" --wait --timeout 300
+RUN7=$(head -n 1 "$E2E_OUT")
+expect_ok e2e_as anna dcr dev result "$ROOM" "$RUN7" -o "$T/r"
+expect_eq "$(cat "$T/r/total.txt")" "$total" "R dev result"
+# a python script may not read what its requester may not: refused before it runs
+printf '# inputs: insurer_customers\nprint(1)\n' >"$T/theirs.py"
+refused anna "$ROOM" "is not an owner of dataset insurer_customers" -- dcr dev run "$ROOM" "$T/theirs.py"
+# ... and sees only its declared inputs
+cat >"$T/peek.py" <<'PY'
+import os
+print(sorted(os.listdir("/input")))
+PY
+expect_ok e2e_as ian dcr dev run "$ROOM" "$T/peek.py" --wait --timeout 300
+RUN8=$(head -n 1 "$E2E_OUT")
+expect_ok e2e_as ian dcr dev result "$ROOM" "$RUN8" --logs
+expect_eq "$(cat "$E2E_OUT")" "['script.py']" "what a script over nothing sees"
+# a failing script: the class in the log, its stderr to its requester
+printf '# inputs: bank_customers\nraise SystemExit("boom at row 7")\n' >"$T/boom.py"
+expect_fail e2e_as anna dcr dev run "$ROOM" "$T/boom.py" --wait --timeout 300
+expect_stderr "failed: script error"
+RUN9=$(head -n 1 "$E2E_OUT")
+expect_ok e2e_as anna dcr dev result "$ROOM" "$RUN9" --logs
+expect_contains "$E2E_ERR" "boom at row 7"
 printf 'x\n' >"$T/p.txt"
 refused anna "$ROOM" "the language comes from the extension" -- dcr dev run "$ROOM" "$T/p.txt"
 expect_ok e2e_as anna dcr dev run --help
@@ -178,6 +232,9 @@ expect_contains "$E2E_OUT" "dcrd completed development run ${RUN1%"${RUN1#??????
 expect_contains "$E2E_OUT" "carl@audit.example requested development run ${RUN4%"${RUN4#????????}"} (sql"
 expect_contains "$E2E_OUT" "reading nothing"
 expect_contains "$E2E_OUT" "dcrd failed development run ${RUN5%"${RUN5#????????}"}: sql error"
+expect_contains "$E2E_OUT" "dcrd failed development run ${RUN9%"${RUN9#????????}"}: script error"
+expect_contains "$E2E_OUT" "anna@bank.example requested development run ${RUN6%"${RUN6#????????}"} (python"
+grep -q "boom" "$E2E_OUT" && e2e_fail "the audit log shows a script's output"
 expect_ok e2e_as ian dcr audit export "$ROOM" -o "$T/room.export"
 v=$(expect_verifiers_agree "$T/room.export") || exit 1
 case "$v" in valid:*) ;; *) e2e_fail "export: $v" ;; esac
