@@ -438,8 +438,8 @@ int cli_cmd_dev_result(int argc, char **argv)
 		if (outp) {
 			rc = cli_write_archive(&a, outp, &err);
 			if (rc == 0)
-				fprintf(stderr, "dcr dev result: %zu files written under %s\n", a.n,
-				        outp);
+				fprintf(stderr, "dcr dev result: %zu file%s written under %s\n", a.n,
+				        a.n == 1 ? "" : "s", outp);
 		} else {
 			const dcr_archive_entry *o = dcr_archive_find(&a, "stdout");
 			const dcr_archive_entry *e = dcr_archive_find(&a, "stderr");
