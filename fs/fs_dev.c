@@ -190,8 +190,6 @@ int fs__dev_create(fs *f, const char *name, struct desc *d)
 	enum rm_dev_lang lang;
 	dcr_err err = {0};
 	fs_dev *e;
-	if (!f->be.dev_run)
-		return -EACCES;
 	if (rm_dev_lang_of_file(name, &lang, &err) != 0 || strchr(name, '/') ||
 	    strlen(name) > DCR_RM_NAME_BYTES_MAX) {
 		free(f->last_error);
@@ -205,6 +203,8 @@ int fs__dev_create(fs *f, const char *name, struct desc *d)
 		f->last_error = dcr_asprintf("dev/%s: %s", name, err.msg);
 		return -EACCES;
 	}
+	if (!f->be.dev_run)
+		return -EACCES;
 	e = dev_find(f, name);
 	if (!e) {
 		if (f->ndevs >= FS_DEV_RUNS_MAX) { /* drop the oldest */
@@ -424,10 +424,18 @@ int fs__dev_submit(fs *f, const char *name, const void *script_p, size_t script_
 		done = done && fin && dv->state == RM_RUN_DONE;
 	}
 	pthread_mutex_unlock(&f->mu);
-	if (rc == 0 && done)
-		rc = dev_fetch(f, run_id, "result", rsha, &result, &err);
-	if (rc == 0 && has_logs)
-		rc = dev_fetch(f, run_id, "logs", lsha, &logs, &err);
+	if (rc == 0 && done && dev_fetch(f, run_id, "result", rsha, &result, &err) < 0) {
+		note = dcr_asprintf("the result is not shown here: %s", err.msg);
+		dcr_buf_reset(&result);
+		done = false; /* nothing unchecked is shown */
+	}
+	if (rc == 0 && has_logs && dev_fetch(f, run_id, "logs", lsha, &logs, &err) < 0) {
+		char *n2 = dcr_asprintf("%s%sthe logs are not shown here: %s", note ? note : "",
+		                        note ? "\n" : "", err.msg);
+		free(note);
+		note = n2;
+		dcr_buf_reset(&logs);
+	}
 	if (rc < 0 && !note) {
 		note = dcr_asprintf("not shown here: %s", err.msg);
 		rc = 0;
