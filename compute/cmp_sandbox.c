@@ -106,6 +106,7 @@ extern char **environ;
 #define SBX_FULL_BYTES (64u * 1024)   /* a tmpfs with less free is full */
 #define SBX_IO_CHUNK (64u * 1024)
 #define SBX_MSG_BYTES (DCR_ERR_MSG_BYTES - 1)
+#define SBX_TAIL_BYTES 4096u          /* end of stderr kept for verdict() */
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -437,7 +438,9 @@ static int recv_answer(caller *c, dcr_buf *ans, size_t cap)
 			return -errno;
 		dcr_buf_reserve(ans, SBX_IO_CHUNK);
 		k = recv(c->fd, ans->data + ans->len, SBX_IO_CHUNK, MSG_DONTWAIT);
-		if (k == 0)
+		/* a child that exits without reading all of the job resets the
+		 * connection: that is its end too */
+		if (k == 0 || (k < 0 && errno == ECONNRESET))
 			return 0;
 		if (k < 0) {
 			if (errno == EAGAIN || errno == EINTR)
@@ -670,8 +673,10 @@ typedef struct child {
 	/* the watch loop's findings */
 	uint64_t start_ms, cpu_seen_ms, vm_peak_bytes;
 	uint32_t procs_peak;
-	int stop; /* DCR_ECANCELED, DCR_ETIMEOUT, DCR_ELIMIT (CPU sum), 0 */
+	int stop; /* DCR_ECANCELED, DCR_ETIMEOUT, DCR_ELIMIT, 0 */
+	bool stop_procs; /* DCR_ELIMIT: the process limit (else the CPU sum) */
 	dcr_buf out_log, err_log, info;
+	dcr_buf err_tail; /* the last SBX_TAIL_BYTES of stderr, for verdict() */
 	bool out_trunc, err_trunc;
 	char lnk[6][64]; /* merged-usr symlink targets */
 	/* the collected files */
@@ -1013,12 +1018,11 @@ static void bwrap_args(child *c, const char **a, size_t cap)
 #undef A
 }
 
-static void set_rlimit(int res, uint64_t soft, uint64_t hard)
+static int set_rlimit(int res, uint64_t soft, uint64_t hard)
 {
 	struct rlimit r = {(rlim_t)soft, (rlim_t)hard};
 
-	if (setrlimit(res, &r) < 0)
-		_exit(125);
+	return setrlimit(res, &r);
 }
 
 /* The grandchild: from here to execve of bwrap. Never returns. fds:
@@ -1046,15 +1050,15 @@ static _Noreturn void grandchild(child *c, int devnull, int out_w, int err_w, in
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 			goto fail;
 	}
-	set_rlimit(RLIMIT_CORE, 0, 0);
-	set_rlimit(RLIMIT_AS, c->l.memory_bytes, c->l.memory_bytes);
-	/* SIGXCPU at the soft limit, SIGKILL one second later */
-	set_rlimit(RLIMIT_CPU, cpu_s, cpu_s + 1);
-	/* bwrap's own two processes count too */
-	set_rlimit(RLIMIT_NPROC, (uint64_t)c->l.procs + 2, (uint64_t)c->l.procs + 2);
-	set_rlimit(RLIMIT_FSIZE, fsize, fsize);
-	set_rlimit(RLIMIT_NOFILE, CMP_SANDBOX_NOFILE, CMP_SANDBOX_NOFILE);
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+	/* SIGXCPU at the CPU soft limit, SIGKILL one second later; bwrap's
+	 * own two processes count in NPROC too */
+	if (set_rlimit(RLIMIT_CORE, 0, 0) < 0 ||
+	    set_rlimit(RLIMIT_AS, c->l.memory_bytes, c->l.memory_bytes) < 0 ||
+	    set_rlimit(RLIMIT_CPU, cpu_s, cpu_s + 1) < 0 ||
+	    set_rlimit(RLIMIT_NPROC, (uint64_t)c->l.procs + 2, (uint64_t)c->l.procs + 2) < 0 ||
+	    set_rlimit(RLIMIT_FSIZE, fsize, fsize) < 0 ||
+	    set_rlimit(RLIMIT_NOFILE, CMP_SANDBOX_NOFILE, CMP_SANDBOX_NOFILE) < 0 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		goto fail;
 	{
 		sigset_t none;
@@ -1170,8 +1174,25 @@ static void kill_run(child *c)
 			;
 }
 
-/* Keeps at most cap bytes of a stream; reads (and drops) the rest. */
-static void drain(int *fd, dcr_buf *b, uint64_t cap, bool *trunc)
+/* Keeps the last SBX_TAIL_BYTES of what passed. */
+static void keep_tail(dcr_buf *t, const uint8_t *p, size_t n)
+{
+	if (n >= SBX_TAIL_BYTES) {
+		dcr_buf_reset(t);
+		dcr_buf_append(t, p + n - SBX_TAIL_BYTES, SBX_TAIL_BYTES);
+		return;
+	}
+	if (t->len + n > SBX_TAIL_BYTES) {
+		size_t drop = t->len + n - SBX_TAIL_BYTES;
+		memmove(t->data, t->data + drop, t->len - drop);
+		t->len -= drop;
+	}
+	dcr_buf_append(t, p, n);
+}
+
+/* Keeps at most cap bytes of a stream; reads (and drops) the rest; the
+ * end of it in tail (if not NULL). */
+static void drain(int *fd, dcr_buf *b, uint64_t cap, bool *trunc, dcr_buf *tail)
 {
 	uint8_t buf[SBX_IO_CHUNK];
 	ssize_t k = read(*fd, buf, sizeof buf);
@@ -1183,6 +1204,8 @@ static void drain(int *fd, dcr_buf *b, uint64_t cap, bool *trunc)
 		*fd = -1;
 		return;
 	}
+	if (tail)
+		keep_tail(tail, buf, (size_t)k);
 	if (b->len < cap) {
 		size_t keep = (size_t)k;
 		if (keep > cap - b->len) {
@@ -1319,12 +1342,13 @@ static void watch(child *c)
 			}
 		}
 		if (c->out_r >= 0 && p[1].revents)
-			drain(&c->out_r, &c->out_log, c->l.log_bytes, &c->out_trunc);
+			drain(&c->out_r, &c->out_log, c->l.log_bytes, &c->out_trunc, NULL);
 		if (c->err_r >= 0 && p[2].revents)
-			drain(&c->err_r, &c->err_log, c->l.log_bytes, &c->err_trunc);
+			drain(&c->err_r, &c->err_log, c->l.log_bytes, &c->err_trunc,
+			      &c->err_tail);
 		if (c->info_r >= 0 && p[3].revents) {
 			bool t = false;
-			drain(&c->info_r, &c->info, 4096, &t);
+			drain(&c->info_r, &c->info, 4096, &t, NULL);
 		}
 		reap(c);
 		now = dcr_mono_ms();
@@ -1333,6 +1357,13 @@ static void watch(child *c)
 			next_sample = now + SBX_TICK_MS;
 			if (c->cpu_seen_ms > c->l.cpu_ms && !c->stop)
 				c->stop = DCR_ELIMIT;
+			/* all the processes RLIMIT_NPROC allows (bwrap's two
+			 * included) are alive: a fork bomb, or a script whose next
+			 * fork fails; either way the run ends here */
+			if (c->procs_peak >= c->l.procs + 2 && !c->stop) {
+				c->stop = DCR_ELIMIT;
+				c->stop_procs = true;
+			}
 		}
 		if (!c->stop && now - c->start_ms >= c->l.wall_ms)
 			c->stop = DCR_ETIMEOUT;
@@ -1375,11 +1406,11 @@ static bool full(const char *dir)
 
 static bool log_says(const dcr_buf *b, const char *const *needles)
 {
-	size_t from = b->len > 4096 ? b->len - 4096 : 0, i;
+	size_t i;
 
 	for (i = 0; needles[i]; i++) {
 		size_t m = strlen(needles[i]), j;
-		for (j = from; j + m <= b->len; j++)
+		for (j = 0; j + m <= b->len; j++)
 			if (memcmp(b->data + j, needles[i], m) == 0)
 				return true;
 	}
@@ -1533,6 +1564,8 @@ static int verdict(child *c, dcr_err *err)
 	                                  "memory exhausted", "Error: vector memory", NULL};
 	static const char *const nofork[] = {"Resource temporarily unavailable", "cannot fork",
 	                                     NULL};
+	/* python ignores SIGXFSZ and reports EFBIG */
+	static const char *const fbig[] = {"File too large", NULL};
 	int st = c->bwrap_status, code, sig = 0;
 	char m[32];
 
@@ -1541,6 +1574,9 @@ static int verdict(child *c, dcr_err *err)
 	if (c->stop == DCR_ETIMEOUT)
 		return CFAIL(DCR_ETIMEOUT, "the run passed its wall-clock limit of %llu ms",
 		             (unsigned long long)c->l.wall_ms);
+	if (c->stop == DCR_ELIMIT && c->stop_procs)
+		return CFAIL(DCR_ELIMIT, "the run reached its limit of %u processes",
+		             c->l.procs);
 	if (c->stop == DCR_ELIMIT)
 		return CFAIL(DCR_ELIMIT, "the run passed its CPU limit of %llu ms",
 		             (unsigned long long)c->l.cpu_ms);
@@ -1567,16 +1603,16 @@ static int verdict(child *c, dcr_err *err)
 	mib(m, sizeof m, c->l.tmp_bytes);
 	if (full(SBX_TMP))
 		return CFAIL(DCR_ELIMIT, "the run passed its /tmp limit of %s", m);
-	if (sig == SIGXFSZ)
+	if (sig == SIGXFSZ || (code != 0 && log_says(&c->err_tail, fbig)))
 		return CFAIL(DCR_ELIMIT, "the run passed its file size limit of %llu bytes",
 		             (unsigned long long)(c->l.output_bytes + SBX_OUT_SLACK));
 	if (code != 0) {
 		mib(m, sizeof m, c->l.memory_bytes);
-		if (c->vm_peak_bytes * 10 >= c->l.memory_bytes * 9 || log_says(&c->err_log, oom))
+		if (c->vm_peak_bytes * 10 >= c->l.memory_bytes * 9 || log_says(&c->err_tail, oom))
 			return CFAIL(DCR_ELIMIT, "the run passed its memory limit of %s (the script "
 			                         "exited with status %d)", m, code);
-		if (c->procs_peak >= c->l.procs || log_says(&c->err_log, nofork))
-			return CFAIL(DCR_ELIMIT, "the run passed its limit of %u processes (the script "
+		if (c->procs_peak >= c->l.procs || log_says(&c->err_tail, nofork))
+			return CFAIL(DCR_ELIMIT, "the run reached its limit of %u processes (the script "
 			                         "exited with status %d)", c->l.procs, code);
 		if (sig)
 			return CFAIL(DCR_ESCRIPT, "the script was killed by signal %d", sig);
@@ -1639,6 +1675,7 @@ int cmp_sandbox_child_main(int argc, char **argv)
 	dcr_buf_init(&c.out_log);
 	dcr_buf_init(&c.err_log);
 	dcr_buf_init(&c.info);
+	dcr_buf_init(&c.err_tail);
 	dcr_err_clear(&err);
 	/* nothing of the caller's but the job socket (0, 1) and stderr (2) */
 	if (syscall(SYS_close_range, 3u, ~0u, 0u) < 0)
@@ -1686,6 +1723,7 @@ out:
 	dcr_buf_release(&c.out_log);
 	dcr_buf_release(&c.err_log);
 	dcr_buf_release(&c.info);
+	dcr_buf_release(&c.err_tail);
 	if (c.sigfd >= 0)
 		close(c.sigfd);
 	return 0;

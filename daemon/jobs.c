@@ -539,6 +539,7 @@ typedef struct plan_node {
 	enum rm_logs logs;  /* python, r */
 	rm_limits limits;   /* python, r */
 	dcr_buf archive;    /* python, r: the output files (base/archive.c) */
+	char archive_id[DMN_BLOB_HEX_BYTES]; /* its blob, once stored ("" before) */
 	long long min_rows;
 	cmp_dp dp;               /* dp.epsilon > 0: differentially private */
 	cmp_dp_bound *dp_bounds; /* its bounds (column names owned) */
@@ -1459,7 +1460,7 @@ static int eval_script_node(dmn *d, plan *p, plan_node *n, bool target, script_o
 		dcr_err e2;
 		if (dmn__blob_put(d->blobs, n->archive.data, n->archive.len, archive_id, sha, &e2) ==
 		        0 &&
-		    (!n->ndecl ||
+		    (memcpy(n->archive_id, archive_id, sizeof archive_id), !n->ndecl ||
 		     dmn__blob_put(d->blobs, n->image.data, n->image.len, image_id, sha, &e2) == 0))
 			script_cache_store(d, n, archive_id, image_id);
 		else
@@ -1573,6 +1574,13 @@ static void run_job(dmn *d, dmn_job *j)
 		if (target && n->script) {
 			script = n;
 			rc = eval_script_node(d, &p, n, true, &sout, &script_rows, &err);
+			if (sout.started) /* measures only: nothing the script chose */
+				dmn__log(d, DMN_LOG_INFO,
+				         "run %s (%s): script wall %llu ms, cpu %llu ms, peak RSS "
+				         "%llu KiB",
+				         j->run_id, n->name, (unsigned long long)sout.sb.wall_ms,
+				         (unsigned long long)sout.sb.cpu_ms,
+				         (unsigned long long)(sout.sb.peak_rss_bytes >> 10));
 		} else if (target) {
 			rc = eval_node(d, &p, n, true, &res, &err);
 		} else if (n->script) {
@@ -1588,9 +1596,14 @@ static void run_job(dmn *d, dmn_job *j)
 			cmp_result_release(&tmp);
 		}
 	}
-	if (rc == 0 && script)
+	if (rc == 0 && script && script->archive_id[0]) {
+		/* the blob the cache keeps is the result (content, not copy) */
+		memcpy(blob_id, script->archive_id, sizeof blob_id);
+		memcpy(out.result_sha256, script->result_sha, 32);
+	} else if (rc == 0 && script) {
 		rc = dmn__blob_put(d->blobs, script->archive.data, script->archive.len, blob_id,
 		                   out.result_sha256, &err);
+	}
 	else if (rc == 0)
 		rc = dmn__blob_put(d->blobs, res.csv.data, res.csv.len, blob_id, out.result_sha256,
 		                   &err);

@@ -96,6 +96,11 @@ typedef struct fs_backend {
 	 * with this sha256 is no longer the current one. */
 	int (*data_read)(void *ctx, const char *dataset, const uint8_t sha256[32], uint64_t off,
 	                 void *buf, size_t cap, dcr_err *err);
+	/* The logs of a python/r run (an archive, docs/compute.md): bytes read
+	 * at off (0 at the end) and the total in *size; as "logs" allows.
+	 * NULL: the backend has none. */
+	int (*logs_read)(void *ctx, const char *run_id, uint64_t off, void *buf, size_t cap,
+	                 uint64_t *size, dcr_err *err);
 	int (*stats)(void *ctx, const char *dataset, dcr_buf *json, dcr_err *err);
 	int (*room_test)(void *ctx, dcr_buf *report, dcr_err *err);
 	/* Development runs (dev/): sign dev.requested (language "sql",

@@ -17,6 +17,8 @@
 
 #include "fs_int.h"
 
+static void rcache_free(rcache *c);
+
 /* ---- small helpers ------------------------------------------------------- */
 
 int fs_errno(int code)
@@ -416,6 +418,11 @@ void fs_free(fs *f)
 	rm_state_release(&f->st);
 	dcr_buf_release(&f->audit);
 	dcr_buf_release(&f->test_out);
+	while (f->rcache) {
+		rcache *c = f->rcache;
+		f->rcache = c->next;
+		rcache_free(c);
+	}
 	while (f->pending)
 		fs__pdep_remove(f, f->pending);
 	while (f->metas) {
@@ -655,6 +662,158 @@ static void file_free(fs *f, fs_file *h)
 	free(h);
 }
 
+/* ---- python/r results and logs ------------------------------------------ */
+
+static void rcache_free(rcache *c)
+{
+	dcr_archive_release(&c->a);
+	dcr_buf_release(&c->bytes);
+	free(c->comp);
+	free(c);
+}
+
+const rcache *fs__rcache_get(fs *f, const char *comp, bool logs)
+{
+	const rm_run *r = logs ? fs__last_finished_run(f, comp) : fs__last_done_run(f, comp);
+	if (!r)
+		return NULL;
+	for (rcache *c = f->rcache; c; c = c->next)
+		if (c->logs == logs && strcmp(c->comp, comp) == 0)
+			return strcmp(c->run_id, r->id) == 0 ? c : NULL;
+	return NULL;
+}
+
+void fs__log_text(const rcache *c, dcr_buf *out)
+{
+	static const char *const streams[] = {"stdout", "stderr"};
+	for (size_t i = 0; i < 2; i++) {
+		const dcr_archive_entry *e = dcr_archive_find(&c->a, streams[i]);
+		dcr_buf_printf(out, "--- %s ---\n", streams[i]);
+		if (e && e->len) {
+			dcr_buf_append(out, e->data, e->len);
+			if (e->data[e->len - 1] != '\n')
+				dcr_buf_append_u8(out, '\n');
+		}
+	}
+}
+
+void fs__rcache_ensure(fs *f, const char *comp, bool logs)
+{
+	char run_id[33] = "";
+	uint64_t size = 0;
+	bool want;
+	dcr_err err = {0};
+	rcache *c;
+	int rc = 0;
+
+	pthread_mutex_lock(&f->mu);
+	{
+		const rm_run *r =
+		    logs ? fs__last_finished_run(f, comp) : fs__last_done_run(f, comp);
+		want = r && fs__is_script(f, comp) && !fs__rcache_get(f, comp, logs) &&
+		       (logs ? rm_check_read_logs(&f->st, f->opt.me, r->id, NULL) == 0
+		             : rm_may_read_result(&f->st, f->opt.me, comp));
+		if (want)
+			snprintf(run_id, sizeof run_id, "%s", r->id);
+	}
+	pthread_mutex_unlock(&f->mu);
+	if (!want || (logs && !f->be.logs_read))
+		return;
+	c = dcr_calloc(1, sizeof *c);
+	c->comp = dcr_strdup(comp);
+	c->logs = logs;
+	dcr_buf_init(&c->bytes);
+	if (!logs) {
+		/* records result.retrieved, for the last completed run */
+		rc = f->be.result_open(f->be.ctx, comp, run_id, &size, &err);
+		if (rc == 0) {
+			dcr_err ferr = {0};
+			fs__fetch_apply(f, &ferr);
+		}
+		if (rc == 0 && size > DCR_ARCHIVE_BYTES_MAX)
+			rc = dcr_err_set(&err, DCR_ELIMIT, "result of %s: %llu bytes", comp,
+			                 (unsigned long long)size);
+	}
+	for (;;) {
+		int n;
+		uint64_t total = size;
+		if (rc < 0)
+			break;
+		dcr_buf_reserve(&c->bytes, DCR_CHUNK_BYTES);
+		n = logs ? f->be.logs_read(f->be.ctx, run_id, c->bytes.len,
+		                           c->bytes.data + c->bytes.len, DCR_CHUNK_BYTES, &total, &err)
+		         : f->be.result_read(f->be.ctx, run_id, c->bytes.len,
+		                             c->bytes.data + c->bytes.len, DCR_CHUNK_BYTES, &err);
+		if (n < 0) {
+			rc = n;
+			break;
+		}
+		c->bytes.len += (size_t)n;
+		if (logs)
+			size = total;
+		if (n == 0 || c->bytes.len >= size || c->bytes.len > DCR_ARCHIVE_BYTES_MAX)
+			break;
+	}
+	snprintf(c->run_id, sizeof c->run_id, "%s", run_id);
+	/* the bytes must be what the log records */
+	if (rc == 0) {
+		uint8_t sha[32];
+		dcr_sha256(c->bytes.data, c->bytes.len, sha);
+		pthread_mutex_lock(&f->mu);
+		const rm_run *r = rm_state_run(&f->st, run_id);
+		if (!r || memcmp(logs ? r->logs_sha256 : r->result_sha256, sha, 32) != 0)
+			rc = dcr_err_set(&err, DCR_EINTEGRITY,
+			                 "%s of run %s: the bytes are not those the log records",
+			                 logs ? "logs" : "result", run_id);
+		pthread_mutex_unlock(&f->mu);
+	}
+	if (rc == 0)
+		rc = dcr_archive_read(c->bytes.data, c->bytes.len, &c->a, &err);
+	if (rc < 0) {
+		fs__set_last_error(f, comp, &err);
+		rcache_free(c);
+		return;
+	}
+	pthread_mutex_lock(&f->mu);
+	for (rcache **pp = &f->rcache; *pp; pp = &(*pp)->next)
+		if ((*pp)->logs == logs && strcmp((*pp)->comp, comp) == 0) {
+			rcache *old = *pp;
+			*pp = old->next;
+			rcache_free(old);
+			break;
+		}
+	c->next = f->rcache;
+	f->rcache = c;
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* Before looking up or opening NAME in a python/r computation's directory
+ * (or below its result/): fetch what it shows. f->mu not held. */
+void fs__rcache_prefetch(fs *f, uint64_t ino, const char *name)
+{
+	struct desc d;
+	char *comp = NULL;
+	bool files = false, logs = false;
+
+	pthread_mutex_lock(&f->mu);
+	if (fs__resolve(f, ino, &d) == 0 && d.comp && fs__is_script(f, d.comp)) {
+		if (d.kind == K_COMP && name) {
+			files = strcmp(name, "result") == 0 || strcmp(name, "result.csv") == 0;
+			logs = strcmp(name, "log") == 0;
+		} else {
+			files = d.kind == K_COMP_RESDIR || d.kind == K_COMP_RESSUB ||
+			        d.kind == K_COMP_RESFILE || d.kind == K_COMP_RESULT;
+			logs = d.kind == K_COMP_LOG;
+		}
+		if (files || logs)
+			comp = dcr_strdup(d.comp);
+	}
+	pthread_mutex_unlock(&f->mu);
+	if (comp)
+		fs__rcache_ensure(f, comp, logs);
+	free(comp);
+}
+
 bool fs__wants_write(int flags)
 {
 	return (flags & O_ACCMODE) != O_RDONLY;
@@ -667,8 +826,10 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 	bool trunc_lf = false;
 	int rc;
 	*out = NULL;
-	if ((flags & O_ACCMODE) == O_RDONLY)
+	if ((flags & O_ACCMODE) == O_RDONLY) {
 		fs__maybe_refresh(f);
+		fs__rcache_prefetch(f, ino, NULL);
+	}
 	pthread_mutex_lock(&f->mu);
 	rc = fs__resolve(f, ino, &d);
 	if (rc == -ENOENT && fs__wants_write(flags))
@@ -721,9 +882,40 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 	case K_COMP_RUN:
 		h->name = d.comp ? dcr_strdup(d.comp) : NULL;
 		break;
+	case K_COMP_RESULT:
+		if (fs__is_script(f, d.comp)) {
+			/* python/r: its dataset.csv, from the fetched files */
+			const rcache *c = fs__rcache_get(f, d.comp, false);
+			const dcr_archive_entry *e = c ? dcr_archive_find(&c->a, "dataset.csv") : NULL;
+			if (!e) {
+				rc = -EIO;
+				break;
+			}
+			dcr_buf_append(&h->buf, e->data, e->len);
+			h->membuf = true;
+			break;
+		}
+		h->name = dcr_strdup(d.comp);
+		break;
+	case K_COMP_RESFILE: {
+		const rcache *c = fs__rcache_get(f, d.comp, false);
+		const dcr_archive_entry *e = c ? dcr_archive_find(&c->a, d.rpath) : NULL;
+		if (!e)
+			rc = -EIO;
+		else
+			dcr_buf_append(&h->buf, e->data, e->len);
+		break;
+	}
+	case K_COMP_LOG: {
+		const rcache *c = fs__rcache_get(f, d.comp, true);
+		if (!c)
+			rc = -EIO;
+		else
+			fs__log_text(c, &h->buf);
+		break;
+	}
 	case K_DS_STATS:
 	case K_COMP_STATUS:
-	case K_COMP_RESULT:
 		h->name = dcr_strdup(d.ds ? d.ds : d.comp);
 		break;
 	case K_AUDIT:
@@ -757,7 +949,7 @@ out_locked:
 	dcr_err err = {0};
 	if (h->kind == K_DS_STATS || h->kind == K_COMP_STATUS) {
 		rc = fs__gen_backend(f, ino, h->kind, h->name, &h->buf, &err);
-	} else if (h->kind == K_COMP_RESULT) {
+	} else if (h->kind == K_COMP_RESULT && !h->membuf) {
 		/* Records result.retrieved (once per open). */
 		rc = f->be.result_open(f->be.ctx, h->name, h->run_id, &h->size, &err);
 		if (rc == 0) {
@@ -875,7 +1067,7 @@ ssize_t fs_read(fs *f, fs_file *h, uint64_t off, void *buf, size_t cap)
 		pthread_mutex_unlock(&l->mu);
 		return r < 0 ? -errno : r;
 	}
-	if (h->kind == K_COMP_RESULT || h->kind == K_DS_DATA) {
+	if ((h->kind == K_COMP_RESULT && !h->membuf) || h->kind == K_DS_DATA) {
 		dcr_err err = {0};
 		size_t got = 0;
 		while (got < cap) {

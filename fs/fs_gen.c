@@ -71,7 +71,9 @@ static void gen_readme(fs *f, dcr_buf *b)
 	                      "  datasets/     one folder per dataset: schema.json, status, "
 	                      "stats.json\n"
 	                      "  computations/ one folder per computation: its source, run, "
-	                      "status, result.csv\n"
+	                      "status, result.csv;\n"
+	                      "                python and r also result/ (every output file) "
+	                      "and log (when allowed)\n"
 	                      "  requests/     (coming later) proposals of new computations and "
 	                      "their approvals\n"
 	                      "  dev/          development runs (settings.development): write "
@@ -107,10 +109,18 @@ static void gen_readme(fs *f, dcr_buf *b)
 		}
 		for (size_t i = 0; i < me->nanalyst_of; i++) {
 			const char *c = me->analyst_of[i];
-			dcr_buf_printf(b,
-			               "  echo > %s/computations/%s/run && cat "
-			               "%s/computations/%s/result.csv\n",
-			               m, c, m, c);
+			const rm_computation *cp = def ? rm_def_computation(def, c) : NULL;
+			if (cp && (cp->kind == RM_COMP_PYTHON || cp->kind == RM_COMP_R) &&
+			    !cp->ncolumns)
+				dcr_buf_printf(b,
+				               "  echo > %s/computations/%s/run && ls "
+				               "%s/computations/%s/result/\n",
+				               m, c, m, c);
+			else
+				dcr_buf_printf(b,
+				               "  echo > %s/computations/%s/run && cat "
+				               "%s/computations/%s/result.csv\n",
+				               m, c, m, c);
 		}
 	}
 	if (me && def && def->development && f->st.status == RM_PUBLISHED) {
@@ -148,6 +158,32 @@ static void gen_readme(fs *f, dcr_buf *b)
 			                   : "");
 		}
 	}
+	bool scripts = false;
+	for (size_t i = 0; def && i < def->ncomputations; i++)
+		scripts = scripts || def->computations[i].kind == RM_COMP_PYTHON ||
+		          def->computations[i].kind == RM_COMP_R;
+	if (scripts)
+		dcr_buf_append_str(
+		    b, "\nPYTHON AND R\n"
+		       "  A script runs in a sandbox (no network, nothing of the host) and sees:\n"
+		       "    /input/script.py or /input/script.R   itself\n"
+		       "    /input/NAME/dataset.csv   a table dataset, or the result of an sql "
+		       "computation\n"
+		       "                              (header row; header only when not "
+		       "provisioned)\n"
+		       "    /input/NAME/FILE          a file dataset, under its provisioned name\n"
+		       "    /input/NAME/...           the output files of a python or r "
+		       "computation\n"
+		       "  only for the inputs it declares. Everything it writes under /output/ "
+		       "is its\n"
+		       "  result: computations/NAME/result/ (analysts). With \"columns\" in the "
+		       "definition,\n"
+		       "  /output/dataset.csv is checked against them and is result.csv, which "
+		       "SQL\n"
+		       "  computations may read. stdout and stderr are in computations/NAME/log "
+		       "only\n"
+		       "  as the definition's \"logs\" allows (never by default: prints can "
+		       "leak rows).\n");
 	dcr_buf_append_str(b, "\nWhat your roles do not allow fails with \"Permission denied\" "
 	                      "(EACCES);\nother parties' rows are never shown here.\n");
 }

@@ -34,6 +34,10 @@ enum kind {
 	K_COMP_RUN,
 	K_COMP_STATUS,
 	K_COMP_RESULT,
+	K_COMP_RESDIR,  /* python/r: result/, the output files */
+	K_COMP_RESSUB,  /* a directory under result/ */
+	K_COMP_RESFILE, /* a file under result/ */
+	K_COMP_LOG,     /* python/r: stdout and stderr, as "logs" allows */
 	K_REQUESTS,
 	K_DEV,
 	K_DEV_SCRIPT, /* dev/NAME.sql|.py|.R (fs_dev.c) */
@@ -153,6 +157,7 @@ struct fs {
 	fs_file *files;
 	fs_dev *devs; /* named development runs of this mount (fs_dev.c), under mu */
 	size_t ndevs;
+	struct rcache *rcache; /* python/r results and logs (f->mu) */
 };
 
 struct fs_file {
@@ -168,8 +173,13 @@ struct fs_file {
 	uint8_t sha256[DCR_SHA256_BYTES]; /* K_DS_DATA: the provision being read */
 	uint64_t opener;                  /* process that opened it (0: unknown) */
 	bool ran;                         /* `run`: this open already requested its run */
+	bool membuf; /* K_COMP_RESULT of a python/r computation: read from buf */
 	struct fs_file *prev, *next;      /* fs.files, under fs.files_mu */
 };
+
+/* Path of a node under computations/NAME/result/ (longer ones are not
+ * shown). */
+#define FS_RPATH_BYTES 1024
 
 struct desc {
 	enum kind kind;
@@ -180,7 +190,21 @@ struct desc {
 	const rm_provision *prov;
 	fs_dev *dev;          /* K_DEV_SCRIPT, K_DEV_OUT, K_DEV_STATUS, K_DEV_FILE */
 	const char *dev_file; /* K_DEV_FILE: its name */
+	char rpath[FS_RPATH_BYTES]; /* K_COMP_RESSUB, K_COMP_RESFILE: path in result/ */
 };
+
+/* The output files (or logs) of a python/r run, fetched once per run and
+ * kept while that run is the computation's last (f->mu guards the list;
+ * fetching happens outside it). Fetching the files records
+ * result.retrieved once. */
+typedef struct rcache {
+	char *comp;
+	bool logs;
+	char run_id[33];
+	dcr_buf bytes;
+	dcr_archive a;
+	struct rcache *next;
+} rcache;
 
 /* The actor's name (rm_actor_name, full key), in a compound literal. */
 #define ACTOR_NAME(f, key)                                                                         \
@@ -233,6 +257,23 @@ void fs__node_move(fs *f, uint64_t ino, uint64_t parent, const char *name);
 bool fs__is_creator(const fs *f);
 
 const rm_run *fs__last_done_run(const fs *f, const char *comp);
+/* The last done or failed run (the one `log` shows). */
+const rm_run *fs__last_finished_run(const fs *f, const char *comp);
+bool fs__is_script(const fs *f, const char *comp);
+
+/* ---- fs_core.c: python/r results and logs -------------------------------- */
+
+/* Makes sure the files (logs: the logs) of comp's last run are cached;
+ * a no-op when they are, or the identity may not read them. f->mu not
+ * held. */
+void fs__rcache_ensure(fs *f, const char *comp, bool logs);
+/* The cached entry of comp's current last run, or NULL. f->mu held. */
+const rcache *fs__rcache_get(fs *f, const char *comp, bool logs);
+/* fs__rcache_ensure for what looking up NAME in directory ino (or opening
+ * ino, name NULL) shows, when it is a python/r computation's. */
+void fs__rcache_prefetch(fs *f, uint64_t ino, const char *name);
+/* The content of `log` from a cached logs archive. */
+void fs__log_text(const rcache *c, dcr_buf *out);
 
 /* Resolves a child name of a resolved directory. f->mu held. */
 int fs__resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char *name, struct desc *d);

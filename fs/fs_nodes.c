@@ -149,6 +149,37 @@ const rm_run *fs__last_done_run(const fs *f, const char *comp)
 	return NULL;
 }
 
+const rm_run *fs__last_finished_run(const fs *f, const char *comp)
+{
+	for (size_t i = f->st.nruns; i-- > 0;) {
+		const rm_run *r = &f->st.runs[i];
+		if (strcmp(r->computation, comp) == 0 && r->state != RM_RUN_QUEUED)
+			return r;
+	}
+	return NULL;
+}
+
+bool fs__is_script(const fs *f, const char *comp)
+{
+	const rm_computation *c = f->st.def ? rm_def_computation(f->st.def, comp) : NULL;
+	return c && (c->kind == RM_COMP_PYTHON || c->kind == RM_COMP_R);
+}
+
+/* Under result/: is path a file of the archive (1), a directory holding
+ * some (2), or nothing (0)? */
+static int rpath_kind(const rcache *c, const char *path)
+{
+	size_t n = strlen(path);
+	for (size_t i = 0; i < c->a.n; i++) {
+		const dcr_archive_entry *e = &c->a.e[i];
+		if (e->name_len == n && memcmp(e->name, path, n) == 0)
+			return 1;
+		if (n == 0 || (e->name_len > n && memcmp(e->name, path, n) == 0 && e->name[n] == '/'))
+			return 2;
+	}
+	return 0;
+}
+
 static bool parse_event_name(const char *name, uint64_t *seq)
 {
 	if (strlen(name) != 18 || strcmp(name + 12, ".event") != 0)
@@ -264,11 +295,43 @@ int fs__resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char *na
 			d->kind = K_COMP_RUN;
 		else if (strcmp(name, "status") == 0)
 			d->kind = K_COMP_STATUS;
-		else if (strcmp(name, "result.csv") == 0 && fs__last_done_run(f, pd->comp))
+		else if (strcmp(name, "result.csv") == 0 && fs__last_done_run(f, pd->comp) &&
+		         (!fs__is_script(f, pd->comp) || c->ncolumns))
 			d->kind = K_COMP_RESULT;
+		else if (strcmp(name, "result") == 0 && fs__is_script(f, pd->comp) &&
+		         fs__last_done_run(f, pd->comp))
+			d->kind = K_COMP_RESDIR;
+		else if (strcmp(name, "log") == 0 && fs__is_script(f, pd->comp) &&
+		         fs__last_finished_run(f, pd->comp) &&
+		         rm_check_read_logs(&f->st, f->opt.me, fs__last_finished_run(f, pd->comp)->id,
+		                            NULL) == 0)
+			d->kind = K_COMP_LOG;
 		else
 			return -ENOENT;
 		return 0;
+	}
+	case K_COMP_RESDIR:
+	case K_COMP_RESSUB: {
+		/* the output files: analysts only */
+		if (!rm_may_read_result(&f->st, f->opt.me, pd->comp))
+			return -EACCES;
+		const rcache *c = fs__rcache_get(f, pd->comp, false);
+		int n = pd->kind == K_COMP_RESDIR
+		            ? snprintf(d->rpath, sizeof d->rpath, "%s", name)
+		            : snprintf(d->rpath, sizeof d->rpath, "%s/%s", pd->rpath, name);
+		if (!c || n < 0 || (size_t)n >= sizeof d->rpath)
+			return -ENOENT;
+		d->comp = pd->comp;
+		switch (rpath_kind(c, d->rpath)) {
+		case 1:
+			d->kind = K_COMP_RESFILE;
+			return 0;
+		case 2:
+			d->kind = K_COMP_RESSUB;
+			return 0;
+		default:
+			return -ENOENT;
+		}
 	}
 	default:
 		return -ENOENT;
@@ -278,12 +341,12 @@ int fs__resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char *na
 /* Resolves an inode by walking up to the root (depth <= 3). f->mu held. */
 int fs__resolve(fs *f, uint64_t ino, struct desc *d)
 {
-	uint64_t chain[8];
+	uint64_t chain[32]; /* result/ holds directories of the output */
 	int depth = 0;
 	memset(d, 0, sizeof *d);
 	for (uint64_t i = ino; i != FS_ROOT_INO; i = fs__node_at(f, i)->parent) {
 		node *n = fs__node_at(f, i);
-		if (!n || !n->name || depth == 8)
+		if (!n || !n->name || depth == 32)
 			return -ENOENT;
 		chain[depth++] = i;
 	}
@@ -302,7 +365,8 @@ int fs__resolve(fs *f, uint64_t ino, struct desc *d)
 bool fs__is_dir_kind(enum kind k)
 {
 	return k == K_ROOT || k == K_EVENTS || k == K_DATASETS || k == K_DS || k == K_COMPS ||
-	       k == K_COMP || k == K_REQUESTS || k == K_DEV || k == K_DEV_OUT;
+	       k == K_COMP || k == K_REQUESTS || k == K_DEV || k == K_DEV_OUT ||
+	       k == K_COMP_RESDIR || k == K_COMP_RESSUB;
 }
 
 /* May this identity read the node? f->mu held. */
@@ -325,7 +389,12 @@ bool fs__may_read(fs *f, const struct desc *d)
 	case K_DS_STATS:
 		return rm_may_read_stats(&f->st, f->opt.me, d->ds);
 	case K_COMP_RESULT:
+	case K_COMP_RESFILE:
 		return rm_may_read_result(&f->st, f->opt.me, d->comp);
+	case K_COMP_LOG: {
+		const rm_run *r = fs__last_finished_run(f, d->comp);
+		return r && rm_check_read_logs(&f->st, f->opt.me, r->id, NULL) == 0;
+	}
 	case K_LFILE:
 		return d->lf->temp;
 	case K_DS_DATA:
@@ -380,6 +449,13 @@ int fs__fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a)
 			a->mode = S_IFDIR | 0755; /* editors' swap files next to room.json */
 		if (d->kind == K_DEV && fs__dev_may_create(f))
 			a->mode = S_IFDIR | 0755; /* write NAME.sql|.py|.R here to run it */
+		if ((d->kind == K_COMP_RESDIR || d->kind == K_COMP_RESSUB) &&
+		    !rm_may_read_result(&f->st, f->opt.me, d->comp))
+			a->mode = S_IFDIR; /* analysts only */
+		if (d->kind == K_COMP_RESDIR || d->kind == K_COMP_RESSUB) {
+			const rm_run *r = fs__last_done_run(f, d->comp);
+			a->mtime_ms = r && r->finished_ts_ms ? r->finished_ts_ms : a->mtime_ms;
+		}
 		a->nlink = 2;
 		return 0;
 	}
@@ -413,6 +489,28 @@ int fs__fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a)
 	case K_COMP_RESULT: {
 		const rm_run *r = fs__last_done_run(f, d->comp);
 		a->size = r ? r->result_bytes : 0;
+		if (fs__is_script(f, d->comp)) { /* its dataset.csv, once fetched */
+			const rcache *c = fs__rcache_get(f, d->comp, false);
+			const dcr_archive_entry *e = c ? dcr_archive_find(&c->a, "dataset.csv") : NULL;
+			a->size = e ? e->len : 0;
+		}
+		a->mtime_ms = r && r->finished_ts_ms ? r->finished_ts_ms : a->mtime_ms;
+		break;
+	}
+	case K_COMP_RESFILE: {
+		const rm_run *r = fs__last_done_run(f, d->comp);
+		const rcache *c = fs__rcache_get(f, d->comp, false);
+		const dcr_archive_entry *e = c ? dcr_archive_find(&c->a, d->rpath) : NULL;
+		a->size = e ? e->len : 0;
+		a->mtime_ms = r && r->finished_ts_ms ? r->finished_ts_ms : a->mtime_ms;
+		break;
+	}
+	case K_COMP_LOG: {
+		const rm_run *r = fs__last_finished_run(f, d->comp);
+		const rcache *c = fs__rcache_get(f, d->comp, true);
+		if (c)
+			fs__log_text(c, &b);
+		a->size = b.len;
 		a->mtime_ms = r && r->finished_ts_ms ? r->finished_ts_ms : a->mtime_ms;
 		break;
 	}
@@ -470,6 +568,7 @@ out:
 
 int fs_lookup(fs *f, uint64_t parent, const char *name, fs_attr *out)
 {
+	fs__rcache_prefetch(f, parent, name);
 	int rc = lookup_once(f, parent, name, out);
 	if (rc == -ENOENT && !fs_is_temp_name(name)) {
 		fs__maybe_refresh(f); /* a result or dataset that just appeared */
@@ -527,6 +626,7 @@ int fs_opendir(fs *f, uint64_t ino, fs_dir **out)
 	size_t cap = 0;
 	fs__maybe_refresh(f);
 	fs_dir *dir = dcr_calloc(1, sizeof *dir);
+	fs__rcache_prefetch(f, ino, NULL);
 	pthread_mutex_lock(&f->mu);
 	int rc = fs__resolve(f, ino, &d);
 	if (rc < 0)
@@ -577,6 +677,38 @@ int fs_opendir(fs *f, uint64_t ino, fs_dir **out)
 		dir_add(f, dir, &cap, ino, "run");
 		dir_add(f, dir, &cap, ino, "status");
 		dir_add(f, dir, &cap, ino, "result.csv");
+		dir_add(f, dir, &cap, ino, "result");
+		dir_add(f, dir, &cap, ino, "log");
+		break;
+	}
+	case K_COMP_RESDIR:
+	case K_COMP_RESSUB: {
+		/* the entries one level below this directory */
+		const rcache *c = fs__rcache_get(f, d.comp, false);
+		size_t plen = d.kind == K_COMP_RESSUB ? strlen(d.rpath) + 1 : 0;
+		const char *last = NULL;
+		size_t last_n = 0;
+		if (!rm_may_read_result(&f->st, f->opt.me, d.comp)) {
+			rc = -EACCES;
+			goto out;
+		}
+		for (size_t i = 0; c && i < c->a.n; i++) {
+			const dcr_archive_entry *e = &c->a.e[i];
+			if (plen && (e->name_len <= plen || memcmp(e->name, d.rpath, plen - 1) != 0 ||
+			             e->name[plen - 1] != '/'))
+				continue;
+			const char *rest = e->name + plen;
+			size_t rn = e->name_len - plen;
+			const char *slash = memchr(rest, '/', rn);
+			size_t cn = slash ? (size_t)(slash - rest) : rn;
+			if (last && last_n == cn && memcmp(last, rest, cn) == 0)
+				continue; /* sorted: a directory's files are adjacent */
+			last = rest;
+			last_n = cn;
+			char *child = dcr_strndup(rest, cn);
+			dir_add(f, dir, &cap, ino, child);
+			free(child);
+		}
 		break;
 	}
 	case K_DEV:

@@ -198,6 +198,13 @@ static int pb_result_read(void *ctx, const char *run_id, uint64_t off, void *buf
 	WITH_CONN(p, err, cl_result_read(c, p->room, run_id, off, buf, cap, err));
 }
 
+static int pb_logs_read(void *ctx, const char *run_id, uint64_t off, void *buf, size_t cap,
+                        uint64_t *size, dcr_err *err)
+{
+	fs_proto *p = ctx;
+	WITH_CONN(p, err, cl_logs_read(c, p->room, run_id, off, buf, cap, size, err));
+}
+
 static int pb_data_read(void *ctx, const char *dataset, const uint8_t sha256[32], uint64_t off,
                         void *buf, size_t cap, dcr_err *err)
 {
@@ -449,6 +456,7 @@ void fs_proto_backend(fs_proto *p, fs_backend *be)
 	be->run_status = pb_run_status;
 	be->result_open = pb_result_open;
 	be->result_read = pb_result_read;
+	be->logs_read = pb_logs_read;
 	be->data_read = pb_data_read;
 	be->stats = pb_stats;
 	be->room_test = pb_room_test;

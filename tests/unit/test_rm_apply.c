@@ -935,6 +935,106 @@ static char *describe_dp(const char *type, const dcr_buf *body, const dcr_key *k
 	return line;
 }
 
+/* run.completed / run.failed of python and r computations: the script
+ * fields (files, logs), the declared schema, the logs policy. */
+static dcr_buf *b_script_done(const char *comp, const char *id, const rm_run_col *cols,
+                              size_t ncols, uint64_t rows)
+{
+	const rm_run *q = rm_state_run(&S, id);
+	rm_run r = {.id = (char *)id,
+	            .computation = (char *)comp,
+	            .result_blob = "res-2",
+	            .rows = rows,
+	            .result_bytes = 40,
+	            .files = 2,
+	            .logs_blob = "logs-2",
+	            .cols = (rm_run_col *)cols,
+	            .ncols = ncols};
+	if (q) {
+		r.inputs = q->inputs;
+		r.ninputs = q->ninputs;
+	}
+	memset(r.result_sha256, 0xcd, 32);
+	memset(r.logs_sha256, 0xef, 32);
+	dcr_buf_init(&B);
+	rm_body_run_completed_script(&B, &r);
+	return &B;
+}
+
+static void test_script_runs(void)
+{
+	char *def = t_valid_def(&F);
+	def = t_edit(def, "\"script\": \"print(1)\\n\"}",
+	             "\"script\": \"print(1)\\n\", \"logs\": \"on_error\", \"columns\": "
+	             "[{\"name\": \"city\", \"type\": \"string\"}, {\"name\": \"score\", "
+	             "\"type\": \"float\"}]}");
+	static const rm_run_col good[] = {{"city", CMP_STRING}, {"score", CMP_FLOAT}};
+	static const rm_run_col bad[] = {{"city", CMP_STRING}, {"score", CMP_INTEGER}};
+	dcr_err e_glob;
+	rm_state_release(&S);
+	rm_state_init(&S, F.daemon_pub);
+	OK(F.anna, RM_EV_CREATED, b_def(def));
+	OK(F.anna, RM_EV_PUBLISHED, b_published(S.def_sha256));
+	OK(F.anna, RM_EV_PROVISIONED, b_prov("bank_customers", 10, 100));
+	OK(F.ian, RM_EV_PROVISIONED, b_prov("insurer_customers", 10, 100));
+	OK(F.ian, RM_EV_RUN_REQUESTED, b_run("churn", R1));
+	OK(F.ian, RM_EV_RUN_REQUESTED, b_run("churn", R2));
+	OK(F.ian, RM_EV_RUN_REQUESTED, b_run("summary_r", R3));
+	OK(F.ian, RM_EV_RUN_REQUESTED, b_run("overlap", R4));
+	/* a script's body needs the script fields; an sql one may not have them */
+	NO(F.daemon, RM_EV_RUN_COMPLETED, b_done_ex("churn", R1, good, 2, NULL, 0),
+	   "body: missing field \"files\"");
+	NO(F.daemon, RM_EV_RUN_COMPLETED, b_script_done("overlap", R4, COLS, 2, 12),
+	   "body: unexpected field \"files\"");
+	/* the schema is the declared columns, exactly */
+	NO(F.daemon, RM_EV_RUN_COMPLETED, b_script_done("churn", R1, bad, 2, 5),
+	   "body.schema: not the columns computation churn declares");
+	NO(F.daemon, RM_EV_RUN_COMPLETED, b_script_done("churn", R1, good, 1, 5),
+	   "body.schema: not the columns computation churn declares");
+	/* summary_r declares none: empty schema, no rows */
+	NO(F.daemon, RM_EV_RUN_COMPLETED, b_script_done("summary_r", R3, good, 2, 0),
+	   "body.schema: must be empty");
+	NO(F.daemon, RM_EV_RUN_COMPLETED, b_script_done("summary_r", R3, NULL, 0, 4),
+	   "body.rows: must be 0");
+	OK(F.daemon, RM_EV_RUN_COMPLETED, b_script_done("churn", R1, good, 2, 5));
+	{
+		const rm_run *r = rm_state_run(&S, R1);
+		CHECK(r && r->files == 2 && r->logs_blob && strcmp(r->logs_blob, "logs-2") == 0 &&
+		      r->logs_sha256[0] == 0xef && r->rows == 5 && r->ncols == 2);
+	}
+	OK(F.daemon, RM_EV_RUN_COMPLETED, b_script_done("summary_r", R3, NULL, 0, 0));
+	/* logs: on_error shows a failed run's only; summary_r says never */
+	CHECK_FAILS(rm_check_read_logs(&S, F.ian_pub, R1, &e_glob), &e_glob,
+	            "shown only for a failed run");
+	CHECK_FAILS(rm_check_read_logs(&S, F.ian_pub, R3, &e_glob), &e_glob, "never shown");
+	CHECK_FAILS(rm_check_read_logs(&S, F.anna_pub, R1, &e_glob), &e_glob,
+	            "may not read the logs");
+	CHECK_FAILS(rm_check_read_logs(&S, F.ian_pub, R4, &e_glob), &e_glob,
+	            "only python and r runs have logs");
+	/* run.failed: the logs both or neither, and only for a script */
+	{
+		uint8_t h[32];
+		memset(h, 0x11, 32);
+		dcr_buf_init(&B);
+		rm_body_run_failed_logs(&B, R4, "overlap", "sql error", "logs-4", h);
+		NO(F.daemon, RM_EV_RUN_FAILED, &B, "body: unexpected field \"logs_blob\"");
+		dcr_buf_init(&B);
+		rm_body_run_failed_logs(&B, R2, "churn", "script error", "", h);
+		NO(F.daemon, RM_EV_RUN_FAILED, &B, "body.logs_blob: empty blob id");
+		dcr_buf_init(&B);
+		rm_body_run_failed_logs(&B, R2, "churn", "what the script printed", "logs-3", h);
+		NO(F.daemon, RM_EV_RUN_FAILED, &B, "not one of the data-free error classes");
+		dcr_buf_init(&B);
+		rm_body_run_failed_logs(&B, R2, "churn", "script error", "logs-3", h);
+		OK(F.daemon, RM_EV_RUN_FAILED, &B);
+	}
+	CHECK(rm_check_read_logs(&S, F.ian_pub, R2, NULL) == 0);
+	OK(F.daemon, RM_EV_RUN_FAILED, b_failed("overlap", R4, "sql error"));
+	free(def);
+	rm_state_release(&S);
+	rm_state_init(&S, F.daemon_pub);
+}
+
 static void test_dp_ledger(void)
 {
 	char *def = dp_def();
@@ -1442,6 +1542,7 @@ int main(void)
 	test_outside_creator();
 	test_many_runs();
 	test_dp_ledger();
+	test_script_runs();
 	test_dp_definition();
 	test_actor_name();
 	test_dev_runs();
