@@ -178,9 +178,10 @@ int main(int argc, char **argv)
 				li++;
 			errno = 0;
 			v = strtoull(optarg, &end, 10);
-			if (errno || !end || end == optarg || *end || v < 1 || v > lims[li].cap) {
-				fprintf(stderr, "dcrd: --%s: not a number from 1 to %llu: %s\n",
-				        lims[li].name, lims[li].cap, optarg);
+			unsigned long long lo = c == 'M' ? DCR_RM_LIMIT_MEMORY_MB_MIN : 1;
+			if (errno || !end || end == optarg || *end || v < lo || v > lims[li].cap) {
+				fprintf(stderr, "dcrd: --%s: not a number from %llu to %llu: %s\n",
+				        lims[li].name, lo, lims[li].cap, optarg);
 				return 2;
 			}
 			*(uint64_t *)((char *)&opt + lims[li].off) = v;

@@ -878,7 +878,9 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	dcr_buf_init(&report);
 	/* The admission check (rm_def_admit: every SQL computation on empty
 	 * inputs, upstream first) on a private copy of the definition, outside
-	 * the room's lock: report each computation's columns or error. */
+	 * the room's lock, and every python/r computation run in the sandbox
+	 * on empty inputs (dmn__script_test): report each computation's
+	 * columns (and a script's files) or error. */
 	dmn__mutex_lock(&r->mu);
 	if (r->st.def_json)
 		text = dcr_strdup(r->st.def_json);
@@ -904,16 +906,13 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 		const char *failed_up = NULL;
 
 		dcr_buf_printf(&report, "%s (%s): ", c->name, rm_compkind_name(c->kind));
-		if (c->kind == RM_COMP_PYTHON || c->kind == RM_COMP_R) {
-			ok[order[i]] = dmn__script_test(d, def, order[i], tests, &report);
-			continue;
-		}
-		if (c->kind != RM_COMP_SQL) {
+		if (c->kind != RM_COMP_SQL && c->kind != RM_COMP_PYTHON && c->kind != RM_COMP_R) {
 			dcr_buf_printf(&report, "error: computation kind %s is not supported yet\n",
 			               rm_compkind_name(c->kind));
 			continue;
 		}
-		/* what reads a kind that cannot run yet fails with it */
+		/* what reads a computation that failed its test (or a kind that
+		 * cannot run yet) fails with it */
 		for (size_t k = 0; !failed_up && k < c->ninputs; k++) {
 			const rm_computation *up = rm_def_computation(def, c->inputs[k]);
 			if (up && !ok[up - def->computations])
@@ -922,6 +921,10 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 		if (failed_up) {
 			dcr_buf_printf(&report, "error: upstream computation %s failed its test\n",
 			               failed_up);
+			continue;
+		}
+		if (c->kind == RM_COMP_PYTHON || c->kind == RM_COMP_R) {
+			ok[order[i]] = dmn__script_test(d, def, order[i], tests, &report);
 			continue;
 		}
 		if (c->admit_error) {

@@ -946,14 +946,17 @@ static int parse_limits(json_t *v, const char *path, rm_computation *c, dcr_err 
 	snprintf(lpath, sizeof lpath, "%s.limits", path);
 	if ((rc = need_object(l, lpath, err)) || (rc = check_fields(l, lpath, fields, err)))
 		return rc;
+	/* the sandbox needs some memory to start a runtime at all */
+	static const uint64_t min[] = {1, 1, DCR_RM_LIMIT_MEMORY_MB_MIN, 1, 1, 1};
 	for (size_t i = 0; fields[i]; i++) {
 		json_t *x = json_object_get(l, fields[i]);
 		if (!x)
 			continue;
-		if (!json_is_integer(x) || json_integer_value(x) < 1 ||
+		if (!json_is_integer(x) || json_integer_value(x) < (json_int_t)min[i] ||
 		    (uint64_t)json_integer_value(x) > max[i])
 			return fail(err, DCR_EINVALID, lpath, fields[i],
-			            "expected an integer from 1 to %llu", (unsigned long long)max[i]);
+			            "expected an integer from %llu to %llu",
+			            (unsigned long long)min[i], (unsigned long long)max[i]);
 		*dst[i] = (uint64_t)json_integer_value(x);
 	}
 	return 0;

@@ -674,7 +674,8 @@ def parse_computation(v, what):
             lim = v["limits"]
             fields(lim, list(SCRIPT_LIMITS), what + ".limits")
             for f, cap in SCRIPT_LIMITS.items():
-                if f in lim and (not is_int(lim[f]) or not 1 <= lim[f] <= cap):
+                low = 16 if f == "memory_mb" else 1
+                if f in lim and (not is_int(lim[f]) or not low <= lim[f] <= cap):
                     refuse("%s.limits.%s: out of range" % (what, f))
     else:
         c["input"] = get_str(v, "input", True, NAME_MAX + 64, what)

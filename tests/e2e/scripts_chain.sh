@@ -71,7 +71,7 @@ cat >"$T/room.json" <<JSON
     {"email": "anna@bank.example", "key": "$ANNA_KEY",
      "owner_of": ["bank_customers", "contracts"],
      "analyst_of": ["joined", "py_stats", "top", "r_report", "fails", "fails_open",
-                    "sleeps", "greedy", "badcols", "quiet"]},
+                    "sleeps", "greedy", "badcols", "quiet", "snoop", "naps", "after_bad"]},
     {"email": "ian@insurer.example", "key": "$IAN_KEY",
      "owner_of": ["insurer_customers"], "analyst_of": ["quiet"]}
   ],
@@ -109,6 +109,11 @@ cat >"$T/room.json" <<JSON
      "script": "print(open('/input/joined/dataset.csv').readline())\nopen('/output/ok.txt', 'w').write('ok')\n"},
     {"name": "sleeps", "kind": "python", "inputs": [], "limits": {"wall_seconds": 1},
      "script": $(json_str "$T/sleeps.py")},
+    {"name": "after_bad", "kind": "sql", "query": "SELECT COUNT(*) AS n FROM badcols"},
+    {"name": "snoop", "kind": "python", "inputs": ["joined"],
+     "script": "import os\nopen('/output/ls.txt', 'w').write(' '.join(sorted(os.listdir('/input'))))\n"},
+    {"name": "naps", "kind": "r", "inputs": ["joined"],
+     "script": "d <- read.csv('/input/joined/dataset.csv')\nif (nrow(d) > 0) Sys.sleep(60)\n"},
     {"name": "greedy", "kind": "python", "inputs": [], "limits": {"wall_seconds": 600},
      "script": "print(1)\n"},
     {"name": "badcols", "kind": "python", "inputs": [], "logs": "on_error",
@@ -131,6 +136,9 @@ expect_contains "$T/test.out" "r_report (r): ok"
 expect_contains "$T/test.out" "fails (python): error: "
 expect_contains "$T/test.out" "secret row"   # empty inputs: the author sees stderr
 expect_contains "$T/test.out" "badcols (python): error: the tabular result"
+# what reads a script that failed its test fails with it
+expect_contains "$T/test.out" "after_bad (sql): error: upstream computation badcols failed its test"
+expect_contains "$T/test.out" "snoop (python): ok"
 
 expect_ok e2e_as anna dcr room publish "$ROOM"
 expect_ok e2e_as anna dcr provision "$ROOM" bank_customers "$T/bank.csv"
@@ -227,8 +235,36 @@ expect_fail e2e_as anna dcr run "$ROOM" greedy --wait --timeout 300
 expect_ok e2e_as anna dcr status "$ROOM" greedy
 expect_contains "$E2E_OUT" "error        limit past host maximum"
 
+# a script sees only what it declares: no file dataset, no other table
+expect_ok e2e_as anna dcr run "$ROOM" snoop --wait --timeout 300
+expect_ok e2e_as anna dcr result "$ROOM" snoop -o "$T/snoop"
+expect_eq "$(cat "$T/snoop/ls.txt")" "joined script.py" "what snoop sees under /input"
+
 # the log: both verifiers agree
 expect_ok e2e_as anna dcr audit export "$ROOM" -o "$T/room.export"
 expect_verifiers_agree "$T/room.export" >/dev/null
+
+# a running script is cancelled (its sandbox killed) when dcrd stops, and
+# runs again at the next start
+e2e_as anna dcr run "$ROOM" naps >/dev/null || e2e_fail "run naps"
+i=0
+until grep -q "(naps) in room .*: started" "$T/dcrd.log"; do
+	[ $i -lt 300 ] || e2e_fail "naps did not start"
+	sleep 0.1
+	i=$((i + 1))
+done
+sleep 1
+expect_ok e2e_stop_daemon
+expect_contains "$T/dcrd.log" "cancelled at shutdown"
+pgrep -f "Sys.sleep" >/dev/null && e2e_fail "the script outlived dcrd"
+e2e_start_daemon --script-max-wall-s 120
+i=0
+until [ "$(grep -c "(naps) in room .*: started" "$T/dcrd.log")" -ge 2 ]; do
+	[ $i -lt 300 ] || e2e_fail "naps was not queued again at the start"
+	sleep 0.1
+	i=$((i + 1))
+done
+expect_ok e2e_as anna dcr status "$ROOM" naps
+expect_contains "$E2E_OUT" "state        running"
 expect_ok e2e_stop_daemon
 echo "scripts_chain: ok"

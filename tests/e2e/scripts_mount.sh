@@ -27,7 +27,9 @@ import pandas as pd
 j = pd.read_csv("/input/joined/dataset.csv")
 g = j.groupby("risk_class").agg(n=("email", "count")).reset_index().sort_values("risk_class")
 g.to_csv("/output/dataset.csv", index=False)
-notes = open("/input/notes/notes.txt").read().split()
+# a file dataset not provisioned (test all) is absent
+p = "/input/notes/notes.txt"
+notes = open(p).read().split() if os.path.exists(p) else []
 os.makedirs("/output/extra/deep")
 open("/output/extra/deep/notes.txt", "w").write("%d notes\n" % len(notes))
 print("by_risk done")
@@ -82,6 +84,13 @@ mount_as ian "$id" "$I"
 expect_contains "$A/README" "/input/NAME/FILE          a file dataset, under its provisioned name"
 expect_contains "$A/README" "echo > $A/computations/total/run && ls $A/computations/total/result/"
 expect_contains "$A/README" "echo > $A/computations/by_risk/run && cat $A/computations/by_risk/result.csv"
+
+# test all through ctl: the scripts run on empty inputs
+echo test > "$A/ctl" || e2e_fail "echo test > ctl"
+expect_contains "$A/test.out" "by_risk (python): ok"
+expect_contains "$A/test.out" "  file extra/deep/notes.txt ("
+expect_contains "$A/test.out" "total (r): ok"
+expect_contains "$A/test.out" "risk_total (sql): ok"
 
 # provisioning, a file dataset with cp
 cp "$T/bank.csv" "$A/datasets/bank_customers/" || e2e_fail "cp bank"

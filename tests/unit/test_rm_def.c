@@ -343,6 +343,9 @@ int main(void)
 	         "\"script\": \"print(1)\\n\", \"limits\": {\"memory_mb\": 1.5}}",
 	         "computations[3].limits.memory_mb: expected an integer");
 	BAD_EDIT("\"script\": \"print(1)\\n\"}",
+	         "\"script\": \"print(1)\\n\", \"limits\": {\"memory_mb\": 15}}",
+	         "computations[3].limits.memory_mb: expected an integer from 16 to 262144");
+	BAD_EDIT("\"script\": \"print(1)\\n\"}",
 	         "\"script\": \"print(1)\\n\", \"limits\": {\"processes\": 4097}}",
 	         "computations[3].limits.processes: expected an integer from 1 to 4096");
 	BAD_EDIT("\"script\": \"print(1)\\n\"}",
