@@ -43,6 +43,7 @@
 #define DMN_EVENTS_PER_REPLY_MAX 4096u      /* events in one `events` reply */
 #define DMN_RESULT_READ_BYTES_MAX DCR_CHUNK_BYTES /* one result.read */
 #define DMN_RUN_TIME_MS (60u * 1000)        /* SQL time limit of one computation */
+#define DMN_DEV_RESULT_INPUT_BYTES_MAX (256u * 1024 * 1024) /* a result a dev run reads */
 #define DMN_RUN_QUEUE_MAX 1024u             /* queued background jobs */
 #define DMN_BLOB_CHUNK_BYTES (1024u * 1024) /* encryption chunk at rest */
 #define DMN_STATS_BYTES_MAX (16u * 1024 * 1024) /* statistics JSON of a dataset */
@@ -95,6 +96,8 @@
 #define DCR_RM_DROPS_MAX 4096u                    /* drops in an append dataset */
 #define DCR_RM_RESULT_COL_BYTES_MAX 1024u         /* run.completed schema column name */
 #define DCR_RM_RUNS_MAX 10000000u                 /* runs per room */
+#define DCR_RM_DEVS_MAX 10000000u                 /* development runs per room */
+#define DCR_RM_DEV_INPUTS_MAX 32u                 /* inputs of one development run */
 
 /* compute (compute/): CSV ingest, prepared tables, SQL runs */
 #define DCR_CSV_FIELD_BYTES_MAX (64u * 1024)      /* one field, after unquoting */

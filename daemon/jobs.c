@@ -30,7 +30,7 @@
 #include "dmn_int.h"
 #include "../compute/compute_sandbox.h"
 
-enum job_kind { JOB_IMAGE, JOB_RUN };
+enum job_kind { JOB_IMAGE, JOB_RUN, JOB_DEV };
 
 struct dmn_job {
 	struct dmn_job *next;
@@ -91,6 +91,16 @@ static void queue_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *
 	dmn_job *j = dcr_calloc(1, sizeof *j);
 
 	j->kind = JOB_RUN;
+	memcpy(j->room, room, ES_ROOM_ID_BYTES);
+	j->run_id = dcr_strdup(run_id);
+	push(d, j);
+}
+
+static void queue_dev(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id)
+{
+	dmn_job *j = dcr_calloc(1, sizeof *j);
+
+	j->kind = JOB_DEV;
 	memcpy(j->room, room, ES_ROOM_ID_BYTES);
 	j->run_id = dcr_strdup(run_id);
 	push(d, j);
@@ -169,6 +179,15 @@ static void on_durable(void *ctx, dmn_room *r, const es_event *ev, uint64_t seq)
 		for (i = 0; i < r->st.nruns; i++)
 			if (r->st.runs[i].state == RM_RUN_QUEUED)
 				queue_run(d, r->id, r->st.runs[i].id);
+		for (i = 0; i < r->st.ndevs; i++)
+			if (r->st.devs[i].state == RM_RUN_QUEUED)
+				queue_dev(d, r->id, r->st.devs[i].id);
+	} else if (strcmp(ev->type, RM_EV_DEV_REQUESTED) == 0) {
+		for (i = r->st.ndevs; i-- > 0;)
+			if (r->st.devs[i].requested_seq == seq) {
+				queue_dev(d, r->id, r->st.devs[i].id);
+				break;
+			}
 	} else if (strcmp(ev->type, RM_EV_PROVISIONED) == 0 ||
 	           strcmp(ev->type, RM_EV_DEPROVISIONED) == 0) {
 		/* a withdrawn drop leaves a new union of the others */
@@ -1793,6 +1812,387 @@ done:
 	plan_free(d, &p);
 }
 
+/* ---- development runs ------------------------------------------------------------ */
+
+/* One input of a development run, copied out of the state. */
+typedef struct dev_in {
+	char *name;
+	bool is_dataset, is_table;
+	enum rm_compkind kind; /* computation */
+	char *blob; /* the provision's file, or the computation run's result */
+	char *file; /* dataset: the provisioned file name */
+	char **drops; /* append dataset: its drops' blobs; blob is the union id */
+	size_t ndrops;
+	cmp_column *cols; /* a table's columns, or a result's schema */
+	size_t ncols;
+	dmn_image *img; /* a dataset's prepared table */
+	dcr_buf image;  /* a computation result prepared in this run */
+} dev_in;
+
+struct buf_src {
+	const uint8_t *p;
+	size_t n, off;
+};
+
+static int buf_src_read(void *ctx, void *buf, size_t cap)
+{
+	struct buf_src *s = ctx;
+	size_t n = s->n - s->off;
+
+	if (n > cap)
+		n = cap;
+	if (n > INT32_MAX)
+		n = INT32_MAX;
+	memcpy(buf, s->p + s->off, n);
+	s->off += n;
+	return (int)n;
+}
+
+/* Makes a SQL table of input x: a dataset's prepared table, or the result
+ * of the computation run it pins (an SQL result's CSV, or a python/r
+ * result's dataset.csv when it declares columns), prepared here. */
+static int dev_table(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], dev_in *x, dcr_err *err)
+{
+	char image_id[DMN_BLOB_HEX_BYTES];
+	dcr_archive a = {0};
+	bool have_a = false;
+	dcr_buf blob;
+	struct buf_src src = {0};
+	int rc;
+
+	if (x->is_dataset) {
+		bool hit;
+		if (!x->is_table)
+			return dcr_err_set(err, DCR_ESTATE,
+			                   "not supported: %s is a file dataset; SQL reads tables "
+			                   "only",
+			                   x->name);
+		rc = ensure_image(d, room, x->name, x->blob, x->drops, x->ndrops, false, image_id,
+		                  err);
+		if (rc == 0)
+			rc = dmn__image_get(d, image_id, &x->img, &hit, err);
+		return rc;
+	}
+	if (x->kind != RM_COMP_SQL && x->ncols == 0)
+		return dcr_err_set(err, DCR_ESTATE,
+		                   "not supported: computation %s declares no columns, so SQL "
+		                   "cannot read its result",
+		                   x->name);
+	dcr_buf_init(&blob);
+	rc = dmn__blob_read_all(d->blobs, x->blob, DMN_DEV_RESULT_INPUT_BYTES_MAX, &blob, err);
+	if (rc == 0 && x->kind == RM_COMP_SQL) {
+		src.p = blob.data;
+		src.n = blob.len;
+	} else if (rc == 0) {
+		const dcr_archive_entry *e;
+		rc = dcr_archive_read(blob.data, blob.len, &a, err);
+		have_a = rc == 0;
+		e = have_a ? dcr_archive_find(&a, "dataset.csv") : NULL;
+		if (rc == 0 && !e)
+			rc = dcr_err_set(err, DCR_EINTEGRITY, "no dataset.csv in the result");
+		if (e) {
+			src.p = e->data;
+			src.n = e->len;
+		}
+	}
+	if (rc == 0) {
+		cmp_schema schema = {x->cols, x->ncols};
+		rc = cmp_prepare(&schema, x->name, buf_src_read, &src, &x->image, err);
+	}
+	if (rc < 0)
+		dcr_err_prefix(err, "the result of %s", x->name);
+	if (have_a)
+		dcr_archive_release(&a);
+	dcr_buf_release(&blob);
+	return rc;
+}
+
+/* An SQL development run: the query over the inputs as tables, without
+ * the privacy filter (priv NULL, min_rows 0): the requester may read every
+ * input in full already. The result is its CSV. */
+static int dev_sql(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *query, dev_in *xs,
+                   size_t nx, cmp_cancel *cancel, dcr_buf *result, dcr_err *err)
+{
+	cmp_input *in = dcr_calloc(nx + 1, sizeof *in);
+	cmp_sql_limits lim = {.time_ms = DMN_RUN_TIME_MS, .cancel = cancel};
+	cmp_result res;
+	int rc = 0;
+
+	cmp_result_init(&res);
+	for (size_t k = 0; rc == 0 && k < nx; k++) {
+		rc = dev_table(d, room, &xs[k], err);
+		in[k].name = xs[k].name;
+		in[k].schema.cols = xs[k].cols;
+		in[k].schema.ncols = xs[k].ncols;
+		in[k].priv = NULL;
+		if (xs[k].img) {
+			in[k].image = dmn__image_data(xs[k].img, &in[k].image_n);
+		} else if (xs[k].image.len) {
+			in[k].image = xs[k].image.data;
+			in[k].image_n = xs[k].image.len;
+		}
+	}
+	if (rc == 0)
+		rc = cmp_sql_run(query, in, nx, 0, &lim, &res, err);
+	if (rc == 0)
+		dcr_buf_append(result, res.csv.data, res.csv.len);
+	cmp_result_release(&res);
+	free(in);
+	return rc;
+}
+
+/* A python or r development run through script_eval, the entry point of
+ * every script run: the inputs as plan nodes in the /input layout of
+ * docs/compute.md (a dataset as provisioned, an SQL result as
+ * NAME/dataset.csv, a python/r result as its output files), the sandbox's
+ * default limits. result gets the archive of the output files, logs (when
+ * the script started) the logs archive. */
+static int dev_script(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], enum rm_dev_lang lang,
+                      const char *script, dev_in *xs, size_t nx,
+                      cmp_cancel *cancel, dcr_buf *result, dcr_buf *logs, bool *has_logs,
+                      dcr_err *err)
+{
+	plan p;
+	script_out out;
+	rm_limits lim;
+	size_t *idx = dcr_calloc(nx + 1, sizeof *idx);
+	int rc = 0;
+
+	memset(&p, 0, sizeof p);
+	memset(&lim, 0, sizeof lim);
+	script_out_init(&out);
+	p.nn = nx;
+	p.n = dcr_calloc(nx + 1, sizeof *p.n);
+	p.cancel = cancel;
+	for (size_t k = 0; k < nx; k++) {
+		plan_node *n = &p.n[k];
+		dev_in *x = &xs[k];
+		idx[k] = k;
+		dcr_buf_init(&n->image);
+		dcr_buf_init(&n->archive);
+		n->name = dcr_strdup(x->name);
+		n->ready = true;
+		n->blob = dcr_strdup(x->blob);
+		if (x->is_dataset) {
+			n->is_dataset = true;
+			n->is_table = x->is_table;
+			n->file = x->file ? dcr_strdup(x->file) : NULL;
+			if (x->ndrops && rc == 0) {
+				/* append: the union's table, read back as one CSV */
+				rc = dev_table(d, room, x, err);
+				n->ndrops = x->ndrops;
+				n->drops = dcr_calloc(x->ndrops + 1, sizeof *n->drops);
+				for (size_t m = 0; m < x->ndrops; m++)
+					n->drops[m] = dcr_strdup(x->drops[m]);
+				n->img = x->img;
+				x->img = NULL;
+			}
+		} else if (x->kind == RM_COMP_SQL) {
+			/* an SQL result is CSV with a header row already: stream it
+			 * as NAME/dataset.csv, like a table dataset */
+			n->is_dataset = true;
+			n->is_table = true;
+		} else {
+			n->kind = x->kind;
+			n->script = dcr_strdup(""); /* a script node: its files */
+			if (rc == 0)
+				rc = dmn__blob_read_all(d->blobs, x->blob,
+				                        DMN_DEV_RESULT_INPUT_BYTES_MAX, &n->archive, err);
+			if (rc < 0)
+				dcr_err_prefix(err, "the result of %s", x->name);
+		}
+		if (x->ncols) {
+			n->ncols = x->ncols;
+			n->cols = dcr_calloc(x->ncols, sizeof *n->cols);
+			for (size_t c = 0; c < x->ncols; c++) {
+				n->cols[c] = x->cols[c];
+				n->cols[c].name = dcr_strdup(x->cols[c].name);
+			}
+		}
+	}
+	if (rc == 0)
+		rc = script_eval(d, &p, lang == RM_DEV_PYTHON ? RM_COMP_PYTHON : RM_COMP_R, script,
+		                 idx, nx, &lim, &out, err);
+	*has_logs = out.started;
+	if (out.started)
+		dcr_buf_append(logs, out.logs.data, out.logs.len);
+	if (rc == 0)
+		dcr_buf_append(result, out.archive.data, out.archive.len);
+	script_out_release(&out);
+	plan_free(d, &p);
+	free(idx);
+	return rc;
+}
+
+/* A development run's cancel function: stops its SQL or its sandbox. */
+static void cancel_dev(void *ctx)
+{
+	cmp_cancel_fire(ctx);
+}
+
+/* Runs a development run (docs/rules.md "Development runs"): the
+ * requester's script over the inputs recorded at dev.requested, then
+ * records dev.completed (the result's and the logs' hashes) or dev.failed
+ * (a data-free class; the message is kept for the requester only). */
+static void dev_job(dmn *d, dmn_job *j)
+{
+	dmn_room *r = dmn__room_find(d, j->room);
+	cmp_cancel *cancel = NULL;
+	dev_in *xs = NULL;
+	size_t nx = 0, k;
+	rm_dev out;
+	rm_dev_input *rec = NULL;
+	char *script = NULL, blob_id[DMN_BLOB_HEX_BYTES] = "", logs_id[DMN_BLOB_HEX_BYTES] = "";
+	enum rm_dev_lang lang = RM_DEV_SQL;
+	dcr_buf body, result, logs;
+	bool has_logs = false;
+	dcr_err err;
+	uint64_t t0 = dcr_mono_ms();
+	int rc = 0;
+
+	memset(&out, 0, sizeof out);
+	dcr_buf_init(&body);
+	dcr_buf_init(&result);
+	dcr_buf_init(&logs);
+	dcr_err_clear(&err);
+	if (!r)
+		goto done;
+	dmn__mutex_lock(&r->mu);
+	{
+		const rm_dev *dv = rm_state_dev(&r->st, j->run_id);
+		if (!dv || dv->state != RM_RUN_QUEUED) {
+			dmn__mutex_unlock(&r->mu);
+			goto done; /* finished meanwhile (duplicate job) */
+		}
+		lang = dv->lang;
+		script = dcr_strdup(dv->script);
+		nx = dv->ninputs;
+		xs = dcr_calloc(nx + 1, sizeof *xs);
+		rec = dcr_calloc(nx + 1, sizeof *rec);
+		for (k = 0; k < nx; k++) {
+			const rm_dev_input *di = &dv->inputs[k];
+			dev_in *x = &xs[k];
+			rec[k].name = dcr_strdup(di->name);
+			memcpy(rec[k].sha256, di->sha256, 32);
+			x->name = dcr_strdup(di->name);
+			x->is_dataset = di->is_dataset;
+			x->blob = dcr_strdup(di->blob);
+			x->file = di->file ? dcr_strdup(di->file) : NULL;
+			if (di->ndrop_blobs) {
+				char u[DMN_UNION_ID_BYTES];
+				dmn__union_id(di->sha256, u);
+				free(x->blob);
+				x->blob = dcr_strdup(u);
+				x->drops = dcr_calloc(di->ndrop_blobs + 1, sizeof *x->drops);
+				for (size_t m = 0; m < di->ndrop_blobs; m++)
+					x->drops[x->ndrops++] = dcr_strdup(di->drop_blobs[m]);
+			}
+			dcr_buf_init(&x->image);
+			if (di->is_dataset) {
+				const rm_dataset *ds = rm_def_dataset(r->st.def, di->name);
+				x->is_table = ds && ds->kind == RM_DS_TABLE;
+				if (x->is_table)
+					dmn__schema_of(ds, &x->cols, &x->ncols);
+			} else {
+				const rm_run *run = rm_state_run(&r->st, di->run);
+				const rm_computation *c = rm_def_computation(r->st.def, di->name);
+				DCR_ASSERT(run && run->state == RM_RUN_DONE && c);
+				x->kind = c->kind;
+				x->ncols = run->ncols;
+				x->cols = dcr_calloc(run->ncols + 1, sizeof *x->cols);
+				for (size_t c2 = 0; c2 < run->ncols; c2++) {
+					x->cols[c2].name = dcr_strdup(run->cols[c2].name);
+					x->cols[c2].type = run->cols[c2].type;
+					x->cols[c2].nullable = true;
+				}
+			}
+		}
+	}
+	dmn__mutex_unlock(&r->mu);
+	cancel = cmp_cancel_new();
+	if (!active_enter(d, j->run_id, cancel_dev, cancel))
+		goto done; /* stopping: the run stays queued */
+	dmn__log(d, DMN_LOG_INFO, "development run %s (%s) in room %s: started", j->run_id,
+	         rm_dev_lang_name(lang), r->hex);
+	if (lang == RM_DEV_SQL)
+		rc = dev_sql(d, j->room, script, xs, nx, cancel, &result, &err);
+	else
+		rc = dev_script(d, j->room, lang, script, xs, nx, cancel, &result, &logs, &has_logs, &err);
+	if (rc == 0)
+		rc = dmn__blob_put(d->blobs, result.data, result.len, blob_id, out.result_sha256,
+		                   &err);
+	/* The logs are the requester's own: kept whatever the outcome. */
+	dcr_sha256("", 0, out.logs_sha256);
+	if (has_logs) {
+		dcr_err e2;
+		int lrc = dmn__blob_put(d->blobs, logs.data, logs.len, logs_id, out.logs_sha256, &e2);
+		if (lrc < 0 && rc == 0) {
+			rc = lrc;
+			err = e2;
+		}
+		if (lrc < 0) {
+			logs_id[0] = 0;
+			dcr_sha256("", 0, out.logs_sha256);
+		}
+	}
+	out.id = j->run_id;
+	out.inputs = rec;
+	out.ninputs = nx;
+	out.duration_ms = dcr_mono_ms() - t0;
+	out.logs_blob = logs_id;
+	if (rc == 0) {
+		out.result_blob = blob_id;
+		out.result_bytes = result.len;
+		rm_body_dev_completed(&body, &out);
+	} else {
+		/* Only the class goes into the event; the message (which may
+		 * quote the requester's own data) is theirs (dev.status). */
+		out.error = (char *)cmp_error_class(&err);
+		rm_body_dev_failed(&body, &out);
+		if (err.msg[0])
+			detail_put(j->run_id, err.msg);
+	}
+	if (atomic_load(&d->jobs.stopping)) {
+		dmn__log(d, DMN_LOG_INFO,
+		         "development run %s in room %s: stopped at shutdown; it runs again at the "
+		         "next start",
+		         j->run_id, r->hex);
+	} else if (dmn__append_enter(d)) {
+		dcr_err e2;
+		bool ok = rc == 0;
+		rc = dmn__submit_daemon(d, j->room, ok ? RM_EV_DEV_COMPLETED : RM_EV_DEV_FAILED,
+		                        &body, &e2);
+		dmn__append_leave(d);
+		if (rc < 0)
+			dmn__log(d, DMN_LOG_ERROR, "development run %s: recording the outcome: %s",
+			         j->run_id, e2.msg);
+		else
+			dmn__log(d, DMN_LOG_INFO, "development run %s in room %s: %s in %llu ms%s%s",
+			         j->run_id, r->hex, ok ? "done" : "failed",
+			         (unsigned long long)out.duration_ms, ok ? "" : ": ",
+			         ok ? "" : out.error);
+	}
+	active_leave(d, j->run_id);
+done:
+	dcr_buf_release(&body);
+	dcr_buf_release(&result);
+	dcr_buf_release(&logs);
+	for (k = 0; k < nx; k++) {
+		free(xs[k].name);
+		free(xs[k].blob);
+		free(xs[k].file);
+		strv_free(xs[k].drops, xs[k].ndrops);
+		dmn__schema_free(xs[k].cols, xs[k].ncols);
+		dmn__image_put(d, xs[k].img);
+		dcr_buf_release(&xs[k].image);
+		free(rec[k].name);
+	}
+	free(xs);
+	free(rec);
+	free(script);
+	cmp_cancel_free(cancel);
+}
+
 /* ---- test all: scripts on empty inputs ------------------------------------------- */
 
 bool dmn__script_test(dmn *d, const rm_def *def, size_t ci, dcr_buf *tests, dcr_buf *report)
@@ -2015,6 +2415,27 @@ static void keep_cache(dmn *d, keep_set *k, const rm_state *st)
 	}
 }
 
+/* A development run's result and logs, and the inputs of a queued one. */
+static void keep_devs(dmn *d, keep_set *k, const rm_state *st)
+{
+	for (size_t i = 0; i < st->ndevs; i++) {
+		const rm_dev *dv = &st->devs[i];
+		keep_add(k, dv->result_blob);
+		keep_add(k, dv->logs_blob);
+		for (size_t x = 0; dv->state == RM_RUN_QUEUED && x < dv->ninputs; x++) {
+			char *key;
+			keep_add(k, dv->inputs[x].blob);
+			for (size_t m = 0; m < dv->inputs[x].ndrop_blobs; m++)
+				keep_add(k, dv->inputs[x].drop_blobs[m]);
+			if (!dv->inputs[x].is_dataset || !dmn__blob_id_valid(dv->inputs[x].blob))
+				continue;
+			key = dcr_asprintf("image:%s", dv->inputs[x].blob);
+			keep_meta(d, k, key);
+			free(key);
+		}
+	}
+}
+
 static int id_cmp(const void *a, const void *b)
 {
 	return memcmp(a, b, DMN_BLOB_HEX_BYTES - 1);
@@ -2093,6 +2514,7 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 			}
 		}
 		keep_cache(d, &keep, &r->st);
+		keep_devs(d, &keep, &r->st);
 		dmn__mutex_unlock(&r->mu);
 	}
 	free(rooms);
@@ -2160,6 +2582,8 @@ static void *worker(void *arg)
 		dmn__mutex_unlock(&d->jobs.mu);
 		if (j->kind == JOB_IMAGE)
 			image_job(d, j);
+		else if (j->kind == JOB_DEV)
+			dev_job(d, j);
 		else
 			run_job(d, j);
 		job_free(j);

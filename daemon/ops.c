@@ -1278,6 +1278,141 @@ static int op_whoami(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res
 	return 0;
 }
 
+/* ---- development runs ------------------------------------------------------------------ */
+
+/* The caller's development runs are theirs alone (rm_check_dev_read). */
+#define DEV_STATUS_LIST_MAX 1000u
+
+static void dev_status_item(dmn *d, const dmn_room *r, const rm_dev *dv, dcr_buf *out)
+{
+	proto_map m;
+	bool fin = dv->state != RM_RUN_QUEUED && dv->finished_seq < r->durable;
+	const char *state = !fin ? (dv->state != RM_RUN_QUEUED || dmn__run_is_running(d, dv->id)
+	                                ? "running"
+	                                : "queued")
+	                         : dv->state == RM_RUN_DONE ? "done" : "failed";
+	char detail[DCR_ERR_MSG_BYTES];
+	dcr_mpw *w;
+
+	DMN_ASSERT_HELD(&r->mu);
+	proto_map_init(&m);
+	dcr_mpw_str(proto_map_key(&m, "run"), dv->id);
+	dcr_mpw_str(proto_map_key(&m, "state"), state);
+	dcr_mpw_str(proto_map_key(&m, "language"), rm_dev_lang_name(dv->lang));
+	dcr_mpw_uint(proto_map_key(&m, "requested_seq"), dv->requested_seq);
+	w = proto_map_key(&m, "inputs");
+	dcr_mpw_array(w, (uint32_t)dv->ninputs);
+	for (size_t i = 0; i < dv->ninputs; i++)
+		dcr_mpw_str(w, dv->inputs[i].name);
+	if (fin) {
+		dcr_mpw_uint(proto_map_key(&m, "duration_ms"), dv->duration_ms);
+		dcr_mpw_uint(proto_map_key(&m, "result_bytes"), dv->result_bytes);
+		dcr_mpw_bool(proto_map_key(&m, "logs"), dv->logs_blob && dv->logs_blob[0]);
+	}
+	if (fin && dv->error) {
+		dcr_mpw_str(proto_map_key(&m, "error"), dv->error);
+		/* the message behind the class: the requester's own */
+		if (dmn__run_detail(dv->id, detail, sizeof detail))
+			dcr_mpw_str(proto_map_key(&m, "detail"), detail);
+	}
+	proto_map_encode(&m, out);
+	proto_map_release(&m);
+}
+
+static int op_dev_status(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
+{
+	dmn_room *r;
+	char *id = NULL;
+	dcr_buf arr;
+	uint32_t hits = 0;
+	int rc = arg_room(d, s, args, &r, err);
+
+	dcr_buf_init(&arr);
+	if (rc == 0 && dcr_mp_get(args, "run"))
+		rc = arg_str(args, "run", &id, err);
+	if (rc < 0)
+		goto out;
+	dmn__mutex_lock(&r->mu);
+	if (id) {
+		rc = rm_check_dev_read(&r->st, s->key, id, err);
+		if (rc == 0) {
+			dev_status_item(d, r, rm_state_dev(&r->st, id), &arr);
+			hits = 1;
+		}
+	} else {
+		/* the newest DEV_STATUS_LIST_MAX of the caller's, oldest first */
+		size_t from = r->st.ndevs, n = 0;
+		while (from > 0 && n < DEV_STATUS_LIST_MAX)
+			if (memcmp(r->st.devs[--from].by, s->key, 32) == 0)
+				n++;
+		for (size_t i = from; i < r->st.ndevs; i++)
+			if (memcmp(r->st.devs[i].by, s->key, 32) == 0) {
+				dev_status_item(d, r, &r->st.devs[i], &arr);
+				hits++;
+			}
+	}
+	dmn__mutex_unlock(&r->mu);
+	if (rc == 0) {
+		dcr_mpw *v = proto_map_key(res, "runs");
+		dcr_mpw_array(v, hits);
+		dcr_mpw_raw(v, arr.data, arr.len);
+	}
+out:
+	dcr_buf_release(&arr);
+	free(id);
+	return rc;
+}
+
+/* Ranged read of a development run's result CSV ("what": "result") or of
+ * its logs blob ("logs"), by its requester only, once the outcome is
+ * durable. No event records the read: the result is made of what the
+ * requester may read already (docs/rules.md "Development runs"). */
+static int op_dev_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
+{
+	dmn_room *r;
+	char *id = NULL, *what = NULL, blob[DMN_BLOB_HEX_BYTES] = "";
+	uint64_t off = 0, len = 0;
+	int rc = arg_room(d, s, args, &r, err);
+
+	if (rc == 0)
+		rc = arg_str(args, "run", &id, err);
+	if (rc == 0)
+		rc = arg_str(args, "what", &what, err);
+	if (rc == 0)
+		rc = arg_u64(args, "offset", &off, err);
+	if (rc == 0)
+		rc = arg_u64(args, "len", &len, err);
+	if (rc == 0 && strcmp(what, "result") != 0 && strcmp(what, "logs") != 0)
+		rc = dcr_err_set(err, DCR_EINVALID, "argument what: \"result\" or \"logs\"");
+	if (rc < 0)
+		goto out;
+	if (len > DMN_RESULT_READ_BYTES_MAX)
+		len = DMN_RESULT_READ_BYTES_MAX;
+	dmn__mutex_lock(&r->mu);
+	rc = rm_check_dev_read(&r->st, s->key, id, err);
+	if (rc == 0) {
+		const rm_dev *dv = rm_state_dev(&r->st, id);
+		const char *b = strcmp(what, "result") == 0 ? dv->result_blob : dv->logs_blob;
+		bool fin = dv->state != RM_RUN_QUEUED && dv->finished_seq < r->durable;
+		if (!fin)
+			rc = dcr_err_set(err, DCR_ESTATE, "development run %s has not finished", id);
+		else if (!b || !b[0])
+			rc = dcr_err_set(err, DCR_ENOTFOUND, "development run %s has no %s", id,
+			                 what);
+		else if (!dmn__blob_id_valid(b))
+			rc = dcr_err_set(err, DCR_EINTEGRITY, "development run %s: bad blob id", id);
+		else
+			memcpy(blob, b, DMN_BLOB_HEX_BYTES);
+	}
+	dmn__mutex_unlock(&r->mu);
+	if (rc == 0)
+		rc = read_range(d, s, blob, off, len, res, err);
+out:
+	free(what);
+	free(id);
+	return rc;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------- */
 
 static const struct {
@@ -1288,6 +1423,8 @@ static const struct {
     {"consistency", op_consistency},
     {"data.read", op_data_read},
     {"datasets", op_datasets},
+    {"dev.read", op_dev_read},
+    {"dev.status", op_dev_status},
     {"events", op_events},
     {"logs.read", op_logs_read},
     {"proof", op_proof},

@@ -38,6 +38,8 @@
 #define FS_NAME_BYTES_MAX     255
 #define FS_RM_GRACE_MS        2000 /* rm of the provisioned file waits this for a new file */
 #define FS_CHECK_BYTES_MAX    (8u * 1024 * 1024) /* first bytes of a file checked locally */
+#define FS_DEV_RUNS_MAX       64                 /* named development runs kept by a mount */
+#define FS_DEV_OUTPUT_BYTES_MAX (64u * 1024 * 1024) /* a dev run's result shown in dev/ */
 
 /* Status of the last run of a computation as the daemon sees it (state:
  * none, queued, running, done, failed). */
@@ -48,6 +50,15 @@ typedef struct fs_run_status {
 	char detail[1024]; /* analysts of unfiltered computations only */
 	uint64_t rows, suppressed, duration_ms, result_bytes;
 } fs_run_status;
+
+/* Status of a development run as the daemon sees it (state: queued,
+ * running, done, failed). */
+typedef struct fs_dev_status {
+	char state[16];
+	char error[256];
+	char detail[1024]; /* the message behind error: the requester's own */
+	bool logs;         /* finished with logs */
+} fs_dev_status;
 
 /* ---- backend -------------------------------------------------------------
  * What the core needs from the daemon. Every function returns 0 (or bytes
@@ -96,6 +107,15 @@ typedef struct fs_backend {
 	                 uint64_t *size, dcr_err *err);
 	int (*stats)(void *ctx, const char *dataset, dcr_buf *json, dcr_err *err);
 	int (*room_test)(void *ctx, dcr_buf *report, dcr_err *err);
+	/* Development runs (dev/): sign dev.requested (language "sql",
+	 * "python" or "r"; inputs sorted or not), the run's status, and ranged
+	 * reads of its "result" or "logs" (bytes, 0 at the end). NULL: the
+	 * backend has none (dev/ refuses writes). */
+	int (*dev_run)(void *ctx, const char *language, const char *script,
+	               const char *const *inputs, size_t ninputs, char run_id[33], dcr_err *err);
+	int (*dev_status)(void *ctx, const char *run_id, fs_dev_status *st, dcr_err *err);
+	int (*dev_read)(void *ctx, const char *run_id, const char *what, uint64_t off, void *buf,
+	                size_t cap, dcr_err *err);
 } fs_backend;
 
 /* ---- the core ------------------------------------------------------------ */

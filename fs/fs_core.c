@@ -406,6 +406,7 @@ void fs_free(fs *f)
 		free(e->msg);
 		free(e);
 	}
+	fs__dev_free_all(f);
 	for (size_t i = 0; i < f->nentries; i++)
 		dcr_buf_release(&f->entries[i]);
 	free(f->entries);
@@ -923,6 +924,21 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 		break;
 	case K_AUDIT:
 		break; /* read live (fs_read) */
+	case K_DEV_SCRIPT:
+		h->name = dcr_strdup(fs__node_at(f, ino)->name);
+		if (fs__wants_write(flags)) {
+			/* writing it again is a new run at its close */
+			rc = fs__dev_create(f, h->name, &d);
+			if (rc == 0 && !(flags & O_TRUNC))
+				rc = fs__dev_content(f, &d, &h->buf);
+			break;
+		}
+		rc = fs__dev_content(f, &d, &h->buf);
+		break;
+	case K_DEV_STATUS:
+	case K_DEV_FILE:
+		rc = fs__dev_content(f, &d, &h->buf);
+		break;
 	default:
 		rc = fs__gen_local(f, &d, &h->buf);
 		break;
@@ -1005,6 +1021,18 @@ int fs_create(fs *f, uint64_t parent, const char *name, int flags, fs_attr *attr
 			rc = -EACCES;
 			goto out;
 		}
+	} else if (pd.kind == K_DEV) {
+		/* a development script: run at its close (fs_dev.c) */
+		rc = fs__dev_create(f, name, &d);
+		if (rc < 0)
+			goto out;
+		uint64_t ino = fs__node_get(f, parent, name);
+		fs_file *h = file_new(f, K_DEV_SCRIPT, ino, flags);
+		h->name = dcr_strdup(name);
+		h->dirty = true; /* even empty: the close says why it did not run */
+		fs__fill_attr(f, ino, &d, attr);
+		*out = h;
+		goto out;
 	} else {
 		rc = -EACCES;
 		goto out;
@@ -1128,6 +1156,17 @@ ssize_t fs_write(fs *f, fs_file *h, uint64_t off, const void *p, size_t n)
 		memcpy(h->buf.data + off, p, n);
 		h->dirty = true;
 		return (ssize_t)n;
+	case K_DEV_SCRIPT:
+		if (off + n > DCR_RM_SCRIPT_BYTES_MAX)
+			return -EFBIG;
+		if (h->buf.len < off + n) {
+			dcr_buf_reserve(&h->buf, off + n - h->buf.len);
+			memset(h->buf.data + h->buf.len, ' ', off + n - h->buf.len);
+			h->buf.len = off + n;
+		}
+		memcpy(h->buf.data + off, p, n);
+		h->dirty = true;
+		return (ssize_t)n;
 	case K_CTL:
 		rc = ctl_write(f, p, n);
 		return rc < 0 ? rc : (ssize_t)n;
@@ -1155,8 +1194,14 @@ int fs_flush(fs *f, fs_file *h, uint64_t closer, bool writer_killed)
 	/* Every close of a shared descriptor flushes; only the opener's close
 	 * ends the file (`(cat a; cat b) > x.csv`: cat a's exit is not it). */
 	if (h->opener && closer && closer != h->opener &&
-	    (h->kind == K_LFILE || h->kind == K_ROOMJSON))
+	    (h->kind == K_LFILE || h->kind == K_ROOMJSON || h->kind == K_DEV_SCRIPT))
 		return 0;
+	if (h->kind == K_DEV_SCRIPT && h->dirty && fs__wants_write(h->flags)) {
+		h->dirty = false;
+		if (writer_killed)
+			return 0; /* a partial script is not run */
+		return fs__dev_submit(f, h->name, h->buf.data, h->buf.len);
+	}
 	if (writer_killed && h->kind == K_LFILE && !h->lf->temp) {
 		/* A writer killed by a signal closed the file: what arrived is
 		 * not the whole file, so nothing is ingested. */

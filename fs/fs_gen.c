@@ -91,8 +91,10 @@ static void gen_readme(fs *f, dcr_buf *b)
 	                      "and log (when allowed)\n"
 	                      "  requests/     (coming later) proposals of new computations and "
 	                      "their approvals\n"
-	                      "  dev/          (coming later) development runs on data you may "
-	                      "see\n");
+	                      "  dev/          development runs (settings.development): write "
+	                      "NAME.sql, NAME.py\n"
+	                      "                or NAME.R to run it on data you may read; "
+	                      "NAME.out/ has the result\n");
 	dcr_buf_append_str(b, "\nWHAT YOU CAN DO\n");
 	dcr_buf_printf(b, "  cat %s/audit.log                 who did what, when\n", m);
 	if (fs__is_creator(f) && f->st.status == RM_DRAFT) {
@@ -139,6 +141,21 @@ static void gen_readme(fs *f, dcr_buf *b)
 				               "%s/computations/%s/result.csv\n",
 				               m, c, m, c);
 		}
+	}
+	if (me && def && def->development && f->st.status == RM_PUBLISHED) {
+		dcr_buf_printf(b,
+		               "  cp q.sql %s/dev/ && cat %s/dev/q.out/result.csv   your own "
+		               "SQL, unfiltered,\n"
+		               "      over the datasets you own and the results you read (its "
+		               "text goes into the log)\n",
+		               m, m);
+		dcr_buf_printf(b,
+		               "  cp a.py %s/dev/ && ls %s/dev/a.out/   Python or R; first line "
+		               "\"# inputs: x, y\"\n"
+		               "      names what it reads under /input/NAME/ (see "
+		               "docs/compute.md); its files,\n"
+		               "      stdout and stderr land in a.out/ (yours alone)\n",
+		               m, m);
 	}
 	if (def) {
 		dcr_buf_append_str(b, "\nDATASETS\n");

@@ -40,8 +40,14 @@ enum kind {
 	K_COMP_LOG,     /* python/r: stdout and stderr, as "logs" allows */
 	K_REQUESTS,
 	K_DEV,
+	K_DEV_SCRIPT, /* dev/NAME.sql|.py|.R (fs_dev.c) */
+	K_DEV_OUT,    /* dev/NAME.out/ */
+	K_DEV_STATUS, /* dev/NAME.out/status */
+	K_DEV_FILE,   /* dev/NAME.out/FILE: an output file, stdout or stderr */
 	K_LFILE,
 };
+
+typedef struct fs_dev fs_dev;
 
 enum lf_state { LF_IDLE, LF_STREAM, LF_DONE, LF_FAILED };
 
@@ -151,6 +157,8 @@ struct fs {
 	 * at the unmount): fs_free releases what is left. */
 	pthread_mutex_t files_mu;
 	fs_file *files;
+	fs_dev *devs; /* named development runs of this mount (fs_dev.c), under mu */
+	size_t ndevs;
 	struct rcache *rcache; /* python/r results and logs (f->mu) */
 };
 
@@ -184,6 +192,8 @@ struct desc {
 	lfile *lf;
 	const rm_provision *prov;
 	const rm_drop *drop; /* K_DS_DATA of an append dataset: the drop */
+	fs_dev *dev;          /* K_DEV_SCRIPT, K_DEV_OUT, K_DEV_STATUS, K_DEV_FILE */
+	const char *dev_file; /* K_DEV_FILE: its name */
 	char rpath[FS_RPATH_BYTES]; /* K_COMP_RESSUB, K_COMP_RESFILE: path in result/ */
 };
 
@@ -402,5 +412,27 @@ bool fs__drop_known(fs *f, const char *ds, const char *name);
  * (same bytes)? Fills cur with the drop's sha256. f->mu held. */
 bool fs__drop_same_size(fs *f, const char *ds, const char *name, uint64_t size,
                         uint8_t cur[32]);
+
+/* ---- fs_dev.c: development runs (dev/) ------------------------------------ */
+
+/* Name resolution under dev/ and dev/NAME.out/ (f->mu held). */
+int fs__dev_resolve(fs *f, const struct desc *pd, const char *name, struct desc *d);
+/* Names listed in dev/ or dev/NAME.out/ (f->mu held): calls add for each. */
+void fs__dev_list(fs *f, const struct desc *d, void (*add)(void *ctx, const char *name),
+                  void *ctx);
+/* dev/ is writable: a participant, development on, published (f->mu held). */
+bool fs__dev_may_create(fs *f);
+/* Starts writing dev/NAME (f->mu held): checks the name and the rule,
+ * makes or resets its entry; -EACCES / -EINVAL with last_error set. */
+int fs__dev_create(fs *f, const char *name, struct desc *d);
+/* Content of a dev/ file (f->mu held). */
+int fs__dev_content(fs *f, const struct desc *d, dcr_buf *out);
+uint64_t fs__dev_size(fs *f, const struct desc *d);
+uint64_t fs__dev_mtime_ms(const struct desc *d);
+/* The close of a written script: signs dev.requested with its text,
+ * waits for the outcome, keeps its status, output files and logs for
+ * dev/NAME.out/. f->mu not held. */
+int fs__dev_submit(fs *f, const char *name, const void *script, size_t n);
+void fs__dev_free_all(fs *f);
 
 #endif

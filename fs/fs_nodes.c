@@ -285,6 +285,9 @@ int fs__resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char *na
 		d->comp = c->name;
 		return 0;
 	}
+	case K_DEV:
+	case K_DEV_OUT:
+		return fs__dev_resolve(f, pd, name, d);
 	case K_COMP: {
 		const rm_computation *c = rm_def_computation(def, pd->comp);
 		d->comp = pd->comp;
@@ -364,8 +367,8 @@ int fs__resolve(fs *f, uint64_t ino, struct desc *d)
 bool fs__is_dir_kind(enum kind k)
 {
 	return k == K_ROOT || k == K_EVENTS || k == K_DATASETS || k == K_DS || k == K_COMPS ||
-	       k == K_COMP || k == K_REQUESTS || k == K_DEV || k == K_COMP_RESDIR ||
-	       k == K_COMP_RESSUB;
+	       k == K_COMP || k == K_REQUESTS || k == K_DEV || k == K_DEV_OUT ||
+	       k == K_COMP_RESDIR || k == K_COMP_RESSUB;
 }
 
 /* May this identity read the node? f->mu held. */
@@ -398,6 +401,10 @@ bool fs__may_read(fs *f, const struct desc *d)
 		return d->lf->temp;
 	case K_DS_DATA:
 		return rm_may_read_data(&f->st, f->opt.me, d->ds);
+	case K_DEV_SCRIPT: /* this mount's own runs: the identity's */
+	case K_DEV_STATUS:
+	case K_DEV_FILE:
+		return is_participant(f);
 	default:
 		return false;
 	}
@@ -415,6 +422,8 @@ bool fs__may_write(fs *f, const struct desc *d)
 		return fs__is_creator(f) && live;
 	case K_COMP_RUN:
 		return rm_is_analyst(f->st.def, f->opt.me, d->comp) && live;
+	case K_DEV_SCRIPT:
+		return fs__dev_may_create(f);
 	case K_DS_DATA:
 	case K_LFILE:
 		if (d->kind == K_LFILE && d->lf->temp)
@@ -440,6 +449,8 @@ int fs__fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a)
 			a->mode = S_IFDIR | 0755;
 		if (d->kind == K_ROOT && fs__is_creator(f))
 			a->mode = S_IFDIR | 0755; /* editors' swap files next to room.json */
+		if (d->kind == K_DEV && fs__dev_may_create(f))
+			a->mode = S_IFDIR | 0755; /* write NAME.sql|.py|.R here to run it */
 		if ((d->kind == K_COMP_RESDIR || d->kind == K_COMP_RESSUB) &&
 		    !rm_may_read_result(&f->st, f->opt.me, d->comp))
 			a->mode = S_IFDIR; /* analysts only */
@@ -508,6 +519,12 @@ int fs__fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a)
 	}
 	case K_CTL:
 	case K_COMP_RUN:
+		break;
+	case K_DEV_SCRIPT:
+	case K_DEV_STATUS:
+	case K_DEV_FILE:
+		a->size = fs__dev_size(f, d);
+		a->mtime_ms = fs__dev_mtime_ms(d) ? fs__dev_mtime_ms(d) : a->mtime_ms;
 		break;
 	case K_EVENT:
 		a->size = f->entries[d->seq].len;
@@ -591,6 +608,19 @@ static void dir_add(fs *f, fs_dir *dir, size_t *cap, uint64_t parent, const char
 	e->name = dcr_strdup(name);
 	e->ino = d.kind == K_LFILE ? d.lf->ino : fs__node_get(f, parent, name);
 	e->mode = fs__is_dir_kind(d.kind) ? S_IFDIR : S_IFREG;
+}
+
+struct dev_list_ctx {
+	fs *f;
+	fs_dir *dir;
+	size_t *cap;
+	uint64_t ino;
+};
+
+static void dev_list_add(void *ctx, const char *name)
+{
+	struct dev_list_ctx *c = ctx;
+	dir_add(c->f, c->dir, c->cap, c->ino, name);
 }
 
 int fs_opendir(fs *f, uint64_t ino, fs_dir **out)
@@ -686,6 +716,12 @@ int fs_opendir(fs *f, uint64_t ino, fs_dir **out)
 			dir_add(f, dir, &cap, ino, child);
 			free(child);
 		}
+		break;
+	}
+	case K_DEV:
+	case K_DEV_OUT: {
+		struct dev_list_ctx lc = {f, dir, &cap, ino};
+		fs__dev_list(f, &d, dev_list_add, &lc);
 		break;
 	}
 	default:

@@ -408,6 +408,45 @@ void fs_proto_free(fs_proto *p)
 	free(p);
 }
 
+static int pb_dev_run(void *ctx, const char *language, const char *script,
+                      const char *const *inputs, size_t ninputs, char run_id[33], dcr_err *err)
+{
+	fs_proto *p = ctx;
+	WITH_CONN(p, err, cl_dev_run(c, p->room, language, script, inputs, ninputs, run_id, err));
+}
+
+static int dev_status_conv(cl_conn *c, const uint8_t *room, const char *run_id,
+                           fs_dev_status *out, dcr_err *err)
+{
+	cl_dev_status *st = NULL;
+	size_t n = 0;
+	int rc = cl_dev_status_get(c, room, run_id, &st, &n, err);
+	if (rc == 0 && n != 1)
+		rc = dcr_err_set(err, DCR_EPROTO, "dev.status: %zu runs for one id", n);
+	if (rc == 0) {
+		memset(out, 0, sizeof *out);
+		snprintf(out->state, sizeof out->state, "%s", st->state);
+		snprintf(out->error, sizeof out->error, "%s", st->error ? st->error : "");
+		snprintf(out->detail, sizeof out->detail, "%s", st->detail ? st->detail : "");
+		out->logs = st->logs;
+	}
+	cl_dev_status_free(st, n);
+	return rc;
+}
+
+static int pb_dev_status(void *ctx, const char *run_id, fs_dev_status *st, dcr_err *err)
+{
+	fs_proto *p = ctx;
+	WITH_CONN(p, err, dev_status_conv(c, p->room, run_id, st, err));
+}
+
+static int pb_dev_read(void *ctx, const char *run_id, const char *what, uint64_t off, void *buf,
+                       size_t cap, dcr_err *err)
+{
+	fs_proto *p = ctx;
+	WITH_CONN(p, err, cl_dev_read(c, p->room, run_id, what, off, buf, cap, NULL, err));
+}
+
 const uint8_t *fs_proto_daemon_key(const fs_proto *p)
 {
 	return p->daemon;
@@ -431,4 +470,7 @@ void fs_proto_backend(fs_proto *p, fs_backend *be)
 	be->drop_read = pb_drop_read;
 	be->stats = pb_stats;
 	be->room_test = pb_room_test;
+	be->dev_run = pb_dev_run;
+	be->dev_status = pb_dev_status;
+	be->dev_read = pb_dev_read;
 }

@@ -1099,6 +1099,165 @@ int cl_drop_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 	                        cap, size, err);
 }
 
+/* ---- development runs ------------------------------------------------------------ */
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int cl_dev_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *language,
+               const char *script, const char *const *inputs, size_t ninputs, char run_id[33],
+               dcr_err *err)
+{
+	enum rm_dev_lang lang;
+	const char **sorted = NULL;
+	uint8_t raw[16];
+	dcr_buf body;
+	size_t n = 0;
+	int rc;
+
+	if (strcmp(language, "sql") == 0)
+		lang = RM_DEV_SQL;
+	else if (strcmp(language, "python") == 0)
+		lang = RM_DEV_PYTHON;
+	else if (strcmp(language, "r") == 0)
+		lang = RM_DEV_R;
+	else
+		return dcr_err_set(err, DCR_EINVALID, "language \"%s\": sql, python or r", language);
+	sorted = dcr_calloc(ninputs + 1, sizeof *sorted);
+	for (size_t i = 0; i < ninputs; i++)
+		sorted[i] = inputs[i];
+	qsort(sorted, ninputs, sizeof *sorted, str_cmp);
+	for (size_t i = 0; i < ninputs; i++) /* each once */
+		if (n == 0 || strcmp(sorted[n - 1], sorted[i]) != 0)
+			sorted[n++] = sorted[i];
+	dcr_random(raw, sizeof raw);
+	dcr_hex_encode(raw, sizeof raw, run_id);
+	dcr_buf_init(&body);
+	rm_body_dev_requested(&body, run_id, lang, script, sorted, n);
+	rc = cl_submit(c, room, RM_EV_DEV_REQUESTED, body.data, body.len, NULL, err);
+	dcr_buf_release(&body);
+	free(sorted);
+	return rc;
+}
+
+void cl_dev_status_free(cl_dev_status *st, size_t n)
+{
+	for (size_t i = 0; st && i < n; i++) {
+		free(st[i].error);
+		free(st[i].detail);
+		for (size_t k = 0; k < st[i].ninputs; k++)
+			free(st[i].inputs[k]);
+		free(st[i].inputs);
+	}
+	free(st);
+}
+
+int cl_dev_status_get(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
+                      cl_dev_status **out, size_t *nout, dcr_err *err)
+{
+	proto_map m;
+	dcr_mp_doc *d = NULL;
+	const dcr_mpv *runs;
+	cl_dev_status *st = NULL;
+	size_t n = 0;
+	dcr_buf rb;
+	int rc;
+
+	*out = NULL;
+	*nout = 0;
+	dcr_buf_init(&rb);
+	proto_map_init(&m);
+	put_room(&m, room);
+	if (run_id)
+		dcr_mpw_str(proto_map_key(&m, "run"), run_id);
+	rc = call_map(c, "dev.status", &m, &rb, &d, err);
+	if (rc < 0)
+		goto out;
+	runs = dcr_mp_get(dcr_mp_root(d), "runs");
+	if (dcr_mp_type(runs) != DCR_MP_ARRAY) {
+		rc = dcr_err_set(err, DCR_EPROTO, "dev.status: no runs");
+		goto out;
+	}
+	st = dcr_calloc(dcr_mp_len(runs) + 1, sizeof *st);
+	for (uint32_t i = 0; i < dcr_mp_len(runs); i++, n++) {
+		const dcr_mpv *r = dcr_mp_at(runs, i), *in, *v;
+		const char *s;
+		size_t sn;
+		if (dcr_mp_str(dcr_mp_get(r, "run"), &s, &sn) < 0 || sn >= sizeof st[n].run_id ||
+		    (memcpy(st[n].run_id, s, sn), dcr_mp_str(dcr_mp_get(r, "state"), &s, &sn) < 0) ||
+		    sn >= sizeof st[n].state ||
+		    (memcpy(st[n].state, s, sn), dcr_mp_str(dcr_mp_get(r, "language"), &s, &sn) < 0) ||
+		    sn >= sizeof st[n].language) {
+			rc = dcr_err_set(err, DCR_EPROTO, "dev.status: bad entry %u", i);
+			goto out;
+		}
+		memcpy(st[n].language, s, sn);
+		st[n].error = get_strdup(r, "error");
+		st[n].detail = get_strdup(r, "detail");
+		get_u64(r, "duration_ms", &st[n].duration_ms);
+		get_u64(r, "result_bytes", &st[n].result_bytes);
+		get_u64(r, "requested_seq", &st[n].requested_seq);
+		v = dcr_mp_get(r, "logs");
+		if (v && dcr_mp_bool(v, &st[n].logs) < 0)
+			st[n].logs = false;
+		in = dcr_mp_get(r, "inputs");
+		st[n].inputs = dcr_calloc(dcr_mp_len(in) + 1, sizeof *st[n].inputs);
+		for (uint32_t k = 0; dcr_mp_type(in) == DCR_MP_ARRAY && k < dcr_mp_len(in); k++)
+			if (dcr_mp_strdup(dcr_mp_at(in, k), &st[n].inputs[st[n].ninputs]) == 0)
+				st[n].ninputs++;
+	}
+	*out = st;
+	*nout = n;
+	st = NULL;
+out:
+	cl_dev_status_free(st, n);
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	return rc;
+}
+
+int cl_dev_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
+                const char *what, uint64_t offset, void *buf, size_t cap, uint64_t *size,
+                dcr_err *err)
+{
+	proto_map m;
+	dcr_mp_doc *d = NULL;
+	const uint8_t *p;
+	size_t n;
+	dcr_buf rb;
+	int rc;
+
+	if (cap > DMN_RESULT_READ_BYTES_MAX)
+		cap = DMN_RESULT_READ_BYTES_MAX;
+	if (cap > INT32_MAX)
+		cap = INT32_MAX;
+	dcr_buf_init(&rb);
+	proto_map_init(&m);
+	put_room(&m, room);
+	dcr_mpw_str(proto_map_key(&m, "run"), run_id);
+	dcr_mpw_str(proto_map_key(&m, "what"), what);
+	dcr_mpw_uint(proto_map_key(&m, "offset"), offset);
+	dcr_mpw_uint(proto_map_key(&m, "len"), cap);
+	rc = call_map(c, "dev.read", &m, &rb, &d, err);
+	if (rc < 0)
+		goto out;
+	rc = dcr_mp_get_bin(dcr_mp_root(d), "data", &p, &n, err);
+	if (rc == 0 && n > cap)
+		rc = dcr_err_set(err, DCR_EPROTO, "dev.read: %zu bytes for %zu asked", n, cap);
+	if (rc == 0 && size && dcr_mp_get_u64(dcr_mp_root(d), "size", size, err) < 0)
+		rc = DCR_EPROTO;
+	if (rc < 0)
+		goto out;
+	memcpy(buf, p, n);
+	rc = (int)n;
+out:
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	return rc;
+}
+
 /* ---- text results --------------------------------------------------------------- */
 
 /* Calls op and appends the str field `key` of the response to out. */

@@ -174,6 +174,37 @@ int cl_drop_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
                  const char *file, const uint8_t *sha256, uint64_t offset, void *buf, size_t cap,
                  uint64_t *size, dcr_err *err);
 
+/* ---- development runs (docs/rules.md "Development runs") ----------------
+ * cl_dev_run signs dev.requested with a fresh run id: language is "sql",
+ * "python" or "r"; inputs are names of datasets the caller owns or
+ * computations they are an analyst of, sorted here. */
+int cl_dev_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *language,
+               const char *script, const char *const *inputs, size_t ninputs, char run_id[33],
+               dcr_err *err);
+typedef struct cl_dev_status {
+	char run_id[33];
+	char state[16];   /* queued, running, done, failed */
+	char language[8]; /* sql, python, r */
+	char *error;      /* failed: a data-free class */
+	char *detail;     /* failed: the message behind it (the requester's own) */
+	char **inputs;
+	size_t ninputs;
+	bool logs; /* finished with logs (cl_dev_read "logs") */
+	uint64_t duration_ms, result_bytes, requested_seq;
+} cl_dev_status;
+/* One development run of the caller (run_id), or all of theirs (run_id
+ * NULL; oldest first). Free with cl_dev_status_free. */
+int cl_dev_status_get(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
+                      cl_dev_status **out, size_t *n, dcr_err *err);
+void cl_dev_status_free(cl_dev_status *st, size_t n);
+/* Reads up to cap bytes at offset of a finished development run's result
+ * CSV (what "result") or logs (what "logs"): its requester only. Returns
+ * bytes read (0 at the end) or a negative code; *size (may be NULL) gets
+ * the total. */
+int cl_dev_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
+                const char *what, uint64_t offset, void *buf, size_t cap, uint64_t *size,
+                dcr_err *err);
+
 /* Statistics JSON of a provisioned dataset (owners, or everyone when the
  * definition shares them). */
 int cl_stats(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset, dcr_buf *json,

@@ -67,6 +67,25 @@ static void drop_release(rm_drop *d)
 	free(d->blob);
 }
 
+static void dev_release(rm_dev *d)
+{
+	free(d->id);
+	free(d->script);
+	for (size_t i = 0; i < d->ninputs; i++) {
+		free(d->inputs[i].name);
+		free(d->inputs[i].blob);
+		free(d->inputs[i].file);
+		free(d->inputs[i].run);
+		for (size_t k = 0; k < d->inputs[i].ndrop_blobs; k++)
+			free(d->inputs[i].drop_blobs[k]);
+		free(d->inputs[i].drop_blobs);
+	}
+	free(d->inputs);
+	free(d->error);
+	free(d->result_blob);
+	free(d->logs_blob);
+}
+
 void rm_state_release(rm_state *s)
 {
 	rm_def_free(s->def);
@@ -86,6 +105,10 @@ void rm_state_release(rm_state *s)
 	free(s->stop_reason);
 	free(s->run_index);
 	free(s->dp_spent);
+	for (size_t i = 0; i < s->ndevs; i++)
+		dev_release(&s->devs[i]);
+	free(s->devs);
+	free(s->dev_index);
 	memset(s, 0, sizeof *s);
 }
 
@@ -235,6 +258,49 @@ static rm_run *find_run(const rm_state *s, const char *id)
 const rm_run *rm_state_run(const rm_state *s, const char *run_id)
 {
 	return find_run(s, run_id);
+}
+
+/* The same index for development runs (ids share one namespace with
+ * runs: rm_apply refuses an id used by either). */
+static void dev_index_put(rm_state *s, size_t idx)
+{
+	size_t mask = s->dev_index_cap - 1;
+	size_t i = run_hash(s->devs[idx].id) & mask;
+	while (s->dev_index[i])
+		i = (i + 1) & mask;
+	s->dev_index[i] = idx + 1;
+}
+
+static void dev_index_grow(rm_state *s, size_t need)
+{
+	if (need * 2 <= s->dev_index_cap)
+		return;
+	size_t cap = s->dev_index_cap ? s->dev_index_cap : 64;
+	while (need * 2 > cap)
+		cap *= 2;
+	free(s->dev_index);
+	s->dev_index = dcr_calloc(cap, sizeof(size_t));
+	s->dev_index_cap = cap;
+	for (size_t i = 0; i < s->ndevs; i++)
+		dev_index_put(s, i);
+}
+
+static rm_dev *find_dev(const rm_state *s, const char *id)
+{
+	if (!id || !s->dev_index_cap)
+		return NULL;
+	size_t mask = s->dev_index_cap - 1;
+	for (size_t i = run_hash(id) & mask; s->dev_index[i]; i = (i + 1) & mask) {
+		rm_dev *d = &s->devs[s->dev_index[i] - 1];
+		if (strcmp(d->id, id) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+const rm_dev *rm_state_dev(const rm_state *s, const char *run_id)
+{
+	return find_dev(s, run_id);
 }
 
 const rm_run *rm_state_last_run(const rm_state *s, const char *computation)
@@ -1029,7 +1095,7 @@ static int on_run_requested(rm_state *s, const es_event *ev, dcr_err *err)
 		                 id);
 		goto out;
 	}
-	if (find_run(s, id)) {
+	if (find_run(s, id) || find_dev(s, id)) {
 		rc = dcr_err_set(err, DCR_EEXIST, "run %s already exists in this room", id);
 		goto out;
 	}
@@ -1384,6 +1450,381 @@ static int on_retrieved(rm_state *s, const es_event *ev, dcr_err *err)
 	return rc;
 }
 
+/* ---- development runs ------------------------------------------------------------ */
+
+const char *rm_dev_lang_name(enum rm_dev_lang l)
+{
+	switch (l) {
+	case RM_DEV_SQL:
+		return "sql";
+	case RM_DEV_PYTHON:
+		return "python";
+	case RM_DEV_R:
+		return "r";
+	}
+	return "?";
+}
+
+static bool dev_lang_parse(const char *p, size_t n, enum rm_dev_lang *out)
+{
+	static const enum rm_dev_lang all[] = {RM_DEV_SQL, RM_DEV_PYTHON, RM_DEV_R};
+	for (size_t i = 0; i < 3; i++) {
+		const char *name = rm_dev_lang_name(all[i]);
+		if (strlen(name) == n && memcmp(name, p, n) == 0) {
+			*out = all[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+int rm_check_dev(const rm_state *s, const uint8_t key[32], dcr_err *err)
+{
+	int rc = need_participant(s, key, err);
+	if (rc)
+		return rc;
+	if (!s->def->development)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "development runs are off in this room "
+		                   "(settings.development is false)");
+	return need_published(s, "development runs are allowed", err);
+}
+
+/* The last completed run of a computation (NULL if none). */
+static const rm_run *last_done(const rm_state *s, const char *computation)
+{
+	for (size_t i = s->nruns; i-- > 0;)
+		if (s->runs[i].state == RM_RUN_DONE &&
+		    strcmp(s->runs[i].computation, computation) == 0)
+			return &s->runs[i];
+	return NULL;
+}
+
+int rm_check_dev_input(const rm_state *s, const uint8_t key[32], const char *name, dcr_err *err)
+{
+	const rm_dataset *ds = rm_def_dataset(s->def, name);
+	if (ds) {
+		if (!rm_is_owner(s->def, key, name))
+			return dcr_err_set(err, DCR_EDENIED,
+			                   "actor %s is not an owner of dataset %s (a development "
+			                   "run reads only the datasets its requester owns)",
+			                   WHO(s, key), name);
+		if (ds->epsilon_budget)
+			return dcr_err_set(err, DCR_EDENIED,
+			                   "dataset %s has an epsilon_budget: a development run may "
+			                   "not read it",
+			                   name);
+		if (!rm_state_provision(s, name))
+			return dcr_err_set(err, DCR_ESTATE, "dataset %s is not provisioned", name);
+		return 0;
+	}
+	if (rm_def_computation(s->def, name)) {
+		if (!rm_is_analyst(s->def, key, name))
+			return dcr_err_set(err, DCR_EDENIED,
+			                   "actor %s is not an analyst of computation %s (a "
+			                   "development run reads only results its requester may "
+			                   "read)",
+			                   WHO(s, key), name);
+		if (!last_done(s, name))
+			return dcr_err_set(err, DCR_ESTATE,
+			                   "computation %s has no completed run to read", name);
+		return 0;
+	}
+	return dcr_err_set(err, DCR_ENOTFOUND, "no dataset or computation named \"%s\" in this room",
+	                   name);
+}
+
+int rm_check_dev_read(const rm_state *s, const uint8_t key[32], const char *run_id, dcr_err *err)
+{
+	int rc = need_participant(s, key, err);
+	if (rc)
+		return rc;
+	const rm_dev *d = find_dev(s, run_id);
+	if (!d)
+		return dcr_err_set(err, DCR_ENOTFOUND, "no development run %s in this room",
+		                   run_id ? run_id : "");
+	if (memcmp(d->by, key, 32) != 0)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "actor %s did not request development run %s (only its "
+		                   "requester reads it)",
+		                   WHO(s, key), run_id);
+	return 0;
+}
+
+static int dev_input_cmp(const void *a, const void *b)
+{
+	return strcmp(((const rm_dev_input *)a)->name, ((const rm_dev_input *)b)->name);
+}
+
+static void dev_inputs_free(rm_dev_input *in, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(in[i].name);
+		free(in[i].blob);
+		free(in[i].file);
+		free(in[i].run);
+	}
+	free(in);
+}
+
+static int on_dev_requested(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	static const field f[] = {{"inputs", F_ARRAY, 0},
+	                          {"language", F_STR, 16},
+	                          {"run", F_STR, 32},
+	                          {"script", F_STR, DCR_RM_SCRIPT_BYTES_MAX}};
+	const dcr_mpv *inv;
+	const char *p;
+	size_t n, nin = 0;
+	enum rm_dev_lang lang = RM_DEV_SQL;
+	rm_dev_input *in = NULL;
+	char *id = NULL;
+	int rc = need_participant(s, ev->actor, err);
+	if (!rc)
+		rc = body_check(ev->body, f, 4, err);
+	if (!rc)
+		rc = rm_check_dev(s, ev->actor, err);
+	if (rc)
+		return rc;
+	DCR_ASSERT(dcr_mp_get_str(ev->body, "language", &p, &n, NULL) == 0);
+	if (!dev_lang_parse(p, n, &lang))
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "body.language: \"%.*s\" is not \"sql\", \"python\" or \"r\"",
+		                   (int)(n > 16 ? 16 : n), p);
+	DCR_ASSERT(dcr_mp_get_str(ev->body, "script", &p, &n, NULL) == 0);
+	if (n == 0)
+		return dcr_err_set(err, DCR_EINVALID, "body.script: empty");
+	id = bstr(ev->body, "run");
+	if (!run_id_valid(id)) {
+		rc = dcr_err_set(err, DCR_EFORMAT,
+		                 "body.run: \"%s\" is not a run id (32 lowercase hex characters)",
+		                 id);
+		goto out;
+	}
+	if (find_run(s, id) || find_dev(s, id)) {
+		rc = dcr_err_set(err, DCR_EEXIST, "run %s already exists in this room", id);
+		goto out;
+	}
+	if (s->ndevs >= DCR_RM_DEVS_MAX) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "the room has %zu development runs, the limit",
+		                 s->ndevs);
+		goto out;
+	}
+	inv = dcr_mp_get(ev->body, "inputs");
+	if (dcr_mp_len(inv) > DCR_RM_DEV_INPUTS_MAX) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "body.inputs: %u inputs, at most %u allowed",
+		                 (unsigned)dcr_mp_len(inv), DCR_RM_DEV_INPUTS_MAX);
+		goto out;
+	}
+	in = dcr_calloc(dcr_mp_len(inv) + 1, sizeof *in);
+	for (uint32_t i = 0; i < dcr_mp_len(inv); i++) {
+		char *name;
+		if (dcr_mp_str(dcr_mp_at(inv, i), &p, &n) || n == 0 ||
+		    n > DCR_RM_NAME_BYTES_MAX || memchr(p, 0, n)) {
+			rc = dcr_err_set(err, DCR_EFORMAT,
+			                 "body.inputs[%u]: expected a name (a string of 1 to %u "
+			                 "bytes)",
+			                 i, DCR_RM_NAME_BYTES_MAX);
+			goto out;
+		}
+		name = dcr_strndup(p, n);
+		in[nin++].name = name;
+		if (i > 0 && strcmp(in[i - 1].name, name) >= 0) {
+			rc = dcr_err_set(err, DCR_EFORMAT,
+			                 "body.inputs[%u]: \"%s\" is not after \"%s\" (names are "
+			                 "sorted bytewise, each once)",
+			                 i, name, in[i - 1].name);
+			goto out;
+		}
+		if ((rc = rm_check_dev_input(s, ev->actor, name, err)))
+			goto out;
+		if (rm_def_dataset(s->def, name)) {
+			const rm_provision *pv = rm_state_provision(s, name);
+			DCR_ASSERT(pv); /* rm_check_dev_input */
+			in[i].is_dataset = true;
+			memcpy(in[i].sha256, pv->sha256, 32);
+			in[i].blob = dcr_strdup(pv->blob);
+			in[i].file = pv->file ? dcr_strdup(pv->file) : NULL;
+			if (pv->ndrops) /* an append dataset: the union as requested */
+				in[i].drop_blobs = dcr_calloc(pv->ndrops, sizeof(char *));
+			for (size_t k = 0; k < pv->ndrops; k++)
+				in[i].drop_blobs[in[i].ndrop_blobs++] = dcr_strdup(pv->drops[k].blob);
+		} else {
+			const rm_run *r = last_done(s, name);
+			DCR_ASSERT(r);
+			memcpy(in[i].sha256, r->result_sha256, 32);
+			in[i].blob = dcr_strdup(r->result_blob);
+			in[i].run = dcr_strdup(r->id);
+		}
+	}
+	/* commit */
+	dev_index_grow(s, s->ndevs + 1);
+	s->devs = dcr_realloc(s->devs, (s->ndevs + 1) * sizeof(rm_dev));
+	rm_dev *d = &s->devs[s->ndevs];
+	memset(d, 0, sizeof *d);
+	d->id = id;
+	id = NULL;
+	memcpy(d->by, ev->actor, 32);
+	d->lang = lang;
+	d->script = bstr(ev->body, "script");
+	dcr_sha256(d->script, strlen(d->script), d->script_sha256);
+	d->inputs = in;
+	d->ninputs = nin;
+	in = NULL;
+	nin = 0;
+	qsort(d->inputs, d->ninputs, sizeof *d->inputs, dev_input_cmp); /* already sorted */
+	d->state = RM_RUN_QUEUED;
+	d->requested_seq = ev->seq;
+	d->requested_ts_ms = ev->ts_ms;
+	dev_index_put(s, s->ndevs);
+	s->ndevs++;
+out:
+	dev_inputs_free(in, nin);
+	free(id);
+	return rc;
+}
+
+/* The queued development run named by a daemon body. */
+static int daemon_dev(rm_state *s, const es_event *ev, rm_dev **out, dcr_err *err)
+{
+	const char *p;
+	size_t n;
+	char id[33];
+	DCR_ASSERT(dcr_mp_get_str(ev->body, "run", &p, &n, NULL) == 0);
+	snprintf(id, sizeof id, "%.*s", (int)(n > 32 ? 32 : n), p);
+	rm_dev *d = n == 32 ? find_dev(s, id) : NULL;
+	if (!d)
+		return dcr_err_set(err, DCR_ENOTFOUND, "no development run %.*s in this room",
+		                   (int)(n > 64 ? 64 : n), p);
+	if (d->state != RM_RUN_QUEUED)
+		return dcr_err_set(err, DCR_ESTATE, "development run %s has already %s", id,
+		                   d->state == RM_RUN_DONE ? "completed" : "failed");
+	*out = d;
+	return 0;
+}
+
+/* logs_blob "" (no logs kept) goes with the SHA-256 of zero bytes. */
+static int check_dev_logs(const es_event *ev, dcr_err *err)
+{
+	static const uint8_t empty_sha[32] = {
+	    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4,
+	    0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b,
+	    0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55};
+	uint8_t h[32];
+	if (dcr_mp_len(dcr_mp_get(ev->body, "logs_blob")) != 0)
+		return 0;
+	bbin32(ev->body, "logs_sha256", h);
+	if (memcmp(h, empty_sha, 32) != 0)
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "body.logs_sha256: must be the SHA-256 of no bytes when "
+		                   "logs_blob is empty (no logs kept)");
+	return 0;
+}
+
+/* body.inputs: exactly the recorded inputs, each with its recorded hash. */
+static int check_dev_inputs(const rm_dev *d, const dcr_mpv *v, dcr_err *err)
+{
+	uint32_t n = dcr_mp_len(v);
+	for (uint32_t i = 0; i < n; i++) {
+		const char *k;
+		size_t kn;
+		const dcr_mpv *val = dcr_mp_map_at(v, i, &k, &kn);
+		const rm_dev_input *in = NULL;
+		const uint8_t *h;
+		size_t hn;
+		for (size_t j = 0; j < d->ninputs && !in; j++)
+			if (strlen(d->inputs[j].name) == kn && memcmp(d->inputs[j].name, k, kn) == 0)
+				in = &d->inputs[j];
+		if (!in)
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "body.inputs: \"%.*s\" is not an input of development "
+			                   "run %s",
+			                   (int)(kn > 64 ? 64 : kn), k, d->id);
+		if (dcr_mp_bin(val, &h, &hn) || hn != 32 || memcmp(h, in->sha256, 32) != 0)
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "body.inputs.%s: expected the 32-byte sha256 recorded when "
+			                   "the development run was requested",
+			                   in->name);
+	}
+	for (size_t j = 0; j < d->ninputs && n != d->ninputs; j++)
+		if (!dcr_mp_get(v, d->inputs[j].name))
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "body.inputs: %s is missing (development run %s reads it)",
+			                   d->inputs[j].name, d->id);
+	return 0;
+}
+
+static int on_dev_completed(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	static const field f[] = {
+	    {"duration_ms", F_UINT, 0},
+	    {"inputs", F_MAP, 0},
+	    {"logs_blob", F_STR, DCR_RM_BLOB_ID_BYTES_MAX},
+	    {"logs_sha256", F_BIN32, 0},
+	    {"result_blob", F_STR, DCR_RM_BLOB_ID_BYTES_MAX},
+	    {"result_bytes", F_UINT, 0},
+	    {"result_sha256", F_BIN32, 0},
+	    {"run", F_STR, 32},
+	};
+	rm_dev *d;
+	int rc = need_daemon(s, ev->actor, err);
+	if (!rc)
+		rc = body_check(ev->body, f, sizeof f / sizeof f[0], err);
+	if (!rc)
+		rc = daemon_dev(s, ev, &d, err);
+	if (!rc)
+		rc = check_dev_inputs(d, dcr_mp_get(ev->body, "inputs"), err);
+	if (!rc && dcr_mp_len(dcr_mp_get(ev->body, "result_blob")) == 0)
+		rc = dcr_err_set(err, DCR_EFORMAT, "body.result_blob: empty blob id");
+	if (!rc)
+		rc = check_dev_logs(ev, err);
+	if (rc)
+		return rc;
+	d->state = RM_RUN_DONE;
+	d->finished_seq = ev->seq;
+	d->finished_ts_ms = ev->ts_ms;
+	d->result_blob = bstr(ev->body, "result_blob");
+	bbin32(ev->body, "result_sha256", d->result_sha256);
+	d->result_bytes = buint(ev->body, "result_bytes");
+	d->duration_ms = buint(ev->body, "duration_ms");
+	d->logs_blob = bstr(ev->body, "logs_blob");
+	bbin32(ev->body, "logs_sha256", d->logs_sha256);
+	return 0;
+}
+
+static int on_dev_failed(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	static const field f[] = {{"error", F_STR, DCR_RM_ERROR_BYTES_MAX},
+	                          {"logs_blob", F_STR, DCR_RM_BLOB_ID_BYTES_MAX},
+	                          {"logs_sha256", F_BIN32, 0},
+	                          {"run", F_STR, 32}};
+	rm_dev *d;
+	int rc = need_daemon(s, ev->actor, err);
+	if (!rc)
+		rc = body_check(ev->body, f, 4, err);
+	if (!rc) {
+		char *e = bstr(ev->body, "error");
+		if (!cmp_error_class_valid(e))
+			rc = dcr_err_set(err, DCR_EINVALID,
+			                 "dev.failed: the error is not one of the data-free error "
+			                 "classes (docs/privacy.md)");
+		free(e);
+	}
+	if (!rc)
+		rc = daemon_dev(s, ev, &d, err);
+	if (!rc)
+		rc = check_dev_logs(ev, err);
+	if (rc)
+		return rc;
+	d->state = RM_RUN_FAILED;
+	d->finished_seq = ev->seq;
+	d->finished_ts_ms = ev->ts_ms;
+	d->error = bstr(ev->body, "error");
+	d->logs_blob = bstr(ev->body, "logs_blob");
+	bbin32(ev->body, "logs_sha256", d->logs_sha256);
+	return 0;
+}
+
 static const struct {
 	const char *type;
 	int (*fn)(rm_state *, const es_event *, dcr_err *);
@@ -1398,6 +1839,9 @@ static const struct {
     {RM_EV_RUN_COMPLETED, on_run_completed},
     {RM_EV_RUN_FAILED, on_run_failed},
     {RM_EV_RETRIEVED, on_retrieved},
+    {RM_EV_DEV_REQUESTED, on_dev_requested},
+    {RM_EV_DEV_COMPLETED, on_dev_completed},
+    {RM_EV_DEV_FAILED, on_dev_failed},
 };
 
 static int apply(rm_state *s, const es_event *ev, dcr_err *err)

@@ -12,6 +12,68 @@
 
 /* ---- builders ----------------------------------------------------------------- */
 
+void rm_body_dev_requested(dcr_buf *out, const char *run_id, enum rm_dev_lang lang,
+                           const char *script, const char *const *inputs, size_t ninputs)
+{
+	dcr_mpw w;
+	dcr_mpw_init(&w, out);
+	dcr_mpw_map(&w, 4);
+	dcr_mpw_str(&w, "inputs");
+	dcr_mpw_array(&w, (uint32_t)ninputs);
+	for (size_t i = 0; i < ninputs; i++)
+		dcr_mpw_str(&w, inputs[i]);
+	dcr_mpw_str(&w, "language");
+	dcr_mpw_str(&w, rm_dev_lang_name(lang));
+	dcr_mpw_str(&w, "run");
+	dcr_mpw_str(&w, run_id);
+	dcr_mpw_str(&w, "script");
+	dcr_mpw_str(&w, script);
+}
+
+static void dev_logs(dcr_mpw *w, const rm_dev *d)
+{
+	dcr_mpw_str(w, "logs_blob");
+	dcr_mpw_str(w, d->logs_blob ? d->logs_blob : "");
+	dcr_mpw_str(w, "logs_sha256");
+	dcr_mpw_bin(w, d->logs_sha256, 32);
+}
+
+void rm_body_dev_completed(dcr_buf *out, const rm_dev *d)
+{
+	dcr_mpw w;
+	dcr_mpw_init(&w, out);
+	dcr_mpw_map(&w, 8);
+	dcr_mpw_str(&w, "duration_ms");
+	dcr_mpw_uint(&w, d->duration_ms);
+	dcr_mpw_str(&w, "inputs");
+	dcr_mpw_map(&w, (uint32_t)d->ninputs); /* d->inputs are sorted: canonical order */
+	for (size_t i = 0; i < d->ninputs; i++) {
+		dcr_mpw_str(&w, d->inputs[i].name);
+		dcr_mpw_bin(&w, d->inputs[i].sha256, 32);
+	}
+	dev_logs(&w, d);
+	dcr_mpw_str(&w, "result_blob");
+	dcr_mpw_str(&w, d->result_blob);
+	dcr_mpw_str(&w, "result_bytes");
+	dcr_mpw_uint(&w, d->result_bytes);
+	dcr_mpw_str(&w, "result_sha256");
+	dcr_mpw_bin(&w, d->result_sha256, 32);
+	dcr_mpw_str(&w, "run");
+	dcr_mpw_str(&w, d->id);
+}
+
+void rm_body_dev_failed(dcr_buf *out, const rm_dev *d)
+{
+	dcr_mpw w;
+	dcr_mpw_init(&w, out);
+	dcr_mpw_map(&w, 4);
+	dcr_mpw_str(&w, "error");
+	dcr_mpw_str(&w, d->error);
+	dev_logs(&w, d);
+	dcr_mpw_str(&w, "run");
+	dcr_mpw_str(&w, d->id);
+}
+
 void rm_body_definition(dcr_buf *out, const char *json)
 {
 	dcr_mpw w;
@@ -439,6 +501,44 @@ char *rm_describe(const rm_state *before, const es_event *ev)
 		put_run(&b, ev);
 		if (r)
 			dcr_buf_printf(&b, " of %s", r->computation);
+	} else if (strcmp(type, RM_EV_DEV_REQUESTED) == 0) {
+		const dcr_mpv *in = dcr_mp_get(ev->body, "inputs");
+		const char *p;
+		size_t n;
+		uint8_t h[32];
+		char hex[65] = "?";
+		dcr_buf_append_str(&b, "requested development run ");
+		put_run(&b, ev);
+		dcr_buf_append_str(&b, " (");
+		put_field(&b, ev, "language", 16);
+		if (dcr_mp_str(dcr_mp_get(ev->body, "script"), &p, &n) == 0) {
+			dcr_sha256(p, n, h);
+			dcr_hex_encode(h, 32, hex);
+		}
+		dcr_buf_printf(&b, ", script sha256 %.12s) reading ", hex);
+		for (uint32_t i = 0; i < dcr_mp_len(in) && i < 32; i++) {
+			dcr_buf_append_str(&b, i ? ", " : "");
+			if (dcr_mp_str(dcr_mp_at(in, i), &p, &n) != 0) {
+				dcr_buf_append_str(&b, "?");
+				continue;
+			}
+			for (size_t k = 0; k < n && k < 64; k++)
+				dcr_buf_append_u8(&b, (unsigned char)p[k] < 0x20 || p[k] == 0x7f
+				                          ? ' '
+				                          : (unsigned char)p[k]);
+		}
+		if (dcr_mp_len(in) == 0)
+			dcr_buf_append_str(&b, "nothing");
+	} else if (strcmp(type, RM_EV_DEV_COMPLETED) == 0) {
+		dcr_buf_append_str(&b, "completed development run ");
+		put_run(&b, ev);
+		dcr_buf_printf(&b, ": %" PRIu64 " bytes, result sha256 ", get_uint(ev, "result_bytes"));
+		put_hash(&b, ev, "result_sha256");
+	} else if (strcmp(type, RM_EV_DEV_FAILED) == 0) {
+		dcr_buf_append_str(&b, "failed development run ");
+		put_run(&b, ev);
+		dcr_buf_append_str(&b, ": ");
+		put_field(&b, ev, "error", 200);
 	} else {
 		dcr_buf_append_str(&b, "sent an event of unknown type ");
 		for (const char *c = type; *c; c++)

@@ -273,6 +273,43 @@ typedef struct rm_run {
 	uint64_t retrieved_seq; /* seq of the first of them */
 } rm_run;
 
+/* Development runs (settings.development, docs/rules.md "Development
+ * runs"): a participant's own script over what they may already see. */
+enum rm_dev_lang { RM_DEV_SQL, RM_DEV_PYTHON, RM_DEV_R };
+const char *rm_dev_lang_name(enum rm_dev_lang l); /* "sql", "python", "r" */
+
+/* One input of a development run, as it was when the run was requested:
+ * a dataset the requester owns (its current provision) or a computation
+ * the requester is an analyst of (the result of its last completed run). */
+typedef struct rm_dev_input {
+	char *name;
+	bool is_dataset;
+	uint8_t sha256[32]; /* dataset: plaintext SHA-256; computation: result_sha256 */
+	char *blob;         /* the provision's blob, or the run's result blob */
+	char *file;         /* dataset: the provision's file name */
+	char *run;          /* computation: the run whose result is read */
+	char **drop_blobs;  /* append dataset: the drops' blob ids, in drop order */
+	size_t ndrop_blobs;
+} rm_dev_input;
+
+typedef struct rm_dev {
+	char *id; /* 32 hex chars, chosen by the requester; unique among runs and dev runs */
+	uint8_t by[32];
+	enum rm_dev_lang lang;
+	char *script;
+	uint8_t script_sha256[32];
+	rm_dev_input *inputs; /* sorted by name (bytewise) */
+	size_t ninputs;
+	enum rm_run_state state;
+	uint64_t requested_seq, requested_ts_ms, finished_seq, finished_ts_ms;
+	char *error; /* failed: a data-free class */
+	uint8_t result_sha256[32]; /* done */
+	char *result_blob;
+	uint64_t result_bytes, duration_ms;
+	uint8_t logs_sha256[32]; /* done or failed */
+	char *logs_blob;         /* "" = no logs */
+} rm_dev;
+
 typedef struct rm_state {
 	uint8_t daemon_key[32]; /* the only actor allowed daemon events */
 	uint8_t room[ES_ROOM_ID_BYTES];
@@ -295,6 +332,10 @@ typedef struct rm_state {
 	/* private: open-addressing index of runs by id (slot = index + 1) */
 	size_t *run_index;
 	size_t run_index_cap;
+	rm_dev *devs; /* development runs, in request order */
+	size_t ndevs;
+	size_t *dev_index; /* private: as run_index, for devs */
+	size_t dev_index_cap;
 } rm_state;
 
 void rm_state_init(rm_state *s, const uint8_t daemon_key[32]);
@@ -307,6 +348,7 @@ const rm_drop *rm_state_drop(const rm_state *s, const char *dataset, const char 
  * the drops' sha256 (32 bytes each) concatenated in drop order. */
 void rm_drops_sha256(const rm_drop *drops, size_t n, uint8_t out[32]);
 const rm_run *rm_state_last_run(const rm_state *s, const char *computation);
+const rm_dev *rm_state_dev(const rm_state *s, const char *run_id);
 bool rm_state_is_participant(const rm_state *s, const uint8_t key[32]); /* incl. creator */
 /* Epsilon spent on a dataset so far, in millionths (0 for a dataset
  * without a budget or unknown). The budget left is
@@ -398,6 +440,25 @@ bool rm_may_run(const rm_state *s, const uint8_t key[32], const char *computatio
  * computation. */
 int rm_check_retrieve(const rm_state *s, const uint8_t key[32], const char *run_id, dcr_err *err);
 
+/* Development run (dev.requested): a participant, settings.development
+ * on, published; what the inputs may be is checked by rm_apply (see
+ * docs/rules.md). rm_check_dev_input checks one input name as rm_apply
+ * does (for the CLI and the mount, to refuse early). */
+int rm_check_dev(const rm_state *s, const uint8_t key[32], dcr_err *err);
+int rm_check_dev_input(const rm_state *s, const uint8_t key[32], const char *name, dcr_err *err);
+/* Reading a development run's result or logs: its requester only. */
+int rm_check_dev_read(const rm_state *s, const uint8_t key[32], const char *run_id, dcr_err *err);
+
+/* Client helpers (room/dev.c, not rules). The language of a script file
+ * from its extension (.sql, .py, .R or .r). The inputs a script reads
+ * when the user names none: for sql, every dataset or computation of the
+ * room its query names (cmp_sql_refs); for python and r, the names on a
+ * first line "# inputs: a, b" (none without it). *out: heap strings in a
+ * heap array (free each, then the array). */
+int rm_dev_lang_of_file(const char *file, enum rm_dev_lang *out, dcr_err *err);
+int rm_dev_infer_inputs(const rm_state *s, enum rm_dev_lang lang, const char *script,
+                        char ***out, size_t *nout, dcr_err *err);
+
 /* Human line for audit.log / `dcr audit log`, without trailing newline:
  * "2026-11-25T12:00:00Z anna@bank.example provisioned bank_customers:
  *  1000 rows, sha256 3f2a9c1e..." Uses the state *before* ev is applied
@@ -419,6 +480,9 @@ char *rm_describe(const rm_state *before, const es_event *ev);
 #define RM_EV_RUN_COMPLETED "run.completed"
 #define RM_EV_RUN_FAILED    "run.failed"
 #define RM_EV_RETRIEVED     "result.retrieved"
+#define RM_EV_DEV_REQUESTED "dev.requested"
+#define RM_EV_DEV_COMPLETED "dev.completed"
+#define RM_EV_DEV_FAILED    "dev.failed"
 
 /* Body keys (sorted), as rm_apply requires them, exactly:
  *   created, draft_saved  {definition: str}
@@ -438,7 +502,13 @@ char *rm_describe(const rm_state *before, const es_event *ev);
  *   run.failed            {computation: str, error: str, run: str}, and for a
  *                         python/r computation optionally logs_blob and
  *                         logs_sha256 (both or neither)
- *   result.retrieved      {run: str} */
+ *   result.retrieved      {run: str}
+ *   dev.requested         {inputs: array of str (sorted, unique), language:
+ *                          str, run: str, script: str}
+ *   dev.completed         {duration_ms, inputs (map: name -> bin 32),
+ *                          logs_blob, logs_sha256, result_blob,
+ *                          result_bytes, result_sha256, run}
+ *   dev.failed            {error, logs_blob, logs_sha256, run} */
 void rm_body_definition(dcr_buf *out, const char *json); /* created, draft_saved */
 void rm_body_published(dcr_buf *out, const uint8_t def_sha256[32]);
 void rm_body_stopped(dcr_buf *out, const char *reason);
@@ -464,5 +534,12 @@ void rm_body_run_failed_logs(dcr_buf *out, const char *run_id, const char *compu
                              const char *error, const char *logs_blob,
                              const uint8_t logs_sha256[32]);
 void rm_body_retrieved(dcr_buf *out, const char *run_id);
+/* dev.requested: inputs sorted bytewise, each once (the caller sorts). */
+void rm_body_dev_requested(dcr_buf *out, const char *run_id, enum rm_dev_lang lang,
+                           const char *script, const char *const *inputs, size_t ninputs);
+/* dev.completed from d->inputs (as recorded), d->result_*, d->logs_*,
+ * d->duration_ms; dev.failed from d->error and d->logs_*. */
+void rm_body_dev_completed(dcr_buf *out, const rm_dev *d);
+void rm_body_dev_failed(dcr_buf *out, const rm_dev *d);
 
 #endif

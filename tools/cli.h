@@ -72,8 +72,16 @@ void cli_progress_init(cli_progress *p, const char *cmd, const char *what);
 void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total);
 void cli_progress_end(cli_progress *p);
 
+/* Writes every file of an archive (base/archive.c) under dir, created if
+ * missing; each file replaced whole (temporary file, rename). */
+int cli_write_archive(const dcr_archive *a, const char *dir, dcr_err *err);
+
 /* Commands. argv[0] is the command word ("room", "provision", ...). */
 int cli_cmd_room(int argc, char **argv);
+int cli_cmd_dev(int argc, char **argv); /* dev run|status|result (cli_dev.c) */
+int cli_cmd_dev_run(int argc, char **argv);
+int cli_cmd_dev_status(int argc, char **argv);
+int cli_cmd_dev_result(int argc, char **argv);
 int cli_cmd_provision(int argc, char **argv);
 int cli_cmd_deprovision(int argc, char **argv);
 int cli_cmd_datasets(int argc, char **argv);

@@ -1014,8 +1014,7 @@ static int write_file_at(const char *root, const char *name, const void *data, s
 	return rc;
 }
 
-/* Writes every file of an archive under dir (created if missing). */
-static int write_archive(const dcr_archive *a, const char *dir, dcr_err *err)
+int cli_write_archive(const dcr_archive *a, const char *dir, dcr_err *err)
 {
 	int rc = 0;
 
@@ -1078,7 +1077,7 @@ static int result_script(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES],
 		goto out;
 	have_a = true;
 	if (outp) {
-		rc = write_archive(&a, outp, err);
+		rc = cli_write_archive(&a, outp, err);
 		if (rc == 0)
 			fprintf(stderr, "dcr result: run %s, %zu files written to %s\n", run_id, a.n,
 			        outp);
@@ -1162,7 +1161,7 @@ int cli_cmd_logs(int argc, char **argv)
 		goto out;
 	have_a = true;
 	if (outp) {
-		rc = write_archive(&a, outp, &err);
+		rc = cli_write_archive(&a, outp, &err);
 	} else {
 		const dcr_archive_entry *o = dcr_archive_find(&a, "stdout");
 		const dcr_archive_entry *e = dcr_archive_find(&a, "stderr");

@@ -597,6 +597,11 @@ static const char main_usage[] =
     "  logs ROOM COMPUTATION [-o DIR]   a python/r run's stdout and stderr,\n"
     "                               as the definition's \"logs\" allows\n"
     "  data ROOM DATASET [-o FILE]  the file you provisioned, back (owners only)\n"
+    "Development runs (settings.development):\n"
+    "  dev run ROOM FILE [--input NAME ...] [--wait]   your .sql/.py/.R script over\n"
+    "                               your datasets and results you may read\n"
+    "  dev status ROOM [RUN]\n"
+    "  dev result ROOM RUN [-o FILE|DIR] [--logs]\n"
     "Audit and mount:\n"
     "  audit ...                    see dcr audit --help\n"
     "  mount ROOM DIR, umount DIR   see dcr mount --help\n"
@@ -668,6 +673,7 @@ static const struct command commands[] = {
     {"result", cli_cmd_result},
     {"logs", cli_cmd_logs},
     {"data", cli_cmd_data},
+    {"dev", cli_cmd_dev},
     {"audit", cmd_audit},
     {"mount", cmd_mount},
     {"umount", cmd_umount},

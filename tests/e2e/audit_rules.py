@@ -78,6 +78,9 @@ DROPS_MAX = 4096
 RUNS_MAX = 10000000
 RESULT_COLS_MAX = 256
 RESULT_COL_BYTES_MAX = 1024
+DEVS_MAX = 10000000  # development runs per room
+DEV_INPUTS_MAX = 32  # inputs of one development run
+EMPTY_SHA256 = hashlib.sha256(b"").digest()
 
 # ---- JSON (room-format.md, "Parsing") -----------------------------------------
 
@@ -410,13 +413,13 @@ def parse_def(text):
     if not room_name_valid(name):
         refuse("name: not a valid room name")
     get_str(o, "description", False, DESCRIPTION_MAX, "")
-    d = {"name": name, "require_provisioned": True, "datasets": [], "computations": [],
-         "participants": []}
+    d = {"name": name, "require_provisioned": True, "development": False, "datasets": [],
+         "computations": [], "participants": []}
     if "settings" in o:
         s = o["settings"]
         fields(s, ["interactive", "development", "require_provisioned"], "settings")
         get_bool(s, "interactive", True, "settings")
-        get_bool(s, "development", False, "settings")
+        d["development"] = get_bool(s, "development", False, "settings")
         d["require_provisioned"] = get_bool(s, "require_provisioned", True, "settings")
     for i, v in enumerate(get_array(o, "datasets", False, DATASETS_MAX, "") or []):
         d["datasets"].append(parse_dataset(v, "datasets[%d]" % i))
@@ -1485,6 +1488,7 @@ class Room:
         self.drops = {}  # append dataset -> [(file, sha256)] in drop order
         self.spent = {}  # dataset -> epsilon spent, in millionths (the ledger)
         self.runs = {}  # id -> dict
+        self.devs = {}  # development run id -> dict (rules.md "Development runs")
 
     def participant(self, k):
         if self.status == "none":
@@ -1683,7 +1687,7 @@ class Room:
         r = b["run"]
         if len(r) != 32 or any(c not in "0123456789abcdef" for c in r):
             refuse("body.run: not a run id (32 lowercase hex characters)")
-        if r in self.runs:
+        if r in self.runs or r in self.devs:
             refuse("run already exists")
         if len(self.runs) >= RUNS_MAX:
             refuse("too many runs")
@@ -1754,6 +1758,7 @@ class Room:
             if not sc["columns"] and b["rows"] != 0:
                 refuse("body.rows: must be 0 without declared columns")
         r["state"] = "done"
+        r["result_sha256"] = b["result_sha256"]
 
     def check_schema(self, s):
         if not 1 <= len(s) <= RESULT_COLS_MAX:
@@ -1796,10 +1801,105 @@ class Room:
         if r["state"] != "done":
             refuse("run has not completed")
 
+    # ---- development runs (rules.md "Development runs")
+
+    def dev_input(self, k, name):
+        ds = next((x for x in self.d["datasets"] if x["name"] == name), None)
+        if ds is not None:
+            self.role(k, "owner_of", name)
+            if ds["budget"]:
+                refuse("dataset %s has an epsilon_budget: a development run may not read it"
+                       % name)
+            if name not in self.prov:
+                refuse("dataset %s is not provisioned" % name)
+            return self.prov[name]
+        if any(c["name"] == name for c in self.d["computations"]):
+            self.role(k, "analyst_of", name)
+            done = [r for r in self.runs.values()
+                    if r["computation"] == name and r["state"] == "done"]
+            if not done:
+                refuse("computation %s has no completed run to read" % name)
+            return done[-1]["result_sha256"]  # runs keep request order
+        refuse("no dataset or computation named %r" % name)
+
+    def on_dev_requested(self, k, b):
+        self.participant(k)
+        self.body(b, {"inputs": ("array", 0), "language": ("str", 16), "run": ("str", 32),
+                      "script": ("str", SCRIPT_MAX)})
+        if not self.d["development"]:
+            refuse("development runs are off in this room")
+        self.published()
+        if b["language"] not in ("sql", "python", "r"):
+            refuse("body.language: not sql, python or r")
+        if not b["script"]:
+            refuse("body.script: empty")
+        r = b["run"]
+        if len(r) != 32 or any(c not in "0123456789abcdef" for c in r):
+            refuse("body.run: not a run id (32 lowercase hex characters)")
+        if r in self.runs or r in self.devs:
+            refuse("run already exists")
+        if len(self.devs) >= DEVS_MAX:
+            refuse("too many development runs")
+        ins = b["inputs"]
+        if len(ins) > DEV_INPUTS_MAX:
+            refuse("body.inputs: too many inputs")
+        rec = {}
+        for i, name in enumerate(ins):
+            if not isinstance(name, str) or not 1 <= ubytes(name) <= NAME_MAX or "\0" in name:
+                refuse("body.inputs[%d]: expected a name" % i)
+            if i and ubytes_key(ins[i - 1]) >= ubytes_key(name):
+                refuse("body.inputs[%d]: names are sorted bytewise, each once" % i)
+            rec[name] = self.dev_input(k, name)
+        self.devs[r] = {"by": k, "state": "queued", "inputs": rec}
+
+    def daemon_dev(self, k, b, spec):
+        if k != self.daemon:
+            refuse("actor is not the daemon")
+        if self.status not in ("published", "stopped"):
+            refuse("runs are reported only while published or stopped")
+        self.body(b, spec)
+        r = self.devs.get(b["run"])
+        if r is None:
+            refuse("no development run %s" % b["run"])
+        if r["state"] != "queued":
+            refuse("development run has already finished")
+        if not b["logs_blob"] and b["logs_sha256"] != EMPTY_SHA256:
+            refuse("body.logs_sha256: must be the SHA-256 of no bytes when logs_blob is empty")
+        return r
+
+    def on_dev_completed(self, k, b):
+        r = self.daemon_dev(k, b, {
+            "duration_ms": ("uint", 0), "inputs": ("map", 0), "logs_blob": ("str", BLOB_MAX),
+            "logs_sha256": ("bin32", 0), "result_blob": ("str", BLOB_MAX),
+            "result_bytes": ("uint", 0), "result_sha256": ("bin32", 0), "run": ("str", 32)})
+        ins = b["inputs"]
+        if sorted(ins) != sorted(r["inputs"]):
+            refuse("body.inputs: not exactly the inputs of the development run")
+        for x, want in r["inputs"].items():
+            if not isinstance(ins[x], bytes) or ins[x] != want:
+                refuse("body.inputs.%s: not the sha256 recorded when requested" % x)
+        if not b["result_blob"]:
+            refuse("body.result_blob: empty blob id")
+        r["state"] = "done"
+
+    def on_dev_failed(self, k, b):
+        spec = {"error": ("str", ERROR_MAX), "logs_blob": ("str", BLOB_MAX),
+                "logs_sha256": ("bin32", 0), "run": ("str", 32)}
+        if k == self.daemon and self.status in ("published", "stopped"):
+            self.body(b, spec)
+            if b["error"] not in ERROR_CLASSES:
+                refuse("dev.failed: the error is not one of the data-free error classes")
+        r = self.daemon_dev(k, b, spec)
+        r["state"] = "failed"
+
+
+def ubytes_key(s):
+    return s.encode("utf-8")
+
 
 TYPES = ["room.created", "room.draft_saved", "room.published", "room.stopped",
          "dataset.provisioned", "dataset.deprovisioned", "run.requested", "run.completed",
-         "run.failed", "result.retrieved"]
+         "run.failed", "result.retrieved", "dev.requested", "dev.completed", "dev.failed"]
 
 # ---- the export (event-format.md §8.1 + the rules) -------------------------------------
 

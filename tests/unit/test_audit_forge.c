@@ -843,7 +843,7 @@ typedef struct rcase {
 	const char *want;
 } rcase;
 
-#define NCASES 40
+#define NCASES 48
 static rcase cases[NCASES];
 static size_t ncases;
 
@@ -978,6 +978,115 @@ static char *def_edit(const char *from, const char *to)
 		dcr_mpw *w = &w_;                                                                  \
 		body;                                                                              \
 	} while (0)
+
+/* Development runs (rules.md "Development runs"): the honest log up to
+ * the retrieval (seq 7) with def (NULL: development on), then dev events
+ * from evs, exported as case name. */
+typedef struct dev_ev {
+	int who; /* 0 anna, 1 ian, 2 daemon */
+	const char *type;
+	dcr_buf body;
+} dev_ev;
+
+static void dev_case(const char *name, uint64_t seq, const char *want, const char *def,
+                     dev_ev *evs, size_t n)
+{
+	char *saved = def_json, *on = NULL;
+	const dcr_key *keys[3] = {ka, ki, kd};
+	tlog l2;
+	view v;
+	rcase *c = case_new(name, seq, want);
+	if (!def)
+		def = on = def_edit("\"settings\": {\"require_provisioned\": true}",
+		                    "\"settings\": {\"require_provisioned\": true, "
+		                    "\"development\": true}");
+	def_json = (char *)def;
+	tlog_init(&l2, 0xd2);
+	build_honest(&l2, 8);
+	def_json = saved;
+	for (size_t i = 0; i < n; i++)
+		tlog_add(&l2, keys[evs[i].who], evs[i].type, &evs[i].body);
+	view_of(&v, &l2);
+	export_view(&v, l2.room, NULL, &c->out);
+	view_release(&v);
+	tlog_release(&l2);
+	free(on);
+}
+
+static void build_dev_cases(void)
+{
+	static const char *const both[] = {"bank_customers", "overlap"};
+	static const char *const swapped[] = {"overlap", "bank_customers"};
+	static const char *const bank[] = {"bank_customers"};
+	char id1[33], id2[33];
+	rm_dev_input in[2] = {{.name = "bank_customers"}, {.name = "overlap"}};
+	rm_dev d;
+	dev_ev e[4];
+
+	for (size_t i = 0; i < 4; i++)
+		dcr_buf_init(&e[i].body);
+	run_id(41, id1);
+	run_id(42, id2);
+	memset(in[0].sha256, 0x3f, 32); /* bank_customers as provisioned */
+	memset(in[1].sha256, 0x77, 32); /* overlap's result (run 1) */
+	memset(&d, 0, sizeof d);
+	d.id = id1;
+	d.inputs = in;
+	d.ninputs = 2;
+	d.result_blob = "d1";
+	d.result_bytes = 3;
+	memset(d.result_sha256, 0x99, 32);
+	d.logs_blob = "";
+	dcr_sha256("", 0, d.logs_sha256);
+
+	/* the owner reads their dataset and a result they are analyst of;
+	 * ian runs python over nothing, which fails */
+	e[0].who = 0, e[0].type = RM_EV_DEV_REQUESTED;
+	rm_body_dev_requested(&e[0].body, id1, RM_DEV_SQL, "SELECT 1 AS x", both, 2);
+	e[1].who = 2, e[1].type = RM_EV_DEV_COMPLETED;
+	rm_body_dev_completed(&e[1].body, &d);
+	e[2].who = 1, e[2].type = RM_EV_DEV_REQUESTED;
+	rm_body_dev_requested(&e[2].body, id2, RM_DEV_PYTHON, "print(1)\n", NULL, 0);
+	e[3].who = 2, e[3].type = RM_EV_DEV_FAILED;
+	d.id = id2;
+	d.error = "not supported";
+	rm_body_dev_failed(&e[3].body, &d);
+	dev_case("rules-dev-ok", UINT64_MAX, NULL, NULL, e, 4);
+
+	/* ian reads anna's dataset: a validly signed forgery of the rules */
+	e[0].who = 1;
+	rm_body_dev_requested(&e[0].body, id1, RM_DEV_SQL, "SELECT * FROM bank_customers", bank, 1);
+	dev_case("rules-dev-not-owner", 8,
+	         "actor ian@insurer.example is not an owner of dataset bank_customers", NULL, e,
+	         1);
+	/* inputs not sorted */
+	e[0].who = 0;
+	rm_body_dev_requested(&e[0].body, id1, RM_DEV_SQL, "SELECT 1", swapped, 2);
+	dev_case("rules-dev-unsorted", 8, "is not after", NULL, e, 1);
+	/* development off: refused with that reason */
+	rm_body_dev_requested(&e[0].body, id1, RM_DEV_SQL, "SELECT 1", NULL, 0);
+	dev_case("rules-dev-off", 8, "development runs are off in this room", def_json, e, 1);
+	/* the daemon reports another hash than the one recorded */
+	rm_body_dev_requested(&e[0].body, id1, RM_DEV_SQL, "SELECT 1 AS x", both, 2);
+	d.id = id1;
+	memset(in[0].sha256, 0x4e, 32);
+	rm_body_dev_completed(&e[1].body, &d);
+	dev_case("rules-dev-wrong-hash", 9, "body.inputs.bank_customers", NULL, e, 2);
+	/* no logs kept, but a hash of something */
+	rm_body_dev_requested(&e[0].body, id1, RM_DEV_SQL, "SELECT 1 AS x", both, 2);
+	memset(d.logs_sha256, 0, 32);
+	rm_body_dev_failed(&e[1].body, &d);
+	e[1].type = RM_EV_DEV_FAILED;
+	dev_case("rules-dev-logs-hash", 9, "must be the SHA-256 of no bytes", NULL, e, 2);
+	/* an outcome signed by a participant */
+	rm_body_dev_requested(&e[0].body, id1, RM_DEV_SQL, "SELECT 1 AS x", both, 2);
+	dcr_sha256("", 0, d.logs_sha256);
+	rm_body_dev_failed(&e[1].body, &d);
+	e[1].who = 0;
+	dev_case("rules-dev-outcome-by-participant", 9, "is not the daemon", NULL, e, 2);
+	for (size_t i = 0; i < 4; i++)
+		dcr_buf_release(&e[i].body);
+}
 
 static void build_cases(const tlog *l)
 {
@@ -1342,6 +1451,8 @@ static void build_cases(const tlog *l)
 		def_json = saved;
 		free(ap);
 	}
+
+	build_dev_cases();
 
 	/* an export of 0 events */
 	{

@@ -801,6 +801,253 @@ static void test_drops(void)
 	dcr_key_free(ian.key);
 }
 
+/* ---- dev/: development runs, against a fake daemon that runs them at once --------- */
+
+/* What the fake's dev runs return: an SQL run "n\n42\n", a python run an
+ * archive with out.txt and subdir/x.txt, and logs; fk_dev_lie makes the
+ * result bytes differ from the hash in the log. */
+static struct {
+	char run_id[33];
+	dcr_buf result, logs;
+} fk_devs[16];
+static size_t fk_ndevs;
+static bool fk_dev_lie;
+
+static int fk_dev_run(void *ctx, const char *language, const char *script,
+                      const char *const *inputs, size_t ninputs, char run_id[33], dcr_err *err)
+{
+	fake_user *u = ctx;
+	fake *fk = u->fk;
+	enum rm_dev_lang lang = strcmp(language, "sql") == 0      ? RM_DEV_SQL
+	                        : strcmp(language, "python") == 0 ? RM_DEV_PYTHON
+	                                                          : RM_DEV_R;
+	uint8_t rnd[16];
+	dcr_buf body;
+	dcr_random(rnd, sizeof rnd);
+	dcr_hex_encode(rnd, 16, run_id);
+	dcr_buf_init(&body);
+	rm_body_dev_requested(&body, run_id, lang, script, inputs, ninputs);
+	int rc = fake_append(fk, u->key, RM_EV_DEV_REQUESTED, body.data, body.len, err);
+	dcr_buf_release(&body);
+	if (rc < 0)
+		return rc;
+	DCR_ASSERT(fk_ndevs < 16);
+	size_t i = fk_ndevs++;
+	memcpy(fk_devs[i].run_id, run_id, 33);
+	dcr_buf_init(&fk_devs[i].result);
+	dcr_buf_init(&fk_devs[i].logs);
+	const rm_dev *q = rm_state_dev(&fk->st, run_id);
+	rm_dev d;
+	memset(&d, 0, sizeof d);
+	d.id = run_id;
+	d.inputs = q->inputs;
+	d.ninputs = q->ninputs;
+	d.result_blob = "dev-blob";
+	d.logs_blob = "";
+	dcr_sha256("", 0, d.logs_sha256);
+	if (lang == RM_DEV_SQL) {
+		dcr_buf_append_str(&fk_devs[i].result, "n\n42\n");
+	} else {
+		dcr_archive_entry e[2] = {{"out.txt", 7, (const uint8_t *)"hello\n", 6},
+		                          {"subdir/x.txt", 12, (const uint8_t *)"x", 1}};
+		dcr_archive_entry l[2] = {{"stderr", 6, (const uint8_t *)"warn\n", 5},
+		                          {"stdout", 6, (const uint8_t *)"printed\n", 8}};
+		dcr_archive_write(&fk_devs[i].result, e, 2);
+		dcr_archive_write(&fk_devs[i].logs, l, 2);
+		d.logs_blob = "dev-logs";
+		dcr_sha256(fk_devs[i].logs.data, fk_devs[i].logs.len, d.logs_sha256);
+	}
+	dcr_sha256(fk_devs[i].result.data, fk_devs[i].result.len, d.result_sha256);
+	d.result_bytes = fk_devs[i].result.len;
+	if (fk_dev_lie)
+		fk_devs[i].result.data[0] ^= 1;
+	dcr_buf_init(&body);
+	rm_body_dev_completed(&body, &d);
+	rc = fake_append(fk, fk->daemon, RM_EV_DEV_COMPLETED, body.data, body.len, err);
+	dcr_buf_release(&body);
+	return rc;
+}
+
+static int fk_dev_status(void *ctx, const char *run_id, fs_dev_status *st, dcr_err *err)
+{
+	fake_user *u = ctx;
+	int rc = rm_check_dev_read(&u->fk->st, u->pub, run_id, err);
+	if (rc < 0)
+		return rc;
+	const rm_dev *d = rm_state_dev(&u->fk->st, run_id);
+	memset(st, 0, sizeof *st);
+	snprintf(st->state, sizeof st->state, "%s", d->state == RM_RUN_DONE ? "done" : "failed");
+	st->logs = d->logs_blob && d->logs_blob[0];
+	return 0;
+}
+
+static int fk_dev_read(void *ctx, const char *run_id, const char *what, uint64_t off, void *buf,
+                       size_t cap, dcr_err *err)
+{
+	fake_user *u = ctx;
+	int rc = rm_check_dev_read(&u->fk->st, u->pub, run_id, err);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < fk_ndevs; i++) {
+		if (strcmp(fk_devs[i].run_id, run_id) != 0)
+			continue;
+		const dcr_buf *b = strcmp(what, "logs") == 0 ? &fk_devs[i].logs : &fk_devs[i].result;
+		if (off >= b->len)
+			return 0;
+		size_t n = b->len - off < cap ? b->len - off : cap;
+		memcpy(buf, b->data + off, n);
+		return (int)n;
+	}
+	return dcr_err_set(err, DCR_ENOTFOUND, "no development run %s", run_id);
+}
+
+static fs *mount_dev(fake_user *u, fs_backend *be)
+{
+	fs *f = mount_as(u, be);
+	/* mount_as copied the backend into the fs: a second mount with the dev
+	 * functions set */
+	fs_free(f);
+	be->dev_run = fk_dev_run;
+	be->dev_status = fk_dev_status;
+	be->dev_read = fk_dev_read;
+	fs_options o;
+	dcr_err err = {0};
+	memset(&o, 0, sizeof o);
+	memcpy(o.room, u->fk->room, sizeof o.room);
+	memcpy(o.me, u->pub, 32);
+	memcpy(o.daemon, u->fk->daemon_pub, 32);
+	o.mountpoint = "/mnt/room";
+	o.uid = 1000;
+	o.gid = 1000;
+	o.run_poll_ms = 1;
+	DCR_ASSERT(fs_new(&o, be, &f, &err) == 0);
+	return f;
+}
+
+static void test_dev(void)
+{
+	fake fk;
+	fake_user anna, ian, eve;
+	fs_backend bea, bei, bee;
+	dcr_err err = {0};
+	dcr_buf body;
+	fs_attr a;
+	char *s;
+
+	memset(&fk, 0, sizeof fk);
+	DCR_ASSERT(dcr_key_generate(&fk.daemon) == 0);
+	dcr_key_public(fk.daemon, fk.daemon_pub);
+	es_room_new(fk.room);
+	rm_state_init(&fk.st, fk.daemon_pub);
+	user_init(&anna, &fk);
+	user_init(&ian, &fk);
+	user_init(&eve, &fk);
+	char *json = room_json(&anna, &ian, "dev");
+	char *on = strstr(json, "\"development\": false");
+	DCR_ASSERT(on);
+	memcpy(on, "\"development\": true ", 20);
+	dcr_buf_init(&body);
+	rm_body_definition(&body, json);
+	DCR_ASSERT(fake_append(&fk, anna.key, RM_EV_CREATED, body.data, body.len, &err) == 0);
+	free(json);
+	fs *fa = mount_dev(&anna, &bea);
+	fs *fi = mount_dev(&ian, &bei);
+	fs *fe = mount_dev(&eve, &bee);
+
+	/* draft: dev/ is not writable yet */
+	CHECK_RC(write_file(fa, "dev/q.sql", "SELECT 1 AS x", 100), -EACCES);
+	CHECK(file_contains(fa, "status", "the room is draft"));
+	dcr_buf_reset(&body);
+	rm_body_published(&body, fk.st.def_sha256);
+	DCR_ASSERT(fake_append(&fk, anna.key, RM_EV_PUBLISHED, body.data, body.len, &err) == 0);
+	{
+		rm_provision p = {.dataset = "bank_customers", .blob = "b1", .file = "bank.csv"};
+		memset(p.sha256, 0x3f, 32);
+		dcr_buf_reset(&body);
+		rm_body_provisioned(&body, &p);
+		DCR_ASSERT(fake_append(&fk, anna.key, RM_EV_PROVISIONED, body.data, body.len,
+		                       &err) == 0);
+	}
+	dcr_buf_release(&body);
+	CHECK(fs_refresh(fa, NULL, NULL, &err) >= 0);
+	CHECK(fs_refresh(fi, NULL, NULL, &err) >= 0);
+	CHECK(fs_refresh(fe, NULL, NULL, &err) >= 0);
+	CHECK_RC(fs_getattr(fa, walk(fa, "dev"), &a), 0);
+	CHECK((a.mode & 0200) != 0);
+	CHECK(file_contains(fa, "README", "cp q.sql /mnt/room/dev/"));
+
+	/* SQL over one's own dataset: run at close, output under q.out/ */
+	const char *q = "SELECT COUNT(*) AS n FROM bank_customers";
+	CHECK_RC(write_file(fa, "dev/q.sql", q, 7), 0);
+	CHECK(listed(fa, "dev", "q.sql") && listed(fa, "dev", "q.out"));
+	CHECK(read_all(fa, "dev/q.sql", &s) == 0 && strcmp(s, q) == 0);
+	free(s);
+	CHECK(file_contains(fa, "dev/q.out/status", "(sql): done"));
+	CHECK(file_contains(fa, "dev/q.out/status", "inputs: bank_customers"));
+	CHECK(read_all(fa, "dev/q.out/result.csv", &s) == 0 && strcmp(s, "n\n42\n") == 0);
+	free(s);
+	CHECK_RC(fs_getattr(fa, walk(fa, "dev/q.out/result.csv"), &a), 0);
+	CHECK(a.size == 5 && (a.mode & 0444) && !(a.mode & 0222));
+	CHECK(!listed(fa, "dev/q.out", "stdout")); /* an SQL run writes no logs */
+	CHECK(rm_state_dev(&fk.st, fk_devs[0].run_id) != NULL);
+
+	/* python: inputs from the first line, files and logs */
+	CHECK_RC(write_file(fa, "dev/p.py", "# inputs: bank_customers\nprint(1)\n", 100), 0);
+	CHECK(read_all(fa, "dev/p.out/out.txt", &s) == 0 && strcmp(s, "hello\n") == 0);
+	free(s);
+	CHECK(read_all(fa, "dev/p.out/stdout", &s) == 0 && strcmp(s, "printed\n") == 0);
+	free(s);
+	CHECK(file_contains(fa, "dev/p.out/stderr", "warn"));
+	CHECK(!listed(fa, "dev/p.out", "subdir")); /* nested files: dcr dev result */
+	CHECK(listed(fa, "dev/p.out", "status"));
+
+	/* someone else's dataset: refused, the rule's words in status */
+	CHECK_RC(write_file(fi, "dev/q.sql", q, 100), -EACCES);
+	CHECK(file_contains(fi, "dev/q.out/status", "refused: "));
+	CHECK(file_contains(fi, "dev/q.out/status", "is not an owner of dataset bank_customers"));
+	CHECK(file_contains(fi, "status", "is not an owner of dataset bank_customers"));
+	CHECK(walk(fi, "dev/q.out/result.csv") == 0);
+	/* ... and ian's mount shows nothing of anna's */
+	CHECK(!listed(fi, "dev", "p.py"));
+	/* a script over nothing: fine for a participant with no role */
+	CHECK_RC(write_file(fi, "dev/c.sql", "SELECT 6 * 7 AS answer", 100), 0);
+	CHECK(file_contains(fi, "dev/c.out/status", "inputs: none"));
+	/* not a participant; not a script name; an empty script */
+	CHECK_RC(write_file(fe, "dev/c.sql", "SELECT 1", 100), -EACCES);
+	CHECK_RC(write_file(fa, "dev/notes.txt", "x", 100), -EINVAL);
+	CHECK_RC(write_file(fa, "dev/empty.sql", "", 100), -EIO);
+	CHECK(file_contains(fa, "dev/empty.out/status", "refused: "));
+
+	/* bytes that are not the ones the log records are not shown */
+	fk_dev_lie = true;
+	CHECK_RC(write_file(fa, "dev/lie.sql", q, 100), 0);
+	fk_dev_lie = false;
+	CHECK(file_contains(fa, "dev/lie.out/status", "not the one the log records"));
+	CHECK(walk(fa, "dev/lie.out/result.csv") == 0);
+
+	/* writing the name again runs it again */
+	size_t before = fk_ndevs;
+	CHECK_RC(write_file(fa, "dev/q.sql", q, 100), 0);
+	CHECK(fk_ndevs == before + 1);
+	CHECK(file_contains(fa, "dev/q.out/status", fk_devs[before].run_id));
+
+	fs_free(fa);
+	fs_free(fi);
+	fs_free(fe);
+	for (size_t i = 0; i < fk.n; i++)
+		dcr_buf_release(&fk.entries[i]);
+	free(fk.entries);
+	for (size_t i = 0; i < fk_ndevs; i++) {
+		dcr_buf_release(&fk_devs[i].result);
+		dcr_buf_release(&fk_devs[i].logs);
+	}
+	rm_state_release(&fk.st);
+	dcr_key_free(fk.daemon);
+	dcr_key_free(anna.key);
+	dcr_key_free(ian.key);
+	dcr_key_free(eve.key);
+}
+
 int main(void)
 {
 	fake fk;
@@ -812,6 +1059,7 @@ int main(void)
 
 	test_temp_names();
 	test_drops();
+	test_dev();
 
 	memset(&fk, 0, sizeof fk);
 	DCR_ASSERT(dcr_key_generate(&fk.daemon) == 0);
@@ -860,6 +1108,7 @@ int main(void)
 	                    "cp bank_customers.csv /mnt/room/datasets/bank_customers/"));
 	CHECK(file_contains(fa, "README", "echo > /mnt/room/computations/overlap/run"));
 	CHECK(file_contains(fa, "README", "requests/     (coming later)"));
+	CHECK(file_contains(fa, "README", "dev/          development runs (settings.development)"));
 	CHECK(file_contains(fi, "README", "data owner of dataset insurer_customers"));
 	CHECK(read_all(fi, "README", &s) == 0 && !strstr(s, "analyst of") &&
 	      !strstr(s, "creator of"));
@@ -929,6 +1178,11 @@ int main(void)
 	CHECK_RC(write_file(fa, "ctl", "publish\n", 100), 0);
 	CHECK(file_contains(fa, "status", "status: published"));
 	CHECK_RC(open_mode(fa, "room.json", O_WRONLY | O_TRUNC), -EACCES);
+	/* development off: dev/ takes no script, and says why */
+	CHECK_RC(write_file(fa, "dev/q.sql", "SELECT 1 AS x", 100), -EACCES);
+	CHECK(file_contains(fa, "status", "development runs are off in this room"));
+	CHECK_RC(fs_getattr(fa, walk(fa, "dev"), &a), 0);
+	CHECK((a.mode & 0222) == 0);
 
 	/* provisioning by cp: streamed in chunks, committed at close */
 	const char *bank = "email,city\na@x,Paris\nb@x,Paris\nc@x,Lyon\n";

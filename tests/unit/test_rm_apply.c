@@ -48,6 +48,7 @@ typedef struct snap {
 	size_t nprovisions, npresent, nruns, ndone, nfailed;
 	uint8_t def_sha256[32];
 	uint64_t retrieved;
+	size_t ndevs, ndevs_finished;
 } snap;
 
 static snap take(void)
@@ -62,6 +63,9 @@ static snap take(void)
 		n.nfailed += S.runs[i].state == RM_RUN_FAILED;
 		n.retrieved += S.runs[i].retrieved;
 	}
+	n.ndevs = S.ndevs;
+	for (size_t i = 0; i < S.ndevs; i++)
+		n.ndevs_finished += S.devs[i].state != RM_RUN_QUEUED;
 	return n;
 }
 
@@ -69,7 +73,8 @@ static bool same(snap a, snap b)
 {
 	return a.size == b.size && a.status == b.status && a.nprovisions == b.nprovisions &&
 	       a.npresent == b.npresent && a.nruns == b.nruns && a.ndone == b.ndone &&
-	       a.nfailed == b.nfailed && a.retrieved == b.retrieved &&
+	       a.nfailed == b.nfailed && a.retrieved == b.retrieved && a.ndevs == b.ndevs &&
+	       a.ndevs_finished == b.ndevs_finished &&
 	       memcmp(a.def_sha256, b.def_sha256, 32) == 0;
 }
 
@@ -1446,6 +1451,242 @@ static void test_drops(void)
 	free(def);
 }
 
+/* ---- development runs (docs/rules.md "Development runs") ------------------------ */
+
+static dcr_buf *b_dev(const char *id, enum rm_dev_lang lang, const char *script,
+                      const char *const *inputs, size_t n)
+{
+	dcr_buf_init(&B);
+	rm_body_dev_requested(&B, id, lang, script, inputs, n);
+	return &B;
+}
+
+/* dev.completed as dcrd writes it from the recorded inputs; fill != 0
+ * replaces the first input's hash (a lie). */
+static dcr_buf *b_dev_done(const char *id, uint8_t fill)
+{
+	const rm_dev *q = rm_state_dev(&S, id);
+	rm_dev_input in[DCR_RM_DEV_INPUTS_MAX];
+	rm_dev d = {.id = (char *)id, .result_blob = "dres", .result_bytes = 9, .logs_blob = ""};
+	memset(d.result_sha256, 0xcd, 32);
+	dcr_sha256("", 0, d.logs_sha256);
+	for (size_t i = 0; q && i < q->ninputs; i++) {
+		in[i] = q->inputs[i];
+		if (i == 0 && fill)
+			memset(in[i].sha256, fill, 32);
+	}
+	d.inputs = in;
+	d.ninputs = q ? q->ninputs : 0;
+	dcr_buf_init(&B);
+	rm_body_dev_completed(&B, &d);
+	return &B;
+}
+
+static dcr_buf *b_dev_failed(const char *id, const char *error, const char *logs_blob,
+                             uint8_t logs_fill)
+{
+	rm_dev d = {.id = (char *)id, .error = (char *)error, .logs_blob = (char *)logs_blob};
+	if (logs_fill)
+		memset(d.logs_sha256, logs_fill, 32);
+	else
+		dcr_sha256("", 0, d.logs_sha256);
+	dcr_buf_init(&B);
+	rm_body_dev_failed(&B, &d);
+	return &B;
+}
+
+static void test_dev_runs(void)
+{
+	static const char *const bank[] = {"bank_customers"};
+	static const char *const ins[] = {"insurer_customers"};
+	static const char *const over[] = {"overlap"};
+	static const char *const both[] = {"bank_customers", "overlap"};
+	static const char *const swapped[] = {"overlap", "bank_customers"};
+	static const char *const twice[] = {"bank_customers", "bank_customers"};
+	static const char *const nosuch[] = {"nosuch"};
+	static const char *const file[] = {"contracts"};
+	static const char *const by_city[] = {"by_city"};
+	static const char *const empty_name[] = {""};
+	char *def = t_valid_def(&F);
+	char *off = t_replace(def, "\"development\": true", "\"development\": false");
+	char d1[33], d2[33], d3[33], d4[33], run[33];
+	dcr_err e;
+	snprintf(d1, sizeof d1, "%032x", 0xd01u);
+	snprintf(d2, sizeof d2, "%032x", 0xd02u);
+	snprintf(d3, sizeof d3, "%032x", 0xd03u);
+	snprintf(d4, sizeof d4, "%032x", 0xd04u);
+	snprintf(run, sizeof run, "%032x", 0x0e1u);
+
+	/* development off: refused with that reason, for everyone */
+	rm_state_release(&S);
+	rm_state_init(&S, F.daemon_pub);
+	OK(F.anna, RM_EV_CREATED, b_def(off));
+	OK(F.anna, RM_EV_PUBLISHED, b_published(S.def_sha256));
+	OK(F.anna, RM_EV_PROVISIONED, b_prov("bank_customers", 1, 1));
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev(d1, RM_DEV_SQL, "SELECT 1", bank, 1),
+	   "development runs are off in this room (settings.development is false)");
+	NO(F.ian, RM_EV_DEV_REQUESTED, b_dev(d1, RM_DEV_SQL, "SELECT 1", NULL, 0),
+	   "development runs are off");
+	CHECK(rm_check_dev(&S, F.anna_pub, &e) == DCR_EDENIED);
+
+	rm_state_release(&S);
+	rm_state_init(&S, F.daemon_pub);
+	OK(F.anna, RM_EV_CREATED, b_def(def));
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev(d1, RM_DEV_SQL, "SELECT 1", NULL, 0),
+	   "the room is draft");
+	OK(F.anna, RM_EV_PUBLISHED, b_published(S.def_sha256));
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev(d1, RM_DEV_SQL, "SELECT 1", bank, 1),
+	   "dataset bank_customers is not provisioned");
+	OK(F.anna, RM_EV_PROVISIONED, b_prov("bank_customers", 1, 1));
+	OK(F.ian, RM_EV_PROVISIONED, b_prov_sha("insurer_customers", 1, 1, 0x4e));
+
+	/* owner of a dataset: allowed; the provision's hash is recorded */
+	CHECK(rm_check_dev(&S, F.anna_pub, &e) == 0);
+	OK(F.anna, RM_EV_DEV_REQUESTED, b_dev(d1, RM_DEV_SQL, "SELECT * FROM bank_customers", bank, 1));
+	const rm_dev *dv = rm_state_dev(&S, d1);
+	CHECK(dv && dv->state == RM_RUN_QUEUED && dv->lang == RM_DEV_SQL && dv->ninputs == 1 &&
+	      dv->inputs[0].is_dataset && dv->inputs[0].sha256[0] == 0x3f &&
+	      strcmp(dv->inputs[0].blob, "blob-1") == 0 && memcmp(dv->by, F.anna_pub, 32) == 0 &&
+	      strcmp(dv->script, "SELECT * FROM bank_customers") == 0);
+	/* somebody else's dataset, by anyone */
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev(d2, RM_DEV_SQL, "SELECT 1", ins, 1),
+	   "is not an owner of dataset insurer_customers");
+	NO(F.ian, RM_EV_DEV_REQUESTED, b_dev(d2, RM_DEV_PYTHON, "print(1)", bank, 1),
+	   "actor ian@insurer.example is not an owner of dataset bank_customers");
+	NO(F.carl, RM_EV_DEV_REQUESTED, b_dev(d2, RM_DEV_SQL, "SELECT 1", NULL, 0),
+	   "is not a participant of this room");
+	NO(F.daemon, RM_EV_DEV_REQUESTED, b_dev(d2, RM_DEV_SQL, "SELECT 1", NULL, 0),
+	   "is not a participant of this room");
+	/* a file dataset of one's own that is not provisioned */
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev(d2, RM_DEV_R, "x <- 1", file, 1),
+	   "dataset contracts is not provisioned");
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev(d2, RM_DEV_SQL, "SELECT 1", nosuch, 1),
+	   "no dataset or computation named \"nosuch\"");
+	/* analyst of a computation: only once it has a result */
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev(d2, RM_DEV_SQL, "SELECT 1", over, 1),
+	   "computation overlap has no completed run to read");
+	OK(F.ian, RM_EV_RUN_REQUESTED, b_run("overlap", run));
+	OK(F.daemon, RM_EV_RUN_COMPLETED, b_done("overlap", run));
+	OK(F.anna, RM_EV_DEV_REQUESTED, b_dev(d2, RM_DEV_SQL, "SELECT 1", both, 2));
+	dv = rm_state_dev(&S, d2);
+	CHECK(dv && dv->ninputs == 2 && !dv->inputs[1].is_dataset &&
+	      strcmp(dv->inputs[1].run, run) == 0 && dv->inputs[1].sha256[0] == 0xab &&
+	      strcmp(dv->inputs[1].blob, "res-1") == 0);
+	/* a computation one is not analyst of (anna is not of by_city), and
+	 * one without a result yet (ian of by_city) */
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev(d3, RM_DEV_SQL, "SELECT 1", by_city, 1),
+	   "actor anna@bank.example is not an analyst of computation by_city");
+	NO(F.ian, RM_EV_DEV_REQUESTED, b_dev(d3, RM_DEV_SQL, "SELECT 1", by_city, 1),
+	   "computation by_city has no completed run");
+	/* a participant with neither role: a script over nothing */
+	OK(F.ian, RM_EV_DEV_REQUESTED, b_dev(d3, RM_DEV_PYTHON, "print(42)\n", NULL, 0));
+	/* the body's form */
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev(d4, RM_DEV_SQL, "SELECT 1", swapped, 2), "is not after");
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev(d4, RM_DEV_SQL, "SELECT 1", twice, 2), "each once");
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev(d4, RM_DEV_SQL, "SELECT 1", empty_name, 1),
+	   "body.inputs[0]: expected a name");
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev(d4, RM_DEV_SQL, "", NULL, 0), "body.script: empty");
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev(d1, RM_DEV_SQL, "SELECT 1", NULL, 0),
+	   "run " /* d1 */, "already exists");
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev(run, RM_DEV_SQL, "SELECT 1", NULL, 0),
+	   "already exists");
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev("D04", RM_DEV_SQL, "SELECT 1", NULL, 0),
+	   "is not a run id");
+	{
+		dcr_mpw w;
+		dcr_buf_init(&B);
+		dcr_mpw_init(&w, &B);
+		dcr_mpw_map(&w, 4);
+		dcr_mpw_str(&w, "inputs");
+		dcr_mpw_array(&w, 0);
+		dcr_mpw_str(&w, "language");
+		dcr_mpw_str(&w, "ruby");
+		dcr_mpw_str(&w, "run");
+		dcr_mpw_str(&w, d4);
+		dcr_mpw_str(&w, "script");
+		dcr_mpw_str(&w, "puts 1");
+		NO(F.anna, RM_EV_DEV_REQUESTED, &B, "body.language: \"ruby\"");
+		dcr_buf_init(&B);
+		dcr_mpw_init(&w, &B);
+		dcr_mpw_map(&w, 3);
+		dcr_mpw_str(&w, "language");
+		dcr_mpw_str(&w, "sql");
+		dcr_mpw_str(&w, "run");
+		dcr_mpw_str(&w, d4);
+		dcr_mpw_str(&w, "script");
+		dcr_mpw_str(&w, "SELECT 1");
+		NO(F.anna, RM_EV_DEV_REQUESTED, &B, "body: missing field \"inputs\"");
+	}
+	/* a later provision does not change what a queued run reads */
+	OK(F.anna, RM_EV_PROVISIONED, b_prov_sha("bank_customers", 2, 2, 0x55));
+	CHECK(rm_state_dev(&S, d1)->inputs[0].sha256[0] == 0x3f);
+
+	/* outcomes: the daemon only, exactly the recorded inputs */
+	NO(F.anna, RM_EV_DEV_COMPLETED, b_dev_done(d1, 0), "is not the daemon");
+	NO(F.daemon, RM_EV_DEV_COMPLETED, b_dev_done(d1, 0x55),
+	   "body.inputs.bank_customers: expected the 32-byte sha256 recorded");
+	NO(F.daemon, RM_EV_DEV_COMPLETED, b_dev_done(d4, 0), "no development run");
+	OK(F.daemon, RM_EV_DEV_COMPLETED, b_dev_done(d1, 0));
+	dv = rm_state_dev(&S, d1);
+	CHECK(dv->state == RM_RUN_DONE && strcmp(dv->result_blob, "dres") == 0 &&
+	      dv->result_sha256[0] == 0xcd && dv->result_bytes == 9 && dv->logs_blob[0] == 0);
+	NO(F.daemon, RM_EV_DEV_COMPLETED, b_dev_done(d1, 0), "has already completed");
+	NO(F.daemon, RM_EV_DEV_FAILED, b_dev_failed(d2, "no such column: secret_value", "", 0),
+	   "not one of the data-free error classes");
+	NO(F.daemon, RM_EV_DEV_FAILED, b_dev_failed(d2, "sql error", "", 0x01),
+	   "must be the SHA-256 of no bytes");
+	OK(F.daemon, RM_EV_DEV_FAILED, b_dev_failed(d2, "sql error", "logs-1", 0x01));
+	CHECK(rm_state_dev(&S, d2)->state == RM_RUN_FAILED &&
+	      strcmp(rm_state_dev(&S, d2)->error, "sql error") == 0);
+	NO(F.daemon, RM_EV_DEV_FAILED, b_dev_failed(d2, "sql error", "", 0), "has already failed");
+
+	/* reading: the requester only */
+	CHECK(rm_check_dev_read(&S, F.anna_pub, d1, &e) == 0);
+	CHECK_FAILS(rm_check_dev_read(&S, F.ian_pub, d1, &e), &e,
+	            "actor ian@insurer.example did not request development run");
+	CHECK(rm_check_dev_read(&S, F.ian_pub, d3, &e) == 0);
+	CHECK_FAILS(rm_check_dev_read(&S, F.carl_pub, d1, &e), &e, "not a participant");
+	CHECK_FAILS(rm_check_dev_read(&S, F.anna_pub, d4, &e), &e, "no development run");
+
+	/* stopped: no new request; the daemon still reports a queued one */
+	OK(F.anna, RM_EV_STOPPED, b_stopped("end"));
+	NO(F.anna, RM_EV_DEV_REQUESTED, b_dev(d4, RM_DEV_SQL, "SELECT 1", NULL, 0),
+	   "the room is stopped");
+	OK(F.daemon, RM_EV_DEV_FAILED, b_dev_failed(d3, "not supported", "", 0));
+
+	/* the audit lines */
+	{
+		dcr_buf entry;
+		es_event ev;
+		char *line;
+		dcr_buf_init(&entry);
+		b_dev(d4, RM_DEV_SQL, "SELECT 1", both, 2);
+		DCR_ASSERT(es_event_build(F.anna, ROOM, S.size, T0, RM_EV_DEV_REQUESTED, B.data,
+		                          B.len, &entry, &e) == 0);
+		dcr_buf_release(&B);
+		DCR_ASSERT(es_event_decode(entry.data, entry.len, &ev, &e) == 0);
+		line = rm_describe(&S, &ev);
+		CHECK(strstr(line, "anna@bank.example requested development run 00000000 (sql, "
+		                   "script sha256 ") &&
+		      strstr(line, ") reading bank_customers, overlap"));
+		free(line);
+		es_event_release(&ev);
+		dcr_buf_reset(&entry);
+		b_dev_failed(d3, "not supported", "", 0);
+		DCR_ASSERT(es_event_build(F.daemon, ROOM, S.size, T0, RM_EV_DEV_FAILED, B.data,
+		                          B.len, &entry, &e) == 0);
+		dcr_buf_release(&B);
+		DCR_ASSERT(es_event_decode(entry.data, entry.len, &ev, &e) == 0);
+		line = rm_describe(&S, &ev);
+		CHECK(strstr(line, "dcrd failed development run 00000000: not supported"));
+		free(line);
+		es_event_release(&ev);
+		dcr_buf_release(&entry);
+	}
+	free(def);
+	free(off);
+}
+
 int main(void)
 {
 	t_fixture_init(&F);
@@ -1460,6 +1701,7 @@ int main(void)
 	test_dp_definition();
 	test_actor_name();
 	test_drops();
+	test_dev_runs();
 	rm_state_release(&S);
 	t_fixture_release(&F);
 	if (t_failures)
