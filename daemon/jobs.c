@@ -1649,9 +1649,11 @@ static void run_job(dmn *d, dmn_job *j)
 	for (i = 0; rc == 0 && i < p.norder; i++) {
 		plan_node *n = &p.n[p.order[i]];
 		bool target = p.order[i] == p.target;
-		/* SQL reads prepared tables; a script streams its datasets */
-		for (k = 0; rc == 0 && !n->script && k < n->ninputs; k++)
-			if (p.n[n->inputs[k]].is_dataset)
+		/* SQL reads prepared tables; a script streams its datasets,
+		 * except an append dataset's union, read back from its table */
+		for (k = 0; rc == 0 && k < n->ninputs; k++)
+			if (p.n[n->inputs[k]].is_dataset &&
+			    (!n->script || p.n[n->inputs[k]].ndrops))
 				rc = load_dataset(d, j->room, &p.n[n->inputs[k]], &err);
 		if (rc < 0)
 			break;
@@ -2076,7 +2078,7 @@ static void dev_job(dmn *d, dmn_job *j)
 			memcpy(rec[k].sha256, di->sha256, 32);
 			x->name = dcr_strdup(di->name);
 			x->is_dataset = di->is_dataset;
-			x->blob = dcr_strdup(di->blob);
+			x->blob = di->blob ? dcr_strdup(di->blob) : NULL;
 			x->file = di->file ? dcr_strdup(di->file) : NULL;
 			if (di->ndrop_blobs) {
 				char u[DMN_UNION_ID_BYTES];
@@ -2427,7 +2429,8 @@ static void keep_devs(dmn *d, keep_set *k, const rm_state *st)
 			keep_add(k, dv->inputs[x].blob);
 			for (size_t m = 0; m < dv->inputs[x].ndrop_blobs; m++)
 				keep_add(k, dv->inputs[x].drop_blobs[m]);
-			if (!dv->inputs[x].is_dataset || !dmn__blob_id_valid(dv->inputs[x].blob))
+			if (!dv->inputs[x].is_dataset || !dv->inputs[x].blob ||
+			    !dmn__blob_id_valid(dv->inputs[x].blob))
 				continue;
 			key = dcr_asprintf("image:%s", dv->inputs[x].blob);
 			keep_meta(d, k, key);

@@ -1643,7 +1643,7 @@ static int on_dev_requested(rm_state *s, const es_event *ev, dcr_err *err)
 			DCR_ASSERT(pv); /* rm_check_dev_input */
 			in[i].is_dataset = true;
 			memcpy(in[i].sha256, pv->sha256, 32);
-			in[i].blob = dcr_strdup(pv->blob);
+			in[i].blob = pv->blob ? dcr_strdup(pv->blob) : NULL; /* NULL: append */
 			in[i].file = pv->file ? dcr_strdup(pv->file) : NULL;
 			if (pv->ndrops) /* an append dataset: the union as requested */
 				in[i].drop_blobs = dcr_calloc(pv->ndrops, sizeof(char *));

@@ -24,12 +24,12 @@ cat >"$T/room.json" <<JSON
 {
   "format": "dcr.room/1",
   "name": "daily-exports",
-  "settings": {"require_provisioned": true},
+  "settings": {"require_provisioned": true, "development": true},
   "participants": [
     {"email": "anna@bank.example", "key": "${ANNA#* }",
      "owner_of": ["transactions"], "analyst_of": []},
     {"email": "ian@insurer.example", "key": "${IAN#* }",
-     "owner_of": [], "analyst_of": ["daily_count"]}
+     "owner_of": [], "analyst_of": ["daily_count", "py_count"]}
   ],
   "datasets": [
     {"name": "transactions", "drops": "append", "share_statistics": true,
@@ -39,7 +39,9 @@ cat >"$T/room.json" <<JSON
   ],
   "computations": [
     {"name": "daily_count", "kind": "sql",
-     "query": "SELECT COUNT(*) AS n, COUNT(DISTINCT day) AS days FROM transactions"}
+     "query": "SELECT COUNT(*) AS n, COUNT(DISTINCT day) AS days FROM transactions"},
+    {"name": "py_count", "kind": "python", "inputs": ["transactions"],
+     "script": "import csv\nrows = list(csv.DictReader(open('/input/transactions/dataset.csv')))\nopen('/output/n.txt', 'w').write('%d,%d' % (len(rows), len(set(r['day'] for r in rows))))\n"}
   ]
 }
 JSON
@@ -177,6 +179,21 @@ union=$(for f in export_2026-12-01.csv export_2026-12-04.csv export_2026-12-03.c
 	export_2026-12-05-final.csv; do sha256sum "$T/exports/$f" | cut -c1-64; done |
 	python3 -c 'import sys, hashlib; print(hashlib.sha256(b"".join(bytes.fromhex(l.strip()) for l in sys.stdin)).hexdigest())')
 expect_contains "$A/datasets/transactions/status" "sha256: $union"
+# A python computation reads the union as one /input/transactions/dataset.csv.
+echo >"$I/computations/py_count/run" || e2e_fail "run py_count"
+wait_for "$I/computations/py_count/status" "state: done" 120
+expect_eq "$(cat "$I/computations/py_count/result/n.txt")" "$want,4" "python over the union"
+# So does the owner's python development run.
+cat >"$T/count.py" <<'PY'
+# inputs: transactions
+import csv
+rows = list(csv.DictReader(open("/input/transactions/dataset.csv")))
+open("/output/n.txt", "w").write("%d\n" % len(rows))
+PY
+expect_ok e2e_as anna dcr dev run "$id" "$T/count.py" --wait --timeout 120
+devrun=$(head -n 1 "$E2E_OUT")
+expect_ok e2e_as anna dcr dev result "$id" "$devrun" -o "$T/devout"
+expect_eq "$(cat "$T/devout/n.txt")" "$want" "python dev run over the union"
 
 # 7. The audit log names the file of every drop, for every participant.
 for f in 01 02 03 04 05 05-final; do
