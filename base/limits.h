@@ -79,6 +79,9 @@
 #define DCR_RM_FILE_NAME_BYTES_MAX 255u
 #define DCR_RM_RESULT_COL_BYTES_MAX 1024u         /* run.completed schema column name */
 #define DCR_RM_RUNS_MAX 10000000u                 /* runs per room */
+#define DCR_RM_REQUESTS_MAX 100000u               /* requests per room */
+#define DCR_RM_REQUEST_COMPUTATIONS_MAX 16u       /* new computations per request */
+#define DCR_RM_TITLE_BYTES_MAX 200u               /* request title */
 
 /* compute (compute/): CSV ingest, prepared tables, SQL runs */
 #define DCR_CSV_FIELD_BYTES_MAX (64u * 1024)      /* one field, after unquoting */

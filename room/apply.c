@@ -57,6 +57,20 @@ static void run_release(rm_run *r)
 	free(r->cols);
 }
 
+static void request_release(rm_request *q)
+{
+	free(q->id);
+	free(q->text);
+	free(q->title);
+	for (size_t i = 0; i < q->ncomputations; i++)
+		free(q->computations[i]);
+	free(q->computations);
+	for (size_t i = 0; i < q->nowners; i++)
+		free(q->owners[i].reason);
+	free(q->owners);
+	free(q->failure);
+}
+
 void rm_state_release(rm_state *s)
 {
 	rm_def_free(s->def);
@@ -70,6 +84,9 @@ void rm_state_release(rm_state *s)
 	for (size_t i = 0; i < s->nruns; i++)
 		run_release(&s->runs[i]);
 	free(s->runs);
+	for (size_t i = 0; i < s->nrequests; i++)
+		request_release(&s->requests[i]);
+	free(s->requests);
 	free(s->stop_reason);
 	free(s->run_index);
 	free(s->dp_spent);
@@ -620,6 +637,8 @@ static int on_published(rm_state *s, const es_event *ev, dcr_err *err)
 	}
 	rm_def_free(def);
 	s->status = RM_PUBLISHED;
+	s->def_version = 1; /* docs/rules.md "Definition versions" */
+	memcpy(s->version_sha256, s->def_sha256, 32);
 	return 0;
 }
 
@@ -1065,6 +1084,302 @@ static int on_retrieved(rm_state *s, const es_event *ev, dcr_err *err)
 	return rc;
 }
 
+/* ---- requests (docs/rules.md "Requests") --------------------------------------- */
+
+const char *rm_req_state_name(enum rm_req_state st)
+{
+	switch (st) {
+	case RM_REQ_OPEN:
+		return "open";
+	case RM_REQ_MERGED:
+		return "merged";
+	case RM_REQ_REJECTED:
+		return "rejected";
+	case RM_REQ_WITHDRAWN:
+		return "withdrawn";
+	case RM_REQ_FAILED:
+		return "failed";
+	}
+	return "?";
+}
+
+static rm_request *find_request(const rm_state *s, const char *id)
+{
+	for (size_t i = 0; id && i < s->nrequests; i++)
+		if (strcmp(s->requests[i].id, id) == 0)
+			return &s->requests[i];
+	return NULL;
+}
+
+const rm_request *rm_state_request(const rm_state *s, const char *id)
+{
+	return find_request(s, id);
+}
+
+void rm_request_affected(const rm_def *def, char *const *names, size_t n, uint8_t (**keys)[32],
+                         size_t *nkeys)
+{
+	bool *used = dcr_calloc(def->ndatasets + 1, sizeof(bool));
+	for (size_t i = 0; i < n; i++) {
+		const rm_computation *c = rm_def_computation(def, names[i]);
+		if (c)
+			rm_def_datasets_read(def, c, used);
+	}
+	*keys = dcr_calloc(def->nparticipants + 1, 32);
+	*nkeys = 0;
+	for (size_t p = 0; p < def->nparticipants; p++) {
+		bool owns = false;
+		for (size_t i = 0; i < def->ndatasets && !owns; i++)
+			owns = used[i] && rm_is_owner(def, def->participants[p].key,
+			                              def->datasets[i].name);
+		if (owns)
+			memcpy((*keys)[(*nkeys)++], def->participants[p].key, 32);
+	}
+	free(used);
+}
+
+int rm_check_request(const rm_state *s, const uint8_t key[32], dcr_err *err)
+{
+	int rc = need_participant(s, key, err);
+	if (!rc)
+		rc = need_published(s, "requests can be submitted", err);
+	if (rc)
+		return rc;
+	if (!s->def->interactive)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "the room is not interactive (settings.interactive is false): "
+		                   "its computations are fixed and requests are refused");
+	return 0;
+}
+
+/* The request named by a body, which must be open. */
+static int open_request(const rm_state *s, const char *id, const char *what, rm_request **out,
+                        dcr_err *err)
+{
+	rm_request *q = find_request(s, id);
+	if (!q)
+		return dcr_err_set(err, DCR_ENOTFOUND, "no request %s in this room", id ? id : "");
+	if (q->state != RM_REQ_OPEN)
+		return dcr_err_set(err, DCR_ESTATE, "request %s is %s; only an open request can be %s",
+		                   id, rm_req_state_name(q->state), what);
+	*out = q;
+	return 0;
+}
+
+static rm_req_owner *req_owner(rm_request *q, const uint8_t key[32])
+{
+	for (size_t i = 0; i < q->nowners; i++)
+		if (memcmp(q->owners[i].key, key, 32) == 0)
+			return &q->owners[i];
+	return NULL;
+}
+
+int rm_check_vote(const rm_state *s, const uint8_t key[32], const char *id,
+                  const uint8_t sha256[32], dcr_err *err)
+{
+	rm_request *q;
+	int rc = need_participant(s, key, err);
+	if (!rc)
+		rc = need_published(s, "requests can be approved or rejected", err);
+	if (!rc)
+		rc = open_request(s, id, "approved or rejected", &q, err);
+	if (rc)
+		return rc;
+	rm_req_owner *o = req_owner(q, key);
+	if (!o)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "actor %s is not an affected owner of request %s (only owners "
+		                   "of the datasets it reads approve it)",
+		                   WHO(s, key), id);
+	if (o->vote != RM_VOTE_NONE)
+		return dcr_err_set(err, DCR_EEXIST, "actor %s has already %s request %s", WHO(s, key),
+		                   o->vote == RM_VOTE_APPROVED ? "approved" : "rejected", id);
+	if (memcmp(sha256, q->sha256, 32) != 0) {
+		char a[65], b[65];
+		dcr_hex_encode(sha256, 32, a);
+		dcr_hex_encode(q->sha256, 32, b);
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "request_sha256 %.12s is not the SHA-256 of request %s (%.12s): "
+		                   "approve or reject what you read",
+		                   a, id, b);
+	}
+	return 0;
+}
+
+static int on_req_submitted(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	static const field f[] = {{"request", F_STR, 32}, {"text", F_STR, DCR_RM_DEF_BYTES_MAX}};
+	rm_request_doc doc = {0};
+	uint8_t(*keys)[32] = NULL;
+	size_t nkeys = 0;
+	char *id = NULL, *text = NULL;
+	int rc = need_participant(s, ev->actor, err);
+	if (!rc)
+		rc = body_check(ev->body, f, 2, err);
+	if (!rc)
+		rc = rm_check_request(s, ev->actor, err);
+	if (rc)
+		return rc;
+	id = bstr(ev->body, "request");
+	text = bstr(ev->body, "text");
+	if (!run_id_valid(id)) {
+		rc = dcr_err_set(err, DCR_EFORMAT,
+		                 "body.request: \"%s\" is not a request id (32 lowercase hex "
+		                 "characters)",
+		                 id);
+		goto out;
+	}
+	if (find_request(s, id)) {
+		rc = dcr_err_set(err, DCR_EEXIST, "request %s already exists in this room", id);
+		goto out;
+	}
+	if (s->nrequests >= DCR_RM_REQUESTS_MAX) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "the room has %zu requests, the limit",
+		                 s->nrequests);
+		goto out;
+	}
+	rc = rm_request_merge(s->def_json, text, strlen(text), &doc, err);
+	if (rc) {
+		dcr_err_prefix(err, "request");
+		goto out;
+	}
+	rm_request_affected(doc.merged, doc.names, doc.nnames, &keys, &nkeys);
+	if (!nkeys) {
+		rc = dcr_err_set(err, DCR_EINVALID,
+		                 "request: its computations read no dataset, so no owner could "
+		                 "approve it");
+		goto out;
+	}
+	s->requests = dcr_realloc(s->requests, (s->nrequests + 1) * sizeof(rm_request));
+	rm_request *q = &s->requests[s->nrequests++];
+	memset(q, 0, sizeof *q);
+	q->id = id;
+	q->text = text;
+	id = text = NULL;
+	memcpy(q->by, ev->actor, 32);
+	q->seq = ev->seq;
+	q->ts_ms = ev->ts_ms;
+	dcr_sha256(q->text, strlen(q->text), q->sha256);
+	q->title = doc.title;
+	doc.title = NULL;
+	q->computations = doc.names;
+	q->ncomputations = doc.nnames;
+	doc.names = NULL;
+	doc.nnames = 0;
+	q->owners = dcr_calloc(nkeys, sizeof(rm_req_owner));
+	q->nowners = nkeys;
+	for (size_t i = 0; i < nkeys; i++)
+		memcpy(q->owners[i].key, keys[i], 32);
+	q->state = RM_REQ_OPEN;
+out:
+	rm_request_doc_release(&doc);
+	free(keys);
+	free(id);
+	free(text);
+	return rc;
+}
+
+static int on_req_withdrawn(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	static const field f[] = {{"request", F_STR, 32}};
+	rm_request *q;
+	int rc = need_participant(s, ev->actor, err);
+	if (!rc)
+		rc = body_check(ev->body, f, 1, err);
+	if (!rc)
+		rc = need_published(s, "requests can be withdrawn", err);
+	if (rc)
+		return rc;
+	char *id = bstr(ev->body, "request");
+	rc = open_request(s, id, "withdrawn", &q, err);
+	if (!rc && memcmp(q->by, ev->actor, 32) != 0)
+		rc = dcr_err_set(err, DCR_EDENIED,
+		                 "actor %s is not the author of request %s; only its author "
+		                 "withdraws it",
+		                 WHO(s, ev->actor), id);
+	if (!rc) {
+		q->state = RM_REQ_WITHDRAWN;
+		q->closed_seq = ev->seq;
+	}
+	free(id);
+	return rc;
+}
+
+/* The merge (docs/rules.md "The merge"): the request's computations join
+ * the current definition, validated again as a whole; a definition that no
+ * longer accepts them (a name taken by a request merged since) leaves the
+ * request failed and the definition as it was. */
+static void req_merge(rm_state *s, rm_request *q, uint64_t seq)
+{
+	rm_request_doc doc;
+	dcr_err e;
+	q->closed_seq = seq;
+	if (rm_request_merge(s->def_json, q->text, strlen(q->text), &doc, &e) != 0) {
+		q->state = RM_REQ_FAILED;
+		q->failure = dcr_strdup(e.msg);
+		return;
+	}
+	uint8_t chain[64];
+	memcpy(chain, s->version_sha256, 32);
+	memcpy(chain + 32, q->sha256, 32);
+	dcr_sha256(chain, sizeof chain, s->version_sha256);
+	s->def_version++;
+	rm_def_free(s->def);
+	free(s->def_json);
+	s->def = doc.merged;
+	s->def_json = doc.merged_json;
+	doc.merged = NULL;
+	doc.merged_json = NULL;
+	rm_request_doc_release(&doc);
+	q->state = RM_REQ_MERGED;
+	q->version = s->def_version;
+}
+
+static int on_vote(rm_state *s, const es_event *ev, bool approve, dcr_err *err)
+{
+	static const field f[] = {{"reason", F_STR, DCR_RM_REASON_BYTES_MAX},
+	                          {"request", F_STR, 32},
+	                          {"request_sha256", F_BIN32, 0}};
+	uint8_t h[32];
+	int rc = need_participant(s, ev->actor, err);
+	if (!rc)
+		rc = body_check(ev->body, f, 3, err);
+	if (rc)
+		return rc;
+	char *id = bstr(ev->body, "request");
+	bbin32(ev->body, "request_sha256", h);
+	rc = rm_check_vote(s, ev->actor, id, h, err);
+	if (!rc) {
+		rm_request *q = find_request(s, id);
+		rm_req_owner *o = req_owner(q, ev->actor);
+		o->vote = approve ? RM_VOTE_APPROVED : RM_VOTE_REJECTED;
+		o->reason = bstr(ev->body, "reason");
+		o->seq = ev->seq;
+		if (!approve) {
+			q->state = RM_REQ_REJECTED;
+			q->closed_seq = ev->seq;
+		} else {
+			bool all = true;
+			for (size_t i = 0; i < q->nowners; i++)
+				all = all && q->owners[i].vote == RM_VOTE_APPROVED;
+			if (all)
+				req_merge(s, q, ev->seq);
+		}
+	}
+	free(id);
+	return rc;
+}
+
+static int on_req_approved(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	return on_vote(s, ev, true, err);
+}
+
+static int on_req_rejected(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	return on_vote(s, ev, false, err);
+}
+
 static const struct {
 	const char *type;
 	int (*fn)(rm_state *, const es_event *, dcr_err *);
@@ -1079,6 +1394,10 @@ static const struct {
     {RM_EV_RUN_COMPLETED, on_run_completed},
     {RM_EV_RUN_FAILED, on_run_failed},
     {RM_EV_RETRIEVED, on_retrieved},
+    {RM_EV_REQ_SUBMITTED, on_req_submitted},
+    {RM_EV_REQ_WITHDRAWN, on_req_withdrawn},
+    {RM_EV_REQ_APPROVED, on_req_approved},
+    {RM_EV_REQ_REJECTED, on_req_rejected},
 };
 
 static int apply(rm_state *s, const es_event *ev, dcr_err *err)

@@ -1594,3 +1594,144 @@ char *rm_def_to_json(const rm_def *d)
 	free(text);
 	return out;
 }
+
+/* ---- requests (docs/room-format.md "Requests") ------------------------------- */
+
+void rm_request_doc_release(rm_request_doc *d)
+{
+	if (!d)
+		return;
+	free(d->title);
+	free(d->description);
+	free_list(d->names, d->nnames);
+	free(d->merged_json);
+	rm_def_free(d->merged);
+	memset(d, 0, sizeof *d);
+}
+
+/* The participant object of def whose email is exactly email, or NULL. */
+static json_t *participant_by_email(json_t *def, const char *email)
+{
+	json_t *ps = json_object_get(def, "participants"), *p;
+	size_t i;
+	json_array_foreach(ps, i, p)
+	{
+		json_t *e = json_object_get(p, "email");
+		if (json_is_string(e) && strcmp(json_string_value(e), email) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+/* The request document's own fields; appends its computations (without
+ * "analysts") to def's, and each to its analysts' analyst_of. */
+static int request_fold(json_t *req, json_t *def, rm_request_doc *out, dcr_err *err)
+{
+	static const char *const fields[] = {"title", "description", "computations", NULL};
+	const char *s;
+	json_t *a, *c;
+	size_t i;
+	char path[64];
+	int rc;
+
+	if (!json_is_object(req))
+		return dcr_err_set(err, DCR_EINVALID, "the request must be a JSON object");
+	if ((rc = check_fields(req, "", fields, err)))
+		return rc;
+	if ((rc = get_str(req, "", "title", true, DCR_RM_TITLE_BYTES_MAX, &s, err)))
+		return rc;
+	if (!*s)
+		return fail(err, DCR_EINVALID, "", "title", "empty");
+	out->title = dcr_strdup(s);
+	if ((rc = get_str(req, "", "description", false, DCR_RM_DESCRIPTION_BYTES_MAX, &s, err)))
+		return rc;
+	out->description = dcr_strdup(s ? s : "");
+	if ((rc = get_array(req, "", "computations", true, DCR_RM_REQUEST_COMPUTATIONS_MAX, &a,
+	                    err)))
+		return rc;
+	if (json_array_size(a) == 0)
+		return fail(err, DCR_EINVALID, "", "computations", "at least one is needed");
+	json_t *comps = json_object_get(def, "computations");
+	if (!comps) {
+		comps = json_array();
+		json_object_set_new(def, "computations", comps);
+	}
+	out->names = dcr_calloc(json_array_size(a) + 1, sizeof(char *));
+	json_array_foreach(a, i, c)
+	{
+		char **analysts = NULL;
+		size_t nanalysts = 0;
+		snprintf(path, sizeof path, "computations[%zu]", i);
+		if ((rc = need_object(c, path, err)))
+			return rc;
+		if ((rc = get_str(c, path, "name", true, DCR_RM_NAME_BYTES_MAX, &s, err)))
+			return rc;
+		out->names[out->nnames++] = dcr_strdup(s);
+		rc = get_names(c, path, "analysts", &analysts, &nanalysts, err);
+		if (!rc && nanalysts == 0)
+			rc = fail(err, DCR_EINVALID, path, "analysts", "at least one is needed");
+		for (size_t k = 0; k < nanalysts && !rc; k++) {
+			json_t *p = participant_by_email(def, analysts[k]);
+			if (!p) {
+				rc = fail(err, DCR_EINVALID, path, "analysts",
+				          "\"%s\" is not a participant of the room", analysts[k]);
+				break;
+			}
+			json_t *l = json_object_get(p, "analyst_of");
+			if (!l) {
+				l = json_array();
+				json_object_set_new(p, "analyst_of", l);
+			}
+			json_array_append_new(l, json_string(s));
+		}
+		free_list(analysts, nanalysts);
+		if (rc)
+			return rc;
+		json_t *copy = json_deep_copy(c);
+		json_object_del(copy, "analysts");
+		json_array_append_new(comps, copy);
+	}
+	return 0;
+}
+
+int rm_request_merge(const char *def_json, const char *text, size_t n, rm_request_doc *out,
+                     dcr_err *err)
+{
+	json_error_t je;
+	json_t *req = NULL, *def = NULL;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (n > DCR_RM_DEF_BYTES_MAX) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "request of %zu bytes exceeds the limit of %u", n,
+		                 DCR_RM_DEF_BYTES_MAX);
+		goto out;
+	}
+	if (!depth_ok(text, n)) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "nested deeper than %u levels",
+		                 DCR_RM_DEF_DEPTH_MAX);
+		goto out;
+	}
+	req = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
+	if (!req) {
+		rc = dcr_err_set(err, DCR_EFORMAT, "line %d, column %d: %s", je.line, je.column,
+		                 je.text);
+		goto out;
+	}
+	/* The current definition was accepted by rm_def_parse before. */
+	def = json_loadb(def_json, strlen(def_json), JSON_REJECT_DUPLICATES, &je);
+	DCR_ASSERT(def && json_is_object(def));
+	if ((rc = request_fold(req, def, out, err)))
+		goto out;
+	out->merged_json = json_dumps(def, JSON_INDENT(2));
+	DCR_ASSERT(out->merged_json);
+	rc = rm_def_parse(out->merged_json, strlen(out->merged_json), &out->merged, err);
+	if (rc)
+		dcr_err_prefix(err, "the definition with this request");
+out:
+	json_decref(req);
+	json_decref(def);
+	if (rc)
+		rm_request_doc_release(out);
+	return rc;
+}

@@ -244,6 +244,13 @@ typedef struct rm_state {
 	 * in millionths, by every run.requested of a DP computation. NULL until
 	 * the first such run (the definition is frozen by then). */
 	uint64_t *dp_spent;
+	/* Requests (docs/rules.md "Requests"), in submission order, and the
+	 * definition version: 1 at publication, +1 per merged request;
+	 * version_sha256 is the chained hash of the current version. */
+	struct rm_request *requests;
+	size_t nrequests;
+	uint64_t def_version;
+	uint8_t version_sha256[32];
 	/* private: open-addressing index of runs by id (slot = index + 1) */
 	size_t *run_index;
 	size_t run_index_cap;
@@ -385,5 +392,83 @@ void rm_body_run_completed(dcr_buf *out, const rm_run *r);
 void rm_body_run_failed(dcr_buf *out, const char *run_id, const char *computation,
                         const char *error);
 void rm_body_retrieved(dcr_buf *out, const char *run_id);
+
+/* ---- requests (docs/rules.md "Requests") ----------------------------------
+ * With settings.interactive, a participant of a published room proposes
+ * new computations (request.submitted); every affected data owner (an
+ * owner of a dataset the new computations read, transitively) approves or
+ * rejects it, bound to the SHA-256 of the request text; the last approval
+ * merges the computations into the current definition. */
+#define RM_EV_REQ_SUBMITTED "request.submitted"
+#define RM_EV_REQ_WITHDRAWN "request.withdrawn"
+#define RM_EV_REQ_APPROVED  "request.approved"
+#define RM_EV_REQ_REJECTED  "request.rejected"
+
+enum rm_req_state { RM_REQ_OPEN, RM_REQ_MERGED, RM_REQ_REJECTED, RM_REQ_WITHDRAWN, RM_REQ_FAILED };
+const char *rm_req_state_name(enum rm_req_state s); /* "open", "merged", ... */
+enum rm_vote { RM_VOTE_NONE, RM_VOTE_APPROVED, RM_VOTE_REJECTED };
+
+typedef struct rm_req_owner {
+	uint8_t key[32];
+	enum rm_vote vote;
+	char *reason; /* of the vote, NULL while none */
+	uint64_t seq; /* of the vote */
+} rm_req_owner;
+
+typedef struct rm_request {
+	char *id; /* 32 lowercase hex chars, chosen by the author */
+	uint8_t by[32];
+	uint64_t seq, ts_ms; /* of request.submitted */
+	char *text;          /* the request document, as signed */
+	uint8_t sha256[32];  /* of text: what votes are bound to */
+	char *title;
+	char **computations; /* names of the new computations, in order */
+	size_t ncomputations;
+	rm_req_owner *owners; /* the affected owners, in participant order */
+	size_t nowners;
+	enum rm_req_state state;
+	uint64_t closed_seq; /* the event that closed it; 0 while open */
+	uint64_t version;    /* merged: the definition version it made */
+	char *failure;       /* failed: why the merge was refused */
+} rm_request;
+
+/* A parsed request document (docs/room-format.md "Requests") merged into a
+ * definition text: merged_json is the definition with the request's
+ * computations appended and their analysts' analyst_of extended, merged
+ * the result of rm_def_parse on it (the same validation as any
+ * definition). Pure (a rule of replay). */
+typedef struct rm_request_doc {
+	char *title, *description;
+	char **names;
+	size_t nnames;
+	char *merged_json;
+	rm_def *merged;
+} rm_request_doc;
+int rm_request_merge(const char *def_json, const char *text, size_t n, rm_request_doc *out,
+                     dcr_err *err);
+void rm_request_doc_release(rm_request_doc *d);
+
+const rm_request *rm_state_request(const rm_state *s, const char *id);
+/* Affected owners of a request's computations in def (merged): every
+ * participant owning a dataset one of names reads, directly or through
+ * other computations. Fills keys (heap, participant order). */
+void rm_request_affected(const rm_def *def, char *const *names, size_t n, uint8_t (**keys)[32],
+                         size_t *nkeys);
+/* Vote (approve or reject): the request exists and is open, the actor is
+ * one of its affected owners and has not voted, sha256 is the request's. */
+int rm_check_vote(const rm_state *s, const uint8_t key[32], const char *id,
+                  const uint8_t sha256[32], dcr_err *err);
+/* Submit: published, settings.interactive of the current definition. */
+int rm_check_request(const rm_state *s, const uint8_t key[32], dcr_err *err);
+
+/* Bodies (keys sorted):
+ *   request.submitted {request: str (32 hex), text: str (<= 1 MiB)}
+ *   request.withdrawn {request: str}
+ *   request.approved, request.rejected {reason: str (<= 1024), request: str,
+ *                      request_sha256: bin 32} */
+void rm_body_req_submitted(dcr_buf *out, const char *id, const char *text);
+void rm_body_req_withdrawn(dcr_buf *out, const char *id);
+void rm_body_req_vote(dcr_buf *out, const char *id, const uint8_t sha256[32],
+                      const char *reason);
 
 #endif

@@ -1,0 +1,377 @@
+/* test_rm_request.c: the request rules of rm_apply (docs/rules.md
+ * "Requests"): who may submit, approve, reject and withdraw, the affected
+ * owners, the hash binding, the merge by the last approval (definition
+ * versions, the chained hash), a name clash at merge time, and the audit
+ * lines. Each refusal is checked to leave the state as it was. */
+#include "test_rm_common.h"
+
+#define T0 1795608000000ull /* 2026-11-25T12:00:00Z */
+
+static t_fixture F;
+static rm_state S;
+static uint8_t ROOM[ES_ROOM_ID_BYTES];
+static dcr_buf B;
+
+#define Q1 "11111111111111111111111111111111"
+#define Q2 "22222222222222222222222222222222"
+#define Q3 "33333333333333333333333333333333"
+#define Q4 "44444444444444444444444444444444"
+#define Q5 "55555555555555555555555555555555"
+#define Q6 "66666666666666666666666666666666"
+
+static int apply_body(const dcr_key *k, const char *type, const dcr_buf *body, dcr_err *e)
+{
+	dcr_buf entry;
+	es_event ev;
+	dcr_buf_init(&entry);
+	DCR_ASSERT(es_event_build(k, ROOM, S.size, T0 + S.size * 1000, type, body->data, body->len,
+	                          &entry, e) == 0);
+	DCR_ASSERT(es_event_decode(entry.data, entry.len, &ev, e) == 0);
+	int rc = rm_apply(&S, &ev, e);
+	es_event_release(&ev);
+	dcr_buf_release(&entry);
+	return rc;
+}
+
+static char *describe(const dcr_key *k, const char *type, const dcr_buf *body)
+{
+	dcr_buf entry;
+	es_event ev;
+	dcr_err e;
+	dcr_buf_init(&entry);
+	DCR_ASSERT(es_event_build(k, ROOM, S.size, T0, type, body->data, body->len, &entry, &e) ==
+	           0);
+	DCR_ASSERT(es_event_decode(entry.data, entry.len, &ev, &e) == 0);
+	char *line = rm_describe(&S, &ev);
+	es_event_release(&ev);
+	dcr_buf_release(&entry);
+	return line;
+}
+
+/* What a refused event must leave as it was. */
+typedef struct snap {
+	uint64_t size, version;
+	size_t nrequests, votes, ncomputations;
+	int states;
+	uint8_t vsha[32];
+} snap;
+
+static snap take(void)
+{
+	snap n = {.size = S.size,
+	          .version = S.def_version,
+	          .nrequests = S.nrequests,
+	          .ncomputations = S.def ? S.def->ncomputations : 0};
+	memcpy(n.vsha, S.version_sha256, 32);
+	for (size_t i = 0; i < S.nrequests; i++) {
+		n.states = n.states * 7 + (int)S.requests[i].state;
+		for (size_t k = 0; k < S.requests[i].nowners; k++)
+			n.votes += S.requests[i].owners[k].vote != RM_VOTE_NONE;
+	}
+	return n;
+}
+
+static bool same(snap a, snap b)
+{
+	return a.size == b.size && a.version == b.version && a.nrequests == b.nrequests &&
+	       a.votes == b.votes && a.ncomputations == b.ncomputations && a.states == b.states &&
+	       memcmp(a.vsha, b.vsha, 32) == 0;
+}
+
+#define OK(k, type, body)                                                                          \
+	do {                                                                                       \
+		dcr_err e_;                                                                        \
+		dcr_err_clear(&e_);                                                                \
+		int rc_ = apply_body((k), (type), (body), &e_);                                    \
+		if (rc_) {                                                                         \
+			fprintf(stderr, "%s:%d: %s rejected: %s\n", __FILE__, __LINE__, (type),    \
+			        e_.msg);                                                           \
+			t_failures++;                                                              \
+		}                                                                                  \
+		dcr_buf_release(body);                                                             \
+	} while (0)
+
+#define NO(k, type, body, ...)                                                                     \
+	do {                                                                                       \
+		dcr_err e_;                                                                        \
+		dcr_err_clear(&e_);                                                                \
+		snap before_ = take();                                                             \
+		int rc_ = apply_body((k), (type), (body), &e_);                                    \
+		CHECK_FAILS(rc_, &e_, __VA_ARGS__);                                                \
+		CHECK(same(before_, take()));                                                      \
+		dcr_buf_release(body);                                                             \
+	} while (0)
+
+static dcr_buf *b_submit(const char *id, const char *text)
+{
+	dcr_buf_init(&B);
+	rm_body_req_submitted(&B, id, text);
+	return &B;
+}
+
+static dcr_buf *b_withdraw(const char *id)
+{
+	dcr_buf_init(&B);
+	rm_body_req_withdrawn(&B, id);
+	return &B;
+}
+
+/* A vote bound to the request's own hash (or 0x77... for an unknown one). */
+static dcr_buf *b_vote(const char *id, const char *reason)
+{
+	uint8_t h[32];
+	const rm_request *q = rm_state_request(&S, id);
+	if (q)
+		memcpy(h, q->sha256, 32);
+	else
+		memset(h, 0x77, 32);
+	dcr_buf_init(&B);
+	rm_body_req_vote(&B, id, h, reason);
+	return &B;
+}
+
+static dcr_buf *b_vote_hash(const char *id, const uint8_t h[32], const char *reason)
+{
+	dcr_buf_init(&B);
+	rm_body_req_vote(&B, id, h, reason);
+	return &B;
+}
+
+/* One sql computation named name with query q, for analysts. */
+static char *req_text(const char *name, const char *q, const char *analysts)
+{
+	return dcr_asprintf("{\"title\": \"Proposal %s\", \"description\": \"why\",\n"
+	                    " \"computations\": [{\"name\": \"%s\", \"kind\": \"sql\",\n"
+	                    "   \"privacy\": {\"min_rows_aggregated\": 10},\n"
+	                    "   \"query\": \"%s\", \"analysts\": [%s]}]}",
+	                    name, name, q, analysts);
+}
+
+#define BANK_Q "SELECT city, COUNT(*) AS n FROM bank_customers GROUP BY city"
+#define BOTH_Q                                                                                     \
+	"SELECT i.risk, COUNT(*) AS n FROM bank_customers b JOIN insurer_customers i USING (email) " \
+	"GROUP BY i.risk"
+
+static void start(const char *def)
+{
+	dcr_err e;
+	rm_state_release(&S);
+	rm_state_init(&S, F.daemon_pub);
+	dcr_buf body;
+	dcr_buf_init(&body);
+	rm_body_definition(&body, def);
+	CHECK(apply_body(F.anna, RM_EV_CREATED, &body, &e) == 0, "%s", e.msg);
+	dcr_buf_release(&body);
+}
+
+static void publish(void)
+{
+	dcr_err e;
+	dcr_buf body;
+	dcr_buf_init(&body);
+	rm_body_published(&body, S.def_sha256);
+	CHECK(apply_body(F.anna, RM_EV_PUBLISHED, &body, &e) == 0, "%s", e.msg);
+	dcr_buf_release(&body);
+}
+
+static void test_single_owner(void)
+{
+	char *def = t_valid_def(&F);
+	char *t1 = req_text("bank_by_city", BANK_Q, "\"ian@insurer.example\"");
+	start(def);
+	CHECK(S.def_version == 0);
+	NO(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q1, t1), "the room is draft",
+	   "requests can be submitted only while it is published");
+	publish();
+	CHECK(S.def_version == 1 && memcmp(S.version_sha256, S.def_sha256, 32) == 0);
+
+	/* refusals at submission */
+	NO(F.carl, RM_EV_REQ_SUBMITTED, b_submit(Q1, t1), "is not a participant");
+	NO(F.ian, RM_EV_REQ_SUBMITTED, b_submit("ABC", t1), "body.request: \"ABC\" is not a request id");
+	NO(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q1, "{\"title\": \"x\"}"),
+	   "request: computations: missing (required)");
+	NO(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q1, "{\"title\": \"x\", \"computations\": [], "
+	                                            "\"colour\": 1}"),
+	   "request: unknown field \"colour\"");
+	char *bad = req_text("bank_by_city", BANK_Q, "\"nobody@else.example\"");
+	NO(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q1, bad),
+	   "request: computations[0].analysts: \"nobody@else.example\" is not a participant");
+	free(bad);
+	bad = req_text("overlap", BANK_Q, "\"ian@insurer.example\"");
+	NO(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q1, bad),
+	   "request: the definition with this request:", "overlap");
+	free(bad);
+	bad = req_text("bank_by_city", "SELECT email FROM bank_customers", "\"ian@insurer.example\"");
+	NO(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q1, bad), "request: the definition with this request:",
+	   "bank_by_city");
+	free(bad);
+	bad = dcr_strdup("{\"title\": \"t\", \"computations\": [{\"name\": \"lonely\", \"kind\": "
+	                 "\"python\", \"script\": \"print(1)\", \"analysts\": [\"ian@insurer.example\"]}]}");
+	NO(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q1, bad), "read no dataset, so no owner could approve it");
+	free(bad);
+
+	char *line = describe(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q1, t1));
+	dcr_buf_release(&B);
+	CHECK(strstr(line, "ian@insurer.example submitted request 11111111 \"Proposal "
+	                   "bank_by_city\": bank_by_city (sha256 ") != NULL,
+	      "%s", line);
+	free(line);
+	OK(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q1, t1));
+	const rm_request *q = rm_state_request(&S, Q1);
+	CHECK(q && q->state == RM_REQ_OPEN && q->nowners == 1 &&
+	      memcmp(q->owners[0].key, F.anna_pub, 32) == 0 && q->ncomputations == 1 &&
+	      strcmp(q->computations[0], "bank_by_city") == 0 && strcmp(q->title, "Proposal bank_by_city") == 0);
+	NO(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q1, t1), "request " Q1 " already exists");
+	CHECK(!rm_def_computation(S.def, "bank_by_city"));
+
+	/* votes */
+	NO(F.ian, RM_EV_REQ_APPROVED, b_vote(Q1, ""), "is not an affected owner of request " Q1);
+	NO(F.carl, RM_EV_REQ_APPROVED, b_vote(Q1, ""), "is not a participant");
+	NO(F.anna, RM_EV_REQ_APPROVED, b_vote(Q2, ""), "no request " Q2);
+	uint8_t other[32];
+	memset(other, 0x42, 32);
+	NO(F.anna, RM_EV_REQ_APPROVED, b_vote_hash(Q1, other, "ok"),
+	   "request_sha256 424242424242 is not the SHA-256 of request " Q1);
+	NO(F.anna, RM_EV_REQ_WITHDRAWN, b_withdraw(Q1), "is not the author of request " Q1);
+	line = describe(F.anna, RM_EV_REQ_APPROVED, b_vote(Q1, "fine by the bank"));
+	dcr_buf_release(&B);
+	CHECK(strstr(line, "anna@bank.example approved request 11111111 \"Proposal bank_by_city\": "
+	                   "fine by the bank; merged as definition version 2") != NULL,
+	      "%s", line);
+	free(line);
+	uint8_t chain[64], want[32];
+	memcpy(chain, S.version_sha256, 32);
+	memcpy(chain + 32, q->sha256, 32);
+	dcr_sha256(chain, 64, want);
+	OK(F.anna, RM_EV_REQ_APPROVED, b_vote(Q1, "fine by the bank"));
+	q = rm_state_request(&S, Q1);
+	CHECK(q->state == RM_REQ_MERGED && q->version == 2 && S.def_version == 2);
+	CHECK(memcmp(S.version_sha256, want, 32) == 0);
+	CHECK(strcmp(q->owners[0].reason, "fine by the bank") == 0);
+	CHECK(rm_def_computation(S.def, "bank_by_city") != NULL);
+	CHECK(rm_is_analyst(S.def, F.ian_pub, "bank_by_city"));
+	CHECK(!rm_is_analyst(S.def, F.anna_pub, "bank_by_city"));
+	CHECK(strstr(S.def_json, "bank_by_city") != NULL);
+	NO(F.anna, RM_EV_REQ_APPROVED, b_vote(Q1, ""), "request " Q1 " is merged");
+	NO(F.ian, RM_EV_REQ_WITHDRAWN, b_withdraw(Q1), "request " Q1 " is merged");
+	/* the merged computation runs like any other */
+	dcr_buf_init(&B);
+	rm_body_run_requested(&B, "bank_by_city", "abababababababababababababababab");
+	NO(F.anna, RM_EV_RUN_REQUESTED, &B, "is not an analyst of computation bank_by_city");
+	dcr_err e;
+	CHECK(rm_check_run(&S, F.ian_pub, "bank_by_city", &e) != 0 &&
+	      strstr(e.msg, "needs datasets not provisioned: bank_customers"));
+	free(t1);
+	free(def);
+}
+
+static void test_two_owners(void)
+{
+	char *def = t_valid_def(&F);
+	char *t2 = req_text("risk_mix", BOTH_Q, "\"ian@insurer.example\", \"anna@bank.example\"");
+	char *t4 = req_text("risk_mix2", BOTH_Q, "\"ian@insurer.example\"");
+	start(def);
+	publish();
+	OK(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q2, t2));
+	CHECK(rm_state_request(&S, Q2)->nowners == 2);
+	OK(F.anna, RM_EV_REQ_APPROVED, b_vote(Q2, "bank agrees"));
+	CHECK(rm_state_request(&S, Q2)->state == RM_REQ_OPEN && S.def_version == 1);
+	NO(F.anna, RM_EV_REQ_APPROVED, b_vote(Q2, ""), "has already approved request " Q2);
+	NO(F.anna, RM_EV_REQ_REJECTED, b_vote(Q2, ""), "has already approved request " Q2);
+	char *line = describe(F.ian, RM_EV_REQ_REJECTED, b_vote(Q2, "not our risk data"));
+	dcr_buf_release(&B);
+	CHECK(strstr(line, "ian@insurer.example rejected request 22222222 \"Proposal risk_mix\": not "
+	                   "our risk data") != NULL,
+	      "%s", line);
+	free(line);
+	OK(F.ian, RM_EV_REQ_REJECTED, b_vote(Q2, "not our risk data"));
+	CHECK(rm_state_request(&S, Q2)->state == RM_REQ_REJECTED && S.def_version == 1 &&
+	      !rm_def_computation(S.def, "risk_mix"));
+	NO(F.anna, RM_EV_REQ_APPROVED, b_vote(Q2, ""), "request " Q2 " is rejected");
+
+	/* a second request, approved by both, merges; the analysts of both */
+	OK(F.anna, RM_EV_REQ_SUBMITTED, b_submit(Q3, t2));
+	OK(F.ian, RM_EV_REQ_APPROVED, b_vote(Q3, ""));
+	line = describe(F.anna, RM_EV_REQ_APPROVED, b_vote(Q3, ""));
+	dcr_buf_release(&B);
+	CHECK(strstr(line, "anna@bank.example approved request 33333333 \"Proposal risk_mix\"; "
+	                   "merged as definition version 2") != NULL,
+	      "%s", line);
+	free(line);
+	OK(F.anna, RM_EV_REQ_APPROVED, b_vote(Q3, ""));
+	CHECK(rm_state_request(&S, Q3)->state == RM_REQ_MERGED && S.def_version == 2);
+	CHECK(rm_is_analyst(S.def, F.anna_pub, "risk_mix") &&
+	      rm_is_analyst(S.def, F.ian_pub, "risk_mix"));
+
+	/* withdrawn by its author only, then closed */
+	OK(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q4, t4));
+	NO(F.anna, RM_EV_REQ_WITHDRAWN, b_withdraw(Q4), "is not the author");
+	OK(F.ian, RM_EV_REQ_WITHDRAWN, b_withdraw(Q4));
+	CHECK(rm_state_request(&S, Q4)->state == RM_REQ_WITHDRAWN);
+	NO(F.anna, RM_EV_REQ_APPROVED, b_vote(Q4, ""), "request " Q4 " is withdrawn");
+	NO(F.ian, RM_EV_REQ_WITHDRAWN, b_withdraw(Q4), "request " Q4 " is withdrawn");
+
+	/* a name taken by the time of the merge: the request fails, the
+	 * approval is recorded, the definition stays */
+	char *t5 = req_text("same_name", BANK_Q, "\"ian@insurer.example\"");
+	char *t6 = req_text("same_name", BANK_Q " HAVING COUNT(*) > 1", "\"anna@bank.example\"");
+	OK(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q5, t5));
+	OK(F.anna, RM_EV_REQ_SUBMITTED, b_submit(Q6, t6));
+	OK(F.anna, RM_EV_REQ_APPROVED, b_vote(Q5, ""));
+	CHECK(S.def_version == 3);
+	uint8_t vsha[32];
+	memcpy(vsha, S.version_sha256, 32);
+	size_t ncomp = S.def->ncomputations;
+	line = describe(F.anna, RM_EV_REQ_APPROVED, b_vote(Q6, ""));
+	dcr_buf_release(&B);
+	CHECK(strstr(line, "every owner approved but the merge failed:") && strstr(line, "same_name"),
+	      "%s", line);
+	free(line);
+	OK(F.anna, RM_EV_REQ_APPROVED, b_vote(Q6, ""));
+	const rm_request *q6 = rm_state_request(&S, Q6);
+	CHECK(q6->state == RM_REQ_FAILED && q6->failure && strstr(q6->failure, "same_name"),
+	      "%s", q6->failure ? q6->failure : "");
+	CHECK(S.def_version == 3 && memcmp(vsha, S.version_sha256, 32) == 0 &&
+	      S.def->ncomputations == ncomp);
+	NO(F.anna, RM_EV_REQ_APPROVED, b_vote(Q6, ""), "request " Q6 " is failed");
+
+	/* stopped: no more requests */
+	dcr_buf_init(&B);
+	rm_body_stopped(&B, "done");
+	OK(F.anna, RM_EV_STOPPED, &B);
+	NO(F.ian, RM_EV_REQ_SUBMITTED, b_submit("77777777777777777777777777777777", t4),
+	   "the room is stopped");
+	free(t2);
+	free(t4);
+	free(t5);
+	free(t6);
+	free(def);
+}
+
+static void test_not_interactive(void)
+{
+	char *def = t_valid_def(&F);
+	def = t_edit(def, "\"interactive\": true", "\"interactive\": false");
+	char *t1 = req_text("bank_by_city", BANK_Q, "\"ian@insurer.example\"");
+	start(def);
+	publish();
+	NO(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q1, t1),
+	   "the room is not interactive (settings.interactive is false)");
+	NO(F.anna, RM_EV_REQ_APPROVED, b_vote(Q1, ""), "no request " Q1);
+	free(t1);
+	free(def);
+}
+
+int main(void)
+{
+	t_fixture_init(&F);
+	es_room_new(ROOM);
+	test_single_owner();
+	test_two_owners();
+	test_not_interactive();
+	rm_state_release(&S);
+	t_fixture_release(&F);
+	if (t_failures)
+		fprintf(stderr, "%d check(s) failed\n", t_failures);
+	return t_failures ? 1 : 0;
+}
