@@ -432,6 +432,27 @@ static void strv_free(char **v, size_t n)
  * room.published enters the log, SQLite must compile its queries. Not a
  * rule of replay, so it is not in rm_apply; a definition rm_apply refuses
  * anyway is left to rm_apply's message. */
+/* The admission check of a request (docs/rules.md "Requests"): SQLite
+ * compiles the definition with the request merged; a request rm_apply
+ * refuses anyway is left to rm_apply's message. */
+static int admit_request(const rm_state *st, const es_event *ev, dcr_err *err)
+{
+	const char *text;
+	size_t n;
+	rm_request_doc doc;
+	dcr_err e;
+	int rc;
+
+	if (!st->def_json || dcr_mp_str(dcr_mp_get(ev->body, "text"), &text, &n) != 0 ||
+	    memchr(text, 0, n) || rm_request_merge(st->def_json, text, n, &doc, &e) != 0)
+		return 0;
+	rc = rm_def_admit(doc.merged, err);
+	if (rc)
+		dcr_err_prefix(err, "request: the definition with this request");
+	rm_request_doc_release(&doc);
+	return rc;
+}
+
 static int admit(const rm_state *st, const es_event *ev, dcr_err *err)
 {
 	const char *text = NULL;
@@ -440,6 +461,8 @@ static int admit(const rm_state *st, const es_event *ev, dcr_err *err)
 	dcr_err e;
 	int rc;
 
+	if (strcmp(ev->type, RM_EV_REQ_SUBMITTED) == 0)
+		return admit_request(st, ev, err);
 	if (strcmp(ev->type, RM_EV_CREATED) == 0 || strcmp(ev->type, RM_EV_SAVED) == 0) {
 		if (dcr_mp_str(dcr_mp_get(ev->body, "definition"), &text, &n) != 0)
 			return 0;

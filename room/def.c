@@ -1423,7 +1423,16 @@ static bool depth_ok(const char *s, size_t n)
 	return true;
 }
 
+static int def_parse(const char *json, size_t n, bool size_limit, rm_def **out, dcr_err *err);
+
 int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err)
+{
+	return def_parse(json, n, true, out, err);
+}
+
+/* size_limit false: a merged definition (docs/rules.md "The merge"),
+ * whose text nobody signed; its size depends on how it was printed. */
+static int def_parse(const char *json, size_t n, bool size_limit, rm_def **out, dcr_err *err)
 {
 	int rc;
 	json_error_t je;
@@ -1431,7 +1440,7 @@ int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err)
 	rm_def *d = NULL;
 
 	*out = NULL;
-	if (n > DCR_RM_DEF_BYTES_MAX) {
+	if (size_limit && n > DCR_RM_DEF_BYTES_MAX) {
 		rc = dcr_err_set(err, DCR_ELIMIT, "definition of %zu bytes exceeds the limit of %u",
 		                 n, DCR_RM_DEF_BYTES_MAX);
 		goto out;
@@ -1725,7 +1734,7 @@ int rm_request_merge(const char *def_json, const char *text, size_t n, rm_reques
 		goto out;
 	out->merged_json = json_dumps(def, JSON_INDENT(2));
 	DCR_ASSERT(out->merged_json);
-	rc = rm_def_parse(out->merged_json, strlen(out->merged_json), &out->merged, err);
+	rc = def_parse(out->merged_json, strlen(out->merged_json), false, &out->merged, err);
 	if (rc)
 		dcr_err_prefix(err, "the definition with this request");
 out:

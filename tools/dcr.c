@@ -595,6 +595,9 @@ static const char main_usage[] =
     "  status ROOM [COMPUTATION]\n"
     "  result ROOM COMPUTATION [-o FILE]\n"
     "  data ROOM DATASET [-o FILE]  the file you provisioned, back (owners only)\n"
+    "Requests (new computations after publishing; see dcr request --help):\n"
+    "  request validate|submit ROOM FILE.json, request list ROOM,\n"
+    "  request show|approve|reject|withdraw ROOM ID\n"
     "Audit and mount:\n"
     "  audit ...                    see dcr audit --help\n"
     "  mount ROOM DIR, umount DIR   see dcr mount --help\n"
@@ -665,6 +668,7 @@ static const struct command commands[] = {
     {"status", cli_cmd_status},
     {"result", cli_cmd_result},
     {"data", cli_cmd_data},
+    {"request", cli_cmd_request},
     {"audit", cmd_audit},
     {"mount", cmd_mount},
     {"umount", cmd_umount},

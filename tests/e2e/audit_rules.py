@@ -391,7 +391,10 @@ def bfold(b):
 
 
 def parse_def(text):
-    o = strict_json(text.encode("utf-8"))
+    return parse_def_obj(strict_json(text.encode("utf-8")))
+
+
+def parse_def_obj(o):
     fields(o, ["format", "name", "description", "settings", "participants", "datasets",
                "computations"], "definition")
     if get_str(o, "format", True, 64, "") != "dcr.room/1":
@@ -400,12 +403,13 @@ def parse_def(text):
     if not room_name_valid(name):
         refuse("name: not a valid room name")
     get_str(o, "description", False, DESCRIPTION_MAX, "")
-    d = {"name": name, "require_provisioned": True, "datasets": [], "computations": [],
+    d = {"name": name, "require_provisioned": True, "interactive": True, "datasets": [],
+         "computations": [],
          "participants": []}
     if "settings" in o:
         s = o["settings"]
         fields(s, ["interactive", "development", "require_provisioned"], "settings")
-        get_bool(s, "interactive", True, "settings")
+        d["interactive"] = get_bool(s, "interactive", True, "settings")
         get_bool(s, "development", False, "settings")
         d["require_provisioned"] = get_bool(s, "require_provisioned", True, "settings")
     for i, v in enumerate(get_array(o, "datasets", False, DATASETS_MAX, "") or []):
@@ -1401,6 +1405,56 @@ def datasets_read(d, comp):
 # ---- the state and the events (rules.md) ----------------------------------------------
 
 
+# ---- requests (rules.md "Requests", room-format.md "Requests") ---------------------
+
+REQUESTS_MAX = 100000
+REQUEST_COMPUTATIONS_MAX = 16
+TITLE_MAX = 200
+
+
+def request_merge(defobj, text):
+    """The request document merged into the current definition object:
+    (title, names, merged definition object, parsed definition)."""
+    o = strict_json(text.encode("utf-8"))
+    fields(o, ["title", "description", "computations"], "request")
+    title = get_str(o, "title", True, TITLE_MAX, "request")
+    if title == "":
+        refuse("request.title: empty")
+    get_str(o, "description", False, DESCRIPTION_MAX, "request")
+    comps = get_array(o, "computations", True, REQUEST_COMPUTATIONS_MAX, "request")
+    if not comps:
+        refuse("request.computations: at least one is needed")
+    m = json.loads(json.dumps(defobj))  # a deep copy
+    m.setdefault("computations", [])
+    names = []
+    for i, c in enumerate(comps):
+        what = "request.computations[%d]" % i
+        if not isinstance(c, dict):
+            refuse("%s: expected an object" % what)
+        name = get_str(c, "name", True, NAME_MAX, what)
+        names.append(name)
+        analysts = get_names(c, "analysts", what)
+        if not analysts:
+            refuse("%s.analysts: at least one is needed" % what)
+        for a in analysts:
+            p = next((p for p in m["participants"] if p.get("email") == a), None)
+            if p is None:
+                refuse("%s.analysts: %r is not a participant of the room" % (what, a))
+            p.setdefault("analyst_of", []).append(name)
+        m["computations"].append({k: v for k, v in c.items() if k != "analysts"})
+    return title, names, m, parse_def_obj(m)
+
+
+def affected_owners(d, names):
+    """Keys of the participants owning a dataset the named computations
+    read, in participant order."""
+    used = set()
+    for n in names:
+        c = next(c for c in d["computations"] if c["name"] == n)
+        used |= datasets_read(d, c)
+    return [p["key"] for p in d["participants"] if any(x in used for x in p["owner_of"])]
+
+
 class Room:
     def __init__(self, daemon_key):
         self.daemon = daemon_key
@@ -1412,6 +1466,10 @@ class Room:
         self.prov = {}  # dataset -> sha256 (present only)
         self.spent = {}  # dataset -> epsilon spent, in millionths (the ledger)
         self.runs = {}  # id -> dict
+        self.obj = None  # the current definition as a JSON object
+        self.requests = {}  # id -> dict
+        self.version = 0
+        self.vsha = None
 
     def participant(self, k):
         if self.status == "none":
@@ -1495,11 +1553,13 @@ class Room:
             refuse("the daemon cannot create rooms")
         d = self.definition(b)
         self.creator, self.status, self.d, self.text = k, "draft", d, b["definition"]
+        self.obj = strict_json(self.text.encode("utf-8"))
 
     def on_room_draft_saved(self, k, b):
         self.check_edit(k)
         self.d = self.definition(b)
         self.text = b["definition"]
+        self.obj = strict_json(self.text.encode("utf-8"))
 
     def on_room_published(self, k, b):
         self.check_edit(k)
@@ -1507,6 +1567,7 @@ class Room:
         if b["definition_sha256"] != hashlib.sha256(self.text.encode("utf-8")).digest():
             refuse("definition_sha256 does not match the current definition")
         self.status = "published"
+        self.version, self.vsha = 1, b["definition_sha256"]
 
     def on_room_stopped(self, k, b):
         self.creator_only(k)
@@ -1642,10 +1703,83 @@ class Room:
         if r["state"] != "done":
             refuse("run has not completed")
 
+    # requests (rules.md "Requests")
+
+    def on_request_submitted(self, k, b):
+        self.participant(k)
+        self.body(b, {"request": ("str", 32), "text": ("str", DEF_BYTES_MAX)})
+        self.published()
+        if not self.d["interactive"]:
+            refuse("the room is not interactive")
+        r = b["request"]
+        if len(r) != 32 or any(c not in "0123456789abcdef" for c in r):
+            refuse("body.request: not a request id (32 lowercase hex characters)")
+        if r in self.requests:
+            refuse("request already exists")
+        if len(self.requests) >= REQUESTS_MAX:
+            refuse("too many requests")
+        title, names, _, merged = request_merge(self.obj, b["text"])
+        owners = affected_owners(merged, names)
+        if not owners:
+            refuse("request: its computations read no dataset")
+        self.requests[r] = {"by": k, "text": b["text"], "state": "open",
+                            "sha": hashlib.sha256(b["text"].encode("utf-8")).digest(),
+                            "owners": owners, "votes": {}}
+
+    def open_request(self, b):
+        q = self.requests.get(b["request"])
+        if q is None:
+            refuse("no request %s" % b["request"])
+        if q["state"] != "open":
+            refuse("request is %s" % q["state"])
+        return q
+
+    def on_request_withdrawn(self, k, b):
+        self.participant(k)
+        self.body(b, {"request": ("str", 32)})
+        self.published()
+        q = self.open_request(b)
+        if q["by"] != k:
+            refuse("actor is not the author of the request")
+        q["state"] = "withdrawn"
+
+    def vote(self, k, b, approve):
+        self.participant(k)
+        self.body(b, {"reason": ("str", REASON_MAX), "request": ("str", 32),
+                      "request_sha256": ("bin32", 0)})
+        self.published()
+        q = self.open_request(b)
+        if k not in q["owners"]:
+            refuse("actor is not an affected owner of the request")
+        if k in q["votes"]:
+            refuse("actor has already voted")
+        if b["request_sha256"] != q["sha"]:
+            refuse("request_sha256 is not the SHA-256 of the request")
+        q["votes"][k] = approve
+        if not approve:
+            q["state"] = "rejected"
+        elif len(q["votes"]) == len(q["owners"]):
+            try:
+                _, _, obj, d = request_merge(self.obj, q["text"])
+            except Refused:
+                q["state"] = "failed"
+                return
+            self.obj, self.d = obj, d
+            self.version += 1
+            self.vsha = hashlib.sha256(self.vsha + q["sha"]).digest()
+            q["state"] = "merged"
+
+    def on_request_approved(self, k, b):
+        self.vote(k, b, True)
+
+    def on_request_rejected(self, k, b):
+        self.vote(k, b, False)
+
 
 TYPES = ["room.created", "room.draft_saved", "room.published", "room.stopped",
          "dataset.provisioned", "dataset.deprovisioned", "run.requested", "run.completed",
-         "run.failed", "result.retrieved"]
+         "run.failed", "result.retrieved", "request.submitted", "request.withdrawn",
+         "request.approved", "request.rejected"]
 
 # ---- the export (event-format.md §8.1 + the rules) -------------------------------------
 
