@@ -251,6 +251,8 @@ static int op_submit(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res
 	}
 	if (rc < 0)
 		return rc;
+	if (strncmp(type, "request.", 8) == 0)
+		dmn__auto_approve(d, id); /* docs/rules.md "Auto-approval" */
 	dcr_mpw_uint(proto_map_key(res, "seq"), seq);
 	return 0;
 }

@@ -726,3 +726,51 @@ int dmn__submit_daemon(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char 
 	dcr_buf_release(&entry);
 	return rc;
 }
+
+/* ---- automatic approvals (docs/rules.md "Auto-approval") --------------------------- */
+
+typedef struct auto_vote {
+	char id[33];
+	uint8_t sha256[32], owner[32];
+} auto_vote;
+
+void dmn__auto_approve(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES])
+{
+	auto_vote *v = NULL;
+	size_t n = 0;
+	dmn_room *r = dmn__room_find(d, room);
+
+	if (!r)
+		return;
+	dmn__mutex_lock(&r->mu);
+	for (size_t i = 0; i < r->st.nrequests; i++) {
+		const rm_request *q = &r->st.requests[i];
+		for (size_t k = 0; q->state == RM_REQ_OPEN && k < q->nowners; k++) {
+			if (q->owners[k].vote != RM_VOTE_NONE ||
+			    rm_check_policy(&r->st, q, q->owners[k].key, NULL) != 0)
+				continue;
+			v = dcr_realloc(v, (n + 1) * sizeof *v);
+			snprintf(v[n].id, sizeof v[n].id, "%s", q->id);
+			memcpy(v[n].sha256, q->sha256, 32);
+			memcpy(v[n].owner, q->owners[k].key, 32);
+			n++;
+		}
+	}
+	dmn__mutex_unlock(&r->mu);
+	for (size_t i = 0; i < n; i++) {
+		dcr_buf body;
+		dcr_err e;
+		dcr_buf_init(&body);
+		rm_body_req_auto(&body, v[i].id, v[i].sha256, v[i].owner);
+		if (dmn__submit_daemon(d, room, RM_EV_REQ_AUTO, &body, &e) < 0)
+			dmn__log(d, DMN_LOG_WARN, "room %s: request %.8s: automatic approval not "
+			                          "recorded: %s",
+			         r->hex, v[i].id, e.msg);
+		else
+			dmn__log(d, DMN_LOG_INFO, "room %s: request %.8s approved by an owner's "
+			                          "auto_approve policy",
+			         r->hex, v[i].id);
+		dcr_buf_release(&body);
+	}
+	free(v);
+}

@@ -1370,6 +1370,104 @@ static int on_vote(rm_state *s, const es_event *ev, bool approve, dcr_err *err)
 	return rc;
 }
 
+int rm_check_policy(const rm_state *s, const rm_request *q, const uint8_t owner[32],
+                    dcr_err *err)
+{
+	rm_request_doc doc;
+	int rc = rm_request_merge(s->def_json, q->text, strlen(q->text), &doc, err);
+	if (rc) {
+		dcr_err_prefix(err, "request %s no longer merges", q->id);
+		return rc;
+	}
+	const rm_def *d = doc.merged;
+	bool *used = dcr_calloc(d->ndatasets + 1, sizeof(bool));
+	for (size_t i = 0; i < d->ndatasets && !rc; i++) {
+		const rm_dataset *ds = &d->datasets[i];
+		const rm_policy *p = ds->auto_approve;
+		if (!rm_is_owner(d, owner, ds->name))
+			continue;
+		for (size_t c = 0; c < doc.nnames && !rc; c++) {
+			const rm_computation *comp = rm_def_computation(d, doc.names[c]);
+			memset(used, 0, d->ndatasets * sizeof(bool));
+			rm_def_datasets_read(d, comp, used);
+			if (!used[i])
+				continue;
+			if (!p) {
+				rc = dcr_err_set(err, DCR_EDENIED,
+				                 "dataset %s, which computation %s reads, has no "
+				                 "auto_approve policy",
+				                 ds->name, comp->name);
+			} else if (!(p->kinds & (1u << comp->kind))) {
+				rc = dcr_err_set(err, DCR_EDENIED,
+				                 "computation %s is of kind %s, which the auto_approve "
+				                 "policy of dataset %s does not list",
+				                 comp->name, rm_compkind_name(comp->kind), ds->name);
+			} else if (p->min_rows && comp->min_rows_aggregated < p->min_rows) {
+				rc = dcr_err_set(err, DCR_EDENIED,
+				                 "computation %s has privacy.min_rows_aggregated %lld; "
+				                 "the auto_approve policy of dataset %s needs at least "
+				                 "%lld",
+				                 comp->name, comp->min_rows_aggregated, ds->name,
+				                 p->min_rows);
+			}
+			for (size_t k = 0; k < d->nparticipants && !rc && p && p->nanalysts; k++) {
+				const rm_participant *pa = &d->participants[k];
+				bool listed = false;
+				if (!rm_is_analyst(d, pa->key, comp->name))
+					continue;
+				for (size_t j = 0; j < p->nanalysts && !listed; j++)
+					listed = strcmp(p->analysts[j], pa->email) == 0;
+				if (!listed)
+					rc = dcr_err_set(err, DCR_EDENIED,
+					                 "computation %s has analyst %s, whom the "
+					                 "auto_approve policy of dataset %s does not list",
+					                 comp->name, pa->email, ds->name);
+			}
+		}
+	}
+	free(used);
+	rm_request_doc_release(&doc);
+	return rc;
+}
+
+/* request.auto_approved: the daemon records an owner's approval under the
+ * owner's policies, which the rule checks again. */
+static int on_req_auto(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	static const field f[] = {
+	    {"owner", F_BIN32, 0}, {"request", F_STR, 32}, {"request_sha256", F_BIN32, 0}};
+	uint8_t h[32], owner[32];
+	if (memcmp(s->daemon_key, ev->actor, 32) != 0)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "actor %s is not the daemon; only the daemon records "
+		                   "automatic approvals",
+		                   WHO(s, ev->actor));
+	int rc = body_check(ev->body, f, 3, err);
+	if (rc)
+		return rc;
+	char *id = bstr(ev->body, "request");
+	bbin32(ev->body, "request_sha256", h);
+	bbin32(ev->body, "owner", owner);
+	rc = rm_check_vote(s, owner, id, h, err);
+	if (!rc)
+		rc = rm_check_policy(s, find_request(s, id), owner, err);
+	if (!rc) {
+		rm_request *q = find_request(s, id);
+		rm_req_owner *o = req_owner(q, owner);
+		o->vote = RM_VOTE_APPROVED;
+		o->automatic = true;
+		o->reason = dcr_strdup("auto_approve policy");
+		o->seq = ev->seq;
+		bool all = true;
+		for (size_t i = 0; i < q->nowners; i++)
+			all = all && q->owners[i].vote == RM_VOTE_APPROVED;
+		if (all)
+			req_merge(s, q, ev->seq);
+	}
+	free(id);
+	return rc;
+}
+
 static int on_req_approved(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	return on_vote(s, ev, true, err);
@@ -1398,6 +1496,7 @@ static const struct {
     {RM_EV_REQ_WITHDRAWN, on_req_withdrawn},
     {RM_EV_REQ_APPROVED, on_req_approved},
     {RM_EV_REQ_REJECTED, on_req_rejected},
+    {RM_EV_REQ_AUTO, on_req_auto},
 };
 
 static int apply(rm_state *s, const es_event *ev, dcr_err *err)

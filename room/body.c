@@ -187,6 +187,20 @@ void rm_body_req_vote(dcr_buf *out, const char *id, const uint8_t sha256[32], co
 	dcr_mpw_bin(&w, sha256, 32);
 }
 
+void rm_body_req_auto(dcr_buf *out, const char *id, const uint8_t sha256[32],
+                      const uint8_t owner[32])
+{
+	dcr_mpw w;
+	dcr_mpw_init(&w, out);
+	dcr_mpw_map(&w, 3);
+	dcr_mpw_str(&w, "owner");
+	dcr_mpw_bin(&w, owner, 32);
+	dcr_mpw_str(&w, "request");
+	dcr_mpw_str(&w, id);
+	dcr_mpw_str(&w, "request_sha256");
+	dcr_mpw_bin(&w, sha256, 32);
+}
+
 /* ---- rm_describe ---------------------------------------------------------------- */
 
 /* Appends a body string field, control characters replaced, at most max
@@ -362,14 +376,25 @@ static void describe_request(dcr_buf *b, const rm_state *before, const es_event 
 			put_quoted(b, q->title, 80);
 		return;
 	}
-	bool approve = strcmp(type, RM_EV_REQ_APPROVED) == 0;
+	bool autom = strcmp(type, RM_EV_REQ_AUTO) == 0;
+	bool approve = autom || strcmp(type, RM_EV_REQ_APPROVED) == 0;
+	const uint8_t *voter = ev->actor;
 	dcr_buf_append_str(b, approve ? "approved request " : "rejected request ");
 	put_field_ex(b, ev, "request", 8, false);
 	if (q)
 		put_quoted(b, q->title, 80);
 	const char *p;
 	size_t n;
-	if (dcr_mp_str(dcr_mp_get(ev->body, "reason"), &p, &n) == 0 && n) {
+	if (autom) {
+		const uint8_t *k;
+		char name[RM_ACTOR_NAME_BYTES];
+		if (dcr_mp_bin(dcr_mp_get(ev->body, "owner"), &k, &n) != 0 || n != 32)
+			return;
+		voter = k;
+		dcr_buf_printf(b, " for %s by the auto_approve policy of its datasets",
+		               rm_actor_name(before->def, before->daemon_key, k, RM_ACTOR_SHORT,
+		                             name, sizeof name));
+	} else if (dcr_mp_str(dcr_mp_get(ev->body, "reason"), &p, &n) == 0 && n) {
 		dcr_buf_append_str(b, ": ");
 		put_field(b, ev, "reason", 200);
 	}
@@ -378,7 +403,7 @@ static void describe_request(dcr_buf *b, const rm_state *before, const es_event 
 	size_t pending = 0;
 	for (size_t i = 0; i < q->nowners; i++)
 		pending += q->owners[i].vote != RM_VOTE_APPROVED &&
-		           memcmp(q->owners[i].key, ev->actor, 32) != 0;
+		           memcmp(q->owners[i].key, voter, 32) != 0;
 	if (pending)
 		dcr_buf_printf(b, " (%zu more approval%s needed)", pending, pending == 1 ? "" : "s");
 	else {
@@ -486,7 +511,8 @@ char *rm_describe(const rm_state *before, const es_event *ev)
 			dcr_buf_printf(&b, " of %s", r->computation);
 	} else if (strncmp(type, "request.", 8) == 0 &&
 	           (strcmp(type, RM_EV_REQ_SUBMITTED) == 0 || strcmp(type, RM_EV_REQ_WITHDRAWN) == 0 ||
-	            strcmp(type, RM_EV_REQ_APPROVED) == 0 || strcmp(type, RM_EV_REQ_REJECTED) == 0)) {
+	            strcmp(type, RM_EV_REQ_APPROVED) == 0 || strcmp(type, RM_EV_REQ_REJECTED) == 0 ||
+	            strcmp(type, RM_EV_REQ_AUTO) == 0)) {
 		describe_request(&b, before, ev);
 	} else {
 		dcr_buf_append_str(&b, "sent an event of unknown type ");

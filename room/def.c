@@ -136,6 +136,9 @@ void rm_def_free(rm_def *d)
 		free(ds->columns);
 		free(ds->unit);
 		cmp_psource_release(&ds->psrc);
+		if (ds->auto_approve)
+			free_list(ds->auto_approve->analysts, ds->auto_approve->nanalysts);
+		free(ds->auto_approve);
 	}
 	free(d->datasets);
 	for (size_t i = 0; i < d->ncomputations; i++) {
@@ -781,10 +784,85 @@ static json_t *bound_json(int64_t v, unsigned decimals)
 	return json_string(buf);
 }
 
+/* datasets[i].auto_approve (docs/room-format.md): its own fields; the
+ * analysts are checked against the participants by check_policies. */
+static int parse_policy(json_t *v, const char *path, rm_dataset *ds, dcr_err *err)
+{
+	static const char *const fields[] = {"kinds", "privacy_min_rows_aggregated_at_least",
+	                                     "analysts", NULL};
+	json_t *o = json_object_get(v, "auto_approve"), *a, *k;
+	char ppath[96];
+	size_t i;
+	int rc;
+
+	if (!o)
+		return 0;
+	snprintf(ppath, sizeof ppath, "%s.auto_approve", path);
+	if ((rc = need_object(o, ppath, err)) || (rc = check_fields(o, ppath, fields, err)))
+		return rc;
+	ds->auto_approve = dcr_calloc(1, sizeof(rm_policy));
+	rm_policy *p = ds->auto_approve;
+	if ((rc = get_array(o, ppath, "kinds", true, 8, &a, err)))
+		return rc;
+	if (json_array_size(a) == 0)
+		return fail(err, DCR_EINVALID, ppath, "kinds", "at least one is needed");
+	json_array_foreach(a, i, k)
+	{
+		const char *s = json_is_string(k) ? json_string_value(k) : "";
+		unsigned bit = 0;
+		for (int kind = RM_COMP_SQL; kind <= RM_COMP_SYNTHETIC; kind++)
+			if (strcmp(s, rm_compkind_name((enum rm_compkind)kind)) == 0)
+				bit = 1u << kind;
+		if (!bit)
+			return fail(err, DCR_EINVALID, ppath, "kinds",
+			            "kinds[%zu] is not a computation kind (sql, python, r, "
+			            "synthetic)",
+			            i);
+		p->kinds |= bit;
+	}
+	json_t *m = json_object_get(o, "privacy_min_rows_aggregated_at_least");
+	if (m) {
+		if (!json_is_integer(m) || json_integer_value(m) < 1 ||
+		    json_integer_value(m) > DCR_RM_MIN_ROWS_MAX)
+			return fail(err, DCR_EINVALID, ppath, "privacy_min_rows_aggregated_at_least",
+			            "expected an integer from 1 to %lld", DCR_RM_MIN_ROWS_MAX);
+		p->min_rows = (long long)json_integer_value(m);
+	}
+	if (json_object_get(o, "analysts")) {
+		if ((rc = get_names(o, ppath, "analysts", &p->analysts, &p->nanalysts, err)))
+			return rc;
+		if (p->nanalysts == 0)
+			return fail(err, DCR_EINVALID, ppath, "analysts",
+			            "at least one is needed (leave the field out to allow any "
+			            "analyst)");
+	}
+	return 0;
+}
+
+/* Every email of an auto_approve policy's analysts is a participant's. */
+static int check_policies(const rm_def *d, dcr_err *err)
+{
+	for (size_t i = 0; i < d->ndatasets; i++) {
+		const rm_policy *p = d->datasets[i].auto_approve;
+		for (size_t k = 0; p && k < p->nanalysts; k++) {
+			bool found = false;
+			for (size_t j = 0; j < d->nparticipants && !found; j++)
+				found = strcmp(d->participants[j].email, p->analysts[k]) == 0;
+			if (!found)
+				return dcr_err_set(err, DCR_EINVALID,
+				                   "datasets[%zu].auto_approve.analysts[%zu]: \"%s\" "
+				                   "is not a participant's email",
+				                   i, k, p->analysts[k]);
+		}
+	}
+	return 0;
+}
+
 static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *err)
 {
 	static const char *const fields[] = {"name",    "kind", "required", "share_statistics",
-	                                     "columns", "unit", "epsilon_budget", NULL};
+	                                     "columns", "unit", "epsilon_budget", "auto_approve",
+	                                     NULL};
 	const char *s;
 	json_t *cols;
 	char cpath[96];
@@ -803,7 +881,7 @@ static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *e
 		            "unknown kind \"%s\"; expected table or file", s);
 	if ((rc = get_bool(v, path, "required", true, &ds->required, err)) ||
 	    (rc = get_bool(v, path, "share_statistics", false, &ds->share_statistics, err)) ||
-	    (rc = parse_budget(v, path, ds, err)))
+	    (rc = parse_budget(v, path, ds, err)) || (rc = parse_policy(v, path, ds, err)))
 		return rc;
 	if ((rc = get_array(v, path, "columns", ds->kind == RM_DS_TABLE, DCR_RM_COLUMNS_MAX, &cols,
 	                    err)))
@@ -1376,6 +1454,7 @@ static int parse_root(json_t *root, rm_def *d, dcr_err *err)
 	}
 
 	if ((rc = check_names(d, err)) || (rc = check_participants(d, err)) ||
+	    (rc = check_policies(d, err)) ||
 	    (rc = resolve_inputs(d, err)))
 		return rc;
 
@@ -1502,6 +1581,21 @@ static json_t *privacy_json(const rm_computation *c)
 	return p;
 }
 
+static json_t *policy_json(const rm_policy *p)
+{
+	json_t *o = json_object(), *k = json_array();
+	for (int kind = RM_COMP_SQL; kind <= RM_COMP_SYNTHETIC; kind++)
+		if (p->kinds & (1u << kind))
+			json_array_append_new(k, json_string(rm_compkind_name((enum rm_compkind)kind)));
+	json_object_set_new(o, "kinds", k);
+	if (p->min_rows)
+		json_object_set_new(o, "privacy_min_rows_aggregated_at_least",
+		                    json_integer(p->min_rows));
+	if (p->nanalysts)
+		json_object_set_new(o, "analysts", names_json(p->analysts, p->nanalysts));
+	return o;
+}
+
 char *rm_def_to_json(const rm_def *d)
 {
 	json_t *root = json_object();
@@ -1534,6 +1628,8 @@ char *rm_def_to_json(const rm_def *d)
 		json_object_set_new(o, "kind", json_string(rm_dskind_name(ds->kind)));
 		json_object_set_new(o, "required", json_boolean(ds->required));
 		json_object_set_new(o, "share_statistics", json_boolean(ds->share_statistics));
+		if (ds->auto_approve)
+			json_object_set_new(o, "auto_approve", policy_json(ds->auto_approve));
 		if (ds->epsilon_budget) {
 			char eb[32];
 			json_object_set_new(o, "epsilon_budget",

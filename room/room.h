@@ -29,6 +29,18 @@ typedef struct rm_column {
 	unsigned allow; /* CMP_ALLOW_* bits from "allow"; default none (deny) */
 } rm_column;
 
+/* A dataset's auto_approve policy (docs/room-format.md "auto_approve"):
+ * its owner approves a request automatically when every new computation
+ * reading the dataset is of one of kinds, has privacy.min_rows_aggregated
+ * of at least min_rows (when set), and only analysts from analysts (when
+ * set). */
+typedef struct rm_policy {
+	unsigned kinds;     /* bit 1 << enum rm_compkind */
+	long long min_rows; /* privacy_min_rows_aggregated_at_least; 0 = any */
+	char **analysts;    /* participant emails; NULL/0 = any */
+	size_t nanalysts;
+} rm_policy;
+
 typedef struct rm_dataset {
 	char *name;
 	enum rm_dskind kind;
@@ -41,6 +53,7 @@ typedef struct rm_dataset {
 	/* What the privacy filter knows of this table (built at parse):
 	 * columns with their permissions, and the unit. */
 	cmp_psource psrc;
+	rm_policy *auto_approve; /* NULL = none */
 } rm_dataset;
 
 /* privacy.bounds of a DP computation: values of the column are clamped to
@@ -403,6 +416,7 @@ void rm_body_retrieved(dcr_buf *out, const char *run_id);
 #define RM_EV_REQ_WITHDRAWN "request.withdrawn"
 #define RM_EV_REQ_APPROVED  "request.approved"
 #define RM_EV_REQ_REJECTED  "request.rejected"
+#define RM_EV_REQ_AUTO      "request.auto_approved"
 
 enum rm_req_state { RM_REQ_OPEN, RM_REQ_MERGED, RM_REQ_REJECTED, RM_REQ_WITHDRAWN, RM_REQ_FAILED };
 const char *rm_req_state_name(enum rm_req_state s); /* "open", "merged", ... */
@@ -413,6 +427,7 @@ typedef struct rm_req_owner {
 	enum rm_vote vote;
 	char *reason; /* of the vote, NULL while none */
 	uint64_t seq; /* of the vote */
+	bool automatic; /* request.auto_approved: by dcrd under the owner's policy */
 } rm_req_owner;
 
 typedef struct rm_request {
@@ -458,6 +473,12 @@ void rm_request_affected(const rm_def *def, char *const *names, size_t n, uint8_
  * one of its affected owners and has not voted, sha256 is the request's. */
 int rm_check_vote(const rm_state *s, const uint8_t key[32], const char *id,
                   const uint8_t sha256[32], dcr_err *err);
+/* The auto_approve policies of owner (docs/rules.md "Auto-approval"): the
+ * request still merges into the current definition, and every dataset
+ * owner owns that a new computation reads has a policy every such
+ * computation satisfies. Votes as rm_check_vote. */
+int rm_check_policy(const rm_state *s, const rm_request *q, const uint8_t owner[32],
+                    dcr_err *err);
 /* Submit: published, settings.interactive of the current definition. */
 int rm_check_request(const rm_state *s, const uint8_t key[32], dcr_err *err);
 
@@ -470,5 +491,9 @@ void rm_body_req_submitted(dcr_buf *out, const char *id, const char *text);
 void rm_body_req_withdrawn(dcr_buf *out, const char *id);
 void rm_body_req_vote(dcr_buf *out, const char *id, const uint8_t sha256[32],
                       const char *reason);
+/* request.auto_approved (the daemon) {owner: bin 32, request: str,
+ * request_sha256: bin 32} */
+void rm_body_req_auto(dcr_buf *out, const char *id, const uint8_t sha256[32],
+                      const uint8_t owner[32]);
 
 #endif

@@ -276,7 +276,9 @@ static int req_show(int argc, char **argv)
 		       o->vote == RM_VOTE_APPROVED   ? "approved"
 		       : o->vote == RM_VOTE_REJECTED ? "rejected"
 		                                     : "pending");
-		if (o->reason && *o->reason)
+		if (o->automatic)
+			printf(" automatically, by the owner's auto_approve policy");
+		else if (o->reason && *o->reason)
 			printf(" (%s)", o->reason);
 		putchar('\n');
 	}

@@ -529,13 +529,14 @@ def epsilon_text(m):
 
 def parse_dataset(v, what):
     name = parse_named(v, ["name", "kind", "required", "share_statistics", "columns",
-                           "unit", "epsilon_budget"], what)
+                           "unit", "epsilon_budget", "auto_approve"], what)
     kind = get_str(v, "kind", False, 64, what) or "table"
     if kind not in ("table", "file"):
         refuse("%s.kind: unknown kind" % what)
     ds = {"name": name, "kind": kind, "required": get_bool(v, "required", True, what),
           "columns": [], "allow": {}, "unit": None, "numeric": [], "budget": 0}
     get_bool(v, "share_statistics", False, what)
+    ds["policy"] = parse_policy(v, what)
     unit = get_str(v, "unit", False, NAME_MAX + 64, what)
     if "epsilon_budget" in v:
         if kind != "table":
@@ -580,6 +581,31 @@ def parse_dataset(v, what):
         refuse("%s.unit: not a column" % what)
     ds["unit"] = unit
     return ds
+
+
+def parse_policy(v, what):
+    """datasets[i].auto_approve (room-format.md): None when absent."""
+    if "auto_approve" not in v:
+        return None
+    what += ".auto_approve"
+    o = v["auto_approve"]
+    fields(o, ["kinds", "privacy_min_rows_aggregated_at_least", "analysts"], what)
+    kinds = get_array(o, "kinds", True, 8, what)
+    if not kinds:
+        refuse("%s.kinds: at least one is needed" % what)
+    if any(k not in ("sql", "python", "r", "synthetic") for k in kinds):
+        refuse("%s.kinds: not a computation kind" % what)
+    p = {"kinds": set(kinds), "min_rows": 0, "analysts": None}
+    if "privacy_min_rows_aggregated_at_least" in o:
+        m = o["privacy_min_rows_aggregated_at_least"]
+        if not is_int(m) or not 1 <= m <= MIN_ROWS_MAX:
+            refuse("%s.privacy_min_rows_aggregated_at_least: out of range" % what)
+        p["min_rows"] = m
+    if "analysts" in o:
+        p["analysts"] = get_names(o, "analysts", what)
+        if not p["analysts"]:
+            refuse("%s.analysts: at least one is needed" % what)
+    return p
 
 
 COMP_FIELDS = ["name", "kind", "query", "script", "inputs", "input", "mask", "epsilon",
@@ -662,6 +688,11 @@ def validate(d):
     for x in dsn:
         if not any(x in p["owner_of"] for p in ps):
             refuse("dataset %s has no owner" % x)
+    emails = [p["email"] for p in ps]
+    for x in d["datasets"]:
+        pol = x["policy"]
+        if pol and pol["analysts"] and any(a not in emails for a in pol["analysts"]):
+            refuse("dataset %s: auto_approve names a non-participant" % x["name"])
     for x in cn:
         if not any(x in p["analyst_of"] for p in ps):
             refuse("computation %s has no analyst" % x)
@@ -1743,10 +1774,11 @@ class Room:
             refuse("actor is not the author of the request")
         q["state"] = "withdrawn"
 
-    def vote(self, k, b, approve):
+    def vote(self, k, b, approve, policy=None):
         self.participant(k)
-        self.body(b, {"reason": ("str", REASON_MAX), "request": ("str", 32),
-                      "request_sha256": ("bin32", 0)})
+        if policy is None:
+            self.body(b, {"reason": ("str", REASON_MAX), "request": ("str", 32),
+                          "request_sha256": ("bin32", 0)})
         self.published()
         q = self.open_request(b)
         if k not in q["owners"]:
@@ -1755,6 +1787,8 @@ class Room:
             refuse("actor has already voted")
         if b["request_sha256"] != q["sha"]:
             refuse("request_sha256 is not the SHA-256 of the request")
+        if policy is not None:
+            policy(q)
         q["votes"][k] = approve
         if not approve:
             q["state"] = "rejected"
@@ -1769,6 +1803,38 @@ class Room:
             self.vsha = hashlib.sha256(self.vsha + q["sha"]).digest()
             q["state"] = "merged"
 
+    def check_policy(self, q, owner):
+        """rules.md "Auto-approval": every dataset owner owns that a new
+        computation reads has a policy the computation satisfies."""
+        try:
+            _, names, _, d = request_merge(self.obj, q["text"])
+        except Refused:
+            refuse("the request no longer merges")
+        p = next(p for p in d["participants"] if p["key"] == owner)
+        for c in (c for c in d["computations"] if c["name"] in names):
+            reads = datasets_read(d, c)
+            for ds in d["datasets"]:
+                if ds["name"] not in reads or ds["name"] not in p["owner_of"]:
+                    continue
+                pol = ds["policy"]
+                if pol is None:
+                    refuse("dataset %s has no auto_approve policy" % ds["name"])
+                if c["kind"] not in pol["kinds"]:
+                    refuse("kind not allowed by the policy")
+                if pol["min_rows"] and c["k"] < pol["min_rows"]:
+                    refuse("min_rows_aggregated below the policy's")
+                if pol["analysts"] is not None:
+                    for a in d["participants"]:
+                        if c["name"] in a["analyst_of"] and a["email"] not in pol["analysts"]:
+                            refuse("analyst not allowed by the policy")
+
+    def on_request_auto_approved(self, k, b):
+        if k != self.daemon:
+            refuse("actor is not the daemon")
+        self.body(b, {"owner": ("bin32", 0), "request": ("str", 32),
+                      "request_sha256": ("bin32", 0)})
+        self.vote(b["owner"], b, True, lambda q: self.check_policy(q, b["owner"]))
+
     def on_request_approved(self, k, b):
         self.vote(k, b, True)
 
@@ -1779,7 +1845,7 @@ class Room:
 TYPES = ["room.created", "room.draft_saved", "room.published", "room.stopped",
          "dataset.provisioned", "dataset.deprovisioned", "run.requested", "run.completed",
          "run.failed", "result.retrieved", "request.submitted", "request.withdrawn",
-         "request.approved", "request.rejected"]
+         "request.approved", "request.rejected", "request.auto_approved"]
 
 # ---- the export (event-format.md §8.1 + the rules) -------------------------------------
 

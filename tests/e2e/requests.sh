@@ -9,8 +9,10 @@
 # non-participant, an owner who is not affected, a double approval, an
 # approval of a withdrawn and of a merged request, a vote bound to another
 # hash, a name taken by the time of the merge (the request fails, the room
-# goes on). The audit log words every step, and both verifiers accept the
-# export.
+# goes on). An owner's auto_approve policy: dcrd approves for the bank,
+# the insurer completes the request; a request outside the policy waits
+# for the bank. The audit log words every step, and both verifiers accept
+# the exports.
 . "$DCR_SOURCE_DIR/tests/e2e/lib.sh"
 . "$DCR_SOURCE_DIR/tests/e2e/cli_story.inc"
 
@@ -155,6 +157,37 @@ expect_stderr "the room is not interactive"
 # the client check skipped: dcrd refuses the signed event itself
 expect_fail e2e_as ian dcr request approve "$FROZEN" 11111111111111111111111111111111
 expect_stderr "no request 11111111111111111111111111111111"
+
+# ---- an owner's auto_approve policy -------------------------------------------
+# The bank approves sql requests with groups of at least 10 for ian by
+# itself; the insurer approves by hand and completes the request.
+sed 's/"name": "bank-insurer-overlap"/"name": "policy"/; s/"share_statistics": false,/"share_statistics": false, "auto_approve": {"kinds": ["sql"], "privacy_min_rows_aggregated_at_least": 10, "analysts": ["ian@insurer.example"]},/' \
+	"$T/room.json" >"$T/policy.json"
+grep -q auto_approve "$T/policy.json" || e2e_fail "policy room has no policy"
+POL=$(e2e_as anna dcr room create "$T/policy.json") || e2e_fail "room create policy"
+expect_ok e2e_as anna dcr room publish "$POL"
+expect_ok e2e_as anna dcr room show "$POL"
+expect_contains "$E2E_OUT" '"privacy_min_rows_aggregated_at_least": 10'
+sed 's/, "anna@bank.example"//' "$T/risk.json" >"$T/risk_ian.json"
+Q7=$(e2e_as ian dcr request submit "$POL" "$T/risk_ian.json" 2>/dev/null) || e2e_fail "submit Q7"
+expect_ok e2e_as ian dcr request show "$POL" "$Q7"
+expect_contains "$E2E_OUT" "request $Q7: open"
+expect_contains "$E2E_OUT" "  anna@bank.example: approved automatically, by the owner's auto_approve policy"
+expect_contains "$E2E_OUT" "  ian@insurer.example: pending"
+expect_ok e2e_as ian dcr request approve "$POL" "$Q7"
+expect_contains "$E2E_OUT" "approved request $Q7: merged, definition version 2"
+# outside the policy (an analyst it does not list): the bank decides by hand
+Q8=$(e2e_as ian dcr request submit "$POL" "$T/by_city.json" 2>/dev/null) || e2e_fail "submit Q8"
+expect_ok e2e_as ian dcr request show "$POL" "$Q8"
+expect_contains "$E2E_OUT" "  anna@bank.example: approved automatically"
+sed 's/"ian@insurer.example"\]/"anna@bank.example"]/' "$T/again.json" >"$T/for_anna.json"
+Q9=$(e2e_as ian dcr request submit "$POL" "$T/for_anna.json" 2>/dev/null) || e2e_fail "submit Q9"
+expect_ok e2e_as ian dcr request show "$POL" "$Q9"
+expect_contains "$E2E_OUT" "  anna@bank.example: pending"
+expect_ok e2e_as anna dcr audit log "$POL"
+expect_contains "$E2E_OUT" "dcrd approved request ${Q7%????????????????????????} \"Risk classes of shared customers\" for anna@bank.example by the auto_approve policy of its datasets (1 more approval needed)"
+expect_ok e2e_as anna dcr audit export "$POL" -o "$T/policy.export"
+expect_verifiers_agree "$T/policy.export" >/dev/null
 
 # ---- audit -------------------------------------------------------------------
 expect_ok e2e_as anna dcr audit log "$ROOM"

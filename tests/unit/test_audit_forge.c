@@ -843,7 +843,7 @@ typedef struct rcase {
 	const char *want;
 } rcase;
 
-#define NCASES 38 /* + 5 of build_request_cases */
+#define NCASES 40 /* + 7 of build_request_cases */
 static rcase cases[NCASES];
 static size_t ncases;
 
@@ -1425,8 +1425,56 @@ static void step_submit(tlog *l)
 	free(t1);
 }
 
+/* 6: dcrd records the bank's approval of a request its policy (sql, k >=
+ * 10) allows: merged. */
+static void step_auto_ok(tlog *l)
+{
+	dcr_buf b;
+	char *t1 = dcr_asprintf("{\"title\": \"k\", \"computations\": [{\"name\": \"bank_k\", "
+	                        "\"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": 10}, "
+	                        "\"query\": \"SELECT COUNT(*) AS n FROM bank_customers\", "
+	                        "\"analysts\": [\"ian@insurer.example\"]}]}");
+	uint8_t h[32];
+	dcr_buf_init(&b);
+	rm_body_req_submitted(&b, RQ1, t1);
+	req_add(l, ki, RM_EV_REQ_SUBMITTED, &b);
+	dcr_sha256(t1, strlen(t1), h);
+	rm_body_req_auto(&b, RQ1, h, pa);
+	req_add(l, kd, RM_EV_REQ_AUTO, &b);
+	rm_body_run_requested(&b, "bank_k", "000000000000000000000000000abcfd");
+	req_add(l, ki, RM_EV_RUN_REQUESTED, &b);
+	dcr_buf_release(&b);
+	free(t1);
+}
+
+/* 6: dcrd claims the bank's policy approves a query without the
+ * minimum group size the policy requires. */
+static void step_auto_forged(tlog *l)
+{
+	dcr_buf b;
+	char *t1 = req_doc("bank_n", false);
+	uint8_t h[32];
+	dcr_buf_init(&b);
+	rm_body_req_submitted(&b, RQ1, t1);
+	req_add(l, ki, RM_EV_REQ_SUBMITTED, &b);
+	dcr_sha256(t1, strlen(t1), h);
+	rm_body_req_auto(&b, RQ1, h, pa);
+	req_add(l, kd, RM_EV_REQ_AUTO, &b);
+	dcr_buf_release(&b);
+	free(t1);
+}
+
 static void build_request_cases(void)
 {
+	char *policy = def_edit("{\"name\": \"bank_customers\",",
+	                        "{\"name\": \"bank_customers\", \"auto_approve\": {\"kinds\": "
+	                        "[\"sql\"], \"privacy_min_rows_aggregated_at_least\": 10},");
+	request_case("rules-request-auto-ok", UINT64_MAX, NULL, policy, step_auto_ok);
+	request_case("rules-request-auto-forged", 6,
+	             "has privacy.min_rows_aggregated 0; the auto_approve policy of dataset "
+	             "bank_customers needs at least 10",
+	             policy, step_auto_forged);
+	free(policy);
 	char *frozen = def_edit("\"settings\": {", "\"settings\": {\"interactive\": false, ");
 	request_case("rules-request-ok", UINT64_MAX, NULL, NULL, step_ok);
 	request_case("rules-request-unaffected-owner", 6, "is not an affected owner of request", NULL,

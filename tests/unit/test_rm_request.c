@@ -362,6 +362,92 @@ static void test_not_interactive(void)
 	free(def);
 }
 
+static dcr_buf *b_auto(const char *id, const uint8_t owner[32])
+{
+	const rm_request *q = rm_state_request(&S, id);
+	uint8_t h[32];
+	memcpy(h, q ? q->sha256 : (const uint8_t *)"0123456789abcdef0123456789abcdef", 32);
+	dcr_buf_init(&B);
+	rm_body_req_auto(&B, id, h, owner);
+	return &B;
+}
+
+static void test_auto_approve(void)
+{
+	char *def = t_valid_def(&F);
+	def = t_edit(def, "\"share_statistics\": false, \"unit\": \"email\",",
+	             "\"share_statistics\": false, \"unit\": \"email\", \"auto_approve\": "
+	             "{\"kinds\": [\"sql\"], \"privacy_min_rows_aggregated_at_least\": 10, "
+	             "\"analysts\": [\"ian@insurer.example\"]},");
+	char *t1 = req_text("bank_by_city", BANK_Q, "\"ian@insurer.example\"");
+	char *t2 = req_text("risk_mix", BOTH_Q, "\"ian@insurer.example\"");
+	char *lowk = req_text("bank_low_k", BANK_Q, "\"ian@insurer.example\"");
+	lowk = t_edit(lowk, "\"min_rows_aggregated\": 10", "\"min_rows_aggregated\": 5");
+	char *anna = req_text("bank_for_anna", BANK_Q, "\"anna@bank.example\"");
+	start(def);
+	const rm_dataset *ds = rm_def_dataset(S.def, "bank_customers");
+	CHECK(ds->auto_approve && ds->auto_approve->kinds == (1u << RM_COMP_SQL) &&
+	      ds->auto_approve->min_rows == 10 && ds->auto_approve->nanalysts == 1);
+	char *shown = rm_def_to_json(S.def);
+	CHECK(strstr(shown, "\"privacy_min_rows_aggregated_at_least\": 10") != NULL, "%s", shown);
+	free(shown);
+	publish();
+	OK(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q1, t1));
+	NO(F.anna, RM_EV_REQ_AUTO, b_auto(Q1, F.anna_pub), "is not the daemon");
+	NO(F.daemon, RM_EV_REQ_AUTO, b_auto(Q1, F.ian_pub), "is not an affected owner");
+	char *line = describe(F.daemon, RM_EV_REQ_AUTO, b_auto(Q1, F.anna_pub));
+	dcr_buf_release(&B);
+	CHECK(strstr(line, "dcrd approved request 11111111 \"Proposal bank_by_city\" for "
+	                   "anna@bank.example by the auto_approve policy of its datasets; merged as "
+	                   "definition version 2") != NULL,
+	      "%s", line);
+	free(line);
+	OK(F.daemon, RM_EV_REQ_AUTO, b_auto(Q1, F.anna_pub));
+	CHECK(rm_state_request(&S, Q1)->state == RM_REQ_MERGED &&
+	      rm_state_request(&S, Q1)->owners[0].automatic);
+
+	/* outside the policy */
+	OK(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q2, lowk));
+	NO(F.daemon, RM_EV_REQ_AUTO, b_auto(Q2, F.anna_pub),
+	   "has privacy.min_rows_aggregated 5; the auto_approve policy of dataset bank_customers "
+	   "needs at least 10");
+	OK(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q3, anna));
+	NO(F.daemon, RM_EV_REQ_AUTO, b_auto(Q3, F.anna_pub),
+	   "has analyst anna@bank.example, whom the auto_approve policy of dataset bank_customers "
+	   "does not list");
+
+	/* two owners: the bank's policy approves, the insurer (no policy)
+	 * approves by hand and completes it */
+	OK(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q4, t2));
+	NO(F.daemon, RM_EV_REQ_AUTO, b_auto(Q4, F.ian_pub),
+	   "dataset insurer_customers, which computation risk_mix reads, has no auto_approve "
+	   "policy");
+	OK(F.daemon, RM_EV_REQ_AUTO, b_auto(Q4, F.anna_pub));
+	NO(F.daemon, RM_EV_REQ_AUTO, b_auto(Q4, F.anna_pub), "has already approved");
+	CHECK(rm_state_request(&S, Q4)->state == RM_REQ_OPEN);
+	OK(F.ian, RM_EV_REQ_APPROVED, b_vote(Q4, "fine"));
+	CHECK(rm_state_request(&S, Q4)->state == RM_REQ_MERGED && S.def_version == 3);
+
+	/* policies name participants */
+	char *badp = t_replace(def, "\"analysts\": [\"ian@insurer.example\"]",
+	                       "\"analysts\": [\"who@else.example\"]");
+	rm_def *d = NULL;
+	dcr_err e;
+	CHECK_FAILS(rm_def_parse(badp, strlen(badp), &d, &e), &e,
+	            "datasets[0].auto_approve.analysts[0]: \"who@else.example\" is not a "
+	            "participant's email");
+	free(badp);
+	badp = t_replace(def, "\"kinds\": [\"sql\"]", "\"kinds\": [\"perl\"]");
+	CHECK_FAILS(rm_def_parse(badp, strlen(badp), &d, &e), &e,
+	            "datasets[0].auto_approve.kinds: kinds[0] is not a computation kind");
+	free(badp);
+	free(t1);
+	free(t2);
+	free(lowk);
+	free(anna);
+	free(def);
+}
+
 int main(void)
 {
 	t_fixture_init(&F);
@@ -369,6 +455,7 @@ int main(void)
 	test_single_owner();
 	test_two_owners();
 	test_not_interactive();
+	test_auto_approve();
 	rm_state_release(&S);
 	t_fixture_release(&F);
 	if (t_failures)
