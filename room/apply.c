@@ -55,6 +55,7 @@ static void run_release(rm_run *r)
 	for (size_t i = 0; i < r->ncols; i++)
 		free(r->cols[i].name);
 	free(r->cols);
+	free(r->preview_of);
 }
 
 static void request_release(rm_request *q)
@@ -69,6 +70,7 @@ static void request_release(rm_request *q)
 		free(q->owners[i].reason);
 	free(q->owners);
 	free(q->failure);
+	rm_def_free(q->preview_def);
 }
 
 void rm_state_release(rm_state *s)
@@ -214,7 +216,7 @@ const rm_run *rm_state_run(const rm_state *s, const char *run_id)
 const rm_run *rm_state_last_run(const rm_state *s, const char *computation)
 {
 	for (size_t i = s->nruns; i-- > 0;)
-		if (strcmp(s->runs[i].computation, computation) == 0)
+		if (strcmp(s->runs[i].computation, computation) == 0 && !s->runs[i].preview_of)
 			return &s->runs[i];
 	return NULL;
 }
@@ -393,7 +395,12 @@ int rm_check_retrieve(const rm_state *s, const uint8_t key[32], const char *run_
 	if (!r)
 		return dcr_err_set(err, DCR_ENOTFOUND, "no run %s in this room",
 		                   run_id ? run_id : "");
-	if (!rm_is_analyst(s->def, key, r->computation))
+	if (r->preview_of && memcmp(r->by, key, 32) != 0)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "run %s is a preview of request %s: only the owner who asked "
+		                   "for it reads it",
+		                   run_id, r->preview_of);
+	if (!r->preview_of && !rm_is_analyst(s->def, key, r->computation))
 		return dcr_err_set(err, DCR_EDENIED, "actor %s is not an analyst of computation %s",
 		                   WHO(s, key), r->computation);
 	if (r->state != RM_RUN_DONE)
@@ -771,7 +778,7 @@ static int input_cmp(const void *a, const void *b)
  * of the run.completed inputs map. */
 static void record_inputs(const rm_state *s, rm_run *r)
 {
-	const rm_def *d = s->def;
+	const rm_def *d = rm_state_run_def(s, r);
 	bool *used = dcr_calloc(d->ndatasets + 1, sizeof(bool));
 	rm_def_datasets_read(d, rm_def_computation(d, r->computation), used);
 	r->inputs = dcr_calloc(d->ndatasets + 1, sizeof(rm_run_input));
@@ -1468,6 +1475,150 @@ static int on_req_auto(rm_state *s, const es_event *ev, dcr_err *err)
 	return rc;
 }
 
+const rm_def *rm_state_run_def(const rm_state *s, const rm_run *r)
+{
+	const rm_request *q = r && r->preview_of ? find_request(s, r->preview_of) : NULL;
+	return q && q->preview_def ? q->preview_def : s->def;
+}
+
+bool rm_may_read_run(const rm_state *s, const uint8_t key[32], const rm_run *r)
+{
+	if (r->preview_of)
+		return s->status != RM_NONE && memcmp(r->by, key, 32) == 0;
+	return rm_may_read_result(s, key, r->computation);
+}
+
+/* rm_check_preview; on success *merged is the request merged into the
+ * current definition (the caller frees it). */
+static int check_preview(const rm_state *s, const uint8_t key[32], const char *id,
+                         const char *comp, rm_request_doc *doc, dcr_err *err)
+{
+	rm_request *q;
+	int rc = need_participant(s, key, err);
+	if (!rc)
+		rc = need_published(s, "requests can be previewed", err);
+	if (!rc)
+		rc = open_request(s, id, "previewed", &q, err);
+	if (rc)
+		return rc;
+	if (q->nowners != 1)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "request %s reads the data of %zu owners: a preview would show "
+		                   "one owner the others' data before they agreed (only a request "
+		                   "with a sole affected owner can be previewed)",
+		                   id, q->nowners);
+	if (memcmp(q->owners[0].key, key, 32) != 0)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "actor %s is not the affected owner of request %s; only that "
+		                   "owner previews it",
+		                   WHO(s, key), id);
+	bool mine = false;
+	for (size_t i = 0; i < q->ncomputations && !mine; i++)
+		mine = comp && strcmp(q->computations[i], comp) == 0;
+	if (!mine)
+		return dcr_err_set(err, DCR_ENOTFOUND, "request %s has no computation named \"%s\"",
+		                   id, comp ? comp : "");
+	rc = rm_request_merge(s->def_json, q->text, strlen(q->text), doc, err);
+	if (rc) {
+		dcr_err_prefix(err, "request %s no longer merges", id);
+		return rc;
+	}
+	const rm_def *d = doc->merged;
+	const rm_computation *c = rm_def_computation(d, comp);
+	if (c->dp_epsilon)
+		rc = dcr_err_set(err, DCR_EDENIED,
+		                 "computation %s is differentially private: a preview would spend "
+		                 "the datasets' epsilon budget before the request is approved",
+		                 comp);
+	if (!rc && d->require_provisioned) {
+		bool *used = dcr_calloc(d->ndatasets + 1, sizeof(bool));
+		dcr_buf missing;
+		dcr_buf_init(&missing);
+		rm_def_datasets_read(d, c, used);
+		for (size_t i = 0; i < d->ndatasets; i++)
+			if (used[i] && d->datasets[i].required &&
+			    !rm_state_provision(s, d->datasets[i].name))
+				dcr_buf_printf(&missing, "%s%s", missing.len ? ", " : "",
+				               d->datasets[i].name);
+		if (missing.len)
+			rc = dcr_err_set(err, DCR_ESTATE,
+			                 "computation %s needs datasets not provisioned: %s", comp,
+			                 dcr_buf_cstr(&missing));
+		dcr_buf_release(&missing);
+		free(used);
+	}
+	if (rc)
+		rm_request_doc_release(doc);
+	return rc;
+}
+
+int rm_check_preview(const rm_state *s, const uint8_t key[32], const char *id,
+                     const char *computation, dcr_err *err)
+{
+	rm_request_doc doc;
+	int rc = check_preview(s, key, id, computation, &doc, err);
+	if (!rc)
+		rm_request_doc_release(&doc);
+	return rc;
+}
+
+static int on_req_preview(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	static const field f[] = {{"computation", F_STR, DCR_RM_NAME_BYTES_MAX},
+	                          {"request", F_STR, 32},
+	                          {"run", F_STR, 32}};
+	rm_request_doc doc;
+	int rc = need_participant(s, ev->actor, err);
+	if (!rc)
+		rc = body_check(ev->body, f, 3, err);
+	if (rc)
+		return rc;
+	char *id = bstr(ev->body, "request");
+	char *comp = bstr(ev->body, "computation");
+	char *run = bstr(ev->body, "run");
+	rc = check_preview(s, ev->actor, id, comp, &doc, err);
+	if (rc)
+		goto out;
+	if (!run_id_valid(run))
+		rc = dcr_err_set(err, DCR_EFORMAT,
+		                 "body.run: \"%s\" is not a run id (32 lowercase hex characters)",
+		                 run);
+	else if (find_run(s, run))
+		rc = dcr_err_set(err, DCR_EEXIST, "run %s already exists in this room", run);
+	else if (s->nruns >= DCR_RM_RUNS_MAX)
+		rc = dcr_err_set(err, DCR_ELIMIT, "the room has %zu runs, the limit", s->nruns);
+	if (rc) {
+		rm_request_doc_release(&doc);
+		goto out;
+	}
+	rm_request *q = find_request(s, id);
+	if (!q->preview_def) {
+		q->preview_def = doc.merged;
+		doc.merged = NULL;
+	}
+	rm_request_doc_release(&doc);
+	run_index_grow(s, s->nruns + 1);
+	s->runs = dcr_realloc(s->runs, (s->nruns + 1) * sizeof(rm_run));
+	rm_run *r = &s->runs[s->nruns];
+	memset(r, 0, sizeof *r);
+	r->id = run;
+	r->computation = comp;
+	r->preview_of = id;
+	run = comp = id = NULL;
+	memcpy(r->by, ev->actor, 32);
+	record_inputs(s, r);
+	r->state = RM_RUN_QUEUED;
+	r->requested_seq = ev->seq;
+	r->requested_ts_ms = ev->ts_ms;
+	run_index_put(s, s->nruns);
+	s->nruns++;
+out:
+	free(id);
+	free(comp);
+	free(run);
+	return rc;
+}
+
 static int on_req_approved(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	return on_vote(s, ev, true, err);
@@ -1497,6 +1648,7 @@ static const struct {
     {RM_EV_REQ_APPROVED, on_req_approved},
     {RM_EV_REQ_REJECTED, on_req_rejected},
     {RM_EV_REQ_AUTO, on_req_auto},
+    {RM_EV_REQ_PREVIEW, on_req_preview},
 };
 
 static int apply(rm_state *s, const es_event *ev, dcr_err *err)

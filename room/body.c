@@ -187,6 +187,20 @@ void rm_body_req_vote(dcr_buf *out, const char *id, const uint8_t sha256[32], co
 	dcr_mpw_bin(&w, sha256, 32);
 }
 
+void rm_body_req_preview(dcr_buf *out, const char *id, const char *computation,
+                         const char *run_id)
+{
+	dcr_mpw w;
+	dcr_mpw_init(&w, out);
+	dcr_mpw_map(&w, 3);
+	dcr_mpw_str(&w, "computation");
+	dcr_mpw_str(&w, computation);
+	dcr_mpw_str(&w, "request");
+	dcr_mpw_str(&w, id);
+	dcr_mpw_str(&w, "run");
+	dcr_mpw_str(&w, run_id);
+}
+
 void rm_body_req_auto(dcr_buf *out, const char *id, const uint8_t sha256[32],
                       const uint8_t owner[32])
 {
@@ -369,6 +383,17 @@ static void describe_request(dcr_buf *b, const rm_state *before, const es_event 
 		dcr_buf_printf(b, " (sha256 %.12s)", hex);
 		return;
 	}
+	if (strcmp(type, RM_EV_REQ_PREVIEW) == 0) {
+		dcr_buf_append_str(b, "previewed request ");
+		put_field_ex(b, ev, "request", 8, false);
+		if (q)
+			put_quoted(b, q->title, 80);
+		dcr_buf_append_str(b, ": run ");
+		put_run(b, ev);
+		dcr_buf_append_str(b, " of ");
+		put_field(b, ev, "computation", 64);
+		return;
+	}
 	if (strcmp(type, RM_EV_REQ_WITHDRAWN) == 0) {
 		dcr_buf_append_str(b, "withdrew request ");
 		put_field_ex(b, ev, "request", 8, false);
@@ -512,7 +537,7 @@ char *rm_describe(const rm_state *before, const es_event *ev)
 	} else if (strncmp(type, "request.", 8) == 0 &&
 	           (strcmp(type, RM_EV_REQ_SUBMITTED) == 0 || strcmp(type, RM_EV_REQ_WITHDRAWN) == 0 ||
 	            strcmp(type, RM_EV_REQ_APPROVED) == 0 || strcmp(type, RM_EV_REQ_REJECTED) == 0 ||
-	            strcmp(type, RM_EV_REQ_AUTO) == 0)) {
+	            strcmp(type, RM_EV_REQ_AUTO) == 0 || strcmp(type, RM_EV_REQ_PREVIEW) == 0)) {
 		describe_request(&b, before, ev);
 	} else {
 		dcr_buf_append_str(&b, "sent an event of unknown type ");

@@ -236,6 +236,7 @@ typedef struct rm_run {
 	uint64_t epsilon;       /* DP: millionths spent at request (body.epsilon); 0 = not DP */
 	uint64_t retrieved;     /* count of result.retrieved */
 	uint64_t retrieved_seq; /* seq of the first of them */
+	char *preview_of;       /* request.preview_requested: the request id; else NULL */
 } rm_run;
 
 typedef struct rm_state {
@@ -417,6 +418,7 @@ void rm_body_retrieved(dcr_buf *out, const char *run_id);
 #define RM_EV_REQ_APPROVED  "request.approved"
 #define RM_EV_REQ_REJECTED  "request.rejected"
 #define RM_EV_REQ_AUTO      "request.auto_approved"
+#define RM_EV_REQ_PREVIEW   "request.preview_requested"
 
 enum rm_req_state { RM_REQ_OPEN, RM_REQ_MERGED, RM_REQ_REJECTED, RM_REQ_WITHDRAWN, RM_REQ_FAILED };
 const char *rm_req_state_name(enum rm_req_state s); /* "open", "merged", ... */
@@ -445,6 +447,7 @@ typedef struct rm_request {
 	uint64_t closed_seq; /* the event that closed it; 0 while open */
 	uint64_t version;    /* merged: the definition version it made */
 	char *failure;       /* failed: why the merge was refused */
+	struct rm_def *preview_def; /* the merged definition its preview runs use */
 } rm_request;
 
 /* A parsed request document (docs/room-format.md "Requests") merged into a
@@ -479,6 +482,18 @@ int rm_check_vote(const rm_state *s, const uint8_t key[32], const char *id,
  * computation satisfies. Votes as rm_check_vote. */
 int rm_check_policy(const rm_state *s, const rm_request *q, const uint8_t owner[32],
                     dcr_err *err);
+/* Preview (docs/rules.md "Previews"): the request is open, has exactly one
+ * affected owner, key is that owner, computation is one of the request's,
+ * the request still merges, the computation is not differentially
+ * private, and its required datasets are provisioned. */
+int rm_check_preview(const rm_state *s, const uint8_t key[32], const char *id,
+                     const char *computation, dcr_err *err);
+/* The definition a run's computation is in: the request's merged
+ * definition for a preview run, else the room's. */
+const rm_def *rm_state_run_def(const rm_state *s, const rm_run *r);
+/* The result of a run: its computation's analysts; a preview's requester
+ * only. */
+bool rm_may_read_run(const rm_state *s, const uint8_t key[32], const rm_run *r);
 /* Submit: published, settings.interactive of the current definition. */
 int rm_check_request(const rm_state *s, const uint8_t key[32], dcr_err *err);
 
@@ -491,6 +506,9 @@ void rm_body_req_submitted(dcr_buf *out, const char *id, const char *text);
 void rm_body_req_withdrawn(dcr_buf *out, const char *id);
 void rm_body_req_vote(dcr_buf *out, const char *id, const uint8_t sha256[32],
                       const char *reason);
+/* request.preview_requested {computation: str, request: str, run: str} */
+void rm_body_req_preview(dcr_buf *out, const char *id, const char *computation,
+                         const char *run_id);
 /* request.auto_approved (the daemon) {owner: bin 32, request: str,
  * request_sha256: bin 32} */
 void rm_body_req_auto(dcr_buf *out, const char *id, const uint8_t sha256[32],

@@ -23,6 +23,9 @@ static const char request_usage[] =
     "                                approval merges the request\n"
     "  reject ROOM ID [--reason TEXT] [--sha256 HEX]\n"
     "  withdraw ROOM ID              withdraw your own open request\n"
+    "  preview ROOM ID [COMPUTATION] [-o FILE]\n"
+    "                                the sole affected owner runs a requested\n"
+    "                                computation before approving and reads it\n"
     "\n"
     "FILE \"-\" is stdin. A request file is JSON: {\"title\", \"description\",\n"
     "\"computations\": [computation + \"analysts\": [EMAIL...]]} (docs/room-format.md,\n"
@@ -371,6 +374,132 @@ static int req_reject(int argc, char **argv)
 	return req_vote(argc, argv, false);
 }
 
+/* Replays until run id is no longer queued (cl_wait between replays) or
+ * the timeout passes. */
+static int wait_run(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], const char *run,
+                    uint64_t timeout_ms, rm_state *st, dcr_err *err)
+{
+	uint64_t until = dcr_now_ms() + timeout_ms;
+	for (;;) {
+		rm_state_release(st);
+		int rc = tl_replay(c, id, st, err);
+		if (rc)
+			return rc;
+		const rm_run *r = rm_state_run(st, run);
+		if (r && r->state != RM_RUN_QUEUED)
+			return 0;
+		uint64_t now = dcr_now_ms(), size = 0;
+		if (now >= until)
+			return dcr_err_set(err, DCR_ETIMEOUT, "run %s has not finished after %llu s",
+			                   run, (unsigned long long)(timeout_ms / 1000));
+		rc = cl_wait(c, id, st->size, until - now, &size, err);
+		if (rc)
+			return rc;
+	}
+}
+
+static int req_preview(int argc, char **argv)
+{
+	static const char usage[] =
+	    "usage: dcr request preview ROOM ID [COMPUTATION] [-o FILE] [--timeout SECONDS]\n"
+	    "Runs a requested computation (the request's first, or COMPUTATION) before\n"
+	    "approving it, and prints its result (CSV) or writes it to FILE. Only the\n"
+	    "sole affected owner of a request may; the run and its retrieval are\n"
+	    "events, the result is for that owner only. Waits up to --timeout\n"
+	    "seconds (default 300).\n";
+	const char *out = NULL, *tmo = NULL;
+	const cli_opt opts[] = {
+	    {"-o", &out, NULL}, {"--timeout", &tmo, NULL}, {NULL, NULL, NULL}};
+	char *pos[3];
+	int npos = 0;
+	cl_conn *c = NULL;
+	dcr_err err = {0};
+	uint8_t id[ES_ROOM_ID_BYTES], raw[16];
+	rm_state st;
+	bool have_state = false;
+	const rm_request *q = NULL;
+	dcr_buf body;
+	char run[33], comp[DCR_RM_NAME_BYTES_MAX + 1];
+	uint64_t timeout_s = 300;
+	FILE *f = NULL;
+	uint8_t *buf = NULL;
+	int rc;
+
+	CLI_PARSE("request preview", usage, argc, argv, opts, pos, 2, 3, &npos);
+	dcr_buf_init(&body);
+	if (tmo) {
+		char *end;
+		unsigned long long v = strtoull(tmo, &end, 10);
+		if (!*tmo || *end || v == 0 || v > 86400) {
+			fprintf(stderr, "dcr request preview: --timeout: \"%s\" is not a number of "
+			                "seconds (1 to 86400)\n",
+			        tmo);
+			return CLI_EXIT_USAGE;
+		}
+		timeout_s = v;
+	}
+	rc = open_state(pos[0], pos[1], &c, id, &st, &have_state, &q, &err);
+	if (rc)
+		goto out;
+	snprintf(comp, sizeof comp, "%s", npos > 2 ? pos[2] : q->computations[0]);
+	dcr_random(raw, sizeof raw);
+	dcr_hex_encode(raw, sizeof raw, run);
+	rm_body_req_preview(&body, q->id, comp, run);
+	rc = cl_submit(c, id, RM_EV_REQ_PREVIEW, body.data, body.len, NULL, &err);
+	if (rc)
+		goto out;
+	fprintf(stderr, "preview run %s of %s\n", run, comp);
+	rc = wait_run(c, id, run, timeout_s * 1000, &st, &err);
+	if (rc)
+		goto out;
+	const rm_run *r = rm_state_run(&st, run);
+	if (r->state == RM_RUN_FAILED) {
+		rc = dcr_err_set(&err, DCR_EINVALID, "preview run %s failed: %s", run, r->error);
+		goto out;
+	}
+	uint64_t size = r->result_bytes;
+	dcr_buf_reset(&body);
+	rm_body_retrieved(&body, run);
+	rc = cl_submit(c, id, RM_EV_RETRIEVED, body.data, body.len, NULL, &err);
+	if (rc)
+		goto out;
+	f = out ? fopen(out, "wb") : stdout;
+	if (!f) {
+		rc = dcr_err_set(&err, errno ? -errno : DCR_EINVALID, "%s: %s", out, strerror(errno));
+		goto out;
+	}
+	buf = dcr_malloc(DMN_RESULT_READ_BYTES_MAX);
+	for (uint64_t off = 0; off < size;) {
+		int n = cl_result_read(c, id, run, off, buf, DMN_RESULT_READ_BYTES_MAX, &err);
+		if (n < 0) {
+			rc = n;
+			goto out;
+		}
+		if (n == 0) {
+			rc = dcr_err_set(&err, DCR_EPROTO, "result of run %s ends at %llu of %llu bytes",
+			                 run, (unsigned long long)off, (unsigned long long)size);
+			goto out;
+		}
+		if (fwrite(buf, 1, (size_t)n, f) != (size_t)n) {
+			rc = dcr_err_set(&err, errno ? -errno : DCR_EINVALID, "writing %s: %s", out ? out : "stdout",
+			                 strerror(errno));
+			goto out;
+		}
+		off += (uint64_t)n;
+	}
+	if (out)
+		fprintf(stderr, "wrote %llu bytes to %s\n", (unsigned long long)size, out);
+out:
+	if (f && f != stdout && fclose(f) != 0 && !rc)
+		rc = dcr_err_set(&err, errno ? -errno : DCR_EINVALID, "%s: %s", out, strerror(errno));
+	free(buf);
+	dcr_buf_release(&body);
+	if (have_state)
+		rm_state_release(&st);
+	cl_close(c);
+	return rc ? fail("request preview", &err) : CLI_EXIT_OK;
+}
+
 static int req_withdraw(int argc, char **argv)
 {
 	static const char usage[] = "usage: dcr request withdraw ROOM ID\n"
@@ -406,7 +535,7 @@ int cli_cmd_request(int argc, char **argv)
 	} subs[] = {
 	    {"validate", req_validate}, {"submit", req_submit},   {"list", req_list},
 	    {"show", req_show},         {"approve", req_approve}, {"reject", req_reject},
-	    {"withdraw", req_withdraw},
+	    {"withdraw", req_withdraw}, {"preview", req_preview},
 	};
 
 	if (argc < 2) {

@@ -75,7 +75,7 @@ for f in "$T"/f/*.export; do
 	esac
 	n=$((n + 1))
 done
-[ "$n" -ge 41 ] || e2e_fail "only $n crafted exports"
+[ "$n" -ge 42 ] || e2e_fail "only $n crafted exports"
 
 # The offline log of the valid file: one line per event.
 expect_ok dcr audit log "$T/f/valid.export"

@@ -1730,7 +1730,11 @@ class Room:
         r = self.runs.get(b["run"])
         if r is None:
             refuse("no run %s" % b["run"])
-        self.role(k, "analyst_of", r["computation"])
+        if r.get("preview") is not None:
+            if k != r["preview"]:
+                refuse("a preview is read only by the owner who asked for it")
+        else:
+            self.role(k, "analyst_of", r["computation"])
         if r["state"] != "done":
             refuse("run has not completed")
 
@@ -1835,6 +1839,41 @@ class Room:
                       "request_sha256": ("bin32", 0)})
         self.vote(b["owner"], b, True, lambda q: self.check_policy(q, b["owner"]))
 
+    def on_request_preview_requested(self, k, b):
+        """rules.md "Previews"."""
+        self.participant(k)
+        self.body(b, {"computation": ("str", NAME_MAX), "request": ("str", 32),
+                      "run": ("str", 32)})
+        self.published()
+        q = self.open_request(b)
+        if len(q["owners"]) != 1:
+            refuse("a preview needs a sole affected owner")
+        if q["owners"][0] != k:
+            refuse("actor is not the affected owner of the request")
+        try:
+            _, names, _, d = request_merge(self.obj, q["text"])
+        except Refused:
+            refuse("the request no longer merges")
+        if b["computation"] not in names:
+            refuse("not a computation of the request")
+        comp = next(c for c in d["computations"] if c["name"] == b["computation"])
+        if comp["epsilon"]:
+            refuse("a differentially private computation is not previewed")
+        reads = datasets_read(d, comp)
+        if d["require_provisioned"]:
+            req = {x["name"] for x in d["datasets"] if x["required"]}
+            if any(x in req and x not in self.prov for x in reads):
+                refuse("computation needs datasets not provisioned")
+        r = b["run"]
+        if len(r) != 32 or any(c not in "0123456789abcdef" for c in r):
+            refuse("body.run: not a run id (32 lowercase hex characters)")
+        if r in self.runs:
+            refuse("run already exists")
+        if len(self.runs) >= RUNS_MAX:
+            refuse("too many runs")
+        self.runs[r] = {"computation": comp["name"], "state": "queued", "preview": k,
+                        "inputs": {x: self.prov.get(x) for x in reads}}
+
     def on_request_approved(self, k, b):
         self.vote(k, b, True)
 
@@ -1845,7 +1884,8 @@ class Room:
 TYPES = ["room.created", "room.draft_saved", "room.published", "room.stopped",
          "dataset.provisioned", "dataset.deprovisioned", "run.requested", "run.completed",
          "run.failed", "result.retrieved", "request.submitted", "request.withdrawn",
-         "request.approved", "request.rejected", "request.auto_approved"]
+         "request.approved", "request.rejected", "request.auto_approved",
+         "request.preview_requested"]
 
 # ---- the export (event-format.md §8.1 + the rules) -------------------------------------
 

@@ -3,7 +3,9 @@
 # bank's table, validate shows the one affected owner and the result
 # columns, the owner approves with a reason, it merges (definition version
 # 2, room show has it), the analyst runs it and reads the result (checked
-# against awk). A request over both parties' data: one approves, the
+# against awk); before approving, the owner previews it (the same result,
+# for the owner only; refused to the analyst, and for a request over both
+# parties' data). A request over both parties' data: one approves, the
 # other rejects, nothing merges; a second is approved by both and merges.
 # Refusals with their messages: a room without interactivity, a
 # non-participant, an owner who is not affected, a double approval, an
@@ -74,6 +76,21 @@ expect_stderr "request_sha256 000000000000 is not the SHA-256 of request $Q1"
 expect_fail e2e_as anna dcr request withdraw "$ROOM" "$Q1"
 expect_stderr "is not the author of request $Q1"
 
+# the sole affected owner previews it before approving; nobody else may
+expect_fail e2e_as ian dcr request preview "$ROOM" "$Q1"
+expect_stderr "is not the affected owner of request $Q1"
+expect_ok e2e_as anna dcr request preview "$ROOM" "$Q1" -o "$T/preview.csv"
+awk -F, 'NR > 1 { n[$3]++ } END { for (c in n) if (n[c] >= 10) print c "," n[c] }' \
+	"$T/bank.csv" | LC_ALL=C sort >"$T/want.body"
+{ echo "city,n"; cat "$T/want.body"; } >"$T/want.csv"
+tr -d "\r" <"$T/preview.csv" | cmp -s - "$T/want.csv" ||
+	e2e_fail "preview differs: $(cat "$T/preview.csv")"
+PRUN=$(sed -n 's/^preview run \([0-9a-f]*\) of bank_by_city$/\1/p' "$E2E_ERR")
+[ -n "$PRUN" ] || e2e_fail "preview printed no run id: $(cat "$E2E_ERR")"
+# the preview is not the analyst's result
+expect_fail e2e_as ian dcr result "$ROOM" bank_by_city
+expect_stderr "dcr result:"
+
 expect_ok e2e_as anna dcr request approve "$ROOM" "$Q1" --reason "city counts are fine" \
 	--sha256 "$SHA"
 expect_contains "$E2E_OUT" "approved request $Q1: merged, definition version 2"
@@ -88,9 +105,6 @@ expect_contains "$E2E_OUT" "\"bank_by_city\""
 # the analyst runs it and reads the result
 expect_ok e2e_as ian dcr run "$ROOM" bank_by_city --wait --timeout 120
 expect_ok e2e_as ian dcr result "$ROOM" bank_by_city -o "$T/by_city.csv"
-awk -F, 'NR > 1 { n[$3]++ } END { for (c in n) if (n[c] >= 10) print c "," n[c] }' \
-	"$T/bank.csv" | LC_ALL=C sort >"$T/want.body"
-{ echo "city,n"; cat "$T/want.body"; } >"$T/want.csv"
 tr -d "\r" <"$T/by_city.csv" | cmp -s - "$T/want.csv" ||
 	e2e_fail "bank_by_city result differs: $(cat "$T/by_city.csv")"
 expect_fail e2e_as anna dcr result "$ROOM" bank_by_city
@@ -107,6 +121,8 @@ JSON
 expect_ok e2e_as ian dcr request validate "$ROOM" "$T/risk.json"
 expect_contains "$E2E_OUT" "affected data owners (each must approve): anna@bank.example, ian@insurer.example"
 Q2=$(e2e_as ian dcr request submit "$ROOM" "$T/risk.json" 2>/dev/null) || e2e_fail "submit risk"
+expect_fail e2e_as anna dcr request preview "$ROOM" "$Q2"
+expect_stderr "request $Q2 reads the data of 2 owners: a preview would show one owner the others' data before they agreed"
 expect_ok e2e_as anna dcr request approve "$ROOM" "$Q2" --reason "ok for the bank"
 expect_contains "$E2E_OUT" "approved request $Q2: 1 of 2 affected owners approved"
 expect_fail e2e_as anna dcr request approve "$ROOM" "$Q2"
@@ -194,6 +210,8 @@ expect_ok e2e_as anna dcr audit log "$ROOM"
 expect_contains "$E2E_OUT" "ian@insurer.example submitted request ${Q1%????????????????????????} \"Bank customers by city\": bank_by_city (sha256 "
 expect_contains "$E2E_OUT" "anna@bank.example approved request ${Q1%????????????????????????} \"Bank customers by city\": city counts are fine; merged as definition version 2"
 expect_contains "$E2E_OUT" "ian@insurer.example rejected request ${Q2%????????????????????????} \"Risk classes of shared customers\": risk classes stay with us"
+expect_contains "$E2E_OUT" "anna@bank.example previewed request ${Q1%????????????????????????} \"Bank customers by city\": run ${PRUN%????????????????????????} of bank_by_city"
+expect_contains "$E2E_OUT" "anna@bank.example retrieved the result of run ${PRUN%????????????????????????} of bank_by_city"
 expect_contains "$E2E_OUT" "ian@insurer.example withdrew request ${Q4%????????????????????????}"
 expect_contains "$E2E_OUT" "every owner approved but the merge failed:"
 expect_ok e2e_as anna dcr audit export "$ROOM" -o "$T/room.export"

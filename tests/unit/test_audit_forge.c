@@ -843,7 +843,7 @@ typedef struct rcase {
 	const char *want;
 } rcase;
 
-#define NCASES 40 /* + 7 of build_request_cases */
+#define NCASES 41 /* + 8 of build_request_cases */
 static rcase cases[NCASES];
 static size_t ncases;
 
@@ -1464,8 +1464,26 @@ static void step_auto_forged(tlog *l)
 	free(t1);
 }
 
+/* 7: the bank previews a request that also reads the insurer's data. */
+static void step_preview_two(tlog *l)
+{
+	dcr_buf b;
+	char *t2 = req_doc("both_n", true);
+	dcr_buf_init(&b);
+	rm_body_req_submitted(&b, RQ2, t2);
+	req_add(l, ki, RM_EV_REQ_SUBMITTED, &b);
+	req_vote(l, ka, RM_EV_REQ_APPROVED, RQ2, t2, "");
+	rm_body_req_preview(&b, RQ2, "both_n", "000000000000000000000000000abcfc");
+	req_add(l, ka, RM_EV_REQ_PREVIEW, &b);
+	dcr_buf_release(&b);
+	free(t2);
+}
+
 static void build_request_cases(void)
 {
+	request_case("rules-request-preview-two-owners", 7,
+	             "reads the data of 2 owners: a preview would show one owner the others' data",
+	             NULL, step_preview_two);
 	char *policy = def_edit("{\"name\": \"bank_customers\",",
 	                        "{\"name\": \"bank_customers\", \"auto_approve\": {\"kinds\": "
 	                        "[\"sql\"], \"privacy_min_rows_aggregated_at_least\": 10},");

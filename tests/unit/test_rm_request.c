@@ -448,6 +448,85 @@ static void test_auto_approve(void)
 	free(def);
 }
 
+static dcr_buf *b_preview(const char *id, const char *comp, const char *run)
+{
+	dcr_buf_init(&B);
+	rm_body_req_preview(&B, id, comp, run);
+	return &B;
+}
+
+#define P1 "0000000000000000000000000000aaa1"
+#define P2 "0000000000000000000000000000aaa2"
+
+static void test_preview(void)
+{
+	char *def = t_valid_def(&F);
+	char *t1 = req_text("bank_by_city", BANK_Q, "\"ian@insurer.example\"");
+	char *t2 = req_text("risk_mix", BOTH_Q, "\"ian@insurer.example\"");
+	start(def);
+	publish();
+	OK(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q1, t1));
+	OK(F.ian, RM_EV_REQ_SUBMITTED, b_submit(Q2, t2));
+	NO(F.anna, RM_EV_REQ_PREVIEW, b_preview(Q1, "bank_by_city", P1),
+	   "computation bank_by_city needs datasets not provisioned: bank_customers");
+	rm_provision pv = {.dataset = "bank_customers", .blob = "b1", .file = "b.csv", .rows = 3,
+	                   .bytes = 9};
+	memset(pv.sha256, 0x3f, 32);
+	dcr_buf_init(&B);
+	rm_body_provisioned(&B, &pv);
+	OK(F.anna, RM_EV_PROVISIONED, &B);
+	NO(F.ian, RM_EV_REQ_PREVIEW, b_preview(Q1, "bank_by_city", P1),
+	   "is not the affected owner of request " Q1);
+	NO(F.anna, RM_EV_REQ_PREVIEW, b_preview(Q2, "risk_mix", P1),
+	   "request " Q2 " reads the data of 2 owners: a preview would show one owner the others' "
+	   "data before they agreed");
+	NO(F.ian, RM_EV_REQ_PREVIEW, b_preview(Q2, "risk_mix", P1), "reads the data of 2 owners");
+	NO(F.anna, RM_EV_REQ_PREVIEW, b_preview(Q1, "overlap", P1),
+	   "request " Q1 " has no computation named \"overlap\"");
+	NO(F.anna, RM_EV_REQ_PREVIEW, b_preview(Q1, "bank_by_city", "xyz"), "is not a run id");
+	char *line = describe(F.anna, RM_EV_REQ_PREVIEW, b_preview(Q1, "bank_by_city", P1));
+	dcr_buf_release(&B);
+	CHECK(strstr(line, "anna@bank.example previewed request 11111111 \"Proposal bank_by_city\": "
+	                   "run 00000000 of bank_by_city") != NULL,
+	      "%s", line);
+	free(line);
+	OK(F.anna, RM_EV_REQ_PREVIEW, b_preview(Q1, "bank_by_city", P1));
+	const rm_run *r = rm_state_run(&S, P1);
+	CHECK(r && r->preview_of && strcmp(r->preview_of, Q1) == 0 && r->ninputs == 1 &&
+	      strcmp(r->inputs[0].dataset, "bank_customers") == 0 && r->inputs[0].present);
+	CHECK(rm_state_run_def(&S, r) != S.def &&
+	      rm_def_computation(rm_state_run_def(&S, r), "bank_by_city"));
+	CHECK(!rm_state_last_run(&S, "bank_by_city"));
+	NO(F.anna, RM_EV_REQ_PREVIEW, b_preview(Q1, "bank_by_city", P1), "run " P1 " already exists");
+	/* the daemon completes it like any run; only anna reads it */
+	rm_run_col cols[] = {{"city", CMP_STRING}, {"n", CMP_INTEGER}};
+	rm_run done = *r;
+	done.result_blob = "res";
+	done.cols = cols;
+	done.ncols = 2;
+	dcr_buf_init(&B);
+	rm_body_run_completed(&B, &done);
+	OK(F.daemon, RM_EV_RUN_COMPLETED, &B);
+	r = rm_state_run(&S, P1);
+	CHECK(r->state == RM_RUN_DONE);
+	CHECK(rm_may_read_run(&S, F.anna_pub, r) && !rm_may_read_run(&S, F.ian_pub, r));
+	dcr_buf_init(&B);
+	rm_body_retrieved(&B, P1);
+	NO(F.ian, RM_EV_RETRIEVED, &B, "run " P1 " is a preview of request " Q1
+	   ": only the owner who asked for it reads it");
+	dcr_buf_init(&B);
+	rm_body_retrieved(&B, P1);
+	OK(F.anna, RM_EV_RETRIEVED, &B);
+	/* approved: merged; the preview stays the owner's */
+	OK(F.anna, RM_EV_REQ_APPROVED, b_vote(Q1, "seen the preview"));
+	CHECK(S.def_version == 2 && !rm_state_last_run(&S, "bank_by_city"));
+	CHECK(!rm_may_read_run(&S, F.ian_pub, rm_state_run(&S, P1)));
+	NO(F.anna, RM_EV_REQ_PREVIEW, b_preview(Q1, "bank_by_city", P2), "request " Q1 " is merged");
+	free(t1);
+	free(t2);
+	free(def);
+}
+
 int main(void)
 {
 	t_fixture_init(&F);
@@ -456,6 +535,7 @@ int main(void)
 	test_two_owners();
 	test_not_interactive();
 	test_auto_approve();
+	test_preview();
 	rm_state_release(&S);
 	t_fixture_release(&F);
 	if (t_failures)
