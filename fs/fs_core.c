@@ -388,6 +388,7 @@ void fs_free(fs *f)
 	while (f->files) /* the kernel will not release these any more */
 		fs_release(f, f->files);
 	fs__pending_apply(f, true); /* an rm done before the unmount stands */
+	fs__req_free_all(f);
 	while (f->lfiles) {
 		lfile *l = f->lfiles;
 		f->lfiles = l->next;
@@ -670,8 +671,13 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 		fs__maybe_refresh(f);
 	pthread_mutex_lock(&f->mu);
 	rc = fs__resolve(f, ino, &d);
-	if (rc == -ENOENT && fs__wants_write(flags))
-		rc = fs__reopen_gone(f, ino, &d);
+	bool new_req = false;
+	if (rc == -ENOENT && fs__wants_write(flags)) {
+		rc = fs__req_reopen(f, ino, &d);
+		new_req = rc == 0;
+		if (rc == -ENOENT)
+			rc = fs__reopen_gone(f, ino, &d);
+	}
 	if (rc < 0)
 		goto out_locked;
 	if (fs__is_dir_kind(d.kind)) {
@@ -719,6 +725,15 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 	case K_CTL:
 	case K_COMP_RUN:
 		h->name = d.comp ? dcr_strdup(d.comp) : NULL;
+		break;
+	case K_REQ_APPROVE:
+	case K_REQ_REJECT:
+	case K_REQ_WITHDRAW:
+		h->name = dcr_strdup(d.req);
+		break;
+	case K_REQ_NEW:
+		if (!new_req) /* a proposal is written by the one open that made it */
+			rc = -EBUSY;
 		break;
 	case K_DS_STATS:
 	case K_COMP_STATUS:
@@ -799,6 +814,17 @@ int fs_create(fs *f, uint64_t parent, const char *name, int flags, fs_attr *attr
 	}
 	if (rc != -ENOENT)
 		goto out;
+	if (pd.kind == K_REQUESTS) {
+		uint64_t rino = 0;
+		rc = fs__req_create(f, parent, name, &rino);
+		if (rc < 0)
+			goto out;
+		fs_file *h = file_new(f, K_REQ_NEW, rino, flags);
+		d.kind = K_REQ_NEW;
+		fs__fill_attr(f, rino, &d, attr);
+		*out = h;
+		goto out;
+	}
 	if (pd.kind == K_DS) {
 		if (!rm_is_owner(f->st.def, f->opt.me, pd.ds)) {
 			rc = -EACCES;
@@ -918,6 +944,10 @@ ssize_t fs_write(fs *f, fs_file *h, uint64_t off, const void *p, size_t n)
 		pthread_mutex_unlock(&l->mu);
 		return rc < 0 ? rc : (ssize_t)n;
 	}
+	case K_REQ_APPROVE:
+	case K_REQ_REJECT:
+	case K_REQ_WITHDRAW:
+	case K_REQ_NEW:
 	case K_ROOMJSON:
 		if (off + n > FS_ROOMJSON_BYTES_MAX)
 			return -EFBIG;
@@ -956,7 +986,7 @@ int fs_flush(fs *f, fs_file *h, uint64_t closer, bool writer_killed)
 	/* Every close of a shared descriptor flushes; only the opener's close
 	 * ends the file (`(cat a; cat b) > x.csv`: cat a's exit is not it). */
 	if (h->opener && closer && closer != h->opener &&
-	    (h->kind == K_LFILE || h->kind == K_ROOMJSON))
+	    (h->kind == K_LFILE || h->kind == K_ROOMJSON || h->kind == K_REQ_NEW))
 		return 0;
 	if (writer_killed && h->kind == K_LFILE && !h->lf->temp) {
 		/* A writer killed by a signal closed the file: what arrived is
@@ -981,7 +1011,11 @@ int fs_flush(fs *f, fs_file *h, uint64_t closer, bool writer_killed)
 		h->dirty = false;
 		return 0;
 	}
-	if (h->kind == K_ROOMJSON && h->dirty) {
+	if (h->kind >= K_REQ_APPROVE && h->kind <= K_REQ_NEW) {
+		if (writer_killed)
+			h->dirty = false; /* not the whole text: nothing is signed */
+		rc = fs__req_flush(f, h);
+	} else if (h->kind == K_ROOMJSON && h->dirty) {
 		h->dirty = false;
 		rc = save_draft(f, (const char *)h->buf.data, h->buf.len);
 	} else if (h->kind == K_LFILE && !h->lf->temp) {
@@ -1007,6 +1041,8 @@ int fs_release(fs *f, fs_file *h)
 {
 	if (!h)
 		return 0;
+	if (h->kind == K_REQ_NEW)
+		fs__req_release(f, h);
 	if (h->lf) {
 		lfile *l = h->lf;
 		pthread_mutex_lock(&l->mu);
@@ -1240,7 +1276,8 @@ int fs_setattr(fs *f, uint64_t ino, fs_file *fh, int64_t size, int mode, int64_t
 			} else {
 				rc = -EINVAL;
 			}
-		} else if ((d.kind == K_ROOMJSON || d.kind == K_CTL || d.kind == K_COMP_RUN) &&
+		} else if ((d.kind == K_ROOMJSON || d.kind == K_CTL || d.kind == K_COMP_RUN ||
+		            (d.kind >= K_REQ_APPROVE && d.kind <= K_REQ_NEW)) &&
 		           size == 0 && fs__may_write(f, &d)) {
 			rc = 0; /* open(O_TRUNC) without atomic truncation */
 		} else if (d.kind == K_DS_DATA && fs__may_write(f, &d)) {

@@ -72,8 +72,11 @@ static void gen_readme(fs *f, dcr_buf *b)
 	                      "stats.json\n"
 	                      "  computations/ one folder per computation: its source, run, "
 	                      "status, result.csv\n"
-	                      "  requests/     (coming later) proposals of new computations and "
-	                      "their approvals\n"
+	                      "  requests/     proposals of new computations: cp a request "
+	                      "file here;\n"
+	                      "                requests/ID/ has request.json, status, approve, "
+	                      "reject,\n"
+	                      "                withdraw (write a reason)\n"
 	                      "  dev/          (coming later) development runs on data you may "
 	                      "see\n");
 	dcr_buf_append_str(b, "\nWHAT YOU CAN DO\n");
@@ -314,6 +317,9 @@ int fs__gen_local(fs *f, const struct desc *d, dcr_buf *b)
 		if (f->st.def_json)
 			dcr_buf_append_str(b, f->st.def_json);
 		return 0;
+	case K_REQ_TEXT:
+	case K_REQ_STATUS:
+		return fs__req_gen(f, d, b);
 	case K_STATUS:
 		gen_status(f, b);
 		return 0;

@@ -35,6 +35,13 @@ enum kind {
 	K_COMP_STATUS,
 	K_COMP_RESULT,
 	K_REQUESTS,
+	K_REQ,          /* requests/ID/ (fs_requests.c) */
+	K_REQ_TEXT,     /* requests/ID/request.json */
+	K_REQ_STATUS,   /* requests/ID/status */
+	K_REQ_APPROVE,  /* requests/ID/approve */
+	K_REQ_REJECT,   /* requests/ID/reject */
+	K_REQ_WITHDRAW, /* requests/ID/withdraw */
+	K_REQ_NEW,      /* requests/NAME: a proposal being written */
 	K_DEV,
 	K_LFILE,
 };
@@ -145,6 +152,7 @@ struct fs {
 	 * at the unmount): fs_free releases what is left. */
 	pthread_mutex_t files_mu;
 	fs_file *files;
+	struct fs_rqfile *rqfiles; /* proposals being written (fs_requests.c) */
 };
 
 struct fs_file {
@@ -170,6 +178,7 @@ struct desc {
 	uint64_t seq;
 	lfile *lf;
 	const rm_provision *prov;
+	const char *req; /* request id (K_REQ...) */
 };
 
 /* The actor's name (rm_actor_name, full key), in a compound literal. */
@@ -323,5 +332,29 @@ int fs__reopen_gone(fs *f, uint64_t ino, struct desc *d);
  * This is how `sed -i` and `perl -pi` finish: their work file, provisioned
  * at its close, is renamed over the real name. f->mu not held. */
 int fs__reprovision_as(fs *f, const char *ds, const uint8_t sha256[32], const char *name);
+
+/* ---- fs_requests.c: requests/ ----------------------------------------------- */
+
+/* Children of requests/ and requests/ID/. f->mu held. */
+int fs__req_resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char *name,
+                          struct desc *d);
+/* The names of requests/ or requests/ID/ for readdir. f->mu held. */
+void fs__req_names(fs *f, const struct desc *d, void (*add)(void *ctx, const char *name),
+                   void *ctx);
+bool fs__req_may_read(fs *f, const struct desc *d);
+bool fs__req_may_write(fs *f, const struct desc *d);
+/* request.json and status. f->mu held. */
+int fs__req_gen(fs *f, const struct desc *d, dcr_buf *b);
+/* A proposal file created in requests/ (dir): its inode. f->mu held. */
+int fs__req_create(fs *f, uint64_t dir, const char *name, uint64_t *ino);
+/* At close: submits the proposal, approval, rejection or withdrawal
+ * written; a refusal is -errno and `status` says why. f->mu not held. */
+int fs__req_flush(fs *f, fs_file *h);
+void fs__req_release(fs *f, fs_file *h); /* f->mu not held */
+/* Opening for writing a requests/NAME the kernel still knows after its
+ * proposal was closed: a new proposal (-ENOENT: not in requests/). f->mu
+ * held. */
+int fs__req_reopen(fs *f, uint64_t ino, struct desc *d);
+void fs__req_free_all(fs *f);
 
 #endif

@@ -267,6 +267,9 @@ int fs__resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char *na
 			return -ENOENT;
 		return 0;
 	}
+	case K_REQUESTS:
+	case K_REQ:
+		return fs__req_resolve_child(f, dir, pd, name, d);
 	default:
 		return -ENOENT;
 	}
@@ -299,7 +302,7 @@ int fs__resolve(fs *f, uint64_t ino, struct desc *d)
 bool fs__is_dir_kind(enum kind k)
 {
 	return k == K_ROOT || k == K_EVENTS || k == K_DATASETS || k == K_DS || k == K_COMPS ||
-	       k == K_COMP || k == K_REQUESTS || k == K_DEV;
+	       k == K_COMP || k == K_REQUESTS || k == K_REQ || k == K_DEV;
 }
 
 /* May this identity read the node? f->mu held. */
@@ -328,7 +331,7 @@ bool fs__may_read(fs *f, const struct desc *d)
 	case K_DS_DATA:
 		return rm_may_read_data(&f->st, f->opt.me, d->ds);
 	default:
-		return false;
+		return fs__req_may_read(f, d);
 	}
 }
 
@@ -350,7 +353,7 @@ bool fs__may_write(fs *f, const struct desc *d)
 			return d->ds == NULL || rm_is_owner(f->st.def, f->opt.me, d->ds);
 		return d->ds == NULL || (rm_is_owner(f->st.def, f->opt.me, d->ds) && live);
 	default:
-		return false;
+		return fs__req_may_write(f, d);
 	}
 }
 
@@ -407,6 +410,10 @@ int fs__fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a)
 	}
 	case K_CTL:
 	case K_COMP_RUN:
+	case K_REQ_APPROVE:
+	case K_REQ_REJECT:
+	case K_REQ_WITHDRAW:
+	case K_REQ_NEW:
 		break;
 	case K_EVENT:
 		a->size = f->entries[d->seq].len;
@@ -491,6 +498,19 @@ static void dir_add(fs *f, fs_dir *dir, size_t *cap, uint64_t parent, const char
 	e->mode = fs__is_dir_kind(d.kind) ? S_IFDIR : S_IFREG;
 }
 
+struct dir_ctx {
+	fs *f;
+	fs_dir *dir;
+	size_t *cap;
+	uint64_t ino;
+};
+
+static void dir_add_cb(void *ctx, const char *name)
+{
+	struct dir_ctx *c = ctx;
+	dir_add(c->f, c->dir, c->cap, c->ino, name);
+}
+
 int fs_opendir(fs *f, uint64_t ino, fs_dir **out)
 {
 	struct desc d;
@@ -547,6 +567,12 @@ int fs_opendir(fs *f, uint64_t ino, fs_dir **out)
 		dir_add(f, dir, &cap, ino, "run");
 		dir_add(f, dir, &cap, ino, "status");
 		dir_add(f, dir, &cap, ino, "result.csv");
+		break;
+	}
+	case K_REQUESTS:
+	case K_REQ: {
+		struct dir_ctx dc = {f, dir, &cap, ino};
+		fs__req_names(f, &d, dir_add_cb, &dc);
 		break;
 	}
 	default:
