@@ -729,7 +729,11 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 	case K_REQ_APPROVE:
 	case K_REQ_REJECT:
 	case K_REQ_WITHDRAW:
+	case K_REQ_PREVIEW_RUN:
 		h->name = dcr_strdup(d.req);
+		break;
+	case K_REQ_PREVIEW_RESULT:
+		h->name = dcr_asprintf("%s/%s", d.req, d.comp);
 		break;
 	case K_REQ_NEW:
 		if (!new_req) /* a proposal is written by the one open that made it */
@@ -756,6 +760,13 @@ out_locked:
 	dcr_err err = {0};
 	if (h->kind == K_DS_STATS || h->kind == K_COMP_STATUS) {
 		rc = fs__gen_backend(f, ino, h->kind, h->name, &h->buf, &err);
+	} else if (h->kind == K_REQ_PREVIEW_RESULT) {
+		char *slash = strchr(h->name, '/');
+		*slash = '\0';
+		rc = fs__req_preview_open(f, h, h->name, slash + 1);
+		*slash = '/';
+		if (rc < 0)
+			goto out; /* the reason is in status already */
 	} else if (h->kind == K_COMP_RESULT) {
 		/* Records result.retrieved (once per open). */
 		rc = f->be.result_open(f->be.ctx, h->name, h->run_id, &h->size, &err);
@@ -873,7 +884,7 @@ ssize_t fs_read(fs *f, fs_file *h, uint64_t off, void *buf, size_t cap)
 		pthread_mutex_unlock(&l->mu);
 		return r < 0 ? -errno : r;
 	}
-	if (h->kind == K_COMP_RESULT || h->kind == K_DS_DATA) {
+	if (h->kind == K_COMP_RESULT || h->kind == K_DS_DATA || h->kind == K_REQ_PREVIEW_RESULT) {
 		dcr_err err = {0};
 		size_t got = 0;
 		while (got < cap) {
@@ -961,6 +972,13 @@ ssize_t fs_write(fs *f, fs_file *h, uint64_t off, const void *p, size_t n)
 		return (ssize_t)n;
 	case K_CTL:
 		rc = ctl_write(f, p, n);
+		return rc < 0 ? rc : (ssize_t)n;
+	case K_REQ_PREVIEW_RUN:
+		/* As run: one open-write-close is one preview run. */
+		if (h->ran)
+			return (ssize_t)n;
+		h->ran = true;
+		rc = fs__req_preview_run(f, h->name, p, n);
 		return rc < 0 ? rc : (ssize_t)n;
 	case K_COMP_RUN:
 		/* One open-write-close is one run, however the bytes arrive
@@ -1277,7 +1295,8 @@ int fs_setattr(fs *f, uint64_t ino, fs_file *fh, int64_t size, int mode, int64_t
 				rc = -EINVAL;
 			}
 		} else if ((d.kind == K_ROOMJSON || d.kind == K_CTL || d.kind == K_COMP_RUN ||
-		            (d.kind >= K_REQ_APPROVE && d.kind <= K_REQ_NEW)) &&
+		            (d.kind >= K_REQ_APPROVE && d.kind <= K_REQ_NEW) ||
+		            d.kind == K_REQ_PREVIEW_RUN) &&
 		           size == 0 && fs__may_write(f, &d)) {
 			rc = 0; /* open(O_TRUNC) without atomic truncation */
 		} else if (d.kind == K_DS_DATA && fs__may_write(f, &d)) {

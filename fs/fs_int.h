@@ -42,6 +42,9 @@ enum kind {
 	K_REQ_REJECT,   /* requests/ID/reject */
 	K_REQ_WITHDRAW, /* requests/ID/withdraw */
 	K_REQ_NEW,      /* requests/NAME: a proposal being written */
+	K_REQ_PREVIEW,  /* requests/ID/preview/ */
+	K_REQ_PREVIEW_RUN,    /* requests/ID/preview/run */
+	K_REQ_PREVIEW_RESULT, /* requests/ID/preview/NAME.csv */
 	K_DEV,
 	K_LFILE,
 };
@@ -356,5 +359,15 @@ void fs__req_release(fs *f, fs_file *h); /* f->mu not held */
  * held. */
 int fs__req_reopen(fs *f, uint64_t ino, struct desc *d);
 void fs__req_free_all(fs *f);
+/* preview/run: the sole affected owner runs a requested computation (the
+ * text written names it; empty: the request's first) and the write waits
+ * for it. f->mu not held. */
+int fs__req_preview_run(fs *f, const char *req, const char *text, size_t n);
+/* preview/NAME.csv: the newest finished preview run of NAME by this
+ * identity (NULL: none). f->mu held. */
+const rm_run *fs__req_preview_of(fs *f, const char *req, const char *comp);
+/* Opening preview/NAME.csv records result.retrieved; sets h->run_id and
+ * h->size. f->mu not held. */
+int fs__req_preview_open(fs *f, fs_file *h, const char *req, const char *comp);
 
 #endif

@@ -269,6 +269,7 @@ int fs__resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char *na
 	}
 	case K_REQUESTS:
 	case K_REQ:
+	case K_REQ_PREVIEW:
 		return fs__req_resolve_child(f, dir, pd, name, d);
 	default:
 		return -ENOENT;
@@ -302,7 +303,7 @@ int fs__resolve(fs *f, uint64_t ino, struct desc *d)
 bool fs__is_dir_kind(enum kind k)
 {
 	return k == K_ROOT || k == K_EVENTS || k == K_DATASETS || k == K_DS || k == K_COMPS ||
-	       k == K_COMP || k == K_REQUESTS || k == K_REQ || k == K_DEV;
+	       k == K_COMP || k == K_REQUESTS || k == K_REQ || k == K_REQ_PREVIEW || k == K_DEV;
 }
 
 /* May this identity read the node? f->mu held. */
@@ -414,7 +415,14 @@ int fs__fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a)
 	case K_REQ_REJECT:
 	case K_REQ_WITHDRAW:
 	case K_REQ_NEW:
+	case K_REQ_PREVIEW_RUN:
 		break;
+	case K_REQ_PREVIEW_RESULT: {
+		const rm_run *r = fs__req_preview_of(f, d->req, d->comp);
+		a->size = r ? r->result_bytes : 0;
+		a->mtime_ms = r && r->finished_ts_ms ? r->finished_ts_ms : a->mtime_ms;
+		break;
+	}
 	case K_EVENT:
 		a->size = f->entries[d->seq].len;
 		break;
@@ -570,7 +578,8 @@ int fs_opendir(fs *f, uint64_t ino, fs_dir **out)
 		break;
 	}
 	case K_REQUESTS:
-	case K_REQ: {
+	case K_REQ:
+	case K_REQ_PREVIEW: {
 		struct dir_ctx dc = {f, dir, &cap, ino};
 		fs__req_names(f, &d, dir_add_cb, &dc);
 		break;

@@ -67,6 +67,28 @@ int fs__req_resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char
 	    {"reject", K_REQ_REJECT},     {"withdraw", K_REQ_WITHDRAW},
 	};
 	d->req = pd->req;
+	if (pd->kind == K_REQ_PREVIEW) {
+		const rm_request *q = req_of(f, pd);
+		size_t n = strlen(name);
+		if (strcmp(name, "run") == 0) {
+			d->kind = K_REQ_PREVIEW_RUN;
+			return 0;
+		}
+		for (size_t i = 0; q && i < q->ncomputations; i++)
+			if (n == strlen(q->computations[i]) + 4 &&
+			    strncmp(name, q->computations[i], n - 4) == 0 &&
+			    strcmp(name + n - 4, ".csv") == 0 &&
+			    fs__req_preview_of(f, q->id, q->computations[i])) {
+				d->kind = K_REQ_PREVIEW_RESULT;
+				d->comp = q->computations[i];
+				return 0;
+			}
+		return -ENOENT;
+	}
+	if (strcmp(name, "preview") == 0) {
+		d->kind = K_REQ_PREVIEW;
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
 		if (strcmp(name, files[i].name) == 0) {
 			d->kind = files[i].kind;
@@ -85,14 +107,27 @@ void fs__req_names(fs *f, const struct desc *d, void (*add)(void *ctx, const cha
 			add(ctx, f->st.requests[i].id);
 		return;
 	}
+	if (d->kind == K_REQ_PREVIEW) {
+		const rm_request *q = req_of(f, d);
+		add(ctx, "run");
+		for (size_t i = 0; q && i < q->ncomputations; i++)
+			if (fs__req_preview_of(f, q->id, q->computations[i])) {
+				char name[DCR_RM_NAME_BYTES_MAX + 8];
+				snprintf(name, sizeof name, "%s.csv", q->computations[i]);
+				add(ctx, name);
+			}
+		return;
+	}
 	static const char *const names[] = {"request.json", "status", "approve", "reject",
-	                                    "withdraw"};
+	                                    "withdraw",     "preview"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		add(ctx, names[i]);
 }
 
 bool fs__req_may_read(fs *f, const struct desc *d)
 {
+	if (d->kind == K_REQ_PREVIEW_RESULT)
+		return fs__req_preview_of(f, d->req, d->comp) != NULL;
 	return (d->kind == K_REQ_TEXT || d->kind == K_REQ_STATUS) &&
 	       rm_may_read_room(&f->st, f->opt.me);
 }
@@ -109,6 +144,9 @@ bool fs__req_may_write(fs *f, const struct desc *d)
 	case K_REQ_WITHDRAW:
 		return q && q->state == RM_REQ_OPEN && f->st.status == RM_PUBLISHED &&
 		       fs__key_eq(q->by, f->opt.me);
+	case K_REQ_PREVIEW_RUN:
+		return q && q->state == RM_REQ_OPEN && f->st.status == RM_PUBLISHED &&
+		       q->nowners == 1 && fs__key_eq(q->owners[0].key, f->opt.me);
 	default:
 		return false;
 	}
@@ -323,6 +361,107 @@ int fs__req_flush(fs *f, fs_file *h)
 		                   &err);
 	if (rc < 0) {
 		fs__set_last_error(f, h->kind == K_REQ_NEW ? "request" : h->name, &err);
+		return -fs_errno(rc);
+	}
+	fs__fetch_apply(f, &err); /* our own event shows at once */
+	return 0;
+}
+
+/* ---- preview/ (docs/rules.md "Previews") ------------------------------------ */
+
+const rm_run *fs__req_preview_of(fs *f, const char *req, const char *comp)
+{
+	for (size_t i = f->st.nruns; req && comp && i-- > 0;) {
+		const rm_run *r = &f->st.runs[i];
+		if (r->preview_of && r->state == RM_RUN_DONE && strcmp(r->preview_of, req) == 0 &&
+		    strcmp(r->computation, comp) == 0 && fs__key_eq(r->by, f->opt.me))
+			return r;
+	}
+	return NULL;
+}
+
+int fs__req_preview_run(fs *f, const char *req, const char *text, size_t n)
+{
+	dcr_err err = {0};
+	char comp[DCR_RM_NAME_BYTES_MAX + 1] = "", run[33];
+	uint8_t raw[16];
+	dcr_buf body;
+	int rc = 0;
+	bool failed = false;
+
+	while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
+		n--;
+	if (n > DCR_RM_NAME_BYTES_MAX) {
+		rc = dcr_err_set(&err, DCR_EINVALID, "preview: no computation named \"%.*s\"", 64,
+		                 text);
+		goto out;
+	}
+	pthread_mutex_lock(&f->mu);
+	const rm_request *q = rm_state_request(&f->st, req);
+	if (!q)
+		rc = dcr_err_set(&err, DCR_ENOTFOUND, "no request %s", req);
+	else if (n)
+		snprintf(comp, sizeof comp, "%.*s", (int)n, text);
+	else
+		snprintf(comp, sizeof comp, "%s", q->computations[0]);
+	pthread_mutex_unlock(&f->mu);
+	if (rc)
+		goto out;
+	dcr_random(raw, sizeof raw);
+	dcr_hex_encode(raw, sizeof raw, run);
+	dcr_buf_init(&body);
+	rm_body_req_preview(&body, req, comp, run);
+	rc = f->be.submit(f->be.ctx, RM_EV_REQ_PREVIEW, body.data, body.len, &err);
+	dcr_buf_release(&body);
+	if (rc < 0)
+		goto out;
+	for (uint64_t t0 = dcr_mono_ms();;) {
+		fs__fetch_apply(f, &err);
+		pthread_mutex_lock(&f->mu);
+		const rm_run *r = rm_state_run(&f->st, run);
+		enum rm_run_state st = r ? r->state : RM_RUN_QUEUED;
+		if (r && st == RM_RUN_FAILED) {
+			failed = true;
+			rc = dcr_err_set(&err, DCR_EINVALID, "preview run %s of %s failed: %s", run,
+			                 comp, r->error);
+		}
+		pthread_mutex_unlock(&f->mu);
+		if (st != RM_RUN_QUEUED)
+			break;
+		if (dcr_mono_ms() - t0 > FS_RUN_WAIT_MS_MAX) {
+			rc = dcr_err_set(&err, DCR_ETIMEOUT, "preview run %s still not finished", run);
+			break;
+		}
+		struct timespec ts = {0, (long)(f->opt.run_poll_ms ? f->opt.run_poll_ms : 50) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+out:
+	if (rc < 0) {
+		fs__set_last_error(f, "preview", &err);
+		return failed ? -EIO : -fs_errno(rc);
+	}
+	return 0;
+}
+
+int fs__req_preview_open(fs *f, fs_file *h, const char *req, const char *comp)
+{
+	dcr_err err = {0};
+	dcr_buf body;
+	pthread_mutex_lock(&f->mu);
+	const rm_run *r = fs__req_preview_of(f, req, comp);
+	if (r) {
+		memcpy(h->run_id, r->id, 33);
+		h->size = r->result_bytes;
+	}
+	pthread_mutex_unlock(&f->mu);
+	if (!r)
+		return -ENOENT;
+	dcr_buf_init(&body);
+	rm_body_retrieved(&body, h->run_id);
+	int rc = f->be.submit(f->be.ctx, RM_EV_RETRIEVED, body.data, body.len, &err);
+	dcr_buf_release(&body);
+	if (rc < 0) {
+		fs__set_last_error(f, "preview", &err);
 		return -fs_errno(rc);
 	}
 	fs__fetch_apply(f, &err); /* our own event shows at once */

@@ -1,7 +1,8 @@
 # mount_requests.sh: requests through real mounts (docs/mount.md
 # "Requests"): the analyst proposes with `cp churn.json requests/`, the
 # request shows as requests/ID/ (request.json is the text signed, status
-# the state and the votes); the one affected owner writes a reason to
+# the state and the votes); the one affected owner previews it
+# (preview/run, preview/NAME.csv, hers only), then writes a reason to
 # approve and the computation appears in both mounts; the analyst runs it
 # and reads result.csv. Refusals: a request the rules refuse fails cp and
 # status says why; an owner who is not affected cannot open approve
@@ -53,6 +54,13 @@ wait_for "$A/requests/$Q/status" "state:        open"
 expect_eacces sh -c "echo yes >'$I/requests/$Q/approve'"
 ls -l "$A/requests/$Q/approve" | grep -q '^--w-------' ||
 	e2e_fail "approve mode for the owner: $(ls -l "$A/requests/$Q/approve")"
+# the sole affected owner previews it; the analyst may not
+expect_eacces sh -c "echo >'$I/requests/$Q/preview/run'"
+echo >"$A/requests/$Q/preview/run" || e2e_fail "preview: $(cat "$A/status")"
+head -n 1 "$A/requests/$Q/preview/bank_by_city.csv" | tr -d '\r' | grep -q '^city,n$' ||
+	e2e_fail "preview result: $(cat "$A/requests/$Q/preview/bank_by_city.csv")"
+wait_for "$A/audit.log" "previewed request"
+[ -e "$I/requests/$Q/preview/bank_by_city.csv" ] && e2e_fail "the analyst sees the preview"
 echo "city counts are fine" >"$A/requests/$Q/approve" || e2e_fail "approve: $(cat "$A/status")"
 expect_contains "$A/requests/$Q/status" "state:        merged"
 expect_contains "$A/requests/$Q/status" "  anna@bank.example: approved (city counts are fine)"

@@ -654,6 +654,16 @@ static void test_requests(fs *fa, fs *fi, fs *fe)
 	CHECK((a.mode & 0777) == 0);
 	CHECK_RC(write_file(fi, path, "yes\n", 10), -EACCES);
 	CHECK(walk(fi, "computations/bank_by_city") == 0);
+	/* preview/run: the sole affected owner only */
+	snprintf(path, sizeof path, "requests/%s/preview/run", id);
+	CHECK_RC(fs_getattr(fa, walk(fa, path), &a), 0);
+	CHECK((a.mode & 0777) == 0200);
+	CHECK_RC(fs_getattr(fi, walk(fi, path), &a), 0);
+	CHECK((a.mode & 0777) == 0);
+	CHECK_RC(write_file(fi, path, "\n", 10), -EACCES);
+	snprintf(path, sizeof path, "requests/%s", id);
+	CHECK(listed(fa, path, "preview"));
+	snprintf(path, sizeof path, "requests/%s/approve", id);
 	CHECK_RC(write_file(fa, path, "fine by the bank\n", 3), 0);
 	CHECK_RC(write_file(fa, path, "again\n", 10), -EACCES);
 	CHECK(fs_refresh(fi, NULL, NULL, &err) >= 0);
