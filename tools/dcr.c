@@ -597,7 +597,7 @@ static const char main_usage[] =
     "  data ROOM DATASET [-o FILE]  the file you provisioned, back (owners only)\n"
     "Requests (new computations after publishing; see dcr request --help):\n"
     "  request validate|submit ROOM FILE.json, request list ROOM,\n"
-    "  request show|approve|reject|withdraw ROOM ID\n"
+    "  request show|approve|reject|withdraw|preview ROOM ID\n"
     "Audit and mount:\n"
     "  audit ...                    see dcr audit --help\n"
     "  mount ROOM DIR, umount DIR   see dcr mount --help\n"
