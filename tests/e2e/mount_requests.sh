@@ -6,8 +6,10 @@
 # approve and the computation appears in both mounts; the analyst runs it
 # and reads result.csv. Refusals: a request the rules refuse fails cp and
 # status says why; an owner who is not affected cannot open approve
-# (EACCES, mode 0444); an approval of a withdrawn request; a room without
-# interactivity fails cp with the reason in status.
+# (EACCES, mode 0444); an approval of a withdrawn request; no preview of a
+# request over both parties' data; a name taken by the time of the merge
+# (the request fails, status says why); a room without interactivity
+# fails cp with the reason in status.
 . "$DCR_SOURCE_DIR/tests/e2e/lib.sh"
 . "$DCR_SOURCE_DIR/tests/e2e/cli_story.inc"
 . "$DCR_SOURCE_DIR/tests/e2e/mount_lib.inc"
@@ -82,6 +84,39 @@ echo >"$I/requests/$Q2/withdraw" || e2e_fail "withdraw: $(cat "$I/status")"
 expect_contains "$I/requests/$Q2/status" "state:        withdrawn"
 wait_for "$A/requests/$Q2/status" "state:        withdrawn"
 expect_eacces sh -c "echo late >'$A/requests/$Q2/approve'"
+
+# over both parties' data: no preview for either owner
+cat >"$T/both.json" <<'JSON'
+{"title": "Risk mix",
+ "computations": [
+   {"name": "risk_mix", "kind": "sql", "privacy": {"min_rows_aggregated": 10},
+    "query": "SELECT i.risk_class, COUNT(*) AS n FROM bank_customers b JOIN insurer_customers i ON b.email = i.email GROUP BY i.risk_class",
+    "analysts": ["ian@insurer.example"]}]}
+JSON
+before=$(ls "$I/requests")
+cp "$T/both.json" "$I/requests/" || e2e_fail "cp both.json: $(cat "$I/status")"
+Q3=$(ls "$I/requests" | grep -v -F "$before")
+expect_contains "$I/requests/$Q3/status" "  ian@insurer.example: pending"
+wait_for "$A/requests/$Q3/status" "  anna@bank.example: pending"
+expect_eacces sh -c "echo >'$A/requests/$Q3/preview/run'"
+expect_eacces sh -c "echo >'$I/requests/$Q3/preview/run'"
+
+# a name taken by the time of the merge: the approval stands, the request
+# fails, status says why
+sed 's/bank_by_city/same_name/' "$T/churn.json" >"$T/same1.json"
+sed 's/bank_by_city/same_name/; s/ORDER BY city/ORDER BY n/' "$T/churn.json" >"$T/same2.json"
+before=$(ls "$I/requests")
+cp "$T/same1.json" "$I/requests/" || e2e_fail "cp same1.json"
+Q4=$(ls "$I/requests" | grep -v -F "$before")
+before=$(ls "$I/requests")
+cp "$T/same2.json" "$I/requests/" || e2e_fail "cp same2.json"
+Q5=$(ls "$I/requests" | grep -v -F "$before")
+wait_for "$A/requests/$Q5/status" "state:        open"
+echo >"$A/requests/$Q4/approve" || e2e_fail "approve Q4: $(cat "$A/status")"
+echo >"$A/requests/$Q5/approve" || e2e_fail "approve Q5: $(cat "$A/status")"
+expect_contains "$A/requests/$Q5/status" "state:        failed"
+expect_contains "$A/requests/$Q5/status" "merged:       no; the merge failed:"
+expect_contains "$A/requests/$Q5/status" "same_name"
 
 # a room without interactivity: cp fails, status says why
 sed 's/"interactive": true/"interactive": false/; s/"name": "bank-insurer-overlap"/"name": "frozen"/' \
