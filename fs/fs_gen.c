@@ -114,6 +114,17 @@ static void gen_readme(fs *f, dcr_buf *b)
 			               m, c, m, c);
 		}
 	}
+	if (rm_check_request(&f->st, f->opt.me, NULL) == 0) {
+		dcr_buf_printf(b,
+		               "  cp request.json %s/requests/     propose new computations "
+		               "(docs/room-format.md\n"
+		               "      \"Requests\"); the owners of the data they read "
+		               "approve with\n"
+		               "      echo REASON > %s/requests/ID/approve (or reject); a "
+		               "sole owner may\n"
+		               "      first echo > %s/requests/ID/preview/run\n",
+		               m, m, m);
+	}
 	if (def) {
 		dcr_buf_append_str(b, "\nDATASETS\n");
 		for (size_t i = 0; i < def->ndatasets; i++) {

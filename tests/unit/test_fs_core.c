@@ -624,6 +624,9 @@ static void test_requests(fs *fa, fs *fi, fs *fe)
 	dcr_err err = {0};
 	char *s, path[256];
 
+	CHECK(file_contains(fi, "README", "cp request.json /mnt/room/requests/"));
+	CHECK(read_all(fe, "README", &s) == 0 && !strstr(s, "cp request.json"));
+	free(s);
 	CHECK_RC(write_file(fe, "requests/x.json", req, 1000), -EACCES);
 	char *bad = dcr_strdup(req);
 	memcpy(strstr(bad, "ian@insurer"), "xan", 3);

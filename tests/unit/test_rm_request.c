@@ -82,13 +82,14 @@ static bool same(snap a, snap b)
 	do {                                                                                       \
 		dcr_err e_;                                                                        \
 		dcr_err_clear(&e_);                                                                \
-		int rc_ = apply_body((k), (type), (body), &e_);                                    \
+		dcr_buf *b_ = (body);                                                              \
+		int rc_ = apply_body((k), (type), b_, &e_);                                        \
 		if (rc_) {                                                                         \
 			fprintf(stderr, "%s:%d: %s rejected: %s\n", __FILE__, __LINE__, (type),    \
 			        e_.msg);                                                           \
 			t_failures++;                                                              \
 		}                                                                                  \
-		dcr_buf_release(body);                                                             \
+		dcr_buf_release(b_);                                                               \
 	} while (0)
 
 #define NO(k, type, body, ...)                                                                     \
@@ -96,10 +97,11 @@ static bool same(snap a, snap b)
 		dcr_err e_;                                                                        \
 		dcr_err_clear(&e_);                                                                \
 		snap before_ = take();                                                             \
-		int rc_ = apply_body((k), (type), (body), &e_);                                    \
+		dcr_buf *b_ = (body);                                                              \
+		int rc_ = apply_body((k), (type), b_, &e_);                                        \
 		CHECK_FAILS(rc_, &e_, __VA_ARGS__);                                                \
 		CHECK(same(before_, take()));                                                      \
-		dcr_buf_release(body);                                                             \
+		dcr_buf_release(b_);                                                               \
 	} while (0)
 
 static dcr_buf *b_submit(const char *id, const char *text)
