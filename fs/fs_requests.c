@@ -142,11 +142,9 @@ bool fs__req_may_write(fs *f, const struct desc *d)
 	case K_REQ_REJECT:
 		return q && rm_check_vote(&f->st, f->opt.me, q->id, q->sha256, NULL) == 0;
 	case K_REQ_WITHDRAW:
-		return q && q->state == RM_REQ_OPEN && f->st.status == RM_PUBLISHED &&
-		       fs__key_eq(q->by, f->opt.me);
+		return q && rm_check_withdraw(&f->st, f->opt.me, q->id, NULL) == 0;
 	case K_REQ_PREVIEW_RUN:
-		return q && q->state == RM_REQ_OPEN && f->st.status == RM_PUBLISHED &&
-		       q->nowners == 1 && fs__key_eq(q->owners[0].key, f->opt.me);
+		return q && rm_may_preview(&f->st, f->opt.me, q->id);
 	default:
 		return false;
 	}

@@ -1286,25 +1286,34 @@ out:
 	return rc;
 }
 
-static int on_req_withdrawn(rm_state *s, const es_event *ev, dcr_err *err)
+int rm_check_withdraw(const rm_state *s, const uint8_t key[32], const char *id, dcr_err *err)
 {
-	static const field f[] = {{"request", F_STR, 32}};
 	rm_request *q;
-	int rc = need_participant(s, ev->actor, err);
-	if (!rc)
-		rc = body_check(ev->body, f, 1, err);
+	int rc = need_participant(s, key, err);
 	if (!rc)
 		rc = need_published(s, "requests can be withdrawn", err);
-	if (rc)
-		return rc;
-	char *id = bstr(ev->body, "request");
-	rc = open_request(s, id, "withdrawn", &q, err);
-	if (!rc && memcmp(q->by, ev->actor, 32) != 0)
+	if (!rc)
+		rc = open_request(s, id, "withdrawn", &q, err);
+	if (!rc && memcmp(q->by, key, 32) != 0)
 		rc = dcr_err_set(err, DCR_EDENIED,
 		                 "actor %s is not the author of request %s; only its author "
 		                 "withdraws it",
-		                 WHO(s, ev->actor), id);
+		                 WHO(s, key), id);
+	return rc;
+}
+
+static int on_req_withdrawn(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	static const field f[] = {{"request", F_STR, 32}};
+	int rc = need_participant(s, ev->actor, err);
+	if (!rc)
+		rc = body_check(ev->body, f, 1, err);
+	if (rc)
+		return rc;
+	char *id = bstr(ev->body, "request");
+	rc = rm_check_withdraw(s, ev->actor, id, err);
 	if (!rc) {
+		rm_request *q = find_request(s, id);
 		q->state = RM_REQ_WITHDRAWN;
 		q->closed_seq = ev->seq;
 	}
@@ -1488,10 +1497,9 @@ bool rm_may_read_run(const rm_state *s, const uint8_t key[32], const rm_run *r)
 	return rm_may_read_result(s, key, r->computation);
 }
 
-/* rm_check_preview; on success *merged is the request merged into the
- * current definition (the caller frees it). */
-static int check_preview(const rm_state *s, const uint8_t key[32], const char *id,
-                         const char *comp, rm_request_doc *doc, dcr_err *err)
+/* The sole-owner part of a preview's checks. */
+static int check_preview_owner(const rm_state *s, const uint8_t key[32], const char *id,
+                               rm_request **out, dcr_err *err)
 {
 	rm_request *q;
 	int rc = need_participant(s, key, err);
@@ -1501,6 +1509,7 @@ static int check_preview(const rm_state *s, const uint8_t key[32], const char *i
 		rc = open_request(s, id, "previewed", &q, err);
 	if (rc)
 		return rc;
+	*out = q;
 	if (q->nowners != 1)
 		return dcr_err_set(err, DCR_EDENIED,
 		                   "request %s reads the data of %zu owners: a preview would show "
@@ -1512,6 +1521,24 @@ static int check_preview(const rm_state *s, const uint8_t key[32], const char *i
 		                   "actor %s is not the affected owner of request %s; only that "
 		                   "owner previews it",
 		                   WHO(s, key), id);
+	return 0;
+}
+
+bool rm_may_preview(const rm_state *s, const uint8_t key[32], const char *id)
+{
+	rm_request *q;
+	return check_preview_owner(s, key, id, &q, NULL) == 0;
+}
+
+/* rm_check_preview; on success *merged is the request merged into the
+ * current definition (the caller frees it). */
+static int check_preview(const rm_state *s, const uint8_t key[32], const char *id,
+                         const char *comp, rm_request_doc *doc, dcr_err *err)
+{
+	rm_request *q;
+	int rc = check_preview_owner(s, key, id, &q, err);
+	if (rc)
+		return rc;
 	bool mine = false;
 	for (size_t i = 0; i < q->ncomputations && !mine; i++)
 		mine = comp && strcmp(q->computations[i], comp) == 0;

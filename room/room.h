@@ -494,6 +494,11 @@ const rm_def *rm_state_run_def(const rm_state *s, const rm_run *r);
 /* The result of a run: its computation's analysts; a preview's requester
  * only. */
 bool rm_may_read_run(const rm_state *s, const uint8_t key[32], const rm_run *r);
+/* Withdraw: published, the request is open, key is its author. */
+int rm_check_withdraw(const rm_state *s, const uint8_t key[32], const char *id, dcr_err *err);
+/* The part of rm_check_preview that does not depend on the computation:
+ * published, the request is open, has one affected owner and it is key. */
+bool rm_may_preview(const rm_state *s, const uint8_t key[32], const char *id);
 /* Submit: published, settings.interactive of the current definition. */
 int rm_check_request(const rm_state *s, const uint8_t key[32], dcr_err *err);
 
