@@ -142,7 +142,7 @@ bool fs__req_may_write(fs *f, const struct desc *d)
 	case K_REQ_REJECT:
 		return q && rm_check_vote(&f->st, f->opt.me, q->id, q->sha256, NULL) == 0;
 	case K_REQ_WITHDRAW:
-		return q && rm_check_withdraw(&f->st, f->opt.me, q->id, NULL) == 0;
+		return q && rm_check_req_withdraw(&f->st, f->opt.me, q->id, NULL) == 0;
 	case K_REQ_PREVIEW_RUN:
 		return q && rm_may_preview(&f->st, f->opt.me, q->id);
 	default:

@@ -694,6 +694,24 @@ static int parse_budget(json_t *v, const char *path, rm_dataset *ds, dcr_err *er
 	                     err);
 }
 
+/* dataset.drops: "replace" (default) or "append" (table datasets only). */
+static int parse_drops(json_t *v, const char *path, rm_dataset *ds, dcr_err *err)
+{
+	const char *s;
+	int rc = get_str(v, path, "drops", false, 16, &s, err);
+	if (rc || !s)
+		return rc;
+	if (strcmp(s, "append") == 0)
+		ds->append = true;
+	else if (strcmp(s, "replace") != 0)
+		return fail(err, DCR_EINVALID, path, "drops",
+		            "unknown mode \"%s\"; expected replace or append", s);
+	if (ds->append && ds->kind != RM_DS_TABLE)
+		return fail(err, DCR_EINVALID, path, "drops",
+		            "only table datasets take \"append\" (the union of drops is a table)");
+	return 0;
+}
+
 static int bound_value(json_t *v, const char *path, int64_t *x, unsigned *dec, dcr_err *err)
 {
 	char buf[32];
@@ -860,9 +878,9 @@ static int check_policies(const rm_def *d, dcr_err *err)
 
 static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *err)
 {
-	static const char *const fields[] = {"name",    "kind", "required", "share_statistics",
-	                                     "columns", "unit", "epsilon_budget", "auto_approve",
-	                                     NULL};
+	static const char *const fields[] = {"name",    "kind",           "required", "share_statistics",
+	                                     "columns", "unit",           "epsilon_budget", "drops",
+	                                     "auto_approve", NULL};
 	const char *s;
 	json_t *cols;
 	char cpath[96];
@@ -881,7 +899,8 @@ static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *e
 		            "unknown kind \"%s\"; expected table or file", s);
 	if ((rc = get_bool(v, path, "required", true, &ds->required, err)) ||
 	    (rc = get_bool(v, path, "share_statistics", false, &ds->share_statistics, err)) ||
-	    (rc = parse_budget(v, path, ds, err)) || (rc = parse_policy(v, path, ds, err)))
+	    (rc = parse_budget(v, path, ds, err)) || (rc = parse_drops(v, path, ds, err)) ||
+	    (rc = parse_policy(v, path, ds, err)))
 		return rc;
 	if ((rc = get_array(v, path, "columns", ds->kind == RM_DS_TABLE, DCR_RM_COLUMNS_MAX, &cols,
 	                    err)))
@@ -1636,6 +1655,8 @@ char *rm_def_to_json(const rm_def *d)
 			                    json_string(rm_epsilon_format(ds->epsilon_budget, eb,
 			                                                  sizeof eb)));
 		}
+		if (ds->append)
+			json_object_set_new(o, "drops", json_string("append"));
 		if (ds->kind == RM_DS_TABLE) {
 			json_t *cols = json_array();
 			for (size_t j = 0; j < ds->ncolumns; j++) {
