@@ -98,6 +98,9 @@
 #define DCR_RM_RUNS_MAX 10000000u                 /* runs per room */
 #define DCR_RM_DEVS_MAX 10000000u                 /* development runs per room */
 #define DCR_RM_DEV_INPUTS_MAX 32u                 /* inputs of one development run */
+#define DCR_RM_REQUESTS_MAX 100000u               /* requests per room */
+#define DCR_RM_REQUEST_COMPUTATIONS_MAX 16u       /* new computations per request */
+#define DCR_RM_TITLE_BYTES_MAX 200u               /* request title */
 
 /* compute (compute/): CSV ingest, prepared tables, SQL runs */
 #define DCR_CSV_FIELD_BYTES_MAX (64u * 1024)      /* one field, after unquoting */

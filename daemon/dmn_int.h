@@ -282,6 +282,11 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
                 dcr_err *err);
 /* Builds, signs (daemon key) and submits a daemon event at the room's
  * current size. */
+/* Records request.auto_approved for every open request of the room and
+ * every affected owner who has not voted and whose auto_approve policies
+ * the request satisfies (rm_check_policy); called after a request event
+ * is appended. Failures are logged. */
+void dmn__auto_approve(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES]);
 int dmn__submit_daemon(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *type,
                        const dcr_buf *body, dcr_err *err);
 

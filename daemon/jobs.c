@@ -197,7 +197,8 @@ static void on_durable(void *ctx, dmn_room *r, const es_event *ev, uint64_t seq)
 			    is_table(&r->st, p->dataset))
 				queue_provision_image(d, r, p);
 		}
-	} else if (strcmp(ev->type, RM_EV_RUN_REQUESTED) == 0) {
+	} else if (strcmp(ev->type, RM_EV_RUN_REQUESTED) == 0 ||
+	           strcmp(ev->type, RM_EV_REQ_PREVIEW) == 0) { /* a preview is a run too */
 		for (i = 0; i < r->st.nruns; i++)
 			if (r->st.runs[i].requested_seq == seq)
 				queue_run(d, r->id, r->st.runs[i].id);
@@ -662,7 +663,7 @@ static size_t node_find(const plan *p, const char *name)
 /* Copies what a run needs from the state; r->mu held. */
 static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *err)
 {
-	const rm_def *def = st->def;
+	const rm_def *def = rm_state_run_def(st, run); /* a preview's: the request merged */
 	size_t *topo = NULL, i, k;
 	int rc = 0;
 

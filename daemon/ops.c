@@ -251,6 +251,8 @@ static int op_submit(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res
 	}
 	if (rc < 0)
 		return rc;
+	if (strncmp(type, "request.", 8) == 0)
+		dmn__auto_approve(d, id); /* docs/rules.md "Auto-approval" */
 	dcr_mpw_uint(proto_map_key(res, "seq"), seq);
 	return 0;
 }
@@ -647,6 +649,7 @@ static int op_result_open(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map
 		size_t i;
 		for (i = r->st.nruns; i-- > 0;)
 			if (r->st.runs[i].state == RM_RUN_DONE && run_finished(r, &r->st.runs[i]) &&
+			    !r->st.runs[i].preview_of &&
 			    strcmp(r->st.runs[i].computation, comp) == 0) {
 				last = &r->st.runs[i];
 				break;
@@ -713,7 +716,7 @@ static int op_result_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map
 	dmn__mutex_lock(&r->mu);
 	{
 		const rm_run *run = rm_state_run(&r->st, run_id);
-		if (!run || !rm_may_read_result(&r->st, s->key, run->computation))
+		if (!run || !rm_may_read_run(&r->st, s->key, run))
 			rc = dcr_err_set(err, DCR_EDENIED, "you may not read the result of run %s",
 			                 run_id);
 		else if (run->state != RM_RUN_DONE || !run_finished(r, run) || !run->result_blob ||

@@ -442,6 +442,27 @@ static void strv_free(char **v, size_t n)
  * room.published enters the log, SQLite must compile its queries. Not a
  * rule of replay, so it is not in rm_apply; a definition rm_apply refuses
  * anyway is left to rm_apply's message. */
+/* The admission check of a request (docs/rules.md "Requests"): SQLite
+ * compiles the definition with the request merged; a request rm_apply
+ * refuses anyway is left to rm_apply's message. */
+static int admit_request(const rm_state *st, const es_event *ev, dcr_err *err)
+{
+	const char *text;
+	size_t n;
+	rm_request_doc doc;
+	dcr_err e;
+	int rc;
+
+	if (!st->def_json || dcr_mp_str(dcr_mp_get(ev->body, "text"), &text, &n) != 0 ||
+	    memchr(text, 0, n) || rm_request_merge(st->def_json, text, n, &doc, &e) != 0)
+		return 0;
+	rc = rm_def_admit(doc.merged, err);
+	if (rc)
+		dcr_err_prefix(err, "request: the definition with this request");
+	rm_request_doc_release(&doc);
+	return rc;
+}
+
 static int admit(const rm_state *st, const es_event *ev, dcr_err *err)
 {
 	const char *text = NULL;
@@ -450,6 +471,8 @@ static int admit(const rm_state *st, const es_event *ev, dcr_err *err)
 	dcr_err e;
 	int rc;
 
+	if (strcmp(ev->type, RM_EV_REQ_SUBMITTED) == 0)
+		return admit_request(st, ev, err);
 	if (strcmp(ev->type, RM_EV_CREATED) == 0 || strcmp(ev->type, RM_EV_SAVED) == 0) {
 		if (dcr_mp_str(dcr_mp_get(ev->body, "definition"), &text, &n) != 0)
 			return 0;
@@ -712,4 +735,52 @@ int dmn__submit_daemon(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char 
 	}
 	dcr_buf_release(&entry);
 	return rc;
+}
+
+/* ---- automatic approvals (docs/rules.md "Auto-approval") --------------------------- */
+
+typedef struct auto_vote {
+	char id[33];
+	uint8_t sha256[32], owner[32];
+} auto_vote;
+
+void dmn__auto_approve(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES])
+{
+	auto_vote *v = NULL;
+	size_t n = 0;
+	dmn_room *r = dmn__room_find(d, room);
+
+	if (!r)
+		return;
+	dmn__mutex_lock(&r->mu);
+	for (size_t i = 0; i < r->st.nrequests; i++) {
+		const rm_request *q = &r->st.requests[i];
+		for (size_t k = 0; q->state == RM_REQ_OPEN && k < q->nowners; k++) {
+			if (q->owners[k].vote != RM_VOTE_NONE ||
+			    rm_check_policy(&r->st, q, q->owners[k].key, NULL) != 0)
+				continue;
+			v = dcr_realloc(v, (n + 1) * sizeof *v);
+			snprintf(v[n].id, sizeof v[n].id, "%s", q->id);
+			memcpy(v[n].sha256, q->sha256, 32);
+			memcpy(v[n].owner, q->owners[k].key, 32);
+			n++;
+		}
+	}
+	dmn__mutex_unlock(&r->mu);
+	for (size_t i = 0; i < n; i++) {
+		dcr_buf body;
+		dcr_err e;
+		dcr_buf_init(&body);
+		rm_body_req_auto(&body, v[i].id, v[i].sha256, v[i].owner);
+		if (dmn__submit_daemon(d, room, RM_EV_REQ_AUTO, &body, &e) < 0)
+			dmn__log(d, DMN_LOG_WARN, "room %s: request %.8s: automatic approval not "
+			                          "recorded: %s",
+			         r->hex, v[i].id, e.msg);
+		else
+			dmn__log(d, DMN_LOG_INFO, "room %s: request %.8s approved by an owner's "
+			                          "auto_approve policy",
+			         r->hex, v[i].id);
+		dcr_buf_release(&body);
+	}
+	free(v);
 }

@@ -390,6 +390,7 @@ void fs_free(fs *f)
 	while (f->files) /* the kernel will not release these any more */
 		fs_release(f, f->files);
 	fs__pending_apply(f, true); /* an rm done before the unmount stands */
+	fs__req_free_all(f);
 	while (f->lfiles) {
 		lfile *l = f->lfiles;
 		f->lfiles = l->next;
@@ -834,8 +835,13 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 	}
 	pthread_mutex_lock(&f->mu);
 	rc = fs__resolve(f, ino, &d);
-	if (rc == -ENOENT && fs__wants_write(flags))
-		rc = fs__reopen_gone(f, ino, &d);
+	bool new_req = false;
+	if (rc == -ENOENT && fs__wants_write(flags)) {
+		rc = fs__req_reopen(f, ino, &d);
+		new_req = rc == 0;
+		if (rc == -ENOENT)
+			rc = fs__reopen_gone(f, ino, &d);
+	}
 	if (rc < 0)
 		goto out_locked;
 	if (fs__is_dir_kind(d.kind)) {
@@ -918,6 +924,19 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 			fs__log_text(c, &h->buf);
 		break;
 	}
+	case K_REQ_APPROVE:
+	case K_REQ_REJECT:
+	case K_REQ_WITHDRAW:
+	case K_REQ_PREVIEW_RUN:
+		h->name = dcr_strdup(d.req);
+		break;
+	case K_REQ_PREVIEW_RESULT:
+		h->name = dcr_asprintf("%s/%s", d.req, d.comp);
+		break;
+	case K_REQ_NEW:
+		if (!new_req) /* a proposal is written by the one open that made it */
+			rc = -EBUSY;
+		break;
 	case K_DS_STATS:
 	case K_COMP_STATUS:
 		h->name = dcr_strdup(d.ds ? d.ds : d.comp);
@@ -953,6 +972,13 @@ out_locked:
 	dcr_err err = {0};
 	if (h->kind == K_DS_STATS || h->kind == K_COMP_STATUS) {
 		rc = fs__gen_backend(f, ino, h->kind, h->name, &h->buf, &err);
+	} else if (h->kind == K_REQ_PREVIEW_RESULT) {
+		char *slash = strchr(h->name, '/');
+		*slash = '\0';
+		rc = fs__req_preview_open(f, h, h->name, slash + 1);
+		*slash = '/';
+		if (rc < 0)
+			goto out; /* the reason is in status already */
 	} else if (h->kind == K_COMP_RESULT && !h->membuf) {
 		/* Records result.retrieved (once per open). */
 		rc = f->be.result_open(f->be.ctx, h->name, h->run_id, &h->size, &err);
@@ -1011,6 +1037,17 @@ int fs_create(fs *f, uint64_t parent, const char *name, int flags, fs_attr *attr
 	}
 	if (rc != -ENOENT)
 		goto out;
+	if (pd.kind == K_REQUESTS) {
+		uint64_t rino = 0;
+		rc = fs__req_create(f, parent, name, &rino);
+		if (rc < 0)
+			goto out;
+		fs_file *h = file_new(f, K_REQ_NEW, rino, flags);
+		d.kind = K_REQ_NEW;
+		fs__fill_attr(f, rino, &d, attr);
+		*out = h;
+		goto out;
+	}
 	if (pd.kind == K_DS) {
 		if (!rm_is_owner(f->st.def, f->opt.me, pd.ds)) {
 			rc = -EACCES;
@@ -1071,7 +1108,8 @@ ssize_t fs_read(fs *f, fs_file *h, uint64_t off, void *buf, size_t cap)
 		pthread_mutex_unlock(&l->mu);
 		return r < 0 ? -errno : r;
 	}
-	if ((h->kind == K_COMP_RESULT && !h->membuf) || h->kind == K_DS_DATA) {
+	if ((h->kind == K_COMP_RESULT && !h->membuf) || h->kind == K_DS_DATA ||
+	    h->kind == K_REQ_PREVIEW_RESULT) {
 		dcr_err err = {0};
 		size_t got = 0;
 		while (got < cap) {
@@ -1145,6 +1183,10 @@ ssize_t fs_write(fs *f, fs_file *h, uint64_t off, const void *p, size_t n)
 		pthread_mutex_unlock(&l->mu);
 		return rc < 0 ? rc : (ssize_t)n;
 	}
+	case K_REQ_APPROVE:
+	case K_REQ_REJECT:
+	case K_REQ_WITHDRAW:
+	case K_REQ_NEW:
 	case K_ROOMJSON:
 		if (off + n > FS_ROOMJSON_BYTES_MAX)
 			return -EFBIG;
@@ -1170,6 +1212,13 @@ ssize_t fs_write(fs *f, fs_file *h, uint64_t off, const void *p, size_t n)
 	case K_CTL:
 		rc = ctl_write(f, p, n);
 		return rc < 0 ? rc : (ssize_t)n;
+	case K_REQ_PREVIEW_RUN:
+		/* As run: one open-write-close is one preview run. */
+		if (h->ran)
+			return (ssize_t)n;
+		h->ran = true;
+		rc = fs__req_preview_run(f, h->name, p, n);
+		return rc < 0 ? rc : (ssize_t)n;
 	case K_COMP_RUN:
 		/* One open-write-close is one run, however the bytes arrive
 		 * (printf writes per line, head per 8 KiB). */
@@ -1194,7 +1243,8 @@ int fs_flush(fs *f, fs_file *h, uint64_t closer, bool writer_killed)
 	/* Every close of a shared descriptor flushes; only the opener's close
 	 * ends the file (`(cat a; cat b) > x.csv`: cat a's exit is not it). */
 	if (h->opener && closer && closer != h->opener &&
-	    (h->kind == K_LFILE || h->kind == K_ROOMJSON || h->kind == K_DEV_SCRIPT))
+	    (h->kind == K_LFILE || h->kind == K_ROOMJSON || h->kind == K_DEV_SCRIPT ||
+	     h->kind == K_REQ_NEW))
 		return 0;
 	if (h->kind == K_DEV_SCRIPT && h->dirty && fs__wants_write(h->flags)) {
 		h->dirty = false;
@@ -1225,7 +1275,11 @@ int fs_flush(fs *f, fs_file *h, uint64_t closer, bool writer_killed)
 		h->dirty = false;
 		return 0;
 	}
-	if (h->kind == K_ROOMJSON && h->dirty) {
+	if (h->kind >= K_REQ_APPROVE && h->kind <= K_REQ_NEW) {
+		if (writer_killed)
+			h->dirty = false; /* not the whole text: nothing is signed */
+		rc = fs__req_flush(f, h);
+	} else if (h->kind == K_ROOMJSON && h->dirty) {
 		h->dirty = false;
 		rc = save_draft(f, (const char *)h->buf.data, h->buf.len);
 	} else if (h->kind == K_LFILE && !h->lf->temp) {
@@ -1251,6 +1305,8 @@ int fs_release(fs *f, fs_file *h)
 {
 	if (!h)
 		return 0;
+	if (h->kind == K_REQ_NEW)
+		fs__req_release(f, h);
 	if (h->lf) {
 		lfile *l = h->lf;
 		pthread_mutex_lock(&l->mu);
@@ -1491,7 +1547,9 @@ int fs_setattr(fs *f, uint64_t ino, fs_file *fh, int64_t size, int mode, int64_t
 			} else {
 				rc = -EINVAL;
 			}
-		} else if ((d.kind == K_ROOMJSON || d.kind == K_CTL || d.kind == K_COMP_RUN) &&
+		} else if ((d.kind == K_ROOMJSON || d.kind == K_CTL || d.kind == K_COMP_RUN ||
+		            (d.kind >= K_REQ_APPROVE && d.kind <= K_REQ_NEW) ||
+		            d.kind == K_REQ_PREVIEW_RUN) &&
 		           size == 0 && fs__may_write(f, &d)) {
 			rc = 0; /* open(O_TRUNC) without atomic truncation */
 		} else if (d.kind == K_DS_DATA && fs__may_write(f, &d)) {

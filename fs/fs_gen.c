@@ -89,8 +89,11 @@ static void gen_readme(fs *f, dcr_buf *b)
 	                      "status, result.csv;\n"
 	                      "                python and r also result/ (every output file) "
 	                      "and log (when allowed)\n"
-	                      "  requests/     (coming later) proposals of new computations and "
-	                      "their approvals\n"
+	                      "  requests/     proposals of new computations: cp a request "
+	                      "file here;\n"
+	                      "                requests/ID/ has request.json, status, approve, "
+	                      "reject,\n"
+	                      "                withdraw (write a reason)\n"
 	                      "  dev/          development runs (settings.development): write "
 	                      "NAME.sql, NAME.py\n"
 	                      "                or NAME.R to run it on data you may read; "
@@ -156,6 +159,17 @@ static void gen_readme(fs *f, dcr_buf *b)
 		               "docs/compute.md); its files,\n"
 		               "      stdout and stderr land in a.out/ (yours alone)\n",
 		               m, m);
+	}
+	if (rm_check_request(&f->st, f->opt.me, NULL) == 0) {
+		dcr_buf_printf(b,
+		               "  cp request.json %s/requests/     propose new computations "
+		               "(docs/room-format.md\n"
+		               "      \"Requests\"); the owners of the data they read "
+		               "approve with\n"
+		               "      echo REASON > %s/requests/ID/approve (or reject); a "
+		               "sole owner may\n"
+		               "      first echo > %s/requests/ID/preview/run\n",
+		               m, m, m);
 	}
 	if (def) {
 		dcr_buf_append_str(b, "\nDATASETS\n");
@@ -430,6 +444,9 @@ int fs__gen_local(fs *f, const struct desc *d, dcr_buf *b)
 		if (f->st.def_json)
 			dcr_buf_append_str(b, f->st.def_json);
 		return 0;
+	case K_REQ_TEXT:
+	case K_REQ_STATUS:
+		return fs__req_gen(f, d, b);
 	case K_STATUS:
 		gen_status(f, b);
 		return 0;

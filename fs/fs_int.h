@@ -39,6 +39,16 @@ enum kind {
 	K_COMP_RESFILE, /* a file under result/ */
 	K_COMP_LOG,     /* python/r: stdout and stderr, as "logs" allows */
 	K_REQUESTS,
+	K_REQ,          /* requests/ID/ (fs_requests.c) */
+	K_REQ_TEXT,     /* requests/ID/request.json */
+	K_REQ_STATUS,   /* requests/ID/status */
+	K_REQ_APPROVE,  /* requests/ID/approve */
+	K_REQ_REJECT,   /* requests/ID/reject */
+	K_REQ_WITHDRAW, /* requests/ID/withdraw */
+	K_REQ_NEW,      /* requests/NAME: a proposal being written */
+	K_REQ_PREVIEW,  /* requests/ID/preview/ */
+	K_REQ_PREVIEW_RUN,    /* requests/ID/preview/run */
+	K_REQ_PREVIEW_RESULT, /* requests/ID/preview/NAME.csv */
 	K_DEV,
 	K_DEV_SCRIPT, /* dev/NAME.sql|.py|.R (fs_dev.c) */
 	K_DEV_OUT,    /* dev/NAME.out/ */
@@ -160,6 +170,7 @@ struct fs {
 	fs_dev *devs; /* named development runs of this mount (fs_dev.c), under mu */
 	size_t ndevs;
 	struct rcache *rcache; /* python/r results and logs (f->mu) */
+	struct fs_rqfile *rqfiles; /* proposals being written (fs_requests.c) */
 };
 
 struct fs_file {
@@ -191,6 +202,7 @@ struct desc {
 	uint64_t seq;
 	lfile *lf;
 	const rm_provision *prov;
+	const char *req; /* request id (K_REQ...) */
 	const rm_drop *drop; /* K_DS_DATA of an append dataset: the drop */
 	fs_dev *dev;          /* K_DEV_SCRIPT, K_DEV_OUT, K_DEV_STATUS, K_DEV_FILE */
 	const char *dev_file; /* K_DEV_FILE: its name */
@@ -434,5 +446,39 @@ uint64_t fs__dev_mtime_ms(const struct desc *d);
  * dev/NAME.out/. f->mu not held. */
 int fs__dev_submit(fs *f, const char *name, const void *script, size_t n);
 void fs__dev_free_all(fs *f);
+
+/* ---- fs_requests.c: requests/ ----------------------------------------------- */
+
+/* Children of requests/ and requests/ID/. f->mu held. */
+int fs__req_resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char *name,
+                          struct desc *d);
+/* The names of requests/ or requests/ID/ for readdir. f->mu held. */
+void fs__req_names(fs *f, const struct desc *d, void (*add)(void *ctx, const char *name),
+                   void *ctx);
+bool fs__req_may_read(fs *f, const struct desc *d);
+bool fs__req_may_write(fs *f, const struct desc *d);
+/* request.json and status. f->mu held. */
+int fs__req_gen(fs *f, const struct desc *d, dcr_buf *b);
+/* A proposal file created in requests/ (dir): its inode. f->mu held. */
+int fs__req_create(fs *f, uint64_t dir, const char *name, uint64_t *ino);
+/* At close: submits the proposal, approval, rejection or withdrawal
+ * written; a refusal is -errno and `status` says why. f->mu not held. */
+int fs__req_flush(fs *f, fs_file *h);
+void fs__req_release(fs *f, fs_file *h); /* f->mu not held */
+/* Opening for writing a requests/NAME the kernel still knows after its
+ * proposal was closed: a new proposal (-ENOENT: not in requests/). f->mu
+ * held. */
+int fs__req_reopen(fs *f, uint64_t ino, struct desc *d);
+void fs__req_free_all(fs *f);
+/* preview/run: the sole affected owner runs a requested computation (the
+ * text written names it; empty: the request's first) and the write waits
+ * for it. f->mu not held. */
+int fs__req_preview_run(fs *f, const char *req, const char *text, size_t n);
+/* preview/NAME.csv: the newest finished preview run of NAME by this
+ * identity (NULL: none). f->mu held. */
+const rm_run *fs__req_preview_of(fs *f, const char *req, const char *comp);
+/* Opening preview/NAME.csv records result.retrieved; sets h->run_id and
+ * h->size. f->mu not held. */
+int fs__req_preview_open(fs *f, fs_file *h, const char *req, const char *comp);
 
 #endif

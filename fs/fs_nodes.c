@@ -335,6 +335,10 @@ int fs__resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char *na
 			return -ENOENT;
 		}
 	}
+	case K_REQUESTS:
+	case K_REQ:
+	case K_REQ_PREVIEW:
+		return fs__req_resolve_child(f, dir, pd, name, d);
 	default:
 		return -ENOENT;
 	}
@@ -367,8 +371,8 @@ int fs__resolve(fs *f, uint64_t ino, struct desc *d)
 bool fs__is_dir_kind(enum kind k)
 {
 	return k == K_ROOT || k == K_EVENTS || k == K_DATASETS || k == K_DS || k == K_COMPS ||
-	       k == K_COMP || k == K_REQUESTS || k == K_DEV || k == K_DEV_OUT ||
-	       k == K_COMP_RESDIR || k == K_COMP_RESSUB;
+	       k == K_COMP || k == K_REQUESTS || k == K_REQ || k == K_REQ_PREVIEW || k == K_DEV ||
+	       k == K_DEV_OUT || k == K_COMP_RESDIR || k == K_COMP_RESSUB;
 }
 
 /* May this identity read the node? f->mu held. */
@@ -406,7 +410,7 @@ bool fs__may_read(fs *f, const struct desc *d)
 	case K_DEV_FILE:
 		return is_participant(f);
 	default:
-		return false;
+		return fs__req_may_read(f, d);
 	}
 }
 
@@ -430,7 +434,7 @@ bool fs__may_write(fs *f, const struct desc *d)
 			return d->ds == NULL || rm_is_owner(f->st.def, f->opt.me, d->ds);
 		return d->ds == NULL || (rm_is_owner(f->st.def, f->opt.me, d->ds) && live);
 	default:
-		return false;
+		return fs__req_may_write(f, d);
 	}
 }
 
@@ -519,6 +523,16 @@ int fs__fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a)
 	}
 	case K_CTL:
 	case K_COMP_RUN:
+	case K_REQ_APPROVE:
+	case K_REQ_REJECT:
+	case K_REQ_WITHDRAW:
+	case K_REQ_NEW:
+	case K_REQ_PREVIEW_RUN:
+		break;
+	case K_REQ_PREVIEW_RESULT: {
+		const rm_run *r = fs__req_preview_of(f, d->req, d->comp);
+		a->size = r ? r->result_bytes : 0;
+		a->mtime_ms = r && r->finished_ts_ms ? r->finished_ts_ms : a->mtime_ms;
 		break;
 	case K_DEV_SCRIPT:
 	case K_DEV_STATUS:
@@ -526,6 +540,7 @@ int fs__fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a)
 		a->size = fs__dev_size(f, d);
 		a->mtime_ms = fs__dev_mtime_ms(d) ? fs__dev_mtime_ms(d) : a->mtime_ms;
 		break;
+	}
 	case K_EVENT:
 		a->size = f->entries[d->seq].len;
 		break;
@@ -620,6 +635,19 @@ struct dev_list_ctx {
 static void dev_list_add(void *ctx, const char *name)
 {
 	struct dev_list_ctx *c = ctx;
+	dir_add(c->f, c->dir, c->cap, c->ino, name);
+}
+
+struct dir_ctx {
+	fs *f;
+	fs_dir *dir;
+	size_t *cap;
+	uint64_t ino;
+};
+
+static void dir_add_cb(void *ctx, const char *name)
+{
+	struct dir_ctx *c = ctx;
 	dir_add(c->f, c->dir, c->cap, c->ino, name);
 }
 
@@ -722,6 +750,13 @@ int fs_opendir(fs *f, uint64_t ino, fs_dir **out)
 	case K_DEV_OUT: {
 		struct dev_list_ctx lc = {f, dir, &cap, ino};
 		fs__dev_list(f, &d, dev_list_add, &lc);
+		break;
+	}
+	case K_REQUESTS:
+	case K_REQ:
+	case K_REQ_PREVIEW: {
+		struct dir_ctx dc = {f, dir, &cap, ino};
+		fs__req_names(f, &d, dir_add_cb, &dc);
 		break;
 	}
 	default:

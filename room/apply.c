@@ -59,6 +59,22 @@ static void run_release(rm_run *r)
 	for (size_t i = 0; i < r->ncols; i++)
 		free(r->cols[i].name);
 	free(r->cols);
+	free(r->preview_of);
+}
+
+static void request_release(rm_request *q)
+{
+	free(q->id);
+	free(q->text);
+	free(q->title);
+	for (size_t i = 0; i < q->ncomputations; i++)
+		free(q->computations[i]);
+	free(q->computations);
+	for (size_t i = 0; i < q->nowners; i++)
+		free(q->owners[i].reason);
+	free(q->owners);
+	free(q->failure);
+	rm_def_free(q->preview_def);
 }
 
 static void drop_release(rm_drop *d)
@@ -102,6 +118,9 @@ void rm_state_release(rm_state *s)
 	for (size_t i = 0; i < s->nruns; i++)
 		run_release(&s->runs[i]);
 	free(s->runs);
+	for (size_t i = 0; i < s->nrequests; i++)
+		request_release(&s->requests[i]);
+	free(s->requests);
 	free(s->stop_reason);
 	free(s->run_index);
 	free(s->dp_spent);
@@ -306,7 +325,7 @@ const rm_dev *rm_state_dev(const rm_state *s, const char *run_id)
 const rm_run *rm_state_last_run(const rm_state *s, const char *computation)
 {
 	for (size_t i = s->nruns; i-- > 0;)
-		if (strcmp(s->runs[i].computation, computation) == 0)
+		if (strcmp(s->runs[i].computation, computation) == 0 && !s->runs[i].preview_of)
 			return &s->runs[i];
 	return NULL;
 }
@@ -507,7 +526,12 @@ int rm_check_retrieve(const rm_state *s, const uint8_t key[32], const char *run_
 	if (!r)
 		return dcr_err_set(err, DCR_ENOTFOUND, "no run %s in this room",
 		                   run_id ? run_id : "");
-	if (!rm_is_analyst(s->def, key, r->computation))
+	if (r->preview_of && memcmp(r->by, key, 32) != 0)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "run %s is a preview of request %s: only the owner who asked "
+		                   "for it reads it",
+		                   run_id, r->preview_of);
+	if (!r->preview_of && !rm_is_analyst(s->def, key, r->computation))
 		return dcr_err_set(err, DCR_EDENIED, "actor %s is not an analyst of computation %s",
 		                   WHO(s, key), r->computation);
 	if (r->state != RM_RUN_DONE)
@@ -781,6 +805,8 @@ static int on_published(rm_state *s, const es_event *ev, dcr_err *err)
 	}
 	rm_def_free(def);
 	s->status = RM_PUBLISHED;
+	s->def_version = 1; /* docs/rules.md "Definition versions" */
+	memcpy(s->version_sha256, s->def_sha256, 32);
 	return 0;
 }
 
@@ -1044,7 +1070,7 @@ static int input_cmp(const void *a, const void *b)
  * of the run.completed inputs map. */
 static void record_inputs(const rm_state *s, rm_run *r)
 {
-	const rm_def *d = s->def;
+	const rm_def *d = rm_state_run_def(s, r);
 	bool *used = dcr_calloc(d->ndatasets + 1, sizeof(bool));
 	rm_def_datasets_read(d, rm_def_computation(d, r->computation), used);
 	r->inputs = dcr_calloc(d->ndatasets + 1, sizeof(rm_run_input));
@@ -1825,6 +1851,571 @@ static int on_dev_failed(rm_state *s, const es_event *ev, dcr_err *err)
 	return 0;
 }
 
+/* ---- requests (docs/rules.md "Requests") --------------------------------------- */
+
+const char *rm_req_state_name(enum rm_req_state st)
+{
+	switch (st) {
+	case RM_REQ_OPEN:
+		return "open";
+	case RM_REQ_MERGED:
+		return "merged";
+	case RM_REQ_REJECTED:
+		return "rejected";
+	case RM_REQ_WITHDRAWN:
+		return "withdrawn";
+	case RM_REQ_FAILED:
+		return "failed";
+	}
+	return "?";
+}
+
+static rm_request *find_request(const rm_state *s, const char *id)
+{
+	for (size_t i = 0; id && i < s->nrequests; i++)
+		if (strcmp(s->requests[i].id, id) == 0)
+			return &s->requests[i];
+	return NULL;
+}
+
+const rm_request *rm_state_request(const rm_state *s, const char *id)
+{
+	return find_request(s, id);
+}
+
+void rm_request_affected(const rm_def *def, char *const *names, size_t n, uint8_t (**keys)[32],
+                         size_t *nkeys)
+{
+	bool *used = dcr_calloc(def->ndatasets + 1, sizeof(bool));
+	for (size_t i = 0; i < n; i++) {
+		const rm_computation *c = rm_def_computation(def, names[i]);
+		if (c)
+			rm_def_datasets_read(def, c, used);
+	}
+	*keys = dcr_calloc(def->nparticipants + 1, 32);
+	*nkeys = 0;
+	for (size_t p = 0; p < def->nparticipants; p++) {
+		bool owns = false;
+		for (size_t i = 0; i < def->ndatasets && !owns; i++)
+			owns = used[i] && rm_is_owner(def, def->participants[p].key,
+			                              def->datasets[i].name);
+		if (owns)
+			memcpy((*keys)[(*nkeys)++], def->participants[p].key, 32);
+	}
+	free(used);
+}
+
+int rm_check_request(const rm_state *s, const uint8_t key[32], dcr_err *err)
+{
+	int rc = need_participant(s, key, err);
+	if (!rc)
+		rc = need_published(s, "requests can be submitted", err);
+	if (rc)
+		return rc;
+	if (!s->def->interactive)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "the room is not interactive (settings.interactive is false): "
+		                   "its computations are fixed and requests are refused");
+	return 0;
+}
+
+/* The request named by a body, which must be open. */
+static int open_request(const rm_state *s, const char *id, const char *what, rm_request **out,
+                        dcr_err *err)
+{
+	rm_request *q = find_request(s, id);
+	if (!q)
+		return dcr_err_set(err, DCR_ENOTFOUND, "no request %s in this room", id ? id : "");
+	if (q->state != RM_REQ_OPEN)
+		return dcr_err_set(err, DCR_ESTATE, "request %s is %s; only an open request can be %s",
+		                   id, rm_req_state_name(q->state), what);
+	*out = q;
+	return 0;
+}
+
+static rm_req_owner *req_owner(rm_request *q, const uint8_t key[32])
+{
+	for (size_t i = 0; i < q->nowners; i++)
+		if (memcmp(q->owners[i].key, key, 32) == 0)
+			return &q->owners[i];
+	return NULL;
+}
+
+int rm_check_vote(const rm_state *s, const uint8_t key[32], const char *id,
+                  const uint8_t sha256[32], dcr_err *err)
+{
+	rm_request *q;
+	int rc = need_participant(s, key, err);
+	if (!rc)
+		rc = need_published(s, "requests can be approved or rejected", err);
+	if (!rc)
+		rc = open_request(s, id, "approved or rejected", &q, err);
+	if (rc)
+		return rc;
+	rm_req_owner *o = req_owner(q, key);
+	if (!o)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "actor %s is not an affected owner of request %s (only owners "
+		                   "of the datasets it reads approve it)",
+		                   WHO(s, key), id);
+	if (o->vote != RM_VOTE_NONE)
+		return dcr_err_set(err, DCR_EEXIST, "actor %s has already %s request %s", WHO(s, key),
+		                   o->vote == RM_VOTE_APPROVED ? "approved" : "rejected", id);
+	if (memcmp(sha256, q->sha256, 32) != 0) {
+		char a[65], b[65];
+		dcr_hex_encode(sha256, 32, a);
+		dcr_hex_encode(q->sha256, 32, b);
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "request_sha256 %.12s is not the SHA-256 of request %s (%.12s): "
+		                   "approve or reject what you read",
+		                   a, id, b);
+	}
+	return 0;
+}
+
+static int on_req_submitted(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	static const field f[] = {{"request", F_STR, 32}, {"text", F_STR, DCR_RM_DEF_BYTES_MAX}};
+	rm_request_doc doc = {0};
+	uint8_t(*keys)[32] = NULL;
+	size_t nkeys = 0;
+	char *id = NULL, *text = NULL;
+	int rc = need_participant(s, ev->actor, err);
+	if (!rc)
+		rc = body_check(ev->body, f, 2, err);
+	if (!rc)
+		rc = rm_check_request(s, ev->actor, err);
+	if (rc)
+		return rc;
+	id = bstr(ev->body, "request");
+	text = bstr(ev->body, "text");
+	if (!run_id_valid(id)) {
+		rc = dcr_err_set(err, DCR_EFORMAT,
+		                 "body.request: \"%s\" is not a request id (32 lowercase hex "
+		                 "characters)",
+		                 id);
+		goto out;
+	}
+	if (find_request(s, id)) {
+		rc = dcr_err_set(err, DCR_EEXIST, "request %s already exists in this room", id);
+		goto out;
+	}
+	if (s->nrequests >= DCR_RM_REQUESTS_MAX) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "the room has %zu requests, the limit",
+		                 s->nrequests);
+		goto out;
+	}
+	rc = rm_request_merge(s->def_json, text, strlen(text), &doc, err);
+	if (rc) {
+		dcr_err_prefix(err, "request");
+		goto out;
+	}
+	rm_request_affected(doc.merged, doc.names, doc.nnames, &keys, &nkeys);
+	if (!nkeys) {
+		rc = dcr_err_set(err, DCR_EINVALID,
+		                 "request: its computations read no dataset, so no owner could "
+		                 "approve it");
+		goto out;
+	}
+	s->requests = dcr_realloc(s->requests, (s->nrequests + 1) * sizeof(rm_request));
+	rm_request *q = &s->requests[s->nrequests++];
+	memset(q, 0, sizeof *q);
+	q->id = id;
+	q->text = text;
+	id = text = NULL;
+	memcpy(q->by, ev->actor, 32);
+	q->seq = ev->seq;
+	q->ts_ms = ev->ts_ms;
+	dcr_sha256(q->text, strlen(q->text), q->sha256);
+	q->title = doc.title;
+	doc.title = NULL;
+	q->computations = doc.names;
+	q->ncomputations = doc.nnames;
+	doc.names = NULL;
+	doc.nnames = 0;
+	q->owners = dcr_calloc(nkeys, sizeof(rm_req_owner));
+	q->nowners = nkeys;
+	for (size_t i = 0; i < nkeys; i++)
+		memcpy(q->owners[i].key, keys[i], 32);
+	q->state = RM_REQ_OPEN;
+out:
+	rm_request_doc_release(&doc);
+	free(keys);
+	free(id);
+	free(text);
+	return rc;
+}
+
+int rm_check_req_withdraw(const rm_state *s, const uint8_t key[32], const char *id, dcr_err *err)
+{
+	rm_request *q;
+	int rc = need_participant(s, key, err);
+	if (!rc)
+		rc = need_published(s, "requests can be withdrawn", err);
+	if (!rc)
+		rc = open_request(s, id, "withdrawn", &q, err);
+	if (!rc && memcmp(q->by, key, 32) != 0)
+		rc = dcr_err_set(err, DCR_EDENIED,
+		                 "actor %s is not the author of request %s; only its author "
+		                 "withdraws it",
+		                 WHO(s, key), id);
+	return rc;
+}
+
+static int on_req_withdrawn(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	static const field f[] = {{"request", F_STR, 32}};
+	int rc = need_participant(s, ev->actor, err);
+	if (!rc)
+		rc = body_check(ev->body, f, 1, err);
+	if (rc)
+		return rc;
+	char *id = bstr(ev->body, "request");
+	rc = rm_check_req_withdraw(s, ev->actor, id, err);
+	if (!rc) {
+		rm_request *q = find_request(s, id);
+		q->state = RM_REQ_WITHDRAWN;
+		q->closed_seq = ev->seq;
+	}
+	free(id);
+	return rc;
+}
+
+/* The merge (docs/rules.md "The merge"): the request's computations join
+ * the current definition, validated again as a whole; a definition that no
+ * longer accepts them (a name taken by a request merged since) leaves the
+ * request failed and the definition as it was. */
+static void req_merge(rm_state *s, rm_request *q, uint64_t seq)
+{
+	rm_request_doc doc;
+	dcr_err e;
+	q->closed_seq = seq;
+	if (rm_request_merge(s->def_json, q->text, strlen(q->text), &doc, &e) != 0) {
+		q->state = RM_REQ_FAILED;
+		q->failure = dcr_strdup(e.msg);
+		return;
+	}
+	uint8_t chain[64];
+	memcpy(chain, s->version_sha256, 32);
+	memcpy(chain + 32, q->sha256, 32);
+	dcr_sha256(chain, sizeof chain, s->version_sha256);
+	s->def_version++;
+	rm_def_free(s->def);
+	free(s->def_json);
+	s->def = doc.merged;
+	s->def_json = doc.merged_json;
+	doc.merged = NULL;
+	doc.merged_json = NULL;
+	rm_request_doc_release(&doc);
+	q->state = RM_REQ_MERGED;
+	q->version = s->def_version;
+}
+
+static int on_vote(rm_state *s, const es_event *ev, bool approve, dcr_err *err)
+{
+	static const field f[] = {{"reason", F_STR, DCR_RM_REASON_BYTES_MAX},
+	                          {"request", F_STR, 32},
+	                          {"request_sha256", F_BIN32, 0}};
+	uint8_t h[32];
+	int rc = need_participant(s, ev->actor, err);
+	if (!rc)
+		rc = body_check(ev->body, f, 3, err);
+	if (rc)
+		return rc;
+	char *id = bstr(ev->body, "request");
+	bbin32(ev->body, "request_sha256", h);
+	rc = rm_check_vote(s, ev->actor, id, h, err);
+	if (!rc) {
+		rm_request *q = find_request(s, id);
+		rm_req_owner *o = req_owner(q, ev->actor);
+		o->vote = approve ? RM_VOTE_APPROVED : RM_VOTE_REJECTED;
+		o->reason = bstr(ev->body, "reason");
+		o->seq = ev->seq;
+		if (!approve) {
+			q->state = RM_REQ_REJECTED;
+			q->closed_seq = ev->seq;
+		} else {
+			bool all = true;
+			for (size_t i = 0; i < q->nowners; i++)
+				all = all && q->owners[i].vote == RM_VOTE_APPROVED;
+			if (all)
+				req_merge(s, q, ev->seq);
+		}
+	}
+	free(id);
+	return rc;
+}
+
+int rm_check_policy(const rm_state *s, const rm_request *q, const uint8_t owner[32],
+                    dcr_err *err)
+{
+	rm_request_doc doc;
+	int rc = rm_request_merge(s->def_json, q->text, strlen(q->text), &doc, err);
+	if (rc) {
+		dcr_err_prefix(err, "request %s no longer merges", q->id);
+		return rc;
+	}
+	const rm_def *d = doc.merged;
+	bool *used = dcr_calloc(d->ndatasets + 1, sizeof(bool));
+	for (size_t i = 0; i < d->ndatasets && !rc; i++) {
+		const rm_dataset *ds = &d->datasets[i];
+		const rm_policy *p = ds->auto_approve;
+		if (!rm_is_owner(d, owner, ds->name))
+			continue;
+		for (size_t c = 0; c < doc.nnames && !rc; c++) {
+			const rm_computation *comp = rm_def_computation(d, doc.names[c]);
+			memset(used, 0, d->ndatasets * sizeof(bool));
+			rm_def_datasets_read(d, comp, used);
+			if (!used[i])
+				continue;
+			if (!p) {
+				rc = dcr_err_set(err, DCR_EDENIED,
+				                 "dataset %s, which computation %s reads, has no "
+				                 "auto_approve policy",
+				                 ds->name, comp->name);
+			} else if (!(p->kinds & (1u << comp->kind))) {
+				rc = dcr_err_set(err, DCR_EDENIED,
+				                 "computation %s is of kind %s, which the auto_approve "
+				                 "policy of dataset %s does not list",
+				                 comp->name, rm_compkind_name(comp->kind), ds->name);
+			} else if (p->min_rows && comp->min_rows_aggregated < p->min_rows) {
+				rc = dcr_err_set(err, DCR_EDENIED,
+				                 "computation %s has privacy.min_rows_aggregated %lld; "
+				                 "the auto_approve policy of dataset %s needs at least "
+				                 "%lld",
+				                 comp->name, comp->min_rows_aggregated, ds->name,
+				                 p->min_rows);
+			}
+			for (size_t k = 0; k < d->nparticipants && !rc && p && p->nanalysts; k++) {
+				const rm_participant *pa = &d->participants[k];
+				bool listed = false;
+				if (!rm_is_analyst(d, pa->key, comp->name))
+					continue;
+				for (size_t j = 0; j < p->nanalysts && !listed; j++)
+					listed = strcmp(p->analysts[j], pa->email) == 0;
+				if (!listed)
+					rc = dcr_err_set(err, DCR_EDENIED,
+					                 "computation %s has analyst %s, whom the "
+					                 "auto_approve policy of dataset %s does not list",
+					                 comp->name, pa->email, ds->name);
+			}
+		}
+	}
+	free(used);
+	rm_request_doc_release(&doc);
+	return rc;
+}
+
+/* request.auto_approved: the daemon records an owner's approval under the
+ * owner's policies, which the rule checks again. */
+static int on_req_auto(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	static const field f[] = {
+	    {"owner", F_BIN32, 0}, {"request", F_STR, 32}, {"request_sha256", F_BIN32, 0}};
+	uint8_t h[32], owner[32];
+	if (memcmp(s->daemon_key, ev->actor, 32) != 0)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "actor %s is not the daemon; only the daemon records "
+		                   "automatic approvals",
+		                   WHO(s, ev->actor));
+	int rc = body_check(ev->body, f, 3, err);
+	if (rc)
+		return rc;
+	char *id = bstr(ev->body, "request");
+	bbin32(ev->body, "request_sha256", h);
+	bbin32(ev->body, "owner", owner);
+	rc = rm_check_vote(s, owner, id, h, err);
+	if (!rc)
+		rc = rm_check_policy(s, find_request(s, id), owner, err);
+	if (!rc) {
+		rm_request *q = find_request(s, id);
+		rm_req_owner *o = req_owner(q, owner);
+		o->vote = RM_VOTE_APPROVED;
+		o->automatic = true;
+		o->reason = dcr_strdup("auto_approve policy");
+		o->seq = ev->seq;
+		bool all = true;
+		for (size_t i = 0; i < q->nowners; i++)
+			all = all && q->owners[i].vote == RM_VOTE_APPROVED;
+		if (all)
+			req_merge(s, q, ev->seq);
+	}
+	free(id);
+	return rc;
+}
+
+const rm_def *rm_state_run_def(const rm_state *s, const rm_run *r)
+{
+	const rm_request *q = r && r->preview_of ? find_request(s, r->preview_of) : NULL;
+	return q && q->preview_def ? q->preview_def : s->def;
+}
+
+bool rm_may_read_run(const rm_state *s, const uint8_t key[32], const rm_run *r)
+{
+	if (r->preview_of)
+		return s->status != RM_NONE && memcmp(r->by, key, 32) == 0;
+	return rm_may_read_result(s, key, r->computation);
+}
+
+/* The sole-owner part of a preview's checks. */
+static int check_preview_owner(const rm_state *s, const uint8_t key[32], const char *id,
+                               rm_request **out, dcr_err *err)
+{
+	rm_request *q;
+	int rc = need_participant(s, key, err);
+	if (!rc)
+		rc = need_published(s, "requests can be previewed", err);
+	if (!rc)
+		rc = open_request(s, id, "previewed", &q, err);
+	if (rc)
+		return rc;
+	*out = q;
+	if (q->nowners != 1)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "request %s reads the data of %zu owners: a preview would show "
+		                   "one owner the others' data before they agreed (only a request "
+		                   "with a sole affected owner can be previewed)",
+		                   id, q->nowners);
+	if (memcmp(q->owners[0].key, key, 32) != 0)
+		return dcr_err_set(err, DCR_EDENIED,
+		                   "actor %s is not the affected owner of request %s; only that "
+		                   "owner previews it",
+		                   WHO(s, key), id);
+	return 0;
+}
+
+bool rm_may_preview(const rm_state *s, const uint8_t key[32], const char *id)
+{
+	rm_request *q;
+	return check_preview_owner(s, key, id, &q, NULL) == 0;
+}
+
+/* rm_check_preview; on success *merged is the request merged into the
+ * current definition (the caller frees it). */
+static int check_preview(const rm_state *s, const uint8_t key[32], const char *id,
+                         const char *comp, rm_request_doc *doc, dcr_err *err)
+{
+	rm_request *q;
+	int rc = check_preview_owner(s, key, id, &q, err);
+	if (rc)
+		return rc;
+	bool mine = false;
+	for (size_t i = 0; i < q->ncomputations && !mine; i++)
+		mine = comp && strcmp(q->computations[i], comp) == 0;
+	if (!mine)
+		return dcr_err_set(err, DCR_ENOTFOUND, "request %s has no computation named \"%s\"",
+		                   id, comp ? comp : "");
+	rc = rm_request_merge(s->def_json, q->text, strlen(q->text), doc, err);
+	if (rc) {
+		dcr_err_prefix(err, "request %s no longer merges", id);
+		return rc;
+	}
+	const rm_def *d = doc->merged;
+	const rm_computation *c = rm_def_computation(d, comp);
+	if (c->dp_epsilon)
+		rc = dcr_err_set(err, DCR_EDENIED,
+		                 "computation %s is differentially private: a preview would spend "
+		                 "the datasets' epsilon budget before the request is approved",
+		                 comp);
+	if (!rc && d->require_provisioned) {
+		bool *used = dcr_calloc(d->ndatasets + 1, sizeof(bool));
+		dcr_buf missing;
+		dcr_buf_init(&missing);
+		rm_def_datasets_read(d, c, used);
+		for (size_t i = 0; i < d->ndatasets; i++)
+			if (used[i] && d->datasets[i].required &&
+			    !rm_state_provision(s, d->datasets[i].name))
+				dcr_buf_printf(&missing, "%s%s", missing.len ? ", " : "",
+				               d->datasets[i].name);
+		if (missing.len)
+			rc = dcr_err_set(err, DCR_ESTATE,
+			                 "computation %s needs datasets not provisioned: %s", comp,
+			                 dcr_buf_cstr(&missing));
+		dcr_buf_release(&missing);
+		free(used);
+	}
+	if (rc)
+		rm_request_doc_release(doc);
+	return rc;
+}
+
+int rm_check_preview(const rm_state *s, const uint8_t key[32], const char *id,
+                     const char *computation, dcr_err *err)
+{
+	rm_request_doc doc;
+	int rc = check_preview(s, key, id, computation, &doc, err);
+	if (!rc)
+		rm_request_doc_release(&doc);
+	return rc;
+}
+
+static int on_req_preview(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	static const field f[] = {{"computation", F_STR, DCR_RM_NAME_BYTES_MAX},
+	                          {"request", F_STR, 32},
+	                          {"run", F_STR, 32}};
+	rm_request_doc doc;
+	int rc = need_participant(s, ev->actor, err);
+	if (!rc)
+		rc = body_check(ev->body, f, 3, err);
+	if (rc)
+		return rc;
+	char *id = bstr(ev->body, "request");
+	char *comp = bstr(ev->body, "computation");
+	char *run = bstr(ev->body, "run");
+	rc = check_preview(s, ev->actor, id, comp, &doc, err);
+	if (rc)
+		goto out;
+	if (!run_id_valid(run))
+		rc = dcr_err_set(err, DCR_EFORMAT,
+		                 "body.run: \"%s\" is not a run id (32 lowercase hex characters)",
+		                 run);
+	else if (find_run(s, run))
+		rc = dcr_err_set(err, DCR_EEXIST, "run %s already exists in this room", run);
+	else if (s->nruns >= DCR_RM_RUNS_MAX)
+		rc = dcr_err_set(err, DCR_ELIMIT, "the room has %zu runs, the limit", s->nruns);
+	if (rc) {
+		rm_request_doc_release(&doc);
+		goto out;
+	}
+	rm_request *q = find_request(s, id);
+	if (!q->preview_def) {
+		q->preview_def = doc.merged;
+		doc.merged = NULL;
+	}
+	rm_request_doc_release(&doc);
+	run_index_grow(s, s->nruns + 1);
+	s->runs = dcr_realloc(s->runs, (s->nruns + 1) * sizeof(rm_run));
+	rm_run *r = &s->runs[s->nruns];
+	memset(r, 0, sizeof *r);
+	r->id = run;
+	r->computation = comp;
+	r->preview_of = id;
+	run = comp = id = NULL;
+	memcpy(r->by, ev->actor, 32);
+	record_inputs(s, r);
+	r->state = RM_RUN_QUEUED;
+	r->requested_seq = ev->seq;
+	r->requested_ts_ms = ev->ts_ms;
+	run_index_put(s, s->nruns);
+	s->nruns++;
+out:
+	free(id);
+	free(comp);
+	free(run);
+	return rc;
+}
+
+static int on_req_approved(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	return on_vote(s, ev, true, err);
+}
+
+static int on_req_rejected(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	return on_vote(s, ev, false, err);
+}
+
 static const struct {
 	const char *type;
 	int (*fn)(rm_state *, const es_event *, dcr_err *);
@@ -1842,6 +2433,12 @@ static const struct {
     {RM_EV_DEV_REQUESTED, on_dev_requested},
     {RM_EV_DEV_COMPLETED, on_dev_completed},
     {RM_EV_DEV_FAILED, on_dev_failed},
+    {RM_EV_REQ_SUBMITTED, on_req_submitted},
+    {RM_EV_REQ_WITHDRAWN, on_req_withdrawn},
+    {RM_EV_REQ_APPROVED, on_req_approved},
+    {RM_EV_REQ_REJECTED, on_req_rejected},
+    {RM_EV_REQ_AUTO, on_req_auto},
+    {RM_EV_REQ_PREVIEW, on_req_preview},
 };
 
 static int apply(rm_state *s, const es_event *ev, dcr_err *err)

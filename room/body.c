@@ -265,6 +265,69 @@ void rm_body_retrieved(dcr_buf *out, const char *run_id)
 	dcr_mpw_str(&w, run_id);
 }
 
+/* ---- request bodies (docs/event-format.md "Requests") ------------------------- */
+
+void rm_body_req_submitted(dcr_buf *out, const char *id, const char *text)
+{
+	dcr_mpw w;
+	dcr_mpw_init(&w, out);
+	dcr_mpw_map(&w, 2);
+	dcr_mpw_str(&w, "request");
+	dcr_mpw_str(&w, id);
+	dcr_mpw_str(&w, "text");
+	dcr_mpw_str(&w, text);
+}
+
+void rm_body_req_withdrawn(dcr_buf *out, const char *id)
+{
+	dcr_mpw w;
+	dcr_mpw_init(&w, out);
+	dcr_mpw_map(&w, 1);
+	dcr_mpw_str(&w, "request");
+	dcr_mpw_str(&w, id);
+}
+
+void rm_body_req_vote(dcr_buf *out, const char *id, const uint8_t sha256[32], const char *reason)
+{
+	dcr_mpw w;
+	dcr_mpw_init(&w, out);
+	dcr_mpw_map(&w, 3);
+	dcr_mpw_str(&w, "reason");
+	dcr_mpw_str(&w, reason ? reason : "");
+	dcr_mpw_str(&w, "request");
+	dcr_mpw_str(&w, id);
+	dcr_mpw_str(&w, "request_sha256");
+	dcr_mpw_bin(&w, sha256, 32);
+}
+
+void rm_body_req_preview(dcr_buf *out, const char *id, const char *computation,
+                         const char *run_id)
+{
+	dcr_mpw w;
+	dcr_mpw_init(&w, out);
+	dcr_mpw_map(&w, 3);
+	dcr_mpw_str(&w, "computation");
+	dcr_mpw_str(&w, computation);
+	dcr_mpw_str(&w, "request");
+	dcr_mpw_str(&w, id);
+	dcr_mpw_str(&w, "run");
+	dcr_mpw_str(&w, run_id);
+}
+
+void rm_body_req_auto(dcr_buf *out, const char *id, const uint8_t sha256[32],
+                      const uint8_t owner[32])
+{
+	dcr_mpw w;
+	dcr_mpw_init(&w, out);
+	dcr_mpw_map(&w, 3);
+	dcr_mpw_str(&w, "owner");
+	dcr_mpw_bin(&w, owner, 32);
+	dcr_mpw_str(&w, "request");
+	dcr_mpw_str(&w, id);
+	dcr_mpw_str(&w, "request_sha256");
+	dcr_mpw_bin(&w, sha256, 32);
+}
+
 /* ---- rm_describe ---------------------------------------------------------------- */
 
 /* Appends a body string field, control characters replaced, at most max
@@ -378,6 +441,122 @@ static void put_spend(dcr_buf *b, const rm_state *before, const es_event *ev)
 	if (*sep == ',')
 		dcr_buf_append_str(b, ")");
 	free(used);
+}
+
+/* Appends at most max bytes of s, control characters replaced, in quotes. */
+static void put_quoted(dcr_buf *b, const char *s, size_t max)
+{
+	dcr_buf_append_str(b, " \"");
+	for (size_t i = 0; s[i] && i < max; i++) {
+		unsigned char c = (unsigned char)s[i];
+		dcr_buf_append_u8(b, c < 0x20 || c == 0x7f ? ' ' : c);
+	}
+	dcr_buf_append_str(b, "\"");
+}
+
+/* The request an event names, in the state before it, or NULL. */
+static const rm_request *described_request(const rm_state *before, const es_event *ev)
+{
+	const char *p;
+	size_t n;
+	char id[33];
+	if (dcr_mp_str(dcr_mp_get(ev->body, "request"), &p, &n) != 0 || n != 32)
+		return NULL;
+	snprintf(id, sizeof id, "%.*s", 32, p);
+	return rm_state_request(before, id);
+}
+
+/* Request events: "submitted request 4f1c2a9b "Churn by city" (sha256
+ * ...)", "approved request 4f1c2a9b: reason", and for the last approval
+ * what it made: "; merged as definition version 2" or "; the merge
+ * failed". Written from the state before the event. */
+static void describe_request(dcr_buf *b, const rm_state *before, const es_event *ev)
+{
+	const rm_request *q = described_request(before, ev);
+	const char *type = ev->type;
+	if (strcmp(type, RM_EV_REQ_SUBMITTED) == 0) {
+		const char *p = "";
+		size_t n = 0;
+		uint8_t h[32];
+		char hex[65];
+		(void)dcr_mp_str(dcr_mp_get(ev->body, "text"), &p, &n);
+		dcr_sha256(p, n, h);
+		dcr_hex_encode(h, 32, hex);
+		dcr_buf_append_str(b, "submitted request ");
+		put_field_ex(b, ev, "request", 8, false);
+		rm_request_doc doc;
+		dcr_err e;
+		if (before->def_json && rm_request_merge(before->def_json, p, n, &doc, &e) == 0) {
+			put_quoted(b, doc.title, 80);
+			dcr_buf_append_str(b, ":");
+			for (size_t i = 0; i < doc.nnames; i++)
+				dcr_buf_printf(b, "%s %s", i ? "," : "", doc.names[i]);
+			rm_request_doc_release(&doc);
+		}
+		dcr_buf_printf(b, " (sha256 %.12s)", hex);
+		return;
+	}
+	if (strcmp(type, RM_EV_REQ_PREVIEW) == 0) {
+		dcr_buf_append_str(b, "previewed request ");
+		put_field_ex(b, ev, "request", 8, false);
+		if (q)
+			put_quoted(b, q->title, 80);
+		dcr_buf_append_str(b, ": run ");
+		put_run(b, ev);
+		dcr_buf_append_str(b, " of ");
+		put_field(b, ev, "computation", 64);
+		return;
+	}
+	if (strcmp(type, RM_EV_REQ_WITHDRAWN) == 0) {
+		dcr_buf_append_str(b, "withdrew request ");
+		put_field_ex(b, ev, "request", 8, false);
+		if (q)
+			put_quoted(b, q->title, 80);
+		return;
+	}
+	bool autom = strcmp(type, RM_EV_REQ_AUTO) == 0;
+	bool approve = autom || strcmp(type, RM_EV_REQ_APPROVED) == 0;
+	const uint8_t *voter = ev->actor;
+	dcr_buf_append_str(b, approve ? "approved request " : "rejected request ");
+	put_field_ex(b, ev, "request", 8, false);
+	if (q)
+		put_quoted(b, q->title, 80);
+	const char *p;
+	size_t n;
+	if (autom) {
+		const uint8_t *k;
+		char name[RM_ACTOR_NAME_BYTES];
+		if (dcr_mp_bin(dcr_mp_get(ev->body, "owner"), &k, &n) != 0 || n != 32)
+			return;
+		voter = k;
+		dcr_buf_printf(b, " for %s by the auto_approve policy of its datasets",
+		               rm_actor_name(before->def, before->daemon_key, k, RM_ACTOR_SHORT,
+		                             name, sizeof name));
+	} else if (dcr_mp_str(dcr_mp_get(ev->body, "reason"), &p, &n) == 0 && n) {
+		dcr_buf_append_str(b, ": ");
+		put_field(b, ev, "reason", 200);
+	}
+	if (!approve || !q || q->state != RM_REQ_OPEN)
+		return;
+	size_t pending = 0;
+	for (size_t i = 0; i < q->nowners; i++)
+		pending += q->owners[i].vote != RM_VOTE_APPROVED &&
+		           memcmp(q->owners[i].key, voter, 32) != 0;
+	if (pending)
+		dcr_buf_printf(b, " (%zu more approval%s needed)", pending, pending == 1 ? "" : "s");
+	else {
+		rm_request_doc doc;
+		dcr_err e;
+		if (rm_request_merge(before->def_json, q->text, strlen(q->text), &doc, &e) == 0)
+			dcr_buf_printf(b, "; merged as definition version %" PRIu64,
+			               before->def_version + 1);
+		else
+		{
+			dcr_buf_append_str(b, "; every owner approved but the merge failed:");
+			put_quoted(b, e.msg, 300);
+		}
+		rm_request_doc_release(&doc);
+	}
 }
 
 /* The file of a provisioning or a drop (docs/privacy.md "File names"):
@@ -539,6 +718,11 @@ char *rm_describe(const rm_state *before, const es_event *ev)
 		put_run(&b, ev);
 		dcr_buf_append_str(&b, ": ");
 		put_field(&b, ev, "error", 200);
+	} else if (strncmp(type, "request.", 8) == 0 &&
+	           (strcmp(type, RM_EV_REQ_SUBMITTED) == 0 || strcmp(type, RM_EV_REQ_WITHDRAWN) == 0 ||
+	            strcmp(type, RM_EV_REQ_APPROVED) == 0 || strcmp(type, RM_EV_REQ_REJECTED) == 0 ||
+	            strcmp(type, RM_EV_REQ_AUTO) == 0 || strcmp(type, RM_EV_REQ_PREVIEW) == 0)) {
+		describe_request(&b, before, ev);
 	} else {
 		dcr_buf_append_str(&b, "sent an event of unknown type ");
 		for (const char *c = type; *c; c++)

@@ -149,6 +149,9 @@ void rm_def_free(rm_def *d)
 		free(ds->columns);
 		free(ds->unit);
 		cmp_psource_release(&ds->psrc);
+		if (ds->auto_approve)
+			free_list(ds->auto_approve->analysts, ds->auto_approve->nanalysts);
+		free(ds->auto_approve);
 	}
 	free(d->datasets);
 	for (size_t i = 0; i < d->ncomputations; i++) {
@@ -815,10 +818,85 @@ static json_t *bound_json(int64_t v, unsigned decimals)
 	return json_string(buf);
 }
 
+/* datasets[i].auto_approve (docs/room-format.md): its own fields; the
+ * analysts are checked against the participants by check_policies. */
+static int parse_policy(json_t *v, const char *path, rm_dataset *ds, dcr_err *err)
+{
+	static const char *const fields[] = {"kinds", "privacy_min_rows_aggregated_at_least",
+	                                     "analysts", NULL};
+	json_t *o = json_object_get(v, "auto_approve"), *a, *k;
+	char ppath[96];
+	size_t i;
+	int rc;
+
+	if (!o)
+		return 0;
+	snprintf(ppath, sizeof ppath, "%s.auto_approve", path);
+	if ((rc = need_object(o, ppath, err)) || (rc = check_fields(o, ppath, fields, err)))
+		return rc;
+	ds->auto_approve = dcr_calloc(1, sizeof(rm_policy));
+	rm_policy *p = ds->auto_approve;
+	if ((rc = get_array(o, ppath, "kinds", true, 8, &a, err)))
+		return rc;
+	if (json_array_size(a) == 0)
+		return fail(err, DCR_EINVALID, ppath, "kinds", "at least one is needed");
+	json_array_foreach(a, i, k)
+	{
+		const char *s = json_is_string(k) ? json_string_value(k) : "";
+		unsigned bit = 0;
+		for (int kind = RM_COMP_SQL; kind <= RM_COMP_SYNTHETIC; kind++)
+			if (strcmp(s, rm_compkind_name((enum rm_compkind)kind)) == 0)
+				bit = 1u << kind;
+		if (!bit)
+			return fail(err, DCR_EINVALID, ppath, "kinds",
+			            "kinds[%zu] is not a computation kind (sql, python, r, "
+			            "synthetic)",
+			            i);
+		p->kinds |= bit;
+	}
+	json_t *m = json_object_get(o, "privacy_min_rows_aggregated_at_least");
+	if (m) {
+		if (!json_is_integer(m) || json_integer_value(m) < 1 ||
+		    json_integer_value(m) > DCR_RM_MIN_ROWS_MAX)
+			return fail(err, DCR_EINVALID, ppath, "privacy_min_rows_aggregated_at_least",
+			            "expected an integer from 1 to %lld", DCR_RM_MIN_ROWS_MAX);
+		p->min_rows = (long long)json_integer_value(m);
+	}
+	if (json_object_get(o, "analysts")) {
+		if ((rc = get_names(o, ppath, "analysts", &p->analysts, &p->nanalysts, err)))
+			return rc;
+		if (p->nanalysts == 0)
+			return fail(err, DCR_EINVALID, ppath, "analysts",
+			            "at least one is needed (leave the field out to allow any "
+			            "analyst)");
+	}
+	return 0;
+}
+
+/* Every email of an auto_approve policy's analysts is a participant's. */
+static int check_policies(const rm_def *d, dcr_err *err)
+{
+	for (size_t i = 0; i < d->ndatasets; i++) {
+		const rm_policy *p = d->datasets[i].auto_approve;
+		for (size_t k = 0; p && k < p->nanalysts; k++) {
+			bool found = false;
+			for (size_t j = 0; j < d->nparticipants && !found; j++)
+				found = strcmp(d->participants[j].email, p->analysts[k]) == 0;
+			if (!found)
+				return dcr_err_set(err, DCR_EINVALID,
+				                   "datasets[%zu].auto_approve.analysts[%zu]: \"%s\" "
+				                   "is not a participant's email",
+				                   i, k, p->analysts[k]);
+		}
+	}
+	return 0;
+}
+
 static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *err)
 {
-	static const char *const fields[] = {"name", "kind",           "required", "share_statistics",
-	                                     "columns", "unit", "epsilon_budget", "drops", NULL};
+	static const char *const fields[] = {"name",    "kind",           "required", "share_statistics",
+	                                     "columns", "unit",           "epsilon_budget", "drops",
+	                                     "auto_approve", NULL};
 	const char *s;
 	json_t *cols;
 	char cpath[96];
@@ -837,7 +915,8 @@ static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *e
 		            "unknown kind \"%s\"; expected table or file", s);
 	if ((rc = get_bool(v, path, "required", true, &ds->required, err)) ||
 	    (rc = get_bool(v, path, "share_statistics", false, &ds->share_statistics, err)) ||
-	    (rc = parse_budget(v, path, ds, err)) || (rc = parse_drops(v, path, ds, err)))
+	    (rc = parse_budget(v, path, ds, err)) || (rc = parse_drops(v, path, ds, err)) ||
+	    (rc = parse_policy(v, path, ds, err)))
 		return rc;
 	if ((rc = get_array(v, path, "columns", ds->kind == RM_DS_TABLE, DCR_RM_COLUMNS_MAX, &cols,
 	                    err)))
@@ -1503,6 +1582,7 @@ static int parse_root(json_t *root, rm_def *d, dcr_err *err)
 	}
 
 	if ((rc = check_names(d, err)) || (rc = check_participants(d, err)) ||
+	    (rc = check_policies(d, err)) ||
 	    (rc = resolve_inputs(d, err)))
 		return rc;
 
@@ -1550,7 +1630,16 @@ static bool depth_ok(const char *s, size_t n)
 	return true;
 }
 
+static int def_parse(const char *json, size_t n, bool size_limit, rm_def **out, dcr_err *err);
+
 int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err)
+{
+	return def_parse(json, n, true, out, err);
+}
+
+/* size_limit false: a merged definition (docs/rules.md "The merge"),
+ * whose text nobody signed; its size depends on how it was printed. */
+static int def_parse(const char *json, size_t n, bool size_limit, rm_def **out, dcr_err *err)
 {
 	int rc;
 	json_error_t je;
@@ -1558,7 +1647,7 @@ int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err)
 	rm_def *d = NULL;
 
 	*out = NULL;
-	if (n > DCR_RM_DEF_BYTES_MAX) {
+	if (size_limit && n > DCR_RM_DEF_BYTES_MAX) {
 		rc = dcr_err_set(err, DCR_ELIMIT, "definition of %zu bytes exceeds the limit of %u",
 		                 n, DCR_RM_DEF_BYTES_MAX);
 		goto out;
@@ -1668,6 +1757,21 @@ static json_t *limits_json(const rm_limits *l)
 	return o;
 }
 
+static json_t *policy_json(const rm_policy *p)
+{
+	json_t *o = json_object(), *k = json_array();
+	for (int kind = RM_COMP_SQL; kind <= RM_COMP_SYNTHETIC; kind++)
+		if (p->kinds & (1u << kind))
+			json_array_append_new(k, json_string(rm_compkind_name((enum rm_compkind)kind)));
+	json_object_set_new(o, "kinds", k);
+	if (p->min_rows)
+		json_object_set_new(o, "privacy_min_rows_aggregated_at_least",
+		                    json_integer(p->min_rows));
+	if (p->nanalysts)
+		json_object_set_new(o, "analysts", names_json(p->analysts, p->nanalysts));
+	return o;
+}
+
 char *rm_def_to_json(const rm_def *d)
 {
 	json_t *root = json_object();
@@ -1700,6 +1804,8 @@ char *rm_def_to_json(const rm_def *d)
 		json_object_set_new(o, "kind", json_string(rm_dskind_name(ds->kind)));
 		json_object_set_new(o, "required", json_boolean(ds->required));
 		json_object_set_new(o, "share_statistics", json_boolean(ds->share_statistics));
+		if (ds->auto_approve)
+			json_object_set_new(o, "auto_approve", policy_json(ds->auto_approve));
 		if (ds->epsilon_budget) {
 			char eb[32];
 			json_object_set_new(o, "epsilon_budget",
@@ -1755,4 +1861,145 @@ char *rm_def_to_json(const rm_def *d)
 	char *out = dcr_asprintf("%s\n", text);
 	free(text);
 	return out;
+}
+
+/* ---- requests (docs/room-format.md "Requests") ------------------------------- */
+
+void rm_request_doc_release(rm_request_doc *d)
+{
+	if (!d)
+		return;
+	free(d->title);
+	free(d->description);
+	free_list(d->names, d->nnames);
+	free(d->merged_json);
+	rm_def_free(d->merged);
+	memset(d, 0, sizeof *d);
+}
+
+/* The participant object of def whose email is exactly email, or NULL. */
+static json_t *participant_by_email(json_t *def, const char *email)
+{
+	json_t *ps = json_object_get(def, "participants"), *p;
+	size_t i;
+	json_array_foreach(ps, i, p)
+	{
+		json_t *e = json_object_get(p, "email");
+		if (json_is_string(e) && strcmp(json_string_value(e), email) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+/* The request document's own fields; appends its computations (without
+ * "analysts") to def's, and each to its analysts' analyst_of. */
+static int request_fold(json_t *req, json_t *def, rm_request_doc *out, dcr_err *err)
+{
+	static const char *const fields[] = {"title", "description", "computations", NULL};
+	const char *s;
+	json_t *a, *c;
+	size_t i;
+	char path[64];
+	int rc;
+
+	if (!json_is_object(req))
+		return dcr_err_set(err, DCR_EINVALID, "the request must be a JSON object");
+	if ((rc = check_fields(req, "", fields, err)))
+		return rc;
+	if ((rc = get_str(req, "", "title", true, DCR_RM_TITLE_BYTES_MAX, &s, err)))
+		return rc;
+	if (!*s)
+		return fail(err, DCR_EINVALID, "", "title", "empty");
+	out->title = dcr_strdup(s);
+	if ((rc = get_str(req, "", "description", false, DCR_RM_DESCRIPTION_BYTES_MAX, &s, err)))
+		return rc;
+	out->description = dcr_strdup(s ? s : "");
+	if ((rc = get_array(req, "", "computations", true, DCR_RM_REQUEST_COMPUTATIONS_MAX, &a,
+	                    err)))
+		return rc;
+	if (json_array_size(a) == 0)
+		return fail(err, DCR_EINVALID, "", "computations", "at least one is needed");
+	json_t *comps = json_object_get(def, "computations");
+	if (!comps) {
+		comps = json_array();
+		json_object_set_new(def, "computations", comps);
+	}
+	out->names = dcr_calloc(json_array_size(a) + 1, sizeof(char *));
+	json_array_foreach(a, i, c)
+	{
+		char **analysts = NULL;
+		size_t nanalysts = 0;
+		snprintf(path, sizeof path, "computations[%zu]", i);
+		if ((rc = need_object(c, path, err)))
+			return rc;
+		if ((rc = get_str(c, path, "name", true, DCR_RM_NAME_BYTES_MAX, &s, err)))
+			return rc;
+		out->names[out->nnames++] = dcr_strdup(s);
+		rc = get_names(c, path, "analysts", &analysts, &nanalysts, err);
+		if (!rc && nanalysts == 0)
+			rc = fail(err, DCR_EINVALID, path, "analysts", "at least one is needed");
+		for (size_t k = 0; k < nanalysts && !rc; k++) {
+			json_t *p = participant_by_email(def, analysts[k]);
+			if (!p) {
+				rc = fail(err, DCR_EINVALID, path, "analysts",
+				          "\"%s\" is not a participant of the room", analysts[k]);
+				break;
+			}
+			json_t *l = json_object_get(p, "analyst_of");
+			if (!l) {
+				l = json_array();
+				json_object_set_new(p, "analyst_of", l);
+			}
+			json_array_append_new(l, json_string(s));
+		}
+		free_list(analysts, nanalysts);
+		if (rc)
+			return rc;
+		json_t *copy = json_deep_copy(c);
+		json_object_del(copy, "analysts");
+		json_array_append_new(comps, copy);
+	}
+	return 0;
+}
+
+int rm_request_merge(const char *def_json, const char *text, size_t n, rm_request_doc *out,
+                     dcr_err *err)
+{
+	json_error_t je;
+	json_t *req = NULL, *def = NULL;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (n > DCR_RM_DEF_BYTES_MAX) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "request of %zu bytes exceeds the limit of %u", n,
+		                 DCR_RM_DEF_BYTES_MAX);
+		goto out;
+	}
+	if (!depth_ok(text, n)) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "nested deeper than %u levels",
+		                 DCR_RM_DEF_DEPTH_MAX);
+		goto out;
+	}
+	req = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
+	if (!req) {
+		rc = dcr_err_set(err, DCR_EFORMAT, "line %d, column %d: %s", je.line, je.column,
+		                 je.text);
+		goto out;
+	}
+	/* The current definition was accepted by rm_def_parse before. */
+	def = json_loadb(def_json, strlen(def_json), JSON_REJECT_DUPLICATES, &je);
+	DCR_ASSERT(def && json_is_object(def));
+	if ((rc = request_fold(req, def, out, err)))
+		goto out;
+	out->merged_json = json_dumps(def, JSON_INDENT(2));
+	DCR_ASSERT(out->merged_json);
+	rc = def_parse(out->merged_json, strlen(out->merged_json), false, &out->merged, err);
+	if (rc)
+		dcr_err_prefix(err, "the definition with this request");
+out:
+	json_decref(req);
+	json_decref(def);
+	if (rc)
+		rm_request_doc_release(out);
+	return rc;
 }

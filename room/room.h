@@ -29,6 +29,18 @@ typedef struct rm_column {
 	unsigned allow; /* CMP_ALLOW_* bits from "allow"; default none (deny) */
 } rm_column;
 
+/* A dataset's auto_approve policy (docs/room-format.md "auto_approve"):
+ * its owner approves a request automatically when every new computation
+ * reading the dataset is of one of kinds, has privacy.min_rows_aggregated
+ * of at least min_rows (when set), and only analysts from analysts (when
+ * set). */
+typedef struct rm_policy {
+	unsigned kinds;     /* bit 1 << enum rm_compkind */
+	long long min_rows; /* privacy_min_rows_aggregated_at_least; 0 = any */
+	char **analysts;    /* participant emails; NULL/0 = any */
+	size_t nanalysts;
+} rm_policy;
+
 typedef struct rm_dataset {
 	char *name;
 	enum rm_dskind kind;
@@ -45,6 +57,7 @@ typedef struct rm_dataset {
 	/* What the privacy filter knows of this table (built at parse):
 	 * columns with their permissions, and the unit. */
 	cmp_psource psrc;
+	rm_policy *auto_approve; /* NULL = none */
 } rm_dataset;
 
 /* privacy.bounds of a DP computation: values of the column are clamped to
@@ -271,6 +284,7 @@ typedef struct rm_run {
 	uint64_t epsilon;       /* DP: millionths spent at request (body.epsilon); 0 = not DP */
 	uint64_t retrieved;     /* count of result.retrieved */
 	uint64_t retrieved_seq; /* seq of the first of them */
+	char *preview_of;       /* request.preview_requested: the request id; else NULL */
 } rm_run;
 
 /* Development runs (settings.development, docs/rules.md "Development
@@ -329,6 +343,13 @@ typedef struct rm_state {
 	 * in millionths, by every run.requested of a DP computation. NULL until
 	 * the first such run (the definition is frozen by then). */
 	uint64_t *dp_spent;
+	/* Requests (docs/rules.md "Requests"), in submission order, and the
+	 * definition version: 1 at publication, +1 per merged request;
+	 * version_sha256 is the chained hash of the current version. */
+	struct rm_request *requests;
+	size_t nrequests;
+	uint64_t def_version;
+	uint8_t version_sha256[32];
 	/* private: open-addressing index of runs by id (slot = index + 1) */
 	size_t *run_index;
 	size_t run_index_cap;
@@ -541,5 +562,117 @@ void rm_body_dev_requested(dcr_buf *out, const char *run_id, enum rm_dev_lang la
  * d->duration_ms; dev.failed from d->error and d->logs_*. */
 void rm_body_dev_completed(dcr_buf *out, const rm_dev *d);
 void rm_body_dev_failed(dcr_buf *out, const rm_dev *d);
+
+/* ---- requests (docs/rules.md "Requests") ----------------------------------
+ * With settings.interactive, a participant of a published room proposes
+ * new computations (request.submitted); every affected data owner (an
+ * owner of a dataset the new computations read, transitively) approves or
+ * rejects it, bound to the SHA-256 of the request text; the last approval
+ * merges the computations into the current definition. */
+#define RM_EV_REQ_SUBMITTED "request.submitted"
+#define RM_EV_REQ_WITHDRAWN "request.withdrawn"
+#define RM_EV_REQ_APPROVED  "request.approved"
+#define RM_EV_REQ_REJECTED  "request.rejected"
+#define RM_EV_REQ_AUTO      "request.auto_approved"
+#define RM_EV_REQ_PREVIEW   "request.preview_requested"
+
+enum rm_req_state { RM_REQ_OPEN, RM_REQ_MERGED, RM_REQ_REJECTED, RM_REQ_WITHDRAWN, RM_REQ_FAILED };
+const char *rm_req_state_name(enum rm_req_state s); /* "open", "merged", ... */
+enum rm_vote { RM_VOTE_NONE, RM_VOTE_APPROVED, RM_VOTE_REJECTED };
+
+typedef struct rm_req_owner {
+	uint8_t key[32];
+	enum rm_vote vote;
+	char *reason; /* of the vote, NULL while none */
+	uint64_t seq; /* of the vote */
+	bool automatic; /* request.auto_approved: by dcrd under the owner's policy */
+} rm_req_owner;
+
+typedef struct rm_request {
+	char *id; /* 32 lowercase hex chars, chosen by the author */
+	uint8_t by[32];
+	uint64_t seq, ts_ms; /* of request.submitted */
+	char *text;          /* the request document, as signed */
+	uint8_t sha256[32];  /* of text: what votes are bound to */
+	char *title;
+	char **computations; /* names of the new computations, in order */
+	size_t ncomputations;
+	rm_req_owner *owners; /* the affected owners, in participant order */
+	size_t nowners;
+	enum rm_req_state state;
+	uint64_t closed_seq; /* the event that closed it; 0 while open */
+	uint64_t version;    /* merged: the definition version it made */
+	char *failure;       /* failed: why the merge was refused */
+	struct rm_def *preview_def; /* the merged definition its preview runs use */
+} rm_request;
+
+/* A parsed request document (docs/room-format.md "Requests") merged into a
+ * definition text: merged_json is the definition with the request's
+ * computations appended and their analysts' analyst_of extended, merged
+ * the result of rm_def_parse on it (the same validation as any
+ * definition). Pure (a rule of replay). */
+typedef struct rm_request_doc {
+	char *title, *description;
+	char **names;
+	size_t nnames;
+	char *merged_json;
+	rm_def *merged;
+} rm_request_doc;
+int rm_request_merge(const char *def_json, const char *text, size_t n, rm_request_doc *out,
+                     dcr_err *err);
+void rm_request_doc_release(rm_request_doc *d);
+
+const rm_request *rm_state_request(const rm_state *s, const char *id);
+/* Affected owners of a request's computations in def (merged): every
+ * participant owning a dataset one of names reads, directly or through
+ * other computations. Fills keys (heap, participant order). */
+void rm_request_affected(const rm_def *def, char *const *names, size_t n, uint8_t (**keys)[32],
+                         size_t *nkeys);
+/* Vote (approve or reject): the request exists and is open, the actor is
+ * one of its affected owners and has not voted, sha256 is the request's. */
+int rm_check_vote(const rm_state *s, const uint8_t key[32], const char *id,
+                  const uint8_t sha256[32], dcr_err *err);
+/* The auto_approve policies of owner (docs/rules.md "Auto-approval"): the
+ * request still merges into the current definition, and every dataset
+ * owner owns that a new computation reads has a policy every such
+ * computation satisfies. Votes as rm_check_vote. */
+int rm_check_policy(const rm_state *s, const rm_request *q, const uint8_t owner[32],
+                    dcr_err *err);
+/* Preview (docs/rules.md "Previews"): the request is open, has exactly one
+ * affected owner, key is that owner, computation is one of the request's,
+ * the request still merges, the computation is not differentially
+ * private, and its required datasets are provisioned. */
+int rm_check_preview(const rm_state *s, const uint8_t key[32], const char *id,
+                     const char *computation, dcr_err *err);
+/* The definition a run's computation is in: the request's merged
+ * definition for a preview run, else the room's. */
+const rm_def *rm_state_run_def(const rm_state *s, const rm_run *r);
+/* The result of a run: its computation's analysts; a preview's requester
+ * only. */
+bool rm_may_read_run(const rm_state *s, const uint8_t key[32], const rm_run *r);
+/* Withdraw: published, the request is open, key is its author. */
+int rm_check_req_withdraw(const rm_state *s, const uint8_t key[32], const char *id, dcr_err *err);
+/* The part of rm_check_preview that does not depend on the computation:
+ * published, the request is open, has one affected owner and it is key. */
+bool rm_may_preview(const rm_state *s, const uint8_t key[32], const char *id);
+/* Submit: published, settings.interactive of the current definition. */
+int rm_check_request(const rm_state *s, const uint8_t key[32], dcr_err *err);
+
+/* Bodies (keys sorted):
+ *   request.submitted {request: str (32 hex), text: str (<= 1 MiB)}
+ *   request.withdrawn {request: str}
+ *   request.approved, request.rejected {reason: str (<= 1024), request: str,
+ *                      request_sha256: bin 32} */
+void rm_body_req_submitted(dcr_buf *out, const char *id, const char *text);
+void rm_body_req_withdrawn(dcr_buf *out, const char *id);
+void rm_body_req_vote(dcr_buf *out, const char *id, const uint8_t sha256[32],
+                      const char *reason);
+/* request.preview_requested {computation: str, request: str, run: str} */
+void rm_body_req_preview(dcr_buf *out, const char *id, const char *computation,
+                         const char *run_id);
+/* request.auto_approved (the daemon) {owner: bin 32, request: str,
+ * request_sha256: bin 32} */
+void rm_body_req_auto(dcr_buf *out, const char *id, const uint8_t sha256[32],
+                      const uint8_t owner[32]);
 
 #endif

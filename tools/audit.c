@@ -458,6 +458,34 @@ static const char *run_state_name(enum rm_run_state s)
 	return "?";
 }
 
+/* The definition version and every request: state, votes, what it made. */
+static void print_requests(const rm_state *st)
+{
+	char h[65], buf[RM_ACTOR_NAME_BYTES];
+	if (st->def_version) {
+		dcr_hex_encode(st->version_sha256, 32, h);
+		printf("  definition version %llu, sha256 %s\n", (unsigned long long)st->def_version,
+		       h);
+	}
+	if (!st->nrequests)
+		printf("  requests: none\n");
+	for (size_t i = 0; i < st->nrequests; i++) {
+		const rm_request *q = &st->requests[i];
+		size_t ok = 0;
+		for (size_t k = 0; k < q->nowners; k++)
+			ok += q->owners[k].vote == RM_VOTE_APPROVED;
+		printf("  %s %s by %s: %s, %zu of %zu affected owners approved",
+		       i ? "         " : "requests:", q->id,
+		       rm_actor_name(st->def, st->daemon_key, q->by, RM_ACTOR_FULL, buf, sizeof(buf)),
+		       rm_req_state_name(q->state), ok, q->nowners);
+		if (q->state == RM_REQ_MERGED)
+			printf(", definition version %llu", (unsigned long long)q->version);
+		else if (q->state == RM_REQ_FAILED)
+			printf(": %s", q->failure);
+		printf("\n");
+	}
+}
+
 static int replay_after(void *ctx, uint64_t seq, const es_event *ev, const rm_state *st)
 {
 	replay_ctx *r = ctx;
@@ -511,7 +539,7 @@ static int replay_after(void *ctx, uint64_t seq, const es_event *ev, const rm_st
 		}
 		printf("\n");
 	}
-	printf("  requests: none\n");
+	print_requests(st);
 	return 0;
 }
 

@@ -91,5 +91,6 @@ int cli_cmd_status(int argc, char **argv);
 int cli_cmd_result(int argc, char **argv);
 int cli_cmd_logs(int argc, char **argv);
 int cli_cmd_data(int argc, char **argv);
+int cli_cmd_request(int argc, char **argv); /* cli_request.c */
 
 #endif

@@ -602,6 +602,9 @@ static const char main_usage[] =
     "                               your datasets and results you may read\n"
     "  dev status ROOM [RUN]\n"
     "  dev result ROOM RUN [-o FILE|DIR] [--logs]\n"
+    "Requests (new computations after publishing; see dcr request --help):\n"
+    "  request validate|submit ROOM FILE.json, request list ROOM,\n"
+    "  request show|approve|reject|withdraw|preview ROOM ID\n"
     "Audit and mount:\n"
     "  audit ...                    see dcr audit --help\n"
     "  mount ROOM DIR, umount DIR   see dcr mount --help\n"
@@ -674,6 +677,7 @@ static const struct command commands[] = {
     {"logs", cli_cmd_logs},
     {"data", cli_cmd_data},
     {"dev", cli_cmd_dev},
+    {"request", cli_cmd_request},
     {"audit", cmd_audit},
     {"mount", cmd_mount},
     {"umount", cmd_umount},

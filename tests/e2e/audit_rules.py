@@ -404,7 +404,10 @@ def bfold(b):
 
 
 def parse_def(text):
-    o = strict_json(text.encode("utf-8"))
+    return parse_def_obj(strict_json(text.encode("utf-8")))
+
+
+def parse_def_obj(o):
     fields(o, ["format", "name", "description", "settings", "participants", "datasets",
                "computations"], "definition")
     if get_str(o, "format", True, 64, "") != "dcr.room/1":
@@ -413,12 +416,12 @@ def parse_def(text):
     if not room_name_valid(name):
         refuse("name: not a valid room name")
     get_str(o, "description", False, DESCRIPTION_MAX, "")
-    d = {"name": name, "require_provisioned": True, "development": False, "datasets": [],
-         "computations": [], "participants": []}
+    d = {"name": name, "require_provisioned": True, "development": False, "interactive": True,
+         "datasets": [], "computations": [], "participants": []}
     if "settings" in o:
         s = o["settings"]
         fields(s, ["interactive", "development", "require_provisioned"], "settings")
-        get_bool(s, "interactive", True, "settings")
+        d["interactive"] = get_bool(s, "interactive", True, "settings")
         d["development"] = get_bool(s, "development", False, "settings")
         d["require_provisioned"] = get_bool(s, "require_provisioned", True, "settings")
     for i, v in enumerate(get_array(o, "datasets", False, DATASETS_MAX, "") or []):
@@ -538,7 +541,7 @@ def epsilon_text(m):
 
 def parse_dataset(v, what):
     name = parse_named(v, ["name", "kind", "required", "share_statistics", "columns",
-                           "unit", "epsilon_budget", "drops"], what)
+                           "unit", "epsilon_budget", "drops", "auto_approve"], what)
     kind = get_str(v, "kind", False, 64, what) or "table"
     if kind not in ("table", "file"):
         refuse("%s.kind: unknown kind" % what)
@@ -553,6 +556,7 @@ def parse_dataset(v, what):
             refuse("%s.drops: only table datasets take append" % what)
         ds["append"] = True
     get_bool(v, "share_statistics", False, what)
+    ds["policy"] = parse_policy(v, what)
     unit = get_str(v, "unit", False, NAME_MAX + 64, what)
     if "epsilon_budget" in v:
         if kind != "table":
@@ -597,6 +601,31 @@ def parse_dataset(v, what):
         refuse("%s.unit: not a column" % what)
     ds["unit"] = unit
     return ds
+
+
+def parse_policy(v, what):
+    """datasets[i].auto_approve (room-format.md): None when absent."""
+    if "auto_approve" not in v:
+        return None
+    what += ".auto_approve"
+    o = v["auto_approve"]
+    fields(o, ["kinds", "privacy_min_rows_aggregated_at_least", "analysts"], what)
+    kinds = get_array(o, "kinds", True, 8, what)
+    if not kinds:
+        refuse("%s.kinds: at least one is needed" % what)
+    if any(k not in ("sql", "python", "r", "synthetic") for k in kinds):
+        refuse("%s.kinds: not a computation kind" % what)
+    p = {"kinds": set(kinds), "min_rows": 0, "analysts": None}
+    if "privacy_min_rows_aggregated_at_least" in o:
+        m = o["privacy_min_rows_aggregated_at_least"]
+        if not is_int(m) or not 1 <= m <= MIN_ROWS_MAX:
+            refuse("%s.privacy_min_rows_aggregated_at_least: out of range" % what)
+        p["min_rows"] = m
+    if "analysts" in o:
+        p["analysts"] = get_names(o, "analysts", what)
+        if not p["analysts"]:
+            refuse("%s.analysts: at least one is needed" % what)
+    return p
 
 
 COMP_FIELDS = ["name", "kind", "query", "script", "inputs", "input", "mask", "epsilon",
@@ -731,6 +760,11 @@ def validate(d):
     for x in dsn:
         if not any(x in p["owner_of"] for p in ps):
             refuse("dataset %s has no owner" % x)
+    emails = [p["email"] for p in ps]
+    for x in d["datasets"]:
+        pol = x["policy"]
+        if pol and pol["analysts"] and any(a not in emails for a in pol["analysts"]):
+            refuse("dataset %s: auto_approve names a non-participant" % x["name"])
     for x in cn:
         if not any(x in p["analyst_of"] for p in ps):
             refuse("computation %s has no analyst" % x)
@@ -1476,6 +1510,56 @@ def datasets_read(d, comp):
 # ---- the state and the events (rules.md) ----------------------------------------------
 
 
+# ---- requests (rules.md "Requests", room-format.md "Requests") ---------------------
+
+REQUESTS_MAX = 100000
+REQUEST_COMPUTATIONS_MAX = 16
+TITLE_MAX = 200
+
+
+def request_merge(defobj, text):
+    """The request document merged into the current definition object:
+    (title, names, merged definition object, parsed definition)."""
+    o = strict_json(text.encode("utf-8"))
+    fields(o, ["title", "description", "computations"], "request")
+    title = get_str(o, "title", True, TITLE_MAX, "request")
+    if title == "":
+        refuse("request.title: empty")
+    get_str(o, "description", False, DESCRIPTION_MAX, "request")
+    comps = get_array(o, "computations", True, REQUEST_COMPUTATIONS_MAX, "request")
+    if not comps:
+        refuse("request.computations: at least one is needed")
+    m = json.loads(json.dumps(defobj))  # a deep copy
+    m.setdefault("computations", [])
+    names = []
+    for i, c in enumerate(comps):
+        what = "request.computations[%d]" % i
+        if not isinstance(c, dict):
+            refuse("%s: expected an object" % what)
+        name = get_str(c, "name", True, NAME_MAX, what)
+        names.append(name)
+        analysts = get_names(c, "analysts", what)
+        if not analysts:
+            refuse("%s.analysts: at least one is needed" % what)
+        for a in analysts:
+            p = next((p for p in m["participants"] if p.get("email") == a), None)
+            if p is None:
+                refuse("%s.analysts: %r is not a participant of the room" % (what, a))
+            p.setdefault("analyst_of", []).append(name)
+        m["computations"].append({k: v for k, v in c.items() if k != "analysts"})
+    return title, names, m, parse_def_obj(m)
+
+
+def affected_owners(d, names):
+    """Keys of the participants owning a dataset the named computations
+    read, in participant order."""
+    used = set()
+    for n in names:
+        c = next(c for c in d["computations"] if c["name"] == n)
+        used |= datasets_read(d, c)
+    return [p["key"] for p in d["participants"] if any(x in used for x in p["owner_of"])]
+
+
 class Room:
     def __init__(self, daemon_key):
         self.daemon = daemon_key
@@ -1489,6 +1573,10 @@ class Room:
         self.spent = {}  # dataset -> epsilon spent, in millionths (the ledger)
         self.runs = {}  # id -> dict
         self.devs = {}  # development run id -> dict (rules.md "Development runs")
+        self.obj = None  # the current definition as a JSON object
+        self.requests = {}  # id -> dict
+        self.version = 0
+        self.vsha = None
 
     def participant(self, k):
         if self.status == "none":
@@ -1572,11 +1660,13 @@ class Room:
             refuse("the daemon cannot create rooms")
         d = self.definition(b)
         self.creator, self.status, self.d, self.text = k, "draft", d, b["definition"]
+        self.obj = strict_json(self.text.encode("utf-8"))
 
     def on_room_draft_saved(self, k, b):
         self.check_edit(k)
         self.d = self.definition(b)
         self.text = b["definition"]
+        self.obj = strict_json(self.text.encode("utf-8"))
 
     def on_room_published(self, k, b):
         self.check_edit(k)
@@ -1584,6 +1674,7 @@ class Room:
         if b["definition_sha256"] != hashlib.sha256(self.text.encode("utf-8")).digest():
             refuse("definition_sha256 does not match the current definition")
         self.status = "published"
+        self.version, self.vsha = 1, b["definition_sha256"]
 
     def on_room_stopped(self, k, b):
         self.creator_only(k)
@@ -1797,7 +1888,11 @@ class Room:
         r = self.runs.get(b["run"])
         if r is None:
             refuse("no run %s" % b["run"])
-        self.role(k, "analyst_of", r["computation"])
+        if r.get("preview") is not None:
+            if k != r["preview"]:
+                refuse("a preview is read only by the owner who asked for it")
+        else:
+            self.role(k, "analyst_of", r["computation"])
         if r["state"] != "done":
             refuse("run has not completed")
 
@@ -1893,13 +1988,158 @@ class Room:
         r["state"] = "failed"
 
 
+    # requests (rules.md "Requests")
+
+    def on_request_submitted(self, k, b):
+        self.participant(k)
+        self.body(b, {"request": ("str", 32), "text": ("str", DEF_BYTES_MAX)})
+        self.published()
+        if not self.d["interactive"]:
+            refuse("the room is not interactive")
+        r = b["request"]
+        if len(r) != 32 or any(c not in "0123456789abcdef" for c in r):
+            refuse("body.request: not a request id (32 lowercase hex characters)")
+        if r in self.requests:
+            refuse("request already exists")
+        if len(self.requests) >= REQUESTS_MAX:
+            refuse("too many requests")
+        title, names, _, merged = request_merge(self.obj, b["text"])
+        owners = affected_owners(merged, names)
+        if not owners:
+            refuse("request: its computations read no dataset")
+        self.requests[r] = {"by": k, "text": b["text"], "state": "open",
+                            "sha": hashlib.sha256(b["text"].encode("utf-8")).digest(),
+                            "owners": owners, "votes": {}}
+
+    def open_request(self, b):
+        q = self.requests.get(b["request"])
+        if q is None:
+            refuse("no request %s" % b["request"])
+        if q["state"] != "open":
+            refuse("request is %s" % q["state"])
+        return q
+
+    def on_request_withdrawn(self, k, b):
+        self.participant(k)
+        self.body(b, {"request": ("str", 32)})
+        self.published()
+        q = self.open_request(b)
+        if q["by"] != k:
+            refuse("actor is not the author of the request")
+        q["state"] = "withdrawn"
+
+    def vote(self, k, b, approve, policy=None):
+        self.participant(k)
+        if policy is None:
+            self.body(b, {"reason": ("str", REASON_MAX), "request": ("str", 32),
+                          "request_sha256": ("bin32", 0)})
+        self.published()
+        q = self.open_request(b)
+        if k not in q["owners"]:
+            refuse("actor is not an affected owner of the request")
+        if k in q["votes"]:
+            refuse("actor has already voted")
+        if b["request_sha256"] != q["sha"]:
+            refuse("request_sha256 is not the SHA-256 of the request")
+        if policy is not None:
+            policy(q)
+        q["votes"][k] = approve
+        if not approve:
+            q["state"] = "rejected"
+        elif len(q["votes"]) == len(q["owners"]):
+            try:
+                _, _, obj, d = request_merge(self.obj, q["text"])
+            except Refused:
+                q["state"] = "failed"
+                return
+            self.obj, self.d = obj, d
+            self.version += 1
+            self.vsha = hashlib.sha256(self.vsha + q["sha"]).digest()
+            q["state"] = "merged"
+
+    def check_policy(self, q, owner):
+        """rules.md "Auto-approval": every dataset owner owns that a new
+        computation reads has a policy the computation satisfies."""
+        try:
+            _, names, _, d = request_merge(self.obj, q["text"])
+        except Refused:
+            refuse("the request no longer merges")
+        p = next(p for p in d["participants"] if p["key"] == owner)
+        for c in (c for c in d["computations"] if c["name"] in names):
+            reads = datasets_read(d, c)
+            for ds in d["datasets"]:
+                if ds["name"] not in reads or ds["name"] not in p["owner_of"]:
+                    continue
+                pol = ds["policy"]
+                if pol is None:
+                    refuse("dataset %s has no auto_approve policy" % ds["name"])
+                if c["kind"] not in pol["kinds"]:
+                    refuse("kind not allowed by the policy")
+                if pol["min_rows"] and c["k"] < pol["min_rows"]:
+                    refuse("min_rows_aggregated below the policy's")
+                if pol["analysts"] is not None:
+                    for a in d["participants"]:
+                        if c["name"] in a["analyst_of"] and a["email"] not in pol["analysts"]:
+                            refuse("analyst not allowed by the policy")
+
+    def on_request_auto_approved(self, k, b):
+        if k != self.daemon:
+            refuse("actor is not the daemon")
+        self.body(b, {"owner": ("bin32", 0), "request": ("str", 32),
+                      "request_sha256": ("bin32", 0)})
+        self.vote(b["owner"], b, True, lambda q: self.check_policy(q, b["owner"]))
+
+    def on_request_preview_requested(self, k, b):
+        """rules.md "Previews"."""
+        self.participant(k)
+        self.body(b, {"computation": ("str", NAME_MAX), "request": ("str", 32),
+                      "run": ("str", 32)})
+        self.published()
+        q = self.open_request(b)
+        if len(q["owners"]) != 1:
+            refuse("a preview needs a sole affected owner")
+        if q["owners"][0] != k:
+            refuse("actor is not the affected owner of the request")
+        try:
+            _, names, _, d = request_merge(self.obj, q["text"])
+        except Refused:
+            refuse("the request no longer merges")
+        if b["computation"] not in names:
+            refuse("not a computation of the request")
+        comp = next(c for c in d["computations"] if c["name"] == b["computation"])
+        if comp["epsilon"]:
+            refuse("a differentially private computation is not previewed")
+        reads = datasets_read(d, comp)
+        if d["require_provisioned"]:
+            req = {x["name"] for x in d["datasets"] if x["required"]}
+            if any(x in req and x not in self.prov for x in reads):
+                refuse("computation needs datasets not provisioned")
+        r = b["run"]
+        if len(r) != 32 or any(c not in "0123456789abcdef" for c in r):
+            refuse("body.run: not a run id (32 lowercase hex characters)")
+        if r in self.runs:
+            refuse("run already exists")
+        if len(self.runs) >= RUNS_MAX:
+            refuse("too many runs")
+        self.runs[r] = {"computation": comp["name"], "state": "queued", "preview": k,
+                        "inputs": {x: self.prov.get(x) for x in reads}}
+
+    def on_request_approved(self, k, b):
+        self.vote(k, b, True)
+
+    def on_request_rejected(self, k, b):
+        self.vote(k, b, False)
+
+
 def ubytes_key(s):
     return s.encode("utf-8")
 
 
 TYPES = ["room.created", "room.draft_saved", "room.published", "room.stopped",
          "dataset.provisioned", "dataset.deprovisioned", "run.requested", "run.completed",
-         "run.failed", "result.retrieved", "dev.requested", "dev.completed", "dev.failed"]
+         "run.failed", "result.retrieved", "dev.requested", "dev.completed", "dev.failed",
+         "request.submitted", "request.withdrawn", "request.approved", "request.rejected",
+         "request.auto_approved", "request.preview_requested"]
 
 # ---- the export (event-format.md §8.1 + the rules) -------------------------------------
 

@@ -843,7 +843,7 @@ typedef struct rcase {
 	const char *want;
 } rcase;
 
-#define NCASES 48
+#define NCASES 56 /* + 8 of build_request_cases */
 static rcase cases[NCASES];
 static size_t ncases;
 
@@ -1477,6 +1477,226 @@ static void build_cases(const tlog *l)
 	dcr_buf_release(&b);
 }
 
+/* ---- crafted logs: requests (docs/rules.md "Requests") ------------------------ */
+
+#define RQ1 "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"
+#define RQ2 "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2"
+#define RQ3 "c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3"
+
+/* Request texts: one computation named name reading bank_customers only
+ * (both = false) or both datasets. */
+static char *req_doc(const char *name, bool both)
+{
+	return dcr_asprintf(
+	    "{\"title\": \"%s\", \"computations\": [{\"name\": \"%s\", \"kind\": \"sql\", "
+	    "\"query\": \"%s\", \"analysts\": [\"ian@insurer.example\"]}]}",
+	    name, name,
+	    both ? "SELECT COUNT(*) AS n FROM bank_customers b JOIN insurer_customers i USING (email)"
+	         : "SELECT COUNT(*) AS n FROM bank_customers");
+}
+
+static void req_vote(tlog *l, const dcr_key *k, const char *type, const char *id,
+                     const char *text, const char *reason)
+{
+	dcr_buf b;
+	uint8_t h[32];
+	dcr_buf_init(&b);
+	dcr_sha256(text, strlen(text), h);
+	rm_body_req_vote(&b, id, h, reason);
+	tlog_add(l, k, type, &b);
+	dcr_buf_release(&b);
+}
+
+static void req_add(tlog *l, const dcr_key *k, const char *type, dcr_buf *b)
+{
+	tlog_add(l, k, type, b);
+}
+
+/* The published room with both datasets provisioned (5 events), then
+ * step(l) appends; exported whole. */
+static void request_case(const char *name, uint64_t seq, const char *want, const char *def,
+                         void (*step)(tlog *))
+{
+	char *saved = def_json;
+	tlog l2;
+	view v;
+	rcase *c = case_new(name, seq, want);
+	if (def)
+		def_json = (char *)def;
+	tlog_init(&l2, 0xe1);
+	build_honest(&l2, 5);
+	def_json = saved;
+	step(&l2);
+	view_of(&v, &l2);
+	export_view(&v, l2.room, NULL, &c->out);
+	view_release(&v);
+	tlog_release(&l2);
+}
+
+/* 5 submitted (bank only), 6 approved by anna: merged; 7 ian runs it;
+ * 8 submitted (both), 9 approved by anna, 10 rejected by ian; 11
+ * submitted, 12 withdrawn. */
+static void step_ok(tlog *l)
+{
+	dcr_buf b;
+	char *t1 = req_doc("bank_n", false), *t2 = req_doc("both_n", true);
+	char *t3 = req_doc("bank_m", false);
+	dcr_buf_init(&b);
+	rm_body_req_submitted(&b, RQ1, t1);
+	req_add(l, ki, RM_EV_REQ_SUBMITTED, &b);
+	req_vote(l, ka, RM_EV_REQ_APPROVED, RQ1, t1, "fine");
+	rm_body_run_requested(&b, "bank_n", "000000000000000000000000000abcff");
+	req_add(l, ki, RM_EV_RUN_REQUESTED, &b);
+	rm_body_req_submitted(&b, RQ2, t2);
+	req_add(l, ki, RM_EV_REQ_SUBMITTED, &b);
+	req_vote(l, ka, RM_EV_REQ_APPROVED, RQ2, t2, "");
+	req_vote(l, ki, RM_EV_REQ_REJECTED, RQ2, t2, "no");
+	rm_body_req_submitted(&b, RQ3, t3);
+	req_add(l, ki, RM_EV_REQ_SUBMITTED, &b);
+	rm_body_req_withdrawn(&b, RQ3);
+	req_add(l, ki, RM_EV_REQ_WITHDRAWN, &b);
+	dcr_buf_release(&b);
+	free(t1);
+	free(t2);
+	free(t3);
+}
+
+/* 6: ian approves a request that reads only the bank's data. */
+static void step_unaffected(tlog *l)
+{
+	dcr_buf b;
+	char *t1 = req_doc("bank_n", false);
+	dcr_buf_init(&b);
+	rm_body_req_submitted(&b, RQ1, t1);
+	req_add(l, ki, RM_EV_REQ_SUBMITTED, &b);
+	req_vote(l, ki, RM_EV_REQ_APPROVED, RQ1, t1, "");
+	dcr_buf_release(&b);
+	free(t1);
+}
+
+/* 7: the computation of a request one of two owners approved is run as
+ * if it had merged. */
+static void step_unmerged_run(tlog *l)
+{
+	dcr_buf b;
+	char *t2 = req_doc("both_n", true);
+	dcr_buf_init(&b);
+	rm_body_req_submitted(&b, RQ2, t2);
+	req_add(l, ki, RM_EV_REQ_SUBMITTED, &b);
+	req_vote(l, ka, RM_EV_REQ_APPROVED, RQ2, t2, "");
+	rm_body_run_requested(&b, "both_n", "000000000000000000000000000abcfe");
+	req_add(l, ki, RM_EV_RUN_REQUESTED, &b);
+	dcr_buf_release(&b);
+	free(t2);
+}
+
+/* 6: anna approves another text than the one submitted. */
+static void step_other_hash(tlog *l)
+{
+	dcr_buf b;
+	char *t1 = req_doc("bank_n", false), *t9 = req_doc("bank_nine", false);
+	dcr_buf_init(&b);
+	rm_body_req_submitted(&b, RQ1, t1);
+	req_add(l, ki, RM_EV_REQ_SUBMITTED, &b);
+	req_vote(l, ka, RM_EV_REQ_APPROVED, RQ1, t9, "");
+	dcr_buf_release(&b);
+	free(t1);
+	free(t9);
+}
+
+/* 5: a request in a room without interactivity. */
+static void step_submit(tlog *l)
+{
+	dcr_buf b;
+	char *t1 = req_doc("bank_n", false);
+	dcr_buf_init(&b);
+	rm_body_req_submitted(&b, RQ1, t1);
+	req_add(l, ki, RM_EV_REQ_SUBMITTED, &b);
+	dcr_buf_release(&b);
+	free(t1);
+}
+
+/* 6: dcrd records the bank's approval of a request its policy (sql, k >=
+ * 10) allows: merged. */
+static void step_auto_ok(tlog *l)
+{
+	dcr_buf b;
+	char *t1 = dcr_asprintf("{\"title\": \"k\", \"computations\": [{\"name\": \"bank_k\", "
+	                        "\"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": 10}, "
+	                        "\"query\": \"SELECT COUNT(*) AS n FROM bank_customers\", "
+	                        "\"analysts\": [\"ian@insurer.example\"]}]}");
+	uint8_t h[32];
+	dcr_buf_init(&b);
+	rm_body_req_submitted(&b, RQ1, t1);
+	req_add(l, ki, RM_EV_REQ_SUBMITTED, &b);
+	dcr_sha256(t1, strlen(t1), h);
+	rm_body_req_auto(&b, RQ1, h, pa);
+	req_add(l, kd, RM_EV_REQ_AUTO, &b);
+	rm_body_run_requested(&b, "bank_k", "000000000000000000000000000abcfd");
+	req_add(l, ki, RM_EV_RUN_REQUESTED, &b);
+	dcr_buf_release(&b);
+	free(t1);
+}
+
+/* 6: dcrd claims the bank's policy approves a query without the
+ * minimum group size the policy requires. */
+static void step_auto_forged(tlog *l)
+{
+	dcr_buf b;
+	char *t1 = req_doc("bank_n", false);
+	uint8_t h[32];
+	dcr_buf_init(&b);
+	rm_body_req_submitted(&b, RQ1, t1);
+	req_add(l, ki, RM_EV_REQ_SUBMITTED, &b);
+	dcr_sha256(t1, strlen(t1), h);
+	rm_body_req_auto(&b, RQ1, h, pa);
+	req_add(l, kd, RM_EV_REQ_AUTO, &b);
+	dcr_buf_release(&b);
+	free(t1);
+}
+
+/* 7: the bank previews a request that also reads the insurer's data. */
+static void step_preview_two(tlog *l)
+{
+	dcr_buf b;
+	char *t2 = req_doc("both_n", true);
+	dcr_buf_init(&b);
+	rm_body_req_submitted(&b, RQ2, t2);
+	req_add(l, ki, RM_EV_REQ_SUBMITTED, &b);
+	req_vote(l, ka, RM_EV_REQ_APPROVED, RQ2, t2, "");
+	rm_body_req_preview(&b, RQ2, "both_n", "000000000000000000000000000abcfc");
+	req_add(l, ka, RM_EV_REQ_PREVIEW, &b);
+	dcr_buf_release(&b);
+	free(t2);
+}
+
+static void build_request_cases(void)
+{
+	request_case("rules-request-preview-two-owners", 7,
+	             "reads the data of 2 owners: a preview would show one owner the others' data",
+	             NULL, step_preview_two);
+	char *policy = def_edit("{\"name\": \"bank_customers\",",
+	                        "{\"name\": \"bank_customers\", \"auto_approve\": {\"kinds\": "
+	                        "[\"sql\"], \"privacy_min_rows_aggregated_at_least\": 10},");
+	request_case("rules-request-auto-ok", UINT64_MAX, NULL, policy, step_auto_ok);
+	request_case("rules-request-auto-forged", 6,
+	             "has privacy.min_rows_aggregated 0; the auto_approve policy of dataset "
+	             "bank_customers needs at least 10",
+	             policy, step_auto_forged);
+	free(policy);
+	char *frozen = def_edit("\"settings\": {", "\"settings\": {\"interactive\": false, ");
+	request_case("rules-request-ok", UINT64_MAX, NULL, NULL, step_ok);
+	request_case("rules-request-unaffected-owner", 6, "is not an affected owner of request", NULL,
+	             step_unaffected);
+	request_case("rules-request-run-unmerged", 7, "no computation named \"both_n\"", NULL,
+	             step_unmerged_run);
+	request_case("rules-request-other-hash", 6, "is not the SHA-256 of request", NULL,
+	             step_other_hash);
+	request_case("rules-request-not-interactive", 5, "the room is not interactive", frozen,
+	             step_submit);
+	free(frozen);
+}
+
 static void test_rules_cases(void)
 {
 	for (size_t i = 0; i < ncases; i++) {
@@ -1558,6 +1778,7 @@ int main(int argc, char **argv)
 	dcr_buf_init(&out);
 	test_honest(&l, &out);
 	build_cases(&l);
+	build_request_cases();
 	if (argc == 3 && strcmp(argv[1], "write") == 0) {
 		int rc = write_files(argv[2], &l);
 		release_cases();

@@ -628,6 +628,117 @@ static void test_temp_names(void)
 	CHECK_RC(fs_errno(-ENOENT), ENOENT);
 }
 
+/* requests/ (fs_requests.c): a proposal written into requests/ is signed
+ * at close, refused ones fail the close with the reason in status; approve
+ * is writable by the affected owner only and its close merges; withdraw by
+ * the author. */
+static char *first_entry(fs *f, const char *dirpath)
+{
+	fs_dir *d;
+	char *name = NULL;
+	if (fs_opendir(f, walk(f, dirpath), &d) < 0)
+		return NULL;
+	if (d->n)
+		name = dcr_strdup(d->ents[d->n - 1].name);
+	fs_dir_free(d);
+	return name;
+}
+
+static void test_requests(fs *fa, fs *fi, fs *fe)
+{
+	static const char req[] =
+	    "{\"title\": \"by city\", \"computations\": [{\"name\": \"bank_by_city\", "
+	    "\"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": 2}, \"query\": "
+	    "\"SELECT city, COUNT(*) AS n FROM bank_customers GROUP BY city\", \"analysts\": "
+	    "[\"ian@insurer.example\"]}]}\n";
+	fs_attr a;
+	dcr_err err = {0};
+	char *s, path[256];
+
+	CHECK(file_contains(fi, "README", "cp request.json /mnt/room/requests/"));
+	CHECK(read_all(fe, "README", &s) == 0 && !strstr(s, "cp request.json"));
+	free(s);
+	CHECK_RC(write_file(fe, "requests/x.json", req, 1000), -EACCES);
+	char *bad = dcr_strdup(req);
+	memcpy(strstr(bad, "ian@insurer"), "xan", 3);
+	CHECK_RC(write_file(fi, "requests/x.json", bad, 7), -EINVAL);
+	free(bad);
+	CHECK(file_contains(fi, "status", "\"xan@insurer.example\" is not a participant"));
+	CHECK(first_entry(fi, "requests") == NULL);
+	CHECK_RC(write_file(fi, "requests/x.json", req, 7), 0);
+	CHECK(!listed(fi, "requests", "x.json"));
+	char *id = first_entry(fi, "requests");
+	CHECK(id && strlen(id) == 32);
+	if (!id)
+		return;
+	CHECK(fs_refresh(fa, NULL, NULL, &err) >= 0); /* anna's mount sees it now */
+	CHECK(fs_refresh(fe, NULL, NULL, &err) >= 0);
+	snprintf(path, sizeof path, "requests/%s/request.json", id);
+	CHECK(read_all(fi, path, &s) == 0 && strcmp(s, req) == 0);
+	free(s);
+	snprintf(path, sizeof path, "requests/%s/status", id);
+	CHECK(file_contains(fi, path, "state:        open"));
+	CHECK(file_contains(fa, path, "  anna@bank.example: pending"));
+	CHECK_RC(open_mode(fe, path, O_RDONLY), -ENOENT); /* outsiders see no requests */
+	CHECK(first_entry(fe, "requests") == NULL);
+	snprintf(path, sizeof path, "requests/%s/approve", id);
+	CHECK_RC(fs_getattr(fa, walk(fa, path), &a), 0);
+	CHECK((a.mode & 0777) == 0200);
+	CHECK_RC(fs_getattr(fi, walk(fi, path), &a), 0);
+	CHECK((a.mode & 0777) == 0);
+	CHECK_RC(write_file(fi, path, "yes\n", 10), -EACCES);
+	CHECK(walk(fi, "computations/bank_by_city") == 0);
+	/* preview/run: the sole affected owner only */
+	snprintf(path, sizeof path, "requests/%s/preview/run", id);
+	CHECK_RC(fs_getattr(fa, walk(fa, path), &a), 0);
+	CHECK((a.mode & 0777) == 0200);
+	CHECK_RC(fs_getattr(fi, walk(fi, path), &a), 0);
+	CHECK((a.mode & 0777) == 0);
+	CHECK_RC(write_file(fi, path, "\n", 10), -EACCES);
+	snprintf(path, sizeof path, "requests/%s", id);
+	CHECK(listed(fa, path, "preview"));
+	snprintf(path, sizeof path, "requests/%s/approve", id);
+	CHECK_RC(write_file(fa, path, "fine by the bank\n", 3), 0);
+	CHECK_RC(write_file(fa, path, "again\n", 10), -EACCES);
+	CHECK(fs_refresh(fi, NULL, NULL, &err) >= 0);
+	snprintf(path, sizeof path, "requests/%s/status", id);
+	CHECK(file_contains(fi, path, "state:        merged"));
+	CHECK(file_contains(fi, path, "  anna@bank.example: approved (fine by the bank)"));
+	CHECK(file_contains(fi, path, "merged:       definition version 2"));
+	CHECK(walk(fi, "computations/bank_by_city/query.sql") != 0);
+	CHECK(file_contains(fi, "room.json", "bank_by_city"));
+	CHECK(file_contains(fa, "audit.log", "approved request"));
+
+	/* withdraw: the author only */
+	char *second = dcr_strdup(req);
+	memcpy(strstr(second, "bank_by_city"), "bank_by_town", 12);
+	CHECK_RC(write_file(fi, "requests/y.json", second, 1000), 0);
+	free(second);
+	CHECK(fs_refresh(fa, NULL, NULL, &err) >= 0);
+	char *first = id;
+	fs_dir *d;
+	id = NULL;
+	CHECK_RC(fs_opendir(fi, walk(fi, "requests"), &d), 0);
+	for (size_t i = 0; i < d->n; i++)
+		if (strcmp(d->ents[i].name, first) != 0)
+			id = dcr_strdup(d->ents[i].name);
+	CHECK(d->n == 2);
+	fs_dir_free(d);
+	free(first);
+	CHECK(id != NULL);
+	if (!id)
+		return;
+	snprintf(path, sizeof path, "requests/%s/withdraw", id);
+	CHECK_RC(write_file(fa, path, "\n", 10), -EACCES);
+	CHECK_RC(write_file(fi, path, "\n", 10), 0);
+	snprintf(path, sizeof path, "requests/%s/status", id);
+	CHECK(file_contains(fi, path, "state:        withdrawn"));
+	CHECK(fs_refresh(fa, NULL, NULL, &err) >= 0);
+	snprintf(path, sizeof path, "requests/%s/approve", id);
+	CHECK_RC(write_file(fa, path, "late\n", 10), -EACCES);
+	free(id);
+}
+
 /* ---- drop folders (an append dataset) -------------------------------------------- */
 
 static void fake_free(fake *fk)
@@ -1107,7 +1218,7 @@ int main(void)
 	CHECK(file_contains(fa, "README",
 	                    "cp bank_customers.csv /mnt/room/datasets/bank_customers/"));
 	CHECK(file_contains(fa, "README", "echo > /mnt/room/computations/overlap/run"));
-	CHECK(file_contains(fa, "README", "requests/     (coming later)"));
+	CHECK(file_contains(fa, "README", "requests/     proposals of new computations"));
 	CHECK(file_contains(fa, "README", "dev/          development runs (settings.development)"));
 	CHECK(file_contains(fi, "README", "data owner of dataset insurer_customers"));
 	CHECK(read_all(fi, "README", &s) == 0 && !strstr(s, "analyst of") &&
@@ -1550,6 +1661,8 @@ int main(void)
 		dir = walk(fi, "datasets");
 		CHECK_RC(fs_unlink(fi, dir, "bank_customers"), -EISDIR);
 	}
+
+	test_requests(fa, fi, fe);
 
 	/* stop: nothing advertises writing any more */
 	CHECK_RC(write_file(fa, "ctl", "stop\n", 100), 0);
