@@ -1063,6 +1063,50 @@ static void test_unprivileged(void)
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the unprivileged runs failed (status %d)", st);
 }
 
+/* A reader of an endless input that fires the run's cancel after 1 MiB. */
+struct slow_input {
+	cmp_cancel *c;
+	uint64_t given;
+};
+
+static int cancelling_read(void *ctx, void *buf, size_t cap)
+{
+	struct slow_input *si = ctx;
+
+	memset(buf, 'x', cap);
+	si->given += cap;
+	if (si->given >= (1u << 20))
+		cmp_cancel_fire(si->c);
+	return (int)cap;
+}
+
+static void test_cancel_while_sending(void)
+{
+	struct slow_input si = {cmp_cancel_new(), 0};
+	cmp_sandbox_input in = {"big.bin", 1ull << 32, cancelling_read, &si};
+	cmp_sandbox_limits l = small_limits();
+	run r;
+
+	run_spec(&r, CMP_LANG_PYTHON, "print(1)\n", &in, 1, &l, si.c);
+	CHECK_ERR(r.rc, DCR_ECANCELED, &r.err, "cancelled");
+	CHECK(si.given < (64u << 20), "%llu bytes read after the cancel",
+	      (unsigned long long)si.given);
+	cmp_sandbox_out_release(&r.out);
+	cmp_cancel_free(si.c);
+}
+
+static void test_r_memory(void)
+{
+	cmp_sandbox_limits l = small_limits();
+	run r;
+
+	l.memory_bytes = 256ull << 20;
+	run_spec(&r, CMP_LANG_R, "x <- list()\nrepeat { x[[length(x) + 1]] <- numeric(1e6) }\n",
+	         NULL, 0, &l, NULL);
+	CHECK_ERR(r.rc, DCR_ELIMIT, &r.err, "memory limit of 256 MiB");
+	done(&r);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], CMP_SANDBOX_ARGV) == 0)
@@ -1081,6 +1125,8 @@ int main(int argc, char **argv)
 	test_wall_and_cancel();
 	test_cancel_running();
 	test_spec_checks();
+	test_cancel_while_sending();
+	test_r_memory();
 	test_available();
 	esc_tcp();
 	esc_unix_socket();
