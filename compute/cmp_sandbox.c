@@ -34,17 +34,19 @@
  *    (docs/security.md);
  *  - a grandchild that starts a new session, drops to that uid with no
  *    supplementary groups, sets the rlimits (AS, CPU, NPROC, FSIZE,
- *    NOFILE, CORE=0) and PR_SET_NO_NEW_PRIVS and executes bubblewrap, which
+ *    NOFILE, CORE=0), oom_score_adj 1000 (the OOM killer's first victims,
+ *    not dcrd) and PR_SET_NO_NEW_PRIVS and executes bubblewrap, which
  *    unshares every namespace (user, pid, net, ipc, uts, cgroup), maps an
  *    unprivileged uid inside, forbids further user namespaces, drops every
  *    capability, binds a read-only /usr and /input, the writable /output
  *    and /tmp, remounts its root read-only and installs the seccomp filter
  *    (cmp_sbxfilter.c) before it executes the interpreter;
  *  - a watch loop (poll on the two log pipes and a signalfd, every 100 ms)
- *    that keeps the logs up to log_bytes each, sums the CPU time of the
- *    run's processes from /proc (RLIMIT_CPU is per process; the sum is the
- *    limit), notes the largest address space and process count seen, and
- *    enforces the wall-clock limit and SIGTERM (cancel);
+ *    that keeps the logs up to log_bytes each, sums the CPU time and the
+ *    proportional resident memory (Pss) of the run's processes from /proc
+ *    (RLIMIT_CPU and RLIMIT_AS are per process; the sums are the limits,
+ *    the memory one sampled), notes the largest address space and process
+ *    count seen, and enforces the wall-clock limit and SIGTERM (cancel);
  *  - the end: the bwrap process group and every process of the uid are
  *    killed, and since the child is a child subreaper every descendant,
  *    daemonised or not, is reparented to it and reaped before the outcome
@@ -671,10 +673,11 @@ typedef struct child {
 	int bwrap_status;
 	bool bwrap_done, started;
 	/* the watch loop's findings */
-	uint64_t start_ms, cpu_seen_ms, vm_peak_bytes;
+	uint64_t start_ms, cpu_seen_ms, vm_peak_bytes, pss_peak_bytes;
 	uint32_t procs_peak;
 	int stop; /* DCR_ECANCELED, DCR_ETIMEOUT, DCR_ELIMIT, 0 */
-	bool stop_procs; /* DCR_ELIMIT: the process limit (else the CPU sum) */
+	bool stop_procs; /* DCR_ELIMIT: the process limit */
+	bool stop_memory; /* DCR_ELIMIT: the memory sum (else the CPU sum) */
 	dcr_buf out_log, err_log, info;
 	dcr_buf err_tail; /* the last SBX_TAIL_BYTES of stderr, for verdict() */
 	bool out_trunc, err_trunc;
@@ -1042,6 +1045,14 @@ static _Noreturn void grandchild(child *c, int devnull, int out_w, int err_w, in
 	if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0 ||
 	    dup2(filter, 3) < 0 || dup2(info_w, 4) < 0)
 		goto fail;
+	/* the first the kernel's OOM killer picks, before dcrd: an
+	 * unprivileged script may lower it to 0, never below dcrd's */
+	{
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "1000", 4) != 4)
+			goto fail;
+		close(fd);
+	}
 	if (c->switched) {
 		if (setgroups(0, NULL) < 0 || setresgid(c->uid, c->uid, c->uid) < 0 ||
 		    setresuid(c->uid, c->uid, c->uid) < 0)
@@ -1275,11 +1286,32 @@ static uint64_t proc_cpu_ms(const char *pid)
 
 /* One look at the run's processes (with a uid of its own only: else the
  * uid is dcrd's and the sum would be meaningless). */
+/* Pss of /proc/PID/smaps_rollup (the process's share of the memory it
+ * maps, pages shared with other processes divided among them), bytes. */
+static uint64_t proc_pss_bytes(const char *pid)
+{
+	char path[64], buf[2048], *s;
+	int fd;
+	ssize_t k;
+
+	snprintf(path, sizeof path, "/proc/%s/smaps_rollup", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	k = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (k <= 0)
+		return 0;
+	buf[k] = 0;
+	if (!(s = strstr(buf, "\nPss:")))
+		return 0;
+	return strtoull(s + 5, NULL, 10) * 1024;
+}
+
 static void sample(child *c)
 {
 	DIR *d;
 	struct dirent *e;
-	uint64_t cpu = 0, vm;
+	uint64_t cpu = 0, vm, pss = 0;
 	uint32_t procs = 0, th;
 	uid_t u;
 
@@ -1292,6 +1324,7 @@ static void sample(child *c)
 			continue;
 		procs += th;
 		cpu += proc_cpu_ms(e->d_name);
+		pss += proc_pss_bytes(e->d_name);
 		if (vm > c->vm_peak_bytes)
 			c->vm_peak_bytes = vm;
 	}
@@ -1300,6 +1333,8 @@ static void sample(child *c)
 		c->procs_peak = procs;
 	if (cpu > c->cpu_seen_ms)
 		c->cpu_seen_ms = cpu;
+	if (pss > c->pss_peak_bytes)
+		c->pss_peak_bytes = pss;
 }
 
 static void reap(child *c)
@@ -1363,6 +1398,12 @@ static void watch(child *c)
 			if (c->procs_peak >= c->l.procs + 2 && !c->stop) {
 				c->stop = DCR_ELIMIT;
 				c->stop_procs = true;
+			}
+			/* RLIMIT_AS bounds each process; this bounds them together
+			 * (what a cgroup's memory.max would do, sampled) */
+			if (c->pss_peak_bytes > c->l.memory_bytes && !c->stop) {
+				c->stop = DCR_ELIMIT;
+				c->stop_memory = true;
 			}
 		}
 		if (!c->stop && now - c->start_ms >= c->l.wall_ms)
@@ -1577,6 +1618,11 @@ static int verdict(child *c, dcr_err *err)
 	if (c->stop == DCR_ELIMIT && c->stop_procs)
 		return CFAIL(DCR_ELIMIT, "the run reached its limit of %u processes",
 		             c->l.procs);
+	if (c->stop == DCR_ELIMIT && c->stop_memory) {
+		mib(m, sizeof m, c->l.memory_bytes);
+		return CFAIL(DCR_ELIMIT,
+		             "the run passed its memory limit of %s (its processes together)", m);
+	}
 	if (c->stop == DCR_ELIMIT)
 		return CFAIL(DCR_ELIMIT, "the run passed its CPU limit of %llu ms",
 		             (unsigned long long)c->l.cpu_ms);

@@ -44,7 +44,8 @@ typedef struct cmp_sandbox_limits {
 	uint64_t wall_ms;        /* wall clock from start to collected output */
 	uint64_t cpu_ms;         /* CPU time of all processes together */
 	uint64_t memory_bytes;   /* address space of each process (RLIMIT_AS),
-				    or the cgroup's memory.max where usable */
+				    and the sum of their Pss, sampled every
+				    100 ms (no cgroup v2 here) */
 	uint32_t procs;          /* processes and threads alive at once */
 	uint64_t output_bytes;   /* all regular files under /output together */
 	uint32_t output_files;   /* regular files under /output */

@@ -677,6 +677,33 @@ static void esc_memory_bomb(void)
 	      (unsigned long long)r.out.peak_rss_bytes);
 	done(&r);
 
+	/* four processes, each under RLIMIT_AS, together past the limit */
+	run_spec(&r, CMP_LANG_PYTHON,
+	         "import os, time\n"
+	         "for i in range(3):\n"
+	         "    if os.fork() == 0:\n"
+	         "        break\n"
+	         "x = bytearray(100 << 20)\n"
+	         "for i in range(0, len(x), 4096):\n"
+	         "    x[i] = 1\n"
+	         "time.sleep(5)\n",
+	         NULL, 0, &l, NULL);
+	CHECK_ERR(r.rc, DCR_ELIMIT, &r.err, "memory limit of 256 MiB (its processes together)");
+	done(&r);
+	/* negative: two of them fit */
+	run_spec(&r, CMP_LANG_PYTHON,
+	         "import os, time\n"
+	         "pid = os.fork()\n"
+	         "x = bytearray(60 << 20)\n"
+	         "for i in range(0, len(x), 4096):\n"
+	         "    x[i] = 1\n"
+	         "time.sleep(0.5)\n"
+	         "if pid:\n"
+	         "    os.waitpid(pid, 0)\n",
+	         NULL, 0, &l, NULL);
+	CHECK_OK(r.rc, &r.err);
+	done(&r);
+
 	/* negative: the same script with a bounded loop fits */
 	run_spec(&r, CMP_LANG_PYTHON,
 	         "x = []\nfor i in range(8):\n    x.append(bytearray(8 << 20))\n", NULL, 0, &l, NULL);
@@ -846,6 +873,12 @@ static void esc_setuid(void)
 	       "    out.append(','.join(uid))\n"
 	       "    p.kill()\n"
 	       "    p.wait()\n"
+	       "try:\n"
+	       "    fd = os.open('/proc/self/oom_score_adj', os.O_WRONLY)\n"
+	       "    os.write(fd, b'-500')\n"
+	       "    out.append('LOWERED')\n"
+	       "except OSError:\n"
+	       "    out.append('oom:' + open('/proc/self/oom_score_adj').read().strip())\n"
 	       "nnp = [l for l in open('/proc/self/status') if l.startswith('NoNewPrivs')][0]\n"
 	       "out.append(nnp.split()[1])\n"
 	       "out.append(str(os.geteuid()))\n"
@@ -853,7 +886,7 @@ static void esc_setuid(void)
 	CHECK_OK(r.rc, &r.err);
 	/* real, effective, saved, fs uid: the sandbox's 1000, never root */
 	CHECK(strcmp(report(&r), "1000,1000,1000,1000 1000,1000,1000,1000 1000,1000,1000,1000 "
-	                         "1000,1000,1000,1000 1 1000") == 0,
+	                         "1000,1000,1000,1000 oom:1000 1 1000") == 0,
 	      "%s", report(&r));
 	done(&r);
 }
@@ -1063,6 +1096,50 @@ static void test_unprivileged(void)
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the unprivileged runs failed (status %d)", st);
 }
 
+/* A reader of an endless input that fires the run's cancel after 1 MiB. */
+struct slow_input {
+	cmp_cancel *c;
+	uint64_t given;
+};
+
+static int cancelling_read(void *ctx, void *buf, size_t cap)
+{
+	struct slow_input *si = ctx;
+
+	memset(buf, 'x', cap);
+	si->given += cap;
+	if (si->given >= (1u << 20))
+		cmp_cancel_fire(si->c);
+	return (int)cap;
+}
+
+static void test_cancel_while_sending(void)
+{
+	struct slow_input si = {cmp_cancel_new(), 0};
+	cmp_sandbox_input in = {"big.bin", 1ull << 32, cancelling_read, &si};
+	cmp_sandbox_limits l = small_limits();
+	run r;
+
+	run_spec(&r, CMP_LANG_PYTHON, "print(1)\n", &in, 1, &l, si.c);
+	CHECK_ERR(r.rc, DCR_ECANCELED, &r.err, "cancelled");
+	CHECK(si.given < (64u << 20), "%llu bytes read after the cancel",
+	      (unsigned long long)si.given);
+	cmp_sandbox_out_release(&r.out);
+	cmp_cancel_free(si.c);
+}
+
+static void test_r_memory(void)
+{
+	cmp_sandbox_limits l = small_limits();
+	run r;
+
+	l.memory_bytes = 256ull << 20;
+	run_spec(&r, CMP_LANG_R, "x <- list()\nrepeat { x[[length(x) + 1]] <- numeric(1e6) }\n",
+	         NULL, 0, &l, NULL);
+	CHECK_ERR(r.rc, DCR_ELIMIT, &r.err, "memory limit of 256 MiB");
+	done(&r);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], CMP_SANDBOX_ARGV) == 0)
@@ -1081,6 +1158,8 @@ int main(int argc, char **argv)
 	test_wall_and_cancel();
 	test_cancel_running();
 	test_spec_checks();
+	test_cancel_while_sending();
+	test_r_memory();
 	test_available();
 	esc_tcp();
 	esc_unix_socket();
