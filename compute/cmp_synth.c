@@ -10,7 +10,7 @@
  *  1. Domains. A string column's values are counted and each count gets
  *     discrete Gaussian noise; values whose noisy count reaches the
  *     threshold tau are released as categories, the rest are merged into
- *     one "other" bucket (0.1 rho over the string columns, plus a share of
+ *     one "other" bucket (0.4 rho over the string columns, plus a share of
  *     delta: an unreleased value reaches tau with probability below it).
  *     A numeric column without declared bounds gets a noisy histogram over
  *     fixed power-of-two buckets (0.1 rho over those columns); its bounds
@@ -18,20 +18,21 @@
  *     never the raw minimum and maximum. Numeric columns are cut into
  *     equal bins of their bounds (values outside are clamped into the end
  *     bins). Nullable columns get a null bucket.
- *  2. Noisy 1-way marginals of every synthesised column (1/3 of the rest).
+ *  2. Noisy 1-way marginals of every synthesised column (0.2 of the rest;
+ *     a released category's noisy count from step 1 is averaged in).
  *  3. A spanning tree of the columns: d - 1 rounds of the exponential
- *     mechanism (1/3 of the rest), each choosing among the pairs that join
+ *     mechanism (0.1 of the rest), each choosing among the pairs that join
  *     two components a pair with probability proportional to
  *     exp(eps/2 * score), score = floor of the L1 distance between the
  *     pair's 2-way marginal and the product of the noisy 1-ways. Sampled
  *     exactly: a uniform candidate is accepted with probability
  *     exp(-eps/2 (max - score)) (an exact Bernoulli of cmp_noise.c).
- *  4. Noisy 2-way marginals of the tree's edges (1/3 of the rest).
+ *  4. Noisy 2-way marginals of the tree's edges (0.7 of the rest).
  *  5. Estimation: each column's marginal is the inverse-variance weighted
  *     mean of its noisy 1-way and of the row or column sums of its noisy
- *     2-ways, made non-negative and scaled to the noisy row count (the
- *     weighted mean of the totals of the noisy 1-ways); each edge's table
- *     is made non-negative and fitted to both end marginals by iterative
+ *     2-ways, projected onto the non-negative tables of the noisy row count
+ *     (the weighted mean of the totals of the noisy 1-ways); each edge's
+ *     table is projected the same way and fitted to both end marginals by iterative
  *     proportional fitting, so the model's marginals agree on every shared
  *     column.
  *  6. Sampling from a root down the tree: counts allocated by largest
@@ -50,7 +51,14 @@
 #include "compute_int.h"
 #include "compute_synth.h"
 
-#define SHARE_DOMAIN 0.1 /* of rho: string categories; again for numeric bounds */
+/* Shares of rho (docs/privacy.md, "Synthetic data"; chosen with
+ * bench_synth, docs/benchmarks.md). Categories and bounds first, of rho;
+ * then of the rest: 1-way marginals, tree selection, and the 2-way
+ * marginals of the tree the remainder. */
+#define SHARE_CATEGORIES 0.4
+#define SHARE_BOUNDS 0.1
+#define SHARE_ONE_WAY 0.2
+#define SHARE_SELECT 0.1 /* of rho: string categories; again for numeric bounds */
 #define IPF_ROUNDS 30
 #define OTHER_TEXT "(other)"
 
@@ -347,6 +355,7 @@ typedef struct scol {
 	/* domain */
 	size_t *cat;    /* string: released ids, in id order */
 	size_t ncat;
+	double *sel;    /* string: their noisy counts (a measurement too) */
 	uint32_t *idcode; /* string: id -> code */
 	double lo, hi;
 	unsigned bins;
@@ -477,12 +486,6 @@ static double gauss(synth *y, const gnoise *g)
 	return (double)v;
 }
 
-static int cmp_size(const void *a, const void *b)
-{
-	size_t x = *(const size_t *)a, z = *(const size_t *)b;
-	return x < z ? -1 : x > z;
-}
-
 typedef struct cand {
 	size_t id;
 	double noisy;
@@ -496,6 +499,12 @@ static int cmp_cand(const void *a, const void *b)
 	return x->id < z->id ? -1 : x->id > z->id;
 }
 
+static int cmp_cand_id(const void *a, const void *b)
+{
+	const cand *x = a, *z = b;
+	return x->id < z->id ? -1 : x->id > z->id;
+}
+
 /* Released categories: noisy count >= tau; the largest
  * DCR_SYNTH_CATEGORIES_MAX of them (post-processing). */
 static void domain_string(synth *y, scol *c, bool exact)
@@ -506,16 +515,19 @@ static void domain_string(synth *y, scol *c, bool exact)
 		double v = (double)c->st.count[i];
 		if (!exact)
 			v += gauss(y, &y->g_cat);
-		if (v >= y->tau)
+		if (v >= (exact ? 1 : y->tau))
 			cd[n++] = (cand){ i, v };
 	}
 	qsort(cd, n, sizeof *cd, cmp_cand);
 	if (n > DCR_SYNTH_CATEGORIES_MAX)
 		n = DCR_SYNTH_CATEGORIES_MAX;
+	qsort(cd, n, sizeof *cd, cmp_cand_id);
 	c->cat = dcr_calloc(n ? n : 1, sizeof *c->cat);
-	for (size_t i = 0; i < n; i++)
+	c->sel = dcr_calloc(n ? n : 1, sizeof *c->sel);
+	for (size_t i = 0; i < n; i++) {
 		c->cat[i] = cd[i].id;
-	qsort(c->cat, n, sizeof *c->cat, cmp_size);
+		c->sel[i] = cd[i].noisy;
+	}
 	c->ncat = n;
 	free(cd);
 	size_t other = n; /* the other bucket's code */
@@ -650,13 +662,37 @@ static void add_noise(synth *y, double *h, size_t n, const gnoise *g)
 		h[i] += gauss(y, g);
 }
 
-/* Non-negative, scaled to total (uniform if nothing is left). */
+static int cmp_desc(const void *a, const void *b)
+{
+	double x = *(const double *)a, z = *(const double *)b;
+	return x > z ? -1 : x < z;
+}
+
+/* The Euclidean projection onto {x >= 0, sum x = sum p}: x = max(p -
+ * theta, 0) with theta >= 0 fixing the sum (the least-squares fit of one
+ * noisy histogram under non-negativity; unlike clipping at 0 it does not
+ * inflate the cells whose true count is 0), then scaled to total (uniform
+ * if nothing is left). */
 static void project(double *p, size_t n, double total)
 {
+	double *v = dcr_malloc(n * sizeof *v), cum = 0, theta = 0, own = 0;
+	for (size_t i = 0; i < n; i++)
+		own += p[i];
+	memcpy(v, p, n * sizeof *v);
+	qsort(v, n, sizeof *v, cmp_desc);
+	for (size_t i = 0; i < n && own > 0; i++) {
+		cum += v[i];
+		double t = (cum - own) / (double)(i + 1);
+		if (i + 1 == n || v[i + 1] <= t) {
+			theta = t;
+			if (v[i] > t)
+				break;
+		}
+	}
+	free(v);
 	double s = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (!(p[i] > 0))
-			p[i] = 0;
+		p[i] = own > 0 && p[i] > theta ? p[i] - theta : 0;
 		s += p[i];
 	}
 	for (size_t i = 0; i < n; i++)
@@ -800,8 +836,8 @@ static void estimate(synth *y, bool exact)
 		scol *a = &y->sc[g->a], *b = &y->sc[g->b];
 		size_t na = a->dom, nb = b->dom;
 		double *t = dcr_malloc(na * nb * sizeof *t);
-		for (size_t i = 0; i < na * nb; i++)
-			t[i] = g->y2[i] > 0 ? g->y2[i] : 0;
+		memcpy(t, g->y2, na * nb * sizeof *t);
+		project(t, na * nb, y->n_hat);
 		for (int round = 0; round < IPF_ROUNDS; round++) {
 			for (size_t i = 0; i < na; i++) {
 				double s = 0;
@@ -1176,6 +1212,7 @@ static void synth_release(synth *y)
 		free(c->num);
 		free(c->code);
 		free(c->cat);
+		free(c->sel);
 		free(c->idcode);
 		free(c->y1);
 		free(c->marg);
@@ -1206,7 +1243,7 @@ static int plan(synth *y, dcr_err *err)
 	y->rho = rho;
 	int rc = 0;
 	if (nstr) {
-		y->rho_cat = SHARE_DOMAIN * rho;
+		y->rho_cat = SHARE_CATEGORIES * rho;
 		rest -= y->rho_cat;
 		if ((rc = gnoise_init(&y->g_cat, y->rho_cat / (double)nstr, "categories", err)))
 			return rc;
@@ -1217,7 +1254,7 @@ static int plan(synth *y, dcr_err *err)
 		y->tau = 1 + sqrt(2 * y->g_cat.sigma2 * log(1 / y->delta_cat));
 	}
 	if (nbnd) {
-		y->rho_bounds = SHARE_DOMAIN * rho;
+		y->rho_bounds = SHARE_BOUNDS * rho;
 		rest -= y->rho_bounds;
 		if ((rc = gnoise_init(&y->g_bounds, y->rho_bounds / (double)nbnd, "bounds", err)))
 			return rc;
@@ -1225,9 +1262,9 @@ static int plan(synth *y, dcr_err *err)
 	if (s->mode == CMP__SYNTH_INDEPENDENT || d <= 1) {
 		y->rho_1 = rest;
 	} else {
-		y->rho_1 = rest / 3;
-		y->rho_select = rest / 3;
-		y->rho_2 = rest / 3;
+		y->rho_1 = rest * SHARE_ONE_WAY;
+		y->rho_select = rest * SHARE_SELECT;
+		y->rho_2 = rest - y->rho_1 - y->rho_select;
 		y->em_eps = sqrt(8 * y->rho_select / (double)(d - 1));
 		if ((rc = gnoise_init(&y->g_2, y->rho_2 / (double)(d - 1), "2-way marginals", err)))
 			return rc;
@@ -1317,6 +1354,12 @@ int cmp_synth_run(const cmp_synth *s, cmp_read_fn read, void *ctx, cmp_result *r
 		c->y1 = hist1(&y, c);
 		if (!exact)
 			add_noise(&y, c->y1, c->dom, &y.g_1);
+		/* A released category's noisy count from step 1 measures the
+		 * same cell: inverse-variance weighted mean of both. */
+		for (size_t i = 0; i < c->ncat && !exact; i++) {
+			double a = 1 / y.g_1.sigma2, b = 1 / y.g_cat.sigma2;
+			c->y1[i] = (a * c->y1[i] + b * c->sel[i]) / (a + b);
+		}
 		double t = 0;
 		for (size_t i = 0; i < c->dom; i++)
 			t += c->y1[i];
