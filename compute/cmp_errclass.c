@@ -20,7 +20,8 @@ static const char *const classes[] = {
     "sql error: integer overflow",        "sql error: invalid text", "sql error: too big",
     "sql error: not allowed",             "privacy filter", "input unavailable",
     "not supported",     "storage error: Input/output error",
-    "storage error: No space left on device", "internal error", CMP_ERRCLASS_UNRECORDABLE};
+    "storage error: No space left on device", "internal error", CMP_ERRCLASS_UNRECORDABLE,
+    "too few rows"};
 
 const char *cmp_error_class(const dcr_err *err)
 {
@@ -54,8 +55,12 @@ const char *cmp_error_class(const dcr_err *err)
 		if (strstr(m, "not supported"))
 			return "not supported";
 		return "input unavailable";
-	case DCR_ENOTFOUND:
 	case DCR_EINVALID:
+		/* cmp_synth_run's minimum (DCR_SYNTH_ROWS_MIN) */
+		if (strstr(m, "synthetic: the input has fewer than"))
+			return "too few rows";
+		return "input unavailable";
+	case DCR_ENOTFOUND:
 	case DCR_EINTEGRITY:
 	case DCR_ECRYPTO:
 	case DCR_ESTORE:

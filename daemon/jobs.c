@@ -507,6 +507,9 @@ typedef struct plan_node {
 	size_t *inputs; /* indices into plan nodes */
 	size_t ninputs;
 	cmp_psource priv; /* what a filtered reader knows of this table (a copy) */
+	cmp_synth_col *synth; /* synthetic: per input column (input's schema order) */
+	uint64_t synth_epsilon; /* synthetic: millionths */
+	uint64_t synth_rows;    /* synthetic: rows to write, 0: the noisy count */
 	/* evaluated */
 	bool ready;
 	cmp_column *cols;
@@ -540,6 +543,7 @@ static void plan_free(dmn *d, plan *p)
 		for (size_t k = 0; k < n->dp.nbounds; k++)
 			free((char *)n->dp_bounds[k].column);
 		free(n->dp_bounds);
+		free(n->synth);
 		free(n->inputs);
 		dmn__schema_free(n->cols, n->ncols);
 		dcr_buf_release(&n->image);
@@ -550,6 +554,23 @@ static void plan_free(dmn *d, plan *p)
 	free(p->order);
 	free(p->computation);
 	memset(p, 0, sizeof *p);
+}
+
+/* A synthetic computation's settings over its input's columns. */
+static void plan_synth(const rm_def *def, const rm_computation *c, plan_node *n)
+{
+	const rm_dataset *ds = rm_def_dataset(def, c->input);
+	cmp_column *cols = NULL;
+	size_t ncols = 0;
+	if (ds && ds->kind == RM_DS_TABLE)
+		dmn__schema_of(ds, &cols, &ncols);
+	n->synth = dcr_calloc(ncols + 1, sizeof *n->synth);
+	rm_computation_synth(c, cols, ncols, n->synth);
+	dmn__schema_free(cols, ncols);
+	n->synth_epsilon = (uint64_t)(c->epsilon * DCR_DP_EPSILON_SCALE + 0.5);
+	if (n->synth_epsilon == 0)
+		n->synth_epsilon = 1;
+	n->synth_rows = c->synth_rows;
 }
 
 static size_t node_find(const plan *p, const char *name)
@@ -616,6 +637,8 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 		}
 		cmp_psource_copy(&n->priv, &c->psrc);
 		dcr_buf_init(&n->image);
+		if (c->kind == RM_COMP_SYNTHETIC)
+			plan_synth(def, c, n);
 	}
 	for (i = 0; i < def->ncomputations; i++) {
 		const rm_computation *c = &def->computations[i];
@@ -783,6 +806,62 @@ static void cache_store(dmn *d, const plan_node *n, const char *image_id)
 	free(key);
 }
 
+/* A synthetic computation over its one input (docs/privacy.md,
+ * "Synthetic data"): the input's rows are read back from its table image
+ * as CSV (in memory, wiped after), then cmp_synth_run draws from the
+ * CSPRNG (rng NULL). The report is not kept yet. */
+typedef struct synth_src {
+	const dcr_buf *b;
+	size_t at;
+} synth_src;
+
+static int synth_read(void *ctx, void *buf, size_t cap)
+{
+	synth_src *s = ctx;
+	size_t n = s->b->len - s->at;
+	if (n > cap)
+		n = cap;
+	memcpy(buf, s->b->data + s->at, n);
+	s->at += n;
+	return (int)n;
+}
+
+static int eval_synth(plan_node *n, const cmp_input *in, const cmp_sql_limits *lim,
+                      cmp_result *res, dcr_err *err)
+{
+	cmp_result rows;
+	cmp_input all = in[0];
+	cmp_sql_limits l = *lim;
+	dcr_buf report;
+	int rc;
+
+	if (n->ninputs != 1)
+		return dcr_err_set(err, DCR_EINTERNAL, "synthetic %s: %zu inputs, not one", n->name,
+		                   n->ninputs);
+	cmp_result_init(&rows);
+	dcr_buf_init(&report);
+	all.priv = NULL; /* every column, every row: nothing of it leaves this function */
+	l.rows_max = DCR_SYNTH_ROWS_MAX;
+	l.bytes_max = (uint64_t)1 << 40;
+	char *q = dcr_asprintf("SELECT * FROM \"%s\"", all.name);
+	rc = cmp_sql_run(q, &all, 1, 0, &l, &rows, err);
+	free(q);
+	if (rc == 0) {
+		cmp_synth s = {.schema = all.schema,
+		               .cols = n->synth,
+		               .epsilon = n->synth_epsilon,
+		               .rows = n->synth_rows,
+		               .label = all.name};
+		synth_src src = {&rows.csv, 0};
+		rc = cmp_synth_run(&s, synth_read, &src, res, &report, err);
+	}
+	dcr_wipe(rows.csv.data, rows.csv.len);
+	dcr_wipe(rows.image.data, rows.image.len);
+	cmp_result_release(&rows);
+	dcr_buf_release(&report);
+	return rc;
+}
+
 /* Evaluates computation node n (inputs ready). For the target, res keeps
  * the full result (CSV). */
 static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res, dcr_err *err)
@@ -794,7 +873,7 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 	size_t k;
 	int rc;
 
-	if (n->kind != RM_COMP_SQL)
+	if (n->kind != RM_COMP_SQL && n->kind != RM_COMP_SYNTHETIC)
 		return dcr_err_set(err, DCR_ESTATE, "computation kind %s is not supported yet",
 		                   rm_compkind_name(n->kind));
 	cache_key(p, n, n->hash);
@@ -835,8 +914,12 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 		}
 	}
 	/* a DP computation draws fresh noise from the CSPRNG (dp.rng NULL) */
-	rc = n->dp.epsilon ? cmp_dp_run(n->query, in, n->ninputs, &n->dp, &lim, res, err)
-	                   : cmp_sql_run(n->query, in, n->ninputs, n->min_rows, &lim, res, err);
+	if (n->kind == RM_COMP_SYNTHETIC)
+		rc = eval_synth(n, in, &lim, res, err);
+	else
+		rc = n->dp.epsilon
+		         ? cmp_dp_run(n->query, in, n->ninputs, &n->dp, &lim, res, err)
+		         : cmp_sql_run(n->query, in, n->ninputs, n->min_rows, &lim, res, err);
 	if (rc < 0) {
 		dcr_err_prefix(err, "computation %s", n->name);
 		goto out;

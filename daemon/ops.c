@@ -866,12 +866,13 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 		const char *failed_up = NULL;
 
 		dcr_buf_printf(&report, "%s (%s): ", c->name, rm_compkind_name(c->kind));
-		if (c->kind != RM_COMP_SQL) {
+		if (c->kind != RM_COMP_SQL && c->kind != RM_COMP_SYNTHETIC) {
 			dcr_buf_printf(&report, "error: computation kind %s is not supported yet\n",
 			               rm_compkind_name(c->kind));
 			continue;
 		}
-		/* only sql runs here: what reads another kind cannot run yet */
+		/* sql and synthetic (its schema is its input's) run here: what
+		 * reads another kind cannot run yet */
 		for (size_t k = 0; !failed_up && k < c->ninputs; k++) {
 			const rm_computation *up = rm_def_computation(def, c->inputs[k]);
 			if (up && !ok[up - def->computations])
