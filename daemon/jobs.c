@@ -507,7 +507,7 @@ typedef struct plan_node {
 	size_t *inputs; /* indices into plan nodes */
 	size_t ninputs;
 	cmp_psource priv; /* what a filtered reader knows of this table (a copy) */
-	cmp_synth_col *synth; /* synthetic: per input column (input's schema order) */
+	rm_computation synth; /* synthetic: copies of mask, mask_fmt, synth_cols only */
 	uint64_t synth_epsilon; /* synthetic: millionths */
 	uint64_t synth_rows;    /* synthetic: rows to write, 0: the noisy count */
 	/* evaluated */
@@ -531,6 +531,8 @@ typedef struct plan {
 	cmp_cancel *cancel; /* stops the run's SQL (not owned) */
 } plan;
 
+static void plan_synth_free(rm_computation *t);
+
 static void plan_free(dmn *d, plan *p)
 {
 	size_t i;
@@ -543,7 +545,7 @@ static void plan_free(dmn *d, plan *p)
 		for (size_t k = 0; k < n->dp.nbounds; k++)
 			free((char *)n->dp_bounds[k].column);
 		free(n->dp_bounds);
-		free(n->synth);
+		plan_synth_free(&n->synth);
 		free(n->inputs);
 		dmn__schema_free(n->cols, n->ncols);
 		dcr_buf_release(&n->image);
@@ -556,21 +558,41 @@ static void plan_free(dmn *d, plan *p)
 	memset(p, 0, sizeof *p);
 }
 
-/* A synthetic computation's settings over its input's columns. */
-static void plan_synth(const rm_def *def, const rm_computation *c, plan_node *n)
+/* A synthetic computation's settings, copied out of the definition; they
+ * are matched to the input's columns when it runs (the input may be an
+ * upstream result). */
+static void plan_synth(const rm_computation *c, plan_node *n)
 {
-	const rm_dataset *ds = rm_def_dataset(def, c->input);
-	cmp_column *cols = NULL;
-	size_t ncols = 0;
-	if (ds && ds->kind == RM_DS_TABLE)
-		dmn__schema_of(ds, &cols, &ncols);
-	n->synth = dcr_calloc(ncols + 1, sizeof *n->synth);
-	rm_computation_synth(c, cols, ncols, n->synth);
-	dmn__schema_free(cols, ncols);
+	rm_computation *t = &n->synth;
+	t->nmask = c->nmask;
+	t->mask = dcr_calloc(c->nmask + 1, sizeof *t->mask);
+	t->mask_fmt = dcr_calloc(c->nmask + 1, sizeof *t->mask_fmt);
+	for (size_t k = 0; k < c->nmask; k++) {
+		t->mask[k] = dcr_strdup(c->mask[k]);
+		t->mask_fmt[k] = c->mask_fmt[k];
+	}
+	t->nsynth_cols = c->nsynth_cols;
+	t->synth_cols = dcr_calloc(c->nsynth_cols + 1, sizeof *t->synth_cols);
+	for (size_t k = 0; k < c->nsynth_cols; k++) {
+		t->synth_cols[k] = c->synth_cols[k];
+		t->synth_cols[k].column = dcr_strdup(c->synth_cols[k].column);
+	}
 	n->synth_epsilon = (uint64_t)(c->epsilon * DCR_DP_EPSILON_SCALE + 0.5);
 	if (n->synth_epsilon == 0)
 		n->synth_epsilon = 1;
 	n->synth_rows = c->synth_rows;
+}
+
+static void plan_synth_free(rm_computation *t)
+{
+	for (size_t k = 0; k < t->nmask; k++)
+		free(t->mask[k]);
+	free(t->mask);
+	free(t->mask_fmt);
+	for (size_t k = 0; k < t->nsynth_cols; k++)
+		free(t->synth_cols[k].column);
+	free(t->synth_cols);
+	memset(t, 0, sizeof *t);
 }
 
 static size_t node_find(const plan *p, const char *name)
@@ -638,7 +660,7 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 		cmp_psource_copy(&n->priv, &c->psrc);
 		dcr_buf_init(&n->image);
 		if (c->kind == RM_COMP_SYNTHETIC)
-			plan_synth(def, c, n);
+			plan_synth(c, n);
 	}
 	for (i = 0; i < def->ncomputations; i++) {
 		const rm_computation *c = &def->computations[i];
@@ -846,15 +868,18 @@ static int eval_synth(plan_node *n, const cmp_input *in, const cmp_sql_limits *l
 	char *q = dcr_asprintf("SELECT * FROM \"%s\"", all.name);
 	rc = cmp_sql_run(q, &all, 1, 0, &l, &rows, err);
 	free(q);
+	cmp_synth_col *cols = dcr_calloc(all.schema.ncols + 1, sizeof *cols);
+	rm_computation_synth(&n->synth, all.schema.cols, all.schema.ncols, cols);
 	if (rc == 0) {
 		cmp_synth s = {.schema = all.schema,
-		               .cols = n->synth,
+		               .cols = cols,
 		               .epsilon = n->synth_epsilon,
 		               .rows = n->synth_rows,
 		               .label = all.name};
 		synth_src src = {&rows.csv, 0};
 		rc = cmp_synth_run(&s, synth_read, &src, res, &report, err);
 	}
+	free(cols);
 	dcr_wipe(rows.csv.data, rows.csv.len);
 	dcr_wipe(rows.image.data, rows.image.len);
 	cmp_result_release(&rows);

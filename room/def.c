@@ -1285,10 +1285,12 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 					                 "computation named \"%s\"",
 					                 i, field, k, in);
 			} else if (c->kind == RM_COMP_SYNTHETIC &&
-			           (!ds || ds->kind != RM_DS_TABLE)) {
+			           (ds ? ds->kind != RM_DS_TABLE
+			               : up->kind != RM_COMP_SQL && up->kind != RM_COMP_SYNTHETIC)) {
 				rc = dcr_err_set(err, DCR_EINVALID,
 				                 "computations[%zu].input: \"%s\" is not a table "
-				                 "dataset (synthetic data is made from a table)",
+				                 "dataset or an sql or synthetic computation "
+				                 "(synthetic data is made from a table)",
 				                 i, in);
 			} else if (c->kind == RM_COMP_SQL && ds && ds->kind == RM_DS_FILE) {
 				rc = dcr_err_set(err, DCR_EINVALID,
@@ -1306,7 +1308,9 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 				    i, c->name, rm_compkind_name(up->kind), in);
 			}
 		}
-		if (!rc && c->kind == RM_COMP_SYNTHETIC) {
+		/* Over an upstream result, the columns are known at admission
+		 * (admit.c checks them there). */
+		if (!rc && c->kind == RM_COMP_SYNTHETIC && rm_def_dataset(d, c->input)) {
 			const rm_dataset *ds = rm_def_dataset(d, c->input);
 			for (size_t k = 0; k < c->nmask && !rc; k++) {
 				bool found = false;

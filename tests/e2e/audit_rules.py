@@ -718,13 +718,18 @@ def validate(d):
         for x in c["inputs"]:
             if x not in dsd and x not in cd:
                 refuse("computation %s: no dataset or computation %r" % (c["name"], x))
-            if c["kind"] == "synthetic" and (x not in dsd or dsd[x]["kind"] != "table"):
-                refuse("computation %s: input is not a table dataset" % c["name"])
+            if c["kind"] == "synthetic" and (
+                    dsd[x]["kind"] != "table" if x in dsd
+                    else cd[x]["kind"] not in ("sql", "synthetic")):
+                refuse("computation %s: input is not a table dataset or an sql or "
+                       "synthetic computation" % c["name"])
             if c["kind"] == "sql" and x in dsd and dsd[x]["kind"] == "file":
                 refuse("computation %s: the query reads a file dataset" % c["name"])
             if c["kind"] == "sql" and x in cd and cd[x]["kind"] in ("python", "r"):
                 refuse("computation %s: the query reads a python or r result" % c["name"])
-        if c["kind"] == "synthetic":
+        # over an upstream result the columns are checked at admission
+        # (not a rule of replay)
+        if c["kind"] == "synthetic" and c["input"] in dsd:
             ds = dsd[c["input"]]
             for m in c["mask"]:
                 if m not in ds["columns"]:

@@ -25,7 +25,7 @@ room_json() { # FILE MASK EXTRA
   "participants": [
     {"email": "anna@bank.example", "key": "$ANNA_KEY", "owner_of": ["bank_customers"]},
     {"email": "ian@insurer.example", "key": "$IAN_KEY",
-     "analyst_of": ["bank_synth", "synth_cities"]}
+     "analyst_of": ["bank_synth", "synth_cities", "adults", "adults_synth"]}
   ],
   "datasets": [
     {"name": "bank_customers",
@@ -39,7 +39,11 @@ room_json() { # FILE MASK EXTRA
     {"name": "bank_synth", "kind": "synthetic", "input": "bank_customers",
      "mask": $2, "epsilon": 3, "bounds": {"age": [18, 90]}, "bins": {"age": 12}$3},
     {"name": "synth_cities", "kind": "sql",
-     "query": "SELECT city, COUNT(*) AS n FROM bank_synth GROUP BY city ORDER BY city"}
+     "query": "SELECT city, COUNT(*) AS n FROM bank_synth GROUP BY city ORDER BY city"},
+    {"name": "adults", "kind": "sql",
+     "query": "SELECT age, city, balance FROM bank_customers WHERE age >= 40"},
+    {"name": "adults_synth", "kind": "synthetic", "input": "adults", "mask": {"city": "postcode"},
+     "epsilon": 1, "bounds": {"age": [40, 60], "balance": [0, 10000]}, "rows": 100}
   ]
 }
 JSON
@@ -83,6 +87,7 @@ expect_contains "$E2E_OUT" "email string"
 expect_contains "$E2E_OUT" "age integer"
 expect_contains "$E2E_OUT" "balance float"
 expect_contains "$E2E_OUT" "synth_cities (sql): ok"
+expect_contains "$E2E_OUT" "adults_synth (synthetic): ok"
 
 # fewer than 50 rows: the run fails with its class
 expect_ok e2e_as anna dcr provision "$ROOM" bank_customers "$T/small.csv"
@@ -130,6 +135,18 @@ head -n 1 "$T/cities.csv" | tr -d '\r' | grep -q -x "city,n" ||
 	e2e_fail "synth_cities header: $(cat "$T/cities.csv")"
 TOTAL=$(awk -F, 'NR > 1 { s += $2 } END { print s + 0 }' "$T/cities.csv")
 [ "$TOTAL" -gt 300 ] && [ "$TOTAL" -lt 500 ] || e2e_fail "synth_cities counts $TOTAL rows"
+
+# a synthetic computation over an sql result: its columns, its bounds,
+# the declared row count, the mask of its own
+expect_ok e2e_as ian dcr run "$ROOM" adults_synth --wait --timeout 120
+expect_ok e2e_as ian dcr result "$ROOM" adults_synth -o "$T/adults.csv"
+tr -d '\r' <"$T/adults.csv" >"$T/adults.norm"
+head -n 1 "$T/adults.norm" | grep -q -x "age,city,balance" ||
+	e2e_fail "adults_synth header: $(head -n 1 "$T/adults.norm")"
+expect_eq "$(($(wc -l <"$T/adults.norm") - 1))" 100 "rows of adults_synth"
+awk -F, 'NR > 1 && ($1 !~ /^[0-9]+$/ || $1 < 40 || $1 > 60 || $2 !~ /^[0-9][0-9][0-9][0-9][0-9]$/ ||
+	($3 != "" && ($3 < 0 || $3 > 10000))) { print; exit 1 }' "$T/adults.norm" >"$T/check.out" ||
+	e2e_fail "adults_synth row out of its domain: $(cat "$T/check.out")"
 
 # the log replays, by dcr audit verify and by the independent verifier
 # written from the docs (mask formats, bounds, bins, "too few rows")

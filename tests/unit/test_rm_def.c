@@ -232,6 +232,32 @@ static void test_synth_fields(const char *valid)
 	BAD_EDIT("\"query\": \"SELECT city, n * 2 AS twice FROM overlap\"",
 	         "\"query\": \"SELECT city, n * 2 AS twice FROM overlap\", \"rows\": 3",
 	         "computations[1].rows: not a field of sql computations");
+	/* over an upstream result: sql and synthetic results, not python or r;
+	 * the columns are checked at admission */
+	static const char *in = "\"input\": \"bank_customers\",\n     \"mask\": [\"email\"]";
+	BAD_EDIT(in, "\"input\": \"churn\", \"mask\": []",
+	         "computations[2].input: \"churn\" is not a table dataset or an sql or synthetic "
+	         "computation");
+	ADMIT_BAD_EDIT(in, "\"input\": \"overlap\", \"mask\": [\"email\"]",
+	               "computations[2] (\"bank_synthetic\"): mask: the result of overlap has no "
+	               "column \"email\"");
+	ADMIT_BAD_EDIT(in, "\"input\": \"overlap\", \"mask\": {\"n\": \"email\"}",
+	               "mask: format email does not fit column \"n\" of type integer");
+	ADMIT_BAD_EDIT(in, "\"input\": \"overlap\", \"mask\": [], \"bins\": {\"city\": 3}",
+	               "bins: \"city\" is not a numeric column of the result of overlap");
+	t = t_replace(valid, in,
+	              "\"input\": \"overlap\", \"mask\": {\"city\": \"name\"}, \"bounds\": "
+	              "{\"n\": [0, 100]}");
+	d = NULL;
+	CHECK_OK(rm_def_parse(t, strlen(t), &d, &e), &e);
+	if (d) {
+		CHECK_OK(rm_def_admit(d, &e), &e);
+		sy = rm_def_computation(d, "bank_synthetic");
+		CHECK(sy && sy->nresult_cols == 2 && strcmp(sy->result_cols[1].name, "n") == 0 &&
+		      sy->result_cols[1].type == CMP_INTEGER);
+	}
+	rm_def_free(d);
+	free(t);
 }
 
 int main(void)
