@@ -727,6 +727,30 @@ static double mutual_info(const double *h, size_t na, size_t nb, double n)
 	return mi;
 }
 
+/* The exponential mechanism, exact: a uniform candidate is accepted with
+ * probability exp(-(best - score) half / DCR_SYNTH_EM_SCALE), an exact
+ * Bernoulli (cmp_noise.c), so candidate i is chosen with probability
+ * proportional to exp(score_i half / DCR_SYNTH_EM_SCALE). The best is
+ * accepted with probability 1: at most n rounds are expected. An exponent
+ * beyond 2^64 / DCR_SYNTH_EM_SCALE (acceptance below exp(-2^40)) is a
+ * rejection. */
+size_t cmp__synth_em_pick(cmp_rng *r, const uint64_t *score, size_t n, uint64_t half)
+{
+	uint64_t best = 0;
+	DCR_ASSERT(n > 0);
+	for (size_t i = 0; i < n; i++)
+		if (score[i] > best)
+			best = score[i];
+	for (;;) {
+		size_t c = (size_t)below(r, n);
+		uint64_t gap = best - score[c], num;
+		if (__builtin_mul_overflow(gap, half, &num))
+			continue;
+		if (cmp__noise_bern_exp(r, num, DCR_SYNTH_EM_SCALE))
+			return c;
+	}
+}
+
 /* Chooses the tree's nsc - 1 edges into y->edges. */
 static void select_tree(synth *y)
 {
@@ -757,17 +781,14 @@ static void select_tree(synth *y)
 	y->edges = dcr_calloc(d, sizeof *y->edges);
 	/* eps/2 of each round as a fraction over 2^24, rounded down (less
 	 * weight on the scores: never more privacy loss). */
-	uint64_t half = (uint64_t)floor(y->em_eps / 2 * (double)(1u << 24));
+	uint64_t half = (uint64_t)floor(y->em_eps / 2 * (double)DCR_SYNTH_EM_SCALE);
 	size_t *live = dcr_calloc(npairs ? npairs : 1, sizeof *live);
+	uint64_t *lscore = dcr_calloc(npairs ? npairs : 1, sizeof *lscore);
 	while (y->nedges + 1 < d) {
 		size_t nl = 0;
-		uint64_t best = 0;
 		for (size_t i = 0; i < npairs; i++)
-			if (find(parent, cands[i].a) != find(parent, cands[i].b)) {
+			if (find(parent, cands[i].a) != find(parent, cands[i].b))
 				live[nl++] = i;
-				if (cands[i].score > best)
-					best = cands[i].score;
-			}
 		DCR_ASSERT(nl > 0);
 		size_t pick = live[0];
 		if (y->s->mode == CMP__SYNTH_CHOW_LIU) {
@@ -775,17 +796,9 @@ static void select_tree(synth *y)
 				if (mi[live[i]] > mi[pick])
 					pick = live[i];
 		} else {
-			/* Exact exponential mechanism by rejection: the best
-			 * candidate is accepted with probability 1, so the
-			 * expected number of rounds is at most nl. */
-			for (;;) {
-				size_t c = live[below(y->rng, nl)];
-				if (cmp__noise_bern_exp(y->rng, (best - cands[c].score) * half,
-				                        1u << 24)) {
-					pick = c;
-					break;
-				}
-			}
+			for (size_t i = 0; i < nl; i++)
+				lscore[i] = cands[live[i]].score;
+			pick = live[cmp__synth_em_pick(y->rng, lscore, nl, half)];
 		}
 		parent[find(parent, cands[pick].a)] = find(parent, cands[pick].b);
 		y->edges[y->nedges].a = cands[pick].a;
@@ -793,6 +806,7 @@ static void select_tree(synth *y)
 		y->edges[y->nedges].score = cands[pick].score;
 		y->nedges++;
 	}
+	free(lscore);
 	free(live);
 	free(parent);
 	free(mi);

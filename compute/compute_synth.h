@@ -84,6 +84,13 @@ int cmp_synth_check(const cmp_synth *s, dcr_err *err);
 int cmp_synth_run(const cmp_synth *s, cmp_read_fn read, void *ctx, cmp_result *res,
                   dcr_buf *report, dcr_err *err);
 
+/* TEST ONLY: the exponential mechanism of the tree selection: index i
+ * of score[0..n) with probability proportional to
+ * exp(score[i] * half / DCR_SYNTH_EM_SCALE) (half = eps/2 of the round in
+ * units of 2^-24), exactly. */
+#define DCR_SYNTH_EM_SCALE (1u << 24)
+size_t cmp__synth_em_pick(cmp_rng *r, const uint64_t *score, size_t n, uint64_t half);
+
 /* TEST ONLY: one masked value of format m for type t. */
 void cmp__synth_mask_value(cmp_rng *r, enum cmp_mask m, enum cmp_type t, dcr_buf *out);
 

@@ -2,8 +2,9 @@
  * vectors, every mask format (IBAN check digits), the 50-row minimum,
  * masked columns never parsed, every synthesised value inside its domain,
  * determinism under the test-only seeded generator and difference between
- * seeds, a correlation the tree keeps and independent marginals lose, and
- * the settings refused. */
+ * seeds, a correlation the tree keeps and independent marginals lose, the
+ * exponential mechanism against its exact distribution, and the settings
+ * refused. */
 #include <math.h>
 
 #include "test.h"
@@ -457,10 +458,53 @@ static void test_refused(void)
 	cmp_rng_release(&r);
 }
 
+/* The exponential mechanism against its exact distribution: 10^6 picks,
+ * chi-square at p = 1e-6 (5 degrees of freedom: 35.89); the same
+ * statistic rejects the distribution of a 10% larger epsilon. */
+static double em_chi2(const uint64_t *hist, const uint64_t *score, size_t n, double eps_half,
+                      uint64_t draws)
+{
+	double z = 0, chi = 0;
+	for (size_t i = 0; i < n; i++)
+		z += exp(eps_half * (double)score[i]);
+	for (size_t i = 0; i < n; i++) {
+		double e = (double)draws * exp(eps_half * (double)score[i]) / z;
+		chi += ((double)hist[i] - e) * ((double)hist[i] - e) / e;
+	}
+	return chi;
+}
+
+static void test_em(void)
+{
+	static const uint64_t score[6] = {0, 1, 2, 5, 5, 3};
+	uint64_t hist[6] = {0};
+	cmp_rng r;
+	cmp__rng_init_test(&r, 11);
+	const uint64_t draws = 1000000, half = DCR_SYNTH_EM_SCALE / 2; /* eps/2 = 0.5 */
+	for (uint64_t i = 0; i < draws; i++)
+		hist[cmp__synth_em_pick(&r, score, 6, half)]++;
+	double fit = em_chi2(hist, score, 6, 0.5, draws), off = em_chi2(hist, score, 6, 0.55, draws);
+	if (getenv("SYNTH_SHOW"))
+		fprintf(stderr, "em chi-square %.2f, off %.2f\n", fit, off);
+	CHECK(fit < 35.89, "chi-square %.2f", fit);
+	CHECK(off > 35.89, "a 10%% larger epsilon fits too: %.2f", off);
+	/* equal scores: uniform; a gap of 2^40 units: the best only */
+	static const uint64_t flat[3] = {7, 7, 7}, far[2] = {0, (uint64_t)1 << 40};
+	uint64_t h3[3] = {0}, h2[2] = {0};
+	for (int i = 0; i < 30000; i++)
+		h3[cmp__synth_em_pick(&r, flat, 3, half)]++;
+	for (int i = 0; i < 1000; i++)
+		h2[cmp__synth_em_pick(&r, far, 2, half)]++;
+	CHECK(h3[0] > 9500 && h3[1] > 9500 && h3[2] > 9500);
+	CHECK(h2[0] == 0 && h2[1] == 1000);
+	cmp_rng_release(&r);
+}
+
 int main(void)
 {
 	test_rho();
 	test_masks();
+	test_em();
 	test_minimum_rows();
 	test_run();
 	test_independent_loses_correlation();
