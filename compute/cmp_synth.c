@@ -27,7 +27,8 @@
  *     pair's 2-way marginal and the product of the noisy 1-ways. Sampled
  *     exactly: a uniform candidate is accepted with probability
  *     exp(-eps/2 (max - score)) (an exact Bernoulli of cmp_noise.c).
- *  4. Noisy 2-way marginals of the tree's edges (0.7 of the rest).
+ *  4. Noisy 2-way marginals of the tree's edges (0.7 of the rest, split
+ *     over the edges in proportion to their cells^(2/3)).
  *  5. Estimation: each column's marginal is the inverse-variance weighted
  *     mean of its noisy 1-way and of the row or column sums of its noisy
  *     2-ways, projected onto the non-negative tables of the noisy row count
@@ -374,6 +375,7 @@ typedef struct edge {
 	double *y2;    /* noisy 2-way, dom_a x dom_b, row-major */
 	double *fit;   /* model 2-way */
 	uint64_t score;
+	gnoise g;      /* its noise: a share of rho_2 by its size */
 } edge;
 
 typedef struct synth {
@@ -813,6 +815,25 @@ static void select_tree(synth *y)
 	free(cands);
 }
 
+/* rho_2 over the tree's edges in proportion to cells^(2/3): the split
+ * that minimises the sum over edges of cells x sigma (the expected L1
+ * noise) under sum rho_e = rho_2. The tree and the domains are already
+ * released, so the split costs nothing. */
+static int edge_noise(synth *y, dcr_err *err)
+{
+	double wsum = 0;
+	for (size_t e = 0; e < y->nedges; e++)
+		wsum += pow((double)(y->sc[y->edges[e].a].dom * y->sc[y->edges[e].b].dom), 2.0 / 3);
+	for (size_t e = 0; e < y->nedges; e++) {
+		edge *g = &y->edges[e];
+		double w = pow((double)(y->sc[g->a].dom * y->sc[g->b].dom), 2.0 / 3);
+		int rc = gnoise_init(&g->g, y->rho_2 * w / wsum, "2-way marginals", err);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* ---- estimation ----------------------------------------------------------------- */
 
 static void estimate(synth *y, bool exact)
@@ -829,7 +850,7 @@ static void estimate(synth *y, bool exact)
 			if (g->a != k && g->b != k)
 				continue;
 			scol *o = &y->sc[g->a == k ? g->b : g->a];
-			double w = 1 / (y->g_2.sigma2 * (double)o->dom);
+			double w = 1 / (g->g.sigma2 * (double)o->dom);
 			for (size_t i = 0; i < c->dom; i++) {
 				double s = 0;
 				for (size_t j = 0; j < o->dom; j++)
@@ -1136,8 +1157,11 @@ static void write_report(synth *y, uint64_t nout, dcr_buf *rep)
 		dcr_buf_printf(rep, ",\"null_bucket\":%s,\"domain\":%zu}",
 		               c->nullable ? "true" : "false", c->dom);
 	}
-	dcr_buf_printf(rep, "],\"one_way_sigma\":%.6g,\"two_way_sigma\":%.6g,\"tree\":[",
-	               sqrt(y->g_1.sigma2), sqrt(y->g_2.sigma2));
+	dcr_buf_printf(rep, "],\"one_way_sigma\":%.6g,\"two_way_sigma\":[",
+	               sqrt(y->g_1.sigma2));
+	for (size_t e = 0; e < y->nedges; e++)
+		dcr_buf_printf(rep, "%s%.6g", e ? "," : "", sqrt(y->edges[e].g.sigma2));
+	dcr_buf_append_str(rep, "],\"tree\":[");
 	double fit = 0, noise = 0;
 	for (size_t e = 0; e < y->nedges; e++) {
 		const edge *g = &y->edges[e];
@@ -1152,7 +1176,7 @@ static void write_report(synth *y, uint64_t nout, dcr_buf *rep)
 			l1 += fabs(g->fit[i] - g->y2[i]);
 		fit += l1 / (2 * y->n_hat);
 		/* E|N(0, s^2)| = s sqrt(2/pi) per cell. */
-		noise += sqrt(y->g_2.sigma2) * sqrt(2 / M_PI) * (double)(a->dom * b->dom) /
+		noise += sqrt(g->g.sigma2) * sqrt(2 / M_PI) * (double)(a->dom * b->dom) /
 		         (2 * y->n_hat);
 	}
 	double noise1 = 0;
@@ -1397,12 +1421,14 @@ int cmp_synth_run(const cmp_synth *s, cmp_read_fn read, void *ctx, cmp_result *r
 	/* The tree and its 2-way marginals. */
 	if (s->mode != CMP__SYNTH_INDEPENDENT && y.nsc > 1) {
 		select_tree(&y);
+		if ((rc = edge_noise(&y, err)))
+			goto out;
 		for (size_t e = 0; e < y.nedges; e++) {
 			edge *g = &y.edges[e];
 			scol *a = &y.sc[g->a], *b = &y.sc[g->b];
 			g->y2 = hist2(&y, a, b);
 			if (!exact)
-				add_noise(&y, g->y2, a->dom * b->dom, &y.g_2);
+				add_noise(&y, g->y2, a->dom * b->dom, &g->g);
 		}
 	}
 	/* From here on only the measurements are read. */
