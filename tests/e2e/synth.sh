@@ -104,8 +104,9 @@ for i in 1 2; do
 	head -n 1 "$T/s$i.norm" | grep -q -x "email,name,age,city,balance" ||
 		e2e_fail "synthetic header: $(head -n 1 "$T/s$i.norm")"
 	ROWS=$(($(wc -l <"$T/s$i.norm") - 1))
-	# the noisy row count: epsilon 3 leaves it within a few dozen of 400
-	[ "$ROWS" -gt 300 ] && [ "$ROWS" -lt 500 ] || e2e_fail "run $i: $ROWS rows"
+	# the noisy row count: epsilon 3 leaves it near 400 (standard
+	# deviation about 30 here; 5 of them)
+	[ "$ROWS" -gt 250 ] && [ "$ROWS" -lt 550 ] || e2e_fail "run $i: $ROWS rows"
 	# masked values are of their format and never input values
 	awk -F, 'NR == FNR { if (FNR > 1) { em[$1] = 1; nm[$2] = 1 } next }
 		FNR > 1 {
@@ -134,7 +135,7 @@ expect_ok e2e_as ian dcr result "$ROOM" synth_cities -o "$T/cities.csv"
 head -n 1 "$T/cities.csv" | tr -d '\r' | grep -q -x "city,n" ||
 	e2e_fail "synth_cities header: $(cat "$T/cities.csv")"
 TOTAL=$(awk -F, 'NR > 1 { s += $2 } END { print s + 0 }' "$T/cities.csv")
-[ "$TOTAL" -gt 300 ] && [ "$TOTAL" -lt 500 ] || e2e_fail "synth_cities counts $TOTAL rows"
+[ "$TOTAL" -gt 250 ] && [ "$TOTAL" -lt 550 ] || e2e_fail "synth_cities counts $TOTAL rows"
 
 # a synthetic computation over an sql result: its columns, its bounds,
 # the declared row count, the mask of its own
@@ -144,8 +145,10 @@ tr -d '\r' <"$T/adults.csv" >"$T/adults.norm"
 head -n 1 "$T/adults.norm" | grep -q -x "age,city,balance" ||
 	e2e_fail "adults_synth header: $(head -n 1 "$T/adults.norm")"
 expect_eq "$(($(wc -l <"$T/adults.norm") - 1))" 100 "rows of adults_synth"
-awk -F, 'NR > 1 && ($1 !~ /^[0-9]+$/ || $1 < 40 || $1 > 60 || $2 !~ /^[0-9][0-9][0-9][0-9][0-9]$/ ||
-	($3 != "" && ($3 < 0 || $3 > 10000))) { print; exit 1 }' "$T/adults.norm" >"$T/check.out" ||
+# (an sql result's columns are nullable: null is a category of their own)
+awk -F, 'NR > 1 && (($1 != "" && ($1 !~ /^[0-9]+$/ || $1 < 40 || $1 > 60)) ||
+	$2 !~ /^[0-9][0-9][0-9][0-9][0-9]$/ || ($3 != "" && ($3 < 0 || $3 > 10000))) {
+	print; exit 1 }' "$T/adults.norm" >"$T/check.out" ||
 	e2e_fail "adults_synth row out of its domain: $(cat "$T/check.out")"
 
 # the log replays, by dcr audit verify and by the independent verifier

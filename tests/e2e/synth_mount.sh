@@ -60,7 +60,8 @@ for i in 1 2; do
 		            $3 !~ /^(Berlin|Hamburg|Munich|\(other\)|)$/) { print; exit 1 }' \
 		"$T/bank.csv" "$T/s$i.norm" >"$T/check.out" ||
 		e2e_fail "run $i: row out of its domain: $(cat "$T/check.out")"
-	[ "$(wc -l <"$T/s$i.norm")" -gt 200 ] || e2e_fail "run $i: $(wc -l <"$T/s$i.norm") lines"
+	# the noisy row count, near 300 (standard deviation about 25)
+	[ "$(wc -l <"$T/s$i.norm")" -gt 150 ] || e2e_fail "run $i: $(wc -l <"$T/s$i.norm") lines"
 done
 if cmp -s "$T/s1.norm" "$T/s2.norm"; then
 	e2e_fail "two synthetic runs gave the same table"

@@ -393,8 +393,9 @@ static void test_determinism(void)
 	CHECK_OK(run(&s, &in, &c, &rep, &err), &err);
 	CHECK_OK(run(&s, &in, &d, &rep, &err), &err);
 	CHECK(c.csv.len != d.csv.len || memcmp(c.csv.data, d.csv.data, c.csv.len) != 0);
-	/* The noisy row count is near 400 at epsilon 1. */
-	CHECK(c.rows > 300 && c.rows < 500, "rows %llu", (unsigned long long)c.rows);
+	/* The noisy row count is near 400 at epsilon 1 (its standard
+	 * deviation here is about 60: 5 of them). */
+	CHECK(c.rows > 100 && c.rows < 700, "rows %llu", (unsigned long long)c.rows);
 	cmp_result_release(&a);
 	cmp_result_release(&b);
 	cmp_result_release(&c);
