@@ -77,6 +77,7 @@
 #define DCR_RM_ERROR_BYTES_MAX 4096u              /* run.failed error */
 #define DCR_RM_BLOB_ID_BYTES_MAX 128u
 #define DCR_RM_FILE_NAME_BYTES_MAX 255u
+#define DCR_RM_DROPS_MAX 4096u                    /* drops in an append dataset */
 #define DCR_RM_RESULT_COL_BYTES_MAX 1024u         /* run.completed schema column name */
 #define DCR_RM_RUNS_MAX 10000000u                 /* runs per room */
 

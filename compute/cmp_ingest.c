@@ -962,6 +962,26 @@ static void stats_json(cmp_ingest *in, dcr_buf *b)
 	dcr_buf_append_str(b, "]}");
 }
 
+int cmp_ingest_next_file(cmp_ingest *in, const char *label, dcr_err *err)
+{
+	int rc = cmp_csv_finish(in->csv, err);
+	if (rc)
+		return rc;
+	if (!in->header_done)
+		return dcr_err_set(err, DCR_ECSV, "%s line 1: no header row (the file is empty)",
+		                   cmp__csv_label(in->csv));
+	char *keep = dcr_strdup(label ? label : cmp__csv_label(in->csv));
+	/* The worker copied the last file's column order: it goes, and the
+	 * next large feed starts one with the new header's order. */
+	par_free(in->par);
+	in->par = NULL;
+	cmp_csv_free(in->csv);
+	cmp_csv_new(keep, on_record, in, &in->csv);
+	free(keep);
+	in->header_done = false;
+	return 0;
+}
+
 int cmp_ingest_finish(cmp_ingest *in, uint64_t *rows, dcr_buf *stats, dcr_err *err)
 {
 	int rc = cmp_csv_finish(in->csv, err);

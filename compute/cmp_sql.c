@@ -341,6 +341,11 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 		}
 		if (got == 0)
 			break;
+		if (got == CMP_READ_NEXT_FILE) {
+			if ((rc = cmp_ingest_next_file(in, NULL, err)))
+				goto out;
+			continue;
+		}
 		if ((rc = cmp_ingest_feed(in, buf, (size_t)got, err)))
 			goto out;
 	}

@@ -80,6 +80,12 @@ int cmp_ingest_feed(cmp_ingest *in, const void *p, size_t n, dcr_err *err);
  * (docs/compute.md) to stats_json (either may be NULL). Errors are
  * DCR_ECSV with the message "label line N, column \"c\": ...". */
 int cmp_ingest_finish(cmp_ingest *in, uint64_t *rows, dcr_buf *stats_json, dcr_err *err);
+/* The union of several files of one table (the drops of an append
+ * dataset): ends the file fed so far (as cmp_ingest_finish checks it) and
+ * starts the next, which has its own header (columns in any order) and
+ * may start with a BOM. Rows and statistics go on over every file; label
+ * names the next file in errors (NULL: keep the label). */
+int cmp_ingest_next_file(cmp_ingest *in, const char *label, dcr_err *err);
 void cmp_ingest_free(cmp_ingest *in);
 
 /* ---- prepared tables -----------------------------------------------------
@@ -87,6 +93,10 @@ void cmp_ingest_free(cmp_ingest *in);
  * image) holding one table named `table` with the schema's columns, built
  * once at provisioning so a run costs the query, not the import. */
 typedef int (*cmp_read_fn)(void *ctx, void *buf, size_t cap); /* bytes, 0 at end, <0 error */
+/* A read function may return CMP_READ_NEXT_FILE: the bytes so far were a
+ * whole file and the next ones start another file of the same table
+ * (cmp_ingest_next_file): a prepared table over the union of drops. */
+#define CMP_READ_NEXT_FILE INT32_MAX
 int cmp_prepare(const cmp_schema *schema, const char *table, cmp_read_fn read, void *ctx,
                 dcr_buf *image, dcr_err *err);
 /* As cmp_prepare, and also builds an index on each named column (join

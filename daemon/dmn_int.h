@@ -314,6 +314,22 @@ int dmn__blobs_gc(dmn *d, dcr_err *err);
  * keeps reading it. Cached results of the old data wait for the next
  * start's dmn__blobs_gc. */
 void dmn__blobs_drop_withdrawn(dmn *d, const char *data_blob);
+
+/* The id of the prepared table over an append dataset's drops: "drops:"
+ * and the union hash in hex; the table's blob is under the es_meta key
+ * "image:" + this id, like a single blob's (docs/daemon.md). */
+#define DMN_UNION_ID_BYTES (sizeof "drops:" + 64)
+static inline void dmn__union_id(const uint8_t sha[32], char out[DMN_UNION_ID_BYTES])
+{
+	char hex[65];
+	dcr_hex_encode(sha, 32, hex);
+	snprintf(out, DMN_UNION_ID_BYTES, "drops:%s", hex);
+}
+
+static inline bool dmn__is_union_id(const char *id)
+{
+	return strncmp(id, "drops:", 6) == 0;
+}
 /* Stops taking jobs, cancels what is computing (its run stays queued in
  * the log), waits for appends in progress and joins every worker. */
 void dmn__jobs_stop(dmn *d);

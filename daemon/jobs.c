@@ -125,6 +125,19 @@ static bool is_table(const rm_state *st, const char *dataset)
 	return ds && ds->kind == RM_DS_TABLE;
 }
 
+/* The prepared table of a provision: of its blob, or of the union of its
+ * drops. */
+static void queue_provision_image(dmn *d, dmn_room *r, const rm_provision *p)
+{
+	char u[DMN_UNION_ID_BYTES];
+	if (p->ndrops) {
+		dmn__union_id(p->sha256, u);
+		queue_image(d, u, r->id, p->dataset);
+	} else {
+		queue_image(d, p->blob, r->id, p->dataset);
+	}
+}
+
 /* The rooms' durable-event hook: queues the work an event calls for once
  * it is durable (a prepared table for a provisioned table, a run for a
  * run.requested); ev NULL (a room replayed at start): every present
@@ -139,17 +152,20 @@ static void on_durable(void *ctx, dmn_room *r, const es_event *ev, uint64_t seq)
 	if (!ev) {
 		for (i = 0; i < r->st.nprovisions; i++) {
 			const rm_provision *p = &r->st.provisions[i];
-			if (p->present && p->blob && is_table(&r->st, p->dataset))
-				queue_image(d, p->blob, r->id, p->dataset);
+			if (p->present && (p->blob || p->ndrops) && is_table(&r->st, p->dataset))
+				queue_provision_image(d, r, p);
 		}
 		for (i = 0; i < r->st.nruns; i++)
 			if (r->st.runs[i].state == RM_RUN_QUEUED)
 				queue_run(d, r->id, r->st.runs[i].id);
-	} else if (strcmp(ev->type, RM_EV_PROVISIONED) == 0) {
+	} else if (strcmp(ev->type, RM_EV_PROVISIONED) == 0 ||
+	           strcmp(ev->type, RM_EV_DEPROVISIONED) == 0) {
+		/* a withdrawn drop leaves a new union of the others */
 		for (i = 0; i < r->st.nprovisions; i++) {
 			const rm_provision *p = &r->st.provisions[i];
-			if (p->seq == seq && p->present && p->blob && is_table(&r->st, p->dataset))
-				queue_image(d, p->blob, r->id, p->dataset);
+			if (p->seq == seq && p->present && (p->blob || p->ndrops) &&
+			    is_table(&r->st, p->dataset))
+				queue_provision_image(d, r, p);
 		}
 	} else if (strcmp(ev->type, RM_EV_RUN_REQUESTED) == 0) {
 		for (i = 0; i < r->st.nruns; i++)
@@ -237,6 +253,10 @@ void dmn__append_leave(dmn *d)
 struct blob_src {
 	dmn_blob_reader *r;
 	uint64_t off;
+	/* The union of an append dataset's drops: the blobs read one after
+	 * the other (CMP_READ_NEXT_FILE between them); r reads drops[at]. */
+	char **drops;
+	size_t ndrops, at;
 	dcr_err err;
 	dmn *d;          /* set for background builds: */
 	bool background; /* pause while uploads are open */
@@ -268,28 +288,48 @@ static int blob_src_read(void *ctx, void *buf, size_t cap)
 	if (atomic_load(&s->d->jobs.stopping))
 		return dcr_err_set(&s->err, DCR_ECANCELED, "dcrd is shutting down");
 
-	if (cap > INT32_MAX)
-		cap = INT32_MAX;
+	if (cap > INT32_MAX - 1)
+		cap = INT32_MAX - 1; /* below CMP_READ_NEXT_FILE */
 	rc = dmn__blob_pread(s->r, s->off, buf, cap, &got, &s->err);
 	if (rc < 0)
 		return rc;
+	if (got == 0 && s->at + 1 < s->ndrops) {
+		dmn__blob_close(s->r);
+		s->r = NULL;
+		s->off = 0;
+		rc = dmn__blob_open(s->d->blobs, s->drops[++s->at], &s->r, &s->err);
+		return rc < 0 ? rc : CMP_READ_NEXT_FILE;
+	}
 	s->off += got;
 	return (int)got;
 }
 
-/* Is data_blob the current provision of dataset? Caller holds r->mu. */
+/* Is data_blob the current provision of dataset (or, for a union id, the
+ * current union of its drops)? Caller holds r->mu. */
 static bool blob_current(dmn_room *r, const char *dataset, const char *data_blob)
 {
 	const rm_provision *p = rm_state_provision(&r->st, dataset);
+	if (p && p->ndrops) {
+		char u[DMN_UNION_ID_BYTES];
+		dmn__union_id(p->sha256, u);
+		return strcmp(u, data_blob) == 0;
+	}
 	return p && p->blob && strcmp(p->blob, data_blob) == 0;
+}
+
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
 }
 
 /* Makes sure the prepared table of data_blob exists; *image_id (may be
  * NULL) gets its blob id. The dataset's schema is taken from the room's
  * current definition. */
 static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
-                        const char *data_blob, bool background,
-                        char image_id[DMN_BLOB_HEX_BYTES], dcr_err *err)
+                        const char *data_blob, char *const *drops, size_t ndrops,
+                        bool background, char image_id[DMN_BLOB_HEX_BYTES], dcr_err *err)
 {
 	char *key = dcr_asprintf("image:%s", data_blob);
 	cmp_column *cols = NULL;
@@ -340,6 +380,16 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		dmn__mutex_unlock(&r->mu);
 		goto out;
 	}
+	if (dmn__is_union_id(data_blob)) {
+		/* The drops, in drop order: the run's (as requested) or now. */
+		const rm_provision *p = rm_state_provision(&r->st, dataset);
+		src.ndrops = drops ? ndrops : p ? p->ndrops : 0;
+		src.drops = dcr_calloc(src.ndrops + 1, sizeof *src.drops);
+		for (size_t i = 0; i < src.ndrops; i++)
+			src.drops[i] = dcr_strdup(drops ? drops[i] : p->drops[i].blob);
+		if (!src.ndrops)
+			rc = dcr_err_set(err, DCR_ENOTFOUND, "dataset %s has no drops", dataset);
+	}
 	{
 		const rm_dataset *ds = r->st.def ? rm_def_dataset(r->st.def, dataset) : NULL;
 		if (!ds || ds->kind != RM_DS_TABLE)
@@ -376,7 +426,7 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	dmn__mutex_unlock(&r->mu);
 	if (rc < 0)
 		goto out;
-	rc = dmn__blob_open(d->blobs, data_blob, &src.r, err);
+	rc = dmn__blob_open(d->blobs, src.ndrops ? src.drops[0] : data_blob, &src.r, err);
 	if (rc < 0)
 		goto out;
 	{
@@ -433,6 +483,7 @@ out:
 			atomic_fetch_sub_explicit(&d->jobs.image_waiting_runs, 1, memory_order_relaxed);
 	}
 	dmn__blob_close(src.r);
+	strv_free(src.drops, src.ndrops);
 	free(index);
 	free(join);
 	dmn__schema_free(cols, ncols);
@@ -452,7 +503,7 @@ static void image_build(dmn *d, dmn_job *j)
 	int rc;
 
 	dcr_err_clear(&err);
-	rc = ensure_image(d, j->room, j->dataset, j->blob, true, NULL, &err);
+	rc = ensure_image(d, j->room, j->dataset, j->blob, NULL, 0, true, NULL, &err);
 	if (rc == DCR_ECANCELED) /* shutdown: built again at the next start */
 		dmn__log(d, DMN_LOG_INFO, "prepared table of %s (blob %s): cancelled at shutdown",
 		         j->dataset, j->blob);
@@ -497,7 +548,9 @@ typedef struct plan_node {
 	bool needed;
 	/* dataset */
 	bool is_table;
-	char *blob; /* NULL: not provisioned (an empty table) */
+	char *blob; /* NULL: not provisioned (an empty table); append: its union id */
+	char **drops; /* append datasets: the drops' blobs, in drop order */
+	size_t ndrops;
 	/* computation */
 	enum rm_compkind kind;
 	char *query;
@@ -547,6 +600,7 @@ static void plan_free(dmn *d, plan *p)
 		free(n->dp_bounds);
 		plan_synth_free(&n->synth);
 		free(n->inputs);
+		strv_free(n->drops, n->ndrops);
 		dmn__schema_free(n->cols, n->ncols);
 		dcr_buf_release(&n->image);
 		dmn__image_put(d, n->img);
@@ -629,7 +683,15 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 			dmn__schema_of(ds, &n->cols, &n->ncols);
 			cmp_psource_copy(&n->priv, &ds->psrc);
 		}
-		if (pv && pv->blob) {
+		if (pv && pv->ndrops) {
+			char u[DMN_UNION_ID_BYTES];
+			dmn__union_id(pv->sha256, u);
+			n->blob = dcr_strdup(u);
+			n->drops = dcr_calloc(pv->ndrops + 1, sizeof *n->drops);
+			for (k = 0; k < pv->ndrops; k++)
+				n->drops[n->ndrops++] = dcr_strdup(pv->drops[k].blob);
+			memcpy(n->hash, pv->sha256, 32);
+		} else if (pv && pv->blob) {
 			n->blob = dcr_strdup(pv->blob);
 			memcpy(n->hash, pv->sha256, 32);
 		}
@@ -640,7 +702,18 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 			if (strcmp(in->dataset, ds->name) != 0)
 				continue;
 			free(n->blob);
-			n->blob = in->present ? dcr_strdup(in->blob) : NULL;
+			strv_free(n->drops, n->ndrops);
+			n->drops = NULL;
+			n->ndrops = 0;
+			n->blob = in->present && in->blob ? dcr_strdup(in->blob) : NULL;
+			if (in->present && in->ndrop_blobs) {
+				char u[DMN_UNION_ID_BYTES];
+				dmn__union_id(in->sha256, u);
+				n->blob = dcr_strdup(u);
+				n->drops = dcr_calloc(in->ndrop_blobs + 1, sizeof *n->drops);
+				for (size_t m = 0; m < in->ndrop_blobs; m++)
+					n->drops[n->ndrops++] = dcr_strdup(in->drop_blobs[m]);
+			}
 			memcpy(n->hash, in->sha256, 32);
 		}
 	}
@@ -983,7 +1056,8 @@ static int load_dataset(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], plan_node 
 	if (n->ready)
 		return 0;
 	if (n->is_table && n->blob) {
-		rc = ensure_image(d, room, n->name, n->blob, false, image_id, err);
+		rc = ensure_image(d, room, n->name, n->blob, n->drops, n->ndrops, false, image_id,
+		                  err);
 		if (rc == 0)
 			rc = dmn__image_get(d, image_id, &n->img, &n->img_hit, err);
 		if (rc < 0)
@@ -1032,6 +1106,8 @@ static void run_job(dmn *d, dmn_job *j)
 			run_inputs[k] = run->inputs[k];
 			run_inputs[k].dataset = dcr_strdup(run->inputs[k].dataset);
 			run_inputs[k].blob = NULL; /* not needed for the body */
+			run_inputs[k].drop_blobs = NULL;
+			run_inputs[k].ndrop_blobs = 0;
 		}
 	}
 	dmn__mutex_unlock(&r->mu);
@@ -1190,6 +1266,25 @@ static void keep_meta(dmn *d, keep_set *k, const char *key)
 	dcr_buf_release(&v);
 }
 
+/* An append dataset's drops (blob, statistics) and its union's table. */
+static void keep_drops(dmn *d, keep_set *k, const rm_provision *p)
+{
+	char u[DMN_UNION_ID_BYTES], *key;
+	for (size_t i = 0; i < p->ndrops; i++) {
+		keep_add(k, p->drops[i].blob);
+		key = dcr_asprintf("stats:%s", p->drops[i].blob);
+		keep_meta(d, k, key);
+		free(key);
+	}
+	dmn__union_id(p->sha256, u);
+	key = dcr_asprintf("image:%s", u);
+	keep_meta(d, k, key);
+	free(key);
+	key = dcr_asprintf("stats:%s", u);
+	keep_meta(d, k, key);
+	free(key);
+}
+
 /* The cached result tables a run would use now: the cache keys of every
  * computation under the room's current provisions. */
 static void keep_cache(dmn *d, keep_set *k, const rm_state *st)
@@ -1274,6 +1369,8 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 		for (j = 0; j < r->st.nprovisions; j++) {
 			const rm_provision *p = &r->st.provisions[j];
 			char *key;
+			if (p->present && p->ndrops)
+				keep_drops(d, &keep, p);
 			if (!p->present || !p->blob || !dmn__blob_id_valid(p->blob))
 				continue;
 			keep_add(&keep, p->blob);
@@ -1290,7 +1387,15 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 			/* a queued run reads the data provisioned when it was
 			 * requested, even if that was replaced since */
 			for (size_t k = 0; run->state == RM_RUN_QUEUED && k < run->ninputs; k++) {
-				char *key;
+				char *key, u[DMN_UNION_ID_BYTES];
+				for (size_t m = 0; m < run->inputs[k].ndrop_blobs; m++)
+					keep_add(&keep, run->inputs[k].drop_blobs[m]);
+				if (run->inputs[k].present && run->inputs[k].ndrop_blobs) {
+					dmn__union_id(run->inputs[k].sha256, u);
+					key = dcr_asprintf("image:%s", u);
+					keep_meta(d, &keep, key);
+					free(key);
+				}
 				if (!run->inputs[k].blob || !dmn__blob_id_valid(run->inputs[k].blob))
 					continue;
 				keep_add(&keep, run->inputs[k].blob);

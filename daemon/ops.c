@@ -377,6 +377,17 @@ static int arg_upload(dmn_session *s, const dcr_mpv *args, bool unlink_it, dmn_u
 	return 0;
 }
 
+/* Why an upload was dropped, for dcrd's log: a schema check's message
+ * quotes the offending value (a row's data), so the log says only that it
+ * was rejected; the uploader got the message (docs/privacy.md "File
+ * names"). */
+static const char *drop_reason(int rc, const dcr_err *err)
+{
+	if (rc == DCR_ECSV)
+		return "rejected by the schema check (the uploader got the line, column and reason)";
+	return err ? err->msg : dcr_strerror(rc);
+}
+
 static void upload_drop(dmn *d, dmn_session *s, dmn_upload *u, const char *why)
 {
 	char *who = dmn__who(dmn__room_find(d, u->room), s->key);
@@ -427,7 +438,7 @@ static int op_upload_chunk(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 	if (rc < 0) {
 		/* A rejected file stores nothing. */
 		upload_find(s, u->id, true);
-		upload_drop(d, s, u, err ? err->msg : dcr_strerror(rc));
+		upload_drop(d, s, u, drop_reason(rc, err));
 		return rc;
 	}
 	u->bytes += n;
@@ -513,7 +524,7 @@ static int op_upload_end(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 	upload_free(u);
 	goto out;
 fail:
-	upload_drop(d, s, u, err ? err->msg : dcr_strerror(rc));
+	upload_drop(d, s, u, drop_reason(rc, err));
 out:
 	free(key);
 	dcr_buf_release(&stats);
@@ -729,7 +740,7 @@ out:
 static int op_data_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	dmn_room *r;
-	char *ds = NULL, blob[DMN_BLOB_HEX_BYTES] = "";
+	char *ds = NULL, *file = NULL, blob[DMN_BLOB_HEX_BYTES] = "";
 	uint64_t off = 0, len = 0;
 	uint8_t want[DCR_SHA256_BYTES];
 	bool pinned = false;
@@ -745,6 +756,8 @@ static int op_data_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 		rc = dcr_mp_get_binn(args, "sha256", want, sizeof want, err);
 		pinned = rc == 0;
 	}
+	if (rc == 0 && dcr_mp_get(args, "file"))
+		rc = arg_str(args, "file", &file, err);
 	if (rc < 0)
 		goto out;
 	if (len > DMN_RESULT_READ_BYTES_MAX)
@@ -752,9 +765,28 @@ static int op_data_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	dmn__mutex_lock(&r->mu);
 	if (!rm_may_read_data(&r->st, s->key, ds)) {
 		rc = dcr_err_set(err, DCR_EDENIED, "you are not an owner of dataset %s", ds);
+	} else if (file) {
+		/* one drop of an append dataset */
+		const rm_drop *dr = rm_state_drop(&r->st, ds, file);
+		if (!dr)
+			rc = dcr_err_set(err, pinned ? DCR_ESTATE : DCR_ENOTFOUND,
+			                 "dataset %s has no drop named \"%.255s\"", ds, file);
+		else if (pinned && memcmp(dr->sha256, want, sizeof want) != 0)
+			rc = dcr_err_set(err, DCR_ESTATE,
+			                 "drop %s of %s was dropped again since this read began", file,
+			                 ds);
+		else if (!dmn__blob_id_valid(dr->blob))
+			rc = dcr_err_set(err, DCR_ENOTFOUND, "drop %s of %s has no data", file, ds);
+		else
+			memcpy(blob, dr->blob, DMN_BLOB_HEX_BYTES);
 	} else {
 		const rm_provision *p = rm_state_provision(&r->st, ds);
-		if (!p || !p->blob || !dmn__blob_id_valid(p->blob))
+		if (p && p->ndrops)
+			rc = dcr_err_set(err, DCR_EINVALID,
+			                 "dataset %s is an append dataset: read one drop at a time "
+			                 "(name its file)",
+			                 ds);
+		else if (!p || !p->blob || !dmn__blob_id_valid(p->blob))
 			rc = dcr_err_set(err, pinned ? DCR_ESTATE : DCR_ENOTFOUND,
 			                 "dataset %s is not provisioned", ds);
 		else if (pinned && memcmp(p->sha256, want, sizeof want) != 0)
@@ -769,13 +801,95 @@ static int op_data_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	rc = read_range(d, s, blob, off, len, res, err);
 out:
 	free(ds);
+	free(file);
+	return rc;
+}
+
+/* The statistics of an append dataset, over the union of its drops (each
+ * validated at its upload): one ingest reads every drop in drop order. */
+static int union_stats(dmn *d, const char *ds, const cmp_column *cols, size_t ncols,
+                       char **drops, size_t ndrops, dcr_buf *json, dcr_err *err)
+{
+	cmp_schema schema = {(cmp_column *)cols, ncols};
+	cmp_ingest *in = NULL;
+	uint8_t *buf = dcr_malloc(DCR_CHUNK_BYTES);
+	int rc = cmp_ingest_new(&schema, ds, &in);
+
+	if (rc < 0) {
+		dcr_err_set(err, rc, "statistics of %s: bad schema", ds);
+		goto out;
+	}
+	for (size_t i = 0; i < ndrops && rc == 0; i++) {
+		dmn_blob_reader *rd = NULL;
+		uint64_t off = 0;
+		if (i)
+			rc = cmp_ingest_next_file(in, NULL, err);
+		if (rc == 0)
+			rc = dmn__blob_open(d->blobs, drops[i], &rd, err);
+		while (rc == 0) {
+			size_t got = 0;
+			rc = dmn__blob_pread(rd, off, buf, DCR_CHUNK_BYTES, &got, err);
+			if (rc < 0 || got == 0)
+				break;
+			off += got;
+			rc = cmp_ingest_feed(in, buf, got, err);
+		}
+		dmn__blob_close(rd);
+	}
+	if (rc == 0)
+		rc = cmp_ingest_finish(in, NULL, json, err);
+	if (rc < 0)
+		dcr_err_prefix(err, "statistics of %s", ds);
+out:
+	cmp_ingest_free(in);
+	free(buf);
+	return rc;
+}
+
+/* union_stats, kept as a blob under "stats:" + the union's id (uid), like
+ * a file's statistics: made once per union, removed with it when a drop
+ * comes or goes (dmn__blobs_drop_withdrawn). */
+static int union_stats_cached(dmn *d, const char *ds, const char *uid, const cmp_column *cols,
+                              size_t ncols, char **drops, size_t ndrops, dcr_buf *json,
+                              dcr_err *err)
+{
+	char *key = dcr_asprintf("stats:%s", uid);
+	char id[DMN_BLOB_HEX_BYTES];
+	uint8_t sha[32];
+	dcr_buf v;
+	dcr_err e2;
+	int rc;
+
+	dcr_buf_init(&v);
+	if (es_meta_get(d->store, key, &v) == 0 && v.len == DMN_BLOB_HEX_BYTES - 1) {
+		memcpy(id, v.data, v.len);
+		id[v.len] = 0;
+		if (dmn__blob_read_all(d->blobs, id, DMN_STATS_BYTES_MAX, json, &e2) == 0) {
+			rc = 0;
+			goto out;
+		}
+		dcr_buf_reset(json);
+	}
+	rc = union_stats(d, ds, cols, ncols, drops, ndrops, json, err);
+	if (rc < 0)
+		goto out;
+	/* The cache is an optimization: a failure only costs a recompute. */
+	if (dmn__blob_put(d->blobs, json->data, json->len, id, sha, &e2) == 0 &&
+	    es_meta_put(d->store, key, id, strlen(id)) < 0)
+		(void)dmn__blob_remove(d->blobs, id);
+out:
+	dcr_buf_release(&v);
+	free(key);
 	return rc;
 }
 
 static int op_stats(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err)
 {
 	dmn_room *r;
-	char *ds = NULL, *key = NULL, blob[DMN_BLOB_HEX_BYTES] = "";
+	char *ds = NULL, *key = NULL, blob[DMN_BLOB_HEX_BYTES] = "", **drops = NULL;
+	char uid[DMN_UNION_ID_BYTES] = "";
+	size_t ndrops = 0, ncols = 0;
+	cmp_column *cols = NULL;
 	dcr_buf v, json;
 	int rc = arg_room(d, s, args, &r, err);
 
@@ -795,14 +909,28 @@ static int op_stats(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
 		                 ds);
 	} else {
 		const rm_provision *p = rm_state_provision(&r->st, ds);
-		if (!p || !p->blob || !dmn__blob_id_valid(p->blob))
+		if (p && p->ndrops) {
+			dmn__union_id(p->sha256, uid);
+			ndrops = p->ndrops;
+			drops = dcr_calloc(ndrops, sizeof *drops);
+			for (size_t i = 0; i < ndrops; i++)
+				drops[i] = dcr_strdup(p->drops[i].blob);
+			dmn__schema_of(rm_def_dataset(r->st.def, ds), &cols, &ncols);
+		} else if (!p || !p->blob || !dmn__blob_id_valid(p->blob)) {
 			rc = dcr_err_set(err, DCR_ENOTFOUND, "dataset %s is not provisioned", ds);
-		else
+		} else {
 			memcpy(blob, p->blob, DMN_BLOB_HEX_BYTES);
+		}
 	}
 	dmn__mutex_unlock(&r->mu);
 	if (rc < 0)
 		goto out;
+	if (ndrops) {
+		rc = union_stats_cached(d, ds, uid, cols, ncols, drops, ndrops, &json, err);
+		if (rc == 0)
+			dcr_mpw_strn(proto_map_key(res, "json"), (const char *)json.data, json.len);
+		goto out;
+	}
 	key = dcr_asprintf("stats:%s", blob);
 	rc = es_meta_get(d->store, key, &v);
 	if (rc < 0 || v.len != DMN_BLOB_HEX_BYTES - 1) {
@@ -816,6 +944,10 @@ static int op_stats(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
 		goto out;
 	dcr_mpw_strn(proto_map_key(res, "json"), (const char *)json.data, json.len);
 out:
+	for (size_t i = 0; i < ndrops; i++)
+		free(drops[i]);
+	free(drops);
+	dmn__schema_free(cols, ncols);
 	free(key);
 	free(ds);
 	dcr_buf_release(&v);

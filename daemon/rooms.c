@@ -407,7 +407,8 @@ void dmn__wake_waiters(dmn *d, bool closing)
 
 /* ---- submit --------------------------------------------------------------------------- */
 
-/* The blobs of the datasets' current provisions (heap copies). */
+/* The blobs of the datasets' current provisions (heap copies), with the
+ * drops of append datasets and their unions' ids. */
 static char **current_blobs(const rm_state *st, size_t *n)
 {
 	char **v = dcr_calloc(st->nprovisions ? st->nprovisions : 1, sizeof *v);
@@ -416,6 +417,15 @@ static char **current_blobs(const rm_state *st, size_t *n)
 		const rm_provision *p = &st->provisions[i];
 		if (p->present && p->blob && rm_state_provision(st, p->dataset) == p)
 			v[(*n)++] = dcr_strdup(p->blob);
+		if (p->present && p->ndrops) {
+			/* each drop, and the union's prepared table (its id) */
+			char u[DMN_UNION_ID_BYTES];
+			v = dcr_realloc(v, (*n + p->ndrops + 1 + (st->nprovisions - i)) * sizeof *v);
+			for (size_t k = 0; k < p->ndrops; k++)
+				v[(*n)++] = dcr_strdup(p->drops[k].blob);
+			dmn__union_id(p->sha256, u);
+			v[(*n)++] = dcr_strdup(u);
+		}
 	}
 	return v;
 }

@@ -85,6 +85,10 @@ typedef struct fs_backend {
 	 * with this sha256 is no longer the current one. */
 	int (*data_read)(void *ctx, const char *dataset, const uint8_t sha256[32], uint64_t off,
 	                 void *buf, size_t cap, dcr_err *err);
+	/* The same for one drop of an append dataset, by its file name. */
+	int (*drop_read)(void *ctx, const char *dataset, const char *file,
+	                 const uint8_t sha256[32], uint64_t off, void *buf, size_t cap,
+	                 dcr_err *err);
 	int (*stats)(void *ctx, const char *dataset, dcr_buf *json, dcr_err *err);
 	int (*room_test)(void *ctx, dcr_buf *report, dcr_err *err);
 } fs_backend;

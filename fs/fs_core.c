@@ -421,6 +421,7 @@ void fs_free(fs *f)
 		pmeta *m = f->metas;
 		f->metas = m->next;
 		free(m->dataset);
+		free(m->file);
 		free(m);
 	}
 	free(f->daemon_err);
@@ -651,6 +652,7 @@ static void file_free(fs *f, fs_file *h)
 	pthread_mutex_unlock(&f->files_mu);
 	dcr_buf_release(&h->buf);
 	free(h->name);
+	free(h->drop);
 	free(h);
 }
 
@@ -701,7 +703,9 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 			/* Reading it back: ranged reads from the daemon, pinned to
 			 * this provision (a new one fails the read, never mixes). */
 			h->name = dcr_strdup(d.ds);
-			memcpy(h->sha256, d.prov->sha256, sizeof h->sha256);
+			memcpy(h->sha256, d.drop ? d.drop->sha256 : d.prov->sha256,
+			       sizeof h->sha256);
+			h->drop = d.drop ? dcr_strdup(d.drop->file) : NULL;
 			break;
 		}
 		/* Rewriting the provisioned file: a new upload under its name. */
@@ -851,7 +855,10 @@ ssize_t fs_read(fs *f, fs_file *h, uint64_t off, void *buf, size_t cap)
 		dcr_err err = {0};
 		size_t got = 0;
 		while (got < cap) {
-			int r = h->kind == K_DS_DATA
+			int r = h->kind == K_DS_DATA && h->drop
+			            ? f->be.drop_read(f->be.ctx, h->name, h->drop, h->sha256, off + got,
+			                              (uint8_t *)buf + got, cap - got, &err)
+			        : h->kind == K_DS_DATA
 			            ? f->be.data_read(f->be.ctx, h->name, h->sha256, off + got,
 			                              (uint8_t *)buf + got, cap - got, &err)
 			            : f->be.result_read(f->be.ctx, h->run_id, off + got,
@@ -1048,6 +1055,9 @@ int fs_unlink(fs *f, uint64_t parent, const char *name)
 		free(fs__node_at(f, ino)->name);
 		fs__node_at(f, ino)->name = NULL;
 		rc = 0;
+	} else if (d.kind == K_DS_DATA && d.drop && rm_is_owner(f->st.def, f->opt.me, d.ds)) {
+		/* rm of a drop withdraws it after the grace period (fs_drops.c) */
+		rc = fs__drop_rm(f, d.ds, d.drop);
 	} else if (d.kind == K_DS_DATA && rm_is_owner(f->st.def, f->opt.me, d.ds)) {
 		/* rm of the provisioned file deprovisions the dataset, after a
 		 * grace period: tools that delete before they write (install,
@@ -1121,10 +1131,13 @@ int fs_rename(fs *f, uint64_t parent, const char *name, uint64_t newparent, cons
 		uint8_t sha[32];
 		uint64_t ino = fs__node_find(f, parent, name);
 		char *ds = dcr_strdup(d.ds);
-		memcpy(sha, d.prov->sha256, 32);
+		char *drop = d.drop ? dcr_strdup(d.drop->file) : NULL;
+		memcpy(sha, d.drop ? d.drop->sha256 : d.prov->sha256, 32);
 		pthread_mutex_unlock(&f->mu);
-		rc = fs__reprovision_as(f, ds, sha, newname);
+		rc = drop ? fs__drop_rename(f, ds, drop, sha, newname)
+		          : fs__reprovision_as(f, ds, sha, newname);
 		free(ds);
+		free(drop);
 		pthread_mutex_lock(&f->mu);
 		if (rc == 0 && ino)
 			fs__node_move(f, ino, parent, newname);
@@ -1222,7 +1235,8 @@ int fs_setattr(fs *f, uint64_t ino, fs_file *fh, int64_t size, int mode, int64_t
 				rc = -EPERM;
 				goto out_locked;
 			}
-			pmeta *m = fs__pmeta_find(f, d.ds, d.prov->sha256, true);
+			pmeta *m = fs__pmeta_find(f, d.ds, d.drop ? d.drop->file : NULL,
+			                          d.drop ? d.drop->sha256 : d.prov->sha256, true);
 			if (mode >= 0)
 				m->mode = mode & 07777;
 			if (mtime_ns >= 0)

@@ -33,6 +33,21 @@ static void gen_roles(fs *f, dcr_buf *b, const char *indent)
 		dcr_buf_printf(b, "%snone: you are not a participant of this room\n", indent);
 }
 
+/* What an owner of an append dataset can do in its drop folder. */
+static void gen_drop_help(dcr_buf *b, const char *m, const char *ds)
+{
+	dcr_buf_printf(b,
+	               "  cp export_2026-12-01.csv %s/datasets/%s/   add a drop to %s (a drop "
+	               "folder:\n"
+	               "      the dataset is the union of its files, each checked on its own; "
+	               "the same\n"
+	               "      file again changes nothing; a bad file makes cp fail and changes "
+	               "nothing)\n",
+	               m, ds, ds);
+	dcr_buf_printf(b, "  rm %s/datasets/%s/FILE           withdraw that drop of %s\n", m, ds,
+	               ds);
+}
+
 static void gen_readme(fs *f, dcr_buf *b)
 {
 	const rm_def *def = f->st.def;
@@ -94,6 +109,10 @@ static void gen_readme(fs *f, dcr_buf *b)
 	if (me && f->st.status != RM_STOPPED) {
 		for (size_t i = 0; i < me->nowner_of; i++) {
 			const char *ds = me->owner_of[i];
+			if (fs__is_append(f, ds)) {
+				gen_drop_help(b, m, ds);
+				continue;
+			}
 			dcr_buf_printf(b,
 			               "  cp %s.csv %s/datasets/%s/   provision %s (rsync and "
 			               "temp-then-rename drops work too;\n"
@@ -118,8 +137,14 @@ static void gen_readme(fs *f, dcr_buf *b)
 			const rm_provision *p = rm_state_provision(&f->st, ds->name);
 			dcr_buf_printf(b, "  %-24s %s", ds->name,
 			               p ? "provisioned" : "not provisioned");
-			if (p)
+			if (p && ds->append)
+				dcr_buf_printf(b, ": %zu drops, %llu rows (a drop folder: the union of "
+				                  "its files)",
+				               p->ndrops, (unsigned long long)p->rows);
+			else if (p)
 				dcr_buf_printf(b, " by %s", ACTOR_NAME(f, p->by));
+			else if (ds->append)
+				dcr_buf_append_str(b, " (a drop folder: no drops yet)");
 			dcr_buf_append_str(b, "\n");
 		}
 		dcr_buf_append_str(b, "\nCOMPUTATIONS\n");
@@ -189,6 +214,42 @@ static void gen_schema(fs *f, const char *dsname, dcr_buf *b)
 	dcr_buf_append_str(b, ds->ncolumns ? "\n  ]\n}\n" : "]\n}\n");
 }
 
+/* The status of an append dataset: the union, then one line per drop in
+ * drop order (docs/mount.md "Drop folders"). */
+static void gen_drops_status(fs *f, const rm_provision *p, dcr_buf *b)
+{
+	char ts[32], hex[65];
+	dcr_buf_append_str(b, "drops: append (the dataset is the union of its drops)\n");
+	if (!p) {
+		dcr_buf_append_str(b, "state: not provisioned (no drops)\n");
+		return;
+	}
+	dcr_hex_encode(p->sha256, 32, hex);
+	dcr_buf_printf(b,
+	               "state: provisioned\nrows: %llu\nbytes: %llu\nsha256: %s (the union: "
+	               "SHA-256 of the drops' sha256 in drop order)\ndrop_count: %zu\n",
+	               (unsigned long long)p->rows, (unsigned long long)p->bytes, hex, p->ndrops);
+	for (size_t i = 0; i < p->ndrops; i++) {
+		const rm_drop *d = &p->drops[i];
+		fs__iso_time(d->ts_ms, ts);
+		dcr_hex_encode(d->sha256, 32, hex);
+		dcr_buf_printf(b, "drop: %s: %llu rows, %llu bytes, sha256 %s, by %s at %s (event %llu)\n",
+		               d->file, (unsigned long long)d->rows, (unsigned long long)d->bytes, hex,
+		               ACTOR_NAME(f, d->by), ts, (unsigned long long)d->seq);
+		const pdep *pd = fs__pdep_for(f, p->dataset, d->file);
+		if (pd && memcmp(pd->sha256, d->sha256, 32) == 0) {
+			fs__iso_time(pd->at_ms, ts);
+			dcr_buf_printf(b, "pending_rm: %s removed at %s; %s\n", d->file, ts,
+			               pd->uploads ? "a new file of that name is being written: it "
+			                             "replaces this drop if accepted, otherwise the "
+			                             "drop stays"
+			                           : "withdrawn in a moment unless a new file of that "
+			                             "name is written first (a rejected one keeps "
+			                             "this drop)");
+		}
+	}
+}
+
 static void gen_ds_status(fs *f, const char *dsname, dcr_buf *b)
 {
 	const rm_def *def = f->st.def;
@@ -209,7 +270,9 @@ static void gen_ds_status(fs *f, const char *dsname, dcr_buf *b)
 		               rm_epsilon_format(spent, y, sizeof y),
 		               rm_epsilon_format(dsd->epsilon_budget - spent, z, sizeof z));
 	}
-	if (p) {
+	if (dsd && dsd->append) {
+		gen_drops_status(f, p, b);
+	} else if (p) {
 		fs__iso_time(p->ts_ms, ts);
 		dcr_hex_encode(p->sha256, 32, hex);
 		dcr_buf_printf(b,

@@ -73,6 +73,7 @@ typedef struct lfile {
  * data as it was. */
 typedef struct pdep {
 	char *dataset, *file;
+	bool drop; /* the rm of one drop of an append dataset (file: its name) */
 	uint8_t sha256[32];
 	uint64_t due_ms; /* monotonic */
 	uint64_t at_ms;  /* wall clock of the rm */
@@ -84,6 +85,7 @@ typedef struct pdep {
  * by this mount for as long as that provision is the current one. */
 typedef struct pmeta {
 	char *dataset;
+	char *file; /* the drop of an append dataset; NULL: the provisioned file */
 	uint8_t sha256[32];
 	int mode;          /* -1: none */
 	uint64_t mtime_ns; /* 0: none */
@@ -158,6 +160,7 @@ struct fs_file {
 	char run_id[33];
 	uint64_t size;
 	uint8_t sha256[DCR_SHA256_BYTES]; /* K_DS_DATA: the provision being read */
+	char *drop;                       /* K_DS_DATA of an append dataset: the drop's file */
 	uint64_t opener;                  /* process that opened it (0: unknown) */
 	bool ran;                         /* `run`: this open already requested its run */
 	struct fs_file *prev, *next;      /* fs.files, under fs.files_mu */
@@ -170,6 +173,7 @@ struct desc {
 	uint64_t seq;
 	lfile *lf;
 	const rm_provision *prov;
+	const rm_drop *drop; /* K_DS_DATA of an append dataset: the drop */
 };
 
 /* The actor's name (rm_actor_name, full key), in a compound literal. */
@@ -262,13 +266,18 @@ void fs__backend_size(fs *f, fs_attr *a);
 /* ---- fs_upload.c: pending rm, kept modes, local files and uploads -------- */
 
 pdep *fs__pdep_find(fs *f, const char *ds);
+/* The pending rm an upload of `name` into ds holds: of the drop `name` in
+ * an append dataset, else the dataset's (fs__pdep_find). f->mu held. */
+pdep *fs__pdep_for(fs *f, const char *ds, const char *name);
 
 void fs__pdep_remove(fs *f, pdep *p);
 
 /* Is this provision hidden by a pending rm? */
 bool fs__pdep_hides(fs *f, const char *ds, const uint8_t sha256[32]);
 
-pmeta *fs__pmeta_find(fs *f, const char *ds, const uint8_t sha256[32], bool create);
+/* file: the drop of an append dataset, NULL for the provisioned file. */
+pmeta *fs__pmeta_find(fs *f, const char *ds, const char *file, const uint8_t sha256[32],
+                      bool create);
 
 /* Applies the rm of provisioned files whose grace period is over (all of
  * them when `all`, at unmount). f->mu not held. */
@@ -285,7 +294,7 @@ void fs__lfile_unlink(fs *f, lfile *l);
 /* The upload that held a pending rm ended. Accepted: the new file replaced
  * the old one, the rm has nothing left to do. Not accepted: the rm is
  * dropped, because a bad file must never cost the data already there. */
-void fs__hold_end(fs *f, const char *ds, bool accepted);
+void fs__hold_end(fs *f, const char *ds, const char *name, bool accepted);
 
 /* A temporary file of ds is being written (rsync's .NAME.XXXXXX, a drop's
  * x.tmp): a pending rm waits for it to be renamed, however long the
@@ -323,5 +332,34 @@ int fs__reopen_gone(fs *f, uint64_t ino, struct desc *d);
  * This is how `sed -i` and `perl -pi` finish: their work file, provisioned
  * at its close, is renamed over the real name. f->mu not held. */
 int fs__reprovision_as(fs *f, const char *ds, const uint8_t sha256[32], const char *name);
+/* The same from the drop `file` of an append dataset (NULL: as above). */
+int fs__reprovision_from(fs *f, const char *ds, const char *file, const uint8_t sha256[32],
+                         const char *name);
+
+/* ---- fs_drops.c: drops of append datasets (docs/mount.md "Drop folders") -- */
+
+/* The K_DS_DATA child `name` of an append dataset's folder: a drop. f->mu
+ * held. */
+int fs__drop_resolve(fs *f, const char *ds, const char *name, struct desc *d);
+/* rm of a drop: withdraws it (a signed dataset.deprovisioned naming the
+ * file). f->mu held on entry and on return (released while it submits). */
+int fs__drop_withdraw(fs *f, const char *ds, const char *file);
+/* rm of a drop in the mount: the withdrawal waits for the grace period,
+ * as the rm of a replace dataset's file does (a pending rm, held by an
+ * upload of the same name). f->mu held. */
+int fs__drop_rm(fs *f, const char *ds, const rm_drop *d);
+/* mv of a drop within its folder: dropped again under newname (read back
+ * from dcrd), then the old name withdrawn. f->mu not held. */
+int fs__drop_rename(fs *f, const char *ds, const char *file, const uint8_t sha256[32],
+                    const char *newname);
+/* Is ds an append dataset? f->mu held. */
+bool fs__is_append(const fs *f, const char *ds);
+/* name NULL: is ds an append dataset; else: has ds a drop named name?
+ * f->mu not held. */
+bool fs__drop_known(fs *f, const char *ds, const char *name);
+/* The spooled file l renamed to `name` is the drop of that name already
+ * (same bytes)? Fills cur with the drop's sha256. f->mu held. */
+bool fs__drop_same_size(fs *f, const char *ds, const char *name, uint64_t size,
+                        uint8_t cur[32]);
 
 #endif

@@ -235,6 +235,8 @@ int fs__resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char *na
 			d->kind = K_DS_STATS;
 			return 0;
 		}
+		if (fs__is_append(f, pd->ds))
+			return fs__drop_resolve(f, pd->ds, name, d);
 		if (p && p->file && strcmp(p->file, name) == 0 &&
 		    rm_may_read_data(&f->st, f->opt.me, pd->ds) &&
 		    !fs__pdep_hides(f, pd->ds, p->sha256)) {
@@ -390,9 +392,10 @@ int fs__fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a)
 			a->mode = S_IFREG | (m & (mode_t)d->lf->mode);
 		break;
 	case K_DS_DATA: {
-		a->size = d->prov->bytes;
-		a->mtime_ms = d->prov->ts_ms;
-		const pmeta *pm = fs__pmeta_find(f, d->ds, d->prov->sha256, false);
+		a->size = d->drop ? d->drop->bytes : d->prov->bytes;
+		a->mtime_ms = d->drop ? d->drop->ts_ms : d->prov->ts_ms;
+		const pmeta *pm = fs__pmeta_find(f, d->ds, d->drop ? d->drop->file : NULL,
+		                                 d->drop ? d->drop->sha256 : d->prov->sha256, false);
 		if (pm && pm->mtime_ns)
 			a->mtime_ns = pm->mtime_ns;
 		if (pm && pm->mode >= 0)
@@ -535,6 +538,10 @@ int fs_opendir(fs *f, uint64_t ino, fs_dir **out)
 		const rm_provision *p = rm_state_provision(&f->st, d.ds);
 		if (p && p->file && !lfile_find(f, ino, p->file))
 			dir_add(f, dir, &cap, ino, p->file);
+		/* an append dataset: its drops, in drop order */
+		for (size_t k = 0; p && k < p->ndrops; k++)
+			if (!lfile_find(f, ino, p->drops[k].file))
+				dir_add(f, dir, &cap, ino, p->drops[k].file);
 		break;
 	}
 	case K_COMPS:

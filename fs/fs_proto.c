@@ -205,6 +205,15 @@ static int pb_data_read(void *ctx, const char *dataset, const uint8_t sha256[32]
 	WITH_CONN(p, err, cl_data_read(c, p->room, dataset, sha256, off, buf, cap, NULL, err));
 }
 
+static int pb_drop_read(void *ctx, const char *dataset, const char *file,
+                        const uint8_t sha256[32], uint64_t off, void *buf, size_t cap,
+                        dcr_err *err)
+{
+	fs_proto *p = ctx;
+	WITH_CONN(p, err,
+	          cl_drop_read(c, p->room, dataset, file, sha256, off, buf, cap, NULL, err));
+}
+
 static int pb_stats(void *ctx, const char *dataset, dcr_buf *json, dcr_err *err)
 {
 	fs_proto *p = ctx;
@@ -411,6 +420,7 @@ void fs_proto_backend(fs_proto *p, fs_backend *be)
 	be->result_open = pb_result_open;
 	be->result_read = pb_result_read;
 	be->data_read = pb_data_read;
+	be->drop_read = pb_drop_read;
 	be->stats = pb_stats;
 	be->room_test = pb_room_test;
 }

@@ -20,7 +20,17 @@
 pdep *fs__pdep_find(fs *f, const char *ds)
 {
 	for (pdep *p = f->pending; p; p = p->next)
-		if (strcmp(p->dataset, ds) == 0)
+		if (!p->drop && strcmp(p->dataset, ds) == 0)
+			return p;
+	return NULL;
+}
+
+pdep *fs__pdep_for(fs *f, const char *ds, const char *name)
+{
+	if (!fs__is_append(f, ds))
+		return fs__pdep_find(f, ds);
+	for (pdep *p = f->pending; p && name; p = p->next)
+		if (p->drop && strcmp(p->dataset, ds) == 0 && strcmp(p->file, name) == 0)
 			return p;
 	return NULL;
 }
@@ -45,10 +55,12 @@ bool fs__pdep_hides(fs *f, const char *ds, const uint8_t sha256[32])
 	return p && memcmp(p->sha256, sha256, 32) == 0;
 }
 
-pmeta *fs__pmeta_find(fs *f, const char *ds, const uint8_t sha256[32], bool create)
+pmeta *fs__pmeta_find(fs *f, const char *ds, const char *file, const uint8_t sha256[32],
+                      bool create)
 {
 	for (pmeta *m = f->metas; m; m = m->next)
-		if (strcmp(m->dataset, ds) == 0) {
+		if (strcmp(m->dataset, ds) == 0 && (m->file == file || (m->file && file &&
+		                                                        strcmp(m->file, file) == 0))) {
 			if (memcmp(m->sha256, sha256, 32) != 0) { /* another provision now */
 				if (!create)
 					return NULL;
@@ -62,6 +74,7 @@ pmeta *fs__pmeta_find(fs *f, const char *ds, const uint8_t sha256[32], bool crea
 		return NULL;
 	pmeta *m = dcr_calloc(1, sizeof *m);
 	m->dataset = dcr_strdup(ds);
+	m->file = file ? dcr_strdup(file) : NULL;
 	memcpy(m->sha256, sha256, 32);
 	m->mode = -1;
 	m->next = f->metas;
@@ -75,7 +88,7 @@ void fs__pending_apply(fs *f, bool all)
 {
 	for (;;) {
 		char *ds = NULL, *file = NULL;
-		bool found = false;
+		bool found = false, drop = false;
 		pthread_mutex_lock(&f->mu);
 		uint64_t now = dcr_mono_ms();
 		for (pdep *p = f->pending; p; p = p->next) {
@@ -83,9 +96,12 @@ void fs__pending_apply(fs *f, bool all)
 				continue;
 			/* Replaced meanwhile (a new file was provisioned): nothing to do. */
 			const rm_provision *cur = rm_state_provision(&f->st, p->dataset);
-			if (cur && memcmp(cur->sha256, p->sha256, 32) == 0) {
+			const rm_drop *dr = p->drop ? rm_state_drop(&f->st, p->dataset, p->file) : NULL;
+			if (p->drop ? dr && memcmp(dr->sha256, p->sha256, 32) == 0
+			            : cur && memcmp(cur->sha256, p->sha256, 32) == 0) {
 				ds = dcr_strdup(p->dataset);
 				file = dcr_strdup(p->file);
+				drop = p->drop;
 			}
 			fs__pdep_remove(f, p);
 			found = true;
@@ -99,7 +115,10 @@ void fs__pending_apply(fs *f, bool all)
 		dcr_err err = {0};
 		dcr_buf body;
 		dcr_buf_init(&body);
-		rm_body_deprovisioned(&body, ds);
+		if (drop)
+			rm_body_withdrawn(&body, ds, file); /* one drop (fs_drops.c) */
+		else
+			rm_body_deprovisioned(&body, ds);
 		int rc = f->be.submit(f->be.ctx, RM_EV_DEPROVISIONED, body.data, body.len, &err);
 		dcr_buf_release(&body);
 		if (rc < 0) {
@@ -201,12 +220,13 @@ static char *upload_msg(const char *file, const dcr_err *err)
 	                    err->msg[0] ? err->msg : dcr_strerror(err->code));
 }
 
-/* An upload of dataset ds begins: it holds a pending rm of the dataset's
- * file, if any. Returns whether it does. f->mu not held. */
-static bool hold_begin(fs *f, const char *ds)
+/* An upload of dataset ds under `name` begins: it holds a pending rm of
+ * the dataset's file (of an append dataset: of the drop of that name), if
+ * any. Returns whether it does. f->mu not held. */
+static bool hold_begin(fs *f, const char *ds, const char *name)
 {
 	pthread_mutex_lock(&f->mu);
-	pdep *p = fs__pdep_find(f, ds);
+	pdep *p = fs__pdep_for(f, ds, name);
 	if (p)
 		p->uploads++;
 	pthread_mutex_unlock(&f->mu);
@@ -216,10 +236,10 @@ static bool hold_begin(fs *f, const char *ds)
 /* The upload that held a pending rm ended. Accepted: the new file replaced
  * the old one, the rm has nothing left to do. Not accepted: the rm is
  * dropped, because a bad file must never cost the data already there. */
-void fs__hold_end(fs *f, const char *ds, bool accepted)
+void fs__hold_end(fs *f, const char *ds, const char *name, bool accepted)
 {
 	pthread_mutex_lock(&f->mu);
-	pdep *p = fs__pdep_find(f, ds);
+	pdep *p = fs__pdep_for(f, ds, name);
 	if (p && (accepted || --p->uploads <= 0)) {
 		if (!accepted) {
 			const char *prev = fs__get_dserr(f, ds);
@@ -238,7 +258,7 @@ static void lfile_unhold(fs *f, lfile *l, bool accepted)
 {
 	if (l->holds) {
 		l->holds = false;
-		fs__hold_end(f, l->dataset, accepted);
+		fs__hold_end(f, l->dataset, l->name, accepted);
 	}
 }
 
@@ -248,8 +268,9 @@ static void lfile_unhold(fs *f, lfile *l, bool accepted)
 void fs__pending_extend(fs *f, const char *ds)
 {
 	pthread_mutex_lock(&f->mu);
-	pdep *p = fs__pdep_find(f, ds);
-	if (p) {
+	for (pdep *p = f->pending; p; p = p->next) {
+		if (strcmp(p->dataset, ds) != 0)
+			continue;
 		uint64_t due =
 		    dcr_mono_ms() + (f->opt.rm_grace_ms ? f->opt.rm_grace_ms : FS_RM_GRACE_MS);
 		if (due > p->due_ms)
@@ -312,7 +333,7 @@ int fs__lfile_stream(fs *f, lfile *l, const void *p, size_t n)
 	dcr_err err = {0};
 	int rc;
 	if (l->state == LF_IDLE) {
-		l->holds = hold_begin(f, l->dataset);
+		l->holds = hold_begin(f, l->dataset, l->name);
 		rc = f->be.upload_begin(f->be.ctx, l->dataset, l->name, &l->up, &err);
 		if (rc < 0) {
 			l->up = NULL;
@@ -339,15 +360,18 @@ int fs__lfile_stream(fs *f, lfile *l, const void *p, size_t n)
 }
 
 /* Keeps the mode and mtime a tool set on a file for the provision it just
- * became (the current one of ds). f->mu not held. */
-static void keep_meta(fs *f, const char *ds, int mode, uint64_t mtime_ns)
+ * became (the current one of ds; of an append dataset, its drop `name`).
+ * f->mu not held. */
+static void keep_meta(fs *f, const char *ds, const char *name, int mode, uint64_t mtime_ns)
 {
 	if (mode < 0 && !mtime_ns)
 		return;
 	pthread_mutex_lock(&f->mu);
 	const rm_provision *p = rm_state_provision(&f->st, ds);
-	if (p) {
-		pmeta *m = fs__pmeta_find(f, ds, p->sha256, true);
+	const rm_drop *dr = p && fs__is_append(f, ds) ? rm_state_drop(&f->st, ds, name) : NULL;
+	if (p && (dr || !fs__is_append(f, ds))) {
+		pmeta *m = fs__pmeta_find(f, ds, dr ? dr->file : NULL, dr ? dr->sha256 : p->sha256,
+		                          true);
 		if (mode >= 0)
 			m->mode = mode;
 		if (mtime_ns)
@@ -363,7 +387,11 @@ int fs__lfile_commit(fs *f, lfile *l)
 	void *up = l->up;
 	l->up = NULL;
 	int rc = f->be.upload_end(up, true, &err);
-	if (rc < 0)
+	/* The same drop again (name and bytes): counted once, nothing changes
+	 * (docs/rules.md "Drops"); the copy succeeds, as into a folder that
+	 * already holds the file. */
+	bool same = rc == DCR_EEXIST && l->dataset && fs__drop_known(f, l->dataset, l->name);
+	if (rc < 0 && !same)
 		return fs__lfile_fail(f, l, rc, &err);
 	l->state = LF_DONE;
 	cmp_ingest_free(l->chk);
@@ -371,11 +399,16 @@ int fs__lfile_commit(fs *f, lfile *l)
 	char ts[32];
 	fs__iso_time(dcr_now_ms(), ts);
 	fs__set_dserr(f, l->dataset,
-	              dcr_asprintf("%s provisioned from %s (%llu bytes)", ts, l->name,
-	                           (unsigned long long)l->size));
+	              same ? dcr_asprintf("%s %s unchanged: the same file (name and SHA-256) is "
+	                                  "already a drop of %s, counted once",
+	                                  ts, l->name, l->dataset)
+	                   : dcr_asprintf("%s %s %s (%llu bytes)", ts,
+	                                  fs__drop_known(f, l->dataset, NULL) ? "dropped"
+	                                                                      : "provisioned from",
+	                                  l->name, (unsigned long long)l->size));
 	fs__fetch_apply(f, &err);
 	lfile_unhold(f, l, true);
-	keep_meta(f, l->dataset, l->mode, l->mtime_ns);
+	keep_meta(f, l->dataset, l->name, l->mode, l->mtime_ns);
 	return 0;
 }
 
@@ -394,6 +427,8 @@ static int spool_unchanged(fs *f, lfile *l, const char *name, uint8_t *buf)
 	if (p && p->file && strcmp(p->file, name) == 0 && p->bytes == l->size) {
 		memcpy(cur, p->sha256, 32);
 		have = true;
+	} else if (p && p->ndrops) {
+		have = fs__drop_same_size(f, l->dataset, name, l->size, cur);
 	}
 	pthread_mutex_unlock(&f->mu);
 	if (!have)
@@ -422,7 +457,7 @@ static int spool_unchanged(fs *f, lfile *l, const char *name, uint8_t *buf)
 	              dcr_asprintf("%s %s unchanged (renamed from %s, same SHA-256 as the "
 	                           "provisioned file): nothing uploaded",
 	                           ts, name, l->name));
-	keep_meta(f, l->dataset, l->mode, l->mtime_ns);
+	keep_meta(f, l->dataset, name, l->mode, l->mtime_ns);
 	return 1;
 }
 
@@ -477,11 +512,15 @@ struct provisioned_src {
 	fs *f;
 	const char *ds;
 	const uint8_t *sha256;
+	const char *file; /* a drop of an append dataset; NULL: the provisioned file */
 };
 
 static int provisioned_read(void *ctx, uint64_t off, void *buf, size_t n, dcr_err *err)
 {
 	struct provisioned_src *p = ctx;
+	if (p->file)
+		return p->f->be.drop_read(p->f->be.ctx, p->ds, p->file, p->sha256, off, buf, n,
+		                          err);
 	return p->f->be.data_read(p->f->be.ctx, p->ds, p->sha256, off, buf, n, err);
 }
 
@@ -491,23 +530,33 @@ int fs__lfile_ingest_spool(fs *f, lfile *l, const char *name)
 	dcr_err err = {0};
 	uint8_t *buf = dcr_malloc(FS_IO_BYTES_MAX);
 	uint64_t off = 0;
-	bool holds = hold_begin(f, l->dataset);
+	bool holds = hold_begin(f, l->dataset, name);
 	int rc = spool_unchanged(f, l, name, buf);
 	if (rc != 0) {
 		free(buf);
 		if (holds)
-			fs__hold_end(f, l->dataset, rc > 0);
+			fs__hold_end(f, l->dataset, name, rc > 0);
 		return rc > 0 ? 0 : rc;
 	}
 	rc = upload_from(f, l->dataset, name, spool_read, l, buf, &off, &err);
 	free(buf);
 	char ts[32];
 	fs__iso_time(dcr_now_ms(), ts);
+	if (rc == DCR_EEXIST && fs__drop_known(f, l->dataset, name)) {
+		/* the same drop raced in meanwhile: counted once */
+		fs__set_dserr(f, l->dataset,
+		              dcr_asprintf("%s %s unchanged: the same file is already a drop of "
+		                           "%s, counted once",
+		                           ts, name, l->dataset));
+		if (holds)
+			fs__hold_end(f, l->dataset, name, true);
+		return 0;
+	}
 	if (rc < 0) {
 		fs__set_dserr(f, l->dataset, upload_msg(name, &err));
 		fs__set_last_error(f, l->dataset, &err);
 		if (holds)
-			fs__hold_end(f, l->dataset, false);
+			fs__hold_end(f, l->dataset, name, false);
 		return -upload_errno(rc);
 	}
 	fs__set_dserr(f, l->dataset,
@@ -515,8 +564,8 @@ int fs__lfile_ingest_spool(fs *f, lfile *l, const char *name)
 	                           l->name, (unsigned long long)off));
 	fs__fetch_apply(f, &err);
 	if (holds)
-		fs__hold_end(f, l->dataset, true);
-	keep_meta(f, l->dataset, l->mode, l->mtime_ns);
+		fs__hold_end(f, l->dataset, name, true);
+	keep_meta(f, l->dataset, name, l->mode, l->mtime_ns);
 	return 0;
 }
 
@@ -604,18 +653,24 @@ int fs__reopen_gone(fs *f, uint64_t ino, struct desc *d)
  * at its close, is renamed over the real name. f->mu not held. */
 int fs__reprovision_as(fs *f, const char *ds, const uint8_t sha256[32], const char *name)
 {
+	return fs__reprovision_from(f, ds, NULL, sha256, name);
+}
+
+int fs__reprovision_from(fs *f, const char *ds, const char *file, const uint8_t sha256[32],
+                         const char *name)
+{
 	dcr_err err = {0};
 	uint8_t *buf = dcr_malloc(FS_IO_BYTES_MAX);
 	uint64_t off = 0;
-	bool holds = hold_begin(f, ds);
-	struct provisioned_src src = {f, ds, sha256};
+	bool holds = hold_begin(f, ds, name);
+	struct provisioned_src src = {f, ds, sha256, file};
 	int rc = upload_from(f, ds, name, provisioned_read, &src, buf, &off, &err);
 	free(buf);
 	if (rc < 0) {
 		fs__set_dserr(f, ds, upload_msg(name, &err));
 		fs__set_last_error(f, ds, &err);
 		if (holds)
-			fs__hold_end(f, ds, false);
+			fs__hold_end(f, ds, name, false);
 		return rc == DCR_ESTATE ? -ESTALE : -upload_errno(rc);
 	}
 	char ts[32];
@@ -625,6 +680,6 @@ int fs__reprovision_as(fs *f, const char *ds, const uint8_t sha256[32], const ch
 	                           (unsigned long long)off));
 	fs__fetch_apply(f, &err);
 	if (holds)
-		fs__hold_end(f, ds, true);
+		fs__hold_end(f, ds, name, true);
 	return 0;
 }

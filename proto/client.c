@@ -1010,9 +1010,23 @@ out:
 /* One ranged read (result.read, data.read): the object is named by the
  * str arg `key`; the response's "data" is at most cap bytes, copied to buf;
  * `size` (if asked) is the object's total size. Returns bytes read. */
+static int ranged_read_file(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *op,
+                            const char *key, const char *name, const char *file,
+                            const uint8_t *sha256, uint64_t offset, void *buf, size_t cap,
+                            uint64_t *size, dcr_err *err);
+
 static int ranged_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *op,
                        const char *key, const char *name, const uint8_t *sha256,
                        uint64_t offset, void *buf, size_t cap, uint64_t *size, dcr_err *err)
+{
+	return ranged_read_file(c, room, op, key, name, NULL, sha256, offset, buf, cap, size, err);
+}
+
+/* ranged_read, with the file argument of data.read for a drop (NULL: none). */
+static int ranged_read_file(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *op,
+                            const char *key, const char *name, const char *file,
+                            const uint8_t *sha256, uint64_t offset, void *buf, size_t cap,
+                            uint64_t *size, dcr_err *err)
 {
 	proto_map m;
 	dcr_mp_doc *d = NULL;
@@ -1029,6 +1043,8 @@ static int ranged_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const c
 	proto_map_init(&m);
 	put_room(&m, room);
 	dcr_mpw_str(proto_map_key(&m, key), name);
+	if (file)
+		dcr_mpw_str(proto_map_key(&m, "file"), file);
 	dcr_mpw_uint(proto_map_key(&m, "offset"), offset);
 	dcr_mpw_uint(proto_map_key(&m, "len"), cap);
 	if (sha256)
@@ -1067,6 +1083,14 @@ int cl_data_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 {
 	return ranged_read(c, room, "data.read", "dataset", dataset, sha256, offset, buf, cap, size,
 	                   err);
+}
+
+int cl_drop_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
+                 const char *file, const uint8_t *sha256, uint64_t offset, void *buf, size_t cap,
+                 uint64_t *size, dcr_err *err)
+{
+	return ranged_read_file(c, room, "data.read", "dataset", dataset, file, sha256, offset, buf,
+	                        cap, size, err);
 }
 
 /* ---- text results --------------------------------------------------------------- */

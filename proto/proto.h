@@ -162,6 +162,12 @@ int cl_result_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char 
 int cl_data_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
                  const uint8_t *sha256, uint64_t offset, void *buf, size_t cap, uint64_t *size,
                  dcr_err *err);
+/* The same for one drop of an append dataset, by its file name; pinned by
+ * sha256 (may be NULL) to that drop: DCR_ESTATE once it was dropped again
+ * or withdrawn. */
+int cl_drop_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
+                 const char *file, const uint8_t *sha256, uint64_t offset, void *buf, size_t cap,
+                 uint64_t *size, dcr_err *err);
 
 /* Statistics JSON of a provisioned dataset (owners, or everyone when the
  * definition shares them). */

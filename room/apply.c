@@ -50,11 +50,20 @@ static void run_release(rm_run *r)
 	for (size_t i = 0; i < r->ninputs; i++) {
 		free(r->inputs[i].dataset);
 		free(r->inputs[i].blob);
+		for (size_t k = 0; k < r->inputs[i].ndrop_blobs; k++)
+			free(r->inputs[i].drop_blobs[k]);
+		free(r->inputs[i].drop_blobs);
 	}
 	free(r->inputs);
 	for (size_t i = 0; i < r->ncols; i++)
 		free(r->cols[i].name);
 	free(r->cols);
+}
+
+static void drop_release(rm_drop *d)
+{
+	free(d->file);
+	free(d->blob);
 }
 
 void rm_state_release(rm_state *s)
@@ -65,6 +74,9 @@ void rm_state_release(rm_state *s)
 		free(s->provisions[i].dataset);
 		free(s->provisions[i].blob);
 		free(s->provisions[i].file);
+		for (size_t k = 0; k < s->provisions[i].ndrops; k++)
+			drop_release(&s->provisions[i].drops[k]);
+		free(s->provisions[i].drops);
 	}
 	free(s->provisions);
 	for (size_t i = 0; i < s->nruns; i++)
@@ -142,6 +154,36 @@ const rm_provision *rm_state_provision(const rm_state *s, const char *dataset)
 {
 	const rm_provision *p = dataset ? find_provision(s, dataset) : NULL;
 	return p && p->present ? p : NULL;
+}
+
+const rm_drop *rm_state_drop(const rm_state *s, const char *dataset, const char *file)
+{
+	const rm_provision *p = dataset && file ? find_provision(s, dataset) : NULL;
+	for (size_t i = 0; p && i < p->ndrops; i++)
+		if (strcmp(p->drops[i].file, file) == 0)
+			return &p->drops[i];
+	return NULL;
+}
+
+void rm_drops_sha256(const rm_drop *drops, size_t n, uint8_t out[32])
+{
+	uint8_t *cat = dcr_calloc(n ? n : 1, 32);
+	for (size_t i = 0; i < n; i++)
+		memcpy(cat + 32 * i, drops[i].sha256, 32);
+	dcr_sha256(cat, 32 * n, out);
+	free(cat);
+}
+
+bool rm_drop_name_valid(const char *file)
+{
+	size_t n = file ? strlen(file) : 0;
+	if (n == 0 || n > DCR_RM_FILE_NAME_BYTES_MAX || strcmp(file, ".") == 0 ||
+	    strcmp(file, "..") == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (file[i] == '/' || (unsigned char)file[i] < 0x20 || file[i] == 0x7f)
+			return false;
+	return true;
 }
 
 static uint64_t run_hash(const char *id)
@@ -320,6 +362,28 @@ int rm_check_deprovision(const rm_state *s, const uint8_t key[32], const char *d
 		return rc;
 	if (!rm_state_provision(s, dataset))
 		return dcr_err_set(err, DCR_ESTATE, "dataset %s is not provisioned", dataset);
+	if (rm_def_dataset(s->def, dataset)->append)
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "dataset %s is an append dataset: withdraw its drops one at a "
+		                   "time, each by its file name",
+		                   dataset);
+	return 0;
+}
+
+int rm_check_withdraw(const rm_state *s, const uint8_t key[32], const char *dataset,
+                      const char *file, dcr_err *err)
+{
+	int rc = rm_check_provision(s, key, dataset, err);
+	if (rc)
+		return rc;
+	if (!rm_def_dataset(s->def, dataset)->append)
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "dataset %s is not an append dataset (drops \"replace\"): it has "
+		                   "no drops to withdraw",
+		                   dataset);
+	if (!rm_state_drop(s, dataset, file))
+		return dcr_err_set(err, DCR_ENOTFOUND, "dataset %s has no drop named \"%.255s\"",
+		                   dataset, file ? file : "");
 	return 0;
 }
 
@@ -637,6 +701,129 @@ static int on_stopped(rm_state *s, const es_event *ev, dcr_err *err)
 	return 0;
 }
 
+/* ---- drops (docs/rules.md "Drops") ------------------------------------------ */
+
+static rm_provision *provision_get(rm_state *s, char *dataset)
+{
+	rm_provision *p = find_provision(s, dataset);
+	if (p) {
+		free(dataset);
+		return p;
+	}
+	s->provisions = dcr_realloc(s->provisions, (s->nprovisions + 1) * sizeof(rm_provision));
+	p = &s->provisions[s->nprovisions++];
+	memset(p, 0, sizeof *p);
+	p->dataset = dataset;
+	return p;
+}
+
+/* The union's summary in p after its drops changed by ev. */
+static void drops_summarize(rm_provision *p, const es_event *ev)
+{
+	p->present = p->ndrops > 0;
+	p->bytes = p->rows = 0;
+	for (size_t i = 0; i < p->ndrops; i++) {
+		p->bytes += p->drops[i].bytes;
+		p->rows += p->drops[i].rows;
+	}
+	if (p->ndrops)
+		rm_drops_sha256(p->drops, p->ndrops, p->sha256);
+	else
+		memset(p->sha256, 0, 32);
+	memset(p->stats_sha256, 0, 32);
+	memcpy(p->by, ev->actor, 32);
+	p->seq = ev->seq;
+	p->ts_ms = ev->ts_ms;
+}
+
+static void drop_remove(rm_provision *p, size_t at)
+{
+	drop_release(&p->drops[at]);
+	memmove(&p->drops[at], &p->drops[at + 1], (p->ndrops - at - 1) * sizeof(rm_drop));
+	p->ndrops--;
+}
+
+/* dataset.provisioned of an append dataset: a drop. A drop with the file
+ * name and sha256 of one already in is refused (the same file counts
+ * once); with the name of one already in and other bytes, it replaces
+ * that drop (a corrected re-export of the same day). Takes dataset and
+ * blob on success. */
+static int add_drop(rm_state *s, const es_event *ev, char *dataset, char *blob, dcr_err *err)
+{
+	char *file = bstr(ev->body, "file");
+	uint8_t sha[32];
+	const rm_drop *old;
+	int rc = 0;
+	bbin32(ev->body, "sha256", sha);
+	if (!rm_drop_name_valid(file)) {
+		rc = dcr_err_set(err, DCR_EINVALID,
+		                 "body.file: \"%.255s\" is not a drop name (dataset %s is an "
+		                 "append dataset: each drop is named by its file name, 1 to %u "
+		                 "bytes, without '/' or control characters, not . or ..)",
+		                 file, dataset, (unsigned)DCR_RM_FILE_NAME_BYTES_MAX);
+		goto out;
+	}
+	old = rm_state_drop(s, dataset, file);
+	if (old && memcmp(old->sha256, sha, 32) == 0) {
+		char hex[65];
+		dcr_hex_encode(sha, 32, hex);
+		rc = dcr_err_set(err, DCR_EEXIST,
+		                 "drop \"%s\" of dataset %s is already in with sha256 %.12s (the "
+		                 "same file dropped twice counts once)",
+		                 file, dataset, hex);
+		goto out;
+	}
+	const rm_provision *cur = find_provision(s, dataset);
+	if (!old && cur && cur->ndrops >= DCR_RM_DROPS_MAX) {
+		rc = dcr_err_set(err, DCR_ELIMIT, "dataset %s has %u drops, the most it may hold",
+		                 dataset, (unsigned)DCR_RM_DROPS_MAX);
+		goto out;
+	}
+	/* commit */
+	rm_provision *p = provision_get(s, dataset);
+	if (old)
+		drop_remove(p, (size_t)(old - p->drops));
+	p->drops = dcr_realloc(p->drops, (p->ndrops + 1) * sizeof(rm_drop));
+	rm_drop *d = &p->drops[p->ndrops++];
+	memset(d, 0, sizeof *d);
+	d->file = file;
+	file = NULL;
+	memcpy(d->sha256, sha, 32);
+	bbin32(ev->body, "stats_sha256", d->stats_sha256);
+	d->blob = blob;
+	d->bytes = buint(ev->body, "bytes");
+	d->rows = buint(ev->body, "rows");
+	memcpy(d->by, ev->actor, 32);
+	d->seq = ev->seq;
+	d->ts_ms = ev->ts_ms;
+	drops_summarize(p, ev);
+out:
+	free(file);
+	return rc;
+}
+
+/* dataset.deprovisioned {dataset, file}: the withdrawal of one drop. */
+static int on_withdrawn(rm_state *s, const es_event *ev, dcr_err *err)
+{
+	static const field f[] = {{"dataset", F_STR, DCR_RM_NAME_BYTES_MAX},
+	                          {"file", F_STR, DCR_RM_FILE_NAME_BYTES_MAX}};
+	int rc = body_check(ev->body, f, 2, err);
+	if (rc)
+		return rc;
+	char *dataset = bstr(ev->body, "dataset");
+	char *file = bstr(ev->body, "file");
+	rc = rm_check_withdraw(s, ev->actor, dataset, file, err);
+	if (!rc) {
+		rm_provision *p = find_provision(s, dataset);
+		const rm_drop *d = rm_state_drop(s, dataset, file);
+		drop_remove(p, (size_t)(d - p->drops));
+		drops_summarize(p, ev);
+	}
+	free(dataset);
+	free(file);
+	return rc;
+}
+
 static int on_provisioned(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	static const field f[] = {
@@ -659,6 +846,12 @@ static int on_provisioned(rm_state *s, const es_event *ev, dcr_err *err)
 		goto out;
 	if (!*blob) {
 		rc = dcr_err_set(err, DCR_EFORMAT, "body.blob: empty blob id");
+		goto out;
+	}
+	if (rm_def_dataset(s->def, dataset)->append) {
+		rc = add_drop(s, ev, dataset, blob, err);
+		if (rc == 0)
+			dataset = blob = NULL; /* taken */
 		goto out;
 	}
 	rm_provision *p = find_provision(s, dataset);
@@ -693,9 +886,11 @@ static int on_deprovisioned(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	static const field f[] = {{"dataset", F_STR, DCR_RM_NAME_BYTES_MAX}};
 	int rc = need_participant(s, ev->actor, err);
-	if (!rc)
-		rc = body_check(ev->body, f, 1, err);
 	if (rc)
+		return rc;
+	if (ev->body && dcr_mp_type(ev->body) == DCR_MP_MAP && dcr_mp_get(ev->body, "file"))
+		return on_withdrawn(s, ev, err);
+	if ((rc = body_check(ev->body, f, 1, err)))
 		return rc;
 	char *dataset = bstr(ev->body, "dataset");
 	rc = rm_check_deprovision(s, ev->actor, dataset, err);
@@ -765,7 +960,11 @@ static void record_inputs(const rm_state *s, rm_run *r)
 		if (p) {
 			in->present = true;
 			memcpy(in->sha256, p->sha256, 32);
-			in->blob = dcr_strdup(p->blob);
+			in->blob = p->blob ? dcr_strdup(p->blob) : NULL;
+			if (p->ndrops) /* an append dataset: the union as requested */
+				in->drop_blobs = dcr_calloc(p->ndrops, sizeof(char *));
+			for (size_t k = 0; k < p->ndrops; k++)
+				in->drop_blobs[in->ndrop_blobs++] = dcr_strdup(p->drops[k].blob);
 		}
 	}
 	qsort(r->inputs, r->ninputs, sizeof(rm_run_input), input_cmp);

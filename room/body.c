@@ -69,6 +69,17 @@ void rm_body_deprovisioned(dcr_buf *out, const char *dataset)
 	dcr_mpw_str(&w, dataset);
 }
 
+void rm_body_withdrawn(dcr_buf *out, const char *dataset, const char *file)
+{
+	dcr_mpw w;
+	dcr_mpw_init(&w, out);
+	dcr_mpw_map(&w, 2);
+	dcr_mpw_str(&w, "dataset");
+	dcr_mpw_str(&w, dataset);
+	dcr_mpw_str(&w, "file");
+	dcr_mpw_str(&w, file);
+}
+
 void rm_body_run_requested_eps(dcr_buf *out, const char *computation, const char *epsilon,
                                const char *run_id)
 {
@@ -267,6 +278,33 @@ static void put_spend(dcr_buf *b, const rm_state *before, const es_event *ev)
 	free(used);
 }
 
+/* The file of a provisioning or a drop (docs/privacy.md "File names"):
+ * ", file NAME", control characters as spaces, at most 255 bytes. */
+static void put_file(dcr_buf *b, const es_event *ev)
+{
+	const char *p;
+	size_t n;
+	if (dcr_mp_str(dcr_mp_get(ev->body, "file"), &p, &n) != 0 || n == 0)
+		return;
+	dcr_buf_append_str(b, ", file ");
+	put_field(b, ev, "file", DCR_RM_FILE_NAME_BYTES_MAX);
+}
+
+/* Is ev a drop into an append dataset (per the definition before it)? */
+static bool is_drop(const rm_state *before, const es_event *ev)
+{
+	const char *p;
+	size_t n;
+	char name[DCR_RM_NAME_BYTES_MAX + 1];
+	if (!before->def || dcr_mp_str(dcr_mp_get(ev->body, "dataset"), &p, &n) != 0 ||
+	    n >= sizeof name)
+		return false;
+	memcpy(name, p, n);
+	name[n] = 0;
+	const rm_dataset *ds = rm_def_dataset(before->def, name);
+	return ds && ds->append;
+}
+
 char *rm_describe(const rm_state *before, const es_event *ev)
 {
 	dcr_buf b;
@@ -314,14 +352,18 @@ char *rm_describe(const rm_state *before, const es_event *ev)
 		dcr_buf_append_str(&b, "stopped the room: ");
 		put_field(&b, ev, "reason", 200);
 	} else if (strcmp(type, RM_EV_PROVISIONED) == 0) {
-		dcr_buf_append_str(&b, "provisioned ");
+		dcr_buf_append_str(&b, is_drop(before, ev) ? "dropped " : "provisioned ");
 		put_field(&b, ev, "dataset", 64);
 		dcr_buf_printf(&b, ": %" PRIu64 " rows, %" PRIu64 " bytes, sha256 ",
 		               get_uint(ev, "rows"), get_uint(ev, "bytes"));
 		put_hash(&b, ev, "sha256");
+		put_file(&b, ev);
 	} else if (strcmp(type, RM_EV_DEPROVISIONED) == 0) {
-		dcr_buf_append_str(&b, "deprovisioned ");
+		bool drop = dcr_mp_get(ev->body, "file") != NULL;
+		dcr_buf_append_str(&b, drop ? "withdrew from " : "deprovisioned ");
 		put_field(&b, ev, "dataset", 64);
+		if (drop)
+			put_file(&b, ev);
 	} else if (strcmp(type, RM_EV_RUN_REQUESTED) == 0) {
 		dcr_buf_append_str(&b, "requested run ");
 		put_run(&b, ev);

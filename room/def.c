@@ -695,6 +695,24 @@ static int parse_budget(json_t *v, const char *path, rm_dataset *ds, dcr_err *er
 	                     err);
 }
 
+/* dataset.drops: "replace" (default) or "append" (table datasets only). */
+static int parse_drops(json_t *v, const char *path, rm_dataset *ds, dcr_err *err)
+{
+	const char *s;
+	int rc = get_str(v, path, "drops", false, 16, &s, err);
+	if (rc || !s)
+		return rc;
+	if (strcmp(s, "append") == 0)
+		ds->append = true;
+	else if (strcmp(s, "replace") != 0)
+		return fail(err, DCR_EINVALID, path, "drops",
+		            "unknown mode \"%s\"; expected replace or append", s);
+	if (ds->append && ds->kind != RM_DS_TABLE)
+		return fail(err, DCR_EINVALID, path, "drops",
+		            "only table datasets take \"append\" (the union of drops is a table)");
+	return 0;
+}
+
 static int bound_value(json_t *v, const char *path, int64_t *x, unsigned *dec, dcr_err *err)
 {
 	char buf[32];
@@ -787,8 +805,8 @@ static json_t *bound_json(int64_t v, unsigned decimals)
 
 static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *err)
 {
-	static const char *const fields[] = {"name",    "kind", "required", "share_statistics",
-	                                     "columns", "unit", "epsilon_budget", NULL};
+	static const char *const fields[] = {"name", "kind",           "required", "share_statistics",
+	                                     "columns", "unit", "epsilon_budget", "drops", NULL};
 	const char *s;
 	json_t *cols;
 	char cpath[96];
@@ -807,7 +825,7 @@ static int parse_dataset(json_t *v, const char *path, rm_dataset *ds, dcr_err *e
 		            "unknown kind \"%s\"; expected table or file", s);
 	if ((rc = get_bool(v, path, "required", true, &ds->required, err)) ||
 	    (rc = get_bool(v, path, "share_statistics", false, &ds->share_statistics, err)) ||
-	    (rc = parse_budget(v, path, ds, err)))
+	    (rc = parse_budget(v, path, ds, err)) || (rc = parse_drops(v, path, ds, err)))
 		return rc;
 	if ((rc = get_array(v, path, "columns", ds->kind == RM_DS_TABLE, DCR_RM_COLUMNS_MAX, &cols,
 	                    err)))
@@ -1724,6 +1742,8 @@ char *rm_def_to_json(const rm_def *d)
 			                    json_string(rm_epsilon_format(ds->epsilon_budget, eb,
 			                                                  sizeof eb)));
 		}
+		if (ds->append)
+			json_object_set_new(o, "drops", json_string("append"));
 		if (ds->kind == RM_DS_TABLE) {
 			json_t *cols = json_array();
 			for (size_t j = 0; j < ds->ncolumns; j++) {

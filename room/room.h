@@ -36,6 +36,10 @@ typedef struct rm_dataset {
 	bool required;         /* default true */
 	bool share_statistics; /* default false */
 	uint64_t epsilon_budget; /* epsilon_budget in millionths; 0 = none */
+	/* "drops": "append" (true): the dataset is the union of every drop
+	 * (docs/room-format.md, docs/rules.md "Drops"); "replace" (false,
+	 * the default): each provisioning replaces the last. Tables only. */
+	bool append;
 	rm_column *columns;
 	size_t ncolumns;
 	char *unit; /* "unit": the column naming a person; NULL = none (rows counted) */
@@ -197,6 +201,22 @@ void rm_def_datasets_read(const rm_def *d, const rm_computation *c, bool *used);
 enum rm_status { RM_NONE, RM_DRAFT, RM_PUBLISHED, RM_STOPPED };
 const char *rm_status_name(enum rm_status s);
 
+/* One drop of an append dataset (docs/rules.md "Drops"): a file
+ * provisioned into it, identified by its file name and SHA-256. */
+typedef struct rm_drop {
+	char *file;         /* its file name: unique among the dataset's drops */
+	uint8_t sha256[32]; /* of the plaintext CSV */
+	char *blob;
+	uint64_t bytes, rows;
+	uint8_t stats_sha256[32];
+	uint8_t by[32];
+	uint64_t seq, ts_ms; /* of its dataset.provisioned */
+} rm_drop;
+
+/* For an append dataset the provision is the union of its drops: present
+ * while it has one, sha256 the union hash (rm_drops_sha256), bytes and
+ * rows the sums, blob and file NULL, stats_sha256 zero, by/seq/ts_ms of
+ * the last drop or withdrawal. */
 typedef struct rm_provision {
 	char *dataset;
 	bool present; /* false after deprovision */
@@ -207,6 +227,8 @@ typedef struct rm_provision {
 	uint8_t stats_sha256[32]; /* digest of the statistics JSON */
 	char *file;               /* original file name */
 	uint64_t seq, ts_ms;
+	rm_drop *drops; /* append datasets: the drops now in, in drop order */
+	size_t ndrops;
 } rm_provision;
 
 enum rm_run_state { RM_RUN_QUEUED, RM_RUN_DONE, RM_RUN_FAILED };
@@ -216,8 +238,10 @@ enum rm_run_state { RM_RUN_QUEUED, RM_RUN_DONE, RM_RUN_FAILED };
 typedef struct rm_run_input {
 	char *dataset;
 	bool present;       /* provisioned at run.requested */
-	uint8_t sha256[32]; /* of the plaintext CSV, when present */
-	char *blob;         /* the provision's blob id, when present */
+	uint8_t sha256[32]; /* of the plaintext CSV (append: the union hash), when present */
+	char *blob;         /* the provision's blob id, when present (NULL for append) */
+	char **drop_blobs;  /* append datasets: the drops' blob ids, in drop order */
+	size_t ndrop_blobs;
 } rm_run_input;
 
 /* One column of a run's result (run.completed schema). */
@@ -276,6 +300,11 @@ void rm_state_init(rm_state *s, const uint8_t daemon_key[32]);
 void rm_state_release(rm_state *s);
 const rm_provision *rm_state_provision(const rm_state *s, const char *dataset); /* present only */
 const rm_run *rm_state_run(const rm_state *s, const char *run_id);
+/* A drop now in an append dataset, by file name; NULL if none. */
+const rm_drop *rm_state_drop(const rm_state *s, const char *dataset, const char *file);
+/* The union hash of an append dataset (docs/rules.md "Drops"): SHA-256 of
+ * the drops' sha256 (32 bytes each) concatenated in drop order. */
+void rm_drops_sha256(const rm_drop *drops, size_t n, uint8_t out[32]);
 const rm_run *rm_state_last_run(const rm_state *s, const char *computation);
 bool rm_state_is_participant(const rm_state *s, const uint8_t key[32]); /* incl. creator */
 /* Epsilon spent on a dataset so far, in millionths (0 for a dataset
@@ -342,9 +371,17 @@ int rm_check_stop(const rm_state *s, const uint8_t key[32], dcr_err *err);
 /* Provision: published, dataset exists, an owner of it. */
 int rm_check_provision(const rm_state *s, const uint8_t key[32], const char *dataset, dcr_err *err);
 bool rm_may_provision(const rm_state *s, const uint8_t key[32], const char *dataset);
-/* Deprovision: as provision, and the dataset is currently provisioned. */
+/* Deprovision: as provision, and the dataset is currently provisioned; an
+ * append dataset is withdrawn one drop at a time (rm_check_withdraw). */
 int rm_check_deprovision(const rm_state *s, const uint8_t key[32], const char *dataset,
                          dcr_err *err);
+/* Withdraw a drop: as provision, the dataset is an append dataset and file
+ * names one of its drops. */
+int rm_check_withdraw(const rm_state *s, const uint8_t key[32], const char *dataset,
+                      const char *file, dcr_err *err);
+/* A drop's file name: 1..DCR_RM_FILE_NAME_BYTES_MAX bytes, no '/', no
+ * control character, not "." or "..". */
+bool rm_drop_name_valid(const char *file);
 /* Run: published, computation exists, an analyst of it, under
  * settings.require_provisioned every required dataset it reads
  * (transitively) is provisioned, and for a DP computation no dataset it
@@ -383,7 +420,7 @@ char *rm_describe(const rm_state *before, const es_event *ev);
  *   stopped               {reason: str}
  *   provisioned           {blob: str, bytes: uint, dataset: str, file: str,
  *                          rows: uint, sha256: bin 32, stats_sha256: bin 32}
- *   deprovisioned         {dataset: str}
+ *   deprovisioned         {dataset: str}; of a drop: {dataset: str, file: str}
  *   run.requested         {computation: str, run: str (32 lowercase hex)}, and
  *                         epsilon: str exactly when the computation is DP
  *   run.completed         {computation, duration_ms, inputs (map: dataset
@@ -397,6 +434,8 @@ void rm_body_published(dcr_buf *out, const uint8_t def_sha256[32]);
 void rm_body_stopped(dcr_buf *out, const char *reason);
 void rm_body_provisioned(dcr_buf *out, const rm_provision *p); /* uses dataset..file */
 void rm_body_deprovisioned(dcr_buf *out, const char *dataset);
+/* The withdrawal of one drop of an append dataset. */
+void rm_body_withdrawn(dcr_buf *out, const char *dataset, const char *file);
 void rm_body_run_requested(dcr_buf *out, const char *computation, const char *run_id);
 /* run.requested of a DP computation: epsilon is the computation's
  * privacy.epsilon in canonical form (rm_epsilon_format); NULL = not DP. */

@@ -31,6 +31,9 @@ static const char provision_usage[] =
     "dataset.provisioned event records rows, bytes and the file's SHA-256,\n"
     "which are printed after checking that they are those of the bytes sent.\n"
     "A rejected file changes nothing: the error names the line and column.\n"
+    "Into an append dataset (\"drops\": \"append\") FILE is one drop, named by its\n"
+    "file name: the same file (name and bytes) again is already in and changes\n"
+    "nothing; the same name with other bytes replaces that drop.\n"
     "Shows progress on stderr when it is a terminal.\n";
 
 /* Reads the file for cl_provision (which hashes what it sends and refuses
@@ -58,6 +61,42 @@ static int read_fd(void *ctx, void *buf, size_t cap)
 static void provision_progress(void *ctx, uint64_t done, uint64_t total)
 {
 	cli_progress_update(ctx, done, total);
+}
+
+/* Into an append dataset: is the drop named base already in with the
+ * bytes of fd (then *same, and nothing is sent: the same file counts
+ * once)? fd is rewound. */
+static int drop_already_in(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], const char *dataset,
+                           const char *base, int fd, bool *same, dcr_err *err)
+{
+	rm_state st;
+	const rm_drop *dr;
+	uint8_t h[32], *buf = NULL;
+	char sha[65];
+	int rc = tl_replay(c, id, &st, err);
+	if (rc)
+		return rc;
+	dr = rm_state_drop(&st, dataset, base);
+	if (dr) {
+		dcr_sha256_ctx *x = dcr_sha256_new();
+		ssize_t n;
+		buf = dcr_malloc(1 << 16);
+		while ((n = read(fd, buf, 1 << 16)) > 0)
+			dcr_sha256_update(x, buf, (size_t)n);
+		dcr_sha256_final(x, h);
+		dcr_sha256_free(x);
+		if (n < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+			rc = dcr_err_set(err, -errno, "%s: %s", base, strerror(errno));
+		} else if (memcmp(h, dr->sha256, 32) == 0) {
+			*same = true;
+			hex32(h, sha);
+			printf("drop %s of %s is already in (sha256 %s): unchanged, counted once\n",
+			       base, dataset, sha);
+		}
+	}
+	free(buf);
+	rm_state_release(&st);
+	return rc;
 }
 
 int cli_cmd_provision(int argc, char **argv)
@@ -96,10 +135,23 @@ int cli_cmd_provision(int argc, char **argv)
 	rc = cli_open_room(pos[0], &c, id, &err);
 	if (rc)
 		goto out;
+	if (rd.fd != STDIN_FILENO) {
+		bool same = false;
+		rc = drop_already_in(c, id, pos[1], base, rd.fd, &same, &err);
+		if (rc || same)
+			goto out;
+	}
 	cli_progress_init(&prog, "provision", pos[1]);
 	rc =
 	    cl_provision(c, id, pos[1], base, total, read_fd, &rd, provision_progress, &prog, &err);
 	cli_progress_end(&prog);
+	if (rc == DCR_EEXIST && strstr(err.msg, "counts once")) {
+		/* the same drop (name and bytes) already in, read from stdin:
+		 * the rules refused to count it twice (docs/rules.md "Drops") */
+		printf("drop %s of %s is already in: unchanged, counted once\n", base, pos[1]);
+		rc = 0;
+		goto out;
+	}
 	if (rc)
 		goto out;
 	/* What was recorded, as the log says it. */
@@ -116,6 +168,16 @@ int cli_cmd_provision(int argc, char **argv)
 			                 "the daemon accepted %s but the log has no "
 			                 "dataset.provisioned event for it",
 			                 pos[1]);
+			goto out;
+		}
+		const rm_drop *dr = p->ndrops ? rm_state_drop(&st, pos[1], base) : NULL;
+		if (dr) {
+			hex32(dr->sha256, sha);
+			printf("dropped %s into %s: %llu rows, %llu bytes, sha256 %s\n", base,
+			       p->dataset, (unsigned long long)dr->rows,
+			       (unsigned long long)dr->bytes, sha);
+			printf("%s now holds %zu drops, %llu rows\n", p->dataset, p->ndrops,
+			       (unsigned long long)p->rows);
 			goto out;
 		}
 		hex32(p->sha256, sha);
@@ -136,9 +198,13 @@ out:
 int cli_cmd_deprovision(int argc, char **argv)
 {
 	static const char usage[] =
-	    "usage: dcr deprovision ROOM DATASET\n"
+	    "usage: dcr deprovision ROOM DATASET [--drop FILE]\n"
 	    "Withdraws a dataset you own from ROOM (dataset.deprovisioned); runs that\n"
-	    "need it are refused until it is provisioned again.\n";
+	    "need it are refused until it is provisioned again.\n"
+	    "--drop FILE: withdraws one drop of an append dataset, by its file name\n"
+	    "(the name `dcr status` lists); the other drops stay.\n";
+	const char *drop = NULL;
+	const cli_opt opts[] = {{"--drop", &drop, NULL}, {NULL, NULL, NULL}};
 	char *pos[2];
 	cl_conn *c = NULL;
 	dcr_err err = {0};
@@ -146,16 +212,22 @@ int cli_cmd_deprovision(int argc, char **argv)
 	dcr_buf body;
 	int rc;
 
-	CLI_PARSE("deprovision", usage, argc, argv, NULL, pos, 2, 2, NULL);
+	CLI_PARSE("deprovision", usage, argc, argv, opts, pos, 2, 2, NULL);
 	dcr_buf_init(&body);
 	rc = cli_open_room(pos[0], &c, id, &err);
 	if (rc)
 		goto out;
-	rm_body_deprovisioned(&body, pos[1]);
+	if (drop)
+		rm_body_withdrawn(&body, pos[1], drop);
+	else
+		rm_body_deprovisioned(&body, pos[1]);
 	rc = cl_submit(c, id, RM_EV_DEPROVISIONED, body.data, body.len, NULL, &err);
 	if (rc)
 		goto out;
-	printf("deprovisioned %s\n", pos[1]);
+	if (drop)
+		printf("withdrew %s from %s\n", drop, pos[1]);
+	else
+		printf("deprovisioned %s\n", pos[1]);
 out:
 	dcr_buf_release(&body);
 	cl_close(c);
@@ -254,7 +326,8 @@ int cli_cmd_datasets(int argc, char **argv)
 				r->status = dcr_strdup("provisioned");
 				r->rows = dcr_asprintf("%llu", (unsigned long long)p->rows);
 				r->bytes = dcr_asprintf("%llu", (unsigned long long)p->bytes);
-				r->file = dcr_strdup(p->file ? p->file : "");
+				r->file = p->ndrops ? dcr_asprintf("%zu drops", p->ndrops)
+				                    : dcr_strdup(p->file ? p->file : "");
 				r->sha = dcr_strdup(sha);
 				r->stats = NULL;
 				if (!brief && ds->kind == RM_DS_TABLE) {
@@ -547,6 +620,14 @@ static int status_room(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES], dcr_err *
 			       ds->name, rm_actor_name(st.def, st.daemon_key, pv->by, RM_ACTOR_FULL, buf,
 			                     sizeof buf),
 			       (unsigned long long)pv->rows, (unsigned long long)pv->bytes, sha);
+			/* an append dataset: its drops, in drop order */
+			for (size_t k = 0; k < pv->ndrops; k++) {
+				const rm_drop *dr = &pv->drops[k];
+				hex32(dr->sha256, sha);
+				printf("  %-24s drop %s: %llu rows, %llu bytes, sha256 %.12s\n", "",
+				       dr->file, (unsigned long long)dr->rows,
+				       (unsigned long long)dr->bytes, sha);
+			}
 		} else {
 			printf("  %-24s not provisioned%s\n", ds->name,
 			       ds->required ? " (required)" : "");
@@ -891,13 +972,17 @@ struct data_src {
 	const char *dataset;
 	const uint8_t *sha256; /* the provision the log records: reads are pinned to it */
 	uint64_t size;
+	const char *drop; /* one drop of an append dataset; NULL: the provisioned file */
 };
 
 static int data_read(void *ctx, uint64_t off, void *buf, size_t cap, dcr_err *err)
 {
 	struct data_src *x = ctx;
 	uint64_t now = 0;
-	int n = cl_data_read(x->c, x->room, x->dataset, x->sha256, off, buf, cap, &now, err);
+	int n = x->drop ? cl_drop_read(x->c, x->room, x->dataset, x->drop, x->sha256, off, buf,
+	                               cap, &now, err)
+	                : cl_data_read(x->c, x->room, x->dataset, x->sha256, off, buf, cap, &now,
+	                               err);
 
 	if (n >= 0 && now != x->size)
 		return dcr_err_set(err, DCR_ESTATE,
@@ -910,19 +995,23 @@ static int data_read(void *ctx, uint64_t off, void *buf, size_t cap, dcr_err *er
 int cli_cmd_data(int argc, char **argv)
 {
 	static const char usage[] =
-	    "usage: dcr data ROOM DATASET [-o FILE]\n"
+	    "usage: dcr data ROOM DATASET [--drop NAME] [-o FILE]\n"
 	    "Writes the file provisioned for DATASET, as it was uploaded, to stdout or\n"
 	    "FILE (the dataset's owners only: nobody else ever reads its rows). The\n"
 	    "bytes are checked against the SHA-256 in the dataset.provisioned event;\n"
 	    "FILE is replaced only once the whole file arrived and checked. Shows\n"
-	    "progress on stderr when it is a terminal.\n";
-	const char *outp = NULL;
-	const cli_opt opts[] = {{"-o", &outp, NULL}, {"--out", &outp, NULL}, {NULL, NULL, NULL}};
+	    "progress on stderr when it is a terminal. --drop NAME: one drop of an\n"
+	    "append dataset, by its file name.\n";
+	const char *outp = NULL, *drop = NULL;
+	const cli_opt opts[] = {{"-o", &outp, NULL},
+	                        {"--out", &outp, NULL},
+	                        {"--drop", &drop, NULL},
+	                        {NULL, NULL, NULL}};
 	char *pos[2];
 	cl_conn *c = NULL;
 	dcr_err err = {0};
 	uint8_t id[ES_ROOM_ID_BYTES], sha[DCR_SHA256_BYTES];
-	char what[128];
+	char what[192];
 	const rm_provision *p = NULL;
 	dl d;
 	int rc;
@@ -950,14 +1039,38 @@ int cli_cmd_data(int argc, char **argv)
 		rc = dcr_err_set(&err, DCR_ENOTFOUND, "dataset %s is not provisioned", pos[1]);
 		goto out;
 	}
+	const uint8_t *want = p->sha256;
+	uint64_t size = p->bytes;
+	if (rm_def_dataset(st.def, pos[1])->append) {
+		/* a drop folder: one drop, by its name */
+		const rm_drop *dr = drop ? rm_state_drop(&st, pos[1], drop) : NULL;
+		if (!drop)
+			rc = dcr_err_set(&err, DCR_EINVALID,
+			                 "dataset %s is an append dataset: name one drop with --drop "
+			                 "(dcr status lists them)",
+			                 pos[1]);
+		else if (!dr)
+			rc = dcr_err_set(&err, DCR_ENOTFOUND, "dataset %s has no drop named \"%s\"",
+			                 pos[1], drop);
+		if (rc)
+			goto out;
+		want = dr->sha256;
+		size = dr->bytes;
+		snprintf(what, sizeof what, "drop %.60s of dataset %s", drop, pos[1]);
+	} else if (drop) {
+		rc = dcr_err_set(&err, DCR_EINVALID, "dataset %s is not an append dataset: it has no "
+		                                     "drops",
+		                 pos[1]);
+		goto out;
+	}
 	{
-		struct data_src src = {c, id, pos[1], p->sha256, p->bytes};
-		rc = dl_pull(&d, data_read, &src, p->bytes, what, &err);
+		struct data_src src = {c, id, pos[1], want, size, drop};
+		rc = dl_pull(&d, data_read, &src, size, what, &err);
 	}
 	if (rc)
 		goto out;
 	dl_sha256(&d, sha);
-	rc = check_sha(p->sha256, sha, what, &err);
+	rc = check_sha(want, sha, what, &err);
 out:
 	if (have_state)
 		rm_state_release(&st);

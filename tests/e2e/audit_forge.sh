@@ -69,13 +69,13 @@ for f in "$T"/f/*.export; do
 		rules-privacy-ok-having.* | \
 		rules-sql-does-not-compile.* | \
 		rules-quoted-identifiers.* | \
-		rules-reprovisioned-old-hash.* | valid.*)
+		rules-reprovisioned-old-hash.* | rules-drops-ok.* | valid.*)
 		case "$v" in valid:*) ;; *) e2e_fail "$f: expected valid, got $v" ;; esac ;;
 	*) case "$v" in invalid:*) ;; *) e2e_fail "$f: expected invalid, got $v" ;; esac ;;
 	esac
 	n=$((n + 1))
 done
-[ "$n" -ge 34 ] || e2e_fail "only $n crafted exports"
+[ "$n" -ge 40 ] || e2e_fail "only $n crafted exports"
 
 # The offline log of the valid file: one line per event.
 expect_ok dcr audit log "$T/f/valid.export"

@@ -74,6 +74,7 @@ REASON_MAX = 1024
 ERROR_MAX = 4096
 BLOB_MAX = 128
 FILE_MAX = 255
+DROPS_MAX = 4096
 RUNS_MAX = 10000000
 RESULT_COLS_MAX = 256
 RESULT_COL_BYTES_MAX = 1024
@@ -525,12 +526,20 @@ def epsilon_text(m):
 
 def parse_dataset(v, what):
     name = parse_named(v, ["name", "kind", "required", "share_statistics", "columns",
-                           "unit", "epsilon_budget"], what)
+                           "unit", "epsilon_budget", "drops"], what)
     kind = get_str(v, "kind", False, 64, what) or "table"
     if kind not in ("table", "file"):
         refuse("%s.kind: unknown kind" % what)
     ds = {"name": name, "kind": kind, "required": get_bool(v, "required", True, what),
-          "columns": [], "allow": {}, "unit": None, "numeric": [], "budget": 0}
+          "columns": [], "allow": {}, "unit": None, "numeric": [], "budget": 0,
+          "append": False}
+    drops = get_str(v, "drops", False, 16, what)
+    if drops not in (None, "replace", "append"):
+        refuse("%s.drops: unknown mode" % what)
+    if drops == "append":
+        if kind != "table":
+            refuse("%s.drops: only table datasets take append" % what)
+        ds["append"] = True
     get_bool(v, "share_statistics", False, what)
     unit = get_str(v, "unit", False, NAME_MAX + 64, what)
     if "epsilon_budget" in v:
@@ -1467,7 +1476,8 @@ class Room:
         self.creator = None
         self.d = None
         self.text = None
-        self.prov = {}  # dataset -> sha256 (present only)
+        self.prov = {}  # dataset -> sha256 (present only; append: the union hash)
+        self.drops = {}  # append dataset -> [(file, sha256)] in drop order
         self.spent = {}  # dataset -> epsilon spent, in millionths (the ledger)
         self.runs = {}  # id -> dict
 
@@ -1582,14 +1592,59 @@ class Room:
         self.check_provision(k, b["dataset"])
         if not b["blob"]:
             refuse("body.blob: empty blob id")
+        if self.is_append(b["dataset"]):
+            self.add_drop(b)
+            return
         self.prov[b["dataset"]] = b["sha256"]
+
+    # Drops (rules.md "Drops"): an append dataset is the list of its drops,
+    # (file, sha256) in drop order; its sha256 is the union hash.
+    def is_append(self, name):
+        return any(x["name"] == name and x["append"] for x in self.d["datasets"])
+
+    def set_union(self, name):
+        dl = self.drops.get(name, [])
+        if dl:
+            self.prov[name] = hashlib.sha256(b"".join(h for _, h in dl)).digest()
+        else:
+            self.prov.pop(name, None)
+
+    def add_drop(self, b):
+        f, h, name = b["file"], b["sha256"], b["dataset"]
+        if (not 1 <= ubytes(f) <= FILE_MAX or f in (".", "..") or
+                any(c == "/" or ord(c) < 0x20 or ord(c) == 0x7f for c in f)):
+            refuse("body.file: not a drop name")
+        dl = self.drops.setdefault(name, [])
+        old = [i for i, (g, _) in enumerate(dl) if g == f]
+        if old and dl[old[0]][1] == h:
+            refuse("the same drop is already in (counted once)")
+        if not old and len(dl) >= DROPS_MAX:
+            refuse("too many drops")
+        if old:
+            del dl[old[0]]
+        dl.append((f, h))
+        self.set_union(name)
 
     def on_dataset_deprovisioned(self, k, b):
         self.participant(k)
+        if isinstance(b, dict) and "file" in b:
+            self.body(b, {"dataset": ("str", NAME_MAX), "file": ("str", FILE_MAX)})
+            self.check_provision(k, b["dataset"])
+            if not self.is_append(b["dataset"]):
+                refuse("dataset is not an append dataset")
+            dl = self.drops.get(b["dataset"], [])
+            at = [i for i, (g, _) in enumerate(dl) if g == b["file"]]
+            if not at:
+                refuse("no such drop")
+            del dl[at[0]]
+            self.set_union(b["dataset"])
+            return
         self.body(b, {"dataset": ("str", NAME_MAX)})
         self.check_provision(k, b["dataset"])
         if b["dataset"] not in self.prov:
             refuse("dataset is not provisioned")
+        if self.is_append(b["dataset"]):
+            refuse("an append dataset is withdrawn one drop at a time")
         del self.prov[b["dataset"]]
 
     def on_run_requested(self, k, b):

@@ -843,7 +843,7 @@ typedef struct rcase {
 	const char *want;
 } rcase;
 
-#define NCASES 33
+#define NCASES 40
 static rcase cases[NCASES];
 static size_t ncases;
 
@@ -1261,6 +1261,86 @@ static void build_cases(const tlog *l)
 		export_view(&v, l3.room, NULL, &c->out);
 		view_release(&v);
 		tlog_release(&l3);
+	}
+
+	/* drops of an append dataset (rules.md "Drops"): bank_customers takes
+	 * drops; a second drop, a withdrawal and a run over the union are
+	 * valid; a duplicate, the withdrawal of a drop that is not there, a
+	 * drop by a non-owner, a whole-dataset deprovision and a completion
+	 * that reports a drop's own hash instead of the union's are not */
+	{
+		char *ap = def_edit("{\"name\": \"bank_customers\", \"columns\"",
+		                    "{\"name\": \"bank_customers\", \"drops\": \"append\", "
+		                    "\"columns\"");
+		char *saved = def_json;
+		static const struct {
+			const char *name, *want;
+			int what; /* 0 ok, 1 duplicate, 2 withdraw missing, 3 non-owner,
+			             4 whole deprovision, 5 drop's own hash */
+			uint64_t seq;
+		} dc[] = {
+		    {"rules-drops-ok", NULL, 0, UINT64_MAX},
+		    {"rules-drops-duplicate", "already in", 1, 5},
+		    {"rules-drops-withdraw-missing", "has no drop named", 2, 6},
+		    {"rules-drops-non-owner", "is not an owner of dataset bank_customers", 3, 5},
+		    {"rules-drops-whole-deprovision", "withdraw its drops one at a time", 4, 6},
+		    {"rules-drops-own-hash", "is not the one provisioned", 5, 8},
+		};
+		def_json = ap;
+		for (size_t k = 0; k < sizeof dc / sizeof dc[0]; k++) {
+			tlog l4;
+			view v;
+			rm_provision p;
+			rm_run r;
+			rm_run_col col = {"n", CMP_INTEGER};
+			rm_run_input in[2] = {{.dataset = "bank_customers", .present = true},
+			                      {.dataset = "insurer_customers", .present = true}};
+			uint8_t cat[64];
+			tlog_init(&l4, (uint8_t)(0xe0 + k));
+			build_honest(&l4, 5); /* bank.csv (3f..) is the first drop */
+			memset(&p, 0, sizeof p);
+			p.dataset = "bank_customers";
+			p.blob = "b3";
+			p.bytes = 2;
+			p.rows = 2;
+			p.file = dc[k].what == 1 ? "bank.csv" : "bank2.csv";
+			memset(p.sha256, dc[k].what == 1 ? 0x3f : 0x55, 32);
+			rm_body_provisioned(&b, &p);
+			tlog_add(&l4, dc[k].what == 3 ? ki : ka, RM_EV_PROVISIONED, &b);
+			if (dc[k].what == 4)
+				rm_body_deprovisioned(&b, "bank_customers");
+			else
+				rm_body_withdrawn(&b, "bank_customers",
+				                  dc[k].what == 2 ? "nope.csv" : "bank.csv");
+			tlog_add(&l4, ka, RM_EV_DEPROVISIONED, &b);
+			run_id(1, id);
+			rm_body_run_requested(&b, "overlap", id);
+			tlog_add(&l4, ka, RM_EV_RUN_REQUESTED, &b);
+			memset(&r, 0, sizeof r);
+			r.id = id;
+			r.computation = "overlap";
+			r.result_blob = "r1";
+			r.cols = &col;
+			r.ncols = 1;
+			/* the union of one drop (bank2.csv): SHA-256 of its sha256 */
+			memset(cat, 0x55, 32);
+			if (dc[k].what == 5)
+				memset(in[0].sha256, 0x55, 32);
+			else
+				dcr_sha256(cat, 32, in[0].sha256);
+			memset(in[1].sha256, 0x4e, 32);
+			r.inputs = in;
+			r.ninputs = 2;
+			rm_body_run_completed(&b, &r);
+			tlog_add(&l4, kd, RM_EV_RUN_COMPLETED, &b);
+			c = case_new(dc[k].name, dc[k].seq, dc[k].want);
+			view_of(&v, &l4);
+			export_view(&v, l4.room, NULL, &c->out);
+			view_release(&v);
+			tlog_release(&l4);
+		}
+		def_json = saved;
+		free(ap);
 	}
 
 	/* an export of 0 events */

@@ -398,6 +398,90 @@ static void test_check_steps(void)
 	cmp_result_release(&res);
 }
 
+/* Several files of one table (the drops of an append dataset): the reader
+ * says CMP_READ_NEXT_FILE between them; each file has its own header. */
+struct files {
+	const char *const *f;
+	size_t n, at, off;
+	bool boundary;
+};
+
+static int files_read(void *ctx, void *buf, size_t cap)
+{
+	struct files *x = ctx;
+	if (x->boundary) {
+		x->boundary = false;
+		return CMP_READ_NEXT_FILE;
+	}
+	if (x->at == x->n)
+		return 0;
+	size_t len = strlen(x->f[x->at]), k = len - x->off;
+	if (k > cap)
+		k = cap;
+	if (k > 5)
+		k = 5; /* small pieces: a header crosses reads */
+	memcpy(buf, x->f[x->at] + x->off, k);
+	x->off += k;
+	if (x->off == len) {
+		x->at++;
+		x->off = 0;
+		x->boundary = x->at < x->n;
+	}
+	return (int)k;
+}
+
+static void test_prepare_files(void)
+{
+	cmp_schema bs = {bank_cols, 4};
+	const char *ok[] = {"email,city,age,balance\na@x.io,Bern,30,1\n",
+	                    "\xef\xbb\xbf" "age,email,balance,city\r\n41,b@x.io,2,Genf\r\n"
+	                    "42,c@x.io,3,Genf",
+	                    "city,age,balance,email\n"};
+	struct files x = {ok, 3, 0, 0, false};
+	dcr_buf img, stats;
+	dcr_err err;
+	uint64_t rows = 0;
+	dcr_buf_init(&img);
+	dcr_buf_init(&stats);
+	CHECK(cmp_prepare(&bs, "bank", files_read, &x, &img, &err) == 0);
+	cmp_input in = {"bank", bs, img.data, img.len, NULL};
+	cmp_result res;
+	cmp_result_init(&res);
+	CHECK(cmp_sql_run("SELECT COUNT(*) AS n, SUM(age) AS a, MAX(city) AS c FROM bank", &in, 1,
+	                  0, NULL, &res, &err) == 0);
+	CHECK(strcmp(dcr_buf_cstr(&res.csv), "n,a,c\r\n3,113,Genf\r\n") == 0);
+	cmp_result_release(&res);
+	/* the statistics of the files are those of all their rows */
+	cmp_ingest *ing = NULL;
+	CHECK(cmp_ingest_new(&bs, "bank", &ing) == 0);
+	for (size_t i = 0; i < 3; i++) {
+		if (i)
+			CHECK(cmp_ingest_next_file(ing, NULL, &err) == 0);
+		CHECK(cmp_ingest_feed(ing, ok[i], strlen(ok[i]), &err) == 0);
+	}
+	CHECK(cmp_ingest_finish(ing, &rows, &stats, &err) == 0);
+	CHECK(rows == 3);
+	CHECK(strstr(dcr_buf_cstr(&stats), "\"rows\":3") != NULL);
+	CHECK(strstr(dcr_buf_cstr(&stats), "\"min\":30,\"max\":42") != NULL);
+	cmp_ingest_free(ing);
+	/* a file without a header, or cut inside a quoted field, is an error
+	 * at its end, naming the file */
+	const char *empty[] = {"email,city,age,balance\na@x.io,Bern,30,1\n", ""};
+	struct files y = {empty, 2, 0, 0, false};
+	CHECK(cmp_prepare(&bs, "bank", files_read, &y, &img, &err) == DCR_ECSV);
+	CHECK(strstr(err.msg, "no header row") != NULL);
+	const char *cut[] = {"email,city,age,balance\na@x.io,\"Be", "email,city,age,balance\n"};
+	struct files z = {cut, 2, 0, 0, false};
+	CHECK(cmp_prepare(&bs, "bank", files_read, &z, &img, &err) == DCR_ECSV);
+	/* a bad row in the second file */
+	const char *bad[] = {"email,city,age,balance\n", "email,city,age,balance\nx@y.io,a,old,1\n"};
+	struct files w = {bad, 2, 0, 0, false};
+	CHECK(cmp_prepare(&bs, "bank", files_read, &w, &img, &err) == DCR_ECSV);
+	CHECK(strstr(err.msg, "expected integer, got \"old\"") != NULL);
+	dcr_buf_release(&img);
+	dcr_buf_release(&stats);
+}
+
 int main(void)
 {
 	cmp_schema bs = {bank_cols, 4}, is = {ins_cols, 3};
@@ -407,6 +491,7 @@ int main(void)
 	inputs[1] = (cmp_input){"insurer", is, ins_img.data, ins_img.len, NULL};
 	test_basic();
 	test_prepare_errors();
+	test_prepare_files();
 	test_refs();
 	test_hostile();
 	test_threads();

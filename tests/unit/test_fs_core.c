@@ -37,8 +37,9 @@ typedef struct fake {
 	bool down; /* the daemon does not answer */
 	struct {
 		char *dataset;
+		char *file;    /* a drop of an append dataset; NULL: the dataset's file */
 		dcr_buf bytes; /* the last committed upload, for data_read */
-	} files[8];
+	} files[16];
 	size_t nfiles;
 } fake;
 
@@ -184,12 +185,16 @@ static int fk_upload_end(void *up, bool commit, dcr_err *err)
 	dcr_buf_release(&body);
 	if (rc == 0) {
 		fake *fk = x->u->fk;
+		const char *drop = rm_def_dataset(fk->st.def, x->dataset)->append ? x->file : NULL;
 		size_t i;
-		for (i = 0; i < fk->nfiles && strcmp(fk->files[i].dataset, x->dataset) != 0; i++)
+		for (i = 0; i < fk->nfiles && (strcmp(fk->files[i].dataset, x->dataset) != 0 ||
+		                               (drop && strcmp(fk->files[i].file, drop) != 0));
+		     i++)
 			;
-		DCR_ASSERT(i < 8);
+		DCR_ASSERT(i < 16);
 		if (i == fk->nfiles) {
 			fk->files[fk->nfiles].dataset = dcr_strdup(x->dataset);
+			fk->files[fk->nfiles].file = drop ? dcr_strdup(drop) : NULL;
 			dcr_buf_init(&fk->files[fk->nfiles++].bytes);
 		}
 		dcr_buf_reset(&fk->files[i].bytes);
@@ -357,6 +362,31 @@ static int fk_room_test(void *ctx, dcr_buf *report, dcr_err *err)
 	return 0;
 }
 
+/* A drop, back to its owner (by file name, pinned to its sha256). */
+static int fk_drop_read(void *ctx, const char *dataset, const char *file,
+                        const uint8_t sha256[32], uint64_t off, void *buf, size_t cap,
+                        dcr_err *err)
+{
+	fake_user *u = ctx;
+	if (!rm_may_read_data(&u->fk->st, u->pub, dataset))
+		return dcr_err_set(err, DCR_EDENIED, "not an owner of %s", dataset);
+	const rm_drop *dr = rm_state_drop(&u->fk->st, dataset, file);
+	if (!dr || (sha256 && memcmp(dr->sha256, sha256, 32) != 0))
+		return dcr_err_set(err, DCR_ESTATE, "drop %s of %s is gone", file, dataset);
+	for (size_t i = 0; i < u->fk->nfiles; i++) {
+		const dcr_buf *b = &u->fk->files[i].bytes;
+		if (strcmp(u->fk->files[i].dataset, dataset) != 0 || !u->fk->files[i].file ||
+		    strcmp(u->fk->files[i].file, file) != 0)
+			continue;
+		if (off >= b->len)
+			return 0;
+		size_t n = b->len - off < cap ? b->len - off : cap;
+		memcpy(buf, b->data + off, n);
+		return (int)n;
+	}
+	return dcr_err_set(err, DCR_ENOTFOUND, "no drop %s", file);
+}
+
 static void user_init(fake_user *u, fake *fk)
 {
 	u->fk = fk;
@@ -390,6 +420,7 @@ static fs *mount_as(fake_user *u, fs_backend *be)
 	be->result_open = fk_result_open;
 	be->result_read = fk_result_read;
 	be->data_read = fk_data_read;
+	be->drop_read = fk_drop_read;
 	be->stats = fk_stats;
 	be->room_test = fk_room_test;
 	int rc = fs_new(&o, be, &f, &err);
@@ -597,6 +628,179 @@ static void test_temp_names(void)
 	CHECK_RC(fs_errno(-ENOENT), ENOENT);
 }
 
+/* ---- drop folders (an append dataset) -------------------------------------------- */
+
+static void fake_free(fake *fk)
+{
+	for (size_t i = 0; i < fk->n; i++)
+		dcr_buf_release(&fk->entries[i]);
+	free(fk->entries);
+	for (size_t i = 0; i < fk->nresults; i++)
+		free(fk->results[i].csv);
+	for (size_t i = 0; i < fk->nfiles; i++) {
+		free(fk->files[i].dataset);
+		free(fk->files[i].file);
+		dcr_buf_release(&fk->files[i].bytes);
+	}
+	rm_state_release(&fk->st);
+	dcr_key_free(fk->daemon);
+}
+
+static void test_drops(void)
+{
+	fake fk;
+	fake_user anna, ian;
+	fs_backend bea, bei;
+	dcr_err err = {0};
+	dcr_buf body;
+	char *s;
+	fs_attr a;
+
+	memset(&fk, 0, sizeof fk);
+	DCR_ASSERT(dcr_key_generate(&fk.daemon) == 0);
+	dcr_key_public(fk.daemon, fk.daemon_pub);
+	es_room_new(fk.room);
+	rm_state_init(&fk.st, fk.daemon_pub);
+	user_init(&anna, &fk);
+	user_init(&ian, &fk);
+	char *ka = dcr_pub_format(anna.pub), *ki = dcr_pub_format(ian.pub);
+	char *json = dcr_asprintf(
+	    "{\"format\": \"dcr.room/1\", \"name\": \"drops\",\n"
+	    " \"participants\": [\n"
+	    "  {\"email\": \"anna@bank.example\", \"key\": \"%s\", \"owner_of\": [\"daily\"]},\n"
+	    "  {\"email\": \"ian@insurer.example\", \"key\": \"%s\", \"analyst_of\": "
+	    "[\"n\"]}],\n"
+	    " \"datasets\": [{\"name\": \"daily\", \"drops\": \"append\", \"columns\": "
+	    "[{\"name\": \"x\", \"type\": \"integer\"}, {\"name\": \"y\", \"type\": "
+	    "\"integer\"}]}],\n"
+	    " \"computations\": [{\"name\": \"n\", \"kind\": \"sql\", \"query\": "
+	    "\"SELECT COUNT(*) AS c FROM daily\"}]}\n",
+	    ka, ki);
+	free(ka);
+	free(ki);
+	dcr_buf_init(&body);
+	rm_body_definition(&body, json);
+	DCR_ASSERT(fake_append(&fk, anna.key, RM_EV_CREATED, body.data, body.len, &err) == 0);
+	dcr_buf_reset(&body);
+	rm_body_published(&body, fk.st.def_sha256);
+	DCR_ASSERT(fake_append(&fk, anna.key, RM_EV_PUBLISHED, body.data, body.len, &err) == 0);
+	dcr_buf_release(&body);
+	free(json);
+	fs *fa = mount_as(&anna, &bea);
+	fs *fi = mount_as(&ian, &bei);
+
+	/* the README tells the owner it is a drop folder */
+	CHECK(file_contains(fa, "README", "add a drop to daily"));
+	CHECK(file_contains(fa, "README", "a drop folder: no drops yet"));
+	CHECK(file_contains(fa, "datasets/daily/status", "state: not provisioned (no drops)"));
+
+	/* three daily drops: each its own file */
+	CHECK_RC(write_file(fa, "datasets/daily/export_2026-12-01.csv", "x,y\n1,2\n3,4\n", 5), 0);
+	CHECK_RC(write_file(fa, "datasets/daily/export_2026-12-02.csv", "y,x\n5,6\n", 5), 0);
+	CHECK_RC(write_file(fa, "datasets/daily/export_2026-12-03.csv", "x,y\n7,8\n9,9\n1,1\n", 64),
+	         0);
+	CHECK_RC(fs_size(fa), 5);
+	CHECK(listed(fa, "datasets/daily", "export_2026-12-01.csv"));
+	CHECK(listed(fa, "datasets/daily", "export_2026-12-02.csv"));
+	CHECK(listed(fa, "datasets/daily", "export_2026-12-03.csv"));
+	CHECK(file_contains(fa, "datasets/daily/status", "drop_count: 3"));
+	CHECK(file_contains(fa, "datasets/daily/status", "rows: 6"));
+	CHECK(file_contains(fa, "datasets/daily/status", "drop: export_2026-12-02.csv: 1 rows"));
+	CHECK(file_contains(fa, "README", "3 drops, 6 rows"));
+	/* each drop reads back as it was written, with its size */
+	CHECK(read_all(fa, "datasets/daily/export_2026-12-02.csv", &s) == 0 &&
+	      strcmp(s, "y,x\n5,6\n") == 0);
+	free(s);
+	CHECK_RC(fs_getattr(fa, walk(fa, "datasets/daily/export_2026-12-03.csv"), &a), 0);
+	CHECK(a.size == strlen("x,y\n7,8\n9,9\n1,1\n"));
+	/* not the analyst's to see */
+	CHECK(!listed(fi, "datasets/daily", "export_2026-12-01.csv"));
+	CHECK(walk(fi, "datasets/daily/export_2026-12-01.csv") == 0);
+	/* the audit log names every drop's file */
+	CHECK(fs_refresh(fi, NULL, NULL, &err) > 0);
+	CHECK(file_contains(fi, "audit.log", "dropped daily: 2 rows, 12 bytes, sha256 "));
+	CHECK(file_contains(fi, "audit.log", "file export_2026-12-01.csv"));
+	CHECK(file_contains(fi, "audit.log", "file export_2026-12-03.csv"));
+
+	/* the same file again: counted once, no event, the write succeeds */
+	CHECK_RC(write_file(fa, "datasets/daily/export_2026-12-01.csv", "x,y\n1,2\n3,4\n", 64), 0);
+	CHECK_RC(fs_size(fa), 5);
+	CHECK(file_contains(fa, "datasets/daily/status", "export_2026-12-01.csv unchanged"));
+	/* a bad drop: refused, nothing changes */
+	CHECK_RC(write_file(fa, "datasets/daily/export_2026-12-04.csv", "x,y\n1\n", 64), -EINVAL);
+	CHECK_RC(fs_size(fa), 5);
+	CHECK(!listed(fa, "datasets/daily", "export_2026-12-04.csv"));
+	CHECK(file_contains(fa, "datasets/daily/status", "drop_count: 3"));
+	/* a spooled temp renamed to a drop's name with the same bytes: unchanged */
+	CHECK_RC(write_file(fa, "datasets/daily/.export_2026-12-02.csv.Ab12", "y,x\n5,6\n", 64),
+	         0);
+	CHECK_RC(do_rename(fa, "datasets/daily/.export_2026-12-02.csv.Ab12",
+	                   "datasets/daily/export_2026-12-02.csv"),
+	         0);
+	CHECK_RC(fs_size(fa), 5);
+
+	/* rm withdraws one drop (the owner only) */
+	{
+		const char *leaf;
+		uint64_t dir = parent_of(fa, "datasets/daily/export_2026-12-02.csv", &leaf);
+		CHECK_RC(fs_unlink(fi, walk(fi, "datasets/daily"), "export_2026-12-02.csv"),
+		         -ENOENT);
+		CHECK_RC(fs_unlink(fa, dir, leaf), 0);
+		/* gone from the listing at once, withdrawn after the grace */
+		CHECK(!listed(fa, "datasets/daily", "export_2026-12-02.csv"));
+		CHECK(file_contains(fa, "datasets/daily/status", "pending_rm: export_2026-12-02.csv"));
+		CHECK_RC(fs_size(fa), 5);
+		usleep(1100 * 1000);
+		CHECK(fs_refresh(fa, NULL, NULL, &err) >= 0);
+		CHECK_RC(fs_size(fa), 6);
+		CHECK(!listed(fa, "datasets/daily", "export_2026-12-02.csv"));
+		CHECK(file_contains(fa, "datasets/daily/status", "drop_count: 2"));
+		CHECK(file_contains(fa, "datasets/daily/status", "rows: 5"));
+		CHECK(fs_refresh(fi, NULL, NULL, &err) > 0);
+		CHECK(file_contains(fi, "audit.log",
+		                    "withdrew from daily, file export_2026-12-02.csv"));
+		CHECK_RC(fs_unlink(fa, dir, "export_2026-12-09.csv"), -ENOENT);
+	}
+	/* rm, then a bad file under the same name (install, tar -x): the
+	 * rm is undone, the drop stays */
+	{
+		const char *leaf;
+		uint64_t dir = parent_of(fa, "datasets/daily/export_2026-12-03.csv", &leaf);
+		CHECK_RC(fs_unlink(fa, dir, leaf), 0);
+		CHECK(!listed(fa, "datasets/daily", "export_2026-12-03.csv"));
+		CHECK_RC(write_file(fa, "datasets/daily/export_2026-12-03.csv", "x,y\n1\n", 64),
+		         -EINVAL);
+		usleep(1100 * 1000);
+		CHECK(fs_refresh(fa, NULL, NULL, &err) >= 0);
+		CHECK_RC(fs_size(fa), 6);
+		CHECK(listed(fa, "datasets/daily", "export_2026-12-03.csv"));
+		CHECK(file_contains(fa, "datasets/daily/status",
+		                    "the earlier rm of export_2026-12-03.csv is undone"));
+		CHECK(file_contains(fa, "datasets/daily/status", "drop_count: 2"));
+	}
+	/* mv: dropped again under the new name, the old one withdrawn */
+	CHECK_RC(do_rename(fa, "datasets/daily/export_2026-12-01.csv",
+	                   "datasets/daily/export_2026-12-01-fixed.csv"),
+	         0);
+	CHECK_RC(fs_size(fa), 8);
+	CHECK(!listed(fa, "datasets/daily", "export_2026-12-01.csv"));
+	CHECK(read_all(fa, "datasets/daily/export_2026-12-01-fixed.csv", &s) == 0 &&
+	      strcmp(s, "x,y\n1,2\n3,4\n") == 0);
+	free(s);
+	CHECK(file_contains(fa, "datasets/daily/status", "rows: 5"));
+	/* a re-export of a name with other bytes replaces that drop */
+	CHECK_RC(write_file(fa, "datasets/daily/export_2026-12-03.csv", "x,y\n7,8\n", 64), 0);
+	CHECK_RC(fs_size(fa), 9);
+	CHECK(file_contains(fa, "datasets/daily/status", "drop_count: 2"));
+	CHECK(file_contains(fa, "datasets/daily/status", "rows: 3"));
+
+	fs_free(fa);
+	fs_free(fi);
+	fake_free(&fk);
+	dcr_key_free(anna.key);
+	dcr_key_free(ian.key);
+}
+
 int main(void)
 {
 	fake fk;
@@ -607,6 +811,7 @@ int main(void)
 	fs_attr a;
 
 	test_temp_names();
+	test_drops();
 
 	memset(&fk, 0, sizeof fk);
 	DCR_ASSERT(dcr_key_generate(&fk.daemon) == 0);
@@ -1123,6 +1328,7 @@ int main(void)
 		free(fk.results[i].csv);
 	for (size_t i = 0; i < fk.nfiles; i++) {
 		free(fk.files[i].dataset);
+		free(fk.files[i].file);
 		dcr_buf_release(&fk.files[i].bytes);
 	}
 	rm_state_release(&fk.st);

@@ -468,7 +468,7 @@ static void test_lifecycle(void)
 	CHECK(!rm_may_provision(&S, F.ian_pub, "bank_customers"));
 	CHECK_LINE(describe(F.anna, RM_EV_PROVISIONED, b_prov("bank_customers", 1000, 48213)),
 	           "2026-11-25T12:00:00Z anna@bank.example provisioned bank_customers: 1000 rows, "
-	           "48213 bytes, sha256 3f3f3f3f3f3f");
+	           "48213 bytes, sha256 3f3f3f3f3f3f, file data.csv");
 	OK(F.anna, RM_EV_PROVISIONED, b_prov("bank_customers", 10, 100));
 	CHECK(rm_state_provision(&S, "bank_customers") != NULL);
 	CHECK(rm_state_provision(&S, "bank_customers")->rows == 10);
@@ -1191,6 +1191,161 @@ static void test_actor_name(void)
 	free(def);
 }
 
+/* ---- drops of an append dataset (docs/rules.md "Drops") ------------------- */
+
+static const char drops_def_template[] =
+    "{\"format\": \"dcr.room/1\", \"name\": \"drops-room\",\n"
+    " \"participants\": [\n"
+    "  {\"email\": \"anna@bank.example\", \"key\": \"@ANNA@\",\n"
+    "   \"owner_of\": [\"daily\", \"once\"]},\n"
+    "  {\"email\": \"ian@insurer.example\", \"key\": \"@IAN@\",\n"
+    "   \"analyst_of\": [\"cnt\"]}],\n"
+    " \"datasets\": [\n"
+    "  {\"name\": \"daily\", \"drops\": \"append\", \"columns\": [\n"
+    "    {\"name\": \"x\", \"type\": \"integer\"}]},\n"
+    "  {\"name\": \"once\", \"drops\": \"replace\", \"columns\": [\n"
+    "    {\"name\": \"y\", \"type\": \"integer\"}]}],\n"
+    " \"computations\": [\n"
+    "  {\"name\": \"cnt\", \"kind\": \"sql\", \"query\": \"SELECT COUNT(*) AS n FROM daily\"}]}\n";
+
+static dcr_buf *b_drop(const char *file, uint64_t rows, uint8_t fill)
+{
+	rm_provision p = {.dataset = "daily", .blob = "blob-d", .file = (char *)file,
+	                  .rows = rows, .bytes = rows * 2};
+	memset(p.sha256, fill, 32);
+	memset(p.stats_sha256, 0x11, 32);
+	dcr_buf_init(&B);
+	rm_body_provisioned(&B, &p);
+	return &B;
+}
+
+static dcr_buf *b_withdraw(const char *dataset, const char *file)
+{
+	dcr_buf_init(&B);
+	rm_body_withdrawn(&B, dataset, file);
+	return &B;
+}
+
+static void test_drops(void)
+{
+	char *a = t_replace(drops_def_template, "@ANNA@", F.anna_s);
+	char *def = t_edit(a, "@IAN@", F.ian_s);
+	rm_state_release(&S);
+	rm_state_init(&S, F.daemon_pub);
+	OK(F.anna, RM_EV_CREATED, b_def(def));
+	CHECK(S.def->datasets[0].append && !S.def->datasets[1].append);
+	{
+		/* the mode survives the definition's canonical JSON */
+		char *js = rm_def_to_json(S.def);
+		CHECK(strstr(js, "\"drops\": \"append\"") != NULL);
+		free(js);
+	}
+	OK(F.anna, RM_EV_PUBLISHED, b_published(S.def_sha256));
+	OK(F.anna, RM_EV_PROVISIONED, b_drop("export_2026-12-01.csv", 10, 1));
+	OK(F.anna, RM_EV_PROVISIONED, b_drop("export_2026-12-02.csv", 20, 2));
+	const rm_provision *p = rm_state_provision(&S, "daily");
+	CHECK(p && p->ndrops == 2 && p->rows == 30 && p->bytes == 60 && !p->blob);
+	{
+		/* the union hash: SHA-256 of the drops' sha256 in drop order */
+		uint8_t cat[64], h[32];
+		memset(cat, 1, 32);
+		memset(cat + 32, 2, 32);
+		dcr_sha256(cat, 64, h);
+		CHECK(memcmp(p->sha256, h, 32) == 0);
+	}
+	/* the same file twice counts once: refused */
+	NO(F.anna, RM_EV_PROVISIONED, b_drop("export_2026-12-01.csv", 10, 1), "already in",
+	   "counts once");
+	/* not an owner; not a drop name */
+	NO(F.ian, RM_EV_PROVISIONED, b_drop("export_2026-12-03.csv", 5, 3), "not an owner");
+	NO(F.anna, RM_EV_PROVISIONED, b_drop("", 5, 3), "not a drop name");
+	NO(F.anna, RM_EV_PROVISIONED, b_drop("a/b.csv", 5, 3), "not a drop name");
+	NO(F.anna, RM_EV_PROVISIONED, b_drop("..", 5, 3), "not a drop name");
+	/* same name, other bytes: a corrected re-export replaces that drop */
+	OK(F.anna, RM_EV_PROVISIONED, b_drop("export_2026-12-01.csv", 11, 9));
+	p = rm_state_provision(&S, "daily");
+	CHECK(p->ndrops == 2 && p->rows == 31 && strcmp(p->drops[1].file, "export_2026-12-01.csv") == 0);
+	CHECK(rm_state_drop(&S, "daily", "export_2026-12-01.csv")->rows == 11);
+	/* a run records the union hash and every drop's blob */
+	OK(F.ian, RM_EV_RUN_REQUESTED, b_run("cnt", R1));
+	const rm_run *q = rm_state_run(&S, R1);
+	CHECK(q && q->ninputs == 1 && q->inputs[0].present && q->inputs[0].ndrop_blobs == 2 &&
+	      memcmp(q->inputs[0].sha256, p->sha256, 32) == 0);
+	OK(F.daemon, RM_EV_RUN_COMPLETED, b_done_ex("cnt", R1, COLS, 2, NULL, 0));
+	/* withdrawal of one drop */
+	NO(F.anna, RM_EV_DEPROVISIONED, b_withdraw("daily", "export_2026-12-09.csv"),
+	   "has no drop named \"export_2026-12-09.csv\"");
+	NO(F.ian, RM_EV_DEPROVISIONED, b_withdraw("daily", "export_2026-12-02.csv"),
+	   "not an owner");
+	NO(F.anna, RM_EV_DEPROVISIONED, b_deprov("daily"), "append dataset",
+	   "one at a time");
+	NO(F.anna, RM_EV_DEPROVISIONED, b_withdraw("once", "x.csv"), "not an append dataset");
+	CHECK_LINE(describe(F.anna, RM_EV_DEPROVISIONED, b_withdraw("daily", "export_2026-12-02.csv")),
+	           "2026-11-25T12:00:00Z anna@bank.example withdrew from daily, file "
+	           "export_2026-12-02.csv");
+	CHECK_LINE(describe(F.anna, RM_EV_PROVISIONED, b_drop("export_2026-12-04.csv", 4, 4)),
+	           "2026-11-25T12:00:00Z anna@bank.example dropped daily: 4 rows, 8 bytes, sha256 "
+	           "040404040404, file export_2026-12-04.csv");
+	OK(F.anna, RM_EV_DEPROVISIONED, b_withdraw("daily", "export_2026-12-02.csv"));
+	p = rm_state_provision(&S, "daily");
+	CHECK(p && p->ndrops == 1 && p->rows == 11);
+	/* withdrawn: the same file may come back, as a new drop */
+	OK(F.anna, RM_EV_PROVISIONED, b_drop("export_2026-12-02.csv", 20, 2));
+	OK(F.anna, RM_EV_DEPROVISIONED, b_withdraw("daily", "export_2026-12-02.csv"));
+	OK(F.anna, RM_EV_DEPROVISIONED, b_withdraw("daily", "export_2026-12-01.csv"));
+	CHECK(rm_state_provision(&S, "daily") == NULL);
+	/* at most DCR_RM_DROPS_MAX drops; a re-export of a name still goes in */
+	{
+		char name[32];
+		dcr_err e;
+		for (unsigned i = 0; i < DCR_RM_DROPS_MAX; i++) {
+			snprintf(name, sizeof name, "d%05u.csv", i);
+			dcr_buf *b = b_drop(name, 1, (uint8_t)(i & 0xff));
+			if (submit_ex(F.anna, ROOM, UINT64_MAX, RM_EV_PROVISIONED, b, NULL, &e) != 0) {
+				fprintf(stderr, "drop %u: %s\n", i, e.msg);
+				t_failures++;
+				dcr_buf_release(b);
+				break;
+			}
+			dcr_buf_release(b);
+		}
+		CHECK(rm_state_provision(&S, "daily")->ndrops == DCR_RM_DROPS_MAX);
+		NO(F.anna, RM_EV_PROVISIONED, b_drop("one-more.csv", 1, 7), "4096 drops");
+		OK(F.anna, RM_EV_PROVISIONED, b_drop("d00007.csv", 2, 0x99));
+		CHECK(rm_state_provision(&S, "daily")->ndrops == DCR_RM_DROPS_MAX);
+		for (unsigned i = 0; i < DCR_RM_DROPS_MAX; i++) {
+			snprintf(name, sizeof name, "d%05u.csv", i);
+			dcr_buf *b = b_withdraw("daily", name);
+			CHECK(submit_ex(F.anna, ROOM, UINT64_MAX, RM_EV_DEPROVISIONED, b, NULL, &e) == 0);
+			dcr_buf_release(b);
+		}
+		CHECK(rm_state_provision(&S, "daily") == NULL);
+	}
+	/* a replace dataset: as before */
+	OK(F.anna, RM_EV_PROVISIONED, b_prov("once", 3, 3));
+	OK(F.anna, RM_EV_PROVISIONED, b_prov("once", 3, 3));
+	/* the definition: append is for tables only, and a known mode */
+	{
+		rm_def *d = NULL;
+		dcr_err e;
+		char *bad = t_replace(def, "\"drops\": \"replace\"", "\"drops\": \"merge\"");
+		CHECK_FAILS(rm_def_parse(bad, strlen(bad), &d, &e), &e, "datasets[1].drops",
+		            "unknown mode \"merge\"");
+		free(bad);
+		bad = t_replace(def, "{\"name\": \"once\", \"drops\": \"replace\", \"columns\": [\n"
+		                     "    {\"name\": \"y\", \"type\": \"integer\"}]}",
+		                "{\"name\": \"once\", \"kind\": \"file\", \"drops\": \"append\"}");
+		CHECK_FAILS(rm_def_parse(bad, strlen(bad), &d, &e), &e, "datasets[1].drops",
+		            "only table datasets");
+		free(bad);
+		bad = t_replace(def, "\"drops\": \"replace\"", "\"drops\": true");
+		CHECK_FAILS(rm_def_parse(bad, strlen(bad), &d, &e), &e, "datasets[1].drops",
+		            "expected a string");
+		free(bad);
+	}
+	free(def);
+}
+
 int main(void)
 {
 	t_fixture_init(&F);
@@ -1203,6 +1358,7 @@ int main(void)
 	test_dp_ledger();
 	test_dp_definition();
 	test_actor_name();
+	test_drops();
 	rm_state_release(&S);
 	t_fixture_release(&F);
 	if (t_failures)
