@@ -130,6 +130,17 @@
 #define DCR_DP_BOUND_DECIMALS_MAX 6u              /* fraction digits of a declared bound */
 #define DCR_DP_BOUND_STEPS_MAX 1000000000000ll    /* |bound| in grid steps: at most 10^12 */
 #define DCR_DP_AGGREGATES_MAX 64u                 /* noised aggregates per computation */
+
+/* synthetic data (compute/cmp_synth.c, docs/privacy.md "Synthetic data") */
+#define DCR_SYNTH_DELTA 1e-9                      /* the delta of the (epsilon, delta) guarantee */
+#define DCR_SYNTH_ROWS_MIN 50u                    /* fewer input rows: the run is refused */
+#define DCR_SYNTH_ROWS_MAX 100000000ull           /* input rows read */
+#define DCR_SYNTH_ROWS_OUT_MAX 10000000ull        /* rows written */
+#define DCR_SYNTH_BINS_DEFAULT 16u                /* bins of a numeric column */
+#define DCR_SYNTH_BINS_MAX 256u
+#define DCR_SYNTH_CATEGORIES_MAX 254u             /* released values of a string column */
+#define DCR_SYNTH_DISTINCT_MAX 1000000u           /* distinct values of a string column read */
+#define DCR_SYNTH_NUMBER_BYTES_MAX 64u            /* a numeric field's text */
 #define DCR_SQL_VALUE_BYTES_MAX (16u * 1024 * 1024) /* one string or blob */
 
 /* python/r sandbox (compute/cmp_sandbox.c, docs/compute.md): the defaults

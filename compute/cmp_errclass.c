@@ -23,7 +23,9 @@ static const char *const classes[] = {
     "storage error: No space left on device", "internal error", CMP_ERRCLASS_UNRECORDABLE,
     /* python and r runs (docs/compute.md) */
     "script error", "cpu limit", "process limit", "output limit", "tmp limit",
-    "output rule", "script result invalid", "sandbox unavailable", "limit past host maximum"};
+    "output rule", "script result invalid", "sandbox unavailable", "limit past host maximum",
+    /* synthetic runs */
+    "too few rows"};
 
 const char *cmp_error_class(const dcr_err *err)
 {
@@ -78,8 +80,12 @@ const char *cmp_error_class(const dcr_err *err)
 		if (strstr(m, "not supported"))
 			return "not supported";
 		return "input unavailable";
-	case DCR_ENOTFOUND:
 	case DCR_EINVALID:
+		/* cmp_synth_run's minimum (DCR_SYNTH_ROWS_MIN) */
+		if (strstr(m, "synthetic: the input has fewer than"))
+			return "too few rows";
+		return "input unavailable";
+	case DCR_ENOTFOUND:
 	case DCR_EINTEGRITY:
 	case DCR_ECRYPTO:
 	case DCR_ESTORE:

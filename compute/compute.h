@@ -355,7 +355,8 @@ int cmp_dp_run(const char *query, const cmp_input *inputs, size_t ninputs, const
  * error: invalid text", "sql error: too big", "sql error: not allowed",
  * "privacy filter", "input unavailable", "not supported", "storage error:
  * Input/output error", "storage error: No space left on device", "internal error",
- * and "result not recordable" (set by dcrd, below).
+ * "too few rows" (a synthetic input below DCR_SYNTH_ROWS_MIN), and "result
+ * not recordable" (set by dcrd, below).
  * The returned string is a constant of that list, whatever err holds. */
 const char *cmp_error_class(const dcr_err *err);
 /* The class of a result the room's rules refuse to record (dcrd). */

@@ -600,6 +600,9 @@ typedef struct plan_node {
 	size_t *inputs; /* indices into plan nodes */
 	size_t ninputs;
 	cmp_psource priv; /* what a filtered reader knows of this table (a copy) */
+	rm_computation synth; /* synthetic: copies of mask, mask_fmt, synth_cols only */
+	uint64_t synth_epsilon; /* synthetic: millionths */
+	uint64_t synth_rows;    /* synthetic: rows to write, 0: the noisy count */
 	/* evaluated */
 	bool ready;
 	cmp_column *cols;
@@ -621,6 +624,8 @@ typedef struct plan {
 	cmp_cancel *cancel; /* stops the run's SQL (not owned) */
 } plan;
 
+static void plan_synth_free(rm_computation *t);
+
 static void plan_free(dmn *d, plan *p)
 {
 	size_t i;
@@ -637,6 +642,7 @@ static void plan_free(dmn *d, plan *p)
 		for (size_t k = 0; k < n->dp.nbounds; k++)
 			free((char *)n->dp_bounds[k].column);
 		free(n->dp_bounds);
+		plan_synth_free(&n->synth);
 		free(n->inputs);
 		strv_free(n->drops, n->ndrops);
 		dmn__schema_free(n->cols, n->ncols);
@@ -648,6 +654,43 @@ static void plan_free(dmn *d, plan *p)
 	free(p->order);
 	free(p->computation);
 	memset(p, 0, sizeof *p);
+}
+
+/* A synthetic computation's settings, copied out of the definition; they
+ * are matched to the input's columns when it runs (the input may be an
+ * upstream result). */
+static void plan_synth(const rm_computation *c, plan_node *n)
+{
+	rm_computation *t = &n->synth;
+	t->nmask = c->nmask;
+	t->mask = dcr_calloc(c->nmask + 1, sizeof *t->mask);
+	t->mask_fmt = dcr_calloc(c->nmask + 1, sizeof *t->mask_fmt);
+	for (size_t k = 0; k < c->nmask; k++) {
+		t->mask[k] = dcr_strdup(c->mask[k]);
+		t->mask_fmt[k] = c->mask_fmt[k];
+	}
+	t->nsynth_cols = c->nsynth_cols;
+	t->synth_cols = dcr_calloc(c->nsynth_cols + 1, sizeof *t->synth_cols);
+	for (size_t k = 0; k < c->nsynth_cols; k++) {
+		t->synth_cols[k] = c->synth_cols[k];
+		t->synth_cols[k].column = dcr_strdup(c->synth_cols[k].column);
+	}
+	n->synth_epsilon = (uint64_t)(c->epsilon * DCR_DP_EPSILON_SCALE + 0.5);
+	if (n->synth_epsilon == 0)
+		n->synth_epsilon = 1;
+	n->synth_rows = c->synth_rows;
+}
+
+static void plan_synth_free(rm_computation *t)
+{
+	for (size_t k = 0; k < t->nmask; k++)
+		free(t->mask[k]);
+	free(t->mask);
+	free(t->mask_fmt);
+	for (size_t k = 0; k < t->nsynth_cols; k++)
+		free(t->synth_cols[k].column);
+	free(t->synth_cols);
+	memset(t, 0, sizeof *t);
 }
 
 static size_t node_find(const plan *p, const char *name)
@@ -749,6 +792,8 @@ static int plan_build(const rm_state *st, const rm_run *run, plan *p, dcr_err *e
 				n->decl[k].nullable = c->columns[k].nullable;
 			}
 		}
+		if (c->kind == RM_COMP_SYNTHETIC)
+			plan_synth(c, n);
 	}
 	for (i = 0; i < def->ncomputations; i++) {
 		const rm_computation *c = &def->computations[i];
@@ -916,6 +961,65 @@ static void cache_store(dmn *d, const plan_node *n, const char *image_id)
 	free(key);
 }
 
+/* A synthetic computation over its one input (docs/privacy.md,
+ * "Synthetic data"): the input's rows are read back from its table image
+ * as CSV (in memory, wiped after), then cmp_synth_run draws from the
+ * CSPRNG (rng NULL). The report is not kept yet. */
+typedef struct synth_src {
+	const dcr_buf *b;
+	size_t at;
+} synth_src;
+
+static int synth_read(void *ctx, void *buf, size_t cap)
+{
+	synth_src *s = ctx;
+	size_t n = s->b->len - s->at;
+	if (n > cap)
+		n = cap;
+	memcpy(buf, s->b->data + s->at, n);
+	s->at += n;
+	return (int)n;
+}
+
+static int eval_synth(plan_node *n, const cmp_input *in, const cmp_sql_limits *lim,
+                      cmp_result *res, dcr_err *err)
+{
+	cmp_result rows;
+	cmp_input all = in[0];
+	cmp_sql_limits l = *lim;
+	dcr_buf report;
+	int rc;
+
+	if (n->ninputs != 1)
+		return dcr_err_set(err, DCR_EINTERNAL, "synthetic %s: %zu inputs, not one", n->name,
+		                   n->ninputs);
+	cmp_result_init(&rows);
+	dcr_buf_init(&report);
+	all.priv = NULL; /* every column, every row: nothing of it leaves this function */
+	l.rows_max = DCR_SYNTH_ROWS_MAX;
+	l.bytes_max = (uint64_t)1 << 40;
+	char *q = dcr_asprintf("SELECT * FROM \"%s\"", all.name);
+	rc = cmp_sql_run(q, &all, 1, 0, &l, &rows, err);
+	free(q);
+	cmp_synth_col *cols = dcr_calloc(all.schema.ncols + 1, sizeof *cols);
+	rm_computation_synth(&n->synth, all.schema.cols, all.schema.ncols, cols);
+	if (rc == 0) {
+		cmp_synth s = {.schema = all.schema,
+		               .cols = cols,
+		               .epsilon = n->synth_epsilon,
+		               .rows = n->synth_rows,
+		               .label = all.name};
+		synth_src src = {&rows.csv, 0};
+		rc = cmp_synth_run(&s, synth_read, &src, res, &report, err);
+	}
+	free(cols);
+	dcr_wipe(rows.csv.data, rows.csv.len);
+	dcr_wipe(rows.image.data, rows.image.len);
+	cmp_result_release(&rows);
+	dcr_buf_release(&report);
+	return rc;
+}
+
 /* Evaluates computation node n (inputs ready). For the target, res keeps
  * the full result (CSV). */
 static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res, dcr_err *err)
@@ -927,7 +1031,7 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 	size_t k;
 	int rc;
 
-	if (n->kind != RM_COMP_SQL)
+	if (n->kind != RM_COMP_SQL && n->kind != RM_COMP_SYNTHETIC)
 		return dcr_err_set(err, DCR_ESTATE, "computation kind %s is not supported yet",
 		                   rm_compkind_name(n->kind));
 	cache_key(p, n, n->hash);
@@ -968,8 +1072,12 @@ static int eval_node(dmn *d, plan *p, plan_node *n, bool target, cmp_result *res
 		}
 	}
 	/* a DP computation draws fresh noise from the CSPRNG (dp.rng NULL) */
-	rc = n->dp.epsilon ? cmp_dp_run(n->query, in, n->ninputs, &n->dp, &lim, res, err)
-	                   : cmp_sql_run(n->query, in, n->ninputs, n->min_rows, &lim, res, err);
+	if (n->kind == RM_COMP_SYNTHETIC)
+		rc = eval_synth(n, in, &lim, res, err);
+	else
+		rc = n->dp.epsilon
+		         ? cmp_dp_run(n->query, in, n->ninputs, &n->dp, &lim, res, err)
+		         : cmp_sql_run(n->query, in, n->ninputs, n->min_rows, &lim, res, err);
 	if (rc < 0) {
 		dcr_err_prefix(err, "computation %s", n->name);
 		goto out;

@@ -1041,13 +1041,14 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 		const char *failed_up = NULL;
 
 		dcr_buf_printf(&report, "%s (%s): ", c->name, rm_compkind_name(c->kind));
-		if (c->kind != RM_COMP_SQL && c->kind != RM_COMP_PYTHON && c->kind != RM_COMP_R) {
+		if (c->kind != RM_COMP_SQL && c->kind != RM_COMP_PYTHON && c->kind != RM_COMP_R &&
+		    c->kind != RM_COMP_SYNTHETIC) {
 			dcr_buf_printf(&report, "error: computation kind %s is not supported yet\n",
 			               rm_compkind_name(c->kind));
 			continue;
 		}
 		/* what reads a computation that failed its test (or a kind that
-		 * cannot run yet) fails with it */
+		 * cannot run yet) fails with it; synthetic's schema is its input's */
 		for (size_t k = 0; !failed_up && k < c->ninputs; k++) {
 			const rm_computation *up = rm_def_computation(def, c->inputs[k]);
 			if (up && !ok[up - def->computations])

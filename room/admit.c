@@ -28,6 +28,71 @@ static int dp_check(const rm_computation *c, const cmp_input *inputs, cmp_result
 	return rc;
 }
 
+/* A synthetic computation's result schema is its input's columns (a
+ * table dataset, or an sql or synthetic result admitted upstream); over
+ * an upstream result, its mask, bounds and bins are checked here against
+ * that result's columns, as def.c checks them against a dataset's. */
+static int synth_admit(rm_def *d, rm_computation *c, size_t i, dcr_err *err)
+{
+	const rm_dataset *ds = rm_def_dataset(d, c->input);
+	const rm_computation *up = rm_def_computation(d, c->input);
+	const cmp_column *cols;
+	size_t ncols;
+	if (ds) {
+		c->result_cols = dcr_calloc(ds->ncolumns + 1, sizeof(cmp_column));
+		rm_dataset_columns(ds, c->result_cols);
+		for (size_t j = 0; j < ds->ncolumns; j++)
+			c->result_cols[j].name = dcr_strdup(ds->columns[j].name);
+		c->nresult_cols = ds->ncolumns;
+		return 0;
+	}
+	DCR_ASSERT(up);
+	if (!up->result_cols) {
+		c->admit_error = dcr_asprintf("upstream computation %s failed its check", up->name);
+		goto fail;
+	}
+	cols = up->result_cols;
+	ncols = up->nresult_cols;
+	for (size_t k = 0; k < c->nmask && !c->admit_error; k++) {
+		const cmp_column *col = NULL;
+		for (size_t j = 0; j < ncols && !col; j++)
+			if (strcmp(cols[j].name, c->mask[k]) == 0)
+				col = &cols[j];
+		if (!col)
+			c->admit_error = dcr_asprintf("mask: the result of %s has no column \"%s\"",
+			                              up->name, c->mask[k]);
+		else if (c->mask_fmt[k] && !cmp_mask_fits(c->mask_fmt[k], col->type))
+			c->admit_error = dcr_asprintf(
+			    "mask: format %s does not fit column \"%s\" of type %s",
+			    cmp_mask_name(c->mask_fmt[k]), col->name, cmp_type_name(col->type));
+	}
+	for (size_t k = 0; k < c->nsynth_cols && !c->admit_error; k++) {
+		const rm_synth_col *sc = &c->synth_cols[k];
+		bool ok = false, masked = false;
+		for (size_t j = 0; j < ncols; j++)
+			ok |= strcmp(cols[j].name, sc->column) == 0 && cols[j].type != CMP_STRING;
+		for (size_t j = 0; j < c->nmask; j++)
+			masked |= strcmp(c->mask[j], sc->column) == 0;
+		if (!ok || masked)
+			c->admit_error = dcr_asprintf(
+			    "%s: \"%s\" is not a numeric column of the result of %s that is "
+			    "synthesised (not masked)",
+			    sc->has_bounds ? "bounds" : "bins", sc->column, up->name);
+	}
+	if (c->admit_error)
+		goto fail;
+	c->result_cols = dcr_calloc(ncols + 1, sizeof(cmp_column));
+	for (size_t j = 0; j < ncols; j++) {
+		c->result_cols[j] = cols[j];
+		c->result_cols[j].name = dcr_strdup(cols[j].name);
+	}
+	c->nresult_cols = ncols;
+	return 0;
+fail:
+	return dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s", i, c->name,
+	                   c->admit_error);
+}
+
 /* Compiles every SQL computation against its inputs' schemas, upstream
  * first, and records each result schema for the computations downstream.
  * Goes on past a failure (each computation keeps its own admit_error, for
@@ -39,13 +104,9 @@ static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
 		size_t i = order[oi];
 		rm_computation *c = &d->computations[i];
 		if (c->kind == RM_COMP_SYNTHETIC) {
-			const rm_dataset *ds = rm_def_dataset(d, c->input);
-			DCR_ASSERT(ds);
-			c->result_cols = dcr_calloc(ds->ncolumns + 1, sizeof(cmp_column));
-			rm_dataset_columns(ds, c->result_cols);
-			for (size_t j = 0; j < ds->ncolumns; j++)
-				c->result_cols[j].name = dcr_strdup(ds->columns[j].name);
-			c->nresult_cols = ds->ncolumns;
+			int src = synth_admit(d, c, i, err);
+			if (src && !rc)
+				rc = src;
 			continue;
 		}
 		if ((c->kind == RM_COMP_PYTHON || c->kind == RM_COMP_R) && c->ncolumns) {

@@ -165,6 +165,10 @@ void rm_def_free(rm_def *d)
 		free_list(c->inputs, c->ninputs);
 		free(c->input);
 		free_list(c->mask, c->nmask);
+		free(c->mask_fmt);
+		for (size_t j = 0; j < c->nsynth_cols; j++)
+			free(c->synth_cols[j].column);
+		free(c->synth_cols);
 		for (size_t j = 0; j < c->ndp_bounds; j++)
 			free(c->dp_bounds[j].column);
 		free(c->dp_bounds);
@@ -1059,16 +1063,134 @@ static int parse_limits(json_t *v, const char *path, rm_computation *c, dcr_err 
 	return 0;
 }
 
+/* A synthetic computation's mask (an array of names, or an object of
+ * column: format), rows, bounds and bins (docs/room-format.md). Columns
+ * are checked against the input in resolve. */
+static rm_synth_col *synth_col(rm_computation *c, const char *name)
+{
+	for (size_t i = 0; i < c->nsynth_cols; i++)
+		if (strcmp(c->synth_cols[i].column, name) == 0)
+			return &c->synth_cols[i];
+	c->synth_cols = dcr_realloc(c->synth_cols, (c->nsynth_cols + 1) * sizeof *c->synth_cols);
+	rm_synth_col *x = &c->synth_cols[c->nsynth_cols++];
+	memset(x, 0, sizeof *x);
+	x->column = dcr_strdup(name);
+	return x;
+}
+
+static int parse_synth_extras(json_t *v, const char *path, rm_computation *c, dcr_err *err)
+{
+	json_t *m = json_object_get(v, "mask"), *x;
+	const char *key;
+	int rc;
+	if (m && json_is_object(m)) {
+		if (json_object_size(m) > DCR_RM_LIST_MAX)
+			return fail(err, DCR_EINVALID, path, "mask", "more than %u columns",
+			            DCR_RM_LIST_MAX);
+		c->mask_object = true;
+		c->mask = dcr_calloc(json_object_size(m) + 1, sizeof(char *));
+		c->mask_fmt = dcr_calloc(json_object_size(m) + 1, sizeof *c->mask_fmt);
+		json_object_foreach(m, key, x)
+		{
+			enum cmp_mask f;
+			if (!json_is_string(x) ||
+			    !cmp_mask_parse(json_string_value(x), json_string_length(x), &f) ||
+			    f == CMP_MASK_NONE)
+				return fail(err, DCR_EINVALID, path, "mask",
+				            "column \"%s\": expected a mask format: string, number, "
+				            "name, address, postcode, phone, ssn, email, date, "
+				            "timestamp or iban",
+				            key);
+			c->mask_fmt[c->nmask] = f;
+			c->mask[c->nmask++] = dcr_strdup(key);
+		}
+	} else {
+		if ((rc = get_names(v, path, "mask", &c->mask, &c->nmask, err)))
+			return rc;
+		c->mask_fmt = dcr_calloc(c->nmask + 1, sizeof *c->mask_fmt);
+	}
+	if ((x = json_object_get(v, "rows"))) {
+		if (!json_is_integer(x) || json_integer_value(x) < 1 ||
+		    (uint64_t)json_integer_value(x) > DCR_SYNTH_ROWS_OUT_MAX)
+			return fail(err, DCR_EINVALID, path, "rows", "expected an integer 1 to %llu",
+			            (unsigned long long)DCR_SYNTH_ROWS_OUT_MAX);
+		c->synth_rows = (uint64_t)json_integer_value(x);
+	}
+	json_t *b = json_object_get(v, "bounds");
+	if (b && !json_is_object(b))
+		return fail(err, DCR_EINVALID, path, "bounds",
+		            "expected an object of column: [lo, hi]");
+	json_object_foreach(b, key, x)
+	{
+		json_t *lo = json_array_get(x, 0), *hi = json_array_get(x, 1);
+		if (!json_is_array(x) || json_array_size(x) != 2 || !json_is_number(lo) ||
+		    !json_is_number(hi) || !(json_number_value(lo) < json_number_value(hi)) ||
+		    !(fabs(json_number_value(lo)) < 1e15) || !(fabs(json_number_value(hi)) < 1e15))
+			return fail(err, DCR_EINVALID, path, "bounds",
+			            "column \"%s\": expected [lo, hi], numbers with lo < hi and "
+			            "|lo|, |hi| < 10^15",
+			            key);
+		rm_synth_col *sc = synth_col(c, key);
+		sc->has_bounds = true;
+		sc->lo = json_number_value(lo);
+		sc->hi = json_number_value(hi);
+	}
+	json_t *n = json_object_get(v, "bins");
+	if (n && !json_is_object(n))
+		return fail(err, DCR_EINVALID, path, "bins", "expected an object of column: count");
+	json_object_foreach(n, key, x)
+	{
+		if (!json_is_integer(x) || json_integer_value(x) < 1 ||
+		    json_integer_value(x) > DCR_SYNTH_BINS_MAX)
+			return fail(err, DCR_EINVALID, path, "bins",
+			            "column \"%s\": expected an integer 1 to %u", key,
+			            DCR_SYNTH_BINS_MAX);
+		synth_col(c, key)->bins = (unsigned)json_integer_value(x);
+	}
+	return 0;
+}
+
+enum cmp_mask rm_mask_default(const cmp_column *col)
+{
+	if (col->type != CMP_STRING)
+		return CMP_MASK_NUMBER;
+	if (col->format == CMP_FMT_EMAIL)
+		return CMP_MASK_EMAIL;
+	if (col->format == CMP_FMT_DATE)
+		return CMP_MASK_DATE;
+	return CMP_MASK_STRING;
+}
+
+void rm_computation_synth(const rm_computation *c, const cmp_column *cols, size_t ncols,
+                          cmp_synth_col *out)
+{
+	for (size_t i = 0; i < ncols; i++) {
+		memset(&out[i], 0, sizeof out[i]);
+		for (size_t k = 0; k < c->nmask; k++)
+			if (strcmp(c->mask[k], cols[i].name) == 0)
+				out[i].mask = c->mask_fmt[k] ? c->mask_fmt[k] : rm_mask_default(&cols[i]);
+		for (size_t k = 0; k < c->nsynth_cols; k++)
+			if (strcmp(c->synth_cols[k].column, cols[i].name) == 0) {
+				out[i].has_bounds = c->synth_cols[k].has_bounds;
+				out[i].lo = c->synth_cols[k].lo;
+				out[i].hi = c->synth_cols[k].hi;
+				out[i].bins = c->synth_cols[k].bins;
+			}
+	}
+}
+
 static int parse_computation(json_t *v, const char *path, rm_computation *c, dcr_err *err)
 {
-	static const char *const fields[] = {"name",   "kind", "query",   "script",  "inputs",
-	                                     "input",  "mask", "epsilon", "privacy", "columns",
-	                                     "logs",   "limits", NULL};
+	static const char *const fields[] = {"name",   "kind",  "query",   "script",  "inputs",
+	                                     "input",  "mask",  "epsilon", "privacy", "columns",
+	                                     "logs",   "limits", "rows",   "bounds",  "bins",
+	                                     NULL};
 	/* Fields each kind takes, beyond name and kind. */
 	static const char *const sql_f[] = {"query", "privacy", NULL};
 	static const char *const script_f[] = {"script", "inputs", "columns", "logs", "limits",
 	                                       NULL};
-	static const char *const synth_f[] = {"input", "mask", "epsilon", NULL};
+	static const char *const synth_f[] = {"input", "mask",   "epsilon", "rows",
+	                                      "bounds", "bins", NULL};
 	const char *const *own;
 	const char *s;
 	int rc = parse_named(v, path, fields, "; it becomes an SQL table name", &s, err);
@@ -1153,7 +1275,7 @@ static int parse_computation(json_t *v, const char *path, rm_computation *c, dcr
 		c->inputs = dcr_calloc(1, sizeof(char *));
 		c->inputs[0] = dcr_strdup(s);
 		c->ninputs = 1;
-		if ((rc = get_names(v, path, "mask", &c->mask, &c->nmask, err)))
+		if ((rc = parse_synth_extras(v, path, c, err)))
 			return rc;
 		if (!e)
 			return fail(err, DCR_EINVALID, path, "epsilon",
@@ -1277,6 +1399,39 @@ static int check_participants(const rm_def *d, dcr_err *err)
 	return 0;
 }
 
+/* A synthetic computation's mask formats fit their columns' types, and
+ * bounds and bins name numeric columns of the input that are not masked. */
+static int check_synth_columns(const rm_computation *c, size_t i, const rm_dataset *ds,
+                               dcr_err *err)
+{
+	for (size_t k = 0; k < c->nmask; k++)
+		for (size_t j = 0; j < ds->ncolumns; j++) {
+			const rm_column *col = &ds->columns[j];
+			if (strcmp(col->name, c->mask[k]) != 0 || !c->mask_fmt[k])
+				continue;
+			if (!cmp_mask_fits(c->mask_fmt[k], col->type))
+				return dcr_err_set(err, DCR_EINVALID,
+				                   "computations[%zu].mask: format %s does not fit "
+				                   "column \"%s\" of type %s (number masks integer and "
+				                   "float columns, the others string columns)",
+				                   i, cmp_mask_name(c->mask_fmt[k]), col->name,
+				                   cmp_type_name(col->type));
+		}
+	for (size_t k = 0; k < c->nsynth_cols; k++) {
+		const rm_synth_col *sc = &c->synth_cols[k];
+		const rm_column *col = NULL;
+		for (size_t j = 0; j < ds->ncolumns && !col; j++)
+			if (strcmp(ds->columns[j].name, sc->column) == 0)
+				col = &ds->columns[j];
+		if (!col || col->type == CMP_STRING || in_list(c->mask, c->nmask, sc->column))
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "computations[%zu].%s: \"%s\" is not a numeric column of "
+			                   "%s that is synthesised (not masked)",
+			                   i, sc->has_bounds ? "bounds" : "bins", sc->column, ds->name);
+	}
+	return 0;
+}
+
 /* Resolves inputs: python/r/synthetic lists, and the tables SQL names. */
 static int resolve_inputs(rm_def *d, dcr_err *err)
 {
@@ -1334,10 +1489,12 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 					                 "computation named \"%s\"",
 					                 i, field, k, in);
 			} else if (c->kind == RM_COMP_SYNTHETIC &&
-			           (!ds || ds->kind != RM_DS_TABLE)) {
+			           (ds ? ds->kind != RM_DS_TABLE
+			               : up->kind != RM_COMP_SQL && up->kind != RM_COMP_SYNTHETIC)) {
 				rc = dcr_err_set(err, DCR_EINVALID,
 				                 "computations[%zu].input: \"%s\" is not a table "
-				                 "dataset (synthetic data is made from a table)",
+				                 "dataset or an sql or synthetic computation "
+				                 "(synthetic data is made from a table)",
 				                 i, in);
 			} else if (c->kind == RM_COMP_SQL && ds && ds->kind == RM_DS_FILE) {
 				rc = dcr_err_set(err, DCR_EINVALID,
@@ -1357,7 +1514,9 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 				    i, c->name, rm_compkind_name(up->kind), in);
 			}
 		}
-		if (!rc && c->kind == RM_COMP_SYNTHETIC) {
+		/* Over an upstream result, the columns are known at admission
+		 * (admit.c checks them there). */
+		if (!rc && c->kind == RM_COMP_SYNTHETIC && rm_def_dataset(d, c->input)) {
 			const rm_dataset *ds = rm_def_dataset(d, c->input);
 			for (size_t k = 0; k < c->nmask && !rc; k++) {
 				bool found = false;
@@ -1370,6 +1529,8 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 					    "no column \"%s\"",
 					    i, k, ds->name, c->mask[k]);
 			}
+			if (!rc)
+				rc = check_synth_columns(c, i, ds, err);
 		}
 	}
 	free(names);
@@ -1685,6 +1846,38 @@ static json_t *names_json(char *const *l, size_t n)
 	return a;
 }
 
+static json_t *synth_mask_json(const rm_computation *c)
+{
+	if (!c->mask_object)
+		return names_json(c->mask, c->nmask);
+	json_t *o = json_object();
+	for (size_t i = 0; i < c->nmask; i++)
+		json_object_set_new(o, c->mask[i], json_string(cmp_mask_name(c->mask_fmt[i])));
+	return o;
+}
+
+static void synth_extras_json(const rm_computation *c, json_t *o)
+{
+	json_t *b = json_object(), *n = json_object();
+	if (c->synth_rows)
+		json_object_set_new(o, "rows", json_integer((json_int_t)c->synth_rows));
+	for (size_t i = 0; i < c->nsynth_cols; i++) {
+		const rm_synth_col *sc = &c->synth_cols[i];
+		if (sc->has_bounds)
+			json_object_set_new(b, sc->column, json_pack("[ff]", sc->lo, sc->hi));
+		if (sc->bins)
+			json_object_set_new(n, sc->column, json_integer(sc->bins));
+	}
+	if (json_object_size(b))
+		json_object_set_new(o, "bounds", b);
+	else
+		json_decref(b);
+	if (json_object_size(n))
+		json_object_set_new(o, "bins", n);
+	else
+		json_decref(n);
+}
+
 static json_t *privacy_json(const rm_computation *c)
 {
 	json_t *p = json_object();
@@ -1835,8 +2028,9 @@ char *rm_def_to_json(const rm_def *d)
 			break;
 		case RM_COMP_SYNTHETIC:
 			json_object_set_new(o, "input", json_string(c->input));
-			json_object_set_new(o, "mask", names_json(c->mask, c->nmask));
+			json_object_set_new(o, "mask", synth_mask_json(c));
 			json_object_set_new(o, "epsilon", json_real(c->epsilon));
+			synth_extras_json(c, o);
 			break;
 		case RM_COMP_PYTHON:
 		case RM_COMP_R:

@@ -15,6 +15,7 @@
 #include "../base/base.h"
 #include "../eventstore/eventstore.h"
 #include "../compute/compute.h"
+#include "../compute/compute_synth.h"
 
 /* ---- definition -------------------------------------------------------- */
 
@@ -80,6 +81,14 @@ typedef struct rm_limits {
 	uint64_t wall_seconds, cpu_seconds, memory_mb, processes, output_mb, tmp_mb;
 } rm_limits;
 
+/* A synthetic computation's bounds and bins of one numeric column. */
+typedef struct rm_synth_col {
+	char *column;
+	bool has_bounds;
+	double lo, hi;
+	unsigned bins; /* 0: not given */
+} rm_synth_col;
+
 typedef struct rm_computation {
 	char *name;
 	enum rm_compkind kind;
@@ -101,6 +110,11 @@ typedef struct rm_computation {
 	char *input;                   /* synthetic */
 	char **mask;
 	size_t nmask;
+	enum cmp_mask *mask_fmt; /* per mask entry; NONE: from the column (array form) */
+	bool mask_object;        /* mask written as {column: format} */
+	uint64_t synth_rows;     /* rows to write; 0: the noisy row count */
+	rm_synth_col *synth_cols; /* bounds and bins, by column */
+	size_t nsynth_cols;
 	double epsilon;
 	/* Result schema filled by rm_def_admit (never by rm_def_parse): sql
 	 * (from cmp_sql_check on empty inputs) and synthetic (the input
@@ -190,6 +204,15 @@ int rm_decimal_parse(const char *s, unsigned max_decimals, int64_t max_scaled, i
 /* The compute module's view of a DP computation (epsilon, bounds): fills
  * dp and bounds (c->ndp_bounds entries; names point into c). */
 void rm_computation_dp(const rm_computation *c, cmp_dp *dp, cmp_dp_bound *bounds);
+
+/* The compute module's view of a synthetic computation over an input of
+ * the given columns: out[i] for cols[i] (mask format, bounds, bins). */
+void rm_computation_synth(const rm_computation *c, const cmp_column *cols, size_t ncols,
+                          cmp_synth_col *out);
+/* The mask format of a column named in an array-form mask: number for
+ * integer and float columns, email and date for columns of that format,
+ * string otherwise. */
+enum cmp_mask rm_mask_default(const cmp_column *col);
 
 const rm_dataset *rm_def_dataset(const rm_def *d, const char *name);
 const rm_computation *rm_def_computation(const rm_def *d, const char *name);

@@ -388,7 +388,7 @@ ERROR_CLASSES = {"time limit", "memory limit", "row limit", "size limit", "sql e
                  # python and r runs (docs/compute.md)
                  "script error", "cpu limit", "process limit", "output limit", "tmp limit",
                  "output rule", "script result invalid", "sandbox unavailable",
-                 "limit past host maximum"}
+                 "limit past host maximum", "too few rows"}
 
 # room-format.md, python and r "limits": field -> absolute cap.
 SCRIPT_LIMITS = {"wall_seconds": 24 * 3600, "cpu_seconds": 24 * 3600,
@@ -629,10 +629,55 @@ def parse_policy(v, what):
 
 
 COMP_FIELDS = ["name", "kind", "query", "script", "inputs", "input", "mask", "epsilon",
-               "privacy", "columns", "logs", "limits"]
+               "privacy", "columns", "logs", "limits", "rows", "bounds", "bins"]
 SCRIPT_FIELDS = ["script", "inputs", "columns", "logs", "limits"]
 OWN = {"sql": ["query", "privacy"], "python": SCRIPT_FIELDS, "r": SCRIPT_FIELDS,
-       "synthetic": ["input", "mask", "epsilon"]}
+       "synthetic": ["input", "mask", "epsilon", "rows", "bounds", "bins"]}
+MASK_FORMATS = ["string", "number", "name", "address", "postcode", "phone", "ssn", "email",
+                "date", "timestamp", "iban"]
+SYNTH_ROWS_MAX = 10000000
+SYNTH_BINS_MAX = 256
+
+
+def is_num(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def parse_synth_extras(v, c, what):
+    """A synthetic computation's mask (names, or column: format), rows,
+    bounds and bins (docs/room-format.md)."""
+    m = v.get("mask")
+    if isinstance(m, dict):
+        if len(m) > LIST_MAX:
+            refuse("%s.mask: too many columns" % what)
+        for col, f in m.items():
+            if not isinstance(f, str) or f not in MASK_FORMATS:
+                refuse("%s.mask: unknown mask format" % what)
+        c["mask"] = list(m.keys())
+        c["mask_fmt"] = dict(m)
+    else:
+        c["mask"] = get_names(v, "mask", what)
+        c["mask_fmt"] = {}
+    if "rows" in v:
+        r = v["rows"]
+        if not is_int(r) or not 1 <= r <= SYNTH_ROWS_MAX:
+            refuse("%s.rows: out of range" % what)
+    c["synth_cols"] = {}
+    b = v.get("bounds", {})
+    if not isinstance(b, dict):
+        refuse("%s.bounds: expected an object" % what)
+    for col, x in b.items():
+        if (not isinstance(x, list) or len(x) != 2 or not is_num(x[0]) or not is_num(x[1])
+                or not x[0] < x[1] or not abs(x[0]) < 1e15 or not abs(x[1]) < 1e15):
+            refuse("%s.bounds: expected [lo, hi]" % what)
+        c["synth_cols"][col] = True
+    n = v.get("bins", {})
+    if not isinstance(n, dict):
+        refuse("%s.bins: expected an object" % what)
+    for col, x in n.items():
+        if not is_int(x) or not 1 <= x <= SYNTH_BINS_MAX:
+            refuse("%s.bins: out of range" % what)
+        c["synth_cols"][col] = True
 
 
 def parse_column_type(c, cw):
@@ -718,7 +763,7 @@ def parse_computation(v, what):
     else:
         c["input"] = get_str(v, "input", True, NAME_MAX + 64, what)
         c["inputs"] = [c["input"]]
-        c["mask"] = get_names(v, "mask", what)
+        parse_synth_extras(v, c, what)
         if "epsilon" not in v:
             refuse("%s.epsilon: missing" % what)
         e = v["epsilon"]
@@ -780,18 +825,31 @@ def validate(d):
         for x in c["inputs"]:
             if x not in dsd and x not in cd:
                 refuse("computation %s: no dataset or computation %r" % (c["name"], x))
-            if c["kind"] == "synthetic" and (x not in dsd or dsd[x]["kind"] != "table"):
-                refuse("computation %s: input is not a table dataset" % c["name"])
+            if c["kind"] == "synthetic" and (
+                    dsd[x]["kind"] != "table" if x in dsd
+                    else cd[x]["kind"] not in ("sql", "synthetic")):
+                refuse("computation %s: input is not a table dataset or an sql or "
+                       "synthetic computation" % c["name"])
             if c["kind"] == "sql" and x in dsd and dsd[x]["kind"] == "file":
                 refuse("computation %s: the query reads a file dataset" % c["name"])
             if (c["kind"] == "sql" and x in cd and cd[x]["kind"] in ("python", "r") and
                     not cd[x]["columns"]):
                 refuse("computation %s: the query reads a python or r result without "
                        "columns" % c["name"])
-        if c["kind"] == "synthetic":
+        # over an upstream result the columns are checked at admission
+        # (not a rule of replay)
+        if c["kind"] == "synthetic" and c["input"] in dsd:
+            ds = dsd[c["input"]]
             for m in c["mask"]:
-                if m not in dsd[c["input"]]["columns"]:
+                if m not in ds["columns"]:
                     refuse("computation %s: mask names no column" % c["name"])
+                f = c["mask_fmt"].get(m)
+                if f is not None and (f == "number") != (m in ds["numeric"]):
+                    refuse("computation %s: mask format does not fit the column" % c["name"])
+            for col in c["synth_cols"]:
+                if col not in ds["numeric"] or col in c["mask"]:
+                    refuse("computation %s: bounds or bins name no synthesised numeric "
+                           "column" % c["name"])
     state = {}
 
     def visit(x):

@@ -156,6 +156,110 @@ static void test_minimal_defaults(void)
 	free(text);
 }
 
+/* Synthetic computations: mask formats (object form), rows, bounds, bins;
+ * the array form takes the format from the column; printing round-trips. */
+static void test_synth_fields(const char *valid)
+{
+	static const char *from = "\"mask\": [\"email\"], \"epsilon\": 1.0}";
+	char *t = t_replace(valid, from,
+	                    "\"mask\": {\"email\": \"email\", \"city\": \"postcode\", \"balance\": "
+	                    "\"number\"}, \"epsilon\": 1.0, \"rows\": 500, \"bounds\": {\"age\": "
+	                    "[18, 90.5]}, \"bins\": {\"age\": 8}}");
+	rm_def *d = NULL, *d2 = NULL;
+	dcr_err e;
+	CHECK_OK(rm_def_parse(t, strlen(t), &d, &e), &e);
+	const rm_computation *sy = d ? rm_def_computation(d, "bank_synthetic") : NULL;
+	CHECK(sy && sy->nmask == 3 && sy->mask_object && sy->synth_rows == 500);
+	if (sy) {
+		cmp_column cols[4] = {{"email", CMP_STRING, CMP_FMT_EMAIL, false},
+		                      {"city", CMP_STRING, CMP_FMT_NONE, true},
+		                      {"age", CMP_INTEGER, CMP_FMT_NONE, true},
+		                      {"balance", CMP_FLOAT, CMP_FMT_NONE, true}};
+		cmp_synth_col sc[4];
+		rm_computation_synth(sy, cols, 4, sc);
+		CHECK(sc[0].mask == CMP_MASK_EMAIL && sc[1].mask == CMP_MASK_POSTCODE &&
+		      sc[2].mask == CMP_MASK_NONE && sc[3].mask == CMP_MASK_NUMBER);
+		CHECK(sc[2].has_bounds && sc[2].lo == 18 && sc[2].hi == 90.5 && sc[2].bins == 8);
+		CHECK(!sc[3].has_bounds && sc[3].bins == 0);
+		char *j = rm_def_to_json(d);
+		CHECK(j && strstr(j, "\"postcode\"") && strstr(j, "\"rows\": 500"));
+		CHECK_OK(rm_def_parse(j, strlen(j), &d2, &e), &e);
+		const rm_computation *s2 = d2 ? rm_def_computation(d2, "bank_synthetic") : NULL;
+		CHECK(s2 && s2->nmask == 3 && s2->nsynth_cols == 1 && s2->synth_cols[0].hi == 90.5);
+		free(j);
+	}
+	rm_def_free(d);
+	rm_def_free(d2);
+	free(t);
+	/* the array form: formats from the columns */
+	t = t_replace(valid, from, "\"mask\": [\"email\", \"age\", \"city\"], \"epsilon\": 1.0}");
+	d = NULL;
+	CHECK_OK(rm_def_parse(t, strlen(t), &d, &e), &e);
+	sy = d ? rm_def_computation(d, "bank_synthetic") : NULL;
+	if (sy) {
+		cmp_column cols[3] = {{"email", CMP_STRING, CMP_FMT_EMAIL, false},
+		                      {"city", CMP_STRING, CMP_FMT_NONE, true},
+		                      {"age", CMP_INTEGER, CMP_FMT_NONE, true}};
+		cmp_synth_col sc[3];
+		rm_computation_synth(sy, cols, 3, sc);
+		CHECK(sc[0].mask == CMP_MASK_EMAIL && sc[1].mask == CMP_MASK_STRING &&
+		      sc[2].mask == CMP_MASK_NUMBER);
+	}
+	rm_def_free(d);
+	free(t);
+	/* refused */
+	BAD_EDIT(from, "\"mask\": {\"age\": \"iban\"}, \"epsilon\": 1.0}",
+	         "computations[2].mask: format iban does not fit column \"age\" of type integer");
+	BAD_EDIT(from, "\"mask\": {\"city\": \"number\"}, \"epsilon\": 1.0}",
+	         "format number does not fit column \"city\"");
+	BAD_EDIT(from, "\"mask\": {\"city\": \"credit_card\"}, \"epsilon\": 1.0}",
+	         "computations[2].mask: column \"city\": expected a mask format");
+	BAD_EDIT(from, "\"mask\": {\"mail\": \"email\"}, \"epsilon\": 1.0}",
+	         "dataset bank_customers has no column \"mail\"");
+	BAD_EDIT(from, "\"mask\": [], \"epsilon\": 1.0, \"rows\": 0}",
+	         "computations[2].rows: expected an integer 1 to 10000000");
+	BAD_EDIT(from, "\"mask\": [], \"epsilon\": 1.0, \"rows\": 1.5}", "computations[2].rows");
+	BAD_EDIT(from, "\"mask\": [], \"epsilon\": 1.0, \"bounds\": {\"age\": [90, 18]}}",
+	         "computations[2].bounds: column \"age\": expected [lo, hi]");
+	BAD_EDIT(from, "\"mask\": [], \"epsilon\": 1.0, \"bounds\": {\"city\": [0, 1]}}",
+	         "computations[2].bounds: \"city\" is not a numeric column of bank_customers");
+	BAD_EDIT(from, "\"mask\": [\"age\"], \"epsilon\": 1.0, \"bins\": {\"age\": 4}}",
+	         "computations[2].bins: \"age\" is not a numeric column");
+	BAD_EDIT(from, "\"mask\": [], \"epsilon\": 1.0, \"bins\": {\"age\": 257}}",
+	         "computations[2].bins: column \"age\": expected an integer 1 to 256");
+	BAD_EDIT(from, "\"mask\": [], \"epsilon\": 1.0, \"bins\": {\"nope\": 4}}",
+	         "\"nope\" is not a numeric column");
+	BAD_EDIT("\"query\": \"SELECT city, n * 2 AS twice FROM overlap\"",
+	         "\"query\": \"SELECT city, n * 2 AS twice FROM overlap\", \"rows\": 3",
+	         "computations[1].rows: not a field of sql computations");
+	/* over an upstream result: sql and synthetic results, not python or r;
+	 * the columns are checked at admission */
+	static const char *in = "\"input\": \"bank_customers\",\n     \"mask\": [\"email\"]";
+	BAD_EDIT(in, "\"input\": \"churn\", \"mask\": []",
+	         "computations[2].input: \"churn\" is not a table dataset or an sql or synthetic "
+	         "computation");
+	ADMIT_BAD_EDIT(in, "\"input\": \"overlap\", \"mask\": [\"email\"]",
+	               "computations[2] (\"bank_synthetic\"): mask: the result of overlap has no "
+	               "column \"email\"");
+	ADMIT_BAD_EDIT(in, "\"input\": \"overlap\", \"mask\": {\"n\": \"email\"}",
+	               "mask: format email does not fit column \"n\" of type integer");
+	ADMIT_BAD_EDIT(in, "\"input\": \"overlap\", \"mask\": [], \"bins\": {\"city\": 3}",
+	               "bins: \"city\" is not a numeric column of the result of overlap");
+	t = t_replace(valid, in,
+	              "\"input\": \"overlap\", \"mask\": {\"city\": \"name\"}, \"bounds\": "
+	              "{\"n\": [0, 100]}");
+	d = NULL;
+	CHECK_OK(rm_def_parse(t, strlen(t), &d, &e), &e);
+	if (d) {
+		CHECK_OK(rm_def_admit(d, &e), &e);
+		sy = rm_def_computation(d, "bank_synthetic");
+		CHECK(sy && sy->nresult_cols == 2 && strcmp(sy->result_cols[1].name, "n") == 0 &&
+		      sy->result_cols[1].type == CMP_INTEGER);
+	}
+	rm_def_free(d);
+	free(t);
+}
+
 int main(void)
 {
 	t_fixture_init(&F);
@@ -163,6 +267,7 @@ int main(void)
 
 	test_valid_roundtrip(valid);
 	test_minimal_defaults();
+	test_synth_fields(valid);
 
 	/* duplicate names (case-insensitive, across datasets and computations) */
 	BAD_EDIT("\"name\": \"by_city\"", "\"name\": \"overlap\"",
