@@ -25,7 +25,7 @@ room_json() { # FILE MASK EXTRA
   "participants": [
     {"email": "anna@bank.example", "key": "$ANNA_KEY", "owner_of": ["bank_customers"]},
     {"email": "ian@insurer.example", "key": "$IAN_KEY",
-     "analyst_of": ["bank_synth", "synth_cities", "adults", "adults_synth"]}
+     "analyst_of": ["bank_synth", "synth_cities", "adults", "adults_synth", "synth_py"]}
   ],
   "datasets": [
     {"name": "bank_customers",
@@ -38,6 +38,8 @@ room_json() { # FILE MASK EXTRA
   "computations": [
     {"name": "bank_synth", "kind": "synthetic", "input": "bank_customers",
      "mask": $2, "epsilon": 3, "bounds": {"age": [18, 90]}, "bins": {"age": 12}$3},
+    {"name": "synth_py", "kind": "python", "inputs": ["bank_synth"],
+     "script": "import pandas as pd\nd = pd.read_csv('/input/bank_synth/dataset.csv')\nopen('/output/n.txt', 'w').write('%d %s' % (len(d), ','.join(d.columns)))\n"},
     {"name": "synth_cities", "kind": "sql",
      "query": "SELECT city, COUNT(*) AS n FROM bank_synth GROUP BY city ORDER BY city"},
     {"name": "adults", "kind": "sql",
@@ -136,6 +138,15 @@ head -n 1 "$T/cities.csv" | tr -d '\r' | grep -q -x "city,n" ||
 	e2e_fail "synth_cities header: $(cat "$T/cities.csv")"
 TOTAL=$(awk -F, 'NR > 1 { s += $2 } END { print s + 0 }' "$T/cities.csv")
 [ "$TOTAL" -gt 250 ] && [ "$TOTAL" -lt 550 ] || e2e_fail "synth_cities counts $TOTAL rows"
+
+# a python computation reads the synthetic result as /input/bank_synth/dataset.csv
+expect_ok e2e_as ian dcr run "$ROOM" synth_py --wait --timeout 120
+expect_ok e2e_as ian dcr result "$ROOM" synth_py -o "$T/pyout"
+[ -f "$T/pyout/n.txt" ] || e2e_fail "synth_py wrote no n.txt"
+PYROWS=$(cut -d" " -f1 "$T/pyout/n.txt")
+PYCOLS=$(cut -d" " -f2 "$T/pyout/n.txt")
+[ "$PYCOLS" = "email,name,age,city,balance" ] || e2e_fail "synth_py saw columns $PYCOLS"
+[ "$PYROWS" -gt 250 ] && [ "$PYROWS" -lt 550 ] || e2e_fail "synth_py counted $PYROWS rows"
 
 # a synthetic computation over an sql result: its columns, its bounds,
 # the declared row count, the mask of its own
