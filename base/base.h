@@ -117,6 +117,17 @@ void dcr_buf_printf(dcr_buf *b, const char *fmt, ...) __attribute__((format(prin
 /* Ensures a NUL after data[len] (not counted in len); returns data. */
 char *dcr_buf_cstr(dcr_buf *b);
 
+/* A reader over memory for the project's byte-source callbacks
+ * (int read(void *ctx, void *buf, size_t cap): bytes read, 0 at the end;
+ * cmp_prepare, cmp_sandbox_input, cmp_synth_run): dcr_mem_read with ctx a
+ * dcr_mem hands out p[off..n) and advances off. The bytes must outlive
+ * the reads. */
+typedef struct dcr_mem {
+	const uint8_t *p;
+	size_t n, off;
+} dcr_mem;
+int dcr_mem_read(void *ctx, void *buf, size_t cap);
+
 /* ---- encodings --------------------------------------------------------- */
 
 /* Appends s[0..n) as a JSON string literal (quotes included), escaping

@@ -155,6 +155,21 @@ void dcr_buf_release(dcr_buf *b)
 	dcr_buf_init(b);
 }
 
+int dcr_mem_read(void *ctx, void *buf, size_t cap)
+{
+	dcr_mem *m = ctx;
+	size_t n = m->n - m->off;
+
+	if (n > cap)
+		n = cap;
+	if (n > INT32_MAX)
+		n = INT32_MAX;
+	if (n)
+		memcpy(buf, m->p + m->off, n);
+	m->off += n;
+	return (int)n;
+}
+
 void dcr_buf_reset(dcr_buf *b)
 {
 	b->len = 0;

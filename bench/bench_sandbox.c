@@ -81,8 +81,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (i = 0; i < runs; i++) {
-		cmp_sandbox_mem m = {data, INPUT_BYTES, 0};
-		cmp_sandbox_input in = {"data.csv", INPUT_BYTES, cmp_sandbox_mem_read, &m};
+		dcr_mem m = {data, INPUT_BYTES, 0};
+		cmp_sandbox_input in = {"data.csv", INPUT_BYTES, dcr_mem_read, &m};
 		cmp_sandbox_spec spec;
 		uint64_t t0 = now_us();
 

@@ -134,19 +134,6 @@ void cmp_sandbox_limits_default(cmp_sandbox_limits *l)
 		l->log_bytes = CMP_SANDBOX_LOG_BYTES_DEFAULT;
 }
 
-int cmp_sandbox_mem_read(void *ctx, void *buf, size_t cap)
-{
-	cmp_sandbox_mem *m = ctx;
-	size_t n = m->n - m->off;
-
-	if (n > cap)
-		n = cap;
-	if (n)
-		memcpy(buf, m->p + m->off, n);
-	m->off += n;
-	return (int)n;
-}
-
 void cmp_sandbox_out_init(cmp_sandbox_out *o)
 {
 	memset(o, 0, sizeof *o);

@@ -1098,22 +1098,6 @@ static int write_csv(synth *y, uint64_t n, cmp_result *res, dcr_err *err)
 	(void)err;
 }
 
-typedef struct bufread {
-	const dcr_buf *b;
-	size_t at;
-} bufread;
-
-static int read_buf(void *ctx, void *buf, size_t cap)
-{
-	bufread *r = ctx;
-	size_t n = r->b->len - r->at;
-	if (n > cap)
-		n = cap;
-	memcpy(buf, r->b->data + r->at, n);
-	r->at += n;
-	return (int)n;
-}
-
 /* The report: settings, accounting and the measurements' own quality
  * estimates (docs/privacy.md). Only noisy values and public settings. */
 static void write_report(synth *y, uint64_t nout, dcr_buf *rep)
@@ -1439,8 +1423,8 @@ int cmp_synth_run(const cmp_synth *s, cmp_read_fn read, void *ctx, cmp_result *r
 	sample(&y, nout);
 	if ((rc = write_csv(&y, nout, &out, err)))
 		goto out;
-	bufread br = { &out.csv, 0 };
-	if ((rc = cmp_prepare(&(cmp_schema){ out.cols, out.ncols }, "result", read_buf, &br,
+	dcr_mem br = {out.csv.data, out.csv.len, 0};
+	if ((rc = cmp_prepare(&(cmp_schema){ out.cols, out.ncols }, "result", dcr_mem_read, &br,
 	                      &out.image, err)))
 		goto out;
 	write_report(&y, nout, &rep);

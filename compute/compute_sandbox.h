@@ -69,12 +69,7 @@ typedef struct cmp_sandbox_input {
 	void *ctx;
 } cmp_sandbox_input;
 
-/* Convenience reader over memory: ctx is a cmp_sandbox_mem. */
-typedef struct cmp_sandbox_mem {
-	const uint8_t *p;
-	size_t n, off;
-} cmp_sandbox_mem;
-int cmp_sandbox_mem_read(void *ctx, void *buf, size_t cap);
+/* For inputs in memory: base.h's dcr_mem_read over a dcr_mem. */
 
 typedef struct cmp_sandbox_spec {
 	enum cmp_lang lang;

@@ -965,22 +965,6 @@ static void cache_store(dmn *d, const plan_node *n, const char *image_id)
  * "Synthetic data"): the input's rows are read back from its table image
  * as CSV (in memory, wiped after), then cmp_synth_run draws from the
  * CSPRNG (rng NULL). The report is not kept yet. */
-typedef struct synth_src {
-	const dcr_buf *b;
-	size_t at;
-} synth_src;
-
-static int synth_read(void *ctx, void *buf, size_t cap)
-{
-	synth_src *s = ctx;
-	size_t n = s->b->len - s->at;
-	if (n > cap)
-		n = cap;
-	memcpy(buf, s->b->data + s->at, n);
-	s->at += n;
-	return (int)n;
-}
-
 static int eval_synth(plan_node *n, const cmp_input *in, const cmp_sql_limits *lim,
                       cmp_result *res, dcr_err *err)
 {
@@ -1009,8 +993,8 @@ static int eval_synth(plan_node *n, const cmp_input *in, const cmp_sql_limits *l
 		               .epsilon = n->synth_epsilon,
 		               .rows = n->synth_rows,
 		               .label = all.name};
-		synth_src src = {&rows.csv, 0};
-		rc = cmp_synth_run(&s, synth_read, &src, res, &report, err);
+		dcr_mem src = {rows.csv.data, rows.csv.len, 0};
+		rc = cmp_synth_run(&s, dcr_mem_read, &src, res, &report, err);
 	}
 	free(cols);
 	dcr_wipe(rows.csv.data, rows.csv.len);
@@ -1171,7 +1155,7 @@ typedef struct script_file {
 	dcr_buf mem;
 	const uint8_t *ext; /* borrowed (an upstream node's archive) */
 	size_t ext_n;
-	cmp_sandbox_mem m;
+	dcr_mem m;
 	struct blob_src src; /* src.r set: a blob */
 } script_file;
 
@@ -1358,7 +1342,7 @@ static int script_eval(dmn *d, plan *p, enum rm_compkind lang, const char *scrip
 			f->m.p = f->ext ? f->ext : f->mem.data;
 			f->m.n = f->ext ? f->ext_n : f->mem.len;
 			inputs[i].size = f->m.n;
-			inputs[i].read = cmp_sandbox_mem_read;
+			inputs[i].read = dcr_mem_read;
 			inputs[i].ctx = &f->m;
 		}
 	}
@@ -1419,7 +1403,7 @@ static int script_table(plan_node *n, const dcr_archive *a, uint64_t *rows, dcr_
 	const dcr_archive_entry *e = dcr_archive_find(a, "dataset.csv");
 	cmp_schema schema = {n->decl, n->ndecl};
 	cmp_ingest *ing = NULL;
-	cmp_sandbox_mem m;
+	dcr_mem m;
 	int rc;
 
 	if (!e)
@@ -1438,7 +1422,7 @@ static int script_table(plan_node *n, const dcr_archive *a, uint64_t *rows, dcr_
 		m.n = e->len;
 		m.off = 0;
 		dcr_buf_reset(&n->image);
-		rc = cmp_prepare(&schema, n->name, cmp_sandbox_mem_read, &m, &n->image, err);
+		rc = cmp_prepare(&schema, n->name, dcr_mem_read, &m, &n->image, err);
 	}
 	if (rc < 0) {
 		dcr_err_prefix(err, "the tabular result");
@@ -1940,25 +1924,6 @@ typedef struct dev_in {
 	dcr_buf image;  /* a computation result prepared in this run */
 } dev_in;
 
-struct buf_src {
-	const uint8_t *p;
-	size_t n, off;
-};
-
-static int buf_src_read(void *ctx, void *buf, size_t cap)
-{
-	struct buf_src *s = ctx;
-	size_t n = s->n - s->off;
-
-	if (n > cap)
-		n = cap;
-	if (n > INT32_MAX)
-		n = INT32_MAX;
-	memcpy(buf, s->p + s->off, n);
-	s->off += n;
-	return (int)n;
-}
-
 /* Makes a SQL table of input x: a dataset's prepared table, or the result
  * of the computation run it pins (an SQL result's CSV, or a python/r
  * result's dataset.csv when it declares columns), prepared here. */
@@ -1968,7 +1933,7 @@ static int dev_table(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], dev_in *x, dc
 	dcr_archive a = {0};
 	bool have_a = false;
 	dcr_buf blob;
-	struct buf_src src = {0};
+	dcr_mem src = {0};
 	int rc;
 
 	if (x->is_dataset) {
@@ -2008,7 +1973,7 @@ static int dev_table(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], dev_in *x, dc
 	}
 	if (rc == 0) {
 		cmp_schema schema = {x->cols, x->ncols};
-		rc = cmp_prepare(&schema, x->name, buf_src_read, &src, &x->image, err);
+		rc = cmp_prepare(&schema, x->name, dcr_mem_read, &src, &x->image, err);
 	}
 	if (rc < 0)
 		dcr_err_prefix(err, "the result of %s", x->name);

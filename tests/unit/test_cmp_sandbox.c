@@ -155,8 +155,8 @@ static void check_gone(const run *r)
 static void test_python_ok(void)
 {
 	static const char csv[] = "id,amount\n1,10\n2,32\n";
-	cmp_sandbox_mem m = {(const uint8_t *)csv, sizeof csv - 1, 0};
-	cmp_sandbox_input in = {"bank/dataset.csv", sizeof csv - 1, cmp_sandbox_mem_read, &m};
+	dcr_mem m = {(const uint8_t *)csv, sizeof csv - 1, 0};
+	cmp_sandbox_input in = {"bank/dataset.csv", sizeof csv - 1, dcr_mem_read, &m};
 	cmp_sandbox_limits l = small_limits();
 	const cmp_sandbox_file *f;
 	run r;
@@ -191,8 +191,8 @@ static void test_python_ok(void)
 static void test_r_ok(void)
 {
 	static const char csv[] = "id,amount\n1,10\n2,32\n";
-	cmp_sandbox_mem m = {(const uint8_t *)csv, sizeof csv - 1, 0};
-	cmp_sandbox_input in = {"bank/dataset.csv", sizeof csv - 1, cmp_sandbox_mem_read, &m};
+	dcr_mem m = {(const uint8_t *)csv, sizeof csv - 1, 0};
+	cmp_sandbox_input in = {"bank/dataset.csv", sizeof csv - 1, dcr_mem_read, &m};
 	cmp_sandbox_limits l = small_limits();
 	const cmp_sandbox_file *f;
 	run r;
@@ -499,8 +499,8 @@ struct other_room {
 static void *other_room_main(void *arg)
 {
 	struct other_room *o = arg;
-	cmp_sandbox_mem m = {(const uint8_t *)o->secret, strlen(o->secret), 0};
-	cmp_sandbox_input in = {"bank/dataset.csv", strlen(o->secret), cmp_sandbox_mem_read, &m};
+	dcr_mem m = {(const uint8_t *)o->secret, strlen(o->secret), 0};
+	cmp_sandbox_input in = {"bank/dataset.csv", strlen(o->secret), dcr_mem_read, &m};
 	cmp_sandbox_limits l = small_limits();
 
 	/* holds its input open and its files in /tmp for 3 s */
@@ -787,8 +787,8 @@ static void esc_fill(void)
 static void esc_links(void)
 {
 	static const char secret[] = "INPUT-SECRET-bytes-1234\n";
-	cmp_sandbox_mem m = {(const uint8_t *)secret, sizeof secret - 1, 0};
-	cmp_sandbox_input in = {"bank/dataset.csv", sizeof secret - 1, cmp_sandbox_mem_read, &m};
+	dcr_mem m = {(const uint8_t *)secret, sizeof secret - 1, 0};
+	cmp_sandbox_input in = {"bank/dataset.csv", sizeof secret - 1, dcr_mem_read, &m};
 	cmp_sandbox_limits l = small_limits();
 	char path[512], script[2048], hsecret[64];
 	run r;
@@ -981,8 +981,8 @@ static void test_spec_checks(void)
 {
 	static const char data[] = "abc";
 	cmp_sandbox_limits l = small_limits();
-	cmp_sandbox_mem m = {(const uint8_t *)data, 3, 0}, m2 = m;
-	cmp_sandbox_input in = {NULL, 3, cmp_sandbox_mem_read, &m};
+	dcr_mem m = {(const uint8_t *)data, 3, 0}, m2 = m;
+	cmp_sandbox_input in = {NULL, 3, dcr_mem_read, &m};
 	static const char *const bad[] = {"../x", "a/../b", "a/./b", "/abs", "a//b", "a/",
 	                                  "new\nline", "tab\tx", "x..y", ""};
 	cmp_sandbox_input two[2];
@@ -1027,7 +1027,7 @@ static void test_spec_checks(void)
 	memset(two, 0, sizeof two);
 	two[0].path = two[1].path = "d.csv";
 	two[0].size = two[1].size = 3;
-	two[0].read = two[1].read = cmp_sandbox_mem_read;
+	two[0].read = two[1].read = dcr_mem_read;
 	two[0].ctx = &m;
 	two[1].ctx = &m2;
 	m.off = 0;
