@@ -445,15 +445,28 @@ int fs__req_preview_open(fs *f, fs_file *h, const char *req, const char *comp)
 {
 	dcr_err err = {0};
 	dcr_buf body;
+	enum rm_compkind kind = RM_COMP_SQL;
 	pthread_mutex_lock(&f->mu);
 	const rm_run *r = fs__req_preview_of(f, req, comp);
 	if (r) {
+		const rm_computation *c = rm_def_computation(rm_state_run_def(&f->st, r), comp);
+		kind = c ? c->kind : RM_COMP_SQL;
 		memcpy(h->run_id, r->id, 33);
 		h->size = r->result_bytes;
 	}
 	pthread_mutex_unlock(&f->mu);
 	if (!r)
 		return -ENOENT;
+	if (kind != RM_COMP_SQL) {
+		/* its result is an archive of files (docs/compute.md): the CLI
+		 * unpacks it; this file would show the archive's bytes */
+		dcr_err_set(&err, DCR_EINVALID,
+		            "the preview of %s computation %s is a set of files: read it with "
+		            "dcr request preview ROOM %s %s -o DIR",
+		            rm_compkind_name(kind), comp, req, comp);
+		fs__set_last_error(f, "preview", &err);
+		return -EOPNOTSUPP;
+	}
 	dcr_buf_init(&body);
 	rm_body_retrieved(&body, h->run_id);
 	int rc = f->be.submit(f->be.ctx, RM_EV_RETRIEVED, body.data, body.len, &err);
