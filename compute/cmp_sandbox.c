@@ -5,7 +5,8 @@
  * The caller (cmp_sandbox_run, in multi-threaded dcrd) validates the
  * spec, posix_spawn()s spec->self_exe with CMP_SANDBOX_ARGV in its own
  * process group, streams the job to the child's stdin (a header of fixed
- * 64-bit fields, the script, then each input as path + size + bytes:
+ * 64-bit fields, the script, then each input as path + size + bytes, a
+ * path ending in '/' with size 0 being an empty directory to make:
  * inputs are never written to the host's disk) and reads the outcome back
  * from its stdout (code, message, measures, logs, files), bounded by the
  * limits. Cancel and a backstop past the wall-clock limit send SIGTERM to
