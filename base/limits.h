@@ -42,6 +42,7 @@
 #define DMN_EVENT_CLOCK_SKEW_MS (5u * 60 * 1000) /* |ts - now| of user events */
 #define DMN_EVENTS_PER_REPLY_MAX 4096u      /* events in one `events` reply */
 #define DMN_RESULT_READ_BYTES_MAX DCR_CHUNK_BYTES /* one result.read */
+#define DCR_PREVIEW_BYTES_MAX (1024ull << 20) /* dcr request preview holds it in memory */
 #define DMN_RUN_TIME_MS (60u * 1000)        /* SQL time limit of one computation */
 #define DMN_DEV_RESULT_INPUT_BYTES_MAX (256u * 1024 * 1024) /* a result a dev run reads */
 #define DMN_RUN_QUEUE_MAX 1024u             /* queued background jobs */

@@ -964,7 +964,9 @@ static void cache_store(dmn *d, const plan_node *n, const char *image_id)
 /* A synthetic computation over its one input (docs/privacy.md,
  * "Synthetic data"): the input's rows are read back from its table image
  * as CSV (in memory, wiped after), then cmp_synth_run draws from the
- * CSPRNG (rng NULL). The report is not kept yet. */
+ * CSPRNG (rng NULL). n->archive gets the result archive a run stores
+ * (docs/compute.md, "Synthetic data"): dataset.csv, the table, and
+ * report.json, the privacy and quality report. */
 static int eval_synth(plan_node *n, const cmp_input *in, const cmp_sql_limits *lim,
                       cmp_result *res, dcr_err *err)
 {
@@ -995,6 +997,14 @@ static int eval_synth(plan_node *n, const cmp_input *in, const cmp_sql_limits *l
 		               .label = all.name};
 		dcr_mem src = {rows.csv.data, rows.csv.len, 0};
 		rc = cmp_synth_run(&s, dcr_mem_read, &src, res, &report, err);
+	}
+	if (rc == 0) {
+		dcr_archive_entry e[2] = {
+		    {"dataset.csv", 11, res->csv.data, res->csv.len},
+		    {"report.json", 11, report.data, report.len},
+		};
+		dcr_buf_reset(&n->archive);
+		dcr_archive_write(&n->archive, e, 2);
 	}
 	free(cols);
 	dcr_wipe(rows.csv.data, rows.csv.len);
@@ -1785,6 +1795,9 @@ static void run_job(dmn *d, dmn_job *j)
 		rc = dmn__blob_put(d->blobs, script->archive.data, script->archive.len, blob_id,
 		                   out.result_sha256, &err);
 	}
+	else if (rc == 0 && p.n[p.target].kind == RM_COMP_SYNTHETIC) /* its archive */
+		rc = dmn__blob_put(d->blobs, p.n[p.target].archive.data, p.n[p.target].archive.len,
+		                   blob_id, out.result_sha256, &err);
 	else if (rc == 0)
 		rc = dmn__blob_put(d->blobs, res.csv.data, res.csv.len, blob_id, out.result_sha256,
 		                   &err);
@@ -1825,7 +1838,9 @@ static void run_job(dmn *d, dmn_job *j)
 		out.result_blob = blob_id;
 		out.rows = res.rows;
 		out.suppressed = res.suppressed;
-		out.result_bytes = res.csv.len;
+		out.result_bytes = p.n[p.target].kind == RM_COMP_SYNTHETIC
+		                       ? p.n[p.target].archive.len
+		                       : res.csv.len;
 		out.inputs = run_inputs;
 		out.ninputs = nrun_inputs;
 		out.ncols = res.ncols;

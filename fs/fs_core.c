@@ -713,7 +713,7 @@ void fs__rcache_ensure(fs *f, const char *comp, bool logs)
 	{
 		const rm_run *r =
 		    logs ? fs__last_finished_run(f, comp) : fs__last_done_run(f, comp);
-		want = r && fs__is_script(f, comp) && !fs__rcache_get(f, comp, logs) &&
+		want = r && fs__result_files(f, comp) && !fs__rcache_get(f, comp, logs) &&
 		       (logs ? rm_check_read_logs(&f->st, f->opt.me, r->id, NULL) == 0
 		             : rm_may_read_result(&f->st, f->opt.me, comp));
 		if (want)
@@ -799,7 +799,7 @@ void fs__rcache_prefetch(fs *f, uint64_t ino, const char *name)
 	bool files = false, logs = false;
 
 	pthread_mutex_lock(&f->mu);
-	if (fs__resolve(f, ino, &d) == 0 && d.comp && fs__is_script(f, d.comp)) {
+	if (fs__resolve(f, ino, &d) == 0 && d.comp && fs__result_files(f, d.comp)) {
 		if (d.kind == K_COMP && name) {
 			files = strcmp(name, "result") == 0 || strcmp(name, "result.csv") == 0;
 			logs = strcmp(name, "log") == 0;
@@ -893,7 +893,7 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 		h->name = d.comp ? dcr_strdup(d.comp) : NULL;
 		break;
 	case K_COMP_RESULT:
-		if (fs__is_script(f, d.comp)) {
+		if (fs__result_files(f, d.comp)) {
 			/* python/r: its dataset.csv, from the fetched files */
 			const rcache *c = fs__rcache_get(f, d.comp, false);
 			const dcr_archive_entry *e = c ? dcr_archive_find(&c->a, "dataset.csv") : NULL;

@@ -275,7 +275,8 @@ bool fs__is_creator(const fs *f);
 const rm_run *fs__last_done_run(const fs *f, const char *comp);
 /* The last done or failed run (the one `log` shows). */
 const rm_run *fs__last_finished_run(const fs *f, const char *comp);
-bool fs__is_script(const fs *f, const char *comp);
+/* Is the result of comp an archive of files (python, r, synthetic)? */
+bool fs__result_files(const fs *f, const char *comp);
 
 /* ---- fs_core.c: python/r results and logs -------------------------------- */
 

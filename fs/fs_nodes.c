@@ -159,10 +159,11 @@ const rm_run *fs__last_finished_run(const fs *f, const char *comp)
 	return NULL;
 }
 
-bool fs__is_script(const fs *f, const char *comp)
+bool fs__result_files(const fs *f, const char *comp)
 {
 	const rm_computation *c = f->st.def ? rm_def_computation(f->st.def, comp) : NULL;
-	return c && (c->kind == RM_COMP_PYTHON || c->kind == RM_COMP_R);
+	return c && (c->kind == RM_COMP_PYTHON || c->kind == RM_COMP_R ||
+	             c->kind == RM_COMP_SYNTHETIC);
 }
 
 /* Under result/: is path a file of the archive (1), a directory holding
@@ -298,12 +299,13 @@ int fs__resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char *na
 		else if (strcmp(name, "status") == 0)
 			d->kind = K_COMP_STATUS;
 		else if (strcmp(name, "result.csv") == 0 && fs__last_done_run(f, pd->comp) &&
-		         (!fs__is_script(f, pd->comp) || c->ncolumns))
+		         (!fs__result_files(f, pd->comp) || c->ncolumns ||
+		          c->kind == RM_COMP_SYNTHETIC))
 			d->kind = K_COMP_RESULT;
-		else if (strcmp(name, "result") == 0 && fs__is_script(f, pd->comp) &&
+		else if (strcmp(name, "result") == 0 && fs__result_files(f, pd->comp) &&
 		         fs__last_done_run(f, pd->comp))
 			d->kind = K_COMP_RESDIR;
-		else if (strcmp(name, "log") == 0 && fs__is_script(f, pd->comp) &&
+		else if (strcmp(name, "log") == 0 && fs__result_files(f, pd->comp) &&
 		         fs__last_finished_run(f, pd->comp) &&
 		         rm_check_read_logs(&f->st, f->opt.me, fs__last_finished_run(f, pd->comp)->id,
 		                            NULL) == 0)
@@ -496,7 +498,7 @@ int fs__fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a)
 	case K_COMP_RESULT: {
 		const rm_run *r = fs__last_done_run(f, d->comp);
 		a->size = r ? r->result_bytes : 0;
-		if (fs__is_script(f, d->comp)) { /* its dataset.csv, once fetched */
+		if (fs__result_files(f, d->comp)) { /* its dataset.csv, once fetched */
 			const rcache *c = fs__rcache_get(f, d->comp, false);
 			const dcr_archive_entry *e = c ? dcr_archive_find(&c->a, "dataset.csv") : NULL;
 			a->size = e ? e->len : 0;

@@ -1301,14 +1301,21 @@ static bool body_names_script(const rm_state *s, const dcr_mpv *body)
 {
 	const char *p;
 	size_t n;
-	char comp[DCR_RM_NAME_BYTES_MAX + 1];
+	char comp[DCR_RM_NAME_BYTES_MAX + 1], run[33];
 	const rm_computation *c;
+	const rm_def *def = s->def;
 	if (!s->def || dcr_mp_get_str(body, "computation", &p, &n, NULL) != 0 ||
 	    n > DCR_RM_NAME_BYTES_MAX || memchr(p, 0, n))
 		return false;
 	memcpy(comp, p, n);
 	comp[n] = 0;
-	c = rm_def_computation(s->def, comp);
+	/* a preview run's computation is in its request's merged definition */
+	if (dcr_mp_get_str(body, "run", &p, &n, NULL) == 0 && n < sizeof run && !memchr(p, 0, n)) {
+		memcpy(run, p, n);
+		run[n] = 0;
+		def = rm_state_run_def(s, rm_state_run(s, run));
+	}
+	c = rm_def_computation(def, comp);
 	return c && (c->kind == RM_COMP_PYTHON || c->kind == RM_COMP_R);
 }
 
@@ -1361,7 +1368,7 @@ static int on_run_completed(rm_state *s, const es_event *ev, dcr_err *err)
 		/* a script's schema is its declared columns, exactly (none:
 		 * empty), and nothing is suppressed */
 		const dcr_mpv *sc = dcr_mp_get(ev->body, "schema");
-		c = rm_def_computation(s->def, r->computation);
+		c = rm_def_computation(rm_state_run_def(s, r), r->computation);
 		DCR_ASSERT(c);
 		if (c->ncolumns && (rc = check_schema(sc, &cols, &ncols, err)) == 0) {
 			bool same = ncols == c->ncolumns;

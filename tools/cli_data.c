@@ -1028,9 +1028,10 @@ int cli_write_archive(const dcr_archive *a, const char *dir, dcr_err *err)
 	return rc;
 }
 
-/* dcr result of a python/r computation: the archive of its output files,
- * checked against the log, written under DIR; without -o, the tabular
- * result (dataset.csv) to stdout when the computation declares columns. */
+/* dcr result of a python/r/synthetic computation: the archive of its
+ * output files, checked against the log, written under DIR; without -o,
+ * the tabular result (dataset.csv) to stdout when the computation declares
+ * columns (a synthetic one always has a table). */
 static int result_script(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES],
                          const rm_computation *comp, const char *outp, dcr_err *err)
 {
@@ -1045,7 +1046,7 @@ static int result_script(cl_conn *c, const uint8_t id[ES_ROOM_ID_BYTES],
 	int rc;
 
 	dcr_buf_init(&buf);
-	if (!outp && !comp->ncolumns)
+	if (!outp && !comp->ncolumns && comp->kind != RM_COMP_SYNTHETIC)
 		return dcr_err_set(err, DCR_EINVALID,
 		                   "the result of %s computation %s is files: give -o DIR to write "
 		                   "them",
@@ -1196,7 +1197,10 @@ int cli_cmd_result(int argc, char **argv)
 	    "For a python or r computation the result is its output files: -o DIR\n"
 	    "writes every one of them under DIR (created if missing); without -o,\n"
 	    "its tabular result (dataset.csv) goes to stdout when the computation\n"
-	    "declares columns.\n";
+	    "declares columns.\n"
+	    "For a synthetic computation the result is two files: dataset.csv, the\n"
+	    "synthetic table (to stdout without -o), and report.json, its privacy and\n"
+	    "quality report (-o DIR writes both).\n";
 	const char *outp = NULL;
 	const cli_opt opts[] = {{"-o", &outp, NULL}, {"--out", &outp, NULL}, {NULL, NULL, NULL}};
 	char *pos[2];
@@ -1212,7 +1216,7 @@ int cli_cmd_result(int argc, char **argv)
 
 	CLI_PARSE("result", usage, argc, argv, opts, pos, 2, 2, NULL);
 	{
-		/* python and r: files, not one CSV */
+		/* python, r and synthetic: files, not one CSV */
 		cl_conn *c0 = NULL;
 		rm_state s0;
 		bool script = false;
@@ -1220,7 +1224,8 @@ int cli_cmd_result(int argc, char **argv)
 		if (rc == 0 && (rc = tl_replay(c0, id, &s0, &err)) == 0) {
 			const rm_computation *cp =
 			    s0.def ? rm_def_computation(s0.def, pos[1]) : NULL;
-			script = cp && (cp->kind == RM_COMP_PYTHON || cp->kind == RM_COMP_R);
+			script = cp && (cp->kind == RM_COMP_PYTHON || cp->kind == RM_COMP_R ||
+			                cp->kind == RM_COMP_SYNTHETIC);
 			if (script)
 				rc = result_script(c0, id, cp, outp && strcmp(outp, "-") ? outp : NULL,
 				                   &err);

@@ -529,7 +529,9 @@ static int req_preview(int argc, char **argv)
 	static const char usage[] =
 	    "usage: dcr request preview ROOM ID [COMPUTATION] [-o FILE] [--timeout SECONDS]\n"
 	    "Runs a requested computation (the request's first, or COMPUTATION) before\n"
-	    "approving it, and prints its result (CSV) or writes it to FILE. Only the\n"
+	    "approving it, and prints its result (CSV) or writes it to FILE (a python or\n"
+	    "r computation without columns: its files, under the directory FILE).\n"
+	    "The bytes are checked against the SHA-256 in the log. Only the\n"
 	    "sole affected owner of a request may; the run and its retrieval are\n"
 	    "events, the result is for that owner only. Waits up to --timeout\n"
 	    "seconds (default 300).\n";
@@ -549,8 +551,12 @@ static int req_preview(int argc, char **argv)
 	uint64_t timeout_s = 300;
 	FILE *f = NULL;
 	uint8_t *buf = NULL;
+	dcr_buf whole;
+	dcr_archive a;
+	bool have_a = false;
 	int rc;
 
+	dcr_buf_init(&whole);
 	CLI_PARSE("request preview", usage, argc, argv, opts, pos, 2, 3, &npos);
 	dcr_buf_init(&body);
 	if (tmo) {
@@ -589,9 +595,14 @@ static int req_preview(int argc, char **argv)
 	rc = cl_submit(c, id, RM_EV_RETRIEVED, body.data, body.len, NULL, &err);
 	if (rc)
 		goto out;
-	f = out ? fopen(out, "wb") : stdout;
-	if (!f) {
-		rc = dcr_err_set(&err, errno ? -errno : DCR_EINVALID, "%s: %s", out, strerror(errno));
+	/* the whole result (at most what dcrd serves of a run), checked
+	 * against the hash the log holds before anything is written */
+	if (size > DCR_PREVIEW_BYTES_MAX) {
+		rc = dcr_err_set(&err, DCR_ELIMIT,
+		                 "the preview's result is %llu bytes, more than %llu: read it with "
+		                 "dcr result once merged",
+		                 (unsigned long long)size,
+		                 (unsigned long long)DCR_PREVIEW_BYTES_MAX);
 		goto out;
 	}
 	buf = dcr_malloc(DMN_RESULT_READ_BYTES_MAX);
@@ -606,19 +617,67 @@ static int req_preview(int argc, char **argv)
 			                 run, (unsigned long long)off, (unsigned long long)size);
 			goto out;
 		}
-		if (fwrite(buf, 1, (size_t)n, f) != (size_t)n) {
-			rc = dcr_err_set(&err, errno ? -errno : DCR_EINVALID, "writing %s: %s", out ? out : "stdout",
-			                 strerror(errno));
-			goto out;
-		}
+		dcr_buf_append(&whole, buf, (size_t)n);
 		off += (uint64_t)n;
 	}
+	{
+		uint8_t sha[DCR_SHA256_BYTES];
+		dcr_sha256(whole.data, whole.len, sha);
+		if (memcmp(sha, r->result_sha256, sizeof sha) != 0) {
+			rc = dcr_err_set(&err, DCR_EINTEGRITY,
+			                 "the result of preview run %s does not match the SHA-256 "
+			                 "in the room's log",
+			                 run);
+			goto out;
+		}
+	}
+	/* the state was replayed again while waiting: look the run's
+	 * definition up in it */
+	const rm_computation *cd = rm_def_computation(rm_state_run_def(&st, r), comp);
+	const uint8_t *data = whole.data;
+	size_t len = whole.len;
+	if (cd && cd->kind != RM_COMP_SQL) {
+		/* python, r, synthetic: the result archive (docs/compute.md) */
+		rc = dcr_archive_read(whole.data, whole.len, &a, &err);
+		if (rc)
+			goto out;
+		have_a = true;
+		const dcr_archive_entry *e = dcr_archive_find(&a, "dataset.csv");
+		if (!e || (out && !cd->ncolumns && cd->kind != RM_COMP_SYNTHETIC)) {
+			if (!out) {
+				rc = dcr_err_set(&err, DCR_EINVALID,
+				                 "the result of %s computation %s is files: give -o DIR "
+				                 "to write them",
+				                 rm_compkind_name(cd->kind), comp);
+				goto out;
+			}
+			rc = cli_write_archive(&a, out, &err);
+			if (rc == 0)
+				fprintf(stderr, "wrote %zu files to %s\n", a.n, out);
+			goto out;
+		}
+		data = e->data;
+		len = e->len;
+	}
+	f = out ? fopen(out, "wb") : stdout;
+	if (!f) {
+		rc = dcr_err_set(&err, errno ? -errno : DCR_EINVALID, "%s: %s", out, strerror(errno));
+		goto out;
+	}
+	if (len && fwrite(data, 1, len, f) != len) {
+		rc = dcr_err_set(&err, errno ? -errno : DCR_EINVALID, "writing %s: %s",
+		                 out ? out : "stdout", strerror(errno));
+		goto out;
+	}
 	if (out)
-		fprintf(stderr, "wrote %llu bytes to %s\n", (unsigned long long)size, out);
+		fprintf(stderr, "wrote %zu bytes to %s\n", len, out);
 out:
 	if (f && f != stdout && fclose(f) != 0 && !rc)
 		rc = dcr_err_set(&err, errno ? -errno : DCR_EINVALID, "%s: %s", out, strerror(errno));
 	free(buf);
+	if (have_a)
+		dcr_archive_release(&a);
+	dcr_buf_release(&whole);
 	dcr_buf_release(&body);
 	if (have_state)
 		rm_state_release(&st);

@@ -1864,8 +1864,10 @@ class Room:
         """The python/r computation a daemon run body names, or None."""
         if not isinstance(b, dict) or not isinstance(b.get("computation"), str):
             return None
-        c = next((c for c in self.d["computations"] if c["name"] == b["computation"]),
-                 None)
+        # a preview run's computation is in its request's merged definition
+        r = self.runs.get(b["run"]) if isinstance(b.get("run"), str) else None
+        comps = [r["comp"]] if r is not None and "comp" in r else self.d["computations"]
+        c = next((c for c in comps if c["name"] == b["computation"]), None)
         return c if c is not None and c["kind"] in ("python", "r") else None
 
     def on_run_completed(self, k, b):
@@ -2180,7 +2182,7 @@ class Room:
         if len(self.runs) >= RUNS_MAX:
             refuse("too many runs")
         self.runs[r] = {"computation": comp["name"], "state": "queued", "preview": k,
-                        "inputs": {x: self.prov.get(x) for x in reads}}
+                        "comp": comp, "inputs": {x: self.prov.get(x) for x in reads}}
 
     def on_request_approved(self, k, b):
         self.vote(k, b, True)

@@ -91,6 +91,31 @@ PRUN=$(sed -n 's/^preview run \([0-9a-f]*\) of bank_by_city$/\1/p' "$E2E_ERR")
 expect_fail e2e_as ian dcr result "$ROOM" bank_by_city
 expect_stderr "dcr result:"
 
+# a python request: its preview is the declared table (checked against the
+# log's hash), or, with -o on a computation without columns, its files
+cat >"$T/py_req.json" <<'JSON'
+{"title": "Bank rows by python",
+ "computations": [
+   {"name": "bank_rows_py", "kind": "python", "inputs": ["bank_customers"],
+    "columns": [{"name": "n", "type": "integer"}],
+    "script": "import csv\nrows = list(csv.DictReader(open('/input/bank_customers/dataset.csv')))\nopen('/output/dataset.csv', 'w').write('n\\n%d\\n' % len(rows))\nopen('/output/note.txt', 'w').write('counted')\n",
+    "analysts": ["ian@insurer.example"]},
+   {"name": "bank_files_py", "kind": "python", "inputs": ["bank_customers"],
+    "script": "open('/output/note.txt', 'w').write('only files')\n",
+    "analysts": ["ian@insurer.example"]}]}
+JSON
+QP=$(e2e_as ian dcr request submit "$ROOM" "$T/py_req.json" 2>"$T/sub.err") ||
+	e2e_fail "submit py_req: $(cat "$T/sub.err")"
+expect_ok e2e_as anna dcr request preview "$ROOM" "$QP" bank_rows_py --timeout 120
+printf 'n\n%d\n' "$(($(wc -l <"$T/bank.csv") - 1))" >"$T/py_want.csv"
+tr -d "\r" <"$E2E_OUT" | cmp -s - "$T/py_want.csv" ||
+	e2e_fail "python preview: $(cat "$E2E_OUT")"
+expect_fail e2e_as anna dcr request preview "$ROOM" "$QP" bank_files_py --timeout 120
+expect_stderr "the result of python computation bank_files_py is files: give -o DIR"
+expect_ok e2e_as anna dcr request preview "$ROOM" "$QP" bank_files_py -o "$T/pyprev" --timeout 120
+[ "$(cat "$T/pyprev/note.txt")" = "only files" ] || e2e_fail "python preview files"
+expect_ok e2e_as ian dcr request withdraw "$ROOM" "$QP"
+
 expect_ok e2e_as anna dcr request approve "$ROOM" "$Q1" --reason "city counts are fine" \
 	--sha256 "$SHA"
 expect_contains "$E2E_OUT" "approved request $Q1: merged, definition version 2"

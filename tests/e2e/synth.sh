@@ -5,8 +5,11 @@
 # is of its format and none equals an input value, every synthesised value
 # lies in its column's domain (an input city or "(other)", ages an integer
 # inside the declared bounds, balances floats or empty); two runs differ
-# (fresh CSPRNG noise); an sql computation reads the synthetic result as a
-# table. A table of 49 rows fails the run with the class "too few rows". A
+# (fresh CSPRNG noise); the result is dataset.csv and report.json (`dcr
+# result -o DIR`; the table alone without -o), the report holds epsilon,
+# delta, rho, the mechanism and the masked columns, and the data owner, not
+# an analyst, is refused it; an sql computation reads the synthetic result
+# as a table. A table of 49 rows fails the run with the class "too few rows". A
 # mask format that does not fit its column's type, and bounds on a string
 # column, are refused when the room is created. The log replays with both
 # verifiers.
@@ -101,8 +104,12 @@ expect_contains "$E2E_OUT" "too few rows"
 expect_ok e2e_as anna dcr provision "$ROOM" bank_customers "$T/bank.csv"
 for i in 1 2; do
 	expect_ok e2e_as ian dcr run "$ROOM" bank_synth --wait --timeout 120
-	expect_ok e2e_as ian dcr result "$ROOM" bank_synth -o "$T/s$i.csv"
-	tr -d '\r' <"$T/s$i.csv" >"$T/s$i.norm"
+	# the result is two files: the table and the report (-o DIR)
+	expect_ok e2e_as ian dcr result "$ROOM" bank_synth -o "$T/r$i"
+	[ -f "$T/r$i/dataset.csv" ] && [ -f "$T/r$i/report.json" ] ||
+		e2e_fail "run $i: dcr result -o DIR wrote $(ls "$T/r$i" | tr '\n' ' ')"
+	[ "$(ls "$T/r$i" | wc -l)" -eq 2 ] || e2e_fail "run $i: $(ls "$T/r$i" | tr '\n' ' ')"
+	tr -d '\r' <"$T/r$i/dataset.csv" >"$T/s$i.norm"
 	head -n 1 "$T/s$i.norm" | grep -q -x "email,name,age,city,balance" ||
 		e2e_fail "synthetic header: $(head -n 1 "$T/s$i.norm")"
 	ROWS=$(($(wc -l <"$T/s$i.norm") - 1))
@@ -124,6 +131,40 @@ done
 if cmp -s "$T/s1.norm" "$T/s2.norm"; then
 	e2e_fail "two synthetic runs gave the same table"
 fi
+# without -o the table goes to stdout: dataset.csv of the last run
+expect_ok e2e_as ian dcr result "$ROOM" bank_synth
+cmp -s "$E2E_OUT" "$T/r2/dataset.csv" || e2e_fail "dcr result without -o is not dataset.csv"
+# the privacy and quality report: epsilon, delta, rho, the masked columns,
+# the measured marginals and the quality from the measurements only
+check_report() { # FILE EPSILON MASKED...
+	python3 - "$@" <<'PY'
+import json, math, sys
+r = json.load(open(sys.argv[1]))
+eps, masked = float(sys.argv[2]), sys.argv[3:]
+def need(ok, what):
+    if not ok:
+        sys.exit("report: %s: %s" % (what, json.dumps(r)[:400]))
+need(abs(r["epsilon"] - eps) < 1e-9, "epsilon")
+need(r["delta"] == 1e-9, "delta")
+# rho from (epsilon, delta), half of delta for the conversion (privacy.md):
+# epsilon = rho + 2 sqrt(rho ln(2/delta))
+l = math.log(2 / r["delta"])
+need(abs(r["rho"] + 2 * math.sqrt(r["rho"] * l) - eps) < 1e-6, "rho")
+need(r["mechanism"].startswith("MST"), "mechanism")
+need(sorted(m["column"] for m in r["masked"]) == sorted(masked), "masked columns")
+need(r["quality"]["source"] == "DP measurements only", "quality source")
+need(all(c["column"] not in masked for c in r["columns"]), "a masked column measured")
+PY
+}
+check_report "$T/r1/report.json" 3 email name ||
+	e2e_fail "bank_synth report: $(cat "$T/r1/report.json")"
+# the checker refuses a report with another epsilon (it can fail)
+if check_report "$T/r1/report.json" 1 email name 2>/dev/null; then
+	e2e_fail "the report check accepted epsilon 1 for a run at epsilon 3"
+fi
+# the data owner is not the computation's analyst: refused the result
+expect_fail e2e_as anna dcr result "$ROOM" bank_synth -o "$T/anna_r"
+[ ! -e "$T/anna_r/report.json" ] || e2e_fail "anna got the report"
 # the same checker refuses a table holding an input value (it can fail)
 sed -n 2p "$T/bank.csv" | { head -n 1 "$T/s1.norm"; cat; } >"$T/leak.csv"
 if awk -F, 'NR == FNR { if (FNR > 1) em[$1] = 1; next } FNR > 1 && ($1 in em) { exit 1 }' \
@@ -151,8 +192,8 @@ PYCOLS=$(cut -d" " -f2 "$T/pyout/n.txt")
 # a synthetic computation over an sql result: its columns, its bounds,
 # the declared row count, the mask of its own
 expect_ok e2e_as ian dcr run "$ROOM" adults_synth --wait --timeout 120
-expect_ok e2e_as ian dcr result "$ROOM" adults_synth -o "$T/adults.csv"
-tr -d '\r' <"$T/adults.csv" >"$T/adults.norm"
+expect_ok e2e_as ian dcr result "$ROOM" adults_synth
+tr -d '\r' <"$E2E_OUT" >"$T/adults.norm"
 head -n 1 "$T/adults.norm" | grep -q -x "age,city,balance" ||
 	e2e_fail "adults_synth header: $(head -n 1 "$T/adults.norm")"
 expect_eq "$(($(wc -l <"$T/adults.norm") - 1))" 100 "rows of adults_synth"

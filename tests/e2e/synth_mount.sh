@@ -2,7 +2,9 @@
 # The analyst runs it by writing `run` and reads result.csv, twice: the
 # header is the input's, masked emails are of their format and never input
 # values, cities are input cities or "(other)", and the two tables differ.
-# The data owner, who is not its analyst, is refused the result.
+# result/ holds the same table as dataset.csv and the privacy and quality
+# report as report.json (epsilon, delta, rho, the masked column). The data
+# owner, who is not its analyst, is refused the result and the report.
 . "$DCR_SOURCE_DIR/tests/e2e/lib.sh"
 . "$DCR_SOURCE_DIR/tests/e2e/cli_story.inc"
 . "$DCR_SOURCE_DIR/tests/e2e/mount_lib.inc"
@@ -66,7 +68,23 @@ done
 if cmp -s "$T/s1.norm" "$T/s2.norm"; then
 	e2e_fail "two synthetic runs gave the same table"
 fi
+# result/: the table and the report of the last run
+expect_eq "$(ls "$I/computations/bank_synth/result" | tr '\n' ' ')" "dataset.csv report.json " \
+	"files of result/"
+cmp -s "$I/computations/bank_synth/result/dataset.csv" "$T/s2.csv" ||
+	e2e_fail "result/dataset.csv is not result.csv"
+python3 - "$I/computations/bank_synth/result/report.json" <<'PY' ||
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert abs(r["epsilon"] - 3) < 1e-9 and r["delta"] == 1e-9 and 0 < r["rho"] < 3, r
+assert [m["column"] for m in r["masked"]] == ["email"], r["masked"]
+assert [m["format"] for m in r["masked"]] == ["email"], r["masked"]
+assert r["quality"]["source"] == "DP measurements only", r["quality"]
+PY
+	e2e_fail "report.json: $(cat "$I/computations/bank_synth/result/report.json")"
 # the data owner is not the computation's analyst
 wait_for "$A/computations/bank_synth/status" "state: done"
 expect_eacces cat "$A/computations/bank_synth/result.csv"
+expect_eacces ls "$A/computations/bank_synth/result"
+expect_eacces cat "$A/computations/bank_synth/result/report.json"
 e2e_log "ok"
