@@ -5,7 +5,8 @@
  * The caller (cmp_sandbox_run, in multi-threaded dcrd) validates the
  * spec, posix_spawn()s spec->self_exe with CMP_SANDBOX_ARGV in its own
  * process group, streams the job to the child's stdin (a header of fixed
- * 64-bit fields, the script, then each input as path + size + bytes:
+ * 64-bit fields, the script, then each input as path + size + bytes, a
+ * path ending in '/' with size 0 being an empty directory to make:
  * inputs are never written to the host's disk) and reads the outcome back
  * from its stdout (code, message, measures, logs, files), bounded by the
  * limits. Cancel and a backstop past the wall-clock limit send SIGTERM to
@@ -205,6 +206,20 @@ static const char *path_rule(const char *p, size_t n, unsigned *depth)
 	}
 }
 
+/* An input path: a file, or with one trailing '/' an empty directory
+ * (then its size must be 0). */
+static const char *input_rule(const char *p, size_t n, uint64_t size)
+{
+	unsigned depth;
+
+	if (n > 1 && p[n - 1] == '/') {
+		if (size)
+			return "a directory (trailing '/') with bytes";
+		return path_rule(p, n - 1, &depth);
+	}
+	return path_rule(p, n, &depth);
+}
+
 /* ---- the wire between caller and child ------------------------------------ */
 
 typedef struct rd {
@@ -386,7 +401,7 @@ static int send_job(caller *c, const cmp_sandbox_spec *spec, const cmp_sandbox_l
 		put_bytes(&b, in->path, strlen(in->path));
 		put_u64(&b, in->size);
 		rc = caller_send(c, b.data, b.len);
-		while (rc == 0) {
+		while (rc == 0 && in->read) { /* NULL: an empty directory */
 			int k = in->read(in->ctx, chunk, SBX_IO_CHUNK);
 			if (k < 0) {
 				rc = dcr_err_set(err, k, "input %s: reading it failed: %s", in->path,
@@ -523,7 +538,6 @@ static int check_spec(const cmp_sandbox_spec *spec, const cmp_sandbox_limits *l,
                       uint64_t *inputs_total, dcr_err *err)
 {
 	size_t i;
-	unsigned depth;
 	const char *r;
 
 	*inputs_total = 0;
@@ -553,7 +567,7 @@ static int check_spec(const cmp_sandbox_spec *spec, const cmp_sandbox_limits *l,
 		const char *p = spec->inputs[i].path;
 		if (!p)
 			return dcr_err_set(err, DCR_EINVALID, "sandbox: input %zu has no path", i);
-		if ((r = path_rule(p, strlen(p), &depth)))
+		if ((r = input_rule(p, strlen(p), spec->inputs[i].size)))
 			return dcr_err_set(err, DCR_EINVALID, "sandbox: input path %s: %s", p, r);
 		if (spec->inputs[i].size > (1ull << 40) - *inputs_total)
 			return dcr_err_set(err, DCR_ELIMIT, "sandbox: the inputs pass 1 TiB");
@@ -845,7 +859,6 @@ static int read_job_files(child *c, dcr_err *err)
 	for (i = 0; rc == 0 && i < c->ninputs; i++) {
 		uint8_t h[8];
 		uint64_t plen, size;
-		unsigned depth;
 		const char *why;
 
 		if (read_full(0, h, 8) < 0 || (plen = dcr_get_be64(h)) > CMP_SANDBOX_PATH_BYTES_MAX) {
@@ -861,7 +874,7 @@ static int read_job_files(child *c, dcr_err *err)
 		}
 		path[plen] = 0;
 		size = dcr_get_be64(h);
-		if ((why = path_rule(path, (size_t)plen, &depth))) {
+		if ((why = input_rule(path, (size_t)plen, size))) {
 			rc = CFAIL(DCR_EINVALID, "sandbox: input path %s: %s", path, why);
 			break;
 		}
@@ -870,7 +883,8 @@ static int read_job_files(child *c, dcr_err *err)
 			break;
 		}
 		total += size;
-		if ((rc = make_parents(dirfd, path, err)) == 0)
+		/* "NAME/": make_parents makes NAME too, and there is no file */
+		if ((rc = make_parents(dirfd, path, err)) == 0 && path[plen - 1] != '/')
 			rc = take_file(dirfd, path, size, err);
 		free(path);
 		path = NULL;

@@ -61,7 +61,9 @@ void cmp_sandbox_limits_default(cmp_sandbox_limits *l);
 /* One input file: /input/<path>. path is relative, '/'-separated, made of
  * names without control characters, "." or ".." (checked: DCR_EINVALID).
  * read is called until it returns 0 (end) or a negative code (the run
- * fails with it); it must produce exactly size bytes. */
+ * fails with it); it must produce exactly size bytes. A path ending in
+ * one '/' ("NAME/") asks for an empty directory instead: its size must be
+ * 0 (DCR_EINVALID otherwise) and read may be NULL. */
 typedef struct cmp_sandbox_input {
 	const char *path;
 	uint64_t size;

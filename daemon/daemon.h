@@ -16,6 +16,9 @@ typedef struct dmn_options {
 	uint64_t idle_timeout_ms; /* 0: DMN_IDLE_TIMEOUT_MS */
 	enum dmn_log_level log_level;
 	bool no_sync; /* tests only: LMDB without fsync */
+	/* --hold-auto-approvals: record no request.auto_approved; those due
+	 * are recorded at the next start without it (docs/rules.md) */
+	bool hold_auto_approvals;
 	/* decrypted images kept between runs, bytes; 0: DMN_IMAGE_CACHE_BYTES,
 	 * DMN_IMAGE_CACHE_OFF: none */
 	uint64_t image_cache_bytes;

@@ -285,7 +285,8 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 /* Records request.auto_approved for every open request of the room and
  * every affected owner who has not voted and whose auto_approve policies
  * the request satisfies (rm_check_policy); called after a request event
- * is appended. Failures are logged. */
+ * is appended and for every room at start. Failures are logged. Nothing
+ * with --hold-auto-approvals. */
 void dmn__auto_approve(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES]);
 int dmn__submit_daemon(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *type,
                        const dcr_buf *body, dcr_err *err);

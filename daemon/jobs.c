@@ -1262,8 +1262,10 @@ static int script_inputs(dmn *d, plan *p, const size_t *in, size_t nin, script_f
 				continue;
 			}
 		} else if (x->is_dataset) {
-			if (!x->blob) /* not provisioned: absent (docs/compute.md) */
+			if (!x->blob) { /* not provisioned: an empty directory */
+				files_add(fs, dcr_asprintf("%s/", x->name));
 				continue;
+			}
 			/* under its provisioned name, when that is one plain name */
 			const char *nm = x->file && dcr_archive_name_valid(x->file, strlen(x->file)) &&
 			                         !strchr(x->file, '/')

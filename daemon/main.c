@@ -37,6 +37,8 @@ static void usage(FILE *f)
 	        "                         CPU, 2048 MiB, 64 processes, 256 MiB output and\n"
 	        "                         /tmp) are lowered to it (default: the caps of\n"
 	        "                         docs/room-format.md)\n"
+	        "  --hold-auto-approvals  record no automatic approval (auto_approve policies);\n"
+	        "                         those due are recorded at the next start without it\n"
 	        "  --no-sync              do not fsync the event log (tests and benchmarks only:\n"
 	        "                         a crash may lose recent events)\n"
 	        "  --help                 this text\n"
@@ -54,6 +56,7 @@ int main(int argc, char **argv)
 	    {"idle-timeout-ms", required_argument, NULL, 'i'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"no-sync", no_argument, NULL, 'n'},
+	    {"hold-auto-approvals", no_argument, NULL, 'H'},
 	    {"image-cache-mb", required_argument, NULL, 'c'},
 	    {"frame-budget-mb", required_argument, NULL, 'f'},
 	    {"script-max-wall-s", required_argument, NULL, 'W'},
@@ -112,6 +115,9 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			opt.no_sync = true;
+			break;
+		case 'H':
+			opt.hold_auto_approvals = true;
 			break;
 		case 'c': {
 			char *end = NULL;

@@ -750,7 +750,7 @@ void dmn__auto_approve(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES])
 	size_t n = 0;
 	dmn_room *r = dmn__room_find(d, room);
 
-	if (!r)
+	if (!r || d->opt.hold_auto_approvals)
 		return;
 	dmn__mutex_lock(&r->mu);
 	for (size_t i = 0; i < r->st.nrequests; i++) {

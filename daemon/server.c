@@ -1065,6 +1065,13 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	started_jobs = true;
 	if (rc < 0)
 		goto out;
+	{ /* the automatic approvals due when dcrd stopped (docs/rules.md) */
+		size_t n;
+		dmn_room **rl = dmn__rooms_list(d, &n);
+		for (size_t i = 0; i < n; i++)
+			dmn__auto_approve(d, rl[i]->id);
+		free(rl);
+	}
 
 	s.d = d;
 	s.budget.max_bytes = opt->frame_budget_bytes ? opt->frame_budget_bytes

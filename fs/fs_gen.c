@@ -211,6 +211,7 @@ static void gen_readme(fs *f, dcr_buf *b)
 		       "                              (header row; header only when not "
 		       "provisioned)\n"
 		       "    /input/NAME/FILE          a file dataset, under its provisioned name\n"
+		       "                              (an empty directory when not provisioned)\n"
 		       "    /input/NAME/...           the output files of a python or r "
 		       "computation\n"
 		       "  only for the inputs it declares. Everything it writes under /output/ "

@@ -15,6 +15,9 @@ static const char request_usage[] =
     "                                data owners, each new computation's result\n"
     "                                columns on empty inputs, or the error\n"
     "  submit ROOM FILE.json [--id ID]  validate, then propose it; prints its id\n"
+    "  submit ROOM --from-dev SCRIPT --name NAME [--analyst EMAIL[,EMAIL...]]\n"
+    "                                propose a development script as computation\n"
+    "                                NAME (validate takes --from-dev too)\n"
     "  list ROOM                     every request: id, state, approvals, title\n"
     "  show ROOM ID [--text]         a request's status (--text: the request as\n"
     "                                signed, its SHA-256 is what votes bind to)\n"
@@ -103,6 +106,96 @@ static int check_request(FILE *out, const rm_state *st, const char *file, const 
 	return rc;
 }
 
+/* The request document of --from-dev: one computation NAME of the
+ * development script FILE (language from its extension; the inputs of a
+ * python or r script from its "# inputs:" first line, as dev runs read
+ * them; sql reads what its query names), for the analysts of the comma
+ * list analysts (default: you). */
+static int dev_request(const rm_state *st, const uint8_t me[32], const char *file, const char *name,
+                       const char *analysts, const char *title, const char *descr, dcr_buf *doc,
+                       dcr_err *err)
+{
+	enum rm_dev_lang lang;
+	dcr_buf script;
+	char **inputs = NULL;
+	size_t ninputs = 0;
+	int rc;
+
+	dcr_buf_init(&script);
+	rc = rm_dev_lang_of_file(file, &lang, err);
+	if (rc == 0)
+		rc = cli_read_input(file, DCR_RM_SCRIPT_BYTES_MAX, &script, err);
+	if (rc == 0 && script.len == 0)
+		rc = dcr_err_set(err, DCR_EINVALID, "%s: empty script", file);
+	if (rc == 0 && memchr(script.data, 0, script.len))
+		rc = dcr_err_set(err, DCR_EINVALID, "%s: contains a NUL byte", file);
+	if (rc == 0 && lang != RM_DEV_SQL) {
+		rc = rm_dev_infer_inputs(st, lang, dcr_buf_cstr(&script), &inputs, &ninputs, err);
+		if (rc)
+			dcr_err_prefix(err, "%s", file);
+	}
+	if (rc == 0 && !analysts) {
+		const rm_participant *pt = st->def ? rm_def_participant(st->def, me) : NULL;
+		if (!pt)
+			rc = dcr_err_set(err, DCR_EINVALID,
+			                 "--analyst: you are not a participant; name the analysts");
+		else
+			analysts = pt->email;
+	}
+	if (rc)
+		goto out;
+	dcr_buf_append_str(doc, "{\"title\": ");
+	if (title) {
+		dcr_json_str(doc, title, strlen(title));
+	} else {
+		char *t = dcr_asprintf("%s (from %s)", name, file);
+		dcr_json_str(doc, t, strlen(t));
+		free(t);
+	}
+	if (descr) {
+		dcr_buf_append_str(doc, ",\n \"description\": ");
+		dcr_json_str(doc, descr, strlen(descr));
+	}
+	dcr_buf_append_str(doc, ",\n \"computations\": [{\"name\": ");
+	dcr_json_str(doc, name, strlen(name));
+	dcr_buf_printf(doc, ", \"kind\": \"%s\", ", rm_dev_lang_name(lang));
+	if (lang == RM_DEV_SQL) {
+		dcr_buf_append_str(doc, "\"query\": ");
+	} else {
+		dcr_buf_append_str(doc, "\"inputs\": [");
+		for (size_t i = 0; i < ninputs; i++) {
+			dcr_buf_append_str(doc, i ? ", " : "");
+			dcr_json_str(doc, inputs[i], strlen(inputs[i]));
+		}
+		dcr_buf_append_str(doc, "],\n   \"script\": ");
+	}
+	dcr_json_str(doc, (const char *)script.data, script.len);
+	dcr_buf_append_str(doc, ",\n   \"analysts\": [");
+	for (const char *a = analysts, *e;; a = e + 1) {
+		e = strchr(a, ',');
+		if (!e)
+			e = a + strlen(a);
+		dcr_buf_append_str(doc, a == analysts ? "" : ", ");
+		dcr_json_str(doc, a, (size_t)(e - a));
+		if (!*e)
+			break;
+	}
+	dcr_buf_append_str(doc, "]}]}\n");
+out:
+	for (size_t i = 0; i < ninputs; i++)
+		free(inputs[i]);
+	free(inputs);
+	dcr_buf_release(&script);
+	return rc;
+}
+
+#define FROM_DEV_USAGE                                                                             \
+	"--from-dev SCRIPT proposes a development script (.sql, .py or .R, as\n"                   \
+	"`dcr dev run` takes it) as one computation NAME: the language from the\n"                 \
+	"extension, a python or r script's inputs from its first line \"# inputs: a, b\",\n"       \
+	"an sql query's from the names it reads; analysts --analyst (default: you),\n"             \
+	"title --title (default \"NAME (from SCRIPT)\").\n"
+
 static int req_validate_submit(int argc, char **argv, bool submit)
 {
 	static const char v_usage[] =
@@ -111,16 +204,29 @@ static int req_validate_submit(int argc, char **argv, bool submit)
 	    "prints the affected data owners (the owners of every dataset the new\n"
 	    "computations read, directly or through other computations) and each new\n"
 	    "computation's result columns on empty inputs, or its error. Exits 1 if the\n"
-	    "room would refuse it.\n";
+	    "room would refuse it.\n"
+	    "       dcr request validate ROOM --from-dev SCRIPT --name NAME [--analyst ...]\n"
+	    "                            [--title TEXT] [--description TEXT]\n" FROM_DEV_USAGE;
 	static const char s_usage[] =
 	    "usage: dcr request submit ROOM FILE.json [--id ID]\n"
+	    "       dcr request submit ROOM --from-dev SCRIPT --name NAME [--analyst EMAIL[,EMAIL...]]\n"
+	    "                          [--title TEXT] [--description TEXT] [--id ID]\n"
 	    "Validates a request (as dcr request validate) and submits it as\n"
 	    "request.submitted; prints the request id (32 hex characters, random unless\n"
-	    "--id is given). Every affected owner must then approve it.\n";
+	    "--id is given). Every affected owner must then approve it.\n" FROM_DEV_USAGE;
 	const char *cmd = submit ? "request submit" : "request validate";
-	const char *idopt = NULL;
-	const cli_opt opts[] = {{"--id", &idopt, NULL}, {NULL, NULL, NULL}};
+	const char *idopt = NULL, *dev = NULL, *name = NULL, *analysts = NULL, *title = NULL,
+	           *descr = NULL;
+	const cli_opt opts[] = {{"--id", &idopt, NULL},
+	                        {"--from-dev", &dev, NULL},
+	                        {"--name", &name, NULL},
+	                        {"--analyst", &analysts, NULL},
+	                        {"--title", &title, NULL},
+	                        {"--description", &descr, NULL},
+	                        {NULL, NULL, NULL}};
 	char *pos[2];
+	int npos = 0;
+	const char *file;
 	cl_conn *c = NULL;
 	dcr_err err = {0};
 	uint8_t id[ES_ROOM_ID_BYTES];
@@ -130,13 +236,27 @@ static int req_validate_submit(int argc, char **argv, bool submit)
 	char qid[33];
 	int rc;
 
-	CLI_PARSE(cmd, submit ? s_usage : v_usage, argc, argv, submit ? opts : NULL, pos, 2, 2,
-	          NULL);
+	CLI_PARSE(cmd, submit ? s_usage : v_usage, argc, argv, submit ? opts : opts + 1, pos, 1, 2,
+	          &npos);
+	if ((npos == 2) == (dev != NULL) || (!dev && (name || analysts || title || descr)) ||
+	    (dev && !name)) {
+		fprintf(stderr, "dcr %s: %s\n%s", cmd,
+		        dev ? (npos == 2 ? "FILE.json and --from-dev are exclusive"
+		                         : "--from-dev needs --name NAME")
+		            : (npos == 2 ? "--name, --analyst, --title and --description go with "
+		                           "--from-dev"
+		                         : "missing FILE.json (or --from-dev SCRIPT)"),
+		        submit ? s_usage : v_usage);
+		return CLI_EXIT_USAGE;
+	}
+	file = dev ? dev : strcmp(pos[1], "-") == 0 ? "stdin" : pos[1];
 	dcr_buf_init(&text);
 	dcr_buf_init(&body);
-	rc = cli_read_input(pos[1], DCR_RM_DEF_BYTES_MAX, &text, &err);
-	if (rc)
-		goto out;
+	if (!dev) {
+		rc = cli_read_input(pos[1], DCR_RM_DEF_BYTES_MAX, &text, &err);
+		if (rc)
+			goto out;
+	}
 	rc = cli_open_room(pos[0], &c, id, &err);
 	if (rc)
 		goto out;
@@ -144,8 +264,14 @@ static int req_validate_submit(int argc, char **argv, bool submit)
 	rc = tl_replay(c, id, &st, &err);
 	if (rc)
 		goto out;
-	rc = check_request(submit ? stderr : stdout, &st,
-	                   strcmp(pos[1], "-") == 0 ? "stdin" : pos[1], &text, &err);
+	if (dev) {
+		uint8_t me[32];
+		dcr_key_public(cl_identity(c), me);
+		rc = dev_request(&st, me, dev, name, analysts, title, descr, &text, &err);
+		if (rc)
+			goto out;
+	}
+	rc = check_request(submit ? stderr : stdout, &st, file, &text, &err);
 	if (rc || !submit)
 		goto out;
 	if (idopt) {

@@ -40,7 +40,7 @@ print("stats of %d joined rows" % len(j))
 PY
 cat >"$T/r_report.R" <<'R'
 top <- read.csv("/input/top/dataset.csv")
-# a file dataset that is not provisioned (test all) is absent
+# a file dataset that is not provisioned (test all) is an empty directory
 p <- "/input/contracts/contracts.json"
 contracts <- if (file.exists(p)) readLines(p) else character(0)
 out <- data.frame(cities = nrow(top), customers = sum(top$n), contracts = length(contracts))
@@ -71,7 +71,8 @@ cat >"$T/room.json" <<JSON
     {"email": "anna@bank.example", "key": "$ANNA_KEY",
      "owner_of": ["bank_customers", "contracts"],
      "analyst_of": ["joined", "py_stats", "top", "r_report", "fails", "fails_open",
-                    "sleeps", "greedy", "badcols", "quiet", "snoop", "naps", "after_bad"]},
+                    "sleeps", "greedy", "badcols", "quiet", "snoop", "naps", "after_bad",
+                    "opt_ls"]},
     {"email": "ian@insurer.example", "key": "$IAN_KEY",
      "owner_of": ["insurer_customers"], "analyst_of": ["quiet"]}
   ],
@@ -114,6 +115,8 @@ cat >"$T/room.json" <<JSON
      "script": "import os\nopen('/output/ls.txt', 'w').write(' '.join(sorted(os.listdir('/input'))))\n"},
     {"name": "naps", "kind": "r", "inputs": ["joined"],
      "script": "d <- read.csv('/input/joined/dataset.csv')\nif (nrow(d) > 0) Sys.sleep(60)\n"},
+    {"name": "opt_ls", "kind": "python", "inputs": ["contracts"],
+     "script": "import os\nd = '/input/contracts'\nls = sorted(os.listdir(d)) if os.path.isdir(d) else ['absent']\nopen('/output/' + ('empty_dir' if not ls else 'listed'), 'w').write(' '.join(ls))\n"},
     {"name": "greedy", "kind": "python", "inputs": [], "limits": {"wall_seconds": 600},
      "script": "print(1)\n"},
     {"name": "badcols", "kind": "python", "inputs": [], "logs": "on_error",
@@ -139,6 +142,9 @@ expect_contains "$T/test.out" "badcols (python): error: the tabular result"
 # what reads a script that failed its test fails with it
 expect_contains "$T/test.out" "after_bad (sql): error: upstream computation badcols failed its test"
 expect_contains "$T/test.out" "snoop (python): ok"
+# an optional file dataset not provisioned: /input/NAME/ is an empty directory
+expect_contains "$T/test.out" "opt_ls (python): ok"
+expect_contains "$T/test.out" "  file empty_dir ("
 
 expect_ok e2e_as anna dcr room publish "$ROOM"
 expect_ok e2e_as anna dcr provision "$ROOM" bank_customers "$T/bank.csv"
@@ -234,6 +240,11 @@ expect_contains "$T/st.out" "error        time limit"
 expect_fail e2e_as anna dcr run "$ROOM" greedy --wait --timeout 300
 expect_ok e2e_as anna dcr status "$ROOM" greedy
 expect_contains "$E2E_OUT" "error        limit past host maximum"
+
+# provisioned, the same directory holds the file
+expect_ok e2e_as anna dcr run "$ROOM" opt_ls --wait --timeout 300
+expect_ok e2e_as anna dcr result "$ROOM" opt_ls -o "$T/opt_ls"
+expect_eq "$(cat "$T/opt_ls/listed")" "contracts.json" "/input/contracts when provisioned"
 
 # a script sees only what it declares: no file dataset, no other table
 expect_ok e2e_as anna dcr run "$ROOM" snoop --wait --timeout 300

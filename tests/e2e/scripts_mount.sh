@@ -82,6 +82,7 @@ mount_as ian "$id" "$I"
 
 # the README tells where a script finds its inputs and leaves its result
 expect_contains "$A/README" "/input/NAME/FILE          a file dataset, under its provisioned name"
+expect_contains "$A/README" "(an empty directory when not provisioned)"
 expect_contains "$A/README" "echo > $A/computations/total/run && ls $A/computations/total/result/"
 expect_contains "$A/README" "echo > $A/computations/by_risk/run && cat $A/computations/by_risk/result.csv"
 

@@ -984,7 +984,7 @@ static void test_spec_checks(void)
 	dcr_mem m = {(const uint8_t *)data, 3, 0}, m2 = m;
 	cmp_sandbox_input in = {NULL, 3, dcr_mem_read, &m};
 	static const char *const bad[] = {"../x", "a/../b", "a/./b", "/abs", "a//b", "a/",
-	                                  "new\nline", "tab\tx", "x..y", ""};
+	                                  "a//", "../", "/", "new\nline", "tab\tx", "x..y", ""};
 	cmp_sandbox_input two[2];
 	size_t i;
 	run r;
@@ -1007,6 +1007,35 @@ static void test_spec_checks(void)
 	CHECK(r.out.nfiles == 1 && r.out.files[0].len == 3 &&
 	      memcmp(r.out.files[0].data, "abc", 3) == 0);
 	done(&r);
+	/* "NAME/" of size 0 is an empty directory (an optional file dataset
+	 * that is not provisioned), beside a file elsewhere */
+	two[0] = in;
+	two[0].path = "opt/";
+	two[0].size = 0;
+	two[0].read = NULL;
+	two[1] = in;
+	two[1].path = "f/x";
+	m.off = 0;
+	run_spec(&r, CMP_LANG_PYTHON,
+	         "import os\n"
+	         "open('/output/x', 'w').write('%s %s' % (os.path.isdir('/input/opt'),"
+	         " os.listdir('/input/opt')))\n",
+	         two, 2, &l, NULL);
+	CHECK_OK(r.rc, &r.err);
+	CHECK(r.out.nfiles == 1 && r.out.files[0].len == 7 &&
+	      memcmp(r.out.files[0].data, "True []", 7) == 0,
+	      "%zu %.*s", r.out.nfiles, r.out.nfiles ? (int)r.out.files[0].len : 0,
+	      r.out.nfiles ? (const char *)r.out.files[0].data : "");
+	done(&r);
+	/* negative: a directory with bytes */
+	two[0].size = 3;
+	two[0].read = dcr_mem_read;
+	two[0].ctx = &m2;
+	m.off = m2.off = 0;
+	run_spec(&r, CMP_LANG_PYTHON, "print(1)\n", two, 1, &l, NULL);
+	CHECK_ERR(r.rc, DCR_EINVALID, &r.err, "a directory (trailing '/') with bytes");
+	cmp_sandbox_out_release(&r.out);
+	m2.off = 0;
 	/* a reader that gives fewer bytes than announced, or fails */
 	in.size = 10;
 	m.off = 0;
