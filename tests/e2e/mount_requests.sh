@@ -81,6 +81,8 @@ head -n 1 "$I/computations/bank_by_city/result.csv" | tr -d '\r' | grep -q '^cit
 sed 's/bank_by_city/by_city_2/' "$T/churn.json" >"$T/second.json"
 cp "$T/second.json" "$I/requests/" || e2e_fail "cp second.json: $(cat "$I/status")"
 Q2=$(ls "$I/requests" | grep -v "$Q")
+# anna's mount learns of the request by its next poll
+wait_for "$A/requests/$Q2/status" "state:        open"
 expect_eacces sh -c "echo mine >'$A/requests/$Q2/withdraw'"
 echo >"$I/requests/$Q2/withdraw" || e2e_fail "withdraw: $(cat "$I/status")"
 expect_contains "$I/requests/$Q2/status" "state:        withdrawn"
