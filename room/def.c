@@ -1490,11 +1490,14 @@ static int resolve_inputs(rm_def *d, dcr_err *err)
 					                 i, field, k, in);
 			} else if (c->kind == RM_COMP_SYNTHETIC &&
 			           (ds ? ds->kind != RM_DS_TABLE
-			               : up->kind != RM_COMP_SQL && up->kind != RM_COMP_SYNTHETIC)) {
+			               : up->kind != RM_COMP_SQL && up->kind != RM_COMP_SYNTHETIC &&
+			                     !((up->kind == RM_COMP_PYTHON || up->kind == RM_COMP_R) &&
+			                       up->ncolumns))) {
 				rc = dcr_err_set(err, DCR_EINVALID,
 				                 "computations[%zu].input: \"%s\" is not a table "
-				                 "dataset or an sql or synthetic computation "
-				                 "(synthetic data is made from a table)",
+				                 "dataset, an sql or synthetic computation, or a python "
+				                 "or r computation that declares columns (synthetic "
+				                 "data is made from a table)",
 				                 i, in);
 			} else if (c->kind == RM_COMP_SQL && ds && ds->kind == RM_DS_FILE) {
 				rc = dcr_err_set(err, DCR_EINVALID,

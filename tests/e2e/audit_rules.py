@@ -827,7 +827,8 @@ def validate(d):
                 refuse("computation %s: no dataset or computation %r" % (c["name"], x))
             if c["kind"] == "synthetic" and (
                     dsd[x]["kind"] != "table" if x in dsd
-                    else cd[x]["kind"] not in ("sql", "synthetic")):
+                    else not (cd[x]["kind"] in ("sql", "synthetic") or
+                              (cd[x]["kind"] in ("python", "r") and cd[x]["columns"]))):
                 refuse("computation %s: input is not a table dataset or an sql or "
                        "synthetic computation" % c["name"])
             if c["kind"] == "sql" and x in dsd and dsd[x]["kind"] == "file":

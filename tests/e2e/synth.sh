@@ -28,7 +28,8 @@ room_json() { # FILE MASK EXTRA
   "participants": [
     {"email": "anna@bank.example", "key": "$ANNA_KEY", "owner_of": ["bank_customers"]},
     {"email": "ian@insurer.example", "key": "$IAN_KEY",
-     "analyst_of": ["bank_synth", "synth_cities", "adults", "adults_synth", "synth_py"]}
+     "analyst_of": ["bank_synth", "synth_cities", "adults", "adults_synth", "synth_py",
+                    "py_table", "py_synth"]}
   ],
   "datasets": [
     {"name": "bank_customers",
@@ -43,6 +44,11 @@ room_json() { # FILE MASK EXTRA
      "mask": $2, "epsilon": 3, "bounds": {"age": [18, 90]}, "bins": {"age": 12}$3},
     {"name": "synth_py", "kind": "python", "inputs": ["bank_synth"],
      "script": "import pandas as pd\nd = pd.read_csv('/input/bank_synth/dataset.csv')\nopen('/output/n.txt', 'w').write('%d %s' % (len(d), ','.join(d.columns)))\n"},
+    {"name": "py_table", "kind": "python", "inputs": ["bank_customers"],
+     "columns": [{"name": "age", "type": "integer"}, {"name": "city", "type": "string"}],
+     "script": "import pandas as pd\nd = pd.read_csv('/input/bank_customers/dataset.csv')\nd[['age', 'city']].to_csv('/output/dataset.csv', index=False)\n"},
+    {"name": "py_synth", "kind": "synthetic", "input": "py_table", "epsilon": 3,
+     "bounds": {"age": [18, 90]}, "rows": 80},
     {"name": "synth_cities", "kind": "sql",
      "query": "SELECT city, COUNT(*) AS n FROM bank_synth GROUP BY city ORDER BY city"},
     {"name": "adults", "kind": "sql",
@@ -202,6 +208,18 @@ awk -F, 'NR > 1 && (($1 != "" && ($1 !~ /^[0-9]+$/ || $1 < 40 || $1 > 60)) ||
 	$2 !~ /^[0-9][0-9][0-9][0-9][0-9]$/ || ($3 != "" && ($3 < 0 || $3 > 10000))) {
 	print; exit 1 }' "$T/adults.norm" >"$T/check.out" ||
 	e2e_fail "adults_synth row out of its domain: $(cat "$T/check.out")"
+
+# a synthetic computation over a python computation's declared table
+expect_ok e2e_as ian dcr run "$ROOM" py_synth --wait --timeout 120
+expect_ok e2e_as ian dcr result "$ROOM" py_synth
+tr -d '\r' <"$E2E_OUT" >"$T/pysynth.norm"
+head -n 1 "$T/pysynth.norm" | grep -q -x "age,city" ||
+	e2e_fail "py_synth header: $(head -n 1 "$T/pysynth.norm")"
+expect_eq "$(($(wc -l <"$T/pysynth.norm") - 1))" 80 "rows of py_synth"
+awk -F, 'NR > 1 && (($1 != "" && ($1 !~ /^[0-9]+$/ || $1 < 18 || $1 > 90)) ||
+	$2 !~ /^(Berlin|Hamburg|Munich|Cologne|\(other\)|)$/) { print; exit 1 }' \
+	"$T/pysynth.norm" >"$T/check.out" ||
+	e2e_fail "py_synth row out of its domain: $(cat "$T/check.out")"
 
 # the log replays, by dcr audit verify and by the independent verifier
 # written from the docs (mask formats, bounds, bins, "too few rows")

@@ -232,12 +232,13 @@ static void test_synth_fields(const char *valid)
 	BAD_EDIT("\"query\": \"SELECT city, n * 2 AS twice FROM overlap\"",
 	         "\"query\": \"SELECT city, n * 2 AS twice FROM overlap\", \"rows\": 3",
 	         "computations[1].rows: not a field of sql computations");
-	/* over an upstream result: sql and synthetic results, not python or r;
-	 * the columns are checked at admission */
+	/* over an upstream result: sql and synthetic results, and python or r
+	 * only with declared columns (churn declares none); the columns are
+	 * checked at admission */
 	static const char *in = "\"input\": \"bank_customers\",\n     \"mask\": [\"email\"]";
 	BAD_EDIT(in, "\"input\": \"churn\", \"mask\": []",
-	         "computations[2].input: \"churn\" is not a table dataset or an sql or synthetic "
-	         "computation");
+	         "computations[2].input: \"churn\" is not a table dataset, an sql or synthetic "
+	         "computation, or a python or r computation that declares columns");
 	ADMIT_BAD_EDIT(in, "\"input\": \"overlap\", \"mask\": [\"email\"]",
 	               "computations[2] (\"bank_synthetic\"): mask: the result of overlap has no "
 	               "column \"email\"");
