@@ -237,41 +237,74 @@ static uint64_t run_hash(const char *id)
 	return h;
 }
 
-static void run_index_put(rm_state *s, size_t idx)
+/* An open-addressing index of ids (runs; development runs, whose ids share
+ * one namespace with runs: rm_apply refuses an id used by either). Slot i
+ * holds 1 + the entry's position, 0 when empty; the table is kept at most
+ * half full. id_at names the entry at a position. */
+typedef const char *(*id_at_fn)(const rm_state *s, size_t k);
+
+static const char *run_id_at(const rm_state *s, size_t k)
 {
-	size_t mask = s->run_index_cap - 1;
-	size_t i = run_hash(s->runs[idx].id) & mask;
-	while (s->run_index[i])
-		i = (i + 1) & mask;
-	s->run_index[i] = idx + 1;
+	return s->runs[k].id;
 }
 
-/* Keeps the index at most half full; called before adding a run. */
+static const char *dev_id_at(const rm_state *s, size_t k)
+{
+	return s->devs[k].id;
+}
+
+static void idx_put(size_t *slots, size_t cap, const char *id, size_t k)
+{
+	size_t mask = cap - 1;
+	size_t i = run_hash(id) & mask;
+	while (slots[i])
+		i = (i + 1) & mask;
+	slots[i] = k + 1;
+}
+
+/* Called before adding entry number need - 1 (n entries now). */
+static void idx_grow(const rm_state *s, size_t **slots, size_t *cap, size_t need, size_t n,
+                     id_at_fn id_at)
+{
+	if (need * 2 <= *cap)
+		return;
+	size_t c = *cap ? *cap : 64;
+	while (need * 2 > c)
+		c *= 2;
+	free(*slots);
+	*slots = dcr_calloc(c, sizeof(size_t));
+	*cap = c;
+	for (size_t k = 0; k < n; k++)
+		idx_put(*slots, c, id_at(s, k), k);
+}
+
+/* The position of id, or SIZE_MAX. */
+static size_t idx_find(const rm_state *s, const size_t *slots, size_t cap, const char *id,
+                       id_at_fn id_at)
+{
+	if (!id || !cap)
+		return SIZE_MAX;
+	size_t mask = cap - 1;
+	for (size_t i = run_hash(id) & mask; slots[i]; i = (i + 1) & mask)
+		if (strcmp(id_at(s, slots[i] - 1), id) == 0)
+			return slots[i] - 1;
+	return SIZE_MAX;
+}
+
+static void run_index_put(rm_state *s, size_t idx)
+{
+	idx_put(s->run_index, s->run_index_cap, s->runs[idx].id, idx);
+}
+
 static void run_index_grow(rm_state *s, size_t need)
 {
-	if (need * 2 <= s->run_index_cap)
-		return;
-	size_t cap = s->run_index_cap ? s->run_index_cap : 64;
-	while (need * 2 > cap)
-		cap *= 2;
-	free(s->run_index);
-	s->run_index = dcr_calloc(cap, sizeof(size_t));
-	s->run_index_cap = cap;
-	for (size_t i = 0; i < s->nruns; i++)
-		run_index_put(s, i);
+	idx_grow(s, &s->run_index, &s->run_index_cap, need, s->nruns, run_id_at);
 }
 
 static rm_run *find_run(const rm_state *s, const char *id)
 {
-	if (!id || !s->run_index_cap)
-		return NULL;
-	size_t mask = s->run_index_cap - 1;
-	for (size_t i = run_hash(id) & mask; s->run_index[i]; i = (i + 1) & mask) {
-		rm_run *r = &s->runs[s->run_index[i] - 1];
-		if (strcmp(r->id, id) == 0)
-			return r;
-	}
-	return NULL;
+	size_t k = idx_find(s, s->run_index, s->run_index_cap, id, run_id_at);
+	return k == SIZE_MAX ? NULL : &s->runs[k];
 }
 
 const rm_run *rm_state_run(const rm_state *s, const char *run_id)
@@ -279,42 +312,20 @@ const rm_run *rm_state_run(const rm_state *s, const char *run_id)
 	return find_run(s, run_id);
 }
 
-/* The same index for development runs (ids share one namespace with
- * runs: rm_apply refuses an id used by either). */
 static void dev_index_put(rm_state *s, size_t idx)
 {
-	size_t mask = s->dev_index_cap - 1;
-	size_t i = run_hash(s->devs[idx].id) & mask;
-	while (s->dev_index[i])
-		i = (i + 1) & mask;
-	s->dev_index[i] = idx + 1;
+	idx_put(s->dev_index, s->dev_index_cap, s->devs[idx].id, idx);
 }
 
 static void dev_index_grow(rm_state *s, size_t need)
 {
-	if (need * 2 <= s->dev_index_cap)
-		return;
-	size_t cap = s->dev_index_cap ? s->dev_index_cap : 64;
-	while (need * 2 > cap)
-		cap *= 2;
-	free(s->dev_index);
-	s->dev_index = dcr_calloc(cap, sizeof(size_t));
-	s->dev_index_cap = cap;
-	for (size_t i = 0; i < s->ndevs; i++)
-		dev_index_put(s, i);
+	idx_grow(s, &s->dev_index, &s->dev_index_cap, need, s->ndevs, dev_id_at);
 }
 
 static rm_dev *find_dev(const rm_state *s, const char *id)
 {
-	if (!id || !s->dev_index_cap)
-		return NULL;
-	size_t mask = s->dev_index_cap - 1;
-	for (size_t i = run_hash(id) & mask; s->dev_index[i]; i = (i + 1) & mask) {
-		rm_dev *d = &s->devs[s->dev_index[i] - 1];
-		if (strcmp(d->id, id) == 0)
-			return d;
-	}
-	return NULL;
+	size_t k = idx_find(s, s->dev_index, s->dev_index_cap, id, dev_id_at);
+	return k == SIZE_MAX ? NULL : &s->devs[k];
 }
 
 const rm_dev *rm_state_dev(const rm_state *s, const char *run_id)
