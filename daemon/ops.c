@@ -54,6 +54,18 @@ static int arg_u64(const dcr_mpv *args, const char *key, uint64_t *out, dcr_err 
 	return 0;
 }
 
+/* The offset and len of a ranged read (result.read, logs.read, data.read,
+ * dev.read); len is capped at DMN_RESULT_READ_BYTES_MAX per call. */
+static int arg_range(const dcr_mpv *args, uint64_t *off, uint64_t *len, dcr_err *err)
+{
+	int rc = arg_u64(args, "offset", off, err);
+	if (rc == 0)
+		rc = arg_u64(args, "len", len, err);
+	if (rc == 0 && *len > DMN_RESULT_READ_BYTES_MAX)
+		*len = DMN_RESULT_READ_BYTES_MAX;
+	return rc;
+}
+
 /* Resolves args.room to a room the caller may read; the room's mutex is
  * NOT held on return. */
 static int arg_room(dmn *d, dmn_session *s, const dcr_mpv *args, dmn_room **out, dcr_err *err)
@@ -706,13 +718,9 @@ static int op_result_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map
 	if (rc == 0)
 		rc = arg_str(args, "run", &run_id, err);
 	if (rc == 0)
-		rc = arg_u64(args, "offset", &off, err);
-	if (rc == 0)
-		rc = arg_u64(args, "len", &len, err);
+		rc = arg_range(args, &off, &len, err);
 	if (rc < 0)
 		goto out;
-	if (len > DMN_RESULT_READ_BYTES_MAX)
-		len = DMN_RESULT_READ_BYTES_MAX;
 	dmn__mutex_lock(&r->mu);
 	{
 		const rm_run *run = rm_state_run(&r->st, run_id);
@@ -752,13 +760,9 @@ static int op_logs_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	if (rc == 0)
 		rc = arg_str(args, "run", &run_id, err);
 	if (rc == 0)
-		rc = arg_u64(args, "offset", &off, err);
-	if (rc == 0)
-		rc = arg_u64(args, "len", &len, err);
+		rc = arg_range(args, &off, &len, err);
 	if (rc < 0)
 		goto out;
-	if (len > DMN_RESULT_READ_BYTES_MAX)
-		len = DMN_RESULT_READ_BYTES_MAX;
 	dmn__mutex_lock(&r->mu);
 	rc = rm_check_read_logs(&r->st, s->key, run_id, err);
 	if (rc == 0) {
@@ -789,9 +793,7 @@ static int op_data_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	if (rc == 0)
 		rc = arg_str(args, "dataset", &ds, err);
 	if (rc == 0)
-		rc = arg_u64(args, "offset", &off, err);
-	if (rc == 0)
-		rc = arg_u64(args, "len", &len, err);
+		rc = arg_range(args, &off, &len, err);
 	if (rc == 0 && dcr_mp_get(args, "sha256")) {
 		rc = dcr_mp_get_binn(args, "sha256", want, sizeof want, err);
 		pinned = rc == 0;
@@ -800,8 +802,6 @@ static int op_data_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 		rc = arg_str(args, "file", &file, err);
 	if (rc < 0)
 		goto out;
-	if (len > DMN_RESULT_READ_BYTES_MAX)
-		len = DMN_RESULT_READ_BYTES_MAX;
 	dmn__mutex_lock(&r->mu);
 	if (!rm_may_read_data(&r->st, s->key, ds)) {
 		rc = dcr_err_set(err, DCR_EDENIED, "you are not an owner of dataset %s", ds);
@@ -1383,15 +1383,11 @@ static int op_dev_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *r
 	if (rc == 0)
 		rc = arg_str(args, "what", &what, err);
 	if (rc == 0)
-		rc = arg_u64(args, "offset", &off, err);
-	if (rc == 0)
-		rc = arg_u64(args, "len", &len, err);
+		rc = arg_range(args, &off, &len, err);
 	if (rc == 0 && strcmp(what, "result") != 0 && strcmp(what, "logs") != 0)
 		rc = dcr_err_set(err, DCR_EINVALID, "argument what: \"result\" or \"logs\"");
 	if (rc < 0)
 		goto out;
-	if (len > DMN_RESULT_READ_BYTES_MAX)
-		len = DMN_RESULT_READ_BYTES_MAX;
 	dmn__mutex_lock(&r->mu);
 	rc = rm_check_dev_read(&r->st, s->key, id, err);
 	if (rc == 0) {
