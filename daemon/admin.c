@@ -811,9 +811,9 @@ static int expect_blob(struct verify_blobs *v, const char *id, const uint8_t wan
 	rc = blob_sha(v->t->blobs, id, sha, err);
 	if (rc == 0 && memcmp(sha, want, 32) != 0)
 		rc = dcr_err_set(err, DCR_EINTEGRITY,
-		                 "its SHA-256 differs from the one the log records");
-	if (rc < 0)
-		dcr_err_prefix(err, "room %s: %s %s: blob %s", room, what, name, id);
+		                 "blob %s: its SHA-256 differs from the one the log records", id);
+	if (rc < 0) /* blob_sha's message names the blob */
+		dcr_err_prefix(err, "room %s: %s %s", room, what, name);
 	return rc;
 }
 
@@ -860,8 +860,6 @@ static int verify_blobs(dmn *t, uint64_t *checked, dcr_err *err)
 		if (v.done[i])
 			continue;
 		rc = blob_sha(t->blobs, v.ids[i], sha, err);
-		if (rc < 0)
-			dcr_err_prefix(err, "blob %s", v.ids[i]);
 	}
 	*checked = v.n;
 	free(v.ids);
