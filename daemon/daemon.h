@@ -2,7 +2,7 @@
  *
  * dmn_run opens (creating) the data directory, replays every room, serves
  * the protocol of docs/protocol.md on a unix socket until SIGTERM/SIGINT,
- * then shuts down cleanly. See docs/daemon.md for the data directory. */
+ * then shuts down cleanly; SIGHUP reloads (dmn_options.reload). See docs/daemon.md for the data directory. */
 #ifndef DCR_DAEMON_H
 #define DCR_DAEMON_H
 
@@ -35,6 +35,14 @@ typedef struct dmn_options {
 	 * /proc/self/exe (dcrd itself; tests that run dmn_run in-process give
 	 * the dcrd binary). */
 	const char *sandbox_exe;
+	/* SIGHUP: the options as they would be read now (main.c: the
+	 * configuration file and the command line again). Fills
+	 * next->log_level and next->idle_timeout_ms, which dmn_run applies at
+	 * once, and msg with what changed but needs a restart (may be empty);
+	 * -1 with msg saying why: nothing is applied. NULL: SIGHUP is logged
+	 * and ignored. Called on the loop thread. */
+	int (*reload)(void *arg, struct dmn_options *next, char *msg, size_t cap);
+	void *reload_arg;
 } dmn_options;
 
 #define DMN_IMAGE_CACHE_OFF UINT64_MAX

@@ -25,7 +25,8 @@ void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
 	char t[40], msg[1024];
 	va_list ap;
 
-	if (d && lvl > d->opt.log_level)
+	/* atomic: SIGHUP may change it (server.c) */
+	if (d && lvl > (enum dmn_log_level)__atomic_load_n(&d->opt.log_level, __ATOMIC_RELAXED))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);

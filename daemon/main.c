@@ -1,4 +1,16 @@
-/* main.c: dcrd's command line. Everything else is in dmn_run (server.c). */
+/* main.c: dcrd's command line and its configuration file. Everything else
+ * is in dmn_run (server.c).
+ *
+ * The configuration file (--config FILE, else DCR_CONFIG_DEFAULT when the
+ * build sets it and the file exists) holds "key = value" lines (a flag: the
+ * key alone), each key a long option of the table in parse_options; each
+ * line becomes one "--key=value" argument placed before the command line,
+ * and one getopt loop reads both, so the command line wins and every
+ * option is valid in the file with no table of its own. SIGHUP (server.c)
+ * calls reload(), which reads the file again the same way; the options of
+ * live_keys take effect at once, the others at the next start
+ * (docs/operations.md). */
+#include <ctype.h>
 #include <getopt.h>
 #include <stddef.h>
 
@@ -8,16 +20,41 @@
 /* Enough for one frame of DCR_FRAME_BYTES_MAX and its unpacking. */
 #define FRAME_BUDGET_MB_MIN 8u
 
+/* The configuration file read when no --config is given (if it exists):
+ * the package sets /etc/dcr/dcrd.conf, builds from the tree none. */
+#ifndef DCR_CONFIG_DEFAULT
+#define DCR_CONFIG_DEFAULT ""
+#endif
+#define CONFIG_BYTES_MAX (64u * 1024)
+#define CONFIG_LINES_MAX 256u
+#define PARSE_HELP       (-1)
+#define OPT_CONFIG       1000
+
+/* Options a reload (SIGHUP) applies at once; server.c applies them. */
+static const char *const live_keys[] = {"log-level", "idle-timeout-ms"};
+
+/* During a reload usage() stays quiet: the error line says it all. */
+static bool quiet_usage;
+/* Set while getopt's loop runs: an error then is about argv[optind - 1]. */
+static bool in_loop;
+
 static void usage(FILE *f)
 {
+	if (quiet_usage && f == stderr)
+		return;
 	fprintf(f,
 	        "usage: dcrd --data DIR [--socket PATH] [--idle-timeout-ms N] [--log-level LEVEL]\n"
 	        "            [--image-cache-mb N] [--frame-budget-mb N] [--script-max-LIMIT N]\n"
+	        "            [--config FILE]\n"
 	        "       dcrd restore --data DIR [--keys KEYDIR] BACKUP   (dcrd restore --help)\n"
 	        "\n"
 	        "The dcr clean room host. Runs in the foreground, logs to stderr (one line\n"
-	        "per request), stops cleanly on SIGTERM or SIGINT.\n"
+	        "per request), stops cleanly on SIGTERM or SIGINT, re-reads its\n"
+	        "configuration file on SIGHUP.\n"
 	        "\n"
+	        "  --config FILE          read options from FILE first: one \"key = value\" per\n"
+	        "                         line (a flag: the key alone), key a long option\n"
+	        "                         below; the command line wins (default: %s)\n"
 	        "  --data DIR             data directory (created on first start): event log,\n"
 	        "                         encrypted blobs, daemon key (daemon.pem), master key\n"
 	        "                         (master.key). One dcrd per directory (DIR/lock).\n"
@@ -45,13 +82,146 @@ static void usage(FILE *f)
 	        "  --help                 this text\n"
 	        "\n"
 	        "Prints \"dcrd: listening on PATH\" to stderr when ready. See docs/daemon.md.\n",
-	        (unsigned)DMN_IDLE_TIMEOUT_MS, (unsigned long long)(DMN_IMAGE_CACHE_BYTES >> 20),
+	        DCR_CONFIG_DEFAULT[0] ? DCR_CONFIG_DEFAULT : "none", (unsigned)DMN_IDLE_TIMEOUT_MS,
+	        (unsigned long long)(DMN_IMAGE_CACHE_BYTES >> 20),
 	        (unsigned long long)(DMN_FRAME_BUDGET_BYTES >> 20), FRAME_BUDGET_MB_MIN);
 }
 
-int main(int argc, char **argv)
+/* One configuration file, turned into arguments: args[i] is "--key=value"
+ * (or "--key") from line lines[i]. */
+typedef struct config {
+	const char *path;
+	char *text;
+	char **args;
+	unsigned *lines;
+	size_t n;
+} config;
+
+static void config_free(config *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->args[i]);
+	free(c->text);
+	free(c->args);
+	free(c->lines);
+	memset(c, 0, sizeof *c);
+}
+
+static char *trim(char *a, char *z)
+{
+	while (a < z && isspace((unsigned char)*a))
+		a++;
+	while (z > a && isspace((unsigned char)z[-1]))
+		z--;
+	*z = 0;
+	return a;
+}
+
+/* Reads path into c. Missing is no error when optional. Returns 0, or 2
+ * with the reason (file and line) on stderr. */
+static int config_read(config *c, const char *path, bool optional, const struct option *longopts)
+{
+	FILE *f = NULL;
+	char *p, *line, *next;
+	size_t len;
+	unsigned lineno = 0;
+	int rc = 2;
+
+	memset(c, 0, sizeof *c);
+	c->path = path;
+	f = fopen(path, "re");
+	if (!f) {
+		if (optional && errno == ENOENT) {
+			rc = 0;
+			goto out;
+		}
+		fprintf(stderr, "dcrd: configuration file %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	c->text = dcr_malloc(CONFIG_BYTES_MAX + 1);
+	len = fread(c->text, 1, CONFIG_BYTES_MAX + 1, f);
+	if (ferror(f)) {
+		fprintf(stderr, "dcrd: configuration file %s: read error\n", path);
+		goto out;
+	}
+	if (len > CONFIG_BYTES_MAX) {
+		fprintf(stderr, "dcrd: configuration file %s: larger than %u bytes\n", path,
+		        CONFIG_BYTES_MAX);
+		goto out;
+	}
+	c->text[len] = 0;
+	if (memchr(c->text, 0, len)) {
+		fprintf(stderr, "dcrd: configuration file %s: contains a NUL byte\n", path);
+		goto out;
+	}
+	c->args = dcr_calloc(CONFIG_LINES_MAX, sizeof *c->args);
+	c->lines = dcr_calloc(CONFIG_LINES_MAX, sizeof *c->lines);
+	for (line = c->text; line && *line; line = next) {
+		char *eq, *key, *val = NULL, *arg;
+		const struct option *o;
+
+		lineno++;
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		p = trim(line, line + strlen(line));
+		if (*p == 0 || *p == '#')
+			continue;
+		eq = strchr(p, '=');
+		if (eq) {
+			*eq = 0;
+			val = trim(eq + 1, eq + 1 + strlen(eq + 1));
+		}
+		key = trim(p, p + strlen(p));
+		for (o = longopts; o->name; o++)
+			if (strcmp(o->name, key) == 0)
+				break;
+		if (!o->name || strcmp(key, "config") == 0 || strcmp(key, "help") == 0) {
+			fprintf(stderr,
+			        "dcrd: %s line %u: \"%s\" is not an option of dcrd (see dcrd "
+			        "--help; write the long name without --)\n",
+			        path, lineno, key);
+			goto out;
+		}
+		if (o->has_arg == no_argument && val) {
+			fprintf(stderr,
+			        "dcrd: %s line %u: %s takes no value: write \"%s\" alone to set "
+			        "it, leave it out otherwise\n",
+			        path, lineno, key, key);
+			goto out;
+		}
+		if (o->has_arg == required_argument && (!val || !*val)) {
+			fprintf(stderr, "dcrd: %s line %u: %s needs a value: %s = VALUE\n", path,
+			        lineno, key, key);
+			goto out;
+		}
+		if (c->n == CONFIG_LINES_MAX) {
+			fprintf(stderr, "dcrd: %s line %u: more than %u options\n", path, lineno,
+			        CONFIG_LINES_MAX);
+			goto out;
+		}
+		/* one argument per line, so an error names its line */
+		arg = dcr_asprintf("--%s%s%s", key, val ? "=" : "", val ? val : "");
+		c->args[c->n] = arg;
+		c->lines[c->n] = lineno;
+		c->n++;
+	}
+	rc = 0;
+out:
+	if (f)
+		fclose(f);
+	if (rc)
+		config_free(c);
+	return rc;
+}
+
+/* The getopt loop over argv into *out. With table set it only gives the
+ * table of options (config_read checks keys against it). Returns 0,
+ * PARSE_HELP (--help printed) or 2 (usage error printed). */
+static int parse_options(int argc, char **argv, dmn_options *out, const struct option **table)
 {
 	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, OPT_CONFIG},
 	    {"data", required_argument, NULL, 'd'},
 	    {"socket", required_argument, NULL, 's'},
 	    {"idle-timeout-ms", required_argument, NULL, 'i'},
@@ -70,21 +240,20 @@ int main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	dmn_options opt;
-	dcr_err err;
 	int c, lvl;
 
-	/* a python/r sandbox child (compute_sandbox.h), before anything else */
-	if (argc > 1 && strcmp(argv[1], CMP_SANDBOX_ARGV) == 0)
-		return cmp_sandbox_child_main(argc, argv);
-
-	if (argc > 1 && strcmp(argv[1], "restore") == 0) /* admin.c */
-		return dmn_restore_main(argc - 1, argv + 1);
-
+	if (table) {
+		*table = longopts;
+		return 0;
+	}
 	memset(&opt, 0, sizeof opt);
 	opt.log_level = DMN_LOG_INFO;
-	dcr_err_clear(&err);
+	optind = 0; /* glibc: start afresh (a reload parses again) */
+	in_loop = true;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
+		case OPT_CONFIG: /* read before (parse_all) */
+			break;
 		case 'd':
 			opt.data_dir = optarg;
 			break;
@@ -199,12 +368,13 @@ int main(int argc, char **argv)
 		}
 		case 'h':
 			usage(stdout);
-			return 0;
+			return PARSE_HELP;
 		default:
 			usage(stderr);
 			return 2;
 		}
 	}
+	in_loop = false;
 	if (optind < argc) {
 		fprintf(stderr, "dcrd: unexpected argument %s\n", argv[optind]);
 		usage(stderr);
@@ -215,9 +385,168 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	*out = opt;
+	return 0;
+}
+
+/* The configuration file named on the command line (--config), else the
+ * default; NULL if none. */
+static const char *config_path(int argc, char **argv, const struct option *longopts, bool *optional)
+{
+	char **copy = dcr_calloc((size_t)argc + 1, sizeof *copy);
+	const char *path = NULL;
+	int c, saved = opterr;
+
+	memcpy(copy, argv, (size_t)argc * sizeof *copy);
+	opterr = 0; /* the real parse reports errors */
+	optind = 0;
+	while ((c = getopt_long(argc, copy, "", longopts, NULL)) != -1)
+		if (c == OPT_CONFIG)
+			path = optarg;
+	opterr = saved;
+	free(copy);
+	*optional = false;
+	if (!path && DCR_CONFIG_DEFAULT[0]) {
+		path = DCR_CONFIG_DEFAULT;
+		*optional = true;
+	}
+	return path;
+}
+
+/* The configuration file and the command line, in that order, into *out;
+ * conf keeps the strings *out points to (config_free after use). */
+typedef struct parsed {
+	config conf;
+	char **argv; /* argv[0], the file's arguments, the command line */
+} parsed;
+
+static void parsed_free(parsed *p)
+{
+	config_free(&p->conf);
+	free(p->argv);
+	p->argv = NULL;
+}
+
+static int parse_all(int argc, char **argv, parsed *p, dmn_options *out)
+{
+	const struct option *longopts = NULL;
+	const char *path;
+	bool optional;
+	int rc, n;
+
+	memset(p, 0, sizeof *p);
+	parse_options(0, NULL, NULL, &longopts);
+	path = config_path(argc, argv, longopts, &optional);
+	if (path && (rc = config_read(&p->conf, path, optional, longopts)))
+		return rc;
+	n = argc + (int)p->conf.n;
+	p->argv = dcr_calloc((size_t)n + 1, sizeof *p->argv);
+	p->argv[0] = argv[0];
+	for (size_t i = 0; i < p->conf.n; i++)
+		p->argv[1 + i] = p->conf.args[i];
+	for (int i = 1; i < argc; i++)
+		p->argv[(int)p->conf.n + i] = argv[i];
+	in_loop = false;
+	rc = parse_options(n, p->argv, out, NULL);
+	/* an option of the file that failed: say where it is */
+	if (rc == 2 && in_loop && optind >= 2 && (size_t)optind - 1 <= p->conf.n)
+		fprintf(stderr, "dcrd: (the option above is line %u of %s)\n",
+		        p->conf.lines[optind - 2], p->conf.path);
+	return rc;
+}
+
+/* What main parsed at start, for reload. */
+static struct {
+	int argc;
+	char **argv;
+	parsed now;
+} g;
+
+static bool is_live(const char *arg, size_t keylen)
+{
+	for (size_t i = 0; i < sizeof live_keys / sizeof live_keys[0]; i++)
+		if (strlen(live_keys[i]) == keylen && memcmp(arg + 2, live_keys[i], keylen) == 0)
+			return true;
+	return false;
+}
+
+static bool has_arg(const config *c, const char *arg)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (strcmp(c->args[i], arg) == 0)
+			return true;
+	return false;
+}
+
+/* SIGHUP (server.c, loop thread): the file and the command line again.
+ * Fills the live options of *next; msg names the options that changed
+ * and wait for a restart, or says why nothing changed (-1). */
+static int reload(void *arg, dmn_options *next, char *msg, size_t cap)
+{
+	parsed p;
+	dmn_options o;
+	size_t used = 0;
+	int rc;
+
+	(void)arg;
+	msg[0] = 0;
+	quiet_usage = true;
+	rc = parse_all(g.argc, g.argv, &p, &o);
+	quiet_usage = false;
+	if (rc) {
+		parsed_free(&p);
+		snprintf(msg, cap, "%s: error (line above): the settings stay as they were",
+		         g.now.conf.path ? g.now.conf.path : "the command line");
+		return -1;
+	}
+	memset(next, 0, sizeof *next);
+	next->log_level = o.log_level;
+	next->idle_timeout_ms = o.idle_timeout_ms;
+	/* options added, removed or changed in the file, not live */
+	for (int pass = 0; pass < 2; pass++) {
+		const config *a = pass ? &g.now.conf : &p.conf, *b = pass ? &p.conf : &g.now.conf;
+		for (size_t i = 0; i < a->n; i++) {
+			size_t keylen = strcspn(a->args[i] + 2, "=");
+			if (is_live(a->args[i], keylen) || has_arg(b, a->args[i]))
+				continue;
+			if (used + keylen + 8 < cap)
+				used +=
+				    (size_t)snprintf(msg + used, cap - used, "%s--%.*s",
+				                     used ? ", " : "", (int)keylen, a->args[i] + 2);
+		}
+	}
+	if (used)
+		snprintf(msg + used, cap - used, ": changed, take effect at the next restart");
+	parsed_free(&p);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	dmn_options opt;
+	dcr_err err;
+	int rc;
+
+	/* a python/r sandbox child (compute_sandbox.h), before anything else */
+	if (argc > 1 && strcmp(argv[1], CMP_SANDBOX_ARGV) == 0)
+		return cmp_sandbox_child_main(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "restore") == 0) /* admin.c */
+		return dmn_restore_main(argc - 1, argv + 1);
+
+	dcr_err_clear(&err);
+	g.argc = argc;
+	g.argv = argv;
+	rc = parse_all(argc, argv, &g.now, &opt);
+	if (rc) {
+		parsed_free(&g.now);
+		return rc == PARSE_HELP ? 0 : rc;
+	}
+	opt.reload = reload;
+	rc = 0;
 	if (dmn_run(&opt, &err) < 0) {
 		fprintf(stderr, "dcrd: %s\n", err.msg);
-		return 1;
+		rc = 1;
 	}
-	return 0;
+	parsed_free(&g.now);
+	return rc;
 }

@@ -119,7 +119,7 @@ struct server {
 	unsigned unauthed; /* open connections not yet authenticated */
 	uv_loop_t *loop;
 	uv_pipe_t listen;
-	uv_signal_t sig_term, sig_int;
+	uv_signal_t sig_term, sig_int, sig_hup;
 	conn *conns;
 	size_t nconns;
 	bool stopping;
@@ -909,6 +909,41 @@ static void on_signal(uv_signal_t *h, int signum)
 		conn_close(c);
 	uv_close((uv_handle_t *)&s->sig_term, NULL);
 	uv_close((uv_handle_t *)&s->sig_int, NULL);
+	uv_close((uv_handle_t *)&s->sig_hup, NULL);
+}
+
+/* SIGHUP: the options read again (dmn_options.reload); the live ones
+ * apply now: the log level, and the idle timeout of every connection
+ * from its next activity on. */
+static void on_hup(uv_signal_t *h, int signum)
+{
+	server *s = h->data;
+	dmn_options next;
+	char msg[512];
+	conn *c;
+
+	(void)signum;
+	if (s->stopping)
+		return;
+	if (!s->d->opt.reload) {
+		dmn__log(s->d, DMN_LOG_WARN, "SIGHUP: no configuration to reload");
+		return;
+	}
+	if (s->d->opt.reload(s->d->opt.reload_arg, &next, msg, sizeof msg) < 0) {
+		dmn__log(s->d, DMN_LOG_ERROR, "reload: %s", msg);
+		return;
+	}
+	__atomic_store_n(&s->d->opt.log_level, next.log_level, __ATOMIC_RELAXED);
+	s->idle_ms = next.idle_timeout_ms ? next.idle_timeout_ms : DMN_IDLE_TIMEOUT_MS;
+	for (c = s->conns; c; c = c->next)
+		if (c->authed)
+			uv_timer_set_repeat(&c->timer, s->idle_ms);
+	dmn__log(s->d, DMN_LOG_WARN, "reloaded: log-level %s, idle-timeout-ms %llu%s%s",
+	         next.log_level == DMN_LOG_ERROR  ? "error"
+	         : next.log_level == DMN_LOG_WARN ? "warn"
+	         : next.log_level == DMN_LOG_INFO ? "info"
+	                                          : "debug",
+	         (unsigned long long)s->idle_ms, msg[0] ? "; " : "", msg);
 }
 
 static int take_lock(const char *dir, int *fd_out, dcr_err *err)
@@ -1125,17 +1160,21 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	}
 	uv_signal_init(&loop, &s.sig_term);
 	uv_signal_init(&loop, &s.sig_int);
-	s.sig_term.data = s.sig_int.data = &s;
+	uv_signal_init(&loop, &s.sig_hup);
+	s.sig_term.data = s.sig_int.data = s.sig_hup.data = &s;
 	rc = uv_signal_start(&s.sig_term, on_signal, SIGTERM);
 	if (rc == 0)
 		rc = uv_signal_start(&s.sig_int, on_signal, SIGINT);
+	if (rc == 0)
+		rc = uv_signal_start(&s.sig_hup, on_hup, SIGHUP);
 	if (rc < 0) {
 		/* Without them dcrd could not be stopped cleanly: refuse to run. */
-		rc = dcr_err_set(err, DCR_EINTERNAL, "handling SIGTERM and SIGINT: %s",
+		rc = dcr_err_set(err, DCR_EINTERNAL, "handling SIGTERM, SIGINT and SIGHUP: %s",
 		                 uv_strerror(rc));
 		uv_close((uv_handle_t *)&s.listen, NULL);
 		uv_close((uv_handle_t *)&s.sig_term, NULL);
 		uv_close((uv_handle_t *)&s.sig_int, NULL);
+		uv_close((uv_handle_t *)&s.sig_hup, NULL);
 		uv_run(&loop, UV_RUN_DEFAULT);
 		unlink(s.socket_path);
 		goto out;
