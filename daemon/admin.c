@@ -435,9 +435,9 @@ int dmn__op_admin_backup_begin(dmn *d, dmn_session *s, const dcr_mpv *args, prot
 		dcr_mpw_raw(v, rooms_arr.data, rooms_arr.len);
 	}
 	dmn__log(d, DMN_LOG_INFO,
-	         "backup %s: snapshot of %zu rooms, %llu events, %zu blobs%s (copy %llu ms, "
+	         "backup %s: snapshot of %zu room%s, %llu events, %zu blobs%s (copy %llu ms, "
 	         "%llu ms in all)",
-	         b->id, nrooms, (unsigned long long)events, nids, keys ? ", with the keys" : "",
+	         b->id, nrooms, nrooms == 1 ? "" : "s", (unsigned long long)events, nids, keys ? ", with the keys" : "",
 	         (unsigned long long)copy_ms, (unsigned long long)(dcr_mono_ms() - t0));
 	s->backup = b;
 	b = NULL;
@@ -1016,10 +1016,11 @@ static int restore(const char *backup, const char *dir, const char *keys_dir, dc
 		dcr_err_prefix(err, "the backup's blobs do not verify");
 		goto out;
 	}
-	printf("restored %zu rooms (%llu events) and %llu blobs into %s in %llu ms: every room "
+	printf("restored %zu room%s (%llu events) and %llu blobs into %s in %llu ms: every room "
 	       "replays, its Merkle tree and signed checkpoint match its events, and the %llu "
 	       "blobs the logs reference authenticate and match their recorded SHA-256\n",
-	       t.rooms.n, (unsigned long long)events, (unsigned long long)nblobs, dir,
+	       t.rooms.n, t.rooms.n == 1 ? "" : "s", (unsigned long long)events,
+	       (unsigned long long)nblobs, dir,
 	       (unsigned long long)(dcr_mono_ms() - t0), (unsigned long long)checked);
 out:
 	if (snap)

@@ -493,9 +493,9 @@ static int cmd_backup(int argc, char **argv)
 	{
 		char sz[32];
 		cli_human_bytes(total, sz, sizeof sz);
-		printf("backup %s: %zu rooms (%llu events), %zu files, %s in %s; %llu ms (snapshot "
+		printf("backup %s: %zu room%s (%llu events), %zu files, %s in %s; %llu ms (snapshot "
 		       "%llu ms)%s\n",
-		       bid, json_array_size(jrooms), (unsigned long long)events,
+		       bid, json_array_size(jrooms), json_array_size(jrooms) == 1 ? "" : "s", (unsigned long long)events,
 		       json_array_size(jfiles), sz, dir, (unsigned long long)(dcr_mono_ms() - t0),
 		       (unsigned long long)copy_ms, with_keys ? "; with the keys: keep it secret" : "");
 	}
