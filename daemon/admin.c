@@ -22,9 +22,11 @@
  * every room replayed (rm_replay_step: signatures, rules), its stored
  * Merkle tree against the root of its entries, its latest checkpoint
  * (signature by the backup's daemon key, size and root), and every
- * referenced blob authenticated (AES-GCM, every chunk) and, for provisions
- * and results, equal to the SHA-256 the log records. On refusal nothing
- * stays in the target. */
+ * referenced blob authenticated (AES-GCM, every chunk) and, for provisioned
+ * files, their statistics and results, equal to the SHA-256 the log
+ * records. On refusal nothing stays in the target. What the log does not
+ * sign (which prepared table or cached result es_meta names for a file) is
+ * only authenticated, as on a running host. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -340,7 +342,7 @@ int dmn__op_admin_backup_begin(dmn *d, dmn_session *s, const dcr_mpv *args, prot
 		goto out;
 	}
 	rc = es_copy(d->store, fd, err);
-	if (rc == 0 && close(fd) < 0)
+	if (close(fd) < 0 && rc == 0)
 		rc = dcr_err_set(err, -errno, "writing %s: %s", path, strerror(errno));
 	fd = -1;
 	if (rc < 0)
@@ -817,6 +819,29 @@ static int expect_blob(struct verify_blobs *v, const char *id, const uint8_t wan
 	return rc;
 }
 
+/* The statistics blob recorded (es_meta "stats:BLOB") for a provisioned
+ * file must hold the statistics whose SHA-256 the event records. */
+static int expect_stats(struct verify_blobs *v, const char *data_blob, const uint8_t want[32],
+                        const char *room, const char *name, dcr_err *err)
+{
+	char *key, id[DMN_BLOB_HEX_BYTES];
+	dcr_buf val;
+	int rc = 0;
+
+	if (!data_blob || !dmn__blob_id_valid(data_blob))
+		return 0;
+	key = dcr_asprintf("stats:%s", data_blob);
+	dcr_buf_init(&val);
+	if (es_meta_get(v->t->store, key, &val) == 0 && val.len == DMN_BLOB_HEX_BYTES - 1) {
+		memcpy(id, val.data, val.len);
+		id[val.len] = 0;
+		rc = expect_blob(v, id, want, room, "statistics of dataset", name, err);
+	}
+	dcr_buf_release(&val);
+	free(key);
+	return rc;
+}
+
 static int verify_blobs(dmn *t, uint64_t *checked, dcr_err *err)
 {
 	struct verify_blobs v = {t, NULL, 0, NULL};
@@ -833,9 +858,17 @@ static int verify_blobs(dmn *t, uint64_t *checked, dcr_err *err)
 			if (!p->present)
 				continue;
 			rc = expect_blob(&v, p->blob, p->sha256, r->hex, "dataset", p->dataset, err);
-			for (k = 0; rc == 0 && k < p->ndrops; k++)
+			if (rc == 0 && !p->ndrops)
+				rc = expect_stats(&v, p->blob, p->stats_sha256, r->hex, p->dataset,
+				                  err);
+			for (k = 0; rc == 0 && k < p->ndrops; k++) {
 				rc = expect_blob(&v, p->drops[k].blob, p->drops[k].sha256, r->hex,
 				                 "dataset", p->dataset, err);
+				if (rc == 0)
+					rc = expect_stats(&v, p->drops[k].blob,
+					                  p->drops[k].stats_sha256, r->hex,
+					                  p->dataset, err);
+			}
 		}
 		for (j = 0; rc == 0 && j < st->nruns; j++) {
 			const rm_run *run = &st->runs[j];
