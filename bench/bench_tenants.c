@@ -978,8 +978,10 @@ int main(int argc, char **argv)
 			ops += all[o].n;
 		fails += all[o].fail;
 	}
-	printf("legitimate clients, %.1f s: %llu operations, %.1f/s, %llu failed\n", t1 - t0,
-	       (unsigned long long)ops, (double)ops / (t1 - t0), (unsigned long long)fails);
+	printf("legitimate clients: %llu operations in %.1f s (the %.0f s load, then the runs it "
+	       "requested), %.1f/s, %llu failed\n",
+	       (unsigned long long)ops, t1 - t0, seconds, (double)ops / (t1 - t0),
+	       (unsigned long long)fails);
 	printf("  %-24s %8s %8s %9s %9s %9s %9s %6s\n", "operation", "count", "per s", "p50 ms",
 	       "p95 ms", "p99 ms", "max ms", "failed");
 	for (int o = 0; o < NOPS; o++) {
