@@ -316,11 +316,10 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 		rc = arg_str(args, "file", &file, err);
 	if (rc < 0)
 		goto out;
-	if (file && strlen(file) > DCR_RM_FILE_NAME_BYTES_MAX) {
-		rc = dcr_err_set(err, DCR_ELIMIT, "file name longer than %u bytes",
-		                 (unsigned)DCR_RM_FILE_NAME_BYTES_MAX);
+	/* the file name rule of rm_apply (which would refuse the provision),
+	 * before any byte is stored */
+	if ((rc = rm_file_name_check(file ? file : "", file ? strlen(file) : 0, err)) < 0)
 		goto out;
-	}
 	if (s->nuploads >= DMN_UPLOADS_MAX) {
 		rc = dcr_err_set(err, DCR_ELIMIT, "more than %u uploads open on this connection",
 		                 (unsigned)DMN_UPLOADS_MAX);

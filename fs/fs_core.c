@@ -119,6 +119,21 @@ void fs__set_dserr_locked(fs *f, const char *dataset, char *msg)
 	e->msg = msg;
 }
 
+int fs__file_name_refused(fs *f, const char *dataset, const char *name)
+{
+	dcr_err err = {0};
+	char ts[32];
+	if (rm_file_name_check(name, strlen(name), &err) == 0)
+		return 0;
+	/* the message says what is wrong and where without the name's bytes */
+	fs__iso_time(dcr_now_ms(), ts);
+	fs__set_dserr_locked(f, dataset,
+	                     dcr_asprintf("%s refused a file name: %s", ts, err.msg));
+	free(f->last_error);
+	f->last_error = dcr_asprintf("%s %s: %s", ts, dataset, err.msg);
+	return -EINVAL;
+}
+
 void fs__set_dserr(fs *f, const char *dataset, char *msg)
 {
 	pthread_mutex_lock(&f->mu);
@@ -1053,6 +1068,8 @@ int fs_create(fs *f, uint64_t parent, const char *name, int flags, fs_attr *attr
 			rc = -EACCES;
 			goto out;
 		}
+		if (!fs__reserved_ds_name(name) && (rc = fs__file_name_refused(f, pd.ds, name)))
+			goto out;
 	} else if (pd.kind == K_ROOT) {
 		if (!fs_is_temp_name(name) || !fs__is_creator(f)) {
 			rc = -EACCES;
@@ -1413,6 +1430,9 @@ int fs_rename(fs *f, uint64_t parent, const char *name, uint64_t newparent, cons
 		rc = -EXDEV;
 		goto out_locked;
 	}
+	if (pd.kind == K_DS && !fs__reserved_ds_name(newname) &&
+	    (rc = fs__file_name_refused(f, pd.ds, newname)))
+		goto out_locked;
 	int exists = fs__resolve_child(f, parent, &pd, newname, &nd);
 	if (d.kind == K_DS_DATA && pd.kind == K_DS && !fs_is_temp_name(newname) &&
 	    fs__may_write(f, &d) && !(exists == 0 && (flags & RENAME_NOREPLACE)) &&

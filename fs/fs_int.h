@@ -310,6 +310,10 @@ bool fs__may_write(fs *f, const struct desc *d);
 int fs__fill_attr(fs *f, uint64_t ino, const struct desc *d, fs_attr *a);
 
 bool fs__reserved_ds_name(const char *name);
+/* 0 when name may be provisioned into dataset (rm_file_name_check); else
+ * records why in datasets/NAME/status and the last error (never quoting
+ * the name) and returns -EINVAL. f->mu held. */
+int fs__file_name_refused(fs *f, const char *dataset, const char *name);
 
 /* ---- fs_gen.c: generated files ------------------------------------------- */
 

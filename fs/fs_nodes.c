@@ -790,6 +790,8 @@ void fs_dir_free(fs_dir *d)
 
 bool fs__reserved_ds_name(const char *name)
 {
-	return strcmp(name, "schema.json") == 0 || strcmp(name, "status") == 0 ||
-	       strcmp(name, "stats.json") == 0;
+	for (size_t i = 0; i < RM_DS_OWN_FILES; i++)
+		if (strcmp(name, rm_ds_own_files[i]) == 0)
+			return true;
+	return false;
 }

@@ -778,6 +778,14 @@ int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 	dcr_buf_init(&rb);
 	dcr_buf_init(&body);
 	proto_map_init(&m);
+	/* the file name rule of rm_apply, before a byte is sent; the message
+	 * never quotes the name (it may hold terminal escapes) */
+	rc = rm_file_name_check(file_name ? file_name : "", file_name ? strlen(file_name) : 0,
+	                        err);
+	if (rc < 0) {
+		dcr_err_prefix(err, "cannot provision dataset %s under this file name", dataset);
+		goto out;
+	}
 	put_room(&m, room);
 	dcr_mpw_str(proto_map_key(&m, "dataset"), dataset);
 	dcr_mpw_str(proto_map_key(&m, "file"), file_name ? file_name : "");

@@ -217,16 +217,106 @@ void rm_drops_sha256(const rm_drop *drops, size_t n, uint8_t out[32])
 	free(cat);
 }
 
-bool rm_drop_name_valid(const char *file)
+/* The code point of the UTF-8 sequence at s[i..n) and its length in *k,
+ * or -1 when it is not valid UTF-8 (overlong, surrogate, past U+10FFFF,
+ * truncated, stray continuation byte). */
+static int32_t utf8_at(const uint8_t *s, size_t n, size_t i, size_t *k)
 {
-	size_t n = file ? strlen(file) : 0;
-	if (n == 0 || n > DCR_RM_FILE_NAME_BYTES_MAX || strcmp(file, ".") == 0 ||
-	    strcmp(file, "..") == 0)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (file[i] == '/' || (unsigned char)file[i] < 0x20 || file[i] == 0x7f)
-			return false;
-	return true;
+	uint8_t b = s[i];
+	uint32_t cp;
+	size_t m;
+	if (b < 0x80) {
+		*k = 1;
+		return b;
+	}
+	if ((b & 0xe0) == 0xc0) {
+		m = 1;
+		cp = b & 0x1f;
+	} else if ((b & 0xf0) == 0xe0) {
+		m = 2;
+		cp = b & 0x0f;
+	} else if ((b & 0xf8) == 0xf0) {
+		m = 3;
+		cp = b & 0x07;
+	} else {
+		return -1;
+	}
+	if (n - i <= m)
+		return -1;
+	for (size_t j = 1; j <= m; j++) {
+		if ((s[i + j] & 0xc0) != 0x80)
+			return -1;
+		cp = cp << 6 | (s[i + j] & 0x3f);
+	}
+	if ((m == 1 && cp < 0x80) || (m == 2 && cp < 0x800) || (m == 3 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return -1;
+	*k = m + 1;
+	return (int32_t)cp;
+}
+
+/* What kind of character the rule refuses cp as, or NULL (docs/rules.md
+ * "File names"). */
+static const char *file_name_bad_char(uint32_t cp)
+{
+	if (cp == '/')
+		return "'/'";
+	if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f))
+		return "a control character";
+	if (cp == 0x2028 || cp == 0x2029)
+		return "a line or paragraph separator";
+	if (cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+	    (cp >= 0x2066 && cp <= 0x2069))
+		return "a bidirectional formatting character";
+	return NULL;
+}
+
+const char *const rm_ds_own_files[RM_DS_OWN_FILES] = {"schema.json", "stats.json", "status"};
+
+int rm_file_name_check(const char *name, size_t n, dcr_err *err)
+{
+	const uint8_t *s = (const uint8_t *)name;
+	if (n == 0)
+		return dcr_err_set(err, DCR_EINVALID, "the file name is empty");
+	if (n > DCR_RM_FILE_NAME_BYTES_MAX)
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "the file name is %zu bytes long, at most %u allowed", n,
+		                   (unsigned)DCR_RM_FILE_NAME_BYTES_MAX);
+	for (size_t i = 0, k = 0; i < n; i += k) {
+		int32_t cp = utf8_at(s, n, i, &k);
+		const char *what;
+		if (cp < 0)
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "the file name is not valid UTF-8 at byte %zu (0x%02x)",
+			                   i, s[i]);
+		if ((what = file_name_bad_char((uint32_t)cp)) != NULL) {
+			if (cp < 0x80)
+				return dcr_err_set(err, DCR_EINVALID,
+				                   "the file name has %s at byte %zu (0x%02x); a file "
+				                   "name holds no '/' and no control characters",
+				                   what, i, (unsigned)cp);
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "the file name has %s at byte %zu (U+%04X); a file name "
+			                   "holds no control, line separator or bidirectional "
+			                   "formatting characters",
+			                   what, i, (unsigned)cp);
+		}
+	}
+	if ((n == 1 && name[0] == '.') || (n == 2 && name[0] == '.' && name[1] == '.'))
+		return dcr_err_set(err, DCR_EINVALID, "the file name is \"%.*s\" (a folder, not a "
+		                   "file)", (int)n, name);
+	for (size_t i = 0; i < RM_DS_OWN_FILES; i++)
+		if (strlen(rm_ds_own_files[i]) == n && memcmp(rm_ds_own_files[i], name, n) == 0)
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "the file name is \"%s\", the name of a file of the mount's "
+			                   "own in a dataset folder (schema.json, stats.json, status)",
+			                   rm_ds_own_files[i]);
+	return 0;
+}
+
+bool rm_file_name_valid(const char *name)
+{
+	return name && rm_file_name_check(name, strlen(name), NULL) == 0;
 }
 
 static uint64_t run_hash(const char *id)
@@ -889,14 +979,6 @@ static int add_drop(rm_state *s, const es_event *ev, char *dataset, char *blob, 
 	const rm_drop *old;
 	int rc = 0;
 	bbin32(ev->body, "sha256", sha);
-	if (!rm_drop_name_valid(file)) {
-		rc = dcr_err_set(err, DCR_EINVALID,
-		                 "body.file: \"%.255s\" is not a drop name (dataset %s is an "
-		                 "append dataset: each drop is named by its file name, 1 to %u "
-		                 "bytes, without '/' or control characters, not . or ..)",
-		                 file, dataset, (unsigned)DCR_RM_FILE_NAME_BYTES_MAX);
-		goto out;
-	}
 	old = rm_state_drop(s, dataset, file);
 	if (old && memcmp(old->sha256, sha, 32) == 0) {
 		char hex[65];
@@ -958,6 +1040,18 @@ static int on_withdrawn(rm_state *s, const es_event *ev, dcr_err *err)
 	return rc;
 }
 
+/* body.file of dataset.provisioned: a file name (rm_file_name_check). */
+static int file_name_rule(const dcr_mpv *body, const char *dataset, dcr_err *err)
+{
+	const char *p;
+	size_t n;
+	dcr_err e = {0};
+	int rc = dcr_mp_str(dcr_mp_get(body, "file"), &p, &n);
+	if (rc == 0 && rm_file_name_check(p, n, &e) < 0)
+		rc = dcr_err_set(err, DCR_EINVALID, "body.file: %s (dataset %s)", e.msg, dataset);
+	return rc;
+}
+
 static int on_provisioned(rm_state *s, const es_event *ev, dcr_err *err)
 {
 	static const field f[] = {
@@ -982,6 +1076,8 @@ static int on_provisioned(rm_state *s, const es_event *ev, dcr_err *err)
 		rc = dcr_err_set(err, DCR_EFORMAT, "body.blob: empty blob id");
 		goto out;
 	}
+	if ((rc = file_name_rule(ev->body, dataset, err)))
+		goto out;
 	if (rm_def_dataset(s->def, dataset)->append) {
 		rc = add_drop(s, ev, dataset, blob, err);
 		if (rc == 0)

@@ -471,9 +471,20 @@ int rm_check_deprovision(const rm_state *s, const uint8_t key[32], const char *d
  * names one of its drops. */
 int rm_check_withdraw(const rm_state *s, const uint8_t key[32], const char *dataset,
                       const char *file, dcr_err *err);
-/* A drop's file name: 1..DCR_RM_FILE_NAME_BYTES_MAX bytes, no '/', no
- * control character, not "." or "..". */
-bool rm_drop_name_valid(const char *file);
+/* The file name rule (docs/rules.md "File names"): what body.file of a
+ * dataset.provisioned (every dataset kind; in an append dataset the drop's
+ * name) may be. name[0..n): 1..DCR_RM_FILE_NAME_BYTES_MAX bytes of valid
+ * UTF-8; no '/', no control character (C0, DEL, C1), no U+2028/U+2029,
+ * no bidirectional formatting character (U+061C, U+200E, U+200F,
+ * U+202A..U+202E, U+2066..U+2069); not "." or ".."; not one of
+ * rm_ds_own_files (the mount's own files in a dataset folder). Returns 0,
+ * or DCR_EINVALID with a message saying what is wrong and at which byte,
+ * which never quotes a byte of the name the rule refuses. rm_apply holds
+ * provisions to it; the CLI and the mount call it to refuse early. */
+int rm_file_name_check(const char *name, size_t n, dcr_err *err);
+bool rm_file_name_valid(const char *name); /* NUL-terminated; NULL: false */
+#define RM_DS_OWN_FILES 3
+extern const char *const rm_ds_own_files[RM_DS_OWN_FILES];
 /* Run: published, computation exists, an analyst of it, under
  * settings.require_provisioned every required dataset it reads
  * (transitively) is provisioned, and for a DP computation no dataset it

@@ -34,6 +34,10 @@ static const char provision_usage[] =
     "Into an append dataset (\"drops\": \"append\") FILE is one drop, named by its\n"
     "file name: the same file (name and bytes) again is already in and changes\n"
     "nothing; the same name with other bytes replaces that drop.\n"
+    "FILE's name (the part after the last '/'; \"stdin\" for \"-\") is recorded\n"
+    "and shown to every participant: it must be 1 to 255 bytes of UTF-8 without\n"
+    "control, line separator or bidirectional formatting characters, and not\n"
+    "., .., schema.json, stats.json or status (docs/rules.md \"File names\").\n"
     "Shows progress on stderr when it is a terminal.\n";
 
 /* Reads the file for cl_provision (which hashes what it sends and refuses

@@ -60,7 +60,8 @@ expect_contains "$E2E_OUT" "invalid: seq 3 (dataset.provisioned)"
 # build_cases: inputs and schema of run.completed, keys that are not
 # points, JSON limits, the SQL tokenizer, SQL that does not compile, data
 # provisioned again, development runs reading another's dataset or with
-# development off, an empty export) gets the same verdict from the
+# development off, file names that forge lines or break the mount's
+# folder, an empty export) gets the same verdict from the
 # independent verifier written from docs/rules.md and docs/room-format.md.
 n=0
 for f in "$T"/f/*.export; do
@@ -70,14 +71,14 @@ for f in "$T"/f/*.export; do
 		rules-privacy-ok-having.* | \
 		rules-sql-does-not-compile.* | \
 		rules-quoted-identifiers.* | \
-		rules-reprovisioned-old-hash.* | rules-drops-ok.* | rules-dev-ok.* | rules-request-ok.* | \
+		rules-reprovisioned-old-hash.* | rules-drops-ok.* | rules-file-name-ok.* | rules-dev-ok.* | rules-request-ok.* | \
 		rules-request-auto-ok.* | valid.*)
 		case "$v" in valid:*) ;; *) e2e_fail "$f: expected valid, got $v" ;; esac ;;
 	*) case "$v" in invalid:*) ;; *) e2e_fail "$f: expected invalid, got $v" ;; esac ;;
 	esac
 	n=$((n + 1))
 done
-[ "$n" -ge 56 ] || e2e_fail "only $n crafted exports"
+[ "$n" -ge 66 ] || e2e_fail "only $n crafted exports"
 
 # The offline log of the valid file: one line per event.
 expect_ok dcr audit log "$T/f/valid.export"

@@ -34,6 +34,25 @@ import audit_indep as ai  # noqa: E402
 Bad = ai.Bad
 
 
+
+# rules.md "File names": what body.file of dataset.provisioned may be. The
+# string is already valid UTF-8 (a str of the body); the rule is on its
+# code points.
+MOUNT_OWN_FILES = ("schema.json", "stats.json", "status")
+
+
+def file_name_ok(f):
+    if not 1 <= ubytes(f) <= FILE_MAX or f in (".", "..") or f in MOUNT_OWN_FILES:
+        return False
+    for c in f:
+        o = ord(c)
+        if (c == "/" or o < 0x20 or 0x7f <= o <= 0x9f or o in (0x2028, 0x2029) or
+                o in (0x061c, 0x200e, 0x200f) or 0x202a <= o <= 0x202e or
+                0x2066 <= o <= 0x2069):
+            return False
+    return True
+
+
 class Refused(Exception):
     """A rule refused the event (message without the seq prefix)."""
 
@@ -1751,6 +1770,8 @@ class Room:
         self.check_provision(k, b["dataset"])
         if not b["blob"]:
             refuse("body.blob: empty blob id")
+        if not file_name_ok(b["file"]):
+            refuse("body.file: not a file name")
         if self.is_append(b["dataset"]):
             self.add_drop(b)
             return
@@ -1770,9 +1791,6 @@ class Room:
 
     def add_drop(self, b):
         f, h, name = b["file"], b["sha256"], b["dataset"]
-        if (not 1 <= ubytes(f) <= FILE_MAX or f in (".", "..") or
-                any(c == "/" or ord(c) < 0x20 or ord(c) == 0x7f for c in f)):
-            refuse("body.file: not a drop name")
         dl = self.drops.setdefault(name, [])
         old = [i for i, (g, _) in enumerate(dl) if g == f]
         if old and dl[old[0]][1] == h:

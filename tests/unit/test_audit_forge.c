@@ -843,7 +843,7 @@ typedef struct rcase {
 	const char *want;
 } rcase;
 
-#define NCASES 56 /* + 8 of build_request_cases */
+#define NCASES 65 /* + 8 of build_request_cases */
 static rcase cases[NCASES];
 static size_t ncases;
 
@@ -1450,6 +1450,49 @@ static void build_cases(const tlog *l)
 		}
 		def_json = saved;
 		free(ap);
+	}
+
+	/* the file name rule (rules.md "File names"): bank_customers provisioned
+	 * under a name that forges lines, escapes a terminal or breaks the
+	 * mount's folder; and one valid name outside ASCII */
+	{
+		static char longest[DCR_RM_FILE_NAME_BYTES_MAX + 2];
+		static const struct {
+			const char *name, *file;
+		} fc[] = {
+		    {"rules-file-name-ok", "donn\xc3\xa9" "es 2026.csv"},
+		    {"rules-file-name-newline", "x.csv\nmallory provisioned y.csv"},
+		    {"rules-file-name-ansi", "\x1b[2J\x1b[31mx.csv"},
+		    {"rules-file-name-c1", "\xc2\x9b" "2Jx.csv"},
+		    {"rules-file-name-bidi", "x\xe2\x80\xaevsc.exe"},
+		    {"rules-file-name-slash", "a/b.csv"},
+		    {"rules-file-name-dotdot", ".."},
+		    {"rules-file-name-status", "status"},
+		    {"rules-file-name-long", longest},
+		};
+		memset(longest, 'x', DCR_RM_FILE_NAME_BYTES_MAX + 1);
+		for (size_t k = 0; k < sizeof fc / sizeof fc[0]; k++) {
+			tlog l5;
+			view v;
+			rm_provision p;
+			tlog_init(&l5, (uint8_t)(0x70 + k));
+			build_honest(&l5, 3); /* up to room.published */
+			memset(&p, 0, sizeof p);
+			p.dataset = "bank_customers";
+			p.blob = "b1";
+			p.bytes = 1;
+			p.rows = 1;
+			p.file = (char *)fc[k].file;
+			memset(p.sha256, 0x3f, 32);
+			rm_body_provisioned(&b, &p);
+			tlog_add(&l5, ka, RM_EV_PROVISIONED, &b);
+			c = k ? case_new(fc[k].name, 3, "body.file: ")
+			      : case_new(fc[k].name, UINT64_MAX, NULL);
+			view_of(&v, &l5);
+			export_view(&v, l5.room, NULL, &c->out);
+			view_release(&v);
+			tlog_release(&l5);
+		}
 	}
 
 	build_dev_cases();

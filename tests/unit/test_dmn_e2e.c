@@ -224,7 +224,7 @@ static void test_uploads(td *t, cl_conn *a, cl_conn *i, const uint8_t room[ES_RO
 }
 
 /* Begins an upload of dataset bank over the raw protocol (as cl_provision
- * would, file may be NULL) and sends one valid chunk; returns the upload id
+ * would; file NULL leaves the field out) and sends one valid chunk; returns the upload id
  * (its CHECKs report a failure). */
 static uint64_t raw_begin_chunk(cl_conn *a, const uint8_t room[ES_ROOM_ID_BYTES], const char *file)
 {
@@ -274,6 +274,35 @@ static void test_mid_upload_disconnect(td *t, const uint8_t room[ES_ROOM_ID_BYTE
 		goto out;
 	size0 = room_size(a, room);
 	raw_begin_chunk(a, room, "partial.csv");
+	/* dcrd refuses a name the file name rule refuses before storing a
+	 * byte (a client that skips cl_provision's check); the answer never
+	 * quotes the name */
+	{
+		static const char *const bad[] = {NULL, "x.csv\nforged", "\x1b[2Jx.csv", "status", ".."};
+		for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+			proto_map m;
+			dcr_buf args, rb;
+			dcr_mp_doc *d = NULL;
+			dcr_err err;
+			char hex[ES_ROOM_HEX_BYTES];
+			es_room_format(room, hex);
+			dcr_buf_init(&args);
+			dcr_buf_init(&rb);
+			proto_map_init(&m);
+			dcr_mpw_str(proto_map_key(&m, "room"), hex);
+			dcr_mpw_str(proto_map_key(&m, "dataset"), "bank");
+			if (bad[i])
+				dcr_mpw_str(proto_map_key(&m, "file"), bad[i]);
+			proto_map_encode(&m, &args);
+			proto_map_release(&m);
+			CHECK_FAILS(cl_call(a, "upload.begin", args.data, args.len, &rb, &d, &err), &err,
+			            "the file name");
+			CHECK(strchr(err.msg, '\n') == NULL && strchr(err.msg, 0x1b) == NULL);
+			dcr_mp_doc_free(d);
+			dcr_buf_release(&rb);
+			dcr_buf_release(&args);
+		}
+	}
 	CHECK(count_files(tmp) == 1); /* the temp file exists while uploading */
 	if (count_files(tmp) != 1) {
 		char *cmd = dcr_asprintf("ls -la %s >&2", tmp);
@@ -435,7 +464,7 @@ static void test_restart(td *t, const uint8_t room[ES_ROOM_ID_BYTES])
 		proto_map m;
 		dcr_buf args, rb;
 		dcr_mp_doc *d = NULL;
-		uint64_t up = raw_begin_chunk(a, room, NULL);
+		uint64_t up = raw_begin_chunk(a, room, "orphan.csv");
 		const char *id;
 		size_t id_n;
 		dcr_buf_init(&args);

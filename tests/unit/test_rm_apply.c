@@ -1331,6 +1331,104 @@ static dcr_buf *b_withdraw(const char *dataset, const char *file)
 	return &B;
 }
 
+static dcr_buf *b_named(const char *dataset, const char *file)
+{
+	rm_provision p = {.dataset = (char *)dataset, .blob = "blob-n", .file = (char *)file,
+	                  .rows = 1, .bytes = 2};
+	memset(p.sha256, 0x5a, 32);
+	memset(p.stats_sha256, 0x11, 32);
+	dcr_buf_init(&B);
+	rm_body_provisioned(&B, &p);
+	return &B;
+}
+
+/* The file name rule (docs/rules.md "File names"): the same verdict for a
+ * replaced dataset and an append dataset, and messages that never carry a
+ * byte of the name they refuse. */
+static void test_file_names(void)
+{
+	static const struct {
+		const char *name, *want;
+	} bad[] = {
+	    {"", "is empty"},
+	    {".", "a folder"},
+	    {"..", "a folder"},
+	    {"a/b.csv", "'/' at byte 1"},
+	    {"/", "'/' at byte 0"},
+	    {"x\nmallory: provisioned.csv", "a control character at byte 1 (0x0a)"},
+	    {"\x1b[31mred.csv", "a control character at byte 0 (0x1b)"},
+	    {"tab\t.csv", "(0x09)"},
+	    {"del\x7f.csv", "(0x7f)"},
+	    {"c1\xc2\x9b" "31m.csv", "a control character at byte 2 (U+009B)"},
+	    {"nel\xc2\x85.csv", "(U+0085)"},
+	    {"ls\xe2\x80\xa8.csv", "a line or paragraph separator at byte 2 (U+2028)"},
+	    {"ps\xe2\x80\xa9.csv", "(U+2029)"},
+	    {"rlo\xe2\x80\xaevsc.exe", "a bidirectional formatting character at byte 3 (U+202E)"},
+	    {"lri\xe2\x81\xa6.csv", "(U+2066)"},
+	    {"rlm\xe2\x80\x8f.csv", "(U+200F)"},
+	    {"alm\xd8\x9c.csv", "(U+061C)"},
+	    {"status", "the mount's own"},
+	    {"schema.json", "the mount's own"},
+	    {"stats.json", "the mount's own"},
+	};
+	static const char *const good[] = {
+	    "data.csv", "données 2026.csv", "...", ".hidden.csv", "status.csv", "Status",
+	    "a b (1).csv", "\xe2\x80\x8b" "zero-width.csv", "\xf0\x9f\x93\x8a.csv", "~x.csv",
+	};
+	char *a = t_replace(drops_def_template, "@ANNA@", F.anna_s);
+	char *def = t_edit(a, "@IAN@", F.ian_s);
+	char longest[DCR_RM_FILE_NAME_BYTES_MAX + 2];
+	dcr_err e;
+	rm_state_release(&S);
+	rm_state_init(&S, F.daemon_pub);
+	OK(F.anna, RM_EV_CREATED, b_def(def));
+	OK(F.anna, RM_EV_PUBLISHED, b_published(S.def_sha256));
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		NO(F.anna, RM_EV_PROVISIONED, b_named("once", bad[i].name), "body.file: ",
+		   bad[i].want, "(dataset once)");
+		NO(F.anna, RM_EV_PROVISIONED, b_named("daily", bad[i].name), "body.file: ",
+		   bad[i].want, "(dataset daily)");
+		/* the exported check: the same verdict, no byte of the name */
+		dcr_err_clear(&e);
+		CHECK(rm_file_name_check(bad[i].name, strlen(bad[i].name), &e) == DCR_EINVALID);
+		CHECK(!rm_file_name_valid(bad[i].name));
+		for (const char *m = e.msg; *m; m++)
+			CHECK((unsigned char)*m >= 0x20 && (unsigned char)*m < 0x7f);
+		CHECK(strstr(e.msg, "red.csv") == NULL && strstr(e.msg, "mallory") == NULL);
+	}
+	/* invalid UTF-8 never reaches rm_apply (msgpack decoding refuses
+	 * it); the exported check refuses it for the clients */
+	static const char *const not_utf8[] = {"\xff.csv", "a\xc3", "\xc0\xaf", "\xed\xa0\x80",
+	                                       "\xf4\x90\x80\x80", "\x80x"};
+	for (size_t i = 0; i < sizeof not_utf8 / sizeof not_utf8[0]; i++) {
+		dcr_err_clear(&e);
+		CHECK(rm_file_name_check(not_utf8[i], strlen(not_utf8[i]), &e) == DCR_EINVALID);
+		CHECK(strstr(e.msg, "not valid UTF-8 at byte") != NULL);
+	}
+	/* a NUL inside the given length */
+	CHECK(rm_file_name_check("a\0b", 3, NULL) == DCR_EINVALID);
+	CHECK(!rm_file_name_valid(NULL));
+	memset(longest, 'x', sizeof longest);
+	longest[DCR_RM_FILE_NAME_BYTES_MAX + 1] = '\0';
+	NO(F.anna, RM_EV_PROVISIONED, b_named("once", longest), "body.file: 256 bytes");
+	dcr_err_clear(&e);
+	CHECK(rm_file_name_check(longest, strlen(longest), &e) == DCR_EINVALID &&
+	      strstr(e.msg, "256 bytes long, at most 255") != NULL);
+	longest[DCR_RM_FILE_NAME_BYTES_MAX] = '\0';
+	OK(F.anna, RM_EV_PROVISIONED, b_named("once", longest));
+	CHECK(strcmp(rm_state_provision(&S, "once")->file, longest) == 0);
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		CHECK(rm_file_name_valid(good[i]));
+		OK(F.anna, RM_EV_PROVISIONED, b_named("once", good[i]));
+		CHECK(strcmp(rm_state_provision(&S, "once")->file, good[i]) == 0);
+		OK(F.anna, RM_EV_PROVISIONED, b_drop(good[i], 1, (uint8_t)i));
+	}
+	CHECK(rm_state_provision(&S, "daily")->ndrops == sizeof good / sizeof good[0]);
+	free(def);
+	rm_state_release(&S);
+	rm_state_init(&S, F.daemon_pub);
+}
+
 static void test_drops(void)
 {
 	char *a = t_replace(drops_def_template, "@ANNA@", F.anna_s);
@@ -1363,9 +1461,9 @@ static void test_drops(void)
 	   "counts once");
 	/* not an owner; not a drop name */
 	NO(F.ian, RM_EV_PROVISIONED, b_drop("export_2026-12-03.csv", 5, 3), "not an owner");
-	NO(F.anna, RM_EV_PROVISIONED, b_drop("", 5, 3), "not a drop name");
-	NO(F.anna, RM_EV_PROVISIONED, b_drop("a/b.csv", 5, 3), "not a drop name");
-	NO(F.anna, RM_EV_PROVISIONED, b_drop("..", 5, 3), "not a drop name");
+	NO(F.anna, RM_EV_PROVISIONED, b_drop("", 5, 3), "body.file: the file name is empty");
+	NO(F.anna, RM_EV_PROVISIONED, b_drop("a/b.csv", 5, 3), "body.file", "'/' at byte 1");
+	NO(F.anna, RM_EV_PROVISIONED, b_drop("..", 5, 3), "body.file", "a folder");
 	/* same name, other bytes: a corrected re-export replaces that drop */
 	OK(F.anna, RM_EV_PROVISIONED, b_drop("export_2026-12-01.csv", 11, 9));
 	p = rm_state_provision(&S, "daily");
@@ -1701,6 +1799,7 @@ int main(void)
 	test_dp_definition();
 	test_actor_name();
 	test_drops();
+	test_file_names();
 	test_dev_runs();
 	rm_state_release(&S);
 	t_fixture_release(&F);
