@@ -97,6 +97,7 @@ cmp -s "$T/back.csv" "$T/small.csv" || e2e_fail "the stored file changed: $(cat 
 if [ -c /dev/fuse ] && command -v fusermount3 >/dev/null 2>&1; then
 	mount_as anna "$B" "$T/anna"
 	expect_fail cp "$T/more.csv" "$T/anna/datasets/big/"
+	expect_stderr "File too large"
 	expect_contains "$T/anna/datasets/big/status" "key upload quota"
 	mount_stop "$T/anna"
 	mount_check_logs
