@@ -120,6 +120,17 @@
 #define DCR_SQL_QUERY_BYTES_MAX (64u * 1024)
 #define DCR_SQL_COLS_MAX 256u                     /* result columns */
 
+/* quotas: disk per room, per key and per run (issue 14; docs/daemon.md
+ * "Limits and quotas", docs/compute.md "Temporary disk") */
+#define DCR_SQL_TMP_BYTES_DEFAULT (1024ull * 1024 * 1024) /* temp files of one SQL run */
+#define DMN_QUOTA_RUN_TMP_MB (DCR_SQL_TMP_BYTES_DEFAULT >> 20) /* --max-run-tmp-mb */
+#define DMN_QUOTA_ROOM_BLOB_MB (256ull * 1024)    /* --max-room-blob-mb: uploads in one room */
+#define DMN_QUOTA_KEY_BLOB_MB (128ull * 1024)     /* --max-key-blob-mb: one key's uploads */
+#define DMN_QUOTA_KEY_DISK_MB (160ull * 1024)     /* --max-key-disk-mb: uploads + runs' temp */
+#define DMN_QUOTA_MB_MAX (1ull << 30)             /* any of them: 1 PiB */
+#define DMN_UPLOAD_EXPIRY_S (DMN_UPLOAD_PENDING_MS / 1000) /* --upload-expiry-s */
+#define DMN_UPLOAD_EXPIRY_S_MAX (30u * 24 * 3600)
+
 /* differential privacy (compute/cmp_noise.c, docs/privacy.md) */
 #define DCR_NOISE_PARAM_MAX (1ull << 62)          /* discrete Laplace s and t */
 #define DCR_NOISE_SCALE_MAX (1ull << 40)          /* discrete Laplace scale t/s */

@@ -25,7 +25,9 @@ static const char *const classes[] = {
     "script error", "cpu limit", "process limit", "output limit", "tmp limit",
     "output rule", "script result invalid", "sandbox unavailable", "limit past host maximum",
     /* synthetic runs */
-    "too few rows"};
+    "too few rows",
+    /* SQL runs: temporary files past their quota (cmp_tmpvfs.c) */
+    "temp disk limit"};
 
 const char *cmp_error_class(const dcr_err *err)
 {
@@ -34,6 +36,8 @@ const char *cmp_error_class(const dcr_err *err)
 	case DCR_ETIMEOUT:
 		return "time limit";
 	case DCR_ELIMIT:
+		if (strstr(m, "temporary disk limit")) /* cmp_sql.c's tmp_error */
+			return "temp disk limit";
 		if (strstr(m, "host's maximum")) /* jobs.c, a definition's limit */
 			return "limit past host maximum";
 		if (strstr(m, "memory"))

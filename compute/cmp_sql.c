@@ -148,6 +148,7 @@ static void sqlite_setup(void)
 	/* The global memory statistics take a mutex on every allocation. */
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	sqlite3_initialize();
+	cmp__tmp_register(); /* every connection's temp files: cmp_tmpvfs.c */
 }
 
 static void sqlite_once_init(void)
@@ -216,7 +217,7 @@ static int open_plain(sqlite3 **db, dcr_err *err)
 	if (sqlite3_open_v2(":memory:", db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
 	                        SQLITE_OPEN_EXRESCODE,
-	                    NULL) != SQLITE_OK) {
+	                    cmp__tmp_vfs()) != SQLITE_OK) {
 		int rc = sql_err(*db, err, "cannot open SQLite");
 		sqlite3_close(*db);
 		*db = NULL;
@@ -418,6 +419,7 @@ enum { FILL_IMAGES, FILL_EMPTY, FILL_PROBE };
 
 struct run {
 	sqlite3 *db;
+	struct cmp__tmp_acct *tmp; /* its temp files (cmp_tmpvfs.c) */
 	bool *known; /* per result column: type from a declaration or values */
 	uint64_t deadline_ms;
 	uint64_t time_ms;
@@ -817,6 +819,15 @@ static void rowset_release(struct rowset *s)
 	free(s->hash);
 }
 
+/* The run's temporary files reached their quota (or their key's). */
+static int tmp_error(const struct run *r, dcr_err *err)
+{
+	return dcr_err_set(err, DCR_ELIMIT,
+	                   "query exceeded its temporary disk limit of %llu bytes (sorts and "
+	                   "temporary tables that spill to disk), or its owner's disk quota",
+	                   (unsigned long long)cmp__tmp_limit(r->tmp));
+}
+
 static int step_error(struct run *r, int src, const cmp_sql_limits *lim, struct mem_acct *a,
                       dcr_err *err)
 {
@@ -830,6 +841,8 @@ static int step_error(struct run *r, int src, const cmp_sql_limits *lim, struct 
 	if (r->timed_out)
 		return dcr_err_set(err, DCR_ETIMEOUT, "query exceeded the time limit of %llu ms",
 		                   (unsigned long long)r->time_ms);
+	if (cmp__tmp_over(r->tmp))
+		return tmp_error(r, err);
 	if (a && __atomic_load_n(&a->over, __ATOMIC_RELAXED))
 		return dcr_err_set(err, DCR_ELIMIT, "query exceeded the memory limit of %llu bytes",
 		                   (unsigned long long)a->limit);
@@ -1060,6 +1073,7 @@ static void limits_default(const cmp_sql_limits *in, cmp_sql_limits *out)
 	out->bytes_max = in->bytes_max ? in->bytes_max : DCR_SQL_BYTES_MAX_DEFAULT;
 	out->steps_max = in->steps_max;
 	out->cancel = in->cancel;
+	out->tmp_bytes = in->tmp_bytes;
 }
 
 static bool tail_empty(const char *tail, dcr_err *err)
@@ -1091,6 +1105,7 @@ static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, lo
 	sqlite3_stmt *st = NULL;
 	struct mem_acct *acct = NULL;
 	struct mem_acct *prev = mem_cur;
+	struct cmp__tmp_acct *tmp_prev = NULL;
 	cmp_result local;
 	cmp_result_init(&local);
 	int rc;
@@ -1116,6 +1131,7 @@ static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, lo
 		acct->refs = 1;
 		mem_cur = acct;
 	}
+	r.tmp = cmp__tmp_begin(lim.tmp_bytes, &tmp_prev);
 	r.time_ms = lim.time_ms;
 	r.deadline_ms = dcr_mono_ms() + lim.time_ms;
 	r.steps_max = lim.steps_max;
@@ -1161,6 +1177,10 @@ static int sql_do(const char *query, const cmp_input *inputs, size_t ninputs, lo
 		cmp_result_init(&local);
 	}
 out:
+	/* A full temp quota can surface as any SQLite error (a write of the
+	 * result table, a VACUUM): name the quota, whatever failed. */
+	if (rc && cmp__tmp_over(r.tmp) && rc != DCR_ECANCELED && rc != DCR_ETIMEOUT)
+		rc = tmp_error(&r, err);
 	cmp__cancel_detach(r.cancel);
 	sqlite3_finalize(st);
 	sqlite3_close(r.db);
@@ -1169,6 +1189,8 @@ out:
 	mem_cur = prev;
 	if (acct)
 		acct_unref(acct);
+	if (r.tmp)
+		cmp__tmp_end(r.tmp, tmp_prev);
 	return rc;
 }
 

@@ -226,7 +226,31 @@ typedef struct cmp_sql_limits {
 				  check uses it so every machine that replays
 				  a log judges a definition the same way. */
 	cmp_cancel *cancel;    /* NULL: the run cannot be cancelled */
+	uint64_t tmp_bytes;    /* temporary files on disk; 0 = default
+				  (cmp_sql_tmp_setup) */
 } cmp_sql_limits;
+
+/* Temporary disk of SQL runs and checks (compute/cmp_tmpvfs.c, docs/
+ * compute.md "Temporary disk"). Sorts and temp tables that outgrow the
+ * run's temp cache spill to files; they go to dir (created 0700 and
+ * emptied here; NULL: SQLite's default temporary directory) and each run's
+ * files may hold at most run_bytes_max bytes (0: DCR_SQL_TMP_BYTES_DEFAULT)
+ * unless its limits say otherwise; past it the run fails with DCR_ELIMIT
+ * "... temporary disk limit ..." (class `temp disk limit`). Call once, at
+ * start, before any run. */
+int cmp_sql_tmp_setup(const char *dir, uint64_t run_bytes_max, dcr_err *err);
+/* A budget shared by several runs (say, every run of one key): their temp
+ * files together hold at most its limit (changeable at any time). Runs on
+ * a thread after cmp_tmp_budget_enter(b) charge b too, until the thread
+ * enters another (enter returns the previous one, NULL for none).
+ * Reference counted: new gives one reference, every run using it holds
+ * one until its files are closed. */
+typedef struct cmp_tmp_budget cmp_tmp_budget;
+cmp_tmp_budget *cmp_tmp_budget_new(uint64_t limit_bytes);
+void cmp_tmp_budget_set_limit(cmp_tmp_budget *b, uint64_t limit_bytes);
+uint64_t cmp_tmp_budget_used(const cmp_tmp_budget *b);
+void cmp_tmp_budget_unref(cmp_tmp_budget *b); /* NULL is fine */
+cmp_tmp_budget *cmp_tmp_budget_enter(cmp_tmp_budget *b);
 
 typedef struct cmp_result {
 	dcr_buf csv;      /* header row + rows, RFC 4180 */

@@ -40,4 +40,18 @@ void cmp__rewrite_release(cmp__rewrite *r);
 struct sqlite3;
 int cmp__register_printf(struct sqlite3 *db);
 
+/* Temporary files of SQL connections (cmp_tmpvfs.c). register: once,
+ * from SQLite's set-up; vfs: the name to open connections with (NULL if
+ * registering failed: then connections use the default VFS, uncounted).
+ * begin makes a run's account current on this thread (limit 0: the
+ * default of cmp_sql_tmp_setup) and charges it to the thread's
+ * cmp_tmp_budget, if any; end restores prev and drops the run's hold. */
+struct cmp__tmp_acct;
+void cmp__tmp_register(void);
+const char *cmp__tmp_vfs(void);
+struct cmp__tmp_acct *cmp__tmp_begin(uint64_t limit_bytes, struct cmp__tmp_acct **prev);
+void cmp__tmp_end(struct cmp__tmp_acct *a, struct cmp__tmp_acct *prev);
+bool cmp__tmp_over(const struct cmp__tmp_acct *a);
+uint64_t cmp__tmp_limit(const struct cmp__tmp_acct *a);
+
 #endif

@@ -43,6 +43,10 @@ typedef struct dmn_options {
 	 * and ignored. Called on the loop thread. */
 	int (*reload)(void *arg, struct dmn_options *next, char *msg, size_t cap);
 	void *reload_arg;
+	/* Disk quotas (docs/daemon.md "Limits and quotas"), MiB; 0: the
+	 * defaults DMN_QUOTA_* of base/limits.h */
+	uint64_t max_room_blob_mb, max_key_blob_mb, max_key_disk_mb, max_run_tmp_mb;
+	uint64_t upload_expiry_s; /* unsigned uploads expire; 0: DMN_UPLOAD_EXPIRY_S */
 } dmn_options;
 
 #define DMN_IMAGE_CACHE_OFF UINT64_MAX

@@ -20,6 +20,7 @@
  *   image cache       imgc.mu            imgc.list, bytes, tick and each entry's refs
  *   waiters           wait.mu            wait.appends, n, closing
  *   blobs (blob.c)    its own mu         the helpers' queue and each writer's job
+ *   quota (quota.c)   quota.mu           quota.ents, n, cap, budgets, nbudgets, stop
  *   store             eventstore's own   (thread-safe, eventstore.h)
  *   set at start      none               opt, dir, key, pub, store, blobs,
  *                                        imgc.budget, rooms.hooks (read-only after)
@@ -27,7 +28,8 @@
  * Lock order: a thread holding a lock takes only locks further down:
  *
  *   jobs.image_mu -> room->mu -> rooms.lock -> up.mu -> jobs.mu -> imgc.mu
- *   -> wait.mu -> leaves (blobs' mu, a cmp_cancel's mu, the store's locks)
+ *   -> wait.mu -> quota.mu -> leaves (blobs' mu, a cmp_cancel's mu, the store's
+ *   locks)
  *
  * (rooms.lock is taken after room->mu only to insert a new room, which
  * nobody else can see yet; dmn__room_find takes and drops it alone.) Never
@@ -44,6 +46,8 @@
  *     build runs on a short-lived niced thread the worker joins.
  *   blob helpers (blob.c, 2): dmn__blob_write_start's work; joined by
  *     dmn__blobs_close.
+ *   upload reaper (quota.c, 1): expires unsigned uploads; started by
+ *     dmn__quota_start, joined by dmn__quota_stop (main).
  *   ingest validators (compute, one per open table upload): joined by the
  *     pool thread that ends or releases the upload. */
 #ifndef DCR_DMN_INT_H
@@ -236,6 +240,20 @@ typedef struct dmn_waiters {
 	bool closing; /* shutdown began: waits return at once */
 } dmn_waiters;
 
+/* Disk quotas (quota.c): bytes of uploads in flight per key and room,
+ * the per-key budgets of runs' temporary files, the upload reaper. */
+typedef struct dmn_quota {
+	dmn_mutex mu; /* guards ents, n, cap, budgets, nbudgets, capbudgets, stop */
+	pthread_cond_t cv; /* stop */
+	struct dmn_quota_ent *ents;
+	size_t n, cap;
+	struct dmn_quota_budget *budgets;
+	size_t nbudgets, capbudgets;
+	bool stop;
+	pthread_t reaper; /* main thread only */
+	bool reaper_started;
+} dmn_quota;
+
 typedef struct dmn {
 	/* set at start, read-only while serving */
 	dmn_options opt;
@@ -252,6 +270,7 @@ typedef struct dmn {
 	dmn_waiters wait;
 	uint64_t start_mono_ms;     /* set at start (admin.status's uptime) */
 	atomic_uint backups;        /* backups in progress (admin.c) */
+	dmn_quota quota;
 } dmn;
 
 void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
@@ -383,6 +402,41 @@ const void *dmn__image_data(const dmn_image *im, size_t *n);
 void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *bytes);
 void dmn__image_cache_init(dmn *d, uint64_t budget); /* bytes; 0: keep nothing */
 void dmn__image_cache_free(dmn *d); /* at shutdown, no run left */
+
+/* ---- quotas (quota.c, docs/daemon.md "Limits and quotas") ---------------- */
+
+/* Set up (before dmn__rooms_load), start (after the blob GC: the SQL temp
+ * directory DIR/sqltmp, emptied, and the upload reaper thread), stop
+ * (joins the reaper; before the store and blobs close), release. */
+void dmn__quota_init(dmn *d);
+int dmn__quota_start(dmn *d, dcr_err *err);
+void dmn__quota_stop(dmn *d);
+void dmn__quota_release_all(dmn *d);
+/* Bytes of present uploaded files of key (any room) and of room (may be
+ * NULL, room_bytes too); takes each room's mutex in turn. */
+void dmn__quota_stored(dmn *d, const uint8_t key[32], const uint8_t room[ES_ROOM_ID_BYTES],
+                       uint64_t *key_bytes, uint64_t *room_bytes);
+/* Checks that n more bytes uploaded by key into room fit the room, key
+ * and key disk quotas over the stored bases (dmn__quota_stored) plus what
+ * is in flight; DCR_ELIMIT naming the quota if not. Unless dry, charges
+ * them as in flight until dmn__quota_release. */
+int dmn__quota_charge(dmn *d, const uint8_t key[32], const uint8_t room[ES_ROOM_ID_BYTES],
+                      uint64_t key_base, uint64_t room_base, uint64_t n, bool dry,
+                      dcr_err *err);
+void dmn__quota_release(dmn *d, const uint8_t key[32], const uint8_t room[ES_ROOM_ID_BYTES],
+                        uint64_t n);
+/* A finished upload leaves the list: signed (its event is durable) or not
+ * (refused, expired: its blobs are deleted); releases its charge, frees u
+ * (NULL is fine). Call without up.mu. */
+void dmn__upload_settle(dmn *d, dmn_done_upload *u, bool signed_);
+/* Settles the unsigned uploads older than --upload-expiry-s or beyond
+ * DMN_UPLOADS_PENDING_MAX. Call without up.mu. */
+void dmn__uploads_expire(dmn *d);
+/* Around a run or development run of key on this thread: its temporary
+ * files count against the key's budget (what the key's uploads leave of
+ * its disk quota); enter returns the budget to cmp_tmp_budget_enter. */
+cmp_tmp_budget *dmn__quota_run_enter(dmn *d, const uint8_t key[32]);
+void dmn__quota_run_leave(dmn *d, const uint8_t key[32]);
 
 /* ---- requests (ops.c) ------------------------------------------------------ */
 

@@ -1714,6 +1714,8 @@ static void run_job(dmn *d, dmn_job *j)
 	char blob_id[DMN_BLOB_HEX_BYTES], logs_id[DMN_BLOB_HEX_BYTES];
 	plan_node *script = NULL; /* the target, when it is a script */
 	script_out sout;
+	uint8_t by[32]; /* the requester: its temp files count in its disk quota */
+	cmp_tmp_budget *tmp_prev;
 	size_t i, k;
 	int rc;
 
@@ -1733,6 +1735,7 @@ static void run_job(dmn *d, dmn_job *j)
 			goto done; /* finished meanwhile (duplicate job) */
 		}
 		rc = plan_build(&r->st, run, &p, &err);
+		memcpy(by, run->by, 32);
 		if (!p.computation)
 			p.computation = dcr_strdup(run->computation);
 		nrun_inputs = run->ninputs;
@@ -1749,6 +1752,7 @@ static void run_job(dmn *d, dmn_job *j)
 	p.cancel = cmp_cancel_new();
 	if (!active_enter(d, j->run_id, cancel_sql, p.cancel))
 		goto done; /* stopping: the run stays queued */
+	tmp_prev = cmp_tmp_budget_enter(dmn__quota_run_enter(d, by));
 	dmn__log(d, DMN_LOG_INFO, "run %s (%s) in room %s: started", j->run_id, p.computation,
 	         r->hex);
 	for (i = 0; rc == 0 && i < p.norder; i++) {
@@ -1911,6 +1915,8 @@ static void run_job(dmn *d, dmn_job *j)
 			         out.state == RM_RUN_DONE ? "" : cls);
 		}
 	}
+	cmp_tmp_budget_enter(tmp_prev);
+	dmn__quota_run_leave(d, by);
 	active_leave(d, j->run_id);
 done:
 	cmp_result_release(&res);
@@ -2137,6 +2143,7 @@ static void dev_job(dmn *d, dmn_job *j)
 	rm_dev_input *rec = NULL;
 	char *script = NULL, blob_id[DMN_BLOB_HEX_BYTES] = "", logs_id[DMN_BLOB_HEX_BYTES] = "";
 	enum rm_dev_lang lang = RM_DEV_SQL;
+	uint8_t by[32];
 	dcr_buf body, result, logs;
 	bool has_logs = false;
 	dcr_err err;
@@ -2158,6 +2165,7 @@ static void dev_job(dmn *d, dmn_job *j)
 			goto done; /* finished meanwhile (duplicate job) */
 		}
 		lang = dv->lang;
+		memcpy(by, dv->by, 32);
 		script = dcr_strdup(dv->script);
 		nx = dv->ninputs;
 		xs = dcr_calloc(nx + 1, sizeof *xs);
@@ -2207,9 +2215,13 @@ static void dev_job(dmn *d, dmn_job *j)
 		goto done; /* stopping: the run stays queued */
 	dmn__log(d, DMN_LOG_INFO, "development run %s (%s) in room %s: started", j->run_id,
 	         rm_dev_lang_name(lang), r->hex);
-	if (lang == RM_DEV_SQL)
+	if (lang == RM_DEV_SQL) {
+		/* the requester's temp files count in its disk quota */
+		cmp_tmp_budget *tmp_prev = cmp_tmp_budget_enter(dmn__quota_run_enter(d, by));
 		rc = dev_sql(d, j->room, script, xs, nx, cancel, &result, &err);
-	else
+		cmp_tmp_budget_enter(tmp_prev);
+		dmn__quota_run_leave(d, by);
+	} else
 		rc = dev_script(d, j->room, lang, script, xs, nx, cancel, &result, &logs, &has_logs, &err);
 	if (rc == 0)
 		rc = dmn__blob_put(d->blobs, result.data, result.len, blob_id, out.result_sha256,

@@ -75,6 +75,14 @@ static void usage(FILE *f)
 	        "                         CPU, 2048 MiB, 64 processes, 256 MiB output and\n"
 	        "                         /tmp) are lowered to it (default: the caps of\n"
 	        "                         docs/room-format.md)\n"
+	        "  --max-room-blob-mb N   quota of the files uploaded into one room, MiB\n"
+	        "                         (default %llu)\n"
+	        "  --max-key-blob-mb N    quota of the files one key uploaded, MiB (default %llu)\n"
+	        "  --max-key-disk-mb N    one key's uploads plus the temporary files of its\n"
+	        "                         runs, MiB (default %llu)\n"
+	        "  --max-run-tmp-mb N     temporary files of one SQL run, MiB (default %llu)\n"
+	        "  --upload-expiry-s N    uploads finished but never signed are deleted after\n"
+	        "                         N s (default %u)\n"
 	        "  --hold-auto-approvals  record no automatic approval (auto_approve policies);\n"
 	        "                         those due are recorded at the next start without it\n"
 	        "  --no-sync              do not fsync the event log (tests and benchmarks only:\n"
@@ -84,7 +92,10 @@ static void usage(FILE *f)
 	        "Prints \"dcrd: listening on PATH\" to stderr when ready. See docs/daemon.md.\n",
 	        DCR_CONFIG_DEFAULT[0] ? DCR_CONFIG_DEFAULT : "none", (unsigned)DMN_IDLE_TIMEOUT_MS,
 	        (unsigned long long)(DMN_IMAGE_CACHE_BYTES >> 20),
-	        (unsigned long long)(DMN_FRAME_BUDGET_BYTES >> 20), FRAME_BUDGET_MB_MIN);
+	        (unsigned long long)(DMN_FRAME_BUDGET_BYTES >> 20), FRAME_BUDGET_MB_MIN,
+	        (unsigned long long)DMN_QUOTA_ROOM_BLOB_MB, (unsigned long long)DMN_QUOTA_KEY_BLOB_MB,
+	        (unsigned long long)DMN_QUOTA_KEY_DISK_MB, (unsigned long long)DMN_QUOTA_RUN_TMP_MB,
+	        (unsigned)DMN_UPLOAD_EXPIRY_S);
 }
 
 /* One configuration file, turned into arguments: args[i] is "--key=value"
@@ -236,6 +247,11 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 	    {"script-max-processes", required_argument, NULL, 'P'},
 	    {"script-max-output-mb", required_argument, NULL, 'O'},
 	    {"script-max-tmp-mb", required_argument, NULL, 'T'},
+	    {"max-room-blob-mb", required_argument, NULL, 'q'},
+	    {"max-key-blob-mb", required_argument, NULL, 'k'},
+	    {"max-key-disk-mb", required_argument, NULL, 'K'},
+	    {"max-run-tmp-mb", required_argument, NULL, 't'},
+	    {"upload-expiry-s", required_argument, NULL, 'e'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -364,6 +380,45 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 				return 2;
 			}
 			*(uint64_t *)((char *)&opt + lims[li].off) = v;
+			break;
+		}
+		case 'q':
+		case 'k':
+		case 'K':
+		case 't':
+		case 'e': {
+			/* disk quotas and the expiry of unsigned uploads
+			 * (docs/daemon.md, "Limits and quotas") */
+			static const struct {
+				int c;
+				const char *name;
+				unsigned long long cap;
+				size_t off;
+			} qs[] = {
+			    {'q', "max-room-blob-mb", DMN_QUOTA_MB_MAX,
+			     offsetof(dmn_options, max_room_blob_mb)},
+			    {'k', "max-key-blob-mb", DMN_QUOTA_MB_MAX,
+			     offsetof(dmn_options, max_key_blob_mb)},
+			    {'K', "max-key-disk-mb", DMN_QUOTA_MB_MAX,
+			     offsetof(dmn_options, max_key_disk_mb)},
+			    {'t', "max-run-tmp-mb", DMN_QUOTA_MB_MAX,
+			     offsetof(dmn_options, max_run_tmp_mb)},
+			    {'e', "upload-expiry-s", DMN_UPLOAD_EXPIRY_S_MAX,
+			     offsetof(dmn_options, upload_expiry_s)},
+			};
+			size_t qi = 0;
+			char *end = NULL;
+			unsigned long long v;
+			while (qs[qi].c != c)
+				qi++;
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || !end || end == optarg || *end || v < 1 || v > qs[qi].cap) {
+				fprintf(stderr, "dcrd: --%s: not a number from 1 to %llu: %s\n",
+				        qs[qi].name, qs[qi].cap, optarg);
+				return 2;
+			}
+			*(uint64_t *)((char *)&opt + qs[qi].off) = v;
 			break;
 		}
 		case 'h':

@@ -25,6 +25,10 @@ struct dmn_upload {
 	uint64_t bytes;
 	uint64_t t0_ms;
 	dmn *d; /* set once counted in d->up.open */
+	/* quotas (quota.c): the uploader, the stored bytes of the key and
+	 * the room at upload.begin, the bytes charged as in flight */
+	uint8_t key[32];
+	uint64_t key_base, room_base, charged;
 };
 
 typedef int (*op_fn)(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err);
@@ -277,6 +281,8 @@ static void upload_free(dmn_upload *u)
 		return;
 	if (u->d)
 		atomic_fetch_sub_explicit(&u->d->up.open, 1, memory_order_relaxed);
+	if (u->charged)
+		dmn__quota_release(u->d, u->key, u->room, u->charged);
 	cmp_ingest_free(u->ing);
 	dmn__blob_abort(u->w);
 	dmn__schema_free(u->cols, u->ncols);
@@ -338,6 +344,19 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 	if (rc < 0)
 		goto out;
 	memcpy(u->room, r->id, ES_ROOM_ID_BYTES);
+	memcpy(u->key, s->key, 32);
+	/* Quotas: the stored bytes now; a client that says the size (bytes)
+	 * is refused here rather than after sending the file. */
+	dmn__quota_stored(d, s->key, r->id, &u->key_base, &u->room_base);
+	if (dcr_mp_get(args, "bytes")) {
+		uint64_t hint;
+		rc = arg_u64(args, "bytes", &hint, err);
+		if (rc == 0)
+			rc = dmn__quota_charge(d, s->key, r->id, u->key_base, u->room_base, hint,
+			                       true, err);
+		if (rc < 0)
+			goto out;
+	}
 	u->dataset = dataset;
 	dataset = NULL;
 	u->file = file ? file : dcr_strdup("");
@@ -434,6 +453,13 @@ static int op_upload_chunk(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 		rc = dcr_err_set(err, DCR_ELIMIT, "%s: file larger than %llu bytes", u->file,
 		                 (unsigned long long)DMN_UPLOAD_BYTES_MAX);
 	if (rc == 0) {
+		/* the chunk that would pass a quota is refused, nothing kept */
+		rc = dmn__quota_charge(d, u->key, u->room, u->key_base, u->room_base, n, false,
+		                       err);
+		if (rc == 0)
+			u->charged += n;
+	}
+	if (rc == 0) {
 		/* Hashing, encryption and the write run on a blob helper
 		 * while this thread validates the same bytes. */
 		dcr_err werr;
@@ -505,27 +531,16 @@ static int op_upload_end(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 	done->p.bytes = bytes;
 	done->p.rows = rows;
 	done->done_ms = dcr_now_ms();
+	/* Its charge moves to the finished upload until it is signed or
+	 * expires (dmn__upload_settle). */
+	DCR_ASSERT(u->charged == bytes);
+	u->charged = 0;
 	dmn__mutex_lock(&d->up.mu);
 	done->next = d->up.done;
 	d->up.done = done;
-	{
-		/* Forget uploads never signed: old ones, and beyond the cap (the
-		 * list is newest first). Their blobs stay unreferenced. */
-		dmn_done_upload **pp = &d->up.done;
-		size_t kept = 0;
-		while (*pp) {
-			dmn_done_upload *x = *pp;
-			if (kept >= DMN_UPLOADS_PENDING_MAX ||
-			    done->done_ms - x->done_ms > DMN_UPLOAD_PENDING_MS) {
-				*pp = x->next;
-				dmn__done_upload_free(x);
-				continue;
-			}
-			kept++;
-			pp = &x->next;
-		}
-	}
 	dmn__mutex_unlock(&d->up.mu);
+	/* Unsigned uploads past their time or the cap go, blobs and all. */
+	dmn__uploads_expire(d);
 	dcr_mpw_str(proto_map_key(res, "blob"), blob);
 	dcr_mpw_uint(proto_map_key(res, "bytes"), bytes);
 	dcr_mpw_uint(proto_map_key(res, "rows"), rows);

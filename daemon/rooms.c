@@ -700,7 +700,9 @@ out:
 		dmn__wake_waiters(d, false); /* after unlocking: waiters take r->mu */
 	strv_free(old_blobs, nold);
 	room_free(fresh);
-	dmn__done_upload_free(up);
+	/* signed: its bytes are the room's now; refused or failed: its blobs
+	 * go at once (quota.c) */
+	dmn__upload_settle(d, up, rc == 0);
 	if (decoded)
 		es_event_release(&ev);
 	return rc;

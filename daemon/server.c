@@ -1068,6 +1068,7 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	dmn__rooms_init(d);
 	dmn__waiters_init(d);
 	dmn__uploads_init(d);
+	dmn__quota_init(d);
 	dmn__image_cache_init(d,
 	                      opt->image_cache_bytes == DMN_IMAGE_CACHE_OFF ? 0
 	                      : opt->image_cache_bytes ? opt->image_cache_bytes
@@ -1105,6 +1106,9 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	rc = dmn__rooms_load(d, err);
 	if (rc == 0)
 		rc = dmn__blobs_gc(d, err);
+	if (rc < 0)
+		goto out;
+	rc = dmn__quota_start(d, err);
 	if (rc < 0)
 		goto out;
 	rc = dmn__jobs_start(d, err);
@@ -1194,6 +1198,7 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 out:
 	if (started_jobs)
 		dmn__jobs_stop(d);
+	dmn__quota_stop(d);
 	if (loop_ok) {
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);
@@ -1206,6 +1211,7 @@ out:
 	dmn__jobs_release(d);
 	dmn__image_cache_free(d);
 	dmn__uploads_release(d);
+	dmn__quota_release_all(d);
 	dmn__waiters_release(d);
 	dmn__rooms_free(d);
 	dcr_key_free(d->key);

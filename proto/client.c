@@ -789,6 +789,8 @@ int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 	put_room(&m, room);
 	dcr_mpw_str(proto_map_key(&m, "dataset"), dataset);
 	dcr_mpw_str(proto_map_key(&m, "file"), file_name ? file_name : "");
+	if (total_hint) /* lets dcrd refuse a file past a quota before it is sent */
+		dcr_mpw_uint(proto_map_key(&m, "bytes"), total_hint);
 	rc = call_map(c, "upload.begin", &m, &rb, &d, err);
 	if (rc < 0)
 		goto out;

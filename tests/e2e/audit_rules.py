@@ -407,7 +407,9 @@ ERROR_CLASSES = {"time limit", "memory limit", "row limit", "size limit", "sql e
                  # python and r runs (docs/compute.md)
                  "script error", "cpu limit", "process limit", "output limit", "tmp limit",
                  "output rule", "script result invalid", "sandbox unavailable",
-                 "limit past host maximum", "too few rows"}
+                 "limit past host maximum", "too few rows",
+                 # SQL runs (docs/compute.md, "Temporary disk")
+                 "temp disk limit"}
 
 # room-format.md, python and r "limits": field -> absolute cap.
 SCRIPT_LIMITS = {"wall_seconds": 24 * 3600, "cpu_seconds": 24 * 3600,

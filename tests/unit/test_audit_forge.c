@@ -1120,6 +1120,10 @@ static void build_cases(const tlog *l)
 	rm_body_run_failed(&b, id, "overlap", "sql error: json path");
 	c = case_new("rules-failed-class-ok", UINT64_MAX, NULL);
 	replace_export(l, 9, kd, RM_EV_RUN_FAILED, &b, &c->out);
+	/* the class of a run past its temporary disk quota (compute.md) */
+	rm_body_run_failed(&b, id, "overlap", "temp disk limit");
+	c = case_new("rules-failed-class-ok-tmp", UINT64_MAX, NULL);
+	replace_export(l, 9, kd, RM_EV_RUN_FAILED, &b, &c->out);
 
 	/* inputs: a wrong hash, a missing dataset, {}, nil for a provisioned one */
 	RAW(in_wrong, dcr_mpw_map(w, 2); dcr_mpw_str(w, "bank_customers"); dcr_mpw_bin(w, h00, 32);

@@ -2,7 +2,10 @@
  * and the hardening of the run connection (authorizer, limits): every
  * hostile query must fail with a clear error, and the inputs must stay
  * unchanged. */
+#include <dirent.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,6 +401,74 @@ static void test_check_steps(void)
 	cmp_result_release(&res);
 }
 
+/* A sort that spills to disk: its temporary files count against the
+ * run's temp quota and a shared budget; past either the run fails with a
+ * message that names the quota (class "temp disk limit"), within it the
+ * same query succeeds. The files go to the directory set up, which is
+ * emptied at set-up and holds nothing after the run. */
+#define SPILL_Q                                                                                   \
+	"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) "       \
+	"SELECT count(*) AS n FROM (SELECT x, hex(x * 7919) || hex(x * 104729) || hex(x) AS s " \
+	"FROM c ORDER BY s LIMIT 1000000)"
+
+static size_t dir_entries(const char *dir)
+{
+	size_t n = 0;
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	if (!dp)
+		return (size_t)-1;
+	while ((de = readdir(dp)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(dp);
+	return n;
+}
+
+static void test_tmp_quota(void)
+{
+	char dir[] = "/tmp/quota-sqltmp-XXXXXX";
+	cmp_result res;
+	dcr_err err;
+	cmp_sql_limits small = {.tmp_bytes = 256 * 1024};
+	CHECK(mkdtemp(dir) != NULL);
+	{ /* a leftover of a crash is removed at set-up */
+		char *p = dcr_asprintf("%s/sql-leftover", dir);
+		FILE *f = fopen(p, "w");
+		CHECK(f != NULL);
+		if (f)
+			fclose(f);
+		free(p);
+	}
+	CHECK_OK(cmp_sql_tmp_setup(dir, 0, &err), &err);
+	CHECK(dir_entries(dir) == 0);
+	expect_csv(SPILL_Q, "n\r\n200000\r\n");
+	expect_fail(SPILL_Q, DCR_ELIMIT, "temporary disk limit of 262144 bytes", &small);
+	cmp_result_init(&res);
+	int rc = run(SPILL_Q, 0, &small, &res, &err);
+	CHECK(rc == DCR_ELIMIT && strcmp(cmp_error_class(&err), "temp disk limit") == 0);
+	CHECK(cmp_error_class_valid("temp disk limit"));
+	cmp_result_release(&res);
+	/* a shared budget (a key's) refuses too, and gives its bytes back */
+	cmp_tmp_budget *b = cmp_tmp_budget_new(256 * 1024);
+	cmp_tmp_budget *prev = cmp_tmp_budget_enter(b);
+	expect_fail(SPILL_Q, DCR_ELIMIT, "temporary disk limit", NULL);
+	CHECK(cmp_tmp_budget_used(b) == 0);
+	cmp_tmp_budget_set_limit(b, 1ull << 30);
+	expect_csv(SPILL_Q, "n\r\n200000\r\n");
+	CHECK(cmp_tmp_budget_used(b) == 0);
+	CHECK(cmp_tmp_budget_enter(prev) == b);
+	cmp_tmp_budget_unref(b);
+	CHECK(dir_entries(dir) == 0);
+	/* the spill really goes to dir: with dir gone it fails */
+	CHECK(rmdir(dir) == 0);
+	cmp_result_init(&res);
+	CHECK(run(SPILL_Q, 0, NULL, &res, &err) != 0);
+	cmp_result_release(&res);
+	CHECK(mkdir(dir, 0700) == 0);
+	expect_csv(SPILL_Q, "n\r\n200000\r\n");
+	rmdir(dir);
+}
+
 /* Several files of one table (the drops of an append dataset): the reader
  * says CMP_READ_NEXT_FILE between them; each file has its own header. */
 struct files {
@@ -496,6 +567,7 @@ int main(void)
 	test_hostile();
 	test_threads();
 	test_check_steps();
+	test_tmp_quota();
 	dcr_buf_release(&bank_img);
 	dcr_buf_release(&ins_img);
 	if (t_failures) {
