@@ -84,6 +84,7 @@ static void unsigned_upload(cl_conn *a, const uint8_t room[ES_ROOM_ID_BYTES], ch
 	proto_map_init(&m);
 	dcr_mpw_str(proto_map_key(&m, "room"), hex);
 	dcr_mpw_str(proto_map_key(&m, "dataset"), "contracts");
+	dcr_mpw_str(proto_map_key(&m, "file"), "orphan.txt");
 	proto_map_encode(&m, &args);
 	proto_map_release(&m);
 	CHECK_OK(cl_call(a, "upload.begin", args.data, args.len, &rb, &d, &err), &err);
