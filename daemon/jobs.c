@@ -292,7 +292,13 @@ struct blob_src {
 	dcr_err err;
 	dmn *d;          /* set for background builds: */
 	bool background; /* pause while uploads are open */
+	bool boosted;    /* back to nice 0: a run waits */
 };
+
+/* A background build's thread (image_bg_main): niced, and dcrd's nice
+ * value before. */
+static __thread bool build_niced;
+static __thread int build_base_nice;
 
 /* Uploads come first: a background build waits while any upload is open,
  * unless a run waits for a table or the daemon stops. A build that has
@@ -313,8 +319,18 @@ static int blob_src_read(void *ctx, void *buf, size_t cap)
 	size_t got = 0;
 	int rc;
 
-	if (s->background)
+	if (s->background) {
 		background_yield(s);
+		/* A run waits for a table: derived work is no longer in the
+		 * background; the build's thread goes back to dcrd's own nice
+		 * value where the system allows it (root, or RLIMIT_NICE;
+		 * otherwise it stays at DMN_IMAGE_NICE). */
+		if (!s->boosted && build_niced &&
+		    atomic_load_explicit(&s->d->jobs.image_waiting_runs, memory_order_relaxed) > 0) {
+			s->boosted = true;
+			(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), build_base_nice);
+		}
+	}
 	/* A build stops at its next read once the daemon stops (its table is
 	 * built again at the next start). */
 	if (atomic_load(&s->d->jobs.stopping))
@@ -591,7 +607,10 @@ static void *image_bg_main(void *arg)
 
 	/* Nice is per thread on Linux: this short-lived thread is niced, so
 	 * the worker keeps its priority for the runs it takes next. */
-	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), DMN_IMAGE_NICE);
+	errno = 0;
+	build_base_nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+	build_niced = errno == 0 &&
+	              setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), DMN_IMAGE_NICE) == 0;
 	image_build(a->d, a->j);
 	return NULL;
 }
