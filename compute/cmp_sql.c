@@ -429,7 +429,23 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 			goto out;
 	if ((rc = exec(p.db, "COMMIT", err)))
 		goto out;
-	rc = image_out(p.db, image, err);
+	{
+		/* The database goes before the copy into image: the table is
+		 * held twice at the peak, not three times. */
+		sqlite3_int64 n = 0;
+		unsigned char *ser = sqlite3_serialize(p.db, "main", &n, 0);
+		sqlite3_finalize(p.ins);
+		p.ins = NULL;
+		sqlite3_close(p.db);
+		p.db = NULL;
+		if (!ser) {
+			rc = dcr_err_set(err, DCR_ESQL, "cannot serialize the database");
+			goto out;
+		}
+		dcr_buf_reset(image);
+		dcr_buf_append(image, ser, (size_t)n);
+		sqlite3_free(ser);
+	}
 out:
 	free(buf);
 	cmp_ingest_free(in);
