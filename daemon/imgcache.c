@@ -13,7 +13,8 @@
  * dmn__submit: tables and the cached results derived from them alike), so
  * withdrawn data does not linger in memory; freed entries are wiped. An
  * image larger than the whole budget is read for its run only, outside
- * the cache, and freed after it. */
+ * the cache, and freed after it. A table just built by jobs.c is put in
+ * (dmn__image_adopt) without a copy, so the first run finds it here. */
 #include <string.h>
 
 #include "dmn_int.h"
