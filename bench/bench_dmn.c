@@ -565,17 +565,19 @@ static char *overlap_json(void)
 	    " \"datasets\": [\n"
 	    "  {\"name\": \"bank\", \"columns\": [\n"
 	    "   {\"name\": \"email\", \"type\": \"string\", \"nullable\": false, \"format\": "
-	    "\"email\"},\n"
+	    "\"email\", \"allow\": [\"join\"]},\n"
 	    "   {\"name\": \"name\", \"type\": \"string\"},\n"
 	    "   {\"name\": \"age\", \"type\": \"integer\"},\n"
-	    "   {\"name\": \"city\", \"type\": \"string\"},\n"
+	    "   {\"name\": \"city\", \"type\": \"string\", \"allow\": [\"group\"]},\n"
 	    "   {\"name\": \"balance\", \"type\": \"float\"}]},\n"
 	    "  {\"name\": \"insurer\", \"columns\": [\n"
 	    "   {\"name\": \"email\", \"type\": \"string\", \"nullable\": false, \"format\": "
-	    "\"email\"},\n"
+	    "\"email\", \"allow\": [\"join\"]},\n"
 	    "   {\"name\": \"policy\", \"type\": \"string\", \"nullable\": false},\n"
-	    "   {\"name\": \"premium\", \"type\": \"float\", \"nullable\": false},\n"
-	    "   {\"name\": \"risk_class\", \"type\": \"string\", \"nullable\": false}]}],\n"
+	    "   {\"name\": \"premium\", \"type\": \"float\", \"nullable\": false, "
+	    "\"allow\": [\"aggregate\"]},\n"
+	    "   {\"name\": \"risk_class\", \"type\": \"string\", \"nullable\": false, "
+	    "\"allow\": [\"group\"]}]}],\n"
 	    " \"computations\": [{\"name\": \"overlap\", \"kind\": \"sql\",\n"
 	    "   \"privacy\": {\"min_rows_aggregated\": 10},\n"
 	    "   \"query\": \"" BENCH_OVERLAP_QUERY "\"}]}\n",
@@ -772,6 +774,289 @@ static void bench_overlap(uint64_t rows, const char *sqlite3)
 	cl_close(c);
 }
 
+/* ---- issue 16: data in to first result ---------------------------------------------- */
+
+static int dcrd_round;
+
+/* Starts dcrd on a fresh data directory under dir (one per call). */
+static int start_dcrd(const char *exe, bool no_sync)
+{
+	dcrd_round++;
+	snprintf(sock, sizeof sock, "%s/s%d", dir, dcrd_round);
+	snprintf(data, sizeof data, "%s/data%d", dir, dcrd_round);
+	snprintf(logp, sizeof logp, "%s/log%d", dir, dcrd_round);
+	daemon_pid = fork();
+	if (daemon_pid == 0) {
+		int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(fd, 2);
+		if (no_sync)
+			execl(exe, exe, "--data", data, "--socket", sock, "--no-sync",
+			      (char *)NULL);
+		else
+			execl(exe, exe, "--data", data, "--socket", sock, (char *)NULL);
+		_exit(127);
+	}
+	while (!log_has("listening on")) {
+		int st;
+		if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid) {
+			daemon_pid = 0;
+			fprintf(stderr, "bench_dmn: dcrd (%s) did not start\n", exe);
+			return -1;
+		}
+		usleep(10000);
+	}
+	return 0;
+}
+
+/* dcrd's peak RSS (VmHWM) in MB. */
+static double peak_rss_mb(pid_t pid)
+{
+	char path[64], line[256];
+	double kb = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "VmHWM:", 6) == 0)
+			kb = strtod(line + 6, NULL);
+	fclose(f);
+	return kb / 1024;
+}
+
+static void stop_dcrd(void)
+{
+	if (daemon_pid > 0) {
+		int st;
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, &st, 0);
+		daemon_pid = 0;
+	}
+	nftw(data, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+struct fr_prov {
+	const char *dataset, *path;
+	uint64_t bytes;
+	const uint8_t *room;
+	pthread_barrier_t *go;
+	double t_end;
+};
+
+static void *fr_prov_main(void *arg)
+{
+	struct fr_prov *a = arg;
+	cl_conn *c = conn();
+	int fd = open(a->path, O_RDONLY);
+	dcr_err err;
+
+	if (fd < 0)
+		die("open csv", NULL);
+	pthread_barrier_wait(a->go);
+	if (cl_provision(c, a->room, a->dataset, strrchr(a->path, '/') + 1, a->bytes, fd_read, &fd,
+	                 NULL, NULL, &err) < 0)
+		die("provision", &err);
+	a->t_end = now_s();
+	close(fd);
+	cl_close(c);
+	return NULL;
+}
+
+static double median3(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(double), bench_cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Prints the lines of dcrd's log that say where the time went. */
+static void print_log_lines(void)
+{
+	dcr_buf b;
+	dcr_err err;
+	const char *p;
+
+	dcr_buf_init(&b);
+	dcr_read_file(logp, 256u * 1024 * 1024, &b, &err);
+	for (p = dcr_buf_cstr(&b); *p;) {
+		const char *e = strchr(p, '\n');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if ((memmem(p, n, "prepared table", 14) || memmem(p, n, "upload ", 7) ||
+		     memmem(p, n, "run ", 4)) &&
+		    !memmem(p, n, "listening", 9))
+			printf("      dcrd: %.*s\n", (int)n, p);
+		p += n + (e ? 1 : 0);
+	}
+	dcr_buf_release(&b);
+}
+
+/* Issue 16: both owners provision at the same moment on a fresh dcrd; the
+ * analyst then runs the overlap query and reads the result (the first
+ * result: it waits for whatever the run needs), then repeats the run three
+ * times. Rounds alternate with the sqlite3 shell's .import + query on the
+ * same files, so both see the same machine. */
+static int bench_first_result(const char *exe, uint64_t rows, const char *sqlite3, int rounds)
+{
+	char bpath[160], ipath[160], run[33];
+	uint8_t *buf = dcr_malloc(DCR_CHUNK_BYTES);
+	double *first = dcr_calloc((size_t)rounds, sizeof(double));
+	double *prov = dcr_calloc((size_t)rounds, sizeof(double));
+	double *frun = dcr_calloc((size_t)rounds, sizeof(double));
+	double *rep = dcr_calloc((size_t)rounds, sizeof(double));
+	double *fcpu = dcr_calloc((size_t)rounds, sizeof(double));
+	double *sh = dcr_calloc((size_t)rounds, sizeof(double));
+	double *shq = dcr_calloc((size_t)rounds, sizeof(double));
+	double *shc = dcr_calloc((size_t)rounds, sizeof(double));
+	double rss_max = 0, sh_rss = 0, t0;
+	bool shell = access(sqlite3, X_OK) == 0;
+	dcr_buf bank, ins, body;
+	dcr_err err;
+
+	dcr_buf_init(&bank);
+	dcr_buf_init(&ins);
+	dcr_buf_init(&body);
+	snprintf(bpath, sizeof bpath, "%s/bank.csv", dir);
+	snprintf(ipath, sizeof ipath, "%s/insurer.csv", dir);
+	t0 = now_s();
+	bench_overlap_gen_unsorted(rows, &bank, &ins);
+	if (bench_write_file(bpath, &bank) || bench_write_file(ipath, &ins))
+		die("write csv", NULL);
+	printf("first result (issue 16): %llu rows each, bank.csv %.1f MB, insurer.csv %.1f MB "
+	       "(userN@example.com in N order; generated in %.1f s, in the page cache); "
+	       "durable dcrd, %d rounds, alternating with the sqlite3 shell\n",
+	       (unsigned long long)rows, (double)bank.len / 1e6, (double)ins.len / 1e6,
+	       now_s() - t0, rounds);
+	fflush(stdout);
+
+	for (int k = 0; k < rounds; k++) {
+		char *json;
+		uint8_t room[ES_ROOM_ID_BYTES], h[32];
+		pthread_barrier_t go;
+		struct fr_prov pa[2];
+		pthread_t th[2];
+		double tp, t1, t2, reps[3], rcpu, c_end;
+		cl_run_status st;
+		cl_conn *c;
+
+		if (start_dcrd(exe, false) < 0)
+			return 1;
+		c = conn();
+		json = overlap_json();
+		if (cl_room_create(c, json, room, &err) < 0)
+			die("create", &err);
+		dcr_sha256(json, strlen(json), h);
+		dcr_buf_reset(&body);
+		rm_body_published(&body, h);
+		if (cl_submit(c, room, RM_EV_PUBLISHED, body.data, body.len, NULL, &err) < 0)
+			die("publish", &err);
+		free(json);
+		pthread_barrier_init(&go, NULL, 3);
+		pa[0] = (struct fr_prov){"bank", bpath, bank.len, room, &go, 0};
+		pa[1] = (struct fr_prov){"insurer", ipath, ins.len, room, &go, 0};
+		for (int i = 0; i < 2; i++)
+			pthread_create(&th[i], NULL, fr_prov_main, &pa[i]);
+		pthread_barrier_wait(&go);
+		t0 = now_s();
+		for (int i = 0; i < 2; i++)
+			pthread_join(th[i], NULL);
+		pthread_barrier_destroy(&go);
+		tp = (pa[0].t_end > pa[1].t_end ? pa[0].t_end : pa[1].t_end) - t0;
+		/* the analyst: dcr run --wait, then dcr result */
+		t1 = now_s();
+		frun[k] = overlap_run(c, room, run, &rcpu, &st);
+		cl_run_status_release(&st);
+		download_result(c, room, "overlap", run, buf);
+		t2 = now_s();
+		first[k] = t2 - t0;
+		prov[k] = tp;
+		c_end = cpu_of(daemon_pid);
+		fcpu[k] = c_end;
+		printf("  round %d: provision both at once %.2f s (%.0f MB/s; bank %.2f s, insurer "
+		       "%.2f s); first run request -> completed %.2f s, with the result read %.2f s; "
+		       "DATA IN TO FIRST RESULT %.2f s (dcrd CPU %.2f s)\n",
+		       k + 1, tp, (double)(bank.len + ins.len) / 1e6 / tp, pa[0].t_end - t0,
+		       pa[1].t_end - t0, frun[k], t2 - t1, first[k], c_end);
+		for (int i = 0; i < 3; i++) {
+			double t3 = now_s();
+			overlap_run(c, room, run, &rcpu, &st);
+			cl_run_status_release(&st);
+			download_result(c, room, "overlap", run, buf);
+			reps[i] = now_s() - t3;
+		}
+		rep[k] = median3(reps, 3);
+		{
+			double rss = peak_rss_mb(daemon_pid);
+			if (rss > rss_max)
+				rss_max = rss;
+			printf("           repeated run + result read: %.0f / %.0f / %.0f ms (median "
+			       "%.0f); dcrd peak RSS %.0f MB\n",
+			       reps[0] * 1000, reps[1] * 1000, reps[2] * 1000, rep[k] * 1000, rss);
+		}
+		print_log_lines();
+		cl_close(c);
+		stop_dcrd();
+		if (shell) {
+			double w, cpu, q, qc;
+			if (bench_sqlite3_shell(sqlite3, dir, true, &w, &cpu, &q, &qc))
+				die("the sqlite3 shell failed", NULL);
+			sh[k] = w;
+			shq[k] = q;
+			shc[k] = cpu;
+			if (bench_shell_maxrss_mb > sh_rss)
+				sh_rss = bench_shell_maxrss_mb;
+			printf("           sqlite3 shell: .import both + query %.2f s (CPU %.2f s), "
+			       "query alone %.2f s, import %.2f s; peak RSS %.0f MB\n",
+			       w, cpu, q, w - q, bench_shell_maxrss_mb);
+		}
+		fflush(stdout);
+	}
+	{
+		double f = median3(first, rounds), pr = median3(prov, rounds),
+		       fr = median3(frun, rounds), rr = median3(rep, rounds),
+		       fc = median3(fcpu, rounds);
+		double csv_mb = (double)(bank.len + ins.len) / 1e6;
+		printf("summary (median of %d):\n", rounds);
+		printf("  dcr: provision both at once         %6.2f s  (%.0f MB/s)\n", pr, csv_mb / pr);
+		printf("  dcr: first run + result             %6.2f s\n", fr);
+		printf("  dcr: DATA IN TO FIRST RESULT        %6.2f s  (dcrd CPU %.2f s)\n", f, fc);
+		printf("  dcr: repeated run + result          %6.3f s\n", rr);
+		printf("  dcrd peak RSS                       %6.0f MB (max over rounds; CSV %.0f MB, "
+		       "1.5x CSV + image cache budget = %.0f MB)\n",
+		       rss_max, csv_mb, 1.5 * csv_mb + (double)DMN_IMAGE_CACHE_BYTES / 1048576.0);
+		if (shell) {
+			double s = median3(sh, rounds), q = median3(shq, rounds),
+			       sc = median3(shc, rounds);
+			printf("  sqlite3 shell: import + query       %6.2f s  (CPU %.2f s; peak RSS "
+			       "%.0f MB)\n",
+			       s, sc, sh_rss);
+			printf("  sqlite3 shell: query alone          %6.2f s\n", q);
+			printf("  ratio shell import+query / dcr first result: %.2fx (target >= 3x)\n",
+			       s / f);
+			printf("  ratio shell query / dcr repeated run:        %.2fx (target >= 3x, "
+			       "stretch 5x)\n",
+			       q / rr);
+		} else {
+			printf("  sqlite3 shell: %s not found, comparison skipped\n", sqlite3);
+		}
+	}
+	unlink(bpath);
+	unlink(ipath);
+	free(buf);
+	free(first);
+	free(prov);
+	free(frun);
+	free(rep);
+	free(fcpu);
+	free(sh);
+	free(shq);
+	free(shc);
+	dcr_buf_release(&bank);
+	dcr_buf_release(&ins);
+	dcr_buf_release(&body);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *exe = NULL, *b = getenv("DCR_BUILD_DIR");
@@ -780,7 +1065,8 @@ int main(int argc, char **argv)
 	uint64_t prov_mb = 0;
 	int repeat = 3;
 	const char *csv = NULL, *sqlite3 = "/usr/bin/sqlite3";
-	bool overlap = false;
+	bool overlap = false, first_result = false;
+	int rounds = 3;
 	char csv_buf[64];
 	uint8_t pub[32], big[ES_ROOM_ID_BYTES];
 	double t0;
@@ -803,6 +1089,10 @@ int main(int argc, char **argv)
 			repeat = (int)strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--overlap") == 0)
 			overlap = true;
+		else if (strcmp(argv[i], "--first-result") == 0)
+			first_result = true;
+		else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
+			rounds = (int)strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--sqlite3") == 0 && i + 1 < argc)
 			sqlite3 = argv[++i];
 		else {
@@ -812,7 +1102,9 @@ int main(int argc, char **argv)
 			        "       bench_dmn [--dcrd PATH] --provision-mb MB [--csv PATH] "
 			        "[--repeat N]\n"
 			        "       bench_dmn [--dcrd PATH] --overlap [--rows N] "
-			        "[--sqlite3 PATH]\n");
+			        "[--sqlite3 PATH]\n"
+			        "       bench_dmn [--dcrd PATH] --first-result [--rows N] "
+			        "[--rounds R] [--sqlite3 PATH]\n");
 			return 2;
 		}
 	}
@@ -822,33 +1114,20 @@ int main(int argc, char **argv)
 	if (!mkdtemp(dir))
 		return 1;
 	atexit(cleanup);
-	snprintf(sock, sizeof sock, "%s/s", dir);
-	snprintf(data, sizeof data, "%s/data", dir);
-	snprintf(logp, sizeof logp, "%s/log", dir);
 	dcr_key_generate(&anna);
 	dcr_key_public(anna, pub);
 	anna_s = dcr_pub_format(pub);
 
-	daemon_pid = fork();
-	if (daemon_pid == 0) {
-		int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		dup2(fd, 2);
-		if (no_sync)
-			execl(exe, exe, "--data", data, "--socket", sock, "--no-sync",
-			      (char *)NULL);
-		else
-			execl(exe, exe, "--data", data, "--socket", sock, (char *)NULL);
-		_exit(127);
+	if (first_result) {
+		int rc = bench_first_result(exe, rows, sqlite3, rounds);
+		cleanup();
+		dcr_key_free(anna);
+		free(anna_s);
+		free(exe_buf);
+		return rc;
 	}
-	while (!log_has("listening on")) {
-		int st;
-		if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid) {
-			daemon_pid = 0;
-			fprintf(stderr, "bench_dmn: dcrd (%s) did not start\n", exe);
-			return 1;
-		}
-		usleep(10000);
-	}
+	if (start_dcrd(exe, no_sync) < 0)
+		return 1;
 	printf("dcrd benchmark (%s)\n", no_sync ? "--no-sync: NOT durable" : "durable: fsync");
 	if (prov_mb > 0) {
 		if (!csv) {

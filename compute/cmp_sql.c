@@ -271,13 +271,69 @@ int cmp_prepare(const cmp_schema *schema, const char *table, cmp_read_fn read, v
 	return cmp_prepare_ex(schema, table, NULL, 0, read, ctx, image, err);
 }
 
+/* CREATE INDEX "<table>_<col>_idx" ON "<table>"("<col>") */
+static int create_index(sqlite3 *db, const char *table, const char *col, dcr_err *err)
+{
+	dcr_buf sql;
+	dcr_buf_init(&sql);
+	char *iname = dcr_asprintf("%s_%s_idx", table, col);
+	dcr_buf_append_str(&sql, "CREATE INDEX ");
+	cmp__sql_ident(&sql, iname);
+	free(iname);
+	dcr_buf_append_str(&sql, " ON ");
+	cmp__sql_ident(&sql, table);
+	dcr_buf_append_u8(&sql, '(');
+	cmp__sql_ident(&sql, col);
+	dcr_buf_append_u8(&sql, ')');
+	int rc = exec(db, dcr_buf_cstr(&sql), err);
+	dcr_buf_release(&sql);
+	return rc;
+}
+
+/* Prepares p->ins as INSERT INTO target VALUES(?, ...). */
+static int prepare_insert(struct prep *p, const char *target, const cmp_schema *schema,
+                          dcr_err *err)
+{
+	dcr_buf sql;
+	dcr_buf_init(&sql);
+	sqlite3_finalize(p->ins);
+	p->ins = NULL;
+	dcr_buf_append_str(&sql, "INSERT INTO ");
+	dcr_buf_append_str(&sql, target);
+	dcr_buf_append_str(&sql, " VALUES(");
+	for (size_t i = 0; i < schema->ncols; i++)
+		dcr_buf_append_str(&sql, i ? ",?" : "?");
+	dcr_buf_append_u8(&sql, ')');
+	int rc = 0;
+	if (sqlite3_prepare_v2(p->db, dcr_buf_cstr(&sql), -1, &p->ins, NULL) != SQLITE_OK)
+		rc = sql_err(p->db, err, "prepare insert");
+	dcr_buf_release(&sql);
+	return rc;
+}
+
+/* Inserts the held rows (in key order when sorted) through p->ins. */
+static int insert_rows(struct prep *p, const cmp__rows *rows, size_t ncols, dcr_err *err)
+{
+	cmp__value *v = dcr_calloc(ncols, sizeof(*v));
+	int rc = 0;
+	for (size_t i = 0, n = cmp__rows_count(rows); i < n && rc == 0; i++) {
+		cmp__rows_get(rows, i, v);
+		rc = prep_row(p, v, ncols, err);
+	}
+	free(v);
+	return rc;
+}
+
 int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *const *index,
                    size_t nindex, cmp_read_fn read, void *ctx, dcr_buf *image, dcr_err *err)
 {
 	struct prep p = {0};
 	cmp_ingest *in = NULL;
-	dcr_buf sql;
+	cmp__rows *rows = NULL;
+	size_t key = 0;
+	dcr_buf sql, target;
 	dcr_buf_init(&sql);
+	dcr_buf_init(&target);
 	char *buf = NULL;
 	int rc;
 	sqlite_once_init();
@@ -291,6 +347,8 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 		if (c == schema->ncols)
 			return dcr_err_set(err, DCR_EINVALID, "index on unknown column \"%s\"",
 			                   index[i]);
+		if (i == 0)
+			key = c;
 	}
 	if ((rc = open_plain(&p.db, err)))
 		goto out;
@@ -303,36 +361,25 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 	create_table_sql(&sql, NULL, table, schema);
 	if ((rc = exec(p.db, dcr_buf_cstr(&sql), err)))
 		goto out;
-	/* With indexes, rows are loaded into a staging table and stored in
-	 * the order of the first indexed column: a join on that key then
-	 * walks both tables and the index in key order (cache-friendly),
-	 * instead of jumping around 100 MB of pages once per row. */
-	if (nindex) {
-		dcr_buf_reset(&sql);
-		create_table_sql(&sql, "temp", "stage", schema);
-		if ((rc = exec(p.db, dcr_buf_cstr(&sql), err)))
-			goto out;
-	}
-	dcr_buf_reset(&sql);
-	dcr_buf_append_str(&sql, "INSERT INTO ");
-	if (nindex)
-		dcr_buf_append_str(&sql, "temp.stage");
-	else
-		cmp__sql_ident(&sql, table);
-	dcr_buf_append_str(&sql, " VALUES(");
-	for (size_t i = 0; i < schema->ncols; i++)
-		dcr_buf_append_str(&sql, i ? ",?" : "?");
-	dcr_buf_append_u8(&sql, ')');
-	if (sqlite3_prepare_v2(p.db, dcr_buf_cstr(&sql), -1, &p.ins, NULL) != SQLITE_OK) {
-		rc = sql_err(p.db, err, "prepare insert");
+	/* With indexes, rows are stored in the order of the first indexed
+	 * column: a join on that key then walks both tables and the index in
+	 * key order (cache-friendly), instead of jumping around 100 MB of
+	 * pages once per row. They are held in memory as validated, sorted
+	 * (cmp_rows.c) and inserted once, in that order. */
+	cmp__sql_ident(&target, table);
+	if (!nindex && (rc = prepare_insert(&p, dcr_buf_cstr(&target), schema, err)))
 		goto out;
-	}
 	if ((rc = exec(p.db, "BEGIN", err)))
 		goto out;
 	if ((rc = cmp_ingest_new(schema, table, &in)))
 		goto out;
 	cmp__ingest_no_stats(in);
-	cmp__ingest_set_sink(in, prep_row, &p);
+	if (nindex) {
+		rows = cmp__rows_new(schema->ncols, key);
+		cmp__ingest_set_sink(in, cmp__rows_add, rows);
+	} else {
+		cmp__ingest_set_sink(in, prep_row, &p);
+	}
 	buf = dcr_malloc(DCR_CHUNK_BYTES);
 	for (;;) {
 		int got = read(ctx, buf, DCR_CHUNK_BYTES);
@@ -352,7 +399,19 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 	}
 	if ((rc = cmp_ingest_finish(in, NULL, NULL, err)))
 		goto out;
-	if (nindex) {
+	if (nindex && cmp__rows_sort(rows)) {
+		if ((rc = prepare_insert(&p, dcr_buf_cstr(&target), schema, err)) ||
+		    (rc = insert_rows(&p, rows, schema->ncols, err)))
+			goto out;
+	} else if (nindex) {
+		/* Not sortable here: through a staging table and SQLite's
+		 * ORDER BY. */
+		dcr_buf_reset(&sql);
+		create_table_sql(&sql, "temp", "stage", schema);
+		if ((rc = exec(p.db, dcr_buf_cstr(&sql), err)) ||
+		    (rc = prepare_insert(&p, "temp.stage", schema, err)) ||
+		    (rc = insert_rows(&p, rows, schema->ncols, err)))
+			goto out;
 		sqlite3_finalize(p.ins);
 		p.ins = NULL;
 		dcr_buf_reset(&sql);
@@ -364,29 +423,38 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 		if ((rc = exec(p.db, dcr_buf_cstr(&sql), err)))
 			goto out;
 	}
-	for (size_t i = 0; i < nindex; i++) {
-		dcr_buf_reset(&sql);
-		char *iname = dcr_asprintf("%s_%s_idx", table, index[i]);
-		dcr_buf_append_str(&sql, "CREATE INDEX ");
-		cmp__sql_ident(&sql, iname);
-		free(iname);
-		dcr_buf_append_str(&sql, " ON ");
-		cmp__sql_ident(&sql, table);
-		dcr_buf_append_u8(&sql, '(');
-		cmp__sql_ident(&sql, index[i]);
-		dcr_buf_append_u8(&sql, ')');
-		if ((rc = exec(p.db, dcr_buf_cstr(&sql), err)))
+	cmp__rows_free(rows);
+	rows = NULL;
+	for (size_t i = 0; i < nindex; i++)
+		if ((rc = create_index(p.db, table, index[i], err)))
 			goto out;
-	}
 	if ((rc = exec(p.db, "COMMIT", err)))
 		goto out;
-	rc = image_out(p.db, image, err);
+	{
+		/* The database goes before the copy into image: the table is
+		 * held twice at the peak, not three times. */
+		sqlite3_int64 n = 0;
+		unsigned char *ser = sqlite3_serialize(p.db, "main", &n, 0);
+		sqlite3_finalize(p.ins);
+		p.ins = NULL;
+		sqlite3_close(p.db);
+		p.db = NULL;
+		if (!ser) {
+			rc = dcr_err_set(err, DCR_ESQL, "cannot serialize the database");
+			goto out;
+		}
+		dcr_buf_reset(image);
+		dcr_buf_append(image, ser, (size_t)n);
+		sqlite3_free(ser);
+	}
 out:
 	free(buf);
 	cmp_ingest_free(in);
+	cmp__rows_free(rows);
 	sqlite3_finalize(p.ins);
 	sqlite3_close(p.db);
 	dcr_buf_release(&sql);
+	dcr_buf_release(&target);
 	return rc;
 }
 

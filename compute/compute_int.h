@@ -25,6 +25,18 @@ typedef struct cmp__value {
 /* Receives each validated data row, values in schema column order. */
 typedef int (*cmp__row_fn)(void *ctx, const cmp__value *vals, size_t n, dcr_err *err);
 void cmp__ingest_set_sink(cmp_ingest *in, cmp__row_fn fn, void *ctx);
+/* Rows of a prepared table held in memory (cmp_rows.c): cmp__rows_add is
+ * an ingest sink; cmp__rows_sort orders them as ORDER BY on column key
+ * would, equal keys in file order (false: a key of mixed numeric kinds,
+ * not sorted); cmp__rows_get gives row i of that order (of file order
+ * before sorting), text pointing into the rows. */
+typedef struct cmp__rows cmp__rows;
+cmp__rows *cmp__rows_new(size_t ncols, size_t key);
+void cmp__rows_free(cmp__rows *r);
+int cmp__rows_add(void *ctx, const cmp__value *vals, size_t n, dcr_err *err);
+size_t cmp__rows_count(const cmp__rows *r);
+bool cmp__rows_sort(cmp__rows *r);
+void cmp__rows_get(const cmp__rows *r, size_t i, cmp__value *vals);
 /* Skip statistics (prepare only needs validation and values). */
 void cmp__ingest_no_stats(cmp_ingest *in);
 /* Two-thread validation of large feeds (docs/compute.md): feeds of at

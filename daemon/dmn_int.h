@@ -15,7 +15,9 @@
  *   uploads (ops.c)   up.mu              up.done, up.next_id   (up.open: atomic)
  *   jobs (jobs.c)     jobs.mu            jobs.head, tail, n, appends_active, active,
  *                                        nactive (jobs.stopping: atomic, set under mu)
- *                     jobs.image_mu      one prepared-table build at a time
+ *                     jobs.image_mu      jobs.image_building: one build per table at a
+ *                                        time, tables in parallel; held briefly, no
+ *                                        other lock taken under it
  *                                        (jobs.image_waiting_runs: atomic)
  *   image cache       imgc.mu            imgc.list, bytes, tick and each entry's refs
  *   waiters           wait.mu            wait.appends, n, closing
@@ -217,7 +219,10 @@ typedef struct dmn_jobs {
 	size_t nactive;
 	pthread_t workers[2]; /* started and joined by the main thread only */
 	size_t nworkers;
-	dmn_mutex image_mu; /* one prepared-table build at a time */
+	dmn_mutex image_mu;       /* guards image_building */
+	pthread_cond_t image_cv;  /* a build ended */
+	char **image_building;    /* "image:<blob>" keys being built */
+	size_t nimage_building;
 	atomic_uint image_waiting_runs;
 } dmn_jobs;
 
@@ -399,6 +404,10 @@ void dmn__image_put(dmn *d, dmn_image *im); /* NULL is fine */
 const void *dmn__image_data(const dmn_image *im, size_t *n);
 /* Data was withdrawn or replaced: drop every entry; *freed entries (of
  * *bytes) go now, *held ones once their runs let go. */
+/* Puts a just-built image (blob id) in the cache, taking its bytes (bytes
+ * is left empty), so the first run need not read it back; nothing if it is
+ * larger than the budget or already there (bytes then untouched). */
+void dmn__image_adopt(dmn *d, const char *id, dcr_buf *bytes);
 void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *bytes);
 void dmn__image_cache_init(dmn *d, uint64_t budget); /* bytes; 0: keep nothing */
 void dmn__image_cache_free(dmn *d); /* at shutdown, no run left */

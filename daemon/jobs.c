@@ -292,7 +292,13 @@ struct blob_src {
 	dcr_err err;
 	dmn *d;          /* set for background builds: */
 	bool background; /* pause while uploads are open */
+	bool boosted;    /* back to nice 0: a run waits */
 };
+
+/* A background build's thread (image_bg_main): niced, and dcrd's nice
+ * value before. */
+static __thread bool build_niced;
+static __thread int build_base_nice;
 
 /* Uploads come first: a background build waits while any upload is open,
  * unless a run waits for a table or the daemon stops. A build that has
@@ -313,8 +319,18 @@ static int blob_src_read(void *ctx, void *buf, size_t cap)
 	size_t got = 0;
 	int rc;
 
-	if (s->background)
+	if (s->background) {
 		background_yield(s);
+		/* A run waits for a table: derived work is no longer in the
+		 * background; the build's thread goes back to dcrd's own nice
+		 * value where the system allows it (root, or RLIMIT_NICE;
+		 * otherwise it stays at DMN_IMAGE_NICE). */
+		if (!s->boosted && build_niced &&
+		    atomic_load_explicit(&s->d->jobs.image_waiting_runs, memory_order_relaxed) > 0) {
+			s->boosted = true;
+			(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), build_base_nice);
+		}
+	}
 	/* A build stops at its next read once the daemon stops (its table is
 	 * built again at the next start). */
 	if (atomic_load(&s->d->jobs.stopping))
@@ -371,8 +387,9 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	struct blob_src src = {0};
 	dcr_buf v, image;
 	dmn_room *r;
-	bool locked = false;
+	bool claimed = false, counted = false;
 	uint64_t t0 = dcr_mono_ms();
+	size_t image_bytes = 0;
 	char id[DMN_BLOB_HEX_BYTES];
 	uint8_t sha[32];
 	int rc;
@@ -388,11 +405,30 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	}
 	src.d = d;
 	src.background = background;
-	if (!background) /* a run waits: background builds stop yielding */
+	if (!background) { /* a run waits: background builds stop yielding */
 		atomic_fetch_add_explicit(&d->jobs.image_waiting_runs, 1, memory_order_relaxed);
+		counted = true;
+	}
+	/* One build per table at a time (a second caller waits for the
+	 * first, then finds its image); different tables build in parallel. */
 	dmn__mutex_lock(&d->jobs.image_mu);
-	locked = true;
+	for (;;) {
+		bool busy = false;
+		for (size_t i = 0; i < d->jobs.nimage_building && !busy; i++)
+			busy = strcmp(d->jobs.image_building[i], key) == 0;
+		if (!busy)
+			break;
+		dmn__cond_wait(&d->jobs.image_cv, &d->jobs.image_mu);
+	}
 	rc = es_meta_get(d->store, key, &v);
+	if (rc == DCR_ENOTFOUND) {
+		d->jobs.image_building =
+		    dcr_realloc(d->jobs.image_building,
+		                (d->jobs.nimage_building + 1) * sizeof *d->jobs.image_building);
+		d->jobs.image_building[d->jobs.nimage_building++] = dcr_strdup(key);
+		claimed = true;
+	}
+	dmn__mutex_unlock(&d->jobs.image_mu);
 	if (rc == 0)
 		goto found;
 	if (rc != DCR_ENOTFOUND) {
@@ -475,27 +511,34 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	rc = dmn__blob_put(d->blobs, image.data, image.len, id, sha, err);
 	if (rc < 0)
 		goto out;
+	image_bytes = image.len;
 	rc = es_meta_put(d->store, key, id, strlen(id));
 	if (rc < 0) {
 		dcr_err_set(err, rc, "storing %s: %s", key, dcr_strerror(rc));
 		goto out;
 	}
-	if (background) {
+	{
 		/* The data may have been replaced while the table was built: then
 		 * dmn__blobs_drop_withdrawn ran before the table existed, and the
 		 * table goes now (both under the room's lock, so one of the two
-		 * sees it). */
+		 * sees it). Otherwise the image goes straight into the image
+		 * cache, under the same lock (dmn__image_forget_all runs under
+		 * it when data is withdrawn): the first run need not read and
+		 * decrypt it back. */
 		bool current;
 		dmn__mutex_lock(&r->mu);
 		current = blob_current(r, dataset, data_blob);
+		if (current)
+			dmn__image_adopt(d, id, &image);
 		dmn__mutex_unlock(&r->mu);
-		if (!current) {
+		if (background && !current) {
 			dmn__blobs_drop_withdrawn(d, data_blob);
 			goto out;
 		}
 	}
-	dmn__log(d, DMN_LOG_INFO, "prepared table %s (blob %s, %zu bytes, %zu indexes) in %llu ms",
-	         dataset, data_blob, image.len, nindex, (unsigned long long)(dcr_mono_ms() - t0));
+	dmn__log(d, DMN_LOG_INFO, "prepared table %s (blob %s, %zu bytes, %zu indexes) in %llu ms%s",
+	         dataset, data_blob, image_bytes, nindex, (unsigned long long)(dcr_mono_ms() - t0),
+	         image.len ? "" : "; kept in the image cache");
 	if (image_id)
 		memcpy(image_id, id, DMN_BLOB_HEX_BYTES);
 	goto out;
@@ -509,11 +552,20 @@ found:
 		image_id[v.len] = 0;
 	}
 out:
-	if (locked) {
+	if (claimed) {
+		dmn__mutex_lock(&d->jobs.image_mu);
+		for (size_t i = 0; i < d->jobs.nimage_building; i++)
+			if (strcmp(d->jobs.image_building[i], key) == 0) {
+				free(d->jobs.image_building[i]);
+				d->jobs.image_building[i] =
+				    d->jobs.image_building[--d->jobs.nimage_building];
+				break;
+			}
+		pthread_cond_broadcast(&d->jobs.image_cv);
 		dmn__mutex_unlock(&d->jobs.image_mu);
-		if (!background)
-			atomic_fetch_sub_explicit(&d->jobs.image_waiting_runs, 1, memory_order_relaxed);
 	}
+	if (counted)
+		atomic_fetch_sub_explicit(&d->jobs.image_waiting_runs, 1, memory_order_relaxed);
 	dmn__blob_close(src.r);
 	strv_free(src.drops, src.ndrops);
 	free(index);
@@ -555,7 +607,10 @@ static void *image_bg_main(void *arg)
 
 	/* Nice is per thread on Linux: this short-lived thread is niced, so
 	 * the worker keeps its priority for the runs it takes next. */
-	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), DMN_IMAGE_NICE);
+	errno = 0;
+	build_base_nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+	build_niced = errno == 0 &&
+	              setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), DMN_IMAGE_NICE) == 0;
 	image_build(a->d, a->j);
 	return NULL;
 }
@@ -2717,6 +2772,7 @@ void dmn__jobs_init(dmn *d)
 	pthread_cond_init(&d->jobs.cv, NULL);
 	pthread_cond_init(&d->jobs.append_cv, NULL);
 	dmn__mutex_init(&d->jobs.image_mu);
+	pthread_cond_init(&d->jobs.image_cv, NULL);
 	dmn__rooms_on_durable(d, on_durable, d);
 }
 
@@ -2738,6 +2794,10 @@ void dmn__jobs_release(dmn *d)
 	pthread_cond_destroy(&d->jobs.cv);
 	pthread_cond_destroy(&d->jobs.append_cv);
 	dmn__mutex_destroy(&d->jobs.image_mu);
+	pthread_cond_destroy(&d->jobs.image_cv);
+	DCR_ASSERT(d->jobs.nimage_building == 0);
+	free(d->jobs.image_building);
+	d->jobs.image_building = NULL;
 }
 
 int dmn__jobs_start(dmn *d, dcr_err *err)

@@ -27,6 +27,14 @@ DRAFT=$(e2e_as anna dcr room duplicate "$ROOM") || e2e_fail "room duplicate"
 e2e_as anna dcr audit log "$ROOM" >"$T/log.before" || e2e_fail "audit log"
 e2e_as anna dcr room show "$ROOM" --status >"$T/status.before" || e2e_fail "status"
 
+# The provision's prepared table is built in the background: wait for it,
+# so that its blob is not written between this listing and the fill.
+i=0
+until grep -q "prepared table bank_customers " "$T/dcrd.log"; do
+	i=$((i + 1))
+	[ "$i" -le 600 ] || e2e_fail "the prepared table of bank_customers was not built in 60 s"
+	sleep 0.1
+done
 blobs_before=$(ls "$T/data/blobs" | sort)
 # Fill the disk (dd stops at ENOSPC).
 dd if=/dev/zero of="$T/data/fill" bs=64k 2>/dev/null

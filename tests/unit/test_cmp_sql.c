@@ -237,6 +237,86 @@ static void test_prepare_errors(void)
 	dcr_buf_release(&img);
 }
 
+/* Rows of a table with indexes are stored in the order of the first
+ * indexed column, as SQLite's ORDER BY sorts it (NULL first, numbers by
+ * value, -0 = 0, text by bytes then length), equal keys in file order
+ * (compute/cmp_rows.c). The expected order comes from SQLite itself: the
+ * same rows prepared without an index (file order, rowid = line) and
+ * sorted by ORDER BY key, rowid. */
+static void test_prepare_sorted(void)
+{
+	static const cmp_column cols[] = {{"k", CMP_STRING, CMP_FMT_NONE, true},
+	                                  {"n", CMP_INTEGER, CMP_FMT_NONE, true},
+	                                  {"f", CMP_FLOAT, CMP_FMT_NONE, true},
+	                                  {"v", CMP_INTEGER, CMP_FMT_NONE, false}};
+	static const char *const texts[] = {"",         "\"\"",          "a",     "ab",
+	                                    "abcdefgh", "abcdefghi",     "abcdefgha",
+	                                    "abcdefg",  "user10@x.com",  "user2@x.com",
+	                                    "Z",        "\xc3\xa9t\xc3\xa9", "abcdefgh\xc3\xa9"};
+	static const char *const floats[] = {"",   "0",    "-0",   "1.5",     "-2.25",
+	                                     "1e10", "-1e-5", "3", "0.30000000000000004"};
+	static const char *const names[] = {"k", "n", "f"};
+	cmp_schema sc = {cols, 4};
+	dcr_buf csv, plain, sorted;
+	dcr_err err;
+	uint64_t st = 12345;
+	dcr_buf_init(&csv);
+	dcr_buf_init(&plain);
+	dcr_buf_init(&sorted);
+	dcr_buf_append_str(&csv, "k,n,f,v\n");
+	for (int i = 0; i < 3000; i++) {
+		st = st * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t r = st >> 20;
+		const char *t = texts[r % (sizeof(texts) / sizeof(texts[0]))];
+		long long n = (long long)((r >> 8) % 41) - 20;
+		dcr_buf_printf(&csv, "%s,", t);
+		if ((r >> 16) % 7)
+			dcr_buf_printf(&csv, "%lld", n * (n % 3 ? 1 : 1000000000000ll));
+		dcr_buf_printf(&csv, ",%s,%d\n", floats[(r >> 24) % (sizeof(floats) / sizeof(floats[0]))],
+		               i);
+	}
+	struct mem m = {(const char *)csv.data, csv.len, 0, 0};
+	CHECK(cmp_prepare(&sc, "t", mem_read, &m, &plain, &err) == 0);
+	for (size_t key = 0; key < 3; key++) {
+		const char *idx[2] = {names[key], "v"};
+		cmp_result want, got, unsorted;
+		cmp_result_init(&want);
+		cmp_result_init(&got);
+		cmp_result_init(&unsorted);
+		m.off = 0;
+		m.step = 4096 + key; /* records cut across reads */
+		CHECK(cmp_prepare_ex(&sc, "t", idx, 2, mem_read, &m, &sorted, &err) == 0);
+		cmp_input pin = {"t", sc, plain.data, plain.len, NULL};
+		cmp_input sin = {"t", sc, sorted.data, sorted.len, NULL};
+		char *q = dcr_asprintf("SELECT k, n, f, v, typeof(k), typeof(n), typeof(f) FROM t "
+		                       "ORDER BY %s, rowid",
+		                       names[key]);
+		CHECK(cmp_sql_run(q, &pin, 1, 0, NULL, &want, &err) == 0);
+		free(q);
+		const char *in_rowid = "SELECT k, n, f, v, typeof(k), typeof(n), typeof(f) FROM t "
+		                       "ORDER BY rowid";
+		CHECK(cmp_sql_run(in_rowid, &sin, 1, 0, NULL, &got, &err) == 0);
+		CHECK(want.rows == 3000 && got.rows == 3000);
+		CHECK(strcmp(dcr_buf_cstr(&want.csv), dcr_buf_cstr(&got.csv)) == 0);
+		/* and the file order is not that order: the test can tell */
+		CHECK(cmp_sql_run(in_rowid, &pin, 1, 0, NULL, &unsorted, &err) == 0);
+		CHECK(strcmp(dcr_buf_cstr(&want.csv), dcr_buf_cstr(&unsorted.csv)) != 0);
+		/* the indexes are there */
+		cmp_result_release(&got);
+		cmp_result_init(&got);
+		q = dcr_asprintf("SELECT COUNT(*) FROM t WHERE %s IS NOT NULL AND v >= 0",
+		                 names[key]);
+		CHECK(cmp_sql_run(q, &sin, 1, 0, NULL, &got, &err) == 0);
+		free(q);
+		cmp_result_release(&want);
+		cmp_result_release(&got);
+		cmp_result_release(&unsorted);
+	}
+	dcr_buf_release(&csv);
+	dcr_buf_release(&plain);
+	dcr_buf_release(&sorted);
+}
+
 static void test_refs(void)
 {
 	const char *names[] = {"bank", "insurer", "overlap", "Sel ect"};
@@ -563,6 +643,7 @@ int main(void)
 	test_basic();
 	test_prepare_errors();
 	test_prepare_files();
+	test_prepare_sorted();
 	test_refs();
 	test_hostile();
 	test_threads();
