@@ -58,9 +58,9 @@ static void usage(FILE *f)
 	        "  --help                 this text\n"
 	        "\n"
 	        "Prints \"dcrd: listening on PATH\" to stderr when ready. See docs/daemon.md.\n",
-	        DMN_SOCKET_MODE, (unsigned)DMN_IDLE_TIMEOUT_MS, DMN_CONNS_MAX, DMN_CONNS_PER_KEY_MAX,
-	        DMN_CONNS_PER_ADDR_MAX, DMN_STRANGER_CONNS_MAX, DMN_STRANGER_IDLE_S,
-	        (unsigned long long)(DMN_IMAGE_CACHE_BYTES >> 20),
+	        DMN_SOCKET_MODE, (unsigned)DMN_IDLE_TIMEOUT_MS, DMN_CONNS_MAX,
+	        DMN_CONNS_PER_KEY_MAX, DMN_CONNS_PER_ADDR_MAX, DMN_STRANGER_CONNS_MAX,
+	        DMN_STRANGER_IDLE_S, (unsigned long long)(DMN_IMAGE_CACHE_BYTES >> 20),
 	        (unsigned long long)(DMN_FRAME_BUDGET_BYTES >> 20), FRAME_BUDGET_MB_MIN);
 }
 
@@ -221,11 +221,13 @@ int main(int argc, char **argv)
 			unsigned long v;
 			errno = 0;
 			v = strtoul(optarg, &end, 8);
-			if (errno || !end || end == optarg || *end || v > 0777 || (v & 0600) != 0600) {
-				fprintf(stderr,
-				        "dcrd: --socket-mode: not an octal mode from 600 to 777 that "
-				        "lets the owner read and write: %s\n",
-				        optarg);
+			if (errno || !end || end == optarg || *end || v > 0777 ||
+			    (v & 0600) != 0600) {
+				fprintf(
+				    stderr,
+				    "dcrd: --socket-mode: not an octal mode from 600 to 777 that "
+				    "lets the owner read and write: %s\n",
+				    optarg);
 				return 2;
 			}
 			opt.socket_mode = (uint32_t)v;
@@ -258,7 +260,8 @@ int main(int argc, char **argv)
 				unsigned long long lo, hi;
 				size_t off;
 			} cl[] = {
-			    {"max-conns", 2, DMN_CONNS_OPTION_MAX, offsetof(dmn_options, max_conns)},
+			    {"max-conns", 2, DMN_CONNS_OPTION_MAX,
+			     offsetof(dmn_options, max_conns)},
 			    {"max-conns-per-key", 1, DMN_CONNS_OPTION_MAX,
 			     offsetof(dmn_options, max_conns_per_key)},
 			    {"max-conns-per-addr", 1, DMN_CONNS_OPTION_MAX,
@@ -273,7 +276,8 @@ int main(int argc, char **argv)
 			unsigned long long v;
 			errno = 0;
 			v = strtoull(optarg, &end, 10);
-			if (errno || !end || end == optarg || *end || v < cl[li].lo || v > cl[li].hi) {
+			if (errno || !end || end == optarg || *end || v < cl[li].lo ||
+			    v > cl[li].hi) {
 				fprintf(stderr, "dcrd: --%s: not a number from %llu to %llu: %s\n",
 				        cl[li].name, cl[li].lo, cl[li].hi, optarg);
 				return 2;

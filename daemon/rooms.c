@@ -592,8 +592,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		 * difference left is that one: it is refused for an id in use. */
 		if (ev.seq == 0 && strcmp(ev.type, RM_EV_CREATED) == 0)
 			rc = dcr_err_set(err, DCR_EEXIST,
-			                 "room id %s is in use: create the room under a fresh random "
-			                 "id",
+			                 "room id %s is in use: create the room under a new id",
 			                 ev.room_hex);
 		else
 			rc = dcr_err_set(err, DCR_ENOTFOUND, "no room %s", ev.room_hex);

@@ -16,7 +16,12 @@
  * canonical, at most DCR_FRAME_REQUEST_OBJECTS_MAX values) before it is
  * queued, so unpacking it costs a bounded amount. At most
  * DMN_UNAUTH_CONNS_MAX connections wait to authenticate, each with frames
- * of at most DMN_AUTH_FRAME_BYTES_MAX. Shutdown (SIGTERM/SIGINT) closes the
+ * of at most DMN_AUTH_FRAME_BYTES_MAX. Once authenticated, a connection
+ * is admitted within the limits per key, per address (the peer's uid), of
+ * keys in no room and in all, or an idle one gives way to it, or it is
+ * refused (conn_admit, docs/daemon.md "Limits and quotas"); the socket is
+ * created with its mode and group whatever the umask (listen_socket).
+ * Shutdown (SIGTERM/SIGINT) closes the
  * listener and every connection, lets requests already running finish
  * (appends complete), stops the workers and closes the store.
  *
@@ -73,9 +78,9 @@ struct conn {
 	dmn_session sess;
 	char who[24]; /* key prefix before a room names the caller */
 	char addr[DMN_ADDR_BYTES]; /* the peer ("uid 1000"): conn_admit */
-	bool admitted; /* counted in srv->authed (and srv->strangers unless member) */
-	bool member;   /* its key is a participant of some room; else a stranger's */
-	uint64_t active; /* srv->activity at its last bytes read or request answered */
+	bool admitted;             /* counted in srv->authed (and srv->strangers unless member) */
+	bool member;               /* its key is a participant of some room; else a stranger's */
+	uint64_t active;           /* srv->activity at its last bytes read or request answered */
 	/* frame being read */
 	uint8_t hdr[PROTO_HDR_BYTES];
 	size_t hdr_have;
@@ -128,7 +133,7 @@ typedef struct member_set {
 	struct member_slot {
 		uint8_t key[32];
 		bool used;
-	} *slots;
+	} * slots;
 	size_t n, cap; /* cap: 0 or a power of two, at most half full */
 	uint64_t seed;
 } member_set;
@@ -619,8 +624,8 @@ static conn *pick_victim(server *s, const conn *c, const char *addr, bool strang
 static void conn_evict(conn *v, const char *msg)
 {
 	conn_unadmit(v);
-	dmn__log(v->srv->d, DMN_LOG_INFO, "%s connection closed: %s", v->sess.who ? v->sess.who : v->who,
-	         msg);
+	dmn__log(v->srv->d, DMN_LOG_INFO, "%s connection closed: %s",
+	         v->sess.who ? v->sess.who : v->who, msg);
 	v->doomed = true;
 	send_error(v, 0, DCR_ELIMIT, msg, true);
 }
@@ -1356,8 +1361,8 @@ static int listen_socket(const char *path, unsigned mode, bool set_gid, uint32_t
 		goto out;
 	}
 	if (chmod(path, mode) < 0) {
-		rc = dcr_err_set(err, -errno, "socket %s: mode %03o (--socket-mode): %s", path, mode,
-		                 strerror(errno));
+		rc = dcr_err_set(err, -errno, "socket %s: mode %03o (--socket-mode): %s", path,
+		                 mode, strerror(errno));
 		goto out;
 	}
 	if (listen(fd, 128) < 0) {
@@ -1472,12 +1477,12 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	                                             : DMN_FRAME_BUDGET_BYTES;
 	s.idle_ms = opt->idle_timeout_ms ? opt->idle_timeout_ms : DMN_IDLE_TIMEOUT_MS;
 	s.max_conns = opt->max_conns ? (unsigned)opt->max_conns : DMN_CONNS_MAX;
-	s.max_per_key = opt->max_conns_per_key ? (unsigned)opt->max_conns_per_key
-	                                       : DMN_CONNS_PER_KEY_MAX;
-	s.max_per_addr = opt->max_conns_per_addr ? (unsigned)opt->max_conns_per_addr
-	                                         : DMN_CONNS_PER_ADDR_MAX;
-	s.max_strangers = opt->max_stranger_conns ? (unsigned)opt->max_stranger_conns
-	                                          : DMN_STRANGER_CONNS_MAX;
+	s.max_per_key =
+	    opt->max_conns_per_key ? (unsigned)opt->max_conns_per_key : DMN_CONNS_PER_KEY_MAX;
+	s.max_per_addr =
+	    opt->max_conns_per_addr ? (unsigned)opt->max_conns_per_addr : DMN_CONNS_PER_ADDR_MAX;
+	s.max_strangers =
+	    opt->max_stranger_conns ? (unsigned)opt->max_stranger_conns : DMN_STRANGER_CONNS_MAX;
 	s.stranger_idle_ms =
 	    1000 * (opt->stranger_idle_s ? opt->stranger_idle_s : DMN_STRANGER_IDLE_S);
 	if (s.max_per_addr > s.max_conns)
@@ -1516,7 +1521,8 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	s.listen.data = &s;
 	{
 		int fd = -1;
-		rc = listen_socket(s.socket_path, opt->socket_mode ? opt->socket_mode : DMN_SOCKET_MODE,
+		rc = listen_socket(s.socket_path,
+		                   opt->socket_mode ? opt->socket_mode : DMN_SOCKET_MODE,
 		                   opt->socket_group_set, opt->socket_gid, &fd, err);
 		if (rc < 0) {
 			uv_close((uv_handle_t *)&s.listen, NULL);

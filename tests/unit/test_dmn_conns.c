@@ -296,15 +296,16 @@ static void submit_args(const dcr_key *k, const uint8_t room[ES_ROOM_ID_BYTES], 
 	dcr_buf_init(&body);
 	dcr_buf_init(&entry);
 	if (!strcmp(type, RM_EV_RUN_REQUESTED)) {
-		rm_body_run_requested_eps(&body, "overlap", NULL, "00112233445566778899aabbccddeeff");
+		rm_body_run_requested_eps(&body, "overlap", NULL,
+		                          "00112233445566778899aabbccddeeff");
 	} else if (!strcmp(type, RM_EV_PUBLISHED)) {
 		uint8_t h[32] = {1};
 		rm_body_published(&body, h);
 	} else {
 		rm_body_stopped(&body, "probing");
 	}
-	CHECK(es_event_build(k, room, seq, dcr_now_ms(), type, body.data, body.len, &entry,
-	                     &err) == 0);
+	CHECK(es_event_build(k, room, seq, dcr_now_ms(), type, body.data, body.len, &entry, &err) ==
+	      0);
 	if (bad_sig && entry.len)
 		entry.data[entry.len - 1] ^= 1;
 	proto_map_init(&m);
@@ -349,9 +350,9 @@ static uint64_t size_median_us(cl_conn *c, const char *hex, unsigned n)
 static void test_oracle(td *t)
 {
 	static const char *const covered[] = {
-	    "checkpoint", "consistency", "data.read", "dev.read", "dev.status",   "events",
-	    "logs.read",  "proof",       "result.open", "result.read", "room.test", "run.status",
-	    "size",       "stats",       "submit",    "upload.begin", "wait",
+	    "checkpoint", "consistency", "data.read",   "dev.read",     "dev.status", "events",
+	    "logs.read",  "proof",       "result.open", "result.read",  "room.test",  "run.status",
+	    "size",       "stats",       "submit",      "upload.begin", "wait",
 	};
 	char docs_ops[64][32];
 	size_t ndocs = room_ops_of_docs(docs_ops, 64), compared = 0;
@@ -421,9 +422,10 @@ static void test_oracle(td *t)
 				op_args(op, hex, variant == 0, &a2);
 				s1 = answer(c, op, &a1, ghex);
 				s2 = answer(c, op, &a2, hex);
-				CHECK(strcmp(s1, s2) == 0 && strncmp(s1, "ok", 2) != 0,
-				      "%s (%s args): no such room: \"%s\", not a participant: \"%s\"",
-				      op, variant ? "full" : "bare", s1, s2);
+				CHECK(
+				    strcmp(s1, s2) == 0 && strncmp(s1, "ok", 2) != 0,
+				    "%s (%s args): no such room: \"%s\", not a participant: \"%s\"",
+				    op, variant ? "full" : "bare", s1, s2);
 				compared++;
 				free(s1);
 				free(s2);
@@ -454,7 +456,8 @@ static void test_oracle(td *t)
 			s1 = answer(c, "submit", &a1, ghex);
 			s2 = answer(c, "submit", &a2, hex);
 			CHECK(strcmp(s1, s2) == 0 && strncmp(s1, "ok", 2) != 0,
-			      "submit %s at seq %llu: no such room: \"%s\", not a participant: \"%s\"",
+			      "submit %s at seq %llu: no such room: \"%s\", not a participant: "
+			      "\"%s\"",
 			      ev[i].type, (unsigned long long)seq, s1, s2);
 			compared++;
 			free(s1);
@@ -479,8 +482,9 @@ static void test_oracle(td *t)
 	 * of `size` for a missing room and for a room carl is not in. */
 	{
 		uint64_t m1 = size_median_us(carl, ghex, 300), m2 = size_median_us(carl, hex, 300);
-		fprintf(stderr, "oracle timing: size, median of 300: no such room %llu us, not a "
-		                "participant %llu us\n",
+		fprintf(stderr,
+		        "oracle timing: size, median of 300: no such room %llu us, not a "
+		        "participant %llu us\n",
 		        (unsigned long long)m1, (unsigned long long)m2);
 	}
 out:
@@ -798,7 +802,8 @@ static void test_total(td *t)
 	 * full: its limit is the total's) */
 	c = try_connect(t, t->anna, &err);
 	CHECK(c == NULL);
-	CHECK_ERR(err.code, DCR_ELIMIT, &err, "the limit per address (dcrd --max-conns-per-addr 12)");
+	CHECK_ERR(err.code, DCR_ELIMIT, &err,
+	          "the limit per address (dcrd --max-conns-per-addr 12)");
 	cl_close(c);
 	c = try_connect(t, m[0], &err);
 	CHECK(c == NULL);
@@ -891,11 +896,12 @@ int main(void)
 {
 	static td t; /* the atexit cleanup reads it after main returns */
 	static const char *const plain[] = {"--no-sync", NULL};
-	static const char *const small[] = {"--max-conns", "40", "--max-conns-per-key", "8",
-	                                    "--max-stranger-conns", "8", "--no-sync", NULL};
-	static const char *const total[] = {"--max-conns", "12", "--max-conns-per-key", "1",
-	                                    "--max-stranger-conns", "4", "--socket-mode",
-	                                    "666", "--no-sync", NULL};
+	static const char *const small[] = {
+	    "--max-conns",          "40", "--max-conns-per-key", "8",
+	    "--max-stranger-conns", "8",  "--no-sync",           NULL};
+	static const char *const total[] = {
+	    "--max-conns",   "12",  "--max-conns-per-key", "1", "--max-stranger-conns", "4",
+	    "--socket-mode", "666", "--no-sync",           NULL};
 	static const char *const idle[] = {"--stranger-idle-timeout-s", "1", "--no-sync", NULL};
 
 	td_init(&t);
