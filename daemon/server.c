@@ -723,7 +723,8 @@ refuse:
 }
 
 /* A stranger whose key joined a room (it created one, or was added to
- * one) becomes a member's connection. */
+ * one) becomes a member's connection: checked after each of its requests
+ * and before it is closed as idle. */
 static void conn_recheck_member(conn *c)
 {
 	server *s = c->srv;
@@ -1114,6 +1115,12 @@ static void on_timer(uv_timer_t *t)
 	}
 	if (c->inflight > 0 || c->busy)
 		return; /* uv_timer_again will rearm it on the next activity */
+	if (!c->member) {
+		/* its key may have joined a room since its last request */
+		conn_recheck_member(c);
+		if (c->member)
+			return; /* rearmed with a member's timeout */
+	}
 	dmn__log(c->srv->d, DMN_LOG_INFO, "%s connection closed: idle for %llu ms%s",
 	         c->sess.who ? c->sess.who : c->who, (unsigned long long)uv_timer_get_repeat(t),
 	         c->member ? "" : " (its key is in no room: dcrd --stranger-idle-timeout-s)");
@@ -1485,8 +1492,13 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	    opt->max_stranger_conns ? (unsigned)opt->max_stranger_conns : DMN_STRANGER_CONNS_MAX;
 	s.stranger_idle_ms =
 	    1000 * (opt->stranger_idle_s ? opt->stranger_idle_s : DMN_STRANGER_IDLE_S);
+	/* Defaults follow a lower --max-conns; values given must fit it. */
 	if (s.max_per_addr > s.max_conns)
 		s.max_per_addr = s.max_conns;
+	if (!opt->max_conns_per_key && s.max_per_key >= s.max_conns)
+		s.max_per_key = s.max_conns - 1;
+	if (!opt->max_stranger_conns && s.max_strangers >= s.max_conns)
+		s.max_strangers = s.max_conns / 2;
 	if (s.max_per_key >= s.max_conns || s.max_strangers >= s.max_conns) {
 		/* one key, or the keys in no room, could take every slot */
 		rc = dcr_err_set(err, DCR_EINVALID,

@@ -871,6 +871,25 @@ static void test_stranger_idle(td *t)
 		cl_close(sc);
 		dcr_key_free(k);
 	}
+	/* A stranger that a room names while it is idle is not cut either. */
+	{
+		dcr_key *k = NULL;
+		uint8_t pub[32], r3[ES_ROOM_ID_BYTES];
+		char *ks, *j3;
+		CHECK(dcr_key_generate(&k) == 0);
+		dcr_key_public(k, pub);
+		ks = dcr_pub_format(pub);
+		sc = try_connect(t, k, &err);
+		CHECK(sc != NULL, "%s", err.msg);
+		j3 = room_json_of(t, t->anna_s, ks, "names-ian-later");
+		CHECK(anna_c && cl_room_create(anna_c, j3, r3, &err) == 0);
+		usleep(2500 * 1000);
+		CHECK(sc && alive(sc));
+		cl_close(sc);
+		free(j3);
+		free(ks);
+		dcr_key_free(k);
+	}
 	cl_close(anna_c);
 	dcr_key_free(s2);
 }
@@ -900,6 +919,16 @@ static void test_bad_options(td *t)
 		}
 	}
 	CHECK(td_log_has(t, "must be below --max-conns"));
+	/* a low --max-conns alone lowers the defaults below it */
+	{
+		static const char *const low[] = {"--max-conns", "4", "--no-sync", NULL};
+		cl_conn *c;
+		CHECK(td_start(t, low) == 0);
+		c = td_connect(t, t->anna);
+		CHECK(c != NULL);
+		cl_close(c);
+		CHECK(td_stop(t, SIGTERM) == 0);
+	}
 }
 
 int main(void)
