@@ -28,7 +28,7 @@
 #define DCR_FRAME_REQUEST_OBJECTS_MAX 4096u
 
 /* daemon/protocol (docs/protocol.md, docs/daemon.md) */
-#define DMN_CONNS_MAX 256u                  /* open connections */
+#define DMN_CONNS_MAX 256u                  /* default --max-conns: authenticated connections */
 #define DMN_INFLIGHT_MAX 4u                 /* requests queued per connection */
 #define DMN_AUTH_FRAME_BYTES_MAX 256u       /* frames before authentication */
 #define DMN_AUTH_TIMEOUT_MS 10000u          /* to answer the challenge */
@@ -58,6 +58,16 @@
 #define DMN_WAIT_MS_MAX 30000u              /* one `wait` (long poll) */
 #define DMN_WAITERS_MAX 8u                  /* `wait`s blocking pool threads at once */
 #define CL_UPLOAD_WINDOW 3                  /* client: upload chunks in flight (< DMN_INFLIGHT_MAX) */
+
+/* connections (issue 14: many tenants on one host; daemon/server.c,
+ * docs/daemon.md "Limits and quotas") */
+#define DMN_CONNS_PER_KEY_MAX 32u           /* default --max-conns-per-key */
+#define DMN_CONNS_PER_ADDR_MAX 128u         /* default --max-conns-per-addr (a uid, an IP) */
+#define DMN_STRANGER_CONNS_MAX 64u          /* default --max-stranger-conns (keys in no room) */
+#define DMN_STRANGER_IDLE_S 10u             /* default --stranger-idle-timeout-s */
+#define DMN_CONNS_OPTION_MAX 16384u         /* largest --max-conns (file descriptors) */
+#define DMN_ADDR_BYTES 48u                  /* "uid 1000", later "ip 2001:db8::/64" */
+#define DMN_SOCKET_MODE 0660u               /* default --socket-mode */
 
 /* room (definitions and event bodies, room/) */
 #define DCR_RM_DEF_BYTES_MAX (1024u * 1024)       /* definition JSON text */

@@ -31,6 +31,18 @@ typedef struct dmn_options {
 	 * of docs/room-format.md. */
 	uint64_t script_max_wall_s, script_max_cpu_s, script_max_memory_mb, script_max_processes,
 	    script_max_output_mb, script_max_tmp_mb;
+	/* Connection limits (docs/daemon.md "Limits and quotas"); 0: the
+	 * DMN_* default of base/limits.h. max_conns: authenticated connections
+	 * in all; per key; per address (the peer's uid on the unix socket);
+	 * of keys that are a participant of no room ("strangers"), whose idle
+	 * timeout is stranger_idle_s (never longer than idle_timeout_ms). */
+	uint64_t max_conns, max_conns_per_key, max_conns_per_addr, max_stranger_conns;
+	uint64_t stranger_idle_s;
+	/* The socket's mode (0: DMN_SOCKET_MODE) and group (socket_group_set:
+	 * chown it to socket_gid), whatever the umask. */
+	uint32_t socket_mode;
+	bool socket_group_set;
+	uint32_t socket_gid;
 	/* The program the sandbox re-executes (compute_sandbox.h); NULL:
 	 * /proc/self/exe (dcrd itself; tests that run dmn_run in-process give
 	 * the dcrd binary). */

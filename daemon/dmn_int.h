@@ -24,6 +24,7 @@
  *   blobs (blob.c)    its own mu         the helpers' queue and each writer's job
  *   quota (quota.c)   quota.mu           quota.ents, n, cap, budgets, nbudgets, stop
  *   store             eventstore's own   (thread-safe, eventstore.h)
+ *   keys in rooms     members.mu (leaf)  server.c's set of keys in some room
  *   set at start      none               opt, dir, key, pub, store, blobs,
  *                                        imgc.budget, rooms.hooks (read-only after)
  *
@@ -31,7 +32,7 @@
  *
  *   jobs.image_mu -> room->mu -> rooms.lock -> up.mu -> jobs.mu -> imgc.mu
  *   -> wait.mu -> quota.mu -> leaves (blobs' mu, a cmp_cancel's mu, the store's
- *   locks)
+ *   locks, members.mu)
  *
  * (rooms.lock is taken after room->mu only to insert a new room, which
  * nobody else can see yet; dmn__room_find takes and drops it alone.) Never

@@ -12,6 +12,7 @@
  * (docs/operations.md). */
 #include <ctype.h>
 #include <getopt.h>
+#include <grp.h>
 #include <stddef.h>
 
 #include "daemon.h"
@@ -46,6 +47,9 @@ static void usage(FILE *f)
 	        "usage: dcrd --data DIR [--socket PATH] [--idle-timeout-ms N] [--log-level LEVEL]\n"
 	        "            [--image-cache-mb N] [--frame-budget-mb N] [--script-max-LIMIT N]\n"
 	        "            [--config FILE]\n"
+	        "            [--socket-mode MODE] [--socket-group GROUP] [--max-conns N]\n"
+	        "            [--max-conns-per-key N] [--max-conns-per-addr N]\n"
+	        "            [--max-stranger-conns N] [--stranger-idle-timeout-s N]\n"
 	        "       dcrd restore --data DIR [--keys KEYDIR] BACKUP   (dcrd restore --help)\n"
 	        "\n"
 	        "The dcr clean room host. Runs in the foreground, logs to stderr (one line\n"
@@ -60,7 +64,17 @@ static void usage(FILE *f)
 	        "                         (master.key). One dcrd per directory (DIR/lock).\n"
 	        "  --socket PATH          unix socket to listen on; default $DCR_SOCKET, else\n"
 	        "                         DIR/dcr.sock\n"
+	        "  --socket-mode MODE     the socket's mode, octal, at least 600 (default %03o,\n"
+	        "                         whatever the umask)\n"
+	        "  --socket-group GROUP   the socket's group (a name or a number)\n"
 	        "  --idle-timeout-ms N    close connections idle for N ms (default %u)\n"
+	        "  --max-conns N          authenticated connections in all (default %u)\n"
+	        "  --max-conns-per-key N  connections of one key (default %u; below --max-conns)\n"
+	        "  --max-conns-per-addr N connections from one address: a uid on the socket\n"
+	        "                         (default %u)\n"
+	        "  --max-stranger-conns N connections of keys that are in no room (default %u;\n"
+	        "                         below --max-conns)\n"
+	        "  --stranger-idle-timeout-s N  close those when idle for N s (default %u)\n"
 	        "  --log-level LEVEL      error, warn, info (default) or debug\n"
 	        "  --image-cache-mb N     memory for decrypted tables kept between runs, in MiB\n"
 	        "                         (default %llu; 0 turns the cache off)\n"
@@ -90,7 +104,9 @@ static void usage(FILE *f)
 	        "  --help                 this text\n"
 	        "\n"
 	        "Prints \"dcrd: listening on PATH\" to stderr when ready. See docs/daemon.md.\n",
-	        DCR_CONFIG_DEFAULT[0] ? DCR_CONFIG_DEFAULT : "none", (unsigned)DMN_IDLE_TIMEOUT_MS,
+	        DCR_CONFIG_DEFAULT[0] ? DCR_CONFIG_DEFAULT : "none", DMN_SOCKET_MODE,
+	        (unsigned)DMN_IDLE_TIMEOUT_MS, DMN_CONNS_MAX, DMN_CONNS_PER_KEY_MAX,
+	        DMN_CONNS_PER_ADDR_MAX, DMN_STRANGER_CONNS_MAX, DMN_STRANGER_IDLE_S,
 	        (unsigned long long)(DMN_IMAGE_CACHE_BYTES >> 20),
 	        (unsigned long long)(DMN_FRAME_BUDGET_BYTES >> 20), FRAME_BUDGET_MB_MIN,
 	        (unsigned long long)DMN_QUOTA_ROOM_BLOB_MB, (unsigned long long)DMN_QUOTA_KEY_BLOB_MB,
@@ -252,6 +268,13 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 	    {"max-key-disk-mb", required_argument, NULL, 'K'},
 	    {"max-run-tmp-mb", required_argument, NULL, 't'},
 	    {"upload-expiry-s", required_argument, NULL, 'e'},
+	    {"socket-mode", required_argument, NULL, 'm'},
+	    {"socket-group", required_argument, NULL, 'g'},
+	    {"max-conns", required_argument, NULL, 1000},
+	    {"max-conns-per-key", required_argument, NULL, 1001},
+	    {"max-conns-per-addr", required_argument, NULL, 1002},
+	    {"max-stranger-conns", required_argument, NULL, 1003},
+	    {"stranger-idle-timeout-s", required_argument, NULL, 1004},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -419,6 +442,75 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 				return 2;
 			}
 			*(uint64_t *)((char *)&opt + qs[qi].off) = v;
+			break;
+		}
+		case 'm': {
+			char *end = NULL;
+			unsigned long v;
+			errno = 0;
+			v = strtoul(optarg, &end, 8);
+			if (errno || !end || end == optarg || *end || v > 0777 ||
+			    (v & 0600) != 0600) {
+				fprintf(
+				    stderr,
+				    "dcrd: --socket-mode: not an octal mode from 600 to 777 that "
+				    "lets the owner read and write: %s\n",
+				    optarg);
+				return 2;
+			}
+			opt.socket_mode = (uint32_t)v;
+			break;
+		}
+		case 'g': {
+			struct group gr, *res = NULL;
+			char buf[4096], *end = NULL;
+			unsigned long v;
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (*optarg && end && !*end && !errno && v < 0xffffffffu) {
+				opt.socket_gid = (uint32_t)v;
+			} else if (getgrnam_r(optarg, &gr, buf, sizeof buf, &res) == 0 && res) {
+				opt.socket_gid = (uint32_t)res->gr_gid;
+			} else {
+				fprintf(stderr, "dcrd: --socket-group: no group %s\n", optarg);
+				return 2;
+			}
+			opt.socket_group_set = true;
+			break;
+		}
+		case 1000:
+		case 1001:
+		case 1002:
+		case 1003:
+		case 1004: {
+			static const struct {
+				const char *name;
+				unsigned long long lo, hi;
+				size_t off;
+			} cl[] = {
+			    {"max-conns", 2, DMN_CONNS_OPTION_MAX,
+			     offsetof(dmn_options, max_conns)},
+			    {"max-conns-per-key", 1, DMN_CONNS_OPTION_MAX,
+			     offsetof(dmn_options, max_conns_per_key)},
+			    {"max-conns-per-addr", 1, DMN_CONNS_OPTION_MAX,
+			     offsetof(dmn_options, max_conns_per_addr)},
+			    {"max-stranger-conns", 1, DMN_CONNS_OPTION_MAX,
+			     offsetof(dmn_options, max_stranger_conns)},
+			    {"stranger-idle-timeout-s", 1, 7u * 24 * 3600,
+			     offsetof(dmn_options, stranger_idle_s)},
+			};
+			size_t li = (size_t)(c - 1000);
+			char *end = NULL;
+			unsigned long long v;
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || !end || end == optarg || *end || v < cl[li].lo ||
+			    v > cl[li].hi) {
+				fprintf(stderr, "dcrd: --%s: not a number from %llu to %llu: %s\n",
+				        cl[li].name, cl[li].lo, cl[li].hi, optarg);
+				return 2;
+			}
+			*(uint64_t *)((char *)&opt + cl[li].off) = v;
 			break;
 		}
 		case 'h':

@@ -244,8 +244,9 @@ static int op_submit(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res
 	dmn_room *r;
 	int rc;
 
-	/* No read check: a new room does not exist yet, and rm_apply decides
-	 * what this actor may do. */
+	/* No read check here: a new room does not exist yet, and rm_apply
+	 * decides what this actor may do; dmn__submit answers an actor who
+	 * may not read the room as for a room that does not exist. */
 	if (dcr_mp_str(dcr_mp_get(args, "room"), &p, &n) < 0 || n != 32)
 		return dcr_err_set(err, DCR_EINVALID, "room: not a room id (32 hex chars)");
 	memcpy(hex, p, 32);

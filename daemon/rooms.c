@@ -585,6 +585,19 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	}
 	dmn__mutex_lock(&r->mu);
 	locked = true;
+	if (conn_key && !fresh && !rm_may_read_room(&r->st, conn_key)) {
+		/* Neither its creator nor a participant: the answer for a room
+		 * that does not exist, whatever the event (docs/protocol.md). A
+		 * room.created at seq 0 would create a missing room, so the only
+		 * difference left is that one: it is refused for an id in use. */
+		if (ev.seq == 0 && strcmp(ev.type, RM_EV_CREATED) == 0)
+			rc = dcr_err_set(err, DCR_EEXIST,
+			                 "room id %s is in use: create the room under a new id",
+			                 ev.room_hex);
+		else
+			rc = dcr_err_set(err, DCR_ENOTFOUND, "no room %s", ev.room_hex);
+		goto out;
+	}
 	if (r->broken) {
 		rc = dcr_err_set(err, DCR_ESTORE,
 		                 "room %s: an append failed and the room is being rebuilt from "

@@ -16,7 +16,12 @@
  * canonical, at most DCR_FRAME_REQUEST_OBJECTS_MAX values) before it is
  * queued, so unpacking it costs a bounded amount. At most
  * DMN_UNAUTH_CONNS_MAX connections wait to authenticate, each with frames
- * of at most DMN_AUTH_FRAME_BYTES_MAX. Shutdown (SIGTERM/SIGINT) closes the
+ * of at most DMN_AUTH_FRAME_BYTES_MAX. Once authenticated, a connection
+ * is admitted within the limits per key, per address (the peer's uid), of
+ * keys in no room and in all, or an idle one gives way to it, or it is
+ * refused (conn_admit, docs/daemon.md "Limits and quotas"); the socket is
+ * created with its mode and group whatever the umask (listen_socket).
+ * Shutdown (SIGTERM/SIGINT) closes the
  * listener and every connection, lets requests already running finish
  * (appends complete), stops the workers and closes the store.
  *
@@ -72,6 +77,10 @@ struct conn {
 	uint8_t challenge[32];
 	dmn_session sess;
 	char who[24]; /* key prefix before a room names the caller */
+	char addr[DMN_ADDR_BYTES]; /* the peer ("uid 1000"): conn_admit */
+	bool admitted;             /* counted in srv->authed (and srv->strangers unless member) */
+	bool member;               /* its key is a participant of some room; else a stranger's */
+	uint64_t active;           /* srv->activity at its last bytes read or request answered */
 	/* frame being read */
 	uint8_t hdr[PROTO_HDR_BYTES];
 	size_t hdr_have;
@@ -113,10 +122,33 @@ typedef struct frame_budget {
 	bool waking;
 } frame_budget;
 
+/* Keys that are the creator or a participant of at least one room,
+ * filled by a durable-event hook (at start from every room, then from
+ * every room.* and request.* event); a key stays in until dcrd restarts.
+ * Written under a room's mu (the hook), read by the loop thread: mu is a
+ * leaf lock, held for one lookup or one room's participants. The slots'
+ * hash is keyed by a random seed, so nobody can pick keys that collide. */
+typedef struct member_set {
+	pthread_mutex_t mu; /* guards slots, n, cap */
+	struct member_slot {
+		uint8_t key[32];
+		bool used;
+	} * slots;
+	size_t n, cap; /* cap: 0 or a power of two, at most half full */
+	uint64_t seed;
+} member_set;
+
 struct server {
 	dmn *d;
 	frame_budget budget;
+	member_set members;
 	unsigned unauthed; /* open connections not yet authenticated */
+	/* admitted (authenticated, within the limits) and open; strangers:
+	 * those of keys in no room. Limits: conn_admit. */
+	unsigned authed, strangers;
+	unsigned max_conns, max_per_key, max_per_addr, max_strangers;
+	uint64_t stranger_idle_ms;
+	uint64_t activity; /* counts activity: orders connections by their last */
 	uv_loop_t *loop;
 	uv_pipe_t listen;
 	uv_signal_t sig_term, sig_int, sig_hup;
@@ -127,9 +159,80 @@ struct server {
 	char *socket_path;
 };
 
+/* ---- keys that are in a room ----------------------------------------------------- */
+
+static size_t members_slot(const member_set *m, const uint8_t key[32])
+{
+	uint64_t h;
+	size_t i;
+
+	memcpy(&h, key, sizeof h);
+	h ^= m->seed; /* splitmix64's finalizer: every bit of h reaches the low ones */
+	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+	h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	for (i = (size_t)h & (m->cap - 1); m->slots[i].used; i = (i + 1) & (m->cap - 1))
+		if (memcmp(m->slots[i].key, key, 32) == 0)
+			break;
+	return i;
+}
+
+static void members_add_locked(member_set *m, const uint8_t key[32])
+{
+	size_t i;
+
+	if (2 * (m->n + 1) > m->cap) {
+		struct member_slot *old = m->slots;
+		size_t oldcap = m->cap;
+		m->cap = m->cap ? 2 * m->cap : 64;
+		m->slots = dcr_calloc(m->cap, sizeof *m->slots);
+		for (size_t k = 0; k < oldcap; k++)
+			if (old[k].used)
+				m->slots[members_slot(m, old[k].key)] = old[k];
+		free(old);
+	}
+	i = members_slot(m, key);
+	if (!m->slots[i].used) {
+		memcpy(m->slots[i].key, key, 32);
+		m->slots[i].used = true;
+		m->n++;
+	}
+}
+
+static bool members_has(member_set *m, const uint8_t key[32])
+{
+	bool hit;
+
+	pthread_mutex_lock(&m->mu);
+	hit = m->cap && m->slots[members_slot(m, key)].used;
+	pthread_mutex_unlock(&m->mu);
+	return hit;
+}
+
+/* The durable-event hook (under r->mu): participants come with the
+ * definition (room.created, room.draft_saved) and may change with what
+ * requests approve; other events change nobody. */
+static void members_on_durable(void *ctx, dmn_room *r, const es_event *ev, uint64_t seq)
+{
+	member_set *m = ctx;
+
+	(void)seq;
+	DMN_ASSERT_HELD(&r->mu);
+	if (ev && strncmp(ev->type, "room.", 5) != 0 && strncmp(ev->type, "request.", 8) != 0)
+		return;
+	if (r->st.status == RM_NONE)
+		return;
+	pthread_mutex_lock(&m->mu);
+	members_add_locked(m, r->st.creator);
+	for (size_t i = 0; r->st.def && i < r->st.def->nparticipants; i++)
+		members_add_locked(m, r->st.def->participants[i].key);
+	pthread_mutex_unlock(&m->mu);
+}
+
 /* ---- connections -------------------------------------------------------------- */
 
 static void conn_close(conn *c);
+static void conn_unadmit(conn *c);
 static void pump(conn *c);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -346,6 +449,7 @@ static void conn_close(conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	conn_unadmit(c);
 	budget_unwait(c);
 	c->pend_n = 0;
 	if (c->unauth_counted) {
@@ -431,6 +535,209 @@ static void frame_refuse(conn *c, int code, const char *msg)
 	send_error(c, 0, code, msg, true);
 }
 
+/* ---- connection limits ------------------------------------------------------------- *
+ *
+ * Checked once a connection has authenticated (its key is known), in this
+ * order: its key holds fewer than max_per_key connections (else refused:
+ * the key's holder closes one); a stranger's (a key in no room) finds one
+ * of max_strangers slots; its address (the peer's uid on the unix socket;
+ * the peer's IP for a TCP listener) holds fewer than max_per_addr; and the
+ * total stays within max_conns. At the last three an idle connection
+ * (no request in flight, no frame half read) may give way to the newcomer
+ * (pick_victim): a stranger's first, the least recently active; else the
+ * least recently active of the key holding the most connections in the
+ * scope, if it holds at least two more than the newcomer's key (so a key
+ * holding one connection never loses it, and keys converge to equal
+ * shares). As max_per_key and max_strangers are below max_conns, a
+ * participant finds a slot unless every connection is busy or belongs to
+ * a key holding no more than one more than the participant's key does.
+ * Loop thread only. */
+
+static void conn_unadmit(conn *c)
+{
+	server *s = c->srv;
+
+	if (!c->admitted)
+		return;
+	c->admitted = false;
+	DCR_ASSERT(s->authed > 0);
+	s->authed--;
+	if (!c->member) {
+		DCR_ASSERT(s->strangers > 0);
+		s->strangers--;
+	}
+}
+
+static bool conn_idle(const conn *c)
+{
+	return c->admitted && !c->closing && !c->doomed && !c->busy && c->inflight == 0 &&
+	       !c->waiting && c->hdr_have == 0;
+}
+
+static int conn_key_cmp(const void *a, const void *b)
+{
+	const conn *x = *(conn *const *)a, *y = *(conn *const *)b;
+	int k = memcmp(x->sess.key, y->sess.key, 32);
+
+	if (k)
+		return k;
+	return x->active < y->active ? -1 : x->active > y->active;
+}
+
+/* The idle connection that gives way to newcomer c among the admitted
+ * connections of addr (NULL: all), only a stranger's if strangers_only,
+ * or NULL (see above). */
+static conn *pick_victim(server *s, const conn *c, const char *addr, bool strangers_only)
+{
+	conn **v, *o, *best = NULL;
+	size_t n = 0, i, j, mine = 0, top = 0;
+
+	for (o = s->conns; o; o = o->next)
+		if (conn_idle(o) && !o->member && (!addr || strcmp(o->addr, addr) == 0) &&
+		    (!best || o->active < best->active))
+			best = o;
+	if (best || strangers_only || s->authed == 0)
+		return best;
+	v = dcr_calloc(s->authed, sizeof *v);
+	for (o = s->conns; o; o = o->next)
+		if (o->admitted && (!addr || strcmp(o->addr, addr) == 0)) {
+			DCR_ASSERT(n < s->authed);
+			v[n++] = o;
+		}
+	qsort(v, n, sizeof *v, conn_key_cmp);
+	for (i = 0; i < n; i = j) {
+		conn *idle = NULL;
+		for (j = i; j < n && memcmp(v[j]->sess.key, v[i]->sess.key, 32) == 0; j++)
+			if (!idle && conn_idle(v[j]))
+				idle = v[j]; /* the least recently active of the key's */
+		if (memcmp(v[i]->sess.key, c->sess.key, 32) == 0)
+			mine = j - i;
+		else if (idle && j - i > top) {
+			top = j - i;
+			best = idle;
+		}
+	}
+	free(v);
+	return best && top >= mine + 2 ? best : NULL;
+}
+
+static void conn_evict(conn *v, const char *msg)
+{
+	conn_unadmit(v);
+	dmn__log(v->srv->d, DMN_LOG_INFO, "%s connection closed: %s",
+	         v->sess.who ? v->sess.who : v->who, msg);
+	v->doomed = true;
+	send_error(v, 0, DCR_ELIMIT, msg, true);
+}
+
+/* Idle timeout of an admitted connection: a stranger's is the shorter. */
+static uint64_t conn_idle_ms(const conn *c)
+{
+	const server *s = c->srv;
+
+	return c->member || s->stranger_idle_ms > s->idle_ms ? s->idle_ms : s->stranger_idle_ms;
+}
+
+/* Admits the authenticated connection c, or refuses it (ELIMIT naming the
+ * limit, closed) and returns false. */
+static bool conn_admit(conn *c)
+{
+	server *s = c->srv;
+	unsigned nkey = 0, naddr = 0;
+	char msg[384];
+	conn *o, *v;
+
+	c->member = members_has(&s->members, c->sess.key);
+	for (o = s->conns; o; o = o->next) {
+		if (!o->admitted)
+			continue;
+		nkey += memcmp(o->sess.key, c->sess.key, 32) == 0;
+		naddr += strcmp(o->addr, c->addr) == 0;
+	}
+	if (nkey >= s->max_per_key) {
+		snprintf(msg, sizeof msg,
+		         "this key has %u connections open, the limit per key (dcrd "
+		         "--max-conns-per-key %u): close one of them first",
+		         nkey, s->max_per_key);
+		goto refuse;
+	}
+	if (!c->member && s->strangers >= s->max_strangers) {
+		v = pick_victim(s, c, NULL, true);
+		if (!v) {
+			snprintf(msg, sizeof msg,
+			         "%u connections of keys that are in no room are open, the limit "
+			         "(dcrd --max-stranger-conns %u), all busy: try again in a moment",
+			         s->strangers, s->max_strangers);
+			goto refuse;
+		}
+		snprintf(msg, sizeof msg,
+		         "closed while idle: its key is in no room and %u such connections are "
+		         "open, the limit (dcrd --max-stranger-conns %u); reconnect when needed",
+		         s->strangers, s->max_strangers);
+		naddr -= strcmp(v->addr, c->addr) == 0;
+		conn_evict(v, msg);
+	}
+	if (naddr >= s->max_per_addr) {
+		v = pick_victim(s, c, c->addr, false);
+		if (!v) {
+			snprintf(msg, sizeof msg,
+			         "%s has %u connections open, the limit per address (dcrd "
+			         "--max-conns-per-addr %u): close some of them first",
+			         c->addr, naddr, s->max_per_addr);
+			goto refuse;
+		}
+		snprintf(msg, sizeof msg,
+		         "closed while idle for another connection from %s, which has %u "
+		         "connections open, the limit per address (dcrd --max-conns-per-addr %u); "
+		         "reconnect when needed",
+		         c->addr, naddr, s->max_per_addr);
+		conn_evict(v, msg);
+	}
+	if (s->authed >= s->max_conns) {
+		v = pick_victim(s, c, NULL, false);
+		if (!v) {
+			snprintf(msg, sizeof msg,
+			         "dcrd has %u connections open, its limit (dcrd --max-conns %u), "
+			         "and none can give way to this one: try again later",
+			         s->authed, s->max_conns);
+			goto refuse;
+		}
+		snprintf(msg, sizeof msg,
+		         "closed while idle for another connection: dcrd has %u connections "
+		         "open, its limit (dcrd --max-conns %u); reconnect when needed",
+		         s->authed, s->max_conns);
+		conn_evict(v, msg);
+	}
+	c->admitted = true;
+	s->authed++;
+	if (!c->member)
+		s->strangers++;
+	c->active = ++s->activity;
+	uv_timer_set_repeat(&c->timer, conn_idle_ms(c));
+	return true;
+refuse:
+	dmn__log(s->d, DMN_LOG_INFO, "%s connection refused: %s", c->who, msg);
+	c->doomed = true;
+	send_error(c, 0, DCR_ELIMIT, msg, true);
+	return false;
+}
+
+/* A stranger whose key joined a room (it created one, or was added to
+ * one) becomes a member's connection: checked after each of its requests
+ * and before it is closed as idle. */
+static void conn_recheck_member(conn *c)
+{
+	server *s = c->srv;
+
+	if (!c->admitted || c->member || !members_has(&s->members, c->sess.key))
+		return;
+	c->member = true;
+	DCR_ASSERT(s->strangers > 0);
+	s->strangers--;
+	uv_timer_set_repeat(&c->timer, conn_idle_ms(c));
+	uv_timer_again(&c->timer); /* the stranger's shorter timeout is pending */
+}
+
 static void log_request(conn *c, req *r)
 {
 	dmn *d = c->srv->d;
@@ -455,6 +762,8 @@ static void after_work_cb(uv_work_t *w, int status)
 	conn *c = r->c;
 
 	c->busy = false;
+	c->active = ++c->srv->activity;
+	conn_recheck_member(c);
 	if (!c->spare && !c->closing && r->cap > READ_BUF_BYTES &&
 	    r->cap <= DCR_CHUNK_BYTES + READ_BUF_BYTES) {
 		/* the buffer keeps its share of the budget */
@@ -542,6 +851,8 @@ static void auth_frame(conn *c, const uint8_t *p, size_t n)
 	c->unauth_counted = false;
 	s->unauthed--;
 	memcpy(c->sess.key, key, 32);
+	if (!conn_admit(c))
+		return;
 	{
 		proto_map m;
 		dcr_buf body, frame;
@@ -775,8 +1086,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	n = (size_t)nread;
-	if (n > 0 && c->authed)
+	if (n > 0 && c->authed) {
 		uv_timer_again(&c->timer);
+		c->active = ++c->srv->activity;
+	}
 	if (buf->base != (char *)c->rbuf) {
 		/* read into the frame itself (on_alloc) */
 		if (c->closing || c->doomed || !c->body)
@@ -802,9 +1115,36 @@ static void on_timer(uv_timer_t *t)
 	}
 	if (c->inflight > 0 || c->busy)
 		return; /* uv_timer_again will rearm it on the next activity */
-	dmn__log(c->srv->d, DMN_LOG_INFO, "%s connection closed: idle for %llu ms",
-	         c->sess.who ? c->sess.who : c->who, (unsigned long long)c->srv->idle_ms);
+	if (!c->member) {
+		/* its key may have joined a room since its last request */
+		conn_recheck_member(c);
+		if (c->member)
+			return; /* rearmed with a member's timeout */
+	}
+	dmn__log(c->srv->d, DMN_LOG_INFO, "%s connection closed: idle for %llu ms%s",
+	         c->sess.who ? c->sess.who : c->who, (unsigned long long)uv_timer_get_repeat(t),
+	         c->member ? "" : " (its key is in no room: dcrd --stranger-idle-timeout-s)");
 	conn_close(c);
+}
+
+/* The peer's address, what max_per_addr counts: on the unix socket its
+ * uid (SO_PEERCRED). A TCP listener would write "ip " and the address
+ * (an IPv6 one as its /64): any string equal for the peers that share a
+ * limit. */
+static void conn_peer(conn *c)
+{
+	uv_os_fd_t fd;
+	struct ucred cr;
+	socklen_t len = sizeof cr;
+
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && len == sizeof cr) {
+		snprintf(c->addr, sizeof c->addr, "uid %u", (unsigned)cr.uid);
+		/* who is on the other end, for the operator's operations (admin.c) */
+		c->sess.peer_known = true;
+		c->sess.peer_uid = (uint32_t)cr.uid;
+	} else
+		snprintf(c->addr, sizeof c->addr, "uid unknown");
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -836,21 +1176,21 @@ static void on_connection(uv_stream_t *listener, int status)
 		conn_close(c);
 		return;
 	}
-	{ /* who is on the other end, for the operator's operations (admin.c) */
-		uv_os_fd_t fd;
-		struct ucred cr;
-		socklen_t crn = sizeof cr;
-		if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
-		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crn) == 0 && crn == sizeof cr) {
-			c->sess.peer_known = true;
-			c->sess.peer_uid = (uint32_t)cr.uid;
-		}
-	}
-	if (s->nconns > DMN_CONNS_MAX || s->stopping) {
-		dmn__log(s->d, DMN_LOG_WARN, "connection refused: %s",
-		         s->stopping ? "shutting down" : "too many connections");
-		send_error(c, 0, DCR_ELIMIT,
-		           s->stopping ? "dcrd is shutting down" : "too many connections", true);
+	conn_peer(c);
+	/* A backstop on descriptors: admitted ones are bounded by max_conns
+	 * (conn_admit), those authenticating by DMN_UNAUTH_CONNS_MAX (below);
+	 * this leaves as many again for connections still closing. */
+	if (s->nconns > (size_t)s->max_conns + 2 * DMN_UNAUTH_CONNS_MAX || s->stopping) {
+		char msg[160];
+		if (s->stopping)
+			snprintf(msg, sizeof msg, "dcrd is shutting down");
+		else
+			snprintf(msg, sizeof msg,
+			         "dcrd has %zu connections open or closing, the limit (dcrd "
+			         "--max-conns %u plus %u): try again later",
+			         s->nconns - 1, s->max_conns, 2 * DMN_UNAUTH_CONNS_MAX);
+		dmn__log(s->d, DMN_LOG_WARN, "connection from %s refused: %s", c->addr, msg);
+		send_error(c, 0, DCR_ELIMIT, msg, true);
 		return;
 	}
 	if (s->unauthed >= DMN_UNAUTH_CONNS_MAX) {
@@ -1029,6 +1369,62 @@ out:
 	return rc;
 }
 
+/* The listening socket at path, created with mode 0600 (Linux gives the
+ * file the mode of the socket's inode less the umask, and fchmod sets
+ * that before bind), then given its group and its mode: at no moment is
+ * it open to more than its final mode allows, whatever the umask. */
+static int listen_socket(const char *path, unsigned mode, bool set_gid, uint32_t gid, int *fd_out,
+                         dcr_err *err)
+{
+	struct sockaddr_un sa;
+	bool bound = false;
+	int fd, rc = 0;
+
+	*fd_out = -1;
+	if (strlen(path) >= sizeof sa.sun_path)
+		return dcr_err_set(err, DCR_ELIMIT, "socket path longer than %zu bytes: %s",
+		                   sizeof sa.sun_path - 1, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return dcr_err_set(err, -errno, "socket for %s: %s", path, strerror(errno));
+	if (fchmod(fd, 0600) < 0) {
+		rc = dcr_err_set(err, -errno, "socket for %s: fchmod: %s", path, strerror(errno));
+		goto out;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		rc = dcr_err_set(err, -errno, "listening on %s: %s", path, strerror(errno));
+		goto out;
+	}
+	bound = true;
+	if (set_gid && chown(path, (uid_t)-1, (gid_t)gid) < 0) {
+		rc = dcr_err_set(err, -errno, "socket %s: giving it group %u (--socket-group): %s",
+		                 path, (unsigned)gid, strerror(errno));
+		goto out;
+	}
+	if (chmod(path, mode) < 0) {
+		rc = dcr_err_set(err, -errno, "socket %s: mode %03o (--socket-mode): %s", path,
+		                 mode, strerror(errno));
+		goto out;
+	}
+	if (listen(fd, 128) < 0) {
+		rc = dcr_err_set(err, -errno, "listening on %s: %s", path, strerror(errno));
+		goto out;
+	}
+	*fd_out = fd;
+	fd = -1;
+out:
+	if (fd >= 0) {
+		close(fd);
+		if (bound)
+			unlink(path);
+	}
+	return rc;
+}
+
 static bool socket_live(const char *path)
 {
 	struct sockaddr_un sa;
@@ -1060,6 +1456,8 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	int lock_fd = -1, rc;
 
 	memset(&s, 0, sizeof s);
+	pthread_mutex_init(&s.members.mu, NULL);
+	dcr_random(&s.members.seed, sizeof s.members.seed);
 	d->opt = *opt;
 	d->dir = dcr_strdup(opt->data_dir);
 	d->start_mono_ms = dcr_mono_ms();
@@ -1074,6 +1472,7 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	                      : opt->image_cache_bytes ? opt->image_cache_bytes
 	                                               : DMN_IMAGE_CACHE_BYTES);
 	dmn__jobs_init(d);
+	dmn__rooms_on_durable(d, members_on_durable, &s.members);
 	signal(SIGPIPE, SIG_IGN);
 	/* Requests spend most of their time waiting for fsync (group commit
 	 * gathers the appends of concurrent requests): give the pool many
@@ -1127,6 +1526,30 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	s.budget.max_bytes = opt->frame_budget_bytes ? opt->frame_budget_bytes
 	                                             : DMN_FRAME_BUDGET_BYTES;
 	s.idle_ms = opt->idle_timeout_ms ? opt->idle_timeout_ms : DMN_IDLE_TIMEOUT_MS;
+	s.max_conns = opt->max_conns ? (unsigned)opt->max_conns : DMN_CONNS_MAX;
+	s.max_per_key =
+	    opt->max_conns_per_key ? (unsigned)opt->max_conns_per_key : DMN_CONNS_PER_KEY_MAX;
+	s.max_per_addr =
+	    opt->max_conns_per_addr ? (unsigned)opt->max_conns_per_addr : DMN_CONNS_PER_ADDR_MAX;
+	s.max_strangers =
+	    opt->max_stranger_conns ? (unsigned)opt->max_stranger_conns : DMN_STRANGER_CONNS_MAX;
+	s.stranger_idle_ms =
+	    1000 * (opt->stranger_idle_s ? opt->stranger_idle_s : DMN_STRANGER_IDLE_S);
+	/* Defaults follow a lower --max-conns; values given must fit it. */
+	if (s.max_per_addr > s.max_conns)
+		s.max_per_addr = s.max_conns;
+	if (!opt->max_conns_per_key && s.max_per_key >= s.max_conns)
+		s.max_per_key = s.max_conns - 1;
+	if (!opt->max_stranger_conns && s.max_strangers >= s.max_conns)
+		s.max_strangers = s.max_conns / 2;
+	if (s.max_per_key >= s.max_conns || s.max_strangers >= s.max_conns) {
+		/* one key, or the keys in no room, could take every slot */
+		rc = dcr_err_set(err, DCR_EINVALID,
+		                 "--max-conns-per-key (%u) and --max-stranger-conns (%u) must be "
+		                 "below --max-conns (%u)",
+		                 s.max_per_key, s.max_strangers, s.max_conns);
+		goto out;
+	}
 	env = getenv("DCR_SOCKET");
 	if (opt->socket_path)
 		s.socket_path = dcr_strdup(opt->socket_path);
@@ -1151,16 +1574,29 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	s.loop = &loop;
 	uv_pipe_init(&loop, &s.listen, 0);
 	s.listen.data = &s;
-	unlink(s.socket_path);
-	rc = uv_pipe_bind(&s.listen, s.socket_path);
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&s.listen, 128, on_connection);
-	if (rc < 0) {
-		rc = dcr_err_set(err, DCR_EINTERNAL, "listening on %s: %s", s.socket_path,
-		                 uv_strerror(rc));
-		uv_close((uv_handle_t *)&s.listen, NULL);
-		uv_run(&loop, UV_RUN_DEFAULT);
-		goto out;
+	{
+		int fd = -1;
+		rc = listen_socket(s.socket_path,
+		                   opt->socket_mode ? opt->socket_mode : DMN_SOCKET_MODE,
+		                   opt->socket_group_set, opt->socket_gid, &fd, err);
+		if (rc < 0) {
+			uv_close((uv_handle_t *)&s.listen, NULL);
+			uv_run(&loop, UV_RUN_DEFAULT);
+			goto out;
+		}
+		rc = uv_pipe_open(&s.listen, fd);
+		if (rc < 0)
+			close(fd); /* once opened, the handle owns it */
+		else
+			rc = uv_listen((uv_stream_t *)&s.listen, 128, on_connection);
+		if (rc < 0) {
+			rc = dcr_err_set(err, DCR_EINTERNAL, "listening on %s: %s", s.socket_path,
+			                 uv_strerror(rc));
+			uv_close((uv_handle_t *)&s.listen, NULL);
+			uv_run(&loop, UV_RUN_DEFAULT);
+			unlink(s.socket_path);
+			goto out;
+		}
 	}
 	uv_signal_init(&loop, &s.sig_term);
 	uv_signal_init(&loop, &s.sig_int);
@@ -1215,6 +1651,8 @@ out:
 	dmn__waiters_release(d);
 	dmn__rooms_free(d);
 	dcr_key_free(d->key);
+	free(s.members.slots);
+	pthread_mutex_destroy(&s.members.mu);
 	if (rc == 0)
 		dmn__log(d, DMN_LOG_INFO, "clean shutdown");
 	free(events_dir);

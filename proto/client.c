@@ -248,6 +248,29 @@ const dcr_key *cl_identity(const cl_conn *c)
 	return c->id;
 }
 
+/* The daemon closed c's connection (a send failed): if it said why first,
+ * in an error frame with id 0 still waiting to be read (an idle connection
+ * closed to make room for another, docs/protocol.md), err gets that
+ * reason, as -EPIPE. */
+static void closed_reason(cl_conn *c, dcr_err *err)
+{
+	struct pollfd p = {c->fd, POLLIN, 0};
+	dcr_mp_doc *doc = NULL;
+	dcr_buf b;
+	dcr_err e, why;
+
+	if (!err || poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN))
+		return;
+	dcr_buf_init(&b);
+	if (read_frame(c->fd, &b, &doc, &e) == 0 && dcr_mp_get(dcr_mp_root(doc), "code")) {
+		dcr_err_clear(&why);
+		response_error(dcr_mp_root(doc), &why);
+		dcr_err_set(err, -EPIPE, "dcrd closed the connection: %s", why.msg);
+	}
+	dcr_mp_doc_free(doc);
+	dcr_buf_release(&b);
+}
+
 /* The two halves of a call, so that a few requests can be in flight on
  * one connection (uploads); cl_call is send then receive. A transport or
  * framing failure closes the connection: the stream is out of step. */
@@ -267,6 +290,8 @@ static int send_request(cl_conn *c, const char *op, const void *args, size_t arg
 	proto_request(&req, id, op, args, args_n);
 	rc = write_all(c->fd, req.data, req.len, err);
 	dcr_buf_release(&req);
+	if (rc == -EPIPE || rc == -ECONNRESET)
+		closed_reason(c, err);
 	if (rc < 0) {
 		close(c->fd);
 		c->fd = -1;
@@ -345,6 +370,8 @@ static int send_chunk(cl_conn *c, uint64_t up, const uint8_t *data, size_t n, ui
 				                 (unsigned)(DMN_CLIENT_TIMEOUT_MS / 1000));
 			else
 				rc = dcr_err_set(err, -errno, "sending to dcrd: %s", strerror(errno));
+			if (rc == -EPIPE || rc == -ECONNRESET)
+				closed_reason(c, err);
 			break;
 		}
 		while (k < 3 && (size_t)sent >= iov[k].iov_len) {
@@ -381,9 +408,16 @@ static int recv_response(cl_conn *c, uint64_t id, dcr_buf *rb, dcr_mp_doc **resp
 	if (rc < 0)
 		goto fail_conn;
 	if (dcr_mp_u64(dcr_mp_get(dcr_mp_root(doc), "id"), &rid) < 0 || rid != id) {
-		/* An error frame with id 0 precedes a close by the daemon. */
+		/* An error frame with id 0 precedes a close by the daemon, which
+		 * did not handle this request (e.g. an idle connection closed to
+		 * make room for another, docs/protocol.md): -EPIPE, as for any
+		 * connection that is gone, so that callers reconnect; the
+		 * daemon's reason in the message. */
 		if (dcr_mp_get(dcr_mp_root(doc), "code")) {
-			rc = response_error(dcr_mp_root(doc), err);
+			dcr_err why;
+			dcr_err_clear(&why);
+			response_error(dcr_mp_root(doc), &why);
+			rc = dcr_err_set(err, -EPIPE, "dcrd closed the connection: %s", why.msg);
 			goto fail_conn;
 		}
 		rc = dcr_err_set(err, DCR_EPROTO, "dcrd answered request %llu with another id",
