@@ -30,6 +30,7 @@
 #define CONFIG_LINES_MAX 256u
 #define PARSE_HELP       (-1)
 #define OPT_CONFIG       1000
+#define OPT_CONNS        1100 /* the five connection limits, in order */
 
 /* Options a reload (SIGHUP) applies at once; server.c applies them. */
 static const char *const live_keys[] = {"log-level", "idle-timeout-ms"};
@@ -270,11 +271,11 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 	    {"upload-expiry-s", required_argument, NULL, 'e'},
 	    {"socket-mode", required_argument, NULL, 'm'},
 	    {"socket-group", required_argument, NULL, 'g'},
-	    {"max-conns", required_argument, NULL, 1000},
-	    {"max-conns-per-key", required_argument, NULL, 1001},
-	    {"max-conns-per-addr", required_argument, NULL, 1002},
-	    {"max-stranger-conns", required_argument, NULL, 1003},
-	    {"stranger-idle-timeout-s", required_argument, NULL, 1004},
+	    {"max-conns", required_argument, NULL, OPT_CONNS},
+	    {"max-conns-per-key", required_argument, NULL, OPT_CONNS + 1},
+	    {"max-conns-per-addr", required_argument, NULL, OPT_CONNS + 2},
+	    {"max-stranger-conns", required_argument, NULL, OPT_CONNS + 3},
+	    {"stranger-idle-timeout-s", required_argument, NULL, OPT_CONNS + 4},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -478,11 +479,11 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 			opt.socket_group_set = true;
 			break;
 		}
-		case 1000:
-		case 1001:
-		case 1002:
-		case 1003:
-		case 1004: {
+		case OPT_CONNS:
+		case OPT_CONNS + 1:
+		case OPT_CONNS + 2:
+		case OPT_CONNS + 3:
+		case OPT_CONNS + 4: {
 			static const struct {
 				const char *name;
 				unsigned long long lo, hi;
@@ -499,7 +500,7 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 			    {"stranger-idle-timeout-s", 1, 7u * 24 * 3600,
 			     offsetof(dmn_options, stranger_idle_s)},
 			};
-			size_t li = (size_t)(c - 1000);
+			size_t li = (size_t)(c - OPT_CONNS);
 			char *end = NULL;
 			unsigned long long v;
 			errno = 0;
