@@ -45,7 +45,7 @@
 #define DCR_PREVIEW_BYTES_MAX (1024ull << 20) /* dcr request preview holds it in memory */
 #define DMN_RUN_TIME_MS (60u * 1000)        /* SQL time limit of one computation */
 #define DMN_DEV_RESULT_INPUT_BYTES_MAX (256u * 1024 * 1024) /* a result a dev run reads */
-#define DMN_RUN_QUEUE_MAX 1024u             /* queued background jobs */
+#define DMN_RUN_QUEUE_MAX 65536u            /* runs queued or running on the host (submit refused past it) */
 #define DMN_BLOB_CHUNK_BYTES (1024u * 1024) /* encryption chunk at rest */
 #define DMN_STATS_BYTES_MAX (16u * 1024 * 1024) /* statistics JSON of a dataset */
 #define DMN_IMAGE_BYTES_MAX (4ull * 1024 * 1024 * 1024) /* prepared table loaded for a run */
@@ -58,6 +58,15 @@
 #define DMN_WAIT_MS_MAX 30000u              /* one `wait` (long poll) */
 #define DMN_WAITERS_MAX 8u                  /* `wait`s blocking pool threads at once */
 #define CL_UPLOAD_WINDOW 3                  /* client: upload chunks in flight (< DMN_INFLIGHT_MAX) */
+
+/* scheduling of jobs (daemon/jobs.c, docs/daemon.md "Scheduling"): workers,
+ * what one room or one requesting key may hold of them, queued runs */
+#define DMN_JOB_WORKERS 4u                  /* default --job-workers */
+#define DMN_JOB_WORKERS_MAX 256u
+#define DMN_ROOM_RUNNING_MAX 2u             /* default --max-running-per-room */
+#define DMN_KEY_RUNNING_MAX 2u              /* default --max-running-per-key */
+#define DMN_ROOM_QUEUED_RUNS_MAX 32u        /* default --max-queued-runs (per room) */
+#define DMN_ROOM_QUEUED_RUNS_CAP 65536u     /* largest --max-queued-runs */
 
 /* room (definitions and event bodies, room/) */
 #define DCR_RM_DEF_BYTES_MAX (1024u * 1024)       /* definition JSON text */

@@ -35,6 +35,12 @@ typedef struct dmn_options {
 	 * /proc/self/exe (dcrd itself; tests that run dmn_run in-process give
 	 * the dcrd binary). */
 	const char *sandbox_exe;
+	/* Scheduling (docs/daemon.md, "Scheduling"); 0: the default of
+	 * base/limits.h. job_workers: threads computing jobs; the running
+	 * caps must be below it (so other rooms and keys always get a
+	 * worker) unless it is 1; queued_runs_max: per room, refused at
+	 * submit. */
+	unsigned job_workers, room_running_max, key_running_max, room_queued_runs_max;
 } dmn_options;
 
 #define DMN_IMAGE_CACHE_OFF UINT64_MAX

@@ -37,6 +37,14 @@ static void usage(FILE *f)
 	        "                         CPU, 2048 MiB, 64 processes, 256 MiB output and\n"
 	        "                         /tmp) are lowered to it (default: the caps of\n"
 	        "                         docs/room-format.md)\n"
+	        "  --job-workers N        threads computing runs, development runs and\n"
+	        "                         prepared tables (default %u)\n"
+	        "  --max-running-per-room N, --max-running-per-key N\n"
+	        "                         jobs one room, or one requesting key, may have\n"
+	        "                         running at once; below --job-workers (default %u,\n"
+	        "                         %u, at most workers - 1)\n"
+	        "  --max-queued-runs N    runs and development runs one room may have queued\n"
+	        "                         or running; more are refused (default %u)\n"
 	        "  --hold-auto-approvals  record no automatic approval (auto_approve policies);\n"
 	        "                         those due are recorded at the next start without it\n"
 	        "  --no-sync              do not fsync the event log (tests and benchmarks only:\n"
@@ -45,7 +53,9 @@ static void usage(FILE *f)
 	        "\n"
 	        "Prints \"dcrd: listening on PATH\" to stderr when ready. See docs/daemon.md.\n",
 	        (unsigned)DMN_IDLE_TIMEOUT_MS, (unsigned long long)(DMN_IMAGE_CACHE_BYTES >> 20),
-	        (unsigned long long)(DMN_FRAME_BUDGET_BYTES >> 20), FRAME_BUDGET_MB_MIN);
+	        (unsigned long long)(DMN_FRAME_BUDGET_BYTES >> 20), FRAME_BUDGET_MB_MIN,
+	        DMN_JOB_WORKERS, DMN_ROOM_RUNNING_MAX, DMN_KEY_RUNNING_MAX,
+	        DMN_ROOM_QUEUED_RUNS_MAX);
 }
 
 int main(int argc, char **argv)
@@ -65,6 +75,10 @@ int main(int argc, char **argv)
 	    {"script-max-processes", required_argument, NULL, 'P'},
 	    {"script-max-output-mb", required_argument, NULL, 'O'},
 	    {"script-max-tmp-mb", required_argument, NULL, 'T'},
+	    {"job-workers", required_argument, NULL, 'j'},
+	    {"max-running-per-room", required_argument, NULL, 'r'},
+	    {"max-running-per-key", required_argument, NULL, 'k'},
+	    {"max-queued-runs", required_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -193,6 +207,32 @@ int main(int argc, char **argv)
 			*(uint64_t *)((char *)&opt + lims[li].off) = v;
 			break;
 		}
+		case 'j':
+		case 'r':
+		case 'k':
+		case 'q': {
+			/* scheduling (docs/daemon.md, "Scheduling") */
+			const char *name = c == 'j'   ? "job-workers"
+			                   : c == 'r' ? "max-running-per-room"
+			                   : c == 'k' ? "max-running-per-key"
+			                              : "max-queued-runs";
+			unsigned long long cap =
+			    c == 'q' ? DMN_ROOM_QUEUED_RUNS_CAP : DMN_JOB_WORKERS_MAX;
+			char *end = NULL;
+			unsigned long long v;
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || !end || end == optarg || *end || v < 1 || v > cap) {
+				fprintf(stderr, "dcrd: --%s: not a number from 1 to %llu: %s\n",
+				        name, cap, optarg);
+				return 2;
+			}
+			*(c == 'j'   ? &opt.job_workers
+			  : c == 'r' ? &opt.room_running_max
+			  : c == 'k' ? &opt.key_running_max
+			             : &opt.room_queued_runs_max) = (unsigned)v;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -205,6 +245,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dcrd: unexpected argument %s\n", argv[optind]);
 		usage(stderr);
 		return 2;
+	}
+	{
+		/* one room or one key must leave a worker to the others */
+		unsigned w = opt.job_workers ? opt.job_workers : DMN_JOB_WORKERS;
+		if (w > 1 && (opt.room_running_max >= w || opt.key_running_max >= w)) {
+			fprintf(stderr,
+			        "dcrd: --max-running-per-room and --max-running-per-key must be "
+			        "below --job-workers (%u), so other rooms and keys always get a "
+			        "worker\n",
+			        w);
+			return 2;
+		}
 	}
 	if (!opt.data_dir) {
 		fprintf(stderr, "dcrd: --data DIR is required\n");
