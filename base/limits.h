@@ -151,7 +151,10 @@
 #define DCR_SYNTH_CATEGORIES_MAX 254u             /* released values of a string column */
 #define DCR_SYNTH_DISTINCT_MAX 1000000u           /* distinct values of a string column read */
 #define DCR_SYNTH_NUMBER_BYTES_MAX 64u            /* a numeric field's text */
-#define DCR_SQL_VALUE_BYTES_MAX (16u * 1024 * 1024) /* one string or blob */
+/* One string or blob, and one row of a temporary table (SQLITE_LIMIT_LENGTH):
+ * above a CSV record (1 MiB); it bounds one function call, which nothing
+ * interrupts (a LIKE over it: about a second; docs/compute.md). */
+#define DCR_SQL_VALUE_BYTES_MAX (4u * 1024 * 1024)
 
 /* python/r sandbox (compute/cmp_sandbox.c, docs/compute.md): the defaults
  * of cmp_sandbox_limits, and bounds on the job a sandbox child accepts */

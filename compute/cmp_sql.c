@@ -547,6 +547,10 @@ static int open_inputs(struct run *r, const cmp_input *inputs, size_t ninputs, i
 		rc = sql_err(r->db, err, "registering printf");
 		goto out;
 	}
+	if ((rc = cmp__register_strfns(r->db))) {
+		rc = sql_err(r->db, err, "registering instr, replace and trim");
+		goto out;
+	}
 	/* temp_store=FILE: SQLite's sorter then sorts in one bulk buffer
 	 * (with MEMORY it mallocs every record, about 1.5x slower for a
 	 * GROUP BY over 300k rows); temp data stays in memory up to the

@@ -39,5 +39,7 @@ void cmp__rewrite_release(cmp__rewrite *r);
  * (cmp_printf.c). */
 struct sqlite3;
 int cmp__register_printf(struct sqlite3 *db);
+/* instr, replace, trim, ltrim, rtrim in linear time (cmp_strfn.c). */
+int cmp__register_strfns(struct sqlite3 *db);
 
 #endif
