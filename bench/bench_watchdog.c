@@ -1,7 +1,7 @@
 /* bench_watchdog.c: how far past its time limit a SQL run or a definition
  * check goes (docs/benchmarks.md, "Time limits").
  *
- *   bench_watchdog [--limit-ms N] [--repeat N]
+ *   bench_watchdog [--limit-ms N] [--repeat N] [--case N] [--no-check]
  *
  * Each case is a query of few, expensive VM steps (one LIKE, instr or
  * replace over a long string per row): the time limit's clock is looked at
@@ -46,21 +46,28 @@ int main(int argc, char **argv)
 {
 	uint64_t limit = 2000;
 	int repeat = 1;
+	long only = -1; /* --case N: that case alone (0-based) */
+	bool check = true;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--limit-ms") == 0 && i + 1 < argc)
 			limit = strtoull(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
 			repeat = (int)strtol(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--case") == 0 && i + 1 < argc)
+			only = strtol(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--no-check") == 0)
+			check = false;
 		else {
-			fprintf(stderr, "usage: bench_watchdog [--limit-ms N] [--repeat N]\n");
+			fprintf(stderr, "usage: bench_watchdog [--limit-ms N] [--repeat N] [--case N] "
+			                "[--no-check]\n");
 			return 2;
 		}
 	}
 	printf("%-55s %8s %8s %8s  %s\n", "case (cmp_sql_run)", "limit", "took", "overrun",
 	       "outcome");
 	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
-		for (int r = 0; r < repeat; r++) {
+		for (int r = 0; r < repeat && (only < 0 || (size_t)only == k); r++) {
 			cmp_sql_limits lim = {.time_ms = limit};
 			cmp_result res;
 			dcr_err err;
@@ -82,7 +89,7 @@ int main(int argc, char **argv)
 	printf("%-55s %8s %8s %8s  %s\n", "case (cmp_sql_check)", "limit", "took", "overrun",
 	       "outcome");
 	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
-		for (int r = 0; r < repeat; r++) {
+		for (int r = 0; r < repeat && check && (only < 0 || (size_t)only == k); r++) {
 			cmp_result res;
 			dcr_err err;
 			uint64_t t0 = dcr_mono_ms(), ms;

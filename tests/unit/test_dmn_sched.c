@@ -12,7 +12,9 @@
  * appended; a stranger (carl, in no room) gets the rules' answer instead,
  * not the host's count. After a restart the queued runs are queued again
  * (the cap does not drop accepted runs) and a new one is refused at a
- * lower cap. The negative control: with --job-workers 1 the same flood
+ * lower cap. A python run that never ends is killed at its 2 s wall-clock
+ * limit (class "time limit"), within the sandbox's 5 s backstop. The
+ * negative control: with --job-workers 1 the same flood
  * does hold ian's run back (the test can fail). */
 #include "test_dmn_common.h"
 
@@ -23,7 +25,7 @@ static char *room_json(const char *name, const char *key)
 	    "{\"format\": \"dcr.room/1\", \"name\": \"%s\", \"description\": \"x\",\n"
 	    " \"settings\": {\"require_provisioned\": false},\n"
 	    " \"participants\": [{\"email\": \"p@bank.example\", \"key\": \"%s\",\n"
-	    "   \"owner_of\": [\"bank\"], \"analyst_of\": [\"slow\", \"quick\"]}],\n"
+	    "   \"owner_of\": [\"bank\"], \"analyst_of\": [\"slow\", \"quick\", \"spin\"]}],\n"
 	    " \"datasets\": [{\"name\": \"bank\", \"kind\": \"table\", \"columns\": [\n"
 	    "   {\"name\": \"email\", \"type\": \"string\"},\n"
 	    "   {\"name\": \"age\", \"type\": \"integer\"}]}],\n"
@@ -31,7 +33,9 @@ static char *room_json(const char *name, const char *key)
 	    "   \"query\": \"SELECT a.age, COUNT(*) AS n FROM bank a JOIN bank b ON a.age <> "
 	    "b.age JOIN bank c ON c.age <> b.age GROUP BY a.age\"},\n"
 	    "  {\"name\": \"quick\", \"kind\": \"sql\",\n"
-	    "   \"query\": \"SELECT age, COUNT(*) AS n FROM bank GROUP BY age\"}]}\n",
+	    "   \"query\": \"SELECT age, COUNT(*) AS n FROM bank GROUP BY age\"},\n"
+	    "  {\"name\": \"spin\", \"kind\": \"python\", \"inputs\": [\"bank\"],\n"
+	    "   \"limits\": {\"wall_seconds\": 2}, \"script\": \"while True:\\n    pass\\n\"}]}\n",
 	    name, key);
 }
 
@@ -122,6 +126,23 @@ int main(void)
 	/* ian's first run: the prepared tables are built, the baseline */
 	ms = quick_run_ms(ian, rv, 60000);
 	CHECK(ms != UINT64_MAX, "baseline run");
+
+	/* 0. a sandboxed script is killed at its wall-clock deadline */
+	{
+		cl_run_status st;
+		uint64_t t0 = dcr_mono_ms();
+		CHECK_OK(cl_run(ian, rv, "spin", run, &err), &err);
+		CHECK_OK(td_wait_run(ian, rv, "spin", run, &st, 60000, &err), &err);
+		ms = dcr_mono_ms() - t0;
+		fprintf(stderr, "python run under a 2 s wall limit: failed after %llu ms (%s)\n",
+		        (unsigned long long)ms, st.error ? st.error : "");
+		CHECK(strcmp(st.state, "failed") == 0 && st.error &&
+		          strcmp(st.error, "time limit") == 0,
+		      "%s %s", st.state, st.error ? st.error : "");
+		CHECK(ms >= 2000 && ms < (getenv("DCR_SANITIZED") ? 20000u : 10000u), "%llu ms",
+		      (unsigned long long)ms);
+		cl_run_status_release(&st);
+	}
 
 	/* 1. anna floods her room: four runs of minutes each (the cap) */
 	for (i = 0; i < 4; i++)
