@@ -11,9 +11,9 @@
  * character of set. Here the search is glibc's memmem (two-way: linear),
  * and trim looks characters up in a hash set. Results are SQLite's,
  * including its handling of text that is not valid UTF-8, except that a
- * trim set holding a "character" longer than 4 bytes (invalid UTF-8, per
- * SQLite's own reading: a lead byte and every continuation byte after it)
- * is an error. tests/unit/test_cmp_sql.c compares them with SQLite's on
+ * trim set of more than TRIM_SMALL_SET bytes holding a "character" longer
+ * than 4 bytes (invalid UTF-8, per SQLite's own reading: a lead byte and
+ * every continuation byte after it) is an error. tests/unit/test_cmp_sql.c compares them with SQLite's on
  * edge cases and random strings. */
 /* memmem: _GNU_SOURCE is set for every file (CMakeLists.txt) */
 #include <sqlite3.h>
@@ -93,6 +93,10 @@ out:
 	sqlite3_value_free(c2);
 }
 
+/* Patterns up to this long are found with memchr and memcmp (faster for
+ * the usual short ones), longer ones with memmem. */
+#define REPLACE_NAIVE_MAX 16
+
 /* replace(X, Y, Z): X with every occurrence of Y, left to right and not
  * overlapping, replaced by Z; X unchanged when Y is empty (or starts with
  * a NUL byte, as in SQLite); NULL with a NULL. */
@@ -123,7 +127,21 @@ static void replace_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	dcr_buf_init(&out);
 	dcr_buf_reserve(&out, ns + 1);
 	for (size_t i = 0; i < ns;) {
-		const uint8_t *at = np <= ns - i ? memmem(s + i, ns - i, pat, np) : NULL;
+		const uint8_t *at = NULL;
+		if (np > ns - i) {
+			at = NULL;
+		} else if (np <= REPLACE_NAIVE_MAX) {
+			/* a short pattern: its first byte, then the rest (at most
+			 * REPLACE_NAIVE_MAX comparisons a byte: linear) */
+			const uint8_t *from = s + i, *end = s + ns - np + 1;
+			while (from < end && (at = memchr(from, pat[0], (size_t)(end - from))) &&
+			       memcmp(at, pat, np) != 0) {
+				from = at + 1;
+				at = NULL;
+			}
+		} else {
+			at = memmem(s + i, ns - i, pat, np);
+		}
 		size_t upto = at ? (size_t)(at - s) : ns;
 		dcr_buf_append(&out, s + i, upto - i);
 		if (at) {
@@ -148,6 +166,7 @@ static void replace_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
  * first appearance (SQLite takes the first character of the set that
  * matches). */
 #define TRIM_CHAR_MAX 4
+#define TRIM_SMALL_SET 8 /* bytes of a set trimmed without the hash set */
 struct trim_set {
 	uint32_t *key; /* the character's bytes as a number (slot_key) */
 	uint32_t *idx; /* first index + 1; 0: empty slot */
@@ -212,6 +231,40 @@ static void trim_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		if (!set)
 			return;
 		nset = strlen((const char *)set); /* SQLite reads the set up to a NUL */
+	}
+	if (nset <= TRIM_SMALL_SET) {
+		/* a few characters (the usual case, trim(x) is one space):
+		 * SQLite's own loop, at most TRIM_SMALL_SET tries a character */
+		const uint8_t *ch[TRIM_SMALL_SET];
+		size_t cl[TRIM_SMALL_SET], nc = 0;
+		for (size_t i = 0; i < nset; nc++) {
+			size_t n = 1;
+			if (set[i] >= 0xc0)
+				while (i + n < nset && cont_byte(set[i + n]))
+					n++;
+			ch[nc] = set + i;
+			cl[nc] = n;
+			i += n;
+		}
+		for (bool moved = true; (flags & 1) && nin > 0 && moved;) {
+			moved = false;
+			for (size_t k = 0; k < nc && !moved; k++)
+				if (cl[k] <= nin && memcmp(in, ch[k], cl[k]) == 0) {
+					in += cl[k];
+					nin -= cl[k];
+					moved = true;
+				}
+		}
+		for (bool moved = true; (flags & 2) && nin > 0 && moved;) {
+			moved = false;
+			for (size_t k = 0; k < nc && !moved; k++)
+				if (cl[k] <= nin && memcmp(in + nin - cl[k], ch[k], cl[k]) == 0) {
+					nin -= cl[k];
+					moved = true;
+				}
+		}
+		sqlite3_result_text64(ctx, (const char *)in, nin, SQLITE_TRANSIENT, SQLITE_UTF8);
+		return;
 	}
 	memset(&t, 0, sizeof t);
 	for (t.cap = 16; t.cap < 2 * nset + 2; t.cap *= 2)
