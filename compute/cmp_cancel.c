@@ -168,7 +168,7 @@ static void watch_init(void)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-void cmp__watch_start(cmp__watch *w, sqlite3 *db, uint64_t deadline_ms)
+bool cmp__watch_start(cmp__watch *w, sqlite3 *db, uint64_t deadline_ms)
 {
 	memset(w, 0, sizeof *w);
 	w->db = db;
@@ -176,7 +176,7 @@ void cmp__watch_start(cmp__watch *w, sqlite3 *db, uint64_t deadline_ms)
 	atomic_init(&w->fired, false);
 	pthread_once(&watch_once, watch_init);
 	if (!watch_running)
-		return;
+		return false;
 	pthread_mutex_lock(&watch_mu);
 	w->next = watch_list;
 	if (watch_list)
@@ -185,6 +185,7 @@ void cmp__watch_start(cmp__watch *w, sqlite3 *db, uint64_t deadline_ms)
 	w->listed = true;
 	pthread_cond_signal(&watch_cv); /* it may be the earliest deadline */
 	pthread_mutex_unlock(&watch_mu);
+	return true;
 }
 
 void cmp__watch_stop(cmp__watch *w)

@@ -27,7 +27,9 @@ typedef struct cmp__watch {
 	bool listed; /* under the watchdog's mutex */
 	struct cmp__watch *prev, *next;
 } cmp__watch;
-void cmp__watch_start(cmp__watch *w, struct sqlite3 *db, uint64_t deadline_ms);
+/* false: no watchdog thread (it could not be created); the caller must
+ * then look at the clock itself. */
+bool cmp__watch_start(cmp__watch *w, struct sqlite3 *db, uint64_t deadline_ms);
 void cmp__watch_stop(cmp__watch *w);
 bool cmp__watch_fired(const cmp__watch *w);
 
