@@ -106,6 +106,14 @@ int main(void)
 
 	td_init(&t);
 	dcr_buf_init(&csv);
+	{
+		/* a cap that would let one room hold every worker is refused */
+		const char *bad[] = {"--job-workers", "2", "--max-running-per-room", "2", NULL};
+		int st = 0;
+		CHECK(td_spawn(&t, &st, bad, true) == -1);
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %d", st);
+		CHECK(td_log_has(&t, "must be below --job-workers (2)"));
+	}
 	dcr_buf_append_str(&csv, "email,age\n");
 	for (i = 0; i < 3000; i++)
 		dcr_buf_printf(&csv, "u%d@x.org,%d\n", i, i % 90);
