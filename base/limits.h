@@ -65,7 +65,7 @@
 #define DMN_JOB_WORKERS_MAX 256u
 #define DMN_ROOM_RUNNING_MAX 2u             /* default --max-running-per-room */
 #define DMN_KEY_RUNNING_MAX 2u              /* default --max-running-per-key */
-#define DMN_ROOM_QUEUED_RUNS_MAX 32u        /* default --max-queued-runs (per room) */
+#define DMN_ROOM_QUEUED_RUNS_MAX 64u        /* default --max-queued-runs (per room) */
 #define DMN_ROOM_QUEUED_RUNS_CAP 65536u     /* largest --max-queued-runs */
 
 /* room (definitions and event bodies, room/) */
