@@ -45,7 +45,7 @@
 #define DCR_PREVIEW_BYTES_MAX (1024ull << 20) /* dcr request preview holds it in memory */
 #define DMN_RUN_TIME_MS (60u * 1000)        /* SQL time limit of one computation */
 #define DMN_DEV_RESULT_INPUT_BYTES_MAX (256u * 1024 * 1024) /* a result a dev run reads */
-#define DMN_RUN_QUEUE_MAX 1024u             /* queued background jobs */
+#define DMN_RUN_QUEUE_MAX 65536u            /* runs queued or running on the host (submit refused past it) */
 #define DMN_BLOB_CHUNK_BYTES (1024u * 1024) /* encryption chunk at rest */
 #define DMN_STATS_BYTES_MAX (16u * 1024 * 1024) /* statistics JSON of a dataset */
 #define DMN_IMAGE_BYTES_MAX (4ull * 1024 * 1024 * 1024) /* prepared table loaded for a run */
@@ -68,6 +68,15 @@
 #define DMN_CONNS_OPTION_MAX 16384u         /* largest --max-conns (file descriptors) */
 #define DMN_ADDR_BYTES 48u                  /* "uid 1000", later "ip 2001:db8::/64" */
 #define DMN_SOCKET_MODE 0660u               /* default --socket-mode */
+
+/* scheduling of jobs (daemon/jobs.c, docs/daemon.md "Scheduling"): workers,
+ * what one room or one requesting key may hold of them, queued runs */
+#define DMN_JOB_WORKERS 4u                  /* default --job-workers */
+#define DMN_JOB_WORKERS_MAX 256u
+#define DMN_ROOM_RUNNING_MAX 2u             /* default --max-running-per-room */
+#define DMN_KEY_RUNNING_MAX 2u              /* default --max-running-per-key */
+#define DMN_ROOM_QUEUED_RUNS_MAX 64u        /* default --max-queued-runs (per room) */
+#define DMN_ROOM_QUEUED_RUNS_CAP 65536u     /* largest --max-queued-runs */
 
 /* room (definitions and event bodies, room/) */
 #define DCR_RM_DEF_BYTES_MAX (1024u * 1024)       /* definition JSON text */
@@ -163,7 +172,10 @@
 #define DCR_SYNTH_CATEGORIES_MAX 254u             /* released values of a string column */
 #define DCR_SYNTH_DISTINCT_MAX 1000000u           /* distinct values of a string column read */
 #define DCR_SYNTH_NUMBER_BYTES_MAX 64u            /* a numeric field's text */
-#define DCR_SQL_VALUE_BYTES_MAX (16u * 1024 * 1024) /* one string or blob */
+/* One string or blob, and one row of a temporary table (SQLITE_LIMIT_LENGTH):
+ * above a CSV record (1 MiB); it bounds one function call, which nothing
+ * interrupts (a LIKE over it: about a second; docs/compute.md). */
+#define DCR_SQL_VALUE_BYTES_MAX (4u * 1024 * 1024)
 
 /* python/r sandbox (compute/cmp_sandbox.c, docs/compute.md): the defaults
  * of cmp_sandbox_limits, and bounds on the job a sandbox child accepts */

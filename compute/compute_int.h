@@ -12,6 +12,27 @@ struct sqlite3;
 void cmp__cancel_attach(cmp_cancel *c, struct sqlite3 *db);
 void cmp__cancel_detach(cmp_cancel *c);
 
+/* The watchdog (cmp_cancel.c): one thread per process calls
+ * sqlite3_interrupt on a registered connection once its deadline
+ * (dcr_mono_ms) has passed, whatever the statement is doing, and sets
+ * fired. Register after opening the connection, stop before closing it:
+ * after cmp__watch_stop returns the watchdog no longer touches db. The
+ * struct is the caller's (its storage must outlive the registration).
+ * Any SQLite execution that has a deadline uses it: runs and admission
+ * checks (cmp_sql.c). */
+typedef struct cmp__watch {
+	struct sqlite3 *db;
+	uint64_t deadline_ms;
+	_Atomic bool fired;
+	bool listed; /* under the watchdog's mutex */
+	struct cmp__watch *prev, *next;
+} cmp__watch;
+/* false: no watchdog thread (it could not be created); the caller must
+ * then look at the clock itself. */
+bool cmp__watch_start(cmp__watch *w, struct sqlite3 *db, uint64_t deadline_ms);
+void cmp__watch_stop(cmp__watch *w);
+bool cmp__watch_fired(const cmp__watch *w);
+
 /* Typed value of one CSV field after validation. */
 enum { CMP__NULL, CMP__INT, CMP__FLOAT, CMP__TEXT };
 typedef struct cmp__value {

@@ -39,6 +39,8 @@ void cmp__rewrite_release(cmp__rewrite *r);
  * (cmp_printf.c). */
 struct sqlite3;
 int cmp__register_printf(struct sqlite3 *db);
+/* instr, replace, trim, ltrim, rtrim in linear time (cmp_strfn.c). */
+int cmp__register_strfns(struct sqlite3 *db);
 
 /* Temporary files of SQL connections (cmp_tmpvfs.c). register: once,
  * from SQLite's set-up; vfs: the name to open connections with (NULL if

@@ -59,6 +59,12 @@ typedef struct dmn_options {
 	 * defaults DMN_QUOTA_* of base/limits.h */
 	uint64_t max_room_blob_mb, max_key_blob_mb, max_key_disk_mb, max_run_tmp_mb;
 	uint64_t upload_expiry_s; /* unsigned uploads expire; 0: DMN_UPLOAD_EXPIRY_S */
+	/* Scheduling (docs/daemon.md, "Scheduling"); 0: the default of
+	 * base/limits.h. job_workers: threads computing jobs; the running
+	 * caps must be below it (so other rooms and keys always get a
+	 * worker) unless it is 1; queued_runs_max: per room, refused at
+	 * submit. */
+	unsigned job_workers, room_running_max, key_running_max, room_queued_runs_max;
 } dmn_options;
 
 #define DMN_IMAGE_CACHE_OFF UINT64_MAX

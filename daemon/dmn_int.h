@@ -13,8 +13,9 @@
  *   a room            room->mu           st, inflight, durable, broken; the order of
  *                                        the room's appends
  *   uploads (ops.c)   up.mu              up.done, up.next_id   (up.open: atomic)
- *   jobs (jobs.c)     jobs.mu            jobs.head, tail, n, appends_active, active,
- *                                        nactive (jobs.stopping: atomic, set under mu)
+ *   jobs (jobs.c)     jobs.mu            jobs.q, nq, rr, nqueued, nruns, running,
+ *                                        keys, nkeys, appends_active, active, nactive
+ *                                        (jobs.stopping: atomic, set under mu)
  *                     jobs.image_mu      jobs.image_building: one build per table at a
  *                                        time, tables in parallel; held briefly, no
  *                                        other lock taken under it
@@ -45,7 +46,9 @@
  *   libuv's pool (ops.c): one request at a time per connection (so a
  *     connection's session needs no lock): anything in this header but the
  *     start/stop functions.
- *   job workers (jobs.c, 2): prepared tables and runs; each background
+ *   job workers (jobs.c, --job-workers, 4 by default): prepared tables,
+ *     runs and development runs, taken from a queue per room in turn
+ *     (docs/daemon.md, "Scheduling"); each background
  *     build runs on a short-lived niced thread the worker joins.
  *   blob helpers (blob.c, 2): dmn__blob_write_start's work; joined by
  *     dmn__blobs_close.
@@ -203,13 +206,33 @@ typedef struct dmn_uploads {
  * jobs.mu: it must not block or take another daemon lock. */
 typedef void (*dmn_cancel_fn)(void *ctx);
 
+/* One room's jobs (jobs.c): its FIFO, and what it has running. Created at
+ * its first job, kept (rooms are never removed). */
+typedef struct dmn_jobq {
+	uint8_t room[ES_ROOM_ID_BYTES];
+	dmn_job *head, *tail;
+	size_t queued;    /* jobs in the FIFO */
+	size_t runs;      /* run and development jobs queued or running: the
+	                     per-room cap on queued runs counts these */
+	unsigned running; /* jobs of this room being computed */
+	uint8_t last_key[32]; /* requester of the last job taken (turns) */
+} dmn_jobq;
+
 /* Background jobs (jobs.c). */
 typedef struct dmn_jobs {
-	dmn_mutex mu; /* guards head, tail, n, appends_active, active, nactive */
-	pthread_cond_t cv;        /* a job was queued, or stopping */
+	dmn_mutex mu; /* guards q, nq, rr, nqueued, nruns, running, keys,
+	                 nkeys, appends_active, active, nactive */
+	pthread_cond_t cv;        /* a job was queued or finished, or stopping */
 	pthread_cond_t append_cv; /* appends_active went down */
-	dmn_job *head, *tail;
-	size_t n;
+	dmn_jobq **q;   /* a queue per room that ever had a job */
+	size_t nq, rr;  /* rr: the queue whose turn is next */
+	size_t nqueued; /* jobs in all the FIFOs */
+	size_t nruns;   /* run and development jobs queued or running */
+	struct dmn_keyrun {
+		uint8_t key[32];
+		unsigned running;
+	} *keys;        /* requesters with jobs being computed */
+	size_t nkeys;
 	atomic_bool stopping; /* set once, under mu (waiters on cv see it) */
 	unsigned appends_active;
 	struct dmn_active {
@@ -218,8 +241,11 @@ typedef struct dmn_jobs {
 		void *ctx;
 	} *active; /* runs being computed, with how to stop each */
 	size_t nactive;
-	pthread_t workers[2]; /* started and joined by the main thread only */
+	pthread_t *workers; /* started and joined by the main thread only */
 	size_t nworkers;
+	/* set at start: --job-workers, --max-running-per-room,
+	 * --max-running-per-key, --max-queued-runs (defaults resolved) */
+	unsigned workers_n, room_running_max, key_running_max, room_queued_max;
 	dmn_mutex image_mu;       /* guards image_building */
 	pthread_cond_t image_cv;  /* a build ended */
 	char **image_building;    /* "image:<blob>" keys being built */
@@ -385,6 +411,13 @@ static inline bool dmn__is_union_id(const char *id)
  * the log), waits for appends in progress and joins every worker. */
 void dmn__jobs_stop(dmn *d);
 bool dmn__run_is_running(dmn *d, const char *run_id);
+/* Host policy on queued runs, before an event is appended (dmn__submit,
+ * r->mu held): a run.requested, request.preview_requested or
+ * dev.requested is refused with DCR_ELIMIT, naming the limit, while the
+ * room has --max-queued-runs runs and development runs queued or running
+ * (appends of the room still in flight count too), or the host
+ * DMN_RUN_QUEUE_MAX. Other events pass. */
+int dmn__jobs_admit(dmn *d, dmn_room *r, const char *type, dcr_err *err);
 /* The detailed error message of a failed run, kept in memory only (never
  * logged, never in an event) and only for a run in which no filtered
  * computation was evaluated (docs/privacy.md, "Errors"); false if none. */

@@ -1,6 +1,10 @@
 /* jobs.c: background work of dcrd: prepared tables and runs.
  *
- * Two worker threads take jobs from one bounded FIFO. A job never holds a
+ * Worker threads (--job-workers) take jobs from a FIFO per room, the rooms
+ * in turn (round robin), within a cap on the jobs one room and one
+ * requesting key may have running at once, so one room or one key never
+ * holds every worker (docs/daemon.md, "Scheduling"); runs queued per room
+ * are capped at submit (dmn__jobs_admit). A job never holds a
  * room's mutex while computing: it copies what it needs from the state (a
  * plan), computes, then appends its outcome through dmn__submit like any
  * other event, signed by the daemon key. Jobs are idempotent and derived
@@ -36,6 +40,9 @@ struct dmn_job {
 	struct dmn_job *next;
 	enum job_kind kind;
 	uint8_t room[ES_ROOM_ID_BYTES];
+	uint8_t key[32]; /* run, dev: the requester (counted against its cap);
+	                    image: zero, no requester */
+	dmn_jobq *q;     /* its room's queue, set when queued */
 	char *blob;    /* image: data blob */
 	char *dataset; /* image */
 	char *run_id;  /* run */
@@ -51,27 +58,178 @@ static void job_free(dmn_job *j)
 	free(j);
 }
 
+static bool job_is_run(const dmn_job *j)
+{
+	return j->kind == JOB_RUN || j->kind == JOB_DEV;
+}
+
+static bool key_set(const uint8_t key[32])
+{
+	static const uint8_t zero[32];
+	return memcmp(key, zero, 32) != 0;
+}
+
+/* The room's queue, created at its first job. jobs.mu held. */
+static dmn_jobq *jobq_of(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], bool create)
+{
+	dmn_jobq *q;
+
+	DMN_ASSERT_HELD(&d->jobs.mu);
+	for (size_t i = 0; i < d->jobs.nq; i++)
+		if (memcmp(d->jobs.q[i]->room, room, ES_ROOM_ID_BYTES) == 0)
+			return d->jobs.q[i];
+	if (!create)
+		return NULL;
+	q = dcr_calloc(1, sizeof *q);
+	memcpy(q->room, room, ES_ROOM_ID_BYTES);
+	d->jobs.q = dcr_realloc(d->jobs.q, (d->jobs.nq + 1) * sizeof *d->jobs.q);
+	d->jobs.q[d->jobs.nq++] = q;
+	return q;
+}
+
+/* Jobs of the requester being computed. jobs.mu held. */
+static struct dmn_keyrun *keyrun(dmn *d, const uint8_t key[32])
+{
+	for (size_t i = 0; i < d->jobs.nkeys; i++)
+		if (memcmp(d->jobs.keys[i].key, key, 32) == 0)
+			return &d->jobs.keys[i];
+	return NULL;
+}
+
+/* Queues j at the end of its room's FIFO. Never refused: what a room may
+ * queue is capped at submit (dmn__jobs_admit), and the jobs of a replayed
+ * room are what its log already holds. */
 static void push(dmn *d, dmn_job *j)
 {
 	dmn__mutex_lock(&d->jobs.mu);
-	if (atomic_load(&d->jobs.stopping) || d->jobs.n >= DMN_RUN_QUEUE_MAX) {
-		if (!atomic_load(&d->jobs.stopping))
-			dmn__log(d, DMN_LOG_ERROR,
-			         "job queue full (%u): dropping a job (it is re-queued at "
-			         "the next start)",
-			         (unsigned)DMN_RUN_QUEUE_MAX);
+	if (atomic_load(&d->jobs.stopping)) {
 		dmn__mutex_unlock(&d->jobs.mu);
-		job_free(j);
+		job_free(j); /* the next start queues it again */
 		return;
 	}
-	if (d->jobs.tail)
-		d->jobs.tail->next = j;
+	j->q = jobq_of(d, j->room, true);
+	if (j->q->tail)
+		j->q->tail->next = j;
 	else
-		d->jobs.head = j;
-	d->jobs.tail = j;
-	d->jobs.n++;
+		j->q->head = j;
+	j->q->tail = j;
+	j->q->queued++;
+	d->jobs.nqueued++;
+	if (job_is_run(j)) {
+		j->q->runs++;
+		d->jobs.nruns++;
+	}
 	pthread_cond_signal(&d->jobs.cv);
 	dmn__mutex_unlock(&d->jobs.mu);
+}
+
+/* The next job to compute, or NULL: the rooms in turn, starting after the
+ * last one served, skipping a room with room_running_max jobs running;
+ * in a room, the oldest job whose requester has fewer than
+ * key_running_max running, preferring one of another requester than the
+ * room's last (so two analysts of one room take turns). jobs.mu held. */
+static dmn_job *take(dmn *d)
+{
+	DMN_ASSERT_HELD(&d->jobs.mu);
+	for (size_t i = 0; i < d->jobs.nq; i++) {
+		size_t at = (d->jobs.rr + i) % d->jobs.nq;
+		dmn_jobq *q = d->jobs.q[at];
+		dmn_job *j, *prev, *pick = NULL, *pick_prev = NULL;
+		if (!q->head || q->running >= d->jobs.room_running_max)
+			continue;
+		for (prev = NULL, j = q->head; j; prev = j, j = j->next) {
+			const struct dmn_keyrun *k = key_set(j->key) ? keyrun(d, j->key) : NULL;
+			if (k && k->running >= d->jobs.key_running_max)
+				continue;
+			if (!pick) {
+				pick = j;
+				pick_prev = prev;
+			}
+			if (memcmp(j->key, q->last_key, 32) != 0) {
+				pick = j;
+				pick_prev = prev;
+				break;
+			}
+		}
+		if (!pick)
+			continue;
+		if (pick_prev)
+			pick_prev->next = pick->next;
+		else
+			q->head = pick->next;
+		if (q->tail == pick)
+			q->tail = pick_prev;
+		pick->next = NULL;
+		q->queued--;
+		d->jobs.nqueued--;
+		q->running++;
+		memcpy(q->last_key, pick->key, 32);
+		if (key_set(pick->key)) {
+			struct dmn_keyrun *k = keyrun(d, pick->key);
+			if (!k) {
+				d->jobs.keys = dcr_realloc(d->jobs.keys,
+				                           (d->jobs.nkeys + 1) * sizeof *d->jobs.keys);
+				k = &d->jobs.keys[d->jobs.nkeys++];
+				memcpy(k->key, pick->key, 32);
+				k->running = 0;
+			}
+			k->running++;
+		}
+		d->jobs.rr = (at + 1) % d->jobs.nq;
+		return pick;
+	}
+	return NULL;
+}
+
+/* j was computed: its room and requester have one job less running (and
+ * other workers may now take a job that was over a cap). jobs.mu held. */
+static void finish(dmn *d, dmn_job *j)
+{
+	DMN_ASSERT_HELD(&d->jobs.mu);
+	DCR_ASSERT(j->q && j->q->running > 0);
+	j->q->running--;
+	if (job_is_run(j)) {
+		DCR_ASSERT(j->q->runs > 0 && d->jobs.nruns > 0);
+		j->q->runs--;
+		d->jobs.nruns--;
+	}
+	if (key_set(j->key)) {
+		struct dmn_keyrun *k = keyrun(d, j->key);
+		DCR_ASSERT(k && k->running > 0);
+		if (--k->running == 0)
+			*k = d->jobs.keys[--d->jobs.nkeys];
+	}
+	pthread_cond_broadcast(&d->jobs.cv);
+}
+
+int dmn__jobs_admit(dmn *d, dmn_room *r, const char *type, dcr_err *err)
+{
+	const dmn_jobq *q;
+	size_t room_n, host_n;
+	int rc = 0;
+
+	DMN_ASSERT_HELD(&r->mu);
+	if (strcmp(type, RM_EV_RUN_REQUESTED) != 0 && strcmp(type, RM_EV_REQ_PREVIEW) != 0 &&
+	    strcmp(type, RM_EV_DEV_REQUESTED) != 0)
+		return 0;
+	dmn__mutex_lock(&d->jobs.mu);
+	q = jobq_of(d, r->id, false);
+	/* appends in flight may be run requests not yet queued: count them */
+	room_n = (q ? q->runs : 0) + r->inflight;
+	host_n = d->jobs.nruns + r->inflight;
+	if (room_n >= d->jobs.room_queued_max)
+		rc = dcr_err_set(err, DCR_ELIMIT,
+		                 "this room has %zu runs queued or running, the most this host "
+		                 "allows per room (dcrd --max-queued-runs %u); wait until one "
+		                 "finishes",
+		                 room_n, d->jobs.room_queued_max);
+	else if (host_n >= DMN_RUN_QUEUE_MAX)
+		rc = dcr_err_set(err, DCR_ELIMIT,
+		                 "this host has %zu runs queued or running, the most it allows "
+		                 "(DMN_RUN_QUEUE_MAX %u); try again later",
+		                 host_n, (unsigned)DMN_RUN_QUEUE_MAX);
+	dmn__mutex_unlock(&d->jobs.mu);
+	return rc;
 }
 
 static void queue_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROOM_ID_BYTES],
@@ -86,22 +244,26 @@ static void queue_image(dmn *d, const char *data_blob, const uint8_t room[ES_ROO
 	push(d, j);
 }
 
-static void queue_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id)
+static void queue_run(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
+                      const uint8_t by[32])
 {
 	dmn_job *j = dcr_calloc(1, sizeof *j);
 
 	j->kind = JOB_RUN;
 	memcpy(j->room, room, ES_ROOM_ID_BYTES);
+	memcpy(j->key, by, 32);
 	j->run_id = dcr_strdup(run_id);
 	push(d, j);
 }
 
-static void queue_dev(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id)
+static void queue_dev(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *run_id,
+                      const uint8_t by[32])
 {
 	dmn_job *j = dcr_calloc(1, sizeof *j);
 
 	j->kind = JOB_DEV;
 	memcpy(j->room, room, ES_ROOM_ID_BYTES);
+	memcpy(j->key, by, 32);
 	j->run_id = dcr_strdup(run_id);
 	push(d, j);
 }
@@ -178,14 +340,14 @@ static void on_durable(void *ctx, dmn_room *r, const es_event *ev, uint64_t seq)
 		}
 		for (i = 0; i < r->st.nruns; i++)
 			if (r->st.runs[i].state == RM_RUN_QUEUED)
-				queue_run(d, r->id, r->st.runs[i].id);
+				queue_run(d, r->id, r->st.runs[i].id, r->st.runs[i].by);
 		for (i = 0; i < r->st.ndevs; i++)
 			if (r->st.devs[i].state == RM_RUN_QUEUED)
-				queue_dev(d, r->id, r->st.devs[i].id);
+				queue_dev(d, r->id, r->st.devs[i].id, r->st.devs[i].by);
 	} else if (strcmp(ev->type, RM_EV_DEV_REQUESTED) == 0) {
 		for (i = r->st.ndevs; i-- > 0;)
 			if (r->st.devs[i].requested_seq == seq) {
-				queue_dev(d, r->id, r->st.devs[i].id);
+				queue_dev(d, r->id, r->st.devs[i].id, r->st.devs[i].by);
 				break;
 			}
 	} else if (strcmp(ev->type, RM_EV_PROVISIONED) == 0 ||
@@ -201,7 +363,7 @@ static void on_durable(void *ctx, dmn_room *r, const es_event *ev, uint64_t seq)
 	           strcmp(ev->type, RM_EV_REQ_PREVIEW) == 0) { /* a preview is a run too */
 		for (i = 0; i < r->st.nruns; i++)
 			if (r->st.runs[i].requested_seq == seq)
-				queue_run(d, r->id, r->st.runs[i].id);
+				queue_run(d, r->id, r->st.runs[i].id, r->st.runs[i].by);
 	}
 }
 
@@ -2738,20 +2900,17 @@ static void *worker(void *arg)
 {
 	dmn *d = arg;
 
+	dmn__mutex_lock(&d->jobs.mu);
 	for (;;) {
-		dmn_job *j;
-		dmn__mutex_lock(&d->jobs.mu);
-		while (!atomic_load(&d->jobs.stopping) && !d->jobs.head)
+		dmn_job *j = NULL;
+		while (!atomic_load(&d->jobs.stopping) && !(j = take(d)))
 			dmn__cond_wait(&d->jobs.cv, &d->jobs.mu);
 		if (atomic_load(&d->jobs.stopping)) {
-			dmn__mutex_unlock(&d->jobs.mu);
+			if (j) /* taken, not run: the next start queues it again */
+				finish(d, j);
+			job_free(j);
 			break;
 		}
-		j = d->jobs.head;
-		d->jobs.head = j->next;
-		if (!d->jobs.head)
-			d->jobs.tail = NULL;
-		d->jobs.n--;
 		dmn__mutex_unlock(&d->jobs.mu);
 		if (j->kind == JOB_IMAGE)
 			image_job(d, j);
@@ -2759,13 +2918,18 @@ static void *worker(void *arg)
 			dev_job(d, j);
 		else
 			run_job(d, j);
+		dmn__mutex_lock(&d->jobs.mu);
+		finish(d, j);
 		job_free(j);
 	}
+	dmn__mutex_unlock(&d->jobs.mu);
 	return NULL;
 }
 
 void dmn__jobs_init(dmn *d)
 {
+	const dmn_options *o = &d->opt;
+
 	dmn__mutex_init(&d->jobs.mu);
 	atomic_init(&d->jobs.stopping, false);
 	atomic_init(&d->jobs.image_waiting_runs, 0);
@@ -2773,6 +2937,19 @@ void dmn__jobs_init(dmn *d)
 	pthread_cond_init(&d->jobs.append_cv, NULL);
 	dmn__mutex_init(&d->jobs.image_mu);
 	pthread_cond_init(&d->jobs.image_cv, NULL);
+	/* The options (checked by dcrd's main): a running cap left at its
+	 * default stays below the worker count, so another room and another
+	 * key always find a worker. */
+	d->jobs.workers_n = o->job_workers ? o->job_workers : DMN_JOB_WORKERS;
+	d->jobs.room_running_max = o->room_running_max ? o->room_running_max
+	                                               : DMN_ROOM_RUNNING_MAX;
+	d->jobs.key_running_max = o->key_running_max ? o->key_running_max : DMN_KEY_RUNNING_MAX;
+	if (!o->room_running_max && d->jobs.room_running_max >= d->jobs.workers_n)
+		d->jobs.room_running_max = d->jobs.workers_n > 1 ? d->jobs.workers_n - 1 : 1;
+	if (!o->key_running_max && d->jobs.key_running_max >= d->jobs.workers_n)
+		d->jobs.key_running_max = d->jobs.workers_n > 1 ? d->jobs.workers_n - 1 : 1;
+	d->jobs.room_queued_max = o->room_queued_runs_max ? o->room_queued_runs_max
+	                                                  : DMN_ROOM_QUEUED_RUNS_MAX;
 	dmn__rooms_on_durable(d, on_durable, d);
 }
 
@@ -2781,13 +2958,23 @@ void dmn__jobs_release(dmn *d)
 	DCR_ASSERT(d->jobs.nworkers == 0 && d->jobs.nactive == 0);
 	/* Jobs never taken (stopped, or the start failed after the replay
 	 * queued them): the next start queues them again. */
-	while (d->jobs.head) {
-		dmn_job *j = d->jobs.head;
-		d->jobs.head = j->next;
-		job_free(j);
+	for (size_t i = 0; i < d->jobs.nq; i++) {
+		dmn_jobq *q = d->jobs.q[i];
+		while (q->head) {
+			dmn_job *j = q->head;
+			q->head = j->next;
+			job_free(j);
+		}
+		free(q);
 	}
-	d->jobs.tail = NULL;
-	d->jobs.n = 0;
+	free(d->jobs.q);
+	d->jobs.q = NULL;
+	d->jobs.nq = d->jobs.nqueued = d->jobs.nruns = 0;
+	free(d->jobs.keys);
+	d->jobs.keys = NULL;
+	d->jobs.nkeys = 0;
+	free(d->jobs.workers);
+	d->jobs.workers = NULL;
 	free(d->jobs.active);
 	d->jobs.active = NULL;
 	dmn__mutex_destroy(&d->jobs.mu);
@@ -2804,12 +2991,18 @@ int dmn__jobs_start(dmn *d, dcr_err *err)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof d->jobs.workers / sizeof d->jobs.workers[0]; i++) {
+	d->jobs.workers = dcr_calloc(d->jobs.workers_n, sizeof *d->jobs.workers);
+	for (i = 0; i < d->jobs.workers_n; i++) {
 		int rc = pthread_create(&d->jobs.workers[i], NULL, worker, d);
 		if (rc != 0)
 			return dcr_err_set(err, -rc, "starting a worker thread: %s", strerror(rc));
 		d->jobs.nworkers++;
 	}
+	dmn__log(d, DMN_LOG_INFO,
+	         "%u job workers; per room at most %u running and %u runs queued, per key "
+	         "at most %u running",
+	         d->jobs.workers_n, d->jobs.room_running_max, d->jobs.room_queued_max,
+	         d->jobs.key_running_max);
 	return 0;
 }
 

@@ -98,6 +98,14 @@ static void usage(FILE *f)
 	        "  --max-run-tmp-mb N     temporary files of one SQL run, MiB (default %llu)\n"
 	        "  --upload-expiry-s N    uploads finished but never signed are deleted after\n"
 	        "                         N s (default %u)\n"
+	        "  --job-workers N        threads computing runs, development runs and\n"
+	        "                         prepared tables (default %u)\n"
+	        "  --max-running-per-room N, --max-running-per-key N\n"
+	        "                         jobs one room, or one requesting key, may have\n"
+	        "                         running at once; below --job-workers (default %u\n"
+	        "                         and %u, lowered to workers - 1)\n"
+	        "  --max-queued-runs N    runs and development runs one room may have queued\n"
+	        "                         or running; more are refused (default %u)\n"
 	        "  --hold-auto-approvals  record no automatic approval (auto_approve policies);\n"
 	        "                         those due are recorded at the next start without it\n"
 	        "  --no-sync              do not fsync the event log (tests and benchmarks only:\n"
@@ -112,7 +120,8 @@ static void usage(FILE *f)
 	        (unsigned long long)(DMN_FRAME_BUDGET_BYTES >> 20), FRAME_BUDGET_MB_MIN,
 	        (unsigned long long)DMN_QUOTA_ROOM_BLOB_MB, (unsigned long long)DMN_QUOTA_KEY_BLOB_MB,
 	        (unsigned long long)DMN_QUOTA_KEY_DISK_MB, (unsigned long long)DMN_QUOTA_RUN_TMP_MB,
-	        (unsigned)DMN_UPLOAD_EXPIRY_S);
+	        (unsigned)DMN_UPLOAD_EXPIRY_S, DMN_JOB_WORKERS, DMN_ROOM_RUNNING_MAX,
+	        DMN_KEY_RUNNING_MAX, DMN_ROOM_QUEUED_RUNS_MAX);
 }
 
 /* One configuration file, turned into arguments: args[i] is "--key=value"
@@ -276,6 +285,10 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 	    {"max-conns-per-addr", required_argument, NULL, OPT_CONNS + 2},
 	    {"max-stranger-conns", required_argument, NULL, OPT_CONNS + 3},
 	    {"stranger-idle-timeout-s", required_argument, NULL, OPT_CONNS + 4},
+	    {"job-workers", required_argument, NULL, 'j'},
+	    {"max-running-per-room", required_argument, NULL, 'r'},
+	    {"max-running-per-key", required_argument, NULL, 'y'},
+	    {"max-queued-runs", required_argument, NULL, 'Q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -514,6 +527,32 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 			*(uint64_t *)((char *)&opt + cl[li].off) = v;
 			break;
 		}
+		case 'j':
+		case 'r':
+		case 'y':
+		case 'Q': {
+			/* scheduling (docs/daemon.md, "Scheduling") */
+			const char *name = c == 'j'   ? "job-workers"
+			                   : c == 'r' ? "max-running-per-room"
+			                   : c == 'y' ? "max-running-per-key"
+			                              : "max-queued-runs";
+			unsigned long long cap =
+			    c == 'Q' ? DMN_ROOM_QUEUED_RUNS_CAP : DMN_JOB_WORKERS_MAX;
+			char *end = NULL;
+			unsigned long long v;
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || !end || end == optarg || *end || v < 1 || v > cap) {
+				fprintf(stderr, "dcrd: --%s: not a number from 1 to %llu: %s\n",
+				        name, cap, optarg);
+				return 2;
+			}
+			*(c == 'j'   ? &opt.job_workers
+			  : c == 'r' ? &opt.room_running_max
+			  : c == 'y' ? &opt.key_running_max
+			             : &opt.room_queued_runs_max) = (unsigned)v;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return PARSE_HELP;
@@ -527,6 +566,18 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 		fprintf(stderr, "dcrd: unexpected argument %s\n", argv[optind]);
 		usage(stderr);
 		return 2;
+	}
+	{
+		/* one room or one key must leave a worker to the others */
+		unsigned w = opt.job_workers ? opt.job_workers : DMN_JOB_WORKERS;
+		if (w > 1 && (opt.room_running_max >= w || opt.key_running_max >= w)) {
+			fprintf(stderr,
+			        "dcrd: --max-running-per-room and --max-running-per-key must be "
+			        "below --job-workers (%u), so other rooms and keys always get a "
+			        "worker\n",
+			        w);
+			return 2;
+		}
 	}
 	if (!opt.data_dir) {
 		fprintf(stderr, "dcrd: --data DIR is required\n");

@@ -612,6 +612,13 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		                 (unsigned long long)ev.seq, (unsigned long long)r->st.size);
 		goto out;
 	}
+	/* Host policy (not a rule): runs queued per room. Participants only,
+	 * so a stranger learns nothing of the room from it. */
+	if (conn_key && rm_state_is_participant(&r->st, ev.actor)) {
+		rc = dmn__jobs_admit(d, r, ev.type, err);
+		if (rc < 0)
+			goto out;
+	}
 	provisioned = strcmp(ev.type, RM_EV_PROVISIONED) == 0;
 	if (provisioned) {
 		/* Taken now, so one upload backs at most one event; a refused or
