@@ -35,6 +35,11 @@ typedef struct dmn_options {
 	 * /proc/self/exe (dcrd itself; tests that run dmn_run in-process give
 	 * the dcrd binary). */
 	const char *sandbox_exe;
+	/* Limits and quotas (docs/daemon.md): a key's budget of admission
+	 * check CPU time, s (0: DMN_ADMIT_CPU_S); definition text stored per
+	 * key, KiB (0: DMN_DEF_BYTES_PER_KEY); rooms created per key (0:
+	 * DMN_ROOMS_PER_KEY). */
+	uint64_t max_check_cpu_s, max_definition_kb, max_rooms_per_key;
 } dmn_options;
 
 #define DMN_IMAGE_CACHE_OFF UINT64_MAX

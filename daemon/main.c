@@ -13,6 +13,7 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: dcrd --data DIR [--socket PATH] [--idle-timeout-ms N] [--log-level LEVEL]\n"
 	        "            [--image-cache-mb N] [--frame-budget-mb N] [--script-max-LIMIT N]\n"
+	        "            [--max-check-cpu-s N] [--max-definition-kb N] [--max-rooms-per-key N]\n"
 	        "\n"
 	        "The dcr clean room host. Runs in the foreground, logs to stderr (one line\n"
 	        "per request), stops cleanly on SIGTERM or SIGINT.\n"
@@ -37,6 +38,10 @@ static void usage(FILE *f)
 	        "                         CPU, 2048 MiB, 64 processes, 256 MiB output and\n"
 	        "                         /tmp) are lowered to it (default: the caps of\n"
 	        "                         docs/room-format.md)\n"
+	        "  --max-check-cpu-s N    a key's budget of CPU time for admission checks of\n"
+	        "                         definitions, refilled over %u s (default %u)\n"
+	        "  --max-definition-kb N  room definition text a key may store, KiB (default %llu)\n"
+	        "  --max-rooms-per-key N  rooms a key may create (default %u)\n"
 	        "  --hold-auto-approvals  record no automatic approval (auto_approve policies);\n"
 	        "                         those due are recorded at the next start without it\n"
 	        "  --no-sync              do not fsync the event log (tests and benchmarks only:\n"
@@ -45,7 +50,9 @@ static void usage(FILE *f)
 	        "\n"
 	        "Prints \"dcrd: listening on PATH\" to stderr when ready. See docs/daemon.md.\n",
 	        (unsigned)DMN_IDLE_TIMEOUT_MS, (unsigned long long)(DMN_IMAGE_CACHE_BYTES >> 20),
-	        (unsigned long long)(DMN_FRAME_BUDGET_BYTES >> 20), FRAME_BUDGET_MB_MIN);
+	        (unsigned long long)(DMN_FRAME_BUDGET_BYTES >> 20), FRAME_BUDGET_MB_MIN,
+	        (unsigned)DMN_ADMIT_REFILL_S, (unsigned)DMN_ADMIT_CPU_S,
+	        (unsigned long long)(DMN_DEF_BYTES_PER_KEY >> 10), (unsigned)DMN_ROOMS_PER_KEY);
 }
 
 int main(int argc, char **argv)
@@ -65,6 +72,9 @@ int main(int argc, char **argv)
 	    {"script-max-processes", required_argument, NULL, 'P'},
 	    {"script-max-output-mb", required_argument, NULL, 'O'},
 	    {"script-max-tmp-mb", required_argument, NULL, 'T'},
+	    {"max-check-cpu-s", required_argument, NULL, 'A'},
+	    {"max-definition-kb", required_argument, NULL, 'D'},
+	    {"max-rooms-per-key", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -148,6 +158,38 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			opt.frame_budget_bytes = v << 20;
+			break;
+		}
+		case 'A':
+		case 'D':
+		case 'R': {
+			/* limits and quotas (docs/daemon.md "Limits and quotas") */
+			static const struct {
+				int c;
+				const char *name;
+				unsigned long long cap;
+				size_t off;
+			} qs[] = {
+			    {'A', "max-check-cpu-s", DMN_ADMIT_CPU_S_MAX,
+			     offsetof(dmn_options, max_check_cpu_s)},
+			    {'D', "max-definition-kb", DMN_DEF_MB_MAX * 1024ull,
+			     offsetof(dmn_options, max_definition_kb)},
+			    {'R', "max-rooms-per-key", DMN_ROOMS_PER_KEY_MAX,
+			     offsetof(dmn_options, max_rooms_per_key)},
+			};
+			size_t qi = 0;
+			char *end = NULL;
+			unsigned long long v;
+			while (qs[qi].c != c)
+				qi++;
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || !end || end == optarg || *end || v < 1 || v > qs[qi].cap) {
+				fprintf(stderr, "dcrd: --%s: not a number from 1 to %llu: %s\n",
+				        qs[qi].name, qs[qi].cap, optarg);
+				return 2;
+			}
+			*(uint64_t *)((char *)&opt + qs[qi].off) = v;
 			break;
 		}
 		case 'W':

@@ -1027,6 +1027,7 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	                      : opt->image_cache_bytes ? opt->image_cache_bytes
 	                                               : DMN_IMAGE_CACHE_BYTES);
 	dmn__jobs_init(d);
+	dmn__admit_init(d);
 	signal(SIGPIPE, SIG_IGN);
 	/* Requests spend most of their time waiting for fsync (group commit
 	 * gathers the appends of concurrent requests): give the pool many
@@ -1059,6 +1060,8 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	rc = dmn__rooms_load(d, err);
 	if (rc == 0)
 		rc = dmn__blobs_gc(d, err);
+	if (rc == 0)
+		rc = dmn__admit_start(d, err);
 	if (rc < 0)
 		goto out;
 	rc = dmn__jobs_start(d, err);
@@ -1142,6 +1145,7 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	         (unsigned long long)s.budget.waits);
 	rc = 0;
 out:
+	dmn__admit_stop(d); /* no request waits for a check any more */
 	if (started_jobs)
 		dmn__jobs_stop(d);
 	if (loop_ok) {
@@ -1154,6 +1158,7 @@ out:
 	es_close(d->store);
 	dmn__blobs_close(d->blobs);
 	dmn__jobs_release(d);
+	dmn__admit_release(d);
 	dmn__image_cache_free(d);
 	dmn__uploads_release(d);
 	dmn__waiters_release(d);
