@@ -12,8 +12,10 @@
  *   flood         N hostile creates in parallel (N keys), and meanwhile the
  *                 worst latency of a legitimate `rooms` call and of a
  *                 legitimate cheap create
- *   publish       a publish of the slow room, and meanwhile the worst
- *                 latency of `rooms` and of reading that room's events
+ *   publish       a publish of a slow room whose verdict is cached (checked
+ *                 at create), and one after a restart (checked again),
+ *                 and meanwhile the worst latency of `rooms` and of
+ *                 reading that room's events
  *   restart       dcrd start to accepting connections, with the slow room
  *                 in the log
  *   replay        a client's replay of the slow room (what `dcr status`
@@ -167,7 +169,7 @@ static void *hostile_main(void *arg)
 
 struct legit {
 	pthread_t th;
-	dcr_key *key;
+	const dcr_key *key;
 	const uint8_t *room; /* NULL: rooms only */
 	volatile bool stop;
 	uint64_t calls, worst_rooms, worst_read;
@@ -226,6 +228,37 @@ static int fold_one(void *ctx, uint64_t seq, const void *entry, size_t n)
 	if (f->rc == 0 && rm_replay_step(&f->st, entry, n, NULL, NULL, &step) < 0)
 		f->rc = -1;
 	return 0;
+}
+
+/* Publishes room (as key) while another connection calls `rooms` and
+ * reads the room's events; prints the publish time and their worst. */
+static void publish_measured(const dcr_key *key, const uint8_t *room, const char *what)
+{
+	cl_conn *c = connect_as(key);
+	struct legit r = {.key = key, .room = room};
+	struct fold f;
+	dcr_buf body;
+	dcr_err e;
+
+	memset(&f, 0, sizeof f);
+	rm_state_init(&f.st, cl_daemon_key(c));
+	cl_events(c, room, 0, ES_SEQ_ANY, fold_one, &f, &e);
+	pthread_create(&r.th, NULL, legit_main, &r);
+	usleep(200000);
+	dcr_buf_init(&body);
+	rm_body_published(&body, f.st.def_sha256);
+	uint64_t t0 = dcr_mono_ms();
+	int rc = cl_submit(c, room, RM_EV_PUBLISHED, body.data, body.len, NULL, &e);
+	uint64_t pub_ms = dcr_mono_ms() - t0;
+	usleep(200000);
+	r.stop = true;
+	pthread_join(r.th, NULL);
+	printf("%s: %llu ms (%s); meanwhile rooms worst %llu ms, reads worst %llu ms\n", what,
+	       (unsigned long long)pub_ms, rc ? e.msg : "published",
+	       (unsigned long long)r.worst_rooms, (unsigned long long)r.worst_read);
+	dcr_buf_release(&body);
+	rm_state_release(&f.st);
+	cl_close(c);
 }
 
 int main(int argc, char **argv)
@@ -315,41 +348,25 @@ int main(int argc, char **argv)
 	       nh, (unsigned long long)refused, h[nh - 1].msg, (unsigned long long)worst,
 	       (unsigned long long)l.calls, (unsigned long long)l.worst_rooms);
 
-	/* the slow (passing) room: create, then publish while reading */
+	/* two slow (passing) rooms; one published now (its verdict cached at
+	 * create), the other after a restart (nothing cached) */
+	uint8_t slow2_id[ES_ROOM_ID_BYTES];
 	{
 		cl_conn *c = connect_as(legit_key);
-		char *slow = definition(legit_pub, "slow", g_slow_limit, 8);
-		uint64_t t0 = dcr_mono_ms();
-		int rc = cl_room_create(c, slow, slow_id, &e);
-		printf("slow room create: %llu ms (%s)\n", (unsigned long long)(dcr_mono_ms() - t0),
-		       rc ? e.msg : "created");
-		free(slow);
-		struct legit r = {.key = legit_key, .room = slow_id};
-		struct fold f;
-		memset(&f, 0, sizeof f);
-		rm_state_init(&f.st, cl_daemon_key(c));
-		cl_events(c, slow_id, 0, ES_SEQ_ANY, fold_one, &f, &e);
-		pthread_create(&r.th, NULL, legit_main, &r);
-		usleep(200000);
-		dcr_buf body;
-		dcr_buf_init(&body);
-		rm_body_published(&body, f.st.def_sha256);
-		t0 = dcr_mono_ms();
-		rc = cl_submit(c, slow_id, RM_EV_PUBLISHED, body.data, body.len, NULL, &e);
-		uint64_t pub_ms = dcr_mono_ms() - t0;
-		usleep(200000);
-		r.stop = true;
-		pthread_join(r.th, NULL);
-		printf("publish: %llu ms (%s); meanwhile rooms worst %llu ms, reads worst %llu ms\n",
-		       (unsigned long long)pub_ms, rc ? e.msg : "published",
-		       (unsigned long long)r.worst_rooms, (unsigned long long)r.worst_read);
-		dcr_buf_release(&body);
-		rm_state_release(&f.st);
+		for (int k = 0; k < 2; k++) {
+			char *slow = definition(legit_pub, k ? "slow2" : "slow", g_slow_limit, 8);
+			uint64_t t0 = dcr_mono_ms();
+			int rc = cl_room_create(c, slow, k ? slow2_id : slow_id, &e);
+			printf("slow room create: %llu ms (%s)\n",
+			       (unsigned long long)(dcr_mono_ms() - t0), rc ? e.msg : "created");
+			free(slow);
+		}
 		cl_close(c);
 	}
-
+	publish_measured(legit_key, slow_id, "publish (verdict cached)");
 	stop_dcrd();
 	printf("restart: %llu ms to accept connections\n", (unsigned long long)start_dcrd());
+	publish_measured(legit_key, slow2_id, "publish (after restart: checked)");
 	{
 		cl_conn *c = connect_as(legit_key);
 		struct fold f;
