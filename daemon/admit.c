@@ -74,6 +74,7 @@ struct dmn_admit {
 	unsigned pending, pending_new;
 	int64_t cap_us;        /* a key's full budget */
 	uint64_t def_bytes_max, rooms_max;
+	size_t keys; /* entries in buckets */
 	adm_verdict cache[DMN_ADMIT_CACHE_ENTRIES];
 	uint64_t clock;
 	/* statistics, logged at shutdown */
@@ -87,18 +88,45 @@ static uint64_t thread_cpu_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static int64_t refill_rate(const struct dmn_admit *A);
+
+/* A key that holds nothing: no check waiting, no quota usage, its budget
+ * full again. Forgetting it loses nothing (it would come back full), so
+ * fresh keys that only asked for checks do not pile up. */
+static bool key_idle(const struct dmn_admit *A, const adm_key *k, uint64_t now)
+{
+	uint64_t dt = now - k->refill_ms;
+
+	if (k->pending || k->in_ring || k->rooms || k->def_bytes)
+		return false;
+	return dt >= DMN_ADMIT_REFILL_S * 1000ull ||
+	       k->tokens_us + (int64_t)dt * refill_rate(A) >= A->cap_us;
+}
+
+/* The key's entry (made, with a full budget, if new); forgets the idle
+ * entries of its hash chain on the way. */
 static adm_key *key_get(struct dmn_admit *A, const uint8_t key[32])
 {
 	unsigned b = ((unsigned)key[0] << 8 | key[1]) % KEY_BUCKETS;
-	adm_key *k;
+	uint64_t now = dcr_mono_ms();
+	adm_key *k, **pp = &A->buckets[b];
 
-	for (k = A->buckets[b]; k; k = k->next)
+	while ((k = *pp) != NULL) {
 		if (memcmp(k->key, key, 32) == 0)
 			return k;
+		if (key_idle(A, k, now)) {
+			*pp = k->next;
+			free(k);
+			A->keys--;
+			continue;
+		}
+		pp = &k->next;
+	}
+	A->keys++;
 	k = dcr_calloc(1, sizeof *k);
 	memcpy(k->key, key, 32);
 	k->tokens_us = A->cap_us;
-	k->refill_ms = dcr_mono_ms();
+	k->refill_ms = now;
 	k->next = A->buckets[b];
 	A->buckets[b] = k;
 	return k;
@@ -292,10 +320,11 @@ void dmn__admit_stop(dmn *d)
 	A->nthreads = 0;
 	dmn__log(d, DMN_LOG_INFO,
 	         "admission checks: %llu definitions checked (%llu computations, %llu ms of "
-	         "CPU), %llu verdicts from the cache, %llu stopped by a key's budget",
+	         "CPU), %llu verdicts from the cache, %llu stopped by a key's budget; %zu keys "
+	         "tracked",
 	         (unsigned long long)A->checks, (unsigned long long)A->steps,
 	         (unsigned long long)(A->cpu_us / 1000), (unsigned long long)A->hits,
-	         (unsigned long long)A->refused);
+	         (unsigned long long)A->refused, A->keys);
 }
 
 void dmn__admit_release(dmn *d)
