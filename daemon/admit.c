@@ -6,7 +6,8 @@
  * every sql query on empty tables, up to DCR_SQL_CHECK_TIME_MS each) costs
  * CPU that any key can ask for. So checks run on DMN_ADMIT_THREADS threads
  * of their own, one computation at a time, taking turns between keys (a
- * queue per key, keys served round robin), and each key has a budget of
+ * queue per key; the key with the most budget left goes next, first come
+ * among equals), and each key has a budget of
  * check CPU time (a token bucket: --max-check-cpu-s, refilled in full over
  * DMN_ADMIT_REFILL_S): a key past it is refused with ELIMIT and the time to
  * wait, and a check that overdraws it is stopped at the end of the
@@ -177,18 +178,32 @@ static void ring_push(struct dmn_admit *A, adm_key *k)
 	A->ring_tail = k;
 }
 
+/* The next key to serve: of the keys with checks waiting, the one with
+ * the most budget left (it used the least check CPU lately), the first in
+ * line among equals; unlinked. A key that floods checks spends its budget
+ * and lets the others pass; one that asks rarely is served next. */
 static adm_key *ring_pop(struct dmn_admit *A)
 {
-	adm_key *k = A->ring_head;
+	adm_key *k, *best = NULL, *prev = NULL, *best_prev = NULL;
 
-	if (!k)
+	for (k = A->ring_head; k; prev = k, k = k->ring_next) {
+		refill(A, k);
+		if (!best || k->tokens_us > best->tokens_us) {
+			best = k;
+			best_prev = prev;
+		}
+	}
+	if (!best)
 		return NULL;
-	A->ring_head = k->ring_next;
-	if (!A->ring_head)
-		A->ring_tail = NULL;
-	k->in_ring = false;
-	k->ring_next = NULL;
-	return k;
+	if (best_prev)
+		best_prev->ring_next = best->ring_next;
+	else
+		A->ring_head = best->ring_next;
+	if (A->ring_tail == best)
+		A->ring_tail = best_prev;
+	best->in_ring = false;
+	best->ring_next = NULL;
+	return best;
 }
 
 static void job_push(struct dmn_admit *A, adm_job *j)
