@@ -127,7 +127,7 @@
 #define DCR_SQL_INPUTS_MAX 10u                    /* SQLite's attach limit */
 #define DCR_SQL_TIME_MS_DEFAULT 30000u
 #define DCR_SQL_CHECK_STEPS 5000u /* x1000 VM steps per check run (deterministic) */
-#define DCR_SQL_CHECK_TIME_MS 1000u               /* cmp_sql_check, on empty tables */
+#define DCR_SQL_CHECK_TIME_MS 2000u               /* cmp_sql_check, on empty tables */
 #define DCR_SQL_MEMORY_BYTES_DEFAULT (512ull * 1024 * 1024)
 #define DCR_SQL_ROWS_MAX_DEFAULT 1000000u         /* result rows */
 #define DCR_SQL_BYTES_MAX_DEFAULT (256ull * 1024 * 1024) /* result CSV bytes */

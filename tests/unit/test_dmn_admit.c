@@ -186,7 +186,7 @@ static void test_flood(td *t)
 	      timed);
 	/* Her check waits for the checks running when it came and for those
 	 * of keys as unserved as hers, not for the flood: at most a few
-	 * checks' time (one check is 1 s here, more on a loaded machine or
+	 * checks' time (one check is 2 s here, more on a loaded machine or
 	 * under a sanitizer: the fastest hostile create measures it). The
 	 * flood itself takes 8 checks on 2 threads, 4 such times. */
 	CHECK(anna_ms < 3 * one_ms + 10000,
