@@ -57,6 +57,20 @@
 #define DMN_CLIENT_TIMEOUT_MS (5u * 60 * 1000) /* client: longest wait for one answer */
 #define DMN_WAIT_MS_MAX 30000u              /* one `wait` (long poll) */
 #define DMN_WAITERS_MAX 8u                  /* `wait`s blocking pool threads at once */
+
+/* admission checks and definition quotas (daemon/admit.c, docs/daemon.md "Limits and quotas") */
+#define DMN_ADMIT_THREADS 2u                /* threads running admission checks */
+#define DMN_ADMIT_PENDING_PER_KEY 2u        /* definitions of one key queued or being checked */
+#define DMN_ADMIT_PENDING_MAX 16u           /* ... of all keys (request threads they hold) */
+#define DMN_ADMIT_PENDING_NEW 8u            /* ... of keys that created no room here */
+#define DMN_ADMIT_CPU_S 20u                 /* default --max-check-cpu-s: a key's check budget */
+#define DMN_ADMIT_CPU_S_MAX 86400u
+#define DMN_ADMIT_REFILL_S 100u             /* the budget refills in full over this long */
+#define DMN_ADMIT_CACHE_ENTRIES 1024u       /* verdicts kept by hash of what was checked */
+#define DMN_DEF_BYTES_PER_KEY (16ull * 1024 * 1024) /* default --max-definition-mb */
+#define DMN_DEF_MB_MAX (1024u * 1024)       /* --max-definition-mb: 1 TiB */
+#define DMN_ROOMS_PER_KEY 1000u             /* default --max-rooms-per-key */
+#define DMN_ROOMS_PER_KEY_MAX 100000000u
 #define CL_UPLOAD_WINDOW 3                  /* client: upload chunks in flight (< DMN_INFLIGHT_MAX) */
 
 /* connections (issue 14: many tenants on one host; daemon/server.c,

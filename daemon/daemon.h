@@ -65,6 +65,11 @@ typedef struct dmn_options {
 	 * worker) unless it is 1; queued_runs_max: per room, refused at
 	 * submit. */
 	unsigned job_workers, room_running_max, key_running_max, room_queued_runs_max;
+	/* Limits and quotas (docs/daemon.md): a key's budget of admission
+	 * check CPU time, s (0: DMN_ADMIT_CPU_S); definition text stored per
+	 * key, KiB (0: DMN_DEF_BYTES_PER_KEY); rooms created per key (0:
+	 * DMN_ROOMS_PER_KEY). */
+	uint64_t max_check_cpu_s, max_definition_kb, max_rooms_per_key;
 } dmn_options;
 
 #define DMN_IMAGE_CACHE_OFF UINT64_MAX

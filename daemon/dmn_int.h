@@ -32,8 +32,8 @@
  * Lock order: a thread holding a lock takes only locks further down:
  *
  *   jobs.image_mu -> room->mu -> rooms.lock -> up.mu -> jobs.mu -> imgc.mu
- *   -> wait.mu -> quota.mu -> leaves (blobs' mu, a cmp_cancel's mu, the store's
- *   locks, members.mu)
+ *   -> wait.mu -> adm->mu -> quota.mu -> leaves (blobs' mu, a cmp_cancel's mu,
+ *   the store's locks, members.mu)
  *
  * (rooms.lock is taken after room->mu only to insert a new room, which
  * nobody else can see yet; dmn__room_find takes and drops it alone.) Never
@@ -303,6 +303,7 @@ typedef struct dmn {
 	uint64_t start_mono_ms;     /* set at start (admin.status's uptime) */
 	atomic_uint backups;        /* backups in progress (admin.c) */
 	dmn_quota quota;
+	struct dmn_admit *adm; /* admission checks and definition quotas (admit.c) */
 } dmn;
 
 void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
@@ -360,6 +361,42 @@ void dmn__wake_waiters(dmn *d, bool closing);
 
 /* rm_actor_name(RM_ACTOR_SHORT) of key in the room (r may be NULL), on the heap. */
 char *dmn__who(dmn_room *r, const uint8_t key[32]);
+
+/* ---- admission checks and definition quotas (admit.c) ------------------- */
+
+/* Set up (before dmn__rooms_load: the quotas count the replay), start the
+ * check threads, stop them (after the last request: a waiting request
+ * gets its verdict first) and log their figures, free. */
+void dmn__admit_init(dmn *d);
+int dmn__admit_start(dmn *d, dcr_err *err);
+void dmn__admit_stop(dmn *d);
+void dmn__admit_release(dmn *d);
+/* rm_def_admit of def on the check threads, charged to key's budget of
+ * check CPU time; blocks for the verdict. all: check every computation
+ * (room.test), else stop at the first error. ELIMIT when the key is past its
+ * budget (or stops being during the check) or too many checks wait. */
+int dmn__admit_check(dmn *d, const uint8_t key[32], rm_def *def, bool all, dcr_err *err);
+/* What dmn__submit's admission check of one event needs from the room's
+ * state, copied under the room's lock by dmn__admit_prepare (false: the
+ * event needs no check, or rm_apply refuses its actor anyway). The check
+ * (dmn__admit_event) runs without the lock; under it again,
+ * dmn__admit_snap_current says whether the state it read is unchanged. */
+typedef struct dmn_admit_snap {
+	bool needed;
+	char *def_json; /* publish, request: the current definition (heap) */
+	uint8_t def_sha256[32];
+} dmn_admit_snap;
+bool dmn__admit_prepare(const rm_state *st, const es_event *ev, dmn_admit_snap *snap);
+int dmn__admit_event(dmn *d, const es_event *ev, const dmn_admit_snap *snap, dcr_err *err);
+bool dmn__admit_snap_current(const dmn_admit_snap *snap, const rm_state *st);
+void dmn__admit_snap_release(dmn_admit_snap *snap);
+/* The quotas of definition bytes and rooms created per key: ELIMIT if ev
+ * would pass one; with reserve, ev's usage is counted (give it back with
+ * dmn__quota_give if ev is not appended). dmn__quota_replay (an
+ * rm_step_fn, ctx the dmn) counts the log at start. */
+int dmn__quota_take(dmn *d, const es_event *ev, bool reserve, dcr_err *err);
+void dmn__quota_give(dmn *d, const es_event *ev);
+int dmn__quota_replay(void *ctx, const rm_state *before, const es_event *ev, dcr_err *err);
 
 /* ---- jobs (jobs.c) ------------------------------------------------------ */
 /* room.test of python/r computation def->computations[ci] (jobs.c): runs

@@ -45,12 +45,7 @@ static void usage(FILE *f)
 	if (quiet_usage && f == stderr)
 		return;
 	fprintf(f,
-	        "usage: dcrd --data DIR [--socket PATH] [--idle-timeout-ms N] [--log-level LEVEL]\n"
-	        "            [--image-cache-mb N] [--frame-budget-mb N] [--script-max-LIMIT N]\n"
-	        "            [--config FILE]\n"
-	        "            [--socket-mode MODE] [--socket-group GROUP] [--max-conns N]\n"
-	        "            [--max-conns-per-key N] [--max-conns-per-addr N]\n"
-	        "            [--max-stranger-conns N] [--stranger-idle-timeout-s N]\n"
+	        "usage: dcrd --data DIR [--config FILE] [--socket PATH] [OPTION...]\n"
 	        "       dcrd restore --data DIR [--keys KEYDIR] BACKUP   (dcrd restore --help)\n"
 	        "\n"
 	        "The dcr clean room host. Runs in the foreground, logs to stderr (one line\n"
@@ -106,6 +101,10 @@ static void usage(FILE *f)
 	        "                         and %u, lowered to workers - 1)\n"
 	        "  --max-queued-runs N    runs and development runs one room may have queued\n"
 	        "                         or running; more are refused (default %u)\n"
+	        "  --max-check-cpu-s N    a key's budget of CPU time for admission checks of\n"
+	        "                         definitions, refilled over %u s (default %u)\n"
+	        "  --max-definition-kb N  room definition text a key may store, KiB (default %llu)\n"
+	        "  --max-rooms-per-key N  rooms a key may create (default %u)\n"
 	        "  --hold-auto-approvals  record no automatic approval (auto_approve policies);\n"
 	        "                         those due are recorded at the next start without it\n"
 	        "  --no-sync              do not fsync the event log (tests and benchmarks only:\n"
@@ -121,7 +120,9 @@ static void usage(FILE *f)
 	        (unsigned long long)DMN_QUOTA_ROOM_BLOB_MB, (unsigned long long)DMN_QUOTA_KEY_BLOB_MB,
 	        (unsigned long long)DMN_QUOTA_KEY_DISK_MB, (unsigned long long)DMN_QUOTA_RUN_TMP_MB,
 	        (unsigned)DMN_UPLOAD_EXPIRY_S, DMN_JOB_WORKERS, DMN_ROOM_RUNNING_MAX,
-	        DMN_KEY_RUNNING_MAX, DMN_ROOM_QUEUED_RUNS_MAX);
+	        DMN_KEY_RUNNING_MAX, DMN_ROOM_QUEUED_RUNS_MAX, (unsigned)DMN_ADMIT_REFILL_S,
+	        (unsigned)DMN_ADMIT_CPU_S, (unsigned long long)(DMN_DEF_BYTES_PER_KEY >> 10),
+	        (unsigned)DMN_ROOMS_PER_KEY);
 }
 
 /* One configuration file, turned into arguments: args[i] is "--key=value"
@@ -289,6 +290,9 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 	    {"max-running-per-room", required_argument, NULL, 'r'},
 	    {"max-running-per-key", required_argument, NULL, 'y'},
 	    {"max-queued-runs", required_argument, NULL, 'Q'},
+	    {"max-check-cpu-s", required_argument, NULL, 'A'},
+	    {"max-definition-kb", required_argument, NULL, 'D'},
+	    {"max-rooms-per-key", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -374,6 +378,38 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 				return 2;
 			}
 			opt.frame_budget_bytes = v << 20;
+			break;
+		}
+		case 'A':
+		case 'D':
+		case 'R': {
+			/* limits and quotas (docs/daemon.md "Limits and quotas") */
+			static const struct {
+				int c;
+				const char *name;
+				unsigned long long cap;
+				size_t off;
+			} qs[] = {
+			    {'A', "max-check-cpu-s", DMN_ADMIT_CPU_S_MAX,
+			     offsetof(dmn_options, max_check_cpu_s)},
+			    {'D', "max-definition-kb", DMN_DEF_MB_MAX * 1024ull,
+			     offsetof(dmn_options, max_definition_kb)},
+			    {'R', "max-rooms-per-key", DMN_ROOMS_PER_KEY_MAX,
+			     offsetof(dmn_options, max_rooms_per_key)},
+			};
+			size_t qi = 0;
+			char *end = NULL;
+			unsigned long long v;
+			while (qs[qi].c != c)
+				qi++;
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || !end || end == optarg || *end || v < 1 || v > qs[qi].cap) {
+				fprintf(stderr, "dcrd: --%s: not a number from 1 to %llu: %s\n",
+				        qs[qi].name, qs[qi].cap, optarg);
+				return 2;
+			}
+			*(uint64_t *)((char *)&opt + qs[qi].off) = v;
 			break;
 		}
 		case 'W':

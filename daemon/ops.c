@@ -1029,7 +1029,7 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	dcr_buf_init(&report);
 	/* The admission check (rm_def_admit: every SQL computation on empty
 	 * inputs, upstream first) on a private copy of the definition, outside
-	 * the room's lock, and every python/r computation run in the sandbox
+	 * the room's lock (on the check threads), and every python/r computation run in the sandbox
 	 * on empty inputs (dmn__script_test): report each computation's
 	 * columns (and a script's files) or error. */
 	dmn__mutex_lock(&r->mu);
@@ -1043,7 +1043,14 @@ static int op_room_test(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *
 	rc = rm_def_parse(text, strlen(text), &def, err);
 	if (rc < 0)
 		goto out;
-	(void)rm_def_admit(def, &e); /* each computation keeps its own error */
+	/* on the check threads, charged to the caller's budget (admit.c);
+	 * each computation keeps its own error */
+	rc = dmn__admit_check(d, s->key, def, true, &e);
+	if (rc == DCR_ELIMIT || rc == DCR_ECANCELED) {
+		dcr_err_set(err, rc, "%s", e.msg);
+		goto out;
+	}
+	rc = 0;
 	order = dcr_calloc(def->ncomputations + 1, sizeof *order);
 	ok = dcr_calloc(def->ncomputations + 1, sizeof *ok);
 	tests = dcr_calloc(def->ncomputations + 1, sizeof *tests);

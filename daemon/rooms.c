@@ -108,13 +108,15 @@ struct replay_ctx {
 	dmn_room *r;
 	dcr_err *err;
 	bool refused; /* err is set: an event did not apply */
+	dmn *count;   /* at start: the quotas count each event (admit.c) */
 };
 
 static int replay_one(void *ctx, uint64_t seq, const void *entry, size_t n)
 {
 	struct replay_ctx *rc = ctx;
 	rm_step step;
-	int e = rm_replay_step(&rc->r->st, entry, n, NULL, NULL, &step);
+	int e = rm_replay_step(&rc->r->st, entry, n, rc->count ? dmn__quota_replay : NULL,
+	                       rc->count, &step);
 
 	(void)seq;
 	if (e < 0) {
@@ -125,10 +127,11 @@ static int replay_one(void *ctx, uint64_t seq, const void *entry, size_t n)
 	return e;
 }
 
-/* (Re)computes r->st from the log. */
-static int room_replay(dmn *d, dmn_room *r, dcr_err *err)
+/* (Re)computes r->st from the log; count: at start, for the quotas.
+ * Replay never runs admission checks (rm_apply has none). */
+static int room_replay(dmn *d, dmn_room *r, bool count, dcr_err *err)
 {
-	struct replay_ctx c = {r, err, false};
+	struct replay_ctx c = {r, err, false, count ? d : NULL};
 	int rc;
 
 	DMN_ASSERT_HELD(&r->mu);
@@ -173,7 +176,7 @@ static int load_room(void *ctx, const uint8_t id[ES_ROOM_ID_BYTES])
 	int rc;
 
 	dmn__mutex_lock(&r->mu); /* nobody else sees r yet: for the assertion */
-	rc = room_replay(lc->d, r, lc->err);
+	rc = room_replay(lc->d, r, true, lc->err);
 	dmn__mutex_unlock(&r->mu);
 	if (rc < 0) {
 		room_free(r);
@@ -437,61 +440,6 @@ static void strv_free(char **v, size_t n)
 	free(v);
 }
 
-/* The admission check of a definition (rm_def_admit, docs/rules.md
- * "Admission checks"): before room.created, room.draft_saved or
- * room.published enters the log, SQLite must compile its queries. Not a
- * rule of replay, so it is not in rm_apply; a definition rm_apply refuses
- * anyway is left to rm_apply's message. */
-/* The admission check of a request (docs/rules.md "Requests"): SQLite
- * compiles the definition with the request merged; a request rm_apply
- * refuses anyway is left to rm_apply's message. */
-static int admit_request(const rm_state *st, const es_event *ev, dcr_err *err)
-{
-	const char *text;
-	size_t n;
-	rm_request_doc doc;
-	dcr_err e;
-	int rc;
-
-	if (!st->def_json || dcr_mp_str(dcr_mp_get(ev->body, "text"), &text, &n) != 0 ||
-	    memchr(text, 0, n) || rm_request_merge(st->def_json, text, n, &doc, &e) != 0)
-		return 0;
-	rc = rm_def_admit(doc.merged, err);
-	if (rc)
-		dcr_err_prefix(err, "request: the definition with this request");
-	rm_request_doc_release(&doc);
-	return rc;
-}
-
-static int admit(const rm_state *st, const es_event *ev, dcr_err *err)
-{
-	const char *text = NULL;
-	size_t n = 0;
-	rm_def *def = NULL;
-	dcr_err e;
-	int rc;
-
-	if (strcmp(ev->type, RM_EV_REQ_SUBMITTED) == 0)
-		return admit_request(st, ev, err);
-	if (strcmp(ev->type, RM_EV_CREATED) == 0 || strcmp(ev->type, RM_EV_SAVED) == 0) {
-		if (dcr_mp_str(dcr_mp_get(ev->body, "definition"), &text, &n) != 0)
-			return 0;
-	} else if (strcmp(ev->type, RM_EV_PUBLISHED) == 0 && st->def_json &&
-	           rm_check_edit(st, ev->actor, NULL) == 0) {
-		text = st->def_json;
-		n = strlen(text);
-	} else {
-		return 0;
-	}
-	if (rm_def_parse(text, n, &def, &e) != 0)
-		return 0;
-	rc = rm_def_admit(def, err);
-	if (rc)
-		dcr_err_prefix(err, "definition"); /* as rm_apply words it */
-	rm_def_free(def);
-	return rc;
-}
-
 /* Whether a provision current before this event no longer is (its data
  * withdrawn or replaced); removes the blobs of each such one; frees old. */
 static bool blobs_withdrawn(dmn *d, const rm_state *st, char **old, size_t n)
@@ -523,7 +471,9 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	dmn_room *r = NULL, *fresh = NULL;
 	dmn_done_upload *up = NULL;
 	rm_step step;
-	bool decoded = false, locked = false, provisioned, woke = false;
+	dmn_admit_snap snap = {0};
+	bool decoded = false, locked = false, provisioned, woke = false, checked = false,
+	     quota_taken = false;
 	uint64_t now = dcr_now_ms(), seq = 0;
 	int rc;
 
@@ -583,6 +533,26 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		/* Not visible to others until its first event is durable. */
 		fresh = r = room_new(d, room);
 	}
+	/* Host quotas (not rules: docs/daemon.md "Limits and quotas"),
+	 * first without counting, so a key past one costs no check. */
+	if (conn_key) {
+		rc = dmn__quota_take(d, &ev, false, err);
+		if (rc < 0)
+			goto out;
+	}
+	/* The admission check (docs/rules.md "Admission checks"), on the
+	 * check threads, without the room's lock: what it reads of the room
+	 * is copied under the lock, and the event goes on only if the room is
+	 * still at the size it was copied at. */
+	dmn__mutex_lock(&r->mu);
+	if (!r->broken && ev.seq == r->st.size) {
+		checked = true;
+		dmn__admit_prepare(&r->st, &ev, &snap);
+	}
+	dmn__mutex_unlock(&r->mu);
+	rc = dmn__admit_event(d, &ev, &snap, err);
+	if (rc < 0)
+		goto out;
 	dmn__mutex_lock(&r->mu);
 	locked = true;
 	if (conn_key && !fresh && !rm_may_read_room(&r->st, conn_key)) {
@@ -619,6 +589,11 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		if (rc < 0)
 			goto out;
 	}
+	if (!checked || !dmn__admit_snap_current(&snap, &r->st)) {
+		rc = dcr_err_set(err, DCR_ESEQ,
+		                 "the room changed while this event was checked; retry");
+		goto out;
+	}
 	provisioned = strcmp(ev.type, RM_EV_PROVISIONED) == 0;
 	if (provisioned) {
 		/* Taken now, so one upload backs at most one event; a refused or
@@ -634,11 +609,13 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	}
 	if (provisioned || strcmp(ev.type, RM_EV_DEPROVISIONED) == 0)
 		old_blobs = current_blobs(&r->st, &nold);
-	/* The admission check, then the rules; the reason alone: the client
-	 * knows what it submitted. */
-	rc = admit(&r->st, &ev, err);
-	if (rc < 0)
-		goto out;
+	if (conn_key) {
+		rc = dmn__quota_take(d, &ev, true, err);
+		if (rc < 0)
+			goto out;
+		quota_taken = true;
+	}
+	/* The rules; the reason alone: the client knows what it submitted. */
 	rc = rm_apply_at(&r->st, &ev, &step);
 	if (rc < 0) {
 		dcr_err_set(err, rc, "%s", step.reason.msg);
@@ -685,7 +662,7 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 			/* The last append in flight is back: the log is final. */
 			dcr_err e2;
 			dcr_err_clear(&e2);
-			if (room_replay(d, r, &e2) < 0)
+			if (room_replay(d, r, false, &e2) < 0)
 				dmn__log(d, DMN_LOG_ERROR, "room %s: rebuild failed: %s", r->hex,
 				         e2.msg);
 			else
@@ -714,8 +691,11 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 	if (seq_out)
 		*seq_out = seq;
 out:
+	if (quota_taken && rc < 0)
+		dmn__quota_give(d, &ev); /* not appended */
 	if (locked)
 		dmn__mutex_unlock(&r->mu);
+	dmn__admit_snap_release(&snap);
 	if (woke)
 		dmn__wake_waiters(d, false); /* after unlocking: waiters take r->mu */
 	strv_free(old_blobs, nold);

@@ -1473,6 +1473,7 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	                                               : DMN_IMAGE_CACHE_BYTES);
 	dmn__jobs_init(d);
 	dmn__rooms_on_durable(d, members_on_durable, &s.members);
+	dmn__admit_init(d);
 	signal(SIGPIPE, SIG_IGN);
 	/* Requests spend most of their time waiting for fsync (group commit
 	 * gathers the appends of concurrent requests): give the pool many
@@ -1505,6 +1506,8 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	rc = dmn__rooms_load(d, err);
 	if (rc == 0)
 		rc = dmn__blobs_gc(d, err);
+	if (rc == 0)
+		rc = dmn__admit_start(d, err);
 	if (rc < 0)
 		goto out;
 	rc = dmn__quota_start(d, err);
@@ -1632,6 +1635,7 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	         (unsigned long long)s.budget.waits);
 	rc = 0;
 out:
+	dmn__admit_stop(d); /* no request waits for a check any more */
 	if (started_jobs)
 		dmn__jobs_stop(d);
 	dmn__quota_stop(d);
@@ -1645,6 +1649,7 @@ out:
 	es_close(d->store);
 	dmn__blobs_close(d->blobs);
 	dmn__jobs_release(d);
+	dmn__admit_release(d);
 	dmn__image_cache_free(d);
 	dmn__uploads_release(d);
 	dmn__quota_release_all(d);

@@ -93,96 +93,86 @@ fail:
 	                   c->admit_error);
 }
 
-/* Compiles every SQL computation against its inputs' schemas, upstream
- * first, and records each result schema for the computations downstream.
- * Goes on past a failure (each computation keeps its own admit_error, for
- * room.test); returns the first. */
-static int check_sql(rm_def *d, const size_t *order, dcr_err *err)
+/* Checks computation i (its upstream ones checked before it, in the
+ * order of rm_def_topo): compiles an sql computation against its inputs'
+ * schemas and records its result schema for the computations downstream.
+ * Returns 0 or the computation's error (also kept in its admit_error, for
+ * room.test). */
+static int check_one(rm_def *d, size_t i, dcr_err *err)
 {
 	int rc = 0;
-	for (size_t oi = 0; oi < d->ncomputations; oi++) {
-		size_t i = order[oi];
-		rm_computation *c = &d->computations[i];
-		if (c->kind == RM_COMP_SYNTHETIC) {
-			int src = synth_admit(d, c, i, err);
-			if (src && !rc)
-				rc = src;
-			continue;
+	rm_computation *c = &d->computations[i];
+	if (c->kind == RM_COMP_SYNTHETIC)
+		return synth_admit(d, c, i, err);
+	if ((c->kind == RM_COMP_PYTHON || c->kind == RM_COMP_R) && c->ncolumns) {
+		/* the declared tabular result (/output/dataset.csv) */
+		c->result_cols = dcr_calloc(c->ncolumns + 1, sizeof(cmp_column));
+		for (size_t j = 0; j < c->ncolumns; j++) {
+			c->result_cols[j].name = dcr_strdup(c->columns[j].name);
+			c->result_cols[j].type = c->columns[j].type;
+			c->result_cols[j].format = c->columns[j].format;
+			c->result_cols[j].nullable = c->columns[j].nullable;
 		}
-		if ((c->kind == RM_COMP_PYTHON || c->kind == RM_COMP_R) && c->ncolumns) {
-			/* the declared tabular result (/output/dataset.csv) */
-			c->result_cols = dcr_calloc(c->ncolumns + 1, sizeof(cmp_column));
-			for (size_t j = 0; j < c->ncolumns; j++) {
-				c->result_cols[j].name = dcr_strdup(c->columns[j].name);
-				c->result_cols[j].type = c->columns[j].type;
-				c->result_cols[j].format = c->columns[j].format;
-				c->result_cols[j].nullable = c->columns[j].nullable;
-			}
-			c->nresult_cols = c->ncolumns;
-			continue;
-		}
-		if (c->kind != RM_COMP_SQL)
-			continue;
-		const char *failed_up = NULL;
-		for (size_t k = 0; k < c->ninputs && !failed_up; k++) {
-			const rm_computation *up = rm_def_computation(d, c->inputs[k]);
-			if (up && !up->result_cols)
-				failed_up = up->name;
-		}
-		if (failed_up) {
-			c->admit_error = dcr_asprintf("upstream computation %s failed its check",
-			                              failed_up);
-			if (!rc)
-				rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s",
-				                 i, c->name, c->admit_error);
-			continue;
-		}
-		cmp_input *inputs = dcr_calloc(c->ninputs + 1, sizeof(cmp_input));
-		cmp_column **cols = dcr_calloc(c->ninputs + 1, sizeof(cmp_column *));
-		for (size_t k = 0; k < c->ninputs; k++) {
-			const rm_dataset *ds = rm_def_dataset(d, c->inputs[k]);
-			inputs[k].name = c->inputs[k];
-			if (ds) {
-				cols[k] = dcr_calloc(ds->ncolumns + 1, sizeof(cmp_column));
-				rm_dataset_columns(ds, cols[k]);
-				inputs[k].schema.cols = cols[k];
-				inputs[k].schema.ncols = ds->ncolumns;
-				inputs[k].priv = &ds->psrc;
-			} else {
-				const rm_computation *up = rm_def_computation(d, c->inputs[k]);
-				DCR_ASSERT(up && up->result_cols); /* else failed_up above */
-				inputs[k].schema.cols = up->result_cols;
-				inputs[k].schema.ncols = up->nresult_cols;
-				inputs[k].priv = &up->psrc;
-			}
-		}
-		cmp_result res;
-		dcr_err e;
-		dcr_err_clear(&e);
-		cmp_result_init(&res);
-		int crc = c->dp_epsilon ? dp_check(c, inputs, &res, &e)
-		                        : cmp_sql_check(c->query, inputs, c->ninputs,
-		                                        c->min_rows_aggregated, &res, &e);
-		if (crc < 0) {
-			bool has_prefix = strncmp(e.msg, "SQL", 3) == 0;
-			c->admit_error = dcr_asprintf("%s%s", has_prefix ? "" : "SQL error: ", e.msg);
-			if (!rc)
-				rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s",
-				                 i, c->name, c->admit_error);
-		} else {
-			c->nresult_cols = res.ncols;
-			c->result_cols = dcr_calloc(res.ncols + 1, sizeof(cmp_column));
-			for (size_t j = 0; j < res.ncols; j++) {
-				c->result_cols[j] = res.cols[j];
-				c->result_cols[j].name = dcr_strdup(res.cols[j].name);
-			}
-		}
-		cmp_result_release(&res);
-		for (size_t k = 0; k < c->ninputs; k++)
-			free(cols[k]);
-		free(cols);
-		free(inputs);
+		c->nresult_cols = c->ncolumns;
+		return 0;
 	}
+	if (c->kind != RM_COMP_SQL)
+		return 0;
+	const char *failed_up = NULL;
+	for (size_t k = 0; k < c->ninputs && !failed_up; k++) {
+		const rm_computation *up = rm_def_computation(d, c->inputs[k]);
+		if (up && !up->result_cols)
+			failed_up = up->name;
+	}
+	if (failed_up) {
+		c->admit_error = dcr_asprintf("upstream computation %s failed its check", failed_up);
+		return dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s", i, c->name,
+		                   c->admit_error);
+	}
+	cmp_input *inputs = dcr_calloc(c->ninputs + 1, sizeof(cmp_input));
+	cmp_column **cols = dcr_calloc(c->ninputs + 1, sizeof(cmp_column *));
+	for (size_t k = 0; k < c->ninputs; k++) {
+		const rm_dataset *ds = rm_def_dataset(d, c->inputs[k]);
+		inputs[k].name = c->inputs[k];
+		if (ds) {
+			cols[k] = dcr_calloc(ds->ncolumns + 1, sizeof(cmp_column));
+			rm_dataset_columns(ds, cols[k]);
+			inputs[k].schema.cols = cols[k];
+			inputs[k].schema.ncols = ds->ncolumns;
+			inputs[k].priv = &ds->psrc;
+		} else {
+			const rm_computation *up = rm_def_computation(d, c->inputs[k]);
+			DCR_ASSERT(up && up->result_cols); /* else failed_up above */
+			inputs[k].schema.cols = up->result_cols;
+			inputs[k].schema.ncols = up->nresult_cols;
+			inputs[k].priv = &up->psrc;
+		}
+	}
+	cmp_result res;
+	dcr_err e;
+	dcr_err_clear(&e);
+	cmp_result_init(&res);
+	int crc = c->dp_epsilon ? dp_check(c, inputs, &res, &e)
+	                        : cmp_sql_check(c->query, inputs, c->ninputs, c->min_rows_aggregated,
+	                                        &res, &e);
+	if (crc < 0) {
+		bool has_prefix = strncmp(e.msg, "SQL", 3) == 0;
+		c->admit_error = dcr_asprintf("%s%s", has_prefix ? "" : "SQL error: ", e.msg);
+		rc = dcr_err_set(err, DCR_EINVALID, "computations[%zu] (\"%s\"): %s", i, c->name,
+		                 c->admit_error);
+	} else {
+		c->nresult_cols = res.ncols;
+		c->result_cols = dcr_calloc(res.ncols + 1, sizeof(cmp_column));
+		for (size_t j = 0; j < res.ncols; j++) {
+			c->result_cols[j] = res.cols[j];
+			c->result_cols[j].name = dcr_strdup(res.cols[j].name);
+		}
+	}
+	cmp_result_release(&res);
+	for (size_t k = 0; k < c->ninputs; k++)
+		free(cols[k]);
+	free(cols);
+	free(inputs);
 	return rc;
 }
 
@@ -200,17 +190,57 @@ static void clear_results(rm_def *d)
 	}
 }
 
+int rm_admit_begin(rm_admit *a, rm_def *d, bool all, dcr_err *err)
+{
+	memset(a, 0, sizeof *a);
+	a->d = d;
+	a->all = all;
+	a->order = dcr_calloc(d->ncomputations + 1, sizeof(size_t));
+	clear_results(d);
+	int rc = rm_def_topo(d, a->order);
+	if (rc) {
+		free(a->order);
+		a->order = NULL;
+		return dcr_err_set(err, rc, "computations form a cycle");
+	}
+	return 0;
+}
+
+bool rm_admit_step(rm_admit *a)
+{
+	if (a->next < a->d->ncomputations) {
+		/* Goes on past a failure: each computation keeps its own
+		 * admit_error, for room.test; the first is the verdict. */
+		dcr_err e;
+		dcr_err_clear(&e);
+		int rc = check_one(a->d, a->order[a->next++], &e);
+		if (rc && !a->rc) {
+			a->rc = rc;
+			a->err = e;
+		}
+	}
+	return a->next >= a->d->ncomputations || (a->rc && !a->all);
+}
+
+int rm_admit_end(rm_admit *a, dcr_err *err)
+{
+	int rc = a->rc;
+	if (rc)
+		dcr_err_set(err, rc, "%s", a->err.msg);
+	free(a->order);
+	a->order = NULL;
+	return rc;
+}
+
 int rm_def_admit(rm_def *d, dcr_err *err)
 {
-	size_t *order = dcr_calloc(d->ncomputations + 1, sizeof(size_t));
-	int rc = rm_def_topo(d, order);
+	rm_admit a;
+	int rc = rm_admit_begin(&a, d, true, err);
 	if (rc)
-		rc = dcr_err_set(err, rc, "computations form a cycle");
-	clear_results(d);
-	if (!rc)
-		rc = check_sql(d, order, err);
-	free(order);
-	return rc;
+		return rc;
+	while (!rm_admit_step(&a))
+		;
+	return rm_admit_end(&a, err);
 }
 
 int rm_def_admit_json(const char *json, size_t n, dcr_err *err)

@@ -172,6 +172,25 @@ int rm_def_parse(const char *json, size_t n, rm_def **out, dcr_err *err);
  * before signing one. Errors read `computations[0] ("overlap"): SQL
  * error: no such column: b.citi`. */
 int rm_def_admit(rm_def *d, dcr_err *err);
+/* The same check one computation at a time, for a caller that shares its
+ * checks out (dcrd's admission pool, daemon/admit.c): rm_admit_begin (a
+ * cycle fails here), rm_admit_step until it returns true (each call checks
+ * the next computation, upstream first), then rm_admit_end, which returns
+ * the first error (rm_def_admit's verdict). With all, every computation
+ * is checked, as rm_def_admit does (each keeps its admit_error, for
+ * room.test); without, the steps end at the first error (the verdict is
+ * the same, the cost of a refused definition one failing computation).
+ * rm_admit_end may be called early (the check abandoned). */
+typedef struct rm_admit {
+	rm_def *d;
+	size_t *order, next;
+	bool all;
+	int rc;
+	dcr_err err;
+} rm_admit;
+int rm_admit_begin(rm_admit *a, rm_def *d, bool all, dcr_err *err);
+bool rm_admit_step(rm_admit *a);
+int rm_admit_end(rm_admit *a, dcr_err *err);
 /* rm_def_parse, then rm_def_admit; errors prefixed "definition: " as
  * rm_apply words definition errors. */
 int rm_def_admit_json(const char *json, size_t n, dcr_err *err);
