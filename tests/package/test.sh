@@ -125,11 +125,18 @@ while [ -z "$LEADER" ]; do
 	i=$((i + 1))
 done
 ct() { nsenter -t "$LEADER" -a "$@"; }
-state=$(ct timeout 120 systemctl is-system-running --wait 2>&1 || true)
-case "$state" in
-running|degraded) echo "systemd in the container: $state" ;;
-*) fail "systemd in the container did not come up: $state" ;;
-esac
+# until systemd has booted (before its bus is up systemctl cannot ask)
+i=0
+while :; do
+	state=$(ct systemctl is-system-running 2>&1 || true)
+	case "$state" in
+	running|degraded) break ;;
+	esac
+	[ $i -lt 1200 ] || fail "systemd in the container did not come up in 120 s: $state"
+	sleep 0.1
+	i=$((i + 1))
+done
+echo "  systemd in the container: $state"
 # what udev does on a host: /dev/fuse for everyone (fusermount3 is setuid)
 ct sh -c 'rm -f /dev/fuse && mknod -m 0666 /dev/fuse c 10 229'
 
