@@ -193,13 +193,27 @@ grep -q "Permission denied" "$T/outsider.out" || fail "outsider: $(cat "$T/outsi
 echo "  outsider: $(tail -n 1 "$T/outsider.out")"
 
 step "the README's story against the service (tools/demo --socket /run/dcr/dcr.sock, as tester)"
-ct runuser -u tester -- sh -c 'cd /tmp && sh /srv/demo --socket /run/dcr/dcr.sock' \
+ct runuser -u tester -- sh -c 'cd /tmp && sh /srv/demo --keep --socket /run/dcr/dcr.sock' \
 	>"$T/story.out" 2>&1 || { tail -n 30 "$T/story.out" >&2; fail "the story"; }
 for want in "state: done" "Berlin,high,25,560.0" "Berlin,75" "medium    552.5" \
 	"Permission denied" "valid: room"; do
 	grep -q -F -e "$want" "$T/story.out" || fail "the story's output lacks \"$want\""
 done
 grep -E "^valid: room|^Berlin,75|^cities|by_city.csv$" "$T/story.out" | sed 's/^/  /' | sort -u
+
+step "an R development run in the sandbox of the service (Ian, the story's room)"
+kept=$(sed -n 's/^(kept \(.*\))$/\1/p' "$T/story.out")
+room=$(sed -n 's/^room id: //p' "$T/story.out")
+[ -n "$kept" ] && [ -n "$room" ] || fail "no room id or kept directory in the story's output"
+cat >"$R/srv/rows.R" <<'RSCRIPT'
+d <- read.csv("/input/insurer/dataset.csv")
+cat(nrow(d), "rows\n")
+RSCRIPT
+ct runuser -u tester -- sh -c "cd $kept && DCR_SOCKET=/run/dcr/dcr.sock DCR_IDENTITY=ian.pem \
+	dcr dev run $room /srv/rows.R --input insurer --wait" \
+	>"$T/r.out" 2>&1 || { cat "$T/r.out" >&2; fail "the R development run"; }
+grep -q "(r): done" "$T/r.out" || fail "R run: $(cat "$T/r.out")"
+sed 's/^/  /' "$T/r.out"
 
 step "systemctl reload dcrd"
 ct sed -i 's/^log-level = info$/log-level = debug/' /etc/dcr/dcrd.conf
