@@ -45,6 +45,12 @@ struct dmn_blobs {
 	pthread_t helpers[BLOB_HELPERS];
 	size_t nhelpers;
 	bool stop;
+	/* backups in progress (admin.c): while holds > 0 removals are
+	 * deferred to the last release, so every blob a backup's snapshot
+	 * names stays readable until the backup ends (under mu) */
+	unsigned holds;
+	char (*deferred)[DMN_BLOB_HEX_BYTES];
+	size_t ndeferred, deferred_cap;
 };
 
 struct dmn_blob_writer {
@@ -82,6 +88,8 @@ struct dmn_blob_reader {
 	uint8_t *plain;
 	uint8_t *ct;
 };
+
+static char *blob_path(const dmn_blobs *b, const char *hex);
 
 static int mkdir_p1(const char *path, dcr_err *err)
 {
@@ -191,10 +199,16 @@ void dmn__blobs_close(dmn_blobs *b)
 	pthread_mutex_destroy(&b->mu);
 	pthread_cond_destroy(&b->cv);
 	pthread_cond_destroy(&b->done);
+	free(b->deferred); /* a hold outlived its backup: the next start's GC removes them */
 	dcr_wipe(b->master, sizeof b->master);
 	free(b->blob_dir);
 	free(b->tmp_dir);
 	free(b);
+}
+
+char *dmn__blob_path(const dmn_blobs *b, const char *hex)
+{
+	return blob_path(b, hex);
 }
 
 static char *blob_path(const dmn_blobs *b, const char *hex)
@@ -714,13 +728,57 @@ int dmn__blobs_each(dmn_blobs *b, int (*fn)(void *ctx, const char *id, uint64_t 
 	return rc;
 }
 
+void dmn__blobs_hold(dmn_blobs *b)
+{
+	pthread_mutex_lock(&b->mu);
+	b->holds++;
+	pthread_mutex_unlock(&b->mu);
+}
+
+static int remove_now(dmn_blobs *b, const char *id);
+
+void dmn__blobs_unhold(dmn_blobs *b)
+{
+	char (*ids)[DMN_BLOB_HEX_BYTES] = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&b->mu);
+	DCR_ASSERT(b->holds > 0);
+	if (--b->holds == 0) {
+		ids = b->deferred;
+		n = b->ndeferred;
+		b->deferred = NULL;
+		b->ndeferred = b->deferred_cap = 0;
+	}
+	pthread_mutex_unlock(&b->mu);
+	for (size_t i = 0; i < n; i++)
+		remove_now(b, ids[i]);
+	free(ids);
+}
+
 int dmn__blob_remove(dmn_blobs *b, const char *id)
+{
+	if (!dmn__blob_id_valid(id))
+		return DCR_EINVALID;
+	pthread_mutex_lock(&b->mu);
+	if (b->holds) {
+		if (b->ndeferred == b->deferred_cap) {
+			b->deferred_cap = b->deferred_cap ? 2 * b->deferred_cap : 16;
+			b->deferred = dcr_realloc(b->deferred, b->deferred_cap * sizeof *b->deferred);
+		}
+		memcpy(b->deferred[b->ndeferred++], id, DMN_BLOB_HEX_BYTES);
+		pthread_mutex_unlock(&b->mu);
+		return 0;
+	}
+	pthread_mutex_unlock(&b->mu);
+	return remove_now(b, id);
+}
+
+static int remove_now(dmn_blobs *b, const char *id)
 {
 	char *p;
 	int rc = 0;
 
-	if (!dmn__blob_id_valid(id))
-		return DCR_EINVALID;
 	p = blob_path(b, id);
 	if (unlink(p) < 0)
 		rc = -errno;

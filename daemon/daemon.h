@@ -53,6 +53,10 @@ typedef struct dmn_options {
  * (uv_library_shutdown): call it once per process. */
 int dmn_run(const dmn_options *opt, dcr_err *err);
 
+/* `dcrd restore --data DIR [--keys KEYDIR] BACKUP` (admin.c): argv[0] is
+ * "restore". Returns the exit status. */
+int dmn_restore_main(int argc, char **argv);
+
 /* Parses "error|warn|info|debug"; -1 if unknown. */
 int dmn_log_level_parse(const char *s);
 

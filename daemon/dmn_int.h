@@ -106,6 +106,13 @@ bool dmn__blob_id_valid(const char *id);
 int dmn__blobs_each(dmn_blobs *b, int (*fn)(void *ctx, const char *id, uint64_t file_bytes),
                     void *ctx);
 int dmn__blob_remove(dmn_blobs *b, const char *id);
+/* While a hold is taken (a backup in progress, admin.c), dmn__blob_remove
+ * only notes the id; the last unhold removes them. So every blob that
+ * existed when a hold was taken stays readable until it is released. */
+void dmn__blobs_hold(dmn_blobs *b);
+void dmn__blobs_unhold(dmn_blobs *b);
+/* The file of blob id (heap; it may not exist). */
+char *dmn__blob_path(const dmn_blobs *b, const char *id);
 
 /* ---- locks (lock.c) ------------------------------------------------------ */
 
@@ -243,6 +250,8 @@ typedef struct dmn {
 	dmn_jobs jobs;
 	dmn_imgcache imgc;
 	dmn_waiters wait;
+	uint64_t start_mono_ms;     /* set at start (admin.status's uptime) */
+	atomic_uint backups;        /* backups in progress (admin.c) */
 } dmn;
 
 void dmn__log(const dmn *d, enum dmn_log_level lvl, const char *fmt, ...)
@@ -320,6 +329,10 @@ void dmn__jobs_release(dmn *d);
  * references (uploads never signed, superseded or withdrawn datasets and
  * their tables, cached results of old inputs). */
 int dmn__blobs_gc(dmn *d, dcr_err *err);
+/* The blobs the rooms of d reference, the set dmn__blobs_gc keeps: sorted,
+ * unique ids in a heap array (free it). Reads the rooms and d->store's
+ * es_meta only. */
+void dmn__blobs_referenced(dmn *d, char (**ids)[DMN_BLOB_HEX_BYTES], size_t *n);
 /* While running, once the event that withdrew or replaced a provision is
  * durable: removes its blobs (the file, its statistics, its prepared
  * table) at once rather than at the next start. Blob ids are random per
@@ -386,6 +399,11 @@ typedef struct dmn_session {
 	char op[96]; /* "submit <type>" */
 	char room[ES_ROOM_HEX_BYTES];
 	char *who;
+	/* the peer's uid from SO_PEERCRED at accept (server.c); admin
+	 * operations need 0 or dcrd's own uid (admin.c) */
+	bool peer_known;
+	uint32_t peer_uid;
+	struct dmn_backup *backup; /* the backup this connection streams (admin.c) */
 } dmn_session;
 
 /* Handles one request frame body; appends the response frame (header +
@@ -396,6 +414,21 @@ int dmn__handle(dmn *d, dmn_session *s, const void *frame, size_t n, dcr_buf *re
                 dcr_buf *log_outcome);
 /* Drops the session's unfinished uploads (temp files removed, logged). */
 void dmn__session_release(dmn *d, dmn_session *s);
+/* ---- the host operator's operations (admin.c) ------------------------------ */
+
+/* admin.status, admin.backup.begin|read|end (docs/protocol.md); each
+ * refuses a connection that is not the operator's (EDENIED). */
+int dmn__op_admin_status(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
+                         dcr_err *err);
+int dmn__op_admin_backup_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
+                               dcr_err *err);
+int dmn__op_admin_backup_read(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
+                              dcr_err *err);
+int dmn__op_admin_backup_end(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res,
+                             dcr_err *err);
+/* Ends the session's backup, if any (the connection closed). */
+void dmn__admin_session_release(dmn *d, dmn_session *s);
+
 /* An error frame {code, error, id, ok: false}. */
 void dmn__error_frame(dcr_buf *out, uint64_t id, int code, const char *msg);
 

@@ -2556,13 +2556,11 @@ static int gc_one(void *ctx, const char *id, uint64_t file_bytes)
 	return 0;
 }
 
-int dmn__blobs_gc(dmn *d, dcr_err *err)
+void dmn__blobs_referenced(dmn *d, char (**ids_out)[DMN_BLOB_HEX_BYTES], size_t *n_out)
 {
 	keep_set keep = {0};
-	struct gc_ctx g = {d, &keep, 0, 0, 0};
 	dmn_room **rooms;
-	size_t n, i, j;
-	int rc;
+	size_t n, i, j, w;
 
 	rooms = dmn__rooms_list(d, &n);
 	for (i = 0; i < n; i++) {
@@ -2614,6 +2612,20 @@ int dmn__blobs_gc(dmn *d, dcr_err *err)
 	free(rooms);
 	if (keep.n)
 		qsort(keep.ids, keep.n, sizeof *keep.ids, id_cmp);
+	for (i = w = 0; i < keep.n; i++) /* unique */
+		if (w == 0 || id_cmp(keep.ids[w - 1], keep.ids[i]) != 0)
+			memmove(keep.ids[w++], keep.ids[i], DMN_BLOB_HEX_BYTES);
+	*ids_out = keep.ids;
+	*n_out = w;
+}
+
+int dmn__blobs_gc(dmn *d, dcr_err *err)
+{
+	keep_set keep = {0};
+	struct gc_ctx g = {d, &keep, 0, 0, 0};
+	int rc;
+
+	dmn__blobs_referenced(d, &keep.ids, &keep.n);
 	rc = dmn__blobs_each(d->blobs, gc_one, &g);
 	free(keep.ids);
 	if (rc < 0)

@@ -44,6 +44,7 @@ static void usage(FILE *f)
 	        "usage: dcrd --data DIR [--socket PATH] [--idle-timeout-ms N] [--log-level LEVEL]\n"
 	        "            [--image-cache-mb N] [--frame-budget-mb N] [--script-max-LIMIT N]\n"
 	        "            [--config FILE]\n"
+	        "       dcrd restore --data DIR [--keys KEYDIR] BACKUP   (dcrd restore --help)\n"
 	        "\n"
 	        "The dcr clean room host. Runs in the foreground, logs to stderr (one line\n"
 	        "per request), stops cleanly on SIGTERM or SIGINT, re-reads its\n"
@@ -527,6 +528,8 @@ int main(int argc, char **argv)
 	/* a python/r sandbox child (compute_sandbox.h), before anything else */
 	if (argc > 1 && strcmp(argv[1], CMP_SANDBOX_ARGV) == 0)
 		return cmp_sandbox_child_main(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "restore") == 0) /* admin.c */
+		return dmn_restore_main(argc - 1, argv + 1);
 
 	dcr_err_clear(&err);
 	g.argc = argc;

@@ -567,6 +567,7 @@ void dmn__session_release(dmn *d, dmn_session *s)
 	}
 	dmn__blob_close(s->rd);
 	s->rd = NULL;
+	dmn__admin_session_release(d, s);
 	free(s->who);
 	s->who = NULL;
 }
@@ -1419,6 +1420,10 @@ static const struct {
 	const char *name;
 	op_fn fn;
 } ops[] = {
+    {"admin.backup.begin", dmn__op_admin_backup_begin},
+    {"admin.backup.end", dmn__op_admin_backup_end},
+    {"admin.backup.read", dmn__op_admin_backup_read},
+    {"admin.status", dmn__op_admin_status},
     {"checkpoint", op_checkpoint},
     {"consistency", op_consistency},
     {"data.read", op_data_read},

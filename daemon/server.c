@@ -836,6 +836,16 @@ static void on_connection(uv_stream_t *listener, int status)
 		conn_close(c);
 		return;
 	}
+	{ /* who is on the other end, for the operator's operations (admin.c) */
+		uv_os_fd_t fd;
+		struct ucred cr;
+		socklen_t crn = sizeof cr;
+		if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crn) == 0 && crn == sizeof cr) {
+			c->sess.peer_known = true;
+			c->sess.peer_uid = (uint32_t)cr.uid;
+		}
+	}
 	if (s->nconns > DMN_CONNS_MAX || s->stopping) {
 		dmn__log(s->d, DMN_LOG_WARN, "connection refused: %s",
 		         s->stopping ? "shutting down" : "too many connections");
@@ -1052,6 +1062,7 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	memset(&s, 0, sizeof s);
 	d->opt = *opt;
 	d->dir = dcr_strdup(opt->data_dir);
+	d->start_mono_ms = dcr_mono_ms();
 	/* Each part sets up its own state and lock; jobs subscribes to the
 	 * rooms' durable events, so rooms come first. */
 	dmn__rooms_init(d);

@@ -857,6 +857,24 @@ void es_close(es_store *s)
 	free(s);
 }
 
+int es_copy(es_store *s, int fd, dcr_err *err)
+{
+	int rc;
+
+	/* Shared, like every read transaction: a map resize waits for the
+	 * copy (the writer keeps committing meanwhile, LMDB's MVCC). */
+	pthread_rwlock_rdlock(&s->map_lock);
+	rc = s->env ? mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT) : MDB_PANIC;
+	pthread_rwlock_unlock(&s->map_lock);
+	if (rc == 0)
+		return 0;
+	if (rc > 0) /* a system error: errno */
+		return dcr_err_set(err, -rc, "copying the event store %s: %s", s->dir,
+		                   strerror(rc));
+	return dcr_err_set(err, DCR_ESTORE, "copying the event store %s: %s", s->dir,
+	                   mdb_strerror(rc));
+}
+
 void es_stats_get(es_store *s, es_stats *out)
 {
 	MDB_envinfo info;

@@ -215,6 +215,13 @@ int es_inclusion_proof(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64
 int es_consistency_proof(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t size_old,
                          uint64_t size_new, uint8_t (*proof)[32], size_t *proof_n);
 
+/* Writes a compacted copy of the whole store (LMDB's data.mdb, free pages
+ * left out: mdb_env_copyfd2 with MDB_CP_COMPACT) to fd, from one read
+ * transaction: the copy is the state of one commit, taken while appends go
+ * on. A map resize waits until the copy is written. Opening a directory
+ * holding the copy as data.mdb gives that state. Thread safe. */
+int es_copy(es_store *s, int fd, dcr_err *err);
+
 /* Small key-value side table in the same environment for daemon metadata
  * (blob index, upload records). Keys are 1..ES_META_KEY_BYTES_MAX bytes,
  * values up to ES_META_VALUE_BYTES_MAX (else DCR_ELIMIT). Writes go through

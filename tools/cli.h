@@ -92,5 +92,6 @@ int cli_cmd_result(int argc, char **argv);
 int cli_cmd_logs(int argc, char **argv);
 int cli_cmd_data(int argc, char **argv);
 int cli_cmd_request(int argc, char **argv); /* cli_request.c */
+int cli_cmd_admin(int argc, char **argv);   /* admin status|backup (cli_admin.c) */
 
 #endif

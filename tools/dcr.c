@@ -605,6 +605,8 @@ static const char main_usage[] =
     "Requests (new computations after publishing; see dcr request --help):\n"
     "  request validate|submit ROOM FILE.json, request list ROOM,\n"
     "  request show|approve|reject|withdraw|preview ROOM ID\n"
+    "The host's operator (root or dcrd's user; see dcr admin --help):\n"
+    "  admin status [--json], admin backup DIR [--with-keys]\n"
     "Audit and mount:\n"
     "  audit ...                    see dcr audit --help\n"
     "  mount ROOM DIR, umount DIR   see dcr mount --help\n"
@@ -678,6 +680,7 @@ static const struct command commands[] = {
     {"data", cli_cmd_data},
     {"dev", cli_cmd_dev},
     {"request", cli_cmd_request},
+    {"admin", cli_cmd_admin},
     {"audit", cmd_audit},
     {"mount", cmd_mount},
     {"umount", cmd_umount},

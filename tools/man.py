@@ -22,7 +22,7 @@ import sys
 
 # dcr's commands with a --help of their own, in the order of `dcr --help`.
 DCR_COMMANDS = ["keygen", "whoami", "room", "provision", "deprovision", "datasets",
-                "stats", "run", "status", "result", "logs", "data", "dev", "request",
+                "stats", "run", "status", "result", "logs", "data", "dev", "request", "admin",
                 "audit", "mount", "umount"]
 
 

@@ -6,7 +6,7 @@
  * a truncated file, the last chunk dropped (with the size field patched to
  * match), two chunks swapped, a header transplanted from another blob, the
  * wrong master key. Plus: no plaintext on disk, temp files removed on
- * abort and at open. */
+ * abort and at open; removals held while a backup runs (hold/unhold). */
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -303,6 +303,43 @@ static void test_plaintext_and_tmp(dmn_blobs **b, const uint8_t master[32])
 	dmn__blob_abort(w); /* frees it; the file is already gone */
 }
 
+/* While a hold is taken (a backup in progress) removals only note the
+ * blob: it stays readable until the last hold is released, then goes. */
+static void test_hold(dmn_blobs *b)
+{
+	static const char data[] = "x\n1\n";
+	char id1[DMN_BLOB_HEX_BYTES], id2[DMN_BLOB_HEX_BYTES];
+	uint8_t sha[32];
+	dcr_buf out;
+	dcr_err err;
+	char *p1, *p2;
+
+	CHECK(dmn__blob_put(b, data, strlen(data), id1, sha, &err) == 0);
+	CHECK(dmn__blob_put(b, data, strlen(data), id2, sha, &err) == 0);
+	p1 = path_of(id1);
+	p2 = path_of(id2);
+	dmn__blobs_hold(b);
+	dmn__blobs_hold(b); /* two backups at once */
+	CHECK(dmn__blob_remove(b, id1) == 0);
+	CHECK(access(p1, F_OK) == 0); /* still there */
+	dcr_buf_init(&out);
+	CHECK(dmn__blob_read_all(b, id1, 1 << 20, &out, &err) == 0 && out.len == strlen(data));
+	dcr_buf_release(&out);
+	dmn__blobs_unhold(b);
+	CHECK(access(p1, F_OK) == 0); /* one backup still holds */
+	CHECK(dmn__blob_remove(b, id2) == 0);
+	dmn__blobs_unhold(b);
+	CHECK(access(p1, F_OK) != 0 && access(p2, F_OK) != 0); /* both gone now */
+	/* without a hold a removal is at once */
+	CHECK(dmn__blob_put(b, data, strlen(data), id1, sha, &err) == 0);
+	free(p1);
+	p1 = path_of(id1);
+	CHECK(dmn__blob_remove(b, id1) == 0 && access(p1, F_OK) != 0);
+	CHECK(dmn__blob_remove(b, "not-an-id") == DCR_EINVALID);
+	free(p1);
+	free(p2);
+}
+
 int main(void)
 {
 	dmn_blobs *b = NULL;
@@ -320,6 +357,7 @@ int main(void)
 	test_roundtrip(b);
 	test_tamper(b, master);
 	test_plaintext_and_tmp(&b, master);
+	test_hold(b);
 	dmn__blobs_close(b);
 	return t_failures ? 1 : 0;
 }

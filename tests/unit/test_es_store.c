@@ -14,6 +14,8 @@
  *   commits shared (group commit); the reader reads a room's size, then in
  *   a new transaction all events up to it (a snapshot must never go back;
  *   each failing call is reported with its rc);
+ * - copy: es_copy while a thread appends opens as one commit's state, a
+ *   prefix of the original (sizes, roots, checkpoints); a bad fd fails;
  * - map growth from a 64 KiB map;
  * - durability: a child appends with full sync and reports each
  *   acknowledged seq through a pipe; it is SIGKILLed at random points; after
@@ -429,6 +431,112 @@ static void test_pipeline(void)
 	es_close(s);
 	dcr_buf_release(&scratch);
 	dcr_buf_release(&got);
+	free(dir);
+}
+
+/* ---- copies (es_copy) ------------------------------------------------------------------ */
+
+struct copy_writer {
+	es_store *s;
+	uint8_t room[16];
+	atomic_bool stop;
+	uint64_t appended;
+};
+
+static void *copy_writer_main(void *arg)
+{
+	struct copy_writer *w = arg;
+	dcr_buf e;
+	dcr_err err;
+
+	dcr_buf_init(&e);
+	while (!atomic_load(&w->stop) && w->appended < 20000) {
+		make_entry(user_key, w->room, w->appended, 30, &e);
+		if (es_append(w->s, w->room, w->appended, e.data, e.len, NULL, NULL, &err) != 0)
+			break;
+		w->appended++;
+	}
+	dcr_buf_release(&e);
+	return NULL;
+}
+
+/* es_copy while a thread appends: the copy opens as one commit's state
+ * (each room dense, its stored root that of the original's first `size`
+ * events, its checkpoint for exactly that size), a prefix of the
+ * original; a copy into a bad descriptor fails with the system's reason. */
+static void test_copy(void)
+{
+	char *dir = subdir("copy"), *cdir = subdir("copy.out"), *cpath = NULL;
+	es_options opt = {.no_sync = true, .checkpoint_key = daemon_key};
+	struct copy_writer w;
+	uint8_t other[16], r1[32], r2[32];
+	uint64_t size = 0, osize = 0;
+	es_checkpoint cp;
+	pthread_t th;
+	es_store *s = NULL, *c = NULL;
+	dcr_buf e;
+	dcr_err err;
+	int fd, rc;
+
+	memset(&w, 0, sizeof w);
+	dcr_buf_init(&e);
+	memset(w.room, 0x51, 16);
+	memset(other, 0x52, 16);
+	rc = es_open(&s, dir, &opt, &err);
+	CHECK(rc == 0, "open: %s", err.msg);
+	if (rc != 0)
+		goto out;
+	for (uint64_t i = 0; i < 50; i++) {
+		make_entry(user_key, other, i, 100, &e);
+		CHECK(es_append(s, other, i, e.data, e.len, NULL, NULL, &err) == 0, "append");
+	}
+	w.s = s;
+	for (; w.appended < 100; w.appended++) {
+		make_entry(user_key, w.room, w.appended, 30, &e);
+		CHECK(es_append(s, w.room, w.appended, e.data, e.len, NULL, NULL, &err) == 0,
+		      "append");
+	}
+	pthread_create(&th, NULL, copy_writer_main, &w);
+	mkdir(cdir, 0700);
+	cpath = dcr_asprintf("%s/data.mdb", cdir);
+	fd = open(cpath, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0, "create %s", cpath);
+	rc = es_copy(s, fd, &err);
+	CHECK(rc == 0, "es_copy: %s", err.msg);
+	close(fd);
+	atomic_store(&w.stop, true);
+	pthread_join(th, NULL);
+
+	rc = es_open(&c, cdir, &opt, &err);
+	CHECK(rc == 0, "open the copy: %s", err.msg);
+	if (rc != 0)
+		goto out;
+	CHECK(es_room_size(c, other, &osize) == 0 && osize == 50, "other room in the copy: %" PRIu64,
+	      osize);
+	CHECK(es_room_size(c, w.room, &size) == 0 && size >= 100 && size <= w.appended,
+	      "copied room: %" PRIu64 " of %" PRIu64, size, w.appended);
+	CHECK(es_root(c, w.room, size, r1) == 0 && es_root(s, w.room, size, r2) == 0 &&
+	          memcmp(r1, r2, 32) == 0,
+	      "the copy's root is the original's at size %" PRIu64, size);
+	CHECK(es_latest_checkpoint(c, w.room, &cp) == 0 && cp.size == size &&
+	          memcmp(cp.root, r1, 32) == 0,
+	      "the copy's checkpoint is for its size");
+	check_room(c, w.room, 2, true);
+	check_room(c, other, 2, true);
+	/* a descriptor that cannot be written */
+	fd = open(cpath, O_RDONLY);
+	rc = es_copy(s, fd, &err);
+	CHECK(rc < 0 && strstr(err.msg, "copying the event store") != NULL,
+	      "copy to a read-only descriptor: rc %d %s", rc, err.msg);
+	close(fd);
+	printf("  copy: %" PRIu64 " of %" PRIu64 " events of the appended room\n", size,
+	       w.appended);
+out:
+	es_close(c);
+	es_close(s);
+	dcr_buf_release(&e);
+	free(cpath);
+	free(cdir);
 	free(dir);
 }
 
@@ -1256,6 +1364,7 @@ int main(int argc, char **argv)
 	RUN(basics);
 	RUN(pipeline);
 	RUN(proofs);
+	RUN(copy);
 	RUN(fold);
 	RUN(fold_missing);
 	RUN(concurrency);
