@@ -38,6 +38,8 @@
 #define DMN_FRAME_BUDGET_BYTES (256ull * 1024 * 1024)
 #define DMN_FRAME_BUDGET_MB_MAX (1024u * 1024) /* --frame-budget-mb: 1 TiB */
 #define DMN_IDLE_TIMEOUT_MS (10u * 60 * 1000) /* default --idle-timeout-ms */
+#define DMN_CONFIG_BYTES_MAX (64u * 1024)   /* --config FILE */
+#define DMN_CONFIG_LINES_MAX 256u           /* options in it */
 #define DMN_UPLOADS_MAX 4u                  /* open uploads per connection */
 #define DMN_EVENT_CLOCK_SKEW_MS (5u * 60 * 1000) /* |ts - now| of user events */
 #define DMN_EVENTS_PER_REPLY_MAX 4096u      /* events in one `events` reply */

@@ -699,9 +699,11 @@ static int mount_tmpfs(const char *dir, uint64_t size, uint64_t inodes, uid_t ui
 
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return CFAIL(DCR_EUNAVAIL, "sandbox: mkdir %s: %s", dir, strerror(errno));
+	/* gid: the run's own (= uid) as root; else dcrd's, the one gid the
+	 * user namespace maps (a service user's gid is rarely its uid) */
 	snprintf(opt, sizeof opt, "size=%llu,nr_inodes=%llu,mode=%o,uid=%u,gid=%u",
 	         (unsigned long long)size, (unsigned long long)inodes, mode, (unsigned)uid,
-	         (unsigned)uid);
+	         geteuid() == 0 ? (unsigned)uid : (unsigned)getegid());
 	if (mount("dcr-sandbox", dir, "tmpfs", MS_NOSUID | MS_NODEV, opt) < 0)
 		return CFAIL(DCR_EUNAVAIL, "sandbox: mounting a tmpfs on %s: %s", dir,
 		             strerror(errno));

@@ -26,8 +26,6 @@
 #ifndef DCR_CONFIG_DEFAULT
 #define DCR_CONFIG_DEFAULT ""
 #endif
-#define CONFIG_BYTES_MAX (64u * 1024)
-#define CONFIG_LINES_MAX 256u
 #define PARSE_HELP       (-1)
 #define OPT_CONFIG       1000
 #define OPT_CONNS        1100 /* the five connection limits, in order */
@@ -176,15 +174,15 @@ static int config_read(config *c, const char *path, bool optional, const struct 
 		fprintf(stderr, "dcrd: configuration file %s: %s\n", path, strerror(errno));
 		goto out;
 	}
-	c->text = dcr_malloc(CONFIG_BYTES_MAX + 1);
-	len = fread(c->text, 1, CONFIG_BYTES_MAX + 1, f);
+	c->text = dcr_malloc(DMN_CONFIG_BYTES_MAX + 1);
+	len = fread(c->text, 1, DMN_CONFIG_BYTES_MAX + 1, f);
 	if (ferror(f)) {
 		fprintf(stderr, "dcrd: configuration file %s: read error\n", path);
 		goto out;
 	}
-	if (len > CONFIG_BYTES_MAX) {
+	if (len > DMN_CONFIG_BYTES_MAX) {
 		fprintf(stderr, "dcrd: configuration file %s: larger than %u bytes\n", path,
-		        CONFIG_BYTES_MAX);
+		        DMN_CONFIG_BYTES_MAX);
 		goto out;
 	}
 	c->text[len] = 0;
@@ -192,8 +190,8 @@ static int config_read(config *c, const char *path, bool optional, const struct 
 		fprintf(stderr, "dcrd: configuration file %s: contains a NUL byte\n", path);
 		goto out;
 	}
-	c->args = dcr_calloc(CONFIG_LINES_MAX, sizeof *c->args);
-	c->lines = dcr_calloc(CONFIG_LINES_MAX, sizeof *c->lines);
+	c->args = dcr_calloc(DMN_CONFIG_LINES_MAX, sizeof *c->args);
+	c->lines = dcr_calloc(DMN_CONFIG_LINES_MAX, sizeof *c->lines);
 	for (line = c->text; line && *line; line = next) {
 		char *eq, *key, *val = NULL, *arg;
 		const struct option *o;
@@ -233,9 +231,9 @@ static int config_read(config *c, const char *path, bool optional, const struct 
 			        lineno, key, key);
 			goto out;
 		}
-		if (c->n == CONFIG_LINES_MAX) {
+		if (c->n == DMN_CONFIG_LINES_MAX) {
 			fprintf(stderr, "dcrd: %s line %u: more than %u options\n", path, lineno,
-			        CONFIG_LINES_MAX);
+			        DMN_CONFIG_LINES_MAX);
 			goto out;
 		}
 		/* one argument per line, so an error names its line */

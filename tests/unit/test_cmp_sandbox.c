@@ -1094,7 +1094,8 @@ static void test_available(void)
 }
 
 /* dcrd not root: the same sandbox under the caller's own uid (nobody),
- * in a forked process, before the test starts any thread. */
+ * in a forked process, before the test starts any thread. The gid is not
+ * the uid, as for a service user (the package's "dcr"). */
 static void test_unprivileged(void)
 {
 	pid_t pid = fork();
@@ -1104,7 +1105,7 @@ static void test_unprivileged(void)
 		run r;
 		cmp_sandbox_limits l = small_limits();
 
-		if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
+		if (setgroups(0, NULL) || setresgid(65500, 65500, 65500) ||
 		    setresuid(65534, 65534, 65534))
 			_exit(2);
 		py(&r, "import socket\n"
