@@ -647,6 +647,8 @@ int dmn__quota_replay(void *ctx, const rm_state *before, const es_event *ev, dcr
 
 	(void)before;
 	(void)err;
+	if (!A) /* a replay with no admission service (a backup's snapshot, admin.c) */
+		return 0;
 	usage_of(ev, &bytes, &rooms);
 	if (bytes || rooms) {
 		pthread_mutex_lock(&A->mu);
