@@ -163,6 +163,8 @@ uint64_t dcr_mono_ms(void);
 int dcr_read_file(const char *path, size_t max_bytes, dcr_buf *out, dcr_err *err);
 /* Writes atomically (temp file, fsync, rename) with the given mode. */
 int dcr_write_file_atomic(const char *path, const void *p, size_t n, int mode, dcr_err *err);
+/* true if path is a directory holding nothing but "." and ".." */
+bool dcr_dir_empty(const char *path);
 
 /* ---- crypto (OpenSSL 3) ------------------------------------------------ */
 

@@ -2,6 +2,7 @@
  * whole-file helpers. Everything here is small and dependency-free; the
  * allocation wrappers abort on exhaustion because every size reaching them
  * has already been bounded by a limit from limits.h. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -480,4 +481,19 @@ out_close:
 out:
 	free(tmp);
 	return rc;
+}
+
+bool dcr_dir_empty(const char *path)
+{
+	DIR *dp = opendir(path);
+	struct dirent *e;
+	bool empty = true;
+
+	if (!dp)
+		return false;
+	while (empty && (e = readdir(dp)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			empty = false;
+	closedir(dp);
+	return empty;
 }

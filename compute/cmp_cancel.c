@@ -101,6 +101,19 @@ static cmp__watch *watch_list; /* registered, not fired */
 static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
 static bool watch_running;
 
+/* Takes w off watch_list. watch_mu held. */
+static void watch_unlink(cmp__watch *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		watch_list = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->prev = w->next = NULL;
+	w->listed = false;
+}
+
 static void watch_deadline_ts(uint64_t ms, struct timespec *ts)
 {
 	ts->tv_sec = (time_t)(ms / 1000);
@@ -120,15 +133,7 @@ static void *watch_main(void *arg)
 			if (w->deadline_ms <= now) {
 				sqlite3_interrupt(w->db);
 				atomic_store(&w->fired, true);
-				/* unlink: it has done its work */
-				if (w->prev)
-					w->prev->next = w->next;
-				else
-					watch_list = w->next;
-				if (w->next)
-					w->next->prev = w->prev;
-				w->prev = w->next = NULL;
-				w->listed = false;
+				watch_unlink(w); /* it has done its work */
 			} else if (w->deadline_ms < next) {
 				next = w->deadline_ms;
 			}
@@ -193,16 +198,8 @@ void cmp__watch_stop(cmp__watch *w)
 	if (!w->db)
 		return;
 	pthread_mutex_lock(&watch_mu);
-	if (w->listed) {
-		if (w->prev)
-			w->prev->next = w->next;
-		else
-			watch_list = w->next;
-		if (w->next)
-			w->next->prev = w->prev;
-		w->prev = w->next = NULL;
-		w->listed = false;
-	}
+	if (w->listed)
+		watch_unlink(w);
 	pthread_mutex_unlock(&watch_mu);
 	w->db = NULL;
 }

@@ -900,21 +900,6 @@ static int verify_blobs(dmn *t, uint64_t *checked, dcr_err *err)
 	return rc;
 }
 
-static bool dir_empty(const char *path)
-{
-	DIR *dp = opendir(path);
-	struct dirent *e;
-	bool empty = true;
-
-	if (!dp)
-		return false;
-	while ((e = readdir(dp)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			empty = false;
-	closedir(dp);
-	return empty;
-}
-
 /* Removes what restore put into dir (dir itself if it created it). */
 static void undo_restore(const char *dir, bool created)
 {
@@ -975,7 +960,7 @@ static int restore(const char *backup, const char *dir, const char *keys_dir, dc
 		goto out;
 	}
 	if (stat(dir, &st) == 0) {
-		if (!S_ISDIR(st.st_mode) || !dir_empty(dir)) {
+		if (!S_ISDIR(st.st_mode) || !dcr_dir_empty(dir)) {
 			rc = dcr_err_set(err, DCR_EEXIST,
 			                 "%s is not empty: restore writes only into a new or empty "
 			                 "directory",

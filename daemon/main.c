@@ -38,6 +38,77 @@ static bool quiet_usage;
 /* Set while getopt's loop runs: an error then is about argv[optind - 1]. */
 static bool in_loop;
 
+/* The numeric options that set one field of dmn_options, each within its
+ * range: one table, one parser (parse_num). */
+static const struct num_opt {
+	int c;
+	const char *name;
+	unsigned long long lo, hi;
+	size_t off;
+	bool narrow; /* an unsigned field, else uint64_t */
+} num_opts[] = {
+#define U64(c, name, lo, hi, field) {c, name, lo, hi, offsetof(dmn_options, field), false}
+#define U32(c, name, lo, hi, field) {c, name, lo, hi, offsetof(dmn_options, field), true}
+    /* the host's maxima of script limits, within the caps of room-format.md */
+    U64('W', "script-max-wall-s", 1, DCR_RM_LIMIT_WALL_SECONDS_MAX, script_max_wall_s),
+    U64('C', "script-max-cpu-s", 1, DCR_RM_LIMIT_CPU_SECONDS_MAX, script_max_cpu_s),
+    U64('M', "script-max-memory-mb", DCR_RM_LIMIT_MEMORY_MB_MIN, DCR_RM_LIMIT_MEMORY_MB_MAX,
+        script_max_memory_mb),
+    U64('P', "script-max-processes", 1, DCR_RM_LIMIT_PROCESSES_MAX, script_max_processes),
+    U64('O', "script-max-output-mb", 1, DCR_RM_LIMIT_OUTPUT_MB_MAX, script_max_output_mb),
+    U64('T', "script-max-tmp-mb", 1, DCR_RM_LIMIT_TMP_MB_MAX, script_max_tmp_mb),
+    /* disk quotas, unsigned uploads (docs/daemon.md "Limits and quotas") */
+    U64('q', "max-room-blob-mb", 1, DMN_QUOTA_MB_MAX, max_room_blob_mb),
+    U64('k', "max-key-blob-mb", 1, DMN_QUOTA_MB_MAX, max_key_blob_mb),
+    U64('K', "max-key-disk-mb", 1, DMN_QUOTA_MB_MAX, max_key_disk_mb),
+    U64('t', "max-run-tmp-mb", 1, DMN_QUOTA_MB_MAX, max_run_tmp_mb),
+    U64('e', "upload-expiry-s", 1, DMN_UPLOAD_EXPIRY_S_MAX, upload_expiry_s),
+    /* connections */
+    U64(OPT_CONNS, "max-conns", 2, DMN_CONNS_OPTION_MAX, max_conns),
+    U64(OPT_CONNS + 1, "max-conns-per-key", 1, DMN_CONNS_OPTION_MAX, max_conns_per_key),
+    U64(OPT_CONNS + 2, "max-conns-per-addr", 1, DMN_CONNS_OPTION_MAX, max_conns_per_addr),
+    U64(OPT_CONNS + 3, "max-stranger-conns", 1, DMN_CONNS_OPTION_MAX, max_stranger_conns),
+    U64(OPT_CONNS + 4, "stranger-idle-timeout-s", 1, 7u * 24 * 3600, stranger_idle_s),
+    /* scheduling (docs/daemon.md "Scheduling") */
+    U32('j', "job-workers", 1, DMN_JOB_WORKERS_MAX, job_workers),
+    U32('r', "max-running-per-room", 1, DMN_JOB_WORKERS_MAX, room_running_max),
+    U32('y', "max-running-per-key", 1, DMN_JOB_WORKERS_MAX, key_running_max),
+    U32('Q', "max-queued-runs", 1, DMN_ROOM_QUEUED_RUNS_CAP, room_queued_runs_max),
+    /* admission checks and definition quotas */
+    U64('A', "max-check-cpu-s", 1, DMN_ADMIT_CPU_S_MAX, max_check_cpu_s),
+    U64('D', "max-definition-kb", 1, DMN_DEF_MB_MAX * 1024ull, max_definition_kb),
+    U64('R', "max-rooms-per-key", 1, DMN_ROOMS_PER_KEY_MAX, max_rooms_per_key),
+#undef U64
+#undef U32
+};
+
+/* Sets the field of the numeric option c from arg. 1: c is not one; 0: set;
+ * 2: arg is out of range (said on stderr). */
+static int parse_num(int c, const char *arg, dmn_options *opt)
+{
+	const struct num_opt *n = NULL;
+	char *end = NULL;
+	unsigned long long v;
+
+	for (size_t i = 0; i < sizeof num_opts / sizeof num_opts[0] && !n; i++)
+		if (num_opts[i].c == c)
+			n = &num_opts[i];
+	if (!n)
+		return 1;
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno || !end || end == arg || *end || *arg == '-' || v < n->lo || v > n->hi) {
+		fprintf(stderr, "dcrd: --%s: not a number from %llu to %llu: %s\n", n->name, n->lo,
+		        n->hi, arg);
+		return 2;
+	}
+	if (n->narrow)
+		*(unsigned *)((char *)opt + n->off) = (unsigned)v;
+	else
+		*(uint64_t *)((char *)opt + n->off) = v;
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	if (quiet_usage && f == stderr)
@@ -378,120 +449,6 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 			opt.frame_budget_bytes = v << 20;
 			break;
 		}
-		case 'A':
-		case 'D':
-		case 'R': {
-			/* limits and quotas (docs/daemon.md "Limits and quotas") */
-			static const struct {
-				int c;
-				const char *name;
-				unsigned long long cap;
-				size_t off;
-			} qs[] = {
-			    {'A', "max-check-cpu-s", DMN_ADMIT_CPU_S_MAX,
-			     offsetof(dmn_options, max_check_cpu_s)},
-			    {'D', "max-definition-kb", DMN_DEF_MB_MAX * 1024ull,
-			     offsetof(dmn_options, max_definition_kb)},
-			    {'R', "max-rooms-per-key", DMN_ROOMS_PER_KEY_MAX,
-			     offsetof(dmn_options, max_rooms_per_key)},
-			};
-			size_t qi = 0;
-			char *end = NULL;
-			unsigned long long v;
-			while (qs[qi].c != c)
-				qi++;
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (errno || !end || end == optarg || *end || v < 1 || v > qs[qi].cap) {
-				fprintf(stderr, "dcrd: --%s: not a number from 1 to %llu: %s\n",
-				        qs[qi].name, qs[qi].cap, optarg);
-				return 2;
-			}
-			*(uint64_t *)((char *)&opt + qs[qi].off) = v;
-			break;
-		}
-		case 'W':
-		case 'C':
-		case 'M':
-		case 'P':
-		case 'O':
-		case 'T': {
-			/* the host's maxima of script limits, within the caps of
-			 * docs/room-format.md */
-			static const struct {
-				int c;
-				const char *name;
-				unsigned long long cap;
-				size_t off;
-			} lims[] = {
-			    {'W', "script-max-wall-s", DCR_RM_LIMIT_WALL_SECONDS_MAX,
-			     offsetof(dmn_options, script_max_wall_s)},
-			    {'C', "script-max-cpu-s", DCR_RM_LIMIT_CPU_SECONDS_MAX,
-			     offsetof(dmn_options, script_max_cpu_s)},
-			    {'M', "script-max-memory-mb", DCR_RM_LIMIT_MEMORY_MB_MAX,
-			     offsetof(dmn_options, script_max_memory_mb)},
-			    {'P', "script-max-processes", DCR_RM_LIMIT_PROCESSES_MAX,
-			     offsetof(dmn_options, script_max_processes)},
-			    {'O', "script-max-output-mb", DCR_RM_LIMIT_OUTPUT_MB_MAX,
-			     offsetof(dmn_options, script_max_output_mb)},
-			    {'T', "script-max-tmp-mb", DCR_RM_LIMIT_TMP_MB_MAX,
-			     offsetof(dmn_options, script_max_tmp_mb)},
-			};
-			size_t li = 0;
-			char *end = NULL;
-			unsigned long long v;
-			while (lims[li].c != c)
-				li++;
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			unsigned long long lo = c == 'M' ? DCR_RM_LIMIT_MEMORY_MB_MIN : 1;
-			if (errno || !end || end == optarg || *end || v < lo || v > lims[li].cap) {
-				fprintf(stderr, "dcrd: --%s: not a number from %llu to %llu: %s\n",
-				        lims[li].name, lo, lims[li].cap, optarg);
-				return 2;
-			}
-			*(uint64_t *)((char *)&opt + lims[li].off) = v;
-			break;
-		}
-		case 'q':
-		case 'k':
-		case 'K':
-		case 't':
-		case 'e': {
-			/* disk quotas and the expiry of unsigned uploads
-			 * (docs/daemon.md, "Limits and quotas") */
-			static const struct {
-				int c;
-				const char *name;
-				unsigned long long cap;
-				size_t off;
-			} qs[] = {
-			    {'q', "max-room-blob-mb", DMN_QUOTA_MB_MAX,
-			     offsetof(dmn_options, max_room_blob_mb)},
-			    {'k', "max-key-blob-mb", DMN_QUOTA_MB_MAX,
-			     offsetof(dmn_options, max_key_blob_mb)},
-			    {'K', "max-key-disk-mb", DMN_QUOTA_MB_MAX,
-			     offsetof(dmn_options, max_key_disk_mb)},
-			    {'t', "max-run-tmp-mb", DMN_QUOTA_MB_MAX,
-			     offsetof(dmn_options, max_run_tmp_mb)},
-			    {'e', "upload-expiry-s", DMN_UPLOAD_EXPIRY_S_MAX,
-			     offsetof(dmn_options, upload_expiry_s)},
-			};
-			size_t qi = 0;
-			char *end = NULL;
-			unsigned long long v;
-			while (qs[qi].c != c)
-				qi++;
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (errno || !end || end == optarg || *end || v < 1 || v > qs[qi].cap) {
-				fprintf(stderr, "dcrd: --%s: not a number from 1 to %llu: %s\n",
-				        qs[qi].name, qs[qi].cap, optarg);
-				return 2;
-			}
-			*(uint64_t *)((char *)&opt + qs[qi].off) = v;
-			break;
-		}
 		case 'm': {
 			char *end = NULL;
 			unsigned long v;
@@ -526,73 +483,17 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 			opt.socket_group_set = true;
 			break;
 		}
-		case OPT_CONNS:
-		case OPT_CONNS + 1:
-		case OPT_CONNS + 2:
-		case OPT_CONNS + 3:
-		case OPT_CONNS + 4: {
-			static const struct {
-				const char *name;
-				unsigned long long lo, hi;
-				size_t off;
-			} cl[] = {
-			    {"max-conns", 2, DMN_CONNS_OPTION_MAX,
-			     offsetof(dmn_options, max_conns)},
-			    {"max-conns-per-key", 1, DMN_CONNS_OPTION_MAX,
-			     offsetof(dmn_options, max_conns_per_key)},
-			    {"max-conns-per-addr", 1, DMN_CONNS_OPTION_MAX,
-			     offsetof(dmn_options, max_conns_per_addr)},
-			    {"max-stranger-conns", 1, DMN_CONNS_OPTION_MAX,
-			     offsetof(dmn_options, max_stranger_conns)},
-			    {"stranger-idle-timeout-s", 1, 7u * 24 * 3600,
-			     offsetof(dmn_options, stranger_idle_s)},
-			};
-			size_t li = (size_t)(c - OPT_CONNS);
-			char *end = NULL;
-			unsigned long long v;
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (errno || !end || end == optarg || *end || v < cl[li].lo ||
-			    v > cl[li].hi) {
-				fprintf(stderr, "dcrd: --%s: not a number from %llu to %llu: %s\n",
-				        cl[li].name, cl[li].lo, cl[li].hi, optarg);
-				return 2;
-			}
-			*(uint64_t *)((char *)&opt + cl[li].off) = v;
-			break;
-		}
-		case 'j':
-		case 'r':
-		case 'y':
-		case 'Q': {
-			/* scheduling (docs/daemon.md, "Scheduling") */
-			const char *name = c == 'j'   ? "job-workers"
-			                   : c == 'r' ? "max-running-per-room"
-			                   : c == 'y' ? "max-running-per-key"
-			                              : "max-queued-runs";
-			unsigned long long cap =
-			    c == 'Q' ? DMN_ROOM_QUEUED_RUNS_CAP : DMN_JOB_WORKERS_MAX;
-			char *end = NULL;
-			unsigned long long v;
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (errno || !end || end == optarg || *end || v < 1 || v > cap) {
-				fprintf(stderr, "dcrd: --%s: not a number from 1 to %llu: %s\n",
-				        name, cap, optarg);
-				return 2;
-			}
-			*(c == 'j'   ? &opt.job_workers
-			  : c == 'r' ? &opt.room_running_max
-			  : c == 'y' ? &opt.key_running_max
-			             : &opt.room_queued_runs_max) = (unsigned)v;
-			break;
-		}
 		case 'h':
 			usage(stdout);
 			return PARSE_HELP;
-		default:
-			usage(stderr);
+		default: {
+			int rc = parse_num(c, optarg, &opt);
+			if (rc == 0)
+				break;
+			if (rc == 1)
+				usage(stderr);
 			return 2;
+		}
 		}
 	}
 	in_loop = false;

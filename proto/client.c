@@ -462,8 +462,7 @@ int cl_call(cl_conn *c, const char *op, const void *args, size_t args_n, dcr_buf
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* Calls op with args built in m (released here). */
-static int call_map(cl_conn *c, const char *op, proto_map *m, dcr_buf *rb, dcr_mp_doc **resp,
+int cl_call_map(cl_conn *c, const char *op, proto_map *m, dcr_buf *rb, dcr_mp_doc **resp,
                     dcr_err *err)
 {
 	dcr_buf args;
@@ -495,7 +494,7 @@ static int call_u64(cl_conn *c, const char *op, proto_map *m, const char *key, u
 	int rc;
 
 	dcr_buf_init(&rb);
-	rc = call_map(c, op, m, &rb, &d, err);
+	rc = cl_call_map(c, op, m, &rb, &d, err);
 	if (rc == 0 && out)
 		rc = dcr_mp_get_u64(dcr_mp_root(d), key, out, err);
 	dcr_mp_doc_free(d);
@@ -645,7 +644,7 @@ int cl_events(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t from, u
 		put_room(&m, room);
 		dcr_mpw_uint(proto_map_key(&m, "from"), from);
 		dcr_mpw_uint(proto_map_key(&m, "max"), max);
-		rc = call_map(c, "events", &m, &rb, &d, err);
+		rc = cl_call_map(c, "events", &m, &rb, &d, err);
 		if (rc < 0)
 			break;
 		arr = dcr_mp_get(dcr_mp_root(d), "events");
@@ -758,7 +757,7 @@ static int upload_end(cl_conn *c, uint64_t up, rm_provision *p, dcr_err *err)
 	dcr_buf_init(&rb);
 	proto_map_init(&m);
 	dcr_mpw_uint(proto_map_key(&m, "upload"), up);
-	rc = call_map(c, "upload.end", &m, &rb, &d, err);
+	rc = cl_call_map(c, "upload.end", &m, &rb, &d, err);
 	if (rc < 0)
 		goto out;
 	r = dcr_mp_root(d);
@@ -825,7 +824,7 @@ int cl_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *d
 	dcr_mpw_str(proto_map_key(&m, "file"), file_name ? file_name : "");
 	if (total_hint) /* lets dcrd refuse a file past a quota before it is sent */
 		dcr_mpw_uint(proto_map_key(&m, "bytes"), total_hint);
-	rc = call_map(c, "upload.begin", &m, &rb, &d, err);
+	rc = cl_call_map(c, "upload.begin", &m, &rb, &d, err);
 	if (rc < 0)
 		goto out;
 	rc = dcr_mp_get_u64(dcr_mp_root(d), "upload", &up, err);
@@ -934,7 +933,7 @@ out:
 		dcr_err e2;
 		proto_map_init(&m);
 		dcr_mpw_uint(proto_map_key(&m, "upload"), up);
-		call_map(c, "upload.abort", &m, &rb, NULL, &e2);
+		cl_call_map(c, "upload.abort", &m, &rb, NULL, &e2);
 	}
 	free(p.blob);
 	free(chunk);
@@ -984,7 +983,7 @@ int cl_run_status_get(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const ch
 	proto_map_init(&m);
 	put_room(&m, room);
 	dcr_mpw_str(proto_map_key(&m, "computation"), computation);
-	rc = call_map(c, "run.status", &m, &rb, &d, err);
+	rc = cl_call_map(c, "run.status", &m, &rb, &d, err);
 	if (rc < 0)
 		goto out;
 	r = dcr_mp_root(d);
@@ -1030,7 +1029,7 @@ int cl_result_open(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char 
 	proto_map_init(&m);
 	put_room(&m, room);
 	dcr_mpw_str(proto_map_key(&m, "computation"), computation);
-	rc = call_map(c, "result.open", &m, &rb, &d, err);
+	rc = cl_call_map(c, "result.open", &m, &rb, &d, err);
 	if (rc < 0)
 		goto out;
 	if (dcr_mp_str(dcr_mp_get(dcr_mp_root(d), "run"), &s, &n) < 0 || n != 32) {
@@ -1093,7 +1092,7 @@ static int ranged_read_file(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], co
 	dcr_mpw_uint(proto_map_key(&m, "len"), cap);
 	if (sha256)
 		dcr_mpw_bin(proto_map_key(&m, "sha256"), sha256, DCR_SHA256_BYTES);
-	rc = call_map(c, op, &m, &rb, &d, err);
+	rc = cl_call_map(c, op, &m, &rb, &d, err);
 	if (rc < 0)
 		goto out;
 	rc = dcr_mp_get_bin(dcr_mp_root(d), "data", &p, &n, err);
@@ -1216,7 +1215,7 @@ int cl_dev_status_get(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const ch
 	put_room(&m, room);
 	if (run_id)
 		dcr_mpw_str(proto_map_key(&m, "run"), run_id);
-	rc = call_map(c, "dev.status", &m, &rb, &d, err);
+	rc = cl_call_map(c, "dev.status", &m, &rb, &d, err);
 	if (rc < 0)
 		goto out;
 	runs = dcr_mp_get(dcr_mp_root(d), "runs");
@@ -1284,7 +1283,7 @@ int cl_dev_read(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const char *ru
 	dcr_mpw_str(proto_map_key(&m, "what"), what);
 	dcr_mpw_uint(proto_map_key(&m, "offset"), offset);
 	dcr_mpw_uint(proto_map_key(&m, "len"), cap);
-	rc = call_map(c, "dev.read", &m, &rb, &d, err);
+	rc = cl_call_map(c, "dev.read", &m, &rb, &d, err);
 	if (rc < 0)
 		goto out;
 	rc = dcr_mp_get_bin(dcr_mp_root(d), "data", &p, &n, err);
@@ -1371,7 +1370,7 @@ int cl_checkpoint(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], es_checkpoin
 	dcr_buf_init(&rb);
 	proto_map_init(&m);
 	put_room(&m, room);
-	rc = call_map(c, "checkpoint", &m, &rb, &d, err);
+	rc = cl_call_map(c, "checkpoint", &m, &rb, &d, err);
 	if (rc == 0)
 		rc = dcr_mp_get_bin(dcr_mp_root(d), "checkpoint", &p, &n, err);
 	if (rc == 0)
@@ -1416,7 +1415,7 @@ static int call_proof(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const ch
 	put_room(&m, room);
 	dcr_mpw_uint(proto_map_key(&m, k1), v1);
 	dcr_mpw_uint(proto_map_key(&m, k2), v2);
-	rc = call_map(c, op, &m, &rb, &d, err);
+	rc = cl_call_map(c, op, &m, &rb, &d, err);
 	if (rc == 0)
 		rc = get_proof(dcr_mp_root(d), proof, proof_n, err);
 	dcr_mp_doc_free(d);

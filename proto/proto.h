@@ -68,6 +68,9 @@ const dcr_key *cl_identity(const cl_conn *c);
  * message in err. */
 int cl_call(cl_conn *c, const char *op, const void *args, size_t args_n, dcr_buf *resp_bytes,
             dcr_mp_doc **resp, dcr_err *err);
+/* cl_call with the arguments built in m (released here, whatever happens). */
+int cl_call_map(cl_conn *c, const char *op, proto_map *m, dcr_buf *resp_bytes, dcr_mp_doc **resp,
+                dcr_err *err);
 
 /* Resolves ROOM (32-hex id or unique room name among rooms visible to the
  * caller). */

@@ -36,21 +36,6 @@ static const char usage_admin[] =
     "                and master.key (keep such a backup as secret as the host).\n"
     "                Restore it with `dcrd restore --data NEWDIR DIR`.\n";
 
-/* Calls op with the args map m (released) and gives the response doc. */
-static int admin_call(cl_conn *c, const char *op, proto_map *m, dcr_buf *rb, dcr_mp_doc **doc,
-                      dcr_err *err)
-{
-	dcr_buf args;
-	int rc;
-
-	dcr_buf_init(&args);
-	proto_map_encode(m, &args);
-	proto_map_release(m);
-	rc = cl_call(c, op, args.data, args.len, rb, doc, err);
-	dcr_buf_release(&args);
-	return rc;
-}
-
 /* Connects with the caller's identity, or, when there is none, with a key
  * made for this connection only: an operator needs no participant
  * identity, dcrd trusts the socket's peer uid for these operations.
@@ -111,7 +96,7 @@ static int cmd_status(int argc, char **argv)
 	rc = admin_connect(&c, &eph, &err);
 	if (rc == 0) {
 		proto_map_init(&m);
-		rc = admin_call(c, "admin.status", &m, &rb, &doc, &err);
+		rc = cl_call_map(c, "admin.status", &m, &rb, &doc, &err);
 	}
 	if (rc < 0) {
 		fprintf(stderr, "dcr admin status: %s\n", err.msg);
@@ -241,7 +226,7 @@ static int fetch_file(cl_conn *c, const char *id, const char *dir, const char *n
 		dcr_mpw_str(proto_map_key(&m, "file"), name);
 		dcr_mpw_uint(proto_map_key(&m, "len"), DMN_RESULT_READ_BYTES_MAX);
 		dcr_mpw_uint(proto_map_key(&m, "offset"), off);
-		rc = admin_call(c, "admin.backup.read", &m, &rb, &doc, err);
+		rc = cl_call_map(c, "admin.backup.read", &m, &rb, &doc, err);
 		if (rc == 0)
 			rc = dcr_mp_get_bin(dcr_mp_root(doc), "data", &p, &n, err);
 		if (rc == 0 && (n == 0 || n > size - off))
@@ -277,21 +262,6 @@ out_nofd:
 	dcr_buf_release(&rb);
 	free(path);
 	return rc;
-}
-
-static bool dir_is_empty(const char *path)
-{
-	DIR *dp = opendir(path);
-	struct dirent *e;
-	bool empty = true;
-
-	if (!dp)
-		return false;
-	while ((e = readdir(dp)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			empty = false;
-	closedir(dp);
-	return empty;
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -354,7 +324,7 @@ static int cmd_backup(int argc, char **argv)
 	{
 		struct stat st;
 		if (stat(dir, &st) == 0) {
-			if (!dir_is_empty(dir)) {
+			if (!dcr_dir_empty(dir)) {
 				rc = dcr_err_set(&err, DCR_EEXIST,
 				                 "%s is not empty: a backup goes into a new or empty "
 				                 "directory",
@@ -374,7 +344,7 @@ static int cmd_backup(int argc, char **argv)
 		goto out;
 	proto_map_init(&m);
 	dcr_mpw_bool(proto_map_key(&m, "keys"), with_keys);
-	rc = admin_call(c, "admin.backup.begin", &m, &rb, &doc, &err);
+	rc = cl_call_map(c, "admin.backup.begin", &m, &rb, &doc, &err);
 	if (rc < 0)
 		goto out;
 	root = dcr_mp_root(doc);
@@ -462,7 +432,7 @@ static int cmd_backup(int argc, char **argv)
 	}
 	proto_map_init(&m);
 	dcr_mpw_str(proto_map_key(&m, "backup"), bid);
-	rc = admin_call(c, "admin.backup.end", &m, &rb, NULL, &err);
+	rc = cl_call_map(c, "admin.backup.end", &m, &rb, NULL, &err);
 	begun = false;
 	if (rc < 0)
 		goto out;
@@ -506,7 +476,7 @@ out:
 		dcr_err_clear(&e2);
 		proto_map_init(&m);
 		dcr_mpw_str(proto_map_key(&m, "backup"), bid);
-		admin_call(c, "admin.backup.end", &m, &rb, NULL, &e2);
+		cl_call_map(c, "admin.backup.end", &m, &rb, NULL, &e2);
 	}
 	if (rc < 0) {
 		fprintf(stderr, "dcr admin backup: %s\n", err.msg);
