@@ -178,7 +178,7 @@ main=$(ct systemctl show -p MainPID --value dcrd)
 ct ps -o user=,group=,args= -p "$main" | sed 's/^/  process: /'
 [ "$(ct ps -o user= -p "$main")" = dcr ] || fail "dcrd does not run as user dcr"
 ct stat -c '  %A %U:%G %n' /run/dcr /run/dcr/dcr.sock /var/lib/dcr /etc/dcr/dcrd.conf
-[ "$(ct stat -c %U:%G:%a /run/dcr/dcr.sock)" = dcr:dcr:770 ] || fail "socket owner or mode"
+[ "$(ct stat -c %U:%G:%a /run/dcr/dcr.sock)" = dcr:dcr:660 ] || fail "socket owner or mode"
 [ "$(ct stat -c %U:%a /var/lib/dcr)" = dcr:700 ] || fail "/var/lib/dcr owner or mode"
 ct grep -q NoNewPrivs:.*1 "/proc/$main/status" || fail "dcrd without NoNewPrivileges"
 ct systemd-analyze security dcrd --no-pager 2>/dev/null | tail -n 1 | sed 's/^/  /' || true
