@@ -130,16 +130,27 @@ static void push(dmn *d, dmn_job *j)
  * room's last (so two analysts of one room take turns). jobs.mu held. */
 static dmn_job *take(dmn *d)
 {
+	unsigned busy = 0;
+	bool keep_last;
+
 	DMN_ASSERT_HELD(&d->jobs.mu);
+	for (size_t i = 0; i < d->jobs.nq; i++)
+		busy += d->jobs.q[i]->running;
+	/* With 3 workers or more, the last free one is kept for a room, and a
+	 * requester, with nothing running: rooms or keys that fill the others
+	 * with long runs never hold every worker (docs/daemon.md,
+	 * "Scheduling"). */
+	keep_last = d->jobs.workers_n > 2 && busy + 1 >= d->jobs.workers_n;
 	for (size_t i = 0; i < d->jobs.nq; i++) {
 		size_t at = (d->jobs.rr + i) % d->jobs.nq;
 		dmn_jobq *q = d->jobs.q[at];
 		dmn_job *j, *prev, *pick = NULL, *pick_prev = NULL;
-		if (!q->head || q->running >= d->jobs.room_running_max)
+		if (!q->head || q->running >= d->jobs.room_running_max ||
+		    (keep_last && q->running > 0))
 			continue;
 		for (prev = NULL, j = q->head; j; prev = j, j = j->next) {
 			const struct dmn_keyrun *k = key_set(j->key) ? keyrun(d, j->key) : NULL;
-			if (k && k->running >= d->jobs.key_running_max)
+			if (k && (k->running >= d->jobs.key_running_max || (keep_last && k->running > 0)))
 				continue;
 			if (!pick) {
 				pick = j;
