@@ -165,6 +165,11 @@ int dcr_read_file(const char *path, size_t max_bytes, dcr_buf *out, dcr_err *err
 int dcr_write_file_atomic(const char *path, const void *p, size_t n, int mode, dcr_err *err);
 /* true if path is a directory holding nothing but "." and ".." */
 bool dcr_dir_empty(const char *path);
+/* dcr's per-user configuration directory (known_servers, joined rooms,
+ * remembered checkpoints): $DCR_CONFIG_DIR, else $XDG_CONFIG_HOME/dcr,
+ * else $HOME/.config/dcr. With create, makes it (and missing parents) mode
+ * 0700. Returns a malloc'd path (caller frees) or NULL with err set. */
+char *dcr_config_dir(bool create, dcr_err *err);
 
 /* ---- crypto (OpenSSL 3) ------------------------------------------------ */
 

@@ -497,3 +497,45 @@ bool dcr_dir_empty(const char *path)
 	closedir(dp);
 	return empty;
 }
+
+static int mkdir_parents(char *path, mode_t mode)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, mode) < 0 && errno != EEXIST) {
+			*p = '/';
+			return -errno;
+		}
+		*p = '/';
+	}
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+char *dcr_config_dir(bool create, dcr_err *err)
+{
+	const char *env = getenv("DCR_CONFIG_DIR");
+	char *dir;
+	int rc;
+
+	if (env && *env)
+		dir = dcr_strdup(env);
+	else if ((env = getenv("XDG_CONFIG_HOME")) && *env == '/')
+		dir = dcr_asprintf("%s/dcr", env);
+	else if ((env = getenv("HOME")) && *env)
+		dir = dcr_asprintf("%s/.config/dcr", env);
+	else {
+		dcr_err_set(err, DCR_EINVALID,
+		            "no configuration directory: set DCR_CONFIG_DIR or HOME");
+		return NULL;
+	}
+	if (create && (rc = mkdir_parents(dir, 0700)) < 0) {
+		dcr_err_set(err, rc, "cannot create %s: %s", dir, strerror(-rc));
+		free(dir);
+		return NULL;
+	}
+	return dir;
+}

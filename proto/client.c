@@ -27,6 +27,7 @@ struct cl_conn {
 	uint8_t daemon_key[DCR_ED25519_PUB_BYTES];
 	uint64_t next_id;
 	dcr_buf last; /* bytes of the last response when the caller kept none */
+	char *server; /* cl_server_name */
 };
 
 const char *cl_default_socket(void)
@@ -124,6 +125,22 @@ static int response_error(const dcr_mpv *root, dcr_err *err)
 	return dcr_err_set(err, rc, "%.*s", (int)(msg_n > 400 ? 400 : msg_n), msg);
 }
 
+/* "unix:" and the socket's absolute path (as given when it cannot be
+ * resolved), so that two spellings of one socket name one server. */
+static char *server_name_unix(const char *path)
+{
+	char *abs = realpath(path, NULL);
+	char *name = dcr_asprintf("unix:%s", abs ? abs : path);
+
+	free(abs);
+	return name;
+}
+
+const char *cl_server_name(const cl_conn *c)
+{
+	return c->server;
+}
+
 int cl_connect(const char *socket_path, const dcr_key *id, cl_conn **out, dcr_err *err)
 {
 	struct sockaddr_un sa;
@@ -152,6 +169,7 @@ int cl_connect(const char *socket_path, const dcr_key *id, cl_conn **out, dcr_er
 	c = dcr_calloc(1, sizeof *c);
 	c->id = id;
 	c->next_id = 1;
+	c->server = server_name_unix(socket_path);
 	dcr_buf_init(&c->last);
 	dcr_key_public(id, c->pub);
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -235,6 +253,7 @@ void cl_close(cl_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	dcr_buf_release(&c->last);
+	free(c->server);
 	free(c);
 }
 

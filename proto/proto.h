@@ -60,6 +60,10 @@ int cl_connect(const char *socket_path, const dcr_key *id, cl_conn **out, dcr_er
 void cl_close(cl_conn *c);
 const uint8_t *cl_daemon_key(const cl_conn *c);
 const dcr_key *cl_identity(const cl_conn *c);
+/* The server this connection reached, as a stable name for per-server
+ * client state (known keys, remembered checkpoints): "unix:/abs/path" for
+ * the unix socket. Valid until cl_close. */
+const char *cl_server_name(const cl_conn *c);
 
 /* Generic call: op name, args as an encoded canonical msgpack map (NULL for
  * none). On success *resp is the response map (free with dcr_mp_doc_free;
