@@ -1641,8 +1641,7 @@ static void tcp_close_all(server *s)
 
 #define TCP_LISTENERS_MAX (DMN_LISTEN_MAX * 4) /* addresses of the --listen names */
 
-/* Splits "HOST:PORT" or "[IPV6]:PORT" (--listen). */
-static int listen_spec(const char *spec, char host[256], char port[8], dcr_err *err)
+int dmn_listen_parse(const char *spec, char host[256], char port[8], dcr_err *err)
 {
 	const char *h = spec, *he, *p;
 	char *end;
@@ -1694,7 +1693,7 @@ static int listen_tcp(server *s, const char *spec, const char *fingerprint, dcr_
 	struct addrinfo hints, *res = NULL, *ai;
 	int rc, g;
 
-	rc = listen_spec(spec, host, port, err);
+	rc = dmn_listen_parse(spec, host, port, err);
 	if (rc < 0)
 		return rc;
 	memset(&hints, 0, sizeof hints);

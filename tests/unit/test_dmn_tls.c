@@ -815,6 +815,38 @@ static void test_restart_and_addr_limit(void)
 	}
 }
 
+/* Bad --listen addresses stop dcrd at once, saying why. */
+static void test_bad_listen(void)
+{
+	const char *bad_port[] = {"--listen", "127.0.0.1:99999", NULL};
+	const char *no_brackets[] = {"--listen", "::1:4433", NULL};
+	char spec[64];
+	const char *in_use[] = {"--listen", spec, NULL};
+	struct sockaddr_in sa;
+	socklen_t len = sizeof sa;
+	int st = 0, fd;
+
+	CHECK(td_spawn(&T, &st, bad_port, true) < 0 && WIFEXITED(st) && WEXITSTATUS(st) == 2,
+	      "a bad port is a usage error (status %d)", st);
+	CHECK(td_log_has(&T, "--listen 127.0.0.1:99999: the port must be a number"));
+	CHECK(td_spawn(&T, &st, no_brackets, true) < 0 && WIFEXITED(st) && WEXITSTATUS(st) == 2);
+	CHECK(td_log_has(&T, "an IPv6 address goes in brackets"));
+	/* a port someone else listens on */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(fd, 1) == 0 &&
+	      getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
+	snprintf(spec, sizeof spec, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+	unlink(T.sock);
+	CHECK(td_spawn(&T, &st, in_use, true) < 0 && WIFEXITED(st) && WEXITSTATUS(st) == 1,
+	      "a port in use stops the start (status %d)", st);
+	CHECK(td_log_has(&T, "address already in use"), "and says so");
+	CHECK(!td_can_connect(T.sock), "the socket is not left behind");
+	close(fd);
+}
+
 int main(void)
 {
 	raise_nofile();
@@ -831,6 +863,7 @@ int main(void)
 	test_flood();
 	test_restart_and_addr_limit();
 	CHECK(td_stop(&T, SIGTERM) == 0, "clean shutdown");
+	test_bad_listen();
 	CHECK(!td_log_has(&T, "runtime error") && !td_log_has(&T, "Sanitizer"), "no sanitizer report");
 	if (t_failures)
 		fprintf(stderr, "%d checks failed\n", t_failures);
