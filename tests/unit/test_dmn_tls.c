@@ -830,6 +830,64 @@ static void test_restart_and_addr_limit(void)
 	}
 }
 
+/* A figure, not a check: 1 MiB request frames through TLS (upload.chunk
+ * of an upload that does not exist: dcrd reads, decrypts and parses the
+ * whole frame, then answers ENOTFOUND), DMN_INFLIGHT_MAX in flight. */
+static void measure_throughput(void)
+{
+	enum { FRAMES = 128 };
+	tr t;
+	uint8_t fp[32];
+	char code[32], msg[DCR_ERR_MSG_BYTES];
+	dcr_buf args, req, rb;
+	dcr_mpw w;
+	uint8_t *chunk = dcr_calloc(1, DCR_CHUNK_BYTES);
+	dcr_err err;
+	uint64_t t0;
+	int answered = 0, sent = 0;
+
+	if (tls_open(&t, fp, &err) < 0) {
+		CHECK(0, "throughput connection: %s", err.msg);
+		free(chunk);
+		return;
+	}
+	tr_auth(&t, T.anna, DCR_DOMAIN_AUTH_TLS, t.binding, code, msg);
+	CHECK(code[0] == 0);
+	dcr_buf_init(&args);
+	dcr_buf_init(&req);
+	dcr_buf_init(&rb);
+	dcr_mpw_init(&w, &args);
+	dcr_mpw_map(&w, 2);
+	dcr_mpw_str(&w, "data");
+	dcr_mpw_bin(&w, chunk, DCR_CHUNK_BYTES);
+	dcr_mpw_str(&w, "upload");
+	dcr_mpw_uint(&w, 999);
+	proto_request(&req, 1, "upload.chunk", args.data, args.len);
+	t0 = dcr_mono_ms();
+	while (answered < FRAMES) {
+		dcr_mp_doc *d;
+		while (sent < FRAMES && sent - answered < (int)DMN_INFLIGHT_MAX - 1) {
+			if (tr_send(&t, req.data, req.len) < 0)
+				break;
+			sent++;
+		}
+		d = tr_read_doc(&t, &rb);
+		if (!d)
+			break;
+		dcr_mp_doc_free(d);
+		answered++;
+	}
+	CHECK(answered == FRAMES, "answered %d of %d", answered, FRAMES);
+	fprintf(stderr, "TLS throughput: %d frames of 1 MiB in %llu ms (%.0f MB/s)\n", answered,
+	        (unsigned long long)(dcr_mono_ms() - t0),
+	        answered * 1.048576 * 1000.0 / (double)(dcr_mono_ms() - t0 + 1));
+	tr_close(&t);
+	dcr_buf_release(&args);
+	dcr_buf_release(&req);
+	dcr_buf_release(&rb);
+	free(chunk);
+}
+
 /* Bad --listen addresses stop dcrd at once, saying why. */
 static void test_bad_listen(void)
 {
@@ -876,6 +934,7 @@ int main(void)
 	test_wrong_domain();
 	test_slow_handshake();
 	test_flood();
+	measure_throughput();
 	test_restart_and_addr_limit();
 	CHECK(td_stop(&T, SIGTERM) == 0, "clean shutdown");
 	test_bad_listen();
