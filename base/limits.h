@@ -90,7 +90,7 @@
 #define DMN_LISTEN_MAX 16u                  /* --listen addresses */
 #define DMN_TLS_HANDSHAKE_TIMEOUT_MS 10000u /* default --tls-handshake-timeout-ms */
 #define DMN_TLS_HANDSHAKE_TIMEOUT_MS_MAX 600000u
-#define DMN_TLS_HANDSHAKES_MAX 64u          /* default --max-tls-handshakes: one more closes the oldest */
+#define DMN_TLS_HANDSHAKES_MAX 64u          /* default --max-tls-handshakes: one more closes the oldest of the busiest address */
 /* Ciphertext one TLS connection may hold in dcrd between two reads of its
  * socket (received, not yet decrypted; to send, not yet handed to the
  * socket): one read (64 KiB) and a record's slack; never reached, dcrd

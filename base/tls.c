@@ -177,14 +177,15 @@ static SSL_CTX *ctx_new(bool server, int max_version, dcr_err *err)
 		tls_err(err, DCR_ECRYPTO, "creating a TLS context");
 		return NULL;
 	}
-	if (SSL_CTX_set_min_proto_version(ctx, max_version == TLS1_3_VERSION ? TLS1_3_VERSION
-	                                                                     : TLS1_2_VERSION) != 1 ||
+	if (SSL_CTX_set_min_proto_version(
+	        ctx, max_version == TLS1_3_VERSION ? TLS1_3_VERSION : TLS1_2_VERSION) != 1 ||
 	    SSL_CTX_set_max_proto_version(ctx, max_version) != 1) {
 		tls_err(err, DCR_ECRYPTO, "setting the TLS version");
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+	SSL_CTX_set_options(ctx,
+	                    SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* the fingerprint is the identity */
@@ -271,8 +272,7 @@ static int load_key(const char *path, EVP_PKEY **out, dcr_err *err)
 /* Makes the key at path unless one is there: published with link(2), so
  * a concurrent maker's key is never overwritten (then that one is
  * loaded). */
-static int make_key(const char *dir, const char *path, EVP_PKEY **out, bool *created,
-                    dcr_err *err)
+static int make_key(const char *dir, const char *path, EVP_PKEY **out, bool *created, dcr_err *err)
 {
 	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	BIO *mem = NULL;
@@ -657,8 +657,7 @@ int dcr_tls_engine_binding(dcr_tls_engine *e, uint8_t out[DCR_TLS_BINDING_BYTES]
 	return 0;
 }
 
-int dcr_tls_engine_peer_fingerprint(dcr_tls_engine *e, uint8_t fp[DCR_SHA256_BYTES],
-                                    dcr_err *err)
+int dcr_tls_engine_peer_fingerprint(dcr_tls_engine *e, uint8_t fp[DCR_SHA256_BYTES], dcr_err *err)
 {
 	X509 *x;
 	int rc;
@@ -695,7 +694,8 @@ static int client_flush(dcr_tls_client *c, dcr_err *err)
 			break;
 		}
 		if (w < 0) {
-			rc = dcr_err_set(err, -errno, "sending to %s: %s", c->name, strerror(errno));
+			rc =
+			    dcr_err_set(err, -errno, "sending to %s: %s", c->name, strerror(errno));
 			break;
 		}
 		off += (size_t)w;
@@ -719,7 +719,8 @@ static int client_fill(dcr_tls_client *c, dcr_err *err)
 	}
 	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return dcr_err_set(err, -ETIMEDOUT,
-		                   "receiving from %s: nothing within the receive timeout", c->name);
+		                   "receiving from %s: nothing within the receive timeout",
+		                   c->name);
 	if (r < 0)
 		return dcr_err_set(err, -errno, "receiving from %s: %s", c->name, strerror(errno));
 	if (r == 0)
@@ -735,8 +736,8 @@ static bool is_ip(const char *s)
 	return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
 }
 
-static int client_connect(int fd, const char *server_name, int max_version,
-                          dcr_tls_client **out, uint8_t fp[DCR_SHA256_BYTES], dcr_err *err)
+static int client_connect(int fd, const char *server_name, int max_version, dcr_tls_client **out,
+                          uint8_t fp[DCR_SHA256_BYTES], dcr_err *err)
 {
 	dcr_tls_client *c = dcr_calloc(1, sizeof *c);
 	uint8_t dummy[DCR_SHA256_BYTES];
@@ -751,9 +752,8 @@ static int client_connect(int fd, const char *server_name, int max_version,
 		rc = err ? err->code : DCR_ECRYPTO;
 		goto out;
 	}
-	rc = engine_new(c->ctx, false, server_name && *server_name && !is_ip(server_name)
-	                                    ? server_name
-	                                    : NULL,
+	rc = engine_new(c->ctx, false,
+	                server_name && *server_name && !is_ip(server_name) ? server_name : NULL,
 	                &c->e, err);
 	if (rc < 0)
 		goto out;
@@ -812,8 +812,7 @@ int dcr__tls_client_connect_tls12(int fd, dcr_tls_client **out, dcr_err *err)
 	return client_connect(fd, NULL, TLS1_2_VERSION, out, NULL, err);
 }
 
-int dcr_tls_client_sendv(dcr_tls_client *c, const struct iovec *iov, size_t iovcnt,
-                         dcr_err *err)
+int dcr_tls_client_sendv(dcr_tls_client *c, const struct iovec *iov, size_t iovcnt, dcr_err *err)
 {
 	size_t batch = 0;
 	int rc;

@@ -38,13 +38,13 @@
 
 /* "sha256:" + 64 hex digits (DCR_TLS_FINGERPRINT_CHARS), plus a NUL. */
 #define DCR_TLS_FINGERPRINT_PREFIX "sha256:"
-#define DCR_TLS_FINGERPRINT_CHARS (7 + 2 * DCR_SHA256_BYTES)
-#define DCR_TLS_FINGERPRINT_BYTES (DCR_TLS_FINGERPRINT_CHARS + 1)
+#define DCR_TLS_FINGERPRINT_CHARS  (7 + 2 * DCR_SHA256_BYTES)
+#define DCR_TLS_FINGERPRINT_BYTES  (DCR_TLS_FINGERPRINT_CHARS + 1)
 /* RFC 9266 tls-exporter */
 #define DCR_TLS_BINDING_BYTES 32
 #define DCR_TLS_BINDING_LABEL "EXPORTER-Channel-Binding"
 /* The files of a key directory (dcr_tls_server_open). */
-#define DCR_TLS_KEY_FILE "tls.key"
+#define DCR_TLS_KEY_FILE  "tls.key"
 #define DCR_TLS_CERT_FILE "tls.crt"
 
 /* ---- fingerprints ------------------------------------------------------ */
@@ -126,8 +126,7 @@ size_t dcr_tls_engine_buffered(const dcr_tls_engine *e);
 int dcr_tls_engine_binding(dcr_tls_engine *e, uint8_t out[DCR_TLS_BINDING_BYTES], dcr_err *err);
 /* The fingerprint of the peer's certificate (a client: the server's),
  * after the handshake; DCR_EPROTO if the peer sent none. */
-int dcr_tls_engine_peer_fingerprint(dcr_tls_engine *e, uint8_t fp[DCR_SHA256_BYTES],
-                                    dcr_err *err);
+int dcr_tls_engine_peer_fingerprint(dcr_tls_engine *e, uint8_t fp[DCR_SHA256_BYTES], dcr_err *err);
 
 /* ---- the blocking client ---------------------------------------------------- */
 
@@ -154,8 +153,7 @@ int dcr_tls_client_connect(int fd, const char *server_name, dcr_tls_client **out
 int dcr_tls_client_send(dcr_tls_client *c, const void *p, size_t n, dcr_err *err);
 /* The same for the pieces of iov in order, as one stream (a frame's head,
  * the caller's buffer and its tail without copying them together). */
-int dcr_tls_client_sendv(dcr_tls_client *c, const struct iovec *iov, size_t iovcnt,
-                         dcr_err *err);
+int dcr_tls_client_sendv(dcr_tls_client *c, const struct iovec *iov, size_t iovcnt, dcr_err *err);
 /* Receives up to cap bytes (blocking until at least one, or the end).
  * Returns the count (> 0), 0 at the end of the stream (close_notify or
  * the connection closed), -ETIMEDOUT past SO_RCVTIMEO, DCR_EPROTO (a bad

@@ -75,7 +75,8 @@ typedef struct dmn_options {
 	 * any free one, logged), the key and certificate in DATA_DIR/tls/
 	 * (DMN_TLS_DIR), made at the first start with one. Handshakes: at most
 	 * max_tls_handshakes at once (0: DMN_TLS_HANDSHAKES_MAX; one more
-	 * closes the oldest), each within tls_handshake_timeout_ms (0:
+	 * closes the oldest of the address holding the most), each within
+	 * tls_handshake_timeout_ms (0:
 	 * DMN_TLS_HANDSHAKE_TIMEOUT_MS). */
 	const char *listen[DMN_LISTEN_MAX];
 	unsigned nlisten;

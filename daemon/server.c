@@ -171,7 +171,8 @@ struct server {
 	uv_pipe_t listen;
 	/* TLS listeners (--listen) and their key; handshakes: connections
 	 * accepted on them whose handshake is not complete, at most
-	 * max_handshakes (one more closes the oldest), each closed after
+	 * max_handshakes (one more closes the oldest of the address holding
+	 * the most, hs_victim), each closed after
 	 * hs_timeout_ms; tls_rbuf: where their ciphertext is read (fed to
 	 * the engine at once, so one buffer serves them all). */
 	uv_tcp_t **tcp;
@@ -1217,7 +1218,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
  * the frame, authentication and request code is the pipe's.
  *
  * Before the handshake is complete a connection is in srv->handshakes
- * (at most max_handshakes: one more closes the oldest) and has
+ * (at most max_handshakes: one more closes the oldest of the address
+ * holding the most) and has
  * hs_timeout_ms to finish it; then it is a connection waiting to
  * authenticate like any other (conn_hello), whose signature must bind
  * this connection's exporter (auth_frame). */
@@ -1561,6 +1563,43 @@ static void on_connection(uv_stream_t *listener, int status)
 	conn_hello(c);
 }
 
+/* The connection in the handshake that gives way to newcomer c: the
+ * oldest of the address with the most connections in the handshake (a
+ * tie: the address met last, newest first, so the one with the oldest
+ * newest connection). At most max_handshakes of them: the count is
+ * quadratic in a bounded number. */
+static conn *hs_victim(conn *c)
+{
+	conn *best = NULL, *o, *p;
+	unsigned best_n = 0;
+
+	for (o = c->next; o; o = o->next) {
+		conn *oldest = o;
+		unsigned n = 0;
+		bool first = true;
+		if (!o->hs_counted)
+			continue;
+		/* only the newest of each address counts the address */
+		for (p = c->next; p != o; p = p->next)
+			if (p->hs_counted && strcmp(p->addr, o->addr) == 0) {
+				first = false;
+				break;
+			}
+		if (!first)
+			continue;
+		for (p = o; p; p = p->next)
+			if (p->hs_counted && strcmp(p->addr, o->addr) == 0) {
+				n++;
+				oldest = p;
+			}
+		if (n >= best_n) {
+			best_n = n;
+			best = oldest;
+		}
+	}
+	return best;
+}
+
 /* A connection on a TLS listener: the handshake first. */
 static void on_tls_connection(uv_stream_t *listener, int status)
 {
@@ -1594,14 +1633,13 @@ static void on_tls_connection(uv_stream_t *listener, int status)
 		return;
 	}
 	if (s->handshakes >= s->max_handshakes) {
-		/* The oldest handshake gives way (the list is newest first): a
-		 * client that completes its handshake at once always gets
-		 * through, one that holds connections open without one only
-		 * pushes out its own. Logged at 1, 10, 100, ... */
-		conn *old = NULL, *o;
-		for (o = c->next; o; o = o->next)
-			if (o->hs_counted)
-				old = o;
+		/* A handshake gives way: the oldest of the address holding the
+		 * most of them (the list is newest first). A client that
+		 * completes its handshake at once always gets through; one
+		 * that holds connections open without one pushes out its own
+		 * first, never a slower client of another address while it
+		 * holds more. Logged at 1, 10, 100, ... */
+		conn *old = hs_victim(c);
 		DCR_ASSERT(old != NULL);
 		s->hs_evicted++;
 		for (uint64_t k = 1; k <= s->hs_evicted; k *= 10)
@@ -1609,7 +1647,7 @@ static void on_tls_connection(uv_stream_t *listener, int status)
 				dmn__log(s->d, DMN_LOG_INFO,
 				         "TLS connection from %s closed: %u connections are in the "
 				         "TLS handshake, the limit (dcrd --max-tls-handshakes %u); the "
-				         "oldest gives way (%llu so far)",
+				         "oldest of the address holding the most gives way (%llu so far)",
 				         old->addr, s->handshakes, s->max_handshakes,
 				         (unsigned long long)s->hs_evicted);
 		conn_close(old);

@@ -110,8 +110,8 @@ out:
 /* One connection over a socketpair: the server in a thread, the client
  * here (tls12: the test client offering TLS 1.2 at most). Fills the
  * client's fingerprint and binding; returns the client's rc. */
-static int one_conn(dcr_tls_server *srv, bool tls12, served *s, uint8_t fp[32],
-                    uint8_t binding[32], const char *say, dcr_err *err)
+static int one_conn(dcr_tls_server *srv, bool tls12, served *s, uint8_t fp[32], uint8_t binding[32],
+                    const char *say, dcr_err *err)
 {
 	int sv[2];
 	pthread_t th;

@@ -27,13 +27,14 @@
 #include "test_dmn_common.h"
 
 #define HS_TIMEOUT_MS 2000
-#define STR_(x) #x
-#define STR(x) STR_(x)
-#define FLOOD_CONNS 1000
+#define EVICTED       "the oldest of the address holding the most gives way" /* dcrd log */
+#define STR_(x)       #x
+#define STR(x)        STR_(x)
+#define FLOOD_CONNS   1000
 
 static td T;
 static unsigned port, port6; /* port6: the [::1] listener, 0 without IPv6 */
-static bool use6;           /* tcp_connect goes to [::1] */
+static bool use6;            /* tcp_connect goes to [::1] */
 static uint8_t server_fp[32];
 
 /* ---- a transport: a unix socket, or TCP with TLS --------------------------- */
@@ -343,7 +344,7 @@ static long rss_kb(pid_t pid)
 	return kb;
 }
 
-#define TLS_LINE "listening on tls:127.0.0.1:"
+#define TLS_LINE  "listening on tls:127.0.0.1:"
 #define TLS_LINE6 "listening on tls:[::1]:"
 
 /* Whether this host can listen on [::1]. */
@@ -384,18 +385,17 @@ static int start(const char *const *extra)
 
 	args[n++] = "--no-sync";
 	args[n++] = "--log-level=debug"; /* the peer's address of a handshake */
-	args[n++] = "--listen";
-	args[n++] = "127.0.0.1:0";
-	if (v6) {
-		args[n++] = "--listen";
-		args[n++] = "[::1]:0";
-	} else
+	/* (one argument each: td_spawn takes at most 10 extra) */
+	args[n++] = "--listen=127.0.0.1:0";
+	if (v6)
+		args[n++] = "--listen=[::1]:0";
+	else
 		fprintf(stderr, "note: no IPv6 loopback here: the [::1] listener is not tested\n");
-	args[n++] = "--tls-handshake-timeout-ms";
-	args[n++] = STR(HS_TIMEOUT_MS);
+	args[n++] = "--tls-handshake-timeout-ms=" STR(HS_TIMEOUT_MS);
 	for (int i = 0; extra && extra[i]; i++)
 		args[n++] = extra[i];
 	args[n] = NULL;
+	DCR_ASSERT(n <= 10);
 	if (td_start(&T, args) < 0)
 		return -1;
 	port = port6 = 0;
@@ -522,9 +522,10 @@ static void test_tls12_refused(void)
 	CHECK(td_log_wait(&T, "dcr speaks TLS 1.3 only", 10000), "dcrd logged the refusal");
 	/* openssl s_client -tls1_2, as a user would try */
 	{
-		char *cmd = dcr_asprintf("timeout 60 openssl s_client -connect 127.0.0.1:%u -tls1_2 "
-		                         "</dev/null >%s/s_client.out 2>&1",
-		                         port, T.dir);
+		char *cmd =
+		    dcr_asprintf("timeout 60 openssl s_client -connect 127.0.0.1:%u -tls1_2 "
+		                 "</dev/null >%s/s_client.out 2>&1",
+		                 port, T.dir);
 		char *out = dcr_asprintf("%s/s_client.out", T.dir);
 		int st = system(cmd);
 		dcr_buf b;
@@ -568,7 +569,8 @@ static void test_plain_text(void)
 	while ((r = recv(fd, got + n, sizeof got - n, 0)) > 0)
 		n += (size_t)r;
 	CHECK(r == 0 || errno == ECONNRESET, "closed, not timed out");
-	CHECK(n == 7 && got[0] == 0x15 && got[5] == 2, "a fatal TLS alert, then EOF (%zu bytes)", n);
+	CHECK(n == 7 && got[0] == 0x15 && got[5] == 2, "a fatal TLS alert, then EOF (%zu bytes)",
+	      n);
 	close(fd);
 	/* a dcrd frame sent in clear gets the same */
 	fd = tcp_connect();
@@ -701,8 +703,8 @@ static void test_flood(void)
 	 * multiply it) */
 	CHECK(rss_max - rss0 < (getenv("DCR_SANITIZED") ? 512 : 64) * 1024,
 	      "dcrd's RSS: %ld KiB at rest, at most %ld KiB", rss0, rss_max);
-	fprintf(stderr, "flood of %d: dcrd fds %d -> max %d, RSS %ld -> max %ld KiB\n", opened,
-	        fd0, fd_max, rss0, rss_max);
+	fprintf(stderr, "flood of %d: dcrd fds %d -> max %d, RSS %ld -> max %ld KiB\n", opened, fd0,
+	        fd_max, rss0, rss_max);
 	/* the good client completes its handshake while they are open */
 	good_client("during 1,000 idle connections");
 	/* dcrd closes all but the newest (the pool) and those it has not
@@ -730,7 +732,7 @@ static void test_flood(void)
 			close(fds[i]);
 	CHECK(closed_by_dcrd >= opened - 2 * (int)DMN_TLS_HANDSHAKES_MAX,
 	      "dcrd closed %d of them (the oldest give way)", closed_by_dcrd);
-	CHECK(td_log_has(&T, "the oldest gives way"), "the eviction is logged");
+	CHECK(td_log_has(&T, EVICTED), "the eviction is logged");
 	free(fds);
 	good_client("after the flood");
 }
@@ -797,7 +799,10 @@ static void test_slow_handshake(void)
  * fingerprint), and the limit counts the peer's IP. */
 static void test_restart_and_addr_limit(void)
 {
-	const char *extra[] = {"--max-conns-per-addr", "3", NULL};
+	/* a small handshake pool and a long handshake timeout for
+	 * test_hs_fairness, which follows */
+	const char *extra[] = {"--max-conns-per-addr=3", "--tls-handshake-timeout-ms=60000",
+	                       "--max-tls-handshakes=8", NULL};
 	tr t[4];
 	uint8_t fp[32];
 	char code[32], msg[DCR_ERR_MSG_BYTES];
@@ -820,14 +825,101 @@ static void test_restart_and_addr_limit(void)
 	/* the fourth from 127.0.0.1: an idle stranger's connection of the
 	 * same address gives way to it, or it is refused; either way the
 	 * address is the peer's IP */
-	CHECK(td_log_wait(&T, "ip 127.0.0.1", 10000) &&
-	          (td_log_has(&T, "another connection from ip 127.0.0.1, which has 3 connections") ||
-	           td_log_has(&T, "ip 127.0.0.1 has 3 connections open")),
-	      "the per-address limit counts the IP");
+	CHECK(
+	    td_log_wait(&T, "ip 127.0.0.1", 10000) &&
+	        (td_log_has(&T, "another connection from ip 127.0.0.1, which has 3 connections") ||
+	         td_log_has(&T, "ip 127.0.0.1 has 3 connections open")),
+	    "the per-address limit counts the IP");
 	for (int i = 0; i < 4; i++) {
 		tr_close(&t[i]);
 		dcr_key_free(k[i]);
 	}
+}
+
+/* How many times needle is in dcrd's log. */
+static unsigned log_count(const char *needle)
+{
+	char *log = td_log_text(&T);
+	unsigned n = 0;
+
+	for (const char *q = strstr(log, needle); q; q = strstr(q + 1, needle))
+		n++;
+	free(log);
+	return n;
+}
+
+/* A TCP connection to dcrd's IPv4 listener from the source address src
+ * (any 127.x.y.z is loopback). */
+static int tcp_connect_from(const char *src)
+{
+	struct sockaddr_in sa;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	inet_pton(AF_INET, src, &sa.sin_addr);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The handshake pool (8 here) is shared fairly between addresses: a
+ * flood from 127.0.0.1 pushes out its own connections, not a slow client
+ * of 127.0.0.2 that has not started its handshake yet, which then
+ * completes it and is served. */
+static void test_hs_fairness(void)
+{
+	int slow = tcp_connect_from("127.0.0.2"), flood[40];
+	dcr_tls_client *c = NULL;
+	uint8_t fp[32];
+	dcr_err err;
+	uint64_t t0;
+
+	unsigned base = log_count(EVICTED);
+
+	if (slow < 0) {
+		fprintf(stderr, "note: cannot connect from 127.0.0.2: fairness not tested\n");
+		return;
+	}
+	set_timeouts(slow, 30);
+	for (int i = 0; i < 40; i++)
+		flood[i] = tcp_connect();
+	/* until dcrd has made room at least 10 times (the 1st and the 10th
+	 * are logged) */
+	t0 = dcr_mono_ms();
+	while (log_count(EVICTED) < base + 2 && dcr_mono_ms() - t0 < 30000)
+		usleep(50000);
+	CHECK(log_count(EVICTED) >= base + 2, "the flood made dcrd close handshakes");
+	usleep(300000);
+	CHECK(!td_log_has(&T, "TLS connection from ip 127.0.0.2 closed"),
+	      "the other address's connection was not pushed out");
+	CHECK_OK(dcr_tls_client_connect(slow, "127.0.0.1", &c, fp, &err), &err);
+	if (c) {
+		tr t;
+		char code[32], msg[DCR_ERR_MSG_BYTES];
+		memset(&t, 0, sizeof t);
+		t.fd = slow;
+		t.tls = c;
+		dcr_tls_client_binding(c, t.binding);
+		CHECK(tr_hello(&t) == 0);
+		tr_auth(&t, T.ian, DCR_DOMAIN_AUTH_TLS, t.binding, code, msg);
+		CHECK(code[0] == 0, "the slow client of 127.0.0.2 is served: %s %s", code, msg);
+		CHECK(tr_whoami(&t, T.ian));
+		tr_close(&t);
+	} else
+		close(slow);
+	for (int i = 0; i < 40; i++)
+		if (flood[i] >= 0)
+			close(flood[i]);
 }
 
 /* A figure, not a check: 1 MiB request frames through TLS (upload.chunk
@@ -936,9 +1028,11 @@ int main(void)
 	test_flood();
 	measure_throughput();
 	test_restart_and_addr_limit();
+	test_hs_fairness();
 	CHECK(td_stop(&T, SIGTERM) == 0, "clean shutdown");
 	test_bad_listen();
-	CHECK(!td_log_has(&T, "runtime error") && !td_log_has(&T, "Sanitizer"), "no sanitizer report");
+	CHECK(!td_log_has(&T, "runtime error") && !td_log_has(&T, "Sanitizer"),
+	      "no sanitizer report");
 	if (t_failures)
 		fprintf(stderr, "%d checks failed\n", t_failures);
 	return t_failures ? 1 : 0;
