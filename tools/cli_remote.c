@@ -537,7 +537,7 @@ int cli_room_invite(int argc, char **argv)
 	es_room_format(id, hex);
 	{
 		char *s = dcr_asprintf(
-		    "# dcr invitation (docs/cli.md \"Invitations\"): run `dcr join FILE`\n"
+		    "# dcr invitation (docs/cli.md \"Remote servers\"): run `dcr join FILE`\n"
 		    "format %s\nserver %s\nfingerprint %s\nroom %s\nname %s\nemail %s\n"
 		    "invited-by %s\n",
 		    INVITE_FORMAT, cl_server_name(c), cl_server_fingerprint(c), hex, st.def->name,
