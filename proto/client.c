@@ -334,8 +334,9 @@ done:
 	return fcntl(fd, F_SETFL, fl) < 0 ? -errno : 0;
 }
 
-/* Connects c->fd over TCP to server ("HOST:PORT"), trying each address. */
-static int connect_tcp(cl_conn *c, const char *server, dcr_err *err)
+/* Connects c->fd over TCP to server ("HOST:PORT"), trying each address;
+ * *host_out gets the host (free it; the TLS server name). */
+static int connect_tcp(cl_conn *c, const char *server, char **host_out, dcr_err *err)
 {
 	struct addrinfo hints, *res = NULL;
 	char *host = NULL, *port = NULL;
@@ -374,7 +375,10 @@ static int connect_tcp(cl_conn *c, const char *server, dcr_err *err)
 out:
 	if (res)
 		freeaddrinfo(res);
-	free(host);
+	if (rc == 0)
+		*host_out = host;
+	else
+		free(host);
 	free(port);
 	return rc;
 }
@@ -390,14 +394,15 @@ static void set_timeouts(int fd, unsigned ms)
 /* The TLS handshake on c->fd, then the server's key checked against the
  * pin and the caller's check before anything of the protocol is sent
  * (docs/protocol.md "TLS"); binding gets the connection's channel binding. */
-static int tls_start(cl_conn *c, const cl_addr *addr, uint8_t binding[DCR_TLS_BINDING_BYTES],
-                     dcr_err *err)
+static int tls_start(cl_conn *c, const cl_addr *addr, const char *host,
+                     uint8_t binding[DCR_TLS_BINDING_BYTES], dcr_err *err)
 {
 	uint8_t fp[DCR_SHA256_BYTES];
 	char hex[DCR_TLS_FINGERPRINT_BYTES];
 	int rc;
 
-	rc = dcr_tls_client_connect(c->fd, addr->server, &c->tls, fp, err);
+	/* the host is the server name (SNI, unless an address) */
+	rc = dcr_tls_client_connect(c->fd, host, &c->tls, fp, err);
 	if (rc < 0)
 		return rc;
 	dcr_tls_fingerprint_format(fp, hex);
@@ -452,6 +457,7 @@ int cl_connect_addr(const cl_addr *addr, const dcr_key *id, cl_conn **out, dcr_e
 	size_t msg_n = 64;
 	const char *domain = DCR_DOMAIN_AUTH;
 	const char *socket_path = addr->socket;
+	char *host = NULL;
 	bool ok = false;
 	dcr_mpw w;
 	int rc;
@@ -473,12 +479,13 @@ int cl_connect_addr(const cl_addr *addr, const dcr_key *id, cl_conn **out, dcr_e
 	c->server = addr->server ? dcr_strdup(addr->server) : server_name_unix(socket_path);
 	dcr_buf_init(&c->last);
 	dcr_key_public(id, c->pub);
-	rc = addr->server ? connect_tcp(c, addr->server, err) : connect_unix(c, socket_path, err);
+	rc = addr->server ? connect_tcp(c, addr->server, &host, err)
+	                  : connect_unix(c, socket_path, err);
 	if (rc < 0)
 		goto out;
 	if (addr->server) {
 		set_timeouts(c->fd, CL_CONNECT_TIMEOUT_MS);
-		rc = tls_start(c, addr, msg + 64, err);
+		rc = tls_start(c, addr, host, msg + 64, err);
 		if (rc < 0)
 			goto out;
 		domain = DCR_DOMAIN_AUTH_TLS;
@@ -535,6 +542,7 @@ int cl_connect_addr(const cl_addr *addr, const dcr_key *id, cl_conn **out, dcr_e
 	c = NULL;
 	rc = 0;
 out:
+	free(host);
 	dcr_mp_doc_free(doc);
 	dcr_buf_release(&buf);
 	dcr_buf_release(&body);
