@@ -2,8 +2,8 @@
 # 127.0.0.1 over TLS 1.3 and every participant using --server only (no
 # unix socket): trust on first use (the fingerprint shown once, remembered
 # in known_servers, silent afterwards), --pin and DCR_PIN, DCR_SERVER, the
-# whole story (create, publish, provision, run, result equal to awk's,
-# refusals, audit log), invitations (dcr room invite, dcr join, then every
+# whole story (create, publish, provision with progress on a terminal,
+# run, result equal to awk's, refusals, audit log), invitations (dcr room invite, dcr join, then every
 # command by room name without --server) with their refusals and the
 # errors of a broken invitation or known_servers (file and line); and,
 # with dcrd still serving good clients: a wrong --pin, and a changed
@@ -66,6 +66,15 @@ expect_ok A room publish bank-insurer-overlap
 expect_ok A provision bank-insurer-overlap bank_customers "$T/bank.csv"
 expect_contains "$E2E_OUT" "provisioned bank_customers: 200 rows, $(wc -c <"$T/bank.csv") bytes"
 expect_contains "$E2E_OUT" "sha256 $(sha256sum "$T/bank.csv" | cut -d' ' -f1)"
+# on a terminal the upload over TLS shows its progress, as over the socket
+if command -v script >/dev/null 2>&1 && [ -c /dev/ptmx ]; then
+	script -qec "DCR_IDENTITY='$T/anna.pem' DCR_CONFIG_DIR='$T/cfg-anna' dcr --server '$SERVER' provision bank-insurer-overlap bank_customers '$T/bank.csv'" \
+		/dev/null >"$T/tty.out" 2>&1 || e2e_fail "provision on a terminal: $(cat "$T/tty.out")"
+	expect_contains "$T/tty.out" "dcr provision: bank_customers 7.1 KiB of 7.1 KiB (100%)"
+	expect_contains "$T/tty.out" "provisioned bank_customers: 200 rows"
+else
+	e2e_log "no script(1) or /dev/ptmx: progress lines not checked"
+fi
 printf 'email,risk_class,premium\nx@y.example,low,12a\n' >"$T/insurer_bad.csv"
 expect_fail I provision bank-insurer-overlap insurer_customers "$T/insurer_bad.csv"
 expect_stderr 'line 2, column "premium": expected float, got "12a"'
