@@ -38,6 +38,7 @@ struct dcr_tls_engine {
 	SSL *ssl;
 	BIO *rbio, *wbio; /* owned by ssl */
 	bool done, closed;
+	bool server, sent; /* sent: bytes were drained for the peer */
 };
 
 struct dcr_tls_client {
@@ -478,6 +479,7 @@ static int engine_new(SSL_CTX *ctx, bool server, const char *sni, dcr_tls_engine
 	BIO_set_mem_eof_return(e->rbio, -1);
 	BIO_set_mem_eof_return(e->wbio, -1);
 	SSL_set_bio(e->ssl, e->rbio, e->wbio);
+	e->server = server;
 	if (server) {
 		SSL_set_accept_state(e->ssl);
 	} else {
@@ -533,6 +535,13 @@ static int engine_handshake(dcr_tls_engine *e, const char *who, dcr_err *err)
 	ge = SSL_get_error(e->ssl, r);
 	if (ge == SSL_ERROR_WANT_READ || ge == SSL_ERROR_WANT_WRITE)
 		return 0;
+	if (e->server && !e->sent && BIO_ctrl_pending(e->wbio) == 0) {
+		/* OpenSSL answers bytes that are not TLS with silence: say it
+		 * with a fatal decode_error alert (a plaintext record, as any
+		 * alert before keys exist) so the peer learns why it is closed */
+		static const uint8_t alert[7] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 50};
+		DCR_ASSERT(BIO_write(e->wbio, alert, sizeof alert) == (int)sizeof alert);
+	}
 	return tls_err(err, DCR_EPROTO, "TLS handshake%s%s", who ? " with " : "", who ? who : "");
 }
 
@@ -609,6 +618,8 @@ size_t dcr_tls_engine_drain(dcr_tls_engine *e, void *buf, size_t cap)
 	if (BIO_read_ex(e->wbio, buf, cap, &got) != 1)
 		got = 0;
 	ERR_clear_error();
+	if (got)
+		e->sent = true;
 	return got;
 }
 

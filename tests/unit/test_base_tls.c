@@ -319,6 +319,13 @@ static void test_handshake(void)
 		CHECK_ERR(dcr_tls_engine_feed(e, txt, strlen(txt), &err), DCR_EPROTO, &err,
 		          "does not speak TLS");
 		CHECK(!dcr_tls_engine_handshake_done(e));
+		{
+			/* answered with a fatal alert record, decode_error */
+			uint8_t al[16];
+			size_t n = dcr_tls_engine_drain(e, al, sizeof al);
+			CHECK(n == 7 && al[0] == 0x15 && al[5] == 2 && al[6] == 50,
+			      "alert: %zu bytes", n);
+		}
 		dcr_tls_engine_free(e);
 		CHECK_OK(dcr_tls_engine_server(srv, &e, &err), &err);
 		CHECK_ERR(dcr_tls_engine_feed(e, "\x00\x00\x00\x10hello dcrd frame", 20, &err),
