@@ -263,6 +263,13 @@ int tl_known_check(void *ctx, const char *server, const char *fp, dcr_err *err)
 
 	dcr_buf_init(&out);
 	rc = known_load(&k, true, err);
+	if (rc < 0 && pin && !k.path) {
+		/* no configuration directory (no HOME): the pin alone decides,
+		 * and there is nowhere to record it */
+		dcr_err_clear(err);
+		rc = 0;
+		goto out;
+	}
 	if (rc < 0)
 		goto out;
 	l = known_find(&k, server);

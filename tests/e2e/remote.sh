@@ -53,6 +53,13 @@ expect_eq "$(cat "$T/cfg-ian/known_servers")" "$SERVER $FP" "ian's known_servers
 expect_ok rem eve env DCR_PIN="$FP" dcr --server "$SERVER" room list
 expect_eq "$(cat "$T/cfg-eve/known_servers")" "$SERVER $FP" "eve's known_servers (DCR_PIN)"
 
+# no configuration directory (no HOME): the pin alone decides; without it, refused
+expect_ok env -u HOME -u DCR_CONFIG_DIR -u XDG_CONFIG_HOME DCR_IDENTITY="$T/eve.pem" \
+	dcr --server "$SERVER" --pin "$FP" room list
+expect_fail env -u HOME -u DCR_CONFIG_DIR -u XDG_CONFIG_HOME DCR_IDENTITY="$T/eve.pem" \
+	dcr --server "$SERVER" room list
+expect_stderr "no configuration directory"
+
 # ---- a wrong pin is refused before anything is sent; dcrd serves on
 BAD=sha256:$(printf '%064d' 0)
 expect_fail rem eve dcr --server "$SERVER" --pin "$BAD" room list
