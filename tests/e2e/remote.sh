@@ -142,7 +142,8 @@ expect_contains "$E2E_OUT" "you       ian@insurer.example: owner of insurer_cust
 expect_ok J dcr audit log "$id"
 expect_ok J dcr room list
 expect_contains "$E2E_OUT" "bank-insurer-overlap"
-expect_ok J dcr join "$T/ian.inv" # again: one line each
+sed 's/$/\r/' "$T/ian.inv" >"$T/crlf.inv" # CRLF line ends, as from a mail client
+expect_ok J dcr join "$T/crlf.inv" # again: one line each
 expect_eq "$(wc -l <"$T/cfg-ian2/rooms")" 1 "rooms lines after a second join"
 expect_eq "$(wc -l <"$T/cfg-ian2/known_servers")" 1 "known_servers lines after a second join"
 # a room not joined, by name: nothing to reach
@@ -185,6 +186,9 @@ cp "$T/known.good" "$T/cfg-anna/known_servers"
 expect_ok A room list
 
 # ---- a changed server key: dcrd restarted with a new TLS key
+# (a comment and a blank line in known_servers: kept when a line changes)
+{ echo "# servers anna checked with their operators"; echo; cat "$T/known.good"; } \
+	>"$T/cfg-anna/known_servers"
 n_before=$(A room show "$id" --status) || e2e_fail "status before the key change"
 e2e_stop_daemon || e2e_fail "dcrd did not stop cleanly"
 mv "$T/data/tls" "$T/tls.old"
@@ -193,9 +197,9 @@ remote_start_daemon
 [ "$FP" != "$OLD_FP" ] || e2e_fail "the new TLS key has the old fingerprint"
 expect_fail A room stop "$id" --reason "sent through the new key"
 expect_stderr "THE KEY OF SERVER $SERVER HAS CHANGED" \
-	"$T/cfg-anna/known_servers line 1 remembers the key $OLD_FP" \
+	"$T/cfg-anna/known_servers line 3 remembers the key $OLD_FP" \
 	"the server now presents the key $FP" "Nothing was sent" \
-	"remove line 1 of $T/cfg-anna/known_servers" "--pin $FP"
+	"remove line 3 of $T/cfg-anna/known_servers" "--pin $FP"
 # the joined room too, without --server
 expect_fail J dcr status bank-insurer-overlap
 expect_stderr "HAS CHANGED"
@@ -205,8 +209,10 @@ expect_eq "$(cat "$E2E_OUT")" "$n_before" "room status after the refused stop"
 expect_contains "$T/cfg-ian/known_servers" "$SERVER $FP"
 # --pin overrides the remembered key and records the new one
 expect_ok A --pin "$FP" room list
-expect_stderr "the key of $SERVER is now the pinned $FP (was $OLD_FP)"
-expect_eq "$(cat "$T/cfg-anna/known_servers")" "$SERVER $FP" "known_servers after --pin"
+expect_stderr "known_servers line 3: the key of $SERVER is now the pinned $FP (was $OLD_FP)"
+printf '# servers anna checked with their operators\n\n%s\n' "$SERVER $FP" >"$T/known.want"
+cmp -s "$T/known.want" "$T/cfg-anna/known_servers" ||
+	e2e_fail "known_servers after --pin: $(cat "$T/cfg-anna/known_servers")"
 expect_ok A room list
 [ ! -s "$E2E_ERR" ] || e2e_fail "not silent after --pin recorded the key: $(cat "$E2E_ERR")"
 
