@@ -39,9 +39,9 @@ struct cl_conn {
 	uint8_t pub[DCR_ED25519_PUB_BYTES];
 	uint8_t daemon_key[DCR_ED25519_PUB_BYTES];
 	uint64_t next_id;
-	dcr_buf last;      /* bytes of the last response when the caller kept none */
-	char *server;      /* cl_server_name */
-	char *fingerprint; /* TLS: the server's key fingerprint */
+	dcr_buf last;        /* bytes of the last response when the caller kept none */
+	char *server;        /* cl_server_name */
+	char *fingerprint;   /* TLS: the server's key fingerprint */
 	dcr_tls_client *tls; /* NULL on the unix socket */
 };
 
@@ -263,9 +263,9 @@ int cl_server_parse(const char *server, char **host, char **port, dcr_err *err)
 	} else {
 		colon = strrchr(server, ':');
 		if (!colon)
-			return dcr_err_set(err, DCR_EINVALID,
-			                   "server \"%s\": expected HOST:PORT ([ADDR]:PORT for IPv6)",
-			                   server);
+			return dcr_err_set(
+			    err, DCR_EINVALID,
+			    "server \"%s\": expected HOST:PORT ([ADDR]:PORT for IPv6)", server);
 		he = colon;
 		if (memchr(server, ':', (size_t)(colon - server)))
 			return dcr_err_set(err, DCR_EINVALID,
@@ -286,7 +286,8 @@ int cl_server_parse(const char *server, char **host, char **port, dcr_err *err)
 	v = strtoul(colon + 1, &end, 10);
 	if (!isdigit((unsigned char)colon[1]) || *end || errno || v == 0 || v > 65535)
 		return dcr_err_set(err, DCR_EINVALID,
-		                   "server \"%s\": the port must be a number from 1 to 65535", server);
+		                   "server \"%s\": the port must be a number from 1 to 65535",
+		                   server);
 	*host = dcr_strndup(h, (size_t)(he - h));
 	*port = dcr_asprintf("%lu", v);
 	return 0;

@@ -90,13 +90,13 @@ static int kfile_load(const char *path, size_t nfields, bool rest, const char *w
 		if (len && p[len - 1] == '\r')
 			len--;
 		if (len > CL_KNOWN_LINE_BYTES)
-			return dcr_err_set(err, DCR_EFORMAT, "%s line %u: longer than %u bytes", path,
-			                   ln, (unsigned)CL_KNOWN_LINE_BYTES);
+			return dcr_err_set(err, DCR_EFORMAT, "%s line %u: longer than %u bytes",
+			                   path, ln, (unsigned)CL_KNOWN_LINE_BYTES);
 		for (size_t i = 0; i < len; i++)
 			if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
 				return dcr_err_set(err, DCR_EFORMAT,
-				                   "%s line %u: a control character at column %zu", path,
-				                   ln, i + 1);
+				                   "%s line %u: a control character at column %zu",
+				                   path, ln, i + 1);
 		q = p;
 		while (q < p + len && *q == ' ')
 			q++;
@@ -105,8 +105,9 @@ static int kfile_load(const char *path, size_t nfields, bool rest, const char *w
 			continue;
 		}
 		for (char *s = q; kl.nf < nfields;) {
-			char *sp = (rest && kl.nf + 1 == nfields) ? NULL
-			                                          : memchr(s, ' ', (size_t)(p + len - s));
+			char *sp = (rest && kl.nf + 1 == nfields)
+			               ? NULL
+			               : memchr(s, ' ', (size_t)(p + len - s));
 			char *fe = sp ? sp : p + len;
 			if (fe == s)
 				break;
@@ -124,10 +125,11 @@ static int kfile_load(const char *path, size_t nfields, bool rest, const char *w
 			if (kl.nf != nfields || (size_t)(q - p) + used != len) {
 				for (size_t j = 0; j < kl.nf; j++)
 					free(kl.f[j]);
-				return dcr_err_set(err, DCR_EFORMAT,
-				                   "%s line %u: expected \"%s\" (fields separated by "
-				                   "one space)",
-				                   path, ln, what);
+				return dcr_err_set(
+				    err, DCR_EFORMAT,
+				    "%s line %u: expected \"%s\" (fields separated by "
+				    "one space)",
+				    path, ln, what);
 			}
 		}
 		k->lines = dcr_realloc(k->lines, (k->n + 1) * sizeof *k->lines);
@@ -288,11 +290,13 @@ int tl_known_check(void *ctx, const char *server, const char *fp, dcr_err *err)
 		fprintf(stderr, "dcr: %s line %u: the key of %s is now the pinned %s (was %s)\n",
 		        k.path, at, server, fp, l->f[1]);
 	else if (!pin)
-		fprintf(stderr,
-		        "dcr: first connection to %s: its key fingerprint is %s\n"
-		        "dcr: remembered in %s line %u; compare it with the fingerprint the host's\n"
-		        "dcr: operator gives (dcrd --fingerprint) and remove that line if they differ\n",
-		        server, fp, k.path, at);
+		fprintf(
+		    stderr,
+		    "dcr: first connection to %s: its key fingerprint is %s\n"
+		    "dcr: remembered in %s line %u; compare it with the fingerprint the host's\n"
+		    "dcr: operator gives (dcrd --fingerprint) and remove that line if they "
+		    "differ\n",
+		    server, fp, k.path, at);
 out:
 	free(line);
 	dcr_buf_release(&out);
@@ -319,8 +323,8 @@ static int rooms_load(kfile *k, bool create, dcr_err *err)
 		char *h = NULL, *p = NULL;
 		if (strlen(k->lines[i].f[0]) != 32 || es_room_parse(k->lines[i].f[0], id) != 0) {
 			rc = dcr_err_set(err, DCR_EFORMAT,
-			                 "%s line %u: \"%s\" is not a room id (32 hex digits)", k->path,
-			                 k->lines[i].line, k->lines[i].f[0]);
+			                 "%s line %u: \"%s\" is not a room id (32 hex digits)",
+			                 k->path, k->lines[i].line, k->lines[i].f[0]);
 			break;
 		}
 		rc = cl_server_parse(k->lines[i].f[1], &h, &p, err);
@@ -353,11 +357,12 @@ int tl_joined_server(const char *room, char **server, dcr_err *err)
 		hit = l->f[1];
 	}
 	if (hits > 1)
-		rc = dcr_err_set(err, DCR_EINVALID,
-		                 room ? "the rooms you joined named %s are on %zu servers (%s): give "
-		                        "--server HOST:PORT, or the room id"
-		                      : "%s%zu servers are in %s: give --server HOST:PORT",
-		                 room ? room : "", hits, k.path);
+		rc = dcr_err_set(
+		    err, DCR_EINVALID,
+		    room ? "the rooms you joined named %s are on %zu servers (%s): give "
+		           "--server HOST:PORT, or the room id"
+		         : "%s%zu servers are in %s: give --server HOST:PORT",
+		    room ? room : "", hits, k.path);
 	else if (hit)
 		*server = dcr_strdup(hit);
 out:
@@ -414,10 +419,11 @@ static int invitation_parse(const char *path, invitation *v, dcr_err *err)
 		while (j < 7 && strcmp(keys[j], l->f[0]) != 0)
 			j++;
 		if (j == 7) {
-			rc = dcr_err_set(err, DCR_EFORMAT,
-			                 "%s line %u: unknown key \"%s\" (an invitation has format, "
-			                 "server, fingerprint, room, name, email, invited-by)",
-			                 path, l->line, l->f[0]);
+			rc =
+			    dcr_err_set(err, DCR_EFORMAT,
+			                "%s line %u: unknown key \"%s\" (an invitation has format, "
+			                "server, fingerprint, room, name, email, invited-by)",
+			                path, l->line, l->f[0]);
 			break;
 		}
 		if (seen[j]) {
@@ -429,8 +435,8 @@ static int invitation_parse(const char *path, invitation *v, dcr_err *err)
 		if (j == 0) {
 			if (strcmp(l->f[1], INVITE_FORMAT) != 0)
 				rc = dcr_err_set(err, DCR_EFORMAT,
-				                 "%s line %u: format \"%s\" is not %s", path, l->line,
-				                 l->f[1], INVITE_FORMAT);
+				                 "%s line %u: format \"%s\" is not %s", path,
+				                 l->line, l->f[1], INVITE_FORMAT);
 		} else if (j == 1) {
 			char *h = NULL, *p = NULL;
 			rc = cl_server_parse(l->f[1], &h, &p, err);
@@ -448,8 +454,8 @@ static int invitation_parse(const char *path, invitation *v, dcr_err *err)
 				                 path, l->line, l->f[1]);
 		} else if (j == 5 && !email_plausible(l->f[1])) {
 			rc = dcr_err_set(err, DCR_EFORMAT,
-			                 "%s line %u: \"%s\" does not look like an email address", path,
-			                 l->line, l->f[1]);
+			                 "%s line %u: \"%s\" does not look like an email address",
+			                 path, l->line, l->f[1]);
 		}
 		if (rc < 0) {
 			if (j == 1 || j == 2)
@@ -558,15 +564,17 @@ int cli_room_invite(int argc, char **argv)
 		rc = dcr_write_file_atomic(outp, text.data, text.len, 0644, &err);
 		if (rc)
 			goto out;
-		fprintf(stderr, "dcr room invite: invitation for %s to %s (%s) at %s written to %s\n",
+		fprintf(stderr,
+		        "dcr room invite: invitation for %s to %s (%s) at %s written to %s\n",
 		        pos[1], st.def->name, hex, cl_server_name(c), outp);
 	}
 	if (!listed)
-		fprintf(stderr,
-		        "dcr room invite: note: %s is not a participant of %s yet; the creator adds "
-		        "their public line (dcr whoami) to the definition while it is a draft, or a "
-		        "request does after publishing\n",
-		        pos[1], st.def->name);
+		fprintf(
+		    stderr,
+		    "dcr room invite: note: %s is not a participant of %s yet; the creator adds "
+		    "their public line (dcr whoami) to the definition while it is a draft, or a "
+		    "request does after publishing\n",
+		    pos[1], st.def->name);
 out:
 	rm_state_release(&st);
 	dcr_buf_release(&text);
@@ -668,11 +676,12 @@ int cli_cmd_join(int argc, char **argv)
 	}
 	printf("joined %s (%s) at %s, key %s\n", v.name, v.room, v.server, v.fingerprint);
 	if (!visible)
-		fprintf(stderr,
-		        "dcr join: note: room %s is not visible to your key yet: it becomes so once "
-		        "%s is a participant of its definition (send your public line, dcr whoami, "
-		        "to %s)\n",
-		        v.name, v.email, v.invited_by ? v.invited_by : "the room's creator");
+		fprintf(
+		    stderr,
+		    "dcr join: note: room %s is not visible to your key yet: it becomes so once "
+		    "%s is a participant of its definition (send your public line, dcr whoami, "
+		    "to %s)\n",
+		    v.name, v.email, v.invited_by ? v.invited_by : "the room's creator");
 out:
 	cl_rooms_free(list, nlist);
 	cl_close(c);

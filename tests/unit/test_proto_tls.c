@@ -35,7 +35,7 @@ static int rm_cb(const char *p, const struct stat *st, int fl, struct FTW *f)
 /* ---- the fake dcrd: one connection ------------------------------------------ */
 
 typedef struct fake {
-	int lfd;         /* listening */
+	int lfd; /* listening */
 	int port;
 	size_t app_bytes; /* plaintext received from the client, in all */
 	bool authed;      /* the login signature verified with the binding */
@@ -141,12 +141,15 @@ static void *fake_main(void *arg)
 			proto_map_init(&m);
 			if (!f->authed) {
 				uint8_t key[32], sig[64], msg[96];
-				CHECK_OK(dcr_mp_get_binn(dcr_mp_root(d), "key", key, 32, &err), &err);
-				CHECK_OK(dcr_mp_get_binn(dcr_mp_root(d), "sig", sig, 64, &err), &err);
+				CHECK_OK(dcr_mp_get_binn(dcr_mp_root(d), "key", key, 32, &err),
+				         &err);
+				CHECK_OK(dcr_mp_get_binn(dcr_mp_root(d), "sig", sig, 64, &err),
+				         &err);
 				memcpy(msg, challenge, 32);
 				memcpy(msg + 32, daemon_key, 32);
 				memcpy(msg + 64, binding, 32);
-				if (dcr_verify(key, DCR_DOMAIN_AUTH_TLS, msg, sizeof msg, sig) != 0) {
+				if (dcr_verify(key, DCR_DOMAIN_AUTH_TLS, msg, sizeof msg, sig) !=
+				    0) {
 					f->bad_sig = true;
 					dcr_mp_doc_free(d);
 					proto_map_release(&m);
@@ -264,7 +267,8 @@ static int run_one(int family, const char *pin, chk *k, bool traffic, fake *f, d
 	rc = cl_connect_addr(&a, id, &c, err);
 	if (rc == 0) {
 		CHECK(strcmp(cl_server_name(c), server) == 0, "name %s", cl_server_name(c));
-		CHECK(strcmp(cl_server_fingerprint(c), g_fp) == 0, "fp %s", cl_server_fingerprint(c));
+		CHECK(strcmp(cl_server_fingerprint(c), g_fp) == 0, "fp %s",
+		      cl_server_fingerprint(c));
 	}
 	if (rc == 0 && traffic) {
 		/* frames of several MiB both ways */
