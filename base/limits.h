@@ -74,6 +74,9 @@
 #define DMN_ROOMS_PER_KEY 1000u             /* default --max-rooms-per-key */
 #define DMN_ROOMS_PER_KEY_MAX 100000000u
 #define CL_UPLOAD_WINDOW 3                  /* client: upload chunks in flight (< DMN_INFLIGHT_MAX) */
+#define CL_CONNECT_TIMEOUT_MS 30000u        /* client: TCP connect and TLS handshake to a --server */
+#define CL_KNOWN_LINE_BYTES 1024u           /* client: one line of known_servers, rooms, an invitation */
+#define CL_KNOWN_FILE_BYTES (1u << 20)      /* client: known_servers, rooms, an invitation */
 
 /* connections (issue 14: many tenants on one host; daemon/server.c,
  * docs/daemon.md "Limits and quotas") */
