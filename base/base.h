@@ -216,6 +216,11 @@ int dcr_verify(const uint8_t pub[DCR_ED25519_PUB_BYTES], const char *domain, con
 #define DCR_DOMAIN_EVENT "dcr.event.v1"
 #define DCR_DOMAIN_CHECKPOINT "dcr.checkpoint.v1"
 #define DCR_DOMAIN_AUTH "dcr.auth.v1"
+/* Authentication on a TLS connection: the signed message is challenge ||
+ * daemon_key || the connection's channel binding (RFC 9266 tls-exporter,
+ * base/tls.h), so it is useless on any other connection
+ * (docs/protocol.md "Authentication"). */
+#define DCR_DOMAIN_AUTH_TLS "dcr.auth.tls.v1"
 
 /* True for the small-order public keys (identity, points of order 2, 4
  * and 8, and their non-canonical encodings) under which a signature can be

@@ -74,6 +74,9 @@
 #define DMN_ROOMS_PER_KEY 1000u             /* default --max-rooms-per-key */
 #define DMN_ROOMS_PER_KEY_MAX 100000000u
 #define CL_UPLOAD_WINDOW 3                  /* client: upload chunks in flight (< DMN_INFLIGHT_MAX) */
+#define CL_CONNECT_TIMEOUT_MS 30000u        /* client: TCP connect and TLS handshake to a --server */
+#define CL_KNOWN_LINE_BYTES 1024u           /* client: one line of known_servers, rooms, an invitation */
+#define CL_KNOWN_FILE_BYTES (1u << 20)      /* client: known_servers, rooms, an invitation */
 
 /* connections (issue 14: many tenants on one host; daemon/server.c,
  * docs/daemon.md "Limits and quotas") */
@@ -82,8 +85,20 @@
 #define DMN_STRANGER_CONNS_MAX 64u          /* default --max-stranger-conns (keys in no room) */
 #define DMN_STRANGER_IDLE_S 10u             /* default --stranger-idle-timeout-s */
 #define DMN_CONNS_OPTION_MAX 16384u         /* largest --max-conns (file descriptors) */
-#define DMN_ADDR_BYTES 48u                  /* "uid 1000", later "ip 2001:db8::/64" */
+#define DMN_ADDR_BYTES 64u                  /* "uid 1000", "ip 192.0.2.1", "ip 2001:db8::/64" */
 #define DMN_SOCKET_MODE 0660u               /* default --socket-mode */
+
+/* TLS over TCP (dcrd --listen; daemon/server.c, base/tls.h, docs/daemon.md
+ * "TLS listeners") */
+#define DMN_LISTEN_MAX 16u                  /* --listen addresses */
+#define DMN_TLS_HANDSHAKE_TIMEOUT_MS 10000u /* default --tls-handshake-timeout-ms */
+#define DMN_TLS_HANDSHAKE_TIMEOUT_MS_MAX 600000u
+#define DMN_TLS_HANDSHAKES_MAX 64u          /* default --max-tls-handshakes: one more closes the oldest */
+/* Ciphertext one TLS connection may hold in dcrd between two reads of its
+ * socket (received, not yet decrypted; to send, not yet handed to the
+ * socket): one read (64 KiB) and a record's slack; never reached, dcrd
+ * stops reading a connection whose plaintext it does not take. */
+#define DMN_TLS_BUFFERED_BYTES_MAX (128u * 1024)
 
 /* scheduling of jobs (daemon/jobs.c, docs/daemon.md "Scheduling"): workers,
  * what one room or one requesting key may hold of them, queued runs */

@@ -70,7 +70,19 @@ typedef struct dmn_options {
 	 * key, KiB (0: DMN_DEF_BYTES_PER_KEY); rooms created per key (0:
 	 * DMN_ROOMS_PER_KEY). */
 	uint64_t max_check_cpu_s, max_definition_kb, max_rooms_per_key;
+	/* TLS listeners (--listen, docs/daemon.md "TLS listeners"): the same
+	 * protocol inside TLS 1.3 on each "HOST:PORT" ("[v6]:PORT"; port 0:
+	 * any free one, logged), the key and certificate in DATA_DIR/tls/
+	 * (DMN_TLS_DIR), made at the first start with one. Handshakes: at most
+	 * max_tls_handshakes at once (0: DMN_TLS_HANDSHAKES_MAX; one more
+	 * closes the oldest), each within tls_handshake_timeout_ms (0:
+	 * DMN_TLS_HANDSHAKE_TIMEOUT_MS). */
+	const char *listen[DMN_LISTEN_MAX];
+	unsigned nlisten;
+	uint64_t tls_handshake_timeout_ms, max_tls_handshakes;
 } dmn_options;
+
+#define DMN_TLS_DIR "tls" /* in the data directory */
 
 #define DMN_IMAGE_CACHE_OFF UINT64_MAX
 

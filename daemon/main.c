@@ -15,7 +15,10 @@
 #include <grp.h>
 #include <stddef.h>
 
+#include <sys/stat.h>
+
 #include "daemon.h"
+#include "../base/tls.h"
 #include "../compute/compute_sandbox.h"
 
 /* Enough for one frame of DCR_FRAME_BYTES_MAX and its unpacking. */
@@ -29,12 +32,17 @@
 #define PARSE_HELP       (-1)
 #define OPT_CONFIG       1000
 #define OPT_CONNS        1100 /* the five connection limits, in order */
+#define OPT_LISTEN       1200
+#define OPT_FINGERPRINT  1201
+#define OPT_TLS          1210 /* the TLS limits, in order */
 
 /* Options a reload (SIGHUP) applies at once; server.c applies them. */
 static const char *const live_keys[] = {"log-level", "idle-timeout-ms"};
 
 /* During a reload usage() stays quiet: the error line says it all. */
 static bool quiet_usage;
+/* --fingerprint: print it and exit (main) */
+static bool print_fingerprint;
 /* Set while getopt's loop runs: an error then is about argv[optind - 1]. */
 static bool in_loop;
 
@@ -69,6 +77,10 @@ static const struct num_opt {
     U64(OPT_CONNS + 2, "max-conns-per-addr", 1, DMN_CONNS_OPTION_MAX, max_conns_per_addr),
     U64(OPT_CONNS + 3, "max-stranger-conns", 1, DMN_CONNS_OPTION_MAX, max_stranger_conns),
     U64(OPT_CONNS + 4, "stranger-idle-timeout-s", 1, 7u * 24 * 3600, stranger_idle_s),
+    /* TLS listeners (docs/daemon.md "TLS listeners") */
+    U64(OPT_TLS, "tls-handshake-timeout-ms", 100, DMN_TLS_HANDSHAKE_TIMEOUT_MS_MAX,
+        tls_handshake_timeout_ms),
+    U64(OPT_TLS + 1, "max-tls-handshakes", 1, DMN_CONNS_OPTION_MAX, max_tls_handshakes),
     /* scheduling (docs/daemon.md "Scheduling") */
     U32('j', "job-workers", 1, DMN_JOB_WORKERS_MAX, job_workers),
     U32('r', "max-running-per-room", 1, DMN_JOB_WORKERS_MAX, room_running_max),
@@ -114,7 +126,9 @@ static void usage(FILE *f)
 	if (quiet_usage && f == stderr)
 		return;
 	fprintf(f,
-	        "usage: dcrd --data DIR [--config FILE] [--socket PATH] [OPTION...]\n"
+	        "usage: dcrd --data DIR [--config FILE] [--socket PATH] [--listen HOST:PORT]...\n"
+	        "            [OPTION...]\n"
+	        "       dcrd --data DIR --fingerprint\n"
 	        "       dcrd restore --data DIR [--keys KEYDIR] BACKUP   (dcrd restore --help)\n"
 	        "\n"
 	        "The dcr clean room host. Runs in the foreground, logs to stderr (one line\n"
@@ -132,11 +146,23 @@ static void usage(FILE *f)
 	        "  --socket-mode MODE     the socket's mode, octal, at least 600 (default %03o,\n"
 	        "                         whatever the umask)\n"
 	        "  --socket-group GROUP   the socket's group (a name or a number)\n"
+	        "  --listen HOST:PORT     also serve the protocol over TLS 1.3 on TCP, e.g.\n"
+	        "                         127.0.0.1:4433, [::1]:4433, 0.0.0.0:4433 (repeatable;\n"
+	        "                         port 0: any free port, printed); the key and its\n"
+	        "                         self-signed certificate are DIR/tls/, made at the\n"
+	        "                         first start with --listen\n"
+	        "  --fingerprint          print the TLS key's fingerprint (sha256:...) for\n"
+	        "                         participants to pin, making the key if missing, and\n"
+	        "                         exit\n"
+	        "  --tls-handshake-timeout-ms N  close a TLS connection whose handshake is not\n"
+	        "                         done after N ms (default %u)\n"
+	        "  --max-tls-handshakes N TLS connections in the handshake at once; one more\n"
+	        "                         closes the oldest (default %u)\n"
 	        "  --idle-timeout-ms N    close connections idle for N ms (default %u)\n"
 	        "  --max-conns N          authenticated connections in all (default %u)\n"
 	        "  --max-conns-per-key N  connections of one key (default %u; below --max-conns)\n"
-	        "  --max-conns-per-addr N connections from one address: a uid on the socket\n"
-	        "                         (default %u)\n"
+	        "  --max-conns-per-addr N connections from one address: a uid on the socket,\n"
+	        "                         an IP (an IPv6 /64) on TLS (default %u)\n"
 	        "  --max-stranger-conns N connections of keys that are in no room (default %u;\n"
 	        "                         below --max-conns)\n"
 	        "  --stranger-idle-timeout-s N  close those when idle for N s (default %u)\n"
@@ -182,7 +208,7 @@ static void usage(FILE *f)
 	        "\n"
 	        "Prints \"dcrd: listening on PATH\" to stderr when ready. See docs/daemon.md.\n",
 	        DCR_CONFIG_DEFAULT[0] ? DCR_CONFIG_DEFAULT : "none", DMN_SOCKET_MODE,
-	        (unsigned)DMN_IDLE_TIMEOUT_MS, DMN_CONNS_MAX, DMN_CONNS_PER_KEY_MAX,
+	        DMN_TLS_HANDSHAKE_TIMEOUT_MS, DMN_TLS_HANDSHAKES_MAX, (unsigned)DMN_IDLE_TIMEOUT_MS, DMN_CONNS_MAX, DMN_CONNS_PER_KEY_MAX,
 	        DMN_CONNS_PER_ADDR_MAX, DMN_STRANGER_CONNS_MAX, DMN_STRANGER_IDLE_S,
 	        (unsigned long long)(DMN_IMAGE_CACHE_BYTES >> 20),
 	        (unsigned long long)(DMN_FRAME_BUDGET_BYTES >> 20), FRAME_BUDGET_MB_MIN,
@@ -355,6 +381,10 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 	    {"max-conns-per-addr", required_argument, NULL, OPT_CONNS + 2},
 	    {"max-stranger-conns", required_argument, NULL, OPT_CONNS + 3},
 	    {"stranger-idle-timeout-s", required_argument, NULL, OPT_CONNS + 4},
+	    {"listen", required_argument, NULL, OPT_LISTEN},
+	    {"fingerprint", no_argument, NULL, OPT_FINGERPRINT},
+	    {"tls-handshake-timeout-ms", required_argument, NULL, OPT_TLS},
+	    {"max-tls-handshakes", required_argument, NULL, OPT_TLS + 1},
 	    {"job-workers", required_argument, NULL, 'j'},
 	    {"max-running-per-room", required_argument, NULL, 'r'},
 	    {"max-running-per-key", required_argument, NULL, 'y'},
@@ -385,6 +415,17 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 			break;
 		case 's':
 			opt.socket_path = optarg;
+			break;
+		case OPT_LISTEN:
+			if (opt.nlisten == DMN_LISTEN_MAX) {
+				fprintf(stderr, "dcrd: --listen: at most %u addresses\n",
+				        DMN_LISTEN_MAX);
+				return 2;
+			}
+			opt.listen[opt.nlisten++] = optarg;
+			break;
+		case OPT_FINGERPRINT:
+			print_fingerprint = true;
 			break;
 		case 'i': {
 			char *end = NULL;
@@ -655,6 +696,40 @@ static int reload(void *arg, dmn_options *next, char *msg, size_t cap)
 	return 0;
 }
 
+/* dcrd --fingerprint: the TLS key's fingerprint on stdout, the key made
+ * (with its directory and the data directory) if missing. Needs no lock:
+ * two makers end up with one key (dcr_tls_server_open). */
+static int fingerprint_main(const dmn_options *opt)
+{
+	char *dir = dcr_asprintf("%s/%s", opt->data_dir, DMN_TLS_DIR);
+	char s[DCR_TLS_FINGERPRINT_BYTES];
+	uint8_t fp[DCR_SHA256_BYTES];
+	dcr_tls_server *srv = NULL;
+	bool made = false;
+	dcr_err err;
+	int rc = 0;
+
+	dcr_err_clear(&err);
+	if (mkdir(opt->data_dir, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "dcrd: creating %s: %s\n", opt->data_dir, strerror(errno));
+		rc = 1;
+	} else if (dcr_tls_server_open(dir, &srv, &made, &err) < 0) {
+		fprintf(stderr, "dcrd: %s\n", err.msg);
+		rc = 1;
+	} else {
+		dcr_tls_server_fingerprint(srv, fp);
+		dcr_tls_fingerprint_format(fp, s);
+		if (made)
+			fprintf(stderr, "dcrd: created TLS key %s/%s\n", dir, DCR_TLS_KEY_FILE);
+		printf("%s\n", s);
+		if (fflush(stdout) != 0)
+			rc = 1;
+	}
+	dcr_tls_server_free(srv);
+	free(dir);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	dmn_options opt;
@@ -674,6 +749,11 @@ int main(int argc, char **argv)
 	if (rc) {
 		parsed_free(&g.now);
 		return rc == PARSE_HELP ? 0 : rc;
+	}
+	if (print_fingerprint) {
+		rc = fingerprint_main(&opt);
+		parsed_free(&g.now);
+		return rc;
 	}
 	opt.reload = reload;
 	rc = 0;

@@ -26,7 +26,10 @@
  * (appends complete), stops the workers and closes the store.
  *
  * The only file that includes uv.h. */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -37,6 +40,7 @@
 #include <uv.h>
 
 #include "dmn_int.h"
+#include "../base/tls.h"
 
 #define READ_BUF_BYTES (64u * 1024)
 
@@ -67,7 +71,20 @@ typedef struct wreq {
 struct conn {
 	server *srv;
 	conn *prev, *next;
-	uv_pipe_t pipe;
+	/* The transport: the unix socket (pipe), or TCP with tls set. Reads,
+	 * writes and closes go through conn_read_start/stop, conn_send and
+	 * conn_close, so framing, authentication and requests are one code
+	 * for both. */
+	union {
+		uv_handle_t h;
+		uv_stream_t s;
+		uv_pipe_t pipe;
+		uv_tcp_t tcp;
+	} io;
+	dcr_tls_engine *tls;
+	bool hs_done;    /* TLS handshake complete (always true on the pipe) */
+	bool hs_counted; /* in srv->handshakes */
+	uint8_t binding[DCR_TLS_BINDING_BYTES]; /* RFC 9266, once hs_done */
 	uv_timer_t timer;
 	int handles_open;
 	bool closing, authed, reading;
@@ -151,6 +168,17 @@ struct server {
 	uint64_t activity; /* counts activity: orders connections by their last */
 	uv_loop_t *loop;
 	uv_pipe_t listen;
+	/* TLS listeners (--listen) and their key; handshakes: connections
+	 * accepted on them whose handshake is not complete, at most
+	 * max_handshakes (one more closes the oldest), each closed after
+	 * hs_timeout_ms; tls_rbuf: where their ciphertext is read (fed to
+	 * the engine at once, so one buffer serves them all). */
+	uv_tcp_t **tcp;
+	size_t ntcp;
+	dcr_tls_server *tls;
+	unsigned handshakes, max_handshakes;
+	uint64_t hs_timeout_ms, hs_evicted;
+	uint8_t *tls_rbuf;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	conn *conns;
 	size_t nconns;
@@ -237,6 +265,8 @@ static void pump(conn *c);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void feed(conn *c, const uint8_t *p, size_t n);
+static int conn_read_start(conn *c);
+static void conn_read_stop(conn *c);
 
 /* ---- frame budget ------------------------------------------------------------- */
 
@@ -359,10 +389,8 @@ static void budget_wake(server *s)
 		if (frame_start(c, true) > 0)
 			feed(c, p, n);
 		if (!c->closing && !c->doomed && !c->waiting && !c->reading &&
-		    (!c->authed || c->inflight < DMN_INFLIGHT_MAX)) {
-			c->reading = true;
-			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
-		}
+		    (!c->authed || c->inflight < DMN_INFLIGHT_MAX))
+			conn_read_start(c);
 	}
 	b->waking = false;
 }
@@ -390,7 +418,8 @@ static void conn_free(conn *c)
 	server *s = c->srv;
 	uint64_t charge = c->body_charge + c->spare_charge;
 
-	DCR_ASSERT(!c->waiting);
+	DCR_ASSERT(!c->waiting && !c->hs_counted);
+	dcr_tls_engine_free(c->tls);
 	free(c->body);
 	free(c->spare);
 	if (c->prev)
@@ -456,9 +485,14 @@ static void conn_close(conn *c)
 		c->unauth_counted = false;
 		c->srv->unauthed--;
 	}
-	uv_read_stop((uv_stream_t *)&c->pipe);
+	if (c->hs_counted) {
+		c->hs_counted = false;
+		c->srv->handshakes--;
+	}
+	uv_read_stop(&c->io.s);
+	c->reading = false;
 	uv_timer_stop(&c->timer);
-	uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
+	uv_close(&c->io.h, on_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
@@ -473,8 +507,7 @@ static void on_write(uv_write_t *w, int status)
 		    c->inflight < DMN_INFLIGHT_MAX) {
 			/* (libuv refuses a NULL alloc callback: reading would
 			 * never resume and the connection would hang) */
-			int e = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
-			c->reading = e == 0;
+			int e = conn_read_start(c);
 			if (e < 0) {
 				dmn__log(c->srv->d, DMN_LOG_WARN, "%s: resuming reads: %s; closing",
 				         c->sess.who ? c->sess.who : c->who, uv_strerror(e));
@@ -488,7 +521,32 @@ static void on_write(uv_write_t *w, int status)
 	free(wr);
 }
 
-/* Sends a frame (takes buf's memory). */
+/* TLS: replaces the plaintext frame in buf by the bytes to send: what the
+ * engine holds (the rest of the handshake, an alert), the frame encrypted
+ * and, with close_after, close_notify. Before the handshake is complete
+ * there is no channel: the frame is dropped. */
+static int tls_seal(conn *c, dcr_buf *buf, bool close_after)
+{
+	dcr_buf ct;
+	dcr_err err;
+	int rc = 0;
+
+	dcr_buf_init(&ct);
+	dcr_err_clear(&err);
+	if (buf->len && c->hs_done)
+		rc = dcr_tls_engine_write(c->tls, buf->data, buf->len, &err);
+	if (rc < 0)
+		dmn__log(c->srv->d, DMN_LOG_WARN, "TLS connection from %s closed: %s", c->addr,
+		         err.msg);
+	if (close_after && c->hs_done)
+		dcr_tls_engine_close(c->tls);
+	dcr_tls_engine_drain_all(c->tls, &ct);
+	dcr_buf_release(buf);
+	*buf = ct;
+	return rc;
+}
+
+/* Sends a frame (takes buf's memory); on TLS encrypted (tls_seal). */
 static void conn_send(conn *c, dcr_buf *buf, bool close_after, bool counts)
 {
 	wreq *wr;
@@ -501,6 +559,21 @@ static void conn_send(conn *c, dcr_buf *buf, bool close_after, bool counts)
 			c->inflight--;
 		return;
 	}
+	if (c->tls && tls_seal(c, buf, close_after) < 0) {
+		if (counts)
+			c->inflight--;
+		conn_close(c);
+		return;
+	}
+	if (buf->len == 0) {
+		/* TLS with nothing to send (a frame before the handshake is
+		 * dropped: there is no channel to send it on) */
+		DCR_ASSERT(c->tls && !counts);
+		dcr_buf_release(buf);
+		if (close_after)
+			conn_close(c);
+		return;
+	}
 	wr = dcr_calloc(1, sizeof *wr);
 	wr->buf = *buf;
 	dcr_buf_init(buf);
@@ -509,7 +582,7 @@ static void conn_send(conn *c, dcr_buf *buf, bool close_after, bool counts)
 	wr->counts = counts;
 	wr->w.data = wr;
 	b = uv_buf_init((char *)wr->buf.data, (unsigned)wr->buf.len);
-	rc = uv_write(&wr->w, (uv_stream_t *)&c->pipe, &b, 1, on_write);
+	rc = uv_write(&wr->w, &c->io.s, &b, 1, on_write);
 	if (rc < 0) {
 		if (counts)
 			c->inflight--;
@@ -817,7 +890,8 @@ static void auth_frame(conn *c, const uint8_t *p, size_t n)
 {
 	server *s = c->srv;
 	dcr_mp_doc *doc = NULL;
-	uint8_t key[32], sig[64], msg[64];
+	uint8_t key[32], sig[64], msg[96];
+	size_t msg_n = 64;
 	dcr_err err;
 	int rc;
 
@@ -835,15 +909,29 @@ static void auth_frame(conn *c, const uint8_t *p, size_t n)
 		send_error(c, 0, DCR_EPROTO, "expected {key, sig} answering the challenge", true);
 		return;
 	}
+	/* On TLS the signature binds this connection's channel (RFC 9266
+	 * exporter): one made for another connection, relayed or replayed
+	 * here, does not verify. Each side knows its own transport. */
 	memcpy(msg, c->challenge, 32);
 	memcpy(msg + 32, s->d->pub, 32);
+	if (c->tls) {
+		DCR_ASSERT(c->hs_done);
+		memcpy(msg + 64, c->binding, DCR_TLS_BINDING_BYTES);
+		msg_n = 96;
+	}
 	rm_actor_name(NULL, s->d->pub, key, RM_ACTOR_SHORT, c->who, sizeof c->who);
-	rc = dcr_verify(key, DCR_DOMAIN_AUTH, msg, sizeof msg, sig);
+	rc = dcr_verify(key, c->tls ? DCR_DOMAIN_AUTH_TLS : DCR_DOMAIN_AUTH, msg, msg_n, sig);
 	if (rc < 0) {
-		dmn__log(s->d, DMN_LOG_INFO, "%s connection refused: bad challenge signature",
-		         c->who);
+		dmn__log(s->d, DMN_LOG_INFO, "%s connection%s%s refused: bad challenge signature%s",
+		         c->who, c->tls ? " from " : "", c->tls ? c->addr : "",
+		         c->tls ? " (not bound to this TLS connection)" : "");
 		c->doomed = true;
-		send_error(c, 0, DCR_ESIG, "authentication failed: bad signature", true);
+		send_error(c, 0, DCR_ESIG,
+		           c->tls ? "authentication failed: bad signature (over TLS, sign "
+		                    "dcr.auth.tls.v1 over challenge, daemon_key and this "
+		                    "connection's channel binding, RFC 9266 tls-exporter)"
+		                  : "authentication failed: bad signature",
+		           true);
 		return;
 	}
 	c->authed = true;
@@ -930,10 +1018,8 @@ static void on_frame(conn *c, uint8_t *body, size_t n, uint64_t charge)
 		c->q_head = r;
 	c->q_tail = r;
 	c->inflight++;
-	if (c->inflight >= DMN_INFLIGHT_MAX && c->reading) {
-		uv_read_stop((uv_stream_t *)&c->pipe);
-		c->reading = false;
-	}
+	if (c->inflight >= DMN_INFLIGHT_MAX && c->reading)
+		conn_read_stop(c);
 	pump(c);
 }
 
@@ -965,27 +1051,37 @@ static int body_grow(conn *c, size_t want)
 	return 0;
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* Where the connection's next bytes of plaintext go: in the middle of a
+ * frame straight into it, no further than its end; else rbuf. */
+static void conn_inbuf(conn *c, uint8_t **p, size_t *cap)
 {
-	conn *c = h->data;
-
-	(void)suggested;
 	if (c->hdr_have == PROTO_HDR_BYTES && c->body && c->body_have < c->body_len &&
 	    !c->doomed) {
-		/* In the middle of a frame: read straight into it, no further
-		 * than its end. */
 		size_t room;
 		if (c->body_have == c->body_cap && body_grow(c, c->body_have + 1) < 0)
 			goto rbuf; /* refused: the rest is read and dropped */
 		room = c->body_cap - c->body_have;
 		if (room > c->body_len - c->body_have)
 			room = c->body_len - c->body_have;
-		*buf = uv_buf_init((char *)c->body + c->body_have, (unsigned)room);
+		*p = c->body + c->body_have;
+		*cap = room;
 		return;
 	}
 rbuf:
 	DCR_ASSERT(c->pend_n == 0);
-	*buf = uv_buf_init((char *)c->rbuf, sizeof c->rbuf);
+	*p = c->rbuf;
+	*cap = sizeof c->rbuf;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	conn *c = h->data;
+	uint8_t *p;
+	size_t cap;
+
+	(void)suggested;
+	conn_inbuf(c, &p, &cap);
+	*buf = uv_buf_init((char *)p, (unsigned)cap);
 }
 
 static void body_done(conn *c)
@@ -1044,10 +1140,8 @@ static void feed(conn *c, const uint8_t *p, size_t n)
 					b->wait_head = c;
 				b->wait_tail = c;
 				b->waits++;
-				if (c->reading) {
-					uv_read_stop((uv_stream_t *)&c->pipe);
-					c->reading = false;
-				}
+				if (c->reading)
+					conn_read_stop(c);
 				dmn__log(c->srv->d, DMN_LOG_DEBUG,
 				         "%s frame of %u bytes waits for the frame budget (%llu of "
 				         "%llu bytes in use)",
@@ -1073,10 +1167,28 @@ static void feed(conn *c, const uint8_t *p, size_t n)
 	}
 }
 
+/* n bytes of plaintext arrived at p, which conn_inbuf gave. */
+static void conn_input(conn *c, const uint8_t *p, size_t n)
+{
+	if (n > 0 && c->authed) {
+		uv_timer_again(&c->timer);
+		c->active = ++c->srv->activity;
+	}
+	if (p != c->rbuf) {
+		/* read into the frame itself (conn_inbuf) */
+		if (c->closing || c->doomed || !c->body)
+			return;
+		c->body_have += n;
+		if (c->body_have == c->body_len)
+			body_done(c);
+		return;
+	}
+	feed(c, p, n);
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	conn *c = st->data;
-	size_t n;
 
 	if (nread < 0) {
 		if (nread != UV_EOF)
@@ -1085,27 +1197,174 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		conn_close(c);
 		return;
 	}
-	n = (size_t)nread;
-	if (n > 0 && c->authed) {
-		uv_timer_again(&c->timer);
-		c->active = ++c->srv->activity;
-	}
-	if (buf->base != (char *)c->rbuf) {
-		/* read into the frame itself (on_alloc) */
-		if (c->closing || c->doomed || !c->body)
+	conn_input(c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+/* ---- TLS connections ------------------------------------------------------------- *
+ *
+ * A TCP connection's bytes go through its engine (base/tls.h): what the
+ * socket gives is fed to it at once (one read buffer for all of them,
+ * srv->tls_rbuf), plaintext is taken from it only while the connection
+ * reads (tls_pull, through conn_inbuf and conn_input like the pipe's),
+ * and what it has to send leaves with the next write (tls_seal). So a
+ * connection that is not read holds at most one read of ciphertext, and
+ * the frame, authentication and request code is the pipe's.
+ *
+ * Before the handshake is complete a connection is in srv->handshakes
+ * (at most max_handshakes: one more closes the oldest) and has
+ * hs_timeout_ms to finish it; then it is a connection waiting to
+ * authenticate like any other (conn_hello), whose signature must bind
+ * this connection's exporter (auth_frame). */
+
+static void conn_hello(conn *c);
+
+/* Sends what the engine holds (handshake messages, an alert). */
+static void tls_flush(conn *c, bool close_after)
+{
+	dcr_buf none;
+
+	dcr_buf_init(&none);
+	conn_send(c, &none, close_after, false);
+}
+
+static void tls_pull(conn *c)
+{
+	dcr_err err;
+
+	while (c->hs_done && c->reading && !c->closing && !c->doomed) {
+		uint8_t *p;
+		size_t cap;
+		int n;
+
+		conn_inbuf(c, &p, &cap);
+		n = dcr_tls_engine_read(c->tls, p, cap, &err);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			dmn__log(c->srv->d, n == -EPIPE ? DMN_LOG_DEBUG : DMN_LOG_INFO,
+			         "%s TLS connection from %s closed: %s",
+			         c->sess.who ? c->sess.who : c->who, c->addr, err.msg);
+			conn_close(c);
 			return;
-		c->body_have += n;
-		if (c->body_have == c->body_len)
-			body_done(c);
+		}
+		conn_input(c, p, (size_t)n);
+	}
+	if (!c->closing && dcr_tls_engine_pending(c->tls))
+		tls_flush(c, false); /* a key update's answer */
+}
+
+static void on_tls_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	conn *c = h->data;
+
+	(void)suggested;
+	*buf = uv_buf_init((char *)c->srv->tls_rbuf, READ_BUF_BYTES);
+}
+
+/* The handshake just completed: the connection leaves the handshakes and
+ * gets its challenge. */
+static void tls_established(conn *c)
+{
+	server *s = c->srv;
+	dcr_err err;
+
+	c->hs_done = true;
+	if (c->hs_counted) {
+		c->hs_counted = false;
+		s->handshakes--;
+	}
+	if (dcr_tls_engine_binding(c->tls, c->binding, &err) < 0) {
+		dmn__log(s->d, DMN_LOG_WARN, "TLS connection from %s closed: %s", c->addr, err.msg);
+		conn_close(c);
 		return;
 	}
-	feed(c, (const uint8_t *)buf->base, n);
+	dmn__log(s->d, DMN_LOG_DEBUG, "TLS connection from %s: handshake complete", c->addr);
+	conn_hello(c);
+}
+
+static void on_tls_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	conn *c = st->data;
+	server *s = c->srv;
+	dcr_err err;
+	int rc;
+
+	if (nread < 0) {
+		if (!c->hs_done)
+			dmn__log(s->d, DMN_LOG_DEBUG,
+			         "TLS connection from %s closed during the handshake: %s", c->addr,
+			         uv_strerror((int)nread));
+		else if (nread != UV_EOF)
+			dmn__log(s->d, DMN_LOG_DEBUG, "%s read error: %s", c->who,
+			         uv_strerror((int)nread));
+		conn_close(c);
+		return;
+	}
+	if (nread == 0 || c->closing || c->doomed)
+		return;
+	rc = dcr_tls_engine_feed(c->tls, buf->base, (size_t)nread, &err);
+	if (rc < 0) {
+		/* not TLS, no TLS 1.3, an alert...: the engine's alert goes out,
+		 * then the connection closes */
+		dmn__log(s->d, DMN_LOG_INFO, "TLS connection from %s refused: %s", c->addr,
+		         err.msg);
+		c->doomed = true;
+		tls_flush(c, true);
+		return;
+	}
+	if (dcr_tls_engine_buffered(c->tls) > DMN_TLS_BUFFERED_BYTES_MAX) {
+		dmn__log(s->d, DMN_LOG_WARN,
+		         "TLS connection from %s closed: %zu bytes buffered, past the limit of %u",
+		         c->addr, dcr_tls_engine_buffered(c->tls), DMN_TLS_BUFFERED_BYTES_MAX);
+		conn_close(c);
+		return;
+	}
+	if (!c->hs_done) {
+		tls_flush(c, false); /* our part of the handshake */
+		if (rc == 0 || c->closing)
+			return;
+		tls_established(c);
+		if (c->closing)
+			return;
+	}
+	tls_pull(c);
+}
+
+/* Starts reading the connection (c->reading); 0 or a libuv error. On TLS
+ * the plaintext its engine already holds is taken at once: nothing new may
+ * come from the socket to trigger it. */
+static int conn_read_start(conn *c)
+{
+	int e;
+
+	if (c->reading)
+		return 0;
+	e = c->tls ? uv_read_start(&c->io.s, on_tls_alloc, on_tls_read)
+	           : uv_read_start(&c->io.s, on_alloc, on_read);
+	c->reading = e == 0;
+	if (e == 0 && c->tls)
+		tls_pull(c);
+	return e;
+}
+
+static void conn_read_stop(conn *c)
+{
+	uv_read_stop(&c->io.s);
+	c->reading = false;
 }
 
 static void on_timer(uv_timer_t *t)
 {
 	conn *c = t->data;
 
+	if (!c->hs_done) {
+		dmn__log(c->srv->d, DMN_LOG_INFO,
+		         "TLS connection from %s closed: no TLS handshake within %llu ms (dcrd "
+		         "--tls-handshake-timeout-ms)",
+		         c->addr, (unsigned long long)c->srv->hs_timeout_ms);
+		conn_close(c);
+		return;
+	}
 	if (!c->authed) {
 		dmn__log(c->srv->d, DMN_LOG_INFO,
 		         "connection closed: no authentication within %u ms",
@@ -1128,16 +1387,15 @@ static void on_timer(uv_timer_t *t)
 }
 
 /* The peer's address, what max_per_addr counts: on the unix socket its
- * uid (SO_PEERCRED). A TCP listener would write "ip " and the address
- * (an IPv6 one as its /64): any string equal for the peers that share a
- * limit. */
+ * uid (SO_PEERCRED); on TCP "ip " and its IP address, an IPv6 one as its
+ * /64 (a host usually holds a whole /64), an IPv4-mapped one as IPv4. */
 static void conn_peer(conn *c)
 {
 	uv_os_fd_t fd;
 	struct ucred cr;
 	socklen_t len = sizeof cr;
 
-	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+	if (uv_fileno(&c->io.h, &fd) == 0 &&
 	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && len == sizeof cr) {
 		snprintf(c->addr, sizeof c->addr, "uid %u", (unsigned)cr.uid);
 		/* who is on the other end, for the operator's operations (admin.c) */
@@ -1147,60 +1405,98 @@ static void conn_peer(conn *c)
 		snprintf(c->addr, sizeof c->addr, "uid unknown");
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+static void conn_peer_ip(conn *c)
 {
-	server *s = listener->data;
-	conn *c;
-	proto_map m;
-	dcr_buf body, frame;
-	int rc;
+	struct sockaddr_storage ss;
+	int len = sizeof ss;
+	char ip[INET6_ADDRSTRLEN];
 
-	if (status < 0) {
-		dmn__log(s->d, DMN_LOG_WARN, "accept: %s", uv_strerror(status));
+	snprintf(c->addr, sizeof c->addr, "ip unknown");
+	if (uv_tcp_getpeername(&c->io.tcp, (struct sockaddr *)&ss, &len) != 0)
 		return;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+		if (inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip))
+			snprintf(c->addr, sizeof c->addr, "ip %s", ip);
+	} else if (ss.ss_family == AF_INET6) {
+		struct in6_addr a = ((const struct sockaddr_in6 *)&ss)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(&a)) {
+			if (inet_ntop(AF_INET, &a.s6_addr[12], ip, sizeof ip))
+				snprintf(c->addr, sizeof c->addr, "ip %s", ip);
+		} else {
+			memset(&a.s6_addr[8], 0, 8);
+			if (inet_ntop(AF_INET6, &a, ip, sizeof ip))
+				snprintf(c->addr, sizeof c->addr, "ip %s/64", ip);
+		}
 	}
-	c = dcr_calloc(1, sizeof *c);
+}
+
+/* A new connection on s's list (newest first), its handles initialised;
+ * tcp: a TCP one (TLS), else the unix socket's. */
+static conn *conn_new(server *s, bool tcp)
+{
+	conn *c = dcr_calloc(1, sizeof *c);
+
 	c->srv = s;
-	uv_pipe_init(s->loop, &c->pipe, 0);
+	if (tcp)
+		uv_tcp_init(s->loop, &c->io.tcp);
+	else
+		uv_pipe_init(s->loop, &c->io.pipe, 0);
 	uv_timer_init(s->loop, &c->timer);
-	c->pipe.data = c;
+	c->io.h.data = c;
 	c->timer.data = c;
 	c->handles_open = 2;
+	c->hs_done = !tcp;
 	snprintf(c->who, sizeof c->who, "(unauthenticated)");
 	c->next = s->conns;
 	if (s->conns)
 		s->conns->prev = c;
 	s->conns = c;
 	s->nconns++;
-	if (uv_accept(listener, (uv_stream_t *)&c->pipe) < 0) {
-		conn_close(c);
-		return;
+	return c;
+}
+
+/* A backstop on descriptors: admitted connections are bounded by
+ * max_conns (conn_admit), those authenticating by DMN_UNAUTH_CONNS_MAX
+ * (conn_hello), those in the TLS handshake by max_handshakes; this leaves
+ * as many again for connections still closing. false (msg set) when the
+ * newest connection must go. */
+static bool conn_backstop(server *s, char *msg, size_t cap)
+{
+	size_t max = (size_t)s->max_conns + 2 * DMN_UNAUTH_CONNS_MAX +
+	             (s->tls ? 2 * (size_t)s->max_handshakes : 0);
+
+	if (s->stopping) {
+		snprintf(msg, cap, "dcrd is shutting down");
+		return false;
 	}
-	conn_peer(c);
-	/* A backstop on descriptors: admitted ones are bounded by max_conns
-	 * (conn_admit), those authenticating by DMN_UNAUTH_CONNS_MAX (below);
-	 * this leaves as many again for connections still closing. */
-	if (s->nconns > (size_t)s->max_conns + 2 * DMN_UNAUTH_CONNS_MAX || s->stopping) {
-		char msg[160];
-		if (s->stopping)
-			snprintf(msg, sizeof msg, "dcrd is shutting down");
-		else
-			snprintf(msg, sizeof msg,
-			         "dcrd has %zu connections open or closing, the limit (dcrd "
-			         "--max-conns %u plus %u): try again later",
-			         s->nconns - 1, s->max_conns, 2 * DMN_UNAUTH_CONNS_MAX);
-		dmn__log(s->d, DMN_LOG_WARN, "connection from %s refused: %s", c->addr, msg);
-		send_error(c, 0, DCR_ELIMIT, msg, true);
-		return;
-	}
+	if (s->nconns <= max)
+		return true;
+	snprintf(msg, cap,
+	         "dcrd has %zu connections open or closing, the limit (dcrd --max-conns %u plus "
+	         "%zu): try again later",
+	         s->nconns - 1, s->max_conns, max - s->max_conns);
+	return false;
+}
+
+/* The connection (the pipe's at accept, a TLS one once its handshake is
+ * complete) waits to authenticate: the challenge, the authentication
+ * timeout, reading. */
+static void conn_hello(conn *c)
+{
+	server *s = c->srv;
+	proto_map m;
+	dcr_buf body, frame;
+	int rc;
+
 	if (s->unauthed >= DMN_UNAUTH_CONNS_MAX) {
-		/* The oldest handshake gives way (the list is newest first): a
+		/* The oldest waiting gives way (the list is newest first): a
 		 * client that answers at once always gets through, one that
 		 * holds connections open without answering only pushes out
 		 * its own. */
 		conn *old = NULL, *o;
-		for (o = c->next; o; o = o->next)
-			if (o->unauth_counted)
+		for (o = s->conns; o; o = o->next)
+			if (o != c && o->unauth_counted)
 				old = o;
 		DCR_ASSERT(old != NULL);
 		old->unauth_counted = false;
@@ -1222,9 +1518,10 @@ static void on_connection(uv_stream_t *listener, int status)
 	proto_frame_wrap(&frame, body.data, body.len);
 	dcr_buf_release(&body);
 	conn_send(c, &frame, false, false);
+	if (c->closing)
+		return;
 	uv_timer_start(&c->timer, on_timer, DMN_AUTH_TIMEOUT_MS, s->idle_ms);
-	rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
-	c->reading = rc == 0;
+	rc = conn_read_start(c);
 	if (rc < 0) {
 		dmn__log(s->d, DMN_LOG_WARN, "connection closed: reading from it: %s",
 		         uv_strerror(rc));
@@ -1232,7 +1529,216 @@ static void on_connection(uv_stream_t *listener, int status)
 	}
 }
 
+static void on_connection(uv_stream_t *listener, int status)
+{
+	server *s = listener->data;
+	char msg[192];
+	conn *c;
+
+	if (status < 0) {
+		dmn__log(s->d, DMN_LOG_WARN, "accept: %s", uv_strerror(status));
+		return;
+	}
+	c = conn_new(s, false);
+	if (uv_accept(listener, &c->io.s) < 0) {
+		conn_close(c);
+		return;
+	}
+	conn_peer(c);
+	if (!conn_backstop(s, msg, sizeof msg)) {
+		dmn__log(s->d, DMN_LOG_WARN, "connection from %s refused: %s", c->addr, msg);
+		send_error(c, 0, DCR_ELIMIT, msg, true);
+		return;
+	}
+	conn_hello(c);
+}
+
+/* A connection on a TLS listener: the handshake first. */
+static void on_tls_connection(uv_stream_t *listener, int status)
+{
+	server *s = listener->data;
+	char msg[192];
+	dcr_err err;
+	conn *c;
+	int rc;
+
+	if (status < 0) {
+		dmn__log(s->d, DMN_LOG_WARN, "accept (TLS): %s", uv_strerror(status));
+		return;
+	}
+	c = conn_new(s, true);
+	if (uv_accept(listener, &c->io.s) < 0) {
+		conn_close(c);
+		return;
+	}
+	conn_peer_ip(c);
+	uv_tcp_nodelay(&c->io.tcp, 1); /* frames are answered at once */
+	if (!conn_backstop(s, msg, sizeof msg)) {
+		/* no channel yet for an error frame: just closed */
+		dmn__log(s->d, DMN_LOG_WARN, "TLS connection from %s refused: %s", c->addr, msg);
+		conn_close(c);
+		return;
+	}
+	if (dcr_tls_engine_server(s->tls, &c->tls, &err) < 0) {
+		dmn__log(s->d, DMN_LOG_WARN, "TLS connection from %s refused: %s", c->addr,
+		         err.msg);
+		conn_close(c);
+		return;
+	}
+	if (s->handshakes >= s->max_handshakes) {
+		/* The oldest handshake gives way (the list is newest first): a
+		 * client that completes its handshake at once always gets
+		 * through, one that holds connections open without one only
+		 * pushes out its own. Logged at 1, 10, 100, ... */
+		conn *old = NULL, *o;
+		for (o = c->next; o; o = o->next)
+			if (o->hs_counted)
+				old = o;
+		DCR_ASSERT(old != NULL);
+		s->hs_evicted++;
+		for (uint64_t k = 1; k <= s->hs_evicted; k *= 10)
+			if (k == s->hs_evicted)
+				dmn__log(s->d, DMN_LOG_INFO,
+				         "TLS connection from %s closed: %u connections are in the "
+				         "TLS handshake, the limit (dcrd --max-tls-handshakes %u); the "
+				         "oldest gives way (%llu so far)",
+				         old->addr, s->handshakes, s->max_handshakes,
+				         (unsigned long long)s->hs_evicted);
+		conn_close(old);
+	}
+	s->handshakes++;
+	c->hs_counted = true;
+	uv_timer_start(&c->timer, on_timer, s->hs_timeout_ms, 0);
+	rc = conn_read_start(c);
+	if (rc < 0) {
+		dmn__log(s->d, DMN_LOG_WARN, "TLS connection from %s closed: reading from it: %s",
+		         c->addr, uv_strerror(rc));
+		conn_close(c);
+	}
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------ */
+
+static void on_tcp_listener_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void tcp_close_all(server *s)
+{
+	for (size_t i = 0; i < s->ntcp; i++)
+		uv_close((uv_handle_t *)s->tcp[i], on_tcp_listener_closed);
+	s->ntcp = 0;
+}
+
+#define TCP_LISTENERS_MAX (DMN_LISTEN_MAX * 4) /* addresses of the --listen names */
+
+/* Splits "HOST:PORT" or "[IPV6]:PORT" (--listen). */
+static int listen_spec(const char *spec, char host[256], char port[8], dcr_err *err)
+{
+	const char *h = spec, *he, *p;
+	char *end;
+	unsigned long v;
+
+	if (*spec == '[') {
+		h = spec + 1;
+		he = strchr(h, ']');
+		if (!he || he[1] != ':')
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "--listen %s: expected [IPV6]:PORT, e.g. [::1]:4433", spec);
+		p = he + 2;
+	} else {
+		he = strrchr(spec, ':');
+		if (!he)
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "--listen %s: expected HOST:PORT, e.g. 127.0.0.1:4433", spec);
+		if (memchr(spec, ':', (size_t)(he - spec)))
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "--listen %s: an IPv6 address goes in brackets: [ADDR]:PORT",
+			                   spec);
+		p = he + 1;
+	}
+	if (he == h)
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "--listen %s: no host (0.0.0.0:PORT or [::]:PORT listen on every "
+		                   "address)",
+		                   spec);
+	if ((size_t)(he - h) >= 256)
+		return dcr_err_set(err, DCR_EINVALID, "--listen %.80s...: host name too long", spec);
+	errno = 0;
+	v = strtoul(p, &end, 10);
+	if (!*p || *end || errno || v > 65535 || *p == '-' || *p == '+')
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "--listen %s: the port must be a number from 0 to 65535 (0: any "
+		                   "free port)",
+		                   spec);
+	memcpy(host, h, (size_t)(he - h));
+	host[he - h] = 0;
+	snprintf(port, 8, "%lu", v);
+	return 0;
+}
+
+/* Listens with TLS on every address of spec; prints each ("dcrd:
+ * listening on tls:ADDR:PORT ..."). The handles are in s->tcp. */
+static int listen_tcp(server *s, const char *spec, const char *fingerprint, dcr_err *err)
+{
+	char host[256], port[8];
+	struct addrinfo hints, *res = NULL, *ai;
+	int rc, g;
+
+	rc = listen_spec(spec, host, port, err);
+	if (rc < 0)
+		return rc;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	g = getaddrinfo(host, port, &hints, &res);
+	if (g != 0)
+		return dcr_err_set(err, DCR_EINVALID, "--listen %s: %s", spec, gai_strerror(g));
+	for (ai = res; ai; ai = ai->ai_next) {
+		struct sockaddr_storage ss;
+		int len = sizeof ss;
+		char ip[INET6_ADDRSTRLEN] = "?";
+		unsigned bport = 0;
+		uv_tcp_t *h;
+
+		if (s->ntcp == TCP_LISTENERS_MAX) {
+			rc = dcr_err_set(err, DCR_ELIMIT, "--listen: more than %u addresses",
+			                 TCP_LISTENERS_MAX);
+			goto out;
+		}
+		h = dcr_calloc(1, sizeof *h);
+		uv_tcp_init(s->loop, h);
+		h->data = s;
+		s->tcp[s->ntcp++] = h;
+		rc = uv_tcp_bind(h, ai->ai_addr, ai->ai_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+		if (rc == 0)
+			rc = uv_listen((uv_stream_t *)h, 128, on_tls_connection);
+		if (rc < 0) {
+			rc = dcr_err_set(err, rc, "--listen %s: %s", spec, uv_strerror(rc));
+			goto out;
+		}
+		if (uv_tcp_getsockname(h, (struct sockaddr *)&ss, &len) == 0) {
+			if (ss.ss_family == AF_INET) {
+				const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+				inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+				bport = ntohs(a->sin_port);
+			} else if (ss.ss_family == AF_INET6) {
+				const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+				inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+				bport = ntohs(a->sin6_port);
+			}
+		}
+		fprintf(stderr, "dcrd: listening on tls:%s%s%s:%u (TLS 1.3, fingerprint %s)\n",
+		        ss.ss_family == AF_INET6 ? "[" : "", ip, ss.ss_family == AF_INET6 ? "]" : "",
+		        bport, fingerprint);
+	}
+	rc = 0;
+out:
+	freeaddrinfo(res);
+	return rc;
+}
 
 static void on_signal(uv_signal_t *h, int signum)
 {
@@ -1245,6 +1751,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	dmn__log(s->d, DMN_LOG_INFO, "signal %d: shutting down", signum);
 	dmn__wake_waiters(s->d, true); /* long polls return now */
 	uv_close((uv_handle_t *)&s->listen, NULL);
+	tcp_close_all(s);
 	for (c = s->conns; c; c = c->next)
 		conn_close(c);
 	uv_close((uv_handle_t *)&s->sig_term, NULL);
@@ -1452,6 +1959,7 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	bool loop_ok = false, started_jobs = false;
 	uint8_t master[DCR_AES_KEY_BYTES];
 	char *events_dir = NULL;
+	char tls_fp[DCR_TLS_FINGERPRINT_BYTES] = "";
 	const char *env;
 	int lock_fd = -1, rc;
 
@@ -1490,6 +1998,24 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	rc = load_keys(d, master, err);
 	if (rc < 0)
 		goto out;
+	if (opt->nlisten) {
+		/* the TLS key and certificate, made at the first start with
+		 * --listen (docs/daemon.md "TLS listeners") */
+		char *tdir = dcr_asprintf("%s/%s", d->dir, DMN_TLS_DIR);
+		bool made = false;
+		uint8_t fp[DCR_SHA256_BYTES];
+		rc = dcr_tls_server_open(tdir, &s.tls, &made, err);
+		if (rc == 0) {
+			dcr_tls_server_fingerprint(s.tls, fp);
+			dcr_tls_fingerprint_format(fp, tls_fp);
+			if (made)
+				dmn__log(d, DMN_LOG_INFO, "created TLS key %s/%s, fingerprint %s", tdir,
+				         DCR_TLS_KEY_FILE, tls_fp);
+		}
+		free(tdir);
+		if (rc < 0)
+			goto out;
+	}
 	{
 		es_options eo = {0};
 		eo.no_sync = opt->no_sync;
@@ -1538,6 +2064,14 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	    opt->max_stranger_conns ? (unsigned)opt->max_stranger_conns : DMN_STRANGER_CONNS_MAX;
 	s.stranger_idle_ms =
 	    1000 * (opt->stranger_idle_s ? opt->stranger_idle_s : DMN_STRANGER_IDLE_S);
+	s.max_handshakes = opt->max_tls_handshakes ? (unsigned)opt->max_tls_handshakes
+	                                           : DMN_TLS_HANDSHAKES_MAX;
+	s.hs_timeout_ms = opt->tls_handshake_timeout_ms ? opt->tls_handshake_timeout_ms
+	                                                : DMN_TLS_HANDSHAKE_TIMEOUT_MS;
+	if (s.tls) {
+		s.tls_rbuf = dcr_malloc(READ_BUF_BYTES);
+		s.tcp = dcr_calloc(TCP_LISTENERS_MAX, sizeof *s.tcp);
+	}
 	/* Defaults follow a lower --max-conns; values given must fit it. */
 	if (s.max_per_addr > s.max_conns)
 		s.max_per_addr = s.max_conns;
@@ -1601,6 +2135,16 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 			goto out;
 		}
 	}
+	for (unsigned i = 0; i < opt->nlisten; i++) {
+		rc = listen_tcp(&s, opt->listen[i], tls_fp, err);
+		if (rc < 0) {
+			uv_close((uv_handle_t *)&s.listen, NULL);
+			tcp_close_all(&s);
+			uv_run(&loop, UV_RUN_DEFAULT);
+			unlink(s.socket_path);
+			goto out;
+		}
+	}
 	uv_signal_init(&loop, &s.sig_term);
 	uv_signal_init(&loop, &s.sig_int);
 	uv_signal_init(&loop, &s.sig_hup);
@@ -1615,6 +2159,7 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 		rc = dcr_err_set(err, DCR_EINTERNAL, "handling SIGTERM, SIGINT and SIGHUP: %s",
 		                 uv_strerror(rc));
 		uv_close((uv_handle_t *)&s.listen, NULL);
+		tcp_close_all(&s);
 		uv_close((uv_handle_t *)&s.sig_term, NULL);
 		uv_close((uv_handle_t *)&s.sig_int, NULL);
 		uv_close((uv_handle_t *)&s.sig_hup, NULL);
@@ -1628,7 +2173,8 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	unlink(s.socket_path);
 	dmn__log(d, DMN_LOG_INFO, "stopped accepting; requests finished");
 	/* every connection is freed: every frame gave its budget back */
-	DCR_ASSERT(s.budget.used_bytes == 0 && s.budget.wait_head == NULL && s.unauthed == 0);
+	DCR_ASSERT(s.budget.used_bytes == 0 && s.budget.wait_head == NULL && s.unauthed == 0 &&
+	           s.handshakes == 0);
 	dmn__log(d, DMN_LOG_INFO,
 	         "frame budget: peak %llu of %llu bytes, %llu frames waited for it",
 	         (unsigned long long)s.budget.peak_bytes, (unsigned long long)s.budget.max_bytes,
@@ -1658,6 +2204,9 @@ out:
 	dcr_key_free(d->key);
 	free(s.members.slots);
 	pthread_mutex_destroy(&s.members.mu);
+	dcr_tls_server_free(s.tls);
+	free(s.tls_rbuf);
+	free(s.tcp);
 	if (rc == 0)
 		dmn__log(d, DMN_LOG_INFO, "clean shutdown");
 	free(events_dir);

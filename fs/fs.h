@@ -217,11 +217,14 @@ int fs_errno(int code);
 
 /* ---- backends ------------------------------------------------------------- */
 
-/* Backend over the proto client: a pool of `conns` connections to
- * socket_path authenticated as id (copied by reference: id must outlive
- * the backend), uploads on their own connection. */
+/* Backend over the proto client: a pool of `conns` connections to addr
+ * (its socket, server and pin are copied; its check callback is not
+ * kept: a TLS server needs a pin here, so every reconnection demands the
+ * key the first connection saw) authenticated as id (copied by reference:
+ * id must outlive the backend), uploads on their own connection. */
 typedef struct fs_proto fs_proto;
-int fs_proto_new(const char *socket_path, const dcr_key *id, const uint8_t room[ES_ROOM_ID_BYTES],
+struct cl_addr;
+int fs_proto_new(const struct cl_addr *addr, const dcr_key *id, const uint8_t room[ES_ROOM_ID_BYTES],
                  unsigned conns, fs_proto **out, dcr_err *err);
 void fs_proto_free(fs_proto *p);
 void fs_proto_backend(fs_proto *p, fs_backend *be);

@@ -26,7 +26,9 @@ typedef struct pconn {
 } pconn;
 
 struct fs_proto {
-	char *socket;
+	char *socket, *server, *pin; /* where to connect (cl_addr) */
+	cl_addr addr;                /* points into the three above */
+	const char *name;            /* the server or the socket, for messages */
 	const dcr_key *id;
 	uint8_t room[ES_ROOM_ID_BYTES];
 	uint8_t daemon[32];
@@ -60,7 +62,7 @@ static bool transport_error(int rc)
 static int connect_fail(fs_proto *p, int rc, dcr_err *err)
 {
 	if (rc < 0 && rc > -4096) {
-		dcr_err_prefix(err, "daemon at %s unreachable", p->socket);
+		dcr_err_prefix(err, "daemon at %s unreachable", p->name);
 		if (err)
 			err->code = -EIO;
 		return -EIO;
@@ -86,7 +88,7 @@ static int pool_get(fs_proto *p, pconn **out, bool *fresh, dcr_err *err)
 	pthread_mutex_unlock(&p->mu);
 	*fresh = !pc->c;
 	if (!pc->c) {
-		int rc = cl_connect(p->socket, p->id, &pc->c, err);
+		int rc = cl_connect_addr(&p->addr, p->id, &pc->c, err);
 		if (rc < 0) {
 			rc = connect_fail(p, rc, err);
 			pc->c = NULL;
@@ -301,7 +303,7 @@ static int pb_upload_begin(void *ctx, const char *dataset, const char *file_name
 	pthread_mutex_init(&u->mu, NULL);
 	pthread_cond_init(&u->cv, NULL);
 	u->ring = dcr_malloc(FS_RING_BYTES);
-	int rc = cl_connect(p->socket, p->id, &u->c, err);
+	int rc = cl_connect_addr(&p->addr, p->id, &u->c, err);
 	if (rc < 0) {
 		u->c = NULL;
 		up_free(u);
@@ -371,11 +373,17 @@ static int pb_upload_end(void *up, bool commit, dcr_err *err)
 
 /* ---- lifecycle ------------------------------------------------------------------ */
 
-int fs_proto_new(const char *socket_path, const dcr_key *id, const uint8_t room[ES_ROOM_ID_BYTES],
+int fs_proto_new(const struct cl_addr *addr, const dcr_key *id, const uint8_t room[ES_ROOM_ID_BYTES],
                  unsigned conns, fs_proto **out, dcr_err *err)
 {
 	fs_proto *p = dcr_calloc(1, sizeof *p);
-	p->socket = dcr_strdup(socket_path);
+	p->socket = addr->socket ? dcr_strdup(addr->socket) : NULL;
+	p->server = addr->server ? dcr_strdup(addr->server) : NULL;
+	p->pin = addr->pin ? dcr_strdup(addr->pin) : NULL;
+	p->addr.socket = p->socket;
+	p->addr.server = p->server;
+	p->addr.pin = p->pin;
+	p->name = p->server ? p->server : p->socket ? p->socket : "$DCR_SOCKET";
 	p->id = id;
 	memcpy(p->room, room, ES_ROOM_ID_BYTES);
 	pthread_mutex_init(&p->mu, NULL);
@@ -383,7 +391,7 @@ int fs_proto_new(const char *socket_path, const dcr_key *id, const uint8_t room[
 	p->nconns = conns ? conns : 4;
 	p->conns = dcr_calloc(p->nconns, sizeof *p->conns);
 	/* the first connection now: fails early, and gives the daemon key */
-	int rc = cl_connect(p->socket, p->id, &p->conns[0].c, err);
+	int rc = cl_connect_addr(&p->addr, p->id, &p->conns[0].c, err);
 	if (rc < 0) {
 		p->conns[0].c = NULL;
 		fs_proto_free(p);
@@ -405,6 +413,8 @@ void fs_proto_free(fs_proto *p)
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	free(p->socket);
+	free(p->server);
+	free(p->pin);
 	free(p);
 }
 

@@ -8,14 +8,20 @@
  * The client never sees LMDB or the blob store; it signs the caller's events
  * with the identity key it was given (borrowed, must outlive the
  * connection). */
+#include <ctype.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <poll.h>
-#include <sys/time.h>
 
 #include "proto.h"
+#include "../base/tls.h"
 #include "../room/room.h"
 
 _Static_assert(CL_UPLOAD_WINDOW < DMN_INFLIGHT_MAX, "the daemon must keep reading");
@@ -26,8 +32,10 @@ struct cl_conn {
 	uint8_t pub[DCR_ED25519_PUB_BYTES];
 	uint8_t daemon_key[DCR_ED25519_PUB_BYTES];
 	uint64_t next_id;
-	dcr_buf last; /* bytes of the last response when the caller kept none */
-	char *server; /* cl_server_name */
+	dcr_buf last;      /* bytes of the last response when the caller kept none */
+	char *server;      /* cl_server_name */
+	char *fingerprint; /* TLS: the server's key fingerprint */
+	dcr_tls_client *tls; /* NULL on the unix socket */
 	/* cl_submit's guess of the position of its next event: the one after
 	 * its last accepted event, in that room (next_known) */
 	uint8_t next_room[ES_ROOM_ID_BYTES];
@@ -42,12 +50,25 @@ const char *cl_default_socket(void)
 	return s && *s ? s : NULL;
 }
 
-static int write_all(int fd, const void *p, size_t n, dcr_err *err)
+/* ---- transport --------------------------------------------------------------
+ * Frames, uploads and downloads go through io_write / io_writev / io_read,
+ * the same over the unix socket and over TLS; each maps a timeout (the
+ * socket's SO_RCVTIMEO / SO_SNDTIMEO, DMN_CLIENT_TIMEOUT_MS) to -ETIMEDOUT
+ * and the peer's close to -EPIPE. */
+
+static int io_write(cl_conn *c, const void *p, size_t n, dcr_err *err)
 {
 	const uint8_t *b = p;
 
+	if (c->tls) {
+		int rc = dcr_tls_client_send(c->tls, p, n, err);
+		if (rc == -ETIMEDOUT)
+			dcr_err_set(err, rc, "dcrd did not read for %u s",
+			            (unsigned)(DMN_CLIENT_TIMEOUT_MS / 1000));
+		return rc < 0 ? rc : 0;
+	}
 	while (n > 0) {
-		ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+		ssize_t w = send(c->fd, b, n, MSG_NOSIGNAL);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -62,12 +83,65 @@ static int write_all(int fd, const void *p, size_t n, dcr_err *err)
 	return 0;
 }
 
-static int read_all(int fd, void *p, size_t n, dcr_err *err)
+/* Writes the iovecs in order (consumed: iov is modified). */
+static int io_writev(cl_conn *c, struct iovec *iov, int cnt, dcr_err *err)
+{
+	int k = 0;
+
+	if (c->tls) { /* one TLS record stream: the pieces in order */
+		for (k = 0; k < cnt; k++) {
+			int rc = io_write(c, iov[k].iov_base, iov[k].iov_len, err);
+			if (rc < 0)
+				return rc;
+		}
+		return 0;
+	}
+	while (k < cnt) {
+		struct msghdr mh;
+		ssize_t sent;
+
+		memset(&mh, 0, sizeof mh);
+		mh.msg_iov = iov + k;
+		mh.msg_iovlen = (size_t)(cnt - k);
+		sent = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		if (sent < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return dcr_err_set(err, -ETIMEDOUT, "dcrd did not read for %u s",
+				                   (unsigned)(DMN_CLIENT_TIMEOUT_MS / 1000));
+			return dcr_err_set(err, -errno, "sending to dcrd: %s", strerror(errno));
+		}
+		while (k < cnt && (size_t)sent >= iov[k].iov_len) {
+			sent -= (ssize_t)iov[k].iov_len;
+			k++;
+		}
+		if (k < cnt) {
+			iov[k].iov_base = (uint8_t *)iov[k].iov_base + sent;
+			iov[k].iov_len -= (size_t)sent;
+		}
+	}
+	return 0;
+}
+
+static int io_read(cl_conn *c, void *p, size_t n, dcr_err *err)
 {
 	uint8_t *b = p;
 
+	while (n > 0 && c->tls) {
+		int r = dcr_tls_client_recv(c->tls, b, n, err);
+		if (r == -ETIMEDOUT)
+			return dcr_err_set(err, r, "dcrd did not answer within %u s",
+			                   (unsigned)(DMN_CLIENT_TIMEOUT_MS / 1000));
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return dcr_err_set(err, -EPIPE, "dcrd closed the connection");
+		b += r;
+		n -= (size_t)r;
+	}
 	while (n > 0) {
-		ssize_t r = read(fd, b, n);
+		ssize_t r = read(c->fd, b, n);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -85,15 +159,33 @@ static int read_all(int fd, void *p, size_t n, dcr_err *err)
 	return 0;
 }
 
+/* Bytes are waiting to be read (without blocking). */
+static bool io_readable(cl_conn *c)
+{
+	struct pollfd p = {c->fd, POLLIN, 0};
+
+	return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+/* Closes the transport; later calls fail with -EPIPE. */
+static void io_close(cl_conn *c)
+{
+	dcr_tls_client_free(c->tls);
+	c->tls = NULL;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
 /* Reads one frame into buf (reset first) and parses it. */
-static int read_frame(int fd, dcr_buf *buf, dcr_mp_doc **doc, dcr_err *err)
+static int read_frame(cl_conn *c, dcr_buf *buf, dcr_mp_doc **doc, dcr_err *err)
 {
 	uint8_t hdr[PROTO_HDR_BYTES];
 	uint32_t n;
 	int rc;
 
 	dcr_buf_reset(buf);
-	rc = read_all(fd, hdr, sizeof hdr, err);
+	rc = io_read(c, hdr, sizeof hdr, err);
 	if (rc < 0)
 		return rc;
 	n = dcr_get_be32(hdr);
@@ -101,7 +193,7 @@ static int read_frame(int fd, dcr_buf *buf, dcr_mp_doc **doc, dcr_err *err)
 		return dcr_err_set(err, DCR_EPROTO, "dcrd sent a frame of %u bytes (max %u)", n,
 		                   (unsigned)DCR_FRAME_BYTES_MAX);
 	dcr_buf_reserve(buf, n);
-	rc = read_all(fd, buf->data, n, err);
+	rc = io_read(c, buf->data, n, err);
 	if (rc < 0)
 		return rc;
 	buf->len = n;
@@ -146,13 +238,231 @@ const char *cl_server_name(const cl_conn *c)
 	return c->server;
 }
 
-int cl_connect(const char *socket_path, const dcr_key *id, cl_conn **out, dcr_err *err)
+const char *cl_server_fingerprint(const cl_conn *c)
+{
+	return c->fingerprint;
+}
+
+int cl_server_parse(const char *server, char **host, char **port, dcr_err *err)
+{
+	const char *colon, *h = server, *he;
+	unsigned long v;
+	char *end;
+
+	*host = *port = NULL;
+	if (server[0] == '[') {
+		he = strchr(server, ']');
+		if (!he || he[1] != ':')
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "server \"%s\": an IPv6 address is written [ADDR]:PORT",
+			                   server);
+		h = server + 1;
+		colon = he + 1;
+	} else {
+		colon = strrchr(server, ':');
+		if (!colon)
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "server \"%s\": expected HOST:PORT ([ADDR]:PORT for IPv6)",
+			                   server);
+		he = colon;
+		if (memchr(server, ':', (size_t)(colon - server)))
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "server \"%s\": write an IPv6 address as [ADDR]:PORT",
+			                   server);
+	}
+	if (he == h)
+		return dcr_err_set(err, DCR_EINVALID, "server \"%s\": no host before the port",
+		                   server);
+	for (const char *q = h; q < he; q++)
+		if (!(isalnum((unsigned char)*q) || *q == '.' || *q == '-' || *q == '_' ||
+		      (*q == ':' && server[0] == '[') || (*q == '%' && server[0] == '[')))
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "server \"%s\": the host has a character not allowed in "
+			                   "a host name or address at byte %zu",
+			                   server, (size_t)(q - server) + 1);
+	errno = 0;
+	v = strtoul(colon + 1, &end, 10);
+	if (!isdigit((unsigned char)colon[1]) || *end || errno || v == 0 || v > 65535)
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "server \"%s\": the port must be a number from 1 to 65535", server);
+	*host = dcr_strndup(h, (size_t)(he - h));
+	*port = dcr_asprintf("%lu", v);
+	return 0;
+}
+
+/* Connects c->fd to the unix socket at path. */
+static int connect_unix(cl_conn *c, const char *path, dcr_err *err)
 {
 	struct sockaddr_un sa;
+
+	if (strlen(path) >= sizeof sa.sun_path)
+		return dcr_err_set(err, DCR_ELIMIT, "socket path too long: %s", path);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return dcr_err_set(err, -errno, "socket: %s", strerror(errno));
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+		return dcr_err_set(err, -errno, "cannot connect to dcrd at %s: %s", path,
+		                   strerror(errno));
+	return 0;
+}
+
+/* Connects fd to one address within CL_CONNECT_TIMEOUT_MS (a host that
+ * drops packets fails in bounded time). */
+static int connect_one(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	int fl = fcntl(fd, F_GETFL), soerr = 0;
+	socklen_t sl = sizeof soerr;
+	struct pollfd p = {fd, POLLOUT, 0};
+	int rc;
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	if (connect(fd, sa, len) == 0)
+		goto done;
+	if (errno != EINPROGRESS)
+		return -errno;
+	do
+		rc = poll(&p, 1, (int)CL_CONNECT_TIMEOUT_MS);
+	while (rc < 0 && errno == EINTR);
+	if (rc == 0)
+		return -ETIMEDOUT;
+	if (rc < 0)
+		return -errno;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+		return -errno;
+	if (soerr)
+		return -soerr;
+done:
+	return fcntl(fd, F_SETFL, fl) < 0 ? -errno : 0;
+}
+
+/* Connects c->fd over TCP to server ("HOST:PORT"), trying each address;
+ * *host_out gets the host (free it; the TLS server name). */
+static int connect_tcp(cl_conn *c, const char *server, char **host_out, dcr_err *err)
+{
+	struct addrinfo hints, *res = NULL;
+	char *host = NULL, *port = NULL;
+	int rc, last = -ECONNREFUSED;
+
+	rc = cl_server_parse(server, &host, &port, err);
+	if (rc < 0)
+		goto out;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_ADDRCONFIG;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		rc = dcr_err_set(err, -EHOSTUNREACH, "cannot resolve %s: %s", host,
+		                 gai_strerror(rc));
+		goto out;
+	}
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0) {
+			last = -errno;
+			continue;
+		}
+		last = connect_one(fd, ai->ai_addr, ai->ai_addrlen);
+		if (last == 0) {
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+			c->fd = fd;
+			rc = 0;
+			goto out;
+		}
+		close(fd);
+	}
+	rc = dcr_err_set(err, last, "cannot connect to dcrd at %s: %s", server, strerror(-last));
+out:
+	if (res)
+		freeaddrinfo(res);
+	if (rc == 0)
+		*host_out = host;
+	else
+		free(host);
+	free(port);
+	return rc;
+}
+
+static void set_timeouts(int fd, unsigned ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+/* The TLS handshake on c->fd, then the server's key checked against the
+ * pin and the caller's check before anything of the protocol is sent
+ * (docs/protocol.md "TLS"); binding gets the connection's channel binding. */
+static int tls_start(cl_conn *c, const cl_addr *addr, const char *host,
+                     uint8_t binding[DCR_TLS_BINDING_BYTES], dcr_err *err)
+{
+	uint8_t fp[DCR_SHA256_BYTES];
+	char hex[DCR_TLS_FINGERPRINT_BYTES];
+	int rc;
+
+	/* the host is the server name (SNI, unless an address) */
+	rc = dcr_tls_client_connect(c->fd, host, &c->tls, fp, err);
+	if (rc < 0)
+		return rc;
+	dcr_tls_fingerprint_format(fp, hex);
+	c->fingerprint = dcr_strdup(hex);
+	if (addr->pin) {
+		uint8_t want[DCR_SHA256_BYTES];
+
+		rc = dcr_tls_fingerprint_parse(addr->pin, want, err);
+		if (rc < 0) {
+			dcr_err_prefix(err, "--pin");
+			return rc;
+		}
+		if (memcmp(want, fp, sizeof fp) != 0) {
+			char pin[DCR_TLS_FINGERPRINT_BYTES];
+
+			dcr_tls_fingerprint_format(want, pin);
+			return dcr_err_set(err, DCR_EKEY,
+			                   "the server at %s has the key %s, not the pinned %s: "
+			                   "refused, nothing was sent",
+			                   addr->server, hex, pin);
+		}
+	}
+	if (addr->check) {
+		rc = addr->check(addr->check_ctx, addr->server, hex, err);
+		if (rc < 0)
+			return rc;
+	} else if (!addr->pin) {
+		return dcr_err_set(err, DCR_EKEY,
+		                   "the server at %s has the key %s, but no pin was given to "
+		                   "check it against: refused, nothing was sent",
+		                   addr->server, hex);
+	}
+	dcr_tls_client_binding(c->tls, binding);
+	return 0;
+}
+
+int cl_connect(const char *socket_path, const dcr_key *id, cl_conn **out, dcr_err *err)
+{
+	cl_addr a;
+
+	memset(&a, 0, sizeof a);
+	a.socket = socket_path;
+	return cl_connect_addr(&a, id, out, err);
+}
+
+int cl_connect_addr(const cl_addr *addr, const dcr_key *id, cl_conn **out, dcr_err *err)
+{
 	cl_conn *c = NULL;
 	dcr_mp_doc *doc = NULL;
 	dcr_buf buf, body;
-	uint8_t challenge[32], msg[64], sig[DCR_ED25519_SIG_BYTES];
+	uint8_t challenge[32], msg[64 + DCR_TLS_BINDING_BYTES], sig[DCR_ED25519_SIG_BYTES];
+	size_t msg_n = 64;
+	const char *domain = DCR_DOMAIN_AUTH;
+	const char *socket_path = addr->socket;
+	char *host = NULL;
 	bool ok = false;
 	dcr_mpw w;
 	int rc;
@@ -160,45 +470,37 @@ int cl_connect(const char *socket_path, const dcr_key *id, cl_conn **out, dcr_er
 	*out = NULL;
 	dcr_buf_init(&buf);
 	dcr_buf_init(&body);
-	if (!socket_path)
+	if (!addr->server && !socket_path)
 		socket_path = cl_default_socket();
-	if (!socket_path) {
+	if (!addr->server && !socket_path) {
 		rc = dcr_err_set(err, DCR_EINVALID,
 		                 "no daemon socket: set DCR_SOCKET or give --socket");
 		goto out;
 	}
-	if (strlen(socket_path) >= sizeof sa.sun_path) {
-		rc = dcr_err_set(err, DCR_ELIMIT, "socket path too long: %s", socket_path);
-		goto out;
-	}
 	c = dcr_calloc(1, sizeof *c);
+	c->fd = -1;
 	c->id = id;
 	c->next_id = 1;
-	c->server = server_name_unix(socket_path);
+	c->server = addr->server ? dcr_strdup(addr->server) : server_name_unix(socket_path);
 	dcr_buf_init(&c->last);
 	dcr_key_public(id, c->pub);
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0) {
-		rc = dcr_err_set(err, -errno, "socket: %s", strerror(errno));
+	rc = addr->server ? connect_tcp(c, addr->server, &host, err)
+	                  : connect_unix(c, socket_path, err);
+	if (rc < 0)
 		goto out;
+	if (addr->server) {
+		set_timeouts(c->fd, CL_CONNECT_TIMEOUT_MS);
+		rc = tls_start(c, addr, host, msg + 64, err);
+		if (rc < 0)
+			goto out;
+		domain = DCR_DOMAIN_AUTH_TLS;
+		msg_n = sizeof msg;
 	}
-	memset(&sa, 0, sizeof sa);
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
-	{
-		/* Every request is answered promptly (runs are asynchronous): a
-		 * daemon that stays silent this long is stuck, not busy. */
-		struct timeval tv = {DMN_CLIENT_TIMEOUT_MS / 1000, 0};
-		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-		setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	}
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		rc = dcr_err_set(err, -errno, "cannot connect to dcrd at %s: %s", socket_path,
-		                 strerror(errno));
-		goto out;
-	}
+	/* Every request is answered promptly (runs are asynchronous): a
+	 * daemon that stays silent this long is stuck, not busy. */
+	set_timeouts(c->fd, DMN_CLIENT_TIMEOUT_MS);
 	/* {challenge, daemon_key, v} */
-	rc = read_frame(c->fd, &buf, &doc, err);
+	rc = read_frame(c, &buf, &doc, err);
 	if (rc < 0)
 		goto out;
 	if (dcr_mp_get(dcr_mp_root(doc), "ok")) {
@@ -214,9 +516,10 @@ int cl_connect(const char *socket_path, const dcr_key *id, cl_conn **out, dcr_er
 	}
 	dcr_mp_doc_free(doc);
 	doc = NULL;
+	/* challenge || daemon_key [|| the TLS exporter of this connection] */
 	memcpy(msg, challenge, 32);
 	memcpy(msg + 32, c->daemon_key, 32);
-	rc = dcr_sign(id, DCR_DOMAIN_AUTH, msg, sizeof msg, sig);
+	rc = dcr_sign(id, domain, msg, msg_n, sig);
 	if (rc < 0) {
 		dcr_err_set(err, rc, "signing the challenge");
 		goto out;
@@ -229,10 +532,10 @@ int cl_connect(const char *socket_path, const dcr_key *id, cl_conn **out, dcr_er
 	dcr_mpw_bin(&w, sig, sizeof sig);
 	dcr_buf_reset(&buf);
 	proto_frame_wrap(&buf, body.data, body.len);
-	rc = write_all(c->fd, buf.data, buf.len, err);
+	rc = io_write(c, buf.data, buf.len, err);
 	if (rc < 0)
 		goto out;
-	rc = read_frame(c->fd, &buf, &doc, err);
+	rc = read_frame(c, &buf, &doc, err);
 	if (rc < 0)
 		goto out;
 	if (dcr_mp_bool(dcr_mp_get(dcr_mp_root(doc), "ok"), &ok) < 0 || !ok) {
@@ -244,6 +547,7 @@ int cl_connect(const char *socket_path, const dcr_key *id, cl_conn **out, dcr_er
 	c = NULL;
 	rc = 0;
 out:
+	free(host);
 	dcr_mp_doc_free(doc);
 	dcr_buf_release(&buf);
 	dcr_buf_release(&body);
@@ -255,10 +559,10 @@ void cl_close(cl_conn *c)
 {
 	if (!c)
 		return;
-	if (c->fd >= 0)
-		close(c->fd);
+	io_close(c);
 	dcr_buf_release(&c->last);
 	free(c->server);
+	free(c->fingerprint);
 	free(c);
 }
 
@@ -278,15 +582,14 @@ const dcr_key *cl_identity(const cl_conn *c)
  * reason, as -EPIPE. */
 static void closed_reason(cl_conn *c, dcr_err *err)
 {
-	struct pollfd p = {c->fd, POLLIN, 0};
 	dcr_mp_doc *doc = NULL;
 	dcr_buf b;
 	dcr_err e, why;
 
-	if (!err || poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN))
+	if (!err || c->fd < 0 || !io_readable(c))
 		return;
 	dcr_buf_init(&b);
-	if (read_frame(c->fd, &b, &doc, &e) == 0 && dcr_mp_get(dcr_mp_root(doc), "code")) {
+	if (read_frame(c, &b, &doc, &e) == 0 && dcr_mp_get(dcr_mp_root(doc), "code")) {
 		dcr_err_clear(&why);
 		response_error(dcr_mp_root(doc), &why);
 		dcr_err_set(err, -EPIPE, "dcrd closed the connection: %s", why.msg);
@@ -312,13 +615,12 @@ static int send_request(cl_conn *c, const char *op, const void *args, size_t arg
 		                   args_n);
 	dcr_buf_init(&req);
 	proto_request(&req, id, op, args, args_n);
-	rc = write_all(c->fd, req.data, req.len, err);
+	rc = io_write(c, req.data, req.len, err);
 	dcr_buf_release(&req);
 	if (rc == -EPIPE || rc == -ECONNRESET)
 		closed_reason(c, err);
 	if (rc < 0) {
-		close(c->fd);
-		c->fd = -1;
+		io_close(c);
 		return rc;
 	}
 	*id_out = id;
@@ -337,7 +639,7 @@ static int send_chunk(cl_conn *c, uint64_t up, const uint8_t *data, size_t n, ui
 	dcr_mpw w;
 	struct iovec iov[3];
 	uint64_t id = c->next_id++;
-	int rc = 0, k = 0;
+	int rc = 0;
 
 	if (c->fd < 0)
 		return dcr_err_set(err, -EPIPE, "connection to dcrd is closed");
@@ -379,38 +681,12 @@ static int send_chunk(cl_conn *c, uint64_t up, const uint8_t *data, size_t n, ui
 	iov[1].iov_len = n;
 	iov[2].iov_base = tail.data;
 	iov[2].iov_len = tail.len;
-	while (k < 3) {
-		struct msghdr mh;
-		ssize_t sent;
-		memset(&mh, 0, sizeof mh);
-		mh.msg_iov = iov + k;
-		mh.msg_iovlen = (size_t)(3 - k);
-		sent = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-		if (sent < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				rc = dcr_err_set(err, -ETIMEDOUT, "dcrd did not read for %u s",
-				                 (unsigned)(DMN_CLIENT_TIMEOUT_MS / 1000));
-			else
-				rc = dcr_err_set(err, -errno, "sending to dcrd: %s", strerror(errno));
-			if (rc == -EPIPE || rc == -ECONNRESET)
-				closed_reason(c, err);
-			break;
-		}
-		while (k < 3 && (size_t)sent >= iov[k].iov_len) {
-			sent -= (ssize_t)iov[k].iov_len;
-			k++;
-		}
-		if (k < 3) {
-			iov[k].iov_base = (uint8_t *)iov[k].iov_base + sent;
-			iov[k].iov_len -= (size_t)sent;
-		}
-	}
+	rc = io_writev(c, iov, 3, err);
+	if (rc == -EPIPE || rc == -ECONNRESET)
+		closed_reason(c, err);
 	dcr_buf_release(&tail);
 	if (rc < 0) {
-		close(c->fd);
-		c->fd = -1;
+		io_close(c);
 		return rc;
 	}
 	*id_out = id;
@@ -428,7 +704,7 @@ static int recv_response(cl_conn *c, uint64_t id, dcr_buf *rb, dcr_mp_doc **resp
 		*resp = NULL;
 	if (c->fd < 0)
 		return dcr_err_set(err, -EPIPE, "connection to dcrd is closed");
-	rc = read_frame(c->fd, rb, &doc, err);
+	rc = read_frame(c, rb, &doc, err);
 	if (rc < 0)
 		goto fail_conn;
 	if (dcr_mp_u64(dcr_mp_get(dcr_mp_root(doc), "id"), &rid) < 0 || rid != id) {
@@ -463,8 +739,7 @@ static int recv_response(cl_conn *c, uint64_t id, dcr_buf *rb, dcr_mp_doc **resp
 	rc = 0;
 	goto out;
 fail_conn:
-	close(c->fd);
-	c->fd = -1;
+	io_close(c);
 out:
 	dcr_mp_doc_free(doc);
 	return rc;

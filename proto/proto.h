@@ -54,15 +54,44 @@ typedef struct cl_conn cl_conn;
 /* Default socket: $DCR_SOCKET, else the path given, else error. */
 const char *cl_default_socket(void);
 
-/* Connects and authenticates by signing the daemon's challenge with id.
- * The daemon's public key is returned by cl_daemon_key. */
+/* Where to connect: dcrd's unix socket, or a dcrd TLS listener
+ * ("HOST:PORT", IPv6 as "[ADDR]:PORT"; docs/protocol.md "TLS"). Over TLS
+ * the server's key fingerprint ("sha256:" + 64 lowercase hex digits, of
+ * its certificate's SubjectPublicKeyInfo) is checked right after the
+ * handshake, before any byte of the protocol is sent: it must equal pin
+ * when pin is set, and check (when set) must accept it (returns 0, or
+ * fills err: the connection is refused). Without pin and check a TLS
+ * connection is refused: a server is never trusted by default. The
+ * strings are borrowed for the call. */
+typedef int (*cl_check_fn)(void *ctx, const char *server, const char *fingerprint,
+                           dcr_err *err);
+typedef struct cl_addr {
+	const char *socket; /* unix socket path; used when server is NULL */
+	const char *server; /* "HOST:PORT": TLS 1.3 */
+	const char *pin;    /* "sha256:HEX", or NULL */
+	cl_check_fn check;
+	void *check_ctx;
+} cl_addr;
+
+/* Splits "HOST:PORT" / "[ADDR]:PORT" into host and port (heap strings,
+ * free both), checking the port (1..65535) and the host's characters. */
+int cl_server_parse(const char *server, char **host, char **port, dcr_err *err);
+
+/* Connects and authenticates by signing the daemon's challenge with id
+ * (over TLS, bound to the TLS session: "dcr.auth.tls.v1"). The daemon's
+ * public key is returned by cl_daemon_key. cl_connect is
+ * cl_connect_addr with the unix socket socket_path. */
+int cl_connect_addr(const cl_addr *addr, const dcr_key *id, cl_conn **out, dcr_err *err);
 int cl_connect(const char *socket_path, const dcr_key *id, cl_conn **out, dcr_err *err);
+/* The server's key fingerprint of a TLS connection ("sha256:..."); NULL
+ * on the unix socket. Valid until cl_close. */
+const char *cl_server_fingerprint(const cl_conn *c);
 void cl_close(cl_conn *c);
 const uint8_t *cl_daemon_key(const cl_conn *c);
 const dcr_key *cl_identity(const cl_conn *c);
 /* The server this connection reached, as a stable name for per-server
  * client state (known keys, remembered checkpoints): "unix:/abs/path" for
- * the unix socket. Valid until cl_close. */
+ * the unix socket, "HOST:PORT" as given for TLS. Valid until cl_close. */
 const char *cl_server_name(const cl_conn *c);
 
 /* Generic call: op name, args as an encoded canonical msgpack map (NULL for

@@ -93,5 +93,7 @@ int cli_cmd_logs(int argc, char **argv);
 int cli_cmd_data(int argc, char **argv);
 int cli_cmd_request(int argc, char **argv); /* cli_request.c */
 int cli_cmd_admin(int argc, char **argv);   /* admin status|backup (cli_admin.c) */
+int cli_cmd_join(int argc, char **argv);    /* join FILE (cli_remote.c) */
+int cli_room_invite(int argc, char **argv); /* room invite (cli_remote.c) */
 
 #endif

@@ -28,6 +28,8 @@ static const char room_usage[] =
     "  stop ROOM [--reason TEXT]     stop the room (creator)\n"
     "  test ROOM                     run every computation on empty inputs and\n"
     "                                report each result's columns or error\n"
+    "  invite ROOM EMAIL -o FILE     an invitation for EMAIL (server, its key,\n"
+    "                                the room), taken with dcr join FILE\n"
     "\n"
     "ROOM is a room id (32 hex characters) or the name of a room you take part in.\n";
 
@@ -427,6 +429,7 @@ int cli_cmd_room(int argc, char **argv)
 	    {"create", room_create},   {"save", room_save}, {"show", room_show},
 	    {"export", room_export},   {"list", room_list}, {"duplicate", room_duplicate},
 	    {"publish", room_publish}, {"stop", room_stop}, {"test", room_test},
+	    {"invite", cli_room_invite},
 	};
 
 	if (argc < 2) {

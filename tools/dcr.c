@@ -1,8 +1,9 @@
 /* dcr.c: main() of the dcr client, the helpers shared by its commands
  * (tools.h, cli.h), and the identity commands keygen and whoami.
  *
- * Global options --socket PATH and --identity FILE may appear anywhere on
- * the command line before a "--"; main() takes them out of argv before it
+ * Global options --socket PATH, --server HOST:PORT, --pin sha256:HEX and
+ * --identity FILE may appear anywhere on the command line before a "--";
+ * main() takes them out of argv before it
  * dispatches, so every command (including audit and mount, which live in
  * their own files) sees only its own arguments.
  *
@@ -23,6 +24,8 @@
 #include "cli.h"
 
 static const char *g_socket;   /* --socket */
+static const char *g_server;   /* --server */
+static const char *g_pin;      /* --pin */
 static const char *g_identity; /* --identity */
 static dcr_key *g_key;         /* loaded by tl_connect, freed by main */
 
@@ -70,26 +73,89 @@ const char *tl_socket_path(void)
 	return NULL;
 }
 
-int tl_connect(cl_conn **out, dcr_err *err)
+/* The pin in force: --pin, else $DCR_PIN. */
+static const char *pin_option(void)
 {
-	const char *sock = tl_socket_path();
+	const char *env = getenv("DCR_PIN");
+
+	if (g_pin && *g_pin)
+		return g_pin;
+	return env && *env ? env : NULL;
+}
+
+int tl_addr(const char *room, cl_addr *a, char **owned, dcr_err *err)
+{
+	const char *server = g_server && *g_server ? g_server : NULL;
+	const char *sock = g_socket && *g_socket ? g_socket : NULL;
+	int rc;
+
+	memset(a, 0, sizeof *a);
+	*owned = NULL;
+	if (server && sock)
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "--server and --socket both given: a command reaches one dcrd");
+	if (g_pin && *g_pin && sock)
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "--pin is the key of a --server; the unix socket has none");
+	if (!server && !sock) {
+		const char *es = getenv("DCR_SERVER"), *ek = getenv("DCR_SOCKET");
+		server = es && *es ? es : NULL;
+		sock = ek && *ek ? ek : NULL;
+		if (server && sock)
+			return dcr_err_set(err, DCR_EINVALID,
+			                   "DCR_SERVER and DCR_SOCKET are both set: unset one, or "
+			                   "choose with --server or --socket");
+	}
+	if (!server && !sock) {
+		/* a room joined with dcr join knows its server */
+		rc = tl_joined_server(room, owned, err);
+		if (rc)
+			return rc;
+		server = *owned;
+	}
+	if (!server && !sock)
+		return dcr_err_set(err, DCR_EINVALID,
+		                   "no daemon socket: pass --socket PATH or set DCR_SOCKET; for a "
+		                   "remote dcrd --server HOST:PORT or DCR_SERVER%s",
+		                   room ? ", or dcr join an invitation to the room" : "");
+	a->socket = server ? NULL : sock;
+	a->server = server;
+	if (server) {
+		a->pin = pin_option();
+		a->check = tl_known_check;
+		a->check_ctx = (void *)a->pin;
+	}
+	return 0;
+}
+
+int tl_connect_room(const char *room, cl_conn **out, dcr_err *err)
+{
+	char *owned = NULL;
+	cl_addr a;
 	int rc;
 
 	*out = NULL;
-	if (!sock)
-		return dcr_err_set(err, DCR_EINVALID,
-		                   "no daemon socket: pass --socket PATH or set DCR_SOCKET");
+	rc = tl_addr(room, &a, &owned, err);
+	if (rc)
+		goto out;
 	/* The connection borrows the key (cl_identity); it lives until main()
 	 * returns, so any number of connections may share it. */
 	if (!g_key) {
 		rc = tl_load_identity(&g_key, err);
 		if (rc)
-			return rc;
+			goto out;
 	}
-	rc = cl_connect(sock, g_key, out, err);
+	rc = cl_connect_addr(&a, g_key, out, err);
 	if (rc)
-		dcr_err_prefix(err, "connecting to %s", sock);
+		dcr_err_prefix(err, "connecting to %s", a.server ? a.server : a.socket);
+out:
+	free(owned);
 	return rc;
+}
+
+int tl_connect(cl_conn **out, dcr_err *err)
+{
+	return tl_connect_room(NULL, out, err);
 }
 
 struct replay_ctx {
@@ -307,7 +373,7 @@ int cli_read_input(const char *path, size_t max_bytes, dcr_buf *out, dcr_err *er
 
 int cli_open_room(const char *room, cl_conn **c, uint8_t id[ES_ROOM_ID_BYTES], dcr_err *err)
 {
-	int rc = tl_connect(c, err);
+	int rc = tl_connect_room(room, c, err);
 
 	if (rc)
 		return rc;
@@ -570,7 +636,8 @@ out:
 /* ---- main ------------------------------------------------------------------ */
 
 static const char main_usage[] =
-    "usage: dcr [--socket PATH] [--identity FILE] COMMAND [ARGS...]\n"
+    "usage: dcr [--socket PATH | --server HOST:PORT [--pin sha256:HEX]]\n"
+    "           [--identity FILE] COMMAND [ARGS...]\n"
     "\n"
     "Identity:\n"
     "  keygen --email EMAIL [--out FILE] [--force]   make a key, print its public line\n"
@@ -585,6 +652,8 @@ static const char main_usage[] =
     "  room publish ROOM            freeze the contract\n"
     "  room stop ROOM [--reason TEXT]\n"
     "  room test ROOM               run every computation on empty inputs\n"
+    "  room invite ROOM EMAIL -o FILE   an invitation to the room (server, key, id)\n"
+    "  join FILE                    record an invitation: reach its room by name\n"
     "Data and runs:\n"
     "  provision ROOM DATASET FILE  upload a dataset (CSV), print rows/bytes/sha256\n"
     "  deprovision ROOM DATASET\n"
@@ -613,11 +682,15 @@ static const char main_usage[] =
     "\n"
     "Global options (anywhere before \"--\"):\n"
     "  --socket PATH    daemon socket (default: $DCR_SOCKET)\n"
+    "  --server HOST:PORT  a remote dcrd over TLS 1.3 (default: $DCR_SERVER; IPv6:\n"
+    "                   [ADDR]:PORT); without either, a room recorded by dcr join\n"
+    "  --pin sha256:HEX the server's key fingerprint (default: $DCR_PIN, else\n"
+    "                   known_servers in the configuration directory)\n"
     "  --identity FILE  private key (default: $DCR_IDENTITY, else\n"
     "                   ~/.config/dcr/identity.pem)\n"
     "Every command takes --help. Exit status: 0 ok, 1 failure, 2 usage error.\n";
 
-/* Takes --socket/--identity out of argv (in place); returns the new argc,
+/* Takes the global options out of argv (in place); returns the new argc,
  * or -1 after printing a usage error. */
 static int strip_global_options(int argc, char **argv)
 {
@@ -638,6 +711,14 @@ static int strip_global_options(int argc, char **argv)
 			dst = &g_socket;
 			name = "--socket";
 			n = 8;
+		} else if (strncmp(a, "--server", 8) == 0 && (a[8] == '\0' || a[8] == '=')) {
+			dst = &g_server;
+			name = "--server";
+			n = 8;
+		} else if (strncmp(a, "--pin", 5) == 0 && (a[5] == '\0' || a[5] == '=')) {
+			dst = &g_pin;
+			name = "--pin";
+			n = 5;
 		} else if (strncmp(a, "--identity", 10) == 0 && (a[10] == '\0' || a[10] == '=')) {
 			dst = &g_identity;
 			name = "--identity";
@@ -681,6 +762,7 @@ static const struct command commands[] = {
     {"dev", cli_cmd_dev},
     {"request", cli_cmd_request},
     {"admin", cli_cmd_admin},
+    {"join", cli_cmd_join},
     {"audit", cmd_audit},
     {"mount", cmd_mount},
     {"umount", cmd_umount},

@@ -21,7 +21,7 @@ import subprocess
 import sys
 
 # dcr's commands with a --help of their own, in the order of `dcr --help`.
-DCR_COMMANDS = ["keygen", "whoami", "room", "provision", "deprovision", "datasets",
+DCR_COMMANDS = ["keygen", "whoami", "room", "join", "provision", "deprovision", "datasets",
                 "stats", "run", "status", "result", "logs", "data", "dev", "request", "admin",
                 "audit", "mount", "umount"]
 
@@ -200,7 +200,7 @@ def pages(a, date):
            ".PP",
            "dcr makes identities, creates and publishes rooms, provisions data, "
            "runs computations, reads results, audits a room's log and mounts a "
-           "room as a filesystem, talking to \\fBdcrd\\fR(8) on a unix socket. "
+           "room as a filesystem, talking to \\fBdcrd\\fR(8) on a unix socket or over TLS. "
            "The room definition is described in \\fBdcr\\-room.json\\fR(5).",
            ".SH COMMANDS"]
     for title, text in h["dcr.1"]:

@@ -25,6 +25,10 @@ static void usage_mount(FILE *o)
 {
 	fprintf(o, "usage: dcr mount ROOM DIR [--foreground] [--socket PATH] [--debug]\n"
 	           "  Mounts room ROOM (id or name) at DIR as the current identity sees it.\n"
+	           "  The daemon is --socket, --server HOST:PORT (with the global options\n"
+	           "  --pin and known_servers) or, without either, the server dcr join\n"
+	           "  recorded for ROOM; a server's key is checked once here and every\n"
+	           "  later connection of the mount demands that same key.\n"
 	           "  Returns once the mount works; --foreground stays attached until it is\n"
 	           "  unmounted (dcr umount DIR). DCR_MOUNT_LOG=FILE keeps the background\n"
 	           "  process's diagnostics. See docs/mount.md.\n");
@@ -114,7 +118,7 @@ static bool is_mountpoint(const char *dir)
 
 /* Runs the mount in this process as key (freed here); writes the outcome
  * to ready_fd. */
-static int serve(const char *room, const char *dir, const char *sock, dcr_key *key, bool debug,
+static int serve(const char *room, const char *dir, const cl_addr *addr, dcr_key *key, bool debug,
                  int ready_fd, dcr_err *err)
 {
 	cl_conn *c = NULL;
@@ -129,7 +133,7 @@ static int serve(const char *room, const char *dir, const char *sock, dcr_key *k
 	 * in the heap instead of an mmap/munmap (and page faults) per chunk. */
 	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-	rc = cl_connect(sock, key, &c, err);
+	rc = cl_connect_addr(addr, key, &c, err);
 	if (rc < 0)
 		goto out;
 	rc = cl_room_resolve(c, room, o.room, err);
@@ -137,7 +141,7 @@ static int serve(const char *room, const char *dir, const char *sock, dcr_key *k
 	c = NULL;
 	if (rc < 0)
 		goto out;
-	rc = fs_proto_new(sock, key, o.room, 4, &p, err);
+	rc = fs_proto_new(addr, key, o.room, 4, &p, err);
 	if (rc < 0)
 		goto out;
 	fs_proto_backend(p, &be);
@@ -171,7 +175,10 @@ int cmd_mount(int argc, char **argv)
 	const char *room = NULL, *dir = NULL, *sock = NULL;
 	bool fg = false, debug = false;
 	char dirabs[PATH_MAX], sockabs[PATH_MAX];
+	char *owned = NULL, *pin = NULL;
+	dcr_key *key = NULL;
 	dcr_err err = {0};
+	cl_addr addr;
 	struct stat st;
 	int rc;
 
@@ -202,64 +209,72 @@ int cmd_mount(int argc, char **argv)
 		usage_mount(stderr);
 		return 2;
 	}
-	if (!sock)
-		sock = tl_socket_path();
-	if (!sock || !sock[0]) {
-		dcr_err_set(&err, DCR_EINVALID, "no daemon socket: set DCR_SOCKET or use --socket");
+	if (sock) {
+		memset(&addr, 0, sizeof addr);
+		addr.socket = sock;
+	} else if (tl_addr(room, &addr, &owned, &err) < 0) {
 		tl_fail("mount", &err);
 		return 1;
 	}
-	if (clear_stale(dir, &err) < 0) {
-		tl_fail("mount", &err);
-		return 1;
-	}
+	if (clear_stale(dir, &err) < 0)
+		goto fail;
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || !realpath(dir, dirabs)) {
 		dcr_err_set(&err, -ENOTDIR, "%s: not a directory", dir);
-		tl_fail("mount", &err);
-		return 1;
+		goto fail;
 	}
 	if (is_mountpoint(dirabs)) {
 		dcr_err_set(&err, -EBUSY, "%s: already a mount point (dcr umount %s first)", dir,
 		            dir);
-		tl_fail("mount", &err);
-		return 1;
+		goto fail;
 	}
 	/* the background process reconnects later, from / */
-	if (!realpath(sock, sockabs)) {
-		dcr_err_set(&err, -errno, "socket %s: %s", sock, strerror(errno));
-		tl_fail("mount", &err);
-		return 1;
+	if (addr.socket) {
+		if (!realpath(addr.socket, sockabs)) {
+			dcr_err_set(&err, -errno, "socket %s: %s", addr.socket, strerror(errno));
+			goto fail;
+		}
+		addr.socket = sockabs;
 	}
 	/* Loaded here, before the background process leaves the current
 	 * directory: a relative --identity or DCR_IDENTITY names a file here. */
-	dcr_key *key = NULL;
-	if (tl_load_identity(&key, &err) < 0) {
-		tl_fail("mount", &err);
-		return 1;
+	if (tl_load_identity(&key, &err) < 0)
+		goto fail;
+	if (addr.server) {
+		/* The server's key is checked here, where the user sees what
+		 * known_servers says (first use, a changed key); the mount's
+		 * connections then demand exactly that key. */
+		cl_conn *c = NULL;
+		if (cl_connect_addr(&addr, key, &c, &err) < 0) {
+			dcr_err_prefix(&err, "connecting to %s", addr.server);
+			goto fail;
+		}
+		pin = dcr_strdup(cl_server_fingerprint(c));
+		cl_close(c);
+		addr.pin = pin;
+		addr.check = NULL;
+		addr.check_ctx = NULL;
 	}
 	if (fg) {
-		rc = serve(room, dirabs, sockabs, key, debug, -1, &err);
-		if (rc < 0) {
-			tl_fail("mount", &err);
-			return 1;
-		}
-		return 0;
+		rc = serve(room, dirabs, &addr, key, debug, -1, &err);
+		key = NULL; /* serve freed it */
+		if (rc < 0)
+			goto fail;
+		rc = 0;
+		goto out;
 	}
 
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		dcr_err_set(&err, -errno, "pipe: %s", strerror(errno));
-		dcr_key_free(key);
-		tl_fail("mount", &err);
-		return 1;
+		goto fail;
 	}
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
 		dcr_err_set(&err, -errno, "fork: %s", strerror(errno));
-		dcr_key_free(key);
-		tl_fail("mount", &err);
-		return 1;
+		close(pfd[0]);
+		close(pfd[1]);
+		goto fail;
 	}
 	if (pid == 0) {
 		close(pfd[0]);
@@ -276,17 +291,18 @@ int cmd_mount(int argc, char **argv)
 		}
 		if (chdir("/") < 0)
 			_exit(1);
-		rc = serve(room, dirabs, sockabs, key, false, pfd[1], &err);
+		rc = serve(room, dirabs, &addr, key, false, pfd[1], &err);
 		if (rc < 0)
 			fprintf(stderr, "dcr mount: %s\n", err.msg);
 		if (lfd >= 0)
 			close(lfd);
 		if (nul >= 0)
 			close(nul);
+		free(owned);
+		free(pin);
 		exit(rc < 0 ? 1 : 0);
 	}
 	close(pfd[1]);
-	dcr_key_free(key); /* the background process has its own copy */
 	char buf[DCR_ERR_MSG_BYTES + 64];
 	size_t n = 0;
 	for (;;) {
@@ -301,15 +317,23 @@ int cmd_mount(int argc, char **argv)
 	}
 	close(pfd[0]);
 	buf[n] = 0;
-	if (strncmp(buf, "ok\n", 3) == 0)
-		return 0;
+	if (strncmp(buf, "ok\n", 3) == 0) {
+		rc = 0;
+		goto out;
+	}
 	while (n > 0 && buf[n - 1] == '\n')
 		buf[--n] = 0;
 	int wst;
 	waitpid(pid, &wst, WNOHANG);
 	dcr_err_set(&err, DCR_EINTERNAL, "%s", n ? buf : "the mount process exited");
+fail:
 	tl_fail("mount", &err);
-	return 1;
+	rc = 1;
+out:
+	dcr_key_free(key); /* the background process has its own copy */
+	free(owned);
+	free(pin);
+	return rc;
 }
 
 int cmd_umount(int argc, char **argv)

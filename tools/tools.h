@@ -24,6 +24,22 @@ const char *tl_identity_path(void);
 int tl_load_identity(dcr_key **out, dcr_err *err);
 /* Socket path: --socket, else $DCR_SOCKET, else NULL. */
 const char *tl_socket_path(void);
+/* Where a command connects (docs/cli.md "Global options"): --socket or
+ * --server, else $DCR_SOCKET or $DCR_SERVER (both set: an error), else the
+ * server of the room ROOM (an id or a name; NULL: the one server of every
+ * joined room) recorded by dcr join. A server is checked with --pin /
+ * $DCR_PIN and known_servers (tl_known_check). *owned (free it) holds the
+ * strings a points to that are not the options'. */
+int tl_addr(const char *room, cl_addr *a, char **owned, dcr_err *err);
+/* Connects to tl_addr(room) with the current identity (tl_connect:
+ * room NULL). */
+int tl_connect_room(const char *room, cl_conn **out, dcr_err *err);
+/* cl_check_fn over known_servers (tools/cli_remote.c); ctx is the --pin
+ * in force (already compared by cl_connect_addr) or NULL. */
+int tl_known_check(void *ctx, const char *server, const char *fingerprint, dcr_err *err);
+/* The server recorded by dcr join for room (id or name; NULL: any), or
+ * *server NULL when none; an error when several servers match. */
+int tl_joined_server(const char *room, char **server, dcr_err *err);
 /* Connects with the current identity. On failure returns non-zero and
  * fills err without printing (call tl_fail). The identity key is loaded
  * once and shared by every connection of the process; main() frees it. */
