@@ -1,10 +1,12 @@
 /* bench_evrate.c: many participants submitting durable events to one dcrd
  * at once (issue 15; docs/benchmarks.md, "Concurrent participants").
  *
- *   bench_evrate [--dcrd PATH] [--clients N] [--per-room K]... [--seconds S]
- *                [--crash] [--no-sync] [--keep]
+ *   bench_evrate [--dcrd PATH] [--tls] [--clients N] [--per-room K]...
+ *                [--seconds S] [--crash] [--no-sync] [--keep]
  *
- * Starts a real dcrd on a fresh directory (unix socket) and, for each
+ * Starts a real dcrd on a fresh directory (unix socket; with --tls also
+ * `--listen 127.0.0.1:0`, every client then connecting over TLS 1.3 pinned
+ * to dcrd's fingerprint, as remote participants do) and, for each
  * layout given by --per-room (default: 1, then 8), makes N participant
  * keys (default 64), N / K published rooms with K of them as analysts,
  * and in each room one small provisioned dataset and one finished run.
@@ -56,6 +58,10 @@
 static char dir[64], sock[128], data[128], logp[128];
 static const char *exe;
 static bool no_sync;
+/* --tls: dcrd also listens on 127.0.0.1 (a free port) and every client
+ * connects there over TLS 1.3, pinned to dcrd's fingerprint */
+static bool tls;
+static char server[64], pin[96];
 static pid_t daemon_pid;
 static dcr_key *anna;
 static char *anna_s;
@@ -164,10 +170,28 @@ static bool log_has(const char *needle)
 	return hit;
 }
 
+/* With --tls: the address and fingerprint dcrd printed ("dcrd: listening
+ * on tls:127.0.0.1:PORT (TLS 1.3, fingerprint sha256:...)"). */
+static void find_tls_listener(void)
+{
+	dcr_buf b;
+	dcr_err err;
+	const char *p, *q;
+
+	dcr_buf_init(&b);
+	dcr_read_file(logp, 256u * 1024 * 1024, &b, &err);
+	p = strstr(dcr_buf_cstr(&b), "listening on tls:");
+	q = p ? strstr(p, "fingerprint ") : NULL;
+	if (!p || !q || sscanf(p + 17, "%63s", server) != 1 || sscanf(q + 12, "%95[^)]", pin) != 1)
+		die("dcrd printed no TLS listener", NULL);
+	dcr_buf_release(&b);
+}
+
 /* Starts dcrd on data (kept across restarts: --crash restarts it on the
  * same directory); waits until it listens. */
 static void start_dcrd(void)
 {
+	char ready[160];
 	int fd;
 
 	fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -176,18 +200,28 @@ static void start_dcrd(void)
 	close(fd);
 	daemon_pid = fork();
 	if (daemon_pid == 0) {
+		/* the bench's participants are 64 keys from one uid or address,
+		 * connecting at once: room for them */
+		const char *argv[16] = {exe,      "--data",     data, "--socket", sock,
+		                        "--max-conns-per-addr", "2048"};
+		int n = 7;
+		if (no_sync)
+			argv[n++] = "--no-sync";
+		if (tls) {
+			argv[n++] = "--listen";
+			argv[n++] = "127.0.0.1:0";
+			argv[n++] = "--max-tls-handshakes";
+			argv[n++] = "1024";
+		}
+		argv[n] = NULL;
 		fd = open(logp, O_WRONLY | O_APPEND);
 		dup2(fd, 2);
-		/* the bench's participants are 64 keys on one uid: room for them */
-		if (no_sync)
-			execl(exe, exe, "--data", data, "--socket", sock, "--max-conns-per-addr",
-			      "2048", "--no-sync", (char *)NULL);
-		else
-			execl(exe, exe, "--data", data, "--socket", sock, "--max-conns-per-addr",
-			      "2048", (char *)NULL);
+		execv(exe, (char *const *)argv);
 		_exit(127);
 	}
-	while (!log_has("listening on")) {
+	/* the unix socket's line comes last */
+	snprintf(ready, sizeof ready, "listening on %s", sock);
+	while (!log_has(ready)) {
 		int st;
 		if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid) {
 			daemon_pid = 0;
@@ -195,14 +229,23 @@ static void start_dcrd(void)
 		}
 		usleep(10000);
 	}
+	if (tls)
+		find_tls_listener();
 }
 
 static cl_conn *connect_as(const dcr_key *k)
 {
+	cl_addr a = {0};
 	cl_conn *c;
 	dcr_err err;
 
-	if (cl_connect(sock, k, &c, &err) < 0)
+	if (tls) {
+		a.server = server;
+		a.pin = pin;
+	} else {
+		a.socket = sock;
+	}
+	if (cl_connect_addr(&a, k, &c, &err) < 0)
 		die("connect", &err);
 	return c;
 }
@@ -614,7 +657,7 @@ static int layout(client *cl, size_t n, size_t per_room, double seconds, bool cr
 	printf("  %llu events acknowledged in %.2f s: %.0f durable events/s\n",
 	       (unsigned long long)total, t1 - t0, (double)total / (t1 - t0));
 	if (nlat)
-		printf("  latency per event (cl_submit: size + sign + submit): p50 %.2f ms, p90 "
+		printf("  latency per event (cl_submit): p50 %.2f ms, p90 "
 		       "%.2f ms, p99 %.2f ms, max %.1f ms\n",
 		       lat[nlat / 2], lat[nlat * 9 / 10], lat[nlat * 99 / 100], lat[nlat - 1]);
 	if (gave_up)
@@ -688,9 +731,12 @@ int main(int argc, char **argv)
 			no_sync = true;
 		else if (strcmp(argv[i], "--keep") == 0)
 			keep = true;
+		else if (strcmp(argv[i], "--tls") == 0)
+			tls = true;
 		else {
-			fprintf(stderr, "usage: bench_evrate [--dcrd PATH] [--clients N] [--per-room "
-			                "K]... [--seconds S] [--crash] [--no-sync] [--keep]\n");
+			fprintf(stderr, "usage: bench_evrate [--dcrd PATH] [--tls] [--clients N] "
+			                "[--per-room K]... [--seconds S] [--crash] [--no-sync] "
+			                "[--keep]\n");
 			return 2;
 		}
 	}
@@ -727,8 +773,10 @@ int main(int argc, char **argv)
 		cl[i].email = dcr_asprintf("p%zu@evrate.example", i);
 	}
 	start_dcrd();
-	printf("bench_evrate: dcrd %s (%s), %zu participants, each its own key and connection\n",
-	       exe, no_sync ? "--no-sync: NOT durable" : "durable: fsync", n);
+	printf("bench_evrate: dcrd %s (%s), %zu participants, each its own key and connection, "
+	       "over %s%s\n",
+	       exe, no_sync ? "--no-sync: NOT durable" : "durable: fsync", n,
+	       tls ? "TLS 1.3 to " : "the unix socket", tls ? server : "");
 	for (size_t i = 0; i < nlayouts && rc == 0; i++)
 		rc = layout(cl, n, per_room[i], seconds, crash && i + 1 == nlayouts);
 	if (keep) {
