@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -28,6 +29,10 @@
 #include "tls.h"
 
 #define IO_BUF_BYTES (16u * 1024 + 512) /* one TLS record and its overhead */
+/* The client encrypts up to this much plaintext before it hands the
+ * records to the socket in one go: few system calls for large uploads,
+ * bounded memory. */
+#define CLIENT_BATCH_BYTES (256u * 1024)
 
 struct dcr_tls_server {
 	SSL_CTX *ctx;
@@ -45,6 +50,7 @@ struct dcr_tls_client {
 	dcr_tls_engine *e;
 	SSL_CTX *ctx;
 	int fd;
+	dcr_buf out; /* records being sent (client_flush) */
 	char name[128];
 	uint8_t binding[DCR_TLS_BINDING_BYTES];
 };
@@ -672,27 +678,30 @@ int dcr_tls_engine_peer_fingerprint(dcr_tls_engine *e, uint8_t fp[DCR_SHA256_BYT
 /* Sends everything the engine holds for the server. */
 static int client_flush(dcr_tls_client *c, dcr_err *err)
 {
-	uint8_t buf[IO_BUF_BYTES];
-	size_t n;
+	size_t off = 0;
+	int rc = 0;
 
-	while ((n = dcr_tls_engine_drain(c->e, buf, sizeof buf)) > 0) {
-		size_t off = 0;
-		while (off < n) {
-			ssize_t w = send(c->fd, buf + off, n - off, MSG_NOSIGNAL);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				return dcr_err_set(err, -ETIMEDOUT,
-				                   "sending to %s: the server took nothing within the "
-				                   "send timeout",
-				                   c->name);
-			if (w < 0)
-				return dcr_err_set(err, -errno, "sending to %s: %s", c->name,
-				                   strerror(errno));
-			off += (size_t)w;
+	dcr_buf_reset(&c->out);
+	dcr_tls_engine_drain_all(c->e, &c->out);
+	while (off < c->out.len) {
+		ssize_t w = send(c->fd, c->out.data + off, c->out.len - off, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			rc = dcr_err_set(err, -ETIMEDOUT,
+			                 "sending to %s: the server took nothing within the send "
+			                 "timeout",
+			                 c->name);
+			break;
 		}
+		if (w < 0) {
+			rc = dcr_err_set(err, -errno, "sending to %s: %s", c->name, strerror(errno));
+			break;
+		}
+		off += (size_t)w;
 	}
-	return 0;
+	dcr_buf_reset(&c->out);
+	return rc;
 }
 
 /* Reads what the socket has into the engine: 1, 0 at the end of the
@@ -735,6 +744,7 @@ static int client_connect(int fd, const char *server_name, int max_version,
 
 	*out = NULL;
 	c->fd = fd;
+	dcr_buf_init(&c->out);
 	snprintf(c->name, sizeof c->name, "%s", server_name ? server_name : "the server");
 	c->ctx = ctx_new(false, max_version, err);
 	if (!c->ctx) {
@@ -784,6 +794,7 @@ out:
 	if (c) {
 		dcr_tls_engine_free(c->e);
 		SSL_CTX_free(c->ctx);
+		dcr_buf_release(&c->out);
 		free(c);
 	}
 	ERR_clear_error();
@@ -801,20 +812,39 @@ int dcr__tls_client_connect_tls12(int fd, dcr_tls_client **out, dcr_err *err)
 	return client_connect(fd, NULL, TLS1_2_VERSION, out, NULL, err);
 }
 
+int dcr_tls_client_sendv(dcr_tls_client *c, const struct iovec *iov, size_t iovcnt,
+                         dcr_err *err)
+{
+	size_t batch = 0;
+	int rc;
+
+	for (size_t i = 0; i < iovcnt; i++) {
+		const uint8_t *p = iov[i].iov_base;
+		size_t n = iov[i].iov_len;
+		while (n > 0) {
+			size_t k = n > CLIENT_BATCH_BYTES - batch ? CLIENT_BATCH_BYTES - batch : n;
+			rc = dcr_tls_engine_write(c->e, p, k, err);
+			if (rc < 0)
+				return rc;
+			p += k;
+			n -= k;
+			batch += k;
+			if (batch == CLIENT_BATCH_BYTES) {
+				rc = client_flush(c, err);
+				if (rc < 0)
+					return rc;
+				batch = 0;
+			}
+		}
+	}
+	return client_flush(c, err);
+}
+
 int dcr_tls_client_send(dcr_tls_client *c, const void *p, size_t n, dcr_err *err)
 {
-	while (n > 0) {
-		/* a record's worth at a time: the engine never holds more */
-		size_t k = n > 16384 ? 16384 : n;
-		int rc = dcr_tls_engine_write(c->e, p, k, err);
-		if (rc == 0)
-			rc = client_flush(c, err);
-		if (rc < 0)
-			return rc;
-		p = (const uint8_t *)p + k;
-		n -= k;
-	}
-	return 0;
+	struct iovec v = {(void *)p, n};
+
+	return dcr_tls_client_sendv(c, &v, 1, err);
 }
 
 int dcr_tls_client_recv(dcr_tls_client *c, void *buf, size_t cap, dcr_err *err)
@@ -858,5 +888,6 @@ void dcr_tls_client_free(dcr_tls_client *c)
 	dcr_tls_engine_free(c->e);
 	SSL_CTX_free(c->ctx);
 	dcr_wipe(c->binding, sizeof c->binding);
+	dcr_buf_release(&c->out);
 	free(c);
 }

@@ -32,6 +32,8 @@
 #ifndef DCR_TLS_H
 #define DCR_TLS_H
 
+#include <sys/uio.h>
+
 #include "base.h"
 
 /* "sha256:" + 64 hex digits (DCR_TLS_FINGERPRINT_CHARS), plus a NUL. */
@@ -146,8 +148,14 @@ typedef struct dcr_tls_client dcr_tls_client;
 int dcr_tls_client_connect(int fd, const char *server_name, dcr_tls_client **out,
                            uint8_t fp[DCR_SHA256_BYTES], dcr_err *err);
 /* Sends all n bytes (blocking). -EPIPE / -ECONNRESET when the server
- * closed, -ETIMEDOUT past SO_SNDTIMEO, DCR_EPROTO. Never raises SIGPIPE. */
+ * closed, -ETIMEDOUT past SO_SNDTIMEO, DCR_EPROTO. Never raises SIGPIPE.
+ * Encrypts up to 256 KiB before handing it to the socket (what the
+ * client holds at most), so large sends cost few system calls. */
 int dcr_tls_client_send(dcr_tls_client *c, const void *p, size_t n, dcr_err *err);
+/* The same for the pieces of iov in order, as one stream (a frame's head,
+ * the caller's buffer and its tail without copying them together). */
+int dcr_tls_client_sendv(dcr_tls_client *c, const struct iovec *iov, size_t iovcnt,
+                         dcr_err *err);
 /* Receives up to cap bytes (blocking until at least one, or the end).
  * Returns the count (> 0), 0 at the end of the stream (close_notify or
  * the connection closed), -ETIMEDOUT past SO_RCVTIMEO, DCR_EPROTO (a bad

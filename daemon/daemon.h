@@ -96,6 +96,10 @@ int dmn_run(const dmn_options *opt, dcr_err *err);
  * "restore". Returns the exit status. */
 int dmn_restore_main(int argc, char **argv);
 
+/* Splits a --listen address, "HOST:PORT" or "[IPV6]:PORT" (port 0 to
+ * 65535), into host and port; DCR_EINVALID saying what is wrong. */
+int dmn_listen_parse(const char *spec, char host[256], char port[8], dcr_err *err);
+
 /* Parses "error|warn|info|debug"; -1 if unknown. */
 int dmn_log_level_parse(const char *s);
 

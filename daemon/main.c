@@ -416,7 +416,13 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 		case 's':
 			opt.socket_path = optarg;
 			break;
-		case OPT_LISTEN:
+		case OPT_LISTEN: {
+			char host[256], port[8];
+			dcr_err err;
+			if (dmn_listen_parse(optarg, host, port, &err) < 0) {
+				fprintf(stderr, "dcrd: %s\n", err.msg);
+				return 2;
+			}
 			if (opt.nlisten == DMN_LISTEN_MAX) {
 				fprintf(stderr, "dcrd: --listen: at most %u addresses\n",
 				        DMN_LISTEN_MAX);
@@ -424,6 +430,7 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 			}
 			opt.listen[opt.nlisten++] = optarg;
 			break;
+		}
 		case OPT_FINGERPRINT:
 			print_fingerprint = true;
 			break;

@@ -84,6 +84,7 @@ struct conn {
 	dcr_tls_engine *tls;
 	bool hs_done;    /* TLS handshake complete (always true on the pipe) */
 	bool hs_counted; /* in srv->handshakes */
+	bool tls_closed; /* close_notify queued: nothing more is sent */
 	uint8_t binding[DCR_TLS_BINDING_BYTES]; /* RFC 9266, once hs_done */
 	uv_timer_t timer;
 	int handles_open;
@@ -533,13 +534,15 @@ static int tls_seal(conn *c, dcr_buf *buf, bool close_after)
 
 	dcr_buf_init(&ct);
 	dcr_err_clear(&err);
-	if (buf->len && c->hs_done)
+	if (buf->len && c->hs_done && !c->tls_closed)
 		rc = dcr_tls_engine_write(c->tls, buf->data, buf->len, &err);
 	if (rc < 0)
 		dmn__log(c->srv->d, DMN_LOG_WARN, "TLS connection from %s closed: %s", c->addr,
 		         err.msg);
-	if (close_after && c->hs_done)
+	if (close_after && c->hs_done && !c->tls_closed) {
 		dcr_tls_engine_close(c->tls);
+		c->tls_closed = true;
+	}
 	dcr_tls_engine_drain_all(c->tls, &ct);
 	dcr_buf_release(buf);
 	*buf = ct;
@@ -566,10 +569,13 @@ static void conn_send(conn *c, dcr_buf *buf, bool close_after, bool counts)
 		return;
 	}
 	if (buf->len == 0) {
-		/* TLS with nothing to send (a frame before the handshake is
-		 * dropped: there is no channel to send it on) */
-		DCR_ASSERT(c->tls && !counts);
+		/* TLS with nothing to send: a frame before the handshake (no
+		 * channel yet) or after close_notify (the connection is
+		 * closing) is dropped */
+		DCR_ASSERT(c->tls);
 		dcr_buf_release(buf);
+		if (counts)
+			c->inflight--;
 		if (close_after)
 			conn_close(c);
 		return;
@@ -1244,7 +1250,9 @@ static void tls_pull(conn *c)
 			dmn__log(c->srv->d, n == -EPIPE ? DMN_LOG_DEBUG : DMN_LOG_INFO,
 			         "%s TLS connection from %s closed: %s",
 			         c->sess.who ? c->sess.who : c->who, c->addr, err.msg);
-			conn_close(c);
+			/* a bad record: the engine's alert goes out first */
+			c->doomed = true;
+			tls_flush(c, true);
 			return;
 		}
 		conn_input(c, p, (size_t)n);
@@ -1633,8 +1641,7 @@ static void tcp_close_all(server *s)
 
 #define TCP_LISTENERS_MAX (DMN_LISTEN_MAX * 4) /* addresses of the --listen names */
 
-/* Splits "HOST:PORT" or "[IPV6]:PORT" (--listen). */
-static int listen_spec(const char *spec, char host[256], char port[8], dcr_err *err)
+int dmn_listen_parse(const char *spec, char host[256], char port[8], dcr_err *err)
 {
 	const char *h = spec, *he, *p;
 	char *end;
@@ -1686,7 +1693,7 @@ static int listen_tcp(server *s, const char *spec, const char *fingerprint, dcr_
 	struct addrinfo hints, *res = NULL, *ai;
 	int rc, g;
 
-	rc = listen_spec(spec, host, port, err);
+	rc = dmn_listen_parse(spec, host, port, err);
 	if (rc < 0)
 		return rc;
 	memset(&hints, 0, sizeof hints);

@@ -7,7 +7,14 @@
  * event listings in bounded pages, so memory stays bounded on both sides.
  * The client never sees LMDB or the blob store; it signs the caller's events
  * with the identity key it was given (borrowed, must outlive the
- * connection). */
+ * connection).
+ *
+ * Transports: dcrd's unix socket, or TCP with TLS 1.3 (base/tls) to a
+ * server "HOST:PORT". Over TLS the server's key fingerprint is checked
+ * (cl_addr's pin and check) right after the handshake, before a byte of
+ * the protocol is sent, and the login signature covers the connection's
+ * channel binding, so it is worthless on any other connection. Everything
+ * above the io_* functions is the same for both. */
 #include <ctype.h>
 #include <fcntl.h>
 #include <netdb.h>

@@ -9,7 +9,7 @@
 # with dcrd still serving good clients: a wrong --pin, and a changed
 # server key (dcrd restarted with a new TLS key: the old known_servers
 # entry refuses with the two fingerprints and the line to remove, nothing
-# is sent; --pin then records the new key).
+# is sent; --pin then records the new key); IPv6 ([::1]:PORT).
 . "$DCR_SOURCE_DIR/tests/e2e/lib.sh"
 . "$DCR_SOURCE_DIR/tests/e2e/cli_story.inc"
 . "$DCR_SOURCE_DIR/tests/e2e/remote_lib.inc"
@@ -202,6 +202,21 @@ expect_stderr "the key of $SERVER is now the pinned $FP (was $OLD_FP)"
 expect_eq "$(cat "$T/cfg-anna/known_servers")" "$SERVER $FP" "known_servers after --pin"
 expect_ok A room list
 [ ! -s "$E2E_ERR" ] || e2e_fail "not silent after --pin recorded the key: $(cat "$E2E_ERR")"
+
+# ---- IPv6: [ADDR]:PORT, a known_servers line of its own
+if grep -q '^00000000000000000000000000000001 ' /proc/net/if_inet6 2>/dev/null; then
+	e2e_stop_daemon || e2e_fail "dcrd did not stop cleanly"
+	remote_start_daemon --listen "[::1]:0"
+	P6=$(sed -n 's/^dcrd: listening on tls:\[::1\]:\([0-9][0-9]*\) .*/\1/p' "$T/dcrd.log" | tail -n 1)
+	[ -n "$P6" ] || e2e_fail "dcrd printed no [::1] listening line"
+	expect_ok rem anna dcr --server "[::1]:$P6" room list
+	expect_stderr "first connection to [::1]:$P6: its key fingerprint is $FP"
+	expect_contains "$E2E_OUT" "bank-insurer-overlap"
+	grep -q -x -F "[::1]:$P6 $FP" "$T/cfg-anna/known_servers" ||
+		e2e_fail "no [::1] line in known_servers: $(cat "$T/cfg-anna/known_servers")"
+else
+	e2e_log "no ::1 here: IPv6 not checked"
+fi
 
 e2e_stop_daemon || e2e_fail "dcrd did not stop cleanly (status $?)"
 e2e_log "ok"
