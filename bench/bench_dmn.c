@@ -2,7 +2,7 @@
  * docs/benchmarks.md, "Daemon").
  *
  *   bench_dmn [--dcrd PATH] [--rows N] [--seconds S] [--no-sync]
- *   bench_dmn [--dcrd PATH] --provision-mb MB [--csv PATH] [--repeat N]
+ *   bench_dmn [--dcrd PATH] [--tls] --provision-mb MB [--csv PATH] [--repeat N]
  *   bench_dmn [--dcrd PATH] --overlap [--rows N] [--sqlite3 PATH]
  *
  * The third form is issue 4 through the daemon: it writes bench_cmp's
@@ -21,7 +21,10 @@
  * (page cache) and uploaded N times (default 3) into one room; each upload
  * prints the time until cl_provision returned (provisioned: validated,
  * hashed, encrypted, fsynced, event appended) and until the prepared table
- * is ready (a run can start), plus the CPU seconds dcrd spent.
+ * is ready (a run can start), plus the CPU seconds dcrd spent. With --tls,
+ * dcrd also listens on 127.0.0.1 (`--listen 127.0.0.1:0`) and the bench
+ * connects there over TLS 1.3 pinned to dcrd's fingerprint, as a remote
+ * `dcr --server` does (issue 15).
  *
  * Starts a real dcrd (default $DCR_BUILD_DIR/daemon/dcrd, else
  * ./daemon/dcrd) on a fresh directory under /tmp and measures:
@@ -50,6 +53,10 @@
 #include "bench_overlap.h"
 
 static char dir[64], sock[128], data[128], logp[128];
+/* --tls: dcrd also listens on 127.0.0.1 (a free port) and the bench's
+ * connections go there over TLS 1.3, pinned to dcrd's fingerprint */
+static bool tls;
+static char tls_server[64], tls_pin[96];
 static pid_t daemon_pid;
 static double seconds = 3.0;
 static dcr_key *anna;
@@ -151,7 +158,15 @@ static cl_conn *conn(void)
 	cl_conn *c;
 	dcr_err err;
 
-	if (cl_connect(sock, anna, &c, &err) < 0)
+	cl_addr a = {0};
+
+	if (tls) {
+		a.server = tls_server;
+		a.pin = tls_pin;
+	} else {
+		a.socket = sock;
+	}
+	if (cl_connect_addr(&a, anna, &c, &err) < 0)
 		die("connect", &err);
 	return c;
 }
@@ -165,9 +180,9 @@ static char *def_json(const char *name, const char *extra)
 	    "   \"owner_of\": [\"bank\"], \"analyst_of\": [\"by_city\"]}],\n"
 	    " \"datasets\": [{\"name\": \"bank\", \"kind\": \"table\", \"columns\": [\n"
 	    "   {\"name\": \"email\", \"type\": \"string\"},\n"
-	    "   {\"name\": \"city\", \"type\": \"string\"},\n"
-	    "   {\"name\": \"age\", \"type\": \"integer\"},\n"
-	    "   {\"name\": \"balance\", \"type\": \"float\"}]}],\n"
+	    "   {\"name\": \"city\", \"type\": \"string\", \"allow\": [\"group\"]},\n"
+	    "   {\"name\": \"age\", \"type\": \"integer\", \"allow\": [\"aggregate\"]},\n"
+	    "   {\"name\": \"balance\", \"type\": \"float\", \"allow\": [\"aggregate\"]}]}],\n"
 	    " \"computations\": [{\"name\": \"by_city\", \"kind\": \"sql\",\n"
 	    "   \"privacy\": {\"min_rows_aggregated\": 10},\n"
 	    "   \"query\": \"SELECT city, COUNT(*) AS n, AVG(age) AS age, SUM(balance) AS "
@@ -789,21 +804,49 @@ static int start_dcrd(const char *exe, bool no_sync)
 	if (daemon_pid == 0) {
 		int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, 2);
+		/* the submit phase opens 32 clients and a setup connection with one key */
+		const char *argv[12] = {exe, "--data", data, "--socket", sock, "--max-conns-per-key", "64"};
+		int n = 7;
 		if (no_sync)
-			execl(exe, exe, "--data", data, "--socket", sock, "--no-sync",
-			      (char *)NULL);
-		else
-			execl(exe, exe, "--data", data, "--socket", sock, (char *)NULL);
+			argv[n++] = "--no-sync";
+		if (tls) {
+			argv[n++] = "--listen";
+			argv[n++] = "127.0.0.1:0";
+		}
+		argv[n] = NULL;
+		execv(exe, (char *const *)argv);
 		_exit(127);
 	}
-	while (!log_has("listening on")) {
-		int st;
-		if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid) {
-			daemon_pid = 0;
-			fprintf(stderr, "bench_dmn: dcrd (%s) did not start\n", exe);
+	{
+		/* the unix socket's line comes last */
+		char ready[160];
+		snprintf(ready, sizeof ready, "listening on %s", sock);
+		while (!log_has(ready)) {
+			int st;
+			if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid) {
+				daemon_pid = 0;
+				fprintf(stderr, "bench_dmn: dcrd (%s) did not start\n", exe);
+				return -1;
+			}
+			usleep(10000);
+		}
+	}
+	if (tls) {
+		/* "dcrd: listening on tls:127.0.0.1:PORT (TLS 1.3, fingerprint sha256:...)" */
+		dcr_buf b;
+		dcr_err err;
+		const char *p, *q;
+		dcr_buf_init(&b);
+		dcr_read_file(logp, 256u * 1024 * 1024, &b, &err);
+		p = strstr(dcr_buf_cstr(&b), "listening on tls:");
+		q = p ? strstr(p, "fingerprint ") : NULL;
+		if (!p || !q || sscanf(p + 17, "%63s", tls_server) != 1 ||
+		    sscanf(q + 12, "%95[^)]", tls_pin) != 1) {
+			dcr_buf_release(&b);
+			fprintf(stderr, "bench_dmn: dcrd printed no TLS listener\n");
 			return -1;
 		}
-		usleep(10000);
+		dcr_buf_release(&b);
 	}
 	return 0;
 }
@@ -1095,11 +1138,13 @@ int main(int argc, char **argv)
 			rounds = (int)strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--sqlite3") == 0 && i + 1 < argc)
 			sqlite3 = argv[++i];
+		else if (strcmp(argv[i], "--tls") == 0)
+			tls = true;
 		else {
 			fprintf(stderr,
 			        "usage: bench_dmn [--dcrd PATH] [--rows N] [--seconds S] "
 			        "[--no-sync]\n"
-			        "       bench_dmn [--dcrd PATH] --provision-mb MB [--csv PATH] "
+			        "       bench_dmn [--dcrd PATH] [--tls] --provision-mb MB [--csv PATH] "
 			        "[--repeat N]\n"
 			        "       bench_dmn [--dcrd PATH] --overlap [--rows N] "
 			        "[--sqlite3 PATH]\n"
@@ -1128,7 +1173,8 @@ int main(int argc, char **argv)
 	}
 	if (start_dcrd(exe, no_sync) < 0)
 		return 1;
-	printf("dcrd benchmark (%s)\n", no_sync ? "--no-sync: NOT durable" : "durable: fsync");
+	printf("dcrd benchmark (%s, %s%s)\n", no_sync ? "--no-sync: NOT durable" : "durable: fsync",
+	       tls ? "over TLS 1.3 to " : "over the unix socket", tls ? tls_server : "");
 	if (prov_mb > 0) {
 		if (!csv) {
 			snprintf(csv_buf, sizeof csv_buf, "/tmp/dcr-bench-prov-%llu.csv",

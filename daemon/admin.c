@@ -83,7 +83,8 @@ static void rm_tree(const char *path)
 /* Opens DIR/events as a second store inside t (a zeroed dmn that is not
  * serving: no jobs, no hooks) and replays every room with the daemon's
  * replay, which verifies each signature and applies every rule. key is
- * borrowed (it signs nothing: the store gets no checkpoint key); blobs is
+ * borrowed: the store's checkpoint key, which appends nothing here but signs
+ * the stored checkpoints when they are read (es_latest_checkpoint); blobs is
  * borrowed too (may be NULL). */
 static int snap_open(dmn *t, const char *dir, dcr_key *key, dmn_blobs *blobs, dcr_err *err)
 {
@@ -98,6 +99,7 @@ static int snap_open(dmn *t, const char *dir, dcr_key *key, dmn_blobs *blobs, dc
 	t->blobs = blobs;
 	dmn__rooms_init(t);
 	eo.no_sync = true; /* nothing is written to it */
+	eo.checkpoint_key = key;
 	rc = es_open(&t->store, events, &eo, err);
 	if (rc == 0)
 		rc = dmn__rooms_load(t, err);

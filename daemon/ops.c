@@ -266,6 +266,15 @@ static int op_submit(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res
 		free(s->who);
 		s->who = dmn__who(r, s->key);
 	}
+	if (rc == DCR_ESEQ && r) {
+		/* The room's size with the error (docs/protocol.md), so the
+		 * client re-signs without asking for it: ESEQ is only answered
+		 * to a key that may read the room. */
+		dmn__mutex_lock(&r->mu);
+		seq = r->st.size;
+		dmn__mutex_unlock(&r->mu);
+		dcr_mpw_uint(proto_map_key(res, "size"), seq);
+	}
 	if (rc < 0)
 		return rc;
 	if (strncmp(type, "request.", 8) == 0)
@@ -1471,25 +1480,33 @@ static const struct {
     {"whoami", op_whoami},
 };
 
-void dmn__error_frame(dcr_buf *out, uint64_t id, int code, const char *msg)
+/* An error response from m, which may hold fields the op added (the
+ * room's size with ESEQ); m is released. */
+static void error_frame_map(proto_map *m, dcr_buf *out, uint64_t id, int code, const char *msg)
 {
-	proto_map m;
 	dcr_buf body;
 
-	proto_map_init(&m);
 	dcr_buf_init(&body);
-	dcr_mpw_str(proto_map_key(&m, "code"), dcr_errname(code));
+	dcr_mpw_str(proto_map_key(m, "code"), dcr_errname(code));
 	if (code > DCR__ERR_BASE && code < DCR__ERR_END)
 		; /* project code */
 	else if (code < 0)
-		dcr_mpw_uint(proto_map_key(&m, "errno"), (uint64_t)-code);
-	dcr_mpw_str(proto_map_key(&m, "error"), msg && *msg ? msg : dcr_strerror(code));
-	dcr_mpw_uint(proto_map_key(&m, "id"), id);
-	dcr_mpw_bool(proto_map_key(&m, "ok"), false);
-	proto_map_encode(&m, &body);
-	proto_map_release(&m);
+		dcr_mpw_uint(proto_map_key(m, "errno"), (uint64_t)-code);
+	dcr_mpw_str(proto_map_key(m, "error"), msg && *msg ? msg : dcr_strerror(code));
+	dcr_mpw_uint(proto_map_key(m, "id"), id);
+	dcr_mpw_bool(proto_map_key(m, "ok"), false);
+	proto_map_encode(m, &body);
+	proto_map_release(m);
 	proto_frame_wrap(out, body.data, body.len);
 	dcr_buf_release(&body);
+}
+
+void dmn__error_frame(dcr_buf *out, uint64_t id, int code, const char *msg)
+{
+	proto_map m;
+
+	proto_map_init(&m);
+	error_frame_map(&m, out, id, code, msg);
 }
 
 int dmn__handle(dmn *d, dmn_session *s, const void *frame, size_t n, dcr_buf *resp,
@@ -1545,7 +1562,13 @@ out:
 	if (rc < 0) {
 		if (err.code == 0)
 			dcr_err_set(&err, rc, NULL);
-		dmn__error_frame(resp, id, rc, err.msg);
+		if (rc == DCR_ESEQ && fatal == 0) {
+			/* with the room's size, if the op added it (op_submit) */
+			error_frame_map(&res, resp, id, rc, err.msg);
+			proto_map_init(&res);
+		} else {
+			dmn__error_frame(resp, id, rc, err.msg);
+		}
 		dcr_buf_printf(log_outcome, "%s: %s", dcr_errname(rc), err.msg);
 	} else {
 		dcr_buf body;

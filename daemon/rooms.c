@@ -490,6 +490,29 @@ int dmn__submit(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const void *entry,
 		                 ev.room_hex);
 		goto out;
 	}
+	if (conn_key) {
+		/* A stale position costs no signature check (the most expensive
+		 * step): a key that may read the room learns its size, as the
+		 * size op would tell it, re-signs and submits again. The check
+		 * under the lock below stays the one that decides. */
+		dmn_room *q = dmn__room_find(d, room);
+		bool stale = false;
+		if (q) {
+			dmn__mutex_lock(&q->mu);
+			stale = !q->broken && ev.seq != q->st.size &&
+			        rm_may_read_room(&q->st, conn_key);
+			seq = q->st.size;
+			dmn__mutex_unlock(&q->mu);
+		}
+		if (stale) {
+			rc = dcr_err_set(err, DCR_ESEQ,
+			                 "event seq %llu but the room is at %llu (replayed event, or "
+			                 "another event was appended first)",
+			                 (unsigned long long)ev.seq, (unsigned long long)seq);
+			goto out;
+		}
+		seq = 0;
+	}
 	rc = es_event_verify(&ev, err);
 	if (rc < 0)
 		goto out;

@@ -12,10 +12,18 @@
  * Writes: one writer thread owns every write transaction. Callers enqueue
  * a request and sleep; the writer takes every pending request (up to
  * ES_BATCH_REQS_MAX / ES_BATCH_BYTES_MAX), applies them all in ONE write
- * transaction (events, Merkle nodes, room sizes, then one signed checkpoint
+ * transaction (events, Merkle nodes, room sizes, then one checkpoint body
  * per touched room), commits (fully synced unless no_sync), and only then
  * wakes the callers: a caller that got 0 has a durable entry. A request that
  * fails on its own (DCR_ESEQ) does not disturb the others of its batch.
+ *
+ * Checkpoints are stored unsigned (the daemon key's public half, a zero
+ * signature) and signed when read (sign_stored): Ed25519 is deterministic,
+ * so the bytes a reader gets are exactly those a signature at commit time
+ * would have given, but the writer thread no longer signs one checkpoint per
+ * room per commit (with many rooms that was a third of its CPU), and a
+ * checkpoint nobody reads is never signed. Signed ones are cached per room
+ * (cp_cache), so many readers of one state cost one signature.
  *
  * Keys of one room grow with every append in both events and nodes (nodes
  * are numbered in the post-order in which an append-only log completes
@@ -44,6 +52,7 @@
 #define ES_READERS_MAX      512
 #define ES_GROW_RETRIES_MAX 48
 #define ES_ROOMS_CHUNK      256
+#define ES_CP_CACHE_SLOTS   256 /* signed checkpoints kept, by room (a power of 2) */
 
 enum { REQ_APPEND, REQ_META_PUT, REQ_META_DEL };
 
@@ -76,6 +85,11 @@ struct es_store {
 	MDB_env *env;
 	MDB_dbi db_events, db_nodes, db_rooms, db_cps, db_meta;
 	const dcr_key *cp_key; /* borrowed: must outlive the store */
+	uint8_t cp_pub[DCR_ED25519_PUB_BYTES]; /* its public key (zero without) */
+	/* the last checkpoint signed per room slot (sign_stored); cp_mu guards
+	 * it and is taken with no other lock of the store held */
+	pthread_mutex_t cp_mu;
+	es_checkpoint cp_cache[ES_CP_CACHE_SLOTS];
 	bool no_sync;
 	/* shared: a transaction is open; exclusive: the map is being resized */
 	pthread_rwlock_t map_lock;
@@ -428,10 +442,8 @@ static int finish_rooms(es_store *s, MDB_txn *txn, uint64_t now_ms)
 		}
 		if (!s->cp_key)
 			continue;
-		if (es_checkpoint_sign(&w->cp, s->cp_key) != 0) {
-			rc = MDB_PANIC; /* signing cannot fail with a valid key */
-			break;
-		}
+		/* The body, to be signed by this key when read (sign_stored). */
+		memcpy(w->cp.key, s->cp_pub, sizeof(w->cp.key));
 		dcr_buf_reset(&b);
 		es_checkpoint_encode(&w->cp, &b);
 		v.mv_size = b.len;
@@ -783,6 +795,9 @@ int es_open(es_store **out, const char *dir, const es_options *opt, dcr_err *err
 	s->dev = st.st_dev;
 	s->ino = st.st_ino;
 	s->cp_key = opt->checkpoint_key;
+	if (s->cp_key)
+		dcr_key_public(s->cp_key, s->cp_pub);
+	pthread_mutex_init(&s->cp_mu, NULL);
 	s->no_sync = opt->no_sync;
 	s->dir = dcr_strdup(dir);
 	pthread_rwlockattr_init(&ra);
@@ -850,6 +865,7 @@ void es_close(es_store *s)
 	pthread_cond_destroy(&s->space_cv);
 	pthread_cond_destroy(&s->work_cv);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->cp_mu);
 	pthread_rwlock_destroy(&s->map_lock);
 	free(s->rooms);
 	free(s->batch);
@@ -921,6 +937,44 @@ static const char *store_failure(es_store *s, int mdb_rc, char *buf, size_t cap)
 	return mdb_rc ? mdb_strerror(mdb_rc) : "storage failure";
 }
 
+static bool sig_is_zero(const uint8_t sig[DCR_ED25519_SIG_BYTES])
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < DCR_ED25519_SIG_BYTES; i++)
+		acc |= sig[i];
+	return acc == 0;
+}
+
+/* Signs cp, a checkpoint body the writer stored for this store's key (its
+ * public key in cp->key, a zero signature), unless the cache has the
+ * signature of that very body. Ed25519 is deterministic: the result is the
+ * same whenever it is signed. Any thread; no lock of the store held. */
+static void sign_stored(es_store *s, es_checkpoint *cp)
+{
+	es_checkpoint *slot;
+	size_t i = (size_t)(((uint32_t)cp->room[0] << 8 | cp->room[1]) & (ES_CP_CACHE_SLOTS - 1));
+	bool hit;
+	int rc;
+
+	DCR_ASSERT(s->cp_key && memcmp(cp->key, s->cp_pub, sizeof(cp->key)) == 0);
+	pthread_mutex_lock(&s->cp_mu);
+	slot = &s->cp_cache[i];
+	hit = memcmp(slot->room, cp->room, ES_ROOM_ID_BYTES) == 0 && slot->size == cp->size &&
+	      slot->ts_ms == cp->ts_ms && memcmp(slot->root, cp->root, 32) == 0 &&
+	      memcmp(slot->key, cp->key, sizeof(cp->key)) == 0 && !sig_is_zero(slot->sig);
+	if (hit)
+		memcpy(cp->sig, slot->sig, sizeof(cp->sig));
+	pthread_mutex_unlock(&s->cp_mu);
+	if (hit)
+		return;
+	rc = es_checkpoint_sign(cp, s->cp_key);
+	DCR_ASSERT(rc == 0); /* cannot fail with a valid key */
+	pthread_mutex_lock(&s->cp_mu);
+	*slot = *cp;
+	pthread_mutex_unlock(&s->cp_mu);
+}
+
 /* The caller's view of a finished append request. */
 static int append_result(es_store *s, const es_req *r, int rc, uint64_t *seq_out,
                          es_checkpoint *cp_out, dcr_err *err)
@@ -931,8 +985,11 @@ static int append_result(es_store *s, const es_req *r, int rc, uint64_t *seq_out
 	if (rc == 0) {
 		if (seq_out)
 			*seq_out = r->seq;
-		if (cp_out)
+		if (cp_out) {
 			*cp_out = r->cp;
+			if (s->cp_key) /* signed here, on the caller's thread */
+				sign_stored(s, cp_out);
+		}
 		return 0;
 	}
 	es_room_format(r->room, room_hex);
@@ -1122,6 +1179,11 @@ int es_latest_checkpoint(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], es_c
 	else
 		rc = mdb_to_dcr(rc);
 	rd_end(s, txn);
+	/* Stored unsigned for this store's key: sign it now (outside the
+	 * transaction). A store opened without that key returns it unsigned. */
+	if (rc == 0 && s->cp_key && sig_is_zero(cp->sig) &&
+	    memcmp(cp->key, s->cp_pub, sizeof(cp->key)) == 0)
+		sign_stored(s, cp);
 	return rc;
 }
 

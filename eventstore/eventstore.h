@@ -183,7 +183,10 @@ int es_append_wait(es_pending *p, uint64_t *seq_out, es_checkpoint *cp_out, dcr_
 
 /* Number of events in room (0 if unknown room). */
 int es_room_size(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], uint64_t *size);
-/* Latest checkpoint of room (DCR_ENOTFOUND if none). */
+/* Latest checkpoint of room (DCR_ENOTFOUND if none): the one stored by the
+ * last commit that touched the room, signed by the store's checkpoint key
+ * (at the first read: commits store it unsigned). A store opened without
+ * that key returns it with a zero signature (es_checkpoint_verify fails). */
 int es_latest_checkpoint(es_store *s, const uint8_t room[ES_ROOM_ID_BYTES], es_checkpoint *cp);
 /* Lists rooms (those with at least one event), in id order: calls fn for
  * each, outside any transaction; a non-zero return stops and is returned. */

@@ -3,7 +3,9 @@
  * rm_apply, and the refusals: an event signed by another key than the
  * connection's (forged), the same event submitted twice (replayed), a
  * stale clock, a client signing as the daemon, a non-participant reading a
- * room. Checkpoints are signed by the daemon key and inclusion proofs
+ * room. Positions: cl_submit's guess of its next position, a stale one
+ * refused with the room's size before the signature check, to readers
+ * only. Checkpoints are signed by the daemon key and inclusion proofs
  * verify against them. */
 #include <pthread.h>
 
@@ -433,6 +435,137 @@ out:
 	cl_close(x);
 }
 
+/* Occurrences of needle in dcrd's log. */
+static size_t log_count(td *t, const char *needle)
+{
+	char *log = td_log_text(t);
+	size_t n = 0;
+
+	for (const char *p = log; p && (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	free(log);
+	return n;
+}
+
+/* submit_raw keeping the response: *size gets the "size" the daemon sent
+ * with the error (UINT64_MAX if none). */
+static int submit_raw_size(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], const dcr_buf *entry,
+                           uint64_t *size, dcr_err *err)
+{
+	proto_map m;
+	dcr_buf args, rb;
+	dcr_mp_doc *d = NULL;
+	char hex[ES_ROOM_HEX_BYTES];
+	int rc;
+
+	*size = UINT64_MAX;
+	es_room_format(room, hex);
+	proto_map_init(&m);
+	dcr_buf_init(&args);
+	dcr_buf_init(&rb);
+	dcr_mpw_str(proto_map_key(&m, "room"), hex);
+	dcr_mpw_bin(proto_map_key(&m, "entry"), entry->data, entry->len);
+	proto_map_encode(&m, &args);
+	proto_map_release(&m);
+	rc = cl_call(c, "submit", args.data, args.len, &rb, NULL, err);
+	if (rc < 0 && rb.len && proto_frame_parse(rb.data, rb.len, &d, NULL) == 0)
+		dcr_mp_u64(dcr_mp_get(dcr_mp_root(d), "size"), size);
+	dcr_mp_doc_free(d);
+	dcr_buf_release(&rb);
+	dcr_buf_release(&args);
+	return rc;
+}
+
+/* Positions (docs/protocol.md, submit): cl_submit signs for the position
+ * after its own last event without asking, and a stale position is refused
+ * with the room's size before any signature check, to readers only. */
+static void test_positions(td *t)
+{
+	cl_conn *a = td_connect(t, t->anna), *a2 = td_connect(t, t->anna),
+	        *i = td_connect(t, t->ian), *x = td_connect(t, t->carl);
+	char *json = td_room_json(t, "positions");
+	uint8_t room[ES_ROOM_ID_BYTES];
+	char hex[ES_ROOM_HEX_BYTES], size_line[96], eseq_line[128];
+	dcr_buf body, entry;
+	uint64_t seq = 0, size = 0;
+	size_t asked;
+	dcr_err err;
+
+	dcr_buf_init(&body);
+	dcr_buf_init(&entry);
+	CHECK(a && a2 && i && x);
+	if (!a || !a2 || !i || !x)
+		goto out;
+	CHECK_OK(cl_room_create(a, json, room, &err), &err);
+	es_room_format(room, hex);
+	snprintf(size_line, sizeof size_line, " size room=%s ", hex);
+	snprintf(eseq_line, sizeof eseq_line, " submit room.draft_saved room=%s ESEQ", hex);
+	rm_body_definition(&body, json);
+
+	/* the first submit of a connection asks the size; the next do not */
+	asked = log_count(t, size_line);
+	CHECK_OK(cl_submit(a, room, RM_EV_SAVED, body.data, body.len, &seq, &err), &err);
+	CHECK(seq == 1);
+	CHECK(log_count(t, size_line) == asked + 1);
+	CHECK_OK(cl_submit(a, room, RM_EV_SAVED, body.data, body.len, &seq, &err), &err);
+	CHECK_OK(cl_submit(a, room, RM_EV_SAVED, body.data, body.len, &seq, &err), &err);
+	CHECK(seq == 3);
+	CHECK(log_count(t, size_line) == asked + 1);
+	/* another connection appends: a's guess is stale, refused with the
+	 * size, and the retry at that size lands, still without asking */
+	CHECK_OK(cl_submit(a2, room, RM_EV_SAVED, body.data, body.len, &seq, &err), &err);
+	CHECK(seq == 4);
+	CHECK(log_count(t, size_line) == asked + 2);
+	CHECK(log_count(t, eseq_line) == 0);
+	CHECK_OK(cl_submit(a, room, RM_EV_SAVED, body.data, body.len, &seq, &err), &err);
+	CHECK(seq == 5);
+	CHECK(log_count(t, size_line) == asked + 2);
+	CHECK(log_count(t, eseq_line) == 1);
+
+	/* a stale position: ESEQ with the size, before the signature check
+	 * (a corrupted signature there is refused the same way) */
+	CHECK_OK(es_event_build(t->anna, room, 2, dcr_now_ms(), RM_EV_SAVED, body.data, body.len,
+	                        &entry, &err),
+	         &err);
+	CHECK_ERR(submit_raw_size(a, room, &entry, &size, &err), DCR_ESEQ, &err,
+	          "event seq 2 but the room is at 6");
+	CHECK(size == 6);
+	entry.data[entry.len - 5] ^= 0x40;
+	CHECK_ERR(submit_raw_size(a, room, &entry, &size, &err), DCR_ESEQ, &err, NULL);
+	CHECK(size == 6);
+	/* at the current position the signature is checked */
+	dcr_buf_reset(&entry);
+	CHECK_OK(es_event_build(t->anna, room, 6, dcr_now_ms(), RM_EV_SAVED, body.data, body.len,
+	                        &entry, &err),
+	         &err);
+	entry.data[entry.len - 5] ^= 0x40;
+	CHECK_ERR(submit_raw_size(a, room, &entry, &size, &err), DCR_ESIG, &err, NULL);
+	CHECK(size == UINT64_MAX);
+	/* a participant who may not save the draft still reads the room... */
+	dcr_buf_reset(&entry);
+	CHECK_OK(es_event_build(t->ian, room, 3, dcr_now_ms(), RM_EV_SAVED, body.data, body.len,
+	                        &entry, &err),
+	         &err);
+	CHECK_ERR(submit_raw_size(i, room, &entry, &size, &err), DCR_ESEQ, &err, NULL);
+	CHECK(size == 6);
+	/* ...but a key in no room learns nothing: no room, no size */
+	dcr_buf_reset(&entry);
+	CHECK_OK(es_event_build(t->carl, room, 3, dcr_now_ms(), RM_EV_SAVED, body.data, body.len,
+	                        &entry, &err),
+	         &err);
+	CHECK_ERR(submit_raw_size(x, room, &entry, &size, &err), DCR_ENOTFOUND, &err, "no room");
+	CHECK(size == UINT64_MAX);
+	CHECK(size_of(a, room) == 6);
+out:
+	dcr_buf_release(&body);
+	dcr_buf_release(&entry);
+	free(json);
+	cl_close(a);
+	cl_close(a2);
+	cl_close(i);
+	cl_close(x);
+}
+
 int main(void)
 {
 	static td t; /* the atexit cleanup reads it after main returns */
@@ -442,6 +575,7 @@ int main(void)
 		return 1;
 	test_lifecycle(&t);
 	test_refusals(&t);
+	test_positions(&t);
 	test_concurrent(&t);
 	test_wait(&t);
 	CHECK(td_stop(&t, SIGTERM) == 0);

@@ -348,8 +348,43 @@ static void test_basics(void)
 	CHECK(es_append(s, r1, 6, e.data, e.len, &seq, &cp, &err) == 0, "append without key");
 	CHECK(cp.size == 7 && es_checkpoint_verify(&cp, &err) != 0, "unsigned checkpoint");
 	CHECK(es_root(s, r1, 7, root) == 0 && memcmp(root, cp.root, 32) == 0, "root still set");
-	CHECK(es_latest_checkpoint(s, r1, &latest) == 0 && latest.size == 6,
-	      "the stored checkpoint stays the last signed one");
+	CHECK(es_latest_checkpoint(s, r1, &latest) == 0 && latest.size == 6 &&
+	          memcmp(latest.key, daemon_pub, 32) == 0 && es_checkpoint_verify(&latest, NULL) != 0,
+	      "the stored checkpoint stays the last one of the key, unsigned without it");
+	es_close(s);
+
+	/* Commits store checkpoints unsigned; a read with the key signs them:
+	 * byte for byte what signing at commit time gives (deterministic),
+	 * the same on every read. Another key signs nothing of them. */
+	opt.checkpoint_key = daemon_key;
+	rc = es_open(&s, dir, &opt, &err);
+	CHECK(rc == 0, "reopen with the key: %s", err.msg);
+	if (rc != 0)
+		goto out;
+	{
+		es_checkpoint fresh, again;
+		CHECK(es_latest_checkpoint(s, r1, &latest) == 0 && latest.size == 6 &&
+		          es_checkpoint_verify(&latest, &err) == 0,
+		      "signed when read with the key: %s", err.msg);
+		fresh = latest;
+		memset(fresh.sig, 0, sizeof fresh.sig);
+		CHECK(es_checkpoint_sign(&fresh, daemon_key) == 0 &&
+		          memcmp(&fresh, &latest, sizeof fresh) == 0,
+		      "the signature of the stored body");
+		CHECK(es_latest_checkpoint(s, r1, &again) == 0 &&
+		          memcmp(&again, &latest, sizeof again) == 0,
+		      "the same on the next read");
+	}
+	es_close(s);
+	opt.checkpoint_key = user_key;
+	rc = es_open(&s, dir, &opt, &err);
+	CHECK(rc == 0, "reopen with another key: %s", err.msg);
+	if (rc != 0)
+		goto out;
+	CHECK(es_latest_checkpoint(s, r1, &latest) == 0 && latest.size == 6 &&
+	          memcmp(latest.key, daemon_pub, 32) == 0 &&
+	          es_checkpoint_verify(&latest, NULL) != 0,
+	      "another key does not sign the daemon's checkpoints");
 	es_close(s);
 	es_close(NULL);
 out:
