@@ -11,6 +11,7 @@
 
 #include "../base/base.h"
 #include "../proto/proto.h"
+#include "../proto/witness.h"
 
 int cmd_audit(int argc, char **argv); /* argv[0] == "audit" */
 int cmd_mount(int argc, char **argv); /* argv[0] == "mount" */
