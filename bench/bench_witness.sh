@@ -12,7 +12,10 @@
 #   3. a mount following the room for 20 s while idle: its CPU time (the
 #      refresh every 200 ms: one checkpoint request and the file check);
 #   4. the same mount while 20 events arrive, one every 0.5 s: CPU time and
-#      the time until the last shows in its status.
+#      the time until the last shows in its status;
+#   5. with DCR_BEFORE=PATH (a dcr built without the witness): `dcr status`
+#      of both binaries interleaved, 30 times each, on the same host and
+#      room (the loaded machine's noise hits both alike).
 # Prints one line per measure. Everything lives in a temp dir, removed at
 # the end; the mount is skipped without /dev/fuse.
 set -u
@@ -42,7 +45,7 @@ R=$(dcr room create "$T/r.json")
 i=1
 while [ $i -lt "$N" ]; do
 	def $i >"$T/r.json"
-	dcr room save "$R" "$T/r.json" || exit 1
+	dcr room save "$R" "$T/r.json" >/dev/null || exit 1
 	i=$((i + 1))
 done
 ms() { date +%s%N | cut -c1-13; }
@@ -59,6 +62,16 @@ for k in $(seq 20); do
 	dcr room save "$R" "$T/r.json" >/dev/null
 	a=$(ms); dcr status "$R" >/dev/null; b=$(ms); echo $((b - a))
 done | stat_line "dcr status, $N events, one new"
+if [ -n "${DCR_BEFORE:-}" ]; then
+	: >"$T/t.before"
+	: >"$T/t.after"
+	for k in $(seq 30); do
+		a=$(ms); "$DCR_BEFORE" status "$R" >/dev/null; b=$(ms); echo $((b - a)) >>"$T/t.before"
+		a=$(ms); dcr status "$R" >/dev/null; b=$(ms); echo $((b - a)) >>"$T/t.after"
+	done
+	stat_line "interleaved dcr status, $N events, without the witness" <"$T/t.before"
+	stat_line "interleaved dcr status, $N events, with the witness" <"$T/t.after"
+fi
 if [ -c /dev/fuse ] && command -v fusermount3 >/dev/null; then
 	mkdir "$T/m"
 	dcr mount "$R" "$T/m" || exit 1
