@@ -28,6 +28,7 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM
 export HOME="$T/home" DCR_CONFIG_DIR="$T/cfg" TMPDIR="$T"
 mkdir -p "$HOME"
 dcrd --data "$T/data" --socket "$T/sock" >"$T/dcrd.log" 2>&1 &
