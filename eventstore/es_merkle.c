@@ -278,3 +278,45 @@ int es_verify_consistency(uint64_t size_old, uint64_t size_new, const uint8_t ro
 		return DCR_EINTEGRITY;
 	return 0;
 }
+
+/* ---- the frontier (roots of the perfect subtrees of a prefix) ------------- */
+
+void es_frontier_init(es_frontier *f)
+{
+	memset(f, 0, sizeof *f);
+}
+
+void es_frontier_append(es_frontier *f, const uint8_t leaf[32])
+{
+	uint8_t h[32];
+	uint64_t n = f->size;
+
+	DCR_ASSERT(n < (UINT64_C(1) << 63));
+	memcpy(h, leaf, 32);
+	/* each trailing 1 bit of size is a perfect subtree of the new leaf's
+	 * height: merge it, as a binary counter carries */
+	while (n & 1) {
+		DCR_ASSERT(f->n > 0);
+		es_node_hash(f->h[--f->n], h, h);
+		n >>= 1;
+	}
+	DCR_ASSERT(f->n < 64);
+	memcpy(f->h[f->n++], h, 32);
+	f->size++;
+}
+
+void es_frontier_root(const es_frontier *f, uint8_t out[32])
+{
+	uint8_t h[32];
+
+	if (f->size == 0) {
+		dcr_sha256("", 0, out);
+		return;
+	}
+	/* RFC 6962 splits at the largest power of two below n: the subtrees
+	 * folded from the smallest (rightmost) up give exactly that shape */
+	memcpy(h, f->h[f->n - 1], 32);
+	for (unsigned i = f->n - 1; i-- > 0;)
+		es_node_hash(f->h[i], h, h);
+	memcpy(out, h, 32);
+}

@@ -92,6 +92,21 @@ int es_merkle_inclusion(const uint8_t (*leaves)[32], uint64_t n, uint64_t index,
                         uint8_t (*proof)[32], size_t *proof_n);
 int es_merkle_consistency(const uint8_t (*leaves)[32], uint64_t n_old, uint64_t n_new,
                           uint8_t (*proof)[32], size_t *proof_n);
+/* A Merkle frontier: the roots of the perfect subtrees that make up the
+ * first `size` leaves (one per set bit of size, largest first), enough to
+ * append leaves and compute the root in O(log n) time and 2 KiB, without
+ * keeping the leaves. A client that follows a log verifies each new batch
+ * of events against a signed root with it. es_frontier_root gives exactly
+ * es_merkle_root of the same leaves. */
+typedef struct es_frontier {
+	uint64_t size;
+	unsigned n; /* hashes in use: popcount(size) */
+	uint8_t h[64][32];
+} es_frontier;
+void es_frontier_init(es_frontier *f);
+void es_frontier_append(es_frontier *f, const uint8_t leaf[32]); /* size < 2^63 */
+void es_frontier_root(const es_frontier *f, uint8_t out[32]);
+
 /* Verification (RFC 9162 §2.1.3.2 / §2.1.4.2). 0 or DCR_EINTEGRITY. */
 int es_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf[32],
                         const uint8_t (*proof)[32], size_t proof_n, const uint8_t root[32]);

@@ -235,13 +235,28 @@ int fs__fetch_apply(fs *f, dcr_err *err)
 	pthread_mutex_lock(&f->refresh_mu);
 	pthread_mutex_lock(&f->mu);
 	fe.next = f->nentries;
-	bool stopped = f->fatal != NULL;
+	bool stopped = f->fatal != NULL || fs__refused(f);
 	pthread_mutex_unlock(&f->mu);
 	if (stopped) {
 		rc = 0;
 		goto out;
 	}
 	rc = f->be.events(f->be.ctx, fe.next, fetch_cb, &fe, err);
+	if (rc == DCR_EINTEGRITY) {
+		/* The host lied about the room's history (the witness kept the
+		 * evidence): stop following it and refuse to serve the room. */
+		char *msg = dcr_strdup(err && err->msg[0] ? err->msg : dcr_strerror(rc));
+		char *none = NULL;
+		if (atomic_compare_exchange_strong(&f->refused, &none, msg)) {
+			fprintf(stderr, "dcr mount: %s\n", msg);
+			pthread_mutex_lock(&f->mu);
+			f->force_inval = true;
+			pthread_mutex_unlock(&f->mu);
+		} else {
+			free(msg);
+		}
+		goto out;
+	}
 	if (rc < 0 && !(fe.gap && fe.n > 0)) {
 		/* The daemon does not answer: say so (status, README) rather
 		 * than serve the last state as if it were current. */
@@ -449,6 +464,7 @@ void fs_free(fs *f)
 		free(m);
 	}
 	free(f->daemon_err);
+	free(atomic_load(&f->refused));
 	free(f->fatal);
 	free(f->last_error);
 	free(f->mountpoint);
@@ -844,6 +860,13 @@ int fs_open(fs *f, uint64_t ino, int flags, fs_file **out)
 	bool trunc_lf = false;
 	int rc;
 	*out = NULL;
+	if (fs__refused(f)) {
+		pthread_mutex_lock(&f->mu);
+		rc = fs__resolve(f, ino, &d);
+		pthread_mutex_unlock(&f->mu);
+		if (rc == 0 && ((d.kind != K_STATUS && d.kind != K_README) || fs__wants_write(flags)))
+			return -EIO;
+	}
 	if ((flags & O_ACCMODE) == O_RDONLY) {
 		fs__maybe_refresh(f);
 		fs__rcache_prefetch(f, ino, NULL);
@@ -1029,6 +1052,8 @@ int fs_create(fs *f, uint64_t parent, const char *name, int flags, fs_attr *attr
 	lfile *l = NULL;
 	int rc;
 	*out = NULL;
+	if (fs__refused(f))
+		return -EIO;
 	if (strlen(name) > FS_NAME_BYTES_MAX)
 		return -ENAMETOOLONG;
 	pthread_mutex_lock(&f->mu);
@@ -1116,6 +1141,8 @@ ssize_t fs_read(fs *f, fs_file *h, uint64_t off, void *buf, size_t cap)
 {
 	if ((h->flags & O_ACCMODE) == O_WRONLY)
 		return -EBADF;
+	if (fs__refused(f) && h->kind != K_STATUS && h->kind != K_README)
+		return -EIO;
 	if (h->kind == K_LFILE) {
 		lfile *l = h->lf;
 		if (!l->temp)
@@ -1171,6 +1198,8 @@ ssize_t fs_write(fs *f, fs_file *h, uint64_t off, const void *p, size_t n)
 	int rc;
 	if ((h->flags & O_ACCMODE) == O_RDONLY)
 		return -EBADF;
+	if (fs__refused(f))
+		return -EIO;
 	switch (h->kind) {
 	case K_LFILE: {
 		lfile *l = h->lf;

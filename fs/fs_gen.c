@@ -257,6 +257,8 @@ static void gen_status(fs *f, dcr_buf *b)
 		dcr_buf_printf(b, "stop_reason: %s\n", f->st.stop_reason);
 	if (f->fatal)
 		dcr_buf_printf(b, "replay_error: %s\n", f->fatal);
+	if (fs__refused(f))
+		dcr_buf_printf(b, "host_refused: %s\n", atomic_load(&f->refused));
 	if (f->last_error)
 		dcr_buf_printf(b, "last_error: %s\n", f->last_error);
 }

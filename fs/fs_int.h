@@ -7,6 +7,8 @@
 
 #include <pthread.h>
 
+#include <stdatomic.h>
+
 #include "fs.h"
 #include "../compute/compute.h"
 #include "../room/room.h"
@@ -139,6 +141,11 @@ struct fs {
 	size_t nentries, cap_entries;
 	dcr_buf audit;
 	char *fatal; /* an event the room rules refused: replay stopped */
+	/* the witness refused the host (a log that does not extend what it
+	 * signed before, proto/witness.h): no more fetches, and every file
+	 * but status and README answers EIO. Read without f->mu by the file
+	 * operations' first check: set once, never cleared. */
+	_Atomic(char *) refused;
 	uint64_t reported_size;
 	bool force_inval;
 	uint64_t fetched_ms; /* monotonic time of the last fetch */
@@ -299,6 +306,11 @@ int fs__resolve_child(fs *f, uint64_t dir, const struct desc *pd, const char *na
 int fs__resolve(fs *f, uint64_t ino, struct desc *d);
 
 bool fs__is_dir_kind(enum kind k);
+/* The witness refused the host (f->refused set). */
+static inline bool fs__refused(fs *f)
+{
+	return atomic_load(&f->refused) != NULL;
+}
 
 /* May this identity read the node? f->mu held. */
 bool fs__may_read(fs *f, const struct desc *d);

@@ -11,12 +11,18 @@
  * write blocks while the ring is full, so memory stays bounded whatever
  * the file size. end(commit) marks the end of the data and waits for the
  * daemon's verdict; end(abort) makes the read callback fail, so nothing is
- * provisioned. */
+ * provisioned.
+ *
+ * Events go through one witness of the room (proto/witness.h, under
+ * wmu): each fetch checks the host's latest checkpoint against the one
+ * remembered and the new events against its root, with a Merkle frontier,
+ * so following a room costs O(log n) per batch of new events. */
 #include <pthread.h>
 #include <unistd.h>
 
 #include "fs.h"
 #include "../proto/proto.h"
+#include "../proto/witness.h"
 
 #define FS_RING_BYTES (8u * 1024 * 1024)
 
@@ -36,6 +42,8 @@ struct fs_proto {
 	pthread_cond_t cv;
 	pconn *conns;
 	unsigned nconns;
+	pthread_mutex_t wmu; /* guards wit */
+	cl_witness *wit;
 };
 
 typedef struct upload {
@@ -137,12 +145,32 @@ static void pool_put(fs_proto *p, pconn *pc, int rc)
 		}                                                                                  \
 	} while (0)
 
+/* The events after `from` (what the fs applied so far), checked by the
+ * witness, which has verified exactly those `from` events before. */
+static int witness_events(fs_proto *p, cl_conn *c, uint64_t from,
+                          int (*fn)(void *fctx, uint64_t seq, const void *entry, size_t n),
+                          void *fctx, dcr_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&p->wmu);
+	if (from != cl_witness_size(p->wit))
+		rc = dcr_err_set(err, DCR_EINTERNAL,
+		                 "the mount asked for events from %llu, its witness verified %llu",
+		                 (unsigned long long)from,
+		                 (unsigned long long)cl_witness_size(p->wit));
+	else
+		rc = cl_witness_events(c, p->wit, fn, fctx, NULL, err);
+	pthread_mutex_unlock(&p->wmu);
+	return rc;
+}
+
 static int pb_events(void *ctx, uint64_t from,
                      int (*fn)(void *fctx, uint64_t seq, const void *entry, size_t n), void *fctx,
                      dcr_err *err)
 {
 	fs_proto *p = ctx;
-	WITH_CONN(p, err, cl_events(c, p->room, from, ES_SEQ_ANY, fn, fctx, err));
+	WITH_CONN(p, err, witness_events(p, c, from, fn, fctx, err));
 }
 
 static int pb_submit(void *ctx, const char *type, const void *body, size_t n, dcr_err *err)
@@ -388,6 +416,7 @@ int fs_proto_new(const struct cl_addr *addr, const dcr_key *id, const uint8_t ro
 	memcpy(p->room, room, ES_ROOM_ID_BYTES);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
+	pthread_mutex_init(&p->wmu, NULL);
 	p->nconns = conns ? conns : 4;
 	p->conns = dcr_calloc(p->nconns, sizeof *p->conns);
 	/* the first connection now: fails early, and gives the daemon key */
@@ -399,6 +428,12 @@ int fs_proto_new(const struct cl_addr *addr, const dcr_key *id, const uint8_t ro
 		return rc;
 	}
 	memcpy(p->daemon, cl_daemon_key(p->conns[0].c), 32);
+	rc = cl_witness_new(cl_server_name(p->conns[0].c), room, NULL, &p->wit, err);
+	if (rc < 0) {
+		fs_proto_free(p);
+		*out = NULL;
+		return rc;
+	}
 	*out = p;
 	return 0;
 }
@@ -410,6 +445,8 @@ void fs_proto_free(fs_proto *p)
 	for (unsigned i = 0; i < p->nconns; i++)
 		cl_close(p->conns[i].c);
 	free(p->conns);
+	cl_witness_free(p->wit);
+	pthread_mutex_destroy(&p->wmu);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	free(p->socket);

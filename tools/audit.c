@@ -8,6 +8,8 @@
  *   proof ROOM SEQ        inclusion proof of one event, as a file
  *   verify-proof FILE     offline check of such a file
  *   checkpoint ROOM       the latest signed checkpoint, as a file
+ *   witness ROOM          the checkpoint this client remembers (witness.h),
+ *                         --list, --forget, --evidence FILE
  *
  * Commands that take FILE never open a socket: an auditor needs only the
  * file (and, to pin it, the daemon's public key). The checks themselves live
@@ -39,6 +41,9 @@ static const char usage_main[] =
     "                          check a proof file offline\n"
     "  checkpoint ROOM [-o FILE]\n"
     "                          the latest signed checkpoint (for verify --checkpoint)\n"
+    "  witness ROOM [--json] | --list | --evidence FILE\n"
+    "                          the checkpoint this client remembers (and checks\n"
+    "                          every host against); evidence of a lying host\n"
     "\n"
     "File formats: docs/event-format.md. Guide: docs/audit.md.\n";
 
@@ -119,6 +124,19 @@ static int load_export(const char *path, dcr_buf *bytes, au_export *x, dcr_err *
 	return rc;
 }
 
+/* The host's latest checkpoint of room, checked by the witness. */
+static int witness_checkpoint(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], es_checkpoint *cp,
+                              dcr_err *err)
+{
+	cl_witness *w = NULL;
+	int rc = cl_witness_new(cl_server_name(c), room, NULL, &w, err);
+
+	if (rc == 0)
+		rc = cl_witness_checkpoint(c, w, cp, err);
+	cl_witness_free(w);
+	return rc;
+}
+
 /* ---- log ------------------------------------------------------------------ */
 
 static const char usage_log[] =
@@ -133,6 +151,7 @@ static const char usage_log[] =
 typedef struct log_ctx {
 	const uint8_t *room;
 	rm_state st;
+	dcr_buf out; /* printed once the witness accepted the log */
 	dcr_err err;
 } log_ctx;
 
@@ -154,7 +173,12 @@ static int log_one(void *ctx, uint64_t seq, const void *entry, size_t n)
 	int rc = au_check_entry(l->room, seq, entry, n, &ev, &l->err);
 	if (rc)
 		return rc;
-	log_print(NULL, seq, &ev, &l->st);
+	{
+		char *line = rm_describe(&l->st, &ev);
+		dcr_buf_append_str(&l->out, line ? line : "?");
+		dcr_buf_append_u8(&l->out, '\n');
+		free(line);
+	}
 	rc = au_apply(&l->st, &ev, seq, &l->err);
 	es_event_release(&ev);
 	return rc;
@@ -195,10 +219,22 @@ static int audit_log(int argc, char **argv)
 		return fail("log", &err);
 	l.room = room;
 	rm_state_init(&l.st, cl_daemon_key(c));
-	rc = cl_events(c, room, 0, ES_SEQ_ANY, log_one, &l, &err);
+	dcr_buf_init(&l.out);
+	{
+		cl_witness *w = NULL;
+		rc = cl_witness_new(cl_server_name(c), room, NULL, &w, &err);
+		if (rc == 0)
+			rc = cl_witness_events(c, w, log_one, &l, NULL, &err);
+		cl_witness_free(w);
+	}
+	/* Lines up to a rule failure are printed; nothing of a log the
+	 * witness refused. */
+	if ((rc == 0 || l.err.code) && l.out.len)
+		fwrite(l.out.data, 1, l.out.len, stdout);
 	fflush(stdout);
 	if (rc && l.err.code)
 		err = l.err;
+	dcr_buf_release(&l.out);
 	rm_state_release(&l.st);
 	cl_close(c);
 	return rc ? fail("log", &err) : CLI_EXIT_OK;
@@ -231,8 +267,15 @@ static int export_one(void *ctx, uint64_t seq, const void *entry, size_t n)
 	export_ctx *e = ctx;
 	es_event ev;
 
-	if (seq != e->n || e->n >= e->cap)
+	if (seq != e->n)
 		return DCR_EPROTO;
+	if (e->n >= AU_EVENTS_MAX)
+		return DCR_ELIMIT;
+	if (e->n == e->cap) {
+		e->cap = e->cap ? 2 * e->cap : 1024;
+		e->off = dcr_realloc(e->off, e->cap * sizeof(*e->off));
+		e->len = dcr_realloc(e->len, e->cap * sizeof(*e->len));
+	}
 	e->off[e->n] = e->all.len;
 	e->len[e->n] = n;
 	dcr_buf_append(&e->all, entry, n);
@@ -258,6 +301,7 @@ static int audit_export(int argc, char **argv)
 	char *pos[1];
 	uint8_t room[ES_ROOM_ID_BYTES];
 	cl_conn *c = NULL;
+	cl_witness *w = NULL;
 	es_checkpoint cp;
 	export_ctx e;
 	dcr_buf out;
@@ -275,19 +319,12 @@ static int audit_export(int argc, char **argv)
 	rm_state_init(&e.st, cl_daemon_key(c));
 	e.room = room;
 	e.replay_ok = true;
-	/* Checkpoint first, then exactly the events it covers: later appends
-	 * do not make the file inconsistent. */
-	if ((rc = cl_checkpoint(c, room, &cp, &err)))
-		goto out;
-	if (cp.size > AU_EVENTS_MAX) {
-		rc = dcr_err_set(&err, DCR_ELIMIT, "room has %llu events; exports hold at most %u",
-		                 (unsigned long long)cp.size, AU_EVENTS_MAX);
-		goto out;
-	}
-	e.cap = cp.size;
-	e.off = dcr_calloc(cp.size + 1, sizeof(*e.off));
-	e.len = dcr_calloc(cp.size + 1, sizeof(*e.len));
-	if ((rc = cl_events(c, room, 0, cp.size, export_one, &e, &err)))
+	/* The witness fetches the latest checkpoint (checked against the one
+	 * this client remembers), then exactly the events it covers, whose
+	 * root must be the checkpoint's: later appends do not make the file
+	 * inconsistent. */
+	if ((rc = cl_witness_new(cl_server_name(c), room, NULL, &w, &err)) ||
+	    (rc = cl_witness_events(c, w, export_one, &e, &cp, &err)))
 		goto out;
 	if (e.n != cp.size) {
 		rc = dcr_err_set(&err, DCR_EPROTO, "daemon sent %llu events, checkpoint says %llu",
@@ -318,6 +355,7 @@ out:
 	dcr_buf_release(&e.all);
 	dcr_buf_release(&out);
 	rm_state_release(&e.st);
+	cl_witness_free(w);
 	cl_close(c);
 	return rc ? fail("export", &err) : CLI_EXIT_OK;
 }
@@ -644,7 +682,7 @@ static int audit_proof(int argc, char **argv)
 	p = dcr_calloc(1, sizeof(*p));
 	if ((rc = cli_open_room(pos[0], &c, room, &err)))
 		goto out;
-	if ((rc = cl_checkpoint(c, room, &p->cp, &err)))
+	if ((rc = witness_checkpoint(c, room, &p->cp, &err)))
 		goto out;
 	if (seq >= p->cp.size) {
 		rc = dcr_err_set(&err, DCR_ENOTFOUND, "seq %llu: the room has %llu events",
@@ -763,18 +801,9 @@ static int audit_checkpoint(int argc, char **argv)
 	dcr_buf_init(&out);
 	if ((rc = cli_open_room(pos[0], &c, room, &err)))
 		goto out;
-	if ((rc = cl_checkpoint(c, room, &cp, &err)))
+	/* signature, key, room, and consistency with the remembered one */
+	if ((rc = witness_checkpoint(c, room, &cp, &err)))
 		goto out;
-	if ((rc = es_checkpoint_verify(&cp, &err))) {
-		dcr_err_prefix(&err, "checkpoint from the daemon");
-		goto out;
-	}
-	if (memcmp(cp.key, cl_daemon_key(c), 32) != 0 || memcmp(cp.room, room, 16) != 0) {
-		rc = dcr_err_set(
-		    &err, DCR_EINTEGRITY,
-		    "checkpoint from the daemon is not signed by its key for this room");
-		goto out;
-	}
 	es_checkpoint_encode(&cp, &out);
 	if ((rc = write_out(outp, &out, &err)))
 		goto out;
@@ -788,6 +817,258 @@ out:
 	dcr_buf_release(&out);
 	cl_close(c);
 	return rc ? fail("checkpoint", &err) : CLI_EXIT_OK;
+}
+
+/* ---- witness ---------------------------------------------------------------- */
+
+static const char usage_witness[] =
+    "usage: dcr audit witness ROOM [--json] [-o FILE] [--forget]\n"
+    "       dcr audit witness --list [--json]\n"
+    "       dcr audit witness --evidence FILE\n"
+    "\n"
+    "Every dcr command and the mount remember, per server and room, the last\n"
+    "checkpoint the host signed that they have seen (in the configuration\n"
+    "directory's checkpoints/), and refuse a host whose log does not extend it.\n"
+    "This prints the remembered checkpoint of ROOM on this server, after\n"
+    "checking the host's latest against it: compare it with other\n"
+    "participants' (same size, same root, or the smaller one is a prefix of\n"
+    "the larger: `dcr audit verify EXPORT --checkpoint FILE`).\n"
+    "\n"
+    "  --json             one JSON object (every field below)\n"
+    "  -o FILE            also write the remembered checkpoint as a checkpoint\n"
+    "                     file (for `dcr audit verify --checkpoint`)\n"
+    "  --forget           forget the remembered checkpoint of ROOM (after a key\n"
+    "                     change or restore you have checked with the host):\n"
+    "                     the next command trusts the host's checkpoint anew\n"
+    "  --list             every remembered checkpoint, without connecting\n"
+    "  --evidence FILE    check an evidence file written when a host was\n"
+    "                     refused (exit 0 when it shows what it claims)\n"
+    "\n"
+    "Formats: docs/event-format.md (8.3, 8.4). Threat model: docs/security.md.\n";
+
+static void iso_time(uint64_t ms, char out[40])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char b[32];
+
+	gmtime_r(&t, &tm);
+	strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, 40, "%s.%03uZ", b, (unsigned)(ms % 1000));
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+static void print_record(const cl_witness_record *r, bool json, bool first)
+{
+	char room[ES_ROOM_HEX_BYTES], root[65], sig[129], ts[40];
+	char *key = dcr_pub_format(r->cp.key);
+
+	es_room_format(r->cp.room, room);
+	dcr_hex_encode(r->cp.root, 32, root);
+	dcr_hex_encode(r->cp.sig, 64, sig);
+	iso_time(r->cp.ts_ms, ts);
+	if (json) {
+		printf("%s{\"room\": \"%s\", \"server\": ", first ? "" : ",\n ", room);
+		json_str(stdout, r->server);
+		printf(", \"size\": %llu, \"root\": \"%s\", \"ts_ms\": %llu, \"daemon_key\": \"%s\", "
+		       "\"signature\": \"%s\", \"file\": ",
+		       (unsigned long long)r->cp.size, root, (unsigned long long)r->cp.ts_ms,
+		       key ? key : "", sig);
+		json_str(stdout, r->path);
+		printf("}");
+	} else {
+		printf("room:       %s\nserver:     %s\nsize:       %llu\nroot:       %s\n"
+		       "signed at:  %s (the host's clock)\ndaemon key: %s\nsignature:  %s\n"
+		       "file:       %s\n",
+		       room, r->server, (unsigned long long)r->cp.size, root, ts, key ? key : "?",
+		       sig, r->path);
+	}
+	free(key);
+}
+
+static int witness_list(bool json)
+{
+	cl_witness_record *v = NULL;
+	size_t n = 0;
+	dcr_err err;
+	char *dir;
+	int rc;
+
+	dcr_err_clear(&err);
+	dir = cl_witness_dir(false, &err);
+	if (!dir)
+		return fail("witness", &err);
+	rc = cl_witness_list(dir, &v, &n, &err);
+	free(dir);
+	if (rc)
+		return fail("witness", &err);
+	if (json)
+		printf("[");
+	for (size_t i = 0; i < n; i++) {
+		if (!json && i)
+			printf("\n");
+		print_record(&v[i], json, i == 0);
+	}
+	if (json)
+		printf("]\n");
+	cl_witness_records_free(v, n);
+	return CLI_EXIT_OK;
+}
+
+static void print_cp_line(const char *what, const es_checkpoint *cp)
+{
+	char root[65], ts[40];
+	char *key = dcr_pub_format(cp->key);
+
+	dcr_hex_encode(cp->root, 32, root);
+	iso_time(cp->ts_ms, ts);
+	printf("%s %llu events, root %s, signed at %s by %s\n", what,
+	       (unsigned long long)cp->size, root, ts, key ? key : "?");
+	free(key);
+}
+
+static int witness_evidence(const char *path)
+{
+	cl_witness_evidence ev;
+	bool conclusive = false;
+	dcr_buf b;
+	dcr_err err;
+	int rc;
+
+	dcr_err_clear(&err);
+	dcr_buf_init(&b);
+	rc = cli_read_input(path, CL_WITNESS_EVIDENCE_BYTES_MAX, &b, &err);
+	if (rc) {
+		dcr_buf_release(&b);
+		return fail("witness", &err);
+	}
+	rc = cl_witness_evidence_check(b.data, b.len, &ev, &conclusive, &err);
+	dcr_buf_release(&b);
+	if (rc) {
+		printf("invalid: %s: %s\n", path, err.msg);
+		return CLI_EXIT_FAIL;
+	}
+	{
+		char room[ES_ROOM_HEX_BYTES], ts[40];
+		es_room_format(ev.room, room);
+		iso_time(ev.detected_ms, ts);
+		printf("valid: %s evidence against the host of room %s (%s), seen at %s\n", ev.kind,
+		       room, ev.server, ts);
+	}
+	print_cp_line("  remembered:", &ev.remembered);
+	print_cp_line("  presented: ", &ev.presented);
+	if (strcmp(ev.kind, "fork") == 0)
+		printf("  proof on its own: one key signed two different logs of the same size\n");
+	else if (strcmp(ev.kind, "shorter") == 0 && conclusive)
+		printf("  proof on its own: the key signed a shorter log after a longer one\n");
+	else if (strcmp(ev.kind, "shorter") == 0)
+		printf("  the host showed an older, shorter checkpoint as its latest (a rollback): "
+		       "ask it for a consistency proof to the remembered one, which it cannot "
+		       "give if it lost those events\n");
+	else if (strcmp(ev.kind, "inconsistent") == 0)
+		printf("  the host's consistency proof (%zu hashes) does not verify: an honest "
+		       "host can always give one, so ask it again, or check an export of its "
+		       "log with `dcr audit verify EXPORT --checkpoint` of the remembered one\n",
+		       ev.proof_n);
+	else
+		printf("  two daemon keys: not a proof against either; ask the host's operator "
+		       "why the key changed\n");
+	cl_witness_evidence_release(&ev);
+	return CLI_EXIT_OK;
+}
+
+static int audit_witness(int argc, char **argv)
+{
+	const char *outp = NULL, *evp = NULL;
+	bool json = false, forget = false, list = false;
+	const cli_opt opts[] = {{"-o", &outp, NULL},          {"--output", &outp, NULL},
+	                        {"--json", NULL, &json},      {"--forget", NULL, &forget},
+	                        {"--list", NULL, &list},      {"--evidence", &evp, NULL},
+	                        {NULL, NULL, NULL}};
+	char *pos[1];
+	int npos = 0, rc;
+	uint8_t room[ES_ROOM_ID_BYTES];
+	cl_conn *c = NULL;
+	cl_witness *w = NULL;
+	cl_witness_record r;
+	dcr_err err, cerr;
+	char *dir = NULL;
+
+	CLI_PARSE("audit witness", usage_witness, argc, argv, opts, pos, 0, 1, &npos);
+	if (evp)
+		return npos ? (fputs(usage_witness, stderr), CLI_EXIT_USAGE) : witness_evidence(evp);
+	if (list)
+		return npos ? (fputs(usage_witness, stderr), CLI_EXIT_USAGE) : witness_list(json);
+	if (npos != 1) {
+		fprintf(stderr, "dcr audit witness: missing ROOM\n%s", usage_witness);
+		return CLI_EXIT_USAGE;
+	}
+	memset(&r, 0, sizeof r);
+	dcr_err_clear(&err);
+	dcr_err_clear(&cerr);
+	if ((rc = cli_open_room(pos[0], &c, room, &err)))
+		goto out;
+	if (!(dir = cl_witness_dir(true, &err))) {
+		rc = err.code ? err.code : DCR_EINVALID;
+		goto out;
+	}
+	if (forget) {
+		char hex[ES_ROOM_HEX_BYTES];
+		if ((rc = cl_witness_forget(dir, cl_server_name(c), room, &err)))
+			goto out;
+		es_room_format(room, hex);
+		fprintf(stderr, "forgot the remembered checkpoint of room %s on %s\n", hex,
+		        cl_server_name(c));
+		goto out;
+	}
+	/* The host's latest first: a refusal is reported, and the remembered
+	 * checkpoint (unchanged by it) still printed. */
+	if ((rc = cl_witness_new(cl_server_name(c), room, dir, &w, &err)))
+		goto out;
+	int wrc = cl_witness_checkpoint(c, w, NULL, &cerr);
+	if (wrc)
+		tl_fail("audit witness", &cerr);
+	if ((rc = cl_witness_load(dir, cl_server_name(c), room, &r, &err)))
+		goto out;
+	print_record(&r, json, true);
+	if (json)
+		printf("\n");
+	if (outp) {
+		dcr_buf b;
+		dcr_buf_init(&b);
+		es_checkpoint_encode(&r.cp, &b);
+		rc = write_out(outp, &b, &err);
+		dcr_buf_release(&b);
+		if (rc)
+			goto out;
+	}
+	rc = wrc;
+	if (rc) {
+		cl_witness_record_release(&r);
+		cl_witness_free(w);
+		free(dir);
+		cl_close(c);
+		return CLI_EXIT_FAIL;
+	}
+out:
+	cl_witness_record_release(&r);
+	cl_witness_free(w);
+	free(dir);
+	cl_close(c);
+	return rc ? fail("witness", &err) : CLI_EXIT_OK;
 }
 
 /* ---- dispatch --------------------------------------------------------------- */
@@ -805,6 +1086,7 @@ int cmd_audit(int argc, char **argv)
 	    {"proof", audit_proof},
 	    {"verify-proof", audit_verify_proof},
 	    {"checkpoint", audit_checkpoint},
+	    {"witness", audit_witness},
 	};
 
 	if (argc < 2) {

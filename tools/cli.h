@@ -46,10 +46,12 @@ int cli_read_input(const char *path, size_t max_bytes, dcr_buf *out, dcr_err *er
  * nothing is left open and err says why. */
 int cli_open_room(const char *room, cl_conn **c, uint8_t id[ES_ROOM_ID_BYTES], dcr_err *err);
 
-/* tl_replay, checked against the daemon's latest signed checkpoint: its
- * signature by the connection's daemon key, its room, and the Merkle root of
- * the first cp->size events fetched (DCR_EINTEGRITY when they differ). st
- * is always initialised (release it). */
+/* tl_replay, and the checkpoint it was checked against. Every replay goes
+ * through the witness (proto/witness.h): the daemon's latest signed
+ * checkpoint (its signature by the connection's daemon key, its room, and
+ * consistent with the one remembered for this server and room), then
+ * exactly the cp->size events it covers, whose Merkle root must be its
+ * root (DCR_EINTEGRITY otherwise). st is always initialised (release it). */
 int cli_replay_verified(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], rm_state *st,
                         es_checkpoint *cp, dcr_err *err);
 

@@ -160,7 +160,6 @@ int tl_connect(cl_conn **out, dcr_err *err)
 
 struct replay_ctx {
 	rm_state *st;
-	dcr_buf *leaves; /* leaf hashes, when the caller checks the root */
 	dcr_err err;
 };
 
@@ -174,23 +173,25 @@ static int replay_one(void *ctx, uint64_t seq, const void *entry, size_t n)
 	rc = rm_replay_step(r->st, entry, n, NULL, NULL, &step);
 	if (rc)
 		rm_step_err(&step, &r->err);
-	if (rc == 0 && r->leaves) {
-		uint8_t h[32];
-
-		es_leaf_hash(entry, n, h);
-		dcr_buf_append(r->leaves, h, sizeof h);
-	}
 	return rc;
 }
 
-static int replay(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], rm_state *st, dcr_buf *leaves,
-                  dcr_err *err)
+/* Every replay goes through the witness (proto/witness.h): the host's
+ * latest checkpoint, checked against the one this client remembers for the
+ * room, then exactly the events it covers, which must hash to its root.
+ * The state is folded as the events arrive; a caller uses it only on
+ * success. */
+static int replay(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], rm_state *st,
+                  es_checkpoint *cp, dcr_err *err)
 {
-	struct replay_ctx r = {.st = st, .leaves = leaves};
+	struct replay_ctx r = {.st = st};
+	cl_witness *w = NULL;
 	int rc;
 
 	rm_state_init(st, cl_daemon_key(c));
-	rc = cl_events(c, room, 0, ES_SEQ_ANY, replay_one, &r, err);
+	rc = cl_witness_new(cl_server_name(c), room, NULL, &w, err);
+	if (rc == 0)
+		rc = cl_witness_events(c, w, replay_one, &r, cp, err);
 	if (rc && r.err.code) {
 		/* the fold stopped on a rule: the log does not replay */
 		if (err) {
@@ -198,63 +199,22 @@ static int replay(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], rm_state *st
 			dcr_err_prefix(err, "replaying the room's log");
 		}
 	}
+	cl_witness_free(w);
 	return rc;
 }
 
 int tl_replay(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], struct rm_state *st, dcr_err *err)
 {
-	return replay(c, room, st, NULL, err);
+	es_checkpoint cp;
+
+	return replay(c, room, st, &cp, err);
 }
 
 int cli_replay_verified(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], rm_state *st,
                         es_checkpoint *cp, dcr_err *err)
 {
-	dcr_buf leaves;
-	uint8_t root[32];
-	int rc;
-
-	dcr_buf_init(&leaves);
-	/* Checkpoint first: the log we fetch next is at least that long. */
-	rc = cl_checkpoint(c, room, cp, err);
-	if (rc) {
-		rm_state_init(st, cl_daemon_key(c));
-		goto out;
-	}
-	rc = replay(c, room, st, &leaves, err);
-	if (rc)
-		goto out;
-	rc = es_checkpoint_verify(cp, err);
-	if (rc) {
-		dcr_err_prefix(err, "the room's checkpoint");
-		goto out;
-	}
-	if (memcmp(cp->key, cl_daemon_key(c), 32) != 0 ||
-	    memcmp(cp->room, room, ES_ROOM_ID_BYTES) != 0) {
-		rc = dcr_err_set(err, DCR_EINTEGRITY,
-		                 "the checkpoint is not the daemon's checkpoint of this room");
-		goto out;
-	}
-	if (cp->size > st->size) {
-		rc = dcr_err_set(err, DCR_EINTEGRITY,
-		                 "the daemon signed a log of %llu events but served %llu",
-		                 (unsigned long long)cp->size, (unsigned long long)st->size);
-		goto out;
-	}
-	es_merkle_root((const uint8_t(*)[32])leaves.data, cp->size, root);
-	if (memcmp(root, cp->root, 32) != 0) {
-		char a[65], b[65];
-
-		dcr_hex_encode(cp->root, 32, a);
-		dcr_hex_encode(root, 32, b);
-		rc = dcr_err_set(err, DCR_EINTEGRITY,
-		                 "the first %llu events served do not match the signed checkpoint "
-		                 "(root %s, computed %s)",
-		                 (unsigned long long)cp->size, a, b);
-		goto out;
-	}
-out:
-	dcr_buf_release(&leaves);
-	return rc;
+	/* the witness checked the checkpoint and that the events hash to it */
+	return replay(c, room, st, cp, err);
 }
 
 void tl_fail(const char *cmd, const dcr_err *err)

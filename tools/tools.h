@@ -11,6 +11,7 @@
 
 #include "../base/base.h"
 #include "../proto/proto.h"
+#include "../proto/witness.h"
 
 int cmd_audit(int argc, char **argv); /* argv[0] == "audit" */
 int cmd_mount(int argc, char **argv); /* argv[0] == "mount" */
@@ -44,10 +45,12 @@ int tl_joined_server(const char *room, char **server, dcr_err *err);
  * fills err without printing (call tl_fail). The identity key is loaded
  * once and shared by every connection of the process; main() frees it. */
 int tl_connect(cl_conn **out, dcr_err *err);
-/* Fetches every event of room and folds them with rm_replay_step
- * (signature check, then rm_apply) into st, initialised with the
- * connection's daemon key. st is initialised even on failure: always
- * rm_state_release it. */
+/* Fetches every event of room, up to the daemon's latest checkpoint and
+ * through the witness (proto/witness.h: the checkpoint checked against the
+ * one remembered, the events against its root; DCR_EINTEGRITY refuses a
+ * lying host), and folds them with rm_replay_step (signature check, then
+ * rm_apply) into st, initialised with the connection's daemon key. st is
+ * initialised even on failure: always rm_state_release it. */
 struct rm_state;
 int tl_replay(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], struct rm_state *st,
 	      dcr_err *err);

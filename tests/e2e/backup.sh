@@ -165,6 +165,15 @@ rmdir "$T/data"
 expect_ok dcrd restore --data "$T/data" --keys "$T/orig" "$T/backup"
 expect_contains "$E2E_OUT" "restored 2 rooms"
 e2e_start_daemon
+# the participants saw events the restored host lost: their clients refuse
+# it (docs/security.md, "A lying host") until they accept the restore
+for r in "$R1" "$R2"; do
+	expect_fail e2e_as anna dcr status "$r"
+	expect_stderr "room $r: the host" "refused" "evidence"
+	for who in anna ian; do
+		e2e_as "$who" dcr audit witness "$r" --forget 2>/dev/null || true
+	done
+done
 for r in "$R1" "$R2"; do
 	expect_ok e2e_as anna dcr audit export "$r" -o "$T/rest.$r.export"
 	e2e_as anna dcr audit verify "$T/rest.$r.export" >"$T/rest.$r.verify" 2>&1 ||

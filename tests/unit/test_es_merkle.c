@@ -354,6 +354,35 @@ static void test_hash_prefixes(void)
 	CHECK(memcmp(a, b, 32) == 0, "node hash");
 }
 
+/* The frontier gives es_merkle_root's root at every size, and a frontier
+ * fed one wrong leaf gives another root. */
+static void test_frontier(void)
+{
+	es_frontier f, g;
+	uint8_t r[32], bad[32];
+
+	es_frontier_init(&f);
+	es_frontier_root(&f, r);
+	CHECK(memcmp(r, roots[0], 32) == 0);
+	for (uint64_t n = 1; n <= N_MAX; n++) {
+		es_frontier_append(&f, big[n - 1]);
+		es_frontier_root(&f, r);
+		CHECK(f.size == n);
+		CHECK(memcmp(r, roots[n], 32) == 0);
+	}
+	for (uint64_t k = 0; k < 13; k++) {
+		es_frontier_init(&g);
+		for (uint64_t i = 0; i < 13; i++) {
+			memcpy(bad, big[i], 32);
+			if (i == k)
+				bad[0] ^= 1;
+			es_frontier_append(&g, bad);
+		}
+		es_frontier_root(&g, r);
+		CHECK(memcmp(r, roots[13], 32) != 0);
+	}
+}
+
 int main(void)
 {
 	test_vectors();
@@ -361,6 +390,7 @@ int main(void)
 	test_inclusion_all();
 	test_consistency_all();
 	test_hash_prefixes();
+	test_frontier();
 	if (t_failures) {
 		fprintf(stderr, "%d failures\n", t_failures);
 		return 1;

@@ -35,6 +35,7 @@ typedef struct fake {
 	unsigned blobs;
 	unsigned uploads_open;
 	bool down; /* the daemon does not answer */
+	bool lying; /* the witness refuses the host (proto/witness.h) */
 	struct {
 		char *dataset;
 		char *file;    /* a drop of an append dataset; NULL: the dataset's file */
@@ -80,6 +81,9 @@ static int fk_events(void *ctx, uint64_t from,
 	fake_user *u = ctx;
 	if (u->fk->down)
 		return dcr_err_set(err, -EIO, "daemon at /fake/sock unreachable");
+	if (u->fk->lying)
+		return dcr_err_set(err, DCR_EINTEGRITY,
+		                   "room r: the host shows another log of the same size");
 	for (uint64_t i = from; i < u->fk->n; i++) {
 		int rc = fn(fctx, i, u->fk->entries[i].data, u->fk->entries[i].len);
 		if (rc)
@@ -1141,6 +1145,21 @@ static void test_dev(void)
 	CHECK_RC(write_file(fa, "dev/q.sql", q, 100), 0);
 	CHECK(fk_ndevs == before + 1);
 	CHECK(file_contains(fa, "dev/q.out/status", fk_devs[before].run_id));
+
+	/* A host the witness refuses: ian's mount stops following it; every
+	 * file but status and README answers EIO, status says why (a
+	 * participant mount sees its files until then). */
+	CHECK(file_contains(fi, "datasets/insurer_customers/status", "insurer"));
+	fk.lying = true;
+	CHECK(fs_refresh(fi, NULL, NULL, &err) < 0);
+	CHECK(file_contains(fi, "status", "host_refused: room r: the host shows another log"));
+	CHECK(file_contains(fi, "README", "insurer"));
+	CHECK_RC(open_mode(fi, "audit.log", O_RDONLY), -EIO);
+	CHECK_RC(open_mode(fi, "datasets/insurer_customers/status", O_RDONLY), -EIO);
+	CHECK_RC(open_mode(fi, "status", O_WRONLY), -EIO);
+	fk.lying = false; /* refused for good: no more fetches */
+	CHECK(fs_refresh(fi, NULL, NULL, &err) >= 0);
+	CHECK_RC(open_mode(fi, "audit.log", O_RDONLY), -EIO);
 
 	fs_free(fa);
 	fs_free(fi);
