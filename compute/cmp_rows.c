@@ -4,8 +4,10 @@
  * (docs/compute.md, "Prepared tables").
  *
  * Each row is appended to one arena as it is validated: per column a kind
- * byte, then 8 bytes (integer, float) or an 8-byte length and the bytes
- * (text). The sort is that of SQLite's ORDER BY on the key column: NULL
+ * byte, then 8 bytes (integer, float) or the length as a LEB128 varint and
+ * the bytes (text). The varint keeps the arena near the CSV's own size (a
+ * 20-byte email costs 22 bytes, not 29): at 10M rows the arena is what a
+ * build holds besides SQLite's database (docs/benchmarks.md, issue 16). The sort is that of SQLite's ORDER BY on the key column: NULL
  * first, then numbers by value, then text by the BINARY collation (memcmp
  * over the shorter length, then the shorter first); rows with equal keys
  * keep their file order (SQLite's sorter is stable, so the table is row for
@@ -85,8 +87,14 @@ int cmp__rows_add(void *ctx, const cmp__value *v, size_t n, dcr_err *err)
 			r->saw_float = r->saw_float || c == r->key;
 			break;
 		case CMP__TEXT: {
+			uint8_t var[10];
+			size_t nv = 0;
 			uint64_t len = v[c].n;
-			dcr_buf_append(&r->arena, &len, 8);
+			do {
+				var[nv++] = (uint8_t)((len & 0x7f) | (len > 0x7f ? 0x80 : 0));
+				len >>= 7;
+			} while (len);
+			dcr_buf_append(&r->arena, var, nv);
 			dcr_buf_append(&r->arena, v[c].s, v[c].n);
 			break;
 		}
@@ -119,11 +127,17 @@ static void decode(const cmp__rows *r, uint64_t row, cmp__value *v)
 			p += 8;
 			break;
 		case CMP__TEXT: {
-			uint64_t len;
-			memcpy(&len, p, 8);
-			v[c].s = (const char *)p + 8;
+			uint64_t len = 0;
+			unsigned shift = 0;
+			uint8_t b;
+			do {
+				b = *p++;
+				len |= (uint64_t)(b & 0x7f) << shift;
+				shift += 7;
+			} while (b & 0x80);
+			v[c].s = (const char *)p;
 			v[c].n = (size_t)len;
-			p += 8 + len;
+			p += len;
 			break;
 		}
 		default:
