@@ -22,8 +22,10 @@
  * empty field, the empty string is "") and as a prepared table named
  * "result" for downstream computations, with a schema taken from the
  * columns' declared types or, for expressions, from the values. */
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -273,15 +275,21 @@ int cmp_prepare(const cmp_schema *schema, const char *table, cmp_read_fn read, v
 	return cmp_prepare_ex(schema, table, NULL, 0, read, ctx, image, err);
 }
 
+/* "<table>_<col>_idx", quoted */
+static void index_name(dcr_buf *sql, const char *table, const char *col)
+{
+	char *iname = dcr_asprintf("%s_%s_idx", table, col);
+	cmp__sql_ident(sql, iname);
+	free(iname);
+}
+
 /* CREATE INDEX "<table>_<col>_idx" ON "<table>"("<col>") */
 static int create_index(sqlite3 *db, const char *table, const char *col, dcr_err *err)
 {
 	dcr_buf sql;
 	dcr_buf_init(&sql);
-	char *iname = dcr_asprintf("%s_%s_idx", table, col);
 	dcr_buf_append_str(&sql, "CREATE INDEX ");
-	cmp__sql_ident(&sql, iname);
-	free(iname);
+	index_name(&sql, table, col);
 	dcr_buf_append_str(&sql, " ON ");
 	cmp__sql_ident(&sql, table);
 	dcr_buf_append_u8(&sql, '(');
@@ -371,6 +379,126 @@ void cmp_image_free(void *image, size_t n)
 	sqlite3_free(image);
 }
 
+/* Whether prepared tables are written directly (cmp_btree.c); tests
+ * switch it off to run the SQL path too. */
+static atomic_int direct_mode = 0; /* 0 unset: read DCR_PREPARE_SQL; 1 on; 2 off */
+static atomic_uint_fast64_t direct_count;
+
+uint64_t cmp__prepare_direct_count(void)
+{
+	return atomic_load(&direct_count);
+}
+
+int cmp__image_check(const void *image, size_t n, dcr_err *err)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	unsigned char *copy = sqlite3_malloc64(n ? n : 1);
+	int rc = 0;
+	if (!copy)
+		return dcr_err_set(err, -ENOMEM, "integrity check: out of memory");
+	memcpy(copy, image, n);
+	if ((rc = open_plain(&db, err)))
+		goto out;
+	if (sqlite3_deserialize(db, "main", copy, (sqlite3_int64)n, (sqlite3_int64)n,
+	                        SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_READONLY) !=
+	    SQLITE_OK) {
+		copy = NULL;
+		rc = sql_err(db, err, "integrity check: deserialize");
+		goto out;
+	}
+	copy = NULL;
+	if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK) {
+		rc = sql_err(db, err, "integrity check");
+		goto out;
+	}
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = sql_err(db, err, "integrity check");
+		goto out;
+	}
+	if (strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0)
+		rc = dcr_err_set(err, DCR_EINTEGRITY, "integrity check: %s",
+		                 (const char *)sqlite3_column_text(st, 0));
+out:
+	sqlite3_free(copy);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+void cmp__prepare_set_direct(bool on)
+{
+	atomic_store(&direct_mode, on ? 1 : 2);
+}
+
+static bool prepare_direct_on(void)
+{
+	int m = atomic_load(&direct_mode);
+	if (m == 0) {
+		const char *e = getenv("DCR_PREPARE_SQL");
+		m = e && strcmp(e, "1") == 0 ? 2 : 1;
+		atomic_store(&direct_mode, m);
+	}
+	return m == 1;
+}
+
+/* rootpage of name in the build's schema, or 0 */
+static unsigned root_of(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	unsigned root = 0;
+	if (sqlite3_prepare_v2(db, "SELECT rootpage FROM main.sqlite_schema WHERE name = ?1", -1,
+	                       &st, NULL) == SQLITE_OK &&
+	    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		sqlite3_int64 v = sqlite3_column_int64(st, 0);
+		root = v > 0 && v < INT32_MAX ? (unsigned)v : 0;
+	}
+	sqlite3_finalize(st);
+	return root;
+}
+
+/* The direct path: SQLite makes the schema on the empty table (the open
+ * transaction, committed here), cmp__btree_write the b-trees. 0: *image
+ * is the table and the build's database is closed; CMP__BTREE_FALLBACK:
+ * nothing changed but the committed schema (and the index, to drop); or a
+ * negative code. */
+static int prepare_direct(struct prep *p, const cmp_schema *schema, const char *table,
+                          const char *const *index, size_t nindex, const cmp__rows *rows,
+                          size_t key, void **image, size_t *image_n, dcr_err *err)
+{
+	sqlite3_int64 n = 0;
+	unsigned char *empty;
+	unsigned troot, iroot = 0;
+	int rc;
+	if (nindex && (rc = create_index(p->db, table, index[0], err)))
+		return rc;
+	if ((rc = exec(p->db, "COMMIT", err)))
+		return rc;
+	troot = root_of(p->db, table);
+	if (nindex) {
+		char *iname = dcr_asprintf("%s_%s_idx", table, index[0]);
+		iroot = root_of(p->db, iname);
+		free(iname);
+		if (!iroot)
+			return CMP__BTREE_FALLBACK;
+	}
+	empty = sqlite3_serialize(p->db, "main", &n, SQLITE_SERIALIZE_NOCOPY);
+	if (!empty || !troot)
+		return CMP__BTREE_FALLBACK;
+	rc = cmp__btree_write(empty, (size_t)n, troot, iroot, rows, schema, key, image, image_n);
+	if (rc < 0)
+		return dcr_err_set(err, rc, "writing the prepared table: %s", dcr_strerror(rc));
+	if (rc == 0) {
+		sqlite3_finalize(p->ins);
+		p->ins = NULL;
+		close_build(p->db, NULL, NULL);
+		p->db = NULL;
+		atomic_fetch_add(&direct_count, 1);
+	}
+	return rc;
+}
+
 int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *const *index,
                    size_t nindex, cmp_read_fn read, void *ctx, dcr_buf *image, dcr_err *err)
 {
@@ -398,6 +526,7 @@ int cmp_prepare_image(const cmp_schema *schema, const char *table, const char *c
 	dcr_buf_init(&target);
 	char *buf = NULL;
 	int rc;
+	bool direct = prepare_direct_on() && nindex <= 1;
 	*image = NULL;
 	*image_n = 0;
 	sqlite_once_init();
@@ -433,14 +562,14 @@ int cmp_prepare_image(const cmp_schema *schema, const char *table, const char *c
 	 * pages once per row. They are held in memory as validated, sorted
 	 * (cmp_rows.c) and inserted once, in that order. */
 	cmp__sql_ident(&target, table);
-	if (!nindex && (rc = prepare_insert(&p, dcr_buf_cstr(&target), schema, err)))
+	if (!direct && !nindex && (rc = prepare_insert(&p, dcr_buf_cstr(&target), schema, err)))
 		goto out;
 	if ((rc = exec(p.db, "BEGIN", err)))
 		goto out;
 	if ((rc = cmp_ingest_new(schema, table, &in)))
 		goto out;
 	cmp__ingest_no_stats(in);
-	if (nindex) {
+	if (nindex || direct) {
 		rows = cmp__rows_new(schema->ncols, key);
 		cmp__ingest_set_sink(in, cmp__rows_add, rows);
 	} else {
@@ -465,7 +594,26 @@ int cmp_prepare_image(const cmp_schema *schema, const char *table, const char *c
 	}
 	if ((rc = cmp_ingest_finish(in, NULL, NULL, err)))
 		goto out;
-	if (nindex && cmp__rows_sort(rows)) {
+	if (direct && (nindex == 0 || cmp__rows_sort(rows))) {
+		rc = prepare_direct(&p, schema, table, index, nindex, rows, key, image, image_n,
+		                    err);
+		if (rc <= 0)
+			goto out; /* done, or failed */
+		/* not for this writer: the rows go in through SQLite */
+		rc = 0;
+		if (nindex) {
+			dcr_buf_reset(&sql);
+			dcr_buf_append_str(&sql, "BEGIN; DROP INDEX ");
+			index_name(&sql, table, index[0]);
+			if ((rc = exec(p.db, dcr_buf_cstr(&sql), err)))
+				goto out;
+		} else if ((rc = exec(p.db, "BEGIN", err))) {
+			goto out;
+		}
+		if ((rc = prepare_insert(&p, dcr_buf_cstr(&target), schema, err)) ||
+		    (rc = insert_rows(&p, rows, schema->ncols, err)))
+			goto out;
+	} else if (nindex && cmp__rows_sort(rows)) {
 		if ((rc = prepare_insert(&p, dcr_buf_cstr(&target), schema, err)) ||
 		    (rc = insert_rows(&p, rows, schema->ncols, err)))
 			goto out;

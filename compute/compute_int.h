@@ -58,6 +58,26 @@ int cmp__rows_add(void *ctx, const cmp__value *vals, size_t n, dcr_err *err);
 size_t cmp__rows_count(const cmp__rows *r);
 bool cmp__rows_sort(cmp__rows *r);
 void cmp__rows_get(const cmp__rows *r, size_t i, cmp__value *vals);
+
+/* A prepared table's b-trees written directly (cmp_btree.c): empty is the
+ * image of SQLite's database holding the schema with the table (root page
+ * table_root) and, when index_root is not 0, an index on column key, both
+ * empty. Row i of rows (cmp__rows_get) becomes rowid i + 1. On success 0,
+ * *image (sqlite3_malloc'd: cmp_image_free) and *image_n; a negative code;
+ * or CMP__BTREE_FALLBACK: rows this writer does not store exactly as SQLite
+ * would (the caller inserts them through SQLite). */
+#define CMP__BTREE_FALLBACK 1
+int cmp__btree_write(const unsigned char *empty, size_t empty_n, unsigned table_root,
+                     unsigned index_root, const cmp__rows *rows, const cmp_schema *schema,
+                     size_t key, void **image, size_t *image_n);
+/* Prepared tables: false forces the SQL path (tests run both; also the
+ * environment variable DCR_PREPARE_SQL=1). */
+void cmp__prepare_set_direct(bool on);
+/* Prepared tables whose image cmp__btree_write made, since the start. */
+uint64_t cmp__prepare_direct_count(void);
+/* PRAGMA integrity_check over an image (tests): 0, or DCR_EINTEGRITY with
+ * SQLite's first complaint in err. */
+int cmp__image_check(const void *image, size_t n, dcr_err *err);
 /* Skip statistics (prepare only needs validation and values). */
 void cmp__ingest_no_stats(cmp_ingest *in);
 /* Two-thread validation of large feeds (docs/compute.md): feeds of at
