@@ -2,16 +2,19 @@
  * format, instead of one sqlite3_step per row and a CREATE INDEX.
  *
  * cmp_prepare_image builds the schema with SQLite itself (CREATE TABLE and,
- * with a join key, CREATE INDEX on the empty table) and hands over that
- * database image (the schema page and the empty root pages). This file
- * appends the table's pages, and the index's, from the rows held in memory
- * (cmp_rows.c, in the order they would have been inserted: rowid i + 1 is
- * row i), and writes each tree's top page into its root page. Bottom-up
- * bulk load: every level keeps one page being filled; a full page is
- * appended to the image and a divider cell goes up one level (a table
- * tree's divider is the largest rowid of the page's subtree; an index
- * tree's is the last entry of the page, taken out of it, so that every
- * entry is stored once and no page is left empty).
+ * with a join key, CREATE INDEX on the empty table) and hands over its
+ * database header and sqlite_schema rows. This file writes the table's
+ * pages, and the index's, from the rows held in memory (cmp_rows.c, in the
+ * order they would have been inserted: rowid i + 1 is row i). Bottom-up
+ * bulk load: every level keeps one page being filled; a full page goes to
+ * the image and a divider cell goes up one level (a table tree's divider
+ * is the largest rowid of the page's subtree; an index tree's is the last
+ * entry of the page, taken out of it, so that every entry is stored once
+ * and no page is left empty); a tree's top page, written last, is its
+ * root. Two passes: the first only lays the pages out (the page count and
+ * the root page numbers that page 1 holds); the second writes page 1, then
+ * every page in page number order, so the image can stream to the blob
+ * store without ever being held whole (issue 16: memory at 10M rows).
  *
  * Records are encoded as SQLite's OP_MakeRecord encodes them under the
  * columns' affinities: integers in the smallest serial type (0 and 1 as
@@ -46,16 +49,27 @@ struct level {
 
 struct tree {
 	bool index;
-	unsigned root, nlv;
+	uint32_t root; /* the page number of its top page, once finished */
+	unsigned nlv;
 	struct level lv[LEVELS_MAX];
 	int64_t leaf_last_rowid;
 };
 
+/* Where pages go. The first pass (dry) only counts them: it gives the
+ * page count and the root page numbers, which page 1 must hold before any
+ * other page is written. The second writes them, in page number order,
+ * through write (batched) and, when keep, into one buffer as well. */
+#define BATCH_PAGES 256
 struct out {
 	unsigned U; /* page size */
-	uint8_t *p; /* sqlite3_malloc'd image */
-	size_t npages, cap;
-	bool oom;
+	bool dry;
+	uint32_t npages;
+	cmp_write_fn write;
+	void *wctx;
+	uint8_t *batch;
+	size_t nbatch; /* pages in batch */
+	uint8_t *keep; /* sqlite3_malloc'd: npages * U once done */
+	int rc;        /* a write failed, or out of memory */
 };
 
 static void put16(uint8_t *p, unsigned v)
@@ -264,7 +278,7 @@ static void add_cell(struct level *l, unsigned hdr, const uint8_t *cell, size_t 
 	l->last_len = (unsigned)len;
 }
 
-/* Takes the last cell out (copied to cell first by the caller). */
+/* Takes the last cell out (copied by the caller first). */
 static void remove_last(struct level *l, unsigned hdr)
 {
 	DCR_ASSERT(l->ncell >= 2 && l->last_len && l->last_off == l->top);
@@ -275,7 +289,7 @@ static void remove_last(struct level *l, unsigned hdr)
 	l->last_len = 0;
 }
 
-static void finish_page(struct out *o, const struct tree *t, struct level *l, unsigned lv,
+static void finish_page(const struct out *o, const struct tree *t, struct level *l, unsigned lv,
                         uint32_t right)
 {
 	uint8_t leaf = t->index ? 0x0a : 0x0d, interior = t->index ? 0x02 : 0x05;
@@ -289,21 +303,27 @@ static void finish_page(struct out *o, const struct tree *t, struct level *l, un
 	(void)o;
 }
 
-/* Appends a page to the image; its number (1-based). */
+static void flush_batch(struct out *o)
+{
+	if (o->nbatch && o->write && o->rc == 0)
+		o->rc = o->write(o->wctx, o->batch, o->nbatch * o->U);
+	o->nbatch = 0;
+}
+
+/* The next page of the image; its number (1-based). */
 static uint32_t append_page(struct out *o, const uint8_t *pg)
 {
-	if (o->npages == o->cap) {
-		size_t cap = o->cap * 2;
-		uint8_t *p = sqlite3_realloc64(o->p, (sqlite3_uint64)cap * o->U);
-		if (!p) {
-			o->oom = true;
-			return 0;
-		}
-		o->p = p;
-		o->cap = cap;
+	uint32_t n = ++o->npages;
+	if (o->dry || o->rc)
+		return n;
+	if (o->keep)
+		memcpy(o->keep + (size_t)(n - 1) * o->U, pg, o->U);
+	if (o->write) {
+		memcpy(o->batch + o->nbatch * o->U, pg, o->U);
+		if (++o->nbatch == BATCH_PAGES)
+			flush_batch(o);
 	}
-	memcpy(o->p + o->npages * o->U, pg, o->U);
-	return (uint32_t)++o->npages;
+	return n;
 }
 
 static void push(struct out *o, struct tree *t, unsigned lv, uint32_t child, const uint8_t *body,
@@ -334,8 +354,7 @@ static void spill(struct out *o, struct tree *t, unsigned lv)
 	finish_page(o, t, l, lv, right);
 	pg = append_page(o, l->pg);
 	page_init(o, l);
-	if (!o->oom)
-		push(o, t, lv + 1, pg, up, uplen);
+	push(o, t, lv + 1, pg, up, uplen);
 }
 
 /* A child page and its divider into level lv (interior). */
@@ -344,11 +363,14 @@ static void push(struct out *o, struct tree *t, unsigned lv, uint32_t child, con
 {
 	uint8_t cell[PAGE_MAX + 32];
 	struct level *l;
+	if (o->rc)
+		return;
 	DCR_ASSERT(lv < LEVELS_MAX && blen + 4 <= sizeof cell);
 	if (lv == t->nlv) {
-		t->lv[lv].pg = sqlite3_malloc64(o->U);
+		if (!t->lv[lv].pg)
+			t->lv[lv].pg = sqlite3_malloc64(o->U);
 		if (!t->lv[lv].pg) {
-			o->oom = true;
+			o->rc = -ENOMEM;
 			return;
 		}
 		page_init(o, &t->lv[lv]);
@@ -359,160 +381,255 @@ static void push(struct out *o, struct tree *t, unsigned lv, uint32_t child, con
 	memcpy(cell + 4, body, blen);
 	if (!fits(l, 12, blen + 4)) {
 		spill(o, t, lv);
-		if (o->oom)
+		if (o->rc)
 			return;
 	}
 	add_cell(l, 12, cell, blen + 4);
 }
 
 /* The tree's last pages: each level's page goes to the image and becomes
- * the right pointer of the level above; the top one into the root page. */
+ * the right pointer of the level above; the top one is the root. */
 static void finish_tree(struct out *o, struct tree *t)
 {
 	uint32_t child = 0;
-	for (unsigned lv = 0; lv < t->nlv && !o->oom; lv++) {
-		struct level *l = &t->lv[lv];
-		finish_page(o, t, l, lv, child);
-		if (lv + 1 == t->nlv)
-			memcpy(o->p + (size_t)(t->root - 1) * o->U, l->pg, o->U);
-		else
-			child = append_page(o, l->pg);
+	for (unsigned lv = 0; lv < t->nlv && !o->rc; lv++) {
+		finish_page(o, t, &t->lv[lv], lv, child);
+		child = append_page(o, t->lv[lv].pg);
 	}
+	t->root = child;
 }
 
-static void tree_free(struct tree *t)
+static int tree_reset(struct out *o, struct tree *t, bool index)
+{
+	t->index = index;
+	t->root = 0;
+	t->nlv = 1;
+	t->leaf_last_rowid = 0;
+	if (!t->lv[0].pg)
+		t->lv[0].pg = sqlite3_malloc64(o->U);
+	if (!t->lv[0].pg)
+		return -ENOMEM;
+	page_init(o, &t->lv[0]);
+	return 0;
+}
+
+static void tree_free(const struct out *o, struct tree *t)
 {
 	for (unsigned lv = 0; lv < LEVELS_MAX; lv++)
-		sqlite3_free(t->lv[lv].pg);
+		if (t->lv[lv].pg) {
+			dcr_wipe(t->lv[lv].pg, o->U);
+			sqlite3_free(t->lv[lv].pg);
+		}
 }
 
-int cmp__btree_write(const unsigned char *empty, size_t empty_n, unsigned table_root,
-                     unsigned index_root, const cmp__rows *rows, const cmp_schema *schema,
-                     size_t key, void **image, size_t *image_n)
+/* One pass over the rows: both trees, then their last pages (the table's
+ * first). CMP__BTREE_FALLBACK before any page is written in a dry pass. */
+static int run_pass(struct out *o, struct tree *tt, struct tree *ti, bool with_index,
+                    const cmp__rows *rows, const cmp_schema *schema, size_t key, cmp__value *v,
+                    struct enc *e, uint8_t *cell)
+{
+	unsigned U = o->U, X_table = U - 35, X_index = ((U - 12) * 64 / 255) - 23;
+	size_t ncols = schema->ncols, n = cmp__rows_count(rows);
+	int rc;
+	if ((rc = tree_reset(o, tt, false)) || (rc = tree_reset(o, ti, true)))
+		return rc;
+	for (size_t i = 0; i < n && !o->rc; i++) {
+		int64_t rowid = (int64_t)i + 1;
+		uint64_t len;
+		size_t m;
+		cmp__rows_get(rows, i, v);
+		for (size_t c = 0; c < ncols; c++)
+			if (!encode(&v[c], schema->cols[c].type, &e[c]))
+				return CMP__BTREE_FALLBACK;
+		len = record_len(e, ncols);
+		if (len > X_table)
+			return CMP__BTREE_FALLBACK;
+		m = put_varint(cell, len);
+		m += put_varint(cell + m, (uint64_t)rowid);
+		if (!o->dry)
+			put_record(cell + m, e, ncols);
+		m += len;
+		if (!fits(&tt->lv[0], 8, m))
+			spill(o, tt, 0);
+		if (o->rc)
+			break;
+		add_cell(&tt->lv[0], 8, cell, m);
+		tt->leaf_last_rowid = rowid;
+		if (!with_index)
+			continue;
+		/* the index entry: (key, rowid) */
+		struct enc ie[2];
+		unsigned l2;
+		ie[0] = e[key];
+		memset(&ie[1], 0, sizeof ie[1]);
+		ie[1].i = rowid;
+		ie[1].st = int_serial(rowid, &l2);
+		ie[1].len = l2;
+		len = record_len(ie, 2);
+		if (len > X_index)
+			return CMP__BTREE_FALLBACK;
+		m = put_varint(cell, len);
+		put_record(cell + m, ie, 2); /* dividers carry it: also when dry */
+		m += len;
+		if (!fits(&ti->lv[0], 8, m))
+			spill(o, ti, 0);
+		if (o->rc)
+			break;
+		add_cell(&ti->lv[0], 8, cell, m);
+	}
+	if (!o->rc) {
+		finish_tree(o, tt);
+		if (with_index)
+			finish_tree(o, ti);
+	}
+	return o->rc;
+}
+
+/* Page 1: SQLite's database header (the page count set) and sqlite_schema
+ * with the root pages of this layout. false: it does not fit one page. */
+static bool page1(const struct out *o, uint8_t *pg, const uint8_t hdr[100],
+                  const cmp__schema_row *rows, size_t nrows, uint32_t troot, uint32_t iroot)
+{
+	struct level l = {pg, 0, o->U, 0, 0};
+	uint8_t cell[PAGE_MAX + 32];
+	memset(pg, 0, o->U);
+	memcpy(pg, hdr, 100);
+	put32(pg + 28, o->npages);
+	for (size_t r = 0; r < nrows; r++) {
+		struct enc e[5];
+		cmp__value v[5] = {{0}};
+		const char *txt[5] = {rows[r].type, rows[r].name, rows[r].tbl_name, NULL, rows[r].sql};
+		enum cmp_type ty[5] = {CMP_STRING, CMP_STRING, CMP_STRING, CMP_INTEGER, CMP_STRING};
+		uint64_t len;
+		size_t m;
+		for (int c = 0; c < 5; c++) {
+			if (c == 3) {
+				v[c].kind = CMP__INT;
+				v[c].i = rows[r].is_index ? iroot : troot;
+			} else if (txt[c]) {
+				v[c].kind = CMP__TEXT;
+				v[c].s = txt[c];
+				v[c].n = strlen(txt[c]);
+			}
+			if (!encode(&v[c], ty[c], &e[c]))
+				return false;
+		}
+		len = record_len(e, 5);
+		if (len > o->U - 35)
+			return false;
+		m = put_varint(cell, len);
+		m += put_varint(cell + m, (uint64_t)rows[r].rowid);
+		put_record(cell + m, e, 5);
+		m += len;
+		if (!fits(&l, 108, m))
+			return false;
+		l.top -= (unsigned)m;
+		memcpy(pg + l.top, cell, m);
+		put16(pg + 108 + 2 * l.ncell, l.top);
+		l.ncell++;
+	}
+	pg[100] = 0x0d;
+	put16(pg + 103, l.ncell);
+	put16(pg + 105, l.top == 65536 ? 0 : l.top);
+	return true;
+}
+
+int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_t nsrows,
+                     const cmp__rows *rows, const cmp_schema *schema, size_t key,
+                     cmp_write_fn write, void *wctx, size_t keep_max, void **image,
+                     size_t *image_n, size_t *total_n)
 {
 	struct out o = {0};
 	struct tree tt = {0}, ti = {0};
-	size_t ncols = schema->ncols, n = cmp__rows_count(rows);
+	size_t ncols = schema->ncols;
 	cmp__value *v = NULL;
 	struct enc *e = NULL;
-	uint8_t *cell = NULL;
-	unsigned U, X_table, X_index;
+	uint8_t *cell = NULL, *p1 = NULL;
+	bool with_index = false;
+	uint32_t troot, iroot, total = 0;
+	unsigned ntables = 0;
 	int rc = CMP__BTREE_FALLBACK;
 
 	*image = NULL;
 	*image_n = 0;
-	if (empty_n < 100 || memcmp(empty, "SQLite format 3", 16) != 0)
+	*total_n = 0;
+	if (memcmp(hdr, "SQLite format 3", 16) != 0)
 		return CMP__BTREE_FALLBACK;
-	U = (unsigned)empty[16] << 8 | empty[17];
-	if (U == 1)
-		U = 65536;
+	o.U = (unsigned)hdr[16] << 8 | hdr[17];
+	if (o.U == 1)
+		o.U = 65536;
 	/* reserved bytes, auto-vacuum, a freelist: not this writer's */
-	if (U < 512 || U > PAGE_MAX || empty_n % U || empty[20] != 0 || empty[52] || empty[53] || empty[54] ||
-	    empty[55] || empty[36] || empty[37] || empty[38] || empty[39] || table_root < 2 ||
-	    table_root > empty_n / U || (index_root && (index_root < 2 || index_root > empty_n / U)) ||
-	    table_root == index_root || (uint64_t)n >= (1ull << 62))
+	if (o.U < 512 || o.U > PAGE_MAX || hdr[20] != 0 || hdr[52] || hdr[53] || hdr[54] ||
+	    hdr[55] || hdr[36] || hdr[37] || hdr[38] || hdr[39] ||
+	    (uint64_t)cmp__rows_count(rows) >= (1ull << 62))
 		return CMP__BTREE_FALLBACK;
-	X_table = U - 35;
-	X_index = ((U - 12) * 64 / 255) - 23;
-	o.U = U;
-	o.npages = empty_n / U;
-	o.cap = o.npages < 64 ? 64 : o.npages;
-	o.p = sqlite3_malloc64((sqlite3_uint64)o.cap * U);
+	for (size_t r = 0; r < nsrows; r++) {
+		ntables += !srows[r].is_index;
+		with_index = with_index || srows[r].is_index;
+	}
+	if (ntables != 1 || nsrows > 2 || (with_index && key >= ncols))
+		return CMP__BTREE_FALLBACK;
 	v = dcr_calloc(ncols + 1, sizeof *v);
 	e = dcr_calloc(ncols + 2, sizeof *e);
-	cell = dcr_malloc(U + 64);
-	tt.root = table_root;
-	ti.root = index_root;
-	ti.index = true;
-	tt.lv[0].pg = sqlite3_malloc64(U);
-	ti.lv[0].pg = sqlite3_malloc64(U);
-	if (!o.p || !tt.lv[0].pg || !ti.lv[0].pg) {
-		rc = -ENOMEM;
+	cell = dcr_calloc(1, o.U + 64);
+	p1 = dcr_malloc(o.U);
+	/* pass 1: the layout */
+	o.dry = true;
+	o.npages = 1; /* page 1 comes first */
+	rc = run_pass(&o, &tt, &ti, with_index, rows, schema, key, v, e, cell);
+	if (rc)
+		goto out;
+	total = o.npages;
+	troot = tt.root;
+	iroot = with_index ? ti.root : 0;
+	if (!page1(&o, p1, hdr, srows, nsrows, troot, iroot)) {
+		rc = CMP__BTREE_FALLBACK;
 		goto out;
 	}
-	memcpy(o.p, empty, empty_n);
-	tt.nlv = ti.nlv = 1;
-	page_init(&o, &tt.lv[0]);
-	page_init(&o, &ti.lv[0]);
-	for (size_t i = 0; i < n && !o.oom; i++) {
-		int64_t rowid = (int64_t)i + 1;
-		uint64_t len;
-		size_t c;
-		cmp__rows_get(rows, i, v);
-		for (c = 0; c < ncols; c++)
-			if (!encode(&v[c], schema->cols[c].type, &e[c]))
-				goto out; /* fall back */
-		len = record_len(e, ncols);
-		if (len > X_table)
+	/* pass 2: the pages, in order */
+	o.dry = false;
+	o.npages = 0;
+	o.write = write;
+	o.wctx = wctx;
+	if (write)
+		o.batch = dcr_malloc((size_t)BATCH_PAGES * o.U);
+	if (!write || (size_t)total * o.U <= keep_max) {
+		o.keep = sqlite3_malloc64((sqlite3_uint64)total * o.U);
+		if (!o.keep) {
+			rc = -ENOMEM;
 			goto out;
-		{
-			size_t m = put_varint(cell, len);
-			m += put_varint(cell + m, (uint64_t)rowid);
-			put_record(cell + m, e, ncols);
-			m += len;
-			if (!fits(&tt.lv[0], 8, m))
-				spill(&o, &tt, 0);
-			if (o.oom)
-				break;
-			add_cell(&tt.lv[0], 8, cell, m);
-			tt.leaf_last_rowid = rowid;
-		}
-		if (!index_root)
-			continue;
-		/* the index entry: (key, rowid) */
-		{
-			struct enc ie[2];
-			ie[0] = e[key];
-			memset(&ie[1], 0, sizeof ie[1]);
-			unsigned l2;
-			ie[1].i = rowid;
-			ie[1].st = int_serial(rowid, &l2);
-			ie[1].len = l2;
-			len = record_len(ie, 2);
-			if (len > X_index)
-				goto out;
-			size_t m = put_varint(cell, len);
-			put_record(cell + m, ie, 2);
-			m += len;
-			if (!fits(&ti.lv[0], 8, m))
-				spill(&o, &ti, 0);
-			if (o.oom)
-				break;
-			add_cell(&ti.lv[0], 8, cell, m);
 		}
 	}
-	if (!o.oom) {
-		finish_tree(&o, &tt);
-		if (index_root)
-			finish_tree(&o, &ti);
-	}
-	if (o.oom) {
-		rc = -ENOMEM;
+	append_page(&o, p1);
+	rc = run_pass(&o, &tt, &ti, with_index, rows, schema, key, v, e, cell);
+	flush_batch(&o);
+	if (!rc)
+		rc = o.rc;
+	if (rc)
 		goto out;
+	/* the same layout twice: the same rows, the same code */
+	DCR_ASSERT(o.npages == total && tt.root == troot && (!with_index || ti.root == iroot));
+	*total_n = (size_t)total * o.U;
+	if (o.keep) {
+		*image = o.keep;
+		*image_n = *total_n;
+		o.keep = NULL;
 	}
-	/* the header's page count (valid: change counter == version-valid-for,
-	 * both as SQLite left them) */
-	put32(o.p + 28, (uint32_t)o.npages);
-	*image = o.p;
-	*image_n = o.npages * U;
-	o.p = NULL;
-	rc = 0;
 out:
-	if (o.p) {
-		dcr_wipe(o.p, o.npages * U);
-		sqlite3_free(o.p);
+	if (o.keep) {
+		dcr_wipe(o.keep, (size_t)total * o.U);
+		sqlite3_free(o.keep);
 	}
-	for (unsigned lv = 0; lv < LEVELS_MAX; lv++) {
-		if (tt.lv[lv].pg)
-			dcr_wipe(tt.lv[lv].pg, o.U);
-		if (ti.lv[lv].pg)
-			dcr_wipe(ti.lv[lv].pg, o.U);
+	if (o.batch) {
+		dcr_wipe(o.batch, (size_t)BATCH_PAGES * o.U);
+		free(o.batch);
 	}
-	tree_free(&tt);
-	tree_free(&ti);
+	tree_free(&o, &tt);
+	tree_free(&o, &ti);
 	if (cell)
 		dcr_wipe(cell, o.U + 64);
 	free(cell);
+	free(p1);
 	free(v);
 	free(e);
 	return rc;

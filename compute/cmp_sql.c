@@ -431,7 +431,7 @@ void cmp__prepare_set_direct(bool on)
 	atomic_store(&direct_mode, on ? 1 : 2);
 }
 
-static bool prepare_direct_on(void)
+bool cmp__prepare_direct_on(void)
 {
 	int m = atomic_load(&direct_mode);
 	if (m == 0) {
@@ -442,61 +442,89 @@ static bool prepare_direct_on(void)
 	return m == 1;
 }
 
-/* rootpage of name in the build's schema, or 0 */
-static unsigned root_of(sqlite3 *db, const char *name)
-{
-	sqlite3_stmt *st = NULL;
-	unsigned root = 0;
-	if (sqlite3_prepare_v2(db, "SELECT rootpage FROM main.sqlite_schema WHERE name = ?1", -1,
-	                       &st, NULL) == SQLITE_OK &&
-	    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW) {
-		sqlite3_int64 v = sqlite3_column_int64(st, 0);
-		root = v > 0 && v < INT32_MAX ? (unsigned)v : 0;
-	}
-	sqlite3_finalize(st);
-	return root;
-}
-
 /* The direct path: SQLite makes the schema on the empty table (the open
- * transaction, committed here), cmp__btree_write the b-trees. 0: *image
- * is the table and the build's database is closed; CMP__BTREE_FALLBACK:
- * nothing changed but the committed schema (and the index, to drop); or a
- * negative code. */
+ * transaction, committed here), cmp__btree_write the b-trees and the
+ * image. 0: done, the build's database is closed; CMP__BTREE_FALLBACK:
+ * nothing written, the schema committed (the index, if any, to drop); or
+ * a negative code. */
 static int prepare_direct(struct prep *p, const cmp_schema *schema, const char *table,
                           const char *const *index, size_t nindex, const cmp__rows *rows,
-                          size_t key, void **image, size_t *image_n, dcr_err *err)
+                          size_t key, cmp_write_fn write, void *wctx, size_t keep_max,
+                          void **image, size_t *image_n, size_t *total_n, dcr_err *err)
 {
 	sqlite3_int64 n = 0;
 	unsigned char *empty;
-	unsigned troot, iroot = 0;
+	uint8_t hdr[100];
+	cmp__schema_row srows[3];
+	size_t nsrows = 0;
+	sqlite3_stmt *st = NULL;
 	int rc;
+	memset(srows, 0, sizeof srows);
 	if (nindex && (rc = create_index(p->db, table, index[0], err)))
 		return rc;
 	if ((rc = exec(p->db, "COMMIT", err)))
 		return rc;
-	troot = root_of(p->db, table);
-	if (nindex) {
-		char *iname = dcr_asprintf("%s_%s_idx", table, index[0]);
-		iroot = root_of(p->db, iname);
-		free(iname);
-		if (!iroot)
-			return CMP__BTREE_FALLBACK;
-	}
 	empty = sqlite3_serialize(p->db, "main", &n, SQLITE_SERIALIZE_NOCOPY);
-	if (!empty || !troot)
+	if (!empty || n < 100)
 		return CMP__BTREE_FALLBACK;
-	rc = cmp__btree_write(empty, (size_t)n, troot, iroot, rows, schema, key, image, image_n);
+	memcpy(hdr, empty, 100);
+	if (sqlite3_prepare_v2(p->db,
+	                       "SELECT rowid, type, name, tbl_name, sql FROM main.sqlite_schema "
+	                       "ORDER BY rowid",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return sql_err(p->db, err, "reading the build's schema");
+	rc = CMP__BTREE_FALLBACK;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		cmp__schema_row *r = &srows[nsrows];
+		const char *txt[4];
+		if (nsrows == 3)
+			goto out;
+		for (int c = 0; c < 4; c++) {
+			txt[c] = (const char *)sqlite3_column_text(st, c + 1);
+			if (!txt[c])
+				goto out;
+		}
+		r->rowid = sqlite3_column_int64(st, 0);
+		r->type = dcr_strdup(txt[0]);
+		r->name = dcr_strdup(txt[1]);
+		r->tbl_name = dcr_strdup(txt[2]);
+		r->sql = dcr_strdup(txt[3]);
+		r->is_index = strcmp(txt[0], "index") == 0;
+		nsrows++;
+		if (!r->is_index && strcmp(txt[0], "table") != 0)
+			goto out;
+	}
+	rc = cmp__btree_write(hdr, srows, nsrows, rows, schema, key, write, wctx, keep_max, image,
+	                      image_n, total_n);
 	if (rc < 0)
-		return dcr_err_set(err, rc, "writing the prepared table: %s", dcr_strerror(rc));
+		rc = dcr_err_set(err, rc, "writing the prepared table: %s", dcr_strerror(rc));
 	if (rc == 0) {
 		sqlite3_finalize(p->ins);
 		p->ins = NULL;
+		sqlite3_finalize(st);
+		st = NULL;
 		close_build(p->db, NULL, NULL);
 		p->db = NULL;
 		atomic_fetch_add(&direct_count, 1);
 	}
+out:
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < nsrows; i++) {
+		free((char *)srows[i].type);
+		free((char *)srows[i].name);
+		free((char *)srows[i].tbl_name);
+		free((char *)srows[i].sql);
+	}
 	return rc;
+}
+
+int cmp_prepare_image(const cmp_schema *schema, const char *table, const char *const *index,
+                      size_t nindex, cmp_read_fn read, void *ctx, void **image, size_t *image_n,
+                      dcr_err *err)
+{
+	size_t total = 0;
+	return cmp_prepare_stream(schema, table, index, nindex, read, ctx, NULL, NULL, SIZE_MAX,
+	                          image, image_n, &total, err);
 }
 
 int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *const *index,
@@ -513,9 +541,10 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 	return rc;
 }
 
-int cmp_prepare_image(const cmp_schema *schema, const char *table, const char *const *index,
-                      size_t nindex, cmp_read_fn read, void *ctx, void **image, size_t *image_n,
-                      dcr_err *err)
+int cmp_prepare_stream(const cmp_schema *schema, const char *table, const char *const *index,
+                       size_t nindex, cmp_read_fn read, void *ctx, cmp_write_fn write,
+                       void *wctx, size_t keep_max, void **image, size_t *image_n,
+                       size_t *total_n, dcr_err *err)
 {
 	struct prep p = {0};
 	cmp_ingest *in = NULL;
@@ -526,9 +555,10 @@ int cmp_prepare_image(const cmp_schema *schema, const char *table, const char *c
 	dcr_buf_init(&target);
 	char *buf = NULL;
 	int rc;
-	bool direct = prepare_direct_on() && nindex <= 1;
+	bool direct = cmp__prepare_direct_on() && nindex <= 1;
 	*image = NULL;
 	*image_n = 0;
+	*total_n = 0;
 	sqlite_once_init();
 	if (!name_ok(table))
 		return dcr_err_set(err, DCR_EINVALID, "invalid table name \"%s\"", table);
@@ -595,8 +625,8 @@ int cmp_prepare_image(const cmp_schema *schema, const char *table, const char *c
 	if ((rc = cmp_ingest_finish(in, NULL, NULL, err)))
 		goto out;
 	if (direct && (nindex == 0 || cmp__rows_sort(rows))) {
-		rc = prepare_direct(&p, schema, table, index, nindex, rows, key, image, image_n,
-		                    err);
+		rc = prepare_direct(&p, schema, table, index, nindex, rows, key, write, wctx,
+		                    keep_max, image, image_n, total_n, err);
 		if (rc <= 0)
 			goto out; /* done, or failed */
 		/* not for this writer: the rows go in through SQLite */
@@ -648,8 +678,18 @@ int cmp_prepare_image(const cmp_schema *schema, const char *table, const char *c
 	p.ins = NULL;
 	close_build(p.db, image, image_n);
 	p.db = NULL;
-	if (!*image)
+	if (!*image) {
 		rc = dcr_err_set(err, DCR_ESQL, "cannot serialize the database");
+		goto out;
+	}
+	*total_n = *image_n;
+	if (write && (rc = write(wctx, *image, *image_n)) < 0)
+		dcr_err_set(err, rc, "writing the prepared table: %s", dcr_strerror(rc));
+	if (rc < 0 || *image_n > keep_max) {
+		cmp_image_free(*image, *image_n);
+		*image = NULL;
+		*image_n = 0;
+	}
 out:
 	free(buf);
 	cmp_ingest_free(in);

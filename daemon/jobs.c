@@ -545,6 +545,18 @@ static void strv_free(char **v, size_t n)
 	free(v);
 }
 
+/* cmp_prepare_stream's writer: the blob being written. */
+struct image_sink {
+	dmn_blob_writer *w;
+	dcr_err err;
+};
+
+static int image_sink(void *ctx, const void *p, size_t n)
+{
+	struct image_sink *k = ctx;
+	return dmn__blob_write(k->w, p, n, &k->err);
+}
+
 /* Makes sure the prepared table of data_blob exists; *image_id (may be
  * NULL) gets its blob id. The dataset's schema is taken from the room's
  * current definition. */
@@ -560,7 +572,8 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	struct blob_src src = {0};
 	dcr_buf v;
 	void *image = NULL;
-	size_t image_n = 0;
+	size_t image_n = 0, total_n = 0;
+	dmn_blob_writer *w = NULL;
 	dmn_room *r;
 	bool claimed = false, counted = false, kept = false;
 	uint64_t t0 = dcr_mono_ms(), est = 0, mem_wait_ms = 0;
@@ -690,10 +703,19 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		dmn__mutex_unlock(&d->jobs.image_mu);
 		mem_wait_ms = dcr_mono_ms() - tw;
 	}
-	{
+	/* The image goes to the blob store as it is written; it is kept in
+	 * memory for the image cache only if it takes at most half the
+	 * cache (at 10M rows a 0.9 GB image is not held during its build;
+	 * the first run reads it back). */
+	rc = dmn__blob_create(d->blobs, &w, err);
+	if (rc == 0) {
 		cmp_schema schema = {cols, ncols};
-		rc = cmp_prepare_image(&schema, dataset, index, nindex, blob_src_read, &src, &image,
-		                       &image_n, err);
+		struct image_sink sink = {w, {0}};
+		rc = cmp_prepare_stream(&schema, dataset, index, nindex, blob_src_read, &src,
+		                        image_sink, &sink, (size_t)(d->imgc.budget / 2), &image,
+		                        &image_n, &total_n, err);
+		if (rc < 0 && sink.err.code)
+			*err = sink.err;
 	}
 	/* The build's working memory is gone; its image is what is left. */
 	dmn__mutex_lock(&d->jobs.image_mu);
@@ -706,10 +728,11 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		dcr_err_prefix(err, "preparing table %s", dataset);
 		goto out;
 	}
-	rc = dmn__blob_put(d->blobs, image, image_n, id, sha, err);
+	rc = dmn__blob_commit(w, id, sha, NULL, err);
+	w = NULL;
 	if (rc < 0)
 		goto out;
-	image_bytes = image_n;
+	image_bytes = total_n;
 	rc = es_meta_put(d->store, key, id, strlen(id));
 	if (rc < 0) {
 		dcr_err_set(err, rc, "storing %s: %s", key, dcr_strerror(rc));
@@ -726,9 +749,10 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		bool current;
 		dmn__mutex_lock(&r->mu);
 		current = blob_current(r, dataset, data_blob);
-		if (current)
+		if (current && image) {
 			dmn__image_adopt_cmp(d, id, &image, image_n);
-		kept = image == NULL;
+			kept = image == NULL;
+		}
 		dmn__mutex_unlock(&r->mu);
 		if (background && !current) {
 			dmn__blobs_drop_withdrawn(d, data_blob);
@@ -773,6 +797,8 @@ out:
 	free(join);
 	dmn__schema_free(cols, ncols);
 	cmp_image_free(image, image_n);
+	if (w)
+		dmn__blob_abort(w);
 	dcr_buf_release(&v);
 	free(key);
 	return rc;

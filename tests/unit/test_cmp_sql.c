@@ -3,6 +3,7 @@
  * hostile query must fail with a clear error, and the inputs must stay
  * unchanged. */
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -332,6 +333,7 @@ static void direct_vs_sql(const char *what, const char *csv, bool expect_direct)
 	static const char *const keys[] = {NULL, "k", "n", "f", "v"};
 	cmp_schema sc = {cols, 4};
 	dcr_err err;
+	bool was = cmp__prepare_direct_on();
 	for (size_t ki = 0; ki < sizeof keys / sizeof keys[0]; ki++) {
 		const char *idx[1] = {keys[ki]};
 		size_t nidx = keys[ki] ? 1 : 0;
@@ -384,6 +386,7 @@ static void direct_vs_sql(const char *what, const char *csv, bool expect_direct)
 		dcr_buf_release(&a);
 		dcr_buf_release(&b);
 	}
+	cmp__prepare_set_direct(was);
 }
 
 static void test_prepare_direct(void)
@@ -445,6 +448,8 @@ static void test_prepare_direct_fallback(void)
 	dcr_buf csv, img;
 	dcr_err err;
 	uint64_t before;
+	bool was = cmp__prepare_direct_on();
+	cmp__prepare_set_direct(true);
 	dcr_buf_init(&csv);
 	dcr_buf_init(&img);
 	dcr_buf_append_str(&csv, "k,n,f,v\na,1,1.5,1\n");
@@ -461,6 +466,7 @@ static void test_prepare_direct_fallback(void)
 	CHECK(cmp_prepare_ex(&sc, "t", idx, 1, mem_read, &m, &img, &err) == 0);
 	CHECK(cmp__prepare_direct_count() == before + 1);
 	CHECK(cmp__image_check(img.data, img.len, &err) == 0, " %s", err.msg);
+	cmp__prepare_set_direct(was);
 	dcr_buf_release(&csv);
 	direct_vs_sql("long key", "k,n,f,v\na,1,1.5,1\nb,2,2.5,2\n", true);
 	/* a row of 5 KB: overflow pages, SQLite's path */
@@ -472,6 +478,79 @@ static void test_prepare_direct_fallback(void)
 	direct_vs_sql("long row", dcr_buf_cstr(&csv), false);
 	dcr_buf_release(&csv);
 	dcr_buf_release(&img);
+}
+
+struct sink {
+	dcr_buf b;
+	int calls, fail_at; /* fail_at > 0: that call fails */
+};
+
+static int sink_write(void *ctx, const void *p, size_t n)
+{
+	struct sink *k = ctx;
+	if (++k->calls == k->fail_at)
+		return -EIO;
+	dcr_buf_append(&k->b, p, n);
+	return 0;
+}
+
+/* cmp_prepare_stream: the image streamed is the image returned (both
+ * paths), kept only up to keep_max; a failing write ends the build. */
+static void test_prepare_stream(void)
+{
+	static const cmp_column cols[] = {{"k", CMP_STRING, CMP_FMT_NONE, true},
+	                                  {"n", CMP_INTEGER, CMP_FMT_NONE, true},
+	                                  {"f", CMP_FLOAT, CMP_FMT_NONE, true},
+	                                  {"v", CMP_INTEGER, CMP_FMT_NONE, false}};
+	cmp_schema sc = {cols, 4};
+	const char *idx[1] = {"k"};
+	bool was = cmp__prepare_direct_on();
+	dcr_buf csv;
+	dcr_err err;
+	dcr_buf_init(&csv);
+	dcr_buf_append_str(&csv, "k,n,f,v\n");
+	for (int i = 0; i < 40000; i++)
+		dcr_buf_printf(&csv, "user%d@example.com,%d,%d.25,%d\n", i, i % 97, i % 13, i);
+	for (int direct = 0; direct < 2; direct++) {
+		cmp__prepare_set_direct(direct);
+		for (size_t nidx = 0; nidx < 2; nidx++) {
+			void *img = NULL, *kept = NULL;
+			size_t img_n = 0, kept_n = 0, total = 0;
+			struct sink k = {{0}, 0, 0};
+			struct mem m = {dcr_buf_cstr(&csv), csv.len, 0, 0};
+			dcr_buf_init(&k.b);
+			CHECK(cmp_prepare_image(&sc, "t", idx, nidx, mem_read, &m, &img, &img_n, &err) ==
+			      0);
+			m.off = 0;
+			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, mem_read, &m, sink_write, &k, 0,
+			                         &kept, &kept_n, &total, &err) == 0);
+			CHECK(kept == NULL && kept_n == 0 && total == img_n && k.b.len == img_n);
+			CHECK(memcmp(k.b.data, img, img_n) == 0, " direct %d, %zu indexes", direct,
+			      nidx);
+			if (direct)
+				CHECK(k.calls > 1); /* streamed in pieces */
+			CHECK(cmp__image_check(k.b.data, k.b.len, &err) == 0, " %s", err.msg);
+			/* kept when small enough */
+			dcr_buf_reset(&k.b);
+			m.off = 0;
+			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, mem_read, &m, sink_write, &k, img_n,
+			                         &kept, &kept_n, &total, &err) == 0);
+			CHECK(kept && kept_n == img_n && memcmp(kept, img, img_n) == 0);
+			cmp_image_free(kept, kept_n);
+			/* a write that fails: the build fails with it */
+			dcr_buf_reset(&k.b);
+			k.calls = 0;
+			k.fail_at = direct ? 2 : 1;
+			m.off = 0;
+			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, mem_read, &m, sink_write, &k,
+			                         SIZE_MAX, &kept, &kept_n, &total, &err) == -EIO);
+			CHECK(kept == NULL && strstr(err.msg, "writing the prepared table"));
+			cmp_image_free(img, img_n);
+			dcr_buf_release(&k.b);
+		}
+	}
+	cmp__prepare_set_direct(was);
+	dcr_buf_release(&csv);
 }
 
 static void test_refs(void)
@@ -811,6 +890,7 @@ int main(void)
 	test_prepare_sorted();
 	test_prepare_direct();
 	test_prepare_direct_fallback();
+	test_prepare_stream();
 	test_refs();
 	test_hostile();
 	test_threads();
