@@ -422,28 +422,67 @@ static void tree_free(const struct out *o, struct tree *t)
 		}
 }
 
-/* One pass over the rows: both trees, then their last pages (the table's
- * first). CMP__BTREE_FALLBACK before any page is written in a dry pass. */
-static int run_pass(struct out *o, struct tree *tt, struct tree *ti, bool with_index,
-                    const cmp__rows *rows, const cmp_schema *schema, size_t key, cmp__value *v,
-                    struct enc *e, uint8_t *cell)
+/* Sizes of each row's records, found in file order (the arena read in
+ * order, not at random as in key order): the table record's length and
+ * the index key's part of its entry (serial type varint and body; the
+ * rowid's part depends on the row's place). The dry pass needs only
+ * these. CMP__BTREE_FALLBACK: a row this writer leaves to SQLite. */
+struct sizes {
+	uint16_t rec, key;
+};
+
+static int measure(const cmp__rows *rows, const cmp_schema *schema, size_t key, bool with_index,
+                   unsigned U, cmp__value *v, struct enc *e, struct sizes *sz)
 {
-	unsigned U = o->U, X_table = U - 35, X_index = ((U - 12) * 64 / 255) - 23;
+	unsigned X_table = U - 35, X_index = ((U - 12) * 64 / 255) - 23;
 	size_t ncols = schema->ncols, n = cmp__rows_count(rows);
-	int rc;
-	if ((rc = tree_reset(o, tt, false)) || (rc = tree_reset(o, ti, true)))
-		return rc;
-	for (size_t i = 0; i < n && !o->rc; i++) {
-		int64_t rowid = (int64_t)i + 1;
+	for (size_t row = 0; row < n; row++) {
 		uint64_t len;
-		size_t m;
-		cmp__rows_get(rows, i, v);
+		cmp__rows_get_raw(rows, row, v);
 		for (size_t c = 0; c < ncols; c++)
 			if (!encode(&v[c], schema->cols[c].type, &e[c]))
 				return CMP__BTREE_FALLBACK;
 		len = record_len(e, ncols);
 		if (len > X_table)
 			return CMP__BTREE_FALLBACK;
+		sz[row].rec = (uint16_t)len;
+		if (with_index) {
+			/* the largest entry: header 1 + key type + 1 rowid type
+			 * byte (<= 9 bytes), key, 8 rowid bytes */
+			uint64_t k = varint_len(e[key].st) + e[key].len;
+			if (1 + k + 1 + 8 > X_index)
+				return CMP__BTREE_FALLBACK;
+			sz[row].key = (uint16_t)k;
+		}
+	}
+	return 0;
+}
+
+/* One pass over the rows in key order: both trees, then their last pages
+ * (the table's first). The dry pass takes the sizes; the other encodes
+ * (and checks that the sizes were right). */
+static int run_pass(struct out *o, struct tree *tt, struct tree *ti, bool with_index,
+                    const cmp__rows *rows, const cmp_schema *schema, size_t key, cmp__value *v,
+                    struct enc *e, uint8_t *cell, const struct sizes *sz)
+{
+	size_t ncols = schema->ncols, n = cmp__rows_count(rows);
+	int rc;
+	if ((rc = tree_reset(o, tt, false)) || (rc = tree_reset(o, ti, true)))
+		return rc;
+	for (size_t i = 0; i < n && !o->rc; i++) {
+		int64_t rowid = (int64_t)i + 1;
+		size_t row = cmp__rows_at(rows, i), m;
+		uint64_t len = sz[row].rec;
+		unsigned rlen;
+		unsigned rst = int_serial(rowid, &rlen);
+		if (!o->dry) {
+			cmp__rows_get(rows, i, v);
+			for (size_t c = 0; c < ncols; c++) {
+				bool ok = encode(&v[c], schema->cols[c].type, &e[c]);
+				DCR_ASSERT(ok); /* measure saw the same values */
+			}
+			DCR_ASSERT(record_len(e, ncols) == len);
+		}
 		m = put_varint(cell, len);
 		m += put_varint(cell + m, (uint64_t)rowid);
 		if (!o->dry)
@@ -458,18 +497,18 @@ static int run_pass(struct out *o, struct tree *tt, struct tree *ti, bool with_i
 		if (!with_index)
 			continue;
 		/* the index entry: (key, rowid) */
-		struct enc ie[2];
-		unsigned l2;
-		ie[0] = e[key];
-		memset(&ie[1], 0, sizeof ie[1]);
-		ie[1].i = rowid;
-		ie[1].st = int_serial(rowid, &l2);
-		ie[1].len = l2;
-		len = record_len(ie, 2);
-		if (len > X_index)
-			return CMP__BTREE_FALLBACK;
+		len = 1 + sz[row].key + varint_len(rst) + rlen;
 		m = put_varint(cell, len);
-		put_record(cell + m, ie, 2); /* dividers carry it: also when dry */
+		if (!o->dry) {
+			struct enc ie[2];
+			ie[0] = e[key];
+			memset(&ie[1], 0, sizeof ie[1]);
+			ie[1].i = rowid;
+			ie[1].st = rst;
+			ie[1].len = rlen;
+			DCR_ASSERT(record_len(ie, 2) == len);
+			put_record(cell + m, ie, 2);
+		}
 		m += len;
 		if (!fits(&ti->lv[0], 8, m))
 			spill(o, ti, 0);
@@ -545,6 +584,7 @@ int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_
 	cmp__value *v = NULL;
 	struct enc *e = NULL;
 	uint8_t *cell = NULL, *p1 = NULL;
+	struct sizes *sz = NULL;
 	bool with_index = false;
 	uint32_t troot, iroot, total = 0;
 	unsigned ntables = 0;
@@ -573,10 +613,14 @@ int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_
 	e = dcr_calloc(ncols + 2, sizeof *e);
 	cell = dcr_calloc(1, o.U + 64);
 	p1 = dcr_malloc(o.U);
+	sz = dcr_calloc(cmp__rows_count(rows) + 1, sizeof *sz);
+	rc = measure(rows, schema, key, with_index, o.U, v, e, sz);
+	if (rc)
+		goto out;
 	/* pass 1: the layout */
 	o.dry = true;
 	o.npages = 1; /* page 1 comes first */
-	rc = run_pass(&o, &tt, &ti, with_index, rows, schema, key, v, e, cell);
+	rc = run_pass(&o, &tt, &ti, with_index, rows, schema, key, v, e, cell, sz);
 	if (rc)
 		goto out;
 	total = o.npages;
@@ -601,7 +645,7 @@ int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_
 		}
 	}
 	append_page(&o, p1);
-	rc = run_pass(&o, &tt, &ti, with_index, rows, schema, key, v, e, cell);
+	rc = run_pass(&o, &tt, &ti, with_index, rows, schema, key, v, e, cell, sz);
 	flush_batch(&o);
 	if (!rc)
 		rc = o.rc;
@@ -630,6 +674,7 @@ out:
 		dcr_wipe(cell, o.U + 64);
 	free(cell);
 	free(p1);
+	free(sz);
 	free(v);
 	free(e);
 	return rc;

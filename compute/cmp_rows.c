@@ -253,6 +253,16 @@ bool cmp__rows_sort(cmp__rows *r)
 	return true;
 }
 
+size_t cmp__rows_at(const cmp__rows *r, size_t i)
+{
+	return r->perm ? r->perm[i] : i;
+}
+
+void cmp__rows_get_raw(const cmp__rows *r, size_t row, cmp__value *v)
+{
+	decode(r, row, v);
+}
+
 void cmp__rows_get(const cmp__rows *r, size_t i, cmp__value *v)
 {
 	decode(r, r->perm ? r->perm[i] : i, v);

@@ -58,6 +58,10 @@ int cmp__rows_add(void *ctx, const cmp__value *vals, size_t n, dcr_err *err);
 size_t cmp__rows_count(const cmp__rows *r);
 bool cmp__rows_sort(cmp__rows *r);
 void cmp__rows_get(const cmp__rows *r, size_t i, cmp__value *vals);
+/* Row i of that order is row cmp__rows_at(r, i) of the file; that one
+ * decoded (file order walks the arena in order). */
+size_t cmp__rows_at(const cmp__rows *r, size_t i);
+void cmp__rows_get_raw(const cmp__rows *r, size_t row, cmp__value *vals);
 
 /* A prepared table's b-trees written directly (cmp_btree.c). hdr is the
  * database header of SQLite's database holding the schema (srows: its
