@@ -38,8 +38,8 @@
 
 #include "compute_int.h"
 
-#define LEVELS_MAX 16 /* b-tree depth: fan-out >= 4 per level */
-#define PAGE_MAX 8192 /* larger pages: the SQL path (cell buffers on the stack) */
+#define LEVELS_MAX 16   /* b-tree depth: fan-out >= 4 per level */
+#define PAGE_MAX   8192 /* larger pages: the SQL path (cell buffers on the stack) */
 
 struct level {
 	uint8_t *pg;
@@ -289,8 +289,7 @@ static void remove_last(struct level *l, unsigned hdr)
 	l->last_len = 0;
 }
 
-static void finish_page(const struct out *o, const struct tree *t, struct level *l, unsigned lv,
-                        uint32_t right)
+static void finish_page(const struct tree *t, struct level *l, unsigned lv, uint32_t right)
 {
 	uint8_t leaf = t->index ? 0x0a : 0x0d, interior = t->index ? 0x02 : 0x05;
 	l->pg[0] = lv ? interior : leaf;
@@ -300,7 +299,6 @@ static void finish_page(const struct out *o, const struct tree *t, struct level 
 	l->pg[7] = 0;
 	if (lv)
 		put32(l->pg + 8, right);
-	(void)o;
 }
 
 static void flush_batch(struct out *o)
@@ -345,13 +343,14 @@ static void spill(struct out *o, struct tree *t, unsigned lv)
 		unsigned skip = lv ? 4 : 0;
 		DCR_ASSERT(l->last_len - skip <= sizeof up);
 		if (lv)
-			right = (uint32_t)l->pg[l->last_off] << 24 | (uint32_t)l->pg[l->last_off + 1] << 16 |
+			right = (uint32_t)l->pg[l->last_off] << 24 |
+			        (uint32_t)l->pg[l->last_off + 1] << 16 |
 			        (uint32_t)l->pg[l->last_off + 2] << 8 | l->pg[l->last_off + 3];
 		uplen = l->last_len - skip;
 		memcpy(up, l->pg + l->last_off + skip, uplen);
 		remove_last(l, hdr_len(lv));
 	}
-	finish_page(o, t, l, lv, right);
+	finish_page(t, l, lv, right);
 	pg = append_page(o, l->pg);
 	page_init(o, l);
 	push(o, t, lv + 1, pg, up, uplen);
@@ -393,7 +392,7 @@ static void finish_tree(struct out *o, struct tree *t)
 {
 	uint32_t child = 0;
 	for (unsigned lv = 0; lv < t->nlv && !o->rc; lv++) {
-		finish_page(o, t, &t->lv[lv], lv, child);
+		finish_page(t, &t->lv[lv], lv, child);
 		child = append_page(o, t->lv[lv].pg);
 	}
 	t->root = child;
@@ -537,7 +536,8 @@ static bool page1(const struct out *o, uint8_t *pg, const uint8_t hdr[100],
 	for (size_t r = 0; r < nrows; r++) {
 		struct enc e[5];
 		cmp__value v[5] = {{0}};
-		const char *txt[5] = {rows[r].type, rows[r].name, rows[r].tbl_name, NULL, rows[r].sql};
+		const char *txt[5] = {rows[r].type, rows[r].name, rows[r].tbl_name, NULL,
+		                      rows[r].sql};
 		enum cmp_type ty[5] = {CMP_STRING, CMP_STRING, CMP_STRING, CMP_INTEGER, CMP_STRING};
 		uint64_t len;
 		size_t m;
@@ -575,8 +575,8 @@ static bool page1(const struct out *o, uint8_t *pg, const uint8_t hdr[100],
 
 int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_t nsrows,
                      const cmp__rows *rows, const cmp_schema *schema, size_t key,
-                     cmp_write_fn write, void *wctx, size_t keep_max, void **image,
-                     size_t *image_n, size_t *total_n)
+                     cmp_write_fn write, void *wctx, size_t keep_max, void **image, size_t *image_n,
+                     size_t *total_n)
 {
 	struct out o = {0};
 	struct tree tt = {0}, ti = {0};

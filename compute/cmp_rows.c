@@ -1,20 +1,23 @@
 /* cmp_rows.c: the rows of a prepared table held in memory and sorted by
- * its first indexed column, so cmp_prepare_ex inserts them once, in key
- * order, instead of loading a staging table and copying it with ORDER BY
+ * its first indexed column, so that they go into the table once, in key
+ * order (written directly by cmp_btree.c, or inserted through SQLite),
+ * instead of loading a staging table and copying it with ORDER BY
  * (docs/compute.md, "Prepared tables").
  *
  * Each row is appended to one arena as it is validated: per column a kind
  * byte, then an integer as a zigzag LEB128 varint, a float's 8 bytes, or a
- * text's length as a LEB128 varint and its bytes. The varint keeps the arena near the CSV's own size (a
- * 20-byte email costs 22 bytes, not 29): at 10M rows the arena is what a
- * build holds besides SQLite's database (docs/benchmarks.md, issue 16). The sort is that of SQLite's ORDER BY on the key column: NULL
+ * text's length as a LEB128 varint and its bytes. The varints keep the
+ * arena near the CSV's own size (a 20-byte email costs 22 bytes, not 29):
+ * at 10M rows the arena is most of what a build holds (docs/benchmarks.md,
+ * issue 16). The sort is that of SQLite's ORDER BY on the key column: NULL
  * first, then numbers by value, then text by the BINARY collation (memcmp
  * over the shorter length, then the shorter first); rows with equal keys
  * keep their file order (SQLite's sorter is stable, so the table is row for
- * row the one the staging path built; test_cmp_sql compares the two images
- * byte for byte). A key column holding both integers and floats (it cannot,
- * given the typed columns, but the comparison would need SQLite's mixed
- * rules) makes cmp__rows_sort refuse; the caller then falls back. */
+ * row the one the staging path built; test_cmp_sql compares them). After
+ * the sort only the order is kept (4 bytes a row). A key column holding
+ * both integers and floats (it cannot, given the typed columns, but the
+ * comparison would need SQLite's mixed rules) makes cmp__rows_sort refuse;
+ * the caller then falls back. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,8 +29,8 @@ struct cmp__rows {
 	uint64_t *off; /* row -> offset of its first value in arena */
 	size_t n, cap;
 	bool saw_int, saw_float;
-	struct ent *ents; /* while sorting */
-	uint32_t *perm;   /* after sorting: rows in key order */
+	struct ent *ents;   /* while sorting */
+	uint32_t *perm;     /* after sorting: rows in key order */
 	const uint8_t **kp; /* text keys: bytes and length, per row */
 	size_t *kn;
 };

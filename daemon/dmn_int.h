@@ -480,11 +480,10 @@ const void *dmn__image_data(const dmn_image *im, size_t *n);
 /* Puts a just-built image (blob id) in the cache, taking its bytes (bytes
  * is left empty), so the first run need not read it back; nothing if it is
  * larger than the budget or already there (bytes then untouched). */
-void dmn__image_adopt(dmn *d, const char *id, dcr_buf *bytes);
-/* As dmn__image_adopt, for an image of cmp_prepare_image: on adoption
- * *image becomes NULL (the cache frees it with cmp_image_free); otherwise
- * it stays the caller's. */
-void dmn__image_adopt_cmp(dmn *d, const char *id, void **image, size_t n);
+/* A table just built (an image of cmp_prepare_stream) into the cache: on
+ * adoption *image becomes NULL (the cache frees it with cmp_image_free);
+ * otherwise (too large, or already there) it stays the caller's. */
+void dmn__image_adopt(dmn *d, const char *id, void **image, size_t n);
 void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *bytes);
 void dmn__image_cache_init(dmn *d, uint64_t budget); /* bytes; 0: keep nothing */
 void dmn__image_cache_free(dmn *d); /* at shutdown, no run left */

@@ -14,8 +14,8 @@
  * withdrawn data does not linger in memory; freed entries are wiped. An
  * image larger than the whole budget is read for its run only, outside
  * the cache, and freed after it. A table just built by jobs.c is put in
- * (dmn__image_adopt, dmn__image_adopt_cmp: in the buffer SQLite built it
- * in) without a copy, so the first run finds it here. */
+ * (dmn__image_adopt: in the buffer cmp_prepare_stream made it in) without
+ * a copy, so the first run finds it here. */
 #include <string.h>
 
 #include "dmn_int.h"
@@ -126,31 +126,7 @@ int dmn__image_get(dmn *d, const char *id, dmn_image **out, bool *hit, dcr_err *
 	return 0;
 }
 
-void dmn__image_adopt(dmn *d, const char *id, dcr_buf *bytes)
-{
-	dmn_image *e;
-
-	if (bytes->len > d->imgc.budget)
-		return;
-	dmn__mutex_lock(&d->imgc.mu);
-	for (e = d->imgc.list; e; e = e->next)
-		if (!e->forgotten && strcmp(e->id, id) == 0)
-			break;
-	if (!e) {
-		e = dcr_calloc(1, sizeof *e);
-		snprintf(e->id, sizeof e->id, "%s", id);
-		e->bytes = *bytes;
-		dcr_buf_init(bytes);
-		e->next = d->imgc.list;
-		d->imgc.list = e;
-		d->imgc.bytes += e->bytes.len;
-		e->used = ++d->imgc.tick;
-		evict_locked(d);
-	}
-	dmn__mutex_unlock(&d->imgc.mu);
-}
-
-void dmn__image_adopt_cmp(dmn *d, const char *id, void **image, size_t n)
+void dmn__image_adopt(dmn *d, const char *id, void **image, size_t n)
 {
 	dmn_image *e;
 

@@ -750,7 +750,7 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		dmn__mutex_lock(&r->mu);
 		current = blob_current(r, dataset, data_blob);
 		if (current && image) {
-			dmn__image_adopt_cmp(d, id, &image, image_n);
+			dmn__image_adopt(d, id, &image, image_n);
 			kept = image == NULL;
 		}
 		dmn__mutex_unlock(&r->mu);
