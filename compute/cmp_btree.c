@@ -72,6 +72,14 @@ struct out {
 	int rc;        /* a write failed, or out of memory */
 };
 
+/* Between pieces of work the writer asks whether to go on (write with no
+ * bytes): a build is stopped within POLL_ROWS rows when the daemon stops. */
+#define POLL_ROWS 65536
+static int poll_write(cmp_write_fn write, void *wctx)
+{
+	return write ? write(wctx, NULL, 0) : 0;
+}
+
 static void put16(uint8_t *p, unsigned v)
 {
 	p[0] = (uint8_t)(v >> 8);
@@ -431,12 +439,16 @@ struct sizes {
 };
 
 static int measure(const cmp__rows *rows, const cmp_schema *schema, size_t key, bool with_index,
-                   unsigned U, cmp__value *v, struct enc *e, struct sizes *sz)
+                   unsigned U, cmp__value *v, struct enc *e, struct sizes *sz,
+                   cmp_write_fn write, void *wctx)
 {
 	unsigned X_table = U - 35, X_index = ((U - 12) * 64 / 255) - 23;
 	size_t ncols = schema->ncols, n = cmp__rows_count(rows);
 	for (size_t row = 0; row < n; row++) {
 		uint64_t len;
+		int rc;
+		if (row % POLL_ROWS == POLL_ROWS - 1 && (rc = poll_write(write, wctx)) < 0)
+			return rc;
 		cmp__rows_get_raw(rows, row, v);
 		for (size_t c = 0; c < ncols; c++)
 			if (!encode(&v[c], schema->cols[c].type, &e[c]))
@@ -474,6 +486,8 @@ static int run_pass(struct out *o, struct tree *tt, struct tree *ti, bool with_i
 		uint64_t len = sz[row].rec;
 		unsigned rlen;
 		unsigned rst = int_serial(rowid, &rlen);
+		if (o->dry && i % POLL_ROWS == POLL_ROWS - 1 && (rc = poll_write(o->write, o->wctx)) < 0)
+			return rc;
 		if (!o->dry) {
 			cmp__rows_get(rows, i, v);
 			for (size_t c = 0; c < ncols; c++) {
@@ -614,11 +628,13 @@ int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_
 	cell = dcr_calloc(1, o.U + 64);
 	p1 = dcr_malloc(o.U);
 	sz = dcr_calloc(cmp__rows_count(rows) + 1, sizeof *sz);
-	rc = measure(rows, schema, key, with_index, o.U, v, e, sz);
+	rc = measure(rows, schema, key, with_index, o.U, v, e, sz, write, wctx);
 	if (rc)
 		goto out;
-	/* pass 1: the layout */
+	/* pass 1: the layout (o.write only to poll) */
 	o.dry = true;
+	o.write = write;
+	o.wctx = wctx;
 	o.npages = 1; /* page 1 comes first */
 	rc = run_pass(&o, &tt, &ti, with_index, rows, schema, key, v, e, cell, sz);
 	if (rc)

@@ -115,7 +115,9 @@ int cmp_prepare_image(const cmp_schema *schema, const char *table, const char *c
                       size_t nindex, cmp_read_fn read, void *ctx, void **image, size_t *image_n,
                       dcr_err *err);
 /* As cmp_prepare_image, but the image goes through write (in order, in
- * pieces; 0 or a negative code, which ends the build) as it is made,
+ * pieces; 0 or a negative code, which ends the build) as it is made;
+ * write is also called with no bytes (p NULL, n 0) between pieces of work,
+ * where a negative code stops the build (a daemon that stops),
  * without being held whole where that can be avoided (tables written
  * directly: see docs/compute.md); a copy is returned in *image only when
  * its size is at most keep_max (else *image is NULL). *total_n is its

@@ -545,8 +545,12 @@ static void strv_free(char **v, size_t n)
 	free(v);
 }
 
-/* cmp_prepare_stream's writer: the blob being written. */
+/* cmp_prepare_stream's writer: the blob being written. Asked whether to
+ * go on (no bytes) or given bytes, it stops the build once the daemon
+ * stops (built again at the next start), as blob_src_read does while the
+ * data is read. */
 struct image_sink {
+	dmn *d;
 	dmn_blob_writer *w;
 	dcr_err err;
 };
@@ -554,6 +558,10 @@ struct image_sink {
 static int image_sink(void *ctx, const void *p, size_t n)
 {
 	struct image_sink *k = ctx;
+	if (atomic_load(&k->d->jobs.stopping))
+		return dcr_err_set(&k->err, DCR_ECANCELED, "dcrd is shutting down");
+	if (!n)
+		return 0;
 	return dmn__blob_write(k->w, p, n, &k->err);
 }
 
@@ -710,7 +718,7 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	rc = dmn__blob_create(d->blobs, &w, err);
 	if (rc == 0) {
 		cmp_schema schema = {cols, ncols};
-		struct image_sink sink = {w, {0}};
+		struct image_sink sink = {d, w, {0}};
 		rc = cmp_prepare_stream(&schema, dataset, index, nindex, blob_src_read, &src,
 		                        image_sink, &sink, (size_t)(d->imgc.budget / 2), &image,
 		                        &image_n, &total_n, err);

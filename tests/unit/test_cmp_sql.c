@@ -483,11 +483,17 @@ static void test_prepare_direct_fallback(void)
 struct sink {
 	dcr_buf b;
 	int calls, fail_at; /* fail_at > 0: that call fails */
+	bool stop;          /* asked whether to go on (no bytes): no */
+	int polls;
 };
 
 static int sink_write(void *ctx, const void *p, size_t n)
 {
 	struct sink *k = ctx;
+	if (!n) {
+		k->polls++;
+		return k->stop ? -EINTR : 0;
+	}
 	if (++k->calls == k->fail_at)
 		return -EIO;
 	dcr_buf_append(&k->b, p, n);
@@ -516,7 +522,7 @@ static void test_prepare_stream(void)
 		for (size_t nidx = 0; nidx < 2; nidx++) {
 			void *img = NULL, *kept = NULL;
 			size_t img_n = 0, kept_n = 0, total = 0;
-			struct sink k = {{0}, 0, 0};
+			struct sink k = {{0}, 0, 0, false, 0};
 			struct mem m = {dcr_buf_cstr(&csv), csv.len, 0, 0};
 			dcr_buf_init(&k.b);
 			CHECK(cmp_prepare_image(&sc, "t", idx, nidx, mem_read, &m, &img, &img_n, &err) ==
@@ -548,6 +554,29 @@ static void test_prepare_stream(void)
 			cmp_image_free(img, img_n);
 			dcr_buf_release(&k.b);
 		}
+	}
+	/* a build asked to stop between pieces of work stops, before
+	 * writing anything (100,000 rows: it is asked during the layout) */
+	dcr_buf_reset(&csv);
+	dcr_buf_append_str(&csv, "k,n,f,v\n");
+	for (int i = 0; i < 100000; i++)
+		dcr_buf_printf(&csv, "u%d,%d,1.5,%d\n", i % 5000, i, i);
+	cmp__prepare_set_direct(true);
+	for (int stop = 0; stop < 2; stop++) {
+		void *kept = NULL;
+		size_t kept_n = 0, total = 0;
+		struct sink k = {{0}, 0, 0, stop, 0};
+		struct mem m = {dcr_buf_cstr(&csv), csv.len, 0, 0};
+		dcr_buf_init(&k.b);
+		int rc = cmp_prepare_stream(&sc, "t", idx, 1, mem_read, &m, sink_write, &k, 0, &kept,
+		                            &kept_n, &total, &err);
+		CHECK(k.polls >= 1);
+		if (stop)
+			CHECK(rc == -EINTR && k.b.len == 0 && k.polls == 1, "rc %d, %zu bytes", rc,
+			      k.b.len);
+		else
+			CHECK(rc == 0 && k.b.len == total && total > 0);
+		dcr_buf_release(&k.b);
 	}
 	cmp__prepare_set_direct(was);
 	dcr_buf_release(&csv);
