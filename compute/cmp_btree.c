@@ -439,8 +439,8 @@ struct sizes {
 };
 
 static int measure(const cmp__rows *rows, const cmp_schema *schema, size_t key, bool with_index,
-                   unsigned U, cmp__value *v, struct enc *e, struct sizes *sz,
-                   cmp_write_fn write, void *wctx)
+                   unsigned U, cmp__value *v, struct enc *e, struct sizes *sz, cmp_write_fn write,
+                   void *wctx)
 {
 	unsigned X_table = U - 35, X_index = ((U - 12) * 64 / 255) - 23;
 	size_t ncols = schema->ncols, n = cmp__rows_count(rows);
@@ -486,7 +486,8 @@ static int run_pass(struct out *o, struct tree *tt, struct tree *ti, bool with_i
 		uint64_t len = sz[row].rec;
 		unsigned rlen;
 		unsigned rst = int_serial(rowid, &rlen);
-		if (o->dry && i % POLL_ROWS == POLL_ROWS - 1 && (rc = poll_write(o->write, o->wctx)) < 0)
+		if (o->dry && i % POLL_ROWS == POLL_ROWS - 1 &&
+		    (rc = poll_write(o->write, o->wctx)) < 0)
 			return rc;
 		if (!o->dry) {
 			cmp__rows_get(rows, i, v);
