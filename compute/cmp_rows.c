@@ -1,18 +1,23 @@
 /* cmp_rows.c: the rows of a prepared table held in memory and sorted by
- * its first indexed column, so cmp_prepare_ex inserts them once, in key
- * order, instead of loading a staging table and copying it with ORDER BY
+ * its first indexed column, so that they go into the table once, in key
+ * order (written directly by cmp_btree.c, or inserted through SQLite),
+ * instead of loading a staging table and copying it with ORDER BY
  * (docs/compute.md, "Prepared tables").
  *
  * Each row is appended to one arena as it is validated: per column a kind
- * byte, then 8 bytes (integer, float) or an 8-byte length and the bytes
- * (text). The sort is that of SQLite's ORDER BY on the key column: NULL
+ * byte, then an integer as a zigzag LEB128 varint, a float's 8 bytes, or a
+ * text's length as a LEB128 varint and its bytes. The varints keep the
+ * arena near the CSV's own size (a 20-byte email costs 22 bytes, not 29):
+ * at 10M rows the arena is most of what a build holds (docs/benchmarks.md,
+ * issue 16). The sort is that of SQLite's ORDER BY on the key column: NULL
  * first, then numbers by value, then text by the BINARY collation (memcmp
  * over the shorter length, then the shorter first); rows with equal keys
  * keep their file order (SQLite's sorter is stable, so the table is row for
- * row the one the staging path built; test_cmp_sql compares the two images
- * byte for byte). A key column holding both integers and floats (it cannot,
- * given the typed columns, but the comparison would need SQLite's mixed
- * rules) makes cmp__rows_sort refuse; the caller then falls back. */
+ * row the one the staging path built; test_cmp_sql compares them). After
+ * the sort only the order is kept (4 bytes a row). A key column holding
+ * both integers and floats (it cannot, given the typed columns, but the
+ * comparison would need SQLite's mixed rules) makes cmp__rows_sort refuse;
+ * the caller then falls back. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +29,8 @@ struct cmp__rows {
 	uint64_t *off; /* row -> offset of its first value in arena */
 	size_t n, cap;
 	bool saw_int, saw_float;
-	struct ent *ents; /* after sorting: rows in key order */
+	struct ent *ents;   /* while sorting */
+	uint32_t *perm;     /* after sorting: rows in key order */
 	const uint8_t **kp; /* text keys: bytes and length, per row */
 	size_t *kn;
 };
@@ -57,6 +63,7 @@ void cmp__rows_free(cmp__rows *r)
 	dcr_buf_release(&r->arena);
 	free(r->off);
 	free(r->ents);
+	free(r->perm);
 	free(r->kp);
 	free(r->kn);
 	free(r);
@@ -76,17 +83,32 @@ int cmp__rows_add(void *ctx, const cmp__value *v, size_t n, dcr_err *err)
 		uint8_t kind = (uint8_t)v[c].kind;
 		dcr_buf_append_u8(&r->arena, kind);
 		switch (v[c].kind) {
-		case CMP__INT:
-			dcr_buf_append(&r->arena, &v[c].i, 8);
+		case CMP__INT: {
+			/* zigzag, then LEB128: small integers take a byte or two */
+			uint8_t var[10];
+			size_t nv = 0;
+			uint64_t z = ((uint64_t)v[c].i << 1) ^ (uint64_t)(v[c].i >> 63);
+			do {
+				var[nv++] = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
+				z >>= 7;
+			} while (z);
+			dcr_buf_append(&r->arena, var, nv);
 			r->saw_int = r->saw_int || c == r->key;
 			break;
+		}
 		case CMP__FLOAT:
 			dcr_buf_append(&r->arena, &v[c].d, 8);
 			r->saw_float = r->saw_float || c == r->key;
 			break;
 		case CMP__TEXT: {
+			uint8_t var[10];
+			size_t nv = 0;
 			uint64_t len = v[c].n;
-			dcr_buf_append(&r->arena, &len, 8);
+			do {
+				var[nv++] = (uint8_t)((len & 0x7f) | (len > 0x7f ? 0x80 : 0));
+				len >>= 7;
+			} while (len);
+			dcr_buf_append(&r->arena, var, nv);
 			dcr_buf_append(&r->arena, v[c].s, v[c].n);
 			break;
 		}
@@ -110,20 +132,34 @@ static void decode(const cmp__rows *r, uint64_t row, cmp__value *v)
 	for (size_t c = 0; c < r->ncols; c++) {
 		v[c].kind = *p++;
 		switch (v[c].kind) {
-		case CMP__INT:
-			memcpy(&v[c].i, p, 8);
-			p += 8;
+		case CMP__INT: {
+			uint64_t z = 0;
+			unsigned shift = 0;
+			uint8_t b;
+			do {
+				b = *p++;
+				z |= (uint64_t)(b & 0x7f) << shift;
+				shift += 7;
+			} while (b & 0x80);
+			v[c].i = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
 			break;
+		}
 		case CMP__FLOAT:
 			memcpy(&v[c].d, p, 8);
 			p += 8;
 			break;
 		case CMP__TEXT: {
-			uint64_t len;
-			memcpy(&len, p, 8);
-			v[c].s = (const char *)p + 8;
+			uint64_t len = 0;
+			unsigned shift = 0;
+			uint8_t b;
+			do {
+				b = *p++;
+				len |= (uint64_t)(b & 0x7f) << shift;
+				shift += 7;
+			} while (b & 0x80);
+			v[c].s = (const char *)p;
 			v[c].n = (size_t)len;
-			p += 8 + len;
+			p += len;
 			break;
 		}
 		default:
@@ -208,10 +244,29 @@ bool cmp__rows_sort(cmp__rows *r)
 	free(r->kn);
 	r->kp = NULL;
 	r->kn = NULL;
+	/* Only the order is kept: 4 bytes a row instead of 16 (the entries'
+	 * array is reused in place, then shrunk: at 10M rows 120 MB less
+	 * while the table is written). */
+	for (size_t i = 0; i < r->n; i++) {
+		uint32_t row = r->ents[i].row; /* entry i is read before byte 4i is written */
+		memcpy((char *)r->ents + 4 * i, &row, 4);
+	}
+	r->perm = dcr_realloc(r->ents, (r->n ? r->n : 1) * sizeof *r->perm);
+	r->ents = NULL;
 	return true;
+}
+
+size_t cmp__rows_at(const cmp__rows *r, size_t i)
+{
+	return r->perm ? r->perm[i] : i;
+}
+
+void cmp__rows_get_raw(const cmp__rows *r, size_t row, cmp__value *v)
+{
+	decode(r, row, v);
 }
 
 void cmp__rows_get(const cmp__rows *r, size_t i, cmp__value *v)
 {
-	decode(r, r->ents ? r->ents[i].row : i, v);
+	decode(r, r->perm ? r->perm[i] : i, v);
 }

@@ -22,8 +22,10 @@
  * empty field, the empty string is "") and as a prepared table named
  * "result" for downstream computations, with a schema taken from the
  * columns' declared types or, for expressions, from the values. */
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -273,15 +275,21 @@ int cmp_prepare(const cmp_schema *schema, const char *table, cmp_read_fn read, v
 	return cmp_prepare_ex(schema, table, NULL, 0, read, ctx, image, err);
 }
 
+/* "<table>_<col>_idx", quoted */
+static void index_name(dcr_buf *sql, const char *table, const char *col)
+{
+	char *iname = dcr_asprintf("%s_%s_idx", table, col);
+	cmp__sql_ident(sql, iname);
+	free(iname);
+}
+
 /* CREATE INDEX "<table>_<col>_idx" ON "<table>"("<col>") */
 static int create_index(sqlite3 *db, const char *table, const char *col, dcr_err *err)
 {
 	dcr_buf sql;
 	dcr_buf_init(&sql);
-	char *iname = dcr_asprintf("%s_%s_idx", table, col);
 	dcr_buf_append_str(&sql, "CREATE INDEX ");
-	cmp__sql_ident(&sql, iname);
-	free(iname);
+	index_name(&sql, table, col);
 	dcr_buf_append_str(&sql, " ON ");
 	cmp__sql_ident(&sql, table);
 	dcr_buf_append_u8(&sql, '(');
@@ -326,8 +334,217 @@ static int insert_rows(struct prep *p, const cmp__rows *rows, size_t ncols, dcr_
 	return rc;
 }
 
+/* The build's database: in one buffer of SQLite's (memdb, resizeable),
+ * which becomes the image without a copy. An ordinary in-memory database
+ * keeps its pages in the page cache and sqlite3_serialize copies them out,
+ * so a build held its table twice at the end (issue 16: 4.6 GB at 10M x
+ * 10M rows). The page cache is only a window over the buffer here
+ * (BUILD_CACHE_KIB); pages beyond it are written to the buffer. */
+#define BUILD_CACHE_KIB 65536
+static int open_build(sqlite3 **db, dcr_err *err)
+{
+	sqlite3_int64 limit = (sqlite3_int64)DMN_IMAGE_BYTES_MAX;
+	int rc = open_plain(db, err);
+	if (rc)
+		return rc;
+	if (sqlite3_deserialize(*db, "main", NULL, 0, 0, SQLITE_DESERIALIZE_RESIZEABLE) !=
+	    SQLITE_OK)
+		return sql_err(*db, err, "cannot open the build's database");
+	/* memdb's default ceiling is 1 GiB; an image may be larger. */
+	if (sqlite3_file_control(*db, "main", SQLITE_FCNTL_SIZE_LIMIT, &limit) != SQLITE_OK)
+		return sql_err(*db, err, "cannot size the build's database");
+	return 0;
+}
+
+/* Closes the build's database; its buffer (the image) is returned, or
+ * wiped and freed when image is NULL. */
+static void close_build(sqlite3 *db, void **image, size_t *image_n)
+{
+	sqlite3_int64 n = 0;
+	unsigned char *p = db ? sqlite3_serialize(db, "main", &n, SQLITE_SERIALIZE_NOCOPY) : NULL;
+	sqlite3_close(db);
+	if (image) {
+		*image = p;
+		*image_n = p ? (size_t)n : 0;
+	} else {
+		cmp_image_free(p, (size_t)n);
+	}
+}
+
+void cmp_image_free(void *image, size_t n)
+{
+	if (!image)
+		return;
+	dcr_wipe(image, n); /* rows of private data */
+	sqlite3_free(image);
+}
+
+/* Whether prepared tables are written directly (cmp_btree.c); tests
+ * switch it off to run the SQL path too. */
+static atomic_int direct_mode = 0; /* 0 unset: read DCR_PREPARE_SQL; 1 on; 2 off */
+static atomic_uint_fast64_t direct_count;
+
+uint64_t cmp__prepare_direct_count(void)
+{
+	return atomic_load(&direct_count);
+}
+
+int cmp__image_check(const void *image, size_t n, dcr_err *err)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	unsigned char *copy = sqlite3_malloc64(n ? n : 1);
+	int rc = 0;
+	if (!copy)
+		return dcr_err_set(err, -ENOMEM, "integrity check: out of memory");
+	memcpy(copy, image, n);
+	if ((rc = open_plain(&db, err)))
+		goto out;
+	if (sqlite3_deserialize(db, "main", copy, (sqlite3_int64)n, (sqlite3_int64)n,
+	                        SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_READONLY) !=
+	    SQLITE_OK) {
+		copy = NULL;
+		rc = sql_err(db, err, "integrity check: deserialize");
+		goto out;
+	}
+	copy = NULL;
+	if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK) {
+		rc = sql_err(db, err, "integrity check");
+		goto out;
+	}
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = sql_err(db, err, "integrity check");
+		goto out;
+	}
+	if (strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0)
+		rc = dcr_err_set(err, DCR_EINTEGRITY, "integrity check: %s",
+		                 (const char *)sqlite3_column_text(st, 0));
+out:
+	sqlite3_free(copy);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+void cmp__prepare_set_direct(bool on)
+{
+	atomic_store(&direct_mode, on ? 1 : 2);
+}
+
+bool cmp__prepare_direct_on(void)
+{
+	int m = atomic_load(&direct_mode);
+	if (m == 0) {
+		const char *e = getenv("DCR_PREPARE_SQL");
+		m = e && strcmp(e, "1") == 0 ? 2 : 1;
+		atomic_store(&direct_mode, m);
+	}
+	return m == 1;
+}
+
+/* The direct path: SQLite makes the schema on the empty table (the open
+ * transaction, committed here), cmp__btree_write the b-trees and the
+ * image. 0: done, the build's database is closed; CMP__BTREE_FALLBACK:
+ * nothing written, the schema committed (the index, if any, to drop); or
+ * a negative code. */
+static int prepare_direct(struct prep *p, const cmp_schema *schema, const char *table,
+                          const char *const *index, size_t nindex, const cmp__rows *rows,
+                          size_t key, cmp_write_fn write, void *wctx, size_t keep_max,
+                          void **image, size_t *image_n, size_t *total_n, dcr_err *err)
+{
+	sqlite3_int64 n = 0;
+	unsigned char *empty;
+	uint8_t hdr[100];
+	cmp__schema_row srows[3];
+	size_t nsrows = 0;
+	sqlite3_stmt *st = NULL;
+	int rc;
+	memset(srows, 0, sizeof srows);
+	if (nindex && (rc = create_index(p->db, table, index[0], err)))
+		return rc;
+	if ((rc = exec(p->db, "COMMIT", err)))
+		return rc;
+	empty = sqlite3_serialize(p->db, "main", &n, SQLITE_SERIALIZE_NOCOPY);
+	if (!empty || n < 100)
+		return CMP__BTREE_FALLBACK;
+	memcpy(hdr, empty, 100);
+	if (sqlite3_prepare_v2(p->db,
+	                       "SELECT rowid, type, name, tbl_name, sql FROM main.sqlite_schema "
+	                       "ORDER BY rowid",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return sql_err(p->db, err, "reading the build's schema");
+	rc = CMP__BTREE_FALLBACK;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		cmp__schema_row *r = &srows[nsrows];
+		const char *txt[4];
+		if (nsrows == 3)
+			goto out;
+		for (int c = 0; c < 4; c++) {
+			txt[c] = (const char *)sqlite3_column_text(st, c + 1);
+			if (!txt[c])
+				goto out;
+		}
+		r->rowid = sqlite3_column_int64(st, 0);
+		r->type = dcr_strdup(txt[0]);
+		r->name = dcr_strdup(txt[1]);
+		r->tbl_name = dcr_strdup(txt[2]);
+		r->sql = dcr_strdup(txt[3]);
+		r->is_index = strcmp(txt[0], "index") == 0;
+		nsrows++;
+		if (!r->is_index && strcmp(txt[0], "table") != 0)
+			goto out;
+	}
+	rc = cmp__btree_write(hdr, srows, nsrows, rows, schema, key, write, wctx, keep_max, image,
+	                      image_n, total_n);
+	if (rc < 0)
+		rc = dcr_err_set(err, rc, "writing the prepared table: %s", dcr_strerror(rc));
+	if (rc == 0) {
+		sqlite3_finalize(p->ins);
+		p->ins = NULL;
+		sqlite3_finalize(st);
+		st = NULL;
+		close_build(p->db, NULL, NULL);
+		p->db = NULL;
+		atomic_fetch_add(&direct_count, 1);
+	}
+out:
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < nsrows; i++) {
+		free((char *)srows[i].type);
+		free((char *)srows[i].name);
+		free((char *)srows[i].tbl_name);
+		free((char *)srows[i].sql);
+	}
+	return rc;
+}
+
+int cmp_prepare_image(const cmp_schema *schema, const char *table, const char *const *index,
+                      size_t nindex, cmp_read_fn read, void *ctx, void **image, size_t *image_n,
+                      dcr_err *err)
+{
+	size_t total = 0;
+	return cmp_prepare_stream(schema, table, index, nindex, read, ctx, NULL, NULL, SIZE_MAX,
+	                          image, image_n, &total, err);
+}
+
 int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *const *index,
                    size_t nindex, cmp_read_fn read, void *ctx, dcr_buf *image, dcr_err *err)
+{
+	void *p = NULL;
+	size_t n = 0;
+	int rc = cmp_prepare_image(schema, table, index, nindex, read, ctx, &p, &n, err);
+	if (rc == 0) {
+		dcr_buf_reset(image);
+		dcr_buf_append(image, p, n);
+	}
+	cmp_image_free(p, n);
+	return rc;
+}
+
+int cmp_prepare_stream(const cmp_schema *schema, const char *table, const char *const *index,
+                       size_t nindex, cmp_read_fn read, void *ctx, cmp_write_fn write,
+                       void *wctx, size_t keep_max, void **image, size_t *image_n,
+                       size_t *total_n, dcr_err *err)
 {
 	struct prep p = {0};
 	cmp_ingest *in = NULL;
@@ -338,6 +555,10 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 	dcr_buf_init(&target);
 	char *buf = NULL;
 	int rc;
+	bool direct = cmp__prepare_direct_on() && nindex <= 1;
+	*image = NULL;
+	*image_n = 0;
+	*total_n = 0;
 	sqlite_once_init();
 	if (!name_ok(table))
 		return dcr_err_set(err, DCR_EINVALID, "invalid table name \"%s\"", table);
@@ -352,14 +573,16 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 		if (i == 0)
 			key = c;
 	}
-	if ((rc = open_plain(&p.db, err)))
+	if ((rc = open_build(&p.db, err)))
 		goto out;
-	if ((rc = exec(p.db,
+	dcr_buf_printf(&sql,
 	               "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
-	               "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-1048576; "
+	               "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-%d; "
 	               "PRAGMA temp_store=MEMORY",
-	               err)))
+	               BUILD_CACHE_KIB);
+	if ((rc = exec(p.db, dcr_buf_cstr(&sql), err)))
 		goto out;
+	dcr_buf_reset(&sql);
 	create_table_sql(&sql, NULL, table, schema);
 	if ((rc = exec(p.db, dcr_buf_cstr(&sql), err)))
 		goto out;
@@ -369,14 +592,14 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 	 * pages once per row. They are held in memory as validated, sorted
 	 * (cmp_rows.c) and inserted once, in that order. */
 	cmp__sql_ident(&target, table);
-	if (!nindex && (rc = prepare_insert(&p, dcr_buf_cstr(&target), schema, err)))
+	if (!direct && !nindex && (rc = prepare_insert(&p, dcr_buf_cstr(&target), schema, err)))
 		goto out;
 	if ((rc = exec(p.db, "BEGIN", err)))
 		goto out;
 	if ((rc = cmp_ingest_new(schema, table, &in)))
 		goto out;
 	cmp__ingest_no_stats(in);
-	if (nindex) {
+	if (nindex || direct) {
 		rows = cmp__rows_new(schema->ncols, key);
 		cmp__ingest_set_sink(in, cmp__rows_add, rows);
 	} else {
@@ -401,7 +624,26 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 	}
 	if ((rc = cmp_ingest_finish(in, NULL, NULL, err)))
 		goto out;
-	if (nindex && cmp__rows_sort(rows)) {
+	if (direct && (nindex == 0 || cmp__rows_sort(rows))) {
+		rc = prepare_direct(&p, schema, table, index, nindex, rows, key, write, wctx,
+		                    keep_max, image, image_n, total_n, err);
+		if (rc <= 0)
+			goto out; /* done, or failed */
+		/* not for this writer: the rows go in through SQLite */
+		rc = 0;
+		if (nindex) {
+			dcr_buf_reset(&sql);
+			dcr_buf_append_str(&sql, "BEGIN; DROP INDEX ");
+			index_name(&sql, table, index[0]);
+			if ((rc = exec(p.db, dcr_buf_cstr(&sql), err)))
+				goto out;
+		} else if ((rc = exec(p.db, "BEGIN", err))) {
+			goto out;
+		}
+		if ((rc = prepare_insert(&p, dcr_buf_cstr(&target), schema, err)) ||
+		    (rc = insert_rows(&p, rows, schema->ncols, err)))
+			goto out;
+	} else if (nindex && cmp__rows_sort(rows)) {
 		if ((rc = prepare_insert(&p, dcr_buf_cstr(&target), schema, err)) ||
 		    (rc = insert_rows(&p, rows, schema->ncols, err)))
 			goto out;
@@ -432,29 +674,28 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 			goto out;
 	if ((rc = exec(p.db, "COMMIT", err)))
 		goto out;
-	{
-		/* The database goes before the copy into image: the table is
-		 * held twice at the peak, not three times. */
-		sqlite3_int64 n = 0;
-		unsigned char *ser = sqlite3_serialize(p.db, "main", &n, 0);
-		sqlite3_finalize(p.ins);
-		p.ins = NULL;
-		sqlite3_close(p.db);
-		p.db = NULL;
-		if (!ser) {
-			rc = dcr_err_set(err, DCR_ESQL, "cannot serialize the database");
-			goto out;
-		}
-		dcr_buf_reset(image);
-		dcr_buf_append(image, ser, (size_t)n);
-		sqlite3_free(ser);
+	sqlite3_finalize(p.ins);
+	p.ins = NULL;
+	close_build(p.db, image, image_n);
+	p.db = NULL;
+	if (!*image) {
+		rc = dcr_err_set(err, DCR_ESQL, "cannot serialize the database");
+		goto out;
+	}
+	*total_n = *image_n;
+	if (write && (rc = write(wctx, *image, *image_n)) < 0)
+		dcr_err_set(err, rc, "writing the prepared table: %s", dcr_strerror(rc));
+	if (rc < 0 || *image_n > keep_max) {
+		cmp_image_free(*image, *image_n);
+		*image = NULL;
+		*image_n = 0;
 	}
 out:
 	free(buf);
 	cmp_ingest_free(in);
 	cmp__rows_free(rows);
 	sqlite3_finalize(p.ins);
-	sqlite3_close(p.db);
+	close_build(p.db, NULL, NULL);
 	dcr_buf_release(&sql);
 	dcr_buf_release(&target);
 	return rc;

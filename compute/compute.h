@@ -107,6 +107,28 @@ int cmp_prepare(const cmp_schema *schema, const char *table, cmp_read_fn read, v
  * errors are those of the ingest. */
 int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *const *index,
                    size_t nindex, cmp_read_fn read, void *ctx, dcr_buf *image, dcr_err *err);
+/* As cmp_prepare_ex, but the image is handed over in the buffer SQLite
+ * built it in, without a copy (a large table is held once, not twice, at
+ * the end of its build): on success *image (owned by the caller, freed
+ * with cmp_image_free) and *image_n; on error *image is NULL. */
+int cmp_prepare_image(const cmp_schema *schema, const char *table, const char *const *index,
+                      size_t nindex, cmp_read_fn read, void *ctx, void **image, size_t *image_n,
+                      dcr_err *err);
+/* As cmp_prepare_image, but the image goes through write (in order, in
+ * pieces; 0 or a negative code, which ends the build) as it is made;
+ * write is also called with no bytes (p NULL, n 0) between pieces of work,
+ * where a negative code stops the build (a daemon that stops),
+ * without being held whole where that can be avoided (tables written
+ * directly: see docs/compute.md); a copy is returned in *image only when
+ * its size is at most keep_max (else *image is NULL). *total_n is its
+ * size. On error, what write received is to be discarded. */
+typedef int (*cmp_write_fn)(void *ctx, const void *p, size_t n);
+int cmp_prepare_stream(const cmp_schema *schema, const char *table, const char *const *index,
+                       size_t nindex, cmp_read_fn read, void *ctx, cmp_write_fn write,
+                       void *wctx, size_t keep_max, void **image, size_t *image_n,
+                       size_t *total_n, dcr_err *err);
+/* Wipes and frees an image of cmp_prepare_image (NULL: nothing). */
+void cmp_image_free(void *image, size_t n);
 
 /* ---- the filtered SQL subset ------------------------------------------------
  * A computation with a privacy threshold (k > 0) may only be a query of the

@@ -58,6 +58,40 @@ int cmp__rows_add(void *ctx, const cmp__value *vals, size_t n, dcr_err *err);
 size_t cmp__rows_count(const cmp__rows *r);
 bool cmp__rows_sort(cmp__rows *r);
 void cmp__rows_get(const cmp__rows *r, size_t i, cmp__value *vals);
+/* Row i of that order is row cmp__rows_at(r, i) of the file; that one
+ * decoded (file order walks the arena in order). */
+size_t cmp__rows_at(const cmp__rows *r, size_t i);
+void cmp__rows_get_raw(const cmp__rows *r, size_t row, cmp__value *vals);
+
+/* A prepared table's b-trees written directly (cmp_btree.c). hdr is the
+ * database header of SQLite's database holding the schema (srows: its
+ * sqlite_schema rows, one table and at most one index, on column key).
+ * Row i of rows (cmp__rows_get) becomes rowid i + 1. The image goes
+ * through write (if not NULL) in order, in pieces, and is also returned
+ * in *image (sqlite3_malloc'd: cmp_image_free) when write is NULL or it
+ * is at most keep_max bytes; *total_n is its size. 0; a negative code
+ * (from write, or out of memory); or CMP__BTREE_FALLBACK: rows this writer
+ * does not store exactly as SQLite would, found before anything was
+ * written (the caller inserts them through SQLite). */
+#define CMP__BTREE_FALLBACK 1
+typedef struct cmp__schema_row {
+	int64_t rowid;
+	const char *type, *name, *tbl_name, *sql;
+	bool is_index;
+} cmp__schema_row;
+int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_t nsrows,
+                     const cmp__rows *rows, const cmp_schema *schema, size_t key,
+                     cmp_write_fn write, void *wctx, size_t keep_max, void **image,
+                     size_t *image_n, size_t *total_n);
+/* Prepared tables: false forces the SQL path (tests run both; also the
+ * environment variable DCR_PREPARE_SQL=1). */
+void cmp__prepare_set_direct(bool on);
+bool cmp__prepare_direct_on(void);
+/* Prepared tables whose image cmp__btree_write made, since the start. */
+uint64_t cmp__prepare_direct_count(void);
+/* PRAGMA integrity_check over an image (tests): 0, or DCR_EINTEGRITY with
+ * SQLite's first complaint in err. */
+int cmp__image_check(const void *image, size_t n, dcr_err *err);
 /* Skip statistics (prepare only needs validation and values). */
 void cmp__ingest_no_stats(cmp_ingest *in);
 /* Two-thread validation of large feeds (docs/compute.md): feeds of at

@@ -17,7 +17,8 @@
  *                                        keys, nkeys, appends_active, active, nactive
  *                                        (jobs.stopping: atomic, set under mu)
  *                     jobs.image_mu      jobs.image_building: one build per table at a
- *                                        time, tables in parallel; held briefly, no
+ *                                        time, tables in parallel within
+ *                                        jobs.image_build_bytes; held briefly, no
  *                                        other lock taken under it
  *                                        (jobs.image_waiting_runs: atomic)
  *   image cache       imgc.mu            imgc.list, bytes, tick and each entry's refs
@@ -250,6 +251,7 @@ typedef struct dmn_jobs {
 	pthread_cond_t image_cv;  /* a build ended */
 	char **image_building;    /* "image:<blob>" keys being built */
 	size_t nimage_building;
+	uint64_t image_build_bytes; /* memory estimates of the builds running */
 	atomic_uint image_waiting_runs;
 } dmn_jobs;
 
@@ -478,7 +480,10 @@ const void *dmn__image_data(const dmn_image *im, size_t *n);
 /* Puts a just-built image (blob id) in the cache, taking its bytes (bytes
  * is left empty), so the first run need not read it back; nothing if it is
  * larger than the budget or already there (bytes then untouched). */
-void dmn__image_adopt(dmn *d, const char *id, dcr_buf *bytes);
+/* A table just built (an image of cmp_prepare_stream) into the cache: on
+ * adoption *image becomes NULL (the cache frees it with cmp_image_free);
+ * otherwise (too large, or already there) it stays the caller's. */
+void dmn__image_adopt(dmn *d, const char *id, void **image, size_t n);
 void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *bytes);
 void dmn__image_cache_init(dmn *d, uint64_t budget); /* bytes; 0: keep nothing */
 void dmn__image_cache_free(dmn *d); /* at shutdown, no run left */

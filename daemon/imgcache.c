@@ -14,7 +14,8 @@
  * withdrawn data does not linger in memory; freed entries are wiped. An
  * image larger than the whole budget is read for its run only, outside
  * the cache, and freed after it. A table just built by jobs.c is put in
- * (dmn__image_adopt) without a copy, so the first run finds it here. */
+ * (dmn__image_adopt: in the buffer cmp_prepare_stream made it in) without
+ * a copy, so the first run finds it here. */
 #include <string.h>
 
 #include "dmn_int.h"
@@ -23,6 +24,7 @@ struct dmn_image {
 	struct dmn_image *next;
 	char id[DMN_BLOB_HEX_BYTES];
 	dcr_buf bytes;
+	bool cmp_owned; /* bytes.data is cmp_prepare_image's: cmp_image_free */
 	unsigned refs;
 	bool forgotten; /* to be dropped: free when the last run lets go */
 	bool private_;  /* larger than the budget: not in the list, one run's own */
@@ -32,6 +34,11 @@ struct dmn_image {
 /* Decrypted rows: wiped before the memory goes back to the allocator. */
 static void entry_free(dmn_image *e)
 {
+	if (e->cmp_owned) {
+		cmp_image_free(e->bytes.data, e->bytes.len);
+		free(e);
+		return;
+	}
 	if (e->bytes.data)
 		dcr_wipe(e->bytes.data, e->bytes.len);
 	dcr_buf_release(&e->bytes);
@@ -119,11 +126,11 @@ int dmn__image_get(dmn *d, const char *id, dmn_image **out, bool *hit, dcr_err *
 	return 0;
 }
 
-void dmn__image_adopt(dmn *d, const char *id, dcr_buf *bytes)
+void dmn__image_adopt(dmn *d, const char *id, void **image, size_t n)
 {
 	dmn_image *e;
 
-	if (bytes->len > d->imgc.budget)
+	if (!*image || n > d->imgc.budget)
 		return;
 	dmn__mutex_lock(&d->imgc.mu);
 	for (e = d->imgc.list; e; e = e->next)
@@ -132,11 +139,14 @@ void dmn__image_adopt(dmn *d, const char *id, dcr_buf *bytes)
 	if (!e) {
 		e = dcr_calloc(1, sizeof *e);
 		snprintf(e->id, sizeof e->id, "%s", id);
-		e->bytes = *bytes;
-		dcr_buf_init(bytes);
+		dcr_buf_init(&e->bytes);
+		e->bytes.data = *image;
+		e->bytes.len = e->bytes.cap = n;
+		e->cmp_owned = true;
+		*image = NULL;
 		e->next = d->imgc.list;
 		d->imgc.list = e;
-		d->imgc.bytes += e->bytes.len;
+		d->imgc.bytes += n;
 		e->used = ++d->imgc.tick;
 		evict_locked(d);
 	}

@@ -3,6 +3,7 @@
  * hostile query must fail with a clear error, and the inputs must stay
  * unchanged. */
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "../../compute/compute.h"
+#include "../../compute/compute_int.h"
 
 #include "test.h"
 
@@ -315,6 +317,269 @@ static void test_prepare_sorted(void)
 	dcr_buf_release(&csv);
 	dcr_buf_release(&plain);
 	dcr_buf_release(&sorted);
+}
+
+/* The direct writer of prepared tables (compute/cmp_btree.c) against the
+ * SQL path (one INSERT per row, CREATE INDEX): the same rows, values,
+ * types and rowids, a consistent index (PRAGMA integrity_check), the same
+ * join through the index; and the cases it leaves to SQLite (an index key
+ * too long for one page, a row too long for one page) still right. */
+static void direct_vs_sql(const char *what, const char *csv, bool expect_direct)
+{
+	static const cmp_column cols[] = {{"k", CMP_STRING, CMP_FMT_NONE, true},
+	                                  {"n", CMP_INTEGER, CMP_FMT_NONE, true},
+	                                  {"f", CMP_FLOAT, CMP_FMT_NONE, true},
+	                                  {"v", CMP_INTEGER, CMP_FMT_NONE, false}};
+	static const char *const keys[] = {NULL, "k", "n", "f", "v"};
+	cmp_schema sc = {cols, 4};
+	dcr_err err;
+	bool was = cmp__prepare_direct_on();
+	for (size_t ki = 0; ki < sizeof keys / sizeof keys[0]; ki++) {
+		const char *idx[1] = {keys[ki]};
+		size_t nidx = keys[ki] ? 1 : 0;
+		dcr_buf a, b;
+		dcr_buf_init(&a);
+		dcr_buf_init(&b);
+		struct mem m = {csv, strlen(csv), 0, 5000 + ki};
+		uint64_t before = cmp__prepare_direct_count();
+		cmp__prepare_set_direct(true);
+		CHECK(cmp_prepare_ex(&sc, "t", idx, nidx, mem_read, &m, &a, &err) == 0, " %s: %s",
+		      what, err.msg);
+		CHECK((cmp__prepare_direct_count() == before + 1) == expect_direct,
+		      " %s key %s: direct path %s", what, keys[ki] ? keys[ki] : "-",
+		      expect_direct ? "not taken" : "taken");
+		m.off = 0;
+		cmp__prepare_set_direct(false);
+		CHECK(cmp_prepare_ex(&sc, "t", idx, nidx, mem_read, &m, &b, &err) == 0, " %s: %s",
+		      what, err.msg);
+		CHECK(cmp__prepare_direct_count() == before + (expect_direct ? 1 : 0));
+		cmp__prepare_set_direct(true);
+		CHECK(cmp__image_check(a.data, a.len, &err) == 0, " %s: %s", what, err.msg);
+		CHECK(cmp__image_check(b.data, b.len, &err) == 0, " %s: %s", what, err.msg);
+		cmp_input ia = {"t", sc, a.data, a.len, NULL};
+		cmp_input ib = {"t", sc, b.data, b.len, NULL};
+		char *qs[3];
+		qs[0] = dcr_strdup("SELECT rowid, k, n, f, quote(k), quote(n), quote(f), v, typeof(k), "
+		                   "typeof(n), typeof(f), printf('%.20e', f) FROM t ORDER BY rowid");
+		qs[1] = keys[ki] ? dcr_asprintf("SELECT x.rowid, y.rowid FROM t x JOIN t y ON x.%s = "
+		                                "y.%s ORDER BY 1, 2 LIMIT 200000",
+		                                keys[ki], keys[ki])
+		                 : dcr_strdup("SELECT COUNT(*) FROM t");
+		qs[2] = keys[ki] ? dcr_asprintf("SELECT %s, COUNT(*), SUM(v) FROM t GROUP BY 1 "
+		                                "ORDER BY 1",
+		                                keys[ki])
+		                 : dcr_strdup("SELECT SUM(f), TOTAL(n), MAX(k) FROM t");
+		for (int q = 0; q < 3; q++) {
+			cmp_result ra, rb;
+			cmp_result_init(&ra);
+			cmp_result_init(&rb);
+			CHECK(cmp_sql_run(qs[q], &ia, 1, 0, NULL, &ra, &err) == 0, " %s: %s", what,
+			      err.msg);
+			CHECK(cmp_sql_run(qs[q], &ib, 1, 0, NULL, &rb, &err) == 0, " %s: %s", what,
+			      err.msg);
+			CHECK(ra.rows == rb.rows && strcmp(dcr_buf_cstr(&ra.csv), dcr_buf_cstr(&rb.csv)) == 0,
+			      " %s key %s: query %d differs", what, keys[ki] ? keys[ki] : "-", q);
+			cmp_result_release(&ra);
+			cmp_result_release(&rb);
+			free(qs[q]);
+		}
+		dcr_buf_release(&a);
+		dcr_buf_release(&b);
+	}
+	cmp__prepare_set_direct(was);
+}
+
+static void test_prepare_direct(void)
+{
+	static const char *const texts[] = {"",         "\"\"",          "a",     "ab",
+	                                    "abcdefgh", "abcdefghi",     "abcdefgha",
+	                                    "abcdefg",  "user10@x.com",  "user2@x.com",
+	                                    "Z",        "\xc3\xa9t\xc3\xa9", "abcdefgh\xc3\xa9"};
+	static const char *const ints[] = {"",  "0", "1", "-1", "2", "127", "128", "-128", "-129",
+	                                   "32767", "32768", "-32769", "8388607", "8388608",
+	                                   "2147483647", "2147483648", "-2147483649",
+	                                   "140737488355327", "140737488355328",
+	                                   "9223372036854775807", "-9223372036854775808"};
+	static const char *const floats[] = {"",      "0",     "-0",      "1.5",   "-2.25",
+	                                     "1e10",  "-1e-5", "3",       "0.30000000000000004",
+	                                     "1e15",  "-1e18", "9.3e18",  "-9.3e18", "1e300",
+	                                     "4.9e-324", "1", "2", "128.0", "9007199254740993"};
+	dcr_buf csv;
+	uint64_t st = 777;
+	dcr_buf_init(&csv);
+	/* every value class, many pages (multi-level trees) */
+	dcr_buf_append_str(&csv, "k,n,f,v\n");
+	for (int i = 0; i < 6000; i++) {
+		st = st * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t r = st >> 16;
+		dcr_buf_printf(&csv, "%s,%s,%s,%d\n", texts[r % 13], ints[(r >> 8) % 21],
+		               floats[(r >> 16) % 19], (int)((r >> 24) % 100) - 50);
+	}
+	direct_vs_sql("mixed", dcr_buf_cstr(&csv), true);
+	/* long keys: a few entries per page, index interior levels of many
+	 * pages */
+	dcr_buf_reset(&csv);
+	dcr_buf_append_str(&csv, "k,n,f,v\n");
+	for (int i = 0; i < 3000; i++) {
+		st = st * 6364136223846793005ull + 1442695040888963407ull;
+		size_t len = 300 + (st >> 33) % 690; /* up to 989 bytes: one page holds 4 */
+		dcr_buf_printf(&csv, "k%05d", (int)((st >> 20) % 4000));
+		for (size_t j = 6; j < len; j++)
+			dcr_buf_append_u8(&csv, (uint8_t)('a' + (j * 7 + i) % 26));
+		dcr_buf_printf(&csv, ",%d,%d.5,%d\n", i, i % 7, i);
+	}
+	direct_vs_sql("long keys", dcr_buf_cstr(&csv), true);
+	/* empty, and one row */
+	direct_vs_sql("empty", "k,n,f,v\n", true);
+	direct_vs_sql("one row", "k,n,f,v\nx,1,-0,2\n", true);
+	dcr_buf_release(&csv);
+}
+
+/* What the direct writer leaves to SQLite: a key longer than an index
+ * page's local payload, a row longer than a table page's. */
+static void test_prepare_direct_fallback(void)
+{
+	static const cmp_column cols[] = {{"k", CMP_STRING, CMP_FMT_NONE, true},
+	                                  {"n", CMP_INTEGER, CMP_FMT_NONE, true},
+	                                  {"f", CMP_FLOAT, CMP_FMT_NONE, true},
+	                                  {"v", CMP_INTEGER, CMP_FMT_NONE, false}};
+	cmp_schema sc = {cols, 4};
+	const char *idx[1] = {"k"};
+	dcr_buf csv, img;
+	dcr_err err;
+	uint64_t before;
+	bool was = cmp__prepare_direct_on();
+	cmp__prepare_set_direct(true);
+	dcr_buf_init(&csv);
+	dcr_buf_init(&img);
+	dcr_buf_append_str(&csv, "k,n,f,v\na,1,1.5,1\n");
+	for (int j = 0; j < 1500; j++)
+		dcr_buf_append_u8(&csv, 'x');
+	dcr_buf_append_str(&csv, ",2,2.5,2\nb,3,3.5,3\n");
+	/* the table alone: the 1.5 KB row fits a table page */
+	struct mem m = {dcr_buf_cstr(&csv), csv.len, 0, 0};
+	before = cmp__prepare_direct_count();
+	CHECK(cmp_prepare_ex(&sc, "t", NULL, 0, mem_read, &m, &img, &err) == 0);
+	CHECK(cmp__prepare_direct_count() == before + 1);
+	/* indexed on k: the key does not fit an index page: SQLite's path */
+	m.off = 0;
+	CHECK(cmp_prepare_ex(&sc, "t", idx, 1, mem_read, &m, &img, &err) == 0);
+	CHECK(cmp__prepare_direct_count() == before + 1);
+	CHECK(cmp__image_check(img.data, img.len, &err) == 0, " %s", err.msg);
+	cmp__prepare_set_direct(was);
+	dcr_buf_release(&csv);
+	direct_vs_sql("long key", "k,n,f,v\na,1,1.5,1\nb,2,2.5,2\n", true);
+	/* a row of 5 KB: overflow pages, SQLite's path */
+	dcr_buf_init(&csv);
+	dcr_buf_append_str(&csv, "k,n,f,v\na,1,1.5,1\nb,2,2.5,2\n");
+	for (int j = 0; j < 5000; j++)
+		dcr_buf_append_u8(&csv, (uint8_t)('a' + j % 26));
+	dcr_buf_append_str(&csv, ",3,3.5,3\n");
+	direct_vs_sql("long row", dcr_buf_cstr(&csv), false);
+	dcr_buf_release(&csv);
+	dcr_buf_release(&img);
+}
+
+struct sink {
+	dcr_buf b;
+	int calls, fail_at; /* fail_at > 0: that call fails */
+	bool stop;          /* asked whether to go on (no bytes): no */
+	int polls;
+};
+
+static int sink_write(void *ctx, const void *p, size_t n)
+{
+	struct sink *k = ctx;
+	if (!n) {
+		k->polls++;
+		return k->stop ? -EINTR : 0;
+	}
+	if (++k->calls == k->fail_at)
+		return -EIO;
+	dcr_buf_append(&k->b, p, n);
+	return 0;
+}
+
+/* cmp_prepare_stream: the image streamed is the image returned (both
+ * paths), kept only up to keep_max; a failing write ends the build. */
+static void test_prepare_stream(void)
+{
+	static const cmp_column cols[] = {{"k", CMP_STRING, CMP_FMT_NONE, true},
+	                                  {"n", CMP_INTEGER, CMP_FMT_NONE, true},
+	                                  {"f", CMP_FLOAT, CMP_FMT_NONE, true},
+	                                  {"v", CMP_INTEGER, CMP_FMT_NONE, false}};
+	cmp_schema sc = {cols, 4};
+	const char *idx[1] = {"k"};
+	bool was = cmp__prepare_direct_on();
+	dcr_buf csv;
+	dcr_err err;
+	dcr_buf_init(&csv);
+	dcr_buf_append_str(&csv, "k,n,f,v\n");
+	for (int i = 0; i < 40000; i++)
+		dcr_buf_printf(&csv, "user%d@example.com,%d,%d.25,%d\n", i, i % 97, i % 13, i);
+	for (int direct = 0; direct < 2; direct++) {
+		cmp__prepare_set_direct(direct);
+		for (size_t nidx = 0; nidx < 2; nidx++) {
+			void *img = NULL, *kept = NULL;
+			size_t img_n = 0, kept_n = 0, total = 0;
+			struct sink k = {{0}, 0, 0, false, 0};
+			struct mem m = {dcr_buf_cstr(&csv), csv.len, 0, 0};
+			dcr_buf_init(&k.b);
+			CHECK(cmp_prepare_image(&sc, "t", idx, nidx, mem_read, &m, &img, &img_n, &err) ==
+			      0);
+			m.off = 0;
+			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, mem_read, &m, sink_write, &k, 0,
+			                         &kept, &kept_n, &total, &err) == 0);
+			CHECK(kept == NULL && kept_n == 0 && total == img_n && k.b.len == img_n);
+			CHECK(memcmp(k.b.data, img, img_n) == 0, " direct %d, %zu indexes", direct,
+			      nidx);
+			if (direct)
+				CHECK(k.calls > 1); /* streamed in pieces */
+			CHECK(cmp__image_check(k.b.data, k.b.len, &err) == 0, " %s", err.msg);
+			/* kept when small enough */
+			dcr_buf_reset(&k.b);
+			m.off = 0;
+			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, mem_read, &m, sink_write, &k, img_n,
+			                         &kept, &kept_n, &total, &err) == 0);
+			CHECK(kept && kept_n == img_n && memcmp(kept, img, img_n) == 0);
+			cmp_image_free(kept, kept_n);
+			/* a write that fails: the build fails with it */
+			dcr_buf_reset(&k.b);
+			k.calls = 0;
+			k.fail_at = direct ? 2 : 1;
+			m.off = 0;
+			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, mem_read, &m, sink_write, &k,
+			                         SIZE_MAX, &kept, &kept_n, &total, &err) == -EIO);
+			CHECK(kept == NULL && strstr(err.msg, "writing the prepared table"));
+			cmp_image_free(img, img_n);
+			dcr_buf_release(&k.b);
+		}
+	}
+	/* a build asked to stop between pieces of work stops, before
+	 * writing anything (100,000 rows: it is asked during the layout) */
+	dcr_buf_reset(&csv);
+	dcr_buf_append_str(&csv, "k,n,f,v\n");
+	for (int i = 0; i < 100000; i++)
+		dcr_buf_printf(&csv, "u%d,%d,1.5,%d\n", i % 5000, i, i);
+	cmp__prepare_set_direct(true);
+	for (int stop = 0; stop < 2; stop++) {
+		void *kept = NULL;
+		size_t kept_n = 0, total = 0;
+		struct sink k = {{0}, 0, 0, stop, 0};
+		struct mem m = {dcr_buf_cstr(&csv), csv.len, 0, 0};
+		dcr_buf_init(&k.b);
+		int rc = cmp_prepare_stream(&sc, "t", idx, 1, mem_read, &m, sink_write, &k, 0, &kept,
+		                            &kept_n, &total, &err);
+		CHECK(k.polls >= 1);
+		if (stop)
+			CHECK(rc == -EINTR && k.b.len == 0 && k.polls == 1, "rc %d, %zu bytes", rc,
+			      k.b.len);
+		else
+			CHECK(rc == 0 && k.b.len == total && total > 0);
+		dcr_buf_release(&k.b);
+	}
+	cmp__prepare_set_direct(was);
+	dcr_buf_release(&csv);
 }
 
 static void test_refs(void)
@@ -652,6 +917,9 @@ int main(void)
 	test_prepare_errors();
 	test_prepare_files();
 	test_prepare_sorted();
+	test_prepare_direct();
+	test_prepare_direct_fallback();
+	test_prepare_stream();
 	test_refs();
 	test_hostile();
 	test_threads();
