@@ -14,8 +14,9 @@
  *    type and format a room allows, NULLs, empty strings, integers at the
  *    serial-type boundaries, reals (integral, huge, tiny, subnormal), text
  *    with multi-byte UTF-8 and lengths around the local payload limits
- *    (where the writer must fall back to SQLite), keys with many
- *    duplicates, 0 and 1 rows, trees of 3 and more levels;
+ *    (where the writer must fall back to SQLite), record headers of one
+ *    and two bytes, keys with many duplicates, 0 and 1 rows, trees of 3
+ *    and more levels; the image streamed as the daemon streams it;
  *  - cmp__btree_write itself, under every page size SQLite allows (512 to
  *    8192 written; 16384 and up must fall back), with values a CSV cannot
  *    carry (-0.0, infinities, NaN, NUL and invalid UTF-8 in text, integers
@@ -955,6 +956,44 @@ static void test_public_random(void)
 	}
 }
 
+/* Record headers around the point where their own length takes two bytes
+ * (OP_MakeRecord's sizing): 124 to 130 one-byte serial types (integers),
+ * and 62 to 65 two-byte ones (texts of 60 bytes). */
+static void test_public_wide(void)
+{
+	static char buf[64];
+	for (size_t ncols = 124; ncols <= 130; ncols++) {
+		struct table t;
+		table_init(&t, ncols, (int)(ncols % 3));
+		table_rows(&t, 40);
+		for (size_t c = 0; c < ncols; c++)
+			t.cols[c].type = CMP_INTEGER;
+		for (size_t r = 0; r < t.nrows; r++)
+			for (size_t c = 0; c < ncols; c++) {
+				row_at(&t, r)[c].kind = CMP__INT;
+				row_at(&t, r)[c].i = (int64_t)((r * 31 + c) % 100) - 50;
+			}
+		char what[64];
+		snprintf(what, sizeof what, "wide, %zu integer columns", ncols);
+		case_public(what, &t, 1);
+		table_release(&t);
+	}
+	for (size_t ncols = 62; ncols <= 65; ncols++) { /* 66: 4094 bytes, overflow */
+		struct table t;
+		table_init(&t, ncols, (int)(ncols % 4));
+		table_rows(&t, 20);
+		for (size_t r = 0; r < t.nrows; r++)
+			for (size_t c = 0; c < ncols; c++) {
+				memset(buf, 'a' + (int)((r + c) % 26), 60);
+				set_text(&t, &row_at(&t, r)[c], buf, 60);
+			}
+		char what[64];
+		snprintf(what, sizeof what, "wide, %zu text columns", ncols);
+		case_public(what, &t, 1);
+		table_release(&t);
+	}
+}
+
 /* One text column of length L (key or not): the writer takes records of
  * up to U - 35 bytes in a table, (U - 12) * 64 / 255 - 23 in an index,
  * and leaves longer ones (overflow pages) to SQLite. */
@@ -1495,6 +1534,7 @@ int main(void)
 	/* the public entry first: compute installs its SQLite allocator before
 	 * anything else starts SQLite */
 	test_public_thresholds();
+	test_public_wide();
 	test_public_random();
 	test_public_deep();
 	test_direct_thresholds();
