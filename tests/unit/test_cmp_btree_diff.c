@@ -732,6 +732,11 @@ static bool uses_index(sqlite3 *db, const char *key, dcr_buf *tmp)
 	return ok;
 }
 
+static bool same_bytes(const dcr_buf *a, const dcr_buf *b)
+{
+	return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
 /* Where two entry lists part: the 24 bytes before and 24 from there, in
  * hex with a '|' at the point. */
 static const char *hex_at(const dcr_buf *b, size_t at, dcr_buf *out)
@@ -796,7 +801,7 @@ static bool compare(const char *what, const struct table *t, const void *a, size
 			DIFF(" %s: %s b-tree unreadable: direct %s, sql %s", what, ty, ea, eb);
 			continue;
 		}
-		if (ra.len != rb.len || memcmp(ra.data, rb.data, ra.len) != 0) {
+		if (!same_bytes(&ra, &rb)) {
 			size_t at = 0;
 			while (at < ra.len && at < rb.len && ra.data[at] == rb.data[at])
 				at++;
@@ -822,7 +827,7 @@ static bool compare(const char *what, const struct table *t, const void *a, size
 		if (!oka || !okb)
 			DIFF(" %s: query failed: %s: %.200s / %.200s", what, qs[i], dcr_buf_cstr(&ra),
 			     dcr_buf_cstr(&rb));
-		else if (ra.len != rb.len || memcmp(ra.data, rb.data, ra.len) != 0)
+		else if (!same_bytes(&ra, &rb))
 			DIFF(" %s: results differ: %s", what, qs[i]);
 		free(qs[i]);
 	}
