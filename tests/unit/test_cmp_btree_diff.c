@@ -944,7 +944,7 @@ out:
 /* Values a CSV field can hold (64 KiB) and a record SQLite accepts. */
 static void test_public_random(void)
 {
-	for (int i = 0; i < 70; i++) {
+	for (int i = 0; i < 50; i++) {
 		struct table t;
 		size_t ncols = 1 + below(6), nrows;
 		switch (below(6)) {
@@ -1265,7 +1265,7 @@ static const unsigned page_sizes[] = {512, 1024, 2048, 4096, 8192};
 /* Random tables with any value, under each page size. */
 static void test_direct_random(void)
 {
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 60; i++) {
 		unsigned U = page_sizes[i % 5];
 		struct table t;
 		size_t nrows = below(3) == 0 ? below(4) : below(1000);
@@ -1352,8 +1352,8 @@ static void test_direct_sweep(void)
 		unsigned U;
 		size_t klen, dense;
 		unsigned tdepth, idepth;
-	} sw[] = {{512, 40, 130, 4, 5}, {512, 12, 60, 3, 4}, {1024, 30, 80, 3, 4},
-	          {4096, 20, 40, 2, 3}, {8192, 60, 20, 2, 3}};
+	} sw[] = {{512, 40, 80, 4, 5}, {512, 12, 40, 3, 4}, {1024, 30, 50, 3, 4},
+	          {4096, 20, 30, 2, 3}, {8192, 60, 20, 2, 3}};
 	for (size_t s = 0; s < sizeof sw / sizeof sw[0] && t_failures < 20; s++) {
 		for (size_t n = 0; n <= sw[s].dense; n++)
 			sweep_case(sw[s].U, sw[s].klen, n);
