@@ -38,6 +38,11 @@
 
 #include "compute_int.h"
 
+/* SQLite versions whose record encoding test_cmp_btree_diff compared byte
+ * for byte with this writer's (3.40.x, Debian bookworm's). */
+#define CMP_BTREE_SQLITE_MIN 3040000
+#define CMP_BTREE_SQLITE_MAX 3040999
+
 #define LEVELS_MAX 16   /* b-tree depth: fan-out >= 4 per level */
 #define PAGE_MAX   8192 /* larger pages: the SQL path (cell buffers on the stack) */
 
@@ -84,6 +89,11 @@ static void put16(uint8_t *p, unsigned v)
 {
 	p[0] = (uint8_t)(v >> 8);
 	p[1] = (uint8_t)v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -183,6 +193,14 @@ static bool encode(const cmp__value *v, enum cmp_type t, struct enc *e)
 		e->i = v->i;
 		e->st = int_serial(v->i, &len);
 		e->len = len;
+		if (t == CMP_FLOAT && e->st == 6) {
+			/* REAL affinity makes it a MEM_IntReal, which OP_MakeRecord
+			 * stores as the real it is when the integer takes 8 bytes. */
+			double d = (double)v->i;
+			memcpy(&e->i, &d, 8);
+			e->real = true;
+			e->st = 7;
+		}
 		return true;
 	case CMP__FLOAT: {
 		double d = v->d;
@@ -192,7 +210,10 @@ static bool encode(const cmp__value *v, enum cmp_type t, struct enc *e)
 		 * integer (sqlite3VdbeIntegerAffinity, then MEM_IntReal). */
 		if (d > -9223372036854775808.0 && d < 9223372036854775808.0) {
 			int64_t ix = (int64_t)d;
-			if ((double)ix == d && ix > INT64_MIN && ix < INT64_MAX) {
+			/* ... unless that integer would take 8 bytes: then as the
+			 * real (type 7), as OP_MakeRecord does. */
+			if ((double)ix == d && ix > INT64_MIN && ix < INT64_MAX &&
+			    int_serial(ix, &len) != 6) {
 				e->i = ix;
 				e->st = int_serial(ix, &len);
 				e->len = len;
@@ -614,6 +635,14 @@ int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_
 	if (o.U == 1)
 		o.U = 65536;
 	/* reserved bytes, auto-vacuum, a freelist: not this writer's */
+	/* Records as this file writes them need schema format 4 (0 and 1 as
+	 * types 8 and 9) and UTF-8 text; and the storage choices copied here
+	 * are those of the SQLite versions test_cmp_btree_diff was run
+	 * against (CMP_BTREE_SQLITE_MIN..MAX): any other takes the SQL path. */
+	if (get32(hdr + 44) != 4 || get32(hdr + 56) != 1 ||
+	    sqlite3_libversion_number() < CMP_BTREE_SQLITE_MIN ||
+	    sqlite3_libversion_number() > CMP_BTREE_SQLITE_MAX)
+		return CMP__BTREE_FALLBACK;
 	if (o.U < 512 || o.U > PAGE_MAX || hdr[20] != 0 || hdr[52] || hdr[53] || hdr[54] ||
 	    hdr[55] || hdr[36] || hdr[37] || hdr[38] || hdr[39] ||
 	    (uint64_t)cmp__rows_count(rows) >= (1ull << 62))
@@ -641,6 +670,11 @@ int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_
 	if (rc)
 		goto out;
 	total = o.npages;
+	/* the SQL path's ceiling (open_build): an image no run could load */
+	if ((uint64_t)total * o.U > DMN_IMAGE_BYTES_MAX) {
+		rc = DCR_ELIMIT;
+		goto out;
+	}
 	troot = tt.root;
 	iroot = with_index ? ti.root : 0;
 	if (!page1(&o, p1, hdr, srows, nsrows, troot, iroot)) {

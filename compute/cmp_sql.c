@@ -496,7 +496,10 @@ static int prepare_direct(struct prep *p, const cmp_schema *schema, const char *
 	}
 	rc = cmp__btree_write(hdr, srows, nsrows, rows, schema, key, write, wctx, keep_max, image,
 	                      image_n, total_n);
-	if (rc < 0)
+	if (rc == DCR_ELIMIT)
+		rc = dcr_err_set(err, rc, "the prepared table would exceed %llu MiB",
+		                 (unsigned long long)(DMN_IMAGE_BYTES_MAX >> 20));
+	else if (rc < 0)
 		rc = dcr_err_set(err, rc, "writing the prepared table: %s", dcr_strerror(rc));
 	if (rc == 0) {
 		sqlite3_finalize(p->ins);

@@ -1037,7 +1037,13 @@ static void test_public_thresholds(void)
 				unsigned rb = nrows <= 1 ? 0 : nrows <= 127 ? 1 : 2;
 				unsigned trec = 1 + st_len + 1 + L + ib;
 				unsigned irec = 1 + st_len + 1 + L + rb;
-				int expect = trec <= Xt && (!indexed || irec <= Xi);
+				/* The writer sizes an index entry with 8 rowid bytes
+				 * (its worst case) before it knows the rowid: an entry
+				 * within those bytes of the limit may go either way. */
+				unsigned iworst = irec - rb + 8;
+				int expect = trec <= Xt && (!indexed || iworst <= Xi) ? 1
+				             : trec > Xt || (indexed && irec > Xi) ? 0
+				                                                   : -1;
 				char what[80];
 				snprintf(what, sizeof what, "threshold L=%u rows=%zu indexed=%d", L, nrows,
 				         indexed);
@@ -1383,8 +1389,8 @@ static void test_direct_sweep(void)
 	      S.max_index_depth, S.max_table_depth);
 }
 
-/* The local payload limits at every page size: a record of X bytes is
- * written, X + 1 refused. */
+/* The local payload limits at every page size: a table record of X bytes
+ * is written, X + 1 refused (an index entry: see below). */
 static void test_direct_thresholds(void)
 {
 	static char buf[9000];
@@ -1404,7 +1410,11 @@ static void test_direct_thresholds(void)
 				char what[80];
 				snprintf(what, sizeof what, "payload limit page %u indexed %d record %u", U,
 				         indexed, rec);
-				case_direct(what, U, &t, rec <= X);
+				/* an index entry is sized with 8 rowid bytes (the
+				 * worst case; this one has none): refused when it does
+				 * not fit, written when the worst case fits */
+				case_direct(what, U, &t,
+				            rec > X ? 0 : !indexed || rec + 8 <= X ? 1 : -1);
 				table_release(&t);
 			}
 		}
