@@ -169,8 +169,8 @@ static const double float_edges[] = {0.0,
                                      32768.0,
                                      2147483648.0,
                                      140737488355328.0,
-                                     9007199254740992.0,  /* 2^53 */
-                                     9007199254740994.0,  /* 2^53 + 2 */
+                                     9007199254740992.0,    /* 2^53 */
+                                     9007199254740994.0,    /* 2^53 + 2 */
                                      4611686018427387904.0, /* 2^62 */
                                      9223372036854774784.0, /* 2^63 - 1024 */
                                      9223372036854775808.0, /* 2^63: stays real */
@@ -217,10 +217,25 @@ static double gen_float(bool csv_safe)
 }
 
 /* UTF-8 pieces: 1 to 4 bytes, the first and last code point of each. */
-static const char *const utf8_bits[] = {"a",    "b",    "A",    "Z",   "0",          " ",
-                                        ",",    "\"",   "x",    "\x7f", "\xc2\x80",   "\xc3\xa9",
-                                        "\xdf\xbf", "\xe0\xa0\x80", "\xe2\x82\xac", "\xef\xbf\xbf",
-                                        "\xf0\x90\x80\x80", "\xf0\x9d\x84\x9e", "\xf4\x8f\xbf\xbf"};
+static const char *const utf8_bits[] = {"a",
+                                        "b",
+                                        "A",
+                                        "Z",
+                                        "0",
+                                        " ",
+                                        ",",
+                                        "\"",
+                                        "x",
+                                        "\x7f",
+                                        "\xc2\x80",
+                                        "\xc3\xa9",
+                                        "\xdf\xbf",
+                                        "\xe0\xa0\x80",
+                                        "\xe2\x82\xac",
+                                        "\xef\xbf\xbf",
+                                        "\xf0\x90\x80\x80",
+                                        "\xf0\x9d\x84\x9e",
+                                        "\xf4\x8f\xbf\xbf"};
 
 static size_t gen_text(char *buf, size_t len, bool csv_safe)
 {
@@ -281,7 +296,8 @@ static void gen_value(struct table *t, size_t c, cmp__value *v, bool csv_safe, c
 	switch (col->format) {
 	case CMP_FMT_EMAIL: {
 		char e[64];
-		int n = snprintf(e, sizeof e, "user%llu@example.com", (unsigned long long)below(5000));
+		int n =
+		    snprintf(e, sizeof e, "user%llu@example.com", (unsigned long long)below(5000));
 		set_text(t, v, e, (size_t)n);
 		return;
 	}
@@ -431,7 +447,8 @@ static bool query(sqlite3 *db, const char *sql, dcr_buf *out)
 				dcr_buf_append_str(out, "N");
 				break;
 			case SQLITE_INTEGER:
-				dcr_buf_printf(out, "I%lld", (long long)sqlite3_column_int64(st, c));
+				dcr_buf_printf(out, "I%lld",
+				               (long long)sqlite3_column_int64(st, c));
 				break;
 			case SQLITE_FLOAT: {
 				double d = sqlite3_column_double(st, c);
@@ -444,7 +461,8 @@ static bool query(sqlite3 *db, const char *sql, dcr_buf *out)
 				const uint8_t *p = sqlite3_column_blob(st, c);
 				int n = sqlite3_column_bytes(st, c);
 				char hx[2 * 256];
-				dcr_buf_append_str(out, sqlite3_column_type(st, c) == SQLITE_TEXT ? "T" : "B");
+				dcr_buf_append_str(
+				    out, sqlite3_column_type(st, c) == SQLITE_TEXT ? "T" : "B");
 				for (int k = 0; k < n;) {
 					int m = 0;
 					for (; k < n && m < (int)sizeof hx; k++, m += 2) {
@@ -680,36 +698,41 @@ static char **case_queries(const struct table *t, size_t *nq)
 	if (t->key >= 0) {
 		const char *K = t->names[t->key];
 		size_t n = t->nrows ? t->nrows : 1;
-		q[k++] = dcr_asprintf("SELECT rowid, %s FROM t INDEXED BY t_%s_idx ORDER BY %s, rowid",
-		                      K, K, K);
-		q[k++] = dcr_asprintf("SELECT rowid, %s FROM t INDEXED BY t_%s_idx ORDER BY %s DESC, "
-		                      "rowid DESC",
-		                      K, K, K);
-		q[k++] = dcr_asprintf("SELECT %s, COUNT(*), MIN(rowid), MAX(rowid) FROM t GROUP BY %s "
-		                      "ORDER BY %s",
-		                      K, K, K);
-		q[k++] = dcr_asprintf("SELECT MIN(%s), MAX(%s), COUNT(%s), COUNT(DISTINCT %s) FROM t",
-		                      K, K, K, K);
+		q[k++] = dcr_asprintf(
+		    "SELECT rowid, %s FROM t INDEXED BY t_%s_idx ORDER BY %s, rowid", K, K, K);
+		q[k++] =
+		    dcr_asprintf("SELECT rowid, %s FROM t INDEXED BY t_%s_idx ORDER BY %s DESC, "
+		                 "rowid DESC",
+		                 K, K, K);
+		q[k++] =
+		    dcr_asprintf("SELECT %s, COUNT(*), MIN(rowid), MAX(rowid) FROM t GROUP BY %s "
+		                 "ORDER BY %s",
+		                 K, K, K);
+		q[k++] = dcr_asprintf(
+		    "SELECT MIN(%s), MAX(%s), COUNT(%s), COUNT(DISTINCT %s) FROM t", K, K, K, K);
 		for (int j = 0; j < 8; j++) {
 			size_t r = j == 0 ? 1 : j == 1 ? n : 1 + below(n);
-			q[k++] = dcr_asprintf("SELECT rowid, * FROM t WHERE %s IS (SELECT %s FROM t "
-			                      "WHERE rowid = %zu) ORDER BY rowid",
-			                      K, K, r);
+			q[k++] =
+			    dcr_asprintf("SELECT rowid, * FROM t WHERE %s IS (SELECT %s FROM t "
+			                 "WHERE rowid = %zu) ORDER BY rowid",
+			                 K, K, r);
 		}
 		for (int j = 0; j < 4; j++) {
 			size_t a = 1 + below(n), b = 1 + below(n);
-			q[k++] = dcr_asprintf("SELECT rowid, %s FROM t WHERE %s > (SELECT %s FROM t WHERE "
-			                      "rowid = %zu) AND %s <= (SELECT %s FROM t WHERE rowid = "
-			                      "%zu) ORDER BY %s, rowid",
-			                      K, K, K, a, K, K, b, K);
+			q[k++] = dcr_asprintf(
+			    "SELECT rowid, %s FROM t WHERE %s > (SELECT %s FROM t WHERE "
+			    "rowid = %zu) AND %s <= (SELECT %s FROM t WHERE rowid = "
+			    "%zu) ORDER BY %s, rowid",
+			    K, K, K, a, K, K, b, K);
 		}
 		/* values that are not there, of each class */
 		q[k++] = dcr_asprintf("SELECT rowid FROM t WHERE %s IN (-3.5, 12345678901, 'zz', "
 		                      "x'00', '') ORDER BY rowid",
 		                      K);
-		q[k++] = dcr_asprintf("SELECT COUNT(*), SUM(a.rowid), SUM(b.rowid) FROM t a JOIN t b "
-		                      "ON a.%s = b.%s",
-		                      K, K);
+		q[k++] =
+		    dcr_asprintf("SELECT COUNT(*), SUM(a.rowid), SUM(b.rowid) FROM t a JOIN t b "
+		                 "ON a.%s = b.%s",
+		                 K, K);
 		q[k++] = dcr_asprintf("SELECT a.rowid, b.rowid FROM t a JOIN t b ON a.%s = b.%s "
 		                      "ORDER BY 1, 2 LIMIT 3000",
 		                      K, K);
@@ -791,12 +814,12 @@ static bool compare(const char *what, const struct table *t, const void *a, size
 			break; /* both SQLite's: they may have overflow pages */
 		dcr_buf_reset(&ra);
 		dcr_buf_reset(&rb);
-		unsigned dpa = rta > 0 ? walk(a, an, Ua == 1 ? 65536 : Ua, (uint32_t)rta, tree, 0, &ra,
-		                              &ea)
-		                       : 0;
-		unsigned dpb = rtb > 0 ? walk(b, bn, Ub == 1 ? 65536 : Ub, (uint32_t)rtb, tree, 0, &rb,
-		                              &eb)
-		                       : 0;
+		unsigned dpa =
+		    rta > 0 ? walk(a, an, Ua == 1 ? 65536 : Ua, (uint32_t)rta, tree, 0, &ra, &ea)
+		            : 0;
+		unsigned dpb =
+		    rtb > 0 ? walk(b, bn, Ub == 1 ? 65536 : Ub, (uint32_t)rtb, tree, 0, &rb, &eb)
+		            : 0;
 		if (!dpa || !dpb) {
 			DIFF(" %s: %s b-tree unreadable: direct %s, sql %s", what, ty, ea, eb);
 			continue;
@@ -805,10 +828,12 @@ static bool compare(const char *what, const struct table *t, const void *a, size
 			size_t at = 0;
 			while (at < ra.len && at < rb.len && ra.data[at] == rb.data[at])
 				at++;
-			bool st67 = at < ra.len && at < rb.len && ra.data[at] == 6 && rb.data[at] == 7;
+			bool st67 =
+			    at < ra.len && at < rb.len && ra.data[at] == 6 && rb.data[at] == 7;
 			DIFF(" %s: %s entries differ (%zu vs %zu bytes), first at byte %zu: "
 			     "direct %s, sql %s%s",
-			     what, ty, ra.len, rb.len, at, hex_at(&ra, at, &tmp), hex_at(&rb, at, &tmp2),
+			     what, ty, ra.len, rb.len, at, hex_at(&ra, at, &tmp),
+			     hex_at(&rb, at, &tmp2),
 			     st67 ? " (serial type 6, an 8-byte integer, where SQLite stores 7, a "
 			            "real: an integral value of a REAL column needing 8 bytes; "
 			            "OP_MakeRecord stores such MEM_IntReal values as reals)"
@@ -825,8 +850,8 @@ static bool compare(const char *what, const struct table *t, const void *a, size
 		bool oka = query(da, qs[i], &ra), okb = query(db, qs[i], &rb);
 		S.queries++;
 		if (!oka || !okb)
-			DIFF(" %s: query failed: %s: %.200s / %.200s", what, qs[i], dcr_buf_cstr(&ra),
-			     dcr_buf_cstr(&rb));
+			DIFF(" %s: query failed: %s: %.200s / %.200s", what, qs[i],
+			     dcr_buf_cstr(&ra), dcr_buf_cstr(&rb));
 		else if (!same_bytes(&ra, &rb))
 			DIFF(" %s: results differ: %s", what, qs[i]);
 		free(qs[i]);
@@ -959,7 +984,8 @@ static void test_public_random(void)
 			break;
 		}
 		if (i % 15 == 7)
-			ncols = (size_t[]){63, 126, 127, 128, 200}[below(5)]; /* record headers of 1, 2 bytes */
+			ncols = (size_t[]){63, 126, 127, 128,
+			                   200}[below(5)]; /* record headers of 1, 2 bytes */
 		gen_table(&t, ncols, nrows, true);
 		char what[64];
 		snprintf(what, sizeof what, "public random %d", i);
@@ -1025,15 +1051,21 @@ static void test_public_thresholds(void)
 				for (size_t r = 0; r < nrows; r++) {
 					cmp__value *row = row_at(&t, r);
 					size_t len = r + 1 == nrows ? L : 5;
-					memset(buf, r + 1 == nrows ? 'z' : 'a' + (char)(r % 26), len);
+					memset(buf, r + 1 == nrows ? 'z' : 'a' + (char)(r % 26),
+					       len);
 					set_text(&t, &row[0], buf, len);
 					row[1].kind = CMP__INT;
 					row[1].i = (int64_t)r * 1000;
 				}
 				/* the largest record: table (c0 text, c1 int), index (c0, rowid) */
 				int64_t last = (int64_t)(nrows - 1) * 1000;
-				unsigned st_len = (13 + 2 * L) < 128 ? 1 : (13 + 2 * L) < 16384 ? 2 : 3;
-				unsigned ib = last == 0 || last == 1 ? 0 : last <= 127 ? 1 : last <= 32767 ? 2 : 3;
+				unsigned st_len = (13 + 2 * L) < 128     ? 1
+				                  : (13 + 2 * L) < 16384 ? 2
+				                                         : 3;
+				unsigned ib = last == 0 || last == 1 ? 0
+				              : last <= 127          ? 1
+				              : last <= 32767        ? 2
+				                                     : 3;
 				unsigned rb = nrows <= 1 ? 0 : nrows <= 127 ? 1 : 2;
 				unsigned trec = 1 + st_len + 1 + L + ib;
 				unsigned irec = 1 + st_len + 1 + L + rb;
@@ -1042,11 +1074,11 @@ static void test_public_thresholds(void)
 				 * within those bytes of the limit may go either way. */
 				unsigned iworst = irec - rb + 8;
 				int expect = trec <= Xt && (!indexed || iworst <= Xi) ? 1
-				             : trec > Xt || (indexed && irec > Xi) ? 0
-				                                                   : -1;
+				             : trec > Xt || (indexed && irec > Xi)    ? 0
+				                                                      : -1;
 				char what[80];
-				snprintf(what, sizeof what, "threshold L=%u rows=%zu indexed=%d", L, nrows,
-				         indexed);
+				snprintf(what, sizeof what, "threshold L=%u rows=%zu indexed=%d", L,
+				         nrows, indexed);
 				case_public(what, &t, expect);
 				table_release(&t);
 			}
@@ -1147,7 +1179,8 @@ static void *build_sql(unsigned U, const struct table *t, const cmp__rows *rows,
 				sqlite3_bind_double(ins, k, v[c].d);
 				break;
 			default:
-				sqlite3_bind_text64(ins, k, v[c].s, v[c].n, SQLITE_STATIC, SQLITE_UTF8);
+				sqlite3_bind_text64(ins, k, v[c].s, v[c].n, SQLITE_STATIC,
+				                    SQLITE_UTF8);
 				break;
 			}
 		}
@@ -1280,8 +1313,8 @@ static void test_direct_random(void)
 		for (size_t r = 0; r < t.nrows; r++)
 			for (size_t c = 0; c < t.ncols; c++) {
 				cmp__value *v = &row_at(&t, r)[c];
-				if (t.cols[c].type == CMP_FLOAT && (int)c != t.key && v->kind == CMP__FLOAT &&
-				    below(8) == 0) {
+				if (t.cols[c].type == CMP_FLOAT && (int)c != t.key &&
+				    v->kind == CMP__FLOAT && below(8) == 0) {
 					v->kind = CMP__INT;
 					v->i = gen_int();
 				}
@@ -1358,8 +1391,11 @@ static void test_direct_sweep(void)
 		unsigned U;
 		size_t klen, dense;
 		unsigned tdepth, idepth;
-	} sw[] = {{512, 40, 80, 4, 5}, {512, 12, 40, 3, 4}, {1024, 30, 50, 3, 4},
-	          {4096, 20, 30, 2, 3}, {8192, 60, 20, 2, 3}};
+	} sw[] = {{512, 40, 80, 4, 5},
+	          {512, 12, 40, 3, 4},
+	          {1024, 30, 50, 3, 4},
+	          {4096, 20, 30, 2, 3},
+	          {8192, 60, 20, 2, 3}};
 	for (size_t s = 0; s < sizeof sw / sizeof sw[0] && t_failures < 20; s++) {
 		for (size_t n = 0; n <= sw[s].dense; n++)
 			sweep_case(sw[s].U, sw[s].klen, n);
@@ -1367,10 +1403,12 @@ static void test_direct_sweep(void)
 			unsigned dmax = tree ? sw[s].idepth : sw[s].tdepth;
 			for (unsigned d = 2; d <= dmax; d++) {
 				size_t lo = 1, hi = 64; /* depth(lo) < d <= depth(hi) */
-				while (hi <= 100000 && sweep_depth(sw[s].U, sw[s].klen, hi, tree) < d)
+				while (hi <= 100000 &&
+				       sweep_depth(sw[s].U, sw[s].klen, hi, tree) < d)
 					lo = hi, hi *= 2;
 				if (hi > 100000) {
-					CHECK(0, " page %u: no %u levels at %zu rows", sw[s].U, d, hi);
+					CHECK(0, " page %u: no %u levels at %zu rows", sw[s].U, d,
+					      hi);
 					continue;
 				}
 				while (hi - lo > 1) {
@@ -1408,13 +1446,16 @@ static void test_direct_thresholds(void)
 				memset(buf, 'q', L);
 				set_text(&t, &row_at(&t, 0)[0], buf, L);
 				char what[80];
-				snprintf(what, sizeof what, "payload limit page %u indexed %d record %u", U,
-				         indexed, rec);
+				snprintf(what, sizeof what,
+				         "payload limit page %u indexed %d record %u", U, indexed,
+				         rec);
 				/* an index entry is sized with 8 rowid bytes (the
 				 * worst case; this one has none): refused when it does
 				 * not fit, written when the worst case fits */
 				case_direct(what, U, &t,
-				            rec > X ? 0 : !indexed || rec + 8 <= X ? 1 : -1);
+				            rec > X                    ? 0
+				            : !indexed || rec + 8 <= X ? 1
+				                                       : -1);
 				table_release(&t);
 			}
 		}
@@ -1539,7 +1580,8 @@ static void test_direct_refusals(void)
 		dcr_buf_init(&o);
 		db = open_image(c, an);
 		if (db && pragma_ok(db, "PRAGMA integrity_check", &o))
-			printf("note: integrity_check does not see two index entries out of order\n");
+			printf(
+			    "note: integrity_check does not see two index entries out of order\n");
 		sqlite3_close(db);
 		dcr_buf_release(&o);
 		free(c);
