@@ -16,9 +16,12 @@
  * The check of a server's key runs inside cl_connect_addr, after the TLS
  * handshake and before any byte of the protocol is sent. Files are
  * replaced whole (dcr_write_file_atomic), so a reader never sees half a
- * file; two processes recording at the same moment may lose one line,
- * which the next connection records again. */
+ * file, and every read-edit-write holds the configuration directory's
+ * lock file (config_lock), so two processes recording at the same moment
+ * both keep their line. */
 #include <ctype.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -185,6 +188,27 @@ static char *config_file(const char *name, bool create, dcr_err *err)
 	return path;
 }
 
+/* An exclusive flock on DIR/config.lock for a read-edit-write of the
+ * files here: the fd to close, or -1 when there is no directory to lock
+ * (nothing can be written there either). */
+static int config_lock(void)
+{
+	char *path = config_file("config.lock", true, NULL);
+	int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+
+	free(path);
+	if (fd >= 0)
+		while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
+			;
+	return fd;
+}
+
+static void config_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* releases the flock */
+}
+
 /* ---- known_servers ------------------------------------------------------------ */
 
 /* Loads known_servers, checking every line: a server address and a
@@ -261,9 +285,10 @@ int tl_known_check(void *ctx, const char *server, const char *fp, dcr_err *err)
 	char *line = NULL;
 	dcr_buf out;
 	unsigned at;
-	int rc;
+	int rc, lock;
 
 	dcr_buf_init(&out);
+	lock = config_lock();
 	rc = known_load(&k, true, err);
 	if (rc < 0 && pin && !k.path) {
 		/* no configuration directory (no HOME): the pin alone decides,
@@ -298,6 +323,7 @@ int tl_known_check(void *ctx, const char *server, const char *fp, dcr_err *err)
 		    "differ\n",
 		    server, fp, k.path, at);
 out:
+	config_unlock(lock);
 	free(line);
 	dcr_buf_release(&out);
 	kfile_release(&k);
@@ -612,7 +638,7 @@ int cli_cmd_join(int argc, char **argv)
 	char *line = NULL;
 	bool visible = false;
 	const kline *kl;
-	int rc;
+	int rc, lock = -1;
 
 	CLI_PARSE("join", join_usage, argc, argv, NULL, pos, 1, 1, NULL);
 	memset(&known, 0, sizeof known);
@@ -654,6 +680,23 @@ int cli_cmd_join(int argc, char **argv)
 	for (size_t i = 0; i < nlist; i++)
 		if (strcmp(list[i].id, v.room) == 0)
 			visible = true;
+	/* Read again under the lock: another process may have recorded a
+	 * line while this one was connecting. */
+	lock = config_lock();
+	kfile_release(&known);
+	kfile_release(&rooms);
+	memset(&rooms, 0, sizeof rooms);
+	dcr_buf_init(&rooms.text);
+	rc = known_load(&known, true, &err);
+	if (rc == 0)
+		rc = rooms_load(&rooms, true, &err);
+	if (rc)
+		goto out;
+	kl = known_find(&known, v.server);
+	if (kl && !fp_equal(kl->f[1], v.fingerprint)) {
+		rc = key_changed(v.server, &known, kl, v.fingerprint, &err);
+		goto out;
+	}
 	if (!kl) {
 		line = dcr_asprintf("%s %s", v.server, v.fingerprint);
 		kfile_edit(&known, 0, line, &out);
@@ -683,6 +726,7 @@ int cli_cmd_join(int argc, char **argv)
 		    "to %s)\n",
 		    v.name, v.email, v.invited_by ? v.invited_by : "the room's creator");
 out:
+	config_unlock(lock);
 	cl_rooms_free(list, nlist);
 	cl_close(c);
 	dcr_key_free(key);

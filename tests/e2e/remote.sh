@@ -231,5 +231,25 @@ else
 	e2e_log "no ::1 here: IPv6 not checked"
 fi
 
+# ---- first contacts at the same moment: every one keeps its line
+# (known_servers is edited under a lock): eight servers by name, one dcrd
+# listening on 127.0.0.2-9, eight clients of one configuration directory
+e2e_stop_daemon || e2e_fail "dcrd did not stop cleanly"
+set --
+pids=
+for k in 2 3 4 5 6 7 8 9; do set -- "$@" --listen "127.0.0.$k:0"; done
+remote_start_daemon "$@"
+for k in 2 3 4 5 6 7 8 9; do
+	pk=$(sed -n "s/^dcrd: listening on tls:127\.0\.0\.$k:\([0-9][0-9]*\) .*/\1/p" "$T/dcrd.log" |
+		tail -n 1)
+	[ -n "$pk" ] || e2e_fail "dcrd printed no 127.0.0.$k listening line"
+	DCR_IDENTITY="$T/eve.pem" DCR_CONFIG_DIR="$T/cfg-zoe" dcr --server "127.0.0.$k:$pk" room list >"$T/zoe.$k.out" 2>&1 &
+	pids="$pids $!"
+done
+# shellcheck disable=SC2086 # (the list of pids)
+wait $pids
+expect_eq "$(grep -c "^127\.0\.0\.[2-9]:[0-9]* $FP\$" "$T/cfg-zoe/known_servers")" 8 \
+	"known_servers lines after 8 first contacts at once"
+
 e2e_stop_daemon || e2e_fail "dcrd did not stop cleanly (status $?)"
 e2e_log "ok"
