@@ -273,7 +273,8 @@ static char *backup_path(dmn *d, const struct dmn_backup *b, const char *name)
 {
 	if (strcmp(name, "events/data.mdb") == 0)
 		return dcr_asprintf("%s/events/data.mdb", b->tmp);
-	if (strcmp(name, "daemon.pem") == 0 || strcmp(name, "master.key") == 0)
+	if (strcmp(name, "daemon.pem") == 0 || strcmp(name, "master.key") == 0 ||
+	    strcmp(name, DMN_TLS_DIR "/tls.key") == 0 || strcmp(name, DMN_TLS_DIR "/tls.crt") == 0)
 		return dcr_asprintf("%s/%s", d->dir, name);
 	if (strncmp(name, "blobs/", 6) == 0 && strlen(name) == 6 + 3 + 32 && name[8] == '/' &&
 	    dmn__blob_id_valid(name + 9))
@@ -408,6 +409,20 @@ int dmn__op_admin_backup_begin(dmn *d, dmn_session *s, const dcr_mpv *args, prot
 			if (rc < 0)
 				goto out;
 			backup_add(b, dcr_strdup(kf[i]), size);
+		}
+		/* the TLS key too, if the host has one (--listen): a restored
+		 * host keeps its fingerprint, so remote participants' pins and
+		 * known_servers still hold */
+		static const char *const tf[] = {DMN_TLS_DIR "/tls.key", DMN_TLS_DIR "/tls.crt"};
+		for (i = 0; i < 2; i++) {
+			free(path);
+			path = dcr_asprintf("%s/%s", d->dir, tf[i]);
+			if (access(path, F_OK) < 0 && errno == ENOENT)
+				continue;
+			rc = file_size(path, &size, err);
+			if (rc < 0)
+				goto out;
+			backup_add(b, dcr_strdup(tf[i]), size);
 		}
 	}
 	if (b->n > DCR_MP_ELEMS_MAX || nrooms > DCR_MP_ELEMS_MAX ||
@@ -996,6 +1011,25 @@ static int restore(const char *backup, const char *dir, const char *keys_dir, dc
 		q = dcr_asprintf("%s/%s", dir, kf[i]);
 		rc = copy_file(p, q, 0600, err);
 	}
+	/* the TLS key and certificate where the keys are, if any (a host
+	 * that never listened on TCP has none: a later --listen makes one) */
+	for (int i = 0; rc == 0 && i < 2; i++) {
+		static const char *const tf[] = {DMN_TLS_DIR "/tls.key", DMN_TLS_DIR "/tls.crt"};
+		free(p);
+		free(q);
+		p = dcr_asprintf("%s/%s", kdir, tf[i]);
+		q = dcr_asprintf("%s/%s", dir, tf[i]);
+		if (access(p, F_OK) < 0 && errno == ENOENT)
+			continue;
+		if (i == 0) {
+			char *td = dcr_asprintf("%s/" DMN_TLS_DIR, dir);
+			if (mkdir(td, 0700) < 0 && errno != EEXIST)
+				rc = dcr_err_set(err, -errno, "creating %s: %s", td, strerror(errno));
+			free(td);
+		}
+		if (rc == 0)
+			rc = copy_file(p, q, i == 0 ? 0600 : 0644, err);
+	}
 	if (rc < 0)
 		goto out;
 
@@ -1071,8 +1105,9 @@ static void restore_usage(FILE *f)
 	           "SHA-256 the log records. Then start dcrd --data DIR.\n"
 	           "\n"
 	           "  --data DIR     the new data directory\n"
-	           "  --keys KEYDIR  where daemon.pem and master.key are, for a backup made\n"
-	           "                 without --with-keys\n"
+	           "  --keys KEYDIR  where daemon.pem and master.key (and tls/, if the host\n"
+	           "                 listened on TCP) are, for a backup made without\n"
+	           "                 --with-keys\n"
 	           "  --help         this text\n");
 }
 

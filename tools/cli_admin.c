@@ -32,8 +32,9 @@ static const char usage_admin[] =
     "                memory use, uptime; --json: one JSON object\n"
     "  backup DIR    a consistent copy of the running host into DIR (new or\n"
     "                empty): the event store (compacted) and the blobs it\n"
-    "                references, and backup.json; --with-keys adds daemon.pem\n"
-    "                and master.key (keep such a backup as secret as the host).\n"
+    "                references, and backup.json; --with-keys adds daemon.pem,\n"
+    "                master.key and the TLS key (keep such a backup as secret\n"
+    "                as the host).\n"
     "                Restore it with `dcrd restore --data NEWDIR DIR`.\n";
 
 /* Connects with the caller's identity, or, when there is none, with a key
@@ -158,12 +159,13 @@ out:
 /* ---- backup --------------------------------------------------------------------------- */
 
 /* The names dcrd may give: events/data.mdb, daemon.pem, master.key,
- * blobs/XX/ID. Anything else (a path out of DIR) is refused. */
+ * tls/tls.key, tls/tls.crt, blobs/XX/ID. Anything else (a path out of DIR) is refused. */
 static bool backup_name_ok(const char *s, size_t n)
 {
-	static const char *const fixed[] = {"events/data.mdb", "daemon.pem", "master.key"};
+	static const char *const fixed[] = {"events/data.mdb", "daemon.pem", "master.key",
+	                                    "tls/tls.key", "tls/tls.crt"};
 
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
 		if (n == strlen(fixed[i]) && memcmp(s, fixed[i], n) == 0)
 			return true;
 	if (n != 6 + 3 + 32 || memcmp(s, "blobs/", 6) != 0 || s[8] != '/' ||

@@ -83,9 +83,14 @@ wait_rounds "$before" # the load went on during and after the backup
 # a second backup while the load goes on, with the keys, into an existing
 # empty directory
 mkdir "$T/backup2"
+# the host has a TLS key (as one that listens on TCP): --with-keys keeps
+# it, so a restored host keeps its fingerprint (remote participants' pins)
+FP0=$(dcrd --data "$T/data" --fingerprint 2>/dev/null) || e2e_fail "dcrd --fingerprint"
 expect_ok dcr admin backup "$T/backup2" --with-keys
 [ -s "$T/backup2/daemon.pem" ] && [ -s "$T/backup2/master.key" ] ||
 	e2e_fail "a backup made --with-keys lacks a key"
+[ -s "$T/backup2/tls/tls.key" ] && [ -s "$T/backup2/tls/tls.crt" ] ||
+	e2e_fail "a backup made --with-keys lacks the TLS key"
 wait_rounds "$(cat "$T/rounds")"
 touch "$T/stop"
 wait "$LOAD" || true
@@ -237,5 +242,8 @@ mkdir "$T/data2"
 expect_ok dcrd restore --data "$T/data2" "$T/backup2"
 expect_contains "$E2E_OUT" "restored 2 rooms"
 cmp -s "$T/data2/daemon.pem" "$T/orig/daemon.pem" || e2e_fail "the restored daemon key differs"
+[ "$(stat -c %a "$T/data2/tls/tls.key")" = 600 ] || e2e_fail "the restored TLS key is not 0600"
+expect_eq "$(dcrd --data "$T/data2" --fingerprint 2>/dev/null)" "$FP0" \
+	"the restored host's TLS fingerprint"
 
 echo "backup: ok"
