@@ -35,13 +35,6 @@
 
 #define QUERY BENCH_OVERLAP_QUERY
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* CPU time of this process: the figure that stays meaningful when the
  * machine is shared (wall time is printed too). */
 static double cpu_s(void)
@@ -63,7 +56,7 @@ static int provision(const cmp_schema *s, const char *label, const dcr_buf *csv,
 	dcr_buf stats;
 	dcr_buf_init(&stats);
 	uint64_t rows = 0;
-	double t0 = now_s(), c0 = cpu_s();
+	double t0 = bench_now_s(), c0 = cpu_s();
 	cmp_ingest_new(s, label, &in);
 	int rc = 0;
 	for (size_t off = 0, chunk = 0; off < csv->len && !rc; off += DCR_CHUNK_BYTES, chunk++) {
@@ -76,7 +69,7 @@ static int provision(const cmp_schema *s, const char *label, const dcr_buf *csv,
 	}
 	if (!rc && validate)
 		rc = cmp_ingest_finish(in, &rows, &stats, &err);
-	*secs = now_s() - t0;
+	*secs = bench_now_s() - t0;
 	*cpu = cpu_s() - c0;
 	if (rc)
 		fprintf(stderr, "bench_cmp: provision %s: %s\n", label, err.msg);
@@ -142,13 +135,13 @@ int main(int argc, char **argv)
 	snprintf(bpath, sizeof(bpath), "%s/bank.csv", dir);
 	snprintf(ipath, sizeof(ipath), "%s/insurer.csv", dir);
 
-	double t = now_s();
+	double t = bench_now_s();
 	bench_overlap_gen(rows, &bank, &ins);
 	if (bench_write_file(bpath, &bank) || bench_write_file(ipath, &ins))
 		goto out;
 	printf("bench_cmp: %llu rows each; bank.csv %.1f MB, insurer.csv %.1f MB (generated in "
 	       "%.1f s, %s)\n",
-	       (unsigned long long)rows, bank.len / 1e6, ins.len / 1e6, now_s() - t, dir);
+	       (unsigned long long)rows, bank.len / 1e6, ins.len / 1e6, bench_now_s() - t, dir);
 
 	static const cmp_column bcols[] = {{"email", CMP_STRING, CMP_FMT_EMAIL, false},
 	                                   {"name", CMP_STRING, CMP_FMT_NONE, true},
@@ -193,18 +186,18 @@ int main(int argc, char **argv)
 		if (used[c])
 			iidx[ni++] = is.cols[c].name;
 	struct reader rb = {&bank, 0}, ri = {&ins, 0};
-	t = now_s();
+	t = bench_now_s();
 	if (cmp_prepare_ex(&bs, "bank", bidx, nb, buf_read, &rb, &bimg, &err)) {
 		fprintf(stderr, "bench_cmp: prepare bank: %s\n", err.msg);
 		goto out;
 	}
-	double tb = now_s() - t;
-	t = now_s();
+	double tb = bench_now_s() - t;
+	t = bench_now_s();
 	if (cmp_prepare_ex(&is, "insurer", iidx, ni, buf_read, &ri, &iimg, &err)) {
 		fprintf(stderr, "bench_cmp: prepare insurer: %s\n", err.msg);
 		goto out;
 	}
-	double ti = now_s() - t;
+	double ti = bench_now_s() - t;
 	printf("prepared image (rows clustered and indexed on the join key%s%s), ready after "
 	       "provision: bank %.2f s (%.0f MB), insurer %.2f s (%.0f MB)\n",
 	       nb ? " " : "", nb ? bidx[0] : "", tb, bimg.len / 1e6, ti, iimg.len / 1e6);
@@ -224,10 +217,10 @@ int main(int argc, char **argv)
 	for (int k = 0; k < 3; k++) {
 		cmp_result res;
 		cmp_result_init(&res);
-		t = now_s();
+		t = bench_now_s();
 		double c = cpu_s();
 		int rc = cmp_sql_run(QUERY, inputs, 2, 10, NULL, &res, &err);
-		runs[k] = now_s() - t;
+		runs[k] = bench_now_s() - t;
 		cpus[k] = cpu_s() - c;
 		if (rc) {
 			fprintf(stderr, "bench_cmp: run: %s\n", err.msg);

@@ -50,6 +50,7 @@
 
 #include "../proto/proto.h"
 #include "../room/room.h"
+#include "bench_harness.h"
 #include "bench_overlap.h"
 
 static char dir[64], sock[128], data[128], logp[128];
@@ -62,55 +63,11 @@ static double seconds = 3.0;
 static dcr_key *anna;
 static char *anna_s;
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* CPU seconds (user + system) of a process. */
-static double cpu_of(pid_t pid)
-{
-	char path[64], buf[1024];
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-	char *p;
-
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (!fgets(buf, sizeof buf, f)) {
-		fclose(f);
-		return 0;
-	}
-	fclose(f);
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void cleanup(void)
 {
-	if (daemon_pid > 0) {
-		int st;
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, &st, 0);
-		daemon_pid = 0;
-	}
+	bench_stop_pid(&daemon_pid, SIGTERM);
 	if (dir[0])
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		bench_rm_tree(dir);
 }
 
 static void die(const char *what, const dcr_err *err)
@@ -208,7 +165,7 @@ static void *writer_main(void *arg)
 
 	dcr_buf_init(&body);
 	rm_body_definition(&body, w->json);
-	while (now_s() < w->until) {
+	while (bench_now_s() < w->until) {
 		int rc = cl_submit(c, w->room, RM_EV_SAVED, body.data, body.len, NULL, &err);
 		if (rc == DCR_ESEQ)
 			w->gave_up++; /* lost every retry to other writers */
@@ -242,7 +199,7 @@ static void bench_submits(int nclients, bool one_room, uint8_t biggest[ES_ROOM_I
 			die("create", &err);
 		w[i].json = json;
 	}
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (int i = 0; i < nclients; i++) {
 		w[i].until = t0 + seconds;
 		pthread_create(&th[i], NULL, writer_main, &w[i]);
@@ -252,7 +209,7 @@ static void bench_submits(int nclients, bool one_room, uint8_t biggest[ES_ROOM_I
 		total += w[i].done;
 		gave_up += w[i].gave_up;
 	}
-	t1 = now_s();
+	t1 = bench_now_s();
 	printf("  %2d client%s, %s: %8.0f submits/s (%llu in %.1f s", nclients,
 	       nclients == 1 ? " " : "s", one_room ? "one room     " : "room each    ",
 	       (double)total / (t1 - t0), (unsigned long long)total, t1 - t0);
@@ -321,19 +278,6 @@ static int gen_read(void *ctx, void *buf, size_t cap)
 	return (int)out;
 }
 
-static bool log_has(const char *needle)
-{
-	dcr_buf b;
-	dcr_err err;
-	bool hit;
-
-	dcr_buf_init(&b);
-	dcr_read_file(logp, 256u * 1024 * 1024, &b, &err);
-	hit = strstr(dcr_buf_cstr(&b), needle) != NULL;
-	dcr_buf_release(&b);
-	return hit;
-}
-
 static void bench_data(uint64_t rows)
 {
 	cl_conn *c = conn();
@@ -356,10 +300,10 @@ static void bench_data(uint64_t rows)
 	rm_body_published(&body, h);
 	if (cl_submit(c, room, RM_EV_PUBLISHED, body.data, body.len, NULL, &err) < 0)
 		die("publish", &err);
-	t0 = now_s();
+	t0 = bench_now_s();
 	if (cl_provision(c, room, "bank", "bank.csv", 0, gen_read, &g, NULL, NULL, &err) < 0)
 		die("provision", &err);
-	t1 = now_s();
+	t1 = bench_now_s();
 	{
 		/* bytes of the generated file: what upload.end counted */
 		dcr_buf js;
@@ -375,12 +319,12 @@ static void bench_data(uint64_t rows)
 	       "AES-GCM, fsync)\n",
 	       (unsigned long long)rows, (double)bytes / 1e6, t1 - t0,
 	       (double)bytes / 1e6 / (t1 - t0));
-	while (!log_has("prepared table bank"))
+	while (!bench_log_has(logp, "prepared table bank"))
 		usleep(10000);
-	t2 = now_s();
+	t2 = bench_now_s();
 	printf("  prepared table ready %.2f s after provisioning returned\n", t2 - t1);
 
-	t0 = now_s();
+	t0 = bench_now_s();
 	if (cl_run(c, room, "by_city", run, &err) < 0)
 		die("run", &err);
 	for (;;) {
@@ -393,7 +337,7 @@ static void bench_data(uint64_t rows)
 				die("run failed", NULL);
 			printf("  run GROUP BY over %llu rows: %.0f ms end to end (%llu ms in the "
 			       "daemon), %llu result rows\n",
-			       (unsigned long long)rows, (now_s() - t0) * 1000,
+			       (unsigned long long)rows, (bench_now_s() - t0) * 1000,
 			       (unsigned long long)st.duration_ms, (unsigned long long)st.rows);
 			cl_run_status_release(&st);
 			break;
@@ -401,10 +345,10 @@ static void bench_data(uint64_t rows)
 		cl_run_status_release(&st);
 		usleep(2000);
 	}
-	t0 = now_s();
+	t0 = bench_now_s();
 	off = download_result(c, room, "by_city", run, buf);
 	printf("  result.open + read %llu bytes: %.1f ms\n", (unsigned long long)off,
-	       (now_s() - t0) * 1000);
+	       (bench_now_s() - t0) * 1000);
 	free(buf);
 	free(json);
 	dcr_buf_release(&body);
@@ -515,10 +459,10 @@ static void bench_provision(const char *csv, uint64_t mb, int repeat)
 	dcr_err err;
 	double t0;
 
-	t0 = now_s();
+	t0 = bench_now_s();
 	bytes = gen_csv(csv, mb);
 	printf("  CSV %s: %llu bytes (%.2f s to generate or find)\n", csv,
-	       (unsigned long long)bytes, now_s() - t0);
+	       (unsigned long long)bytes, bench_now_s() - t0);
 	{
 		/* into the page cache, as for cp */
 		int fd = open(csv, O_RDONLY);
@@ -538,26 +482,27 @@ static void bench_provision(const char *csv, uint64_t mb, int repeat)
 		die("publish", &err);
 	for (int k = 0; k < repeat; k++) {
 		size_t prepared = count_in_log("prepared table bank");
-		double t1, t2, c0 = cpu_of(daemon_pid), c1, s0 = cpu_of(getpid()), s1;
+		double t1, t2, c0 = bench_cpu_of(daemon_pid), c1, s0 = bench_cpu_of(getpid()), s1;
 		int fd = open(csv, O_RDONLY);
 		if (fd < 0)
 			die("open csv", NULL);
-		t0 = now_s();
+		t0 = bench_now_s();
 		if (cl_provision(c, room, "bank", "bank.csv", bytes, fd_read, &fd, NULL, NULL,
 		                 &err) < 0)
 			die("provision", &err);
-		t1 = now_s();
-		c1 = cpu_of(daemon_pid);
-		s1 = cpu_of(getpid());
+		t1 = bench_now_s();
+		c1 = bench_cpu_of(daemon_pid);
+		s1 = bench_cpu_of(getpid());
 		close(fd);
 		while (count_in_log("prepared table bank") == prepared)
 			usleep(5000);
-		t2 = now_s();
+		t2 = bench_now_s();
 		printf("  provision %.0f MB: %.2f s, %.0f MB/s (CPU: dcrd %.2f s, client %.2f s); "
 		       "prepared table (first run can start) after %.2f s, %.0f MB/s (dcrd CPU "
 		       "%.2f s)\n",
-		       (double)bytes / 1e6, t1 - t0, (double)bytes / 1e6 / (t1 - t0), c1 - c0, s1 - s0,
-		       t2 - t0, (double)bytes / 1e6 / (t2 - t0), cpu_of(daemon_pid) - c0);
+		       (double)bytes / 1e6, t1 - t0, (double)bytes / 1e6 / (t1 - t0), c1 - c0,
+		       s1 - s0, t2 - t0, (double)bytes / 1e6 / (t2 - t0),
+		       bench_cpu_of(daemon_pid) - c0);
 		fflush(stdout);
 	}
 	free(json);
@@ -604,22 +549,22 @@ static char *overlap_json(void)
 static double overlap_provision(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES],
                                 const char *dataset, const char *path, uint64_t bytes)
 {
-	double t0, t1, c0 = cpu_of(daemon_pid), s0 = cpu_of(getpid());
+	double t0, t1, c0 = bench_cpu_of(daemon_pid), s0 = bench_cpu_of(getpid());
 	int fd = open(path, O_RDONLY);
 	const char *base = strrchr(path, '/');
 	dcr_err err;
 
 	if (fd < 0)
 		die("open csv", NULL);
-	t0 = now_s();
+	t0 = bench_now_s();
 	if (cl_provision(c, room, dataset, base ? base + 1 : path, bytes, fd_read, &fd, NULL, NULL,
 	                 &err) < 0)
 		die("provision", &err);
-	t1 = now_s();
+	t1 = bench_now_s();
 	close(fd);
 	printf("  provision %-7s %6.1f MB: %.2f s, %5.0f MB/s (CPU: dcrd %.2f s, client %.2f s)\n",
 	       dataset, (double)bytes / 1e6, t1 - t0, (double)bytes / 1e6 / (t1 - t0),
-	       cpu_of(daemon_pid) - c0, cpu_of(getpid()) - s0);
+	       bench_cpu_of(daemon_pid) - c0, bench_cpu_of(getpid()) - s0);
 	fflush(stdout);
 	return t1 - t0;
 }
@@ -637,15 +582,15 @@ static double overlap_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], char
 
 	if (cl_wait(c, room, 0, 0, &size, &err) < 0) /* the room's size now */
 		die("wait", &err);
-	c0 = cpu_of(daemon_pid);
-	t0 = now_s();
+	c0 = bench_cpu_of(daemon_pid);
+	t0 = bench_now_s();
 	if (cl_run(c, room, "overlap", run, &err) < 0)
 		die("run", &err);
 	size++; /* run.requested is durable when cl_run returns */
 	for (;;) {
 		if (cl_wait(c, room, size, DMN_WAIT_MS_MAX, &now, &err) < 0)
 			die("wait", &err);
-		t1 = now_s();
+		t1 = bench_now_s();
 		if (now == size)
 			continue; /* timed out */
 		if (cl_run_status(c, room, "overlap", st, &err) < 0)
@@ -656,7 +601,7 @@ static double overlap_run(cl_conn *c, const uint8_t room[ES_ROOM_ID_BYTES], char
 		cl_run_status_release(st);
 		size = now;
 	}
-	*cpu_s = cpu_of(daemon_pid) - c0;
+	*cpu_s = bench_cpu_of(daemon_pid) - c0;
 	if (strcmp(st->state, "done") != 0) {
 		dcr_err e;
 		dcr_err_set(&e, DCR_EINTERNAL, "run failed: %s", st->error ? st->error : "?");
@@ -682,14 +627,14 @@ static void bench_overlap(uint64_t rows, const char *sqlite3)
 	dcr_buf_init(&body);
 	snprintf(bpath, sizeof bpath, "%s/bank.csv", dir);
 	snprintf(ipath, sizeof ipath, "%s/insurer.csv", dir);
-	t0 = now_s();
+	t0 = bench_now_s();
 	bench_overlap_gen(rows, &bank, &ins);
 	if (bench_write_file(bpath, &bank) || bench_write_file(ipath, &ins))
 		die("write csv", NULL);
 	printf("  %llu rows each: bank.csv %.1f MB, insurer.csv %.1f MB (the files of bench_cmp; "
 	       "generated in %.1f s, in the page cache)\n",
 	       (unsigned long long)rows, (double)bank.len / 1e6, (double)ins.len / 1e6,
-	       now_s() - t0);
+	       bench_now_s() - t0);
 
 	if (cl_room_create(c, json, room, &err) < 0)
 		die("create", &err);
@@ -699,18 +644,18 @@ static void bench_overlap(uint64_t rows, const char *sqlite3)
 		die("publish", &err);
 
 	{
-		double c0 = cpu_of(daemon_pid), tb, ti, t2 = 0, t3 = 0;
-		t0 = now_s();
+		double c0 = bench_cpu_of(daemon_pid), tb, ti, t2 = 0, t3 = 0;
+		t0 = bench_now_s();
 		tb = overlap_provision(c, room, "bank", bpath, bank.len);
 		ti = overlap_provision(c, room, "insurer", ipath, ins.len);
-		t1 = now_s();
+		t1 = bench_now_s();
 		printf("  provision both: %.2f s, %.0f MB/s\n", tb + ti,
 		       (double)(bank.len + ins.len) / 1e6 / (tb + ti));
 		while (!t2 || !t3) {
-			if (!t2 && log_has("prepared table bank ("))
-				t2 = now_s();
-			if (!t3 && log_has("prepared table insurer ("))
-				t3 = now_s();
+			if (!t2 && bench_log_has(logp, "prepared table bank ("))
+				t2 = bench_now_s();
+			if (!t3 && bench_log_has(logp, "prepared table insurer ("))
+				t3 = bench_now_s();
 			usleep(5000);
 		}
 		tp = (t2 > t3 ? t2 : t3) - t1;
@@ -718,7 +663,7 @@ static void bench_overlap(uint64_t rows, const char *sqlite3)
 		    "  prepared tables ready (clustered and indexed on email) %.2f s after the "
 		    "last provisioning returned (bank at +%.2f s, insurer at +%.2f s); %.2f s from "
 		    "the first upload's start; dcrd CPU for both uploads and both tables %.2f s\n",
-		    tp, t2 - t1, t3 - t1, (t2 > t3 ? t2 : t3) - t0, cpu_of(daemon_pid) - c0);
+		    tp, t2 - t1, t3 - t1, (t2 > t3 ? t2 : t3) - t0, bench_cpu_of(daemon_pid) - c0);
 	}
 
 	for (int k = 0; k < 3; k++) {
@@ -752,12 +697,12 @@ static void bench_overlap(uint64_t rows, const char *sqlite3)
 	       tr * 1000, runs[0] * 1000, (unsigned long long)in_daemon[1], cpus[1] * 1000,
 	       (unsigned long long)res_rows);
 
-	t0 = now_s();
+	t0 = bench_now_s();
 	off = download_result(c, room, "overlap", run, buf);
 	printf("  result.open (records result.retrieved) + read %llu bytes: %.1f ms\n",
-	       (unsigned long long)off, (now_s() - t0) * 1000);
+	       (unsigned long long)off, (bench_now_s() - t0) * 1000);
 	printf("  request -> result in hand: %.0f ms (median run + download)\n",
-	       (tr + now_s() - t0) * 1000);
+	       (tr + bench_now_s() - t0) * 1000);
 	fflush(stdout);
 
 	if (access(sqlite3, X_OK) != 0) {
@@ -821,63 +766,22 @@ static int start_dcrd(const char *exe, bool no_sync)
 		/* the unix socket's line comes last */
 		char ready[160];
 		snprintf(ready, sizeof ready, "listening on %s", sock);
-		while (!log_has(ready)) {
-			int st;
-			if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid) {
-				daemon_pid = 0;
-				fprintf(stderr, "bench_dmn: dcrd (%s) did not start\n", exe);
-				return -1;
-			}
-			usleep(10000);
-		}
-	}
-	if (tls) {
-		/* "dcrd: listening on tls:127.0.0.1:PORT (TLS 1.3, fingerprint sha256:...)" */
-		dcr_buf b;
-		dcr_err err;
-		const char *p, *q;
-		dcr_buf_init(&b);
-		dcr_read_file(logp, 256u * 1024 * 1024, &b, &err);
-		p = strstr(dcr_buf_cstr(&b), "listening on tls:");
-		q = p ? strstr(p, "fingerprint ") : NULL;
-		if (!p || !q || sscanf(p + 17, "%63s", tls_server) != 1 ||
-		    sscanf(q + 12, "%95[^)]", tls_pin) != 1) {
-			dcr_buf_release(&b);
-			fprintf(stderr, "bench_dmn: dcrd printed no TLS listener\n");
+		if (bench_wait_log(&daemon_pid, logp, ready) < 0) {
+			fprintf(stderr, "bench_dmn: dcrd (%s) did not start\n", exe);
 			return -1;
 		}
-		dcr_buf_release(&b);
+	}
+	if (tls && bench_tls_listener(logp, tls_server, tls_pin) < 0) {
+		fprintf(stderr, "bench_dmn: dcrd printed no TLS listener\n");
+		return -1;
 	}
 	return 0;
 }
 
-/* dcrd's peak RSS (VmHWM) in MB. */
-static double peak_rss_mb(pid_t pid)
-{
-	char path[64], line[256];
-	double kb = 0;
-	FILE *f;
-
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, "VmHWM:", 6) == 0)
-			kb = strtod(line + 6, NULL);
-	fclose(f);
-	return kb / 1024;
-}
-
 static void stop_dcrd(void)
 {
-	if (daemon_pid > 0) {
-		int st;
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, &st, 0);
-		daemon_pid = 0;
-	}
-	nftw(data, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	bench_stop_pid(&daemon_pid, SIGTERM);
+	bench_rm_tree(data);
 }
 
 struct fr_prov {
@@ -901,7 +805,7 @@ static void *fr_prov_main(void *arg)
 	if (cl_provision(c, a->room, a->dataset, strrchr(a->path, '/') + 1, a->bytes, fd_read, &fd,
 	                 NULL, NULL, &err) < 0)
 		die("provision", &err);
-	a->t_end = now_s();
+	a->t_end = bench_now_s();
 	close(fd);
 	cl_close(c);
 	return NULL;
@@ -961,7 +865,7 @@ static int bench_first_result(const char *exe, uint64_t rows, const char *sqlite
 	dcr_buf_init(&body);
 	snprintf(bpath, sizeof bpath, "%s/bank.csv", dir);
 	snprintf(ipath, sizeof ipath, "%s/insurer.csv", dir);
-	t0 = now_s();
+	t0 = bench_now_s();
 	bench_overlap_gen_unsorted(rows, &bank, &ins);
 	if (bench_write_file(bpath, &bank) || bench_write_file(ipath, &ins))
 		die("write csv", NULL);
@@ -969,7 +873,7 @@ static int bench_first_result(const char *exe, uint64_t rows, const char *sqlite
 	       "(userN@example.com in N order; generated in %.1f s, in the page cache); "
 	       "durable dcrd, %d rounds, alternating with the sqlite3 shell\n",
 	       (unsigned long long)rows, (double)bank.len / 1e6, (double)ins.len / 1e6,
-	       now_s() - t0, rounds);
+	       bench_now_s() - t0, rounds);
 	fflush(stdout);
 
 	for (int k = 0; k < rounds; k++) {
@@ -1000,20 +904,20 @@ static int bench_first_result(const char *exe, uint64_t rows, const char *sqlite
 		for (int i = 0; i < 2; i++)
 			pthread_create(&th[i], NULL, fr_prov_main, &pa[i]);
 		pthread_barrier_wait(&go);
-		t0 = now_s();
+		t0 = bench_now_s();
 		for (int i = 0; i < 2; i++)
 			pthread_join(th[i], NULL);
 		pthread_barrier_destroy(&go);
 		tp = (pa[0].t_end > pa[1].t_end ? pa[0].t_end : pa[1].t_end) - t0;
 		/* the analyst: dcr run --wait, then dcr result */
-		t1 = now_s();
+		t1 = bench_now_s();
 		frun[k] = overlap_run(c, room, run, &rcpu, &st);
 		cl_run_status_release(&st);
 		download_result(c, room, "overlap", run, buf);
-		t2 = now_s();
+		t2 = bench_now_s();
 		first[k] = t2 - t0;
 		prov[k] = tp;
-		c_end = cpu_of(daemon_pid);
+		c_end = bench_cpu_of(daemon_pid);
 		fcpu[k] = c_end;
 		printf("  round %d: provision both at once %.2f s (%.0f MB/s; bank %.2f s, insurer "
 		       "%.2f s); first run request -> completed %.2f s, with the result read %.2f s; "
@@ -1021,15 +925,15 @@ static int bench_first_result(const char *exe, uint64_t rows, const char *sqlite
 		       k + 1, tp, (double)(bank.len + ins.len) / 1e6 / tp, pa[0].t_end - t0,
 		       pa[1].t_end - t0, frun[k], t2 - t1, first[k], c_end);
 		for (int i = 0; i < 3; i++) {
-			double t3 = now_s();
+			double t3 = bench_now_s();
 			overlap_run(c, room, run, &rcpu, &st);
 			cl_run_status_release(&st);
 			download_result(c, room, "overlap", run, buf);
-			reps[i] = now_s() - t3;
+			reps[i] = bench_now_s() - t3;
 		}
 		rep[k] = median3(reps, 3);
 		{
-			double rss = peak_rss_mb(daemon_pid);
+			double rss = (double)bench_status_kb(daemon_pid, "VmHWM:") / 1024;
 			if (rss > rss_max)
 				rss_max = rss;
 			printf("           repeated run + result read: %.0f / %.0f / %.0f ms (median "
@@ -1197,10 +1101,11 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (int i = 0; i < 200; i++)
 		cl_close(conn());
-	printf("  connect + authenticate: %.2f ms per connection\n", (now_s() - t0) * 1000 / 200);
+	printf("  connect + authenticate: %.2f ms per connection\n",
+	       (bench_now_s() - t0) * 1000 / 200);
 
 	bench_submits(1, false, NULL);
 	bench_submits(8, false, NULL);
@@ -1221,11 +1126,11 @@ int main(int argc, char **argv)
 				if (strcmp(rooms[i].id, hex) == 0)
 					events = rooms[i].size;
 		cl_rooms_free(rooms, n);
-		t0 = now_s();
+		t0 = bench_now_s();
 		if (cl_events(c, big, 0, ES_SEQ_ANY, count_event, &bytes, &err) < 0)
 			die("events", &err);
 		printf("  list %llu events (%.1f MB): %.0f events/s\n", (unsigned long long)events,
-		       (double)bytes / 1e6, (double)events / (now_s() - t0));
+		       (double)bytes / 1e6, (double)events / (bench_now_s() - t0));
 		cl_close(c);
 	}
 	bench_data(rows);

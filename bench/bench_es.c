@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "../eventstore/eventstore.h"
+#include "bench_harness.h"
 
 #define POOL 1024 /* distinct signed entries reused by writers */
 
@@ -32,22 +33,6 @@ static dcr_key *user_key, *daemon_key;
 static dcr_buf pool[POOL];
 static double seconds = 3.0;
 static bool no_sync; /* --no-sync: diagnostics only, not durable */
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 /* ~300-byte entries: a body like a dataset.provisioned one. */
 static void build_pool(const uint8_t room[16])
@@ -95,7 +80,7 @@ static void *verify_loop(void *p)
 	es_event ev;
 
 	DCR_ASSERT(es_event_decode(pool[0].data, pool[0].len, &ev, NULL) == 0);
-	while (now_s() < a->until)
+	while (bench_now_s() < a->until)
 		for (int i = 0; i < 100; i++) {
 			DCR_ASSERT(
 			    dcr_verify(ev.actor, DCR_DOMAIN_EVENT, ev.env, ev.env_n, ev.sig) == 0);
@@ -109,7 +94,7 @@ static double verify_rate(int threads)
 {
 	pthread_t t[8];
 	verify_arg a[8];
-	double t0 = now_s(), dt;
+	double t0 = bench_now_s(), dt;
 	uint64_t total = 0;
 
 	for (int i = 0; i < threads; i++) {
@@ -120,7 +105,7 @@ static double verify_rate(int threads)
 		pthread_join(t[i], NULL);
 		total += a[i].n;
 	}
-	dt = now_s() - t0;
+	dt = bench_now_s() - t0;
 	return (double)total / dt;
 }
 
@@ -140,8 +125,8 @@ static void fsync_rate(const char *dir)
 		free(path);
 		return;
 	}
-	t0 = now_s();
-	while ((dt = now_s() - t0) < seconds / 2) {
+	t0 = bench_now_s();
+	while ((dt = bench_now_s() - t0) < seconds / 2) {
 		if (pwrite(fd, page, sizeof(page), (off_t)((n % 16) * sizeof(page))) !=
 		        (ssize_t)sizeof(page) ||
 		    fdatasync(fd) != 0) {
@@ -172,8 +157,8 @@ static void machine_limits(void)
 		es_checkpoint cp = {.size = 1};
 		uint64_t signs = 0;
 
-		t0 = now_s();
-		while ((dt = now_s() - t0) < seconds / 2)
+		t0 = bench_now_s();
+		while ((dt = bench_now_s() - t0) < seconds / 2)
 			for (int i = 0; i < 100; i++) {
 				cp.size++;
 				DCR_ASSERT(es_checkpoint_sign(&cp, daemon_key) == 0);
@@ -181,14 +166,14 @@ static void machine_limits(void)
 			}
 		printf("checkpoint sign, 1 thread:  %9.0f /s\n", (double)signs / dt);
 	}
-	t0 = now_s();
-	while ((dt = now_s() - t0) < seconds / 2) {
+	t0 = bench_now_s();
+	while ((dt = bench_now_s() - t0) < seconds / 2) {
 		dcr_sha256(buf, n, h);
 		bytes += n;
 	}
 	printf("sha-256, 1 MiB blocks:      %9.2f GB/s\n", (double)bytes / dt / 1e9);
-	t0 = now_s();
-	while ((dt = now_s() - t0) < seconds / 2)
+	t0 = bench_now_s();
+	while ((dt = bench_now_s() - t0) < seconds / 2)
 		for (int i = 0; i < 1000; i++) {
 			es_leaf_hash(pool[i].data, pool[i].len, h);
 			leaves++;
@@ -197,9 +182,9 @@ static void machine_limits(void)
 	{
 		es_event ev;
 
-		t0 = now_s();
+		t0 = bench_now_s();
 		leaves = 0;
-		while ((dt = now_s() - t0) < seconds / 2)
+		while ((dt = bench_now_s() - t0) < seconds / 2)
 			for (int i = 0; i < 1000; i++) {
 				DCR_ASSERT(es_event_decode(pool[i].data, pool[i].len, &ev, NULL) ==
 				           0);
@@ -230,7 +215,7 @@ static void *append_loop(void *p)
 		const dcr_buf *e = &pool[i % POOL];
 		es_event ev;
 
-		if (now_s() >= a->until)
+		if (bench_now_s() >= a->until)
 			break;
 		/* ingest: decode + verify, then the durable append */
 		DCR_ASSERT(es_event_decode(e->data, e->len, &ev, &err) == 0);
@@ -261,7 +246,7 @@ static void durable(const char *base, int writers, bool one_room)
 		fprintf(stderr, "%s\n", err.msg);
 		exit(1);
 	}
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (int i = 0; i < writers; i++) {
 		a[i].s = s;
 		a[i].id = i;
@@ -275,7 +260,7 @@ static void durable(const char *base, int writers, bool one_room)
 		pthread_join(t[i], NULL);
 		total += a[i].n;
 	}
-	dt = now_s() - t0;
+	dt = bench_now_s() - t0;
 	es_stats_get(s, &st);
 	printf("%s appends, %2d writer%s %-17s %8.0f /s  (%" PRIu64 " commits, %.1f "
 	       "appends/commit, %.2f ms/commit)\n",
@@ -307,8 +292,8 @@ static void pipelined(const char *base, int window)
 		fprintf(stderr, "%s\n", err.msg);
 		exit(1);
 	}
-	t0 = now_s();
-	while (now_s() - t0 < seconds) {
+	t0 = bench_now_s();
+	while (bench_now_s() - t0 < seconds) {
 		const dcr_buf *e = &pool[n % POOL];
 		es_event ev;
 
@@ -328,7 +313,7 @@ static void pipelined(const char *base, int window)
 		DCR_ASSERT(es_append_wait(p[done % (uint64_t)window], NULL, NULL, &err) == 0);
 		done++;
 	}
-	dt = now_s() - t0;
+	dt = bench_now_s() - t0;
 	es_stats_get(s, &st);
 	printf("%s appends, 1 thread pipelined (window %d), 1 room: %8.0f /s  (%" PRIu64
 	       " commits, %.1f appends/commit)\n",
@@ -395,7 +380,7 @@ static void verify_all(es_store *s, const uint8_t room[16], uint64_t events)
 		pthread_t t[2];
 		verify_range v[2];
 		uint64_t total = 0;
-		double t0 = now_s(), dt, cpu = 0;
+		double t0 = bench_now_s(), dt, cpu = 0;
 
 		for (int i = 0; i < threads; i++) {
 			v[i] = (verify_range){.s = s,
@@ -409,7 +394,7 @@ static void verify_all(es_store *s, const uint8_t room[16], uint64_t events)
 			total += v[i].n;
 			cpu += v[i].cpu_s;
 		}
-		dt = now_s() - t0;
+		dt = bench_now_s() - t0;
 		DCR_ASSERT(total == events);
 		printf(
 		    "verify every event (es_fold + decode + es_event_verify), %d thread%s %" PRIu64
@@ -488,7 +473,7 @@ static void replay(const char *base, uint64_t events, bool do_replay, bool do_ve
 		fprintf(stderr, "%s\n", err.msg);
 		exit(1);
 	}
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (int i = 0; i < LOADERS; i++) {
 		a[i] = (load_arg){s, {0}, events, i, LOADERS};
 		memcpy(a[i].room, room, 16);
@@ -496,7 +481,7 @@ static void replay(const char *base, uint64_t events, bool do_replay, bool do_ve
 	}
 	for (int i = 0; i < LOADERS; i++)
 		pthread_join(t[i], NULL);
-	dt = now_s() - t0;
+	dt = bench_now_s() - t0;
 	printf("load (no sync, 16 appenders): %" PRIu64 " events in %.1f s, %.0f /s\n", events, dt,
 	       (double)events / dt);
 	es_close(s);
@@ -508,9 +493,9 @@ static void replay(const char *base, uint64_t events, bool do_replay, bool do_ve
 	for (int decode = 0; decode < 2 && do_replay; decode++) {
 		replay_ctx r = {.decode = decode};
 
-		t0 = now_s();
+		t0 = bench_now_s();
 		DCR_ASSERT(es_fold(s, room, 0, ES_SEQ_ANY, replay_fn, &r) == 0);
-		dt = now_s() - t0;
+		dt = bench_now_s() - t0;
 		DCR_ASSERT(r.n == events);
 		printf("replay %s %" PRIu64 " events in %.2f s: %.0f events/s, %.0f MB/s\n",
 		       decode ? "es_fold + decode:" : "es_fold alone:   ", r.n, dt,
@@ -520,17 +505,18 @@ static void replay(const char *base, uint64_t events, bool do_replay, bool do_ve
 		uint8_t proof[ES_PROOF_HASHES_MAX][32];
 		size_t pn;
 
-		t0 = now_s();
+		t0 = bench_now_s();
 		for (int i = 0; i < 1000; i++)
 			DCR_ASSERT(es_root(s, room, events - (uint64_t)i, root) == 0);
-		printf("es_root at %" PRIu64 " events: %.1f us\n", events, (now_s() - t0) * 1e3);
-		t0 = now_s();
+		printf("es_root at %" PRIu64 " events: %.1f us\n", events,
+		       (bench_now_s() - t0) * 1e3);
+		t0 = bench_now_s();
 		for (uint64_t i = 0; i < 1000; i++)
 			DCR_ASSERT(es_consistency_proof(s, room,
 			                                events / 3 + i * 7 % (events - events / 3),
 			                                events, proof, &pn) == 0);
 		printf("es_consistency_proof at %" PRIu64 " events: %.1f us\n", events,
-		       (now_s() - t0) * 1e3);
+		       (bench_now_s() - t0) * 1e3);
 	}
 	if (do_verify)
 		verify_all(s, room, events);
@@ -589,7 +575,7 @@ int main(int argc, char **argv)
 		replay(tmp, events, !only || strcmp(only, "replay") == 0,
 		       !only || strcmp(only, "verify") == 0);
 
-	nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	bench_rm_tree(tmp);
 	for (int i = 0; i < POOL; i++)
 		dcr_buf_release(&pool[i]);
 	dcr_key_free(user_key);

@@ -50,6 +50,7 @@
 #include "../proto/proto.h"
 #include "../room/room.h"
 #include "../tools/audit_core.h"
+#include "bench_harness.h"
 
 #define PER_ROOM_LAYOUTS_MAX 8
 #define CLIENTS_MAX          1024
@@ -67,37 +68,6 @@ static dcr_key *anna;
 static char *anna_s;
 
 /* ---- helpers ----------------------------------------------------------------------- */
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* CPU seconds (user + system) of a process. */
-static double cpu_of(pid_t pid)
-{
-	char path[64], buf[1024];
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-	char *p;
-
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (!fgets(buf, sizeof buf, f)) {
-		fclose(f);
-		return 0;
-	}
-	fclose(f);
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
 
 static double self_cpu(void)
 {
@@ -121,29 +91,11 @@ static void loadavg(char out[64])
 	snprintf(out, 64, "%.2f %.2f %.2f", a, b, c);
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void stop_dcrd(int sig)
-{
-	if (daemon_pid > 0) {
-		int st;
-		kill(daemon_pid, sig);
-		waitpid(daemon_pid, &st, 0);
-		daemon_pid = 0;
-	}
-}
-
 static void cleanup(void)
 {
-	stop_dcrd(SIGTERM);
+	bench_stop_pid(&daemon_pid, SIGTERM);
 	if (dir[0])
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		bench_rm_tree(dir);
 	dir[0] = 0;
 }
 
@@ -153,38 +105,8 @@ static void die(const char *what, const dcr_err *err)
 	if (logp[0])
 		fprintf(stderr, "bench_evrate: dcrd's log: %s (kept)\n", logp);
 	dir[0] = 0; /* keep the directory for a look */
-	stop_dcrd(SIGTERM);
+	bench_stop_pid(&daemon_pid, SIGTERM);
 	exit(1);
-}
-
-static bool log_has(const char *needle)
-{
-	dcr_buf b;
-	dcr_err err;
-	bool hit;
-
-	dcr_buf_init(&b);
-	dcr_read_file(logp, 256u * 1024 * 1024, &b, &err);
-	hit = strstr(dcr_buf_cstr(&b), needle) != NULL;
-	dcr_buf_release(&b);
-	return hit;
-}
-
-/* With --tls: the address and fingerprint dcrd printed ("dcrd: listening
- * on tls:127.0.0.1:PORT (TLS 1.3, fingerprint sha256:...)"). */
-static void find_tls_listener(void)
-{
-	dcr_buf b;
-	dcr_err err;
-	const char *p, *q;
-
-	dcr_buf_init(&b);
-	dcr_read_file(logp, 256u * 1024 * 1024, &b, &err);
-	p = strstr(dcr_buf_cstr(&b), "listening on tls:");
-	q = p ? strstr(p, "fingerprint ") : NULL;
-	if (!p || !q || sscanf(p + 17, "%63s", server) != 1 || sscanf(q + 12, "%95[^)]", pin) != 1)
-		die("dcrd printed no TLS listener", NULL);
-	dcr_buf_release(&b);
 }
 
 /* Starts dcrd on data (kept across restarts: --crash restarts it on the
@@ -221,16 +143,10 @@ static void start_dcrd(void)
 	}
 	/* the unix socket's line comes last */
 	snprintf(ready, sizeof ready, "listening on %s", sock);
-	while (!log_has(ready)) {
-		int st;
-		if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid) {
-			daemon_pid = 0;
-			die("dcrd did not start", NULL);
-		}
-		usleep(10000);
-	}
-	if (tls)
-		find_tls_listener();
+	if (bench_wait_log(&daemon_pid, logp, ready) < 0)
+		die("dcrd did not start", NULL);
+	if (tls && bench_tls_listener(logp, server, pin) < 0)
+		die("dcrd printed no TLS listener", NULL);
 }
 
 static cl_conn *connect_as(const dcr_key *k)
@@ -409,12 +325,12 @@ static void *client_main(void *arg)
 	dcr_buf_init(&body);
 	rm_body_retrieved(&body, c->rm->run);
 	pthread_barrier_wait(&ready);
-	while (!atomic_load(&stopping) && now_s() < atomic_load(&until)) {
+	while (!atomic_load(&stopping) && bench_now_s() < atomic_load(&until)) {
 		uint64_t seq = 0;
-		double t0 = now_s();
+		double t0 = bench_now_s();
 		int rc = cl_submit(conn, c->rm->id, RM_EV_RETRIEVED, body.data, body.len, &seq, &err);
 		if (rc == 0) {
-			push(c, seq, (now_s() - t0) * 1000);
+			push(c, seq, (bench_now_s() - t0) * 1000);
 		} else if (rc == DCR_ESEQ) {
 			c->gave_up++; /* lost every retry to the room's other writers */
 		} else if (atomic_load(&crashed)) {
@@ -607,39 +523,39 @@ static int layout(client *cl, size_t n, size_t per_room, double seconds, bool cr
 		r->members = dcr_realloc(r->members, (r->nmembers + 1) * sizeof *r->members);
 		r->members[r->nmembers++] = &cl[i];
 	}
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (size_t i = 0; i < nrooms; i++)
 		room_setup(ca, &rooms[i], &csv);
 	for (size_t i = 0; i < nrooms; i++)
 		room_wait_run(ca, &rooms[i]);
 	printf("  setup: %zu rooms created, published, provisioned, run: %.1f s\n", nrooms,
-	       now_s() - t0);
+	       bench_now_s() - t0);
 
 	atomic_store(&stopping, false);
 	atomic_store(&crashed, false);
-	until = now_s() + 3600;
+	until = bench_now_s() + 3600;
 	pthread_barrier_init(&ready, NULL, (unsigned)n + 1);
 	for (size_t i = 0; i < n; i++)
 		pthread_create(&cl[i].th, NULL, client_main, &cl[i]);
 	pthread_barrier_wait(&ready); /* all connected and authenticated */
 	loadavg(la0);
-	cpu0 = cpu_of(daemon_pid);
+	cpu0 = bench_cpu_of(daemon_pid);
 	self0 = self_cpu();
-	t0 = now_s();
+	t0 = bench_now_s();
 	until = t0 + seconds + (crash ? 3600 : 0);
 	if (crash) {
 		usleep((useconds_t)(seconds * 1e6));
-		cpu1 = cpu_of(daemon_pid);
+		cpu1 = bench_cpu_of(daemon_pid);
 		atomic_store(&crashed, true);
 		kill(daemon_pid, SIGKILL); /* mid-flight: appends queued, commits under way */
-		t1 = now_s();
+		t1 = bench_now_s();
 	}
 	for (size_t i = 0; i < n; i++)
 		pthread_join(cl[i].th, NULL);
 	pthread_barrier_destroy(&ready);
 	if (!crash) {
-		t1 = now_s();
-		cpu1 = cpu_of(daemon_pid);
+		t1 = bench_now_s();
+		cpu1 = bench_cpu_of(daemon_pid);
 	}
 	self1 = self_cpu();
 	loadavg(la1);
@@ -675,12 +591,13 @@ static int layout(client *cl, size_t n, size_t per_room, double seconds, bool cr
 			int st;
 			waitpid(-1, &st, WNOHANG);
 		}
-		t0 = now_s();
+		t0 = bench_now_s();
 		start_dcrd();
-		printf("  dcrd restarted on the same directory (replayed) in %.2f s\n", now_s() - t0);
+		printf("  dcrd restarted on the same directory (replayed) in %.2f s\n",
+		       bench_now_s() - t0);
 	}
 	ca = connect_as(anna);
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (size_t i = 0; i < nrooms; i++) {
 		long e = check_room(ca, &rooms[i], &vms);
 		if (e < 0)
@@ -695,7 +612,7 @@ static int layout(client *cl, size_t n, size_t per_room, double seconds, bool cr
 		       "order; %zu rooms verify (signatures, rm_apply replay, Merkle root = "
 		       "signed checkpoint); %ld events durable but not acknowledged (in "
 		       "flight at the kill); %.1f s\n",
-		       (unsigned long long)total, nrooms, unacked, now_s() - t0);
+		       (unsigned long long)total, nrooms, unacked, bench_now_s() - t0);
 	cl_close(ca);
 	for (size_t i = 0; i < nrooms; i++)
 		free(rooms[i].members);
@@ -781,7 +698,7 @@ int main(int argc, char **argv)
 		rc = layout(cl, n, per_room[i], seconds, crash && i + 1 == nlayouts);
 	if (keep) {
 		printf("kept %s (dcrd's log: %s)\n", dir, logp);
-		stop_dcrd(SIGTERM);
+		bench_stop_pid(&daemon_pid, SIGTERM);
 		dir[0] = 0;
 	}
 	cleanup();

@@ -14,15 +14,9 @@
 #include <time.h>
 
 #include "../compute/compute.h"
+#include "bench_harness.h"
 
 #define RANGE 2000
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static double pmf_lap(long x, double b)
 {
@@ -76,14 +70,14 @@ static void run(cmp_rng *r, const char *src, uint64_t n)
 	dcr_err err;
 	int64_t v;
 	char what[96];
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	for (uint64_t i = 0; i < n; i++) {
 		if (cmp_noise_dlaplace(r, 1, 10, &v, &err))
 			abort();
 		if (v >= -RANGE && v <= RANGE)
 			hl[v + RANGE]++;
 	}
-	double t1 = now_s();
+	double t1 = bench_now_s();
 	snprintf(what, sizeof what, "discrete Laplace scale 10 (%s)", src);
 	report(what, hl, n, false, 10, t1 - t0);
 	for (uint64_t i = 0; i < n; i++) {
@@ -92,7 +86,7 @@ static void run(cmp_rng *r, const char *src, uint64_t n)
 		if (v >= -RANGE && v <= RANGE)
 			hg[v + RANGE]++;
 	}
-	double t2 = now_s();
+	double t2 = bench_now_s();
 	snprintf(what, sizeof what, "discrete Gaussian sigma^2 100 (%s)", src);
 	report(what, hg, n, true, 100, t2 - t1);
 	free(hl);

@@ -13,6 +13,8 @@
 #ifndef DCR_BENCH_OVERLAP_H
 #define DCR_BENCH_OVERLAP_H
 
+#include "bench_harness.h"
+
 #define BENCH_OVERLAP_QUERY                                                                        \
 	"SELECT b.city, i.risk_class, COUNT(*), AVG(i.premium) FROM bank b JOIN insurer i "        \
 	"ON b.email = i.email GROUP BY 1, 2"
@@ -135,14 +137,6 @@ static int bench_write_file(const char *path, const dcr_buf *b)
 	return 0;
 }
 
-static double bench_mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Runs the sqlite3 shell on DIR/bank.csv and DIR/insurer.csv (.mode csv,
  * .import of both, then with_query the overlap query under .timer on).
  * *wall_s and *cpu_total_s are the whole process's (wait4 rusage);
@@ -169,7 +163,7 @@ static int bench_sqlite3_shell(const char *sqlite3, const char *dir, bool with_q
 		close(in[1]);
 		return -1;
 	}
-	double t0 = bench_mono_s();
+	double t0 = bench_now_s();
 	pid_t pid = fork();
 	if (pid < 0)
 		return -1;
@@ -199,7 +193,7 @@ static int bench_sqlite3_shell(const char *sqlite3, const char *dir, bool with_q
 	int st;
 	struct rusage ru;
 	wait4(pid, &st, 0, &ru);
-	*wall_s = bench_mono_s() - t0;
+	*wall_s = bench_now_s() - t0;
 	bench_shell_maxrss_mb = (double)ru.ru_maxrss / 1024;
 	*cpu_total_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 	               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;

@@ -9,13 +9,7 @@
 #include <time.h>
 
 #include "../room/room.h"
-
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
+#include "bench_harness.h"
 
 static const char def_fmt[] =
     "{\"format\": \"dcr.room/1\", \"name\": \"bench\",\n"
@@ -25,10 +19,11 @@ static const char def_fmt[] =
     "  {\"email\": \"ian@insurer.example\", \"key\": \"%s\", \"owner_of\": "
     "[\"insurer_customers\"], \"analyst_of\": [\"overlap\", \"by_city\"]}],\n"
     " \"datasets\": [\n"
-    "  {\"name\": \"bank_customers\", \"columns\": [{\"name\": \"email\", \"type\": \"string\"},"
-    "   {\"name\": \"city\", \"type\": \"string\"}, {\"name\": \"age\", \"type\": \"integer\"}]},\n"
+    "  {\"name\": \"bank_customers\", \"columns\": [{\"name\": \"email\", \"type\": \"string\","
+    "   \"allow\": [\"join\"]}, {\"name\": \"city\", \"type\": \"string\", \"allow\": [\"group\"]},"
+    "   {\"name\": \"age\", \"type\": \"integer\"}]},\n"
     "  {\"name\": \"insurer_customers\", \"columns\": [{\"name\": \"email\", \"type\": "
-    "\"string\"}, {\"name\": \"risk\", \"type\": \"integer\"}]}],\n"
+    "\"string\", \"allow\": [\"join\"]}, {\"name\": \"risk\", \"type\": \"integer\"}]}],\n"
     " \"computations\": [\n"
     "  {\"name\": \"overlap\", \"kind\": \"sql\", \"privacy\": {\"min_rows_aggregated\": 10},"
     "   \"query\": \"SELECT b.city, COUNT(*) AS n FROM bank_customers b JOIN insurer_customers i "
@@ -82,7 +77,7 @@ int main(int argc, char **argv)
 	char *def = dcr_asprintf(def_fmt, as, is);
 
 	int iters = 300;
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	for (int i = 0; i < iters; i++) {
 		if (rm_def_parse(def, strlen(def), &d, &e) != 0) {
 			fprintf(stderr, "%s\n", e.msg);
@@ -91,7 +86,7 @@ int main(int argc, char **argv)
 		rm_def_free(d);
 	}
 	printf("rm_def_parse (2 datasets, 2 sql computations): %.1f us\n",
-	       (now_s() - t0) / iters * 1e6);
+	       (bench_now_s() - t0) / iters * 1e6);
 
 	es_room_new(room);
 	rm_state_init(&s, dp);
@@ -127,10 +122,10 @@ int main(int argc, char **argv)
 	rm_state_release(&s);
 
 	rm_state_init(&s, dp);
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (uint64_t i = 0; i < l.n; i++)
 		DCR_ASSERT(rm_replay_step(&s, l.e[i].data, l.e[i].len, NULL, NULL, &step) == 0);
-	double t = now_s() - t0;
+	double t = bench_now_s() - t0;
 	printf("replay (decode + verify + rm_apply): %llu events in %.3f s, %.0f events/s\n",
 	       (unsigned long long)l.n, t, (double)l.n / t);
 	rm_state_release(&s);
@@ -139,15 +134,15 @@ int main(int argc, char **argv)
 	for (uint64_t i = 0; i < l.n; i++)
 		DCR_ASSERT(es_event_decode(l.e[i].data, l.e[i].len, &evs[i], &e) == 0);
 	rm_state_init(&s, dp);
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (uint64_t i = 0; i < l.n; i++)
 		DCR_ASSERT(rm_apply(&s, &evs[i], &e) == 0);
-	t = now_s() - t0;
+	t = bench_now_s() - t0;
 	printf("rm_apply alone: %.3f s, %.2f us/event\n", t, t / (double)l.n * 1e6);
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (uint64_t i = 4; i < l.n; i++)
 		free(rm_describe(&s, &evs[i]));
-	printf("rm_describe: %.2f us/event\n", (now_s() - t0) / (double)(l.n - 4) * 1e6);
+	printf("rm_describe: %.2f us/event\n", (bench_now_s() - t0) / (double)(l.n - 4) * 1e6);
 
 	rm_state_release(&s);
 	for (uint64_t i = 0; i < l.n; i++) {

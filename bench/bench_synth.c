@@ -62,13 +62,6 @@ static const bcol net[NC] = {
 	{ "paperless", CMP_STRING, 2, 12, -1, 0, 0, 0 },
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 struct reader {
 	const dcr_buf *b;
 	size_t at;
@@ -271,9 +264,9 @@ static int synth_once(const cmp_schema *sch, const cmp_synth_col *sc, const dcr_
 	dcr_buf rep;
 	dcr_err err;
 	dcr_buf_init(&rep);
-	double t = now_s();
+	double t = bench_now_s();
 	int rc = cmp_synth_run(&s, buf_read, &rd, res, &rep, &err);
-	*secs = now_s() - t;
+	*secs = bench_now_s() - t;
 	if (rc)
 		fprintf(stderr, "bench_synth: %s\n", err.msg);
 	dcr_buf_release(&rep);

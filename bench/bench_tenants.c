@@ -49,6 +49,7 @@
 
 #include "../proto/proto.h"
 #include "../room/room.h"
+#include "bench_harness.h"
 
 #define PER_ROOM_MAX 16
 #define FLOOD_MAX 4096
@@ -67,59 +68,6 @@ static double seconds = 60, t_end;
 static int nrooms = 16, nclients = 64, nhostile = 8;
 static uint64_t rows = 500;
 static uint64_t peak_rss_kb;
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_of(pid_t pid)
-{
-	char path[64], buf[1024];
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-	char *p;
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (!fgets(buf, sizeof buf, f)) {
-		fclose(f);
-		return 0;
-	}
-	fclose(f);
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* A field of /proc/PID/status in kB ("VmHWM:", "VmRSS:"), or 0. */
-static uint64_t status_kb(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	uint64_t v = 0;
-	FILE *f;
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, field, strlen(field)) == 0)
-			v = strtoull(line + strlen(field), NULL, 10);
-	fclose(f);
-	return v;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 /* sig, and SIGKILL if dcrd is still there 10 s later (it may wait for
  * runaway runs). */
@@ -142,25 +90,13 @@ static void cleanup(void)
 {
 	stop_daemon(SIGTERM);
 	if (dir[0])
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		bench_rm_tree(dir);
 }
 
 static void die(const char *what, const dcr_err *err)
 {
 	fprintf(stderr, "bench_tenants: %s: %s\n", what, err ? err->msg : "");
 	exit(1);
-}
-
-static bool log_has(const char *needle)
-{
-	dcr_buf b;
-	dcr_err err;
-	bool hit;
-	dcr_buf_init(&b);
-	dcr_read_file(logp, 256u * 1024 * 1024, &b, &err);
-	hit = strstr(dcr_buf_cstr(&b), needle) != NULL;
-	dcr_buf_release(&b);
-	return hit;
 }
 
 static void start_daemon(void)
@@ -178,14 +114,9 @@ static void start_daemon(void)
 		_exit(127);
 	}
 	close(fd);
-	while (!log_has("listening on")) {
-		int st;
-		if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid) {
-			daemon_pid = 0;
-			fprintf(stderr, "bench_tenants: dcrd (%s) did not start\n", exe);
-			exit(1);
-		}
-		usleep(10000);
+	if (bench_wait_log(&daemon_pid, logp, "listening on") < 0) {
+		fprintf(stderr, "bench_tenants: dcrd (%s) did not start\n", exe);
+		exit(1);
 	}
 }
 
@@ -382,8 +313,8 @@ static void *legit_main(void *arg)
 	snprintf(comp, sizeof comp, "c%d", me->j);
 	snprintf(ds, sizeof ds, "d%d", me->j);
 	snprintf(file, sizeof file, "d%d.csv", me->j);
-	for (uint64_t i = 0; now_s() < t_end; i++) {
-		double t0 = now_s();
+	for (uint64_t i = 0; bench_now_s() < t_end; i++) {
+		double t0 = bench_now_s();
 		if (!c || i % 10 == 0) {
 			if (c)
 				cl_close(c);
@@ -394,8 +325,8 @@ static void *legit_main(void *arg)
 				usleep(50000);
 				continue;
 			}
-			lat_add(&me->l[OP_CONNECT], (now_s() - t0) * 1000);
-			t0 = now_s();
+			lat_add(&me->l[OP_CONNECT], (bench_now_s() - t0) * 1000);
+			t0 = bench_now_s();
 		}
 		int rc = 0;
 		enum op op;
@@ -412,7 +343,7 @@ static void *legit_main(void *arg)
 			if (rc < 0)
 				break;
 			me->acked_runs++;
-			lat_add(&me->l[op], (now_s() - t0) * 1000);
+			lat_add(&me->l[op], (bench_now_s() - t0) * 1000);
 			/* wait until done, as `dcr run --wait` does */
 			op = OP_RUN_DONE;
 			for (;;) {
@@ -426,7 +357,7 @@ static void *legit_main(void *arg)
 				cl_run_status_release(&st);
 				if (done)
 					break;
-				if (failed || now_s() > t_end + RUN_GRACE_S) {
+				if (failed || bench_now_s() > t_end + RUN_GRACE_S) {
 					rc = dcr_err_set(&err, DCR_EINTERNAL,
 					                 failed ? "run %s failed"
 					                        : "run %s not done %.0f s after the load ended",
@@ -492,7 +423,7 @@ static void *legit_main(void *arg)
 			c = NULL;
 			continue;
 		}
-		lat_add(&me->l[op], (now_s() - t0) * 1000);
+		lat_add(&me->l[op], (bench_now_s() - t0) * 1000);
 	}
 	if (c)
 		cl_close(c);
@@ -622,8 +553,8 @@ static void *hostile_main(void *arg)
 	uint64_t salt = 0;
 	if (h->kind == H_FLOOD)
 		held = dcr_calloc(FLOOD_MAX, sizeof *held);
-	while (now_s() < t_end) {
-		double t0 = now_s();
+	while (bench_now_s() < t_end) {
+		double t0 = bench_now_s();
 		h->tries++;
 		if (h->kind == H_FLOOD) {
 			if (nheld < FLOOD_MAX && cl_connect(sock, h->k, &held[nheld], &err) == 0) {
@@ -717,7 +648,7 @@ static void *hostile_main(void *arg)
 			break;
 		}
 		}
-		h->busy_ms += (now_s() - t0) * 1000;
+		h->busy_ms += (bench_now_s() - t0) * 1000;
 		if (rc < 0) {
 			h_err(h, &err);
 			cl_close(c);
@@ -818,8 +749,8 @@ static int verify_rooms(const char *when, uint64_t *events_out)
 static void *rss_sampler(void *arg)
 {
 	(void)arg;
-	while (now_s() < t_end + 5) {
-		uint64_t kb = status_kb(daemon_pid, "VmRSS:");
+	while (bench_now_s() < t_end + 5) {
+		uint64_t kb = bench_status_kb(daemon_pid, "VmRSS:");
 		if (kb > peak_rss_kb)
 			peak_rss_kb = kb;
 		usleep(100000);
@@ -874,7 +805,7 @@ int main(int argc, char **argv)
 	start_daemon();
 
 	/* setup: rooms, keys, publish, one provision of every dataset */
-	double ts = now_s();
+	double ts = bench_now_s();
 	rooms = dcr_calloc((size_t)nrooms, sizeof *rooms);
 	cl = dcr_calloc((size_t)nclients, sizeof *cl);
 	for (int i = 0; i < nclients; i++) {
@@ -937,11 +868,11 @@ int main(int argc, char **argv)
 	printf("dcrd under many tenants (%s): %d rooms, %d legitimate clients, %d hostile; "
 	       "setup %.1f s\n",
 	       no_sync ? "--no-sync: NOT durable" : "durable: fsync", nrooms, nclients, nhostile,
-	       now_s() - ts);
+	       bench_now_s() - ts);
 
 	/* the load */
-	double cpu0 = cpu_of(daemon_pid);
-	double t0 = now_s();
+	double cpu0 = bench_cpu_of(daemon_pid);
+	double t0 = bench_now_s();
 	pthread_t sampler;
 	t_end = t0 + seconds;
 	pthread_create(&sampler, NULL, rss_sampler, NULL);
@@ -951,13 +882,13 @@ int main(int argc, char **argv)
 		pthread_create(&cl[i].th, NULL, legit_main, &cl[i]);
 	for (int i = 0; i < nclients; i++)
 		pthread_join(cl[i].th, NULL);
-	double t1 = now_s();
+	double t1 = bench_now_s();
 	for (int i = 0; i < nhostile; i++)
 		pthread_join(hs[i].th, NULL);
-	double t2 = now_s();
+	double t2 = bench_now_s();
 	pthread_join(sampler, NULL);
-	uint64_t hwm = status_kb(daemon_pid, "VmHWM:");
-	double cpu = cpu_of(daemon_pid) - cpu0;
+	uint64_t hwm = bench_status_kb(daemon_pid, "VmHWM:");
+	double cpu = bench_cpu_of(daemon_pid) - cpu0;
 
 	/* legitimate clients: throughput and latencies */
 	lat all[NOPS];

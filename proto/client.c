@@ -63,6 +63,16 @@ const char *cl_default_socket(void)
  * socket's SO_RCVTIMEO / SO_SNDTIMEO, DMN_CLIENT_TIMEOUT_MS) to -ETIMEDOUT
  * and the peer's close to -EPIPE. */
 
+/* The error for a failed send() or sendmsg() other than EINTR: the send
+ * timeout (EAGAIN) as -ETIMEDOUT, the rest as -errno. */
+static int send_error(dcr_err *err)
+{
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return dcr_err_set(err, -ETIMEDOUT, "dcrd did not read for %u s",
+		                   (unsigned)(DMN_CLIENT_TIMEOUT_MS / 1000));
+	return dcr_err_set(err, -errno, "sending to dcrd: %s", strerror(errno));
+}
+
 static int io_write(cl_conn *c, const void *p, size_t n, dcr_err *err)
 {
 	const uint8_t *b = p;
@@ -79,10 +89,7 @@ static int io_write(cl_conn *c, const void *p, size_t n, dcr_err *err)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return dcr_err_set(err, -ETIMEDOUT, "dcrd did not read for %u s",
-				                   (unsigned)(DMN_CLIENT_TIMEOUT_MS / 1000));
-			return dcr_err_set(err, -errno, "sending to dcrd: %s", strerror(errno));
+			return send_error(err);
 		}
 		b += w;
 		n -= (size_t)w;
@@ -114,10 +121,7 @@ static int io_writev(cl_conn *c, struct iovec *iov, int cnt, dcr_err *err)
 		if (sent < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return dcr_err_set(err, -ETIMEDOUT, "dcrd did not read for %u s",
-				                   (unsigned)(DMN_CLIENT_TIMEOUT_MS / 1000));
-			return dcr_err_set(err, -errno, "sending to dcrd: %s", strerror(errno));
+			return send_error(err);
 		}
 		while (k < cnt && (size_t)sent >= iov[k].iov_len) {
 			sent -= (ssize_t)iov[k].iov_len;

@@ -188,6 +188,25 @@ static char *config_file(const char *name, bool create, dcr_err *err)
 	return path;
 }
 
+/* Loads the configuration directory's file NAME with kfile_load; K is
+ * always initialised (empty when there is no directory), so the caller
+ * releases it whatever the result. */
+static int config_kfile_load(const char *name, size_t nfields, bool rest, const char *what,
+                             bool create, kfile *k, dcr_err *err)
+{
+	char *path = config_file(name, create, err);
+	int rc;
+
+	if (!path) {
+		memset(k, 0, sizeof *k);
+		dcr_buf_init(&k->text);
+		return err ? err->code : DCR_EINVALID;
+	}
+	rc = kfile_load(path, nfields, rest, what, k, err);
+	free(path);
+	return rc;
+}
+
 /* An exclusive flock on DIR/config.lock for a read-edit-write of the
  * files here: the fd to close, or -1 when there is no directory to lock
  * (nothing can be written there either). */
@@ -215,16 +234,9 @@ static void config_unlock(int fd)
  * fingerprint. */
 static int known_load(kfile *k, bool create, dcr_err *err)
 {
-	char *path = config_file("known_servers", create, err);
-	int rc;
+	int rc =
+	    config_kfile_load("known_servers", 2, false, "HOST:PORT sha256:HEX", create, k, err);
 
-	if (!path) {
-		memset(k, 0, sizeof *k);
-		dcr_buf_init(&k->text);
-		return err ? err->code : DCR_EINVALID;
-	}
-	rc = kfile_load(path, 2, false, "HOST:PORT sha256:HEX", k, err);
-	free(path);
 	for (size_t i = 0; rc == 0 && i < k->n; i++) {
 		char *h = NULL, *p = NULL;
 		uint8_t fp[DCR_SHA256_BYTES];
@@ -334,16 +346,8 @@ out:
 
 static int rooms_load(kfile *k, bool create, dcr_err *err)
 {
-	char *path = config_file("rooms", create, err);
-	int rc;
+	int rc = config_kfile_load("rooms", 3, true, "ROOMID HOST:PORT NAME", create, k, err);
 
-	if (!path) {
-		memset(k, 0, sizeof *k);
-		dcr_buf_init(&k->text);
-		return err ? err->code : DCR_EINVALID;
-	}
-	rc = kfile_load(path, 3, true, "ROOMID HOST:PORT NAME", k, err);
-	free(path);
 	for (size_t i = 0; rc == 0 && i < k->n; i++) {
 		uint8_t id[ES_ROOM_ID_BYTES];
 		char *h = NULL, *p = NULL;

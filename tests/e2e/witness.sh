@@ -22,6 +22,7 @@
 # file checks with `dcr audit witness --evidence`.
 . "$DCR_SOURCE_DIR/tests/e2e/lib.sh"
 . "$DCR_SOURCE_DIR/tests/e2e/cli_story.inc"
+. "$DCR_SOURCE_DIR/tests/e2e/witness_lib.inc"
 
 LIAR="$DCR_BUILD_DIR/tests/dcr_lying_host"
 [ -x "$LIAR" ] || e2e_fail "$LIAR not built"
@@ -30,29 +31,12 @@ e2e_setup
 story_identities
 story_csvs
 # one configuration directory (remembered checkpoints) per participant
-as_anna() { DCR_CONFIG_DIR="$T/cfg-anna" e2e_as anna "$@"; }
+# (as_anna: witness_lib.inc)
 as_ian() { DCR_CONFIG_DIR="$T/cfg-ian" e2e_as ian "$@"; }
 as_new() {
 	_c=$1
 	shift
 	DCR_CONFIG_DIR="$T/cfg-new.$_c" e2e_as anna "$@"
-}
-
-# serve DIR: dcrd on data directory DIR at the one socket $T/sock (the
-# host decides which log the socket shows)
-serve() {
-	e2e_stop_daemon || e2e_fail "dcrd did not stop cleanly"
-	rm -f "$T/sock"
-	dcrd --data "$1" --socket "$T/sock" >>"$T/dcrd.log" 2>&1 &
-	E2E_DAEMON_PID=$!
-	E2E_PIDS="$E2E_PIDS $E2E_DAEMON_PID"
-	_i=0
-	while [ ! -S "$T/sock" ]; do
-		kill -0 "$E2E_DAEMON_PID" 2>/dev/null || e2e_fail "dcrd on $1 exited at start"
-		[ $_i -lt 600 ] || e2e_fail "dcrd on $1 did not start"
-		sleep 0.1
-		_i=$((_i + 1))
-	done
 }
 
 # witness_field WHO ROOM FIELD: size or root of WHO's remembered checkpoint

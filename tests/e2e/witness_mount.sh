@@ -8,28 +8,13 @@
 . "$DCR_SOURCE_DIR/tests/e2e/lib.sh"
 . "$DCR_SOURCE_DIR/tests/e2e/cli_story.inc"
 . "$DCR_SOURCE_DIR/tests/e2e/mount_lib.inc"
+. "$DCR_SOURCE_DIR/tests/e2e/witness_lib.inc"
 
 mount_require
 e2e_setup
 story_identities
 story_csvs
-as_anna() { DCR_CONFIG_DIR="$T/cfg-anna" e2e_as anna "$@"; }
 as_other() { DCR_CONFIG_DIR="$T/cfg-other" e2e_as anna "$@"; }
-
-serve() {
-	e2e_stop_daemon || e2e_fail "dcrd did not stop cleanly"
-	rm -f "$T/sock"
-	dcrd --data "$1" --socket "$T/sock" >>"$T/dcrd.log" 2>&1 &
-	E2E_DAEMON_PID=$!
-	E2E_PIDS="$E2E_PIDS $E2E_DAEMON_PID"
-	_i=0
-	while [ ! -S "$T/sock" ]; do
-		kill -0 "$E2E_DAEMON_PID" 2>/dev/null || e2e_fail "dcrd on $1 exited at start"
-		[ $_i -lt 600 ] || e2e_fail "dcrd on $1 did not start"
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-}
 
 e2e_start_daemon
 story_room_json "$T/room.json" witness-mount false
