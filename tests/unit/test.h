@@ -119,4 +119,25 @@ __attribute__((sentinel, unused)) static void t_check_fails(int rc, const dcr_er
 	va_end(ap);
 }
 
+/* A byte source over memory for the project's read callbacks (bytes
+ * read, 0 at the end), handing out at most step bytes a call (0: as many
+ * as asked), so that a test chooses where the reader's chunks end. */
+struct t_mem {
+	const char *p;
+	size_t n, off, step;
+};
+
+static inline int t_mem_read(void *ctx, void *buf, size_t cap)
+{
+	struct t_mem *m = ctx;
+	size_t k = m->n - m->off;
+	if (k > cap)
+		k = cap;
+	if (m->step && k > m->step)
+		k = m->step;
+	memcpy(buf, m->p + m->off, k);
+	m->off += k;
+	return (int)k;
+}
+
 #endif

@@ -393,24 +393,6 @@ static void csv_of(const struct table *t, dcr_buf *b)
 	}
 }
 
-struct mem {
-	const char *p;
-	size_t n, off, step;
-};
-
-static int mem_read(void *ctx, void *buf, size_t cap)
-{
-	struct mem *m = ctx;
-	size_t k = m->n - m->off;
-	if (k > cap)
-		k = cap;
-	if (m->step && k > m->step)
-		k = m->step;
-	memcpy(buf, m->p + m->off, k);
-	m->off += k;
-	return (int)k;
-}
-
 /* ---- reading an image ------------------------------------------------------------- */
 
 static sqlite3 *open_image(const void *img, size_t n)
@@ -891,7 +873,7 @@ static int build_public(const struct table *t, const char *csv, bool direct, dcr
 {
 	cmp_schema sc = {t->cols, t->ncols};
 	const char *idx[1] = {t->key >= 0 ? t->names[t->key] : NULL};
-	struct mem m = {csv, strlen(csv), 0, 1 + below(70000)};
+	struct t_mem m = {csv, strlen(csv), 0, 1 + below(70000)};
 	struct sink k = {{0}, 0};
 	void *kept = NULL;
 	size_t kept_n = 0, total = 0, keep_max = below(2) ? SIZE_MAX : below(200000);
@@ -900,7 +882,7 @@ static int build_public(const struct table *t, const char *csv, bool direct, dcr
 	int rc;
 	dcr_buf_init(&k.b);
 	cmp__prepare_set_direct(direct);
-	rc = cmp_prepare_stream(&sc, "t", idx, t->key >= 0 ? 1 : 0, mem_read, &m, sink_write, &k,
+	rc = cmp_prepare_stream(&sc, "t", idx, t->key >= 0 ? 1 : 0, t_mem_read, &m, sink_write, &k,
 	                        keep_max, &kept, &kept_n, &total, &err);
 	if (rc != 0) {
 		CHECK(0, " prepare (direct %d): %s", direct, err.msg);

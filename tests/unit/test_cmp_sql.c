@@ -16,30 +16,12 @@
 
 #include "test.h"
 
-struct mem {
-	const char *p;
-	size_t n, off, step;
-};
-
-static int mem_read(void *ctx, void *buf, size_t cap)
-{
-	struct mem *m = ctx;
-	size_t k = m->n - m->off;
-	if (k > cap)
-		k = cap;
-	if (m->step && k > m->step)
-		k = m->step;
-	memcpy(buf, m->p + m->off, k);
-	m->off += k;
-	return (int)k;
-}
-
 static void prepare(const cmp_schema *s, const char *table, const char *csv, dcr_buf *img)
 {
-	struct mem m = {csv, strlen(csv), 0, 7};
+	struct t_mem m = {csv, strlen(csv), 0, 7};
 	dcr_err err;
 	dcr_buf_init(img);
-	int rc = cmp_prepare(s, table, mem_read, &m, img, &err);
+	int rc = cmp_prepare(s, table, t_mem_read, &m, img, &err);
 	if (rc)
 		fprintf(stderr, "prepare: %s\n", err.msg);
 	DCR_ASSERT(rc == 0);
@@ -213,12 +195,12 @@ static void test_basic(void)
 static void test_prepare_errors(void)
 {
 	cmp_schema bs = {bank_cols, 4};
-	struct mem m = {"email,city,age,balance\nx@y.io,a,notanumber,1\n", 0, 0, 0};
+	struct t_mem m = {"email,city,age,balance\nx@y.io,a,notanumber,1\n", 0, 0, 0};
 	m.n = strlen(m.p);
 	dcr_buf img;
 	dcr_buf_init(&img);
 	dcr_err err;
-	CHECK(cmp_prepare(&bs, "bank", mem_read, &m, &img, &err) == DCR_ECSV);
+	CHECK(cmp_prepare(&bs, "bank", t_mem_read, &m, &img, &err) == DCR_ECSV);
 	CHECK(strcmp(err.msg,
 	             "bank line 2, column \"age\": expected integer, got \"notanumber\"") == 0);
 	/* An index on a join key. */
@@ -226,7 +208,7 @@ static void test_prepare_errors(void)
 	m.p = bank_csv;
 	m.n = strlen(bank_csv);
 	m.off = 0;
-	CHECK(cmp_prepare_ex(&bs, "bank", idx, 1, mem_read, &m, &img, &err) == 0);
+	CHECK(cmp_prepare_ex(&bs, "bank", idx, 1, t_mem_read, &m, &img, &err) == 0);
 	cmp_input in = {"bank", bs, img.data, img.len, NULL};
 	cmp_result res;
 	cmp_result_init(&res);
@@ -235,7 +217,7 @@ static void test_prepare_errors(void)
 	CHECK(strcmp(dcr_buf_cstr(&res.csv), "COUNT(*)\r\n3\r\n") == 0);
 	cmp_result_release(&res);
 	const char *bad[] = {"nope"};
-	CHECK(cmp_prepare_ex(&bs, "bank", bad, 1, mem_read, &m, &img, &err) == DCR_EINVALID);
+	CHECK(cmp_prepare_ex(&bs, "bank", bad, 1, t_mem_read, &m, &img, &err) == DCR_EINVALID);
 	dcr_buf_release(&img);
 }
 
@@ -277,8 +259,8 @@ static void test_prepare_sorted(void)
 		dcr_buf_printf(&csv, ",%s,%d\n", floats[(r >> 24) % (sizeof(floats) / sizeof(floats[0]))],
 		               i);
 	}
-	struct mem m = {(const char *)csv.data, csv.len, 0, 0};
-	CHECK(cmp_prepare(&sc, "t", mem_read, &m, &plain, &err) == 0);
+	struct t_mem m = {(const char *)csv.data, csv.len, 0, 0};
+	CHECK(cmp_prepare(&sc, "t", t_mem_read, &m, &plain, &err) == 0);
 	for (size_t key = 0; key < 3; key++) {
 		const char *idx[2] = {names[key], "v"};
 		cmp_result want, got, unsorted;
@@ -287,7 +269,7 @@ static void test_prepare_sorted(void)
 		cmp_result_init(&unsorted);
 		m.off = 0;
 		m.step = 4096 + key; /* records cut across reads */
-		CHECK(cmp_prepare_ex(&sc, "t", idx, 2, mem_read, &m, &sorted, &err) == 0);
+		CHECK(cmp_prepare_ex(&sc, "t", idx, 2, t_mem_read, &m, &sorted, &err) == 0);
 		cmp_input pin = {"t", sc, plain.data, plain.len, NULL};
 		cmp_input sin = {"t", sc, sorted.data, sorted.len, NULL};
 		char *q = dcr_asprintf("SELECT k, n, f, v, typeof(k), typeof(n), typeof(f) FROM t "
@@ -340,17 +322,17 @@ static void direct_vs_sql(const char *what, const char *csv, bool expect_direct)
 		dcr_buf a, b;
 		dcr_buf_init(&a);
 		dcr_buf_init(&b);
-		struct mem m = {csv, strlen(csv), 0, 5000 + ki};
+		struct t_mem m = {csv, strlen(csv), 0, 5000 + ki};
 		uint64_t before = cmp__prepare_direct_count();
 		cmp__prepare_set_direct(true);
-		CHECK(cmp_prepare_ex(&sc, "t", idx, nidx, mem_read, &m, &a, &err) == 0, " %s: %s",
+		CHECK(cmp_prepare_ex(&sc, "t", idx, nidx, t_mem_read, &m, &a, &err) == 0, " %s: %s",
 		      what, err.msg);
 		CHECK((cmp__prepare_direct_count() == before + 1) == expect_direct,
 		      " %s key %s: direct path %s", what, keys[ki] ? keys[ki] : "-",
 		      expect_direct ? "not taken" : "taken");
 		m.off = 0;
 		cmp__prepare_set_direct(false);
-		CHECK(cmp_prepare_ex(&sc, "t", idx, nidx, mem_read, &m, &b, &err) == 0, " %s: %s",
+		CHECK(cmp_prepare_ex(&sc, "t", idx, nidx, t_mem_read, &m, &b, &err) == 0, " %s: %s",
 		      what, err.msg);
 		CHECK(cmp__prepare_direct_count() == before + (expect_direct ? 1 : 0));
 		cmp__prepare_set_direct(true);
@@ -457,13 +439,13 @@ static void test_prepare_direct_fallback(void)
 		dcr_buf_append_u8(&csv, 'x');
 	dcr_buf_append_str(&csv, ",2,2.5,2\nb,3,3.5,3\n");
 	/* the table alone: the 1.5 KB row fits a table page */
-	struct mem m = {dcr_buf_cstr(&csv), csv.len, 0, 0};
+	struct t_mem m = {dcr_buf_cstr(&csv), csv.len, 0, 0};
 	before = cmp__prepare_direct_count();
-	CHECK(cmp_prepare_ex(&sc, "t", NULL, 0, mem_read, &m, &img, &err) == 0);
+	CHECK(cmp_prepare_ex(&sc, "t", NULL, 0, t_mem_read, &m, &img, &err) == 0);
 	CHECK(cmp__prepare_direct_count() == before + 1);
 	/* indexed on k: the key does not fit an index page: SQLite's path */
 	m.off = 0;
-	CHECK(cmp_prepare_ex(&sc, "t", idx, 1, mem_read, &m, &img, &err) == 0);
+	CHECK(cmp_prepare_ex(&sc, "t", idx, 1, t_mem_read, &m, &img, &err) == 0);
 	CHECK(cmp__prepare_direct_count() == before + 1);
 	CHECK(cmp__image_check(img.data, img.len, &err) == 0, " %s", err.msg);
 	cmp__prepare_set_direct(was);
@@ -523,12 +505,12 @@ static void test_prepare_stream(void)
 			void *img = NULL, *kept = NULL;
 			size_t img_n = 0, kept_n = 0, total = 0;
 			struct sink k = {{0}, 0, 0, false, 0};
-			struct mem m = {dcr_buf_cstr(&csv), csv.len, 0, 0};
+			struct t_mem m = {dcr_buf_cstr(&csv), csv.len, 0, 0};
 			dcr_buf_init(&k.b);
-			CHECK(cmp_prepare_image(&sc, "t", idx, nidx, mem_read, &m, &img, &img_n, &err) ==
+			CHECK(cmp_prepare_image(&sc, "t", idx, nidx, t_mem_read, &m, &img, &img_n, &err) ==
 			      0);
 			m.off = 0;
-			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, mem_read, &m, sink_write, &k, 0,
+			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, t_mem_read, &m, sink_write, &k, 0,
 			                         &kept, &kept_n, &total, &err) == 0);
 			CHECK(kept == NULL && kept_n == 0 && total == img_n && k.b.len == img_n);
 			CHECK(memcmp(k.b.data, img, img_n) == 0, " direct %d, %zu indexes", direct,
@@ -539,7 +521,7 @@ static void test_prepare_stream(void)
 			/* kept when small enough */
 			dcr_buf_reset(&k.b);
 			m.off = 0;
-			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, mem_read, &m, sink_write, &k, img_n,
+			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, t_mem_read, &m, sink_write, &k, img_n,
 			                         &kept, &kept_n, &total, &err) == 0);
 			CHECK(kept && kept_n == img_n && memcmp(kept, img, img_n) == 0);
 			cmp_image_free(kept, kept_n);
@@ -548,7 +530,7 @@ static void test_prepare_stream(void)
 			k.calls = 0;
 			k.fail_at = direct ? 2 : 1;
 			m.off = 0;
-			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, mem_read, &m, sink_write, &k,
+			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, t_mem_read, &m, sink_write, &k,
 			                         SIZE_MAX, &kept, &kept_n, &total, &err) == -EIO);
 			CHECK(kept == NULL && strstr(err.msg, "writing the prepared table"));
 			cmp_image_free(img, img_n);
@@ -566,9 +548,9 @@ static void test_prepare_stream(void)
 		void *kept = NULL;
 		size_t kept_n = 0, total = 0;
 		struct sink k = {{0}, 0, 0, stop, 0};
-		struct mem m = {dcr_buf_cstr(&csv), csv.len, 0, 0};
+		struct t_mem m = {dcr_buf_cstr(&csv), csv.len, 0, 0};
 		dcr_buf_init(&k.b);
-		int rc = cmp_prepare_stream(&sc, "t", idx, 1, mem_read, &m, sink_write, &k, 0, &kept,
+		int rc = cmp_prepare_stream(&sc, "t", idx, 1, t_mem_read, &m, sink_write, &k, 0, &kept,
 		                            &kept_n, &total, &err);
 		CHECK(k.polls >= 1);
 		if (stop)
