@@ -3,10 +3,17 @@
  *
  * Invariants: every context is TLS 1.3 only, without compression,
  * renegotiation, tickets or a session cache; an engine never does I/O
- * (its BIOs are memory BIOs), so dcrd's loop decides when bytes move and
- * how many are held; the OpenSSL error queue is empty whenever a function
- * of this file returns (translated into dcr_err, or cleared). The client
- * is the same engine driven by a blocking loop over a socket.
+ * (its BIO reads from the bytes fed or lent to it and appends to its own
+ * output buffer), so dcrd's loop decides when bytes move and how many are
+ * held; the OpenSSL error queue is empty whenever a function of this file
+ * returns (translated into dcr_err, or cleared). The client is the same
+ * engine driven by a blocking loop over a socket.
+ *
+ * Copies: ciphertext goes from the caller's (lent) buffer into OpenSSL's
+ * record buffer, is decrypted there and copied once into the caller's
+ * plaintext buffer; records OpenSSL writes are appended once to the
+ * engine's output, which the caller takes whole (drain_all swaps buffers)
+ * or the client sends from where it is.
  *
  * Workload: one engine per TCP connection of dcrd (a handshake costs an
  * Ed25519 signature and an X25519 exchange), one client per CLI or mount
@@ -41,7 +48,13 @@ struct dcr_tls_server {
 
 struct dcr_tls_engine {
 	SSL *ssl;
-	BIO *rbio, *wbio; /* owned by ssl */
+	BIO *bio; /* owned by ssl; reads in then lent, appends to out */
+	dcr_buf in;            /* ciphertext fed (copied), from in_off on */
+	size_t in_off;         /* released once consumed */
+	const uint8_t *lent;   /* ciphertext lent (dcr_tls_engine_feed_lent) */
+	size_t lent_n;         /* not consumed yet */
+	dcr_buf out;           /* records for the peer, from out_off on */
+	size_t out_off;
 	bool done, closed;
 	bool server, sent; /* sent: bytes were drained for the peer */
 };
@@ -50,7 +63,6 @@ struct dcr_tls_client {
 	dcr_tls_engine *e;
 	SSL_CTX *ctx;
 	int fd;
-	dcr_buf out; /* records being sent (client_flush) */
 	char name[128];
 	uint8_t binding[DCR_TLS_BINDING_BYTES];
 };
@@ -186,7 +198,10 @@ static SSL_CTX *ctx_new(bool server, int max_version, dcr_err *err)
 	}
 	SSL_CTX_set_options(ctx,
 	                    SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* a server holds many connections: no record buffers while idle; a
+	 * client has one and keeps them (no allocation per record) */
+	if (server)
+		SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* the fingerprint is the identity */
 	if (server)
@@ -463,6 +478,114 @@ void dcr_tls_server_fingerprint(const dcr_tls_server *s, uint8_t fp[DCR_SHA256_B
 
 /* ---- the engine ------------------------------------------------------------- */
 
+/* The engine's BIO: reads what was fed (in), then what is lent; an empty
+ * read asks to retry (more to come, never the end of the stream); writes
+ * are appended to out. */
+static int bio_read_ex(BIO *b, char *buf, size_t cap, size_t *got)
+{
+	dcr_tls_engine *e = BIO_get_data(b);
+	size_t k = 0;
+
+	BIO_clear_retry_flags(b);
+	if (e->in_off < e->in.len) {
+		k = e->in.len - e->in_off < cap ? e->in.len - e->in_off : cap;
+		memcpy(buf, e->in.data + e->in_off, k);
+		e->in_off += k;
+		if (e->in_off == e->in.len) {
+			dcr_buf_release(&e->in);
+			e->in_off = 0;
+		}
+	}
+	if (k < cap && e->lent_n > 0) {
+		size_t m = e->lent_n < cap - k ? e->lent_n : cap - k;
+		memcpy(buf + k, e->lent, m);
+		e->lent += m;
+		e->lent_n -= m;
+		k += m;
+	}
+	*got = k;
+	if (k == 0) {
+		BIO_set_retry_read(b);
+		return 0;
+	}
+	return 1;
+}
+
+static int bio_write_ex(BIO *b, const char *p, size_t n, size_t *put)
+{
+	dcr_tls_engine *e = BIO_get_data(b);
+
+	BIO_clear_retry_flags(b);
+	dcr_buf_append(&e->out, p, n);
+	*put = n;
+	return 1;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	dcr_tls_engine *e = BIO_get_data(b);
+
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1;
+	case BIO_CTRL_PENDING:
+		return (long)(e->in.len - e->in_off + e->lent_n);
+	case BIO_CTRL_WPENDING:
+		return (long)(e->out.len - e->out_off);
+	default:
+		return 0; /* BIO_CTRL_EOF: never the end */
+	}
+}
+
+static BIO_METHOD *bio_method;
+static CRYPTO_ONCE bio_once = CRYPTO_ONCE_STATIC_INIT;
+
+static void bio_method_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "dcr tls engine");
+
+	if (m && (BIO_meth_set_read_ex(m, bio_read_ex) != 1 ||
+	          BIO_meth_set_write_ex(m, bio_write_ex) != 1 ||
+	          BIO_meth_set_ctrl(m, bio_ctrl) != 1)) {
+		BIO_meth_free(m);
+		m = NULL;
+	}
+	bio_method = m; /* lives as long as the process */
+}
+
+static BIO *bio_new(dcr_tls_engine *e)
+{
+	BIO *b;
+
+	if (!CRYPTO_THREAD_run_once(&bio_once, bio_method_init) || !bio_method)
+		return NULL;
+	b = BIO_new(bio_method);
+	if (b) {
+		BIO_set_data(b, e);
+		BIO_set_init(b, 1);
+	}
+	return b;
+}
+
+static size_t out_pending(const dcr_tls_engine *e)
+{
+	return e->out.len - e->out_off;
+}
+
+/* The output was taken: empty it (its memory stays for the next records). */
+static void out_taken(dcr_tls_engine *e, size_t n)
+{
+	e->out_off += n;
+	if (e->out_off == e->out.len) {
+		dcr_buf_reset(&e->out);
+		e->out_off = 0;
+	}
+	if (n)
+		e->sent = true;
+}
+
 static int engine_new(SSL_CTX *ctx, bool server, const char *sni, dcr_tls_engine **out,
                       dcr_err *err)
 {
@@ -470,21 +593,18 @@ static int engine_new(SSL_CTX *ctx, bool server, const char *sni, dcr_tls_engine
 
 	*out = NULL;
 	ERR_clear_error();
+	dcr_buf_init(&e->in);
+	dcr_buf_init(&e->out);
 	e->ssl = SSL_new(ctx);
-	e->rbio = BIO_new(BIO_s_mem());
-	e->wbio = BIO_new(BIO_s_mem());
-	if (!e->ssl || !e->rbio || !e->wbio) {
+	e->bio = bio_new(e);
+	if (!e->ssl || !e->bio) {
 		int rc = tls_err(err, DCR_ECRYPTO, "creating a TLS session");
-		BIO_free(e->rbio);
-		BIO_free(e->wbio);
+		BIO_free(e->bio);
 		SSL_free(e->ssl);
 		free(e);
 		return rc;
 	}
-	/* empty means "more to come", never the end */
-	BIO_set_mem_eof_return(e->rbio, -1);
-	BIO_set_mem_eof_return(e->wbio, -1);
-	SSL_set_bio(e->ssl, e->rbio, e->wbio);
+	SSL_set_bio(e->ssl, e->bio, e->bio); /* one reference, owned by ssl */
 	e->server = server;
 	if (server) {
 		SSL_set_accept_state(e->ssl);
@@ -509,20 +629,26 @@ void dcr_tls_engine_free(dcr_tls_engine *e)
 {
 	if (!e)
 		return;
-	SSL_free(e->ssl); /* and its BIOs */
+	SSL_free(e->ssl); /* and its BIO */
+	dcr_buf_release(&e->in);
+	dcr_buf_release(&e->out);
 	free(e);
 	ERR_clear_error();
 }
 
+/* Keeps a copy of n bytes fed (after what is lent: keep it first). */
 static void engine_put(dcr_tls_engine *e, const void *p, size_t n)
 {
-	while (n > 0) {
-		int k = n > INT_MAX ? INT_MAX : (int)n;
-		int w = BIO_write(e->rbio, p, k);
-		DCR_ASSERT(w == k); /* a memory BIO takes everything */
-		p = (const uint8_t *)p + k;
-		n -= (size_t)k;
+	DCR_ASSERT(e->lent_n == 0);
+	if (n == 0)
+		return;
+	if (e->in_off > 0) {
+		/* (rare: bytes kept while the caller did not read) */
+		memmove(e->in.data, e->in.data + e->in_off, e->in.len - e->in_off);
+		e->in.len -= e->in_off;
+		e->in_off = 0;
 	}
+	dcr_buf_append(&e->in, p, n);
 }
 
 /* One step of the handshake: 1 done, 0 wants more input, <0 failed. */
@@ -541,12 +667,12 @@ static int engine_handshake(dcr_tls_engine *e, const char *who, dcr_err *err)
 	ge = SSL_get_error(e->ssl, r);
 	if (ge == SSL_ERROR_WANT_READ || ge == SSL_ERROR_WANT_WRITE)
 		return 0;
-	if (e->server && !e->sent && BIO_ctrl_pending(e->wbio) == 0) {
+	if (e->server && !e->sent && out_pending(e) == 0) {
 		/* OpenSSL answers bytes that are not TLS with silence: say it
 		 * with a fatal decode_error alert (a plaintext record, as any
 		 * alert before keys exist) so the peer learns why it is closed */
 		static const uint8_t alert[7] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 50};
-		DCR_ASSERT(BIO_write(e->wbio, alert, sizeof alert) == (int)sizeof alert);
+		dcr_buf_append(&e->out, alert, sizeof alert);
 	}
 	return tls_err(err, DCR_EPROTO, "TLS handshake%s%s", who ? " with " : "", who ? who : "");
 }
@@ -555,6 +681,24 @@ int dcr_tls_engine_feed(dcr_tls_engine *e, const void *p, size_t n, dcr_err *err
 {
 	engine_put(e, p, n);
 	return engine_handshake(e, NULL, err);
+}
+
+int dcr_tls_engine_feed_lent(dcr_tls_engine *e, const void *p, size_t n, dcr_err *err)
+{
+	DCR_ASSERT(e->lent_n == 0);
+	e->lent = p;
+	e->lent_n = n;
+	return engine_handshake(e, NULL, err);
+}
+
+void dcr_tls_engine_keep(dcr_tls_engine *e)
+{
+	const uint8_t *p = e->lent;
+	size_t n = e->lent_n;
+
+	e->lent = NULL;
+	e->lent_n = 0;
+	engine_put(e, p, n);
 }
 
 bool dcr_tls_engine_handshake_done(const dcr_tls_engine *e)
@@ -612,38 +756,41 @@ void dcr_tls_engine_close(dcr_tls_engine *e)
 
 size_t dcr_tls_engine_pending(const dcr_tls_engine *e)
 {
-	return BIO_ctrl_pending(e->wbio);
+	return out_pending(e);
 }
 
 size_t dcr_tls_engine_drain(dcr_tls_engine *e, void *buf, size_t cap)
 {
-	size_t got = 0;
+	size_t n = out_pending(e) < cap ? out_pending(e) : cap;
 
-	if (cap == 0 || BIO_ctrl_pending(e->wbio) == 0)
-		return 0;
-	if (BIO_read_ex(e->wbio, buf, cap, &got) != 1)
-		got = 0;
-	ERR_clear_error();
-	if (got)
-		e->sent = true;
-	return got;
+	if (n)
+		memcpy(buf, e->out.data + e->out_off, n);
+	out_taken(e, n);
+	return n;
 }
 
 void dcr_tls_engine_drain_all(dcr_tls_engine *e, dcr_buf *out)
 {
-	size_t n;
+	size_t n = out_pending(e);
 
-	while ((n = BIO_ctrl_pending(e->wbio)) > 0) {
-		dcr_buf_reserve(out, n);
-		n = dcr_tls_engine_drain(e, out->data + out->len, n);
-		DCR_ASSERT(n > 0);
-		out->len += n;
+	if (n == 0)
+		return;
+	if (out->len == 0 && e->out_off == 0) {
+		/* the whole buffer changes hands: no copy */
+		dcr_buf t = *out;
+		*out = e->out;
+		e->out = t;
+		dcr_buf_reset(&e->out);
+		e->sent = true;
+		return;
 	}
+	dcr_buf_append(out, e->out.data + e->out_off, n);
+	out_taken(e, n);
 }
 
 size_t dcr_tls_engine_buffered(const dcr_tls_engine *e)
 {
-	return BIO_ctrl_pending(e->rbio) + BIO_ctrl_pending(e->wbio);
+	return e->in.len - e->in_off + e->lent_n + out_pending(e);
 }
 
 int dcr_tls_engine_binding(dcr_tls_engine *e, uint8_t out[DCR_TLS_BINDING_BYTES], dcr_err *err)
@@ -674,18 +821,19 @@ int dcr_tls_engine_peer_fingerprint(dcr_tls_engine *e, uint8_t fp[DCR_SHA256_BYT
 
 /* ---- the blocking client ---------------------------------------------------- */
 
-/* Sends everything the engine holds for the server. */
+/* Sends everything the engine holds for the server, from where it is. */
 static int client_flush(dcr_tls_client *c, dcr_err *err)
 {
-	size_t off = 0;
+	dcr_tls_engine *e = c->e;
 	int rc = 0;
 
-	dcr_buf_reset(&c->out);
-	dcr_tls_engine_drain_all(c->e, &c->out);
-	while (off < c->out.len) {
-		ssize_t w = send(c->fd, c->out.data + off, c->out.len - off, MSG_NOSIGNAL);
+	while (out_pending(e) > 0) {
+		ssize_t w =
+		    send(c->fd, e->out.data + e->out_off, out_pending(e), MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0)
+			out_taken(e, out_pending(e)); /* the connection is lost */
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			rc = dcr_err_set(err, -ETIMEDOUT,
 			                 "sending to %s: the server took nothing within the send "
@@ -698,9 +846,8 @@ static int client_flush(dcr_tls_client *c, dcr_err *err)
 			    dcr_err_set(err, -errno, "sending to %s: %s", c->name, strerror(errno));
 			break;
 		}
-		off += (size_t)w;
+		out_taken(e, (size_t)w);
 	}
-	dcr_buf_reset(&c->out);
 	return rc;
 }
 
@@ -745,7 +892,6 @@ static int client_connect(int fd, const char *server_name, int max_version, dcr_
 
 	*out = NULL;
 	c->fd = fd;
-	dcr_buf_init(&c->out);
 	snprintf(c->name, sizeof c->name, "%s", server_name ? server_name : "the server");
 	c->ctx = ctx_new(false, max_version, err);
 	if (!c->ctx) {
@@ -794,7 +940,6 @@ out:
 	if (c) {
 		dcr_tls_engine_free(c->e);
 		SSL_CTX_free(c->ctx);
-		dcr_buf_release(&c->out);
 		free(c);
 	}
 	ERR_clear_error();
@@ -887,6 +1032,5 @@ void dcr_tls_client_free(dcr_tls_client *c)
 	dcr_tls_engine_free(c->e);
 	SSL_CTX_free(c->ctx);
 	dcr_wipe(c->binding, sizeof c->binding);
-	dcr_buf_release(&c->out);
 	free(c);
 }

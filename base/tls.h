@@ -18,9 +18,9 @@
  *   get the same value; any two connections get different ones.
  *
  * Both sides drive one engine (dcr_tls_engine) over memory buffers: the
- * server from its event loop (feed what the socket gave, take plaintext,
- * give plaintext, drain what the socket must send), the client with the
- * blocking loop of dcr_tls_client over a connected fd.
+ * server from its event loop (lend it what the socket gave, take
+ * plaintext, give plaintext, drain what the socket must send), the client
+ * with the blocking loop of dcr_tls_client over a connected fd.
  *
  * Errors: every function returns 0 (or a count) or a negative code with
  * err set: DCR_EPROTO for what the peer did (not TLS, a refused version,
@@ -79,11 +79,13 @@ void dcr_tls_server_fingerprint(const dcr_tls_server *s, uint8_t fp[DCR_SHA256_B
 /* ---- the engine (one TLS session over memory buffers) ------------------- *
  *
  * Not thread safe: one thread at a time per engine. It never does I/O:
- * the caller moves bytes. Memory: what was fed and not yet consumed, what
- * is waiting to be drained, and OpenSSL's record buffers (released while
- * idle, SSL_MODE_RELEASE_BUFFERS); dcr_tls_engine_buffered tells the
- * first two, which the caller bounds by feeding only what it read and
- * draining after every call. */
+ * the caller moves bytes. Memory: what was fed (or lent and kept) and not
+ * yet consumed, what is waiting to be drained, and OpenSSL's record
+ * buffers (a server's are released while idle, SSL_MODE_RELEASE_BUFFERS);
+ * dcr_tls_engine_buffered tells the first two, which the caller bounds by
+ * feeding only what it read and draining after every call. Ciphertext is
+ * copied once into OpenSSL's record buffer (from a lent buffer: no other
+ * copy), records once into the engine's output. */
 
 typedef struct dcr_tls_engine dcr_tls_engine;
 
@@ -98,6 +100,13 @@ void dcr_tls_engine_free(dcr_tls_engine *e); /* NULL: nothing */
  * even on failure: the engine may hold an alert for the peer. n may be 0
  * (just move the handshake on). */
 int dcr_tls_engine_feed(dcr_tls_engine *e, const void *p, size_t n, dcr_err *err);
+/* The same without a copy: the engine reads from p (the handshake now,
+ * then dcr_tls_engine_read) until dcr_tls_engine_keep, which the caller
+ * must call before p changes or is freed; keep copies what was not
+ * consumed (and counts in dcr_tls_engine_buffered). One lent buffer at a
+ * time; nothing may be fed while one is lent. */
+int dcr_tls_engine_feed_lent(dcr_tls_engine *e, const void *p, size_t n, dcr_err *err);
+void dcr_tls_engine_keep(dcr_tls_engine *e);
 bool dcr_tls_engine_handshake_done(const dcr_tls_engine *e);
 
 /* Plaintext received, after the handshake: up to cap bytes into buf.
@@ -115,7 +124,8 @@ void dcr_tls_engine_close(dcr_tls_engine *e);
 size_t dcr_tls_engine_pending(const dcr_tls_engine *e);
 /* Moves up to cap bytes to send into buf; returns the count. */
 size_t dcr_tls_engine_drain(dcr_tls_engine *e, void *buf, size_t cap);
-/* Moves every byte to send to the end of out. */
+/* Moves every byte to send to the end of out (into an empty out without
+ * a copy: the buffers are swapped). */
 void dcr_tls_engine_drain_all(dcr_tls_engine *e, dcr_buf *out);
 /* Bytes held in the engine's buffers: fed, not yet consumed, plus
  * waiting to be sent. */

@@ -1312,7 +1312,9 @@ static void on_tls_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0 || c->closing || c->doomed)
 		return;
-	rc = dcr_tls_engine_feed(c->tls, buf->base, (size_t)nread, &err);
+	/* the engine reads the ciphertext from srv->tls_rbuf (no copy) and
+	 * keeps a copy of what it has not consumed when this returns */
+	rc = dcr_tls_engine_feed_lent(c->tls, buf->base, (size_t)nread, &err);
 	if (rc < 0) {
 		/* not TLS, no TLS 1.3, an alert...: the engine's alert goes out,
 		 * then the connection closes */
@@ -1320,24 +1322,27 @@ static void on_tls_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		         err.msg);
 		c->doomed = true;
 		tls_flush(c, true);
-		return;
+		goto out;
 	}
 	if (dcr_tls_engine_buffered(c->tls) > DMN_TLS_BUFFERED_BYTES_MAX) {
 		dmn__log(s->d, DMN_LOG_WARN,
 		         "TLS connection from %s closed: %zu bytes buffered, past the limit of %u",
 		         c->addr, dcr_tls_engine_buffered(c->tls), DMN_TLS_BUFFERED_BYTES_MAX);
 		conn_close(c);
-		return;
+		goto out;
 	}
 	if (!c->hs_done) {
 		tls_flush(c, false); /* our part of the handshake */
 		if (rc == 0 || c->closing)
-			return;
+			goto out;
 		tls_established(c);
 		if (c->closing)
-			return;
+			goto out;
 	}
 	tls_pull(c);
+out:
+	/* (the engine lives until the handle is closed, after this) */
+	dcr_tls_engine_keep(c->tls);
 }
 
 /* Starts reading the connection (c->reading); 0 or a libuv error. On TLS

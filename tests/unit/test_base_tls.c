@@ -2,7 +2,10 @@
  * engine against the blocking client over a socketpair (handshake, the
  * server's fingerprint, channel binding equal on both ends and different
  * across connections, data both ways, close), and refusals: a client
- * offering TLS 1.2 at most, plain text, a key file readable by others. */
+ * offering TLS 1.2 at most, plain text, a key file readable by others.
+ * The lent feed (dcrd's: no copy, keep what was not consumed) with an
+ * upload through a small socket buffer (partial writes), a corrupted
+ * record and a peer that closes in the middle of one. */
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -394,6 +397,187 @@ static void test_large(void)
 	free(dir);
 }
 
+/* ---- the lent feed --------------------------------------------------------- */
+
+typedef struct uploader {
+	int fd;
+	const uint8_t *p;
+	size_t n;
+	int rc;
+	dcr_err err;
+} uploader;
+
+static void *upload_main(void *arg)
+{
+	uploader *u = arg;
+	dcr_tls_client *c = NULL;
+	uint8_t fp[32];
+
+	u->rc = dcr_tls_client_connect(u->fd, "dcr.test", &c, fp, &u->err);
+	if (u->rc < 0)
+		return NULL;
+	u->rc = dcr_tls_client_send(c, u->p, u->n, &u->err);
+	dcr_tls_client_free(c);
+	shutdown(u->fd, SHUT_WR);
+	return NULL;
+}
+
+/* The server side of one upload, the way dcrd drives it: each read of the
+ * socket is lent to the engine, plaintext is taken only on some rounds
+ * (a connection that stops reading), then keep, and the read buffer is
+ * overwritten before the next read. Returns the engine's last read rc
+ * (0 or an error); got: the plaintext. corrupt: flip a byte of the
+ * ciphertext at that offset after the handshake (0: none); cut: the
+ * stream ends there as if the peer closed (0: none). */
+static int lent_serve(dcr_tls_server *srv, int fd, size_t corrupt, size_t cut, dcr_buf *got,
+                      dcr_err *err)
+{
+	static const size_t sizes[] = {1, 5, 700, 16384 + 22, 65536, 3000, 40000, 16389};
+	dcr_tls_engine *e = NULL;
+	uint8_t *buf = dcr_malloc(65536), pt[20000];
+	size_t seen = 0, kept_max = 0;
+	int rc = 0, round = 0;
+
+	CHECK_OK(dcr_tls_engine_server(srv, &e, err), err);
+	for (;; round++) {
+		size_t want = sizes[round % (sizeof sizes / sizeof sizes[0])];
+		ssize_t r = recv(fd, buf, want, 0);
+		bool pull = round % 3 != 1;
+		if (r <= 0)
+			break;
+		if (cut && dcr_tls_engine_handshake_done(e) && seen + (size_t)r >= cut) {
+			r = (ssize_t)(cut - seen);
+			if (r == 0)
+				break;
+		}
+		if (corrupt && dcr_tls_engine_handshake_done(e) && seen <= corrupt &&
+		    corrupt < seen + (size_t)r)
+			buf[corrupt - seen] ^= 0x40;
+		if (dcr_tls_engine_handshake_done(e))
+			seen += (size_t)r;
+		rc = dcr_tls_engine_feed_lent(e, buf, (size_t)r, err);
+		CHECK(dcr_tls_engine_buffered(e) <= kept_max + (size_t)r + 64 * 1024);
+		flush_fd(fd, e);
+		if (rc < 0)
+			break;
+		while (rc == 1 && pull) {
+			int n = dcr_tls_engine_read(e, pt, sizeof pt, err);
+			if (n <= 0) {
+				rc = n < 0 ? n : 1;
+				break;
+			}
+			dcr_buf_append(got, pt, (size_t)n);
+		}
+		dcr_tls_engine_keep(e);
+		memset(buf, 0xAA, 65536); /* the engine must not read it again */
+		if (dcr_tls_engine_buffered(e) > kept_max)
+			kept_max = dcr_tls_engine_buffered(e);
+		if (rc < 0 || (cut && seen == cut))
+			break;
+		rc = 0;
+	}
+	/* the end of the stream: what was kept is still there */
+	while (rc >= 0 && dcr_tls_engine_handshake_done(e)) {
+		int n = dcr_tls_engine_read(e, pt, sizeof pt, err);
+		if (n <= 0) {
+			rc = n;
+			break;
+		}
+		dcr_buf_append(got, pt, (size_t)n);
+	}
+	if (rc < 0)
+		CHECK(dcr_tls_engine_pending(e) > 0 || rc == -EPIPE, "an alert for the peer");
+	flush_fd(fd, e);
+	dcr_tls_engine_free(e);
+	free(buf);
+	return rc;
+}
+
+static int lent_upload(dcr_tls_server *srv, const uint8_t *big, size_t big_n, size_t corrupt,
+                       size_t cut, dcr_buf *got, dcr_err *err)
+{
+	int sv[2], small = 4096, rc;
+	pthread_t th;
+	uploader u;
+
+	DCR_ASSERT(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	/* a small send buffer: the client's send() takes part of a batch */
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+	{
+		struct timeval tv = {20, 0};
+		setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+		setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	}
+	memset(&u, 0, sizeof u);
+	u.fd = sv[0];
+	u.p = big;
+	u.n = big_n;
+	DCR_ASSERT(pthread_create(&th, NULL, upload_main, &u) == 0);
+	rc = lent_serve(srv, sv[1], corrupt, cut, got, err);
+	shutdown(sv[1], SHUT_RDWR); /* a client still sending stops */
+	pthread_join(th, NULL);
+	if (!corrupt && !cut)
+		CHECK_OK(u.rc, &u.err);
+	close(sv[0]);
+	close(sv[1]);
+	return rc;
+}
+
+static void test_lent(void)
+{
+	char *dir = dcr_asprintf("%s/tls", tdir);
+	dcr_tls_server *srv = NULL;
+	size_t big_n = (5u << 20) + 12345;
+	uint8_t *big = dcr_malloc(big_n);
+	dcr_buf got;
+	dcr_err err;
+	int rc;
+
+	for (size_t i = 0; i < big_n; i++)
+		big[i] = (uint8_t)(i * 13 + (i >> 11));
+	CHECK_OK(dcr_tls_server_open(dir, &srv, NULL, &err), &err);
+	dcr_buf_init(&got);
+
+	/* the whole upload arrives, in order, through partial writes and
+	 * rounds that keep what they did not read; then close_notify */
+	rc = lent_upload(srv, big, big_n, 0, 0, &got, &err);
+	CHECK(rc == -EPIPE, "close_notify at the end: %d %s", rc, err.msg);
+	CHECK(got.len == big_n && memcmp(got.data, big, big_n) == 0, "upload: %zu of %zu bytes",
+	      got.len, big_n);
+
+	/* a corrupted byte in a record: DCR_EPROTO, nothing of that record
+	 * or after it is given, what came before is intact */
+	dcr_buf_reset(&got);
+	rc = lent_upload(srv, big, big_n, 1000000, 0, &got, &err);
+	CHECK(rc == DCR_EPROTO, "corrupted record: %d %s", rc, err.msg);
+	CHECK(got.len < 1000000 && memcmp(got.data, big, got.len) == 0,
+	      "corrupted: %zu bytes before it", got.len);
+
+	/* an upload that ends inside a record (3 records and 100 bytes) */
+	dcr_buf_reset(&got);
+	{
+		size_t short_n = 16384 * 3 + 100;
+		rc = lent_upload(srv, big, short_n, 0, 0, &got, &err);
+		CHECK(rc == -EPIPE && got.len == short_n && memcmp(got.data, big, short_n) == 0,
+		      "a short upload: %d, %zu", rc, got.len);
+	}
+	/* the peer closes in the middle of a record (no close_notify): the
+	 * engine waits for the rest (no error, no plaintext of that record),
+	 * gives only whole records */
+	dcr_buf_reset(&got);
+	rc = lent_upload(srv, big, big_n, 0, 1000000, &got, &err);
+	CHECK(rc == 0, "cut: no error, the engine waits for more: %d %s", rc, err.msg);
+	CHECK(got.len > 0 && got.len < 1000000 && got.len % 16384 == 0 &&
+	          memcmp(got.data, big, got.len) == 0,
+	      "cut: whole records only, %zu bytes", got.len);
+
+	dcr_buf_release(&got);
+	dcr_tls_server_free(srv);
+	free(big);
+	free(dir);
+}
+
 /* A client against a peer that is not a TLS server: it answers plain
  * text, or closes. */
 static void test_client_errors(void)
@@ -440,6 +624,7 @@ int main(void)
 	test_keydir();
 	test_handshake();
 	test_large();
+	test_lent();
 	test_client_errors();
 	if (t_failures)
 		fprintf(stderr, "%d checks failed\n", t_failures);
