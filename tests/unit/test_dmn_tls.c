@@ -15,7 +15,14 @@
  * unix-socket-style dcr.auth.v1 signature on TLS (and a TLS-style one on
  * the unix socket); 1,000 idle TCP connections (dcrd's descriptors and
  * memory stay bounded); a handshake trickled byte by byte (closed at
- * --tls-handshake-timeout-ms); the per-address limit counts the peer IP. */
+ * --tls-handshake-timeout-ms); the per-address limit counts the peer IP;
+ * a corrupted record after authentication (closed with an alert).
+ *
+ * A 6 MiB dataset provisioned over TLS with the client library
+ * (cl_connect_addr pinned, cl_provision: dcrd's SHA-256 of what it stored
+ * must be the client's), and 12 frames of 1 MiB sent before any answer is
+ * read (dcrd stops reading at DMN_INFLIGHT_MAX with ciphertext left in its
+ * read: kept, then read when it resumes): every answer, in order. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -980,6 +987,140 @@ static void measure_throughput(void)
 	free(chunk);
 }
 
+/* A dataset of several MiB over TLS through the client library: the
+ * upload's bytes reach dcrd intact (cl_provision compares dcrd's SHA-256
+ * of the stored dataset with its own). */
+static void test_big_upload(void)
+{
+	char srv[64], pin[DCR_TLS_FINGERPRINT_BYTES];
+	cl_addr a = {0};
+	cl_conn *c = NULL;
+	char *json = td_room_json(&T, "tls-big");
+	uint8_t room[ES_ROOM_ID_BYTES];
+	dcr_buf csv;
+	dcr_err err;
+
+	snprintf(srv, sizeof srv, "127.0.0.1:%u", port);
+	dcr_tls_fingerprint_format(server_fp, pin);
+	a.server = srv;
+	a.pin = pin;
+	dcr_buf_init(&csv);
+	dcr_buf_append_str(&csv, "email,city,age\n");
+	for (unsigned i = 0; csv.len < (6u << 20) + 777; i++)
+		dcr_buf_printf(&csv, "user%u@bank.example,City %u,%u\n", i, i % 97, 18 + i % 70);
+	CHECK_OK(cl_connect_addr(&a, T.anna, &c, &err), &err);
+	if (c) {
+		CHECK_OK(td_room_publish(c, json, room, &err), &err);
+		{
+			td_src src = {(const char *)csv.data, csv.len, 0, 300000};
+			CHECK_OK(cl_provision(c, room, "bank", "bank.csv", src.n, td_src_read, &src,
+			                      NULL, NULL, &err),
+			         &err);
+		}
+		cl_close(c);
+	}
+	/* a wrong pin: refused before anything of the upload is sent */
+	pin[DCR_TLS_FINGERPRINT_CHARS - 1] = pin[DCR_TLS_FINGERPRINT_CHARS - 1] == '0' ? '1' : '0';
+	c = NULL;
+	CHECK(cl_connect_addr(&a, T.anna, &c, &err) < 0 && c == NULL, "a wrong pin is refused");
+	dcr_buf_release(&csv);
+	free(json);
+}
+
+/* Frames sent faster than dcrd takes them: 12 request frames of 1 MiB
+ * before reading any answer; dcrd stops reading at DMN_INFLIGHT_MAX with
+ * ciphertext of the next frames in its read (kept by the engine) and
+ * resumes as it answers: 12 answers, ids in order. */
+static void test_pipelined(void)
+{
+	enum { FRAMES = 12 };
+	tr t;
+	uint8_t fp[32];
+	char code[32], msg[DCR_ERR_MSG_BYTES];
+	uint8_t *chunk = dcr_malloc(DCR_CHUNK_BYTES);
+	dcr_buf args, req, rb;
+	dcr_mpw w;
+	dcr_err err;
+	int answered = 0;
+
+	if (tls_open(&t, fp, &err) < 0) {
+		CHECK(0, "pipelined connection: %s", err.msg);
+		free(chunk);
+		return;
+	}
+	tr_auth(&t, T.anna, DCR_DOMAIN_AUTH_TLS, t.binding, code, msg);
+	CHECK(code[0] == 0);
+	for (size_t i = 0; i < DCR_CHUNK_BYTES; i++)
+		chunk[i] = (uint8_t)(i * 31 + (i >> 9));
+	dcr_buf_init(&args);
+	dcr_buf_init(&req);
+	dcr_buf_init(&rb);
+	for (int i = 0; i < FRAMES; i++) {
+		dcr_buf_reset(&args);
+		dcr_buf_reset(&req);
+		dcr_mpw_init(&w, &args);
+		dcr_mpw_map(&w, 2);
+		dcr_mpw_str(&w, "data");
+		dcr_mpw_bin(&w, chunk, DCR_CHUNK_BYTES);
+		dcr_mpw_str(&w, "upload");
+		dcr_mpw_uint(&w, 999);
+		proto_request(&req, 100 + (uint64_t)i, "upload.chunk", args.data, args.len);
+		CHECK(tr_send(&t, req.data, req.len) == 0, "frame %d sent", i);
+	}
+	for (; answered < FRAMES; answered++) {
+		dcr_mp_doc *d = tr_read_doc(&t, &rb);
+		uint64_t id = 0;
+		const char *p;
+		size_t pn;
+		if (!d)
+			break;
+		CHECK(dcr_mp_get_u64(dcr_mp_root(d), "id", &id, &err) == 0 &&
+		          id == 100 + (uint64_t)answered,
+		      "answer %d has id %llu", answered, (unsigned long long)id);
+		CHECK(dcr_mp_get_str(dcr_mp_root(d), "code", &p, &pn, &err) == 0 && pn == 9 &&
+		          memcmp(p, "ENOTFOUND", 9) == 0,
+		      "upload.chunk of no upload: ENOTFOUND");
+		dcr_mp_doc_free(d);
+	}
+	CHECK(answered == FRAMES, "answered %d of %d", answered, FRAMES);
+	CHECK(tr_whoami(&t, T.anna), "the connection still serves");
+	tr_close(&t);
+	dcr_buf_release(&args);
+	dcr_buf_release(&req);
+	dcr_buf_release(&rb);
+	free(chunk);
+}
+
+/* A record that does not decrypt, after authentication: dcrd answers
+ * with an alert, closes and logs it; the next client is served. */
+static void test_bad_record(void)
+{
+	static const uint8_t junk_hdr[5] = {0x17, 0x03, 0x03, 0x00, 0x40};
+	uint8_t junk[64];
+	tr t;
+	uint8_t fp[32];
+	char code[32], msg[DCR_ERR_MSG_BYTES];
+	dcr_buf rb;
+	dcr_err err;
+
+	if (tls_open(&t, fp, &err) < 0) {
+		CHECK(0, "bad-record connection: %s", err.msg);
+		return;
+	}
+	tr_auth(&t, T.anna, DCR_DOMAIN_AUTH_TLS, t.binding, code, msg);
+	CHECK(code[0] == 0);
+	memset(junk, 0x5a, sizeof junk);
+	CHECK(send(t.fd, junk_hdr, sizeof junk_hdr, MSG_NOSIGNAL) == 5 &&
+	      send(t.fd, junk, sizeof junk, MSG_NOSIGNAL) == (ssize_t)sizeof junk);
+	dcr_buf_init(&rb);
+	CHECK(tr_read_doc(&t, &rb) == NULL, "no answer: the connection is closed");
+	dcr_buf_release(&rb);
+	CHECK(td_log_wait(&T, "closed: reading from the TLS session", 10000),
+	      "dcrd logs the bad record");
+	tr_close(&t);
+	CHECK(good_client("after a bad record"));
+}
+
 /* Bad --listen addresses stop dcrd at once, saying why. */
 static void test_bad_listen(void)
 {
@@ -1026,6 +1167,9 @@ int main(void)
 	test_wrong_domain();
 	test_slow_handshake();
 	test_flood();
+	test_big_upload();
+	test_pipelined();
+	test_bad_record();
 	measure_throughput();
 	test_restart_and_addr_limit();
 	test_hs_fairness();
