@@ -17,7 +17,12 @@
  * the sort only the order is kept (4 bytes a row). A key column holding
  * both integers and floats (it cannot, given the typed columns, but the
  * comparison would need SQLite's mixed rules) makes cmp__rows_sort refuse;
- * the caller then falls back. */
+ * the caller then falls back.
+ *
+ * The rows are filled by the build's own validation of the CSV, or, held
+ * since the upload, by the upload's (cmp_ingest_keep_rows): on two threads
+ * each thread fills its own rows and the second part is appended to the
+ * first (cmp__rows_append), so the order is the file's either way. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +33,6 @@ struct cmp__rows {
 	dcr_buf arena;
 	uint64_t *off; /* row -> offset of its first value in arena */
 	size_t n, cap;
-	bool saw_int, saw_float;
 	struct ent *ents;   /* while sorting */
 	uint32_t *perm;     /* after sorting: rows in key order */
 	const uint8_t **kp; /* text keys: bytes and length, per row */
@@ -94,12 +98,10 @@ int cmp__rows_add(void *ctx, const cmp__value *v, size_t n, dcr_err *err)
 				z >>= 7;
 			} while (z);
 			dcr_buf_append(&r->arena, var, nv);
-			r->saw_int = r->saw_int || c == r->key;
 			break;
 		}
 		case CMP__FLOAT:
 			dcr_buf_append(&r->arena, &v[c].d, 8);
-			r->saw_float = r->saw_float || c == r->key;
 			break;
 		case CMP__TEXT: {
 			uint8_t var[10];
@@ -123,6 +125,46 @@ int cmp__rows_add(void *ctx, const cmp__value *v, size_t n, dcr_err *err)
 size_t cmp__rows_count(const cmp__rows *r)
 {
 	return r->n;
+}
+
+size_t cmp__rows_ncols(const cmp__rows *r)
+{
+	return r->ncols;
+}
+
+void cmp__rows_set_key(cmp__rows *r, size_t key)
+{
+	DCR_ASSERT(key < r->ncols && !r->perm);
+	r->key = key;
+}
+
+size_t cmp__rows_bytes(const cmp__rows *r)
+{
+	return r->arena.cap + r->cap * sizeof(*r->off);
+}
+
+void cmp__rows_reset(cmp__rows *r)
+{
+	DCR_ASSERT(!r->perm);
+	if (r->arena.data)
+		dcr_wipe(r->arena.data, r->arena.len);
+	r->arena.len = 0;
+	r->n = 0;
+}
+
+void cmp__rows_append(cmp__rows *dst, cmp__rows *src)
+{
+	uint64_t base = dst->arena.len;
+	DCR_ASSERT(dst->ncols == src->ncols && !dst->perm && !src->perm);
+	if (dst->n + src->n > dst->cap) {
+		dst->cap = dst->n + src->n > 2 * dst->cap ? dst->n + src->n : 2 * dst->cap;
+		dst->off = dcr_realloc(dst->off, dst->cap * sizeof(*dst->off));
+	}
+	for (size_t i = 0; i < src->n; i++)
+		dst->off[dst->n + i] = base + src->off[i];
+	dst->n += src->n;
+	dcr_buf_append(&dst->arena, src->arena.data, src->arena.len);
+	cmp__rows_reset(src);
 }
 
 /* Decodes the value at *pp into v and moves *pp past it (text points into
@@ -316,8 +358,9 @@ static void sort_text(const cmp__rows *r, struct ent *e, struct ent *tmp, size_t
 bool cmp__rows_sort(cmp__rows *r)
 {
 	size_t nclass[3] = {0}, at[3];
+	bool saw_int = false, saw_float = false;
 	struct ent *tmp;
-	if ((r->saw_int && r->saw_float) || r->n >= UINT32_MAX)
+	if (r->n >= UINT32_MAX)
 		return false;
 	r->ents = dcr_calloc(r->n ? r->n : 1, sizeof(*r->ents));
 	tmp = dcr_calloc(r->n ? r->n : 1, sizeof(*tmp));
@@ -337,6 +380,7 @@ bool cmp__rows_sort(cmp__rows *r)
 		case CMP__INT:
 			e->cls = 1;
 			e->pre = (uint64_t)k.i ^ (1ull << 63);
+			saw_int = true;
 			break;
 		case CMP__FLOAT: {
 			/* -0 and 0 compare equal in SQLite */
@@ -345,6 +389,7 @@ bool cmp__rows_sort(cmp__rows *r)
 			memcpy(&bits, &dv, 8);
 			e->cls = 1;
 			e->pre = bits >> 63 ? ~bits : bits | (1ull << 63);
+			saw_float = true;
 			break;
 		}
 		case CMP__TEXT:
@@ -357,6 +402,18 @@ bool cmp__rows_sort(cmp__rows *r)
 			break;
 		}
 		nclass[e->cls]++;
+	}
+	if (saw_int && saw_float) {
+		/* SQLite's mixed integer/real comparison is not this one: not
+		 * sorted here (the caller falls back to ORDER BY) */
+		free(tmp);
+		free(r->ents);
+		free(r->kp);
+		free(r->kn);
+		r->ents = NULL;
+		r->kp = NULL;
+		r->kn = NULL;
+		return false;
 	}
 	at[0] = 0;
 	at[1] = nclass[0];
