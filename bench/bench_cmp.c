@@ -1,6 +1,6 @@
 /* bench_cmp.c: compute benchmark (docs/benchmarks.md, section "Compute").
  *
- *   bench_cmp [--rows N] [--dir DIR] [--keep] [--save-images] [--sqlite3 PATH]
+ *   bench_cmp [--rows N] [--dir DIR] [--keep] [--save-images] [--unsorted] [--sqlite3 PATH]
  *
  * Generates bank.csv (email,name,age,city,balance) and insurer.csv
  * (email,policy,premium,risk_class), N rows each (default 1,000,000), 30% of
@@ -97,7 +97,7 @@ int main(int argc, char **argv)
 {
 	uint64_t rows = 1000000;
 	const char *dir = NULL, *sqlite3 = "/usr/bin/sqlite3";
-	bool keep = false, save_images = false;
+	bool keep = false, save_images = false, unsorted = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--rows") && i + 1 < argc)
 			rows = strtoull(argv[++i], NULL, 10);
@@ -107,11 +107,13 @@ int main(int argc, char **argv)
 			sqlite3 = argv[++i];
 		else if (!strcmp(argv[i], "--keep"))
 			keep = true;
+		else if (!strcmp(argv[i], "--unsorted"))
+			unsorted = true;
 		else if (!strcmp(argv[i], "--save-images"))
 			save_images = keep = true;
 		else {
 			fprintf(stderr, "usage: bench_cmp [--rows N] [--dir DIR] [--keep] "
-			                "[--save-images] [--sqlite3 PATH]\n");
+			                "[--save-images] [--unsorted] [--sqlite3 PATH]\n");
 			return 2;
 		}
 	}
@@ -136,7 +138,10 @@ int main(int argc, char **argv)
 	snprintf(ipath, sizeof(ipath), "%s/insurer.csv", dir);
 
 	double t = bench_now_s();
-	bench_overlap_gen(rows, &bank, &ins);
+	if (unsorted)
+		bench_overlap_gen_unsorted(rows, &bank, &ins);
+	else
+		bench_overlap_gen(rows, &bank, &ins);
 	if (bench_write_file(bpath, &bank) || bench_write_file(ipath, &ins))
 		goto out;
 	printf("bench_cmp: %llu rows each; bank.csv %.1f MB, insurer.csv %.1f MB (generated in "

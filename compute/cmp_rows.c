@@ -17,7 +17,12 @@
  * the sort only the order is kept (4 bytes a row). A key column holding
  * both integers and floats (it cannot, given the typed columns, but the
  * comparison would need SQLite's mixed rules) makes cmp__rows_sort refuse;
- * the caller then falls back. */
+ * the caller then falls back.
+ *
+ * The rows are filled by the build's own validation of the CSV, or, held
+ * since the upload, by the upload's (cmp_ingest_keep_rows): on two threads
+ * each thread fills its own rows and the second part is appended to the
+ * first (cmp__rows_append), so the order is the file's either way. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +33,6 @@ struct cmp__rows {
 	dcr_buf arena;
 	uint64_t *off; /* row -> offset of its first value in arena */
 	size_t n, cap;
-	bool saw_int, saw_float;
 	struct ent *ents;   /* while sorting */
 	uint32_t *perm;     /* after sorting: rows in key order */
 	const uint8_t **kp; /* text keys: bytes and length, per row */
@@ -37,11 +41,12 @@ struct cmp__rows {
 
 /* What the sort moves: 16 bytes per row. pre orders numbers completely
  * (an order-preserving encoding of the integer or the double) and text by
- * its first 8 bytes; text ties look at the rest of the key (keys[row]). */
+ * 8 of its bytes at a time (sort_text, the key itself in kp/kn). */
 struct ent {
 	uint64_t pre;
 	uint32_t row;
-	uint32_t cls; /* 0 NULL, 1 number, 2 text */
+	uint8_t cls; /* 0 NULL, 1 number, 2 text */
+	uint8_t sec; /* text: where the key ends within pre (sort_text) */
 };
 
 cmp__rows *cmp__rows_new(size_t ncols, size_t key)
@@ -93,12 +98,10 @@ int cmp__rows_add(void *ctx, const cmp__value *v, size_t n, dcr_err *err)
 				z >>= 7;
 			} while (z);
 			dcr_buf_append(&r->arena, var, nv);
-			r->saw_int = r->saw_int || c == r->key;
 			break;
 		}
 		case CMP__FLOAT:
 			dcr_buf_append(&r->arena, &v[c].d, 8);
-			r->saw_float = r->saw_float || c == r->key;
 			break;
 		case CMP__TEXT: {
 			uint8_t var[10];
@@ -124,122 +127,304 @@ size_t cmp__rows_count(const cmp__rows *r)
 	return r->n;
 }
 
-/* Decodes row (its arena index) into v (ncols values; text points into
+size_t cmp__rows_ncols(const cmp__rows *r)
+{
+	return r->ncols;
+}
+
+void cmp__rows_set_key(cmp__rows *r, size_t key)
+{
+	DCR_ASSERT(key < r->ncols && !r->perm);
+	r->key = key;
+}
+
+size_t cmp__rows_bytes(const cmp__rows *r)
+{
+	return r->arena.cap + r->cap * sizeof(*r->off);
+}
+
+void cmp__rows_reset(cmp__rows *r)
+{
+	DCR_ASSERT(!r->perm);
+	if (r->arena.data)
+		dcr_wipe(r->arena.data, r->arena.len);
+	r->arena.len = 0;
+	r->n = 0;
+}
+
+void cmp__rows_append(cmp__rows *dst, cmp__rows *src)
+{
+	uint64_t base = dst->arena.len;
+	DCR_ASSERT(dst->ncols == src->ncols && !dst->perm && !src->perm);
+	if (dst->n + src->n > dst->cap) {
+		dst->cap = dst->n + src->n > 2 * dst->cap ? dst->n + src->n : 2 * dst->cap;
+		dst->off = dcr_realloc(dst->off, dst->cap * sizeof(*dst->off));
+	}
+	for (size_t i = 0; i < src->n; i++)
+		dst->off[dst->n + i] = base + src->off[i];
+	dst->n += src->n;
+	dcr_buf_append(&dst->arena, src->arena.data, src->arena.len);
+	cmp__rows_reset(src);
+}
+
+/* Decodes the value at *pp into v and moves *pp past it (text points into
  * the arena). */
+static void decode_one(const uint8_t **pp, cmp__value *v)
+{
+	const uint8_t *p = *pp;
+	v->kind = *p++;
+	switch (v->kind) {
+	case CMP__INT: {
+		uint64_t z = 0;
+		unsigned shift = 0;
+		uint8_t b;
+		do {
+			b = *p++;
+			z |= (uint64_t)(b & 0x7f) << shift;
+			shift += 7;
+		} while (b & 0x80);
+		v->i = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+		break;
+	}
+	case CMP__FLOAT:
+		memcpy(&v->d, p, 8);
+		p += 8;
+		break;
+	case CMP__TEXT: {
+		uint64_t len = 0;
+		unsigned shift = 0;
+		uint8_t b;
+		do {
+			b = *p++;
+			len |= (uint64_t)(b & 0x7f) << shift;
+			shift += 7;
+		} while (b & 0x80);
+		v->s = (const char *)p;
+		v->n = (size_t)len;
+		p += len;
+		break;
+	}
+	default:
+		break;
+	}
+	*pp = p;
+}
+
+/* Decodes row (its arena index) into v (ncols values). */
 static void decode(const cmp__rows *r, uint64_t row, cmp__value *v)
 {
 	const uint8_t *p = r->arena.data + r->off[row];
-	for (size_t c = 0; c < r->ncols; c++) {
-		v[c].kind = *p++;
-		switch (v[c].kind) {
-		case CMP__INT: {
-			uint64_t z = 0;
-			unsigned shift = 0;
-			uint8_t b;
-			do {
-				b = *p++;
-				z |= (uint64_t)(b & 0x7f) << shift;
-				shift += 7;
-			} while (b & 0x80);
-			v[c].i = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-			break;
-		}
-		case CMP__FLOAT:
-			memcpy(&v[c].d, p, 8);
-			p += 8;
-			break;
-		case CMP__TEXT: {
-			uint64_t len = 0;
-			unsigned shift = 0;
-			uint8_t b;
-			do {
-				b = *p++;
-				len |= (uint64_t)(b & 0x7f) << shift;
-				shift += 7;
-			} while (b & 0x80);
-			v[c].s = (const char *)p;
-			v[c].n = (size_t)len;
-			p += len;
-			break;
-		}
-		default:
-			break;
-		}
-	}
+	for (size_t c = 0; c < r->ncols; c++)
+		decode_one(&p, &v[c]);
 }
 
-/* qsort has no context argument: the rows being sorted (one sort at a
- * time per thread). */
-static __thread const cmp__rows *sorting;
+/* The key column of row alone (the columns before it skipped). */
+static void decode_key(const cmp__rows *r, uint64_t row, cmp__value *k)
+{
+	const uint8_t *p = r->arena.data + r->off[row];
+	for (size_t c = 0; c <= r->key; c++)
+		decode_one(&p, k);
+}
+
+/* Stable LSD radix sort of e[0..n) by (pre, sec), a byte at a time, tmp
+ * holding n entries: rows with equal (pre, sec) keep the order they came
+ * in. A byte that is the same in every entry costs no pass (counted for
+ * all nine bytes in one pass first). */
+static void radix_sort(struct ent *e, struct ent *tmp, size_t n)
+{
+	size_t cnt[9][256];
+	struct ent *src = e, *dst = tmp;
+
+	memset(cnt, 0, sizeof cnt);
+	for (size_t i = 0; i < n; i++) {
+		cnt[0][e[i].sec & 0xff]++;
+		for (unsigned b = 0; b < 8; b++)
+			cnt[1 + b][(e[i].pre >> (8 * b)) & 0xff]++;
+	}
+	for (unsigned d = 0; d < 9; d++) {
+		size_t *c = cnt[d], sum = 0;
+		unsigned shift = d ? 8 * (d - 1) : 0;
+#define DIGIT(x) (d ? (unsigned)(((x).pre >> shift) & 0xff) : (unsigned)((x).sec & 0xff))
+		if (c[DIGIT(src[0])] == n)
+			continue;
+		for (unsigned v = 0; v < 256; v++) {
+			size_t k = c[v];
+			c[v] = sum;
+			sum += k;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[c[DIGIT(src[i])]++] = src[i];
+#undef DIGIT
+		struct ent *t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != e)
+		memcpy(e, src, n * sizeof *e);
+}
 
 static int ent_cmp(const void *a, const void *b)
 {
 	const struct ent *x = a, *y = b;
-	if (x->cls != y->cls)
-		return x->cls < y->cls ? -1 : 1;
 	if (x->pre != y->pre)
 		return x->pre < y->pre ? -1 : 1;
-	if (x->cls == 2) {
-		const cmp__rows *r = sorting;
-		size_t xn = r->kn[x->row], yn = r->kn[y->row];
-		size_t m = xn < yn ? xn : yn;
-		int c = m > 8 ? memcmp(r->kp[x->row] + 8, r->kp[y->row] + 8, m - 8) : 0;
-		if (c)
-			return c;
-		if (xn != yn)
-			return xn < yn ? -1 : 1;
-	}
-	/* equal keys: file order (a stable sort) */
+	if (x->sec != y->sec)
+		return x->sec < y->sec ? -1 : 1;
 	return x->row < y->row ? -1 : x->row > y->row;
+}
+
+/* Sorts e[0..n) by (pre, sec), equal entries in the order they came in
+ * (which is row order: every caller passes them so). */
+static void sort_ents(struct ent *e, struct ent *tmp, size_t n)
+{
+	if (n < 256)
+		qsort(e, n, sizeof *e, ent_cmp); /* total order: row breaks ties */
+	else
+		radix_sort(e, tmp, n);
+}
+
+/* A group of text keys equal in their first depth bytes, still to sort. */
+struct group {
+	size_t lo, n, depth;
+};
+
+/* Sorts the text keys e[0..n) (in row order) by the BINARY collation:
+ * bytes, then the shorter first; equal keys in row order. An MSD sort 8
+ * bytes at a time: a group's common prefix is skipped, its entries sorted
+ * by their next 8 bytes (pre, zero-padded) and by sec (a key ending within
+ * those 8 bytes sorts by its length, before the keys that go on: it is
+ * their prefix); each run of equal pre whose keys go on is a group again.
+ * An explicit stack, not recursion: a long run of keys each a prefix of
+ * the next must not deepen the thread's stack. */
+static void sort_text(const cmp__rows *r, struct ent *e, struct ent *tmp, size_t n)
+{
+	struct group *st = NULL;
+	size_t nst = 0, cap = 0;
+
+	if (n < 2)
+		return;
+	cap = 64;
+	st = dcr_malloc(cap * sizeof *st);
+	st[nst++] = (struct group){0, n, 0};
+	while (nst) {
+		struct group g = st[--nst];
+		struct ent *ge = e + g.lo;
+		const uint8_t *k0 = r->kp[ge[0].row] + g.depth;
+		size_t l = r->kn[ge[0].row] - g.depth, d;
+
+		/* the group's common prefix beyond depth */
+		for (size_t i = 1; i < g.n && l; i++) {
+			const uint8_t *k = r->kp[ge[i].row] + g.depth;
+			size_t m = r->kn[ge[i].row] - g.depth, j = 0;
+			if (m < l)
+				l = m;
+			while (j < l && k[j] == k0[j])
+				j++;
+			l = j;
+		}
+		d = g.depth + l;
+		for (size_t i = 0; i < g.n; i++) {
+			size_t kn = r->kn[ge[i].row], rem = kn - d;
+			const uint8_t *k = r->kp[ge[i].row] + d;
+			uint64_t pre = 0;
+			if (rem >= 8) {
+				memcpy(&pre, k, 8);
+				pre = __builtin_bswap64(pre);
+			} else {
+				for (size_t j = 0; j < 8; j++)
+					pre = pre << 8 | (j < rem ? k[j] : 0);
+			}
+			ge[i].pre = pre;
+			ge[i].sec = (uint8_t)(rem <= 8 ? rem : 9);
+		}
+		sort_ents(ge, tmp, g.n);
+		for (size_t i = 0; i < g.n;) {
+			size_t j = i + 1;
+			while (j < g.n && ge[j].pre == ge[i].pre && ge[j].sec == ge[i].sec)
+				j++;
+			if (ge[i].sec == 9 && j - i > 1) {
+				if (nst == cap) {
+					cap *= 2;
+					st = dcr_realloc(st, cap * sizeof *st);
+				}
+				st[nst++] = (struct group){g.lo + i, j - i, d + 8};
+			}
+			i = j;
+		}
+	}
+	free(st);
 }
 
 bool cmp__rows_sort(cmp__rows *r)
 {
-	cmp__value *v;
-	if ((r->saw_int && r->saw_float) || r->n >= UINT32_MAX)
+	size_t nclass[3] = {0}, at[3];
+	bool saw_int = false, saw_float = false;
+	struct ent *tmp;
+	if (r->n >= UINT32_MAX)
 		return false;
-	v = dcr_calloc(r->ncols, sizeof(*v));
 	r->ents = dcr_calloc(r->n ? r->n : 1, sizeof(*r->ents));
+	tmp = dcr_calloc(r->n ? r->n : 1, sizeof(*tmp));
 	r->kp = dcr_calloc(r->n ? r->n : 1, sizeof(*r->kp));
 	r->kn = dcr_calloc(r->n ? r->n : 1, sizeof(*r->kn));
+	/* Each row's key, in file order, into tmp; then by class (NULL,
+	 * numbers, text: SQLite's order of storage classes), stably, into
+	 * ents. */
 	for (uint64_t i = 0; i < r->n; i++) {
-		struct ent *e = &r->ents[i];
-		decode(r, i, v);
-		const cmp__value *k = &v[r->key];
+		struct ent *e = &tmp[i];
+		cmp__value k;
+		decode_key(r, i, &k);
 		e->row = (uint32_t)i;
-		switch (k->kind) {
+		e->sec = 0;
+		e->pre = 0;
+		switch (k.kind) {
 		case CMP__INT:
 			e->cls = 1;
-			e->pre = (uint64_t)k->i ^ (1ull << 63);
+			e->pre = (uint64_t)k.i ^ (1ull << 63);
+			saw_int = true;
 			break;
 		case CMP__FLOAT: {
 			/* -0 and 0 compare equal in SQLite */
-			double d = k->d == 0 ? 0.0 : k->d;
+			double dv = k.d == 0 ? 0.0 : k.d;
 			uint64_t bits;
-			memcpy(&bits, &d, 8);
+			memcpy(&bits, &dv, 8);
 			e->cls = 1;
 			e->pre = bits >> 63 ? ~bits : bits | (1ull << 63);
+			saw_float = true;
 			break;
 		}
-		case CMP__TEXT: {
-			uint8_t b[8] = {0};
+		case CMP__TEXT:
 			e->cls = 2;
-			r->kp[i] = (const uint8_t *)k->s;
-			r->kn[i] = k->n;
-			memcpy(b, k->s, k->n < 8 ? k->n : 8);
-			for (int j = 0; j < 8; j++)
-				e->pre = e->pre << 8 | b[j];
+			r->kp[i] = (const uint8_t *)k.s;
+			r->kn[i] = k.n;
 			break;
-		}
 		default:
 			e->cls = 0;
 			break;
 		}
+		nclass[e->cls]++;
 	}
-	free(v);
-	sorting = r;
-	qsort(r->ents, r->n, sizeof(*r->ents), ent_cmp);
-	sorting = NULL;
+	if (saw_int && saw_float) {
+		/* SQLite's mixed integer/real comparison is not this one: not
+		 * sorted here (the caller falls back to ORDER BY) */
+		free(tmp);
+		free(r->ents);
+		free(r->kp);
+		free(r->kn);
+		r->ents = NULL;
+		r->kp = NULL;
+		r->kn = NULL;
+		return false;
+	}
+	at[0] = 0;
+	at[1] = nclass[0];
+	at[2] = nclass[0] + nclass[1];
+	for (size_t i = 0; i < r->n; i++)
+		r->ents[at[tmp[i].cls]++] = tmp[i];
+	/* NULLs stay in file order; numbers by value (pre orders them
+	 * completely); text by bytes. */
+	sort_ents(r->ents + nclass[0], tmp, nclass[1]);
+	sort_text(r, r->ents + nclass[0] + nclass[1], tmp, nclass[2]);
+	free(tmp);
 	free(r->kp);
 	free(r->kn);
 	r->kp = NULL;
