@@ -63,7 +63,7 @@ void cmp__rows_get(const cmp__rows *r, size_t i, cmp__value *vals);
 size_t cmp__rows_at(const cmp__rows *r, size_t i);
 void cmp__rows_get_raw(const cmp__rows *r, size_t row, cmp__value *vals);
 /* Columns per row; the sort's key column (before the sort); the memory the
- * rows hold; emptied (wiped, capacity kept); src's rows moved onto the end
+ * rows hold; emptied (capacity kept, wiped at free); src's rows moved onto the end
  * of dst's (the two-thread validation's second part after the first). */
 size_t cmp__rows_ncols(const cmp__rows *r);
 void cmp__rows_set_key(cmp__rows *r, size_t key);

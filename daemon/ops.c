@@ -30,8 +30,8 @@ struct dmn_upload {
 	uint8_t key[32];
 	uint64_t key_base, room_base, charged;
 	/* the rows its validation holds for the prepared table
-	 * (cmp_ingest_keep_rows), charged to up.rows_bytes */
-	uint64_t rows_charged;
+	 * (cmp_ingest_keep_rows), charged to up.rows_bytes, up to rows_max */
+	uint64_t rows_charged, rows_max;
 };
 
 typedef int (*op_fn)(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err);
@@ -376,6 +376,19 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 			                       true, err);
 		if (rc < 0)
 			goto out;
+		/* A file said to be larger than half of all the memory for
+		 * held rows is built from the file: holding its rows would
+		 * cost the upload time and likely be dropped part way. */
+		if (hint > d->up.rows_budget / 2)
+			keep_rows = false;
+		u->rows_max = d->up.rows_budget / 2;
+	} else {
+		/* Of unknown size (the mount streams what cp writes): rows
+		 * up to a small file's, so that a large file pays little
+		 * for rows it would drop (docs/daemon.md). */
+		u->rows_max = d->up.rows_budget / 2 < DMN_UPLOAD_ROWS_UNSIZED_BYTES
+		                  ? d->up.rows_budget / 2
+		                  : DMN_UPLOAD_ROWS_UNSIZED_BYTES;
 	}
 	u->dataset = dataset;
 	dataset = NULL;
@@ -497,11 +510,17 @@ static int op_upload_chunk(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 		}
 		/* Rows held past the budget: this upload holds none (its
 		 * table is built from the file, as after a restart). */
-		if (rc == 0 && u->ing &&
-		    !dmn__rows_charge(d, &u->rows_charged, cmp_ingest_rows_bytes(u->ing))) {
+		if (rc == 0 && u->ing && cmp_ingest_rows_bytes(u->ing) &&
+		    (cmp_ingest_rows_bytes(u->ing) > u->rows_max ||
+		     !dmn__rows_charge(d, &u->rows_charged, cmp_ingest_rows_bytes(u->ing)))) {
 			cmp_ingest_drop_rows(u->ing);
 			dmn__rows_uncharge(d, u->rows_charged);
 			u->rows_charged = 0;
+			dmn__log(d, DMN_LOG_INFO,
+			         "upload %llu of %s: its rows are no longer held for the prepared "
+			         "table after %llu bytes (--upload-rows-mb); it is built from the file",
+			         (unsigned long long)u->id, u->dataset,
+			         (unsigned long long)(u->bytes + n));
 		}
 	}
 	if (rc < 0) {
