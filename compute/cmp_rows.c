@@ -389,6 +389,21 @@ size_t cmp__rows_at(const cmp__rows *r, size_t i)
 	return r->perm ? r->perm[i] : i;
 }
 
+void cmp__rows_prefetch(const cmp__rows *r, size_t i)
+{
+	/* two steps ahead: row i + 16's offset, then row i + 8's bytes (the
+	 * offset read by now); a row of up to 128 bytes is two lines */
+	if (!r->perm)
+		return;
+	if (i + 16 < r->n)
+		__builtin_prefetch(&r->off[r->perm[i + 16]]);
+	if (i + 8 < r->n) {
+		const uint8_t *p = r->arena.data + r->off[r->perm[i + 8]];
+		__builtin_prefetch(p);
+		__builtin_prefetch(p + 64);
+	}
+}
+
 void cmp__rows_get_raw(const cmp__rows *r, size_t row, cmp__value *v)
 {
 	decode(r, row, v);
