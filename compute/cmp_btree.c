@@ -63,7 +63,8 @@ struct tree {
 /* Where pages go. The first pass (dry) only counts them: it gives the
  * page count and the root page numbers, which page 1 must hold before any
  * other page is written. The second writes them, in page number order,
- * through write (batched) and, when keep, into one buffer as well. */
+ * through write, BATCH_PAGES at a time, and, when keep, into one buffer
+ * as well (then write is handed them from there: no batch copy). */
 #define BATCH_PAGES 256
 struct out {
 	unsigned U; /* page size */
@@ -71,8 +72,8 @@ struct out {
 	uint32_t npages;
 	cmp_write_fn write;
 	void *wctx;
-	uint8_t *batch;
-	size_t nbatch; /* pages in batch */
+	uint8_t *batch; /* without keep */
+	size_t nbatch;  /* pages not yet written */
 	uint8_t *keep; /* sqlite3_malloc'd: npages * U once done */
 	int rc;        /* a write failed, or out of memory */
 };
@@ -257,14 +258,12 @@ static inline uint8_t *put_body(uint8_t *p, const struct enc *e)
 	return p + e->len;
 }
 
-/* Header size (it counts its own varint) of a record with these types. */
-static uint64_t header_len(const struct enc *e, size_t n)
+/* Header size of a record whose serial types take types bytes (it
+ * counts its own varint), as OP_MakeRecord sizes it. */
+static uint64_t header_size(uint64_t types)
 {
-	uint64_t h = 0;
+	uint64_t h = types;
 	unsigned nv;
-	for (size_t k = 0; k < n; k++)
-		h += varint_len(e[k].st);
-	/* as OP_MakeRecord sizes it */
 	if (h <= 126)
 		return h + 1;
 	nv = varint_len(h);
@@ -272,6 +271,15 @@ static uint64_t header_len(const struct enc *e, size_t n)
 	if (nv < varint_len(h))
 		h++;
 	return h;
+}
+
+/* Header size of a record with these types. */
+static uint64_t header_len(const struct enc *e, size_t n)
+{
+	uint64_t h = 0;
+	for (size_t k = 0; k < n; k++)
+		h += varint_len(e[k].st);
+	return header_size(h);
 }
 
 static uint64_t record_len(const struct enc *e, size_t n)
@@ -367,10 +375,13 @@ static void finish_page(const struct out *o, const struct tree *t, struct level 
 	memset(l->pg + end, 0, l->top - end);
 }
 
+/* The last nbatch pages to write: in keep when there is one (they are
+ * there in order already), else in batch. */
 static void flush_batch(struct out *o)
 {
+	const uint8_t *p = o->keep ? o->keep + (size_t)(o->npages - o->nbatch) * o->U : o->batch;
 	if (o->nbatch && o->write && o->rc == 0)
-		o->rc = o->write(o->wctx, o->batch, o->nbatch * o->U);
+		o->rc = o->write(o->wctx, p, o->nbatch * o->U);
 	o->nbatch = 0;
 }
 
@@ -382,11 +393,10 @@ static uint32_t append_page(struct out *o, const uint8_t *pg)
 		return n;
 	if (o->keep)
 		memcpy(o->keep + (size_t)(n - 1) * o->U, pg, o->U);
-	if (o->write) {
+	else if (o->write)
 		memcpy(o->batch + o->nbatch * o->U, pg, o->U);
-		if (++o->nbatch == BATCH_PAGES)
-			flush_batch(o);
-	}
+	if (o->write && ++o->nbatch == BATCH_PAGES)
+		flush_batch(o);
 	return n;
 }
 
@@ -505,15 +515,19 @@ static int measure(const cmp__rows *rows, const cmp_schema *schema, size_t key, 
 	unsigned X_table = U - 35, X_index = ((U - 12) * 64 / 255) - 23;
 	size_t ncols = schema->ncols, n = cmp__rows_count(rows);
 	for (size_t row = 0; row < n; row++) {
-		uint64_t len;
+		uint64_t len, types = 0, body = 0;
 		int rc;
 		if (row % POLL_ROWS == POLL_ROWS - 1 && (rc = poll_write(write, wctx)) < 0)
 			return rc;
 		cmp__rows_get_raw(rows, row, v);
-		for (size_t c = 0; c < ncols; c++)
+		/* record_len, in the same loop as the encoding */
+		for (size_t c = 0; c < ncols; c++) {
 			if (!encode(&v[c], schema->cols[c].type, &e[c]))
 				return CMP__BTREE_FALLBACK;
-		len = record_len(e, ncols);
+			types += varint_len(e[c].st);
+			body += e[c].len;
+		}
+		len = header_size(types) + body;
 		if (len > X_table)
 			return CMP__BTREE_FALLBACK;
 		sz[row].rec = (uint16_t)len;
@@ -732,14 +746,14 @@ int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_
 	o.npages = 0;
 	o.write = write;
 	o.wctx = wctx;
-	if (write)
-		o.batch = dcr_malloc((size_t)BATCH_PAGES * o.U);
 	if (!write || (size_t)total * o.U <= keep_max) {
 		o.keep = sqlite3_malloc64((sqlite3_uint64)total * o.U);
 		if (!o.keep) {
 			rc = -ENOMEM;
 			goto out;
 		}
+	} else {
+		o.batch = dcr_malloc((size_t)BATCH_PAGES * o.U);
 	}
 	append_page(&o, p1);
 	rc = run_pass(&o, &tt, &ti, with_index, rows, schema, key, v, e, sz);

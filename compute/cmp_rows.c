@@ -127,7 +127,7 @@ size_t cmp__rows_count(const cmp__rows *r)
 
 /* Decodes the value at *pp into v and moves *pp past it (text points into
  * the arena). */
-static void decode_one(const uint8_t **pp, cmp__value *v)
+static inline void decode_one(const uint8_t **pp, cmp__value *v)
 {
 	const uint8_t *p = *pp;
 	v->kind = *p++;
@@ -180,6 +180,7 @@ static void decode(const cmp__rows *r, uint64_t row, cmp__value *v)
 static void decode_key(const cmp__rows *r, uint64_t row, cmp__value *k)
 {
 	const uint8_t *p = r->arena.data + r->off[row];
+	*k = (cmp__value){0};
 	for (size_t c = 0; c <= r->key; c++)
 		decode_one(&p, k);
 }
