@@ -54,6 +54,8 @@
 #define DMN_IMAGE_CACHE_BYTES (1024ull * 1024 * 1024) /* decrypted images kept between runs */
 #define DMN_BUILD_MEMORY_BYTES (1024ull * 1024 * 1024) /* table builds at once: their estimates' sum */
 #define DMN_BUILD_MEMORY_PER_BYTE 3u        /* a build's memory estimate, per byte of its CSV */
+#define DMN_UPLOAD_ROWS_BYTES (512ull * 1024 * 1024) /* default --upload-rows-mb: rows held from uploads */
+#define DMN_UPLOAD_ROWS_UNSIZED_BYTES (64ull * 1024 * 1024) /* ...by one upload of unknown size */
 #define DMN_SUBMIT_RETRIES 16u              /* cl_submit retries on ESEQ (jittered backoff) */
 #define DMN_UPLOAD_BYTES_MAX (64ull * 1024 * 1024 * 1024) /* one dataset file */
 #define DMN_UPLOADS_PENDING_MAX 1024u       /* finished uploads awaiting their signed event */

@@ -100,6 +100,7 @@ struct cmp_ingest {
 	bool no_stats;
 	cmp__row_fn sink;
 	void *sink_ctx;
+	cmp__rows *held; /* cmp_ingest_keep_rows: every row, in file order */
 	struct par *par; /* the worker, created on the first large feed */
 	size_t par_min_bytes;
 	int par_flags; /* CMP__PAR_* */
@@ -128,8 +129,10 @@ struct par {
 	const char *p;
 	size_t n;
 	bool no_stats;
+	bool keep_rows; /* the worker's rows go into held */
 	bool *exact; /* per column: the caller's set is exact */
 	/* the worker's own */
+	cmp__rows *held; /* its part's rows (appended to the caller's) */
 	struct checker k;
 	cmp_csv *csv;
 	struct col_stats *st;
@@ -203,7 +206,42 @@ void cmp_ingest_free(cmp_ingest *in)
 	free(in->st);
 	free(in->vals);
 	cmp_csv_free(in->csv);
+	cmp__rows_free(in->held);
 	free(in);
+}
+
+void cmp_ingest_keep_rows(cmp_ingest *in)
+{
+	if (!in->held)
+		in->held = cmp__rows_new(in->schema.ncols, 0);
+}
+
+size_t cmp_ingest_rows_bytes(const cmp_ingest *in)
+{
+	return in->held ? cmp__rows_bytes(in->held) : 0;
+}
+
+void cmp_ingest_drop_rows(cmp_ingest *in)
+{
+	cmp__rows_free(in->held); /* wipes */
+	in->held = NULL;
+}
+
+cmp_rows *cmp_ingest_take_rows(cmp_ingest *in)
+{
+	cmp__rows *r = in->held;
+	in->held = NULL;
+	return r;
+}
+
+void cmp_rows_free(cmp_rows *r)
+{
+	cmp__rows_free(r);
+}
+
+size_t cmp_rows_bytes(const cmp_rows *r)
+{
+	return r ? cmp__rows_bytes(r) : 0;
 }
 
 void cmp__ingest_set_sink(cmp_ingest *in, cmp__row_fn fn, void *ctx)
@@ -554,6 +592,8 @@ static int on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *err)
 	if (rc)
 		return rc;
 	in->rows++;
+	if (in->held && (rc = cmp__rows_add(in->held, in->vals, in->schema.ncols, err)))
+		return rc;
 	if (in->sink)
 		return in->sink(in->sink_ctx, in->vals, in->schema.ncols, err);
 	return 0;
@@ -570,6 +610,8 @@ static int par_on_record(void *ctx, const cmp_csv_field *f, size_t n, dcr_err *e
 	if (rc)
 		return rc;
 	w->rows++;
+	if (w->keep_rows)
+		return cmp__rows_add(w->held, w->vals, w->k.nc, err);
 	return 0;
 }
 
@@ -661,6 +703,7 @@ static void par_free(struct par *w)
 	free(w->map);
 	free(w->exact);
 	cmp_csv_free(w->csv);
+	cmp__rows_free(w->held);
 	free(w);
 }
 
@@ -713,6 +756,10 @@ static struct par *par_get(cmp_ingest *in)
 static void par_reset(struct par *w)
 {
 	w->k.no_stats = w->no_stats;
+	if (w->keep_rows && !w->held)
+		w->held = cmp__rows_new(w->k.nc, 0);
+	if (w->held)
+		DCR_ASSERT(cmp__rows_count(w->held) == 0); /* emptied by the merge or discard */
 	for (size_t c = 0; c < w->k.nc; c++) {
 		struct col_stats *s = &w->st[c];
 		DCR_ASSERT(s->set_n == 0); /* emptied by the merge or discard */
@@ -735,6 +782,8 @@ static void par_reset(struct par *w)
 /* Empties the worker's distinct sets and registers (keeping memory). */
 static void par_discard(cmp_ingest *in, struct par *w)
 {
+	if (w->held)
+		cmp__rows_reset(w->held);
 	for (size_t c = 0; c < in->schema.ncols; c++) {
 		struct col_stats *s = &w->st[c];
 		if (s->set)
@@ -750,6 +799,13 @@ static void par_discard(cmp_ingest *in, struct par *w)
 static void par_merge(cmp_ingest *in, struct par *w)
 {
 	in->rows += w->rows;
+	if (w->held) {
+		/* the worker's rows after the caller's: file order */
+		if (in->held && w->keep_rows)
+			cmp__rows_append(in->held, w->held);
+		else
+			cmp__rows_reset(w->held);
+	}
 	for (size_t c = 0; c < in->schema.ncols; c++) {
 		struct col_stats *m = &in->st[c], *s = &w->st[c];
 		m->nulls += s->nulls;
@@ -825,6 +881,7 @@ static int par_feed(cmp_ingest *in, const char *p, size_t n, dcr_err *err)
 	w->p = p + s + 1;
 	w->n = n - (s + 1);
 	w->no_stats = in->no_stats;
+	w->keep_rows = in->held != NULL;
 	for (size_t c = 0; c < in->schema.ncols; c++)
 		w->exact[c] = in->st[c].exact;
 	__atomic_store_n(&w->abort, 0, __ATOMIC_RELAXED);

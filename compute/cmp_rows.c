@@ -17,18 +17,26 @@
  * the sort only the order is kept (4 bytes a row). A key column holding
  * both integers and floats (it cannot, given the typed columns, but the
  * comparison would need SQLite's mixed rules) makes cmp__rows_sort refuse;
- * the caller then falls back. */
+ * the caller then falls back.
+ *
+ * The rows are filled by the build's own validation of the CSV, or, held
+ * since the upload, by the upload's (cmp_ingest_keep_rows): on two threads
+ * each thread fills its own rows and the second part is appended to the
+ * first (cmp__rows_append), so the order is the file's either way. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "compute_int.h"
 
 struct cmp__rows {
 	size_t ncols, key;
 	dcr_buf arena;
+	size_t advised; /* arena.cap when huge pages were last asked for */
+	size_t used;    /* the most of arena ever filled (wiped at free) */
 	uint64_t *off; /* row -> offset of its first value in arena */
 	size_t n, cap;
-	bool saw_int, saw_float;
 	struct ent *ents;   /* while sorting */
 	uint32_t *perm;     /* after sorting: rows in key order */
 	const uint8_t **kp; /* text keys: bytes and length, per row */
@@ -60,7 +68,7 @@ void cmp__rows_free(cmp__rows *r)
 		return;
 	/* Rows of private data: wiped before the memory is reused. */
 	if (r->arena.data)
-		dcr_wipe(r->arena.data, r->arena.len);
+		dcr_wipe(r->arena.data, r->arena.len > r->used ? r->arena.len : r->used);
 	dcr_buf_release(&r->arena);
 	free(r->off);
 	free(r->ents);
@@ -70,59 +78,118 @@ void cmp__rows_free(cmp__rows *r)
 	free(r);
 }
 
+/* LEB128 of x at p; returns the byte after it. */
+static inline uint8_t *put_leb(uint8_t *p, uint64_t x)
+{
+	while (x > 0x7f) {
+		*p++ = (uint8_t)(x | 0x80);
+		x >>= 7;
+	}
+	*p++ = (uint8_t)x;
+	return p;
+}
+
+/* One reservation per row (at most 11 bytes per value besides text), then
+ * plain stores: this runs for every row an upload validates
+ * (cmp_ingest_keep_rows), on the upload's own critical path. */
 int cmp__rows_add(void *ctx, const cmp__value *v, size_t n, dcr_err *err)
 {
 	cmp__rows *r = ctx;
+	size_t max = 11 * n;
+	uint8_t *p;
 	(void)err;
 	DCR_ASSERT(n == r->ncols);
 	if (r->n == r->cap) {
 		r->cap = r->cap ? r->cap * 2 : 65536;
 		r->off = dcr_realloc(r->off, r->cap * sizeof(*r->off));
 	}
+	for (size_t c = 0; c < n; c++)
+		if (v[c].kind == CMP__TEXT)
+			max += v[c].n;
+	dcr_buf_reserve(&r->arena, max);
+	if (r->arena.cap != r->advised && r->arena.cap >= ((size_t)2 << 20)) {
+		/* Transparent huge pages where the system offers them on
+		 * request: an upload's arena grows by hundreds of MB, and
+		 * faulting it in 4 KiB pages cost about as much as filling
+		 * it. Advice only: an error changes nothing. */
+		uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+		uintptr_t a = ((uintptr_t)r->arena.data + pg - 1) & ~(pg - 1);
+		uintptr_t e = ((uintptr_t)r->arena.data + r->arena.cap) & ~(pg - 1);
+		if (e > a)
+			(void)madvise((void *)a, e - a, MADV_HUGEPAGE);
+		r->advised = r->arena.cap;
+	}
 	r->off[r->n++] = r->arena.len;
+	p = r->arena.data + r->arena.len;
 	for (size_t c = 0; c < n; c++) {
-		uint8_t kind = (uint8_t)v[c].kind;
-		dcr_buf_append_u8(&r->arena, kind);
+		*p++ = (uint8_t)v[c].kind;
 		switch (v[c].kind) {
-		case CMP__INT: {
+		case CMP__INT:
 			/* zigzag, then LEB128: small integers take a byte or two */
-			uint8_t var[10];
-			size_t nv = 0;
-			uint64_t z = ((uint64_t)v[c].i << 1) ^ (uint64_t)(v[c].i >> 63);
-			do {
-				var[nv++] = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
-				z >>= 7;
-			} while (z);
-			dcr_buf_append(&r->arena, var, nv);
-			r->saw_int = r->saw_int || c == r->key;
+			p = put_leb(p, ((uint64_t)v[c].i << 1) ^ (uint64_t)(v[c].i >> 63));
 			break;
-		}
 		case CMP__FLOAT:
-			dcr_buf_append(&r->arena, &v[c].d, 8);
-			r->saw_float = r->saw_float || c == r->key;
+			memcpy(p, &v[c].d, 8);
+			p += 8;
 			break;
-		case CMP__TEXT: {
-			uint8_t var[10];
-			size_t nv = 0;
-			uint64_t len = v[c].n;
-			do {
-				var[nv++] = (uint8_t)((len & 0x7f) | (len > 0x7f ? 0x80 : 0));
-				len >>= 7;
-			} while (len);
-			dcr_buf_append(&r->arena, var, nv);
-			dcr_buf_append(&r->arena, v[c].s, v[c].n);
+		case CMP__TEXT:
+			p = put_leb(p, v[c].n);
+			memcpy(p, v[c].s, v[c].n);
+			p += v[c].n;
 			break;
-		}
 		default:
 			break;
 		}
 	}
+	r->arena.len = (size_t)(p - r->arena.data);
 	return 0;
 }
 
 size_t cmp__rows_count(const cmp__rows *r)
 {
 	return r->n;
+}
+
+size_t cmp__rows_ncols(const cmp__rows *r)
+{
+	return r->ncols;
+}
+
+void cmp__rows_set_key(cmp__rows *r, size_t key)
+{
+	DCR_ASSERT(key < r->ncols && !r->perm);
+	r->key = key;
+}
+
+size_t cmp__rows_bytes(const cmp__rows *r)
+{
+	return r->arena.cap + r->cap * sizeof(*r->off);
+}
+
+void cmp__rows_reset(cmp__rows *r)
+{
+	DCR_ASSERT(!r->perm);
+	/* not wiped now (the next rows overwrite them; the two-thread
+	 * validation resets its worker's rows after every piece): at free */
+	if (r->arena.len > r->used)
+		r->used = r->arena.len;
+	r->arena.len = 0;
+	r->n = 0;
+}
+
+void cmp__rows_append(cmp__rows *dst, cmp__rows *src)
+{
+	uint64_t base = dst->arena.len;
+	DCR_ASSERT(dst->ncols == src->ncols && !dst->perm && !src->perm);
+	if (dst->n + src->n > dst->cap) {
+		dst->cap = dst->n + src->n > 2 * dst->cap ? dst->n + src->n : 2 * dst->cap;
+		dst->off = dcr_realloc(dst->off, dst->cap * sizeof(*dst->off));
+	}
+	for (size_t i = 0; i < src->n; i++)
+		dst->off[dst->n + i] = base + src->off[i];
+	dst->n += src->n;
+	dcr_buf_append(&dst->arena, src->arena.data, src->arena.len);
+	cmp__rows_reset(src);
 }
 
 /* Decodes the value at *pp into v and moves *pp past it (text points into
@@ -317,8 +384,9 @@ static void sort_text(const cmp__rows *r, struct ent *e, struct ent *tmp, size_t
 bool cmp__rows_sort(cmp__rows *r)
 {
 	size_t nclass[3] = {0}, at[3];
+	bool saw_int = false, saw_float = false;
 	struct ent *tmp;
-	if ((r->saw_int && r->saw_float) || r->n >= UINT32_MAX)
+	if (r->n >= UINT32_MAX)
 		return false;
 	r->ents = dcr_calloc(r->n ? r->n : 1, sizeof(*r->ents));
 	tmp = dcr_calloc(r->n ? r->n : 1, sizeof(*tmp));
@@ -338,6 +406,7 @@ bool cmp__rows_sort(cmp__rows *r)
 		case CMP__INT:
 			e->cls = 1;
 			e->pre = (uint64_t)k.i ^ (1ull << 63);
+			saw_int = true;
 			break;
 		case CMP__FLOAT: {
 			/* -0 and 0 compare equal in SQLite */
@@ -346,6 +415,7 @@ bool cmp__rows_sort(cmp__rows *r)
 			memcpy(&bits, &dv, 8);
 			e->cls = 1;
 			e->pre = bits >> 63 ? ~bits : bits | (1ull << 63);
+			saw_float = true;
 			break;
 		}
 		case CMP__TEXT:
@@ -358,6 +428,18 @@ bool cmp__rows_sort(cmp__rows *r)
 			break;
 		}
 		nclass[e->cls]++;
+	}
+	if (saw_int && saw_float) {
+		/* SQLite's mixed integer/real comparison is not this one: not
+		 * sorted here (the caller falls back to ORDER BY) */
+		free(tmp);
+		free(r->ents);
+		free(r->kp);
+		free(r->kn);
+		r->ents = NULL;
+		r->kp = NULL;
+		r->kn = NULL;
+		return false;
 	}
 	at[0] = 0;
 	at[1] = nclass[0];

@@ -544,14 +544,16 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 	return rc;
 }
 
-int cmp_prepare_stream(const cmp_schema *schema, const char *table, const char *const *index,
-                       size_t nindex, cmp_read_fn read, void *ctx, cmp_write_fn write,
-                       void *wctx, size_t keep_max, void **image, size_t *image_n,
-                       size_t *total_n, dcr_err *err)
+/* cmp_prepare_stream (read set, held NULL) and cmp_prepare_rows (the rows
+ * held, consumed): the one build. */
+static int prepare_any(const cmp_schema *schema, const char *table, const char *const *index,
+                       size_t nindex, cmp_read_fn read, void *ctx, cmp__rows *held,
+                       cmp_write_fn write, void *wctx, size_t keep_max, void **image,
+                       size_t *image_n, size_t *total_n, dcr_err *err)
 {
 	struct prep p = {0};
 	cmp_ingest *in = NULL;
-	cmp__rows *rows = NULL;
+	cmp__rows *rows = held; /* owned from here */
 	size_t key = 0;
 	dcr_buf sql, target;
 	dcr_buf_init(&sql);
@@ -563,16 +565,25 @@ int cmp_prepare_stream(const cmp_schema *schema, const char *table, const char *
 	*image_n = 0;
 	*total_n = 0;
 	sqlite_once_init();
-	if (!name_ok(table))
-		return dcr_err_set(err, DCR_EINVALID, "invalid table name \"%s\"", table);
+	if (!name_ok(table)) {
+		rc = dcr_err_set(err, DCR_EINVALID, "invalid table name \"%s\"", table);
+		goto out;
+	}
+	if (held && cmp__rows_ncols(held) != schema->ncols) {
+		rc = dcr_err_set(err, DCR_EINVALID, "rows of %zu columns for a table of %zu",
+		                 cmp__rows_ncols(held), schema->ncols);
+		goto out;
+	}
 	for (size_t i = 0; i < nindex; i++) {
 		size_t c;
 		for (c = 0; c < schema->ncols; c++)
 			if (strcmp(schema->cols[c].name, index[i]) == 0)
 				break;
-		if (c == schema->ncols)
-			return dcr_err_set(err, DCR_EINVALID, "index on unknown column \"%s\"",
-			                   index[i]);
+		if (c == schema->ncols) {
+			rc = dcr_err_set(err, DCR_EINVALID, "index on unknown column \"%s\"",
+			                 index[i]);
+			goto out;
+		}
 		if (i == 0)
 			key = c;
 	}
@@ -599,6 +610,15 @@ int cmp_prepare_stream(const cmp_schema *schema, const char *table, const char *
 		goto out;
 	if ((rc = exec(p.db, "BEGIN", err)))
 		goto out;
+	if (held) {
+		/* validated at upload: straight to the sort, or (no index, not
+		 * written directly) into the table in file order */
+		if (nindex)
+			cmp__rows_set_key(rows, key);
+		if (!direct && !nindex && (rc = insert_rows(&p, rows, schema->ncols, err)))
+			goto out;
+		goto loaded;
+	}
 	if ((rc = cmp_ingest_new(schema, table, &in)))
 		goto out;
 	cmp__ingest_no_stats(in);
@@ -627,6 +647,7 @@ int cmp_prepare_stream(const cmp_schema *schema, const char *table, const char *
 	}
 	if ((rc = cmp_ingest_finish(in, NULL, NULL, err)))
 		goto out;
+loaded:
 	if (direct && (nindex == 0 || cmp__rows_sort(rows))) {
 		rc = prepare_direct(&p, schema, table, index, nindex, rows, key, write, wctx,
 		                    keep_max, image, image_n, total_n, err);
@@ -702,6 +723,25 @@ out:
 	dcr_buf_release(&sql);
 	dcr_buf_release(&target);
 	return rc;
+}
+
+int cmp_prepare_stream(const cmp_schema *schema, const char *table, const char *const *index,
+                       size_t nindex, cmp_read_fn read, void *ctx, cmp_write_fn write,
+                       void *wctx, size_t keep_max, void **image, size_t *image_n,
+                       size_t *total_n, dcr_err *err)
+{
+	return prepare_any(schema, table, index, nindex, read, ctx, NULL, write, wctx, keep_max,
+	                   image, image_n, total_n, err);
+}
+
+int cmp_prepare_rows(const cmp_schema *schema, const char *table, const char *const *index,
+                     size_t nindex, cmp_rows *rows, cmp_write_fn write, void *wctx,
+                     size_t keep_max, void **image, size_t *image_n, size_t *total_n,
+                     dcr_err *err)
+{
+	DCR_ASSERT(rows);
+	return prepare_any(schema, table, index, nindex, NULL, NULL, rows, write, wctx, keep_max,
+	                   image, image_n, total_n, err);
 }
 
 /* ---- the locked-down connection ---------------------------------------------- */

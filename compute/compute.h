@@ -87,6 +87,21 @@ int cmp_ingest_finish(cmp_ingest *in, uint64_t *rows, dcr_buf *stats_json, dcr_e
  * names the next file in errors (NULL: keep the label). */
 int cmp_ingest_next_file(cmp_ingest *in, const char *label, dcr_err *err);
 void cmp_ingest_free(cmp_ingest *in);
+/* Rows held from a validation for a prepared table's build
+ * (cmp_prepare_rows), so that the build need not read and parse the file
+ * again. cmp_ingest_keep_rows, before the first feed, makes the ingest hold
+ * every validated row (in a compact arena about the CSV's size; on two
+ * threads too, in file order); cmp_ingest_rows_bytes is the memory they
+ * take so far; cmp_ingest_drop_rows frees (wipes) them and holds no more;
+ * after cmp_ingest_finish, cmp_ingest_take_rows hands them over (NULL if
+ * none were held). The rows are private data: freed wiped. */
+typedef struct cmp__rows cmp_rows;
+void cmp_ingest_keep_rows(cmp_ingest *in);
+size_t cmp_ingest_rows_bytes(const cmp_ingest *in);
+void cmp_ingest_drop_rows(cmp_ingest *in);
+cmp_rows *cmp_ingest_take_rows(cmp_ingest *in);
+size_t cmp_rows_bytes(const cmp_rows *r);
+void cmp_rows_free(cmp_rows *r);
 
 /* ---- prepared tables -----------------------------------------------------
  * A prepared table is a serialized SQLite database (sqlite3_serialize
@@ -127,6 +142,14 @@ int cmp_prepare_stream(const cmp_schema *schema, const char *table, const char *
                        size_t nindex, cmp_read_fn read, void *ctx, cmp_write_fn write,
                        void *wctx, size_t keep_max, void **image, size_t *image_n,
                        size_t *total_n, dcr_err *err);
+/* As cmp_prepare_stream, from rows held since a validation of the file
+ * with the same schema (cmp_ingest_take_rows) instead of reading it:
+ * the same image, byte for byte. rows is consumed (freed, wiped) whatever
+ * the outcome. */
+int cmp_prepare_rows(const cmp_schema *schema, const char *table, const char *const *index,
+                     size_t nindex, cmp_rows *rows, cmp_write_fn write, void *wctx,
+                     size_t keep_max, void **image, size_t *image_n, size_t *total_n,
+                     dcr_err *err);
 /* Wipes and frees an image of cmp_prepare_image (NULL: nothing). */
 void cmp_image_free(void *image, size_t n);
 

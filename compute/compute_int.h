@@ -65,6 +65,14 @@ void cmp__rows_get_raw(const cmp__rows *r, size_t row, cmp__value *vals);
 /* A hint: row i + 8 of the sorted order will be read soon (cmp__rows_get
  * in key order reads the arena at random). No effect on any result. */
 void cmp__rows_prefetch(const cmp__rows *r, size_t i);
+/* Columns per row; the sort's key column (before the sort); the memory the
+ * rows hold; emptied (capacity kept, wiped at free); src's rows moved onto the end
+ * of dst's (the two-thread validation's second part after the first). */
+size_t cmp__rows_ncols(const cmp__rows *r);
+void cmp__rows_set_key(cmp__rows *r, size_t key);
+size_t cmp__rows_bytes(const cmp__rows *r);
+void cmp__rows_reset(cmp__rows *r);
+void cmp__rows_append(cmp__rows *dst, cmp__rows *src);
 
 /* A prepared table's b-trees written directly (cmp_btree.c). hdr is the
  * database header of SQLite's database holding the schema (srows: its

@@ -22,6 +22,10 @@ typedef struct dmn_options {
 	/* decrypted images kept between runs, bytes; 0: DMN_IMAGE_CACHE_BYTES,
 	 * DMN_IMAGE_CACHE_OFF: none */
 	uint64_t image_cache_bytes;
+	/* rows validated at upload and held for their prepared tables'
+	 * builds, bytes in all; 0: DMN_UPLOAD_ROWS_BYTES, DMN_UPLOAD_ROWS_OFF:
+	 * none (every build reads its file back) */
+	uint64_t upload_rows_bytes;
 	/* request frames buffered, queued or being handled, with what
 	 * unpacking them may cost, bytes; 0: DMN_FRAME_BUDGET_BYTES */
 	uint64_t frame_budget_bytes;
@@ -86,6 +90,7 @@ typedef struct dmn_options {
 #define DMN_TLS_DIR "tls" /* in the data directory */
 
 #define DMN_IMAGE_CACHE_OFF UINT64_MAX
+#define DMN_UPLOAD_ROWS_OFF UINT64_MAX
 
 /* Runs the daemon in the foreground. Returns 0 after a clean shutdown, or a
  * negative code with err set (e.g. another dcrd holds the directory).

@@ -13,6 +13,7 @@
  *   a room            room->mu           st, inflight, durable, broken; the order of
  *                                        the room's appends
  *   uploads (ops.c)   up.mu              up.done, up.next_id   (up.open: atomic)
+ *                     up.rows_mu (leaf)  up.rows   (up.rows_bytes: atomic)
  *   jobs (jobs.c)     jobs.mu            jobs.q, nq, rr, nqueued, nruns, running,
  *                                        keys, nkeys, appends_active, active, nactive
  *                                        (jobs.stopping: atomic, set under mu)
@@ -200,6 +201,15 @@ typedef struct dmn_uploads {
 	/* Background table builds pause while uploads are open (uploads
 	 * first), unless a run waits for a table. */
 	atomic_uint open;
+	/* Rows validated at upload, held until their prepared table's build
+	 * takes them (dmn__rows_*, rooms.c): the list under rows_mu (a leaf
+	 * lock), the bytes of every upload's rows (held or still being
+	 * validated) in rows_bytes, within rows_budget (--upload-rows-mb, set
+	 * at start; 0: none held). */
+	dmn_mutex rows_mu;
+	struct dmn_held_rows *rows;
+	atomic_uint_fast64_t rows_bytes;
+	uint64_t rows_budget;
 } dmn_uploads;
 
 /* Stops a job's computation from another thread (a SQL run: cmp_cancel;
@@ -430,6 +440,22 @@ void dmn__blobs_referenced(dmn *d, char (**ids)[DMN_BLOB_HEX_BYTES], size_t *n);
  * keeps reading it. Cached results of the old data wait for the next
  * start's dmn__blobs_gc. */
 void dmn__blobs_drop_withdrawn(dmn *d, const char *data_blob);
+
+/* Rows held from uploads (rooms.c; docs/daemon.md "Prepared tables").
+ * dmn__rows_charge grows an upload's charge (*charged) to now bytes within
+ * the budget: false if they do not fit (nothing charged: the upload stops
+ * holding rows). dmn__rows_put keeps rows (with their charge) for the
+ * build of data_blob, under the schema they were validated with;
+ * dmn__rows_take hands them to that build, uncharged, if the schema is
+ * still cols (else frees them: NULL); dmn__rows_drop frees those of a
+ * blob that goes (dmn__blobs_drop_withdrawn). */
+bool dmn__rows_charge(dmn *d, uint64_t *charged, uint64_t now);
+void dmn__rows_uncharge(dmn *d, uint64_t n);
+void dmn__rows_put(dmn *d, const char *data_blob, const cmp_column *cols, size_t ncols,
+                   cmp_rows *rows, uint64_t charged, uint64_t csv_bytes);
+cmp_rows *dmn__rows_take(dmn *d, const char *data_blob, const cmp_column *cols, size_t ncols,
+                         uint64_t *csv_bytes);
+void dmn__rows_drop(dmn *d, const char *data_blob);
 
 /* The id of the prepared table over an append dataset's drops: "drops:"
  * and the union hash in hex; the table's blob is under the es_meta key

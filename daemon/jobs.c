@@ -486,6 +486,18 @@ static void background_yield(struct blob_src *s)
 		usleep(20 * 1000);
 }
 
+/* A run waits for a table: derived work is no longer in the background;
+ * the build's thread goes back to dcrd's own nice value where the system
+ * allows it (root, or RLIMIT_NICE; otherwise it stays at DMN_IMAGE_NICE). */
+static void build_boost(dmn *d, bool *boosted)
+{
+	if (!*boosted && build_niced &&
+	    atomic_load_explicit(&d->jobs.image_waiting_runs, memory_order_relaxed) > 0) {
+		*boosted = true;
+		(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), build_base_nice);
+	}
+}
+
 static int blob_src_read(void *ctx, void *buf, size_t cap)
 {
 	struct blob_src *s = ctx;
@@ -494,15 +506,7 @@ static int blob_src_read(void *ctx, void *buf, size_t cap)
 
 	if (s->background) {
 		background_yield(s);
-		/* A run waits for a table: derived work is no longer in the
-		 * background; the build's thread goes back to dcrd's own nice
-		 * value where the system allows it (root, or RLIMIT_NICE;
-		 * otherwise it stays at DMN_IMAGE_NICE). */
-		if (!s->boosted && build_niced &&
-		    atomic_load_explicit(&s->d->jobs.image_waiting_runs, memory_order_relaxed) > 0) {
-			s->boosted = true;
-			(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), build_base_nice);
-		}
+		build_boost(s->d, &s->boosted);
 	}
 	/* A build stops at its next read once the daemon stops (its table is
 	 * built again at the next start). */
@@ -553,11 +557,14 @@ struct image_sink {
 	dmn *d;
 	dmn_blob_writer *w;
 	dcr_err err;
+	struct blob_src *src; /* its background and boosted */
 };
 
 static int image_sink(void *ctx, const void *p, size_t n)
 {
 	struct image_sink *k = ctx;
+	if (k->src->background) /* a build from held rows reads nothing */
+		build_boost(k->d, &k->src->boosted);
 	if (atomic_load(&k->d->jobs.stopping))
 		return dcr_err_set(&k->err, DCR_ECANCELED, "dcrd is shutting down");
 	if (!n)
@@ -578,6 +585,9 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	const char **index = NULL;
 	bool *join = NULL;
 	struct blob_src src = {0};
+	cmp_rows *held = NULL; /* validated at upload (dmn__rows_take) */
+	uint64_t held_csv = 0;
+	bool from_held = false;
 	dcr_buf v;
 	void *image = NULL;
 	size_t image_n = 0, total_n = 0;
@@ -690,9 +700,18 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	dmn__mutex_unlock(&r->mu);
 	if (rc < 0)
 		goto out;
-	rc = dmn__blob_open(d->blobs, src.ndrops ? src.drops[0] : data_blob, &src.r, err);
-	if (rc < 0)
-		goto out;
+	/* The rows its upload validated, if still held: no reading,
+	 * decrypting and parsing the file again. */
+	if (!src.ndrops)
+		held = dmn__rows_take(d, data_blob, cols, ncols, &held_csv);
+	if (held) {
+		from_held = true;
+		est = held_csv;
+	} else {
+		rc = dmn__blob_open(d->blobs, src.ndrops ? src.drops[0] : data_blob, &src.r, err);
+		if (rc < 0)
+			goto out;
+	}
 	/* Builds run in parallel while their memory estimates fit
 	 * DMN_BUILD_MEMORY_BYTES together; a build always starts when no
 	 * other runs. At 10M x 10M rows two builds at once held 4.6 GB
@@ -718,10 +737,17 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	rc = dmn__blob_create(d->blobs, &w, err);
 	if (rc == 0) {
 		cmp_schema schema = {cols, ncols};
-		struct image_sink sink = {d, w, {0}};
-		rc = cmp_prepare_stream(&schema, dataset, index, nindex, blob_src_read, &src,
-		                        image_sink, &sink, (size_t)(d->imgc.budget / 2), &image,
-		                        &image_n, &total_n, err);
+		struct image_sink sink = {d, w, {0}, &src};
+		if (held)
+			rc = cmp_prepare_rows(&schema, dataset, index, nindex, held, image_sink, &sink,
+			                      (size_t)(d->imgc.budget / 2), &image, &image_n,
+			                      &total_n, err);
+		else
+			rc = cmp_prepare_stream(&schema, dataset, index, nindex, blob_src_read,
+			                        &src, image_sink, &sink,
+			                        (size_t)(d->imgc.budget / 2), &image, &image_n,
+			                        &total_n, err);
+		held = NULL; /* consumed */
 		if (rc < 0 && sink.err.code)
 			*err = sink.err;
 	}
@@ -768,8 +794,9 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		}
 	}
 	dmn__log(d, DMN_LOG_INFO,
-	         "prepared table %s (blob %s, %zu bytes, %zu indexes) in %llu ms%s%s",
+	         "prepared table %s (blob %s, %zu bytes, %zu indexes) in %llu ms%s%s%s",
 	         dataset, data_blob, image_bytes, nindex, (unsigned long long)(dcr_mono_ms() - t0),
+	         from_held ? "; from the rows checked at upload" : "; from the file",
 	         kept ? "; kept in the image cache" : "",
 	         mem_wait_ms >= 10 ? "; waited for another build's memory" : "");
 	if (image_id)
@@ -800,6 +827,7 @@ out:
 	if (counted)
 		atomic_fetch_sub_explicit(&d->jobs.image_waiting_runs, 1, memory_order_relaxed);
 	dmn__blob_close(src.r);
+	cmp_rows_free(held);
 	strv_free(src.drops, src.ndrops);
 	free(index);
 	free(join);
@@ -2944,6 +2972,7 @@ void dmn__blobs_drop_withdrawn(dmn *d, const char *data_blob)
 	static const char *const derived[] = {"stats", "image"};
 	unsigned removed = 0;
 
+	dmn__rows_drop(d, data_blob); /* rows held since its upload */
 	for (size_t i = 0; i < sizeof derived / sizeof derived[0]; i++) {
 		char *key = dcr_asprintf("%s:%s", derived[i], data_blob);
 		dcr_buf v;

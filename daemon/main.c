@@ -170,6 +170,9 @@ static void usage(FILE *f)
 	        "  --log-level LEVEL      error, warn, info (default) or debug\n"
 	        "  --image-cache-mb N     memory for decrypted tables kept between runs, in MiB\n"
 	        "                         (default %llu; 0 turns the cache off)\n"
+	        "  --upload-rows-mb N     memory for table rows checked at upload and held\n"
+	        "                         until their prepared table is built, in MiB, in\n"
+	        "                         all (default %llu; 0: builds read the file again)\n"
 	        "  --frame-budget-mb N    memory for request frames being read, queued or\n"
 	        "                         handled, in MiB, across all connections (default\n"
 	        "                         %llu, at least %u); past it clients are slowed\n"
@@ -212,6 +215,7 @@ static void usage(FILE *f)
 	        DMN_TLS_HANDSHAKE_TIMEOUT_MS, DMN_TLS_HANDSHAKES_MAX, (unsigned)DMN_IDLE_TIMEOUT_MS, DMN_CONNS_MAX, DMN_CONNS_PER_KEY_MAX,
 	        DMN_CONNS_PER_ADDR_MAX, DMN_STRANGER_CONNS_MAX, DMN_STRANGER_IDLE_S,
 	        (unsigned long long)(DMN_IMAGE_CACHE_BYTES >> 20),
+	        (unsigned long long)(DMN_UPLOAD_ROWS_BYTES >> 20),
 	        (unsigned long long)(DMN_FRAME_BUDGET_BYTES >> 20), FRAME_BUDGET_MB_MIN,
 	        (unsigned long long)DMN_QUOTA_ROOM_BLOB_MB, (unsigned long long)DMN_QUOTA_KEY_BLOB_MB,
 	        (unsigned long long)DMN_QUOTA_KEY_DISK_MB, (unsigned long long)DMN_QUOTA_RUN_TMP_MB,
@@ -363,6 +367,7 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 	    {"no-sync", no_argument, NULL, 'n'},
 	    {"hold-auto-approvals", no_argument, NULL, 'H'},
 	    {"image-cache-mb", required_argument, NULL, 'c'},
+	    {"upload-rows-mb", required_argument, NULL, 'u'},
 	    {"frame-budget-mb", required_argument, NULL, 'f'},
 	    {"script-max-wall-s", required_argument, NULL, 'W'},
 	    {"script-max-cpu-s", required_argument, NULL, 'C'},
@@ -480,6 +485,21 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 				return 2;
 			}
 			opt.image_cache_bytes = v ? v << 20 : DMN_IMAGE_CACHE_OFF;
+			break;
+		}
+		case 'u': {
+			char *end = NULL;
+			unsigned long long v;
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || !end || end == optarg || *end || *optarg == '-' || v > (1ull << 24)) {
+				fprintf(stderr,
+				        "dcrd: --upload-rows-mb: not a number of MiB (0 to %llu): "
+				        "%s\n",
+				        1ull << 24, optarg);
+				return 2;
+			}
+			opt.upload_rows_bytes = v ? v << 20 : DMN_UPLOAD_ROWS_OFF;
 			break;
 		}
 		case 'f': {

@@ -29,6 +29,9 @@ struct dmn_upload {
 	 * the room at upload.begin, the bytes charged as in flight */
 	uint8_t key[32];
 	uint64_t key_base, room_base, charged;
+	/* the rows its validation holds for the prepared table
+	 * (cmp_ingest_keep_rows), charged to up.rows_bytes, up to rows_max */
+	uint64_t rows_charged, rows_max;
 };
 
 typedef int (*op_fn)(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map *res, dcr_err *err);
@@ -293,7 +296,9 @@ static void upload_free(dmn_upload *u)
 		atomic_fetch_sub_explicit(&u->d->up.open, 1, memory_order_relaxed);
 	if (u->charged)
 		dmn__quota_release(u->d, u->key, u->room, u->charged);
-	cmp_ingest_free(u->ing);
+	if (u->rows_charged)
+		dmn__rows_uncharge(u->d, u->rows_charged);
+	cmp_ingest_free(u->ing); /* and the rows it held, wiped */
 	dmn__blob_abort(u->w);
 	dmn__schema_free(u->cols, u->ncols);
 	free(u->dataset);
@@ -323,6 +328,7 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 	dmn_room *r;
 	dmn_upload *u = NULL;
 	char *dataset = NULL, *file = NULL, *label = NULL;
+	bool keep_rows = false;
 	int rc;
 
 	rc = arg_room(d, s, args, &r, err);
@@ -349,6 +355,10 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 		u->table = ds->kind == RM_DS_TABLE;
 		if (u->table)
 			dmn__schema_of(ds, &u->cols, &u->ncols);
+		/* a table replaced by each upload: its validated rows can
+		 * be held for its prepared table (a drop of an append
+		 * dataset is one file of a union: built from the files) */
+		keep_rows = u->table && !ds->append && d->up.rows_budget > 0;
 	}
 	dmn__mutex_unlock(&r->mu);
 	if (rc < 0)
@@ -366,6 +376,19 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 			                       true, err);
 		if (rc < 0)
 			goto out;
+		/* A file said to be larger than half of all the memory for
+		 * held rows is built from the file: holding its rows would
+		 * cost the upload time and likely be dropped part way. */
+		if (hint > d->up.rows_budget / 2)
+			keep_rows = false;
+		u->rows_max = d->up.rows_budget / 2;
+	} else {
+		/* Of unknown size (the mount streams what cp writes): rows
+		 * up to a small file's, so that a large file pays little
+		 * for rows it would drop (docs/daemon.md). */
+		u->rows_max = d->up.rows_budget / 2 < DMN_UPLOAD_ROWS_UNSIZED_BYTES
+		                  ? d->up.rows_budget / 2
+		                  : DMN_UPLOAD_ROWS_UNSIZED_BYTES;
 	}
 	u->dataset = dataset;
 	dataset = NULL;
@@ -380,6 +403,8 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 			dcr_err_set(err, rc, "starting validation of %s", label);
 			goto out;
 		}
+		if (keep_rows)
+			cmp_ingest_keep_rows(u->ing);
 	}
 	rc = dmn__blob_create(d->blobs, &u->w, err);
 	if (rc < 0)
@@ -483,6 +508,20 @@ static int op_upload_chunk(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 			if (err)
 				*err = werr;
 		}
+		/* Rows held past the budget: this upload holds none (its
+		 * table is built from the file, as after a restart). */
+		if (rc == 0 && u->ing && cmp_ingest_rows_bytes(u->ing) &&
+		    (cmp_ingest_rows_bytes(u->ing) > u->rows_max ||
+		     !dmn__rows_charge(d, &u->rows_charged, cmp_ingest_rows_bytes(u->ing)))) {
+			cmp_ingest_drop_rows(u->ing);
+			dmn__rows_uncharge(d, u->rows_charged);
+			u->rows_charged = 0;
+			dmn__log(d, DMN_LOG_INFO,
+			         "upload %llu of %s: its rows are no longer held for the prepared "
+			         "table after %llu bytes (--upload-rows-mb); it is built from the file",
+			         (unsigned long long)u->id, u->dataset,
+			         (unsigned long long)(u->bytes + n));
+		}
 	}
 	if (rc < 0) {
 		/* A rejected file stores nothing. */
@@ -551,6 +590,17 @@ static int op_upload_end(dmn *d, dmn_session *s, const dcr_mpv *args, proto_map 
 	dmn__mutex_unlock(&d->up.mu);
 	/* Unsigned uploads past their time or the cap go, blobs and all. */
 	dmn__uploads_expire(d);
+	if (u->ing) {
+		/* Its rows wait for the prepared table's build (taken once the
+		 * provision is signed; freed with the blob otherwise). */
+		cmp_rows *held = cmp_ingest_take_rows(u->ing);
+		if (held && dmn__rows_charge(d, &u->rows_charged, cmp_rows_bytes(held))) {
+			dmn__rows_put(d, blob, u->cols, u->ncols, held, u->rows_charged, bytes);
+			u->rows_charged = 0;
+		} else {
+			cmp_rows_free(held);
+		}
+	}
 	dcr_mpw_str(proto_map_key(res, "blob"), blob);
 	dcr_mpw_uint(proto_map_key(res, "bytes"), bytes);
 	dcr_mpw_uint(proto_map_key(res, "rows"), rows);

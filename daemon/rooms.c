@@ -385,6 +385,30 @@ void dmn__uploads_init(dmn *d)
 {
 	dmn__mutex_init(&d->up.mu);
 	atomic_init(&d->up.open, 0);
+	dmn__mutex_init(&d->up.rows_mu);
+	atomic_init(&d->up.rows_bytes, 0);
+	d->up.rows_budget = d->opt.upload_rows_bytes == DMN_UPLOAD_ROWS_OFF ? 0
+	                    : d->opt.upload_rows_bytes       ? d->opt.upload_rows_bytes
+	                                                     : DMN_UPLOAD_ROWS_BYTES;
+}
+
+/* Rows held for a prepared table's build: those of data blob `blob`,
+ * validated under the schema cols. */
+struct dmn_held_rows {
+	struct dmn_held_rows *next;
+	char blob[DMN_BLOB_HEX_BYTES];
+	cmp_column *cols;
+	size_t ncols;
+	cmp_rows *rows;
+	uint64_t charged, csv_bytes;
+};
+
+static void held_free(dmn *d, struct dmn_held_rows *h)
+{
+	dmn__rows_uncharge(d, h->charged);
+	cmp_rows_free(h->rows); /* wipes */
+	dmn__schema_free(h->cols, h->ncols);
+	free(h);
 }
 
 void dmn__uploads_release(dmn *d)
@@ -395,7 +419,104 @@ void dmn__uploads_release(dmn *d)
 		d->up.done = u->next;
 		dmn__done_upload_free(u);
 	}
+	while (d->up.rows) {
+		struct dmn_held_rows *h = d->up.rows;
+		d->up.rows = h->next;
+		held_free(d, h);
+	}
+	DCR_ASSERT(atomic_load(&d->up.rows_bytes) == 0);
+	dmn__mutex_destroy(&d->up.rows_mu);
 	dmn__mutex_destroy(&d->up.mu);
+}
+
+bool dmn__rows_charge(dmn *d, uint64_t *charged, uint64_t now)
+{
+	uint64_t delta, total;
+
+	if (now <= *charged)
+		return true;
+	delta = now - *charged;
+	total = atomic_fetch_add(&d->up.rows_bytes, delta) + delta;
+	if (total > d->up.rows_budget) {
+		atomic_fetch_sub(&d->up.rows_bytes, delta);
+		return false;
+	}
+	*charged = now;
+	return true;
+}
+
+void dmn__rows_uncharge(dmn *d, uint64_t n)
+{
+	if (n)
+		DCR_ASSERT(atomic_fetch_sub(&d->up.rows_bytes, n) >= n);
+}
+
+void dmn__rows_put(dmn *d, const char *data_blob, const cmp_column *cols, size_t ncols,
+                   cmp_rows *rows, uint64_t charged, uint64_t csv_bytes)
+{
+	struct dmn_held_rows *h = dcr_calloc(1, sizeof *h);
+
+	snprintf(h->blob, sizeof h->blob, "%s", data_blob);
+	h->cols = dcr_calloc(ncols ? ncols : 1, sizeof *h->cols);
+	for (size_t i = 0; i < ncols; i++) {
+		h->cols[i] = cols[i];
+		h->cols[i].name = dcr_strdup(cols[i].name);
+	}
+	h->ncols = ncols;
+	h->rows = rows;
+	h->charged = charged;
+	h->csv_bytes = csv_bytes;
+	dmn__mutex_lock(&d->up.rows_mu);
+	h->next = d->up.rows;
+	d->up.rows = h;
+	dmn__mutex_unlock(&d->up.rows_mu);
+}
+
+/* Unlinks the rows of data_blob (NULL: none). */
+static struct dmn_held_rows *held_unlink(dmn *d, const char *data_blob)
+{
+	struct dmn_held_rows *h = NULL, **pp;
+
+	dmn__mutex_lock(&d->up.rows_mu);
+	for (pp = &d->up.rows; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->blob, data_blob) == 0) {
+			h = *pp;
+			*pp = h->next;
+			break;
+		}
+	dmn__mutex_unlock(&d->up.rows_mu);
+	return h;
+}
+
+cmp_rows *dmn__rows_take(dmn *d, const char *data_blob, const cmp_column *cols, size_t ncols,
+                         uint64_t *csv_bytes)
+{
+	struct dmn_held_rows *h = held_unlink(d, data_blob);
+	cmp_rows *rows = NULL;
+	bool same;
+
+	if (!h)
+		return NULL;
+	/* the rows are the file's only under the schema they were checked
+	 * with (a later definition may type a column differently) */
+	same = h->ncols == ncols;
+	for (size_t i = 0; same && i < ncols; i++)
+		same = strcmp(h->cols[i].name, cols[i].name) == 0 && h->cols[i].type == cols[i].type &&
+		       h->cols[i].format == cols[i].format && h->cols[i].nullable == cols[i].nullable;
+	if (same) {
+		rows = h->rows;
+		h->rows = NULL;
+		*csv_bytes = h->csv_bytes;
+	}
+	held_free(d, h);
+	return rows;
+}
+
+void dmn__rows_drop(dmn *d, const char *data_blob)
+{
+	struct dmn_held_rows *h = held_unlink(d, data_blob);
+	if (h)
+		held_free(d, h);
 }
 
 void dmn__wake_waiters(dmn *d, bool closing)

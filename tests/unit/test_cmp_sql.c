@@ -484,6 +484,110 @@ static int sink_write(void *ctx, const void *p, size_t n)
 
 /* cmp_prepare_stream: the image streamed is the image returned (both
  * paths), kept only up to keep_max; a failing write ends the build. */
+/* A table built from the rows an upload's validation held
+ * (cmp_ingest_keep_rows, cmp_prepare_rows) is byte for byte the table built
+ * by reading and validating the file again, whether the rows came from one
+ * thread or two (the second part appended after the first), with the
+ * header's columns in another order than the schema's, sorted or not, on
+ * either writer. And: rows dropped part way are gone; rows of another
+ * width are refused. */
+static void test_prepare_rows(void)
+{
+	static const cmp_column cols[] = {{"k", CMP_STRING, CMP_FMT_NONE, true},
+	                                  {"n", CMP_INTEGER, CMP_FMT_NONE, true},
+	                                  {"f", CMP_FLOAT, CMP_FMT_NONE, true},
+	                                  {"v", CMP_INTEGER, CMP_FMT_NONE, false}};
+	cmp_schema sc = {cols, 4};
+	const char *idx[1] = {"k"};
+	bool was = cmp__prepare_direct_on();
+	dcr_buf csv;
+	dcr_err err;
+	dcr_buf_init(&csv);
+	dcr_buf_append_str(&csv, "v,k,f,n\n");
+	for (int i = 0; i < 60000; i++) {
+		int u = (int)((i * 7919L) % 60000);
+		if (i % 11 == 0)
+			dcr_buf_printf(&csv, "%d,,,\n", i);
+		else
+			dcr_buf_printf(&csv, "%d,user%d@example.com,%d.25,%d\n", i, u, u % 13, u % 97);
+	}
+	CHECK(csv.len > 1024 * 1024);
+	for (int direct = 0; direct < 2; direct++) {
+		cmp__prepare_set_direct(direct);
+		for (size_t nidx = 0; nidx < 2; nidx++) {
+			for (int threads = 1; threads <= 2; threads++) {
+				void *img = NULL, *kept = NULL;
+				size_t img_n = 0, kept_n = 0, total = 0;
+				struct sink k = {{0}, 0, 0, false, 0};
+				struct t_mem m = {dcr_buf_cstr(&csv), csv.len, 0, 0};
+				cmp_ingest *in = NULL;
+				uint64_t rows = 0, fast = 0, fallback = 0;
+				dcr_buf_init(&k.b);
+				CHECK(cmp_prepare_image(&sc, "t", idx, nidx, t_mem_read, &m, &img, &img_n,
+				                        &err) == 0);
+				CHECK(cmp_ingest_new(&sc, "t.csv", &in) == 0);
+				cmp_ingest_keep_rows(in);
+				if (threads == 2)
+					cmp__ingest_par_config(in, 64 * 1024, CMP__PAR_FIXED);
+				else
+					cmp__ingest_par_config(in, SIZE_MAX, 0);
+				CHECK_OK(cmp_ingest_feed(in, csv.data, csv.len, &err), &err);
+				CHECK_OK(cmp_ingest_finish(in, &rows, NULL, &err), &err);
+				cmp__ingest_par_counts(in, &fast, &fallback, NULL);
+				CHECK(rows == 60000 && (threads == 2) == (fast > 0), " threads %d: %llu", threads,
+				      (unsigned long long)fast);
+				CHECK(cmp_ingest_rows_bytes(in) >= csv.len / 2);
+				cmp_rows *held = cmp_ingest_take_rows(in);
+				CHECK(held != NULL && cmp_ingest_take_rows(in) == NULL);
+				cmp_ingest_free(in);
+				CHECK(cmp_prepare_rows(&sc, "t", idx, nidx, held, sink_write, &k, 0, &kept,
+				                       &kept_n, &total, &err) == 0,
+				      " %s", err.msg);
+				CHECK(kept == NULL && total == img_n && k.b.len == img_n);
+				CHECK(k.b.len == img_n && memcmp(k.b.data, img, img_n) == 0,
+				      " direct %d, %zu indexes, %d threads", direct, nidx, threads);
+				cmp_image_free(img, img_n);
+				dcr_buf_release(&k.b);
+			}
+		}
+	}
+	cmp__prepare_set_direct(was);
+	/* dropped part way: nothing held, nothing handed over */
+	{
+		cmp_ingest *in = NULL;
+		CHECK(cmp_ingest_new(&sc, "t.csv", &in) == 0);
+		cmp_ingest_keep_rows(in);
+		CHECK_OK(cmp_ingest_feed(in, csv.data, csv.len / 2, &err), &err);
+		CHECK(cmp_ingest_rows_bytes(in) > 0);
+		cmp_ingest_drop_rows(in);
+		CHECK(cmp_ingest_rows_bytes(in) == 0);
+		CHECK_OK(cmp_ingest_feed(in, csv.data + csv.len / 2, csv.len - csv.len / 2, &err), &err);
+		CHECK_OK(cmp_ingest_finish(in, NULL, NULL, &err), &err);
+		CHECK(cmp_ingest_take_rows(in) == NULL);
+		cmp_ingest_free(in);
+	}
+	/* rows of three columns for a table of four: refused, and freed */
+	{
+		static const cmp_column three[] = {{"k", CMP_STRING, CMP_FMT_NONE, true},
+		                                   {"n", CMP_INTEGER, CMP_FMT_NONE, true},
+		                                   {"f", CMP_FLOAT, CMP_FMT_NONE, true}};
+		cmp_schema s3 = {three, 3};
+		cmp_ingest *in = NULL;
+		void *kept = NULL;
+		size_t kept_n = 0, total = 0;
+		CHECK(cmp_ingest_new(&s3, "t.csv", &in) == 0);
+		cmp_ingest_keep_rows(in);
+		CHECK_OK(cmp_ingest_feed(in, "k,n,f\na,1,2\n", 12, &err), &err);
+		CHECK_OK(cmp_ingest_finish(in, NULL, NULL, &err), &err);
+		cmp_rows *held = cmp_ingest_take_rows(in);
+		cmp_ingest_free(in);
+		CHECK_ERR(cmp_prepare_rows(&sc, "t", idx, 1, held, NULL, NULL, 0, &kept, &kept_n,
+		                           &total, &err),
+		          DCR_EINVALID, &err, "rows of 3 columns for a table of 4");
+	}
+	dcr_buf_release(&csv);
+}
+
 static void test_prepare_stream(void)
 {
 	static const cmp_column cols[] = {{"k", CMP_STRING, CMP_FMT_NONE, true},
@@ -905,6 +1009,7 @@ int main(void)
 	test_prepare_direct();
 	test_prepare_direct_fallback();
 	test_prepare_stream();
+	test_prepare_rows();
 	test_refs();
 	test_hostile();
 	test_threads();
