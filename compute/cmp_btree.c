@@ -569,13 +569,18 @@ static int run_pass(struct out *o, struct tree *tt, struct tree *ti, bool with_i
 		    (rc = poll_write(o->write, o->wctx)) < 0)
 			return rc;
 		if (!o->dry) {
+			uint64_t types = 0, body = 0;
 			/* rows come at random from the arena in key order */
 			cmp__rows_prefetch(rows, i);
 			cmp__rows_get(rows, i, v);
 			for (size_t c = 0; c < ncols; c++) {
 				bool ok = encode(&v[c], schema->cols[c].type, &e[c]);
 				DCR_ASSERT(ok); /* measure saw the same values */
+				types += varint_len(e[c].st);
+				body += e[c].len;
 			}
+			/* the cell is written in place: its size is checked first */
+			DCR_ASSERT(header_size(types) + body == len);
 		}
 		m = varint_len(len) + varint_len((uint64_t)rowid) + len;
 		if (!fits(&tt->lv[0], 8, m))
@@ -607,6 +612,7 @@ static int run_pass(struct out *o, struct tree *tt, struct tree *ti, bool with_i
 			ie[1].i = rowid;
 			ie[1].st = rst;
 			ie[1].len = rlen;
+			DCR_ASSERT(1 + varint_len(ie[0].st) + ie[0].len + varint_len(rst) + rlen == len);
 			p += put_varint(p, len);
 			end = put_record(p, ie, 2);
 			DCR_ASSERT((uint64_t)(end - p) == len);
