@@ -356,6 +356,23 @@ out:
 /* The getopt loop over argv into *out. With table set it only gives the
  * table of options (config_read checks keys against it). Returns 0,
  * PARSE_HELP (--help printed) or 2 (usage error printed). */
+/* An option of MiB where 0 turns the thing off: *out gets the bytes, or
+ * off for 0. */
+static int parse_mb_or_off(const char *name, const char *arg, uint64_t off, uint64_t *out)
+{
+	char *end = NULL;
+	unsigned long long v;
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno || !end || end == arg || *end || *arg == '-' || v > (1ull << 24)) {
+		fprintf(stderr, "dcrd: --%s: not a number of MiB (0 to %llu): %s\n", name, 1ull << 24,
+		        arg);
+		return -1;
+	}
+	*out = v ? v << 20 : off;
+	return 0;
+}
+
 static int parse_options(int argc, char **argv, dmn_options *out, const struct option **table)
 {
 	static const struct option longopts[] = {
@@ -472,36 +489,16 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 		case 'H':
 			opt.hold_auto_approvals = true;
 			break;
-		case 'c': {
-			char *end = NULL;
-			unsigned long long v;
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (errno || !end || end == optarg || *end || v > (1ull << 24)) {
-				fprintf(stderr,
-				        "dcrd: --image-cache-mb: not a number of MiB (0 to %llu): "
-				        "%s\n",
-				        1ull << 24, optarg);
+		case 'c':
+			if (parse_mb_or_off("image-cache-mb", optarg, DMN_IMAGE_CACHE_OFF,
+			                    &opt.image_cache_bytes) < 0)
 				return 2;
-			}
-			opt.image_cache_bytes = v ? v << 20 : DMN_IMAGE_CACHE_OFF;
 			break;
-		}
-		case 'u': {
-			char *end = NULL;
-			unsigned long long v;
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (errno || !end || end == optarg || *end || *optarg == '-' || v > (1ull << 24)) {
-				fprintf(stderr,
-				        "dcrd: --upload-rows-mb: not a number of MiB (0 to %llu): "
-				        "%s\n",
-				        1ull << 24, optarg);
+		case 'u':
+			if (parse_mb_or_off("upload-rows-mb", optarg, DMN_UPLOAD_ROWS_OFF,
+			                    &opt.upload_rows_bytes) < 0)
 				return 2;
-			}
-			opt.upload_rows_bytes = v ? v << 20 : DMN_UPLOAD_ROWS_OFF;
 			break;
-		}
 		case 'f': {
 			char *end = NULL;
 			unsigned long long v;

@@ -417,15 +417,18 @@ static void test_prepare_direct(void)
 	dcr_buf_release(&csv);
 }
 
+
+/* k, n, f nullable; v not: the columns of the prepared-table tests. */
+static const cmp_column knfv_cols[] = {{"k", CMP_STRING, CMP_FMT_NONE, true},
+                                       {"n", CMP_INTEGER, CMP_FMT_NONE, true},
+                                       {"f", CMP_FLOAT, CMP_FMT_NONE, true},
+                                       {"v", CMP_INTEGER, CMP_FMT_NONE, false}};
+
 /* What the direct writer leaves to SQLite: a key longer than an index
  * page's local payload, a row longer than a table page's. */
 static void test_prepare_direct_fallback(void)
 {
-	static const cmp_column cols[] = {{"k", CMP_STRING, CMP_FMT_NONE, true},
-	                                  {"n", CMP_INTEGER, CMP_FMT_NONE, true},
-	                                  {"f", CMP_FLOAT, CMP_FMT_NONE, true},
-	                                  {"v", CMP_INTEGER, CMP_FMT_NONE, false}};
-	cmp_schema sc = {cols, 4};
+	cmp_schema sc = {knfv_cols, 4};
 	const char *idx[1] = {"k"};
 	dcr_buf csv, img;
 	dcr_err err;
@@ -493,11 +496,7 @@ static int sink_write(void *ctx, const void *p, size_t n)
  * width are refused. */
 static void test_prepare_rows(void)
 {
-	static const cmp_column cols[] = {{"k", CMP_STRING, CMP_FMT_NONE, true},
-	                                  {"n", CMP_INTEGER, CMP_FMT_NONE, true},
-	                                  {"f", CMP_FLOAT, CMP_FMT_NONE, true},
-	                                  {"v", CMP_INTEGER, CMP_FMT_NONE, false}};
-	cmp_schema sc = {cols, 4};
+	cmp_schema sc = {knfv_cols, 4};
 	const char *idx[1] = {"k"};
 	bool was = cmp__prepare_direct_on();
 	dcr_buf csv;
@@ -590,11 +589,7 @@ static void test_prepare_rows(void)
 
 static void test_prepare_stream(void)
 {
-	static const cmp_column cols[] = {{"k", CMP_STRING, CMP_FMT_NONE, true},
-	                                  {"n", CMP_INTEGER, CMP_FMT_NONE, true},
-	                                  {"f", CMP_FLOAT, CMP_FMT_NONE, true},
-	                                  {"v", CMP_INTEGER, CMP_FMT_NONE, false}};
-	cmp_schema sc = {cols, 4};
+	cmp_schema sc = {knfv_cols, 4};
 	const char *idx[1] = {"k"};
 	bool was = cmp__prepare_direct_on();
 	dcr_buf csv;
