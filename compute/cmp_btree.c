@@ -63,7 +63,8 @@ struct tree {
 /* Where pages go. The first pass (dry) only counts them: it gives the
  * page count and the root page numbers, which page 1 must hold before any
  * other page is written. The second writes them, in page number order,
- * through write (batched) and, when keep, into one buffer as well. */
+ * through write, BATCH_PAGES at a time, and, when keep, into one buffer
+ * as well (then write is handed them from there: no batch copy). */
 #define BATCH_PAGES 256
 struct out {
 	unsigned U; /* page size */
@@ -71,8 +72,8 @@ struct out {
 	uint32_t npages;
 	cmp_write_fn write;
 	void *wctx;
-	uint8_t *batch;
-	size_t nbatch; /* pages in batch */
+	uint8_t *batch; /* without keep */
+	size_t nbatch;  /* pages not yet written */
 	uint8_t *keep; /* sqlite3_malloc'd: npages * U once done */
 	int rc;        /* a write failed, or out of memory */
 };
@@ -105,13 +106,18 @@ static void put32(uint8_t *p, uint32_t v)
 }
 
 /* SQLite's varint: big-endian groups of 7 bits, a 9th byte of 8. */
-static unsigned put_varint(uint8_t *p, uint64_t v)
+static inline unsigned put_varint(uint8_t *p, uint64_t v)
 {
 	uint8_t b[10];
 	unsigned n = 0;
 	if (v <= 0x7f) {
 		p[0] = (uint8_t)v;
 		return 1;
+	}
+	if (v <= 0x3fff) {
+		p[0] = (uint8_t)(v >> 7 | 0x80);
+		p[1] = (uint8_t)(v & 0x7f);
+		return 2;
 	}
 	if (v & (0xff000000ull << 32)) {
 		p[8] = (uint8_t)v;
@@ -132,10 +138,18 @@ static unsigned put_varint(uint8_t *p, uint64_t v)
 	return n;
 }
 
-static unsigned varint_len(uint64_t v)
+/* put_varint's length, without writing: 7 bits a byte up to 8 bytes (56
+ * bits), 9 bytes beyond. */
+static inline unsigned varint_len(uint64_t v)
 {
-	uint8_t b[10];
-	return put_varint(b, v);
+	unsigned n = 1;
+	if (v & (0xff000000ull << 32))
+		return 9;
+	while (v > 0x7f) {
+		v >>= 7;
+		n++;
+	}
+	return n;
 }
 
 /* ---- records ---------------------------------------------------------------- */
@@ -150,7 +164,7 @@ struct enc {
 	bool real; /* i holds a double's bits */
 };
 
-static unsigned int_serial(int64_t i, unsigned *len)
+static inline unsigned int_serial(int64_t i, unsigned *len)
 {
 	uint64_t u;
 	if (i == 0 || i == 1) {
@@ -172,10 +186,10 @@ static unsigned int_serial(int64_t i, unsigned *len)
 }
 
 /* false: not a value this writer stores as SQLite would (fall back). */
-static bool encode(const cmp__value *v, enum cmp_type t, struct enc *e)
+static inline bool encode(const cmp__value *v, enum cmp_type t, struct enc *e)
 {
 	unsigned len = 0;
-	memset(e, 0, sizeof *e);
+	*e = (struct enc){0};
 	switch (v->kind) {
 	case CMP__NULL:
 		e->st = 0;
@@ -230,25 +244,26 @@ static bool encode(const cmp__value *v, enum cmp_type t, struct enc *e)
 	return false;
 }
 
-static uint8_t *put_body(uint8_t *p, const struct enc *e)
+static inline uint8_t *put_body(uint8_t *p, const struct enc *e)
 {
 	if (e->s) {
 		memcpy(p, e->s, e->len);
 		return p + e->len;
 	}
-	for (unsigned k = 0; k < e->len; k++)
-		p[k] = (uint8_t)((uint64_t)e->i >> (8 * (e->len - 1 - k)));
+	if (e->len) {
+		/* the low len bytes of i, big-endian */
+		uint64_t be = __builtin_bswap64((uint64_t)e->i << (8 * (8 - e->len)));
+		memcpy(p, &be, e->len);
+	}
 	return p + e->len;
 }
 
-/* Header size (it counts its own varint) of a record with these types. */
-static uint64_t header_len(const struct enc *e, size_t n)
+/* Header size of a record whose serial types take types bytes (it
+ * counts its own varint), as OP_MakeRecord sizes it. */
+static uint64_t header_size(uint64_t types)
 {
-	uint64_t h = 0;
+	uint64_t h = types;
 	unsigned nv;
-	for (size_t k = 0; k < n; k++)
-		h += varint_len(e[k].st);
-	/* as OP_MakeRecord sizes it */
 	if (h <= 126)
 		return h + 1;
 	nv = varint_len(h);
@@ -256,6 +271,15 @@ static uint64_t header_len(const struct enc *e, size_t n)
 	if (nv < varint_len(h))
 		h++;
 	return h;
+}
+
+/* Header size of a record with these types. */
+static uint64_t header_len(const struct enc *e, size_t n)
+{
+	uint64_t h = 0;
+	for (size_t k = 0; k < n; k++)
+		h += varint_len(e[k].st);
+	return header_size(h);
 }
 
 static uint64_t record_len(const struct enc *e, size_t n)
@@ -266,21 +290,35 @@ static uint64_t record_len(const struct enc *e, size_t n)
 	return len;
 }
 
-static void put_record(uint8_t *p, const struct enc *e, size_t n)
+/* The record at p; its end. The serial types go after a 1-byte header
+ * size, the common case (a header of up to 127 bytes); a longer one is
+ * written again after its longer size. */
+static uint8_t *put_record(uint8_t *p, const struct enc *e, size_t n)
 {
-	uint64_t h = header_len(e, n);
-	p += put_varint(p, h);
+	uint8_t *q = p + 1;
 	for (size_t k = 0; k < n; k++)
-		p += put_varint(p, e[k].st);
+		q += put_varint(q, e[k].st);
+	if (q - p <= 127) {
+		p[0] = (uint8_t)(q - p);
+	} else {
+		uint64_t h = header_len(e, n);
+		q = p + put_varint(p, h);
+		for (size_t k = 0; k < n; k++)
+			q += put_varint(q, e[k].st);
+	}
 	for (size_t k = 0; k < n; k++)
-		p = put_body(p, &e[k]);
+		q = put_body(q, &e[k]);
+	return q;
 }
 
 /* ---- pages ------------------------------------------------------------------- */
 
+/* A page is not cleared when it starts: every byte of it is written by
+ * the time it goes to the image (its cells, their pointers, the header,
+ * and finish_page zeroes the free space between them). The dry pass
+ * writes no byte at all: only the counts and offsets move. */
 static void page_init(struct out *o, struct level *l)
 {
-	memset(l->pg, 0, o->U);
 	l->ncell = 0;
 	l->top = o->U;
 	l->last_off = l->last_len = 0;
@@ -296,31 +334,36 @@ static bool fits(const struct level *l, unsigned hdr, size_t len)
 	return hdr + 2 * (l->ncell + 1) + len <= l->top;
 }
 
-static void add_cell(struct level *l, unsigned hdr, const uint8_t *cell, size_t len)
+/* Room for a cell of len bytes (its pointer set): where its bytes go. */
+static inline uint8_t *add_cell(const struct out *o, struct level *l, unsigned hdr, size_t len)
 {
 	DCR_ASSERT(fits(l, hdr, len));
 	l->top -= (unsigned)len;
-	memcpy(l->pg + l->top, cell, len);
-	put16(l->pg + hdr + 2 * l->ncell, l->top);
+	if (!o->dry)
+		put16(l->pg + hdr + 2 * l->ncell, l->top);
 	l->ncell++;
 	l->last_off = l->top;
 	l->last_len = (unsigned)len;
+	return l->pg + l->top;
 }
 
-/* Takes the last cell out (copied by the caller first). */
-static void remove_last(struct level *l, unsigned hdr)
+/* Takes the last cell out (copied by the caller first); its bytes and its
+ * pointer become free space, zeroed by finish_page. */
+static void remove_last(struct level *l)
 {
 	DCR_ASSERT(l->ncell >= 2 && l->last_len && l->last_off == l->top);
 	l->ncell--;
-	memset(l->pg + l->last_off, 0, l->last_len);
-	memset(l->pg + hdr + 2 * l->ncell, 0, 2);
 	l->top += l->last_len;
 	l->last_len = 0;
 }
 
-static void finish_page(const struct tree *t, struct level *l, unsigned lv, uint32_t right)
+static void finish_page(const struct out *o, const struct tree *t, struct level *l, unsigned lv,
+                        uint32_t right)
 {
 	uint8_t leaf = t->index ? 0x0a : 0x0d, interior = t->index ? 0x02 : 0x05;
+	unsigned end = hdr_len(lv) + 2 * l->ncell;
+	if (o->dry)
+		return;
 	l->pg[0] = lv ? interior : leaf;
 	put16(l->pg + 1, 0);
 	put16(l->pg + 3, l->ncell);
@@ -328,12 +371,17 @@ static void finish_page(const struct tree *t, struct level *l, unsigned lv, uint
 	l->pg[7] = 0;
 	if (lv)
 		put32(l->pg + 8, right);
+	DCR_ASSERT(end <= l->top);
+	memset(l->pg + end, 0, l->top - end);
 }
 
+/* The last nbatch pages to write: in keep when there is one (they are
+ * there in order already), else in batch. */
 static void flush_batch(struct out *o)
 {
+	const uint8_t *p = o->keep ? o->keep + (size_t)(o->npages - o->nbatch) * o->U : o->batch;
 	if (o->nbatch && o->write && o->rc == 0)
-		o->rc = o->write(o->wctx, o->batch, o->nbatch * o->U);
+		o->rc = o->write(o->wctx, p, o->nbatch * o->U);
 	o->nbatch = 0;
 }
 
@@ -345,11 +393,10 @@ static uint32_t append_page(struct out *o, const uint8_t *pg)
 		return n;
 	if (o->keep)
 		memcpy(o->keep + (size_t)(n - 1) * o->U, pg, o->U);
-	if (o->write) {
+	else if (o->write)
 		memcpy(o->batch + o->nbatch * o->U, pg, o->U);
-		if (++o->nbatch == BATCH_PAGES)
-			flush_batch(o);
-	}
+	if (o->write && ++o->nbatch == BATCH_PAGES)
+		flush_batch(o);
 	return n;
 }
 
@@ -371,15 +418,15 @@ static void spill(struct out *o, struct tree *t, unsigned lv)
 		 * an interior cell's child becomes the right pointer */
 		unsigned skip = lv ? 4 : 0;
 		DCR_ASSERT(l->last_len - skip <= sizeof up);
-		if (lv)
-			right = (uint32_t)l->pg[l->last_off] << 24 |
-			        (uint32_t)l->pg[l->last_off + 1] << 16 |
-			        (uint32_t)l->pg[l->last_off + 2] << 8 | l->pg[l->last_off + 3];
 		uplen = l->last_len - skip;
-		memcpy(up, l->pg + l->last_off + skip, uplen);
-		remove_last(l, hdr_len(lv));
+		if (!o->dry) {
+			if (lv)
+				right = get32(l->pg + l->last_off);
+			memcpy(up, l->pg + l->last_off + skip, uplen);
+		}
+		remove_last(l);
 	}
-	finish_page(t, l, lv, right);
+	finish_page(o, t, l, lv, right);
 	pg = append_page(o, l->pg);
 	page_init(o, l);
 	push(o, t, lv + 1, pg, up, uplen);
@@ -389,11 +436,11 @@ static void spill(struct out *o, struct tree *t, unsigned lv)
 static void push(struct out *o, struct tree *t, unsigned lv, uint32_t child, const uint8_t *body,
                  size_t blen)
 {
-	uint8_t cell[PAGE_MAX + 32];
 	struct level *l;
+	uint8_t *cell;
 	if (o->rc)
 		return;
-	DCR_ASSERT(lv < LEVELS_MAX && blen + 4 <= sizeof cell);
+	DCR_ASSERT(lv < LEVELS_MAX && blen + 4 <= PAGE_MAX + 32);
 	if (lv == t->nlv) {
 		if (!t->lv[lv].pg)
 			t->lv[lv].pg = sqlite3_malloc64(o->U);
@@ -405,14 +452,16 @@ static void push(struct out *o, struct tree *t, unsigned lv, uint32_t child, con
 		t->nlv++;
 	}
 	l = &t->lv[lv];
-	put32(cell, child);
-	memcpy(cell + 4, body, blen);
 	if (!fits(l, 12, blen + 4)) {
 		spill(o, t, lv);
 		if (o->rc)
 			return;
 	}
-	add_cell(l, 12, cell, blen + 4);
+	cell = add_cell(o, l, 12, blen + 4);
+	if (!o->dry) {
+		put32(cell, child);
+		memcpy(cell + 4, body, blen);
+	}
 }
 
 /* The tree's last pages: each level's page goes to the image and becomes
@@ -421,7 +470,7 @@ static void finish_tree(struct out *o, struct tree *t)
 {
 	uint32_t child = 0;
 	for (unsigned lv = 0; lv < t->nlv && !o->rc; lv++) {
-		finish_page(t, &t->lv[lv], lv, child);
+		finish_page(o, t, &t->lv[lv], lv, child);
 		child = append_page(o, t->lv[lv].pg);
 	}
 	t->root = child;
@@ -466,15 +515,19 @@ static int measure(const cmp__rows *rows, const cmp_schema *schema, size_t key, 
 	unsigned X_table = U - 35, X_index = ((U - 12) * 64 / 255) - 23;
 	size_t ncols = schema->ncols, n = cmp__rows_count(rows);
 	for (size_t row = 0; row < n; row++) {
-		uint64_t len;
+		uint64_t len, types = 0, body = 0;
 		int rc;
 		if (row % POLL_ROWS == POLL_ROWS - 1 && (rc = poll_write(write, wctx)) < 0)
 			return rc;
 		cmp__rows_get_raw(rows, row, v);
-		for (size_t c = 0; c < ncols; c++)
+		/* record_len, in the same loop as the encoding */
+		for (size_t c = 0; c < ncols; c++) {
 			if (!encode(&v[c], schema->cols[c].type, &e[c]))
 				return CMP__BTREE_FALLBACK;
-		len = record_len(e, ncols);
+			types += varint_len(e[c].st);
+			body += e[c].len;
+		}
+		len = header_size(types) + body;
 		if (len > X_table)
 			return CMP__BTREE_FALLBACK;
 		sz[row].rec = (uint16_t)len;
@@ -491,11 +544,12 @@ static int measure(const cmp__rows *rows, const cmp_schema *schema, size_t key, 
 }
 
 /* One pass over the rows in key order: both trees, then their last pages
- * (the table's first). The dry pass takes the sizes; the other encodes
- * (and checks that the sizes were right). */
+ * (the table's first). The dry pass takes the sizes and touches no page
+ * byte; the other encodes each cell in place, in its page (and checks
+ * that the sizes were right). */
 static int run_pass(struct out *o, struct tree *tt, struct tree *ti, bool with_index,
                     const cmp__rows *rows, const cmp_schema *schema, size_t key, cmp__value *v,
-                    struct enc *e, uint8_t *cell, const struct sizes *sz)
+                    struct enc *e, const struct sizes *sz)
 {
 	size_t ncols = schema->ncols, n = cmp__rows_count(rows);
 	int rc;
@@ -507,33 +561,50 @@ static int run_pass(struct out *o, struct tree *tt, struct tree *ti, bool with_i
 		uint64_t len = sz[row].rec;
 		unsigned rlen;
 		unsigned rst = int_serial(rowid, &rlen);
+		uint8_t *p, *end;
+		/* sz is read at random too: a miss a row, unless asked early */
+		if (i + 16 < n)
+			__builtin_prefetch(&sz[cmp__rows_at(rows, i + 16)]);
 		if (o->dry && i % POLL_ROWS == POLL_ROWS - 1 &&
 		    (rc = poll_write(o->write, o->wctx)) < 0)
 			return rc;
 		if (!o->dry) {
+			uint64_t types = 0, body = 0;
+			/* rows come at random from the arena in key order */
+			cmp__rows_prefetch(rows, i);
 			cmp__rows_get(rows, i, v);
 			for (size_t c = 0; c < ncols; c++) {
 				bool ok = encode(&v[c], schema->cols[c].type, &e[c]);
 				DCR_ASSERT(ok); /* measure saw the same values */
+				types += varint_len(e[c].st);
+				body += e[c].len;
 			}
-			DCR_ASSERT(record_len(e, ncols) == len);
+			/* the cell is written in place: its size is checked first */
+			DCR_ASSERT(header_size(types) + body == len);
 		}
-		m = put_varint(cell, len);
-		m += put_varint(cell + m, (uint64_t)rowid);
-		if (!o->dry)
-			put_record(cell + m, e, ncols);
-		m += len;
+		m = varint_len(len) + varint_len((uint64_t)rowid) + len;
 		if (!fits(&tt->lv[0], 8, m))
 			spill(o, tt, 0);
 		if (o->rc)
 			break;
-		add_cell(&tt->lv[0], 8, cell, m);
+		p = add_cell(o, &tt->lv[0], 8, m);
+		if (!o->dry) {
+			p += put_varint(p, len);
+			p += put_varint(p, (uint64_t)rowid);
+			end = put_record(p, e, ncols);
+			DCR_ASSERT((uint64_t)(end - p) == len);
+		}
 		tt->leaf_last_rowid = rowid;
 		if (!with_index)
 			continue;
 		/* the index entry: (key, rowid) */
 		len = 1 + sz[row].key + varint_len(rst) + rlen;
-		m = put_varint(cell, len);
+		m = varint_len(len) + len;
+		if (!fits(&ti->lv[0], 8, m))
+			spill(o, ti, 0);
+		if (o->rc)
+			break;
+		p = add_cell(o, &ti->lv[0], 8, m);
 		if (!o->dry) {
 			struct enc ie[2];
 			ie[0] = e[key];
@@ -541,15 +612,11 @@ static int run_pass(struct out *o, struct tree *tt, struct tree *ti, bool with_i
 			ie[1].i = rowid;
 			ie[1].st = rst;
 			ie[1].len = rlen;
-			DCR_ASSERT(record_len(ie, 2) == len);
-			put_record(cell + m, ie, 2);
+			DCR_ASSERT(1 + varint_len(ie[0].st) + ie[0].len + varint_len(rst) + rlen == len);
+			p += put_varint(p, len);
+			end = put_record(p, ie, 2);
+			DCR_ASSERT((uint64_t)(end - p) == len);
 		}
-		m += len;
-		if (!fits(&ti->lv[0], 8, m))
-			spill(o, ti, 0);
-		if (o->rc)
-			break;
-		add_cell(&ti->lv[0], 8, cell, m);
 	}
 	if (!o->rc) {
 		finish_tree(o, tt);
@@ -619,7 +686,7 @@ int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_
 	size_t ncols = schema->ncols;
 	cmp__value *v = NULL;
 	struct enc *e = NULL;
-	uint8_t *cell = NULL, *p1 = NULL;
+	uint8_t *p1 = NULL;
 	struct sizes *sz = NULL;
 	bool with_index = false;
 	uint32_t troot, iroot, total = 0;
@@ -655,7 +722,6 @@ int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_
 		return CMP__BTREE_FALLBACK;
 	v = dcr_calloc(ncols + 1, sizeof *v);
 	e = dcr_calloc(ncols + 2, sizeof *e);
-	cell = dcr_calloc(1, o.U + 64);
 	p1 = dcr_malloc(o.U);
 	sz = dcr_calloc(cmp__rows_count(rows) + 1, sizeof *sz);
 	rc = measure(rows, schema, key, with_index, o.U, v, e, sz, write, wctx);
@@ -666,7 +732,7 @@ int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_
 	o.write = write;
 	o.wctx = wctx;
 	o.npages = 1; /* page 1 comes first */
-	rc = run_pass(&o, &tt, &ti, with_index, rows, schema, key, v, e, cell, sz);
+	rc = run_pass(&o, &tt, &ti, with_index, rows, schema, key, v, e, sz);
 	if (rc)
 		goto out;
 	total = o.npages;
@@ -686,17 +752,17 @@ int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_
 	o.npages = 0;
 	o.write = write;
 	o.wctx = wctx;
-	if (write)
-		o.batch = dcr_malloc((size_t)BATCH_PAGES * o.U);
 	if (!write || (size_t)total * o.U <= keep_max) {
 		o.keep = sqlite3_malloc64((sqlite3_uint64)total * o.U);
 		if (!o.keep) {
 			rc = -ENOMEM;
 			goto out;
 		}
+	} else {
+		o.batch = dcr_malloc((size_t)BATCH_PAGES * o.U);
 	}
 	append_page(&o, p1);
-	rc = run_pass(&o, &tt, &ti, with_index, rows, schema, key, v, e, cell, sz);
+	rc = run_pass(&o, &tt, &ti, with_index, rows, schema, key, v, e, sz);
 	flush_batch(&o);
 	if (!rc)
 		rc = o.rc;
@@ -721,9 +787,6 @@ out:
 	}
 	tree_free(&o, &tt);
 	tree_free(&o, &ti);
-	if (cell)
-		dcr_wipe(cell, o.U + 64);
-	free(cell);
 	free(p1);
 	free(sz);
 	free(v);

@@ -194,7 +194,7 @@ void cmp__rows_append(cmp__rows *dst, cmp__rows *src)
 
 /* Decodes the value at *pp into v and moves *pp past it (text points into
  * the arena). */
-static void decode_one(const uint8_t **pp, cmp__value *v)
+static inline void decode_one(const uint8_t **pp, cmp__value *v)
 {
 	const uint8_t *p = *pp;
 	v->kind = *p++;
@@ -247,6 +247,7 @@ static void decode(const cmp__rows *r, uint64_t row, cmp__value *v)
 static void decode_key(const cmp__rows *r, uint64_t row, cmp__value *k)
 {
 	const uint8_t *p = r->arena.data + r->off[row];
+	*k = (cmp__value){0};
 	for (size_t c = 0; c <= r->key; c++)
 		decode_one(&p, k);
 }
@@ -469,6 +470,21 @@ bool cmp__rows_sort(cmp__rows *r)
 size_t cmp__rows_at(const cmp__rows *r, size_t i)
 {
 	return r->perm ? r->perm[i] : i;
+}
+
+void cmp__rows_prefetch(const cmp__rows *r, size_t i)
+{
+	/* two steps ahead: row i + 16's offset, then row i + 8's bytes (the
+	 * offset read by now); a row of up to 128 bytes is two lines */
+	if (!r->perm)
+		return;
+	if (i + 16 < r->n)
+		__builtin_prefetch(&r->off[r->perm[i + 16]]);
+	if (i + 8 < r->n) {
+		const uint8_t *p = r->arena.data + r->off[r->perm[i + 8]];
+		__builtin_prefetch(p);
+		__builtin_prefetch(p + 64);
+	}
 }
 
 void cmp__rows_get_raw(const cmp__rows *r, size_t row, cmp__value *v)

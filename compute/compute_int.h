@@ -62,6 +62,9 @@ void cmp__rows_get(const cmp__rows *r, size_t i, cmp__value *vals);
  * decoded (file order walks the arena in order). */
 size_t cmp__rows_at(const cmp__rows *r, size_t i);
 void cmp__rows_get_raw(const cmp__rows *r, size_t row, cmp__value *vals);
+/* A hint: row i + 8 of the sorted order will be read soon (cmp__rows_get
+ * in key order reads the arena at random). No effect on any result. */
+void cmp__rows_prefetch(const cmp__rows *r, size_t i);
 /* Columns per row; the sort's key column (before the sort); the memory the
  * rows hold; emptied (capacity kept, wiped at free); src's rows moved onto the end
  * of dst's (the two-thread validation's second part after the first). */

@@ -623,6 +623,9 @@ static void test_prepare_stream(void)
 			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, t_mem_read, &m, sink_write, &k, img_n,
 			                         &kept, &kept_n, &total, &err) == 0);
 			CHECK(kept && kept_n == img_n && memcmp(kept, img, img_n) == 0);
+			/* and streamed as well (from the kept copy, direct) */
+			CHECK(k.b.len == img_n && memcmp(k.b.data, img, img_n) == 0,
+			      " kept and streamed: direct %d, %zu indexes", direct, nidx);
 			cmp_image_free(kept, kept_n);
 			/* a write that fails: the build fails with it */
 			dcr_buf_reset(&k.b);
