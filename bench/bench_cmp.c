@@ -69,7 +69,7 @@ static int provision(const cmp_schema *s, const char *label, const dcr_buf *csv,
 	double t0 = bench_now_s(), c0 = cpu_s();
 	cmp_ingest_new(s, label, &in);
 	if (prov_keep)
-		cmp_ingest_keep_rows(in);
+		cmp_ingest_keep_rows(in, csv->len);
 	int rc = 0;
 	for (size_t off = 0, chunk = 0; off < csv->len && !rc; off += DCR_CHUNK_BYTES, chunk++) {
 		size_t n = csv->len - off < DCR_CHUNK_BYTES ? csv->len - off : DCR_CHUNK_BYTES;

@@ -210,10 +210,15 @@ void cmp_ingest_free(cmp_ingest *in)
 	free(in);
 }
 
-void cmp_ingest_keep_rows(cmp_ingest *in)
+void cmp_ingest_keep_rows(cmp_ingest *in, uint64_t size_hint)
 {
-	if (!in->held)
+	if (!in->held) {
 		in->held = cmp__rows_new(in->schema.ncols, 0);
+		/* the arena takes about the CSV's bytes plus a kind byte per
+		 * value: one reservation, faulted in as huge pages */
+		if (size_hint && size_hint < SIZE_MAX / 2)
+			cmp__rows_reserve(in->held, (size_t)(size_hint + size_hint / 8));
+	}
 }
 
 size_t cmp_ingest_rows_bytes(const cmp_ingest *in)

@@ -155,6 +155,11 @@ size_t cmp__rows_ncols(const cmp__rows *r)
 	return r->ncols;
 }
 
+void cmp__rows_reserve(cmp__rows *r, size_t bytes)
+{
+	dcr_buf_reserve(&r->arena, bytes);
+}
+
 void cmp__rows_set_key(cmp__rows *r, size_t key)
 {
 	DCR_ASSERT(key < r->ncols && !r->perm);

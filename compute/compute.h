@@ -90,13 +90,14 @@ void cmp_ingest_free(cmp_ingest *in);
 /* Rows held from a validation for a prepared table's build
  * (cmp_prepare_rows), so that the build need not read and parse the file
  * again. cmp_ingest_keep_rows, before the first feed, makes the ingest hold
- * every validated row (in a compact arena about the CSV's size; on two
- * threads too, in file order); cmp_ingest_rows_bytes is the memory they
+ * every validated row (in a compact arena about the CSV's size, reserved at
+ * once from size_hint, the CSV's bytes if known, else 0; on two threads
+ * too, in file order); cmp_ingest_rows_bytes is the memory they
  * take so far; cmp_ingest_drop_rows frees (wipes) them and holds no more;
  * after cmp_ingest_finish, cmp_ingest_take_rows hands them over (NULL if
  * none were held). The rows are private data: freed wiped. */
 typedef struct cmp__rows cmp_rows;
-void cmp_ingest_keep_rows(cmp_ingest *in);
+void cmp_ingest_keep_rows(cmp_ingest *in, uint64_t size_hint);
 size_t cmp_ingest_rows_bytes(const cmp_ingest *in);
 void cmp_ingest_drop_rows(cmp_ingest *in);
 cmp_rows *cmp_ingest_take_rows(cmp_ingest *in);

@@ -70,6 +70,8 @@ void cmp__rows_prefetch(const cmp__rows *r, size_t i);
  * of dst's (the two-thread validation's second part after the first). */
 size_t cmp__rows_ncols(const cmp__rows *r);
 void cmp__rows_set_key(cmp__rows *r, size_t key);
+/* Room for bytes of arena at once (an upload of known size). */
+void cmp__rows_reserve(cmp__rows *r, size_t bytes);
 size_t cmp__rows_bytes(const cmp__rows *r);
 void cmp__rows_reset(cmp__rows *r);
 void cmp__rows_append(cmp__rows *dst, cmp__rows *src);

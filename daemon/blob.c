@@ -323,6 +323,13 @@ static int flush_chunk(dmn_blob_writer *w, bool last, dcr_err *err)
 	return 0;
 }
 
+void dmn__blob_no_hash(dmn_blob_writer *w)
+{
+	DCR_ASSERT(w->size == 0);
+	dcr_sha256_free(w->sha);
+	w->sha = NULL;
+}
+
 int dmn__blob_write(dmn_blob_writer *w, const void *p, size_t n, dcr_err *err)
 {
 	const uint8_t *src = p;
@@ -330,7 +337,8 @@ int dmn__blob_write(dmn_blob_writer *w, const void *p, size_t n, dcr_err *err)
 
 	if (w->failed)
 		return dcr_err_set(err, DCR_ESTATE, "blob write after a failure");
-	dcr_sha256_update(w->sha, p, n);
+	if (w->sha)
+		dcr_sha256_update(w->sha, p, n);
 	w->size += n;
 	while (n > 0) {
 		size_t k;
@@ -500,7 +508,9 @@ int dmn__blob_commit(dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES], uint8_t sh
 		}
 	}
 	memcpy(id, hex, DMN_BLOB_HEX_BYTES);
-	dcr_sha256_final(w->sha, sha);
+	DCR_ASSERT(!sha || w->sha); /* a hash asked for was computed */
+	if (sha)
+		dcr_sha256_final(w->sha, sha);
 	if (bytes)
 		*bytes = w->size;
 out:

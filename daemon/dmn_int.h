@@ -99,6 +99,10 @@ void dmn__blob_write_start(dmn_blob_writer *w, const void *p, size_t n);
 int dmn__blob_write_wait(dmn_blob_writer *w, dcr_err *err);
 int dmn__blob_commit(dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES], uint8_t sha[32],
                      uint64_t *bytes, dcr_err *err);
+/* Before the first write: the blob's SHA-256 is not wanted (derived blobs
+ * whose hash nothing records, such as prepared tables: each chunk's GCM
+ * tag still authenticates it); dmn__blob_commit then takes sha NULL. */
+void dmn__blob_no_hash(dmn_blob_writer *w);
 void dmn__blob_abort(dmn_blob_writer *w);
 int dmn__blob_put(dmn_blobs *b, const void *p, size_t n, char id[DMN_BLOB_HEX_BYTES],
                   uint8_t sha[32], dcr_err *err);

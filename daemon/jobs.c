@@ -597,7 +597,6 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	uint64_t t0 = dcr_mono_ms(), est = 0, mem_wait_ms = 0;
 	size_t image_bytes = 0;
 	char id[DMN_BLOB_HEX_BYTES];
-	uint8_t sha[32];
 	int rc;
 
 	dcr_buf_init(&v);
@@ -737,6 +736,9 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	rc = dmn__blob_create(d->blobs, &w, err);
 	if (rc == 0) {
 		cmp_schema schema = {cols, ncols};
+		/* nothing records an image's hash (its GCM tags authenticate
+		 * it): ~50 ms less per 1M-row table */
+		dmn__blob_no_hash(w);
 		struct image_sink sink = {d, w, {0}, &src};
 		if (held)
 			rc = cmp_prepare_rows(&schema, dataset, index, nindex, held, image_sink, &sink,
@@ -762,7 +764,7 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		dcr_err_prefix(err, "preparing table %s", dataset);
 		goto out;
 	}
-	rc = dmn__blob_commit(w, id, sha, NULL, err);
+	rc = dmn__blob_commit(w, id, NULL, NULL, err);
 	w = NULL;
 	if (rc < 0)
 		goto out;

@@ -329,6 +329,7 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 	dmn_upload *u = NULL;
 	char *dataset = NULL, *file = NULL, *label = NULL;
 	bool keep_rows = false;
+	uint64_t size_hint = 0;
 	int rc;
 
 	rc = arg_room(d, s, args, &r, err);
@@ -376,12 +377,14 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 			                       true, err);
 		if (rc < 0)
 			goto out;
-		/* A file said to be larger than half of all the memory for
-		 * held rows is built from the file: holding its rows would
-		 * cost the upload time and likely be dropped part way. */
-		if (hint > d->up.rows_budget / 2)
-			keep_rows = false;
+		/* A file whose rows (about its size and a quarter) would
+		 * take more than half of all the memory for held rows is
+		 * built from the file: holding them would cost the upload
+		 * time and likely be dropped part way. */
 		u->rows_max = d->up.rows_budget / 2;
+		if (hint > u->rows_max / 5 * 4)
+			keep_rows = false;
+		size_hint = hint;
 	} else {
 		/* Of unknown size (the mount streams what cp writes): rows
 		 * up to a small file's, so that a large file pays little
@@ -404,7 +407,7 @@ static int op_upload_begin(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 			goto out;
 		}
 		if (keep_rows)
-			cmp_ingest_keep_rows(u->ing);
+			cmp_ingest_keep_rows(u->ing, size_hint);
 	}
 	rc = dmn__blob_create(d->blobs, &u->w, err);
 	if (rc < 0)

@@ -525,7 +525,8 @@ static void test_prepare_rows(void)
 				CHECK(cmp_prepare_image(&sc, "t", idx, nidx, t_mem_read, &m, &img, &img_n,
 				                        &err) == 0);
 				CHECK(cmp_ingest_new(&sc, "t.csv", &in) == 0);
-				cmp_ingest_keep_rows(in);
+				/* the arena reserved from the size, or grown */
+				cmp_ingest_keep_rows(in, threads == 2 ? csv.len : 0);
 				if (threads == 2)
 					cmp__ingest_par_config(in, 64 * 1024, CMP__PAR_FIXED);
 				else
@@ -555,7 +556,7 @@ static void test_prepare_rows(void)
 	{
 		cmp_ingest *in = NULL;
 		CHECK(cmp_ingest_new(&sc, "t.csv", &in) == 0);
-		cmp_ingest_keep_rows(in);
+		cmp_ingest_keep_rows(in, 0);
 		CHECK_OK(cmp_ingest_feed(in, csv.data, csv.len / 2, &err), &err);
 		CHECK(cmp_ingest_rows_bytes(in) > 0);
 		cmp_ingest_drop_rows(in);
@@ -575,7 +576,7 @@ static void test_prepare_rows(void)
 		void *kept = NULL;
 		size_t kept_n = 0, total = 0;
 		CHECK(cmp_ingest_new(&s3, "t.csv", &in) == 0);
-		cmp_ingest_keep_rows(in);
+		cmp_ingest_keep_rows(in, 0);
 		CHECK_OK(cmp_ingest_feed(in, "k,n,f\na,1,2\n", 12, &err), &err);
 		CHECK_OK(cmp_ingest_finish(in, NULL, NULL, &err), &err);
 		cmp_rows *held = cmp_ingest_take_rows(in);
