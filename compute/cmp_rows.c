@@ -197,6 +197,22 @@ void cmp__rows_append(cmp__rows *dst, cmp__rows *src)
 	cmp__rows_reset(src);
 }
 
+/* The LEB128 varint at *pp (put_leb's); moves *pp past it. */
+static inline uint64_t get_leb(const uint8_t **pp)
+{
+	const uint8_t *p = *pp;
+	uint64_t x = 0;
+	unsigned shift = 0;
+	uint8_t b;
+	do {
+		b = *p++;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		shift += 7;
+	} while (b & 0x80);
+	*pp = p;
+	return x;
+}
+
 /* Decodes the value at *pp into v and moves *pp past it (text points into
  * the arena). */
 static inline void decode_one(const uint8_t **pp, cmp__value *v)
@@ -205,14 +221,7 @@ static inline void decode_one(const uint8_t **pp, cmp__value *v)
 	v->kind = *p++;
 	switch (v->kind) {
 	case CMP__INT: {
-		uint64_t z = 0;
-		unsigned shift = 0;
-		uint8_t b;
-		do {
-			b = *p++;
-			z |= (uint64_t)(b & 0x7f) << shift;
-			shift += 7;
-		} while (b & 0x80);
+		uint64_t z = get_leb(&p);
 		v->i = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
 		break;
 	}
@@ -220,20 +229,11 @@ static inline void decode_one(const uint8_t **pp, cmp__value *v)
 		memcpy(&v->d, p, 8);
 		p += 8;
 		break;
-	case CMP__TEXT: {
-		uint64_t len = 0;
-		unsigned shift = 0;
-		uint8_t b;
-		do {
-			b = *p++;
-			len |= (uint64_t)(b & 0x7f) << shift;
-			shift += 7;
-		} while (b & 0x80);
+	case CMP__TEXT:
+		v->n = (size_t)get_leb(&p);
 		v->s = (const char *)p;
-		v->n = (size_t)len;
-		p += len;
+		p += v->n;
 		break;
-	}
 	default:
 		break;
 	}
