@@ -929,6 +929,23 @@ static void test_hs_fairness(void)
 			close(flood[i]);
 }
 
+/* req (args its scratch) := request id: upload.chunk of chunk (1 MiB) to
+ * upload 999, which does not exist: dcrd reads, decrypts and parses the
+ * whole frame, then answers ENOTFOUND. */
+static void chunk_request(dcr_buf *req, dcr_buf *args, uint64_t id, const uint8_t *chunk)
+{
+	dcr_mpw w;
+	dcr_buf_reset(args);
+	dcr_buf_reset(req);
+	dcr_mpw_init(&w, args);
+	dcr_mpw_map(&w, 2);
+	dcr_mpw_str(&w, "data");
+	dcr_mpw_bin(&w, chunk, DCR_CHUNK_BYTES);
+	dcr_mpw_str(&w, "upload");
+	dcr_mpw_uint(&w, 999);
+	proto_request(req, id, "upload.chunk", args->data, args->len);
+}
+
 /* A figure, not a check: 1 MiB request frames through TLS (upload.chunk
  * of an upload that does not exist: dcrd reads, decrypts and parses the
  * whole frame, then answers ENOTFOUND), DMN_INFLIGHT_MAX in flight. */
@@ -939,7 +956,6 @@ static void measure_throughput(void)
 	uint8_t fp[32];
 	char code[32], msg[DCR_ERR_MSG_BYTES];
 	dcr_buf args, req, rb;
-	dcr_mpw w;
 	uint8_t *chunk = dcr_calloc(1, DCR_CHUNK_BYTES);
 	dcr_err err;
 	uint64_t t0;
@@ -955,13 +971,7 @@ static void measure_throughput(void)
 	dcr_buf_init(&args);
 	dcr_buf_init(&req);
 	dcr_buf_init(&rb);
-	dcr_mpw_init(&w, &args);
-	dcr_mpw_map(&w, 2);
-	dcr_mpw_str(&w, "data");
-	dcr_mpw_bin(&w, chunk, DCR_CHUNK_BYTES);
-	dcr_mpw_str(&w, "upload");
-	dcr_mpw_uint(&w, 999);
-	proto_request(&req, 1, "upload.chunk", args.data, args.len);
+	chunk_request(&req, &args, 1, chunk);
 	t0 = dcr_mono_ms();
 	while (answered < FRAMES) {
 		dcr_mp_doc *d;
@@ -1039,7 +1049,6 @@ static void test_pipelined(void)
 	char code[32], msg[DCR_ERR_MSG_BYTES];
 	uint8_t *chunk = dcr_malloc(DCR_CHUNK_BYTES);
 	dcr_buf args, req, rb;
-	dcr_mpw w;
 	dcr_err err;
 	int answered = 0;
 
@@ -1056,15 +1065,7 @@ static void test_pipelined(void)
 	dcr_buf_init(&req);
 	dcr_buf_init(&rb);
 	for (int i = 0; i < FRAMES; i++) {
-		dcr_buf_reset(&args);
-		dcr_buf_reset(&req);
-		dcr_mpw_init(&w, &args);
-		dcr_mpw_map(&w, 2);
-		dcr_mpw_str(&w, "data");
-		dcr_mpw_bin(&w, chunk, DCR_CHUNK_BYTES);
-		dcr_mpw_str(&w, "upload");
-		dcr_mpw_uint(&w, 999);
-		proto_request(&req, 100 + (uint64_t)i, "upload.chunk", args.data, args.len);
+		chunk_request(&req, &args, 100 + (uint64_t)i, chunk);
 		CHECK(tr_send(&t, req.data, req.len) == 0, "frame %d sent", i);
 	}
 	for (; answered < FRAMES; answered++) {
