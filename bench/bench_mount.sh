@@ -34,7 +34,7 @@ cat >"$T/room.json" <<JSON
  "datasets": [{"name": "customers", "kind": "table",
    "columns": [{"name": "email", "type": "string", "nullable": false},
                {"name": "age", "type": "integer"},
-               {"name": "city", "type": "string"},
+               {"name": "city", "type": "string", "allow": ["group"]},
                {"name": "balance", "type": "float"}]}],
  "computations": [{"name": "per_city", "kind": "sql", "privacy": {"min_rows_aggregated": 10},
    "query": "SELECT city, COUNT(*) AS n FROM customers GROUP BY city"}]}
