@@ -48,12 +48,6 @@ static double cpu_s(void)
  * the prepared table (cmp_ingest_keep_rows). */
 static bool prov_keep;
 
-static int dbl_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* Provisioning as the daemon does it: validate + stats, encrypt. */
 static int provision(const cmp_schema *s, const char *label, const dcr_buf *csv, bool validate,
                      bool encrypt, double *secs, double *cpu)
@@ -204,8 +198,8 @@ int main(int argc, char **argv)
 				cpu[hold][k] = c1 + c2;
 			}
 		prov_keep = false;
-		qsort(cpu[0], 5, sizeof(double), dbl_cmp);
-		qsort(cpu[1], 5, sizeof(double), dbl_cmp);
+		qsort(cpu[0], 5, sizeof(double), bench_cmp_double);
+		qsort(cpu[1], 5, sizeof(double), bench_cmp_double);
 		printf("  validate + statistics holding the rows: %.3f s CPU against %.3f s "
 		       "(medians of 5; +%.0f%%)\n",
 		       cpu[1][2], cpu[0][2], 100.0 * (cpu[1][2] - cpu[0][2]) / cpu[0][2]);

@@ -513,9 +513,9 @@ static int op_upload_chunk(dmn *d, dmn_session *s, const dcr_mpv *args, proto_ma
 		}
 		/* Rows held past the budget: this upload holds none (its
 		 * table is built from the file, as after a restart). */
-		if (rc == 0 && u->ing && cmp_ingest_rows_bytes(u->ing) &&
-		    (cmp_ingest_rows_bytes(u->ing) > u->rows_max ||
-		     !dmn__rows_charge(d, &u->rows_charged, cmp_ingest_rows_bytes(u->ing)))) {
+		size_t held = u->ing ? cmp_ingest_rows_bytes(u->ing) : 0;
+		if (rc == 0 && held &&
+		    (held > u->rows_max || !dmn__rows_charge(d, &u->rows_charged, held))) {
 			cmp_ingest_drop_rows(u->ing);
 			dmn__rows_uncharge(d, u->rows_charged);
 			u->rows_charged = 0;
