@@ -115,15 +115,7 @@ static cl_conn *conn(void)
 	cl_conn *c;
 	dcr_err err;
 
-	cl_addr a = {0};
-
-	if (tls) {
-		a.server = tls_server;
-		a.pin = tls_pin;
-	} else {
-		a.socket = sock;
-	}
-	if (cl_connect_addr(&a, anna, &c, &err) < 0)
+	if (bench_connect(sock, tls ? tls_server : NULL, tls_pin, anna, &c, &err) < 0)
 		die("connect", &err);
 	return c;
 }

@@ -151,17 +151,10 @@ static void start_dcrd(void)
 
 static cl_conn *connect_as(const dcr_key *k)
 {
-	cl_addr a = {0};
 	cl_conn *c;
 	dcr_err err;
 
-	if (tls) {
-		a.server = server;
-		a.pin = pin;
-	} else {
-		a.socket = sock;
-	}
-	if (cl_connect_addr(&a, k, &c, &err) < 0)
+	if (bench_connect(sock, tls ? server : NULL, pin, k, &c, &err) < 0)
 		die("connect", &err);
 	return c;
 }

@@ -2,8 +2,8 @@
  * needs: a monotonic clock, a process's CPU seconds and /proc/PID/status
  * fields (peak RSS), removing a scratch directory, and watching a dcrd that
  * the benchmark started: waiting for its "listening on" line and reading
- * the TLS listener it printed. Starting dcrd stays in each benchmark (the
- * flags differ).
+ * the TLS listener it printed, and connecting to it (socket or TLS).
+ * Starting dcrd stays in each benchmark (the flags differ).
  *
  * Header-only (static inline functions, as bench/CMakeLists.txt builds each
  * bench_*.c alone into its own executable). Include it after base.h. */
@@ -21,6 +21,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../proto/proto.h"
 
 /* Seconds on the monotonic clock. */
 static inline double bench_now_s(void)
@@ -146,6 +148,23 @@ static inline int bench_tls_listener(const char *log, char server[64], char pin[
 		rc = -1;
 	dcr_buf_release(&b);
 	return rc;
+}
+
+/* Connects as k to a dcrd the benchmark started: over TLS to server
+ * (HOST:PORT) pinned to pin when server is set, else on the unix socket
+ * sock, as `dcr --server ... --pin ...` or `dcr --socket ...` does. */
+static inline int bench_connect(const char *sock, const char *server, const char *pin,
+                                const dcr_key *k, cl_conn **c, dcr_err *err)
+{
+	cl_addr a = {0};
+
+	if (server) {
+		a.server = server;
+		a.pin = pin;
+	} else {
+		a.socket = sock;
+	}
+	return cl_connect_addr(&a, k, c, err);
 }
 
 #endif
