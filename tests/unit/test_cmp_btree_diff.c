@@ -1125,6 +1125,19 @@ static void *serialize(sqlite3 *db, size_t *n)
 	return p;
 }
 
+/* An empty in-memory database of page size U holding t's table (sql: the
+ * caller's scratch buffer, left holding the CREATE TABLE). */
+static sqlite3 *open_schema(unsigned U, const struct table *t, dcr_buf *sql)
+{
+	sqlite3 *db = NULL;
+	DCR_ASSERT(sqlite3_open(":memory:", &db) == SQLITE_OK);
+	dcr_buf_printf(sql, "PRAGMA page_size=%u", U);
+	exec_ok(db, dcr_buf_cstr(sql));
+	schema_sql(t, sql);
+	exec_ok(db, dcr_buf_cstr(sql));
+	return db;
+}
+
 /* SQLite's path for these rows (in the order given), as cmp_sql.c takes it:
  * CREATE TABLE, one INSERT per row, then CREATE INDEX. */
 static void *build_sql(unsigned U, const struct table *t, const cmp__rows *rows, size_t *n)
@@ -1134,11 +1147,7 @@ static void *build_sql(unsigned U, const struct table *t, const cmp__rows *rows,
 	dcr_buf sql;
 	cmp__value *v = dcr_calloc(t->ncols, sizeof *v);
 	dcr_buf_init(&sql);
-	DCR_ASSERT(sqlite3_open(":memory:", &db) == SQLITE_OK);
-	dcr_buf_printf(&sql, "PRAGMA page_size=%u", U);
-	exec_ok(db, dcr_buf_cstr(&sql));
-	schema_sql(t, &sql);
-	exec_ok(db, dcr_buf_cstr(&sql));
+	db = open_schema(U, t, &sql);
 	dcr_buf_reset(&sql);
 	dcr_buf_append_str(&sql, "INSERT INTO t VALUES(");
 	for (size_t c = 0; c < t->ncols; c++)
@@ -1198,11 +1207,7 @@ static int build_direct(unsigned U, const struct table *t, const cmp__rows *rows
 	int rc;
 	memset(sr, 0, sizeof sr);
 	dcr_buf_init(&sql);
-	DCR_ASSERT(sqlite3_open(":memory:", &db) == SQLITE_OK);
-	dcr_buf_printf(&sql, "PRAGMA page_size=%u", U);
-	exec_ok(db, dcr_buf_cstr(&sql));
-	schema_sql(t, &sql);
-	exec_ok(db, dcr_buf_cstr(&sql));
+	db = open_schema(U, t, &sql);
 	if (t->key >= 0) {
 		dcr_buf_reset(&sql);
 		dcr_buf_printf(&sql, "CREATE INDEX t_%s_idx ON t(%s)", t->names[t->key],
