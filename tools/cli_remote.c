@@ -627,6 +627,22 @@ static const char join_usage[] =
     "A server already known under another key is refused (see known_servers\n"
     "in docs/cli.md).\n";
 
+/* (Re)reads known_servers and the rooms file (made if missing) into known
+ * and rooms, releasing what they held. */
+static int join_files_load(kfile *known, kfile *rooms, dcr_err *err)
+{
+	int rc;
+
+	kfile_release(known);
+	kfile_release(rooms);
+	dcr_buf_init(&known->text);
+	dcr_buf_init(&rooms->text);
+	rc = known_load(known, true, err);
+	if (rc == 0)
+		rc = rooms_load(rooms, true, err);
+	return rc;
+}
+
 int cli_cmd_join(int argc, char **argv)
 {
 	char *pos[1];
@@ -654,9 +670,7 @@ int cli_cmd_join(int argc, char **argv)
 	if (rc)
 		goto out;
 	/* The files first: a broken one refuses before anything is done. */
-	rc = known_load(&known, true, &err);
-	if (rc == 0)
-		rc = rooms_load(&rooms, true, &err);
+	rc = join_files_load(&known, &rooms, &err);
 	if (rc)
 		goto out;
 	kl = known_find(&known, v.server);
@@ -687,13 +701,7 @@ int cli_cmd_join(int argc, char **argv)
 	/* Read again under the lock: another process may have recorded a
 	 * line while this one was connecting. */
 	lock = config_lock();
-	kfile_release(&known);
-	kfile_release(&rooms);
-	memset(&rooms, 0, sizeof rooms);
-	dcr_buf_init(&rooms.text);
-	rc = known_load(&known, true, &err);
-	if (rc == 0)
-		rc = rooms_load(&rooms, true, &err);
+	rc = join_files_load(&known, &rooms, &err);
 	if (rc)
 		goto out;
 	kl = known_find(&known, v.server);
