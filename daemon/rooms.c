@@ -447,8 +447,8 @@ bool dmn__rows_charge(dmn *d, uint64_t *charged, uint64_t now)
 
 void dmn__rows_uncharge(dmn *d, uint64_t n)
 {
-	if (n)
-		DCR_ASSERT(atomic_fetch_sub(&d->up.rows_bytes, n) >= n);
+	uint64_t before = n ? atomic_fetch_sub(&d->up.rows_bytes, n) : n;
+	DCR_ASSERT(before >= n);
 }
 
 void dmn__rows_put(dmn *d, const char *data_blob, const cmp_column *cols, size_t ncols,
