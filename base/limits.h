@@ -51,9 +51,12 @@
 #define DMN_BLOB_CHUNK_BYTES (1024u * 1024) /* encryption chunk at rest */
 #define DMN_STATS_BYTES_MAX (16u * 1024 * 1024) /* statistics JSON of a dataset */
 #define DMN_IMAGE_BYTES_MAX (4ull * 1024 * 1024 * 1024) /* prepared table loaded for a run */
-#define DMN_IMAGE_CACHE_BYTES (1024ull * 1024 * 1024) /* decrypted images kept between runs */
-#define DMN_BUILD_MEMORY_BYTES (1024ull * 1024 * 1024) /* table builds at once: their estimates' sum */
-#define DMN_BUILD_MEMORY_PER_BYTE 3u        /* a build's memory estimate, per byte of its CSV */
+#define DMN_IMAGE_CACHE_BYTES (1024ull * 1024 * 1024) /* decrypted images kept between runs: at least */
+#define DMN_BUILD_MEMORY_BYTES (1024ull * 1024 * 1024) /* table builds at once, their estimates' sum: at least */
+#define DMN_MEMORY_SHARE 8u /* image cache and builds: each this fraction of memory by default */
+#define DMN_BUILD_BYTES_PER_ROW 64u   /* a build's estimate: 1.25x its CSV + this a row */
+#define DMN_BUILD_MEMORY_PER_BYTE 3u  /* ...or, its rows unknown, this per byte of its CSV */
+#define DMN_IMAGE_STORE_PIECE (16u << 20) /* a kept image is stored in pieces of this */
 #define DMN_UPLOAD_ROWS_BYTES (512ull * 1024 * 1024) /* default --upload-rows-mb: rows held from uploads */
 #define DMN_UPLOAD_ROWS_UNSIZED_BYTES (64ull * 1024 * 1024) /* ...by one upload of unknown size */
 #define DMN_SUBMIT_RETRIES 16u              /* cl_submit retries on ESEQ (jittered backoff) */

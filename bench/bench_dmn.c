@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../daemon/daemon.h"
 #include "../proto/proto.h"
 #include "../room/room.h"
 #include "bench_harness.h"
@@ -961,8 +962,9 @@ static int bench_first_result(const char *exe, uint64_t rows, const char *sqlite
 		printf("  dcr: DATA IN TO FIRST RESULT        %6.2f s  (dcrd CPU %.2f s)\n", f, fc);
 		printf("  dcr: repeated run + result          %6.3f s\n", rr);
 		printf("  dcrd peak RSS                       %6.0f MB (max over rounds; CSV %.0f MB, "
-		       "1.5x CSV + image cache budget = %.0f MB)\n",
-		       rss_max, csv_mb, 1.5 * csv_mb + (double)DMN_IMAGE_CACHE_BYTES / 1048576.0);
+		       "bound: 1.5x CSV + dcrd's default image cache of %.0f MB = %.0f MB)\n",
+		       rss_max, csv_mb, (double)dmn_default_image_cache_bytes() / 1e6,
+		       1.5 * csv_mb + (double)dmn_default_image_cache_bytes() / 1e6);
 		if (shell) {
 			double s = median3(sh, rounds), q = median3(shq, rounds),
 			       sc = median3(shc, rounds);

@@ -70,7 +70,8 @@ struct out {
 	unsigned U; /* page size */
 	bool dry;
 	uint32_t npages;
-	cmp_write_fn write;
+	cmp_write_fn write; /* the pages' writer; NULL while they are kept */
+	cmp_write_fn poll;  /* the caller's writer, asked with no bytes */
 	void *wctx;
 	uint8_t *batch; /* without keep */
 	size_t nbatch;  /* pages not yet written */
@@ -565,8 +566,8 @@ static int run_pass(struct out *o, struct tree *tt, struct tree *ti, bool with_i
 		/* sz is read at random too: a miss a row, unless asked early */
 		if (i + 16 < n)
 			__builtin_prefetch(&sz[cmp__rows_at(rows, i + 16)]);
-		if (o->dry && i % POLL_ROWS == POLL_ROWS - 1 &&
-		    (rc = poll_write(o->write, o->wctx)) < 0)
+		if ((o->dry || !o->write) && i % POLL_ROWS == POLL_ROWS - 1 &&
+		    (rc = poll_write(o->poll, o->wctx)) < 0)
 			return rc;
 		if (!o->dry) {
 			uint64_t types = 0, body = 0;
@@ -727,9 +728,9 @@ int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_
 	rc = measure(rows, schema, key, with_index, o.U, v, e, sz, write, wctx);
 	if (rc)
 		goto out;
-	/* pass 1: the layout (o.write only to poll) */
+	/* pass 1: the layout (write only to poll) */
 	o.dry = true;
-	o.write = write;
+	o.poll = write;
 	o.wctx = wctx;
 	o.npages = 1; /* page 1 comes first */
 	rc = run_pass(&o, &tt, &ti, with_index, rows, schema, key, v, e, sz);
@@ -747,11 +748,10 @@ int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_
 		rc = CMP__BTREE_FALLBACK;
 		goto out;
 	}
-	/* pass 2: the pages, in order */
+	/* pass 2: the pages, in order: kept whole (and not written: the
+	 * caller stores them when it likes) or written as they come */
 	o.dry = false;
 	o.npages = 0;
-	o.write = write;
-	o.wctx = wctx;
 	if (!write || (size_t)total * o.U <= keep_max) {
 		o.keep = sqlite3_malloc64((sqlite3_uint64)total * o.U);
 		if (!o.keep) {
@@ -759,6 +759,7 @@ int cmp__btree_write(const uint8_t hdr[100], const cmp__schema_row *srows, size_
 			goto out;
 		}
 	} else {
+		o.write = write;
 		o.batch = dcr_malloc((size_t)BATCH_PAGES * o.U);
 	}
 	append_page(&o, p1);

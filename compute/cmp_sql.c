@@ -707,7 +707,7 @@ loaded:
 		goto out;
 	}
 	*total_n = *image_n;
-	if (write && (rc = write(wctx, *image, *image_n)) < 0)
+	if (*image_n > keep_max && write && (rc = write(wctx, *image, *image_n)) < 0)
 		dcr_err_set(err, rc, "writing the prepared table: %s", dcr_strerror(rc));
 	if (rc < 0 || *image_n > keep_max) {
 		cmp_image_free(*image, *image_n);

@@ -130,14 +130,16 @@ int cmp_prepare_ex(const cmp_schema *schema, const char *table, const char *cons
 int cmp_prepare_image(const cmp_schema *schema, const char *table, const char *const *index,
                       size_t nindex, cmp_read_fn read, void *ctx, void **image, size_t *image_n,
                       dcr_err *err);
-/* As cmp_prepare_image, but the image goes through write (in order, in
- * pieces; 0 or a negative code, which ends the build) as it is made;
- * write is also called with no bytes (p NULL, n 0) between pieces of work,
- * where a negative code stops the build (a daemon that stops),
- * without being held whole where that can be avoided (tables written
- * directly: see docs/compute.md); a copy is returned in *image only when
- * its size is at most keep_max (else *image is NULL). *total_n is its
- * size. On error, what write received is to be discarded. */
+/* As cmp_prepare_image, with a choice made by size: an image of at most
+ * keep_max bytes is returned in *image and not written (the caller stores
+ * it when it likes: dcrd lets runs use it first); a larger one goes
+ * through write (in order, in pieces; 0 or a negative code, which ends
+ * the build) as it is made, without being held whole where that can be
+ * avoided (tables written directly: see docs/compute.md), and *image is
+ * NULL. write is also called with no bytes (p NULL, n 0) between pieces
+ * of work, where a negative code stops the build (a daemon that stops).
+ * *total_n is the image's size. On error, what write received is to be
+ * discarded. */
 typedef int (*cmp_write_fn)(void *ctx, const void *p, size_t n);
 int cmp_prepare_stream(const cmp_schema *schema, const char *table, const char *const *index,
                        size_t nindex, cmp_read_fn read, void *ctx, cmp_write_fn write,

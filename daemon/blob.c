@@ -323,6 +323,11 @@ static int flush_chunk(dmn_blob_writer *w, bool last, dcr_err *err)
 	return 0;
 }
 
+void dmn__blob_writer_id(const dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES])
+{
+	dcr_hex_encode(w->id, sizeof w->id, id);
+}
+
 void dmn__blob_no_hash(dmn_blob_writer *w)
 {
 	DCR_ASSERT(w->size == 0);

@@ -19,9 +19,12 @@ typedef struct dmn_options {
 	/* --hold-auto-approvals: record no request.auto_approved; those due
 	 * are recorded at the next start without it (docs/rules.md) */
 	bool hold_auto_approvals;
-	/* decrypted images kept between runs, bytes; 0: DMN_IMAGE_CACHE_BYTES,
-	 * DMN_IMAGE_CACHE_OFF: none */
+	/* decrypted images kept between runs, bytes; 0:
+	 * dmn_default_image_cache_bytes(), DMN_IMAGE_CACHE_OFF: none */
 	uint64_t image_cache_bytes;
+	/* memory estimates of the prepared-table builds run at once, bytes
+	 * in all; 0: dmn_default_build_bytes() */
+	uint64_t build_memory_bytes;
 	/* rows validated at upload and held for their prepared tables'
 	 * builds, bytes in all; 0: DMN_UPLOAD_ROWS_BYTES, DMN_UPLOAD_ROWS_OFF:
 	 * none (every build reads its file back) */
@@ -105,6 +108,16 @@ int dmn_restore_main(int argc, char **argv);
 /* Splits a --listen address, "HOST:PORT" or "[IPV6]:PORT" (port 0 to
  * 65535), into host and port; DCR_EINVALID saying what is wrong. */
 int dmn_listen_parse(const char *spec, char host[256], char port[8], dcr_err *err);
+
+/* The machine's memory as dcrd sizes its defaults by: the smaller of the
+ * physical memory and the cgroup's memory.max (v2), bytes. */
+uint64_t dmn_memory_bytes(void);
+/* Defaults that follow it (docs/daemon.md, "Memory"): an eighth
+ * (DMN_MEMORY_SHARE) of it for the image cache, at least
+ * DMN_IMAGE_CACHE_BYTES; an eighth for table builds at once, at least
+ * DMN_BUILD_MEMORY_BYTES. */
+uint64_t dmn_default_image_cache_bytes(void);
+uint64_t dmn_default_build_bytes(void);
 
 /* Parses "error|warn|info|debug"; -1 if unknown. */
 int dmn_log_level_parse(const char *s);

@@ -103,6 +103,8 @@ int dmn__blob_commit(dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES], uint8_t sh
  * whose hash nothing records, such as prepared tables: each chunk's GCM
  * tag still authenticates it); dmn__blob_commit then takes sha NULL. */
 void dmn__blob_no_hash(dmn_blob_writer *w);
+/* The id the blob will have once committed (known from its creation). */
+void dmn__blob_writer_id(const dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES]);
 void dmn__blob_abort(dmn_blob_writer *w);
 int dmn__blob_put(dmn_blobs *b, const void *p, size_t n, char id[DMN_BLOB_HEX_BYTES],
                   uint8_t sha[32], dcr_err *err);
@@ -262,10 +264,16 @@ typedef struct dmn_jobs {
 	 * --max-running-per-key, --max-queued-runs (defaults resolved) */
 	unsigned workers_n, room_running_max, key_running_max, room_queued_max;
 	dmn_mutex image_mu;       /* guards image_building */
-	pthread_cond_t image_cv;  /* a build ended */
-	char **image_building;    /* "image:<blob>" keys being built */
+	pthread_cond_t image_cv;  /* a build ended, or its image is ready */
+	struct dmn_building {
+		char *key; /* "image:<blob>" */
+		/* the image's blob id once the image is in the cache, before
+		 * its blob is stored: runs use it from there ("" before) */
+		char ready[DMN_BLOB_HEX_BYTES];
+	} *image_building; /* tables being built */
 	size_t nimage_building;
 	uint64_t image_build_bytes; /* memory estimates of the builds running */
+	uint64_t build_budget;      /* their sum at most (set at start) */
 	atomic_uint image_waiting_runs;
 } dmn_jobs;
 
@@ -507,13 +515,15 @@ void dmn__image_put(dmn *d, dmn_image *im); /* NULL is fine */
 const void *dmn__image_data(const dmn_image *im, size_t *n);
 /* Data was withdrawn or replaced: drop every entry; *freed entries (of
  * *bytes) go now, *held ones once their runs let go. */
-/* Puts a just-built image (blob id) in the cache, taking its bytes (bytes
- * is left empty), so the first run need not read it back; nothing if it is
- * larger than the budget or already there (bytes then untouched). */
-/* A table just built (an image of cmp_prepare_stream) into the cache: on
- * adoption *image becomes NULL (the cache frees it with cmp_image_free);
- * otherwise (too large, or already there) it stays the caller's. */
-void dmn__image_adopt(dmn *d, const char *id, void **image, size_t n);
+/* A table just built (an image of cmp_prepare_stream, to be stored as
+ * blob id) into the cache, held for the caller (dmn__image_put) so that it
+ * stays until its blob exists: on adoption *image becomes NULL (the cache
+ * frees it with cmp_image_free) and the entry is returned; otherwise (too
+ * large, or already there) NULL, and *image stays the caller's. */
+dmn_image *dmn__image_adopt(dmn *d, const char *id, void **image, size_t n);
+/* As dmn__image_put, and the entry goes with its last run: its blob will
+ * not exist (a build that failed to store it). */
+void dmn__image_discard(dmn *d, dmn_image *im);
 void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *bytes);
 void dmn__image_cache_init(dmn *d, uint64_t budget); /* bytes; 0: keep nothing */
 void dmn__image_cache_free(dmn *d); /* at shutdown, no run left */

@@ -15,7 +15,8 @@
  * image larger than the whole budget is read for its run only, outside
  * the cache, and freed after it. A table just built by jobs.c is put in
  * (dmn__image_adopt: in the buffer cmp_prepare_stream made it in) without
- * a copy, so the first run finds it here. */
+ * a copy, so the first run finds it here, even before its blob is stored:
+ * the build holds it until then, so it is not evicted meanwhile. */
 #include <string.h>
 
 #include "dmn_int.h"
@@ -126,12 +127,12 @@ int dmn__image_get(dmn *d, const char *id, dmn_image **out, bool *hit, dcr_err *
 	return 0;
 }
 
-void dmn__image_adopt(dmn *d, const char *id, void **image, size_t n)
+dmn_image *dmn__image_adopt(dmn *d, const char *id, void **image, size_t n)
 {
-	dmn_image *e;
+	dmn_image *e, *held = NULL;
 
 	if (!*image || n > d->imgc.budget)
-		return;
+		return NULL;
 	dmn__mutex_lock(&d->imgc.mu);
 	for (e = d->imgc.list; e; e = e->next)
 		if (!e->forgotten && strcmp(e->id, id) == 0)
@@ -148,9 +149,12 @@ void dmn__image_adopt(dmn *d, const char *id, void **image, size_t n)
 		d->imgc.list = e;
 		d->imgc.bytes += n;
 		e->used = ++d->imgc.tick;
+		e->refs = 1;
+		held = e;
 		evict_locked(d);
 	}
 	dmn__mutex_unlock(&d->imgc.mu);
+	return held;
 }
 
 static void unlink_locked(dmn *d, dmn_image *e)
@@ -181,6 +185,18 @@ void dmn__image_put(dmn *d, dmn_image *im)
 	else
 		evict_locked(d);
 	dmn__mutex_unlock(&d->imgc.mu);
+}
+
+void dmn__image_discard(dmn *d, dmn_image *im)
+{
+	if (!im)
+		return;
+	if (!im->private_) {
+		dmn__mutex_lock(&d->imgc.mu);
+		im->forgotten = true;
+		dmn__mutex_unlock(&d->imgc.mu);
+	}
+	dmn__image_put(d, im);
 }
 
 void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *bytes)

@@ -572,9 +572,21 @@ static int image_sink(void *ctx, const void *p, size_t n)
 	return dmn__blob_write(k->w, p, n, &k->err);
 }
 
+/* The build of table key under way, if any. */
+static struct dmn_building *building_find(dmn *d, const char *key)
+{
+	DMN_ASSERT_HELD(&d->jobs.image_mu);
+	for (size_t i = 0; i < d->jobs.nimage_building; i++)
+		if (strcmp(d->jobs.image_building[i].key, key) == 0)
+			return &d->jobs.image_building[i];
+	return NULL;
+}
+
 /* Makes sure the prepared table of data_blob exists; *image_id (may be
  * NULL) gets its blob id. The dataset's schema is taken from the room's
- * current definition. */
+ * current definition. A table kept in the image cache is there for runs
+ * as soon as it is built; its blob is stored after (its image_id is then
+ * that of a blob still being written: the cache holds it until then). */
 static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char *dataset,
                         const char *data_blob, char *const *drops, size_t ndrops,
                         bool background, char image_id[DMN_BLOB_HEX_BYTES], dcr_err *err)
@@ -593,10 +605,11 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	size_t image_n = 0, total_n = 0;
 	dmn_blob_writer *w = NULL;
 	dmn_room *r;
-	bool claimed = false, counted = false, kept = false;
-	uint64_t t0 = dcr_mono_ms(), est = 0, mem_wait_ms = 0;
+	dmn_image *img = NULL; /* the image in the cache, held until its blob is stored */
+	bool claimed = false, counted = false;
+	uint64_t t0 = dcr_mono_ms(), est = 0, csv_rows = 0, mem_wait_ms = 0, ready_ms = 0;
 	size_t image_bytes = 0;
-	char id[DMN_BLOB_HEX_BYTES];
+	char id[DMN_BLOB_HEX_BYTES] = "";
 	int rc;
 
 	dcr_buf_init(&v);
@@ -617,22 +630,31 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	 * first, then finds its image); different tables build in parallel. */
 	dmn__mutex_lock(&d->jobs.image_mu);
 	for (;;) {
-		bool busy = false;
-		for (size_t i = 0; i < d->jobs.nimage_building && !busy; i++)
-			busy = strcmp(d->jobs.image_building[i], key) == 0;
-		if (!busy)
+		struct dmn_building *b = building_find(d, key);
+		if (b && b->ready[0]) {
+			/* in the image cache, its blob being stored: use it */
+			memcpy(id, b->ready, DMN_BLOB_HEX_BYTES);
+			break;
+		}
+		if (!b)
 			break;
 		dmn__cond_wait(&d->jobs.image_cv, &d->jobs.image_mu);
 	}
-	rc = es_meta_get(d->store, key, &v);
+	rc = id[0] ? 0 : es_meta_get(d->store, key, &v);
 	if (rc == DCR_ENOTFOUND) {
 		d->jobs.image_building =
 		    dcr_realloc(d->jobs.image_building,
 		                (d->jobs.nimage_building + 1) * sizeof *d->jobs.image_building);
-		d->jobs.image_building[d->jobs.nimage_building++] = dcr_strdup(key);
+		d->jobs.image_building[d->jobs.nimage_building++] =
+		    (struct dmn_building){dcr_strdup(key), ""};
 		claimed = true;
 	}
 	dmn__mutex_unlock(&d->jobs.image_mu);
+	if (rc == 0 && id[0]) {
+		if (image_id)
+			memcpy(image_id, id, DMN_BLOB_HEX_BYTES);
+		goto out;
+	}
 	if (rc == 0)
 		goto found;
 	if (rc != DCR_ENOTFOUND) {
@@ -662,6 +684,13 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		if (!src.ndrops)
 			rc = dcr_err_set(err, DCR_ENOTFOUND, "dataset %s has no drops", dataset);
 		est = p ? p->bytes : 0; /* the union's CSV bytes, for the memory estimate */
+		csv_rows = p ? p->rows : 0;
+	} else {
+		const rm_provision *p = rm_state_provision(&r->st, dataset);
+		if (p && p->blob && strcmp(p->blob, data_blob) == 0) {
+			est = p->bytes;
+			csv_rows = p->rows;
+		}
 	}
 	{
 		const rm_dataset *ds = r->st.def ? rm_def_dataset(r->st.def, dataset) : NULL;
@@ -705,40 +734,43 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		held = dmn__rows_take(d, data_blob, cols, ncols, &held_csv);
 	if (held) {
 		from_held = true;
-		est = held_csv;
+		if (!est)
+			est = held_csv;
 	} else {
 		rc = dmn__blob_open(d->blobs, src.ndrops ? src.drops[0] : data_blob, &src.r, err);
 		if (rc < 0)
 			goto out;
 	}
-	/* Builds run in parallel while their memory estimates fit
-	 * DMN_BUILD_MEMORY_BYTES together; a build always starts when no
-	 * other runs. At 10M x 10M rows two builds at once held 4.6 GB
-	 * (issue 16); one after the other, a build holds its rows and its
-	 * database, about 3x its CSV. */
+	/* Builds run in parallel while their memory estimates fit the build
+	 * budget together (--build-memory-mb); a build always starts when no
+	 * other runs. A build holds its rows (about 1.1x the CSV, with their
+	 * offsets) and, while it sorts them, 48 bytes a row (docs/daemon.md,
+	 * "Memory"); the row count is the provision's. */
 	if (!est)
 		est = dmn__blob_size(src.r);
-	est *= DMN_BUILD_MEMORY_PER_BYTE;
+	est = csv_rows ? est + est / 4 + DMN_BUILD_BYTES_PER_ROW * csv_rows
+	               : est * DMN_BUILD_MEMORY_PER_BYTE;
 	{
 		uint64_t tw = dcr_mono_ms();
 		dmn__mutex_lock(&d->jobs.image_mu);
 		while (d->jobs.image_build_bytes > 0 &&
-		       d->jobs.image_build_bytes + est > DMN_BUILD_MEMORY_BYTES)
+		       d->jobs.image_build_bytes + est > d->jobs.build_budget)
 			dmn__cond_wait(&d->jobs.image_cv, &d->jobs.image_mu);
 		d->jobs.image_build_bytes += est;
 		dmn__mutex_unlock(&d->jobs.image_mu);
 		mem_wait_ms = dcr_mono_ms() - tw;
 	}
-	/* The image goes to the blob store as it is written; it is kept in
-	 * memory for the image cache only if it takes at most half the
-	 * cache (at 10M rows a 0.9 GB image is not held during its build;
-	 * the first run reads it back). */
+	/* An image of at most half the image cache is built in memory, put
+	 * in the cache for runs at once, and stored as a blob after; a larger
+	 * one goes to the blob store as it is written (the first run reads
+	 * it back). */
 	rc = dmn__blob_create(d->blobs, &w, err);
 	if (rc == 0) {
 		cmp_schema schema = {cols, ncols};
 		/* nothing records an image's hash (its GCM tags authenticate
 		 * it): ~50 ms less per 1M-row table */
 		dmn__blob_no_hash(w);
+		dmn__blob_writer_id(w, id);
 		struct image_sink sink = {d, w, {0}, &src};
 		if (held)
 			rc = cmp_prepare_rows(&schema, dataset, index, nindex, held, image_sink, &sink,
@@ -764,11 +796,52 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		dcr_err_prefix(err, "preparing table %s", dataset);
 		goto out;
 	}
+	image_bytes = total_n;
+	ready_ms = dcr_mono_ms() - t0;
+	if (image) {
+		/* Into the image cache under the blob's id, held until the
+		 * blob exists, and ready for runs now (a run waiting in this
+		 * function takes the id from the building entry). Under the
+		 * room's lock, as dmn__image_forget_all runs under it when data
+		 * is withdrawn: then the image is not put in. */
+		dmn__mutex_lock(&r->mu);
+		if (blob_current(r, dataset, data_blob))
+			img = dmn__image_adopt(d, id, &image, image_n);
+		dmn__mutex_unlock(&r->mu);
+		if (img) {
+			dmn__mutex_lock(&d->jobs.image_mu);
+			memcpy(building_find(d, key)->ready, id, DMN_BLOB_HEX_BYTES);
+			pthread_cond_broadcast(&d->jobs.image_cv);
+			dmn__mutex_unlock(&d->jobs.image_mu);
+			dmn__log(d, DMN_LOG_INFO,
+			         "prepared table %s (blob %s): ready for runs after %llu ms, in "
+			         "the image cache; storing it",
+			         dataset, data_blob, (unsigned long long)ready_ms);
+		}
+		{
+			size_t n;
+			const uint8_t *p = img ? dmn__image_data(img, &n) : image;
+			struct image_sink sink = {d, w, {0}, &src};
+			/* in pieces: a daemon that stops does not wait for it all */
+			for (size_t off = 0; off < image_bytes && rc == 0;) {
+				size_t k = image_bytes - off < DMN_IMAGE_STORE_PIECE
+				               ? image_bytes - off
+				               : DMN_IMAGE_STORE_PIECE;
+				if ((rc = image_sink(&sink, NULL, 0)) == 0)
+					rc = image_sink(&sink, p + off, k);
+				off += k;
+			}
+			if (rc < 0) {
+				*err = sink.err;
+				dcr_err_prefix(err, "storing the prepared table %s", dataset);
+				goto out;
+			}
+		}
+	}
 	rc = dmn__blob_commit(w, id, NULL, NULL, err);
 	w = NULL;
 	if (rc < 0)
 		goto out;
-	image_bytes = total_n;
 	rc = es_meta_put(d->store, key, id, strlen(id));
 	if (rc < 0) {
 		dcr_err_set(err, rc, "storing %s: %s", key, dcr_strerror(rc));
@@ -778,17 +851,10 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		/* The data may have been replaced while the table was built: then
 		 * dmn__blobs_drop_withdrawn ran before the table existed, and the
 		 * table goes now (both under the room's lock, so one of the two
-		 * sees it). Otherwise the image goes straight into the image
-		 * cache, under the same lock (dmn__image_forget_all runs under
-		 * it when data is withdrawn): the first run need not read and
-		 * decrypt it back. */
+		 * sees it). */
 		bool current;
 		dmn__mutex_lock(&r->mu);
 		current = blob_current(r, dataset, data_blob);
-		if (current && image) {
-			dmn__image_adopt(d, id, &image, image_n);
-			kept = image == NULL;
-		}
 		dmn__mutex_unlock(&r->mu);
 		if (background && !current) {
 			dmn__blobs_drop_withdrawn(d, data_blob);
@@ -799,7 +865,7 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	         "prepared table %s (blob %s, %zu bytes, %zu indexes) in %llu ms%s%s%s",
 	         dataset, data_blob, image_bytes, nindex, (unsigned long long)(dcr_mono_ms() - t0),
 	         from_held ? "; from the rows checked at upload" : "; from the file",
-	         kept ? "; kept in the image cache" : "",
+	         img ? "; kept in the image cache" : "",
 	         mem_wait_ms >= 10 ? "; waited for another build's memory" : "");
 	if (image_id)
 		memcpy(image_id, id, DMN_BLOB_HEX_BYTES);
@@ -817,8 +883,8 @@ out:
 	if (claimed) {
 		dmn__mutex_lock(&d->jobs.image_mu);
 		for (size_t i = 0; i < d->jobs.nimage_building; i++)
-			if (strcmp(d->jobs.image_building[i], key) == 0) {
-				free(d->jobs.image_building[i]);
+			if (strcmp(d->jobs.image_building[i].key, key) == 0) {
+				free(d->jobs.image_building[i].key);
 				d->jobs.image_building[i] =
 				    d->jobs.image_building[--d->jobs.nimage_building];
 				break;
@@ -835,6 +901,10 @@ out:
 	free(join);
 	dmn__schema_free(cols, ncols);
 	cmp_image_free(image, image_n);
+	if (rc < 0)
+		dmn__image_discard(d, img); /* its blob will not exist */
+	else
+		dmn__image_put(d, img);
 	if (w)
 		dmn__blob_abort(w);
 	dcr_buf_release(&v);
@@ -3041,6 +3111,8 @@ void dmn__jobs_init(dmn *d)
 	pthread_cond_init(&d->jobs.append_cv, NULL);
 	dmn__mutex_init(&d->jobs.image_mu);
 	pthread_cond_init(&d->jobs.image_cv, NULL);
+	d->jobs.build_budget = o->build_memory_bytes ? o->build_memory_bytes
+	                                             : dmn_default_build_bytes();
 	/* The options (checked by dcrd's main): a running cap left at its
 	 * default stays below the worker count, so another room and another
 	 * key always find a worker. */
@@ -3104,9 +3176,12 @@ int dmn__jobs_start(dmn *d, dcr_err *err)
 	}
 	dmn__log(d, DMN_LOG_INFO,
 	         "%u job workers; per room at most %u running and %u runs queued, per key "
-	         "at most %u running",
+	         "at most %u running; memory: image cache %llu MiB, table builds %llu MiB, "
+	         "rows held from uploads %llu MiB",
 	         d->jobs.workers_n, d->jobs.room_running_max, d->jobs.room_queued_max,
-	         d->jobs.key_running_max);
+	         d->jobs.key_running_max, (unsigned long long)(d->imgc.budget >> 20),
+	         (unsigned long long)(d->jobs.build_budget >> 20),
+	         (unsigned long long)(d->up.rows_budget >> 20));
 	return 0;
 }
 

@@ -35,6 +35,7 @@
 #define OPT_LISTEN       1200
 #define OPT_FINGERPRINT  1201
 #define OPT_TLS          1210 /* the TLS limits, in order */
+#define OPT_BUILD_MEMORY 1300
 
 /* Options a reload (SIGHUP) applies at once; server.c applies them. */
 static const char *const live_keys[] = {"log-level", "idle-timeout-ms"};
@@ -169,10 +170,14 @@ static void usage(FILE *f)
 	        "  --stranger-idle-timeout-s N  close those when idle for N s (default %u)\n"
 	        "  --log-level LEVEL      error, warn, info (default) or debug\n"
 	        "  --image-cache-mb N     memory for decrypted tables kept between runs, in MiB\n"
-	        "                         (default %llu; 0 turns the cache off)\n"
+	        "                         (default an eighth of memory, at least 1024; 0\n"
+	        "                         turns the cache off; the log says the value)\n"
 	        "  --upload-rows-mb N     memory for table rows checked at upload and held\n"
 	        "                         until their prepared table is built, in MiB, in\n"
 	        "                         all (default %llu; 0: builds read the file again)\n"
+	        "  --build-memory-mb N    memory estimates of the prepared tables built at\n"
+	        "                         once, in MiB, in all (default an eighth of memory,\n"
+	        "                         at least 1024; the log says the value)\n"
 	        "  --frame-budget-mb N    memory for request frames being read, queued or\n"
 	        "                         handled, in MiB, across all connections (default\n"
 	        "                         %llu, at least %u); past it clients are slowed\n"
@@ -214,7 +219,6 @@ static void usage(FILE *f)
 	        DCR_CONFIG_DEFAULT[0] ? DCR_CONFIG_DEFAULT : "none", DMN_SOCKET_MODE,
 	        DMN_TLS_HANDSHAKE_TIMEOUT_MS, DMN_TLS_HANDSHAKES_MAX, (unsigned)DMN_IDLE_TIMEOUT_MS, DMN_CONNS_MAX, DMN_CONNS_PER_KEY_MAX,
 	        DMN_CONNS_PER_ADDR_MAX, DMN_STRANGER_CONNS_MAX, DMN_STRANGER_IDLE_S,
-	        (unsigned long long)(DMN_IMAGE_CACHE_BYTES >> 20),
 	        (unsigned long long)(DMN_UPLOAD_ROWS_BYTES >> 20),
 	        (unsigned long long)(DMN_FRAME_BUDGET_BYTES >> 20), FRAME_BUDGET_MB_MIN,
 	        (unsigned long long)DMN_QUOTA_ROOM_BLOB_MB, (unsigned long long)DMN_QUOTA_KEY_BLOB_MB,
@@ -385,6 +389,7 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 	    {"hold-auto-approvals", no_argument, NULL, 'H'},
 	    {"image-cache-mb", required_argument, NULL, 'c'},
 	    {"upload-rows-mb", required_argument, NULL, 'u'},
+	    {"build-memory-mb", required_argument, NULL, OPT_BUILD_MEMORY},
 	    {"frame-budget-mb", required_argument, NULL, 'f'},
 	    {"script-max-wall-s", required_argument, NULL, 'W'},
 	    {"script-max-cpu-s", required_argument, NULL, 'C'},
@@ -498,6 +503,15 @@ static int parse_options(int argc, char **argv, dmn_options *out, const struct o
 			if (parse_mb_or_off("upload-rows-mb", optarg, DMN_UPLOAD_ROWS_OFF,
 			                    &opt.upload_rows_bytes) < 0)
 				return 2;
+			break;
+		case OPT_BUILD_MEMORY:
+			/* no "off": 0 is refused (a build always runs alone) */
+			if (parse_mb_or_off("build-memory-mb", optarg, 0, &opt.build_memory_bytes) < 0)
+				return 2;
+			if (!opt.build_memory_bytes) {
+				fprintf(stderr, "dcrd: --build-memory-mb: at least 1 MiB\n");
+				return 2;
+			}
 			break;
 		case 'f': {
 			char *end = NULL;

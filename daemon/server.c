@@ -1684,6 +1684,33 @@ static void tcp_close_all(server *s)
 
 #define TCP_LISTENERS_MAX (DMN_LISTEN_MAX * 4) /* addresses of the --listen names */
 
+uint64_t dmn_memory_bytes(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), pg = sysconf(_SC_PAGESIZE);
+	uint64_t mem = pages > 0 && pg > 0 ? (uint64_t)pages * (uint64_t)pg : 0;
+	FILE *f = fopen("/sys/fs/cgroup/memory.max", "re");
+	if (f) {
+		unsigned long long lim;
+		/* "max" when unlimited: no number */
+		if (fscanf(f, "%llu", &lim) == 1 && lim > 0 && (!mem || lim < mem))
+			mem = lim;
+		fclose(f);
+	}
+	return mem;
+}
+
+uint64_t dmn_default_image_cache_bytes(void)
+{
+	uint64_t m = dmn_memory_bytes() / DMN_MEMORY_SHARE;
+	return m > DMN_IMAGE_CACHE_BYTES ? m & ~((1ull << 20) - 1) : DMN_IMAGE_CACHE_BYTES;
+}
+
+uint64_t dmn_default_build_bytes(void)
+{
+	uint64_t m = dmn_memory_bytes() / DMN_MEMORY_SHARE;
+	return m > DMN_BUILD_MEMORY_BYTES ? m & ~((1ull << 20) - 1) : DMN_BUILD_MEMORY_BYTES;
+}
+
 int dmn_listen_parse(const char *spec, char host[256], char port[8], dcr_err *err)
 {
 	const char *h = spec, *he, *p;
@@ -2028,7 +2055,7 @@ int dmn_run(const dmn_options *opt, dcr_err *err)
 	dmn__image_cache_init(d,
 	                      opt->image_cache_bytes == DMN_IMAGE_CACHE_OFF ? 0
 	                      : opt->image_cache_bytes ? opt->image_cache_bytes
-	                                               : DMN_IMAGE_CACHE_BYTES);
+	                                               : dmn_default_image_cache_bytes());
 	dmn__jobs_init(d);
 	dmn__rooms_on_durable(d, members_on_durable, &s.members);
 	dmn__admit_init(d);

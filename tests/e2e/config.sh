@@ -31,6 +31,10 @@ expect_fail dcrd --config "$T/long.conf"
 expect_stderr "long.conf line 257: more than 256 options"
 expect_fail dcrd --config "$T/missing.conf"
 expect_stderr "configuration file $T/missing.conf: No such file or directory"
+expect_fail dcrd --data "$T/bad" --build-memory-mb 0
+expect_stderr "dcrd: --build-memory-mb: at least 1 MiB"
+expect_fail dcrd --data "$T/bad" --build-memory-mb lots
+expect_stderr "dcrd: --build-memory-mb: not a number of MiB (0 to 16777216): lots"
 [ ! -e "$T/bad" ] || e2e_fail "a refused configuration created the data directory"
 
 # ---- a good file: everything from it, the command line wins

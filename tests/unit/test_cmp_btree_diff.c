@@ -866,8 +866,8 @@ static int sink_write(void *ctx, const void *p, size_t n)
 }
 
 /* The daemon's entry (cmp_prepare_stream, as daemon/jobs.c calls it: the
- * image streamed to a writer, kept in memory only up to keep_max); img
- * gets the bytes streamed, which must be the bytes kept when kept.
+ * image kept in memory up to keep_max, else streamed to a writer); img
+ * gets the bytes kept or streamed.
  * -1: the build failed; else whether the direct writer made it. */
 static int build_public(const struct table *t, const char *csv, bool direct, dcr_buf *img)
 {
@@ -890,14 +890,18 @@ static int build_public(const struct table *t, const char *csv, bool direct, dcr
 		goto out;
 	}
 	rc = cmp__prepare_direct_count() == before + 1;
-	CHECK(total == k.b.len && total % 512 == 0, " streamed %zu bytes of %zu", k.b.len, total);
-	CHECK(kept ? kept_n == total && total <= keep_max && memcmp(kept, k.b.data, total) == 0
-	           : kept_n == 0 && total > keep_max,
-	      " kept %zu bytes, keep_max %zu, total %zu", kept_n, keep_max, total);
-	if (rc == 1 && total > 256 * 4096)
+	CHECK(total % 512 == 0 && total == (kept ? kept_n : k.b.len),
+	      " %zu bytes kept, %zu streamed, of %zu", kept_n, k.b.len, total);
+	CHECK(kept ? total <= keep_max && k.b.len == 0 : kept_n == 0 && total > keep_max,
+	      " kept %zu bytes, streamed %zu, keep_max %zu, total %zu", kept_n, k.b.len, keep_max,
+	      total);
+	if (rc == 1 && !kept && total > 256 * 4096)
 		CHECK(k.calls > 1, " a large image in %zu pieces", k.calls);
 	dcr_buf_reset(img);
-	dcr_buf_append(img, k.b.data, k.b.len);
+	if (kept)
+		dcr_buf_append(img, kept, kept_n);
+	else
+		dcr_buf_append(img, k.b.data, k.b.len);
 out:
 	cmp_image_free(kept, kept_n);
 	dcr_buf_release(&k.b);

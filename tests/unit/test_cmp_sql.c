@@ -486,7 +486,8 @@ static int sink_write(void *ctx, const void *p, size_t n)
 }
 
 /* cmp_prepare_stream: the image streamed is the image returned (both
- * paths), kept only up to keep_max; a failing write ends the build. */
+ * paths); one of at most keep_max bytes is kept and not written; a
+ * failing write ends the build. */
 /* A table built from the rows an upload's validation held
  * (cmp_ingest_keep_rows, cmp_prepare_rows) is byte for byte the table built
  * by reading and validating the file again, whether the rows came from one
@@ -618,23 +619,24 @@ static void test_prepare_stream(void)
 			if (direct)
 				CHECK(k.calls > 1); /* streamed in pieces */
 			CHECK(cmp__image_check(k.b.data, k.b.len, &err) == 0, " %s", err.msg);
-			/* kept when small enough */
+			/* kept when small enough, and then not written (only
+			 * asked whether to go on) */
 			dcr_buf_reset(&k.b);
+			k.calls = 0;
 			m.off = 0;
 			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, t_mem_read, &m, sink_write, &k, img_n,
 			                         &kept, &kept_n, &total, &err) == 0);
-			CHECK(kept && kept_n == img_n && memcmp(kept, img, img_n) == 0);
-			/* and streamed as well (from the kept copy, direct) */
-			CHECK(k.b.len == img_n && memcmp(k.b.data, img, img_n) == 0,
-			      " kept and streamed: direct %d, %zu indexes", direct, nidx);
+			CHECK(kept && kept_n == img_n && total == img_n && memcmp(kept, img, img_n) == 0);
+			CHECK(k.b.len == 0 && k.calls == 0, " kept and written: direct %d, %zu indexes",
+			      direct, nidx);
 			cmp_image_free(kept, kept_n);
 			/* a write that fails: the build fails with it */
 			dcr_buf_reset(&k.b);
 			k.calls = 0;
 			k.fail_at = direct ? 2 : 1;
 			m.off = 0;
-			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, t_mem_read, &m, sink_write, &k,
-			                         SIZE_MAX, &kept, &kept_n, &total, &err) == -EIO);
+			CHECK(cmp_prepare_stream(&sc, "t", idx, nidx, t_mem_read, &m, sink_write, &k, 0,
+			                         &kept, &kept_n, &total, &err) == -EIO);
 			CHECK(kept == NULL && strstr(err.msg, "writing the prepared table"));
 			cmp_image_free(img, img_n);
 			dcr_buf_release(&k.b);

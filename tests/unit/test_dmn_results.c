@@ -5,6 +5,7 @@
  * non-analyst. And: once run.status says "done", the run.completed event is
  * in the log (a client that polls status and then fetches events finds it;
  * the daemon used to report the outcome while its append was in flight). */
+#include "../../daemon/daemon.h"
 #include "test_dmn_common.h"
 
 static char *big_room(const td *t)
@@ -70,6 +71,17 @@ int main(void)
 	dcr_buf_init(&whole);
 	if (td_start(&t, NULL) < 0)
 		return 1;
+	{
+		/* the memory budgets by default: an eighth of this machine's
+		 * memory each, at least 1 GiB */
+		char want[128];
+		uint64_t mem = dmn_memory_bytes() / 8, floor = 1ull << 30;
+		uint64_t def = mem > floor ? mem & ~((1ull << 20) - 1) : floor;
+		CHECK(dmn_default_image_cache_bytes() == def && dmn_default_build_bytes() == def);
+		snprintf(want, sizeof want, "memory: image cache %llu MiB, table builds %llu MiB, ",
+		         (unsigned long long)(def >> 20), (unsigned long long)(def >> 20));
+		CHECK(td_log_has(&t, want), " %s", want);
+	}
 	a = td_connect(&t, t.anna);
 	i = td_connect(&t, t.ian);
 	CHECK(a && i);
@@ -156,6 +168,9 @@ int main(void)
 	 * gives the same result (runs that read it from the blob store: with
 	 * the cache off, below). */
 	CHECK(td_log_has(&t, "; kept in the image cache"));
+	/* ...and was there for runs before its blob was stored (the blob
+	 * itself is read back below, with the cache off) */
+	CHECK(td_log_has(&t, "): ready for runs after "));
 	/* built from the rows its upload checked, not from the file */
 	CHECK(td_log_has(&t, "; from the rows checked at upload"));
 	CHECK(!td_log_has(&t, "; from the file"));
@@ -248,6 +263,42 @@ int main(void)
 		}
 		CHECK(log_count(&t, "1 already in memory") == hits0);
 		CHECK(log_count(&t, "(1 stored images, 0 already in memory)") == miss0 + 2);
+		cl_close(a);
+		a = NULL;
+		CHECK(td_stop(&t, SIGTERM) == 0);
+	}
+	/* An image larger than half the cache (1 MiB) is not kept: it goes
+	 * to the blob store as it is written, and the first run reads it
+	 * back. One build at a time (--build-memory-mb 1: a build always
+	 * starts when no other runs). The same result, bit for bit. */
+	{
+		static const char *const small[] = {"--image-cache-mb", "1", "--build-memory-mb", "1",
+		                                    NULL};
+		unsigned kept0 = log_count(&t, "; kept in the image cache"),
+		         ready0 = log_count(&t, "): ready for runs after "),
+		         built0 = log_count(&t, "prepared table bank (blob "),
+		         miss0 = log_count(&t, "(1 stored images, 0 already in memory)");
+		char r5[33];
+		dcr_buf again;
+		dcr_buf_init(&again);
+		CHECK(td_start(&t, small) == 0);
+		a = td_connect(&t, t.anna);
+		CHECK(a != NULL);
+		if (a) {
+			CHECK_OK(td_provision(a, room, "bank", dcr_buf_cstr(&csv), &err), &err);
+			CHECK_OK(cl_run(a, room, "everything", r5, &err), &err);
+			CHECK_OK(td_wait_run(a, room, "everything", r5, &st, 120000, &err), &err);
+			cl_run_status_release(&st);
+			CHECK_OK(td_result(a, room, "everything", &again, &err), &err);
+			CHECK(again.len == whole.len && memcmp(again.data, whole.data, whole.len) == 0);
+		}
+		CHECK(td_log_has(&t, "memory: image cache 1 MiB, table builds 1 MiB, rows held "
+		                     "from uploads 512 MiB"));
+		CHECK(log_count(&t, "prepared table bank (blob ") == built0 + 1);
+		CHECK(log_count(&t, "; kept in the image cache") == kept0);
+		CHECK(log_count(&t, "): ready for runs after ") == ready0);
+		CHECK(log_count(&t, "(1 stored images, 0 already in memory)") == miss0 + 1);
+		dcr_buf_release(&again);
 		cl_close(a);
 		a = NULL;
 		CHECK(td_stop(&t, SIGTERM) == 0);
