@@ -54,7 +54,7 @@
 #define DMN_IMAGE_CACHE_BYTES (1024ull * 1024 * 1024) /* decrypted images kept between runs: at least */
 #define DMN_BUILD_MEMORY_BYTES (1024ull * 1024 * 1024) /* table builds at once, their estimates' sum: at least */
 #define DMN_MEMORY_SHARE 8u /* image cache and builds: each this fraction of memory by default */
-#define DMN_BUILD_BYTES_PER_ROW 64u   /* a build's estimate: 1.25x its CSV + this a row */
+#define DMN_BUILD_BYTES_PER_ROW 48u   /* a build's estimate: 1.25x its CSV + this a row */
 #define DMN_BUILD_MEMORY_PER_BYTE 3u  /* ...or, its rows unknown, this per byte of its CSV */
 #define DMN_IMAGE_STORE_PIECE (16u << 20) /* a kept image is stored in pieces of this */
 #define DMN_UPLOAD_ROWS_BYTES (512ull * 1024 * 1024) /* default --upload-rows-mb: rows held from uploads */

@@ -743,9 +743,10 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	}
 	/* Builds run in parallel while their memory estimates fit the build
 	 * budget together (--build-memory-mb); a build always starts when no
-	 * other runs. A build holds its rows (about 1.1x the CSV, with their
-	 * offsets) and, while it sorts them, 48 bytes a row (docs/daemon.md,
-	 * "Memory"); the row count is the provision's. */
+	 * other runs. A build holds its rows (about 1.1x the CSV) and, while
+	 * it sorts them, up to 48 bytes a row with their offsets
+	 * (docs/daemon.md, "Uploads and prepared tables"); the row count is
+	 * the provision's. */
 	if (!est)
 		est = dmn__blob_size(src.r);
 	est = csv_rows ? est + est / 4 + DMN_BUILD_BYTES_PER_ROW * csv_rows

@@ -1699,16 +1699,21 @@ uint64_t dmn_memory_bytes(void)
 	return mem;
 }
 
-uint64_t dmn_default_image_cache_bytes(void)
+/* DMN_MEMORY_SHARE of the memory, in whole MiB, at least floor. */
+static uint64_t memory_share(uint64_t floor)
 {
 	uint64_t m = dmn_memory_bytes() / DMN_MEMORY_SHARE;
-	return m > DMN_IMAGE_CACHE_BYTES ? m & ~((1ull << 20) - 1) : DMN_IMAGE_CACHE_BYTES;
+	return m > floor ? m & ~((1ull << 20) - 1) : floor;
+}
+
+uint64_t dmn_default_image_cache_bytes(void)
+{
+	return memory_share(DMN_IMAGE_CACHE_BYTES);
 }
 
 uint64_t dmn_default_build_bytes(void)
 {
-	uint64_t m = dmn_memory_bytes() / DMN_MEMORY_SHARE;
-	return m > DMN_BUILD_MEMORY_BYTES ? m & ~((1ull << 20) - 1) : DMN_BUILD_MEMORY_BYTES;
+	return memory_share(DMN_BUILD_MEMORY_BYTES);
 }
 
 int dmn_listen_parse(const char *spec, char host[256], char port[8], dcr_err *err)
