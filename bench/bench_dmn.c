@@ -822,8 +822,8 @@ static void print_log_lines(void)
 	for (p = dcr_buf_cstr(&b); *p;) {
 		const char *e = strchr(p, '\n');
 		size_t n = e ? (size_t)(e - p) : strlen(p);
-		if ((memmem(p, n, "prepared table", 14) || memmem(p, n, "upload ", 7) ||
-		     memmem(p, n, "run ", 4)) &&
+		if ((memmem(p, n, "prepared table", 14) || memmem(p, n, "ready for runs", 14) ||
+		     memmem(p, n, "upload ", 7) || memmem(p, n, "run ", 4)) &&
 		    !memmem(p, n, "listening", 9))
 			printf("      dcrd: %.*s\n", (int)n, p);
 		p += n + (e ? 1 : 0);

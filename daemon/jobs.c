@@ -815,8 +815,8 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 			pthread_cond_broadcast(&d->jobs.image_cv);
 			dmn__mutex_unlock(&d->jobs.image_mu);
 			dmn__log(d, DMN_LOG_INFO,
-			         "prepared table %s (blob %s): ready for runs after %llu ms, in "
-			         "the image cache; storing it",
+			         "table of %s (blob %s) ready for runs after %llu ms, in the image "
+			         "cache; storing it (\"prepared table\" once stored)",
 			         dataset, data_blob, (unsigned long long)ready_ms);
 		}
 		{

@@ -170,7 +170,7 @@ int main(void)
 	CHECK(td_log_has(&t, "; kept in the image cache"));
 	/* ...and was there for runs before its blob was stored (the blob
 	 * itself is read back below, with the cache off) */
-	CHECK(td_log_has(&t, "): ready for runs after "));
+	CHECK(td_log_has(&t, ") ready for runs after "));
 	/* built from the rows its upload checked, not from the file */
 	CHECK(td_log_has(&t, "; from the rows checked at upload"));
 	CHECK(!td_log_has(&t, "; from the file"));
@@ -275,7 +275,7 @@ int main(void)
 		static const char *const small[] = {"--image-cache-mb", "1", "--build-memory-mb", "1",
 		                                    NULL};
 		unsigned kept0 = log_count(&t, "; kept in the image cache"),
-		         ready0 = log_count(&t, "): ready for runs after "),
+		         ready0 = log_count(&t, ") ready for runs after "),
 		         built0 = log_count(&t, "prepared table bank (blob "),
 		         miss0 = log_count(&t, "(1 stored images, 0 already in memory)");
 		char r5[33];
@@ -296,7 +296,7 @@ int main(void)
 		                     "from uploads 512 MiB"));
 		CHECK(log_count(&t, "prepared table bank (blob ") == built0 + 1);
 		CHECK(log_count(&t, "; kept in the image cache") == kept0);
-		CHECK(log_count(&t, "): ready for runs after ") == ready0);
+		CHECK(log_count(&t, ") ready for runs after ") == ready0);
 		CHECK(log_count(&t, "(1 stored images, 0 already in memory)") == miss0 + 1);
 		dcr_buf_release(&again);
 		cl_close(a);
