@@ -816,7 +816,7 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 			dmn__mutex_unlock(&d->jobs.image_mu);
 			dmn__log(d, DMN_LOG_INFO,
 			         "table of %s (blob %s) ready for runs after %llu ms, in the image "
-			         "cache; storing it (\"prepared table\" once stored)",
+			         "cache; storing it",
 			         dataset, data_blob, (unsigned long long)ready_ms);
 		}
 		{
