@@ -62,9 +62,9 @@ struct tree {
 
 /* Where pages go. The first pass (dry) only counts them: it gives the
  * page count and the root page numbers, which page 1 must hold before any
- * other page is written. The second writes them, in page number order,
- * through write, BATCH_PAGES at a time, and, when keep, into one buffer
- * as well (then write is handed them from there: no batch copy). */
+ * other page is written. The second either keeps them, in page number
+ * order, in one buffer (keep), or writes them through write, BATCH_PAGES
+ * at a time. */
 #define BATCH_PAGES 256
 struct out {
 	unsigned U; /* page size */
@@ -376,13 +376,11 @@ static void finish_page(const struct out *o, const struct tree *t, struct level 
 	memset(l->pg + end, 0, l->top - end);
 }
 
-/* The last nbatch pages to write: in keep when there is one (they are
- * there in order already), else in batch. */
+/* The last nbatch pages, in batch, to write. */
 static void flush_batch(struct out *o)
 {
-	const uint8_t *p = o->keep ? o->keep + (size_t)(o->npages - o->nbatch) * o->U : o->batch;
 	if (o->nbatch && o->write && o->rc == 0)
-		o->rc = o->write(o->wctx, p, o->nbatch * o->U);
+		o->rc = o->write(o->wctx, o->batch, o->nbatch * o->U);
 	o->nbatch = 0;
 }
 

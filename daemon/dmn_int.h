@@ -513,8 +513,6 @@ typedef struct dmn_image dmn_image;
 int dmn__image_get(dmn *d, const char *id, dmn_image **out, bool *hit, dcr_err *err);
 void dmn__image_put(dmn *d, dmn_image *im); /* NULL is fine */
 const void *dmn__image_data(const dmn_image *im, size_t *n);
-/* Data was withdrawn or replaced: drop every entry; *freed entries (of
- * *bytes) go now, *held ones once their runs let go. */
 /* A table just built (an image of cmp_prepare_stream, to be stored as
  * blob id) into the cache, held for the caller (dmn__image_put) so that it
  * stays until its blob exists: on adoption *image becomes NULL (the cache
@@ -524,6 +522,8 @@ dmn_image *dmn__image_adopt(dmn *d, const char *id, void **image, size_t n);
 /* As dmn__image_put, and the entry goes with its last run: its blob will
  * not exist (a build that failed to store it). */
 void dmn__image_discard(dmn *d, dmn_image *im);
+/* Data was withdrawn or replaced: drop every entry; *freed entries (of
+ * *bytes) go now, *held ones once their runs let go. */
 void dmn__image_forget_all(dmn *d, unsigned *freed, unsigned *held, uint64_t *bytes);
 void dmn__image_cache_init(dmn *d, uint64_t budget); /* bytes; 0: keep nothing */
 void dmn__image_cache_free(dmn *d); /* at shutdown, no run left */

@@ -607,7 +607,7 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 	dmn_room *r;
 	dmn_image *img = NULL; /* the image in the cache, held until its blob is stored */
 	bool claimed = false, counted = false;
-	uint64_t t0 = dcr_mono_ms(), est = 0, csv_rows = 0, mem_wait_ms = 0, ready_ms = 0;
+	uint64_t t0 = dcr_mono_ms(), est = 0, csv_rows = 0, mem_wait_ms = 0;
 	size_t image_bytes = 0;
 	char id[DMN_BLOB_HEX_BYTES] = "";
 	int rc;
@@ -798,7 +798,6 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 		goto out;
 	}
 	image_bytes = total_n;
-	ready_ms = dcr_mono_ms() - t0;
 	if (image) {
 		/* Into the image cache under the blob's id, held until the
 		 * blob exists, and ready for runs now (a run waiting in this
@@ -817,19 +816,19 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 			dmn__log(d, DMN_LOG_INFO,
 			         "table of %s (blob %s) ready for runs after %llu ms, in the image "
 			         "cache; storing it",
-			         dataset, data_blob, (unsigned long long)ready_ms);
+			         dataset, data_blob, (unsigned long long)(dcr_mono_ms() - t0));
 		}
 		{
 			size_t n;
 			const uint8_t *p = img ? dmn__image_data(img, &n) : image;
 			struct image_sink sink = {d, w, {0}, &src};
-			/* in pieces: a daemon that stops does not wait for it all */
+			/* in pieces: a daemon that stops does not wait for it all
+			 * (image_sink asks before each) */
 			for (size_t off = 0; off < image_bytes && rc == 0;) {
 				size_t k = image_bytes - off < DMN_IMAGE_STORE_PIECE
 				               ? image_bytes - off
 				               : DMN_IMAGE_STORE_PIECE;
-				if ((rc = image_sink(&sink, NULL, 0)) == 0)
-					rc = image_sink(&sink, p + off, k);
+				rc = image_sink(&sink, p + off, k);
 				off += k;
 			}
 			if (rc < 0) {
@@ -882,14 +881,12 @@ found:
 	}
 out:
 	if (claimed) {
+		struct dmn_building *b;
 		dmn__mutex_lock(&d->jobs.image_mu);
-		for (size_t i = 0; i < d->jobs.nimage_building; i++)
-			if (strcmp(d->jobs.image_building[i].key, key) == 0) {
-				free(d->jobs.image_building[i].key);
-				d->jobs.image_building[i] =
-				    d->jobs.image_building[--d->jobs.nimage_building];
-				break;
-			}
+		b = building_find(d, key);
+		DCR_ASSERT(b); /* only its claimer removes it */
+		free(b->key);
+		*b = d->jobs.image_building[--d->jobs.nimage_building];
 		pthread_cond_broadcast(&d->jobs.image_cv);
 		dmn__mutex_unlock(&d->jobs.image_mu);
 	}
