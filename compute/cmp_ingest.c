@@ -215,7 +215,7 @@ void cmp_ingest_keep_rows(cmp_ingest *in, uint64_t size_hint)
 	if (!in->held) {
 		in->held = cmp__rows_new(in->schema.ncols, 0);
 		/* the arena takes about the CSV's bytes plus a kind byte per
-		 * value: one reservation, faulted in as huge pages */
+		 * value: one reservation */
 		if (size_hint && size_hint < SIZE_MAX / 2)
 			cmp__rows_reserve(in->held, (size_t)(size_hint + size_hint / 8));
 	}

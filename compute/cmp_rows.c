@@ -25,15 +25,12 @@
  * first (cmp__rows_append), so the order is the file's either way. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "compute_int.h"
 
 struct cmp__rows {
 	size_t ncols, key;
 	dcr_buf arena;
-	size_t advised; /* arena.cap when huge pages were last asked for */
 	size_t used;    /* the most of arena ever filled (wiped at free) */
 	uint64_t *off; /* row -> offset of its first value in arena */
 	size_t n, cap;
@@ -87,7 +84,12 @@ static inline uint8_t *put_leb(uint8_t *p, uint64_t x)
 
 /* One reservation per row (at most 11 bytes per value besides text), then
  * plain stores: this runs for every row an upload validates
- * (cmp_ingest_keep_rows), on the upload's own critical path. */
+ * (cmp_ingest_keep_rows), on the upload's own critical path. The arena is
+ * ordinary pages: huge pages (MADV_HUGEPAGE) were asked for until a
+ * measure on a virtual machine whose host takes back the guest's free 2
+ * MiB blocks showed a fresh huge page costing 2.2-5.7 s per GB against
+ * 0.5-3.4 s for small pages, and 10M-row builds 1-1.6 s slower with them
+ * (docs/benchmarks.md, issue 16, fifth pass). */
 int cmp__rows_add(void *ctx, const cmp__value *v, size_t n, dcr_err *err)
 {
 	cmp__rows *r = ctx;
@@ -103,18 +105,6 @@ int cmp__rows_add(void *ctx, const cmp__value *v, size_t n, dcr_err *err)
 		if (v[c].kind == CMP__TEXT)
 			max += v[c].n;
 	dcr_buf_reserve(&r->arena, max);
-	if (r->arena.cap != r->advised && r->arena.cap >= ((size_t)2 << 20)) {
-		/* Transparent huge pages where the system offers them on
-		 * request: an upload's arena grows by hundreds of MB, and
-		 * faulting it in 4 KiB pages cost about as much as filling
-		 * it. Advice only: an error changes nothing. */
-		uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-		uintptr_t a = ((uintptr_t)r->arena.data + pg - 1) & ~(pg - 1);
-		uintptr_t e = ((uintptr_t)r->arena.data + r->arena.cap) & ~(pg - 1);
-		if (e > a)
-			(void)madvise((void *)a, e - a, MADV_HUGEPAGE);
-		r->advised = r->arena.cap;
-	}
 	r->off[r->n++] = r->arena.len;
 	p = r->arena.data + r->arena.len;
 	for (size_t c = 0; c < n; c++) {

@@ -14,6 +14,18 @@
  * that the next start removes). Reads decrypt only the chunks they touch;
  * a reader caches its last chunk for sequential access.
  *
+ * Writes bypass the page cache where the file system allows (O_DIRECT):
+ * sealed chunks gather in an aligned buffer and go to the disk in whole
+ * blocks of BLOB_DIRECT_BYTES; the unaligned tail and the header are
+ * written through the page cache at commit. A blob is written once and
+ * read rarely (a prepared table is served from the image cache), so
+ * copying GBs of it into page cache only evicted what other rooms read;
+ * and on a virtual machine whose host reclaims the guest's free memory,
+ * fresh page cache cost more than the disk (docs/daemon.md, "Blob
+ * format"). A file system without O_DIRECT, or a direct write that fails
+ * or comes back short, falls back to ordinary writes for the rest of the
+ * blob: the bytes on disk are the same either way.
+ *
  * Uploads hand their bytes to the writer with dmn__blob_write_start: a
  * helper thread (BLOB_HELPERS of them per store) hashes, encrypts and
  * writes them while the request's thread validates the same bytes, and
@@ -32,6 +44,11 @@
 #define BLOB_KEY_AAD   "dcr.blob.key.v1"
 
 #define BLOB_HELPERS 2
+
+/* Direct writes: the alignment asked of buffer, offset and length (the
+ * largest logical block size in use), and how much gathers before a write. */
+#define BLOB_ALIGN        4096u
+#define BLOB_DIRECT_BYTES (4u << 20)
 
 struct dmn_blobs {
 	char *blob_dir;
@@ -61,8 +78,15 @@ struct dmn_blob_writer {
 	uint8_t key[DCR_AES_KEY_BYTES];
 	uint8_t prefix[8];
 	uint8_t *buf; /* plaintext of the chunk being filled */
-	uint8_t *ct;
+	uint8_t *ct;  /* buffered: the sealed chunk; direct: NULL */
 	size_t have;
+	/* direct: sealed bytes not yet written, from file offset out_off
+	 * (BLOB_ALIGN-aligned memory and offset; the header's 88 bytes are a
+	 * placeholder while out_off is 0) */
+	bool direct;
+	uint8_t *out;
+	size_t out_len;
+	uint64_t out_off;
 	uint32_t index;
 	uint64_t size, file_off;
 	dcr_sha256_ctx *sha;
@@ -276,6 +300,54 @@ static int pread_all(int fd, void *p, size_t n, uint64_t off)
 
 /* ---- writing --------------------------------------------------------------- */
 
+#define BLOB_OUT_CAP (BLOB_DIRECT_BYTES + DMN_BLOB_CHUNK_BYTES + DCR_GCM_TAG_BYTES + BLOB_ALIGN)
+
+/* Stops writing around the page cache: what is left of the blob goes
+ * through ordinary writes. */
+static void direct_off(dmn_blob_writer *w)
+{
+	int fl = fcntl(w->fd, F_GETFL);
+	if (fl >= 0)
+		(void)fcntl(w->fd, F_SETFL, fl & ~O_DIRECT);
+	w->direct = false;
+}
+
+/* Writes out's whole blocks (all of out when tail is set); keeps the rest
+ * at its start. A direct write refused (EINVAL: a block size larger than
+ * BLOB_ALIGN) or short falls back to ordinary writes from where it stands. */
+static int out_drain(dmn_blob_writer *w, bool tail)
+{
+	size_t n = tail ? w->out_len : w->out_len & ~(size_t)(BLOB_ALIGN - 1);
+	size_t done = 0;
+
+	while (w->direct && done < n) {
+		size_t k = (n - done) & ~(size_t)(BLOB_ALIGN - 1);
+		ssize_t r;
+		if (k == 0)
+			break;
+		r = pwrite(w->fd, w->out + done, k, (off_t)(w->out_off + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno != EINVAL)
+			return -errno;
+		if (r > 0)
+			done += (size_t)r;
+		if (r != (ssize_t)k)
+			direct_off(w); /* refused, or short: the rest the ordinary way */
+	}
+	if (done < n) {
+		if (w->direct)
+			direct_off(w);
+		int rc = pwrite_all(w->fd, w->out + done, n - done, w->out_off + done);
+		if (rc < 0)
+			return rc;
+	}
+	memmove(w->out, w->out + n, w->out_len - n);
+	w->out_len -= n;
+	w->out_off += n;
+	return 0;
+}
+
 int dmn__blob_create(dmn_blobs *b, dmn_blob_writer **out, dcr_err *err)
 {
 	dmn_blob_writer *w = dcr_calloc(1, sizeof *w);
@@ -297,7 +369,21 @@ int dmn__blob_create(dmn_blobs *b, dmn_blob_writer **out, dcr_err *err)
 		return rc;
 	}
 	w->buf = dcr_malloc(DMN_BLOB_CHUNK_BYTES);
-	w->ct = dcr_malloc(DMN_BLOB_CHUNK_BYTES + DCR_GCM_TAG_BYTES);
+	{
+		int fl = fcntl(w->fd, F_GETFL);
+		void *p = NULL;
+		w->direct = fl >= 0 && fcntl(w->fd, F_SETFL, fl | O_DIRECT) == 0 &&
+		            posix_memalign(&p, BLOB_ALIGN, BLOB_OUT_CAP) == 0;
+		if (w->direct) {
+			w->out = p;
+			memset(w->out, 0, BLOB_HDR_BYTES); /* the header's place */
+			w->out_len = BLOB_HDR_BYTES;
+		} else {
+			if (fl >= 0)
+				(void)fcntl(w->fd, F_SETFL, fl);
+			w->ct = dcr_malloc(DMN_BLOB_CHUNK_BYTES + DCR_GCM_TAG_BYTES);
+		}
+	}
 	w->sha = dcr_sha256_new();
 	w->file_off = BLOB_HDR_BYTES;
 	*out = w;
@@ -309,12 +395,19 @@ static int flush_chunk(dmn_blob_writer *w, bool last, dcr_err *err)
 	uint8_t nonce[DCR_GCM_NONCE_BYTES], aad[DMN_BLOB_ID_BYTES + 5];
 	int rc;
 
+	uint8_t *ct = w->out ? w->out + w->out_len : w->ct;
+
 	chunk_nonce(nonce, w->prefix, w->index);
 	chunk_aad(aad, w->id, w->index, last);
-	rc = dcr_gcm_seal(w->key, nonce, aad, sizeof aad, w->buf, w->have, w->ct, w->ct + w->have);
+	rc = dcr_gcm_seal(w->key, nonce, aad, sizeof aad, w->buf, w->have, ct, ct + w->have);
 	if (rc < 0)
 		return dcr_err_set(err, rc, "sealing blob chunk %u", w->index);
-	rc = pwrite_all(w->fd, w->ct, w->have + DCR_GCM_TAG_BYTES, w->file_off);
+	if (w->out) {
+		w->out_len += w->have + DCR_GCM_TAG_BYTES;
+		rc = w->out_len >= BLOB_DIRECT_BYTES || last ? out_drain(w, last) : 0;
+	} else {
+		rc = pwrite_all(w->fd, w->ct, w->have + DCR_GCM_TAG_BYTES, w->file_off);
+	}
 	if (rc < 0)
 		return dcr_err_set(err, rc, "writing %s: %s", w->tmp_path, dcr_strerror(rc));
 	w->file_off += w->have + DCR_GCM_TAG_BYTES;
@@ -426,6 +519,7 @@ static void writer_free(dmn_blob_writer *w)
 		free(w->buf);
 	}
 	free(w->ct);
+	free(w->out);
 	dcr_sha256_free(w->sha);
 	free(w->tmp_path);
 	free(w);
@@ -480,6 +574,8 @@ int dmn__blob_commit(dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES], uint8_t sh
 		dcr_err_set(err, rc, "wrapping the blob key");
 		goto out;
 	}
+	if (w->direct)
+		direct_off(w); /* the header: 88 bytes, not a block */
 	rc = pwrite_all(w->fd, hdr, sizeof hdr, 0);
 	if (rc == 0 && fsync(w->fd) < 0)
 		rc = -errno;

@@ -6,15 +6,20 @@
  * a truncated file, the last chunk dropped (with the size field patched to
  * match), two chunks swapped, a header transplanted from another blob, the
  * wrong master key. Plus: no plaintext on disk, temp files removed on
- * abort and at open; removals held while a backup runs (hold/unhold). */
+ * abort and at open; removals held while a backup runs (hold/unhold);
+ * writes around the page cache (O_DIRECT) where the file system allows,
+ * and the same bytes through ordinary writes when a direct write comes
+ * back short or fails (fault_inject.h). */
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../daemon/dmn_int.h"
 
+#include "fault_inject.h"
 #include "test.h"
 
 #define CH  DMN_BLOB_CHUNK_BYTES
@@ -71,13 +76,15 @@ static void patch(const char *id, uint64_t off, uint8_t xor_mask)
 
 static void test_roundtrip(dmn_blobs *b)
 {
-	static const size_t sizes[] = {0, 1, 100, CH - 1, CH, CH + 1, 3 * CH + 5};
-	uint8_t *data = dcr_malloc(3 * CH + 5);
+	/* up to 9 chunks: several of the direct writer's 4 MiB blocks */
+	static const size_t sizes[] = {0,      1,          100,        CH - 1, CH,
+	                               CH + 1, 3 * CH + 5, 4 * CH - 3, 9 * CH + 7};
+	uint8_t *data = dcr_malloc(9 * CH + 7);
 	dcr_buf out;
 	dcr_err err;
 
 	dcr_buf_init(&out);
-	fill(data, 3 * CH + 5, 7);
+	fill(data, 9 * CH + 7, 7);
 	for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
 		size_t n = sizes[k];
 		char id[DMN_BLOB_HEX_BYTES];
@@ -340,6 +347,110 @@ static void test_hold(dmn_blobs *b)
 	free(p2);
 }
 
+/* Whether files in the test directory can be opened O_DIRECT (not every
+ * file system can: the writer then writes the ordinary way). */
+static bool direct_ok(void)
+{
+	char *p = dcr_asprintf("%s/direct-probe", dir);
+	int fd = open(p, O_WRONLY | O_CREAT | O_DIRECT, 0600);
+	if (fd >= 0)
+		close(fd);
+	unlink(p);
+	free(p);
+	return fd >= 0;
+}
+
+/* Pages of the file at path in the page cache, and of how many. */
+static size_t resident(const char *path, size_t *pages)
+{
+	int fd = open(path, O_RDONLY);
+	struct stat st;
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), n, in = 0;
+	unsigned char *vec;
+	void *m;
+
+	CHECK(fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0);
+	n = ((size_t)st.st_size + pg - 1) / pg;
+	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	CHECK(m != MAP_FAILED);
+	vec = dcr_malloc(n);
+	CHECK(mincore(m, (size_t)st.st_size, vec) == 0);
+	for (size_t i = 0; i < n; i++)
+		in += vec[i] & 1;
+	free(vec);
+	munmap(m, (size_t)st.st_size);
+	close(fd);
+	*pages = n;
+	return in;
+}
+
+static void write_blob(dmn_blobs *b, const uint8_t *data, size_t n, char id[DMN_BLOB_HEX_BYTES],
+                       int *rc)
+{
+	dmn_blob_writer *w;
+	dcr_err err;
+
+	CHECK(dmn__blob_create(b, &w, &err) == 0);
+	*rc = 0;
+	for (size_t off = 0; off < n && *rc == 0; off += 300000)
+		*rc = dmn__blob_write(w, data + off, n - off < 300000 ? n - off : 300000, &err);
+	if (*rc == 0)
+		*rc = dmn__blob_commit(w, id, NULL, NULL, &err);
+	else
+		dmn__blob_abort(w);
+}
+
+/* A large blob written around the page cache; a direct write that comes
+ * back short, then one that fails, at each of the first blocks. */
+static void test_direct(dmn_blobs *b)
+{
+	size_t n = 9 * CH + 7, pages;
+	uint8_t *data = dcr_malloc(n);
+	char id[DMN_BLOB_HEX_BYTES];
+	dcr_buf out;
+	dcr_err err;
+	int rc;
+
+	dcr_buf_init(&out);
+	fill(data, n, 11);
+	write_blob(b, data, n, id, &rc);
+	CHECK(rc == 0);
+	if (direct_ok()) {
+		/* the blocks went to the disk, not through the page cache:
+		 * only the header's block and the tail are cached */
+		char *p = path_of(id);
+		size_t in = resident(p, &pages);
+		CHECK(in <= 4);
+		if (in > 4)
+			fprintf(stderr, "  %zu of %zu pages of a new blob in the page cache\n", in,
+			        pages);
+		free(p);
+	} else {
+		fprintf(stderr, "  (no O_DIRECT on %s: the ordinary writes are tested)\n", dir);
+	}
+	CHECK(read_all(b, id, &out, &err) == 0 && out.len == n && !memcmp(out.data, data, n));
+	CHECK(dmn__blob_remove(b, id) == 0);
+
+	for (long point = 1; point <= 3; point++) {
+		/* short: the rest of the blob the ordinary way, same bytes */
+		fi_arm(getpid(), FI_WRITE, FI_SHORT, 0, point);
+		write_blob(b, data, n, id, &rc);
+		fi_disarm();
+		CHECK(rc == 0 && fi->fired == 1);
+		CHECK(read_all(b, id, &out, &err) == 0 && out.len == n &&
+		      !memcmp(out.data, data, n));
+		CHECK(dmn__blob_remove(b, id) == 0);
+		/* failed: the blob fails, and leaves nothing */
+		fi_arm(getpid(), FI_WRITE, FI_EIO, 0, point);
+		write_blob(b, data, n, id, &rc);
+		fi_disarm();
+		CHECK(rc < 0 && fi->fired == 1);
+		CHECK(count_tmp() == 0);
+	}
+	dcr_buf_release(&out);
+	free(data);
+}
+
 int main(void)
 {
 	dmn_blobs *b = NULL;
@@ -350,6 +461,7 @@ int main(void)
 	if (!mkdtemp(dir))
 		return 1;
 	atexit(cleanup);
+	fi_setup(dir);
 	dcr_random(master, sizeof master);
 	CHECK(dmn__blobs_open(&b, dir, master, &err) == 0);
 	if (!b)
@@ -358,6 +470,7 @@ int main(void)
 	test_tamper(b, master);
 	test_plaintext_and_tmp(&b, master);
 	test_hold(b);
+	test_direct(b);
 	dmn__blobs_close(b);
 	return t_failures ? 1 : 0;
 }
