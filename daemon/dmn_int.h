@@ -14,7 +14,7 @@
  *                                        the room's appends
  *   uploads (ops.c)   up.mu              up.done, up.next_id   (up.open: atomic)
  *                     up.rows_mu (leaf)  up.rows   (up.rows_bytes: atomic)
- *   jobs (jobs.c)     jobs.mu            jobs.q, nq, rr, nqueued, nruns, running,
+ *   jobs (jobs.c)     jobs.mu            jobs.q, nq, rr, nqueued, nruns, running, storing,
  *                                        keys, nkeys, appends_active, active, nactive
  *                                        (jobs.stopping: atomic, set under mu)
  *                     jobs.image_mu      jobs.image_building: one build per table at a
@@ -232,12 +232,14 @@ typedef struct dmn_jobq {
 	size_t runs;      /* run and development jobs queued or running: the
 	                     per-room cap on queued runs counts these */
 	unsigned running; /* jobs of this room being computed */
+	unsigned storing; /* its table builds past ready, storing their blob:
+	                     busy workers, not counted against the room's cap */
 	uint8_t last_key[32]; /* requester of the last job taken (turns) */
 } dmn_jobq;
 
 /* Background jobs (jobs.c). */
 typedef struct dmn_jobs {
-	dmn_mutex mu; /* guards q, nq, rr, nqueued, nruns, running, keys,
+	dmn_mutex mu; /* guards q, nq, rr, nqueued, nruns, running, storing, keys,
 	                 nkeys, appends_active, active, nactive */
 	pthread_cond_t cv;        /* a job was queued or finished, or stopping */
 	pthread_cond_t append_cv; /* appends_active went down */

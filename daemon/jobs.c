@@ -46,6 +46,7 @@ struct dmn_job {
 	char *blob;    /* image: data blob */
 	char *dataset; /* image */
 	char *run_id;  /* run */
+	bool storing;  /* image: ready for runs, its blob being stored (job_storing) */
 };
 
 static void job_free(dmn_job *j)
@@ -135,7 +136,7 @@ static dmn_job *take(dmn *d)
 
 	DMN_ASSERT_HELD(&d->jobs.mu);
 	for (size_t i = 0; i < d->jobs.nq; i++)
-		busy += d->jobs.q[i]->running;
+		busy += d->jobs.q[i]->running + d->jobs.q[i]->storing;
 	/* With 3 workers or more, the last free one is kept for a room, and a
 	 * requester, with nothing running: rooms or keys that fill the others
 	 * with long runs never hold every worker (docs/daemon.md,
@@ -146,7 +147,7 @@ static dmn_job *take(dmn *d)
 		dmn_jobq *q = d->jobs.q[at];
 		dmn_job *j, *prev, *pick = NULL, *pick_prev = NULL;
 		if (!q->head || q->running >= d->jobs.room_running_max ||
-		    (keep_last && q->running > 0))
+		    (keep_last && q->running + q->storing > 0))
 			continue;
 		for (prev = NULL, j = q->head; j; prev = j, j = j->next) {
 			const struct dmn_keyrun *k = key_set(j->key) ? keyrun(d, j->key) : NULL;
@@ -197,8 +198,13 @@ static dmn_job *take(dmn *d)
 static void finish(dmn *d, dmn_job *j)
 {
 	DMN_ASSERT_HELD(&d->jobs.mu);
-	DCR_ASSERT(j->q && j->q->running > 0);
-	j->q->running--;
+	if (j->storing) {
+		DCR_ASSERT(j->q && j->q->storing > 0);
+		j->q->storing--;
+	} else {
+		DCR_ASSERT(j->q && j->q->running > 0);
+		j->q->running--;
+	}
 	if (job_is_run(j)) {
 		DCR_ASSERT(j->q->runs > 0 && d->jobs.nruns > 0);
 		j->q->runs--;
@@ -211,6 +217,23 @@ static void finish(dmn *d, dmn_job *j)
 			*k = d->jobs.keys[--d->jobs.nkeys];
 	}
 	pthread_cond_broadcast(&d->jobs.cv);
+}
+
+/* The table build j is ready for runs and only stores its blob now: it
+ * still holds its worker, but no longer its room's slot, so a run of the
+ * room that waited for the table starts at once instead of after the
+ * store (docs/daemon.md, "Scheduling"). */
+static void job_storing(dmn *d, dmn_job *j)
+{
+	dmn__mutex_lock(&d->jobs.mu);
+	if (!j->storing && j->q) {
+		DCR_ASSERT(j->q->running > 0);
+		j->q->running--;
+		j->q->storing++;
+		j->storing = true;
+		pthread_cond_broadcast(&d->jobs.cv);
+	}
+	dmn__mutex_unlock(&d->jobs.mu);
 }
 
 int dmn__jobs_admit(dmn *d, dmn_room *r, const char *type, dcr_err *err)
@@ -470,6 +493,7 @@ struct blob_src {
 
 /* A background build's thread (image_bg_main): niced, and dcrd's nice
  * value before. */
+static __thread dmn_job *build_job; /* the table build job this thread runs */
 static __thread bool build_niced;
 static __thread int build_base_nice;
 
@@ -817,6 +841,8 @@ static int ensure_image(dmn *d, const uint8_t room[ES_ROOM_ID_BYTES], const char
 			         "table of %s (blob %s) ready for runs after %llu ms, in the image "
 			         "cache; storing it",
 			         dataset, data_blob, (unsigned long long)(dcr_mono_ms() - t0));
+			if (background && build_job)
+				job_storing(d, build_job);
 		}
 		{
 			size_t n;
@@ -920,7 +946,9 @@ static void image_build(dmn *d, dmn_job *j)
 	int rc;
 
 	dcr_err_clear(&err);
+	build_job = j;
 	rc = ensure_image(d, j->room, j->dataset, j->blob, NULL, 0, true, NULL, &err);
+	build_job = NULL;
 	if (rc == DCR_ECANCELED) /* shutdown: built again at the next start */
 		dmn__log(d, DMN_LOG_INFO, "prepared table of %s (blob %s): cancelled at shutdown",
 		         j->dataset, j->blob);

@@ -15,6 +15,9 @@
  * every later one fails, like a full disk):
  *   FI_EIO, FI_ENOSPC  the call does nothing and returns -1 with that errno;
  *   FI_SHORT           a write writes half its bytes and returns that count.
+ *   FI_DELAY           a write of at least fi->delay_min bytes waits
+ *                      fi->delay_ms first, then is done whole (a slow disk,
+ *                      to hold a background job at its write).
  * The state lives in a shared anonymous mapping, so a parent can arm a
  * forked daemon and read its counts.
  *
@@ -42,7 +45,7 @@
 #include <unistd.h>
 
 enum { FI_WRITE = 1, FI_SYNC = 2, FI_RENAME = 4, FI_CREATE = 8, FI_ALL = 15 };
-enum { FI_EIO, FI_ENOSPC, FI_SHORT };
+enum { FI_EIO, FI_ENOSPC, FI_SHORT, FI_DELAY };
 
 typedef struct fi_state {
 	char dir[256]; /* prefix of the paths that count */
@@ -50,7 +53,9 @@ typedef struct fi_state {
 	pid_t pid; /* the process whose calls count */
 	int armed;
 	unsigned classes; /* FI_* mask of the calls that count */
-	int kind;         /* FI_EIO, FI_ENOSPC, FI_SHORT */
+	int kind;         /* FI_EIO, FI_ENOSPC, FI_SHORT, FI_DELAY */
+	long delay_ms;    /* FI_DELAY: the wait, */
+	size_t delay_min; /* for writes of this many bytes or more */
 	int sticky;       /* fail target and every later point */
 	long target;      /* 0: count only */
 	long count;       /* points seen while armed */
@@ -175,6 +180,11 @@ static int fi_errno(void)
  * really write (kind FI_SHORT, n > 1). */
 static ssize_t fi_write_fault(size_t n)
 {
+	if (fi->kind == FI_DELAY) {
+		if (n >= fi->delay_min)
+			usleep((useconds_t)(fi->delay_ms * 1000));
+		return (ssize_t)n;
+	}
 	if (fi->kind == FI_SHORT && n > 1)
 		return (ssize_t)(n / 2);
 	errno = fi_errno();
@@ -220,6 +230,10 @@ static int fi_iov_fault(const struct iovec *iov, int cnt, struct iovec *one)
 
 	for (int i = 0; i < cnt; i++)
 		total += iov[i].iov_len;
+	if (fi->kind == FI_DELAY) {
+		(void)fi_write_fault(total);
+		return 0; /* all of it */
+	}
 	if (fi->kind != FI_SHORT || total < 2) {
 		errno = fi_errno();
 		return -1;
@@ -237,9 +251,11 @@ ssize_t fi_writev(int fd, const struct iovec *iov, int cnt)
 
 	FI_REAL(ssize_t(*)(int, const struct iovec *, int), "writev");
 	if (fi_fd_hit(FI_WRITE, "writev", fd)) {
-		if (fi_iov_fault(iov, cnt, &one) < 0)
+		int k_ = fi_iov_fault(iov, cnt, &one);
+		if (k_ < 0)
 			return -1;
-		return real(fd, &one, 1);
+		if (k_ > 0)
+			return real(fd, &one, 1);
 	}
 	return real(fd, iov, cnt);
 }
@@ -251,9 +267,11 @@ ssize_t fi_writev(int fd, const struct iovec *iov, int cnt)
 		struct iovec one;                                                                  \
 		FI_REAL(ssize_t (*)(int, const struct iovec *, int, off_t), sym);                  \
 		if (fi_fd_hit(FI_WRITE, "pwritev", fd)) {                                          \
-			if (fi_iov_fault(iov, cnt, &one) < 0)                                      \
+			int k_ = fi_iov_fault(iov, cnt, &one);                                     \
+			if (k_ < 0)                                                                \
 				return -1;                                                         \
-			return real(fd, &one, 1, off);                                             \
+			if (k_ > 0)                                                                \
+				return real(fd, &one, 1, off);                                     \
 		}                                                                                  \
 		return real(fd, iov, cnt, off);                                                    \
 	}

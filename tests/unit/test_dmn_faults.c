@@ -18,7 +18,12 @@
  * Operations: the event store alone (one append; a group commit of
  * several), and through dcrd (started in process, forked, so the hook of
  * fault_inject.h applies to it): room creation and publication, a
- * provision, a run. */
+ * provision, a run.
+ *
+ * Last, a slow disk rather than a failing one (FI_DELAY): a run requested
+ * while its table is ready in the image cache but its blob still being
+ * written must not wait for the write, even when the room may run one job
+ * at a time (--max-running-per-room 1). */
 #include "fault_inject.h"
 
 #include <stdio.h>
@@ -29,6 +34,7 @@
 #include "test_dmn_common.h"
 
 static td t;
+static unsigned ft_workers, ft_room_cap; /* dcrd's job options (0: defaults) */
 static bool verbose;
 static char base_dir[160];
 static long iterations;
@@ -70,6 +76,8 @@ static void ft_child(void)
 	o.data_dir = t.data;
 	o.socket_path = t.sock;
 	o.log_level = getenv("DCR_FAULT_DEBUG") ? DMN_LOG_DEBUG : DMN_LOG_INFO;
+	o.job_workers = ft_workers;
+	o.room_running_max = ft_room_cap;
 	dcr_err_clear(&e);
 	rc = dmn_run(&o, &e);
 	/* _exit: the parent's atexit handlers are not the child's. So no leak
@@ -1058,6 +1066,90 @@ static void sweep_es(bool group, unsigned classes, int kind, bool sticky)
 
 /* ---- main -------------------------------------------------------------------- */
 
+/* ---- a slow disk: a run does not wait for a table's blob ---------------------- */
+
+static void slow_store_case(void)
+{
+	const char *where = "slow store";
+	size_t rows = 30000;
+	uint8_t room[ES_ROOM_ID_BYTES];
+	char *json = room_json(), run_id[33], *log, *done_at, *stored_at;
+	char needle[64];
+	dcr_buf csv, res;
+	cl_conn *a, *i;
+	cl_run_status st;
+	dcr_err err;
+
+	rm_tree(t.data);
+	unlink(t.log);
+	ft_workers = 2;
+	ft_room_cap = 1;
+	if (ft_start() < 0)
+		exit(1);
+	a = td_connect(&t, t.anna);
+	i = td_connect(&t, t.ian);
+	DCR_ASSERT(a && i);
+	CHECK_OK(td_room_publish(a, json, room, &err), &err);
+	CHECK_OK(td_provision(i, room, "insurer", CSV_INSURER, &err), &err);
+	CHECK(log_count_wait("prepared table insurer", 1, 20000));
+	dcr_buf_init(&csv);
+	dcr_buf_append_str(&csv, "email,city,age\n");
+	/* a@ to d@ match the insurer's rows; the others are unique */
+	for (size_t k = 0; k < rows; k++) {
+		if (k < 4)
+			dcr_buf_printf(&csv, "%c@x.example", "abcd"[k]);
+		else
+			dcr_buf_printf(&csv, "u%zu@x.example", k);
+		dcr_buf_printf(&csv, ",%s,%zu\n", k % 2 ? "Oslo" : "Bergen", 20 + k % 50);
+	}
+	/* every write of 64 KiB or more into tmp/ (blobs being written)
+	 * takes 3 s: the upload's, then the prepared table's */
+	snprintf(fi->dir, sizeof fi->dir, "%s/tmp/", t.data);
+	fi->dir_n = strlen(fi->dir);
+	fi->delay_ms = 3000;
+	fi->delay_min = 65536;
+	fi_arm(t.pid, FI_WRITE, FI_DELAY, 1, 1);
+	CHECK_OK(td_provision(a, room, "bank", dcr_buf_cstr(&csv), &err), &err);
+	CHECK_OK(cl_run(a, room, "overlap", run_id, &err), &err);
+	CHECK_OK(td_wait_run(a, room, "overlap", run_id, &st, 30000, &err), &err);
+	CHECK(strcmp(st.state, "done") == 0);
+	cl_run_status_release(&st);
+	CHECK(log_count_wait("prepared table bank", 1, 30000));
+	fi_disarm();
+	CHECK(fi->fired > 0);
+	/* the run was done before the table's blob was stored */
+	log = td_log_text(&t);
+	snprintf(needle, sizeof needle, "run %s (overlap) in room", run_id);
+	/* the run's "done in" line */
+	for (done_at = strstr(log, needle); done_at; done_at = strstr(done_at + 1, needle)) {
+		char *nl = strchr(done_at, '\n');
+		if (nl && memmem(done_at, (size_t)(nl - done_at), "done in", 7))
+			break;
+	}
+	stored_at = strstr(log, "prepared table bank");
+	CHECK(done_at && stored_at && strstr(log, "table of bank"));
+	if (done_at && stored_at && done_at > stored_at) {
+		fprintf(stderr, "%s: the run waited for the table's blob to be stored\n", where);
+		print_log();
+		t_failures++;
+	}
+	free(log);
+	/* and its result is the table's */
+	dcr_buf_init(&res);
+	CHECK_OK(td_result(a, room, "overlap", &res, &err), &err);
+	CHECK(strstr(dcr_buf_cstr(&res), "Oslo") != NULL);
+	dcr_buf_release(&res);
+	dcr_buf_release(&csv);
+	cl_close(a);
+	cl_close(i);
+	free(json);
+	ft_stop(where);
+	snprintf(fi->dir, sizeof fi->dir, "%s/", t.data);
+	fi->dir_n = strlen(fi->dir);
+	ft_workers = ft_room_cap = 0;
+	iterations++;
+}
+
 static bool selected(const char *name)
 {
 	const char *only = getenv("DCR_FAULT_ONLY");
@@ -1133,6 +1225,8 @@ int main(void)
 		sweep_dmn(o, FI_WRITE, FI_SHORT, false);
 		dcr_buf_release(&o->expected);
 	}
+	if (selected("slow store"))
+		slow_store_case();
 	fprintf(stderr, "%ld cases in %llu ms, %d failures\n", iterations,
 	        (unsigned long long)(dcr_mono_ms() - t0), t_failures);
 	return t_failures ? 1 : 0;
