@@ -15,15 +15,17 @@
  * a reader caches its last chunk for sequential access.
  *
  * Writes bypass the page cache where the file system allows (O_DIRECT):
- * sealed chunks gather in an aligned buffer and go to the disk in whole
- * blocks of BLOB_DIRECT_BYTES; the unaligned tail and the header are
- * written through the page cache at commit. A blob is written once and
+ * each sealed chunk goes into an aligned buffer, and its whole 4 KiB
+ * blocks go to the disk (what is left of the last block waits for the next
+ * chunk); the unaligned tail and the header are written through the page
+ * cache at commit. The buffer takes the place of the sealed chunk's, so a
+ * writer holds no more memory than before. A blob is written once and
  * read rarely (a prepared table is served from the image cache), so
  * copying GBs of it into page cache only evicted what other rooms read;
  * and on a virtual machine whose host reclaims the guest's free memory,
  * fresh page cache cost more than the disk (docs/daemon.md, "Blob
- * format"). A file system without O_DIRECT, or a direct write that fails
- * or comes back short, falls back to ordinary writes for the rest of the
+ * format"). A file system without O_DIRECT, or a direct write refused
+ * (EINVAL) or short, falls back to ordinary writes for the rest of the
  * blob: the bytes on disk are the same either way.
  *
  * Uploads hand their bytes to the writer with dmn__blob_write_start: a
@@ -46,9 +48,8 @@
 #define BLOB_HELPERS 2
 
 /* Direct writes: the alignment asked of buffer, offset and length (the
- * largest logical block size in use), and how much gathers before a write. */
-#define BLOB_ALIGN        4096u
-#define BLOB_DIRECT_BYTES (4u << 20)
+ * largest logical block size in use). */
+#define BLOB_ALIGN 4096u
 
 struct dmn_blobs {
 	char *blob_dir;
@@ -300,16 +301,19 @@ static int pread_all(int fd, void *p, size_t n, uint64_t off)
 
 /* ---- writing --------------------------------------------------------------- */
 
-#define BLOB_OUT_CAP (BLOB_DIRECT_BYTES + DMN_BLOB_CHUNK_BYTES + DCR_GCM_TAG_BYTES + BLOB_ALIGN)
+/* What out holds at most: less than a block left over (or the header's
+ * place), and one sealed chunk. */
+#define BLOB_OUT_CAP (BLOB_ALIGN + DMN_BLOB_CHUNK_BYTES + DCR_GCM_TAG_BYTES)
 
 /* Stops writing around the page cache: what is left of the blob goes
  * through ordinary writes. */
-static void direct_off(dmn_blob_writer *w)
+static int direct_off(dmn_blob_writer *w)
 {
 	int fl = fcntl(w->fd, F_GETFL);
-	if (fl >= 0)
-		(void)fcntl(w->fd, F_SETFL, fl & ~O_DIRECT);
+	if (fl < 0 || fcntl(w->fd, F_SETFL, fl & ~O_DIRECT) < 0)
+		return -errno;
 	w->direct = false;
+	return 0;
 }
 
 /* Writes out's whole blocks (all of out when tail is set); keeps the rest
@@ -332,13 +336,13 @@ static int out_drain(dmn_blob_writer *w, bool tail)
 			return -errno;
 		if (r > 0)
 			done += (size_t)r;
-		if (r != (ssize_t)k)
-			direct_off(w); /* refused, or short: the rest the ordinary way */
+		if (r != (ssize_t)k && (r = direct_off(w)) < 0)
+			return (int)r; /* refused, or short: the rest the ordinary way */
 	}
 	if (done < n) {
-		if (w->direct)
-			direct_off(w);
-		int rc = pwrite_all(w->fd, w->out + done, n - done, w->out_off + done);
+		int rc = w->direct ? direct_off(w) : 0;
+		if (rc == 0)
+			rc = pwrite_all(w->fd, w->out + done, n - done, w->out_off + done);
 		if (rc < 0)
 			return rc;
 	}
@@ -404,7 +408,7 @@ static int flush_chunk(dmn_blob_writer *w, bool last, dcr_err *err)
 		return dcr_err_set(err, rc, "sealing blob chunk %u", w->index);
 	if (w->out) {
 		w->out_len += w->have + DCR_GCM_TAG_BYTES;
-		rc = w->out_len >= BLOB_DIRECT_BYTES || last ? out_drain(w, last) : 0;
+		rc = out_drain(w, last);
 	} else {
 		rc = pwrite_all(w->fd, w->ct, w->have + DCR_GCM_TAG_BYTES, w->file_off);
 	}
@@ -574,9 +578,9 @@ int dmn__blob_commit(dmn_blob_writer *w, char id[DMN_BLOB_HEX_BYTES], uint8_t sh
 		dcr_err_set(err, rc, "wrapping the blob key");
 		goto out;
 	}
-	if (w->direct)
-		direct_off(w); /* the header: 88 bytes, not a block */
-	rc = pwrite_all(w->fd, hdr, sizeof hdr, 0);
+	rc = w->direct ? direct_off(w) : 0; /* the header: 88 bytes, not a block */
+	if (rc == 0)
+		rc = pwrite_all(w->fd, hdr, sizeof hdr, 0);
 	if (rc == 0 && fsync(w->fd) < 0)
 		rc = -errno;
 	if (rc < 0) {

@@ -149,6 +149,11 @@ static dmn_job *take(dmn *d)
 		if (!q->head || q->running >= d->jobs.room_running_max ||
 		    (keep_last && q->running + q->storing > 0))
 			continue;
+		/* A room's builds that store their blob are not under its cap:
+		 * they never leave it every worker while another room has a
+		 * job waiting (keep_last says so from 3 workers; this for 2). */
+		if (q->storing > 0 && busy + 1 >= d->jobs.workers_n && d->jobs.nqueued > q->queued)
+			continue;
 		for (prev = NULL, j = q->head; j; prev = j, j = j->next) {
 			const struct dmn_keyrun *k = key_set(j->key) ? keyrun(d, j->key) : NULL;
 			if (k && (k->running >= d->jobs.key_running_max || (keep_last && k->running > 0)))
@@ -493,7 +498,6 @@ struct blob_src {
 
 /* A background build's thread (image_bg_main): niced, and dcrd's nice
  * value before. */
-static __thread dmn_job *build_job; /* the table build job this thread runs */
 static __thread bool build_niced;
 static __thread int build_base_nice;
 
@@ -605,6 +609,10 @@ static struct dmn_building *building_find(dmn *d, const char *key)
 			return &d->jobs.image_building[i];
 	return NULL;
 }
+
+/* The table build job this thread runs (image_build), so that ensure_image
+ * can give its room's slot back once the table is ready (job_storing). */
+static __thread dmn_job *build_job;
 
 /* Makes sure the prepared table of data_blob exists; *image_id (may be
  * NULL) gets its blob id. The dataset's schema is taken from the room's

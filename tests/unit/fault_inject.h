@@ -13,7 +13,10 @@
  * while armed. Every such call of a selected class is one "I/O point",
  * numbered from 1; point fi->target fails (or, FI_STICKY, that point and
  * every later one fails, like a full disk):
- *   FI_EIO, FI_ENOSPC  the call does nothing and returns -1 with that errno;
+ *   FI_EIO, FI_ENOSPC, FI_EINVAL
+ *                      the call does nothing and returns -1 with that errno
+ *                      (EINVAL: what a direct write the file system cannot
+ *                      do gets);
  *   FI_SHORT           a write writes half its bytes and returns that count.
  *   FI_DELAY           a write of at least fi->delay_min bytes waits
  *                      fi->delay_ms first, then is done whole (a slow disk,
@@ -45,7 +48,7 @@
 #include <unistd.h>
 
 enum { FI_WRITE = 1, FI_SYNC = 2, FI_RENAME = 4, FI_CREATE = 8, FI_ALL = 15 };
-enum { FI_EIO, FI_ENOSPC, FI_SHORT, FI_DELAY };
+enum { FI_EIO, FI_ENOSPC, FI_SHORT, FI_DELAY, FI_EINVAL };
 
 typedef struct fi_state {
 	char dir[256]; /* prefix of the paths that count */
@@ -53,7 +56,7 @@ typedef struct fi_state {
 	pid_t pid; /* the process whose calls count */
 	int armed;
 	unsigned classes; /* FI_* mask of the calls that count */
-	int kind;         /* FI_EIO, FI_ENOSPC, FI_SHORT, FI_DELAY */
+	int kind;         /* FI_EIO, FI_ENOSPC, FI_SHORT, FI_DELAY, FI_EINVAL */
 	long delay_ms;    /* FI_DELAY: the wait, */
 	size_t delay_min; /* for writes of this many bytes or more */
 	int sticky;       /* fail target and every later point */
@@ -173,7 +176,7 @@ static bool fi_fd_hit(unsigned cls, const char *op, int fd)
 
 static int fi_errno(void)
 {
-	return fi->kind == FI_ENOSPC ? ENOSPC : EIO;
+	return fi->kind == FI_ENOSPC ? ENOSPC : fi->kind == FI_EINVAL ? EINVAL : EIO;
 }
 
 /* The fault for a write of n bytes: -1 (errno set), or the short count to
