@@ -91,6 +91,8 @@ _Noreturn void dcr__assert_fail(const char *expr, const char *file, int line);
 /* malloc/calloc/realloc that abort on exhaustion (allocation sizes are
  * always bounded by the limits in limits.h before we get here). */
 void *dcr_malloc(size_t n);
+/* align: a power of two, a multiple of sizeof(void *); free() frees it */
+void *dcr_malloc_aligned(size_t align, size_t n);
 void *dcr_calloc(size_t n, size_t size);
 void *dcr_realloc(void *p, size_t n);
 char *dcr_strdup(const char *s);

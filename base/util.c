@@ -102,6 +102,12 @@ void *dcr_malloc(size_t n)
 	return p ? p : oom(n);
 }
 
+void *dcr_malloc_aligned(size_t align, size_t n)
+{
+	void *p = NULL;
+	return posix_memalign(&p, align, n ? n : 1) == 0 ? p : oom(n);
+}
+
 void *dcr_calloc(size_t n, size_t size)
 {
 	void *p = calloc(n ? n : 1, size ? size : 1);

@@ -79,17 +79,16 @@ struct dmn_blob_writer {
 	uint8_t key[DCR_AES_KEY_BYTES];
 	uint8_t prefix[8];
 	uint8_t *buf; /* plaintext of the chunk being filled */
-	uint8_t *ct;  /* buffered: the sealed chunk; direct: NULL */
 	size_t have;
-	/* direct: sealed bytes not yet written, from file offset out_off
+	/* sealed bytes not yet written, from file offset out_off
 	 * (BLOB_ALIGN-aligned memory and offset; the header's 88 bytes are a
 	 * placeholder while out_off is 0) */
-	bool direct;
 	uint8_t *out;
 	size_t out_len;
 	uint64_t out_off;
+	bool direct; /* the file is open O_DIRECT */
 	uint32_t index;
-	uint64_t size, file_off;
+	uint64_t size;
 	dcr_sha256_ctx *sha;
 	bool failed;
 	/* the job handed to a helper (under b->mu) */
@@ -373,23 +372,14 @@ int dmn__blob_create(dmn_blobs *b, dmn_blob_writer **out, dcr_err *err)
 		return rc;
 	}
 	w->buf = dcr_malloc(DMN_BLOB_CHUNK_BYTES);
+	w->out = dcr_malloc_aligned(BLOB_ALIGN, BLOB_OUT_CAP);
+	memset(w->out, 0, BLOB_HDR_BYTES); /* the header's place */
+	w->out_len = BLOB_HDR_BYTES;
 	{
 		int fl = fcntl(w->fd, F_GETFL);
-		void *p = NULL;
-		w->direct = fl >= 0 && fcntl(w->fd, F_SETFL, fl | O_DIRECT) == 0 &&
-		            posix_memalign(&p, BLOB_ALIGN, BLOB_OUT_CAP) == 0;
-		if (w->direct) {
-			w->out = p;
-			memset(w->out, 0, BLOB_HDR_BYTES); /* the header's place */
-			w->out_len = BLOB_HDR_BYTES;
-		} else {
-			if (fl >= 0)
-				(void)fcntl(w->fd, F_SETFL, fl);
-			w->ct = dcr_malloc(DMN_BLOB_CHUNK_BYTES + DCR_GCM_TAG_BYTES);
-		}
+		w->direct = fl >= 0 && fcntl(w->fd, F_SETFL, fl | O_DIRECT) == 0;
 	}
 	w->sha = dcr_sha256_new();
-	w->file_off = BLOB_HDR_BYTES;
 	*out = w;
 	return 0;
 }
@@ -397,24 +387,18 @@ int dmn__blob_create(dmn_blobs *b, dmn_blob_writer **out, dcr_err *err)
 static int flush_chunk(dmn_blob_writer *w, bool last, dcr_err *err)
 {
 	uint8_t nonce[DCR_GCM_NONCE_BYTES], aad[DMN_BLOB_ID_BYTES + 5];
+	uint8_t *ct = w->out + w->out_len;
 	int rc;
-
-	uint8_t *ct = w->out ? w->out + w->out_len : w->ct;
 
 	chunk_nonce(nonce, w->prefix, w->index);
 	chunk_aad(aad, w->id, w->index, last);
 	rc = dcr_gcm_seal(w->key, nonce, aad, sizeof aad, w->buf, w->have, ct, ct + w->have);
 	if (rc < 0)
 		return dcr_err_set(err, rc, "sealing blob chunk %u", w->index);
-	if (w->out) {
-		w->out_len += w->have + DCR_GCM_TAG_BYTES;
-		rc = out_drain(w, last);
-	} else {
-		rc = pwrite_all(w->fd, w->ct, w->have + DCR_GCM_TAG_BYTES, w->file_off);
-	}
+	w->out_len += w->have + DCR_GCM_TAG_BYTES;
+	rc = out_drain(w, last);
 	if (rc < 0)
 		return dcr_err_set(err, rc, "writing %s: %s", w->tmp_path, dcr_strerror(rc));
-	w->file_off += w->have + DCR_GCM_TAG_BYTES;
 	w->index++;
 	w->have = 0;
 	return 0;
@@ -522,7 +506,6 @@ static void writer_free(dmn_blob_writer *w)
 		dcr_wipe(w->buf, DMN_BLOB_CHUNK_BYTES);
 		free(w->buf);
 	}
-	free(w->ct);
 	free(w->out);
 	dcr_sha256_free(w->sha);
 	free(w->tmp_path);
